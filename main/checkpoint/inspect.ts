@@ -1,0 +1,160 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { InspectReport, RoleInfo, TensorInfo, TreeNode } from '../../shared/inspect.ts';
+import type { FormatReading } from '../formats/format-reading.ts';
+import { PyBytes, PyComplex, PyDict, PyFloat, PyGlobal, PyList, PyObject, PySet, PyTuple, pyRepr, type PyValue } from '../formats/pickle/values.ts';
+import { TorchStorage, TorchTensor } from '../formats/torch-values.ts';
+import { detectLayout } from './layout.ts';
+import { asStateDict, findRoles, type Role } from './roles.ts';
+import { scanSecurity } from './security.ts';
+import { childrenOf, walkTensors, type TensorAt } from './tree.ts';
+
+/** An opened checkpoint with everything the engine found in it. Tensor bytes are still unread. */
+export interface Checkpoint {
+  file: string;
+  reading: FormatReading;
+  tensors: TensorAt[];
+  roles: Role[];
+  report: InspectReport;
+  close(): void;
+}
+
+export interface AnalyseOptions {
+  /** set when the file belongs to a per-rank family found in its folder */
+  familyRank?: number;
+  /** children shown per tree node (default 64) */
+  treeWidth?: number;
+}
+
+/** The storage a tensor's bytes really live in (legacy views point into a root storage). */
+export function rootStorage(s: TorchStorage): TorchStorage {
+  return s.viewOf ?? s;
+}
+
+export function analyse(file: string, reading: FormatReading, opts: AnalyseOptions = {}): Checkpoint {
+  // TorchScript constants (`constants.pkl`) hold tensors the code uses directly.
+  const constants = reading.torchscript?.constants;
+  const tensors = [...walkTensors(reading.root), ...(constants ? walkTensors(constants).map((t) => ({ ...t, path: ['(constants)', ...t.path] })) : [])];
+  const roles = findRoles(reading.root);
+  const users = new Map<TorchStorage, number>();
+  for (const { tensor } of tensors) if (tensor.storage) users.set(rootStorage(tensor.storage), (users.get(rootStorage(tensor.storage)) ?? 0) + 1);
+  const storages = new Set(users.keys());
+  const byDtype: Record<string, { tensors: number; bytes: number }> = {};
+  const byDevice: Record<string, { tensors: number; bytes: number }> = {};
+  const infos: TensorInfo[] = tensors.map(({ path: p, tensor: t }) => {
+    const add = (m: Record<string, { tensors: number; bytes: number }>, k: string): void => {
+      const e = (m[k] ??= { tensors: 0, bytes: 0 });
+      e.tensors++;
+      e.bytes += t.nbytes;
+    };
+    add(byDtype, t.dtype.name);
+    add(byDevice, t.device);
+    return {
+      path: p, dtype: t.dtype.name, shape: t.shape, stride: t.stride, storageOffset: t.storageOffset, device: t.device, nbytes: t.nbytes,
+      requiresGrad: t.requiresGrad, isParameter: t.isParameter, storage: t.storage ? rootStorage(t.storage).key : null,
+      shared: t.storage ? (users.get(rootStorage(t.storage)) ?? 0) > 1 : false, kind: t.subclass ?? t.kind,
+    };
+  });
+  const layout = detectLayout({ tensors: tensors.map((x) => x.tensor), roles, fileName: path.basename(file), ...(opts.familyRank !== undefined ? { familyRank: opts.familyRank } : {}) });
+  const roleInfos: RoleInfo[] = roles.map((r) => ({ kind: r.kind, path: r.path, ...(r.entries ? { keys: r.entries.length } : {}), ...(r.className ? { className: r.className } : {}), ...(r.note ? { note: r.note } : {}) }));
+  const modules = roles.filter((r) => r.kind === 'module').map((r) => ({ path: r.path, className: r.className ?? '', keys: (r.entries ?? []).map((e) => e.key) }));
+  const notes = [...reading.notes];
+  const report: InspectReport = {
+    file,
+    fileBytes: fs.statSync(file).size,
+    format: reading.format,
+    records: reading.records,
+    layout,
+    roles: roleInfos,
+    tensors: infos,
+    totals: { tensors: infos.length, storages: storages.size, storageBytes: [...storages].reduce((a, s) => a + s.nbytes, 0), byDtype, byDevice },
+    ...(modules.length ? { moduleStateDicts: modules } : {}),
+    security: scanSecurity(reading.globals, reading.root),
+    tree: summariseTree('', reading.root, 0, opts.treeWidth ?? 64, new Set()),
+    notes,
+  };
+  return { file, reading, tensors, roles, report, close: () => reading.close() };
+}
+
+
+export function typeName(v: PyValue): string {
+  if (v === null) return 'None';
+  if (typeof v === 'boolean') return 'bool';
+  if (typeof v === 'number' || typeof v === 'bigint') return 'int';
+  if (typeof v === 'string') return 'str';
+  if (v instanceof PyFloat) return 'float';
+  if (v instanceof PyComplex) return 'complex';
+  if (v instanceof PyBytes) return v.mutable ? 'bytearray' : 'bytes';
+  if (v instanceof PyDict) return v.ordered ? 'OrderedDict' : 'dict';
+  if (v instanceof PyList) return 'list';
+  if (v instanceof PyTuple) return 'tuple';
+  if (v instanceof PySet) return v.frozen ? 'frozenset' : 'set';
+  if (v instanceof TorchTensor) return v.isParameter ? 'Parameter' : v.subclass ?? 'tensor';
+  if (v instanceof TorchStorage) return 'storage';
+  if (v instanceof PyGlobal) return 'global';
+  if (v instanceof PyObject) return v.className;
+  return 'object';
+}
+
+/** A bounded summary of the container tree for display: at most `width` children per node. */
+export function summariseTree(key: string | number, v: PyValue, depth: number, width: number, onPath: Set<object>): TreeNode {
+  const type = typeName(v);
+  if (v instanceof TorchTensor) return { key, type, summary: `${v.dtype.name}[${v.shape.join(', ')}] ${v.device}` };
+  const kids = v !== null && typeof v === 'object' && !(v instanceof PyGlobal) ? childrenOf(v) : [];
+  if (kids.length === 0 || depth > 24 || onPath.has(v as object)) {
+    const summary = v instanceof PyDict || v instanceof PyList || v instanceof PyTuple || v instanceof PySet ? (kids.length ? '…' : 'empty') : pyRepr(v);
+    return { key, type, summary };
+  }
+  if (v instanceof PyDict) {
+    const sd = asStateDict(v);
+    if (sd && sd.some((e) => e.key.includes('.'))) {
+      return { key, type, summary: `state dict, ${sd.length} tensors`, children: keyTrie(sd.map((e) => [e.key, e.tensor] as const), width), ...(v.size > sd.length ? { more: v.size - sd.length } : {}) };
+    }
+  }
+  onPath.add(v as object);
+  const shown = kids.slice(0, width).map(([k, x]) => summariseTree(k, x, depth + 1, width, onPath));
+  onPath.delete(v as object);
+  const node: TreeNode = { key, type, summary: `${kids.length} item${kids.length === 1 ? '' : 's'}`, children: shown };
+  if (kids.length > width) node.more = kids.length - width;
+  return node;
+}
+
+/**
+ * Dotted state-dict keys folded into a tree on their dots (`module.` → `conv1.` → `weight`),
+ * with single-child chains joined, so 10,000 keys read as a few dozen lines.
+ */
+export function keyTrie(entries: readonly (readonly [string, TorchTensor])[], width: number): TreeNode[] {
+  interface Trie { kids: Map<string, Trie>; tensor?: TorchTensor; count: number }
+  const root: Trie = { kids: new Map(), count: 0 };
+  for (const [k, t] of entries) {
+    let cur = root;
+    cur.count++;
+    for (const part of k.split('.')) {
+      let next = cur.kids.get(part);
+      if (!next) cur.kids.set(part, (next = { kids: new Map(), count: 0 }));
+      next.count++;
+      cur = next;
+    }
+    cur.tensor = t;
+  }
+  const toNodes = (t: Trie): TreeNode[] => {
+    const nodes: TreeNode[] = [];
+    for (let [name, n] of t.kids) {
+      while (!n.tensor && n.kids.size === 1) {
+        const [childName, child] = [...n.kids][0]!;
+        name = `${name}.${childName}`;
+        n = child;
+      }
+      if (n.tensor && n.kids.size === 0) nodes.push({ key: name, type: n.tensor.isParameter ? 'Parameter' : 'tensor', summary: `${n.tensor.dtype.name}[${n.tensor.shape.join(', ')}] ${n.tensor.device}` });
+      else {
+        const kids = toNodes(n);
+        const node: TreeNode = { key: `${name}.`, type: 'prefix', summary: `${n.count} tensors`, children: kids.slice(0, width) };
+        if (kids.length > width) node.more = kids.length - width;
+        nodes.push(node);
+      }
+    }
+    return nodes;
+  };
+  const all = toNodes(root);
+  return all;
+}

@@ -1,0 +1,138 @@
+import { PyDict, PyObject, PySet, type PyValue } from '../formats/pickle/values.ts';
+import { TorchTensor } from '../formats/torch-values.ts';
+import { childrenOf, type PathKey } from './tree.ts';
+
+/** What a part of the container is, as far as the engine can tell. */
+export type RoleKind = 'state-dict' | 'optimizer' | 'lightning' | 'module' | 'shard';
+
+export interface Role {
+  kind: RoleKind;
+  /** where it is, from the root */
+  path: PathKey[];
+  /** for state dicts and modules: the keys as `state_dict()` would give them, with the tensors */
+  entries?: { key: string; tensor: TorchTensor }[];
+  /** for modules: the class name; for shards: the tensor class */
+  className?: string;
+  note?: string;
+}
+
+const SHARD_CLASSES = /(^|\.)(DTensor|ShardedTensor)$/;
+
+/**
+ * Finds the recognised parts: model state dicts (str → tensor maps with dotted keys, at any
+ * depth), optimizer state dicts, Lightning checkpoints, whole pickled modules, and DTensor /
+ * ShardedTensor entries.
+ */
+export function findRoles(root: PyValue): Role[] {
+  const roles: Role[] = [];
+  const seen = new Set<object>();
+  const visit = (v: PyValue, path: PathKey[], depth: number): void => {
+    if (v === null || typeof v !== 'object' || depth > 64) return;
+    if (v instanceof TorchTensor) {
+      if (v.subclass && SHARD_CLASSES.test(v.subclass)) roles.push({ kind: 'shard', path, className: v.subclass });
+      return;
+    }
+    if (seen.has(v)) return;
+    seen.add(v);
+    if (v instanceof PyObject) {
+      if (SHARD_CLASSES.test(v.className)) {
+        roles.push({ kind: 'shard', path, className: v.className });
+        return;
+      }
+      if (isModule(v)) {
+        roles.push({ kind: 'module', path, className: v.className, entries: moduleStateDict(v) });
+        return; // its tensors belong to the module
+      }
+      if (v.className.startsWith('__torch__.')) {
+        roles.push({ kind: 'module', path, className: v.className, entries: scriptModuleTensors(v), note: 'TorchScript module' });
+        return;
+      }
+    }
+    if (v instanceof PyDict) {
+      if (isLightning(v)) roles.push({ kind: 'lightning', path, note: lightningNote(v) });
+      if (isOptimizer(v)) {
+        roles.push({ kind: 'optimizer', path });
+        return;
+      }
+      const sd = asStateDict(v);
+      if (sd) {
+        roles.push({ kind: 'state-dict', path, entries: sd });
+        return;
+      }
+    }
+    for (const [k, x] of childrenOf(v)) visit(x, [...path, k], depth + 1);
+  };
+  visit(root, [], 0);
+  return roles;
+}
+
+/** A dict of string keys whose values are tensors (a few non-tensor extras such as `_extra_state` are allowed). */
+export function asStateDict(d: PyDict): { key: string; tensor: TorchTensor }[] | null {
+  if (d.size === 0 || !d.allStringKeys()) return null;
+  const entries: { key: string; tensor: TorchTensor }[] = [];
+  let other = 0;
+  for (const [k, v] of d.entries) {
+    if (v instanceof TorchTensor) entries.push({ key: k as string, tensor: v });
+    else if (v instanceof PyDict || v instanceof PyObject) return null;
+    else other++;
+  }
+  if (entries.length === 0 || other > entries.length) return null;
+  return entries;
+}
+
+export function isOptimizer(d: PyDict): boolean {
+  return d.get('state') instanceof PyDict && d.has('param_groups');
+}
+
+export function isLightning(d: PyDict): boolean {
+  return d.has('pytorch-lightning_version') || (d.has('state_dict') && d.has('global_step') && d.has('epoch'));
+}
+
+function lightningNote(d: PyDict): string {
+  const v = d.get('pytorch-lightning_version');
+  return typeof v === 'string' ? `Lightning ${v}` : 'Lightning-style checkpoint';
+}
+
+/** An `nn.Module` instance: its attribute dict has `_parameters`, `_buffers` and `_modules`. */
+export function isModule(o: PyObject): boolean {
+  const st = moduleAttrs(o);
+  return !!st && st.has('_parameters') && st.has('_modules');
+}
+
+function moduleAttrs(o: PyObject): PyDict | null {
+  return o.state instanceof PyDict ? o.state : null;
+}
+
+/**
+ * The state dict `nn.Module.state_dict()` would return, from the pickled attributes alone:
+ * parameters, then persistent buffers (those not in `_non_persistent_buffers_set`), then each
+ * child module under `<name>.` (torch/nn/modules/module.py, `_save_to_state_dict` and `state_dict`).
+ */
+export function moduleStateDict(o: PyObject, prefix = '', out: { key: string; tensor: TorchTensor }[] = [], depth = 0): { key: string; tensor: TorchTensor }[] {
+  const st = moduleAttrs(o);
+  if (!st || depth > 200) return out;
+  const params = st.get('_parameters');
+  const buffers = st.get('_buffers');
+  const nonPersistent = st.get('_non_persistent_buffers_set');
+  const skip = new Set(nonPersistent instanceof PySet ? nonPersistent.items.map(String) : []);
+  if (params instanceof PyDict) for (const [k, v] of params.entries) if (v instanceof TorchTensor) out.push({ key: prefix + String(k), tensor: v });
+  if (buffers instanceof PyDict) for (const [k, v] of buffers.entries) if (v instanceof TorchTensor && !skip.has(String(k))) out.push({ key: prefix + String(k), tensor: v });
+  const mods = st.get('_modules');
+  if (mods instanceof PyDict) {
+    for (const [k, v] of mods.entries) if (v instanceof PyObject) moduleStateDict(v, `${prefix}${String(k)}.`, out, depth + 1);
+  }
+  return out;
+}
+
+/**
+ * A TorchScript module keeps parameters and buffers as plain attributes of `__torch__.*`
+ * objects; their dotted attribute paths are the module's state dict keys.
+ */
+export function scriptModuleTensors(o: PyObject, prefix = '', out: { key: string; tensor: TorchTensor }[] = [], depth = 0): { key: string; tensor: TorchTensor }[] {
+  if (!(o.state instanceof PyDict) || depth > 200) return out;
+  for (const [k, v] of o.state.entries) {
+    if (v instanceof TorchTensor) out.push({ key: prefix + String(k), tensor: v });
+    else if (v instanceof PyObject && v.className.startsWith('__torch__.')) scriptModuleTensors(v, `${prefix}${String(k)}.`, out, depth + 1);
+  }
+  return out;
+}

@@ -1,0 +1,99 @@
+import { fail } from '../formats/errors.ts';
+import { PyDict, PyList, PyObject, PySet, PyTuple, type PyValue } from '../formats/pickle/values.ts';
+import { TorchTensor } from '../formats/torch-values.ts';
+
+/** A step from a container to a child: a dict key, a list/tuple index, or an attribute name. */
+export type PathKey = string | number;
+
+/** Markers for the parts of an opaque object that are not its attribute dict. */
+export const ARGS_KEY = '(args)';
+export const ITEMS_KEY = '(items)';
+
+export interface TensorAt {
+  path: PathKey[];
+  tensor: TorchTensor;
+}
+
+/** Visiting more nodes than this means the tree is pathological (shared sub-trees nested deeply). */
+const MAX_NODES = 20_000_000;
+
+/**
+ * The children of a container, in order, as (key, value). An opaque object's children are its
+ * attribute dict (BUILD state, keyed by attribute name, the way `torch.load` would set them),
+ * then its dict items, list items and constructor arguments.
+ */
+export function childrenOf(v: PyValue): [PathKey, PyValue][] {
+  if (v instanceof PyDict) return v.entries.map(([k, x]) => [keyText(k), x]);
+  if (v instanceof PyList || v instanceof PyTuple || v instanceof PySet) return v.items.map((x, i) => [i, x]);
+  if (v instanceof PyObject) {
+    const out: [PathKey, PyValue][] = [];
+    const st = v.state;
+    const addDict = (d: PyValue | undefined): void => {
+      if (d instanceof PyDict) for (const [k, x] of d.entries) out.push([keyText(k), x]);
+    };
+    if (st instanceof PyTuple && st.items.length === 2) {
+      addDict(st.items[0]);
+      addDict(st.items[1]);
+    } else if (st instanceof PyDict) addDict(st);
+    else if (st !== undefined && st !== null) out.push(['(state)', st]);
+    for (const [k, x] of v.dictItems) out.push([keyText(k), x]);
+    v.listItems.forEach((x, i) => out.push([`${ITEMS_KEY}${i}`, x]));
+    if (v.args.length) out.push([ARGS_KEY, new PyTuple(v.args)]);
+    return out;
+  }
+  return [];
+}
+
+export function keyText(k: PyValue): PathKey {
+  if (typeof k === 'string' || typeof k === 'number') return k;
+  if (typeof k === 'bigint' || typeof k === 'boolean') return String(k);
+  if (k === null) return 'None';
+  if (k instanceof PyTuple) return `(${k.items.map((x) => String(keyText(x))).join(', ')})`;
+  return String(k);
+}
+
+/**
+ * Every tensor reachable from the root, at every path it is reachable by (a tied tensor appears
+ * once per path). Cycles are cut; a tree that would take too long to walk is an error.
+ */
+export function walkTensors(root: PyValue): TensorAt[] {
+  const out: TensorAt[] = [];
+  const onPath = new Set<object>();
+  let visited = 0;
+  const path: PathKey[] = [];
+  const visit = (v: PyValue): void => {
+    if (++visited > MAX_NODES) fail('too-large', 'the checkpoint container is too deeply shared to walk (over 20 million nodes)');
+    if (v instanceof TorchTensor) {
+      out.push({ path: [...path], tensor: v });
+      return;
+    }
+    if (v === null || typeof v !== 'object') return;
+    if (onPath.has(v)) return;
+    const kids = childrenOf(v);
+    if (kids.length === 0) return;
+    onPath.add(v);
+    for (const [k, x] of kids) {
+      path.push(k);
+      visit(x);
+      path.pop();
+    }
+    onPath.delete(v);
+  };
+  visit(root);
+  return out;
+}
+
+/** The value at a path, or undefined. */
+export function valueAt(root: PyValue, path: PathKey[]): PyValue | undefined {
+  let cur: PyValue | undefined = root;
+  for (const k of path) {
+    if (cur === undefined) return undefined;
+    const kids = childrenOf(cur);
+    cur = (kids.find(([kk]) => kk === k) ?? kids.find(([kk]) => String(kk) === String(k)))?.[1];
+  }
+  return cur;
+}
+
+export function pathText(path: PathKey[]): string {
+  return path.map((k) => (typeof k === 'number' ? `[${k}]` : k)).join('/');
+}

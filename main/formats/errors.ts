@@ -1,0 +1,35 @@
+import type { ErrorInfo, ErrorKind } from '../../shared/errors.ts';
+
+/** The one error type the engine throws on bad input. `message` is a single line. */
+export class CheckpointError extends Error {
+  readonly kind: ErrorKind;
+  readonly file: string | undefined;
+  constructor(kind: ErrorKind, message: string, file?: string) {
+    super(message);
+    this.name = 'CheckpointError';
+    this.kind = kind;
+    this.file = file;
+  }
+  toInfo(): ErrorInfo {
+    return { kind: this.kind, message: this.message, ...(this.file ? { file: this.file } : {}) };
+  }
+}
+
+export function fail(kind: ErrorKind, message: string, file?: string): never {
+  throw new CheckpointError(kind, message, file);
+}
+
+/** Turns anything thrown into a CheckpointError, keeping engine errors as they are. */
+export function asCheckpointError(err: unknown, file?: string): CheckpointError {
+  if (err instanceof CheckpointError) return err;
+  const e = err as NodeJS.ErrnoException;
+  if (e && typeof e.code === 'string') {
+    const what = e.code === 'ENOENT' ? 'no such file' : e.code === 'EACCES' ? 'permission denied' : e.code === 'EISDIR' ? 'is a folder, not a file' : e.code === 'ENOSPC' ? 'no space left on the device' : e.code === 'EROFS' ? 'the destination is on a read-only file system' : e.message;
+    return new CheckpointError('io', `${file ?? e.path ?? 'file'}: ${what}`, file);
+  }
+  if (err instanceof RangeError) {
+    return new CheckpointError('too-large', `${file ?? 'input'}: a declared size is larger than this process can hold (${err.message})`, file);
+  }
+  const msg = err instanceof Error ? err.message : String(err);
+  return new CheckpointError('internal', `${file ? file + ': ' : ''}internal error: ${msg.split('\n')[0]}`, file);
+}

@@ -1,0 +1,85 @@
+import { fail } from '../errors.ts';
+import type { RandomAccessReader } from '../random-access.ts';
+
+const CHUNK = 1 << 16;
+
+/**
+ * A forward-only byte cursor for the unpickler, over a window of a random-access file.
+ * It reads in chunks, so a pickle that sits in front of gigabytes of storage data (the legacy
+ * format) is read without touching the data, and every declared length is checked against
+ * what is left before anything is allocated.
+ */
+export class PickleInput {
+  private buf: Uint8Array = new Uint8Array(0);
+  private bufStart = 0;
+  pos: number;
+  readonly end: number;
+  constructor(private readonly reader: RandomAccessReader, start = 0, end = reader.size) {
+    this.pos = start;
+    this.end = end;
+  }
+  static fromBytes(bytes: Uint8Array, name: string): PickleInput {
+    return new PickleInput({ name, size: bytes.length, read: (o, n) => bytes.subarray(o, o + n), close() {} });
+  }
+  get name(): string {
+    return this.reader.name;
+  }
+  private need(n: number): void {
+    if (n < 0 || this.pos + n > this.end) {
+      fail('truncated', `${this.reader.name}: pickle data ends early (needs ${n} bytes at ${this.pos}, ${Math.max(0, this.end - this.pos)} left); the file is truncated or corrupt`, this.reader.name);
+    }
+  }
+  bytes(n: number): Uint8Array {
+    this.need(n);
+    const rel = this.pos - this.bufStart;
+    if (rel >= 0 && rel + n <= this.buf.length) {
+      this.pos += n;
+      return this.buf.subarray(rel, rel + n);
+    }
+    if (n > CHUNK) {
+      const out = this.reader.read(this.pos, n);
+      this.pos += n;
+      return out;
+    }
+    this.bufStart = this.pos;
+    this.buf = this.reader.read(this.pos, Math.min(CHUNK, this.end - this.pos));
+    this.pos += n;
+    return this.buf.subarray(0, n);
+  }
+  byte(): number {
+    return this.bytes(1)[0]!;
+  }
+  uint16(): number {
+    const b = this.bytes(2);
+    return b[0]! | (b[1]! << 8);
+  }
+  int32(): number {
+    const b = this.bytes(4);
+    return b[0]! | (b[1]! << 8) | (b[2]! << 16) | (b[3]! << 24);
+  }
+  uint32(): number {
+    return this.int32() >>> 0;
+  }
+  uint64(): number {
+    const lo = this.uint32();
+    const hi = this.uint32();
+    const v = hi * 2 ** 32 + lo;
+    if (hi >= 2 ** 21) fail('too-large', `${this.reader.name}: pickle declares a length of ${v} bytes`, this.reader.name);
+    return v;
+  }
+  float64be(): number {
+    const b = this.bytes(8);
+    return new DataView(b.buffer, b.byteOffset, 8).getFloat64(0, false);
+  }
+  /** A text line without its newline, decoded as latin-1 (protocol-0 arguments are ASCII or raw-unicode-escape). */
+  line(): string {
+    let s = '';
+    for (;;) {
+      if (this.pos >= this.end) this.need(1);
+      const c = this.byte();
+      if (c === 0x0a) return s;
+      if (s.length > 1 << 20) fail('bad-pickle', `${this.reader.name}: pickle text argument is longer than 1 MiB`, this.reader.name);
+      s += String.fromCharCode(c);
+    }
+  }
+}

@@ -1,0 +1,464 @@
+import { fail } from '../errors.ts';
+import type { PickleInput } from './pickle-input.ts';
+import {
+  PyBytes, PyComplex, PyDict, PyFloat, PyGlobal, PyList, PyObject, PyPersistent, PySet, PyTuple, type PyValue,
+} from './values.ts';
+
+/**
+ * A pickle reader for protocols 0–5 that never executes anything (CPython's Lib/pickle.py,
+ * `_Unpickler`, is the reference for every opcode here). Calls of known, harmless names are
+ * interpreted (OrderedDict, set, bytearray, complex, `_codecs.encode`, `copyreg._reconstructor`);
+ * format layers add more through `PickleHooks`; everything else becomes a `PyObject` recipe.
+ */
+export interface PickleHooks {
+  /** PERSID / BINPERSID. Without a hook the id is kept as a `PyPersistent`. */
+  persistentLoad?(pid: PyValue): PyValue;
+  /** REDUCE / NEWOBJ of a callable: return a value, or undefined to keep an opaque `PyObject`. */
+  call?(callable: PyValue, args: PyValue[], via: 'reduce' | 'newobj'): PyValue | undefined;
+  /**
+   * BUILD: return true when the target was updated in place, or a new value that replaces the
+   * target everywhere it is referenced (stack and memo), or undefined to let the VM handle it.
+   */
+  build?(target: PyValue, state: PyValue): true | PyValue | undefined;
+}
+
+export interface UnpickleResult {
+  value: PyValue;
+  /** every global referenced, `module.name` → number of times it was called */
+  globals: Map<string, { module: string; name: string; calls: number }>;
+  /** highest protocol seen (0 when no PROTO opcode) */
+  protocol: number;
+}
+
+const MARK = Symbol('mark');
+type StackItem = PyValue | typeof MARK;
+
+/** Python 2 module names as Python 3's `_compat_pickle` maps them. */
+const MODULE_RENAMES: Record<string, string> = { __builtin__: 'builtins', copy_reg: 'copyreg' };
+
+/** Nesting limits: CPython recurses and would hit its recursion limit long before these. */
+const MAX_STACK = 1_000_000;
+
+export function unpickle(input: PickleInput, hooks: PickleHooks = {}, label = 'pickle'): UnpickleResult {
+  const name = input.name;
+  const bad = (what: string): never => fail('bad-pickle', `${name}: ${label} is malformed at byte ${input.pos}: ${what}`, name);
+  const stack: StackItem[] = [];
+  const metastack: StackItem[][] = [];
+  let cur: StackItem[] = stack;
+  const memo = new Map<number, PyValue>();
+  const globals = new Map<string, { module: string; name: string; calls: number }>();
+  let protocol = 0;
+
+  const push = (v: StackItem): void => {
+    if (cur.length >= MAX_STACK) bad('stack too deep');
+    cur.push(v);
+  };
+  const pop = (): PyValue => {
+    if (cur.length === 0) bad('stack underflow');
+    const v = cur.pop()!;
+    if (v === MARK) bad('unexpected MARK');
+    return v as PyValue;
+  };
+  const top = (): PyValue => {
+    const v = cur[cur.length - 1];
+    if (v === undefined || v === MARK) bad('stack underflow');
+    return v as PyValue;
+  };
+  const popMark = (): PyValue[] => {
+    const items = cur as PyValue[];
+    const prev = metastack.pop();
+    if (prev === undefined) bad('no MARK to pop to');
+    cur = prev!;
+    return items;
+  };
+  const noteGlobal = (module: string, nm: string, called: boolean): void => {
+    const key = `${module}.${nm}`;
+    const g = globals.get(key) ?? { module, name: nm, calls: 0 };
+    if (called) g.calls++;
+    globals.set(key, g);
+  };
+  const makeGlobal = (module: string, nm: string): PyGlobal => {
+    module = MODULE_RENAMES[module] ?? module;
+    noteGlobal(module, nm, false);
+    return new PyGlobal(module, nm);
+  };
+  const call = (callable: PyValue, args: PyValue[], via: 'reduce' | 'newobj', kwargs: PyDict | null = null): PyValue => {
+    if (callable instanceof PyGlobal) noteGlobal(callable.module, callable.name, true);
+    const known = interpretBuiltinCall(callable, args);
+    if (known !== undefined) return known;
+    const hooked = hooks.call?.(callable, args, via);
+    if (hooked !== undefined) return hooked;
+    return new PyObject(callable, args, via, kwargs);
+  };
+  const getMemo = (i: number): PyValue => {
+    const v = memo.get(i);
+    if (v === undefined) bad(`memo key ${i} was never stored`);
+    return v!;
+  };
+  const setItems = (target: PyValue, kv: PyValue[]): void => {
+    if (kv.length % 2) bad('SETITEMS with an odd number of items');
+    for (let i = 0; i < kv.length; i += 2) {
+      if (target instanceof PyDict) target.set(kv[i]!, kv[i + 1]!);
+      else if (target instanceof PyObject) target.dictItems.push([kv[i]!, kv[i + 1]!]);
+      else bad('SETITEM on a value that is not a dict');
+    }
+  };
+  const appendItems = (target: PyValue, items: PyValue[]): void => {
+    if (target instanceof PyList) target.items.push(...items);
+    else if (target instanceof PyObject) target.listItems.push(...items);
+    else bad('APPEND on a value that is not a list');
+  };
+
+  for (;;) {
+    const op = input.byte();
+    switch (op) {
+      case 0x80: { // PROTO
+        protocol = input.byte();
+        if (protocol > 5) bad(`unsupported pickle protocol ${protocol}`);
+        break;
+      }
+      case 0x95: // FRAME: a length prefix for the frame; the bytes follow inline
+        input.bytes(8);
+        break;
+      case 0x2e: { // STOP
+        const v = pop();
+        return { value: v, globals, protocol };
+      }
+      case 0x28: // MARK
+        metastack.push(cur);
+        cur = [];
+        break;
+      case 0x30: // POP
+        if (cur.length === 0) bad('POP on empty stack');
+        if (cur[cur.length - 1] === MARK) popMark();
+        else cur.pop();
+        break;
+      case 0x31: // POP_MARK
+        popMark();
+        break;
+      case 0x32: // DUP
+        push(top());
+        break;
+      // ---- numbers
+      case 0x4e: push(null); break; // NONE
+      case 0x88: push(true); break; // NEWTRUE
+      case 0x89: push(false); break; // NEWFALSE
+      case 0x4a: push(input.int32()); break; // BININT
+      case 0x4b: push(input.byte()); break; // BININT1
+      case 0x4d: push(input.uint16()); break; // BININT2
+      case 0x8a: push(decodeLong(input.bytes(input.byte()))); break; // LONG1
+      case 0x8b: { // LONG4
+        const n = input.int32();
+        if (n < 0) bad('negative LONG4 length');
+        push(decodeLong(input.bytes(n)));
+        break;
+      }
+      case 0x47: push(new PyFloat(input.float64be())); break; // BINFLOAT
+      case 0x49: { // INT (text): also protocol 0's True/False
+        const s = input.line();
+        if (s === '01') push(true);
+        else if (s === '00') push(false);
+        else push(parseIntText(s, bad));
+        break;
+      }
+      case 0x4c: push(parseIntText(input.line().replace(/L$/, ''), bad)); break; // LONG (text)
+      case 0x46: { // FLOAT (text)
+        const s = input.line();
+        const f = Number(s);
+        if (Number.isNaN(f) && !/nan/i.test(s)) bad('bad FLOAT text');
+        push(new PyFloat(f));
+        break;
+      }
+      // ---- strings and bytes
+      case 0x58: push(utf8(input.bytes(input.uint32()))); break; // BINUNICODE
+      case 0x8c: push(utf8(input.bytes(input.byte()))); break; // SHORT_BINUNICODE
+      case 0x8d: push(utf8(input.bytes(input.uint64()))); break; // BINUNICODE8
+      case 0x56: push(rawUnicodeEscape(input.line())); break; // UNICODE (text)
+      case 0x53: push(parseQuotedString(input.line(), bad)); break; // STRING (text, Python 2 str)
+      case 0x54: { // BINSTRING: Python 2 str, decoded the way torch's loader does (utf-8, latin-1 fallback)
+        const n = input.int32();
+        if (n < 0) bad('negative BINSTRING length');
+        push(py2str(input.bytes(n)));
+        break;
+      }
+      case 0x55: push(py2str(input.bytes(input.byte()))); break; // SHORT_BINSTRING
+      case 0x42: push(new PyBytes(copy(input.bytes(input.uint32())))); break; // BINBYTES
+      case 0x43: push(new PyBytes(copy(input.bytes(input.byte())))); break; // SHORT_BINBYTES
+      case 0x8e: push(new PyBytes(copy(input.bytes(input.uint64())))); break; // BINBYTES8
+      case 0x96: push(new PyBytes(copy(input.bytes(input.uint64())), true)); break; // BYTEARRAY8
+      case 0x97: bad('NEXT_BUFFER needs out-of-band buffers, which checkpoints never carry'); break;
+      case 0x98: break; // READONLY_BUFFER: no-op on our immutable values
+      // ---- containers
+      case 0x29: push(new PyTuple([])); break; // EMPTY_TUPLE
+      case 0x74: push(new PyTuple(popMark())); break; // TUPLE
+      case 0x85: push(new PyTuple([pop()])); break; // TUPLE1
+      case 0x86: { const b = pop(); const a = pop(); push(new PyTuple([a, b])); break; } // TUPLE2
+      case 0x87: { const c = pop(); const b = pop(); const a = pop(); push(new PyTuple([a, b, c])); break; } // TUPLE3
+      case 0x5d: push(new PyList()); break; // EMPTY_LIST
+      case 0x6c: push(new PyList(popMark())); break; // LIST
+      case 0x7d: push(new PyDict()); break; // EMPTY_DICT
+      case 0x64: { // DICT
+        const d = new PyDict();
+        setItems(d, popMark());
+        push(d);
+        break;
+      }
+      case 0x8f: push(new PySet([])); break; // EMPTY_SET
+      case 0x90: { // ADDITEMS
+        const items = popMark();
+        const s = top();
+        if (!(s instanceof PySet) || s.frozen) bad('ADDITEMS on a value that is not a set');
+        (s as PySet).items.push(...items);
+        break;
+      }
+      case 0x91: push(new PySet(popMark(), true)); break; // FROZENSET
+      case 0x61: { const v = pop(); appendItems(top(), [v]); break; } // APPEND
+      case 0x65: { const items = popMark(); appendItems(top(), items); break; } // APPENDS
+      case 0x73: { const v = pop(); const k = pop(); setItems(top(), [k, v]); break; } // SETITEM
+      case 0x75: { const kv = popMark(); setItems(top(), kv); break; } // SETITEMS
+      // ---- memo
+      case 0x67: push(getMemo(parseIntNumber(input.line(), bad))); break; // GET
+      case 0x68: push(getMemo(input.byte())); break; // BINGET
+      case 0x6a: push(getMemo(input.uint32())); break; // LONG_BINGET
+      case 0x70: memo.set(parseIntNumber(input.line(), bad), top()); break; // PUT
+      case 0x71: memo.set(input.byte(), top()); break; // BINPUT
+      case 0x72: memo.set(input.uint32(), top()); break; // LONG_BINPUT
+      case 0x94: memo.set(memo.size, top()); break; // MEMOIZE
+      // ---- globals and objects
+      case 0x63: { // GLOBAL
+        const module = input.line();
+        const nm = input.line();
+        push(makeGlobal(module, nm));
+        break;
+      }
+      case 0x93: { // STACK_GLOBAL
+        const nm = pop();
+        const module = pop();
+        if (typeof module !== 'string' || typeof nm !== 'string') bad('STACK_GLOBAL needs two strings');
+        push(makeGlobal(module as string, nm as string));
+        break;
+      }
+      case 0x82: case 0x83: case 0x84: { // EXT1/2/4: the copyreg extension registry, empty in practice
+        const code = op === 0x82 ? input.byte() : op === 0x83 ? input.uint16() : input.int32();
+        push(new PyObject(new PyGlobal('copyreg', `_extension_registry[${code}]`), [], 'reduce'));
+        break;
+      }
+      case 0x52: { // REDUCE
+        const args = pop();
+        const fn = pop();
+        if (!(args instanceof PyTuple)) bad('REDUCE arguments are not a tuple');
+        push(call(fn, (args as PyTuple).items, 'reduce'));
+        break;
+      }
+      case 0x81: { // NEWOBJ
+        const args = pop();
+        const cls = pop();
+        if (!(args instanceof PyTuple)) bad('NEWOBJ arguments are not a tuple');
+        push(call(cls, (args as PyTuple).items, 'newobj'));
+        break;
+      }
+      case 0x92: { // NEWOBJ_EX
+        const kwargs = pop();
+        const args = pop();
+        const cls = pop();
+        if (!(args instanceof PyTuple) || !(kwargs instanceof PyDict)) bad('NEWOBJ_EX needs a tuple and a dict');
+        if (cls instanceof PyGlobal) noteGlobal(cls.module, cls.name, true);
+        push(new PyObject(cls, (args as PyTuple).items, 'newobj', kwargs as PyDict));
+        break;
+      }
+      case 0x69: { // INST: module\nname\n, args from the mark
+        const module = input.line();
+        const nm = input.line();
+        const args = popMark();
+        push(call(makeGlobal(module, nm), args, 'reduce'));
+        break;
+      }
+      case 0x6f: { // OBJ: class and args from the mark
+        const items = popMark();
+        if (items.length === 0) bad('OBJ without a class');
+        push(call(items[0]!, items.slice(1), 'reduce'));
+        break;
+      }
+      case 0x62: { // BUILD
+        const state = pop();
+        const target = top();
+        const built = hooks.build?.(target, state);
+        if (built === true) break;
+        if (built !== undefined) {
+          cur[cur.length - 1] = built;
+          for (const [k, v] of memo) if (v === target) memo.set(k, built);
+          break;
+        }
+        if (target instanceof PyObject) target.state = state;
+        else if (target instanceof PyDict && state instanceof PyDict) target.attrs = state;
+        else if (target instanceof PyDict && state === null) { /* nothing to set */ }
+        else bad(`BUILD on a ${describeKind(target)}`);
+        break;
+      }
+      case 0x50: { // PERSID (text)
+        const pid = input.line();
+        push(hooks.persistentLoad ? hooks.persistentLoad(pid) : new PyPersistent(pid));
+        break;
+      }
+      case 0x51: { // BINPERSID
+        const pid = pop();
+        push(hooks.persistentLoad ? hooks.persistentLoad(pid) : new PyPersistent(pid));
+        break;
+      }
+      default:
+        bad(`unknown opcode 0x${op.toString(16).padStart(2, '0')}`);
+    }
+  }
+}
+
+/** Calls of harmless built-ins that the VM evaluates itself (CPython semantics). */
+function interpretBuiltinCall(fn: PyValue, args: PyValue[]): PyValue | undefined {
+  if (!(fn instanceof PyGlobal)) return undefined;
+  switch (fn.fullName) {
+    case 'collections.OrderedDict': {
+      const d = new PyDict(true);
+      const init = args[0];
+      if (args.length === 0) return d;
+      if (init instanceof PyList || init instanceof PyTuple) {
+        // pairs are tuples, or lists in Python 2's OrderedDict.__reduce__
+        for (const kv of init.items) if ((kv instanceof PyTuple || kv instanceof PyList) && kv.items.length === 2) d.set(kv.items[0]!, kv.items[1]!); else return undefined;
+        return d;
+      }
+      return undefined;
+    }
+    case 'builtins.set':
+    case 'builtins.frozenset': {
+      const src = args[0];
+      const items = src === undefined ? [] : src instanceof PyList || src instanceof PyTuple || src instanceof PySet ? [...src.items] : undefined;
+      return items && new PySet(items, fn.name === 'frozenset');
+    }
+    case 'builtins.bytearray': {
+      const a = args[0];
+      if (a === undefined) return new PyBytes(new Uint8Array(0), true);
+      if (a instanceof PyBytes) return new PyBytes(a.data, true);
+      if (typeof a === 'string' && (args[1] === 'latin-1' || args[1] === 'latin1')) return new PyBytes(latin1(a), true);
+      return undefined;
+    }
+    case 'builtins.complex': {
+      const re = num(args[0] ?? 0);
+      const im = num(args[1] ?? 0);
+      return re === undefined || im === undefined ? undefined : new PyComplex(re, im);
+    }
+    case '_codecs.encode': {
+      // Protocol 2 writes Python 3 bytes as `_codecs.encode(str, 'latin1')`.
+      const [s, enc] = args;
+      if (typeof s === 'string' && (enc === 'latin1' || enc === 'latin-1')) return new PyBytes(latin1(s));
+      return undefined;
+    }
+    case 'copyreg._reconstructor': {
+      // Protocols 0/1 pickle plain objects as `_reconstructor(cls, object, None)`.
+      const [cls, base, state] = args;
+      if (base instanceof PyGlobal && base.fullName === 'builtins.object' && state === null && cls !== undefined) {
+        return new PyObject(cls, [], 'newobj');
+      }
+      return undefined;
+    }
+  }
+  return undefined;
+}
+
+function num(v: PyValue): number | undefined {
+  if (typeof v === 'number') return v;
+  if (v instanceof PyFloat) return v.value;
+  return undefined;
+}
+
+function describeKind(v: PyValue): string {
+  if (v === null) return 'None';
+  if (typeof v !== 'object') return typeof v;
+  return v.constructor.name;
+}
+
+/** Two's-complement little-endian integer (LONG1/LONG4). */
+export function decodeLong(b: Uint8Array): number | bigint {
+  if (b.length === 0) return 0;
+  let v = 0n;
+  for (let i = b.length - 1; i >= 0; i--) v = (v << 8n) | BigInt(b[i]!);
+  if (b[b.length - 1]! & 0x80) v -= 1n << BigInt(b.length * 8);
+  return normalizeInt(v);
+}
+
+export function normalizeInt(v: bigint): number | bigint {
+  return v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v;
+}
+
+function parseIntText(s: string, bad: (w: string) => never): number | bigint {
+  if (!/^[-+]?\d+$/.test(s.trim())) bad(`bad integer text ${JSON.stringify(s.slice(0, 20))}`);
+  return normalizeInt(BigInt(s.trim()));
+}
+
+function parseIntNumber(s: string, bad: (w: string) => never): number {
+  const v = parseIntText(s, bad);
+  if (typeof v !== 'number') bad('memo index too large');
+  return v as number;
+}
+
+const decoder = new TextDecoder('utf-8', { fatal: true });
+function utf8(b: Uint8Array): string {
+  try {
+    return decoder.decode(b);
+  } catch {
+    // CPython uses 'surrogatepass'; lone surrogates are the only valid pickles that fail strict utf-8.
+    return new TextDecoder('utf-8').decode(b);
+  }
+}
+
+function py2str(b: Uint8Array): string {
+  try {
+    return decoder.decode(b);
+  } catch {
+    return Buffer.from(b).toString('latin1');
+  }
+}
+
+function latin1(s: string): Uint8Array {
+  const out = new Uint8Array(s.length);
+  for (let i = 0; i < s.length; i++) out[i] = s.charCodeAt(i) & 0xff;
+  return out;
+}
+
+function copy(b: Uint8Array): Uint8Array {
+  return Uint8Array.prototype.slice.call(b);
+}
+
+/** The protocol-0 STRING argument: a Python repr of a str, quotes included. */
+function parseQuotedString(line: string, bad: (w: string) => never): string {
+  const q = line[0];
+  if (line.length < 2 || (q !== "'" && q !== '"') || line[line.length - 1] !== q) bad('STRING is not quoted');
+  const body = line.slice(1, -1);
+  let out = '';
+  for (let i = 0; i < body.length; i++) {
+    const c = body[i]!;
+    if (c !== '\\') {
+      out += c;
+      continue;
+    }
+    const n = body[++i];
+    switch (n) {
+      case 'n': out += '\n'; break;
+      case 'r': out += '\r'; break;
+      case 't': out += '\t'; break;
+      case '\\': out += '\\'; break;
+      case "'": out += "'"; break;
+      case '"': out += '"'; break;
+      case 'x': out += String.fromCharCode(parseInt(body.slice(i + 1, i + 3), 16)); i += 2; break;
+      default:
+        if (n !== undefined && /[0-7]/.test(n)) {
+          const m = /^[0-7]{1,3}/.exec(body.slice(i))![0];
+          out += String.fromCharCode(parseInt(m, 8));
+          i += m.length - 1;
+        } else out += '\\' + (n ?? '');
+    }
+  }
+  return out;
+}
+
+/** protocol-0 UNICODE: raw-unicode-escape (only \uXXXX and \UXXXXXXXX are escapes). */
+function rawUnicodeEscape(s: string): string {
+  return s.replace(/\\u([0-9a-fA-F]{4})|\\U([0-9a-fA-F]{8})/g, (_, a: string | undefined, b: string | undefined) => String.fromCodePoint(parseInt(a ?? b!, 16)));
+}

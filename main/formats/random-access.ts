@@ -1,0 +1,89 @@
+import * as fs from 'node:fs';
+import { fail } from './errors.ts';
+
+/**
+ * The small file interface every format reader works over: a size and positioned reads.
+ * Readers never load a whole file; they ask for the byte ranges they need.
+ */
+export interface RandomAccessReader {
+  /** A name for error messages, usually the path. */
+  readonly name: string;
+  readonly size: number;
+  /** Exactly `length` bytes at `offset`, or a `truncated` error. */
+  read(offset: number, length: number): Uint8Array;
+  close(): void;
+}
+
+/** Reads through a file descriptor with positioned reads (pread). */
+export class FileReader implements RandomAccessReader {
+  readonly name: string;
+  readonly size: number;
+  private fd: number;
+  constructor(path: string) {
+    this.name = path;
+    this.fd = fs.openSync(path, 'r');
+    const st = fs.fstatSync(this.fd);
+    if (st.isDirectory()) {
+      fs.closeSync(this.fd);
+      fail('io', `${path}: is a folder, not a file`, path);
+    }
+    this.size = st.size;
+  }
+  read(offset: number, length: number): Uint8Array {
+    checkRange(this, offset, length);
+    const buf = Buffer.allocUnsafe(length);
+    let done = 0;
+    while (done < length) {
+      const n = fs.readSync(this.fd, buf, done, length - done, offset + done);
+      if (n === 0) fail('truncated', `${this.name}: file ended while reading ${length} bytes at offset ${offset}`, this.name);
+      done += n;
+    }
+    return buf;
+  }
+  /** The descriptor, for streaming copies by the writer. */
+  get descriptor(): number {
+    return this.fd;
+  }
+  close(): void {
+    if (this.fd >= 0) fs.closeSync(this.fd);
+    this.fd = -1;
+  }
+}
+
+/** A reader over bytes already in memory (tests, small nested records). */
+export class BufferReader implements RandomAccessReader {
+  readonly name: string;
+  readonly size: number;
+  constructor(private readonly bytes: Uint8Array, name = '<memory>') {
+    this.name = name;
+    this.size = bytes.length;
+  }
+  read(offset: number, length: number): Uint8Array {
+    checkRange(this, offset, length);
+    return this.bytes.subarray(offset, offset + length);
+  }
+  close(): void {}
+}
+
+/** A window [start, start+length) of another reader, seen as a file of its own. */
+export class SliceReader implements RandomAccessReader {
+  readonly name: string;
+  constructor(private readonly base: RandomAccessReader, private readonly start: number, readonly size: number, name?: string) {
+    this.name = name ?? base.name;
+    if (start < 0 || start + size > base.size) fail('truncated', `${this.name}: range ${start}+${size} lies past the end of the file (${base.size} bytes)`, this.name);
+  }
+  read(offset: number, length: number): Uint8Array {
+    checkRange(this, offset, length);
+    return this.base.read(this.start + offset, length);
+  }
+  close(): void {}
+}
+
+function checkRange(r: RandomAccessReader, offset: number, length: number): void {
+  if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0) {
+    fail('corrupt-zip', `${r.name}: invalid byte range ${offset}+${length}`, r.name);
+  }
+  if (offset + length > r.size) {
+    fail('truncated', `${r.name}: needs bytes up to ${offset + length} but the file has ${r.size}; it is probably truncated (re-download or re-copy it)`, r.name);
+  }
+}
