@@ -15,5 +15,5 @@ const common = {
   external: ['electron', 'onnxruntime-node'],
 };
 
-await build({ ...common, entryPoints: { ckpt: 'main/cli/index.ts' }, outdir: 'dist', banner: { js: '#!/usr/bin/env node\n' + common.banner.js } });
+await build({ ...common, entryPoints: { ckpt: 'main/cli/index.ts' }, outdir: 'dist', banner: common.banner });
 chmodSync('dist/ckpt.js', 0o755);

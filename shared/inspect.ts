@@ -41,6 +41,8 @@ export interface SecurityGlobal {
   reason: string;
   /** times it was called while unpickling (0: only referenced) */
   calls: number;
+  /** the first call as Python-like text, e.g. `posix.system("echo pwned")`; never executed */
+  example?: string;
 }
 
 export interface SecurityReport {

@@ -1,4 +1,3 @@
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { InspectReport, RoleInfo, TensorInfo, TreeNode } from '../../shared/inspect.ts';
 import type { FormatReading } from '../formats/format-reading.ts';
@@ -22,6 +21,8 @@ export interface Checkpoint {
 export interface AnalyseOptions {
   /** set when the file belongs to a per-rank family found in its folder */
   familyRank?: number;
+  /** the file's size, when known (readers over memory have none) */
+  fileBytes?: number;
   /** children shown per tree node (default 64) */
   treeWidth?: number;
 }
@@ -61,7 +62,7 @@ export function analyse(file: string, reading: FormatReading, opts: AnalyseOptio
   const notes = [...reading.notes];
   const report: InspectReport = {
     file,
-    fileBytes: fs.statSync(file).size,
+    fileBytes: opts.fileBytes ?? 0,
     format: reading.format,
     records: reading.records,
     layout,

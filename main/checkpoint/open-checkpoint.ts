@@ -1,3 +1,4 @@
+import { statSync } from 'node:fs';
 import { openFormat } from '../formats/open-format.ts';
 import { analyse, type AnalyseOptions, type Checkpoint } from './inspect.ts';
 
@@ -5,7 +6,7 @@ import { analyse, type AnalyseOptions, type Checkpoint } from './inspect.ts';
 export function openCheckpoint(file: string, opts: AnalyseOptions = {}): Checkpoint {
   const reading = openFormat(file);
   try {
-    return analyse(file, reading, opts);
+    return analyse(file, reading, { fileBytes: statSync(file).size, ...opts });
   } catch (e) {
     reading.close();
     throw e;

@@ -1,7 +1,7 @@
 import type { SecurityClass, SecurityGlobal, SecurityReport } from '../../shared/inspect.ts';
 import { DTYPES } from '../../shared/dtypes.ts';
 import type { GlobalRef } from '../formats/format-reading.ts';
-import { PyGlobal, PyObject, type PyValue } from '../formats/pickle/values.ts';
+import { PyGlobal, PyObject, pyRepr, type PyValue } from '../formats/pickle/values.ts';
 import { childrenOf } from './tree.ts';
 
 /**
@@ -62,28 +62,34 @@ export function classifyGlobal(module: string, name: string): { cls: SecurityCla
 
 const ORDER: SecurityClass[] = ['safe', 'benign', 'unknown-class', 'dangerous'];
 
-/** `functools.partial(<dangerous global>, ...)` is as dangerous as the global it wraps. */
-function partialTargets(root: PyValue): Set<string> {
+/**
+ * One pass over every object in the tree: the first call of each global with its arguments (so a
+ * finding can say what would run), and the targets of `functools.partial`, which is as dangerous
+ * as the global it wraps.
+ */
+function callSites(root: PyValue): { wrapped: Set<string>; firstCall: Map<string, string> } {
   const wrapped = new Set<string>();
+  const firstCall = new Map<string, string>();
   const seen = new Set<object>();
   const stack: PyValue[] = [root];
   while (stack.length) {
     const v = stack.pop()!;
     if (v === null || typeof v !== 'object' || seen.has(v)) continue;
     seen.add(v);
-    if (v instanceof PyObject && v.className === 'functools.partial') {
+    if (v instanceof PyObject) {
+      if (!firstCall.has(v.className)) firstCall.set(v.className, `${v.className}(${v.args.map((a) => pyRepr(a)).join(', ')})`.slice(0, 200));
       const target = v.args[0];
-      if (target instanceof PyGlobal) wrapped.add(target.fullName);
+      if (v.className === 'functools.partial' && target instanceof PyGlobal) wrapped.add(target.fullName);
     }
     for (const [, x] of childrenOf(v)) stack.push(x);
     if (v instanceof PyObject && v.callable instanceof PyObject) stack.push(v.callable);
   }
-  return wrapped;
+  return { wrapped, firstCall };
 }
 
 export function scanSecurity(globals: GlobalRef[], root: PyValue): SecurityReport {
   const merged = new Map<string, SecurityGlobal>();
-  const partials = globals.some((g) => g.module === 'functools' && g.name === 'partial') ? partialTargets(root) : new Set<string>();
+  const { wrapped: partials, firstCall } = callSites(root);
   for (const g of globals) {
     const name = `${g.module}.${g.name}`;
     let { cls, reason } = classifyGlobal(g.module, g.name);
@@ -96,7 +102,10 @@ export function scanSecurity(globals: GlobalRef[], root: PyValue): SecurityRepor
     }
     const prev = merged.get(name);
     if (prev) prev.calls += g.calls;
-    else merged.set(name, { name, class: cls, reason, calls: g.calls });
+    else {
+      const call = cls === 'dangerous' || cls === 'unknown-class' ? firstCall.get(name) : undefined;
+      merged.set(name, { name, class: cls, reason, calls: g.calls, ...(call ? { example: call } : {}) });
+    }
   }
   const list = [...merged.values()].sort((a, b) => ORDER.indexOf(b.class) - ORDER.indexOf(a.class) || a.name.localeCompare(b.name));
   const verdict = list.reduce<SecurityClass>((w, g) => (ORDER.indexOf(g.class) > ORDER.indexOf(w) ? g.class : w), 'safe');

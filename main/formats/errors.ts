@@ -5,7 +5,8 @@ export class CheckpointError extends Error {
   readonly kind: ErrorKind;
   readonly file: string | undefined;
   constructor(kind: ErrorKind, message: string, file?: string) {
-    super(message);
+    // Names read from a damaged file can hold control characters; the message stays one line.
+    super(message.replace(/[\x00-\x1f\x7f]/g, (c) => (c === '\n' ? '\\n' : `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`)));
     this.name = 'CheckpointError';
     this.kind = kind;
     this.file = file;

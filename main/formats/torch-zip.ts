@@ -1,4 +1,3 @@
-import * as zlib from 'node:zlib';
 import { fail } from './errors.ts';
 import type { FormatReading, GlobalRef } from './format-reading.ts';
 import { PickleInput } from './pickle/pickle-input.ts';
@@ -72,7 +71,7 @@ export function unpickleRecord(a: TorchArchive, record: string, storages: Map<st
         return { reader: r.reader, offset: r.offset, length: nbytes };
       }
       // Compressed storages are not written by torch, but some tools do: inflate on demand.
-      const inflated = zlib.inflateRawSync(a.zip.reader.read(a.zip.dataRange(e).offset, e.compressedSize));
+      const inflated = a.zip.readEntry(e);
       return { reader: new BufferReader(inflated, `${file}:${recordName}`), offset: 0, length: nbytes };
     }, id.storageModule);
     storages.set(id.key, s);

@@ -1,0 +1,58 @@
+#!/usr/bin/env node
+import { asCheckpointError, CheckpointError, fail } from '../formats/errors.ts';
+import { runDevicesCommand } from './devices-command.ts';
+import { INSPECT_HELP, runInspect } from './inspect-command.ts';
+import { processIO, type CliIO } from './io.ts';
+
+const VERSION = '0.1.0';
+
+const HELP = `ckpt ${VERSION}: inspect, convert, re-shard and verify PyTorch checkpoints, without Python.
+
+usage: ckpt <command> [options]
+
+commands
+  inspect <file> [--json]       what a checkpoint is: format, layout, tensors, security
+  devices [--json]              this machine's GPUs and topology (nvidia-smi)
+  help [command]                this text, or a command's
+
+Errors print one line and exit with code 2. Run \`ckpt <command> --help\` for details.`;
+
+const COMMANDS: Record<string, { run: (args: string[], io: CliIO) => Promise<number>; help: string }> = {
+  inspect: { run: runInspect, help: INSPECT_HELP },
+  devices: {
+    run: (args, io) => runDevicesCommand(args, { stdout: io.stdout, stderr: io.stderr }),
+    help: 'ckpt devices [--json]\n\nLists GPUs, memory, utilisation and the topology matrix from nvidia-smi.',
+  },
+};
+
+export async function main(argv: string[], io: CliIO): Promise<number> {
+  const [cmd, ...rest] = argv;
+  try {
+    if (!cmd || cmd === 'help' || cmd === '--help' || cmd === '-h') {
+      const topic = cmd === 'help' ? rest[0] : undefined;
+      io.stdout((topic && COMMANDS[topic] ? COMMANDS[topic].help : HELP) + '\n');
+      return 0;
+    }
+    if (cmd === '--version' || cmd === '-V') {
+      io.stdout(VERSION + '\n');
+      return 0;
+    }
+    const c = COMMANDS[cmd];
+    if (!c) fail('usage', `unknown command '${cmd}'; run \`ckpt help\` for the list`);
+    return await c.run(rest, io);
+  } catch (e) {
+    const parseError = e instanceof TypeError && (e as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS');
+    const err = parseError ? new CheckpointError('usage', `${e.message.split(/[.\n]/)[0]}; run \`ckpt help ${cmd}\``) : asCheckpointError(e);
+    io.stderr(`ckpt: ${err.kind === 'usage' ? 'usage' : 'error'}: ${err.message}\n`);
+    if (process.env['CKPT_DEBUG'] && e instanceof Error) io.stderr(`${e.stack}\n`);
+    return 2;
+  }
+}
+
+// Run when executed directly (the bundled dist/ckpt.js or `tsx main/cli/index.ts`).
+const entry = process.argv[1] ?? '';
+if (/(ckpt(\.js)?|cli[/\\]index\.ts)$/.test(entry)) {
+  main(process.argv.slice(2), processIO()).then((code) => {
+    process.exitCode = code;
+  });
+}

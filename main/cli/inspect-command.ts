@@ -1,0 +1,79 @@
+import { parseArgs } from 'node:util';
+import type { InspectReport, TreeNode } from '../../shared/inspect.ts';
+import { LAYOUT_TITLES, SECURITY_TITLES } from '../../shared/layout-names.ts';
+import { openCheckpoint } from '../checkpoint/open-checkpoint.ts';
+import { fail } from '../formats/errors.ts';
+import { formatBytes, makeStyle, type Style } from './format-text.ts';
+import type { CliIO } from './io.ts';
+
+export const INSPECT_HELP = `ckpt inspect <file> [--json]
+
+Shows what a checkpoint is without running any of its code: format and version records,
+layout verdict (cpu, single-gpu, dp, ddp, mixed) with evidence, tensor and byte counts by
+dtype and device, a collapsed key tree, and security findings.
+
+  --json       print one JSON object (format, layout, tensors, security, ...)
+  --width N    children shown per tree node (default 12; JSON default 64)`;
+
+export async function runInspect(args: string[], io: CliIO): Promise<number> {
+  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { json: { type: 'boolean' }, width: { type: 'string' }, help: { type: 'boolean', short: 'h' } } });
+  if (values.help) {
+    io.stdout(INSPECT_HELP + '\n');
+    return 0;
+  }
+  if (positionals.length !== 1) fail('usage', 'inspect takes exactly one file: ckpt inspect <file> [--json]');
+  const width = values.width !== undefined ? Number(values.width) : undefined;
+  if (width !== undefined && !(width > 0)) fail('usage', '--width takes a positive number');
+  const c = openCheckpoint(positionals[0]!, { treeWidth: width ?? (values.json ? 64 : 12) });
+  try {
+    if (values.json) io.stdout(JSON.stringify(c.report) + '\n');
+    else io.stdout(renderInspect(c.report, makeStyle(io.color)));
+  } finally {
+    c.close();
+  }
+  return 0;
+}
+
+export function renderInspect(r: InspectReport, s: Style): string {
+  const lines: string[] = [];
+  const row = (label: string, text: string): void => {
+    lines.push(`${s.bold(label.padEnd(10))}  ${text}`);
+  };
+  const sub = (text: string): void => {
+    lines.push(`${' '.repeat(12)}${text}`);
+  };
+  row('file', `${r.file}  (${formatBytes(r.fileBytes)})`);
+  const recs = Object.entries(r.records).map(([k, v]) => `${k}=${v}`).join(', ');
+  row('format', `${r.format}${recs ? s.dim(`  ${recs}`) : ''}`);
+  const lay = r.layout;
+  row('layout', `${s.bold(LAYOUT_TITLES[lay.kind])} (${lay.kind})${lay.prefixes.length ? `, prefixes ${lay.prefixes.map((p) => `'${p}'`).join(' + ')}` : ''}`);
+  for (const e of lay.evidence) sub(s.dim(`- ${e}`));
+  const roles = r.roles.map((x) => `${x.kind}${x.path.length ? ` at ${x.path.join('/')}` : ''}${x.className ? ` (${x.className})` : ''}${x.note ? ` [${x.note}]` : ''}`);
+  if (roles.length) row('contains', roles.slice(0, 6).join('; ') + (roles.length > 6 ? `; +${roles.length - 6} more` : ''));
+  const t = r.totals;
+  row('tensors', `${t.tensors} tensors in ${t.storages} storages, ${formatBytes(t.storageBytes)}`);
+  sub(`by dtype   ${Object.entries(t.byDtype).map(([k, v]) => `${k} ${v.tensors} (${formatBytes(v.bytes)})`).join(' · ')}`);
+  sub(`by device  ${Object.entries(t.byDevice).map(([k, v]) => `${k} ${v.tensors} (${formatBytes(v.bytes)})`).join(' · ')}`);
+  const shared = r.tensors.filter((x) => x.shared).length;
+  if (shared) sub(`${shared} tensor paths share a storage with another (tied weights or views)`);
+  const sec = r.security;
+  const color = sec.verdict === 'dangerous' ? s.red : sec.verdict === 'unknown-class' ? s.yellow : s.green;
+  row('security', color(SECURITY_TITLES[sec.verdict]));
+  for (const g of sec.globals.filter((x) => x.class === 'dangerous' || x.class === 'unknown-class').slice(0, 12)) {
+    sub((g.class === 'dangerous' ? s.red : s.yellow)(`${g.class === 'dangerous' ? '!!' : '? '} ${g.name}${g.calls ? ` (called ${g.calls}x)` : ''}: ${g.reason}`));
+    if (g.class === 'dangerous' && g.example) sub(s.red(`   would run: ${g.example}`));
+  }
+  for (const n of r.notes) row('note', n);
+  lines.push(s.bold('tree'));
+  renderTree(r.tree, '', true, lines, s, 0);
+  return lines.join('\n') + '\n';
+}
+
+function renderTree(n: TreeNode, indent: string, last: boolean, out: string[], s: Style, depth: number): void {
+  const label = depth === 0 ? s.dim(n.type) : `${String(n.key)}  ${s.dim(n.type === 'tensor' || n.type === 'Parameter' ? n.summary : `${n.type} ${n.summary}`)}`;
+  out.push(depth === 0 ? `  ${label} ${s.dim(n.summary)}` : `${indent}${last ? '└─ ' : '├─ '}${label}`);
+  const kids = n.children ?? [];
+  const next = depth === 0 ? '  ' : indent + (last ? '   ' : '│  ');
+  kids.forEach((k, i) => renderTree(k, next, i === kids.length - 1 && !n.more, out, s, depth + 1));
+  if (n.more) out.push(`${next}└─ ${s.dim(`… ${n.more} more`)}`);
+}

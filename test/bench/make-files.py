@@ -1,0 +1,37 @@
+"""Writes the benchmark inputs with real torch (Debian's 1.13) into .bench/ (not committed).
+
+  dp_2gib.pt       nn.DataParallel-style state dict: 32 x 64 MiB float32 tensors, 'module.' keys
+  keys_10k.pt      10,000 small tensors (a state dict with deep dotted keys)
+  batch/NNN.pt     200 small DataParallel checkpoints for the batch benchmark
+"""
+import os, sys, collections
+import torch
+
+out = sys.argv[1] if len(sys.argv) > 1 else '.bench'
+os.makedirs(out, exist_ok=True)
+torch.manual_seed(0)
+
+p = os.path.join(out, 'dp_2gib.pt')
+if not os.path.exists(p):
+    sd = collections.OrderedDict()
+    for i in range(32):
+        sd[f'module.layers.{i}.weight'] = torch.randn(4096, 4096)  # 64 MiB each
+    torch.save(sd, p + '.tmp')
+    os.replace(p + '.tmp', p)
+
+p = os.path.join(out, 'keys_10k.pt')
+if not os.path.exists(p):
+    sd = collections.OrderedDict()
+    for i in range(10000):
+        sd[f'module.encoder.block{i // 100}.layer{i % 100}.weight'] = torch.randn(8)
+    torch.save(sd, p + '.tmp')
+    os.replace(p + '.tmp', p)
+
+d = os.path.join(out, 'batch')
+os.makedirs(d, exist_ok=True)
+for i in range(200):
+    p = os.path.join(d, f'{i:03d}.pt')
+    if not os.path.exists(p):
+        sd = collections.OrderedDict((f'module.l{j}.weight', torch.randn(256, 256)) for j in range(8))  # 2 MiB
+        torch.save(sd, p)
+print('bench files ready in', out)

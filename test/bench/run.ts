@@ -1,0 +1,28 @@
+// `npm run bench`: speed and memory targets, each measured side by side with its peer in one run.
+// Inputs are written by real torch into .bench/ (not committed). Medians of N runs are reported.
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { inspectBenchmarks } from './inspect-bench.ts';
+
+const dir = process.env['BENCH_DIR'] ?? '.bench';
+mkdirSync(dir, { recursive: true });
+console.log(`preparing inputs in ${dir} with /usr/bin/python3 (torch)...`);
+const mk = spawnSync('/usr/bin/python3', ['test/bench/make-files.py', dir], { stdio: 'inherit' });
+if (mk.status !== 0) process.exit(1);
+
+const only = process.argv.slice(2);
+const groups: Record<string, (dir: string) => BenchResult[]> = { inspect: inspectBenchmarks };
+export interface BenchResult { name: string; value: string; target: string; pass: boolean; detail?: string }
+
+const results: BenchResult[] = [];
+for (const [name, run] of Object.entries(groups)) {
+  if (only.length && !only.includes(name)) continue;
+  console.log(`\n== ${name}`);
+  for (const r of run(dir)) {
+    results.push(r);
+    console.log(`${r.pass ? 'PASS' : 'MISS'}  ${r.name}: ${r.value}  (target ${r.target})${r.detail ? `\n      ${r.detail}` : ''}`);
+  }
+}
+writeFileSync(join(dir, 'results.json'), JSON.stringify(results, null, 2));
+console.log(`\n${results.filter((r) => r.pass).length} of ${results.length} targets met; details in ${join(dir, 'results.json')}`);
