@@ -9,7 +9,7 @@
  * stream is inflated to cover the header.
  */
 import * as zlib from 'node:zlib';
-import { fail } from './errors.ts';
+import { CheckpointError, fail } from './errors.ts';
 import { BufferReader, FileReader, SliceReader, type RandomAccessReader } from './random-access.ts';
 import { ZipArchive, type ZipEntry } from './zip.ts';
 import type { FormatReading } from './format-reading.ts';
@@ -40,7 +40,15 @@ export function readNpz(reader: RandomAccessReader): FormatReading {
     }
     const key = entry.name.slice(0, -4);
     const label = `${reader.name}:${entry.name}`;
-    const { header, locate } = openMember(archive, entry, label);
+    let member: { header: NpyHeader; locate: () => ByteRange };
+    try {
+      member = openMember(archive, entry, label);
+    } catch (e) {
+      // errors about the member name it in the message; the file they concern is the archive
+      if (e instanceof CheckpointError && e.file === label) throw new CheckpointError(e.kind, e.message, reader.name);
+      throw e;
+    }
+    const { header, locate } = member;
     methods.add(entry.method === 0 ? 'stored' : 'deflate');
     const storage = makeStorage(key, header.dtype, header.nbytes, locate);
     root.set(key, denseTensor(header.dtype, header.shape, npyStrides(header.shape, header.fortranOrder), storage));

@@ -363,15 +363,15 @@ export function parseOrderedJson(text: string): JsonValue {
       }
     }
     if (c === '"') return str();
-    if (text.startsWith('true', p)) {
+    if (c === 't' && text.startsWith('true', p)) {
       p += 4;
       return true;
     }
-    if (text.startsWith('false', p)) {
+    if (c === 'f' && text.startsWith('false', p)) {
       p += 5;
       return false;
     }
-    if (text.startsWith('null', p)) {
+    if (c === 'n' && text.startsWith('null', p)) {
       p += 4;
       return null;
     }

@@ -104,8 +104,8 @@ export function unpickle(input: PickleInput, hooks: PickleHooks = {}, label = 'p
     }
   };
   const appendItems = (target: PyValue, items: PyValue[]): void => {
-    if (target instanceof PyList) target.items.push(...items);
-    else if (target instanceof PyObject) target.listItems.push(...items);
+    if (target instanceof PyList) for (const x of items) target.items.push(x); // no push(...items): 100k+ arguments overflow the JS stack
+    else if (target instanceof PyObject) for (const x of items) target.listItems.push(x);
     else bad('APPEND on a value that is not a list');
   };
 
@@ -129,7 +129,7 @@ export function unpickle(input: PickleInput, hooks: PickleHooks = {}, label = 'p
         cur = [];
         break;
       case 0x30: // POP
-        if (cur.length === 0) bad('POP on empty stack');
+        if (cur.length === 0) { popMark(); break; } // as CPython's load_pop: with nothing above the MARK, POP drops the MARK
         if (cur[cur.length - 1] === MARK) popMark();
         else cur.pop();
         break;
@@ -164,7 +164,7 @@ export function unpickle(input: PickleInput, hooks: PickleHooks = {}, label = 'p
       case 0x4c: push(parseIntText(input.line().replace(/L$/, ''), bad)); break; // LONG (text)
       case 0x46: { // FLOAT (text)
         const s = input.line();
-        const f = Number(s);
+        const f = /^\s*[-+]?inf(inity)?\s*$/i.test(s) ? (s.includes('-') ? -Infinity : Infinity) : Number(s); // Python writes inf as 'inf'
         if (Number.isNaN(f) && !/nan/i.test(s)) bad('bad FLOAT text');
         push(new PyFloat(f));
         break;
@@ -174,7 +174,7 @@ export function unpickle(input: PickleInput, hooks: PickleHooks = {}, label = 'p
       case 0x8c: push(utf8(input.bytes(input.byte()))); break; // SHORT_BINUNICODE
       case 0x8d: push(utf8(input.bytes(input.uint64()))); break; // BINUNICODE8
       case 0x56: push(rawUnicodeEscape(input.line())); break; // UNICODE (text)
-      case 0x53: push(parseQuotedString(input.line(), bad)); break; // STRING (text, Python 2 str)
+      case 0x53: push(py2str(latin1(parseQuotedString(input.line(), bad)))); break; // STRING (text, Python 2 str; escapes give bytes, decoded like BINSTRING)
       case 0x54: { // BINSTRING: Python 2 str, decoded the way torch's loader does (utf-8, latin-1 fallback)
         const n = input.int32();
         if (n < 0) bad('negative BINSTRING length');
@@ -208,7 +208,7 @@ export function unpickle(input: PickleInput, hooks: PickleHooks = {}, label = 'p
         const items = popMark();
         const s = top();
         if (!(s instanceof PySet) || s.frozen) bad('ADDITEMS on a value that is not a set');
-        (s as PySet).items.push(...items);
+        for (const x of items) (s as PySet).items.push(x);
         break;
       }
       case 0x91: push(new PySet(popMark(), true)); break; // FROZENSET
@@ -344,6 +344,7 @@ function interpretBuiltinCall(fn: PyValue, args: PyValue[]): PyValue | undefined
       const im = num(args[1] ?? 0);
       return re === undefined || im === undefined ? undefined : new PyComplex(re, im);
     }
+    case 'builtins.bytes': return args.length === 0 ? new PyBytes(new Uint8Array(0)) : undefined; // protocols 0-2 write b'' as bytes()
     case '_codecs.encode': {
       // Protocol 2 writes Python 3 bytes as `_codecs.encode(str, 'latin1')`.
       const [s, enc] = args;

@@ -321,7 +321,8 @@ test('readNpzArrays loads small sets eagerly, Fortran arrays reordered to C orde
 
 test('npz with an object array is refused with one clear error', () => {
   const reader = new FileReader(path.join(FIX, 'object.npz'));
-  assertFails(() => readNpz(reader), expected.npz['object.npz'].error, /obj\.npy.*object arrays/);
+  const err = assertFails(() => readNpz(reader), expected.npz['object.npz'].error, /obj\.npy.*object arrays/);
+  assert.equal(err.file, reader.name, 'the error concerns the archive file');
   reader.close();
 });
 
@@ -367,4 +368,36 @@ test('npz: damaged or oversized members fail with clear errors', () => {
   // isNpzArchive tells npz from other zips
   assert.equal(isNpzArchive(ZipArchive.open(new BufferReader(good))), true);
   assert.equal(isNpzArchive(ZipArchive.open(new BufferReader(zip([{ name: 'archive/data.pkl', data: Buffer.from('x') }])))), false);
+});
+
+test('mutated and truncated npy and npz files fail only with CheckpointErrors', () => {
+  let seed = 99;
+  const rand = () => {
+    seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+    return seed / 0x80000000;
+  };
+  const tryRead = (read: () => { root: unknown }) => {
+    try {
+      const r = read();
+      const all = r.root instanceof PyDict ? r.root.entries.map(([, v]) => v) : [r.root];
+      for (const t of all) bytesOf(t as TorchTensor);
+    } catch (e) {
+      assert.ok(e instanceof CheckpointError, `crash: ${String(e)}`);
+      assert.ok(!e.message.includes('\n'));
+    }
+  };
+  for (const [file, read] of [
+    ['fortran.npy', readNpy],
+    ['v3.npy', readNpy],
+    ['savez.npz', readNpz],
+    ['savez_compressed.npz', readNpz],
+  ] as const) {
+    const original = fs.readFileSync(path.join(FIX, file));
+    for (let cut = 0; cut < original.length; cut += 5) tryRead(() => read(new BufferReader(original.subarray(0, cut), file)));
+    for (let i = 0; i < 1000; i++) {
+      const b = Buffer.from(original);
+      for (let k = 0; k < 1 + Math.floor(rand() * 3); k++) b[Math.floor(rand() * b.length)] = Math.floor(rand() * 256);
+      tryRead(() => read(new BufferReader(b, file)));
+    }
+  }
 });

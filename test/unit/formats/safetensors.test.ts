@@ -486,3 +486,40 @@ test('corpus: every safetensors file in the manifest opens and its header valida
     }
   }
 });
+
+// ---- mutation: damaged bytes give CheckpointErrors, never crashes ------------------------
+
+/** A small deterministic PRNG (mulberry32), so failures reproduce. */
+function prng(seed: number): () => number {
+  return () => {
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+test('mutated and truncated safetensors files fail only with CheckpointErrors', () => {
+  const original = fs.readFileSync(path.join(FIX, 'dtypes.safetensors'));
+  const rand = prng(1234);
+  const tryRead = (b: Uint8Array) => {
+    try {
+      const r = readSafetensors(new BufferReader(b, 'm.safetensors'));
+      for (const [, t] of (r.root as PyDict).entries) bytesOf(t as TorchTensor);
+    } catch (e) {
+      assert.ok(e instanceof CheckpointError, `crash: ${String(e)}`);
+      assert.ok(!e.message.includes('\n'));
+    }
+  };
+  for (let cut = 0; cut < original.length; cut += 7) tryRead(original.subarray(0, cut));
+  for (let i = 0; i < 2000; i++) {
+    const b = Buffer.from(original);
+    const flips = 1 + Math.floor(rand() * 3);
+    for (let k = 0; k < flips; k++) {
+      // mostly inside the length and header, where the structure is
+      const at = Math.floor(rand() * (rand() < 0.9 ? 8 + expected.dtypes.header_bytes : b.length));
+      b[at] = Math.floor(rand() * 256);
+    }
+    tryRead(b);
+  }
+});

@@ -1,0 +1,76 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { asCheckpointError, fail } from '../formats/errors.ts';
+
+/** Temporary files being written now, removed on SIGINT/SIGTERM by `removeTempFilesOnExit`. */
+const live = new Set<string>();
+export const TEMP_MARK = '.ckpt-tmp-';
+
+/**
+ * Writes a file atomically: a temporary file in the destination folder, fsync, then a rename
+ * (or, without `overwrite`, a hard link that fails if the destination appeared meanwhile). A
+ * failure, a cancellation or a kill never leaves a partial destination.
+ */
+export function writeFileAtomically<T>(dest: string, overwrite: boolean, write: (fd: number) => T): T {
+  const dir = path.dirname(path.resolve(dest));
+  if (!overwrite && fs.existsSync(dest)) fail('exists', `${dest} already exists; pass --force to overwrite it`, dest);
+  let tmp: string;
+  let fd: number;
+  try {
+    fs.mkdirSync(dir, { recursive: true });
+    tmp = path.join(dir, `.${path.basename(dest)}${TEMP_MARK}${process.pid}-${randomBytes(4).toString('hex')}`);
+    fd = fs.openSync(tmp, 'wx', 0o644);
+  } catch (e) {
+    throw asCheckpointError(e, dest);
+  }
+  live.add(tmp);
+  try {
+    const result = write(fd);
+    fs.fsyncSync(fd);
+    fs.closeSync(fd);
+    fd = -1;
+    if (overwrite) fs.renameSync(tmp, dest);
+    else {
+      try {
+        fs.linkSync(tmp, dest); // atomic and never replaces an existing file
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'EEXIST') fail('exists', `${dest} appeared while writing; pass --force to overwrite it`, dest);
+        throw e;
+      }
+      fs.unlinkSync(tmp);
+    }
+    live.delete(tmp);
+    syncDir(dir);
+    return result;
+  } catch (e) {
+    if (fd >= 0) try { fs.closeSync(fd); } catch { /* already failing */ }
+    try { fs.unlinkSync(tmp); } catch { /* never created or already gone */ }
+    live.delete(tmp);
+    throw asCheckpointError(e, dest);
+  }
+}
+
+function syncDir(dir: string): void {
+  try {
+    const d = fs.openSync(dir, 'r');
+    try { fs.fsyncSync(d); } finally { fs.closeSync(d); }
+  } catch { /* some file systems cannot fsync a folder; the rename is still atomic */ }
+}
+
+/** Removes this process's temporary files (call from signal handlers). */
+export function removeLiveTempFiles(): void {
+  for (const t of live) try { fs.unlinkSync(t); } catch { /* gone */ }
+  live.clear();
+}
+
+/** Temporary files left in a folder by a killed run of a process that no longer exists. */
+export function staleTempFiles(dir: string): string[] {
+  let names: string[];
+  try { names = fs.readdirSync(dir); } catch { return []; }
+  return names.filter((n) => {
+    const m = new RegExp(`${TEMP_MARK.replace(/\./g, '\\.')}(\\d+)-`).exec(n);
+    if (!m) return false;
+    try { process.kill(Number(m[1]), 0); return false; } catch { return true; }
+  }).map((n) => path.join(dir, n));
+}

@@ -1,0 +1,128 @@
+import type { ConversionRules } from '../../shared/presets.ts';
+import type { Checkpoint } from '../checkpoint/inspect.ts';
+import { moduleStateDict } from '../checkpoint/roles.ts';
+import { PyDict, PyList, PyObject, PySet, PyTuple, type PyValue } from '../formats/pickle/values.ts';
+import { TorchTensor } from '../formats/torch-values.ts';
+import { addedModulePaths } from './key-rules.ts';
+import { primaryStateDict, WRAPPER_CLASSES, type RoleMapping } from './plan.ts';
+
+/**
+ * The object to pickle for one output: the source tree with every recognised state dict re-keyed
+ * (and its `_metadata` kept consistent), modules exported or unwrapped as the rules say, and all
+ * other content carried over unchanged. Tensors are the source's own objects: their storages get
+ * new device tags and keys when they are written.
+ */
+export function buildOutputTree(ck: Checkpoint, rules: ConversionRules, roles: RoleMapping[]): PyValue {
+  const byDict = new Map<object, RoleMapping>();
+  const byModule = new Map<object, RoleMapping>();
+  for (const r of roles) {
+    const v = valueAt(ck.reading.root, r.role.path);
+    if (v && typeof v === 'object') (r.role.kind === 'module' ? byModule : byDict).set(v, r);
+  }
+  const memo = new Map<object, PyValue>();
+
+  const copy = (v: PyValue): PyValue => {
+    if (v === null || typeof v !== 'object' || v instanceof TorchTensor) return v;
+    const known = memo.get(v);
+    if (known !== undefined) return known;
+    if (v instanceof PyDict) {
+      const role = byDict.get(v);
+      const d = new PyDict(v.ordered);
+      memo.set(v, d);
+      for (const [k, x] of v.entries) {
+        if (role && typeof k === 'string' && x instanceof TorchTensor) {
+          const nk = role.mapper.map(k);
+          if (nk !== null) d.set(nk, x);
+        } else d.set(copy(k), copy(x));
+      }
+      if (v.attrs) d.attrs = role ? remapMetadata(v.attrs, role, rules, copy) : (copy(v.attrs) as PyDict);
+      return d;
+    }
+    if (v instanceof PyList) {
+      const l = new PyList();
+      memo.set(v, l);
+      l.items = v.items.map(copy);
+      return l;
+    }
+    if (v instanceof PyTuple) {
+      const t = new PyTuple(v.items.map(copy));
+      memo.set(v, t);
+      return t;
+    }
+    if (v instanceof PySet) return new PySet(v.items.map(copy), v.frozen);
+    if (v instanceof PyObject) {
+      const role = byModule.get(v);
+      if (role) return exportModule(v, role);
+      const inner = rules.preset && (rules.preset.name === 'cpu' || rules.preset.name === 'gpu') ? unwrapModule(v) : null;
+      if (inner) return copy(inner);
+      const o = new PyObject(copy(v.callable), v.args.map(copy), v.via, v.kwargs ? (copy(v.kwargs) as PyDict) : null);
+      memo.set(v, o);
+      o.listItems.push(...v.listItems.map(copy));
+      o.dictItems.push(...v.dictItems.map(([k, x]) => [copy(k), copy(x)] as [PyValue, PyValue]));
+      if (v.state !== undefined) o.state = copy(v.state);
+      return o;
+    }
+    return v;
+  };
+
+  const exportModule = (m: PyObject, role: RoleMapping): PyDict => {
+    const d = new PyDict(true);
+    for (const { key, tensor } of moduleStateDict(m)) {
+      const nk = role.mapper.map(key);
+      if (nk !== null) d.set(nk, tensor);
+    }
+    return d;
+  };
+
+  if (rules.unwrap) {
+    const primary = primaryStateDict(roles);
+    if (primary) return copy(valueAt(ck.reading.root, primary.role.path) as PyValue);
+  }
+  return copy(ck.reading.root);
+}
+
+/** `DataParallel(model)` → `model`, for whole pickled modules under cpu/gpu presets. */
+function unwrapModule(o: PyObject): PyObject | null {
+  const child = WRAPPER_CLASSES[o.className];
+  if (!child || !(o.state instanceof PyDict)) return null;
+  const mods = o.state.get('_modules');
+  const inner = mods instanceof PyDict ? mods.get(child) : undefined;
+  return inner instanceof PyObject ? inner : null;
+}
+
+/**
+ * `_metadata` maps module paths to `{'version': N}`. Its keys move with the state dict's keys;
+ * the wrapper's own root entry goes when its prefix goes, and a root entry is added when a
+ * wrapper prefix is added (as `nn.DataParallel(model).state_dict()` has).
+ */
+function remapMetadata(attrs: PyDict, role: RoleMapping, rules: ConversionRules, copy: (v: PyValue) => PyValue): PyDict {
+  const out = new PyDict(attrs.ordered);
+  for (const [k, v] of attrs.entries) {
+    if (k !== '_metadata' || !(v instanceof PyDict)) {
+      out.set(k, copy(v));
+      continue;
+    }
+    const meta = new PyDict(v.ordered);
+    meta.attrs = v.attrs;
+    const added = addedModulePaths(rules);
+    const rootVersion = v.get('') ?? v.entries[0]?.[1] ?? null;
+    for (const p of added) meta.set(p, copy(rootVersion));
+    for (const [mk, mv] of v.entries) {
+      const nk = role.mapper.mapModulePath(String(mk));
+      if (nk !== null && !meta.has(nk)) meta.set(nk, copy(mv));
+    }
+    out.set(k, meta);
+  }
+  return out;
+}
+
+export function valueAt(root: PyValue, path: (string | number)[]): PyValue | undefined {
+  let cur: PyValue | undefined = root;
+  for (const k of path) {
+    if (cur instanceof PyDict) cur = cur.get(k);
+    else if (cur instanceof PyList || cur instanceof PyTuple) cur = typeof k === 'number' ? cur.items[k] : undefined;
+    else if (cur instanceof PyObject && cur.state instanceof PyDict) cur = cur.state.get(k);
+    else return undefined;
+  }
+  return cur;
+}

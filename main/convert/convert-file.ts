@@ -1,0 +1,114 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { ConversionPlan, ConversionReport, OutputReport, Progress } from '../../shared/convert.ts';
+import type { ConversionRules } from '../../shared/presets.ts';
+import { openCheckpoint } from '../checkpoint/open-checkpoint.ts';
+import { rootStorage, type Checkpoint } from '../checkpoint/inspect.ts';
+import { CheckpointError, fail } from '../formats/errors.ts';
+import { writeFileAtomically } from './atomic-file.ts';
+import { buildOutputTree } from './build-output.ts';
+import { deviceMapper } from './key-rules.ts';
+import { mapRoles, planConversion } from './plan.ts';
+import { verifyOutput } from './verify.ts';
+import { writeTorchCheckpoint } from './write-checkpoint.ts';
+
+export interface ConvertOptions {
+  rules: ConversionRules;
+  /** output file (for DDP world sizes > 1, the name the rank files are derived from) */
+  output: string | null;
+  force: boolean;
+  onProgress?(p: Progress): void;
+  signal?: AbortSignal;
+}
+
+/** Plans a conversion of one file without writing anything (the dry run and the UI preview). */
+export function previewConversion(source: string, rules: ConversionRules, output: string | null): ConversionPlan {
+  const ck = openCheckpoint(source);
+  try {
+    return planConversion(ck, rules, output);
+  } finally {
+    ck.close();
+  }
+}
+
+/**
+ * Converts one checkpoint: plan, then for each output build the object, write it atomically,
+ * re-open it and verify every tensor against the source. The source is only read; if it changes
+ * while being read, the conversion fails and nothing is left behind.
+ */
+export function convertFile(source: string, opts: ConvertOptions): ConversionReport {
+  const t0 = performance.now();
+  const before = statOf(source);
+  const ck = openCheckpoint(source);
+  try {
+    const plan = planConversion(ck, opts.rules, opts.output);
+    if (plan.errors.length) fail('usage', `${source}: ${plan.errors[0]}`, source);
+    for (const o of plan.outputs) if (o.exists && !opts.force) fail('exists', `${o.file} already exists; pass --force to overwrite it`, o.file);
+    const roles = mapRoles(ck, opts.rules);
+    const tree = buildOutputTree(ck, opts.rules, roles);
+    const total = totalBytes(ck) * plan.outputs.length;
+    let done = 0;
+    const outputs: OutputReport[] = [];
+    const checkCancelled = (): void => {
+      if (opts.signal?.aborted) throw new CheckpointError('cancelled', `${source}: conversion cancelled; nothing was written`, source);
+    };
+    for (const out of plan.outputs) {
+      const location = deviceMapper(opts.rules, out.rank ?? 0);
+      const archiveName = archiveNameFor(out.file);
+      const report = writeFileAtomically(out.file, opts.force, (fd) => {
+        const written = writeTorchCheckpoint(fd, tree, {
+          archiveName,
+          location: (s) => location(s.location),
+          checkCancelled,
+          onBytes: (n) => {
+            done += n;
+            opts.onProgress?.({ done, total, unit: 'bytes', label: path.basename(out.file) });
+          },
+        });
+        return written;
+      });
+      const changed = statOf(source);
+      if (changed.size !== before.size || changed.mtimeMs !== before.mtimeMs) {
+        for (const o of plan.outputs) fs.rmSync(o.file, { force: true });
+        fail('io', `${source} changed while it was being converted; the output was removed, run the conversion again`, source);
+      }
+      const verified = verifyOutput(out.file, tree, report, (s) => location(s.location));
+      outputs.push({ ...verified, ...(out.rank !== undefined ? { rank: out.rank } : {}) });
+    }
+    return {
+      source, plan, outputs, verified: outputs.every((o) => o.verified), seconds: (performance.now() - t0) / 1000,
+      bytesCopied: outputs.reduce((a, o) => a + o.checks.length * 0, 0) + total,
+    };
+  } finally {
+    ck.close();
+  }
+}
+
+/** torch names the archive's top folder after the file name without its extension. */
+export function archiveNameFor(file: string): string {
+  const base = path.basename(file);
+  const dot = base.lastIndexOf('.');
+  const stem = dot > 0 ? base.slice(0, dot) : base;
+  return stem.replace(/[^\w.-]/g, '_') || 'archive';
+}
+
+function totalBytes(ck: Checkpoint): number {
+  const seen = new Set<object>();
+  let n = 0;
+  for (const t of ck.tensors) {
+    if (!t.tensor.storage) continue;
+    const s = rootStorage(t.tensor.storage);
+    if (seen.has(s)) continue;
+    seen.add(s);
+    n += s.nbytes;
+  }
+  return n;
+}
+
+function statOf(file: string): fs.Stats {
+  try {
+    return fs.statSync(file);
+  } catch (e) {
+    throw new CheckpointError('io', `${file}: ${(e as Error).message.split(',')[0]}`, file);
+  }
+}

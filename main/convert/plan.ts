@@ -1,0 +1,164 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { ConversionPlan, DeviceChange, KeyChange, OutputPlan, StateDictPlan } from '../../shared/convert.ts';
+import type { ConversionRules } from '../../shared/presets.ts';
+import { presetText } from '../../shared/presets.ts';
+import { rootStorage, typeName, type Checkpoint } from '../checkpoint/inspect.ts';
+import type { Role } from '../checkpoint/roles.ts';
+import { PyDict, PyObject, pyRepr } from '../formats/pickle/values.ts';
+import { TorchStorage } from '../formats/torch-values.ts';
+import { deviceMapper, keyMapper, type KeyMapper } from './key-rules.ts';
+
+/** Module classes that only wrap another module under `_modules['module']` or `['_orig_mod']`. */
+export const WRAPPER_CLASSES: Record<string, string> = {
+  'torch.nn.parallel.data_parallel.DataParallel': 'module',
+  'torch.nn.parallel.distributed.DistributedDataParallel': 'module',
+  'torch._dynamo.eval_frame.OptimizedModule': '_orig_mod',
+};
+
+export interface RoleMapping {
+  role: Role;
+  mapper: KeyMapper;
+  plan: StateDictPlan;
+}
+
+/** The state dicts (and, with exportStateDict, modules) the rules apply to, with their key maps. */
+export function mapRoles(ck: Checkpoint, rules: ConversionRules): RoleMapping[] {
+  const lightning = ck.roles.some((r) => r.kind === 'lightning');
+  const out: RoleMapping[] = [];
+  for (const role of ck.roles) {
+    if (role.kind !== 'state-dict' && !(role.kind === 'module' && rules.exportStateDict)) continue;
+    const entries = role.entries ?? [];
+    const keys = entries.map((e) => e.key);
+    const mapper = keyMapper(keys, rules, lightning);
+    const changes: KeyChange[] = keys.map((k) => ({ from: k, to: mapper.map(k) }));
+    const metadata: KeyChange[] = [];
+    const sd = role.kind === 'state-dict' ? valueAtRole(ck, role) : null;
+    const meta = sd instanceof PyDict ? sd.attrs?.get('_metadata') : undefined;
+    if (meta instanceof PyDict) for (const [k] of meta.entries) metadata.push({ from: String(k), to: mapper.mapModulePath(String(k)) });
+    out.push({
+      role,
+      mapper,
+      plan: { path: role.path, kind: role.kind as 'state-dict' | 'module', ...(role.className ? { className: role.className } : {}), keys: changes, stripped: mapper.stripped, metadata },
+    });
+  }
+  return out;
+}
+
+function valueAtRole(ck: Checkpoint, role: Role): unknown {
+  let cur: unknown = ck.reading.root;
+  for (const k of role.path) {
+    if (cur instanceof PyDict) cur = cur.get(k);
+    else if (cur instanceof PyObject && cur.state instanceof PyDict) cur = cur.state.get(k);
+    else return undefined;
+  }
+  return cur;
+}
+
+/** Output file names: one file, or `<name>.rank<r><ext>` per DDP rank. */
+export function outputFiles(source: string, output: string | null, rules: ConversionRules): { file: string; rank?: number }[] {
+  const preset = rules.preset;
+  const target = output ?? defaultOutput(source, rules);
+  if (preset?.name === 'ddp' && preset.worldSize > 1) {
+    const ext = path.extname(target) || '.pth';
+    const base = target.slice(0, target.length - path.extname(target).length);
+    return Array.from({ length: preset.worldSize }, (_, r) => ({ file: `${base}.rank${r}${ext}`, rank: r }));
+  }
+  return [{ file: target, ...(preset?.name === 'ddp' ? { rank: 0 } : {}) }];
+}
+
+function defaultOutput(source: string, rules: ConversionRules): string {
+  const ext = path.extname(source);
+  const tag = rules.preset ? presetText(rules.preset).replace(/[^\w:]+.*$/, '').replace(':', '') : 'converted';
+  return `${source.slice(0, source.length - ext.length)}.${tag}${ext || '.pt'}`;
+}
+
+export function planConversion(ck: Checkpoint, rules: ConversionRules, output: string | null): ConversionPlan {
+  const warnings: string[] = [];
+  const errors: string[] = [];
+  const roles = mapRoles(ck, rules);
+  for (const r of roles) {
+    const seen = new Map<string, string>();
+    for (const c of r.plan.keys) {
+      if (c.to === null) continue;
+      const prev = seen.get(c.to);
+      if (prev !== undefined) errors.push(`keys '${prev}' and '${c.from}' would both become '${c.to}'`);
+      seen.set(c.to, c.from);
+    }
+  }
+  const modules = ck.roles.filter((r) => r.kind === 'module');
+  const preset = rules.preset;
+  let rootChange: string | null = null;
+  if (rules.unwrap) {
+    const primary = primaryStateDict(roles);
+    if (!primary) errors.push('--unwrap: the file holds no state dict to unwrap to');
+    else if (primary.role.path.length) rootChange = `the container is replaced by its state dict at ${primary.role.path.join('/')}`;
+  }
+  if (modules.length && !rules.exportStateDict) {
+    if (preset && (preset.name === 'dp' || preset.name === 'ddp')) {
+      errors.push(`a whole pickled module (${modules[0]!.className}) cannot be re-wrapped in ${preset.name === 'dp' ? 'DataParallel' : 'DDP'} by rewriting the file; add --export-state-dict to write its state dict with 'module.' keys`);
+    } else {
+      const wrapped = modules.find((m) => m.className && WRAPPER_CLASSES[m.className]);
+      if (wrapped && preset) rootChange = `the ${wrapped.className!.split('.').pop()} wrapper is removed; the inner model is kept as a whole pickled module`;
+      warnings.push('whole pickled module: device tags change, the class names stay; loading it still needs the original classes (--export-state-dict writes a plain state dict)');
+    }
+  }
+  if (rules.exportStateDict) {
+    if (!modules.length) warnings.push('--export-state-dict: no whole pickled module in this file; nothing to export');
+    else rootChange = `the pickled module ${modules[0]!.className} is replaced by its state dict (${modules[0]!.entries?.length ?? 0} keys)`;
+  }
+  if (!roles.length && !modules.length) warnings.push('no model state dict was recognised: only device tags change');
+
+  const storages = new Map<TorchStorage, { tensors: number }>();
+  for (const t of ck.tensors) {
+    if (!t.tensor.storage) continue;
+    const s = rootStorage(t.tensor.storage);
+    const e = storages.get(s) ?? { tensors: 0 };
+    e.tensors++;
+    storages.set(s, e);
+  }
+  const outputs: OutputPlan[] = outputFiles(ck.file, output, rules).map(({ file, rank }) => {
+    const map = deviceMapper(rules, rank ?? 0);
+    const changes = new Map<string, DeviceChange>();
+    for (const [s, { tensors }] of storages) {
+      const to = map(s.location);
+      const key = `${s.location}→${to}`;
+      const c = changes.get(key) ?? { from: s.location, to, tensors: 0, bytes: 0 };
+      c.tensors += tensors;
+      c.bytes += s.nbytes;
+      changes.set(key, c);
+    }
+    return { file, ...(rank !== undefined ? { rank } : {}), devices: [...changes.values()], exists: fs.existsSync(file) };
+  });
+  if (path.resolve(outputs[0]!.file) === path.resolve(ck.file)) errors.push('the output would replace the source; choose another -o');
+  const kept = roles.reduce((a, r) => a + r.plan.keys.filter((k) => k.to !== null).length, 0);
+  const dropped = roles.reduce((a, r) => a + r.plan.keys.filter((k) => k.to === null).length, 0);
+  return {
+    source: ck.file,
+    format: ck.report.format,
+    rules,
+    layoutBefore: ck.report.layout,
+    layoutAfter: preset ? presetText(preset) : 'custom',
+    stateDicts: roles.map((r) => r.plan),
+    outputs,
+    rootChange,
+    tensors: { kept: ck.tensors.length - dropped, dropped },
+    carried: carriedContent(ck, roles),
+    warnings,
+    errors,
+  };
+}
+
+export function primaryStateDict(roles: RoleMapping[]): RoleMapping | undefined {
+  return roles.filter((r) => r.role.kind === 'state-dict').reduce<RoleMapping | undefined>((best, r) => (r.plan.keys.length > (best?.plan.keys.length ?? -1) ? r : best), undefined);
+}
+
+function carriedContent(ck: Checkpoint, roles: RoleMapping[]): string[] {
+  const root = ck.reading.root;
+  if (!(root instanceof PyDict)) return [];
+  const rolePaths = new Set(roles.map((r) => String(r.role.path[0])));
+  return root.entries
+    .filter(([k]) => !rolePaths.has(String(k)))
+    .slice(0, 20)
+    .map(([k, v]) => `${String(k)}: ${typeName(v)}${typeof v === 'object' && v !== null && !(v instanceof PyDict) ? '' : ` ${pyRepr(v).slice(0, 40)}`}`);
+}

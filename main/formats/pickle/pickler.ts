@@ -1,0 +1,279 @@
+import { fail } from '../errors.ts';
+import { TorchStorage, TorchTensor } from '../torch-values.ts';
+import {
+  PyBytes, PyComplex, PyDict, PyFloat, PyGlobal, PyList, PyObject, PyPersistent, PySet, PyTuple, type PyValue,
+} from './values.ts';
+
+/**
+ * A protocol-2 pickle writer that uses only opcodes torch's weights-only unpickler accepts
+ * (torch/_weights_only_unpickler.py in 1.13 and 2.x): GLOBAL (not STACK_GLOBAL), REDUCE, BUILD,
+ * NEWOBJ, BINPERSID, the BIN* number and string forms, MARK/TUPLE*, EMPTY_* containers with
+ * APPENDS/SETITEMS, BINPUT/BINGET. It writes what CPython's `pickle.Pickler(protocol=2)` would for
+ * the same values, including Python 2 module names for builtins (`__builtin__.set`).
+ */
+export interface PickleWriterOptions {
+  /** The persistent id for a storage: torch's `('storage', type, key, location, numel)`. */
+  storageId(s: TorchStorage): PyTuple;
+  /** The recipe to write for a tensor (defaults to the tensor's own). */
+  tensorRecipe?(t: TorchTensor): { rebuild: PyGlobal; args: PyValue[] };
+}
+
+/** Python 3 names that protocol 2 writes under their Python 2 names (CPython `_compat_pickle`). */
+const REVERSE_MODULES: Record<string, string> = { builtins: '__builtin__', copyreg: 'copy_reg' };
+
+export function pickleValue(value: PyValue, opts: PickleWriterOptions): Uint8Array {
+  const out = new ByteWriter();
+  const memo = new Map<object, number>();
+  out.byte(0x80, 2); // PROTO 2
+
+  const put = (obj: object): void => {
+    const i = memo.size;
+    memo.set(obj, i);
+    if (i < 256) out.byte(0x71, i); // BINPUT
+    else {
+      out.byte(0x72); // LONG_BINPUT
+      out.u32(i);
+    }
+  };
+  const get = (obj: object): boolean => {
+    const i = memo.get(obj);
+    if (i === undefined) return false;
+    if (i < 256) out.byte(0x68, i); // BINGET
+    else {
+      out.byte(0x6a); // LONG_BINGET
+      out.u32(i);
+    }
+    return true;
+  };
+  // Globals are memoized by name, as CPython memoizes the class object.
+  const globalMemo = new Map<string, object>();
+  const global = (module: string, name: string): void => {
+    const key = `${module}.${name}`;
+    const known = globalMemo.get(key);
+    if (known && get(known)) return;
+    out.byte(0x63); // GLOBAL
+    out.text(`${REVERSE_MODULES[module] ?? module}\n${name}\n`);
+    const token = {};
+    globalMemo.set(key, token);
+    put(token);
+  };
+  const tuple = (items: PyValue[]): void => {
+    if (items.length === 0) out.byte(0x29); // EMPTY_TUPLE
+    else if (items.length <= 3) {
+      items.forEach(save);
+      out.byte(0x84 + items.length); // TUPLE1..3
+    } else {
+      out.byte(0x28); // MARK
+      items.forEach(save);
+      out.byte(0x74); // TUPLE
+    }
+  };
+  const setItems = (pairs: [PyValue, PyValue][]): void => {
+    for (let i = 0; i < pairs.length; i += 1000) {
+      const batch = pairs.slice(i, i + 1000);
+      if (batch.length === 1) {
+        save(batch[0]![0]);
+        save(batch[0]![1]);
+        out.byte(0x73); // SETITEM
+      } else {
+        out.byte(0x28); // MARK
+        for (const [k, v] of batch) {
+          save(k);
+          save(v);
+        }
+        out.byte(0x75); // SETITEMS
+      }
+    }
+  };
+  const appends = (items: PyValue[]): void => {
+    for (let i = 0; i < items.length; i += 1000) {
+      const batch = items.slice(i, i + 1000);
+      if (batch.length === 1) {
+        save(batch[0]!);
+        out.byte(0x61); // APPEND
+      } else {
+        out.byte(0x28);
+        batch.forEach(save);
+        out.byte(0x65); // APPENDS
+      }
+    }
+  };
+  const reduce = (fn: PyValue, args: PyValue[]): void => {
+    save(fn);
+    tuple(args);
+    out.byte(0x52); // REDUCE
+  };
+
+  function save(v: PyValue): void {
+    if (v === null) return void out.byte(0x4e); // NONE
+    if (v === true) return void out.byte(0x88);
+    if (v === false) return void out.byte(0x89);
+    if (typeof v === 'number') {
+      if (!Number.isInteger(v)) fail('internal', `cannot pickle ${v} as an int`);
+      return saveInt(out, BigInt(v));
+    }
+    if (typeof v === 'bigint') return saveInt(out, v);
+    if (typeof v === 'string') {
+      const b = Buffer.from(v, 'utf8');
+      out.byte(0x58); // BINUNICODE
+      out.u32(b.length);
+      out.bytes(b);
+      return;
+    }
+    if (v instanceof PyFloat) {
+      out.byte(0x47); // BINFLOAT, big-endian
+      const b = Buffer.allocUnsafe(8);
+      b.writeDoubleBE(v.value);
+      out.bytes(b);
+      return;
+    }
+    if (get(v)) return;
+    if (v instanceof TorchStorage) {
+      save(opts.storageId(v));
+      out.byte(0x51); // BINPERSID
+      return;
+    }
+    if (v instanceof TorchTensor) {
+      const r = opts.tensorRecipe?.(v) ?? { rebuild: v.rebuild, args: v.args };
+      reduce(r.rebuild, r.args);
+      put(v);
+      return;
+    }
+    if (v instanceof PyTuple) {
+      // CPython memoizes tuples after building them; a tuple that contains itself cannot occur.
+      tuple(v.items);
+      put(v);
+      return;
+    }
+    if (v instanceof PyList) {
+      out.byte(0x5d); // EMPTY_LIST
+      put(v);
+      appends(v.items);
+      return;
+    }
+    if (v instanceof PyDict) {
+      if (v.ordered) {
+        reduce(new PyGlobal('collections', 'OrderedDict'), []);
+        put(v);
+      } else {
+        out.byte(0x7d); // EMPTY_DICT
+        put(v);
+      }
+      setItems(v.entries);
+      if (v.attrs) {
+        // OrderedDict.__reduce__ puts instance attributes (torch's `_metadata`) in the state.
+        save(v.attrs);
+        out.byte(0x62); // BUILD
+      }
+      return;
+    }
+    if (v instanceof PyGlobal) {
+      global(v.module, v.name);
+      return;
+    }
+    if (v instanceof PyBytes) {
+      // Protocol 2 has no bytes opcode: CPython writes `_codecs.encode(latin1 text, 'latin1')`,
+      // and `bytearray(latin1 text, 'latin-1')`.
+      const text = Buffer.from(v.data).toString('latin1');
+      if (v.mutable) reduce(new PyGlobal('builtins', 'bytearray'), [text, 'latin-1']);
+      else if (v.data.length === 0) reduce(new PyGlobal('builtins', 'bytes'), []);
+      else reduce(new PyGlobal('_codecs', 'encode'), [text, 'latin1']);
+      put(v);
+      return;
+    }
+    if (v instanceof PyComplex) {
+      reduce(new PyGlobal('builtins', 'complex'), [new PyFloat(v.real), new PyFloat(v.imag)]);
+      put(v);
+      return;
+    }
+    if (v instanceof PySet) {
+      reduce(new PyGlobal('builtins', v.frozen ? 'frozenset' : 'set'), [new PyList(v.items)]);
+      put(v);
+      return;
+    }
+    if (v instanceof PyObject) {
+      if (v.kwargs) fail('unsupported', `object ${v.className} was built with keyword arguments (NEWOBJ_EX), which protocol 2 cannot write`);
+      if (v.via === 'newobj') {
+        save(v.callable);
+        tuple(v.args);
+        out.byte(0x81); // NEWOBJ
+      } else reduce(v.callable, v.args);
+      put(v);
+      if (v.listItems.length) appends(v.listItems);
+      if (v.dictItems.length) setItems(v.dictItems);
+      if (v.state !== undefined) {
+        save(v.state);
+        out.byte(0x62); // BUILD
+      }
+      return;
+    }
+    if (v instanceof PyPersistent) {
+      save(v.pid);
+      out.byte(0x51);
+      return;
+    }
+    fail('internal', `cannot pickle a value of type ${(v as object)?.constructor?.name}`);
+  }
+
+  save(value);
+  out.byte(0x2e); // STOP
+  return out.done();
+}
+
+function saveInt(out: ByteWriter, v: bigint): void {
+  if (v >= 0n && v < 256n) return void out.byte(0x4b, Number(v)); // BININT1
+  if (v >= 0n && v < 65536n) {
+    out.byte(0x4d); // BININT2
+    out.byte(Number(v & 0xffn), Number(v >> 8n));
+    return;
+  }
+  if (v >= -(2n ** 31n) && v < 2n ** 31n) {
+    out.byte(0x4a); // BININT
+    out.u32(Number(BigInt.asUintN(32, v)));
+    return;
+  }
+  // LONG1: little-endian two's complement, the fewest bytes that keep the sign.
+  const bytes: number[] = [];
+  let x = v;
+  for (;;) {
+    bytes.push(Number(x & 0xffn));
+    x >>= 8n;
+    const signBit = bytes[bytes.length - 1]! & 0x80;
+    if ((x === 0n && !signBit) || (x === -1n && signBit)) break;
+  }
+  out.byte(0x8a, bytes.length);
+  out.bytes(Uint8Array.from(bytes));
+}
+
+class ByteWriter {
+  private chunks: Uint8Array[] = [];
+  private cur = Buffer.allocUnsafe(1 << 16);
+  private at = 0;
+  private ensure(n: number): void {
+    if (this.at + n <= this.cur.length) return;
+    this.chunks.push(this.cur.subarray(0, this.at));
+    this.cur = Buffer.allocUnsafe(Math.max(1 << 16, n));
+    this.at = 0;
+  }
+  byte(...bs: number[]): void {
+    this.ensure(bs.length);
+    for (const b of bs) this.cur[this.at++] = b;
+  }
+  u32(v: number): void {
+    this.ensure(4);
+    this.cur.writeUInt32LE(v >>> 0, this.at);
+    this.at += 4;
+  }
+  bytes(b: Uint8Array): void {
+    this.ensure(b.length);
+    this.cur.set(b, this.at);
+    this.at += b.length;
+  }
+  text(s: string): void {
+    this.bytes(Buffer.from(s, 'utf8'));
+  }
+  done(): Uint8Array {
+    this.chunks.push(this.cur.subarray(0, this.at));
+    return Buffer.concat(this.chunks);
+  }
+}

@@ -1,0 +1,106 @@
+import type { LayoutVerdict } from './inspect.ts';
+import type { ConversionRules } from './presets.ts';
+
+/**
+ * What a conversion will do, computed before anything is written: the preview the CLI prints for
+ * `--dry-run` and the UI shows live.
+ */
+export interface KeyChange {
+  from: string;
+  /** null: dropped by include/exclude */
+  to: string | null;
+}
+
+export interface StateDictPlan {
+  /** where the state dict is, from the root of the source */
+  path: (string | number)[];
+  kind: 'state-dict' | 'module';
+  className?: string;
+  keys: KeyChange[];
+  /** wrapper prefixes the preset removes, outermost first */
+  stripped: string[];
+  /** `_metadata` module paths before → after */
+  metadata: KeyChange[];
+}
+
+export interface DeviceChange {
+  from: string;
+  to: string;
+  /** tensors (in the whole file, optimizer state included) that move */
+  tensors: number;
+  bytes: number;
+}
+
+export interface OutputPlan {
+  /** where the file will be written */
+  file: string;
+  /** DDP rank, for per-rank outputs */
+  rank?: number;
+  devices: DeviceChange[];
+  exists: boolean;
+}
+
+export interface ConversionPlan {
+  source: string;
+  format: string;
+  rules: ConversionRules;
+  layoutBefore: LayoutVerdict;
+  /** the layout the output will have */
+  layoutAfter: string;
+  stateDicts: StateDictPlan[];
+  outputs: OutputPlan[];
+  /** the container is replaced by its state dict (`--unwrap`) or a module by its state dict */
+  rootChange: string | null;
+  /** tensors written / dropped */
+  tensors: { kept: number; dropped: number };
+  /** non-tensor content carried over unchanged (epoch, args, numpy scalars, objects) */
+  carried: string[];
+  warnings: string[];
+  /** problems that stop the conversion (e.g. two keys mapping to one) */
+  errors: string[];
+}
+
+export interface TensorCheck {
+  /** path in the output */
+  path: (string | number)[];
+  /** path in the source */
+  sourcePath: (string | number)[];
+  dtype: string;
+  shape: number[];
+  device: string;
+  /** CRC-32 of the storage bytes in the source and in the written file */
+  crc32: string;
+  ok: boolean;
+  problem?: string;
+}
+
+export interface OutputReport {
+  file: string;
+  rank?: number;
+  bytes: number;
+  storages: number;
+  tensors: number;
+  verified: boolean;
+  /** the first mismatch, when not verified */
+  mismatch?: string;
+  checks: TensorCheck[];
+}
+
+export interface ConversionReport {
+  source: string;
+  plan: ConversionPlan;
+  outputs: OutputReport[];
+  verified: boolean;
+  /** seconds spent writing and verifying */
+  seconds: number;
+  /** bytes of storage data copied (all outputs) */
+  bytesCopied: number;
+}
+
+export interface Progress {
+  done: number;
+  total: number;
+  unit: 'bytes' | 'files' | 'tensors' | 'samples';
+  /** what is being worked on */
+  label?: string;
+}
