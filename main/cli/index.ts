@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { asCheckpointError, CheckpointError, fail } from '../formats/errors.ts';
 import { runDevicesCommand } from './devices-command.ts';
+import { CONVERT_HELP, runConvert } from './convert-command.ts';
 import { INSPECT_HELP, runInspect } from './inspect-command.ts';
 import { processIO, type CliIO } from './io.ts';
 
@@ -12,6 +13,8 @@ usage: ckpt <command> [options]
 
 commands
   inspect <file> [--json]       what a checkpoint is: format, layout, tensors, security
+  convert <file|folder> --preset cpu|gpu[:K]|dp|ddp [...]
+                                convert the layout; every output is verified
   devices [--json]              this machine's GPUs and topology (nvidia-smi)
   help [command]                this text, or a command's
 
@@ -19,6 +22,7 @@ Errors print one line and exit with code 2. Run \`ckpt <command> --help\` for de
 
 const COMMANDS: Record<string, { run: (args: string[], io: CliIO) => Promise<number>; help: string }> = {
   inspect: { run: runInspect, help: INSPECT_HELP },
+  convert: { run: runConvert, help: CONVERT_HELP },
   devices: {
     run: (args, io) => runDevicesCommand(args, { stdout: io.stdout, stderr: io.stderr }),
     help: 'ckpt devices [--json]\n\nLists GPUs, memory, utilisation and the topology matrix from nvidia-smi.',

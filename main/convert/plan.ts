@@ -155,7 +155,7 @@ export function primaryStateDict(roles: RoleMapping[]): RoleMapping | undefined 
 
 function carriedContent(ck: Checkpoint, roles: RoleMapping[]): string[] {
   const root = ck.reading.root;
-  if (!(root instanceof PyDict)) return [];
+  if (!(root instanceof PyDict) || roles.some((r) => r.role.path.length === 0)) return [];
   const rolePaths = new Set(roles.map((r) => String(r.role.path[0])));
   return root.entries
     .filter(([k]) => !rolePaths.has(String(k)))

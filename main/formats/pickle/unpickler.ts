@@ -125,6 +125,7 @@ export function unpickle(input: PickleInput, hooks: PickleHooks = {}, label = 'p
         return { value: v, globals, protocol };
       }
       case 0x28: // MARK
+        if (metastack.length >= MAX_STACK) bad('too many nested MARKs'); // each open MARK holds an array
         metastack.push(cur);
         cur = [];
         break;

@@ -1,0 +1,232 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import { parseArgs } from 'node:util';
+import type { ConversionReport } from '../../shared/convert.ts';
+import { NO_RULES, parseMapLocation, parsePreset, parseRename, regexError, type ConversionRules } from '../../shared/presets.ts';
+import { removeLiveTempFiles } from '../convert/atomic-file.ts';
+import { runBatch, type BatchEvent } from '../convert/batch.ts';
+import { previewConversion } from '../convert/convert-file.ts';
+import { CheckpointError, fail } from '../formats/errors.ts';
+import { WorkerPool } from '../jobs/pool.ts';
+import { renderBatchLine, renderBatchSummary, renderPlan, renderReport } from './convert-render.ts';
+import { makeStyle } from './format-text.ts';
+import type { CliIO } from './io.ts';
+import { ProgressLine } from './progress-line.ts';
+
+export const CONVERT_HELP = `ckpt convert <file|folder> --preset cpu|gpu[:K]|dp|ddp [options]
+
+Converts a checkpoint to the layout you need and verifies every tensor of the result.
+
+presets
+  cpu              wrapper prefixes ('module.', '_orig_mod.') removed, all tensors on cpu
+  gpu[:K]          prefixes removed, all on cuda:K (default 0)
+  dp               exactly one 'module.' prefix, all on cuda:0 (nn.DataParallel)
+  ddp              one 'module.' prefix, rank r on cuda:r; --world-size N writes N files
+
+options
+  -o, --output P         output file (a folder when converting a folder)
+  --world-size N         ranks for the ddp preset (files <name>.rank<r>.pth)
+  --strip-prefix P       remove P from the start of keys (repeatable)
+  --add-prefix P         add P to the start of every key
+  --rename 'RE=>SUB'     regex rename of keys (repeatable)
+  --include RE           keep only keys matching RE
+  --exclude RE           drop keys matching RE (e.g. '^fc\\.')
+  --map-location A=B     device remap as torch.load's map_location dict (repeatable; *=cpu)
+  --unwrap               write only the model state dict of a {'state_dict': ...} container
+  --export-state-dict    write a whole pickled module as a plain state dict
+  --force                overwrite existing outputs
+  --jobs N               worker threads for folders (default: number of cores)
+  --shard I/N            convert only share I of N of a folder (for cluster job arrays)
+  --dry-run              show the plan; write nothing
+  --json                 machine-readable events and report
+
+exit codes: 0 converted and verified, 1 some files failed, 2 usage or input error`;
+
+interface Parsed {
+  input: string;
+  output: string | null;
+  rules: ConversionRules;
+  force: boolean;
+  jobs: number;
+  dryRun: boolean;
+  json: boolean;
+  shard?: { index: number; count: number };
+}
+
+export function parseConvertArgs(args: string[]): Parsed | 'help' {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      preset: { type: 'string' }, 'world-size': { type: 'string' }, output: { type: 'string', short: 'o' },
+      'strip-prefix': { type: 'string', multiple: true }, 'add-prefix': { type: 'string' }, rename: { type: 'string', multiple: true },
+      include: { type: 'string' }, exclude: { type: 'string' }, 'map-location': { type: 'string', multiple: true },
+      unwrap: { type: 'boolean' }, 'export-state-dict': { type: 'boolean' }, force: { type: 'boolean' }, jobs: { type: 'string' },
+      shard: { type: 'string' }, 'dry-run': { type: 'boolean' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help) return 'help';
+  if (positionals.length !== 1) fail('usage', 'convert takes one file or folder: ckpt convert <file|folder> --preset cpu');
+  const usage = (msg: string): never => fail('usage', msg);
+  const worldSize = values['world-size'] !== undefined ? Number(values['world-size']) : 1;
+  if (values['world-size'] !== undefined && values.preset !== 'ddp') usage('--world-size goes with --preset ddp');
+  const preset = values.preset !== undefined ? parsePreset(values.preset, worldSize) : null;
+  if (typeof preset === 'string') usage(preset);
+  const renames = (values.rename ?? []).map((r) => {
+    const p = parseRename(r);
+    return typeof p === 'string' ? usage(p) : p;
+  });
+  const mapLocation = (values['map-location'] ?? []).map((m) => {
+    const p = parseMapLocation(m);
+    return typeof p === 'string' ? usage(p) : p;
+  });
+  for (const re of [values.include, values.exclude]) if (re !== undefined && regexError(re)) usage(regexError(re)!);
+  const rules: ConversionRules = {
+    ...NO_RULES,
+    preset: preset as ConversionRules['preset'],
+    stripPrefixes: values['strip-prefix'] ?? [],
+    addPrefix: values['add-prefix'] ?? null,
+    renames,
+    include: values.include ?? null,
+    exclude: values.exclude ?? null,
+    mapLocation,
+    unwrap: !!values.unwrap,
+    exportStateDict: !!values['export-state-dict'],
+  };
+  const custom = rules.stripPrefixes.length || rules.addPrefix || renames.length || rules.include || rules.exclude || mapLocation.length || rules.unwrap || rules.exportStateDict;
+  if (!rules.preset && !custom) usage('say what to convert to: --preset cpu|gpu[:K]|dp|ddp, or custom rules (see ckpt help convert)');
+  const jobs = values.jobs !== undefined ? Number(values.jobs) : os.availableParallelism?.() ?? os.cpus().length;
+  if (!Number.isInteger(jobs) || jobs < 1 || jobs > 256) usage('--jobs takes a whole number from 1 to 256');
+  let shard: Parsed['shard'];
+  if (values.shard !== undefined) {
+    const m = /^(\d+)\/(\d+)$/.exec(values.shard);
+    if (!m || Number(m[1]) < 1 || Number(m[1]) > Number(m[2])) usage('--shard takes I/N with 1 ≤ I ≤ N, e.g. --shard 3/8');
+    shard = { index: Number(m![1]), count: Number(m![2]) };
+  }
+  return { input: positionals[0]!, output: values.output ?? null, rules, force: !!values.force, jobs, dryRun: !!values['dry-run'], json: !!values.json, ...(shard ? { shard } : {}) };
+}
+
+export async function runConvert(args: string[], io: CliIO): Promise<number> {
+  const p = parseConvertArgs(args);
+  if (p === 'help') {
+    io.stdout(CONVERT_HELP + '\n');
+    return 0;
+  }
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(p.input);
+  } catch {
+    fail('io', `${p.input}: no such file or folder`, p.input);
+  }
+  return st.isDirectory() ? convertFolder(p, io) : convertOne(p, io);
+}
+
+/** Ctrl-C cancels the running jobs; their temporary files are removed and nothing partial remains. */
+function cancelOnSignal(controller: AbortController): () => void {
+  const onSignal = (): void => {
+    if (controller.signal.aborted) {
+      removeLiveTempFiles();
+      process.exit(130);
+    }
+    controller.abort();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  return () => {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  };
+}
+
+async function convertOne(p: Parsed, io: CliIO): Promise<number> {
+  const style = makeStyle(io.color);
+  if (p.shard) fail('usage', '--shard applies to folders');
+  if (p.dryRun) {
+    const plan = previewConversion(p.input, p.rules, p.output);
+    io.stdout(p.json ? JSON.stringify({ event: 'plan', plan }) + '\n' : renderPlan(plan, style, true));
+    return plan.errors.length ? 2 : 0;
+  }
+  const controller = new AbortController();
+  const release = cancelOnSignal(controller);
+  const pool = new WorkerPool(1);
+  const bar = io.isTTY && !p.json ? new ProgressLine(io) : null;
+  let lastPlain = 0;
+  try {
+    const report: ConversionReport = await pool.run({ kind: 'convert', source: p.input, output: p.output, rules: p.rules, force: p.force }, {
+      signal: controller.signal,
+      onProgress: (pr) => {
+        if (p.json) io.stdout(JSON.stringify({ event: 'progress', file: p.input, ...pr }) + '\n');
+        else if (bar) bar.update(pr.done, pr.total, pr.label ?? '');
+        else if (pr.total > 64 << 20 && pr.done - lastPlain >= pr.total / 10) {
+          lastPlain = pr.done;
+          io.stdout(`converting ${p.input}: ${Math.floor((100 * pr.done) / pr.total)}%\n`);
+        }
+      },
+    });
+    bar?.clear();
+    io.stdout(p.json ? JSON.stringify({ event: 'report', report }) + '\n' : renderReport(report, style));
+    return report.verified ? 0 : 1;
+  } catch (e) {
+    bar?.clear();
+    if (e instanceof CheckpointError && e.kind === 'cancelled') {
+      io.stderr(`ckpt: cancelled: ${p.input}: nothing was written\n`);
+      return 130;
+    }
+    throw e;
+  } finally {
+    release();
+    await pool.close();
+  }
+}
+
+async function convertFolder(p: Parsed, io: CliIO): Promise<number> {
+  const style = makeStyle(io.color);
+  if (!p.output) fail('usage', `converting a folder needs an output folder: -o <folder>`);
+  if (p.dryRun) {
+    const { planBatch } = await import('../convert/batch.ts');
+    const { items, ignored } = planBatch({ input: p.input, outDir: p.output, rules: p.rules, force: p.force, ...(p.shard ? { shard: p.shard } : {}) });
+    const plans = items.filter((i) => i.status === 'pending').map((i) => {
+      try {
+        return { item: i, plan: previewConversion(`${p.input}/${i.sources[0]}`, p.rules, `${p.output}/${i.outputs[0]}`) };
+      } catch (e) {
+        return { item: i, error: (e as Error).message };
+      }
+    });
+    if (p.json) io.stdout(JSON.stringify({ event: 'plan', items, ignored, plans }) + '\n');
+    else {
+      io.stdout(`${items.length} checkpoint${items.length === 1 ? '' : 's'} found (${ignored} other files ignored); ${items.filter((i) => i.status === 'skipped').length} already done\n\n`);
+      for (const x of plans) io.stdout('error' in x ? `${style.red('error')} ${x.item.sources[0]}: ${x.error}\n` : renderPlan(x.plan!, style, false) + '\n');
+    }
+    return plans.some((x) => 'error' in x || x.plan!.errors.length) ? 2 : 0;
+  }
+  const controller = new AbortController();
+  const release = cancelOnSignal(controller);
+  const pool = new WorkerPool(p.jobs);
+  const bar = io.isTTY && !p.json ? new ProgressLine(io) : null;
+  const t0 = performance.now();
+  let finished = 0;
+  let total = 0;
+  try {
+    const summary = await runBatch({ input: p.input, outDir: p.output, rules: p.rules, force: p.force, signal: controller.signal, ...(p.shard ? { shard: p.shard } : {}), onEvent: (e: BatchEvent) => {
+      if (p.json) return io.stdout(JSON.stringify({ event: e.type, ...e, type: undefined }) + '\n');
+      if (e.type === 'plan') {
+        total = e.items.filter((i) => i.status === 'pending').length;
+        const skipped = e.items.length - total;
+        io.stdout(`${e.items.length} checkpoints found, ${total} to convert${skipped ? `, ${skipped} already done` : ''}, ${p.jobs} worker${p.jobs === 1 ? '' : 's'}\n`);
+      } else if (e.type === 'progress' && bar) {
+        bar.update(e.overallDone, e.overallTotal, `${finished}/${total} files`, (performance.now() - t0) / 1000);
+      } else if (e.type === 'item') {
+        finished++;
+        bar?.clear();
+        io.stdout(renderBatchLine(e.item, style) + '\n');
+      }
+    } }, pool);
+    bar?.clear();
+    if (!p.json) io.stdout(renderBatchSummary(summary, p.output, style));
+    if (summary.cancelled) return 130;
+    return summary.failed ? 1 : 0;
+  } finally {
+    release();
+    await pool.close();
+  }
+}

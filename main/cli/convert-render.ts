@@ -1,0 +1,67 @@
+import type { ConversionPlan, ConversionReport } from '../../shared/convert.ts';
+import { LAYOUT_TITLES } from '../../shared/layout-names.ts';
+import { PRESETS } from '../../shared/presets.ts';
+import type { BatchItem, BatchSummary } from '../convert/batch.ts';
+import { formatBytes, type Style } from './format-text.ts';
+
+/** The plan as the dry run prints it: what each rule will do, before anything is written. */
+export function renderPlan(plan: ConversionPlan, s: Style, detailed: boolean): string {
+  const lines: string[] = [];
+  const row = (k: string, v: string): void => void lines.push(`${s.bold(k.padEnd(9))} ${v}`);
+  const lay = plan.layoutBefore;
+  row('source', `${plan.source}  (${LAYOUT_TITLES[lay.kind]}${lay.prefixes.length ? `, prefixes ${lay.prefixes.map((p) => `'${p}'`).join(' + ')}` : ''})`);
+  const preset = plan.rules.preset;
+  const info = preset ? PRESETS.find((p) => p.name === preset.name) : undefined;
+  row('target', `${plan.layoutAfter}${info ? s.dim(`  keys: ${info.keys}; devices: ${info.devices}`) : ''}`);
+  if (plan.rootChange) row('container', plan.rootChange);
+  for (const sd of plan.stateDicts) {
+    const changed = sd.keys.filter((k) => k.to !== null && k.to !== k.from);
+    const dropped = sd.keys.filter((k) => k.to === null);
+    const where = sd.path.length ? ` at ${sd.path.join('/')}` : '';
+    row('keys', `${sd.keys.length} keys${where}: ${changed.length} renamed, ${dropped.length} dropped, ${sd.keys.length - changed.length - dropped.length} unchanged${sd.stripped.length ? `; strips ${sd.stripped.map((p) => `'${p}'`).join(' + ')}` : ''}`);
+    const show = detailed ? 8 : 2;
+    for (const k of [...changed.slice(0, show), ...dropped.slice(0, show)]) lines.push(`          ${k.from} ${s.dim('→')} ${k.to ?? s.red('(dropped)')}`);
+    if (changed.length + dropped.length > 2 * show) lines.push(s.dim(`          … ${changed.length + dropped.length - Math.min(changed.length, show) - Math.min(dropped.length, show)} more`));
+    if (detailed && sd.metadata.length) lines.push(s.dim(`          _metadata: ${sd.metadata.length} module entries follow the keys`));
+  }
+  for (const o of plan.outputs) {
+    const dev = o.devices.map((d) => (d.from === d.to ? `${d.from} (unchanged, ${d.tensors})` : `${d.from} → ${d.to} (${d.tensors} tensors, ${formatBytes(d.bytes)})`)).join('; ');
+    row(o.rank !== undefined ? `rank ${o.rank}` : 'output', `${o.file}${o.exists ? s.yellow('  (exists: --force to overwrite)') : ''}`);
+    lines.push(`          devices: ${dev || 'no tensors'}`);
+  }
+  row('tensors', `${plan.tensors.kept} written, ${plan.tensors.dropped} dropped`);
+  if (plan.carried.length) row('carried', plan.carried.join('; '));
+  for (const w of plan.warnings) row('note', s.yellow(w));
+  for (const e of plan.errors) row('error', s.red(e));
+  return lines.join('\n') + '\n';
+}
+
+export function renderReport(r: ConversionReport, s: Style): string {
+  const lines = [renderPlan(r.plan, s, false).trimEnd()];
+  for (const o of r.outputs) {
+    const verdict = o.verified ? s.green(`verified: ${o.tensors} tensors, CRC-32 of ${o.storages} storages equal to the source`) : s.red(`NOT verified: ${o.mismatch}`);
+    lines.push(`${s.bold('written'.padEnd(9))} ${o.file}  ${formatBytes(o.bytes)}  ${verdict}`);
+  }
+  const preset = r.plan.rules.preset;
+  const info = preset ? PRESETS.find((p) => p.name === preset.name) : undefined;
+  if (info) lines.push(`${s.bold('load it'.padEnd(9))} ${info.loadsWith}`);
+  lines.push(s.dim(`          ${r.seconds.toFixed(2)} s, ${formatBytes(r.bytesCopied)} copied`));
+  return lines.join('\n') + '\n';
+}
+
+export function renderBatchLine(item: BatchItem, s: Style): string {
+  const src = item.sources.length > 1 ? `${item.sources[0]} (+${item.sources.length - 1} ranks)` : item.sources[0];
+  switch (item.status) {
+    case 'done': return `${s.green('ok  ')} ${src} → ${item.outputs.join(', ')}  verified${item.seconds !== undefined ? s.dim(`  ${item.seconds.toFixed(2)} s`) : ''}`;
+    case 'skipped': return `${s.dim('skip')} ${src}: ${item.reason}`;
+    case 'cancelled': return `${s.yellow('stop')} ${src}: cancelled, nothing written`;
+    default: return `${s.red('FAIL')} ${src}: ${item.reason}`;
+  }
+}
+
+export function renderBatchSummary(sum: BatchSummary, outDir: string, s: Style): string {
+  const rate = sum.seconds > 0 ? sum.bytes / sum.seconds : 0;
+  const parts = [`${sum.done} converted`, `${sum.skipped} already done`, `${sum.failed} failed`];
+  if (sum.cancelled) parts.push(`${sum.cancelled} cancelled (run again to resume)`);
+  return `\n${(sum.failed ? s.red : s.green)(parts.join(', '))} in ${sum.seconds.toFixed(1)} s (${formatBytes(rate)}/s) → ${outDir}\n`;
+}

@@ -1,0 +1,189 @@
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { ConversionReport } from '../../shared/convert.ts';
+import type { ErrorInfo } from '../../shared/errors.ts';
+import type { ConversionRules } from '../../shared/presets.ts';
+import { asCheckpointError, fail } from '../formats/errors.ts';
+import type { WorkerPool } from '../jobs/pool.ts';
+import { staleTempFiles, writeFileAtomically } from './atomic-file.ts';
+import { findCheckpoints, groupFamilies, type FileGroup } from './discover.ts';
+import { outputFiles } from './plan.ts';
+
+/**
+ * Converting a folder: every checkpoint under it (found by content), written to the same
+ * relative place under the output folder, in a pool of worker threads. A failing file does not
+ * stop the batch; a killed batch resumes from a manifest of outputs already written and verified.
+ */
+export interface BatchOptions {
+  input: string;
+  outDir: string;
+  rules: ConversionRules;
+  force: boolean;
+  /** `--shard I/N`: this run takes files whose stable hash falls in share I of N (1-based) */
+  shard?: { index: number; count: number };
+  signal?: AbortSignal;
+  onEvent?(e: BatchEvent): void;
+}
+
+export type ItemStatus = 'pending' | 'running' | 'done' | 'skipped' | 'failed' | 'cancelled';
+
+export interface BatchItem {
+  id: number;
+  /** sources relative to the input folder (several for a per-rank family) */
+  sources: string[];
+  family: boolean;
+  /** outputs relative to the output folder */
+  outputs: string[];
+  bytes: number;
+  status: ItemStatus;
+  reason?: string;
+  verified?: boolean;
+  seconds?: number;
+}
+
+export type BatchEvent =
+  | { type: 'plan'; items: BatchItem[]; ignored: number; totalBytes: number }
+  | { type: 'start'; id: number }
+  | { type: 'progress'; id: number; done: number; total: number; overallDone: number; overallTotal: number }
+  | { type: 'item'; item: BatchItem }
+  | { type: 'finished'; summary: BatchSummary };
+
+export interface BatchSummary {
+  items: BatchItem[];
+  done: number;
+  skipped: number;
+  failed: number;
+  cancelled: number;
+  bytes: number;
+  seconds: number;
+}
+
+export const MANIFEST = '.ckpt-batch.json';
+
+interface ManifestEntry { source: string; size: number; mtimeMs: number; outputs: { file: string; size: number }[]; rules: string; verified: true }
+interface Manifest { version: 1; entries: Record<string, ManifestEntry> }
+
+/** A stable share of the work for `--shard I/N`, the same on every node of a job array. */
+export function inShard(key: string, shard: { index: number; count: number } | undefined): boolean {
+  if (!shard) return true;
+  const h = createHash('sha1').update(key).digest().readUInt32BE(0);
+  return h % shard.count === shard.index - 1;
+}
+
+export function planBatch(opts: BatchOptions): { items: BatchItem[]; ignored: number; units: Unit[] } {
+  const input = path.resolve(opts.input);
+  const out = path.resolve(opts.outDir);
+  if (out === input) fail('usage', `the output folder must differ from the input folder (${opts.input}); nothing is ever converted in place`);
+  const { files, ignored } = findCheckpoints(input, out);
+  const groups = groupFamilies(files).filter((g) => inShard(g.files[0]!, opts.shard));
+  const manifest = readManifest(out);
+  const rulesKey = JSON.stringify(opts.rules);
+  const items: BatchItem[] = [];
+  const units: Unit[] = [];
+  for (const g of groups) {
+    for (const unit of unitsOf(g, opts.rules)) {
+      units.push(unit);
+      const outputs = outputFiles(unit.source, unit.output, unit.rules).map((o) => o.file);
+      const st = fs.statSync(path.join(input, unit.source));
+      const item: BatchItem = { id: items.length, sources: unit.sources, family: g.family, outputs, bytes: st.size, status: 'pending' };
+      const m = manifest.entries[unit.source];
+      if (m && m.rules === rulesKey && m.size === st.size && m.mtimeMs === st.mtimeMs && m.outputs.every((o) => fileSize(path.join(out, o.file)) === o.size)) {
+        item.status = 'skipped';
+        item.reason = 'already converted and verified (resumed)';
+        item.verified = true;
+      }
+      items.push(item);
+    }
+  }
+  return { items, ignored, units };
+}
+
+interface Unit { source: string; sources: string[]; output: string; rules: ConversionRules }
+
+/**
+ * How a group becomes conversion units. A per-rank family under `ddp` keeps one file per rank,
+ * rank r on cuda:r; under cpu/gpu/dp the ranks of a DDP run are copies, so rank 0 is converted to
+ * the family's name without the rank (the identity of the copies is checked by `ckpt reshard`).
+ */
+function unitsOf(g: FileGroup, rules: ConversionRules): Unit[] {
+  if (!g.family) return [{ source: g.files[0]!, sources: g.files, output: g.files[0]!, rules }];
+  if (rules.preset?.name === 'ddp') {
+    return g.files.map((f, r) => ({ source: f, sources: [f], output: f, rules: { ...rules, preset: { name: 'ddp', worldSize: 1 }, mapLocation: [{ from: '*', to: `cuda:${r}` }, ...rules.mapLocation] } }));
+  }
+  return [{ source: g.files[0]!, sources: g.files, output: g.mergedName!, rules }];
+}
+
+export async function runBatch(opts: BatchOptions, pool: WorkerPool): Promise<BatchSummary> {
+  const t0 = performance.now();
+  const input = path.resolve(opts.input);
+  const out = path.resolve(opts.outDir);
+  const { items, ignored, units } = planBatch(opts);
+  for (const f of staleTempFiles(out)) fs.rmSync(f, { force: true });
+  const totalBytes = items.filter((i) => i.status === 'pending').reduce((a, i) => a + i.bytes, 0);
+  opts.onEvent?.({ type: 'plan', items, ignored, totalBytes });
+  const manifest = readManifest(out);
+  const rulesKey = JSON.stringify(opts.rules);
+  let overallDone = 0;
+  const running = items.filter((i) => i.status === 'pending').map(async (item) => {
+    const unit = units[item.id]!;
+    const src = path.join(input, unit.source);
+    const dest = path.join(out, unit.output);
+    let lastDone = 0;
+    try {
+      item.status = 'running';
+      const report: ConversionReport = await pool.run({ kind: 'convert', source: src, output: dest, rules: unit.rules, force: opts.force }, {
+        ...(opts.signal ? { signal: opts.signal } : {}),
+        onProgress: (p) => {
+          if (lastDone === 0) opts.onEvent?.({ type: 'start', id: item.id });
+          const scaled = p.total ? (p.done / p.total) * item.bytes : 0;
+          overallDone += scaled - lastDone;
+          lastDone = scaled;
+          opts.onEvent?.({ type: 'progress', id: item.id, done: p.done, total: p.total, overallDone, overallTotal: totalBytes });
+        },
+      });
+      overallDone += item.bytes - lastDone;
+      item.seconds = report.seconds;
+      item.verified = report.verified;
+      if (!report.verified) {
+        item.status = 'failed';
+        item.reason = `verification failed: ${report.outputs.find((o) => !o.verified)?.mismatch}`;
+      } else {
+        item.status = 'done';
+        const st = fs.statSync(src);
+        manifest.entries[unit.source] = { source: unit.source, size: st.size, mtimeMs: st.mtimeMs, rules: rulesKey, verified: true, outputs: item.outputs.map((f) => ({ file: f, size: fs.statSync(path.join(out, f)).size })) };
+        writeManifest(out, manifest);
+      }
+    } catch (e) {
+      const err: ErrorInfo = asCheckpointError(e, src).toInfo();
+      item.status = err.kind === 'cancelled' ? 'cancelled' : 'failed';
+      item.reason = err.message;
+    }
+    opts.onEvent?.({ type: 'item', item });
+  });
+  await Promise.all(running);
+  const count = (s: ItemStatus): number => items.filter((i) => i.status === s).length;
+  const summary: BatchSummary = { items, done: count('done'), skipped: count('skipped'), failed: count('failed'), cancelled: count('cancelled'), bytes: totalBytes, seconds: (performance.now() - t0) / 1000 };
+  opts.onEvent?.({ type: 'finished', summary });
+  return summary;
+}
+
+function readManifest(outDir: string): Manifest {
+  try {
+    const m = JSON.parse(fs.readFileSync(path.join(outDir, MANIFEST), 'utf8')) as Manifest;
+    if (m.version === 1 && m.entries) return m;
+  } catch { /* none yet, or unreadable: start over */ }
+  return { version: 1, entries: {} };
+}
+
+function writeManifest(outDir: string, m: Manifest): void {
+  writeFileAtomically(path.join(outDir, MANIFEST), true, (fd) => fs.writeSync(fd, JSON.stringify(m, null, 1)));
+}
+
+function fileSize(f: string): number {
+  try {
+    return fs.statSync(f).size;
+  } catch {
+    return -1;
+  }
+}

@@ -1,0 +1,33 @@
+import type { JobRequest, JobResults } from '../../shared/jobs.ts';
+import type { Progress } from '../../shared/convert.ts';
+import { openCheckpoint } from '../checkpoint/open-checkpoint.ts';
+import { convertFile } from '../convert/convert-file.ts';
+import { tensorStats } from '../checkpoint/tensor-stats.ts';
+
+export interface JobContext {
+  onProgress(p: Progress): void;
+  /** true once the job was cancelled; long jobs check it between chunks */
+  cancelled(): boolean;
+}
+
+/** Runs one job in the current thread: the worker calls this, and so can tests and the CLI. */
+export function runJob<K extends JobRequest['kind']>(request: JobRequest & { kind: K }, ctx: JobContext): JobResults[K] {
+  const req = request as JobRequest;
+  switch (req.kind) {
+    case 'inspect': {
+      const c = openCheckpoint(req.file);
+      try {
+        return c.report as JobResults[K];
+      } finally {
+        c.close();
+      }
+    }
+    case 'convert': {
+      const signal = { get aborted() { return ctx.cancelled(); } } as AbortSignal;
+      return convertFile(req.source, { rules: req.rules, output: req.output, force: req.force, onProgress: ctx.onProgress, signal }) as JobResults[K];
+    }
+    case 'tensor-stats':
+      return tensorStats(req.file, req.path, req.bins) as JobResults[K];
+  }
+  throw new Error(`unknown job kind ${(req as JobRequest).kind}`);
+}

@@ -1,0 +1,28 @@
+// The worker thread entry: runs jobs sent by the pool, one at a time, and posts progress
+// (throttled to ~10 Hz), the result or a typed error. A thrown error never kills the thread.
+import { parentPort } from 'node:worker_threads';
+import type { JobRequest, WorkerMessage } from '../../shared/jobs.ts';
+import { asCheckpointError } from '../formats/errors.ts';
+import { runJob } from './run-job.ts';
+
+const PROGRESS_INTERVAL_MS = 100;
+
+parentPort!.on('message', (msg: { seq: number; request: JobRequest; cancel: Int32Array }) => {
+  const { seq, request, cancel } = msg;
+  const post = (m: WorkerMessage): void => parentPort!.postMessage(m);
+  let last = 0;
+  try {
+    const result = runJob(request, {
+      cancelled: () => Atomics.load(cancel, 0) !== 0,
+      onProgress: (progress) => {
+        const now = performance.now();
+        if (now - last < PROGRESS_INTERVAL_MS && progress.done < progress.total) return;
+        last = now;
+        post({ seq, type: 'progress', progress });
+      },
+    });
+    post({ seq, type: 'done', result });
+  } catch (e) {
+    post({ seq, type: 'error', error: asCheckpointError(e).toInfo() });
+  }
+});

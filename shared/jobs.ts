@@ -1,0 +1,39 @@
+import type { ConversionReport, Progress } from './convert.ts';
+import type { ErrorInfo } from './errors.ts';
+import type { InspectReport } from './inspect.ts';
+import type { ConversionRules } from './presets.ts';
+
+/** Work that runs in a worker thread. One discriminated union, one result type per kind. */
+export type JobRequest =
+  | { kind: 'inspect'; file: string }
+  | { kind: 'convert'; source: string; output: string | null; rules: ConversionRules; force: boolean }
+  | { kind: 'tensor-stats'; file: string; path: (string | number)[]; bins: number };
+
+export interface TensorStats {
+  dtype: string;
+  numel: number;
+  min: number | null;
+  max: number | null;
+  mean: number | null;
+  std: number | null;
+  nan: number;
+  inf: number;
+  /** histogram over [min, max] of the finite values */
+  histogram: { lo: number; hi: number; counts: number[] } | null;
+  /** values not shown because the dtype is not numeric here (e.g. quantized) */
+  note?: string;
+}
+
+export interface JobResults {
+  inspect: InspectReport;
+  convert: ConversionReport;
+  'tensor-stats': TensorStats;
+}
+
+export type JobResult<K extends JobRequest['kind']> = JobResults[K];
+
+/** Messages from a worker to the pool. */
+export type WorkerMessage =
+  | { seq: number; type: 'progress'; progress: Progress }
+  | { seq: number; type: 'done'; result: unknown }
+  | { seq: number; type: 'error'; error: ErrorInfo };
