@@ -15,5 +15,5 @@ const common = {
   external: ['electron', 'onnxruntime-node'],
 };
 
-await build({ ...common, entryPoints: { ckpt: 'main/cli/index.ts', worker: 'main/jobs/worker.ts' }, outdir: 'dist', banner: common.banner });
+await build({ ...common, entryPoints: { ckpt: 'main/cli/index.ts', worker: 'main/jobs/worker.ts', 'crc-worker': 'main/jobs/crc-worker.ts' }, outdir: 'dist', banner: common.banner });
 chmodSync('dist/ckpt.js', 0o755);

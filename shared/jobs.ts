@@ -6,7 +6,7 @@ import type { ConversionRules } from './presets.ts';
 /** Work that runs in a worker thread. One discriminated union, one result type per kind. */
 export type JobRequest =
   | { kind: 'inspect'; file: string }
-  | { kind: 'convert'; source: string; output: string | null; rules: ConversionRules; force: boolean }
+  | { kind: 'convert'; source: string; output: string | null; rules: ConversionRules; force: boolean; syncFolder?: boolean }
   | { kind: 'tensor-stats'; file: string; path: (string | number)[]; bins: number };
 
 export interface TensorStats {

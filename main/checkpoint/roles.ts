@@ -57,6 +57,11 @@ export function findRoles(root: PyValue): Role[] {
       const sd = asStateDict(v);
       if (sd) {
         roles.push({ kind: 'state-dict', path, entries: sd });
+        // DTensor / ShardedTensor values make it a sharded state dict (FSDP SHARDED_STATE_DICT)
+        for (const [k, x] of v.entries) {
+          const cls = x instanceof TorchTensor ? x.subclass : x instanceof PyObject ? x.className : null;
+          if (cls && SHARD_CLASSES.test(cls)) roles.push({ kind: 'shard', path: [...path, String(k)], className: cls });
+        }
         return;
       }
     }
@@ -71,12 +76,14 @@ export function asStateDict(d: PyDict): { key: string; tensor: TorchTensor }[] |
   if (d.size === 0 || !d.allStringKeys()) return null;
   const entries: { key: string; tensor: TorchTensor }[] = [];
   let other = 0;
+  let shards = 0;
   for (const [k, v] of d.entries) {
     if (v instanceof TorchTensor) entries.push({ key: k as string, tensor: v });
+    else if (v instanceof PyObject && SHARD_CLASSES.test(v.className)) shards++;
     else if (v instanceof PyDict || v instanceof PyObject) return null;
     else other++;
   }
-  if (entries.length === 0 || other > entries.length) return null;
+  if (entries.length + shards === 0 || other > entries.length + shards) return null;
   return entries;
 }
 
@@ -133,6 +140,26 @@ export function scriptModuleTensors(o: PyObject, prefix = '', out: { key: string
   for (const [k, v] of o.state.entries) {
     if (v instanceof TorchTensor) out.push({ key: prefix + String(k), tensor: v });
     else if (v instanceof PyObject && v.className.startsWith('__torch__.')) scriptModuleTensors(v, `${prefix}${String(k)}.`, out, depth + 1);
+  }
+  return out;
+}
+
+/**
+ * `_version` of torch's module classes where it is not 1: only the class knows it, the pickle
+ * does not carry it (torch/nn/modules/batchnorm.py `_NormBase._version = 2`).
+ */
+const MODULE_VERSIONS: [RegExp, number][] = [[/^torch\.nn\.modules\.(batchnorm|instancenorm)\.\w+$/, 2]];
+
+/**
+ * The `_metadata` that `state_dict()` attaches: module path → `{'version': N}`, the module itself
+ * before its children (torch/nn/modules/module.py, `state_dict`).
+ */
+export function moduleMetadata(o: PyObject, prefix = '', out: [string, number][] = [], depth = 0): [string, number][] {
+  if (depth > 200 || !(o.state instanceof PyDict)) return out;
+  out.push([prefix, MODULE_VERSIONS.find(([re]) => re.test(o.className))?.[1] ?? 1]);
+  const mods = o.state.get('_modules');
+  if (mods instanceof PyDict) {
+    for (const [k, v] of mods.entries) if (v instanceof PyObject) moduleMetadata(v, prefix ? `${prefix}.${String(k)}` : String(k), out, depth + 1);
   }
   return out;
 }

@@ -12,15 +12,19 @@ import { childrenOf } from './tree.ts';
  */
 const SAFE_EXACT = new Set([
   'collections.OrderedDict', 'collections.Counter', 'torch.nn.parameter.Parameter', 'torch.serialization._get_layout',
-  'torch.Size', 'torch.Tensor', 'torch.device', '_codecs.encode', 'builtins.bytearray', 'builtins.set', 'builtins.frozenset',
-  'builtins.complex', 'builtins.slice', 'builtins.range', 'builtins.int', 'builtins.float', 'builtins.bool', 'builtins.str',
-  'builtins.tuple', 'builtins.list', 'builtins.dict', 'builtins.bytes', 'builtins.object', 'copyreg._reconstructor',
-  'torch._tensor._rebuild_from_type_v2', 'torch._tensor._rebuild_from_type',
+  'torch.Size', 'torch.Tensor', 'torch.device', '_codecs.encode', 'builtins.bytearray', 'builtins.set', 'builtins.complex',
+  'torch._tensor._rebuild_from_type_v2', 'torch._tensor._rebuild_from_type', 'torch.storage.UntypedStorage', 'torch.storage.TypedStorage',
   'torch.strided', 'torch.sparse_coo', 'torch.sparse_csr', 'torch.sparse_csc', 'torch.sparse_bsr', 'torch.sparse_bsc', 'torch._mkldnn', 'torch.jagged',
   'torch.per_tensor_affine', 'torch.per_channel_affine', 'torch.per_tensor_symmetric', 'torch.per_channel_symmetric', 'torch.per_channel_affine_float_qparams',
   'torch.contiguous_format', 'torch.channels_last', 'torch.channels_last_3d', 'torch.preserve_format',
 ]);
 const TORCH_DTYPE_NAMES = new Set([...DTYPES.map((d) => d.name), 'float', 'double', 'half', 'long', 'int', 'short', 'cfloat', 'cdouble', 'chalf']);
+
+/** Harmless builtins that torch's weights-only loader still refuses. */
+const HARMLESS_BUILTINS = new Set([
+  'builtins.frozenset', 'builtins.slice', 'builtins.range', 'builtins.int', 'builtins.float', 'builtins.bool', 'builtins.str',
+  'builtins.tuple', 'builtins.list', 'builtins.dict', 'builtins.bytes', 'builtins.object', 'copyreg._reconstructor',
+]);
 
 const BENIGN = new Set([
   'numpy.core.multiarray._reconstruct', 'numpy._core.multiarray._reconstruct', 'numpy.ndarray', 'numpy.dtype',
@@ -57,6 +61,7 @@ export function classifyGlobal(module: string, name: string): { cls: SecurityCla
   if ((module === 'torch' || module === 'torch.cuda') && (/Storage$/.test(name) || /Tensor$/.test(name) || TORCH_DTYPE_NAMES.has(name))) return { cls: 'safe', reason: 'torch storage, tensor or dtype' };
   if (module === 'torch._utils' && name.startsWith('_rebuild_')) return { cls: 'safe', reason: 'torch tensor rebuild function' };
   if (BENIGN.has(full) || (module === 'numpy.dtypes' && /DType$/.test(name))) return { cls: 'benign', reason: 'numpy array, dtype or scalar reconstruction' };
+  if (HARMLESS_BUILTINS.has(full)) return { cls: 'benign', reason: 'a harmless builtin, but torch.load(weights_only=True) refuses it' };
   return { cls: 'unknown-class', reason: module === '__main__' ? 'class from the training script (__main__); loading it needs that script' : `class ${full} must be importable to load the file` };
 }
 
@@ -67,7 +72,8 @@ const ORDER: SecurityClass[] = ['safe', 'benign', 'unknown-class', 'dangerous'];
  * finding can say what would run), and the targets of `functools.partial`, which is as dangerous
  * as the global it wraps.
  */
-function callSites(root: PyValue): { wrapped: Set<string>; firstCall: Map<string, string> } {
+function callSites(root: PyValue): { wrapped: Set<string>; firstCall: Map<string, string>; unsafeGetattr: boolean } {
+  let unsafeGetattr = false;
   const wrapped = new Set<string>();
   const firstCall = new Map<string, string>();
   const seen = new Set<object>();
@@ -80,16 +86,17 @@ function callSites(root: PyValue): { wrapped: Set<string>; firstCall: Map<string
       if (!firstCall.has(v.className)) firstCall.set(v.className, `${v.className}(${v.args.map((a) => pyRepr(a)).join(', ')})`.slice(0, 200));
       const target = v.args[0];
       if (v.className === 'functools.partial' && target instanceof PyGlobal) wrapped.add(target.fullName);
+      if (v.className === 'builtins.getattr' && !isNestedClassAccess(v)) unsafeGetattr = true;
     }
     for (const [, x] of childrenOf(v)) stack.push(x);
     if (v instanceof PyObject && v.callable instanceof PyObject) stack.push(v.callable);
   }
-  return { wrapped, firstCall };
+  return { wrapped, firstCall, unsafeGetattr };
 }
 
 export function scanSecurity(globals: GlobalRef[], root: PyValue): SecurityReport {
   const merged = new Map<string, SecurityGlobal>();
-  const { wrapped: partials, firstCall } = callSites(root);
+  const { wrapped: partials, firstCall, unsafeGetattr } = callSites(root);
   for (const g of globals) {
     const name = `${g.module}.${g.name}`;
     let { cls, reason } = classifyGlobal(g.module, g.name);
@@ -99,6 +106,10 @@ export function scanSecurity(globals: GlobalRef[], root: PyValue): SecurityRepor
         cls = 'dangerous';
         reason = `wraps ${bad.join(', ')} so that unpickling calls it`;
       }
+    }
+    if (name === 'builtins.getattr' && !unsafeGetattr) {
+      cls = 'unknown-class';
+      reason = "only reads nested classes (protocol 2 writes A.B as getattr(A, 'B'))";
     }
     const prev = merged.get(name);
     if (prev) prev.calls += g.calls;
@@ -110,4 +121,39 @@ export function scanSecurity(globals: GlobalRef[], root: PyValue): SecurityRepor
   const list = [...merged.values()].sort((a, b) => ORDER.indexOf(b.class) - ORDER.indexOf(a.class) || a.name.localeCompare(b.name));
   const verdict = list.reduce<SecurityClass>((w, g) => (ORDER.indexOf(g.class) > ORDER.indexOf(w) ? g.class : w), 'safe');
   return { verdict, globals: list, weightsOnlyLoadable: verdict === 'safe' };
+}
+
+/**
+ * Calls of dangerous globals anywhere in a tree, as Python-like text. A conversion refuses to
+ * write them: the converted file would run them when loaded, as the source would.
+ */
+export function dangerousCalls(root: PyValue): string[] {
+  const found: string[] = [];
+  const seen = new Set<object>();
+  const stack: PyValue[] = [root];
+  while (stack.length) {
+    const v = stack.pop()!;
+    if (v === null || typeof v !== 'object' || seen.has(v)) continue;
+    seen.add(v);
+    if (v instanceof PyObject) {
+      const c = v.callable;
+      if (c instanceof PyGlobal && classifyGlobal(c.module, c.name).cls === 'dangerous' && !isNestedClassAccess(v)) {
+        found.push(`${c.fullName}(${v.args.map((a) => pyRepr(a)).join(', ')})`.slice(0, 160));
+      }
+      if (c instanceof PyObject) stack.push(c);
+    }
+    if (v instanceof PyGlobal && classifyGlobal(v.module, v.name).cls === 'dangerous') found.push(v.fullName);
+    for (const [, x] of childrenOf(v)) stack.push(x);
+  }
+  return found;
+}
+
+/**
+ * Protocols before 4 pickle a nested class `A.B` as `getattr(A, 'B')`. That use of getattr only
+ * reads a public class attribute of a named, non-dangerous class.
+ */
+export function isNestedClassAccess(o: PyObject): boolean {
+  if (!(o.callable instanceof PyGlobal) || o.callable.fullName !== 'builtins.getattr') return false;
+  const [target, attr] = o.args;
+  return target instanceof PyGlobal && classifyGlobal(target.module, target.name).cls !== 'dangerous' && typeof attr === 'string' && /^[A-Za-z][A-Za-z0-9]*$/.test(attr);
 }

@@ -30,16 +30,7 @@ export function writeFileAtomically<T>(dest: string, overwrite: boolean, write: 
     fs.fsyncSync(fd);
     fs.closeSync(fd);
     fd = -1;
-    if (overwrite) fs.renameSync(tmp, dest);
-    else {
-      try {
-        fs.linkSync(tmp, dest); // atomic and never replaces an existing file
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code === 'EEXIST') fail('exists', `${dest} appeared while writing; pass --force to overwrite it`, dest);
-        throw e;
-      }
-      fs.unlinkSync(tmp);
-    }
+    publish(tmp, dest, overwrite);
     live.delete(tmp);
     syncDir(dir);
     return result;
@@ -51,7 +42,63 @@ export function writeFileAtomically<T>(dest: string, overwrite: boolean, write: 
   }
 }
 
-function syncDir(dir: string): void {
+/**
+ * The same guarantees for a write that is checked before it is published: `write` fills the
+ * temporary file; then fsync runs in the I/O thread pool while `check` re-reads it; the rename
+ * happens only when both are done and `check` says so. An unpublished file is removed.
+ */
+export async function writeCheckedAtomically<W, T>(
+  dest: string, overwrite: boolean, write: (fd: number, tmp: string) => W, check: (tmp: string, written: W) => Promise<{ value: T; publish: boolean }>,
+  /** false when the caller fsyncs the folder itself once for many files (a batch) */
+  syncFolder = true,
+): Promise<{ value: T; published: boolean }> {
+  const dir = path.dirname(path.resolve(dest));
+  if (!overwrite && fs.existsSync(dest)) fail('exists', `${dest} already exists; pass --force to overwrite it`, dest);
+  let tmp: string;
+  let fd: number;
+  try {
+    fs.mkdirSync(dir, { recursive: true });
+    tmp = path.join(dir, `.${path.basename(dest)}${TEMP_MARK}${process.pid}-${randomBytes(4).toString('hex')}`);
+    fd = fs.openSync(tmp, 'wx', 0o644);
+  } catch (e) {
+    throw asCheckpointError(e, dest);
+  }
+  live.add(tmp);
+  try {
+    const written = write(fd, tmp);
+    const synced = new Promise<void>((resolve, reject) => fs.fsync(fd, (e) => (e ? reject(e) : resolve())));
+    const [checked] = await Promise.all([check(tmp, written), synced]);
+    fs.closeSync(fd);
+    fd = -1;
+    if (!checked.publish) {
+      fs.unlinkSync(tmp);
+      live.delete(tmp);
+      return { value: checked.value, published: false };
+    }
+    publish(tmp, dest, overwrite);
+    live.delete(tmp);
+    if (syncFolder) syncDir(dir);
+    return { value: checked.value, published: true };
+  } catch (e) {
+    if (fd >= 0) try { fs.closeSync(fd); } catch { /* already failing */ }
+    try { fs.unlinkSync(tmp); } catch { /* never created or already gone */ }
+    live.delete(tmp);
+    throw asCheckpointError(e, dest);
+  }
+}
+
+function publish(tmp: string, dest: string, overwrite: boolean): void {
+  if (overwrite) return fs.renameSync(tmp, dest);
+  try {
+    fs.linkSync(tmp, dest); // atomic, and never replaces a file that appeared meanwhile
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'EEXIST') fail('exists', `${dest} appeared while writing; pass --force to overwrite it`, dest);
+    throw e;
+  }
+  fs.unlinkSync(tmp);
+}
+
+export function syncDir(dir: string): void {
   try {
     const d = fs.openSync(dir, 'r');
     try { fs.fsyncSync(d); } finally { fs.closeSync(d); }

@@ -6,7 +6,7 @@ import type { ErrorInfo } from '../../shared/errors.ts';
 import type { ConversionRules } from '../../shared/presets.ts';
 import { asCheckpointError, fail } from '../formats/errors.ts';
 import type { WorkerPool } from '../jobs/pool.ts';
-import { staleTempFiles, writeFileAtomically } from './atomic-file.ts';
+import { staleTempFiles, syncDir } from './atomic-file.ts';
 import { findCheckpoints, groupFamilies, type FileGroup } from './discover.ts';
 import { outputFiles } from './plan.ts';
 
@@ -125,6 +125,17 @@ export async function runBatch(opts: BatchOptions, pool: WorkerPool): Promise<Ba
   const manifest = readManifest(out);
   const rulesKey = JSON.stringify(opts.rules);
   let overallDone = 0;
+  // The manifest is rewritten at most once a second (and at the end): it only lets a rerun skip
+  // work, so losing its last second to a crash costs a little repeated work, never a wrong file.
+  let lastSave = 0;
+  let dirty = false;
+  const saveManifest = (final: boolean): void => {
+    dirty = dirty || !final;
+    if (!dirty || (!final && performance.now() - lastSave < 1000)) return;
+    writeManifest(out, manifest);
+    lastSave = performance.now();
+    dirty = false;
+  };
   const running = items.filter((i) => i.status === 'pending').map(async (item) => {
     const unit = units[item.id]!;
     const src = path.join(input, unit.source);
@@ -132,7 +143,7 @@ export async function runBatch(opts: BatchOptions, pool: WorkerPool): Promise<Ba
     let lastDone = 0;
     try {
       item.status = 'running';
-      const report: ConversionReport = await pool.run({ kind: 'convert', source: src, output: dest, rules: unit.rules, force: opts.force }, {
+      const report: ConversionReport = await pool.run({ kind: 'convert', source: src, output: dest, rules: unit.rules, force: opts.force, syncFolder: false }, {
         ...(opts.signal ? { signal: opts.signal } : {}),
         onProgress: (p) => {
           if (lastDone === 0) opts.onEvent?.({ type: 'start', id: item.id });
@@ -152,7 +163,7 @@ export async function runBatch(opts: BatchOptions, pool: WorkerPool): Promise<Ba
         item.status = 'done';
         const st = fs.statSync(src);
         manifest.entries[unit.source] = { source: unit.source, size: st.size, mtimeMs: st.mtimeMs, rules: rulesKey, verified: true, outputs: item.outputs.map((f) => ({ file: f, size: fs.statSync(path.join(out, f)).size })) };
-        writeManifest(out, manifest);
+        saveManifest(false);
       }
     } catch (e) {
       const err: ErrorInfo = asCheckpointError(e, src).toInfo();
@@ -162,6 +173,9 @@ export async function runBatch(opts: BatchOptions, pool: WorkerPool): Promise<Ba
     opts.onEvent?.({ type: 'item', item });
   });
   await Promise.all(running);
+  saveManifest(true);
+  // Each output was fsynced before its rename; one fsync per folder makes the renames durable.
+  for (const dir of new Set(items.filter((i) => i.status === 'done').flatMap((i) => i.outputs.map((o) => path.dirname(path.join(out, o)))))) syncDir(dir);
   const count = (s: ItemStatus): number => items.filter((i) => i.status === s).length;
   const summary: BatchSummary = { items, done: count('done'), skipped: count('skipped'), failed: count('failed'), cancelled: count('cancelled'), bytes: totalBytes, seconds: (performance.now() - t0) / 1000 };
   opts.onEvent?.({ type: 'finished', summary });
@@ -177,7 +191,11 @@ function readManifest(outDir: string): Manifest {
 }
 
 function writeManifest(outDir: string, m: Manifest): void {
-  writeFileAtomically(path.join(outDir, MANIFEST), true, (fd) => fs.writeSync(fd, JSON.stringify(m, null, 1)));
+  const file = path.join(outDir, MANIFEST);
+  const tmp = `${file}.${process.pid}.tmp`;
+  fs.mkdirSync(outDir, { recursive: true });
+  fs.writeFileSync(tmp, JSON.stringify(m, null, 1));
+  fs.renameSync(tmp, file);
 }
 
 function fileSize(f: string): number {

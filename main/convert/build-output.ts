@@ -1,6 +1,6 @@
 import type { ConversionRules } from '../../shared/presets.ts';
 import type { Checkpoint } from '../checkpoint/inspect.ts';
-import { moduleStateDict } from '../checkpoint/roles.ts';
+import { moduleMetadata, moduleStateDict } from '../checkpoint/roles.ts';
 import { PyDict, PyList, PyObject, PySet, PyTuple, type PyValue } from '../formats/pickle/values.ts';
 import { TorchTensor } from '../formats/torch-values.ts';
 import { addedModulePaths } from './key-rules.ts';
@@ -71,6 +71,16 @@ export function buildOutputTree(ck: Checkpoint, rules: ConversionRules, roles: R
       const nk = role.mapper.map(key);
       if (nk !== null) d.set(nk, tensor);
     }
+    // the `_metadata` state_dict() would attach, moved with the keys like any state dict's
+    const meta = new PyDict(true);
+    for (const [p, version] of moduleMetadata(m)) {
+      const v = new PyDict();
+      v.set('version', version);
+      meta.set(p, v);
+    }
+    const attrs = new PyDict();
+    attrs.set('_metadata', meta);
+    d.attrs = remapMetadata(attrs, role, rules, copy);
     return d;
   };
 

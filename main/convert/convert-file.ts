@@ -5,10 +5,12 @@ import type { ConversionRules } from '../../shared/presets.ts';
 import { openCheckpoint } from '../checkpoint/open-checkpoint.ts';
 import { rootStorage, type Checkpoint } from '../checkpoint/inspect.ts';
 import { CheckpointError, fail } from '../formats/errors.ts';
-import { writeFileAtomically } from './atomic-file.ts';
+import { writeCheckedAtomically } from './atomic-file.ts';
+import { readBackCrc, releaseReadBack } from './byte-verifier.ts';
 import { buildOutputTree } from './build-output.ts';
 import { deviceMapper } from './key-rules.ts';
 import { mapRoles, planConversion } from './plan.ts';
+import { dangerousCalls } from '../checkpoint/security.ts';
 import { verifyOutput } from './verify.ts';
 import { writeTorchCheckpoint } from './write-checkpoint.ts';
 
@@ -19,6 +21,8 @@ export interface ConvertOptions {
   force: boolean;
   onProgress?(p: Progress): void;
   signal?: AbortSignal;
+  /** false in a batch, which fsyncs each output folder once at the end instead of after every file */
+  syncFolder?: boolean;
 }
 
 /** Plans a conversion of one file without writing anything (the dry run and the UI preview). */
@@ -36,7 +40,7 @@ export function previewConversion(source: string, rules: ConversionRules, output
  * re-open it and verify every tensor against the source. The source is only read; if it changes
  * while being read, the conversion fails and nothing is left behind.
  */
-export function convertFile(source: string, opts: ConvertOptions): ConversionReport {
+export async function convertFile(source: string, opts: ConvertOptions): Promise<ConversionReport> {
   const t0 = performance.now();
   const before = statOf(source);
   const ck = openCheckpoint(source);
@@ -46,39 +50,50 @@ export function convertFile(source: string, opts: ConvertOptions): ConversionRep
     for (const o of plan.outputs) if (o.exists && !opts.force) fail('exists', `${o.file} already exists; pass --force to overwrite it`, o.file);
     const roles = mapRoles(ck, opts.rules);
     const tree = buildOutputTree(ck, opts.rules, roles);
+    const danger = dangerousCalls(tree);
+    if (danger.length) {
+      fail('unsupported', `${source}: the output would carry ${danger[0]}, which runs when the file is loaded; add --unwrap to keep only the state dict${danger.length > 1 ? ` (${danger.length} such calls)` : ''}`, source);
+    }
     const total = totalBytes(ck) * plan.outputs.length;
     let done = 0;
     const outputs: OutputReport[] = [];
     const checkCancelled = (): void => {
       if (opts.signal?.aborted) throw new CheckpointError('cancelled', `${source}: conversion cancelled; nothing was written`, source);
     };
-    for (const out of plan.outputs) {
-      const location = deviceMapper(opts.rules, out.rank ?? 0);
-      const archiveName = archiveNameFor(out.file);
-      const report = writeFileAtomically(out.file, opts.force, (fd) => {
-        const written = writeTorchCheckpoint(fd, tree, {
-          archiveName,
-          location: (s) => location(s.location),
-          checkCancelled,
-          onBytes: (n) => {
-            done += n;
-            opts.onProgress?.({ done, total, unit: 'bytes', label: path.basename(out.file) });
+    {
+      for (const out of plan.outputs) {
+        const location = deviceMapper(opts.rules, out.rank ?? 0);
+        const readBack = new Map<string, Promise<number>>();
+        let tmpFile = '';
+        const { value: report } = await writeCheckedAtomically(
+          out.file,
+          opts.force,
+          (fd, tmp) => writeTorchCheckpoint(fd, (tmpFile = tmp, tree), {
+            archiveName: archiveNameFor(out.file),
+            location: (s) => location(s.location),
+            checkCancelled,
+            onBytes: (n) => {
+              done += n;
+              opts.onProgress?.({ done, total, unit: 'bytes', label: path.basename(out.file) });
+            },
+            // each storage is read back and checked in a helper thread while the next is copied
+            onStorageWritten: (w) => readBack.set(w.key, readBackCrc(tmp, w.dataOffset, w.nbytes)),
+          }),
+          async (tmp, written) => {
+            const changed = statOf(source);
+            if (changed.size !== before.size || changed.mtimeMs !== before.mtimeMs) {
+              fail('io', `${source} changed while it was being converted; nothing was written, run the conversion again`, source);
+            }
+            const r = await verifyOutput(tmp, out.file, tree, written.storages, (s) => location(s.location), readBack);
+            return { value: r, publish: r.verified };
           },
-        });
-        return written;
-      });
-      const changed = statOf(source);
-      if (changed.size !== before.size || changed.mtimeMs !== before.mtimeMs) {
-        for (const o of plan.outputs) fs.rmSync(o.file, { force: true });
-        fail('io', `${source} changed while it was being converted; the output was removed, run the conversion again`, source);
+          opts.syncFolder ?? true,
+        ).finally(() => releaseReadBack(tmpFile));
+        outputs.push({ ...report, ...(out.rank !== undefined ? { rank: out.rank } : {}) });
+        if (!report.verified) break;
       }
-      const verified = verifyOutput(out.file, tree, report, (s) => location(s.location));
-      outputs.push({ ...verified, ...(out.rank !== undefined ? { rank: out.rank } : {}) });
     }
-    return {
-      source, plan, outputs, verified: outputs.every((o) => o.verified), seconds: (performance.now() - t0) / 1000,
-      bytesCopied: outputs.reduce((a, o) => a + o.checks.length * 0, 0) + total,
-    };
+    return { source, plan, outputs, verified: outputs.length === plan.outputs.length && outputs.every((o) => o.verified), seconds: (performance.now() - t0) / 1000, bytesCopied: done };
   } finally {
     ck.close();
   }

@@ -88,6 +88,9 @@ export function planConversion(ck: Checkpoint, rules: ConversionRules, output: s
   }
   const modules = ck.roles.filter((r) => r.kind === 'module');
   const preset = rules.preset;
+  if (ck.report.format === 'torchscript') {
+    errors.push('a TorchScript archive holds compiled code as well as weights; load it with torch.jit.load(f, map_location=...) (ckpt does not rewrite TorchScript)');
+  }
   let rootChange: string | null = null;
   if (rules.unwrap) {
     const primary = primaryStateDict(roles);

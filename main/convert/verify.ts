@@ -1,37 +1,30 @@
-import * as fs from 'node:fs';
-import * as zlib from 'node:zlib';
 import type { OutputReport, TensorCheck } from '../../shared/convert.ts';
 import { openCheckpoint } from '../checkpoint/open-checkpoint.ts';
 import { rootStorage } from '../checkpoint/inspect.ts';
 import { walkTensors, type TensorAt } from '../checkpoint/tree.ts';
 import type { PyValue } from '../formats/pickle/values.ts';
-import { FileReader } from '../formats/random-access.ts';
 import type { TorchStorage } from '../formats/torch-values.ts';
-import type { WriteResult } from './write-checkpoint.ts';
-
-const CHUNK = 16 << 20;
+import type { WrittenStorage } from './write-checkpoint.ts';
 
 /**
- * Re-opens a written file with the reader and checks it against what was planned: the same
- * tensor paths, each with the planned dtype, shape, stride and device, on a storage whose bytes
- * have the CRC-32 the source bytes had. Equal storage bytes and equal views mean equal tensor
- * values. Returns the report with the first mismatch, if any.
+ * Re-opens a written file with the reader and checks it against the plan: the same tensor paths,
+ * each with the planned dtype, shape, stride, offset and device, on the storage planned for it,
+ * whose bytes as read back from the file have the CRC-32 of the source bytes. Equal storage bytes
+ * and equal views mean equal tensor values.
+ *
+ * `readBack` gives the CRC-32 of each written storage as read back from the file (computed in a
+ * helper thread while later storages were still being copied).
  */
-export function verifyOutput(file: string, planned: PyValue, written: WriteResult, plannedDevice: (s: TorchStorage) => string): OutputReport {
+export async function verifyOutput(
+  file: string, shownAs: string, planned: PyValue, storages: WrittenStorage[], plannedDevice: (s: TorchStorage) => string, readBack: Map<string, Promise<number>>,
+): Promise<OutputReport> {
   const expected = walkTensors(planned);
-  const byKey = new Map(written.storages.map((w) => [w.key, w]));
+  const byKey = new Map(storages.map((w) => [w.key, w]));
+  const crcs = new Map<string, number>();
+  for (const [k, p] of readBack) crcs.set(k, await p);
   const out = openCheckpoint(file);
   try {
     const got = new Map(out.tensors.map((t) => [JSON.stringify(t.path), t]));
-    const crcOf = new Map<TorchStorage, number>();
-    const outCrc = (s: TorchStorage): number => {
-      let c = crcOf.get(s);
-      if (c === undefined) {
-        c = crcOfStorage(s);
-        crcOf.set(s, c);
-      }
-      return c;
-    };
     const checks: TensorCheck[] = [];
     let mismatch: string | undefined;
     const note = (check: TensorCheck, problem: string): void => {
@@ -50,18 +43,19 @@ export function verifyOutput(file: string, planned: PyValue, written: WriteResul
         continue;
       }
       got.delete(key);
-      compareTensor(check, e, t, byKey, outCrc, note);
+      compareTensor(check, e, t, byKey, crcs, note);
     }
     for (const [key] of got) mismatch ??= `${key}: in the written file but not planned`;
-    return { file, bytes: fs.statSync(file).size, storages: written.storages.length, tensors: expected.length, verified: mismatch === undefined, ...(mismatch ? { mismatch } : {}), checks };
+    return { file: shownAs, bytes: out.report.fileBytes, storages: storages.length, tensors: expected.length, verified: mismatch === undefined, ...(mismatch ? { mismatch } : {}), checks };
   } finally {
     out.close();
   }
 }
 
+const hex = (n: number): string => n.toString(16).padStart(8, '0');
+
 function compareTensor(
-  check: TensorCheck, e: TensorAt, t: TensorAt, byKey: Map<string, WriteResult['storages'][number]>,
-  outCrc: (s: TorchStorage) => number, note: (c: TensorCheck, p: string) => void,
+  check: TensorCheck, e: TensorAt, t: TensorAt, byKey: Map<string, WrittenStorage>, crcs: Map<string, number>, note: (c: TensorCheck, p: string) => void,
 ): void {
   const a = e.tensor;
   const b = t.tensor;
@@ -78,30 +72,10 @@ function compareTensor(
   if (b.device !== check.device) return note(check, `device ${b.device}, planned ${check.device}`);
   const w = byKey.get(b.storage.key);
   if (!w || w.source !== rootStorage(a.storage)) return note(check, `stored in the wrong storage (${b.storage.key})`);
-  const crc = outCrc(b.storage);
-  check.crc32 = crc.toString(16).padStart(8, '0');
-  if (crc !== w.crc32) note(check, `storage bytes differ (crc32 ${check.crc32}, source ${w.crc32.toString(16).padStart(8, '0')})`);
-}
-
-/** CRC-32 of a storage's bytes as they are in the written file, read back in chunks. */
-function crcOfStorage(s: TorchStorage): number {
-  const r = s.locate();
-  const buf = Buffer.allocUnsafe(Math.min(CHUNK, Math.max(r.length, 1)));
-  let crc = 0;
-  let done = 0;
-  const fd = r.reader instanceof FileReader ? r.reader.descriptor : -1;
-  while (done < r.length) {
-    const n = Math.min(buf.length, r.length - done);
-    if (fd >= 0) {
-      let got = 0;
-      while (got < n) got += fs.readSync(fd, buf, got, n - got, r.offset + done + got) || fail(r.reader.name);
-      crc = zlib.crc32(buf.subarray(0, n), crc);
-    } else crc = zlib.crc32(r.reader.read(r.offset + done, n), crc);
-    done += n;
-  }
-  return crc >>> 0;
-}
-
-function fail(name: string): never {
-  throw new Error(`${name}: file ended early while verifying`);
+  const range = b.storage.locate();
+  if (range.offset !== w.dataOffset || range.length !== w.nbytes) return note(check, `storage ${b.storage.key} is not where it was written`);
+  const crc = crcs.get(w.key);
+  check.crc32 = crc === undefined ? '' : hex(crc);
+  if (crc === undefined) return note(check, `storage ${w.key} was not read back`);
+  if (crc !== w.crc32) note(check, `storage bytes read back have crc32 ${hex(crc)}, the source's are ${hex(w.crc32)}${w.source.recordCrc !== null ? ' (as recorded in the source archive; the source may be corrupt)' : ''}`);
 }

@@ -8,15 +8,25 @@ import { TorchStorage, TorchTensor } from '../formats/torch-values.ts';
 import { rootStorage } from '../checkpoint/inspect.ts';
 
 /** Chunk for streaming storage bytes: big enough for full-speed sequential I/O, small in RSS. */
-const CHUNK = 16 << 20;
+const CHUNK = 32 << 20;
+let copyBuffer: Buffer | null = null;
+
+/** One copy buffer per thread, grown to the largest storage seen up to CHUNK, then reused. */
+function bufferFor(bytes: number): Buffer {
+  const want = Math.min(CHUNK, Math.max(bytes, 1 << 16));
+  if (!copyBuffer || copyBuffer.length < want) copyBuffer = Buffer.allocUnsafe(want);
+  return copyBuffer;
+}
 
 export interface WrittenStorage {
   key: string;
   source: TorchStorage;
   location: string;
   nbytes: number;
-  /** CRC-32 of the bytes as they were read from the source (and written) */
+  /** CRC-32 of the bytes: computed while copying, or the one the source archive recorded */
   crc32: number;
+  /** where the record's data starts in the written file */
+  dataOffset: number;
 }
 
 export interface WriteResult {
@@ -31,6 +41,8 @@ export interface WriteOptions {
   onBytes?(n: number): void;
   /** checked between chunks; throw to cancel */
   checkCancelled?(): void;
+  /** called as each storage record is complete, e.g. to verify it while the next is copied */
+  onStorageWritten?(w: WrittenStorage): void;
 }
 
 /**
@@ -45,7 +57,7 @@ export function writeTorchCheckpoint(fd: number, root: PyValue, opts: WriteOptio
     const src = rootStorage(s);
     let w = keys.get(src);
     if (!w) {
-      w = { key: String(keys.size), source: src, location: opts.location(src), nbytes: src.nbytes, crc32: 0 };
+      w = { key: String(keys.size), source: src, location: opts.location(src), nbytes: src.nbytes, crc32: 0, dataOffset: 0 };
       keys.set(src, w);
     }
     // torch/serialization.py `_save`: ('storage', storage_type, key, location, numel)
@@ -65,16 +77,19 @@ export function writeTorchCheckpoint(fd: number, root: PyValue, opts: WriteOptio
   zip.addRecord('.format_version', Buffer.from('1'));
   zip.addRecord('.storage_alignment', Buffer.from('64'));
   zip.addRecord('byteorder', Buffer.from('little'));
-  const buf = Buffer.allocUnsafe(CHUNK);
+  const buf = bufferFor(Math.max(0, ...[...keys.values()].map((w) => w.nbytes)));
+
   for (const w of keys.values()) {
     const range = w.source.locate();
     if (range.length < w.nbytes) fail('truncated', `${range.reader.name}: storage ${w.source.key} has ${range.length} of its ${w.nbytes} bytes`, range.reader.name);
     const srcFd = range.reader instanceof FileReader ? range.reader.descriptor : -1;
-    w.crc32 = zip.addStreamed(`data/${w.key}`, w.nbytes, (write) => {
+    // A whole stored record keeps its bytes, so the CRC the source recorded for them still holds.
+    const known = w.source.recordCrc ?? undefined;
+    const rec = zip.addStreamed(`data/${w.key}`, w.nbytes, (write) => {
       let done = 0;
       while (done < w.nbytes) {
         opts.checkCancelled?.();
-        const n = Math.min(CHUNK, w.nbytes - done);
+        const n = Math.min(buf.length, w.nbytes - done);
         let chunk: Uint8Array;
         if (srcFd >= 0) {
           let got = 0;
@@ -89,7 +104,10 @@ export function writeTorchCheckpoint(fd: number, root: PyValue, opts: WriteOptio
         done += n;
         opts.onBytes?.(n);
       }
-    });
+    }, known);
+    w.crc32 = rec.crc;
+    w.dataOffset = rec.dataOffset;
+    opts.onStorageWritten?.(w);
   }
   const bytes = zip.finish();
   return { bytes, storages: [...keys.values()] };

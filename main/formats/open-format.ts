@@ -56,6 +56,11 @@ export function openReader(reader: RandomAccessReader): FormatReading {
   if (startsZip || ZipArchive.looksLikeZip(reader)) {
     if (!ZipArchive.looksLikeZip(reader)) fail('truncated', `${name}: zip archive without its central directory; the file is truncated (re-download or re-copy it)`, name);
     const zip = ZipArchive.open(reader);
+    if (zip.startOffset > 0 && startsZip) {
+      // Several archives back to back: a torch.distributed.checkpoint data file (`__R_N.distcp`),
+      // one torch.save archive per item, located by the folder's `.metadata`.
+      fail('unsupported', `${name}: holds several torch.save archives back to back (a distributed-checkpoint .distcp file); open its folder, which has the .metadata that locates each item`, name);
+    }
     if (zip.entries.some((e) => e.name.endsWith('.npy')) && !isTorchArchive(zip)) return readNpz(reader);
     if (!isTorchArchive(zip)) fail('not-a-checkpoint', `${name}: a zip archive, but not a torch one (no data.pkl); first entry ${zip.entries[0]?.name ?? '(none)'}`, name);
     const archive = openTorchArchive(reader);

@@ -18,6 +18,8 @@ export class TorchStorage {
   /** Legacy formats: the root storage this one is a byte window of, and where it starts. */
   viewOf: TorchStorage | null = null;
   viewOffset = 0;
+  /** CRC-32 the archive recorded for exactly these bytes (a whole stored zip record), if known */
+  recordCrc: number | null = null;
   constructor(
     /** the key the archive stores it under (`data/<key>` in zip files) */
     readonly key: string,

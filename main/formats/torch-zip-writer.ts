@@ -39,9 +39,11 @@ export class TorchZipWriter {
   /**
    * A record whose bytes come in chunks: `fill` must call `write` with exactly `size` bytes in
    * total. The CRC is computed as the bytes pass and patched into the local header afterwards.
-   * Returns the CRC-32 of the record.
+   * With `knownCrc` (the CRC another archive recorded for the same bytes) no CRC is computed;
+   * verification re-reads the bytes and checks them against it. Returns the record's CRC-32 and
+   * where its data starts.
    */
-  addStreamed(name: string, size: number, fill: (write: (chunk: Uint8Array) => void) => void): number {
+  addStreamed(name: string, size: number, fill: (write: (chunk: Uint8Array) => void) => void, knownCrc?: number): { crc: number; dataOffset: number } {
     const nameBuf = Buffer.from(this.prefix + name, 'utf8');
     const headerAt = this.pos;
     const zip64 = size >= U32_MAX || headerAt >= U32_MAX;
@@ -74,23 +76,25 @@ export class TorchZipWriter {
     header.writeUInt16LE(padding, e + 2);
     header.fill('Z', e + 4, e + 4 + padding);
     this.writeAt(header, headerAt);
-    let at = headerAt + header.length;
+    const dataOffset = headerAt + header.length;
+    let at = dataOffset;
     let crc = 0;
     let written = 0;
     fill((chunk) => {
       if (written + chunk.length > size) throw new Error(`record ${name} got more than its ${size} bytes`);
-      crc = zlib.crc32(chunk, crc);
+      if (knownCrc === undefined) crc = zlib.crc32(chunk, crc);
       this.writeAt(chunk, at);
       at += chunk.length;
       written += chunk.length;
     });
     if (written !== size) throw new Error(`record ${name} got ${written} of its ${size} bytes`);
+    if (knownCrc !== undefined) crc = knownCrc;
     const crcBuf = Buffer.alloc(4);
     crcBuf.writeUInt32LE(crc >>> 0);
     this.writeAt(crcBuf, headerAt + 14);
     this.pos = at;
     this.entries.push({ name: nameBuf, crc: crc >>> 0, size, offset: headerAt });
-    return crc >>> 0;
+    return { crc: crc >>> 0, dataOffset };
   }
 
   /** Writes `version`, the central directory and the end records. Returns the archive's size. */

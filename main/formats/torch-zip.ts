@@ -74,6 +74,7 @@ export function unpickleRecord(a: TorchArchive, record: string, storages: Map<st
       const inflated = a.zip.readEntry(e);
       return { reader: new BufferReader(inflated, `${file}:${recordName}`), offset: 0, length: nbytes };
     }, id.storageModule);
+    if (e.method === 0 && e.uncompressedSize === nbytes) s.recordCrc = e.crc32 >>> 0;
     storages.set(id.key, s);
     return s;
   };

@@ -1,8 +1,9 @@
 import * as os from 'node:os';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import type { Progress } from '../../shared/convert.ts';
 import type { JobRequest, JobResults, WorkerMessage } from '../../shared/jobs.ts';
 import { CheckpointError } from '../formats/errors.ts';
+import { startWorker } from './worker-url.ts';
 
 /**
  * A small pool of worker threads (after Signal Desktop's `ts/sql/main.main.ts`): requests are a
@@ -29,11 +30,6 @@ interface Slot {
   job: Pending | null;
 }
 
-/** The worker script: the bundled `worker.js` beside the CLI, or the TypeScript source under tsx. */
-export function workerUrl(): URL {
-  const here = import.meta.url;
-  return here.endsWith('.ts') ? new URL('./worker.ts', here) : new URL('./worker.js', here);
-}
 
 export class WorkerPool {
   private readonly slots: Slot[] = [];
@@ -50,10 +46,17 @@ export class WorkerPool {
   run<K extends JobRequest['kind']>(request: JobRequest & { kind: K }, opts: RunOptions = {}): Promise<JobResults[K]> {
     if (this.closed) return Promise.reject(new CheckpointError('cancelled', 'the job pool is closed'));
     return new Promise<JobResults[K]>((resolve, reject) => {
-      const job: Pending = { seq: ++this.seq, request, opts, cancel: new Int32Array(new SharedArrayBuffer(4)), resolve: resolve as (v: unknown) => void, reject };
-      if (opts.signal) {
-        if (opts.signal.aborted) return reject(new CheckpointError('cancelled', 'cancelled before it started'));
-        opts.signal.addEventListener('abort', () => this.cancel(job), { once: true });
+      const signal = opts.signal;
+      const onAbort = (): void => this.cancel(job);
+      const settle = (): void => signal?.removeEventListener('abort', onAbort);
+      const job: Pending = {
+        seq: ++this.seq, request, opts, cancel: new Int32Array(new SharedArrayBuffer(4)),
+        resolve: (v) => { settle(); resolve(v as JobResults[K]); },
+        reject: (e) => { settle(); reject(e); },
+      };
+      if (signal) {
+        if (signal.aborted) return reject(new CheckpointError('cancelled', 'cancelled before it started'));
+        signal.addEventListener('abort', onAbort, { once: true });
       }
       this.queue.push(job);
       this.pump();
@@ -78,7 +81,7 @@ export class WorkerPool {
   }
 
   private spawn(): Slot {
-    const worker = new Worker(workerUrl());
+    const worker = startWorker('worker', new URL('./worker.ts', import.meta.url), import.meta.url);
     const slot: Slot = { worker, job: null };
     worker.on('message', (m: WorkerMessage) => {
       const job = slot.job;

@@ -11,7 +11,7 @@ export interface JobContext {
 }
 
 /** Runs one job in the current thread: the worker calls this, and so can tests and the CLI. */
-export function runJob<K extends JobRequest['kind']>(request: JobRequest & { kind: K }, ctx: JobContext): JobResults[K] {
+export async function runJob<K extends JobRequest['kind']>(request: JobRequest & { kind: K }, ctx: JobContext): Promise<JobResults[K]> {
   const req = request as JobRequest;
   switch (req.kind) {
     case 'inspect': {
@@ -24,7 +24,7 @@ export function runJob<K extends JobRequest['kind']>(request: JobRequest & { kin
     }
     case 'convert': {
       const signal = { get aborted() { return ctx.cancelled(); } } as AbortSignal;
-      return convertFile(req.source, { rules: req.rules, output: req.output, force: req.force, onProgress: ctx.onProgress, signal }) as JobResults[K];
+      return (await convertFile(req.source, { rules: req.rules, output: req.output, force: req.force, onProgress: ctx.onProgress, signal, syncFolder: req.syncFolder ?? true })) as JobResults[K];
     }
     case 'tensor-stats':
       return tensorStats(req.file, req.path, req.bins) as JobResults[K];

@@ -7,12 +7,12 @@ import { runJob } from './run-job.ts';
 
 const PROGRESS_INTERVAL_MS = 100;
 
-parentPort!.on('message', (msg: { seq: number; request: JobRequest; cancel: Int32Array }) => {
+parentPort!.on('message', async (msg: { seq: number; request: JobRequest; cancel: Int32Array }) => {
   const { seq, request, cancel } = msg;
   const post = (m: WorkerMessage): void => parentPort!.postMessage(m);
   let last = 0;
   try {
-    const result = runJob(request, {
+    const result = await runJob(request, {
       cancelled: () => Atomics.load(cancel, 0) !== 0,
       onProgress: (progress) => {
         const now = performance.now();

@@ -27,11 +27,13 @@ if not os.path.exists(p):
     torch.save(sd, p + '.tmp')
     os.replace(p + '.tmp', p)
 
-d = os.path.join(out, 'batch')
-os.makedirs(d, exist_ok=True)
-for i in range(200):
-    p = os.path.join(d, f'{i:03d}.pt')
-    if not os.path.exists(p):
-        sd = collections.OrderedDict((f'module.l{j}.weight', torch.randn(256, 256)) for j in range(8))  # 2 MiB
-        torch.save(sd, p)
+# two batches of 200: 2 MiB DataParallel checkpoints (8 x 256x256), and 130 KB ones (16 x 32x64)
+for name, shapes in (('batch-2m', [(256, 256)] * 8), ('batch-small', [(32, 64)] * 16)):
+    d = os.path.join(out, name)
+    os.makedirs(d, exist_ok=True)
+    for i in range(200):
+        p = os.path.join(d, f'{i:03d}.pt')
+        if not os.path.exists(p):
+            sd = collections.OrderedDict((f'module.l{j}.weight', torch.randn(*s)) for j, s in enumerate(shapes))
+            torch.save(sd, p)
 print('bench files ready in', out)

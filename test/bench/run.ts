@@ -3,6 +3,7 @@
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { convertBenchmarks } from './convert-bench.ts';
 import { inspectBenchmarks } from './inspect-bench.ts';
 
 const dir = process.env['BENCH_DIR'] ?? '.bench';
@@ -12,7 +13,7 @@ const mk = spawnSync('/usr/bin/python3', ['test/bench/make-files.py', dir], { st
 if (mk.status !== 0) process.exit(1);
 
 const only = process.argv.slice(2);
-const groups: Record<string, (dir: string) => BenchResult[]> = { inspect: inspectBenchmarks };
+const groups: Record<string, (dir: string) => BenchResult[]> = { inspect: inspectBenchmarks, convert: convertBenchmarks };
 export interface BenchResult { name: string; value: string; target: string; pass: boolean; detail?: string }
 
 const results: BenchResult[] = [];

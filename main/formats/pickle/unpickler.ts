@@ -33,8 +33,16 @@ export interface UnpickleResult {
 const MARK = Symbol('mark');
 type StackItem = PyValue | typeof MARK;
 
-/** Python 2 module names as Python 3's `_compat_pickle` maps them. */
-const MODULE_RENAMES: Record<string, string> = { __builtin__: 'builtins', copy_reg: 'copyreg' };
+/** Python 2 module names as Python 3's `_compat_pickle` maps them (IMPORT_MAPPING). */
+const MODULE_RENAMES: Record<string, string> = { __builtin__: 'builtins', copy_reg: 'copyreg', cPickle: 'pickle', exceptions: 'builtins', UserDict: 'collections', urllib2: 'urllib.request' };
+/** Python 2 names that moved (`_compat_pickle.NAME_MAPPING`). */
+const NAME_RENAMES: Record<string, [string, string]> = {
+  '__builtin__.xrange': ['builtins', 'range'], '__builtin__.unicode': ['builtins', 'str'], '__builtin__.basestring': ['builtins', 'str'],
+  '__builtin__.long': ['builtins', 'int'], '__builtin__.unichr': ['builtins', 'chr'], '__builtin__.raw_input': ['builtins', 'input'],
+  '__builtin__.reduce': ['functools', 'reduce'], '__builtin__.intern': ['sys', 'intern'], '__builtin__.execfile': ['builtins', 'exec'],
+  'itertools.izip': ['builtins', 'zip'], 'itertools.imap': ['builtins', 'map'], 'itertools.ifilter': ['builtins', 'filter'],
+  'UserDict.UserDict': ['collections', 'UserDict'], 'string.maketrans': ['bytes', 'maketrans'],
+};
 
 /** Nesting limits: CPython recurses and would hit its recursion limit long before these. */
 const MAX_STACK = 1_000_000;
@@ -78,7 +86,9 @@ export function unpickle(input: PickleInput, hooks: PickleHooks = {}, label = 'p
     globals.set(key, g);
   };
   const makeGlobal = (module: string, nm: string): PyGlobal => {
-    module = MODULE_RENAMES[module] ?? module;
+    const renamed = NAME_RENAMES[`${module}.${nm}`];
+    if (renamed) [module, nm] = renamed;
+    else module = MODULE_RENAMES[module] ?? module;
     noteGlobal(module, nm, false);
     return new PyGlobal(module, nm);
   };
