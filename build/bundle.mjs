@@ -1,9 +1,12 @@
-// Bundles the Node side (CLI, job worker) with esbuild into dist/. The Electron and renderer
-// bundles are described in electron.config.ts and built by `npm run build:app`.
+// `npm run build`: bundles every part of the app into dist/.
+//   dist/ckpt.js, dist/worker.js, dist/crc-worker.js   the CLI and its worker threads (Node, ESM)
+//   dist/electron/main.js, dist/electron/preload.cjs   the Electron shell (when main/electron exists)
+//   dist/renderer/                                       the Svelte UI (vite, when renderer/vite.config.ts exists)
+// The same renderer is served by `ckpt serve` (web mode) and loaded by the Electron window.
 import { build } from 'esbuild';
-import { chmodSync } from 'node:fs';
+import { chmodSync, existsSync } from 'node:fs';
 
-const common = {
+const node = {
   bundle: true,
   platform: 'node',
   format: 'esm',
@@ -15,5 +18,19 @@ const common = {
   external: ['electron', 'onnxruntime-node'],
 };
 
-await build({ ...common, entryPoints: { ckpt: 'main/cli/index.ts', worker: 'main/jobs/worker.ts', 'crc-worker': 'main/jobs/crc-worker.ts' }, outdir: 'dist', banner: common.banner });
+const entries = { ckpt: 'main/cli/index.ts', worker: 'main/jobs/worker.ts', 'crc-worker': 'main/jobs/crc-worker.ts' };
+for (const [name, file] of [['verify-worker', 'main/verify/verify-worker.ts']]) if (existsSync(file)) entries[name] = file;
+await build({ ...node, entryPoints: entries, outdir: 'dist' });
 chmodSync('dist/ckpt.js', 0o755);
+
+if (existsSync('main/electron/main.ts')) {
+  // Workers started by the Electron main process are the same dist/*.js files, beside main.js's parent.
+  await build({ ...node, entryPoints: { main: 'main/electron/main.ts' }, outdir: 'dist/electron' });
+  // A sandboxed preload must be one CommonJS script that requires nothing but 'electron'.
+  await build({ bundle: true, platform: 'node', format: 'cjs', target: 'node20', logLevel: 'warning', external: ['electron'], entryPoints: { preload: 'main/electron/preload.ts' }, outfile: 'dist/electron/preload.cjs' });
+}
+
+if (existsSync('renderer/vite.config.ts')) {
+  const { build: viteBuild } = await import('vite');
+  await viteBuild({ configFile: 'renderer/vite.config.ts', logLevel: 'warn' });
+}
