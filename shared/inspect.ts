@@ -2,6 +2,8 @@
  * The result of inspecting a checkpoint, as `ckpt inspect --json` prints it and as the UI shows
  * it. Plain data: no classes, no Node types.
  */
+import type { DevicePlan } from './devices.ts';
+
 export type CheckpointFormatName = 'torch-zip' | 'torch-legacy' | 'torch-tar' | 'torchscript' | 'safetensors' | 'npz' | 'npy' | 'pickle';
 export type LayoutKind = 'cpu' | 'single-gpu' | 'dp' | 'ddp' | 'mixed';
 export type SecurityClass = 'safe' | 'benign' | 'unknown-class' | 'dangerous';
@@ -92,4 +94,6 @@ export interface InspectReport {
   security: SecurityReport;
   tree: TreeNode;
   notes: string[];
+  /** whether the device tags load on this machine as they are, and the fix if not (CLI `inspect`) */
+  devicePlan?: DevicePlan;
 }

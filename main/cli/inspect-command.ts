@@ -2,6 +2,8 @@ import { parseArgs } from 'node:util';
 import type { InspectReport, TreeNode } from '../../shared/inspect.ts';
 import { LAYOUT_TITLES, SECURITY_TITLES } from '../../shared/layout-names.ts';
 import { openCheckpoint } from '../checkpoint/open-checkpoint.ts';
+import { readDevices } from '../devices/read-devices.ts';
+import { devicePlanFor } from './devices-command.ts';
 import { fail } from '../formats/errors.ts';
 import { formatBytes, makeStyle, type Style } from './format-text.ts';
 import type { CliIO } from './io.ts';
@@ -12,11 +14,12 @@ Shows what a checkpoint is without running any of its code: format and version r
 layout verdict (cpu, single-gpu, dp, ddp, mixed) with evidence, tensor and byte counts by
 dtype and device, a collapsed key tree, and security findings.
 
-  --json       print one JSON object (format, layout, tensors, security, ...)
+  --json       print one JSON object (format, layout, tensors, security, devicePlan, ...)
+  --no-devices skip the device plan (it runs nvidia-smi, when present, to read this machine)
   --width N    children shown per tree node (default 12; JSON default 64)`;
 
 export async function runInspect(args: string[], io: CliIO): Promise<number> {
-  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { json: { type: 'boolean' }, width: { type: 'string' }, help: { type: 'boolean', short: 'h' } } });
+  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { json: { type: 'boolean' }, width: { type: 'string' }, 'no-devices': { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } });
   if (values.help) {
     io.stdout(INSPECT_HELP + '\n');
     return 0;
@@ -26,6 +29,10 @@ export async function runInspect(args: string[], io: CliIO): Promise<number> {
   if (width !== undefined && !(width > 0)) fail('usage', '--width takes a positive number');
   const c = openCheckpoint(positionals[0]!, { treeWidth: width ?? (values.json ? 64 : 12) });
   try {
+    if (!values['no-devices'] && c.report.totals.tensors > 0) {
+      // Will these device tags load here? Only the machine's GPUs can say (a CPU-only machine answers at once).
+      c.report.devicePlan = devicePlanFor(c.report.layout.devices, await readDevices({ timeoutMs: 3000 }));
+    }
     if (values.json) io.stdout(JSON.stringify(c.report) + '\n');
     else io.stdout(renderInspect(c.report, makeStyle(io.color)));
   } finally {
@@ -62,6 +69,15 @@ export function renderInspect(r: InspectReport, s: Style): string {
   for (const g of sec.globals.filter((x) => x.class === 'dangerous' || x.class === 'unknown-class').slice(0, 12)) {
     sub((g.class === 'dangerous' ? s.red : s.yellow)(`${g.class === 'dangerous' ? '!!' : '? '} ${g.name}${g.calls ? ` (called ${g.calls}x)` : ''}: ${g.reason}`));
     if (g.class === 'dangerous' && g.example) sub(s.red(`   would run: ${g.example}`));
+  }
+  const plan = r.devicePlan;
+  if (plan) {
+    row('here', plan.loadsAsIs === false ? s.yellow(plan.summary) : plan.summary);
+    for (const t of plan.tags.filter((x) => x.loads === false)) sub(s.yellow(`${t.tag}: ${t.reason}`));
+    if (plan.fix) {
+      const opts = plan.fix.preset ? `--preset ${plan.fix.preset}` : Object.entries(plan.fix.remap ?? {}).map(([a, b]) => `--map-location ${a}=${b}`).join(' ');
+      sub(`fix: ckpt convert ${JSON.stringify(r.file)} ${opts} -o <out>`);
+    }
   }
   for (const n of r.notes) row('note', n);
   lines.push(s.bold('tree'));
