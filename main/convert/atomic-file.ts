@@ -3,49 +3,16 @@ import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { asCheckpointError, fail } from '../formats/errors.ts';
 
-/** Temporary files being written now, removed on SIGINT/SIGTERM by `removeTempFilesOnExit`. */
+/** Temporary files being written now, removed on SIGINT/SIGTERM by `removeLiveTempFiles`. */
 const live = new Set<string>();
 export const TEMP_MARK = '.ckpt-tmp-';
 
 /**
- * Writes a file atomically: a temporary file in the destination folder, fsync, then a rename
- * (or, without `overwrite`, a hard link that fails if the destination appeared meanwhile). A
- * failure, a cancellation or a kill never leaves a partial destination.
- */
-export function writeFileAtomically<T>(dest: string, overwrite: boolean, write: (fd: number) => T): T {
-  const dir = path.dirname(path.resolve(dest));
-  if (!overwrite && fs.existsSync(dest)) fail('exists', `${dest} already exists; pass --force to overwrite it`, dest);
-  let tmp: string;
-  let fd: number;
-  try {
-    fs.mkdirSync(dir, { recursive: true });
-    tmp = path.join(dir, `.${path.basename(dest)}${TEMP_MARK}${process.pid}-${randomBytes(4).toString('hex')}`);
-    fd = fs.openSync(tmp, 'wx', 0o644);
-  } catch (e) {
-    throw asCheckpointError(e, dest);
-  }
-  live.add(tmp);
-  try {
-    const result = write(fd);
-    fs.fsyncSync(fd);
-    fs.closeSync(fd);
-    fd = -1;
-    publish(tmp, dest, overwrite);
-    live.delete(tmp);
-    syncDir(dir);
-    return result;
-  } catch (e) {
-    if (fd >= 0) try { fs.closeSync(fd); } catch { /* already failing */ }
-    try { fs.unlinkSync(tmp); } catch { /* never created or already gone */ }
-    live.delete(tmp);
-    throw asCheckpointError(e, dest);
-  }
-}
-
-/**
- * The same guarantees for a write that is checked before it is published: `write` fills the
- * temporary file; then fsync runs in the I/O thread pool while `check` re-reads it; the rename
- * happens only when both are done and `check` says so. An unpublished file is removed.
+ * Writes a file atomically and publishes it only once checked: `write` fills a temporary file in
+ * the destination folder; fsync runs in the I/O thread pool while `check` re-reads it; then a
+ * rename (or, without `overwrite`, a hard link that fails if the destination appeared meanwhile)
+ * publishes it. A failure, a cancellation or a kill never leaves a partial destination, and an
+ * unpublished temporary file is removed.
  */
 export async function writeCheckedAtomically<W, T>(
   dest: string, overwrite: boolean, write: (fd: number, tmp: string) => W, check: (tmp: string, written: W) => Promise<{ value: T; publish: boolean }>,

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import type { BatchPlanItem, BatchSummary } from '../../shared/api.ts';
 import type { ConversionReport } from '../../shared/convert.ts';
 import type { ErrorInfo } from '../../shared/errors.ts';
 import type { ConversionRules } from '../../shared/presets.ts';
@@ -26,21 +27,8 @@ export interface BatchOptions {
   onEvent?(e: BatchEvent): void;
 }
 
-export type ItemStatus = 'pending' | 'running' | 'done' | 'skipped' | 'failed' | 'cancelled';
-
-export interface BatchItem {
-  id: number;
-  /** sources relative to the input folder (several for a per-rank family) */
-  sources: string[];
-  family: boolean;
-  /** outputs relative to the output folder */
-  outputs: string[];
-  bytes: number;
-  status: ItemStatus;
-  reason?: string;
-  verified?: boolean;
-  seconds?: number;
-}
+export type BatchItem = BatchPlanItem;
+export type ItemStatus = BatchPlanItem['status'];
 
 export type BatchEvent =
   | { type: 'plan'; items: BatchItem[]; ignored: number; totalBytes: number }
@@ -49,15 +37,8 @@ export type BatchEvent =
   | { type: 'item'; item: BatchItem }
   | { type: 'finished'; summary: BatchSummary };
 
-export interface BatchSummary {
-  items: BatchItem[];
-  done: number;
-  skipped: number;
-  failed: number;
-  cancelled: number;
-  bytes: number;
-  seconds: number;
-}
+
+export type { BatchSummary };
 
 export const MANIFEST = '.ckpt-batch.json';
 
