@@ -7,7 +7,8 @@ import type { ConversionRules } from './presets.ts';
 export type JobRequest =
   | { kind: 'inspect'; file: string }
   | { kind: 'convert'; source: string; output: string | null; rules: ConversionRules; force: boolean; syncFolder?: boolean }
-  | { kind: 'tensor-stats'; file: string; path: (string | number)[]; bins: number };
+  | { kind: 'tensor-stats'; file: string; path: (string | number)[]; bins: number }
+  | { kind: 'compare-ranks'; files: string[] };
 
 export interface TensorStats {
   dtype: string;
@@ -28,6 +29,7 @@ export interface JobResults {
   inspect: InspectReport;
   convert: ConversionReport;
   'tensor-stats': TensorStats;
+  'compare-ranks': { identical: boolean; differing: string[]; tensors: number };
 }
 
 export type JobResult<K extends JobRequest['kind']> = JobResults[K];

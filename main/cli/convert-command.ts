@@ -3,7 +3,8 @@ import * as os from 'node:os';
 import { parseArgs } from 'node:util';
 import type { ConversionReport } from '../../shared/convert.ts';
 import { NO_RULES, parseMapLocation, parsePreset, parseRename, regexError, type ConversionRules } from '../../shared/presets.ts';
-import { removeLiveTempFiles } from '../convert/atomic-file.ts';
+import { removeLiveTempFiles, staleTempFiles } from '../convert/atomic-file.ts';
+import * as path from 'node:path';
 import { runBatch, type BatchEvent } from '../convert/batch.ts';
 import { previewConversion } from '../convert/convert-file.ts';
 import { CheckpointError, fail } from '../formats/errors.ts';
@@ -146,6 +147,8 @@ async function convertOne(p: Parsed, io: CliIO): Promise<number> {
     io.stdout(p.json ? JSON.stringify({ event: 'plan', plan }) + '\n' : renderPlan(plan, style, true));
     return plan.errors.length ? 2 : 0;
   }
+  // temporary files left beside the output by a killed earlier run are removed first
+  for (const f of staleTempFiles(path.dirname(path.resolve(p.output ?? p.input)))) fs.rmSync(f, { force: true });
   const controller = new AbortController();
   const release = cancelOnSignal(controller);
   const pool = new WorkerPool(1);

@@ -52,7 +52,7 @@ export function renderReport(r: ConversionReport, s: Style): string {
 export function renderBatchLine(item: BatchItem, s: Style): string {
   const src = item.sources.length > 1 ? `${item.sources[0]} (+${item.sources.length - 1} ranks)` : item.sources[0];
   switch (item.status) {
-    case 'done': return `${s.green('ok  ')} ${src} → ${item.outputs.join(', ')}  verified${item.seconds !== undefined ? s.dim(`  ${item.seconds.toFixed(2)} s`) : ''}`;
+    case 'done': return `${s.green('ok  ')} ${src} → ${item.outputs.join(', ')}  verified${item.reason ? s.yellow(`  (${item.reason})`) : ''}${item.seconds !== undefined ? s.dim(`  ${item.seconds.toFixed(2)} s`) : ''}`;
     case 'skipped': return `${s.dim('skip')} ${src}: ${item.reason}`;
     case 'cancelled': return `${s.yellow('stop')} ${src}: cancelled, nothing written`;
     default: return `${s.red('FAIL')} ${src}: ${item.reason}`;

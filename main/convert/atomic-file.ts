@@ -24,7 +24,7 @@ export async function writeCheckedAtomically<W, T>(
   let tmp: string;
   let fd: number;
   try {
-    fs.mkdirSync(dir, { recursive: true });
+    makeFolder(dir);
     tmp = path.join(dir, `.${path.basename(dest)}${TEMP_MARK}${process.pid}-${randomBytes(4).toString('hex')}`);
     fd = fs.openSync(tmp, 'wx', 0o644);
   } catch (e) {
@@ -63,6 +63,20 @@ function publish(tmp: string, dest: string, overwrite: boolean): void {
     throw e;
   }
   fs.unlinkSync(tmp);
+}
+
+/**
+ * mkdir -p that reports the real reason: Node's recursive mkdir says ENOENT where the file
+ * system is read-only, so each missing level is made on its own.
+ */
+function makeFolder(dir: string): void {
+  if (fs.existsSync(dir)) return;
+  makeFolder(path.dirname(dir));
+  try {
+    fs.mkdirSync(dir);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+  }
 }
 
 export function syncDir(dir: string): void {

@@ -120,26 +120,41 @@ export async function runBatch(opts: BatchOptions, pool: WorkerPool): Promise<Ba
   const running = items.filter((i) => i.status === 'pending').map(async (item) => {
     const unit = units[item.id]!;
     const src = path.join(input, unit.source);
-    const dest = path.join(out, unit.output);
     let lastDone = 0;
-    try {
-      item.status = 'running';
-      const report: ConversionReport = await pool.run({ kind: 'convert', source: src, output: dest, rules: unit.rules, force: opts.force, syncFolder: false }, {
+    const convert = async (source: string, output: string, share: number): Promise<ConversionReport> => {
+      const base = lastDone;
+      return pool.run({ kind: 'convert', source: path.join(input, source), output: path.join(out, output), rules: unit.rules, force: opts.force, syncFolder: false }, {
         ...(opts.signal ? { signal: opts.signal } : {}),
         onProgress: (p) => {
           if (lastDone === 0) opts.onEvent?.({ type: 'start', id: item.id });
-          const scaled = p.total ? (p.done / p.total) * item.bytes : 0;
+          const scaled = base + (p.total ? (p.done / p.total) * share : 0);
           overallDone += scaled - lastDone;
           lastDone = scaled;
           opts.onEvent?.({ type: 'progress', id: item.id, done: p.done, total: p.total, overallDone, overallTotal: totalBytes });
         },
       });
+    };
+    try {
+      item.status = 'running';
+      const reports: ConversionReport[] = [];
+      if (unit.sources.length > 1) {
+        // A family merges into one file only when its ranks are copies; otherwise each rank is
+        // converted on its own and the report says which tensors differ.
+        const cmp = await pool.run({ kind: 'compare-ranks', files: unit.sources.map((f) => path.join(input, f)) }, opts.signal ? { signal: opts.signal } : {});
+        if (!cmp.identical) {
+          item.outputs = unit.sources;
+          const shown = cmp.differing.slice(0, 3).join(', ') + (cmp.differing.length > 3 ? ', …' : '');
+          item.reason = `ranks differ in ${cmp.differing.length} of ${cmp.tensors} tensors (${shown}): not merged, each rank converted on its own`;
+          for (const f of unit.sources) reports.push(await convert(f, f, item.bytes / unit.sources.length));
+        }
+      }
+      if (!reports.length) reports.push(await convert(unit.source, unit.output, item.bytes));
       overallDone += item.bytes - lastDone;
-      item.seconds = report.seconds;
-      item.verified = report.verified;
-      if (!report.verified) {
+      item.seconds = reports.reduce((a, r) => a + r.seconds, 0);
+      item.verified = reports.every((r) => r.verified);
+      if (!item.verified) {
         item.status = 'failed';
-        item.reason = `verification failed: ${report.outputs.find((o) => !o.verified)?.mismatch}`;
+        item.reason = `verification failed: ${reports.flatMap((r) => r.outputs).find((o) => !o.verified)?.mismatch}`;
       } else {
         item.status = 'done';
         const st = fs.statSync(src);

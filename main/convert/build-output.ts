@@ -69,7 +69,7 @@ export function buildOutputTree(ck: Checkpoint, rules: ConversionRules, roles: R
     const d = new PyDict(true);
     for (const { key, tensor } of moduleStateDict(m)) {
       const nk = role.mapper.map(key);
-      if (nk !== null) d.set(nk, tensor);
+      if (nk !== null) d.set(nk, detached(tensor));
     }
     // the `_metadata` state_dict() would attach, moved with the keys like any state dict's
     const meta = new PyDict(true);
@@ -135,4 +135,37 @@ export function valueAt(root: PyValue, path: (string | number)[]): PyValue | und
     else return undefined;
   }
   return cur;
+}
+
+/**
+ * `state_dict()` holds `param.detach()`: plain tensors with requires_grad False, not Parameters.
+ * A Parameter's recipe `_rebuild_parameter(data, requires_grad, hooks)` already carries the
+ * detached `data` (torch/_tensor.py `Parameter.__reduce_ex__`).
+ */
+export function detached(t: TorchTensor): TorchTensor {
+  const inner = t.args[0];
+  if (t.isParameter && inner instanceof TorchTensor && !inner.isParameter) return detached(inner);
+  if (!t.requiresGrad || t.rebuild.name !== '_rebuild_tensor_v2') return t;
+  const args = [...t.args];
+  args[4] = false;
+  return new TorchTensor(t.rebuild, args, t.kind, t.dtype, t.shape, t.stride, t.storageOffset, t.storage);
+}
+
+/**
+ * Checks the built tree against the plan: every key the plan keeps is in the tree, under its new
+ * name, so verifying the written file against the tree also verifies it against the plan.
+ * Returns the first problem, or null.
+ */
+export function planCoverageProblem(tree: PyValue, roles: RoleMapping[], rules: ConversionRules): string | null {
+  const primary = rules.unwrap ? primaryStateDict(roles) : undefined;
+  for (const r of roles) {
+    if (rules.unwrap && r !== primary) continue;
+    const base = rules.unwrap ? [] : r.role.path;
+    const dict = valueAt(tree, base);
+    if (!(dict instanceof PyDict)) return `the state dict planned at ${base.join('/') || 'the top level'} is not in the output`;
+    for (const k of r.plan.keys) {
+      if (k.to !== null && !(dict.get(k.to) instanceof TorchTensor)) return `planned key ${k.to} (from ${k.from}) is not in the output`;
+    }
+  }
+  return null;
 }

@@ -7,7 +7,8 @@ import { rootStorage, type Checkpoint } from '../checkpoint/inspect.ts';
 import { CheckpointError, fail } from '../formats/errors.ts';
 import { writeCheckedAtomically } from './atomic-file.ts';
 import { readBackCrc, releaseReadBack } from './byte-verifier.ts';
-import { buildOutputTree } from './build-output.ts';
+import { buildOutputTree, planCoverageProblem } from './build-output.ts';
+import { walkTensors } from '../checkpoint/tree.ts';
 import { deviceMapper } from './key-rules.ts';
 import { mapRoles, planConversion } from './plan.ts';
 import { dangerousCalls } from '../checkpoint/security.ts';
@@ -50,6 +51,9 @@ export async function convertFile(source: string, opts: ConvertOptions): Promise
     for (const o of plan.outputs) if (o.exists && !opts.force) fail('exists', `${o.file} already exists; pass --force to overwrite it`, o.file);
     const roles = mapRoles(ck, opts.rules);
     const tree = buildOutputTree(ck, opts.rules, roles);
+    const uncovered = planCoverageProblem(tree, roles, opts.rules);
+    if (uncovered) fail('internal', `${source}: ${uncovered}; nothing was written`, source);
+    if (ck.tensors.length && !walkTensors(tree).length) fail('usage', `${source}: the rules leave no tensor to write; nothing was written`, source);
     const danger = dangerousCalls(tree);
     if (danger.length) {
       fail('unsupported', `${source}: the output would carry ${danger[0]}, which runs when the file is loaded; add --unwrap to keep only the state dict${danger.length > 1 ? ` (${danger.length} such calls)` : ''}`, source);

@@ -111,6 +111,8 @@ export function planConversion(ck: Checkpoint, rules: ConversionRules, output: s
     else rootChange = `the pickled module ${modules[0]!.className} is replaced by its state dict (${modules[0]!.entries?.length ?? 0} keys)`;
   }
   if (!roles.length && !modules.length) warnings.push('no model state dict was recognised: only device tags change');
+  const newDtypes = [...new Set(ck.tensors.map((t) => t.tensor.dtype).filter((d) => !d.storage).map((d) => d.name))];
+  if (newDtypes.length) warnings.push(`${newDtypes.join(', ')} tensors are written with _rebuild_tensor_v3 and load in torch 2.1 or newer (uint16/32/64 in 2.3), not in torch 1.x`);
 
   const storages = new Map<TorchStorage, { tensors: number }>();
   for (const t of ck.tensors) {

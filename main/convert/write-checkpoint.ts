@@ -60,16 +60,23 @@ export function writeTorchCheckpoint(fd: number, root: PyValue, opts: WriteOptio
       w = { key: String(keys.size), source: src, location: opts.location(src), nbytes: src.nbytes, crc32: 0, dataOffset: 0 };
       keys.set(src, w);
     }
-    // torch/serialization.py `_save`: ('storage', storage_type, key, location, numel)
-    return new PyTuple(['storage', new PyGlobal('torch', src.storageType === '_UntypedStorage' ? 'UntypedStorage' : src.storageType), w.key, w.location, src.numel]);
+    // torch/serialization.py `_save`: ('storage', storage_type, key, location, numel). Typed storage
+    // classes pickle as `torch.FloatStorage`; the untyped one by its defining module,
+    // `torch.storage.UntypedStorage`, which is the name weights-only loading allows.
+    const untyped = src.storageType === 'UntypedStorage' || src.storageType === '_UntypedStorage';
+    return new PyTuple(['storage', untyped ? new PyGlobal('torch.storage', 'UntypedStorage') : new PyGlobal('torch', src.storageType), w.key, w.location, src.numel]);
   };
   const tensorRecipe = (t: TorchTensor): { rebuild: PyGlobal; args: PyValue[] } => {
     // Legacy storage views become their root storage with the offset moved (zip files have no views).
     const s = t.storage;
-    if (s && s.viewOf && t.args[0] === s && typeof t.args[1] === 'number') {
-      return { rebuild: t.rebuild, args: [s.viewOf, t.args[1] + s.viewOffset / s.dtype.size, ...t.args.slice(2)] };
+    let args = t.args;
+    if (s && s.viewOf && args[0] === s && typeof args[1] === 'number') args = [s.viewOf, args[1] + s.viewOffset / s.dtype.size, ...args.slice(2)];
+    // A dtype with no typed storage class (uint16, float8, ...) rides on an untyped storage and
+    // needs `_rebuild_tensor_v3`, which names the dtype (torch/_utils.py; torch ≥ 2.1 writes it).
+    if (t.rebuild.name === '_rebuild_tensor_v2' && s && s.dtype.name !== t.dtype.name) {
+      return { rebuild: new PyGlobal('torch._utils', '_rebuild_tensor_v3'), args: [...args.slice(0, 6), new PyGlobal('torch', t.dtype.name)] };
     }
-    return { rebuild: t.rebuild, args: t.args };
+    return { rebuild: t.rebuild, args };
   };
   const pkl = pickleValue(root, { storageId, tensorRecipe });
   const zip = new TorchZipWriter(fd, opts.archiveName);

@@ -25,7 +25,7 @@ export function asCheckpointError(err: unknown, file?: string): CheckpointError 
   if (err instanceof CheckpointError) return err;
   const e = err as NodeJS.ErrnoException;
   if (e && typeof e.code === 'string') {
-    const what = e.code === 'ENOENT' ? 'no such file' : e.code === 'EACCES' ? 'permission denied' : e.code === 'EISDIR' ? 'is a folder, not a file' : e.code === 'ENOSPC' ? 'no space left on the device' : e.code === 'EROFS' ? 'the destination is on a read-only file system' : e.message;
+    const what = e.code === 'ENOENT' ? 'no such file' : e.code === 'EACCES' ? 'permission denied' : e.code === 'EISDIR' ? 'is a folder, not a file' : e.code === 'ENOSPC' ? 'no space left on the device' : e.code === 'EROFS' ? 'the destination is on a read-only file system' : e.code === 'EFBIG' ? 'file too large for this file system or for the file size limit (ulimit -f)' : e.code === 'EDQUOT' ? 'disk quota exceeded' : e.code === 'ENOTDIR' ? 'a part of the path is a file, not a folder' : e.message;
     return new CheckpointError('io', `${file ?? e.path ?? 'file'}: ${what}`, file);
   }
   if (err instanceof RangeError) {

@@ -3,6 +3,7 @@ import type { Progress } from '../../shared/convert.ts';
 import { openCheckpoint } from '../checkpoint/open-checkpoint.ts';
 import { convertFile } from '../convert/convert-file.ts';
 import { tensorStats } from '../checkpoint/tensor-stats.ts';
+import { compareRanks } from '../convert/family.ts';
 
 export interface JobContext {
   onProgress(p: Progress): void;
@@ -28,6 +29,8 @@ export async function runJob<K extends JobRequest['kind']>(request: JobRequest &
     }
     case 'tensor-stats':
       return tensorStats(req.file, req.path, req.bins) as JobResults[K];
+    case 'compare-ranks':
+      return compareRanks(req.files) as JobResults[K];
   }
   throw new Error(`unknown job kind ${(req as JobRequest).kind}`);
 }
