@@ -24,8 +24,9 @@ await build({ ...node, entryPoints: entries, outdir: 'dist' });
 chmodSync('dist/ckpt.js', 0o755);
 
 if (existsSync('main/electron/main.ts')) {
-  // Workers started by the Electron main process are the same dist/*.js files, beside main.js's parent.
-  await build({ ...node, entryPoints: { main: 'main/electron/main.ts' }, outdir: 'dist/electron' });
+  // Workers are started from beside the running bundle, so the Electron main gets its own copies.
+  const { ckpt, ...workers } = entries;
+  await build({ ...node, entryPoints: { main: 'main/electron/main.ts', ...workers }, outdir: 'dist/electron' });
   // A sandboxed preload must be one CommonJS script that requires nothing but 'electron'.
   await build({ bundle: true, platform: 'node', format: 'cjs', target: 'node20', logLevel: 'warning', external: ['electron'], entryPoints: { preload: 'main/electron/preload.ts' }, outfile: 'dist/electron/preload.cjs' });
 }

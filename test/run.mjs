@@ -1,9 +1,9 @@
-// Runs every test file under test/ (except e2e and bench) with node's test runner and tsx.
+// Runs every test file under test/ (except bench) with node's test runner and tsx.
 import { spawnSync } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
-const roots = process.argv.slice(2).length ? process.argv.slice(2) : ['test/unit', 'test/interop', 'test/e2e'];
+const roots = process.argv.slice(2).length ? process.argv.slice(2) : ['test/unit', 'test/interop', 'test/e2e', 'test/electron'];
 const files = [];
 function walk(dir) {
   let names;

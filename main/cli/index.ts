@@ -16,6 +16,7 @@ commands
   convert <file|folder> --preset cpu|gpu[:K]|dp|ddp [...]
                                 convert the layout; every output is verified
   devices [--json]              this machine's GPUs and topology (nvidia-smi)
+  serve [--port N]              the app in a web browser (for headless GPU servers, over SSH)
   help [command]                this text, or a command's
 
 Errors print one line and exit with code 2. Run \`ckpt <command> --help\` for details.`;
@@ -27,6 +28,7 @@ const COMMANDS: Record<string, { run: (args: string[], io: CliIO) => Promise<num
     run: (args, io) => runDevicesCommand(args, { stdout: io.stdout, stderr: io.stderr }),
     help: 'ckpt devices [--json]\n\nLists GPUs, memory, utilisation and the topology matrix from nvidia-smi.',
   },
+  serve: { run: async (args, io) => (await import('./serve-command.ts')).runServe(args, io), help: 'ckpt serve [--port N] [--host 127.0.0.1] [--no-open]\n\nServes the app to a web browser; prints the URL with its token. `ckpt serve --help` for more.' },
 };
 
 export async function main(argv: string[], io: CliIO): Promise<number> {

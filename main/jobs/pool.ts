@@ -92,11 +92,19 @@ export class WorkerPool {
       else job.reject(new CheckpointError(m.error.kind, m.error.message, m.error.file));
       this.pump();
     });
+    let started = false;
+    worker.once('online', () => (started = true));
     const crashed = (why: string): void => {
       const job = slot.job;
       slot.job = null;
       if (job) job.reject(new CheckpointError('internal', `the worker running this job stopped (${why}); the job was not finished`));
       if (this.closed) return;
+      if (!started) {
+        // A worker that cannot even start (a missing or broken script) would fail again: stop.
+        this.closed = true;
+        for (const j of this.queue.splice(0)) j.reject(new CheckpointError('internal', `worker threads cannot start (${why}); reinstall or rebuild (npm run build)`));
+        return;
+      }
       const i = this.slots.indexOf(slot);
       if (i >= 0) this.slots[i] = this.spawn();
       this.pump();

@@ -241,7 +241,7 @@ test('read-only destination folder: exit 2, one clear line, nothing written', { 
 });
 
 test('read-only destination, output in a subfolder to be created: the line says read-only / permission denied', {
-  skip: skip ?? falses recursive mkdir gives ENOENT for EROFS)',
+  skip: skip ?? false,
 }, async () => {
   const lines: string[] = [];
   const { used } = await withReadOnlyDirs(async (dir, run, how) => {
