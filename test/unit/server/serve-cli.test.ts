@@ -20,10 +20,12 @@ after(async () => {
 });
 
 describe('the startup line', () => {
-  test('is the only line on stdout: the loopback URL with a 256-bit token', () => {
+  test('is the only line on stdout: the loopback URL with a 256-bit token', async () => {
     assert.equal(s.stdout(), `${STARTUP_PREFIX}http://127.0.0.1:${s.port}/?token=${s.token}\n`);
     assert.match(s.token, /^[A-Za-z0-9_-]{43}$/);
     assert.ok(s.port > 0);
+    // stderr is a separate pipe: its line may arrive after the startup line
+    for (let i = 0; i < 100 && !/not opening a browser/.test(s.stderr()); i++) await new Promise((r) => setTimeout(r, 20));
     assert.match(s.stderr(), /not opening a browser \(--no-open\)/);
   });
 });
