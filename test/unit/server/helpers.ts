@@ -78,7 +78,7 @@ export async function startServe(args: string[] = ['--port', '0', '--no-open']):
   let err = '';
   child.stdout!.on('data', (c: Buffer) => (out += c));
   child.stderr!.on('data', (c: Buffer) => (err += c));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const exited = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));
   const line = await until(`the startup line (stderr: ${err})`, () => (out.includes('\n') ? out.slice(0, out.indexOf('\n')) : child.exitCode !== null ? 'exited' : undefined), 30_000);
   const parsed = parseStartupLine(line);
   if (!parsed) {

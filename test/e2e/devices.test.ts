@@ -1,0 +1,151 @@
+// The Devices view in a real browser against the real backend, with a fake `nvidia-smi` first on
+// the server's PATH. It serves the real `nvidia-smi topo -m` capture of an 8× A100-SXM4-40GB box
+// (test/fixtures/nvidia-smi/topo-a100-sxm4-40gb-8-nic.txt). That capture has no --query-gpu
+// output, so the fake answers the query with the GPU name the capture's source states and N/A
+// for every number it does not know, as nvidia-smi prints N/A.
+import assert from 'node:assert/strict';
+import { chmodSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { browserSkipReason, openBrowser, REPO, screenshot, showView, startServer, tempDir, type Browser, type Server } from './helpers.ts';
+
+const skip = browserSkipReason();
+const FIXTURES = join(REPO, 'test', 'fixtures', 'nvidia-smi');
+const CUDA3 = join(REPO, 'test', 'fixtures', 'torch', 'cuda3_single.pt');
+
+/** A folder holding a fake nvidia-smi for the 8-GPU A100 machine. */
+function fakeA100(): string {
+  const dir = tempDir('fake-smi');
+  mkdirSync(dir, { recursive: true });
+  const na = Array(8).fill('[N/A]').join(', ');
+  const rows = Array.from({ length: 8 }, (_, i) => `${i}, [N/A], NVIDIA A100-SXM4-40GB, ${na}, 525.125.06`).join('\n');
+  writeFileSync(join(dir, 'nvidia-smi'), `#!/bin/bash
+case "$1" in
+  --query-gpu=*) printf '%s\\n' '${rows.split('\n').join("' '")}' ;;
+  --query-compute-apps=*) ;;
+  topo) cat '${join(FIXTURES, 'topo-a100-sxm4-40gb-8-nic.txt')}' ;;
+  "") ;;
+  *) echo "fake nvidia-smi: unexpected arguments: $*" >&2; exit 99 ;;
+esac
+`);
+  chmodSync(join(dir, 'nvidia-smi'), 0o755);
+  return dir;
+}
+
+function serverEnv(fake: string, visible?: string): Record<string, string | undefined> {
+  return { PATH: `${fake}:${process.env['PATH'] ?? '/usr/bin:/bin'}`, CUDA_VISIBLE_DEVICES: visible, CUDA_DEVICE_ORDER: undefined };
+}
+
+describe('devices view', { skip: skip ?? false }, () => {
+  let fake: string;
+  before(() => {
+    fake = fakeA100();
+  });
+  after(() => rmSync(fake, { recursive: true, force: true }));
+
+  describe('an 8-GPU machine', () => {
+    let server: Server;
+    let browser: Browser;
+    before(async () => {
+      server = await startServer(serverEnv(fake));
+      browser = await openBrowser(`${server.url}#/devices`, { height: 1000 });
+    });
+    after(async () => {
+      await browser?.close();
+      await server?.stop();
+    });
+
+    it('shows 8 GPU cards and the topology matrix with its legend', { timeout: 60_000 }, async () => {
+      const { page } = browser;
+      const cards = page.getByTestId('gpu-card');
+      await cards.first().waitFor();
+      assert.equal(await cards.count(), 8);
+      assert.match(await cards.nth(3).innerText(), /GPU 3\s+cuda:3\s+NVIDIA A100-SXM4-40GB/);
+      assert.match(await page.getByRole('heading', { level: 1 }).innerText(), /8 NVIDIA GPUs: 8× NVIDIA A100-SXM4-40GB \(driver 525\.125\.06\)/);
+      const matrix = page.getByRole('table', { name: 'GPU topology matrix' });
+      await matrix.waitFor();
+      // 8 GPU rows and 3 NIC rows; GPU0 ↔ GPU1 over 12 bonded NVLinks, GPU0 ↔ NIC0 over PXB.
+      assert.equal(await matrix.locator('tbody tr').count(), 11);
+      const gpu0 = matrix.locator('tbody tr').first();
+      assert.equal(await gpu0.getByTestId('topology-cell').nth(1).innerText(), 'NV12');
+      assert.match((await gpu0.getByTestId('topology-cell').nth(1).getAttribute('title'))!, /bonded set of 12 NVLinks/);
+      assert.equal(await gpu0.getByTestId('topology-cell').nth(8).innerText(), 'PXB');
+      assert.match(await page.getByRole('list', { name: 'Link legend' }).innerText(), /SYS\s+Connection traversing PCIe as well as the SMP interconnect/);
+      // The sample DP checkpoint (cuda:0) loads as saved here.
+      const plan = page.getByTestId('device-plan');
+      await plan.getByText('Loads as saved').waitFor();
+      await screenshot(page, 'devices');
+      assert.deepEqual(browser.problems, []);
+    });
+  });
+
+  describe('a cuda:3 checkpoint on a 2-GPU machine', () => {
+    let server: Server;
+    let browser: Browser;
+    before(async () => {
+      // The 8-GPU box restricted to two GPUs, as a 2-GPU job sees it.
+      server = await startServer(serverEnv(fake, '4,5'));
+      browser = await openBrowser(`${server.url}#/devices?file=${encodeURIComponent(CUDA3)}`);
+    });
+    after(async () => {
+      await browser?.close();
+      await server?.stop();
+    });
+
+    it('proposes a remap, and Apply in Convert sets it up', { timeout: 60_000 }, async () => {
+      const { page } = browser;
+      const plan = page.getByTestId('device-plan');
+      await plan.getByText('Does not load as saved').waitFor();
+      assert.match(await plan.innerText(), /2 CUDA devices visible: cuda:0 = GPU 4 \(NVIDIA A100-SXM4-40GB\), cuda:1 = GPU 5 \(NVIDIA A100-SXM4-40GB\)\./);
+      const tag = plan.getByTestId('plan-tag');
+      assert.equal(await tag.count(), 1);
+      assert.equal(await tag.getAttribute('data-loads'), 'false');
+      assert.match(await tag.innerText(), /cuda:3[\s\S]*✗ no[\s\S]*Attempting to deserialize object on CUDA device 3 but torch\.cuda\.device_count\(\) is 2/);
+      const fix = page.getByTestId('device-fix');
+      assert.match(await fix.innerText(), /Remap cuda:3 → cuda:0/);
+      // Two of the eight cards are visible to CUDA, as cuda:0 and cuda:1.
+      assert.match(await page.getByTestId('gpu-card').nth(4).innerText(), /GPU 4\s+cuda:0/);
+      assert.match(await page.getByTestId('gpu-card').nth(0).innerText(), /hidden from CUDA/);
+      await fix.scrollIntoViewIfNeeded();
+      await screenshot(page, 'devices-plan');
+
+      await fix.getByRole('button', { name: 'Apply in Convert' }).click();
+      await page.getByRole('status').filter({ hasText: 'Applied from Devices' }).waitFor();
+      assert.equal(await page.getByRole('radio', { name: 'single GPU' }).isChecked(), true);
+      assert.equal(await page.getByRole('spinbutton', { name: 'GPU index' }).inputValue(), '0');
+      assert.equal(await page.getByRole('textbox', { name: 'Remap from 1' }).inputValue(), 'cuda:3');
+      assert.equal(await page.getByRole('textbox', { name: 'Remap to 1' }).inputValue(), 'cuda:0');
+      const change = page.getByTestId('preview').getByTestId('device-change').first();
+      await change.filter({ hasText: /cuda:3\s*→\s*cuda:0/ }).waitFor();
+      await screenshot(page, 'convert-applied-plan');
+      assert.deepEqual(browser.problems, []);
+    });
+  });
+});
+
+describe('devices view without nvidia-smi', { skip: skip ?? false }, () => {
+  let server: Server;
+  let browser: Browser;
+  let empty: string;
+  before(async () => {
+    // A PATH with nothing on it: no nvidia-smi to find, whatever this machine has.
+    empty = tempDir('no-smi');
+    server = await startServer({ PATH: empty });
+    browser = await openBrowser(`${server.url}#/devices`);
+  });
+  after(async () => {
+    await browser?.close();
+    await server?.stop();
+    rmSync(empty, { recursive: true, force: true });
+  });
+
+  it('says calmly that there is no NVIDIA GPU, and why', { timeout: 60_000 }, async () => {
+    const { page } = browser;
+    const none = page.getByTestId('no-gpu');
+    await none.waitFor();
+    assert.equal(await none.getAttribute('data-reason'), 'no-nvidia-smi');
+    assert.match(await none.innerText(), /No NVIDIA GPU found[\s\S]*No nvidia-smi on PATH/);
+    assert.equal(await page.getByTestId('gpu-card').count(), 0);
+    assert.deepEqual(browser.problems, []);
+  });
+});
