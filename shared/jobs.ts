@@ -2,13 +2,17 @@ import type { ConversionReport, Progress } from './convert.ts';
 import type { ErrorInfo } from './errors.ts';
 import type { InspectReport } from './inspect.ts';
 import type { ConversionRules } from './presets.ts';
+import type { VerifyOptions, VerifyReport } from './verify.ts';
+import type { ReshardReport, ReshardRequest } from './reshard.ts';
 
 /** Work that runs in a worker thread. One discriminated union, one result type per kind. */
 export type JobRequest =
   | { kind: 'inspect'; file: string }
   | { kind: 'convert'; source: string; output: string | null; rules: ConversionRules; force: boolean; syncFolder?: boolean }
   | { kind: 'tensor-stats'; file: string; path: (string | number)[]; bins: number }
-  | { kind: 'compare-ranks'; files: string[] };
+  | { kind: 'compare-ranks'; files: string[] }
+  | { kind: 'verify'; options: VerifyOptions }
+  | { kind: 'reshard'; request: ReshardRequest };
 
 export interface TensorStats {
   dtype: string;
@@ -30,6 +34,8 @@ export interface JobResults {
   convert: ConversionReport;
   'tensor-stats': TensorStats;
   'compare-ranks': { identical: boolean; differing: string[]; tensors: number };
+  verify: VerifyReport;
+  reshard: ReshardReport;
 }
 
 export type JobResult<K extends JobRequest['kind']> = JobResults[K];

@@ -8,6 +8,7 @@ import * as path from 'node:path';
 import { runBatch, type BatchEvent } from '../convert/batch.ts';
 import { previewConversion } from '../convert/convert-file.ts';
 import { CheckpointError, fail } from '../formats/errors.ts';
+import { isDcpFolder } from '../formats/dcp.ts';
 import { WorkerPool } from '../jobs/pool.ts';
 import { renderBatchLine, renderBatchSummary, renderPlan, renderReport } from './convert-render.ts';
 import { makeStyle } from './format-text.ts';
@@ -119,7 +120,8 @@ export async function runConvert(args: string[], io: CliIO): Promise<number> {
   } catch {
     fail('io', `${p.input}: no such file or folder`, p.input);
   }
-  return st.isDirectory() ? convertFolder(p, io) : convertOne(p, io);
+  // a distributed-checkpoint folder is one checkpoint, not a folder of them (issue 7)
+  return st.isDirectory() && !isDcpFolder(p.input) ? convertFolder(p, io) : convertOne(p, io);
 }
 
 /** Ctrl-C cancels the running jobs; their temporary files are removed and nothing partial remains. */

@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { ConversionPlan, ConversionReport, OutputReport, Progress } from '../../shared/convert.ts';
 import type { ConversionRules } from '../../shared/presets.ts';
-import { openCheckpoint } from '../checkpoint/open-checkpoint.ts';
+import { openConvertInput } from '../reshard/convert-input.ts';
 import { rootStorage, type Checkpoint } from '../checkpoint/inspect.ts';
 import { CheckpointError, fail } from '../formats/errors.ts';
 import { writeCheckedAtomically } from './atomic-file.ts';
@@ -28,7 +28,7 @@ export interface ConvertOptions {
 
 /** Plans a conversion of one file without writing anything (the dry run and the UI preview). */
 export function previewConversion(source: string, rules: ConversionRules, output: string | null): ConversionPlan {
-  const ck = openCheckpoint(source);
+  const ck = openConvertInput(source);
   try {
     return planConversion(ck, rules, output);
   } finally {
@@ -44,7 +44,7 @@ export function previewConversion(source: string, rules: ConversionRules, output
 export async function convertFile(source: string, opts: ConvertOptions): Promise<ConversionReport> {
   const t0 = performance.now();
   const before = statOf(source);
-  const ck = openCheckpoint(source);
+  const ck = openConvertInput(source);
   try {
     const plan = planConversion(ck, opts.rules, opts.output);
     if (plan.errors.length) fail('usage', `${source}: ${plan.errors[0]}`, source);

@@ -31,6 +31,10 @@ export async function runJob<K extends JobRequest['kind']>(request: JobRequest &
       return tensorStats(req.file, req.path, req.bins) as JobResults[K];
     case 'compare-ranks':
       return compareRanks(req.files) as JobResults[K];
+    case 'verify':
+      return (await (await import('../verify/run-verify.ts')).runVerify(req.options, ctx)) as JobResults[K];
+    case 'reshard':
+      return (await (await import('../reshard/run-reshard.ts')).reshard(req.request, ctx)) as JobResults[K];
   }
   throw new Error(`unknown job kind ${(req as JobRequest).kind}`);
 }

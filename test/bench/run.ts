@@ -5,6 +5,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { convertBenchmarks } from './convert-bench.ts';
 import { inspectBenchmarks } from './inspect-bench.ts';
+import { verifyBenchmarks } from './verify-bench.ts';
 
 const dir = process.env['BENCH_DIR'] ?? '.bench';
 mkdirSync(dir, { recursive: true });
@@ -13,7 +14,8 @@ const mk = spawnSync('/usr/bin/python3', ['test/bench/make-files.py', dir], { st
 if (mk.status !== 0) process.exit(1);
 
 const only = process.argv.slice(2);
-const groups: Record<string, (dir: string) => BenchResult[]> = { inspect: inspectBenchmarks, convert: convertBenchmarks };
+const groups: Record<string, (dir: string) => BenchResult[]> = { inspect: inspectBenchmarks, convert: convertBenchmarks, verify: verifyBenchmarks };
+groups['reshard'] = (await import('./reshard-bench.ts')).reshardBenchmarks;
 export interface BenchResult { name: string; value: string; target: string; pass: boolean; detail?: string }
 
 const results: BenchResult[] = [];

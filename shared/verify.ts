@@ -1,0 +1,187 @@
+/**
+ * Verifying a checkpoint by test-set inference (`ckpt verify`, the Verify view): an ONNX graph
+ * exported from the user's model runs with its weights replaced by the checkpoint's tensors, on a
+ * test set, and the predictions are scored and compared. Plain serialisable data: no classes, no
+ * Node types, so it crosses the worker and IPC boundaries as is.
+ */
+
+export type TestSetFormat = 'npz' | 'idx' | 'cifar' | 'imagefolder';
+export type ResizeMode = 'bilinear' | 'nearest' | 'area';
+export type TensorLayout = 'NCHW' | 'NHWC';
+export type Verdict = 'PASS' | 'WARN' | 'FAIL';
+
+/** How raw test images become the graph's input; every field is optional in VerifyOptions. */
+export interface Preprocess {
+  layout: TensorLayout;
+  channels: number;
+  height: number;
+  width: number;
+  resize: ResizeMode;
+  /** raw values are multiplied by this before mean/std; null: 1/255 for 8-bit images, 1 for float data */
+  scale: number | null;
+  /** per channel; one value applies to every channel */
+  mean: number[];
+  std: number[];
+}
+
+export interface VerifyOptions {
+  /** the ONNX graph (`.onnx`; external data beside it is found through the graph) */
+  model: string;
+  /** the test set: a `.npz` with x and y, an MNIST-style idx folder or file, a CIFAR python batch or folder, an ImageFolder tree */
+  data: string;
+  /** the checkpoint to verify */
+  checkpoint: string;
+  /** the checkpoint it should agree with (usually the source of a conversion); without it, the graph's own weights are the reference */
+  against?: string | null;
+  /** `auto` (CUDA device 0 when onnxruntime's CUDA provider loads, else CPU), `cpu`, or `cuda:N`. Default `auto`. */
+  device?: string;
+  /** samples per inference call (default 64; a graph with a fixed batch size uses that) */
+  batchSize?: number;
+  /** only the first N samples of the test set */
+  limit?: number | null;
+  /** force the test-set reader instead of detecting it */
+  dataFormat?: TestSetFormat | null;
+  /** overrides of the preprocessing read from the graph's input */
+  preprocess?: Partial<Preprocess>;
+  /** logits count as close when |a - b| <= atol + rtol * |b| (defaults 1e-4, 1e-4) */
+  atol?: number;
+  rtol?: number;
+  /** also use name bindings whose values the graph could not confirm (reported as such) */
+  trustNames?: boolean;
+  /** BatchNorm epsilon for recomputing folded Conv+BN weights when the checkpoint does not say (default 1e-5, torch's) */
+  bnEps?: number;
+}
+
+/** How one graph initializer got its value. */
+export type BindingKind =
+  | 'bound' // copied from a checkpoint tensor, value confirmed against the graph
+  | 'recomputed' // computed from checkpoint tensors (folded Conv+BatchNorm), value confirmed
+  | 'unconfirmed' // a checkpoint tensor fits by name and shape but its value did not match the graph's
+  | 'constant'; // kept as exported: nothing in the checkpoint is known to produce it
+
+export interface InitializerBinding {
+  name: string;
+  dtype: string;
+  shape: number[];
+  kind: BindingKind;
+  /** checkpoint keys (wrapper prefixes removed) it comes from */
+  from?: string[];
+  /** how the source was found: `name`, `dynamo name`, `value`, `conv+bn fold` */
+  via?: string;
+  /** run labels whose values matched the graph's within float32 rounding */
+  confirmedBy?: string[];
+  /** largest |checkpoint - graph| per run label */
+  maxAbsDiff?: Record<string, number>;
+  /** true when the checkpoint's values are used in the runs */
+  used: boolean;
+  note?: string;
+}
+
+export interface BindingReport {
+  initializers: InitializerBinding[];
+  counts: { bound: number; recomputed: number; unconfirmed: number; constants: number };
+  /** per run label: checkpoint tensors the graph never used */
+  unusedTensors: Record<string, string[]>;
+  /** per run label: checkpoint keys a binding needs that this checkpoint lacks */
+  missingTensors: Record<string, string[]>;
+  /** share of the graph's initializer elements that came from the checkpoint (0..1) */
+  coverage: number;
+  /** BatchNorm epsilons used for recomputation, by module */
+  bnEps: Record<string, number>;
+}
+
+export interface RecordedMetric {
+  /** where it was found, e.g. `best_acc` or `meta/acc1` */
+  path: string;
+  value: number;
+  /** the value as a fraction in [0, 1] (percentages divided by 100), or null when it does not look like an accuracy */
+  fraction: number | null;
+}
+
+export interface RunMetrics {
+  samples: number;
+  correct: number;
+  top1: number;
+  /** null when there are fewer than 5 classes */
+  top5: number | null;
+  /** index = class */
+  perClass: { samples: number; correct: number; accuracy: number | null }[];
+  /** confusion[true][predicted] */
+  confusion: number[][];
+  /** predicted class per sample, in test-set order */
+  predictions: number[];
+  /** sha256 of all logits as little-endian float32, in sample order */
+  logitsSha256: string;
+}
+
+export interface RunResult {
+  /** `checkpoint`, `against`, or `graph` (the graph's own weights) */
+  label: string;
+  file: string | null;
+  metrics: RunMetrics;
+  /** accuracies the checkpoint recorded about itself (best_acc, acc1, ...) */
+  recorded: RecordedMetric[];
+  /** seconds in onnxruntime `run` calls, and the resulting throughput */
+  inferenceSeconds: number;
+  imagesPerSecond: number;
+}
+
+export interface Comparison {
+  /** run labels: the one verified and its reference */
+  candidate: string;
+  reference: string;
+  /** candidate top-1 minus reference top-1 */
+  accuracyDelta: number;
+  /** share of samples with the same predicted class */
+  identicalPredictions: number;
+  /** samples whose predicted class differs (first 100) */
+  differingSamples: number[];
+  bitIdentical: boolean;
+  maxAbsLogitDiff: number;
+  /** max |a - b| / max(|a|, |b|) over logits that are not both zero */
+  maxRelDiff: number;
+  /** logits outside atol + rtol * |reference| */
+  outsideTolerance: number;
+  atol: number;
+  rtol: number;
+  /** per-sample max |Δlogit|: counts per decade [1e-12, 1e-11), ..., [1e2, ∞); `zero` counts exact matches */
+  diffHistogram: { zero: number; decades: { from: number; count: number }[] };
+}
+
+export interface ProviderReport {
+  requested: string;
+  /** the execution provider that ran: `cpu` or `cuda` */
+  used: 'cpu' | 'cuda';
+  deviceId: number | null;
+  /** why CUDA was not used, when it was asked for */
+  fallback: string | null;
+  onnxruntime: string;
+}
+
+export interface VerifyReport {
+  version: 1;
+  createdAt: string;
+  options: VerifyOptions;
+  model: {
+    file: string;
+    producer: string;
+    opset: number | null;
+    input: { name: string; shape: (number | string)[] };
+    output: { name: string; shape: (number | string)[] };
+    initializers: number;
+    /** external data files the graph names, relative to it */
+    externalData: string[];
+  };
+  data: { path: string; format: TestSetFormat; samples: number; classes: number; classNames: string[] | null; preprocess: Preprocess; notes: string[] };
+  provider: ProviderReport;
+  batchSize: number;
+  binding: BindingReport;
+  runs: RunResult[];
+  comparison: Comparison;
+  verdict: Verdict;
+  /** why the verdict is what it is, one line each */
+  reasons: string[];
+  /** true when no checkpoint tensor reached the graph: the runs only measured the exported weights */
+  provesNothing: boolean;
+  seconds: number;
+}
