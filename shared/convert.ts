@@ -19,6 +19,8 @@ export interface StateDictPlan {
   keys: KeyChange[];
   /** wrapper prefixes the preset removes, outermost first */
   stripped: string[];
+  /** prefixes added after that, outermost first (dp/ddp add exactly one `module.`) */
+  added: string[];
   /** `_metadata` module paths before → after */
   metadata: KeyChange[];
 }

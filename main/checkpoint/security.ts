@@ -36,7 +36,7 @@ const BENIGN = new Set([
 const DANGEROUS_MODULES = new Set([
   'os', 'posix', 'nt', 'subprocess', 'sys', 'runpy', 'socket', 'pickle', '_pickle', 'shutil', 'webbrowser', 'importlib',
   'ctypes', 'pty', 'commands', 'code', 'codeop', 'marshal', 'dill', 'cloudpickle', 'platform', 'pdb', 'timeit', 'asyncio',
-  'multiprocessing', 'http', 'urllib', 'requests', 'ftplib', 'smtplib', 'telnetlib', 'tempfile', 'glob', 'pathlib', 'io',
+  'multiprocessing', 'http', 'urllib', 'requests', 'ftplib', 'smtplib', 'telnetlib', 'tempfile', 'glob', 'io',
   '_io', 'builtins.open', 'site', 'distutils', 'setuptools', 'pip', 'zipimport', 'imp',
 ]);
 const DANGEROUS_BUILTINS = new Set([

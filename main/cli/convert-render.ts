@@ -18,7 +18,7 @@ export function renderPlan(plan: ConversionPlan, s: Style, detailed: boolean): s
     const changed = sd.keys.filter((k) => k.to !== null && k.to !== k.from);
     const dropped = sd.keys.filter((k) => k.to === null);
     const where = sd.path.length ? ` at ${sd.path.join('/')}` : '';
-    row('keys', `${sd.keys.length} keys${where}: ${changed.length} renamed, ${dropped.length} dropped, ${sd.keys.length - changed.length - dropped.length} unchanged${sd.stripped.length ? `; strips ${sd.stripped.map((p) => `'${p}'`).join(' + ')}` : ''}`);
+    row('keys', `${sd.keys.length} keys${where}: ${changed.length} renamed, ${dropped.length} dropped, ${sd.keys.length - changed.length - dropped.length} unchanged${prefixChange(sd.stripped, sd.added)}`);
     const show = detailed ? 8 : 2;
     for (const k of [...changed.slice(0, show), ...dropped.slice(0, show)]) lines.push(`          ${k.from} ${s.dim('→')} ${k.to ?? s.red('(dropped)')}`);
     if (changed.length + dropped.length > 2 * show) lines.push(s.dim(`          … ${changed.length + dropped.length - Math.min(changed.length, show) - Math.min(dropped.length, show)} more`));
@@ -64,4 +64,12 @@ export function renderBatchSummary(sum: BatchSummary, outDir: string, s: Style):
   const parts = [`${sum.done} converted`, `${sum.skipped} already done`, `${sum.failed} failed`];
   if (sum.cancelled) parts.push(`${sum.cancelled} cancelled (run again to resume)`);
   return `\n${(sum.failed ? s.red : s.green)(parts.join(', '))} in ${sum.seconds.toFixed(1)} s (${formatBytes(rate)}/s) → ${outDir}\n`;
+}
+
+/** `; strips '_orig_mod.' + 'module.', adds 'module.'`, or `; keeps 'module.'` when that is the net effect. */
+function prefixChange(stripped: string[], added: string[]): string {
+  const q = (ps: string[]): string => ps.map((p) => `'${p}'`).join(' + ');
+  if (!stripped.length && !added.length) return '';
+  if (stripped.join() === added.join()) return `; keeps ${q(added)}`;
+  return `;${stripped.length ? ` strips ${q(stripped)}` : ''}${stripped.length && added.length ? ',' : ''}${added.length ? ` adds ${q(added)}` : ''}`;
 }

@@ -15,6 +15,10 @@ commands
   inspect <file> [--json]       what a checkpoint is: format, layout, tensors, security
   convert <file|folder> --preset cpu|gpu[:K]|dp|ddp [...]
                                 convert the layout; every output is verified
+  reshard <input...> --to single|ranks:N|dcp[:N]|shards[:SIZE] -o OUT
+                                rank files, DCP folders, FSDP shards, shard sets, safetensors
+  verify --model g.onnx --data <test set> <checkpoint> [--against <other>]
+                                accuracy on a test set, and PASS/WARN/FAIL against the source
   devices [--json]              this machine's GPUs and topology (nvidia-smi)
   help [command]                this text, or a command's
 

@@ -10,6 +10,7 @@ import type { WorkerPool } from '../jobs/pool.ts';
 import { staleTempFiles, syncDir } from './atomic-file.ts';
 import { findCheckpoints, groupFamilies, type FileGroup } from './discover.ts';
 import { outputFiles } from './plan.ts';
+import { isDcpFolder } from '../formats/dcp.ts';
 
 /**
  * Converting a folder: every checkpoint under it (found by content), written to the same
@@ -63,10 +64,10 @@ export function planBatch(opts: BatchOptions): { items: BatchItem[]; ignored: nu
   const items: BatchItem[] = [];
   const units: Unit[] = [];
   for (const g of groups) {
-    for (const unit of unitsOf(g, opts.rules)) {
+    for (const unit of unitsOf(g, opts.rules, input)) {
       units.push(unit);
       const outputs = outputFiles(unit.source, unit.output, unit.rules).map((o) => o.file);
-      const st = fs.statSync(path.join(input, unit.source));
+      const st = sourceStamp(path.join(input, unit.source));
       const item: BatchItem = { id: items.length, sources: unit.sources, family: g.family, outputs, bytes: st.size, status: 'pending' };
       const m = manifest.entries[unit.source];
       if (m && m.rules === rulesKey && m.size === st.size && m.mtimeMs === st.mtimeMs && m.outputs.every((o) => fileSize(path.join(out, o.file)) === o.size)) {
@@ -87,8 +88,12 @@ interface Unit { source: string; sources: string[]; output: string; rules: Conve
  * rank r on cuda:r; under cpu/gpu/dp the ranks of a DDP run are copies, so rank 0 is converted to
  * the family's name without the rank (the identity of the copies is checked by `ckpt reshard`).
  */
-function unitsOf(g: FileGroup, rules: ConversionRules): Unit[] {
-  if (!g.family) return [{ source: g.files[0]!, sources: g.files, output: g.files[0]!, rules }];
+function unitsOf(g: FileGroup, rules: ConversionRules, input: string): Unit[] {
+  if (!g.family) {
+    const f = g.files[0]!;
+    // a DCP folder becomes one file beside where the folder was: step100/ → step100.pt
+    return [{ source: f, sources: g.files, output: isDcpFolder(path.join(input, f)) ? `${f}.pt` : f, rules }];
+  }
   if (rules.preset?.name === 'ddp') {
     return g.files.map((f, r) => ({ source: f, sources: [f], output: f, rules: { ...rules, preset: { name: 'ddp', worldSize: 1 }, mapLocation: [{ from: '*', to: `cuda:${r}` }, ...rules.mapLocation] } }));
   }
@@ -157,7 +162,7 @@ export async function runBatch(opts: BatchOptions, pool: WorkerPool): Promise<Ba
         item.reason = `verification failed: ${reports.flatMap((r) => r.outputs).find((o) => !o.verified)?.mismatch}`;
       } else {
         item.status = 'done';
-        const st = fs.statSync(src);
+        const st = sourceStamp(src);
         manifest.entries[unit.source] = { source: unit.source, size: st.size, mtimeMs: st.mtimeMs, rules: rulesKey, verified: true, outputs: item.outputs.map((f) => ({ file: f, size: fs.statSync(path.join(out, f)).size })) };
         saveManifest(false);
       }
@@ -200,4 +205,18 @@ function fileSize(f: string): number {
   } catch {
     return -1;
   }
+}
+
+/** Size and modification time of a source; for a DCP folder, the sum and the latest of its files. */
+function sourceStamp(p: string): { size: number; mtimeMs: number } {
+  const st = fs.statSync(p);
+  if (!st.isDirectory()) return { size: st.size, mtimeMs: st.mtimeMs };
+  let size = 0;
+  let mtimeMs = st.mtimeMs;
+  for (const f of fs.readdirSync(p)) {
+    const s = fs.statSync(path.join(p, f));
+    size += s.size;
+    mtimeMs = Math.max(mtimeMs, s.mtimeMs);
+  }
+  return { size, mtimeMs };
 }

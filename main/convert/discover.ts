@@ -6,6 +6,7 @@ import { looksLikeLegacy, looksLikeTar } from '../formats/torch-legacy.ts';
 import { isTorchArchive } from '../formats/torch-zip.ts';
 import { ZipArchive } from '../formats/zip.ts';
 import { TEMP_MARK } from './atomic-file.ts';
+import { isDcpFolder } from '../formats/dcp.ts';
 
 /**
  * Finds checkpoints in a folder tree by their content, not their extension: torch zip, legacy,
@@ -52,7 +53,9 @@ export function findCheckpoints(root: string, exclude: string | null = null): { 
       const r = rel ? `${rel}/${e.name}` : e.name;
       if (e.isDirectory()) {
         if (skip && path.resolve(full) === skip) continue;
-        walk(full, r);
+        // a distributed-checkpoint folder (.metadata + .distcp files) is one checkpoint
+        if (isDcpFolder(full)) files.push(r);
+        else walk(full, r);
       } else if (e.isFile()) {
         if (sniffCheckpoint(full)) files.push(r);
         else ignored++;

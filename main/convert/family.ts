@@ -39,8 +39,13 @@ export function compareRanks(files: string[]): RankComparison {
   return { identical: differing.size === 0, differing: [...differing].map((k) => (JSON.parse(k) as (string | number)[]).join('/')), tensors: first?.size ?? 0 };
 }
 
+let unique = 0;
+
 function fingerprint(t: TensorAt): string {
   const x = t.tensor;
+  // A tensor without a storage of its own (a DTensor wrapper, a meta tensor) cannot be compared
+  // by bytes here: it never counts as equal, so such ranks are not merged as copies.
+  if (!x.storage && x.numel > 0) return `unmatched-${unique++}`;
   return `${x.dtype.name}[${x.shape}]:${crcOf(x).toString(16)}`;
 }
 

@@ -9,6 +9,8 @@ import { commonPrefixes } from '../checkpoint/layout.ts';
 export interface KeyMapper {
   /** wrapper prefixes the preset removes from this state dict, outermost first */
   stripped: string[];
+  /** prefixes added after stripping, outermost first (dp/ddp: `module.`; then --add-prefix) */
+  added: string[];
   /** the new key, or null when the key is dropped by include/exclude */
   map(key: string): string | null;
   /** a `_metadata` module path ('' = root) → its new path, or null when it is dropped */
@@ -39,6 +41,7 @@ export function keyMapper(keys: string[], rules: ConversionRules, lightning: boo
   };
   return {
     stripped,
+    added: adds,
     map(key) {
       const k = canonical(key);
       if (include && !include.test(k)) return null;

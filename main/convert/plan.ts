@@ -39,7 +39,7 @@ export function mapRoles(ck: Checkpoint, rules: ConversionRules): RoleMapping[] 
     out.push({
       role,
       mapper,
-      plan: { path: role.path, kind: role.kind as 'state-dict' | 'module', ...(role.className ? { className: role.className } : {}), keys: changes, stripped: mapper.stripped, metadata },
+      plan: { path: role.path, kind: role.kind as 'state-dict' | 'module', ...(role.className ? { className: role.className } : {}), keys: changes, stripped: mapper.stripped, added: mapper.added, metadata },
     });
   }
   return out;

@@ -358,7 +358,7 @@ export function readDcpFolder(folder: string): DcpReading {
     }
     const tensors = meta.items.filter((i) => i.kind === 'tensor').length;
     return {
-      format: 'torch-zip',
+      format: 'dcp',
       records: {
         container: 'torch.distributed.checkpoint folder', ...(meta.version ? { dcp_version: meta.version } : {}),
         metadata_pickle_protocol: String(meta.protocol), items: String(meta.items.length), tensors: String(tensors), data_files: meta.files.join(', '),
