@@ -1,7 +1,8 @@
 import type { ConversionRules } from '../../shared/presets.ts';
 import type { Checkpoint } from '../checkpoint/inspect.ts';
 import { moduleMetadata, moduleStateDict } from '../checkpoint/roles.ts';
-import { PyDict, PyList, PyObject, PySet, PyTuple, type PyValue } from '../formats/pickle/values.ts';
+import { PyDict, PyList, PyObject, PyTuple, type PyValue } from '../formats/pickle/values.ts';
+import { copyTree, type CopyHooks } from '../checkpoint/copy-tree.ts';
 import { TorchTensor } from '../formats/torch-values.ts';
 import { addedModulePaths } from './key-rules.ts';
 import { primaryStateDict, WRAPPER_CLASSES, type RoleMapping } from './plan.ts';
@@ -19,53 +20,29 @@ export function buildOutputTree(ck: Checkpoint, rules: ConversionRules, roles: R
     const v = valueAt(ck.reading.root, r.role.path);
     if (v && typeof v === 'object') (r.role.kind === 'module' ? byModule : byDict).set(v, r);
   }
-  const memo = new Map<object, PyValue>();
-
-  const copy = (v: PyValue): PyValue => {
-    if (v === null || typeof v !== 'object' || v instanceof TorchTensor) return v;
-    const known = memo.get(v);
-    if (known !== undefined) return known;
-    if (v instanceof PyDict) {
+  const hooks: CopyHooks = {
+    dict: (v, copy) => {
       const role = byDict.get(v);
+      if (!role) return undefined;
       const d = new PyDict(v.ordered);
-      memo.set(v, d);
       for (const [k, x] of v.entries) {
-        if (role && typeof k === 'string' && x instanceof TorchTensor) {
+        if (typeof k === 'string' && x instanceof TorchTensor) {
           const nk = role.mapper.map(k);
           if (nk !== null) d.set(nk, x);
         } else d.set(copy(k), copy(x));
       }
-      if (v.attrs) d.attrs = role ? remapMetadata(v.attrs, role, rules, copy) : (copy(v.attrs) as PyDict);
+      if (v.attrs) d.attrs = remapMetadata(v.attrs, role, rules, copy);
       return d;
-    }
-    if (v instanceof PyList) {
-      const l = new PyList();
-      memo.set(v, l);
-      l.items = v.items.map(copy);
-      return l;
-    }
-    if (v instanceof PyTuple) {
-      const t = new PyTuple(v.items.map(copy));
-      memo.set(v, t);
-      return t;
-    }
-    if (v instanceof PySet) return new PySet(v.items.map(copy), v.frozen);
-    if (v instanceof PyObject) {
+    },
+    object: (v, copy) => {
       const role = byModule.get(v);
-      if (role) return exportModule(v, role);
+      if (role) return exportModule(v, role, copy);
       const inner = rules.preset && (rules.preset.name === 'cpu' || rules.preset.name === 'gpu') ? unwrapModule(v) : null;
-      if (inner) return copy(inner);
-      const o = new PyObject(copy(v.callable), v.args.map(copy), v.via, v.kwargs ? (copy(v.kwargs) as PyDict) : null);
-      memo.set(v, o);
-      o.listItems.push(...v.listItems.map(copy));
-      o.dictItems.push(...v.dictItems.map(([k, x]) => [copy(k), copy(x)] as [PyValue, PyValue]));
-      if (v.state !== undefined) o.state = copy(v.state);
-      return o;
-    }
-    return v;
+      return inner ? copy(inner) : undefined;
+    },
   };
 
-  const exportModule = (m: PyObject, role: RoleMapping): PyDict => {
+  const exportModule = (m: PyObject, role: RoleMapping, copy: (v: PyValue) => PyValue): PyDict => {
     const d = new PyDict(true);
     for (const { key, tensor } of moduleStateDict(m)) {
       const nk = role.mapper.map(key);
@@ -86,9 +63,9 @@ export function buildOutputTree(ck: Checkpoint, rules: ConversionRules, roles: R
 
   if (rules.unwrap) {
     const primary = primaryStateDict(roles);
-    if (primary) return copy(valueAt(ck.reading.root, primary.role.path) as PyValue);
+    if (primary) return copyTree(valueAt(ck.reading.root, primary.role.path) as PyValue, hooks);
   }
-  return copy(ck.reading.root);
+  return copyTree(ck.reading.root, hooks);
 }
 
 /** `DataParallel(model)` → `model`, for whole pickled modules under cpu/gpu presets. */

@@ -1,0 +1,65 @@
+import { PyDict, PyList, PyObject, PySet, PyTuple, type PyValue } from '../formats/pickle/values.ts';
+import { TorchTensor } from '../formats/torch-values.ts';
+
+/** Replacements a copy can make as it goes; each gets `copy` to copy the parts it keeps. */
+export interface CopyHooks {
+  tensor?(t: TorchTensor): PyValue;
+  /** a replacement for this dict, or undefined for a plain copy */
+  dict?(d: PyDict, copy: (v: PyValue) => PyValue): PyValue | undefined;
+  /** a replacement for this object, or undefined for a plain copy */
+  object?(o: PyObject, copy: (v: PyValue) => PyValue): PyValue | undefined;
+}
+
+/**
+ * A copy of a container tree: shared sub-trees stay shared and cycles stay cycles. Tensors are
+ * kept as the same objects unless a hook replaces them, so a tensor reachable by two paths
+ * (tied weights) stays one tensor in the copy.
+ */
+export function copyTree(root: PyValue, hooks: CopyHooks = {}): PyValue {
+  const memo = new Map<object, PyValue>();
+  const copy = (v: PyValue): PyValue => {
+    if (v === null || typeof v !== 'object') return v;
+    if (v instanceof TorchTensor) return hooks.tensor ? hooks.tensor(v) : v;
+    const known = memo.get(v);
+    if (known !== undefined) return known;
+    if (v instanceof PyDict) {
+      const replaced = hooks.dict?.(v, copy);
+      if (replaced !== undefined) {
+        memo.set(v, replaced);
+        return replaced;
+      }
+      const d = new PyDict(v.ordered);
+      memo.set(v, d);
+      for (const [k, x] of v.entries) d.set(copy(k), copy(x));
+      if (v.attrs) d.attrs = copy(v.attrs) as PyDict;
+      return d;
+    }
+    if (v instanceof PyList) {
+      const l = new PyList();
+      memo.set(v, l);
+      l.items = v.items.map(copy);
+      return l;
+    }
+    if (v instanceof PyTuple) {
+      const t = new PyTuple(v.items.map(copy));
+      memo.set(v, t);
+      return t;
+    }
+    if (v instanceof PySet) return new PySet(v.items.map(copy), v.frozen);
+    if (v instanceof PyObject) {
+      const replaced = hooks.object?.(v, copy);
+      if (replaced !== undefined) {
+        memo.set(v, replaced);
+        return replaced;
+      }
+      const o = new PyObject(copy(v.callable), v.args.map(copy), v.via, v.kwargs ? (copy(v.kwargs) as PyDict) : null);
+      memo.set(v, o);
+      o.listItems.push(...v.listItems.map(copy));
+      o.dictItems.push(...v.dictItems.map(([k, x]) => [copy(k), copy(x)] as [PyValue, PyValue]));
+      if (v.state !== undefined) o.state = copy(v.state);
+      return o;
+    }
+    return v;
+  };
+  return copy(root);
+}
