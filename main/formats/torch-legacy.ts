@@ -200,10 +200,11 @@ export function readTorchTar(reader: RandomAccessReader): FormatReading {
     const [key, storageId] = args.items;
     const storage = objects.get(String(storageId));
     if (!(storage instanceof TorchStorage)) fail('bad-pickle', `${file}: tensor ${String(key)} names a missing storage`, file);
-    const nd = new DataView(reader.read(tIn.pos, 8).slice().buffer).getInt32(0, true);
+    const head = reader.read(tIn.pos, 8);
+    const nd = new DataView(head.buffer, head.byteOffset, 8).getInt32(0, true);
     if (nd < 0 || nd > 64) fail('bad-pickle', `${file}: tensor ${String(key)} has ${nd} dimensions`, file);
-    const body = reader.read(tIn.pos + 8, 16 * nd + 8).slice();
-    const dv = new DataView(body.buffer);
+    const body = reader.read(tIn.pos + 8, 16 * nd + 8);
+    const dv = new DataView(body.buffer, body.byteOffset, body.byteLength);
     const shape = Array.from({ length: nd }, (_, j) => Number(dv.getBigInt64(8 * j, true)));
     const stride = Array.from({ length: nd }, (_, j) => Number(dv.getBigInt64(8 * (nd + j), true)));
     const offset = Number(dv.getBigInt64(16 * nd, true));

@@ -12,7 +12,7 @@ import { BufferReader } from '../../../main/formats/random-access.ts';
 const fixture = (p: string): string => new URL(`../../fixtures/${p}`, import.meta.url).pathname;
 const SEEDS = [
   'torch/cpu_state_dict.pt', 'torch/legacy_training_checkpoint.pt', 'torch/torchscript.pt', 'torch/views.pt',
-  'torch/whole_model_dp.pt', 'torch/nested_containers.pt', 'torch/malicious.pt', 'torch/dtypes.pt',
+  'torch/whole_model_dp.pt', 'torch/nested_containers.pt', 'torch/malicious.pt', 'torch/dtypes.pt', 'tar/legacy_tar.pt',
 ];
 const CASES_PER_SEED = Number(process.env['FUZZ_CASES'] ?? 600);
 /** Per-case bound: generous for a loaded 2-core CI machine; typical cases take well under 5 ms. */
