@@ -10,6 +10,8 @@ import type { ErrorInfo } from './errors.ts';
 import type { InspectReport } from './inspect.ts';
 import type { TensorStats } from './jobs.ts';
 import type { ConversionRules } from './presets.ts';
+import type { ReshardProgress, ReshardReport, ReshardRequest } from './reshard.ts';
+import type { VerifyOptions, VerifyReport } from './verify.ts';
 
 export type JobId = string;
 
@@ -72,11 +74,40 @@ export interface BatchSummary {
   seconds: number;
 }
 
+/** The kinds of job a `start…` method starts. */
+export type StartedJobKind = 'convert' | 'batch' | 'verify' | 'reshard';
+
+/** What each kind of started job ends with (the `result` of its `job-done`). */
+export interface StartedJobResults {
+  convert: ConversionReport;
+  batch: BatchSummary;
+  verify: VerifyReport;
+  reshard: ReshardReport;
+}
+
+/**
+ * Where a started job stands, for a client that may have missed its events (a dropped event
+ * socket): `running` with its latest progress, `done` with the result its `job-done` carried,
+ * `error` with the error its `job-error` carried; `unknown` for an id this service never issued
+ * or no longer remembers (it keeps the last 64 finished jobs; a restarted server keeps none).
+ */
+export interface JobStatus {
+  state: 'running' | 'done' | 'error' | 'unknown';
+  kind?: StartedJobKind;
+  /** the latest progress (a batch's overall bytes); absent before the first */
+  progress?: Progress;
+  /** set when done: StartedJobResults[kind] */
+  result?: unknown;
+  error?: ErrorInfo;
+}
+
 /** Events pushed from the Node side while jobs run. */
 export type ApiEvent =
-  | { type: 'job-progress'; job: JobId; progress: Progress }
+  | { type: 'job-progress'; job: JobId; progress: Progress | ReshardProgress }
   | { type: 'job-done'; job: JobId; kind: 'convert'; result: ConversionReport }
   | { type: 'job-done'; job: JobId; kind: 'batch'; result: BatchSummary }
+  | { type: 'job-done'; job: JobId; kind: 'verify'; result: VerifyReport }
+  | { type: 'job-done'; job: JobId; kind: 'reshard'; result: ReshardReport }
   | { type: 'job-error'; job: JobId; error: ErrorInfo }
   | { type: 'batch-item'; job: JobId; item: BatchPlanItem }
   | { type: 'batch-progress'; job: JobId; id: number; done: number; total: number; overallDone: number; overallTotal: number }
@@ -98,6 +129,18 @@ export interface CheckpointApi {
   planBatch(folder: string, outDir: string, rules: ConversionRules): Promise<BatchPlan>;
   startBatch(folder: string, outDir: string, rules: ConversionRules, force: boolean, jobs: number): Promise<JobId>;
   cancelJob(job: JobId): Promise<void>;
+  /** where a started job stands: for catching up after its events were missed */
+  jobStatus(job: JobId): Promise<JobStatus>;
+
+  /** a verification by test-set inference; progress in samples, then `job-done` (kind 'verify') with the report */
+  startVerify(options: VerifyOptions): Promise<JobId>;
+  /** the report as one self-contained HTML page (what `ckpt verify --report x.html` writes) */
+  verifyReportHtml(report: VerifyReport): Promise<string>;
+
+  /** a re-shard's plan and both layouts, nothing written (a dry run, whatever `request.dryRun` says) */
+  planReshard(request: ReshardRequest): Promise<ReshardReport>;
+  /** a re-shard; progress with its phase, then `job-done` (kind 'reshard') with the report */
+  startReshard(request: ReshardRequest): Promise<JobId>;
 
   readDevices(): Promise<DeviceReading>;
   devicePlan(deviceCounts: Record<string, number>, ddpWorldSize?: number): Promise<DevicePlan>;
@@ -111,7 +154,8 @@ export interface CheckpointApi {
 /** Method names of the contract, for transports that route by name (IPC channels, HTTP paths). */
 export const API_METHODS = [
   'getWorkspace', 'listDirectory', 'chooseFile', 'addRecent', 'inspect', 'tensorStats', 'previewConversion', 'startConversion',
-  'planBatch', 'startBatch', 'cancelJob', 'readDevices', 'devicePlan', 'watchDevices',
+  'planBatch', 'startBatch', 'cancelJob', 'jobStatus', 'startVerify', 'verifyReportHtml', 'planReshard', 'startReshard',
+  'readDevices', 'devicePlan', 'watchDevices',
 ] as const satisfies readonly Exclude<keyof CheckpointApi, 'onEvent'>[];
 
 export type ApiMethod = (typeof API_METHODS)[number];

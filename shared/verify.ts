@@ -158,6 +158,28 @@ export interface ProviderReport {
   onnxruntime: string;
 }
 
+/** A test image as 8-bit pixels, scaled down to at most 64 on a side, for showing it. */
+export interface SampleImage {
+  width: number;
+  height: number;
+  /** 1 (grey) or 3 (RGB) */
+  channels: 1 | 3;
+  /** base64 of height × width × channels bytes, row by row, channels last */
+  pixels: string;
+}
+
+/** A sample worth looking at, with its image. */
+export interface SampleExample {
+  /** index in the test set */
+  index: number;
+  label: number;
+  /** the class each run predicted, by run label */
+  predicted: Record<string, number>;
+  /** `changed`: the runs disagree on it; `wrong`: they agree, on a wrong class */
+  why: 'changed' | 'wrong';
+  image: SampleImage;
+}
+
 export interface VerifyReport {
   version: 1;
   createdAt: string;
@@ -184,4 +206,9 @@ export interface VerifyReport {
   /** true when no checkpoint tensor reached the graph: the runs only measured the exported weights */
   provesNothing: boolean;
   seconds: number;
+  /**
+   * The first samples whose prediction changed between the runs (up to 16), then the first that
+   * both runs got wrong (up to 8), with their pixels. Absent from reports made before it existed.
+   */
+  examples?: SampleExample[];
 }

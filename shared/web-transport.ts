@@ -11,8 +11,12 @@
  *   - Every request carries the session token: the first page load as `?token=…` (the server
  *     answers with an HttpOnly SameSite=Strict cookie and a redirect to the same path without
  *     it), later requests by that cookie or an `Authorization: Bearer <token>` header.
- *   - Events of a job can arrive on the socket before the `startConversion`/`startBatch`
- *     response that names the job: keep events of unknown jobs until the id is known.
+ *   - Events of a job can arrive on the socket before the `start…` response that names the
+ *     job: keep events of unknown jobs until the id is known.
+ *   - Events sent while the socket is down are lost: after a reconnect, ask `jobStatus` about
+ *     the jobs still followed (the web client does this itself).
+ *   - A 200 answer is always the result, even one with an `error` field of its own (a
+ *     `JobStatus` of a failed job); failures come only with a 4xx/5xx status.
  *
  * Electron
  *   `window.ckpt` has one method per contract method; each resolves to an `IpcResult`

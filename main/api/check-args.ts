@@ -6,6 +6,8 @@
 import * as path from 'node:path';
 import { API_METHODS, type ApiMethod } from '../../shared/api.ts';
 import { parseMapLocation, regexError, type ConversionRules, type Preset } from '../../shared/presets.ts';
+import type { ReshardRequest, ReshardTarget } from '../../shared/reshard.ts';
+import type { Preprocess, VerifyOptions, VerifyReport } from '../../shared/verify.ts';
 import { fail } from '../formats/errors.ts';
 
 type Check = (v: unknown, name: string) => unknown;
@@ -125,6 +127,176 @@ const deviceCounts: Check = (v, name) => {
   return { ...o };
 };
 
+const finite = (lo: number, hi = Infinity, openLo = false): Check => (v, name) => {
+  if (typeof v !== 'number' || !Number.isFinite(v) || v < lo || (openLo && v === lo) || v > hi) {
+    const range = lo === -Infinity ? '' : openLo ? ` above ${lo}` : hi < Infinity ? ` from ${lo} to ${hi}` : ` of ${lo} or more`;
+    fail('usage', `${name} must be a number${range}, not ${typeof v === 'number' ? v : show(v)}`);
+  }
+  return v;
+};
+
+/** Copies the fields of `o` that `checks` names and are set (undefined counts as not set). */
+function optionalFields<T>(o: Record<string, unknown>, name: string, checks: Record<string, Check>): Partial<T> {
+  const out: Record<string, unknown> = {};
+  for (const [k, check] of Object.entries(checks)) if (o[k] !== undefined) out[k] = check(o[k], `${name}.${k}`);
+  return out as Partial<T>;
+}
+
+const DEVICE = /^(auto|cpu|(cuda|gpu)(:\d{1,4})?)$/i;
+const device: Check = (v, name) => (DEVICE.test(text(v, name)) ? v : fail('usage', `${name} must be auto, cpu, cuda or cuda:N, not ${show(v)}`));
+const numbers = (check: Check): Check => (v, name) => {
+  const xs = list(v, name);
+  if (!xs.length) fail('usage', `${name} must have at least one number`);
+  return xs.map((x, i) => check(x, `${name}[${i}]`));
+};
+const nonZero: Check = (v, name) => (finite(-Infinity)(v, name) === 0 ? fail('usage', `${name} must not be 0`) : v);
+
+const PREPROCESS_CHECKS: Record<keyof Preprocess, Check> = {
+  layout: oneOf(['NCHW', 'NHWC']),
+  channels: int(1, 4096),
+  height: int(1, 1 << 16),
+  width: int(1, 1 << 16),
+  resize: oneOf(['bilinear', 'nearest', 'area']),
+  scale: nullable(nonZero),
+  mean: numbers(finite(-Infinity)),
+  std: numbers(nonZero),
+};
+
+const VERIFY_OPTIONAL: Record<string, Check> = {
+  against: nullable(absolutePath),
+  device,
+  batchSize: int(1, 1 << 16),
+  limit: nullable(int(1, 2 ** 31 - 1)),
+  dataFormat: nullable(oneOf(['npz', 'idx', 'cifar', 'imagefolder'])),
+  preprocess: (v, name) => optionalFields<Preprocess>(fields(v, name, Object.keys(PREPROCESS_CHECKS)), name, PREPROCESS_CHECKS),
+  atol: finite(0),
+  rtol: finite(0),
+  trustNames: bool,
+  bnEps: finite(0, Infinity, true),
+};
+
+/** `VerifyOptions`: the three files as absolute paths, every other field optional and checked. */
+export function verifyOptions(v: unknown, name = 'options'): VerifyOptions {
+  const o = fields(v, name, ['model', 'data', 'checkpoint', ...Object.keys(VERIFY_OPTIONAL)]);
+  return {
+    model: absolutePath(o['model'], `${name}.model`),
+    data: absolutePath(o['data'], `${name}.data`),
+    checkpoint: absolutePath(o['checkpoint'], `${name}.checkpoint`),
+    ...optionalFields<VerifyOptions>(o, name, VERIFY_OPTIONAL),
+  };
+}
+
+/** An object with at least these fields, each checked; other fields are let through (newer reports). */
+const shaped = (checks: Record<string, Check>): Check => (v, name) => {
+  if (!isRecord(v)) fail('usage', `${name} must be an object, not ${show(v)}`);
+  for (const [k, check] of Object.entries(checks)) check(v[k], `${name}.${k}`);
+  return v;
+};
+const listOf = (check: Check, max = Number.MAX_SAFE_INTEGER): Check => (v, name) => {
+  if (!Array.isArray(v)) fail('usage', `${name} must be a list, not ${show(v)}`);
+  if (v.length > max) fail('usage', `${name} has more than ${max} entries`);
+  v.forEach((x, i) => check(x, `${name}[${i}]`));
+  return v;
+};
+const recordOf = (check: Check): Check => (v, name) => {
+  if (!isRecord(v)) fail('usage', `${name} must be an object, not ${show(v)}`);
+  for (const [k, x] of Object.entries(v)) check(x, `${name}.${k.slice(0, 60)}`);
+  return v;
+};
+const anyNumber: Check = (v, name) => (typeof v === 'number' ? v : fail('usage', `${name} must be a number, not ${show(v)}`));
+const count = int(0, Number.MAX_SAFE_INTEGER);
+const anyString: Check = (v, name) => (typeof v === 'string' ? v : fail('usage', `${name} must be a string, not ${show(v)}`));
+const dims = listOf((v, name) => (typeof v === 'number' || typeof v === 'string' ? v : fail('usage', `${name} must be a size or a name`)));
+const sha: Check = (v, name) => (typeof v === 'string' && /^[0-9a-f]{0,64}$/.test(v) ? v : fail('usage', `${name} must be a sha256 in hex`));
+
+/**
+ * A `VerifyReport` as a verification returned it (to render as HTML): every field the page shows
+ * has its type, numbers are numbers, so nothing unescaped reaches the page.
+ */
+const VERIFY_REPORT = shaped({
+  version: (v, name) => (v === 1 ? v : fail('usage', `${name} must be 1 (a report of this version of ckpt verify)`)),
+  createdAt: anyString,
+  options: shaped({ checkpoint: anyString, against: (v, n) => (v === undefined ? v : nullable(anyString)(v, n)) }),
+  model: shaped({
+    file: anyString, producer: anyString, opset: nullable(anyNumber), initializers: count, externalData: listOf(anyString),
+    input: shaped({ name: anyString, shape: dims }), output: shaped({ name: anyString, shape: dims }),
+  }),
+  data: shaped({
+    path: anyString, format: anyString, samples: count, classes: count, classNames: nullable(listOf(anyString)), notes: listOf(anyString),
+    preprocess: shaped({ layout: anyString, channels: count, height: count, width: count, resize: anyString, scale: nullable(anyNumber), mean: listOf(anyNumber), std: listOf(anyNumber) }),
+  }),
+  provider: shaped({ requested: anyString, used: oneOf(['cpu', 'cuda']), deviceId: nullable(count), fallback: nullable(anyString), onnxruntime: anyString }),
+  batchSize: count,
+  binding: shaped({
+    initializers: listOf(shaped({ name: anyString, dtype: anyString, shape: listOf(anyNumber), kind: oneOf(['bound', 'recomputed', 'unconfirmed', 'constant']), used: bool })),
+    counts: shaped({ bound: count, recomputed: count, unconfirmed: count, constants: count }),
+    unusedTensors: recordOf(listOf(anyString)),
+    missingTensors: recordOf(listOf(anyString)),
+    coverage: anyNumber,
+  }),
+  runs: listOf(shaped({
+    label: anyString, file: nullable(anyString), recorded: listOf(shaped({ path: anyString, value: anyNumber, fraction: nullable(anyNumber) })),
+    inferenceSeconds: anyNumber, imagesPerSecond: anyNumber,
+    metrics: shaped({
+      samples: count, correct: count, top1: anyNumber, top5: nullable(anyNumber), logitsSha256: sha, predictions: listOf(count),
+      perClass: listOf(shaped({ samples: count, correct: count, accuracy: nullable(anyNumber) })),
+      confusion: listOf(listOf(count)),
+    }),
+  }), 16),
+  comparison: shaped({
+    candidate: anyString, reference: anyString, accuracyDelta: anyNumber, identicalPredictions: anyNumber, differingSamples: listOf(count),
+    bitIdentical: bool, maxAbsLogitDiff: anyNumber, maxRelDiff: anyNumber, outsideTolerance: count, atol: anyNumber, rtol: anyNumber,
+    diffHistogram: shaped({ zero: count, decades: listOf(shaped({ from: anyNumber, count })) }),
+  }),
+  verdict: oneOf(['PASS', 'WARN', 'FAIL']),
+  reasons: listOf(anyString),
+  provesNothing: bool,
+  seconds: anyNumber,
+});
+
+export const verifyReport = (v: unknown, name = 'report'): VerifyReport => VERIFY_REPORT(v, name) as VerifyReport;
+
+function reshardTarget(v: unknown, name: string): ReshardTarget {
+  const t = fields(v, name, ['kind', 'count', 'ranks', 'maxShardBytes']);
+  switch (t['kind']) {
+    case 'single':
+      fields(t, name, ['kind']);
+      return { kind: 'single' };
+    case 'ranks':
+      fields(t, name, ['kind', 'count']);
+      return { kind: 'ranks', count: int(1, 4096)(t['count'], `${name}.count`) as number };
+    case 'dcp':
+      fields(t, name, ['kind', 'ranks']);
+      return { kind: 'dcp', ranks: int(1, 4096)(t['ranks'], `${name}.ranks`) as number };
+    case 'shards':
+      fields(t, name, ['kind', 'maxShardBytes']);
+      return { kind: 'shards', maxShardBytes: int(1, Number.MAX_SAFE_INTEGER)(t['maxShardBytes'], `${name}.maxShardBytes`) as number };
+    default:
+      return fail('usage', `${name}.kind must be single, ranks, dcp or shards, not ${show(t['kind'])}`);
+  }
+}
+
+const RESHARD_FIELDS = ['inputs', 'target', 'format', 'output', 'force', 'preset', 'takeRank', 'dryRun'] as const;
+
+/** `ReshardRequest`: every field present; inputs and output absolute paths. */
+export function reshardRequest(v: unknown, name = 'request'): ReshardRequest {
+  const r = fields(v, name, RESHARD_FIELDS);
+  const missing = RESHARD_FIELDS.find((k) => !(k in r));
+  if (missing) fail('usage', `${name}.${missing} is missing`);
+  const inputs = list(r['inputs'], `${name}.inputs`).map((x, i) => absolutePath(x, `${name}.inputs[${i}]`));
+  if (!inputs.length) fail('usage', `${name}.inputs must name at least one file or folder`);
+  return {
+    inputs,
+    target: reshardTarget(r['target'], `${name}.target`),
+    format: oneOf(['torch', 'safetensors'])(r['format'], `${name}.format`) as ReshardRequest['format'],
+    output: absolutePath(r['output'], `${name}.output`),
+    force: bool(r['force'], `${name}.force`) as boolean,
+    preset: r['preset'] === null ? null : preset(r['preset'], `${name}.preset`),
+    takeRank: nullable(int(0, 65535))(r['takeRank'], `${name}.takeRank`) as number | null,
+    dryRun: bool(r['dryRun'], `${name}.dryRun`) as boolean,
+  };
+}
+
 const jobId: Check = (v, name) => (typeof v === 'string' && /^job-\d{1,9}$/.test(v) ? v : fail('usage', `${name} must be a job id like 'job-3', not ${show(v)}`));
 const anyText: Check = (v, name) => text(v, name);
 
@@ -140,6 +312,11 @@ const SPECS: Record<ApiMethod, Arg[]> = {
   planBatch: [{ name: 'folder', check: absolutePath }, { name: 'outDir', check: absolutePath }, { name: 'rules', check: conversionRules }],
   startBatch: [{ name: 'folder', check: absolutePath }, { name: 'outDir', check: absolutePath }, { name: 'rules', check: conversionRules }, { name: 'force', check: bool }, { name: 'jobs', check: int(1, 64) }],
   cancelJob: [{ name: 'job', check: jobId }],
+  jobStatus: [{ name: 'job', check: jobId }],
+  startVerify: [{ name: 'options', check: verifyOptions }],
+  verifyReportHtml: [{ name: 'report', check: verifyReport }],
+  planReshard: [{ name: 'request', check: reshardRequest }],
+  startReshard: [{ name: 'request', check: reshardRequest }],
   readDevices: [],
   devicePlan: [{ name: 'deviceCounts', check: deviceCounts }, { name: 'ddpWorldSize', check: int(1, 4096), optional: true }],
   watchDevices: [{ name: 'on', check: bool }],

@@ -8,11 +8,14 @@ import * as path from 'node:path';
 import { ApiError, type ApiEvent, type ApiMethod, type BatchPlan, type CheckpointApi, type Workspace } from '../../shared/api.ts';
 import type { DeviceReading } from '../../shared/devices.ts';
 import type { ConversionRules } from '../../shared/presets.ts';
+import type { ReshardRequest } from '../../shared/reshard.ts';
+import type { VerifyOptions, VerifyReport } from '../../shared/verify.ts';
 import pkg from '../../package.json' with { type: 'json' };
 import { planBatch } from '../convert/batch.ts';
 import { previewConversion } from '../convert/convert-file.ts';
 import { planDevices } from '../devices/device-plan.ts';
-import { asCheckpointError } from '../formats/errors.ts';
+import { asCheckpointError, fail } from '../formats/errors.ts';
+import { renderReportHtml } from '../verify/report-html.ts';
 import { defaultConfigDir, SAMPLE_FILE, sampleWorkspaceDir } from './app-paths.ts';
 import { checkArgs } from './check-args.ts';
 import { DeviceWatch, type ReadFn } from './device-watch.ts';
@@ -84,6 +87,20 @@ export function createApiService(opts: ServiceOptions): ApiService {
     }),
     startBatch: method('startBatch', (folder: string, outDir: string, rules: ConversionRules, force: boolean, n: number) => jobs.startBatch(folder, outDir, rules, force, n)),
     cancelJob: method('cancelJob', (job: string) => jobs.cancel(job)),
+    jobStatus: method('jobStatus', (job: string) => jobs.status(job)),
+
+    startVerify: method('startVerify', (options: VerifyOptions) => jobs.startVerify(options)),
+    verifyReportHtml: method('verifyReportHtml', (report: VerifyReport) => {
+      try {
+        return renderReportHtml(report);
+      } catch (e) {
+        // checkArgs saw every field the page shows; anything still wrong is the report's doing
+        return fail('usage', `the report cannot be rendered: ${(e as Error).message.split('\n')[0]}`);
+      }
+    }),
+
+    planReshard: method('planReshard', (request: ReshardRequest) => jobs.run({ kind: 'reshard', request: { ...request, dryRun: true } })),
+    startReshard: method('startReshard', (request: ReshardRequest) => jobs.startReshard(request)),
 
     readDevices: method('readDevices', () => devices.readNow()),
     devicePlan: method('devicePlan', async (counts: Record<string, number>, ddpWorldSize?: number) => planDevices(counts, await devices.recent(), ddpWorldSize === undefined ? {} : { ddpWorldSize })),

@@ -9,8 +9,11 @@ import { API_PREFIX } from '../../shared/web-transport.ts';
 import { callMethod } from '../api/call-method.ts';
 import { isApiMethod } from '../api/check-args.ts';
 
-/** Requests larger than this are refused (arguments are paths and rules, never data). */
+/** Requests larger than this are refused (arguments are paths and rules, never data)... */
 export const MAX_BODY = 1 << 20;
+/** ...except a verify report sent back to be rendered as HTML (its predictions list grows with the test set). */
+export const MAX_REPORT_BODY = 64 << 20;
+const bodyLimit = (method: string): number => (method === 'verifyReportHtml' ? MAX_REPORT_BODY : MAX_BODY);
 
 export function statusFor(kind: ErrorKind): number {
   switch (kind) {
@@ -29,16 +32,16 @@ export function sendJson(res: ServerResponse, status: number, body: unknown, hea
 
 export const sendError = (res: ServerResponse, status: number, error: ErrorInfo, headers: Record<string, string>): void => sendJson(res, status, { error }, headers);
 
-function readBody(req: IncomingMessage): Promise<string | null> {
+function readBody(req: IncomingMessage, limit: number): Promise<string | null> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
     req.on('data', (c: Buffer) => {
       size += c.length;
-      if (size <= MAX_BODY) chunks.push(c);
+      if (size <= limit) chunks.push(c);
       else chunks.length = 0; // too large: keep nothing; the answer is a 413
     });
-    req.on('end', () => resolve(size > MAX_BODY ? null : Buffer.concat(chunks).toString('utf8')));
+    req.on('end', () => resolve(size > limit ? null : Buffer.concat(chunks).toString('utf8')));
     req.on('error', reject);
   });
 }
@@ -51,10 +54,11 @@ export async function handleApi(service: CheckpointApi, req: IncomingMessage, re
   }
   const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
   if (type !== 'application/json') return usage(415, 'API calls take Content-Type: application/json');
-  const body = await readBody(req);
+  const limit = bodyLimit(pathname.slice(API_PREFIX.length));
+  const body = await readBody(req, limit);
   if (body === null) {
     res.setHeader('Connection', 'close');
-    return usage(413, `the request is larger than ${MAX_BODY} bytes`);
+    return usage(413, `the request is larger than ${limit} bytes`);
   }
   let args: unknown;
   try {

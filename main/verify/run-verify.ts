@@ -15,6 +15,7 @@ import { LogitComparison, RunScore } from './metrics.ts';
 import { loadOnnxModel, type OnnxModel } from './onnx-model.ts';
 import { rewriteModel } from './onnx-rewrite.ts';
 import { preprocessInto, resolvePreprocess, sampleSize, shapeHint } from './preprocess.ts';
+import { pickExamples } from './sample-images.ts';
 import { parseDevice, sessionsFor, loadOrt } from './session.ts';
 import { openTestSet } from './test-set.ts';
 
@@ -178,6 +179,7 @@ export async function runVerify(opts: VerifyOptions, ctx: VerifyContext = {}): P
       reasons,
       provesNothing,
       seconds: (performance.now() - t0) / 1000,
+      examples: pickExamples(set, results, count),
     };
   } finally {
     for (const v of built) await v.session.release().catch(() => undefined);

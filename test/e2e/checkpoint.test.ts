@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { browserSkipReason, makeCheckpoint, openBrowser, screenshot, showView, startServer, tempDir, torchSkipReason, type Browser, type Server } from './helpers.ts';
+import { browserSkipReason, makeCheckpoint, openBrowser, SAMPLE_DIR, screenshot, showView, startServer, tempDir, torchSkipReason, type Browser, type Server } from './helpers.ts';
 
 const skip = browserSkipReason();
 
@@ -99,12 +99,15 @@ describe('checkpoint view', { skip: skip ?? false }, () => {
     assert.deepEqual(browser.problems, []);
   });
 
-  it('shows Verify and Re-shard as plain placeholders', { timeout: 30_000 }, async () => {
+  it('Verify and Re-shard start from the open checkpoint (legacy_cpu.pt, opened above)', { timeout: 30_000 }, async () => {
     const { page } = browser;
     await showView(page, 'Verify');
-    await page.getByRole('region', { name: 'Verify' }).getByText(/arrives with a later issue/).waitFor();
+    await page.getByRole('complementary', { name: 'Verification settings' }).waitFor();
+    assert.equal(await page.getByTestId('verify-source').inputValue(), join(SAMPLE_DIR, 'legacy_cpu.pt'));
+    await page.getByRole('heading', { name: 'Nothing verified yet' }).waitFor();
     await showView(page, 'Re-shard');
-    await page.getByRole('region', { name: 'Re-shard' }).getByText(/arrives with a later issue/).waitFor();
+    assert.equal(await page.getByTestId('reshard-input').first().inputValue(), join(SAMPLE_DIR, 'legacy_cpu.pt'));
+    await page.getByRole('heading', { name: 'Plan first' }).waitFor();
     await showView(page, 'Checkpoint');
     assert.deepEqual(browser.problems, []);
   });

@@ -144,7 +144,7 @@ export async function openBrowser(url: string, opts: { colorScheme?: 'dark' | 'l
 }
 
 /** The screenshots kept in the repository (build/screenshots/), one or two per view. */
-const README_SET = new Set(['checkpoint', 'checkpoint-10k-search', 'convert-result', 'batch-resumed', 'devices', 'devices-plan']);
+const README_SET = new Set(['checkpoint', 'checkpoint-10k-search', 'convert-result', 'batch-resumed', 'devices', 'devices-plan', 'verify', 'reshard']);
 
 /**
  * Saves a screenshot to test-results/screenshots/NAME.png; with CKPT_UPDATE_SCREENSHOTS=1 the

@@ -4,7 +4,11 @@
 // which reconnects by itself. Paths are in shared/web-transport.ts. The session token needs no
 // handling here: the server turns the first page load's `?token=` into an HttpOnly cookie, which
 // the browser sends with every call and with the socket's upgrade request.
-import type { ApiEvent, ApiMethod, CheckpointApi } from '../../../shared/api.ts';
+//
+// A socket that drops loses the events sent while it was down. The jobs this client started and
+// has not seen end are asked after (`jobStatus`) as soon as it is back, and what they missed is
+// delivered as the events they would have had: the latest progress, or the job's end.
+import type { ApiEvent, ApiMethod, CheckpointApi, JobId, JobStatus, StartedJobKind } from '../../../shared/api.ts';
 import { ApiError } from '../../../shared/api.ts';
 import { apiPath, EVENTS_PATH } from '../../../shared/web-transport.ts';
 import { isErrorInfo, toApiError } from './errors.ts';
@@ -21,6 +25,10 @@ export class WebClient implements CheckpointApi {
   private state: ConnectionState = 'connecting';
   private watching = false;
   private everOpened = false;
+  /** jobs started here whose end has not arrived, with their kind */
+  private readonly active = new Map<JobId, StartedJobKind>();
+  /** ends that arrived before the start call answered (a fast job); kept briefly */
+  private readonly endedEarly = new Set<JobId>();
 
   private async call<T>(method: ApiMethod, args: unknown[]): Promise<T> {
     const headers = { 'content-type': 'application/json' };
@@ -37,7 +45,8 @@ export class WebClient implements CheckpointApi {
     } catch {
       body = undefined;
     }
-    if (body && typeof body === 'object' && 'error' in body && isErrorInfo((body as { error: unknown }).error)) {
+    // Failures are 4xx/5xx with `{ error }`; a 200 may carry an `error` field of its own (jobStatus).
+    if (!res.ok && body && typeof body === 'object' && 'error' in body && isErrorInfo((body as { error: unknown }).error)) {
       throw toApiError((body as { error: unknown }).error);
     }
     if (res.status === 401 || res.status === 403) {
@@ -56,16 +65,67 @@ export class WebClient implements CheckpointApi {
   inspect: CheckpointApi['inspect'] = (file) => this.call('inspect', [file]);
   tensorStats: CheckpointApi['tensorStats'] = (file, path, bins) => this.call('tensorStats', [file, path, bins]);
   previewConversion: CheckpointApi['previewConversion'] = (file, rules, output) => this.call('previewConversion', [file, rules, output]);
-  startConversion: CheckpointApi['startConversion'] = (file, rules, output, force) => this.call('startConversion', [file, rules, output, force]);
+  startConversion: CheckpointApi['startConversion'] = (file, rules, output, force) => this.start('convert', 'startConversion', [file, rules, output, force]);
   planBatch: CheckpointApi['planBatch'] = (folder, outDir, rules) => this.call('planBatch', [folder, outDir, rules]);
-  startBatch: CheckpointApi['startBatch'] = (folder, outDir, rules, force, jobs) => this.call('startBatch', [folder, outDir, rules, force, jobs]);
+  startBatch: CheckpointApi['startBatch'] = (folder, outDir, rules, force, jobs) => this.start('batch', 'startBatch', [folder, outDir, rules, force, jobs]);
   cancelJob: CheckpointApi['cancelJob'] = (job) => this.call('cancelJob', [job]);
+  jobStatus: CheckpointApi['jobStatus'] = (job) => this.call('jobStatus', [job]);
+  startVerify: CheckpointApi['startVerify'] = (options) => this.start('verify', 'startVerify', [options]);
+  verifyReportHtml: CheckpointApi['verifyReportHtml'] = (report) => this.call('verifyReportHtml', [report]);
+  planReshard: CheckpointApi['planReshard'] = (request) => this.call('planReshard', [request]);
+  startReshard: CheckpointApi['startReshard'] = (request) => this.start('reshard', 'startReshard', [request]);
   readDevices: CheckpointApi['readDevices'] = () => this.call('readDevices', []);
   devicePlan: CheckpointApi['devicePlan'] = (counts, ddpWorldSize) => this.call('devicePlan', ddpWorldSize === undefined ? [counts] : [counts, ddpWorldSize]);
   watchDevices: CheckpointApi['watchDevices'] = async (on) => {
     this.watching = on;
     await this.call('watchDevices', [on]);
   };
+
+  /** Starts a job and remembers it until its end arrives, to catch up on it after a lost socket. */
+  private async start(kind: StartedJobKind, method: ApiMethod, args: unknown[]): Promise<JobId> {
+    const job = await this.call<JobId>(method, args);
+    if (!this.endedEarly.delete(job)) this.active.set(job, kind);
+    return job;
+  }
+
+  private dispatch(event: ApiEvent): void {
+    if (event.type === 'job-done' || event.type === 'job-error') {
+      if (!this.active.delete(event.job)) {
+        this.endedEarly.add(event.job);
+        for (const old of this.endedEarly) {
+          if (this.endedEarly.size <= 64) break;
+          this.endedEarly.delete(old);
+        }
+      }
+    }
+    for (const l of [...this.listeners]) l(event);
+  }
+
+  /**
+   * After a reconnect: asks where each unfinished job stands and delivers what was missed. The
+   * socket is open again first, so nothing that happens after the answer is missed either.
+   */
+  private async catchUp(): Promise<void> {
+    for (const [job, kind] of [...this.active]) {
+      let s: JobStatus;
+      try {
+        s = await this.jobStatus(job);
+      } catch {
+        continue; // the server is gone again; the next reconnect asks again
+      }
+      if (this.active.get(job) !== kind) continue; // its end arrived meanwhile
+      if (s.state === 'running' && s.kind === kind) {
+        if (s.progress) this.dispatch({ type: 'job-progress', job, progress: s.progress });
+      } else if (s.state === 'done' && s.kind === kind) {
+        this.dispatch({ type: 'job-done', job, kind, result: s.result } as ApiEvent);
+      } else if (s.state === 'error' && s.kind === kind) {
+        this.dispatch({ type: 'job-error', job, error: s.error ?? { kind: 'internal', message: 'the job failed' } });
+      } else {
+        // unknown, or an id a restarted server has since given to another job
+        this.dispatch({ type: 'job-error', job, error: { kind: 'internal', message: 'The server no longer knows this job (was `ckpt serve` restarted?); its outcome is lost. Run it again.' } });
+      }
+    }
+  }
 
   onEvent(listener: (e: ApiEvent) => void): () => void {
     this.listeners.add(listener);
@@ -96,6 +156,8 @@ export class WebClient implements CheckpointApi {
       this.setState('open');
       // A server restarted under us forgot the live device subscription; ask again.
       if (this.everOpened && this.watching) this.call('watchDevices', [true]).catch(() => undefined);
+      // Events sent while the socket was down are lost: catch up on the jobs that were running.
+      if (this.everOpened && this.active.size) void this.catchUp();
       this.everOpened = true;
     };
     ws.onmessage = (m) => {
@@ -105,7 +167,7 @@ export class WebClient implements CheckpointApi {
       } catch {
         return;
       }
-      for (const l of [...this.listeners]) l(event);
+      this.dispatch(event);
     };
     ws.onclose = () => {
       this.socket = null;

@@ -76,3 +76,8 @@ export function joinPath(dir: string, name: string): string {
 export function pathText(path: readonly (string | number)[]): string {
   return path.map((k) => (typeof k === 'number' ? `[${k}]` : k)).join('/');
 }
+
+/** A fraction as a percentage with two decimals: 0.98889 → `98.89%`; null → `—`. */
+export function formatPct(fraction: number | null | undefined, digits = 2): string {
+  return fraction === null || fraction === undefined || !Number.isFinite(fraction) ? '—' : `${(fraction * 100).toFixed(digits)}%`;
+}

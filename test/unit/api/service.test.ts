@@ -1,11 +1,14 @@
 // The API service on the real sample workspace: workspace and recent files, the file browser,
-// inspect and tensor stats in worker threads, conversions and batches as jobs with events,
-// cancelling, and typed usage errors for bad arguments.
+// inspect and tensor stats in worker threads, conversions, batches, verifications and re-shards
+// as jobs with events, where a job stands (jobStatus), cancelling, and typed usage errors for bad
+// arguments.
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ApiError, type ApiEvent } from '../../../shared/api.ts';
+import type { ReshardRequest } from '../../../shared/reshard.ts';
+import type { VerifyOptions, VerifyReport } from '../../../shared/verify.ts';
 import { createApiService } from '../../../main/api/service.ts';
 import { bigSafetensors, CPU_RULES, DP, EventLog, SAMPLE, tempDir } from './helpers.ts';
 
@@ -217,6 +220,142 @@ describe('conversion jobs', () => {
   });
 });
 
+const DIGITS = path.join(SAMPLE, 'digits-cnn');
+const VERIFY: VerifyOptions = { model: path.join(DIGITS, 'model.onnx'), data: path.join(DIGITS, 'digits-test.npz'), checkpoint: path.join(DIGITS, 'cpu.pt'), against: DP, device: 'cpu' };
+const RESHARD: ReshardRequest = { inputs: [path.join(DIGITS, 'ddp')], target: { kind: 'single' }, format: 'torch', output: '/tmp/never-written.pt', force: false, preset: null, takeRank: null, dryRun: false };
+let verified: VerifyReport | null = null;
+
+describe('jobStatus', () => {
+  test('a running job answers with its progress; a cancelled one with its error; an unknown id with unknown', async () => {
+    const dir = tempDir('status');
+    const src = bigSafetensors(path.join(dir, 'big.safetensors'));
+    const job = await service.startConversion(src, CPU_RULES, path.join(dir, 'big.pt'), false);
+    const first = await log.waitFor((e) => e.type === 'job-progress' && e.job === job);
+    const running = await service.jobStatus(job);
+    assert.equal(running.state, 'running');
+    assert.equal(running.kind, 'convert');
+    assert.equal(running.progress?.unit, (first as Extract<ApiEvent, { type: 'job-progress' }>).progress.unit);
+    assert.ok(running.progress!.done >= 0 && running.progress!.total > 0);
+    await service.cancelJob(job);
+    await log.end(job);
+    const ended = await service.jobStatus(job);
+    assert.equal(ended.state, 'error');
+    assert.equal(ended.error?.kind, 'cancelled');
+    assert.equal(ended.result, undefined);
+    assert.deepEqual(await service.jobStatus('job-999999'), { state: 'unknown' });
+  });
+});
+
+describe('verification jobs', () => {
+  test('startVerify: progress in samples, then a PASS report with torch\'s accuracy and the wrong samples drawn', async () => {
+    const job = await service.startVerify(VERIFY);
+    const end = await log.end(job, 60_000);
+    assert.equal(end.type, 'job-done', JSON.stringify(end));
+    const done = end as Extract<ApiEvent, { type: 'job-done'; kind: 'verify' }>;
+    assert.equal(done.kind, 'verify');
+    const r = done.result;
+    verified = r;
+    assert.equal(r.verdict, 'PASS');
+    assert.equal(r.comparison.bitIdentical, true);
+    assert.equal(r.runs[0]!.metrics.correct, 356);
+    assert.equal(r.runs[1]!.label, 'against');
+    assert.equal(r.provider.used, 'cpu');
+    // no prediction changed; the four samples both runs get wrong come with their 8×8 pixels
+    assert.deepEqual(r.examples!.map((e) => e.why), ['wrong', 'wrong', 'wrong', 'wrong']);
+    for (const e of r.examples!) {
+      assert.equal(e.predicted['checkpoint'], e.predicted['against']);
+      assert.notEqual(e.predicted['checkpoint'], e.label);
+      assert.deepEqual([e.image.width, e.image.height, e.image.channels], [8, 8, 1]);
+      assert.equal(Buffer.from(e.image.pixels, 'base64').length, 64);
+    }
+    const progress = log.of(job).filter((e): e is Extract<ApiEvent, { type: 'job-progress' }> => e.type === 'job-progress');
+    assert.ok(progress.length >= 2);
+    assert.ok(progress.every((e) => e.progress.unit === 'samples'));
+    assert.deepEqual([progress.at(-1)!.progress.done, progress.at(-1)!.progress.total], [360, 360]);
+    const status = await service.jobStatus(job);
+    assert.equal(status.state, 'done');
+    assert.equal(status.kind, 'verify');
+    assert.equal((status.result as VerifyReport).verdict, 'PASS');
+  });
+
+  test('a missing graph ends in job-error with its kind', async () => {
+    const job = await service.startVerify({ ...VERIFY, model: path.join(DIGITS, 'nope.onnx') });
+    const end = await log.end(job);
+    assert.equal(end.type, 'job-error');
+    assert.equal((end as Extract<ApiEvent, { type: 'job-error' }>).error.kind, 'io');
+    assert.match((end as Extract<ApiEvent, { type: 'job-error' }>).error.message, /nope\.onnx/);
+  });
+
+  test('verifyReportHtml renders the report as the page ckpt verify --report writes', async () => {
+    assert.ok(verified, 'the verification above ran');
+    const html = await service.verifyReportHtml(verified);
+    assert.match(html, /^<!doctype html>/);
+    assert.match(html, /<span class="verdict pass">PASS<\/span>/);
+    assert.match(html, /98\.89%/);
+    // whatever a report says, nothing unescaped reaches the page
+    const evil = { ...verified, reasons: ['<img src=x onerror=alert(1)>'], options: { ...verified.options, checkpoint: '/x/<script>.pt' } };
+    const page = await service.verifyReportHtml(evil);
+    assert.doesNotMatch(page, /<img src=x|<script>\.pt/);
+    const bad: [unknown, RegExp][] = [
+      [{ ...verified, version: 2 }, /report\.version must be 1/],
+      [{ ...verified, runs: [{ ...verified.runs[0]!, metrics: { ...verified.runs[0]!.metrics, logitsSha256: '<b>' } }] }, /report\.runs\[0\]\.metrics\.logitsSha256 must be a sha256/],
+      [{ ...verified, data: { ...verified.data, samples: '<i>360</i>' } }, /report\.data\.samples must be a whole number/],
+      [{ ...verified, provider: { ...verified.provider, deviceId: '0<' } }, /report\.provider\.deviceId must be a whole number/],
+      ['PASS', /report must be an object/],
+    ];
+    for (const [report, message] of bad) {
+      const e = await apiError(service.verifyReportHtml(report as VerifyReport));
+      assert.equal(e.info.kind, 'usage');
+      assert.match(e.info.message, message);
+    }
+  });
+});
+
+describe('re-shard jobs', () => {
+  test('planReshard reads both layouts and writes nothing, whatever dryRun says', async () => {
+    const out = path.join(tempDir('plan'), 'merged.pt');
+    const r = await service.planReshard({ ...RESHARD, output: out });
+    assert.equal(r.written, false);
+    assert.equal(r.plan.request.dryRun, true);
+    assert.equal(r.plan.input.kind, 'rank-family');
+    assert.deepEqual(r.plan.input.columns.map((c) => c.rank), [0, 1]);
+    assert.equal(r.plan.input.rows.length, 16);
+    assert.ok(r.plan.input.rows.every((row) => row.spread === 'replicated' && row.pieces.filter((p) => p.replica).length === 1));
+    assert.equal(r.plan.output.columns.length, 1);
+    assert.deepEqual(r.plan.errors, []);
+    assert.ok(!fs.existsSync(out));
+  });
+
+  test('startReshard merges the identical ranks: progress with its phase, a verified output, and its status', async () => {
+    const out = path.join(tempDir('reshard'), 'merged.pt');
+    const job = await service.startReshard({ ...RESHARD, output: out });
+    const end = await log.end(job, 60_000);
+    assert.equal(end.type, 'job-done', JSON.stringify(end));
+    const done = end as Extract<ApiEvent, { type: 'job-done'; kind: 'reshard' }>;
+    assert.equal(done.kind, 'reshard');
+    assert.equal(done.result.verified, true);
+    assert.equal(done.result.written, true);
+    assert.deepEqual(done.result.outputs.map((o) => [o.file, o.tensors, o.verified]), [[out, 16, true]]);
+    const phases = log.of(job).flatMap((e) => (e.type === 'job-progress' && 'phase' in e.progress ? [e.progress.phase] : []));
+    assert.ok(phases.includes('compare') && phases.includes('write'), phases.join(', '));
+    assert.equal((await service.jobStatus(job)).state, 'done');
+    assert.equal((await service.inspect(out)).totals.tensors, 16);
+  });
+
+  test('an existing output without force: the plan says so, the job writes nothing', async () => {
+    const dir = tempDir('reshard-exists');
+    const out = path.join(dir, 'merged.pt');
+    fs.writeFileSync(out, 'keep me');
+    const plan = await service.planReshard({ ...RESHARD, output: out });
+    assert.ok(plan.plan.errors.some((e) => /exists/.test(e)), plan.plan.errors.join('; '));
+    const job = await service.startReshard({ ...RESHARD, output: out });
+    const end = await log.end(job);
+    assert.equal(end.type, 'job-done');
+    assert.equal((end as Extract<ApiEvent, { type: 'job-done'; kind: 'reshard' }>).result.written, false);
+    assert.equal(fs.readFileSync(out, 'utf8'), 'keep me');
+  });
+});
+
 describe('argument checks', () => {
   const bad: [string, () => Promise<unknown>, RegExp][] = [
     ['relative file', () => service.inspect('dp.pt'), /file must be an absolute path/],
@@ -234,6 +373,28 @@ describe('argument checks', () => {
     ['bad world size', () => service.devicePlan({ 'cuda:0': 1 }, 0), /ddpWorldSize must be a whole number/],
     ['bad job id', () => service.cancelJob('../../etc'), /job must be a job id/],
     ['bad chooser kind', () => service.chooseFile('anything' as never), /kind must be one of file, folder, save/],
+    ['bad job id for status', () => service.jobStatus('job-x'), /job must be a job id/],
+    ['verify: relative model', () => service.startVerify({ ...VERIFY, model: 'model.onnx' }), /options\.model must be an absolute path/],
+    ['verify: missing test set', () => service.startVerify({ model: VERIFY.model, checkpoint: VERIFY.checkpoint } as VerifyOptions), /options\.data must be a string, not nothing/],
+    ['verify: bad device', () => service.startVerify({ ...VERIFY, device: 'tpu:0' }), /options\.device must be auto, cpu, cuda or cuda:N/],
+    ['verify: batch size 0', () => service.startVerify({ ...VERIFY, batchSize: 0 }), /options\.batchSize must be a whole number from 1 to 65536/],
+    ['verify: fractional limit', () => service.startVerify({ ...VERIFY, limit: 1.5 }), /options\.limit must be a whole number/],
+    ['verify: negative atol', () => service.startVerify({ ...VERIFY, atol: -1 }), /options\.atol must be a number of 0 or more/],
+    ['verify: zero bnEps', () => service.startVerify({ ...VERIFY, bnEps: 0 }), /options\.bnEps must be a number above 0/],
+    ['verify: unknown field', () => service.startVerify({ ...VERIFY, shell: 'rm -rf /' } as VerifyOptions), /options has an unknown field 'shell'/],
+    ['verify: bad layout', () => service.startVerify({ ...VERIFY, preprocess: { layout: 'CHWN' as never } }), /options\.preprocess\.layout must be one of NCHW, NHWC/],
+    ['verify: zero std', () => service.startVerify({ ...VERIFY, preprocess: { std: [0.5, 0] } }), /options\.preprocess\.std\[1\] must not be 0/],
+    ['verify: bad data format', () => service.startVerify({ ...VERIFY, dataFormat: 'csv' as never }), /options\.dataFormat must be one of npz, idx, cifar, imagefolder/],
+    ['reshard: no inputs', () => service.planReshard({ ...RESHARD, inputs: [] }), /request\.inputs must name at least one file or folder/],
+    ['reshard: relative input', () => service.planReshard({ ...RESHARD, inputs: ['ddp'] }), /request\.inputs\[0\] must be an absolute path/],
+    ['reshard: bad target', () => service.planReshard({ ...RESHARD, target: { kind: 'tp' } as never }), /request\.target\.kind must be single, ranks, dcp or shards/],
+    ['reshard: zero ranks', () => service.startReshard({ ...RESHARD, target: { kind: 'dcp', ranks: 0 } }), /request\.target\.ranks must be a whole number from 1 to 4096/],
+    ['reshard: stray target field', () => service.planReshard({ ...RESHARD, target: { kind: 'single', count: 2 } as never }), /request\.target has an unknown field 'count'/],
+    ['reshard: bad shard size', () => service.planReshard({ ...RESHARD, target: { kind: 'shards', maxShardBytes: -5 } }), /request\.target\.maxShardBytes must be a whole number/],
+    ['reshard: bad format', () => service.planReshard({ ...RESHARD, format: 'gguf' as never }), /request\.format must be one of torch, safetensors/],
+    ['reshard: missing field', () => service.planReshard((({ takeRank: _, ...rest }) => rest)(RESHARD) as never), /request\.takeRank is missing/],
+    ['reshard: negative rank', () => service.startReshard({ ...RESHARD, takeRank: -1 }), /request\.takeRank must be a whole number from 0/],
+    ['reshard: bad preset', () => service.startReshard({ ...RESHARD, preset: { name: 'ddp', worldSize: 0 } }), /request\.preset\.worldSize must be a whole number/],
   ];
   for (const [name, call, message] of bad) {
     test(`${name} → usage error`, async () => {

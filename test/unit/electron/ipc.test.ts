@@ -3,8 +3,9 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as path from 'node:path';
-import { API_METHODS, EVENT_CHANNEL, ipcChannel, type ApiEvent } from '../../../shared/api.ts';
+import { API_METHODS, EVENT_CHANNEL, ipcChannel, type ApiEvent, type JobStatus } from '../../../shared/api.ts';
 import type { InspectReport } from '../../../shared/inspect.ts';
+import type { ReshardReport, ReshardRequest } from '../../../shared/reshard.ts';
 import { unwrapResult, type IpcResult } from '../../../shared/web-transport.ts';
 import { createApiService } from '../../../main/api/service.ts';
 import { bindIpc, type IpcEventLike, type IpcMainLike } from '../../../main/electron/ipc.ts';
@@ -28,6 +29,8 @@ class FakeIpcMain implements IpcMainLike {
     return (await h(event, ...args)) as IpcResult<unknown>;
   }
 }
+
+const RESHARD: ReshardRequest = { inputs: [path.join(path.dirname(DP), 'ddp')], target: { kind: 'single' }, format: 'torch', output: '/tmp/x.pt', force: false, preset: null, takeRank: null, dryRun: false };
 
 const WINDOW_ID = 7;
 const windowEvent: IpcEventLike = { sender: { id: WINDOW_ID }, senderFrame: { url: 'app://ckpt/index.html' } };
@@ -88,6 +91,18 @@ test('bad arguments come back as usage errors, one line each', async () => {
     ['startConversion', [DP, { ...CPU_RULES, preset: { name: 'gpu', index: -1 } }, null, false], /rules\.preset\.index must be a whole number from 0 to 1023/],
     ['startBatch', [path.dirname(DP), '/tmp/out', CPU_RULES, false, 1.5], /jobs must be a whole number/],
     ['cancelJob', [7], /job must be a job id/],
+    ['jobStatus', [], /jobStatus takes 1 argument \(job\), not 0/],
+    ['jobStatus', ['job-1; rm -rf /'], /job must be a job id/],
+    ['startVerify', [{ model: 'model.onnx', data: '/d.npz', checkpoint: DP }], /options\.model must be an absolute path/],
+    ['startVerify', [{ model: '/m.onnx', data: '/d.npz', checkpoint: DP, device: 'cuda:0 --evil' }], /options\.device must be auto, cpu, cuda or cuda:N/],
+    ['startVerify', [{ model: '/m.onnx', data: '/d.npz', checkpoint: DP, preprocess: { mean: 'zero' } }], /options\.preprocess\.mean must be a list/],
+    ['startVerify', [{ model: '/m.onnx', data: '/d.npz', checkpoint: DP }, 'extra'], /startVerify takes 1 argument \(options\), not 2/],
+    ['verifyReportHtml', [{ version: 1 }], /report\.createdAt must be a string, not nothing/],
+    ['verifyReportHtml', [null], /report must be an object, not null/],
+    ['planReshard', [{ ...RESHARD, inputs: 'ddp' }], /request\.inputs must be a list/],
+    ['planReshard', [{ ...RESHARD, output: '../out.pt' }], /request\.output must be an absolute path/],
+    ['startReshard', [{ ...RESHARD, target: { kind: 'ranks', count: 1e9 } }], /request\.target\.count must be a whole number from 1 to 4096/],
+    ['startReshard', [{ ...RESHARD, force: 'yes' }], /request\.force must be true or false/],
   ];
   for (const [method, args, message] of cases) {
     const r = await ipc.invoke(windowEvent, ipcChannel(method as never), ...args);
@@ -113,6 +128,18 @@ test('job events are forwarded to the window', async () => {
   assert.equal(end.type, 'job-done');
   assert.equal((end as Extract<ApiEvent, { type: 'job-done'; kind: 'convert' }>).result.verified, true);
   assert.ok(sent.of(job).some((e) => e.type === 'job-progress'));
+});
+
+test('a re-shard over IPC: planned, run, its events forwarded, its status asked', async () => {
+  const out = path.join(tempDir('ipc-reshard'), 'merged.pt');
+  const planned = unwrapResult(await ipc.invoke(windowEvent, ipcChannel('planReshard'), { ...RESHARD, output: out })) as ReshardReport;
+  assert.deepEqual(planned.plan.input.columns.map((c) => c.rank), [0, 1]);
+  const job = unwrapResult(await ipc.invoke(windowEvent, ipcChannel('startReshard'), { ...RESHARD, output: out })) as string;
+  const end = await sent.end(job);
+  assert.equal(end.type, 'job-done');
+  assert.equal((end as Extract<ApiEvent, { type: 'job-done'; kind: 'reshard' }>).result.verified, true);
+  const status = unwrapResult(await ipc.invoke(windowEvent, ipcChannel('jobStatus'), job)) as JobStatus;
+  assert.deepEqual([status.state, status.kind], ['done', 'reshard']);
 });
 
 test('unbinding removes every handler and stops forwarding', async () => {

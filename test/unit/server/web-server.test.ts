@@ -13,7 +13,9 @@ import type { CliIO } from '../../../main/cli/io.ts';
 import { allowedHosts, isLoopback } from '../../../main/server/security.ts';
 import { resolveStatic } from '../../../main/server/static-files.ts';
 import { startWebServer, type WebServer } from '../../../main/server/web-server.ts';
-import { tempDir } from '../api/helpers.ts';
+import { MAX_BODY } from '../../../main/server/api-route.ts';
+import { runVerify } from '../../../main/verify/run-verify.ts';
+import { SAMPLE, tempDir } from '../api/helpers.ts';
 import { call, request, until } from './helpers.ts';
 
 const ui = tempDir('ui');
@@ -76,6 +78,38 @@ describe('static files', () => {
     } finally {
       await bare.close();
     }
+  });
+});
+
+describe('API bodies', () => {
+  test('a verify report larger than the 1 MiB argument limit renders as HTML; any other call that large is a 413', async () => {
+    const digits = path.join(SAMPLE, 'digits-cnn');
+    const report = await runVerify({ model: path.join(digits, 'model.onnx'), data: path.join(digits, 'digits-test.npz'), checkpoint: path.join(digits, 'cpu.pt'), device: 'cpu' });
+    const big = { ...report, reasons: [...report.reasons, 'x'.repeat(MAX_BODY + 1000)] };
+    const r = await call(server.port, server.token, 'verifyReportHtml', [big]);
+    assert.equal(r.status, 200);
+    assert.match(r.json as string, /^<!doctype html>[\s\S]*<span class="verdict pass">PASS<\/span>/);
+    const other = await call(server.port, server.token, 'jobStatus', ['job-' + '1'.repeat(MAX_BODY)]);
+    assert.equal(other.status, 413);
+    const bad = await call(server.port, server.token, 'verifyReportHtml', [{ ...report, verdict: '<b>PASS</b>' }]);
+    assert.equal(bad.status, 400);
+    assert.match(bad.json.error.message, /report\.verdict must be one of PASS, WARN, FAIL/);
+  });
+
+  test('jobStatus over HTTP: an unknown job; a failed job is a 200 with the job\'s error in it', async () => {
+    const r = await call(server.port, server.token, 'jobStatus', ['job-42']);
+    assert.deepEqual([r.status, r.json], [200, { state: 'unknown' }]);
+    const digits = path.join(SAMPLE, 'digits-cnn');
+    const started = await call(server.port, server.token, 'startVerify', [{ model: path.join(digits, 'gone.onnx'), data: path.join(digits, 'digits-test.npz'), checkpoint: path.join(digits, 'cpu.pt') }]);
+    assert.equal(started.status, 200);
+    const job = started.json as string;
+    let status = await call(server.port, server.token, 'jobStatus', [job]);
+    for (const t0 = Date.now(); status.json.state === 'running' && Date.now() - t0 < 30_000;) {
+      await new Promise((r) => setTimeout(r, 20));
+      status = await call(server.port, server.token, 'jobStatus', [job]);
+    }
+    assert.equal(status.status, 200);
+    assert.deepEqual([status.json.state, status.json.kind, status.json.error.kind], ['error', 'verify', 'io']);
   });
 });
 
