@@ -1,12 +1,10 @@
 // The Convert view's settings and its running or finished conversion. Kept outside the view so
 // switching views keeps them, and so the Devices view can apply a device plan here.
-import type { ApiEvent, JobId } from '../../../shared/api.ts';
-import type { ConversionReport, Progress } from '../../../shared/convert.ts';
+import type { ConversionReport } from '../../../shared/convert.ts';
 import type { DeviceFix } from '../../../shared/devices.ts';
-import type { ErrorInfo } from '../../../shared/errors.ts';
 import { parseMapLocation, parsePreset, regexError, type ConversionRules, type Preset } from '../../../shared/presets.ts';
-import { getApi, toApiError } from '../api/index.ts';
-import { followJob, type FollowedJob } from '../lib/jobs.ts';
+import { getApi } from '../api/index.ts';
+import { JobRun, type RunState as JobRunState } from './job-run.svelte.ts';
 
 export type PresetChoice = 'cpu' | 'gpu' | 'dp' | 'ddp' | 'none';
 
@@ -78,20 +76,18 @@ export function rulesOf(s: RuleSettings): { rules: ConversionRules; problems: st
   };
 }
 
-export type RunState =
-  | { phase: 'idle' }
-  | { phase: 'running'; job: JobId | null; progress: Progress | null; started: number }
-  | { phase: 'done'; report: ConversionReport }
-  | { phase: 'failed'; error: ErrorInfo };
+export type RunState = JobRunState<ConversionReport>;
 
-class ConvertState {
+class ConvertState extends JobRun<'convert'> {
   settings = $state<RuleSettings>(defaultSettings());
   output = $state('');
   force = $state(false);
-  run = $state.raw<RunState>({ phase: 'idle' });
   /** set when the Devices view applied a device plan, shown once above the rules */
   appliedFrom = $state<string | null>(null);
-  private followed: FollowedJob | null = null;
+
+  constructor() {
+    super('convert');
+  }
 
   /** Sets the preset and remaps a device plan proposes (`gpu:0`, `{ 'cuda:3': 'cuda:0' }`). */
   applyFix(fix: DeviceFix): void {
@@ -111,36 +107,7 @@ class ConvertState {
 
   async start(file: string, rules: ConversionRules): Promise<void> {
     const api = getApi();
-    this.followed?.stop();
-    this.run = { phase: 'running', job: null, progress: null, started: Date.now() };
-    const onEvent = (e: Exclude<ApiEvent, { type: 'devices' }>): void => {
-      const r = this.run;
-      if (e.type === 'job-progress' && r.phase === 'running') this.run = { ...r, progress: e.progress };
-      else if (e.type === 'job-done' && e.kind === 'convert') {
-        this.run = { phase: 'done', report: e.result };
-        this.followed?.stop();
-      } else if (e.type === 'job-error') {
-        this.run = { phase: 'failed', error: e.error };
-        this.followed?.stop();
-      }
-    };
-    try {
-      this.followed = await followJob(api, () => api.startConversion(file, rules, this.output.trim() || null, this.force), onEvent);
-      const r = this.run;
-      if (r.phase === 'running') this.run = { ...r, job: this.followed.job };
-    } catch (e) {
-      this.run = { phase: 'failed', error: toApiError(e).info };
-    }
-  }
-
-  async cancel(): Promise<void> {
-    const r = this.run;
-    if (r.phase === 'running' && r.job) await getApi().cancelJob(r.job).catch(() => undefined);
-  }
-
-  reset(): void {
-    this.followed?.stop();
-    this.run = { phase: 'idle' };
+    await this.follow(() => api.startConversion(file, rules, this.output.trim() || null, this.force));
   }
 }
 

@@ -1,23 +1,16 @@
 // The Verify view's files, device and its running or finished verification. Kept outside the
 // view so a verification keeps being followed while other views are shown.
-import type { ApiEvent, JobId } from '../../../shared/api.ts';
-import type { Progress } from '../../../shared/convert.ts';
 import type { DeviceReading } from '../../../shared/devices.ts';
-import type { ErrorInfo } from '../../../shared/errors.ts';
 import type { VerifyOptions, VerifyReport } from '../../../shared/verify.ts';
-import { getApi, toApiError } from '../api/index.ts';
+import { getApi } from '../api/index.ts';
 import { dirName, joinPath } from '../lib/format.ts';
-import { followJob, type FollowedJob } from '../lib/jobs.ts';
+import { JobRun, type RunState as JobRunState } from './job-run.svelte.ts';
 
-export type VerifyRun =
-  | { phase: 'idle' }
-  | { phase: 'running'; job: JobId | null; progress: Progress | null; started: number }
-  | { phase: 'done'; report: VerifyReport }
-  | { phase: 'failed'; error: ErrorInfo };
+export type VerifyRun = JobRunState<VerifyReport>;
 
 const isAbsolute = (p: string): boolean => p.startsWith('/') || /^[A-Za-z]:[\\/]/.test(p) || p.startsWith('\\\\');
 
-class VerifyState {
+class VerifyState extends JobRun<'verify'> {
   /** the reference: usually the source of a conversion (VerifyOptions.against) */
   source = $state('');
   /** the checkpoint verified (VerifyOptions.checkpoint); empty: the source alone, against the graph's own weights */
@@ -27,10 +20,12 @@ class VerifyState {
   device = $state('cpu');
   /** only the first N samples; empty for all */
   limit = $state('');
-  run = $state.raw<VerifyRun>({ phase: 'idle' });
   /** the Devices reading, read once, for the device choice */
   reading = $state.raw<DeviceReading | null>(null);
-  private followed: FollowedJob | null = null;
+
+  constructor() {
+    super('verify');
+  }
 
   /** The options to run, or the problems that stop them. */
   get checked(): { options: VerifyOptions | null; problems: string[] } {
@@ -120,36 +115,7 @@ class VerifyState {
     const { options } = this.checked;
     if (!options) return;
     const api = getApi();
-    this.followed?.stop();
-    this.run = { phase: 'running', job: null, progress: null, started: Date.now() };
-    const onEvent = (e: Exclude<ApiEvent, { type: 'devices' }>): void => {
-      const r = this.run;
-      if (e.type === 'job-progress' && r.phase === 'running') this.run = { ...r, progress: e.progress };
-      else if (e.type === 'job-done' && e.kind === 'verify') {
-        this.run = { phase: 'done', report: e.result };
-        this.followed?.stop();
-      } else if (e.type === 'job-error') {
-        this.run = { phase: 'failed', error: e.error };
-        this.followed?.stop();
-      }
-    };
-    try {
-      this.followed = await followJob(api, () => api.startVerify(options), onEvent);
-      const r = this.run;
-      if (r.phase === 'running') this.run = { ...r, job: this.followed.job };
-    } catch (e) {
-      this.run = { phase: 'failed', error: toApiError(e).info };
-    }
-  }
-
-  async cancel(): Promise<void> {
-    const r = this.run;
-    if (r.phase === 'running' && r.job) await getApi().cancelJob(r.job).catch(() => undefined);
-  }
-
-  reset(): void {
-    this.followed?.stop();
-    this.run = { phase: 'idle' };
+    await this.follow(() => api.startVerify(options));
   }
 }
 
