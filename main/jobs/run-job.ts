@@ -3,7 +3,7 @@ import type { Progress } from '../../shared/convert.ts';
 import { openCheckpoint } from '../checkpoint/open-checkpoint.ts';
 import { convertFile } from '../convert/convert-file.ts';
 import { tensorStats } from '../checkpoint/tensor-stats.ts';
-import { compareRanks } from '../convert/family.ts';
+import { compareRanks } from '../reshard/family.ts';
 
 export interface JobContext {
   onProgress(p: Progress): void;

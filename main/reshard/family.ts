@@ -232,3 +232,20 @@ function leafText(v: PyValue): string {
   if (v instanceof PyObject) return `${v.className}()`;
   return v && typeof v === 'object' ? `${v.constructor.name}(empty)` : String(v);
 }
+
+/**
+ * Whether the ranks of a per-rank family are copies, so a batch may merge them into one file:
+ * every plain tensor equal by hash, every non-tensor value equal, replicated shards equal.
+ * Sharded families (FSDP) count as copies here: their shards differ by design and are
+ * consolidated when any rank file is converted.
+ */
+export function compareRanks(files: string[]): { identical: boolean; differing: string[]; tensors: number } {
+  const family = Family.open(files);
+  try {
+    const diffs = family.compare();
+    const tensors = walkTensors(family.ranks[0]!.reading.root).length;
+    return { identical: diffs.length === 0, differing: diffs.map((d) => d.name), tensors };
+  } finally {
+    family.close();
+  }
+}
