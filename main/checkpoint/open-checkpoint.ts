@@ -1,12 +1,27 @@
-import { statSync } from 'node:fs';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { isDcpFolder, readDcpFolder } from '../formats/dcp.ts';
+import type { FormatReading } from '../formats/format-reading.ts';
 import { openFormat } from '../formats/open-format.ts';
 import { analyse, type AnalyseOptions, type Checkpoint } from './inspect.ts';
 
-/** Opens a checkpoint file of any supported format and analyses it; tensor bytes stay unread. */
+/**
+ * Opens a checkpoint of any supported format and analyses it; tensor bytes stay unread. A
+ * distributed-checkpoint folder (`.metadata` + `__R_N.distcp`) is one checkpoint too.
+ */
 export function openCheckpoint(file: string, opts: AnalyseOptions = {}): Checkpoint {
-  const reading = openFormat(file);
+  let reading: FormatReading;
+  let fileBytes: number;
+  if (isDcpFolder(file)) {
+    const dcp = readDcpFolder(file);
+    reading = dcp;
+    fileBytes = dcp.dcp.files.reduce((a, f) => a + fs.statSync(path.join(file, f)).size, 0);
+  } else {
+    reading = openFormat(file);
+    fileBytes = fs.statSync(file).size;
+  }
   try {
-    return analyse(file, reading, { fileBytes: statSync(file).size, ...opts });
+    return analyse(file, reading, { fileBytes, ...opts });
   } catch (e) {
     reading.close();
     throw e;

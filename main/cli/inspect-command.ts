@@ -2,8 +2,6 @@ import { parseArgs } from 'node:util';
 import type { InspectReport, TreeNode } from '../../shared/inspect.ts';
 import { LAYOUT_TITLES, SECURITY_TITLES } from '../../shared/layout-names.ts';
 import { openCheckpoint } from '../checkpoint/open-checkpoint.ts';
-import { isDcpFolder } from '../formats/dcp.ts';
-import { openConvertInput } from '../reshard/convert-input.ts';
 import { readDevices } from '../devices/read-devices.ts';
 import { devicePlanFor } from './devices-command.ts';
 import { fail } from '../formats/errors.ts';
@@ -30,8 +28,7 @@ export async function runInspect(args: string[], io: CliIO): Promise<number> {
   const width = values.width !== undefined ? Number(values.width) : undefined;
   if (width !== undefined && !(width > 0)) fail('usage', '--width takes a positive number');
   const file = positionals[0]!;
-  // a distributed-checkpoint folder is one checkpoint, read through its .metadata
-  const c = isDcpFolder(file) ? openConvertInput(file) : openCheckpoint(file, { treeWidth: width ?? (values.json ? 64 : 12) });
+  const c = openCheckpoint(file, { treeWidth: width ?? (values.json ? 64 : 12) });
   try {
     if (!values['no-devices'] && c.report.totals.tensors > 0) {
       // Will these device tags load here? Only the machine's GPUs can say (a CPU-only machine answers at once).

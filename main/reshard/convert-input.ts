@@ -2,7 +2,6 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { analyse, type Checkpoint } from '../checkpoint/inspect.ts';
 import { openCheckpoint } from '../checkpoint/open-checkpoint.ts';
-import { isDcpFolder, readDcpFolder } from '../formats/dcp.ts';
 import { fail } from '../formats/errors.ts';
 import { openFormat } from '../formats/open-format.ts';
 import { Family } from './family.ts';
@@ -12,22 +11,13 @@ import { familyOf, holdsShards } from './sources.ts';
  * What `ckpt convert` opens: a checkpoint file as before, or one checkpoint spread over several
  * files, presented as one virtual checkpoint whose tensors are assembled lazily while the
  * converter's writer streams them:
- * - a DCP folder (`.metadata` + `__R_N.distcp`), read as `dcp_to_torch_save` would load it;
+ * - a DCP folder (`.metadata` + `__R_N.distcp`), read as `dcp_to_torch_save` would load it
+ *   (`openCheckpoint` opens these itself);
  * - one rank file of an FSDP run holding DTensor / ShardedTensor shards: the whole family beside
  *   it is consolidated into full tensors (its replicated parts must agree on every rank).
  * Shard indexes (`*.index.json`) were already opened as one checkpoint by the format reader.
  */
 export function openConvertInput(source: string): Checkpoint {
-  if (isDcpFolder(source)) {
-    const reading = readDcpFolder(source);
-    try {
-      const bytes = reading.dcp.files.reduce((a, f) => a + fs.statSync(path.join(source, f)).size, 0);
-      return analyse(source, reading, { fileBytes: bytes });
-    } catch (e) {
-      reading.close();
-      throw e;
-    }
-  }
   let sharded = false;
   try {
     if (fs.statSync(source).isFile()) {
