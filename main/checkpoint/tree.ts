@@ -83,11 +83,17 @@ export function walkTensors(root: PyValue): TensorAt[] {
   return out;
 }
 
-/** The value at a path, or undefined. */
+/** The value at a path (as `walkTensors` and `findRoles` give paths), or undefined. */
 export function valueAt(root: PyValue, path: PathKey[]): PyValue | undefined {
   let cur: PyValue | undefined = root;
   for (const k of path) {
     if (cur === undefined) return undefined;
+    // direct lookups first; the general route lists the children
+    const direct: PyValue | undefined = cur instanceof PyDict ? cur.get(k) : (cur instanceof PyList || cur instanceof PyTuple) && typeof k === 'number' ? cur.items[k] : undefined;
+    if (direct !== undefined) {
+      cur = direct;
+      continue;
+    }
     const kids = childrenOf(cur);
     cur = (kids.find(([kk]) => kk === k) ?? kids.find(([kk]) => String(kk) === String(k)))?.[1];
   }

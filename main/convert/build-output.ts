@@ -1,8 +1,9 @@
 import type { ConversionRules } from '../../shared/presets.ts';
 import type { Checkpoint } from '../checkpoint/inspect.ts';
 import { moduleMetadata, moduleStateDict } from '../checkpoint/roles.ts';
-import { PyDict, PyList, PyObject, PyTuple, type PyValue } from '../formats/pickle/values.ts';
+import { PyDict, PyObject, type PyValue } from '../formats/pickle/values.ts';
 import { copyTree, type CopyHooks } from '../checkpoint/copy-tree.ts';
+import { valueAt } from '../checkpoint/tree.ts';
 import { TorchTensor } from '../formats/torch-values.ts';
 import { addedModulePaths } from './key-rules.ts';
 import { primaryStateDict, WRAPPER_CLASSES, type RoleMapping } from './plan.ts';
@@ -101,17 +102,6 @@ function remapMetadata(attrs: PyDict, role: RoleMapping, rules: ConversionRules,
     out.set(k, meta);
   }
   return out;
-}
-
-export function valueAt(root: PyValue, path: (string | number)[]): PyValue | undefined {
-  let cur: PyValue | undefined = root;
-  for (const k of path) {
-    if (cur instanceof PyDict) cur = cur.get(k);
-    else if (cur instanceof PyList || cur instanceof PyTuple) cur = typeof k === 'number' ? cur.items[k] : undefined;
-    else if (cur instanceof PyObject && cur.state instanceof PyDict) cur = cur.state.get(k);
-    else return undefined;
-  }
-  return cur;
 }
 
 /**

@@ -46,10 +46,10 @@ export async function convertFile(source: string, opts: ConvertOptions): Promise
   const before = statOf(source);
   const ck = openConvertInput(source);
   try {
-    const plan = planConversion(ck, opts.rules, opts.output);
+    const roles = mapRoles(ck, opts.rules);
+    const plan = planConversion(ck, opts.rules, opts.output, roles);
     if (plan.errors.length) fail('usage', `${source}: ${plan.errors[0]}`, source);
     for (const o of plan.outputs) if (o.exists && !opts.force) fail('exists', `${o.file} already exists; pass --force to overwrite it`, o.file);
-    const roles = mapRoles(ck, opts.rules);
     const tree = buildOutputTree(ck, opts.rules, roles);
     const uncovered = planCoverageProblem(tree, roles, opts.rules);
     if (uncovered) fail('internal', `${source}: ${uncovered}; nothing was written`, source);

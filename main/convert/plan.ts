@@ -5,7 +5,8 @@ import type { ConversionRules } from '../../shared/presets.ts';
 import { presetText } from '../../shared/presets.ts';
 import { rootStorage, typeName, type Checkpoint } from '../checkpoint/inspect.ts';
 import type { Role } from '../checkpoint/roles.ts';
-import { PyDict, PyObject, pyRepr } from '../formats/pickle/values.ts';
+import { valueAt } from '../checkpoint/tree.ts';
+import { PyDict, pyRepr } from '../formats/pickle/values.ts';
 import { TorchStorage } from '../formats/torch-values.ts';
 import { deviceMapper, keyMapper, type KeyMapper } from './key-rules.ts';
 
@@ -33,7 +34,7 @@ export function mapRoles(ck: Checkpoint, rules: ConversionRules): RoleMapping[] 
     const mapper = keyMapper(keys, rules, lightning);
     const changes: KeyChange[] = keys.map((k) => ({ from: k, to: mapper.map(k) }));
     const metadata: KeyChange[] = [];
-    const sd = role.kind === 'state-dict' ? valueAtRole(ck, role) : null;
+    const sd = role.kind === 'state-dict' ? valueAt(ck.reading.root, role.path) : null;
     const meta = sd instanceof PyDict ? sd.attrs?.get('_metadata') : undefined;
     if (meta instanceof PyDict) for (const [k] of meta.entries) metadata.push({ from: String(k), to: mapper.mapModulePath(String(k)) });
     out.push({
@@ -43,16 +44,6 @@ export function mapRoles(ck: Checkpoint, rules: ConversionRules): RoleMapping[] 
     });
   }
   return out;
-}
-
-function valueAtRole(ck: Checkpoint, role: Role): unknown {
-  let cur: unknown = ck.reading.root;
-  for (const k of role.path) {
-    if (cur instanceof PyDict) cur = cur.get(k);
-    else if (cur instanceof PyObject && cur.state instanceof PyDict) cur = cur.state.get(k);
-    else return undefined;
-  }
-  return cur;
 }
 
 /** Output file names: one file, or `<name>.rank<r><ext>` per DDP rank. */
@@ -73,10 +64,9 @@ function defaultOutput(source: string, rules: ConversionRules): string {
   return `${source.slice(0, source.length - ext.length)}.${tag}${ext || '.pt'}`;
 }
 
-export function planConversion(ck: Checkpoint, rules: ConversionRules, output: string | null): ConversionPlan {
+export function planConversion(ck: Checkpoint, rules: ConversionRules, output: string | null, roles = mapRoles(ck, rules)): ConversionPlan {
   const warnings: string[] = [];
   const errors: string[] = [];
-  const roles = mapRoles(ck, rules);
   for (const r of roles) {
     const seen = new Map<string, string>();
     for (const c of r.plan.keys) {
