@@ -67,30 +67,36 @@ export function classifyGlobal(module: string, name: string): { cls: SecurityCla
 
 const ORDER: SecurityClass[] = ['safe', 'benign', 'unknown-class', 'dangerous'];
 
-/**
- * One pass over every object in the tree: the first call of each global with its arguments (so a
- * finding can say what would run), and the targets of `functools.partial`, which is as dangerous
- * as the global it wraps.
- */
-function callSites(root: PyValue): { wrapped: Set<string>; firstCall: Map<string, string>; unsafeGetattr: boolean } {
-  let unsafeGetattr = false;
-  const wrapped = new Set<string>();
-  const firstCall = new Map<string, string>();
+/** Every distinct object in a tree once, the callables of objects included. */
+function eachObject(root: PyValue, visit: (v: object) => void): void {
   const seen = new Set<object>();
   const stack: PyValue[] = [root];
   while (stack.length) {
     const v = stack.pop()!;
     if (v === null || typeof v !== 'object' || seen.has(v)) continue;
     seen.add(v);
-    if (v instanceof PyObject) {
-      if (!firstCall.has(v.className)) firstCall.set(v.className, `${v.className}(${v.args.map((a) => pyRepr(a)).join(', ')})`.slice(0, 200));
-      const target = v.args[0];
-      if (v.className === 'functools.partial' && target instanceof PyGlobal) wrapped.add(target.fullName);
-      if (v.className === 'builtins.getattr' && !isNestedClassAccess(v)) unsafeGetattr = true;
-    }
+    visit(v);
     for (const [, x] of childrenOf(v)) stack.push(x);
     if (v instanceof PyObject && v.callable instanceof PyObject) stack.push(v.callable);
   }
+}
+
+/**
+ * The first call of each global with its arguments (so a finding can say what would run), the
+ * targets of `functools.partial` (as dangerous as the global it wraps), and whether any getattr
+ * does more than read a nested class.
+ */
+function callSites(root: PyValue): { wrapped: Set<string>; firstCall: Map<string, string>; unsafeGetattr: boolean } {
+  let unsafeGetattr = false;
+  const wrapped = new Set<string>();
+  const firstCall = new Map<string, string>();
+  eachObject(root, (v) => {
+    if (!(v instanceof PyObject)) return;
+    if (!firstCall.has(v.className)) firstCall.set(v.className, `${v.className}(${v.args.map((a) => pyRepr(a)).join(', ')})`.slice(0, 200));
+    const target = v.args[0];
+    if (v.className === 'functools.partial' && target instanceof PyGlobal) wrapped.add(target.fullName);
+    if (v.className === 'builtins.getattr' && !isNestedClassAccess(v)) unsafeGetattr = true;
+  });
   return { wrapped, firstCall, unsafeGetattr };
 }
 
@@ -129,22 +135,13 @@ export function scanSecurity(globals: GlobalRef[], root: PyValue): SecurityRepor
  */
 export function dangerousCalls(root: PyValue): string[] {
   const found: string[] = [];
-  const seen = new Set<object>();
-  const stack: PyValue[] = [root];
-  while (stack.length) {
-    const v = stack.pop()!;
-    if (v === null || typeof v !== 'object' || seen.has(v)) continue;
-    seen.add(v);
-    if (v instanceof PyObject) {
-      const c = v.callable;
-      if (c instanceof PyGlobal && classifyGlobal(c.module, c.name).cls === 'dangerous' && !isNestedClassAccess(v)) {
-        found.push(`${c.fullName}(${v.args.map((a) => pyRepr(a)).join(', ')})`.slice(0, 160));
-      }
-      if (c instanceof PyObject) stack.push(c);
+  const dangerous = (g: PyGlobal): boolean => classifyGlobal(g.module, g.name).cls === 'dangerous';
+  eachObject(root, (v) => {
+    if (v instanceof PyObject && v.callable instanceof PyGlobal && dangerous(v.callable) && !isNestedClassAccess(v)) {
+      found.push(`${v.callable.fullName}(${v.args.map((a) => pyRepr(a)).join(', ')})`.slice(0, 160));
     }
-    if (v instanceof PyGlobal && classifyGlobal(v.module, v.name).cls === 'dangerous') found.push(v.fullName);
-    for (const [, x] of childrenOf(v)) stack.push(x);
-  }
+    if (v instanceof PyGlobal && dangerous(v)) found.push(v.fullName);
+  });
   return found;
 }
 

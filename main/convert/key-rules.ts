@@ -49,17 +49,13 @@ export function keyMapper(keys: string[], rules: ConversionRules, lightning: boo
       return withAdds(k);
     },
     mapModulePath(path) {
-      // A module path is a key without its last part; map `path.` and drop the trailing dot.
-      // The wrapper's own root entry ('' when keys start with `module.`) disappears with it.
+      // A module path is a key without its last part: map `path.` and drop the trailing dot.
+      // The wrappers' own entries ('' above `module.`, and `_orig_mod` above
+      // `_orig_mod.module.`) vanish with their prefixes.
       const asKey = path === '' ? '' : path + '.';
-      let k = asKey;
-      for (const p of stripped) {
-        if (k === '' ) return null;
-        if (k.startsWith(p)) k = k.slice(p.length);
-      }
-      for (const p of rules.stripPrefixes) if (p && k.startsWith(p)) k = k.slice(p.length);
-      for (const r of renames) k = k.replace(r.re, r.to);
-      const full = withAdds(k);
+      const chain = stripped.join('');
+      if (chain && asKey.length < chain.length && chain.startsWith(asKey)) return null;
+      const full = withAdds(canonical(asKey));
       return full.endsWith('.') ? full.slice(0, -1) : full;
     },
   };

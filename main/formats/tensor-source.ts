@@ -179,6 +179,14 @@ export interface Piece {
 }
 
 /** Row-major strides in elements. */
+/** The multi-index of row-major element `flat` of `shape`, written into `idx`. */
+function unravel(flat: number, shape: readonly number[], idx: number[]): void {
+  for (let d = shape.length - 1; d >= 0; d--) {
+    idx[d] = flat % shape[d]!;
+    flat = Math.floor(flat / shape[d]!);
+  }
+}
+
 function strides(shape: readonly number[]): number[] {
   const s = new Array<number>(shape.length);
   let acc = 1;
@@ -264,11 +272,7 @@ export class AssembledSource implements TensorSource {
     let at = outAt;
     const stop = first + count;
     while (flat < stop) {
-      let rem = flat;
-      for (let d = nd - 1; d >= 0; d--) {
-        idx[d] = rem % this.shape[d]!;
-        rem = Math.floor(rem / this.shape[d]!);
-      }
+      unravel(flat, this.shape, idx);
       const k = nd === 0 ? 0 : this.find(idx);
       const p = this.pieces[k]!;
       const { j, p: inner, lstride, end } = this.info[k]!;
@@ -320,11 +324,7 @@ export class BoxSource implements TensorSource {
     let at = outAt;
     const stop = first + count;
     while (flat < stop) {
-      let rem = flat;
-      for (let d = nd - 1; d >= 0; d--) {
-        idx[d] = rem % this.shape[d]!;
-        rem = Math.floor(rem / this.shape[d]!);
-      }
+      unravel(flat, this.shape, idx);
       const run = Math.min(nd === 0 ? 1 : (this.shape[this.j]! - idx[this.j]!) * this.p - (flat % this.p), stop - flat);
       let b = 0;
       for (let d = 0; d < nd; d++) b += (this.offsets[d]! + idx[d]!) * this.bstride[d]!;
