@@ -2,8 +2,9 @@
 // compared value by value with what torch itself saw (the .expected.json beside each file).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { expectationFiles } from '../../helpers/expectations.ts';
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { openCheckpoint } from '../../../main/checkpoint/open-checkpoint.ts';
 import { readTensorBytes } from '../../../main/checkpoint/tensor-bytes.ts';
@@ -19,19 +20,8 @@ interface Expected {
   state_dict_keys?: string[]; metadata_keys?: string[]; metadata_path?: (string | number)[]; scalars?: Record<string, unknown>; dangerous?: { path: string[]; global: string }[]; globals?: string[];
 }
 
-function expectations(): string[] {
-  const out: string[] = [];
-  const walk = (d: string): void => {
-    for (const n of readdirSync(d, { withFileTypes: true })) {
-      if (n.isDirectory()) walk(join(d, n.name));
-      else if (n.name.endsWith('.expected.json')) out.push(join(d, n.name));
-    }
-  };
-  walk(dir);
-  return out.sort();
-}
 
-const files = expectations();
+const files = expectationFiles(dir);
 test('the fixture generator has written the fixtures', () => {
   assert.ok(files.length >= 20, `expected at least 20 fixtures, found ${files.length}`);
 });

@@ -1,10 +1,10 @@
 // Every fixture written by real torch 2.x (test/fixtures/generate_torch2.py) is read by the engine
 // and compared value by value with what torch itself saw (the .expected.json beside each file).
-// Engine gaps found by these fixtures are marked `todo` (see TODO below) rather than fixed here.
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
+import { expectationFiles } from '../../helpers/expectations.ts';
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { openCheckpoint } from '../../../main/checkpoint/open-checkpoint.ts';
 import { findRoles } from '../../../main/checkpoint/roles.ts';
@@ -44,26 +44,9 @@ interface DcpExp {
   storage: { fqn: string; relative_path: string; file_offset: number; length: number }[];
 }
 
-/**
- * Engine gaps these fixtures expose, as `<file>: <aspect>` → reason. A listed aspect runs as a
- * `todo` subtest: it still runs and reports, but does not fail the suite.
- */
-/** Engine gaps these fixtures found: all fixed (shard roles, storage globals, weights-only allowlist, Python 2 name mapping, .distcp detection). */
-const TODO: Record<string, string> = {};
 
-function expectations(): string[] {
-  const out: string[] = [];
-  const walk = (d: string): void => {
-    for (const n of readdirSync(d, { withFileTypes: true })) {
-      if (n.isDirectory()) walk(join(d, n.name));
-      else if (n.name.endsWith('.expected.json')) out.push(join(d, n.name));
-    }
-  };
-  walk(dir);
-  return out.sort();
-}
 
-const files = expectations();
+const files = expectationFiles(dir);
 test('the torch 2.x fixture generator has written the fixtures', () => {
   assert.ok(files.length >= 14, `expected at least 14 expectation files, found ${files.length}`);
 });
@@ -72,10 +55,9 @@ const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('he
 const key = (p: PathKey[]): string => JSON.stringify(p);
 const builtinName = (g: string): string => g.replace(/^__builtin__\./, 'builtins.').replace(/^builtins\.xrange$/, 'builtins.range');
 
-/** A subtest that turns into a `todo` when TODO lists it. */
-function aspect(t: TestContext, file: string, name: string, fn: () => void): Promise<void> {
-  const todo = TODO[`${file}: ${name}`];
-  return t.test(name, todo ? { todo } : {}, fn);
+/** One aspect of a fixture, as its own subtest. */
+function aspect(t: TestContext, _file: string, name: string, fn: () => void): Promise<void> {
+  return t.test(name, fn);
 }
 
 /** Compares one tensor the engine read with torch's description of it (plain tensors only). */
