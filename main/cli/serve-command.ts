@@ -47,15 +47,9 @@ export async function runServe(args: string[], io: CliIO, opts: ServeOptions = {
   }
 
   const server = await listen(host, port, values.port !== undefined, io);
-  io.stdout(`${STARTUP_PREFIX}${server.url}\n`);
-  const why = values['no-open'] ? 'not opening a browser (--no-open)' : noBrowserReason();
-  if (why) io.stderr(`${why}; open the URL above in a browser. Press Ctrl+C to stop.\n`);
-  else {
-    io.stderr('opening it in your browser. Press Ctrl+C to stop.\n');
-    openInBrowser(server.url);
-  }
-
-  await new Promise<void>((resolve) => {
+  // The handlers go in before the URL is printed: whoever reads the URL may stop the server at
+  // once, and a SIGTERM that arrived before them would kill the process without a clean stop.
+  const stopped = new Promise<void>((resolve) => {
     const stop = (): void => {
       process.off('SIGINT', stop);
       process.off('SIGTERM', stop);
@@ -67,6 +61,15 @@ export async function runServe(args: string[], io: CliIO, opts: ServeOptions = {
     if (opts.signal?.aborted) stop();
     else opts.signal?.addEventListener('abort', stop);
   });
+  io.stdout(`${STARTUP_PREFIX}${server.url}\n`);
+  const why = values['no-open'] ? 'not opening a browser (--no-open)' : noBrowserReason();
+  if (why) io.stderr(`${why}; open the URL above in a browser. Press Ctrl+C to stop.\n`);
+  else {
+    io.stderr('opening it in your browser. Press Ctrl+C to stop.\n');
+    openInBrowser(server.url);
+  }
+
+  await stopped;
   io.stderr('stopping: cancelling running jobs\n');
   await server.close();
   return 0;
