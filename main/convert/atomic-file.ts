@@ -2,6 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { asCheckpointError, fail } from '../formats/errors.ts';
+import { endWriteBehind, startWriteBehind } from '../formats/write-all.ts';
 
 /** Temporary files being written now, removed on SIGINT/SIGTERM by `removeLiveTempFiles`. */
 const live = new Set<string>();
@@ -9,7 +10,8 @@ export const TEMP_MARK = '.ckpt-tmp-';
 
 /**
  * Writes a file atomically and publishes it only once checked: `write` fills a temporary file in
- * the destination folder; fsync runs in the I/O thread pool while `check` re-reads it; then a
+ * the destination folder, whose pages are flushed behind it (`startWriteBehind`); the final fsync
+ * runs in the I/O thread pool while `check` re-reads it; then a
  * rename (or, without `overwrite`, a hard link that fails if the destination appeared meanwhile)
  * publishes it. A failure, a cancellation or a kill never leaves a partial destination, and an
  * unpublished temporary file is removed.
@@ -31,8 +33,14 @@ export async function writeCheckedAtomically<W, T>(
     throw asCheckpointError(e, dest);
   }
   live.add(tmp);
+  startWriteBehind(fd);
   try {
-    const written = write(fd, tmp);
+    let written: W;
+    try {
+      written = write(fd, tmp);
+    } finally {
+      await endWriteBehind(fd); // no early flush may outlive the descriptor
+    }
     const synced = new Promise<void>((resolve, reject) => fs.fsync(fd, (e) => (e ? reject(e) : resolve())));
     const [checked] = await Promise.all([check(tmp, written), synced]);
     fs.closeSync(fd);

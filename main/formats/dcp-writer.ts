@@ -14,6 +14,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import * as zlib from 'node:zlib';
+import { writeAll } from './write-all.ts';
 import type { DTypeInfo } from '../../shared/dtypes.ts';
 import { fail } from './errors.ts';
 import { METADATA_FILE } from './dcp.ts';
@@ -103,8 +104,7 @@ export function writeDcpFolder(
   const md = pickleValue(metadataValue(items, written), { storageId: () => fail('internal', '.metadata holds no storages') });
   const mfd = fs.openSync(path.join(dir, METADATA_FILE), 'wx', 0o644);
   try {
-    let done = 0;
-    while (done < md.length) done += fs.writeSync(mfd, md, done, md.length - done, done);
+    writeAll(mfd, md, 0);
     fs.fsyncSync(mfd);
   } finally {
     fs.closeSync(mfd);
@@ -181,10 +181,7 @@ function rebaseArchive(fd: number, start: number, end: number): void {
     }
     return b;
   };
-  const write = (b: Buffer, at: number): void => {
-    let done = 0;
-    while (done < b.length) done += fs.writeSync(fd, b, done, b.length - done, at + done);
-  };
+  const write = (b: Buffer, at: number): void => writeAll(fd, b, at);
   const eocdAt = end - 22;
   const eocd = read(eocdAt, 22);
   if (eocd.readUInt32LE(0) !== 0x06054b50) fail('internal', 'item archive has no end record where it was written');

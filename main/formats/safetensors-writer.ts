@@ -6,8 +6,8 @@
  * with spaces to a multiple of 8 bytes; offsets start at 0 and are contiguous; the data section
  * ends the file. Tensor bytes are streamed from their sources, never held whole.
  */
-import * as fs from 'node:fs';
 import * as zlib from 'node:zlib';
+import { writeAll } from './write-all.ts';
 import type { DTypeInfo } from '../../shared/dtypes.ts';
 import { fail } from './errors.ts';
 import { streamSource, type TensorSource } from './tensor-source.ts';
@@ -91,8 +91,8 @@ export function writeSafetensors(
   const header = safetensorsHeader(placed, metadata);
   const len = Buffer.alloc(8);
   len.writeBigUInt64LE(BigInt(header.length));
-  writeAt(fd, len, 0);
-  writeAt(fd, header, 8);
+  writeAll(fd, len, 0);
+  writeAll(fd, header, 8);
   const dataStart = 8 + header.length;
   const out: WrittenTensor[] = [];
   ordered.forEach((e, i) => {
@@ -101,7 +101,7 @@ export function writeSafetensors(
     let crc = 0;
     streamSource(e.source, (chunk) => {
       crc = zlib.crc32(chunk, crc);
-      writeAt(fd, chunk, at);
+      writeAll(fd, chunk, at);
       at += chunk.length;
       opts.onBytes?.(chunk.length);
     }, opts.checkCancelled);
@@ -109,9 +109,4 @@ export function writeSafetensors(
     out.push({ ...p, crc32: crc >>> 0 });
   });
   return { bytes: dataStart + offset, dataStart, headerBytes: header.length, tensors: out };
-}
-
-function writeAt(fd: number, buf: Uint8Array, position: number): void {
-  let done = 0;
-  while (done < buf.length) done += fs.writeSync(fd, buf, done, buf.length - done, position + done);
 }

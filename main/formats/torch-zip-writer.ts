@@ -1,5 +1,5 @@
-import * as fs from 'node:fs';
 import * as zlib from 'node:zlib';
+import { writeAll } from './write-all.ts';
 
 /**
  * Writes a torch zip archive the way `torch.save` does (caffe2/serialize/inline_container.cc,
@@ -168,7 +168,6 @@ export class TorchZipWriter {
   }
 
   private writeAt(buf: Uint8Array, position: number): void {
-    let done = 0;
-    while (done < buf.length) done += fs.writeSync(this.fd, buf, done, buf.length - done, position + done);
+    writeAll(this.fd, buf, position);
   }
 }

@@ -1,0 +1,49 @@
+import * as fs from 'node:fs';
+
+/**
+ * Starts write-back of a file's dirty pages once this many bytes were written since the last start.
+ * Without it a 2 GiB output sits in the page cache until the final fsync, which then waits for
+ * all of it (0.5 s here) and, on this VM, the writer is slowed by piling up dirty pages; flushing
+ * behind the writer overlaps the disk with the copy. 32 MiB measured best among 16–128 MiB.
+ */
+const WRITE_BEHIND_BYTES = 32 << 20;
+
+interface WriteBehind {
+  sinceFlush: number;
+  flushes: Promise<void>[];
+}
+
+/** Files whose bytes are flushed behind the writer, by descriptor (see `startWriteBehind`). */
+const behind = new Map<number, WriteBehind>();
+
+/**
+ * Writes all of `buf` at `position`. When `fd` was registered with `startWriteBehind`, every
+ * WRITE_BEHIND_BYTES written start an fdatasync in the I/O thread pool; they run while this
+ * (synchronous) writer goes on.
+ */
+export function writeAll(fd: number, buf: Uint8Array, position: number): void {
+  let done = 0;
+  while (done < buf.length) done += fs.writeSync(fd, buf, done, buf.length - done, position + done);
+  const b = behind.get(fd);
+  if (!b) return;
+  b.sinceFlush += buf.length;
+  if (b.sinceFlush < WRITE_BEHIND_BYTES) return;
+  b.sinceFlush = 0;
+  // A failed early flush is not the verdict: the caller's final fsync reports the error.
+  b.flushes.push(new Promise((resolve) => fs.fdatasync(fd, () => resolve())));
+}
+
+/** From now on, writes to `fd` through `writeAll` are flushed behind the writer. */
+export function startWriteBehind(fd: number): void {
+  behind.set(fd, { sinceFlush: 0, flushes: [] });
+}
+
+/**
+ * Stops flushing `fd` behind the writer and resolves once no early flush is still running,
+ * so that the descriptor can be closed (a queued fdatasync must never meet a reused number).
+ */
+export async function endWriteBehind(fd: number): Promise<void> {
+  const b = behind.get(fd);
+  behind.delete(fd);
+  if (b) await Promise.all(b.flushes);
+}
