@@ -122,7 +122,7 @@ export async function runBatch(opts: BatchOptions, pool: WorkerPool): Promise<Ba
     lastSave = performance.now();
     dirty = false;
   };
-  const running = items.filter((i) => i.status === 'pending').map(async (item) => {
+  const convertItem = async (item: BatchItem): Promise<void> => {
     const unit = units[item.id]!;
     const src = path.join(input, unit.source);
     let lastDone = 0;
@@ -172,8 +172,15 @@ export async function runBatch(opts: BatchOptions, pool: WorkerPool): Promise<Ba
       item.reason = err.message;
     }
     opts.onEvent?.({ type: 'item', item });
-  });
-  await Promise.all(running);
+  };
+  // Items go to the pool a few at a time: enough to keep every worker busy, few enough that a
+  // 10,000-file batch does not queue 10,000 jobs (each with a listener on the cancel signal).
+  const pending = items.filter((i) => i.status === 'pending');
+  let next = 0;
+  const feed = async (): Promise<void> => {
+    while (next < pending.length) await convertItem(pending[next++]!);
+  };
+  await Promise.all(Array.from({ length: Math.min(pending.length, pool.size * 2) }, feed));
   saveManifest(true);
   // Each output was fsynced before its rename; one fsync per folder makes the renames durable.
   for (const dir of new Set(items.filter((i) => i.status === 'done').flatMap((i) => i.outputs.map((o) => path.dirname(path.join(out, o)))))) syncDir(dir);
