@@ -5,6 +5,8 @@ import { startWorker } from '../jobs/worker-url.ts';
 
 /** Below this size a storage is read back in the calling thread; a message costs more than the read. */
 const INLINE_BYTES = 4 << 20;
+const INLINE_CHUNK = 1 << 20;
+let inlineBuffer: Buffer | null = null;
 
 let shared: ByteVerifier | null = null;
 /** Descriptors of files being read back inline, closed by `releaseReadBack`. */
@@ -22,14 +24,16 @@ export function readBackCrc(file: string, offset: number, length: number): Promi
       fd = fs.openSync(file, 'r');
       inlineFds.set(file, fd);
     }
-    const buf = Buffer.allocUnsafe(length);
-    let got = 0;
-    while (got < length) {
-      const n = fs.readSync(fd, buf, got, length - got, offset + got);
-      if (n === 0) return Promise.reject(new Error(`${file} ended at ${offset + got}`));
-      got += n;
+    // one reused buffer: a fresh one per storage costs page faults and GC in a batch of small files
+    inlineBuffer ??= Buffer.allocUnsafe(INLINE_CHUNK);
+    let crc = 0;
+    for (let done = 0; done < length;) {
+      const n = fs.readSync(fd, inlineBuffer, 0, Math.min(INLINE_CHUNK, length - done), offset + done);
+      if (n === 0) return Promise.reject(new Error(`${file} ended at ${offset + done}`));
+      crc = zlib.crc32(inlineBuffer.subarray(0, n), crc);
+      done += n;
     }
-    return Promise.resolve(zlib.crc32(buf) >>> 0);
+    return Promise.resolve(crc >>> 0);
   }
   shared ??= new ByteVerifier();
   return shared.crc(file, offset, length);

@@ -162,14 +162,20 @@ export class ZipArchive {
 
 function findEocd(reader: RandomAccessReader): number | null {
   if (reader.size < 22) return null;
-  const tailLen = Math.min(reader.size, 22 + 0xffff);
-  const start = reader.size - tailLen;
-  const tail = reader.read(start, tailLen);
-  for (let i = tail.length - 22; i >= 0; i--) {
-    if (tail[i] === 0x50 && tail[i + 1] === 0x4b && tail[i + 2] === 0x05 && tail[i + 3] === 0x06) {
-      const commentLen = tail[i + 20]! | (tail[i + 21]! << 8);
-      if (i + 22 + commentLen <= tail.length) return start + i;
+  // The end record is 22 bytes plus a comment of up to 64 KiB. Writers such as torch leave no
+  // comment, so the last 4 KiB are searched first (a batch opens every file twice); the scan runs
+  // backwards either way, so the wider search finds the same record.
+  for (const window of [4096, 22 + 0xffff]) {
+    const tailLen = Math.min(reader.size, window);
+    const start = reader.size - tailLen;
+    const tail = reader.read(start, tailLen);
+    for (let i = tail.length - 22; i >= 0; i--) {
+      if (tail[i] === 0x50 && tail[i + 1] === 0x4b && tail[i + 2] === 0x05 && tail[i + 3] === 0x06) {
+        const commentLen = tail[i + 20]! | (tail[i + 21]! << 8);
+        if (i + 22 + commentLen <= tail.length) return start + i;
+      }
     }
+    if (tailLen === reader.size) break;
   }
   return null;
 }
