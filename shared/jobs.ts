@@ -44,4 +44,6 @@ export type JobResult<K extends JobRequest['kind']> = JobResults[K];
 export type WorkerMessage =
   | { seq: number; type: 'progress'; progress: Progress }
   | { seq: number; type: 'done'; result: unknown }
-  | { seq: number; type: 'error'; error: ErrorInfo };
+  | { seq: number; type: 'error'; error: ErrorInfo }
+  /** the job's bytes are written and it now waits on the disk (fsync, read-back): the worker can start another */
+  | { seq: number; type: 'waiting' };

@@ -18,8 +18,12 @@ export const TEMP_MARK = '.ckpt-tmp-';
  */
 export async function writeCheckedAtomically<W, T>(
   dest: string, overwrite: boolean, write: (fd: number, tmp: string) => W, check: (tmp: string, written: W) => Promise<{ value: T; publish: boolean }>,
-  /** false when the caller fsyncs the folder itself once for many files (a batch) */
-  syncFolder = true,
+  opts: {
+    /** false when the caller fsyncs the folder itself once for many files (a batch) */
+    syncFolder?: boolean;
+    /** called when `write` has returned and the file waits on the disk: fsync and `check` */
+    onWritten?(): void;
+  } = {},
 ): Promise<{ value: T; published: boolean }> {
   const dir = path.dirname(path.resolve(dest));
   if (!overwrite && fs.existsSync(dest)) fail('exists', `${dest} already exists; pass --force to overwrite it`, dest);
@@ -41,6 +45,7 @@ export async function writeCheckedAtomically<W, T>(
     } finally {
       await endWriteBehind(fd); // no early flush may outlive the descriptor
     }
+    opts.onWritten?.();
     const synced = new Promise<void>((resolve, reject) => fs.fsync(fd, (e) => (e ? reject(e) : resolve())));
     const [checked] = await Promise.all([check(tmp, written), synced]);
     fs.closeSync(fd);
@@ -52,7 +57,7 @@ export async function writeCheckedAtomically<W, T>(
     }
     publish(tmp, dest, overwrite);
     live.delete(tmp);
-    if (syncFolder) syncDir(dir);
+    if (opts.syncFolder ?? true) syncDir(dir);
     return { value: checked.value, published: true };
   } catch (e) {
     if (fd >= 0) try { fs.closeSync(fd); } catch { /* already failing */ }

@@ -24,6 +24,8 @@ export interface ConvertOptions {
   signal?: AbortSignal;
   /** false in a batch, which fsyncs each output folder once at the end instead of after every file */
   syncFolder?: boolean;
+  /** called once the first output's bytes are written, while they are flushed and read back */
+  onWaiting?(): void;
 }
 
 /** Plans a conversion of one file without writing anything (the dry run and the UI preview). */
@@ -91,7 +93,7 @@ export async function convertFile(source: string, opts: ConvertOptions): Promise
             const r = await verifyOutput(tmp, out.file, tree, written.storages, (s) => location(s.location), readBack);
             return { value: r, publish: r.verified };
           },
-          opts.syncFolder ?? true,
+          { syncFolder: opts.syncFolder ?? true, ...(opts.onWaiting ? { onWritten: opts.onWaiting } : {}) },
         ).finally(() => releaseReadBack(tmpFile));
         outputs.push({ ...report, ...(out.rank !== undefined ? { rank: out.rank } : {}) });
         if (!report.verified) break;

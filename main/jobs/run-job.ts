@@ -9,6 +9,8 @@ export interface JobContext {
   onProgress(p: Progress): void;
   /** true once the job was cancelled; long jobs check it between chunks */
   cancelled(): boolean;
+  /** the job waits on the disk now; its thread is free for another job meanwhile */
+  onWaiting?(): void;
 }
 
 /** Runs one job in the current thread: the worker calls this, and so can tests and the CLI. */
@@ -25,7 +27,7 @@ export async function runJob<K extends JobRequest['kind']>(request: JobRequest &
     }
     case 'convert': {
       const signal = { get aborted() { return ctx.cancelled(); } } as AbortSignal;
-      return (await convertFile(req.source, { rules: req.rules, output: req.output, force: req.force, onProgress: ctx.onProgress, signal, syncFolder: req.syncFolder ?? true })) as JobResults[K];
+      return (await convertFile(req.source, { rules: req.rules, output: req.output, force: req.force, onProgress: ctx.onProgress, signal, syncFolder: req.syncFolder ?? true, ...(ctx.onWaiting ? { onWaiting: ctx.onWaiting } : {}) })) as JobResults[K];
     }
     case 'tensor-stats':
       return tensorStats(req.file, req.path, req.bins) as JobResults[K];

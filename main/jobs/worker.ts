@@ -1,5 +1,7 @@
-// The worker thread entry: runs jobs sent by the pool, one at a time, and posts progress
-// (throttled to ~10 Hz), the result or a typed error. A thrown error never kills the thread.
+// The worker thread entry: runs jobs sent by the pool and posts progress (throttled to ~10 Hz),
+// the result or a typed error. A thrown error never kills the thread. A job that waits on the
+// disk says so ('waiting'), and the pool may then send a second job, which runs while the first
+// one's fsync and read-back are in flight.
 import { parentPort } from 'node:worker_threads';
 import type { JobRequest, WorkerMessage } from '../../shared/jobs.ts';
 import { asCheckpointError } from '../formats/errors.ts';
@@ -14,6 +16,7 @@ parentPort!.on('message', async (msg: { seq: number; request: JobRequest; cancel
   try {
     const result = await runJob(request, {
       cancelled: () => Atomics.load(cancel, 0) !== 0,
+      onWaiting: () => post({ seq, type: 'waiting' }),
       onProgress: (progress) => {
         const now = performance.now();
         if (now - last < PROGRESS_INTERVAL_MS && progress.done < progress.total) return;

@@ -82,7 +82,7 @@ export async function executeJob(job: WriteJob, totalBytes: number, force: boole
             const check: OutputCheck = { file: out.file, bytes: r.bytes, tensors: r.tensors, verified: mismatch === undefined, ...(mismatch ? { mismatch } : {}), checks };
             return { value: check, publish: check.verified };
           },
-          !staging,
+          { syncFolder: !staging },
         ).finally(() => releaseReadBack(tmpFile));
         outputs.push(value);
         if (!value.verified) break;
@@ -134,7 +134,7 @@ export async function executeJob(job: WriteJob, totalBytes: number, force: boole
               const { pieces: _, ...check } = r;
               return { value: check, publish: check.verified };
             },
-            false,
+            { syncFolder: false },
           ).finally(() => releaseReadBack(tmpFile));
           outputs.push(value);
         } else {
@@ -153,7 +153,7 @@ export async function executeJob(job: WriteJob, totalBytes: number, force: boole
             const check = checkIndex(tmp, path.join(job.dir, name), job);
             return { value: check, publish: check.verified };
           },
-          false,
+          { syncFolder: false },
         );
         outputs.push(value);
       }
@@ -194,7 +194,7 @@ async function writeTorchFile(
       const check: OutputCheck = { file: shownAs, bytes: r.bytes, tensors: r.tensors, verified: mismatch === undefined, ...(mismatch ? { mismatch } : {}), checks };
       return { value: check, publish: check.verified };
     },
-    false,
+    { syncFolder: false },
   ).finally(() => releaseReadBack(tmpFile));
   return value;
 }
