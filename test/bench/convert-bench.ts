@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { rmSync } from 'node:fs';
+import { linkSync, copyFileSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { BenchResult } from './run.ts';
 import { median, timed, type Sample } from './measure.ts';
@@ -45,28 +45,49 @@ export function convertBenchmarks(dir: string): BenchResult[] {
   const rss = Math.max(...ck.map((x) => x.maxRssMB));
   const s = (x: number): string => `${x.toFixed(2)} s`;
 
-  // batch scaling: 200 DP checkpoints, --jobs 1 vs --jobs 2, interleaved
-  const batchScaling = (name: string): { b1: number; b2: number } => {
+  // batch scaling: 200 DP checkpoints, --jobs 1 vs --jobs 2, interleaved. Beside them, the
+  // machine's own ceiling for this workload: two independent ckpt processes, --jobs 1 each, over
+  // one half of the files each (hard links), run at the same time.
+  const batchScaling = (name: string): { b1: number; b2: number; two: number } => {
     const batchIn = join(dir, name);
+    const halves = splitInHalves(batchIn);
     const batchOut = join(dir, 'batch-out');
     const j1: number[] = [];
     const j2: number[] = [];
+    const two: number[] = [];
+    const convertTo = (input: string, out: string): string => `node dist/ckpt.js convert "${input}" --preset cpu -o "${out}" --jobs 1 --json > /dev/null`;
     for (let i = 0; i < RUNS; i++) {
       for (const [jobs, into] of [[1, j1], [2, j2]] as const) {
         rmSync(batchOut, { recursive: true, force: true });
         settle();
         into.push(timed(['node', 'dist/ckpt.js', 'convert', batchIn, '--preset', 'cpu', '-o', batchOut, '--jobs', String(jobs), '--json']).wallS);
       }
+      rmSync(batchOut, { recursive: true, force: true });
+      settle();
+      two.push(timed(['sh', '-c', `${convertTo(halves[0], join(batchOut, 'a'))} & ${convertTo(halves[1], join(batchOut, 'b'))}; wait`]).wallS);
     }
     rmSync(batchOut, { recursive: true, force: true });
-    return { b1: median(j1), b2: median(j2) };
+    return { b1: median(j1), b2: median(j2), two: median(two) };
   };
-  const { b1, b2 } = batchScaling('batch-2m');
+  const { b1, b2, two } = batchScaling('batch-2m');
   const small = batchScaling('batch-small');
   return [
     { name: 'convert 2 GiB DP → cpu, wall / cp wall (medians)', value: `${(ckW / cpW).toFixed(2)}×  (ckpt ${s(ckW)}, cp ${s(cpW)})`, target: '≤ 1.15× cp', pass: ckW <= 1.15 * cpW, detail: `ckpt fsyncs and verifies every byte; against cp + sync of the copy (${s(cpsW)}): ${(ckW / cpsW).toFixed(2)}×. runs: ckpt ${ck.map((x) => s(x.wallS)).join(', ')}; cp ${cp.map((x) => s(x.wallS)).join(', ')}` },
     { name: 'convert 2 GiB DP → cpu vs torch load + strip + save', value: `${(tW / ckW).toFixed(1)}× faster  (torch ${s(tW)})`, target: '≥ 4×', pass: tW / ckW >= 4, detail: `torch peak RSS ${Math.max(...torch.map((x) => x.maxRssMB)).toFixed(0)} MB` },
     { name: 'convert 2 GiB DP → cpu, peak RSS', value: `${rss.toFixed(0)} MB`, target: '≤ 150 MB', pass: rss <= 150 },
-    { name: 'batch of 200 × 2 MiB checkpoints, --jobs 2 vs --jobs 1', value: `${(b1 / b2).toFixed(2)}×  (${s(b2)} vs ${s(b1)})`, target: '≥ 1.7×', pass: b1 / b2 >= 1.7, detail: `each file is fsynced before its rename; 200 × 130 KB files: ${(small.b1 / small.b2).toFixed(2)}× (${s(small.b2)} vs ${s(small.b1)}), bound by per-file metadata work in one folder` },
+    { name: 'batch of 200 × 2 MiB checkpoints, --jobs 2 vs --jobs 1', value: `${(b1 / b2).toFixed(2)}×  (${s(b2)} vs ${s(b1)})`, target: '≥ 1.7×', pass: b1 / b2 >= 1.7, detail: `ceiling on this machine, two independent processes with half the files each: ${(b1 / two).toFixed(2)}× (${s(two)}). 200 × 130 KB files: --jobs 2 ${(small.b1 / small.b2).toFixed(2)}× (${s(small.b2)} vs ${s(small.b1)}), two processes ${(small.b1 / small.two).toFixed(2)}× (${s(small.two)})` },
   ];
+}
+
+/** Hard links to the even- and odd-numbered files of a folder, in `<folder>-halves/{a,b}`. */
+function splitInHalves(folder: string): [string, string] {
+  const root = `${folder}-halves`;
+  rmSync(root, { recursive: true, force: true });
+  const halves: [string, string] = [join(root, 'a'), join(root, 'b')];
+  halves.forEach((h) => mkdirSync(h, { recursive: true }));
+  readdirSync(folder).sort().forEach((f, i) => {
+    const to = join(halves[i % 2]!, f);
+    try { linkSync(join(folder, f), to); } catch { copyFileSync(join(folder, f), to); }
+  });
+  return halves;
 }
