@@ -42,9 +42,11 @@ export async function writeCheckedAtomically<W, T>(
     let written: W;
     try {
       written = write(fd, tmp);
-    } finally {
-      await endWriteBehind(fd); // no early flush may outlive the descriptor
+    } catch (e) {
+      await endWriteBehind(fd).catch(() => undefined); // the write's own error is the one to report
+      throw e;
     }
+    await endWriteBehind(fd); // no early flush may outlive the descriptor; a failed one fails the file
     opts.onWritten?.();
     const synced = new Promise<void>((resolve, reject) => fs.fsync(fd, (e) => (e ? reject(e) : resolve())));
     const [checked] = await Promise.all([check(tmp, written), synced]);

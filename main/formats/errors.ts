@@ -20,12 +20,25 @@ export function fail(kind: ErrorKind, message: string, file?: string): never {
   throw new CheckpointError(kind, message, file);
 }
 
+/** What a file system error means to the user, by errno code. */
+const IO_ERRORS: Record<string, string> = {
+  ENOENT: 'no such file',
+  EACCES: 'permission denied',
+  EISDIR: 'is a folder, not a file',
+  ENOSPC: 'no space left on the device',
+  EROFS: 'the destination is on a read-only file system',
+  EFBIG: 'file too large for this file system or for the file size limit (ulimit -f)',
+  EDQUOT: 'disk quota exceeded',
+  ENOTDIR: 'a part of the path is a file, not a folder',
+  EIO: 'the device reported an input/output error; check the disk (dmesg) or the network file system',
+};
+
 /** Turns anything thrown into a CheckpointError, keeping engine errors as they are. */
 export function asCheckpointError(err: unknown, file?: string): CheckpointError {
   if (err instanceof CheckpointError) return err;
   const e = err as NodeJS.ErrnoException;
   if (e && typeof e.code === 'string') {
-    const what = e.code === 'ENOENT' ? 'no such file' : e.code === 'EACCES' ? 'permission denied' : e.code === 'EISDIR' ? 'is a folder, not a file' : e.code === 'ENOSPC' ? 'no space left on the device' : e.code === 'EROFS' ? 'the destination is on a read-only file system' : e.code === 'EFBIG' ? 'file too large for this file system or for the file size limit (ulimit -f)' : e.code === 'EDQUOT' ? 'disk quota exceeded' : e.code === 'ENOTDIR' ? 'a part of the path is a file, not a folder' : e.message;
+    const what = IO_ERRORS[e.code] ?? e.message;
     return new CheckpointError('io', `${file ?? e.path ?? 'file'}: ${what}`, file);
   }
   if (err instanceof RangeError) {

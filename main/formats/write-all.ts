@@ -29,8 +29,9 @@ export function writeAll(fd: number, buf: Uint8Array, position: number): void {
   b.sinceFlush += buf.length;
   if (b.sinceFlush < WRITE_BEHIND_BYTES) return;
   b.sinceFlush = 0;
-  // A failed early flush is not the verdict: the caller's final fsync reports the error.
-  b.flushes.push(new Promise((resolve) => fs.fdatasync(fd, () => resolve())));
+  // An early flush's error must not be dropped: Linux reports a write-back error once per open
+  // file, so the final fsync would then succeed (see endWriteBehind).
+  b.flushes.push(new Promise((resolve, reject) => fs.fdatasync(fd, (e) => (e ? reject(e) : resolve()))));
 }
 
 /** From now on, writes to `fd` through `writeAll` are flushed behind the writer. */
@@ -39,11 +40,15 @@ export function startWriteBehind(fd: number): void {
 }
 
 /**
- * Stops flushing `fd` behind the writer and resolves once no early flush is still running,
- * so that the descriptor can be closed (a queued fdatasync must never meet a reused number).
+ * Stops flushing `fd` behind the writer once no early flush is still running, so that the
+ * descriptor can be closed (a queued fdatasync must never meet a reused number). Rejects with
+ * the first early flush's error, such as EIO or ENOSPC: the file must then not be published.
  */
 export async function endWriteBehind(fd: number): Promise<void> {
   const b = behind.get(fd);
   behind.delete(fd);
-  if (b) await Promise.all(b.flushes);
+  if (!b) return;
+  const results = await Promise.allSettled(b.flushes);
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
 }
