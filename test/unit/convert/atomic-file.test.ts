@@ -51,7 +51,7 @@ test('a failed early flush fails the file: typed error, no destination, no tempo
   const dest = path.join(dir, 'eio.bin');
   const eio = Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO', errno: -5, syscall: 'fdatasync' });
   await assert.rejects(
-    withFdatasync(((_fd: number, cb: (e: NodeJS.ErrnoException | null) => void) => setImmediate(() => cb(eio))) as typeof fs.fdatasync,
+    withFdatasync(((_fd: number, cb: (e: NodeJS.ErrnoException | null) => void) => void setImmediate(() => cb(eio))) as unknown as typeof fs.fdatasync,
       () => writeCheckedAtomically(dest, false, write40, async (_tmp, n) => ({ value: n, publish: true }))),
     (e: Error & { kind?: string }) => e.kind === 'io' && /eio\.bin: the device reported an input\/output error/.test(e.message) && !/\n/.test(e.message),
   );
