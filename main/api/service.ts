@@ -12,7 +12,6 @@ import type { ReshardRequest } from '../../shared/reshard.ts';
 import type { VerifyOptions, VerifyReport } from '../../shared/verify.ts';
 import pkg from '../../package.json' with { type: 'json' };
 import { planBatch } from '../convert/batch.ts';
-import { previewConversion } from '../convert/convert-file.ts';
 import { planDevices } from '../devices/device-plan.ts';
 import { asCheckpointError, fail } from '../formats/errors.ts';
 import { renderReportHtml } from '../verify/report-html.ts';
@@ -22,6 +21,7 @@ import { DeviceWatch, type ReadFn } from './device-watch.ts';
 import { EventHub } from './event-hub.ts';
 import { JobRunner } from './job-runner.ts';
 import { listDirectory } from './list-directory.ts';
+import { PreviewCache } from './preview-cache.ts';
 import { RecentFiles } from './recent-files.ts';
 
 export interface ServiceOptions {
@@ -49,6 +49,7 @@ export function createApiService(opts: ServiceOptions): ApiService {
   // When the last listener leaves (a window closed, every browser tab gone), nobody is watching.
   const hub = new EventHub(() => devices.reset());
   const jobs = new JobRunner((e: ApiEvent) => hub.emit(e), opts.poolSize);
+  const previews = new PreviewCache();
 
   /** Checks the arguments, runs the method, turns any failure into an ApiError. */
   const method = <A extends unknown[], R>(name: ApiMethod, impl: (...args: A) => R | Promise<R>) => async (...args: A): Promise<Awaited<R>> => {
@@ -79,7 +80,7 @@ export function createApiService(opts: ServiceOptions): ApiService {
     inspect: method('inspect', (file: string) => jobs.run({ kind: 'inspect', file })),
     tensorStats: method('tensorStats', (file: string, at: (string | number)[], bins: number) => jobs.run({ kind: 'tensor-stats', file, path: at, bins })),
 
-    previewConversion: method('previewConversion', (file: string, rules: ConversionRules, output: string | null) => previewConversion(file, rules, output)),
+    previewConversion: method('previewConversion', (file: string, rules: ConversionRules, output: string | null) => previews.preview(file, rules, output)),
     startConversion: method('startConversion', (file: string, rules: ConversionRules, output: string | null, force: boolean) => jobs.startConversion(file, rules, output, force)),
     planBatch: method('planBatch', (folder: string, outDir: string, rules: ConversionRules): BatchPlan => {
       const { items, ignored } = planBatch({ input: folder, outDir, rules, force: false });
@@ -109,6 +110,7 @@ export function createApiService(opts: ServiceOptions): ApiService {
     onEvent: (listener) => hub.subscribe(listener),
 
     async close() {
+      previews.clear();
       await Promise.all([jobs.close(), devices.close()]);
     },
   };

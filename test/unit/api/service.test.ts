@@ -146,6 +146,23 @@ describe('conversion jobs', () => {
     assert.ok(!fs.existsSync(out));
   });
 
+  test('previewConversion keeps the file open between rule changes, and sees the file change', async () => {
+    const file = path.join(tempDir('preview-cache'), 'model.pt');
+    fs.copyFileSync(DP, file);
+    const asDp = await service.previewConversion(file, { ...CPU_RULES, preset: { name: 'dp' } }, null);
+    const asCpu = await service.previewConversion(file, CPU_RULES, null);
+    assert.deepEqual([asDp.layoutBefore.kind, asDp.layoutAfter, asCpu.layoutAfter], ['dp', 'dp', 'cpu']);
+    assert.deepEqual(asCpu.stateDicts[0]!.stripped, ['module.']);
+    // rewritten in place (same inode, another size): the next preview reads the new content
+    fs.copyFileSync(path.join(SAMPLE, 'digits-cnn', 'cpu.pt'), file);
+    const after = await service.previewConversion(file, CPU_RULES, null);
+    assert.equal(after.layoutBefore.kind, 'cpu');
+    assert.deepEqual(after.stateDicts[0]!.stripped, []);
+    // removed: a typed error, not the stale plan
+    fs.rmSync(file);
+    assert.equal((await apiError(service.previewConversion(file, CPU_RULES, null))).info.kind, 'io');
+  });
+
   test('startConversion returns an id at once, then progress and a verified report', async () => {
     const out = path.join(tempDir('convert'), 'cpu.pt');
     const job = await service.startConversion(DP, CPU_RULES, out, false);
