@@ -37,7 +37,8 @@ options
   --unwrap               write only the model state dict of a {'state_dict': ...} container
   --export-state-dict    write a whole pickled module as a plain state dict
   --force                overwrite existing outputs
-  --jobs N               worker threads for folders (default: number of cores)
+  --jobs N               worker threads for folders (default: number of cores); each
+                         starts the next file while one waits on its fsync
   --shard I/N            convert only share I of N of a folder (for cluster job arrays)
   --dry-run              show the plan; write nothing
   --json                 machine-readable events and report
