@@ -1,11 +1,12 @@
 import * as fs from 'node:fs';
 import * as zlib from 'node:zlib';
 import type { Worker } from 'node:worker_threads';
+import { STREAM_CHUNK } from '../formats/tensor-source.ts';
 import { startWorker } from '../jobs/worker-url.ts';
 
 /** Below this size a storage is read back in the calling thread; a message costs more than the read. */
 const INLINE_BYTES = 4 << 20;
-const INLINE_CHUNK = 1 << 20;
+const INLINE_CHUNK = STREAM_CHUNK;
 let inlineBuffer: Buffer | null = null;
 
 let shared: ByteVerifier | null = null;

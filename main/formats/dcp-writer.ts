@@ -14,13 +14,13 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import * as zlib from 'node:zlib';
-import { writeAll } from './write-all.ts';
+import { endWriteBehind, startWriteBehind, writeAll } from './write-all.ts';
 import type { DTypeInfo } from '../../shared/dtypes.ts';
 import { fail } from './errors.ts';
 import { METADATA_FILE } from './dcp.ts';
 import { pickleValue } from './pickle/pickler.ts';
 import { PyDict, PyGlobal, PyList, PyObject, PyTuple, type PyValue } from './pickle/values.ts';
-import { BoxSource, readRange, type TensorSource } from './tensor-source.ts';
+import { BoxSource, readRange, STREAM_CHUNK, type TensorSource } from './tensor-source.ts';
 import { TorchZipWriter } from './torch-zip-writer.ts';
 import type { TorchStorage } from './torch-values.ts';
 import { plainTensor, sourceStorage } from './virtual-tensor.ts';
@@ -64,18 +64,20 @@ export function dataFileName(rank: number): string {
 
 /**
  * Writes the folder's files into `dir` (which must exist and be empty: the caller stages it) and
- * fsyncs each. `ranks` data files are written, even one with nothing in it.
+ * fsyncs each; data files are flushed behind the writer (write-all.ts). `ranks` data files are
+ * written, even one with nothing in it.
  */
-export function writeDcpFolder(
+export async function writeDcpFolder(
   dir: string, items: DcpWriteItem[], ranks: number,
   opts: { onBytes?(n: number): void; checkCancelled?(): void } = {},
-): DcpWriteResult {
+): Promise<DcpWriteResult> {
   const written: WrittenItem[] = [];
   const files: { name: string; bytes: number }[] = [];
-  const buf = Buffer.allocUnsafe(16 << 20);
+  const buf = Buffer.allocUnsafe(STREAM_CHUNK);
   for (let r = 0; r < ranks; r++) {
     const name = dataFileName(r);
     const fd = fs.openSync(path.join(dir, name), 'wx+', 0o644);
+    startWriteBehind(fd);
     try {
       let pos = 0;
       const put = (fqn: string, kind: 'tensor' | 'bytes', value: PyValue, box: { offsets: number[]; sizes: number[] } | null): void => {
@@ -95,9 +97,11 @@ export function writeDcpFolder(
           put(it.fqn, 'tensor', plainTensor(it.source.dtype, c.sizes, sourceStorage('0', src, 'cpu')), c);
         }
       }
+      await endWriteBehind(fd);
       fs.fsyncSync(fd);
       files.push({ name, bytes: pos });
     } finally {
+      await endWriteBehind(fd).catch(() => undefined); // after a failure: only wait for the flushes
       fs.closeSync(fd);
     }
   }

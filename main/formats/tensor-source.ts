@@ -335,8 +335,12 @@ export class BoxSource implements TensorSource {
   }
 }
 
-/** Bytes per read when streaming a source (big enough for sequential speed, small in memory). */
-export const STREAM_CHUNK = 16 << 20;
+/**
+ * Bytes per read and write when streaming tensor bytes. Small enough that a chunk is still in the
+ * CPU cache when it is written out again: copying 2 GiB (write-behind on, read-back in a helper)
+ * measured 0.63 s median with 1 MiB chunks, 1.8 s with 2 MiB and 1.5 s with 32 MiB.
+ */
+export const STREAM_CHUNK = 1 << 20;
 
 /**
  * Calls `sink` with the source's row-major bytes in order, in chunks of at most STREAM_CHUNK

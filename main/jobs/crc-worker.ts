@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as zlib from 'node:zlib';
 import { parentPort } from 'node:worker_threads';
 
-const CHUNK = 1 << 20; // cache-sized, as the copy's chunks (write-checkpoint.ts)
+const CHUNK = 1 << 20; // STREAM_CHUNK (tensor-source.ts), not imported to keep this thread small
 const buf = Buffer.allocUnsafe(CHUNK);
 const fds = new Map<string, number>();
 

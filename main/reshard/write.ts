@@ -158,7 +158,7 @@ export async function executeJob(job: WriteJob, totalBytes: number, force: boole
         outputs.push(value);
       }
     } else {
-      const result = writeDcpFolder(staging.dir, job.items, job.ranks, { onBytes: onBytes('dcp'), checkCancelled });
+      const result = await writeDcpFolder(staging.dir, job.items, job.ranks, { onBytes: onBytes('dcp'), checkCancelled });
       outputs.push(await verifyDcp(staging.dir, job.dir, job.items, result, vctx('dcp')));
     }
     if (outputs.length && outputs.every((o) => o.verified)) staging.publishFolder(force);
