@@ -8,12 +8,11 @@ import { STREAM_CHUNK } from '../formats/tensor-source.ts';
 import { TorchStorage, TorchTensor } from '../formats/torch-values.ts';
 import { rootStorage } from '../checkpoint/inspect.ts';
 
-const CHUNK = STREAM_CHUNK;
 let copyBuffer: Buffer | null = null;
 
-/** One copy buffer per thread, grown to the largest storage seen up to CHUNK, then reused. */
+/** One copy buffer per thread, grown to the largest storage seen up to STREAM_CHUNK, then reused. */
 function bufferFor(bytes: number): Buffer {
-  const want = Math.min(CHUNK, Math.max(bytes, 1 << 16));
+  const want = Math.min(STREAM_CHUNK, Math.max(bytes, 1 << 16));
   if (!copyBuffer || copyBuffer.length < want) copyBuffer = Buffer.allocUnsafe(want);
   return copyBuffer;
 }
