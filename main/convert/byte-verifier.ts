@@ -6,7 +6,6 @@ import { startWorker } from '../jobs/worker-url.ts';
 
 /** Below this size a storage is read back in the calling thread; a message costs more than the read. */
 const INLINE_BYTES = 4 << 20;
-const INLINE_CHUNK = STREAM_CHUNK;
 let inlineBuffer: Buffer | null = null;
 
 let shared: ByteVerifier | null = null;
@@ -26,10 +25,10 @@ export function readBackCrc(file: string, offset: number, length: number): Promi
       inlineFds.set(file, fd);
     }
     // one reused buffer: a fresh one per storage costs page faults and GC in a batch of small files
-    inlineBuffer ??= Buffer.allocUnsafe(INLINE_CHUNK);
+    inlineBuffer ??= Buffer.allocUnsafe(STREAM_CHUNK);
     let crc = 0;
     for (let done = 0; done < length;) {
-      const n = fs.readSync(fd, inlineBuffer, 0, Math.min(INLINE_CHUNK, length - done), offset + done);
+      const n = fs.readSync(fd, inlineBuffer, 0, Math.min(STREAM_CHUNK, length - done), offset + done);
       if (n === 0) return Promise.reject(new Error(`${file} ended at ${offset + done}`));
       crc = zlib.crc32(inlineBuffer.subarray(0, n), crc);
       done += n;
