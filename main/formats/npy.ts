@@ -13,7 +13,8 @@ import type { RandomAccessReader } from './random-access.ts';
 import type { FormatReading } from './format-reading.ts';
 import { PyDict, PyList, PyTuple, type PyValue } from './pickle/values.ts';
 import { dtypeByName, type DTypeInfo } from '../../shared/dtypes.ts';
-import { contiguousStrides, denseTensor, makeStorage } from './safetensors.ts';
+import { denseTensor, makeStorage } from './safetensors.ts';
+import { contiguousStrides } from './torch-values.ts';
 
 export const NPY_MAGIC = Uint8Array.of(0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59); // \x93NUMPY
 /** Largest header we parse; numpy's own default limit is 10000 characters (`max_header_size`). */

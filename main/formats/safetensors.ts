@@ -11,7 +11,7 @@
  */
 import { fail } from './errors.ts';
 import type { RandomAccessReader } from './random-access.ts';
-import { TorchStorage, TorchTensor, REBUILD_TENSOR_V2, type ByteRange } from './torch-values.ts';
+import { contiguousStrides, TorchStorage, TorchTensor, REBUILD_TENSOR_V2, type ByteRange } from './torch-values.ts';
 import { PyDict, PyTuple } from './pickle/values.ts';
 import type { FormatReading } from './format-reading.ts';
 import { dtypeByName, dtypeBySafetensors, storageClassFor, type DTypeInfo } from '../../shared/dtypes.ts';
@@ -178,17 +178,6 @@ function torchShape(file: string, label: string, tag: string, shape: number[]): 
 }
 
 // ---- shared by the npy/npz readers -------------------------------------------------------
-
-/** Row-major strides as torch computes them (a zero-sized dimension counts as 1). */
-export function contiguousStrides(shape: number[]): number[] {
-  const stride = new Array<number>(shape.length);
-  let s = 1;
-  for (let i = shape.length - 1; i >= 0; i--) {
-    stride[i] = s;
-    s *= Math.max(shape[i]!, 1);
-  }
-  return stride;
-}
 
 /**
  * A storage for bytes that are not a torch storage on disk. Dtypes with a legacy storage class

@@ -3,7 +3,7 @@ import * as zlib from 'node:zlib';
 import type { DTypeInfo } from '../../shared/dtypes.ts';
 import { fail } from './errors.ts';
 import { FileReader, type RandomAccessReader } from './random-access.ts';
-import type { TorchTensor } from './torch-values.ts';
+import { contiguousStrides, type TorchTensor } from './torch-values.ts';
 
 /**
  * A tensor's elements in row-major order, produced on demand in any range, without holding the
@@ -187,16 +187,6 @@ function unravel(flat: number, shape: readonly number[], idx: number[]): void {
   }
 }
 
-function strides(shape: readonly number[]): number[] {
-  const s = new Array<number>(shape.length);
-  let acc = 1;
-  for (let i = shape.length - 1; i >= 0; i--) {
-    s[i] = acc;
-    acc *= shape[i]!;
-  }
-  return s;
-}
-
 /**
  * How far a row-major walk stays inside a box that starts at `off` with `size` inside `full`:
  * the box is contiguous across every trailing dim it covers fully. Returns the first dim `j` that
@@ -240,7 +230,7 @@ export class AssembledSource implements TensorSource {
     if (covered !== this.numel) {
       fail(covered < this.numel ? 'truncated' : 'not-a-checkpoint', `${name}: its ${pieces.length} pieces hold ${covered} of the tensor's ${this.numel} elements${covered < this.numel ? '; a rank or data file is missing' : ' (pieces overlap)'}`);
     }
-    this.info = pieces.map((p) => ({ ...contiguity(p.offsets, p.sizes, shape), lstride: strides(p.sizes), end: p.offsets.map((o, d) => o + p.sizes[d]!) }));
+    this.info = pieces.map((p) => ({ ...contiguity(p.offsets, p.sizes, shape), lstride: contiguousStrides(p.sizes), end: p.offsets.map((o, d) => o + p.sizes[d]!) }));
     this.crcs = pieces.map(() => 0);
     this.crcDone = pieces.map(() => 0);
   }
@@ -307,7 +297,7 @@ export class BoxSource implements TensorSource {
     if (offsets.length !== base.shape.length || sizes.length !== base.shape.length || offsets.some((o, d) => o < 0 || o + sizes[d]! > base.shape[d]!)) {
       fail('internal', `box [${offsets}]+[${sizes}] lies outside [${base.shape}]`);
     }
-    this.bstride = strides(base.shape);
+    this.bstride = contiguousStrides(base.shape);
     ({ j: this.j, p: this.p } = contiguity(offsets, sizes, base.shape));
   }
   get dtype(): DTypeInfo {

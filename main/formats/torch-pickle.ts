@@ -2,7 +2,7 @@ import { dtypeByName, dtypeByStorage, type DTypeInfo } from '../../shared/dtypes
 import { fail } from './errors.ts';
 import type { PickleHooks } from './pickle/unpickler.ts';
 import { PyDict, PyGlobal, PyObject, PyTuple, type PyValue } from './pickle/values.ts';
-import { TorchStorage, TorchTensor, type TensorKind } from './torch-values.ts';
+import { contiguousStrides, TorchStorage, TorchTensor, type TensorKind } from './torch-values.ts';
 
 /** A storage persistent id, decoded: `('storage', storage_type, key, location, numel[, view_metadata])`. */
 export interface StorageId {
@@ -183,7 +183,7 @@ export function rebuildTensor(fn: PyGlobal, args: PyValue[], file: string): Torc
       const dtype = d instanceof PyGlobal ? dtypeByName(d.name) : undefined;
       if (!dtype) bad(' names an unknown dtype');
       const shape = inner instanceof TorchTensor ? inner.shape : [];
-      const t = new TorchTensor(fn, args, inner instanceof TorchTensor ? 'other' : 'numpy', dtype!, shape, contiguousStride(shape), 0, inner instanceof TorchTensor ? inner.storage : null);
+      const t = new TorchTensor(fn, args, inner instanceof TorchTensor ? 'other' : 'numpy', dtype!, shape, contiguousStrides(shape), 0, inner instanceof TorchTensor ? inner.storage : null);
       t.requiresGrad = args[3] === true;
       t.deviceArg = deviceText(args[2]);
       return t;
@@ -196,7 +196,7 @@ export function rebuildTensor(fn: PyGlobal, args: PyValue[], file: string): Torc
       if (!first) return undefined;
       const sizeArg = fn.name === '_rebuild_nested_tensor' ? null : parts.find((p) => p instanceof PyTuple || (p instanceof PyObject && p.className === 'torch.Size'));
       const shape = sizeArg ? ints(sizeArg, 'size') : first.shape;
-      const t = new TorchTensor(fn, args, fn.name === '_rebuild_nested_tensor' ? 'nested' : 'sparse', first.dtype, shape, contiguousStride(shape), 0, first.storage);
+      const t = new TorchTensor(fn, args, fn.name === '_rebuild_nested_tensor' ? 'nested' : 'sparse', first.dtype, shape, contiguousStrides(shape), 0, first.storage);
       t.components = parts.filter((p): p is TorchTensor => p instanceof TorchTensor);
       return t;
     }
@@ -222,16 +222,6 @@ function checkBounds(t: TorchTensor, file: string): void {
   if (span.offset + span.length > t.storage.nbytes) {
     fail('bad-pickle', `${file}: tensor view [${t.shape}] at offset ${t.storageOffset} reaches past its storage ${t.storage.key} (${t.storage.numel} elements)`, file);
   }
-}
-
-export function contiguousStride(shape: number[]): number[] {
-  const s = new Array<number>(shape.length);
-  let acc = 1;
-  for (let i = shape.length - 1; i >= 0; i--) {
-    s[i] = acc;
-    acc *= shape[i]!;
-  }
-  return s;
 }
 
 /** `torch.device('cuda', 3)`, `torch.device('cuda:3')` or a plain string → `cuda:3`. */

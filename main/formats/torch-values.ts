@@ -103,3 +103,18 @@ export class TorchTensor {
 }
 
 export const REBUILD_TENSOR_V2 = new PyGlobal('torch._utils', '_rebuild_tensor_v2');
+
+/**
+ * Row-major strides as torch gives a new tensor: c10's `TensorImpl::empty_tensor_restride`
+ * multiplies by `max(size, 1)`, so a zero-sized dimension counts as 1 (`torch.empty(5, 0)`
+ * has stride (1, 1)).
+ */
+export function contiguousStrides(shape: readonly number[]): number[] {
+  const stride = new Array<number>(shape.length);
+  let s = 1;
+  for (let i = shape.length - 1; i >= 0; i--) {
+    stride[i] = s;
+    s *= Math.max(shape[i]!, 1);
+  }
+  return stride;
+}

@@ -1,7 +1,8 @@
 import { fail } from './errors.ts';
 import type { FormatReading } from './format-reading.ts';
 import { PyDict, PyList, PyTuple, type PyValue } from './pickle/values.ts';
-import { rebuildTensor, contiguousStride } from './torch-pickle.ts';
+import { rebuildTensor } from './torch-pickle.ts';
+import { contiguousStrides } from './torch-values.ts';
 import { PyGlobal } from './pickle/values.ts';
 import { globalRefs, readRecords, unpickleRecord, type TorchArchive } from './torch-zip.ts';
 import { TorchStorage } from './torch-values.ts';
@@ -59,7 +60,7 @@ function readModelJson(a: TorchArchive, records: Record<string, string>, codeFil
     const entry = a.zip.get(a.prefix + key);
     if (!entry) fail('truncated', `${file}: tensor record ${key} is missing`, file);
     const shape = (t.dims ?? []).map(Number);
-    const stride = t.strides ? t.strides.map(Number) : contiguousStride(shape);
+    const stride = t.strides ? t.strides.map(Number) : contiguousStrides(shape);
     let s = storages.get(key);
     if (!s) {
       s = new TorchStorage(key, dtype.storage ?? 'UntypedStorage', dtype, t.device ?? 'cpu', Math.floor(entry.uncompressedSize / dtype.size), () => a.zip.dataRange(entry));

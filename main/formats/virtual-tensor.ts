@@ -1,8 +1,7 @@
 import { dtypeByName, storageClassFor, type DTypeInfo } from '../../shared/dtypes.ts';
 import { PyDict, PyGlobal, PyTuple, type PyValue } from './pickle/values.ts';
-import { contiguousStride } from './torch-pickle.ts';
 import { AssembledSource, SourceReader, type TensorSource } from './tensor-source.ts';
-import { REBUILD_TENSOR_V2, TorchStorage, TorchTensor } from './torch-values.ts';
+import { contiguousStrides, REBUILD_TENSOR_V2, TorchStorage, TorchTensor } from './torch-values.ts';
 
 const REBUILD_TENSOR_V3 = new PyGlobal('torch._utils', '_rebuild_tensor_v3');
 
@@ -41,7 +40,7 @@ export function assemblyOf(s: TorchStorage): AssembledSource | undefined {
  * `_rebuild_tensor_v3(..., dtype)` when the storage is untyped (torch/_tensor.py `_reduce_ex_internal`).
  */
 export function plainTensor(dtype: DTypeInfo, shape: number[], storage: TorchStorage, requiresGrad = false): TorchTensor {
-  const stride = contiguousStride(shape);
+  const stride = contiguousStrides(shape);
   const untyped = storage.storageType === 'UntypedStorage' && dtype.name !== 'uint8';
   const args: PyValue[] = [storage, 0, new PyTuple(shape), new PyTuple(stride), requiresGrad, new PyDict(true)];
   if (untyped) args.push(new PyGlobal('torch', dtype.name));
