@@ -3,13 +3,14 @@ import * as os from 'node:os';
 import { parseArgs } from 'node:util';
 import type { ConversionReport } from '../../shared/convert.ts';
 import { NO_RULES, parseMapLocation, parsePreset, parseRename, regexError, type ConversionRules } from '../../shared/presets.ts';
-import { removeLiveTempFiles, staleTempFiles } from '../convert/atomic-file.ts';
+import { staleTempFiles } from '../convert/atomic-file.ts';
 import * as path from 'node:path';
 import { runBatch, type BatchEvent } from '../convert/batch.ts';
 import { previewConversion } from '../convert/convert-file.ts';
 import { CheckpointError, fail } from '../formats/errors.ts';
 import { isDcpFolder } from '../formats/dcp.ts';
 import { WorkerPool } from '../jobs/pool.ts';
+import { cancelOnSignal } from './cancel-on-signal.ts';
 import { renderBatchLine, renderBatchSummary, renderPlan, renderReport } from './convert-render.ts';
 import { makeStyle } from './format-text.ts';
 import type { CliIO } from './io.ts';
@@ -123,23 +124,6 @@ export async function runConvert(args: string[], io: CliIO): Promise<number> {
   }
   // a distributed-checkpoint folder is one checkpoint, not a folder of them (issue 7)
   return st.isDirectory() && !isDcpFolder(p.input) ? convertFolder(p, io) : convertOne(p, io);
-}
-
-/** Ctrl-C cancels the running jobs; their temporary files are removed and nothing partial remains. */
-function cancelOnSignal(controller: AbortController): () => void {
-  const onSignal = (): void => {
-    if (controller.signal.aborted) {
-      removeLiveTempFiles();
-      process.exit(130);
-    }
-    controller.abort();
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
-  return () => {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
-  };
 }
 
 async function convertOne(p: Parsed, io: CliIO): Promise<number> {

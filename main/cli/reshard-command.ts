@@ -5,6 +5,7 @@ import { CheckpointError, fail } from '../formats/errors.ts';
 import { WorkerPool } from '../jobs/pool.ts';
 import { DEFAULT_MAX_SHARD_BYTES, parseShardSize } from '../reshard/hf-shards.ts';
 import { formatBytes, makeStyle, type Style } from './format-text.ts';
+import { cancelOnSignal } from './cancel-on-signal.ts';
 import type { CliIO } from './io.ts';
 import { ProgressLine } from './progress-line.ts';
 
@@ -96,9 +97,7 @@ export async function runReshard(args: string[], io: CliIO): Promise<number> {
   const { json, ...request } = p;
   const style = makeStyle(io.color);
   const controller = new AbortController();
-  const onSignal = (): void => controller.abort();
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  const release = cancelOnSignal(controller);
   const pool = new WorkerPool(1);
   const bar = io.isTTY && !json ? new ProgressLine(io) : null;
   try {
@@ -122,8 +121,7 @@ export async function runReshard(args: string[], io: CliIO): Promise<number> {
     }
     throw e;
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    release();
     await pool.close();
   }
 }

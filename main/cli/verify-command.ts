@@ -6,6 +6,7 @@ import { WorkerPool } from '../jobs/pool.ts';
 import { renderReportHtml } from '../verify/report-html.ts';
 import { renderReportText } from '../verify/report-text.ts';
 import { makeStyle } from './format-text.ts';
+import { cancelOnSignal } from './cancel-on-signal.ts';
 import type { CliIO } from './io.ts';
 
 export const VERIFY_HELP = `ckpt verify --model graph.onnx --data <test set> <checkpoint> [--against <other>] [options]
@@ -127,9 +128,7 @@ export async function runVerifyCommand(args: string[], io: CliIO): Promise<numbe
     return 0;
   }
   const controller = new AbortController();
-  const onSignal = (): void => (controller.signal.aborted ? process.exit(130) : controller.abort());
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  const release = cancelOnSignal(controller);
   const pool = new WorkerPool(1);
   let shown = false;
   try {
@@ -159,8 +158,7 @@ export async function runVerifyCommand(args: string[], io: CliIO): Promise<numbe
     }
     throw e;
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    release();
     await pool.close();
   }
 }
