@@ -8,7 +8,8 @@ import * as zlib from 'node:zlib';
 import { createHash, randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { CheckpointError } from '../../../main/formats/errors.ts';
-import { BufferReader, FileReader, type RandomAccessReader } from '../../../main/formats/random-access.ts';
+import { BufferReader, FileReader } from '../../../main/formats/random-access.ts';
+import { CountingReader } from './counting-reader.ts';
 import { PyDict, PyList, PyTuple } from '../../../main/formats/pickle/values.ts';
 import { REBUILD_TENSOR_V2, TorchTensor } from '../../../main/formats/torch-values.ts';
 import { looksLikeNpy, parsePyLiteral, readNpy, readNpyHeader } from '../../../main/formats/npy.ts';
@@ -68,24 +69,6 @@ function assertFails(fn: () => unknown, kind: string, includes?: RegExp): Checkp
   assert.ok(!err.message.includes('\n'), 'message is one line');
   if (includes) assert.match(err.message, includes);
   return err;
-}
-
-class CountingReader implements RandomAccessReader {
-  readonly reads: [number, number][] = [];
-  constructor(private readonly inner: RandomAccessReader) {}
-  get name(): string {
-    return this.inner.name;
-  }
-  get size(): number {
-    return this.inner.size;
-  }
-  read(offset: number, length: number): Uint8Array {
-    this.reads.push([offset, length]);
-    return this.inner.read(offset, length);
-  }
-  close(): void {
-    this.inner.close();
-  }
 }
 
 /** An .npy file in memory, header written as numpy does (padded so data starts at 64k). */

@@ -9,7 +9,8 @@ import * as path from 'node:path';
 import { createHash } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { CheckpointError } from '../../../main/formats/errors.ts';
-import { BufferReader, FileReader, type RandomAccessReader } from '../../../main/formats/random-access.ts';
+import { BufferReader, FileReader } from '../../../main/formats/random-access.ts';
+import { CountingReader } from './counting-reader.ts';
 import { PyDict, PyTuple } from '../../../main/formats/pickle/values.ts';
 import { REBUILD_TENSOR_V2, TorchTensor } from '../../../main/formats/torch-values.ts';
 import { JsonFloat, JsonObject, looksLikeSafetensors, parseOrderedJson, readSafetensors, readSafetensorsHeader } from '../../../main/formats/safetensors.ts';
@@ -36,25 +37,6 @@ function bytesOf(t: TorchTensor): Uint8Array {
 }
 
 const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
-
-/** Reads that a reader was asked for. */
-class CountingReader implements RandomAccessReader {
-  readonly reads: [number, number][] = [];
-  constructor(private readonly inner: RandomAccessReader) {}
-  get name(): string {
-    return this.inner.name;
-  }
-  get size(): number {
-    return this.inner.size;
-  }
-  read(offset: number, length: number): Uint8Array {
-    this.reads.push([offset, length]);
-    return this.inner.read(offset, length);
-  }
-  close(): void {
-    this.inner.close();
-  }
-}
 
 function half(h: number): number {
   const s = h & 0x8000 ? -1 : 1;
