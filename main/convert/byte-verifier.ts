@@ -29,14 +29,25 @@ export function readBackCrc(file: string, offset: number, length: number): Promi
     let crc = 0;
     for (let done = 0; done < length;) {
       const n = fs.readSync(fd, inlineBuffer, 0, Math.min(STREAM_CHUNK, length - done), offset + done);
-      if (n === 0) return Promise.reject(new Error(`${file} ended at ${offset + done}`));
+      if (n === 0) return abandonable(Promise.reject(new Error(`${file} ended at ${offset + done}`)));
       crc = zlib.crc32(inlineBuffer.subarray(0, n), crc);
       done += n;
     }
     return Promise.resolve(crc >>> 0);
   }
   shared ??= new ByteVerifier();
-  return shared.crc(file, offset, length);
+  return abandonable(shared.crc(file, offset, length));
+}
+
+/**
+ * A cancelled or failed write abandons the read-backs it requested and removes its temporary
+ * file, so they may reject unawaited; an unhandled rejection would kill the pool worker and report
+ * "the worker running this job stopped" instead of the write's own error. Whoever awaits the
+ * promise still sees the rejection.
+ */
+function abandonable(crc: Promise<number>): Promise<number> {
+  crc.catch(() => undefined);
+  return crc;
 }
 
 /** Lets the helper close its descriptor of a file that is done (or removed). */
