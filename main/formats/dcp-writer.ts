@@ -58,6 +58,16 @@ export interface DcpWriteResult {
 const META = 'torch.distributed.checkpoint.metadata';
 const ALIGN = 64;
 
+export interface DcpWriteOptions {
+  onBytes?(n: number): void;
+  checkCancelled?(): void;
+  /**
+   * Called once a storage record's bytes are in `file` (a data file's full path) at `offset`, so
+   * the caller can read them back in another thread while the next record is written.
+   */
+  onStorageWritten?(file: string, offset: number, nbytes: number): void;
+}
+
 export function dataFileName(rank: number): string {
   return `__${rank}_0.distcp`;
 }
@@ -69,21 +79,22 @@ export function dataFileName(rank: number): string {
  */
 export async function writeDcpFolder(
   dir: string, items: DcpWriteItem[], ranks: number,
-  opts: { onBytes?(n: number): void; checkCancelled?(): void } = {},
+  opts: DcpWriteOptions = {},
 ): Promise<DcpWriteResult> {
   const written: WrittenItem[] = [];
   const files: { name: string; bytes: number }[] = [];
   const buf = Buffer.allocUnsafe(STREAM_CHUNK);
   for (let r = 0; r < ranks; r++) {
     const name = dataFileName(r);
-    const fd = fs.openSync(path.join(dir, name), 'wx+', 0o644);
+    const file = path.join(dir, name);
+    const fd = fs.openSync(file, 'wx+', 0o644);
     startWriteBehind(fd);
     try {
       let pos = 0;
       const put = (fqn: string, kind: 'tensor' | 'bytes', value: PyValue, box: { offsets: number[]; sizes: number[] } | null): void => {
         pos = Math.ceil(pos / ALIGN) * ALIGN;
         const start = pos;
-        const { end, storages } = writeArchiveAt(fd, start, value, buf, opts);
+        const { end, storages } = writeArchiveAt(fd, start, value, buf, opts, (offset, nbytes) => opts.onStorageWritten?.(file, offset, nbytes));
         written.push({ fqn, kind, offsets: box?.offsets ?? null, sizes: box?.sizes ?? null, file: name, offset: start, length: end - start, storages });
         pos = end;
       };
@@ -120,7 +131,9 @@ export async function writeDcpFolder(
  * One `torch.save(value)` archive at `start`: `data.pkl` (protocol 2, the opcodes torch's
  * weights-only loader takes), the records torch writes and one `data/<key>` per storage, streamed.
  */
-function writeArchiveAt(fd: number, start: number, value: PyValue, buf: Buffer, opts: { onBytes?(n: number): void; checkCancelled?(): void }): { end: number; storages: WrittenStorageRecord[] } {
+function writeArchiveAt(
+  fd: number, start: number, value: PyValue, buf: Buffer, opts: DcpWriteOptions, written: (offset: number, nbytes: number) => void,
+): { end: number; storages: WrittenStorageRecord[] } {
   const keys = new Map<TorchStorage, string>();
   const root = (s: TorchStorage): TorchStorage => s.viewOf ?? s;
   const pkl = pickleValue(value, {
@@ -162,6 +175,7 @@ function writeArchiveAt(fd: number, start: number, value: PyValue, buf: Buffer, 
       }
     }, undefined);
     storages.push({ key, nbytes, crc32: crc >>> 0, dataOffset: rec.dataOffset - start });
+    written(rec.dataOffset, nbytes);
   }
   const end = zip.finish();
   rebaseArchive(fd, start, end);

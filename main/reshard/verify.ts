@@ -153,12 +153,22 @@ export async function verifySafetensors(
 }
 
 /**
+ * CRCs of DCP storage records read back while the folder was being written, by
+ * `dcpReadBackKey(file, offset, nbytes)`; a record the read-back archive puts elsewhere misses and
+ * is read where the archive says it is.
+ */
+export type DcpReadBack = Map<string, Promise<number>>;
+export const dcpReadBackKey = (file: string, offset: number, nbytes: number): string => `${file}\0${offset}\0${nbytes}`;
+
+/**
  * A written DCP folder: `.metadata` read back describes exactly the items and chunks written;
  * each item's archive opens and holds what was planned; each storage record's bytes read back
  * with the CRC they were written with; and the folder read as one checkpoint gives every tensor
  * with the CRC of its source.
  */
-export async function verifyDcp(dir: string, shownAs: string, items: DcpWriteItem[], result: DcpWriteResult, ctx: VerifyContext): Promise<OutputCheck> {
+export async function verifyDcp(
+  dir: string, shownAs: string, items: DcpWriteItem[], result: DcpWriteResult, ctx: VerifyContext, readBack: DcpReadBack = new Map(),
+): Promise<OutputCheck> {
   const checks = new Map<string, TensorVerdict>();
   let mismatch: string | undefined;
   const bad = (name: string, why: string): void => {
@@ -203,7 +213,8 @@ export async function verifyDcp(dir: string, shownAs: string, items: DcpWriteIte
             continue;
           }
           const range = archive.zip.dataRange(e);
-          const crc = await readBackCrc(file, w.offset + range.offset, s.nbytes);
+          const at = w.offset + range.offset; // where the archive read back puts the record
+          const crc = await (readBack.get(dcpReadBackKey(file, at, s.nbytes)) ?? readBackCrc(file, at, s.nbytes));
           const v = checks.get(w.fqn);
           if (v && w.kind === 'tensor') v.crc32 = v.crc32 ? `${v.crc32} ${hex(crc)}` : hex(crc);
           if (crc !== s.crc32) bad(w.fqn, `storage bytes read back have crc32 ${hex(crc)}, the source's are ${hex(s.crc32)}`);

@@ -21,7 +21,7 @@ import type { TorchStorage } from '../formats/torch-values.ts';
 import { tensorSource, type NamedTensor, type WriteJob } from './plan.ts';
 import { Staging } from './staging.ts';
 import { dottedName } from './tree-copy.ts';
-import { checkTorchPieces, verifyDcp, verifySafetensors, type VerifyContext } from './verify.ts';
+import { checkTorchPieces, dcpReadBackKey, verifyDcp, verifySafetensors, type DcpReadBack, type VerifyContext } from './verify.ts';
 
 export interface WriteContext {
   onProgress(p: ReshardProgress): void;
@@ -158,8 +158,21 @@ export async function executeJob(job: WriteJob, totalBytes: number, force: boole
         outputs.push(value);
       }
     } else {
-      const result = await writeDcpFolder(staging.dir, job.items, job.ranks, { onBytes: onBytes('dcp'), checkCancelled });
-      outputs.push(await verifyDcp(staging.dir, job.dir, job.items, result, vctx('dcp')));
+      // each storage record is read back in a helper thread while the next is written (as convert)
+      const readBack: DcpReadBack = new Map();
+      const files = new Set<string>();
+      try {
+        const result = await writeDcpFolder(staging.dir, job.items, job.ranks, {
+          onBytes: onBytes('dcp'), checkCancelled,
+          onStorageWritten: (file, offset, nbytes) => {
+            files.add(file);
+            readBack.set(dcpReadBackKey(file, offset, nbytes), readBackCrc(file, offset, nbytes));
+          },
+        });
+        outputs.push(await verifyDcp(staging.dir, job.dir, job.items, result, vctx('dcp'), readBack));
+      } finally {
+        for (const f of files) releaseReadBack(f);
+      }
     }
     if (outputs.length && outputs.every((o) => o.verified)) staging.publishFolder(force);
     else staging.discard();
