@@ -46,4 +46,6 @@ export type WorkerMessage =
   | { seq: number; type: 'done'; result: unknown }
   | { seq: number; type: 'error'; error: ErrorInfo }
   /** the job's bytes are written and it now waits on the disk (fsync, read-back): the worker can start another */
-  | { seq: number; type: 'waiting' };
+  | { seq: number; type: 'waiting' }
+  /** a temporary file the worker created (alive) or removed or published (not), for Ctrl-C cleanup in the main thread */
+  | { seq?: undefined; type: 'temp'; file: string; alive: boolean };

@@ -2,8 +2,9 @@ import { removeLiveTempFiles } from '../convert/atomic-file.ts';
 
 /**
  * Ctrl-C (or SIGTERM) cancels the command's running jobs through `controller`; they remove their
- * temporary files and nothing partial remains. A second signal exits at once (code 130). Returns
- * the function that removes the handlers.
+ * temporary files and nothing partial remains. A second signal exits at once (code 130), after
+ * removing the temporary files being written, the workers' included (they report theirs to the
+ * main thread). Returns the function that removes the handlers.
  */
 export function cancelOnSignal(controller: AbortController): () => void {
   const onSignal = (): void => {

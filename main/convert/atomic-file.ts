@@ -4,9 +4,36 @@ import { randomBytes } from 'node:crypto';
 import { asCheckpointError, fail } from '../formats/errors.ts';
 import { endWriteBehind, startWriteBehind } from '../formats/write-all.ts';
 
-/** Temporary files being written now, removed on SIGINT/SIGTERM by `removeLiveTempFiles`. */
+/**
+ * Temporary files being written now, removed on SIGINT/SIGTERM by `removeLiveTempFiles`. Each
+ * thread has its own set: a worker reports its files to the pool (`reportTempFilesTo`), which
+ * enters them in the main thread's set (`trackTempFile`), so an immediate exit removes them too.
+ */
 const live = new Set<string>();
+let report: ((file: string, alive: boolean) => void) | null = null;
 export const TEMP_MARK = '.ckpt-tmp-';
+
+function setLive(file: string, alive: boolean): void {
+  if (alive) live.add(file);
+  else live.delete(file);
+  report?.(file, alive);
+}
+
+/** In a worker thread: tells `to` of each temporary file created and of each one gone. */
+export function reportTempFilesTo(to: (file: string, alive: boolean) => void): void {
+  report = to;
+}
+
+/** In the main thread: a worker's temporary file, as it reported it. */
+export function trackTempFile(file: string, alive: boolean): void {
+  if (alive) live.add(file);
+  else live.delete(file);
+}
+
+/** This thread's temporary files being written now (those its workers reported included). */
+export function liveTempFiles(): string[] {
+  return [...live];
+}
 
 /**
  * Writes a file atomically and publishes it only once checked: `write` fills a temporary file in
@@ -36,7 +63,7 @@ export async function writeCheckedAtomically<W, T>(
   } catch (e) {
     throw asCheckpointError(e, dest);
   }
-  live.add(tmp);
+  setLive(tmp, true);
   startWriteBehind(fd);
   try {
     let written: W;
@@ -54,17 +81,17 @@ export async function writeCheckedAtomically<W, T>(
     fd = -1;
     if (!checked.publish) {
       fs.unlinkSync(tmp);
-      live.delete(tmp);
+      setLive(tmp, false);
       return { value: checked.value, published: false };
     }
     publish(tmp, dest, overwrite);
-    live.delete(tmp);
+    setLive(tmp, false);
     if (opts.syncFolder ?? true) syncDir(dir);
     return { value: checked.value, published: true };
   } catch (e) {
     if (fd >= 0) try { fs.closeSync(fd); } catch { /* already failing */ }
     try { fs.unlinkSync(tmp); } catch { /* never created or already gone */ }
-    live.delete(tmp);
+    setLive(tmp, false);
     throw asCheckpointError(e, dest);
   }
 }

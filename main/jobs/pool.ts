@@ -2,6 +2,7 @@ import * as os from 'node:os';
 import type { Worker } from 'node:worker_threads';
 import type { Progress } from '../../shared/convert.ts';
 import type { JobRequest, JobResults, WorkerMessage } from '../../shared/jobs.ts';
+import { trackTempFile } from '../convert/atomic-file.ts';
 import { CheckpointError } from '../formats/errors.ts';
 import { startWorker } from './worker-url.ts';
 
@@ -101,6 +102,7 @@ export class WorkerPool {
     const worker = startWorker('worker', new URL('./worker.ts', import.meta.url), import.meta.url);
     const slot: Slot = { worker, jobs: new Map(), waiting: new Set() };
     worker.on('message', (m: WorkerMessage) => {
+      if (m.type === 'temp') return trackTempFile(m.file, m.alive);
       const job = slot.jobs.get(m.seq);
       if (!job) return;
       if (m.type === 'progress') return job.opts.onProgress?.(m.progress);

@@ -4,10 +4,14 @@
 // one's fsync and read-back are in flight.
 import { parentPort } from 'node:worker_threads';
 import type { JobRequest, WorkerMessage } from '../../shared/jobs.ts';
+import { reportTempFilesTo } from '../convert/atomic-file.ts';
 import { asCheckpointError } from '../formats/errors.ts';
 import { runJob } from './run-job.ts';
 
 const PROGRESS_INTERVAL_MS = 100;
+
+// the main thread removes these if the process is told to exit at once (a second Ctrl-C)
+reportTempFilesTo((file, alive) => parentPort!.postMessage({ type: 'temp', file, alive } satisfies WorkerMessage));
 
 parentPort!.on('message', async (msg: { seq: number; request: JobRequest; cancel: Int32Array }) => {
   const { seq, request, cancel } = msg;

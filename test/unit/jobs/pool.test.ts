@@ -1,12 +1,15 @@
 // The worker pool with real convert jobs: a job that waits on the disk (fsync, read-back) frees
-// its worker for one more, never more than two per worker, and every output still verifies.
+// its worker for one more, never more than two per worker, and every output still verifies. The
+// main thread knows each temporary file a worker is writing, so an exit on a second Ctrl-C
+// (which does not wait for the workers) still removes it.
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { liveTempFiles, removeLiveTempFiles } from '../../../main/convert/atomic-file.ts';
 import { WorkerPool } from '../../../main/jobs/pool.ts';
-import { CPU_RULES, DP } from '../api/helpers.ts';
+import { bigSafetensors, CPU_RULES, DP } from '../api/helpers.ts';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ckpt-pool-'));
 after(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -37,6 +40,40 @@ test('one worker overlaps a job waiting on the disk with the next one, at most t
       most = Math.max(most, running);
     }
     assert.equal(most, 2, `jobs in flight at once on one worker: ${most} (events ${events.map((e) => `${e.what[0]}${e.job}`).join(' ')})`);
+  } finally {
+    await pool.close();
+  }
+});
+
+test('a temporary file a worker is writing is known to the main thread, which can remove it; gone from the list when the job ends', async () => {
+  const pool = new WorkerPool(1);
+  const sub = fs.mkdtempSync(path.join(dir, 'temp-'));
+  try {
+    const src = bigSafetensors(path.join(sub, 'big.safetensors'));
+    const out = path.join(sub, 'big.pt');
+    const controller = new AbortController();
+    let seen: string[] | null = null;
+    const job = pool.run({ kind: 'convert', source: src, output: out, rules: CPU_RULES, force: false }, {
+      signal: controller.signal,
+      onProgress: (p) => {
+        if (seen || p.done === 0 || p.done >= p.total) return;
+        seen = liveTempFiles();
+        assert.equal(seen.length, 1, `one temporary file while writing: ${seen.join(', ')}`);
+        assert.match(path.basename(seen[0]!), /^\.big\.pt\.ckpt-tmp-\d+-[0-9a-f]{8}$/);
+        assert.ok(fs.existsSync(seen[0]!), 'it exists');
+        removeLiveTempFiles(); // what a second Ctrl-C does before exiting
+        assert.ok(!fs.existsSync(seen[0]!), 'removed by the main thread');
+        controller.abort();
+      },
+    });
+    await assert.rejects(job, /cancelled/);
+    assert.ok(seen, 'progress was seen mid-write');
+    assert.deepEqual(liveTempFiles(), [], 'the worker reported the file gone before the job ended');
+    assert.deepEqual(fs.readdirSync(sub), ['big.safetensors'], 'no output, no temporary file');
+
+    // a finished job leaves nothing in the list either
+    await pool.run({ kind: 'convert', source: DP, output: path.join(sub, 'dp.pt'), rules: CPU_RULES, force: false });
+    assert.deepEqual(liveTempFiles(), []);
   } finally {
     await pool.close();
   }
