@@ -105,7 +105,9 @@ export async function runBatch(opts: BatchOptions, pool: WorkerPool): Promise<Ba
   const input = path.resolve(opts.input);
   const out = path.resolve(opts.outDir);
   const { items, ignored, units } = planBatch(opts);
-  for (const f of staleTempFiles(out)) fs.rmSync(f, { force: true });
+  // temporary files a killed earlier run left beside any output of this batch, subfolders included
+  const outputFolders = new Set([out, ...items.flatMap((i) => i.outputs.map((o) => path.dirname(path.join(out, o))))]);
+  for (const dir of outputFolders) for (const f of staleTempFiles(dir)) fs.rmSync(f, { force: true });
   const totalBytes = items.filter((i) => i.status === 'pending').reduce((a, i) => a + i.bytes, 0);
   opts.onEvent?.({ type: 'plan', items, ignored, totalBytes });
   const manifest = readManifest(out);

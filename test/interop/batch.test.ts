@@ -3,6 +3,7 @@
 // by real torch 1.13.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { TORCH_FIXTURES, checkWithTorch, jsonLines, removeTemps, runCliAsync, tempDir, torchSkipReason, type CliRun } from './helpers.ts';
@@ -111,8 +112,13 @@ test('--jobs 2: converts every checkpoint, mirrors folders, ignores other files,
 test('rerun resumes: done files are skipped and it says so; the broken one fails again', { skip: skip ?? false }, async () => {
   assert.ok(first, 'the first batch ran');
   const mtimes = new Map(files(outDir()).map((f) => [f, statSync(join(outDir(), f)).mtimeMs]));
+  // what a killed run leaves: a hidden temp file named after its (now dead) pid, in a subfolder
+  const deadPid = spawnSync('true').pid;
+  const stale = join(outDir(), 'a', 'b', 'c', `.gpu3.pth.tar.ckpt-tmp-${deadPid}-0badf00d`);
+  writeFileSync(stale, 'partial');
   const again = await runCliAsync(['convert', input, '--preset', 'cpu', '-o', outDir(), '--jobs', '2', '--json']);
   assert.equal(again.code, 1, again.stderr);
+  assert.ok(!existsSync(stale), 'the killed run\'s temp file in a subfolder is removed');
   const plan = jsonLines(again.stdout).find((e) => e.event === 'plan');
   const skipped = plan.items.filter((i: any) => i.status === 'skipped');
   assert.equal(skipped.length, 18);
