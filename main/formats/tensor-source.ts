@@ -45,6 +45,14 @@ export class FileWindow implements RandomAccessReader {
 export function readRange(reader: RandomAccessReader, offset: number, out: Uint8Array, outAt: number, length: number): void {
   if (length === 0) return;
   if (offset < 0 || offset + length > reader.size) fail('truncated', `${reader.name}: needs bytes up to ${offset + length} but has ${reader.size}; the file is truncated`, reader.name);
+  if (reader instanceof SourceReader) {
+    const es = reader.source.dtype.size;
+    if (offset % es === 0 && length % es === 0) {
+      // whole elements of an assembled or cut-out tensor: straight into `out`, no buffer per read
+      reader.source.readElements(offset / es, length / es, out, outAt);
+      return;
+    }
+  }
   const fd = reader instanceof FileReader ? reader.descriptor : reader instanceof FileWindow ? reader.fd : -1;
   if (fd < 0) {
     out.set(reader.read(offset, length), outAt);

@@ -9,7 +9,7 @@ import { CheckpointError } from '../../../main/formats/errors.ts';
 import { openFormat } from '../../../main/formats/open-format.ts';
 import { PyDict } from '../../../main/formats/pickle/values.ts';
 import { BufferReader } from '../../../main/formats/random-access.ts';
-import { AssembledSource, BoxSource, SourceReader, ViewSource, numelOf, type Piece, type TensorSource } from '../../../main/formats/tensor-source.ts';
+import { AssembledSource, BoxSource, SourceReader, ViewSource, numelOf, readRange, type Piece, type TensorSource } from '../../../main/formats/tensor-source.ts';
 import { REBUILD_TENSOR_V2, TorchStorage, TorchTensor } from '../../../main/formats/torch-values.ts';
 import { fx, sha } from './helpers.ts';
 
@@ -121,6 +121,14 @@ test('AssembledSource: a global tensor from random boxes (some stored transposed
     const file = new SourceReader(a, 'assembled');
     const bytes = new Uint8Array(new Float32Array(global).buffer);
     assert.deepEqual([...file.read(13, 101)], [...bytes.subarray(13, 114)]);
+    // readRange (the writers' copy loop): whole elements go straight into the output buffer,
+    // odd ranges through read(); the same bytes either way, at an offset into the buffer
+    for (const [at, n] of [[0, bytes.length], [28, 160], [13, 101], [4, 3]] as const) {
+      const out = new Uint8Array(n + 7).fill(0xee);
+      readRange(file, at, out, 5, n);
+      assert.deepEqual([...out.subarray(5, 5 + n)], [...bytes.subarray(at, at + n)], `bytes ${at}+${n}`);
+      assert.deepEqual([...out.subarray(0, 5), ...out.subarray(5 + n)], [0xee, 0xee, 0xee, 0xee, 0xee, 0xee, 0xee], 'nothing outside the range written');
+    }
   }
 });
 
