@@ -166,6 +166,18 @@ export class ViewSource implements TensorSource {
       }
     }
   }
+  /**
+   * Where the view's bytes lie as one row-major run in a file opened by path (a contiguous
+   * tensor of a checkpoint file), so another thread can read them; null for any other view.
+   */
+  fileRange(): { file: string; offset: number; length: number } | null {
+    const d = this.dims;
+    if (!(d.length === 0 || (d.length === 1 && d[0]!.stride === 1))) return null;
+    const r = this.located();
+    if (!(r.reader instanceof FileReader)) return null;
+    const es = this.dtype.size;
+    return { file: r.reader.name, offset: r.offset + this.tensor.storageOffset * es, length: this.numel * es };
+  }
   get spanBytes(): number {
     return this.span?.length ?? 0;
   }

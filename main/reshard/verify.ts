@@ -12,7 +12,7 @@ import * as zlib from 'node:zlib';
 import type { OutputCheck, TensorVerdict } from '../../shared/reshard.ts';
 import { rootStorage } from '../checkpoint/inspect.ts';
 import { walkTensors } from '../checkpoint/tree.ts';
-import { readBackCrc } from '../convert/byte-verifier.ts';
+import { readBackCrc, releaseReadBack } from '../convert/byte-verifier.ts';
 import { readDcpFolder, readDcpMetadata } from '../formats/dcp.ts';
 import type { DcpWriteItem, DcpWriteResult } from '../formats/dcp-writer.ts';
 import { asCheckpointError } from '../formats/errors.ts';
@@ -225,6 +225,16 @@ export async function verifyDcp(
     }
     // the folder as one checkpoint: every tensor as the source has it
     if (mismatch === undefined) {
+      // A source tensor lying in one piece of a file (any plain checkpoint's) is CRC'd in the
+      // helper thread, all of them queued now, while this thread reads the folder back.
+      const sourceCrcs = new Map<string, Promise<number>>();
+      const sourceFiles = new Set<string>();
+      for (const it of items) {
+        const r = it.kind === 'tensor' && it.source instanceof ViewSource ? it.source.fileRange() : null;
+        if (!r) continue;
+        sourceFiles.add(r.file);
+        sourceCrcs.set(it.fqn, readBackCrc(r.file, r.offset, r.length));
+      }
       const back = readDcpFolder(dir);
       try {
         for (const it of items) {
@@ -235,11 +245,14 @@ export async function verifyDcp(
             continue;
           }
           const got = crcOf(sourceOf(a.tensor.storage!)!, ctx);
-          const want = crcOf(it.source, ctx);
+          const early = sourceCrcs.get(it.fqn);
+          if (early) ctx.onBytes?.(it.source.numel * it.source.dtype.size);
+          const want = early ? await early : crcOf(it.source, ctx);
           if (got !== want) bad(it.fqn, `read back as one tensor it has crc32 ${hex(got)}, the source's is ${hex(want)}`);
         }
       } finally {
         back.close();
+        for (const f of sourceFiles) releaseReadBack(f);
       }
     }
   } catch (e) {

@@ -1,9 +1,10 @@
 // Verifying a written DCP folder: storage records read back while the folder is written (in the
 // CRC helper thread, as convert does) give the same verdict as reading them back afterwards, and a
 // byte changed on disk after that read-back is still caught when the folder is read back whole.
+// Source tensors lying in one piece of a checkpoint file are CRC'd from that file in the helper.
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, openSync, readSync, rmSync, writeSync, closeSync } from 'node:fs';
+import { copyFileSync, mkdirSync, openSync, readSync, rmSync, writeSync, closeSync } from 'node:fs';
 import { join } from 'node:path';
 import { dtypeByName } from '../../../shared/dtypes.ts';
 import { readBackCrc, releaseReadBack } from '../../../main/convert/byte-verifier.ts';
@@ -12,7 +13,9 @@ import { BufferReader } from '../../../main/formats/random-access.ts';
 import { ViewSource } from '../../../main/formats/tensor-source.ts';
 import { REBUILD_TENSOR_V2, TorchStorage, TorchTensor } from '../../../main/formats/torch-values.ts';
 import { dcpReadBackKey, verifyDcp, type DcpReadBack } from '../../../main/reshard/verify.ts';
-import { tmp } from './helpers.ts';
+import { walkTensors } from '../../../main/checkpoint/tree.ts';
+import { openFormat } from '../../../main/formats/open-format.ts';
+import { fx, tmp } from './helpers.ts';
 
 const work = tmp('ckpt-dcp-verify-');
 after(() => rmSync(work, { recursive: true, force: true }));
@@ -72,5 +75,45 @@ test('read back while writing, or afterwards: the same verified folder and chunk
     assert.match(fresh.mismatch!, /^model\.weight: storage bytes read back have crc32 [0-9a-f]{8}, the source's are [0-9a-f]{8}$/);
   } finally {
     for (const f of files) releaseReadBack(f);
+  }
+});
+
+/** Flips one bit of a file at `at`. */
+function flip(file: string, at: number): void {
+  const fd = openSync(file, 'r+');
+  const b = Buffer.alloc(1);
+  readSync(fd, b, 0, 1, at);
+  b[0] ^= 0x01;
+  writeSync(fd, b, 0, 1, at);
+  closeSync(fd);
+}
+
+test('source tensors of a checkpoint file are CRC\'d from the file itself: a source changed after writing fails the check', async () => {
+  const src = join(work, 'cpu_state_dict.pt');
+  copyFileSync(fx('torch/cpu_state_dict.pt'), src);
+  const reading = openFormat(src);
+  try {
+    const planned: DcpWriteItem[] = walkTensors(reading.root).map(({ path, tensor }) => ({
+      kind: 'tensor', fqn: path.join('.'), path, source: new ViewSource(tensor), requiresGrad: false,
+      chunks: [{ offsets: tensor.shape.map(() => 0), sizes: [...tensor.shape], rank: 0 }],
+    }));
+    const ranges = planned.map((it) => (it.kind === 'tensor' ? (it.source as ViewSource).fileRange() : null));
+    assert.ok(planned.length >= 8 && ranges.every((r) => r && r.file === src), 'every tensor lies in one piece of the file');
+    const dir = join(work, 'from-file');
+    mkdirSync(dir);
+    const result = await writeDcpFolder(dir, planned, 1);
+    const ok = await verifyDcp(dir, 'from-file', planned, result, {});
+    assert.ok(ok.verified, ok.mismatch);
+
+    // the largest tensor's bytes changed in the source file after the folder was written
+    const i = ranges.reduce((best, r, k) => (r!.length > ranges[best]!.length ? k : best), 0);
+    flip(src, ranges[i]!.offset + 5);
+    const changed = await verifyDcp(dir, 'from-file', planned, result, {});
+    assert.equal(changed.verified, false);
+    assert.equal(changed.mismatch!.split(':')[0], planned[i]!.fqn);
+    assert.match(changed.mismatch!, /read back as one tensor it has crc32 [0-9a-f]{8}, the source's is [0-9a-f]{8}$/);
+  } finally {
+    reading.close();
+    releaseReadBack(src);
   }
 });
