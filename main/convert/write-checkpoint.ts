@@ -1,10 +1,8 @@
-import * as fs from 'node:fs';
 import { fail } from '../formats/errors.ts';
 import { pickleValue } from '../formats/pickle/pickler.ts';
 import { PyGlobal, PyTuple, type PyValue } from '../formats/pickle/values.ts';
-import { FileReader } from '../formats/random-access.ts';
 import { TorchZipWriter } from '../formats/torch-zip-writer.ts';
-import { STREAM_CHUNK } from '../formats/tensor-source.ts';
+import { readRange, STREAM_CHUNK } from '../formats/tensor-source.ts';
 import { TorchStorage, TorchTensor } from '../formats/torch-values.ts';
 import { rootStorage } from '../checkpoint/inspect.ts';
 
@@ -88,7 +86,6 @@ export function writeTorchCheckpoint(fd: number, root: PyValue, opts: WriteOptio
   for (const w of keys.values()) {
     const range = w.source.locate();
     if (range.length < w.nbytes) fail('truncated', `${range.reader.name}: storage ${w.source.key} has ${range.length} of its ${w.nbytes} bytes`, range.reader.name);
-    const srcFd = range.reader instanceof FileReader ? range.reader.descriptor : -1;
     // A whole stored record keeps its bytes, so the CRC the source recorded for them still holds.
     const known = w.source.recordCrc ?? undefined;
     const rec = zip.addStreamed(`data/${w.key}`, w.nbytes, (write) => {
@@ -96,16 +93,9 @@ export function writeTorchCheckpoint(fd: number, root: PyValue, opts: WriteOptio
       while (done < w.nbytes) {
         opts.checkCancelled?.();
         const n = Math.min(buf.length, w.nbytes - done);
-        let chunk: Uint8Array;
-        if (srcFd >= 0) {
-          let got = 0;
-          while (got < n) {
-            const r = fs.readSync(srcFd, buf, got, n - got, range.offset + done + got);
-            if (r === 0) fail('truncated', `${range.reader.name}: file ended while copying storage ${w.source.key}; was it changed or truncated during the conversion?`, range.reader.name);
-            got += r;
-          }
-          chunk = buf.subarray(0, n);
-        } else chunk = range.reader.read(range.offset + done, n);
+        // positioned reads straight into `buf` (pread on a file; an assembled tensor's elements)
+        readRange(range.reader, range.offset + done, buf, 0, n);
+        const chunk = buf.subarray(0, n);
         write(chunk);
         done += n;
         opts.onBytes?.(n);
