@@ -1,5 +1,5 @@
 import * as fs from 'node:fs';
-import { fail } from './errors.ts';
+import { asCheckpointError, fail } from './errors.ts';
 
 /**
  * The small file interface every format reader works over: a size and positioned reads.
@@ -85,5 +85,17 @@ function checkRange(r: RandomAccessReader, offset: number, length: number): void
   }
   if (offset + length > r.size) {
     fail('truncated', `${r.name}: needs bytes up to ${offset + length} but the file has ${r.size}; it is probably truncated (re-download or re-copy it)`, r.name);
+  }
+}
+
+/**
+ * A small file read whole (a dataset part, an ONNX graph, a pickled batch); an I/O error becomes
+ * a one-line CheckpointError naming the file.
+ */
+export function readWholeFile(file: string): Buffer {
+  try {
+    return fs.readFileSync(file);
+  } catch (e) {
+    throw asCheckpointError(e, file);
   }
 }

@@ -10,7 +10,8 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { asCheckpointError, fail } from '../formats/errors.ts';
+import { fail } from '../formats/errors.ts';
+import { readWholeFile } from '../formats/random-access.ts';
 import { numpyDtypeOf } from '../formats/numpy-values.ts';
 import { PickleInput } from '../formats/pickle/pickle-input.ts';
 import { unpickle } from '../formats/pickle/unpickler.ts';
@@ -26,12 +27,7 @@ export interface NdArray {
 const ITEM: Record<string, number> = { u1: 1, i1: 1, b1: 1, u2: 2, i2: 2, f2: 2, u4: 4, i4: 4, f4: 4, u8: 8, i8: 8, f8: 8 };
 
 function load(file: string): PyValue {
-  let bytes: Uint8Array;
-  try {
-    bytes = fs.readFileSync(file);
-  } catch (e) {
-    throw asCheckpointError(e, file);
-  }
+  const bytes = readWholeFile(file);
   return unpickle(PickleInput.fromBytes(bytes, file), {}, 'CIFAR batch').value;
 }
 

@@ -8,7 +8,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as zlib from 'node:zlib';
-import { asCheckpointError, fail } from '../formats/errors.ts';
+import { fail } from '../formats/errors.ts';
+import { readWholeFile } from '../formats/random-access.ts';
 import type { RawImage, TestSet } from './test-set.ts';
 
 const TYPES: Record<number, [string, number]> = { 0x08: ['ubyte', 1], 0x09: ['byte', 1], 0x0b: ['short', 2], 0x0c: ['int', 4], 0x0d: ['float', 4], 0x0e: ['double', 8] };
@@ -22,12 +23,7 @@ export interface IdxArray {
 }
 
 export function readIdx(file: string): IdxArray {
-  let bytes: Uint8Array;
-  try {
-    bytes = fs.readFileSync(file);
-  } catch (e) {
-    throw asCheckpointError(e, file);
-  }
+  let bytes: Uint8Array = readWholeFile(file);
   if (bytes[0] === 0x1f && bytes[1] === 0x8b) {
     try {
       bytes = zlib.gunzipSync(bytes, { maxOutputLength: 2 ** 31 - 1 });

@@ -10,7 +10,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import jpeg from 'jpeg-js';
 import { PNG } from 'pngjs';
-import { asCheckpointError, fail } from '../formats/errors.ts';
+import { fail } from '../formats/errors.ts';
+import { readWholeFile } from '../formats/random-access.ts';
 import type { RawImage, TestSet } from './test-set.ts';
 
 const DECODED = /\.(png|jpe?g)$/i;
@@ -47,12 +48,7 @@ function walk(dir: string): string[] {
 }
 
 export function decodeImage(file: string): RawImage {
-  let bytes: Buffer;
-  try {
-    bytes = fs.readFileSync(file);
-  } catch (e) {
-    throw asCheckpointError(e, file);
-  }
+  const bytes = readWholeFile(file);
   try {
     if (bytes[0] === 0x89 && bytes[1] === 0x50 && bytes[2] === 0x4e && bytes[3] === 0x47) {
       const png = PNG.sync.read(bytes);

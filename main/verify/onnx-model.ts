@@ -12,6 +12,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { asCheckpointError, CheckpointError, fail } from '../formats/errors.ts';
+import { readWholeFile } from '../formats/random-access.ts';
 import { fieldString, readFields, repeatedInts, type PbField } from './protobuf.ts';
 
 /** TensorProto.DataType → [name, element size]. */
@@ -68,12 +69,7 @@ export interface OnnxModel {
 }
 
 export function loadOnnxModel(file: string): OnnxModel {
-  let bytes: Uint8Array;
-  try {
-    bytes = fs.readFileSync(file);
-  } catch (e) {
-    throw asCheckpointError(e, file);
-  }
+  const bytes = readWholeFile(file);
   return parseOnnxModel(bytes, file);
 }
 
