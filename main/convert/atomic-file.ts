@@ -14,8 +14,7 @@ let report: ((file: string, alive: boolean) => void) | null = null;
 export const TEMP_MARK = '.ckpt-tmp-';
 
 function setLive(file: string, alive: boolean): void {
-  if (alive) live.add(file);
-  else live.delete(file);
+  trackTempFile(file, alive);
   report?.(file, alive);
 }
 
