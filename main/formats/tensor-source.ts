@@ -92,6 +92,8 @@ export class ViewSource implements TensorSource {
   readonly numel: number;
   /** dims with size-1 dims dropped and row-major-adjacent dims merged */
   private readonly dims: { size: number; stride: number }[];
+  /** the elements are one row-major run of the storage */
+  private readonly rowMajor: boolean;
   private range: { reader: RandomAccessReader; offset: number; length: number } | null = null;
   private span: Uint8Array | null = null;
   constructor(private readonly tensor: TorchTensor) {
@@ -111,6 +113,7 @@ export class ViewSource implements TensorSource {
       }
     }
     this.dims = dims;
+    this.rowMajor = dims.length === 0 || (dims.length === 1 && dims[0]!.stride === 1);
   }
   describe(): string {
     return this.tensor.describe();
@@ -129,7 +132,7 @@ export class ViewSource implements TensorSource {
     const r = this.located();
     const base = this.tensor.storageOffset;
     const dims = this.dims;
-    if (dims.length === 0 || (dims.length === 1 && dims[0]!.stride === 1)) {
+    if (this.rowMajor) {
       readRange(r.reader, r.offset + (base + first) * es, out, outAt, count * es);
       return;
     }
@@ -171,8 +174,7 @@ export class ViewSource implements TensorSource {
    * tensor of a checkpoint file), so another thread can read them; null for any other view.
    */
   fileRange(): { file: string; offset: number; length: number } | null {
-    const d = this.dims;
-    if (!(d.length === 0 || (d.length === 1 && d[0]!.stride === 1))) return null;
+    if (!this.rowMajor) return null;
     const r = this.located();
     if (!(r.reader instanceof FileReader)) return null;
     const es = this.dtype.size;
