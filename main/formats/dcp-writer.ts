@@ -94,7 +94,7 @@ export async function writeDcpFolder(
       const put = (fqn: string, kind: 'tensor' | 'bytes', value: PyValue, box: { offsets: number[]; sizes: number[] } | null): void => {
         pos = Math.ceil(pos / ALIGN) * ALIGN;
         const start = pos;
-        const { end, storages } = writeArchiveAt(fd, start, value, buf, opts, (offset, nbytes) => opts.onStorageWritten?.(file, offset, nbytes));
+        const { end, storages } = writeArchiveAt(fd, file, start, value, buf, opts);
         written.push({ fqn, kind, offsets: box?.offsets ?? null, sizes: box?.sizes ?? null, file: name, offset: start, length: end - start, storages });
         pos = end;
       };
@@ -131,9 +131,7 @@ export async function writeDcpFolder(
  * One `torch.save(value)` archive at `start`: `data.pkl` (protocol 2, the opcodes torch's
  * weights-only loader takes), the records torch writes and one `data/<key>` per storage, streamed.
  */
-function writeArchiveAt(
-  fd: number, start: number, value: PyValue, buf: Buffer, opts: DcpWriteOptions, written: (offset: number, nbytes: number) => void,
-): { end: number; storages: WrittenStorageRecord[] } {
+function writeArchiveAt(fd: number, file: string, start: number, value: PyValue, buf: Buffer, opts: DcpWriteOptions): { end: number; storages: WrittenStorageRecord[] } {
   const keys = new Map<TorchStorage, string>();
   const root = (s: TorchStorage): TorchStorage => s.viewOf ?? s;
   const pkl = pickleValue(value, {
@@ -175,7 +173,7 @@ function writeArchiveAt(
       }
     }, undefined);
     storages.push({ key, nbytes, crc32: crc >>> 0, dataOffset: rec.dataOffset - start });
-    written(rec.dataOffset, nbytes);
+    opts.onStorageWritten?.(file, rec.dataOffset, nbytes);
   }
   const end = zip.finish();
   rebaseArchive(fd, start, end);
