@@ -5,20 +5,18 @@ import assert from 'node:assert/strict';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { browserSkipReason, makeCheckpoint, openBrowser, SAMPLE_DIR, screenshot, showView, startServer, tempDir, torchSkipReason, type Browser, type Server } from './helpers.ts';
+import { browserSkipReason, makeCheckpoint, SAMPLE_DIR, screenshot, serveAndBrowse, showView, tempDir, torchSkipReason } from './helpers.ts';
 
 const skip = browserSkipReason() ?? torchSkipReason();
 const SMALL = ['cpu.pt', 'dp.pt', 'cuda1.pt', 'checkpoint.pth.tar'];
 const LARGE = ['z-large-0.pt', 'z-large-1.pt', 'z-large-2.pt'];
 
 describe('batch view', { skip: skip ?? false }, () => {
-  let server: Server;
-  let browser: Browser;
   let dir: string;
   let input: string;
   let output: string;
   const sources: string[] = [];
-  before(async () => {
+  before(() => {
     dir = tempDir('batch');
     input = join(dir, 'runs');
     output = join(dir, 'converted');
@@ -37,17 +35,12 @@ describe('batch view', { skip: skip ?? false }, () => {
       makeCheckpoint('large', join(input, f), '96', '10000');
       sources.push(f);
     }
-    server = await startServer();
-    browser = await openBrowser(server.url, { height: 900 });
   });
-  after(async () => {
-    await browser?.close();
-    await server?.stop();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+  const app = serveAndBrowse({ height: 900 });
 
   it('plans, runs with progress, cancels mid-way, resumes with finished files skipped, exports the report', { timeout: 180_000 }, async () => {
-    const { page } = browser;
+    const { page } = app.browser;
     assert.equal(sources.length, 20);
     await page.getByRole('region', { name: 'Layout' }).getByTestId('layout-verdict').waitFor();
     await showView(page, 'Batch');
@@ -104,6 +97,6 @@ describe('batch view', { skip: skip ?? false }, () => {
     assert.equal(report.summary.done, cancelled.length);
     assert.equal(report.summary.skipped, doneBefore.length);
     assert.deepEqual(report.rules.preset, { name: 'cpu' });
-    assert.deepEqual(browser.problems, []);
+    assert.deepEqual(app.browser.problems, []);
   });
 });

@@ -4,24 +4,15 @@ import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { browserSkipReason, makeCheckpoint, openBrowser, SAMPLE_DIR, screenshot, showView, startServer, tempDir, torchSkipReason, type Browser, type Server } from './helpers.ts';
+import { browserSkipReason, makeCheckpoint, SAMPLE_DIR, screenshot, serveAndBrowse, showView, tempDir, torchSkipReason } from './helpers.ts';
 
 const skip = browserSkipReason();
 
 describe('checkpoint view', { skip: skip ?? false }, () => {
-  let server: Server;
-  let browser: Browser;
-  before(async () => {
-    server = await startServer();
-    browser = await openBrowser(server.url);
-  });
-  after(async () => {
-    await browser?.close();
-    await server?.stop();
-  });
+  const app = serveAndBrowse();
 
   it('opens the sample DP checkpoint on first launch: DP verdict, evidence and module. prefixes', { timeout: 60_000 }, async () => {
-    const { page } = browser;
+    const { page } = app.browser;
     const verdict = page.getByRole('region', { name: 'Layout' }).getByTestId('layout-verdict');
     await verdict.waitFor();
     assert.equal(await verdict.getAttribute('data-kind'), 'dp');
@@ -47,11 +38,11 @@ describe('checkpoint view', { skip: skip ?? false }, () => {
     await page.emulateMedia({ colorScheme: 'light' });
     await screenshot(page, 'checkpoint-light');
     await page.emulateMedia({ colorScheme: 'dark' });
-    assert.deepEqual(browser.problems, []);
+    assert.deepEqual(app.browser.problems, []);
   });
 
   it('opens another checkpoint through the in-app file browser, and lists it under Recent', { timeout: 60_000 }, async () => {
-    const { page } = browser;
+    const { page } = app.browser;
     await page.getByRole('button', { name: 'Open…' }).click();
     const dialog = page.getByRole('dialog', { name: 'Open a checkpoint' });
     await dialog.waitFor();
@@ -77,11 +68,11 @@ describe('checkpoint view', { skip: skip ?? false }, () => {
     assert.equal(await recent.count(), 1);
     assert.match(await recent.first().innerText(), /legacy_cpu\.pt/);
     await page.keyboard.press('Escape');
-    assert.deepEqual(browser.problems, []);
+    assert.deepEqual(app.browser.problems, []);
   });
 
   it('moves through the key tree with the keyboard', { timeout: 30_000 }, async () => {
-    const { page } = browser;
+    const { page } = app.browser;
     const tree = page.getByRole('tree', { name: 'Key tree' });
     const items = tree.getByRole('treeitem');
     const all = await items.count();
@@ -96,11 +87,11 @@ describe('checkpoint view', { skip: skip ?? false }, () => {
     const last = tree.getByRole('treeitem', { selected: true });
     await last.waitFor();
     assert.match(await page.getByTestId('tensor-detail').innerText(), /fc\.bias/);
-    assert.deepEqual(browser.problems, []);
+    assert.deepEqual(app.browser.problems, []);
   });
 
   it('Verify and Re-shard start from the open checkpoint (legacy_cpu.pt, opened above)', { timeout: 30_000 }, async () => {
-    const { page } = browser;
+    const { page } = app.browser;
     await showView(page, 'Verify');
     await page.getByRole('complementary', { name: 'Verification settings' }).waitFor();
     assert.equal(await page.getByTestId('verify-source').inputValue(), join(SAMPLE_DIR, 'legacy_cpu.pt'));
@@ -109,30 +100,23 @@ describe('checkpoint view', { skip: skip ?? false }, () => {
     assert.equal(await page.getByTestId('reshard-input').first().inputValue(), join(SAMPLE_DIR, 'legacy_cpu.pt'));
     await page.getByRole('heading', { name: 'Plan first' }).waitFor();
     await showView(page, 'Checkpoint');
-    assert.deepEqual(browser.problems, []);
+    assert.deepEqual(app.browser.problems, []);
   });
 });
 
 describe('key tree with 10,000 tensors', { skip: skip ?? torchSkipReason() ?? false }, () => {
-  let server: Server;
-  let browser: Browser;
   let dir: string;
   let file: string;
-  before(async () => {
+  before(() => {
     dir = tempDir('keys10k');
     file = join(dir, 'keys10k.pt');
     makeCheckpoint('keys10k', file);
-    server = await startServer();
-    browser = await openBrowser(`${server.url.replace(/\/\?.*/, '/')}?token=${server.token}#/checkpoint?file=${encodeURIComponent(file)}`);
   });
-  after(async () => {
-    await browser?.close();
-    await server?.stop();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+  const app = serveAndBrowse({ url: (server) => `${server.url.replace(/\/\?.*/, '/')}?token=${server.token}#/checkpoint?file=${encodeURIComponent(file)}` });
 
   it('renders only the visible rows, scrolls to the end, and search finds a key', { timeout: 90_000 }, async () => {
-    const { page } = browser;
+    const { page } = app.browser;
     await page.getByTestId('tensor-count').filter({ hasText: '10,000' }).waitFor();
     await page.getByRole('button', { name: 'List', exact: true }).click();
     const list = page.getByRole('listbox', { name: 'Key list' });
@@ -179,6 +163,6 @@ describe('key tree with 10,000 tensors', { skip: skip ?? torchSkipReason() ?? fa
     await page.getByTestId('tensor-stats').waitFor();
     assert.match(await page.getByTestId('tensor-stats').innerText(), /min\s+19000\b/);
     await screenshot(page, 'checkpoint-10k-search');
-    assert.deepEqual(browser.problems, []);
+    assert.deepEqual(app.browser.problems, []);
   });
 });

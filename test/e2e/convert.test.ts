@@ -5,27 +5,20 @@ import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { openCheckpoint } from '../../main/checkpoint/open-checkpoint.ts';
-import { browserSkipReason, openBrowser, screenshot, showView, startServer, tempDir, type Browser, type Server } from './helpers.ts';
+import { browserSkipReason, screenshot, serveAndBrowse, showView, tempDir } from './helpers.ts';
 
 const skip = browserSkipReason();
 
 describe('convert view', { skip: skip ?? false }, () => {
-  let server: Server;
-  let browser: Browser;
   let dir: string;
-  before(async () => {
+  before(() => {
     dir = tempDir('convert');
-    server = await startServer();
-    browser = await openBrowser(server.url);
   });
-  after(async () => {
-    await browser?.close();
-    await server?.stop();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+  const app = serveAndBrowse();
 
   it('converts the sample DP checkpoint to cpu: live preview, verified result, a file the engine reads as plain cpu', { timeout: 90_000 }, async () => {
-    const { page } = browser;
+    const { page } = app.browser;
     await page.getByRole('region', { name: 'Layout' }).getByTestId('layout-verdict').waitFor();
     await showView(page, 'Convert');
 
@@ -85,6 +78,6 @@ describe('convert view', { skip: skip ?? false }, () => {
     } finally {
       ck.close();
     }
-    assert.deepEqual(browser.problems, []);
+    assert.deepEqual(app.browser.problems, []);
   });
 });

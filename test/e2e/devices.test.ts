@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { chmodSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { browserSkipReason, openBrowser, REPO, screenshot, showView, startServer, tempDir, type Browser, type Server } from './helpers.ts';
+import { browserSkipReason, REPO, screenshot, serveAndBrowse, showView, tempDir } from './helpers.ts';
 
 const skip = browserSkipReason();
 const FIXTURES = join(REPO, 'test', 'fixtures', 'nvidia-smi');
@@ -44,19 +44,10 @@ describe('devices view', { skip: skip ?? false }, () => {
   after(() => rmSync(fake, { recursive: true, force: true }));
 
   describe('an 8-GPU machine', () => {
-    let server: Server;
-    let browser: Browser;
-    before(async () => {
-      server = await startServer(serverEnv(fake));
-      browser = await openBrowser(`${server.url}#/devices`, { height: 1000 });
-    });
-    after(async () => {
-      await browser?.close();
-      await server?.stop();
-    });
+    const app = serveAndBrowse({ env: () => serverEnv(fake), url: (server) => `${server.url}#/devices`, height: 1000 });
 
     it('shows 8 GPU cards and the topology matrix with its legend', { timeout: 60_000 }, async () => {
-      const { page } = browser;
+      const { page } = app.browser;
       const cards = page.getByTestId('gpu-card');
       await cards.first().waitFor();
       assert.equal(await cards.count(), 8);
@@ -75,25 +66,16 @@ describe('devices view', { skip: skip ?? false }, () => {
       const plan = page.getByTestId('device-plan');
       await plan.getByText('Loads as saved').waitFor();
       await screenshot(page, 'devices');
-      assert.deepEqual(browser.problems, []);
+      assert.deepEqual(app.browser.problems, []);
     });
   });
 
   describe('a cuda:3 checkpoint on a 2-GPU machine', () => {
-    let server: Server;
-    let browser: Browser;
-    before(async () => {
-      // The 8-GPU box restricted to two GPUs, as a 2-GPU job sees it.
-      server = await startServer(serverEnv(fake, '4,5'));
-      browser = await openBrowser(`${server.url}#/devices?file=${encodeURIComponent(CUDA3)}`);
-    });
-    after(async () => {
-      await browser?.close();
-      await server?.stop();
-    });
+    // The 8-GPU box restricted to two GPUs, as a 2-GPU job sees it.
+    const app = serveAndBrowse({ env: () => serverEnv(fake, '4,5'), url: (server) => `${server.url}#/devices?file=${encodeURIComponent(CUDA3)}` });
 
     it('proposes a remap, and Apply in Convert sets it up', { timeout: 60_000 }, async () => {
-      const { page } = browser;
+      const { page } = app.browser;
       const plan = page.getByTestId('device-plan');
       await plan.getByText('Does not load as saved').waitFor();
       assert.match(await plan.innerText(), /2 CUDA devices visible: cuda:0 = GPU 4 \(NVIDIA A100-SXM4-40GB\), cuda:1 = GPU 5 \(NVIDIA A100-SXM4-40GB\)\./);
@@ -118,34 +100,27 @@ describe('devices view', { skip: skip ?? false }, () => {
       const change = page.getByTestId('preview').getByTestId('device-change').first();
       await change.filter({ hasText: /cuda:3\s*→\s*cuda:0/ }).waitFor();
       await screenshot(page, 'convert-applied-plan');
-      assert.deepEqual(browser.problems, []);
+      assert.deepEqual(app.browser.problems, []);
     });
   });
 });
 
 describe('devices view without nvidia-smi', { skip: skip ?? false }, () => {
-  let server: Server;
-  let browser: Browser;
   let empty: string;
-  before(async () => {
+  before(() => {
     // A PATH with nothing on it: no nvidia-smi to find, whatever this machine has.
     empty = tempDir('no-smi');
-    server = await startServer({ PATH: empty });
-    browser = await openBrowser(`${server.url}#/devices`);
   });
-  after(async () => {
-    await browser?.close();
-    await server?.stop();
-    rmSync(empty, { recursive: true, force: true });
-  });
+  after(() => rmSync(empty, { recursive: true, force: true }));
+  const app = serveAndBrowse({ env: () => ({ PATH: empty }), url: (server) => `${server.url}#/devices` });
 
   it('says calmly that there is no NVIDIA GPU, and why', { timeout: 60_000 }, async () => {
-    const { page } = browser;
+    const { page } = app.browser;
     const none = page.getByTestId('no-gpu');
     await none.waitFor();
     assert.equal(await none.getAttribute('data-reason'), 'no-nvidia-smi');
     assert.match(await none.innerText(), /No NVIDIA GPU found[\s\S]*No nvidia-smi on PATH/);
     assert.equal(await page.getByTestId('gpu-card').count(), 0);
-    assert.deepEqual(browser.problems, []);
+    assert.deepEqual(app.browser.problems, []);
   });
 });

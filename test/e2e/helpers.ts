@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { after, before } from 'node:test';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { parseStartupLine } from '../../shared/web-transport.ts';
 
@@ -117,8 +118,32 @@ export interface Browser {
   close(): Promise<void>;
 }
 
+export interface BrowserOptions {
+  colorScheme?: 'dark' | 'light';
+  width?: number;
+  height?: number;
+}
+
+/**
+ * A suite's backend and the browser on it: started in a `before` hook (after the suite's own
+ * hooks registered earlier, which write its files), both stopped after its tests. `url` picks
+ * the page to open on the running server; the server's start URL by default.
+ */
+export function serveAndBrowse(opts: { env?: () => Record<string, string | undefined>; url?: (server: Server) => string } & BrowserOptions = {}): { readonly server: Server; readonly browser: Browser } {
+  const app = {} as { server: Server; browser: Browser };
+  before(async () => {
+    app.server = await startServer(opts.env?.());
+    app.browser = await openBrowser(opts.url?.(app.server) ?? app.server.url, opts);
+  });
+  after(async () => {
+    await app.browser?.close();
+    await app.server?.stop();
+  });
+  return app;
+}
+
 /** Debian's Chromium, headless, with a fresh user-data folder, opened on `url`. */
-export async function openBrowser(url: string, opts: { colorScheme?: 'dark' | 'light'; width?: number; height?: number } = {}): Promise<Browser> {
+export async function openBrowser(url: string, opts: BrowserOptions = {}): Promise<Browser> {
   const profile = tempDir('profile');
   const context = await chromium.launchPersistentContext(profile, {
     executablePath: CHROMIUM,

@@ -6,27 +6,20 @@ import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { openCheckpoint } from '../../main/checkpoint/open-checkpoint.ts';
-import { browserSkipReason, openBrowser, SAMPLE_DIR, screenshot, showView, startServer, tempDir, type Browser, type Server } from './helpers.ts';
+import { browserSkipReason, SAMPLE_DIR, screenshot, serveAndBrowse, showView, tempDir } from './helpers.ts';
 
 const skip = browserSkipReason();
 
 describe('re-shard view', { skip: skip ?? false }, () => {
-  let server: Server;
-  let browser: Browser;
   let dir: string;
-  before(async () => {
+  before(() => {
     dir = tempDir('reshard');
-    server = await startServer();
-    browser = await openBrowser(server.url, { height: 1000 });
   });
-  after(async () => {
-    await browser?.close();
-    await server?.stop();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+  const app = serveAndBrowse({ height: 1000 });
 
   it('plans and merges the two identical DDP ranks into one verified file', { timeout: 90_000 }, async () => {
-    const { page } = browser;
+    const { page } = app.browser;
     await page.getByRole('region', { name: 'Layout' }).getByTestId('layout-verdict').waitFor();
     await showView(page, 'Re-shard');
     const input = page.getByTestId('reshard-input');
@@ -67,11 +60,11 @@ describe('re-shard view', { skip: skip ?? false }, () => {
     } finally {
       ck.close();
     }
-    assert.deepEqual(browser.problems, []);
+    assert.deepEqual(app.browser.problems, []);
   });
 
   it('draws cpu.pt split over a DCP folder of two ranks, then writes and verifies it', { timeout: 90_000 }, async () => {
-    const { page } = browser;
+    const { page } = app.browser;
     await page.getByTestId('reshard-input').first().fill(join(SAMPLE_DIR, 'cpu.pt'));
     await page.getByRole('radio', { name: 'dcp:N' }).check();
     await page.getByRole('spinbutton', { name: 'Ranks' }).fill('2');
@@ -106,6 +99,6 @@ describe('re-shard view', { skip: skip ?? false }, () => {
     assert.match(await rows.first().innerText(), /cpu-dcp[\s\S]*16[\s\S]*✓ read back equal/);
     assert.deepEqual(readdirSync(out).sort(), ['.metadata', '__0_0.distcp', '__1_0.distcp']);
     await screenshot(page, 'reshard');
-    assert.deepEqual(browser.problems, []);
+    assert.deepEqual(app.browser.problems, []);
   });
 });

@@ -6,32 +6,25 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { browserSkipReason, CLI, openBrowser, SAMPLE_DIR, screenshot, showView, startServer, tempDir, type Browser, type Server } from './helpers.ts';
+import { browserSkipReason, CLI, SAMPLE_DIR, screenshot, serveAndBrowse, showView, tempDir } from './helpers.ts';
 
 const skip = browserSkipReason();
 const TORCH_ACCURACY = JSON.parse(readFileSync(join(SAMPLE_DIR, 'accuracy.json'), 'utf8')) as { accuracy: number };
 
 describe('verify view', { skip: skip ?? false }, () => {
-  let server: Server;
-  let browser: Browser;
   let dir: string;
   let converted: string;
-  before(async () => {
+  before(() => {
     dir = tempDir('verify');
     converted = join(dir, 'dp-cpu.pt');
     const r = spawnSync(process.execPath, [CLI, 'convert', join(SAMPLE_DIR, 'dp.pt'), '--preset', 'cpu', '-o', converted], { encoding: 'utf8', timeout: 60_000 });
     assert.equal(r.status, 0, `ckpt convert failed: ${r.stderr}`);
-    server = await startServer();
-    browser = await openBrowser(server.url, { height: 1000 });
   });
-  after(async () => {
-    await browser?.close();
-    await server?.stop();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+  const app = serveAndBrowse({ height: 1000 });
 
   it('verifies the converted sample against dp.pt: PASS, the accuracy torch measured, charts and exports', { timeout: 120_000 }, async () => {
-    const { page } = browser;
+    const { page } = app.browser;
     assert.equal(TORCH_ACCURACY.accuracy.toFixed(4), '0.9889');
     await page.getByRole('region', { name: 'Layout' }).getByTestId('layout-verdict').waitFor();
     await showView(page, 'Verify');
@@ -86,11 +79,11 @@ describe('verify view', { skip: skip ?? false }, () => {
     const page2 = readFileSync((await html.path())!, 'utf8');
     assert.match(page2, /<span class="verdict pass">PASS<\/span>/);
     assert.match(page2, /98\.89%/);
-    assert.deepEqual(browser.problems, []);
+    assert.deepEqual(app.browser.problems, []);
   });
 
   it('says why a run cannot start, and keeps the result across views', { timeout: 30_000 }, async () => {
-    const { page } = browser;
+    const { page } = app.browser;
     await showView(page, 'Checkpoint');
     await showView(page, 'Verify');
     assert.equal(await page.getByTestId('verify-verdict').getAttribute('data-verdict'), 'PASS');
@@ -99,7 +92,7 @@ describe('verify view', { skip: skip ?? false }, () => {
     assert.equal(await page.getByRole('button', { name: 'Run verification' }).isDisabled(), true);
     await page.getByTestId('verify-model').fill(join(SAMPLE_DIR, 'model.onnx'));
     assert.equal(await page.getByRole('button', { name: 'Run verification' }).isDisabled(), false);
-    assert.deepEqual(browser.problems, []);
+    assert.deepEqual(app.browser.problems, []);
   });
 });
 
