@@ -1,10 +1,12 @@
 // The Convert view in a real browser against the real backend: the sample DP checkpoint to
-// `cpu`, a live preview, a verified result, and the written file checked with the engine.
+// `cpu`, a live preview, a verified result, and the written file checked with the engine; a
+// 2 GiB conversion's progress, cancelled from the page.
 import assert from 'node:assert/strict';
-import { existsSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { openCheckpoint } from '../../main/checkpoint/open-checkpoint.ts';
+import { bigSafetensors } from '../unit/api/helpers.ts';
 import { browserSkipReason, screenshot, serveAndBrowse, showView, tempDir } from './helpers.ts';
 
 const skip = browserSkipReason();
@@ -78,6 +80,40 @@ describe('convert view', { skip: skip ?? false }, () => {
     } finally {
       ck.close();
     }
+    assert.deepEqual(app.browser.problems, []);
+  });
+});
+
+describe('convert view, a long conversion', { skip: skip ?? false }, () => {
+  let dir: string;
+  let src: string;
+  before(() => {
+    dir = tempDir('convert-long');
+    src = bigSafetensors(join(dir, 'big.safetensors'), 2 * 2 ** 30); // sparse: instant to make, seconds to convert
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+  const app = serveAndBrowse({ url: (server) => `${server.url}#/convert?file=${encodeURIComponent(src)}` });
+
+  it('shows its progress while it runs, and Cancel stops it leaving nothing behind', { timeout: 90_000 }, async () => {
+    const { page } = app.browser;
+    const out = join(dir, 'big.pt');
+    await page.getByTestId('output-path').fill(out);
+    await page.getByTestId('preview').getByText(out, { exact: true }).waitFor();
+    await page.getByRole('button', { name: 'Run conversion' }).click();
+
+    const progress = page.getByTestId('conversion-progress');
+    await progress.waitFor();
+    assert.equal(await progress.getAttribute('aria-label'), 'Conversion progress');
+    await progress.getByText(/ of 2\.00 GiB$/).waitFor();
+    assert.match(await progress.locator('b').innerText(), /^Converting…$/);
+    const bar = progress.getByRole('progressbar', { name: 'Conversion progress' });
+    assert.ok(Number(await bar.getAttribute('aria-valuenow')) < 100, 'not finished yet');
+    await progress.getByRole('button', { name: 'Cancel' }).click();
+
+    const error = page.getByTestId('conversion-error');
+    await error.waitFor({ timeout: 30_000 });
+    assert.match(await error.innerText(), /^Cancelled/);
+    assert.deepEqual(readdirSync(dir), ['big.safetensors'], 'no output, no temporary file');
     assert.deepEqual(app.browser.problems, []);
   });
 });
