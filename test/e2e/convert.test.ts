@@ -2,7 +2,7 @@
 // `cpu`, a live preview, a verified result, and the written file checked with the engine; a
 // 2 GiB conversion's progress, cancelled from the page.
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { openCheckpoint } from '../../main/checkpoint/open-checkpoint.ts';
@@ -115,5 +115,15 @@ describe('convert view, a long conversion', { skip: skip ?? false }, () => {
     assert.match(await error.innerText(), /^Cancelled/);
     assert.deepEqual(readdirSync(dir), ['big.safetensors'], 'no output, no temporary file');
     assert.deepEqual(app.browser.problems, []);
+  });
+
+  it('a file that does not open says why, not "open a checkpoint first"', { timeout: 60_000 }, async () => {
+    const { page } = app.browser;
+    const empty = join(dir, 'empty.pt');
+    writeFileSync(empty, '');
+    await page.evaluate((f) => (location.hash = `#/convert?file=${encodeURIComponent(f)}`), empty);
+    const error = page.getByTestId('convert-open-error');
+    await error.waitFor();
+    assert.match(await error.innerText(), new RegExp(`could not be opened:\\s+${empty}: the file is empty`));
   });
 });
