@@ -121,7 +121,7 @@ describe('convert view, a long conversion', { skip: skip ?? false }, () => {
     const { page } = app.browser;
     const empty = join(dir, 'empty.pt');
     writeFileSync(empty, '');
-    await page.evaluate((f) => (location.hash = `#/convert?file=${encodeURIComponent(f)}`), empty);
+    await page.evaluate(`location.hash = ${JSON.stringify(`#/convert?file=${encodeURIComponent(empty)}`)}`); // the app follows the address
     const error = page.getByTestId('convert-open-error');
     await error.waitFor();
     assert.match(await error.innerText(), new RegExp(`could not be opened:\\s+${empty}: the file is empty`));
