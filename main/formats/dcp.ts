@@ -105,12 +105,7 @@ function indexKey(fqn: string, offsets: number[] | null): string {
 
 export function readDcpMetadata(folder: string): DcpMetadata {
   const file = path.join(folder, METADATA_FILE);
-  let reader: FileReader;
-  try {
-    reader = new FileReader(file);
-  } catch (e) {
-    throw asCheckpointError(e, file);
-  }
+  const reader = new FileReader(file);
   try {
     if (reader.size > MAX_METADATA_BYTES) fail('too-large', `${file}: ${reader.size} bytes is too large for a distributed-checkpoint .metadata`, file);
     // Persistent ids never occur in .metadata; keep them opaque if a damaged file has one.
@@ -317,11 +312,7 @@ export function readDcpFolder(folder: string): DcpReading {
   try {
     for (const f of meta.files) {
       const p = path.join(folder, f);
-      try {
-        readers.set(f, new FileReader(p));
-      } catch (e) {
-        throw asCheckpointError(e, p);
-      }
+      readers.set(f, new FileReader(p));
       // FileSystemWriter(serialization_format=SAFETENSORS) writes each data file as one safetensors file
       if (looksLikeSafetensors(readers.get(f)!)) fail('unsupported', `${p}: this distributed checkpoint was saved with serialization_format=SAFETENSORS; only torch.save data files (the default) are read`, p);
     }

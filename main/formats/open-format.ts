@@ -30,12 +30,7 @@ export function openFormat(path: string): FormatReading {
   }
   if (st.isDirectory()) fail('usage', `${path}: is a folder; give a checkpoint file (or use \`ckpt convert\` for folders)`, path);
   if (path.endsWith('.index.json')) return readIndex(path);
-  let reader: RandomAccessReader;
-  try {
-    reader = new FileReader(path);
-  } catch (e) {
-    throw asCheckpointError(e, path);
-  }
+  const reader: RandomAccessReader = new FileReader(path);
   try {
     return openReader(reader);
   } catch (e) {

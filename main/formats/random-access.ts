@@ -14,14 +14,21 @@ export interface RandomAccessReader {
   close(): void;
 }
 
-/** Reads through a file descriptor with positioned reads (pread). */
+/**
+ * Reads through a file descriptor with positioned reads (pread). Opening fails with a one-line
+ * CheckpointError naming the file (missing, unreadable, a folder).
+ */
 export class FileReader implements RandomAccessReader {
   readonly name: string;
   readonly size: number;
   private fd: number;
   constructor(path: string) {
     this.name = path;
-    this.fd = fs.openSync(path, 'r');
+    try {
+      this.fd = fs.openSync(path, 'r');
+    } catch (e) {
+      throw asCheckpointError(e, path);
+    }
     const st = fs.fstatSync(this.fd);
     if (st.isDirectory()) {
       fs.closeSync(this.fd);
