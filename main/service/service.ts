@@ -10,7 +10,7 @@ import type { DeviceReading } from '../../shared/devices.ts';
 import type { ConversionRules } from '../../shared/presets.ts';
 import type { ReshardRequest } from '../../shared/reshard.ts';
 import type { VerifyOptions, VerifyReport } from '../../shared/verify.ts';
-import pkg from '../../package.json' with { type: 'json' };
+import { VERSION } from '../version.ts';
 import { planBatch } from '../jobs/batch.ts';
 import { planDevices } from '../devices/device-plan.ts';
 import { asCheckpointError, fail } from '../errors.ts';
@@ -68,7 +68,7 @@ export function createApiService(opts: ServiceOptions): ApiService {
       home: os.homedir(),
       shell: opts.shell,
       nativeDialogs: !!opts.chooseFile,
-      version: pkg.version,
+      version: VERSION,
     })),
     listDirectory: method('listDirectory', (dir: string) => listDirectory(dir)),
     chooseFile: method('chooseFile', (kind: 'file' | 'folder' | 'save', suggested?: string) => (opts.chooseFile ? opts.chooseFile(kind, suggested) : null)),
