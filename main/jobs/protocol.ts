@@ -1,5 +1,5 @@
-import type { StartedJobResults } from '../../shared/api.ts';
-import type { Progress } from '../../shared/convert.ts';
+import type { BatchPlan, DirListing, StartedJobResults } from '../../shared/api.ts';
+import type { ConversionPlan, Progress } from '../../shared/convert.ts';
 import type { ErrorInfo } from '../../shared/errors.ts';
 import type { InspectReport, TensorStats } from '../../shared/inspect.ts';
 import type { ConversionRules } from '../../shared/presets.ts';
@@ -18,6 +18,12 @@ export interface WorkerJobs {
   'compare-ranks': { request: { files: string[] }; result: { identical: boolean; differing: string[]; tensors: number } };
   verify: { request: { options: VerifyOptions }; result: StartedJobResults['verify'] };
   reshard: { request: { request: ReshardRequest }; result: StartedJobResults['reshard'] };
+  /** the Convert view's preview: opens (and for an FSDP rank, compares) files, so not on the main thread */
+  'preview-conversion': { request: { file: string; rules: ConversionRules; output: string | null }; result: ConversionPlan };
+  /** walks a folder tree and sniffs every file */
+  'plan-batch': { request: { folder: string; outDir: string; rules: ConversionRules }; result: BatchPlan };
+  /** sniffs up to SNIFF_LIMIT files of a folder */
+  'list-directory': { request: { dir: string }; result: DirListing };
 }
 
 export type JobKind = keyof WorkerJobs;
