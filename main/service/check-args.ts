@@ -322,15 +322,21 @@ const SPECS: Record<ApiMethod, Arg[]> = {
   watchDevices: [{ name: 'on', check: bool }],
 };
 
+/** The arguments of a call as a list (what a transport passes on to the service, which checks them). */
+export function argumentList(method: ApiMethod, args: unknown): unknown[] {
+  if (!isApiMethod(method)) fail('usage', `unknown API method '${String(method).slice(0, 60)}'`);
+  if (!Array.isArray(args)) fail('usage', `${method} takes a list of arguments, not ${show(args)}`);
+  return args;
+}
+
 export const isApiMethod = (m: unknown): m is ApiMethod => typeof m === 'string' && (API_METHODS as readonly string[]).includes(m);
 
 /**
  * The checked (and normalised) arguments of a call. Optional trailing arguments may be left
  * out, or given as null or undefined (JSON turns undefined into null).
  */
-export function checkArgs(method: ApiMethod, args: unknown): unknown[] {
-  if (!isApiMethod(method)) fail('usage', `unknown API method '${String(method).slice(0, 60)}'`);
-  if (!Array.isArray(args)) fail('usage', `${method} takes a list of arguments, not ${show(args)}`);
+export function checkArgs(method: ApiMethod, given: unknown): unknown[] {
+  const args = argumentList(method, given);
   const spec = SPECS[method];
   const required = spec.filter((a) => !a.optional).length;
   if (args.length < required || args.length > spec.length) {
