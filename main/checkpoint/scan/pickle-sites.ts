@@ -29,4 +29,10 @@ export interface FileSites {
    * ending in `.safetensors` to `safetensors.torch.load_file` (torch/serialization.py `load`).
    */
   loadsWithoutPickle?: string[];
+  /**
+   * torch versions whose torch.load(weights_only=True) hands a TorchScript archive to
+   * torch.jit.load instead of refusing it (1.13; 2.x raises): those load it unless a pickle
+   * names a global the TorchScript unpickler cannot resolve.
+   */
+  jitLoadsIn?: string[];
 }

@@ -128,8 +128,11 @@ function sliceOf(reader: RandomAccessReader, offset: number, size: number, where
 
 /**
  * A zip's pickles. torch reads `<prefix>data.pkl`, the prefix being the first record's top folder
- * (caffe2/serialize/inline_container.cc, `PyTorchStreamReader::init`), and a record name that
- * occurs twice resolves to the first (`getRecordID` → miniz `mz_zip_reader_locate_file`).
+ * (caffe2/serialize/inline_container.cc, `PyTorchStreamReader::init`). A record name that occurs
+ * twice resolves through miniz's binary search over its sorted directory (`getRecordID` →
+ * `mz_zip_reader_locate_file`): torch 1.13 and 2.13 read the LAST of two same-named records
+ * (measured on test/fixtures/security/evil/duplicate_data_pkl_*.pt), so that one is what
+ * torch.load reaches; the others are scanned as unreached (zip tools may read them).
  */
 function zipSites(reader: RandomAccessReader, torchReads: boolean, depth: number): FileSites {
   const notes: string[] = [];
@@ -150,16 +153,16 @@ function zipSites(reader: RandomAccessReader, torchReads: boolean, depth: number
   const slash = first ? first.name.indexOf('/') : -1;
   const prefix = slash >= 0 ? first!.name.slice(0, slash + 1) : '';
   if (first && slash < 0 && torchReads) containerRefusal ??= 'a zip whose first record is not in a folder: torch refuses it ("file in archive is not in a subdirectory")';
-  const seen = new Set<string>();
+  const lastOf = new Map<string, ZipEntry>();
+  for (const e of entries) lastOf.set(e.name, e);
   const names = new Set(entries.map((e) => e.name));
   const torchScript = names.has(`${prefix}constants.pkl`);
   if (torchScript) containerRefusal ??= 'a TorchScript archive: torch.load(weights_only=True) refuses it; torch.jit.load reads it';
   if (torchReads && !names.has(`${prefix}data.pkl`)) containerRefusal ??= 'a zip without data.pkl: torch.load refuses it';
   const sites: PickleSite[] = [];
   for (const e of entries) {
-    const duplicate = seen.has(e.name);
-    seen.add(e.name);
-    if (duplicate) notes.push(`two records are named ${e.name}: torch reads the first; the second is scanned as unreached`);
+    const duplicate = lastOf.get(e.name) !== e;
+    if (duplicate) notes.push(`two records are named ${e.name}: torch reads the last; the earlier one is scanned as unreached`);
     if (e.name.startsWith(`${prefix}data/`) || e.name.startsWith(`${prefix}.data/`) || e.name.endsWith('/')) {
       if (!e.name.endsWith('.pkl')) continue; // storage bytes, not pickles
     }
@@ -186,7 +189,8 @@ function zipSites(reader: RandomAccessReader, torchReads: boolean, depth: number
       sites.push(...nestedSites(reader, 0, bytes.length, `zip record ${e.name}`, depth, notes, bytes));
     }
   }
-  return { sites, notes, ...(containerRefusal ? { containerRefusal } : {}), ...(sites.length === 0 ? { noPickle: true } : {}) };
+  // torch 1.13's `load` dispatches TorchScript to torch.jit.load before looking at weights_only (torch/serialization.py).
+  return { sites, notes, ...(containerRefusal ? { containerRefusal } : {}), ...(sites.length === 0 ? { noPickle: true } : {}), ...(torchScript && torchReads ? { jitLoadsIn: ['1.13'] } : {}) };
 }
 
 function looksLikePickleStart(b: Uint8Array): boolean {

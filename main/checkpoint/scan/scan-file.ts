@@ -58,6 +58,10 @@ export function scanSites(found: FileSites): SecurityReport {
 
 function weightsOnlyOf(found: FileSites, reached: PickleSite[], torch: string): WeightsOnlyVerdict {
   if (found.loadsWithoutPickle?.includes(torch)) return { loads: true };
+  if (found.jitLoadsIn?.includes(torch)) {
+    const bad = found.sites.find((s) => s.reach === 'loader' && s.scan.findings.some((f) => f.class === 'dangerous'));
+    return bad ? { loads: false, refusal: `${bad.where}: torch.jit.load cannot resolve its globals` } : { loads: true };
+  }
   if (found.containerRefusal) return { loads: false, refusal: found.containerRefusal };
   if (reached.length === 0) return { loads: false, refusal: 'no pickle torch.load reads' };
   for (const s of reached) {
