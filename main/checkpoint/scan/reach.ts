@@ -5,6 +5,7 @@ import { BufferReader, type RandomAccessReader } from '../../formats/random-acce
 import { looksLikeSafetensors } from '../../formats/safetensors.ts';
 import { LEGACY_MAGIC, looksLikeTar, readTarMembers } from '../../formats/torch-legacy.ts';
 import { ZipArchive, type ZipEntry } from '../../formats/zip.ts';
+import { fail } from '../../formats/errors.ts';
 import type { FileSites, PickleSite, Reach } from './pickle-sites.ts';
 
 const LOCAL_HEADER = [0x50, 0x4b, 0x03, 0x04];
@@ -26,6 +27,7 @@ export function findPickleSites(reader: RandomAccessReader, depth = 0): FileSite
     return { sites: [], notes: ['a Git LFS pointer, not the file itself'], containerRefusal: 'a Git LFS pointer', noPickle: true };
   }
   if (LOCAL_HEADER.every((b, i) => head[i] === b)) return zipSites(reader, true, depth);
+  if (Buffer.from(head.subarray(0, 6)).toString('latin1') === '7z\xbc\xaf\x27\x1c') fail('unsupported', `${reader.name}: a 7z archive: its members cannot be scanned here; extract it and scan the files`, reader.name);
   if (looksLikeTar(reader)) return tarSites(reader, depth);
   if (looksLikeSafetensors(reader)) {
     const named = reader.name.endsWith('.safetensors');
@@ -161,6 +163,12 @@ function zipSites(reader: RandomAccessReader, torchReads: boolean, depth: number
   if (torchReads && !names.has(`${prefix}data.pkl`)) containerRefusal ??= 'a zip without data.pkl: torch.load refuses it';
   const sites: PickleSite[] = [];
   for (const e of entries) {
+    if (e.encrypted) {
+      // The flag alone hides nothing from a reader that ignores it (miniz does): scan what is stored in the clear.
+      const clear = e.method === 0 ? read(e) : undefined;
+      if (!clear || !(looksLikePickleStart(clear) || /\.(debug_)?pkl$/.test(e.name))) fail('unsupported', `${reader.name}: zip record ${e.name} is encrypted: it cannot be scanned; decrypt the archive and scan its files`, reader.name);
+      notes.push(`record ${e.name} is flagged encrypted but stored in the clear`);
+    }
     const duplicate = lastOf.get(e.name) !== e;
     if (duplicate) notes.push(`two records are named ${e.name}: torch reads the last; the earlier one is scanned as unreached`);
     if (e.name.startsWith(`${prefix}data/`) || e.name.startsWith(`${prefix}.data/`) || e.name.endsWith('/')) {
@@ -210,7 +218,7 @@ function localHeaders(reader: RandomAccessReader): ZipEntry[] {
     const nameLen = dv.getUint16(26, true);
     const extraLen = dv.getUint16(28, true);
     const name = Buffer.from(reader.read(at + 30, Math.min(nameLen, reader.size - at - 30))).toString('utf8');
-    out.push({ name, method: dv.getUint16(8, true), crc32: dv.getUint32(14, true), compressedSize: size, uncompressedSize: dv.getUint32(22, true), localHeaderOffset: at });
+    out.push({ name, method: dv.getUint16(8, true), crc32: dv.getUint32(14, true), compressedSize: size, uncompressedSize: dv.getUint32(22, true), localHeaderOffset: at, ...(flags & 1 ? { encrypted: true } : {}) });
     if (flags & 8) break; // sizes follow the data: the next header cannot be found without inflating
     at += 30 + nameLen + extraLen + size;
   }

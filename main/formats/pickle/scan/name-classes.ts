@@ -28,7 +28,7 @@ const GADGET_MODULES: Record<string, string> = {
   'torch.compiler': 'torch compiler', 'torch.fx': 'torch compiler', 'torch._export': 'torch compiler', 'torch.export': 'torch compiler',
   'torch.package': 'torch serialization', 'torch.utils.cpp_extension': 'torch compiler', 'torch.ops': 'torch compiler', 'torch._ops': 'torch compiler',
   'torch.distributed.rpc': 'network', 'torch.multiprocessing': 'process', 'torch.utils.bottleneck': 'profiler', 'torch.utils.collect_env': 'process',
-  'torch._C._dynamo': 'torch compiler', 'torch.library': 'torch compiler', 'torch._library': 'torch compiler', 'torch._higher_order_ops': 'torch compiler',
+  'logging.handlers': 'file-writing', 'logging.config': 'code', 'torch._C._dynamo': 'torch compiler', 'torch.library': 'torch compiler', 'torch._library': 'torch compiler', 'torch._higher_order_ops': 'torch compiler',
 };
 
 /** Single names in otherwise harmless modules. */
@@ -50,7 +50,7 @@ const GADGET_NAMES: Record<string, string> = {
   'numpy.load': 'nested pickle', 'numpy.loads': 'nested pickle', 'numpy.save': 'file-writing', 'numpy.savez': 'file-writing', 'numpy.tofile': 'file-writing',
   'numpy.fromfile': 'file-writing', 'numpy.memmap': 'file-writing', 'numpy.core.multiarray.fromfile': 'file-writing',
   'pandas.read_pickle': 'nested pickle', 'pandas.read_csv': 'file-writing', 'pandas.eval': 'code', 'sklearn.externals.joblib.load': 'nested pickle',
-  'huggingface_hub.hf_hub_download': 'network', 'transformers.dynamic_module_utils.get_class_from_dynamic_module': 'import',
+  'logging.FileHandler': 'file-writing', 'logging.basicConfig': 'file-writing', 'huggingface_hub.hf_hub_download': 'network', 'transformers.dynamic_module_utils.get_class_from_dynamic_module': 'import',
 };
 
 /** Numpy reconstruction (closed list) and builtin types that only hold data; torch's weights-only loader refuses them. */
