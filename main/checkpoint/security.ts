@@ -7,7 +7,7 @@ import { looksLikeClass } from '../formats/pickle/scan/name-classes.ts';
 import { PyGlobal, PyObject, pyRepr, type PyValue } from '../formats/pickle/values.ts';
 import { readShardIndex } from '../formats/shard-index.ts';
 import { scanFile } from './scan/scan-file.ts';
-import { childrenOf } from './tree.ts';
+import { eachPickledValue } from './each-pickled-value.ts';
 
 /**
  * The Security card and `inspect`'s `security` field: the `ckpt scan` engine
@@ -84,17 +84,10 @@ export function classifyGlobal(module: string, name: string): { cls: SecurityRep
  */
 export function dangerousCalls(root: PyValue): string[] {
   const found: string[] = [];
-  const seen = new Set<object>();
-  const stack: PyValue[] = [root];
-  while (stack.length) {
-    const v = stack.pop()!;
-    if (v === null || typeof v !== 'object' || seen.has(v)) continue;
-    seen.add(v);
+  eachPickledValue(root, (v) => {
     if (v instanceof PyObject && v.callable instanceof PyGlobal && nameClass(v.callable.module, v.callable.name)?.cls === 'dangerous') {
       found.push(`${v.callable.fullName}(${v.args.map((a) => pyRepr(a)).join(', ')})`.slice(0, 160));
     } else if (v instanceof PyGlobal && nameClass(v.module, v.name)?.cls === 'dangerous') found.push(v.fullName);
-    for (const [, x] of childrenOf(v)) stack.push(x);
-    if (v instanceof PyObject) stack.push(v.callable);
-  }
+  });
   return found;
 }

@@ -1,9 +1,9 @@
 import { copyTree } from '../checkpoint/copy-tree.ts';
+import { eachPickledValue } from '../checkpoint/each-pickled-value.ts';
 import { nameClass } from '../formats/pickle/scan/findings.ts';
 import { numpyScalarValue } from '../formats/numpy-values.ts';
 import { PyDict, PyFloat, PyGlobal, PyObject, type PyValue } from '../formats/pickle/values.ts';
 import { normalizeInt } from '../formats/pickle/unpickler.ts';
-import { TorchTensor } from '../formats/torch-values.ts';
 import { TORCH_2_13 } from '../formats/pickle/scan/torch-allowlists.ts';
 
 /** What making an output tree code-free did, for the conversion report. */
@@ -64,7 +64,8 @@ export function makeCodeFree(root: PyValue, keepObjects: boolean): CodeFreeResul
   // Every global the writer will name: objects' callables, tensors' rebuild functions and their
   // arguments (a subclass type, hooks), classes stored as values
   const named = new Set<string>();
-  walkGlobals(tree, (g) => {
+  eachPickledValue(tree, (g) => {
+    if (!(g instanceof PyGlobal)) return;
     named.add(g.fullName);
     if (!TORCH_2_13.allowed.has(g.fullName)) refuse(g.fullName);
   });
@@ -80,31 +81,4 @@ function isFloatDescr(o: PyObject): boolean {
 function split(full: string): [string, string] {
   const i = full.lastIndexOf('.');
   return [full.slice(0, i), full.slice(i + 1)];
-}
-
-/** Every PyGlobal the tree names, tensors' recipes included. */
-function walkGlobals(root: PyValue, visit: (g: PyGlobal) => void): void {
-  const seen = new Set<object>();
-  const stack: PyValue[] = [root];
-  while (stack.length) {
-    const v = stack.pop()!;
-    if (v === null || typeof v !== 'object' || seen.has(v)) continue;
-    seen.add(v);
-    if (v instanceof TorchTensor) {
-      stack.push(v.rebuild, ...v.args);
-      continue;
-    }
-    if (v instanceof PyGlobal) {
-      visit(v);
-      continue;
-    }
-    if (v instanceof PyDict) {
-      for (const [k, x] of v.entries) stack.push(k, x);
-      if (v.attrs) stack.push(v.attrs);
-    } else if (v instanceof PyObject) {
-      stack.push(v.callable, ...v.args, ...v.listItems, ...v.dictItems.flat());
-      if (v.state !== undefined) stack.push(v.state);
-      if (v.kwargs) stack.push(v.kwargs);
-    } else if ('items' in v && Array.isArray((v as { items: unknown }).items)) stack.push(...(v as { items: PyValue[] }).items);
-  }
 }
