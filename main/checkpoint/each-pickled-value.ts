@@ -1,5 +1,5 @@
-import { PyDict, PyObject, type PyValue } from '../formats/pickle/values.ts';
-import { TorchTensor } from '../formats/torch-values.ts';
+import { PyDict, PyObject, type PyValue } from '../formats/values/python-values.ts';
+import { TorchTensor } from '../formats/values/torch-values.ts';
 
 /**
  * Visits every object a writer would pickle for a tree once: containers, objects with their

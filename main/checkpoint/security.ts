@@ -1,11 +1,11 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { SecurityGlobal, SecurityReport, WeightsOnlyVerdict } from '../../shared/inspect.ts';
-import type { GlobalRef } from '../formats/format-reading.ts';
+import type { GlobalRef } from '../formats/values/format-reading.ts';
 import { CLASS_ORDER, nameClass, worse } from '../formats/pickle/scan/findings.ts';
 import { looksLikeClass } from '../formats/pickle/scan/name-classes.ts';
-import { PyGlobal, PyObject, pyRepr, type PyValue } from '../formats/pickle/values.ts';
-import { readShardIndex } from '../formats/shard-index.ts';
+import { PyGlobal, PyObject, pyRepr, type PyValue } from '../formats/values/python-values.ts';
+import { readShardIndex } from '../formats/safetensors/shard-index.ts';
 import { scanFile } from './scan/scan-file.ts';
 import { eachPickledValue } from './each-pickled-value.ts';
 

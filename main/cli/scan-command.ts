@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { SecurityReport } from '../../shared/inspect.ts';
 import { securityOfPath } from '../checkpoint/security.ts';
-import { asCheckpointError, fail } from '../formats/errors.ts';
+import { asCheckpointError, fail } from '../errors.ts';
 import { makeStyle, type Style } from './format-text.ts';
 import type { CliIO } from './io.ts';
 
@@ -54,7 +54,7 @@ export async function runScan(args: string[], io: CliIO): Promise<number> {
     let line: ScanLine;
     try {
       const r = securityOfPath(file);
-      line = { file, verdict: r.verdict, holdsFor: r.holdsFor, globals: r.globals, weightsOnly: r.weightsOnly, notes: r.notes ?? [] };
+      line = { file, verdict: r.verdict, globals: r.globals, notes: r.notes ?? [], ...(r.holdsFor !== undefined ? { holdsFor: r.holdsFor } : {}), ...(r.weightsOnly ? { weightsOnly: r.weightsOnly } : {}) };
       flagged ||= r.verdict === 'dangerous' || r.verdict === 'unknown-class';
       counts[r.verdict] = (counts[r.verdict] ?? 0) + 1;
     } catch (e) {

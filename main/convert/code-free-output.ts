@@ -1,8 +1,8 @@
 import { copyTree } from '../checkpoint/copy-tree.ts';
 import { eachPickledValue } from '../checkpoint/each-pickled-value.ts';
 import { nameClass } from '../formats/pickle/scan/findings.ts';
-import { numpyScalarValue } from '../formats/numpy-values.ts';
-import { PyDict, PyFloat, PyGlobal, PyObject, type PyValue } from '../formats/pickle/values.ts';
+import { numpyScalarValue } from '../formats/numpy/numpy-values.ts';
+import { PyDict, PyFloat, PyGlobal, PyObject, type PyValue } from '../formats/values/python-values.ts';
 import { normalizeInt } from '../formats/pickle/unpickler.ts';
 import { TORCH_2_13 } from '../formats/pickle/scan/torch-allowlists.ts';
 

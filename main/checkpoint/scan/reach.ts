@@ -1,11 +1,11 @@
 import * as zlib from 'node:zlib';
 import { PickleInput } from '../../formats/pickle/pickle-input.ts';
 import { scanPickle } from '../../formats/pickle/scan/scan-pickle.ts';
-import { BufferReader, type RandomAccessReader } from '../../formats/random-access.ts';
-import { looksLikeSafetensors } from '../../formats/safetensors.ts';
-import { LEGACY_MAGIC, looksLikeTar, readTarMembers } from '../../formats/torch-legacy.ts';
-import { ZipArchive, type ZipEntry } from '../../formats/zip.ts';
-import { fail } from '../../formats/errors.ts';
+import { BufferReader, type RandomAccessReader } from '../../io/random-access.ts';
+import { looksLikeSafetensors } from '../../formats/safetensors/safetensors.ts';
+import { LEGACY_MAGIC, looksLikeTar, readTarMembers } from '../../formats/torch/torch-legacy.ts';
+import { ZipArchive, type ZipEntry } from '../../formats/zip/zip.ts';
+import { fail } from '../../errors.ts';
 import type { FileSites, PickleSite, Reach } from './pickle-sites.ts';
 
 const LOCAL_HEADER = [0x50, 0x4b, 0x03, 0x04];
@@ -39,7 +39,7 @@ export function findPickleSites(reader: RandomAccessReader, depth = 0): FileSite
     const zipped = zipSites(reader, false, depth);
     found.sites.push(...zipped.sites);
     found.notes.push('a zip archive is appended after the front bytes (a polyglot): torch.load unpickles the front, zip readers see the archive', ...zipped.notes);
-    found.noPickle = found.noPickle && zipped.noPickle === true;
+    if (!zipped.noPickle) delete found.noPickle;
   }
   return found;
 }

@@ -1,8 +1,8 @@
 import type { SecurityClass, SecurityGlobal, SecurityReport, WeightsOnlyVerdict } from '../../../shared/inspect.ts';
-import { asCheckpointError } from '../../formats/errors.ts';
+import { asCheckpointError } from '../../errors.ts';
 import { CLASS_ORDER, worse } from '../../formats/pickle/scan/findings.ts';
 import { PROFILES } from '../../formats/pickle/scan/torch-allowlists.ts';
-import { FileReader, type RandomAccessReader } from '../../formats/random-access.ts';
+import { FileReader, type RandomAccessReader } from '../../io/random-access.ts';
 import type { FileSites, PickleSite } from './pickle-sites.ts';
 import { findPickleSites } from './reach.ts';
 

@@ -1,4 +1,4 @@
-import { CheckpointError } from '../../errors.ts';
+import { CheckpointError } from '../../../errors.ts';
 import type { PickleInput } from '../pickle-input.ts';
 import { Findings, type Finding } from './findings.ts';
 import { classifyCall, type CallVia } from './classify-call.ts';
