@@ -55,7 +55,6 @@ function streamSites(reader: RandomAccessReader): FileSites {
   }
   sites.push({ where: 'pickle at byte 0', reach: 'torch.load', scan: first });
   const magic = first.value?.t === 'int' ? BigInt(first.value.v) : undefined;
-  let containerRefusal: string | undefined;
   if (magic === LEGACY_MAGIC && !first.error) {
     sites[0]!.where = 'legacy pickle 1 (magic number)';
     for (let i = 1; i < LEGACY_PICKLES.length && input.pos < reader.size; i++) {
@@ -66,7 +65,7 @@ function streamSites(reader: RandomAccessReader): FileSites {
     notes.push('legacy torch.save format: its five pickles are scanned; the storage bytes after them are tensor data');
     return { sites, notes };
   }
-  containerRefusal = 'a bare pickle, not torch.save output: torch.load unpickles it, then fails with "Invalid magic number"';
+  const containerRefusal = 'a bare pickle, not torch.save output: torch.load unpickles it, then fails with "Invalid magic number"';
   notes.push('a plain pickle: torch.load (weights_only=False) and pickle.load run it as a whole');
   for (let n = 0; n < MAX_TRAILING_PICKLES && !first.error && input.pos < reader.size; n++) {
     const at = input.pos;
