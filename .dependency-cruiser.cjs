@@ -3,8 +3,8 @@
 // is forbidden. The config refuses to load if the list itself has a cycle, so the folder graph of
 // main/ stays acyclic as long as this passes.
 const BELOW_FORMATS = ['main/formats/values', 'main/io', 'main/errors.ts'];
-const FORMATS = ['main/formats', 'main/formats/torch', 'main/formats/safetensors', 'main/formats/numpy', 'main/formats/dcp', 'main/formats/pickle', 'main/formats/zip', ...BELOW_FORMATS];
-const ENGINE = ['main/checkpoint', 'main/inputs', 'main/convert', 'main/reshard', 'main/verify', ...FORMATS];
+const FORMATS = ['main/formats', 'main/formats/torch', 'main/formats/safetensors', 'main/formats/numpy', 'main/formats/dcp', 'main/formats/pickle', 'main/formats/pickle/scan', 'main/formats/zip', ...BELOW_FORMATS];
+const ENGINE = ['main/checkpoint', 'main/checkpoint/scan', 'main/inputs', 'main/convert', 'main/reshard', 'main/verify', ...FORMATS];
 
 /** @type {Record<string, string[]>} folder (or file) of main/ → what it may import (shared/ is always allowed) */
 const LAYERS = {
@@ -13,15 +13,17 @@ const LAYERS = {
   'main/io': ['main/errors.ts'],
   'main/formats/values': ['main/io', 'main/errors.ts'],
   'main/formats/pickle': BELOW_FORMATS,
+  'main/formats/pickle/scan': ['main/formats/pickle', ...BELOW_FORMATS],
   'main/formats/zip': BELOW_FORMATS,
   'main/formats/safetensors': BELOW_FORMATS,
   'main/formats/torch': ['main/formats/pickle', 'main/formats/zip', ...BELOW_FORMATS],
   'main/formats/numpy': ['main/formats/safetensors', 'main/formats/zip', 'main/formats/pickle', ...BELOW_FORMATS],
   'main/formats/dcp': ['main/formats/torch', 'main/formats/safetensors', 'main/formats/pickle', 'main/formats/zip', ...BELOW_FORMATS],
   'main/formats': FORMATS.filter((f) => f !== 'main/formats'),
-  'main/checkpoint': FORMATS,
+  'main/checkpoint/scan': FORMATS,
+  'main/checkpoint': ['main/checkpoint/scan', ...FORMATS],
   'main/inputs': ['main/checkpoint', ...FORMATS],
-  'main/convert': ['main/inputs', 'main/checkpoint', ...FORMATS],
+  'main/convert': ['main/inputs', 'main/checkpoint', 'main/checkpoint/scan', ...FORMATS],
   'main/reshard': ['main/convert', 'main/inputs', 'main/checkpoint', ...FORMATS],
   'main/verify': ['main/inputs', 'main/checkpoint', ...FORMATS],
   'main/devices': ['main/io', 'main/errors.ts'],

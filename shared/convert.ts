@@ -97,6 +97,17 @@ export interface ConversionReport {
   seconds: number;
   /** bytes of storage data copied (all outputs) */
   bytesCopied: number;
+  /** what was done so that the output carries no code (see main/convert/code-free-output.ts) */
+  codeFree?: CodeFreeReport;
+}
+
+export interface CodeFreeReport {
+  /** values made plain data, e.g. `numpy scalar → Python float (3×)` */
+  converted: string[];
+  /** non-allowlisted globals kept because of --keep-objects */
+  kept: string[];
+  /** the source's flagged globals the output does not carry (after --unwrap or --export-state-dict) */
+  leftBehind: string[];
 }
 
 export interface Progress {

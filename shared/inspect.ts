@@ -45,6 +45,24 @@ export interface SecurityGlobal {
   calls: number;
   /** the first call as Python-like text, e.g. `posix.system("echo pwned")`; never executed */
   example?: string;
+  /** byte offset, inside its pickle, of the opcode that decided the class */
+  offset?: number;
+  /** which pickle of the file, e.g. `archive/data.pkl` */
+  record?: string;
+}
+
+/** What one torch version's `torch.load(f, weights_only=True)` does with the file. */
+export interface WeightsOnlyVerdict {
+  loads: boolean;
+  /** the first thing it refuses, when it does */
+  refusal?: string;
+}
+
+export interface WeightsOnlyReport extends WeightsOnlyVerdict {
+  /** the non-allowlisted globals (torch.serialization.get_unsafe_globals_in_checkpoint): what `add_safe_globals` would need */
+  unsupported: string[];
+  /** per torch version checked: `2.13`, `1.13` */
+  byTorch: Record<string, WeightsOnlyVerdict>;
 }
 
 export interface SecurityReport {
@@ -52,6 +70,11 @@ export interface SecurityReport {
   globals: SecurityGlobal[];
   /** true when plain `torch.load(f, weights_only=True)` could load it */
   weightsOnlyLoadable: boolean;
+  weightsOnly?: WeightsOnlyReport;
+  /** which torch versions the verdict was checked for, in words */
+  holdsFor?: string;
+  /** how the file's pickles were reached, and anything torch would not reach */
+  notes?: string[];
 }
 
 export interface RoleInfo {

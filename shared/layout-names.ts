@@ -9,8 +9,8 @@ export const LAYOUT_TITLES: Record<LayoutKind, string> = {
 };
 
 export const SECURITY_TITLES: Record<SecurityClass, string> = {
-  safe: 'safe: only what torch.load(weights_only=True) allows',
-  benign: 'benign: numpy arrays or scalars besides torch data',
+  safe: 'safe: torch.load(weights_only=True) loads it (or it holds no pickle)',
+  benign: 'benign: runs no foreign code, but torch.load(weights_only=True) refuses it',
   'unknown-class': 'needs classes: loading imports the classes named below',
   dangerous: 'DANGEROUS: unpickling this file with torch.load would run the code named below',
 };

@@ -31,6 +31,11 @@ export interface ConversionRules {
   unwrap: boolean;
   /** write a whole pickled module (incl. `DataParallel(model)`) as a plain state dict */
   exportStateDict: boolean;
+  /**
+   * carry classes and callables torch.load(weights_only=True) refuses (never dangerous ones);
+   * without it an output holds only allowlisted globals (`--keep-objects`)
+   */
+  keepObjects?: boolean;
 }
 
 export const NO_RULES: ConversionRules = {

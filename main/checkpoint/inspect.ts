@@ -5,7 +5,9 @@ import { PyBytes, PyComplex, PyDict, PyFloat, PyGlobal, PyList, PyObject, PySet,
 import { TorchStorage, TorchTensor } from '../formats/values/torch-values.ts';
 import { detectLayout } from './layout.ts';
 import { asStateDict, findRoles, type Role } from './roles.ts';
-import { scanSecurity } from './security.ts';
+import * as fs from 'node:fs';
+import type { SecurityReport } from '../../shared/inspect.ts';
+import { scanSecurity, securityOfPath } from './security.ts';
 import { childrenOf, walkTensors, type TensorAt } from './tree.ts';
 
 /** An opened checkpoint with everything the engine found in it. Tensor bytes are still unread. */
@@ -30,6 +32,11 @@ export interface AnalyseOptions {
 /** The storage a tensor's bytes really live in (legacy views point into a root storage). */
 export function rootStorage(s: TorchStorage): TorchStorage {
   return s.viewOf ?? s;
+}
+
+/** The scan engine over the file's bytes; a reading with no file behind it (tests, memory) is classified from its globals. */
+function securityOf(file: string, reading: FormatReading): SecurityReport {
+  return fs.existsSync(file) ? securityOfPath(file) : scanSecurity(reading.globals, reading.root);
 }
 
 export function analyse(file: string, reading: FormatReading, opts: AnalyseOptions = {}): Checkpoint {
@@ -70,7 +77,7 @@ export function analyse(file: string, reading: FormatReading, opts: AnalyseOptio
     tensors: infos,
     totals: { tensors: infos.length, storages: storages.size, storageBytes: [...storages].reduce((a, s) => a + s.nbytes, 0), byDtype, byDevice },
     ...(modules.length ? { moduleStateDicts: modules } : {}),
-    security: scanSecurity(reading.globals, reading.root),
+    security: securityOf(file, reading),
     tree: summariseTree('', reading.root, 0, opts.treeWidth ?? 64, new Set()),
     notes,
   };

@@ -37,6 +37,9 @@ options
   --map-location A=B     device remap as torch.load's map_location dict (repeatable; *=cpu)
   --unwrap               write only the model state dict of a {'state_dict': ...} container
   --export-state-dict    write a whole pickled module as a plain state dict
+  --keep-objects         keep classes torch.load(weights_only=True) refuses (the report lists them);
+                         without it outputs hold only allowlisted globals. Dangerous sources are
+                         refused unless --unwrap or --export-state-dict takes only their tensors
   --force                overwrite existing outputs
   --jobs N               worker threads for folders (default: number of cores); each
                          starts the next file while one waits on its fsync
@@ -65,7 +68,7 @@ export function parseConvertArgs(args: string[]): Parsed | 'help' {
       preset: { type: 'string' }, 'world-size': { type: 'string' }, output: { type: 'string', short: 'o' },
       'strip-prefix': { type: 'string', multiple: true }, 'add-prefix': { type: 'string' }, rename: { type: 'string', multiple: true },
       include: { type: 'string' }, exclude: { type: 'string' }, 'map-location': { type: 'string', multiple: true },
-      unwrap: { type: 'boolean' }, 'export-state-dict': { type: 'boolean' }, force: { type: 'boolean' }, jobs: { type: 'string' },
+      unwrap: { type: 'boolean' }, 'export-state-dict': { type: 'boolean' }, 'keep-objects': { type: 'boolean' }, force: { type: 'boolean' }, jobs: { type: 'string' },
       shard: { type: 'string' }, 'dry-run': { type: 'boolean' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
     },
   });
@@ -96,6 +99,7 @@ export function parseConvertArgs(args: string[]): Parsed | 'help' {
     mapLocation,
     unwrap: !!values.unwrap,
     exportStateDict: !!values['export-state-dict'],
+    ...(values['keep-objects'] ? { keepObjects: true } : {}),
   };
   const custom = rules.stripPrefixes.length || rules.addPrefix || renames.length || rules.include || rules.exclude || mapLocation.length || rules.unwrap || rules.exportStateDict;
   if (!rules.preset && !custom) usage('say what to convert to: --preset cpu|gpu[:K]|dp|ddp, or custom rules (see ckpt help convert)');

@@ -3,6 +3,7 @@ import { asCheckpointError, CheckpointError, fail } from '../errors.ts';
 import { runDevicesCommand } from './devices-command.ts';
 import { CONVERT_HELP, runConvert } from './convert-command.ts';
 import { INSPECT_HELP, runInspect } from './inspect-command.ts';
+import { runScan, SCAN_HELP } from './scan-command.ts';
 import { processIO, type CliIO } from './io.ts';
 import { VERSION } from '../version.ts';
 
@@ -12,6 +13,7 @@ usage: ckpt <command> [options]
 
 commands
   inspect <file> [--json]       what a checkpoint is: format, layout, tensors, security
+  scan <file|folder> [--json]   what unpickling each file would run; exit 1 if anything would
   convert <file|folder> --preset cpu|gpu[:K]|dp|ddp [...]
                                 convert the layout; every output is verified
   reshard <input...> --to single|ranks:N|dcp[:N]|shards[:SIZE] -o OUT
@@ -25,6 +27,7 @@ Errors print one line and exit with code 2. Run \`ckpt <command> --help\` for de
 
 const COMMANDS: Record<string, { run: (args: string[], io: CliIO) => Promise<number>; help: string }> = {
   inspect: { run: runInspect, help: INSPECT_HELP },
+  scan: { run: runScan, help: SCAN_HELP },
   convert: { run: runConvert, help: CONVERT_HELP },
   devices: {
     run: (args, io) => runDevicesCommand(args, { stdout: io.stdout, stderr: io.stderr }),

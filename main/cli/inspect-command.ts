@@ -67,6 +67,7 @@ export function renderInspect(r: InspectReport, s: Style): string {
   const sec = r.security;
   const color = sec.verdict === 'dangerous' ? s.red : sec.verdict === 'unknown-class' ? s.yellow : s.green;
   row('security', color(SECURITY_TITLES[sec.verdict]));
+  if (sec.verdict !== 'safe' && sec.weightsOnly?.refusal) sub(s.dim(`weights_only: ${sec.weightsOnly.refusal}`));
   for (const g of sec.globals.filter((x) => x.class === 'dangerous' || x.class === 'unknown-class').slice(0, 12)) {
     sub((g.class === 'dangerous' ? s.red : s.yellow)(`${g.class === 'dangerous' ? '!!' : '? '} ${g.name}${g.calls ? ` (called ${g.calls}x)` : ''}: ${g.reason}`));
     if (g.class === 'dangerous' && g.example) sub(s.red(`   would run: ${g.example}`));

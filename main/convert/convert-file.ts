@@ -11,7 +11,8 @@ import { buildOutputTree, planCoverageProblem } from './build-output.ts';
 import { walkTensors } from '../checkpoint/tree.ts';
 import { deviceMapper } from './key-rules.ts';
 import { mapRoles, planConversion } from './plan.ts';
-import { dangerousCalls } from '../checkpoint/security.ts';
+import { scanFile } from '../checkpoint/scan/scan-file.ts';
+import { makeCodeFree } from './code-free-output.ts';
 import { verifyOutput } from './read-back.ts';
 import { writeTorchCheckpoint } from './write-checkpoint.ts';
 
@@ -52,14 +53,18 @@ export async function convertFile(source: string, opts: ConvertOptions): Promise
     const plan = planConversion(ck, opts.rules, opts.output, roles);
     if (plan.errors.length) fail('usage', `${source}: ${plan.errors[0]}`, source);
     for (const o of plan.outputs) if (o.exists && !opts.force) fail('exists', `${o.file} already exists; pass --force to overwrite it`, o.file);
-    const tree = buildOutputTree(ck, opts.rules, roles);
+    const sec = ck.report.security;
+    if (sec.verdict === 'dangerous' && !opts.rules.unwrap && !opts.rules.exportStateDict) {
+      const g = sec.globals.find((x) => x.class === 'dangerous');
+      fail('unsupported', `${source}: the source is dangerous (${g?.example ?? g?.name ?? 'see ckpt scan'}); nothing was written; add --unwrap or --export-state-dict to take only its tensors`, source);
+    }
+    const codeFree = makeCodeFree(buildOutputTree(ck, opts.rules, roles), !!opts.rules.keepObjects);
+    if (codeFree.blocked) fail('unsupported', `${source}: ${codeFree.blocked}; nothing was written`, source);
+    const tree = codeFree.tree;
+    const leftBehind = sec.globals.filter((g) => g.class !== 'safe' && !codeFree.named.has(g.name)).map((g) => g.name);
     const uncovered = planCoverageProblem(tree, roles, opts.rules);
     if (uncovered) fail('internal', `${source}: ${uncovered}; nothing was written`, source);
     if (ck.tensors.length && !walkTensors(tree).length) fail('usage', `${source}: the rules leave no tensor to write; nothing was written`, source);
-    const danger = dangerousCalls(tree);
-    if (danger.length) {
-      fail('unsupported', `${source}: the output would carry ${danger[0]}, which runs when the file is loaded; add --unwrap to keep only the state dict${danger.length > 1 ? ` (${danger.length} such calls)` : ''}`, source);
-    }
     const total = totalBytes(ck) * plan.outputs.length;
     let done = 0;
     const outputs: OutputReport[] = [];
@@ -90,6 +95,9 @@ export async function convertFile(source: string, opts: ConvertOptions): Promise
             if (changed.size !== before.size || changed.mtimeMs !== before.mtimeMs) {
               fail('io', `${source} changed while it was being converted; nothing was written, run the conversion again`, source);
             }
+            // The written pickle itself, read as torch.load would: nothing outside the allowlist unless --keep-objects
+            const wo = scanFile(tmp).weightsOnly?.byTorch['2.13'];
+            if (!opts.rules.keepObjects && !wo?.loads) fail('internal', `${out.file}: the written file would not load with torch.load(weights_only=True) (${wo?.refusal}); nothing was written`, out.file);
             const r = await verifyOutput(tmp, out.file, tree, written.storages, (s) => location(s.location), readBack);
             return { value: r, publish: r.verified };
           },
@@ -99,7 +107,10 @@ export async function convertFile(source: string, opts: ConvertOptions): Promise
         if (!report.verified) break;
       }
     }
-    return { source, plan, outputs, verified: outputs.length === plan.outputs.length && outputs.every((o) => o.verified), seconds: (performance.now() - t0) / 1000, bytesCopied: done };
+    return {
+      source, plan, outputs, verified: outputs.length === plan.outputs.length && outputs.every((o) => o.verified), seconds: (performance.now() - t0) / 1000, bytesCopied: done,
+      codeFree: { converted: codeFree.converted, kept: codeFree.kept, leftBehind },
+    };
   } finally {
     ck.close();
   }

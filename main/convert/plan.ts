@@ -137,7 +137,7 @@ export function planConversion(ck: Checkpoint, rules: ConversionRules, output: s
     outputs,
     rootChange,
     tensors: { kept: ck.tensors.length - dropped, dropped },
-    carried: carriedContent(ck, roles),
+    carried: rules.unwrap ? [] : carriedContent(ck, roles),
     warnings,
     errors,
   };

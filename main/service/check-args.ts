@@ -84,7 +84,7 @@ function preset(v: unknown, name: string): Preset {
 const RULE_FIELDS = ['preset', 'stripPrefixes', 'addPrefix', 'renames', 'include', 'exclude', 'mapLocation', 'unwrap', 'exportStateDict'] as const;
 
 export function conversionRules(v: unknown, name = 'rules'): ConversionRules {
-  const r = fields(v, name, RULE_FIELDS);
+  const r = fields(v, name, [...RULE_FIELDS, 'keepObjects']);
   const missing = RULE_FIELDS.find((k) => !(k in r));
   if (missing) fail('usage', `${name}.${missing} is missing`);
   return {
@@ -106,6 +106,8 @@ export function conversionRules(v: unknown, name = 'rules'): ConversionRules {
     }),
     unwrap: bool(r['unwrap'], `${name}.unwrap`) as boolean,
     exportStateDict: bool(r['exportStateDict'], `${name}.exportStateDict`) as boolean,
+    // optional: carry classes torch.load(weights_only=True) refuses (`ckpt convert --keep-objects`)
+    ...('keepObjects' in r && bool(r['keepObjects'], `${name}.keepObjects`) ? { keepObjects: true } : {}),
   };
 }
 

@@ -112,7 +112,7 @@ function refs(result: UnpickleResult, record: string): GlobalRef[] {
 // The tar format of torch ≤ 0.1.x (`legacy_load` inside `_legacy_load`): members `sys_info`,
 // `pickle`, `tensors` and `storages`; the pickle refers to tensors and storages by decimal ids.
 
-interface TarMember { name: string; offset: number; size: number }
+export interface TarMember { name: string; offset: number; size: number }
 
 export function looksLikeTar(reader: RandomAccessReader): boolean {
   if (reader.size < 512) return false;
@@ -120,7 +120,7 @@ export function looksLikeTar(reader: RandomAccessReader): boolean {
   return magic === 'ustar';
 }
 
-function readTarMembers(reader: RandomAccessReader): Map<string, TarMember> {
+export function readTarMembers(reader: RandomAccessReader): Map<string, TarMember> {
   const members = new Map<string, TarMember>();
   let at = 0;
   let longName: string | null = null;

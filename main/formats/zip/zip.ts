@@ -15,6 +15,8 @@ export interface ZipEntry {
   compressedSize: number;
   uncompressedSize: number;
   localHeaderOffset: number;
+  /** general-purpose flag bit 0: the record is encrypted */
+  encrypted?: boolean;
 }
 
 const EOCD64_LOCATOR_SIG = 0x07064b50;
@@ -107,7 +109,7 @@ export class ZipArchive {
         }
         e += 4 + size;
       }
-      entries.push({ name: entryName, method, crc32, compressedSize, uncompressedSize, localHeaderOffset: localHeaderOffset + shift });
+      entries.push({ name: entryName, method, crc32, compressedSize, uncompressedSize, localHeaderOffset: localHeaderOffset + shift, ...((dv.getUint16(p + 8, true) & 1) ? { encrypted: true } : {}) });
       p += 46 + nameLen + extraLen + commentLen;
     }
     for (const en of entries) {

@@ -209,11 +209,13 @@ describe('conversion jobs', () => {
 
   test('a batch over the sample workspace reports every item and a summary', async () => {
     const out = tempDir('batch');
-    const plan = await service.planBatch(SAMPLE, out, CPU_RULES);
+    // the sample's whole pickled model is carried only with keepObjects (its classes need an import)
+    const CPU_RULES_KEEP = { ...CPU_RULES, keepObjects: true };
+    const plan = await service.planBatch(SAMPLE, out, CPU_RULES_KEEP);
     assert.equal(plan.items.length, 7);
     assert.ok(plan.items.every((i) => i.status === 'pending'));
     assert.equal(plan.totalBytes, plan.items.reduce((a, i) => a + i.bytes, 0));
-    const job = await service.startBatch(SAMPLE, out, CPU_RULES, false, 2);
+    const job = await service.startBatch(SAMPLE, out, CPU_RULES_KEEP, false, 2);
     const end = await log.end(job);
     assert.equal(end.type, 'job-done', JSON.stringify(end));
     const summary = (end as Extract<ApiEvent, { type: 'job-done'; kind: 'batch' }>).result;
@@ -225,7 +227,7 @@ describe('conversion jobs', () => {
     assert.deepEqual(merged.sources, ['digits-cnn/ddp/rank0.pt', 'digits-cnn/ddp/rank1.pt']);
     assert.equal((await service.inspect(path.join(out, 'digits-cnn', 'dp.pt'))).layout.kind, 'cpu');
     // Run again: everything is already converted and verified.
-    const again = await service.planBatch(SAMPLE, out, CPU_RULES);
+    const again = await service.planBatch(SAMPLE, out, CPU_RULES_KEEP);
     assert.ok(again.items.every((i) => i.status === 'skipped'));
   });
 

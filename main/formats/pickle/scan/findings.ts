@@ -1,0 +1,92 @@
+import type { SecurityClass } from '../../../../shared/inspect.ts';
+import { classifyName } from './name-classes.ts';
+import { TORCH_2_13 } from './torch-allowlists.ts';
+
+export const CLASS_ORDER: readonly SecurityClass[] = ['safe', 'benign', 'unknown-class', 'dangerous'];
+
+export function worse(a: SecurityClass, b: SecurityClass): SecurityClass {
+  return CLASS_ORDER.indexOf(b) > CLASS_ORDER.indexOf(a) ? b : a;
+}
+
+/** One global of one pickle, with the worst thing the pickle does with it. */
+export interface Finding {
+  name: string;
+  class: SecurityClass;
+  reason: string;
+  /** times the pickle calls it (REDUCE, NEWOBJ, INST, OBJ, or through a wrapper) */
+  calls: number;
+  /** the call it would make, as Python-like text; never executed */
+  call?: string;
+  /** byte offset, inside its pickle, of the opcode that decided the class */
+  offset: number;
+}
+
+interface Use { cls: SecurityClass; reason: string; offset: number; call?: string }
+
+/**
+ * Collects what a pickle does with each global. A name's class is the worst of its uses; a name
+ * that is only referenced gets the class its name alone deserves.
+ */
+export class Findings {
+  private readonly refs = new Map<string, { module: string; name: string; offset: number; calls: number }>();
+  private readonly uses = new Map<string, Use>();
+
+  reference(module: string, name: string, offset: number): void {
+    const full = `${module}.${name}`;
+    if (!this.refs.has(full)) this.refs.set(full, { module, name, offset, calls: 0 });
+  }
+
+  called(full: string): void {
+    const r = this.refs.get(full);
+    if (r) r.calls++;
+  }
+
+  use(full: string, cls: SecurityClass, reason: string, offset: number, call?: string): void {
+    const prev = this.uses.get(full);
+    if (prev && CLASS_ORDER.indexOf(prev.cls) >= CLASS_ORDER.indexOf(cls)) return;
+    this.uses.set(full, { cls, reason, offset, ...(call !== undefined ? { call } : {}) });
+    if (!this.refs.has(full)) {
+      const i = full.lastIndexOf('.');
+      this.refs.set(full, { module: full.slice(0, i), name: full.slice(i + 1), offset, calls: 0 });
+    }
+  }
+
+  list(): Finding[] {
+    return [...this.refs.entries()].map(([full, r]) => {
+      const u = this.uses.get(full) ?? referenceOnly(r.module, r.name, r.offset);
+      return { name: full, class: u.cls, reason: u.reason, calls: r.calls, offset: u.offset, ...(u.call !== undefined ? { call: u.call } : {}) };
+    });
+  }
+}
+
+/** The class of a name the pickle only imports (never calls, builds or mutates through). */
+export function referenceOnly(module: string, name: string, offset: number): Use {
+  const full = `${module}.${name}`;
+  const base = nameClass(module, name);
+  if (base) return { ...base, offset };
+  return { cls: 'unknown-class', reason: module === '__main__' ? 'a class from the training script (__main__); loading needs that script' : `${full} must be importable to load the file`, offset };
+}
+
+/** What the name alone decides, or undefined when only its use can. */
+export function nameClass(module: string, name: string): { cls: SecurityClass; reason: string } | undefined {
+  const full = `${module}.${name}`;
+  if (TORCH_2_13.allowed.has(full)) return { cls: 'safe', reason: 'allowed by torch.load(weights_only=True) (torch 2.13 _get_allowed_globals)' };
+  const dotted = dottedPathProblem(name);
+  if (dotted) return { cls: 'dangerous', reason: dotted };
+  const c = classifyName(module, name);
+  if (c.kind === 'gadget') return { cls: 'dangerous', reason: c.reason };
+  if (c.kind === 'benign' || c.kind === 'harmless-call') return { cls: 'benign', reason: `${c.reason}; torch.load(weights_only=True) refuses it` };
+  return undefined;
+}
+
+/**
+ * Protocol 4 names are qualified names that `find_class` follows attribute by attribute
+ * (`_getattribute`). A nested class `Outer.Inner` is ordinary; anything else (a dunder, a
+ * function's attribute) reaches objects the module never meant to export.
+ */
+export function dottedPathProblem(name: string): string | undefined {
+  if (!name.includes('.')) return undefined;
+  const parts = name.split('.');
+  if (parts.every((p) => /^_*[A-Z][A-Za-z0-9_]*$/.test(p) && !/^__.*__$/.test(p))) return undefined;
+  return `attribute path through a dotted name (${name})`;
+}
