@@ -55,7 +55,7 @@ export interface VerifyOptions {
 /** How one graph initializer got its value. */
 export type BindingKind =
   | 'bound' // copied from a checkpoint tensor, value confirmed against the graph
-  | 'recomputed' // computed from checkpoint tensors (folded Conv+BatchNorm), value confirmed
+  | 'recomputed' // computed from checkpoint tensors (a BatchNorm folded into the Conv or Linear before it), value confirmed
   | 'unconfirmed' // a checkpoint tensor fits by name and shape but its value did not match the graph's
   | 'constant'; // kept as exported: nothing in the checkpoint is known to produce it
 
@@ -66,7 +66,7 @@ export interface InitializerBinding {
   kind: BindingKind;
   /** checkpoint keys (wrapper prefixes removed) it comes from */
   from?: string[];
-  /** how the source was found: `name`, `dynamo name`, `value`, `conv+bn fold` */
+  /** how it is made: `value`, `transposed`, `scaled ×k`, `conv+bn fold`, `linear+bn fold` (confirmed by value); `name`, `dynamo name` (unconfirmed) */
   via?: string;
   /** run labels whose values matched the graph's within float32 rounding */
   confirmedBy?: string[];
@@ -82,12 +82,21 @@ export interface BindingReport {
   counts: { bound: number; recomputed: number; unconfirmed: number; constants: number };
   /** per run label: checkpoint tensors the graph never used */
   unusedTensors: Record<string, string[]>;
+  /** per run label: the checkpoint tensors that reached no graph weight, each with the reason */
+  unreached?: Record<string, UnreachedTensor[]>;
+  /** per run label: share of the checkpoint's parameters and buffers (float tensors but BatchNorm's counters, by elements) that reached the graph */
+  parameterCoverage?: Record<string, number>;
   /** per run label: checkpoint keys a binding needs that this checkpoint lacks */
   missingTensors: Record<string, string[]>;
   /** share of the graph's initializer elements that came from the checkpoint (0..1) */
   coverage: number;
   /** BatchNorm epsilons used for recomputation, by module */
   bnEps: Record<string, number>;
+}
+
+export interface UnreachedTensor {
+  key: string;
+  reason: string;
 }
 
 export interface RecordedMetric {

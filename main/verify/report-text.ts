@@ -28,9 +28,15 @@ export function renderReportText(r: VerifyReport, s: Style): string {
   out.push(`${s.bold('data')}     ${r.data.path} (${r.data.format}, ${r.data.samples} samples, ${r.data.classes} classes)  ${p.layout} ${p.channels}×${p.height}×${p.width}, resize ${p.resize}, scale ${p.scale ?? 'auto'}, mean ${p.mean.join(',')}, std ${p.std.join(',')}`);
   out.push(`${s.bold('device')}   ${r.provider.used}${r.provider.deviceId !== null ? `:${r.provider.deviceId}` : ''} (asked ${r.provider.requested}; onnxruntime ${r.provider.onnxruntime}; batches of ${r.batchSize})${r.provider.fallback ? `\n         ${s.dim(`CUDA not used: ${r.provider.fallback}`)}` : ''}`);
   const c = r.binding.counts;
-  out.push(`${s.bold('binding')}  ${c.bound} bound, ${c.recomputed} recomputed (folded Conv+BatchNorm), ${c.unconfirmed} unconfirmed, ${c.constants} graph constants; ${pct(r.binding.coverage)} of the graph's weights from the checkpoint`);
+  const params = r.binding.parameterCoverage?.['checkpoint'];
+  out.push(`${s.bold('binding')}  ${c.bound} bound, ${c.recomputed} recomputed (BatchNorm folds), ${c.unconfirmed} unconfirmed, ${c.constants} graph constants; ${pct(r.binding.coverage)} of the graph's weights from the checkpoint${params !== undefined ? `, ${pct(params)} of the checkpoint's parameters reached the graph` : ''}`);
   for (const i of r.binding.initializers.filter((x) => x.kind === 'unconfirmed')) out.push(`         ${s.yellow('unconfirmed')} ${i.name}: ${i.note ?? ''}`);
-  for (const [label, keys] of Object.entries(r.binding.unusedTensors)) if (keys.length) out.push(`         ${label}: ${keys.length} tensor${keys.length > 1 ? 's' : ''} the graph never used: ${keys.slice(0, 6).join(', ')}${keys.length > 6 ? ', ...' : ''}`);
+  for (const [label, list] of Object.entries(r.binding.unreached ?? {})) {
+    const real = list.filter((u) => !u.key.endsWith('num_batches_tracked'));
+    for (const u of real.slice(0, 8)) out.push(`         ${label}: ${u.key} did not reach the graph: ${u.reason}`);
+    if (real.length > 8) out.push(`         ${label}: ... and ${real.length - 8} more`);
+  }
+  if (!r.binding.unreached) for (const [label, keys] of Object.entries(r.binding.unusedTensors)) if (keys.length) out.push(`         ${label}: ${keys.length} tensor${keys.length > 1 ? 's' : ''} the graph never used: ${keys.slice(0, 6).join(', ')}${keys.length > 6 ? ', ...' : ''}`);
   for (const [label, miss] of Object.entries(r.binding.missingTensors)) for (const m of miss.slice(0, 5)) out.push(`         ${s.red('missing')} in ${label}: ${m}`);
   const width = Math.max(...r.runs.map((x) => (x.file ? path.basename(x.file) : "(the graph's own weights)").length));
   out.push(`${s.bold('runs')}     ${runLine(r.runs[0]!, width)}`);

@@ -236,6 +236,11 @@ function judge(binding: VerifyReport['binding'], cmp: VerifyReport['comparison']
       problems.push(`${some} ${one ? 'matches' : 'match'} checkpoint tensors by name, but no checkpoint's values confirm the binding: ${names}; ${idle.length ? 'kept as graph constants (use them anyway with --trust-names)' : 'used anyway (--trust-names)'}`);
     }
   }
+  for (const [label, share] of Object.entries(binding.parameterCoverage ?? {})) {
+    if (provesNothing || share >= 1) continue;
+    const missed = (binding.unreached?.[label] ?? []).filter((u) => !u.key.endsWith('num_batches_tracked'));
+    facts.push(`${(share * 100).toFixed(1)}% of ${label === 'against' ? opts.against : opts.checkpoint}'s parameters reached the graph; not ${missed.slice(0, 4).map((u) => `${u.key} (${u.reason})`).join(', ')}${missed.length > 4 ? `, and ${missed.length - 4} more` : ''}`);
+  }
   if (!provesNothing && binding.coverage < 1) facts.push(`${(binding.coverage * 100).toFixed(1)}% of the graph's weights came from the checkpoint; the rest are graph constants`);
   return { verdict, reasons: [...problems, ...facts], provesNothing };
 }

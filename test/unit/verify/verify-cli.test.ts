@@ -18,7 +18,7 @@ test('PASS exits 0 and prints the verdict, binding, runs and comparison', () => 
   const r = runCli([...base, sample('dp.pt'), '--against', sample('checkpoint.pth.tar')]);
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /^verify\s+PASS\n\s+- logits are bit-identical to the --against checkpoint on all 360 samples/);
-  assert.match(r.stdout, /binding\s+2 bound, 4 recomputed \(folded Conv\+BatchNorm\), 0 unconfirmed, 0 graph constants; 100\.00% of the graph's weights/);
+  assert.match(r.stdout, /binding\s+2 bound, 4 recomputed \(BatchNorm folds\), 0 unconfirmed, 0 graph constants; 100\.00% of the graph's weights from the checkpoint, 100\.00% of the checkpoint's parameters reached the graph/);
   assert.match(r.stdout, /checkpoint dp\.pt\s+top-1 98\.89% \(356\/360\)/);
   assert.match(r.stdout, /against\s+checkpoint\.pth\.tar\s+top-1 98\.89% .*recorded best_acc 98\.89%/);
   assert.match(r.stdout, /compare\s+checkpoint vs against: accuracy Δ \+0\.00 pp; identical predictions 100\.00%; max \|Δlogit\| 0; max relative 0; bit-identical yes/);
