@@ -50,6 +50,36 @@ export interface VerifyOptions {
   trustNames?: boolean;
   /** BatchNorm epsilon for recomputing folded Conv+BN weights when the checkpoint does not say (default 1e-5, torch's) */
   bnEps?: number;
+  /**
+   * The architecture from the user's own Python instead of a graph (`model` is then unused):
+   * `path/to/file.py:ClassName` or `package.module:ClassName`, importable by `python`.
+   */
+  modelClass?: string | null;
+  /** keyword arguments for the class's constructor */
+  modelArgs?: Record<string, unknown> | null;
+  /** the interpreter; absent: the first python on PATH that imports torch */
+  python?: string | null;
+}
+
+/** How a Python-model verification ran (`ckpt verify --model-class`). */
+export interface PythonRunReport {
+  /** the runner protocol version */
+  protocol: number;
+  interpreter: string;
+  /** `--python`, or where it was found: `PATH`, `VIRTUAL_ENV`, `CONDA_PREFIX` */
+  chosenBy: string;
+  pythonVersion: string;
+  torch: string;
+  device: string;
+  deviceName: string;
+  modelClass: string;
+  modelArgs: Record<string, unknown>;
+  /** per run: the keys leading to the model's state dict and the wrapper prefixes removed, as convert does */
+  applied: { label: string; file: string; path: (string | number)[]; stripped: string[]; keys: number }[];
+  /** spawning the interpreter and importing torch */
+  startupSeconds: number;
+  /** importing the class, constructing it and loading the checkpoints */
+  loadSeconds: number;
 }
 
 /** How one graph initializer got its value. */
@@ -220,4 +250,6 @@ export interface VerifyReport {
    * both runs got wrong (up to 8), with their pixels. Absent from reports made before it existed.
    */
   examples?: SampleExample[];
+  /** present when the architecture came from the user's Python (the `model` and `provider` fields then describe the class and torch) */
+  python?: PythonRunReport;
 }
