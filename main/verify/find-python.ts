@@ -5,7 +5,7 @@
 import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { fail } from '../formats/errors.ts';
+import { fail } from '../errors.ts';
 
 export interface ChosenPython {
   python: string;

@@ -8,7 +8,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { CheckpointError, fail } from '../formats/errors.ts';
+import { CheckpointError, fail } from '../errors.ts';
 
 export const RUNNER_PROTOCOL = 1;
 

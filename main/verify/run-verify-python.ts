@@ -6,7 +6,7 @@
  * wrapper prefixes are found on this side (as convert finds them) and sent to the runner.
  */
 import type { PythonRunReport, RunResult, VerifyOptions, VerifyReport } from '../../shared/verify.ts';
-import { CheckpointError, fail } from '../formats/errors.ts';
+import { CheckpointError, fail } from '../errors.ts';
 import { openWeights } from './checkpoint-weights.ts';
 import { choosePython } from './find-python.ts';
 import { LogitComparison, RunScore } from './metrics.ts';

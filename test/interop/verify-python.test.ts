@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { NO_RULES } from '../../shared/presets.ts';
 import type { VerifyOptions, VerifyReport } from '../../shared/verify.ts';
 import { convertFile } from '../../main/convert/convert-file.ts';
-import { CheckpointError } from '../../main/formats/errors.ts';
+import { CheckpointError } from '../../main/errors.ts';
 import { runVerify } from '../../main/verify/run-verify.ts';
 import { NPZ, sample, tempDir } from '../unit/verify/helpers.ts';
 
