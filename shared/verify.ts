@@ -80,6 +80,8 @@ export interface PythonRunReport {
   startupSeconds: number;
   /** importing the class, constructing it and loading the checkpoints */
   loadSeconds: number;
+  /** the batch loop's wall time: reading and preprocessing, the transfers and every model's forward */
+  loopSeconds: number;
 }
 
 /** How one graph initializer got its value. */

@@ -19,7 +19,7 @@ tensor is found by following the graph and confirmed by value (BatchNorm folded 
 Linear is recomputed; transposed, reshaped, cast and scaled copies are recognised).
 
 With --model-class, the user's own torch runs the model instead: SPEC is path/to/file.py:ClassName
-or package.module:ClassName, constructed with --model-args (JSON keyword arguments); each checkpoint
+or package.module:ClassName (or file.py alone when it defines one nn.Module class), constructed with --model-args (JSON keyword arguments); each checkpoint
 is loaded with torch.load(weights_only=True) and load_state_dict(strict=True), wrapper prefixes and
 containers removed as convert does, and run with model.eval() under torch.no_grad().
 

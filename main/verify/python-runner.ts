@@ -113,8 +113,22 @@ export class PythonRunner {
 
   /** One batch through the models `labels` names, in that order. */
   async run(labels: string[], shape: number[], input: Float32Array): Promise<Map<string, BatchLogits>> {
+    this.submit(labels, shape, input);
+    return this.results(labels, shape);
+  }
+
+  /**
+   * Sends a batch without waiting for its logits, so the next batch can be read and sent while the
+   * runner computes (the runner answers in order; take each batch's logits with `results`).
+   * `input` must not be changed afterwards: the pipe may still hold it.
+   */
+  submit(labels: string[], shape: number[], input: Float32Array): void {
     const bytes = Buffer.from(input.buffer, input.byteOffset, input.byteLength);
     this.send({ op: 'run', labels, shape, bytes: bytes.length }, bytes);
+  }
+
+  /** The logits of the oldest batch submitted and not yet taken. */
+  async results(labels: string[], shape: number[]): Promise<Map<string, BatchLogits>> {
     const out = new Map<string, BatchLogits>();
     const deadline = Date.now() + this.limits.batchMs;
     for (const label of labels) {
@@ -152,8 +166,8 @@ export class PythonRunner {
 
   private send(obj: Record<string, unknown>, payload?: Buffer): void {
     if (this.exited) throw this.deadError('');
-    this.child.stdin!.write(JSON.stringify(obj) + '\n');
-    if (payload) this.child.stdin!.write(payload);
+    const line = Buffer.from(JSON.stringify(obj) + '\n');
+    this.child.stdin!.write(payload ? Buffer.concat([line, payload]) : line);
   }
 
   private async request(obj: Record<string, unknown>, want: string, ms: number, what: string): Promise<Message> {

@@ -75,17 +75,28 @@ export async function runVerifyPython(opts: VerifyOptions, ctx: VerifyContext = 
     const batch = Math.min(batchOpt, count);
     const per = sampleSize(pre);
     const shape = pre.layout === 'NCHW' ? [pre.channels, pre.height, pre.width] : [pre.height, pre.width, pre.channels];
-    const input = new Float32Array(batch * per);
     const scores = new Map<string, RunScore>();
     const seconds = new Map(labels.map((l) => [l, 0]));
     let classes = 0;
     let comparison: LogitComparison | null = null;
-    for (let start = 0, b = 0; start < count; start += batch, b++) {
-      if (ctx.cancelled?.()) throw new CheckpointError('cancelled', `verification cancelled after ${start} of ${count} samples`);
+    const batches = Math.ceil(count / batch);
+    /** reads, preprocesses and sends batch b (a fresh buffer each: the pipe may still hold the last) */
+    const submit = (b: number): void => {
+      const start = b * batch;
       const n = Math.min(batch, count - start);
-      input.fill(0);
+      const input = new Float32Array(n * per);
       for (let s = 0; s < n; s++) preprocessInto(set.sample(start + s), pre, input, s * per);
-      const out = await runner.run(labels, [n, ...shape], input.subarray(0, n * per));
+      runner.submit(labels, [n, ...shape], input);
+    };
+    const tLoop = performance.now();
+    submit(0);
+    for (let b = 0; b < batches; b++) {
+      const start = b * batch;
+      const n = Math.min(batch, count - start);
+      if (ctx.cancelled?.()) throw new CheckpointError('cancelled', `verification cancelled after ${start} of ${count} samples`);
+      // the next batch is prepared and queued while the runner computes this one
+      if (b + 1 < batches) submit(b + 1);
+      const out = await runner.results(labels, [n, ...shape]);
       for (const label of labels) {
         const o = out.get(label)!;
         if (!classes) {
@@ -94,15 +105,14 @@ export async function runVerifyPython(opts: VerifyOptions, ctx: VerifyContext = 
           for (const l of labels) scores.set(l, new RunScore(count, classes));
           comparison = new LogitComparison(classes, atol, rtol);
         }
-        if (o.shape[1] !== classes) fail('python', `${opts.modelClass} gave ${o.shape[1]} logits per sample for ${label}, ${classes} for the first`);
+        if (o.shape[1] !== classes || o.shape[0] !== n) fail('python', `${opts.modelClass} gave [${o.shape.join(', ')}] logits for ${label} on a batch of ${n}; ${classes} per sample for the first`);
         scores.get(label)!.add(o.logits, start, n, set.labels);
         seconds.set(label, seconds.get(label)! + o.seconds);
       }
-      const a = out.get(labels[0]!)!.logits;
-      comparison!.add(a, out.get(labels[labels.length - 1]!)!.logits, n);
-      progress(start + n, count, `batch ${b + 1} of ${Math.ceil(count / batch)}`);
+      comparison!.add(out.get(labels[0]!)!.logits, out.get(labels[labels.length - 1]!)!.logits, n);
+      progress(start + n, count, `batch ${b + 1} of ${batches}`);
     }
-
+    const loopSeconds = (performance.now() - tLoop) / 1000;
     const results: RunResult[] = labels.map((label, i) => {
       const s = seconds.get(label)!;
       return { label, file: requests[i]!.file, metrics: scores.get(label)!.finish(), recorded: [], inferenceSeconds: s, imagesPerSecond: s > 0 ? count / s : 0 };
@@ -139,6 +149,7 @@ export async function runVerifyPython(opts: VerifyOptions, ctx: VerifyContext = 
       applied: requests.map((r, i) => ({ label: r.label, file: r.file, path: r.path, stripped: r.strip, keys: loaded[i]!.keys })),
       startupSeconds: runner.startSeconds,
       loadSeconds,
+      loopSeconds,
     };
     const cuda = /^cuda(?::(\d+))?$/.exec(python.device);
     return {

@@ -37,12 +37,15 @@ sys.stdout = sys.stderr
 inp = sys.stdin.buffer
 
 
-def send(obj, payload=None):
+def frame(obj, payload=None):
     if payload is not None:
         obj["bytes"] = len(payload)
-    out.write((json.dumps(obj) + "\n").encode())
-    if payload is not None:
-        out.write(payload)
+    line = (json.dumps(obj) + "\n").encode()
+    return line + payload if payload is not None else line
+
+
+def send(obj, payload=None):
+    out.write(frame(obj, payload))
     out.flush()
 
 
@@ -85,7 +88,9 @@ def load_class(spec):
     if spec in classes:
         return classes[spec]
     where, sep, name = spec.rpartition(":")
-    if not sep or not where or not name:
+    if not sep and spec.endswith(".py"):
+        where, name = spec, None  # the one nn.Module class the file defines
+    elif not sep or not where or not name:
         raise Failure("import", f"--model-class takes path/to/file.py:ClassName or package.module:ClassName, not {spec!r}")
     try:
         if where.endswith(".py") or os.sep in where or "/" in where:
@@ -106,6 +111,12 @@ def load_class(spec):
         raise
     except BaseException as e:  # the user's module may raise anything, SystemExit included
         raise Failure("import", f"importing {where} failed: {one_line(e)}", traceback.format_exc())
+    if name is None:
+        t = import_torch()
+        found = sorted(k for k, v in vars(module).items() if isinstance(v, type) and issubclass(v, t.nn.Module) and v.__module__ == module.__name__)
+        if len(found) != 1:
+            raise Failure("import", f"{where} defines {len(found)} nn.Module classes ({', '.join(found) or 'none'}); name one: {where}:ClassName")
+        name = found[0]
     cls = getattr(module, name, None)
     if cls is None:
         raise Failure("import", f"{where} has no {name}")
@@ -200,6 +211,7 @@ def do_run(req):
     payload = read_exactly(int(req["bytes"]))
     shape = [int(x) for x in req["shape"]]
     x_cpu = torch.frombuffer(bytearray(payload), dtype=torch.float32).reshape(shape)
+    frames = []  # one write per batch: fewer wake-ups on a busy machine
     for label in req["labels"]:
         model, dev = models[label]
         try:
@@ -218,7 +230,9 @@ def do_run(req):
             got = list(y.shape) if torch.is_tensor(y) else type(y).__name__
             raise Failure("forward", f"{type(model).__name__}.forward returned {got}; verify scores N x classes logits")
         data = y.detach().to("cpu", torch.float32).contiguous().numpy().tobytes()
-        send({"type": "logits", "label": label, "shape": list(y.shape), "seconds": seconds}, data)
+        frames.append(frame({"type": "logits", "label": label, "shape": list(y.shape), "seconds": seconds}, data))
+    out.write(b"".join(frames))
+    out.flush()
 
 
 def main():
