@@ -89,13 +89,14 @@ export async function runVerifyPython(opts: VerifyOptions, ctx: VerifyContext = 
       runner.submit(labels, [n, ...shape], input);
     };
     const tLoop = performance.now();
-    submit(0);
+    // Two batches stay queued ahead of the one being read back, so the runner never waits on this side.
+    const AHEAD = 2;
+    for (let b = 0; b < Math.min(AHEAD, batches); b++) submit(b);
     for (let b = 0; b < batches; b++) {
       const start = b * batch;
       const n = Math.min(batch, count - start);
       if (ctx.cancelled?.()) throw new CheckpointError('cancelled', `verification cancelled after ${start} of ${count} samples`);
-      // the next batch is prepared and queued while the runner computes this one
-      if (b + 1 < batches) submit(b + 1);
+      if (b + AHEAD < batches) submit(b + AHEAD);
       const out = await runner.results(labels, [n, ...shape]);
       for (const label of labels) {
         const o = out.get(label)!;
