@@ -4,7 +4,7 @@ import type { ConversionRules } from '../../shared/presets.ts';
 import type { Checkpoint } from '../checkpoint/inspect.ts';
 import { previewConversion } from '../convert/convert-file.ts';
 import { planConversion } from '../convert/plan.ts';
-import { openConvertInput } from '../inputs/open-input.ts';
+import { openCheckpoint } from '../inputs/open-checkpoint.ts';
 
 interface Entry {
   file: string;
@@ -32,7 +32,7 @@ export class PreviewCache {
     const e = this.entry;
     if (!e || e.file !== file || e.ino !== st.ino || e.size !== st.size || e.mtimeMs !== st.mtimeMs) {
       this.clear();
-      this.entry = { file, ino: st.ino, size: st.size, mtimeMs: st.mtimeMs, checkpoint: openConvertInput(file) };
+      this.entry = { file, ino: st.ino, size: st.size, mtimeMs: st.mtimeMs, checkpoint: openCheckpoint(file, { shardedRanks: 'consolidate' }) };
     }
     return planConversion(this.entry!.checkpoint, rules, output);
   }
