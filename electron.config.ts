@@ -30,7 +30,8 @@ const config: Configuration = {
   files: ['dist/**', '!dist/**/*.map', 'package.json'],
   extraMetadata: { main: bundles.main },
   extraResources: [{ from: 'build/sample-workspace', to: 'sample-workspace' }],
-  asarUnpack: ['node_modules/onnxruntime-node/**'],
+  // verify-runner.py is run by the user's python, which cannot read inside the asar archive.
+  asarUnpack: ['node_modules/onnxruntime-node/**', 'dist/**/verify-runner.py'],
   icon: 'build/icons/icon.png',
   linux: {
     target: ['AppImage', 'deb'],

@@ -4,7 +4,7 @@
 //   dist/renderer/                                       the Svelte UI (vite, when renderer/vite.config.ts exists)
 // The same renderer is served by `ckpt serve` (web mode) and loaded by the Electron window.
 import { build } from 'esbuild';
-import { chmodSync, existsSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync } from 'node:fs';
 
 const node = {
   bundle: true,
@@ -22,11 +22,16 @@ const entries = { ckpt: 'main/cli/index.ts', worker: 'main/jobs/worker.ts', 'crc
 for (const [name, file] of [['verify-worker', 'main/verify/verify-worker.ts']]) if (existsSync(file)) entries[name] = file;
 await build({ ...node, entryPoints: entries, outdir: 'dist' });
 chmodSync('dist/ckpt.js', 0o755);
+// The Python side of `verify --model-class`: run by the user's python from beside the bundle that
+// starts it (main/verify/python-runner.ts `runnerScript`).
+const RUNNER = 'main/verify/verify-runner.py';
+if (existsSync(RUNNER)) copyFileSync(RUNNER, 'dist/verify-runner.py');
 
 if (existsSync('main/electron/main.ts')) {
   // Workers are started from beside the running bundle, so the Electron main gets its own copies.
   const { ckpt, ...workers } = entries;
   await build({ ...node, entryPoints: { main: 'main/electron/main.ts', ...workers }, outdir: 'dist/electron' });
+  if (existsSync(RUNNER)) copyFileSync(RUNNER, 'dist/electron/verify-runner.py');
   // A sandboxed preload must be one CommonJS script that requires nothing but 'electron'.
   await build({ bundle: true, platform: 'node', format: 'cjs', target: 'node20', logLevel: 'warning', external: ['electron'], entryPoints: { preload: 'main/electron/preload.ts' }, outfile: 'dist/electron/preload.cjs' });
 }

@@ -4,15 +4,18 @@ import type { ErrorInfo, ErrorKind } from '../shared/errors.ts';
 export class CheckpointError extends Error {
   readonly kind: ErrorKind;
   readonly file: string | undefined;
-  constructor(kind: ErrorKind, message: string, file?: string) {
+  /** more than the one line, when there is more to see (the user's own Python traceback) */
+  readonly details: string | undefined;
+  constructor(kind: ErrorKind, message: string, file?: string, details?: string) {
     // Names read from a damaged file can hold control characters; the message stays one line.
     super(message.replace(/[\x00-\x1f\x7f]/g, (c) => (c === '\n' ? '\\n' : `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`)));
     this.name = 'CheckpointError';
     this.kind = kind;
     this.file = file;
+    this.details = details;
   }
   toInfo(): ErrorInfo {
-    return { kind: this.kind, message: this.message, ...(this.file ? { file: this.file } : {}) };
+    return { kind: this.kind, message: this.message, ...(this.file ? { file: this.file } : {}), ...(this.details ? { details: this.details } : {}) };
   }
 }
 

@@ -15,10 +15,13 @@ export type ErrorKind =
   | 'exists' // the destination exists and --force was not given
   | 'verify-failed' // a written file did not read back as planned
   | 'cancelled'
+  | 'python' // the user's model code or torch failed inside their own Python (verify --python)
   | 'internal';
 
 export interface ErrorInfo {
   kind: ErrorKind;
   message: string;
   file?: string;
+  /** more than the one line, when there is more to see (the user's own Python traceback) */
+  details?: string;
 }

@@ -50,12 +50,44 @@ export interface VerifyOptions {
   trustNames?: boolean;
   /** BatchNorm epsilon for recomputing folded Conv+BN weights when the checkpoint does not say (default 1e-5, torch's) */
   bnEps?: number;
+  /**
+   * The architecture from the user's own Python instead of a graph (`model` is then unused):
+   * `path/to/file.py:ClassName` or `package.module:ClassName`, importable by `python`.
+   */
+  modelClass?: string | null;
+  /** keyword arguments for the class's constructor */
+  modelArgs?: Record<string, unknown> | null;
+  /** the interpreter; absent: the first python on PATH that imports torch */
+  python?: string | null;
+}
+
+/** How a Python-model verification ran (`ckpt verify --model-class`). */
+export interface PythonRunReport {
+  /** the runner protocol version */
+  protocol: number;
+  interpreter: string;
+  /** `--python`, or where it was found: `PATH`, `VIRTUAL_ENV`, `CONDA_PREFIX` */
+  chosenBy: string;
+  pythonVersion: string;
+  torch: string;
+  device: string;
+  deviceName: string;
+  modelClass: string;
+  modelArgs: Record<string, unknown>;
+  /** per run: the keys leading to the model's state dict and the wrapper prefixes removed, as convert does */
+  applied: { label: string; file: string; path: (string | number)[]; stripped: string[]; keys: number }[];
+  /** spawning the interpreter and importing torch */
+  startupSeconds: number;
+  /** importing the class, constructing it and loading the checkpoints */
+  loadSeconds: number;
+  /** the batch loop's wall time: reading and preprocessing, the transfers and every model's forward */
+  loopSeconds: number;
 }
 
 /** How one graph initializer got its value. */
 export type BindingKind =
   | 'bound' // copied from a checkpoint tensor, value confirmed against the graph
-  | 'recomputed' // computed from checkpoint tensors (folded Conv+BatchNorm), value confirmed
+  | 'recomputed' // computed from checkpoint tensors (a BatchNorm folded into the Conv or Linear before it), value confirmed
   | 'unconfirmed' // a checkpoint tensor fits by name and shape but its value did not match the graph's
   | 'constant'; // kept as exported: nothing in the checkpoint is known to produce it
 
@@ -66,7 +98,7 @@ export interface InitializerBinding {
   kind: BindingKind;
   /** checkpoint keys (wrapper prefixes removed) it comes from */
   from?: string[];
-  /** how the source was found: `name`, `dynamo name`, `value`, `conv+bn fold` */
+  /** how it is made: `value`, `transposed`, `scaled ×k`, `conv+bn fold`, `linear+bn fold` (confirmed by value); `name`, `dynamo name` (unconfirmed) */
   via?: string;
   /** run labels whose values matched the graph's within float32 rounding */
   confirmedBy?: string[];
@@ -82,12 +114,21 @@ export interface BindingReport {
   counts: { bound: number; recomputed: number; unconfirmed: number; constants: number };
   /** per run label: checkpoint tensors the graph never used */
   unusedTensors: Record<string, string[]>;
+  /** per run label: the checkpoint tensors that reached no graph weight, each with the reason */
+  unreached?: Record<string, UnreachedTensor[]>;
+  /** per run label: share of the checkpoint's parameters and buffers (float tensors but BatchNorm's counters, by elements) that reached the graph */
+  parameterCoverage?: Record<string, number>;
   /** per run label: checkpoint keys a binding needs that this checkpoint lacks */
   missingTensors: Record<string, string[]>;
   /** share of the graph's initializer elements that came from the checkpoint (0..1) */
   coverage: number;
   /** BatchNorm epsilons used for recomputation, by module */
   bnEps: Record<string, number>;
+}
+
+export interface UnreachedTensor {
+  key: string;
+  reason: string;
 }
 
 export interface RecordedMetric {
@@ -211,4 +252,6 @@ export interface VerifyReport {
    * both runs got wrong (up to 8), with their pixels. Absent from reports made before it existed.
    */
   examples?: SampleExample[];
+  /** present when the architecture came from the user's Python (the `model` and `provider` fields then describe the class and torch) */
+  python?: PythonRunReport;
 }

@@ -57,6 +57,7 @@ export async function main(argv: string[], io: CliIO): Promise<number> {
     const parseError = e instanceof TypeError && (e as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS');
     const err = parseError ? new CheckpointError('usage', `${e.message.split(/[.\n]/)[0]}; run \`ckpt help ${cmd}\``) : asCheckpointError(e);
     io.stderr(`ckpt: ${err.kind === 'usage' ? 'usage' : 'error'}: ${err.message}\n`);
+    if (err.details) io.stderr(`details:\n${err.details.replace(/^/gm, '  ').trimEnd()}\n`);
     if (process.env['CKPT_DEBUG'] && e instanceof Error) io.stderr(`${e.stack}\n`);
     return 2;
   }

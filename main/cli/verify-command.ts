@@ -10,11 +10,18 @@ import { cancelOnSignal } from './cancel-on-signal.ts';
 import type { CliIO } from './io.ts';
 
 export const VERIFY_HELP = `ckpt verify --model graph.onnx --data <test set> <checkpoint> [--against <other>] [options]
+ckpt verify --model-class SPEC [--python PY] [--model-args JSON] --data <test set> <checkpoint> [--against <other>]
 
 Runs the model's ONNX graph with the checkpoint's weights on a test set and scores it. With
 --against, both checkpoints run through the same graph and batches and are compared; without it,
 the graph's own exported weights are the reference. Every binding of a graph weight to a checkpoint
-tensor is confirmed by value first (folded Conv+BatchNorm weights are recomputed).
+tensor is found by following the graph and confirmed by value (BatchNorm folded into a Conv or
+Linear is recomputed; transposed, reshaped, cast and scaled copies are recognised).
+
+With --model-class, the user's own torch runs the model instead: SPEC is path/to/file.py:ClassName
+or package.module:ClassName (or file.py alone when it defines one nn.Module class), constructed with --model-args (JSON keyword arguments); each checkpoint
+is loaded with torch.load(weights_only=True) and load_state_dict(strict=True), wrapper prefixes and
+containers removed as convert does, and run with model.eval() under torch.no_grad().
 
 test sets
   x.npz                  arrays x (images) and y (labels)
@@ -25,6 +32,8 @@ test sets
 options
   --against P            the checkpoint to compare with (usually the source of a conversion)
   --device D             auto (default: CUDA 0 when available), cpu, cuda[:N]
+  --python PY            the interpreter for --model-class (default: the first python on PATH with torch)
+  --model-args JSON      keyword arguments for the --model-class constructor, e.g. '{"width": 64}'
   --batch-size N         samples per inference call (default 64)
   --limit N              only the first N samples
   --data-format F        npz, idx, cifar or imagefolder (default: detected)
@@ -57,11 +66,24 @@ export function parseVerifyArgs(args: string[]): { options: VerifyOptions; json:
       mean: { type: 'string' }, std: { type: 'string' }, atol: { type: 'string' }, rtol: { type: 'string' },
       'trust-names': { type: 'boolean' }, 'bn-eps': { type: 'string' }, report: { type: 'string', multiple: true },
       json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+      python: { type: 'string' }, 'model-class': { type: 'string' }, 'model-args': { type: 'string' },
     },
   });
   if (values.help) return 'help';
-  if (positionals.length !== 1) fail('usage', 'verify takes one checkpoint: ckpt verify --model graph.onnx --data <test set> <checkpoint>');
-  if (!values.model) fail('usage', 'say which graph to run: --model graph.onnx (export one with torch.onnx.export)');
+  if (positionals.length !== 1) fail('usage', 'verify takes one checkpoint: ckpt verify --model graph.onnx --data <test set> <checkpoint> (or --model-class file.py:Class)');
+  const modelClass = values['model-class'];
+  if (!values.model && !modelClass) fail('usage', 'say which model to run: --model graph.onnx (export one with torch.onnx.export), or --model-class file.py:ClassName with your own python');
+  if (values.model && modelClass) fail('usage', '--model and --model-class are two ways to give the architecture; pass one');
+  if (!modelClass && (values.python || values['model-args'])) fail('usage', '--python and --model-args go with --model-class');
+  let modelArgs: Record<string, unknown> | null = null;
+  if (values['model-args'] !== undefined) {
+    try {
+      modelArgs = JSON.parse(values['model-args']) as Record<string, unknown>;
+    } catch {
+      modelArgs = null;
+    }
+    if (!modelArgs || typeof modelArgs !== 'object' || Array.isArray(modelArgs)) fail('usage', `--model-args takes a JSON object of keyword arguments, e.g. '{"width": 64}', not '${values['model-args']}'`);
+  }
   if (!values.data) fail('usage', 'say which test set to run: --data <x.npz | idx folder | CIFAR batch | ImageFolder>');
   const number = (flag: string, v: string | undefined, check: (n: number) => boolean, what: string): number | undefined => {
     if (v === undefined) return undefined;
@@ -104,7 +126,8 @@ export function parseVerifyArgs(args: string[]): { options: VerifyOptions; json:
   const reports = values.report ?? [];
   for (const r of reports) if (!/\.(html?|json)$/i.test(r)) fail('usage', `--report writes .html or .json files, not '${r}'`);
   const options: VerifyOptions = {
-    model: values.model!,
+    model: values.model ?? '',
+    ...(modelClass ? { modelClass, modelArgs: modelArgs ?? {}, python: values.python ?? null } : {}),
     data: values.data!,
     checkpoint: positionals[0]!,
     against: values.against ?? null,

@@ -130,7 +130,7 @@ export class WorkerPool<Request extends { kind: string } = JobRequest, Results =
       slot.jobs.delete(m.seq);
       slot.waiting.delete(m.seq);
       if (m.type === 'done') job.resolve(m.result);
-      else job.reject(new CheckpointError(m.error.kind, m.error.message, m.error.file));
+      else job.reject(new CheckpointError(m.error.kind, m.error.message, m.error.file, m.error.details));
       this.pump();
     });
     let started = false;

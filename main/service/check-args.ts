@@ -175,13 +175,18 @@ const VERIFY_OPTIONAL: Record<string, Check> = {
   rtol: finite(0),
   trustNames: bool,
   bnEps: finite(0, Infinity, true),
+  // the Python-model source: a class the user's own python imports (`file.py:Class`, `pkg.mod:Class`)
+  modelClass: nullable((v, name) => (/^[^\n]+$/.test(text(v, name)) ? v : fail('usage', `${name} must be file.py:ClassName or package.module:ClassName`))),
+  modelArgs: nullable((v, name) => (isRecord(v) && JSON.stringify(v).length <= MAX_TEXT ? v : fail('usage', `${name} must be an object of keyword arguments`))),
+  python: nullable(absolutePath),
 };
 
 /** `VerifyOptions`: the three files as absolute paths, every other field optional and checked. */
 export function verifyOptions(v: unknown, name = 'options'): VerifyOptions {
   const o = fields(v, name, ['model', 'data', 'checkpoint', ...Object.keys(VERIFY_OPTIONAL)]);
   return {
-    model: absolutePath(o['model'], `${name}.model`),
+    // with a Python model class there is no graph: `model` stays empty
+    model: o['modelClass'] && o['model'] === '' ? '' : absolutePath(o['model'], `${name}.model`),
     data: absolutePath(o['data'], `${name}.data`),
     checkpoint: absolutePath(o['checkpoint'], `${name}.checkpoint`),
     ...optionalFields<VerifyOptions>(o, name, VERIFY_OPTIONAL),

@@ -22,6 +22,8 @@ export interface CheckpointWeights {
   tensors: Map<string, TorchTensor>;
   /** the wrapper prefixes removed from every key */
   prefixes: string[];
+  /** where the weights are: a state dict or a whole pickled module, and the keys leading to it */
+  source: { kind: 'state-dict' | 'module'; path: Role['path'] };
   /** BatchNorm module (canonical path) → eps, from whole pickled modules */
   bnEps: Map<string, number>;
   recorded: RecordedMetric[];
@@ -55,6 +57,7 @@ export function openWeights(file: string): CheckpointWeights {
       file,
       tensors,
       prefixes,
+      source: { kind: model.kind === 'module' ? 'module' : 'state-dict', path: model.path },
       bnEps,
       recorded: recordedMetrics(ck.reading.root),
       bytes(key: string): Uint8Array {

@@ -125,9 +125,10 @@ ${k.differingSamples.length ? `<p>Predictions differ at samples ${esc(k.differin
 ${diffChart(r)}
 ${perClassChart(r)}
 <h2>Confusion matrices</h2>${r.runs.map((x) => confusionChart(x, r.data.classNames)).join('')}
-<h2>Binding of the graph's weights</h2>
+${r.python ? `<h2>The model in the user's torch</h2>
+<p>${esc(r.python.modelClass)} in ${esc(r.python.interpreter)} (${esc(r.python.chosenBy)}; python ${esc(r.python.pythonVersion)}, torch ${esc(r.python.torch)}) on ${esc(r.python.device)} (${esc(r.python.deviceName)}): torch.load(weights_only=True), load_state_dict(strict=True); ${r.python.applied.map((a) => `${esc(a.label)} ${a.keys} keys${a.stripped.length ? `, ${esc(a.stripped.join(' '))} removed` : ''}`).join('; ')}.</p>` : `<h2>Binding of the graph's weights</h2>
 <p>${r.binding.counts.bound} bound, ${r.binding.counts.recomputed} recomputed, ${r.binding.counts.unconfirmed} unconfirmed, ${r.binding.counts.constants} graph constants; ${pct(r.binding.coverage)} of the graph's weights came from the checkpoint.</p>
-${binding}${unused}
+${binding}${unused}`}
 <h2>Report data</h2><p>The full report as JSON, as <code>ckpt verify --json</code> prints it:</p>
 <script type="application/json" id="report">${json}</script>
 </body></html>

@@ -39,7 +39,7 @@ interface Variant {
   logits: Float32Array;
 }
 
-function exists(file: string, what: string): void {
+export function exists(file: string, what: string): void {
   try {
     fs.statSync(file);
   } catch (e) {
@@ -49,6 +49,7 @@ function exists(file: string, what: string): void {
 }
 
 export async function runVerify(opts: VerifyOptions, ctx: VerifyContext = {}): Promise<VerifyReport> {
+  if (opts.modelClass) return (await import('./run-verify-python.ts')).runVerifyPython(opts, ctx);
   const t0 = performance.now();
   const device = parseDevice(opts.device);
   const atol = opts.atol ?? DEFAULT_ATOL;
@@ -193,11 +194,12 @@ export async function runVerify(opts: VerifyOptions, ctx: VerifyContext = {}): P
  * whenever no checkpoint tensor reached the graph or a checkpoint lacks tensors the graph uses.
  * Problems come first in `reasons`, then the facts behind the verdict.
  */
-function judge(binding: VerifyReport['binding'], cmp: VerifyReport['comparison'], runs: RunResult[], opts: VerifyOptions): { verdict: Verdict; reasons: string[]; provesNothing: boolean } {
+export function judge(binding: VerifyReport['binding'], cmp: VerifyReport['comparison'], runs: RunResult[], opts: VerifyOptions, strictlyLoaded = false): { verdict: Verdict; reasons: string[]; provesNothing: boolean } {
   const problems: string[] = [];
   const facts: string[] = [];
   const n = runs[0]!.metrics.samples;
-  const provesNothing = !binding.initializers.some((i) => i.used);
+  // strictlyLoaded: the user's model took every checkpoint tensor (load_state_dict(strict=True))
+  const provesNothing = !strictlyLoaded && !binding.initializers.some((i) => i.used);
   let verdict: Verdict;
   const vs = cmp.reference === 'graph' ? "the graph's own weights" : 'the --against checkpoint';
   const maxDiff = cmp.maxAbsLogitDiff.toPrecision(3);
@@ -235,6 +237,11 @@ function judge(binding: VerifyReport['binding'], cmp: VerifyReport['comparison']
       if (idle.length && verdict === 'PASS') verdict = 'WARN';
       problems.push(`${some} ${one ? 'matches' : 'match'} checkpoint tensors by name, but no checkpoint's values confirm the binding: ${names}; ${idle.length ? 'kept as graph constants (use them anyway with --trust-names)' : 'used anyway (--trust-names)'}`);
     }
+  }
+  for (const [label, share] of Object.entries(binding.parameterCoverage ?? {})) {
+    if (provesNothing || share >= 1) continue;
+    const missed = (binding.unreached?.[label] ?? []).filter((u) => !u.key.endsWith('num_batches_tracked'));
+    facts.push(`${(share * 100).toFixed(1)}% of ${label === 'against' ? opts.against : opts.checkpoint}'s parameters reached the graph; not ${missed.slice(0, 4).map((u) => `${u.key} (${u.reason})`).join(', ')}${missed.length > 4 ? `, and ${missed.length - 4} more` : ''}`);
   }
   if (!provesNothing && binding.coverage < 1) facts.push(`${(binding.coverage * 100).toFixed(1)}% of the graph's weights came from the checkpoint; the rest are graph constants`);
   return { verdict, reasons: [...problems, ...facts], provesNothing };

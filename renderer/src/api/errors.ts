@@ -6,7 +6,7 @@ import type { ErrorInfo, ErrorKind } from '../../../shared/errors.ts';
 
 const KINDS: readonly ErrorKind[] = [
   'not-a-checkpoint', 'lfs-pointer', 'truncated', 'corrupt-zip', 'bad-pickle', 'unsupported', 'too-large', 'io', 'usage', 'exists',
-  'verify-failed', 'cancelled', 'internal',
+  'verify-failed', 'cancelled', 'python', 'internal',
 ];
 
 export function isErrorInfo(v: unknown): v is ErrorInfo {

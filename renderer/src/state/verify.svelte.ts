@@ -5,6 +5,7 @@ import type { VerifyOptions, VerifyReport } from '../../../shared/verify.ts';
 import { getApi } from '../api/index.ts';
 import { dirName, joinPath } from '../lib/format.ts';
 import { JobRun, type RunState as JobRunState } from './job-run.svelte.ts';
+import { pythonOptions, recall, remember, workspaceOf } from './verify-python.ts';
 
 export type VerifyRun = JobRunState<VerifyReport>;
 
@@ -20,6 +21,16 @@ class VerifyState extends JobRun<'verify'> {
   device = $state('cpu');
   /** only the first N samples; empty for all */
   limit = $state('');
+  /** where the architecture comes from: the ONNX graph, or the model class in the user's Python */
+  architecture = $state<'onnx' | 'python'>('onnx');
+  /** the interpreter; empty: the first python on PATH that imports torch */
+  python = $state('');
+  modelClass = $state('');
+  /** the constructor's keyword arguments, as JSON */
+  modelArgs = $state('');
+  /** the folder of the open checkpoint, under which the Python choice is remembered */
+  private workspace = '';
+  private autoModelClass = '';
   /** the Devices reading, read once, for the device choice */
   reading = $state.raw<DeviceReading | null>(null);
 
@@ -35,7 +46,8 @@ class VerifyState extends JobRun<'verify'> {
     const model = this.model.trim();
     const data = this.data.trim();
     if (!source && !converted) problems.push('Choose the checkpoint to verify.');
-    if (!model) problems.push('Choose the ONNX graph of the model (torch.onnx.export).');
+    const py = this.architecture === 'python' ? pythonOptions({ python: this.python, modelClass: this.modelClass, modelArgs: this.modelArgs }, problems) : null;
+    if (!model && this.architecture === 'onnx') problems.push('Choose the ONNX graph of the model (torch.onnx.export).');
     if (!data) problems.push('Choose a test set: a .npz (x, y), MNIST idx files, CIFAR batches or an image folder.');
     for (const [what, p] of [['The source checkpoint', source], ['The converted checkpoint', converted], ['The graph', model], ['The test set', data]] as const) {
       if (p && !isAbsolute(p)) problems.push(`${what} needs an absolute path.`);
@@ -47,7 +59,7 @@ class VerifyState extends JobRun<'verify'> {
     const checkpoint = converted || source;
     return {
       options: {
-        model, data, checkpoint, against: converted && source ? source : null, device: this.device,
+        model: this.architecture === 'onnx' ? model : '', ...(py ?? {}), data, checkpoint, against: converted && source ? source : null, device: this.device,
         ...(limit !== null ? { limit } : {}),
       },
       problems,
@@ -74,6 +86,7 @@ class VerifyState extends JobRun<'verify'> {
     const dir = dirName(file);
     let model: string | null = null;
     let data: string | null = null;
+    let py: string | null = null;
     for (const folder of [dir, dirName(dir)]) {
       if (!folder || (model && data)) continue;
       const names = await this.filesIn(folder);
@@ -82,11 +95,26 @@ class VerifyState extends JobRun<'verify'> {
         return hits.length === 1 ? joinPath(folder, hits[0]!) : null;
       };
       model ??= only(/\.onnx$/i);
+      py ??= only(/\.py$/i);
       data ??= only(/\.npz$/i);
     }
     if (seq !== this.defaultsSeq) return;
+    this.pythonDefaults(workspaceOf(dir, dirName(dir)), py);
     if (follows('model')) this.model = this.auto.model = model ?? '';
     if (follows('data')) this.data = this.auto.data = data ?? '';
+  }
+
+  /** What was last run in this workspace with the Python-model source, when the fields are still empty. */
+  private pythonDefaults(workspace: string, modelFile: string | null): void {
+    this.workspace = workspace;
+    const saved = recall(workspace);
+    // a single .py beside the checkpoint is the model's file (its one nn.Module class is found by the runner)
+    if (!saved && modelFile && (!this.modelClass.trim() || this.modelClass === this.autoModelClass)) this.modelClass = this.autoModelClass = modelFile;
+    if (!saved || (this.modelClass.trim() && this.modelClass !== this.autoModelClass)) return;
+    this.python = saved.python;
+    this.modelClass = saved.modelClass;
+    this.modelArgs = saved.modelArgs;
+    this.architecture = 'python';
   }
 
   /** Fills the converted checkpoint with the last conversion of the source, unless one was chosen. */
@@ -115,6 +143,7 @@ class VerifyState extends JobRun<'verify'> {
     const { options } = this.checked;
     if (!options) return;
     const api = getApi();
+    if (options.modelClass && this.workspace) remember(this.workspace, { python: this.python.trim(), modelClass: this.modelClass.trim(), modelArgs: this.modelArgs.trim() });
     await this.follow(() => api.startVerify(options));
   }
 }

@@ -64,16 +64,16 @@ test('wrapper prefixes do not matter: DataParallel, DDP rank, training checkpoin
   w.close();
 });
 
-test('an unfolded export binds all 14 tensors by name; torch.export names (p_conv1_weight, b_bn1_running_mean) too', () => {
+test('an unfolded export binds all 14 tensors by value; torch.export names (p_conv1_weight, b_bn1_running_mean) too', () => {
   const named = plan(fx('unfolded.onnx'), [['checkpoint', sample('dp.pt')]]);
   assert.deepEqual(named.report.counts, { bound: 14, recomputed: 0, unconfirmed: 0, constants: 0 });
-  assert.ok(named.report.initializers.every((i) => i.via === 'name' && i.from![0] === i.name));
+  assert.ok(named.report.initializers.every((i) => i.via === 'value' && i.from![0] === i.name));
   const dyn = plan(fx('dynamo-names.onnx'), [['checkpoint', sample('cpu.pt')]]);
   assert.deepEqual(dyn.report.counts, { bound: 14, recomputed: 0, unconfirmed: 0, constants: 0 });
   const byName = new Map(dyn.report.initializers.map((i) => [i.name, i]));
   assert.deepEqual(byName.get('p_conv1_weight')!.from, ['conv1.weight']);
   assert.deepEqual(byName.get('b_bn1_running_mean')!.from, ['bn1.running_mean']);
-  assert.equal(byName.get('b_bn1_running_mean')!.via, 'dynamo name');
+  assert.equal(byName.get('b_bn1_running_mean')!.via, 'value');
   assert.equal(mangle('layer1.0.conv1.weight'), 'layer1_0_conv1_weight');
 });
 

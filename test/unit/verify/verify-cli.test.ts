@@ -18,7 +18,7 @@ test('PASS exits 0 and prints the verdict, binding, runs and comparison', () => 
   const r = runCli([...base, sample('dp.pt'), '--against', sample('checkpoint.pth.tar')]);
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /^verify\s+PASS\n\s+- logits are bit-identical to the --against checkpoint on all 360 samples/);
-  assert.match(r.stdout, /binding\s+2 bound, 4 recomputed \(folded Conv\+BatchNorm\), 0 unconfirmed, 0 graph constants; 100\.00% of the graph's weights/);
+  assert.match(r.stdout, /binding\s+2 bound, 4 recomputed \(BatchNorm folds\), 0 unconfirmed, 0 graph constants; 100\.00% of the graph's weights from the checkpoint, 100\.00% of the checkpoint's parameters reached the graph/);
   assert.match(r.stdout, /checkpoint dp\.pt\s+top-1 98\.89% \(356\/360\)/);
   assert.match(r.stdout, /against\s+checkpoint\.pth\.tar\s+top-1 98\.89% .*recorded best_acc 98\.89%/);
   assert.match(r.stdout, /compare\s+checkpoint vs against: accuracy Δ \+0\.00 pp; identical predictions 100\.00%; max \|Δlogit\| 0; max relative 0; bit-identical yes/);
@@ -47,7 +47,7 @@ test('FAIL exits 1; --json prints the report; --report writes JSON and a self-co
 
 test('input errors exit 2 with one line', () => {
   const cases: [string[], RegExp][] = [
-    [['verify', sample('cpu.pt'), '--data', NPZ], /usage: say which graph to run: --model graph\.onnx/],
+    [['verify', sample('cpu.pt'), '--data', NPZ], /usage: say which model to run: --model graph\.onnx .* or --model-class file\.py:ClassName/],
     [['verify', '--model', MODEL, sample('cpu.pt')], /usage: say which test set to run/],
     [[...base], /usage: verify takes one checkpoint/],
     [[...base, sample('cpu.pt'), '--batch-size', 'x'], /usage: --batch-size takes a whole number, not 'x'/],
@@ -56,6 +56,9 @@ test('input errors exit 2 with one line', () => {
     [[...base, sample('missing.pt')], /error: the checkpoint: .*missing\.pt: no such file/],
     [['verify', '--model', sample('cpu.pt'), '--data', NPZ, sample('cpu.pt')], /^ckpt: error: .*cpu\.pt/],
     [[...base, sample('cpu.pt'), '--bogus'], /usage: Unknown option '--bogus'/],
+    [[...base, sample('cpu.pt'), '--model-class', 'm.py:M'], /usage: --model and --model-class are two ways to give the architecture; pass one/],
+    [['verify', '--data', NPZ, '--model-class', 'm.py:M', '--model-args', '[1]', sample('cpu.pt')], /usage: --model-args takes a JSON object of keyword arguments/],
+    [[...base, sample('cpu.pt'), '--python', '/usr/bin/python3'], /usage: --python and --model-args go with --model-class/],
   ];
   for (const [args, re] of cases) {
     const r = runCli(args);

@@ -1,0 +1,181 @@
+/**
+ * Verification in the user's own torch: the model class from their Python, each checkpoint loaded
+ * by verify-runner.py with `torch.load(weights_only=True)` and `load_state_dict(strict=True)`, the
+ * same test-set readers and preprocessing as the ONNX path, the same batches in the same order
+ * for both checkpoints, the same scoring and verdict. The state dict inside a container and the
+ * wrapper prefixes are found on this side (as convert finds them) and sent to the runner.
+ */
+import type { PythonRunReport, RunResult, VerifyOptions, VerifyReport } from '../../shared/verify.ts';
+import { CheckpointError, fail } from '../errors.ts';
+import { openWeights } from './checkpoint-weights.ts';
+import { choosePython } from './find-python.ts';
+import { LogitComparison, RunScore } from './metrics.ts';
+import type { OnnxValueInfo } from './onnx-model.ts';
+import { preprocessInto, resolvePreprocess, sampleSize, shapeHint } from './preprocess.ts';
+import { PythonRunner, RUNNER_PROTOCOL, type Loaded, type LoadRequest } from './python-runner.ts';
+import { DEFAULT_ATOL, DEFAULT_RTOL, exists, judge, type VerifyContext } from './run-verify.ts';
+import { pickExamples } from './sample-images.ts';
+import { openTestSet } from './test-set.ts';
+
+const DEFAULT_BATCH = 64;
+
+/** What verify knows of the model's input before the first sample: nothing but N×C×H×W. */
+const PYTHON_INPUT: OnnxValueInfo = { name: 'x', elemType: 1, dims: ['N', '?', '?', '?'] };
+
+/** The request that loads `file` into the class: the container path and wrapper prefixes as convert reads them. */
+function loadRequest(label: string, file: string, opts: VerifyOptions): LoadRequest {
+  const w = openWeights(file);
+  try {
+    if (w.source.kind === 'module') {
+      fail('unsupported', `${file}: a whole pickled module, which torch.load(weights_only=True) refuses; write its state dict first: ckpt convert ${file} --export-state-dict`, file);
+    }
+    return { label, file, path: w.source.path, strip: w.prefixes, device: opts.device && opts.device !== 'auto' ? opts.device : null, modelClass: opts.modelClass!, modelArgs: opts.modelArgs ?? {} };
+  } finally {
+    w.close();
+  }
+}
+
+export async function runVerifyPython(opts: VerifyOptions, ctx: VerifyContext = {}): Promise<VerifyReport> {
+  const t0 = performance.now();
+  const atol = opts.atol ?? DEFAULT_ATOL;
+  const rtol = opts.rtol ?? DEFAULT_RTOL;
+  const batchOpt = opts.batchSize ?? DEFAULT_BATCH;
+  if (!Number.isInteger(batchOpt) || batchOpt < 1 || batchOpt > 1 << 16) fail('usage', '--batch-size takes a whole number from 1 to 65536');
+  if (opts.device && opts.device !== 'auto' && !/^(cpu|cuda(:\d+)?)$/.test(opts.device)) fail('usage', `--device takes cpu or cuda:N, not '${opts.device}'`);
+  for (const [f, what] of [[opts.data, 'the test set'], [opts.checkpoint, 'the checkpoint'], ...(opts.against ? [[opts.against, 'the --against checkpoint']] : [])] as const) exists(f, `${what}:`);
+  const progress = (done: number, total: number, label: string): void => ctx.onProgress?.({ done, total, unit: 'samples', label });
+
+  const requests = [loadRequest('checkpoint', opts.checkpoint, opts), ...(opts.against ? [loadRequest('against', opts.against, opts)] : [])];
+  const set = openTestSet(opts.data, opts.dataFormat, shapeHint(PYTHON_INPUT, opts.preprocess));
+  const count = Math.min(set.count, opts.limit ?? Infinity);
+  if (count < 1) fail('usage', `${opts.data}: the test set is empty`, opts.data);
+  const pre = resolvePreprocess(PYTHON_INPUT, set.sample(0), opts.preprocess);
+
+  progress(0, 0, 'finding a python with torch');
+  const chosen = await choosePython(opts.python);
+  progress(0, 0, `starting ${chosen.python}`);
+  const runner = await PythonRunner.start(chosen.python, (stage) => progress(0, 0, stage));
+  // Cancelling kills the runner at once, even inside a long load or batch.
+  let cancelled = false;
+  const watch = setInterval(() => {
+    if (!cancelled && ctx.cancelled?.()) {
+      cancelled = true;
+      runner.kill();
+    }
+  }, 100);
+  try {
+    const tLoad = performance.now();
+    const loaded: Loaded[] = [];
+    for (const r of requests) {
+      if (ctx.cancelled?.()) throw new CheckpointError('cancelled', 'verification cancelled while loading the model');
+      loaded.push(await runner.load(r));
+    }
+    const loadSeconds = (performance.now() - tLoad) / 1000;
+    const labels = requests.map((r) => r.label);
+    const batch = Math.min(batchOpt, count);
+    const per = sampleSize(pre);
+    const shape = pre.layout === 'NCHW' ? [pre.channels, pre.height, pre.width] : [pre.height, pre.width, pre.channels];
+    const scores = new Map<string, RunScore>();
+    const seconds = new Map(labels.map((l) => [l, 0]));
+    let classes = 0;
+    let comparison: LogitComparison | null = null;
+    const batches = Math.ceil(count / batch);
+    /** reads, preprocesses and sends batch b (a fresh buffer each: the pipe may still hold the last) */
+    const submit = (b: number): void => {
+      const start = b * batch;
+      const n = Math.min(batch, count - start);
+      const input = new Float32Array(n * per);
+      for (let s = 0; s < n; s++) preprocessInto(set.sample(start + s), pre, input, s * per);
+      runner.submit(labels, [n, ...shape], input);
+    };
+    const tLoop = performance.now();
+    // Two batches stay queued ahead of the one being read back, so the runner never waits on this side.
+    const AHEAD = 2;
+    for (let b = 0; b < Math.min(AHEAD, batches); b++) submit(b);
+    for (let b = 0; b < batches; b++) {
+      const start = b * batch;
+      const n = Math.min(batch, count - start);
+      if (ctx.cancelled?.()) throw new CheckpointError('cancelled', `verification cancelled after ${start} of ${count} samples`);
+      if (b + AHEAD < batches) submit(b + AHEAD);
+      const out = await runner.results(labels, [n, ...shape]);
+      for (const label of labels) {
+        const o = out.get(label)!;
+        if (!classes) {
+          classes = o.shape[1]!;
+          for (let i = 0; i < count; i++) if (set.labels[i]! < 0 || set.labels[i]! >= classes) fail('usage', `${opts.data}: sample ${i} has label ${set.labels[i]} but the model outputs ${classes} classes`, opts.data);
+          for (const l of labels) scores.set(l, new RunScore(count, classes));
+          comparison = new LogitComparison(classes, atol, rtol);
+        }
+        if (o.shape[1] !== classes || o.shape[0] !== n) fail('python', `${opts.modelClass} gave [${o.shape.join(', ')}] logits for ${label} on a batch of ${n}; ${classes} per sample for the first`);
+        scores.get(label)!.add(o.logits, start, n, set.labels);
+        seconds.set(label, seconds.get(label)! + o.seconds);
+      }
+      comparison!.add(out.get(labels[0]!)!.logits, out.get(labels[labels.length - 1]!)!.logits, n);
+      progress(start + n, count, `batch ${b + 1} of ${batches}`);
+    }
+    const loopSeconds = (performance.now() - tLoop) / 1000;
+    const results: RunResult[] = labels.map((label, i) => {
+      const s = seconds.get(label)!;
+      return { label, file: requests[i]!.file, metrics: scores.get(label)!.finish(), recorded: [], inferenceSeconds: s, imagesPerSecond: s > 0 ? count / s : 0 };
+    });
+    const reference = results[results.length - 1]!;
+    const cmp = comparison!.finish(results[0]!.label, reference.label, results[0]!.metrics, reference.metrics);
+    const binding: VerifyReport['binding'] = {
+      initializers: [],
+      counts: { bound: 0, recomputed: 0, unconfirmed: 0, constants: 0 },
+      unusedTensors: Object.fromEntries(labels.map((l) => [l, []])),
+      unreached: Object.fromEntries(labels.map((l) => [l, []])),
+      missingTensors: Object.fromEntries(labels.map((l) => [l, []])),
+      coverage: 1,
+      // load_state_dict(strict=True) succeeded: every key of the checkpoint went into the model
+      parameterCoverage: Object.fromEntries(labels.map((l) => [l, 1])),
+      bnEps: {},
+    };
+    let { verdict, reasons } = judge(binding, cmp, results, opts, true);
+    if (!opts.against) {
+      verdict = 'WARN';
+      reasons = [`nothing to compare with: pass --against <the source checkpoint> for a verdict; top-1 ${(results[0]!.metrics.top1 * 100).toFixed(2)}% is the checkpoint's own`];
+    }
+    const hello = runner.hello!;
+    const python: PythonRunReport = {
+      protocol: RUNNER_PROTOCOL,
+      interpreter: chosen.python,
+      chosenBy: chosen.how,
+      pythonVersion: hello.python,
+      torch: hello.torch,
+      device: loaded[0]!.device,
+      deviceName: loaded[0]!.deviceName,
+      modelClass: opts.modelClass!,
+      modelArgs: opts.modelArgs ?? {},
+      applied: requests.map((r, i) => ({ label: r.label, file: r.file, path: r.path, stripped: r.strip, keys: loaded[i]!.keys })),
+      startupSeconds: runner.startSeconds,
+      loadSeconds,
+      loopSeconds,
+    };
+    const cuda = /^cuda(?::(\d+))?$/.exec(python.device);
+    return {
+      version: 1,
+      createdAt: new Date().toISOString(),
+      options: opts,
+      model: { file: opts.modelClass!, producer: `torch ${hello.torch} (python ${hello.python})`, opset: null, input: { name: 'x', shape: ['N', ...shape] }, output: { name: 'logits', shape: ['N', classes] }, initializers: 0, externalData: [] },
+      data: { path: set.path, format: set.format, samples: count, classes, classNames: set.classNames, preprocess: { layout: pre.layout, channels: pre.channels, height: pre.height, width: pre.width, resize: pre.resize, scale: pre.scale, mean: pre.mean, std: pre.std }, notes: set.notes },
+      provider: { requested: opts.device ?? 'auto', used: cuda ? 'cuda' : 'cpu', deviceId: cuda ? Number(cuda[1] ?? 0) : null, fallback: null, onnxruntime: '' },
+      batchSize: batch,
+      binding,
+      runs: results,
+      comparison: cmp,
+      verdict,
+      reasons,
+      provesNothing: false,
+      seconds: (performance.now() - t0) / 1000,
+      examples: pickExamples(set, results, count),
+      python,
+    };
+  } catch (e) {
+    if (cancelled || ctx.cancelled?.()) throw new CheckpointError('cancelled', 'verification cancelled; the Python runner was stopped');
+    throw e;
+  } finally {
+    clearInterval(watch);
+    await runner.close();
+  }
+}
