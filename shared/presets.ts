@@ -31,6 +31,11 @@ export interface ConversionRules {
   unwrap: boolean;
   /** write a whole pickled module (incl. `DataParallel(model)`) as a plain state dict */
   exportStateDict: boolean;
+  /**
+   * exact key → new key (null: dropped), as `ckpt convert --fit` computes it; keys it lists skip
+   * every other key rule
+   */
+  keyMap?: { from: string; to: string | null }[];
 }
 
 export const NO_RULES: ConversionRules = {

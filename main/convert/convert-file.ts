@@ -9,6 +9,7 @@ import { writeCheckedAtomically } from './atomic-file.ts';
 import { readBackCrc, releaseReadBack } from './byte-verifier.ts';
 import { buildOutputTree, planCoverageProblem } from './build-output.ts';
 import { walkTensors } from '../checkpoint/tree.ts';
+import type { PyValue } from '../formats/pickle/values.ts';
 import { deviceMapper } from './key-rules.ts';
 import { mapRoles, planConversion } from './plan.ts';
 import { dangerousCalls } from '../checkpoint/security.ts';
@@ -26,6 +27,8 @@ export interface ConvertOptions {
   syncFolder?: boolean;
   /** called once the first output's bytes are written, while they are flushed and read back */
   onWaiting?(): void;
+  /** last changes to the object to write (`--fit` adds the model's own head tensors and orders keys) */
+  adjustTree?(tree: PyValue): PyValue;
 }
 
 /** Plans a conversion of one file without writing anything (the dry run and the UI preview). */
@@ -52,7 +55,8 @@ export async function convertFile(source: string, opts: ConvertOptions): Promise
     const plan = planConversion(ck, opts.rules, opts.output, roles);
     if (plan.errors.length) fail('usage', `${source}: ${plan.errors[0]}`, source);
     for (const o of plan.outputs) if (o.exists && !opts.force) fail('exists', `${o.file} already exists; pass --force to overwrite it`, o.file);
-    const tree = buildOutputTree(ck, opts.rules, roles);
+    const built = buildOutputTree(ck, opts.rules, roles);
+    const tree = opts.adjustTree ? opts.adjustTree(built) : built;
     const uncovered = planCoverageProblem(tree, roles, opts.rules);
     if (uncovered) fail('internal', `${source}: ${uncovered}; nothing was written`, source);
     if (ck.tensors.length && !walkTensors(tree).length) fail('usage', `${source}: the rules leave no tensor to write; nothing was written`, source);
