@@ -104,7 +104,7 @@ export function parseConvertArgs(args: string[]): Parsed | 'help' {
   };
   const custom = rules.stripPrefixes.length || rules.addPrefix || renames.length || rules.include || rules.exclude || mapLocation.length || rules.unwrap || rules.exportStateDict;
   if (values.fit !== undefined) {
-    if (rules.preset || custom !== renames.length) usage('--fit computes its own rules; only --rename goes with it (to settle what it asks)');
+    if (rules.preset || rules.stripPrefixes.length || rules.addPrefix || rules.include || rules.exclude || mapLocation.length || rules.unwrap || rules.exportStateDict) usage('--fit computes its own rules; only --rename goes with it (to settle what it asks)');
     if (!values.output) usage('--fit needs an output file: -o OUT');
     return { input: positionals[0]!, output: values.output ?? null, rules, force: !!values.force, jobs: 1, dryRun: !!values['dry-run'], json: !!values.json, fit: values.fit };
   }
