@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { isDcpFolder, readDcpFolder } from '../formats/dcp.ts';
-import type { FormatReading } from '../formats/format-reading.ts';
+import { isDcpFolder, readDcpFolder } from '../formats/dcp/dcp.ts';
+import type { FormatReading } from '../formats/values/format-reading.ts';
 import { openFormat } from '../formats/open-format.ts';
 import { analyse, type AnalyseOptions, type Checkpoint } from './inspect.ts';
 

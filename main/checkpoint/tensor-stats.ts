@@ -1,6 +1,6 @@
-import type { TensorStats } from '../../shared/jobs.ts';
-import { fail } from '../formats/errors.ts';
-import type { TorchTensor } from '../formats/torch-values.ts';
+import type { TensorStats } from '../../shared/inspect.ts';
+import { fail } from '../errors.ts';
+import type { TorchTensor } from '../formats/values/torch-values.ts';
 import { openCheckpoint } from './open-checkpoint.ts';
 import { readTensorBytes } from './tensor-bytes.ts';
 

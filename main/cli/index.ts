@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { asCheckpointError, CheckpointError, fail } from '../formats/errors.ts';
+import { asCheckpointError, CheckpointError, fail } from '../errors.ts';
 import { runDevicesCommand } from './devices-command.ts';
 import { CONVERT_HELP, runConvert } from './convert-command.ts';
 import { INSPECT_HELP, runInspect } from './inspect-command.ts';

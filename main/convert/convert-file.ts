@@ -2,18 +2,18 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { ConversionPlan, ConversionReport, OutputReport, Progress } from '../../shared/convert.ts';
 import type { ConversionRules } from '../../shared/presets.ts';
-import { openConvertInput } from '../reshard/convert-input.ts';
+import { openConvertInput } from '../inputs/open-input.ts';
 import { rootStorage, type Checkpoint } from '../checkpoint/inspect.ts';
-import { CheckpointError, fail } from '../formats/errors.ts';
-import { writeCheckedAtomically } from './atomic-file.ts';
-import { readBackCrc, releaseReadBack } from './byte-verifier.ts';
+import { CheckpointError, fail } from '../errors.ts';
+import { writeCheckedAtomically } from '../io/atomic-file.ts';
+import { readBackCrc, releaseReadBack } from '../io/byte-verifier.ts';
 import { buildOutputTree, planCoverageProblem } from './build-output.ts';
 import { walkTensors } from '../checkpoint/tree.ts';
 import type { PyValue } from '../formats/pickle/values.ts';
 import { deviceMapper } from './key-rules.ts';
 import { mapRoles, planConversion } from './plan.ts';
 import { dangerousCalls } from '../checkpoint/security.ts';
-import { verifyOutput } from './verify.ts';
+import { verifyOutput } from './read-back.ts';
 import { writeTorchCheckpoint } from './write-checkpoint.ts';
 
 export interface ConvertOptions {

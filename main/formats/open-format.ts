@@ -1,20 +1,20 @@
 import * as fs from 'node:fs';
-import { asCheckpointError, fail } from './errors.ts';
-import type { FormatReading } from './format-reading.ts';
-import { readNpy } from './npy.ts';
-import { readNpz } from './npz.ts';
+import { asCheckpointError, fail } from '../errors.ts';
+import type { FormatReading } from './values/format-reading.ts';
+import { readNpy } from './numpy/npy.ts';
+import { readNpz } from './numpy/npz.ts';
 import { PickleInput } from './pickle/pickle-input.ts';
 import { unpickle } from './pickle/unpickler.ts';
-import { FileReader, type RandomAccessReader } from './random-access.ts';
-import { looksLikeSafetensors, readSafetensors } from './safetensors.ts';
-import { missingShardsMessage, readSafetensorsShards, readShardIndex } from './shard-index.ts';
-import { PyDict } from './pickle/values.ts';
+import { FileReader, type RandomAccessReader } from '../io/random-access.ts';
+import { looksLikeSafetensors, readSafetensors } from './safetensors/safetensors.ts';
+import { missingShardsMessage, readSafetensorsShards, readShardIndex } from './safetensors/shard-index.ts';
+import { PyDict } from './values/python-values.ts';
 import { basename, join } from 'node:path';
-import { looksLikeLegacy, looksLikeTar, readTorchLegacy, readTorchTar } from './torch-legacy.ts';
-import { torchPickleHooks } from './torch-pickle.ts';
-import { isTorchArchive, openTorchArchive, readTorchZip } from './torch-zip.ts';
-import { isTorchScript, readTorchScript } from './torchscript.ts';
-import { ZipArchive } from './zip.ts';
+import { looksLikeLegacy, looksLikeTar, readTorchLegacy, readTorchTar } from './torch/torch-legacy.ts';
+import { torchPickleHooks } from './torch/torch-pickle.ts';
+import { isTorchArchive, openTorchArchive, readTorchZip } from './torch/torch-zip.ts';
+import { isTorchScript, readTorchScript } from './torch/torchscript.ts';
+import { ZipArchive } from './zip/zip.ts';
 
 /**
  * Opens any supported file by its content, not its name (Netron's `match`/`open` split):

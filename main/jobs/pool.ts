@@ -1,10 +1,10 @@
 import * as os from 'node:os';
 import type { Worker } from 'node:worker_threads';
 import type { Progress } from '../../shared/convert.ts';
-import type { JobRequest, JobResults, WorkerMessage } from '../../shared/jobs.ts';
-import { trackTempFile } from '../convert/atomic-file.ts';
-import { CheckpointError } from '../formats/errors.ts';
-import { startWorker } from './worker-url.ts';
+import type { JobRequest, JobResults, WorkerMessage } from './protocol.ts';
+import { trackTempFile } from '../io/atomic-file.ts';
+import { CheckpointError } from '../errors.ts';
+import { startWorker } from '../io/start-worker.ts';
 
 /**
  * A small pool of worker threads (after Signal Desktop's `ts/sql/main.main.ts`): requests are a

@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import type { InferenceSession } from 'onnxruntime-node';
 import type { Progress } from '../../shared/convert.ts';
 import type { RunResult, Verdict, VerifyOptions, VerifyReport } from '../../shared/verify.ts';
-import { asCheckpointError, CheckpointError, fail } from '../formats/errors.ts';
+import { asCheckpointError, CheckpointError, fail } from '../errors.ts';
 import { planBindings, type RunWeights } from './bind.ts';
 import { openWeights, type CheckpointWeights } from './checkpoint-weights.ts';
 import { LogitComparison, RunScore } from './metrics.ts';
