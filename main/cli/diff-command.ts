@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
 import type { DiffReport } from '../../shared/diff.ts';
 import { diffCheckpoints } from '../diff/diff.ts';
-import { fail } from '../formats/errors.ts';
+import { fail } from '../errors.ts';
 import { makeStyle, type Style } from './format-text.ts';
 import type { CliIO } from './io.ts';
 

@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
 import type { FitReport } from '../../shared/fit.ts';
 import { parseRename } from '../../shared/presets.ts';
-import { fail } from '../formats/errors.ts';
+import { fail } from '../errors.ts';
 import type { Rename } from '../fit/convert-fit.ts';
 import { fitCheckpoint } from '../fit/convert-fit.ts';
 import { listText } from '../fit/fit.ts';

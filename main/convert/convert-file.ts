@@ -9,7 +9,7 @@ import { writeCheckedAtomically } from '../io/atomic-file.ts';
 import { readBackCrc, releaseReadBack } from '../io/byte-verifier.ts';
 import { buildOutputTree, planCoverageProblem } from './build-output.ts';
 import { walkTensors } from '../checkpoint/tree.ts';
-import type { PyValue } from '../formats/pickle/values.ts';
+import type { PyValue } from '../formats/values/python-values.ts';
 import { deviceMapper } from './key-rules.ts';
 import { mapRoles, planConversion } from './plan.ts';
 import { dangerousCalls } from '../checkpoint/security.ts';

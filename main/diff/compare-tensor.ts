@@ -1,7 +1,7 @@
 import type { ChangedTensor } from '../../shared/diff.ts';
 import { readTensorBytes } from '../checkpoint/tensor-bytes.ts';
-import { fail } from '../formats/errors.ts';
-import type { TorchTensor } from '../formats/torch-values.ts';
+import { fail } from '../errors.ts';
+import type { TorchTensor } from '../formats/values/torch-values.ts';
 import { toFloat64 } from '../verify/tensor-values.ts';
 
 /** Bytes read per tensor at a time: a multiple of every element size, small enough for 200 MB of RSS. */

@@ -2,9 +2,9 @@ import type { ChangedTensor, DiffReport, ValueChange } from '../../shared/diff.t
 import type { Checkpoint } from '../checkpoint/inspect.ts';
 import { commonPrefixes } from '../checkpoint/layout.ts';
 import { childrenOf, pathText, type PathKey } from '../checkpoint/tree.ts';
-import { PyBytes, PyComplex, PyDict, PyFloat, PyList, PyObject, PyTuple, pyRepr, type PyValue } from '../formats/pickle/values.ts';
-import { TorchTensor } from '../formats/torch-values.ts';
-import { openConvertInput } from '../reshard/convert-input.ts';
+import { PyBytes, PyComplex, PyDict, PyFloat, PyList, PyObject, PyTuple, pyRepr, type PyValue } from '../formats/values/python-values.ts';
+import { TorchTensor } from '../formats/values/torch-values.ts';
+import { openConvertInput } from '../inputs/open-input.ts';
 import { primaryModel } from '../verify/checkpoint-weights.ts';
 import { describeChange, sameBytes } from './compare-tensor.ts';
 

@@ -2,9 +2,9 @@ import type { KeyShape } from '../../shared/fit.ts';
 import type { Checkpoint } from '../checkpoint/inspect.ts';
 import { moduleMetadata, type Role } from '../checkpoint/roles.ts';
 import { valueAt } from '../checkpoint/tree.ts';
-import { fail } from '../formats/errors.ts';
-import { PyDict, PyObject } from '../formats/pickle/values.ts';
-import type { TorchTensor } from '../formats/torch-values.ts';
+import { fail } from '../errors.ts';
+import { PyDict, PyObject } from '../formats/values/python-values.ts';
+import type { TorchTensor } from '../formats/values/torch-values.ts';
 import { primaryModel } from '../verify/checkpoint-weights.ts';
 import type { LoadSource } from './strict-load.ts';
 

@@ -1,9 +1,9 @@
 import * as fs from 'node:fs';
 import type { FitTargetInfo, KeyShape } from '../../shared/fit.ts';
 import type { Checkpoint } from '../checkpoint/inspect.ts';
-import { fail } from '../formats/errors.ts';
-import type { TorchTensor } from '../formats/torch-values.ts';
-import { openConvertInput } from '../reshard/convert-input.ts';
+import { fail } from '../errors.ts';
+import type { TorchTensor } from '../formats/values/torch-values.ts';
+import { openConvertInput } from '../inputs/open-input.ts';
 import { loadOnnxModel } from '../verify/onnx-model.ts';
 import { modelState } from './model-state.ts';
 import { looksLikeLoadError, parseLoadError } from './parse-load-error.ts';
