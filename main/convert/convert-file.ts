@@ -11,7 +11,7 @@ import { buildOutputTree, planCoverageProblem } from './build-output.ts';
 import { walkTensors } from '../checkpoint/tree.ts';
 import type { PyValue } from '../formats/values/python-values.ts';
 import { deviceMapper } from './key-rules.ts';
-import { mapRoles, planConversion } from './plan.ts';
+import { mapRoles, planConversion, rulesFor } from './plan.ts';
 import { dangerousCalls } from '../checkpoint/security.ts';
 import { verifyOutput } from './read-back.ts';
 import { writeTorchCheckpoint } from './write-checkpoint.ts';
@@ -35,7 +35,7 @@ export interface ConvertOptions {
 export function previewConversion(source: string, rules: ConversionRules, output: string | null): ConversionPlan {
   const ck = openConvertInput(source);
   try {
-    return planConversion(ck, rules, output);
+    return planConversion(ck, rulesFor(ck, rules), output);
   } finally {
     ck.close();
   }
@@ -51,13 +51,14 @@ export async function convertFile(source: string, opts: ConvertOptions): Promise
   const before = statOf(source);
   const ck = openConvertInput(source);
   try {
-    const roles = mapRoles(ck, opts.rules);
-    const plan = planConversion(ck, opts.rules, opts.output, roles);
+    const rules = rulesFor(ck, opts.rules);
+    const roles = mapRoles(ck, rules);
+    const plan = planConversion(ck, rules, opts.output, roles);
     if (plan.errors.length) fail('usage', `${source}: ${plan.errors[0]}`, source);
     for (const o of plan.outputs) if (o.exists && !opts.force) fail('exists', `${o.file} already exists; pass --force to overwrite it`, o.file);
-    const built = buildOutputTree(ck, opts.rules, roles);
+    const built = buildOutputTree(ck, rules, roles);
     const tree = opts.adjustTree ? opts.adjustTree(built) : built;
-    const uncovered = planCoverageProblem(tree, roles, opts.rules);
+    const uncovered = planCoverageProblem(tree, roles, rules);
     if (uncovered) fail('internal', `${source}: ${uncovered}; nothing was written`, source);
     if (ck.tensors.length && !walkTensors(tree).length) fail('usage', `${source}: the rules leave no tensor to write; nothing was written`, source);
     const danger = dangerousCalls(tree);
@@ -72,7 +73,7 @@ export async function convertFile(source: string, opts: ConvertOptions): Promise
     };
     {
       for (const out of plan.outputs) {
-        const location = deviceMapper(opts.rules, out.rank ?? 0);
+        const location = deviceMapper(rules, out.rank ?? 0);
         const readBack = new Map<string, Promise<number>>();
         let tmpFile = '';
         const { value: report } = await writeCheckedAtomically(

@@ -47,7 +47,9 @@ test('the rules: wrapper prefixes, the Lightning container, renames with confide
   assert.deepEqual(renames, ['blocks.0.bn→layers.0.norm', 'blocks.0.conv→layers.0.conv', 'blocks.1.bn→layers.1.norm', 'blocks.1.conv→layers.1.conv', 'bn1→stem.norm', 'conv1→stem.conv', 'fc→classifier']);
   for (const r of fits.get('renamed')!.rules) assert.ok(r.confidence! > 0.5 && r.confidence! <= 1);
   for (const n of ['head', 'head_shapes']) assert.deepEqual(fits.get(n)!.rules.filter((r) => r.kind === 'exclude-head').map((r) => r.from), ['fc.weight', 'fc.bias']);
-  for (const n of ['dp', 'lightning', 'compiled_dp_error', 'renamed', 'head']) {
+  assert.deepEqual(kinds('lightning_forward'), ['unwrap', 'strip-prefix']);
+  assert.equal(fits.get('lightning_forward')!.rules[1]!.from, '_forward_module.');
+  for (const n of ['dp', 'lightning', 'lightning_forward', 'compiled_dp_error', 'renamed', 'head']) {
     assert.equal(fits.get(n)!.fits, true, n);
     assert.equal(fits.get(n)!.after.message, null, n);
   }
@@ -80,7 +82,7 @@ test('every fitted output loads into the real target model in torch 1.13, bit-id
     for (const r of fit.rules) if (r.kind === 'exclude-head' && c.target.endsWith('.pt')) filled[r.to!] = join(DIR, c.target);
     return {
       id: c.name, output: join(out, `${c.name}.pt`), model: c.model, kwargs: c.kwargs, strict: fit.fits, source: join(DIR, c.source),
-      under: c.name === 'lightning' ? ['state_dict'] : [], mapping, filled, expect_missing: fit.fits ? [] : fit.after.missing,
+      under: c.name.startsWith('lightning') ? ['state_dict'] : [], mapping, filled, expect_missing: fit.fits ? [] : fit.after.missing,
     };
   });
   const res = runPython<{ torch: string; results: { id: string; errors: string[] }[] }>('check_fit.py', { fixtures_dir: FIXTURES, checks });
@@ -93,4 +95,22 @@ test('the pasted error alone is enough: no checkpoint target needed for _orig_mo
   assert.equal(f.target.className, 'SmallCNN');
   assert.equal(f.mapping.every((m) => m.to === m.from.replace(/^_orig_mod\.module\./, '')), true);
   assert.ok(byName('compiled_dp_error').error.includes('Unexpected key(s) in state_dict: "_orig_mod.module.conv1.weight"'));
+});
+
+test("Lightning's 'model.' and '_forward_module.': layout detection names them, the cpu preset strips them, torch loads the result strictly", { skip: skip ?? false }, async () => {
+  const checks = [];
+  for (const [name, prefix] of [['lightning', 'model.'], ['lightning_forward', '_forward_module.']] as const) {
+    const src = join(DIR, `${name}.pt`);
+    const ins = await runCliAsync(['inspect', src, '--json']);
+    assert.deepEqual(JSON.parse(ins.stdout).layout.prefixes, [prefix], name);
+    const output = join(out, `${name}.cpu.pt`);
+    const run = await runCliAsync(['convert', src, '--preset', 'cpu', '--unwrap', '-o', output, '--json']);
+    assert.equal(run.code, 0, run.stderr);
+    const keys = fits.get(name)!.mapping;
+    const mapping: Record<string, string> = {};
+    for (const m of keys) mapping[m.from.slice(prefix.length)] = m.from;
+    checks.push({ id: `${name} cpu`, output, model: 'SmallCNN', kwargs: {}, strict: true, source: src, under: ['state_dict'], mapping, filled: {}, expect_missing: [] });
+  }
+  const res = runPython<{ results: { id: string; errors: string[] }[] }>('check_fit.py', { fixtures_dir: FIXTURES, checks });
+  for (const r of res.results) assert.deepEqual(r.errors, [], r.id);
 });
