@@ -6,7 +6,7 @@ import { PyBytes, PyComplex, PyDict, PyFloat, PyList, PyObject, PyTuple, pyRepr,
 import { TorchTensor } from '../formats/values/torch-values.ts';
 import { openConvertInput } from '../inputs/open-input.ts';
 import { primaryModel } from '../verify/checkpoint-weights.ts';
-import { describeChange, sameBytes } from './compare-tensor.ts';
+import { describeChange, newScratch, sameBytes } from './compare-tensor.ts';
 
 interface Keyed {
   tensor: TorchTensor;
@@ -43,14 +43,15 @@ export function diffCheckpoints(fileA: string, fileB: string, opts: { exactKeys?
       let identical = 0;
       let bytesCompared = 0;
       let rawKeysDiffer = a.modelPath !== b.modelPath;
+      const scratch = newScratch();
       for (const [key, x] of a.tensors) {
         const y = b.tensors.get(key);
         if (!y) continue;
         bytesCompared += x.tensor.nbytes + y.tensor.nbytes;
         if (x.raw !== y.raw) rawKeysDiffer = true;
         if (x.tensor.device !== y.tensor.device) devicesChanged.push({ key, a: x.tensor.device, b: y.tensor.device });
-        if (sameBytes(x.tensor, y.tensor)) identical++;
-        else changed.push(describeChange(key, x.tensor, y.tensor));
+        if (sameBytes(x.tensor, y.tensor, scratch)) identical++;
+        else changed.push(describeChange(key, x.tensor, y.tensor, scratch));
       }
       changed.sort((p, q) => rank(q) - rank(p));
       const values = valueChanges(a.values, b.values);

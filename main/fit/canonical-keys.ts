@@ -31,10 +31,11 @@ export function canonicalKeys(checkpoint: string[], model: string[]): { checkpoi
   const rules: FitRule[] = [];
   for (let round = 0; round < 12 && score < Math.min(cs.length, ct.length); round++) {
     let best: { op: Op; keys: string[]; changed: number; score: number } | null = null;
+    const distinct = { checkpoint: new Set(cs).size, model: new Set(ct).size };
     for (const op of [...candidates(cs, 'checkpoint'), ...candidates(ct, 'model')]) {
       const before = op.side === 'checkpoint' ? cs : ct;
       const applied = apply(op, before);
-      if (!applied || new Set(applied.keys).size !== new Set(before).size) continue;
+      if (!applied || new Set(applied.keys).size !== distinct[op.side]) continue;
       const s = op.side === 'checkpoint' ? matches(applied.keys, ct) : matches(cs, applied.keys);
       if (s > score && (!best || s > best.score)) best = { op, ...applied, score: s };
     }

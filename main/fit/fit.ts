@@ -67,7 +67,8 @@ export function fitState(sourceFile: string, source: ModelState, target: FitTarg
     const j = pairs.get(i);
     return { from: e.key, to: j === undefined ? null : tgt[j]!.key };
   });
-  const dropped = mapping.filter((m, i) => m.to === null && !heads.includes(i) && !isAmbiguous(canon.checkpoint[i]!, inAmbiguity));
+  const headSet = new Set(heads);
+  const dropped = mapping.filter((m, i) => m.to === null && !headSet.has(i) && !isAmbiguous(canon.checkpoint[i]!, inAmbiguity));
   if (dropped.length) {
     rules.push({ kind: 'drop-unexpected', keys: dropped.length, text: `leave out ${dropped.length} key${dropped.length === 1 ? '' : 's'} the model does not have: ${listText(dropped.map((d) => d.from))}` });
   }

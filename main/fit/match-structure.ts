@@ -19,7 +19,7 @@ export interface StructureMatch {
 }
 
 /** How many order-paired candidates each is compared with by name, at most (keeps 10,000 keys fast). */
-const NAME_WINDOW = 32;
+const NAME_WINDOW = 4;
 
 /**
  * Pairs the checkpoint's leftover keys with the model's by structure: modules whose parameter
