@@ -48,6 +48,9 @@ export interface FitAmbiguity {
   text: string;
 }
 
+/** A fit target as the UI gives it: a file, or text pasted into the app (torch's error, or key/shape lines). */
+export type FitTargetInput = { file: string } | { text: string };
+
 export interface FitTargetInfo {
   /** what the target was read from */
   kind: 'checkpoint' | 'onnx' | 'load-error' | 'shape-lines';

@@ -1,5 +1,5 @@
 import type { ConversionReport, Progress } from '../../shared/convert.ts';
-import type { FitReport } from '../../shared/fit.ts';
+import type { FitReport, FitTargetInput } from '../../shared/fit.ts';
 import { NO_RULES, type ConversionRules } from '../../shared/presets.ts';
 import { detached } from '../convert/build-output.ts';
 import { convertFile } from '../convert/convert-file.ts';
@@ -9,7 +9,7 @@ import { TorchTensor } from '../formats/values/torch-values.ts';
 import { openConvertInput } from '../inputs/open-input.ts';
 import { fitState, listText, mappedVersions } from './fit.ts';
 import { modelState, otherModelRoles } from './model-state.ts';
-import { readFitTarget, type FitTarget } from './target.ts';
+import { fitTargetFromText, readFitTarget, type FitTarget } from './target.ts';
 import { pathText } from '../checkpoint/tree.ts';
 import { strictLoad } from './strict-load.ts';
 
@@ -19,7 +19,7 @@ export type Rename = { pattern: string; replacement: string };
  * Fits a checkpoint to a target without writing anything (`ckpt fit`). The user's renames, if
  * any, apply to the checkpoint's keys first; the mapping still starts from the original keys.
  */
-export function fitCheckpoint(source: string, targetFile: string, renames: Rename[] = []): FitReport {
+export function fitCheckpoint(source: string, targetFile: string | FitTargetInput, renames: Rename[] = []): FitReport {
   const ck = openConvertInput(source);
   try {
     const original = modelState(ck);
@@ -27,7 +27,7 @@ export function fitCheckpoint(source: string, targetFile: string, renames: Renam
     const renamed = (k: string): string => res.reduce((acc, r) => acc.replace(r.re, r.to), k);
     const state = res.length ? { ...original, entries: original.entries.map((e) => ({ key: renamed(e.key), shape: e.shape })), versions: mappedVersions(original.versions, original.entries.map((e) => ({ from: e.key, to: renamed(e.key) }))) } : original;
     if (new Set(state.entries.map((e) => e.key)).size !== state.entries.length) fail('usage', `${source}: --rename makes two keys equal; make the pattern narrower`, source);
-    const target = readFitTarget(targetFile, original.entries);
+    const target = typeof targetFile === 'string' ? readFitTarget(targetFile, original.entries) : 'file' in targetFile ? readFitTarget(targetFile.file, original.entries) : fitTargetFromText('(pasted text)', targetFile.text, original.entries);
     try {
       const report = fitState(source, state, target);
       if (res.length) {

@@ -27,18 +27,25 @@ export interface FitTarget {
  * unexpected, plus the missing ones.
  */
 export function readFitTarget(file: string, checkpointKeys: KeyShape[]): FitTarget {
+  const given = textOf(file);
+  if (given !== null && !/\.onnx$/i.test(file)) return fitTargetFromText(file, given, checkpointKeys);
+  return readFitTargetFile(file, checkpointKeys);
+}
+
+/** A target pasted as text: torch's load_state_dict error, or `key shape` lines. */
+export function fitTargetFromText(name: string, text: string, checkpointKeys: KeyShape[]): FitTarget {
+  if (looksLikeLoadError(text)) return fromLoadError(name, text, checkpointKeys);
+  const parsed = parseShapeLines(text);
+  if ('badLine' in parsed) fail('usage', `${name}: line ${parsed.badLine} is neither torch's load_state_dict error nor 'key shape' ('${parsed.line.slice(0, 60)}'); paste the error as torch printed it, or lines like 'conv1.weight torch.Size([8, 3, 3, 3])'`, name);
+  if (!parsed.entries.length) fail('usage', `${name}: no keys in it; paste torch's load_state_dict error or 'key shape' lines`, name);
+  return { info: { kind: 'shape-lines', file: name, keys: parsed.entries.length }, entries: parsed.entries, className: 'the model', tensors: null, close: () => {} };
+}
+
+function readFitTargetFile(file: string, checkpointKeys: KeyShape[]): FitTarget {
   if (/\.onnx$/i.test(file)) {
     const m = loadOnnxModel(file);
     const entries = m.initializers.map((t) => ({ key: t.name, shape: t.dims }));
     return { info: { kind: 'onnx', file, keys: entries.length }, entries, className: 'the ONNX model', tensors: null, close: () => {} };
-  }
-  const text = textOf(file);
-  if (text !== null) {
-    if (looksLikeLoadError(text)) return fromLoadError(file, text, checkpointKeys);
-    const parsed = parseShapeLines(text);
-    if ('badLine' in parsed) fail('usage', `${file}: line ${parsed.badLine} is neither torch's load_state_dict error nor 'key shape' ('${parsed.line.slice(0, 60)}'); paste the error as torch printed it, or lines like 'conv1.weight torch.Size([8, 3, 3, 3])'`, file);
-    if (!parsed.entries.length) fail('usage', `${file}: no keys in it; paste torch's load_state_dict error or 'key shape' lines`, file);
-    return { info: { kind: 'shape-lines', file, keys: parsed.entries.length }, entries: parsed.entries, className: 'the model', tensors: null, close: () => {} };
   }
   const ck: Checkpoint = openConvertInput(file);
   try {

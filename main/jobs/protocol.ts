@@ -4,6 +4,8 @@ import type { InspectReport, TensorStats } from '../../shared/inspect.ts';
 import type { ConversionRules } from '../../shared/presets.ts';
 import type { VerifyOptions, VerifyReport } from '../../shared/verify.ts';
 import type { ReshardReport, ReshardRequest } from '../../shared/reshard.ts';
+import type { DiffReport } from '../../shared/diff.ts';
+import type { FitReport, FitTargetInput } from '../../shared/fit.ts';
 
 /** Work that runs in a worker thread. One discriminated union, one result type per kind. */
 export type JobRequest =
@@ -12,7 +14,9 @@ export type JobRequest =
   | { kind: 'tensor-stats'; file: string; path: (string | number)[]; bins: number }
   | { kind: 'compare-ranks'; files: string[] }
   | { kind: 'verify'; options: VerifyOptions }
-  | { kind: 'reshard'; request: ReshardRequest };
+  | { kind: 'reshard'; request: ReshardRequest }
+  | { kind: 'fit'; file: string; target: FitTargetInput; renames: { pattern: string; replacement: string }[] }
+  | { kind: 'diff'; a: string; b: string; exactKeys: boolean };
 
 export interface JobResults {
   inspect: InspectReport;
@@ -21,6 +25,8 @@ export interface JobResults {
   'compare-ranks': { identical: boolean; differing: string[]; tensors: number };
   verify: VerifyReport;
   reshard: ReshardReport;
+  fit: FitReport;
+  diff: DiffReport;
 }
 
 export type JobResult<K extends JobRequest['kind']> = JobResults[K];

@@ -37,6 +37,10 @@ export async function runJob<K extends JobRequest['kind']>(request: JobRequest &
       return (await (await import('../verify/run-verify.ts')).runVerify(req.options, ctx)) as JobResults[K];
     case 'reshard':
       return (await (await import('../reshard/run-reshard.ts')).reshard(req.request, ctx)) as JobResults[K];
+    case 'fit':
+      return (await import('../fit/convert-fit.ts')).fitCheckpoint(req.file, req.target, req.renames) as JobResults[K];
+    case 'diff':
+      return (await import('../diff/diff.ts')).diffCheckpoints(req.a, req.b, { exactKeys: req.exactKeys }) as JobResults[K];
   }
   throw new Error(`unknown job kind ${(req as JobRequest).kind}`);
 }

@@ -300,6 +300,23 @@ export function reshardRequest(v: unknown, name = 'request'): ReshardRequest {
 const jobId: Check = (v, name) => (typeof v === 'string' && /^job-\d{1,9}$/.test(v) ? v : fail('usage', `${name} must be a job id like 'job-3', not ${show(v)}`));
 const anyText: Check = (v, name) => text(v, name);
 
+/** `{file}` (an absolute path) or `{text}` (pasted, up to 4 MiB: torch's error for 10,000 keys is long). */
+const fitTarget: Check = (v, name) => {
+  const t = fields(v, name, ['file', 'text']);
+  if ('file' in t && !('text' in t)) return { file: absolutePath(t['file'], `${name}.file`) };
+  if ('text' in t && !('file' in t)) {
+    const s = t['text'];
+    if (typeof s !== 'string' || s.length > 4 << 20 || s.includes('\0')) fail('usage', `${name}.text must be text of at most 4 MiB`);
+    return { text: s };
+  }
+  return fail('usage', `${name} must be {file} or {text}`);
+};
+
+const renameList: Check = (v, name) => list(v, name).map((r, i) => {
+  const o = fields(r, `${name}[${i}]`, ['pattern', 'replacement']);
+  return { pattern: regex(o['pattern'], `${name}[${i}].pattern`) as string, replacement: text(o['replacement'], `${name}[${i}].replacement`) };
+});
+
 const SPECS: Record<ApiMethod, Arg[]> = {
   getWorkspace: [],
   listDirectory: [{ name: 'dir', check: absolutePath }],
@@ -320,6 +337,8 @@ const SPECS: Record<ApiMethod, Arg[]> = {
   readDevices: [],
   devicePlan: [{ name: 'deviceCounts', check: deviceCounts }, { name: 'ddpWorldSize', check: int(1, 4096), optional: true }],
   watchDevices: [{ name: 'on', check: bool }],
+  fitCheckpoint: [{ name: 'file', check: absolutePath }, { name: 'target', check: fitTarget }, { name: 'renames', check: renameList }],
+  diffCheckpoints: [{ name: 'a', check: absolutePath }, { name: 'b', check: absolutePath }, { name: 'exactKeys', check: bool }],
 };
 
 export const isApiMethod = (m: unknown): m is ApiMethod => typeof m === 'string' && (API_METHODS as readonly string[]).includes(m);

@@ -102,7 +102,7 @@ export class JobRunner {
   }
 
   /** Runs a quick job and waits for its result. A re-shard here is only ever a plan. */
-  run<K extends 'inspect' | 'tensor-stats' | 'reshard'>(request: JobRequest & { kind: K }): Promise<JobResults[K]> {
+  run<K extends 'inspect' | 'tensor-stats' | 'reshard' | 'fit' | 'diff'>(request: JobRequest & { kind: K }): Promise<JobResults[K]> {
     this.assertOpen();
     this.quick ??= new WorkerPool(2);
     const req = request as JobRequest;
