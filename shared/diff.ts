@@ -4,6 +4,8 @@ export type DiffReason = 'values' | 'dtype' | 'shape' | 'dtype+values';
 
 export interface ChangedTensor {
   key: string;
+  /** the key's place among the compared keys, in a's order (the model's depth, for a chart) */
+  index: number;
   reason: DiffReason;
   dtypeA: string;
   dtypeB: string;

@@ -78,7 +78,7 @@ export function sameBytes(a: TorchTensor, b: TorchTensor, scratch: Scratch = new
  * streaming both in step: max |b−a|, max |b−a|/|a| (over a ≠ 0), mean |b−a|, the cosine of the
  * two as vectors, and NaN/Inf that appear in b where a is finite (left out of the other figures).
  */
-export function describeChange(key: string, a: TorchTensor, b: TorchTensor, scratch: Scratch = newScratch()): ChangedTensor {
+export function describeChange(key: string, a: TorchTensor, b: TorchTensor, scratch: Scratch = newScratch()): Omit<ChangedTensor, 'index'> {
   const base = { key, dtypeA: a.dtype.name, dtypeB: b.dtype.name, shapeA: [...a.shape], shapeB: [...b.shape] };
   const none = { maxAbsDiff: null, maxRelDiff: null, meanAbsDiff: null, cosine: null, nanAppeared: 0, infAppeared: 0, differing: 0 };
   const sameShape = a.shape.length === b.shape.length && a.shape.every((d, i) => d === b.shape[i]);

@@ -44,6 +44,7 @@ export function diffCheckpoints(fileA: string, fileB: string, opts: { exactKeys?
       let bytesCompared = 0;
       let rawKeysDiffer = a.modelPath !== b.modelPath;
       const scratch = newScratch();
+      let compared = 0;
       for (const [key, x] of a.tensors) {
         const y = b.tensors.get(key);
         if (!y) continue;
@@ -51,7 +52,8 @@ export function diffCheckpoints(fileA: string, fileB: string, opts: { exactKeys?
         if (x.raw !== y.raw) rawKeysDiffer = true;
         if (x.tensor.device !== y.tensor.device) devicesChanged.push({ key, a: x.tensor.device, b: y.tensor.device });
         if (sameBytes(x.tensor, y.tensor, scratch)) identical++;
-        else changed.push(describeChange(key, x.tensor, y.tensor, scratch));
+        else changed.push({ ...describeChange(key, x.tensor, y.tensor, scratch), index: compared });
+        compared++;
       }
       changed.sort((p, q) => rank(q) - rank(p));
       const values = valueChanges(a.values, b.values);
