@@ -9,6 +9,7 @@ const ENGINE = ['main/checkpoint', 'main/inputs', 'main/convert', 'main/reshard'
 /** @type {Record<string, string[]>} folder (or file) of main/ → what it may import (shared/ is always allowed) */
 const LAYERS = {
   'main/errors.ts': [],
+  'main/version.ts': [],
   'main/io': ['main/errors.ts'],
   'main/formats/values': ['main/io', 'main/errors.ts'],
   'main/formats/pickle': BELOW_FORMATS,
@@ -27,10 +28,10 @@ const LAYERS = {
   'main/diff': ['main/verify', 'main/inputs', 'main/checkpoint', ...FORMATS],
   'main/devices': ['main/io', 'main/errors.ts'],
   'main/jobs': [...ENGINE, 'main/devices'],
-  'main/service': ['main/jobs', 'main/devices', ...ENGINE],
-  'main/server': ['main/service', 'main/jobs', 'main/devices', ...ENGINE],
-  'main/electron': ['main/server', 'main/service', 'main/jobs', 'main/devices', ...ENGINE],
-  'main/cli': ['main/server', 'main/service', 'main/jobs', 'main/devices', ...ENGINE],
+  'main/service': ['main/version.ts', 'main/jobs', 'main/devices', ...ENGINE],
+  'main/server': ['main/version.ts', 'main/service', 'main/jobs', 'main/devices', ...ENGINE],
+  'main/electron': ['main/version.ts', 'main/server', 'main/service', 'main/jobs', 'main/devices', ...ENGINE],
+  'main/cli': ['main/version.ts', 'main/server', 'main/service', 'main/jobs', 'main/devices', ...ENGINE],
 };
 
 // refuse a layering with a cycle in it

@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { ConversionPlan, ConversionReport, OutputReport, Progress } from '../../shared/convert.ts';
 import type { ConversionRules } from '../../shared/presets.ts';
-import { openConvertInput } from '../inputs/open-input.ts';
+import { openCheckpoint } from '../inputs/open-checkpoint.ts';
 import { rootStorage, type Checkpoint } from '../checkpoint/inspect.ts';
 import { CheckpointError, fail } from '../errors.ts';
 import { writeCheckedAtomically } from '../io/atomic-file.ts';
@@ -33,7 +33,7 @@ export interface ConvertOptions {
 
 /** Plans a conversion of one file without writing anything (the dry run and the UI preview). */
 export function previewConversion(source: string, rules: ConversionRules, output: string | null): ConversionPlan {
-  const ck = openConvertInput(source);
+  const ck = openCheckpoint(source, { shardedRanks: 'consolidate' });
   try {
     return planConversion(ck, rulesFor(ck, rules), output);
   } finally {
@@ -49,7 +49,7 @@ export function previewConversion(source: string, rules: ConversionRules, output
 export async function convertFile(source: string, opts: ConvertOptions): Promise<ConversionReport> {
   const t0 = performance.now();
   const before = statOf(source);
-  const ck = openConvertInput(source);
+  const ck = openCheckpoint(source, { shardedRanks: 'consolidate' });
   try {
     const rules = rulesFor(ck, opts.rules);
     const roles = mapRoles(ck, rules);

@@ -150,7 +150,6 @@ export function planConversion(ck: Checkpoint, rules: ConversionRules, output: s
     return { file, ...(rank !== undefined ? { rank } : {}), devices: [...changes.values()], exists: fs.existsSync(file) };
   });
   if (path.resolve(outputs[0]!.file) === path.resolve(ck.file)) errors.push('the output would replace the source; choose another -o');
-  const kept = roles.reduce((a, r) => a + r.plan.keys.filter((k) => k.to !== null).length, 0);
   const dropped = roles.reduce((a, r) => a + r.plan.keys.filter((k) => k.to === null).length, 0);
   return {
     source: ck.file,

@@ -1,5 +1,5 @@
 import type { OutputReport, TensorCheck } from '../../shared/convert.ts';
-import { openCheckpoint } from '../checkpoint/open-checkpoint.ts';
+import { openCheckpoint } from '../inputs/open-checkpoint.ts';
 import { rootStorage } from '../checkpoint/inspect.ts';
 import { walkTensors, type TensorAt } from '../checkpoint/tree.ts';
 import type { PyValue } from '../formats/values/python-values.ts';

@@ -103,8 +103,8 @@ export function describeChange(key: string, a: TorchTensor, b: TorchTensor, scra
     for (let i = 0; i < va.length; i++) {
       const x = va[i]!;
       const y = vb[i]!;
-      if (x === y || (x !== x && y !== y)) {
-        if (x === x) {
+      if (x === y || (Number.isNaN(x) && Number.isNaN(y))) {
+        if (!Number.isNaN(x)) {
           dot += x * y;
           aa += x * x;
           bb += y * y;
@@ -114,7 +114,7 @@ export function describeChange(key: string, a: TorchTensor, b: TorchTensor, scra
       }
       differing++;
       if (Number.isFinite(x) && !Number.isFinite(y)) {
-        if (y !== y) nan++;
+        if (Number.isNaN(y)) nan++;
         else inf++;
         continue;
       }

@@ -4,7 +4,7 @@ import { commonPrefixes } from '../checkpoint/layout.ts';
 import { childrenOf, pathText, type PathKey } from '../checkpoint/tree.ts';
 import { PyBytes, PyComplex, PyDict, PyFloat, PyList, PyObject, PyTuple, pyRepr, type PyValue } from '../formats/values/python-values.ts';
 import { TorchTensor } from '../formats/values/torch-values.ts';
-import { openConvertInput } from '../inputs/open-input.ts';
+import { openCheckpoint } from '../inputs/open-checkpoint.ts';
 import { primaryModel } from '../verify/checkpoint-weights.ts';
 import { describeChange, newScratch, sameBytes } from './compare-tensor.ts';
 
@@ -30,9 +30,9 @@ interface Side {
 export function diffCheckpoints(fileA: string, fileB: string, opts: { exactKeys?: boolean } = {}): DiffReport {
   const t0 = performance.now();
   const exactKeys = !!opts.exactKeys;
-  const ckA = openConvertInput(fileA);
+  const ckA = openCheckpoint(fileA, { shardedRanks: 'consolidate' });
   try {
-    const ckB = openConvertInput(fileB);
+    const ckB = openCheckpoint(fileB, { shardedRanks: 'consolidate' });
     try {
       const a = sideOf(ckA, exactKeys);
       const b = sideOf(ckB, exactKeys);
@@ -73,7 +73,7 @@ export function diffCheckpoints(fileA: string, fileB: string, opts: { exactKeys?
 
 /** Shape and dtype changes first, then by max |Δ|. */
 function rank(c: ChangedTensor): number {
-  return c.maxAbsDiff === null ? Infinity : c.maxAbsDiff !== c.maxAbsDiff ? Infinity : c.maxAbsDiff + (c.nanAppeared + c.infAppeared ? 1e300 : 0);
+  return c.maxAbsDiff === null ? Infinity : Number.isNaN(c.maxAbsDiff) ? Infinity : c.maxAbsDiff + (c.nanAppeared + c.infAppeared ? 1e300 : 0);
 }
 
 function sideOf(ck: Checkpoint, exactKeys: boolean): Side {

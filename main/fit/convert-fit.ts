@@ -6,7 +6,7 @@ import { convertFile } from '../convert/convert-file.ts';
 import { fail } from '../errors.ts';
 import { PyDict, type PyValue } from '../formats/values/python-values.ts';
 import { TorchTensor } from '../formats/values/torch-values.ts';
-import { openConvertInput } from '../inputs/open-input.ts';
+import { openCheckpoint } from '../inputs/open-checkpoint.ts';
 import { fitState, listText, mappedVersions } from './fit.ts';
 import { modelState, otherModelRoles } from './model-state.ts';
 import { fitTargetFromText, readFitTarget, type FitTarget } from './target.ts';
@@ -20,7 +20,7 @@ export type Rename = { pattern: string; replacement: string };
  * any, apply to the checkpoint's keys first; the mapping still starts from the original keys.
  */
 export function fitCheckpoint(source: string, targetFile: string | FitTargetInput, renames: Rename[] = []): FitReport {
-  const ck = openConvertInput(source);
+  const ck = openCheckpoint(source, { shardedRanks: 'consolidate' });
   try {
     const original = modelState(ck);
     const res = renames.map((r) => ({ re: new RegExp(r.pattern), to: r.replacement }));
@@ -68,7 +68,7 @@ export async function convertToFit(source: string, targetFile: string, opts: Fit
     const what = after.missing.length ? `missing ${listText(after.missing, 3)}` : after.mismatched.length ? `size mismatch for ${listText(after.mismatched.map((m) => m.key), 3)}` : `unexpected ${listText(after.unexpected, 3)}`;
     fail('usage', `${source}: no rules make it load into ${targetFile} (${what}); \`ckpt fit\` shows why; nothing was written`, source);
   }
-  const ck = openConvertInput(source);
+  const ck = openCheckpoint(source, { shardedRanks: 'consolidate' });
   let role;
   try {
     role = modelState(ck).role;

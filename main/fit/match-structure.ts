@@ -79,12 +79,12 @@ function pairGroups(a: Unit[], b: Unit[], out: StructureMatch, blocked: Set<numb
     groups.set(u.signature, g);
   }
   for (const u of b) groups.get(u.signature)?.b.push(u);
-  const pair = (x: Unit, y: Unit, confidence: number, basis: FitRule['basis']): void => {
+  const pair = (x: Unit, y: Unit, confidence: number, basis: NonNullable<FitRule['basis']>): void => {
     for (const [leaf, i] of x.byLeaf) out.pairs.set(i, y.byLeaf.get(leaf)!);
     const from = level === 'module' ? x.path : ckKeys[[...x.byLeaf.values()][0]!]!;
     const to = level === 'module' ? y.path : tgtKeys[[...y.byLeaf.values()][0]!]!;
     const n = x.byLeaf.size;
-    out.rules.push({ kind: 'rename', from, to, keys: n, confidence: Math.round(confidence * 100) / 100, basis, text: `rename ${from || '(root)'} → ${to || '(root)'} (${n} key${n === 1 ? '' : 's'}; ${basis!.join(', ')}; confidence ${Math.round(confidence * 100)}%)` });
+    out.rules.push({ kind: 'rename', from, to, keys: n, confidence: Math.round(confidence * 100) / 100, basis, text: `rename ${from || '(root)'} → ${to || '(root)'} (${n} key${n === 1 ? '' : 's'}; ${basis.join(', ')}; confidence ${Math.round(confidence * 100)}%)` });
   };
   const ask = (xs: Unit[], ys: Unit[], why: string): void => {
     for (const x of xs) for (const i of x.byLeaf.values()) blocked.add(i);

@@ -3,7 +3,7 @@ import type { FitTargetInfo, KeyShape } from '../../shared/fit.ts';
 import type { Checkpoint } from '../checkpoint/inspect.ts';
 import { fail } from '../errors.ts';
 import type { TorchTensor } from '../formats/values/torch-values.ts';
-import { openConvertInput } from '../inputs/open-input.ts';
+import { openCheckpoint } from '../inputs/open-checkpoint.ts';
 import { loadOnnxModel } from '../verify/onnx-model.ts';
 import { modelState } from './model-state.ts';
 import { looksLikeLoadError, parseLoadError } from './parse-load-error.ts';
@@ -29,7 +29,7 @@ export interface FitTarget {
 export function readFitTarget(file: string, checkpointKeys: KeyShape[]): FitTarget {
   const given = textOf(file);
   if (given !== null && !/\.onnx$/i.test(file)) return fitTargetFromText(file, given, checkpointKeys);
-  return readFitTargetFile(file, checkpointKeys);
+  return readFitTargetFile(file);
 }
 
 /** A target pasted as text: torch's load_state_dict error, or `key shape` lines. */
@@ -41,13 +41,13 @@ export function fitTargetFromText(name: string, text: string, checkpointKeys: Ke
   return { info: { kind: 'shape-lines', file: name, keys: parsed.entries.length }, entries: parsed.entries, className: 'the model', tensors: null, close: () => {} };
 }
 
-function readFitTargetFile(file: string, checkpointKeys: KeyShape[]): FitTarget {
+function readFitTargetFile(file: string): FitTarget {
   if (/\.onnx$/i.test(file)) {
     const m = loadOnnxModel(file);
     const entries = m.initializers.map((t) => ({ key: t.name, shape: t.dims }));
     return { info: { kind: 'onnx', file, keys: entries.length }, entries, className: 'the ONNX model', tensors: null, close: () => {} };
   }
-  const ck: Checkpoint = openConvertInput(file);
+  const ck: Checkpoint = openCheckpoint(file, { shardedRanks: 'consolidate' });
   try {
     const state = modelState(ck);
     return { info: { kind: 'checkpoint', file, keys: state.entries.length }, entries: state.entries, className: 'the model', tensors: state.tensors, close: () => ck.close() };

@@ -5,7 +5,7 @@
  * (only whole modules carry them) and recorded accuracies (`best_acc`, `acc1`, ...).
  */
 import type { RecordedMetric } from '../../shared/verify.ts';
-import { openCheckpoint } from '../checkpoint/open-checkpoint.ts';
+import { openCheckpoint } from '../inputs/open-checkpoint.ts';
 import { commonPrefixes } from '../checkpoint/layout.ts';
 import type { Role } from '../checkpoint/roles.ts';
 import { readTensorBytes } from '../checkpoint/tensor-bytes.ts';

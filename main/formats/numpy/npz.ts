@@ -27,8 +27,10 @@ export function isNpzArchive(archive: ZipArchive): boolean {
   return files.length > 0 && files.every((e) => e.name.endsWith('.npy'));
 }
 
-export function readNpz(reader: RandomAccessReader): FormatReading {
-  const archive = ZipArchive.open(reader);
+/** Reads an `.npz` from its file, or from its zip archive when the caller has parsed it already. */
+export function readNpz(source: RandomAccessReader | ZipArchive): FormatReading {
+  const archive = source instanceof ZipArchive ? source : ZipArchive.open(source);
+  const reader = archive.reader;
   const root = new PyDict(true);
   const notes: string[] = [];
   const methods = new Set<string>();

@@ -22,7 +22,12 @@ export interface TorchArchive {
 }
 
 export function openTorchArchive(reader: RandomAccessReader): TorchArchive {
-  const zip = ZipArchive.open(reader);
+  return torchArchiveOf(ZipArchive.open(reader));
+}
+
+/** The torch archive inside an already parsed zip. */
+export function torchArchiveOf(zip: ZipArchive): TorchArchive {
+  const reader = zip.reader;
   const first = zip.entries[0];
   if (!first) fail('not-a-checkpoint', `${reader.name}: empty zip archive; torch archives hold at least data.pkl`, reader.name);
   const slash = first.name.indexOf('/');

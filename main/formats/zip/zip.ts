@@ -17,7 +17,6 @@ export interface ZipEntry {
   localHeaderOffset: number;
 }
 
-const EOCD_SIG = 0x06054b50;
 const EOCD64_LOCATOR_SIG = 0x07064b50;
 const EOCD64_SIG = 0x06064b50;
 const CENTRAL_SIG = 0x02014b50;
@@ -38,9 +37,14 @@ export class ZipArchive {
     return findEocd(reader) !== null;
   }
 
-  static open(reader: RandomAccessReader): ZipArchive {
+  /** Where the end-of-central-directory record starts, or null when the file has none. Reads only the tail. */
+  static findEnd(reader: RandomAccessReader): number | null {
+    return findEocd(reader);
+  }
+
+  /** Parses the end records and the central directory; `eocdAt` is `findEnd`'s answer when the caller has it. */
+  static open(reader: RandomAccessReader, eocdAt: number | null = findEocd(reader)): ZipArchive {
     const name = reader.name;
-    const eocdAt = findEocd(reader);
     if (eocdAt === null) fail('corrupt-zip', `${name}: not a zip archive (no end-of-central-directory record); the file may be truncated`, name);
     const eocd = view(reader.read(eocdAt, 22));
     let count = eocd.getUint16(10, true);

@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { openCheckpoint } from '../../../main/checkpoint/open-checkpoint.ts';
+import { openCheckpoint } from '../../../main/inputs/open-checkpoint.ts';
 import { CheckpointError } from '../../../main/errors.ts';
 import { CORPUS_DIR, sharedSkipReason } from '../../helpers/shared-dir.ts';
 

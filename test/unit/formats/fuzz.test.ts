@@ -55,7 +55,10 @@ function mutate(src: Uint8Array, r: () => number): Uint8Array {
     }
     default: { // mutate inside the pickle/header area, where structure lives
       const n = 1 + Math.floor(r() * 4);
-      for (let i = 0; i < n; i++) b[Math.floor(r() * Math.min(b.length, 2048))] ^= 1 << Math.floor(r() * 8);
+      for (let i = 0; i < n; i++) {
+        const at = Math.floor(r() * Math.min(b.length, 2048));
+        b[at] = b[at]! ^ (1 << Math.floor(r() * 8));
+      }
       return b;
     }
   }

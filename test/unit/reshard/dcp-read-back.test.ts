@@ -64,7 +64,7 @@ test('read back while writing, or afterwards: the same verified folder and chunk
     const fd = openSync(join(dir, w.file), 'r+');
     const b = Buffer.alloc(1);
     readSync(fd, b, 0, 1, at);
-    b[0] ^= 0x40;
+    b[0] = b[0]! ^ 0x40;
     writeSync(fd, b, 0, 1, at);
     closeSync(fd);
     const stale = await verifyDcp(dir, 'out', planned, result, {}, readBack);
@@ -83,7 +83,7 @@ function flip(file: string, at: number): void {
   const fd = openSync(file, 'r+');
   const b = Buffer.alloc(1);
   readSync(fd, b, 0, 1, at);
-  b[0] ^= 0x01;
+  b[0] = b[0]! ^ 0x01;
   writeSync(fd, b, 0, 1, at);
   closeSync(fd);
 }

@@ -6,7 +6,7 @@ import { expectationFiles } from '../../../helpers/expectations.ts';
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { openCheckpoint } from '../../../../main/checkpoint/open-checkpoint.ts';
+import { openCheckpoint } from '../../../../main/inputs/open-checkpoint.ts';
 import { readTensorBytes } from '../../../../main/checkpoint/tensor-bytes.ts';
 import { valueAt } from '../../../../main/checkpoint/tree.ts';
 import { PyBytes, PyComplex, PyDict, PyFloat, PyList, PyObject, PySet, PyTuple } from '../../../../main/formats/values/python-values.ts';

@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { openCheckpoint } from '../../../../main/checkpoint/open-checkpoint.ts';
+import { openCheckpoint } from '../../../../main/inputs/open-checkpoint.ts';
 import { readTensorBytes } from '../../../../main/checkpoint/tensor-bytes.ts';
 import { valueAt } from '../../../../main/checkpoint/tree.ts';
 

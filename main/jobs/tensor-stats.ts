@@ -1,8 +1,8 @@
 import type { TensorStats } from '../../shared/inspect.ts';
 import { fail } from '../errors.ts';
 import type { TorchTensor } from '../formats/values/torch-values.ts';
-import { openCheckpoint } from './open-checkpoint.ts';
-import { readTensorBytes } from './tensor-bytes.ts';
+import { openCheckpoint } from '../inputs/open-checkpoint.ts';
+import { readTensorBytes } from '../checkpoint/tensor-bytes.ts';
 
 /** Statistics of one tensor of a checkpoint file, found by its path. */
 export function tensorStats(file: string, path: (string | number)[], bins = 64): TensorStats {

@@ -3,8 +3,8 @@ import type { ConversionPlan } from '../../shared/convert.ts';
 import type { ConversionRules } from '../../shared/presets.ts';
 import type { Checkpoint } from '../checkpoint/inspect.ts';
 import { previewConversion } from '../convert/convert-file.ts';
-import { planConversion } from '../convert/plan.ts';
-import { openConvertInput } from '../inputs/open-input.ts';
+import { planConversion, rulesFor } from '../convert/plan.ts';
+import { openCheckpoint } from '../inputs/open-checkpoint.ts';
 
 interface Entry {
   file: string;
@@ -32,9 +32,9 @@ export class PreviewCache {
     const e = this.entry;
     if (!e || e.file !== file || e.ino !== st.ino || e.size !== st.size || e.mtimeMs !== st.mtimeMs) {
       this.clear();
-      this.entry = { file, ino: st.ino, size: st.size, mtimeMs: st.mtimeMs, checkpoint: openConvertInput(file) };
+      this.entry = { file, ino: st.ino, size: st.size, mtimeMs: st.mtimeMs, checkpoint: openCheckpoint(file, { shardedRanks: 'consolidate' }) };
     }
-    return planConversion(this.entry!.checkpoint, rules, output);
+    return planConversion(this.entry!.checkpoint, rulesFor(this.entry!.checkpoint, rules), output);
   }
 
   /** Closes the file kept open, if any. */
