@@ -83,6 +83,15 @@ function preset(v: unknown, name: string): Preset {
 
 const RULE_FIELDS = ['preset', 'stripPrefixes', 'addPrefix', 'renames', 'include', 'exclude', 'mapLocation', 'unwrap', 'exportStateDict'] as const;
 
+/** `[{pattern, replacement}]`: regex renames, as the rules and fit take them. */
+function renameList(v: unknown, name: string): { pattern: string; replacement: string }[] {
+  return list(v, name).map((x, i) => {
+    const n = `${name}[${i}]`;
+    const o = fields(x, n, ['pattern', 'replacement']);
+    return { pattern: regex(o['pattern'], `${n}.pattern`) as string, replacement: text(o['replacement'], `${n}.replacement`) };
+  });
+}
+
 export function conversionRules(v: unknown, name = 'rules'): ConversionRules {
   const r = fields(v, name, RULE_FIELDS);
   const missing = RULE_FIELDS.find((k) => !(k in r));
@@ -91,11 +100,7 @@ export function conversionRules(v: unknown, name = 'rules'): ConversionRules {
     preset: r['preset'] === null ? null : preset(r['preset'], `${name}.preset`),
     stripPrefixes: list(r['stripPrefixes'], `${name}.stripPrefixes`).map((s, i) => text(s, `${name}.stripPrefixes[${i}]`)),
     addPrefix: nullable(text)(r['addPrefix'], `${name}.addPrefix`) as string | null,
-    renames: list(r['renames'], `${name}.renames`).map((x, i) => {
-      const n = `${name}.renames[${i}]`;
-      const o = fields(x, n, ['pattern', 'replacement']);
-      return { pattern: regex(o['pattern'], `${n}.pattern`) as string, replacement: text(o['replacement'], `${n}.replacement`) };
-    }),
+    renames: renameList(r['renames'], `${name}.renames`),
     include: nullable(regex)(r['include'], `${name}.include`) as string | null,
     exclude: nullable(regex)(r['exclude'], `${name}.exclude`) as string | null,
     mapLocation: list(r['mapLocation'], `${name}.mapLocation`).map((x, i) => {
@@ -311,11 +316,6 @@ const fitTarget: Check = (v, name) => {
   }
   return fail('usage', `${name} must be {file} or {text}`);
 };
-
-const renameList: Check = (v, name) => list(v, name).map((r, i) => {
-  const o = fields(r, `${name}[${i}]`, ['pattern', 'replacement']);
-  return { pattern: regex(o['pattern'], `${name}[${i}].pattern`) as string, replacement: text(o['replacement'], `${name}[${i}].replacement`) };
-});
 
 const SPECS: Record<ApiMethod, Arg[]> = {
   getWorkspace: [],
