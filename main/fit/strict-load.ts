@@ -52,8 +52,18 @@ export function shapesLoad(checkpoint: number[], model: number[]): boolean {
  * is neither its own parameter/buffer nor a child. The module tree is read off the model's keys
  * (modules without parameters, such as ReLU, are invisible there).
  */
-function unexpectedInModuleOrder(keys: string[], target: KeyShape[]): string[] {
-  if (!keys.length) return [];
+interface ModuleTree {
+  order: Map<string, number>;
+  children: Map<string, Set<string>>;
+  locals: Map<string, Set<string>>;
+}
+
+/** The model's module tree, built once per target (strict loading is asked before and after the rules). */
+const trees = new WeakMap<KeyShape[], ModuleTree>();
+
+function moduleTree(target: KeyShape[]): ModuleTree {
+  const known = trees.get(target);
+  if (known) return known;
   const order = new Map<string, number>([['', 0]]);
   const children = new Map<string, Set<string>>();
   const locals = new Map<string, Set<string>>();
@@ -72,6 +82,14 @@ function unexpectedInModuleOrder(keys: string[], target: KeyShape[]): string[] {
     if (!own) locals.set(path, (own = new Set()));
     own.add(parts[parts.length - 1]!);
   }
+  const tree = { order, children, locals };
+  trees.set(target, tree);
+  return tree;
+}
+
+function unexpectedInModuleOrder(keys: string[], target: KeyShape[]): string[] {
+  if (!keys.length) return [];
+  const { order, children, locals } = moduleTree(target);
   const placed: { key: string; module: number; index: number }[] = [];
   keys.forEach((key, index) => {
     let path = '';
