@@ -36,6 +36,8 @@ export function fitCheckpoint(source: string, targetFile: string | FitTargetInpu
         report.mapping = report.mapping.map((m, i) => ({ from: original.entries[i]!.key, to: m.to }));
         report.rules.unshift({ kind: 'rename', keys: original.entries.filter((e) => renamed(e.key) !== e.key).length, basis: [], confidence: 1, text: `your renames: ${renames.map((r) => `'${r.pattern}' → '${r.replacement}'`).join(', ')}` });
       }
+      const folded = target.entries.filter((e) => e.key.startsWith('onnx::')).length;
+      if (target.info.kind === 'onnx' && folded) report.notes.push(`${folded} of the ONNX graph's initializers (onnx::…) are constants the exporter made, e.g. BatchNorm folded into Conv: they have no state-dict key; export with do_constant_folding=False, or fit to a checkpoint of the model`);
       for (const r of otherModelRoles(ck, state.role)) report.notes.push(`the checkpoint also holds a state dict of the same size at ${pathText(r.path) || 'the top level'}; the one at ${pathText(state.role.path) || 'the top level'} was used`);
       return report;
     } finally {

@@ -51,3 +51,14 @@ test('strict loading: unexpected keys in module order, BatchNorm counters filled
   const v2 = strictLoad({ entries: [{ key: 'bn.running_mean', shape: [2] }], versions: new Map([['bn', 2]]) }, target, 'M');
   assert.ok(v2.missing.includes('bn.num_batches_tracked'));
 });
+
+test('an ONNX graph as the target: its initializers, and a note on the constants torch.onnx folded', async () => {
+  const { fitCheckpoint } = await import('../../../main/fit/convert-fit.ts');
+  const dir = join(REPO, 'build/sample-workspace/digits-cnn');
+  const r = fitCheckpoint(join(dir, 'dp.pt'), join(dir, 'model.onnx'));
+  assert.equal(r.target.kind, 'onnx');
+  assert.equal(r.rules[0]!.from, 'module.');
+  assert.ok(r.mapping.some((m) => m.from === 'module.fc.weight' && m.to === 'fc.weight'));
+  assert.equal(r.fits, false, 'BatchNorm folded into Conv has no state-dict key: it cannot load');
+  assert.ok(r.notes.some((n) => /initializers \(onnx::…\) are constants the exporter made/.test(n)));
+});
