@@ -4,7 +4,7 @@
 // main/ stays acyclic as long as this passes.
 const BELOW_FORMATS = ['main/formats/values', 'main/io', 'main/errors.ts'];
 const FORMATS = ['main/formats', 'main/formats/torch', 'main/formats/safetensors', 'main/formats/numpy', 'main/formats/dcp', 'main/formats/pickle', 'main/formats/pickle/scan', 'main/formats/zip', ...BELOW_FORMATS];
-const ENGINE = ['main/checkpoint', 'main/checkpoint/scan', 'main/inputs', 'main/convert', 'main/reshard', 'main/verify', ...FORMATS];
+const ENGINE = ['main/checkpoint', 'main/checkpoint/scan', 'main/inputs', 'main/convert', 'main/reshard', 'main/verify', 'main/fit', 'main/diff', ...FORMATS];
 
 /** @type {Record<string, string[]>} folder (or file) of main/ → what it may import (shared/ is always allowed) */
 const LAYERS = {
@@ -26,6 +26,8 @@ const LAYERS = {
   'main/convert': ['main/inputs', 'main/checkpoint', 'main/checkpoint/scan', ...FORMATS],
   'main/reshard': ['main/convert', 'main/inputs', 'main/checkpoint', ...FORMATS],
   'main/verify': ['main/inputs', 'main/checkpoint', ...FORMATS],
+  'main/fit': ['main/convert', 'main/verify', 'main/inputs', 'main/checkpoint', ...FORMATS],
+  'main/diff': ['main/verify', 'main/inputs', 'main/checkpoint', ...FORMATS],
   'main/devices': ['main/io', 'main/errors.ts'],
   'main/jobs': [...ENGINE, 'main/devices'],
   'main/service': ['main/version.ts', 'main/jobs', 'main/devices', ...ENGINE],

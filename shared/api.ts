@@ -8,6 +8,8 @@ import type { ConversionPlan, ConversionReport, Progress } from './convert.ts';
 import type { DevicePlan, DeviceReading } from './devices.ts';
 import type { ErrorInfo } from './errors.ts';
 import type { InspectReport, TensorStats } from './inspect.ts';
+import type { DiffReport } from './diff.ts';
+import type { FitReport, FitTargetInput } from './fit.ts';
 import type { ConversionRules } from './presets.ts';
 import type { ReshardProgress, ReshardReport, ReshardRequest } from './reshard.ts';
 import type { VerifyOptions, VerifyReport } from './verify.ts';
@@ -148,6 +150,11 @@ export interface CheckpointApi {
   /** a re-shard; progress with its phase, then `job-done` (kind 'reshard') with the report */
   startReshard(request: ReshardRequest): Promise<JobId>;
 
+  /** will this checkpoint load into that model? the target is a file (checkpoint, ONNX, error text, shape lines) or pasted text */
+  fitCheckpoint(file: string, target: FitTargetInput, renames: { pattern: string; replacement: string }[]): Promise<FitReport>;
+  /** what changed between two checkpoints, tensor by tensor (in a worker) */
+  diffCheckpoints(a: string, b: string, exactKeys: boolean): Promise<DiffReport>;
+
   readDevices(): Promise<DeviceReading>;
   devicePlan(deviceCounts: Record<string, number>, ddpWorldSize?: number): Promise<DevicePlan>;
   /** live device readings every 2 s while subscribed (the Devices view) */
@@ -161,7 +168,7 @@ export interface CheckpointApi {
 export const API_METHODS = [
   'getWorkspace', 'listDirectory', 'chooseFile', 'addRecent', 'inspect', 'tensorStats', 'previewConversion', 'startConversion',
   'planBatch', 'startBatch', 'cancelJob', 'jobStatus', 'startVerify', 'verifyReportHtml', 'planReshard', 'startReshard',
-  'readDevices', 'devicePlan', 'watchDevices',
+  'readDevices', 'devicePlan', 'watchDevices', 'fitCheckpoint', 'diffCheckpoints',
 ] as const satisfies readonly Exclude<keyof CheckpointApi, 'onEvent'>[];
 
 export type ApiMethod = (typeof API_METHODS)[number];

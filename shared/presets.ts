@@ -36,6 +36,11 @@ export interface ConversionRules {
    * without it an output holds only allowlisted globals (`--keep-objects`)
    */
   keepObjects?: boolean;
+  /**
+   * exact key → new key (null: dropped), as `ckpt convert --fit` computes it; keys it lists skip
+   * every other key rule
+   */
+  keyMap?: { from: string; to: string | null }[];
 }
 
 export const NO_RULES: ConversionRules = {
@@ -43,7 +48,7 @@ export const NO_RULES: ConversionRules = {
 };
 
 /** Wrapper prefixes a preset removes, in the order wrappers stack them (outermost first). */
-export const WRAPPER_PREFIXES = ['module.', '_orig_mod.'] as const;
+export const WRAPPER_PREFIXES = ['module.', '_orig_mod.', '_forward_module.'] as const;
 
 export interface PresetInfo {
   name: PresetName;
@@ -54,7 +59,7 @@ export interface PresetInfo {
 }
 
 export const PRESETS: readonly PresetInfo[] = [
-  { name: 'cpu', title: 'CPU', keys: "wrapper prefixes removed ('module.', '_orig_mod.', stacked)", devices: 'all cpu', loadsWith: 'torch.load(f) with no map_location, then model.load_state_dict(sd)' },
+  { name: 'cpu', title: 'CPU', keys: "wrapper prefixes removed ('module.', '_orig_mod.', Lightning's 'model.' and '_forward_module.', stacked)", devices: 'all cpu', loadsWith: 'torch.load(f) with no map_location, then model.load_state_dict(sd)' },
   { name: 'gpu', title: 'single GPU', keys: 'wrapper prefixes removed', devices: 'all cuda:K (default 0)', loadsWith: "model.to('cuda:K'); model.load_state_dict(torch.load(f))" },
   { name: 'dp', title: 'DataParallel', keys: "exactly one 'module.' prefix", devices: 'all cuda:0 (DataParallel keeps master weights on device_ids[0])', loadsWith: 'nn.DataParallel(model).load_state_dict(sd, strict=True)' },
   { name: 'ddp', title: 'DistributedDataParallel', keys: "exactly one 'module.' prefix", devices: 'rank r on cuda:r; one file per rank', loadsWith: 'DDP(model, device_ids=[r]).load_state_dict(torch.load(f"…rank{r}.pth"))' },

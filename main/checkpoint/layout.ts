@@ -2,8 +2,11 @@ import type { LayoutKind, LayoutVerdict } from '../../shared/inspect.ts';
 import type { TorchTensor } from '../formats/values/torch-values.ts';
 import type { Role } from './roles.ts';
 
-/** Wrapper prefixes in the order torch wrappers add them. */
-export const WRAPPER_PREFIXES = ['module.', '_orig_mod.', 'model.'] as const;
+/**
+ * Wrapper prefixes in the order torch wrappers add them. `_forward_module.` is Lightning Fabric's
+ * `_FabricModule` (and the strategies built on it) around the user's module.
+ */
+export const WRAPPER_PREFIXES = ['module.', '_orig_mod.', '_forward_module.', 'model.'] as const;
 
 /**
  * The stacked wrapper prefixes every key shares, outermost first: `_orig_mod.module.conv.weight`

@@ -40,6 +40,9 @@ options
   --keep-objects         keep classes torch.load(weights_only=True) refuses (the report lists them);
                          without it outputs hold only allowlisted globals. Dangerous sources are
                          refused unless --unwrap or --export-state-dict takes only their tensors
+  --fit TARGET           fit to a model (a checkpoint, model.onnx, torch's pasted load_state_dict
+                         error, or 'key shape' lines): the rules \`ckpt fit\` proposes, applied;
+                         writes the model state dict alone, on cpu, in the model's key order
   --force                overwrite existing outputs
   --jobs N               worker threads for folders (default: number of cores); each
                          starts the next file while one waits on its fsync
@@ -58,6 +61,8 @@ interface Parsed {
   dryRun: boolean;
   json: boolean;
   shard?: { index: number; count: number };
+  /** --fit TARGET */
+  fit?: string;
 }
 
 export function parseConvertArgs(args: string[]): Parsed | 'help' {
@@ -69,7 +74,7 @@ export function parseConvertArgs(args: string[]): Parsed | 'help' {
       'strip-prefix': { type: 'string', multiple: true }, 'add-prefix': { type: 'string' }, rename: { type: 'string', multiple: true },
       include: { type: 'string' }, exclude: { type: 'string' }, 'map-location': { type: 'string', multiple: true },
       unwrap: { type: 'boolean' }, 'export-state-dict': { type: 'boolean' }, 'keep-objects': { type: 'boolean' }, force: { type: 'boolean' }, jobs: { type: 'string' },
-      shard: { type: 'string' }, 'dry-run': { type: 'boolean' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+      shard: { type: 'string' }, fit: { type: 'string' }, 'dry-run': { type: 'boolean' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
     },
   });
   if (values.help) return 'help';
@@ -102,6 +107,11 @@ export function parseConvertArgs(args: string[]): Parsed | 'help' {
     ...(values['keep-objects'] ? { keepObjects: true } : {}),
   };
   const custom = rules.stripPrefixes.length || rules.addPrefix || renames.length || rules.include || rules.exclude || mapLocation.length || rules.unwrap || rules.exportStateDict;
+  if (values.fit !== undefined) {
+    if (rules.preset || rules.stripPrefixes.length || rules.addPrefix || rules.include || rules.exclude || mapLocation.length || rules.unwrap || rules.exportStateDict) usage('--fit computes its own rules; only --rename goes with it (to settle what it asks)');
+    if (!values.output) usage('--fit needs an output file: -o OUT');
+    return { input: positionals[0]!, output: values.output ?? null, rules, force: !!values.force, jobs: 1, dryRun: !!values['dry-run'], json: !!values.json, fit: values.fit };
+  }
   if (!rules.preset && !custom) usage('say what to convert to: --preset cpu|gpu[:K]|dp|ddp, or custom rules (see ckpt help convert)');
   const jobs = values.jobs !== undefined ? Number(values.jobs) : os.availableParallelism?.() ?? os.cpus().length;
   if (!Number.isInteger(jobs) || jobs < 1 || jobs > 256) usage('--jobs takes a whole number from 1 to 256');
@@ -126,6 +136,7 @@ export async function runConvert(args: string[], io: CliIO): Promise<number> {
   } catch {
     fail('io', `${p.input}: no such file or folder`, p.input);
   }
+  if (p.fit !== undefined) return (await import('./fit-command.ts')).runConvertFit(p.input, p.fit, { ...p, renames: p.rules.renames }, io);
   // a distributed-checkpoint folder is one checkpoint, not a folder of them (issue 7)
   return st.isDirectory() && !isDcpFolder(p.input) ? convertFolder(p, io) : convertOne(p, io);
 }

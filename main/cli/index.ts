@@ -20,6 +20,8 @@ commands
                                 rank files, DCP folders, FSDP shards, shard sets, safetensors
   verify --model g.onnx --data <test set> <checkpoint> [--against <other>]
                                 accuracy on a test set, and PASS/WARN/FAIL against the source
+  fit <checkpoint> <target>     will it load into my model? torch's complaints and the rules that fix them
+  diff <a> <b> [--json]         what changed between two checkpoints
   devices [--json]              this machine's GPUs and topology (nvidia-smi)
   help [command]                this text, or a command's
 
@@ -35,6 +37,8 @@ const COMMANDS: Record<string, { run: (args: string[], io: CliIO) => Promise<num
   },
   serve: { run: async (args, io) => (await import('./serve-command.ts')).runServe(args, io), help: 'ckpt serve [--port N] [--host 127.0.0.1] [--no-open]\n\nServes the app to a web browser; prints the URL with its token. `ckpt serve --help` for more.' },
   verify: { run: async (args, io) => (await import('./verify-command.ts')).runVerifyCommand(args, io), help: 'ckpt verify --model graph.onnx --data <test set> <checkpoint> [--against <other>]\n\nRuns the ONNX graph with the checkpoint\'s weights on a test set: accuracy, and a PASS/WARN/FAIL comparison. `ckpt verify --help` for more.' },
+  fit: { run: async (args, io) => (await import('./fit-command.ts')).runFit(args, io), help: 'ckpt fit <checkpoint> <target> [--json]\n\nWhat load_state_dict(strict=True) would say, the rules that make it load, and what it says after them. `ckpt fit --help` for more.' },
+  diff: { run: async (args, io) => (await import('./diff-command.ts')).runDiff(args, io), help: 'ckpt diff <a> <b> [--json] [--exact-keys]\n\nWhat changed between two checkpoints, tensor by tensor. `ckpt diff --help` for more.' },
   reshard: { run: async (args, io) => (await import('./reshard-command.ts')).runReshard(args, io), help: 'ckpt reshard <input...> --to single|ranks:N|dcp[:N]|shards[:SIZE] -o OUT\n\nRe-shards a checkpoint between rank files, DCP folders, shard sets and single torch or safetensors files; every output is verified. `ckpt reshard --help` for more.' },
 };
 

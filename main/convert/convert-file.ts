@@ -9,8 +9,9 @@ import { writeCheckedAtomically } from '../io/atomic-file.ts';
 import { readBackCrc, releaseReadBack } from '../io/byte-verifier.ts';
 import { buildOutputTree, planCoverageProblem } from './build-output.ts';
 import { walkTensors } from '../checkpoint/tree.ts';
+import type { PyValue } from '../formats/values/python-values.ts';
 import { deviceMapper } from './key-rules.ts';
-import { mapRoles, planConversion } from './plan.ts';
+import { mapRoles, planConversion, rulesFor } from './plan.ts';
 import { scanFile } from '../checkpoint/scan/scan-file.ts';
 import { makeCodeFree } from './code-free-output.ts';
 import { verifyOutput } from './read-back.ts';
@@ -27,13 +28,15 @@ export interface ConvertOptions {
   syncFolder?: boolean;
   /** called once the first output's bytes are written, while they are flushed and read back */
   onWaiting?(): void;
+  /** last changes to the object to write (`--fit` adds the model's own head tensors and orders keys) */
+  adjustTree?(tree: PyValue): PyValue;
 }
 
 /** Plans a conversion of one file without writing anything (the dry run and the UI preview). */
 export function previewConversion(source: string, rules: ConversionRules, output: string | null): ConversionPlan {
   const ck = openCheckpoint(source, { shardedRanks: 'consolidate' });
   try {
-    return planConversion(ck, rules, output);
+    return planConversion(ck, rulesFor(ck, rules), output);
   } finally {
     ck.close();
   }
@@ -49,20 +52,22 @@ export async function convertFile(source: string, opts: ConvertOptions): Promise
   const before = statOf(source);
   const ck = openCheckpoint(source, { shardedRanks: 'consolidate' });
   try {
-    const roles = mapRoles(ck, opts.rules);
-    const plan = planConversion(ck, opts.rules, opts.output, roles);
+    const rules = rulesFor(ck, opts.rules);
+    const roles = mapRoles(ck, rules);
+    const plan = planConversion(ck, rules, opts.output, roles);
     if (plan.errors.length) fail('usage', `${source}: ${plan.errors[0]}`, source);
     for (const o of plan.outputs) if (o.exists && !opts.force) fail('exists', `${o.file} already exists; pass --force to overwrite it`, o.file);
     const sec = ck.report.security;
-    if (sec.verdict === 'dangerous' && !opts.rules.unwrap && !opts.rules.exportStateDict) {
+    if (sec.verdict === 'dangerous' && !rules.unwrap && !rules.exportStateDict) {
       const g = sec.globals.find((x) => x.class === 'dangerous');
       fail('unsupported', `${source}: the source is dangerous (${g?.example ?? g?.name ?? 'see ckpt scan'}); nothing was written; add --unwrap or --export-state-dict to take only its tensors`, source);
     }
-    const codeFree = makeCodeFree(buildOutputTree(ck, opts.rules, roles), !!opts.rules.keepObjects);
+    const built = buildOutputTree(ck, rules, roles);
+    const codeFree = makeCodeFree(opts.adjustTree ? opts.adjustTree(built) : built, !!rules.keepObjects);
     if (codeFree.blocked) fail('unsupported', `${source}: ${codeFree.blocked}; nothing was written`, source);
     const tree = codeFree.tree;
     const leftBehind = sec.globals.filter((g) => g.class !== 'safe' && !codeFree.named.has(g.name)).map((g) => g.name);
-    const uncovered = planCoverageProblem(tree, roles, opts.rules);
+    const uncovered = planCoverageProblem(tree, roles, rules);
     if (uncovered) fail('internal', `${source}: ${uncovered}; nothing was written`, source);
     if (ck.tensors.length && !walkTensors(tree).length) fail('usage', `${source}: the rules leave no tensor to write; nothing was written`, source);
     const total = totalBytes(ck) * plan.outputs.length;
@@ -73,7 +78,7 @@ export async function convertFile(source: string, opts: ConvertOptions): Promise
     };
     {
       for (const out of plan.outputs) {
-        const location = deviceMapper(opts.rules, out.rank ?? 0);
+        const location = deviceMapper(rules, out.rank ?? 0);
         const readBack = new Map<string, Promise<number>>();
         let tmpFile = '';
         const { value: report } = await writeCheckedAtomically(
@@ -97,7 +102,7 @@ export async function convertFile(source: string, opts: ConvertOptions): Promise
             }
             // The written pickle itself, read as torch.load would: nothing outside the allowlist unless --keep-objects
             const wo = scanFile(tmp).weightsOnly?.byTorch['2.13'];
-            if (!opts.rules.keepObjects && !wo?.loads) fail('internal', `${out.file}: the written file would not load with torch.load(weights_only=True) (${wo?.refusal}); nothing was written`, out.file);
+            if (!rules.keepObjects && !wo?.loads) fail('internal', `${out.file}: the written file would not load with torch.load(weights_only=True) (${wo?.refusal}); nothing was written`, out.file);
             const r = await verifyOutput(tmp, out.file, tree, written.storages, (s) => location(s.location), readBack);
             return { value: r, publish: r.verified };
           },

@@ -39,16 +39,20 @@ export function keyMapper(keys: string[], rules: ConversionRules, lightning: boo
     for (const p of [...adds].reverse()) out = p + out;
     return out;
   };
+  const exact = rules.keyMap ? new Map(rules.keyMap.map((m) => [m.from, m.to])) : null;
+  const exactModules = rules.keyMap ? keyMapModulePaths(rules.keyMap) : null;
   return {
     stripped,
     added: adds,
     map(key) {
+      if (exact?.has(key)) return exact.get(key)!;
       const k = canonical(key);
       if (include && !include.test(k)) return null;
       if (exclude && exclude.test(k)) return null;
       return withAdds(k);
     },
     mapModulePath(path) {
+      if (exactModules) return exactModules.get(path) ?? null;
       // A module path is a key without its last part: map `path.` and drop the trailing dot.
       // The wrappers' own entries ('' above `module.`, and `_orig_mod` above
       // `_orig_mod.module.`) vanish with their prefixes.
@@ -84,4 +88,18 @@ export function deviceMapper(rules: ConversionRules, rank = 0): (tag: string) =>
     if (hit) return hit.to;
     return presetTag ?? tag;
   };
+}
+
+/** A key map's module paths: `a.b.weight → c.weight` moves module `a.b` to `c` (conflicting moves are dropped). */
+export function keyMapModulePaths(keyMap: { from: string; to: string | null }[]): Map<string, string | null> {
+  const out = new Map<string, string | null>();
+  const parent = (k: string): string => (k.includes('.') ? k.slice(0, k.lastIndexOf('.')) : '');
+  for (const m of keyMap) {
+    if (m.to === null) continue;
+    const from = parent(m.from);
+    const to = parent(m.to);
+    const seen = out.get(from);
+    out.set(from, seen === undefined || seen === to ? to : null);
+  }
+  return out;
 }

@@ -23,6 +23,22 @@ export interface RoleMapping {
   plan: StateDictPlan;
 }
 
+/** Whole pickled modules that are already DataParallel/DDP: the dp and ddp presets only retag them. */
+const DATA_PARALLEL_CLASSES = new Set(['torch.nn.parallel.data_parallel.DataParallel', 'torch.nn.parallel.distributed.DistributedDataParallel']);
+
+/**
+ * The rules as they apply to this checkpoint: dp/ddp on a whole pickled plain model write its
+ * state dict (with `module.` keys), since a pickled model cannot be re-wrapped by rewriting the
+ * file; a pickled DataParallel is already wrapped and is only retagged.
+ */
+export function rulesFor(ck: Checkpoint, rules: ConversionRules): ConversionRules {
+  const p = rules.preset;
+  if (!p || (p.name !== 'dp' && p.name !== 'ddp') || rules.exportStateDict) return rules;
+  const modules = ck.roles.filter((r) => r.kind === 'module' && !r.note);
+  if (!modules.length || modules.some((m) => m.path.length === 0 && m.className && DATA_PARALLEL_CLASSES.has(m.className))) return rules;
+  return { ...rules, exportStateDict: true };
+}
+
 /** The state dicts (and, with exportStateDict, modules) the rules apply to, with their key maps. */
 export function mapRoles(ck: Checkpoint, rules: ConversionRules): RoleMapping[] {
   const lightning = ck.roles.some((r) => r.kind === 'lightning');
@@ -87,8 +103,16 @@ export function planConversion(ck: Checkpoint, rules: ConversionRules, output: s
     if (!primary) errors.push('--unwrap: the file holds no state dict to unwrap to');
     else if (primary.role.path.length) rootChange = `the container is replaced by its state dict at ${primary.role.path.join('/')}`;
   }
-  if (modules.length && !rules.exportStateDict) {
-    if (preset && (preset.name === 'dp' || preset.name === 'ddp')) {
+  const rewrap = preset && (preset.name === 'dp' || preset.name === 'ddp');
+  const dataParallel = modules.find((m) => m.path.length === 0 && m.className && DATA_PARALLEL_CLASSES.has(m.className));
+  if (modules.length && rewrap && dataParallel && !rules.exportStateDict) {
+    // already wrapped: the whole module stays as it is, only its storages move
+    rootChange = `the pickled ${dataParallel.className!.split('.').pop()} is kept as it is (already wrapped); only device tags change${preset.name === 'ddp' && preset.worldSize > 1 ? `, one file per rank` : ''}`;
+    warnings.push('whole pickled module: loading it still needs the original classes (--export-state-dict writes a plain state dict)');
+  } else if (modules.length && rewrap && rules.exportStateDict && !dataParallel) {
+    warnings.push(`a pickled plain model cannot be wrapped in ${preset.name === 'dp' ? 'DataParallel' : 'DDP'} by rewriting the file, so its state dict is written, with 'module.' keys: load it into ${preset.name === 'dp' ? 'nn.DataParallel(model)' : 'DDP(model)'}`);
+  } else if (modules.length && !rules.exportStateDict) {
+    if (rewrap) {
       errors.push(`a whole pickled module (${modules[0]!.className}) cannot be re-wrapped in ${preset.name === 'dp' ? 'DataParallel' : 'DDP'} by rewriting the file; add --export-state-dict to write its state dict with 'module.' keys`);
     } else {
       const wrapped = modules.find((m) => m.className && WRAPPER_CLASSES[m.className]);

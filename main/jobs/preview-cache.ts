@@ -3,7 +3,7 @@ import type { ConversionPlan } from '../../shared/convert.ts';
 import type { ConversionRules } from '../../shared/presets.ts';
 import type { Checkpoint } from '../checkpoint/inspect.ts';
 import { previewConversion } from '../convert/convert-file.ts';
-import { planConversion } from '../convert/plan.ts';
+import { planConversion, rulesFor } from '../convert/plan.ts';
 import { openCheckpoint } from '../inputs/open-checkpoint.ts';
 
 interface Entry {
@@ -34,7 +34,7 @@ export class PreviewCache {
       this.clear();
       this.entry = { file, ino: st.ino, size: st.size, mtimeMs: st.mtimeMs, checkpoint: openCheckpoint(file, { shardedRanks: 'consolidate' }) };
     }
-    return planConversion(this.entry!.checkpoint, rules, output);
+    return planConversion(this.entry!.checkpoint, rulesFor(this.entry!.checkpoint, rules), output);
   }
 
   /** Closes the file kept open, if any. */

@@ -5,6 +5,8 @@ import type { InspectReport, TensorStats } from '../../shared/inspect.ts';
 import type { ConversionRules } from '../../shared/presets.ts';
 import type { VerifyOptions } from '../../shared/verify.ts';
 import type { ReshardRequest } from '../../shared/reshard.ts';
+import type { DiffReport } from '../../shared/diff.ts';
+import type { FitReport, FitTargetInput } from '../../shared/fit.ts';
 
 /**
  * Work that runs in a worker thread, by kind: the request's fields and the result. The request
@@ -24,6 +26,10 @@ export interface WorkerJobs {
   'plan-batch': { request: { folder: string; outDir: string; rules: ConversionRules }; result: BatchPlan };
   /** sniffs up to SNIFF_LIMIT files of a folder */
   'list-directory': { request: { dir: string }; result: DirListing };
+  /** will a checkpoint load into a model: opens both (issue 14) */
+  fit: { request: { file: string; target: FitTargetInput; renames: { pattern: string; replacement: string }[] }; result: FitReport };
+  /** two checkpoints compared tensor by tensor, streamed */
+  diff: { request: { a: string; b: string; exactKeys: boolean }; result: DiffReport };
 }
 
 export type JobKind = keyof WorkerJobs;

@@ -52,6 +52,10 @@ export async function runJob<K extends JobRequest['kind']>(request: JobRequest &
     }
     case 'list-directory':
       return listDirectory(req.dir) as JobResults[K];
+    case 'fit':
+      return (await import('../fit/convert-fit.ts')).fitCheckpoint(req.file, req.target, req.renames) as JobResults[K];
+    case 'diff':
+      return (await import('../diff/diff.ts')).diffCheckpoints(req.a, req.b, { exactKeys: req.exactKeys }) as JobResults[K];
   }
   throw new Error(`unknown job kind ${(req as JobRequest).kind}`);
 }

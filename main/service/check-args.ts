@@ -83,6 +83,15 @@ function preset(v: unknown, name: string): Preset {
 
 const RULE_FIELDS = ['preset', 'stripPrefixes', 'addPrefix', 'renames', 'include', 'exclude', 'mapLocation', 'unwrap', 'exportStateDict'] as const;
 
+/** `[{pattern, replacement}]`: regex renames, as the rules and fit take them. */
+function renameList(v: unknown, name: string): { pattern: string; replacement: string }[] {
+  return list(v, name).map((x, i) => {
+    const n = `${name}[${i}]`;
+    const o = fields(x, n, ['pattern', 'replacement']);
+    return { pattern: regex(o['pattern'], `${n}.pattern`) as string, replacement: text(o['replacement'], `${n}.replacement`) };
+  });
+}
+
 export function conversionRules(v: unknown, name = 'rules'): ConversionRules {
   const r = fields(v, name, [...RULE_FIELDS, 'keepObjects']);
   const missing = RULE_FIELDS.find((k) => !(k in r));
@@ -91,11 +100,7 @@ export function conversionRules(v: unknown, name = 'rules'): ConversionRules {
     preset: r['preset'] === null ? null : preset(r['preset'], `${name}.preset`),
     stripPrefixes: list(r['stripPrefixes'], `${name}.stripPrefixes`).map((s, i) => text(s, `${name}.stripPrefixes[${i}]`)),
     addPrefix: nullable(text)(r['addPrefix'], `${name}.addPrefix`) as string | null,
-    renames: list(r['renames'], `${name}.renames`).map((x, i) => {
-      const n = `${name}.renames[${i}]`;
-      const o = fields(x, n, ['pattern', 'replacement']);
-      return { pattern: regex(o['pattern'], `${n}.pattern`) as string, replacement: text(o['replacement'], `${n}.replacement`) };
-    }),
+    renames: renameList(r['renames'], `${name}.renames`),
     include: nullable(regex)(r['include'], `${name}.include`) as string | null,
     exclude: nullable(regex)(r['exclude'], `${name}.exclude`) as string | null,
     mapLocation: list(r['mapLocation'], `${name}.mapLocation`).map((x, i) => {
@@ -307,6 +312,18 @@ export function reshardRequest(v: unknown, name = 'request'): ReshardRequest {
 const jobId: Check = (v, name) => (typeof v === 'string' && /^job-\d{1,9}$/.test(v) ? v : fail('usage', `${name} must be a job id like 'job-3', not ${show(v)}`));
 const anyText: Check = (v, name) => text(v, name);
 
+/** `{file}` (an absolute path) or `{text}` (pasted, up to 4 MiB: torch's error for 10,000 keys is long). */
+const fitTarget: Check = (v, name) => {
+  const t = fields(v, name, ['file', 'text']);
+  if ('file' in t && !('text' in t)) return { file: absolutePath(t['file'], `${name}.file`) };
+  if ('text' in t && !('file' in t)) {
+    const s = t['text'];
+    if (typeof s !== 'string' || s.length > 4 << 20 || s.includes('\0')) fail('usage', `${name}.text must be text of at most 4 MiB`);
+    return { text: s };
+  }
+  return fail('usage', `${name} must be {file} or {text}`);
+};
+
 const SPECS: Record<ApiMethod, Arg[]> = {
   getWorkspace: [],
   listDirectory: [{ name: 'dir', check: absolutePath }],
@@ -327,6 +344,8 @@ const SPECS: Record<ApiMethod, Arg[]> = {
   readDevices: [],
   devicePlan: [{ name: 'deviceCounts', check: deviceCounts }, { name: 'ddpWorldSize', check: int(1, 4096), optional: true }],
   watchDevices: [{ name: 'on', check: bool }],
+  fitCheckpoint: [{ name: 'file', check: absolutePath }, { name: 'target', check: fitTarget }, { name: 'renames', check: renameList }],
+  diffCheckpoints: [{ name: 'a', check: absolutePath }, { name: 'b', check: absolutePath }, { name: 'exactKeys', check: bool }],
 };
 
 /** The arguments of a call as a list (what a transport passes on to the service, which checks them). */

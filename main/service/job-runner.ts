@@ -94,7 +94,7 @@ export class JobRunner {
   }
 
   /** Runs a quick job and waits for its result. A re-shard here is only ever a plan. */
-  run<K extends 'inspect' | 'tensor-stats' | 'reshard' | 'preview-conversion' | 'plan-batch' | 'list-directory'>(request: JobRequest & { kind: K }): Promise<JobResults[K]> {
+  run<K extends 'inspect' | 'tensor-stats' | 'reshard' | 'preview-conversion' | 'plan-batch' | 'list-directory' | 'fit' | 'diff'>(request: JobRequest & { kind: K }): Promise<JobResults[K]> {
     this.assertOpen();
     this.quick ??= new WorkerPool(2);
     const req = request as JobRequest;

@@ -7,6 +7,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { ApiError, type ApiEvent, type ApiMethod, type BatchPlan, type CheckpointApi, type Workspace } from '../../shared/api.ts';
 import type { DeviceReading } from '../../shared/devices.ts';
+import type { FitTargetInput } from '../../shared/fit.ts';
 import type { ConversionRules } from '../../shared/presets.ts';
 import type { ReshardRequest } from '../../shared/reshard.ts';
 import type { VerifyOptions, VerifyReport } from '../../shared/verify.ts';
@@ -95,6 +96,9 @@ export function createApiService(opts: ServiceOptions): ApiService {
 
     planReshard: method('planReshard', (request: ReshardRequest) => jobs.run({ kind: 'reshard', request: { ...request, dryRun: true } })),
     startReshard: method('startReshard', (request: ReshardRequest) => jobs.startReshard(request)),
+
+    fitCheckpoint: method('fitCheckpoint', (file: string, target: FitTargetInput, renames: { pattern: string; replacement: string }[]) => jobs.run({ kind: 'fit', file, target, renames })),
+    diffCheckpoints: method('diffCheckpoints', (a: string, b: string, exactKeys: boolean) => jobs.run({ kind: 'diff', a, b, exactKeys })),
 
     readDevices: method('readDevices', () => devices.readNow()),
     devicePlan: method('devicePlan', async (counts: Record<string, number>, ddpWorldSize?: number) => planDevices(counts, await devices.recent(), ddpWorldSize === undefined ? {} : { ddpWorldSize })),

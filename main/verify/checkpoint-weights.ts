@@ -79,7 +79,7 @@ export function openWeights(file: string): CheckpointWeights {
 }
 
 /** The state dict or module with the most tensors (what the layout verdict calls the model). */
-function primaryModel(roles: Role[]): Role | undefined {
+export function primaryModel(roles: Role[]): Role | undefined {
   return roles
     .filter((r) => (r.kind === 'state-dict' || r.kind === 'module') && (r.entries?.length ?? 0) > 0)
     .reduce<Role | undefined>((best, r) => ((r.entries!.length > (best?.entries?.length ?? 0)) ? r : best), undefined);

@@ -17,6 +17,7 @@ const only = process.argv.slice(2);
 const groups: Record<string, (dir: string) => BenchResult[]> = { inspect: inspectBenchmarks, convert: convertBenchmarks, verify: verifyBenchmarks };
 groups['reshard'] = (await import('./reshard-bench.ts')).reshardBenchmarks;
 groups['verify-python'] = (await import('./verify-python-bench.ts')).verifyPythonBenchmarks;
+groups['fitdiff'] = (await import('./fitdiff-bench.ts')).fitDiffBenchmarks;
 export interface BenchResult { name: string; value: string; target: string; pass: boolean; detail?: string }
 
 const results: BenchResult[] = [];

@@ -186,6 +186,6 @@ export async function screenshot(page: Page, name: string): Promise<void> {
 }
 
 /** Clicks a view in the navigation rail. */
-export async function showView(page: Page, name: 'Checkpoint' | 'Convert' | 'Batch' | 'Devices' | 'Verify' | 'Re-shard'): Promise<void> {
+export async function showView(page: Page, name: 'Checkpoint' | 'Convert' | 'Batch' | 'Devices' | 'Verify' | 'Re-shard' | 'Diff'): Promise<void> {
   await page.getByRole('navigation', { name: 'Views' }).getByRole('button', { name, exact: true }).click();
 }

@@ -95,7 +95,8 @@ before(async () => {
       checks.push({ id: j.id, kind: 'tags', file: outputs[0]!.file, expect: 'cpu', model: 'plain' });
       continue;
     }
-    const exported = j.extra.includes('--export-state-dict');
+    // dp/ddp export a whole pickled plain model's state dict themselves (the plan's rules say so)
+    const exported = j.extra.includes('--export-state-dict') || j.report.plan.rules.exportStateDict;
     checks.push({
       id: j.id, kind: 'fixture', source: join(TORCH_FIXTURES, j.fixture), preset: presetKind(j.preset), gpu: j.preset.gpu ?? 0, outputs,
       state_dicts: j.report.plan.stateDicts.map((s) => s.path),
@@ -166,11 +167,22 @@ for (const fixture of FIXTURE_FILES) {
       continue;
     }
     if (WHOLE.has(fixture) && (preset.name === 'dp' || preset.name === 'ddp')) {
-      test(`${j.id}: refused with exit 2 and one clear line (a pickled module cannot be re-wrapped)`, { skip: skip ?? false }, () => {
-        assert.ok(j.run);
-        assert.equal(j.run.code, 2, j.run.stdout + j.run.stderr);
-        assert.match(oneErrorLine(j.run.stderr), /^ckpt: usage: .*whole pickled module .* cannot be re-wrapped .*--export-state-dict/);
-        assert.ok(!existsSync(j.output) && !existsSync(j.output.replace(/\.pth$/, '.rank0.pth')), 'nothing written');
+      // Issue 14 changed these from a refusal: a pickled DataParallel is already wrapped and is only
+      // retagged (ddp: one file per rank); a pickled plain model is written as its state dict with
+      // 'module.' keys, and the plan says so.
+      test(`${j.id}: ${fixture === 'whole_model_dp.pt' ? 'kept as the pickled DataParallel, only retagged' : "written as its state dict with 'module.' keys, and said so"}; loads in torch 1.13`, { skip: skip ?? false }, () => {
+        const report = converted(j);
+        const r = pyOk(j);
+        const outs = r.info['outputs'] as any[];
+        assert.equal(outs.length, preset.name === 'ddp' ? 2 : 1);
+        for (const [k, o] of outs.entries()) {
+          assert.deepEqual(Object.keys(o.storage_tags), [expectedTag(preset, o.rank ?? k)]);
+          assert.equal(o.tensors_compared, 16);
+          if (fixture === 'whole_model_dp.pt') assert.match(o.loaded_into, /^DataParallel\(SmallCNN\) \(whole module\)/);
+          else assert.equal(o.loaded_into, 'DataParallel(SmallCNN)');
+        }
+        if (fixture === 'whole_model.pt') assert.ok(report.plan.warnings.some((w) => /state dict is written, with 'module\.' keys/.test(w)), report.plan.warnings.join('; '));
+        else assert.match(report.plan.rootChange ?? '', /kept as it is \(already wrapped\); only device tags change/);
       });
       continue;
     }

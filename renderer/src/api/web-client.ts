@@ -74,6 +74,8 @@ export class WebClient implements CheckpointApi {
   verifyReportHtml: CheckpointApi['verifyReportHtml'] = (report) => this.call('verifyReportHtml', [report]);
   planReshard: CheckpointApi['planReshard'] = (request) => this.call('planReshard', [request]);
   startReshard: CheckpointApi['startReshard'] = (request) => this.start('reshard', 'startReshard', [request]);
+  fitCheckpoint: CheckpointApi['fitCheckpoint'] = (file, target, renames) => this.call('fitCheckpoint', [file, target, renames]);
+  diffCheckpoints: CheckpointApi['diffCheckpoints'] = (a, b, exactKeys) => this.call('diffCheckpoints', [a, b, exactKeys]);
   readDevices: CheckpointApi['readDevices'] = () => this.call('readDevices', []);
   devicePlan: CheckpointApi['devicePlan'] = (counts, ddpWorldSize) => this.call('devicePlan', ddpWorldSize === undefined ? [counts] : [counts, ddpWorldSize]);
   watchDevices: CheckpointApi['watchDevices'] = async (on) => {

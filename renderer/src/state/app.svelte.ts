@@ -4,8 +4,8 @@ import type { Workspace } from '../../../shared/api.ts';
 import type { InspectReport } from '../../../shared/inspect.ts';
 import { errorText, getApi, toApiError } from '../api/index.ts';
 
-export type ViewName = 'checkpoint' | 'convert' | 'batch' | 'devices' | 'verify' | 'reshard';
-export const VIEWS: readonly ViewName[] = ['checkpoint', 'convert', 'batch', 'devices', 'verify', 'reshard'];
+export type ViewName = 'checkpoint' | 'convert' | 'batch' | 'devices' | 'verify' | 'reshard' | 'diff';
+export const VIEWS: readonly ViewName[] = ['checkpoint', 'convert', 'batch', 'devices', 'verify', 'reshard', 'diff'];
 
 export type PickMode = 'file' | 'folder' | 'save';
 
