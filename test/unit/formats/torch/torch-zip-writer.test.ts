@@ -1,0 +1,155 @@
+// TorchZipWriter, table-driven: archives it writes read back through our ZipArchive (names,
+// sizes, CRC-32, 64-byte alignment, contents), and the same records as torch 1.13's own writer
+// (test/fixtures/zip-writer/torch113_records.pt, from generate.py there) get the same names, order,
+// contents, CRCs, alignment and `FB` padding field. torch's file is not byte-identical: its
+// miniz writer streams each record with a data descriptor (flag bit 3), ours patches the header.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { closeSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as zlib from 'node:zlib';
+import { ZipArchive } from '../../../../main/formats/zip/zip.ts';
+import { ALIGNMENT, TorchZipWriter } from '../../../../main/formats/torch/torch-zip-writer.ts';
+import { FileReader, readWholeFile } from '../../../../main/io/random-access.ts';
+
+const TORCH_FIXTURE = new URL('../../../fixtures/zip-writer/torch113_records.pt', import.meta.url).pathname;
+/** The records generate.py gave torch 1.13's writer, in the same order. */
+const RECORDS: Array<[string, Buffer]> = [
+  ['data.pkl', Buffer.from([0x80, 0x02, 0x4b, 0x01, 0x2e])],
+  ['byteorder', Buffer.from('little')],
+  ['data/0', Buffer.from(Array.from({ length: 100 }, (_, i) => i))],
+  ['data/1', Buffer.alloc(0)],
+  ['data/2', Buffer.alloc(64)],
+  ['a-longer-record-name/of/nested/parts', Buffer.alloc(63, 'x')],
+];
+
+const dir = mkdtempSync(join(tmpdir(), 'ckpt-zip-writer-'));
+test.after(() => rmSync(dir, { recursive: true, force: true }));
+let fileNo = 0;
+
+/** Writes an archive with `write`, optionally after `lead` bytes of something else; returns its path. */
+function writeArchive(archiveName: string, write: (w: TorchZipWriter) => void, lead = 0, version?: string): string {
+  const file = join(dir, `${fileNo++}.pt`);
+  const fd = openSync(file, 'w');
+  try {
+    if (lead) writeSync(fd, Buffer.alloc(lead, 0xee), 0, lead, 0);
+    const w = new TorchZipWriter(fd, archiveName, lead);
+    write(w);
+    const end = w.finish(version);
+    assert.equal(end, readWholeFile(file).length, 'finish() returns the archive end');
+  } finally {
+    closeSync(fd);
+  }
+  return file;
+}
+
+function open(file: string): ZipArchive {
+  return ZipArchive.open(new FileReader(file));
+}
+
+const ROUND_TRIPS: Array<{ name: string; archive: string; records: Array<[string, Buffer]>; lead?: number; version?: string }> = [
+  { name: 'no records: only version', archive: 'archive', records: [] },
+  { name: 'the torch fixture records', archive: 'archive', records: RECORDS },
+  { name: 'every size from 0 to 130 bytes (all paddings)', archive: 'sizes', records: Array.from({ length: 131 }, (_, n) => [`data/${n}`, Buffer.alloc(n, n)] as [string, Buffer]) },
+  { name: 'a UTF-8 archive name', archive: 'modèle_ü', records: [['data.pkl', Buffer.from('p')]] },
+  { name: 'after 1000 bytes of something else', archive: 'shifted', records: RECORDS, lead: 1000 },
+  { name: 'after 13 bytes, a 2.x version string', archive: 'odd', records: RECORDS, lead: 13, version: '4\n' },
+];
+
+for (const c of ROUND_TRIPS) {
+  test(`round trip: ${c.name}`, () => {
+    const file = writeArchive(c.archive, (w) => c.records.forEach(([n, d]) => w.addRecord(n, d)), c.lead, c.version);
+    const zip = open(file);
+    const want = [...c.records, ['version', Buffer.from(c.version ?? '3\n')] as [string, Buffer]];
+    assert.deepEqual(zip.entries.map((e) => e.name), want.map(([n]) => `${c.archive}/${n}`));
+    // With a start offset the writer's offsets are file offsets (the archive is not shifted).
+    assert.equal(zip.startOffset, 0);
+    for (const [name, data] of want) {
+      const e = zip.get(`${c.archive}/${name}`)!;
+      assert.equal(e.method, 0, `${name} stored`);
+      assert.equal(e.uncompressedSize, data.length);
+      assert.equal(e.crc32, zlib.crc32(data), `${name} CRC`);
+      // Data on a 64-byte boundary of the file (inline_container.cc, getPadding).
+      assert.equal(zip.dataRange(e).offset % ALIGNMENT, 0, `${name} aligned`);
+      assert.deepEqual(Buffer.from(zip.readEntry(e)), data, `${name} bytes`);
+    }
+  });
+}
+
+test('streamed records: chunks land in order, the CRC is computed, dataOffset is where the bytes are', () => {
+  const chunks = [Buffer.from('abc'), Buffer.alloc(0), Buffer.alloc(200, 7), Buffer.from('z')];
+  const whole = Buffer.concat(chunks);
+  let got: { crc: number; dataOffset: number } | undefined;
+  const file = writeArchive('s', (w) => {
+    got = w.addStreamed('data/0', whole.length, (write) => chunks.forEach(write));
+  });
+  const zip = open(file);
+  const e = zip.get('s/data/0')!;
+  assert.equal(got!.crc, zlib.crc32(whole));
+  assert.equal(got!.dataOffset, zip.dataRange(e).offset);
+  assert.deepEqual(Buffer.from(zip.readEntry(e)), whole);
+});
+
+test('a known CRC is recorded as given, without computing it', () => {
+  const file = writeArchive('k', (w) => {
+    const r = w.addStreamed('data/0', 4, (write) => write(Buffer.from('abcd')), 0x12345678);
+    assert.equal(r.crc, 0x12345678);
+  });
+  assert.equal(open(file).get('k/data/0')!.crc32, 0x12345678);
+});
+
+const WRONG_SIZES: Array<{ name: string; size: number; chunks: Buffer[]; error: RegExp }> = [
+  { name: 'more bytes than declared', size: 3, chunks: [Buffer.from('ab'), Buffer.from('cd')], error: /record data\/0 got more than its 3 bytes/ },
+  { name: 'fewer bytes than declared', size: 5, chunks: [Buffer.from('abc')], error: /record data\/0 got 3 of its 5 bytes/ },
+];
+for (const c of WRONG_SIZES) {
+  test(`addStreamed refuses ${c.name}`, () => {
+    const fd = openSync(join(dir, `${fileNo++}.pt`), 'w');
+    try {
+      const w = new TorchZipWriter(fd, 'bad');
+      assert.throws(() => w.addStreamed('data/0', c.size, (write) => c.chunks.forEach(write)), c.error);
+    } finally {
+      closeSync(fd);
+    }
+  });
+}
+
+test('bytesWritten follows the records', () => {
+  writeArchive('b', (w) => {
+    assert.equal(w.bytesWritten, 0);
+    const { dataOffset } = w.addStreamed('data/0', 10, (write) => write(Buffer.alloc(10)));
+    assert.equal(w.bytesWritten, dataOffset + 10);
+  });
+});
+
+/** The extra field of a local header: [extra bytes, offset of the data]. */
+function localExtra(file: Buffer, headerAt: number): [Buffer, number] {
+  const nameLen = file.readUInt16LE(headerAt + 26);
+  const extraLen = file.readUInt16LE(headerAt + 28);
+  const at = headerAt + 30 + nameLen;
+  return [file.subarray(at, at + extraLen), at + extraLen];
+}
+
+test("the same records as torch 1.13's writer: names, order, contents, CRCs, alignment, FB padding", () => {
+  const torchZip = open(TORCH_FIXTURE);
+  const ours = open(writeArchive('torch113_records', (w) => RECORDS.forEach(([n, d]) => w.addRecord(n, d))));
+  assert.deepEqual(ours.entries.map((e) => e.name), torchZip.entries.map((e) => e.name));
+  const torchBytes = readWholeFile(TORCH_FIXTURE);
+  const ourBytes = readWholeFile(ours.reader.name);
+  for (const [i, t] of torchZip.entries.entries()) {
+    const o = ours.entries[i]!;
+    assert.equal(o.crc32, t.crc32, `${t.name} CRC`);
+    assert.equal(o.uncompressedSize, t.uncompressedSize, `${t.name} size`);
+    assert.deepEqual(Buffer.from(ours.readEntry(o)), Buffer.from(torchZip.readEntry(t)), `${t.name} bytes`);
+    // Both: one `FB` extra field of 'Z' padding that puts the data on a 64-byte boundary.
+    for (const [bytes, e] of [[torchBytes, t], [ourBytes, o]] as const) {
+      const [extra, dataAt] = localExtra(bytes, e.localHeaderOffset);
+      assert.equal(extra.toString('latin1', 0, 2), 'FB', `${e.name} extra id`);
+      assert.equal(extra.readUInt16LE(2), extra.length - 4, `${e.name} extra length`);
+      assert.equal(extra.subarray(4).toString('latin1'), 'Z'.repeat(extra.length - 4), `${e.name} padding`);
+      assert.equal(dataAt % ALIGNMENT, 0, `${e.name} aligned`);
+    }
+  }
+  assert.equal(ours.readText('torch113_records/version'), torchZip.readText('torch113_records/version'));
+});
