@@ -1,5 +1,6 @@
 import * as fs from 'node:fs';
 import { asCheckpointError, fail } from './errors.ts';
+import { notRegularFileMessage, specialFileKind } from './file-kind.ts';
 import type { FormatReading } from './format-reading.ts';
 import { readNpy } from './npy.ts';
 import { readNpz } from './npz.ts';
@@ -29,6 +30,8 @@ export function openFormat(path: string): FormatReading {
     throw asCheckpointError(e, path);
   }
   if (st.isDirectory()) fail('usage', `${path}: is a folder; give a checkpoint file (or use \`ckpt convert\` for folders)`, path);
+  const special = specialFileKind(st);
+  if (special) fail('unsupported', notRegularFileMessage(path, special), path);
   if (path.endsWith('.index.json')) return readIndex(path);
   const reader: RandomAccessReader = new FileReader(path);
   try {

@@ -1,5 +1,6 @@
 import * as fs from 'node:fs';
 import { asCheckpointError, fail } from './errors.ts';
+import { notRegularFileMessage, specialFileKind } from './file-kind.ts';
 
 /**
  * The small file interface every format reader works over: a size and positioned reads.
@@ -25,7 +26,8 @@ export class FileReader implements RandomAccessReader {
   constructor(path: string) {
     this.name = path;
     try {
-      this.fd = fs.openSync(path, 'r');
+      // O_NONBLOCK: opening a FIFO would otherwise wait for a writer for ever; regular files ignore it
+      this.fd = fs.openSync(path, fs.constants.O_RDONLY | (fs.constants.O_NONBLOCK ?? 0));
     } catch (e) {
       throw asCheckpointError(e, path);
     }
@@ -33,6 +35,11 @@ export class FileReader implements RandomAccessReader {
     if (st.isDirectory()) {
       fs.closeSync(this.fd);
       fail('io', `${path}: is a folder, not a file`, path);
+    }
+    const special = specialFileKind(st);
+    if (special) {
+      fs.closeSync(this.fd);
+      fail('unsupported', notRegularFileMessage(path, special), path);
     }
     this.size = st.size;
   }
@@ -100,9 +107,11 @@ function checkRange(r: RandomAccessReader, offset: number, length: number): void
  * a one-line CheckpointError naming the file.
  */
 export function readWholeFile(file: string): Buffer {
+  const reader = new FileReader(file); // refuses FIFOs and devices, which readFileSync would wait on
   try {
-    return fs.readFileSync(file);
-  } catch (e) {
-    throw asCheckpointError(e, file);
+    const bytes = reader.read(0, reader.size);
+    return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes);
+  } finally {
+    reader.close();
   }
 }
