@@ -140,6 +140,8 @@ export function staleTempFiles(dir: string): string[] {
   return names.filter((n) => {
     const m = new RegExp(`${TEMP_MARK.replace(/\./g, '\\.')}(\\d+)-`).exec(n);
     if (!m) return false;
+    // folders are re-shard staging folders: their own recovery decides (reshard/publish-journal.ts)
+    try { if (!fs.lstatSync(path.join(dir, n)).isFile()) return false; } catch { return false; }
     try { process.kill(Number(m[1]), 0); return false; } catch { return true; }
   }).map((n) => path.join(dir, n));
 }
