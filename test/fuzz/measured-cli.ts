@@ -15,12 +15,14 @@ export interface MeasuredRun {
   ms: number;
   /** peak resident set of the whole process, MiB (null when it was killed before it could say) */
   peakMiB: number | null;
+  /** CPU time the child used (user + system), ms: the budget that does not depend on how loaded the machine is */
+  cpuMs: number | null;
   timedOut: boolean;
 }
 
 /**
- * Runs the built `ckpt` in a child process and measures it: wall time and peak RSS (from the
- * child's own getrusage at exit). A child still running after `timeoutMs` is killed.
+ * Runs the built `ckpt` in a child process and measures it: wall time, CPU time and peak RSS
+ * (from the child's own getrusage at exit). A child still running after `timeoutMs` is killed.
  */
 export function runMeasured(args: string[], opts: { timeoutMs?: number; env?: Record<string, string> } = {}): Promise<MeasuredRun> {
   const dir = mkdtempSync(join(tmpdir(), 'ckpt-rss-'));
@@ -39,9 +41,13 @@ export function runMeasured(args: string[], opts: { timeoutMs?: number; env?: Re
       clearTimeout(timer);
       const ms = performance.now() - started;
       let peakMiB: number | null = null;
-      try { peakMiB = Number(readFileSync(rssFile, 'utf8')) / 1024; } catch { /* killed */ }
+      let cpuMs: number | null = null;
+      try {
+        const u = JSON.parse(readFileSync(rssFile, 'utf8')) as { maxRssKiB: number; cpuMs: number };
+        [peakMiB, cpuMs] = [u.maxRssKiB / 1024, u.cpuMs];
+      } catch { /* killed */ }
       rmSync(dir, { recursive: true, force: true });
-      resolveRun({ code, signal, stdout, stderr, ms, peakMiB, timedOut });
+      resolveRun({ code, signal, stdout, stderr, ms, peakMiB, cpuMs, timedOut });
     });
   });
 }

@@ -1,5 +1,6 @@
-// Runs the built CLI in this process and, on exit, writes the process's peak resident set
-// (getrusage ru_maxrss, in KiB, worker threads included) to the file named by CKPT_PEAK_RSS_FILE.
+// Runs the built CLI in this process and, on exit, writes its resource use to the file named by
+// CKPT_PEAK_RSS_FILE as JSON: peak resident set (getrusage ru_maxrss, KiB) and CPU time (user +
+// system, ms), worker threads included.
 // Usage: node test/fuzz/peak-rss.mjs dist/ckpt.js <ckpt args…>
 import { writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
@@ -8,7 +9,8 @@ import { pathToFileURL } from 'node:url';
 const [, , cli, ...args] = process.argv;
 const out = process.env['CKPT_PEAK_RSS_FILE'];
 process.on('exit', () => {
-  if (out) writeFileSync(out, String(process.resourceUsage().maxRSS));
+  const u = process.resourceUsage();
+  if (out) writeFileSync(out, JSON.stringify({ maxRssKiB: u.maxRSS, cpuMs: (u.userCPUTime + u.systemCPUTime) / 1000 }));
 });
 process.argv = [process.argv[0], resolve(cli), ...args];
 await import(pathToFileURL(resolve(cli)).href);
