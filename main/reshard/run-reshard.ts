@@ -1,9 +1,9 @@
 import type { ReshardProgress, ReshardReport, ReshardRequest, TensorDifference } from '../../shared/reshard.ts';
+import { CheckpointError } from '../errors.ts';
 import * as path from 'node:path';
-import { recoverInterruptedPublishes } from './publish-journal.ts';
-import { CheckpointError } from '../formats/errors.ts';
+import { recoverInterruptedPublishes } from '../io/publish-journal.ts';
 import { planReshard } from './plan.ts';
-import { openSource } from './sources.ts';
+import { openSource } from '../inputs/sources.ts';
 import { executeJob } from './write.ts';
 
 export interface ReshardContext {

@@ -6,8 +6,8 @@
  */
 import { cpSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ZipArchive } from '../../main/formats/zip.ts';
-import { BufferReader } from '../../main/formats/random-access.ts';
+import { ZipArchive } from '../../main/formats/zip/zip.ts';
+import { BufferReader } from '../../main/io/random-access.ts';
 import { bigLong4, deepLists, makeZip, memoDagLists, tupleDagDictKey } from './hostile-inputs.ts';
 
 export const FIXTURES = new URL('../fixtures/', import.meta.url).pathname;

@@ -1,4 +1,4 @@
-import { PyDict, PyList, PyObject, PyPersistent, PySet, PyTuple, type PyValue } from './values.ts';
+import { PyDict, PyList, PyObject, PyPersistent, PySet, PyTuple, type PyValue } from '../values/python-values.ts';
 
 /**
  * How deep an unpickled value may nest. CPython's pickler recurses once per level and stops at

@@ -9,7 +9,7 @@ import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { cpSync, existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import { recoverInterruptedPublishes } from '../../../main/reshard/publish-journal.ts';
+import { recoverInterruptedPublishes } from '../../../main/io/publish-journal.ts';
 import { CLI, runCli } from '../../helpers/run-cli.ts';
 import { fx, tmp } from './helpers.ts';
 
