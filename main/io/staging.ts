@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { syncDir, TEMP_MARK } from './atomic-file.ts';
+import { refuseDanglingLink, syncDir, TEMP_MARK } from './atomic-file.ts';
 import { asCheckpointError, fail } from '../errors.ts';
 import {
   journaledStagingFolders, journalPathFor, processAlive, recoverInterruptedPublishes, removeJournal, undoMoves, writeJournal, type FileMove, type PublishJournal,
@@ -104,7 +104,10 @@ export class Staging {
     const record = (state: PublishJournal['state']): void => writeJournal(journal, { version: 1, pid: process.pid, staging: this.dir, state, files: planned });
     let keep = false;
     try {
-      for (const m of moves) if (!overwrite && fs.existsSync(m.dest)) fail('exists', `${m.dest} already exists; pass --force to overwrite it`, m.dest);
+      for (const m of moves) {
+        if (!overwrite && fs.existsSync(m.dest)) fail('exists', `${m.dest} already exists; pass --force to overwrite it`, m.dest);
+        if (!overwrite) refuseDanglingLink(m.dest);
+      }
       record('swapping');
       pauseForTest('files:journal-written');
       planned.forEach((m, i) => {
