@@ -1,4 +1,5 @@
 import * as fs from 'node:fs';
+import { refusePlainPickle } from './plain-pickle.ts';
 import * as path from 'node:path';
 import type { ConversionPlan, ConversionReport, OutputReport, Progress } from '../../shared/convert.ts';
 import type { ConversionRules } from '../../shared/presets.ts';
@@ -32,6 +33,7 @@ export interface ConvertOptions {
 export function previewConversion(source: string, rules: ConversionRules, output: string | null): ConversionPlan {
   const ck = openCheckpoint(source, { shardedRanks: 'consolidate' });
   try {
+    refusePlainPickle(ck, source);
     return planConversion(ck, rules, output);
   } finally {
     ck.close();
@@ -48,6 +50,7 @@ export async function convertFile(source: string, opts: ConvertOptions): Promise
   const before = statOf(source);
   const ck = openCheckpoint(source, { shardedRanks: 'consolidate' });
   try {
+    refusePlainPickle(ck, source);
     const roles = mapRoles(ck, opts.rules);
     const plan = planConversion(ck, opts.rules, opts.output, roles);
     if (plan.errors.length) fail('usage', `${source}: ${plan.errors[0]}`, source);
