@@ -47,7 +47,7 @@ interface Pending {
   cancel: Int32Array;
   resolve(v: unknown): void;
   reject(e: unknown): void;
-  /** starts a stoppable job's time limit: once it is on a worker thread that is running */
+  /** starts a stoppable job's time limit, when its worker says it has begun the job */
   startClock?(): void;
 }
 
@@ -59,8 +59,7 @@ interface Slot {
   waiting: Set<number>;
   /** stopped by `stop`: already replaced, so its exit starts no other worker */
   retired?: boolean;
-  /** the thread has started (a job's time limit does not count the thread's start) */
-  online?: boolean;
+
 }
 
 /** At most this many jobs per worker: one running, the others waiting on the disk. */
@@ -146,7 +145,6 @@ export class WorkerPool<Request extends { kind: string } = JobRequest, Results =
         const job = this.queue.shift()!;
         slot.jobs.set(job.seq, job);
         slot.worker.postMessage({ seq: job.seq, request: job.request, cancel: job.cancel });
-        if (slot.online) job.startClock?.();
       }
     }
   }
@@ -158,6 +156,7 @@ export class WorkerPool<Request extends { kind: string } = JobRequest, Results =
       if (m.type === 'temp') return trackTempFile(m.file, m.alive);
       const job = slot.jobs.get(m.seq);
       if (!job) return;
+      if (m.type === 'started') return job.startClock?.(); // the thread's start and code loading do not count
       if (m.type === 'progress') return job.opts.onProgress?.(m.progress);
       if (m.type === 'waiting') {
         slot.waiting.add(m.seq);
@@ -170,11 +169,7 @@ export class WorkerPool<Request extends { kind: string } = JobRequest, Results =
       this.pump();
     });
     let started = false;
-    worker.once('online', () => {
-      started = true;
-      slot.online = true;
-      for (const job of slot.jobs.values()) job.startClock?.();
-    });
+    worker.once('online', () => (started = true));
     const crashed = (why: string): void => {
       const lost = [...slot.jobs.values()];
       slot.jobs.clear();
