@@ -104,12 +104,19 @@ export function typeName(v: PyValue): string {
   return 'object';
 }
 
-/** A bounded summary of the container tree for display: at most `width` children per node. */
-export function summariseTree(key: string | number, v: PyValue, depth: number, width: number, onPath: Set<object>): TreeNode {
+/** The most nodes one summary holds: containers that share one another would repeat without end. */
+const MAX_SUMMARY_NODES = 50_000;
+
+/**
+ * A bounded summary of the container tree for display: at most `width` children per node and
+ * `MAX_SUMMARY_NODES` in all (`budget.left` counts down across the whole tree).
+ */
+export function summariseTree(key: string | number, v: PyValue, depth: number, width: number, onPath: Set<object>, budget = { left: MAX_SUMMARY_NODES }): TreeNode {
+  budget.left--;
   const type = typeName(v);
   if (v instanceof TorchTensor) return { key, type, summary: `${v.dtype.name}[${v.shape.join(', ')}] ${v.device}` };
   const kids = v !== null && typeof v === 'object' && !(v instanceof PyGlobal) ? childrenOf(v) : [];
-  if (kids.length === 0 || depth > 24 || onPath.has(v as object)) {
+  if (kids.length === 0 || depth > 24 || onPath.has(v as object) || budget.left <= 0) {
     const summary = v instanceof PyDict || v instanceof PyList || v instanceof PyTuple || v instanceof PySet ? (kids.length ? '…' : 'empty') : pyRepr(v);
     return { key, type, summary };
   }
@@ -120,7 +127,7 @@ export function summariseTree(key: string | number, v: PyValue, depth: number, w
     }
   }
   onPath.add(v as object);
-  const shown = kids.slice(0, width).map(([k, x]) => summariseTree(k, x, depth + 1, width, onPath));
+  const shown = kids.slice(0, width).map(([k, x]) => summariseTree(k, x, depth + 1, width, onPath, budget));
   onPath.delete(v as object);
   const node: TreeNode = { key, type, summary: `${kids.length} item${kids.length === 1 ? '' : 's'}`, children: shown };
   if (kids.length > width) node.more = kids.length - width;

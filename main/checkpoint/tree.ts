@@ -15,7 +15,7 @@ export interface TensorAt {
 }
 
 /** Visiting more nodes than this means the tree is pathological (shared sub-trees nested deeply). */
-const MAX_NODES = 20_000_000;
+const MAX_NODES = 5_000_000;
 
 /**
  * The children of a container, in order, as (key, value). An opaque object's children are its
@@ -59,18 +59,26 @@ export function keyText(k: PyValue): PathKey {
 export function walkTensors(root: PyValue): TensorAt[] {
   const out: TensorAt[] = [];
   const onPath = new Set<object>();
+  // a shared container found to hold no tensor is not walked again: a memo DAG of empty lists
+  // has 2^depth paths but only depth containers
+  const tensorFree = new WeakSet<object>();
   let visited = 0;
+  let cuts = 0;
   const path: PathKey[] = [];
   const visit = (v: PyValue): void => {
-    if (++visited > MAX_NODES) fail('too-large', 'the checkpoint container is too deeply shared to walk (over 20 million nodes)');
+    if (++visited > MAX_NODES) fail('too-large', `the checkpoint container reaches its tensors by over ${MAX_NODES} paths (containers that share one another); no torch.save output is shaped like that`);
     if (v instanceof TorchTensor) {
       out.push({ path: [...path], tensor: v });
       return;
     }
-    if (v === null || typeof v !== 'object') return;
-    if (onPath.has(v)) return;
+    if (v === null || typeof v !== 'object' || tensorFree.has(v)) return;
+    if (onPath.has(v)) {
+      cuts++;
+      return;
+    }
     const kids = childrenOf(v);
     if (kids.length === 0) return;
+    const [found, cutsBefore] = [out.length, cuts];
     onPath.add(v);
     for (const [k, x] of kids) {
       path.push(k);
@@ -78,6 +86,7 @@ export function walkTensors(root: PyValue): TensorAt[] {
       path.pop();
     }
     onPath.delete(v);
+    if (out.length === found && cuts === cutsBefore) tensorFree.add(v);
   };
   visit(root);
   return out;

@@ -9,8 +9,15 @@ export interface CliIO {
 
 export function processIO(): CliIO {
   const tty = !!process.stdout.isTTY;
+  // `ckpt inspect … | head`: once the reader has gone, the rest of the output has nowhere to go;
+  // the command ends quietly (a write error other than EPIPE still ends it with that error)
+  let readerGone = false;
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code !== 'EPIPE') throw e;
+    readerGone = true;
+  });
   return {
-    stdout: (s) => process.stdout.write(s),
+    stdout: (s) => void (readerGone || process.stdout.write(s)),
     stderr: (s) => process.stderr.write(s),
     color: tty && !process.env['NO_COLOR'],
     isTTY: tty,

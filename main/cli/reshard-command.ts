@@ -109,7 +109,9 @@ export async function runReshard(args: string[], io: CliIO): Promise<number> {
       },
     });
     bar?.clear();
-    io.stdout(json ? JSON.stringify({ event: 'report', report }) + '\n' : renderReshard(report, style));
+    io.stdout(json ? JSON.stringify({ event: 'report', report }) + '\n' : renderReshard(report, style, { withErrors: false }));
+    // errors ("already exists; pass --force") go where every other command's errors go
+    if (!json) for (const e of report.plan.errors) io.stderr(`ckpt: error: ${e}\n`);
     if (report.plan.errors.length) return 2;
     if (request.dryRun) return 0;
     return report.verified ? 0 : 1;
@@ -147,7 +149,7 @@ export function renderLayout(l: ShardLayout, s: Style, maxRows = 24): string {
   return lines.join('\n');
 }
 
-export function renderReshard(r: ReshardReport, s: Style): string {
+export function renderReshard(r: ReshardReport, s: Style, opts: { withErrors?: boolean } = {}): string {
   const p = r.plan;
   const out: string[] = [];
   const row = (k: string, v: string): void => void out.push(`${s.bold(k.padEnd(9))} ${v}`);
@@ -159,7 +161,7 @@ export function renderReshard(r: ReshardReport, s: Style): string {
   for (const d of p.dropped.slice(0, 10)) row('not kept', s.yellow(`${d.name || '(top)'}: ${d.reason}`));
   if (p.dropped.length > 10) row('not kept', s.yellow(`… ${p.dropped.length - 10} more items the target cannot hold`));
   for (const w of p.warnings) row('note', w);
-  for (const e of p.errors) row('error', s.red(e));
+  if (opts.withErrors ?? true) for (const e of p.errors) row('error', s.red(e));
   if (r.differing.length) {
     row('differ', s.yellow(`${r.differing.length} tensor${r.differing.length === 1 ? '' : 's'} or values are not the same on every rank:`));
     for (const d of r.differing.slice(0, 20)) out.push(`          ${d.name}: ${d.reason}${d.ranks.length ? ` (rank ${d.ranks.join(', ')})` : ''}`);

@@ -1,4 +1,5 @@
 import * as fs from 'node:fs';
+import { refusePlainPickle } from './plain-pickle.ts';
 import * as path from 'node:path';
 import type { ConversionPlan, ConversionReport, OutputReport, Progress } from '../../shared/convert.ts';
 import type { ConversionRules } from '../../shared/presets.ts';
@@ -36,6 +37,7 @@ export interface ConvertOptions {
 export function previewConversion(source: string, rules: ConversionRules, output: string | null): ConversionPlan {
   const ck = openCheckpoint(source, { shardedRanks: 'consolidate' });
   try {
+    refusePlainPickle(ck, source);
     return planConversion(ck, rulesFor(ck, rules), output);
   } finally {
     ck.close();
@@ -52,6 +54,7 @@ export async function convertFile(source: string, opts: ConvertOptions): Promise
   const before = statOf(source);
   const ck = openCheckpoint(source, { shardedRanks: 'consolidate' });
   try {
+    refusePlainPickle(ck, source);
     const rules = rulesFor(ck, opts.rules);
     const roles = mapRoles(ck, rules);
     const plan = planConversion(ck, rules, opts.output, roles);

@@ -3,6 +3,7 @@ import { asCheckpointError, fail } from '../errors.ts';
 import type { FormatReading } from './values/format-reading.ts';
 import { readNpy } from './numpy/npy.ts';
 import { readNpz } from './numpy/npz.ts';
+import { notRegularFileMessage, specialFileKind } from '../io/file-kind.ts';
 import { PickleInput } from './pickle/pickle-input.ts';
 import { unpickle } from './pickle/unpickler.ts';
 import { FileReader, type RandomAccessReader } from '../io/random-access.ts';
@@ -29,6 +30,8 @@ export function openFormat(path: string): FormatReading {
     throw asCheckpointError(e, path);
   }
   if (st.isDirectory()) fail('usage', `${path}: is a folder; give a checkpoint file (or use \`ckpt convert\` for folders)`, path);
+  const special = specialFileKind(st);
+  if (special) fail('unsupported', notRegularFileMessage(path, special), path);
   if (path.endsWith('.index.json')) return readIndex(path);
   const reader: RandomAccessReader = new FileReader(path);
   try {

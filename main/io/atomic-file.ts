@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { asCheckpointError, fail } from '../errors.ts';
+import { asCheckpointError, CheckpointError, fail } from '../errors.ts';
 import { endWriteBehind, startWriteBehind } from './write-all.ts';
 
 /**
@@ -53,6 +53,7 @@ export async function writeCheckedAtomically<W, T>(
 ): Promise<{ value: T; published: boolean }> {
   const dir = path.dirname(path.resolve(dest));
   if (!overwrite && fs.existsSync(dest)) fail('exists', `${dest} already exists; pass --force to overwrite it`, dest);
+  if (!overwrite) refuseDanglingLink(dest);
   let tmp: string;
   let fd: number;
   try {
@@ -91,8 +92,29 @@ export async function writeCheckedAtomically<W, T>(
     if (fd >= 0) try { fs.closeSync(fd); } catch { /* already failing */ }
     try { fs.unlinkSync(tmp); } catch { /* never created or already gone */ }
     setLive(tmp, false);
-    throw asCheckpointError(e, dest);
+    throw namingTheDestination(asCheckpointError(e, dest), tmp, dest);
   }
+}
+
+/** The hidden temporary file is an implementation detail: an error about it is about the destination. */
+function namingTheDestination(err: CheckpointError, tmp: string, dest: string): CheckpointError {
+  if (!err.message.includes(tmp) && err.file !== tmp) return err;
+  return new CheckpointError(err.kind, err.message.split(tmp).join(dest), dest);
+}
+
+/**
+ * A destination that is a symbolic link to nothing: `existsSync` says it is not there, but the
+ * link is, and publishing would fail as if a file had appeared while writing.
+ */
+export function refuseDanglingLink(dest: string): void {
+  let target: string;
+  try {
+    if (!fs.lstatSync(dest).isSymbolicLink()) return;
+    target = fs.readlinkSync(dest);
+  } catch {
+    return; // nothing there
+  }
+  fail('exists', `${dest} is a symbolic link to ${target}, which does not exist; remove the link, or pass --force to replace the link with the output`, dest);
 }
 
 function publish(tmp: string, dest: string, overwrite: boolean): void {
@@ -140,6 +162,8 @@ export function staleTempFiles(dir: string): string[] {
   return names.filter((n) => {
     const m = new RegExp(`${TEMP_MARK.replace(/\./g, '\\.')}(\\d+)-`).exec(n);
     if (!m) return false;
+    // folders are re-shard staging folders: their own recovery decides (reshard/publish-journal.ts)
+    try { if (!fs.lstatSync(path.join(dir, n)).isFile()) return false; } catch { return false; }
     try { process.kill(Number(m[1]), 0); return false; } catch { return true; }
   }).map((n) => path.join(dir, n));
 }

@@ -7,6 +7,7 @@ import { asCheckpointError, fail } from '../errors.ts';
  * measured 0.63 s median with 1 MiB chunks, 1.8 s with 2 MiB and 1.5 s with 32 MiB.
  */
 export const STREAM_CHUNK = 1 << 20;
+import { notRegularFileMessage, specialFileKind } from './file-kind.ts';
 
 /**
  * The small file interface every format reader works over: a size and positioned reads.
@@ -32,7 +33,8 @@ export class FileReader implements RandomAccessReader {
   constructor(path: string) {
     this.name = path;
     try {
-      this.fd = fs.openSync(path, 'r');
+      // O_NONBLOCK: opening a FIFO would otherwise wait for a writer for ever; regular files ignore it
+      this.fd = fs.openSync(path, fs.constants.O_RDONLY | (fs.constants.O_NONBLOCK ?? 0));
     } catch (e) {
       throw asCheckpointError(e, path);
     }
@@ -40,6 +42,11 @@ export class FileReader implements RandomAccessReader {
     if (st.isDirectory()) {
       fs.closeSync(this.fd);
       fail('io', `${path}: is a folder, not a file`, path);
+    }
+    const special = specialFileKind(st);
+    if (special) {
+      fs.closeSync(this.fd);
+      fail('unsupported', notRegularFileMessage(path, special), path);
     }
     this.size = st.size;
   }
@@ -107,9 +114,11 @@ function checkRange(r: RandomAccessReader, offset: number, length: number): void
  * a one-line CheckpointError naming the file.
  */
 export function readWholeFile(file: string): Buffer {
+  const reader = new FileReader(file); // refuses FIFOs and devices, which readFileSync would wait on
   try {
-    return fs.readFileSync(file);
-  } catch (e) {
-    throw asCheckpointError(e, file);
+    const bytes = reader.read(0, reader.size);
+    return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes);
+  } finally {
+    reader.close();
   }
 }

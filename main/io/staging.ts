@@ -1,27 +1,39 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { syncDir, TEMP_MARK } from './atomic-file.ts';
+import { refuseDanglingLink, syncDir, TEMP_MARK } from './atomic-file.ts';
 import { asCheckpointError, fail } from '../errors.ts';
+import {
+  journaledStagingFolders, journalPathFor, processAlive, recoverInterruptedPublishes, removeJournal, undoMoves, writeJournal, type FileMove, type PublishJournal,
+} from './publish-journal.ts';
+import { pauseForTest } from './test-pause.ts';
 
 /**
  * A hidden folder beside the destination where a multi-file output (rank files, a shard set, a
  * DCP folder) is written and verified completely before any of it is published. Publishing is a
- * rename of the folder (or of each file); a failure rolls back, so the destination either gets
- * the whole verified output or keeps what it had.
+ * rename of the folder (or of each file) under a journal (publish-journal.ts): a failure rolls
+ * back at once, and a kill is finished or rolled back by the next run into the same folder, so
+ * the destination ends up with the whole verified output or keeps what it had.
  */
 export class Staging {
   private constructor(readonly dir: string, private readonly dest: string) {}
 
-  /** Creates `.<name>.ckpt-tmp-<pid>-<hex>` beside `dest`, removing ones left by killed runs. */
+  /**
+   * Creates `.<name>.ckpt-tmp-<pid>-<hex>` beside `dest`. First the publishes of killed runs in
+   * that folder are finished or rolled back by their journals; then staging folders that killed
+   * runs left before publishing (no journal names them) are removed.
+   */
   static create(dest: string): Staging {
     const parent = path.dirname(path.resolve(dest));
     const base = path.basename(dest);
     try {
       fs.mkdirSync(parent, { recursive: true });
+      recoverInterruptedPublishes(parent);
+      const kept = journaledStagingFolders(parent);
       for (const n of fs.readdirSync(parent)) {
         const m = new RegExp(`^\\.${escape(base)}${escape(TEMP_MARK)}(\\d+)-[0-9a-f]+$`).exec(n);
-        if (m && !alive(Number(m[1]))) fs.rmSync(path.join(parent, n), { recursive: true, force: true });
+        const full = path.join(parent, n);
+        if (m && !processAlive(Number(m[1])) && !kept.has(full)) fs.rmSync(full, { recursive: true, force: true });
       }
       const dir = path.join(parent, `.${base}${TEMP_MARK}${process.pid}-${randomBytes(4).toString('hex')}`);
       fs.mkdirSync(dir);
@@ -35,20 +47,30 @@ export class Staging {
     return path.join(this.dir, name);
   }
 
+  private get journalPath(): string {
+    return journalPathFor(this.dir, TEMP_MARK);
+  }
+
   /** Renames the staged folder to the destination, replacing a folder there only with `overwrite`. */
   publishFolder(overwrite: boolean): void {
     const dest = path.resolve(this.dest);
     const parent = path.dirname(dest);
+    let journal: string | null = null;
     try {
       syncDir(this.dir);
       let old: string | null = null;
       if (fs.existsSync(dest)) {
         if (fs.statSync(dest).isDirectory() && fs.readdirSync(dest).length === 0) fs.rmdirSync(dest);
         else if (!overwrite) fail('exists', `${this.dest} already exists; pass --force to replace it`, this.dest);
-        else {
-          old = path.join(parent, `.${path.basename(dest)}.ckpt-old-${process.pid}-${randomBytes(4).toString('hex')}`);
-          fs.renameSync(dest, old);
-        }
+        else old = path.join(parent, `.${path.basename(dest)}.ckpt-old-${process.pid}-${randomBytes(4).toString('hex')}`);
+      }
+      if (old) {
+        journal = this.journalPath;
+        writeJournal(journal, { version: 1, pid: process.pid, staging: this.dir, state: 'swapping', folder: { dest, old } });
+        pauseForTest('folder:journal-written');
+        fs.renameSync(dest, old);
+        syncDir(parent);
+        pauseForTest('folder:old-parked');
       }
       try {
         fs.renameSync(this.dir, dest);
@@ -56,50 +78,62 @@ export class Staging {
         if (old) fs.renameSync(old, dest);
         throw e;
       }
-      if (old) fs.rmSync(old, { recursive: true, force: true });
       syncDir(parent);
+      if (old) {
+        pauseForTest('folder:new-in-place');
+        fs.rmSync(old, { recursive: true, force: true });
+        pauseForTest('folder:old-removed');
+      }
+      if (journal) removeJournal(journal);
     } catch (e) {
       this.discard();
+      if (journal && !fs.existsSync(this.dir)) removeJournal(journal);
       throw asCheckpointError(e, this.dest);
     }
   }
 
   /**
    * Moves staged files to their destinations. Without `overwrite` a destination that appeared
-   * meanwhile stops it; with it, replaced files are kept aside until every move succeeded.
+   * meanwhile stops it; with it, replaced files are parked in the staging folder until every move
+   * succeeded. A failure puts every original back; one that cannot go back stays parked, and the
+   * journal that names it stays too, so no later run removes it.
    */
   publishFiles(moves: { name: string; dest: string }[], overwrite: boolean): void {
-    const done: { dest: string; backup: string | null }[] = [];
+    const planned: FileMove[] = moves.map((m) => ({ staged: this.path(m.name), dest: path.resolve(m.dest), backup: this.path(`${m.name}.replaced`) }));
+    const journal = this.journalPath;
+    const record = (state: PublishJournal['state']): void => writeJournal(journal, { version: 1, pid: process.pid, staging: this.dir, state, files: planned });
     let keep = false;
     try {
       for (const m of moves) {
-        const staged = this.path(m.name);
-        let backup: string | null = null;
+        if (!overwrite && fs.existsSync(m.dest)) fail('exists', `${m.dest} already exists; pass --force to overwrite it`, m.dest);
+        if (!overwrite) refuseDanglingLink(m.dest);
+      }
+      record('swapping');
+      pauseForTest('files:journal-written');
+      planned.forEach((m, i) => {
         if (fs.existsSync(m.dest)) {
-          if (!overwrite) fail('exists', `${m.dest} already exists; pass --force to overwrite it`, m.dest);
-          backup = this.path(`${m.name}.replaced`);
-          fs.renameSync(m.dest, backup);
+          if (!overwrite) fail('exists', `${moves[i]!.dest} already exists; pass --force to overwrite it`, moves[i]!.dest);
+          fs.renameSync(m.dest, m.backup);
         }
-        done.push({ dest: m.dest, backup });
-        if (overwrite) fs.renameSync(staged, m.dest);
+        if (overwrite) fs.renameSync(m.staged, m.dest);
         else {
-          fs.linkSync(staged, m.dest); // never replaces a file that appeared meanwhile
-          fs.unlinkSync(staged);
+          fs.linkSync(m.staged, m.dest); // never replaces a file that appeared meanwhile
+          fs.unlinkSync(m.staged);
         }
-      }
-      for (const dir of new Set(moves.map((m) => path.dirname(path.resolve(m.dest))))) syncDir(dir);
+        pauseForTest(`files:moved-${i}`);
+      });
+      for (const dir of new Set(planned.map((m) => path.dirname(m.dest)))) syncDir(dir);
+      record('committed');
+      pauseForTest('files:committed');
     } catch (e) {
-      for (const d of done.reverse()) {
-        try {
-          fs.rmSync(d.dest, { force: true });
-          if (d.backup) fs.renameSync(d.backup, d.dest);
-        } catch {
-          keep = true; // the replaced file stays in the staging folder
-        }
-      }
+      // an original that cannot go back stays parked in the staging folder, named by the journal
+      keep = fs.existsSync(journal) && !undoMoves(planned);
       throw asCheckpointError(e);
     } finally {
-      if (!keep) this.discard();
+      if (!keep) {
+        this.discard();
+        removeJournal(journal);
+      }
     }
   }
 
@@ -110,13 +144,4 @@ export class Staging {
 
 function escape(s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }

@@ -19,6 +19,12 @@ import { startWorker } from '../io/start-worker.ts';
 export interface RunOptions {
   onProgress?(p: Progress): void;
   signal?: AbortSignal;
+  /**
+   * For jobs with no side effects (inspect, statistics): a cancel or `timeLimit` stops the job by
+   * terminating its worker (a new one takes its place), since a parse of a hostile file may never
+   * reach a point where it checks the cancel flag.
+   */
+  stoppable?: { timeLimitMs: number; overTime(): CheckpointError };
 }
 
 /** The script a pool's threads run: it answers `{ seq, request, cancel }` with `WorkerMessage`s. */
@@ -41,6 +47,8 @@ interface Pending {
   cancel: Int32Array;
   resolve(v: unknown): void;
   reject(e: unknown): void;
+  /** starts a stoppable job's time limit, when its worker says it has begun the job */
+  startClock?(): void;
 }
 
 interface Slot {
@@ -49,6 +57,9 @@ interface Slot {
   jobs: Map<number, Pending>;
   /** those of them that wait on the disk */
   waiting: Set<number>;
+  /** stopped by `stop`: already replaced, so its exit starts no other worker */
+  retired?: boolean;
+
 }
 
 /** At most this many jobs per worker: one running, the others waiting on the disk. */
@@ -79,12 +90,18 @@ export class WorkerPool<Request extends { kind: string } = JobRequest, Results =
     if (this.closed) return Promise.reject(new CheckpointError('cancelled', 'the job pool is closed'));
     return new Promise<Results[K]>((resolve, reject) => {
       const signal = opts.signal;
-      const onAbort = (): void => this.cancel(job);
-      const settle = (): void => signal?.removeEventListener('abort', onAbort);
+      const stoppable = opts.stoppable;
+      const onAbort = (): void => (stoppable ? this.stop(job, new CheckpointError('cancelled', 'cancelled: a newer request replaced it')) : this.cancel(job));
+      let overTime: ReturnType<typeof setTimeout> | undefined;
+      const settle = (): void => {
+        signal?.removeEventListener('abort', onAbort);
+        clearTimeout(overTime);
+      };
       const job: Pending = {
         seq: ++this.seq, request, opts, cancel: new Int32Array(new SharedArrayBuffer(4)),
         resolve: (v) => { settle(); resolve(v as Results[K]); },
         reject: (e) => { settle(); reject(e); },
+        ...(stoppable ? { startClock: () => void (overTime ??= setTimeout(() => this.stop(job, stoppable.overTime()), stoppable.timeLimitMs)) } : {}),
       };
       if (signal) {
         if (signal.aborted) return reject(new CheckpointError('cancelled', 'cancelled before it started'));
@@ -101,6 +118,23 @@ export class WorkerPool<Request extends { kind: string } = JobRequest, Results =
       this.queue.splice(queued, 1);
       job.reject(new CheckpointError('cancelled', 'cancelled before it started'));
     } else Atomics.store(job.cancel, 0, 1);
+  }
+
+  /** Ends a stoppable job now: out of the queue, or its worker terminated (and replaced). */
+  private stop(job: Pending, why: CheckpointError): void {
+    const queued = this.queue.indexOf(job);
+    if (queued >= 0) this.queue.splice(queued, 1);
+    const slot = this.slots.find((s) => s.jobs.get(job.seq) === job);
+    job.reject(why);
+    if (!slot) return;
+    slot.jobs.delete(job.seq);
+    slot.waiting.delete(job.seq);
+    // replaced at once, so no job is sent to the thread being stopped; jobs it also held fail as lost
+    slot.retired = true;
+    const i = this.slots.indexOf(slot);
+    if (i >= 0 && !this.closed) this.slots[i] = this.spawn();
+    void slot.worker.terminate();
+    this.pump();
   }
 
   private pump(): void {
@@ -122,6 +156,7 @@ export class WorkerPool<Request extends { kind: string } = JobRequest, Results =
       if (m.type === 'temp') return trackTempFile(m.file, m.alive);
       const job = slot.jobs.get(m.seq);
       if (!job) return;
+      if (m.type === 'started') return job.startClock?.(); // the thread's start and code loading do not count
       if (m.type === 'progress') return job.opts.onProgress?.(m.progress);
       if (m.type === 'waiting') {
         slot.waiting.add(m.seq);
@@ -140,7 +175,7 @@ export class WorkerPool<Request extends { kind: string } = JobRequest, Results =
       slot.jobs.clear();
       slot.waiting.clear();
       for (const job of lost) job.reject(new CheckpointError('internal', `the worker running this job stopped (${why}); the job was not finished`));
-      if (this.closed) return;
+      if (this.closed || slot.retired) return;
       if (!started) {
         // A worker that cannot even start (a missing or broken script) would fail again: stop.
         this.closed = true;

@@ -43,6 +43,8 @@ export type JobResult<K extends JobKind> = JobResults[K];
 
 /** Messages from a worker to the pool. */
 export type WorkerMessage =
+  /** the worker has begun the job (its code is loaded): a job's time limit counts from here */
+  | { seq: number; type: 'started' }
   | { seq: number; type: 'progress'; progress: Progress }
   | { seq: number; type: 'done'; result: unknown }
   | { seq: number; type: 'error'; error: ErrorInfo }

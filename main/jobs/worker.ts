@@ -15,6 +15,7 @@ reportTempFilesTo((file, alive) => parentPort!.postMessage({ type: 'temp', file,
 parentPort!.on('message', async (msg: { seq: number; request: JobRequest; cancel: Int32Array }) => {
   const { seq, request, cancel } = msg;
   const post = (m: WorkerMessage): void => parentPort!.postMessage(m);
+  post({ seq: msg.seq, type: 'started' });
   const due = throttle();
   try {
     const result = await runJob(request, {

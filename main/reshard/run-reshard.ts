@@ -1,5 +1,7 @@
 import type { ReshardProgress, ReshardReport, ReshardRequest, TensorDifference } from '../../shared/reshard.ts';
 import { CheckpointError } from '../errors.ts';
+import * as path from 'node:path';
+import { recoverInterruptedPublishes } from '../io/publish-journal.ts';
 import { planReshard } from './plan.ts';
 import { openSource } from '../inputs/sources.ts';
 import { throttle } from '../../shared/throttle.ts';
@@ -19,6 +21,9 @@ export interface ReshardContext {
 export async function reshard(req: ReshardRequest, context: ReshardContext = { onProgress: () => {}, cancelled: () => false }): Promise<ReshardReport> {
   const t0 = performance.now();
   const ctx = throttled(context);
+  // a killed earlier run into the same folder is finished or rolled back first, so the plan sees
+  // the destination as it really is (its originals back in place, not "already exists" for a mix)
+  if (!req.dryRun && req.output) recoverInterruptedPublishes(path.dirname(path.resolve(req.output)));
   const src = openSource(req.inputs);
   try {
     const { plan, job } = planReshard(src, req);

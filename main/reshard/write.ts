@@ -13,7 +13,7 @@ import { deviceMapper } from '../convert/key-rules.ts';
 import { verifyOutput } from '../convert/read-back.ts';
 import { writeTorchCheckpoint } from '../convert/write-checkpoint.ts';
 import { writeDcpFolder } from '../formats/dcp/dcp-writer.ts';
-import { CheckpointError } from '../errors.ts';
+import { asCheckpointError, CheckpointError } from '../errors.ts';
 import { PyDict, type PyValue } from '../formats/values/python-values.ts';
 import { readShardIndex } from '../formats/safetensors/shard-index.ts';
 import { writeSafetensors } from '../formats/safetensors/safetensors-writer.ts';
@@ -168,6 +168,9 @@ export async function executeJob(job: WriteJob, totalBytes: number, force: boole
             files.add(file);
             readBack.set(dcpReadBackKey(file, offset, nbytes), readBackCrc(file, offset, nbytes));
           },
+        }).catch((e: unknown) => {
+          // a failed write (ENOSPC has no path) is the destination's, never the hidden staging folder's
+          throw asCheckpointError(e, job.dir);
         });
         outputs.push(await verifyDcp(staging.dir, job.dir, job.items, result, vctx('dcp'), readBack));
       } finally {

@@ -2,6 +2,7 @@
  * `POST /api/<method>`: a JSON array of arguments in, the JSON result out, or `{error}` with a
  * status that says whose fault it is (4xx: the request or the file, 5xx: ours).
  */
+import { closeAfterAnswer, REQUEST_LIMITS } from './request-limits.ts';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { CheckpointApi } from '../../shared/api.ts';
 import type { ErrorInfo, ErrorKind } from '../../shared/errors.ts';
@@ -32,17 +33,25 @@ export function sendJson(res: ServerResponse, status: number, body: unknown, hea
 
 export const sendError = (res: ServerResponse, status: number, error: ErrorInfo, headers: Record<string, string>): void => sendJson(res, status, { error }, headers);
 
-function readBody(req: IncomingMessage, limit: number): Promise<string | null> {
+function readBody(req: IncomingMessage, limit: number): Promise<string | null | 'slow'> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
+    // a body that trickles in would hold its request (and its memory) open for ever
+    const deadline = setTimeout(() => resolve('slow'), REQUEST_LIMITS.bodyTimeMs);
     req.on('data', (c: Buffer) => {
       size += c.length;
       if (size <= limit) chunks.push(c);
       else chunks.length = 0; // too large: keep nothing; the answer is a 413
     });
-    req.on('end', () => resolve(size > limit ? null : Buffer.concat(chunks).toString('utf8')));
-    req.on('error', reject);
+    req.on('end', () => {
+      clearTimeout(deadline);
+      resolve(size > limit ? null : Buffer.concat(chunks).toString('utf8'));
+    });
+    req.on('error', (e) => {
+      clearTimeout(deadline);
+      reject(e);
+    });
   });
 }
 
@@ -56,6 +65,10 @@ export async function handleApi(service: CheckpointApi, req: IncomingMessage, re
   if (type !== 'application/json') return usage(415, 'API calls take Content-Type: application/json');
   const limit = bodyLimit(pathname.slice(API_PREFIX.length));
   const body = await readBody(req, limit);
+  if (body === 'slow') {
+    closeAfterAnswer(req, res);
+    return usage(408, `the request body did not arrive within ${REQUEST_LIMITS.bodyTimeMs / 1000} s`);
+  }
   if (body === null) {
     res.setHeader('Connection', 'close');
     return usage(413, `the request is larger than ${limit} bytes`);

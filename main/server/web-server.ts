@@ -13,6 +13,7 @@ import { createApiService, type ApiService } from '../service/service.ts';
 import { handleApi, sendError } from './api-route.ts';
 import { EventSockets } from './event-socket.ts';
 import { allowedHosts, baseHeaders, checkRequest, contentSecurityPolicy, newToken, tokenCookie } from './security.ts';
+import { closeAfterAnswer, hostHeaderCount, withoutApiToken } from './request-limits.ts';
 import { contentType, resolveStatic } from './static-files.ts';
 
 export interface WebServerOptions {
@@ -66,8 +67,15 @@ export async function startWebServer(opts: WebServerOptions): Promise<WebServer>
       return refuse(res, 400, 'bad request', false);
     }
     const api = url.pathname.startsWith(API_PREFIX);
-    const verdict = checkRequest(req, token, hosts, url);
-    if (!verdict.ok) return refuse(res, verdict.status, verdict.message, api);
+    if (hostHeaderCount(req) > 1) {
+      closeAfterAnswer(req, res);
+      return refuse(res, 400, 'refused: the request has more than one Host header', api);
+    }
+    const verdict = checkRequest(req, token, hosts, withoutApiToken(url, api && url.pathname !== EVENTS_PATH));
+    if (!verdict.ok) {
+      closeAfterAnswer(req, res);
+      return refuse(res, verdict.status, verdict.message, api);
+    }
     const headers = baseHeaders(req.headers.host!.toLowerCase());
 
     // The first page load carries the token in the URL: keep it in a cookie, take it out of the address bar.
@@ -115,6 +123,7 @@ export async function startWebServer(opts: WebServerOptions): Promise<WebServer>
       return deny(400, 'Bad Request');
     }
     if (url.pathname !== EVENTS_PATH) return deny(404, 'Not Found');
+    if (hostHeaderCount(req) > 1) return deny(400, 'Bad Request');
     const verdict = checkRequest(req, token, hosts, url);
     if (!verdict.ok) return deny(verdict.status, verdict.status === 401 ? 'Unauthorized' : 'Forbidden');
     sockets.upgrade(req, socket, head);

@@ -20,6 +20,9 @@ import { throttle } from '../../shared/throttle.ts';
 
 const snapshot = (item: BatchItem): BatchPlanItem => ({ ...item, sources: [...item.sources], outputs: [...item.outputs] });
 
+/** How long an inspect may run in the app before it is stopped (every file the fuzzer makes takes under 10 s). */
+export const INSPECT_TIME_LIMIT_MS = 30_000;
+
 /** Finished jobs whose outcome `status` still answers; older ones are forgotten. */
 export const REMEMBERED_JOBS = 64;
 
@@ -60,7 +63,14 @@ export class JobRunner {
   private issued = 0;
   private closed = false;
 
-  constructor(private readonly out: (e: ApiEvent) => void, private readonly poolSize = Math.max(2, Math.min(4, os.availableParallelism?.() ?? os.cpus().length))) {}
+  /** the inspect the user asked for last, while it runs */
+  private lastInspect: AbortController | null = null;
+
+  constructor(
+    private readonly out: (e: ApiEvent) => void,
+    private readonly poolSize = Math.max(2, Math.min(4, os.availableParallelism?.() ?? os.cpus().length)),
+    private readonly inspectTimeLimitMs = INSPECT_TIME_LIMIT_MS,
+  ) {}
 
   /** Every job event passes here: recorded for `status`, then sent. */
   private readonly emit = (e: ApiEvent): void => {
@@ -93,11 +103,25 @@ export class JobRunner {
     };
   }
 
-  /** Runs a quick job and waits for its result. A re-shard here is only ever a plan. */
+  /**
+   * Runs a quick job and waits for its result. A re-shard here is only ever a plan. An inspect has
+   * a time budget, and a newer inspect replaces the one still running (the user opened another
+   * file): either way its worker is stopped, so a hostile file cannot hold the quick pool.
+   */
   run<K extends 'inspect' | 'tensor-stats' | 'reshard' | 'preview-conversion' | 'plan-batch' | 'list-directory' | 'fit' | 'diff'>(request: JobRequest & { kind: K }): Promise<JobResults[K]> {
     this.assertOpen();
     this.quick ??= new WorkerPool(2);
     const req = request as JobRequest;
+    if (req.kind === 'inspect') {
+      this.lastInspect?.abort();
+      const replaced = new AbortController();
+      this.lastInspect = replaced;
+      const seconds = this.inspectTimeLimitMs / 1000;
+      const stoppable = { timeLimitMs: this.inspectTimeLimitMs, overTime: () => new CheckpointError('too-large', `${req.file}: inspecting it took longer than ${seconds} s and was stopped; \`ckpt inspect\` in a terminal has no time limit`, req.file) };
+      return this.quick.run<K>(req as JobRequest & { kind: K }, { signal: replaced.signal, stoppable }).finally(() => {
+        if (this.lastInspect === replaced) this.lastInspect = null;
+      });
+    }
     return this.quick.run<K>((req.kind === 'reshard' ? { ...req, request: { ...req.request, dryRun: true } } : req) as JobRequest & { kind: K });
   }
 

@@ -116,7 +116,7 @@ export function npyDtype(file: string, descr: string): DTypeInfo {
     if (dtype.size > 1 && order === '=') fail('unsupported', `${file}: descr '${descr}' has native byte order, which a file cannot pin down; re-save with an explicit '<'`, file);
     return dtype;
   }
-  if (code === 'O') fail('unsupported', `${file}: object arrays (descr '${descr}') hold pickled Python objects and are not read; save plain numeric arrays instead`, file);
+  if (code !== undefined && /^O\d*$/.test(code)) fail('unsupported', `${file}: object arrays (descr '${descr}') hold pickled Python objects and are not read; save plain numeric arrays instead`, file);
   fail('unsupported', `${file}: numpy dtype '${descr}' has no torch equivalent`, file);
 }
 

@@ -34,6 +34,7 @@ export function readNpz(source: RandomAccessReader | ZipArchive): FormatReading 
   const root = new PyDict(true);
   const notes: string[] = [];
   const methods = new Set<string>();
+  const skipped: string[] = [];
   for (const entry of archive.entries) {
     if (entry.name.endsWith('/')) continue;
     if (!entry.name.endsWith('.npy')) {
@@ -46,6 +47,12 @@ export function readNpz(source: RandomAccessReader | ZipArchive): FormatReading 
     try {
       member = openMember(archive, entry, label);
     } catch (e) {
+      // a member torch has no dtype for (a `|S3` version string, scipy.sparse's `format`, float128,
+      // a structured or object array) is skipped with its reason, as a re-shard skips what it cannot hold
+      if (e instanceof CheckpointError && e.kind === 'unsupported' && e.message.startsWith(`${label}: `)) {
+        skipped.push(`${entry.name} (${e.message.slice(label.length + 2)})`);
+        continue;
+      }
       // errors about the member name it in the message; the file they concern is the archive
       if (e instanceof CheckpointError && e.file === label) throw new CheckpointError(e.kind, e.message, reader.name);
       throw e;
@@ -55,9 +62,11 @@ export function readNpz(source: RandomAccessReader | ZipArchive): FormatReading 
     const storage = makeStorage(key, header.dtype, header.nbytes, locate);
     root.set(key, denseTensor(header.dtype, header.shape, npyStrides(header.shape, header.fortranOrder), storage));
   }
+  if (skipped.length && root.size === 0) fail('unsupported', `${reader.name}: none of its ${skipped.length} arrays has a torch dtype: ${skipped.join('; ')}`, reader.name);
+  for (const s of skipped) notes.push(`skipped member ${s}`);
   return {
     format: 'npz',
-    records: { arrays: String(root.size), compression: [...methods].sort().join(', ') || 'none' },
+    records: { arrays: String(root.size), ...(skipped.length ? { skipped: String(skipped.length) } : {}), compression: [...methods].sort().join(', ') || 'none' },
     root,
     globals: [],
     notes,

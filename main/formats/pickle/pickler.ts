@@ -232,17 +232,30 @@ function saveInt(out: ByteWriter, v: bigint): void {
     out.u32(Number(BigInt.asUintN(32, v)));
     return;
   }
-  // LONG1: little-endian two's complement, the fewest bytes that keep the sign.
-  const bytes: number[] = [];
-  let x = v;
-  for (;;) {
-    bytes.push(Number(x & 0xffn));
-    x >>= 8n;
-    const signBit = bytes[bytes.length - 1]! & 0x80;
-    if ((x === 0n && !signBit) || (x === -1n && signBit)) break;
+  // LONG1 / LONG4: little-endian two's complement, the fewest bytes that keep the sign
+  // (CPython's Lib/pickle.py, `save_long` and `encode_long`); LONG1 holds at most 255 bytes.
+  const bytes = encodeLong(v);
+  if (bytes.length < 256) out.byte(0x8a, bytes.length);
+  else {
+    out.byte(0x8b); // LONG4
+    out.u32(bytes.length);
   }
-  out.byte(0x8a, bytes.length);
-  out.bytes(Uint8Array.from(bytes));
+  out.bytes(bytes);
+}
+
+/**
+ * An int as CPython's `encode_long` writes it, in linear time: BigInt's hex conversion is linear,
+ * where peeling off one byte at a time is quadratic in the number of digits.
+ */
+export function encodeLong(v: bigint): Uint8Array {
+  if (v === 0n) return new Uint8Array(0);
+  // the magnitude that must fit below the sign bit: v for v ≥ 0, -v-1 for v < 0
+  const magnitude = v >= 0n ? v : -v - 1n;
+  const hexDigits = magnitude === 0n ? 0 : magnitude.toString(16).length;
+  let n = Math.ceil(hexDigits / 2);
+  if (n === 0 || (magnitude >> BigInt(8 * n - 1)) !== 0n) n++; // the top bit is taken: one more byte for the sign
+  const hex = BigInt.asUintN(8 * n, v).toString(16).padStart(2 * n, '0');
+  return Buffer.from(hex, 'hex').reverse();
 }
 
 class ByteWriter {

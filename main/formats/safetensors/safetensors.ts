@@ -203,24 +203,34 @@ export function denseTensor(dtype: DTypeInfo, shape: number[], stride: number[],
  * to the front, which would reorder tensors named that way; it also hides duplicate keys.
  */
 export class JsonObject {
-  private readonly index = new Map<string, number>();
+  /** built once an object has more than a few keys: a safetensors header holds one small object per tensor */
+  private index: Map<string, number> | null = null;
   constructor(readonly entries: [string, JsonValue][] = []) {
-    entries.forEach(([k], i) => this.index.set(k, i));
+    if (entries.length > SMALL_OBJECT) this.index = new Map(entries.map(([k], i) => [k, i]));
+  }
+  private find(key: string): number | undefined {
+    if (this.index) return this.index.get(key);
+    for (let i = 0; i < this.entries.length; i++) if (this.entries[i]![0] === key) return i;
+    return undefined;
   }
   get(key: string): JsonValue | undefined {
-    const i = this.index.get(key);
+    const i = this.find(key);
     return i === undefined ? undefined : this.entries[i]![1];
   }
   has(key: string): boolean {
-    return this.index.has(key);
+    return this.find(key) !== undefined;
   }
   add(key: string, value: JsonValue): boolean {
-    if (this.index.has(key)) return false;
-    this.index.set(key, this.entries.length);
+    if (this.find(key) !== undefined) return false;
+    if (!this.index && this.entries.length >= SMALL_OBJECT) this.index = new Map(this.entries.map(([k], i) => [k, i]));
+    this.index?.set(key, this.entries.length);
     this.entries.push([key, value]);
     return true;
   }
 }
+
+/** Objects with at most this many keys are searched in order, without a Map. */
+const SMALL_OBJECT = 8;
 
 /** A number written with a fraction or exponent (JSON integers stay plain numbers). */
 export class JsonFloat {

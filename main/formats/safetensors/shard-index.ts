@@ -12,6 +12,7 @@ import { FileReader } from '../../io/random-access.ts';
 import type { FormatReading } from '../values/format-reading.ts';
 import { PyDict } from '../values/python-values.ts';
 import type { TorchStorage, TorchTensor } from '../values/torch-values.ts';
+import { notRegularFileMessage, specialFileKind } from '../../io/file-kind.ts';
 import { JsonObject, jsonToPlain, looksLikeSafetensors, parseOrderedJson, readSafetensors } from './safetensors.ts';
 
 /** Indexes are a few MB at most even for thousands of tensors. */
@@ -41,6 +42,8 @@ export function readShardIndex(indexPath: string): ShardIndex {
   try {
     const st = fs.statSync(indexPath);
     if (st.isDirectory()) fail('io', `${indexPath}: is a folder, not a file`, indexPath);
+    const special = specialFileKind(st);
+    if (special) fail('unsupported', notRegularFileMessage(indexPath, special), indexPath);
     if (st.size > MAX_INDEX_BYTES) fail('too-large', `${indexPath}: ${st.size} bytes is too large for a shard index`, indexPath);
     text = fs.readFileSync(indexPath, 'utf8');
   } catch (e) {
@@ -64,6 +67,8 @@ export function readShardIndex(indexPath: string): ShardIndex {
   for (const [name, shard] of wm.entries) {
     if (typeof shard !== 'string' || shard === '') return invalid(`weight_map entry ${JSON.stringify(name)} is not a file name`);
     if (path.isAbsolute(shard) || /^[a-zA-Z]:/.test(shard) || shard.split(/[\\/]/).includes('..')) return invalid(`shard name ${JSON.stringify(shard)} points outside the index's folder`);
+    // an index that names an index (itself, or one that names it back) would be opened for ever
+    if (isShardIndexName(shard)) return invalid(`weight_map entry ${JSON.stringify(name)} names ${JSON.stringify(shard)}, ${path.basename(shard) === path.basename(indexPath) ? 'the index itself' : 'another index'}; shards are tensor files`);
     weightMap.set(name, shard);
     if (!seen.has(shard)) {
       seen.add(shard);

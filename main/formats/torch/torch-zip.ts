@@ -58,7 +58,7 @@ export function unpickleRecord(a: TorchArchive, record: string, storages: Map<st
   const file = a.zip.reader.name;
   const entry = a.zip.get(a.prefix + record);
   if (!entry) fail('not-a-checkpoint', `${file}: archive has no ${record}`, file);
-  const bytes = a.zip.readEntry(entry);
+  const bytes = a.zip.readPickleRecord(entry);
   const loadStorage = (pid: PyValue): TorchStorage => {
     const id = decodeStorageId(pid, file);
     const existing = storages.get(id.key);

@@ -7,6 +7,7 @@
  * `float` is a `PyFloat` so that `10` and `10.0` stay distinct through a round trip.
  */
 import type { TorchStorage, TorchTensor } from './torch-values.ts';
+import { fail } from '../../errors.ts';
 
 export type PyValue =
   | TorchTensor
@@ -55,13 +56,15 @@ export class PyTuple {
  */
 export class PyDict {
   readonly entries: [PyValue, PyValue][] = [];
-  private readonly index = new Map<string, number>();
+  /** made on the first hashable key: most tensors carry an empty OrderedDict of hooks */
+  private index: Map<string, number> | null = null;
   attrs: PyDict | null = null;
   constructor(public ordered = false) {}
 
   set(key: PyValue, value: PyValue): void {
     const h = hashKey(key);
     if (h !== null) {
+      this.index ??= new Map();
       const at = this.index.get(h);
       if (at !== undefined) {
         this.entries[at]![1] = value;
@@ -73,7 +76,7 @@ export class PyDict {
   }
   get(key: PyValue): PyValue | undefined {
     const h = hashKey(key);
-    if (h === null) return undefined;
+    if (h === null || !this.index) return undefined;
     const at = this.index.get(h);
     return at === undefined ? undefined : this.entries[at]![1];
   }
@@ -141,12 +144,39 @@ export function hashKey(key: PyValue): string | null {
   }
   if (key instanceof PyFloat) return Number.isInteger(key.value) ? 'i' + key.value : 'f' + key.value;
   if (key instanceof PyBytes) return 'b' + Buffer.from(key.data).toString('latin1');
-  if (key instanceof PyTuple) {
-    const parts = key.items.map(hashKey);
-    return parts.some((p) => p === null) ? null : 't(' + parts.join(',') + ')';
-  }
+  if (key instanceof PyTuple) return tupleHash(key);
   if (key instanceof PyGlobal) return 'g' + key.fullName;
   return null;
+}
+
+/** The longest hash text a tuple key may expand to: real keys are names and small tuples. */
+export const MAX_KEY_TEXT = 1 << 20;
+const tupleHashes = new WeakMap<PyTuple, string | null>();
+
+/**
+ * A tuple's hash text, computed once per tuple. A tuple that holds a shared tuple twice doubles
+ * its text at every level (60 levels in a 1 KB pickle would need 2^60 characters), so the text
+ * is bounded and a key past the bound is an error rather than hours of work.
+ */
+function tupleHash(key: PyTuple): string | null {
+  const known = tupleHashes.get(key);
+  if (known !== undefined) return known;
+  const parts: string[] = [];
+  let length = 3;
+  let hash: string | null = null;
+  for (const item of key.items) {
+    const p = hashKey(item);
+    if (p === null) {
+      tupleHashes.set(key, null);
+      return null;
+    }
+    length += p.length + 1;
+    if (length > MAX_KEY_TEXT) fail('too-large', `a dict key is a tuple that expands to more than ${MAX_KEY_TEXT} characters (nested tuples that share one another); no checkpoint has such a key`);
+    parts.push(p);
+  }
+  hash = 't(' + parts.join(',') + ')';
+  tupleHashes.set(key, hash);
+  return hash;
 }
 
 /** Short Python-like text for a value, for display and error messages. */
@@ -154,7 +184,8 @@ export function pyRepr(v: PyValue | unknown, depth = 0): string {
   if (v === null) return 'None';
   if (v === true) return 'True';
   if (v === false) return 'False';
-  if (typeof v === 'number' || typeof v === 'bigint') return String(v);
+  if (typeof v === 'bigint') return bigintText(v);
+  if (typeof v === 'number') return String(v);
   if (typeof v === 'string') return JSON.stringify(v.length > 80 ? v.slice(0, 77) + '...' : v);
   if (v instanceof PyFloat) return Number.isInteger(v.value) ? v.value.toFixed(1) : String(v.value);
   if (v instanceof PyComplex) return `(${v.real}+${v.imag}j)`;
@@ -169,4 +200,13 @@ export function pyRepr(v: PyValue | unknown, depth = 0): string {
   if (v instanceof PyPersistent) return `persistent(${pyRepr(v.pid, depth + 1)})`;
   if (v && typeof v === 'object' && 'describe' in v && typeof (v as { describe: unknown }).describe === 'function') return (v as { describe(): string }).describe();
   return String(v);
+}
+
+/**
+ * An int as decimal text, or its size when it is too long to show: CPython itself refuses to
+ * print an int of more than 4300 digits (`sys.int_info.default_max_str_digits`).
+ */
+export function bigintText(v: bigint): string {
+  const bits = (v < 0n ? -v : v).toString(16).length * 4;
+  return bits > 14_000 ? `<int of about ${bits} bits>` : String(v);
 }

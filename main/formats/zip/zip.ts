@@ -25,6 +25,9 @@ const CENTRAL_SIG = 0x02014b50;
 const LOCAL_SIG = 0x04034b50;
 /** The most a single in-memory record (e.g. data.pkl) may inflate to before we refuse it. */
 export const MAX_RECORD_BYTES = 1 << 30;
+/** How much a deflated pickle record may grow: pickles of real checkpoints deflate ~3-20:1. */
+export const MAX_PICKLE_INFLATION = 100;
+const MIN_PICKLE_BOUND = 16 << 20;
 
 export class ZipArchive {
   readonly entries: ZipEntry[];
@@ -153,6 +156,19 @@ export class ZipArchive {
       }
     }
     fail('unsupported', `${this.reader.name}: record ${entry.name} uses zip compression method ${entry.method}; only stored and deflate are supported`, this.reader.name);
+  }
+
+  /**
+   * Reads a pickle record. torch.save stores them uncompressed; a deflated one may inflate to at
+   * most `MAX_PICKLE_INFLATION` times its compressed size (above a 16 MiB floor), so a small
+   * archive cannot make the reader hold gigabytes (a zip bomb: deflate reaches 1032:1).
+   */
+  readPickleRecord(entry: ZipEntry): Uint8Array {
+    if (entry.method !== 0 && entry.uncompressedSize > Math.max(MIN_PICKLE_BOUND, entry.compressedSize * MAX_PICKLE_INFLATION)) {
+      const ratio = Math.round(entry.uncompressedSize / Math.max(1, entry.compressedSize));
+      fail('too-large', `${this.reader.name}: record ${entry.name} would inflate from ${entry.compressedSize} to ${entry.uncompressedSize} bytes (${ratio}:1); a pickle never compresses past ${MAX_PICKLE_INFLATION}:1, so this archive is a zip bomb or damaged`, this.reader.name);
+    }
+    return this.readEntry(entry);
   }
 
   readText(name: string): string | undefined {

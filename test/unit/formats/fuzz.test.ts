@@ -8,6 +8,7 @@ import { readTensorBytes } from '../../../main/checkpoint/tensor-bytes.ts';
 import { CheckpointError } from '../../../main/errors.ts';
 import { openReader } from '../../../main/formats/open-format.ts';
 import { BufferReader } from '../../../main/io/random-access.ts';
+import { rng } from '../../fuzz/generators.ts';
 
 const fixture = (p: string): string => new URL(`../../fixtures/${p}`, import.meta.url).pathname;
 const SEEDS = [
@@ -17,17 +18,6 @@ const SEEDS = [
 const CASES_PER_SEED = Number(process.env['FUZZ_CASES'] ?? 600);
 /** Per-case bound: generous for a loaded 2-core CI machine; typical cases take well under 5 ms. */
 const CASE_LIMIT_MS = 2000;
-
-/** xorshift32: a fixed seed makes every failure reproducible. */
-function rng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13; x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5; x >>>= 0;
-    return x / 2 ** 32;
-  };
-}
 
 function mutate(src: Uint8Array, r: () => number): Uint8Array {
   const b = Uint8Array.from(src);

@@ -28,7 +28,8 @@ test('ckpt reshard DCP → single --json: exit 0, a verified report, progress ev
   // again without --force: refused, the file is kept
   const again = runCli(['reshard', fx('torch2/dcp'), '--to', 'single', '-o', out]);
   assert.equal(again.code, 2);
-  assert.match(again.stdout, /already exists; pass --force/);
+  assert.match(again.stderr, /^ckpt: error: .*already exists; pass --force/m);
+  assert.doesNotMatch(again.stdout, /already exists/);
   assert.equal(runCli(['reshard', fx('torch2/dcp'), '--to', 'single', '-o', out, '--force']).code, 0);
 });
 
