@@ -20,6 +20,7 @@ commands
   verify --model g.onnx --data <test set> <checkpoint> [--against <other>]
                                 accuracy on a test set, and PASS/WARN/FAIL against the source
   devices [--json]              this machine's GPUs and topology (nvidia-smi)
+  serve [--port N] [--token T]  the app in a web browser (for a GPU server: open it through ssh -L)
   help [command]                this text, or a command's
 
 Errors print one line and exit with code 2. Run \`ckpt <command> --help\` for details.`;
@@ -31,7 +32,7 @@ const COMMANDS: Record<string, { run: (args: string[], io: CliIO) => Promise<num
     run: (args, io) => runDevicesCommand(args, { stdout: io.stdout, stderr: io.stderr }),
     help: 'ckpt devices [--json]\n\nLists GPUs, memory, utilisation and the topology matrix from nvidia-smi.',
   },
-  serve: { run: async (args, io) => (await import('./serve-command.ts')).runServe(args, io), help: 'ckpt serve [--port N] [--host 127.0.0.1] [--no-open]\n\nServes the app to a web browser; prints the URL with its token. `ckpt serve --help` for more.' },
+  serve: { run: async (args, io) => (await import('./serve-command.ts')).runServe(args, io), help: 'ckpt serve [--port N] [--host 127.0.0.1] [--token T] [--allow-host NAME] [--no-open]\n\nServes the app to a web browser; prints the URL with its token. `ckpt serve --help` for more.' },
   verify: { run: async (args, io) => (await import('./verify-command.ts')).runVerifyCommand(args, io), help: 'ckpt verify --model graph.onnx --data <test set> <checkpoint> [--against <other>]\n\nRuns the ONNX graph with the checkpoint\'s weights on a test set: accuracy, and a PASS/WARN/FAIL comparison. `ckpt verify --help` for more.' },
   reshard: { run: async (args, io) => (await import('./reshard-command.ts')).runReshard(args, io), help: 'ckpt reshard <input...> --to single|ranks:N|dcp[:N]|shards[:SIZE] -o OUT\n\nRe-shards a checkpoint between rank files, DCP folders, shard sets and single torch or safetensors files; every output is verified. `ckpt reshard --help` for more.' },
 };
