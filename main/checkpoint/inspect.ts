@@ -5,6 +5,7 @@ import { PyBytes, PyComplex, PyDict, PyFloat, PyGlobal, PyList, PyObject, PySet,
 import { TorchStorage, TorchTensor } from '../formats/torch-values.ts';
 import { detectLayout } from './layout.ts';
 import { asStateDict, findRoles, type Role } from './roles.ts';
+import { loadClaims } from './load-claims.ts';
 import { scanSecurity } from './security.ts';
 import { childrenOf, walkTensors, type TensorAt } from './tree.ts';
 
@@ -57,6 +58,8 @@ export function analyse(file: string, reading: FormatReading, opts: AnalyseOptio
     };
   });
   const layout = detectLayout({ tensors: tensors.map((x) => x.tensor), roles, fileName: path.basename(file), ...(opts.familyRank !== undefined ? { familyRank: opts.familyRank } : {}) });
+  // numpy files hold named arrays: torch.load never reads them, so "state dict" would mislead
+  if (reading.format === 'npz' || reading.format === 'npy') layout.evidence = layout.evidence.map((e) => e.replace(/^state dict /, 'named numpy arrays '));
   const roleInfos: RoleInfo[] = roles.map((r) => ({ kind: r.kind, path: r.path, ...(r.entries ? { keys: r.entries.length } : {}), ...(r.className ? { className: r.className } : {}), ...(r.note ? { note: r.note } : {}) }));
   const modules = roles.filter((r) => r.kind === 'module').map((r) => ({ path: r.path, className: r.className ?? '', keys: (r.entries ?? []).map((e) => e.key) }));
   const notes = [...reading.notes];
@@ -74,6 +77,9 @@ export function analyse(file: string, reading: FormatReading, opts: AnalyseOptio
     tree: summariseTree('', reading.root, 0, opts.treeWidth ?? 64, new Set()),
     notes,
   };
+  // The pickle's globals alone do not say what torch.load does: the format decides first.
+  report.loading = loadClaims(report, reading.pickleOpcodes);
+  report.security.weightsOnlyLoadable = report.loading.weightsOnly;
   return { file, reading, tensors, roles, report, close: () => reading.close() };
 }
 

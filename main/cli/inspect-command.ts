@@ -71,11 +71,19 @@ export function renderInspect(r: InspectReport, s: Style): string {
     sub((g.class === 'dangerous' ? s.red : s.yellow)(`${g.class === 'dangerous' ? '!!' : '? '} ${g.name}${g.calls ? ` (called ${g.calls}x)` : ''}: ${g.reason}`));
     if (g.class === 'dangerous' && g.example) sub(s.red(`   would run: ${g.example}`));
   }
+  const load = r.loading;
+  if (load) {
+    row('loads', load.how);
+    if (load.why) sub(s.dim(`weights_only=True refuses it: ${load.why}`));
+  }
   const plan = r.devicePlan;
   if (plan) {
     row('here', plan.loadsAsIs === false ? s.yellow(plan.summary) : plan.summary);
     for (const t of plan.tags.filter((x) => x.loads === false)) sub(s.yellow(`${t.tag}: ${t.reason}`));
-    if (plan.fix) {
+    if (plan.fix && load && !load.convertible) {
+      // ckpt convert refuses this format: the fix is the loader's own map_location
+      if (load.how.includes('map_location')) sub(`fix: ${load.how}`);
+    } else if (plan.fix) {
       const opts = plan.fix.preset ? `--preset ${plan.fix.preset}` : Object.entries(plan.fix.remap ?? {}).map(([a, b]) => `--map-location ${a}=${b}`).join(' ');
       sub(`fix: ckpt convert ${JSON.stringify(r.file)} ${opts} -o <out>`);
     }
