@@ -5,7 +5,7 @@
  */
 import { parseArgs } from 'node:util';
 import { STARTUP_PREFIX } from '../../shared/web-transport.ts';
-import { fail } from '../formats/errors.ts';
+import { fail } from '../errors.ts';
 import { noBrowserReason, openInBrowser } from '../server/open-browser.ts';
 import { isLoopback } from '../server/security.ts';
 import { startWebServer, type WebServer } from '../server/web-server.ts';
@@ -60,7 +60,7 @@ export async function runServe(args: string[], io: CliIO, opts: ServeOptions = {
   for (const name of allowHosts) {
     if (!/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?$/.test(name)) fail('usage', `--allow-host takes a host name such as ckpt.example.org or ckpt.example.org:443 (got '${name.slice(0, 100)}')`);
   }
-  const server = await listen({ host, port, token, allowHosts }, values.port !== undefined, io);
+  const server = await listen({ host, port, allowHosts, ...(token !== undefined ? { token } : {}) }, values.port !== undefined, io);
   // The handlers go in before the URL is printed: whoever reads the URL may stop the server at
   // once, and a SIGTERM that arrived before them would kill the process without a clean stop.
   const stopped = new Promise<void>((resolve) => {
@@ -99,7 +99,7 @@ function chosenToken(flag: string | undefined, env: string | undefined): string 
 }
 
 /** The default port falls back to a free one when taken; a port asked for does not. */
-async function listen(opts: { host: string; port: number; token: string | undefined; allowHosts: string[] }, asked: boolean, io: CliIO): Promise<WebServer> {
+async function listen(opts: { host: string; port: number; token?: string; allowHosts: string[] }, asked: boolean, io: CliIO): Promise<WebServer> {
   const { host, port } = opts;
   try {
     return await startWebServer(opts);

@@ -5,8 +5,8 @@
 import * as fs from 'node:fs';
 import type { ExistingOutput } from '../../shared/convert.ts';
 import { LAYOUT_TITLES } from '../../shared/layout-names.ts';
-import { openCheckpoint } from '../checkpoint/open-checkpoint.ts';
-import { asCheckpointError } from '../formats/errors.ts';
+import { openCheckpoint } from '../inputs/open-checkpoint.ts';
+import { asCheckpointError } from '../errors.ts';
 
 const ROLE_NAMES: Record<string, string> = { 'state-dict': 'state dict', optimizer: 'optimizer state', lightning: 'Lightning checkpoint', module: 'whole pickled model', shard: 'shard' };
 

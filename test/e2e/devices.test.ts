@@ -8,7 +8,7 @@ import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fakeA100, serverEnv } from './fake-nvidia-smi.ts';
-import { browserSkipReason, REPO, screenshot, serveAndBrowse, showView, tempDir } from './helpers.ts';
+import { browserSkipReason, REPO, screenshot, serveAndBrowse, tempDir } from './helpers.ts';
 
 const skip = browserSkipReason();
 const CUDA3 = join(REPO, 'test', 'fixtures', 'torch', 'cuda3_single.pt');

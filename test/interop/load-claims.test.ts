@@ -11,7 +11,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { LoadClaims } from '../../shared/inspect.ts';
-import { openCheckpoint } from '../../main/checkpoint/open-checkpoint.ts';
+import { openCheckpoint } from '../../main/inputs/open-checkpoint.ts';
 import { CORPUS_DIR, sharedSkipReason } from '../helpers/shared-dir.ts';
 import { FIXTURES, IN_CI, PY, REPO, torchSkipReason } from './helpers.ts';
 

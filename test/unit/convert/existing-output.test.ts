@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describeExisting } from '../../../main/convert/existing-output.ts';
 import { outputFiles } from '../../../main/convert/plan.ts';
-import { SAMPLE, tempDir } from '../api/helpers.ts';
+import { SAMPLE, tempDir } from '../service/helpers.ts';
 
 const digits = path.join(SAMPLE, 'digits-cnn');
 
