@@ -4,6 +4,7 @@ import type { FormatReading } from '../formats/values/format-reading.ts';
 import { PyBytes, PyComplex, PyDict, PyFloat, PyGlobal, PyList, PyObject, PySet, PyTuple, pyRepr, type PyValue } from '../formats/values/python-values.ts';
 import { TorchStorage, TorchTensor } from '../formats/values/torch-values.ts';
 import { detectLayout } from './layout.ts';
+import { foldNumberedRuns } from './fold-runs.ts';
 import { asStateDict, findRoles, type Role } from './roles.ts';
 import { loadClaims } from './load-claims.ts';
 import { scanSecurity } from './security.ts';
@@ -115,7 +116,9 @@ export function summariseTree(key: string | number, v: PyValue, depth: number, w
   if (v instanceof PyDict) {
     const sd = asStateDict(v);
     if (sd && sd.some((e) => e.key.includes('.'))) {
-      return { key, type, summary: `state dict, ${sd.length} tensors`, children: keyTrie(sd.map((e) => [e.key, e.tensor] as const), width), ...(v.size > sd.length ? { more: v.size - sd.length } : {}) };
+      const trie = keyTrie(sd.map((e) => [e.key, e.tensor] as const), width);
+      const more = Math.max(0, trie.length - width) + (v.size - sd.length);
+      return { key, type, summary: `state dict, ${sd.length} tensors`, children: trie.slice(0, width), ...(more ? { more } : {}) };
     }
   }
   onPath.add(v as object);
@@ -128,7 +131,8 @@ export function summariseTree(key: string | number, v: PyValue, depth: number, w
 
 /**
  * Dotted state-dict keys folded into a tree on their dots (`module.` → `conv1.` → `weight`),
- * with single-child chains joined, so 10,000 keys read as a few dozen lines.
+ * with single-child chains joined and numbered runs folded (`layers.{0..1999}.`), so 10,000 keys
+ * read as a few dozen lines. The top level is not cut to `width`: the caller does that.
  */
 export function keyTrie(entries: readonly (readonly [string, TorchTensor])[], width: number): TreeNode[] {
   interface Trie { kids: Map<string, Trie>; tensor?: TorchTensor; count: number }
@@ -154,7 +158,7 @@ export function keyTrie(entries: readonly (readonly [string, TorchTensor])[], wi
       }
       if (n.tensor && n.kids.size === 0) nodes.push({ key: name, type: n.tensor.isParameter ? 'Parameter' : 'tensor', summary: `${n.tensor.dtype.name}[${n.tensor.shape.join(', ')}] ${n.tensor.device}` });
       else {
-        const kids = toNodes(n);
+        const kids = foldNumberedRuns(toNodes(n));
         const node: TreeNode = { key: `${name}.`, type: 'prefix', summary: `${n.count} tensors`, children: kids.slice(0, width) };
         if (kids.length > width) node.more = kids.length - width;
         nodes.push(node);
@@ -162,6 +166,5 @@ export function keyTrie(entries: readonly (readonly [string, TorchTensor])[], wi
     }
     return nodes;
   };
-  const all = toNodes(root);
-  return all;
+  return foldNumberedRuns(toNodes(root));
 }
