@@ -54,6 +54,13 @@ export interface SecurityReport {
   weightsOnlyLoadable: boolean;
 }
 
+export interface ScalarValue {
+  path: (string | number)[];
+  /** `int`, `float`, `str`, `bool`, `None`, `numpy.float64`, ... */
+  type: string;
+  text: string;
+}
+
 /** What loads a file in Python. Every field is what real torch does (test/interop/load-claims.test.ts). */
 export interface LoadClaims {
   /** `torch.load(f, weights_only=True)` loads it in torch 2.x */
@@ -108,6 +115,8 @@ export interface InspectReport {
   security: SecurityReport;
   tree: TreeNode;
   notes: string[];
+  /** non-tensor values (epoch, best_acc, lr), decoded; numpy scalars as their numbers */
+  values?: ScalarValue[];
   /** what loads the file in Python, checked against torch 1.13 and 2.x (see main/checkpoint/load-claims.ts) */
   loading?: LoadClaims;
   /** whether the device tags load on this machine as they are, and the fix if not (CLI `inspect`) */

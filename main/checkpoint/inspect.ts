@@ -5,6 +5,7 @@ import { PyBytes, PyComplex, PyDict, PyFloat, PyGlobal, PyList, PyObject, PySet,
 import { TorchStorage, TorchTensor } from '../formats/values/torch-values.ts';
 import { detectLayout } from './layout.ts';
 import { foldNumberedRuns } from './fold-runs.ts';
+import { numpyScalarText, scalarValues } from './scalar-values.ts';
 import { asStateDict, findRoles, type Role } from './roles.ts';
 import { loadClaims } from './load-claims.ts';
 import { scanSecurity } from './security.ts';
@@ -80,6 +81,8 @@ export function analyse(file: string, reading: FormatReading, opts: AnalyseOptio
   };
   // The pickle's globals alone do not say what torch.load does: the format decides first.
   report.loading = loadClaims(report, reading.pickleOpcodes);
+  const values = scalarValues(reading.root);
+  if (values.length) report.values = values;
   report.security.weightsOnlyLoadable = report.loading.weightsOnly;
   return { file, reading, tensors, roles, report, close: () => reading.close() };
 }
@@ -108,6 +111,8 @@ export function typeName(v: PyValue): string {
 export function summariseTree(key: string | number, v: PyValue, depth: number, width: number, onPath: Set<object>): TreeNode {
   const type = typeName(v);
   if (v instanceof TorchTensor) return { key, type, summary: `${v.dtype.name}[${v.shape.join(', ')}] ${v.device}` };
+  const numpy = numpyScalarText(v);
+  if (numpy) return { key, type: numpy.type, summary: numpy.text };
   const kids = v !== null && typeof v === 'object' && !(v instanceof PyGlobal) ? childrenOf(v) : [];
   if (kids.length === 0 || depth > 24 || onPath.has(v as object)) {
     const summary = v instanceof PyDict || v instanceof PyList || v instanceof PyTuple || v instanceof PySet ? (kids.length ? '…' : 'empty') : pyRepr(v);

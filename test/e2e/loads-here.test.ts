@@ -65,6 +65,20 @@ describe('loads on this machine', { skip: skip ?? false }, () => {
       assert.match(await page.getByTestId('loads-here').innerText(), /Load it with numpy\.load\(f\)/);
       assert.deepEqual(app.browser.problems, []);
     });
+    it('a training checkpoint shows its values: epoch, best_acc (a numpy scalar) and the optimizer\'s lr', { timeout: 60_000 }, async () => {
+      const { page } = app.browser;
+      await openByAddress(page, join(SAMPLE_DIR, 'checkpoint.pth.tar'));
+      const values = page.getByTestId('values');
+      await values.waitFor();
+      const rows = await values.getByTestId('value').allInnerTexts();
+      assert.ok(rows.includes('epoch 15 int'), rows.join(' | '));
+      assert.ok(rows.some((r) => /^best_acc 0\.98888885\d* numpy\.float64$/.test(r)), rows.join(' | '));
+      assert.ok(rows.includes('optimizer/param_groups/[0]/lr 0.003 float'), rows.join(' | '));
+      await values.getByRole('button', { name: /Show all \d+/ }).click();
+      assert.ok((await values.getByTestId('value').count()) > 6);
+      await screenshot(page, 'checkpoint-values-1024');
+      assert.deepEqual(app.browser.problems, []);
+    });
   });
 
   describe('a cuda:3 file on a 2-GPU machine', () => {
