@@ -24,7 +24,8 @@ const OPCODE_NAMES: Record<number, string> = { 0x95: 'FRAME', 0x4c: 'LONG', 0x49
 /** The first opcode the pickle used that torch's weights-only unpickler does not implement, or null. */
 export function unsupportedOpcode(opcodes: Uint8Array | undefined): string | null {
   if (!opcodes) return null;
-  for (let op = 0; op < 256; op++) if (opcodes[op] && !WEIGHTS_ONLY_OPCODES.has(op)) return `${OPCODE_NAMES[op] ?? 'opcode'} (0x${op.toString(16)})`;
+  // FRAME first: it follows PROTO, so it is the one torch stops at
+  for (const op of [0x95, ...Array.from({ length: 256 }, (_, i) => i)]) if (opcodes[op] && !WEIGHTS_ONLY_OPCODES.has(op)) return `${OPCODE_NAMES[op] ?? 'opcode'} (0x${op.toString(16)})`;
   return null;
 }
 

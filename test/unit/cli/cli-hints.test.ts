@@ -83,3 +83,9 @@ test('inspect prints a 10,000-key flat state dict in a few lines', (t) => {
   assert.match(r.stdout, /└─ layer\{0\.\.9999\}\.weight {2}10000 × float32\[2\] cpu\n$/);
   assert.ok(r.stdout.split('\n').length < 30, `${r.stdout.split('\n').length} lines`);
 });
+
+test('one tensor is "1 tensor in 1 storage"', () => {
+  const r = runCli(['inspect', new URL('../../fixtures/numpy/scalar.npy', import.meta.url).pathname, '--no-devices']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /^tensors {5}1 tensor in 1 storage, 8 B$/m);
+});
