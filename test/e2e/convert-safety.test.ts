@@ -6,17 +6,11 @@ import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import type { Page } from 'playwright-core';
-import { browserSkipReason, SAMPLE_DIR, screenshot, serveAndBrowse, showView, tempDir } from './helpers.ts';
+import { browserSkipReason, openByAddress, SAMPLE_DIR, screenshot, serveAndBrowse, showView, tempDir } from './helpers.ts';
 
 const skip = browserSkipReason();
 const TRAIN = join(SAMPLE_DIR, 'checkpoint.pth.tar');
 
-/** Opens a file through the address, as a bookmark or another tab would. */
-async function openByAddress(page: Page, view: string, file: string): Promise<void> {
-  await page.evaluate(`location.hash = ${JSON.stringify(`#/${view}?file=${encodeURIComponent(file)}`)}`);
-  await page.getByTestId('open-file').filter({ hasText: file.split('/').pop()! }).waitFor();
-}
 
 describe('convert form safety', { skip: skip ?? false }, () => {
   let dir: string;

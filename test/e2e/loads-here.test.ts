@@ -6,17 +6,12 @@ import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import type { Page } from 'playwright-core';
 import { fakeA100, serverEnv } from './fake-nvidia-smi.ts';
-import { browserSkipReason, REPO, SAMPLE_DIR, screenshot, serveAndBrowse, tempDir } from './helpers.ts';
+import { browserSkipReason, openByAddress, REPO, SAMPLE_DIR, screenshot, serveAndBrowse, tempDir } from './helpers.ts';
 
 const skip = browserSkipReason();
 const TORCH = join(REPO, 'test', 'fixtures', 'torch');
 
-async function openByAddress(page: Page, file: string): Promise<void> {
-  await page.evaluate(`location.hash = ${JSON.stringify(`#/checkpoint?file=${encodeURIComponent(file)}`)}`);
-  await page.getByTestId('open-file').filter({ hasText: file.split('/').pop()! }).waitFor();
-}
 
 describe('loads on this machine', { skip: skip ?? false }, () => {
   describe('a machine without NVIDIA GPUs', () => {
@@ -43,10 +38,11 @@ describe('loads on this machine', { skip: skip ?? false }, () => {
 
     it('TorchScript: weights_only=True refuses it, torch.jit.load loads it; no convert buttons', { timeout: 60_000 }, async () => {
       const { page } = app.browser;
-      await openByAddress(page, join(TORCH, 'torchscript.pt'));
+      await openByAddress(page, 'checkpoint', join(TORCH, 'torchscript.pt'));
+      // the top bar names the file at once; the panels follow when its report arrives
+      await page.getByRole('list', { name: 'Evidence' }).filter({ hasText: 'TorchScript module' }).waitFor();
       const wo = page.getByTestId('weights-only');
-      await wo.waitFor();
-      assert.equal(await wo.getAttribute('data-loads'), 'false');
+      await wo.and(page.locator('[data-loads="false"]')).waitFor();
       assert.match(await wo.innerText(), /torch\.load\(f, weights_only=True\) refuses it: a TorchScript archive: torch 2\.x refuses weights_only=True/);
       assert.match(await page.getByTestId('loads-with').innerText(), /Load it with torch\.jit\.load\(f, map_location='cpu'\)/);
       const here = page.getByTestId('loads-here');
@@ -57,7 +53,7 @@ describe('loads on this machine', { skip: skip ?? false }, () => {
 
     it('a numpy .npz: named arrays that numpy.load reads, not torch.load', { timeout: 60_000 }, async () => {
       const { page } = app.browser;
-      await openByAddress(page, join(SAMPLE_DIR, 'digits-test.npz'));
+      await openByAddress(page, 'checkpoint', join(SAMPLE_DIR, 'digits-test.npz'));
       const wo = page.getByTestId('weights-only');
       await wo.and(page.locator('[data-loads="false"]')).waitFor();
       assert.match(await wo.innerText(), /refuses it: a numpy \.npz archive, not a torch\.save file/);
@@ -67,7 +63,7 @@ describe('loads on this machine', { skip: skip ?? false }, () => {
     });
     it('a training checkpoint shows its values: epoch, best_acc (a numpy scalar) and the optimizer\'s lr', { timeout: 60_000 }, async () => {
       const { page } = app.browser;
-      await openByAddress(page, join(SAMPLE_DIR, 'checkpoint.pth.tar'));
+      await openByAddress(page, 'checkpoint', join(SAMPLE_DIR, 'checkpoint.pth.tar'));
       const values = page.getByTestId('values');
       await values.waitFor();
       const rows = await values.getByTestId('value').allInnerTexts();
