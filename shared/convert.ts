@@ -40,6 +40,16 @@ export interface OutputPlan {
   rank?: number;
   devices: DeviceChange[];
   exists: boolean;
+  /** what the file there holds now (the app's preview only), so replacing it names it */
+  holds?: ExistingOutput;
+}
+
+export interface ExistingOutput {
+  /** `a CPU state dict + optimizer state: 16 tensors on cpu`, or why it is not a checkpoint */
+  what: string;
+  bytes: number;
+  /** ISO time of the last modification */
+  modified: string;
 }
 
 export interface ConversionPlan {

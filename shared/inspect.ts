@@ -77,6 +77,27 @@ export interface SecurityReport {
   notes?: string[];
 }
 
+export interface ScalarValue {
+  path: (string | number)[];
+  /** `int`, `float`, `str`, `bool`, `None`, `numpy.float64`, ... */
+  type: string;
+  text: string;
+}
+
+/** What loads a file in Python. Every field is what real torch does (test/interop/load-claims.test.ts). */
+export interface LoadClaims {
+  /** `torch.load(f, weights_only=True)` loads it in torch 2.x */
+  weightsOnly: boolean;
+  /** plain `torch.load(f)` reads the file (given the classes it names), as opposed to another loader */
+  torchLoad: boolean;
+  /** the Python line that loads it */
+  how: string;
+  /** why `torch.load(f, weights_only=True)` refuses it, when it does */
+  why: string | null;
+  /** whether `ckpt convert` rewrites it (its device tags and keys) */
+  convertible: boolean;
+}
+
 export interface RoleInfo {
   kind: 'state-dict' | 'optimizer' | 'lightning' | 'module' | 'shard';
   path: (string | number)[];
@@ -117,6 +138,10 @@ export interface InspectReport {
   security: SecurityReport;
   tree: TreeNode;
   notes: string[];
+  /** non-tensor values (epoch, best_acc, lr), decoded; numpy scalars as their numbers */
+  values?: ScalarValue[];
+  /** what loads the file in Python, checked against torch 1.13 and 2.x (see main/checkpoint/load-claims.ts) */
+  loading?: LoadClaims;
   /** whether the device tags load on this machine as they are, and the fix if not (CLI `inspect`) */
   devicePlan?: DevicePlan;
 }

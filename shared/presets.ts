@@ -2,6 +2,7 @@
  * Conversion presets and custom rules: plain data shared by the CLI, the engine and the UI, so a
  * preview shows exactly what a conversion will do.
  */
+import { didYouMean } from './did-you-mean.ts';
 export type PresetName = 'cpu' | 'gpu' | 'dp' | 'ddp';
 
 export type Preset =
@@ -68,7 +69,7 @@ export const PRESETS: readonly PresetInfo[] = [
 /** `cpu`, `gpu`, `gpu:3`, `dp`, `ddp` (world size from `--world-size`). */
 export function parsePreset(text: string, worldSize = 1): Preset | string {
   const m = /^(cpu|gpu|dp|ddp)(?::(\d+))?$/.exec(text.trim());
-  if (!m) return `unknown preset '${text}'; use cpu, gpu[:K], dp or ddp`;
+  if (!m) return `unknown preset '${text}'${didYouMean(text.trim().replace(/:\d+$/, ''), ['cpu', 'gpu', 'dp', 'ddp'])}; use cpu, gpu[:K], dp or ddp`;
   const [, name, idx] = m;
   if (name === 'gpu') return { name: 'gpu', index: idx === undefined ? 0 : Number(idx) };
   if (idx !== undefined) return `preset ${name} takes no index (only gpu:K does)`;

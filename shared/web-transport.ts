@@ -31,7 +31,7 @@ export const API_PREFIX = '/api/';
 export const EVENTS_PATH = '/api/events';
 /** the query parameter of the first page load */
 export const TOKEN_QUERY = 'token';
-/** the HttpOnly cookie the server sets from it */
+/** the HttpOnly cookie the server sets from it: `ckpt_token_<port>`, the port the browser used (see tokenCookieName) */
 export const TOKEN_COOKIE = 'ckpt_token';
 /** what `ckpt serve` prints first on stdout, followed by the URL with the token */
 export const STARTUP_PREFIX = 'Checkpoint Workstation: ';

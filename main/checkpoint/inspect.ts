@@ -4,9 +4,12 @@ import type { FormatReading } from '../formats/values/format-reading.ts';
 import { PyBytes, PyComplex, PyDict, PyFloat, PyGlobal, PyList, PyObject, PySet, PyTuple, pyRepr, type PyValue } from '../formats/values/python-values.ts';
 import { TorchStorage, TorchTensor } from '../formats/values/torch-values.ts';
 import { detectLayout } from './layout.ts';
+import { foldNumberedRuns } from './fold-runs.ts';
+import { numpyScalarText, scalarValues } from './scalar-values.ts';
 import { asStateDict, findRoles, type Role } from './roles.ts';
 import * as fs from 'node:fs';
 import type { SecurityReport } from '../../shared/inspect.ts';
+import { loadClaims } from './load-claims.ts';
 import { scanSecurity, securityOfPath } from './security.ts';
 import { childrenOf, walkTensors, type TensorAt } from './tree.ts';
 
@@ -64,6 +67,8 @@ export function analyse(file: string, reading: FormatReading, opts: AnalyseOptio
     };
   });
   const layout = detectLayout({ tensors: tensors.map((x) => x.tensor), roles, fileName: path.basename(file), ...(opts.familyRank !== undefined ? { familyRank: opts.familyRank } : {}) });
+  // numpy files hold named arrays: torch.load never reads them, so "state dict" would mislead
+  if (reading.format === 'npz' || reading.format === 'npy') layout.evidence = layout.evidence.map((e) => e.replace(/^state dict /, 'named numpy arrays '));
   const roleInfos: RoleInfo[] = roles.map((r) => ({ kind: r.kind, path: r.path, ...(r.entries ? { keys: r.entries.length } : {}), ...(r.className ? { className: r.className } : {}), ...(r.note ? { note: r.note } : {}) }));
   const modules = roles.filter((r) => r.kind === 'module').map((r) => ({ path: r.path, className: r.className ?? '', keys: (r.entries ?? []).map((e) => e.key) }));
   const notes = [...reading.notes];
@@ -81,6 +86,11 @@ export function analyse(file: string, reading: FormatReading, opts: AnalyseOptio
     tree: summariseTree('', reading.root, 0, opts.treeWidth ?? 64, new Set()),
     notes,
   };
+  // The pickle's globals alone do not say what torch.load does: the format decides first.
+  report.loading = loadClaims(report, reading.pickleOpcodes);
+  const values = scalarValues(reading.root);
+  if (values.length) report.values = values;
+  report.security.weightsOnlyLoadable = report.loading.weightsOnly;
   return { file, reading, tensors, roles, report, close: () => reading.close() };
 }
 
@@ -115,6 +125,8 @@ export function summariseTree(key: string | number, v: PyValue, depth: number, w
   budget.left--;
   const type = typeName(v);
   if (v instanceof TorchTensor) return { key, type, summary: `${v.dtype.name}[${v.shape.join(', ')}] ${v.device}` };
+  const numpy = numpyScalarText(v);
+  if (numpy) return { key, type: numpy.type, summary: numpy.text };
   const kids = v !== null && typeof v === 'object' && !(v instanceof PyGlobal) ? childrenOf(v) : [];
   if (kids.length === 0 || depth > 24 || onPath.has(v as object) || budget.left <= 0) {
     const summary = v instanceof PyDict || v instanceof PyList || v instanceof PyTuple || v instanceof PySet ? (kids.length ? '…' : 'empty') : pyRepr(v);
@@ -123,7 +135,9 @@ export function summariseTree(key: string | number, v: PyValue, depth: number, w
   if (v instanceof PyDict) {
     const sd = asStateDict(v);
     if (sd && sd.some((e) => e.key.includes('.'))) {
-      return { key, type, summary: `state dict, ${sd.length} tensors`, children: keyTrie(sd.map((e) => [e.key, e.tensor] as const), width), ...(v.size > sd.length ? { more: v.size - sd.length } : {}) };
+      const trie = keyTrie(sd.map((e) => [e.key, e.tensor] as const), width);
+      const more = Math.max(0, trie.length - width) + (v.size - sd.length);
+      return { key, type, summary: `state dict, ${sd.length} tensors`, children: trie.slice(0, width), ...(more ? { more } : {}) };
     }
   }
   onPath.add(v as object);
@@ -136,7 +150,8 @@ export function summariseTree(key: string | number, v: PyValue, depth: number, w
 
 /**
  * Dotted state-dict keys folded into a tree on their dots (`module.` → `conv1.` → `weight`),
- * with single-child chains joined, so 10,000 keys read as a few dozen lines.
+ * with single-child chains joined and numbered runs folded (`layers.{0..1999}.`), so 10,000 keys
+ * read as a few dozen lines. The top level is not cut to `width`: the caller does that.
  */
 export function keyTrie(entries: readonly (readonly [string, TorchTensor])[], width: number): TreeNode[] {
   interface Trie { kids: Map<string, Trie>; tensor?: TorchTensor; count: number }
@@ -162,7 +177,7 @@ export function keyTrie(entries: readonly (readonly [string, TorchTensor])[], wi
       }
       if (n.tensor && n.kids.size === 0) nodes.push({ key: name, type: n.tensor.isParameter ? 'Parameter' : 'tensor', summary: `${n.tensor.dtype.name}[${n.tensor.shape.join(', ')}] ${n.tensor.device}` });
       else {
-        const kids = toNodes(n);
+        const kids = foldNumberedRuns(toNodes(n));
         const node: TreeNode = { key: `${name}.`, type: 'prefix', summary: `${n.count} tensors`, children: kids.slice(0, width) };
         if (kids.length > width) node.more = kids.length - width;
         nodes.push(node);
@@ -170,6 +185,5 @@ export function keyTrie(entries: readonly (readonly [string, TorchTensor])[], wi
     }
     return nodes;
   };
-  const all = toNodes(root);
-  return all;
+  return foldNumberedRuns(toNodes(root));
 }

@@ -64,7 +64,8 @@ export function detectLayout(input: LayoutInput): LayoutVerdict {
 
   if (primary) {
     const where = primary.path.length ? `at ${primary.path.join('/')}` : 'at the top level';
-    evidence.push(`${primary.kind === 'module' ? `whole pickled module ${primary.className}` : 'state dict'} ${where} with ${keys.length} keys`);
+    const container = primary.kind !== 'module' ? 'state dict' : `${primary.note === 'TorchScript module' ? 'TorchScript module' : 'whole pickled module'} ${primary.className}`;
+    evidence.push(`${container} ${where} with ${keys.length} ${keys.length === 1 ? 'key' : 'keys'}`);
   }
   if (prefixes.length) evidence.push(`every key starts with ${prefixes.map((p) => `'${p}'`).join(' then ')}`);
   evidence.push(`weights on ${tags.map((t) => `${t} (${deciding[t]})`).join(', ') || 'no device'}`);

@@ -27,8 +27,9 @@ presets
   ddp              one 'module.' prefix, rank r on cuda:r; --world-size N writes N files
 
 options
-  -o, --output P         output file (a folder when converting a folder)
-  --world-size N         ranks for the ddp preset (files <name>.rank<r>.pth)
+  -o, --output P         output file; without it, beside the input as <name>.<preset><ext>
+                         (model.pt → model.cpu.pt). Converting a folder needs -o <folder>
+  --world-size N         ranks for the ddp preset (files <name>.rank<r>.pth); default 1
   --strip-prefix P       remove P from the start of keys (repeatable)
   --add-prefix P         add P to the start of every key
   --rename 'RE=>SUB'     regex rename of keys (repeatable)
@@ -63,6 +64,8 @@ interface Parsed {
   shard?: { index: number; count: number };
   /** --fit TARGET */
   fit?: string;
+  /** said on stderr before anything runs (defaults the user did not choose) */
+  notes: string[];
 }
 
 export function parseConvertArgs(args: string[]): Parsed | 'help' {
@@ -78,12 +81,14 @@ export function parseConvertArgs(args: string[]): Parsed | 'help' {
     },
   });
   if (values.help) return 'help';
+  const notes: string[] = [];
   if (positionals.length !== 1) fail('usage', 'convert takes one file or folder: ckpt convert <file|folder> --preset cpu');
   const usage = (msg: string): never => fail('usage', msg);
   const worldSize = values['world-size'] !== undefined ? Number(values['world-size']) : 1;
   if (values['world-size'] !== undefined && values.preset !== 'ddp') usage('--world-size goes with --preset ddp');
   const preset = values.preset !== undefined ? parsePreset(values.preset, worldSize) : null;
   if (typeof preset === 'string') usage(preset);
+  if (preset !== null && typeof preset !== 'string' && preset.name === 'ddp' && values['world-size'] === undefined) notes.push("--preset ddp without --world-size writes 1 rank (rank 0 on cuda:0, 'module.' keys); add --world-size N for N rank files");
   const renames = (values.rename ?? []).map((r) => {
     const p = parseRename(r);
     return typeof p === 'string' ? usage(p) : p;
@@ -121,7 +126,7 @@ export function parseConvertArgs(args: string[]): Parsed | 'help' {
     if (!m || Number(m[1]) < 1 || Number(m[1]) > Number(m[2])) usage('--shard takes I/N with 1 ≤ I ≤ N, e.g. --shard 3/8');
     shard = { index: Number(m![1]), count: Number(m![2]) };
   }
-  return { input: positionals[0]!, output: values.output ?? null, rules, force: !!values.force, jobs, dryRun: !!values['dry-run'], json: !!values.json, ...(shard ? { shard } : {}) };
+  return { input: positionals[0]!, output: values.output ?? null, rules, force: !!values.force, jobs, dryRun: !!values['dry-run'], json: !!values.json, notes, ...(shard ? { shard } : {}) };
 }
 
 export async function runConvert(args: string[], io: CliIO): Promise<number> {
@@ -130,6 +135,7 @@ export async function runConvert(args: string[], io: CliIO): Promise<number> {
     io.stdout(CONVERT_HELP + '\n');
     return 0;
   }
+  for (const n of p.notes) io.stderr(`note: ${n}\n`);
   let st: fs.Stats;
   try {
     st = fs.statSync(p.input);

@@ -2,7 +2,7 @@ import type { ConversionPlan, ConversionReport } from '../../shared/convert.ts';
 import { LAYOUT_TITLES } from '../../shared/layout-names.ts';
 import { PRESETS } from '../../shared/presets.ts';
 import type { BatchItem, BatchSummary } from '../jobs/batch.ts';
-import { formatBytes, type Style } from './format-text.ts';
+import { formatBytes, plural, type Style } from './format-text.ts';
 
 /** The plan as the dry run prints it: what each rule will do, before anything is written. */
 export function renderPlan(plan: ConversionPlan, s: Style, detailed: boolean): string {
@@ -18,7 +18,7 @@ export function renderPlan(plan: ConversionPlan, s: Style, detailed: boolean): s
     const changed = sd.keys.filter((k) => k.to !== null && k.to !== k.from);
     const dropped = sd.keys.filter((k) => k.to === null);
     const where = sd.path.length ? ` at ${sd.path.join('/')}` : '';
-    row('keys', `${sd.keys.length} keys${where}: ${changed.length} renamed, ${dropped.length} dropped, ${sd.keys.length - changed.length - dropped.length} unchanged${prefixChange(sd.stripped, sd.added)}`);
+    row('keys', `${plural(sd.keys.length, 'key')}${where}: ${changed.length} renamed, ${dropped.length} dropped, ${sd.keys.length - changed.length - dropped.length} unchanged${prefixChange(sd.stripped, sd.added)}`);
     const show = detailed ? 8 : 2;
     for (const k of [...changed.slice(0, show), ...dropped.slice(0, show)]) lines.push(`          ${k.from} ${s.dim('→')} ${k.to ?? s.red('(dropped)')}`);
     if (changed.length + dropped.length > 2 * show) lines.push(s.dim(`          … ${changed.length + dropped.length - Math.min(changed.length, show) - Math.min(dropped.length, show)} more`));
@@ -39,7 +39,7 @@ export function renderPlan(plan: ConversionPlan, s: Style, detailed: boolean): s
 export function renderReport(r: ConversionReport, s: Style): string {
   const lines = [renderPlan(r.plan, s, false).trimEnd()];
   for (const o of r.outputs) {
-    const verdict = o.verified ? s.green(`verified: ${o.tensors} tensors, CRC-32 of ${o.storages} storages equal to the source`) : s.red(`NOT verified: ${o.mismatch}`);
+    const verdict = o.verified ? s.green(`verified: ${plural(o.tensors, 'tensor')}, CRC-32 of ${plural(o.storages, 'storage')} equal to the source`) : s.red(`NOT verified: ${o.mismatch}`);
     lines.push(`${s.bold('written'.padEnd(9))} ${o.file}  ${formatBytes(o.bytes)}  ${verdict}`);
   }
   const preset = r.plan.rules.preset;

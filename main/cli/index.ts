@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { didYouMean } from '../../shared/did-you-mean.ts';
 import { asCheckpointError, CheckpointError, fail } from '../errors.ts';
 import { runDevicesCommand } from './devices-command.ts';
 import { CONVERT_HELP, runConvert } from './convert-command.ts';
@@ -23,11 +24,19 @@ commands
   fit <checkpoint> <target>     will it load into my model? torch's complaints and the rules that fix them
   diff <a> <b> [--json]         what changed between two checkpoints
   devices [--json]              this machine's GPUs and topology (nvidia-smi)
+  serve [--port N] [--token T]  the app in a web browser (for a GPU server: open it through ssh -L)
   help [command]                this text, or a command's
 
 Errors print one line and exit with code 2. Run \`ckpt <command> --help\` for details.`;
 
-const COMMANDS: Record<string, { run: (args: string[], io: CliIO) => Promise<number>; help: string }> = {
+interface Command {
+  run: (args: string[], io: CliIO) => Promise<number>;
+  help: string;
+  /** the command's full help (its options), loaded only to suggest a mistyped option */
+  fullHelp?: () => Promise<string>;
+}
+
+const COMMANDS: Record<string, Command> = {
   inspect: { run: runInspect, help: INSPECT_HELP },
   scan: { run: runScan, help: SCAN_HELP },
   convert: { run: runConvert, help: CONVERT_HELP },
@@ -35,12 +44,21 @@ const COMMANDS: Record<string, { run: (args: string[], io: CliIO) => Promise<num
     run: (args, io) => runDevicesCommand(args, { stdout: io.stdout, stderr: io.stderr }),
     help: 'ckpt devices [--json]\n\nLists GPUs, memory, utilisation and the topology matrix from nvidia-smi.',
   },
-  serve: { run: async (args, io) => (await import('./serve-command.ts')).runServe(args, io), help: 'ckpt serve [--port N] [--host 127.0.0.1] [--no-open]\n\nServes the app to a web browser; prints the URL with its token. `ckpt serve --help` for more.' },
-  verify: { run: async (args, io) => (await import('./verify-command.ts')).runVerifyCommand(args, io), help: 'ckpt verify --model graph.onnx --data <test set> <checkpoint> [--against <other>]\n\nRuns the ONNX graph with the checkpoint\'s weights on a test set: accuracy, and a PASS/WARN/FAIL comparison. `ckpt verify --help` for more.' },
+  serve: { run: async (args, io) => (await import('./serve-command.ts')).runServe(args, io), help: 'ckpt serve [--port N] [--host 127.0.0.1] [--token T] [--allow-host NAME] [--no-open]\n\nServes the app to a web browser; prints the URL with its token. `ckpt serve --help` for more.', fullHelp: async () => (await import('./serve-command.ts')).SERVE_HELP },
+  verify: { run: async (args, io) => (await import('./verify-command.ts')).runVerifyCommand(args, io), help: 'ckpt verify --model graph.onnx --data <test set> <checkpoint> [--against <other>]\n\nRuns the ONNX graph with the checkpoint\'s weights on a test set: accuracy, and a PASS/WARN/FAIL comparison. `ckpt verify --help` for more.', fullHelp: async () => (await import('./verify-command.ts')).VERIFY_HELP },
   fit: { run: async (args, io) => (await import('./fit-command.ts')).runFit(args, io), help: 'ckpt fit <checkpoint> <target> [--json]\n\nWhat load_state_dict(strict=True) would say, the rules that make it load, and what it says after them. `ckpt fit --help` for more.' },
   diff: { run: async (args, io) => (await import('./diff-command.ts')).runDiff(args, io), help: 'ckpt diff <a> <b> [--json] [--exact-keys]\n\nWhat changed between two checkpoints, tensor by tensor. `ckpt diff --help` for more.' },
-  reshard: { run: async (args, io) => (await import('./reshard-command.ts')).runReshard(args, io), help: 'ckpt reshard <input...> --to single|ranks:N|dcp[:N]|shards[:SIZE] -o OUT\n\nRe-shards a checkpoint between rank files, DCP folders, shard sets and single torch or safetensors files; every output is verified. `ckpt reshard --help` for more.' },
+  reshard: { run: async (args, io) => (await import('./reshard-command.ts')).runReshard(args, io), help: 'ckpt reshard <input...> --to single|ranks:N|dcp[:N]|shards[:SIZE] -o OUT\n\nRe-shards a checkpoint between rank files, DCP folders, shard sets and single torch or safetensors files; every output is verified. `ckpt reshard --help` for more.', fullHelp: async () => (await import('./reshard-command.ts')).RESHARD_HELP },
 };
+
+/** For node:util's "Unknown option '--presett'": the command's closest option, from its help text. */
+async function optionHint(message: string, cmd: string | undefined): Promise<string> {
+  const unknown = /^Unknown option '(--?[\w-]+)/.exec(message)?.[1];
+  const c = cmd ? COMMANDS[cmd] : undefined;
+  if (!unknown || !c) return '';
+  const help = c.fullHelp ? await c.fullHelp() : c.help;
+  return didYouMean(unknown, [...new Set(help.match(/--[a-z][\w-]*/g) ?? [])]);
+}
 
 export async function main(argv: string[], io: CliIO): Promise<number> {
   const [cmd, ...rest] = argv;
@@ -55,11 +73,11 @@ export async function main(argv: string[], io: CliIO): Promise<number> {
       return 0;
     }
     const c = COMMANDS[cmd];
-    if (!c) fail('usage', `unknown command '${cmd}'; run \`ckpt help\` for the list`);
+    if (!c) fail('usage', `unknown command '${cmd}'${didYouMean(cmd, Object.keys(COMMANDS))}; run \`ckpt help\` for the list`);
     return await c.run(rest, io);
   } catch (e) {
     const parseError = e instanceof TypeError && (e as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS');
-    const err = parseError ? new CheckpointError('usage', `${e.message.split(/[.\n]/)[0]}; run \`ckpt help ${cmd}\``) : asCheckpointError(e);
+    const err = parseError ? new CheckpointError('usage', `${e.message.split(/[.\n]/)[0]}${await optionHint(e.message, cmd)}; run \`ckpt help ${cmd}\``) : asCheckpointError(e);
     io.stderr(`ckpt: ${err.kind === 'usage' ? 'usage' : 'error'}: ${err.message}\n`);
     if (err.details) io.stderr(`details:\n${err.details.replace(/^/gm, '  ').trimEnd()}\n`);
     if (process.env['CKPT_DEBUG'] && e instanceof Error) io.stderr(`${e.stack}\n`);

@@ -5,7 +5,7 @@ import { openCheckpoint } from '../inputs/open-checkpoint.ts';
 import { readDevices } from '../devices/read-devices.ts';
 import { devicePlanFor } from './devices-command.ts';
 import { fail } from '../errors.ts';
-import { formatBytes, makeStyle, type Style } from './format-text.ts';
+import { formatBytes, makeStyle, plural, type Style } from './format-text.ts';
 import type { CliIO } from './io.ts';
 
 export const INSPECT_HELP = `ckpt inspect <file|DCP folder> [--json]
@@ -59,7 +59,7 @@ export function renderInspect(r: InspectReport, s: Style): string {
   const roles = r.roles.map((x) => `${x.kind}${x.path.length ? ` at ${x.path.join('/')}` : ''}${x.className ? ` (${x.className})` : ''}${x.note ? ` [${x.note}]` : ''}`);
   if (roles.length) row('contains', roles.slice(0, 6).join('; ') + (roles.length > 6 ? `; +${roles.length - 6} more` : ''));
   const t = r.totals;
-  row('tensors', `${t.tensors} tensors in ${t.storages} storages, ${formatBytes(t.storageBytes)}`);
+  row('tensors', `${plural(t.tensors, 'tensor')} in ${plural(t.storages, 'storage')}, ${formatBytes(t.storageBytes)}`);
   sub(`by dtype   ${Object.entries(t.byDtype).map(([k, v]) => `${k} ${v.tensors} (${formatBytes(v.bytes)})`).join(' · ')}`);
   sub(`by device  ${Object.entries(t.byDevice).map(([k, v]) => `${k} ${v.tensors} (${formatBytes(v.bytes)})`).join(' · ')}`);
   const shared = r.tensors.filter((x) => x.shared).length;
@@ -72,11 +72,19 @@ export function renderInspect(r: InspectReport, s: Style): string {
     sub((g.class === 'dangerous' ? s.red : s.yellow)(`${g.class === 'dangerous' ? '!!' : '? '} ${g.name}${g.calls ? ` (called ${g.calls}x)` : ''}: ${g.reason}`));
     if (g.class === 'dangerous' && g.example) sub(s.red(`   would run: ${g.example}`));
   }
+  const load = r.loading;
+  if (load) {
+    row('loads', load.how);
+    if (load.why) sub(s.dim(`weights_only=True refuses it: ${load.why}`));
+  }
   const plan = r.devicePlan;
   if (plan) {
     row('here', plan.loadsAsIs === false ? s.yellow(plan.summary) : plan.summary);
     for (const t of plan.tags.filter((x) => x.loads === false)) sub(s.yellow(`${t.tag}: ${t.reason}`));
-    if (plan.fix) {
+    if (plan.fix && load && !load.convertible) {
+      // ckpt convert refuses this format: the fix is the loader's own map_location
+      if (load.how.includes('map_location')) sub(`fix: ${load.how}`);
+    } else if (plan.fix) {
       const opts = plan.fix.preset ? `--preset ${plan.fix.preset}` : Object.entries(plan.fix.remap ?? {}).map(([a, b]) => `--map-location ${a}=${b}`).join(' ');
       sub(`fix: ckpt convert ${JSON.stringify(r.file)} ${opts} -o <out>`);
     }

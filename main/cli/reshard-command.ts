@@ -1,4 +1,5 @@
 import { parseArgs } from 'node:util';
+import { didYouMean } from '../../shared/did-you-mean.ts';
 import { parsePreset, type Preset } from '../../shared/presets.ts';
 import type { ReshardFormat, ReshardReport, ReshardRequest, ReshardTarget, ShardLayout } from '../../shared/reshard.ts';
 import { CheckpointError, fail } from '../errors.ts';
@@ -66,7 +67,8 @@ export function parseReshardArgs(args: string[]): ReshardRequest & { json: boole
   else if ((m = /^ranks:(\d+)$/.exec(to))) target = { kind: 'ranks', count: Number(m[1]) };
   else if ((m = /^dcp(?::(\d+))?$/.exec(to))) target = { kind: 'dcp', ranks: m[1] ? Number(m[1]) : 1 };
   else if ((m = /^shards(?::(.+))?$/.exec(to))) target = { kind: 'shards', maxShardBytes: m[1] ? size(m[1]) : values['max-shard-size'] ? size(values['max-shard-size']) : DEFAULT_MAX_SHARD_BYTES };
-  else return usage(`--to ${to}: use single, ranks:N, dcp[:N] or shards[:SIZE]`);
+  else if (to === 'ranks') return usage('--to ranks needs the number of ranks: --to ranks:N, e.g. --to ranks:2');
+  else return usage(`--to ${to}${didYouMean(to.replace(/:.*$/, ''), ['single', 'ranks', 'dcp', 'shards'])}: use single, ranks:N, dcp[:N] or shards[:SIZE]`);
   if ((target.kind === 'ranks' && (target.count < 1 || target.count > 4096)) || (target.kind === 'dcp' && (target.ranks < 1 || target.ranks > 4096))) usage('the rank count must be 1 to 4096');
   if (values['max-shard-size'] !== undefined && target.kind !== 'shards') usage('--max-shard-size goes with --to shards');
   const output = values.output ?? usage('say where to write: -o <file or folder>');

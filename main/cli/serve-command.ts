@@ -12,15 +12,24 @@ import { startWebServer, type WebServer } from '../server/web-server.ts';
 import type { CliIO } from './io.ts';
 
 export const DEFAULT_PORT = 7860;
+/** a token the user chooses: long enough not to be guessed over a tunnel */
+export const MIN_TOKEN_LENGTH = 16;
 
-export const SERVE_HELP = `usage: ckpt serve [--port N] [--host 127.0.0.1] [--no-open]
+export const SERVE_USAGE = 'usage: ckpt serve [--port N] [--host 127.0.0.1] [--token T] [--allow-host NAME] [--no-open]';
+
+export const SERVE_HELP = `${SERVE_USAGE}
 
 Serves the app to a web browser: the same UI as the desktop app, for machines without a
-display (open it through an SSH tunnel: ssh -L ${DEFAULT_PORT}:127.0.0.1:${DEFAULT_PORT} host).
+display. Open it through an SSH tunnel on any local port, e.g.
+  ssh -L 8888:127.0.0.1:${DEFAULT_PORT} gpu-box     then http://127.0.0.1:8888/?token=TOKEN
 
-  --port N      listen on port N (default ${DEFAULT_PORT}, or a free one if it is taken; 0: a free one)
-  --host ADDR   listen on ADDR (default 127.0.0.1; anything else exposes your files to the network)
-  --no-open     do not open a browser
+  --port N           listen on port N (default ${DEFAULT_PORT}, or a free one if it is taken; 0: a free one)
+  --host ADDR        listen on ADDR (default 127.0.0.1; anything else exposes your files to the network)
+  --token T          the session token (default: the CKPT_TOKEN environment variable, else a new
+                     random one each start); at least ${MIN_TOKEN_LENGTH} of A-Z a-z 0-9 _ -
+  --allow-host NAME  also accept requests addressed to NAME (or NAME:PORT), e.g. a reverse
+                     proxy's name; repeatable. Loopback names are accepted on any port.
+  --no-open          do not open a browser
 
 The first line on stdout is the URL to open, with its session token:
   ${STARTUP_PREFIX}http://127.0.0.1:PORT/?token=TOKEN`;
@@ -31,7 +40,7 @@ export interface ServeOptions {
 }
 
 export async function runServe(args: string[], io: CliIO, opts: ServeOptions = {}): Promise<number> {
-  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { port: { type: 'string' }, host: { type: 'string' }, 'no-open': { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } });
+  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { port: { type: 'string' }, host: { type: 'string' }, token: { type: 'string' }, 'allow-host': { type: 'string', multiple: true }, 'no-open': { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } });
   if (values.help) {
     io.stdout(SERVE_HELP + '\n');
     return 0;
@@ -46,7 +55,12 @@ export async function runServe(args: string[], io: CliIO, opts: ServeOptions = {
       `WARNING: and learns the token can read and write your files. Prefer --host 127.0.0.1 and an SSH tunnel.\n`);
   }
 
-  const server = await listen(host, port, values.port !== undefined, io);
+  const token = chosenToken(values.token, process.env['CKPT_TOKEN']);
+  const allowHosts = values['allow-host'] ?? [];
+  for (const name of allowHosts) {
+    if (!/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?$/.test(name)) fail('usage', `--allow-host takes a host name such as ckpt.example.org or ckpt.example.org:443 (got '${name.slice(0, 100)}')`);
+  }
+  const server = await listen({ host, port, allowHosts, ...(token !== undefined ? { token } : {}) }, values.port !== undefined, io);
   // The handlers go in before the URL is printed: whoever reads the URL may stop the server at
   // once, and a SIGTERM that arrived before them would kill the process without a clean stop.
   const stopped = new Promise<void>((resolve) => {
@@ -75,14 +89,24 @@ export async function runServe(args: string[], io: CliIO, opts: ServeOptions = {
   return 0;
 }
 
+/** `--token`, else `CKPT_TOKEN`, else undefined (a new random one). */
+function chosenToken(flag: string | undefined, env: string | undefined): string | undefined {
+  const [token, from] = flag !== undefined ? [flag, '--token'] : env ? [env, 'CKPT_TOKEN'] : [undefined, ''];
+  if (token !== undefined && !new RegExp(`^[A-Za-z0-9_-]{${MIN_TOKEN_LENGTH},512}$`).test(token)) {
+    fail('usage', `${from} must be at least ${MIN_TOKEN_LENGTH} characters of A-Z a-z 0-9 _ - (got ${token.length} characters${/[^A-Za-z0-9_-]/.test(token) ? ', some of them not allowed' : ''})`);
+  }
+  return token;
+}
+
 /** The default port falls back to a free one when taken; a port asked for does not. */
-async function listen(host: string, port: number, asked: boolean, io: CliIO): Promise<WebServer> {
+async function listen(opts: { host: string; port: number; token?: string; allowHosts: string[] }, asked: boolean, io: CliIO): Promise<WebServer> {
+  const { host, port } = opts;
   try {
-    return await startWebServer({ host, port });
+    return await startWebServer(opts);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'EADDRINUSE' && !asked) {
-      const server = await startWebServer({ host, port: 0 });
+      const server = await startWebServer({ ...opts, port: 0 });
       io.stderr(`port ${port} is taken; using port ${server.port} instead\n`);
       return server;
     }

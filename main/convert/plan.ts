@@ -75,7 +75,8 @@ export function outputFiles(source: string, output: string | null, rules: Conver
 }
 
 function defaultOutput(source: string, rules: ConversionRules): string {
-  const ext = path.extname(source);
+  // `checkpoint.pth.tar` (the ImageNet example's name) becomes `checkpoint.cpu.pth.tar`
+  const ext = /\.(pth?|bin)\.tar$/i.exec(source)?.[0] ?? path.extname(source);
   const tag = rules.preset ? presetText(rules.preset).replace(/[^\w:]+.*$/, '').replace(':', '') : 'converted';
   return `${source.slice(0, source.length - ext.length)}.${tag}${ext || '.pt'}`;
 }

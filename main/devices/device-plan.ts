@@ -138,7 +138,7 @@ export function planDevices(deviceCounts: Record<string, number>, reading: Devic
   const machine = describeMachine(reading, state);
   const total = plans.reduce((s, t) => s + t.tensors, 0);
   let summary: string;
-  if (loadsAsIs === true) summary = `All ${total} tensors load as saved: ${plans.map((t) => `${t.tag} → ${t.lands}`).join('; ')}.`;
+  if (loadsAsIs === true) summary = `${total === 1 ? 'The 1 tensor loads' : `All ${total} tensors load`} as saved: ${plans.map((t) => `${t.tag} → ${t.lands}`).join('; ')}.`;
   else {
     const bad = needing.map((t) => `${t.tag} (${t.tensors} tensor${t.tensors === 1 ? '' : 's'})`).join(', ');
     summary = `${bad} ${loadsAsIs === false ? 'will not load' : 'may not load'} here as saved. Fix: ${fix?.line ?? 'none'}`;

@@ -3,6 +3,7 @@ import type { ConversionPlan } from '../../shared/convert.ts';
 import type { ConversionRules } from '../../shared/presets.ts';
 import type { Checkpoint } from '../checkpoint/inspect.ts';
 import { previewConversion } from '../convert/convert-file.ts';
+import { describeExisting } from '../convert/existing-output.ts';
 import { planConversion, rulesFor } from '../convert/plan.ts';
 import { openCheckpoint } from '../inputs/open-checkpoint.ts';
 
@@ -23,7 +24,17 @@ interface Entry {
 export class PreviewCache {
   private entry: Entry | null = null;
 
+  /** The plan, with what each output that exists holds now. */
   preview(file: string, rules: ConversionRules, output: string | null): ConversionPlan {
+    const plan = this.plan(file, rules, output);
+    for (const o of plan.outputs) {
+      const holds = o.exists ? describeExisting(o.file) : null;
+      if (holds) o.holds = holds;
+    }
+    return plan;
+  }
+
+  private plan(file: string, rules: ConversionRules, output: string | null): ConversionPlan {
     const st = statOrNull(file);
     if (!st?.isFile()) {
       this.clear();

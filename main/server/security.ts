@@ -23,24 +23,64 @@ export function isLoopback(host: string): boolean {
 
 const isWildcard = (host: string): boolean => host === '0.0.0.0' || host === '::' || host === '[::]';
 
-/** `host:port` values a request's Host header may have for a server bound to `bindHost`. */
-export function allowedHosts(bindHost: string, port: number): Set<string> {
-  const names = new Set(['127.0.0.1', 'localhost', '[::1]']);
-  if (!isLoopback(bindHost)) {
+/**
+ * Which Host headers name this server. A browser that reaches it through a tunnel
+ * (`ssh -L 8888:127.0.0.1:7860`, VS Code's port forwarding) writes the tunnel's local port, so a
+ * server bound to loopback accepts the loopback names on any port: a DNS-rebinding page still
+ * sends its own name, which is refused. `allow` adds names a reverse proxy sends (`name` on any
+ * port, or `name:port`).
+ */
+export interface HostPolicy {
+  /** accepted `name:port` values */
+  exact: Set<string>;
+  /** names accepted with any port (or none) */
+  anyPort: Set<string>;
+}
+
+const LOOPBACK_NAMES = ['127.0.0.1', 'localhost', '[::1]'];
+
+const bracketed = (n: string): string => {
+  const bare = n.replace(/^\[|\]$/g, '');
+  return net.isIPv6(bare) ? `[${bare}]` : bare.toLowerCase();
+};
+
+/** `name[:port]` of a Host header, or null when it is not one. */
+export function splitHost(host: string): { name: string; port: string | null } | null {
+  const m = /^(\[[0-9a-f:.]+\]|[^:[\]]+)(?::(\d{1,5}))?$/i.exec(host);
+  return m ? { name: m[1]!.toLowerCase(), port: m[2] ?? null } : null;
+}
+
+export function allowedHosts(bindHost: string, port: number, allow: readonly string[] = []): HostPolicy {
+  const policy: HostPolicy = { exact: new Set(), anyPort: new Set() };
+  if (isLoopback(bindHost)) for (const n of LOOPBACK_NAMES) policy.anyPort.add(n);
+  else {
     const named = isWildcard(bindHost) ? [os.hostname(), ...Object.values(os.networkInterfaces()).flatMap((l) => (l ?? []).map((i) => i.address))] : [bindHost];
-    for (const n of named) names.add(net.isIPv6(n.replace(/^\[|\]$/g, '')) ? `[${n.replace(/^\[|\]$/g, '')}]` : n);
+    for (const n of [...LOOPBACK_NAMES, ...named]) policy.exact.add(`${bracketed(n)}:${port}`);
   }
-  return new Set([...names].map((n) => `${n.toLowerCase()}:${port}`));
+  for (const a of allow) {
+    const h = splitHost(a.trim());
+    if (!h) continue;
+    if (h.port) policy.exact.add(`${bracketed(h.name)}:${Number(h.port)}`);
+    else policy.anyPort.add(bracketed(h.name));
+  }
+  return policy;
+}
+
+export function hostAllowed(policy: HostPolicy, host: string): boolean {
+  const h = splitHost(host);
+  if (!h) return false;
+  return policy.anyPort.has(h.name) || (h.port !== null && policy.exact.has(`${h.name}:${Number(h.port)}`));
 }
 
 export type Verdict = { ok: true } | { ok: false; status: 401 | 403; message: string };
 
-export function checkRequest(req: IncomingMessage, token: string, hosts: Set<string>, url: URL): Verdict {
+export function checkRequest(req: IncomingMessage, token: string, hosts: HostPolicy, url: URL): Verdict {
   const host = (req.headers.host ?? '').toLowerCase();
-  if (!hosts.has(host)) return { ok: false, status: 403, message: `refused: Host '${host.slice(0, 100)}' is not this server` };
+  if (!hostAllowed(hosts, host)) return { ok: false, status: 403, message: `refused: Host '${host.slice(0, 100)}' is not this server (serve it under that name with --allow-host NAME)` };
   const origin = req.headers.origin;
-  if (origin !== undefined && origin !== `http://${host}`) return { ok: false, status: 403, message: `refused: requests from ${origin.slice(0, 100)} are not allowed` };
-  if (!hasToken(req, token, url)) return { ok: false, status: 401, message: 'this server needs its token: open the URL that `ckpt serve` printed' };
+  // A reverse proxy in front may speak https; the origin must still be the host it came through.
+  if (origin !== undefined && origin !== `http://${host}` && origin !== `https://${host}`) return { ok: false, status: 403, message: `refused: requests from ${origin.slice(0, 100)} are not allowed` };
+  if (!hasToken(req, token, host, url)) return { ok: false, status: 401, message: 'this server needs its token: open the URL that `ckpt serve` printed' };
   return { ok: true };
 }
 
@@ -59,15 +99,25 @@ export function cookieValue(header: string | undefined, name: string): string | 
   return undefined;
 }
 
-function hasToken(req: IncomingMessage, token: string, url: URL): boolean {
-  const auth = req.headers.authorization;
-  const bearer = auth?.startsWith('Bearer ') ? auth.slice('Bearer '.length).trim() : undefined;
-  return same(bearer, token) || same(cookieValue(req.headers.cookie, TOKEN_COOKIE), token) || same(url.searchParams.get(TOKEN_QUERY) ?? undefined, token);
+/**
+ * The cookie's name for the address the browser used. Browsers keep cookies per host name, not
+ * per port, so two servers (or two tunnels) on one name would overwrite each other's cookie;
+ * the port in the name keeps them apart, as Jupyter does (`username-localhost-8888`).
+ */
+export function tokenCookieName(host: string): string {
+  const port = splitHost(host)?.port;
+  return port ? `${TOKEN_COOKIE}_${Number(port)}` : TOKEN_COOKIE;
 }
 
-/** The cookie that carries the token after the first page load. */
-export function tokenCookie(token: string): string {
-  return `${TOKEN_COOKIE}=${token}; HttpOnly; SameSite=Strict; Path=/`;
+function hasToken(req: IncomingMessage, token: string, host: string, url: URL): boolean {
+  const auth = req.headers.authorization;
+  const bearer = auth?.startsWith('Bearer ') ? auth.slice('Bearer '.length).trim() : undefined;
+  return same(bearer, token) || same(cookieValue(req.headers.cookie, tokenCookieName(host)), token) || same(url.searchParams.get(TOKEN_QUERY) ?? undefined, token);
+}
+
+/** The cookie that carries the token after the first page load, named for `host`'s port. */
+export function tokenCookie(token: string, host: string): string {
+  return `${tokenCookieName(host)}=${token}; HttpOnly; SameSite=Strict; Path=/`;
 }
 
 /** The page's policy: its own scripts and styles, data/blob images, and its own event socket. */
@@ -88,7 +138,7 @@ export function contentSecurityPolicy(connect: string[] = []): string {
 /** Headers on every response. */
 export function baseHeaders(host: string): Record<string, string> {
   return {
-    'Content-Security-Policy': contentSecurityPolicy([`ws://${host}`]),
+    'Content-Security-Policy': contentSecurityPolicy([`ws://${host}`, `wss://${host}`]),
     'X-Content-Type-Options': 'nosniff',
     'X-Frame-Options': 'DENY',
     'Referrer-Policy': 'no-referrer',

@@ -12,7 +12,7 @@ import { rendererDir } from '../service/app-paths.ts';
 import { createApiService, type ApiService } from '../service/service.ts';
 import { handleApi, sendError } from './api-route.ts';
 import { EventSockets } from './event-socket.ts';
-import { allowedHosts, baseHeaders, checkRequest, contentSecurityPolicy, newToken, tokenCookie } from './security.ts';
+import { allowedHosts, baseHeaders, type HostPolicy, checkRequest, contentSecurityPolicy, newToken, tokenCookie } from './security.ts';
 import { closeAfterAnswer, hostHeaderCount, withoutApiToken } from './request-limits.ts';
 import { contentType, resolveStatic } from './static-files.ts';
 
@@ -27,6 +27,8 @@ export interface WebServerOptions {
   rendererDir?: string;
   /** default: a new random token */
   token?: string;
+  /** more Host names to accept (a reverse proxy's): `name` on any port, or `name:port` */
+  allowHosts?: readonly string[];
 }
 
 export interface WebServer {
@@ -50,7 +52,7 @@ export async function startWebServer(opts: WebServerOptions): Promise<WebServer>
   const ownService = !opts.service;
   const service = opts.service ?? createApiService({ shell: 'web' });
   const sockets = new EventSockets(service);
-  let hosts = new Set<string>();
+  let hosts: HostPolicy = { exact: new Set(), anyPort: new Set() };
 
   const refuse = (res: http.ServerResponse, status: number, message: string, api: boolean): void => {
     const headers = { 'Content-Security-Policy': contentSecurityPolicy(), 'X-Content-Type-Options': 'nosniff' };
@@ -76,12 +78,13 @@ export async function startWebServer(opts: WebServerOptions): Promise<WebServer>
       closeAfterAnswer(req, res);
       return refuse(res, verdict.status, verdict.message, api);
     }
-    const headers = baseHeaders(req.headers.host!.toLowerCase());
+    const host = req.headers.host!.toLowerCase();
+    const headers = baseHeaders(host);
 
     // The first page load carries the token in the URL: keep it in a cookie, take it out of the address bar.
     if (url.searchParams.has(TOKEN_QUERY) && !api && (req.method === 'GET' || req.method === 'HEAD')) {
       url.searchParams.delete(TOKEN_QUERY);
-      res.writeHead(302, { ...headers, 'Set-Cookie': tokenCookie(token), Location: url.pathname + url.search, 'Cache-Control': 'no-store' });
+      res.writeHead(302, { ...headers, 'Set-Cookie': tokenCookie(token, host), Location: url.pathname + url.search, 'Cache-Control': 'no-store' });
       return void res.end();
     }
     if (url.pathname === EVENTS_PATH) return refuse(res, 426, `${EVENTS_PATH} is a WebSocket`, true);
@@ -141,7 +144,7 @@ export async function startWebServer(opts: WebServerOptions): Promise<WebServer>
     throw e;
   });
   const port = (server.address() as AddressInfo).port;
-  hosts = allowedHosts(bindHost, port);
+  hosts = allowedHosts(bindHost, port, opts.allowHosts);
   // A wildcard bind is reached locally as 127.0.0.1; IPv6 literals go in brackets.
   const shown = bindHost === '0.0.0.0' || bindHost === '::' ? '127.0.0.1' : bindHost.includes(':') ? `[${bindHost}]` : bindHost;
   const origin = `http://${shown}:${port}`;

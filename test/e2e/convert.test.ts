@@ -64,7 +64,7 @@ describe('convert view', { skip: skip ?? false }, () => {
     // Running again would overwrite it: only once that is ticked.
     const run = page.getByRole('button', { name: 'Run conversion' });
     assert.equal(await run.isDisabled(), true);
-    await page.getByRole('checkbox', { name: 'Overwrite the existing file' }).check();
+    await page.getByRole('checkbox', { name: 'Overwrite it' }).check();
     await run.and(page.locator(':enabled')).waitFor();
 
     // The file on disk, read by the engine: no wrapper prefix, every tensor on the CPU.

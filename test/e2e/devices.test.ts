@@ -4,37 +4,14 @@
 // output, so the fake answers the query with the GPU name the capture's source states and N/A
 // for every number it does not know, as nvidia-smi prints N/A.
 import assert from 'node:assert/strict';
-import { chmodSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { fakeA100, serverEnv } from './fake-nvidia-smi.ts';
 import { browserSkipReason, REPO, screenshot, serveAndBrowse, tempDir } from './helpers.ts';
 
 const skip = browserSkipReason();
-const FIXTURES = join(REPO, 'test', 'fixtures', 'nvidia-smi');
 const CUDA3 = join(REPO, 'test', 'fixtures', 'torch', 'cuda3_single.pt');
-
-/** A folder holding a fake nvidia-smi for the 8-GPU A100 machine. */
-function fakeA100(): string {
-  const dir = tempDir('fake-smi');
-  mkdirSync(dir, { recursive: true });
-  const na = Array(8).fill('[N/A]').join(', ');
-  const rows = Array.from({ length: 8 }, (_, i) => `${i}, [N/A], NVIDIA A100-SXM4-40GB, ${na}, 525.125.06`).join('\n');
-  writeFileSync(join(dir, 'nvidia-smi'), `#!/bin/bash
-case "$1" in
-  --query-gpu=*) printf '%s\\n' '${rows.split('\n').join("' '")}' ;;
-  --query-compute-apps=*) ;;
-  topo) cat '${join(FIXTURES, 'topo-a100-sxm4-40gb-8-nic.txt')}' ;;
-  "") ;;
-  *) echo "fake nvidia-smi: unexpected arguments: $*" >&2; exit 99 ;;
-esac
-`);
-  chmodSync(join(dir, 'nvidia-smi'), 0o755);
-  return dir;
-}
-
-function serverEnv(fake: string, visible?: string): Record<string, string | undefined> {
-  return { PATH: `${fake}:${process.env['PATH'] ?? '/usr/bin:/bin'}`, CUDA_VISIBLE_DEVICES: visible, CUDA_DEVICE_ORDER: undefined };
-}
 
 describe('devices view', { skip: skip ?? false }, () => {
   let fake: string;

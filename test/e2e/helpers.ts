@@ -189,3 +189,9 @@ export async function screenshot(page: Page, name: string): Promise<void> {
 export async function showView(page: Page, name: 'Checkpoint' | 'Convert' | 'Batch' | 'Devices' | 'Verify' | 'Re-shard' | 'Diff'): Promise<void> {
   await page.getByRole('navigation', { name: 'Views' }).getByRole('button', { name, exact: true }).click();
 }
+
+/** Opens a file through the address (`#/VIEW?file=…`), as a bookmark or another tab would, and waits for the top bar to name it. */
+export async function openByAddress(page: Page, view: string, file: string): Promise<void> {
+  await page.evaluate(`location.hash = ${JSON.stringify(`#/${view}?file=${encodeURIComponent(file)}`)}`);
+  await page.getByTestId('open-file').filter({ hasText: file.split('/').pop()! }).waitFor();
+}

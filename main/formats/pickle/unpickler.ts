@@ -29,6 +29,8 @@ export interface UnpickleResult {
   globals: Map<string, { module: string; name: string; calls: number }>;
   /** highest protocol seen (0 when no PROTO opcode) */
   protocol: number;
+  /** `opcodes[op]` is 1 for every opcode the pickle used (torch's weights-only unpickler implements a subset) */
+  opcodes: Uint8Array;
 }
 
 const MARK = Symbol('mark');
@@ -139,8 +141,10 @@ function runUnpickler(input: PickleInput, hooks: PickleHooks, label: string): Un
     else bad('APPEND on a value that is not a list');
   };
 
+  const opcodes = new Uint8Array(256);
   for (;;) {
     const op = input.byte();
+    opcodes[op] = 1;
     switch (op) {
       case 0x80: { // PROTO
         protocol = input.byte();
@@ -153,7 +157,7 @@ function runUnpickler(input: PickleInput, hooks: PickleHooks, label: string): Un
       case 0x2e: { // STOP
         const v = pop();
         if (nestingDepth(v) > MAX_NESTING) bad(`the value is nested more than ${MAX_NESTING} levels deep; torch.save cannot write that (Python's pickler stops at its recursion limit, 1000)`);
-        return { value: v, globals, protocol };
+        return { value: v, globals, protocol, opcodes };
       }
       case 0x28: // MARK
         if (metastack.length >= MAX_STACK) bad('too many nested MARKs'); // each open MARK holds an array

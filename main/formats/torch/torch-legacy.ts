@@ -101,7 +101,7 @@ export function readTorchLegacy(reader: RandomAccessReader): FormatReading {
   }
   const notes = littleEndian ? [] : ['storages are big-endian (sys_info.little_endian is False)'];
   if (at < reader.size) notes.push(`${reader.size - at} bytes follow the last storage`);
-  return { format: 'torch-legacy', records, root: result.value, globals: refs(result, 'object pickle'), notes, close: () => reader.close() };
+  return { format: 'torch-legacy', records, root: result.value, globals: refs(result, 'object pickle'), pickleOpcodes: result.opcodes, notes, close: () => reader.close() };
 }
 
 function refs(result: UnpickleResult, record: string): GlobalRef[] {

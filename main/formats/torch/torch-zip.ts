@@ -98,5 +98,5 @@ export function readTorchZip(a: TorchArchive): FormatReading {
   const notes: string[] = [];
   if (records['byteorder'] === 'big') notes.push('storages are big-endian (byteorder record); values are shown as stored');
   records['pickle_protocol'] = String(result.protocol);
-  return { format: 'torch-zip', records, root: result.value, globals: globalRefs(result, 'data.pkl'), notes, close: () => a.zip.reader.close() };
+  return { format: 'torch-zip', records, root: result.value, globals: globalRefs(result, 'data.pkl'), pickleOpcodes: result.opcodes, notes, close: () => a.zip.reader.close() };
 }

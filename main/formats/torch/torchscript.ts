@@ -1,6 +1,6 @@
 import { fail } from '../../errors.ts';
 import type { FormatReading } from '../values/format-reading.ts';
-import { PyDict, PyList, PyTuple, type PyValue } from '../values/python-values.ts';
+import { PyDict, PyList, PyObject, PyTuple, type PyValue } from '../values/python-values.ts';
 import { rebuildTensor } from './torch-pickle.ts';
 import { contiguousStrides } from '../values/torch-values.ts';
 import { PyGlobal } from '../values/python-values.ts';
@@ -68,18 +68,29 @@ function readModelJson(a: TorchArchive, records: Record<string, string>, codeFil
     }
     return rebuildTensor(new PyGlobal('torch._utils', '_rebuild_tensor_v2'), [s, Number(t.offset ?? 0), new PyTuple(shape), new PyTuple(stride), t.requiresGrad === true, new PyDict(true)], file)!;
   });
-  const toDict = (m: ModuleDef | undefined): PyDict => {
+  // The module tree as TorchScript objects (what torch.jit.load builds): parameters are attributes
+  // of `__torch__.*` objects, so the state dict keys are their dotted paths. Tensors no
+  // parameter names are the constants table.
+  const used = new Set<number>();
+  const toModule = (m: ModuleDef | undefined, name: string): PyObject => {
+    const o = new PyObject(new PyGlobal('__torch__', name || 'Module'), [], 'newobj');
     const d = new PyDict(true);
-    for (const p of m?.parameters ?? []) d.set(p.name, tensors[Number(p.tensorId)] ?? null);
-    for (const sub of m?.submodules ?? []) d.set(sub.name, toDict(sub));
-    return d;
+    for (const p of m?.parameters ?? []) {
+      used.add(Number(p.tensorId));
+      d.set(p.name, tensors[Number(p.tensorId)] ?? null);
+    }
+    for (const sub of m?.submodules ?? []) d.set(sub.name, toModule(sub, sub.name));
+    o.state = d;
+    return o;
   };
+  const root = toModule(model.mainModule, model.mainModule?.name ?? '');
+  const constants = tensors.filter((_, i) => !used.has(i));
   return {
     format: 'torchscript',
     records: { ...records, layout: 'model.json (torch 1.0/1.1)', code_files: String(codeFiles.length) },
-    root: toDict(model.mainModule),
+    root,
     globals: [],
-    torchscript: { codeFiles, constants: new PyList(tensors) },
+    torchscript: { codeFiles, constants: constants.length ? new PyList(constants) : null },
     notes: ['TorchScript archive in the torch 1.0/1.1 model.json layout'],
     close: () => a.zip.reader.close(),
   };

@@ -27,6 +27,8 @@ export interface FormatReading {
   globals: GlobalRef[];
   /** TorchScript only: the module tree's code files and the constants table */
   torchscript?: { codeFiles: string[]; constants: PyValue | null };
+  /** the opcodes the main pickle used (see UnpickleResult.opcodes), for the weights_only claim */
+  pickleOpcodes?: Uint8Array;
   /** things worth telling the user that are not errors */
   notes: string[];
   close(): void;

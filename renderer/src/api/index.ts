@@ -53,4 +53,4 @@ export function onMenu(listener: (c: MenuCommand) => void): () => void {
 
 export { ApiError } from '../../../shared/api.ts';
 export { errorText, toApiError } from './errors.ts';
-export { WebClient, type ConnectionState } from './web-client.ts';
+export { SESSION_EXPIRED, SESSION_EXPIRED_HELP, WebClient, type ConnectionState } from './web-client.ts';

@@ -13,8 +13,16 @@ import { ApiError } from '../../../shared/api.ts';
 import { apiPath, EVENTS_PATH } from '../../../shared/web-transport.ts';
 import { isErrorInfo, toApiError } from './errors.ts';
 
-/** 'connecting' until the first connection, 'reconnecting' after one was lost. */
-export type ConnectionState = 'connecting' | 'open' | 'reconnecting';
+/**
+ * 'connecting' until the first connection, 'reconnecting' after one was lost, 'expired' when the
+ * server refuses this page's token (restarted with a new one, or the cookie is gone).
+ */
+export type ConnectionState = 'connecting' | 'open' | 'reconnecting' | 'expired';
+
+/** What the user reads when the server answers 401: what happened and how to get back in. */
+export const SESSION_EXPIRED_HELP = 'The server was restarted with a new token, or its cookie is gone. ' +
+  'Open the address `ckpt serve` printed (…/?token=…) again in this tab; start the server with --token T or CKPT_TOKEN to keep one address across restarts.';
+export const SESSION_EXPIRED = `The session with this server has expired. ${SESSION_EXPIRED_HELP}`;
 
 export class WebClient implements CheckpointApi {
   private readonly listeners = new Set<(e: ApiEvent) => void>();
@@ -45,11 +53,15 @@ export class WebClient implements CheckpointApi {
     } catch {
       body = undefined;
     }
+    if (res.status === 401) {
+      this.setState('expired');
+      throw new ApiError({ kind: 'usage', message: SESSION_EXPIRED });
+    }
     // Failures are 4xx/5xx with `{ error }`; a 200 may carry an `error` field of its own (jobStatus).
     if (!res.ok && body && typeof body === 'object' && 'error' in body && isErrorInfo((body as { error: unknown }).error)) {
       throw toApiError((body as { error: unknown }).error);
     }
-    if (res.status === 401 || res.status === 403) {
+    if (res.status === 403) {
       throw new ApiError({ kind: 'usage', message: 'The server refused this page: open the address `ckpt serve` printed, with its token.' });
     }
     if (!res.ok || body === undefined) {
@@ -147,6 +159,17 @@ export class WebClient implements CheckpointApi {
     for (const l of this.connectionListeners) l(s);
   }
 
+  /** GET of the event path: 426 when the token is good, 401 when the server no longer takes it. */
+  private async probeToken(): Promise<void> {
+    try {
+      const res = await fetch(EVENTS_PATH, { credentials: 'same-origin' });
+      await res.body?.cancel();
+      if (res.status === 401) this.setState('expired');
+    } catch {
+      // the server is down: 'reconnecting' says so
+    }
+  }
+
   private connect(): void {
     if (this.socket || this.retryTimer) return;
     const url = new URL(EVENTS_PATH, location.href);
@@ -171,9 +194,13 @@ export class WebClient implements CheckpointApi {
       }
       this.dispatch(event);
     };
+    let opened = false;
+    ws.addEventListener('open', () => (opened = true));
     ws.onclose = () => {
       this.socket = null;
-      this.setState(this.everOpened ? 'reconnecting' : 'connecting');
+      if (this.state !== 'expired') this.setState(this.everOpened ? 'reconnecting' : 'connecting');
+      // A browser hides why a socket was refused: ask the server the same question over HTTP.
+      if (!opened) void this.probeToken();
       this.retryTimer = setTimeout(() => {
         this.retryTimer = null;
         this.connect();

@@ -4,6 +4,7 @@ import type { ConversionReport } from '../../../shared/convert.ts';
 import type { DeviceFix } from '../../../shared/devices.ts';
 import { parseMapLocation, parsePreset, regexError, type ConversionRules, type Preset } from '../../../shared/presets.ts';
 import { getApi } from '../api/index.ts';
+import { baseName } from '../lib/format.ts';
 import { JobRun, type RunState as JobRunState } from './job-run.svelte.ts';
 
 export type PresetChoice = 'cpu' | 'gpu' | 'dp' | 'ddp' | 'none';
@@ -39,26 +40,48 @@ export function presetOf(s: RuleSettings): Preset | null {
   }
 }
 
+/** The problem of each rule field that has one, to show at the field itself. */
+export interface FieldErrors {
+  include: string | null;
+  exclude: string | null;
+  renames: (string | null)[];
+  mapLocation: (string | null)[];
+}
+
+export function fieldErrors(s: RuleSettings): FieldErrors {
+  const remap = (m: { from: string; to: string }): string | null => {
+    if (!m.from && !m.to) return null;
+    const parsed = parseMapLocation(`${m.from}=${m.to}`);
+    return typeof parsed === 'string' ? parsed.replace('--map-location', 'Device remap') : null;
+  };
+  return {
+    include: s.include ? regexError(s.include) : null,
+    exclude: s.exclude ? regexError(s.exclude) : null,
+    renames: s.renames.map((r) => (r.pattern ? regexError(r.pattern) : null)),
+    mapLocation: s.mapLocation.map(remap),
+  };
+}
+
+/** Whether any custom rule is set (the Custom rules section opens for them). */
+export function hasCustomRules(s: RuleSettings): boolean {
+  return s.renames.length > 0 || s.mapLocation.length > 0 || !!s.stripPrefixes || !!s.addPrefix || !!s.include || !!s.exclude;
+}
+
 /** Settings as the contract's rules, plus every problem that stops them being used. */
 export function rulesOf(s: RuleSettings): { rules: ConversionRules; problems: string[] } {
   const problems: string[] = [];
   if (s.preset === 'gpu' && !(Number.isInteger(s.gpuIndex) && s.gpuIndex >= 0)) problems.push('The GPU index must be a whole number, 0 or more.');
   if (s.preset === 'ddp' && !(Number.isInteger(s.worldSize) && s.worldSize >= 1 && s.worldSize <= 4096)) problems.push('The world size must be a whole number from 1 to 4096.');
   const renames = s.renames.filter((r) => r.pattern !== '');
-  for (const r of renames) {
-    const err = regexError(r.pattern);
-    if (err) problems.push(`Rename: ${err}`);
-  }
-  for (const [name, v] of [['Include', s.include], ['Exclude', s.exclude]] as const) {
-    const err = v ? regexError(v) : null;
-    if (err) problems.push(`${name}: ${err}`);
-  }
+  const fields = fieldErrors(s);
+  for (const err of fields.renames) if (err) problems.push(`Rename: ${err}`);
+  if (fields.include) problems.push(`Include: ${fields.include}`);
+  if (fields.exclude) problems.push(`Exclude: ${fields.exclude}`);
+  for (const err of fields.mapLocation) if (err) problems.push(err);
   const mapLocation: { from: string; to: string }[] = [];
   for (const m of s.mapLocation) {
-    if (!m.from && !m.to) continue;
-    const parsed = parseMapLocation(`${m.from}=${m.to}`);
-    if (typeof parsed === 'string') problems.push(parsed.replace('--map-location', 'Device remap'));
-    else mapLocation.push(parsed);
+    const parsed = m.from || m.to ? parseMapLocation(`${m.from}=${m.to}`) : null;
+    if (parsed && typeof parsed !== 'string') mapLocation.push(parsed);
   }
   return {
     rules: {
@@ -84,6 +107,35 @@ class ConvertState extends JobRun<'convert'> {
   force = $state(false);
   /** set when the Devices view applied a device plan, shown once above the rules */
   appliedFrom = $state<string | null>(null);
+  /** the source the output path was chosen for */
+  outputFor = $state<string | null>(null);
+  /** said once when the output path was reset because the source changed */
+  outputNote = $state<string | null>(null);
+  /** the source and output files the Overwrite tick was given for */
+  private forcedFor = '';
+
+  /**
+   * An output path belongs to the source it was chosen for: opening another file puts the output
+   * back to the default beside the new source (a name like `dp-cpu.pt` would lie about a
+   * training checkpoint's conversion) and says so.
+   */
+  followSource(file: string): void {
+    if (this.outputFor !== null && this.outputFor !== file && this.output.trim()) {
+      this.outputNote = `Output reset to the default for ${baseName(file)}: ${this.output.trim()} was chosen for ${baseName(this.outputFor)}.`;
+      this.output = '';
+    }
+    if (this.outputFor !== file) this.force = false;
+    this.outputFor = file;
+  }
+
+  /** Overwrite is given for one source and its output files: any change of either takes it back. */
+  followTarget(file: string, outputs: readonly string[]): void {
+    const target = JSON.stringify([file, outputs]);
+    if (target !== this.forcedFor) {
+      this.force = false;
+      this.forcedFor = target;
+    }
+  }
 
   constructor() {
     super('convert');
@@ -103,6 +155,7 @@ class ConvertState extends JobRun<'convert'> {
     if (remaps.length) next.mapLocation = [...next.mapLocation.filter((m) => !(fix.remap ?? {})[m.from]), ...remaps];
     this.settings = next;
     this.appliedFrom = fix.line;
+    this.force = false;
   }
 
   async start(file: string, rules: ConversionRules): Promise<void> {

@@ -38,7 +38,9 @@ describe('without the token', () => {
     assert.equal(api.status, 401);
     assert.equal(JSON.parse(api.body).error.kind, 'usage');
     assert.equal((await call(s.port, 'not-the-token', 'inspect', [DP])).status, 401);
-    assert.equal((await request(s.port, 'POST', '/api/inspect', { headers: { Cookie: `${TOKEN_COOKIE}=nope`, 'Content-Type': 'application/json' }, body: '[]' })).status, 401);
+    assert.equal((await request(s.port, 'POST', '/api/inspect', { headers: { Cookie: `${TOKEN_COOKIE}_${s.port}=nope`, 'Content-Type': 'application/json' }, body: '[]' })).status, 401);
+    // the right token under another port's cookie name is another server's cookie
+    assert.equal((await request(s.port, 'POST', '/api/getWorkspace', { headers: { Cookie: `${TOKEN_COOKIE}_${s.port + 1}=${s.token}; ${TOKEN_COOKIE}=${s.token}`, 'Content-Type': 'application/json' }, body: '[]' })).status, 401);
     await assert.rejects(openEvents(s.port), { status: 401 });
     await assert.rejects(openEvents(s.port, { token: 'nope' }), { status: 401 });
   });
@@ -46,7 +48,7 @@ describe('without the token', () => {
 
 describe('Host and Origin', () => {
   test('a request naming another host is refused (DNS rebinding), even with the token', async () => {
-    for (const host of [`evil.example:${s.port}`, '127.0.0.1', `127.0.0.1:${s.port + 1}`]) {
+    for (const host of [`evil.example:${s.port}`, `localhost.evil.example:${s.port}`, `10.0.0.1:${s.port}`, `127.0.0.2:${s.port}`]) {
       const r = await call(s.port, s.token, 'getWorkspace', [], { Host: host });
       assert.equal(r.status, 403, host);
       assert.match(r.json.error.message, /is not this server/);
@@ -54,6 +56,14 @@ describe('Host and Origin', () => {
     assert.equal((await request(s.port, 'GET', `/?token=${s.token}`, { headers: { Host: `rebind.example:${s.port}` } })).status, 403);
     await assert.rejects(openEvents(s.port, { token: s.token, headers: { Host: `evil.example:${s.port}` } }), { status: 403 });
     assert.equal((await call(s.port, s.token, 'getWorkspace', [], { Host: `localhost:${s.port}` })).status, 200);
+  });
+
+  test('the loopback names are accepted on any port: the local end of an SSH tunnel', async () => {
+    for (const host of [`127.0.0.1:${s.port + 1}`, 'localhost:8888', '[::1]:9000', '127.0.0.1']) {
+      assert.equal((await call(s.port, s.token, 'getWorkspace', [], { Host: host })).status, 200, host);
+    }
+    assert.equal((await call(s.port, s.token, 'getWorkspace', [], { Host: 'localhost:8888', Origin: 'http://localhost:8888' })).status, 200);
+    assert.equal((await call(s.port, s.token, 'getWorkspace', [], { Host: 'localhost:8888', Origin: `http://localhost:${s.port}` })).status, 403);
   });
 
   test('a request from a foreign origin is refused; the page\'s own origin is fine', async () => {
@@ -67,12 +77,15 @@ describe('Host and Origin', () => {
 });
 
 describe('with the token', () => {
-  test('the first page load sets an HttpOnly SameSite=Strict cookie and drops the token from the address', async () => {
+  test('the first page load sets an HttpOnly SameSite=Strict cookie named for the port, and drops the token from the address', async () => {
     const first = await request(s.port, 'GET', `/?token=${s.token}`);
     assert.equal(first.status, 302);
     assert.equal(first.headers.location, '/');
     const cookie = String(first.headers['set-cookie']);
-    assert.match(cookie, new RegExp(`^${TOKEN_COOKIE}=${s.token}; HttpOnly; SameSite=Strict; Path=/`));
+    assert.match(cookie, new RegExp(`^${TOKEN_COOKIE}_${s.port}=${s.token}; HttpOnly; SameSite=Strict; Path=/`));
+    // through a tunnel the browser's port names the cookie
+    const tunnelled = await request(s.port, 'GET', `/?token=${s.token}`, { headers: { Host: 'localhost:8888' } });
+    assert.match(String(tunnelled.headers['set-cookie']), new RegExp(`^${TOKEN_COOKIE}_8888=${s.token};`));
     const page = await request(s.port, 'GET', '/', { headers: { Cookie: cookie.split(';')[0]! } });
     // dist/renderer is built by another part of `npm run build`; without it the page says so.
     assert.ok(page.status === 200 || page.status === 503, `status ${page.status}`);
@@ -116,7 +129,7 @@ describe('with the token', () => {
   });
 
   test('the browser\'s socket authenticates by cookie or by ?token=', async () => {
-    for (const opts of [{ headers: { Cookie: `${TOKEN_COOKIE}=${s.token}`, Origin: `http://127.0.0.1:${s.port}` } }, { query: `?token=${s.token}` }]) {
+    for (const opts of [{ headers: { Cookie: `${TOKEN_COOKIE}_${s.port}=${s.token}`, Origin: `http://127.0.0.1:${s.port}` } }, { query: `?token=${s.token}` }]) {
       const { ws } = await openEvents(s.port, opts);
       ws.close();
     }

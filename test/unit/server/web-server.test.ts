@@ -10,7 +10,7 @@ import { parseStartupLine, STARTUP_PREFIX } from '../../../shared/web-transport.
 import { createApiService } from '../../../main/service/service.ts';
 import { DEFAULT_PORT, runServe } from '../../../main/cli/serve-command.ts';
 import type { CliIO } from '../../../main/cli/io.ts';
-import { allowedHosts, isLoopback } from '../../../main/server/security.ts';
+import { allowedHosts, hostAllowed, isLoopback } from '../../../main/server/security.ts';
 import { resolveStatic } from '../../../main/server/static-files.ts';
 import { startWebServer, type WebServer } from '../../../main/server/web-server.ts';
 import { MAX_BODY } from '../../../main/server/api-route.ts';
@@ -44,7 +44,7 @@ describe('static files', () => {
     assert.equal(page.status, 200);
     assert.match(page.body, /<body>ui<\/body>/);
     assert.equal(page.headers['content-type'], 'text/html; charset=utf-8');
-    assert.equal(page.headers['content-security-policy'], `default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; connect-src 'self' ws://127.0.0.1:${server.port}; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'`);
+    assert.equal(page.headers['content-security-policy'], `default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; connect-src 'self' ws://127.0.0.1:${server.port} wss://127.0.0.1:${server.port}; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'`);
     assert.equal(page.headers['x-content-type-options'], 'nosniff');
     assert.equal(page.headers['x-frame-options'], 'DENY');
     assert.equal((await request(server.port, 'GET', '/index.html', { headers: auth })).body, page.body);
@@ -151,6 +151,60 @@ describe('ckpt serve', () => {
     assert.equal(await done, 0);
   });
 
+  /** Runs `ckpt serve ARGS` in-process until the test is done with its startup line. */
+  async function serving(args: string[], env: Record<string, string | undefined>, use: (parsed: { token: string; port: number; url: string }) => Promise<void>): Promise<void> {
+    const saved = process.env['CKPT_TOKEN'];
+    if ('CKPT_TOKEN' in env) process.env['CKPT_TOKEN'] = env['CKPT_TOKEN'];
+    const stop = new AbortController();
+    const b = io();
+    try {
+      const done = runServe([...args, '--port', '0', '--no-open'], b, { signal: stop.signal });
+      const line = await until('the startup line', () => (b.out.includes('\n') ? b.out.trim() : undefined));
+      const parsed = parseStartupLine(line);
+      assert.ok(parsed, line);
+      await use({ token: parsed.token, port: Number(new URL(parsed.origin).port), url: parsed.url });
+      stop.abort();
+      assert.equal(await done, 0);
+    } finally {
+      if (saved === undefined) delete process.env['CKPT_TOKEN'];
+      else process.env['CKPT_TOKEN'] = saved;
+    }
+  }
+
+  test('--token, else CKPT_TOKEN, fixes the token across restarts; the URL is still printed', async () => {
+    const fixed = 'a-fixed-token_0123456789';
+    await serving(['--token', fixed], { CKPT_TOKEN: 'the-env-token-is-second' }, async ({ token, port, url }) => {
+      assert.equal(token, fixed);
+      assert.equal(url, `http://127.0.0.1:${port}/?token=${fixed}`);
+      assert.equal((await call(port, fixed, 'getWorkspace', [])).status, 200);
+    });
+    await serving([], { CKPT_TOKEN: 'the-env-token-is-second' }, async ({ token, port }) => {
+      assert.equal(token, 'the-env-token-is-second');
+      assert.equal((await call(port, 'a-fixed-token_0123456789', 'getWorkspace', [])).status, 401);
+    });
+    await assert.rejects(runServe(['--token', 'short', '--no-open'], io()), /^CheckpointError: --token must be at least 16 characters of A-Z a-z 0-9 _ - \(got 5 characters\)$/);
+    await assert.rejects(runServe(['--token', 'has spaces in it, sixteen+', '--no-open'], io()), /some of them not allowed/);
+    const saved = process.env['CKPT_TOKEN'];
+    process.env['CKPT_TOKEN'] = 'tiny';
+    try {
+      await assert.rejects(runServe(['--no-open'], io()), /CKPT_TOKEN must be at least 16 characters/);
+    } finally {
+      if (saved === undefined) delete process.env['CKPT_TOKEN'];
+      else process.env['CKPT_TOKEN'] = saved;
+    }
+  });
+
+  test('--allow-host accepts a reverse proxy\'s name; other names stay refused', async () => {
+    await serving(['--allow-host', 'ckpt.lab.example', '--allow-host', 'gpu-box:443'], {}, async ({ token, port }) => {
+      assert.equal((await call(port, token, 'getWorkspace', [], { Host: 'ckpt.lab.example', Origin: 'https://ckpt.lab.example' })).status, 200);
+      assert.equal((await call(port, token, 'getWorkspace', [], { Host: 'gpu-box:443' })).status, 200);
+      const other = await call(port, token, 'getWorkspace', [], { Host: 'gpu-box:80' });
+      assert.equal(other.status, 403);
+      assert.match(other.json.error.message, /^refused: Host 'gpu-box:80' is not this server \(serve it under that name with --allow-host NAME\)$/);
+    });
+    await assert.rejects(runServe(['--allow-host', 'http://x/', '--no-open'], io()), /--allow-host takes a host name/);
+  });
+
   test('bad options are usage errors', async () => {
     await assert.rejects(runServe(['--port', '70000'], io()), /--port takes a port number from 0 to 65535/);
     await assert.rejects(runServe(['--port', 'x'], io()), /--port takes a port number/);
@@ -159,10 +213,19 @@ describe('ckpt serve', () => {
   });
 
   test('which Host headers a server accepts', () => {
-    assert.deepEqual([...allowedHosts('127.0.0.1', 8000)], ['127.0.0.1:8000', 'localhost:8000', '[::1]:8000']);
-    assert.ok(allowedHosts('10.1.2.3', 8000).has('10.1.2.3:8000'));
-    assert.ok(!allowedHosts('127.0.0.1', 8000).has('10.1.2.3:8000'));
-    assert.ok(allowedHosts('0.0.0.0', 9).has('127.0.0.1:9'));
+    // Bound to loopback: the loopback names on any port (a tunnel's local port), nothing else.
+    const local = allowedHosts('127.0.0.1', 8000);
+    for (const h of ['127.0.0.1:8000', 'localhost:8888', '[::1]:9', 'LOCALHOST:1', '127.0.0.1']) assert.ok(hostAllowed(local, h), h);
+    for (const h of ['10.1.2.3:8000', 'evil.example:8000', 'localhost.evil.example:8000', '127.0.0.1:x', '127.0.0.1:8000:1', '', '[::2]:8000']) assert.ok(!hostAllowed(local, h), h);
+    // Bound elsewhere: its own names on its own port only.
+    assert.ok(hostAllowed(allowedHosts('10.1.2.3', 8000), '10.1.2.3:8000'));
+    assert.ok(!hostAllowed(allowedHosts('10.1.2.3', 8000), '10.1.2.3:8001'));
+    assert.ok(!hostAllowed(allowedHosts('10.1.2.3', 8000), 'localhost:8001'));
+    assert.ok(hostAllowed(allowedHosts('0.0.0.0', 9), '127.0.0.1:9'));
+    // --allow-host: a name on any port, or one name:port.
+    const proxied = allowedHosts('127.0.0.1', 8000, ['ckpt.lab.example', 'gpu-box:443']);
+    for (const h of ['ckpt.lab.example', 'ckpt.lab.example:8443', 'gpu-box:443']) assert.ok(hostAllowed(proxied, h), h);
+    for (const h of ['gpu-box:80', 'gpu-box', 'lab.example']) assert.ok(!hostAllowed(proxied, h), h);
     assert.deepEqual(['127.0.0.1', '127.8.9.1', 'localhost', '::1', '[::1]', '0.0.0.0', '10.0.0.1', 'example.com'].map(isLoopback), [true, true, true, true, true, false, false, false]);
   });
 });

@@ -1,0 +1,37 @@
+// Non-tensor values decoded once for the CLI, the app and Verify: the sample training checkpoint
+// (written by torch 1.13) holds epoch 15, best_acc as a numpy.float64 (the accuracy the
+// generator measured with torch, in accuracy.json) and Adam's hyper-parameters.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { openCheckpoint } from '../../../main/inputs/open-checkpoint.ts';
+import { runCli } from '../../helpers/run-cli.ts';
+import { SAMPLE } from '../service/helpers.ts';
+
+const TRAIN = join(SAMPLE, 'digits-cnn', 'checkpoint.pth.tar');
+const accuracy = (JSON.parse(readFileSync(join(SAMPLE, 'digits-cnn', 'accuracy.json'), 'utf8')) as { accuracy: number }).accuracy;
+
+test('the report lists epoch, best_acc and the optimizer hyper-parameters, decoded', () => {
+  const ck = openCheckpoint(TRAIN);
+  try {
+    const values = new Map(ck.report.values!.map((v) => [v.path.join('/'), `${v.text} ${v.type}`]));
+    assert.equal(values.get('epoch'), '15 int');
+    assert.equal(values.get('best_acc'), `${accuracy} numpy.float64`);
+    assert.equal(values.get('optimizer/param_groups/0/lr'), '0.003 float');
+    assert.equal(values.get('optimizer/param_groups/0/betas/1'), '0.999 float');
+    assert.equal(values.get('optimizer/param_groups/0/amsgrad'), 'False bool');
+    assert.match(values.get('optimizer/param_groups/0/params')!, /^10 items: 0, 1, 2, 3, … list$/);
+    // no state-dict tensors and no pickle internals among them
+    assert.ok(![...values.keys()].some((k) => k.startsWith('model') || k.includes('(args)')));
+  } finally {
+    ck.close();
+  }
+});
+
+test('ckpt inspect prints best_acc as its number, not as numpy pickle internals', () => {
+  const r = runCli(['inspect', TRAIN, '--no-devices']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, new RegExp(`└─ best_acc  numpy\\.float64 ${String(accuracy).replace('.', '\\.')}\\n$`));
+  assert.doesNotMatch(r.stdout, /multiarray\.scalar|\(args\)/);
+});
