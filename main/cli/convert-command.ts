@@ -115,7 +115,7 @@ export function parseConvertArgs(args: string[]): Parsed | 'help' {
   if (values.fit !== undefined) {
     if (rules.preset || rules.stripPrefixes.length || rules.addPrefix || rules.include || rules.exclude || mapLocation.length || rules.unwrap || rules.exportStateDict) usage('--fit computes its own rules; only --rename goes with it (to settle what it asks)');
     if (!values.output) usage('--fit needs an output file: -o OUT');
-    return { input: positionals[0]!, output: values.output ?? null, rules, force: !!values.force, jobs: 1, dryRun: !!values['dry-run'], json: !!values.json, fit: values.fit };
+    return { input: positionals[0]!, output: values.output ?? null, rules, force: !!values.force, jobs: 1, dryRun: !!values['dry-run'], json: !!values.json, fit: values.fit, notes: [] };
   }
   if (!rules.preset && !custom) usage('say what to convert to: --preset cpu|gpu[:K]|dp|ddp, or custom rules (see ckpt help convert)');
   const jobs = values.jobs !== undefined ? Number(values.jobs) : os.availableParallelism?.() ?? os.cpus().length;
