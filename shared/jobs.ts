@@ -8,7 +8,7 @@ import type { ReshardReport, ReshardRequest } from './reshard.ts';
 /** Work that runs in a worker thread. One discriminated union, one result type per kind. */
 export type JobRequest =
   | { kind: 'inspect'; file: string }
-  | { kind: 'convert'; source: string; output: string | null; rules: ConversionRules; force: boolean; syncFolder?: boolean }
+  | { kind: 'convert'; source: string; output: string | null; rules: ConversionRules; force: boolean; syncFolder?: boolean; keepVerifiedExisting?: boolean }
   | { kind: 'tensor-stats'; file: string; path: (string | number)[]; bins: number }
   | { kind: 'compare-ranks'; files: string[] }
   | { kind: 'verify'; options: VerifyOptions }

@@ -19,6 +19,8 @@ commands
                                 rank files, DCP folders, FSDP shards, shard sets, safetensors
   verify --model g.onnx --data <test set> <checkpoint> [--against <other>]
                                 accuracy on a test set, and PASS/WARN/FAIL against the source
+  batch-status <folder>         progress of a folder conversion across shards and re-runs
+  clean <folder>                remove temporary files that killed conversions left
   devices [--json]              this machine's GPUs and topology (nvidia-smi)
   help [command]                this text, or a command's
 
@@ -33,6 +35,8 @@ const COMMANDS: Record<string, { run: (args: string[], io: CliIO) => Promise<num
   },
   serve: { run: async (args, io) => (await import('./serve-command.ts')).runServe(args, io), help: 'ckpt serve [--port N] [--host 127.0.0.1] [--no-open]\n\nServes the app to a web browser; prints the URL with its token. `ckpt serve --help` for more.' },
   verify: { run: async (args, io) => (await import('./verify-command.ts')).runVerifyCommand(args, io), help: 'ckpt verify --model graph.onnx --data <test set> <checkpoint> [--against <other>]\n\nRuns the ONNX graph with the checkpoint\'s weights on a test set: accuracy, and a PASS/WARN/FAIL comparison. `ckpt verify --help` for more.' },
+  'batch-status': { run: async (args, io) => (await import('./batch-status-command.ts')).runBatchStatus(args, io), help: 'ckpt batch-status <output folder> [--json]\n\nProgress of a folder conversion across every shard and re-run, from its journals. `ckpt batch-status --help` for more.' },
+  clean: { run: async (args, io) => (await import('./clean-command.ts')).runClean(args, io), help: 'ckpt clean <folder> [--older-than 1h] [--dry-run]\n\nRemoves stale temporary files of killed conversions. `ckpt clean --help` for more.' },
   reshard: { run: async (args, io) => (await import('./reshard-command.ts')).runReshard(args, io), help: 'ckpt reshard <input...> --to single|ranks:N|dcp[:N]|shards[:SIZE] -o OUT\n\nRe-shards a checkpoint between rank files, DCP folders, shard sets and single torch or safetensors files; every output is verified. `ckpt reshard --help` for more.' },
 };
 

@@ -13,6 +13,7 @@ import { deviceMapper } from './key-rules.ts';
 import { mapRoles, planConversion } from './plan.ts';
 import { dangerousCalls } from '../checkpoint/security.ts';
 import { verifyOutput } from './verify.ts';
+import { verifyExistingOutput } from './existing-output.ts';
 import { writeTorchCheckpoint } from './write-checkpoint.ts';
 
 export interface ConvertOptions {
@@ -26,6 +27,11 @@ export interface ConvertOptions {
   syncFolder?: boolean;
   /** called once the first output's bytes are written, while they are flushed and read back */
   onWaiting?(): void;
+  /**
+   * A batch re-run: when every output exists already and is exactly what this conversion writes
+   * (verified against the source), keep them and write nothing; the report says `adopted`.
+   */
+  keepVerifiedExisting?: boolean;
 }
 
 /** Plans a conversion of one file without writing anything (the dry run and the UI preview). */
@@ -51,7 +57,8 @@ export async function convertFile(source: string, opts: ConvertOptions): Promise
     const roles = mapRoles(ck, opts.rules);
     const plan = planConversion(ck, opts.rules, opts.output, roles);
     if (plan.errors.length) fail('usage', `${source}: ${plan.errors[0]}`, source);
-    for (const o of plan.outputs) if (o.exists && !opts.force) fail('exists', `${o.file} already exists; pass --force to overwrite it`, o.file);
+    const existing = plan.outputs.find((o) => o.exists);
+    if (existing && !opts.force && !opts.keepVerifiedExisting) fail('exists', `${existing.file} already exists; pass --force to overwrite it`, existing.file);
     const tree = buildOutputTree(ck, opts.rules, roles);
     const uncovered = planCoverageProblem(tree, roles, opts.rules);
     if (uncovered) fail('internal', `${source}: ${uncovered}; nothing was written`, source);
@@ -60,12 +67,23 @@ export async function convertFile(source: string, opts: ConvertOptions): Promise
     if (danger.length) {
       fail('unsupported', `${source}: the output would carry ${danger[0]}, which runs when the file is loaded; add --unwrap to keep only the state dict${danger.length > 1 ? ` (${danger.length} such calls)` : ''}`, source);
     }
-    const total = totalBytes(ck) * plan.outputs.length;
-    let done = 0;
-    const outputs: OutputReport[] = [];
     const checkCancelled = (): void => {
       if (opts.signal?.aborted) throw new CheckpointError('cancelled', `${source}: conversion cancelled; nothing was written`, source);
     };
+    if (existing && opts.keepVerifiedExisting) {
+      const kept: OutputReport[] = [];
+      for (const out of plan.outputs) {
+        const location = deviceMapper(opts.rules, out.rank ?? 0);
+        const r = out.exists ? await verifyExistingOutput(out.file, tree, { archiveName: archiveNameFor(out.file), location: (s) => location(s.location), checkCancelled }) : null;
+        if (!r) break;
+        kept.push({ ...r, ...(out.rank !== undefined ? { rank: out.rank } : {}) });
+      }
+      if (kept.length === plan.outputs.length) return { source, plan, outputs: kept, verified: true, seconds: (performance.now() - t0) / 1000, bytesCopied: 0 };
+      if (!opts.force) fail('exists', `${existing.file} already exists and is not what this conversion writes; pass --force to overwrite it`, existing.file);
+    }
+    const total = totalBytes(ck) * plan.outputs.length;
+    let done = 0;
+    const outputs: OutputReport[] = [];
     {
       for (const out of plan.outputs) {
         const location = deviceMapper(opts.rules, out.rank ?? 0);
@@ -91,7 +109,7 @@ export async function convertFile(source: string, opts: ConvertOptions): Promise
               fail('io', `${source} changed while it was being converted; nothing was written, run the conversion again`, source);
             }
             const r = await verifyOutput(tmp, out.file, tree, written.storages, (s) => location(s.location), readBack);
-            return { value: r, publish: r.verified };
+            return { value: { ...r, tail: written.tail }, publish: r.verified };
           },
           { syncFolder: opts.syncFolder ?? true, ...(opts.onWaiting ? { onWritten: opts.onWaiting } : {}) },
         ).finally(() => releaseReadBack(tmpFile));

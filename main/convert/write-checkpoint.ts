@@ -29,6 +29,8 @@ export interface WrittenStorage {
 export interface WriteResult {
   bytes: number;
   storages: WrittenStorage[];
+  /** length and SHA-256 of the archive's tail (central directory and end records) */
+  tail: { bytes: number; sha256: string };
 }
 
 export interface WriteOptions {
@@ -106,5 +108,5 @@ export function writeTorchCheckpoint(fd: number, root: PyValue, opts: WriteOptio
     opts.onStorageWritten?.(w);
   }
   const bytes = zip.finish();
-  return { bytes, storages: [...keys.values()] };
+  return { bytes, storages: [...keys.values()], tail: zip.tail! };
 }

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import * as zlib from 'node:zlib';
 import { writeAll } from './write-all.ts';
 
@@ -22,6 +23,12 @@ export class TorchZipWriter {
   private pos: number;
   private readonly entries: WrittenEntry[] = [];
   private readonly prefix: string;
+  /**
+   * The archive's tail (central directory and end records): its length and SHA-256, set by
+   * `finish`. It lists every record's name, offset, size and CRC-32, so equal tails mean equal
+   * archives for files whose records were each verified: a cheap fingerprint of the whole file.
+   */
+  tail: { bytes: number; sha256: string } | null = null;
   constructor(private readonly fd: number, archiveName: string, startOffset = 0) {
     this.prefix = archiveName + '/';
     this.pos = startOffset;
@@ -140,8 +147,9 @@ export class TorchZipWriter {
     const count = this.entries.length;
     const needZip64 = count >= 0xffff || cdStart >= U32_MAX || cd.length >= U32_MAX;
     let at = cdEnd;
+    let zip64End: Buffer | undefined;
     if (needZip64) {
-      const r = Buffer.alloc(56 + 20);
+      const r = (zip64End = Buffer.alloc(56 + 20));
       r.writeUInt32LE(0x06064b50, 0);
       r.writeBigUInt64LE(44n, 4); // size of the rest of the record
       r.writeUInt16LE(45, 12);
@@ -164,6 +172,9 @@ export class TorchZipWriter {
     eocd.writeUInt32LE(Math.min(cdStart, U32_MAX), 16);
     this.writeAt(eocd, at);
     this.pos = at + eocd.length;
+    const hash = createHash('sha256').update(cd);
+    if (needZip64) hash.update(zip64End!);
+    this.tail = { bytes: this.pos - cdStart, sha256: hash.update(eocd).digest('hex') };
     return this.pos;
   }
 

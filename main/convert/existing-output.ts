@@ -1,0 +1,48 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import type { OutputReport } from '../../shared/convert.ts';
+import type { PyValue } from '../formats/pickle/values.ts';
+import type { TorchStorage } from '../formats/torch-values.ts';
+import { tailSha256 } from './batch-journal.ts';
+import { readBackCrc, releaseReadBack } from './byte-verifier.ts';
+import { verifyOutput } from './verify.ts';
+import { writeTorchCheckpoint } from './write-checkpoint.ts';
+
+/**
+ * Is the file already at `file` exactly what this conversion would write? The writer is
+ * deterministic (zip times are 0, keys follow pickling order), so the conversion is run into the
+ * null device to learn the expected size, central directory and storage CRCs; the file on disk
+ * must have the same size and tail, and then passes the same check as a fresh output: every
+ * tensor re-read and every storage's bytes read back against the source's CRC-32.
+ *
+ * A batch re-run uses this for an output no journal records (written by a run that was killed
+ * between publishing and recording it, or by an earlier version), so it is kept, not redone.
+ * Returns its report (adopted), or null when it is something else.
+ */
+export async function verifyExistingOutput(
+  file: string, tree: PyValue, opts: { archiveName: string; location(s: TorchStorage): string; checkCancelled(): void },
+): Promise<OutputReport | null> {
+  let size: number;
+  try {
+    const st = fs.statSync(file);
+    if (!st.isFile()) return null;
+    size = st.size;
+  } catch {
+    return null;
+  }
+  const sink = fs.openSync(os.devNull, 'w');
+  let expected: ReturnType<typeof writeTorchCheckpoint>;
+  try {
+    expected = writeTorchCheckpoint(sink, tree, { archiveName: opts.archiveName, location: opts.location, checkCancelled: opts.checkCancelled });
+  } finally {
+    fs.closeSync(sink);
+  }
+  if (expected.bytes !== size || tailSha256(file, expected.tail.bytes) !== expected.tail.sha256) return null;
+  const readBack = new Map(expected.storages.map((w) => [w.key, readBackCrc(file, w.dataOffset, w.nbytes)]));
+  try {
+    const report = await verifyOutput(file, file, tree, expected.storages, opts.location, readBack);
+    return report.verified ? { ...report, tail: expected.tail, adopted: true } : null;
+  } finally {
+    releaseReadBack(file);
+  }
+}
