@@ -58,6 +58,7 @@ export async function runClean(args: string[], io: CliIO): Promise<number> {
   for (const e of removed) io.stdout(`${verb} ${describe(e, root)}\n`);
   for (const e of failed) io.stderr(`ckpt: could not remove ${e.path}\n`);
   for (const e of kept) io.stdout(`kept ${describe(e, root)}: not stale yet, a conversion may still be writing it (--older-than 0 removes it anyway)\n`);
-  io.stdout(`${removed.length} temporary file${removed.length === 1 ? '' : 's'} ${verb} (${formatBytes(removed.reduce((a, e) => a + e.bytes, 0))}), ${kept.length} kept\n`);
+  const summary = `${removed.length} temporary file${removed.length === 1 ? '' : 's'} ${values['dry-run'] ? 'would be removed' : 'removed'}`;
+  io.stdout(`${summary} (${formatBytes(removed.reduce((a, e) => a + e.bytes, 0))}), ${kept.length} kept\n`);
   return failed.length ? 1 : 0;
 }

@@ -115,9 +115,9 @@ export function findTempFiles(root: string): TempEntry[] {
   return found.sort((a, b) => a.path.localeCompare(b.path));
 }
 
-/** Untouched for `staleAfterMs`: its writer is gone, wherever it ran. */
+/** Untouched for `staleAfterMs`: its writer is gone, wherever it ran. (The start time in the name is for people.) */
 export function isStale(e: TempEntry, staleAfterMs = STALE_AFTER_MS, now = Date.now()): boolean {
-  return now - Math.max(e.modifiedMs, e.startedMs ?? 0) >= staleAfterMs;
+  return now - e.modifiedMs >= staleAfterMs;
 }
 
 /** Removes one leftover; false when it was gone already or cannot be removed. */
