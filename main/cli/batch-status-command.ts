@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import { parseArgs } from 'node:util';
-import { batchStatus, type ShardStatus } from '../convert/batch-status.ts';
-import { fail } from '../formats/errors.ts';
+import { batchStatus, type ShardStatus } from '../jobs/batch-status.ts';
+import { fail } from '../errors.ts';
 import { makeStyle } from './format-text.ts';
 import type { CliIO } from './io.ts';
 

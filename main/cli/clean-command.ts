@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
-import { fail } from '../formats/errors.ts';
+import { fail } from '../errors.ts';
 import { findTempFiles, isStale, parseDuration, removeTempEntry, STALE_AFTER_MS, type TempEntry } from '../io/temp-files.ts';
 import { formatBytes } from './format-text.ts';
 import type { CliIO } from './io.ts';

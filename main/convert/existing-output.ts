@@ -1,11 +1,11 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import type { OutputReport } from '../../shared/convert.ts';
-import type { PyValue } from '../formats/pickle/values.ts';
-import type { TorchStorage } from '../formats/torch-values.ts';
-import { tailSha256 } from './batch-journal.ts';
-import { readBackCrc, releaseReadBack } from './byte-verifier.ts';
-import { verifyOutput } from './verify.ts';
+import type { PyValue } from '../formats/values/python-values.ts';
+import type { TorchStorage } from '../formats/values/torch-values.ts';
+import { tailSha256 } from '../io/tail-hash.ts';
+import { readBackCrc, releaseReadBack } from '../io/byte-verifier.ts';
+import { verifyOutput } from './read-back.ts';
 import { writeTorchCheckpoint } from './write-checkpoint.ts';
 
 /**

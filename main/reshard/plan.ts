@@ -12,17 +12,17 @@ import { dangerousCalls } from '../checkpoint/security.ts';
 import { walkTensors } from '../checkpoint/tree.ts';
 import { buildOutputTree, planCoverageProblem } from '../convert/build-output.ts';
 import { mapRoles, planConversion } from '../convert/plan.ts';
-import { METADATA_FILE } from '../formats/dcp.ts';
-import { dataFileName, type DcpWriteItem } from '../formats/dcp-writer.ts';
-import { fail } from '../formats/errors.ts';
-import { PyDict, type PyValue } from '../formats/pickle/values.ts';
-import { safetensorsTag } from '../formats/safetensors-writer.ts';
-import { ViewSource, type TensorSource } from '../formats/tensor-source.ts';
-import { TorchTensor, type TorchStorage } from '../formats/torch-values.ts';
-import { sourceOf } from '../formats/virtual-tensor.ts';
-import { dcpEntries, tensorEntries } from './flatten.ts';
+import { METADATA_FILE } from '../formats/dcp/dcp.ts';
+import { dataFileName, type DcpWriteItem } from '../formats/dcp/dcp-writer.ts';
+import { fail } from '../errors.ts';
+import { PyDict, type PyValue } from '../formats/values/python-values.ts';
+import { safetensorsTag } from '../formats/safetensors/safetensors-writer.ts';
+import { ViewSource, type TensorSource } from '../formats/values/tensor-source.ts';
+import { TorchTensor, type TorchStorage } from '../formats/values/torch-values.ts';
+import { sourceOf } from '../formats/values/virtual-tensor.ts';
+import { dcpEntries, tensorEntries } from '../checkpoint/flatten.ts';
 import { indexJson, splitIntoShards, type ShardSplit } from './hf-shards.ts';
-import type { ReshardSource } from './sources.ts';
+import type { ReshardSource } from '../inputs/sources.ts';
 
 export interface NamedTensor {
   name: string;

@@ -48,7 +48,9 @@ export function scaleBenchmarks(dir: string): BenchResult[] {
 
   // 100,000 tensors: convert and inspect
   const many = join(dir, 'keys_100k.pt');
-  const [manyCk, manyTorch, manyInspect]: Sample[][] = [[], [], []];
+  const manyCk: Sample[] = [];
+  const manyTorch: Sample[] = [];
+  const manyInspect: Sample[] = [];
   for (let i = 0; i < RUNS; i++) {
     clean();
     manyCk.push(timed(ckpt('convert', many, '--preset', 'cpu', '-o', out, '--json')));
@@ -64,7 +66,10 @@ export function scaleBenchmarks(dir: string): BenchResult[] {
 
   // 2 GiB DP → cpu: fresh, over an existing output with --force, cp && sync, torch
   const big = join(dir, 'dp_2gib.pt');
-  const [fresh, forced, cpSync, bigTorch]: Sample[][] = [[], [], [], []];
+  const fresh: Sample[] = [];
+  const forced: Sample[] = [];
+  const cpSync: Sample[] = [];
+  const bigTorch: Sample[] = [];
   for (let i = 0; i < RUNS; i++) {
     clean();
     fresh.push(timed(ckpt('convert', big, '--preset', 'cpu', '-o', out, '--json')));
@@ -85,7 +90,9 @@ export function scaleBenchmarks(dir: string): BenchResult[] {
 
   // a batch of 200 × 2 MiB → cpu
   const batch = join(dir, 'batch-2m');
-  const [batchCk, cpR, batchTorch]: Sample[][] = [[], [], []];
+  const batchCk: Sample[] = [];
+  const cpR: Sample[] = [];
+  const batchTorch: Sample[] = [];
   for (let i = 0; i < RUNS; i++) {
     clean();
     batchCk.push(timed(ckpt('convert', batch, '--preset', 'cpu', '-o', outDir, '--json')));

@@ -1,0 +1,46 @@
+import type { BatchPlan, DirListing, StartedJobResults } from '../../shared/api.ts';
+import type { ConversionPlan, Progress } from '../../shared/convert.ts';
+import type { ErrorInfo } from '../../shared/errors.ts';
+import type { InspectReport, TensorStats } from '../../shared/inspect.ts';
+import type { ConversionRules } from '../../shared/presets.ts';
+import type { VerifyOptions } from '../../shared/verify.ts';
+import type { ReshardRequest } from '../../shared/reshard.ts';
+
+/**
+ * Work that runs in a worker thread, by kind: the request's fields and the result. The request
+ * union (`JobRequest`) and the results (`JobResults`) are derived from this one table; the kinds
+ * the API starts take their results from the API's table (`StartedJobResults`), so the two agree.
+ */
+export interface WorkerJobs {
+  inspect: { request: { file: string }; result: InspectReport };
+  convert: { request: { source: string; output: string | null; rules: ConversionRules; force: boolean; syncFolder?: boolean; keepVerifiedExisting?: boolean }; result: StartedJobResults['convert'] };
+  'tensor-stats': { request: { file: string; path: (string | number)[]; bins: number }; result: TensorStats };
+  'compare-ranks': { request: { files: string[] }; result: { identical: boolean; differing: string[]; tensors: number } };
+  verify: { request: { options: VerifyOptions }; result: StartedJobResults['verify'] };
+  reshard: { request: { request: ReshardRequest }; result: StartedJobResults['reshard'] };
+  /** the Convert view's preview: opens (and for an FSDP rank, compares) files, so not on the main thread */
+  'preview-conversion': { request: { file: string; rules: ConversionRules; output: string | null }; result: ConversionPlan };
+  /** walks a folder tree and sniffs every file */
+  'plan-batch': { request: { folder: string; outDir: string; rules: ConversionRules }; result: BatchPlan };
+  /** sniffs up to SNIFF_LIMIT files of a folder */
+  'list-directory': { request: { dir: string }; result: DirListing };
+}
+
+export type JobKind = keyof WorkerJobs;
+
+/** One discriminated union of every request, one result type per kind. */
+export type JobRequest = { [K in JobKind]: { kind: K } & WorkerJobs[K]['request'] }[JobKind];
+
+export type JobResults = { [K in JobKind]: WorkerJobs[K]['result'] };
+
+export type JobResult<K extends JobKind> = JobResults[K];
+
+/** Messages from a worker to the pool. */
+export type WorkerMessage =
+  | { seq: number; type: 'progress'; progress: Progress }
+  | { seq: number; type: 'done'; result: unknown }
+  | { seq: number; type: 'error'; error: ErrorInfo }
+  /** the job's bytes are written and it now waits on the disk (fsync, read-back): the worker can start another */
+  | { seq: number; type: 'waiting' }
+  /** a temporary file the worker created (alive) or removed or published (not), for Ctrl-C cleanup in the main thread */
+  | { seq?: undefined; type: 'temp'; file: string; alive: boolean };
