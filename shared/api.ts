@@ -73,6 +73,10 @@ export interface BatchSummary {
   cancelled: number;
   bytes: number;
   seconds: number;
+  /** temporary files of killed runs removed because they were stale (untouched for an hour) */
+  staleRemoved?: number;
+  /** a problem that did not fail any file, e.g. the batch journal could not be written */
+  warning?: string;
 }
 
 /**

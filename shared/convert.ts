@@ -96,6 +96,10 @@ export interface OutputReport {
   /** the first mismatch, when not verified */
   mismatch?: string;
   checks: TensorCheck[];
+  /** length and SHA-256 of the written archive's tail (its central directory): a fingerprint of the file */
+  tail?: { bytes: number; sha256: string };
+  /** the output existed already, was verified against the source and kept (a batch re-run) */
+  adopted?: boolean;
 }
 
 export interface ConversionReport {

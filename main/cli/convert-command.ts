@@ -3,7 +3,7 @@ import * as os from 'node:os';
 import { parseArgs } from 'node:util';
 import type { ConversionReport } from '../../shared/convert.ts';
 import { NO_RULES, parseMapLocation, parsePreset, parseRename, regexError, type ConversionRules } from '../../shared/presets.ts';
-import { staleTempFiles } from '../io/atomic-file.ts';
+import { removeStaleTempFiles } from '../io/temp-files.ts';
 import * as path from 'node:path';
 import { runBatch, type BatchEvent } from '../jobs/batch.ts';
 import { previewConversion } from '../convert/convert-file.ts';
@@ -48,6 +48,8 @@ options
   --jobs N               worker threads for folders (default: number of cores); each
                          starts the next file while one waits on its fsync
   --shard I/N            convert only share I of N of a folder (for cluster job arrays)
+  --clean-stale          first remove stale temporary files (untouched for an hour, left by
+                         killed runs) anywhere under the output folder; see ckpt clean
   --dry-run              show the plan; write nothing
   --json                 machine-readable events and report
 
@@ -66,6 +68,7 @@ interface Parsed {
   fit?: string;
   /** said on stderr before anything runs (defaults the user did not choose) */
   notes: string[];
+  cleanStale: boolean;
 }
 
 export function parseConvertArgs(args: string[]): Parsed | 'help' {
@@ -77,7 +80,7 @@ export function parseConvertArgs(args: string[]): Parsed | 'help' {
       'strip-prefix': { type: 'string', multiple: true }, 'add-prefix': { type: 'string' }, rename: { type: 'string', multiple: true },
       include: { type: 'string' }, exclude: { type: 'string' }, 'map-location': { type: 'string', multiple: true },
       unwrap: { type: 'boolean' }, 'export-state-dict': { type: 'boolean' }, 'keep-objects': { type: 'boolean' }, force: { type: 'boolean' }, jobs: { type: 'string' },
-      shard: { type: 'string' }, fit: { type: 'string' }, 'dry-run': { type: 'boolean' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+      shard: { type: 'string' }, fit: { type: 'string' }, 'clean-stale': { type: 'boolean' }, 'dry-run': { type: 'boolean' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
     },
   });
   if (values.help) return 'help';
@@ -115,7 +118,7 @@ export function parseConvertArgs(args: string[]): Parsed | 'help' {
   if (values.fit !== undefined) {
     if (rules.preset || rules.stripPrefixes.length || rules.addPrefix || rules.include || rules.exclude || mapLocation.length || rules.unwrap || rules.exportStateDict) usage('--fit computes its own rules; only --rename goes with it (to settle what it asks)');
     if (!values.output) usage('--fit needs an output file: -o OUT');
-    return { input: positionals[0]!, output: values.output ?? null, rules, force: !!values.force, jobs: 1, dryRun: !!values['dry-run'], json: !!values.json, fit: values.fit, notes: [] };
+    return { input: positionals[0]!, output: values.output ?? null, rules, force: !!values.force, jobs: 1, dryRun: !!values['dry-run'], json: !!values.json, fit: values.fit, notes: [], cleanStale: false };
   }
   if (!rules.preset && !custom) usage('say what to convert to: --preset cpu|gpu[:K]|dp|ddp, or custom rules (see ckpt help convert)');
   const jobs = values.jobs !== undefined ? Number(values.jobs) : os.availableParallelism?.() ?? os.cpus().length;
@@ -126,7 +129,7 @@ export function parseConvertArgs(args: string[]): Parsed | 'help' {
     if (!m || Number(m[1]) < 1 || Number(m[1]) > Number(m[2])) usage('--shard takes I/N with 1 ≤ I ≤ N, e.g. --shard 3/8');
     shard = { index: Number(m![1]), count: Number(m![2]) };
   }
-  return { input: positionals[0]!, output: values.output ?? null, rules, force: !!values.force, jobs, dryRun: !!values['dry-run'], json: !!values.json, notes, ...(shard ? { shard } : {}) };
+  return { input: positionals[0]!, output: values.output ?? null, rules, force: !!values.force, jobs, dryRun: !!values['dry-run'], json: !!values.json, notes, cleanStale: !!values['clean-stale'], ...(shard ? { shard } : {}) };
 }
 
 export async function runConvert(args: string[], io: CliIO): Promise<number> {
@@ -155,8 +158,8 @@ async function convertOne(p: Parsed, io: CliIO): Promise<number> {
     io.stdout(p.json ? JSON.stringify({ event: 'plan', plan }) + '\n' : renderPlan(plan, style, true));
     return plan.errors.length ? 2 : 0;
   }
-  // temporary files left beside the output by a killed earlier run are removed first
-  for (const f of staleTempFiles(path.dirname(path.resolve(p.output ?? p.input)))) fs.rmSync(f, { force: true });
+  // temporary files a killed earlier run left beside the output are removed once stale
+  removeStaleTempFiles(path.dirname(path.resolve(p.output ?? p.input)));
   const controller = new AbortController();
   const release = cancelOnSignal(controller);
   const pool = new WorkerPool(1);
@@ -218,7 +221,7 @@ async function convertFolder(p: Parsed, io: CliIO): Promise<number> {
   let finished = 0;
   let total = 0;
   try {
-    const summary = await runBatch({ input: p.input, outDir: p.output, rules: p.rules, force: p.force, signal: controller.signal, ...(p.shard ? { shard: p.shard } : {}), onEvent: (e: BatchEvent) => {
+    const summary = await runBatch({ input: p.input, outDir: p.output, rules: p.rules, force: p.force, cleanStale: p.cleanStale, signal: controller.signal, ...(p.shard ? { shard: p.shard } : {}), onEvent: (e: BatchEvent) => {
       if (p.json) return io.stdout(JSON.stringify({ event: e.type, ...e, type: undefined }) + '\n');
       if (e.type === 'plan') {
         total = e.items.filter((i) => i.status === 'pending').length;
@@ -234,6 +237,7 @@ async function convertFolder(p: Parsed, io: CliIO): Promise<number> {
     } }, pool);
     bar?.clear();
     if (!p.json) io.stdout(renderBatchSummary(summary, p.output, style));
+    if (summary.warning) io.stderr(`ckpt: warning: ${summary.warning}\n`);
     if (summary.cancelled) return 130;
     return summary.failed ? 1 : 0;
   } finally {

@@ -67,6 +67,7 @@ export function renderBatchSummary(sum: BatchSummary, outDir: string, s: Style):
   const rate = sum.seconds > 0 ? sum.bytes / sum.seconds : 0;
   const parts = [`${sum.done} converted`, `${sum.skipped} already done`, `${sum.failed} failed`];
   if (sum.cancelled) parts.push(`${sum.cancelled} cancelled (run again to resume)`);
+  if (sum.staleRemoved) parts.push(`${sum.staleRemoved} stale temporary file${sum.staleRemoved === 1 ? '' : 's'} of killed runs removed`);
   return `\n${(sum.failed ? s.red : s.green)(parts.join(', '))} in ${sum.seconds.toFixed(1)} s (${formatBytes(rate)}/s) → ${outDir}\n`;
 }
 

@@ -23,6 +23,8 @@ commands
                                 accuracy on a test set, and PASS/WARN/FAIL against the source
   fit <checkpoint> <target>     will it load into my model? torch's complaints and the rules that fix them
   diff <a> <b> [--json]         what changed between two checkpoints
+  batch-status <folder>         progress of a folder conversion across shards and re-runs
+  clean <folder>                remove temporary files that killed conversions left
   devices [--json]              this machine's GPUs and topology (nvidia-smi)
   serve [--port N] [--token T]  the app in a web browser (for a GPU server: open it through ssh -L)
   help [command]                this text, or a command's
@@ -48,6 +50,8 @@ const COMMANDS: Record<string, Command> = {
   verify: { run: async (args, io) => (await import('./verify-command.ts')).runVerifyCommand(args, io), help: 'ckpt verify --model graph.onnx --data <test set> <checkpoint> [--against <other>]\n\nRuns the ONNX graph with the checkpoint\'s weights on a test set: accuracy, and a PASS/WARN/FAIL comparison. `ckpt verify --help` for more.', fullHelp: async () => (await import('./verify-command.ts')).VERIFY_HELP },
   fit: { run: async (args, io) => (await import('./fit-command.ts')).runFit(args, io), help: 'ckpt fit <checkpoint> <target> [--json]\n\nWhat load_state_dict(strict=True) would say, the rules that make it load, and what it says after them. `ckpt fit --help` for more.' },
   diff: { run: async (args, io) => (await import('./diff-command.ts')).runDiff(args, io), help: 'ckpt diff <a> <b> [--json] [--exact-keys]\n\nWhat changed between two checkpoints, tensor by tensor. `ckpt diff --help` for more.' },
+  'batch-status': { run: async (args, io) => (await import('./batch-status-command.ts')).runBatchStatus(args, io), help: 'ckpt batch-status <output folder> [--json]\n\nProgress of a folder conversion across every shard and re-run, from its journals. `ckpt batch-status --help` for more.' },
+  clean: { run: async (args, io) => (await import('./clean-command.ts')).runClean(args, io), help: 'ckpt clean <folder> [--older-than 1h] [--dry-run]\n\nRemoves stale temporary files of killed conversions. `ckpt clean --help` for more.' },
   reshard: { run: async (args, io) => (await import('./reshard-command.ts')).runReshard(args, io), help: 'ckpt reshard <input...> --to single|ranks:N|dcp[:N]|shards[:SIZE] -o OUT\n\nRe-shards a checkpoint between rank files, DCP folders, shard sets and single torch or safetensors files; every output is verified. `ckpt reshard --help` for more.', fullHelp: async () => (await import('./reshard-command.ts')).RESHARD_HELP },
 };
 

@@ -16,6 +16,7 @@ import { mapRoles, planConversion, rulesFor } from './plan.ts';
 import { scanFile } from '../checkpoint/scan/scan-file.ts';
 import { makeCodeFree } from './code-free-output.ts';
 import { verifyOutput } from './read-back.ts';
+import { verifyExistingOutput } from './existing-output.ts';
 import { writeTorchCheckpoint } from './write-checkpoint.ts';
 
 export interface ConvertOptions {
@@ -31,6 +32,11 @@ export interface ConvertOptions {
   onWaiting?(): void;
   /** last changes to the object to write (`--fit` adds the model's own head tensors and orders keys) */
   adjustTree?(tree: PyValue): PyValue;
+  /**
+   * A batch re-run: when every output exists already and is exactly what this conversion writes
+   * (verified against the source), keep them and write nothing; the report says `adopted`.
+   */
+  keepVerifiedExisting?: boolean;
 }
 
 /** Plans a conversion of one file without writing anything (the dry run and the UI preview). */
@@ -59,7 +65,8 @@ export async function convertFile(source: string, opts: ConvertOptions): Promise
     const roles = mapRoles(ck, rules);
     const plan = planConversion(ck, rules, opts.output, roles);
     if (plan.errors.length) fail('usage', `${source}: ${plan.errors[0]}`, source);
-    for (const o of plan.outputs) if (o.exists && !opts.force) fail('exists', `${o.file} already exists; pass --force to overwrite it`, o.file);
+    const existing = plan.outputs.find((o) => o.exists);
+    if (existing && !opts.force && !opts.keepVerifiedExisting) fail('exists', `${existing.file} already exists; pass --force to overwrite it`, existing.file);
     const sec = ck.report.security;
     if (sec.verdict === 'dangerous' && !rules.unwrap && !rules.exportStateDict) {
       const g = sec.globals.find((x) => x.class === 'dangerous');
@@ -73,12 +80,23 @@ export async function convertFile(source: string, opts: ConvertOptions): Promise
     const uncovered = planCoverageProblem(tree, roles, rules);
     if (uncovered) fail('internal', `${source}: ${uncovered}; nothing was written`, source);
     if (ck.tensors.length && !walkTensors(tree).length) fail('usage', `${source}: the rules leave no tensor to write; nothing was written`, source);
-    const total = totalBytes(ck) * plan.outputs.length;
-    let done = 0;
-    const outputs: OutputReport[] = [];
     const checkCancelled = (): void => {
       if (opts.signal?.aborted) throw new CheckpointError('cancelled', `${source}: conversion cancelled; nothing was written`, source);
     };
+    if (existing && opts.keepVerifiedExisting) {
+      const kept: OutputReport[] = [];
+      for (const out of plan.outputs) {
+        const location = deviceMapper(rules, out.rank ?? 0);
+        const r = out.exists ? await verifyExistingOutput(out.file, tree, { archiveName: archiveNameFor(out.file), location: (s) => location(s.location), checkCancelled }) : null;
+        if (!r) break;
+        kept.push({ ...r, ...(out.rank !== undefined ? { rank: out.rank } : {}) });
+      }
+      if (kept.length === plan.outputs.length) return { source, plan, outputs: kept, verified: true, seconds: (performance.now() - t0) / 1000, bytesCopied: 0 };
+      if (!opts.force) fail('exists', `${existing.file} already exists and is not what this conversion writes; pass --force to overwrite it`, existing.file);
+    }
+    const total = totalBytes(ck) * plan.outputs.length;
+    let done = 0;
+    const outputs: OutputReport[] = [];
     {
       for (const out of plan.outputs) {
         const location = deviceMapper(rules, out.rank ?? 0);
@@ -107,7 +125,7 @@ export async function convertFile(source: string, opts: ConvertOptions): Promise
             const wo = scanFile(tmp).weightsOnly?.byTorch['2.13'];
             if (!rules.keepObjects && !wo?.loads) fail('internal', `${out.file}: the written file would not load with torch.load(weights_only=True) (${wo?.refusal}); nothing was written`, out.file);
             const r = await verifyOutput(tmp, out.file, tree, written.storages, (s) => location(s.location), readBack);
-            return { value: r, publish: r.verified };
+            return { value: { ...r, tail: written.tail }, publish: r.verified };
           },
           { syncFolder: opts.syncFolder ?? true, ...(opts.onWaiting ? { onWritten: opts.onWaiting } : {}) },
         ).finally(() => releaseReadBack(tmpFile));

@@ -1,38 +1,48 @@
-/**
- * What a file about to be replaced holds now, so "Overwrite" names it: the layout, roles and
- * tensor count when it is a checkpoint, else why it is not one; its size and modification time.
- */
 import * as fs from 'node:fs';
-import type { ExistingOutput } from '../../shared/convert.ts';
-import { LAYOUT_TITLES } from '../../shared/layout-names.ts';
-import { openCheckpoint } from '../inputs/open-checkpoint.ts';
-import { asCheckpointError } from '../errors.ts';
+import * as os from 'node:os';
+import type { OutputReport } from '../../shared/convert.ts';
+import type { PyValue } from '../formats/values/python-values.ts';
+import type { TorchStorage } from '../formats/values/torch-values.ts';
+import { tailSha256 } from '../io/tail-hash.ts';
+import { readBackCrc, releaseReadBack } from '../io/byte-verifier.ts';
+import { verifyOutput } from './read-back.ts';
+import { writeTorchCheckpoint } from './write-checkpoint.ts';
 
-const ROLE_NAMES: Record<string, string> = { 'state-dict': 'state dict', optimizer: 'optimizer state', lightning: 'Lightning checkpoint', module: 'whole pickled model', shard: 'shard' };
-
-export function describeExisting(file: string): ExistingOutput | null {
-  let st: fs.Stats;
+/**
+ * Is the file already at `file` exactly what this conversion would write? The writer is
+ * deterministic (zip times are 0, keys follow pickling order), so the conversion is run into the
+ * null device to learn the expected size, central directory and storage CRCs; the file on disk
+ * must have the same size and tail, and then passes the same check as a fresh output: every
+ * tensor re-read and every storage's bytes read back against the source's CRC-32.
+ *
+ * A batch re-run uses this for an output no journal records (written by a run that was killed
+ * between publishing and recording it, or by an earlier version), so it is kept, not redone.
+ * Returns its report (adopted), or null when it is something else.
+ */
+export async function verifyExistingOutput(
+  file: string, tree: PyValue, opts: { archiveName: string; location(s: TorchStorage): string; checkCancelled(): void },
+): Promise<OutputReport | null> {
+  let size: number;
   try {
-    st = fs.statSync(file);
+    const st = fs.statSync(file);
+    if (!st.isFile()) return null;
+    size = st.size;
   } catch {
     return null;
   }
-  const base = { bytes: st.size, modified: new Date(st.mtimeMs).toISOString() };
-  if (st.isDirectory()) return { ...base, what: 'a folder' };
+  const sink = fs.openSync(os.devNull, 'w');
+  let expected: ReturnType<typeof writeTorchCheckpoint>;
   try {
-    const ck = openCheckpoint(file);
-    try {
-      const r = ck.report;
-      const roles = [...new Set(r.roles.map((role) => ROLE_NAMES[role.kind] ?? role.kind))];
-      const devices = Object.keys(r.layout.devices).sort();
-      const what = `${r.tensors.length ? `a ${LAYOUT_TITLES[r.layout.kind]} ` : 'a '}${roles.length ? roles.join(' + ') : `${r.format} file`}: ` +
-        `${r.totals.tensors} ${r.totals.tensors === 1 ? 'tensor' : 'tensors'}${devices.length ? ` on ${devices.join(', ')}` : ''}`;
-      return { ...base, what };
-    } finally {
-      ck.close();
-    }
-  } catch (e) {
-    const why = asCheckpointError(e).message;
-    return { ...base, what: `not a checkpoint ckpt reads (${why.startsWith(`${file}: `) ? why.slice(file.length + 2) : why})` };
+    expected = writeTorchCheckpoint(sink, tree, { archiveName: opts.archiveName, location: opts.location, checkCancelled: opts.checkCancelled });
+  } finally {
+    fs.closeSync(sink);
+  }
+  if (expected.bytes !== size || tailSha256(file, expected.tail.bytes) !== expected.tail.sha256) return null;
+  const readBack = new Map(expected.storages.map((w) => [w.key, readBackCrc(file, w.dataOffset, w.nbytes)]));
+  try {
+    const report = await verifyOutput(file, file, tree, expected.storages, opts.location, readBack);
+    return report.verified ? { ...report, tail: expected.tail, adopted: true } : null;
+  } finally {
+    releaseReadBack(file);
   }
 }

@@ -2,12 +2,50 @@ import { fail } from '../errors.ts';
 import { pickleValue } from '../formats/pickle/pickler.ts';
 import { PyGlobal, PyTuple, type PyValue } from '../formats/values/python-values.ts';
 import { TorchZipWriter } from '../formats/torch/torch-zip-writer.ts';
-import { STREAM_CHUNK } from '../io/random-access.ts';
-import { readRange } from '../formats/values/tensor-source.ts';
+import * as fs from 'node:fs';
+import { FileReader, STREAM_CHUNK, type RandomAccessReader } from '../io/random-access.ts';
+import { FileWindow, readRange } from '../formats/values/tensor-source.ts';
 import { TorchStorage, TorchTensor } from '../formats/values/torch-values.ts';
 import { rootStorage } from '../checkpoint/inspect.ts';
 
 let copyBuffer: Buffer | null = null;
+
+/** Storages up to this size are read from the source through `SmallReads`. */
+const SMALL_STORAGE = 64 << 10;
+const WINDOW = 1 << 20;
+
+/**
+ * One read for many small storages: torch lays a file's records out one after the other, so a
+ * 1 MiB window read at the first small storage holds the next ones too (a 100,000-tensor file is
+ * otherwise 100,000 preads of a few bytes). Only whole files and windows of them qualify.
+ */
+class SmallReads {
+  private window: Buffer | null = null;
+  private fd = -1;
+  private start = 0;
+  private length = 0;
+  /** Copies `n` bytes at `offset` of `reader` into `out`; false when the reader is not a file. */
+  read(reader: RandomAccessReader, offset: number, out: Buffer, n: number): boolean {
+    const fd = reader instanceof FileReader ? reader.descriptor : reader instanceof FileWindow ? reader.fd : -1;
+    if (fd < 0) return false;
+    const at = offset + (reader instanceof FileWindow ? reader.start : 0);
+    if (fd !== this.fd || at < this.start || at + n > this.start + this.length) {
+      if (offset + n > reader.size) return false; // readRange reports it
+      this.window ??= Buffer.allocUnsafe(WINDOW);
+      const want = Math.min(WINDOW, reader.size - offset);
+      let got = 0;
+      while (got < want) {
+        const k = fs.readSync(fd, this.window, got, want - got, at + got);
+        if (k === 0) break;
+        got += k;
+      }
+      [this.fd, this.start, this.length] = [fd, at, got];
+      if (got < n) return false;
+    }
+    this.window!.copy(out, 0, at - this.start, at - this.start + n);
+    return true;
+  }
+}
 
 /** One copy buffer per thread, grown to the largest storage seen up to STREAM_CHUNK, then reused. */
 function bufferFor(bytes: number): Buffer {
@@ -30,6 +68,8 @@ export interface WrittenStorage {
 export interface WriteResult {
   bytes: number;
   storages: WrittenStorage[];
+  /** length and SHA-256 of the archive's tail (central directory and end records) */
+  tail: { bytes: number; sha256: string };
 }
 
 export interface WriteOptions {
@@ -77,19 +117,33 @@ export function writeTorchCheckpoint(fd: number, root: PyValue, opts: WriteOptio
     return { rebuild: t.rebuild, args };
   };
   const pkl = pickleValue(root, { storageId, tensorRecipe });
-  const zip = new TorchZipWriter(fd, opts.archiveName);
+  const zip = new TorchZipWriter(fd, opts.archiveName, 0, true);
   zip.addRecord('data.pkl', pkl);
   zip.addRecord('.format_version', Buffer.from('1'));
   zip.addRecord('.storage_alignment', Buffer.from('64'));
   zip.addRecord('byteorder', Buffer.from('little'));
-  const buf = bufferFor(Math.max(0, ...[...keys.values()].map((w) => w.nbytes)));
+  let largest = 0;
+  for (const w of keys.values()) largest = Math.max(largest, w.nbytes); // no spread: 100,000 arguments overflow the stack
+  const buf = bufferFor(largest);
+  const small = new SmallReads();
+  // storages whose bytes the zip writer still gathers: reported once they are in the file
+  const written = [...keys.values()];
+  let reported = 0;
+  const report = (): void => {
+    for (let w = written[reported]; w && w.dataOffset && zip.inFile(w.dataOffset + w.nbytes); w = written[++reported]) opts.onStorageWritten?.(w);
+  };
 
-  for (const w of keys.values()) {
+  for (const w of written) {
     const range = w.source.locate();
     if (range.length < w.nbytes) fail('truncated', `${range.reader.name}: storage ${w.source.key} has ${range.length} of its ${w.nbytes} bytes`, range.reader.name);
     // A whole stored record keeps its bytes, so the CRC the source recorded for them still holds.
     const known = w.source.recordCrc ?? undefined;
     const rec = zip.addStreamed(`data/${w.key}`, w.nbytes, (write) => {
+      if (w.nbytes <= SMALL_STORAGE && small.read(range.reader, range.offset, buf, w.nbytes)) {
+        write(buf.subarray(0, w.nbytes));
+        opts.onBytes?.(w.nbytes);
+        return;
+      }
       let done = 0;
       while (done < w.nbytes) {
         opts.checkCancelled?.();
@@ -104,8 +158,9 @@ export function writeTorchCheckpoint(fd: number, root: PyValue, opts: WriteOptio
     }, known);
     w.crc32 = rec.crc;
     w.dataOffset = rec.dataOffset;
-    opts.onStorageWritten?.(w);
+    report();
   }
   const bytes = zip.finish();
-  return { bytes, storages: [...keys.values()] };
+  report();
+  return { bytes, storages: [...keys.values()], tail: zip.tail! };
 }

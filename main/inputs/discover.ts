@@ -5,8 +5,9 @@ import { FileReader } from '../io/random-access.ts';
 import { looksLikeLegacy, looksLikeTar } from '../formats/torch/torch-legacy.ts';
 import { isTorchArchive } from '../formats/torch/torch-zip.ts';
 import { ZipArchive } from '../formats/zip/zip.ts';
-import { TEMP_MARK } from '../io/atomic-file.ts';
+import { TEMP_MARK } from '../io/temp-files.ts';
 import { isDcpFolder } from '../formats/dcp/dcp.ts';
+import { asCheckpointError } from '../errors.ts';
 
 /**
  * Finds checkpoints in a folder tree by their content, not their extension: torch zip, legacy,
@@ -14,6 +15,18 @@ import { isDcpFolder } from '../formats/dcp/dcp.ts';
  * failure is reported instead of it silently vanishing.
  */
 export function sniffCheckpoint(file: string): boolean {
+  try {
+    return sniffReadable(file);
+  } catch {
+    return false;
+  }
+}
+
+/** As `sniffCheckpoint`, but a file that cannot be opened throws (with its errno code). */
+function sniffReadable(file: string): boolean {
+  // opened first on its own so the errno survives: ENOENT (it vanished since it was listed) or
+  // EACCES, EIO (it cannot be read)
+  fs.closeSync(fs.openSync(file, 'r'));
   let r: FileReader | null = null;
   try {
     r = new FileReader(file);
@@ -35,16 +48,23 @@ export function sniffCheckpoint(file: string): boolean {
   }
 }
 
-/** Relative paths (with `/`) of the checkpoints under `root`, sorted; skips hidden entries and `exclude`. */
-export function findCheckpoints(root: string, exclude: string | null = null): { files: string[]; ignored: number } {
+/**
+ * Relative paths (with `/`) of the checkpoints under `root`, sorted; skips hidden entries and
+ * `exclude`. A file that vanishes while the folder is read is passed over (there is nothing left
+ * to convert); files and folders that cannot be read are returned in `unreadable` with the reason,
+ * for the batch to report as failed.
+ */
+export function findCheckpoints(root: string, exclude: string | null = null): { files: string[]; ignored: number; unreadable: { file: string; reason: string }[] } {
   const files: string[] = [];
+  const unreadable: { file: string; reason: string }[] = [];
   let ignored = 0;
   const skip = exclude ? path.resolve(exclude) : null;
   const walk = (dir: string, rel: string): void => {
     let entries: fs.Dirent[];
     try {
       entries = fs.readdirSync(dir, { withFileTypes: true });
-    } catch {
+    } catch (e) {
+      if (rel && (e as NodeJS.ErrnoException).code !== 'ENOENT') unreadable.push({ file: rel, reason: `${dir}: the folder cannot be read (${asCheckpointError(e, dir).message.replace(`${dir}: `, '')})` });
       return;
     }
     for (const e of entries.sort((a, b) => a.name.localeCompare(b.name))) {
@@ -57,13 +77,20 @@ export function findCheckpoints(root: string, exclude: string | null = null): { 
         if (isDcpFolder(full)) files.push(r);
         else walk(full, r);
       } else if (e.isFile()) {
-        if (sniffCheckpoint(full)) files.push(r);
+        let isCheckpoint: boolean;
+        try {
+          isCheckpoint = sniffReadable(full);
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== 'ENOENT') unreadable.push({ file: r, reason: asCheckpointError(err, full).message });
+          continue;
+        }
+        if (isCheckpoint) files.push(r);
         else ignored++;
       }
     }
   };
   walk(root, '');
-  return { files, ignored };
+  return { files, ignored, unreadable };
 }
 
 /** `ckpt.rank3.pt`, `model_rank_3.pth`, `shard-3.bin`, `weights_3.pt`: the rank and the name without it. */

@@ -3,6 +3,7 @@ import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { asCheckpointError, CheckpointError, fail } from '../errors.ts';
 import { endWriteBehind, startWriteBehind } from './write-all.ts';
+import { keepAlive, tempPathFor } from './temp-files.ts';
 
 /**
  * Temporary files being written now, removed on SIGINT/SIGTERM by `removeLiveTempFiles`. Each
@@ -11,7 +12,7 @@ import { endWriteBehind, startWriteBehind } from './write-all.ts';
  */
 const live = new Set<string>();
 let report: ((file: string, alive: boolean) => void) | null = null;
-export const TEMP_MARK = '.ckpt-tmp-';
+export { TEMP_MARK } from '../io/temp-files.ts';
 
 function setLive(file: string, alive: boolean): void {
   trackTempFile(file, alive);
@@ -58,13 +59,14 @@ export async function writeCheckedAtomically<W, T>(
   let fd: number;
   try {
     makeFolder(dir);
-    tmp = path.join(dir, `.${path.basename(dest)}${TEMP_MARK}${process.pid}-${randomBytes(4).toString('hex')}`);
+    tmp = tempPathFor(dest);
     fd = fs.openSync(tmp, 'wx', 0o644);
   } catch (e) {
     throw asCheckpointError(e, dest);
   }
   setLive(tmp, true);
   startWriteBehind(fd);
+  let stopKeepAlive = (): void => undefined;
   try {
     let written: W;
     try {
@@ -75,8 +77,10 @@ export async function writeCheckedAtomically<W, T>(
     }
     await endWriteBehind(fd); // no early flush may outlive the descriptor; a failed one fails the file
     opts.onWritten?.();
+    stopKeepAlive = keepAlive(fd); // a long read-back must not look stale to another run
     const synced = new Promise<void>((resolve, reject) => fs.fsync(fd, (e) => (e ? reject(e) : resolve())));
     const [checked] = await Promise.all([check(tmp, written), synced]);
+    stopKeepAlive();
     fs.closeSync(fd);
     fd = -1;
     if (!checked.publish) {
@@ -89,6 +93,7 @@ export async function writeCheckedAtomically<W, T>(
     if (opts.syncFolder ?? true) syncDir(dir);
     return { value: checked.value, published: true };
   } catch (e) {
+    stopKeepAlive();
     if (fd >= 0) try { fs.closeSync(fd); } catch { /* already failing */ }
     try { fs.unlinkSync(tmp); } catch { /* never created or already gone */ }
     setLive(tmp, false);
@@ -153,17 +158,4 @@ export function syncDir(dir: string): void {
 export function removeLiveTempFiles(): void {
   for (const t of live) try { fs.unlinkSync(t); } catch { /* gone */ }
   live.clear();
-}
-
-/** Temporary files left in a folder by a killed run of a process that no longer exists. */
-export function staleTempFiles(dir: string): string[] {
-  let names: string[];
-  try { names = fs.readdirSync(dir); } catch { return []; }
-  return names.filter((n) => {
-    const m = new RegExp(`${TEMP_MARK.replace(/\./g, '\\.')}(\\d+)-`).exec(n);
-    if (!m) return false;
-    // folders are re-shard staging folders: their own recovery decides (reshard/publish-journal.ts)
-    try { if (!fs.lstatSync(path.join(dir, n)).isFile()) return false; } catch { return false; }
-    try { process.kill(Number(m[1]), 0); return false; } catch { return true; }
-  }).map((n) => path.join(dir, n));
 }

@@ -12,6 +12,35 @@ let shared: ByteVerifier | null = null;
 /** Descriptors of files being read back inline, closed by `releaseReadBack`. */
 const inlineFds = new Map<string, number>();
 
+/** Ranges up to this size are read back through a 1 MiB window of the file (see `windowCrc`). */
+const WINDOW_READ_BYTES = 64 << 10;
+const WINDOW = 1 << 20;
+let window: { file: string; buf: Buffer; start: number; length: number } | null = null;
+
+/**
+ * CRC-32 of a small range, from one read of the 1 MiB that starts there: the storages of a
+ * checkpoint follow each other, so the next ones are read back from the same window (a
+ * 100,000-tensor file is otherwise 100,000 reads). The window holds what the file held when it
+ * was read; data ranges are written once and reported only when they are in the file, so what
+ * it holds of them is final.
+ */
+function windowCrc(file: string, fd: number, offset: number, length: number): number {
+  if (!window || window.file !== file || offset < window.start || offset + length > window.start + window.length) {
+    const buf = window?.buf ?? Buffer.allocUnsafe(WINDOW);
+    let got = 0;
+    for (;;) {
+      const n = fs.readSync(fd, buf, got, WINDOW - got, offset + got);
+      if (n === 0) break;
+      got += n;
+      if (got === WINDOW) break;
+    }
+    window = { file, buf, start: offset, length: got };
+    if (got < length) throw new Error(`${file} ended at ${offset + got}`);
+  }
+  const at = offset - window.start;
+  return zlib.crc32(window.buf.subarray(at, at + length)) >>> 0;
+}
+
 /**
  * CRC-32 of a range of a file as it is on disk now. Large ranges are read in one helper thread
  * per process (created on first use and kept), so a conversion checks storage k while it copies
@@ -23,6 +52,13 @@ export function readBackCrc(file: string, offset: number, length: number): Promi
     if (fd === undefined) {
       fd = fs.openSync(file, 'r');
       inlineFds.set(file, fd);
+    }
+    if (length <= WINDOW_READ_BYTES) {
+      try {
+        return Promise.resolve(windowCrc(file, fd, offset, length));
+      } catch (e) {
+        return abandonable(Promise.reject(e));
+      }
     }
     // one reused buffer: a fresh one per storage costs page faults and GC in a batch of small files
     inlineBuffer ??= Buffer.allocUnsafe(STREAM_CHUNK);
@@ -52,6 +88,7 @@ function abandonable(crc: Promise<number>): Promise<number> {
 
 /** Lets the helper close its descriptor of a file that is done (or removed). */
 export function releaseReadBack(file: string): void {
+  if (window?.file === file) window = null;
   const fd = inlineFds.get(file);
   if (fd !== undefined) fs.closeSync(fd);
   inlineFds.delete(file);

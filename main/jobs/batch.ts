@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import type { BatchPlanItem, BatchSummary } from '../../shared/api.ts';
 import type { ConversionReport } from '../../shared/convert.ts';
@@ -7,21 +8,29 @@ import type { ErrorInfo } from '../../shared/errors.ts';
 import type { ConversionRules } from '../../shared/presets.ts';
 import { asCheckpointError, fail } from '../errors.ts';
 import type { WorkerPool } from './pool.ts';
-import { staleTempFiles, syncDir } from '../io/atomic-file.ts';
+import { syncDir } from '../io/atomic-file.ts';
 import { findCheckpoints, groupFamilies, type FileGroup } from '../inputs/discover.ts';
+import { BatchJournal, doneRecords, matchesRecord, readJournals, type RecordedOutput } from './batch-journal.ts';
+import { findTempFiles, isStale, removeStaleTempFiles, removeTempEntry } from '../io/temp-files.ts';
 import { outputFiles } from '../convert/plan.ts';
+import { pauseForTest } from './test-pause.ts';
 import { isDcpFolder } from '../formats/dcp/dcp.ts';
 
 /**
  * Converting a folder: every checkpoint under it (found by content), written to the same
  * relative place under the output folder, in a pool of worker threads. A failing file does not
- * stop the batch; a killed batch resumes from a manifest of outputs already written and verified.
+ * stop the batch. Each published output is recorded in this run's journal (batch-journal.ts); a
+ * re-run, or another task of a job array, skips every output that a journal records and that is
+ * still on disk as recorded, and keeps an unrecorded existing output when it verifies against its
+ * source, so a killed or re-submitted batch finishes with every file converted exactly once.
  */
 export interface BatchOptions {
   input: string;
   outDir: string;
   rules: ConversionRules;
   force: boolean;
+  /** `--clean-stale`: before starting, remove stale temporary files anywhere under the output folder */
+  cleanStale?: boolean;
   /** `--shard I/N`: this run takes files whose stable hash falls in share I of N (1-based) */
   shard?: { index: number; count: number };
   signal?: AbortSignal;
@@ -41,11 +50,6 @@ export type BatchEvent =
 
 export type { BatchSummary };
 
-export const MANIFEST = '.ckpt-batch.json';
-
-interface ManifestEntry { source: string; size: number; mtimeMs: number; outputs: { file: string; size: number }[]; rules: string; verified: true }
-interface Manifest { version: 1; entries: Record<string, ManifestEntry> }
-
 /** A stable share of the work for `--shard I/N`, the same on every node of a job array. */
 export function inShard(key: string, shard: { index: number; count: number } | undefined): boolean {
   if (!shard) return true;
@@ -57,31 +61,53 @@ export function planBatch(opts: BatchOptions): { items: BatchItem[]; ignored: nu
   const input = path.resolve(opts.input);
   const out = path.resolve(opts.outDir);
   if (out === input) fail('usage', `the output folder must differ from the input folder (${opts.input}); nothing is ever converted in place`);
-  const { files, ignored } = findCheckpoints(input, out);
+  const { files, ignored, unreadable } = findCheckpoints(input, out);
+  pauseForTest('CKPT_TEST_PAUSE_AFTER_DISCOVERY');
   const groups = groupFamilies(files).filter((g) => inShard(g.files[0]!, opts.shard));
-  const manifest = readManifest(out);
-  const rulesKey = JSON.stringify(opts.rules);
+  const recorded = doneRecords(readJournals(out), JSON.stringify(opts.rules));
   const items: BatchItem[] = [];
   const units: Unit[] = [];
   for (const g of groups) {
     for (const unit of unitsOf(g, opts.rules, input)) {
       units.push(unit);
       const outputs = outputFiles(unit.source, unit.output, unit.rules).map((o) => o.file);
-      const st = sourceStamp(path.join(input, unit.source));
-      const item: BatchItem = { id: items.length, sources: unit.sources, family: g.family, outputs, bytes: st.size, status: 'pending' };
-      const m = manifest.entries[unit.source];
-      if (m && m.rules === rulesKey && m.size === st.size && m.mtimeMs === st.mtimeMs && m.outputs.every((o) => fileSize(path.join(out, o.file)) === o.size)) {
+      const item: BatchItem = { id: items.length, sources: unit.sources, family: g.family, outputs, bytes: 0, status: 'pending' };
+      items.push(item);
+      try {
+        unit.stamp = sourceStamp(path.join(input, unit.source));
+      } catch (e) {
+        // it vanished (or became unreadable) after the folder was read: this file fails, not the batch
+        item.status = 'failed';
+        item.reason = asCheckpointError(e, path.join(input, unit.source)).message;
+        continue;
+      }
+      item.bytes = unit.stamp.size;
+      const r = recorded.get(unit.source);
+      if (r && r.sourceBytes === unit.stamp.size && r.sourceMtimeMs === unit.stamp.mtimeMs && r.outputs.every((o) => matchesRecord(out, o))) {
         item.status = 'skipped';
-        item.reason = 'already converted and verified (resumed)';
+        item.outputs = r.outputs.map((o) => o.file);
+        item.reason = 'already converted and verified (recorded in the batch journal)';
         item.verified = true;
       }
-      items.push(item);
     }
+  }
+  for (const u of unreadable.filter((x) => inShard(x.file, opts.shard))) {
+    units.push({ source: u.file, sources: [u.file], output: u.file, rules: opts.rules, group: u.file, stamp: null });
+    items.push({ id: items.length, sources: [u.file], family: false, outputs: [], bytes: 0, status: 'failed', reason: u.reason });
   }
   return { items, ignored, units };
 }
 
-interface Unit { source: string; sources: string[]; output: string; rules: ConversionRules }
+interface Unit {
+  source: string;
+  sources: string[];
+  output: string;
+  rules: ConversionRules;
+  /** the family's first file: what `--shard` hashes */
+  group: string;
+  /** size and modification time when planned; null when it could not be read */
+  stamp?: { size: number; mtimeMs: number } | null;
+}
 
 /**
  * How a group becomes conversion units. A per-rank family under `ddp` keeps one file per rank,
@@ -92,12 +118,13 @@ function unitsOf(g: FileGroup, rules: ConversionRules, input: string): Unit[] {
   if (!g.family) {
     const f = g.files[0]!;
     // a DCP folder becomes one file beside where the folder was: step100/ → step100.pt
-    return [{ source: f, sources: g.files, output: isDcpFolder(path.join(input, f)) ? `${f}.pt` : f, rules }];
+    return [{ source: f, sources: g.files, output: isDcpFolder(path.join(input, f)) ? `${f}.pt` : f, rules, group: f }];
   }
+  const group = g.files[0]!;
   if (rules.preset?.name === 'ddp') {
-    return g.files.map((f, r) => ({ source: f, sources: [f], output: f, rules: { ...rules, preset: { name: 'ddp', worldSize: 1 }, mapLocation: [{ from: '*', to: `cuda:${r}` }, ...rules.mapLocation] } }));
+    return g.files.map((f, r) => ({ source: f, sources: [f], output: f, rules: { ...rules, preset: { name: 'ddp', worldSize: 1 }, mapLocation: [{ from: '*', to: `cuda:${r}` }, ...rules.mapLocation] }, group }));
   }
-  return [{ source: g.files[0]!, sources: g.files, output: g.mergedName!, rules }];
+  return [{ source: group, sources: g.files, output: g.mergedName!, rules, group }];
 }
 
 export async function runBatch(opts: BatchOptions, pool: WorkerPool): Promise<BatchSummary> {
@@ -105,32 +132,30 @@ export async function runBatch(opts: BatchOptions, pool: WorkerPool): Promise<Ba
   const input = path.resolve(opts.input);
   const out = path.resolve(opts.outDir);
   const { items, ignored, units } = planBatch(opts);
-  // temporary files a killed earlier run left beside any output of this batch, subfolders included
+  // Temporary files a killed run left: removed once stale (untouched for an hour), never by
+  // guessing from a PID, since another node or container may be writing them right now.
+  let staleRemoved = 0;
+  if (opts.cleanStale) for (const t of findTempFiles(out)) if (isStale(t) && removeTempEntry(t)) staleRemoved++;
   const outputFolders = new Set([out, ...items.flatMap((i) => i.outputs.map((o) => path.dirname(path.join(out, o))))]);
-  for (const dir of outputFolders) for (const f of staleTempFiles(dir)) fs.rmSync(f, { force: true });
+  for (const dir of outputFolders) staleRemoved += removeStaleTempFiles(dir).length;
   const totalBytes = items.filter((i) => i.status === 'pending').reduce((a, i) => a + i.bytes, 0);
   opts.onEvent?.({ type: 'plan', items, ignored, totalBytes });
-  const manifest = readManifest(out);
+  for (const i of items) if (i.status === 'failed') opts.onEvent?.({ type: 'item', item: i });
   const rulesKey = JSON.stringify(opts.rules);
+  const journal = new BatchJournal(out, opts.shard);
+  journal.append({
+    type: 'start', version: 1, input, rules: rulesKey, shard: opts.shard ?? null, host: os.hostname(), pid: process.pid, at: Date.now(),
+    planned: items.length, skipped: items.filter((i) => i.status === 'skipped').length,
+  });
+  for (const i of items) if (i.status === 'failed') journal.append({ type: 'failed', source: units[i.id]!.source, group: units[i.id]!.group, reason: i.reason ?? '', at: Date.now() });
   let overallDone = 0;
-  // The manifest is rewritten at most once a second (and at the end): it only lets a rerun skip
-  // work, so losing its last second to a crash costs a little repeated work, never a wrong file.
-  let lastSave = 0;
-  let dirty = false;
-  const saveManifest = (final: boolean): void => {
-    dirty = dirty || !final;
-    if (!dirty || (!final && performance.now() - lastSave < 1000)) return;
-    writeManifest(out, manifest);
-    lastSave = performance.now();
-    dirty = false;
-  };
   const convertItem = async (item: BatchItem): Promise<void> => {
     const unit = units[item.id]!;
     const src = path.join(input, unit.source);
     let lastDone = 0;
     const convert = async (source: string, output: string, share: number): Promise<ConversionReport> => {
       const base = lastDone;
-      return pool.run({ kind: 'convert', source: path.join(input, source), output: path.join(out, output), rules: unit.rules, force: opts.force, syncFolder: false }, {
+      return pool.run({ kind: 'convert', source: path.join(input, source), output: path.join(out, output), rules: unit.rules, force: opts.force, syncFolder: false, keepVerifiedExisting: true }, {
         ...(opts.signal ? { signal: opts.signal } : {}),
         onProgress: (p) => {
           if (lastDone === 0) opts.onEvent?.({ type: 'start', id: item.id });
@@ -159,20 +184,26 @@ export async function runBatch(opts: BatchOptions, pool: WorkerPool): Promise<Ba
       overallDone += item.bytes - lastDone;
       item.seconds = reports.reduce((a, r) => a + r.seconds, 0);
       item.verified = reports.every((r) => r.verified);
+      const written = reports.flatMap((r) => r.outputs);
       if (!item.verified) {
         item.status = 'failed';
-        item.reason = `verification failed: ${reports.flatMap((r) => r.outputs).find((o) => !o.verified)?.mismatch}`;
+        item.reason = `verification failed: ${written.find((o) => !o.verified)?.mismatch}`;
       } else {
-        item.status = 'done';
-        const st = sourceStamp(src);
-        manifest.entries[unit.source] = { source: unit.source, size: st.size, mtimeMs: st.mtimeMs, rules: rulesKey, verified: true, outputs: item.outputs.map((f) => ({ file: f, size: fs.statSync(path.join(out, f)).size })) };
-        saveManifest(false);
+        const adopted = written.every((o) => o.adopted);
+        item.status = adopted ? 'skipped' : 'done';
+        if (adopted) item.reason = 'already converted (no journal recorded it); verified against the source and kept';
+        const outputs: RecordedOutput[] = written.map((o, i) => ({ file: item.outputs[i]!, bytes: o.bytes, tail: o.tail! }));
+        journal.append({
+          type: 'done', source: unit.source, group: unit.group, sourceBytes: unit.stamp!.size, sourceMtimeMs: unit.stamp!.mtimeMs, rules: rulesKey, outputs,
+          ...(adopted ? { adopted: true as const } : {}), at: Date.now(),
+        });
       }
     } catch (e) {
       const err: ErrorInfo = asCheckpointError(e, src).toInfo();
       item.status = err.kind === 'cancelled' ? 'cancelled' : 'failed';
       item.reason = err.message;
     }
+    if (item.status === 'failed') journal.append({ type: 'failed', source: unit.source, group: unit.group, reason: item.reason ?? '', at: Date.now() });
     opts.onEvent?.({ type: 'item', item });
   };
   // Items go to the pool a few at a time: enough to keep every worker busy, few enough that a
@@ -183,37 +214,18 @@ export async function runBatch(opts: BatchOptions, pool: WorkerPool): Promise<Ba
     while (next < pending.length) await convertItem(pending[next++]!);
   };
   await Promise.all(Array.from({ length: Math.min(pending.length, pool.size * 2) }, feed));
-  saveManifest(true);
   // Each output was fsynced before its rename; one fsync per folder makes the renames durable.
   for (const dir of new Set(items.filter((i) => i.status === 'done').flatMap((i) => i.outputs.map((o) => path.dirname(path.join(out, o)))))) syncDir(dir);
   const count = (s: ItemStatus): number => items.filter((i) => i.status === s).length;
-  const summary: BatchSummary = { items, done: count('done'), skipped: count('skipped'), failed: count('failed'), cancelled: count('cancelled'), bytes: totalBytes, seconds: (performance.now() - t0) / 1000 };
+  const summary: BatchSummary = {
+    items, done: count('done'), skipped: count('skipped'), failed: count('failed'), cancelled: count('cancelled'), bytes: totalBytes, seconds: (performance.now() - t0) / 1000,
+    ...(staleRemoved ? { staleRemoved } : {}),
+  };
+  journal.append({ type: 'finished', done: summary.done, skipped: summary.skipped, failed: summary.failed, cancelled: summary.cancelled, at: Date.now() });
+  journal.close();
+  if (journal.error) summary.warning = journal.error;
   opts.onEvent?.({ type: 'finished', summary });
   return summary;
-}
-
-function readManifest(outDir: string): Manifest {
-  try {
-    const m = JSON.parse(fs.readFileSync(path.join(outDir, MANIFEST), 'utf8')) as Manifest;
-    if (m.version === 1 && m.entries) return m;
-  } catch { /* none yet, or unreadable: start over */ }
-  return { version: 1, entries: {} };
-}
-
-function writeManifest(outDir: string, m: Manifest): void {
-  const file = path.join(outDir, MANIFEST);
-  const tmp = `${file}.${process.pid}.tmp`;
-  fs.mkdirSync(outDir, { recursive: true });
-  fs.writeFileSync(tmp, JSON.stringify(m, null, 1));
-  fs.renameSync(tmp, file);
-}
-
-function fileSize(f: string): number {
-  try {
-    return fs.statSync(f).size;
-  } catch {
-    return -1;
-  }
 }
 
 /** Size and modification time of a source; for a DCP folder, the sum and the latest of its files. */

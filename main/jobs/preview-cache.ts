@@ -3,7 +3,7 @@ import type { ConversionPlan } from '../../shared/convert.ts';
 import type { ConversionRules } from '../../shared/presets.ts';
 import type { Checkpoint } from '../checkpoint/inspect.ts';
 import { previewConversion } from '../convert/convert-file.ts';
-import { describeExisting } from '../convert/existing-output.ts';
+import { describeExisting } from '../convert/describe-existing.ts';
 import { planConversion, rulesFor } from '../convert/plan.ts';
 import { openCheckpoint } from '../inputs/open-checkpoint.ts';
 

@@ -33,7 +33,7 @@ export async function runJob<K extends JobRequest['kind']>(request: JobRequest &
     }
     case 'convert': {
       const signal = { get aborted() { return ctx.cancelled(); } } as AbortSignal;
-      return (await convertFile(req.source, { rules: req.rules, output: req.output, force: req.force, onProgress: ctx.onProgress, signal, syncFolder: req.syncFolder ?? true, ...(ctx.onWaiting ? { onWaiting: ctx.onWaiting } : {}) })) as JobResults[K];
+      return (await convertFile(req.source, { rules: req.rules, output: req.output, force: req.force, onProgress: ctx.onProgress, signal, syncFolder: req.syncFolder ?? true, keepVerifiedExisting: req.keepVerifiedExisting ?? false, ...(ctx.onWaiting ? { onWaiting: ctx.onWaiting } : {}) })) as JobResults[K];
     }
     case 'tensor-stats':
       return tensorStats(req.file, req.path, req.bins) as JobResults[K];

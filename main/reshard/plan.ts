@@ -75,7 +75,7 @@ function exists(p: string): boolean {
 }
 
 /** Files a folder output may already hold when --force replaces it. */
-const OURS = /^(\.metadata|__\d+_\d+\.distcp|.*\.safetensors|.*\.bin|.*\.index\.json|\.ckpt-batch\.json)$/;
+const OURS = /^(\.metadata|__\d+_\d+\.distcp|.*\.safetensors|.*\.bin|.*\.index\.json|\.ckpt-batch(\.json)?)$/;
 
 function folderProblem(dir: string, force: boolean): string | null {
   if (!exists(dir)) return null;

@@ -2,6 +2,7 @@
 
   dp_2gib.pt       nn.DataParallel-style state dict: 32 x 64 MiB float32 tensors, 'module.' keys
   keys_10k.pt      10,000 small tensors (a state dict with deep dotted keys)
+  keys_100k.pt     100,000 small tensors (mixture-of-experts keys)
   batch/NNN.pt     200 small DataParallel checkpoints for the batch benchmark
 """
 import os, sys, collections
@@ -24,6 +25,17 @@ if not os.path.exists(p):
     sd = collections.OrderedDict()
     for i in range(10000):
         sd[f'module.encoder.block{i // 100}.layer{i % 100}.weight'] = torch.randn(8)
+    torch.save(sd, p + '.tmp')
+    os.replace(p + '.tmp', p)
+
+# 100,000 small tensors with mixture-of-experts keys (250 experts x 4 weights in each of 100 layers)
+p = os.path.join(out, 'keys_100k.pt')
+if not os.path.exists(p):
+    sd = collections.OrderedDict()
+    for i in range(100000):
+        layer, rest = divmod(i, 1000)
+        expert, w = divmod(rest, 4)
+        sd[f'module.model.layers.{layer}.mlp.experts.{expert}.w{w}.weight'] = torch.randn(16)
     torch.save(sd, p + '.tmp')
     os.replace(p + '.tmp', p)
 

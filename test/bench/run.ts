@@ -18,6 +18,7 @@ const groups: Record<string, (dir: string) => BenchResult[]> = { inspect: inspec
 groups['reshard'] = (await import('./reshard-bench.ts')).reshardBenchmarks;
 groups['verify-python'] = (await import('./verify-python-bench.ts')).verifyPythonBenchmarks;
 groups['fitdiff'] = (await import('./fitdiff-bench.ts')).fitDiffBenchmarks;
+groups['scale'] = (await import('./scale-bench.ts')).scaleBenchmarks;
 export interface BenchResult { name: string; value: string; target: string; pass: boolean; detail?: string }
 
 const results: BenchResult[] = [];

@@ -4,7 +4,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { TORCH_FIXTURES, checkWithTorch, jsonLines, removeTemps, runCliAsync, tempDir, torchSkipReason, type CliRun } from './helpers.ts';
 
@@ -54,10 +54,12 @@ before(() => {
   assert.equal(CHECKPOINTS.length, 20);
 });
 
+/** Every file under dir, relative, except the batch journals in `.ckpt-batch/`. */
 function files(dir: string): string[] {
   const out: string[] = [];
   const walk = (d: string): void => {
     for (const n of readdirSync(d)) {
+      if (n === '.ckpt-batch' && d === dir) continue;
       const p = join(d, n);
       if (statSync(p).isDirectory()) walk(p);
       else out.push(relative(dir, p));
@@ -93,8 +95,8 @@ test('--jobs 2: converts every checkpoint, mirrors folders, ignores other files,
   assert.deepEqual(fam.outputs, ['family/rank0.pt', 'family/rank1.pt'], 'ranks that differ are converted one by one');
   assert.match(fam.reason, /ranks differ in 4 of 16 tensors \(module\.bn1\.running_mean/);
   for (const [k, it] of items) if (k !== BROKEN) assert.equal(it.status, 'done', `${k}: ${it.reason}`);
-  const want = [...Object.keys(LAYOUT), '.ckpt-batch.json'].sort();
-  assert.deepEqual(files(outDir()), want, 'mirrored tree: no txt/json, no broken output, no temp files');
+  assert.deepEqual(files(outDir()), Object.keys(LAYOUT).sort(), 'mirrored tree: no txt/json, no broken output, no temp files');
+  assert.equal(readdirSync(join(outDir(), '.ckpt-batch')).length, 1, 'one journal for the run');
   const fin = events.find((e) => e.event === 'finished').summary;
   assert.deepEqual([fin.done, fin.failed, fin.skipped], [18, 1, 0]);
 
@@ -113,20 +115,28 @@ test('--jobs 2: converts every checkpoint, mirrors folders, ignores other files,
 test('rerun resumes: done files are skipped and it says so; the broken one fails again', { skip: skip ?? false }, async () => {
   assert.ok(first, 'the first batch ran');
   const mtimes = new Map(files(outDir()).map((f) => [f, statSync(join(outDir(), f)).mtimeMs]));
-  // what a killed run leaves: a hidden temp file named after its (now dead) pid, in a subfolder
+  // what a killed run leaves: a hidden temp file in a subfolder, untouched for two hours (stale),
+  // and one written a moment ago, named after a dead pid: it may be a live writer on another node
+  // or in another PID namespace, so it stays
   const deadPid = spawnSync('true').pid;
-  const stale = join(outDir(), 'a', 'b', 'c', `.gpu3.pth.tar.ckpt-tmp-${deadPid}-0badf00d`);
+  const stale = join(outDir(), 'a', 'b', 'c', `.gpu3.pth.tar.ckpt-tmp-othernode-${deadPid}-${(Date.now() - 7_200_000).toString(36)}-0badf00d`);
   writeFileSync(stale, 'partial');
+  const twoHoursAgo = new Date(Date.now() - 7_200_000);
+  utimesSync(stale, twoHoursAgo, twoHoursAgo);
+  const fresh = join(outDir(), 'a', 'b', 'c', `.gpu3.pth.tar.ckpt-tmp-othernode-${deadPid}-${Date.now().toString(36)}-0badcafe`);
+  writeFileSync(fresh, 'being written');
   const again = await runCliAsync(['convert', input, '--preset', 'cpu', '--keep-objects', '-o', outDir(), '--jobs', '2', '--json']);
   assert.equal(again.code, 1, again.stderr);
-  assert.ok(!existsSync(stale), 'the killed run\'s temp file in a subfolder is removed');
+  assert.ok(!existsSync(stale), 'the stale temp file in a subfolder is removed');
+  assert.ok(existsSync(fresh), 'a fresh temp file of another process is left alone, whatever its pid');
+  unlinkSync(fresh);
   const plan = jsonLines(again.stdout).find((e) => e.event === 'plan');
   const skipped = plan.items.filter((i: any) => i.status === 'skipped');
   assert.equal(skipped.length, 18);
-  for (const s of skipped) assert.match(s.reason, /already converted.*resumed/);
+  for (const s of skipped) assert.match(s.reason, /already converted and verified \(recorded in the batch journal\)/);
   const items = itemsOf(again);
   assert.deepEqual([...items.keys()], [BROKEN], 'only the broken file is attempted again');
-  for (const f of files(outDir())) if (f !== '.ckpt-batch.json') assert.equal(statSync(join(outDir(), f)).mtimeMs, mtimes.get(f), `${f} not rewritten`);
+  for (const f of files(outDir())) assert.equal(statSync(join(outDir(), f)).mtimeMs, mtimes.get(f), `${f} not rewritten`);
   const text = await runCliAsync(['convert', input, '--preset', 'cpu', '--keep-objects', '-o', outDir(), '--jobs', '2']);
   assert.equal(text.code, 1);
   assert.match(text.stdout, /19 checkpoints found, 1 to convert, 18 already done/);
@@ -150,10 +160,10 @@ test('--shard 1/2 + --shard 2/2 cover every file exactly once', { skip: skip ?? 
   const all = [...planned[0]!, ...planned[1]!].sort();
   assert.deepEqual(all, CHECKPOINTS, 'union is everything, no file twice');
   assert.ok(planned[0]!.length > 0 && planned[1]!.length > 0, `both shards have work (${planned[0]!.length}/${planned[1]!.length})`);
-  const written = [1, 2].map((i) => files(join(base, `shard${i}`)).filter((f) => f !== '.ckpt-batch.json'));
+  const written = [1, 2].map((i) => files(join(base, `shard${i}`)));
   const together = [...written[0]!, ...written[1]!].sort();
   assert.equal(new Set(together).size, together.length, 'no output written by both shards');
-  assert.deepEqual(together, files(outDir()).filter((f) => f !== '.ckpt-batch.json'), 'together the shards write what one batch writes');
+  assert.deepEqual(together, files(outDir()), 'together the shards write what one batch writes');
   runs.forEach((r, i) => assert.equal(r.code, planned[i]!.includes(BROKEN) ? 1 : 0, r.stderr));
 });
 
@@ -166,10 +176,10 @@ test('per-rank family: ddp keeps rank r on cuda:r, cpu merges identical ranks in
   const cpuOut = join(base, 'fam-cpu');
   const ddp = await runCliAsync(['convert', fam, '--preset', 'ddp', '-o', ddpOut, '--json']);
   assert.equal(ddp.code, 0, ddp.stderr);
-  assert.deepEqual(files(ddpOut), ['.ckpt-batch.json', 'run/rank0.pt', 'run/rank1.pt']);
+  assert.deepEqual(files(ddpOut), ['run/rank0.pt', 'run/rank1.pt']);
   const cpu = await runCliAsync(['convert', fam, '--preset', 'cpu', '-o', cpuOut, '--json']);
   assert.equal(cpu.code, 0, cpu.stderr);
-  assert.deepEqual(files(cpuOut), ['.ckpt-batch.json', 'run/merged.pt']);
+  assert.deepEqual(files(cpuOut), ['run/merged.pt']);
   const res = checkWithTorch([
     { id: 'r0', kind: 'tags', file: join(ddpOut, 'run', 'rank0.pt'), expect: 'cuda:0', model: 'dp', same_as: join(fam, 'run', 'rank0.pt'), preset: 'ddp' },
     { id: 'r1', kind: 'tags', file: join(ddpOut, 'run', 'rank1.pt'), expect: 'cuda:1', model: 'dp', same_as: join(fam, 'run', 'rank1.pt'), preset: 'ddp' },

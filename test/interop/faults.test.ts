@@ -4,7 +4,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { appendFileSync, chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { appendFileSync, chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, utimesSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
@@ -29,7 +29,7 @@ before(() => {
 });
 after(removeTemps);
 
-/** Every temp file (`.<name>.ckpt-tmp-<pid>-<hex>`) under dir, recursively. */
+/** Every temp file (`.<name>.ckpt-tmp-<host>-<pid>-<start>-<hex>`) under dir, recursively. */
 function tempFiles(dir: string): string[] {
   const out: string[] = [];
   const walk = (d: string): void => {
@@ -92,23 +92,24 @@ test('SIGKILL mid-write: no output, source unchanged; a rerun succeeds', { skip:
   assert.equal(rerun.code, 0, rerun.stderr);
   assert.equal(reportOf(rerun.stdout).verified, true);
   assert.ok(existsSync(out));
-  const stale = tempFiles(dir);
-  if (stale.length) {
-    // Single-file mode leaves the killed run's temp file: harmless (hidden, named after a dead
-    // pid, never the output), and a folder batch into that folder removes it.
-    console.log(`# after the rerun the killed run's temp file is still there: ${stale.map((s) => relative(dir, s)).join(', ')} (harmless; single-file convert does not sweep stale temp files)`);
-    assert.deepEqual(stale, [r.tempAtKill.file], 'only the killed run\'s temp file');
-    const pid = Number(/ckpt-tmp-(\d+)-/.exec(stale[0]!)![1]);
-    assert.throws(() => process.kill(pid, 0), 'its pid is dead, so it is recognisably stale');
-    const srcDir = join(tempDir('sweep'), 'in');
-    mkdirSync(srcDir);
-    copyFileSync(join(TORCH_FIXTURES, 'cpu_state_dict.pt'), join(srcDir, 'small.pt'));
-    const sweep = await runCliAsync(['convert', srcDir, '--preset', 'cpu', '-o', dir, '--json']);
-    assert.equal(sweep.code, 0, sweep.stderr);
-    assert.deepEqual(tempFiles(dir), [], 'a folder batch into the folder removes the stale temp file');
-  } else {
-    console.log('# after the rerun no temp file is left');
-  }
+  // The killed run's temp file stays: nothing tells a dead writer from one on another node or in
+  // another PID namespace but its age. `ckpt clean` keeps it while fresh and removes it once stale.
+  assert.deepEqual(tempFiles(dir), [r.tempAtKill.file], 'only the killed run\'s temp file is left');
+  assert.match(relative(dir, r.tempAtKill.file), /^\.out\.pt\.ckpt-tmp-[A-Za-z0-9_.]+-\d+-[0-9a-z]+-[0-9a-f]{8}$/, 'named with host, pid, start time and a random part');
+  const keep = await runCliAsync(['clean', dir]);
+  assert.equal(keep.code, 0, keep.stderr);
+  assert.match(keep.stdout, /kept \.out\.pt\.ckpt-tmp-.*not stale yet/);
+  assert.deepEqual(tempFiles(dir), [r.tempAtKill.file], 'a fresh temp file is kept');
+  const twoHoursAgo = new Date(Date.now() - 7_200_000);
+  utimesSync(r.tempAtKill.file, twoHoursAgo, twoHoursAgo);
+  const dry = await runCliAsync(['clean', dir, '--dry-run']);
+  assert.match(dry.stdout, /would remove \.out\.pt\.ckpt-tmp-/);
+  assert.deepEqual(tempFiles(dir), [r.tempAtKill.file], '--dry-run removes nothing');
+  const clean = await runCliAsync(['clean', dir]);
+  assert.equal(clean.code, 0, clean.stderr);
+  assert.match(clean.stdout, /^removed \.out\.pt\.ckpt-tmp-.* MiB, for out\.pt/m);
+  assert.deepEqual(tempFiles(dir), [], 'the stale temp file is removed');
+  assert.ok(existsSync(out), 'the output is untouched');
   assert.equal(sha256File(big), before, 'source still unchanged');
 });
 
@@ -324,8 +325,9 @@ test('a source that changes during a batch: that item fails with a reason, the o
   }
   assert.ok(!existsSync(join(outDir, 'big.pt')), 'no output for the changed source');
   assert.deepEqual(tempFiles(outDir), [], 'nothing partial left');
-  const manifest = JSON.parse(readFileSync(join(outDir, '.ckpt-batch.json'), 'utf8'));
-  assert.deepEqual(Object.keys(manifest.entries).sort(), ['sub/cpu_state_dict.pt', 'sub/dp_state_dict.pt', 'sub/training_checkpoint.pt']);
+  const journal = readdirSync(join(outDir, '.ckpt-batch')).flatMap((n) => jsonLines(readFileSync(join(outDir, '.ckpt-batch', n), 'utf8')));
+  assert.deepEqual(journal.filter((l) => l.type === 'done').map((l) => l.source).sort(), ['sub/cpu_state_dict.pt', 'sub/dp_state_dict.pt', 'sub/training_checkpoint.pt']);
+  assert.deepEqual(journal.filter((l) => l.type === 'failed').map((l) => l.source), ['big.pt']);
   const fin = events.find((e) => e.event === 'finished');
   assert.deepEqual([fin.summary.done, fin.summary.failed], [3, 1]);
 });

@@ -46,16 +46,30 @@ export class PickleInput {
     this.pos += n;
     return this.buf.subarray(0, n);
   }
+  /** Where `n` more bytes sit in the current chunk, or -1: the fast path of the small reads, which make no view. */
+  private inChunk(n: number): number {
+    const rel = this.pos - this.bufStart;
+    return rel >= 0 && rel + n <= this.buf.length && this.pos + n <= this.end ? rel : -1;
+  }
   byte(): number {
-    return this.bytes(1)[0]!;
+    const rel = this.inChunk(1);
+    if (rel < 0) return this.bytes(1)[0]!;
+    this.pos++;
+    return this.buf[rel]!;
   }
   uint16(): number {
-    const b = this.bytes(2);
-    return b[0]! | (b[1]! << 8);
+    let rel = this.inChunk(2);
+    let b = this.buf;
+    if (rel < 0) [b, rel] = [this.bytes(2), 0];
+    else this.pos += 2;
+    return b[rel]! | (b[rel + 1]! << 8);
   }
   int32(): number {
-    const b = this.bytes(4);
-    return b[0]! | (b[1]! << 8) | (b[2]! << 16) | (b[3]! << 24);
+    let rel = this.inChunk(4);
+    let b = this.buf;
+    if (rel < 0) [b, rel] = [this.bytes(4), 0];
+    else this.pos += 4;
+    return b[rel]! | (b[rel + 1]! << 8) | (b[rel + 2]! << 16) | (b[rel + 3]! << 24);
   }
   uint32(): number {
     return this.int32() >>> 0;

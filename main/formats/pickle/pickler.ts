@@ -110,16 +110,12 @@ export function pickleValue(value: PyValue, opts: PickleWriterOptions): Uint8Arr
     if (v === false) return void out.byte(0x89);
     if (typeof v === 'number') {
       if (!Number.isInteger(v)) fail('internal', `cannot pickle ${v} as an int`);
+      // shapes, strides, offsets: the common small ints without a BigInt each
+      if (v >= 0 && v < 65536) return void (v < 256 ? out.byte(0x4b, v) : out.byte3(0x4d, v & 0xff, v >> 8)); // BININT1, BININT2
       return saveInt(out, BigInt(v));
     }
     if (typeof v === 'bigint') return saveInt(out, v);
-    if (typeof v === 'string') {
-      const b = Buffer.from(v, 'utf8');
-      out.byte(0x58); // BINUNICODE
-      out.u32(b.length);
-      out.bytes(b);
-      return;
-    }
+    if (typeof v === 'string') return out.unicode(v); // BINUNICODE
     if (v instanceof PyFloat) {
       out.byte(0x47); // BINFLOAT, big-endian
       const b = Buffer.allocUnsafe(8);
@@ -268,9 +264,24 @@ class ByteWriter {
     this.cur = Buffer.allocUnsafe(Math.max(1 << 16, n));
     this.at = 0;
   }
-  byte(...bs: number[]): void {
-    this.ensure(bs.length);
-    for (const b of bs) this.cur[this.at++] = b;
+  byte(a: number, b?: number): void {
+    this.ensure(2);
+    this.cur[this.at++] = a;
+    if (b !== undefined) this.cur[this.at++] = b;
+  }
+  byte3(a: number, b: number, c: number): void {
+    this.ensure(3);
+    this.cur[this.at++] = a;
+    this.cur[this.at++] = b;
+    this.cur[this.at++] = c;
+  }
+  /** BINUNICODE: opcode, UTF-8 length, UTF-8 bytes, encoded in place (no buffer per string). */
+  unicode(s: string): void {
+    this.ensure(5 + 3 * s.length);
+    const n = this.cur.write(s, this.at + 5, 'utf8');
+    this.cur[this.at] = 0x58;
+    this.cur.writeUInt32LE(n, this.at + 1);
+    this.at += 5 + n;
   }
   u32(v: number): void {
     this.ensure(4);

@@ -28,6 +28,7 @@ export const MAX_RECORD_BYTES = 1 << 30;
 /** How much a deflated pickle record may grow: pickles of real checkpoints deflate ~3-20:1. */
 export const MAX_PICKLE_INFLATION = 100;
 const MIN_PICKLE_BOUND = 16 << 20;
+const HEADER_WINDOW = 64 << 10;
 
 export class ZipArchive {
   readonly entries: ZipEntry[];
@@ -133,11 +134,27 @@ export class ZipArchive {
    * extra length cannot be used (caffe2/serialize/inline_container.cc, `getPadding`).
    */
   dataRange(entry: ZipEntry): ByteRange {
-    const h = view(this.reader.read(entry.localHeaderOffset, 30));
+    const h = this.localHeader(entry.localHeaderOffset);
     if (h.getUint32(0, true) !== LOCAL_SIG) fail('corrupt-zip', `${this.reader.name}: local header of ${entry.name} is damaged`, this.reader.name);
     const offset = entry.localHeaderOffset + 30 + h.getUint16(26, true) + h.getUint16(28, true);
     if (offset + entry.compressedSize > this.reader.size) fail('truncated', `${this.reader.name}: record ${entry.name} is cut short; the file is truncated`, this.reader.name);
     return { reader: this.reader, offset, length: entry.compressedSize };
+  }
+
+  private headerWindow: { start: number; bytes: Uint8Array } | null = null;
+
+  /**
+   * The 30 fixed bytes of a local header, through a 64 KiB window: the records of a checkpoint
+   * with many small tensors sit next to each other, so one read serves hundreds of headers (one
+   * read each would be 100,000 reads for a 100,000-tensor file).
+   */
+  private localHeader(offset: number): DataView {
+    let w = this.headerWindow;
+    if (!w || offset < w.start || offset + 30 > w.start + w.bytes.length) {
+      const n = Math.min(HEADER_WINDOW, this.reader.size - offset);
+      w = this.headerWindow = { start: offset, bytes: this.reader.read(offset, Math.max(n, 30)) };
+    }
+    return new DataView(w.bytes.buffer, w.bytes.byteOffset + (offset - w.start), 30);
   }
 
   /** Reads a whole record into memory (small records only: pickles, version files). */

@@ -59,7 +59,7 @@ test('a temporary file a worker is writing is known to the main thread, which ca
         if (seen || p.done === 0 || p.done >= p.total) return;
         seen = liveTempFiles();
         assert.equal(seen.length, 1, `one temporary file while writing: ${seen.join(', ')}`);
-        assert.match(path.basename(seen[0]!), /^\.big\.pt\.ckpt-tmp-\d+-[0-9a-f]{8}$/);
+        assert.match(path.basename(seen[0]!), /^\.big\.pt\.ckpt-tmp-[A-Za-z0-9_.]+-\d+-[0-9a-z]+-[0-9a-f]{8}$/);
         assert.ok(fs.existsSync(seen[0]!), 'it exists');
         removeLiveTempFiles(); // what a second Ctrl-C does before exiting
         assert.ok(!fs.existsSync(seen[0]!), 'removed by the main thread');

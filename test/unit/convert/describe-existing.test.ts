@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { describeExisting } from '../../../main/convert/existing-output.ts';
+import { describeExisting } from '../../../main/convert/describe-existing.ts';
 import { outputFiles } from '../../../main/convert/plan.ts';
 import { SAMPLE, tempDir } from '../service/helpers.ts';
 

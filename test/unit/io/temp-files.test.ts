@@ -1,0 +1,64 @@
+// Temporary-file names and staleness: a name says which host, process and time made it; whether
+// it may be removed depends only on how long it has been untouched, never on a PID.
+import { after, test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { findTempFiles, isStale, parseDuration, parseTempName, removeStaleTempFiles, STALE_AFTER_MS, tempPathFor } from '../../../main/io/temp-files.ts';
+
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ckpt-temps-'));
+after(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+const age = (p: string, ms: number): void => {
+  const t = new Date(Date.now() - ms);
+  fs.utimesSync(p, t, t);
+};
+
+test('a temp path is hidden, beside its destination, and names host, pid, start time and a random part', () => {
+  const dest = path.join(dir, 'model.pt');
+  const a = tempPathFor(dest);
+  const b = tempPathFor(dest);
+  assert.notEqual(a, b);
+  assert.equal(path.dirname(a), dir);
+  const p = parseTempName(path.basename(a))!;
+  assert.equal(p.output, 'model.pt');
+  assert.equal(p.pid, process.pid);
+  assert.equal(p.host, os.hostname().replace(/[^A-Za-z0-9_.]/g, '_').slice(0, 40));
+  assert.ok(Math.abs(p.startedMs! - Date.now()) < 5000);
+  // the names earlier versions wrote are still recognised (age decides for them too)
+  assert.deepEqual(parseTempName('.x.pt.ckpt-tmp-123-0badf00d'), { output: 'x.pt', host: null, pid: 123, startedMs: null });
+  for (const n of ['x.pt', '.x.pt', 'x.pt.ckpt-tmp-vm-1-a-0badf00d', '.x.ckpt-tmp-zzz']) assert.equal(parseTempName(n), null, n);
+});
+
+test('staleness is age only: a fresh file of a dead pid stays, an old file of a live pid goes', () => {
+  const sub = fs.mkdtempSync(path.join(dir, 'stale-'));
+  const deadPid = spawnSync('true').pid!;
+  const fresh = path.join(sub, `.a.pt.ckpt-tmp-othernode-${deadPid}-${Date.now().toString(36)}-00000001`);
+  const old = path.join(sub, `.b.pt.ckpt-tmp-vm-${process.pid}-${(Date.now() - 2 * STALE_AFTER_MS).toString(36)}-00000002`);
+  const oldName = path.join(sub, `.c.pt.ckpt-tmp-${deadPid}-00000003`);
+  const staging = path.join(sub, `.d.ckpt-tmp-vm-1-${(Date.now() - 2 * STALE_AFTER_MS).toString(36)}-00000004`);
+  for (const f of [fresh, old, oldName]) fs.writeFileSync(f, 'x');
+  fs.mkdirSync(staging);
+  fs.writeFileSync(path.join(staging, 'rank0.pt'), 'being written'); // a staging folder is live while its files change
+  age(old, 2 * STALE_AFTER_MS);
+  age(oldName, STALE_AFTER_MS + 1000);
+  age(staging, 2 * STALE_AFTER_MS);
+  fs.writeFileSync(path.join(sub, 'model.pt'), 'an output, never touched');
+  const found = findTempFiles(dir).filter((e) => e.path.startsWith(sub));
+  assert.deepEqual(found.map((e) => path.basename(e.path)).sort(), [fresh, old, oldName, staging].map((f) => path.basename(f)).sort());
+  assert.deepEqual(found.filter((e) => isStale(e)).map((e) => e.path).sort(), [old, oldName].sort());
+  const removed = removeStaleTempFiles(sub).map((e) => e.path).sort();
+  assert.deepEqual(removed, [old, oldName].sort());
+  assert.ok(fs.existsSync(fresh) && fs.existsSync(staging) && fs.existsSync(path.join(sub, 'model.pt')));
+});
+
+test('--older-than durations', () => {
+  assert.equal(parseDuration('0'), 0);
+  assert.equal(parseDuration('90s'), 90_000);
+  assert.equal(parseDuration('30m'), 1_800_000);
+  assert.equal(parseDuration('1.5h'), 5_400_000);
+  assert.equal(parseDuration('2d'), 172_800_000);
+  assert.equal(parseDuration('soon'), null);
+});
