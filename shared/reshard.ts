@@ -16,8 +16,9 @@ import type { Preset } from './presets.ts';
  * - `rank-family`: per-rank files of a data-parallel run, each a full copy (DDP)
  * - `sharded-ranks`: per-rank files holding DTensor / ShardedTensor shards (FSDP SHARDED_STATE_DICT)
  * - `dcp`: a `torch.distributed.checkpoint` folder (`.metadata` + `__R_N.distcp`)
+ * - `deepspeed`: a DeepSpeed ZeRO checkpoint folder (per-rank flat fp32 partitions)
  */
-export type ReshardInputKind = 'single' | 'shard-set' | 'rank-family' | 'sharded-ranks' | 'dcp';
+export type ReshardInputKind = 'single' | 'shard-set' | 'rank-family' | 'sharded-ranks' | 'dcp' | 'deepspeed';
 
 export type ReshardTarget =
   | { kind: 'single' }

@@ -9,6 +9,7 @@ import { runBatch, type BatchEvent } from '../convert/batch.ts';
 import { previewConversion } from '../convert/convert-file.ts';
 import { CheckpointError, fail } from '../formats/errors.ts';
 import { isDcpFolder } from '../formats/dcp.ts';
+import { isDeepSpeedFolder } from '../formats/deepspeed/locate.ts';
 import { WorkerPool } from '../jobs/pool.ts';
 import { cancelOnSignal } from './cancel-on-signal.ts';
 import { renderBatchLine, renderBatchSummary, renderPlan, renderReport } from './convert-render.ts';
@@ -123,7 +124,7 @@ export async function runConvert(args: string[], io: CliIO): Promise<number> {
     fail('io', `${p.input}: no such file or folder`, p.input);
   }
   // a distributed-checkpoint folder is one checkpoint, not a folder of them (issue 7)
-  return st.isDirectory() && !isDcpFolder(p.input) ? convertFolder(p, io) : convertOne(p, io);
+  return st.isDirectory() && !isDcpFolder(p.input) && !isDeepSpeedFolder(p.input) ? convertFolder(p, io) : convertOne(p, io);
 }
 
 async function convertOne(p: Parsed, io: CliIO): Promise<number> {

@@ -1,0 +1,24 @@
+import { fail } from './errors.ts';
+import { numelOf, type TensorSource } from './tensor-source.ts';
+
+/**
+ * Another source's row-major elements under another shape of the same numel (`view(shape)` of a
+ * contiguous tensor): how a parameter assembled from flat slices (DeepSpeed's flat partitions) is
+ * compared, piece by piece, with the written tensor.
+ */
+export class ReshapedSource implements TensorSource {
+  readonly numel: number;
+  constructor(private readonly base: TensorSource, readonly shape: readonly number[]) {
+    this.numel = numelOf(shape);
+    if (this.numel !== base.numel) fail('internal', `cannot view ${base.numel} elements as [${shape}]`);
+  }
+  get dtype(): TensorSource['dtype'] {
+    return this.base.dtype;
+  }
+  describe(): string {
+    return `${this.base.describe()} viewed as [${this.shape}]`;
+  }
+  readElements(first: number, count: number, out: Uint8Array, outAt: number): void {
+    this.base.readElements(first, count, out, outAt);
+  }
+}
