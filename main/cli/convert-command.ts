@@ -15,6 +15,7 @@ import { cancelOnSignal } from './cancel-on-signal.ts';
 import { renderBatchLine, renderBatchSummary, renderPlan, renderReport } from './convert-render.ts';
 import { makeStyle } from './format-text.ts';
 import type { CliIO } from './io.ts';
+import { withTag } from '../formats/deepspeed/locate.ts';
 import { ProgressLine } from './progress-line.ts';
 
 export const CONVERT_HELP = `ckpt convert <file|folder> --preset cpu|gpu[:K]|dp|ddp [options]
@@ -67,7 +68,7 @@ export function parseConvertArgs(args: string[]): Parsed | 'help' {
       'strip-prefix': { type: 'string', multiple: true }, 'add-prefix': { type: 'string' }, rename: { type: 'string', multiple: true },
       include: { type: 'string' }, exclude: { type: 'string' }, 'map-location': { type: 'string', multiple: true },
       unwrap: { type: 'boolean' }, 'export-state-dict': { type: 'boolean' }, force: { type: 'boolean' }, jobs: { type: 'string' },
-      shard: { type: 'string' }, 'dry-run': { type: 'boolean' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+      shard: { type: 'string' }, 'dry-run': { type: 'boolean' }, json: { type: 'boolean' }, tag: { type: 'string' }, help: { type: 'boolean', short: 'h' },
     },
   });
   if (values.help) return 'help';
@@ -108,7 +109,7 @@ export function parseConvertArgs(args: string[]): Parsed | 'help' {
     if (!m || Number(m[1]) < 1 || Number(m[1]) > Number(m[2])) usage('--shard takes I/N with 1 ≤ I ≤ N, e.g. --shard 3/8');
     shard = { index: Number(m![1]), count: Number(m![2]) };
   }
-  return { input: positionals[0]!, output: values.output ?? null, rules, force: !!values.force, jobs, dryRun: !!values['dry-run'], json: !!values.json, ...(shard ? { shard } : {}) };
+  return { input: withTag(positionals[0]!, values.tag), output: values.output ?? null, rules, force: !!values.force, jobs, dryRun: !!values['dry-run'], json: !!values.json, ...(shard ? { shard } : {}) };
 }
 
 export async function runConvert(args: string[], io: CliIO): Promise<number> {

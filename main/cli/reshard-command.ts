@@ -7,6 +7,7 @@ import { DEFAULT_MAX_SHARD_BYTES, parseShardSize } from '../reshard/hf-shards.ts
 import { formatBytes, makeStyle, type Style } from './format-text.ts';
 import { cancelOnSignal } from './cancel-on-signal.ts';
 import type { CliIO } from './io.ts';
+import { withTag } from '../formats/deepspeed/locate.ts';
 import { ProgressLine } from './progress-line.ts';
 
 export const RESHARD_HELP = `ckpt reshard <input...> --to single|ranks:N|dcp[:N]|shards[:SIZE] -o OUT [options]
@@ -20,6 +21,9 @@ inputs
                          same tensors (checked by hash); DTensor / ShardedTensor shards (FSDP
                          SHARDED_STATE_DICT) are consolidated into full tensors
   FOLDER                 a torch.distributed.checkpoint folder (.metadata + __R_N.distcp)
+  FOLDER [--tag T]       a DeepSpeed ZeRO checkpoint (stage 1-3): the folder holding 'latest', a
+                         tag folder (global_step*/), or a Lightning *.ckpt/ folder; consolidated
+                         as DeepSpeed's zero_to_fp32 does
   X.index.json           a Hugging Face shard set (or the folder holding it)
 
 targets (--to)
@@ -48,7 +52,7 @@ export function parseReshardArgs(args: string[]): ReshardRequest & { json: boole
     options: {
       to: { type: 'string' }, output: { type: 'string', short: 'o' }, format: { type: 'string' }, 'max-shard-size': { type: 'string' },
       preset: { type: 'string' }, 'take-rank': { type: 'string' }, force: { type: 'boolean' }, 'dry-run': { type: 'boolean' },
-      json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+      json: { type: 'boolean' }, tag: { type: 'string' }, help: { type: 'boolean', short: 'h' },
     },
   });
   if (values.help) return 'help';
@@ -85,7 +89,8 @@ export function parseReshardArgs(args: string[]): ReshardRequest & { json: boole
     takeRank = Number(values['take-rank']);
     if (!Number.isInteger(takeRank) || takeRank < 0) usage('--take-rank takes a rank number, e.g. --take-rank 0');
   }
-  return { inputs: positionals, target, format, output, force: !!values.force, preset, takeRank, dryRun: !!values['dry-run'], json: !!values.json };
+  if (values.tag !== undefined && positionals.length !== 1) usage('--tag goes with one DeepSpeed checkpoint folder');
+  return { inputs: positionals.map((i) => withTag(i, values.tag)), target, format, output, force: !!values.force, preset, takeRank, dryRun: !!values['dry-run'], json: !!values.json };
 }
 
 export async function runReshard(args: string[], io: CliIO): Promise<number> {

@@ -8,7 +8,7 @@ import { numelOf, type TensorSource } from './tensor-source.ts';
  */
 export class ReshapedSource implements TensorSource {
   readonly numel: number;
-  constructor(private readonly base: TensorSource, readonly shape: readonly number[]) {
+  constructor(readonly base: TensorSource, readonly shape: readonly number[]) {
     this.numel = numelOf(shape);
     if (this.numel !== base.numel) fail('internal', `cannot view ${base.numel} elements as [${shape}]`);
   }

@@ -20,6 +20,7 @@ import { safetensorsTag } from '../formats/safetensors-writer.ts';
 import { ViewSource, type TensorSource } from '../formats/tensor-source.ts';
 import { TorchTensor, type TorchStorage } from '../formats/torch-values.ts';
 import { sourceOf } from '../formats/virtual-tensor.ts';
+import { ReshapedSource } from '../formats/reshaped-source.ts';
 import { dcpEntries, tensorEntries } from './flatten.ts';
 import { indexJson, splitIntoShards, type ShardSplit } from './hf-shards.ts';
 import type { ReshardSource } from './sources.ts';
@@ -42,7 +43,10 @@ export interface Planned {
 
 /** The bytes of a tensor, as a source: its virtual assembly or its view of a storage on disk. */
 export function tensorSource(t: TorchTensor): TensorSource {
-  return (t.storage && sourceOf(t.storage)) ?? new ViewSource(t);
+  const virtual = t.storage && sourceOf(t.storage);
+  if (!virtual) return new ViewSource(t);
+  // a param assembled flat (DeepSpeed's partitions) is written in the tensor's own shape
+  return String(virtual.shape) === String(t.shape) ? virtual : new ReshapedSource(virtual, t.shape);
 }
 
 /**

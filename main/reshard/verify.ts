@@ -140,7 +140,10 @@ export async function verifySafetensors(
   }
   let pieces = 0;
   const assembled = new Map<string, AssembledSource>();
-  for (const p of planned) if (p.source instanceof AssembledSource) assembled.set(p.name, p.source);
+  for (const p of planned) {
+    const a = p.source instanceof ReshapedSource ? p.source.base : p.source;
+    if (a instanceof AssembledSource) assembled.set(p.name, a);
+  }
   if (assembled.size && mismatch === undefined) {
     const reading = openFormat(tmp);
     try {

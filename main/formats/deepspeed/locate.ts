@@ -94,7 +94,8 @@ function readLatest(dir: string): string {
 
 export function locateDeepSpeed(input: string, tag?: string): DeepSpeedFiles {
   if (!isDir(input)) fail('io', `${input}: no such folder`, input);
-  const lightning = /\.ckpt$/.test(path.basename(path.resolve(input)));
+  // Lightning's `epoch=N-step=M.ckpt/` folder, or its `checkpoint/` tag folder
+  const lightning = /\.ckpt$/.test(path.basename(path.resolve(input))) || (!isFile(path.join(input, LATEST)) && /\.ckpt$/.test(path.basename(path.dirname(path.resolve(input)))));
   let tagDir: string;
   let tagFrom: DeepSpeedFiles['tagFrom'];
   const hasLatest = isFile(path.join(input, LATEST));
@@ -150,4 +151,11 @@ export function missingRankFiles(files: string[], worldSize: number): string[] {
     if (!present.has(r)) missing.push(RANK.test(sample) ? sample.replace(/zero_pp_rank_\d+_/, `zero_pp_rank_${r}_`) : `rank ${r}`);
   }
   return missing;
+}
+
+/** `ckpt … DIR --tag T`: the tag folder T of the DeepSpeed checkpoint DIR (checked), or DIR itself without a tag. */
+export function withTag(input: string, tag: string | undefined): string {
+  if (tag === undefined) return input;
+  if (!isDeepSpeedFolder(input)) fail('usage', `--tag goes with a DeepSpeed checkpoint folder (one holding 'latest' and tag folders); ${input} is not one`, input);
+  return locateDeepSpeed(input, tag).tagDir;
 }
