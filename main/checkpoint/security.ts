@@ -3,6 +3,10 @@ import { DTYPES } from '../../shared/dtypes.ts';
 import type { GlobalRef } from '../formats/format-reading.ts';
 import { PyGlobal, PyObject, pyRepr, type PyValue } from '../formats/pickle/values.ts';
 import { childrenOf } from './tree.ts';
+import { DEEPSPEED_CLASSES } from '../formats/deepspeed/known-classes.ts';
+
+/** Classes whose meaning is known (read as data, never imported): named with it in the scan. */
+const KNOWN_CLASSES: Readonly<Record<string, string>> = { ...DEEPSPEED_CLASSES };
 
 /**
  * Classifies every global a pickle names. `safe` is what torch's weights-only unpickler allows
@@ -62,6 +66,8 @@ export function classifyGlobal(module: string, name: string): { cls: SecurityCla
   if (module === 'torch._utils' && name.startsWith('_rebuild_')) return { cls: 'safe', reason: 'torch tensor rebuild function' };
   if (BENIGN.has(full) || (module === 'numpy.dtypes' && /DType$/.test(name))) return { cls: 'benign', reason: 'numpy array, dtype or scalar reconstruction' };
   if (HARMLESS_BUILTINS.has(full)) return { cls: 'benign', reason: 'a harmless builtin, but torch.load(weights_only=True) refuses it' };
+  const known = KNOWN_CLASSES[full];
+  if (known) return { cls: 'unknown-class', reason: known };
   return { cls: 'unknown-class', reason: module === '__main__' ? 'class from the training script (__main__); loading it needs that script' : `class ${full} must be importable to load the file` };
 }
 

@@ -53,14 +53,6 @@ export interface DeepSpeedOptions {
   excludeFrozen?: boolean;
 }
 
-/** DeepSpeed's own classes, as they appear in these files: known, never executed. */
-export const DEEPSPEED_CLASSES: Record<string, string> = {
-  'deepspeed.runtime.fp16.loss_scaler.LossScaler': 'DeepSpeed static loss scaler state (cur_scale); read as data, never imported',
-  'deepspeed.runtime.fp16.loss_scaler.DynamicLossScaler': 'DeepSpeed dynamic loss scaler state (cur_scale, scale_window, …); read as data, never imported',
-  'deepspeed.runtime.zero.config.ZeroStageEnum': 'DeepSpeed ZeRO stage (an IntEnum holding 0–3); read as data, never imported',
-  'deepspeed.utils.tensor_fragment.fragment_address': 'DeepSpeed flat-partition address of a param slice (numel, start); read as data, never imported',
-};
-
 function precisionOf(optimFiles: string[], m0: ModelStates): ZeroPrecision {
   if (optimFiles.every((f) => path.basename(f).startsWith('bf16_'))) return 'bf16';
   const cfg = m0.dict.get('ds_config');

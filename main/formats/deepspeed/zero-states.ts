@@ -12,7 +12,7 @@ import * as path from 'node:path';
 import { fail } from '../errors.ts';
 import type { FormatReading } from '../format-reading.ts';
 import { openFormat } from '../open-format.ts';
-import { PyDict, PyList, PyObject, PyTuple, type PyValue } from '../pickle/values.ts';
+import { PyDict, PyFloat, PyList, PyObject, PyTuple, type PyValue } from '../pickle/values.ts';
 import { TorchTensor } from '../torch-values.ts';
 
 export interface ModelStates {
@@ -137,7 +137,8 @@ function lossScaler(v: PyValue | undefined): LossScalerInfo | null {
   const st = v.state instanceof PyDict ? v.state : null;
   const cur = st?.get('cur_scale');
   const dyn = st?.get('dynamic');
-  return { className: v.className, curScale: typeof cur === 'number' ? cur : null, dynamic: typeof dyn === 'boolean' ? dyn : null };
+  const curScale = cur instanceof PyFloat ? cur.value : typeof cur === 'number' ? cur : null;
+  return { className: v.className, curScale, dynamic: typeof dyn === 'boolean' ? dyn : null };
 }
 
 export function readOptimStates(file: string): OptimStates {
