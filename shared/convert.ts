@@ -1,5 +1,5 @@
 import type { LayoutVerdict } from './inspect.ts';
-import type { ConversionRules } from './presets.ts';
+import type { CastSummary, ConversionRules } from './presets.ts';
 
 /**
  * What a conversion will do, computed before anything is written: the preview the CLI prints for
@@ -97,6 +97,8 @@ export interface ConversionReport {
   seconds: number;
   /** bytes of storage data copied (all outputs) */
   bytesCopied: number;
+  /** `--dtype`: what was cast, and the values that overflowed or underflowed */
+  cast?: CastSummary;
 }
 
 export interface Progress {

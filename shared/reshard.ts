@@ -7,7 +7,7 @@
  * each cell the pieces of that tensor the file holds, with their offsets in the global tensor.
  */
 import type { Progress } from './convert.ts';
-import type { Preset } from './presets.ts';
+import type { CastDtype, CastSummary, Preset } from './presets.ts';
 
 /**
  * What the input is:
@@ -46,6 +46,10 @@ export interface ReshardRequest {
   takeRank: number | null;
   /** plan only: read the layout, write nothing */
   dryRun: boolean;
+  /** `--dtype`: floating tensors cast as torch's `.to(dtype)` does */
+  castTo?: CastDtype | null;
+  /** `--keep-dtype RE`: tensors whose dotted names match keep their dtype */
+  keepDtype?: string | null;
 }
 
 /** A column of a layout: one file. */
@@ -173,4 +177,6 @@ export interface ReshardReport {
   pieceChecks: number;
   seconds: number;
   bytesCopied: number;
+  /** `--dtype`: what was cast, and the values that overflowed or underflowed */
+  cast?: CastSummary;
 }

@@ -16,6 +16,7 @@ import { renderBatchLine, renderBatchSummary, renderPlan, renderReport } from '.
 import { makeStyle } from './format-text.ts';
 import type { CliIO } from './io.ts';
 import { withTag } from '../formats/deepspeed/locate.ts';
+import { castOptions } from './cast-options.ts';
 import { ProgressLine } from './progress-line.ts';
 
 export const CONVERT_HELP = `ckpt convert <file|folder> --preset cpu|gpu[:K]|dp|ddp [options]
@@ -39,6 +40,10 @@ options
   --map-location A=B     device remap as torch.load's map_location dict (repeatable; *=cpu)
   --unwrap               write only the model state dict of a {'state_dict': ...} container
   --export-state-dict    write a whole pickled module as a plain state dict
+  --dtype D              fp32 | bf16 | fp16: cast floating tensors exactly as torch's .to(dtype)
+                         (ints and bools untouched); counts values that overflow to ±Inf or
+                         underflow to 0
+  --keep-dtype RE        tensors whose names match RE keep their dtype (e.g. 'norm')
   --force                overwrite existing outputs
   --jobs N               worker threads for folders (default: number of cores); each
                          starts the next file while one waits on its fsync
@@ -68,7 +73,7 @@ export function parseConvertArgs(args: string[]): Parsed | 'help' {
       'strip-prefix': { type: 'string', multiple: true }, 'add-prefix': { type: 'string' }, rename: { type: 'string', multiple: true },
       include: { type: 'string' }, exclude: { type: 'string' }, 'map-location': { type: 'string', multiple: true },
       unwrap: { type: 'boolean' }, 'export-state-dict': { type: 'boolean' }, force: { type: 'boolean' }, jobs: { type: 'string' },
-      shard: { type: 'string' }, 'dry-run': { type: 'boolean' }, json: { type: 'boolean' }, tag: { type: 'string' }, help: { type: 'boolean', short: 'h' },
+      shard: { type: 'string' }, 'dry-run': { type: 'boolean' }, json: { type: 'boolean' }, tag: { type: 'string' }, dtype: { type: 'string' }, 'keep-dtype': { type: 'string' }, help: { type: 'boolean', short: 'h' },
     },
   });
   if (values.help) return 'help';
@@ -98,8 +103,9 @@ export function parseConvertArgs(args: string[]): Parsed | 'help' {
     mapLocation,
     unwrap: !!values.unwrap,
     exportStateDict: !!values['export-state-dict'],
+    ...castOptions(values.dtype, values['keep-dtype']),
   };
-  const custom = rules.stripPrefixes.length || rules.addPrefix || renames.length || rules.include || rules.exclude || mapLocation.length || rules.unwrap || rules.exportStateDict;
+  const custom = rules.castTo || rules.stripPrefixes.length || rules.addPrefix || renames.length || rules.include || rules.exclude || mapLocation.length || rules.unwrap || rules.exportStateDict;
   if (!rules.preset && !custom) usage('say what to convert to: --preset cpu|gpu[:K]|dp|ddp, or custom rules (see ckpt help convert)');
   const jobs = values.jobs !== undefined ? Number(values.jobs) : os.availableParallelism?.() ?? os.cpus().length;
   if (!Number.isInteger(jobs) || jobs < 1 || jobs > 256) usage('--jobs takes a whole number from 1 to 256');

@@ -13,6 +13,7 @@ import { deviceMapper } from './key-rules.ts';
 import { mapRoles, planConversion } from './plan.ts';
 import { dangerousCalls } from '../checkpoint/security.ts';
 import { verifyOutput } from './verify.ts';
+import { castTree } from './cast-tree.ts';
 import { writeTorchCheckpoint } from './write-checkpoint.ts';
 
 export interface ConvertOptions {
@@ -52,14 +53,16 @@ export async function convertFile(source: string, opts: ConvertOptions): Promise
     const plan = planConversion(ck, opts.rules, opts.output, roles);
     if (plan.errors.length) fail('usage', `${source}: ${plan.errors[0]}`, source);
     for (const o of plan.outputs) if (o.exists && !opts.force) fail('exists', `${o.file} already exists; pass --force to overwrite it`, o.file);
-    const tree = buildOutputTree(ck, opts.rules, roles);
-    const uncovered = planCoverageProblem(tree, roles, opts.rules);
+    const mapped = buildOutputTree(ck, opts.rules, roles);
+    const uncovered = planCoverageProblem(mapped, roles, opts.rules);
     if (uncovered) fail('internal', `${source}: ${uncovered}; nothing was written`, source);
-    if (ck.tensors.length && !walkTensors(tree).length) fail('usage', `${source}: the rules leave no tensor to write; nothing was written`, source);
-    const danger = dangerousCalls(tree);
+    if (ck.tensors.length && !walkTensors(mapped).length) fail('usage', `${source}: the rules leave no tensor to write; nothing was written`, source);
+    const danger = dangerousCalls(mapped);
     if (danger.length) {
       fail('unsupported', `${source}: the output would carry ${danger[0]}, which runs when the file is loaded; add --unwrap to keep only the state dict${danger.length > 1 ? ` (${danger.length} such calls)` : ''}`, source);
     }
+    const cast = castTree(mapped, opts.rules);
+    const tree = cast.tree;
     const total = totalBytes(ck) * plan.outputs.length;
     let done = 0;
     const outputs: OutputReport[] = [];
@@ -99,7 +102,11 @@ export async function convertFile(source: string, opts: ConvertOptions): Promise
         if (!report.verified) break;
       }
     }
-    return { source, plan, outputs, verified: outputs.length === plan.outputs.length && outputs.every((o) => o.verified), seconds: (performance.now() - t0) / 1000, bytesCopied: done };
+    const casts = cast.summary();
+    return {
+      source, plan, outputs, verified: outputs.length === plan.outputs.length && outputs.every((o) => o.verified), seconds: (performance.now() - t0) / 1000, bytesCopied: done,
+      ...(casts ? { cast: casts } : {}),
+    };
   } finally {
     ck.close();
   }

@@ -205,8 +205,10 @@ export class CastSource implements TensorSource {
   readonly shape: readonly number[];
   readonly numel: number;
   private buf: Uint8Array = new Uint8Array(0);
-  /** counted over every element read so far; the writer reads each element once */
+  /** counted over the first in-order read of the elements (the writer's); later reads (verification) are not counted again */
   readonly counts: CastCounts = { overflow: 0, underflow: 0 };
+  private countedTo = 0;
+  private readonly scratch: CastCounts = { overflow: 0, underflow: 0 };
   constructor(readonly base: TensorSource, readonly dtype: DTypeInfo) {
     if (!castsTo(base.dtype, dtype)) fail('internal', `no cast from ${base.dtype.name} to ${dtype.name}`);
     this.shape = base.shape;
@@ -219,6 +221,8 @@ export class CastSource implements TensorSource {
     const need = count * this.base.dtype.size;
     if (this.buf.length < need) this.buf = new Uint8Array(need);
     this.base.readElements(first, count, this.buf, 0);
-    castElements(this.base.dtype, this.dtype, this.buf.subarray(0, need), out.subarray(outAt, outAt + count * this.dtype.size), count, this.counts);
+    const counting = first === this.countedTo;
+    castElements(this.base.dtype, this.dtype, this.buf.subarray(0, need), out.subarray(outAt, outAt + count * this.dtype.size), count, counting ? this.counts : this.scratch);
+    if (counting) this.countedTo += count;
   }
 }

@@ -5,7 +5,8 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { NO_RULES, type ConversionRules } from '../../shared/presets.ts';
+import { NO_RULES, type CastSummary, type ConversionRules } from '../../shared/presets.ts';
+import { castTree } from '../convert/cast-tree.ts';
 import type { DroppedItem, LayoutColumn, LayoutRow, ReshardPlan, ReshardRequest, ShardLayout, TensorAlias } from '../../shared/reshard.ts';
 import { analyse, rootStorage, type Checkpoint } from '../checkpoint/inspect.ts';
 import { dangerousCalls } from '../checkpoint/security.ts';
@@ -39,6 +40,8 @@ export type WriteJob =
 export interface Planned {
   plan: ReshardPlan;
   job: WriteJob | null;
+  /** `--dtype`: what the casts did so far (counts are final once the job is written) */
+  cast: () => CastSummary | null;
 }
 
 /** The bytes of a tensor, as a source: its virtual assembly or its view of a storage on disk. */
@@ -171,8 +174,9 @@ export function planReshard(src: ReshardSource, req: ReshardRequest): Planned {
   const input = src.layout();
   const target = req.target;
   const out = req.output;
+  let cast: Planned['cast'] = () => null;
   const finish = (output: ShardLayout, totalBytes: number, job: WriteJob | null): Planned => ({
-    plan: { request: req, input, output, aliases, dropped, totalBytes, warnings, errors }, job: errors.length ? null : job,
+    plan: { request: req, input, output, aliases, dropped, totalBytes, warnings, errors }, job: errors.length ? null : job, cast,
   });
   const emptyOut = layoutOf('output', 'nothing', [], []);
   if (!out) {
@@ -190,6 +194,9 @@ export function planReshard(src: ReshardSource, req: ReshardRequest): Planned {
   let root = src.root(req.takeRank);
   root = restoreAliases(root, src.reading.records, notes);
   warnings.push(...notes);
+  const casting = castTree(root, req);
+  root = casting.tree;
+  cast = casting.summary;
 
   if ((target.kind === 'single' && req.format === 'torch') || target.kind === 'ranks') {
     // a safetensors header's __metadata__ has no place in a torch file (aliases were restored above)
