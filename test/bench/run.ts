@@ -16,6 +16,7 @@ if (mk.status !== 0) process.exit(1);
 const only = process.argv.slice(2);
 const groups: Record<string, (dir: string) => BenchResult[]> = { inspect: inspectBenchmarks, convert: convertBenchmarks, verify: verifyBenchmarks };
 groups['reshard'] = (await import('./reshard-bench.ts')).reshardBenchmarks;
+groups['deepspeed'] = (await import('./deepspeed-bench.ts')).deepspeedBenchmarks;
 export interface BenchResult { name: string; value: string; target: string; pass: boolean; detail?: string }
 
 const results: BenchResult[] = [];

@@ -12,7 +12,7 @@ import * as path from 'node:path';
 import { fail } from '../errors.ts';
 import type { FormatReading } from '../format-reading.ts';
 import { openFormat } from '../open-format.ts';
-import { PyDict, PyFloat, PyList, PyObject, PyTuple, type PyValue } from '../pickle/values.ts';
+import { PyDict, PyFloat, PyGlobal, PyList, PyObject, PyTuple, type PyValue } from '../pickle/values.ts';
 import { TorchTensor } from '../torch-values.ts';
 
 export interface ModelStates {
@@ -125,10 +125,18 @@ export function readModelStates(file: string): ModelStates {
   }
 }
 
-/** `ZeroStageEnum(3)` (REDUCE of the IntEnum) or a plain int. */
+const ZERO_STAGE_NAMES: Record<string, number> = { disabled: 0, optimizer_states: 1, gradients: 2, weights: 3 };
+
+/**
+ * `ZeroStageEnum(3)` (REDUCE of the IntEnum, Python ≤ 3.11), `getattr(ZeroStageEnum, 'weights')`
+ * (Python ≥ 3.12 pickles enum members by name, `Enum.__reduce_ex__`), or a plain int.
+ */
 function stageOf(v: PyValue | undefined): number | null {
   if (typeof v === 'number') return v;
-  if (v instanceof PyObject && /ZeroStageEnum$/.test(v.className) && typeof v.args[0] === 'number') return v.args[0];
+  if (!(v instanceof PyObject)) return null;
+  if (/ZeroStageEnum$/.test(v.className) && typeof v.args[0] === 'number') return v.args[0];
+  const [cls, name] = v.args;
+  if (/^(__builtin__|builtins)\.getattr$/.test(v.className) && cls instanceof PyGlobal && cls.name === 'ZeroStageEnum' && typeof name === 'string') return ZERO_STAGE_NAMES[name] ?? null;
   return null;
 }
 
