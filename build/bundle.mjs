@@ -18,7 +18,7 @@ const node = {
   external: ['electron', 'onnxruntime-node'],
 };
 
-const entries = { ckpt: 'main/cli/index.ts', worker: 'main/jobs/worker.ts', 'crc-worker': 'main/jobs/crc-worker.ts' };
+const entries = { ckpt: 'main/cli/index.ts', worker: 'main/jobs/worker.ts', 'crc-worker': 'main/io/crc-worker.ts' };
 for (const [name, file] of [['verify-worker', 'main/verify/verify-worker.ts']]) if (existsSync(file)) entries[name] = file;
 await build({ ...node, entryPoints: entries, outdir: 'dist' });
 chmodSync('dist/ckpt.js', 0o755);

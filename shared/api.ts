@@ -1,14 +1,13 @@
 /**
  * The one API the UI talks to. It is implemented twice: by the Electron preload (over IPC) and by
  * the web-mode client (over HTTP + WebSocket); the Node side implements it once, in
- * main/api/service.ts, and both transports call that. The renderer imports only this file and
+ * main/service/service.ts, and both transports call that. The renderer imports only this file and
  * the plain types it names. Every method takes and returns plain, structured-cloneable data.
  */
 import type { ConversionPlan, ConversionReport, Progress } from './convert.ts';
 import type { DevicePlan, DeviceReading } from './devices.ts';
 import type { ErrorInfo } from './errors.ts';
-import type { InspectReport } from './inspect.ts';
-import type { TensorStats } from './jobs.ts';
+import type { InspectReport, TensorStats } from './inspect.ts';
 import type { ConversionRules } from './presets.ts';
 import type { ReshardProgress, ReshardReport, ReshardRequest } from './reshard.ts';
 import type { VerifyOptions, VerifyReport } from './verify.ts';

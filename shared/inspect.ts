@@ -97,3 +97,18 @@ export interface InspectReport {
   /** whether the device tags load on this machine as they are, and the fix if not (CLI `inspect`) */
   devicePlan?: DevicePlan;
 }
+
+export interface TensorStats {
+  dtype: string;
+  numel: number;
+  min: number | null;
+  max: number | null;
+  mean: number | null;
+  std: number | null;
+  nan: number;
+  inf: number;
+  /** histogram over [min, max] of the finite values */
+  histogram: { lo: number; hi: number; counts: number[] } | null;
+  /** values not shown because the dtype is not numeric here (e.g. quantized) */
+  note?: string;
+}

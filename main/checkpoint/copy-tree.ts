@@ -1,5 +1,5 @@
-import { PyDict, PyList, PyObject, PySet, PyTuple, type PyValue } from '../formats/pickle/values.ts';
-import { TorchTensor } from '../formats/torch-values.ts';
+import { PyDict, PyList, PyObject, PySet, PyTuple, type PyValue } from '../formats/values/python-values.ts';
+import { TorchTensor } from '../formats/values/torch-values.ts';
 
 /** Replacements a copy can make as it goes; each gets `copy` to copy the parts it keeps. */
 export interface CopyHooks {

@@ -1,8 +1,8 @@
 import * as path from 'node:path';
 import type { InspectReport, RoleInfo, TensorInfo, TreeNode } from '../../shared/inspect.ts';
-import type { FormatReading } from '../formats/format-reading.ts';
-import { PyBytes, PyComplex, PyDict, PyFloat, PyGlobal, PyList, PyObject, PySet, PyTuple, pyRepr, type PyValue } from '../formats/pickle/values.ts';
-import { TorchStorage, TorchTensor } from '../formats/torch-values.ts';
+import type { FormatReading } from '../formats/values/format-reading.ts';
+import { PyBytes, PyComplex, PyDict, PyFloat, PyGlobal, PyList, PyObject, PySet, PyTuple, pyRepr, type PyValue } from '../formats/values/python-values.ts';
+import { TorchStorage, TorchTensor } from '../formats/values/torch-values.ts';
 import { detectLayout } from './layout.ts';
 import { asStateDict, findRoles, type Role } from './roles.ts';
 import { scanSecurity } from './security.ts';

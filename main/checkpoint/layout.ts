@@ -1,5 +1,5 @@
 import type { LayoutKind, LayoutVerdict } from '../../shared/inspect.ts';
-import type { TorchTensor } from '../formats/torch-values.ts';
+import type { TorchTensor } from '../formats/values/torch-values.ts';
 import type { Role } from './roles.ts';
 
 /** Wrapper prefixes in the order torch wrappers add them. */

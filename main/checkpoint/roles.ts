@@ -1,5 +1,5 @@
-import { PyDict, PyObject, PySet, type PyValue } from '../formats/pickle/values.ts';
-import { TorchTensor } from '../formats/torch-values.ts';
+import { PyDict, PyObject, PySet, type PyValue } from '../formats/values/python-values.ts';
+import { TorchTensor } from '../formats/values/torch-values.ts';
 import { childrenOf, type PathKey } from './tree.ts';
 
 /** What a part of the container is, as far as the engine can tell. */

@@ -1,7 +1,7 @@
 import type { SecurityClass, SecurityGlobal, SecurityReport } from '../../shared/inspect.ts';
 import { DTYPES } from '../../shared/dtypes.ts';
-import type { GlobalRef } from '../formats/format-reading.ts';
-import { PyGlobal, PyObject, pyRepr, type PyValue } from '../formats/pickle/values.ts';
+import type { GlobalRef } from '../formats/values/format-reading.ts';
+import { PyGlobal, PyObject, pyRepr, type PyValue } from '../formats/values/python-values.ts';
 import { childrenOf } from './tree.ts';
 import { DEEPSPEED_CLASSES } from '../formats/deepspeed/known-classes.ts';
 

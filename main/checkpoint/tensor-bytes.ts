@@ -1,5 +1,5 @@
-import { fail } from '../formats/errors.ts';
-import type { TorchTensor } from '../formats/torch-values.ts';
+import { fail } from '../errors.ts';
+import type { TorchTensor } from '../formats/values/torch-values.ts';
 
 /**
  * The tensor's elements in row-major order as raw little-endian bytes, the same bytes

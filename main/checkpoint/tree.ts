@@ -1,6 +1,6 @@
-import { fail } from '../formats/errors.ts';
-import { PyDict, PyList, PyObject, PySet, PyTuple, type PyValue } from '../formats/pickle/values.ts';
-import { TorchTensor } from '../formats/torch-values.ts';
+import { fail } from '../errors.ts';
+import { PyDict, PyList, PyObject, PySet, PyTuple, type PyValue } from '../formats/values/python-values.ts';
+import { TorchTensor } from '../formats/values/torch-values.ts';
 
 /** A step from a container to a child: a dict key, a list/tuple index, or an attribute name. */
 export type PathKey = string | number;

@@ -1,4 +1,4 @@
-import { removeLiveTempFiles } from '../convert/atomic-file.ts';
+import { removeLiveTempFiles } from '../io/atomic-file.ts';
 
 /**
  * Ctrl-C (or SIGTERM) cancels the command's running jobs through `controller`; they remove their

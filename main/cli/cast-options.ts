@@ -1,6 +1,6 @@
 import type { CastDtype } from '../../shared/presets.ts';
 import { parseCastDtype } from '../convert/cast-tree.ts';
-import { fail } from '../formats/errors.ts';
+import { fail } from '../errors.ts';
 import { regexError } from '../../shared/presets.ts';
 
 /** `--dtype D [--keep-dtype RE]` as rules fields, checked (convert and reshard). */

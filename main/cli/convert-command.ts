@@ -3,12 +3,12 @@ import * as os from 'node:os';
 import { parseArgs } from 'node:util';
 import type { ConversionReport } from '../../shared/convert.ts';
 import { NO_RULES, parseMapLocation, parsePreset, parseRename, regexError, type ConversionRules } from '../../shared/presets.ts';
-import { staleTempFiles } from '../convert/atomic-file.ts';
+import { staleTempFiles } from '../io/atomic-file.ts';
 import * as path from 'node:path';
-import { runBatch, type BatchEvent } from '../convert/batch.ts';
+import { runBatch, type BatchEvent } from '../jobs/batch.ts';
 import { previewConversion } from '../convert/convert-file.ts';
-import { CheckpointError, fail } from '../formats/errors.ts';
-import { isDcpFolder } from '../formats/dcp.ts';
+import { CheckpointError, fail } from '../errors.ts';
+import { isDcpFolder } from '../formats/dcp/dcp.ts';
 import { isDeepSpeedFolder } from '../formats/deepspeed/locate.ts';
 import { WorkerPool } from '../jobs/pool.ts';
 import { cancelOnSignal } from './cancel-on-signal.ts';
@@ -181,7 +181,7 @@ async function convertFolder(p: Parsed, io: CliIO): Promise<number> {
   const style = makeStyle(io.color);
   if (!p.output) fail('usage', `converting a folder needs an output folder: -o <folder>`);
   if (p.dryRun) {
-    const { planBatch } = await import('../convert/batch.ts');
+    const { planBatch } = await import('../jobs/batch.ts');
     const { items, ignored } = planBatch({ input: p.input, outDir: p.output, rules: p.rules, force: p.force, ...(p.shard ? { shard: p.shard } : {}) });
     const plans = items.filter((i) => i.status === 'pending').map((i) => {
       try {

@@ -2,7 +2,7 @@ import type { CastSummary } from '../../shared/presets.ts';
 import type { ConversionPlan, ConversionReport } from '../../shared/convert.ts';
 import { LAYOUT_TITLES } from '../../shared/layout-names.ts';
 import { PRESETS } from '../../shared/presets.ts';
-import type { BatchItem, BatchSummary } from '../convert/batch.ts';
+import type { BatchItem, BatchSummary } from '../jobs/batch.ts';
 import { formatBytes, type Style } from './format-text.ts';
 
 /** The plan as the dry run prints it: what each rule will do, before anything is written. */

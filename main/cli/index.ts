@@ -1,11 +1,10 @@
 #!/usr/bin/env node
-import { asCheckpointError, CheckpointError, fail } from '../formats/errors.ts';
+import { asCheckpointError, CheckpointError, fail } from '../errors.ts';
 import { runDevicesCommand } from './devices-command.ts';
 import { CONVERT_HELP, runConvert } from './convert-command.ts';
 import { INSPECT_HELP, runInspect } from './inspect-command.ts';
 import { processIO, type CliIO } from './io.ts';
-
-const VERSION = '0.1.0';
+import { VERSION } from '../version.ts';
 
 const HELP = `ckpt ${VERSION}: inspect, convert, re-shard and verify PyTorch checkpoints, without Python.
 

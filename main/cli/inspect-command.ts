@@ -1,10 +1,10 @@
 import { parseArgs } from 'node:util';
 import type { InspectReport, TreeNode } from '../../shared/inspect.ts';
 import { LAYOUT_TITLES, SECURITY_TITLES } from '../../shared/layout-names.ts';
-import { openCheckpoint } from '../checkpoint/open-checkpoint.ts';
+import { openCheckpoint } from '../inputs/open-checkpoint.ts';
 import { readDevices } from '../devices/read-devices.ts';
 import { devicePlanFor } from './devices-command.ts';
-import { fail } from '../formats/errors.ts';
+import { fail } from '../errors.ts';
 import { formatBytes, makeStyle, type Style } from './format-text.ts';
 import type { CliIO } from './io.ts';
 import { withTag } from '../formats/deepspeed/locate.ts';

@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
 import { parsePreset, type Preset } from '../../shared/presets.ts';
 import type { ReshardFormat, ReshardReport, ReshardRequest, ReshardTarget, ShardLayout } from '../../shared/reshard.ts';
-import { CheckpointError, fail } from '../formats/errors.ts';
+import { CheckpointError, fail } from '../errors.ts';
 import { WorkerPool } from '../jobs/pool.ts';
 import { DEFAULT_MAX_SHARD_BYTES, parseShardSize } from '../reshard/hf-shards.ts';
 import { formatBytes, makeStyle, type Style } from './format-text.ts';

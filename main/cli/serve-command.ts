@@ -5,7 +5,7 @@
  */
 import { parseArgs } from 'node:util';
 import { STARTUP_PREFIX } from '../../shared/web-transport.ts';
-import { fail } from '../formats/errors.ts';
+import { fail } from '../errors.ts';
 import { noBrowserReason, openInBrowser } from '../server/open-browser.ts';
 import { isLoopback } from '../server/security.ts';
 import { startWebServer, type WebServer } from '../server/web-server.ts';

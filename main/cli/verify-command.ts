@@ -1,10 +1,10 @@
 import * as fs from 'node:fs';
 import { parseArgs } from 'node:util';
 import type { Preprocess, ResizeMode, TestSetFormat, VerifyOptions, VerifyReport } from '../../shared/verify.ts';
-import { asCheckpointError, CheckpointError, fail } from '../formats/errors.ts';
+import { asCheckpointError, CheckpointError, fail } from '../errors.ts';
 import { WorkerPool } from '../jobs/pool.ts';
 import { renderReportHtml } from '../verify/report-html.ts';
-import { renderReportText } from '../verify/report-text.ts';
+import { renderReportText } from './verify-report-text.ts';
 import { makeStyle } from './format-text.ts';
 import { cancelOnSignal } from './cancel-on-signal.ts';
 import type { CliIO } from './io.ts';

@@ -1,10 +1,10 @@
 import type { ConversionRules } from '../../shared/presets.ts';
 import type { Checkpoint } from '../checkpoint/inspect.ts';
 import { moduleMetadata, moduleStateDict } from '../checkpoint/roles.ts';
-import { PyDict, PyObject, type PyValue } from '../formats/pickle/values.ts';
+import { PyDict, PyObject, type PyValue } from '../formats/values/python-values.ts';
 import { copyTree, type CopyHooks } from '../checkpoint/copy-tree.ts';
 import { valueAt } from '../checkpoint/tree.ts';
-import { TorchTensor } from '../formats/torch-values.ts';
+import { TorchTensor } from '../formats/values/torch-values.ts';
 import { addedModulePaths } from './key-rules.ts';
 import { primaryStateDict, WRAPPER_CLASSES, type RoleMapping } from './plan.ts';
 

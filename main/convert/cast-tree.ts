@@ -9,13 +9,13 @@
 import type { CastDtype, CastSummary } from '../../shared/presets.ts';
 import { dtypeByName } from '../../shared/dtypes.ts';
 import { walkTensors } from '../checkpoint/tree.ts';
-import { CASTABLE_FLOATS, CastSource } from '../formats/dtype-cast.ts';
-import { fail } from '../formats/errors.ts';
-import type { PyValue } from '../formats/pickle/values.ts';
-import { TorchTensor } from '../formats/torch-values.ts';
-import { plainTensor, sourceStorage } from '../formats/virtual-tensor.ts';
-import { dottedName, replaceTensors } from '../reshard/tree-copy.ts';
-import { tensorSource } from '../reshard/plan.ts';
+import { CASTABLE_FLOATS, CastSource } from '../formats/values/dtype-cast.ts';
+import { fail } from '../errors.ts';
+import type { PyValue } from '../formats/values/python-values.ts';
+import { TorchTensor } from '../formats/values/torch-values.ts';
+import { plainTensor, sourceStorage } from '../formats/values/virtual-tensor.ts';
+import { dottedName, replaceTensors } from '../checkpoint/replace-tensors.ts';
+import { tensorSource } from '../formats/values/reshaped-source.ts';
 
 export interface CastRequest {
   castTo?: CastDtype | null;

@@ -2,17 +2,17 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { ConversionPlan, ConversionReport, OutputReport, Progress } from '../../shared/convert.ts';
 import type { ConversionRules } from '../../shared/presets.ts';
-import { openConvertInput } from '../reshard/convert-input.ts';
+import { openCheckpoint } from '../inputs/open-checkpoint.ts';
 import { rootStorage, type Checkpoint } from '../checkpoint/inspect.ts';
-import { CheckpointError, fail } from '../formats/errors.ts';
-import { writeCheckedAtomically } from './atomic-file.ts';
-import { readBackCrc, releaseReadBack } from './byte-verifier.ts';
+import { CheckpointError, fail } from '../errors.ts';
+import { writeCheckedAtomically } from '../io/atomic-file.ts';
+import { readBackCrc, releaseReadBack } from '../io/byte-verifier.ts';
 import { buildOutputTree, planCoverageProblem } from './build-output.ts';
 import { walkTensors } from '../checkpoint/tree.ts';
 import { deviceMapper } from './key-rules.ts';
 import { mapRoles, planConversion } from './plan.ts';
 import { dangerousCalls } from '../checkpoint/security.ts';
-import { verifyOutput } from './verify.ts';
+import { verifyOutput } from './read-back.ts';
 import { castTree } from './cast-tree.ts';
 import { writeTorchCheckpoint } from './write-checkpoint.ts';
 
@@ -31,7 +31,7 @@ export interface ConvertOptions {
 
 /** Plans a conversion of one file without writing anything (the dry run and the UI preview). */
 export function previewConversion(source: string, rules: ConversionRules, output: string | null): ConversionPlan {
-  const ck = openConvertInput(source);
+  const ck = openCheckpoint(source, { shardedRanks: 'consolidate' });
   try {
     return planConversion(ck, rules, output);
   } finally {
@@ -47,7 +47,7 @@ export function previewConversion(source: string, rules: ConversionRules, output
 export async function convertFile(source: string, opts: ConvertOptions): Promise<ConversionReport> {
   const t0 = performance.now();
   const before = statOf(source);
-  const ck = openConvertInput(source);
+  const ck = openCheckpoint(source, { shardedRanks: 'consolidate' });
   try {
     const roles = mapRoles(ck, opts.rules);
     const plan = planConversion(ck, opts.rules, opts.output, roles);

@@ -6,8 +6,8 @@ import { presetText } from '../../shared/presets.ts';
 import { rootStorage, typeName, type Checkpoint } from '../checkpoint/inspect.ts';
 import type { Role } from '../checkpoint/roles.ts';
 import { valueAt } from '../checkpoint/tree.ts';
-import { PyDict, pyRepr } from '../formats/pickle/values.ts';
-import { TorchStorage } from '../formats/torch-values.ts';
+import { PyDict, pyRepr } from '../formats/values/python-values.ts';
+import { TorchStorage } from '../formats/values/torch-values.ts';
 import { deviceMapper, keyMapper, type KeyMapper } from './key-rules.ts';
 
 /** Module classes that only wrap another module under `_modules['module']` or `['_orig_mod']`. */
@@ -126,7 +126,6 @@ export function planConversion(ck: Checkpoint, rules: ConversionRules, output: s
     return { file, ...(rank !== undefined ? { rank } : {}), devices: [...changes.values()], exists: fs.existsSync(file) };
   });
   if (path.resolve(outputs[0]!.file) === path.resolve(ck.file)) errors.push('the output would replace the source; choose another -o');
-  const kept = roles.reduce((a, r) => a + r.plan.keys.filter((k) => k.to !== null).length, 0);
   const dropped = roles.reduce((a, r) => a + r.plan.keys.filter((k) => k.to === null).length, 0);
   return {
     source: ck.file,

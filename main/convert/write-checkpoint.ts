@@ -1,9 +1,10 @@
-import { fail } from '../formats/errors.ts';
+import { fail } from '../errors.ts';
 import { pickleValue } from '../formats/pickle/pickler.ts';
-import { PyGlobal, PyTuple, type PyValue } from '../formats/pickle/values.ts';
-import { TorchZipWriter } from '../formats/torch-zip-writer.ts';
-import { readRange, STREAM_CHUNK } from '../formats/tensor-source.ts';
-import { TorchStorage, TorchTensor } from '../formats/torch-values.ts';
+import { PyGlobal, PyTuple, type PyValue } from '../formats/values/python-values.ts';
+import { TorchZipWriter } from '../formats/torch/torch-zip-writer.ts';
+import { STREAM_CHUNK } from '../io/random-access.ts';
+import { readRange } from '../formats/values/tensor-source.ts';
+import { TorchStorage, TorchTensor } from '../formats/values/torch-values.ts';
 import { rootStorage } from '../checkpoint/inspect.ts';
 
 let copyBuffer: Buffer | null = null;

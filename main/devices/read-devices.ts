@@ -14,10 +14,10 @@ import { resolveVisibleDevices } from './visible-devices.ts';
 
 /** Outputs of the four nvidia-smi commands, as text; any may be missing. */
 export interface SmiCaptures {
-  queryGpu?: string;
-  computeApps?: string;
-  topo?: string;
-  table?: string;
+  queryGpu?: string | undefined;
+  computeApps?: string | undefined;
+  topo?: string | undefined;
+  table?: string | undefined;
 }
 
 export interface BuildOptions {

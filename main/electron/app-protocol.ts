@@ -6,7 +6,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { protocol } from 'electron';
-import { rendererDir } from '../api/app-paths.ts';
+import { rendererDir } from '../service/app-paths.ts';
 import { contentSecurityPolicy } from '../server/security.ts';
 import { contentType, resolveStatic } from '../server/static-files.ts';
 

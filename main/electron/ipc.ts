@@ -7,7 +7,7 @@
  */
 import { API_METHODS, EVENT_CHANNEL, ipcChannel, type ApiEvent, type CheckpointApi } from '../../shared/api.ts';
 import type { IpcResult } from '../../shared/web-transport.ts';
-import { callMethod } from '../api/call-method.ts';
+import { callMethod } from '../service/call-method.ts';
 
 export interface IpcEventLike {
   sender: { id: number };

@@ -1,14 +1,14 @@
 /**
  * The desktop app's main process: lifecycle, the window, native menus and dialogs. All the work
- * is the API service's (main/api/service.ts), reached from the window through ipc.ts; this file
+ * is the API service's (main/service/service.ts), reached from the window through ipc.ts; this file
  * only wires Electron to it.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { app, BrowserWindow, dialog, ipcMain, Menu, type IpcMainInvokeEvent } from 'electron';
 import { MENU_CHANNEL, type MenuCommand } from '../../shared/web-transport.ts';
-import { SAMPLE_FILE } from '../api/app-paths.ts';
-import { createApiService } from '../api/service.ts';
+import { SAMPLE_FILE } from '../service/app-paths.ts';
+import { createApiService } from '../service/service.ts';
 import { APP_ORIGIN, registerAppScheme, serveAppScheme } from './app-protocol.ts';
 import { bindIpc, type IpcEventLike, type IpcMainLike } from './ipc.ts';
 import { menuTemplate } from './menu.ts';

@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { app, BrowserWindow, session, shell, type WebContents } from 'electron';
-import { findUp } from '../api/app-paths.ts';
+import { findUp } from '../service/app-paths.ts';
 import { APP_CSP, APP_ORIGIN, INDEX_URL } from './app-protocol.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));

@@ -1,10 +1,10 @@
 import * as os from 'node:os';
 import type { Worker } from 'node:worker_threads';
 import type { Progress } from '../../shared/convert.ts';
-import type { JobRequest, JobResults, WorkerMessage } from '../../shared/jobs.ts';
-import { trackTempFile } from '../convert/atomic-file.ts';
-import { CheckpointError } from '../formats/errors.ts';
-import { startWorker } from './worker-url.ts';
+import type { JobRequest, JobResults, WorkerMessage } from './protocol.ts';
+import { trackTempFile } from '../io/atomic-file.ts';
+import { CheckpointError } from '../errors.ts';
+import { startWorker } from '../io/start-worker.ts';
 
 /**
  * A small pool of worker threads (after Signal Desktop's `ts/sql/main.main.ts`): requests are a
@@ -21,9 +21,22 @@ export interface RunOptions {
   signal?: AbortSignal;
 }
 
+/** The script a pool's threads run: it answers `{ seq, request, cancel }` with `WorkerMessage`s. */
+export interface WorkerScript {
+  /** the bundled file's name beside the running bundle, without `.js` */
+  name: string;
+  /** the source file, run through tsx when the caller runs from source */
+  source: URL;
+  /** the caller's `import.meta.url` */
+  runningFrom: string;
+}
+
+/** The app's job worker (worker.ts): every kind of `JobRequest`. */
+const JOB_WORKER: WorkerScript = { name: 'worker', source: new URL('./worker.ts', import.meta.url), runningFrom: import.meta.url };
+
 interface Pending {
   seq: number;
-  request: JobRequest;
+  request: { kind: string };
   opts: RunOptions;
   cancel: Int32Array;
   resolve(v: unknown): void;
@@ -46,27 +59,31 @@ function hasRoom(s: Slot): boolean {
 }
 
 
-export class WorkerPool {
+/**
+ * Generic over the requests its script understands (a union discriminated by `kind`) and the
+ * result of each kind; by default the app's job worker with `JobRequest` and `JobResults`.
+ */
+export class WorkerPool<Request extends { kind: string } = JobRequest, Results = JobResults> {
   private readonly slots: Slot[] = [];
   private readonly queue: Pending[] = [];
   private seq = 0;
   private closed = false;
   readonly size: number;
 
-  constructor(size = os.availableParallelism?.() ?? os.cpus().length) {
+  constructor(size = os.availableParallelism?.() ?? os.cpus().length, private readonly script: WorkerScript = JOB_WORKER) {
     this.size = Math.max(1, Math.floor(size));
     for (let i = 0; i < this.size; i++) this.slots.push(this.spawn());
   }
 
-  run<K extends JobRequest['kind']>(request: JobRequest & { kind: K }, opts: RunOptions = {}): Promise<JobResults[K]> {
+  run<K extends Request['kind'] & keyof Results>(request: Request & { kind: K }, opts: RunOptions = {}): Promise<Results[K]> {
     if (this.closed) return Promise.reject(new CheckpointError('cancelled', 'the job pool is closed'));
-    return new Promise<JobResults[K]>((resolve, reject) => {
+    return new Promise<Results[K]>((resolve, reject) => {
       const signal = opts.signal;
       const onAbort = (): void => this.cancel(job);
       const settle = (): void => signal?.removeEventListener('abort', onAbort);
       const job: Pending = {
         seq: ++this.seq, request, opts, cancel: new Int32Array(new SharedArrayBuffer(4)),
-        resolve: (v) => { settle(); resolve(v as JobResults[K]); },
+        resolve: (v) => { settle(); resolve(v as Results[K]); },
         reject: (e) => { settle(); reject(e); },
       };
       if (signal) {
@@ -99,7 +116,7 @@ export class WorkerPool {
   }
 
   private spawn(): Slot {
-    const worker = startWorker('worker', new URL('./worker.ts', import.meta.url), import.meta.url);
+    const worker = startWorker(this.script.name, this.script.source, this.script.runningFrom);
     const slot: Slot = { worker, jobs: new Map(), waiting: new Set() };
     worker.on('message', (m: WorkerMessage) => {
       if (m.type === 'temp') return trackTempFile(m.file, m.alive);

@@ -1,9 +1,9 @@
-import type { JobRequest, JobResults } from '../../shared/jobs.ts';
+import type { JobRequest, JobResults } from './protocol.ts';
 import type { Progress } from '../../shared/convert.ts';
-import { openCheckpoint } from '../checkpoint/open-checkpoint.ts';
+import { openCheckpoint } from '../inputs/open-checkpoint.ts';
 import { convertFile } from '../convert/convert-file.ts';
-import { tensorStats } from '../checkpoint/tensor-stats.ts';
-import { compareRanks } from '../reshard/family.ts';
+import { tensorStats } from './tensor-stats.ts';
+import { compareRanks } from '../inputs/family.ts';
 
 export interface JobContext {
   onProgress(p: Progress): void;

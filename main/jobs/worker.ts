@@ -3,9 +3,9 @@
 // disk says so ('waiting'), and the pool may then send a second job, which runs while the first
 // one's fsync and read-back are in flight.
 import { parentPort } from 'node:worker_threads';
-import type { JobRequest, WorkerMessage } from '../../shared/jobs.ts';
-import { reportTempFilesTo } from '../convert/atomic-file.ts';
-import { asCheckpointError } from '../formats/errors.ts';
+import type { JobRequest, WorkerMessage } from './protocol.ts';
+import { reportTempFilesTo } from '../io/atomic-file.ts';
+import { asCheckpointError } from '../errors.ts';
 import { runJob } from './run-job.ts';
 
 const PROGRESS_INTERVAL_MS = 100;

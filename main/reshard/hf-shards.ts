@@ -11,7 +11,7 @@
  * that fits in one shard is one file without a suffix and without an index.
  */
 import type { ReshardFormat } from '../../shared/reshard.ts';
-import { fail } from '../formats/errors.ts';
+import { fail } from '../errors.ts';
 
 /** `MAX_SHARD_SIZE` in huggingface_hub: 5 GB, in decimal units as HF counts them. */
 export const DEFAULT_MAX_SHARD_BYTES = 5_000_000_000;

@@ -13,18 +13,16 @@ import { dangerousCalls } from '../checkpoint/security.ts';
 import { walkTensors } from '../checkpoint/tree.ts';
 import { buildOutputTree, planCoverageProblem } from '../convert/build-output.ts';
 import { mapRoles, planConversion } from '../convert/plan.ts';
-import { METADATA_FILE } from '../formats/dcp.ts';
-import { dataFileName, type DcpWriteItem } from '../formats/dcp-writer.ts';
-import { fail } from '../formats/errors.ts';
-import { PyDict, type PyValue } from '../formats/pickle/values.ts';
-import { safetensorsTag } from '../formats/safetensors-writer.ts';
-import { ViewSource, type TensorSource } from '../formats/tensor-source.ts';
-import { TorchTensor, type TorchStorage } from '../formats/torch-values.ts';
-import { sourceOf } from '../formats/virtual-tensor.ts';
-import { ReshapedSource } from '../formats/reshaped-source.ts';
-import { dcpEntries, tensorEntries } from './flatten.ts';
+import { METADATA_FILE } from '../formats/dcp/dcp.ts';
+import { dataFileName, type DcpWriteItem } from '../formats/dcp/dcp-writer.ts';
+import { fail } from '../errors.ts';
+import { PyDict, type PyValue } from '../formats/values/python-values.ts';
+import { safetensorsTag } from '../formats/safetensors/safetensors-writer.ts';
+import { TorchTensor, type TorchStorage } from '../formats/values/torch-values.ts';
+import { tensorSource } from '../formats/values/reshaped-source.ts';
+import { dcpEntries, tensorEntries } from '../checkpoint/flatten.ts';
 import { indexJson, splitIntoShards, type ShardSplit } from './hf-shards.ts';
-import type { ReshardSource } from './sources.ts';
+import type { ReshardSource } from '../inputs/sources.ts';
 
 export interface NamedTensor {
   name: string;
@@ -44,13 +42,8 @@ export interface Planned {
   cast: () => CastSummary | null;
 }
 
-/** The bytes of a tensor, as a source: its virtual assembly or its view of a storage on disk. */
-export function tensorSource(t: TorchTensor): TensorSource {
-  const virtual = t.storage && sourceOf(t.storage);
-  if (!virtual) return new ViewSource(t);
-  // a param assembled flat (DeepSpeed's partitions) is written in the tensor's own shape
-  return String(virtual.shape) === String(t.shape) ? virtual : new ReshapedSource(virtual, t.shape);
-}
+/** The bytes of a tensor, as a source (see formats/values/reshaped-source.ts). */
+export { tensorSource };
 
 /**
  * safetensors files written by `safetensors.torch` conversion keep tied names in `__metadata__`

@@ -1,7 +1,7 @@
 import type { ReshardProgress, ReshardReport, ReshardRequest, TensorDifference } from '../../shared/reshard.ts';
-import { CheckpointError } from '../formats/errors.ts';
+import { CheckpointError } from '../errors.ts';
 import { planReshard } from './plan.ts';
-import { openSource } from './sources.ts';
+import { openSource } from '../inputs/sources.ts';
 import { executeJob } from './write.ts';
 
 export interface ReshardContext {

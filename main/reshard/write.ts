@@ -6,22 +6,22 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { OutputCheck, ReshardProgress, TensorVerdict } from '../../shared/reshard.ts';
-import { writeCheckedAtomically } from '../convert/atomic-file.ts';
-import { readBackCrc, releaseReadBack } from '../convert/byte-verifier.ts';
+import { writeCheckedAtomically } from '../io/atomic-file.ts';
+import { readBackCrc, releaseReadBack } from '../io/byte-verifier.ts';
 import { archiveNameFor } from '../convert/convert-file.ts';
 import { deviceMapper } from '../convert/key-rules.ts';
-import { verifyOutput } from '../convert/verify.ts';
+import { verifyOutput } from '../convert/read-back.ts';
 import { writeTorchCheckpoint } from '../convert/write-checkpoint.ts';
-import { writeDcpFolder } from '../formats/dcp-writer.ts';
-import { CheckpointError } from '../formats/errors.ts';
-import { PyDict, type PyValue } from '../formats/pickle/values.ts';
-import { readShardIndex } from '../formats/shard-index.ts';
-import { writeSafetensors } from '../formats/safetensors-writer.ts';
-import type { TorchStorage } from '../formats/torch-values.ts';
+import { writeDcpFolder } from '../formats/dcp/dcp-writer.ts';
+import { CheckpointError } from '../errors.ts';
+import { PyDict, type PyValue } from '../formats/values/python-values.ts';
+import { readShardIndex } from '../formats/safetensors/shard-index.ts';
+import { writeSafetensors } from '../formats/safetensors/safetensors-writer.ts';
+import type { TorchStorage } from '../formats/values/torch-values.ts';
 import { tensorSource, type NamedTensor, type WriteJob } from './plan.ts';
-import { Staging } from './staging.ts';
-import { dottedName } from './tree-copy.ts';
-import { checkTorchPieces, dcpReadBackKey, verifyDcp, verifySafetensors, type DcpReadBack, type VerifyContext } from './verify.ts';
+import { Staging } from '../io/staging.ts';
+import { dottedName } from '../checkpoint/replace-tensors.ts';
+import { checkTorchPieces, dcpReadBackKey, verifyDcp, verifySafetensors, type DcpReadBack, type VerifyContext } from './read-back.ts';
 
 export interface WriteContext {
   onProgress(p: ReshardProgress): void;

@@ -6,8 +6,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { CheckpointApi } from '../../shared/api.ts';
 import type { ErrorInfo, ErrorKind } from '../../shared/errors.ts';
 import { API_PREFIX } from '../../shared/web-transport.ts';
-import { callMethod } from '../api/call-method.ts';
-import { isApiMethod } from '../api/check-args.ts';
+import { callMethod } from '../service/call-method.ts';
+import { isApiMethod } from '../service/check-args.ts';
 
 /** Requests larger than this are refused (arguments are paths and rules, never data)... */
 export const MAX_BODY = 1 << 20;

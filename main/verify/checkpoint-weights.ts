@@ -5,15 +5,15 @@
  * (only whole modules carry them) and recorded accuracies (`best_acc`, `acc1`, ...).
  */
 import type { RecordedMetric } from '../../shared/verify.ts';
-import { openCheckpoint } from '../checkpoint/open-checkpoint.ts';
+import { openCheckpoint } from '../inputs/open-checkpoint.ts';
 import { commonPrefixes } from '../checkpoint/layout.ts';
 import type { Role } from '../checkpoint/roles.ts';
 import { readTensorBytes } from '../checkpoint/tensor-bytes.ts';
 import { childrenOf } from '../checkpoint/tree.ts';
-import { fail } from '../formats/errors.ts';
-import { numpyScalarValue } from '../formats/numpy-values.ts';
-import { PyDict, PyFloat, PyObject, type PyValue } from '../formats/pickle/values.ts';
-import { TorchTensor } from '../formats/torch-values.ts';
+import { fail } from '../errors.ts';
+import { numpyScalarValue } from '../formats/numpy/numpy-values.ts';
+import { PyDict, PyFloat, PyObject, type PyValue } from '../formats/values/python-values.ts';
+import { TorchTensor } from '../formats/values/torch-values.ts';
 import { toFloat64 } from './tensor-values.ts';
 
 export interface CheckpointWeights {

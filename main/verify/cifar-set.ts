@@ -10,12 +10,12 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { fail } from '../formats/errors.ts';
-import { readWholeFile } from '../formats/random-access.ts';
-import { numpyDtypeOf } from '../formats/numpy-values.ts';
+import { fail } from '../errors.ts';
+import { readWholeFile } from '../io/random-access.ts';
+import { numpyDtypeOf } from '../formats/numpy/numpy-values.ts';
 import { PickleInput } from '../formats/pickle/pickle-input.ts';
 import { unpickle } from '../formats/pickle/unpickler.ts';
-import { PyBytes, PyDict, PyList, PyObject, PyTuple, type PyValue } from '../formats/pickle/values.ts';
+import { PyBytes, PyDict, PyList, PyObject, PyTuple, type PyValue } from '../formats/values/python-values.ts';
 import type { RawImage, TestSet } from './test-set.ts';
 
 export interface NdArray {

@@ -8,8 +8,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as zlib from 'node:zlib';
-import { fail } from '../formats/errors.ts';
-import { readWholeFile } from '../formats/random-access.ts';
+import { fail } from '../errors.ts';
+import { readWholeFile } from '../io/random-access.ts';
 import type { RawImage, TestSet } from './test-set.ts';
 
 const TYPES: Record<number, [string, number]> = { 0x08: ['ubyte', 1], 0x09: ['byte', 1], 0x0b: ['short', 2], 0x0c: ['int', 4], 0x0d: ['float', 4], 0x0e: ['double', 8] };

@@ -10,8 +10,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import jpeg from 'jpeg-js';
 import { PNG } from 'pngjs';
-import { fail } from '../formats/errors.ts';
-import { readWholeFile } from '../formats/random-access.ts';
+import { fail } from '../errors.ts';
+import { readWholeFile } from '../io/random-access.ts';
 import type { RawImage, TestSet } from './test-set.ts';
 
 const DECODED = /\.(png|jpe?g)$/i;

@@ -3,9 +3,9 @@
  * (or `labels`, `targets`, `label`). Images are N×C×H×W, N×H×W×C, N×H×W (one channel) or N×D
  * (flattened C·H·W, as sklearn's digits come), float or 8-bit.
  */
-import type { NpzArray } from '../formats/npz.ts';
-import { readNpzArrays } from '../formats/npz.ts';
-import { fail } from '../formats/errors.ts';
+import type { NpzArray } from '../formats/numpy/npz.ts';
+import { readNpzArrays } from '../formats/numpy/npz.ts';
+import { fail } from '../errors.ts';
 import type { RawImage, ShapeHint, TestSet } from './test-set.ts';
 import { toFloat64 } from './tensor-values.ts';
 

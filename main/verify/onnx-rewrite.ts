@@ -5,7 +5,7 @@
  * without the files beside the original (onnxruntime resolves external paths against a model
  * path, which a buffer does not have). Protobuf's 2 GiB message limit bounds what this can write.
  */
-import { fail } from '../formats/errors.ts';
+import { fail } from '../errors.ts';
 import { initializerBytes, ONNX_TYPES, type OnnxInitializer, type OnnxModel } from './onnx-model.ts';
 import { PbWriter } from './protobuf.ts';
 

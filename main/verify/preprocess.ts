@@ -6,7 +6,7 @@
  * 8-bit images are rounded back to 8 bits after each resize pass, as PIL resizes 8-bit images.
  */
 import type { Preprocess, ResizeMode, TensorLayout } from '../../shared/verify.ts';
-import { fail } from '../formats/errors.ts';
+import { fail } from '../errors.ts';
 import type { OnnxValueInfo } from './onnx-model.ts';
 import type { RawImage, ShapeHint } from './test-set.ts';
 

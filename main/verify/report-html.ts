@@ -5,7 +5,7 @@
  */
 import * as path from 'node:path';
 import type { RunResult, VerifyReport } from '../../shared/verify.ts';
-import { num, pct } from './report-text.ts';
+import { num, pct } from './report-numbers.ts';
 
 const esc = (s: unknown): string => String(s).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 const COLOURS = ['#2563eb', '#f97316', '#16a34a'];

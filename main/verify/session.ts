@@ -7,7 +7,7 @@
  */
 import type { InferenceSession } from 'onnxruntime-node';
 import type { ProviderReport } from '../../shared/verify.ts';
-import { fail } from '../formats/errors.ts';
+import { fail } from '../errors.ts';
 
 type Ort = typeof import('onnxruntime-node');
 let ortPromise: Promise<Ort> | null = null;

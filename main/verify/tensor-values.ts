@@ -4,7 +4,7 @@
  * float16 and bfloat16 round to nearest even, as torch's `.to()` does (c10/util/Half.h,
  * c10/util/BFloat16.h `round_to_nearest_even`).
  */
-import { fail } from '../formats/errors.ts';
+import { fail } from '../errors.ts';
 
 export const FLOAT_DTYPES = new Set(['float32', 'float64', 'float16', 'bfloat16']);
 

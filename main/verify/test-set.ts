@@ -6,7 +6,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { TestSetFormat } from '../../shared/verify.ts';
-import { asCheckpointError, fail } from '../formats/errors.ts';
+import { asCheckpointError, fail } from '../errors.ts';
 import { openCifarSet } from './cifar-set.ts';
 import { openIdxSet, findIdxImages } from './idx-set.ts';
 import { openImageFolder } from './image-folder-set.ts';

@@ -1,7 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { isDcpFolder } from '../../main/formats/dcp.ts';
+import { isDcpFolder } from '../../main/formats/dcp/dcp.ts';
 import type { BenchResult } from './run.ts';
 import { median, timed, type Sample } from './measure.ts';
 

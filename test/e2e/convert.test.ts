@@ -5,8 +5,8 @@ import assert from 'node:assert/strict';
 import { existsSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { openCheckpoint } from '../../main/checkpoint/open-checkpoint.ts';
-import { bigSafetensors } from '../unit/api/helpers.ts';
+import { openCheckpoint } from '../../main/inputs/open-checkpoint.ts';
+import { bigSafetensors } from '../unit/service/helpers.ts';
 import { browserSkipReason, screenshot, serveAndBrowse, showView, tempDir } from './helpers.ts';
 
 const skip = browserSkipReason();

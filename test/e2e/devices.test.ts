@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { chmodSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { browserSkipReason, REPO, screenshot, serveAndBrowse, showView, tempDir } from './helpers.ts';
+import { browserSkipReason, REPO, screenshot, serveAndBrowse, tempDir } from './helpers.ts';
 
 const skip = browserSkipReason();
 const FIXTURES = join(REPO, 'test', 'fixtures', 'nvidia-smi');

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { openCheckpoint } from '../../main/checkpoint/open-checkpoint.ts';
+import { openCheckpoint } from '../../main/inputs/open-checkpoint.ts';
 import { browserSkipReason, SAMPLE_DIR, screenshot, serveAndBrowse, showView, tempDir } from './helpers.ts';
 
 const skip = browserSkipReason();

@@ -10,9 +10,9 @@ import * as fs from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ApiEvent } from '../../shared/api.ts';
-import { createApiService } from '../../main/api/service.ts';
+import { createApiService } from '../../main/service/service.ts';
 import { SHARED_DIR, sharedSkipReason } from '../helpers/shared-dir.ts';
-import { EventLog } from '../unit/api/helpers.ts';
+import { EventLog } from '../unit/service/helpers.ts';
 import { FIXTURES, IN_CI, PY, removeTemps, runCliAsync, tempDir, torchSkipReason } from './helpers.ts';
 
 const DS = join(SHARED_DIR, 'corpus', 'deepspeed');

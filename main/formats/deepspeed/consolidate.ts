@@ -19,12 +19,12 @@
  * The result is a plain dict (`to_torch_tensor` builds `{}`), every tensor contiguous on cpu.
  */
 import { dtypeByName } from '../../../shared/dtypes.ts';
-import { CastSource } from '../dtype-cast.ts';
-import { fail } from '../errors.ts';
-import { PyDict } from '../pickle/values.ts';
-import { AssembledSource, BoxSource, ViewSource, numelOf, type Piece, type TensorSource } from '../tensor-source.ts';
-import type { TorchTensor } from '../torch-values.ts';
-import { plainTensor, sourceStorage } from '../virtual-tensor.ts';
+import { CastSource } from '../values/dtype-cast.ts';
+import { fail } from '../../errors.ts';
+import { PyDict } from '../values/python-values.ts';
+import { AssembledSource, BoxSource, ViewSource, numelOf, type Piece, type TensorSource } from '../values/tensor-source.ts';
+import type { TorchTensor } from '../values/torch-values.ts';
+import { plainTensor, sourceStorage } from '../values/virtual-tensor.ts';
 import type { ModelStates, OptimStates } from './zero-states.ts';
 import * as path from 'node:path';
 

@@ -10,7 +10,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { fail } from '../errors.ts';
+import { fail } from '../../errors.ts';
 
 export interface DeepSpeedFiles {
   /** the folder the user named */

@@ -11,9 +11,9 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { asCheckpointError, fail } from '../errors.ts';
-import type { FormatReading, GlobalRef } from '../format-reading.ts';
-import { PyDict } from '../pickle/values.ts';
+import { asCheckpointError, fail } from '../../errors.ts';
+import type { FormatReading, GlobalRef } from '../values/format-reading.ts';
+import { PyDict } from '../values/python-values.ts';
 import { consolidate, type ConsolidatedEntry } from './consolidate.ts';
 import { locateDeepSpeed, missingRankFiles, rankOf, type DeepSpeedFiles } from './locate.ts';
 import { readModelStates, readOptimStates, type LossScalerInfo, type ModelStates, type OptimStates } from './zero-states.ts';

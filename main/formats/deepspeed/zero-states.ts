@@ -9,11 +9,13 @@
  * - `fragment_address`: NEWOBJ, then BUILD with `{numel, start}` (ZeRO 1/2 `param_slice_mappings`).
  */
 import * as path from 'node:path';
-import { fail } from '../errors.ts';
-import type { FormatReading } from '../format-reading.ts';
-import { openFormat } from '../open-format.ts';
-import { PyDict, PyFloat, PyGlobal, PyList, PyObject, PyTuple, type PyValue } from '../pickle/values.ts';
-import { TorchTensor } from '../torch-values.ts';
+import { fail } from '../../errors.ts';
+import type { FormatReading } from '../values/format-reading.ts';
+import { asCheckpointError } from '../../errors.ts';
+import { FileReader } from '../../io/random-access.ts';
+import { openTorchArchive, readTorchZip } from '../torch/torch-zip.ts';
+import { PyDict, PyFloat, PyGlobal, PyList, PyObject, PyTuple, type PyValue } from '../values/python-values.ts';
+import { TorchTensor } from '../values/torch-values.ts';
 
 export interface ModelStates {
   file: string;
@@ -77,8 +79,20 @@ function strings(v: PyValue | undefined): string[] | null {
   return items && items.every((x) => typeof x === 'string') ? (items as string[]) : null;
 }
 
+/** A DeepSpeed `.pt` file: always torch.save's zip format (deepspeed/runtime/checkpoint_engine uses torch.save). */
+function openTorchFile(file: string): FormatReading {
+  let reader: FileReader | null = null;
+  try {
+    reader = new FileReader(file);
+    return readTorchZip(openTorchArchive(reader));
+  } catch (e) {
+    reader?.close();
+    throw asCheckpointError(e, file);
+  }
+}
+
 function openDict(file: string): { reading: FormatReading; dict: PyDict } {
-  const reading = openFormat(file);
+  const reading = openTorchFile(file);
   if (!(reading.root instanceof PyDict)) {
     reading.close();
     fail('not-a-checkpoint', `${base(file)}: holds a ${typeof reading.root}, not the dict DeepSpeed saves`, file);

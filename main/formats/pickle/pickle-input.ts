@@ -1,5 +1,5 @@
-import { fail } from '../errors.ts';
-import type { RandomAccessReader } from '../random-access.ts';
+import { fail } from '../../errors.ts';
+import type { RandomAccessReader } from '../../io/random-access.ts';
 
 const CHUNK = 1 << 16;
 

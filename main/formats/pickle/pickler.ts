@@ -1,8 +1,8 @@
-import { fail } from '../errors.ts';
-import { TorchStorage, TorchTensor } from '../torch-values.ts';
+import { fail } from '../../errors.ts';
+import { TorchStorage, TorchTensor } from '../values/torch-values.ts';
 import {
   PyBytes, PyComplex, PyDict, PyFloat, PyGlobal, PyList, PyObject, PyPersistent, PySet, PyTuple, type PyValue,
-} from './values.ts';
+} from '../values/python-values.ts';
 
 /**
  * A protocol-2 pickle writer that uses only opcodes torch's weights-only unpickler accepts

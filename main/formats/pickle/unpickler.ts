@@ -1,8 +1,8 @@
-import { fail } from '../errors.ts';
+import { fail } from '../../errors.ts';
 import type { PickleInput } from './pickle-input.ts';
 import {
   PyBytes, PyComplex, PyDict, PyFloat, PyGlobal, PyList, PyObject, PyPersistent, PySet, PyTuple, type PyValue,
-} from './values.ts';
+} from '../values/python-values.ts';
 
 /**
  * A pickle reader for protocols 0–5 that never executes anything (CPython's Lib/pickle.py,

@@ -7,8 +7,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { openCheckpoint } from '../../../main/checkpoint/open-checkpoint.ts';
-import { CheckpointError } from '../../../main/formats/errors.ts';
+import { openCheckpoint } from '../../../main/inputs/open-checkpoint.ts';
+import { CheckpointError } from '../../../main/errors.ts';
 import { withTag } from '../../../main/formats/deepspeed/locate.ts';
 import { SHARED_DIR, sharedSkipReason } from '../../helpers/shared-dir.ts';
 

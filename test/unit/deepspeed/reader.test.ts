@@ -7,11 +7,11 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { openCheckpoint } from '../../../main/checkpoint/open-checkpoint.ts';
+import { openCheckpoint } from '../../../main/inputs/open-checkpoint.ts';
 import { readDeepSpeedFolder } from '../../../main/formats/deepspeed/read-deepspeed.ts';
-import { streamSource } from '../../../main/formats/tensor-source.ts';
-import { PyDict } from '../../../main/formats/pickle/values.ts';
-import { TorchTensor } from '../../../main/formats/torch-values.ts';
+import { streamSource } from '../../../main/formats/values/tensor-source.ts';
+import { PyDict } from '../../../main/formats/values/python-values.ts';
+import { TorchTensor } from '../../../main/formats/values/torch-values.ts';
 import { tensorSource } from '../../../main/reshard/plan.ts';
 import { SHARED_DIR, sharedSkipReason } from '../../helpers/shared-dir.ts';
 

@@ -7,9 +7,9 @@ import { API_METHODS, EVENT_CHANNEL, ipcChannel, type ApiEvent, type JobStatus }
 import type { InspectReport } from '../../../shared/inspect.ts';
 import type { ReshardReport, ReshardRequest } from '../../../shared/reshard.ts';
 import { unwrapResult, type IpcResult } from '../../../shared/web-transport.ts';
-import { createApiService } from '../../../main/api/service.ts';
+import { createApiService } from '../../../main/service/service.ts';
 import { bindIpc, type IpcEventLike, type IpcMainLike } from '../../../main/electron/ipc.ts';
-import { CPU_RULES, DP, EventLog, tempDir } from '../api/helpers.ts';
+import { CPU_RULES, DP, EventLog, tempDir } from '../service/helpers.ts';
 
 type Handler = (event: IpcEventLike, ...args: unknown[]) => unknown;
 

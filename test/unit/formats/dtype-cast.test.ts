@@ -8,8 +8,8 @@ import * as path from 'node:path';
 import { createHash } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { dtypeByName } from '../../../shared/dtypes.ts';
-import { CastSource, castElements, floatFromInt64, type CastCounts } from '../../../main/formats/dtype-cast.ts';
-import type { TensorSource } from '../../../main/formats/tensor-source.ts';
+import { CastSource, castElements, floatFromInt64, type CastCounts } from '../../../main/formats/values/dtype-cast.ts';
+import type { TensorSource } from '../../../main/formats/values/tensor-source.ts';
 
 const FIX = fileURLToPath(new URL('../../fixtures/cast/', import.meta.url));
 interface Case { from: string; to: string; count: number; sha256: string; nans: number; overflow: number; underflow: number; nan_equal: boolean }

@@ -7,9 +7,9 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { liveTempFiles, removeLiveTempFiles } from '../../../main/convert/atomic-file.ts';
+import { liveTempFiles, removeLiveTempFiles } from '../../../main/io/atomic-file.ts';
 import { WorkerPool } from '../../../main/jobs/pool.ts';
-import { bigSafetensors, CPU_RULES, DP } from '../api/helpers.ts';
+import { bigSafetensors, CPU_RULES, DP } from '../service/helpers.ts';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ckpt-pool-'));
 after(() => fs.rmSync(dir, { recursive: true, force: true }));

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ReshardReport } from '../../../shared/reshard.ts';
-import { CheckpointError } from '../../../main/formats/errors.ts';
+import { CheckpointError } from '../../../main/errors.ts';
 import { reshard } from '../../../main/reshard/run-reshard.ts';
 import { runCli } from '../../helpers/run-cli.ts';
 import { fx, request, tensorsOf, tmp } from './helpers.ts';

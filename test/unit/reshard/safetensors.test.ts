@@ -6,10 +6,10 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { openFormat } from '../../../main/formats/open-format.ts';
-import { PyDict } from '../../../main/formats/pickle/values.ts';
-import { FileReader } from '../../../main/formats/random-access.ts';
-import { readSafetensorsHeader } from '../../../main/formats/safetensors.ts';
-import type { TorchTensor } from '../../../main/formats/torch-values.ts';
+import { PyDict } from '../../../main/formats/values/python-values.ts';
+import { FileReader } from '../../../main/io/random-access.ts';
+import { readSafetensorsHeader } from '../../../main/formats/safetensors/safetensors.ts';
+import type { TorchTensor } from '../../../main/formats/values/torch-values.ts';
 import { fx, run, tensorsOf, tmp, why } from './helpers.ts';
 
 function parts(file: string): { header: Record<string, unknown>; data: Buffer; headerBytes: number } {

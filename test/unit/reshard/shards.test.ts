@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { dtypeByName } from '../../../shared/dtypes.ts';
-import { readShardIndex } from '../../../main/formats/shard-index.ts';
+import { readShardIndex } from '../../../main/formats/safetensors/shard-index.ts';
 import { indexJson, parseShardSize, splitIntoShards } from '../../../main/reshard/hf-shards.ts';
 import { fx, run, tensorsOf, tmp, why } from './helpers.ts';
 

@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import WebSocket from 'ws';
 import type { ApiEvent } from '../../../shared/api.ts';
 import { EVENTS_PATH, parseStartupLine } from '../../../shared/web-transport.ts';
-import { tempDir } from '../api/helpers.ts';
+import { tempDir } from '../service/helpers.ts';
 
 export const CLI = fileURLToPath(new URL('../../../dist/ckpt.js', import.meta.url));
 

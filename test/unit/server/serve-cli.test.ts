@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { ApiEvent } from '../../../shared/api.ts';
 import { STARTUP_PREFIX, TOKEN_COOKIE } from '../../../shared/web-transport.ts';
-import { bigSafetensors, CPU_RULES, DP, tempDir } from '../api/helpers.ts';
+import { bigSafetensors, CPU_RULES, DP, tempDir } from '../service/helpers.ts';
 import { call, openEvents, request, startServe, until, type ServeProcess } from './helpers.ts';
 
 let s: ServeProcess;

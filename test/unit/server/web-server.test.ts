@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { parseStartupLine, STARTUP_PREFIX } from '../../../shared/web-transport.ts';
-import { createApiService } from '../../../main/api/service.ts';
+import { createApiService } from '../../../main/service/service.ts';
 import { DEFAULT_PORT, runServe } from '../../../main/cli/serve-command.ts';
 import type { CliIO } from '../../../main/cli/io.ts';
 import { allowedHosts, isLoopback } from '../../../main/server/security.ts';
@@ -15,7 +15,7 @@ import { resolveStatic } from '../../../main/server/static-files.ts';
 import { startWebServer, type WebServer } from '../../../main/server/web-server.ts';
 import { MAX_BODY } from '../../../main/server/api-route.ts';
 import { runVerify } from '../../../main/verify/run-verify.ts';
-import { SAMPLE, tempDir } from '../api/helpers.ts';
+import { SAMPLE, tempDir } from '../service/helpers.ts';
 import { call, request, until } from './helpers.ts';
 
 const ui = tempDir('ui');

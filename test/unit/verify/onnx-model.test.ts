@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { copyFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
-import { CheckpointError } from '../../../main/formats/errors.ts';
+import { CheckpointError } from '../../../main/errors.ts';
 import { initializerBytes, loadOnnxModel, parseOnnxModel } from '../../../main/verify/onnx-model.ts';
 import { rewriteModel } from '../../../main/verify/onnx-rewrite.ts';
 import { PbWriter } from '../../../main/verify/protobuf.ts';

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { NO_RULES } from '../../../shared/presets.ts';
 import type { VerifyOptions } from '../../../shared/verify.ts';
 import { convertFile } from '../../../main/convert/convert-file.ts';
-import { CheckpointError } from '../../../main/formats/errors.ts';
+import { CheckpointError } from '../../../main/errors.ts';
 import { runVerify } from '../../../main/verify/run-verify.ts';
 import { fx, MODEL, NPZ, sample, tempDir, TORCH } from './helpers.ts';
 

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import type { Progress } from '../../../shared/convert.ts';
 import type { VerifyReport } from '../../../shared/verify.ts';
 import { WorkerPool } from '../../../main/jobs/pool.ts';
-import { CheckpointError } from '../../../main/formats/errors.ts';
+import { CheckpointError } from '../../../main/errors.ts';
 import { parseVerifyArgs } from '../../../main/cli/verify-command.ts';
 import { runCli } from '../../helpers/run-cli.ts';
 import { fx, MODEL, NPZ, sample, tempDir, TORCH } from './helpers.ts';

@@ -1,0 +1,388 @@
+/**
+ * safetensors (huggingface/safetensors, `safetensors/src/tensor.rs`): an 8-byte little-endian
+ * header length N, N bytes of JSON `{name: {dtype, shape, data_offsets: [begin, end]}, __metadata__?}`,
+ * then the data section. Offsets are relative to the data section.
+ *
+ * Validation follows `SafeTensors::read_metadata` and `Metadata::validate`: N at most 100 MB and
+ * inside the file; the header valid UTF-8 JSON object; tensors sorted by offsets must tile the
+ * data section from 0 to its end with no hole and no overlap (`InvalidOffset`,
+ * `MetadataIncompleteBuffer`); each tensor's byte length equals numel × element size
+ * (`TensorInvalidInfo`). Only the first 8 + N bytes are read when a file is opened.
+ */
+import { fail } from '../../errors.ts';
+import type { RandomAccessReader } from '../../io/random-access.ts';
+import { contiguousStrides, TorchStorage, TorchTensor, REBUILD_TENSOR_V2, type ByteRange } from '../values/torch-values.ts';
+import { PyDict, PyTuple } from '../values/python-values.ts';
+import type { FormatReading } from '../values/format-reading.ts';
+import { dtypeByName, dtypeBySafetensors, storageClassFor, type DTypeInfo } from '../../../shared/dtypes.ts';
+
+/** `MAX_HEADER_SIZE` in tensor.rs. */
+export const MAX_HEADER_SIZE = 100_000_000;
+
+/**
+ * Tags the reference knows that `shared/dtypes.ts` does not carry a safetensors tag for
+ * (safetensors 0.6+ `Dtype::F8_E4M3FNUZ` / `F8_E5M2FNUZ`, bindings/python `torch.py` `_TYPES`).
+ */
+const EXTRA_TAGS: Record<string, string> = { F8_E4M3FNUZ: 'float8_e4m3fnuz', F8_E5M2FNUZ: 'float8_e5m2fnuz' };
+
+/** Tags the reference defines that torch has no dtype for. */
+const KNOWN_UNREADABLE_TAGS = new Set(['F6_E2M3', 'F6_E3M2']);
+
+export function safetensorsDtype(tag: string): DTypeInfo | undefined {
+  const extra = EXTRA_TAGS[tag];
+  return extra ? dtypeByName(extra) : dtypeBySafetensors(tag);
+}
+
+/** The first 8 bytes are a plausible header length and the header starts with `{`. Reads 9 bytes. */
+export function looksLikeSafetensors(reader: RandomAccessReader): boolean {
+  if (reader.size < 10) return false;
+  const head = reader.read(0, 9);
+  const n = view(head).getBigUint64(0, true);
+  return n >= 2n && n <= 0xffffffffn && head[8] === 0x7b;
+}
+
+export function readSafetensors(reader: RandomAccessReader): FormatReading {
+  const header = readSafetensorsHeader(reader);
+  const root = new PyDict(true);
+  // Aliases: tensors with the same byte range and dtype share one storage. After validation only
+  // empty tensors at the same offset can coincide; the reference forbids any other overlap.
+  const byRange = new Map<string, TorchStorage>();
+  for (const t of header.tensors) {
+    const rangeKey = `${t.begin}:${t.end}:${t.dtype.name}`;
+    let storage = byRange.get(rangeKey);
+    if (!storage) {
+      const offset = header.dataStart + t.begin;
+      const length = t.end - t.begin;
+      storage = makeStorage(t.name, t.dtype, length, () => ({ reader, offset, length }));
+      byRange.set(rangeKey, storage);
+    }
+    root.set(t.name, denseTensor(t.dtype, t.torchShape, contiguousStrides(t.torchShape), storage));
+  }
+  const records: Record<string, string> = { header_bytes: String(header.headerBytes) };
+  for (const [k, v] of header.metadata) records[`metadata.${k}`] = v;
+  const notes: string[] = [];
+  if (header.tensors.some((t) => t.tag === 'F4')) notes.push('F4 tensors are shown as torch float4_e2m1fn_x2: two 4-bit values per element, so the last dimension is half the one in the file');
+  return { format: 'safetensors', records, root, globals: [], notes, close: () => reader.close() };
+}
+
+export interface SafetensorsEntry {
+  name: string;
+  /** the tag as written, e.g. `BF16` */
+  tag: string;
+  dtype: DTypeInfo;
+  /** shape as written in the header */
+  shape: number[];
+  /** shape as torch sees it (differs only for F4, whose pairs torch packs into one element) */
+  torchShape: number[];
+  /** offsets relative to the data section */
+  begin: number;
+  end: number;
+}
+
+export interface SafetensorsHeader {
+  headerBytes: number;
+  /** absolute offset of the data section (8 + N) */
+  dataStart: number;
+  /** in header order */
+  tensors: SafetensorsEntry[];
+  /** `__metadata__`, in header order */
+  metadata: [string, string][];
+}
+
+/** Reads and validates the header; never touches tensor bytes. */
+export function readSafetensorsHeader(reader: RandomAccessReader): SafetensorsHeader {
+  const file = reader.name;
+  const invalid = (why: string): never => fail('not-a-checkpoint', `${file}: safetensors header is invalid: ${why}`, file);
+  if (reader.size < 8) fail('not-a-checkpoint', `${file}: not a safetensors file (only ${reader.size} bytes, less than the 8-byte header length)`, file);
+  const n64 = view(reader.read(0, 8)).getBigUint64(0, true);
+  if (n64 > BigInt(MAX_HEADER_SIZE)) fail('too-large', `${file}: safetensors header length ${n64} is over the 100 MB limit (HeaderTooLarge); the file is damaged or not safetensors`, file);
+  const n = Number(n64);
+  if (8 + n > reader.size) fail('truncated', `${file}: safetensors header claims ${n} bytes but the file has only ${reader.size - 8} after the length; it is truncated or not safetensors`, file);
+  let text: string;
+  try {
+    text = new TextDecoder('utf-8', { fatal: true }).decode(reader.read(8, n));
+  } catch {
+    return invalid('header is not valid UTF-8');
+  }
+  let json: JsonValue;
+  try {
+    json = parseOrderedJson(text);
+  } catch (e) {
+    return invalid((e as Error).message);
+  }
+  if (!(json instanceof JsonObject)) return invalid('the header is not a JSON object');
+
+  const dataStart = 8 + n;
+  const dataLen = reader.size - dataStart;
+  const tensors: SafetensorsEntry[] = [];
+  const metadata: [string, string][] = [];
+  for (const [name, value] of json.entries) {
+    if (name === '__metadata__') {
+      if (value === null) continue;
+      if (!(value instanceof JsonObject)) return invalid('__metadata__ is not an object of strings');
+      for (const [k, v] of value.entries) {
+        if (typeof v !== 'string') return invalid(`__metadata__ value for ${JSON.stringify(k)} is not a string`);
+        metadata.push([k, v]);
+      }
+      continue;
+    }
+    const label = `tensor ${JSON.stringify(name)}`;
+    if (!(value instanceof JsonObject)) return invalid(`${label} is not an object with dtype, shape and data_offsets`);
+    const tag = value.get('dtype');
+    const shapeV = value.get('shape');
+    const offsV = value.get('data_offsets');
+    if (typeof tag !== 'string') return invalid(`${label} has no string dtype`);
+    if (!Array.isArray(shapeV) || !shapeV.every(isUint)) return invalid(`${label} shape is not a list of non-negative integers`);
+    if (!Array.isArray(offsV) || offsV.length !== 2 || !offsV.every(isUint)) return invalid(`${label} data_offsets is not [begin, end] with non-negative integers`);
+    const shape = shapeV as number[];
+    const [begin, end] = offsV as [number, number];
+    const dtype = safetensorsDtype(tag);
+    if (!dtype) {
+      if (KNOWN_UNREADABLE_TAGS.has(tag)) fail('unsupported', `${file}: ${label} has safetensors dtype ${tag}, which torch has no dtype for`, file);
+      fail('unsupported', `${file}: ${label} has unknown safetensors dtype ${JSON.stringify(tag)}`, file);
+    }
+    if (begin > end) return invalid(`${label} data_offsets [${begin}, ${end}] end before they begin (InvalidOffset)`);
+    // Element count and byte length, with the overflow checks of `Metadata::validate`.
+    let numel = 1;
+    for (const d of shape) {
+      numel *= d;
+      if (!Number.isSafeInteger(numel)) return invalid(`${label} shape [${shape.join(', ')}] overflows (ValidationOverflow)`);
+    }
+    const bits = tag === 'F4' ? 4 : dtype.size * 8;
+    const nbits = numel * bits;
+    if (!Number.isSafeInteger(nbits)) return invalid(`${label} shape [${shape.join(', ')}] overflows (ValidationOverflow)`);
+    if (nbits % 8 !== 0) return invalid(`${label} has ${numel} ${tag} elements, not a whole number of bytes (MisalignedSlice)`);
+    if (end - begin !== nbits / 8) return invalid(`${label} is ${tag} [${shape.join(', ')}] = ${nbits / 8} bytes but data_offsets [${begin}, ${end}] span ${end - begin} (TensorInvalidInfo)`);
+    if (end > dataLen) fail('truncated', `${file}: ${label} needs data up to byte ${end} of the data section but the file has only ${dataLen}; it is truncated`, file);
+    tensors.push({ name, tag, dtype, shape, torchShape: torchShape(file, label, tag, shape), begin, end });
+  }
+
+  // Tiling check, in offset order as the reference sorts them.
+  const sorted = tensors.slice().sort((a, b) => a.begin - b.begin || a.end - b.end);
+  let cursor = 0;
+  for (const t of sorted) {
+    if (t.begin > cursor) return invalid(`tensor ${JSON.stringify(t.name)} begins at ${t.begin} but the previous tensor ends at ${cursor}, leaving a hole (InvalidOffset)`);
+    if (t.begin < cursor) return invalid(`tensor ${JSON.stringify(t.name)} at [${t.begin}, ${t.end}] overlaps the previous tensor, which ends at ${cursor} (InvalidOffset)`);
+    cursor = t.end;
+  }
+  if (cursor !== dataLen) return invalid(`the tensors cover ${cursor} bytes of data but the file has ${dataLen} after the header (MetadataIncompleteBuffer)`);
+  return { headerBytes: n, dataStart, tensors, metadata };
+}
+
+/** F4: torch's `float4_e2m1fn_x2` packs two values per element, so the last dimension halves. */
+function torchShape(file: string, label: string, tag: string, shape: number[]): number[] {
+  if (tag !== 'F4') return shape;
+  const last = shape[shape.length - 1];
+  if (last === undefined || last % 2 !== 0) fail('unsupported', `${file}: ${label} is F4 with shape [${shape.join(', ')}]; torch float4_e2m1fn_x2 needs an even last dimension`, file);
+  return [...shape.slice(0, -1), last / 2];
+}
+
+// ---- shared by the npy/npz readers -------------------------------------------------------
+
+/**
+ * A storage for bytes that are not a torch storage on disk. Dtypes with a legacy storage class
+ * get it (`FloatStorage`, ...); the rest become `UntypedStorage`, whose element is a byte, as
+ * torch's `persistent_id` records untyped storages (torch/serialization.py `_save`).
+ */
+export function makeStorage(key: string, dtype: DTypeInfo, nbytes: number, locate: () => ByteRange): TorchStorage {
+  const cls = storageClassFor(dtype.name);
+  if (cls) return new TorchStorage(key, cls, dtype, 'cpu', nbytes / dtype.size, locate);
+  return new TorchStorage(key, 'UntypedStorage', dtypeByName('uint8')!, 'cpu', nbytes, locate);
+}
+
+/** A tensor as `torch._utils._rebuild_tensor_v2(storage, 0, size, stride, False, OrderedDict())` would make it. */
+export function denseTensor(dtype: DTypeInfo, shape: number[], stride: number[], storage: TorchStorage): TorchTensor {
+  const args = [storage, 0, new PyTuple(shape), new PyTuple(stride), false, new PyDict(true)];
+  return new TorchTensor(REBUILD_TENSOR_V2, args, 'dense', dtype, shape, stride, 0, storage);
+}
+
+// ---- an order-keeping JSON parser --------------------------------------------------------
+
+/**
+ * A JSON object with its keys in file order. `JSON.parse` moves integer-like keys ("0", "12")
+ * to the front, which would reorder tensors named that way; it also hides duplicate keys.
+ */
+export class JsonObject {
+  private readonly index = new Map<string, number>();
+  constructor(readonly entries: [string, JsonValue][] = []) {
+    entries.forEach(([k], i) => this.index.set(k, i));
+  }
+  get(key: string): JsonValue | undefined {
+    const i = this.index.get(key);
+    return i === undefined ? undefined : this.entries[i]![1];
+  }
+  has(key: string): boolean {
+    return this.index.has(key);
+  }
+  add(key: string, value: JsonValue): boolean {
+    if (this.index.has(key)) return false;
+    this.index.set(key, this.entries.length);
+    this.entries.push([key, value]);
+    return true;
+  }
+}
+
+/** A number written with a fraction or exponent (JSON integers stay plain numbers). */
+export class JsonFloat {
+  constructor(readonly value: number) {}
+}
+
+export type JsonValue = null | boolean | number | string | JsonFloat | JsonValue[] | JsonObject;
+
+/** Plain JS data for a parsed value (objects lose nothing but key order). */
+export function jsonToPlain(v: JsonValue): unknown {
+  if (v instanceof JsonFloat) return v.value;
+  if (Array.isArray(v)) return v.map(jsonToPlain);
+  if (v instanceof JsonObject) return Object.fromEntries(v.entries.map(([k, x]) => [k, jsonToPlain(x)]));
+  return v;
+}
+
+const MAX_JSON_DEPTH = 64;
+
+/** Strict RFC 8259 JSON; throws an Error with a short message naming the character offset. */
+export function parseOrderedJson(text: string): JsonValue {
+  let p = 0;
+  const bad = (what: string): never => {
+    throw new Error(`bad JSON at character ${p}: ${what}`);
+  };
+  const ws = (): void => {
+    for (;;) {
+      const c = text.charCodeAt(p);
+      if (c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09) p++;
+      else return;
+    }
+  };
+  const str = (): string => {
+    p++; // opening quote
+    let out = '';
+    let start = p;
+    for (;;) {
+      if (p >= text.length) bad('unterminated string');
+      const c = text.charCodeAt(p);
+      if (c === 0x22) {
+        out += text.slice(start, p);
+        p++;
+        return out;
+      }
+      if (c < 0x20) bad('control character in string');
+      if (c !== 0x5c) {
+        p++;
+        continue;
+      }
+      out += text.slice(start, p);
+      const e = text[p + 1];
+      p += 2;
+      switch (e) {
+        case '"': out += '"'; break;
+        case '\\': out += '\\'; break;
+        case '/': out += '/'; break;
+        case 'b': out += '\b'; break;
+        case 'f': out += '\f'; break;
+        case 'n': out += '\n'; break;
+        case 'r': out += '\r'; break;
+        case 't': out += '\t'; break;
+        case 'u': {
+          const hex = text.slice(p, p + 4);
+          if (!/^[0-9a-fA-F]{4}$/.test(hex)) bad('bad \\u escape');
+          out += String.fromCharCode(parseInt(hex, 16));
+          p += 4;
+          break;
+        }
+        default:
+          p -= 2;
+          bad('bad escape in string');
+      }
+      start = p;
+    }
+  };
+  const NUM = /-?(?:0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?/y;
+  const value = (depth: number): JsonValue => {
+    if (depth > MAX_JSON_DEPTH) bad(`nested deeper than ${MAX_JSON_DEPTH}`);
+    ws();
+    const c = text[p];
+    if (c === '{') {
+      p++;
+      const obj = new JsonObject();
+      ws();
+      if (text[p] === '}') {
+        p++;
+        return obj;
+      }
+      for (;;) {
+        ws();
+        if (text[p] !== '"') bad('expected a string key');
+        const key = str();
+        ws();
+        if (text[p] !== ':') bad("expected ':'");
+        p++;
+        const v = value(depth + 1);
+        if (!obj.add(key, v)) bad(`duplicate key ${JSON.stringify(key.length > 60 ? key.slice(0, 57) + '...' : key)}`);
+        ws();
+        if (text[p] === ',') {
+          p++;
+          continue;
+        }
+        if (text[p] === '}') {
+          p++;
+          return obj;
+        }
+        bad("expected ',' or '}'");
+      }
+    }
+    if (c === '[') {
+      p++;
+      const arr: JsonValue[] = [];
+      ws();
+      if (text[p] === ']') {
+        p++;
+        return arr;
+      }
+      for (;;) {
+        arr.push(value(depth + 1));
+        ws();
+        if (text[p] === ',') {
+          p++;
+          continue;
+        }
+        if (text[p] === ']') {
+          p++;
+          return arr;
+        }
+        bad("expected ',' or ']'");
+      }
+    }
+    if (c === '"') return str();
+    if (c === 't' && text.startsWith('true', p)) {
+      p += 4;
+      return true;
+    }
+    if (c === 'f' && text.startsWith('false', p)) {
+      p += 5;
+      return false;
+    }
+    if (c === 'n' && text.startsWith('null', p)) {
+      p += 4;
+      return null;
+    }
+    NUM.lastIndex = p;
+    const m = NUM.exec(text);
+    if (m) {
+      p += m[0].length;
+      const v = Number(m[0]);
+      return m[1] || m[2] ? new JsonFloat(v) : v;
+    }
+    return p >= text.length ? bad('unexpected end') : bad(`unexpected character ${JSON.stringify(text[p])}`);
+  };
+  const v = value(0);
+  ws();
+  if (p !== text.length) bad('trailing characters after the JSON value');
+  return v;
+}
+
+function isUint(v: JsonValue): boolean {
+  return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+}
+
+function view(b: Uint8Array): DataView {
+  return new DataView(b.buffer, b.byteOffset, b.byteLength);
+}

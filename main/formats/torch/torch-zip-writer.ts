@@ -1,0 +1,173 @@
+import * as zlib from 'node:zlib';
+import { writeAll } from '../../io/write-all.ts';
+
+/**
+ * Writes a torch zip archive the way `torch.save` does (caffe2/serialize/inline_container.cc,
+ * `PyTorchStreamWriter`): every record stored uncompressed under `<archive>/`, its data aligned
+ * to 64 bytes by an `FB` extra field in the local header (`detail::getPadding`), CRC-32 in the
+ * headers, zip64 records when a size or an offset passes 4 GiB. Records are written through
+ * positioned writes on a file descriptor, so storage bytes can be streamed in.
+ */
+export const ALIGNMENT = 64;
+const U32_MAX = 0xffffffff;
+
+interface WrittenEntry {
+  name: Buffer;
+  crc: number;
+  size: number;
+  offset: number;
+}
+
+export class TorchZipWriter {
+  private pos: number;
+  private readonly entries: WrittenEntry[] = [];
+  private readonly prefix: string;
+  constructor(private readonly fd: number, archiveName: string, startOffset = 0) {
+    this.prefix = archiveName + '/';
+    this.pos = startOffset;
+  }
+
+  get bytesWritten(): number {
+    return this.pos;
+  }
+
+  /** A small record from memory. */
+  addRecord(name: string, data: Uint8Array): void {
+    this.addStreamed(name, data.length, (write) => write(data));
+  }
+
+  /**
+   * A record whose bytes come in chunks: `fill` must call `write` with exactly `size` bytes in
+   * total. The CRC is computed as the bytes pass and patched into the local header afterwards.
+   * With `knownCrc` (the CRC another archive recorded for the same bytes) no CRC is computed;
+   * verification re-reads the bytes and checks them against it. Returns the record's CRC-32 and
+   * where its data starts.
+   */
+  addStreamed(name: string, size: number, fill: (write: (chunk: Uint8Array) => void) => void, knownCrc?: number): { crc: number; dataOffset: number } {
+    const nameBuf = Buffer.from(this.prefix + name, 'utf8');
+    const headerAt = this.pos;
+    const zip64 = size >= U32_MAX || headerAt >= U32_MAX;
+    const z64Extra = zip64 ? 4 + 16 : 0;
+    // Padding so the data starts on a 64-byte boundary (getPadding counts the 4-byte FB header).
+    const start = headerAt + 30 + nameBuf.length + z64Extra + 4;
+    const padding = (ALIGNMENT - (start % ALIGNMENT)) % ALIGNMENT;
+    const extraLen = z64Extra + 4 + padding;
+    const header = Buffer.alloc(30 + nameBuf.length + extraLen);
+    header.writeUInt32LE(0x04034b50, 0);
+    header.writeUInt16LE(zip64 ? 45 : 20, 4); // version needed
+    header.writeUInt16LE(0x0800, 6); // UTF-8 names
+    header.writeUInt16LE(0, 8); // stored
+    header.writeUInt32LE(0, 10); // time, date: torch writes 0 (1980-00-00)
+    header.writeUInt32LE(0, 14); // crc, patched below
+    header.writeUInt32LE(zip64 ? U32_MAX : size, 18);
+    header.writeUInt32LE(zip64 ? U32_MAX : size, 22);
+    header.writeUInt16LE(nameBuf.length, 26);
+    header.writeUInt16LE(extraLen, 28);
+    nameBuf.copy(header, 30);
+    let e = 30 + nameBuf.length;
+    if (zip64) {
+      header.writeUInt16LE(1, e);
+      header.writeUInt16LE(16, e + 2);
+      header.writeBigUInt64LE(BigInt(size), e + 4);
+      header.writeBigUInt64LE(BigInt(size), e + 12);
+      e += z64Extra;
+    }
+    header.write('FB', e, 'latin1');
+    header.writeUInt16LE(padding, e + 2);
+    header.fill('Z', e + 4, e + 4 + padding);
+    this.writeAt(header, headerAt);
+    const dataOffset = headerAt + header.length;
+    let at = dataOffset;
+    let crc = 0;
+    let written = 0;
+    fill((chunk) => {
+      if (written + chunk.length > size) throw new Error(`record ${name} got more than its ${size} bytes`);
+      if (knownCrc === undefined) crc = zlib.crc32(chunk, crc);
+      this.writeAt(chunk, at);
+      at += chunk.length;
+      written += chunk.length;
+    });
+    if (written !== size) throw new Error(`record ${name} got ${written} of its ${size} bytes`);
+    if (knownCrc !== undefined) crc = knownCrc;
+    const crcBuf = Buffer.alloc(4);
+    crcBuf.writeUInt32LE(crc >>> 0);
+    this.writeAt(crcBuf, headerAt + 14);
+    this.pos = at;
+    this.entries.push({ name: nameBuf, crc: crc >>> 0, size, offset: headerAt });
+    return { crc: crc >>> 0, dataOffset };
+  }
+
+  /** Writes `version`, the central directory and the end records. Returns the archive's size. */
+  finish(version = '3\n'): number {
+    this.addRecord('version', Buffer.from(version));
+    const cdStart = this.pos;
+    const parts: Buffer[] = [];
+    for (const en of this.entries) {
+      const needSize = en.size >= U32_MAX;
+      const needOff = en.offset >= U32_MAX;
+      const extraLen = needSize || needOff ? 4 + (needSize ? 16 : 0) + (needOff ? 8 : 0) : 0;
+      const h = Buffer.alloc(46 + en.name.length + extraLen);
+      h.writeUInt32LE(0x02014b50, 0);
+      h.writeUInt16LE(extraLen ? 45 : 20, 4); // version made by
+      h.writeUInt16LE(extraLen ? 45 : 20, 6); // version needed
+      h.writeUInt16LE(0x0800, 8);
+      h.writeUInt16LE(0, 10);
+      h.writeUInt32LE(0, 12);
+      h.writeUInt32LE(en.crc, 16);
+      h.writeUInt32LE(needSize ? U32_MAX : en.size, 20);
+      h.writeUInt32LE(needSize ? U32_MAX : en.size, 24);
+      h.writeUInt16LE(en.name.length, 28);
+      h.writeUInt16LE(extraLen, 30);
+      h.writeUInt32LE(needOff ? U32_MAX : en.offset, 42);
+      en.name.copy(h, 46);
+      if (extraLen) {
+        let e = 46 + en.name.length;
+        h.writeUInt16LE(1, e);
+        h.writeUInt16LE(extraLen - 4, e + 2);
+        e += 4;
+        if (needSize) {
+          h.writeBigUInt64LE(BigInt(en.size), e);
+          h.writeBigUInt64LE(BigInt(en.size), e + 8);
+          e += 16;
+        }
+        if (needOff) h.writeBigUInt64LE(BigInt(en.offset), e);
+      }
+      parts.push(h);
+    }
+    const cd = Buffer.concat(parts);
+    this.writeAt(cd, cdStart);
+    const cdEnd = cdStart + cd.length;
+    const count = this.entries.length;
+    const needZip64 = count >= 0xffff || cdStart >= U32_MAX || cd.length >= U32_MAX;
+    let at = cdEnd;
+    if (needZip64) {
+      const r = Buffer.alloc(56 + 20);
+      r.writeUInt32LE(0x06064b50, 0);
+      r.writeBigUInt64LE(44n, 4); // size of the rest of the record
+      r.writeUInt16LE(45, 12);
+      r.writeUInt16LE(45, 14);
+      r.writeBigUInt64LE(BigInt(count), 24);
+      r.writeBigUInt64LE(BigInt(count), 32);
+      r.writeBigUInt64LE(BigInt(cd.length), 40);
+      r.writeBigUInt64LE(BigInt(cdStart), 48);
+      r.writeUInt32LE(0x07064b50, 56); // locator
+      r.writeBigUInt64LE(BigInt(cdEnd), 64);
+      r.writeUInt32LE(1, 72);
+      this.writeAt(r, at);
+      at += r.length;
+    }
+    const eocd = Buffer.alloc(22);
+    eocd.writeUInt32LE(0x06054b50, 0);
+    eocd.writeUInt16LE(Math.min(count, 0xffff), 8);
+    eocd.writeUInt16LE(Math.min(count, 0xffff), 10);
+    eocd.writeUInt32LE(Math.min(cd.length, U32_MAX), 12);
+    eocd.writeUInt32LE(Math.min(cdStart, U32_MAX), 16);
+    this.writeAt(eocd, at);
+    this.pos = at + eocd.length;
+    return this.pos;
+  }
+
+  private writeAt(buf: Uint8Array, position: number): void {
+    writeAll(this.fd, buf, position);
+  }
+}

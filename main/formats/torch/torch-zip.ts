@@ -1,0 +1,102 @@
+import { fail } from '../../errors.ts';
+import type { FormatReading, GlobalRef } from '../values/format-reading.ts';
+import { PickleInput } from '../pickle/pickle-input.ts';
+import { unpickle, type UnpickleResult } from '../pickle/unpickler.ts';
+import type { PyValue } from '../values/python-values.ts';
+import { BufferReader, type RandomAccessReader } from '../../io/random-access.ts';
+import { decodeStorageId, torchPickleHooks } from './torch-pickle.ts';
+import { TorchStorage } from '../values/torch-values.ts';
+import { ZipArchive } from '../zip/zip.ts';
+
+/**
+ * The torch zip format (torch.save since 1.6, and torch.jit.save archives):
+ * `<archive>/data.pkl` plus one record `<archive>/data/<key>` per storage, and small records
+ * `version`, `byteorder`, `.format_version`, `.storage_alignment`, `.data/serialization_id`.
+ * The archive name is the first path component of the first record, whatever it is
+ * (caffe2/serialize/inline_container.cc, `PyTorchStreamReader::init`).
+ */
+export interface TorchArchive {
+  zip: ZipArchive;
+  /** `archive/` including the slash */
+  prefix: string;
+}
+
+export function openTorchArchive(reader: RandomAccessReader): TorchArchive {
+  return torchArchiveOf(ZipArchive.open(reader));
+}
+
+/** The torch archive inside an already parsed zip. */
+export function torchArchiveOf(zip: ZipArchive): TorchArchive {
+  const reader = zip.reader;
+  const first = zip.entries[0];
+  if (!first) fail('not-a-checkpoint', `${reader.name}: empty zip archive; torch archives hold at least data.pkl`, reader.name);
+  const slash = first.name.indexOf('/');
+  if (slash < 0) fail('not-a-checkpoint', `${reader.name}: zip archive without a top folder; this is not a torch archive`, reader.name);
+  return { zip, prefix: first.name.slice(0, slash + 1) };
+}
+
+export function isTorchArchive(zip: ZipArchive): boolean {
+  return zip.entries.some((e) => /^[^/]*\/(data|constants|bytecode)\.pkl$/.test(e.name) || /^[^/]*\/model\.json$/.test(e.name));
+}
+
+/** Reads the small version records torch writes next to the pickle. */
+export function readRecords(a: TorchArchive): Record<string, string> {
+  const records: Record<string, string> = {};
+  for (const name of ['version', '.data/version', 'byteorder', '.format_version', '.storage_alignment', '.data/serialization_id']) {
+    const text = a.zip.readText(a.prefix + name);
+    if (text !== undefined) records[name] = text.trim();
+  }
+  records['archive'] = a.prefix.slice(0, -1);
+  return records;
+}
+
+/**
+ * Unpickles one pickle record of a torch archive with lazy storages from `data/<key>`.
+ * Storages with the same key are one object, as in torch's `persistent_load` (`loaded_storages`).
+ */
+export function unpickleRecord(a: TorchArchive, record: string, storages: Map<string, TorchStorage>, dataDir = 'data/'): UnpickleResult {
+  const file = a.zip.reader.name;
+  const entry = a.zip.get(a.prefix + record);
+  if (!entry) fail('not-a-checkpoint', `${file}: archive has no ${record}`, file);
+  const bytes = a.zip.readEntry(entry);
+  const loadStorage = (pid: PyValue): TorchStorage => {
+    const id = decodeStorageId(pid, file);
+    const existing = storages.get(id.key);
+    if (existing) return existing;
+    const recordName = a.prefix + dataDir + id.key;
+    const e = a.zip.get(recordName);
+    if (!e) fail('truncated', `${file}: storage record ${dataDir}${id.key} is missing from the archive; the file is incomplete`, file);
+    const nbytes = id.numel * id.dtype.size;
+    if (e.uncompressedSize < nbytes) {
+      fail('truncated', `${file}: storage ${dataDir}${id.key} holds ${e.uncompressedSize} bytes but its ${id.numel} ${id.dtype.name} elements need ${nbytes}`, file);
+    }
+    const s = new TorchStorage(id.key, id.storageType, id.dtype, id.location, id.numel, () => {
+      if (e.method === 0) {
+        const r = a.zip.dataRange(e);
+        return { reader: r.reader, offset: r.offset, length: nbytes };
+      }
+      // Compressed storages are not written by torch, but some tools do: inflate on demand.
+      const inflated = a.zip.readEntry(e);
+      return { reader: new BufferReader(inflated, `${file}:${recordName}`), offset: 0, length: nbytes };
+    }, id.storageModule);
+    if (e.method === 0 && e.uncompressedSize === nbytes) s.recordCrc = e.crc32 >>> 0;
+    storages.set(id.key, s);
+    return s;
+  };
+  return unpickle(PickleInput.fromBytes(bytes, file), torchPickleHooks(file, loadStorage), record);
+}
+
+export function globalRefs(result: UnpickleResult, record: string): GlobalRef[] {
+  return [...result.globals.values()].map((g) => ({ module: g.module, name: g.name, record, calls: g.calls }));
+}
+
+/** `torch.save` zip files: `data.pkl` is the whole object. */
+export function readTorchZip(a: TorchArchive): FormatReading {
+  const records = readRecords(a);
+  const storages = new Map<string, TorchStorage>();
+  const result = unpickleRecord(a, 'data.pkl', storages);
+  const notes: string[] = [];
+  if (records['byteorder'] === 'big') notes.push('storages are big-endian (byteorder record); values are shown as stored');
+  records['pickle_protocol'] = String(result.protocol);
+  return { format: 'torch-zip', records, root: result.value, globals: globalRefs(result, 'data.pkl'), notes, close: () => a.zip.reader.close() };
+}

@@ -1,0 +1,172 @@
+/**
+ * The Python values a pickle can hold, as plain TypeScript data. The pickle VM builds these and
+ * never runs anything: a call to an unknown callable becomes a `PyObject` that keeps its recipe
+ * (callable, arguments, state, appended items), so it can be shown and written back unchanged.
+ *
+ * Python `int` is a JS `number` when it is a safe integer and a `bigint` otherwise; Python
+ * `float` is a `PyFloat` so that `10` and `10.0` stay distinct through a round trip.
+ */
+import type { TorchStorage, TorchTensor } from './torch-values.ts';
+
+export type PyValue =
+  | TorchTensor
+  | TorchStorage
+  | null
+  | boolean
+  | number
+  | bigint
+  | string
+  | PyFloat
+  | PyComplex
+  | PyBytes
+  | PyList
+  | PyTuple
+  | PyDict
+  | PySet
+  | PyGlobal
+  | PyObject
+  | PyPersistent;
+
+export class PyFloat {
+  constructor(readonly value: number) {}
+}
+
+export class PyComplex {
+  constructor(readonly real: number, readonly imag: number) {}
+}
+
+/** `bytes` (or `bytearray` when `mutable`). */
+export class PyBytes {
+  constructor(readonly data: Uint8Array, readonly mutable = false) {}
+}
+
+export class PyList {
+  constructor(public items: PyValue[] = []) {}
+}
+
+export class PyTuple {
+  constructor(readonly items: PyValue[]) {}
+}
+
+/**
+ * `dict`, or `collections.OrderedDict` when `ordered`. Keys keep insertion order; a later set of
+ * an equal key replaces the value in place, as in Python. `attrs` holds instance attributes set by
+ * BUILD, which is where torch keeps a state dict's `_metadata`.
+ */
+export class PyDict {
+  readonly entries: [PyValue, PyValue][] = [];
+  private readonly index = new Map<string, number>();
+  attrs: PyDict | null = null;
+  constructor(public ordered = false) {}
+
+  set(key: PyValue, value: PyValue): void {
+    const h = hashKey(key);
+    if (h !== null) {
+      const at = this.index.get(h);
+      if (at !== undefined) {
+        this.entries[at]![1] = value;
+        return;
+      }
+      this.index.set(h, this.entries.length);
+    }
+    this.entries.push([key, value]);
+  }
+  get(key: PyValue): PyValue | undefined {
+    const h = hashKey(key);
+    if (h === null) return undefined;
+    const at = this.index.get(h);
+    return at === undefined ? undefined : this.entries[at]![1];
+  }
+  has(key: PyValue): boolean {
+    return this.get(key) !== undefined;
+  }
+  get size(): number {
+    return this.entries.length;
+  }
+  /** True when every key is a string (a candidate state dict). */
+  allStringKeys(): boolean {
+    return this.entries.every(([k]) => typeof k === 'string');
+  }
+}
+
+export class PySet {
+  constructor(readonly items: PyValue[], readonly frozen = false) {}
+}
+
+/** A reference to a module-level name, e.g. `torch.float32` or `os.system`. */
+export class PyGlobal {
+  constructor(readonly module: string, readonly name: string) {}
+  get fullName(): string {
+    return `${this.module}.${this.name}`;
+  }
+}
+
+/**
+ * The result of REDUCE / NEWOBJ / INST / OBJ on a callable the VM does not interpret.
+ * Everything needed to write it back is kept.
+ */
+export class PyObject {
+  state: PyValue | undefined = undefined;
+  readonly listItems: PyValue[] = [];
+  readonly dictItems: [PyValue, PyValue][] = [];
+  constructor(
+    readonly callable: PyValue,
+    readonly args: PyValue[],
+    /** 'reduce' for REDUCE/INST/OBJ, 'newobj' for NEWOBJ(_EX): `cls.__new__(cls, *args)`. */
+    readonly via: 'reduce' | 'newobj',
+    readonly kwargs: PyDict | null = null,
+  ) {}
+  get className(): string {
+    return this.callable instanceof PyGlobal ? this.callable.fullName : '<dynamic>';
+  }
+}
+
+/** What PERSID/BINPERSID produced, when the persistent loader does not interpret it. */
+export class PyPersistent {
+  constructor(readonly pid: PyValue) {}
+}
+
+/** A stable string for hashable keys (str, int, float, bool, None, bytes, tuples of those). */
+export function hashKey(key: PyValue): string | null {
+  if (key === null) return 'N';
+  switch (typeof key) {
+    case 'string':
+      return 's' + key;
+    case 'number':
+      return 'i' + key;
+    case 'bigint':
+      return 'i' + key.toString();
+    case 'boolean':
+      return key ? 'i1' : 'i0';
+  }
+  if (key instanceof PyFloat) return Number.isInteger(key.value) ? 'i' + key.value : 'f' + key.value;
+  if (key instanceof PyBytes) return 'b' + Buffer.from(key.data).toString('latin1');
+  if (key instanceof PyTuple) {
+    const parts = key.items.map(hashKey);
+    return parts.some((p) => p === null) ? null : 't(' + parts.join(',') + ')';
+  }
+  if (key instanceof PyGlobal) return 'g' + key.fullName;
+  return null;
+}
+
+/** Short Python-like text for a value, for display and error messages. */
+export function pyRepr(v: PyValue | unknown, depth = 0): string {
+  if (v === null) return 'None';
+  if (v === true) return 'True';
+  if (v === false) return 'False';
+  if (typeof v === 'number' || typeof v === 'bigint') return String(v);
+  if (typeof v === 'string') return JSON.stringify(v.length > 80 ? v.slice(0, 77) + '...' : v);
+  if (v instanceof PyFloat) return Number.isInteger(v.value) ? v.value.toFixed(1) : String(v.value);
+  if (v instanceof PyComplex) return `(${v.real}+${v.imag}j)`;
+  if (v instanceof PyBytes) return `${v.mutable ? 'bytearray' : 'bytes'}(${v.data.length})`;
+  if (depth > 2) return '...';
+  if (v instanceof PyList) return `[${v.items.slice(0, 4).map((x) => pyRepr(x, depth + 1)).join(', ')}${v.items.length > 4 ? ', ...' : ''}]`;
+  if (v instanceof PyTuple) return `(${v.items.slice(0, 4).map((x) => pyRepr(x, depth + 1)).join(', ')}${v.items.length > 4 ? ', ...' : v.items.length === 1 ? ',' : ''})`;
+  if (v instanceof PyDict) return `{${v.entries.slice(0, 3).map(([k, x]) => `${pyRepr(k, depth + 1)}: ${pyRepr(x, depth + 1)}`).join(', ')}${v.size > 3 ? ', ...' : ''}}`;
+  if (v instanceof PySet) return `${v.frozen ? 'frozenset' : 'set'}(${v.items.length})`;
+  if (v instanceof PyGlobal) return v.fullName;
+  if (v instanceof PyObject) return `${v.className}(...)`;
+  if (v instanceof PyPersistent) return `persistent(${pyRepr(v.pid, depth + 1)})`;
+  if (v && typeof v === 'object' && 'describe' in v && typeof (v as { describe: unknown }).describe === 'function') return (v as { describe(): string }).describe();
+  return String(v);
+}

@@ -1,0 +1,120 @@
+import type { RandomAccessReader } from '../../io/random-access.ts';
+import type { DTypeInfo } from '../../../shared/dtypes.ts';
+import { PyGlobal, type PyValue } from './python-values.ts';
+
+/** Where a storage's bytes lie: a byte range of some file, found only when asked for. */
+export interface ByteRange {
+  reader: RandomAccessReader;
+  offset: number;
+  length: number;
+}
+
+/**
+ * A storage as a checkpoint names it: torch's persistent id
+ * `('storage', storage_type, key, location, numel)` (torch/serialization.py, `_save`/`persistent_id`).
+ * `location` is the device tag exactly as saved (`cpu`, `cuda:3`, `mps`).
+ */
+export class TorchStorage {
+  /** Legacy formats: the root storage this one is a byte window of, and where it starts. */
+  viewOf: TorchStorage | null = null;
+  viewOffset = 0;
+  /** CRC-32 the archive recorded for exactly these bytes (a whole stored zip record), if known */
+  recordCrc: number | null = null;
+  constructor(
+    /** the key the archive stores it under (`data/<key>` in zip files) */
+    readonly key: string,
+    /** the storage class named in the pickle, e.g. `FloatStorage`, `UntypedStorage` */
+    readonly storageType: string,
+    /** element type of the storage (uint8 for UntypedStorage) */
+    readonly dtype: DTypeInfo,
+    readonly location: string,
+    /** element count as saved */
+    readonly numel: number,
+    /** finds the bytes; called lazily */
+    readonly locate: () => ByteRange,
+    /** the module the storage class was named under (`torch` or `torch.cuda`) */
+    readonly storageModule = 'torch',
+  ) {}
+  get nbytes(): number {
+    return this.numel * this.dtype.size;
+  }
+  describe(): string {
+    return `${this.storageType}(key=${this.key}, ${this.location}, ${this.numel})`;
+  }
+}
+
+export type TensorKind = 'dense' | 'parameter' | 'quantized' | 'sparse' | 'nested' | 'meta' | 'numpy' | 'subclass' | 'other';
+
+/**
+ * A tensor, read lazily: metadata from the pickle, bytes from its storage on demand.
+ * `rebuild` and `args` are the exact recipe from the pickle (e.g. `torch._utils._rebuild_tensor_v2`
+ * with its arguments, the storage among them), so a writer can emit it again.
+ */
+export class TorchTensor {
+  requiresGrad = false;
+  /** Set when the tensor is a `torch.nn.Parameter` (via `_rebuild_parameter` or `_rebuild_from_type_v2`). */
+  isParameter = false;
+  /** Python attributes set on the tensor (`_rebuild_from_type_v2` state), rarely present. */
+  pyState: PyValue | undefined = undefined;
+  /** The Python class when this is a tensor subclass (e.g. DTensor), else null. */
+  subclass: string | null = null;
+  /** The device named in the recipe for storage-less tensors (`_rebuild_wrapper_subclass`, numpy rebuilds). */
+  deviceArg: string | null = null;
+  /** Sparse and nested tensors: the dense tensors they are made of. */
+  components: TorchTensor[] = [];
+  constructor(
+    readonly rebuild: PyGlobal,
+    readonly args: PyValue[],
+    readonly kind: TensorKind,
+    readonly dtype: DTypeInfo,
+    readonly shape: number[],
+    readonly stride: number[],
+    readonly storageOffset: number,
+    readonly storage: TorchStorage | null,
+  ) {}
+  get numel(): number {
+    return this.shape.reduce((a, b) => a * b, 1);
+  }
+  get nbytes(): number {
+    return this.numel * this.dtype.size;
+  }
+  get device(): string {
+    return this.storage?.location ?? this.deviceArg ?? (this.kind === 'meta' ? 'meta' : 'cpu');
+  }
+  /** True when the elements are laid out densely in row-major order. */
+  get isContiguous(): boolean {
+    let expected = 1;
+    for (let i = this.shape.length - 1; i >= 0; i--) {
+      if (this.shape[i] !== 1 && this.stride[i] !== expected) return false;
+      expected *= this.shape[i]!;
+    }
+    return true;
+  }
+  /** Bytes of the storage this tensor can touch: [first, last] element span, in bytes. */
+  get storageSpan(): { offset: number; length: number } {
+    if (this.numel === 0) return { offset: this.storageOffset * this.dtype.size, length: 0 };
+    let last = this.storageOffset;
+    for (let i = 0; i < this.shape.length; i++) last += (this.shape[i]! - 1) * this.stride[i]!;
+    return { offset: this.storageOffset * this.dtype.size, length: (last - this.storageOffset + 1) * this.dtype.size };
+  }
+  describe(): string {
+    return `tensor(${this.dtype.name}, [${this.shape.join(', ')}], ${this.device})`;
+  }
+}
+
+export const REBUILD_TENSOR_V2 = new PyGlobal('torch._utils', '_rebuild_tensor_v2');
+
+/**
+ * Row-major strides as torch gives a new tensor: c10's `TensorImpl::empty_tensor_restride`
+ * multiplies by `max(size, 1)`, so a zero-sized dimension counts as 1 (`torch.empty(5, 0)`
+ * has stride (1, 1)).
+ */
+export function contiguousStrides(shape: readonly number[]): number[] {
+  const stride = new Array<number>(shape.length);
+  let s = 1;
+  for (let i = shape.length - 1; i >= 0; i--) {
+    stride[i] = s;
+    s *= Math.max(shape[i]!, 1);
+  }
+  return stride;
+}

@@ -1,0 +1,194 @@
+import * as zlib from 'node:zlib';
+import { fail } from '../../errors.ts';
+import type { RandomAccessReader } from '../../io/random-access.ts';
+import type { ByteRange } from '../values/torch-values.ts';
+
+/**
+ * A zip archive read by random access: only the end records and the central directory are read
+ * when it is opened; an entry's bytes are read when asked for. Supports zip64 and archives that
+ * start after other bytes (offsets are corrected by the distance the directory moved).
+ */
+export interface ZipEntry {
+  name: string;
+  method: number; // 0 stored, 8 deflate
+  crc32: number;
+  compressedSize: number;
+  uncompressedSize: number;
+  localHeaderOffset: number;
+}
+
+const EOCD64_LOCATOR_SIG = 0x07064b50;
+const EOCD64_SIG = 0x06064b50;
+const CENTRAL_SIG = 0x02014b50;
+const LOCAL_SIG = 0x04034b50;
+/** The most a single in-memory record (e.g. data.pkl) may inflate to before we refuse it. */
+export const MAX_RECORD_BYTES = 1 << 30;
+
+export class ZipArchive {
+  readonly entries: ZipEntry[];
+  private readonly byName: Map<string, ZipEntry>;
+  private constructor(readonly reader: RandomAccessReader, entries: ZipEntry[], private readonly shift: number) {
+    this.entries = entries;
+    this.byName = new Map(entries.map((e) => [e.name, e]));
+  }
+
+  /** True when the file ends with a zip end-of-central-directory record. Reads only the tail. */
+  static looksLikeZip(reader: RandomAccessReader): boolean {
+    return findEocd(reader) !== null;
+  }
+
+  /** Where the end-of-central-directory record starts, or null when the file has none. Reads only the tail. */
+  static findEnd(reader: RandomAccessReader): number | null {
+    return findEocd(reader);
+  }
+
+  /** Parses the end records and the central directory; `eocdAt` is `findEnd`'s answer when the caller has it. */
+  static open(reader: RandomAccessReader, eocdAt: number | null = findEocd(reader)): ZipArchive {
+    const name = reader.name;
+    if (eocdAt === null) fail('corrupt-zip', `${name}: not a zip archive (no end-of-central-directory record); the file may be truncated`, name);
+    const eocd = view(reader.read(eocdAt, 22));
+    let count = eocd.getUint16(10, true);
+    let cdSize = eocd.getUint32(12, true);
+    let cdOffset = eocd.getUint32(16, true);
+    let cdEnd = eocdAt;
+    // zip64: the locator sits right before the classic record (APPNOTE 4.3.15).
+    if (eocdAt >= 20) {
+      const loc = view(reader.read(eocdAt - 20, 20));
+      if (loc.getUint32(0, true) === EOCD64_LOCATOR_SIG) {
+        const rec64At = Number(loc.getBigUint64(8, true));
+        // The zip64 record normally sits right before the locator; trust that position when the stated one disagrees (shifted archives).
+        const expected = eocdAt - 20 - 56;
+        const at = expected >= 0 && view(reader.read(expected, 4)).getUint32(0, true) === EOCD64_SIG ? expected : rec64At;
+        const r = view(reader.read(at, 56));
+        if (r.getUint32(0, true) !== EOCD64_SIG) fail('corrupt-zip', `${name}: zip64 end record is missing or damaged`, name);
+        count = safeNumber(r.getBigUint64(32, true), name);
+        cdSize = safeNumber(r.getBigUint64(40, true), name);
+        cdOffset = safeNumber(r.getBigUint64(48, true), name);
+        cdEnd = at;
+      }
+    }
+    // Bytes before the archive (or after a rewrite) move every offset by the same amount.
+    const shift = cdEnd - (cdOffset + cdSize);
+    if (cdOffset + shift < 0 || cdSize > reader.size) fail('corrupt-zip', `${name}: central directory lies outside the file; the file is truncated or not a zip`, name);
+    if (count > cdSize / 46 + 1) fail('corrupt-zip', `${name}: central directory claims ${count} entries in ${cdSize} bytes`, name);
+    const cd = reader.read(cdOffset + shift, cdSize);
+    const dv = view(cd);
+    const entries: ZipEntry[] = [];
+    let p = 0;
+    for (let i = 0; i < count; i++) {
+      if (p + 46 > cd.length || dv.getUint32(p, true) !== CENTRAL_SIG) fail('corrupt-zip', `${name}: central directory entry ${i} is damaged`, name);
+      const method = dv.getUint16(p + 10, true);
+      const crc32 = dv.getUint32(p + 16, true);
+      let compressedSize = dv.getUint32(p + 20, true);
+      let uncompressedSize = dv.getUint32(p + 24, true);
+      const nameLen = dv.getUint16(p + 28, true);
+      const extraLen = dv.getUint16(p + 30, true);
+      const commentLen = dv.getUint16(p + 32, true);
+      let localHeaderOffset = dv.getUint32(p + 42, true);
+      if (p + 46 + nameLen + extraLen + commentLen > cd.length) fail('corrupt-zip', `${name}: central directory entry ${i} runs past the directory`, name);
+      const entryName = Buffer.from(cd.subarray(p + 46, p + 46 + nameLen)).toString('utf8');
+      // zip64 extended information extra field (id 1): only the fields that overflowed are present, in this order.
+      let e = p + 46 + nameLen;
+      const extraEnd = e + extraLen;
+      while (e + 4 <= extraEnd) {
+        const id = dv.getUint16(e, true);
+        const size = dv.getUint16(e + 2, true);
+        if (id === 1) {
+          let q = e + 4;
+          const take = (): number => {
+            if (q + 8 > e + 4 + size) fail('corrupt-zip', `${name}: zip64 field of ${entryName} is too short`, name);
+            const v = safeNumber(dv.getBigUint64(q, true), name);
+            q += 8;
+            return v;
+          };
+          if (uncompressedSize === 0xffffffff) uncompressedSize = take();
+          if (compressedSize === 0xffffffff) compressedSize = take();
+          if (localHeaderOffset === 0xffffffff) localHeaderOffset = take();
+        }
+        e += 4 + size;
+      }
+      entries.push({ name: entryName, method, crc32, compressedSize, uncompressedSize, localHeaderOffset: localHeaderOffset + shift });
+      p += 46 + nameLen + extraLen + commentLen;
+    }
+    for (const en of entries) {
+      if (en.localHeaderOffset < 0 || en.localHeaderOffset + 30 + en.compressedSize > reader.size) {
+        fail('truncated', `${name}: record ${en.name} lies past the end of the file (${reader.size} bytes); the file is truncated`, name);
+      }
+    }
+    return new ZipArchive(reader, entries, shift);
+  }
+
+  get(name: string): ZipEntry | undefined {
+    return this.byName.get(name);
+  }
+
+  /**
+   * Where an entry's stored bytes begin. torch pads the local header with an `FB` extra field so
+   * the data is 64-byte aligned, and only the local header carries it, so the central directory's
+   * extra length cannot be used (caffe2/serialize/inline_container.cc, `getPadding`).
+   */
+  dataRange(entry: ZipEntry): ByteRange {
+    const h = view(this.reader.read(entry.localHeaderOffset, 30));
+    if (h.getUint32(0, true) !== LOCAL_SIG) fail('corrupt-zip', `${this.reader.name}: local header of ${entry.name} is damaged`, this.reader.name);
+    const offset = entry.localHeaderOffset + 30 + h.getUint16(26, true) + h.getUint16(28, true);
+    if (offset + entry.compressedSize > this.reader.size) fail('truncated', `${this.reader.name}: record ${entry.name} is cut short; the file is truncated`, this.reader.name);
+    return { reader: this.reader, offset, length: entry.compressedSize };
+  }
+
+  /** Reads a whole record into memory (small records only: pickles, version files). */
+  readEntry(entry: ZipEntry, maxBytes = MAX_RECORD_BYTES): Uint8Array {
+    if (entry.uncompressedSize > maxBytes) fail('too-large', `${this.reader.name}: record ${entry.name} declares ${entry.uncompressedSize} bytes, more than the ${maxBytes} allowed for it`, this.reader.name);
+    const range = this.dataRange(entry);
+    const raw = this.reader.read(range.offset, range.length);
+    if (entry.method === 0) return raw;
+    if (entry.method === 8) {
+      try {
+        const out = zlib.inflateRawSync(raw, { maxOutputLength: Math.max(entry.uncompressedSize, 1) });
+        if (out.length !== entry.uncompressedSize) throw new Error('size');
+        return out;
+      } catch {
+        fail('corrupt-zip', `${this.reader.name}: record ${entry.name} does not inflate to its declared size`, this.reader.name);
+      }
+    }
+    fail('unsupported', `${this.reader.name}: record ${entry.name} uses zip compression method ${entry.method}; only stored and deflate are supported`, this.reader.name);
+  }
+
+  readText(name: string): string | undefined {
+    const e = this.get(name);
+    return e ? Buffer.from(this.readEntry(e, 1 << 20)).toString('utf8') : undefined;
+  }
+
+  /** Offset of the archive's first byte inside the file (non-zero when bytes were prepended). */
+  get startOffset(): number {
+    return this.shift;
+  }
+}
+
+function findEocd(reader: RandomAccessReader): number | null {
+  if (reader.size < 22) return null;
+  // The end record is 22 bytes plus a comment of up to 64 KiB. Writers such as torch leave no
+  // comment, so the last 4 KiB are searched first (a batch opens every file twice); the scan runs
+  // backwards either way, so the wider search finds the same record.
+  for (const window of [4096, 22 + 0xffff]) {
+    const tailLen = Math.min(reader.size, window);
+    const start = reader.size - tailLen;
+    const tail = reader.read(start, tailLen);
+    for (let i = tail.length - 22; i >= 0; i--) {
+      if (tail[i] === 0x50 && tail[i + 1] === 0x4b && tail[i + 2] === 0x05 && tail[i + 3] === 0x06) {
+        const commentLen = tail[i + 20]! | (tail[i + 21]! << 8);
+        if (i + 22 + commentLen <= tail.length) return start + i;
+      }
+    }
+    if (tailLen === reader.size) break;
+  }
+  return null;
+}
+
+function view(b: Uint8Array): DataView {
+  return new DataView(b.buffer, b.byteOffset, b.byteLength);
+}
+
+function safeNumber(v: bigint, name: string): number {
+  if (v > BigInt(Number.MAX_SAFE_INTEGER)) fail('corrupt-zip', `${name}: zip64 size or offset ${v} is impossible`, name);
+  return Number(v);
+}

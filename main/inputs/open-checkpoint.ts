@@ -1,0 +1,78 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { analyse, type AnalyseOptions, type Checkpoint } from '../checkpoint/inspect.ts';
+import { fail } from '../errors.ts';
+import { isDcpFolder, readDcpFolder } from '../formats/dcp/dcp.ts';
+import { isDeepSpeedFolder } from '../formats/deepspeed/locate.ts';
+import { deepSpeedBytes, readDeepSpeedFolder } from '../formats/deepspeed/read-deepspeed.ts';
+import { openFormat } from '../formats/open-format.ts';
+import type { FormatReading } from '../formats/values/format-reading.ts';
+import { Family } from './family.ts';
+import { familyOf, holdsShards } from './sources.ts';
+
+export interface OpenOptions extends AnalyseOptions {
+  /**
+   * 'consolidate' (what `ckpt convert` and its preview open): a rank file of an FSDP run holding
+   * DTensor / ShardedTensor shards opens as the whole family beside it, consolidated into full
+   * tensors (its replicated parts must agree on every rank). Otherwise the file is read as it is.
+   */
+  shardedRanks?: 'as-is' | 'consolidate';
+}
+
+/**
+ * The one way to open a checkpoint the user pointed at, analysed, with tensor bytes unread:
+ * - a file of any format the reader registry knows (`formats/open-format.ts`), including a shard
+ *   index (`*.index.json`), which the registry joins into one state dict;
+ * - a distributed-checkpoint folder (`.metadata` + `__R_N.distcp`), read as `dcp_to_torch_save`
+ *   would load it;
+ * - a DeepSpeed ZeRO checkpoint folder (`latest` + tag folders, or a tag folder), consolidated as
+ *   DeepSpeed's zero_to_fp32 does;
+ * - with `shardedRanks: 'consolidate'`, one rank file of an FSDP run: its whole family, presented
+ *   as one virtual checkpoint whose tensors are assembled lazily while a writer streams them.
+ * Each file is opened once.
+ */
+export function openCheckpoint(input: string, opts: OpenOptions = {}): Checkpoint {
+  const { shardedRanks = 'as-is', ...analyseOptions } = opts;
+  let reading: FormatReading;
+  let fileBytes: number;
+  if (isDeepSpeedFolder(input)) {
+    const ds = readDeepSpeedFolder(input);
+    reading = ds;
+    fileBytes = deepSpeedBytes(ds);
+  } else if (isDcpFolder(input)) {
+    const dcp = readDcpFolder(input);
+    reading = dcp;
+    fileBytes = dcp.dcp.files.reduce((a, f) => a + fs.statSync(path.join(input, f)).size, 0);
+  } else {
+    reading = openFormat(input);
+    if (shardedRanks === 'consolidate' && holdsShards(reading)) {
+      reading.close();
+      return openShardedFamily(input);
+    }
+    fileBytes = fs.statSync(input).size;
+  }
+  try {
+    return analyse(input, reading, { fileBytes, ...analyseOptions });
+  } catch (e) {
+    reading.close();
+    throw e;
+  }
+}
+
+function openShardedFamily(source: string): Checkpoint {
+  const files = familyOf(source);
+  if (!files) fail('usage', `${source} holds DTensor/ShardedTensor shards of an FSDP run, but its other rank files are not beside it; put every rank's file in one folder`, source);
+  const family = Family.open(files);
+  try {
+    const differing = family.compare();
+    if (differing.length) {
+      fail('usage', `${source}: the ranks of its FSDP family disagree on ${differing.length} replicated tensors or values (${differing.slice(0, 3).map((d) => d.name).join(', ')}); \`ckpt reshard ${path.dirname(source)} --to single --take-rank R\` chooses one`, source);
+    }
+    const base = family.ranks[0]!.reading;
+    const reading = { ...base, root: family.merged(0), notes: [...base.notes, `consolidated from ${files.length} FSDP rank files: ${files.map((f) => path.basename(f)).join(', ')}`], close: () => family.close() };
+    return analyse(source, reading, { fileBytes: files.reduce((a, f) => a + fs.statSync(f).size, 0) });
+  } catch (e) {
+    family.close();
+    throw e;
+  }
+}

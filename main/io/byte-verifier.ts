@@ -1,0 +1,96 @@
+import * as fs from 'node:fs';
+import * as zlib from 'node:zlib';
+import type { Worker } from 'node:worker_threads';
+import { STREAM_CHUNK } from './random-access.ts';
+import { startWorker } from './start-worker.ts';
+
+/** Below this size a storage is read back in the calling thread; a message costs more than the read. */
+const INLINE_BYTES = 4 << 20;
+let inlineBuffer: Buffer | null = null;
+
+let shared: ByteVerifier | null = null;
+/** Descriptors of files being read back inline, closed by `releaseReadBack`. */
+const inlineFds = new Map<string, number>();
+
+/**
+ * CRC-32 of a range of a file as it is on disk now. Large ranges are read in one helper thread
+ * per process (created on first use and kept), so a conversion checks storage k while it copies
+ * storage k+1; small ones are read at once.
+ */
+export function readBackCrc(file: string, offset: number, length: number): Promise<number> {
+  if (length < INLINE_BYTES) {
+    let fd = inlineFds.get(file);
+    if (fd === undefined) {
+      fd = fs.openSync(file, 'r');
+      inlineFds.set(file, fd);
+    }
+    // one reused buffer: a fresh one per storage costs page faults and GC in a batch of small files
+    inlineBuffer ??= Buffer.allocUnsafe(STREAM_CHUNK);
+    let crc = 0;
+    for (let done = 0; done < length;) {
+      const n = fs.readSync(fd, inlineBuffer, 0, Math.min(STREAM_CHUNK, length - done), offset + done);
+      if (n === 0) return abandonable(Promise.reject(new Error(`${file} ended at ${offset + done}`)));
+      crc = zlib.crc32(inlineBuffer.subarray(0, n), crc);
+      done += n;
+    }
+    return Promise.resolve(crc >>> 0);
+  }
+  shared ??= new ByteVerifier();
+  return abandonable(shared.crc(file, offset, length));
+}
+
+/**
+ * A cancelled or failed write abandons the read-backs it requested and removes its temporary
+ * file, so they may reject unawaited; an unhandled rejection would kill the pool worker and report
+ * "the worker running this job stopped" instead of the write's own error. Whoever awaits the
+ * promise still sees the rejection.
+ */
+function abandonable(crc: Promise<number>): Promise<number> {
+  crc.catch(() => undefined);
+  return crc;
+}
+
+/** Lets the helper close its descriptor of a file that is done (or removed). */
+export function releaseReadBack(file: string): void {
+  const fd = inlineFds.get(file);
+  if (fd !== undefined) fs.closeSync(fd);
+  inlineFds.delete(file);
+  shared?.release(file);
+}
+
+/** CRC-32 of file ranges computed in a helper thread (see main/io/crc-worker.ts). */
+export class ByteVerifier {
+  private readonly worker: Worker;
+  private readonly waiting = new Map<number, { resolve(crc: number): void; reject(e: Error): void }>();
+  private next = 0;
+  constructor() {
+    this.worker = startWorker('crc-worker', new URL('./crc-worker.ts', import.meta.url), import.meta.url);
+    this.worker.unref(); // an idle helper never keeps the process alive
+    this.worker.on('message', (m: { id: number; crc?: number; error?: string }) => {
+      const w = this.waiting.get(m.id);
+      this.waiting.delete(m.id);
+      if (m.error !== undefined) w?.reject(new Error(m.error));
+      else w?.resolve(m.crc!);
+    });
+    this.worker.on('error', (e) => {
+      for (const w of this.waiting.values()) w.reject(e);
+      this.waiting.clear();
+    });
+  }
+  crc(file: string, offset: number, length: number): Promise<number> {
+    const id = this.next++;
+    this.worker.ref();
+    return new Promise<number>((resolve, reject) => {
+      this.waiting.set(id, { resolve, reject });
+      this.worker.postMessage({ id, file, offset, length });
+    }).finally(() => {
+      if (this.waiting.size === 0) this.worker.unref();
+    });
+  }
+  release(file: string): void {
+    this.worker.postMessage({ close: file });
+  }
+  close(): Promise<number> {
+    return this.worker.terminate();
+  }
+}

@@ -1,0 +1,207 @@
+/**
+ * The API's background work. Everything heavy runs in worker threads so the event loop (and with
+ * it the UI's transport) never blocks: quick jobs (inspect, tensor stats) in a small pool of
+ * their own, so that a long conversion never holds them up; single conversions in another; each
+ * batch in a pool of its requested size. Started jobs return an id at once and report through
+ * events; a job that fails or whose worker crashes ends in `job-error`, never in a thrown
+ * exception.
+ */
+import * as os from 'node:os';
+import type { ApiEvent, BatchPlanItem, JobId, JobStatus, StartedJobKind } from '../../shared/api.ts';
+import type { Progress } from '../../shared/convert.ts';
+import type { JobRequest, JobResults } from '../jobs/protocol.ts';
+import type { ConversionRules } from '../../shared/presets.ts';
+import type { ReshardProgress, ReshardRequest } from '../../shared/reshard.ts';
+import type { VerifyOptions } from '../../shared/verify.ts';
+import { runBatch, type BatchItem } from '../jobs/batch.ts';
+import { asCheckpointError, CheckpointError } from '../errors.ts';
+import { WorkerPool } from '../jobs/pool.ts';
+
+/** Progress events per job are sent at most this often (the last one always). */
+export const PROGRESS_INTERVAL_MS = 100;
+
+const snapshot = (item: BatchItem): BatchPlanItem => ({ ...item, sources: [...item.sources], outputs: [...item.outputs] });
+
+/** Finished jobs whose outcome `status` still answers; older ones are forgotten. */
+export const REMEMBERED_JOBS = 64;
+
+/** Lets through one call per interval, and always the final one. */
+function throttle(intervalMs: number): (final: boolean) => boolean {
+  let last = -Infinity;
+  return (final) => {
+    const now = performance.now();
+    if (!final && now - last < intervalMs) return false;
+    last = now;
+    return true;
+  };
+}
+
+/** Progress as events: throttled, but the last of each phase and a change of phase always go out. */
+function progressEmitter(emit: (e: ApiEvent) => void, job: JobId): (p: Progress | ReshardProgress) => void {
+  const due = throttle(PROGRESS_INTERVAL_MS);
+  let phase: string | undefined;
+  return (progress) => {
+    const p = 'phase' in progress ? progress.phase : undefined;
+    if (due(progress.done >= progress.total || p !== phase)) emit({ type: 'job-progress', job, progress });
+    phase = p;
+  };
+}
+
+interface JobRecord {
+  kind: StartedJobKind;
+  state: 'running' | 'done' | 'error';
+  progress?: Progress;
+  result?: unknown;
+  error?: JobStatus['error'];
+}
+
+export class JobRunner {
+  private quick: WorkerPool | null = null;
+  private conversions: WorkerPool | null = null;
+  /** onnxruntime uses every core by itself: one verification at a time, the others wait */
+  private verifications: WorkerPool | null = null;
+  private readonly running = new Map<JobId, AbortController>();
+  private readonly batchPools = new Set<WorkerPool>();
+  /** what `status` answers: running jobs, then the last REMEMBERED_JOBS finished ones */
+  private readonly records = new Map<JobId, JobRecord>();
+  private readonly finished: JobId[] = [];
+  private issued = 0;
+  private closed = false;
+
+  constructor(private readonly out: (e: ApiEvent) => void, private readonly poolSize = Math.max(2, Math.min(4, os.availableParallelism?.() ?? os.cpus().length))) {}
+
+  /** Every job event passes here: recorded for `status`, then sent. */
+  private readonly emit = (e: ApiEvent): void => {
+    if (e.type !== 'devices') {
+      const r = this.records.get(e.job);
+      if (r && r.state === 'running') {
+        if (e.type === 'job-progress') r.progress = e.progress;
+        else if (e.type === 'batch-progress') r.progress = { done: e.overallDone, total: e.overallTotal, unit: 'bytes' };
+        else if (e.type === 'job-done' || e.type === 'job-error') {
+          r.state = e.type === 'job-done' ? 'done' : 'error';
+          if (e.type === 'job-done') r.result = e.result;
+          else r.error = e.error;
+          this.finished.push(e.job);
+          for (const old of this.finished.splice(0, Math.max(0, this.finished.length - REMEMBERED_JOBS))) this.records.delete(old);
+        }
+      }
+    }
+    this.out(e);
+  };
+
+  /** Where a started job stands (for a client that missed its events). */
+  status(id: JobId): JobStatus {
+    const r = this.records.get(id);
+    if (!r) return { state: 'unknown' };
+    return {
+      state: r.state, kind: r.kind,
+      ...(r.progress ? { progress: r.progress } : {}),
+      ...(r.state === 'done' ? { result: r.result } : {}),
+      ...(r.error ? { error: r.error } : {}),
+    };
+  }
+
+  /** Runs a quick job and waits for its result. A re-shard here is only ever a plan. */
+  run<K extends 'inspect' | 'tensor-stats' | 'reshard'>(request: JobRequest & { kind: K }): Promise<JobResults[K]> {
+    this.assertOpen();
+    this.quick ??= new WorkerPool(2);
+    const req = request as JobRequest;
+    return this.quick.run<K>((req.kind === 'reshard' ? { ...req, request: { ...req.request, dryRun: true } } : req) as JobRequest & { kind: K });
+  }
+
+  startConversion(source: string, rules: ConversionRules, output: string | null, force: boolean): JobId {
+    this.assertOpen();
+    const { id, signal } = this.begin('convert');
+    this.conversions ??= new WorkerPool(this.poolSize);
+    const onProgress = progressEmitter(this.emit, id);
+    this.finish(id, this.conversions.run({ kind: 'convert', source, output, rules, force }, { signal, onProgress }).then((result) => {
+      this.emit({ type: 'job-done', job: id, kind: 'convert', result });
+    }), source);
+    return id;
+  }
+
+  startVerify(options: VerifyOptions): JobId {
+    this.assertOpen();
+    const { id, signal } = this.begin('verify');
+    this.verifications ??= new WorkerPool(1);
+    const onProgress = progressEmitter(this.emit, id);
+    this.finish(id, this.verifications.run({ kind: 'verify', options }, { signal, onProgress }).then((result) => {
+      this.emit({ type: 'job-done', job: id, kind: 'verify', result });
+    }), options.checkpoint);
+    return id;
+  }
+
+  startReshard(request: ReshardRequest): JobId {
+    this.assertOpen();
+    const { id, signal } = this.begin('reshard');
+    this.conversions ??= new WorkerPool(this.poolSize);
+    const onProgress = progressEmitter(this.emit, id);
+    this.finish(id, this.conversions.run({ kind: 'reshard', request }, { signal, onProgress }).then((result) => {
+      this.emit({ type: 'job-done', job: id, kind: 'reshard', result });
+    }), request.inputs[0]);
+    return id;
+  }
+
+  startBatch(input: string, outDir: string, rules: ConversionRules, force: boolean, jobs: number): JobId {
+    this.assertOpen();
+    const { id, signal } = this.begin('batch');
+    const pool = new WorkerPool(jobs);
+    this.batchPools.add(pool);
+    const due = throttle(PROGRESS_INTERVAL_MS);
+    const items = new Map<number, BatchItem>();
+    const work = runBatch({
+      input, outDir, rules, force, signal,
+      onEvent: (e) => {
+        if (e.type === 'plan') {
+          for (const item of e.items) {
+            items.set(item.id, item);
+            this.emit({ type: 'batch-item', job: id, item: snapshot(item) });
+          }
+        } else if (e.type === 'start' && items.has(e.id)) this.emit({ type: 'batch-item', job: id, item: snapshot(items.get(e.id)!) });
+        else if (e.type === 'item') this.emit({ type: 'batch-item', job: id, item: snapshot(e.item) });
+        else if (e.type === 'progress' && due(e.overallDone >= e.overallTotal)) {
+          this.emit({ type: 'batch-progress', job: id, id: e.id, done: e.done, total: e.total, overallDone: e.overallDone, overallTotal: e.overallTotal });
+        }
+      },
+    }, pool);
+    this.finish(id, work.then((summary) => {
+      this.emit({ type: 'job-done', job: id, kind: 'batch', result: { ...summary, items: summary.items.map(snapshot) } });
+    }).finally(() => {
+      this.batchPools.delete(pool);
+      return pool.close();
+    }), input);
+    return id;
+  }
+
+  /** Cancels a running job; a finished one is left alone. */
+  cancel(id: JobId): void {
+    const n = Number(id.slice('job-'.length));
+    if (!(n >= 1 && n <= this.issued)) throw new CheckpointError('usage', `no job '${id}' was started`);
+    this.running.get(id)?.abort();
+  }
+
+  private begin(kind: StartedJobKind): { id: JobId; signal: AbortSignal } {
+    const id = `job-${++this.issued}`;
+    const controller = new AbortController();
+    this.running.set(id, controller);
+    this.records.set(id, { kind, state: 'running' });
+    return { id, signal: controller.signal };
+  }
+
+  private finish(id: JobId, work: Promise<void>, file: string | undefined): void {
+    work.catch((e: unknown) => {
+      this.emit({ type: 'job-error', job: id, error: asCheckpointError(e, file).toInfo() });
+    }).finally(() => this.running.delete(id));
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new CheckpointError('cancelled', 'the app is shutting down; no new jobs are started');
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const c of this.running.values()) c.abort();
+    const pools = [this.quick, this.conversions, this.verifications, ...this.batchPools].filter((p): p is WorkerPool => p !== null);
+    await Promise.all(pools.map((p) => p.close()));
+  }
+}

@@ -1,0 +1,117 @@
+/**
+ * The Node side of the UI's API (shared/api.ts), written once for both transports: the Electron
+ * IPC adapter (main/electron/ipc.ts) and web mode (main/server/). Every method checks its
+ * arguments first and fails with an `ApiError` carrying a typed, one-line `ErrorInfo`.
+ */
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { ApiError, type ApiEvent, type ApiMethod, type BatchPlan, type CheckpointApi, type Workspace } from '../../shared/api.ts';
+import type { DeviceReading } from '../../shared/devices.ts';
+import type { ConversionRules } from '../../shared/presets.ts';
+import type { ReshardRequest } from '../../shared/reshard.ts';
+import type { VerifyOptions, VerifyReport } from '../../shared/verify.ts';
+import { VERSION } from '../version.ts';
+import { planBatch } from '../jobs/batch.ts';
+import { planDevices } from '../devices/device-plan.ts';
+import { asCheckpointError, fail } from '../errors.ts';
+import { renderReportHtml } from '../verify/report-html.ts';
+import { defaultConfigDir, SAMPLE_FILE, sampleWorkspaceDir } from './app-paths.ts';
+import { checkArgs } from './check-args.ts';
+import { DeviceWatch, type ReadFn } from './device-watch.ts';
+import { EventHub } from './event-hub.ts';
+import { JobRunner } from './job-runner.ts';
+import { listDirectory } from './list-directory.ts';
+import { PreviewCache } from './preview-cache.ts';
+import { RecentFiles } from './recent-files.ts';
+
+export interface ServiceOptions {
+  shell: Workspace['shell'];
+  /** where recent.json lives; default `defaultConfigDir()` (Electron passes app.getPath('userData')) */
+  configDir?: string;
+  /** default: the bundled sample workspace */
+  sampleDir?: string;
+  /** native dialogs (Electron); without it chooseFile answers null */
+  chooseFile?(kind: 'file' | 'folder' | 'save', suggested?: string): Promise<string | null>;
+  onRecentChanged?(recent: string[]): void;
+  /** device reader (default: nvidia-smi) and the live poll interval (default 2 s) */
+  readDevices?: ReadFn;
+  devicePollMs?: number;
+  /** workers for single conversions (default 2 to 4 by CPU count) */
+  poolSize?: number;
+}
+
+export type ApiService = CheckpointApi & { close(): Promise<void> };
+
+export function createApiService(opts: ServiceOptions): ApiService {
+  const sampleDir = opts.sampleDir ?? sampleWorkspaceDir();
+  const recent = new RecentFiles(opts.configDir ?? defaultConfigDir());
+  const devices = new DeviceWatch((reading: DeviceReading) => hub.emit({ type: 'devices', reading }), opts.readDevices, opts.devicePollMs);
+  // When the last listener leaves (a window closed, every browser tab gone), nobody is watching.
+  const hub = new EventHub(() => devices.reset());
+  const jobs = new JobRunner((e: ApiEvent) => hub.emit(e), opts.poolSize);
+  const previews = new PreviewCache();
+
+  /** Checks the arguments, runs the method, turns any failure into an ApiError. */
+  const method = <A extends unknown[], R>(name: ApiMethod, impl: (...args: A) => R | Promise<R>) => async (...args: A): Promise<Awaited<R>> => {
+    try {
+      return await impl(...(checkArgs(name, args) as A));
+    } catch (e) {
+      throw e instanceof ApiError ? e : new ApiError(asCheckpointError(e).toInfo());
+    }
+  };
+
+  return {
+    getWorkspace: method('getWorkspace', (): Workspace => ({
+      sampleDir,
+      sampleFile: path.join(sampleDir, SAMPLE_FILE),
+      recent: recent.list(),
+      home: os.homedir(),
+      shell: opts.shell,
+      nativeDialogs: !!opts.chooseFile,
+      version: VERSION,
+    })),
+    listDirectory: method('listDirectory', (dir: string) => listDirectory(dir)),
+    chooseFile: method('chooseFile', (kind: 'file' | 'folder' | 'save', suggested?: string) => (opts.chooseFile ? opts.chooseFile(kind, suggested) : null)),
+    addRecent: method('addRecent', (file: string) => {
+      const list = recent.add(file);
+      opts.onRecentChanged?.(list);
+    }),
+
+    inspect: method('inspect', (file: string) => jobs.run({ kind: 'inspect', file })),
+    tensorStats: method('tensorStats', (file: string, at: (string | number)[], bins: number) => jobs.run({ kind: 'tensor-stats', file, path: at, bins })),
+
+    previewConversion: method('previewConversion', (file: string, rules: ConversionRules, output: string | null) => previews.preview(file, rules, output)),
+    startConversion: method('startConversion', (file: string, rules: ConversionRules, output: string | null, force: boolean) => jobs.startConversion(file, rules, output, force)),
+    planBatch: method('planBatch', (folder: string, outDir: string, rules: ConversionRules): BatchPlan => {
+      const { items, ignored } = planBatch({ input: folder, outDir, rules, force: false });
+      return { input: folder, outDir, items, ignored, totalBytes: items.filter((i) => i.status === 'pending').reduce((a, i) => a + i.bytes, 0) };
+    }),
+    startBatch: method('startBatch', (folder: string, outDir: string, rules: ConversionRules, force: boolean, n: number) => jobs.startBatch(folder, outDir, rules, force, n)),
+    cancelJob: method('cancelJob', (job: string) => jobs.cancel(job)),
+    jobStatus: method('jobStatus', (job: string) => jobs.status(job)),
+
+    startVerify: method('startVerify', (options: VerifyOptions) => jobs.startVerify(options)),
+    verifyReportHtml: method('verifyReportHtml', (report: VerifyReport) => {
+      try {
+        return renderReportHtml(report);
+      } catch (e) {
+        // checkArgs saw every field the page shows; anything still wrong is the report's doing
+        return fail('usage', `the report cannot be rendered: ${(e as Error).message.split('\n')[0]}`);
+      }
+    }),
+
+    planReshard: method('planReshard', (request: ReshardRequest) => jobs.run({ kind: 'reshard', request: { ...request, dryRun: true } })),
+    startReshard: method('startReshard', (request: ReshardRequest) => jobs.startReshard(request)),
+
+    readDevices: method('readDevices', () => devices.readNow()),
+    devicePlan: method('devicePlan', async (counts: Record<string, number>, ddpWorldSize?: number) => planDevices(counts, await devices.recent(), ddpWorldSize === undefined ? {} : { ddpWorldSize })),
+    watchDevices: method('watchDevices', (on: boolean) => devices.watch(on)),
+
+    onEvent: (listener) => hub.subscribe(listener),
+
+    async close() {
+      previews.clear();
+      await Promise.all([jobs.close(), devices.close()]);
+    },
+  };
+}
