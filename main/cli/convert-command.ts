@@ -44,6 +44,7 @@ options
                          (ints and bools untouched); counts values that overflow to ±Inf or
                          underflow to 0
   --keep-dtype RE        tensors whose names match RE keep their dtype (e.g. 'norm')
+  --tag T                a DeepSpeed folder's tag folder (default: the one 'latest' names)
   --force                overwrite existing outputs
   --jobs N               worker threads for folders (default: number of cores); each
                          starts the next file while one waits on its fsync

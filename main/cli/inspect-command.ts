@@ -9,7 +9,7 @@ import { formatBytes, makeStyle, type Style } from './format-text.ts';
 import type { CliIO } from './io.ts';
 import { withTag } from '../formats/deepspeed/locate.ts';
 
-export const INSPECT_HELP = `ckpt inspect <file|DCP folder> [--json]
+export const INSPECT_HELP = `ckpt inspect <file|DCP folder|DeepSpeed folder> [--json]
 
 Shows what a checkpoint is without running any of its code: format and version records,
 layout verdict (cpu, single-gpu, dp, ddp, mixed) with evidence, tensor and byte counts by
@@ -17,7 +17,8 @@ dtype and device, a collapsed key tree, and security findings.
 
   --json       print one JSON object (format, layout, tensors, security, devicePlan, ...)
   --no-devices skip the device plan (it runs nvidia-smi, when present, to read this machine)
-  --width N    children shown per tree node (default 12; JSON default 64)`;
+  --width N    children shown per tree node (default 12; JSON default 64)
+  --tag T      a DeepSpeed folder's tag folder (default: the one 'latest' names)`;
 
 export async function runInspect(args: string[], io: CliIO): Promise<number> {
   const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { json: { type: 'boolean' }, width: { type: 'string' }, 'no-devices': { type: 'boolean' }, tag: { type: 'string' }, help: { type: 'boolean', short: 'h' } } });
