@@ -7,6 +7,7 @@ import { isTorchArchive } from '../formats/torch/torch-zip.ts';
 import { ZipArchive } from '../formats/zip/zip.ts';
 import { TEMP_MARK } from '../io/atomic-file.ts';
 import { isDcpFolder } from '../formats/dcp/dcp.ts';
+import { isDeepSpeedFolder } from '../formats/deepspeed/locate.ts';
 
 /**
  * Finds checkpoints in a folder tree by their content, not their extension: torch zip, legacy,
@@ -53,8 +54,8 @@ export function findCheckpoints(root: string, exclude: string | null = null): { 
       const r = rel ? `${rel}/${e.name}` : e.name;
       if (e.isDirectory()) {
         if (skip && path.resolve(full) === skip) continue;
-        // a distributed-checkpoint folder (.metadata + .distcp files) is one checkpoint
-        if (isDcpFolder(full)) files.push(r);
+        // a distributed-checkpoint folder (.metadata + .distcp files) or a DeepSpeed folder is one checkpoint
+        if (isDcpFolder(full) || isDeepSpeedFolder(full)) files.push(r);
         else walk(full, r);
       } else if (e.isFile()) {
         if (sniffCheckpoint(full)) files.push(r);

@@ -11,6 +11,7 @@ import { staleTempFiles, syncDir } from '../io/atomic-file.ts';
 import { findCheckpoints, groupFamilies, type FileGroup } from '../inputs/discover.ts';
 import { outputFiles } from '../convert/plan.ts';
 import { isDcpFolder } from '../formats/dcp/dcp.ts';
+import { isDeepSpeedFolder } from '../formats/deepspeed/locate.ts';
 
 /**
  * Converting a folder: every checkpoint under it (found by content), written to the same
@@ -92,7 +93,7 @@ function unitsOf(g: FileGroup, rules: ConversionRules, input: string): Unit[] {
   if (!g.family) {
     const f = g.files[0]!;
     // a DCP folder becomes one file beside where the folder was: step100/ → step100.pt
-    return [{ source: f, sources: g.files, output: isDcpFolder(path.join(input, f)) ? `${f}.pt` : f, rules }];
+    return [{ source: f, sources: g.files, output: isDcpFolder(path.join(input, f)) || isDeepSpeedFolder(path.join(input, f)) ? `${f}.pt` : f, rules }];
   }
   if (rules.preset?.name === 'ddp') {
     return g.files.map((f, r) => ({ source: f, sources: [f], output: f, rules: { ...rules, preset: { name: 'ddp', worldSize: 1 }, mapLocation: [{ from: '*', to: `cuda:${r}` }, ...rules.mapLocation] } }));

@@ -128,3 +128,19 @@ test('the service API re-shards every variant to the reference too', { skip: ski
   const results = runChecks(PY, got);
   for (const c of got) assert.deepEqual(results.get(c.id), [], c.id);
 });
+
+test('a batch over a folder of runs converts each DeepSpeed checkpoint as one unit, and inspect --json names it', { skip: skip ?? false }, async () => {
+  const dir = join(out, 'batch');
+  const r = await runCliAsync(['convert', DS, '--preset', 'cpu', '-o', dir, '--jobs', '1']);
+  assert.equal(r.code, 0, r.stderr);
+  const got: Check[] = VARIANTS.map((v) => ({ id: v, file: join(dir, v, 'checkpoint.pt'), reference: join(DS, v, 'reference.pth') }));
+  const results = runChecks(PY, got);
+  for (const c of got) assert.deepEqual(results.get(c.id), [], c.id);
+  const i = await runCliAsync(['inspect', join(DS, 'stage3-ws2-bf16', 'checkpoint'), '--json', '--no-devices']);
+  assert.equal(i.code, 0, i.stderr);
+  const rep = JSON.parse(i.stdout) as { format: string; records: Record<string, string> };
+  assert.equal(rep.format, 'deepspeed');
+  assert.deepEqual([rep.records['zero_stage'], rep.records['world_size'], rep.records['precision'], rep.records['tag']], ['3', '2', 'bf16', 'global_step2']);
+  assert.equal(rep.records['frozen_params'], 'frozen.weight, frozen.bias');
+  assert.equal(rep.records['optimizer_state'], 'present (not consolidated)');
+});
