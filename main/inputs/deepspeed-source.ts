@@ -44,7 +44,8 @@ export function deepSpeedSource(folder: string): ReshardSource {
           ? e.pieces.map((p) => ({ column: optimCol.get(p.label) ?? modelCol.get(p.label) ?? 0, offsets: p.offsets, sizes: p.sizes, bytes: p.sizes[0]! * es, replica: false }))
           : [{ column: z.optimFiles.length, offsets: t.shape.map(() => 0), sizes: t.shape, bytes: t.nbytes, replica: e.kind === 'alias' }];
         const spread = new Set(pieces.map((p) => p.column)).size > 1 ? 'sharded' : 'whole';
-        return { name: e.name, path: [e.name], dtype: t.dtype.name, shape: t.shape, bytes: t.nbytes, pieces, spread };
+        // slices of a flat partition are placed along the param seen flat (its numel), as the view draws offsets per dim
+        return { name: e.name, path: [e.name], dtype: t.dtype.name, shape: e.pieces.length ? [t.numel] : t.shape, bytes: t.nbytes, pieces, spread };
       });
       const title = `DeepSpeed ZeRO-${z.stage}, ${z.worldSize} ranks, ${z.precision}, tag ${z.tag}: pieces are slices of each rank's flat fp32 partition`;
       return { kind: 'deepspeed', title, columns, rows, items: z.lightning ? layoutItems(reading.root, z.optimFiles.length) : [], notes: [...reading.notes] };
