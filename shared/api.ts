@@ -73,16 +73,26 @@ export interface BatchSummary {
   seconds: number;
 }
 
+/**
+ * The jobs a `start…` method starts, by kind: what each ends with (the `result` of its `job-done`)
+ * and what its progress reports. The kinds, the results and the `job-done` events are derived
+ * from this table; a new job kind is a new line here.
+ */
+export interface StartedJobs {
+  convert: { result: ConversionReport; progress: Progress };
+  batch: { result: BatchSummary; progress: Progress };
+  verify: { result: VerifyReport; progress: Progress };
+  reshard: { result: ReshardReport; progress: ReshardProgress };
+}
+
 /** The kinds of job a `start…` method starts. */
-export type StartedJobKind = 'convert' | 'batch' | 'verify' | 'reshard';
+export type StartedJobKind = keyof StartedJobs;
 
 /** What each kind of started job ends with (the `result` of its `job-done`). */
-export interface StartedJobResults {
-  convert: ConversionReport;
-  batch: BatchSummary;
-  verify: VerifyReport;
-  reshard: ReshardReport;
-}
+export type StartedJobResults = { [K in StartedJobKind]: StartedJobs[K]['result'] };
+
+/** One `job-done` event per kind of the table. */
+export type JobDoneEvent = { [K in StartedJobKind]: { type: 'job-done'; job: JobId; kind: K; result: StartedJobs[K]['result'] } }[StartedJobKind];
 
 /**
  * Where a started job stands, for a client that may have missed its events (a dropped event
@@ -102,11 +112,8 @@ export interface JobStatus {
 
 /** Events pushed from the Node side while jobs run. */
 export type ApiEvent =
-  | { type: 'job-progress'; job: JobId; progress: Progress | ReshardProgress }
-  | { type: 'job-done'; job: JobId; kind: 'convert'; result: ConversionReport }
-  | { type: 'job-done'; job: JobId; kind: 'batch'; result: BatchSummary }
-  | { type: 'job-done'; job: JobId; kind: 'verify'; result: VerifyReport }
-  | { type: 'job-done'; job: JobId; kind: 'reshard'; result: ReshardReport }
+  | { type: 'job-progress'; job: JobId; progress: StartedJobs[StartedJobKind]['progress'] }
+  | JobDoneEvent
   | { type: 'job-error'; job: JobId; error: ErrorInfo }
   | { type: 'batch-item'; job: JobId; item: BatchPlanItem }
   | { type: 'batch-progress'; job: JobId; id: number; done: number; total: number; overallDone: number; overallTotal: number }

@@ -1,29 +1,39 @@
-import type { ConversionReport, Progress } from '../../shared/convert.ts';
+import type { BatchPlan, DirListing, StartedJobResults } from '../../shared/api.ts';
+import type { ConversionPlan, Progress } from '../../shared/convert.ts';
 import type { ErrorInfo } from '../../shared/errors.ts';
 import type { InspectReport, TensorStats } from '../../shared/inspect.ts';
 import type { ConversionRules } from '../../shared/presets.ts';
-import type { VerifyOptions, VerifyReport } from '../../shared/verify.ts';
-import type { ReshardReport, ReshardRequest } from '../../shared/reshard.ts';
+import type { VerifyOptions } from '../../shared/verify.ts';
+import type { ReshardRequest } from '../../shared/reshard.ts';
 
-/** Work that runs in a worker thread. One discriminated union, one result type per kind. */
-export type JobRequest =
-  | { kind: 'inspect'; file: string }
-  | { kind: 'convert'; source: string; output: string | null; rules: ConversionRules; force: boolean; syncFolder?: boolean }
-  | { kind: 'tensor-stats'; file: string; path: (string | number)[]; bins: number }
-  | { kind: 'compare-ranks'; files: string[] }
-  | { kind: 'verify'; options: VerifyOptions }
-  | { kind: 'reshard'; request: ReshardRequest };
-
-export interface JobResults {
-  inspect: InspectReport;
-  convert: ConversionReport;
-  'tensor-stats': TensorStats;
-  'compare-ranks': { identical: boolean; differing: string[]; tensors: number };
-  verify: VerifyReport;
-  reshard: ReshardReport;
+/**
+ * Work that runs in a worker thread, by kind: the request's fields and the result. The request
+ * union (`JobRequest`) and the results (`JobResults`) are derived from this one table; the kinds
+ * the API starts take their results from the API's table (`StartedJobResults`), so the two agree.
+ */
+export interface WorkerJobs {
+  inspect: { request: { file: string }; result: InspectReport };
+  convert: { request: { source: string; output: string | null; rules: ConversionRules; force: boolean; syncFolder?: boolean }; result: StartedJobResults['convert'] };
+  'tensor-stats': { request: { file: string; path: (string | number)[]; bins: number }; result: TensorStats };
+  'compare-ranks': { request: { files: string[] }; result: { identical: boolean; differing: string[]; tensors: number } };
+  verify: { request: { options: VerifyOptions }; result: StartedJobResults['verify'] };
+  reshard: { request: { request: ReshardRequest }; result: StartedJobResults['reshard'] };
+  /** the Convert view's preview: opens (and for an FSDP rank, compares) files, so not on the main thread */
+  'preview-conversion': { request: { file: string; rules: ConversionRules; output: string | null }; result: ConversionPlan };
+  /** walks a folder tree and sniffs every file */
+  'plan-batch': { request: { folder: string; outDir: string; rules: ConversionRules }; result: BatchPlan };
+  /** sniffs up to SNIFF_LIMIT files of a folder */
+  'list-directory': { request: { dir: string }; result: DirListing };
 }
 
-export type JobResult<K extends JobRequest['kind']> = JobResults[K];
+export type JobKind = keyof WorkerJobs;
+
+/** One discriminated union of every request, one result type per kind. */
+export type JobRequest = { [K in JobKind]: { kind: K } & WorkerJobs[K]['request'] }[JobKind];
+
+export type JobResults = { [K in JobKind]: WorkerJobs[K]['result'] };
+
+export type JobResult<K extends JobKind> = JobResults[K];
 
 /** Messages from a worker to the pool. */
 export type WorkerMessage =

@@ -4,6 +4,12 @@ import { openCheckpoint } from '../inputs/open-checkpoint.ts';
 import { convertFile } from '../convert/convert-file.ts';
 import { tensorStats } from './tensor-stats.ts';
 import { compareRanks } from '../inputs/family.ts';
+import { listDirectory } from '../inputs/list-directory.ts';
+import { planBatch } from './batch.ts';
+import { PreviewCache } from './preview-cache.ts';
+
+/** This thread's preview cache: the Convert view previews one file many times as its rules change. */
+const previews = new PreviewCache();
 
 export interface JobContext {
   onProgress(p: Progress): void;
@@ -37,6 +43,15 @@ export async function runJob<K extends JobRequest['kind']>(request: JobRequest &
       return (await (await import('../verify/run-verify.ts')).runVerify(req.options, ctx)) as JobResults[K];
     case 'reshard':
       return (await (await import('../reshard/run-reshard.ts')).reshard(req.request, ctx)) as JobResults[K];
+    case 'preview-conversion':
+      return previews.preview(req.file, req.rules, req.output) as JobResults[K];
+    case 'plan-batch': {
+      const { items, ignored } = planBatch({ input: req.folder, outDir: req.outDir, rules: req.rules, force: false });
+      const plan = { input: req.folder, outDir: req.outDir, items, ignored, totalBytes: items.filter((i) => i.status === 'pending').reduce((a, i) => a + i.bytes, 0) };
+      return plan as JobResults[K];
+    }
+    case 'list-directory':
+      return listDirectory(req.dir) as JobResults[K];
   }
   throw new Error(`unknown job kind ${(req as JobRequest).kind}`);
 }

@@ -7,8 +7,7 @@ import type { JobRequest, WorkerMessage } from './protocol.ts';
 import { reportTempFilesTo } from '../io/atomic-file.ts';
 import { asCheckpointError } from '../errors.ts';
 import { runJob } from './run-job.ts';
-
-const PROGRESS_INTERVAL_MS = 100;
+import { throttle } from '../../shared/throttle.ts';
 
 // the main thread removes these if the process is told to exit at once (a second Ctrl-C)
 reportTempFilesTo((file, alive) => parentPort!.postMessage({ type: 'temp', file, alive } satisfies WorkerMessage));
@@ -16,16 +15,13 @@ reportTempFilesTo((file, alive) => parentPort!.postMessage({ type: 'temp', file,
 parentPort!.on('message', async (msg: { seq: number; request: JobRequest; cancel: Int32Array }) => {
   const { seq, request, cancel } = msg;
   const post = (m: WorkerMessage): void => parentPort!.postMessage(m);
-  let last = 0;
+  const due = throttle();
   try {
     const result = await runJob(request, {
       cancelled: () => Atomics.load(cancel, 0) !== 0,
       onWaiting: () => post({ seq, type: 'waiting' }),
       onProgress: (progress) => {
-        const now = performance.now();
-        if (now - last < PROGRESS_INTERVAL_MS && progress.done < progress.total) return;
-        last = now;
-        post({ seq, type: 'progress', progress });
+        if (due(progress.done >= progress.total)) post({ seq, type: 'progress', progress });
       },
     });
     post({ seq, type: 'done', result });

@@ -2,6 +2,7 @@ import type { ReshardProgress, ReshardReport, ReshardRequest, TensorDifference }
 import { CheckpointError } from '../errors.ts';
 import { planReshard } from './plan.ts';
 import { openSource } from '../inputs/sources.ts';
+import { throttle } from '../../shared/throttle.ts';
 import { executeJob } from './write.ts';
 
 export interface ReshardContext {
@@ -51,14 +52,12 @@ export async function reshard(req: ReshardRequest, context: ReshardContext = { o
 
 /** At most ~10 progress events a second (and every change of phase), as the worker would post them. */
 function throttled(ctx: ReshardContext): ReshardContext {
-  let last = 0;
+  const due = throttle();
   let phase = '';
   return {
     cancelled: () => ctx.cancelled(),
     onProgress: (p) => {
-      const now = performance.now();
-      if (p.phase === phase && now - last < 100 && !(p.total > 0 && p.done >= p.total)) return;
-      last = now;
+      if (!due(p.phase !== phase || (p.total > 0 && p.done >= p.total))) return;
       phase = p.phase;
       ctx.onProgress(p);
     },

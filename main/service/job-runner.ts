@@ -7,7 +7,7 @@
  * exception.
  */
 import * as os from 'node:os';
-import type { ApiEvent, BatchPlanItem, JobId, JobStatus, StartedJobKind } from '../../shared/api.ts';
+import type { ApiEvent, BatchPlanItem, JobDoneEvent, JobId, JobStatus, StartedJobKind, StartedJobResults } from '../../shared/api.ts';
 import type { Progress } from '../../shared/convert.ts';
 import type { JobRequest, JobResults } from '../jobs/protocol.ts';
 import type { ConversionRules } from '../../shared/presets.ts';
@@ -16,29 +16,21 @@ import type { VerifyOptions } from '../../shared/verify.ts';
 import { runBatch, type BatchItem } from '../jobs/batch.ts';
 import { asCheckpointError, CheckpointError } from '../errors.ts';
 import { WorkerPool } from '../jobs/pool.ts';
-
-/** Progress events per job are sent at most this often (the last one always). */
-export const PROGRESS_INTERVAL_MS = 100;
+import { throttle } from '../../shared/throttle.ts';
 
 const snapshot = (item: BatchItem): BatchPlanItem => ({ ...item, sources: [...item.sources], outputs: [...item.outputs] });
 
 /** Finished jobs whose outcome `status` still answers; older ones are forgotten. */
 export const REMEMBERED_JOBS = 64;
 
-/** Lets through one call per interval, and always the final one. */
-function throttle(intervalMs: number): (final: boolean) => boolean {
-  let last = -Infinity;
-  return (final) => {
-    const now = performance.now();
-    if (!final && now - last < intervalMs) return false;
-    last = now;
-    return true;
-  };
+/** The `job-done` event of a kind (the table in shared/api.ts pairs each kind with its result). */
+function jobDone<K extends StartedJobKind>(job: JobId, kind: K, result: StartedJobResults[K]): JobDoneEvent {
+  return { type: 'job-done', job, kind, result } as JobDoneEvent;
 }
 
 /** Progress as events: throttled, but the last of each phase and a change of phase always go out. */
 function progressEmitter(emit: (e: ApiEvent) => void, job: JobId): (p: Progress | ReshardProgress) => void {
-  const due = throttle(PROGRESS_INTERVAL_MS);
+  const due = throttle();
   let phase: string | undefined;
   return (progress) => {
     const p = 'phase' in progress ? progress.phase : undefined;
@@ -102,7 +94,7 @@ export class JobRunner {
   }
 
   /** Runs a quick job and waits for its result. A re-shard here is only ever a plan. */
-  run<K extends 'inspect' | 'tensor-stats' | 'reshard'>(request: JobRequest & { kind: K }): Promise<JobResults[K]> {
+  run<K extends 'inspect' | 'tensor-stats' | 'reshard' | 'preview-conversion' | 'plan-batch' | 'list-directory'>(request: JobRequest & { kind: K }): Promise<JobResults[K]> {
     this.assertOpen();
     this.quick ??= new WorkerPool(2);
     const req = request as JobRequest;
@@ -110,35 +102,28 @@ export class JobRunner {
   }
 
   startConversion(source: string, rules: ConversionRules, output: string | null, force: boolean): JobId {
-    this.assertOpen();
-    const { id, signal } = this.begin('convert');
-    this.conversions ??= new WorkerPool(this.poolSize);
-    const onProgress = progressEmitter(this.emit, id);
-    this.finish(id, this.conversions.run({ kind: 'convert', source, output, rules, force }, { signal, onProgress }).then((result) => {
-      this.emit({ type: 'job-done', job: id, kind: 'convert', result });
-    }), source);
-    return id;
+    return this.start({ kind: 'convert', source, output, rules, force }, () => (this.conversions ??= new WorkerPool(this.poolSize)), source);
   }
 
   startVerify(options: VerifyOptions): JobId {
-    this.assertOpen();
-    const { id, signal } = this.begin('verify');
-    this.verifications ??= new WorkerPool(1);
-    const onProgress = progressEmitter(this.emit, id);
-    this.finish(id, this.verifications.run({ kind: 'verify', options }, { signal, onProgress }).then((result) => {
-      this.emit({ type: 'job-done', job: id, kind: 'verify', result });
-    }), options.checkpoint);
-    return id;
+    return this.start({ kind: 'verify', options }, () => (this.verifications ??= new WorkerPool(1)), options.checkpoint);
   }
 
   startReshard(request: ReshardRequest): JobId {
+    return this.start({ kind: 'reshard', request }, () => (this.conversions ??= new WorkerPool(this.poolSize)), request.inputs[0]);
+  }
+
+  /**
+   * Starts a worker job that is also an API job kind: an id at once, progress as throttled events,
+   * the end as `job-done` with the worker's result or `job-error`. `file` names the input in errors.
+   */
+  private start<K extends JobRequest['kind'] & StartedJobKind>(request: JobRequest & { kind: K }, pool: () => WorkerPool, file: string | undefined): JobId {
     this.assertOpen();
-    const { id, signal } = this.begin('reshard');
-    this.conversions ??= new WorkerPool(this.poolSize);
+    const { id, signal } = this.begin(request.kind);
     const onProgress = progressEmitter(this.emit, id);
-    this.finish(id, this.conversions.run({ kind: 'reshard', request }, { signal, onProgress }).then((result) => {
-      this.emit({ type: 'job-done', job: id, kind: 'reshard', result });
-    }), request.inputs[0]);
+    this.finish(id, pool().run<K>(request, { signal, onProgress }).then((result) => {
+      this.emit(jobDone(id, request.kind, result as StartedJobResults[K]));
+    }), file);
     return id;
   }
 
@@ -147,7 +132,7 @@ export class JobRunner {
     const { id, signal } = this.begin('batch');
     const pool = new WorkerPool(jobs);
     this.batchPools.add(pool);
-    const due = throttle(PROGRESS_INTERVAL_MS);
+    const due = throttle();
     const items = new Map<number, BatchItem>();
     const work = runBatch({
       input, outDir, rules, force, signal,
@@ -165,7 +150,7 @@ export class JobRunner {
       },
     }, pool);
     this.finish(id, work.then((summary) => {
-      this.emit({ type: 'job-done', job: id, kind: 'batch', result: { ...summary, items: summary.items.map(snapshot) } });
+      this.emit(jobDone(id, 'batch', { ...summary, items: summary.items.map(snapshot) }));
     }).finally(() => {
       this.batchPools.delete(pool);
       return pool.close();

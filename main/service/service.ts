@@ -11,7 +11,6 @@ import type { ConversionRules } from '../../shared/presets.ts';
 import type { ReshardRequest } from '../../shared/reshard.ts';
 import type { VerifyOptions, VerifyReport } from '../../shared/verify.ts';
 import { VERSION } from '../version.ts';
-import { planBatch } from '../jobs/batch.ts';
 import { planDevices } from '../devices/device-plan.ts';
 import { asCheckpointError, fail } from '../errors.ts';
 import { renderReportHtml } from '../verify/report-html.ts';
@@ -20,8 +19,6 @@ import { checkArgs } from './check-args.ts';
 import { DeviceWatch, type ReadFn } from './device-watch.ts';
 import { EventHub } from './event-hub.ts';
 import { JobRunner } from './job-runner.ts';
-import { listDirectory } from './list-directory.ts';
-import { PreviewCache } from './preview-cache.ts';
 import { RecentFiles } from './recent-files.ts';
 
 export interface ServiceOptions {
@@ -49,7 +46,6 @@ export function createApiService(opts: ServiceOptions): ApiService {
   // When the last listener leaves (a window closed, every browser tab gone), nobody is watching.
   const hub = new EventHub(() => devices.reset());
   const jobs = new JobRunner((e: ApiEvent) => hub.emit(e), opts.poolSize);
-  const previews = new PreviewCache();
 
   /** Checks the arguments, runs the method, turns any failure into an ApiError. */
   const method = <A extends unknown[], R>(name: ApiMethod, impl: (...args: A) => R | Promise<R>) => async (...args: A): Promise<Awaited<R>> => {
@@ -70,7 +66,7 @@ export function createApiService(opts: ServiceOptions): ApiService {
       nativeDialogs: !!opts.chooseFile,
       version: VERSION,
     })),
-    listDirectory: method('listDirectory', (dir: string) => listDirectory(dir)),
+    listDirectory: method('listDirectory', (dir: string) => jobs.run({ kind: 'list-directory', dir })),
     chooseFile: method('chooseFile', (kind: 'file' | 'folder' | 'save', suggested?: string) => (opts.chooseFile ? opts.chooseFile(kind, suggested) : null)),
     addRecent: method('addRecent', (file: string) => {
       const list = recent.add(file);
@@ -80,12 +76,9 @@ export function createApiService(opts: ServiceOptions): ApiService {
     inspect: method('inspect', (file: string) => jobs.run({ kind: 'inspect', file })),
     tensorStats: method('tensorStats', (file: string, at: (string | number)[], bins: number) => jobs.run({ kind: 'tensor-stats', file, path: at, bins })),
 
-    previewConversion: method('previewConversion', (file: string, rules: ConversionRules, output: string | null) => previews.preview(file, rules, output)),
+    previewConversion: method('previewConversion', (file: string, rules: ConversionRules, output: string | null) => jobs.run({ kind: 'preview-conversion', file, rules, output })),
     startConversion: method('startConversion', (file: string, rules: ConversionRules, output: string | null, force: boolean) => jobs.startConversion(file, rules, output, force)),
-    planBatch: method('planBatch', (folder: string, outDir: string, rules: ConversionRules): BatchPlan => {
-      const { items, ignored } = planBatch({ input: folder, outDir, rules, force: false });
-      return { input: folder, outDir, items, ignored, totalBytes: items.filter((i) => i.status === 'pending').reduce((a, i) => a + i.bytes, 0) };
-    }),
+    planBatch: method('planBatch', (folder: string, outDir: string, rules: ConversionRules): Promise<BatchPlan> => jobs.run({ kind: 'plan-batch', folder, outDir, rules })),
     startBatch: method('startBatch', (folder: string, outDir: string, rules: ConversionRules, force: boolean, n: number) => jobs.startBatch(folder, outDir, rules, force, n)),
     cancelJob: method('cancelJob', (job: string) => jobs.cancel(job)),
     jobStatus: method('jobStatus', (job: string) => jobs.status(job)),
@@ -110,7 +103,6 @@ export function createApiService(opts: ServiceOptions): ApiService {
     onEvent: (listener) => hub.subscribe(listener),
 
     async close() {
-      previews.clear();
       await Promise.all([jobs.close(), devices.close()]);
     },
   };

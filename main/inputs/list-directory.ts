@@ -5,7 +5,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { DirEntry, DirListing } from '../../shared/api.ts';
-import { sniffCheckpoint } from '../inputs/discover.ts';
+import { sniffCheckpoint } from './discover.ts';
 import { asCheckpointError, fail } from '../errors.ts';
 
 /** Files sniffed per listing; a huge folder lists the rest without the mark. */
