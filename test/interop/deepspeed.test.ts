@@ -118,6 +118,12 @@ test('the service API re-shards every variant to the reference too', { skip: ski
       assert.equal(done.result.plan.input.kind, 'deepspeed');
       got.push({ id: v, file: output, reference: join(DS, v, 'reference.pth') });
     }
+    // --dtype through the service: castTo in the request, the counts in the result
+    const job = await service.startReshard({ inputs: [join(DS, 'stage3-ws2-fp32', 'checkpoint')], target: { kind: 'single' }, format: 'torch', output: join(out, 'service-bf16.pt'), force: false, preset: null, takeRank: null, dryRun: false, castTo: 'bfloat16', keepDtype: '^norm\\.' });
+    const end = await log.end(job, 60_000);
+    assert.equal(end.type, 'job-done', JSON.stringify(end));
+    const cast = (end as Extract<ApiEvent, { type: 'job-done'; kind: 'reshard' }>).result.cast;
+    assert.deepEqual(cast, { dtype: 'bfloat16', cast: 9, kept: 5, unchanged: 0, overflow: 0, underflow: 0 });
     const report = await service.inspect(join(DS, 'stage3-ws2-bf16', 'checkpoint'));
     assert.equal(report.format, 'deepspeed');
     assert.equal(report.records['zero_stage'], '3');
