@@ -14,6 +14,7 @@ import { mapRoles, planConversion } from './plan.ts';
 import { dangerousCalls } from '../checkpoint/security.ts';
 import { verifyOutput } from './read-back.ts';
 import { castTree } from './cast-tree.ts';
+import { checkFlatSlices } from './slice-check.ts';
 import { writeTorchCheckpoint } from './write-checkpoint.ts';
 
 export interface ConvertOptions {
@@ -94,6 +95,7 @@ export async function convertFile(source: string, opts: ConvertOptions): Promise
               fail('io', `${source} changed while it was being converted; nothing was written, run the conversion again`, source);
             }
             const r = await verifyOutput(tmp, out.file, tree, written.storages, (s) => location(s.location), readBack);
+            if (r.verified) checkFlatSlices(tree, r);
             return { value: r, publish: r.verified };
           },
           { syncFolder: opts.syncFolder ?? true, ...(opts.onWaiting ? { onWritten: opts.onWaiting } : {}) },

@@ -27,7 +27,7 @@ import { TorchTensor } from '../formats/values/torch-values.ts';
 import { assemblyOf, sourceOf } from '../formats/values/virtual-tensor.ts';
 import { dottedName } from '../checkpoint/replace-tensors.ts';
 import { ReshapedSource } from '../formats/values/reshaped-source.ts';
-import { combinedPieceCrc } from './flat-pieces.ts';
+import { combinedPieceCrc } from '../formats/values/flat-pieces.ts';
 
 const hex = (n: number): string => n.toString(16).padStart(8, '0');
 

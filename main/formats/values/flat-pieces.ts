@@ -1,5 +1,5 @@
-import { crc32Combine } from '../io/crc32-combine.ts';
-import type { AssembledSource } from '../formats/values/tensor-source.ts';
+import { crc32Combine } from '../../io/crc32-combine.ts';
+import type { AssembledSource } from './tensor-source.ts';
 
 /**
  * For a tensor assembled from flat slices (DeepSpeed's partitions: 1-D pieces tiling it in
