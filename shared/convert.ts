@@ -1,5 +1,5 @@
 import type { LayoutVerdict } from './inspect.ts';
-import type { ConversionRules } from './presets.ts';
+import type { CastSummary, ConversionRules } from './presets.ts';
 
 /**
  * What a conversion will do, computed before anything is written: the preview the CLI prints for
@@ -113,6 +113,8 @@ export interface ConversionReport {
   bytesCopied: number;
   /** what was done so that the output carries no code (see main/convert/code-free-output.ts) */
   codeFree?: CodeFreeReport;
+  /** `--dtype`: what was cast, and the values that overflowed or underflowed */
+  cast?: CastSummary;
 }
 
 export interface CodeFreeReport {

@@ -42,6 +42,24 @@ export interface ConversionRules {
    * every other key rule
    */
   keyMap?: { from: string; to: string | null }[];
+  /** `--dtype`: floating tensors cast as torch's `.to(dtype)` does; null keeps every dtype */
+  castTo?: CastDtype | null;
+  /** `--keep-dtype RE`: tensors whose dotted name matches keep their dtype */
+  keepDtype?: string | null;
+}
+
+export type CastDtype = 'float32' | 'bfloat16' | 'float16';
+
+/** What `--dtype` did: tensors cast, kept by --keep-dtype, already in the dtype; values that became ±Inf or ±0. */
+export interface CastSummary {
+  dtype: CastDtype;
+  cast: number;
+  kept: number;
+  unchanged: number;
+  /** finite values that overflowed to ±Inf */
+  overflow: number;
+  /** non-zero values that underflowed to ±0 */
+  underflow: number;
 }
 
 export const NO_RULES: ConversionRules = {

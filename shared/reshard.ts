@@ -7,7 +7,7 @@
  * each cell the pieces of that tensor the file holds, with their offsets in the global tensor.
  */
 import type { Progress } from './convert.ts';
-import type { Preset } from './presets.ts';
+import type { CastDtype, CastSummary, Preset } from './presets.ts';
 
 /**
  * What the input is:
@@ -16,8 +16,9 @@ import type { Preset } from './presets.ts';
  * - `rank-family`: per-rank files of a data-parallel run, each a full copy (DDP)
  * - `sharded-ranks`: per-rank files holding DTensor / ShardedTensor shards (FSDP SHARDED_STATE_DICT)
  * - `dcp`: a `torch.distributed.checkpoint` folder (`.metadata` + `__R_N.distcp`)
+ * - `deepspeed`: a DeepSpeed ZeRO checkpoint folder (per-rank flat fp32 partitions)
  */
-export type ReshardInputKind = 'single' | 'shard-set' | 'rank-family' | 'sharded-ranks' | 'dcp';
+export type ReshardInputKind = 'single' | 'shard-set' | 'rank-family' | 'sharded-ranks' | 'dcp' | 'deepspeed';
 
 export type ReshardTarget =
   | { kind: 'single' }
@@ -45,6 +46,10 @@ export interface ReshardRequest {
   takeRank: number | null;
   /** plan only: read the layout, write nothing */
   dryRun: boolean;
+  /** `--dtype`: floating tensors cast as torch's `.to(dtype)` does */
+  castTo?: CastDtype | null;
+  /** `--keep-dtype RE`: tensors whose dotted names match keep their dtype */
+  keepDtype?: string | null;
 }
 
 /** A column of a layout: one file. */
@@ -172,4 +177,6 @@ export interface ReshardReport {
   pieceChecks: number;
   seconds: number;
   bytesCopied: number;
+  /** `--dtype`: what was cast, and the values that overflowed or underflowed */
+  cast?: CastSummary;
 }

@@ -8,6 +8,15 @@ import { PyGlobal, PyObject, pyRepr, type PyValue } from '../formats/values/pyth
 import { readShardIndex } from '../formats/safetensors/shard-index.ts';
 import { scanFile } from './scan/scan-file.ts';
 import { eachPickledValue } from './each-pickled-value.ts';
+import { DEEPSPEED_CLASSES } from '../formats/deepspeed/known-classes.ts';
+
+/** Classes whose meaning is known (read as data, never imported): their unknown-class finding says what they are. */
+const KNOWN_CLASSES: Readonly<Record<string, string>> = { ...DEEPSPEED_CLASSES };
+
+function withKnownClasses(r: SecurityReport): SecurityReport {
+  if (!r.globals.some((g) => g.class === 'unknown-class' && KNOWN_CLASSES[g.name])) return r;
+  return { ...r, globals: r.globals.map((g) => (g.class === 'unknown-class' && KNOWN_CLASSES[g.name] ? { ...g, reason: KNOWN_CLASSES[g.name]! } : g)) };
+}
 
 /**
  * The Security card and `inspect`'s `security` field: the `ckpt scan` engine
@@ -15,6 +24,10 @@ import { eachPickledValue } from './each-pickled-value.ts';
  * (distributed checkpoint) or a shard index is the union of its files.
  */
 export function securityOfPath(source: string): SecurityReport {
+  return withKnownClasses(securityOfPathAsScanned(source));
+}
+
+function securityOfPathAsScanned(source: string): SecurityReport {
   const st = fs.statSync(source);
   if (st.isDirectory()) {
     const files = fs.readdirSync(source).filter((f) => f === '.metadata' || f.endsWith('.distcp')).sort();
@@ -69,7 +82,7 @@ export function scanSecurity(globals: GlobalRef[], root: PyValue): SecurityRepor
   }
   const list = [...merged.values()];
   const verdict = list.reduce<SecurityReport['verdict']>((w, g) => worse(w, g.class), 'safe');
-  return { verdict, globals: list, weightsOnlyLoadable: verdict === 'safe' };
+  return withKnownClasses({ verdict, globals: list, weightsOnlyLoadable: verdict === 'safe' });
 }
 
 /** One name's class by the name alone (a name nothing is known about must be importable: `unknown-class`). */

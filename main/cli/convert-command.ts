@@ -9,11 +9,14 @@ import { runBatch, type BatchEvent } from '../jobs/batch.ts';
 import { previewConversion } from '../convert/convert-file.ts';
 import { CheckpointError, fail } from '../errors.ts';
 import { isDcpFolder } from '../formats/dcp/dcp.ts';
+import { isDeepSpeedFolder } from '../formats/deepspeed/locate.ts';
 import { WorkerPool } from '../jobs/pool.ts';
 import { cancelOnSignal } from './cancel-on-signal.ts';
 import { renderBatchLine, renderBatchSummary, renderPlan, renderReport } from './convert-render.ts';
 import { makeStyle } from './format-text.ts';
 import type { CliIO } from './io.ts';
+import { withTag } from '../formats/deepspeed/locate.ts';
+import { castOptions } from './cast-options.ts';
 import { ProgressLine } from './progress-line.ts';
 
 export const CONVERT_HELP = `ckpt convert <file|folder> --preset cpu|gpu[:K]|dp|ddp [options]
@@ -44,6 +47,11 @@ options
   --fit TARGET           fit to a model (a checkpoint, model.onnx, torch's pasted load_state_dict
                          error, or 'key shape' lines): the rules \`ckpt fit\` proposes, applied;
                          writes the model state dict alone, on cpu, in the model's key order
+  --dtype D              fp32 | bf16 | fp16: cast floating tensors exactly as torch's .to(dtype)
+                         (ints and bools untouched); counts values that overflow to ±Inf or
+                         underflow to 0
+  --keep-dtype RE        tensors whose names match RE keep their dtype (e.g. 'norm')
+  --tag T                a DeepSpeed folder's tag folder (default: the one 'latest' names)
   --force                overwrite existing outputs
   --jobs N               worker threads for folders (default: number of cores); each
                          starts the next file while one waits on its fsync
@@ -80,7 +88,7 @@ export function parseConvertArgs(args: string[]): Parsed | 'help' {
       'strip-prefix': { type: 'string', multiple: true }, 'add-prefix': { type: 'string' }, rename: { type: 'string', multiple: true },
       include: { type: 'string' }, exclude: { type: 'string' }, 'map-location': { type: 'string', multiple: true },
       unwrap: { type: 'boolean' }, 'export-state-dict': { type: 'boolean' }, 'keep-objects': { type: 'boolean' }, force: { type: 'boolean' }, jobs: { type: 'string' },
-      shard: { type: 'string' }, fit: { type: 'string' }, 'clean-stale': { type: 'boolean' }, 'dry-run': { type: 'boolean' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+      shard: { type: 'string' }, fit: { type: 'string' }, 'clean-stale': { type: 'boolean' }, 'dry-run': { type: 'boolean' }, json: { type: 'boolean' }, tag: { type: 'string' }, dtype: { type: 'string' }, 'keep-dtype': { type: 'string' }, help: { type: 'boolean', short: 'h' },
     },
   });
   if (values.help) return 'help';
@@ -113,8 +121,9 @@ export function parseConvertArgs(args: string[]): Parsed | 'help' {
     unwrap: !!values.unwrap,
     exportStateDict: !!values['export-state-dict'],
     ...(values['keep-objects'] ? { keepObjects: true } : {}),
+    ...castOptions(values.dtype, values['keep-dtype']),
   };
-  const custom = rules.stripPrefixes.length || rules.addPrefix || renames.length || rules.include || rules.exclude || mapLocation.length || rules.unwrap || rules.exportStateDict;
+  const custom = rules.castTo || rules.stripPrefixes.length || rules.addPrefix || renames.length || rules.include || rules.exclude || mapLocation.length || rules.unwrap || rules.exportStateDict;
   if (values.fit !== undefined) {
     if (rules.preset || rules.stripPrefixes.length || rules.addPrefix || rules.include || rules.exclude || mapLocation.length || rules.unwrap || rules.exportStateDict) usage('--fit computes its own rules; only --rename goes with it (to settle what it asks)');
     if (!values.output) usage('--fit needs an output file: -o OUT');
@@ -129,7 +138,7 @@ export function parseConvertArgs(args: string[]): Parsed | 'help' {
     if (!m || Number(m[1]) < 1 || Number(m[1]) > Number(m[2])) usage('--shard takes I/N with 1 ≤ I ≤ N, e.g. --shard 3/8');
     shard = { index: Number(m![1]), count: Number(m![2]) };
   }
-  return { input: positionals[0]!, output: values.output ?? null, rules, force: !!values.force, jobs, dryRun: !!values['dry-run'], json: !!values.json, notes, cleanStale: !!values['clean-stale'], ...(shard ? { shard } : {}) };
+  return { input: withTag(positionals[0]!, values.tag), output: values.output ?? null, rules, force: !!values.force, jobs, dryRun: !!values['dry-run'], json: !!values.json, notes, cleanStale: !!values['clean-stale'], ...(shard ? { shard } : {}) };
 }
 
 export async function runConvert(args: string[], io: CliIO): Promise<number> {
@@ -147,7 +156,7 @@ export async function runConvert(args: string[], io: CliIO): Promise<number> {
   }
   if (p.fit !== undefined) return (await import('./fit-command.ts')).runConvertFit(p.input, p.fit, { ...p, renames: p.rules.renames }, io);
   // a distributed-checkpoint folder is one checkpoint, not a folder of them (issue 7)
-  return st.isDirectory() && !isDcpFolder(p.input) ? convertFolder(p, io) : convertOne(p, io);
+  return st.isDirectory() && !isDcpFolder(p.input) && !isDeepSpeedFolder(p.input) ? convertFolder(p, io) : convertOne(p, io);
 }
 
 async function convertOne(p: Parsed, io: CliIO): Promise<number> {

@@ -1,3 +1,4 @@
+import type { CastSummary } from '../../shared/presets.ts';
 import type { ConversionPlan, ConversionReport } from '../../shared/convert.ts';
 import { LAYOUT_TITLES } from '../../shared/layout-names.ts';
 import { PRESETS } from '../../shared/presets.ts';
@@ -42,6 +43,7 @@ export function renderReport(r: ConversionReport, s: Style): string {
     const verdict = o.verified ? s.green(`verified: ${plural(o.tensors, 'tensor')}, CRC-32 of ${plural(o.storages, 'storage')} equal to the source`) : s.red(`NOT verified: ${o.mismatch}`);
     lines.push(`${s.bold('written'.padEnd(9))} ${o.file}  ${formatBytes(o.bytes)}  ${verdict}`);
   }
+  if (r.cast) lines.push(`${s.bold('dtype'.padEnd(9))} ${castText(r.cast, s)}`);
   const preset = r.plan.rules.preset;
   const info = preset ? PRESETS.find((p) => p.name === preset.name) : undefined;
   if (info) lines.push(`${s.bold('load it'.padEnd(9))} ${info.loadsWith}`);
@@ -77,4 +79,13 @@ function prefixChange(stripped: string[], added: string[]): string {
   if (!stripped.length && !added.length) return '';
   if (stripped.join() === added.join()) return `; keeps ${q(added)}`;
   return `;${stripped.length ? ` strips ${q(stripped)}` : ''}${stripped.length && added.length ? ',' : ''}${added.length ? ` adds ${q(added)}` : ''}`;
+}
+
+/** `--dtype`'s line: what was cast, and the values that became ±Inf or ±0 (the fp16 trap). */
+export function castText(c: CastSummary, s: Style): string {
+  const parts = [`${c.cast} tensors cast to ${c.dtype} as torch's .to() does`];
+  if (c.unchanged) parts.push(`${c.unchanged} already ${c.dtype}`);
+  if (c.kept) parts.push(`${c.kept} kept by --keep-dtype`);
+  const lost = `${c.overflow} values overflowed to ±Inf, ${c.underflow} underflowed to 0`;
+  return `${parts.join(', ')}; ${c.overflow || c.underflow ? s.yellow(lost) : lost}`;
 }

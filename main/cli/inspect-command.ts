@@ -7,8 +7,9 @@ import { devicePlanFor } from './devices-command.ts';
 import { fail } from '../errors.ts';
 import { formatBytes, makeStyle, plural, type Style } from './format-text.ts';
 import type { CliIO } from './io.ts';
+import { withTag } from '../formats/deepspeed/locate.ts';
 
-export const INSPECT_HELP = `ckpt inspect <file|DCP folder> [--json]
+export const INSPECT_HELP = `ckpt inspect <file|DCP folder|DeepSpeed folder> [--json]
 
 Shows what a checkpoint is without running any of its code: format and version records,
 layout verdict (cpu, single-gpu, dp, ddp, mixed) with evidence, tensor and byte counts by
@@ -16,10 +17,11 @@ dtype and device, a collapsed key tree, and security findings.
 
   --json       print one JSON object (format, layout, tensors, security, devicePlan, ...)
   --no-devices skip the device plan (it runs nvidia-smi, when present, to read this machine)
-  --width N    children shown per tree node (default 12; JSON default 64)`;
+  --width N    children shown per tree node (default 12; JSON default 64)
+  --tag T      a DeepSpeed folder's tag folder (default: the one 'latest' names)`;
 
 export async function runInspect(args: string[], io: CliIO): Promise<number> {
-  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { json: { type: 'boolean' }, width: { type: 'string' }, 'no-devices': { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } });
+  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { json: { type: 'boolean' }, width: { type: 'string' }, 'no-devices': { type: 'boolean' }, tag: { type: 'string' }, help: { type: 'boolean', short: 'h' } } });
   if (values.help) {
     io.stdout(INSPECT_HELP + '\n');
     return 0;
@@ -27,7 +29,7 @@ export async function runInspect(args: string[], io: CliIO): Promise<number> {
   if (positionals.length !== 1) fail('usage', 'inspect takes exactly one file: ckpt inspect <file> [--json]');
   const width = values.width !== undefined ? Number(values.width) : undefined;
   if (width !== undefined && !(width > 0)) fail('usage', '--width takes a positive number');
-  const file = positionals[0]!;
+  const file = withTag(positionals[0]!, values.tag);
   const c = openCheckpoint(file, { treeWidth: width ?? (values.json ? 64 : 12) });
   try {
     if (!values['no-devices'] && c.report.totals.tensors > 0) {

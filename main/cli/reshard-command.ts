@@ -8,6 +8,9 @@ import { DEFAULT_MAX_SHARD_BYTES, parseShardSize } from '../reshard/hf-shards.ts
 import { formatBytes, makeStyle, type Style } from './format-text.ts';
 import { cancelOnSignal } from './cancel-on-signal.ts';
 import type { CliIO } from './io.ts';
+import { withTag } from '../formats/deepspeed/locate.ts';
+import { castOptions } from './cast-options.ts';
+import { castText } from './convert-render.ts';
 import { ProgressLine } from './progress-line.ts';
 
 export const RESHARD_HELP = `ckpt reshard <input...> --to single|ranks:N|dcp[:N]|shards[:SIZE] -o OUT [options]
@@ -21,6 +24,9 @@ inputs
                          same tensors (checked by hash); DTensor / ShardedTensor shards (FSDP
                          SHARDED_STATE_DICT) are consolidated into full tensors
   FOLDER                 a torch.distributed.checkpoint folder (.metadata + __R_N.distcp)
+  FOLDER [--tag T]       a DeepSpeed ZeRO checkpoint (stage 1-3): the folder holding 'latest', a
+                         tag folder (global_step*/), or a Lightning *.ckpt/ folder; consolidated
+                         as DeepSpeed's zero_to_fp32 does
   X.index.json           a Hugging Face shard set (or the folder holding it)
 
 targets (--to)
@@ -35,6 +41,10 @@ options
   --max-shard-size S     as shards:S; 5GB = 5*10^9 bytes as Hugging Face counts, 2GiB = 2*2^30
   --preset P             single torch output: cpu | gpu[:K] | dp | ddp keys and device tags
   --take-rank R          ranks that differ merge only with this: rank R's values are written
+  --dtype D              fp32 | bf16 | fp16: cast floating tensors exactly as torch's .to(dtype);
+                         ints and bools untouched; reports values that overflow or underflow
+  --keep-dtype RE        tensors whose dotted names match RE keep their dtype
+  --tag T                a DeepSpeed folder's tag folder to read (default: the one 'latest' names)
   --force                overwrite existing outputs
   --dry-run              show the input and output layouts; write nothing
   --json                 machine-readable progress events and report
@@ -49,7 +59,7 @@ export function parseReshardArgs(args: string[]): ReshardRequest & { json: boole
     options: {
       to: { type: 'string' }, output: { type: 'string', short: 'o' }, format: { type: 'string' }, 'max-shard-size': { type: 'string' },
       preset: { type: 'string' }, 'take-rank': { type: 'string' }, force: { type: 'boolean' }, 'dry-run': { type: 'boolean' },
-      json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+      json: { type: 'boolean' }, tag: { type: 'string' }, dtype: { type: 'string' }, 'keep-dtype': { type: 'string' }, help: { type: 'boolean', short: 'h' },
     },
   });
   if (values.help) return 'help';
@@ -87,7 +97,8 @@ export function parseReshardArgs(args: string[]): ReshardRequest & { json: boole
     takeRank = Number(values['take-rank']);
     if (!Number.isInteger(takeRank) || takeRank < 0) usage('--take-rank takes a rank number, e.g. --take-rank 0');
   }
-  return { inputs: positionals, target, format, output, force: !!values.force, preset, takeRank, dryRun: !!values['dry-run'], json: !!values.json };
+  if (values.tag !== undefined && positionals.length !== 1) usage('--tag goes with one DeepSpeed checkpoint folder');
+  return { inputs: positionals.map((i) => withTag(i, values.tag)), target, format, output, force: !!values.force, preset, takeRank, dryRun: !!values['dry-run'], json: !!values.json, ...castOptions(values.dtype, values['keep-dtype']) };
 }
 
 export async function runReshard(args: string[], io: CliIO): Promise<number> {
@@ -174,6 +185,7 @@ export function renderReshard(r: ReshardReport, s: Style, opts: { withErrors?: b
     const verdict = o.verified ? s.green(`verified: ${o.tensors} tensors read back equal to the source`) : s.red(`NOT verified: ${o.mismatch}`);
     row('written', `${o.file}  ${formatBytes(o.bytes)}  ${verdict}`);
   }
+  if (r.cast) row('dtype', castText(r.cast, s));
   if (r.pieceChecks) row('pieces', `${r.pieceChecks} pieces cut back out of the written tensors match their source files`);
   if (p.request.dryRun) row('dry run', 'nothing was written');
   else if (r.outputs.length) out.push(s.dim(`          ${r.seconds.toFixed(2)} s, ${formatBytes(r.bytesCopied)} copied${r.written ? '' : '; nothing was published'}`));

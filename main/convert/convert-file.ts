@@ -17,6 +17,8 @@ import { scanFile } from '../checkpoint/scan/scan-file.ts';
 import { makeCodeFree } from './code-free-output.ts';
 import { verifyOutput } from './read-back.ts';
 import { verifyExistingOutput } from './existing-output.ts';
+import { castTree } from './cast-tree.ts';
+import { checkFlatSlices } from './slice-check.ts';
 import { writeTorchCheckpoint } from './write-checkpoint.ts';
 
 export interface ConvertOptions {
@@ -75,7 +77,8 @@ export async function convertFile(source: string, opts: ConvertOptions): Promise
     const built = buildOutputTree(ck, rules, roles);
     const codeFree = makeCodeFree(opts.adjustTree ? opts.adjustTree(built) : built, !!rules.keepObjects);
     if (codeFree.blocked) fail('unsupported', `${source}: ${codeFree.blocked}; nothing was written`, source);
-    const tree = codeFree.tree;
+    const cast = castTree(codeFree.tree, rules);
+    const tree = cast.tree;
     const leftBehind = sec.globals.filter((g) => g.class !== 'safe' && !codeFree.named.has(g.name)).map((g) => g.name);
     const uncovered = planCoverageProblem(tree, roles, rules);
     if (uncovered) fail('internal', `${source}: ${uncovered}; nothing was written`, source);
@@ -125,6 +128,7 @@ export async function convertFile(source: string, opts: ConvertOptions): Promise
             const wo = scanFile(tmp).weightsOnly?.byTorch['2.13'];
             if (!rules.keepObjects && !wo?.loads) fail('internal', `${out.file}: the written file would not load with torch.load(weights_only=True) (${wo?.refusal}); nothing was written`, out.file);
             const r = await verifyOutput(tmp, out.file, tree, written.storages, (s) => location(s.location), readBack);
+            if (r.verified) checkFlatSlices(tree, r);
             return { value: { ...r, tail: written.tail }, publish: r.verified };
           },
           { syncFolder: opts.syncFolder ?? true, ...(opts.onWaiting ? { onWritten: opts.onWaiting } : {}) },
@@ -133,9 +137,11 @@ export async function convertFile(source: string, opts: ConvertOptions): Promise
         if (!report.verified) break;
       }
     }
+    const casts = cast.summary();
     return {
       source, plan, outputs, verified: outputs.length === plan.outputs.length && outputs.every((o) => o.verified), seconds: (performance.now() - t0) / 1000, bytesCopied: done,
       codeFree: { converted: codeFree.converted, kept: codeFree.kept, leftBehind },
+      ...(casts ? { cast: casts } : {}),
     };
   } finally {
     ck.close();

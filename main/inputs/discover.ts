@@ -8,6 +8,7 @@ import { ZipArchive } from '../formats/zip/zip.ts';
 import { TEMP_MARK } from '../io/temp-files.ts';
 import { isDcpFolder } from '../formats/dcp/dcp.ts';
 import { asCheckpointError } from '../errors.ts';
+import { isDeepSpeedFolder } from '../formats/deepspeed/locate.ts';
 
 /**
  * Finds checkpoints in a folder tree by their content, not their extension: torch zip, legacy,
@@ -73,8 +74,8 @@ export function findCheckpoints(root: string, exclude: string | null = null): { 
       const r = rel ? `${rel}/${e.name}` : e.name;
       if (e.isDirectory()) {
         if (skip && path.resolve(full) === skip) continue;
-        // a distributed-checkpoint folder (.metadata + .distcp files) is one checkpoint
-        if (isDcpFolder(full)) files.push(r);
+        // a distributed-checkpoint folder (.metadata + .distcp files) or a DeepSpeed folder is one checkpoint
+        if (isDcpFolder(full) || isDeepSpeedFolder(full)) files.push(r);
         else walk(full, r);
       } else if (e.isFile()) {
         let isCheckpoint: boolean;

@@ -3,6 +3,8 @@ import * as path from 'node:path';
 import { analyse, type AnalyseOptions, type Checkpoint } from '../checkpoint/inspect.ts';
 import { fail } from '../errors.ts';
 import { isDcpFolder, readDcpFolder } from '../formats/dcp/dcp.ts';
+import { isDeepSpeedFolder } from '../formats/deepspeed/locate.ts';
+import { deepSpeedBytes, readDeepSpeedFolder } from '../formats/deepspeed/read-deepspeed.ts';
 import { openFormat } from '../formats/open-format.ts';
 import type { FormatReading } from '../formats/values/format-reading.ts';
 import { Family } from './family.ts';
@@ -23,6 +25,8 @@ export interface OpenOptions extends AnalyseOptions {
  *   index (`*.index.json`), which the registry joins into one state dict;
  * - a distributed-checkpoint folder (`.metadata` + `__R_N.distcp`), read as `dcp_to_torch_save`
  *   would load it;
+ * - a DeepSpeed ZeRO checkpoint folder (`latest` + tag folders, or a tag folder), consolidated as
+ *   DeepSpeed's zero_to_fp32 does;
  * - with `shardedRanks: 'consolidate'`, one rank file of an FSDP run: its whole family, presented
  *   as one virtual checkpoint whose tensors are assembled lazily while a writer streams them.
  * Each file is opened once.
@@ -31,7 +35,11 @@ export function openCheckpoint(input: string, opts: OpenOptions = {}): Checkpoin
   const { shardedRanks = 'as-is', ...analyseOptions } = opts;
   let reading: FormatReading;
   let fileBytes: number;
-  if (isDcpFolder(input)) {
+  if (isDeepSpeedFolder(input)) {
+    const ds = readDeepSpeedFolder(input);
+    reading = ds;
+    fileBytes = deepSpeedBytes(ds);
+  } else if (isDcpFolder(input)) {
     const dcp = readDcpFolder(input);
     reading = dcp;
     fileBytes = dcp.dcp.files.reduce((a, f) => a + fs.statSync(path.join(input, f)).size, 0);

@@ -16,6 +16,8 @@ import { openFormat } from '../formats/open-format.ts';
 import { pyRepr, type PyValue } from '../formats/values/python-values.ts';
 import { isShardIndexName, readShardIndex } from '../formats/safetensors/shard-index.ts';
 import { TorchTensor } from '../formats/values/torch-values.ts';
+import { isDeepSpeedFolder } from '../formats/deepspeed/locate.ts';
+import { deepSpeedSource } from './deepspeed-source.ts';
 import { Family } from './family.ts';
 import { dcpEntries } from '../checkpoint/flatten.ts';
 import { isShardTensor } from './placements.ts';
@@ -77,6 +79,7 @@ export function openSource(inputs: string[]): ReshardSource {
   }
   const input = inputs[0]!;
   if (fs.statSync(input).isDirectory()) {
+    if (isDeepSpeedFolder(input)) return deepSpeedSource(input);
     if (isDcpFolder(input)) return dcpSource(input);
     const indexes = fs.readdirSync(input).filter(isShardIndexName);
     if (indexes.length === 1) return shardSetSource(path.join(input, indexes[0]!));

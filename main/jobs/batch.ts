@@ -15,6 +15,7 @@ import { findTempFiles, isStale, removeStaleTempFiles, removeTempEntry } from '.
 import { outputFiles } from '../convert/plan.ts';
 import { pauseForTest } from './test-pause.ts';
 import { isDcpFolder } from '../formats/dcp/dcp.ts';
+import { isDeepSpeedFolder } from '../formats/deepspeed/locate.ts';
 
 /**
  * Converting a folder: every checkpoint under it (found by content), written to the same
@@ -118,7 +119,7 @@ function unitsOf(g: FileGroup, rules: ConversionRules, input: string): Unit[] {
   if (!g.family) {
     const f = g.files[0]!;
     // a DCP folder becomes one file beside where the folder was: step100/ → step100.pt
-    return [{ source: f, sources: g.files, output: isDcpFolder(path.join(input, f)) ? `${f}.pt` : f, rules, group: f }];
+    return [{ source: f, sources: g.files, output: isDcpFolder(path.join(input, f)) || isDeepSpeedFolder(path.join(input, f)) ? `${f}.pt` : f, rules, group: f }];
   }
   const group = g.files[0]!;
   if (rules.preset?.name === 'ddp') {

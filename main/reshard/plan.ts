@@ -5,7 +5,8 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { NO_RULES, type ConversionRules } from '../../shared/presets.ts';
+import { NO_RULES, type CastSummary, type ConversionRules } from '../../shared/presets.ts';
+import { castTree } from '../convert/cast-tree.ts';
 import type { DroppedItem, LayoutColumn, LayoutRow, ReshardPlan, ReshardRequest, ShardLayout, TensorAlias } from '../../shared/reshard.ts';
 import { analyse, rootStorage, type Checkpoint } from '../checkpoint/inspect.ts';
 import { dangerousCalls } from '../checkpoint/security.ts';
@@ -17,9 +18,8 @@ import { dataFileName, type DcpWriteItem } from '../formats/dcp/dcp-writer.ts';
 import { fail } from '../errors.ts';
 import { PyDict, type PyValue } from '../formats/values/python-values.ts';
 import { safetensorsTag } from '../formats/safetensors/safetensors-writer.ts';
-import { ViewSource, type TensorSource } from '../formats/values/tensor-source.ts';
 import { TorchTensor, type TorchStorage } from '../formats/values/torch-values.ts';
-import { sourceOf } from '../formats/values/virtual-tensor.ts';
+import { tensorSource } from '../formats/values/reshaped-source.ts';
 import { dcpEntries, tensorEntries } from '../checkpoint/flatten.ts';
 import { indexJson, splitIntoShards, type ShardSplit } from './hf-shards.ts';
 import type { ReshardSource } from '../inputs/sources.ts';
@@ -38,12 +38,12 @@ export type WriteJob =
 export interface Planned {
   plan: ReshardPlan;
   job: WriteJob | null;
+  /** `--dtype`: what the casts did so far (counts are final once the job is written) */
+  cast: () => CastSummary | null;
 }
 
-/** The bytes of a tensor, as a source: its virtual assembly or its view of a storage on disk. */
-export function tensorSource(t: TorchTensor): TensorSource {
-  return (t.storage && sourceOf(t.storage)) ?? new ViewSource(t);
-}
+/** The bytes of a tensor, as a source (see formats/values/reshaped-source.ts). */
+export { tensorSource };
 
 /**
  * safetensors files written by `safetensors.torch` conversion keep tied names in `__metadata__`
@@ -167,8 +167,9 @@ export function planReshard(src: ReshardSource, req: ReshardRequest): Planned {
   const input = src.layout();
   const target = req.target;
   const out = req.output;
+  let cast: Planned['cast'] = () => null;
   const finish = (output: ShardLayout, totalBytes: number, job: WriteJob | null): Planned => ({
-    plan: { request: req, input, output, aliases, dropped, totalBytes, warnings, errors }, job: errors.length ? null : job,
+    plan: { request: req, input, output, aliases, dropped, totalBytes, warnings, errors }, job: errors.length ? null : job, cast,
   });
   const emptyOut = layoutOf('output', 'nothing', [], []);
   if (!out) {
@@ -186,6 +187,9 @@ export function planReshard(src: ReshardSource, req: ReshardRequest): Planned {
   let root = src.root(req.takeRank);
   root = restoreAliases(root, src.reading.records, notes);
   warnings.push(...notes);
+  const casting = castTree(root, req);
+  root = casting.tree;
+  cast = casting.summary;
 
   if ((target.kind === 'single' && req.format === 'torch') || target.kind === 'ranks') {
     // a safetensors header's __metadata__ has no place in a torch file (aliases were restored above)

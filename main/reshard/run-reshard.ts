@@ -26,10 +26,14 @@ export async function reshard(req: ReshardRequest, context: ReshardContext = { o
   if (!req.dryRun && req.output) recoverInterruptedPublishes(path.dirname(path.resolve(req.output)));
   const src = openSource(req.inputs);
   try {
-    const { plan, job } = planReshard(src, req);
-    const report = (over: Partial<ReshardReport>): ReshardReport => ({
-      plan, differing: [], written: false, outputs: [], verified: false, pieceChecks: 0, seconds: (performance.now() - t0) / 1000, bytesCopied: 0, ...over,
-    });
+    const { plan, job, cast } = planReshard(src, req);
+    const report = (over: Partial<ReshardReport>): ReshardReport => {
+      const casts = cast();
+      return {
+        plan, differing: [], written: false, outputs: [], verified: false, pieceChecks: 0, seconds: (performance.now() - t0) / 1000, bytesCopied: 0,
+        ...(casts ? { cast: casts } : {}), ...over,
+      };
+    };
     if (plan.errors.length || req.dryRun || !job) return report({});
     let differing: TensorDifference[] = [];
     if (src.family) {

@@ -5,7 +5,7 @@
  */
 import * as path from 'node:path';
 import { API_METHODS, type ApiMethod } from '../../shared/api.ts';
-import { parseMapLocation, regexError, type ConversionRules, type Preset } from '../../shared/presets.ts';
+import { parseMapLocation, regexError, type CastDtype, type ConversionRules, type Preset } from '../../shared/presets.ts';
 import type { ReshardRequest, ReshardTarget } from '../../shared/reshard.ts';
 import type { Preprocess, VerifyOptions, VerifyReport } from '../../shared/verify.ts';
 import { fail } from '../errors.ts';
@@ -92,8 +92,17 @@ function renameList(v: unknown, name: string): { pattern: string; replacement: s
   });
 }
 
+/** `--dtype` fields, optional in rules and re-shard requests. */
+const CAST_FIELDS = ['castTo', 'keepDtype'] as const;
+function castFields(r: Record<string, unknown>, name: string): { castTo?: CastDtype | null; keepDtype?: string | null } {
+  return {
+    ...('castTo' in r ? { castTo: nullable(oneOf(['float32', 'bfloat16', 'float16']))(r['castTo'], `${name}.castTo`) as CastDtype | null } : {}),
+    ...('keepDtype' in r ? { keepDtype: nullable(regex)(r['keepDtype'], `${name}.keepDtype`) as string | null } : {}),
+  };
+}
+
 export function conversionRules(v: unknown, name = 'rules'): ConversionRules {
-  const r = fields(v, name, [...RULE_FIELDS, 'keepObjects']);
+  const r = fields(v, name, [...RULE_FIELDS, 'keepObjects', ...CAST_FIELDS]);
   const missing = RULE_FIELDS.find((k) => !(k in r));
   if (missing) fail('usage', `${name}.${missing} is missing`);
   return {
@@ -113,6 +122,7 @@ export function conversionRules(v: unknown, name = 'rules'): ConversionRules {
     exportStateDict: bool(r['exportStateDict'], `${name}.exportStateDict`) as boolean,
     // optional: carry classes torch.load(weights_only=True) refuses (`ckpt convert --keep-objects`)
     ...('keepObjects' in r && bool(r['keepObjects'], `${name}.keepObjects`) ? { keepObjects: true } : {}),
+    ...castFields(r, name),
   };
 }
 
@@ -292,7 +302,7 @@ const RESHARD_FIELDS = ['inputs', 'target', 'format', 'output', 'force', 'preset
 
 /** `ReshardRequest`: every field present; inputs and output absolute paths. */
 export function reshardRequest(v: unknown, name = 'request'): ReshardRequest {
-  const r = fields(v, name, RESHARD_FIELDS);
+  const r = fields(v, name, [...RESHARD_FIELDS, ...CAST_FIELDS]);
   const missing = RESHARD_FIELDS.find((k) => !(k in r));
   if (missing) fail('usage', `${name}.${missing} is missing`);
   const inputs = list(r['inputs'], `${name}.inputs`).map((x, i) => absolutePath(x, `${name}.inputs[${i}]`));
@@ -306,6 +316,7 @@ export function reshardRequest(v: unknown, name = 'request'): ReshardRequest {
     preset: r['preset'] === null ? null : preset(r['preset'], `${name}.preset`),
     takeRank: nullable(int(0, 65535))(r['takeRank'], `${name}.takeRank`) as number | null,
     dryRun: bool(r['dryRun'], `${name}.dryRun`) as boolean,
+    ...castFields(r, name),
   };
 }
 

@@ -19,6 +19,7 @@ groups['reshard'] = (await import('./reshard-bench.ts')).reshardBenchmarks;
 groups['verify-python'] = (await import('./verify-python-bench.ts')).verifyPythonBenchmarks;
 groups['fitdiff'] = (await import('./fitdiff-bench.ts')).fitDiffBenchmarks;
 groups['scale'] = (await import('./scale-bench.ts')).scaleBenchmarks;
+groups['deepspeed'] = (await import('./deepspeed-bench.ts')).deepspeedBenchmarks;
 export interface BenchResult { name: string; value: string; target: string; pass: boolean; detail?: string }
 
 const results: BenchResult[] = [];

@@ -1,0 +1,33 @@
+import type { OutputReport } from '../../shared/convert.ts';
+import { rootStorage } from '../checkpoint/inspect.ts';
+import { walkTensors } from '../checkpoint/tree.ts';
+import { combinedPieceCrc } from '../formats/values/flat-pieces.ts';
+import type { PyValue } from '../formats/values/python-values.ts';
+import { assemblyOf } from '../formats/values/virtual-tensor.ts';
+
+const hex = (n: number): string => n.toString(16).padStart(8, '0');
+
+/**
+ * Tensors assembled from flat slices (a DeepSpeed folder's params) checked against their source
+ * slices: the slices' CRCs, combined in offset order, must equal the tensor's CRC read back from
+ * the written file. Marks the first tensor that fails; returns the number of slices checked.
+ */
+export function checkFlatSlices(tree: PyValue, report: OutputReport): number {
+  const byPath = new Map(report.checks.map((c) => [JSON.stringify(c.path), c]));
+  let slices = 0;
+  for (const { path, tensor } of walkTensors(tree)) {
+    const a = tensor.storage ? assemblyOf(rootStorage(tensor.storage)) : undefined;
+    const check = byPath.get(JSON.stringify(path));
+    if (!a || !check?.crc32 || tensor.storageOffset !== 0) continue;
+    const combined = combinedPieceCrc(a);
+    if (combined === null) continue;
+    slices += a.pieces.length;
+    if (combined !== parseInt(check.crc32, 16) && check.ok) {
+      check.ok = false;
+      check.problem = `its ${a.pieces.length} source slices have combined crc32 ${hex(combined)}, the tensor reads back with ${check.crc32}`;
+      report.verified = false;
+      report.mismatch ??= `${JSON.stringify(path)}: ${check.problem}`;
+    }
+  }
+  return slices;
+}
