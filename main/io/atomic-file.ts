@@ -1,6 +1,5 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { randomBytes } from 'node:crypto';
 import { asCheckpointError, CheckpointError, fail } from '../errors.ts';
 import { endWriteBehind, startWriteBehind } from './write-all.ts';
 import { keepAlive, tempPathFor } from './temp-files.ts';
