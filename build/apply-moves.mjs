@@ -8,10 +8,12 @@ import { posix as path } from 'node:path';
 
 const moves = new Map();
 for (const m of readFileSync('MOVES.md', 'utf8').matchAll(/^\| `([^`]+)` \| `([^`]+)` \|$/gm)) moves.set(m[1], m[2]);
-const files = process.argv.length > 2
-  ? process.argv.slice(2)
-  : execFileSync('git', ['ls-files', '--cached', '--others', '--exclude-standard'], { encoding: 'utf8' }).split('\n')
-      .filter((f) => /^(main|shared|test|renderer|build)\/.*\.(ts|svelte|mjs)$/.test(f) && existsSync(f));
+const files =
+  process.argv.length > 2
+    ? process.argv.slice(2)
+    : execFileSync('git', ['ls-files', '--cached', '--others', '--exclude-standard'], { encoding: 'utf8' })
+        .split('\n')
+        .filter((f) => /^(main|shared|test|renderer|build)\/.*\.(ts|svelte|mjs)$/.test(f) && existsSync(f));
 
 function mapSpec(file, spec) {
   const target = path.normalize(path.join(path.dirname(file), spec));

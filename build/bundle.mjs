@@ -33,7 +33,16 @@ if (existsSync('main/electron/main.ts')) {
   await build({ ...node, entryPoints: { main: 'main/electron/main.ts', ...workers }, outdir: 'dist/electron' });
   if (existsSync(RUNNER)) copyFileSync(RUNNER, 'dist/electron/verify-runner.py');
   // A sandboxed preload must be one CommonJS script that requires nothing but 'electron'.
-  await build({ bundle: true, platform: 'node', format: 'cjs', target: 'node20', logLevel: 'warning', external: ['electron'], entryPoints: { preload: 'main/electron/preload.ts' }, outfile: 'dist/electron/preload.cjs' });
+  await build({
+    bundle: true,
+    platform: 'node',
+    format: 'cjs',
+    target: 'node20',
+    logLevel: 'warning',
+    external: ['electron'],
+    entryPoints: { preload: 'main/electron/preload.ts' },
+    outfile: 'dist/electron/preload.cjs',
+  });
 }
 
 if (existsSync('renderer/vite.config.ts')) {

@@ -170,9 +170,27 @@ export interface CheckpointApi {
 
 /** Method names of the contract, for transports that route by name (IPC channels, HTTP paths). */
 export const API_METHODS = [
-  'getWorkspace', 'listDirectory', 'chooseFile', 'addRecent', 'inspect', 'tensorStats', 'previewConversion', 'startConversion',
-  'planBatch', 'startBatch', 'cancelJob', 'jobStatus', 'startVerify', 'verifyReportHtml', 'planReshard', 'startReshard',
-  'readDevices', 'devicePlan', 'watchDevices', 'fitCheckpoint', 'diffCheckpoints',
+  'getWorkspace',
+  'listDirectory',
+  'chooseFile',
+  'addRecent',
+  'inspect',
+  'tensorStats',
+  'previewConversion',
+  'startConversion',
+  'planBatch',
+  'startBatch',
+  'cancelJob',
+  'jobStatus',
+  'startVerify',
+  'verifyReportHtml',
+  'planReshard',
+  'startReshard',
+  'readDevices',
+  'devicePlan',
+  'watchDevices',
+  'fitCheckpoint',
+  'diffCheckpoints',
 ] as const satisfies readonly Exclude<keyof CheckpointApi, 'onEvent'>[];
 
 export type ApiMethod = (typeof API_METHODS)[number];

@@ -242,14 +242,22 @@ export const LEGEND_ORDER: readonly Exclude<LinkType, 'unknown'>[] = ['X', 'SYS'
  */
 export function linkRank(type: LinkType, nvlinks = 0): number {
   switch (type) {
-    case 'X': return 1000;
-    case 'NV': return 100 + Math.max(0, nvlinks);
-    case 'PIX': return 50;
-    case 'PXB': return 40;
-    case 'PHB': return 30;
-    case 'NODE': return 20;
-    case 'SYS': return 10;
-    default: return 0;
+    case 'X':
+      return 1000;
+    case 'NV':
+      return 100 + Math.max(0, nvlinks);
+    case 'PIX':
+      return 50;
+    case 'PXB':
+      return 40;
+    case 'PHB':
+      return 30;
+    case 'NODE':
+      return 20;
+    case 'SYS':
+      return 10;
+    default:
+      return 0;
   }
 }
 

@@ -58,8 +58,16 @@ const bySafetensors = new Map(DTYPES.filter((d) => d.safetensors).map((d) => [d.
 
 /** Aliases torch accepts as attribute names (`torch.float`, `torch.half`, ...). */
 const ALIASES: Record<string, string> = {
-  float: 'float32', double: 'float64', half: 'float16', long: 'int64', int: 'int32', short: 'int16',
-  cfloat: 'complex64', cdouble: 'complex128', chalf: 'complex32', complex: 'complex64',
+  float: 'float32',
+  double: 'float64',
+  half: 'float16',
+  long: 'int64',
+  int: 'int32',
+  short: 'int16',
+  cfloat: 'complex64',
+  cdouble: 'complex128',
+  chalf: 'complex32',
+  complex: 'complex64',
 };
 
 export function dtypeByName(name: string): DTypeInfo | undefined {

@@ -24,7 +24,16 @@ export interface StrictLoad {
   message: string | null;
 }
 
-export type FitRuleKind = 'unwrap' | 'strip-prefix' | 'add-prefix' | 'remove-component' | 'add-component' | 'rename' | 'exclude-head' | 'fill-from-target' | 'drop-unexpected';
+export type FitRuleKind =
+  | 'unwrap'
+  | 'strip-prefix'
+  | 'add-prefix'
+  | 'remove-component'
+  | 'add-component'
+  | 'rename'
+  | 'exclude-head'
+  | 'fill-from-target'
+  | 'drop-unexpected';
 
 export interface FitRule {
   kind: FitRuleKind;

@@ -5,11 +5,7 @@
 import { didYouMean } from './did-you-mean.ts';
 export type PresetName = 'cpu' | 'gpu' | 'dp' | 'ddp';
 
-export type Preset =
-  | { name: 'cpu' }
-  | { name: 'gpu'; index: number }
-  | { name: 'dp' }
-  | { name: 'ddp'; worldSize: number };
+export type Preset = { name: 'cpu' } | { name: 'gpu'; index: number } | { name: 'dp' } | { name: 'ddp'; worldSize: number };
 
 export interface ConversionRules {
   preset: Preset | null;
@@ -63,7 +59,15 @@ export interface CastSummary {
 }
 
 export const NO_RULES: ConversionRules = {
-  preset: null, stripPrefixes: [], addPrefix: null, renames: [], include: null, exclude: null, mapLocation: [], unwrap: false, exportStateDict: false,
+  preset: null,
+  stripPrefixes: [],
+  addPrefix: null,
+  renames: [],
+  include: null,
+  exclude: null,
+  mapLocation: [],
+  unwrap: false,
+  exportStateDict: false,
 };
 
 /** Wrapper prefixes a preset removes, in the order wrappers stack them (outermost first). */
@@ -78,10 +82,34 @@ export interface PresetInfo {
 }
 
 export const PRESETS: readonly PresetInfo[] = [
-  { name: 'cpu', title: 'CPU', keys: "wrapper prefixes removed ('module.', '_orig_mod.', Lightning's 'model.' and '_forward_module.', stacked)", devices: 'all cpu', loadsWith: 'torch.load(f) with no map_location, then model.load_state_dict(sd)' },
-  { name: 'gpu', title: 'single GPU', keys: 'wrapper prefixes removed', devices: 'all cuda:K (default 0)', loadsWith: "model.to('cuda:K'); model.load_state_dict(torch.load(f))" },
-  { name: 'dp', title: 'DataParallel', keys: "exactly one 'module.' prefix", devices: 'all cuda:0 (DataParallel keeps master weights on device_ids[0])', loadsWith: 'nn.DataParallel(model).load_state_dict(sd, strict=True)' },
-  { name: 'ddp', title: 'DistributedDataParallel', keys: "exactly one 'module.' prefix", devices: 'rank r on cuda:r; one file per rank', loadsWith: 'DDP(model, device_ids=[r]).load_state_dict(torch.load(f"…rank{r}.pth"))' },
+  {
+    name: 'cpu',
+    title: 'CPU',
+    keys: "wrapper prefixes removed ('module.', '_orig_mod.', Lightning's 'model.' and '_forward_module.', stacked)",
+    devices: 'all cpu',
+    loadsWith: 'torch.load(f) with no map_location, then model.load_state_dict(sd)',
+  },
+  {
+    name: 'gpu',
+    title: 'single GPU',
+    keys: 'wrapper prefixes removed',
+    devices: 'all cuda:K (default 0)',
+    loadsWith: "model.to('cuda:K'); model.load_state_dict(torch.load(f))",
+  },
+  {
+    name: 'dp',
+    title: 'DataParallel',
+    keys: "exactly one 'module.' prefix",
+    devices: 'all cuda:0 (DataParallel keeps master weights on device_ids[0])',
+    loadsWith: 'nn.DataParallel(model).load_state_dict(sd, strict=True)',
+  },
+  {
+    name: 'ddp',
+    title: 'DistributedDataParallel',
+    keys: "exactly one 'module.' prefix",
+    devices: 'rank r on cuda:r; one file per rank',
+    loadsWith: 'DDP(model, device_ids=[r]).load_state_dict(torch.load(f"…rank{r}.pth"))',
+  },
 ];
 
 /** `cpu`, `gpu`, `gpu:3`, `dp`, `ddp` (world size from `--world-size`). */

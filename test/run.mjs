@@ -7,7 +7,11 @@ const roots = process.argv.slice(2).length ? process.argv.slice(2) : ['test/unit
 const files = [];
 function walk(dir) {
   let names;
-  try { names = readdirSync(dir); } catch { return; }
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return;
+  }
   for (const n of names.sort()) {
     const p = join(dir, n);
     if (statSync(p).isDirectory()) walk(p);

@@ -44,7 +44,8 @@ function sample(x, y) {
   if (d <= 92) col = d > 80 ? [0.09, 0.13, 0.17] : [0.22, 0.78, 0.45];
   if (d <= 80) {
     const seg = (ax, ay, cx2, cy2) => {
-      const vx = cx2 - ax, vy = cy2 - ay;
+      const vx = cx2 - ax,
+        vy = cy2 - ay;
       const t = Math.max(0, Math.min(1, ((x - ax) * vx + (y - ay) * vy) / (vx * vx + vy * vy)));
       return Math.hypot(x - (ax + t * vx), y - (ay + t * vy));
     };

@@ -58,8 +58,14 @@ export function dcpEntries(root: PyValue): { entries: FlatEntry[]; dropped: Drop
   const names = new Set<string>();
   const visit = (p: (string | number)[], v: PyValue): void => {
     if (v instanceof PyDict) {
-      if (v.attrs?.size) dropped.push({ name: dottedName(p), type: 'attributes', reason: `dict attributes (${v.attrs.entries.map(([k]) => pyStr(k)).join(', ')}) are not kept by a distributed checkpoint` });
-      if (v.size === 0 && p.length) dropped.push({ name: dottedName(p), type: typeName(v), reason: 'an empty dict is not kept by a distributed checkpoint (torch drops it too)' });
+      if (v.attrs?.size)
+        dropped.push({
+          name: dottedName(p),
+          type: 'attributes',
+          reason: `dict attributes (${v.attrs.entries.map(([k]) => pyStr(k)).join(', ')}) are not kept by a distributed checkpoint`,
+        });
+      if (v.size === 0 && p.length)
+        dropped.push({ name: dottedName(p), type: typeName(v), reason: 'an empty dict is not kept by a distributed checkpoint (torch drops it too)' });
       for (const [k, x] of v.entries) visit([...p, pyStr(k)], x);
     } else if (isTerminal(v)) {
       const name = dottedName(p);
@@ -70,7 +76,12 @@ export function dcpEntries(root: PyValue): { entries: FlatEntry[]; dropped: Drop
       v.items.forEach((x, i) => visit([...p, i], x));
     }
   };
-  if (root.attrs?.size) dropped.push({ name: '', type: 'attributes', reason: `dict attributes (${root.attrs.entries.map(([k]) => pyStr(k)).join(', ')}) are not kept by a distributed checkpoint` });
+  if (root.attrs?.size)
+    dropped.push({
+      name: '',
+      type: 'attributes',
+      reason: `dict attributes (${root.attrs.entries.map(([k]) => pyStr(k)).join(', ')}) are not kept by a distributed checkpoint`,
+    });
   for (const [k, v] of root.entries) visit([pyStr(k)], v);
   return { entries, dropped };
 }
@@ -98,9 +109,15 @@ export function tensorEntries(root: PyValue): { tensors: { name: string; path: (
       tensors.push({ name, path: p, tensor: v });
       return;
     }
-    if (v instanceof PyDict && v.attrs?.size) dropped.push({ name: name || '(top)', type: 'attributes', reason: `dict attributes (${v.attrs.entries.map(([k]) => pyStr(k)).join(', ')}) have no place in a flat tensor file` });
+    if (v instanceof PyDict && v.attrs?.size)
+      dropped.push({
+        name: name || '(top)',
+        type: 'attributes',
+        reason: `dict attributes (${v.attrs.entries.map(([k]) => pyStr(k)).join(', ')}) have no place in a flat tensor file`,
+      });
     // containers are walked; another object only when tensors are inside it (else it is one value)
-    const walk = v instanceof PyDict || v instanceof PyList || v instanceof PyTuple || v instanceof PySet || (v instanceof PyObject && walkTensors(v).length > 0);
+    const walk =
+      v instanceof PyDict || v instanceof PyList || v instanceof PyTuple || v instanceof PySet || (v instanceof PyObject && walkTensors(v).length > 0);
     const kids = walk ? childrenOf(v as PyValue) : [];
     if (kids.length && !onPath.has(v as object)) {
       onPath.add(v as object);

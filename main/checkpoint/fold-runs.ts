@@ -9,7 +9,11 @@ import type { TreeNode } from '../../shared/inspect.ts';
 /** Runs shorter than this stay as they are. */
 const MIN_RUN = 3;
 
-interface Numbered { stem: string; n: number; tail: string }
+interface Numbered {
+  stem: string;
+  n: number;
+  tail: string;
+}
 
 function numbered(key: string | number): Numbered | null {
   const m = /^(.*?)(\d+)(\D*)$/.exec(String(key));
@@ -24,7 +28,7 @@ function shape(n: TreeNode): string {
 
 export function foldNumberedRuns(nodes: readonly TreeNode[]): TreeNode[] {
   const out: TreeNode[] = [];
-  for (let i = 0; i < nodes.length;) {
+  for (let i = 0; i < nodes.length; ) {
     const first = numbered(nodes[i]!.key);
     let j = i + 1;
     if (first) {

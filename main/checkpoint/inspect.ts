@@ -61,16 +61,38 @@ export function analyse(file: string, reading: FormatReading, opts: AnalyseOptio
     add(byDtype, t.dtype.name);
     add(byDevice, t.device);
     return {
-      path: p, dtype: t.dtype.name, shape: t.shape, stride: t.stride, storageOffset: t.storageOffset, device: t.device, nbytes: t.nbytes,
-      requiresGrad: t.requiresGrad, isParameter: t.isParameter, storage: t.storage ? rootStorage(t.storage).key : null,
-      shared: t.storage ? (users.get(rootStorage(t.storage)) ?? 0) > 1 : false, kind: t.subclass ?? t.kind,
+      path: p,
+      dtype: t.dtype.name,
+      shape: t.shape,
+      stride: t.stride,
+      storageOffset: t.storageOffset,
+      device: t.device,
+      nbytes: t.nbytes,
+      requiresGrad: t.requiresGrad,
+      isParameter: t.isParameter,
+      storage: t.storage ? rootStorage(t.storage).key : null,
+      shared: t.storage ? (users.get(rootStorage(t.storage)) ?? 0) > 1 : false,
+      kind: t.subclass ?? t.kind,
     };
   });
-  const layout = detectLayout({ tensors: tensors.map((x) => x.tensor), roles, fileName: path.basename(file), ...(opts.familyRank !== undefined ? { familyRank: opts.familyRank } : {}) });
+  const layout = detectLayout({
+    tensors: tensors.map((x) => x.tensor),
+    roles,
+    fileName: path.basename(file),
+    ...(opts.familyRank !== undefined ? { familyRank: opts.familyRank } : {}),
+  });
   // numpy files hold named arrays: torch.load never reads them, so "state dict" would mislead
   if (reading.format === 'npz' || reading.format === 'npy') layout.evidence = layout.evidence.map((e) => e.replace(/^state dict /, 'named numpy arrays '));
-  const roleInfos: RoleInfo[] = roles.map((r) => ({ kind: r.kind, path: r.path, ...(r.entries ? { keys: r.entries.length } : {}), ...(r.className ? { className: r.className } : {}), ...(r.note ? { note: r.note } : {}) }));
-  const modules = roles.filter((r) => r.kind === 'module').map((r) => ({ path: r.path, className: r.className ?? '', keys: (r.entries ?? []).map((e) => e.key) }));
+  const roleInfos: RoleInfo[] = roles.map((r) => ({
+    kind: r.kind,
+    path: r.path,
+    ...(r.entries ? { keys: r.entries.length } : {}),
+    ...(r.className ? { className: r.className } : {}),
+    ...(r.note ? { note: r.note } : {}),
+  }));
+  const modules = roles
+    .filter((r) => r.kind === 'module')
+    .map((r) => ({ path: r.path, className: r.className ?? '', keys: (r.entries ?? []).map((e) => e.key) }));
   const notes = [...reading.notes];
   const report: InspectReport = {
     file,
@@ -94,7 +116,6 @@ export function analyse(file: string, reading: FormatReading, opts: AnalyseOptio
   return { file, reading, tensors, roles, report, close: () => reading.close() };
 }
 
-
 export function typeName(v: PyValue): string {
   if (v === null) return 'None';
   if (typeof v === 'boolean') return 'bool';
@@ -107,7 +128,7 @@ export function typeName(v: PyValue): string {
   if (v instanceof PyList) return 'list';
   if (v instanceof PyTuple) return 'tuple';
   if (v instanceof PySet) return v.frozen ? 'frozenset' : 'set';
-  if (v instanceof TorchTensor) return v.isParameter ? 'Parameter' : v.subclass ?? 'tensor';
+  if (v instanceof TorchTensor) return v.isParameter ? 'Parameter' : (v.subclass ?? 'tensor');
   if (v instanceof TorchStorage) return 'storage';
   if (v instanceof PyGlobal) return 'global';
   if (v instanceof PyObject) return v.className;
@@ -121,7 +142,14 @@ const MAX_SUMMARY_NODES = 50_000;
  * A bounded summary of the container tree for display: at most `width` children per node and
  * `MAX_SUMMARY_NODES` in all (`budget.left` counts down across the whole tree).
  */
-export function summariseTree(key: string | number, v: PyValue, depth: number, width: number, onPath: Set<object>, budget = { left: MAX_SUMMARY_NODES }): TreeNode {
+export function summariseTree(
+  key: string | number,
+  v: PyValue,
+  depth: number,
+  width: number,
+  onPath: Set<object>,
+  budget = { left: MAX_SUMMARY_NODES },
+): TreeNode {
   budget.left--;
   const type = typeName(v);
   if (v instanceof TorchTensor) return { key, type, summary: `${v.dtype.name}[${v.shape.join(', ')}] ${v.device}` };
@@ -135,7 +163,10 @@ export function summariseTree(key: string | number, v: PyValue, depth: number, w
   if (v instanceof PyDict) {
     const sd = asStateDict(v);
     if (sd && sd.some((e) => e.key.includes('.'))) {
-      const trie = keyTrie(sd.map((e) => [e.key, e.tensor] as const), width);
+      const trie = keyTrie(
+        sd.map((e) => [e.key, e.tensor] as const),
+        width,
+      );
       const more = Math.max(0, trie.length - width) + (v.size - sd.length);
       return { key, type, summary: `state dict, ${sd.length} tensors`, children: trie.slice(0, width), ...(more ? { more } : {}) };
     }
@@ -154,7 +185,11 @@ export function summariseTree(key: string | number, v: PyValue, depth: number, w
  * read as a few dozen lines. The top level is not cut to `width`: the caller does that.
  */
 export function keyTrie(entries: readonly (readonly [string, TorchTensor])[], width: number): TreeNode[] {
-  interface Trie { kids: Map<string, Trie>; tensor?: TorchTensor; count: number }
+  interface Trie {
+    kids: Map<string, Trie>;
+    tensor?: TorchTensor;
+    count: number;
+  }
   const root: Trie = { kids: new Map(), count: 0 };
   for (const [k, t] of entries) {
     let cur = root;
@@ -175,7 +210,12 @@ export function keyTrie(entries: readonly (readonly [string, TorchTensor])[], wi
         name = `${name}.${childName}`;
         n = child;
       }
-      if (n.tensor && n.kids.size === 0) nodes.push({ key: name, type: n.tensor.isParameter ? 'Parameter' : 'tensor', summary: `${n.tensor.dtype.name}[${n.tensor.shape.join(', ')}] ${n.tensor.device}` });
+      if (n.tensor && n.kids.size === 0)
+        nodes.push({
+          key: name,
+          type: n.tensor.isParameter ? 'Parameter' : 'tensor',
+          summary: `${n.tensor.dtype.name}[${n.tensor.shape.join(', ')}] ${n.tensor.device}`,
+        });
       else {
         const kids = foldNumberedRuns(toNodes(n));
         const node: TreeNode = { key: `${name}.`, type: 'prefix', summary: `${n.count} tensors`, children: kids.slice(0, width) };

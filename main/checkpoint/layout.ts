@@ -56,7 +56,10 @@ export function detectLayout(input: LayoutInput): LayoutVerdict {
   const models = input.roles.filter((r) => r.kind === 'state-dict' || r.kind === 'module');
   const primary = models.reduce<Role | undefined>((best, r) => ((r.entries?.length ?? 0) > (best?.entries?.length ?? 0) ? r : best), undefined);
   const keys = primary?.entries?.map((e) => e.key) ?? [];
-  const prefixes = commonPrefixes(keys, input.roles.some((r) => r.kind === 'lightning'));
+  const prefixes = commonPrefixes(
+    keys,
+    input.roles.some((r) => r.kind === 'lightning'),
+  );
   const weightDevices: Record<string, number> = {};
   for (const e of primary?.entries ?? []) weightDevices[e.tensor.device] = (weightDevices[e.tensor.device] ?? 0) + 1;
   const deciding = Object.keys(weightDevices).length ? weightDevices : devices;
@@ -64,7 +67,10 @@ export function detectLayout(input: LayoutInput): LayoutVerdict {
 
   if (primary) {
     const where = primary.path.length ? `at ${primary.path.join('/')}` : 'at the top level';
-    const container = primary.kind !== 'module' ? 'state dict' : `${primary.note === 'TorchScript module' ? 'TorchScript module' : 'whole pickled module'} ${primary.className}`;
+    const container =
+      primary.kind !== 'module'
+        ? 'state dict'
+        : `${primary.note === 'TorchScript module' ? 'TorchScript module' : 'whole pickled module'} ${primary.className}`;
     evidence.push(`${container} ${where} with ${keys.length} ${keys.length === 1 ? 'key' : 'keys'}`);
   }
   if (prefixes.length) evidence.push(`every key starts with ${prefixes.map((p) => `'${p}'`).join(' then ')}`);

@@ -13,19 +13,36 @@ const MAP = "map_location='cpu'";
  * FRAME (0x95, every protocol 4+ pickle) and protocol 0/1's text LONG are the usual ones missing.
  */
 const WEIGHTS_ONLY_OPCODES = new Set([
-  0x63 /* GLOBAL */, 0x58 /* BINUNICODE */, 0x80 /* PROTO */, 0x2e /* STOP */, 0x81 /* NEWOBJ */, 0x52 /* REDUCE */, 0x62 /* BUILD */,
-  0x61 /* APPEND */, 0x65 /* APPENDS */, 0x73 /* SETITEM */, 0x75 /* SETITEMS */, 0x28 /* MARK */, 0x74 /* TUPLE */, 0x85 /* TUPLE1 */,
-  0x86 /* TUPLE2 */, 0x87 /* TUPLE3 */, 0x4e /* NONE */, 0x89 /* NEWFALSE */, 0x88 /* NEWTRUE */, 0x29 /* EMPTY_TUPLE */, 0x5d /* EMPTY_LIST */,
-  0x7d /* EMPTY_DICT */, 0x8f /* EMPTY_SET */, 0x4a /* BININT */, 0x4b /* BININT1 */, 0x4d /* BININT2 */, 0x47 /* BINFLOAT */,
-  0x55 /* SHORT_BINSTRING */, 0x51 /* BINPERSID */, 0x68 /* BINGET */, 0x6a /* LONG_BINGET */, 0x71 /* BINPUT */, 0x72 /* LONG_BINPUT */, 0x8a /* LONG1 */,
+  0x63 /* GLOBAL */, 0x58 /* BINUNICODE */, 0x80 /* PROTO */, 0x2e /* STOP */, 0x81 /* NEWOBJ */, 0x52 /* REDUCE */, 0x62 /* BUILD */, 0x61 /* APPEND */,
+  0x65 /* APPENDS */, 0x73 /* SETITEM */, 0x75 /* SETITEMS */, 0x28 /* MARK */, 0x74 /* TUPLE */, 0x85 /* TUPLE1 */, 0x86 /* TUPLE2 */, 0x87 /* TUPLE3 */,
+  0x4e /* NONE */, 0x89 /* NEWFALSE */, 0x88 /* NEWTRUE */, 0x29 /* EMPTY_TUPLE */, 0x5d /* EMPTY_LIST */, 0x7d /* EMPTY_DICT */, 0x8f /* EMPTY_SET */,
+  0x4a /* BININT */, 0x4b /* BININT1 */, 0x4d /* BININT2 */, 0x47 /* BINFLOAT */, 0x55 /* SHORT_BINSTRING */, 0x51 /* BINPERSID */, 0x68 /* BINGET */,
+  0x6a /* LONG_BINGET */, 0x71 /* BINPUT */, 0x72 /* LONG_BINPUT */, 0x8a /* LONG1 */,
 ]);
-const OPCODE_NAMES: Record<number, string> = { 0x95: 'FRAME', 0x4c: 'LONG', 0x49: 'INT', 0x8c: 'SHORT_BINUNICODE', 0x94: 'MEMOIZE', 0x93: 'STACK_GLOBAL', 0x70: 'PUT', 0x67: 'GET', 0x56: 'UNICODE', 0x53: 'STRING', 0x46: 'FLOAT', 0x50: 'PERSID', 0x8b: 'LONG4', 0x43: 'SHORT_BINBYTES', 0x42: 'BINBYTES' };
+const OPCODE_NAMES: Record<number, string> = {
+  0x95: 'FRAME',
+  0x4c: 'LONG',
+  0x49: 'INT',
+  0x8c: 'SHORT_BINUNICODE',
+  0x94: 'MEMOIZE',
+  0x93: 'STACK_GLOBAL',
+  0x70: 'PUT',
+  0x67: 'GET',
+  0x56: 'UNICODE',
+  0x53: 'STRING',
+  0x46: 'FLOAT',
+  0x50: 'PERSID',
+  0x8b: 'LONG4',
+  0x43: 'SHORT_BINBYTES',
+  0x42: 'BINBYTES',
+};
 
 /** The first opcode the pickle used that torch's weights-only unpickler does not implement, or null. */
 export function unsupportedOpcode(opcodes: Uint8Array | undefined): string | null {
   if (!opcodes) return null;
   // FRAME first: it follows PROTO, so it is the one torch stops at
-  for (const op of [0x95, ...Array.from({ length: 256 }, (_, i) => i)]) if (opcodes[op] && !WEIGHTS_ONLY_OPCODES.has(op)) return `${OPCODE_NAMES[op] ?? 'opcode'} (0x${op.toString(16)})`;
+  for (const op of [0x95, ...Array.from({ length: 256 }, (_, i) => i)])
+    if (opcodes[op] && !WEIGHTS_ONLY_OPCODES.has(op)) return `${OPCODE_NAMES[op] ?? 'opcode'} (0x${op.toString(16)})`;
   return null;
 }
 
@@ -37,39 +54,81 @@ export function loadClaims(report: Pick<InspectReport, 'file' | 'format' | 'secu
       // first raises "Cannot use ``weights_only=True`` with TorchScript archives" (1.13 did not check).
       if (report.records['layout']?.startsWith('model.json')) {
         // torch.jit.load of the 1.0/1.1 layout: "Legacy model format is not supported on mobile."
-        return { weightsOnly: false, torchLoad: false, how: 'torch.jit.load in the torch 1.0/1.1 that wrote it', why: 'a TorchScript archive in the torch 1.0/1.1 model.json layout: torch 1.13 and 2.x load it neither with torch.load nor with torch.jit.load ("Legacy model format is not supported")', convertible: false };
+        return {
+          weightsOnly: false,
+          torchLoad: false,
+          how: 'torch.jit.load in the torch 1.0/1.1 that wrote it',
+          why: 'a TorchScript archive in the torch 1.0/1.1 model.json layout: torch 1.13 and 2.x load it neither with torch.load nor with torch.jit.load ("Legacy model format is not supported")',
+          convertible: false,
+        };
       }
-      return { weightsOnly: false, torchLoad: true, how: `torch.jit.load(f, ${MAP})`, why: 'a TorchScript archive: torch 2.x refuses weights_only=True for it ("Cannot use weights_only=True with TorchScript archives"); torch.jit.load runs its compiled code', convertible: false };
+      return {
+        weightsOnly: false,
+        torchLoad: true,
+        how: `torch.jit.load(f, ${MAP})`,
+        why: 'a TorchScript archive: torch 2.x refuses weights_only=True for it ("Cannot use weights_only=True with TorchScript archives"); torch.jit.load runs its compiled code',
+        convertible: false,
+      };
     case 'safetensors': {
       // torch 2.13 torch/serialization.py `load`: a path ending in .safetensors is handed to
       // safetensors.torch.load_file; torch 1.13 reads it as a torch file and fails.
       const byName = report.file.endsWith('.safetensors');
       return {
-        weightsOnly: byName, torchLoad: byName, how: "safetensors.torch.load_file(f, device='cpu')",
+        weightsOnly: byName,
+        torchLoad: byName,
+        how: "safetensors.torch.load_file(f, device='cpu')",
         why: byName ? null : 'a safetensors file without the .safetensors name: torch.load cannot read it',
         convertible: true,
       };
     }
     case 'torch-tar':
       // torch 2.x `_legacy_load`: "Cannot use ``weights_only=True`` with files saved in the legacy .tar format"
-      return { weightsOnly: false, torchLoad: true, how: `torch.load(f, weights_only=False, ${MAP})  # runs the pickle: only for files you trust`, why: 'the torch 0.1–0.3 .tar format: torch 2.x refuses weights_only=True for it (torch 1.13 loaded it)', convertible: true };
+      return {
+        weightsOnly: false,
+        torchLoad: true,
+        how: `torch.load(f, weights_only=False, ${MAP})  # runs the pickle: only for files you trust`,
+        why: 'the torch 0.1–0.3 .tar format: torch 2.x refuses weights_only=True for it (torch 1.13 loaded it)',
+        convertible: true,
+      };
     case 'npz':
     case 'npy':
-      return { weightsOnly: false, torchLoad: false, how: `numpy.load(f${report.security.verdict === 'safe' || report.security.globals.length === 0 ? '' : ', allow_pickle=True'})`, why: `a numpy ${format === 'npz' ? '.npz archive' : '.npy array'}, not a torch.save file: torch.load cannot read it`, convertible: true };
+      return {
+        weightsOnly: false,
+        torchLoad: false,
+        how: `numpy.load(f${report.security.verdict === 'safe' || report.security.globals.length === 0 ? '' : ', allow_pickle=True'})`,
+        why: `a numpy ${format === 'npz' ? '.npz archive' : '.npy array'}, not a torch.save file: torch.load cannot read it`,
+        convertible: true,
+      };
     case 'pickle':
       // torch/serialization.py `_legacy_load`: the first pickle must be torch's magic number.
-      return { weightsOnly: false, torchLoad: false, how: "pickle.load(open(f, 'rb'))", why: 'a plain pickle, not written by torch.save: torch.load stops at "Invalid magic number; corrupt file?"', convertible: false };
+      return {
+        weightsOnly: false,
+        torchLoad: false,
+        how: "pickle.load(open(f, 'rb'))",
+        why: 'a plain pickle, not written by torch.save: torch.load stops at "Invalid magic number; corrupt file?"',
+        convertible: false,
+      };
     case 'dcp':
-      return { weightsOnly: false, torchLoad: false, how: 'torch.distributed.checkpoint.load(state_dict, checkpoint_id=folder)', why: 'a distributed-checkpoint folder: torch.load reads single files', convertible: true };
+      return {
+        weightsOnly: false,
+        torchLoad: false,
+        how: 'torch.distributed.checkpoint.load(state_dict, checkpoint_id=folder)',
+        why: 'a distributed-checkpoint folder: torch.load reads single files',
+        convertible: true,
+      };
     default: {
       const outside = report.security.globals.filter((g) => g.class !== 'safe').length;
       const opcode = unsupportedOpcode(pickleOpcodes);
-      const why = outside ? `the pickle names ${outside} global${outside === 1 ? '' : 's'} outside torch's weights_only allow-list`
-        : opcode ? `its pickle uses ${opcode}, which torch's weights-only unpickler does not implement ("Unsupported operand")` : null;
+      const why = outside
+        ? `the pickle names ${outside} global${outside === 1 ? '' : 's'} outside torch's weights_only allow-list`
+        : opcode
+          ? `its pickle uses ${opcode}, which torch's weights-only unpickler does not implement ("Unsupported operand")`
+          : null;
       return {
         weightsOnly: why === null,
         torchLoad: true,
-        how: why === null ? `torch.load(f, weights_only=True, ${MAP})` : `torch.load(f, weights_only=False, ${MAP})  # runs the pickle: only for files you trust`,
+        how:
+          why === null ? `torch.load(f, weights_only=True, ${MAP})` : `torch.load(f, weights_only=False, ${MAP})  # runs the pickle: only for files you trust`,
         why,
         convertible: true,
       };

@@ -123,7 +123,8 @@ export function moduleStateDict(o: PyObject, prefix = '', out: { key: string; te
   const nonPersistent = st.get('_non_persistent_buffers_set');
   const skip = new Set(nonPersistent instanceof PySet ? nonPersistent.items.map(String) : []);
   if (params instanceof PyDict) for (const [k, v] of params.entries) if (v instanceof TorchTensor) out.push({ key: prefix + String(k), tensor: v });
-  if (buffers instanceof PyDict) for (const [k, v] of buffers.entries) if (v instanceof TorchTensor && !skip.has(String(k))) out.push({ key: prefix + String(k), tensor: v });
+  if (buffers instanceof PyDict)
+    for (const [k, v] of buffers.entries) if (v instanceof TorchTensor && !skip.has(String(k))) out.push({ key: prefix + String(k), tensor: v });
   const mods = st.get('_modules');
   if (mods instanceof PyDict) {
     for (const [k, v] of mods.entries) if (v instanceof PyObject) moduleStateDict(v, `${prefix}${String(k)}.`, out, depth + 1);
@@ -135,7 +136,12 @@ export function moduleStateDict(o: PyObject, prefix = '', out: { key: string; te
  * A TorchScript module keeps parameters and buffers as plain attributes of `__torch__.*`
  * objects; their dotted attribute paths are the module's state dict keys.
  */
-export function scriptModuleTensors(o: PyObject, prefix = '', out: { key: string; tensor: TorchTensor }[] = [], depth = 0): { key: string; tensor: TorchTensor }[] {
+export function scriptModuleTensors(
+  o: PyObject,
+  prefix = '',
+  out: { key: string; tensor: TorchTensor }[] = [],
+  depth = 0,
+): { key: string; tensor: TorchTensor }[] {
   if (!(o.state instanceof PyDict) || depth > 200) return out;
   for (const [k, v] of o.state.entries) {
     if (v instanceof TorchTensor) out.push({ key: prefix + String(k), tensor: v });

@@ -11,7 +11,18 @@ import { TorchTensor } from '../formats/values/torch-values.ts';
 import { childrenOf } from './tree.ts';
 
 const NUMPY_NAMES: Record<string, string> = {
-  f8: 'float64', f4: 'float32', f2: 'float16', i8: 'int64', i4: 'int32', i2: 'int16', i1: 'int8', u8: 'uint64', u4: 'uint32', u2: 'uint16', u1: 'uint8', b1: 'bool',
+  f8: 'float64',
+  f4: 'float32',
+  f2: 'float16',
+  i8: 'int64',
+  i4: 'int32',
+  i2: 'int16',
+  i1: 'int8',
+  u8: 'uint64',
+  u4: 'uint32',
+  u2: 'uint16',
+  u1: 'uint8',
+  b1: 'bool',
 };
 
 /** A numpy scalar as `numpy.float64` and its value's text, or null when `v` is not one ckpt decodes. */
@@ -46,7 +57,14 @@ export function scalarValues(root: PyValue, limit = 200, maxDepth = 8): ScalarVa
     if (v instanceof TorchTensor) return;
     // a list of plain values (an optimizer group's params) is one value, not one line per item
     if ((v instanceof PyList || v instanceof PyTuple) && v.items.length > 4 && v.items.every((x) => scalarText(x) !== null)) {
-      out.push({ path, type: v instanceof PyList ? 'list' : 'tuple', text: `${v.items.length} items: ${v.items.slice(0, 4).map((x) => scalarText(x)!.text).join(', ')}, …` });
+      out.push({
+        path,
+        type: v instanceof PyList ? 'list' : 'tuple',
+        text: `${v.items.length} items: ${v.items
+          .slice(0, 4)
+          .map((x) => scalarText(x)!.text)
+          .join(', ')}, …`,
+      });
       return;
     }
     // a state dict (every value a tensor) holds no values worth listing

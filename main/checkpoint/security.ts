@@ -33,15 +33,27 @@ function securityOfPathAsScanned(source: string): SecurityReport {
   if (st.isDirectory() && !fs.existsSync(path.join(source, '.metadata'))) {
     // a DeepSpeed folder: torch.load unpickles each model-states and optim-states file (DeepSpeed's engine.load_checkpoint)
     const ds = locateDeepSpeed(source);
-    return mergeReports([...ds.modelFiles, ...ds.optimFiles].map((f) => [path.relative(source, f), scanFile(f)]), [`a DeepSpeed checkpoint (tag ${ds.tag}): each rank's *_states.pt is a torch.load pickle`]);
+    return mergeReports(
+      [...ds.modelFiles, ...ds.optimFiles].map((f) => [path.relative(source, f), scanFile(f)]),
+      [`a DeepSpeed checkpoint (tag ${ds.tag}): each rank's *_states.pt is a torch.load pickle`],
+    );
   }
   if (st.isDirectory()) {
-    const files = fs.readdirSync(source).filter((f) => f === '.metadata' || f.endsWith('.distcp')).sort();
-    return mergeReports(files.map((f) => [f, scanFile(path.join(source, f))]), ['a distributed checkpoint: torch.distributed.checkpoint reads .metadata with pickle.load (filesystem.py `read_metadata`)']);
+    const files = fs
+      .readdirSync(source)
+      .filter((f) => f === '.metadata' || f.endsWith('.distcp'))
+      .sort();
+    return mergeReports(
+      files.map((f) => [f, scanFile(path.join(source, f))]),
+      ['a distributed checkpoint: torch.distributed.checkpoint reads .metadata with pickle.load (filesystem.py `read_metadata`)'],
+    );
   }
   if (source.endsWith('.index.json')) {
     const index = readShardIndex(source);
-    return mergeReports(index.shards.map((s) => [s, scanFile(path.join(index.dir, s))]), [`${index.shards.length} shards joined by their index`]);
+    return mergeReports(
+      index.shards.map((s) => [s, scanFile(path.join(index.dir, s))]),
+      [`${index.shards.length} shards joined by their index`],
+    );
   }
   return scanFile(source);
 }
@@ -61,8 +73,10 @@ function mergeReports(parts: [string, SecurityReport][], notes: string[]): Secur
     globals: globals.sort((a, b) => CLASS_ORDER.indexOf(b.class) - CLASS_ORDER.indexOf(a.class) || a.name.localeCompare(b.name)),
     weightsOnlyLoadable: loads,
     weightsOnly: {
-      loads, ...(firstRefusal ? { refusal: `${firstRefusal[0]}: ${firstRefusal[1].weightsOnly?.refusal ?? 'refused'}` } : {}),
-      unsupported: [...new Set(parts.flatMap(([, r]) => r.weightsOnly?.unsupported ?? []))].sort(), byTorch,
+      loads,
+      ...(firstRefusal ? { refusal: `${firstRefusal[0]}: ${firstRefusal[1].weightsOnly?.refusal ?? 'refused'}` } : {}),
+      unsupported: [...new Set(parts.flatMap(([, r]) => r.weightsOnly?.unsupported ?? []))].sort(),
+      byTorch,
     },
     holdsFor: parts[0]?.[1].holdsFor ?? 'no file',
     notes: [...notes, ...parts.flatMap(([f, r]) => (r.notes ?? []).map((n) => `${f}: ${n}`))],

@@ -11,7 +11,8 @@ export function readTensorBytes(t: TorchTensor): Uint8Array {
   if (t.numel === 0) return new Uint8Array(0);
   const range = t.storage.locate();
   const span = t.storageSpan;
-  if (span.offset + span.length > range.length) fail('truncated', `${range.reader.name}: tensor view reaches past its storage (${range.length} bytes)`, range.reader.name);
+  if (span.offset + span.length > range.length)
+    fail('truncated', `${range.reader.name}: tensor view reaches past its storage (${range.length} bytes)`, range.reader.name);
   const src = range.reader.read(range.offset + span.offset, span.length);
   if (t.isContiguous) return src;
   const out = new Uint8Array(t.numel * es);

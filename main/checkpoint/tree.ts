@@ -66,7 +66,11 @@ export function walkTensors(root: PyValue): TensorAt[] {
   let cuts = 0;
   const path: PathKey[] = [];
   const visit = (v: PyValue): void => {
-    if (++visited > MAX_NODES) fail('too-large', `the checkpoint container reaches its tensors by over ${MAX_NODES} paths (containers that share one another); no torch.save output is shaped like that`);
+    if (++visited > MAX_NODES)
+      fail(
+        'too-large',
+        `the checkpoint container reaches its tensors by over ${MAX_NODES} paths (containers that share one another); no torch.save output is shaped like that`,
+      );
     if (v instanceof TorchTensor) {
       out.push({ path: [...path], tensor: v });
       return;
@@ -98,7 +102,8 @@ export function valueAt(root: PyValue, path: PathKey[]): PyValue | undefined {
   for (const k of path) {
     if (cur === undefined) return undefined;
     // direct lookups first; the general route lists the children
-    const direct: PyValue | undefined = cur instanceof PyDict ? cur.get(k) : (cur instanceof PyList || cur instanceof PyTuple) && typeof k === 'number' ? cur.items[k] : undefined;
+    const direct: PyValue | undefined =
+      cur instanceof PyDict ? cur.get(k) : (cur instanceof PyList || cur instanceof PyTuple) && typeof k === 'number' ? cur.items[k] : undefined;
     if (direct !== undefined) {
       cur = direct;
       continue;

@@ -27,7 +27,8 @@ const describe = (e: TempEntry, root: string): string => {
 
 export async function runClean(args: string[], io: CliIO): Promise<number> {
   const { values, positionals } = parseArgs({
-    args, allowPositionals: true,
+    args,
+    allowPositionals: true,
     options: { 'older-than': { type: 'string' }, 'dry-run': { type: 'boolean' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
   });
   if (values.help) {
@@ -51,7 +52,15 @@ export async function runClean(args: string[], io: CliIO): Promise<number> {
   const removed = values['dry-run'] ? stale : stale.filter(removeTempEntry);
   const failed = stale.filter((e) => !removed.includes(e));
   if (values.json) {
-    io.stdout(JSON.stringify({ removed: removed.map((e) => e.path), kept: kept.map((e) => e.path), failed: failed.map((e) => e.path), dryRun: !!values['dry-run'], bytes: removed.reduce((a, e) => a + e.bytes, 0) }) + '\n');
+    io.stdout(
+      JSON.stringify({
+        removed: removed.map((e) => e.path),
+        kept: kept.map((e) => e.path),
+        failed: failed.map((e) => e.path),
+        dryRun: !!values['dry-run'],
+        bytes: removed.reduce((a, e) => a + e.bytes, 0),
+      }) + '\n',
+    );
     return failed.length ? 1 : 0;
   }
   const verb = values['dry-run'] ? 'would remove' : 'removed';

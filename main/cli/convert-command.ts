@@ -84,11 +84,29 @@ export function parseConvertArgs(args: string[]): Parsed | 'help' {
     args,
     allowPositionals: true,
     options: {
-      preset: { type: 'string' }, 'world-size': { type: 'string' }, output: { type: 'string', short: 'o' },
-      'strip-prefix': { type: 'string', multiple: true }, 'add-prefix': { type: 'string' }, rename: { type: 'string', multiple: true },
-      include: { type: 'string' }, exclude: { type: 'string' }, 'map-location': { type: 'string', multiple: true },
-      unwrap: { type: 'boolean' }, 'export-state-dict': { type: 'boolean' }, 'keep-objects': { type: 'boolean' }, force: { type: 'boolean' }, jobs: { type: 'string' },
-      shard: { type: 'string' }, fit: { type: 'string' }, 'clean-stale': { type: 'boolean' }, 'dry-run': { type: 'boolean' }, json: { type: 'boolean' }, tag: { type: 'string' }, dtype: { type: 'string' }, 'keep-dtype': { type: 'string' }, help: { type: 'boolean', short: 'h' },
+      preset: { type: 'string' },
+      'world-size': { type: 'string' },
+      output: { type: 'string', short: 'o' },
+      'strip-prefix': { type: 'string', multiple: true },
+      'add-prefix': { type: 'string' },
+      rename: { type: 'string', multiple: true },
+      include: { type: 'string' },
+      exclude: { type: 'string' },
+      'map-location': { type: 'string', multiple: true },
+      unwrap: { type: 'boolean' },
+      'export-state-dict': { type: 'boolean' },
+      'keep-objects': { type: 'boolean' },
+      force: { type: 'boolean' },
+      jobs: { type: 'string' },
+      shard: { type: 'string' },
+      fit: { type: 'string' },
+      'clean-stale': { type: 'boolean' },
+      'dry-run': { type: 'boolean' },
+      json: { type: 'boolean' },
+      tag: { type: 'string' },
+      dtype: { type: 'string' },
+      'keep-dtype': { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
     },
   });
   if (values.help) return 'help';
@@ -99,7 +117,8 @@ export function parseConvertArgs(args: string[]): Parsed | 'help' {
   if (values['world-size'] !== undefined && values.preset !== 'ddp') usage('--world-size goes with --preset ddp');
   const preset = values.preset !== undefined ? parsePreset(values.preset, worldSize) : null;
   if (typeof preset === 'string') usage(preset);
-  if (preset !== null && typeof preset !== 'string' && preset.name === 'ddp' && values['world-size'] === undefined) notes.push("--preset ddp without --world-size writes 1 rank (rank 0 on cuda:0, 'module.' keys); add --world-size N for N rank files");
+  if (preset !== null && typeof preset !== 'string' && preset.name === 'ddp' && values['world-size'] === undefined)
+    notes.push("--preset ddp without --world-size writes 1 rank (rank 0 on cuda:0, 'module.' keys); add --world-size N for N rank files");
   const renames = (values.rename ?? []).map((r) => {
     const p = parseRename(r);
     return typeof p === 'string' ? usage(p) : p;
@@ -123,14 +142,44 @@ export function parseConvertArgs(args: string[]): Parsed | 'help' {
     ...(values['keep-objects'] ? { keepObjects: true } : {}),
     ...castOptions(values.dtype, values['keep-dtype']),
   };
-  const custom = rules.castTo || rules.stripPrefixes.length || rules.addPrefix || renames.length || rules.include || rules.exclude || mapLocation.length || rules.unwrap || rules.exportStateDict;
+  const custom =
+    rules.castTo ||
+    rules.stripPrefixes.length ||
+    rules.addPrefix ||
+    renames.length ||
+    rules.include ||
+    rules.exclude ||
+    mapLocation.length ||
+    rules.unwrap ||
+    rules.exportStateDict;
   if (values.fit !== undefined) {
-    if (rules.preset || rules.stripPrefixes.length || rules.addPrefix || rules.include || rules.exclude || mapLocation.length || rules.unwrap || rules.exportStateDict) usage('--fit computes its own rules; only --rename goes with it (to settle what it asks)');
+    if (
+      rules.preset ||
+      rules.stripPrefixes.length ||
+      rules.addPrefix ||
+      rules.include ||
+      rules.exclude ||
+      mapLocation.length ||
+      rules.unwrap ||
+      rules.exportStateDict
+    )
+      usage('--fit computes its own rules; only --rename goes with it (to settle what it asks)');
     if (!values.output) usage('--fit needs an output file: -o OUT');
-    return { input: positionals[0]!, output: values.output ?? null, rules, force: !!values.force, jobs: 1, dryRun: !!values['dry-run'], json: !!values.json, fit: values.fit, notes: [], cleanStale: false };
+    return {
+      input: positionals[0]!,
+      output: values.output ?? null,
+      rules,
+      force: !!values.force,
+      jobs: 1,
+      dryRun: !!values['dry-run'],
+      json: !!values.json,
+      fit: values.fit,
+      notes: [],
+      cleanStale: false,
+    };
   }
   if (!rules.preset && !custom) usage('say what to convert to: --preset cpu|gpu[:K]|dp|ddp, or custom rules (see ckpt help convert)');
-  const jobs = values.jobs !== undefined ? Number(values.jobs) : os.availableParallelism?.() ?? os.cpus().length;
+  const jobs = values.jobs !== undefined ? Number(values.jobs) : (os.availableParallelism?.() ?? os.cpus().length);
   if (!Number.isInteger(jobs) || jobs < 1 || jobs > 256) usage('--jobs takes a whole number from 1 to 256');
   let shard: Parsed['shard'];
   if (values.shard !== undefined) {
@@ -138,7 +187,18 @@ export function parseConvertArgs(args: string[]): Parsed | 'help' {
     if (!m || Number(m[1]) < 1 || Number(m[1]) > Number(m[2])) usage('--shard takes I/N with 1 ≤ I ≤ N, e.g. --shard 3/8');
     shard = { index: Number(m![1]), count: Number(m![2]) };
   }
-  return { input: withTag(positionals[0]!, values.tag), output: values.output ?? null, rules, force: !!values.force, jobs, dryRun: !!values['dry-run'], json: !!values.json, notes, cleanStale: !!values['clean-stale'], ...(shard ? { shard } : {}) };
+  return {
+    input: withTag(positionals[0]!, values.tag),
+    output: values.output ?? null,
+    rules,
+    force: !!values.force,
+    jobs,
+    dryRun: !!values['dry-run'],
+    json: !!values.json,
+    notes,
+    cleanStale: !!values['clean-stale'],
+    ...(shard ? { shard } : {}),
+  };
 }
 
 export async function runConvert(args: string[], io: CliIO): Promise<number> {
@@ -175,17 +235,20 @@ async function convertOne(p: Parsed, io: CliIO): Promise<number> {
   const bar = io.isTTY && !p.json ? new ProgressLine(io) : null;
   let lastPlain = 0;
   try {
-    const report: ConversionReport = await pool.run({ kind: 'convert', source: p.input, output: p.output, rules: p.rules, force: p.force }, {
-      signal: controller.signal,
-      onProgress: (pr) => {
-        if (p.json) io.stdout(JSON.stringify({ event: 'progress', file: p.input, ...pr }) + '\n');
-        else if (bar) bar.update(pr.done, pr.total, pr.label ?? '');
-        else if (pr.total > 64 << 20 && pr.done - lastPlain >= pr.total / 10) {
-          lastPlain = pr.done;
-          io.stdout(`converting ${p.input}: ${Math.floor((100 * pr.done) / pr.total)}%\n`);
-        }
+    const report: ConversionReport = await pool.run(
+      { kind: 'convert', source: p.input, output: p.output, rules: p.rules, force: p.force },
+      {
+        signal: controller.signal,
+        onProgress: (pr) => {
+          if (p.json) io.stdout(JSON.stringify({ event: 'progress', file: p.input, ...pr }) + '\n');
+          else if (bar) bar.update(pr.done, pr.total, pr.label ?? '');
+          else if (pr.total > 64 << 20 && pr.done - lastPlain >= pr.total / 10) {
+            lastPlain = pr.done;
+            io.stdout(`converting ${p.input}: ${Math.floor((100 * pr.done) / pr.total)}%\n`);
+          }
+        },
       },
-    });
+    );
     bar?.clear();
     io.stdout(p.json ? JSON.stringify({ event: 'report', report }) + '\n' : renderReport(report, style));
     return report.verified ? 0 : 1;
@@ -208,16 +271,20 @@ async function convertFolder(p: Parsed, io: CliIO): Promise<number> {
   if (p.dryRun) {
     const { planBatch } = await import('../jobs/batch.ts');
     const { items, ignored } = planBatch({ input: p.input, outDir: p.output, rules: p.rules, force: p.force, ...(p.shard ? { shard: p.shard } : {}) });
-    const plans = items.filter((i) => i.status === 'pending').map((i) => {
-      try {
-        return { item: i, plan: previewConversion(`${p.input}/${i.sources[0]}`, p.rules, `${p.output}/${i.outputs[0]}`) };
-      } catch (e) {
-        return { item: i, error: (e as Error).message };
-      }
-    });
+    const plans = items
+      .filter((i) => i.status === 'pending')
+      .map((i) => {
+        try {
+          return { item: i, plan: previewConversion(`${p.input}/${i.sources[0]}`, p.rules, `${p.output}/${i.outputs[0]}`) };
+        } catch (e) {
+          return { item: i, error: (e as Error).message };
+        }
+      });
     if (p.json) io.stdout(JSON.stringify({ event: 'plan', items, ignored, plans }) + '\n');
     else {
-      io.stdout(`${items.length} checkpoint${items.length === 1 ? '' : 's'} found (${ignored} other files ignored); ${items.filter((i) => i.status === 'skipped').length} already done\n\n`);
+      io.stdout(
+        `${items.length} checkpoint${items.length === 1 ? '' : 's'} found (${ignored} other files ignored); ${items.filter((i) => i.status === 'skipped').length} already done\n\n`,
+      );
       for (const x of plans) io.stdout('error' in x ? `${style.red('error')} ${x.item.sources[0]}: ${x.error}\n` : renderPlan(x.plan!, style, false) + '\n');
     }
     return plans.some((x) => 'error' in x || x.plan!.errors.length) ? 2 : 0;
@@ -230,20 +297,34 @@ async function convertFolder(p: Parsed, io: CliIO): Promise<number> {
   let finished = 0;
   let total = 0;
   try {
-    const summary = await runBatch({ input: p.input, outDir: p.output, rules: p.rules, force: p.force, cleanStale: p.cleanStale, signal: controller.signal, ...(p.shard ? { shard: p.shard } : {}), onEvent: (e: BatchEvent) => {
-      if (p.json) return io.stdout(JSON.stringify({ event: e.type, ...e, type: undefined }) + '\n');
-      if (e.type === 'plan') {
-        total = e.items.filter((i) => i.status === 'pending').length;
-        const skipped = e.items.length - total;
-        io.stdout(`${e.items.length} checkpoints found, ${total} to convert${skipped ? `, ${skipped} already done` : ''}, ${p.jobs} worker${p.jobs === 1 ? '' : 's'}\n`);
-      } else if (e.type === 'progress' && bar) {
-        bar.update(e.overallDone, e.overallTotal, `${finished}/${total} files`, (performance.now() - t0) / 1000);
-      } else if (e.type === 'item') {
-        finished++;
-        bar?.clear();
-        io.stdout(renderBatchLine(e.item, style) + '\n');
-      }
-    } }, pool);
+    const summary = await runBatch(
+      {
+        input: p.input,
+        outDir: p.output,
+        rules: p.rules,
+        force: p.force,
+        cleanStale: p.cleanStale,
+        signal: controller.signal,
+        ...(p.shard ? { shard: p.shard } : {}),
+        onEvent: (e: BatchEvent) => {
+          if (p.json) return io.stdout(JSON.stringify({ event: e.type, ...e, type: undefined }) + '\n');
+          if (e.type === 'plan') {
+            total = e.items.filter((i) => i.status === 'pending').length;
+            const skipped = e.items.length - total;
+            io.stdout(
+              `${e.items.length} checkpoints found, ${total} to convert${skipped ? `, ${skipped} already done` : ''}, ${p.jobs} worker${p.jobs === 1 ? '' : 's'}\n`,
+            );
+          } else if (e.type === 'progress' && bar) {
+            bar.update(e.overallDone, e.overallTotal, `${finished}/${total} files`, (performance.now() - t0) / 1000);
+          } else if (e.type === 'item') {
+            finished++;
+            bar?.clear();
+            io.stdout(renderBatchLine(e.item, style) + '\n');
+          }
+        },
+      },
+      pool,
+    );
     bar?.clear();
     if (!p.json) io.stdout(renderBatchSummary(summary, p.output, style));
     if (summary.warning) io.stderr(`ckpt: warning: ${summary.warning}\n`);

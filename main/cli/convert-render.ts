@@ -19,14 +19,20 @@ export function renderPlan(plan: ConversionPlan, s: Style, detailed: boolean): s
     const changed = sd.keys.filter((k) => k.to !== null && k.to !== k.from);
     const dropped = sd.keys.filter((k) => k.to === null);
     const where = sd.path.length ? ` at ${sd.path.join('/')}` : '';
-    row('keys', `${plural(sd.keys.length, 'key')}${where}: ${changed.length} renamed, ${dropped.length} dropped, ${sd.keys.length - changed.length - dropped.length} unchanged${prefixChange(sd.stripped, sd.added)}`);
+    row(
+      'keys',
+      `${plural(sd.keys.length, 'key')}${where}: ${changed.length} renamed, ${dropped.length} dropped, ${sd.keys.length - changed.length - dropped.length} unchanged${prefixChange(sd.stripped, sd.added)}`,
+    );
     const show = detailed ? 8 : 2;
     for (const k of [...changed.slice(0, show), ...dropped.slice(0, show)]) lines.push(`          ${k.from} ${s.dim('→')} ${k.to ?? s.red('(dropped)')}`);
-    if (changed.length + dropped.length > 2 * show) lines.push(s.dim(`          … ${changed.length + dropped.length - Math.min(changed.length, show) - Math.min(dropped.length, show)} more`));
+    if (changed.length + dropped.length > 2 * show)
+      lines.push(s.dim(`          … ${changed.length + dropped.length - Math.min(changed.length, show) - Math.min(dropped.length, show)} more`));
     if (detailed && sd.metadata.length) lines.push(s.dim(`          _metadata: ${sd.metadata.length} module entries follow the keys`));
   }
   for (const o of plan.outputs) {
-    const dev = o.devices.map((d) => (d.from === d.to ? `${d.from} (unchanged, ${d.tensors})` : `${d.from} → ${d.to} (${d.tensors} tensors, ${formatBytes(d.bytes)})`)).join('; ');
+    const dev = o.devices
+      .map((d) => (d.from === d.to ? `${d.from} (unchanged, ${d.tensors})` : `${d.from} → ${d.to} (${d.tensors} tensors, ${formatBytes(d.bytes)})`))
+      .join('; ');
     row(o.rank !== undefined ? `rank ${o.rank}` : 'output', `${o.file}${o.exists ? s.yellow('  (exists: --force to overwrite)') : ''}`);
     lines.push(`          devices: ${dev || 'no tensors'}`);
   }
@@ -40,7 +46,9 @@ export function renderPlan(plan: ConversionPlan, s: Style, detailed: boolean): s
 export function renderReport(r: ConversionReport, s: Style): string {
   const lines = [renderPlan(r.plan, s, false).trimEnd()];
   for (const o of r.outputs) {
-    const verdict = o.verified ? s.green(`verified: ${plural(o.tensors, 'tensor')}, CRC-32 of ${plural(o.storages, 'storage')} equal to the source`) : s.red(`NOT verified: ${o.mismatch}`);
+    const verdict = o.verified
+      ? s.green(`verified: ${plural(o.tensors, 'tensor')}, CRC-32 of ${plural(o.storages, 'storage')} equal to the source`)
+      : s.red(`NOT verified: ${o.mismatch}`);
     lines.push(`${s.bold('written'.padEnd(9))} ${o.file}  ${formatBytes(o.bytes)}  ${verdict}`);
   }
   if (r.cast) lines.push(`${s.bold('dtype'.padEnd(9))} ${castText(r.cast, s)}`);
@@ -49,7 +57,8 @@ export function renderReport(r: ConversionReport, s: Style): string {
   if (info) lines.push(`${s.bold('load it'.padEnd(9))} ${info.loadsWith}`);
   const cf = r.codeFree;
   if (cf?.converted.length) lines.push(`${s.bold('plain'.padEnd(9))} ${cf.converted.join('; ')}`);
-  if (cf?.kept.length) lines.push(`${s.bold('kept'.padEnd(9))} ${s.yellow(`${cf.kept.join(', ')} (--keep-objects: torch.load(weights_only=True) refuses these)`)}`);
+  if (cf?.kept.length)
+    lines.push(`${s.bold('kept'.padEnd(9))} ${s.yellow(`${cf.kept.join(', ')} (--keep-objects: torch.load(weights_only=True) refuses these)`)}`);
   if (cf?.leftBehind.length) lines.push(`${s.bold('left'.padEnd(9))} ${cf.leftBehind.join(', ')} ${s.dim('(in the source, not in the output)')}`);
   lines.push(s.dim(`          ${r.seconds.toFixed(2)} s, ${formatBytes(r.bytesCopied)} copied`));
   return lines.join('\n') + '\n';
@@ -58,10 +67,14 @@ export function renderReport(r: ConversionReport, s: Style): string {
 export function renderBatchLine(item: BatchItem, s: Style): string {
   const src = item.sources.length > 1 ? `${item.sources[0]} (+${item.sources.length - 1} ranks)` : item.sources[0];
   switch (item.status) {
-    case 'done': return `${s.green('ok  ')} ${src} → ${item.outputs.join(', ')}  verified${item.reason ? s.yellow(`  (${item.reason})`) : ''}${item.seconds !== undefined ? s.dim(`  ${item.seconds.toFixed(2)} s`) : ''}`;
-    case 'skipped': return `${s.dim('skip')} ${src}: ${item.reason}`;
-    case 'cancelled': return `${s.yellow('stop')} ${src}: cancelled, nothing written`;
-    default: return `${s.red('FAIL')} ${src}: ${item.reason}`;
+    case 'done':
+      return `${s.green('ok  ')} ${src} → ${item.outputs.join(', ')}  verified${item.reason ? s.yellow(`  (${item.reason})`) : ''}${item.seconds !== undefined ? s.dim(`  ${item.seconds.toFixed(2)} s`) : ''}`;
+    case 'skipped':
+      return `${s.dim('skip')} ${src}: ${item.reason}`;
+    case 'cancelled':
+      return `${s.yellow('stop')} ${src}: cancelled, nothing written`;
+    default:
+      return `${s.red('FAIL')} ${src}: ${item.reason}`;
   }
 }
 

@@ -33,8 +33,10 @@ export async function runDevicesCommand(args: string[], out: CommandOutput, read
   for (let i = 0; i < args.length; i++) {
     const a = args[i]!;
     if (a === '--json') json = true;
-    else if (a === '-h' || a === '--help') { out.stdout(DEVICES_USAGE); return 0; }
-    else if (a === '--timeout' || a.startsWith('--timeout=')) {
+    else if (a === '-h' || a === '--help') {
+      out.stdout(DEVICES_USAGE);
+      return 0;
+    } else if (a === '--timeout' || a.startsWith('--timeout=')) {
       const v = a === '--timeout' ? args[++i] : a.slice('--timeout='.length);
       const s = Number(v);
       if (v === undefined || v === '' || !Number.isFinite(s) || s <= 0) {
@@ -54,8 +56,20 @@ export async function runDevicesCommand(args: string[], out: CommandOutput, read
 
 function table(rows: string[][]): string {
   const widths: number[] = [];
-  for (const r of rows) r.forEach((c, k) => { widths[k] = Math.max(widths[k] ?? 0, c.length); });
-  return rows.map((r) => r.map((c, k) => (k === r.length - 1 ? c : c.padEnd(widths[k]!))).join('  ').trimEnd()).join('\n') + '\n';
+  for (const r of rows)
+    r.forEach((c, k) => {
+      widths[k] = Math.max(widths[k] ?? 0, c.length);
+    });
+  return (
+    rows
+      .map((r) =>
+        r
+          .map((c, k) => (k === r.length - 1 ? c : c.padEnd(widths[k]!)))
+          .join('  ')
+          .trimEnd(),
+      )
+      .join('\n') + '\n'
+  );
 }
 
 const num = (n: number | null, unit = ''): string => (n === null ? '-' : `${Math.round(n)}${unit}`);
@@ -67,9 +81,11 @@ export function formatReading(r: DeviceReading): string {
     const rows = [['GPU', 'Name', 'Memory used/total', 'Util', 'Temp', 'Power', 'PCI bus', 'MIG']];
     for (const g of r.gpus) {
       rows.push([
-        String(g.index), g.name ?? '-',
+        String(g.index),
+        g.name ?? '-',
         g.memoryTotalMiB === null && g.memoryUsedMiB === null ? '-' : `${num(g.memoryUsedMiB)} / ${num(g.memoryTotalMiB)} MiB`,
-        num(g.utilizationPct, '%'), num(g.temperatureC, 'C'),
+        num(g.utilizationPct, '%'),
+        num(g.temperatureC, 'C'),
         g.powerDrawW === null && g.powerLimitW === null ? '-' : `${num(g.powerDrawW)} / ${num(g.powerLimitW)} W`,
         g.pciBusId ?? '-',
         g.migMode === null ? '-' : `${g.migMode}${g.migDevices.length ? ` (${g.migDevices.length} instance${g.migDevices.length === 1 ? '' : 's'})` : ''}`,
@@ -82,16 +98,25 @@ export function formatReading(r: DeviceReading): string {
     s += '\nTopology (nvidia-smi topo -m)\n';
     s += table([['', ...t.matrix.columns], ...t.matrix.rows.map((row) => [row.label, ...row.cells])]);
     const used = new Set<string>();
-    for (const row of t.matrix.rows) for (const c of row.cells) {
-      const code = /^NV\d+$/.test(c) ? 'NV#' : c === 'SOC' ? 'SYS' : c;
-      if (t.legend.some((e) => e.code === code) && code !== 'X') used.add(code);
-    }
+    for (const row of t.matrix.rows)
+      for (const c of row.cells) {
+        const code = /^NV\d+$/.test(c) ? 'NV#' : c === 'SOC' ? 'SYS' : c;
+        if (t.legend.some((e) => e.code === code) && code !== 'X') used.add(code);
+      }
     for (const e of t.legend) if (used.has(e.code)) s += `  ${e.code.padEnd(4)} = ${e.meaning}\n`;
     for (const n of t.nicLegend) s += `  ${n.nic} = ${n.device}\n`;
   }
   if (r.computeApps.length) {
     s += '\nProcesses\n';
-    s += table([['GPU', 'PID', 'Process', 'Memory'], ...r.computeApps.map((a) => [a.gpuIndex === null ? '?' : String(a.gpuIndex), String(a.pid), a.processName, a.usedMemoryMiB === null ? '-' : `${a.usedMemoryMiB} MiB`])]);
+    s += table([
+      ['GPU', 'PID', 'Process', 'Memory'],
+      ...r.computeApps.map((a) => [
+        a.gpuIndex === null ? '?' : String(a.gpuIndex),
+        String(a.pid),
+        a.processName,
+        a.usedMemoryMiB === null ? '-' : `${a.usedMemoryMiB} MiB`,
+      ]),
+    ]);
   }
   s += `\nCUDA: ${r.visible.note}\n`;
   for (const w of [...r.visible.warnings, ...r.warnings]) s += `Warning: ${w}\n`;

@@ -17,7 +17,11 @@ numbers that differ: max |Δ|, max relative Δ, mean |Δ|, cosine, NaN/Inf appea
 exit codes: 0 identical (or the same tensors in another layout), 1 different, 2 input error`;
 
 export async function runDiff(args: string[], io: CliIO): Promise<number> {
-  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { json: { type: 'boolean' }, 'exact-keys': { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } });
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: { json: { type: 'boolean' }, 'exact-keys': { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+  });
   if (values.help) {
     io.stdout(DIFF_HELP + '\n');
     return 0;
@@ -35,16 +39,28 @@ export function renderDiff(r: DiffReport, s: Style): string {
   const row = (k: string, v: string): void => void lines.push(`${s.bold(k.padEnd(9))} ${v}`);
   row('a', `${r.a}${r.prefixesA.length ? s.dim(`  (prefixes ${r.prefixesA.join(' + ')} removed)`) : ''}`);
   row('b', `${r.b}${r.prefixesB.length ? s.dim(`  (prefixes ${r.prefixesB.join(' + ')} removed)`) : ''}`);
-  const verdict = r.verdict === 'identical' ? s.green('identical') : r.verdict === 'layout-only' ? s.green('layout only: the same tensors under other keys, devices or containers') : s.red(r.changed.length || r.values.length ? 'different: values changed' : 'different: keys added or removed');
+  const verdict =
+    r.verdict === 'identical'
+      ? s.green('identical')
+      : r.verdict === 'layout-only'
+        ? s.green('layout only: the same tensors under other keys, devices or containers')
+        : s.red(r.changed.length || r.values.length ? 'different: values changed' : 'different: keys added or removed');
   row('verdict', verdict);
   row('counts', `${r.identical} identical, ${r.changed.length} changed, ${r.onlyInA.length} only in a, ${r.onlyInB.length} only in b`);
   for (const c of r.changed) {
-    const what = c.reason === 'shape' ? `shape [${c.shapeA.join(', ')}] → [${c.shapeB.join(', ')}]` : `${c.reason.startsWith('dtype') ? `${c.dtypeA} → ${c.dtypeB}; ` : ''}max|Δ| ${num(c.maxAbsDiff)}  rel ${num(c.maxRelDiff)}  mean|Δ| ${num(c.meanAbsDiff)}  cos ${c.cosine === null ? '-' : c.cosine.toFixed(6)}  ${c.differing} differ${c.nanAppeared ? s.red(`  ${c.nanAppeared} NaN new`) : ''}${c.infAppeared ? s.red(`  ${c.infAppeared} Inf new`) : ''}`;
+    const what =
+      c.reason === 'shape'
+        ? `shape [${c.shapeA.join(', ')}] → [${c.shapeB.join(', ')}]`
+        : `${c.reason.startsWith('dtype') ? `${c.dtypeA} → ${c.dtypeB}; ` : ''}max|Δ| ${num(c.maxAbsDiff)}  rel ${num(c.maxRelDiff)}  mean|Δ| ${num(c.meanAbsDiff)}  cos ${c.cosine === null ? '-' : c.cosine.toFixed(6)}  ${c.differing} differ${c.nanAppeared ? s.red(`  ${c.nanAppeared} NaN new`) : ''}${c.infAppeared ? s.red(`  ${c.infAppeared} Inf new`) : ''}`;
     row('changed', `${c.key}  ${what}`);
   }
   for (const k of r.onlyInA) row('only a', k);
   for (const k of r.onlyInB) row('only b', k);
   for (const v of r.values) row('value', `${v.path}: ${v.a ?? '(none)'} → ${v.b ?? '(none)'}`);
-  if (r.devicesChanged.length) row('devices', `${r.devicesChanged.length} tensors on other devices (e.g. ${r.devicesChanged[0]!.key}: ${r.devicesChanged[0]!.a} → ${r.devicesChanged[0]!.b})`);
+  if (r.devicesChanged.length)
+    row(
+      'devices',
+      `${r.devicesChanged.length} tensors on other devices (e.g. ${r.devicesChanged[0]!.key}: ${r.devicesChanged[0]!.a} → ${r.devicesChanged[0]!.b})`,
+    );
   return lines.join('\n') + '\n';
 }

@@ -33,7 +33,11 @@ rules it proposes
 exit codes: 0 it loads (after the rules), 1 it does not, 2 usage or input error`;
 
 export async function runFit(args: string[], io: CliIO): Promise<number> {
-  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { json: { type: 'boolean' }, rename: { type: 'string', multiple: true }, help: { type: 'boolean', short: 'h' } } });
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: { json: { type: 'boolean' }, rename: { type: 'string', multiple: true }, help: { type: 'boolean', short: 'h' } },
+  });
   if (values.help) {
     io.stdout(FIT_HELP + '\n');
     return 0;
@@ -53,13 +57,25 @@ export function renderFit(r: FitReport, s: Style): string {
   const row = (k: string, v: string): void => void lines.push(`${s.bold(k.padEnd(9))} ${v}`);
   row('source', r.source);
   row('target', `${r.target.file}  (${r.target.kind}, ${r.target.keys} keys${r.target.className ? `, ${r.target.className}` : ''})`);
-  row('now', r.message === null ? s.green('loads with strict=True') : s.red(`strict=True fails: ${r.missing.length} missing, ${r.unexpected.length} unexpected, ${r.mismatched.length} size mismatches`));
+  row(
+    'now',
+    r.message === null
+      ? s.green('loads with strict=True')
+      : s.red(`strict=True fails: ${r.missing.length} missing, ${r.unexpected.length} unexpected, ${r.mismatched.length} size mismatches`),
+  );
   if (r.message) for (const l of torchLines(r.message)) lines.push(s.dim(`          ${l}`));
   for (const rule of r.rules) row('rule', rule.text);
   for (const a of r.ambiguous) row('ask', s.yellow(a.text));
   const a = r.after;
   if (r.rules.length || r.ambiguous.length) {
-    row('after', r.fits ? s.green('loads with strict=True') : r.loadsNonStrict ? s.yellow(`loads with strict=False; missing ${listText(a.missing)}`) : s.red(`still fails: ${a.missing.length} missing, ${a.unexpected.length} unexpected, ${a.mismatched.length} size mismatches`));
+    row(
+      'after',
+      r.fits
+        ? s.green('loads with strict=True')
+        : r.loadsNonStrict
+          ? s.yellow(`loads with strict=False; missing ${listText(a.missing)}`)
+          : s.red(`still fails: ${a.missing.length} missing, ${a.unexpected.length} unexpected, ${a.mismatched.length} size mismatches`),
+    );
     if (a.message && !r.loadsNonStrict) for (const l of torchLines(a.message)) lines.push(s.dim(`          ${l}`));
   }
   for (const n of r.notes) row('note', n);
@@ -73,7 +89,12 @@ function torchLines(message: string): string[] {
 }
 
 /** `ckpt convert <ckpt> --fit <target> -o OUT`: the fit, then the verified conversion. */
-export async function runConvertFit(input: string, targetFile: string, p: { output: string | null; force: boolean; dryRun: boolean; json: boolean; renames: Rename[] }, io: CliIO): Promise<number> {
+export async function runConvertFit(
+  input: string,
+  targetFile: string,
+  p: { output: string | null; force: boolean; dryRun: boolean; json: boolean; renames: Rename[] },
+  io: CliIO,
+): Promise<number> {
   const style = makeStyle(io.color);
   if (p.dryRun) {
     const fit = fitCheckpoint(input, targetFile, p.renames);

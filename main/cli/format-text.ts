@@ -26,6 +26,9 @@ export interface Style {
 }
 
 export function makeStyle(color: boolean): Style {
-  const wrap = (code: string) => (s: string): string => (color ? `\x1b[${code}m${s}\x1b[0m` : s);
+  const wrap =
+    (code: string) =>
+    (s: string): string =>
+      color ? `\x1b[${code}m${s}\x1b[0m` : s;
   return { bold: wrap('1'), dim: wrap('2'), red: wrap('31'), yellow: wrap('33'), green: wrap('32') };
 }

@@ -46,13 +46,37 @@ const COMMANDS: Record<string, Command> = {
     run: (args, io) => runDevicesCommand(args, { stdout: io.stdout, stderr: io.stderr }),
     help: 'ckpt devices [--json]\n\nLists GPUs, memory, utilisation and the topology matrix from nvidia-smi.',
   },
-  serve: { run: async (args, io) => (await import('./serve-command.ts')).runServe(args, io), help: 'ckpt serve [--port N] [--host 127.0.0.1] [--token T] [--allow-host NAME] [--no-open]\n\nServes the app to a web browser; prints the URL with its token. `ckpt serve --help` for more.', fullHelp: async () => (await import('./serve-command.ts')).SERVE_HELP },
-  verify: { run: async (args, io) => (await import('./verify-command.ts')).runVerifyCommand(args, io), help: 'ckpt verify --model graph.onnx --data <test set> <checkpoint> [--against <other>]\n\nRuns the ONNX graph with the checkpoint\'s weights on a test set: accuracy, and a PASS/WARN/FAIL comparison. `ckpt verify --help` for more.', fullHelp: async () => (await import('./verify-command.ts')).VERIFY_HELP },
-  fit: { run: async (args, io) => (await import('./fit-command.ts')).runFit(args, io), help: 'ckpt fit <checkpoint> <target> [--json]\n\nWhat load_state_dict(strict=True) would say, the rules that make it load, and what it says after them. `ckpt fit --help` for more.' },
-  diff: { run: async (args, io) => (await import('./diff-command.ts')).runDiff(args, io), help: 'ckpt diff <a> <b> [--json] [--exact-keys]\n\nWhat changed between two checkpoints, tensor by tensor. `ckpt diff --help` for more.' },
-  'batch-status': { run: async (args, io) => (await import('./batch-status-command.ts')).runBatchStatus(args, io), help: 'ckpt batch-status <output folder> [--json]\n\nProgress of a folder conversion across every shard and re-run, from its journals. `ckpt batch-status --help` for more.' },
-  clean: { run: async (args, io) => (await import('./clean-command.ts')).runClean(args, io), help: 'ckpt clean <folder> [--older-than 1h] [--dry-run]\n\nRemoves stale temporary files of killed conversions. `ckpt clean --help` for more.' },
-  reshard: { run: async (args, io) => (await import('./reshard-command.ts')).runReshard(args, io), help: 'ckpt reshard <input...> --to single|ranks:N|dcp[:N]|shards[:SIZE] -o OUT\n\nRe-shards a checkpoint between rank files, DCP folders, shard sets and single torch or safetensors files; every output is verified. `ckpt reshard --help` for more.', fullHelp: async () => (await import('./reshard-command.ts')).RESHARD_HELP },
+  serve: {
+    run: async (args, io) => (await import('./serve-command.ts')).runServe(args, io),
+    help: 'ckpt serve [--port N] [--host 127.0.0.1] [--token T] [--allow-host NAME] [--no-open]\n\nServes the app to a web browser; prints the URL with its token. `ckpt serve --help` for more.',
+    fullHelp: async () => (await import('./serve-command.ts')).SERVE_HELP,
+  },
+  verify: {
+    run: async (args, io) => (await import('./verify-command.ts')).runVerifyCommand(args, io),
+    help: "ckpt verify --model graph.onnx --data <test set> <checkpoint> [--against <other>]\n\nRuns the ONNX graph with the checkpoint's weights on a test set: accuracy, and a PASS/WARN/FAIL comparison. `ckpt verify --help` for more.",
+    fullHelp: async () => (await import('./verify-command.ts')).VERIFY_HELP,
+  },
+  fit: {
+    run: async (args, io) => (await import('./fit-command.ts')).runFit(args, io),
+    help: 'ckpt fit <checkpoint> <target> [--json]\n\nWhat load_state_dict(strict=True) would say, the rules that make it load, and what it says after them. `ckpt fit --help` for more.',
+  },
+  diff: {
+    run: async (args, io) => (await import('./diff-command.ts')).runDiff(args, io),
+    help: 'ckpt diff <a> <b> [--json] [--exact-keys]\n\nWhat changed between two checkpoints, tensor by tensor. `ckpt diff --help` for more.',
+  },
+  'batch-status': {
+    run: async (args, io) => (await import('./batch-status-command.ts')).runBatchStatus(args, io),
+    help: 'ckpt batch-status <output folder> [--json]\n\nProgress of a folder conversion across every shard and re-run, from its journals. `ckpt batch-status --help` for more.',
+  },
+  clean: {
+    run: async (args, io) => (await import('./clean-command.ts')).runClean(args, io),
+    help: 'ckpt clean <folder> [--older-than 1h] [--dry-run]\n\nRemoves stale temporary files of killed conversions. `ckpt clean --help` for more.',
+  },
+  reshard: {
+    run: async (args, io) => (await import('./reshard-command.ts')).runReshard(args, io),
+    help: 'ckpt reshard <input...> --to single|ranks:N|dcp[:N]|shards[:SIZE] -o OUT\n\nRe-shards a checkpoint between rank files, DCP folders, shard sets and single torch or safetensors files; every output is verified. `ckpt reshard --help` for more.',
+    fullHelp: async () => (await import('./reshard-command.ts')).RESHARD_HELP,
+  },
 };
 
 /** For node:util's "Unknown option '--presett'": the command's closest option, from its help text. */
@@ -81,7 +105,9 @@ export async function main(argv: string[], io: CliIO): Promise<number> {
     return await c.run(rest, io);
   } catch (e) {
     const parseError = e instanceof TypeError && (e as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS');
-    const err = parseError ? new CheckpointError('usage', `${e.message.split(/[.\n]/)[0]}${await optionHint(e.message, cmd)}; run \`ckpt help ${cmd}\``) : asCheckpointError(e);
+    const err = parseError
+      ? new CheckpointError('usage', `${e.message.split(/[.\n]/)[0]}${await optionHint(e.message, cmd)}; run \`ckpt help ${cmd}\``)
+      : asCheckpointError(e);
     io.stderr(`ckpt: ${err.kind === 'usage' ? 'usage' : 'error'}: ${err.message}\n`);
     if (err.details) io.stderr(`details:\n${err.details.replace(/^/gm, '  ').trimEnd()}\n`);
     if (process.env['CKPT_DEBUG'] && e instanceof Error) io.stderr(`${e.stack}\n`);

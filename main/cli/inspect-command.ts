@@ -21,7 +21,17 @@ dtype and device, a collapsed key tree, and security findings.
   --tag T      a DeepSpeed folder's tag folder (default: the one 'latest' names)`;
 
 export async function runInspect(args: string[], io: CliIO): Promise<number> {
-  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { json: { type: 'boolean' }, width: { type: 'string' }, 'no-devices': { type: 'boolean' }, tag: { type: 'string' }, help: { type: 'boolean', short: 'h' } } });
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      json: { type: 'boolean' },
+      width: { type: 'string' },
+      'no-devices': { type: 'boolean' },
+      tag: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
   if (values.help) {
     io.stdout(INSPECT_HELP + '\n');
     return 0;
@@ -53,17 +63,29 @@ export function renderInspect(r: InspectReport, s: Style): string {
     lines.push(`${' '.repeat(12)}${text}`);
   };
   row('file', `${r.file}  (${formatBytes(r.fileBytes)})`);
-  const recs = Object.entries(r.records).map(([k, v]) => `${k}=${v}`).join(', ');
+  const recs = Object.entries(r.records)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(', ');
   row('format', `${r.format}${recs ? s.dim(`  ${recs}`) : ''}`);
   const lay = r.layout;
   row('layout', `${s.bold(LAYOUT_TITLES[lay.kind])} (${lay.kind})${lay.prefixes.length ? `, prefixes ${lay.prefixes.map((p) => `'${p}'`).join(' + ')}` : ''}`);
   for (const e of lay.evidence) sub(s.dim(`- ${e}`));
-  const roles = r.roles.map((x) => `${x.kind}${x.path.length ? ` at ${x.path.join('/')}` : ''}${x.className ? ` (${x.className})` : ''}${x.note ? ` [${x.note}]` : ''}`);
+  const roles = r.roles.map(
+    (x) => `${x.kind}${x.path.length ? ` at ${x.path.join('/')}` : ''}${x.className ? ` (${x.className})` : ''}${x.note ? ` [${x.note}]` : ''}`,
+  );
   if (roles.length) row('contains', roles.slice(0, 6).join('; ') + (roles.length > 6 ? `; +${roles.length - 6} more` : ''));
   const t = r.totals;
   row('tensors', `${plural(t.tensors, 'tensor')} in ${plural(t.storages, 'storage')}, ${formatBytes(t.storageBytes)}`);
-  sub(`by dtype   ${Object.entries(t.byDtype).map(([k, v]) => `${k} ${v.tensors} (${formatBytes(v.bytes)})`).join(' · ')}`);
-  sub(`by device  ${Object.entries(t.byDevice).map(([k, v]) => `${k} ${v.tensors} (${formatBytes(v.bytes)})`).join(' · ')}`);
+  sub(
+    `by dtype   ${Object.entries(t.byDtype)
+      .map(([k, v]) => `${k} ${v.tensors} (${formatBytes(v.bytes)})`)
+      .join(' · ')}`,
+  );
+  sub(
+    `by device  ${Object.entries(t.byDevice)
+      .map(([k, v]) => `${k} ${v.tensors} (${formatBytes(v.bytes)})`)
+      .join(' · ')}`,
+  );
   const shared = r.tensors.filter((x) => x.shared).length;
   if (shared) sub(`${shared} tensor paths share a storage with another (tied weights or views)`);
   const sec = r.security;
@@ -71,7 +93,9 @@ export function renderInspect(r: InspectReport, s: Style): string {
   row('security', color(SECURITY_TITLES[sec.verdict]));
   if (sec.verdict !== 'safe' && sec.weightsOnly?.refusal) sub(s.dim(`weights_only: ${sec.weightsOnly.refusal}`));
   for (const g of sec.globals.filter((x) => x.class === 'dangerous' || x.class === 'unknown-class').slice(0, 12)) {
-    sub((g.class === 'dangerous' ? s.red : s.yellow)(`${g.class === 'dangerous' ? '!!' : '? '} ${g.name}${g.calls ? ` (called ${g.calls}x)` : ''}: ${g.reason}`));
+    sub(
+      (g.class === 'dangerous' ? s.red : s.yellow)(`${g.class === 'dangerous' ? '!!' : '? '} ${g.name}${g.calls ? ` (called ${g.calls}x)` : ''}: ${g.reason}`),
+    );
     if (g.class === 'dangerous' && g.example) sub(s.red(`   would run: ${g.example}`));
   }
   const load = r.loading;
@@ -87,7 +111,11 @@ export function renderInspect(r: InspectReport, s: Style): string {
       // ckpt convert refuses this format: the fix is the loader's own map_location
       if (load.how.includes('map_location')) sub(`fix: ${load.how}`);
     } else if (plan.fix) {
-      const opts = plan.fix.preset ? `--preset ${plan.fix.preset}` : Object.entries(plan.fix.remap ?? {}).map(([a, b]) => `--map-location ${a}=${b}`).join(' ');
+      const opts = plan.fix.preset
+        ? `--preset ${plan.fix.preset}`
+        : Object.entries(plan.fix.remap ?? {})
+            .map(([a, b]) => `--map-location ${a}=${b}`)
+            .join(' ');
       sub(`fix: ckpt convert ${JSON.stringify(r.file)} ${opts} -o <out>`);
     }
   }
@@ -98,7 +126,8 @@ export function renderInspect(r: InspectReport, s: Style): string {
 }
 
 function renderTree(n: TreeNode, indent: string, last: boolean, out: string[], s: Style, depth: number): void {
-  const label = depth === 0 ? s.dim(n.type) : `${String(n.key)}  ${s.dim(n.type === 'tensor' || n.type === 'Parameter' ? n.summary : `${n.type} ${n.summary}`)}`;
+  const label =
+    depth === 0 ? s.dim(n.type) : `${String(n.key)}  ${s.dim(n.type === 'tensor' || n.type === 'Parameter' ? n.summary : `${n.type} ${n.summary}`)}`;
   out.push(depth === 0 ? `  ${label} ${s.dim(n.summary)}` : `${indent}${last ? '└─ ' : '├─ '}${label}`);
   const kids = n.children ?? [];
   const next = depth === 0 ? '  ' : indent + (last ? '   ' : '│  ');

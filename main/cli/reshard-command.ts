@@ -52,14 +52,24 @@ options
 exit codes: 0 written and verified, 1 not written (ranks differ, verification failed),
 2 usage or input error`;
 
-export function parseReshardArgs(args: string[]): ReshardRequest & { json: boolean } | 'help' {
+export function parseReshardArgs(args: string[]): (ReshardRequest & { json: boolean }) | 'help' {
   const { values, positionals } = parseArgs({
     args,
     allowPositionals: true,
     options: {
-      to: { type: 'string' }, output: { type: 'string', short: 'o' }, format: { type: 'string' }, 'max-shard-size': { type: 'string' },
-      preset: { type: 'string' }, 'take-rank': { type: 'string' }, force: { type: 'boolean' }, 'dry-run': { type: 'boolean' },
-      json: { type: 'boolean' }, tag: { type: 'string' }, dtype: { type: 'string' }, 'keep-dtype': { type: 'string' }, help: { type: 'boolean', short: 'h' },
+      to: { type: 'string' },
+      output: { type: 'string', short: 'o' },
+      format: { type: 'string' },
+      'max-shard-size': { type: 'string' },
+      preset: { type: 'string' },
+      'take-rank': { type: 'string' },
+      force: { type: 'boolean' },
+      'dry-run': { type: 'boolean' },
+      json: { type: 'boolean' },
+      tag: { type: 'string' },
+      dtype: { type: 'string' },
+      'keep-dtype': { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
     },
   });
   if (values.help) return 'help';
@@ -76,10 +86,12 @@ export function parseReshardArgs(args: string[]): ReshardRequest & { json: boole
   if (to === 'single') target = { kind: 'single' };
   else if ((m = /^ranks:(\d+)$/.exec(to))) target = { kind: 'ranks', count: Number(m[1]) };
   else if ((m = /^dcp(?::(\d+))?$/.exec(to))) target = { kind: 'dcp', ranks: m[1] ? Number(m[1]) : 1 };
-  else if ((m = /^shards(?::(.+))?$/.exec(to))) target = { kind: 'shards', maxShardBytes: m[1] ? size(m[1]) : values['max-shard-size'] ? size(values['max-shard-size']) : DEFAULT_MAX_SHARD_BYTES };
+  else if ((m = /^shards(?::(.+))?$/.exec(to)))
+    target = { kind: 'shards', maxShardBytes: m[1] ? size(m[1]) : values['max-shard-size'] ? size(values['max-shard-size']) : DEFAULT_MAX_SHARD_BYTES };
   else if (to === 'ranks') return usage('--to ranks needs the number of ranks: --to ranks:N, e.g. --to ranks:2');
   else return usage(`--to ${to}${didYouMean(to.replace(/:.*$/, ''), ['single', 'ranks', 'dcp', 'shards'])}: use single, ranks:N, dcp[:N] or shards[:SIZE]`);
-  if ((target.kind === 'ranks' && (target.count < 1 || target.count > 4096)) || (target.kind === 'dcp' && (target.ranks < 1 || target.ranks > 4096))) usage('the rank count must be 1 to 4096');
+  if ((target.kind === 'ranks' && (target.count < 1 || target.count > 4096)) || (target.kind === 'dcp' && (target.ranks < 1 || target.ranks > 4096)))
+    usage('the rank count must be 1 to 4096');
   if (values['max-shard-size'] !== undefined && target.kind !== 'shards') usage('--max-shard-size goes with --to shards');
   const output = values.output ?? usage('say where to write: -o <file or folder>');
   let format: ReshardFormat;
@@ -98,7 +110,18 @@ export function parseReshardArgs(args: string[]): ReshardRequest & { json: boole
     if (!Number.isInteger(takeRank) || takeRank < 0) usage('--take-rank takes a rank number, e.g. --take-rank 0');
   }
   if (values.tag !== undefined && positionals.length !== 1) usage('--tag goes with one DeepSpeed checkpoint folder');
-  return { inputs: positionals.map((i) => withTag(i, values.tag)), target, format, output, force: !!values.force, preset, takeRank, dryRun: !!values['dry-run'], json: !!values.json, ...castOptions(values.dtype, values['keep-dtype']) };
+  return {
+    inputs: positionals.map((i) => withTag(i, values.tag)),
+    target,
+    format,
+    output,
+    force: !!values.force,
+    preset,
+    takeRank,
+    dryRun: !!values['dry-run'],
+    json: !!values.json,
+    ...castOptions(values.dtype, values['keep-dtype']),
+  };
 }
 
 export async function runReshard(args: string[], io: CliIO): Promise<number> {
@@ -114,13 +137,16 @@ export async function runReshard(args: string[], io: CliIO): Promise<number> {
   const pool = new WorkerPool(1);
   const bar = io.isTTY && !json ? new ProgressLine(io) : null;
   try {
-    const report = await pool.run({ kind: 'reshard', request }, {
-      signal: controller.signal,
-      onProgress: (pr) => {
-        if (json) io.stdout(JSON.stringify({ event: 'progress', ...pr }) + '\n');
-        else bar?.update(pr.done, pr.total || pr.done, `${(pr as { phase?: string }).phase ?? ''} ${pr.label ?? ''}`);
+    const report = await pool.run(
+      { kind: 'reshard', request },
+      {
+        signal: controller.signal,
+        onProgress: (pr) => {
+          if (json) io.stdout(JSON.stringify({ event: 'progress', ...pr }) + '\n');
+          else bar?.update(pr.done, pr.total || pr.done, `${(pr as { phase?: string }).phase ?? ''} ${pr.label ?? ''}`);
+        },
       },
-    });
+    );
     bar?.clear();
     io.stdout(json ? JSON.stringify({ event: 'report', report }) + '\n' : renderReshard(report, style, { withErrors: false }));
     // errors ("already exists; pass --force") go where every other command's errors go
@@ -144,21 +170,42 @@ export async function runReshard(args: string[], io: CliIO): Promise<number> {
 /** A layout as a grid: one line per tensor, one cell per file (█ whole, ▌ a piece, ▒ a replica). */
 export function renderLayout(l: ShardLayout, s: Style, maxRows = 24): string {
   const lines = [`${s.bold(l.title)}`];
-  l.columns.slice(0, 16).forEach((c, i) => lines.push(s.dim(`  [${i}] ${c.file}${c.rank !== null ? `  (rank ${c.rank})` : ''}${c.role !== 'data' ? `  ${c.role}` : ''}${c.bytes ? `  ${formatBytes(c.bytes)}` : ''}`)));
+  l.columns
+    .slice(0, 16)
+    .forEach((c, i) =>
+      lines.push(
+        s.dim(
+          `  [${i}] ${c.file}${c.rank !== null ? `  (rank ${c.rank})` : ''}${c.role !== 'data' ? `  ${c.role}` : ''}${c.bytes ? `  ${formatBytes(c.bytes)}` : ''}`,
+        ),
+      ),
+    );
   if (l.columns.length > 16) lines.push(s.dim(`  … ${l.columns.length - 16} more files`));
   const width = Math.min(48, Math.max(8, ...l.rows.slice(0, maxRows).map((r) => r.name.length)));
   for (const r of l.rows.slice(0, maxRows)) {
-    const cells = l.columns.map((_, i) => {
-      const ps = r.pieces.filter((x) => x.column === i);
-      if (!ps.length) return '·';
-      if (ps.every((x) => x.replica)) return '▒';
-      return ps.some((x) => String(x.sizes) !== String(r.shape)) ? '▌' : '█';
-    }).join('');
+    const cells = l.columns
+      .map((_, i) => {
+        const ps = r.pieces.filter((x) => x.column === i);
+        if (!ps.length) return '·';
+        if (ps.every((x) => x.replica)) return '▒';
+        return ps.some((x) => String(x.sizes) !== String(r.shape)) ? '▌' : '█';
+      })
+      .join('');
     const name = r.name.length > width ? '…' + r.name.slice(-(width - 1)) : r.name.padEnd(width);
-    lines.push(`  ${name} ${cells}  ${s.dim(`${r.dtype}[${r.shape.join(', ')}]${r.spread === 'sharded' ? ` in ${r.pieces.filter((x) => !x.replica).length} pieces` : ''}`)}`);
+    lines.push(
+      `  ${name} ${cells}  ${s.dim(`${r.dtype}[${r.shape.join(', ')}]${r.spread === 'sharded' ? ` in ${r.pieces.filter((x) => !x.replica).length} pieces` : ''}`)}`,
+    );
   }
-  if (l.rows.length > maxRows) lines.push(s.dim(maxRows ? `  … ${l.rows.length - maxRows} more tensors` : `  ${l.rows.length} tensors (--dry-run shows where each one lies)`));
-  if (l.items.length) lines.push(s.dim(`  + ${l.items.length} non-tensor item${l.items.length === 1 ? '' : 's'} (${l.items.slice(0, 4).map((i) => i.name).join(', ')}${l.items.length > 4 ? ', …' : ''})`));
+  if (l.rows.length > maxRows)
+    lines.push(s.dim(maxRows ? `  … ${l.rows.length - maxRows} more tensors` : `  ${l.rows.length} tensors (--dry-run shows where each one lies)`));
+  if (l.items.length)
+    lines.push(
+      s.dim(
+        `  + ${l.items.length} non-tensor item${l.items.length === 1 ? '' : 's'} (${l.items
+          .slice(0, 4)
+          .map((i) => i.name)
+          .join(', ')}${l.items.length > 4 ? ', …' : ''})`,
+      ),
+    );
   return lines.join('\n');
 }
 
@@ -179,7 +226,12 @@ export function renderReshard(r: ReshardReport, s: Style, opts: { withErrors?: b
     row('differ', s.yellow(`${r.differing.length} tensor${r.differing.length === 1 ? '' : 's'} or values are not the same on every rank:`));
     for (const d of r.differing.slice(0, 20)) out.push(`          ${d.name}: ${d.reason}${d.ranks.length ? ` (rank ${d.ranks.join(', ')})` : ''}`);
     if (r.differing.length > 20) out.push(`          … ${r.differing.length - 20} more`);
-    if (!r.written && !r.outputs.length) out.push(s.yellow('          not merged: these ranks are not copies of each other; pass --take-rank R to write rank R\'s values, or re-shard each rank on its own'));
+    if (!r.written && !r.outputs.length)
+      out.push(
+        s.yellow(
+          "          not merged: these ranks are not copies of each other; pass --take-rank R to write rank R's values, or re-shard each rank on its own",
+        ),
+      );
   }
   for (const o of r.outputs) {
     const verdict = o.verified ? s.green(`verified: ${o.tensors} tensors read back equal to the source`) : s.red(`NOT verified: ${o.mismatch}`);
@@ -188,6 +240,7 @@ export function renderReshard(r: ReshardReport, s: Style, opts: { withErrors?: b
   if (r.cast) row('dtype', castText(r.cast, s));
   if (r.pieceChecks) row('pieces', `${r.pieceChecks} pieces cut back out of the written tensors match their source files`);
   if (p.request.dryRun) row('dry run', 'nothing was written');
-  else if (r.outputs.length) out.push(s.dim(`          ${r.seconds.toFixed(2)} s, ${formatBytes(r.bytesCopied)} copied${r.written ? '' : '; nothing was published'}`));
+  else if (r.outputs.length)
+    out.push(s.dim(`          ${r.seconds.toFixed(2)} s, ${formatBytes(r.bytesCopied)} copied${r.written ? '' : '; nothing was published'}`));
   return out.join('\n') + '\n';
 }

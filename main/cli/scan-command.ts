@@ -54,7 +54,14 @@ export async function runScan(args: string[], io: CliIO): Promise<number> {
     let line: ScanLine;
     try {
       const r = securityOfPath(file);
-      line = { file, verdict: r.verdict, globals: r.globals, notes: r.notes ?? [], ...(r.holdsFor !== undefined ? { holdsFor: r.holdsFor } : {}), ...(r.weightsOnly ? { weightsOnly: r.weightsOnly } : {}) };
+      line = {
+        file,
+        verdict: r.verdict,
+        globals: r.globals,
+        notes: r.notes ?? [],
+        ...(r.holdsFor !== undefined ? { holdsFor: r.holdsFor } : {}),
+        ...(r.weightsOnly ? { weightsOnly: r.weightsOnly } : {}),
+      };
       flagged ||= r.verdict === 'dangerous' || r.verdict === 'unknown-class';
       counts[r.verdict] = (counts[r.verdict] ?? 0) + 1;
     } catch (e) {
@@ -65,7 +72,12 @@ export async function runScan(args: string[], io: CliIO): Promise<number> {
     if (io.isTTY && files.length > 1) io.stderr('\r\x1b[2K');
     io.stdout(values.json ? JSON.stringify(line) + '\n' : renderScan(line, style));
   });
-  if (files.length > 1) io.stderr(`${files.length} files: ${Object.entries(counts).map(([k, n]) => `${n} ${k}`).join(', ')}\n`);
+  if (files.length > 1)
+    io.stderr(
+      `${files.length} files: ${Object.entries(counts)
+        .map(([k, n]) => `${n} ${k}`)
+        .join(', ')}\n`,
+    );
   return unreadable ? 2 : flagged ? 1 : 0;
 }
 

@@ -40,25 +40,40 @@ export interface ServeOptions {
 }
 
 export async function runServe(args: string[], io: CliIO, opts: ServeOptions = {}): Promise<number> {
-  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { port: { type: 'string' }, host: { type: 'string' }, token: { type: 'string' }, 'allow-host': { type: 'string', multiple: true }, 'no-open': { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } });
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      port: { type: 'string' },
+      host: { type: 'string' },
+      token: { type: 'string' },
+      'allow-host': { type: 'string', multiple: true },
+      'no-open': { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
   if (values.help) {
     io.stdout(SERVE_HELP + '\n');
     return 0;
   }
   if (positionals.length) fail('usage', `serve takes no file or folder (got '${positionals[0]}'); the app opens the sample workspace`);
   const port = values.port === undefined ? DEFAULT_PORT : Number(values.port);
-  if (!/^\d{1,5}$/.test(values.port ?? '0') || !Number.isInteger(port) || port > 65535) fail('usage', `--port takes a port number from 0 to 65535 (got '${values.port}')`);
+  if (!/^\d{1,5}$/.test(values.port ?? '0') || !Number.isInteger(port) || port > 65535)
+    fail('usage', `--port takes a port number from 0 to 65535 (got '${values.port}')`);
   const host = values.host ?? '127.0.0.1';
   if (!/^[\w.:[\]-]{1,255}$/.test(host)) fail('usage', `--host takes an address such as 127.0.0.1 (got '${host}')`);
   if (!isLoopback(host)) {
-    io.stderr(`WARNING: serving on ${host}, which is not this machine's loopback address. Anyone who can reach it\n` +
-      `WARNING: and learns the token can read and write your files. Prefer --host 127.0.0.1 and an SSH tunnel.\n`);
+    io.stderr(
+      `WARNING: serving on ${host}, which is not this machine's loopback address. Anyone who can reach it\n` +
+        `WARNING: and learns the token can read and write your files. Prefer --host 127.0.0.1 and an SSH tunnel.\n`,
+    );
   }
 
   const token = chosenToken(values.token, process.env['CKPT_TOKEN']);
   const allowHosts = values['allow-host'] ?? [];
   for (const name of allowHosts) {
-    if (!/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?$/.test(name)) fail('usage', `--allow-host takes a host name such as ckpt.example.org or ckpt.example.org:443 (got '${name.slice(0, 100)}')`);
+    if (!/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?$/.test(name))
+      fail('usage', `--allow-host takes a host name such as ckpt.example.org or ckpt.example.org:443 (got '${name.slice(0, 100)}')`);
   }
   const server = await listen({ host, port, allowHosts, ...(token !== undefined ? { token } : {}) }, values.port !== undefined, io);
   // The handlers go in before the URL is printed: whoever reads the URL may stop the server at
@@ -93,7 +108,10 @@ export async function runServe(args: string[], io: CliIO, opts: ServeOptions = {
 function chosenToken(flag: string | undefined, env: string | undefined): string | undefined {
   const [token, from] = flag !== undefined ? [flag, '--token'] : env ? [env, 'CKPT_TOKEN'] : [undefined, ''];
   if (token !== undefined && !new RegExp(`^[A-Za-z0-9_-]{${MIN_TOKEN_LENGTH},512}$`).test(token)) {
-    fail('usage', `${from} must be at least ${MIN_TOKEN_LENGTH} characters of A-Z a-z 0-9 _ - (got ${token.length} characters${/[^A-Za-z0-9_-]/.test(token) ? ', some of them not allowed' : ''})`);
+    fail(
+      'usage',
+      `${from} must be at least ${MIN_TOKEN_LENGTH} characters of A-Z a-z 0-9 _ - (got ${token.length} characters${/[^A-Za-z0-9_-]/.test(token) ? ', some of them not allowed' : ''})`,
+    );
   }
   return token;
 }

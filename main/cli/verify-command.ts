@@ -60,19 +60,38 @@ export function parseVerifyArgs(args: string[]): { options: VerifyOptions; json:
     args,
     allowPositionals: true,
     options: {
-      model: { type: 'string' }, data: { type: 'string' }, against: { type: 'string' }, device: { type: 'string' },
-      'batch-size': { type: 'string' }, limit: { type: 'string' }, 'data-format': { type: 'string' }, layout: { type: 'string' },
-      size: { type: 'string' }, channels: { type: 'string' }, resize: { type: 'string' }, scale: { type: 'string' },
-      mean: { type: 'string' }, std: { type: 'string' }, atol: { type: 'string' }, rtol: { type: 'string' },
-      'trust-names': { type: 'boolean' }, 'bn-eps': { type: 'string' }, report: { type: 'string', multiple: true },
-      json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
-      python: { type: 'string' }, 'model-class': { type: 'string' }, 'model-args': { type: 'string' },
+      model: { type: 'string' },
+      data: { type: 'string' },
+      against: { type: 'string' },
+      device: { type: 'string' },
+      'batch-size': { type: 'string' },
+      limit: { type: 'string' },
+      'data-format': { type: 'string' },
+      layout: { type: 'string' },
+      size: { type: 'string' },
+      channels: { type: 'string' },
+      resize: { type: 'string' },
+      scale: { type: 'string' },
+      mean: { type: 'string' },
+      std: { type: 'string' },
+      atol: { type: 'string' },
+      rtol: { type: 'string' },
+      'trust-names': { type: 'boolean' },
+      'bn-eps': { type: 'string' },
+      report: { type: 'string', multiple: true },
+      json: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+      python: { type: 'string' },
+      'model-class': { type: 'string' },
+      'model-args': { type: 'string' },
     },
   });
   if (values.help) return 'help';
-  if (positionals.length !== 1) fail('usage', 'verify takes one checkpoint: ckpt verify --model graph.onnx --data <test set> <checkpoint> (or --model-class file.py:Class)');
+  if (positionals.length !== 1)
+    fail('usage', 'verify takes one checkpoint: ckpt verify --model graph.onnx --data <test set> <checkpoint> (or --model-class file.py:Class)');
   const modelClass = values['model-class'];
-  if (!values.model && !modelClass) fail('usage', 'say which model to run: --model graph.onnx (export one with torch.onnx.export), or --model-class file.py:ClassName with your own python');
+  if (!values.model && !modelClass)
+    fail('usage', 'say which model to run: --model graph.onnx (export one with torch.onnx.export), or --model-class file.py:ClassName with your own python');
   if (values.model && modelClass) fail('usage', '--model and --model-class are two ways to give the architecture; pass one');
   if (!modelClass && (values.python || values['model-args'])) fail('usage', '--python and --model-args go with --model-class');
   let modelArgs: Record<string, unknown> | null = null;
@@ -82,7 +101,8 @@ export function parseVerifyArgs(args: string[]): { options: VerifyOptions; json:
     } catch {
       modelArgs = null;
     }
-    if (!modelArgs || typeof modelArgs !== 'object' || Array.isArray(modelArgs)) fail('usage', `--model-args takes a JSON object of keyword arguments, e.g. '{"width": 64}', not '${values['model-args']}'`);
+    if (!modelArgs || typeof modelArgs !== 'object' || Array.isArray(modelArgs))
+      fail('usage', `--model-args takes a JSON object of keyword arguments, e.g. '{"width": 64}', not '${values['model-args']}'`);
   }
   if (!values.data) fail('usage', 'say which test set to run: --data <x.npz | idx folder | CIFAR batch | ImageFolder>');
   const number = (flag: string, v: string | undefined, check: (n: number) => boolean, what: string): number | undefined => {
@@ -122,7 +142,8 @@ export function parseVerifyArgs(args: string[]): { options: VerifyOptions; json:
   const std = list('std', values.std);
   if (mean) pre.mean = mean;
   if (std) pre.std = std;
-  if (values['data-format'] !== undefined && !FORMATS.includes(values['data-format'] as TestSetFormat)) fail('usage', `--data-format takes ${FORMATS.join(', ')}, not '${values['data-format']}'`);
+  if (values['data-format'] !== undefined && !FORMATS.includes(values['data-format'] as TestSetFormat))
+    fail('usage', `--data-format takes ${FORMATS.join(', ')}, not '${values['data-format']}'`);
   const reports = values.report ?? [];
   for (const r of reports) if (!/\.(html?|json)$/i.test(r)) fail('usage', `--report writes .html or .json files, not '${r}'`);
   const options: VerifyOptions = {
@@ -155,14 +176,17 @@ export async function runVerifyCommand(args: string[], io: CliIO): Promise<numbe
   const pool = new WorkerPool(1);
   let shown = false;
   try {
-    const report: VerifyReport = await pool.run({ kind: 'verify', options: p.options }, {
-      signal: controller.signal,
-      onProgress: (pr) => {
-        if (!io.isTTY || p.json || !pr.total) return;
-        io.stdout(`\r\x1b[2Kverifying: ${pr.done}/${pr.total} samples  ${pr.label ?? ''}`);
-        shown = true;
+    const report: VerifyReport = await pool.run(
+      { kind: 'verify', options: p.options },
+      {
+        signal: controller.signal,
+        onProgress: (pr) => {
+          if (!io.isTTY || p.json || !pr.total) return;
+          io.stdout(`\r\x1b[2Kverifying: ${pr.done}/${pr.total} samples  ${pr.label ?? ''}`);
+          shown = true;
+        },
       },
-    });
+    );
     if (shown) io.stdout('\r\x1b[2K');
     for (const r of p.reports) {
       try {
@@ -171,7 +195,9 @@ export async function runVerifyCommand(args: string[], io: CliIO): Promise<numbe
         throw asCheckpointError(e, r);
       }
     }
-    io.stdout(p.json ? JSON.stringify(report) + '\n' : renderReportText(report, makeStyle(io.color)) + p.reports.map((r) => `report written to ${r}\n`).join(''));
+    io.stdout(
+      p.json ? JSON.stringify(report) + '\n' : renderReportText(report, makeStyle(io.color)) + p.reports.map((r) => `report written to ${r}\n`).join(''),
+    );
     return report.verdict === 'PASS' ? 0 : 1;
   } catch (e) {
     if (shown) io.stdout('\r\x1b[2K');

@@ -31,7 +31,16 @@ export interface CastTree {
 /** `fp32`, `bf16`, `fp16` and torch's names → the dtype `--dtype` casts to. */
 export function parseCastDtype(text: string): CastDtype | string {
   const t = text.trim().toLowerCase();
-  const names: Record<string, CastDtype> = { fp32: 'float32', float32: 'float32', float: 'float32', bf16: 'bfloat16', bfloat16: 'bfloat16', fp16: 'float16', float16: 'float16', half: 'float16' };
+  const names: Record<string, CastDtype> = {
+    fp32: 'float32',
+    float32: 'float32',
+    float: 'float32',
+    bf16: 'bfloat16',
+    bfloat16: 'bfloat16',
+    fp16: 'float16',
+    float16: 'float16',
+    half: 'float16',
+  };
   return names[t] ?? `--dtype ${JSON.stringify(text)}: give fp32, bf16 or fp16`;
 }
 
@@ -69,8 +78,12 @@ export function castTree(root: PyValue, req: CastRequest): CastTree {
   return {
     tree,
     summary: () => ({
-      dtype: to.name as CastDtype, cast: casts.length, kept, unchanged,
-      overflow: casts.reduce((a, c) => a + c.counts.overflow, 0), underflow: casts.reduce((a, c) => a + c.counts.underflow, 0),
+      dtype: to.name as CastDtype,
+      cast: casts.length,
+      kept,
+      unchanged,
+      overflow: casts.reduce((a, c) => a + c.counts.overflow, 0),
+      underflow: casts.reduce((a, c) => a + c.counts.underflow, 0),
     }),
   };
 }

@@ -35,9 +35,11 @@ export function makeCodeFree(root: PyValue, keepObjects: boolean): CodeFreeResul
   };
   const refuse = (name: string): void => {
     const cls = nameClass(...split(name))?.cls;
-    if (cls === 'dangerous') blocked ??= `the output would carry ${name}, which can run code when the file is loaded; add --unwrap or --export-state-dict to keep only the tensors`;
+    if (cls === 'dangerous')
+      blocked ??= `the output would carry ${name}, which can run code when the file is loaded; add --unwrap or --export-state-dict to keep only the tensors`;
     else if (keepObjects) kept.add(name);
-    else blocked ??= `the output would carry ${name}, which torch.load(weights_only=True) refuses; add --keep-objects to keep it anyway (the report lists it), or --unwrap/--export-state-dict to keep only the tensors`;
+    else
+      blocked ??= `the output would carry ${name}, which torch.load(weights_only=True) refuses; add --keep-objects to keep it anyway (the report lists it), or --unwrap/--export-state-dict to keep only the tensors`;
   };
   const tree = copyTree(root, {
     object: (o, copy) => {

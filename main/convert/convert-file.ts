@@ -72,7 +72,11 @@ export async function convertFile(source: string, opts: ConvertOptions): Promise
     const sec = ck.report.security;
     if (sec.verdict === 'dangerous' && !rules.unwrap && !rules.exportStateDict) {
       const g = sec.globals.find((x) => x.class === 'dangerous');
-      fail('unsupported', `${source}: the source is dangerous (${g?.example ?? g?.name ?? 'see ckpt scan'}); nothing was written; add --unwrap or --export-state-dict to take only its tensors`, source);
+      fail(
+        'unsupported',
+        `${source}: the source is dangerous (${g?.example ?? g?.name ?? 'see ckpt scan'}); nothing was written; add --unwrap or --export-state-dict to take only its tensors`,
+        source,
+      );
     }
     const built = buildOutputTree(ck, rules, roles);
     const codeFree = makeCodeFree(opts.adjustTree ? opts.adjustTree(built) : built, !!rules.keepObjects);
@@ -90,7 +94,9 @@ export async function convertFile(source: string, opts: ConvertOptions): Promise
       const kept: OutputReport[] = [];
       for (const out of plan.outputs) {
         const location = deviceMapper(rules, out.rank ?? 0);
-        const r = out.exists ? await verifyExistingOutput(out.file, tree, { archiveName: archiveNameFor(out.file), location: (s) => location(s.location), checkCancelled }) : null;
+        const r = out.exists
+          ? await verifyExistingOutput(out.file, tree, { archiveName: archiveNameFor(out.file), location: (s) => location(s.location), checkCancelled })
+          : null;
         if (!r) break;
         kept.push({ ...r, ...(out.rank !== undefined ? { rank: out.rank } : {}) });
       }
@@ -108,17 +114,18 @@ export async function convertFile(source: string, opts: ConvertOptions): Promise
         const { value: report } = await writeCheckedAtomically(
           out.file,
           opts.force,
-          (fd, tmp) => writeTorchCheckpoint(fd, (tmpFile = tmp, tree), {
-            archiveName: archiveNameFor(out.file),
-            location: (s) => location(s.location),
-            checkCancelled,
-            onBytes: (n) => {
-              done += n;
-              opts.onProgress?.({ done, total, unit: 'bytes', label: path.basename(out.file) });
-            },
-            // each storage is read back and checked in a helper thread while the next is copied
-            onStorageWritten: (w) => readBack.set(w.key, readBackCrc(tmp, w.dataOffset, w.nbytes)),
-          }),
+          (fd, tmp) =>
+            writeTorchCheckpoint(fd, ((tmpFile = tmp), tree), {
+              archiveName: archiveNameFor(out.file),
+              location: (s) => location(s.location),
+              checkCancelled,
+              onBytes: (n) => {
+                done += n;
+                opts.onProgress?.({ done, total, unit: 'bytes', label: path.basename(out.file) });
+              },
+              // each storage is read back and checked in a helper thread while the next is copied
+              onStorageWritten: (w) => readBack.set(w.key, readBackCrc(tmp, w.dataOffset, w.nbytes)),
+            }),
           async (tmp, written) => {
             const changed = statOf(source);
             if (changed.size !== before.size || changed.mtimeMs !== before.mtimeMs) {
@@ -126,7 +133,12 @@ export async function convertFile(source: string, opts: ConvertOptions): Promise
             }
             // The written pickle itself, read as torch.load would: nothing outside the allowlist unless --keep-objects
             const wo = scanFile(tmp).weightsOnly?.byTorch['2.13'];
-            if (!rules.keepObjects && !wo?.loads) fail('internal', `${out.file}: the written file would not load with torch.load(weights_only=True) (${wo?.refusal}); nothing was written`, out.file);
+            if (!rules.keepObjects && !wo?.loads)
+              fail(
+                'internal',
+                `${out.file}: the written file would not load with torch.load(weights_only=True) (${wo?.refusal}); nothing was written`,
+                out.file,
+              );
             const r = await verifyOutput(tmp, out.file, tree, written.storages, (s) => location(s.location), readBack);
             if (r.verified) checkFlatSlices(tree, r);
             return { value: { ...r, tail: written.tail }, publish: r.verified };
@@ -139,7 +151,12 @@ export async function convertFile(source: string, opts: ConvertOptions): Promise
     }
     const casts = cast.summary();
     return {
-      source, plan, outputs, verified: outputs.length === plan.outputs.length && outputs.every((o) => o.verified), seconds: (performance.now() - t0) / 1000, bytesCopied: done,
+      source,
+      plan,
+      outputs,
+      verified: outputs.length === plan.outputs.length && outputs.every((o) => o.verified),
+      seconds: (performance.now() - t0) / 1000,
+      bytesCopied: done,
       codeFree: { converted: codeFree.converted, kept: codeFree.kept, leftBehind },
       ...(casts ? { cast: casts } : {}),
     };

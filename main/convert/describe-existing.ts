@@ -8,7 +8,13 @@ import { LAYOUT_TITLES } from '../../shared/layout-names.ts';
 import { openCheckpoint } from '../inputs/open-checkpoint.ts';
 import { asCheckpointError } from '../errors.ts';
 
-const ROLE_NAMES: Record<string, string> = { 'state-dict': 'state dict', optimizer: 'optimizer state', lightning: 'Lightning checkpoint', module: 'whole pickled model', shard: 'shard' };
+const ROLE_NAMES: Record<string, string> = {
+  'state-dict': 'state dict',
+  optimizer: 'optimizer state',
+  lightning: 'Lightning checkpoint',
+  module: 'whole pickled model',
+  shard: 'shard',
+};
 
 export function describeExisting(file: string): ExistingOutput | null {
   let st: fs.Stats;
@@ -25,7 +31,8 @@ export function describeExisting(file: string): ExistingOutput | null {
       const r = ck.report;
       const roles = [...new Set(r.roles.map((role) => ROLE_NAMES[role.kind] ?? role.kind))];
       const devices = Object.keys(r.layout.devices).sort();
-      const what = `${r.tensors.length ? `a ${LAYOUT_TITLES[r.layout.kind]} ` : 'a '}${roles.length ? roles.join(' + ') : `${r.format} file`}: ` +
+      const what =
+        `${r.tensors.length ? `a ${LAYOUT_TITLES[r.layout.kind]} ` : 'a '}${roles.length ? roles.join(' + ') : `${r.format} file`}: ` +
         `${r.totals.tensors} ${r.totals.tensors === 1 ? 'tensor' : 'tensors'}${devices.length ? ` on ${devices.join(', ')}` : ''}`;
       return { ...base, what };
     } finally {

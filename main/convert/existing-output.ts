@@ -20,7 +20,9 @@ import { writeTorchCheckpoint } from './write-checkpoint.ts';
  * Returns its report (adopted), or null when it is something else.
  */
 export async function verifyExistingOutput(
-  file: string, tree: PyValue, opts: { archiveName: string; location(s: TorchStorage): string; checkCancelled(): void },
+  file: string,
+  tree: PyValue,
+  opts: { archiveName: string; location(s: TorchStorage): string; checkCancelled(): void },
 ): Promise<OutputReport | null> {
   let size: number;
   try {

@@ -67,7 +67,10 @@ export function keyMapper(keys: string[], rules: ConversionRules, lightning: boo
 
 /** The module paths a wrapper adds: `module.` added to keys means `_metadata` gains a root entry. */
 export function addedModulePaths(rules: ConversionRules): string[] {
-  const adds = [...(rules.preset && (rules.preset.name === 'dp' || rules.preset.name === 'ddp') ? ['module.'] : []), ...(rules.addPrefix ? [rules.addPrefix] : [])];
+  const adds = [
+    ...(rules.preset && (rules.preset.name === 'dp' || rules.preset.name === 'ddp') ? ['module.'] : []),
+    ...(rules.addPrefix ? [rules.addPrefix] : []),
+  ];
   // Each added prefix level is a module of its own: 'module.' → '' (the wrapper itself).
   const out: string[] = [];
   let acc = '';
@@ -82,7 +85,15 @@ export function addedModulePaths(rules: ConversionRules): string[] {
 export function deviceMapper(rules: ConversionRules, rank = 0): (tag: string) => string {
   const table = rules.mapLocation;
   const preset = rules.preset;
-  const presetTag = !preset ? null : preset.name === 'cpu' ? 'cpu' : preset.name === 'gpu' ? `cuda:${preset.index}` : preset.name === 'dp' ? 'cuda:0' : `cuda:${rank}`;
+  const presetTag = !preset
+    ? null
+    : preset.name === 'cpu'
+      ? 'cpu'
+      : preset.name === 'gpu'
+        ? `cuda:${preset.index}`
+        : preset.name === 'dp'
+          ? 'cuda:0'
+          : `cuda:${rank}`;
   return (tag) => {
     const hit = table.find((r) => r.from === tag) ?? table.find((r) => r.from === '*');
     if (hit) return hit.to;

@@ -9,8 +9,14 @@ import type { Checkpoint } from '../checkpoint/inspect.ts';
  */
 export function refusePlainPickle(ck: Checkpoint, source: string): void {
   if (ck.reading.format !== 'pickle') return;
-  const arrays = ck.reading.globals.filter((g) => /^numpy\.(_core|core)\.multiarray$/.test(g.module) && g.name === '_reconstruct').reduce((n, g) => n + g.calls, 0);
+  const arrays = ck.reading.globals
+    .filter((g) => /^numpy\.(_core|core)\.multiarray$/.test(g.module) && g.name === '_reconstruct')
+    .reduce((n, g) => n + g.calls, 0);
   const what = arrays ? `${arrays} numpy array${arrays === 1 ? '' : 's'}` : 'Python objects';
   const tensors = ck.tensors.length ? `${ck.tensors.length} torch tensors` : 'no torch tensors';
-  fail('unsupported', `${source}: a plain pickle (pickle.dump, not torch.save) of ${what} with ${tensors}; as a torch file it would load only with weights_only=False, so nothing was written; save the arrays with np.savez (ckpt converts .npz to tensors exactly) or torch.save them as tensors`, source);
+  fail(
+    'unsupported',
+    `${source}: a plain pickle (pickle.dump, not torch.save) of ${what} with ${tensors}; as a torch file it would load only with weights_only=False, so nothing was written; save the arrays with np.savez (ckpt converts .npz to tensors exactly) or torch.save them as tensors`,
+    source,
+  );
 }

@@ -56,7 +56,15 @@ export function mapRoles(ck: Checkpoint, rules: ConversionRules): RoleMapping[] 
     out.push({
       role,
       mapper,
-      plan: { path: role.path, kind: role.kind as 'state-dict' | 'module', ...(role.className ? { className: role.className } : {}), keys: changes, stripped: mapper.stripped, added: mapper.added, metadata },
+      plan: {
+        path: role.path,
+        kind: role.kind as 'state-dict' | 'module',
+        ...(role.className ? { className: role.className } : {}),
+        keys: changes,
+        stripped: mapper.stripped,
+        added: mapper.added,
+        metadata,
+      },
     });
   }
   return out;
@@ -77,7 +85,11 @@ export function outputFiles(source: string, output: string | null, rules: Conver
 function defaultOutput(source: string, rules: ConversionRules): string {
   // `checkpoint.pth.tar` (the ImageNet example's name) becomes `checkpoint.cpu.pth.tar`
   const ext = /\.(pth?|bin)\.tar$/i.exec(source)?.[0] ?? path.extname(source);
-  const tag = rules.preset ? presetText(rules.preset).replace(/[^\w:]+.*$/, '').replace(':', '') : 'converted';
+  const tag = rules.preset
+    ? presetText(rules.preset)
+        .replace(/[^\w:]+.*$/, '')
+        .replace(':', '')
+    : 'converted';
   return `${source.slice(0, source.length - ext.length)}.${tag}${ext || '.pt'}`;
 }
 
@@ -96,7 +108,9 @@ export function planConversion(ck: Checkpoint, rules: ConversionRules, output: s
   const modules = ck.roles.filter((r) => r.kind === 'module');
   const preset = rules.preset;
   if (ck.report.format === 'torchscript') {
-    errors.push('a TorchScript archive holds compiled code as well as weights; load it with torch.jit.load(f, map_location=...) (ckpt does not rewrite TorchScript)');
+    errors.push(
+      'a TorchScript archive holds compiled code as well as weights; load it with torch.jit.load(f, map_location=...) (ckpt does not rewrite TorchScript)',
+    );
   }
   let rootChange: string | null = null;
   if (rules.unwrap) {
@@ -111,14 +125,20 @@ export function planConversion(ck: Checkpoint, rules: ConversionRules, output: s
     rootChange = `the pickled ${dataParallel.className!.split('.').pop()} is kept as it is (already wrapped); only device tags change${preset.name === 'ddp' && preset.worldSize > 1 ? `, one file per rank` : ''}`;
     warnings.push('whole pickled module: loading it still needs the original classes (--export-state-dict writes a plain state dict)');
   } else if (modules.length && rewrap && rules.exportStateDict && !dataParallel) {
-    warnings.push(`a pickled plain model cannot be wrapped in ${preset.name === 'dp' ? 'DataParallel' : 'DDP'} by rewriting the file, so its state dict is written, with 'module.' keys: load it into ${preset.name === 'dp' ? 'nn.DataParallel(model)' : 'DDP(model)'}`);
+    warnings.push(
+      `a pickled plain model cannot be wrapped in ${preset.name === 'dp' ? 'DataParallel' : 'DDP'} by rewriting the file, so its state dict is written, with 'module.' keys: load it into ${preset.name === 'dp' ? 'nn.DataParallel(model)' : 'DDP(model)'}`,
+    );
   } else if (modules.length && !rules.exportStateDict) {
     if (rewrap) {
-      errors.push(`a whole pickled module (${modules[0]!.className}) cannot be re-wrapped in ${preset.name === 'dp' ? 'DataParallel' : 'DDP'} by rewriting the file; add --export-state-dict to write its state dict with 'module.' keys`);
+      errors.push(
+        `a whole pickled module (${modules[0]!.className}) cannot be re-wrapped in ${preset.name === 'dp' ? 'DataParallel' : 'DDP'} by rewriting the file; add --export-state-dict to write its state dict with 'module.' keys`,
+      );
     } else {
       const wrapped = modules.find((m) => m.className && WRAPPER_CLASSES[m.className]);
       if (wrapped && preset) rootChange = `the ${wrapped.className!.split('.').pop()} wrapper is removed; the inner model is kept as a whole pickled module`;
-      warnings.push('whole pickled module: device tags change, the class names stay; loading it still needs the original classes (--export-state-dict writes a plain state dict)');
+      warnings.push(
+        'whole pickled module: device tags change, the class names stay; loading it still needs the original classes (--export-state-dict writes a plain state dict)',
+      );
     }
   }
   if (rules.exportStateDict) {
@@ -126,8 +146,16 @@ export function planConversion(ck: Checkpoint, rules: ConversionRules, output: s
     else rootChange = `the pickled module ${modules[0]!.className} is replaced by its state dict (${modules[0]!.entries?.length ?? 0} keys)`;
   }
   if (!roles.length && !modules.length) warnings.push('no model state dict was recognised: only device tags change');
-  const newDtypes = [...new Set(ck.tensors.map((t) => t.tensor.dtype).filter((d) => !d.storage).map((d) => d.name))];
-  if (newDtypes.length) warnings.push(`${newDtypes.join(', ')} tensors are written with _rebuild_tensor_v3 and load in torch 2.1 or newer (uint16/32/64 in 2.3), not in torch 1.x`);
+  const newDtypes = [
+    ...new Set(
+      ck.tensors
+        .map((t) => t.tensor.dtype)
+        .filter((d) => !d.storage)
+        .map((d) => d.name),
+    ),
+  ];
+  if (newDtypes.length)
+    warnings.push(`${newDtypes.join(', ')} tensors are written with _rebuild_tensor_v3 and load in torch 2.1 or newer (uint16/32/64 in 2.3), not in torch 1.x`);
 
   const storages = new Map<TorchStorage, { tensors: number }>();
   for (const t of ck.tensors) {
@@ -169,7 +197,9 @@ export function planConversion(ck: Checkpoint, rules: ConversionRules, output: s
 }
 
 export function primaryStateDict(roles: RoleMapping[]): RoleMapping | undefined {
-  return roles.filter((r) => r.role.kind === 'state-dict').reduce<RoleMapping | undefined>((best, r) => (r.plan.keys.length > (best?.plan.keys.length ?? -1) ? r : best), undefined);
+  return roles
+    .filter((r) => r.role.kind === 'state-dict')
+    .reduce<RoleMapping | undefined>((best, r) => (r.plan.keys.length > (best?.plan.keys.length ?? -1) ? r : best), undefined);
 }
 
 function carriedContent(ck: Checkpoint, roles: RoleMapping[]): string[] {

@@ -17,7 +17,12 @@ import type { WrittenStorage } from './write-checkpoint.ts';
  * helper thread while later storages were still being copied).
  */
 export async function verifyOutput(
-  file: string, shownAs: string, planned: PyValue, storages: WrittenStorage[], plannedDevice: (s: TorchStorage) => string, readBack: Map<string, Promise<number>>,
+  file: string,
+  shownAs: string,
+  planned: PyValue,
+  storages: WrittenStorage[],
+  plannedDevice: (s: TorchStorage) => string,
+  readBack: Map<string, Promise<number>>,
 ): Promise<OutputReport> {
   const expected = walkTensors(planned);
   const byKey = new Map(storages.map((w) => [w.key, w]));
@@ -39,7 +44,15 @@ export async function verifyOutput(
       const key = JSON.stringify(e.path);
       const t = got.get(key);
       const src = e.tensor;
-      const check: TensorCheck = { path: e.path, sourcePath: e.path, dtype: src.dtype.name, shape: src.shape, device: src.storage ? plannedDevice(rootStorage(src.storage)) : src.device, crc32: '', ok: true };
+      const check: TensorCheck = {
+        path: e.path,
+        sourcePath: e.path,
+        dtype: src.dtype.name,
+        shape: src.shape,
+        device: src.storage ? plannedDevice(rootStorage(src.storage)) : src.device,
+        crc32: '',
+        ok: true,
+      };
       checks.push(check);
       if (!t) {
         note(check, 'missing from the written file');
@@ -49,7 +62,15 @@ export async function verifyOutput(
       compareTensor(check, e, t, byKey, crcs, note);
     }
     for (const [key] of got) mismatch ??= `${key}: in the written file but not planned`;
-    return { file: shownAs, bytes: fs.statSync(file).size, storages: storages.length, tensors: expected.length, verified: mismatch === undefined, ...(mismatch ? { mismatch } : {}), checks };
+    return {
+      file: shownAs,
+      bytes: fs.statSync(file).size,
+      storages: storages.length,
+      tensors: expected.length,
+      verified: mismatch === undefined,
+      ...(mismatch ? { mismatch } : {}),
+      checks,
+    };
   } finally {
     out.close();
   }
@@ -58,7 +79,12 @@ export async function verifyOutput(
 const hex = (n: number): string => n.toString(16).padStart(8, '0');
 
 function compareTensor(
-  check: TensorCheck, e: TensorAt, t: TensorAt, byKey: Map<string, WrittenStorage>, crcs: Map<string, number>, note: (c: TensorCheck, p: string) => void,
+  check: TensorCheck,
+  e: TensorAt,
+  t: TensorAt,
+  byKey: Map<string, WrittenStorage>,
+  crcs: Map<string, number>,
+  note: (c: TensorCheck, p: string) => void,
 ): void {
   const a = e.tensor;
   const b = t.tensor;
@@ -80,5 +106,9 @@ function compareTensor(
   const crc = crcs.get(w.key);
   check.crc32 = crc === undefined ? '' : hex(crc);
   if (crc === undefined) return note(check, `storage ${w.key} was not read back`);
-  if (crc !== w.crc32) note(check, `storage bytes read back have crc32 ${hex(crc)}, the source's are ${hex(w.crc32)}${w.source.recordCrc !== null ? ' (as recorded in the source archive; the source may be corrupt)' : ''}`);
+  if (crc !== w.crc32)
+    note(
+      check,
+      `storage bytes read back have crc32 ${hex(crc)}, the source's are ${hex(w.crc32)}${w.source.recordCrc !== null ? ' (as recorded in the source archive; the source may be corrupt)' : ''}`,
+    );
 }

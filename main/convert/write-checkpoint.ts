@@ -102,7 +102,13 @@ export function writeTorchCheckpoint(fd: number, root: PyValue, opts: WriteOptio
     // classes pickle as `torch.FloatStorage`; the untyped one by its defining module,
     // `torch.storage.UntypedStorage`, which is the name weights-only loading allows.
     const untyped = src.storageType === 'UntypedStorage' || src.storageType === '_UntypedStorage';
-    return new PyTuple(['storage', untyped ? new PyGlobal('torch.storage', 'UntypedStorage') : new PyGlobal('torch', src.storageType), w.key, w.location, src.numel]);
+    return new PyTuple([
+      'storage',
+      untyped ? new PyGlobal('torch.storage', 'UntypedStorage') : new PyGlobal('torch', src.storageType),
+      w.key,
+      w.location,
+      src.numel,
+    ]);
   };
   const tensorRecipe = (t: TorchTensor): { rebuild: PyGlobal; args: PyValue[] } => {
     // Legacy storage views become their root storage with the offset moved (zip files have no views).
@@ -135,27 +141,33 @@ export function writeTorchCheckpoint(fd: number, root: PyValue, opts: WriteOptio
 
   for (const w of written) {
     const range = w.source.locate();
-    if (range.length < w.nbytes) fail('truncated', `${range.reader.name}: storage ${w.source.key} has ${range.length} of its ${w.nbytes} bytes`, range.reader.name);
+    if (range.length < w.nbytes)
+      fail('truncated', `${range.reader.name}: storage ${w.source.key} has ${range.length} of its ${w.nbytes} bytes`, range.reader.name);
     // A whole stored record keeps its bytes, so the CRC the source recorded for them still holds.
     const known = w.source.recordCrc ?? undefined;
-    const rec = zip.addStreamed(`data/${w.key}`, w.nbytes, (write) => {
-      if (w.nbytes <= SMALL_STORAGE && small.read(range.reader, range.offset, buf, w.nbytes)) {
-        write(buf.subarray(0, w.nbytes));
-        opts.onBytes?.(w.nbytes);
-        return;
-      }
-      let done = 0;
-      while (done < w.nbytes) {
-        opts.checkCancelled?.();
-        const n = Math.min(buf.length, w.nbytes - done);
-        // positioned reads straight into `buf` (pread on a file; an assembled tensor's elements)
-        readRange(range.reader, range.offset + done, buf, 0, n);
-        const chunk = buf.subarray(0, n);
-        write(chunk);
-        done += n;
-        opts.onBytes?.(n);
-      }
-    }, known);
+    const rec = zip.addStreamed(
+      `data/${w.key}`,
+      w.nbytes,
+      (write) => {
+        if (w.nbytes <= SMALL_STORAGE && small.read(range.reader, range.offset, buf, w.nbytes)) {
+          write(buf.subarray(0, w.nbytes));
+          opts.onBytes?.(w.nbytes);
+          return;
+        }
+        let done = 0;
+        while (done < w.nbytes) {
+          opts.checkCancelled?.();
+          const n = Math.min(buf.length, w.nbytes - done);
+          // positioned reads straight into `buf` (pread on a file; an assembled tensor's elements)
+          readRange(range.reader, range.offset + done, buf, 0, n);
+          const chunk = buf.subarray(0, n);
+          write(chunk);
+          done += n;
+          opts.onBytes?.(n);
+        }
+      },
+      known,
+    );
     w.crc32 = rec.crc;
     w.dataOffset = rec.dataOffset;
     report();

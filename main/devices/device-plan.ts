@@ -11,7 +11,13 @@
  */
 import {
   linkMeaning,
-  type DdpPlacement, type DeviceFix, type DevicePlan, type DeviceReading, type DeviceTagPlan, type TopologyLink, type VisibleDevice,
+  type DdpPlacement,
+  type DeviceFix,
+  type DevicePlan,
+  type DeviceReading,
+  type DeviceTagPlan,
+  type TopologyLink,
+  type VisibleDevice,
 } from '../../shared/devices.ts';
 
 export interface PlanOptions {
@@ -79,7 +85,13 @@ export function planDevices(deviceCounts: Record<string, number>, reading: Devic
     const base = { tag, tensors, backend: p?.backend ?? tag, index: p?.index ?? null };
     const toCpu: DeviceFix = { remap: { [tag]: 'cpu' }, line: `${tag} → cpu` };
     if (!p) {
-      return { ...base, loads: false, reason: `don't know how to restore data location of torch.storage.UntypedStorage (tagged with ${tag})`, lands: null, fix: toCpu };
+      return {
+        ...base,
+        loads: false,
+        reason: `don't know how to restore data location of torch.storage.UntypedStorage (tagged with ${tag})`,
+        lands: null,
+        fix: toCpu,
+      };
     }
     if (p.backend === 'cpu') return { ...base, loads: true, reason: null, lands: 'CPU', fix: null };
     if (p.backend === 'meta') return { ...base, loads: true, reason: null, lands: 'meta (shapes only, no data)', fix: null };
@@ -90,12 +102,19 @@ export function planDevices(deviceCounts: Record<string, number>, reading: Devic
         return { ...base, loads: false, reason: `${cpuOnlyReason()} (${why})`, lands: null, fix: { preset: 'cpu', line: CPU_FIX_LINE } };
       }
       if (state === 'unknown') {
-        return { ...base, loads: null, reason: `Cannot tell whether ${tag} exists here: ${reading.message}`, lands: null, fix: { preset: 'cpu', line: CPU_FIX_LINE } };
+        return {
+          ...base,
+          loads: null,
+          reason: `Cannot tell whether ${tag} exists here: ${reading.message}`,
+          lands: null,
+          fix: { preset: 'cpu', line: CPU_FIX_LINE },
+        };
       }
       if (i < count) return { ...base, loads: true, reason: null, lands: `cuda:${i} = ${gpuName(reading, visible[i]!)}`, fix: null };
       const target = nextOrdinal();
       return {
-        ...base, loads: false,
+        ...base,
+        loads: false,
         reason: `Attempting to deserialize object on CUDA device ${i} but torch.cuda.device_count() is ${count}. Please use torch.load with map_location to map your storages to an existing device. (CUDA: invalid device ordinal)`,
         lands: null,
         fix: { remap: { [tag]: `cuda:${target}` }, line: `${tag} → cuda:${target} = ${gpuName(reading, visible[target]!)}` },
@@ -104,15 +123,19 @@ export function planDevices(deviceCounts: Record<string, number>, reading: Devic
     if (p.backend === 'mps') {
       if (reading.platform === 'darwin' && reading.arch === 'arm64') return { ...base, loads: true, reason: null, lands: 'MPS (Apple GPU)', fix: null };
       return {
-        ...base, loads: false,
+        ...base,
+        loads: false,
         reason: `torch.load restores '${tag}' with storage.mps(), and MPS exists only on Apple-silicon Macs, not on this ${reading.platform}/${reading.arch} machine.`,
-        lands: null, fix: toCpu,
+        lands: null,
+        fix: toCpu,
       };
     }
     return {
-      ...base, loads: null,
+      ...base,
+      loads: null,
       reason: `This app reads NVIDIA GPUs only; unless this machine has a working ${p.backend.toUpperCase()} backend, torch.load raises "Attempting to deserialize object on a ${p.backend.toUpperCase()} device but torch.${p.backend}.is_available() is False".`,
-      lands: null, fix: toCpu,
+      lands: null,
+      fix: toCpu,
     };
   });
 
@@ -128,7 +151,12 @@ export function planDevices(deviceCounts: Record<string, number>, reading: Devic
       const targets = new Set(Object.values(remap));
       const toGpu = [...targets].some((t) => t.startsWith('cuda:'));
       const seen = toGpu ? ` (CUDA sees ${count} GPU${count === 1 ? '' : 's'} here: ${visible.map((d) => `cuda:${d.ordinal}`).join(', ')})` : '';
-      fix = { remap, line: `Remap ${Object.entries(remap).map(([a, b]) => `${a} → ${b}`).join(', ')}${seen}.` };
+      fix = {
+        remap,
+        line: `Remap ${Object.entries(remap)
+          .map(([a, b]) => `${a} → ${b}`)
+          .join(', ')}${seen}.`,
+      };
       // A checkpoint on one device moved to one GPU is exactly what the gpu:K preset does.
       const only = [...targets][0];
       if (tags.length === 1 && targets.size === 1 && only?.startsWith('cuda:')) fix.preset = `gpu:${only.slice(5)}`;
@@ -138,7 +166,8 @@ export function planDevices(deviceCounts: Record<string, number>, reading: Devic
   const machine = describeMachine(reading, state);
   const total = plans.reduce((s, t) => s + t.tensors, 0);
   let summary: string;
-  if (loadsAsIs === true) summary = `${total === 1 ? 'The 1 tensor loads' : `All ${total} tensors load`} as saved: ${plans.map((t) => `${t.tag} → ${t.lands}`).join('; ')}.`;
+  if (loadsAsIs === true)
+    summary = `${total === 1 ? 'The 1 tensor loads' : `All ${total} tensors load`} as saved: ${plans.map((t) => `${t.tag} → ${t.lands}`).join('; ')}.`;
   else {
     const bad = needing.map((t) => `${t.tag} (${t.tensors} tensor${t.tensors === 1 ? '' : 's'})`).join(', ');
     summary = `${bad} ${loadsAsIs === false ? 'will not load' : 'may not load'} here as saved. Fix: ${fix?.line ?? 'none'}`;
@@ -163,7 +192,13 @@ function linkBetween(links: readonly TopologyLink[], a: number | null, b: number
   return links.find((l) => l.a === lo && l.b === hi) ?? null;
 }
 
-interface Scored { devices: VisibleDevice[]; worst: TopologyLink | null; min: number; sum: number; numaNodes: number }
+interface Scored {
+  devices: VisibleDevice[];
+  worst: TopologyLink | null;
+  min: number;
+  sum: number;
+  numaNodes: number;
+}
 
 function score(devices: VisibleDevice[], reading: DeviceReading): Scored {
   let worst: TopologyLink | null = null;
@@ -174,7 +209,10 @@ function score(devices: VisibleDevice[], reading: DeviceReading): Scored {
       const l = linkBetween(reading.links, devices[x]!.physicalIndex, devices[y]!.physicalIndex);
       const r = l?.rank ?? 0;
       sum += r;
-      if (r < min) { min = r; worst = l; }
+      if (r < min) {
+        min = r;
+        worst = l;
+      }
     }
   }
   const numa = new Set(devices.map((d) => reading.topology?.affinity.find((a) => a.gpu === d.physicalIndex)?.numaAffinity ?? null));
@@ -189,7 +227,10 @@ function better(p: Scored, q: Scored): boolean {
 }
 
 function* combinations<T>(items: readonly T[], k: number, start = 0, prefix: T[] = []): Generator<T[]> {
-  if (prefix.length === k) { yield prefix; return; }
+  if (prefix.length === k) {
+    yield prefix;
+    return;
+  }
   for (let i = start; i <= items.length - (k - prefix.length); i++) yield* combinations(items, k, i + 1, [...prefix, items[i]!]);
 }
 
@@ -207,7 +248,8 @@ export function planDdp(reading: DeviceReading, worldSize: number): DdpPlacement
   const visible = reading.visible.devices;
   const none = (line: string): DdpPlacement => ({ worldSize, feasible: false, ranks: [], worstLink: null, cudaVisibleDevices: null, line });
   if (!Number.isInteger(worldSize) || worldSize < 1) return none(`World size must be a whole number of at least 1, not ${worldSize}.`);
-  if (!visible.length) return none(`No CUDA device is visible here, so ${worldSize} DDP rank${worldSize === 1 ? '' : 's'} cannot each have a GPU (the gloo backend runs on CPU).`);
+  if (!visible.length)
+    return none(`No CUDA device is visible here, so ${worldSize} DDP rank${worldSize === 1 ? '' : 's'} cannot each have a GPU (the gloo backend runs on CPU).`);
   if (worldSize > visible.length) return none(`World size ${worldSize} needs ${worldSize} GPUs; CUDA sees ${visible.length} here.`);
 
   let best: Scored;
@@ -226,11 +268,17 @@ export function planDdp(reading: DeviceReading, worldSize: number): DdpPlacement
       let pickScore = score([...chosen, pick], reading);
       for (const d of rest.slice(1)) {
         const s = score([...chosen, d], reading);
-        if (better(s, pickScore)) { pick = d; pickScore = s; }
+        if (better(s, pickScore)) {
+          pick = d;
+          pickScore = s;
+        }
       }
       chosen.push(pick);
     }
-    best = score(chosen.sort((a, b) => a.ordinal - b.ordinal), reading);
+    best = score(
+      chosen.sort((a, b) => a.ordinal - b.ordinal),
+      reading,
+    );
   }
 
   const ranks = best.devices.map((d, rank) => ({ rank, device: `cuda:${d.ordinal}`, visibleOrdinal: d.ordinal, physicalIndex: d.physicalIndex }));
@@ -238,7 +286,8 @@ export function planDdp(reading: DeviceReading, worldSize: number): DdpPlacement
   const cudaVisibleDevices = physical.every((p) => p !== null) ? physical.join(',') : null;
   const named = best.devices.map((d) => (d.physicalIndex === null ? `cuda:${d.ordinal}` : String(d.physicalIndex)));
   const where = worldSize === 1 ? `Rank 0 on GPU ${named[0]}` : `Ranks 0-${worldSize - 1} on GPUs ${named.join(', ')}`;
-  const explain = (l: TopologyLink): string => `${l.label}, traversing ${linkMeaning(l.type, l.nvlinks, reading.legend).replace(/^Connection traversing /, '')}`;
+  const explain = (l: TopologyLink): string =>
+    `${l.label}, traversing ${linkMeaning(l.type, l.nvlinks, reading.legend).replace(/^Connection traversing /, '')}`;
   let line: string;
   if (worldSize === 1) line = `${where}.`;
   else if (!reading.links.length || !best.worst) line = `${where}: the topology is unknown, so the first ${worldSize} visible devices are used.`;
@@ -254,6 +303,10 @@ export function planDdp(reading: DeviceReading, worldSize: number): DdpPlacement
   }
   return {
     worstLink: best.worst ? { a: best.worst.a, b: best.worst.b, label: best.worst.label, type: best.worst.type } : null,
-    worldSize, feasible: true, ranks, cudaVisibleDevices, line,
+    worldSize,
+    feasible: true,
+    ranks,
+    cudaVisibleDevices,
+    line,
   };
 }

@@ -9,8 +9,18 @@ import type { ComputeApp, GpuInfo } from '../../shared/devices.ts';
 import { cleanLines, numberOrNull, textOrNull } from './text.ts';
 
 export const QUERY_GPU_FIELDS = [
-  'index', 'uuid', 'name', 'pci.bus_id', 'memory.total', 'memory.used', 'memory.free',
-  'utilization.gpu', 'temperature.gpu', 'power.draw', 'power.limit', 'driver_version',
+  'index',
+  'uuid',
+  'name',
+  'pci.bus_id',
+  'memory.total',
+  'memory.used',
+  'memory.free',
+  'utilization.gpu',
+  'temperature.gpu',
+  'power.draw',
+  'power.limit',
+  'driver_version',
 ] as const;
 
 export const QUERY_APPS_FIELDS = ['gpu_uuid', 'pid', 'process_name', 'used_memory'] as const;

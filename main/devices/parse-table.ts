@@ -49,7 +49,10 @@ export interface SmiTable {
 
 function cellsOf(line: string): string[] {
   // '| a | b | c |' -> ['a', 'b', 'c'] (untrimmed inner text)
-  return line.replace(/^\s*\|/, '').replace(/\|\s*$/, '').split('|');
+  return line
+    .replace(/^\s*\|/, '')
+    .replace(/\|\s*$/, '')
+    .split('|');
 }
 
 const isRule = (l: string): boolean => /^\s*[+|][-=+|]+\s*$/.test(l) && /[-=]{3}/.test(l);

@@ -5,8 +5,16 @@
  * with a `NIC Legend:` section), and trailing `CPU Affinity`, `NUMA Affinity`, `GPU NUMA ID`.
  */
 import {
-  LEGEND_ORDER, LINK_MEANINGS, linkMeaning, linkRank,
-  type GpuAffinity, type LegendEntry, type LinkType, type Topology, type TopologyLink, type TopologyNic,
+  LEGEND_ORDER,
+  LINK_MEANINGS,
+  linkMeaning,
+  linkRank,
+  type GpuAffinity,
+  type LegendEntry,
+  type LinkType,
+  type Topology,
+  type TopologyLink,
+  type TopologyNic,
 } from '../../shared/devices.ts';
 import { cleanLines, textOrNull } from './text.ts';
 
@@ -32,9 +40,13 @@ function spacedHeader(line: string): string[] {
   for (let i = 0; i < tokens.length; i++) {
     const two = `${tokens[i]} ${tokens[i + 1] ?? ''}`;
     const three = `${two} ${tokens[i + 2] ?? ''}`;
-    if (AFFINITY_COLUMNS.includes(three)) { out.push(three); i += 2; }
-    else if (AFFINITY_COLUMNS.includes(two)) { out.push(two); i += 1; }
-    else out.push(tokens[i]!);
+    if (AFFINITY_COLUMNS.includes(three)) {
+      out.push(three);
+      i += 2;
+    } else if (AFFINITY_COLUMNS.includes(two)) {
+      out.push(two);
+      i += 1;
+    } else out.push(tokens[i]!);
   }
   return out;
 }
@@ -45,7 +57,11 @@ export function parseTopology(text: string): Topology | null {
   const h = lines.findIndex((l) => /^\s/.test(l) && /(^|\s)GPU0(\s|$)/.test(l));
   if (h < 0) return null;
   const tabbed = lines[h]!.includes('\t');
-  const columns = tabbed ? lines[h]!.split('\t').slice(1).map((c) => c.trim()) : spacedHeader(lines[h]!);
+  const columns = tabbed
+    ? lines[h]!.split('\t')
+        .slice(1)
+        .map((c) => c.trim())
+    : spacedHeader(lines[h]!);
   while (columns.length && columns[columns.length - 1] === '') columns.pop();
   let deviceCount = columns.findIndex((c) => AFFINITY_COLUMNS.includes(c));
   if (deviceCount < 0) deviceCount = columns.length;
@@ -64,8 +80,7 @@ export function parseTopology(text: string): Topology | null {
     const rest = values.slice(deviceCount);
     // nvidia-smi puts an empty TAB cell before `GPU NUMA ID`, so the row can be one cell wider
     // than the header: take the leading trailing-columns from the front, the last from the end.
-    const extra: string[] = trailing.map((_, k) =>
-      rest.length > trailing.length && k === trailing.length - 1 ? rest[rest.length - 1]! : rest[k] ?? '');
+    const extra: string[] = trailing.map((_, k) => (rest.length > trailing.length && k === trailing.length - 1 ? rest[rest.length - 1]! : (rest[k] ?? '')));
     rows.push({ label, cells: [...matrix, ...extra] });
     const g = GPU_LABEL.exec(label);
     if (g) {
@@ -97,10 +112,15 @@ export function parseTopology(text: string): Topology | null {
       // The matrix is symmetric on every capture we have; if a driver ever disagrees, trust the worse.
       const candidates = [ab, ba].filter((c): c is string => c !== undefined && c !== '');
       if (!candidates.length) continue;
-      const parsed = candidates.map((label) => ({ label, ...parseLinkCell(label) }))
+      const parsed = candidates
+        .map((label) => ({ label, ...parseLinkCell(label) }))
         .sort((p, q) => linkRank(p.type, p.nvlinks) - linkRank(q.type, q.nvlinks))[0]!;
       links.push({
-        a, b, type: parsed.type, nvlinks: parsed.nvlinks, label: parsed.label,
+        a,
+        b,
+        type: parsed.type,
+        nvlinks: parsed.nvlinks,
+        label: parsed.label,
         rank: linkRank(parsed.type, parsed.nvlinks),
         meaning: linkMeaning(parsed.type, parsed.nvlinks, effectiveLegend),
       });
@@ -108,14 +128,16 @@ export function parseTopology(text: string): Topology | null {
   }
   links.sort((p, q) => p.a - q.a || p.b - q.b);
 
-  const nics: TopologyNic[] = rows.filter((r) => !GPU_LABEL.test(r.label)).map((r) => ({
-    label: r.label,
-    device: nicLegend.find((n) => n.nic === r.label)?.device ?? r.label,
-    gpus: gpus.map((gpu) => {
-      const label = cellOf(r.label, `GPU${gpu}`) ?? '';
-      return { gpu, label, type: parseLinkCell(label).type };
-    }),
-  }));
+  const nics: TopologyNic[] = rows
+    .filter((r) => !GPU_LABEL.test(r.label))
+    .map((r) => ({
+      label: r.label,
+      device: nicLegend.find((n) => n.nic === r.label)?.device ?? r.label,
+      gpus: gpus.map((gpu) => {
+        const label = cellOf(r.label, `GPU${gpu}`) ?? '';
+        return { gpu, label, type: parseLinkCell(label).type };
+      }),
+    }));
 
   return { gpus, links, nics, affinity, legend: effectiveLegend, nicLegend, matrix: { columns, rows } };
 }
@@ -125,8 +147,14 @@ function parseLegends(lines: string[]): { legend: LegendEntry[]; nicLegend: { ni
   const nicLegend: { nic: string; device: string }[] = [];
   let section: 'none' | 'legend' | 'nic' = 'none';
   for (const line of lines) {
-    if (/^\s*NIC Legend:/.test(line)) { section = 'nic'; continue; }
-    if (/^\s*Legend:/.test(line)) { section = 'legend'; continue; }
+    if (/^\s*NIC Legend:/.test(line)) {
+      section = 'nic';
+      continue;
+    }
+    if (/^\s*Legend:/.test(line)) {
+      section = 'legend';
+      continue;
+    }
     if (section === 'legend') {
       const m = /^\s*(\S+)\s*=\s*(.+?)\s*$/.exec(line);
       if (m) legend.push({ code: m[1]!, meaning: m[2]! });

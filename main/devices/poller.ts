@@ -36,12 +36,20 @@ export function startDevicePoller(opts: PollerOptions): DevicePoller {
     timer = undefined;
     if (!active) return;
     const started = Date.now();
-    inFlight = Promise.resolve().then(() => read(controller.signal)).then(
-      (reading) => { if (active) opts.onReading(reading); },
-      () => { /* readDevices never throws; if a custom read does, skip this round */ },
-    ).then(() => allExited()).finally(() => {
-      if (active) timer = setTimeout(tick, Math.max(0, intervalMs - (Date.now() - started)));
-    });
+    inFlight = Promise.resolve()
+      .then(() => read(controller.signal))
+      .then(
+        (reading) => {
+          if (active) opts.onReading(reading);
+        },
+        () => {
+          /* readDevices never throws; if a custom read does, skip this round */
+        },
+      )
+      .then(() => allExited())
+      .finally(() => {
+        if (active) timer = setTimeout(tick, Math.max(0, intervalMs - (Date.now() - started)));
+      });
   };
   tick();
 
@@ -53,7 +61,10 @@ export function startDevicePoller(opts: PollerOptions): DevicePoller {
       controller.abort();
     },
     get stopped(): Promise<void> {
-      return inFlight.then(() => undefined, () => undefined);
+      return inFlight.then(
+        () => undefined,
+        () => undefined,
+      );
     },
   };
 }

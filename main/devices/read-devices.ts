@@ -33,8 +33,20 @@ export type ReadOptions = RunOptions & Omit<BuildOptions, 'warnings'>;
 
 function emptyGpu(index: number): GpuInfo {
   return {
-    index, uuid: null, name: null, pciBusId: null, memoryTotalMiB: null, memoryUsedMiB: null, memoryFreeMiB: null,
-    utilizationPct: null, temperatureC: null, powerDrawW: null, powerLimitW: null, driverVersion: null, migMode: null, migDevices: [],
+    index,
+    uuid: null,
+    name: null,
+    pciBusId: null,
+    memoryTotalMiB: null,
+    memoryUsedMiB: null,
+    memoryFreeMiB: null,
+    utilizationPct: null,
+    temperatureC: null,
+    powerDrawW: null,
+    powerLimitW: null,
+    driverVersion: null,
+    migMode: null,
+    migDevices: [],
   };
 }
 
@@ -42,12 +54,20 @@ function emptyGpu(index: number): GpuInfo {
 export function stateReading(state: SmiState, opts: BuildOptions = {}): DeviceReading {
   const env = opts.env ?? process.env;
   return {
-    status: state.status, reason: state.reason, message: state.message,
-    gpus: [], computeApps: [], links: [], topology: null, legend: [],
+    status: state.status,
+    reason: state.reason,
+    message: state.message,
+    gpus: [],
+    computeApps: [],
+    links: [],
+    topology: null,
+    legend: [],
     visible: resolveVisibleDevices([], env),
-    driverVersion: null, cudaVersion: null,
+    driverVersion: null,
+    cudaVersion: null,
     warnings: opts.warnings ?? [],
-    platform: opts.platform ?? process.platform, arch: opts.arch ?? process.arch,
+    platform: opts.platform ?? process.platform,
+    arch: opts.arch ?? process.arch,
     readAt: (opts.now ?? new Date()).toISOString(),
   };
 }
@@ -73,9 +93,17 @@ export function buildReading(c: SmiCaptures, opts: BuildOptions = {}): DeviceRea
   if (c.queryGpu !== undefined) {
     const q = parseQueryGpu(c.queryGpu);
     if (!q.gpus.length) {
-      if (!q.problems.length) return stateReading({ status: 'ok', reason: 'no-devices', message: 'nvidia-smi listed no GPU; CUDA will see no device.' }, { ...opts, warnings });
+      if (!q.problems.length)
+        return stateReading({ status: 'ok', reason: 'no-devices', message: 'nvidia-smi listed no GPU; CUDA will see no device.' }, { ...opts, warnings });
       const known = recogniseSmiFailure(q.problems.join('\n'));
-      return stateReading(known ?? { status: 'error', reason: 'unparseable', message: `nvidia-smi printed something this app cannot read: "${firstLine(q.problems.join('\n'), 80)}".` }, { ...opts, warnings });
+      return stateReading(
+        known ?? {
+          status: 'error',
+          reason: 'unparseable',
+          message: `nvidia-smi printed something this app cannot read: "${firstLine(q.problems.join('\n'), 80)}".`,
+        },
+        { ...opts, warnings },
+      );
     }
     for (const p of q.problems) warnings.push(`nvidia-smi: ${recogniseSmiFailure(p)?.message ?? p}`);
     gpus = q.gpus;
@@ -114,10 +142,15 @@ export function buildReading(c: SmiCaptures, opts: BuildOptions = {}): DeviceRea
     computeApps = a.apps;
     for (const p of a.problems) warnings.push(`nvidia-smi --query-compute-apps: ${recogniseSmiFailure(p)?.message ?? p}`);
   } else if (table) {
-    computeApps = table.processes.filter((p) => p.type.includes('C')).map((p) => ({
-      gpuUuid: gpus.find((g) => g.index === p.gpuIndex)?.uuid ?? null,
-      gpuIndex: p.gpuIndex, pid: p.pid, processName: p.processName, usedMemoryMiB: p.usedMemoryMiB,
-    }));
+    computeApps = table.processes
+      .filter((p) => p.type.includes('C'))
+      .map((p) => ({
+        gpuUuid: gpus.find((g) => g.index === p.gpuIndex)?.uuid ?? null,
+        gpuIndex: p.gpuIndex,
+        pid: p.pid,
+        processName: p.processName,
+        usedMemoryMiB: p.usedMemoryMiB,
+      }));
   }
   for (const app of computeApps) {
     app.gpuIndex ??= gpus.find((g) => g.uuid !== null && g.uuid === app.gpuUuid)?.index ?? null;
@@ -126,15 +159,24 @@ export function buildReading(c: SmiCaptures, opts: BuildOptions = {}): DeviceRea
   const visible = resolveVisibleDevices(gpus, env);
   const driverVersion = gpus.find((g) => g.driverVersion)?.driverVersion ?? table?.driverVersion ?? null;
   const cudaVersion = table?.cudaVersion ?? null;
-  const seen = visible.devices.length === gpus.length && visible.cudaVisibleDevices === null
-    ? '' : ` ${visible.devices.length} visible to CUDA.`;
+  const seen = visible.devices.length === gpus.length && visible.cudaVisibleDevices === null ? '' : ` ${visible.devices.length} visible to CUDA.`;
   const versions = [driverVersion && `driver ${driverVersion}`, cudaVersion && `CUDA ${cudaVersion}`].filter(Boolean).join(', ');
   const message = `${gpus.length} NVIDIA GPU${gpus.length === 1 ? '' : 's'}: ${countNames(gpus)}${versions ? ` (${versions})` : ''}.${seen}`;
   return {
-    status: 'ok', reason: 'ok', message,
-    gpus, computeApps, links: topology?.links ?? [], topology, legend: topology?.legend ?? [],
-    visible, driverVersion, cudaVersion, warnings,
-    platform: opts.platform ?? process.platform, arch: opts.arch ?? process.arch,
+    status: 'ok',
+    reason: 'ok',
+    message,
+    gpus,
+    computeApps,
+    links: topology?.links ?? [],
+    topology,
+    legend: topology?.legend ?? [],
+    visible,
+    driverVersion,
+    cudaVersion,
+    warnings,
+    platform: opts.platform ?? process.platform,
+    arch: opts.arch ?? process.arch,
     readAt: (opts.now ?? new Date()).toISOString(),
   };
 }
@@ -143,9 +185,17 @@ export function buildReading(c: SmiCaptures, opts: BuildOptions = {}): DeviceRea
 export function runState(run: Exclude<SmiRun, { kind: 'ok' }>, timeoutMs: number): SmiState {
   switch (run.kind) {
     case 'missing':
-      return { status: 'no-nvidia-smi', reason: 'no-nvidia-smi', message: 'No nvidia-smi on PATH: this looks like a machine without NVIDIA GPUs, so CUDA devices are unavailable here.' };
+      return {
+        status: 'no-nvidia-smi',
+        reason: 'no-nvidia-smi',
+        message: 'No nvidia-smi on PATH: this looks like a machine without NVIDIA GPUs, so CUDA devices are unavailable here.',
+      };
     case 'timeout':
-      return { status: 'error', reason: 'timeout', message: `nvidia-smi did not answer within ${timeoutMs / 1000} s and was stopped; the driver may be busy or a GPU may be hung.` };
+      return {
+        status: 'error',
+        reason: 'timeout',
+        message: `nvidia-smi did not answer within ${timeoutMs / 1000} s and was stopped; the driver may be busy or a GPU may be hung.`,
+      };
     case 'cancelled':
       return { status: 'error', reason: 'cancelled', message: 'The GPU reading was cancelled.' };
     case 'spawn-failed':

@@ -63,26 +63,40 @@ export function runNvidiaSmi(args: readonly string[], opts: RunOptions = {}): Pr
     // Kill the child and stop reading: a grandchild holding the pipes open must not keep us waiting.
     const stop = (): void => {
       if (!child) return;
-      try { child.kill('SIGKILL'); } catch { /* already gone */ }
+      try {
+        child.kill('SIGKILL');
+      } catch {
+        /* already gone */
+      }
       child.stdout?.destroy();
       child.stderr?.destroy();
     };
-    const onAbort = (): void => { stop(); finish({ kind: 'cancelled' }); };
+    const onAbort = (): void => {
+      stop();
+      finish({ kind: 'cancelled' });
+    };
     if (signal?.aborted) return finish({ kind: 'cancelled' });
     try {
-      child = execFile(binary, [...args], { env: opts.env ?? process.env, maxBuffer: MAX_OUTPUT, windowsHide: true, encoding: 'utf8' },
+      child = execFile(
+        binary,
+        [...args],
+        { env: opts.env ?? process.env, maxBuffer: MAX_OUTPUT, windowsHide: true, encoding: 'utf8' },
         (err: ExecFileException | null, stdout: string, stderr: string) => {
           if (!err) return finish({ kind: 'ok', stdout, stderr });
           if (err.code === 'ENOENT') return finish({ kind: 'missing', binary });
           if (typeof err.code === 'string') return finish({ kind: 'spawn-failed', message: `${binary}: ${err.code} ${err.message.split('\n')[0]}` });
           finish({ kind: 'exit', code: typeof err.code === 'number' ? err.code : null, signal: err.signal ?? null, stdout, stderr });
-        });
+        },
+      );
     } catch (e) {
       return finish({ kind: 'spawn-failed', message: `${binary}: ${e instanceof Error ? e.message : String(e)}` });
     }
     if (child.pid !== undefined) track(child);
     const pid = child.pid;
-    timer = setTimeout(() => { stop(); finish({ kind: 'timeout', timeoutMs, pid }); }, timeoutMs);
+    timer = setTimeout(() => {
+      stop();
+      finish({ kind: 'timeout', timeoutMs, pid });
+    }, timeoutMs);
     signal?.addEventListener('abort', onAbort, { once: true });
   });
 }

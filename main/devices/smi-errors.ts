@@ -19,14 +19,18 @@ export interface SmiState {
 export function recogniseSmiFailure(output: string): SmiState | null {
   if (/couldn't communicate with the NVIDIA driver/i.test(output)) {
     return {
-      status: 'error', reason: 'driver-unreachable',
-      message: "The NVIDIA driver is not running (nvidia-smi: \"couldn't communicate with the NVIDIA driver\"); CUDA is unavailable until it is installed and loaded.",
+      status: 'error',
+      reason: 'driver-unreachable',
+      message:
+        'The NVIDIA driver is not running (nvidia-smi: "couldn\'t communicate with the NVIDIA driver"); CUDA is unavailable until it is installed and loaded.',
     };
   }
   if (/Driver\/library version mismatch/i.test(output)) {
     return {
-      status: 'error', reason: 'driver-library-mismatch',
-      message: 'The loaded NVIDIA kernel driver and its user-space library differ (NVML: Driver/library version mismatch), usually after a driver update; CUDA is unavailable until a reboot or driver reload.',
+      status: 'error',
+      reason: 'driver-library-mismatch',
+      message:
+        'The loaded NVIDIA kernel driver and its user-space library differ (NVML: Driver/library version mismatch), usually after a driver update; CUDA is unavailable until a reboot or driver reload.',
     };
   }
   if (/No devices were found/i.test(output)) {
@@ -35,7 +39,8 @@ export function recogniseSmiFailure(output: string): SmiState | null {
   const handle = /Unable to determine the device handle for (?:GPU\s*)?([0-9A-Fa-f:.]+):\s*(.+)/.exec(output);
   if (handle) {
     return {
-      status: 'error', reason: 'device-handle',
+      status: 'error',
+      reason: 'device-handle',
       message: `nvidia-smi cannot reach the GPU at ${handle[1]} (${handle[2]!.trim()}); the GPU or its driver is in a bad state, which usually needs a reboot.`,
     };
   }
@@ -53,7 +58,8 @@ export function recogniseSmiFailure(output: string): SmiState | null {
 export function exitState(code: number | null, output: string): SmiState {
   const said = firstLine(output);
   return {
-    status: 'error', reason: 'exit-nonzero',
+    status: 'error',
+    reason: 'exit-nonzero',
     message: `nvidia-smi exited with code ${code ?? '?'}${said ? `: ${said}` : ' and printed nothing'}.`,
   };
 }

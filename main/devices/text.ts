@@ -5,12 +5,17 @@ const ANSI = /\x1b\[[0-9;?]*[A-Za-z]/g;
 
 /** Drops a BOM and ANSI escapes, turns CRLF / CR into LF. */
 export function cleanText(text: string): string {
-  return text.replace(/^\uFEFF/, '').replace(ANSI, '').replace(/\r\n?/g, '\n');
+  return text
+    .replace(/^\uFEFF/, '')
+    .replace(ANSI, '')
+    .replace(/\r\n?/g, '\n');
 }
 
 /** The lines of `text` after cleanText, without trailing whitespace. */
 export function cleanLines(text: string): string[] {
-  return cleanText(text).split('\n').map((l) => l.replace(/\s+$/, ''));
+  return cleanText(text)
+    .split('\n')
+    .map((l) => l.replace(/\s+$/, ''));
 }
 
 /**
@@ -37,6 +42,9 @@ export function numberOrNull(value: string | undefined): number | null {
 
 /** First line of a text, trimmed and shortened for a one-line message. */
 export function firstLine(text: string, max = 120): string {
-  const line = cleanLines(text).find((l) => l.trim() !== '')?.trim() ?? '';
+  const line =
+    cleanLines(text)
+      .find((l) => l.trim() !== '')
+      ?.trim() ?? '';
   return line.length > max ? line.slice(0, max - 1) + '…' : line;
 }

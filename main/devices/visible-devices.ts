@@ -61,7 +61,10 @@ function describe(d: VisibleDevice): string {
 /**
  * Maps visible ordinals to nvidia-smi's GPUs. `gpus` is nvidia-smi's list (PCI bus order).
  */
-export function resolveVisibleDevices(gpus: readonly PhysicalGpu[], env: { CUDA_VISIBLE_DEVICES?: string | undefined; CUDA_DEVICE_ORDER?: string | undefined }): VisibleDevices {
+export function resolveVisibleDevices(
+  gpus: readonly PhysicalGpu[],
+  env: { CUDA_VISIBLE_DEVICES?: string | undefined; CUDA_DEVICE_ORDER?: string | undefined },
+): VisibleDevices {
   const raw = env.CUDA_VISIBLE_DEVICES ?? null;
   const order = env.CUDA_DEVICE_ORDER ?? null;
   const sorted = [...gpus].sort((a, b) => a.index - b.index);
@@ -79,14 +82,17 @@ export function resolveVisibleDevices(gpus: readonly PhysicalGpu[], env: { CUDA_
   else if (spec.kind === 'ordinals') {
     for (const o of spec.ordinals) {
       const g = sorted[o];
-      if (!g) { stopped = String(o); break; }
+      if (!g) {
+        stopped = String(o);
+        break;
+      }
       add(g);
     }
     stopped ??= spec.stoppedAt;
   } else if (spec.prefix === 'MIG-') {
     spec.ids.forEach((id) => devices.push({ ordinal: devices.length, physicalIndex: null, uuid: id, name: 'MIG instance', mig: true }));
     stopped = spec.stoppedAt;
-    if (devices.length) warnings.push('MIG instances are listed by UUID; nvidia-smi\'s query output does not say which GPU each belongs to.');
+    if (devices.length) warnings.push("MIG instances are listed by UUID; nvidia-smi's query output does not say which GPU each belongs to.");
   } else {
     const seen = new Set<number>();
     for (const id of spec.ids) {
@@ -111,7 +117,9 @@ export function resolveVisibleDevices(gpus: readonly PhysicalGpu[], env: { CUDA_
 
   const names = new Set(sorted.map((g) => g.name));
   if (order !== 'PCI_BUS_ID' && names.size > 1) {
-    warnings.push('This machine mixes GPU models and CUDA_DEVICE_ORDER is not PCI_BUS_ID, so CUDA numbers the fastest GPU first and its ordinals may differ from nvidia-smi\'s; set CUDA_DEVICE_ORDER=PCI_BUS_ID to make them agree.');
+    warnings.push(
+      "This machine mixes GPU models and CUDA_DEVICE_ORDER is not PCI_BUS_ID, so CUDA numbers the fastest GPU first and its ordinals may differ from nvidia-smi's; set CUDA_DEVICE_ORDER=PCI_BUS_ID to make them agree.",
+    );
   }
   const migOn = devices.filter((d) => sorted.find((g) => g.index === d.physicalIndex)?.migMode === 'Enabled');
   if (migOn.length) {
@@ -120,9 +128,12 @@ export function resolveVisibleDevices(gpus: readonly PhysicalGpu[], env: { CUDA_
 
   let note: string;
   if (raw === null) {
-    note = sorted.length > 1 ? `CUDA_VISIBLE_DEVICES is not set: CUDA sees all ${sorted.length} GPUs, cuda:K is GPU K.`
-      : sorted.length === 1 ? `CUDA_VISIBLE_DEVICES is not set: CUDA sees the one GPU as cuda:0.`
-      : 'CUDA_VISIBLE_DEVICES is not set, and there is no GPU to see.';
+    note =
+      sorted.length > 1
+        ? `CUDA_VISIBLE_DEVICES is not set: CUDA sees all ${sorted.length} GPUs, cuda:K is GPU K.`
+        : sorted.length === 1
+          ? `CUDA_VISIBLE_DEVICES is not set: CUDA sees the one GPU as cuda:0.`
+          : 'CUDA_VISIBLE_DEVICES is not set, and there is no GPU to see.';
   } else if (raw.trim() === '') {
     note = 'CUDA_VISIBLE_DEVICES is empty: CUDA sees no GPU.';
   } else if (!devices.length) {

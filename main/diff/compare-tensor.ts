@@ -32,7 +32,8 @@ export function* tensorChunks(t: TorchTensor, elementsPerChunk = CHUNK / t.dtype
   }
   const range = t.storage.locate();
   const span = t.storageSpan;
-  if (span.offset + total > range.length) fail('truncated', `${range.reader.name}: tensor view reaches past its storage (${range.length} bytes)`, range.reader.name);
+  if (span.offset + total > range.length)
+    fail('truncated', `${range.reader.name}: tensor view reaches past its storage (${range.length} bytes)`, range.reader.name);
   const start = range.offset + span.offset;
   if (scratch && scratch.length >= step && range.reader instanceof FileReader) {
     // straight into the caller's buffer: each chunk is valid until the next one is asked for
@@ -132,6 +133,12 @@ export function describeChange(key: string, a: TorchTensor, b: TorchTensor, scra
   return {
     ...base,
     reason: dtypeChanged ? (differing ? 'dtype+values' : 'dtype') : 'values',
-    maxAbsDiff: maxAbs, maxRelDiff: maxRel, meanAbsDiff: counted ? sumAbs / counted : 0, cosine, nanAppeared: nan, infAppeared: inf, differing,
+    maxAbsDiff: maxAbs,
+    maxRelDiff: maxRel,
+    meanAbsDiff: counted ? sumAbs / counted : 0,
+    cosine,
+    nanAppeared: nan,
+    infAppeared: inf,
+    differing,
   };
 }

@@ -60,8 +60,20 @@ export function diffCheckpoints(fileA: string, fileB: string, opts: { exactKeys?
       const different = onlyInA.length + onlyInB.length + changed.length + values.length > 0;
       const layout = rawKeysDiffer || devicesChanged.length > 0 || a.prefixes.join() !== b.prefixes.join();
       return {
-        a: fileA, b: fileB, verdict: different ? 'different' : layout ? 'layout-only' : 'identical', exactKeys, prefixesA: a.prefixes, prefixesB: b.prefixes,
-        onlyInA, onlyInB, changed, identical, devicesChanged, values, bytesCompared, seconds: (performance.now() - t0) / 1000,
+        a: fileA,
+        b: fileB,
+        verdict: different ? 'different' : layout ? 'layout-only' : 'identical',
+        exactKeys,
+        prefixesA: a.prefixes,
+        prefixesB: b.prefixes,
+        onlyInA,
+        onlyInB,
+        changed,
+        identical,
+        devicesChanged,
+        values,
+        bytesCompared,
+        seconds: (performance.now() - t0) / 1000,
       };
     } finally {
       ckB.close();

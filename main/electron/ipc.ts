@@ -25,7 +25,12 @@ export const UNTRUSTED: IpcResult<never> = { ok: false, error: { kind: 'usage', 
  * Binds every method; `sendEvent` (the window's webContents.send on EVENT_CHANNEL) receives the
  * service's pushed events. Returns the function that unbinds it all.
  */
-export function bindIpc(ipcMain: IpcMainLike, service: CheckpointApi, isTrustedSender: (e: IpcEventLike) => boolean, sendEvent?: (channel: string, e: ApiEvent) => void): () => void {
+export function bindIpc(
+  ipcMain: IpcMainLike,
+  service: CheckpointApi,
+  isTrustedSender: (e: IpcEventLike) => boolean,
+  sendEvent?: (channel: string, e: ApiEvent) => void,
+): () => void {
   for (const method of API_METHODS) {
     ipcMain.handle(ipcChannel(method), (event, ...args) => {
       let trusted = false;

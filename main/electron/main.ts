@@ -55,7 +55,14 @@ async function chooseFile(kind: 'file' | 'folder' | 'save', suggested?: string):
   const options: Electron.OpenDialogOptions = {
     ...defaultPath,
     properties: [kind === 'folder' ? 'openDirectory' : 'openFile'],
-    ...(kind === 'file' ? { filters: [{ name: 'Checkpoints', extensions: ['pt', 'pth', 'bin', 'ckpt', 'tar', 'safetensors', 'npz', 'npy', 'pkl'] }, { name: 'All files', extensions: ['*'] }] } : {}),
+    ...(kind === 'file'
+      ? {
+          filters: [
+            { name: 'Checkpoints', extensions: ['pt', 'pth', 'bin', 'ckpt', 'tar', 'safetensors', 'npz', 'npy', 'pkl'] },
+            { name: 'All files', extensions: ['*'] },
+          ],
+        }
+      : {}),
   };
   const r = parent ? await dialog.showOpenDialog(parent, options) : await dialog.showOpenDialog(options);
   return r.canceled ? null : (r.filePaths[0] ?? null);
@@ -65,18 +72,28 @@ function setMenu(recent: string[]): void {
   const pick = (kind: 'file' | 'folder') => (): void => {
     void chooseFile(kind).then((p) => p && send({ type: kind === 'file' ? 'open-file' : 'open-folder', path: p }));
   };
-  Menu.setApplicationMenu(Menu.buildFromTemplate(menuTemplate(recent, {
-    openFile: pick('file'),
-    openFolder: pick('folder'),
-    openRecent: openPath,
-    openSample: () => void service.getWorkspace().then((w) => send({ type: 'open-file', path: path.join(w.sampleDir, SAMPLE_FILE) })),
-    about: () => void dialog.showMessageBox({
-      type: 'info',
-      title: 'About Checkpoint Workstation',
-      message: `Checkpoint Workstation ${app.getVersion()}`,
-      detail: `Inspect, convert, re-shard and verify PyTorch checkpoints without Python.\n\nElectron ${process.versions.electron} · Node ${process.versions.node} · Chromium ${process.versions.chrome}`,
-    }),
-  }, process.platform, !app.isPackaged)));
+  Menu.setApplicationMenu(
+    Menu.buildFromTemplate(
+      menuTemplate(
+        recent,
+        {
+          openFile: pick('file'),
+          openFolder: pick('folder'),
+          openRecent: openPath,
+          openSample: () => void service.getWorkspace().then((w) => send({ type: 'open-file', path: path.join(w.sampleDir, SAMPLE_FILE) })),
+          about: () =>
+            void dialog.showMessageBox({
+              type: 'info',
+              title: 'About Checkpoint Workstation',
+              message: `Checkpoint Workstation ${app.getVersion()}`,
+              detail: `Inspect, convert, re-shard and verify PyTorch checkpoints without Python.\n\nElectron ${process.versions.electron} · Node ${process.versions.node} · Chromium ${process.versions.chrome}`,
+            }),
+        },
+        process.platform,
+        !app.isPackaged,
+      ),
+    ),
+  );
 }
 
 /** Only the app window's own top-level page may call the API. */

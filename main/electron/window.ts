@@ -15,7 +15,9 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 /** Locks applied to the session and to every web contents the app ever creates. */
 export function hardenApp(): void {
   const ses = session.defaultSession;
-  ses.setPermissionRequestHandler((_wc, permission, callback, details) => callback(permission === 'clipboard-sanitized-write' && details.requestingUrl.startsWith(`${APP_ORIGIN}/`)));
+  ses.setPermissionRequestHandler((_wc, permission, callback, details) =>
+    callback(permission === 'clipboard-sanitized-write' && details.requestingUrl.startsWith(`${APP_ORIGIN}/`)),
+  );
   ses.setPermissionCheckHandler((_wc, permission, origin) => permission === 'clipboard-sanitized-write' && origin === APP_ORIGIN);
   ses.webRequest.onHeadersReceived((details, callback) => {
     callback({ responseHeaders: { ...details.responseHeaders, 'Content-Security-Policy': [APP_CSP] } });

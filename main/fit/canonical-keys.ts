@@ -6,7 +6,15 @@ import type { FitRule } from '../../shared/fit.ts';
  * Fabric/strategies), activation checkpointing (`_checkpoint_wrapped_module.`), FSDP
  * (`_fsdp_wrapped_module.`), and `backbone.` of detection/segmentation models around a classifier.
  */
-export const LEADING_WRAPPERS = ['module.', '_orig_mod.', '_forward_module.', 'model.', '_checkpoint_wrapped_module.', '_fsdp_wrapped_module.', 'backbone.'] as const;
+export const LEADING_WRAPPERS = [
+  'module.',
+  '_orig_mod.',
+  '_forward_module.',
+  'model.',
+  '_checkpoint_wrapped_module.',
+  '_fsdp_wrapped_module.',
+  'backbone.',
+] as const;
 /** Wrapper modules that also appear inside a model, around one layer (checkpoint_wrapper, FSDP auto-wrap, a compiled block). */
 export const INNER_WRAPPERS = ['_checkpoint_wrapped_module', '_fsdp_wrapped_module', '_orig_mod', 'module', '_forward_module'] as const;
 
@@ -97,7 +105,10 @@ function ruleFor(op: Op, changed: number): FitRule {
       ? { kind: 'remove-component', from: `${op.part}.`, keys: changed, text: `remove the wrapper '${op.part}.' from inside ${n}` }
       : { kind: 'add-component', from: `${op.part}.`, keys: changed, text: `insert '${op.part}.' inside ${n}, where the model has it` };
   }
-  const wrappers = op.part.split('.').slice(0, -1).every((c) => (INNER_WRAPPERS as readonly string[]).includes(c) || c === 'model' || c === 'backbone');
+  const wrappers = op.part
+    .split('.')
+    .slice(0, -1)
+    .every((c) => (INNER_WRAPPERS as readonly string[]).includes(c) || c === 'model' || c === 'backbone');
   const what = op.kind === 'lead' ? 'wrapper prefix' : wrappers ? 'stacked wrapper prefixes' : 'common prefix';
   return op.side === 'checkpoint'
     ? { kind: 'strip-prefix', from: op.part, keys: changed, text: `remove the ${what} '${op.part}' from ${n}` }

@@ -25,20 +25,47 @@ export function fitCheckpoint(source: string, targetFile: string | FitTargetInpu
     const original = modelState(ck);
     const res = renames.map((r) => ({ re: new RegExp(r.pattern), to: r.replacement }));
     const renamed = (k: string): string => res.reduce((acc, r) => acc.replace(r.re, r.to), k);
-    const state = res.length ? { ...original, entries: original.entries.map((e) => ({ key: renamed(e.key), shape: e.shape })), versions: mappedVersions(original.versions, original.entries.map((e) => ({ from: e.key, to: renamed(e.key) }))) } : original;
-    if (new Set(state.entries.map((e) => e.key)).size !== state.entries.length) fail('usage', `${source}: --rename makes two keys equal; make the pattern narrower`, source);
-    const target = typeof targetFile === 'string' ? readFitTarget(targetFile, original.entries) : 'file' in targetFile ? readFitTarget(targetFile.file, original.entries) : fitTargetFromText('(pasted text)', targetFile.text, original.entries);
+    const state = res.length
+      ? {
+          ...original,
+          entries: original.entries.map((e) => ({ key: renamed(e.key), shape: e.shape })),
+          versions: mappedVersions(
+            original.versions,
+            original.entries.map((e) => ({ from: e.key, to: renamed(e.key) })),
+          ),
+        }
+      : original;
+    if (new Set(state.entries.map((e) => e.key)).size !== state.entries.length)
+      fail('usage', `${source}: --rename makes two keys equal; make the pattern narrower`, source);
+    const target =
+      typeof targetFile === 'string'
+        ? readFitTarget(targetFile, original.entries)
+        : 'file' in targetFile
+          ? readFitTarget(targetFile.file, original.entries)
+          : fitTargetFromText('(pasted text)', targetFile.text, original.entries);
     try {
       const report = fitState(source, state, target);
       if (res.length) {
         const now = strictLoad(original, target.entries, target.className);
         Object.assign(report, { missing: now.missing, unexpected: now.unexpected, mismatched: now.mismatched, message: now.message });
         report.mapping = report.mapping.map((m, i) => ({ from: original.entries[i]!.key, to: m.to }));
-        report.rules.unshift({ kind: 'rename', keys: original.entries.filter((e) => renamed(e.key) !== e.key).length, basis: [], confidence: 1, text: `your renames: ${renames.map((r) => `'${r.pattern}' → '${r.replacement}'`).join(', ')}` });
+        report.rules.unshift({
+          kind: 'rename',
+          keys: original.entries.filter((e) => renamed(e.key) !== e.key).length,
+          basis: [],
+          confidence: 1,
+          text: `your renames: ${renames.map((r) => `'${r.pattern}' → '${r.replacement}'`).join(', ')}`,
+        });
       }
       const folded = target.entries.filter((e) => e.key.startsWith('onnx::')).length;
-      if (target.info.kind === 'onnx' && folded) report.notes.push(`${folded} of the ONNX graph's initializers (onnx::…) are constants the exporter made, e.g. BatchNorm folded into Conv: they have no state-dict key; export with do_constant_folding=False, or fit to a checkpoint of the model`);
-      for (const r of otherModelRoles(ck, state.role)) report.notes.push(`the checkpoint also holds a state dict of the same size at ${pathText(r.path) || 'the top level'}; the one at ${pathText(state.role.path) || 'the top level'} was used`);
+      if (target.info.kind === 'onnx' && folded)
+        report.notes.push(
+          `${folded} of the ONNX graph's initializers (onnx::…) are constants the exporter made, e.g. BatchNorm folded into Conv: they have no state-dict key; export with do_constant_folding=False, or fit to a checkpoint of the model`,
+        );
+      for (const r of otherModelRoles(ck, state.role))
+        report.notes.push(
+          `the checkpoint also holds a state dict of the same size at ${pathText(r.path) || 'the top level'}; the one at ${pathText(state.role.path) || 'the top level'} was used`,
+        );
       return report;
     } finally {
       target.close();
@@ -64,10 +91,22 @@ export interface FitConvertOptions {
  */
 export async function convertToFit(source: string, targetFile: string, opts: FitConvertOptions): Promise<{ fit: FitReport; report: ConversionReport }> {
   const fit = fitCheckpoint(source, targetFile, opts.renames ?? []);
-  if (fit.ambiguous.length) fail('usage', `${source}: ${fit.ambiguous[0]!.text}${fit.ambiguous.length > 1 ? ` (and ${fit.ambiguous.length - 1} more ambiguities)` : ''}; nothing was written`, source);
+  if (fit.ambiguous.length)
+    fail(
+      'usage',
+      `${source}: ${fit.ambiguous[0]!.text}${fit.ambiguous.length > 1 ? ` (and ${fit.ambiguous.length - 1} more ambiguities)` : ''}; nothing was written`,
+      source,
+    );
   if (!fit.fits && !fit.loadsNonStrict) {
     const after = fit.after;
-    const what = after.missing.length ? `missing ${listText(after.missing, 3)}` : after.mismatched.length ? `size mismatch for ${listText(after.mismatched.map((m) => m.key), 3)}` : `unexpected ${listText(after.unexpected, 3)}`;
+    const what = after.missing.length
+      ? `missing ${listText(after.missing, 3)}`
+      : after.mismatched.length
+        ? `size mismatch for ${listText(
+            after.mismatched.map((m) => m.key),
+            3,
+          )}`
+        : `unexpected ${listText(after.unexpected, 3)}`;
     fail('usage', `${source}: no rules make it load into ${targetFile} (${what}); \`ckpt fit\` shows why; nothing was written`, source);
   }
   const ck = openCheckpoint(source, { shardedRanks: 'consolidate' });
@@ -84,7 +123,10 @@ export async function convertToFit(source: string, targetFile: string, opts: Fit
     mapLocation: [{ from: '*', to: 'cpu' }],
     keyMap: fit.mapping,
   };
-  const target = readFitTarget(targetFile, fit.mapping.map((m) => ({ key: m.from, shape: null })));
+  const target = readFitTarget(
+    targetFile,
+    fit.mapping.map((m) => ({ key: m.from, shape: null })),
+  );
   try {
     const report = await convertFile(source, {
       rules,

@@ -20,9 +20,20 @@ export function fitState(sourceFile: string, source: ModelState, target: FitTarg
   const notes: string[] = [];
   if (source.role.path.length || source.role.kind === 'module') {
     const where = source.role.path.length ? pathText(source.role.path) : 'the top level';
-    rules.push({ kind: 'unwrap', from: pathText(source.role.path), keys: ck.length, text: source.role.kind === 'module' ? `take the state dict of the pickled ${source.role.className ?? 'module'} at ${where}` : `take the model state dict at ${where}; the rest of the container is left out` });
+    rules.push({
+      kind: 'unwrap',
+      from: pathText(source.role.path),
+      keys: ck.length,
+      text:
+        source.role.kind === 'module'
+          ? `take the state dict of the pickled ${source.role.className ?? 'module'} at ${where}`
+          : `take the model state dict at ${where}; the rest of the container is left out`,
+    });
   }
-  const canon = canonicalKeys(ck.map((e) => e.key), tgt.map((e) => e.key));
+  const canon = canonicalKeys(
+    ck.map((e) => e.key),
+    tgt.map((e) => e.key),
+  );
   rules.push(...canon.rules);
 
   // exact pairs in the common form
@@ -57,10 +68,21 @@ export function fitState(sourceFile: string, source: ModelState, target: FitTarg
     pairs.delete(i);
     const t = tgt[j]!;
     headKeys.add(t.key);
-    rules.push({ kind: 'exclude-head', from: ck[i]!.key, to: t.key, keys: 1, text: `leave out ${ck[i]!.key}: [${ck[i]!.shape!.join(', ')}] in the checkpoint, [${t.shape!.join(', ')}] in the model (a head of another size)` });
+    rules.push({
+      kind: 'exclude-head',
+      from: ck[i]!.key,
+      to: t.key,
+      keys: 1,
+      text: `leave out ${ck[i]!.key}: [${ck[i]!.shape!.join(', ')}] in the checkpoint, [${t.shape!.join(', ')}] in the model (a head of another size)`,
+    });
     if (target.tensors?.has(t.key)) fill.push(t);
   }
-  if (fill.length) rules.push({ kind: 'fill-from-target', keys: fill.length, text: `${fill.map((f) => f.key).join(', ')} keep the model's own values, taken from ${target.info.file}` });
+  if (fill.length)
+    rules.push({
+      kind: 'fill-from-target',
+      keys: fill.length,
+      text: `${fill.map((f) => f.key).join(', ')} keep the model's own values, taken from ${target.info.file}`,
+    });
 
   // every key's fate
   const mapping = ck.map((e, i) => {
@@ -70,17 +92,23 @@ export function fitState(sourceFile: string, source: ModelState, target: FitTarg
   const headSet = new Set(heads);
   const dropped = mapping.filter((m, i) => m.to === null && !headSet.has(i) && !isAmbiguous(canon.checkpoint[i]!, inAmbiguity));
   if (dropped.length) {
-    rules.push({ kind: 'drop-unexpected', keys: dropped.length, text: `leave out ${dropped.length} key${dropped.length === 1 ? '' : 's'} the model does not have: ${listText(dropped.map((d) => d.from))}` });
+    rules.push({
+      kind: 'drop-unexpected',
+      keys: dropped.length,
+      text: `leave out ${dropped.length} key${dropped.length === 1 ? '' : 's'} the model does not have: ${listText(dropped.map((d) => d.from))}`,
+    });
   }
   // ambiguous keys stay as they are, so strict loading still names them
-  for (let i = 0; i < mapping.length; i++) if (mapping[i]!.to === null && isAmbiguous(canon.checkpoint[i]!, inAmbiguity)) mapping[i] = { from: ck[i]!.key, to: ck[i]!.key };
+  for (let i = 0; i < mapping.length; i++)
+    if (mapping[i]!.to === null && isAmbiguous(canon.checkpoint[i]!, inAmbiguity)) mapping[i] = { from: ck[i]!.key, to: ck[i]!.key };
 
   const afterEntries: KeyShape[] = [];
   for (let i = 0; i < mapping.length; i++) if (mapping[i]!.to !== null) afterEntries.push({ key: mapping[i]!.to!, shape: ck[i]!.shape });
   afterEntries.push(...fill);
   const after = strictLoad({ entries: afterEntries, versions: mappedVersions(source.versions, mapping) }, tgt, className);
   const fits = after.message === null && ambiguous.length === 0;
-  const loadsNonStrict = !fits && ambiguous.length === 0 && after.unexpected.length === 0 && after.mismatched.length === 0 && after.missing.every((k) => headKeys.has(k));
+  const loadsNonStrict =
+    !fits && ambiguous.length === 0 && after.unexpected.length === 0 && after.mismatched.length === 0 && after.missing.every((k) => headKeys.has(k));
   if (loadsNonStrict) notes.push(`load it with strict=False: ${listText(after.missing)} keep the model's own initialisation`);
   if (before.message === null) notes.push('it loads with strict=True as it is');
   return {

@@ -33,10 +33,28 @@ export function matchStructure(checkpoint: KeyShape[], ckNames: string[], left: 
   const result: StructureMatch = { pairs: new Map(), rules: [], ambiguous: [] };
   const blocked = new Set<number>();
   for (const level of ['module', 'key'] as const) {
-    const a = units(ckNames, checkpoint, left.filter((i) => !result.pairs.has(i) && !blocked.has(i)), level);
+    const a = units(
+      ckNames,
+      checkpoint,
+      left.filter((i) => !result.pairs.has(i) && !blocked.has(i)),
+      level,
+    );
     const used = new Set(result.pairs.values());
-    const b = units(model.map((e) => e.key), model, tgtLeft.filter((j) => !used.has(j)), level);
-    pairGroups(a, b, result, blocked, level, checkpoint.map((e) => e.key), model.map((e) => e.key));
+    const b = units(
+      model.map((e) => e.key),
+      model,
+      tgtLeft.filter((j) => !used.has(j)),
+      level,
+    );
+    pairGroups(
+      a,
+      b,
+      result,
+      blocked,
+      level,
+      checkpoint.map((e) => e.key),
+      model.map((e) => e.key),
+    );
   }
   return result;
 }
@@ -54,14 +72,22 @@ function units(names: string[], entries: KeyShape[], indices: number[], level: '
     u.byLeaf.set(leaf, i);
   }
   for (const u of byPath.values()) {
-    u.signature = [...u.byLeaf].map(([leaf, i]) => `${leaf}:${entries[i]!.shape?.join('x') ?? '?'}`).sort().join('|');
+    u.signature = [...u.byLeaf]
+      .map(([leaf, i]) => `${leaf}:${entries[i]!.shape?.join('x') ?? '?'}`)
+      .sort()
+      .join('|');
   }
   return [...byPath.values()].sort((x, y) => x.order - y.order);
 }
 
 /** The words of a module path, without indices: `layers.0.self_attn` → {layers, self, attn}. */
 function words(path: string): Set<string> {
-  return new Set(path.toLowerCase().split(/[._\d]+/).filter((w) => w.length > 0));
+  return new Set(
+    path
+      .toLowerCase()
+      .split(/[._\d]+/)
+      .filter((w) => w.length > 0),
+  );
 }
 
 function similarity(a: Set<string>, b: Set<string>): number {
@@ -84,12 +110,24 @@ function pairGroups(a: Unit[], b: Unit[], out: StructureMatch, blocked: Set<numb
     const from = level === 'module' ? x.path : ckKeys[[...x.byLeaf.values()][0]!]!;
     const to = level === 'module' ? y.path : tgtKeys[[...y.byLeaf.values()][0]!]!;
     const n = x.byLeaf.size;
-    out.rules.push({ kind: 'rename', from, to, keys: n, confidence: Math.round(confidence * 100) / 100, basis, text: `rename ${from || '(root)'} → ${to || '(root)'} (${n} key${n === 1 ? '' : 's'}; ${basis.join(', ')}; confidence ${Math.round(confidence * 100)}%)` });
+    out.rules.push({
+      kind: 'rename',
+      from,
+      to,
+      keys: n,
+      confidence: Math.round(confidence * 100) / 100,
+      basis,
+      text: `rename ${from || '(root)'} → ${to || '(root)'} (${n} key${n === 1 ? '' : 's'}; ${basis.join(', ')}; confidence ${Math.round(confidence * 100)}%)`,
+    });
   };
   const ask = (xs: Unit[], ys: Unit[], why: string): void => {
     for (const x of xs) for (const i of x.byLeaf.values()) blocked.add(i);
     const names = (us: Unit[]): string[] => us.map((u) => (level === 'module' ? u.path || '(root)' : ckKeys.length ? u.path : u.path));
-    out.ambiguous.push({ checkpoint: names(xs), model: names(ys), text: `${names(xs).join(', ')} could be ${ys.length === 1 ? '' : 'any of '}${names(ys).join(', ')}: ${why}; say which with --rename` });
+    out.ambiguous.push({
+      checkpoint: names(xs),
+      model: names(ys),
+      text: `${names(xs).join(', ')} could be ${ys.length === 1 ? '' : 'any of '}${names(ys).join(', ')}: ${why}; say which with --rename`,
+    });
   };
   for (const { a: xs, b: ys } of groups.values()) {
     if (!ys.length) continue;
@@ -102,7 +140,8 @@ function pairGroups(a: Unit[], b: Unit[], out: StructureMatch, blocked: Set<numb
       // in order, unless a name points elsewhere
       const contradicted = xs.some((x, i) => {
         const own = similarity(x.words, ys[i]!.words);
-        for (let j = Math.max(0, i - NAME_WINDOW); j < Math.min(ys.length, i + NAME_WINDOW + 1); j++) if (j !== i && similarity(x.words, ys[j]!.words) > own) return true;
+        for (let j = Math.max(0, i - NAME_WINDOW); j < Math.min(ys.length, i + NAME_WINDOW + 1); j++)
+          if (j !== i && similarity(x.words, ys[j]!.words) > own) return true;
         return false;
       });
       if (contradicted) {
@@ -126,7 +165,12 @@ function pairGroups(a: Unit[], b: Unit[], out: StructureMatch, blocked: Set<numb
       } else restX.push(x);
     }
     const restY = ys.filter((y) => !takenY.has(y));
-    if (restX.length && restY.length) ask(restX, restY, `${restX.length === 1 ? 'it has' : 'they have'} the same shapes as ${restY.length === 1 ? 'it' : 'each of them'} and nothing tells them apart`);
+    if (restX.length && restY.length)
+      ask(
+        restX,
+        restY,
+        `${restX.length === 1 ? 'it has' : 'they have'} the same shapes as ${restY.length === 1 ? 'it' : 'each of them'} and nothing tells them apart`,
+      );
   }
 }
 

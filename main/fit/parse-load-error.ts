@@ -12,7 +12,8 @@ const HEADER = /Error\(s\) in loading state_dict for ([\w.]+):/;
 const KEY_LIST = /"((?:[^"\\]|\\.)*)"/g;
 // torch/nn/modules/module.py `_load_from_state_dict`: 'size mismatch for {}: copying a param with
 // shape {} from checkpoint, the shape in current model is {}.' (the same words in 1.13 and 2.x)
-const MISMATCH = /size mismatch for (\S+): copying a param with shape torch\.Size\(\[([\d,\s]*)\]\) from checkpoint, the shape in current model is torch\.Size\(\[([\d,\s]*)\]\)/g;
+const MISMATCH =
+  /size mismatch for (\S+): copying a param with shape torch\.Size\(\[([\d,\s]*)\]\) from checkpoint, the shape in current model is torch\.Size\(\[([\d,\s]*)\]\)/g;
 
 /** True when the text holds torch's load_state_dict error (or a paste of its lines). */
 export function looksLikeLoadError(text: string): boolean {
@@ -36,7 +37,12 @@ export function parseLoadError(text: string): LoadErrorText {
     }
     return out;
   };
-  const dims = (s: string): number[] => s.split(',').map((x) => x.trim()).filter((x) => x).map(Number);
+  const dims = (s: string): number[] =>
+    s
+      .split(',')
+      .map((x) => x.trim())
+      .filter((x) => x)
+      .map(Number);
   const mismatched = [...text.matchAll(MISMATCH)].map((m) => ({ key: m[1]!, checkpointShape: dims(m[2]!), modelShape: dims(m[3]!) }));
   return { className, missing: keysAfter('Missing'), unexpected: keysAfter('Unexpected'), mismatched };
 }

@@ -28,7 +28,11 @@ export function parseShape(text: string): number[] | null {
   if (sized) s = sized[1]!.trim();
   const bracket = /^[[(](.*)[\])]$/.exec(s);
   let parts: string[];
-  if (bracket) parts = bracket[1]!.split(',').map((x) => x.trim()).filter((x) => x !== '');
+  if (bracket)
+    parts = bracket[1]!
+      .split(',')
+      .map((x) => x.trim())
+      .filter((x) => x !== '');
   else if (/^\d+(\s*[x×]\s*\d+)*$/.test(s)) parts = s.split(/[x×]/).map((x) => x.trim());
   else return null;
   if (!parts.every((p) => /^\d+$/.test(p))) return null;

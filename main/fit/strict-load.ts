@@ -31,7 +31,10 @@ export function strictLoad(source: LoadSource, target: KeyShape[], className: st
     const have = sourceShapes.get(key) ?? null;
     if (have && shape && !shapesLoad(have, shape)) mismatched.push({ key, checkpointShape: have, modelShape: shape });
   }
-  const unexpected = unexpectedInModuleOrder(source.entries.map((e) => e.key).filter((k) => !targetShapes.has(k)), target);
+  const unexpected = unexpectedInModuleOrder(
+    source.entries.map((e) => e.key).filter((k) => !targetShapes.has(k)),
+    target,
+  );
   return { missing, unexpected, mismatched, message: loadErrorMessage(className, missing, unexpected, mismatched) };
 }
 
@@ -123,7 +126,9 @@ export function loadErrorMessage(className: string, missing: string[], unexpecte
   if (missing.length) msgs.push(`Missing key(s) in state_dict: ${quoted(missing)}. `);
   if (unexpected.length) msgs.push(`Unexpected key(s) in state_dict: ${quoted(unexpected)}. `);
   for (const m of mismatched) {
-    msgs.push(`size mismatch for ${m.key}: copying a param with shape ${torchSizeText(m.checkpointShape)} from checkpoint, the shape in current model is ${torchSizeText(m.modelShape)}.`);
+    msgs.push(
+      `size mismatch for ${m.key}: copying a param with shape ${torchSizeText(m.checkpointShape)} from checkpoint, the shape in current model is ${torchSizeText(m.modelShape)}.`,
+    );
   }
   return msgs.length ? `Error(s) in loading state_dict for ${className}:\n\t${msgs.join('\n\t')}` : null;
 }

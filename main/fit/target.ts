@@ -36,9 +36,20 @@ export function readFitTarget(file: string, checkpointKeys: KeyShape[]): FitTarg
 export function fitTargetFromText(name: string, text: string, checkpointKeys: KeyShape[]): FitTarget {
   if (looksLikeLoadError(text)) return fromLoadError(name, text, checkpointKeys);
   const parsed = parseShapeLines(text);
-  if ('badLine' in parsed) fail('usage', `${name}: line ${parsed.badLine} is neither torch's load_state_dict error nor 'key shape' ('${parsed.line.slice(0, 60)}'); paste the error as torch printed it, or lines like 'conv1.weight torch.Size([8, 3, 3, 3])'`, name);
+  if ('badLine' in parsed)
+    fail(
+      'usage',
+      `${name}: line ${parsed.badLine} is neither torch's load_state_dict error nor 'key shape' ('${parsed.line.slice(0, 60)}'); paste the error as torch printed it, or lines like 'conv1.weight torch.Size([8, 3, 3, 3])'`,
+      name,
+    );
   if (!parsed.entries.length) fail('usage', `${name}: no keys in it; paste torch's load_state_dict error or 'key shape' lines`, name);
-  return { info: { kind: 'shape-lines', file: name, keys: parsed.entries.length }, entries: parsed.entries, className: 'the model', tensors: null, close: () => {} };
+  return {
+    info: { kind: 'shape-lines', file: name, keys: parsed.entries.length },
+    entries: parsed.entries,
+    className: 'the model',
+    tensors: null,
+    close: () => {},
+  };
 }
 
 function readFitTargetFile(file: string): FitTarget {
@@ -50,7 +61,13 @@ function readFitTargetFile(file: string): FitTarget {
   const ck: Checkpoint = openCheckpoint(file, { shardedRanks: 'consolidate' });
   try {
     const state = modelState(ck);
-    return { info: { kind: 'checkpoint', file, keys: state.entries.length }, entries: state.entries, className: 'the model', tensors: state.tensors, close: () => ck.close() };
+    return {
+      info: { kind: 'checkpoint', file, keys: state.entries.length },
+      entries: state.entries,
+      className: 'the model',
+      tensors: state.tensors,
+      close: () => ck.close(),
+    };
   } catch (e) {
     ck.close();
     throw e;
@@ -74,11 +91,13 @@ function textOf(file: string): string | null {
 
 function fromLoadError(file: string, text: string, checkpointKeys: KeyShape[]): FitTarget {
   const err = parseLoadError(text);
-  if (!err.missing.length && !err.unexpected.length && !err.mismatched.length) fail('usage', `${file}: torch's error names no missing, unexpected or size-mismatched key; paste all of its lines`, file);
+  if (!err.missing.length && !err.unexpected.length && !err.mismatched.length)
+    fail('usage', `${file}: torch's error names no missing, unexpected or size-mismatched key; paste all of its lines`, file);
   const unexpected = new Set(err.unexpected);
   const have = new Set(checkpointKeys.map((e) => e.key));
   const foreign = err.unexpected.find((k) => !have.has(k)) ?? err.mismatched.find((m) => !have.has(m.key))?.key;
-  if (foreign !== undefined) fail('usage', `${file}: the error names '${foreign}', which this checkpoint does not have; was it raised for another checkpoint?`, file);
+  if (foreign !== undefined)
+    fail('usage', `${file}: the error names '${foreign}', which this checkpoint does not have; was it raised for another checkpoint?`, file);
   const modelShape = new Map(err.mismatched.map((m) => [m.key, m.modelShape]));
   const entries: KeyShape[] = [];
   for (const e of checkpointKeys) if (!unexpected.has(e.key)) entries.push({ key: e.key, shape: modelShape.get(e.key) ?? e.shape });
@@ -95,5 +114,11 @@ function fromLoadError(file: string, text: string, checkpointKeys: KeyShape[]): 
       listed.add(counter);
     }
   }
-  return { info: { kind: 'load-error', file, keys: entries.length, ...(err.className ? { className: err.className } : {}) }, entries, className: err.className ?? 'the model', tensors: null, close: () => {} };
+  return {
+    info: { kind: 'load-error', file, keys: entries.length, ...(err.className ? { className: err.className } : {}) },
+    entries,
+    className: err.className ?? 'the model',
+    tensors: null,
+    close: () => {},
+  };
 }

@@ -79,7 +79,11 @@ export class Container {
     if (zip.startOffset > 0 && this.startsZip) {
       // Several archives back to back: a torch.distributed.checkpoint data file (`__R_N.distcp`),
       // one torch.save archive per item, located by the folder's `.metadata`.
-      fail('unsupported', `${name}: holds several torch.save archives back to back (a distributed-checkpoint .distcp file); open its folder, which has the .metadata that locates each item`, name);
+      fail(
+        'unsupported',
+        `${name}: holds several torch.save archives back to back (a distributed-checkpoint .distcp file); open its folder, which has the .metadata that locates each item`,
+        name,
+      );
     }
     return (this.archive = zip);
   }
@@ -108,15 +112,25 @@ export const FORMATS: readonly FormatEntry[] = [
   {
     name: 'lfs-pointer',
     match: (c) => c.text.startsWith(LFS_POINTER),
-    open: (c) => fail('lfs-pointer', `${c.name}: this is a Git LFS pointer (${c.reader.size} bytes), not the checkpoint itself; run \`git lfs pull\` to fetch the real file`, c.name),
+    open: (c) =>
+      fail(
+        'lfs-pointer',
+        `${c.name}: this is a Git LFS pointer (${c.reader.size} bytes), not the checkpoint itself; run \`git lfs pull\` to fetch the real file`,
+        c.name,
+      ),
   },
-  { name: 'npz', match: (c) => c.zip() !== null && c.torchArchive() === null && c.zip()!.entries.some((e) => e.name.endsWith('.npy')), open: (c) => readNpz(c.zip()!) },
+  {
+    name: 'npz',
+    match: (c) => c.zip() !== null && c.torchArchive() === null && c.zip()!.entries.some((e) => e.name.endsWith('.npy')),
+    open: (c) => readNpz(c.zip()!),
+  },
   { name: 'torchscript', match: (c) => c.torchArchive() !== null && isTorchScript(c.torchArchive()!), open: (c) => readTorchScript(c.torchArchive()!) },
   { name: 'torch-zip', match: (c) => c.torchArchive() !== null, open: (c) => readTorchZip(c.torchArchive()!) },
   {
     name: 'zip (not torch)',
     match: (c) => c.zip() !== null,
-    open: (c) => fail('not-a-checkpoint', `${c.name}: a zip archive, but not a torch one (no data.pkl); first entry ${c.zip()!.entries[0]?.name ?? '(none)'}`, c.name),
+    open: (c) =>
+      fail('not-a-checkpoint', `${c.name}: a zip archive, but not a torch one (no data.pkl); first entry ${c.zip()!.entries[0]?.name ?? '(none)'}`, c.name),
   },
   { name: 'torch-legacy', match: (c) => looksLikeLegacy(c.reader), open: (c) => readTorchLegacy(c.reader) },
   { name: 'torch-tar', match: (c) => looksLikeTar(c.reader), open: (c) => readTorchTar(c.reader) },
@@ -137,10 +151,18 @@ export function openReader(reader: RandomAccessReader): FormatReading {
 /** A pickle written by `pickle.dump` rather than torch.save (CIFAR batches, HF `training_args.bin`). */
 function readBarePickle(reader: RandomAccessReader): FormatReading {
   const file = reader.name;
-  const result = unpickle(new PickleInput(reader), torchPickleHooks(file, () => fail('unsupported', `${file}: a bare pickle that refers to torch storages cannot be read without torch's container`, file)), 'pickle');
+  const result = unpickle(
+    new PickleInput(reader),
+    torchPickleHooks(file, () => fail('unsupported', `${file}: a bare pickle that refers to torch storages cannot be read without torch's container`, file)),
+    'pickle',
+  );
   return {
-    format: 'pickle', records: { pickle_protocol: String(result.protocol) }, root: result.value,
-    globals: [...result.globals.values()].map((g) => ({ ...g, record: 'pickle' })), notes: ['a plain pickle, not written by torch.save'], close: () => reader.close(),
+    format: 'pickle',
+    records: { pickle_protocol: String(result.protocol) },
+    root: result.value,
+    globals: [...result.globals.values()].map((g) => ({ ...g, record: 'pickle' })),
+    notes: ['a plain pickle, not written by torch.save'],
+    close: () => reader.close(),
   };
 }
 
@@ -168,8 +190,12 @@ function readIndex(indexPath: string): FormatReading {
       root.set(name, t);
     }
     return {
-      format: readings[0]!.format, records: { index: basename(indexPath), shards: String(index.shards.length) }, root,
-      globals: readings.flatMap((r) => r.globals), notes: [`${index.shards.length} shards joined by their index`], close: () => readings.forEach((r) => r.close()),
+      format: readings[0]!.format,
+      records: { index: basename(indexPath), shards: String(index.shards.length) },
+      root,
+      globals: readings.flatMap((r) => r.globals),
+      notes: [`${index.shards.length} shards joined by their index`],
+      close: () => readings.forEach((r) => r.close()),
     };
   } catch (e) {
     readings.forEach((r) => r.close());

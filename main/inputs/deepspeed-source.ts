@@ -28,8 +28,14 @@ export function deepSpeedSource(folder: string): ReshardSource {
   const z = reading.zero;
   const files = [...z.optimFiles, ...z.modelFiles];
   return {
-    kind: 'deepspeed', name: folder, files, family: null, reading, root: () => reading.root,
-    bytes: files.reduce((a, f) => a + size(f), 0), notes: [...reading.notes],
+    kind: 'deepspeed',
+    name: folder,
+    files,
+    family: null,
+    reading,
+    root: () => reading.root,
+    bytes: files.reduce((a, f) => a + size(f), 0),
+    notes: [...reading.notes],
     layout: () => {
       const columns: LayoutColumn[] = [
         ...z.optimFiles.map((f, r): LayoutColumn => ({ file: f, rank: r, bytes: size(f), role: 'data' })),
@@ -41,7 +47,13 @@ export function deepSpeedSource(folder: string): ReshardSource {
         const t = e.tensor;
         const es = t.dtype.size;
         const pieces: LayoutPiece[] = e.pieces.length
-          ? e.pieces.map((p) => ({ column: optimCol.get(p.label) ?? modelCol.get(p.label) ?? 0, offsets: p.offsets, sizes: p.sizes, bytes: p.sizes[0]! * es, replica: false }))
+          ? e.pieces.map((p) => ({
+              column: optimCol.get(p.label) ?? modelCol.get(p.label) ?? 0,
+              offsets: p.offsets,
+              sizes: p.sizes,
+              bytes: p.sizes[0]! * es,
+              replica: false,
+            }))
           : [{ column: z.optimFiles.length, offsets: t.shape.map(() => 0), sizes: t.shape, bytes: t.nbytes, replica: e.kind === 'alias' }];
         const spread = new Set(pieces.map((p) => p.column)).size > 1 ? 'sharded' : 'whole';
         // slices of a flat partition are placed along the param seen flat (its numel), as the view draws offsets per dim

@@ -55,7 +55,10 @@ function sniffReadable(file: string): boolean {
  * to convert); files and folders that cannot be read are returned in `unreadable` with the reason,
  * for the batch to report as failed.
  */
-export function findCheckpoints(root: string, exclude: string | null = null): { files: string[]; ignored: number; unreadable: { file: string; reason: string }[] } {
+export function findCheckpoints(
+  root: string,
+  exclude: string | null = null,
+): { files: string[]; ignored: number; unreadable: { file: string; reason: string }[] } {
   const files: string[] = [];
   const unreadable: { file: string; reason: string }[] = [];
   let ignored = 0;
@@ -65,7 +68,8 @@ export function findCheckpoints(root: string, exclude: string | null = null): { 
     try {
       entries = fs.readdirSync(dir, { withFileTypes: true });
     } catch (e) {
-      if (rel && (e as NodeJS.ErrnoException).code !== 'ENOENT') unreadable.push({ file: rel, reason: `${dir}: the folder cannot be read (${asCheckpointError(e, dir).message.replace(`${dir}: `, '')})` });
+      if (rel && (e as NodeJS.ErrnoException).code !== 'ENOENT')
+        unreadable.push({ file: rel, reason: `${dir}: the folder cannot be read (${asCheckpointError(e, dir).message.replace(`${dir}: `, '')})` });
       return;
     }
     for (const e of entries.sort((a, b) => a.name.localeCompare(b.name))) {

@@ -92,7 +92,8 @@ export class Family {
         const where = `${path.basename(r.file)}: ${name}`;
         const what = v ? 'a plain tensor' : 'missing';
         if (!isShardTensor(v)) fail('not-a-checkpoint', `${where} is ${what} but rank ${base.rank} holds a ${t.subclass!.split('.').pop()} there`, r.file);
-        if (String(v.shape) !== String(t.shape) || v.dtype.name !== t.dtype.name) fail('not-a-checkpoint', `${where} is ${v.dtype.name} [${v.shape}] but ${t.dtype.name} [${t.shape}] on rank ${base.rank}`, r.file);
+        if (String(v.shape) !== String(t.shape) || v.dtype.name !== t.dtype.name)
+          fail('not-a-checkpoint', `${where} is ${v.dtype.name} [${v.shape}] but ${t.dtype.name} [${t.shape}] on rank ${base.rank}`, r.file);
         for (const s of localShards(v, where)) {
           if (s.sizes.some((d) => d === 0)) continue; // an empty shard of an uneven split
           const piece = { offsets: s.offsets, sizes: s.sizes, source: new ViewSource(s.tensor), label: path.basename(r.file), rank: r.rank };
@@ -126,7 +127,14 @@ export class Family {
 
   /** Bytes `compare` reads. */
   compareBytes(): number {
-    const plain = this.ranks.reduce((a, r) => a + walkTensors(r.reading.root).filter((t) => !isShard(t.tensor) && t.tensor.storage).reduce((b, t) => b + t.tensor.nbytes, 0), 0);
+    const plain = this.ranks.reduce(
+      (a, r) =>
+        a +
+        walkTensors(r.reading.root)
+          .filter((t) => !isShard(t.tensor) && t.tensor.storage)
+          .reduce((b, t) => b + t.tensor.nbytes, 0),
+      0,
+    );
     const reps = this.assemblies.reduce((a, x) => a + x.replicas.reduce((b, p) => b + 2 * p.source.numel * p.source.dtype.size, 0), 0);
     return plain + reps;
   }
@@ -140,10 +148,14 @@ export class Family {
     const diffs: TensorDifference[] = [];
     const hash = (t: TorchTensor | Piece['source']): string => {
       const h = createHash('sha256');
-      streamSource(t instanceof TorchTensor ? new ViewSource(t) : t, (c) => {
-        h.update(c);
-        onBytes(c.length);
-      }, checkCancelled);
+      streamSource(
+        t instanceof TorchTensor ? new ViewSource(t) : t,
+        (c) => {
+          h.update(c);
+          onBytes(c.length);
+        },
+        checkCancelled,
+      );
       return h.digest('hex');
     };
     const n = this.ranks.length;
@@ -162,7 +174,11 @@ export class Family {
           continue;
         }
         const tensors = ts as TorchTensor[];
-        const shapeDiff = tensors.map((t, i) => (t.dtype.name !== (ref as TorchTensor).dtype.name || String(t.shape) !== String((ref as TorchTensor).shape) ? this.ranks[i]!.rank : -1)).filter((x) => x >= 0);
+        const shapeDiff = tensors
+          .map((t, i) =>
+            t.dtype.name !== (ref as TorchTensor).dtype.name || String(t.shape) !== String((ref as TorchTensor).shape) ? this.ranks[i]!.rank : -1,
+          )
+          .filter((x) => x >= 0);
         if (shapeDiff.length) {
           diffs.push({ name, path: p, ranks: shapeDiff, reason: `dtype or shape differs (${tensors.map((t) => `${t.dtype.name}[${t.shape}]`).join(' vs ')})` });
           continue;
@@ -177,7 +193,14 @@ export class Family {
       for (const r of a.replicas) {
         const of = a.pieces[r.of]!;
         const [h0, h1] = [hash(of.source), hash(r.source)];
-        if (h0 !== h1) diffs.push({ name: a.name, path: a.path, ranks: [r.rank], reason: `the shard at [${r.offsets}] is replicated, but rank ${r.rank}'s copy differs from rank ${of.rank}'s`, hashes: [h0, h1] });
+        if (h0 !== h1)
+          diffs.push({
+            name: a.name,
+            path: a.path,
+            ranks: [r.rank],
+            reason: `the shard at [${r.offsets}] is replicated, but rank ${r.rank}'s copy differs from rank ${of.rank}'s`,
+            hashes: [h0, h1],
+          });
       }
     }
     diffs.push(...this.valueDifferences());
@@ -194,7 +217,15 @@ export class Family {
       const differ = vals.map((v, i) => (v !== vals[0] ? this.ranks[i]!.rank : -1)).filter((x) => x >= 0);
       if (!differ.length) continue;
       const p = JSON.parse(key) as (string | number)[];
-      diffs.push({ name: dottedName(p), path: p, ranks: differ, reason: `value differs (${vals.map((v) => v ?? 'missing').join(' vs ').slice(0, 120)})` });
+      diffs.push({
+        name: dottedName(p),
+        path: p,
+        ranks: differ,
+        reason: `value differs (${vals
+          .map((v) => v ?? 'missing')
+          .join(' vs ')
+          .slice(0, 120)})`,
+      });
     }
     return diffs;
   }

@@ -61,15 +61,32 @@ export function openCheckpoint(input: string, opts: OpenOptions = {}): Checkpoin
 
 function openShardedFamily(source: string): Checkpoint {
   const files = familyOf(source);
-  if (!files) fail('usage', `${source} holds DTensor/ShardedTensor shards of an FSDP run, but its other rank files are not beside it; put every rank's file in one folder`, source);
+  if (!files)
+    fail(
+      'usage',
+      `${source} holds DTensor/ShardedTensor shards of an FSDP run, but its other rank files are not beside it; put every rank's file in one folder`,
+      source,
+    );
   const family = Family.open(files);
   try {
     const differing = family.compare();
     if (differing.length) {
-      fail('usage', `${source}: the ranks of its FSDP family disagree on ${differing.length} replicated tensors or values (${differing.slice(0, 3).map((d) => d.name).join(', ')}); \`ckpt reshard ${path.dirname(source)} --to single --take-rank R\` chooses one`, source);
+      fail(
+        'usage',
+        `${source}: the ranks of its FSDP family disagree on ${differing.length} replicated tensors or values (${differing
+          .slice(0, 3)
+          .map((d) => d.name)
+          .join(', ')}); \`ckpt reshard ${path.dirname(source)} --to single --take-rank R\` chooses one`,
+        source,
+      );
     }
     const base = family.ranks[0]!.reading;
-    const reading = { ...base, root: family.merged(0), notes: [...base.notes, `consolidated from ${files.length} FSDP rank files: ${files.map((f) => path.basename(f)).join(', ')}`], close: () => family.close() };
+    const reading = {
+      ...base,
+      root: family.merged(0),
+      notes: [...base.notes, `consolidated from ${files.length} FSDP rank files: ${files.map((f) => path.basename(f)).join(', ')}`],
+      close: () => family.close(),
+    };
     return analyse(source, reading, { fileBytes: files.reduce((a, f) => a + fs.statSync(f).size, 0) });
   } catch (e) {
     family.close();

@@ -44,7 +44,12 @@ function stateDict(v: PyValue | undefined): PyDict | null {
 }
 
 function intList(v: PyValue | undefined): number[] | null {
-  const items = v instanceof PyObject && v.className === 'torch.Size' && v.args[0] instanceof PyTuple ? v.args[0].items : v instanceof PyTuple || v instanceof PyList ? v.items : null;
+  const items =
+    v instanceof PyObject && v.className === 'torch.Size' && v.args[0] instanceof PyTuple
+      ? v.args[0].items
+      : v instanceof PyTuple || v instanceof PyList
+        ? v.items
+        : null;
   return items && items.every((x) => typeof x === 'number') ? (items as number[]) : null;
 }
 
@@ -73,7 +78,8 @@ function dtensorShard(t: TorchTensor, where: string): LocalShard {
     if (axes instanceof PyTuple || axes instanceof PyList) {
       sizes = axes.items.map((a) => {
         const shape = stateDict(a)?.get('shape');
-        const flat = (v: PyValue | undefined): number => (typeof v === 'number' ? v : v instanceof PyTuple || v instanceof PyList ? v.items.reduce<number>((acc, x) => acc * flat(x), 1) : NaN);
+        const flat = (v: PyValue | undefined): number =>
+          typeof v === 'number' ? v : v instanceof PyTuple || v instanceof PyList ? v.items.reduce<number>((acc, x) => acc * flat(x), 1) : NaN;
         return flat(shape);
       });
     }
@@ -99,7 +105,8 @@ function dtensorShard(t: TorchTensor, where: string): LocalShard {
       local_[dim] = Math.max(0, end - start);
       return;
     }
-    if (cls === 'Partial') return bad('has a Partial placement: its ranks hold partial sums, which only a reduction across ranks (full_tensor() in torch) can combine');
+    if (cls === 'Partial')
+      return bad('has a Partial placement: its ranks hold partial sums, which only a reduction across ranks (full_tensor() in torch) can combine');
     return bad(`placement ${p instanceof PyObject ? p.className : typeof p} is not supported (only Shard and Replicate)`);
   });
   if (String(local.shape) !== String(local_)) bad(`local tensor has shape [${local.shape}] but its placements give [${local_}] at offset [${offsets}]`);

@@ -52,7 +52,12 @@ const size = (f: string): number => {
 
 /** The checkpoint files directly in a folder (not in sub-folders), by content. */
 function checkpointsIn(dir: string): string[] {
-  return fs.readdirSync(dir).filter((n) => !n.startsWith('.')).sort().map((n) => path.join(dir, n)).filter((f) => fs.statSync(f).isFile() && sniffCheckpoint(f));
+  return fs
+    .readdirSync(dir)
+    .filter((n) => !n.startsWith('.'))
+    .sort()
+    .map((n) => path.join(dir, n))
+    .filter((f) => fs.statSync(f).isFile() && sniffCheckpoint(f));
 }
 
 /**
@@ -87,7 +92,11 @@ export function openSource(inputs: string[]): ReshardSource {
     const groups = groupFamilies(files);
     if (groups.length === 1 && groups[0]!.family) return familySource(groups[0]!.files, input, []);
     if (indexes.length > 1) fail('usage', `${input} holds ${indexes.length} shard indexes (${indexes.join(', ')}); name the one to read`);
-    fail('usage', `${input} is neither a DCP folder (no ${METADATA_FILE}) nor a folder of one shard set or one rank family (${files.length} checkpoint files); name the files to read`, input);
+    fail(
+      'usage',
+      `${input} is neither a DCP folder (no ${METADATA_FILE}) nor a folder of one shard set or one rank family (${files.length} checkpoint files); name the files to read`,
+      input,
+    );
   }
   if (isShardIndexName(input)) return shardSetSource(input);
   const reading = openFormat(input);
@@ -95,7 +104,9 @@ export function openSource(inputs: string[]): ReshardSource {
     reading.close();
     const family = familyOf(input);
     if (!family) fail('usage', `${input} holds DTensor/ShardedTensor shards but no other rank files sit beside it; give every rank's file`, input);
-    return familySource(family, input, [`${path.basename(input)} holds shards of an FSDP run: read with its ${family.length - 1} sibling rank file${family.length > 2 ? 's' : ''}`]);
+    return familySource(family, input, [
+      `${path.basename(input)} holds shards of an FSDP run: read with its ${family.length - 1} sibling rank file${family.length > 2 ? 's' : ''}`,
+    ]);
   }
   return singleSource(input, reading);
 }
@@ -105,7 +116,12 @@ function tensorRows(root: PyValue, column: (t: TorchTensor, p: (string | number)
     const pieces = column(t, p);
     const whole = pieces.filter((x) => !x.replica);
     return {
-      name: dottedName(p), path: p, dtype: t.dtype.name, shape: t.shape, bytes: t.nbytes, pieces,
+      name: dottedName(p),
+      path: p,
+      dtype: t.dtype.name,
+      shape: t.shape,
+      bytes: t.nbytes,
+      pieces,
       spread: whole.length > 1 ? 'sharded' : pieces.length > 1 ? 'replicated' : 'whole',
     };
   });
@@ -118,7 +134,9 @@ function wholePiece(t: TorchTensor, column: number, replica = false): LayoutPiec
 /** Non-tensor values, as DCP would store them (one item per leaf), for the view. */
 export function layoutItems(root: PyValue, column: number | null): LayoutItem[] {
   try {
-    return dcpEntries(root).entries.filter((e) => !(e.value instanceof TorchTensor)).map((e) => ({ name: e.name, path: e.path, type: typeName(e.value), summary: pyRepr(e.value).slice(0, 80), column }));
+    return dcpEntries(root)
+      .entries.filter((e) => !(e.value instanceof TorchTensor))
+      .map((e) => ({ name: e.name, path: e.path, type: typeName(e.value), summary: pyRepr(e.value).slice(0, 80), column }));
   } catch {
     return [];
   }
@@ -126,10 +144,21 @@ export function layoutItems(root: PyValue, column: number | null): LayoutItem[] 
 
 function singleSource(file: string, reading: FormatReading): ReshardSource {
   return {
-    kind: 'single', name: file, files: [file], family: null, reading, root: () => reading.root, bytes: size(file), notes: [],
+    kind: 'single',
+    name: file,
+    files: [file],
+    family: null,
+    reading,
+    root: () => reading.root,
+    bytes: size(file),
+    notes: [],
     layout: () => ({
-      kind: 'single', title: `one ${reading.format} file`, columns: [{ file, rank: null, bytes: size(file), role: 'data' }],
-      rows: tensorRows(reading.root, (t) => [wholePiece(t, 0)]), items: layoutItems(reading.root, 0), notes: [...reading.notes],
+      kind: 'single',
+      title: `one ${reading.format} file`,
+      columns: [{ file, rank: null, bytes: size(file), role: 'data' }],
+      rows: tensorRows(reading.root, (t) => [wholePiece(t, 0)]),
+      items: layoutItems(reading.root, 0),
+      notes: [...reading.notes],
     }),
     close: () => reading.close(),
   };
@@ -140,14 +169,27 @@ function shardSetSource(indexPath: string): ReshardSource {
   const reading = openFormat(indexPath);
   const files = index.shards.map((s) => path.join(index.dir, s));
   return {
-    kind: 'shard-set', name: indexPath, files: [indexPath, ...files], family: null, reading, root: () => reading.root,
-    bytes: files.reduce((a, f) => a + size(f), size(indexPath)), notes: [],
+    kind: 'shard-set',
+    name: indexPath,
+    files: [indexPath, ...files],
+    family: null,
+    reading,
+    root: () => reading.root,
+    bytes: files.reduce((a, f) => a + size(f), size(indexPath)),
+    notes: [],
     layout: () => {
-      const columns: LayoutColumn[] = [{ file: indexPath, rank: null, bytes: size(indexPath), role: 'index' }, ...files.map((f): LayoutColumn => ({ file: f, rank: null, bytes: size(f), role: 'data' }))];
+      const columns: LayoutColumn[] = [
+        { file: indexPath, rank: null, bytes: size(indexPath), role: 'index' },
+        ...files.map((f): LayoutColumn => ({ file: f, rank: null, bytes: size(f), role: 'data' })),
+      ];
       const col = new Map(index.shards.map((s, i) => [s, i + 1]));
       return {
-        kind: 'shard-set', title: `${index.shards.length} shards with ${path.basename(indexPath)}`, columns,
-        rows: tensorRows(reading.root, (t, p) => [wholePiece(t, col.get(index.weightMap.get(String(p[0])) ?? '') ?? 1)]), items: [], notes: [...reading.notes],
+        kind: 'shard-set',
+        title: `${index.shards.length} shards with ${path.basename(indexPath)}`,
+        columns,
+        rows: tensorRows(reading.root, (t, p) => [wholePiece(t, col.get(index.weightMap.get(String(p[0])) ?? '') ?? 1)]),
+        items: [],
+        notes: [...reading.notes],
       };
     },
     close: () => reading.close(),
@@ -166,23 +208,51 @@ function dcpSource(folder: string): ReshardSource {
   const dataFiles = reading.dcp.files.map((f) => path.join(folder, f));
   const metaFile = path.join(folder, METADATA_FILE);
   return {
-    kind: 'dcp', name: folder, files: [metaFile, ...dataFiles], family: null, reading, root: () => reading.root,
-    bytes: dataFiles.reduce((a, f) => a + size(f), size(metaFile)), notes: [],
+    kind: 'dcp',
+    name: folder,
+    files: [metaFile, ...dataFiles],
+    family: null,
+    reading,
+    root: () => reading.root,
+    bytes: dataFiles.reduce((a, f) => a + size(f), size(metaFile)),
+    notes: [],
     layout: () => {
       const columns: LayoutColumn[] = [
         { file: metaFile, rank: null, bytes: size(metaFile), role: 'metadata' },
-        ...reading.dcp.files.map((f): LayoutColumn => ({ file: path.join(folder, f), rank: DCP_RANK.test(f) ? Number(DCP_RANK.exec(f)![1]) : null, bytes: size(path.join(folder, f)), role: 'data' })),
+        ...reading.dcp.files.map(
+          (f): LayoutColumn => ({
+            file: path.join(folder, f),
+            rank: DCP_RANK.test(f) ? Number(DCP_RANK.exec(f)![1]) : null,
+            bytes: size(path.join(folder, f)),
+            role: 'data',
+          }),
+        ),
       ];
       const col = new Map(reading.dcp.files.map((f, i) => [f, i + 1]));
       const byTensor = new Map([...reading.assembled.values()].map((a) => [a.tensor, a]));
       const rows = tensorRows(reading.root, (t) => {
         const a = byTensor.get(t);
         if (!a) return [wholePiece(t, 0)];
-        return a.pieces.map((p) => ({ column: col.get(p.label) ?? 0, offsets: p.offsets, sizes: p.sizes, bytes: p.source.numel * p.source.dtype.size, replica: false }));
+        return a.pieces.map((p) => ({
+          column: col.get(p.label) ?? 0,
+          offsets: p.offsets,
+          sizes: p.sizes,
+          bytes: p.source.numel * p.source.dtype.size,
+          replica: false,
+        }));
       });
-      const bytesCol = new Map(reading.dcp.items.filter((i) => i.kind === 'bytes').map((i) => [i.fqn, col.get(i.kind === 'bytes' ? i.storage.file : '') ?? null]));
+      const bytesCol = new Map(
+        reading.dcp.items.filter((i) => i.kind === 'bytes').map((i) => [i.fqn, col.get(i.kind === 'bytes' ? i.storage.file : '') ?? null]),
+      );
       const items = layoutItems(reading.root, null).map((it) => ({ ...it, column: bytesCol.get(it.name) ?? null }));
-      return { kind: 'dcp', title: `DCP folder, ${reading.dcp.files.length} data files, ${reading.dcp.items.length} items`, columns, rows, items, notes: [...reading.notes] };
+      return {
+        kind: 'dcp',
+        title: `DCP folder, ${reading.dcp.files.length} data files, ${reading.dcp.items.length} items`,
+        columns,
+        rows,
+        items,
+        notes: [...reading.notes],
+      };
     },
     close: () => reading.close(),
   };
@@ -192,23 +262,43 @@ function familySource(files: string[], name: string, notes: string[]): ReshardSo
   const family = Family.open(files);
   const base = family.ranks[0]!.reading;
   return {
-    kind: family.sharded ? 'sharded-ranks' : 'rank-family', name, files: family.ranks.map((r) => r.file), family, reading: base,
-    root: (take) => family.merged(take ?? 0), bytes: family.ranks.reduce((a, r) => a + size(r.file), 0),
-    notes: [...notes, family.sharded ? `${family.ranks.length} rank files holding DTensor/ShardedTensor shards: consolidated from each shard's placement` : `${family.ranks.length} rank files of a data-parallel run: merged when every rank holds the same tensors`],
+    kind: family.sharded ? 'sharded-ranks' : 'rank-family',
+    name,
+    files: family.ranks.map((r) => r.file),
+    family,
+    reading: base,
+    root: (take) => family.merged(take ?? 0),
+    bytes: family.ranks.reduce((a, r) => a + size(r.file), 0),
+    notes: [
+      ...notes,
+      family.sharded
+        ? `${family.ranks.length} rank files holding DTensor/ShardedTensor shards: consolidated from each shard's placement`
+        : `${family.ranks.length} rank files of a data-parallel run: merged when every rank holds the same tensors`,
+    ],
     layout: () => {
       const columns: LayoutColumn[] = family.ranks.map((r) => ({ file: r.file, rank: r.rank, bytes: size(r.file), role: 'data' }));
       const byTensor = new Map(family.assemblies.map((a) => [a.tensor, a]));
       const rows = tensorRows(family.merged(0), (t) => {
         const a = byTensor.get(t);
         if (a) {
-          const piece = (p: (typeof a.pieces)[number], replica: boolean): LayoutPiece => ({ column: p.rank, offsets: p.offsets, sizes: p.sizes, bytes: p.source.numel * p.source.dtype.size, replica });
+          const piece = (p: (typeof a.pieces)[number], replica: boolean): LayoutPiece => ({
+            column: p.rank,
+            offsets: p.offsets,
+            sizes: p.sizes,
+            bytes: p.source.numel * p.source.dtype.size,
+            replica,
+          });
           return [...a.pieces.map((p) => piece(p, false)), ...a.replicas.map((p) => piece(p, true))];
         }
         return family.ranks.map((_, i) => wholePiece(t, i, i > 0));
       });
       return {
-        kind: family.sharded ? 'sharded-ranks' : 'rank-family', title: `${family.ranks.length} rank files${family.sharded ? ' with DTensor/ShardedTensor shards' : ' (data-parallel copies)'}`,
-        columns, rows, items: layoutItems(base.root, 0), notes: [...notes],
+        kind: family.sharded ? 'sharded-ranks' : 'rank-family',
+        title: `${family.ranks.length} rank files${family.sharded ? ' with DTensor/ShardedTensor shards' : ' (data-parallel copies)'}`,
+        columns,
+        rows,
+        items: layoutItems(base.root, 0),
+        notes: [...notes],
       };
     },
     close: () => family.close(),

@@ -43,7 +43,10 @@ export function liveTempFiles(): string[] {
  * unpublished temporary file is removed.
  */
 export async function writeCheckedAtomically<W, T>(
-  dest: string, overwrite: boolean, write: (fd: number, tmp: string) => W, check: (tmp: string, written: W) => Promise<{ value: T; publish: boolean }>,
+  dest: string,
+  overwrite: boolean,
+  write: (fd: number, tmp: string) => W,
+  check: (tmp: string, written: W) => Promise<{ value: T; publish: boolean }>,
   opts: {
     /** false when the caller fsyncs the folder itself once for many files (a batch) */
     syncFolder?: boolean;
@@ -93,8 +96,17 @@ export async function writeCheckedAtomically<W, T>(
     return { value: checked.value, published: true };
   } catch (e) {
     stopKeepAlive();
-    if (fd >= 0) try { fs.closeSync(fd); } catch { /* already failing */ }
-    try { fs.unlinkSync(tmp); } catch { /* never created or already gone */ }
+    if (fd >= 0)
+      try {
+        fs.closeSync(fd);
+      } catch {
+        /* already failing */
+      }
+    try {
+      fs.unlinkSync(tmp);
+    } catch {
+      /* never created or already gone */
+    }
     setLive(tmp, false);
     throw namingTheDestination(asCheckpointError(e, dest), tmp, dest);
   }
@@ -149,12 +161,23 @@ function makeFolder(dir: string): void {
 export function syncDir(dir: string): void {
   try {
     const d = fs.openSync(dir, 'r');
-    try { fs.fsyncSync(d); } finally { fs.closeSync(d); }
-  } catch { /* some file systems cannot fsync a folder; the rename is still atomic */ }
+    try {
+      fs.fsyncSync(d);
+    } finally {
+      fs.closeSync(d);
+    }
+  } catch {
+    /* some file systems cannot fsync a folder; the rename is still atomic */
+  }
 }
 
 /** Removes this process's temporary files (call from signal handlers). */
 export function removeLiveTempFiles(): void {
-  for (const t of live) try { fs.unlinkSync(t); } catch { /* gone */ }
+  for (const t of live)
+    try {
+      fs.unlinkSync(t);
+    } catch {
+      /* gone */
+    }
   live.clear();
 }

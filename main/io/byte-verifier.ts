@@ -63,7 +63,7 @@ export function readBackCrc(file: string, offset: number, length: number): Promi
     // one reused buffer: a fresh one per storage costs page faults and GC in a batch of small files
     inlineBuffer ??= Buffer.allocUnsafe(STREAM_CHUNK);
     let crc = 0;
-    for (let done = 0; done < length;) {
+    for (let done = 0; done < length; ) {
       const n = fs.readSync(fd, inlineBuffer, 0, Math.min(STREAM_CHUNK, length - done), offset + done);
       if (n === 0) return abandonable(Promise.reject(new Error(`${file} ended at ${offset + done}`)));
       crc = zlib.crc32(inlineBuffer.subarray(0, n), crc);

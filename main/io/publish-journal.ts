@@ -116,7 +116,8 @@ export function journaledStagingFolders(dir: string): Set<string> {
     if (!n.includes(PUBLISH_MARK) || !n.endsWith('.json')) continue;
     try {
       out.add(path.resolve((JSON.parse(fs.readFileSync(path.join(dir, n), 'utf8')) as PublishJournal).staging));
-    } catch { /* unreadable: its staging folder is found by name below */
+    } catch {
+      /* unreadable: its staging folder is found by name below */
       out.add(path.join(dir, n.replace(PUBLISH_MARK, '.ckpt-tmp-').replace(/\.json$/, '')));
     }
   }
@@ -168,7 +169,9 @@ export function undoMoves(moves: FileMove[]): boolean {
         continue;
       }
       if (fs.existsSync(m.backup) && !fs.existsSync(m.dest)) fs.renameSync(m.backup, m.dest);
-    } catch { /* reported below by the backup still being there */ }
+    } catch {
+      /* reported below by the backup still being there */
+    }
   }
   for (const dir of new Set(moves.map((m) => path.dirname(m.dest)))) syncFolder(dir);
   return !moves.some((m) => fs.existsSync(m.backup));

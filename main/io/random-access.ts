@@ -75,7 +75,10 @@ export class FileReader implements RandomAccessReader {
 export class BufferReader implements RandomAccessReader {
   readonly name: string;
   readonly size: number;
-  constructor(private readonly bytes: Uint8Array, name = '<memory>') {
+  constructor(
+    private readonly bytes: Uint8Array,
+    name = '<memory>',
+  ) {
     this.name = name;
     this.size = bytes.length;
   }
@@ -89,9 +92,15 @@ export class BufferReader implements RandomAccessReader {
 /** A window [start, start+length) of another reader, seen as a file of its own. */
 export class SliceReader implements RandomAccessReader {
   readonly name: string;
-  constructor(private readonly base: RandomAccessReader, private readonly start: number, readonly size: number, name?: string) {
+  constructor(
+    private readonly base: RandomAccessReader,
+    private readonly start: number,
+    readonly size: number,
+    name?: string,
+  ) {
     this.name = name ?? base.name;
-    if (start < 0 || start + size > base.size) fail('truncated', `${this.name}: range ${start}+${size} lies past the end of the file (${base.size} bytes)`, this.name);
+    if (start < 0 || start + size > base.size)
+      fail('truncated', `${this.name}: range ${start}+${size} lies past the end of the file (${base.size} bytes)`, this.name);
   }
   read(offset: number, length: number): Uint8Array {
     checkRange(this, offset, length);
@@ -105,7 +114,11 @@ function checkRange(r: RandomAccessReader, offset: number, length: number): void
     fail('corrupt-zip', `${r.name}: invalid byte range ${offset}+${length}`, r.name);
   }
   if (offset + length > r.size) {
-    fail('truncated', `${r.name}: needs bytes up to ${offset + length} but the file has ${r.size}; it is probably truncated (re-download or re-copy it)`, r.name);
+    fail(
+      'truncated',
+      `${r.name}: needs bytes up to ${offset + length} but the file has ${r.size}; it is probably truncated (re-download or re-copy it)`,
+      r.name,
+    );
   }
 }
 

@@ -4,7 +4,15 @@ import { randomBytes } from 'node:crypto';
 import { refuseDanglingLink, syncDir, TEMP_MARK } from './atomic-file.ts';
 import { asCheckpointError, fail } from '../errors.ts';
 import {
-  journaledStagingFolders, journalPathFor, processAlive, recoverInterruptedPublishes, removeJournal, undoMoves, writeJournal, type FileMove, type PublishJournal,
+  journaledStagingFolders,
+  journalPathFor,
+  processAlive,
+  recoverInterruptedPublishes,
+  removeJournal,
+  undoMoves,
+  writeJournal,
+  type FileMove,
+  type PublishJournal,
 } from './publish-journal.ts';
 import { pauseForTest } from './test-pause.ts';
 
@@ -16,7 +24,10 @@ import { pauseForTest } from './test-pause.ts';
  * the destination ends up with the whole verified output or keeps what it had.
  */
 export class Staging {
-  private constructor(readonly dir: string, private readonly dest: string) {}
+  private constructor(
+    readonly dir: string,
+    private readonly dest: string,
+  ) {}
 
   /**
    * Creates `.<name>.ckpt-tmp-<pid>-<hex>` beside `dest`. First the publishes of killed runs in

@@ -18,7 +18,11 @@ export const TEMP_MARK = '.ckpt-tmp-';
 export const STALE_AFTER_MS = 60 * 60_000;
 export const HEARTBEAT_MS = 5 * 60_000;
 
-const HOST = os.hostname().replace(/[^A-Za-z0-9_.]/g, '_').slice(0, 40) || 'host';
+const HOST =
+  os
+    .hostname()
+    .replace(/[^A-Za-z0-9_.]/g, '_')
+    .slice(0, 40) || 'host';
 /** `.<name>.ckpt-tmp-<host>-<pid>-<start ms, base 36>-<8 hex>` */
 const NAME = /\.ckpt-tmp-([A-Za-z0-9_.]+)-(\d+)-([0-9a-z]+)-([0-9a-f]{8})$/;
 /** what versions before host and start time wrote: `.<name>.ckpt-tmp-<pid>-<hex>` */
@@ -76,7 +80,9 @@ function entryFor(dir: string, name: string): TempEntry | null {
         const s = fs.lstatSync(path.join(p, f));
         modifiedMs = Math.max(modifiedMs, s.mtimeMs);
         bytes += s.size;
-      } catch { /* gone meanwhile */ }
+      } catch {
+        /* gone meanwhile */
+      }
     }
   }
   return { path: p, ...parsed, modifiedMs, bytes, folder: st.isDirectory() };
@@ -92,7 +98,9 @@ function safeList(dir: string): string[] {
 
 /** Our temporary files and staging folders directly in `dir`. */
 export function tempFilesIn(dir: string): TempEntry[] {
-  return safeList(dir).map((n) => entryFor(dir, n)).filter((e): e is TempEntry => e !== null);
+  return safeList(dir)
+    .map((n) => entryFor(dir, n))
+    .filter((e): e is TempEntry => e !== null);
 }
 
 /** Our temporary files and staging folders anywhere under `root` (symlinks are not followed). */

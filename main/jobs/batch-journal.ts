@@ -26,8 +26,29 @@ export interface RecordedOutput {
 }
 
 export type JournalLine =
-  | { type: 'start'; version: 1; input: string; rules: string; shard: { index: number; count: number } | null; host: string; pid: number; at: number; planned: number; skipped: number }
-  | { type: 'done'; source: string; group: string; sourceBytes: number; sourceMtimeMs: number; rules: string; outputs: RecordedOutput[]; adopted?: true; at: number }
+  | {
+      type: 'start';
+      version: 1;
+      input: string;
+      rules: string;
+      shard: { index: number; count: number } | null;
+      host: string;
+      pid: number;
+      at: number;
+      planned: number;
+      skipped: number;
+    }
+  | {
+      type: 'done';
+      source: string;
+      group: string;
+      sourceBytes: number;
+      sourceMtimeMs: number;
+      rules: string;
+      outputs: RecordedOutput[];
+      adopted?: true;
+      at: number;
+    }
   | { type: 'failed'; source: string; group: string; reason: string; at: number }
   | { type: 'finished'; done: number; skipped: number; failed: number; cancelled: number; at: number };
 
@@ -45,7 +66,11 @@ export class BatchJournal {
   readonly file: string;
 
   constructor(outDir: string, shard: { index: number; count: number } | undefined) {
-    const host = os.hostname().replace(/[^A-Za-z0-9_-]/g, '_').slice(0, 40) || 'host';
+    const host =
+      os
+        .hostname()
+        .replace(/[^A-Za-z0-9_-]/g, '_')
+        .slice(0, 40) || 'host';
     const name = `${shard ? `shard-${shard.index}-of-${shard.count}` : 'all'}.${host}.${process.pid}.${Date.now().toString(36)}.${randomBytes(3).toString('hex')}.jsonl`;
     this.file = path.join(outDir, JOURNAL_DIR, name);
   }
@@ -68,7 +93,10 @@ export class BatchJournal {
       }
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
-      const why = code === 'EEXIST' || code === 'ENOTDIR' ? `${path.dirname(this.file)} is a file, not a folder` : asCheckpointError(e, this.file).message.replace(`${this.file}: `, '');
+      const why =
+        code === 'EEXIST' || code === 'ENOTDIR'
+          ? `${path.dirname(this.file)} is a file, not a folder`
+          : asCheckpointError(e, this.file).message.replace(`${this.file}: `, '');
       this.error = `could not record progress in ${this.file} (${why}); a re-run verifies this run's outputs again instead of trusting a record`;
     }
   }
@@ -132,11 +160,12 @@ export function readJournals(outDir: string): JournalRun[] {
 /** The latest record of each source that was converted with `rules`, by source. */
 export function doneRecords(runs: JournalRun[], rules: string): Map<string, DoneRecord> {
   const latest = new Map<string, DoneRecord>();
-  for (const r of runs) for (const d of r.done) {
-    if (d.rules !== rules) continue;
-    const had = latest.get(d.source);
-    if (!had || had.at <= d.at) latest.set(d.source, d);
-  }
+  for (const r of runs)
+    for (const d of r.done) {
+      if (d.rules !== rules) continue;
+      const had = latest.get(d.source);
+      if (!had || had.at <= d.at) latest.set(d.source, d);
+    }
   return latest;
 }
 

@@ -52,7 +52,14 @@ export function batchStatus(outDir: string): BatchStatus {
   const shards = specs.map((spec): ShardStatus => {
     const mine = runs.filter((r) => r.start!.rules === rules && label(r.start!.shard) === label(spec));
     const last = mine[mine.length - 1];
-    const s: ShardStatus = { shard: label(spec), planned: last ? last.start!.planned : null, done: 0, failed: [], runs: mine.length, latest: last ? latestOf(last) : null };
+    const s: ShardStatus = {
+      shard: label(spec),
+      planned: last ? last.start!.planned : null,
+      done: 0,
+      failed: [],
+      runs: mine.length,
+      latest: last ? latestOf(last) : null,
+    };
     for (const [source, o] of outcome) {
       if (!inShard(o.group, spec ?? undefined)) continue;
       if (o.failed !== null) s.failed.push({ source, reason: o.failed });
@@ -67,7 +74,11 @@ export function batchStatus(outDir: string): BatchStatus {
   return { outDir: out, shards, done, failed, planned, complete };
 }
 
-function note(m: Map<string, { group: string; at: number; failed: string | null; outputs: string[] }>, source: string, v: { group: string; at: number; failed: string | null; outputs: string[] }): void {
+function note(
+  m: Map<string, { group: string; at: number; failed: string | null; outputs: string[] }>,
+  source: string,
+  v: { group: string; at: number; failed: string | null; outputs: string[] },
+): void {
   const had = m.get(source);
   if (!had || had.at <= v.at) m.set(source, v);
 }

@@ -48,7 +48,6 @@ export type BatchEvent =
   | { type: 'item'; item: BatchItem }
   | { type: 'finished'; summary: BatchSummary };
 
-
 export type { BatchSummary };
 
 /** A stable share of the work for `--shard I/N`, the same on every node of a job array. */
@@ -119,11 +118,19 @@ function unitsOf(g: FileGroup, rules: ConversionRules, input: string): Unit[] {
   if (!g.family) {
     const f = g.files[0]!;
     // a DCP folder becomes one file beside where the folder was: step100/ → step100.pt
-    return [{ source: f, sources: g.files, output: isDcpFolder(path.join(input, f)) || isDeepSpeedFolder(path.join(input, f)) ? `${f}.pt` : f, rules, group: f }];
+    return [
+      { source: f, sources: g.files, output: isDcpFolder(path.join(input, f)) || isDeepSpeedFolder(path.join(input, f)) ? `${f}.pt` : f, rules, group: f },
+    ];
   }
   const group = g.files[0]!;
   if (rules.preset?.name === 'ddp') {
-    return g.files.map((f, r) => ({ source: f, sources: [f], output: f, rules: { ...rules, preset: { name: 'ddp', worldSize: 1 }, mapLocation: [{ from: '*', to: `cuda:${r}` }, ...rules.mapLocation] }, group }));
+    return g.files.map((f, r) => ({
+      source: f,
+      sources: [f],
+      output: f,
+      rules: { ...rules, preset: { name: 'ddp', worldSize: 1 }, mapLocation: [{ from: '*', to: `cuda:${r}` }, ...rules.mapLocation] },
+      group,
+    }));
   }
   return [{ source: group, sources: g.files, output: g.mergedName!, rules, group }];
 }
@@ -145,10 +152,20 @@ export async function runBatch(opts: BatchOptions, pool: WorkerPool): Promise<Ba
   const rulesKey = JSON.stringify(opts.rules);
   const journal = new BatchJournal(out, opts.shard);
   journal.append({
-    type: 'start', version: 1, input, rules: rulesKey, shard: opts.shard ?? null, host: os.hostname(), pid: process.pid, at: Date.now(),
-    planned: items.length, skipped: items.filter((i) => i.status === 'skipped').length,
+    type: 'start',
+    version: 1,
+    input,
+    rules: rulesKey,
+    shard: opts.shard ?? null,
+    host: os.hostname(),
+    pid: process.pid,
+    at: Date.now(),
+    planned: items.length,
+    skipped: items.filter((i) => i.status === 'skipped').length,
   });
-  for (const i of items) if (i.status === 'failed') journal.append({ type: 'failed', source: units[i.id]!.source, group: units[i.id]!.group, reason: i.reason ?? '', at: Date.now() });
+  for (const i of items)
+    if (i.status === 'failed')
+      journal.append({ type: 'failed', source: units[i.id]!.source, group: units[i.id]!.group, reason: i.reason ?? '', at: Date.now() });
   let overallDone = 0;
   const convertItem = async (item: BatchItem): Promise<void> => {
     const unit = units[item.id]!;
@@ -156,16 +173,27 @@ export async function runBatch(opts: BatchOptions, pool: WorkerPool): Promise<Ba
     let lastDone = 0;
     const convert = async (source: string, output: string, share: number): Promise<ConversionReport> => {
       const base = lastDone;
-      return pool.run({ kind: 'convert', source: path.join(input, source), output: path.join(out, output), rules: unit.rules, force: opts.force, syncFolder: false, keepVerifiedExisting: true }, {
-        ...(opts.signal ? { signal: opts.signal } : {}),
-        onProgress: (p) => {
-          if (lastDone === 0) opts.onEvent?.({ type: 'start', id: item.id });
-          const scaled = base + (p.total ? (p.done / p.total) * share : 0);
-          overallDone += scaled - lastDone;
-          lastDone = scaled;
-          opts.onEvent?.({ type: 'progress', id: item.id, done: p.done, total: p.total, overallDone, overallTotal: totalBytes });
+      return pool.run(
+        {
+          kind: 'convert',
+          source: path.join(input, source),
+          output: path.join(out, output),
+          rules: unit.rules,
+          force: opts.force,
+          syncFolder: false,
+          keepVerifiedExisting: true,
         },
-      });
+        {
+          ...(opts.signal ? { signal: opts.signal } : {}),
+          onProgress: (p) => {
+            if (lastDone === 0) opts.onEvent?.({ type: 'start', id: item.id });
+            const scaled = base + (p.total ? (p.done / p.total) * share : 0);
+            overallDone += scaled - lastDone;
+            lastDone = scaled;
+            opts.onEvent?.({ type: 'progress', id: item.id, done: p.done, total: p.total, overallDone, overallTotal: totalBytes });
+          },
+        },
+      );
     };
     try {
       item.status = 'running';
@@ -195,8 +223,15 @@ export async function runBatch(opts: BatchOptions, pool: WorkerPool): Promise<Ba
         if (adopted) item.reason = 'already converted (no journal recorded it); verified against the source and kept';
         const outputs: RecordedOutput[] = written.map((o, i) => ({ file: item.outputs[i]!, bytes: o.bytes, tail: o.tail! }));
         journal.append({
-          type: 'done', source: unit.source, group: unit.group, sourceBytes: unit.stamp!.size, sourceMtimeMs: unit.stamp!.mtimeMs, rules: rulesKey, outputs,
-          ...(adopted ? { adopted: true as const } : {}), at: Date.now(),
+          type: 'done',
+          source: unit.source,
+          group: unit.group,
+          sourceBytes: unit.stamp!.size,
+          sourceMtimeMs: unit.stamp!.mtimeMs,
+          rules: rulesKey,
+          outputs,
+          ...(adopted ? { adopted: true as const } : {}),
+          at: Date.now(),
         });
       }
     } catch (e) {
@@ -219,7 +254,13 @@ export async function runBatch(opts: BatchOptions, pool: WorkerPool): Promise<Ba
   for (const dir of new Set(items.filter((i) => i.status === 'done').flatMap((i) => i.outputs.map((o) => path.dirname(path.join(out, o)))))) syncDir(dir);
   const count = (s: ItemStatus): number => items.filter((i) => i.status === s).length;
   const summary: BatchSummary = {
-    items, done: count('done'), skipped: count('skipped'), failed: count('failed'), cancelled: count('cancelled'), bytes: totalBytes, seconds: (performance.now() - t0) / 1000,
+    items,
+    done: count('done'),
+    skipped: count('skipped'),
+    failed: count('failed'),
+    cancelled: count('cancelled'),
+    bytes: totalBytes,
+    seconds: (performance.now() - t0) / 1000,
     ...(staleRemoved ? { staleRemoved } : {}),
   };
   journal.append({ type: 'finished', done: summary.done, skipped: summary.skipped, failed: summary.failed, cancelled: summary.cancelled, at: Date.now() });

@@ -59,7 +59,6 @@ interface Slot {
   waiting: Set<number>;
   /** stopped by `stop`: already replaced, so its exit starts no other worker */
   retired?: boolean;
-
 }
 
 /** At most this many jobs per worker: one running, the others waiting on the disk. */
@@ -68,7 +67,6 @@ const JOBS_PER_WORKER = 2;
 function hasRoom(s: Slot): boolean {
   return s.jobs.size < Math.min(JOBS_PER_WORKER, 1 + s.waiting.size);
 }
-
 
 /**
  * Generic over the requests its script understands (a union discriminated by `kind`) and the
@@ -81,7 +79,10 @@ export class WorkerPool<Request extends { kind: string } = JobRequest, Results =
   private closed = false;
   readonly size: number;
 
-  constructor(size = os.availableParallelism?.() ?? os.cpus().length, private readonly script: WorkerScript = JOB_WORKER) {
+  constructor(
+    size = os.availableParallelism?.() ?? os.cpus().length,
+    private readonly script: WorkerScript = JOB_WORKER,
+  ) {
     this.size = Math.max(1, Math.floor(size));
     for (let i = 0; i < this.size; i++) this.slots.push(this.spawn());
   }
@@ -98,9 +99,18 @@ export class WorkerPool<Request extends { kind: string } = JobRequest, Results =
         clearTimeout(overTime);
       };
       const job: Pending = {
-        seq: ++this.seq, request, opts, cancel: new Int32Array(new SharedArrayBuffer(4)),
-        resolve: (v) => { settle(); resolve(v as Results[K]); },
-        reject: (e) => { settle(); reject(e); },
+        seq: ++this.seq,
+        request,
+        opts,
+        cancel: new Int32Array(new SharedArrayBuffer(4)),
+        resolve: (v) => {
+          settle();
+          resolve(v as Results[K]);
+        },
+        reject: (e) => {
+          settle();
+          reject(e);
+        },
         ...(stoppable ? { startClock: () => void (overTime ??= setTimeout(() => this.stop(job, stoppable.overTime()), stoppable.timeLimitMs)) } : {}),
       };
       if (signal) {
@@ -179,7 +189,8 @@ export class WorkerPool<Request extends { kind: string } = JobRequest, Results =
       if (!started) {
         // A worker that cannot even start (a missing or broken script) would fail again: stop.
         this.closed = true;
-        for (const j of this.queue.splice(0)) j.reject(new CheckpointError('internal', `worker threads cannot start (${why}); reinstall or rebuild (npm run build)`));
+        for (const j of this.queue.splice(0))
+          j.reject(new CheckpointError('internal', `worker threads cannot start (${why}); reinstall or rebuild (npm run build)`));
         return;
       }
       const i = this.slots.indexOf(slot);

@@ -15,7 +15,10 @@ import type { FitReport, FitTargetInput } from '../../shared/fit.ts';
  */
 export interface WorkerJobs {
   inspect: { request: { file: string }; result: InspectReport };
-  convert: { request: { source: string; output: string | null; rules: ConversionRules; force: boolean; syncFolder?: boolean; keepVerifiedExisting?: boolean }; result: StartedJobResults['convert'] };
+  convert: {
+    request: { source: string; output: string | null; rules: ConversionRules; force: boolean; syncFolder?: boolean; keepVerifiedExisting?: boolean };
+    result: StartedJobResults['convert'];
+  };
   'tensor-stats': { request: { file: string; path: (string | number)[]; bins: number }; result: TensorStats };
   'compare-ranks': { request: { files: string[] }; result: { identical: boolean; differing: string[]; tensors: number } };
   verify: { request: { options: VerifyOptions }; result: StartedJobResults['verify'] };

@@ -32,8 +32,21 @@ export async function runJob<K extends JobRequest['kind']>(request: JobRequest &
       }
     }
     case 'convert': {
-      const signal = { get aborted() { return ctx.cancelled(); } } as AbortSignal;
-      return (await convertFile(req.source, { rules: req.rules, output: req.output, force: req.force, onProgress: ctx.onProgress, signal, syncFolder: req.syncFolder ?? true, keepVerifiedExisting: req.keepVerifiedExisting ?? false, ...(ctx.onWaiting ? { onWaiting: ctx.onWaiting } : {}) })) as JobResults[K];
+      const signal = {
+        get aborted() {
+          return ctx.cancelled();
+        },
+      } as AbortSignal;
+      return (await convertFile(req.source, {
+        rules: req.rules,
+        output: req.output,
+        force: req.force,
+        onProgress: ctx.onProgress,
+        signal,
+        syncFolder: req.syncFolder ?? true,
+        keepVerifiedExisting: req.keepVerifiedExisting ?? false,
+        ...(ctx.onWaiting ? { onWaiting: ctx.onWaiting } : {}),
+      })) as JobResults[K];
     }
     case 'tensor-stats':
       return tensorStats(req.file, req.path, req.bins) as JobResults[K];
@@ -47,7 +60,13 @@ export async function runJob<K extends JobRequest['kind']>(request: JobRequest &
       return previews.preview(req.file, req.rules, req.output) as JobResults[K];
     case 'plan-batch': {
       const { items, ignored } = planBatch({ input: req.folder, outDir: req.outDir, rules: req.rules, force: false });
-      const plan = { input: req.folder, outDir: req.outDir, items, ignored, totalBytes: items.filter((i) => i.status === 'pending').reduce((a, i) => a + i.bytes, 0) };
+      const plan = {
+        input: req.folder,
+        outDir: req.outDir,
+        items,
+        ignored,
+        totalBytes: items.filter((i) => i.status === 'pending').reduce((a, i) => a + i.bytes, 0),
+      };
       return plan as JobResults[K];
     }
     case 'list-directory':

@@ -20,18 +20,31 @@ export function tensorStats(file: string, path: (string | number)[], bins = 64):
 /** Decodes element i of a little-endian buffer as a number, for the dtypes that are numbers. */
 function decoder(dtype: string, dv: DataView): ((i: number) => number) | null {
   switch (dtype) {
-    case 'float32': return (i) => dv.getFloat32(i * 4, true);
-    case 'float64': return (i) => dv.getFloat64(i * 8, true);
-    case 'float16': return (i) => halfToFloat(dv.getUint16(i * 2, true));
-    case 'bfloat16': return (i) => bf16ToFloat(dv.getUint16(i * 2, true));
-    case 'int8': return (i) => dv.getInt8(i);
-    case 'uint8': case 'bool': return (i) => dv.getUint8(i);
-    case 'int16': return (i) => dv.getInt16(i * 2, true);
-    case 'uint16': return (i) => dv.getUint16(i * 2, true);
-    case 'int32': return (i) => dv.getInt32(i * 4, true);
-    case 'uint32': return (i) => dv.getUint32(i * 4, true);
-    case 'int64': return (i) => Number(dv.getBigInt64(i * 8, true));
-    case 'uint64': return (i) => Number(dv.getBigUint64(i * 8, true));
+    case 'float32':
+      return (i) => dv.getFloat32(i * 4, true);
+    case 'float64':
+      return (i) => dv.getFloat64(i * 8, true);
+    case 'float16':
+      return (i) => halfToFloat(dv.getUint16(i * 2, true));
+    case 'bfloat16':
+      return (i) => bf16ToFloat(dv.getUint16(i * 2, true));
+    case 'int8':
+      return (i) => dv.getInt8(i);
+    case 'uint8':
+    case 'bool':
+      return (i) => dv.getUint8(i);
+    case 'int16':
+      return (i) => dv.getInt16(i * 2, true);
+    case 'uint16':
+      return (i) => dv.getUint16(i * 2, true);
+    case 'int32':
+      return (i) => dv.getInt32(i * 4, true);
+    case 'uint32':
+      return (i) => dv.getUint32(i * 4, true);
+    case 'int64':
+      return (i) => Number(dv.getBigInt64(i * 8, true));
+    case 'uint64':
+      return (i) => Number(dv.getBigUint64(i * 8, true));
   }
   return null;
 }

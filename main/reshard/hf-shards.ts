@@ -17,7 +17,15 @@ import { fail } from '../errors.ts';
 export const DEFAULT_MAX_SHARD_BYTES = 5_000_000_000;
 
 const UNITS: Record<string, number> = {
-  B: 1, KB: 1e3, MB: 1e6, GB: 1e9, TB: 1e12, KIB: 2 ** 10, MIB: 2 ** 20, GIB: 2 ** 30, TIB: 2 ** 40,
+  B: 1,
+  KB: 1e3,
+  MB: 1e6,
+  GB: 1e9,
+  TB: 1e12,
+  KIB: 2 ** 10,
+  MIB: 2 ** 20,
+  GIB: 2 ** 30,
+  TIB: 2 ** 40,
 };
 
 /** `5GB` (HF's `parse_size_to_int`: decimal units), `500MiB`, `2.5GB`, or plain bytes. */
@@ -97,10 +105,15 @@ export function splitIntoShards<T>(candidates: ShardCandidate<T>[], maxBytes: nu
     home.entries.push(...rest);
   }
   const { stem, ext, index } = shardPattern(format);
-  if (shards.length <= 1) return { files: [{ name: `${stem}${ext}`, entries: shards[0]?.entries ?? [], bytes: shards[0]?.bytes ?? 0 }], totalSize: total, indexName: null };
+  if (shards.length <= 1)
+    return { files: [{ name: `${stem}${ext}`, entries: shards[0]?.entries ?? [], bytes: shards[0]?.bytes ?? 0 }], totalSize: total, indexName: null };
   const n = shards.length;
   const pad = (i: number): string => String(i).padStart(5, '0');
-  return { files: shards.map((s, i) => ({ name: `${stem}-${pad(i + 1)}-of-${pad(n)}${ext}`, entries: s.entries, bytes: s.bytes })), totalSize: total, indexName: index };
+  return {
+    files: shards.map((s, i) => ({ name: `${stem}-${pad(i + 1)}-of-${pad(n)}${ext}`, entries: s.entries, bytes: s.bytes })),
+    totalSize: total,
+    indexName: index,
+  };
 }
 
 /** The index JSON text, byte for byte as transformers writes it (sorted keys, indent 2, ASCII). */

@@ -84,7 +84,9 @@ function folderProblem(dir: string, force: boolean): string | null {
   if (!names.length) return null;
   if (!force) return `${dir} already exists; pass --force to replace it`;
   const foreign = names.filter((n) => !OURS.test(n));
-  return foreign.length ? `${dir} holds other files (${foreign.slice(0, 3).join(', ')}); --force only replaces a folder of checkpoint files, choose a new or empty folder` : null;
+  return foreign.length
+    ? `${dir} holds other files (${foreign.slice(0, 3).join(', ')}); --force only replaces a folder of checkpoint files, choose a new or empty folder`
+    : null;
 }
 
 function layoutOf(kind: ShardLayout['kind'], title: string, columns: LayoutColumn[], rows: LayoutRow[], notes: string[] = []): ShardLayout {
@@ -93,8 +95,13 @@ function layoutOf(kind: ShardLayout['kind'], title: string, columns: LayoutColum
 
 function wholeRows(tensors: NamedTensor[], columnOf: (name: string) => number, paths?: Map<string, (string | number)[]>): LayoutRow[] {
   return tensors.map(({ name, tensor: t }) => ({
-    name, path: paths?.get(name) ?? [name], dtype: t.dtype.name, shape: t.shape, bytes: t.nbytes,
-    pieces: [{ column: columnOf(name), offsets: t.shape.map(() => 0), sizes: t.shape, bytes: t.nbytes, replica: false }], spread: 'whole',
+    name,
+    path: paths?.get(name) ?? [name],
+    dtype: t.dtype.name,
+    shape: t.shape,
+    bytes: t.nbytes,
+    pieces: [{ column: columnOf(name), offsets: t.shape.map(() => 0), sizes: t.shape, bytes: t.nbytes, replica: false }],
+    spread: 'whole',
   }));
 }
 
@@ -105,7 +112,9 @@ function dedupe(tensors: NamedTensor[], warnings: string[]): { kept: NamedTensor
   for (const e of tensors) {
     const t = e.tensor;
     const s = rootStorage(t.storage!);
-    const key = [t.dtype.name, t.shape.join(','), t.stride.join(','), t.storageOffset + (t.storage!.viewOf ? t.storage!.viewOffset / t.dtype.size : 0)].join('|');
+    const key = [t.dtype.name, t.shape.join(','), t.stride.join(','), t.storageOffset + (t.storage!.viewOf ? t.storage!.viewOffset / t.dtype.size : 0)].join(
+      '|',
+    );
     const byView = byStorage.get(s) ?? new Set<string>();
     byView.add(key);
     byStorage.set(s, byView);
@@ -119,10 +128,11 @@ function dedupe(tensors: NamedTensor[], warnings: string[]): { kept: NamedTensor
   for (const g of groups.values()) {
     if (g.length < 2) continue;
     const keep = g.slice().sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))[0]!;
-    for (const e of g) if (e !== keep) {
-      aliases.push({ alias: e.name, kept: keep.name });
-      dropped.add(e);
-    }
+    for (const e of g)
+      if (e !== keep) {
+        aliases.push({ alias: e.name, kept: keep.name });
+        dropped.add(e);
+      }
   }
   for (const [, views] of byStorage) {
     if (views.size > 1) warnings.push(`${views.size} tensors are different views of one storage; each is written as its own copy`);
@@ -169,7 +179,9 @@ export function planReshard(src: ReshardSource, req: ReshardRequest): Planned {
   const out = req.output;
   let cast: Planned['cast'] = () => null;
   const finish = (output: ShardLayout, totalBytes: number, job: WriteJob | null): Planned => ({
-    plan: { request: req, input, output, aliases, dropped, totalBytes, warnings, errors }, job: errors.length ? null : job, cast,
+    plan: { request: req, input, output, aliases, dropped, totalBytes, warnings, errors },
+    job: errors.length ? null : job,
+    cast,
   });
   const emptyOut = layoutOf('output', 'nothing', [], []);
   if (!out) {
@@ -177,9 +189,12 @@ export function planReshard(src: ReshardSource, req: ReshardRequest): Planned {
     return finish(emptyOut, 0, null);
   }
   const resolvedInputs = new Set(src.files.map((f) => path.resolve(f)));
-  if (resolvedInputs.has(path.resolve(out)) || path.resolve(out) === path.resolve(src.name)) errors.push('the output would replace the input; choose another -o');
-  if ((target.kind === 'ranks' || target.kind === 'dcp') && req.format === 'safetensors') errors.push(`--to ${target.kind} writes torch files; --format safetensors goes with single or shards`);
-  if (req.preset && !(target.kind === 'single' && req.format === 'torch')) errors.push('--preset applies to --to single with torch output (rank files get the ddp preset)');
+  if (resolvedInputs.has(path.resolve(out)) || path.resolve(out) === path.resolve(src.name))
+    errors.push('the output would replace the input; choose another -o');
+  if ((target.kind === 'ranks' || target.kind === 'dcp') && req.format === 'safetensors')
+    errors.push(`--to ${target.kind} writes torch files; --format safetensors goes with single or shards`);
+  if (req.preset && !(target.kind === 'single' && req.format === 'torch'))
+    errors.push('--preset applies to --to single with torch output (rank files get the ddp preset)');
   if (req.takeRank !== null && !src.family) warnings.push('--take-rank applies to rank families; ignored');
   if (errors.length) return finish(emptyOut, 0, null);
 
@@ -195,7 +210,11 @@ export function planReshard(src: ReshardSource, req: ReshardRequest): Planned {
     // a safetensors header's __metadata__ has no place in a torch file (aliases were restored above)
     for (const [k, v] of Object.entries(src.reading.records)) {
       if (!k.startsWith('metadata.') || k === 'metadata.format' || notes.some((n) => n.startsWith(`${k.slice(9)} restored`))) continue;
-      dropped.push({ name: `__metadata__.${k.slice(9)}`, type: 'str', reason: `safetensors metadata (${JSON.stringify(v).slice(0, 40)}) has no place in a torch file` });
+      dropped.push({
+        name: `__metadata__.${k.slice(9)}`,
+        type: 'str',
+        reason: `safetensors metadata (${JSON.stringify(v).slice(0, 40)}) has no place in a torch file`,
+      });
     }
     const rules: ConversionRules = { ...NO_RULES, preset: target.kind === 'ranks' ? { name: 'ddp', worldSize: target.count } : req.preset };
     const ck = analyse(src.name, { ...src.reading, root }, { fileBytes: src.bytes });
@@ -213,13 +232,24 @@ export function planReshard(src: ReshardSource, req: ReshardRequest): Planned {
     const tensors = walkTensors(tree);
     const columns: LayoutColumn[] = cplan.outputs.map((o) => ({ file: o.file, rank: o.rank ?? null, bytes: 0, role: 'data' }));
     const rows: LayoutRow[] = tensors.map(({ path: p, tensor: t }) => ({
-      name: p.map(String).join('.'), path: p, dtype: t.dtype.name, shape: t.shape, bytes: t.nbytes, spread: columns.length > 1 ? 'replicated' : 'whole',
+      name: p.map(String).join('.'),
+      path: p,
+      dtype: t.dtype.name,
+      shape: t.shape,
+      bytes: t.nbytes,
+      spread: columns.length > 1 ? 'replicated' : 'whole',
       pieces: columns.map((_, i) => ({ column: i, offsets: t.shape.map(() => 0), sizes: t.shape, bytes: t.nbytes, replica: i > 0 })),
     }));
     const storages = new Set(tensors.filter((t) => t.tensor.storage).map((t) => rootStorage(t.tensor.storage!)));
     const bytes = [...storages].reduce((a, s) => a + s.nbytes, 0) * columns.length;
     const title = target.kind === 'ranks' ? `${target.count} rank files (ddp)` : `one torch file${req.preset ? ` (${req.preset.name})` : ''}`;
-    return finish(layoutOf('output', title, columns, rows), bytes, { kind: 'torch', ck, rules, tree, outputs: cplan.outputs.map((o) => ({ file: o.file, ...(o.rank !== undefined ? { rank: o.rank } : {}) })) });
+    return finish(layoutOf('output', title, columns, rows), bytes, {
+      kind: 'torch',
+      ck,
+      rules,
+      tree,
+      outputs: cplan.outputs.map((o) => ({ file: o.file, ...(o.rank !== undefined ? { rank: o.rank } : {}) })),
+    });
   }
 
   if (target.kind === 'single' || target.kind === 'shards') {
@@ -238,27 +268,42 @@ export function planReshard(src: ReshardSource, req: ReshardRequest): Planned {
     }
     // __metadata__: the source's (safetensors inputs), then format and the aliases as safetensors' convert records them
     const metadata: [string, string][] = [];
-    for (const [k, v] of Object.entries(src.reading.records)) if (k.startsWith('metadata.') && k !== 'metadata.format' && !tensors.some((t) => `metadata.${t.name}` === k)) metadata.push([k.slice(9), v]);
-    const meta: [string, string][] = [['format', 'pt'], ...metadata.filter(([k]) => !aliases.some((a) => a.alias === k)), ...aliases.map((a): [string, string] => [a.alias, a.kept])];
+    for (const [k, v] of Object.entries(src.reading.records))
+      if (k.startsWith('metadata.') && k !== 'metadata.format' && !tensors.some((t) => `metadata.${t.name}` === k)) metadata.push([k.slice(9), v]);
+    const meta: [string, string][] = [
+      ['format', 'pt'],
+      ...metadata.filter(([k]) => !aliases.some((a) => a.alias === k)),
+      ...aliases.map((a): [string, string] => [a.alias, a.kept]),
+    ];
     if (target.kind === 'single') {
       if (exists(out) && !req.force) errors.push(`${out} already exists; pass --force to overwrite it`);
       if (!sf) return finish(emptyOut, 0, null); // unreachable: torch single is handled above
       const bytes = tensors.reduce((a, e) => a + e.tensor.nbytes, 0);
       return finish(
-        layoutOf('output', 'one safetensors file', [{ file: out, rank: null, bytes: 0, role: 'data' }], wholeRows(tensors, () => 0, paths)),
-        bytes, { kind: 'safetensors', file: out, tensors, metadata: meta },
+        layoutOf(
+          'output',
+          'one safetensors file',
+          [{ file: out, rank: null, bytes: 0, role: 'data' }],
+          wholeRows(tensors, () => 0, paths),
+        ),
+        bytes,
+        { kind: 'safetensors', file: out, tensors, metadata: meta },
       );
     }
     const problem = folderProblem(out, req.force);
     if (problem) errors.push(problem);
     const seen = new Set<TorchStorage>();
-    const split = splitIntoShards(tensors.map((e) => {
-      const s = rootStorage(e.tensor.storage!);
-      // safetensors writes each tensor's own bytes; a .bin shard keeps storages (and their sharing) whole
-      const first = !seen.has(s);
-      seen.add(s);
-      return { name: e.name, item: e.tensor, bytes: sf ? e.tensor.nbytes : first ? s.nbytes : 0, storage: sf ? null : s };
-    }), target.maxShardBytes, req.format);
+    const split = splitIntoShards(
+      tensors.map((e) => {
+        const s = rootStorage(e.tensor.storage!);
+        // safetensors writes each tensor's own bytes; a .bin shard keeps storages (and their sharing) whole
+        const first = !seen.has(s);
+        seen.add(s);
+        return { name: e.name, item: e.tensor, bytes: sf ? e.tensor.nbytes : first ? s.nbytes : 0, storage: sf ? null : s };
+      }),
+      target.maxShardBytes,
+      req.format,
+    );
     const index = split.indexName ? indexJson(split) : null;
     const columns: LayoutColumn[] = [
       ...(split.indexName ? [{ file: path.join(out, split.indexName), rank: null, bytes: index!.length, role: 'index' as const }] : []),
@@ -267,7 +312,12 @@ export function planReshard(src: ReshardSource, req: ReshardRequest): Planned {
     const colOf = new Map(split.files.flatMap((f, i) => f.entries.map((e) => [e.name, i + (split.indexName ? 1 : 0)] as const)));
     if (split.files.length === 1) warnings.push(`everything fits in one shard: written as ${split.files[0]!.name} without an index, as Hugging Face does`);
     return finish(
-      layoutOf('output', `${split.files.length} ${sf ? 'safetensors' : 'torch .bin'} shard${split.files.length === 1 ? '' : 's'} of at most ${target.maxShardBytes} bytes`, columns, wholeRows(tensors, (n) => colOf.get(n) ?? 0, paths)),
+      layoutOf(
+        'output',
+        `${split.files.length} ${sf ? 'safetensors' : 'torch .bin'} shard${split.files.length === 1 ? '' : 's'} of at most ${target.maxShardBytes} bytes`,
+        columns,
+        wholeRows(tensors, (n) => colOf.get(n) ?? 0, paths),
+      ),
       split.files.reduce((a, f) => a + f.bytes, 0),
       { kind: 'shards', dir: out, format: req.format, split, index, metadata: meta },
     );
@@ -304,16 +354,33 @@ export function planReshard(src: ReshardSource, req: ReshardRequest): Planned {
     { file: path.join(out, METADATA_FILE), rank: null, bytes: 0, role: 'metadata' },
     ...Array.from({ length: ranks }, (_, r): LayoutColumn => ({ file: path.join(out, dataFileName(r)), rank: r, bytes: Math.round(load[r]!), role: 'data' })),
   ];
-  const rows: LayoutRow[] = items.filter((i) => i.kind === 'tensor').map((i) => {
-    const it = i as Extract<DcpWriteItem, { kind: 'tensor' }>;
-    const es = it.source.dtype.size;
-    return {
-      name: it.fqn, path: it.path, dtype: it.source.dtype.name, shape: [...it.source.shape], bytes: it.source.numel * es, spread: it.chunks.length > 1 ? 'sharded' : 'whole',
-      pieces: it.chunks.map((c) => ({ column: c.rank + 1, offsets: c.offsets, sizes: c.sizes, bytes: c.sizes.reduce((a, b) => a * b, 1) * es, replica: false })),
-    };
-  });
+  const rows: LayoutRow[] = items
+    .filter((i) => i.kind === 'tensor')
+    .map((i) => {
+      const it = i as Extract<DcpWriteItem, { kind: 'tensor' }>;
+      const es = it.source.dtype.size;
+      return {
+        name: it.fqn,
+        path: it.path,
+        dtype: it.source.dtype.name,
+        shape: [...it.source.shape],
+        bytes: it.source.numel * es,
+        spread: it.chunks.length > 1 ? 'sharded' : 'whole',
+        pieces: it.chunks.map((c) => ({
+          column: c.rank + 1,
+          offsets: c.offsets,
+          sizes: c.sizes,
+          bytes: c.sizes.reduce((a, b) => a * b, 1) * es,
+          replica: false,
+        })),
+      };
+    });
   const output = layoutOf('output', `DCP folder, ${ranks} data file${ranks === 1 ? '' : 's'}, ${items.length} items`, columns, rows);
   output.items = items.filter((i) => i.kind === 'bytes').map((i) => ({ name: i.fqn, path: i.path, type: 'bytes', summary: '', column: 1 }));
   if (!items.length) fail('usage', 'the checkpoint holds nothing a distributed checkpoint can save');
-  return finish(output, rows.reduce((a, r) => a + r.bytes, 0), { kind: 'dcp', dir: out, ranks, items });
+  return finish(
+    output,
+    rows.reduce((a, r) => a + r.bytes, 0),
+    { kind: 'dcp', dir: out, ranks, items },
+  );
 }

@@ -38,10 +38,14 @@ export interface VerifyContext {
 
 export function crcOf(src: TensorSource, ctx: VerifyContext = {}): number {
   let crc = 0;
-  streamSource(src, (c) => {
-    crc = zlib.crc32(c, crc);
-    ctx.onBytes?.(c.length);
-  }, ctx.checkCancelled);
+  streamSource(
+    src,
+    (c) => {
+      crc = zlib.crc32(c, crc);
+      ctx.onBytes?.(c.length);
+    },
+    ctx.checkCancelled,
+  );
   return crc >>> 0;
 }
 
@@ -59,7 +63,12 @@ export function assembledIn(tensors: { key: string; tensor: TorchTensor }[]): Ma
  * Cuts every piece of each assembled tensor back out of the written file and compares its CRC-32
  * with the piece's own bytes in the source. `written` maps the same keys to the written tensors.
  */
-export function checkPieces(assembled: Map<string, AssembledSource>, written: Map<string, TorchTensor>, verdicts: Map<string, TensorVerdict>, ctx: VerifyContext): { pieces: number; mismatch?: string } {
+export function checkPieces(
+  assembled: Map<string, AssembledSource>,
+  written: Map<string, TorchTensor>,
+  verdicts: Map<string, TensorVerdict>,
+  ctx: VerifyContext,
+): { pieces: number; mismatch?: string } {
   let pieces = 0;
   let mismatch: string | undefined;
   for (const [key, a] of assembled) {
@@ -104,7 +113,12 @@ export function checkPieces(assembled: Map<string, AssembledSource>, written: Ma
 }
 
 /** Piece checks for a written torch file against its planned tree (keys are tensor paths). */
-export function checkTorchPieces(file: string, planned: PyValue, verdicts: Map<string, TensorVerdict>, ctx: VerifyContext): { pieces: number; mismatch?: string } {
+export function checkTorchPieces(
+  file: string,
+  planned: PyValue,
+  verdicts: Map<string, TensorVerdict>,
+  ctx: VerifyContext,
+): { pieces: number; mismatch?: string } {
   const assembled = assembledIn(walkTensors(planned).map((t) => ({ key: dottedName(t.path), tensor: t.tensor })));
   if (!assembled.size) return { pieces: 0 };
   const reading = openFormat(file);
@@ -118,7 +132,12 @@ export function checkTorchPieces(file: string, planned: PyValue, verdicts: Map<s
 
 /** A written safetensors file: format rules (the reader's validation), names, dtypes, shapes, offsets, metadata, bytes. */
 export async function verifySafetensors(
-  tmp: string, shownAs: string, planned: { name: string; source: TensorSource }[], written: SafetensorsWriteResult, metadata: [string, string][] | null, ctx: VerifyContext,
+  tmp: string,
+  shownAs: string,
+  planned: { name: string; source: TensorSource }[],
+  written: SafetensorsWriteResult,
+  metadata: [string, string][] | null,
+  ctx: VerifyContext,
 ): Promise<OutputCheck & { pieces: number }> {
   const checks: TensorVerdict[] = [];
   let mismatch: string | undefined;
@@ -189,7 +208,12 @@ export const dcpReadBackKey = (file: string, offset: number, nbytes: number): st
  * with the CRC of its source.
  */
 export async function verifyDcp(
-  dir: string, shownAs: string, items: DcpWriteItem[], result: DcpWriteResult, ctx: VerifyContext, readBack: DcpReadBack = new Map(),
+  dir: string,
+  shownAs: string,
+  items: DcpWriteItem[],
+  result: DcpWriteResult,
+  ctx: VerifyContext,
+  readBack: DcpReadBack = new Map(),
 ): Promise<OutputCheck> {
   const checks = new Map<string, TensorVerdict>();
   let mismatch: string | undefined;
@@ -211,12 +235,14 @@ export async function verifyDcp(
       if (!it) continue;
       if (m.kind !== it.kind) bad(m.fqn, `is a ${m.kind} item in .metadata, planned ${it.kind}`);
       else if (m.kind === 'tensor' && it.kind === 'tensor') {
-        if (m.dtype.name !== it.source.dtype.name || String(m.size) !== String(it.source.shape)) bad(m.fqn, `.metadata says ${m.dtype.name} [${m.size}], planned ${it.source.dtype.name} [${it.source.shape}]`);
+        if (m.dtype.name !== it.source.dtype.name || String(m.size) !== String(it.source.shape))
+          bad(m.fqn, `.metadata says ${m.dtype.name} [${m.size}], planned ${it.source.dtype.name} [${it.source.shape}]`);
         const chunks = (c: { offsets: number[]; sizes: number[] }[]): string => c.map((x) => `${x.offsets}/${x.sizes}`).join(' ');
         if (chunks(m.chunks) !== chunks(it.chunks)) bad(m.fqn, `.metadata lists chunks ${chunks(m.chunks)}, planned ${chunks(it.chunks)}`);
       }
     }
-    if (meta.plannerData && items.some((i) => JSON.stringify(meta.plannerData!.get(i.fqn)) !== JSON.stringify(i.path))) bad('.metadata', 'planner_data does not give the planned paths');
+    if (meta.plannerData && items.some((i) => JSON.stringify(meta.plannerData!.get(i.fqn)) !== JSON.stringify(i.path)))
+      bad('.metadata', 'planner_data does not give the planned paths');
     // every item archive, and its storage records read back
     const fds = new Map<string, number>();
     try {
@@ -227,7 +253,8 @@ export async function verifyDcp(
         const window = new FileWindow(file, fd, w.offset, w.length);
         const archive = openTorchArchive(window);
         const value = unpickleRecord(archive, 'data.pkl', new Map()).value;
-        if (w.kind === 'tensor' && (!(value instanceof TorchTensor) || String(value.shape) !== String(w.sizes))) bad(w.fqn, `chunk [${w.offsets}] does not read back as a tensor of shape [${w.sizes}]`);
+        if (w.kind === 'tensor' && (!(value instanceof TorchTensor) || String(value.shape) !== String(w.sizes)))
+          bad(w.fqn, `chunk [${w.offsets}] does not read back as a tensor of shape [${w.sizes}]`);
         for (const s of w.storages) {
           const e = archive.zip.get(`${archive.prefix}data/${s.key}`);
           if (!e) {
@@ -282,5 +309,12 @@ export async function verifyDcp(
   }
   const bytes = result.files.reduce((a, f) => a + f.bytes, result.metadataBytes);
   const list = [...checks.values()];
-  return { file: shownAs, bytes, tensors: items.filter((i) => i.kind === 'tensor').length, verified: mismatch === undefined, ...(mismatch ? { mismatch } : {}), checks: list };
+  return {
+    file: shownAs,
+    bytes,
+    tensors: items.filter((i) => i.kind === 'tensor').length,
+    verified: mismatch === undefined,
+    ...(mismatch ? { mismatch } : {}),
+    checks: list,
+  };
 }

@@ -30,8 +30,16 @@ export async function reshard(req: ReshardRequest, context: ReshardContext = { o
     const report = (over: Partial<ReshardReport>): ReshardReport => {
       const casts = cast();
       return {
-        plan, differing: [], written: false, outputs: [], verified: false, pieceChecks: 0, seconds: (performance.now() - t0) / 1000, bytesCopied: 0,
-        ...(casts ? { cast: casts } : {}), ...over,
+        plan,
+        differing: [],
+        written: false,
+        outputs: [],
+        verified: false,
+        pieceChecks: 0,
+        seconds: (performance.now() - t0) / 1000,
+        bytesCopied: 0,
+        ...(casts ? { cast: casts } : {}),
+        ...over,
       };
     };
     if (plan.errors.length || req.dryRun || !job) return report({});
@@ -39,12 +47,15 @@ export async function reshard(req: ReshardRequest, context: ReshardContext = { o
     if (src.family) {
       const total = src.family.compareBytes();
       let done = 0;
-      differing = src.family.compare((n) => {
-        done += n;
-        ctx.onProgress({ phase: 'compare', done, total, unit: 'bytes', label: `${src.family!.ranks.length} ranks` });
-      }, () => {
-        if (ctx.cancelled()) throw new CheckpointError('cancelled', 're-shard cancelled; nothing was written');
-      });
+      differing = src.family.compare(
+        (n) => {
+          done += n;
+          ctx.onProgress({ phase: 'compare', done, total, unit: 'bytes', label: `${src.family!.ranks.length} ranks` });
+        },
+        () => {
+          if (ctx.cancelled()) throw new CheckpointError('cancelled', 're-shard cancelled; nothing was written');
+        },
+      );
       if (differing.length && req.takeRank === null) return report({ differing });
     }
     const out = await executeJob(job, plan.totalBytes, req.force, ctx);

@@ -40,10 +40,12 @@ export async function executeJob(job: WriteJob, totalBytes: number, force: boole
   const checkCancelled = (): void => {
     if (ctx.cancelled()) throw new CheckpointError('cancelled', 're-shard cancelled; nothing was written');
   };
-  const onBytes = (label: string) => (n: number): void => {
-    copied += n;
-    ctx.onProgress({ phase: 'write', done: copied, total: totalBytes, unit: 'bytes', label });
-  };
+  const onBytes =
+    (label: string) =>
+    (n: number): void => {
+      copied += n;
+      ctx.onProgress({ phase: 'write', done: copied, total: totalBytes, unit: 'bytes', label });
+    };
   const vctx = (label: string): VerifyContext => ({
     checkCancelled,
     onBytes: (n) => {
@@ -65,21 +67,38 @@ export async function executeJob(job: WriteJob, totalBytes: number, force: boole
         const readBack = new Map<string, Promise<number>>();
         let tmpFile = '';
         const { value } = await writeCheckedAtomically(
-          dest, force || !!staging,
-          (fd, tmp) => writeTorchCheckpoint(fd, (tmpFile = tmp, job.tree), {
-            archiveName: archiveNameFor(out.file), location: (s: TorchStorage) => location(s.location), checkCancelled, onBytes: onBytes(label),
-            onStorageWritten: (w) => readBack.set(w.key, readBackCrc(tmp, w.dataOffset, w.nbytes)),
-          }),
+          dest,
+          force || !!staging,
+          (fd, tmp) =>
+            writeTorchCheckpoint(fd, ((tmpFile = tmp), job.tree), {
+              archiveName: archiveNameFor(out.file),
+              location: (s: TorchStorage) => location(s.location),
+              checkCancelled,
+              onBytes: onBytes(label),
+              onStorageWritten: (w) => readBack.set(w.key, readBackCrc(tmp, w.dataOffset, w.nbytes)),
+            }),
           async (tmp, written) => {
             const r = await verifyOutput(tmp, out.file, job.tree, written.storages, (s) => location(s.location), readBack);
-            const checks: TensorVerdict[] = r.checks.map((c) => ({ name: dottedName(c.path), ok: c.ok, crc32: c.crc32, ...(c.problem ? { problem: c.problem } : {}) }));
+            const checks: TensorVerdict[] = r.checks.map((c) => ({
+              name: dottedName(c.path),
+              ok: c.ok,
+              crc32: c.crc32,
+              ...(c.problem ? { problem: c.problem } : {}),
+            }));
             let mismatch = r.mismatch;
             if (r.verified) {
               const p = checkTorchPieces(tmp, job.tree, new Map(checks.map((c) => [c.name, c])), vctx(label));
               pieceChecks += p.pieces;
               mismatch ??= p.mismatch;
             }
-            const check: OutputCheck = { file: out.file, bytes: r.bytes, tensors: r.tensors, verified: mismatch === undefined, ...(mismatch ? { mismatch } : {}), checks };
+            const check: OutputCheck = {
+              file: out.file,
+              bytes: r.bytes,
+              tensors: r.tensors,
+              verified: mismatch === undefined,
+              ...(mismatch ? { mismatch } : {}),
+              checks,
+            };
             return { value: check, publish: check.verified };
           },
           { syncFolder: !staging },
@@ -88,7 +107,11 @@ export async function executeJob(job: WriteJob, totalBytes: number, force: boole
         if (!value.verified) break;
       }
       if (staging) {
-        if (outputs.every((o) => o.verified) && outputs.length === job.outputs.length) staging.publishFiles(job.outputs.map((o) => ({ name: path.basename(o.file), dest: o.file })), force);
+        if (outputs.every((o) => o.verified) && outputs.length === job.outputs.length)
+          staging.publishFiles(
+            job.outputs.map((o) => ({ name: path.basename(o.file), dest: o.file })),
+            force,
+          );
         else staging.discard();
       }
     } catch (e) {
@@ -102,8 +125,9 @@ export async function executeJob(job: WriteJob, totalBytes: number, force: boole
     const planned = job.tensors.map((t) => ({ name: t.name, source: tensorSource(t.tensor) }));
     let tmpFile = '';
     const { value } = await writeCheckedAtomically(
-      job.file, force,
-      (fd, tmp) => writeSafetensors(fd, planned, job.metadata, { onBytes: onBytes(path.basename((tmpFile = tmp, job.file))), checkCancelled }),
+      job.file,
+      force,
+      (fd, tmp) => writeSafetensors(fd, planned, job.metadata, { onBytes: onBytes(path.basename(((tmpFile = tmp), job.file))), checkCancelled }),
       async (tmp, written) => {
         const r = await verifySafetensors(tmp, job.file, planned, written, job.metadata, vctx(path.basename(job.file)));
         pieceChecks += r.pieces;
@@ -126,8 +150,9 @@ export async function executeJob(job: WriteJob, totalBytes: number, force: boole
         if (job.format === 'safetensors') {
           const planned = tensors.map((t) => ({ name: t.name, source: tensorSource(t.tensor) }));
           const { value } = await writeCheckedAtomically(
-            dest, true,
-            (fd, tmp) => writeSafetensors(fd, planned, job.metadata, { onBytes: onBytes((tmpFile = tmp, f.name)), checkCancelled }),
+            dest,
+            true,
+            (fd, tmp) => writeSafetensors(fd, planned, job.metadata, { onBytes: onBytes(((tmpFile = tmp), f.name)), checkCancelled }),
             async (tmp, written) => {
               const r = await verifySafetensors(tmp, shownAs, planned, written, job.metadata, vctx(f.name));
               pieceChecks += r.pieces;
@@ -148,7 +173,9 @@ export async function executeJob(job: WriteJob, totalBytes: number, force: boole
       if (job.index && outputs.every((o) => o.verified)) {
         const name = path.basename(job.split.indexName!);
         const { value } = await writeCheckedAtomically(
-          staging.path(name), true, (fd) => fs.writeSync(fd, job.index!),
+          staging.path(name),
+          true,
+          (fd) => fs.writeSync(fd, job.index!),
           async (tmp) => {
             const check = checkIndex(tmp, path.join(job.dir, name), job);
             return { value: check, publish: check.verified };
@@ -163,7 +190,8 @@ export async function executeJob(job: WriteJob, totalBytes: number, force: boole
       const files = new Set<string>();
       try {
         const result = await writeDcpFolder(staging.dir, job.items, job.ranks, {
-          onBytes: onBytes('dcp'), checkCancelled,
+          onBytes: onBytes('dcp'),
+          checkCancelled,
           onStorageWritten: (file, offset, nbytes) => {
             files.add(file);
             readBack.set(dcpReadBackKey(file, offset, nbytes), readBackCrc(file, offset, nbytes));
@@ -188,26 +216,49 @@ export async function executeJob(job: WriteJob, totalBytes: number, force: boole
 
 /** A torch file (a .bin shard) written and verified like a conversion output. */
 async function writeTorchFile(
-  dest: string, shownAs: string, tree: PyValue, checkCancelled: () => void, onBytes: (n: number) => void, vctx: VerifyContext, addPieces: (n: number) => void,
+  dest: string,
+  shownAs: string,
+  tree: PyValue,
+  checkCancelled: () => void,
+  onBytes: (n: number) => void,
+  vctx: VerifyContext,
+  addPieces: (n: number) => void,
 ): Promise<OutputCheck> {
   const readBack = new Map<string, Promise<number>>();
   let tmpFile = '';
   const { value } = await writeCheckedAtomically(
-    dest, true,
-    (fd, tmp) => writeTorchCheckpoint(fd, (tmpFile = tmp, tree), {
-      archiveName: archiveNameFor(shownAs), location: () => 'cpu', checkCancelled, onBytes,
-      onStorageWritten: (w) => readBack.set(w.key, readBackCrc(tmp, w.dataOffset, w.nbytes)),
-    }),
+    dest,
+    true,
+    (fd, tmp) =>
+      writeTorchCheckpoint(fd, ((tmpFile = tmp), tree), {
+        archiveName: archiveNameFor(shownAs),
+        location: () => 'cpu',
+        checkCancelled,
+        onBytes,
+        onStorageWritten: (w) => readBack.set(w.key, readBackCrc(tmp, w.dataOffset, w.nbytes)),
+      }),
     async (tmp, written) => {
       const r = await verifyOutput(tmp, shownAs, tree, written.storages, () => 'cpu', readBack);
-      const checks: TensorVerdict[] = r.checks.map((c) => ({ name: dottedName(c.path), ok: c.ok, crc32: c.crc32, ...(c.problem ? { problem: c.problem } : {}) }));
+      const checks: TensorVerdict[] = r.checks.map((c) => ({
+        name: dottedName(c.path),
+        ok: c.ok,
+        crc32: c.crc32,
+        ...(c.problem ? { problem: c.problem } : {}),
+      }));
       let mismatch = r.mismatch;
       if (r.verified) {
         const p = checkTorchPieces(tmp, tree, new Map(checks.map((c) => [c.name, c])), vctx);
         addPieces(p.pieces);
         mismatch ??= p.mismatch;
       }
-      const check: OutputCheck = { file: shownAs, bytes: r.bytes, tensors: r.tensors, verified: mismatch === undefined, ...(mismatch ? { mismatch } : {}), checks };
+      const check: OutputCheck = {
+        file: shownAs,
+        bytes: r.bytes,
+        tensors: r.tensors,
+        verified: mismatch === undefined,
+        ...(mismatch ? { mismatch } : {}),
+        checks,
+      };
       return { value: check, publish: check.verified };
     },
     { syncFolder: false },
@@ -222,7 +273,15 @@ function checkIndex(file: string, shownAs: string, job: Extract<WriteJob, { kind
   const want = new Map(job.split.files.flatMap((f) => f.entries.map((e) => [e.name, f.name] as const)));
   if (index.weightMap.size !== want.size) mismatch = `the index maps ${index.weightMap.size} tensors, ${want.size} were written`;
   for (const [k, v] of want) if (index.weightMap.get(k) !== v) mismatch ??= `the index puts ${k} in ${index.weightMap.get(k)}, it was written to ${v}`;
-  if (index.metadata['total_size'] !== job.split.totalSize) mismatch ??= `the index says total_size ${String(index.metadata['total_size'])}, ${job.split.totalSize} planned`;
+  if (index.metadata['total_size'] !== job.split.totalSize)
+    mismatch ??= `the index says total_size ${String(index.metadata['total_size'])}, ${job.split.totalSize} planned`;
   if (index.missing.length) mismatch ??= `the index names missing shards: ${index.missing.join(', ')}`;
-  return { file: shownAs, bytes: fs.statSync(file).size, tensors: index.weightMap.size, verified: mismatch === undefined, ...(mismatch ? { mismatch } : {}), checks: [] };
+  return {
+    file: shownAs,
+    bytes: fs.statSync(file).size,
+    tensors: index.weightMap.size,
+    verified: mismatch === undefined,
+    ...(mismatch ? { mismatch } : {}),
+    checks: [],
+  };
 }

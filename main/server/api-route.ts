@@ -18,20 +18,31 @@ const bodyLimit = (method: string): number => (method === 'verifyReportHtml' ? M
 
 export function statusFor(kind: ErrorKind): number {
   switch (kind) {
-    case 'usage': return 400;
-    case 'exists': case 'cancelled': return 409;
-    case 'internal': return 500;
-    default: return 422; // the file: not a checkpoint, damaged, unreadable, unsupported
+    case 'usage':
+      return 400;
+    case 'exists':
+    case 'cancelled':
+      return 409;
+    case 'internal':
+      return 500;
+    default:
+      return 422; // the file: not a checkpoint, damaged, unreadable, unsupported
   }
 }
 
 export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string>): void {
   const text = JSON.stringify(body);
-  res.writeHead(status, { ...headers, 'Content-Type': 'application/json; charset=utf-8', 'Cache-Control': 'no-store', 'Content-Length': Buffer.byteLength(text) });
+  res.writeHead(status, {
+    ...headers,
+    'Content-Type': 'application/json; charset=utf-8',
+    'Cache-Control': 'no-store',
+    'Content-Length': Buffer.byteLength(text),
+  });
   res.end(text);
 }
 
-export const sendError = (res: ServerResponse, status: number, error: ErrorInfo, headers: Record<string, string>): void => sendJson(res, status, { error }, headers);
+export const sendError = (res: ServerResponse, status: number, error: ErrorInfo, headers: Record<string, string>): void =>
+  sendJson(res, status, { error }, headers);
 
 function readBody(req: IncomingMessage, limit: number): Promise<string | null | 'slow'> {
   return new Promise((resolve, reject) => {
@@ -55,7 +66,13 @@ function readBody(req: IncomingMessage, limit: number): Promise<string | null | 
   });
 }
 
-export async function handleApi(service: CheckpointApi, req: IncomingMessage, res: ServerResponse, pathname: string, headers: Record<string, string>): Promise<void> {
+export async function handleApi(
+  service: CheckpointApi,
+  req: IncomingMessage,
+  res: ServerResponse,
+  pathname: string,
+  headers: Record<string, string>,
+): Promise<void> {
   const usage = (status: number, message: string): void => sendError(res, status, { kind: 'usage', message }, headers);
   if (req.method !== 'POST') {
     res.setHeader('Allow', 'POST');

@@ -8,7 +8,12 @@ export function noBrowserReason(env: NodeJS.ProcessEnv = process.env, platform: 
 
 /** Opens `url` in the default browser, best effort: a missing opener is not an error. */
 export function openInBrowser(url: string): void {
-  const [cmd, args] = process.platform === 'darwin' ? ['open', [url]] : process.platform === 'win32' ? ['cmd', ['/c', 'start', '""', url.replace(/&/g, '^&')]] : ['xdg-open', [url]];
+  const [cmd, args] =
+    process.platform === 'darwin'
+      ? ['open', [url]]
+      : process.platform === 'win32'
+        ? ['cmd', ['/c', 'start', '""', url.replace(/&/g, '^&')]]
+        : ['xdg-open', [url]];
   try {
     const child = spawn(cmd, args as string[], { detached: true, stdio: 'ignore', windowsHide: true });
     child.on('error', () => {});

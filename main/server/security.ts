@@ -76,10 +76,12 @@ export type Verdict = { ok: true } | { ok: false; status: 401 | 403; message: st
 
 export function checkRequest(req: IncomingMessage, token: string, hosts: HostPolicy, url: URL): Verdict {
   const host = (req.headers.host ?? '').toLowerCase();
-  if (!hostAllowed(hosts, host)) return { ok: false, status: 403, message: `refused: Host '${host.slice(0, 100)}' is not this server (serve it under that name with --allow-host NAME)` };
+  if (!hostAllowed(hosts, host))
+    return { ok: false, status: 403, message: `refused: Host '${host.slice(0, 100)}' is not this server (serve it under that name with --allow-host NAME)` };
   const origin = req.headers.origin;
   // A reverse proxy in front may speak https; the origin must still be the host it came through.
-  if (origin !== undefined && origin !== `http://${host}` && origin !== `https://${host}`) return { ok: false, status: 403, message: `refused: requests from ${origin.slice(0, 100)} are not allowed` };
+  if (origin !== undefined && origin !== `http://${host}` && origin !== `https://${host}`)
+    return { ok: false, status: 403, message: `refused: requests from ${origin.slice(0, 100)} are not allowed` };
   if (!hasToken(req, token, host, url)) return { ok: false, status: 401, message: 'this server needs its token: open the URL that `ckpt serve` printed' };
   return { ok: true };
 }
@@ -112,7 +114,9 @@ export function tokenCookieName(host: string): string {
 function hasToken(req: IncomingMessage, token: string, host: string, url: URL): boolean {
   const auth = req.headers.authorization;
   const bearer = auth?.startsWith('Bearer ') ? auth.slice('Bearer '.length).trim() : undefined;
-  return same(bearer, token) || same(cookieValue(req.headers.cookie, tokenCookieName(host)), token) || same(url.searchParams.get(TOKEN_QUERY) ?? undefined, token);
+  return (
+    same(bearer, token) || same(cookieValue(req.headers.cookie, tokenCookieName(host)), token) || same(url.searchParams.get(TOKEN_QUERY) ?? undefined, token)
+  );
 }
 
 /** The cookie that carries the token after the first page load, named for `host`'s port. */

@@ -157,13 +157,14 @@ export async function startWebServer(opts: WebServerOptions): Promise<WebServer>
     port,
     token,
     service,
-    close: () => (closing ??= (async () => {
-      sockets.close();
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      });
-      if (ownService) await service.close();
-    })()),
+    close: () =>
+      (closing ??= (async () => {
+        sockets.close();
+        await new Promise<void>((resolve) => {
+          server.close(() => resolve());
+          server.closeAllConnections();
+        });
+        if (ownService) await service.close();
+      })()),
   };
 }

@@ -11,13 +11,18 @@ import type { Preprocess, VerifyOptions, VerifyReport } from '../../shared/verif
 import { fail } from '../errors.ts';
 
 type Check = (v: unknown, name: string) => unknown;
-interface Arg { name: string; check: Check; optional?: boolean }
+interface Arg {
+  name: string;
+  check: Check;
+  optional?: boolean;
+}
 
 const MAX_TEXT = 4096;
 const MAX_LIST = 256;
 
 const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
-const show = (v: unknown): string => (v === undefined ? 'nothing' : Array.isArray(v) ? 'a list' : v === null ? 'null' : typeof v === 'string' ? `'${v.slice(0, 60)}'` : typeof v);
+const show = (v: unknown): string =>
+  v === undefined ? 'nothing' : Array.isArray(v) ? 'a list' : v === null ? 'null' : typeof v === 'string' ? `'${v.slice(0, 60)}'` : typeof v;
 
 function text(v: unknown, name: string): string {
   if (typeof v !== 'string') fail('usage', `${name} must be a string, not ${show(v)}`);
@@ -32,18 +37,25 @@ export function absolutePath(v: unknown, name: string): string {
   return path.normalize(p);
 }
 
-const nullable = (check: Check): Check => (v, name) => (v === null ? null : check(v, name));
+const nullable =
+  (check: Check): Check =>
+  (v, name) =>
+    v === null ? null : check(v, name);
 const bool: Check = (v, name) => (typeof v === 'boolean' ? v : fail('usage', `${name} must be true or false, not ${show(v)}`));
 
-const int = (lo: number, hi: number): Check => (v, name) => {
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < lo || v > hi) fail('usage', `${name} must be a whole number from ${lo} to ${hi}, not ${show(v)}`);
-  return v;
-};
+const int =
+  (lo: number, hi: number): Check =>
+  (v, name) => {
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < lo || v > hi) fail('usage', `${name} must be a whole number from ${lo} to ${hi}, not ${show(v)}`);
+    return v;
+  };
 
-const oneOf = <T extends string>(values: readonly T[]): Check => (v, name) => {
-  if (typeof v !== 'string' || !values.includes(v as T)) fail('usage', `${name} must be one of ${values.join(', ')}, not ${show(v)}`);
-  return v;
-};
+const oneOf =
+  <T extends string>(values: readonly T[]): Check =>
+  (v, name) => {
+    if (typeof v !== 'string' || !values.includes(v as T)) fail('usage', `${name} must be one of ${values.join(', ')}, not ${show(v)}`);
+    return v;
+  };
 
 function list(v: unknown, name: string): unknown[] {
   if (!Array.isArray(v)) fail('usage', `${name} must be a list, not ${show(v)}`);
@@ -67,7 +79,8 @@ const regex: Check = (v, name) => {
 function preset(v: unknown, name: string): Preset {
   const p = fields(v, name, ['name', 'index', 'worldSize']);
   switch (p['name']) {
-    case 'cpu': case 'dp':
+    case 'cpu':
+    case 'dp':
       fields(p, name, ['name']);
       return { name: p['name'] };
     case 'gpu':
@@ -126,11 +139,12 @@ export function conversionRules(v: unknown, name = 'rules'): ConversionRules {
   };
 }
 
-const tensorPath: Check = (v, name) => list(v, name).map((k, i) => {
-  if (typeof k === 'string') return text(k, `${name}[${i}]`);
-  if (typeof k === 'number' && Number.isInteger(k) && k >= 0) return k;
-  return fail('usage', `${name}[${i}] must be a key or an index, not ${show(k)}`);
-});
+const tensorPath: Check = (v, name) =>
+  list(v, name).map((k, i) => {
+    if (typeof k === 'string') return text(k, `${name}[${i}]`);
+    if (typeof k === 'number' && Number.isInteger(k) && k >= 0) return k;
+    return fail('usage', `${name}[${i}] must be a key or an index, not ${show(k)}`);
+  });
 
 const deviceCounts: Check = (v, name) => {
   if (!isRecord(v)) fail('usage', `${name} must be an object of device tag → tensor count, not ${show(v)}`);
@@ -144,13 +158,15 @@ const deviceCounts: Check = (v, name) => {
   return { ...o };
 };
 
-const finite = (lo: number, hi = Infinity, openLo = false): Check => (v, name) => {
-  if (typeof v !== 'number' || !Number.isFinite(v) || v < lo || (openLo && v === lo) || v > hi) {
-    const range = lo === -Infinity ? '' : openLo ? ` above ${lo}` : hi < Infinity ? ` from ${lo} to ${hi}` : ` of ${lo} or more`;
-    fail('usage', `${name} must be a number${range}, not ${typeof v === 'number' ? v : show(v)}`);
-  }
-  return v;
-};
+const finite =
+  (lo: number, hi = Infinity, openLo = false): Check =>
+  (v, name) => {
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < lo || (openLo && v === lo) || v > hi) {
+      const range = lo === -Infinity ? '' : openLo ? ` above ${lo}` : hi < Infinity ? ` from ${lo} to ${hi}` : ` of ${lo} or more`;
+      fail('usage', `${name} must be a number${range}, not ${typeof v === 'number' ? v : show(v)}`);
+    }
+    return v;
+  };
 
 /** Copies the fields of `o` that `checks` names and are set (undefined counts as not set). */
 function optionalFields<T>(o: Record<string, unknown>, name: string, checks: Record<string, Check>): Partial<T> {
@@ -161,11 +177,13 @@ function optionalFields<T>(o: Record<string, unknown>, name: string, checks: Rec
 
 const DEVICE = /^(auto|cpu|(cuda|gpu)(:\d{1,4})?)$/i;
 const device: Check = (v, name) => (DEVICE.test(text(v, name)) ? v : fail('usage', `${name} must be auto, cpu, cuda or cuda:N, not ${show(v)}`));
-const numbers = (check: Check): Check => (v, name) => {
-  const xs = list(v, name);
-  if (!xs.length) fail('usage', `${name} must have at least one number`);
-  return xs.map((x, i) => check(x, `${name}[${i}]`));
-};
+const numbers =
+  (check: Check): Check =>
+  (v, name) => {
+    const xs = list(v, name);
+    if (!xs.length) fail('usage', `${name} must have at least one number`);
+    return xs.map((x, i) => check(x, `${name}[${i}]`));
+  };
 const nonZero: Check = (v, name) => (finite(-Infinity)(v, name) === 0 ? fail('usage', `${name} must not be 0`) : v);
 
 const PREPROCESS_CHECKS: Record<keyof Preprocess, Check> = {
@@ -209,22 +227,28 @@ export function verifyOptions(v: unknown, name = 'options'): VerifyOptions {
 }
 
 /** An object with at least these fields, each checked; other fields are let through (newer reports). */
-const shaped = (checks: Record<string, Check>): Check => (v, name) => {
-  if (!isRecord(v)) fail('usage', `${name} must be an object, not ${show(v)}`);
-  for (const [k, check] of Object.entries(checks)) check(v[k], `${name}.${k}`);
-  return v;
-};
-const listOf = (check: Check, max = Number.MAX_SAFE_INTEGER): Check => (v, name) => {
-  if (!Array.isArray(v)) fail('usage', `${name} must be a list, not ${show(v)}`);
-  if (v.length > max) fail('usage', `${name} has more than ${max} entries`);
-  v.forEach((x, i) => check(x, `${name}[${i}]`));
-  return v;
-};
-const recordOf = (check: Check): Check => (v, name) => {
-  if (!isRecord(v)) fail('usage', `${name} must be an object, not ${show(v)}`);
-  for (const [k, x] of Object.entries(v)) check(x, `${name}.${k.slice(0, 60)}`);
-  return v;
-};
+const shaped =
+  (checks: Record<string, Check>): Check =>
+  (v, name) => {
+    if (!isRecord(v)) fail('usage', `${name} must be an object, not ${show(v)}`);
+    for (const [k, check] of Object.entries(checks)) check(v[k], `${name}.${k}`);
+    return v;
+  };
+const listOf =
+  (check: Check, max = Number.MAX_SAFE_INTEGER): Check =>
+  (v, name) => {
+    if (!Array.isArray(v)) fail('usage', `${name} must be a list, not ${show(v)}`);
+    if (v.length > max) fail('usage', `${name} has more than ${max} entries`);
+    v.forEach((x, i) => check(x, `${name}[${i}]`));
+    return v;
+  };
+const recordOf =
+  (check: Check): Check =>
+  (v, name) => {
+    if (!isRecord(v)) fail('usage', `${name} must be an object, not ${show(v)}`);
+    for (const [k, x] of Object.entries(v)) check(x, `${name}.${k.slice(0, 60)}`);
+    return v;
+  };
 const anyNumber: Check = (v, name) => (typeof v === 'number' ? v : fail('usage', `${name} must be a number, not ${show(v)}`));
 const count = int(0, Number.MAX_SAFE_INTEGER);
 const anyString: Check = (v, name) => (typeof v === 'string' ? v : fail('usage', `${name} must be a string, not ${show(v)}`));
@@ -240,34 +264,75 @@ const VERIFY_REPORT = shaped({
   createdAt: anyString,
   options: shaped({ checkpoint: anyString, against: (v, n) => (v === undefined ? v : nullable(anyString)(v, n)) }),
   model: shaped({
-    file: anyString, producer: anyString, opset: nullable(anyNumber), initializers: count, externalData: listOf(anyString),
-    input: shaped({ name: anyString, shape: dims }), output: shaped({ name: anyString, shape: dims }),
+    file: anyString,
+    producer: anyString,
+    opset: nullable(anyNumber),
+    initializers: count,
+    externalData: listOf(anyString),
+    input: shaped({ name: anyString, shape: dims }),
+    output: shaped({ name: anyString, shape: dims }),
   }),
   data: shaped({
-    path: anyString, format: anyString, samples: count, classes: count, classNames: nullable(listOf(anyString)), notes: listOf(anyString),
-    preprocess: shaped({ layout: anyString, channels: count, height: count, width: count, resize: anyString, scale: nullable(anyNumber), mean: listOf(anyNumber), std: listOf(anyNumber) }),
+    path: anyString,
+    format: anyString,
+    samples: count,
+    classes: count,
+    classNames: nullable(listOf(anyString)),
+    notes: listOf(anyString),
+    preprocess: shaped({
+      layout: anyString,
+      channels: count,
+      height: count,
+      width: count,
+      resize: anyString,
+      scale: nullable(anyNumber),
+      mean: listOf(anyNumber),
+      std: listOf(anyNumber),
+    }),
   }),
   provider: shaped({ requested: anyString, used: oneOf(['cpu', 'cuda']), deviceId: nullable(count), fallback: nullable(anyString), onnxruntime: anyString }),
   batchSize: count,
   binding: shaped({
-    initializers: listOf(shaped({ name: anyString, dtype: anyString, shape: listOf(anyNumber), kind: oneOf(['bound', 'recomputed', 'unconfirmed', 'constant']), used: bool })),
+    initializers: listOf(
+      shaped({ name: anyString, dtype: anyString, shape: listOf(anyNumber), kind: oneOf(['bound', 'recomputed', 'unconfirmed', 'constant']), used: bool }),
+    ),
     counts: shaped({ bound: count, recomputed: count, unconfirmed: count, constants: count }),
     unusedTensors: recordOf(listOf(anyString)),
     missingTensors: recordOf(listOf(anyString)),
     coverage: anyNumber,
   }),
-  runs: listOf(shaped({
-    label: anyString, file: nullable(anyString), recorded: listOf(shaped({ path: anyString, value: anyNumber, fraction: nullable(anyNumber) })),
-    inferenceSeconds: anyNumber, imagesPerSecond: anyNumber,
-    metrics: shaped({
-      samples: count, correct: count, top1: anyNumber, top5: nullable(anyNumber), logitsSha256: sha, predictions: listOf(count),
-      perClass: listOf(shaped({ samples: count, correct: count, accuracy: nullable(anyNumber) })),
-      confusion: listOf(listOf(count)),
+  runs: listOf(
+    shaped({
+      label: anyString,
+      file: nullable(anyString),
+      recorded: listOf(shaped({ path: anyString, value: anyNumber, fraction: nullable(anyNumber) })),
+      inferenceSeconds: anyNumber,
+      imagesPerSecond: anyNumber,
+      metrics: shaped({
+        samples: count,
+        correct: count,
+        top1: anyNumber,
+        top5: nullable(anyNumber),
+        logitsSha256: sha,
+        predictions: listOf(count),
+        perClass: listOf(shaped({ samples: count, correct: count, accuracy: nullable(anyNumber) })),
+        confusion: listOf(listOf(count)),
+      }),
     }),
-  }), 16),
+    16,
+  ),
   comparison: shaped({
-    candidate: anyString, reference: anyString, accuracyDelta: anyNumber, identicalPredictions: anyNumber, differingSamples: listOf(count),
-    bitIdentical: bool, maxAbsLogitDiff: anyNumber, maxRelDiff: anyNumber, outsideTolerance: count, atol: anyNumber, rtol: anyNumber,
+    candidate: anyString,
+    reference: anyString,
+    accuracyDelta: anyNumber,
+    identicalPredictions: anyNumber,
+    differingSamples: listOf(count),
+    bitIdentical: bool,
+    maxAbsLogitDiff: anyNumber,
+    maxRelDiff: anyNumber,
+    outsideTolerance: count,
+    atol: anyNumber,
+    rtol: anyNumber,
     diffHistogram: shaped({ zero: count, decades: listOf(shaped({ from: anyNumber, count })) }),
   }),
   verdict: oneOf(['PASS', 'WARN', 'FAIL']),
@@ -320,7 +385,8 @@ export function reshardRequest(v: unknown, name = 'request'): ReshardRequest {
   };
 }
 
-const jobId: Check = (v, name) => (typeof v === 'string' && /^job-\d{1,9}$/.test(v) ? v : fail('usage', `${name} must be a job id like 'job-3', not ${show(v)}`));
+const jobId: Check = (v, name) =>
+  typeof v === 'string' && /^job-\d{1,9}$/.test(v) ? v : fail('usage', `${name} must be a job id like 'job-3', not ${show(v)}`);
 const anyText: Check = (v, name) => text(v, name);
 
 /** `{file}` (an absolute path) or `{text}` (pasted, up to 4 MiB: torch's error for 10,000 keys is long). */
@@ -338,14 +404,40 @@ const fitTarget: Check = (v, name) => {
 const SPECS: Record<ApiMethod, Arg[]> = {
   getWorkspace: [],
   listDirectory: [{ name: 'dir', check: absolutePath }],
-  chooseFile: [{ name: 'kind', check: oneOf(['file', 'folder', 'save']) }, { name: 'suggested', check: anyText, optional: true }],
+  chooseFile: [
+    { name: 'kind', check: oneOf(['file', 'folder', 'save']) },
+    { name: 'suggested', check: anyText, optional: true },
+  ],
   addRecent: [{ name: 'file', check: absolutePath }],
   inspect: [{ name: 'file', check: absolutePath }],
-  tensorStats: [{ name: 'file', check: absolutePath }, { name: 'path', check: tensorPath }, { name: 'bins', check: int(1, 1024) }],
-  previewConversion: [{ name: 'file', check: absolutePath }, { name: 'rules', check: conversionRules }, { name: 'output', check: nullable(absolutePath) }],
-  startConversion: [{ name: 'file', check: absolutePath }, { name: 'rules', check: conversionRules }, { name: 'output', check: nullable(absolutePath) }, { name: 'force', check: bool }],
-  planBatch: [{ name: 'folder', check: absolutePath }, { name: 'outDir', check: absolutePath }, { name: 'rules', check: conversionRules }],
-  startBatch: [{ name: 'folder', check: absolutePath }, { name: 'outDir', check: absolutePath }, { name: 'rules', check: conversionRules }, { name: 'force', check: bool }, { name: 'jobs', check: int(1, 64) }],
+  tensorStats: [
+    { name: 'file', check: absolutePath },
+    { name: 'path', check: tensorPath },
+    { name: 'bins', check: int(1, 1024) },
+  ],
+  previewConversion: [
+    { name: 'file', check: absolutePath },
+    { name: 'rules', check: conversionRules },
+    { name: 'output', check: nullable(absolutePath) },
+  ],
+  startConversion: [
+    { name: 'file', check: absolutePath },
+    { name: 'rules', check: conversionRules },
+    { name: 'output', check: nullable(absolutePath) },
+    { name: 'force', check: bool },
+  ],
+  planBatch: [
+    { name: 'folder', check: absolutePath },
+    { name: 'outDir', check: absolutePath },
+    { name: 'rules', check: conversionRules },
+  ],
+  startBatch: [
+    { name: 'folder', check: absolutePath },
+    { name: 'outDir', check: absolutePath },
+    { name: 'rules', check: conversionRules },
+    { name: 'force', check: bool },
+    { name: 'jobs', check: int(1, 64) },
+  ],
   cancelJob: [{ name: 'job', check: jobId }],
   jobStatus: [{ name: 'job', check: jobId }],
   startVerify: [{ name: 'options', check: verifyOptions }],
@@ -353,10 +445,21 @@ const SPECS: Record<ApiMethod, Arg[]> = {
   planReshard: [{ name: 'request', check: reshardRequest }],
   startReshard: [{ name: 'request', check: reshardRequest }],
   readDevices: [],
-  devicePlan: [{ name: 'deviceCounts', check: deviceCounts }, { name: 'ddpWorldSize', check: int(1, 4096), optional: true }],
+  devicePlan: [
+    { name: 'deviceCounts', check: deviceCounts },
+    { name: 'ddpWorldSize', check: int(1, 4096), optional: true },
+  ],
   watchDevices: [{ name: 'on', check: bool }],
-  fitCheckpoint: [{ name: 'file', check: absolutePath }, { name: 'target', check: fitTarget }, { name: 'renames', check: renameList }],
-  diffCheckpoints: [{ name: 'a', check: absolutePath }, { name: 'b', check: absolutePath }, { name: 'exactKeys', check: bool }],
+  fitCheckpoint: [
+    { name: 'file', check: absolutePath },
+    { name: 'target', check: fitTarget },
+    { name: 'renames', check: renameList },
+  ],
+  diffCheckpoints: [
+    { name: 'a', check: absolutePath },
+    { name: 'b', check: absolutePath },
+    { name: 'exactKeys', check: bool },
+  ],
 };
 
 /** The arguments of a call as a list (what a transport passes on to the service, which checks them). */

@@ -17,7 +17,11 @@ export class DeviceWatch {
   private last: { reading: DeviceReading; at: number } | null = null;
   private readonly read: ReadFn;
 
-  constructor(private readonly onReading: (r: DeviceReading) => void, read?: ReadFn, private readonly intervalMs = 2000) {
+  constructor(
+    private readonly onReading: (r: DeviceReading) => void,
+    read?: ReadFn,
+    private readonly intervalMs = 2000,
+  ) {
     this.read = read ?? ((signal) => readDevices({ timeoutMs: 3000, ...(signal ? { signal } : {}) }));
   }
 

@@ -96,7 +96,8 @@ export class JobRunner {
     const r = this.records.get(id);
     if (!r) return { state: 'unknown' };
     return {
-      state: r.state, kind: r.kind,
+      state: r.state,
+      kind: r.kind,
       ...(r.progress ? { progress: r.progress } : {}),
       ...(r.state === 'done' ? { result: r.result } : {}),
       ...(r.error ? { error: r.error } : {}),
@@ -108,7 +109,9 @@ export class JobRunner {
    * a time budget, and a newer inspect replaces the one still running (the user opened another
    * file): either way its worker is stopped, so a hostile file cannot hold the quick pool.
    */
-  run<K extends 'inspect' | 'tensor-stats' | 'reshard' | 'preview-conversion' | 'plan-batch' | 'list-directory' | 'fit' | 'diff'>(request: JobRequest & { kind: K }): Promise<JobResults[K]> {
+  run<K extends 'inspect' | 'tensor-stats' | 'reshard' | 'preview-conversion' | 'plan-batch' | 'list-directory' | 'fit' | 'diff'>(
+    request: JobRequest & { kind: K },
+  ): Promise<JobResults[K]> {
     this.assertOpen();
     this.quick ??= new WorkerPool(2);
     const req = request as JobRequest;
@@ -117,7 +120,15 @@ export class JobRunner {
       const replaced = new AbortController();
       this.lastInspect = replaced;
       const seconds = this.inspectTimeLimitMs / 1000;
-      const stoppable = { timeLimitMs: this.inspectTimeLimitMs, overTime: () => new CheckpointError('too-large', `${req.file}: inspecting it took longer than ${seconds} s and was stopped; \`ckpt inspect\` in a terminal has no time limit`, req.file) };
+      const stoppable = {
+        timeLimitMs: this.inspectTimeLimitMs,
+        overTime: () =>
+          new CheckpointError(
+            'too-large',
+            `${req.file}: inspecting it took longer than ${seconds} s and was stopped; \`ckpt inspect\` in a terminal has no time limit`,
+            req.file,
+          ),
+      };
       return this.quick.run<K>(req as JobRequest & { kind: K }, { signal: replaced.signal, stoppable }).finally(() => {
         if (this.lastInspect === replaced) this.lastInspect = null;
       });
@@ -145,9 +156,15 @@ export class JobRunner {
     this.assertOpen();
     const { id, signal } = this.begin(request.kind);
     const onProgress = progressEmitter(this.emit, id);
-    this.finish(id, pool().run<K>(request, { signal, onProgress }).then((result) => {
-      this.emit(jobDone(id, request.kind, result as StartedJobResults[K]));
-    }), file);
+    this.finish(
+      id,
+      pool()
+        .run<K>(request, { signal, onProgress })
+        .then((result) => {
+          this.emit(jobDone(id, request.kind, result as StartedJobResults[K]));
+        }),
+      file,
+    );
     return id;
   }
 
@@ -158,27 +175,40 @@ export class JobRunner {
     this.batchPools.add(pool);
     const due = throttle();
     const items = new Map<number, BatchItem>();
-    const work = runBatch({
-      input, outDir, rules, force, signal,
-      onEvent: (e) => {
-        if (e.type === 'plan') {
-          for (const item of e.items) {
-            items.set(item.id, item);
-            this.emit({ type: 'batch-item', job: id, item: snapshot(item) });
+    const work = runBatch(
+      {
+        input,
+        outDir,
+        rules,
+        force,
+        signal,
+        onEvent: (e) => {
+          if (e.type === 'plan') {
+            for (const item of e.items) {
+              items.set(item.id, item);
+              this.emit({ type: 'batch-item', job: id, item: snapshot(item) });
+            }
+          } else if (e.type === 'start' && items.has(e.id)) this.emit({ type: 'batch-item', job: id, item: snapshot(items.get(e.id)!) });
+          else if (e.type === 'item') this.emit({ type: 'batch-item', job: id, item: snapshot(e.item) });
+          else if (e.type === 'progress' && due(e.overallDone >= e.overallTotal)) {
+            this.emit({ type: 'batch-progress', job: id, id: e.id, done: e.done, total: e.total, overallDone: e.overallDone, overallTotal: e.overallTotal });
           }
-        } else if (e.type === 'start' && items.has(e.id)) this.emit({ type: 'batch-item', job: id, item: snapshot(items.get(e.id)!) });
-        else if (e.type === 'item') this.emit({ type: 'batch-item', job: id, item: snapshot(e.item) });
-        else if (e.type === 'progress' && due(e.overallDone >= e.overallTotal)) {
-          this.emit({ type: 'batch-progress', job: id, id: e.id, done: e.done, total: e.total, overallDone: e.overallDone, overallTotal: e.overallTotal });
-        }
+        },
       },
-    }, pool);
-    this.finish(id, work.then((summary) => {
-      this.emit(jobDone(id, 'batch', { ...summary, items: summary.items.map(snapshot) }));
-    }).finally(() => {
-      this.batchPools.delete(pool);
-      return pool.close();
-    }), input);
+      pool,
+    );
+    this.finish(
+      id,
+      work
+        .then((summary) => {
+          this.emit(jobDone(id, 'batch', { ...summary, items: summary.items.map(snapshot) }));
+        })
+        .finally(() => {
+          this.batchPools.delete(pool);
+          return pool.close();
+        }),
+      input,
+    );
     return id;
   }
 
@@ -198,9 +228,11 @@ export class JobRunner {
   }
 
   private finish(id: JobId, work: Promise<void>, file: string | undefined): void {
-    work.catch((e: unknown) => {
-      this.emit({ type: 'job-error', job: id, error: asCheckpointError(e, file).toInfo() });
-    }).finally(() => this.running.delete(id));
+    work
+      .catch((e: unknown) => {
+        this.emit({ type: 'job-error', job: id, error: asCheckpointError(e, file).toInfo() });
+      })
+      .finally(() => this.running.delete(id));
   }
 
   private assertOpen(): void {

@@ -49,24 +49,29 @@ export function createApiService(opts: ServiceOptions): ApiService {
   const jobs = new JobRunner((e: ApiEvent) => hub.emit(e), opts.poolSize);
 
   /** Checks the arguments, runs the method, turns any failure into an ApiError. */
-  const method = <A extends unknown[], R>(name: ApiMethod, impl: (...args: A) => R | Promise<R>) => async (...args: A): Promise<Awaited<R>> => {
-    try {
-      return await impl(...(checkArgs(name, args) as A));
-    } catch (e) {
-      throw e instanceof ApiError ? e : new ApiError(asCheckpointError(e).toInfo());
-    }
-  };
+  const method =
+    <A extends unknown[], R>(name: ApiMethod, impl: (...args: A) => R | Promise<R>) =>
+    async (...args: A): Promise<Awaited<R>> => {
+      try {
+        return await impl(...(checkArgs(name, args) as A));
+      } catch (e) {
+        throw e instanceof ApiError ? e : new ApiError(asCheckpointError(e).toInfo());
+      }
+    };
 
   return {
-    getWorkspace: method('getWorkspace', (): Workspace => ({
-      sampleDir,
-      sampleFile: path.join(sampleDir, SAMPLE_FILE),
-      recent: recent.list(),
-      home: os.homedir(),
-      shell: opts.shell,
-      nativeDialogs: !!opts.chooseFile,
-      version: VERSION,
-    })),
+    getWorkspace: method(
+      'getWorkspace',
+      (): Workspace => ({
+        sampleDir,
+        sampleFile: path.join(sampleDir, SAMPLE_FILE),
+        recent: recent.list(),
+        home: os.homedir(),
+        shell: opts.shell,
+        nativeDialogs: !!opts.chooseFile,
+        version: VERSION,
+      }),
+    ),
     listDirectory: method('listDirectory', (dir: string) => jobs.run({ kind: 'list-directory', dir })),
     chooseFile: method('chooseFile', (kind: 'file' | 'folder' | 'save', suggested?: string) => (opts.chooseFile ? opts.chooseFile(kind, suggested) : null)),
     addRecent: method('addRecent', (file: string) => {
@@ -77,10 +82,19 @@ export function createApiService(opts: ServiceOptions): ApiService {
     inspect: method('inspect', (file: string) => jobs.run({ kind: 'inspect', file })),
     tensorStats: method('tensorStats', (file: string, at: (string | number)[], bins: number) => jobs.run({ kind: 'tensor-stats', file, path: at, bins })),
 
-    previewConversion: method('previewConversion', (file: string, rules: ConversionRules, output: string | null) => jobs.run({ kind: 'preview-conversion', file, rules, output })),
-    startConversion: method('startConversion', (file: string, rules: ConversionRules, output: string | null, force: boolean) => jobs.startConversion(file, rules, output, force)),
-    planBatch: method('planBatch', (folder: string, outDir: string, rules: ConversionRules): Promise<BatchPlan> => jobs.run({ kind: 'plan-batch', folder, outDir, rules })),
-    startBatch: method('startBatch', (folder: string, outDir: string, rules: ConversionRules, force: boolean, n: number) => jobs.startBatch(folder, outDir, rules, force, n)),
+    previewConversion: method('previewConversion', (file: string, rules: ConversionRules, output: string | null) =>
+      jobs.run({ kind: 'preview-conversion', file, rules, output }),
+    ),
+    startConversion: method('startConversion', (file: string, rules: ConversionRules, output: string | null, force: boolean) =>
+      jobs.startConversion(file, rules, output, force),
+    ),
+    planBatch: method(
+      'planBatch',
+      (folder: string, outDir: string, rules: ConversionRules): Promise<BatchPlan> => jobs.run({ kind: 'plan-batch', folder, outDir, rules }),
+    ),
+    startBatch: method('startBatch', (folder: string, outDir: string, rules: ConversionRules, force: boolean, n: number) =>
+      jobs.startBatch(folder, outDir, rules, force, n),
+    ),
     cancelJob: method('cancelJob', (job: string) => jobs.cancel(job)),
     jobStatus: method('jobStatus', (job: string) => jobs.status(job)),
 
@@ -97,11 +111,15 @@ export function createApiService(opts: ServiceOptions): ApiService {
     planReshard: method('planReshard', (request: ReshardRequest) => jobs.run({ kind: 'reshard', request: { ...request, dryRun: true } })),
     startReshard: method('startReshard', (request: ReshardRequest) => jobs.startReshard(request)),
 
-    fitCheckpoint: method('fitCheckpoint', (file: string, target: FitTargetInput, renames: { pattern: string; replacement: string }[]) => jobs.run({ kind: 'fit', file, target, renames })),
+    fitCheckpoint: method('fitCheckpoint', (file: string, target: FitTargetInput, renames: { pattern: string; replacement: string }[]) =>
+      jobs.run({ kind: 'fit', file, target, renames }),
+    ),
     diffCheckpoints: method('diffCheckpoints', (a: string, b: string, exactKeys: boolean) => jobs.run({ kind: 'diff', a, b, exactKeys })),
 
     readDevices: method('readDevices', () => devices.readNow()),
-    devicePlan: method('devicePlan', async (counts: Record<string, number>, ddpWorldSize?: number) => planDevices(counts, await devices.recent(), ddpWorldSize === undefined ? {} : { ddpWorldSize })),
+    devicePlan: method('devicePlan', async (counts: Record<string, number>, ddpWorldSize?: number) =>
+      planDevices(counts, await devices.recent(), ddpWorldSize === undefined ? {} : { ddpWorldSize }),
+    ),
     watchDevices: method('watchDevices', (on: boolean) => devices.watch(on)),
 
     onEvent: (listener) => hub.subscribe(listener),

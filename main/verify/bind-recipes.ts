@@ -29,7 +29,11 @@ export const numelOf = (shape: readonly number[]): number => shape.reduce((a, b)
 /** The keys a recipe reads. */
 export function recipeKeys(r: Recipe, has: (key: string) => boolean): string[] {
   if (r.kind === 'copy') return [r.key];
-  return [join(r.conv, 'weight'), ...(r.convBias ? [r.convBias] : []), ...['weight', 'bias', 'running_mean', 'running_var'].map((l) => join(r.bn, l)).filter(has)];
+  return [
+    join(r.conv, 'weight'),
+    ...(r.convBias ? [r.convBias] : []),
+    ...['weight', 'bias', 'running_mean', 'running_var'].map((l) => join(r.bn, l)).filter(has),
+  ];
 }
 
 /** How the binding describes a recipe (`via` in the report): what was done to the checkpoint's tensor. */
@@ -93,8 +97,14 @@ export function computeRecipe(w: CheckpointWeights, recipe: Recipe, init: OnnxIn
   const variance = vector(join(recipe.bn, 'running_var'), true);
   for (const x of [convBias, gamma, beta, mean, variance]) if (typeof x === 'string') return x;
   const f: FoldInputs = {
-    weight: weight.v, convBias: convBias as Float64Array | null, gamma: gamma as Float64Array | null, beta: beta as Float64Array | null,
-    mean: mean as Float64Array, variance: variance as Float64Array, eps: recipe.eps, dtype: weight.dtype,
+    weight: weight.v,
+    convBias: convBias as Float64Array | null,
+    gamma: gamma as Float64Array | null,
+    beta: beta as Float64Array | null,
+    mean: mean as Float64Array,
+    variance: variance as Float64Array,
+    eps: recipe.eps,
+    dtype: weight.dtype,
   };
   const folded = recipe.kind === 'fold-weight' ? foldedWeight(f) : foldedBias(f);
   if (recipe.kind === 'fold-weight' && recipe.transpose) {

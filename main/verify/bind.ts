@@ -62,10 +62,11 @@ const PROBES = 8;
 function stripWrappers(name: string): string {
   for (let changed = true; changed; ) {
     changed = false;
-    for (const w of WRAPPERS) if (name.startsWith(w) && name.length > w.length) {
-      name = name.slice(w.length);
-      changed = true;
-    }
+    for (const w of WRAPPERS)
+      if (name.startsWith(w) && name.length > w.length) {
+        name = name.slice(w.length);
+        changed = true;
+      }
   }
   return name;
 }
@@ -143,7 +144,7 @@ export function planBindings(model: OnnxModel, runs: RunWeights[], opts: BindOpt
     const plain = stripWrappers(name);
     if (has(plain)) return plain;
     const m = /^[pbc]_(.+)$/.exec(name);
-    const hits = m ? byMangled.get(m[1]!) ?? [] : [];
+    const hits = m ? (byMangled.get(m[1]!) ?? []) : [];
     return hits.length === 1 ? hits[0]! : null;
   };
 
@@ -193,7 +194,13 @@ export function planBindings(model: OnnxModel, runs: RunWeights[], opts: BindOpt
       confirmedBy,
       maxAbsDiff,
       used: confirmed || !!opts.trustNames,
-      ...(note ? { note } : !confirmed ? { note: `no checkpoint's ${from.length > 1 ? 'recomputed ' : ''}value matches the graph's${opts.trustNames ? '; used anyway (trustNames)' : '; left as the graph constant (pass trustNames to use it)'}` } : {}),
+      ...(note
+        ? { note }
+        : !confirmed
+          ? {
+              note: `no checkpoint's ${from.length > 1 ? 'recomputed ' : ''}value matches the graph's${opts.trustNames ? '; used anyway (trustNames)' : '; left as the graph constant (pass trustNames to use it)'}`,
+            }
+          : {}),
     };
     return confirmed;
   };
@@ -221,7 +228,14 @@ export function planBindings(model: OnnxModel, runs: RunWeights[], opts: BindOpt
     if (!found) continue;
     const [recipe, others] = found;
     taken.add(recipe.key);
-    settle(p, recipe, 'bound', others.length ? `equal to ${others.length + 1} checkpoint tensors (${[recipe.key, ...others].slice(0, 3).join(', ')}${others.length > 2 ? ', ...' : ''}); ${recipe.key} is used` : undefined);
+    settle(
+      p,
+      recipe,
+      'bound',
+      others.length
+        ? `equal to ${others.length + 1} checkpoint tensors (${[recipe.key, ...others].slice(0, 3).join(', ')}${others.length > 2 ? ', ...' : ''}); ${recipe.key} is used`
+        : undefined,
+    );
   }
 
   /** The first copy recipe (plain, transposed, scaled) of a candidate that some run confirms, and other keys as good. */
@@ -260,7 +274,10 @@ export function planBindings(model: OnnxModel, runs: RunWeights[], opts: BindOpt
   }
 
   // 2. folds, found from the nodes that consume the initializers
-  const bnGroups = keys.filter((k) => k.endsWith('running_mean')).map((k) => k.slice(0, -'running_mean'.length).replace(/\.$/, '')).filter((q) => has(join(q, 'running_var')));
+  const bnGroups = keys
+    .filter((k) => k.endsWith('running_mean'))
+    .map((k) => k.slice(0, -'running_mean'.length).replace(/\.$/, ''))
+    .filter((q) => has(join(q, 'running_var')));
   const epsFor = (q: string): number[] => {
     const module = runs.map((r) => r.weights.bnEps.get(q)).find((e) => e !== undefined);
     return [...new Set([opts.bnEps, module, ...COMMON_EPS].filter((e): e is number => e !== undefined))];
@@ -274,8 +291,13 @@ export function planBindings(model: OnnxModel, runs: RunWeights[], opts: BindOpt
     const b = wn.bias ? byName.get(wn.bias)! : null;
     if (w.recipe || (b && b.recipe) || !FLOAT_DTYPES.has(w.init.dtype)) continue;
     const convShape = wn.transpose ? [w.init.dims[1]!, w.init.dims[0]!] : w.init.dims;
-    const convs = orderConvs(wn, floatKeys.filter((k) => /(^|\.)weight$/.test(k) && sameShape(shapeOf(k)!, convShape)).map((k) => k.slice(0, -'weight'.length).replace(/\.$/, '')));
-    const bns = bnGroups.filter((q) => ['running_mean', 'running_var', 'weight', 'bias'].every((leaf) => !has(join(q, leaf)) || numelOf(shapeOf(join(q, leaf))!) === wn.channels));
+    const convs = orderConvs(
+      wn,
+      floatKeys.filter((k) => /(^|\.)weight$/.test(k) && sameShape(shapeOf(k)!, convShape)).map((k) => k.slice(0, -'weight'.length).replace(/\.$/, '')),
+    );
+    const bns = bnGroups.filter((q) =>
+      ['running_mean', 'running_var', 'weight', 'bias'].every((leaf) => !has(join(q, leaf)) || numelOf(shapeOf(join(q, leaf))!) === wn.channels),
+    );
     if (!convs.length || !bns.length) continue;
     const found = searchFold(wn, w, b, convs, bns);
     if (found) bnEpsUsed[found.bn] = found.eps;
@@ -328,7 +350,14 @@ export function planBindings(model: OnnxModel, runs: RunWeights[], opts: BindOpt
     const via = has(stripWrappers(p.init.name)) ? 'name' : 'dynamo name';
     const shape = shapeOf(key)!;
     if (!sameShape(shape, p.init.dims)) {
-      p.info = { ...p.info, kind: 'unconfirmed', from: [key], via, used: false, note: `checkpoint ${key} is [${shape.join(', ')}], the graph wants [${p.init.dims.join(', ')}]` };
+      p.info = {
+        ...p.info,
+        kind: 'unconfirmed',
+        from: [key],
+        via,
+        used: false,
+        note: `checkpoint ${key} is [${shape.join(', ')}], the graph wants [${p.init.dims.join(', ')}]`,
+      };
       continue;
     }
     settle(p, { kind: 'copy', key, transpose: false, factor: 1 }, 'bound');
@@ -382,7 +411,8 @@ export function planBindings(model: OnnxModel, runs: RunWeights[], opts: BindOpt
     if (near) return `${near.init.name} fits it but its values differ from every checkpoint's (unconfirmed)`;
     const n = numelOf(t.shape);
     const open = planned.find((p) => !p.info.used && FLOAT_DTYPES.has(p.init.dtype) && (p.init.numel === n || channelsOf.get(p.init.name) === n));
-    if (open) return `${open.init.name} has room for it, but nothing computed from this checkpoint equals it: this tensor (or one folded with it) differs from the weights the graph was exported from`;
+    if (open)
+      return `${open.init.name} has room for it, but nothing computed from this checkpoint equals it: this tensor (or one folded with it) differs from the weights the graph was exported from`;
     return 'no graph weight has its size or a size derived from it: the graph does not use it (a training-only head?)';
   }
 

@@ -39,7 +39,10 @@ export function openWeights(file: string): CheckpointWeights {
     if (!model) fail('unsupported', `${file}: no model state dict or pickled module found; verify needs the model's weights`, file);
     const entries = model.entries ?? [];
     const lightning = ck.roles.some((r) => r.kind === 'lightning');
-    const prefixes = commonPrefixes(entries.map((e) => e.key), lightning);
+    const prefixes = commonPrefixes(
+      entries.map((e) => e.key),
+      lightning,
+    );
     const cut = prefixes.join('').length;
     const tensors = new Map<string, TorchTensor>();
     for (const e of entries) if (!tensors.has(e.key.slice(cut))) tensors.set(e.key.slice(cut), e.tensor);
@@ -82,7 +85,7 @@ export function openWeights(file: string): CheckpointWeights {
 export function primaryModel(roles: Role[]): Role | undefined {
   return roles
     .filter((r) => (r.kind === 'state-dict' || r.kind === 'module') && (r.entries?.length ?? 0) > 0)
-    .reduce<Role | undefined>((best, r) => ((r.entries!.length > (best?.entries?.length ?? 0)) ? r : best), undefined);
+    .reduce<Role | undefined>((best, r) => (r.entries!.length > (best?.entries?.length ?? 0) ? r : best), undefined);
 }
 
 /** `<path>.` → eps for every `torch.nn.modules.batchnorm.*` inside a pickled module. */

@@ -74,17 +74,23 @@ export function ndarray(v: PyValue | undefined, what: string): NdArray | null {
   if (!size) fail('unsupported', `${what}: numpy dtype ${descr} is not one verify reads`);
   const nbytes = shape.reduce((a, b) => a * b, 1) * size;
   const data = raw instanceof PyBytes ? raw.data : typeof raw === 'string' ? py2Bytes(raw, nbytes) : null;
-  if (!data || data.length !== nbytes) fail('bad-pickle', `${what}: numpy array data is ${data?.length ?? 'missing'} bytes, expected ${nbytes} for [${shape.join(', ')}] ${descr}`);
+  if (!data || data.length !== nbytes)
+    fail('bad-pickle', `${what}: numpy array data is ${data?.length ?? 'missing'} bytes, expected ${nbytes} for [${shape.join(', ')}] ${descr}`);
   return { descr: code, shape, data };
 }
 
 function intList(v: PyValue | undefined, what: string): Int32Array | null {
-  if (v instanceof PyList || v instanceof PyTuple) return Int32Array.from(v.items.map((x) => (typeof x === 'number' ? x : typeof x === 'bigint' ? Number(x) : fail('bad-pickle', `${what}: a label is not an integer`))));
+  if (v instanceof PyList || v instanceof PyTuple)
+    return Int32Array.from(
+      v.items.map((x) => (typeof x === 'number' ? x : typeof x === 'bigint' ? Number(x) : fail('bad-pickle', `${what}: a label is not an integer`))),
+    );
   const a = ndarray(v, what);
   if (!a) return null;
   const dv = new DataView(a.data.buffer, a.data.byteOffset, a.data.byteLength);
   const size = ITEM[a.descr]!;
-  return Int32Array.from({ length: a.data.length / size }, (_, i) => (size === 1 ? a.data[i]! : size === 2 ? dv.getInt16(i * 2, true) : size === 4 ? dv.getInt32(i * 4, true) : Number(dv.getBigInt64(i * 8, true))));
+  return Int32Array.from({ length: a.data.length / size }, (_, i) =>
+    size === 1 ? a.data[i]! : size === 2 ? dv.getInt16(i * 2, true) : size === 4 ? dv.getInt32(i * 4, true) : Number(dv.getBigInt64(i * 8, true)),
+  );
 }
 
 function batchFile(p: string): string {
@@ -95,13 +101,17 @@ function batchFile(p: string): string {
 
 function classNames(file: string, fine: boolean): string[] | null {
   const dir = path.dirname(file);
-  for (const [name, key] of [['batches.meta', 'label_names'], ['meta', fine ? 'fine_label_names' : 'label_names']] as const) {
+  for (const [name, key] of [
+    ['batches.meta', 'label_names'],
+    ['meta', fine ? 'fine_label_names' : 'label_names'],
+  ] as const) {
     const f = path.join(dir, name);
     if (!fs.existsSync(f) || f === file) continue;
     try {
       const m = load(f);
       const list = m instanceof PyDict ? entry(m, key) : undefined;
-      if (list instanceof PyList) return list.items.map((x) => (typeof x === 'string' ? x : x instanceof PyBytes ? Buffer.from(x.data).toString('latin1') : String(x)));
+      if (list instanceof PyList)
+        return list.items.map((x) => (typeof x === 'string' ? x : x instanceof PyBytes ? Buffer.from(x.data).toString('latin1') : String(x)));
     } catch {
       return null;
     }

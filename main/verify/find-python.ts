@@ -24,7 +24,10 @@ export function candidatePythons(env: NodeJS.ProcessEnv = process.env): ChosenPy
   const exe = process.platform === 'win32' ? ['python.exe', 'python3.exe'] : ['python3', 'python'];
   const bin = process.platform === 'win32' ? 'Scripts' : 'bin';
   const out: ChosenPython[] = [];
-  for (const [how, root] of [['VIRTUAL_ENV', env['VIRTUAL_ENV']], ['CONDA_PREFIX', env['CONDA_PREFIX']]] as const) {
+  for (const [how, root] of [
+    ['VIRTUAL_ENV', env['VIRTUAL_ENV']],
+    ['CONDA_PREFIX', env['CONDA_PREFIX']],
+  ] as const) {
     if (root) for (const e of exe) out.push({ python: path.join(root, process.platform === 'win32' && how === 'CONDA_PREFIX' ? '' : bin, e), how });
   }
   for (const dir of (env['PATH'] ?? '').split(path.delimiter).filter(Boolean)) for (const e of exe) out.push({ python: path.join(dir, e), how: 'PATH' });
@@ -50,5 +53,10 @@ export async function choosePython(given: string | null | undefined, env: NodeJS
     if (await hasTorch(c.python)) return c;
     tried.push(c.python);
   }
-  fail('usage', tried.length ? `no python on PATH imports torch (tried ${tried.slice(0, 4).join(', ')}${tried.length > 4 ? ', ...' : ''}); name one with --python /path/to/venv/bin/python` : 'no python on PATH; name one with --python /path/to/venv/bin/python');
+  fail(
+    'usage',
+    tried.length
+      ? `no python on PATH imports torch (tried ${tried.slice(0, 4).join(', ')}${tried.length > 4 ? ', ...' : ''}); name one with --python /path/to/venv/bin/python`
+      : 'no python on PATH; name one with --python /path/to/venv/bin/python',
+  );
 }

@@ -12,7 +12,14 @@ import { fail } from '../errors.ts';
 import { readWholeFile } from '../io/random-access.ts';
 import type { RawImage, TestSet } from './test-set.ts';
 
-const TYPES: Record<number, [string, number]> = { 0x08: ['ubyte', 1], 0x09: ['byte', 1], 0x0b: ['short', 2], 0x0c: ['int', 4], 0x0d: ['float', 4], 0x0e: ['double', 8] };
+const TYPES: Record<number, [string, number]> = {
+  0x08: ['ubyte', 1],
+  0x09: ['byte', 1],
+  0x0b: ['short', 2],
+  0x0c: ['int', 4],
+  0x0d: ['float', 4],
+  0x0e: ['double', 8],
+};
 const IMAGES = /images[-_.]idx[34]-ubyte(\.gz)?$/i;
 
 export interface IdxArray {
@@ -31,7 +38,8 @@ export function readIdx(file: string): IdxArray {
       fail('truncated', `${file}: the gzip data is damaged (${(e as Error).message}); download it again`, file);
     }
   }
-  if (bytes.length < 4 || bytes[0] !== 0 || bytes[1] !== 0 || !TYPES[bytes[2]!] || bytes[3]! < 1) fail('not-a-checkpoint', `${file}: not an idx file (it must start with 00 00, a type byte and a dimension count)`, file);
+  if (bytes.length < 4 || bytes[0] !== 0 || bytes[1] !== 0 || !TYPES[bytes[2]!] || bytes[3]! < 1)
+    fail('not-a-checkpoint', `${file}: not an idx file (it must start with 00 00, a type byte and a dimension count)`, file);
   const [type, size] = TYPES[bytes[2]!]!;
   const nd = bytes[3]!;
   if (bytes.length < 4 + 4 * nd) fail('truncated', `${file}: the idx header ends early`, file);
@@ -50,7 +58,18 @@ export function idxValues(a: IdxArray): Float64Array {
   const out = new Float64Array(a.data.length / size);
   for (let i = 0; i < out.length; i++) {
     const o = i * size;
-    out[i] = a.type === 'ubyte' ? a.data[o]! : a.type === 'byte' ? dv.getInt8(o) : a.type === 'short' ? dv.getInt16(o, false) : a.type === 'int' ? dv.getInt32(o, false) : a.type === 'float' ? dv.getFloat32(o, false) : dv.getFloat64(o, false);
+    out[i] =
+      a.type === 'ubyte'
+        ? a.data[o]!
+        : a.type === 'byte'
+          ? dv.getInt8(o)
+          : a.type === 'short'
+            ? dv.getInt16(o, false)
+            : a.type === 'int'
+              ? dv.getInt32(o, false)
+              : a.type === 'float'
+                ? dv.getFloat32(o, false)
+                : dv.getFloat64(o, false);
   }
   return out;
 }
@@ -64,8 +83,12 @@ export function findIdxImages(dir: string, names = fs.readdirSync(dir)): string 
 
 function labelsFor(images: string): string {
   const dir = path.dirname(images);
-  const base = path.basename(images).replace(/images/i, 'labels').replace(/idx[34]/i, 'idx1');
-  for (const name of [base, base.replace(/\.gz$/i, ''), `${base.replace(/\.gz$/i, '')}.gz`]) if (fs.existsSync(path.join(dir, name))) return path.join(dir, name);
+  const base = path
+    .basename(images)
+    .replace(/images/i, 'labels')
+    .replace(/idx[34]/i, 'idx1');
+  for (const name of [base, base.replace(/\.gz$/i, ''), `${base.replace(/\.gz$/i, '')}.gz`])
+    if (fs.existsSync(path.join(dir, name))) return path.join(dir, name);
   return fail('usage', `${images}: no labels file beside it (expected ${base})`, images);
 }
 

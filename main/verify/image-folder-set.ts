@@ -75,7 +75,8 @@ function rgbFromRgba(rgba: Uint8Array, width: number, height: number): RawImage 
 }
 
 export function openImageFolder(root: string): TestSet {
-  const classes = fs.readdirSync(root, { withFileTypes: true })
+  const classes = fs
+    .readdirSync(root, { withFileTypes: true })
     .filter((e) => e.isDirectory() || (e.isSymbolicLink() && fs.statSync(path.join(root, e.name)).isDirectory()))
     .map((e) => e.name)
     .sort(byCodePoint);
@@ -92,7 +93,12 @@ export function openImageFolder(root: string): TestSet {
   });
   const seen = new Set(labels);
   const empty = classes.filter((_, i) => !seen.has(i));
-  if (empty.length) fail('usage', `${root}: no PNG or JPEG images in class folder${empty.length > 1 ? 's' : ''} ${empty.slice(0, 3).join(', ')}; torchvision refuses empty classes too`, root);
+  if (empty.length)
+    fail(
+      'usage',
+      `${root}: no PNG or JPEG images in class folder${empty.length > 1 ? 's' : ''} ${empty.slice(0, 3).join(', ')}; torchvision refuses empty classes too`,
+      root,
+    );
   return {
     format: 'imagefolder',
     path: root,

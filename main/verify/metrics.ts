@@ -27,7 +27,10 @@ export class RunScore {
   private top5 = 0;
   private seen = 0;
   private readonly hash: Hash = createHash('sha256');
-  constructor(private readonly samples: number, private readonly classes: number) {
+  constructor(
+    private readonly samples: number,
+    private readonly classes: number,
+  ) {
     this.predictions = new Int32Array(samples);
     this.confusion = new Int32Array(classes * classes);
   }
@@ -81,7 +84,11 @@ export class LogitComparison {
   private outside = 0;
   private readonly zero = { n: 0 };
   private readonly decades = new Array<number>(DECADES.length).fill(0);
-  constructor(private readonly classes: number, private readonly atol: number, private readonly rtol: number) {}
+  constructor(
+    private readonly classes: number,
+    private readonly atol: number,
+    private readonly rtol: number,
+  ) {}
 
   /** `a` is the candidate, `b` the reference; both hold `count` rows. */
   add(a: Float32Array, b: Float32Array, count: number): void {

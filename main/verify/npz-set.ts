@@ -24,13 +24,21 @@ export function openNpzSet(file: string, hint: ShapeHint): TestSet {
   const x = pick(X_KEYS, 'image');
   const y = pick(Y_KEYS, 'label');
   const n = x.shape[0] ?? 0;
-  if (y.shape.length !== 1 || y.shape[0] !== n) fail('usage', `${file}: labels are [${y.shape.join(', ')}] but there are ${n} images; expected one integer label per image`, file);
-  if (!['int64', 'int32', 'int16', 'int8', 'uint8', 'uint16', 'uint32', 'uint64'].includes(y.dtype)) fail('usage', `${file}: labels are ${y.dtype}; expected integers`, file);
+  if (y.shape.length !== 1 || y.shape[0] !== n)
+    fail('usage', `${file}: labels are [${y.shape.join(', ')}] but there are ${n} images; expected one integer label per image`, file);
+  if (!['int64', 'int32', 'int16', 'int8', 'uint8', 'uint16', 'uint32', 'uint64'].includes(y.dtype))
+    fail('usage', `${file}: labels are ${y.dtype}; expected integers`, file);
   const labels = Int32Array.from(toFloat64(y.data, y.dtype));
-  if (!['float32', 'float64', 'uint8', 'float16'].includes(x.dtype)) fail('unsupported', `${file}: images are ${x.dtype}; verify reads float32, float64, float16 or uint8`, file);
+  if (!['float32', 'float64', 'uint8', 'float16'].includes(x.dtype))
+    fail('unsupported', `${file}: images are ${x.dtype}; verify reads float32, float64, float16 or uint8`, file);
   const geometry = layoutOf(x.shape, hint, file);
   const per = geometry.channels * geometry.height * geometry.width;
-  const values: Uint8Array | Float32Array = x.dtype === 'uint8' ? x.data : x.dtype === 'float32' ? new Float32Array(x.data.buffer.slice(x.data.byteOffset, x.data.byteOffset + x.data.byteLength)) : Float32Array.from(toFloat64(x.data, x.dtype));
+  const values: Uint8Array | Float32Array =
+    x.dtype === 'uint8'
+      ? x.data
+      : x.dtype === 'float32'
+        ? new Float32Array(x.data.buffer.slice(x.data.byteOffset, x.data.byteOffset + x.data.byteLength))
+        : Float32Array.from(toFloat64(x.data, x.dtype));
   return {
     format: 'npz',
     path: file,

@@ -17,9 +17,21 @@ import { fieldString, readFields, repeatedInts, type PbField } from './protobuf.
 
 /** TensorProto.DataType → [name, element size]. */
 export const ONNX_TYPES: Record<number, [string, number]> = {
-  1: ['float32', 4], 2: ['uint8', 1], 3: ['int8', 1], 4: ['uint16', 2], 5: ['int16', 2], 6: ['int32', 4], 7: ['int64', 8],
-  9: ['bool', 1], 10: ['float16', 2], 11: ['float64', 8], 12: ['uint32', 4], 13: ['uint64', 8], 14: ['complex64', 8],
-  15: ['complex128', 16], 16: ['bfloat16', 2],
+  1: ['float32', 4],
+  2: ['uint8', 1],
+  3: ['int8', 1],
+  4: ['uint16', 2],
+  5: ['int16', 2],
+  6: ['int32', 4],
+  7: ['int64', 8],
+  9: ['bool', 1],
+  10: ['float16', 2],
+  11: ['float64', 8],
+  12: ['uint32', 4],
+  13: ['uint64', 8],
+  14: ['complex64', 8],
+  15: ['complex128', 16],
+  16: ['bfloat16', 2],
 };
 
 export interface OnnxInitializer {
@@ -106,7 +118,8 @@ export function parseOnnxModel(bytes: Uint8Array, file: string): OnnxModel {
       else if (f.no === 12) outputs.push(readValueInfo(bytes, f, what));
     }
   });
-  if (graphFields.some((f) => f.no === 15)) fail('unsupported', `${file}: the graph has sparse initializers, which verify does not replace; export with dense weights`, file);
+  if (graphFields.some((f) => f.no === 15))
+    fail('unsupported', `${file}: the graph has sparse initializers, which verify does not replace; export with dense weights`, file);
   return { file, bytes, irVersion: ir.varint, producer: producer.trim(), opset, graphField, graphFields, nodes, initializers, inputs, outputs };
 }
 
@@ -149,7 +162,11 @@ function readTensor(buf: Uint8Array, f: PbField, what: string): OnnxInitializer 
   const nameField = fields.find((x) => x.no === 8 && x.wire === 2);
   const name = nameField ? fieldString(buf, nameField) : '';
   const label = `${what} initializer ${JSON.stringify(name)}`;
-  const dims = repeatedInts(buf, fields.filter((x) => x.no === 1), label);
+  const dims = repeatedInts(
+    buf,
+    fields.filter((x) => x.no === 1),
+    label,
+  );
   const dtField = fields.find((x) => x.no === 2 && x.wire === 0);
   const dataType = dtField?.varint ?? 0;
   const type = ONNX_TYPES[dataType];
@@ -170,7 +187,8 @@ function readTensor(buf: Uint8Array, f: PbField, what: string): OnnxInitializer 
     if (!loc) fail('not-a-checkpoint', `${label}: external data without a location`);
     const offset = Number(entries.get('offset') ?? 0);
     const length = entries.has('length') ? Number(entries.get('length')) : null;
-    if (!Number.isSafeInteger(offset) || offset < 0 || (length !== null && (!Number.isSafeInteger(length) || length < 0))) fail('not-a-checkpoint', `${label}: external data offset/length are not whole numbers`);
+    if (!Number.isSafeInteger(offset) || offset < 0 || (length !== null && (!Number.isSafeInteger(length) || length < 0)))
+      fail('not-a-checkpoint', `${label}: external data offset/length are not whole numbers`);
     external = { location: loc, offset, length };
   }
   return { name, dims, dataType, dtype: type[0], numel, field: { start: f.start, end: f.end }, external, fields };
@@ -188,12 +206,14 @@ function readValueInfo(buf: Uint8Array, f: PbField, what: string): OnnxValueInfo
   info.elemType = tf.find((x) => x.no === 1 && x.wire === 0)?.varint ?? null;
   const shapeF = tf.find((x) => x.no === 2 && x.wire === 2);
   if (!shapeF) return info;
-  info.dims = readFields(buf, shapeF.valStart, shapeF.valEnd, what).filter((x) => x.no === 1 && x.wire === 2).map((d) => {
-    const df = readFields(buf, d.valStart, d.valEnd, what);
-    const v = df.find((x) => x.no === 1 && x.wire === 0);
-    const p = df.find((x) => x.no === 2 && x.wire === 2);
-    return v ? v.varint : p ? fieldString(buf, p) : '?';
-  });
+  info.dims = readFields(buf, shapeF.valStart, shapeF.valEnd, what)
+    .filter((x) => x.no === 1 && x.wire === 2)
+    .map((d) => {
+      const df = readFields(buf, d.valStart, d.valEnd, what);
+      const v = df.find((x) => x.no === 1 && x.wire === 0);
+      const p = df.find((x) => x.no === 2 && x.wire === 2);
+      return v ? v.varint : p ? fieldString(buf, p) : '?';
+    });
   return info;
 }
 
@@ -202,7 +222,11 @@ export function externalPath(model: OnnxModel, location: string): string {
   const dir = path.dirname(path.resolve(model.file));
   const full = path.resolve(dir, location);
   if (path.isAbsolute(location) || !full.startsWith(dir + path.sep)) {
-    fail('unsupported', `${model.file}: external data location ${JSON.stringify(location)} points outside the model's folder; onnx and onnxruntime refuse that too`, model.file);
+    fail(
+      'unsupported',
+      `${model.file}: external data location ${JSON.stringify(location)} points outside the model's folder; onnx and onnxruntime refuse that too`,
+      model.file,
+    );
   }
   return full;
 }
@@ -223,13 +247,22 @@ export function initializerBytes(model: OnnxModel, t: OnnxInitializer): Uint8Arr
       fd = fs.openSync(file, 'r');
     } catch (e) {
       const err = asCheckpointError(e, file);
-      fail(err.kind, `${label}: its external data ${t.external.location} cannot be read (${err.message.replace(/^.*?: /, '')}); keep it beside the .onnx file`, model.file);
+      fail(
+        err.kind,
+        `${label}: its external data ${t.external.location} cannot be read (${err.message.replace(/^.*?: /, '')}); keep it beside the .onnx file`,
+        model.file,
+      );
     }
     try {
       let done = 0;
       while (done < nbytes) {
         const n = fs.readSync(fd, out, done, nbytes - done, t.external.offset + done);
-        if (n === 0) fail('truncated', `${label}: ${t.external.location} ends before offset ${t.external.offset + nbytes}; the external data file is truncated`, model.file);
+        if (n === 0)
+          fail(
+            'truncated',
+            `${label}: ${t.external.location} ends before offset ${t.external.offset + nbytes}; the external data file is truncated`,
+            model.file,
+          );
         done += n;
       }
     } finally {
@@ -239,7 +272,12 @@ export function initializerBytes(model: OnnxModel, t: OnnxInitializer): Uint8Arr
   }
   const raw = t.fields.find((x) => x.no === 9 && x.wire === 2);
   if (raw) {
-    if (raw.valEnd - raw.valStart !== nbytes) fail('not-a-checkpoint', `${label}: raw_data holds ${raw.valEnd - raw.valStart} bytes, expected ${nbytes} for ${t.dims.join('x')} ${t.dtype}`, model.file);
+    if (raw.valEnd - raw.valStart !== nbytes)
+      fail(
+        'not-a-checkpoint',
+        `${label}: raw_data holds ${raw.valEnd - raw.valStart} bytes, expected ${nbytes} for ${t.dims.join('x')} ${t.dtype}`,
+        model.file,
+      );
     return buf.subarray(raw.valStart, raw.valEnd);
   }
   return typedFieldBytes(model, t, nbytes, label);
@@ -268,17 +306,33 @@ function typedFieldBytes(model: OnnxModel, t: OnnxInitializer, nbytes: number, l
   };
   let wrote = 0;
   switch (t.dataType) {
-    case 1: case 14: wrote = fixed(4, 4); break;
-    case 11: case 15: wrote = fixed(10, 8); break;
-    case 7: case 12: case 13: {
-      const vals = repeatedInts(buf, t.fields.filter((x) => x.no === (t.dataType === 7 ? 7 : 11)), label);
+    case 1:
+    case 14:
+      wrote = fixed(4, 4);
+      break;
+    case 11:
+    case 15:
+      wrote = fixed(10, 8);
+      break;
+    case 7:
+    case 12:
+    case 13: {
+      const vals = repeatedInts(
+        buf,
+        t.fields.filter((x) => x.no === (t.dataType === 7 ? 7 : 11)),
+        label,
+      );
       if (vals.length * size !== nbytes) fail('not-a-checkpoint', `${label}: holds ${vals.length} values for ${t.numel} elements`, model.file);
       vals.forEach((v, i) => (size === 8 ? dv.setBigInt64(i * 8, BigInt(v), true) : dv.setUint32(i * 4, v >>> 0, true)));
       wrote = nbytes;
       break;
     }
     default: {
-      const vals = repeatedInts(buf, t.fields.filter((x) => x.no === 5), label);
+      const vals = repeatedInts(
+        buf,
+        t.fields.filter((x) => x.no === 5),
+        label,
+      );
       if (vals.length !== t.numel) fail('not-a-checkpoint', `${label}: holds ${vals.length} values for ${t.numel} elements`, model.file);
       vals.forEach((v, i) => {
         if (size === 4) dv.setInt32(i * 4, v, true);

@@ -29,7 +29,8 @@ export function rewriteModel(model: OnnxModel, replace: ReadonlyMap<string, Uint
     const t = f.no === 5 ? byStart.get(f.start) : undefined;
     if (t && (replace.has(t.name) || t.external)) {
       const raw = replace.get(t.name) ?? initializerBytes(model, t);
-      if (raw.length !== t.numel * ONNX_TYPES[t.dataType]![1]) fail('internal', `replacement data for ${t.name} has ${raw.length} bytes, not ${t.numel} ${t.dtype} elements`);
+      if (raw.length !== t.numel * ONNX_TYPES[t.dataType]![1])
+        fail('internal', `replacement data for ${t.name} has ${raw.length} bytes, not ${t.numel} ${t.dtype} elements`);
       graph.partsField(5, tensorProto(t, raw).chunks());
     } else graph.raw(b.subarray(f.start, f.end));
   }
@@ -40,6 +41,11 @@ export function rewriteModel(model: OnnxModel, replace: ReadonlyMap<string, Uint
   out.partsField(7, graph.chunks());
   o = top.end;
   out.raw(b.subarray(o));
-  if (out.length > MAX_MODEL) fail('too-large', `${model.file}: with the checkpoint's weights inlined the model is ${out.length} bytes, over protobuf's 2 GiB limit; verify cannot load models this large yet`, model.file);
+  if (out.length > MAX_MODEL)
+    fail(
+      'too-large',
+      `${model.file}: with the checkpoint's weights inlined the model is ${out.length} bytes, over protobuf's 2 GiB limit; verify cannot load models this large yet`,
+      model.file,
+    );
   return out.finish();
 }

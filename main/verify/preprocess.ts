@@ -37,7 +37,8 @@ export function resolvePreprocess(input: OnnxValueInfo, first: RawImage, over: P
   let height: number | null = null;
   let width: number | null = null;
   if (rank === 4) {
-    if (!over.layout) layout = few(dims[1]) ? 'NCHW' : few(dims[3]) ? 'NHWC' : first.layout === 'HWC' && !few(num(dims[1])) && few(num(dims[3])) ? 'NHWC' : 'NCHW';
+    if (!over.layout)
+      layout = few(dims[1]) ? 'NCHW' : few(dims[3]) ? 'NHWC' : first.layout === 'HWC' && !few(num(dims[1])) && few(num(dims[3])) ? 'NHWC' : 'NCHW';
     const [c, h, w] = layout === 'NCHW' ? [dims[1], dims[2], dims[3]] : [dims[3], dims[1], dims[2]];
     [channels, height, width] = [num(c), num(h), num(w)];
   } else if (rank === 3) {
@@ -64,13 +65,20 @@ export function resolvePreprocess(input: OnnxValueInfo, first: RawImage, over: P
     std: over.std ?? [1],
   };
   const c = plan.channels;
-  for (const [k, v] of [['mean', plan.mean], ['std', plan.std]] as const) {
+  for (const [k, v] of [
+    ['mean', plan.mean],
+    ['std', plan.std],
+  ] as const) {
     if (v.length !== 1 && v.length !== c) fail('usage', `--${k} has ${v.length} values; give 1 or ${c} (one per channel)`);
   }
   if (plan.std.some((s) => s === 0 || !Number.isFinite(s))) fail('usage', '--std values must be finite and non-zero');
   if (rank === 2) {
     const d = num(dims[1]);
-    if (d && d !== plan.channels * plan.height * plan.width) fail('usage', `the graph takes flat vectors of ${d} values, but ${plan.channels}×${plan.height}×${plan.width} images give ${plan.channels * plan.height * plan.width}`);
+    if (d && d !== plan.channels * plan.height * plan.width)
+      fail(
+        'usage',
+        `the graph takes flat vectors of ${d} values, but ${plan.channels}×${plan.height}×${plan.width} images give ${plan.channels * plan.height * plan.width}`,
+      );
   }
   return plan;
 }
@@ -135,7 +143,7 @@ function adaptChannels(planes: Float64Array, from: number, to: number, eightBit:
 
 type Filter = { support: number; f: (x: number) => number };
 const FILTERS: Record<Exclude<ResizeMode, 'nearest'>, Filter> = {
-  bilinear: { support: 1, f: (x) => (x < 0 ? -x : x) < 1 ? 1 - (x < 0 ? -x : x) : 0 },
+  bilinear: { support: 1, f: (x) => ((x < 0 ? -x : x) < 1 ? 1 - (x < 0 ? -x : x) : 0) },
   area: { support: 0.5, f: (x) => (x > -0.5 && x <= 0.5 ? 1 : 0) },
 };
 

@@ -81,15 +81,26 @@ export class PythonRunner {
   /** seconds from spawn to the runner's hello (Python started, torch imported) */
   startSeconds = 0;
 
-  private constructor(readonly python: string, private readonly limits: RunnerLimits, private readonly onStage: (stage: string) => void) {
-    this.child = spawn(python, ['-u', runnerScript()], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, PYTHONDONTWRITEBYTECODE: '1', PYTHONUNBUFFERED: '1' } });
+  private constructor(
+    readonly python: string,
+    private readonly limits: RunnerLimits,
+    private readonly onStage: (stage: string) => void,
+  ) {
+    this.child = spawn(python, ['-u', runnerScript()], {
+      stdio: ['pipe', 'pipe', 'pipe'],
+      env: { ...process.env, PYTHONDONTWRITEBYTECODE: '1', PYTHONUNBUFFERED: '1' },
+    });
     this.child.stdout!.on('data', (d: Buffer) => this.receive(d));
     this.child.stderr!.on('data', (d: Buffer) => {
       this.stderrTail = (this.stderrTail + d.toString('utf8')).slice(-8000);
     });
     this.child.stdin!.on('error', () => undefined); // a dead runner is reported through 'exit'
-    this.child.on('error', (e: NodeJS.ErrnoException) => this.ended(e.code === 'ENOENT' ? `${python}: no such interpreter (--python names a python executable)` : `${python} could not be started: ${e.message}`));
-    this.child.on('exit', (code, signal) => this.ended(signal ? `the Python runner (${python}) was killed by ${signal}` : `the Python runner (${python}) exited with code ${code}`));
+    this.child.on('error', (e: NodeJS.ErrnoException) =>
+      this.ended(e.code === 'ENOENT' ? `${python}: no such interpreter (--python names a python executable)` : `${python} could not be started: ${e.message}`),
+    );
+    this.child.on('exit', (code, signal) =>
+      this.ended(signal ? `the Python runner (${python}) was killed by ${signal}` : `the Python runner (${python}) exited with code ${code}`),
+    );
   }
 
   /** Starts the runner and checks the protocol; `onStage` hears its progress lines. */
@@ -211,7 +222,12 @@ export class PythonRunner {
   private deadError(what: string): CheckpointError {
     const tail = this.stderrTail.trim();
     const last = tail.split('\n').pop() ?? '';
-    return new CheckpointError('python', `${this.exited}${what ? ` while ${what}` : ''}${last ? ` (${last.slice(0, 200)})` : ''}`, undefined, tail || undefined);
+    return new CheckpointError(
+      'python',
+      `${this.exited}${what ? ` while ${what}` : ''}${last ? ` (${last.slice(0, 200)})` : ''}`,
+      undefined,
+      tail || undefined,
+    );
   }
 
   private ended(why: string): void {

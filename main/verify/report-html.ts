@@ -29,10 +29,16 @@ function perClassChart(r: VerifyReport): string {
       if (c.accuracy === null) return;
       const bh = c.accuracy * (h - 10 - bottom);
       const x = left + ci * slot + slot * 0.1 + ri * bar;
-      parts.push(`<rect x="${x.toFixed(1)}" y="${(h - bottom - bh).toFixed(1)}" width="${bar.toFixed(1)}" height="${bh.toFixed(1)}" fill="${COLOURS[ri % 3]}"><title>${esc(run.label)}, class ${esc(r.data.classNames?.[ci] ?? ci)}: ${pct(c.accuracy)} (${c.correct}/${c.samples})</title></rect>`);
+      parts.push(
+        `<rect x="${x.toFixed(1)}" y="${(h - bottom - bh).toFixed(1)}" width="${bar.toFixed(1)}" height="${bh.toFixed(1)}" fill="${COLOURS[ri % 3]}"><title>${esc(run.label)}, class ${esc(r.data.classNames?.[ci] ?? ci)}: ${pct(c.accuracy)} (${c.correct}/${c.samples})</title></rect>`,
+      );
     });
   });
-  if (k <= 40) for (let ci = 0; ci < k; ci++) parts.push(`<text x="${(left + ci * slot + slot / 2).toFixed(1)}" y="${h - 8}" text-anchor="middle">${esc((r.data.classNames?.[ci] ?? String(ci)).slice(0, 6))}</text>`);
+  if (k <= 40)
+    for (let ci = 0; ci < k; ci++)
+      parts.push(
+        `<text x="${(left + ci * slot + slot / 2).toFixed(1)}" y="${h - 8}" text-anchor="middle">${esc((r.data.classNames?.[ci] ?? String(ci)).slice(0, 6))}</text>`,
+      );
   return `<h2>Per-class accuracy</h2><p class="legend">${r.runs.map((x, i) => `<span style="color:${COLOURS[i % 3]}">■</span> ${esc(x.label)}`).join(' ')}</p><svg viewBox="0 0 ${w} ${h}" width="${w}" height="${h}" role="img" aria-label="per-class accuracy">${parts.join('')}</svg>`;
 }
 
@@ -45,17 +51,24 @@ function confusionChart(run: RunResult, names: string[] | null): string {
   const size = off + k * cell + 2;
   const rows = m.map((row) => row.reduce((a, b) => a + b, 0));
   const parts: string[] = [];
-  m.forEach((row, t) => row.forEach((n, p) => {
-    if (!n) return;
-    const share = rows[t] ? n / rows[t]! : 0;
-    const fill = t === p ? `rgba(22,163,74,${(0.15 + 0.85 * share).toFixed(3)})` : `rgba(220,38,38,${(0.2 + 0.8 * share).toFixed(3)})`;
-    parts.push(`<rect x="${off + p * cell}" y="${off + t * cell}" width="${cell}" height="${cell}" fill="${fill}"><title>true ${esc(names?.[t] ?? t)}, predicted ${esc(names?.[p] ?? p)}: ${n}</title></rect>`);
-    if (cell >= 18) parts.push(`<text x="${off + p * cell + cell / 2}" y="${off + t * cell + cell / 2 + 4}" text-anchor="middle">${n}</text>`);
-  }));
-  if (k <= 20) for (let i = 0; i < k; i++) {
-    const label = esc((names?.[i] ?? String(i)).slice(0, 5));
-    parts.push(`<text x="${off + i * cell + cell / 2}" y="${off - 6}" text-anchor="middle">${label}</text><text x="${off - 4}" y="${off + i * cell + cell / 2 + 4}" text-anchor="end">${label}</text>`);
-  }
+  m.forEach((row, t) =>
+    row.forEach((n, p) => {
+      if (!n) return;
+      const share = rows[t] ? n / rows[t]! : 0;
+      const fill = t === p ? `rgba(22,163,74,${(0.15 + 0.85 * share).toFixed(3)})` : `rgba(220,38,38,${(0.2 + 0.8 * share).toFixed(3)})`;
+      parts.push(
+        `<rect x="${off + p * cell}" y="${off + t * cell}" width="${cell}" height="${cell}" fill="${fill}"><title>true ${esc(names?.[t] ?? t)}, predicted ${esc(names?.[p] ?? p)}: ${n}</title></rect>`,
+      );
+      if (cell >= 18) parts.push(`<text x="${off + p * cell + cell / 2}" y="${off + t * cell + cell / 2 + 4}" text-anchor="middle">${n}</text>`);
+    }),
+  );
+  if (k <= 20)
+    for (let i = 0; i < k; i++) {
+      const label = esc((names?.[i] ?? String(i)).slice(0, 5));
+      parts.push(
+        `<text x="${off + i * cell + cell / 2}" y="${off - 6}" text-anchor="middle">${label}</text><text x="${off - 4}" y="${off + i * cell + cell / 2 + 4}" text-anchor="end">${label}</text>`,
+      );
+    }
   parts.push(`<rect x="${off}" y="${off}" width="${k * cell}" height="${k * cell}" fill="none" stroke="#999"/>`);
   return `<figure><svg viewBox="0 0 ${size} ${size}" width="${size}" height="${size}" role="img" aria-label="confusion matrix">${parts.join('')}</svg><figcaption>${esc(run.label)}: rows true class, columns predicted</figcaption></figure>`;
 }
@@ -81,16 +94,41 @@ function table(head: string[], rows: (string | number)[][]): string {
 export function renderReportHtml(r: VerifyReport): string {
   const tone = r.verdict === 'PASS' ? 'pass' : r.verdict === 'WARN' ? 'warn' : 'fail';
   const k = r.comparison;
-  const runs = table(['run', 'file', 'top-1', 'top-5', 'correct', 'recorded in the checkpoint', 'images/s', 'logits sha256'], r.runs.map((x) => [
-    esc(x.label), esc(x.file ? path.basename(x.file) : "the graph's own weights"), pct(x.metrics.top1), pct(x.metrics.top5), `${x.metrics.correct}/${x.metrics.samples}`,
-    esc(x.recorded.map((m) => `${m.path} = ${m.fraction !== null ? pct(m.fraction) : m.value}`).join(', ') || '–'), Math.round(x.imagesPerSecond).toLocaleString('en-US'), `<code>${x.metrics.logitsSha256.slice(0, 16)}…</code>`,
-  ]));
-  const binding = table(['initializer', 'shape', 'kind', 'from', 'confirmed by', 'max |Δ| vs graph'], r.binding.initializers.map((i) => [
-    `<code>${esc(i.name)}</code>`, esc(`[${i.shape.join(', ')}] ${i.dtype}`), `<span class="k-${i.kind}">${esc(i.kind)}${i.used ? '' : ' (not used)'}</span>${i.note ? `<br><small>${esc(i.note)}</small>` : ''}`,
-    esc((i.from ?? []).join(', ') || '–') + (i.via ? `<br><small>${esc(i.via)}</small>` : ''), esc((i.confirmedBy ?? []).join(', ') || '–'),
-    esc(Object.entries(i.maxAbsDiff ?? {}).map(([l, d]) => `${l}: ${num(d)}`).join(', ') || '–'),
-  ]));
-  const unused = Object.entries(r.binding.unusedTensors).filter(([, v]) => v.length).map(([l, v]) => `<p><b>${esc(l)}</b>: ${v.length} tensor${v.length > 1 ? 's' : ''} the graph never used: ${esc(v.slice(0, 40).join(', '))}${v.length > 40 ? ', …' : ''}</p>`).join('');
+  const runs = table(
+    ['run', 'file', 'top-1', 'top-5', 'correct', 'recorded in the checkpoint', 'images/s', 'logits sha256'],
+    r.runs.map((x) => [
+      esc(x.label),
+      esc(x.file ? path.basename(x.file) : "the graph's own weights"),
+      pct(x.metrics.top1),
+      pct(x.metrics.top5),
+      `${x.metrics.correct}/${x.metrics.samples}`,
+      esc(x.recorded.map((m) => `${m.path} = ${m.fraction !== null ? pct(m.fraction) : m.value}`).join(', ') || '–'),
+      Math.round(x.imagesPerSecond).toLocaleString('en-US'),
+      `<code>${x.metrics.logitsSha256.slice(0, 16)}…</code>`,
+    ]),
+  );
+  const binding = table(
+    ['initializer', 'shape', 'kind', 'from', 'confirmed by', 'max |Δ| vs graph'],
+    r.binding.initializers.map((i) => [
+      `<code>${esc(i.name)}</code>`,
+      esc(`[${i.shape.join(', ')}] ${i.dtype}`),
+      `<span class="k-${i.kind}">${esc(i.kind)}${i.used ? '' : ' (not used)'}</span>${i.note ? `<br><small>${esc(i.note)}</small>` : ''}`,
+      esc((i.from ?? []).join(', ') || '–') + (i.via ? `<br><small>${esc(i.via)}</small>` : ''),
+      esc((i.confirmedBy ?? []).join(', ') || '–'),
+      esc(
+        Object.entries(i.maxAbsDiff ?? {})
+          .map(([l, d]) => `${l}: ${num(d)}`)
+          .join(', ') || '–',
+      ),
+    ]),
+  );
+  const unused = Object.entries(r.binding.unusedTensors)
+    .filter(([, v]) => v.length)
+    .map(
+      ([l, v]) =>
+        `<p><b>${esc(l)}</b>: ${v.length} tensor${v.length > 1 ? 's' : ''} the graph never used: ${esc(v.slice(0, 40).join(', '))}${v.length > 40 ? ', …' : ''}</p>`,
+    )
+    .join('');
   const p = r.data.preprocess;
   const json = JSON.stringify(r).replace(/</g, '\\u003c');
   return `<!doctype html>
@@ -125,10 +163,14 @@ ${k.differingSamples.length ? `<p>Predictions differ at samples ${esc(k.differin
 ${diffChart(r)}
 ${perClassChart(r)}
 <h2>Confusion matrices</h2>${r.runs.map((x) => confusionChart(x, r.data.classNames)).join('')}
-${r.python ? `<h2>The model in the user's torch</h2>
-<p>${esc(r.python.modelClass)} in ${esc(r.python.interpreter)} (${esc(r.python.chosenBy)}; python ${esc(r.python.pythonVersion)}, torch ${esc(r.python.torch)}) on ${esc(r.python.device)} (${esc(r.python.deviceName)}): torch.load(weights_only=True), load_state_dict(strict=True); ${r.python.applied.map((a) => `${esc(a.label)} ${a.keys} keys${a.stripped.length ? `, ${esc(a.stripped.join(' '))} removed` : ''}`).join('; ')}.</p>` : `<h2>Binding of the graph's weights</h2>
+${
+  r.python
+    ? `<h2>The model in the user's torch</h2>
+<p>${esc(r.python.modelClass)} in ${esc(r.python.interpreter)} (${esc(r.python.chosenBy)}; python ${esc(r.python.pythonVersion)}, torch ${esc(r.python.torch)}) on ${esc(r.python.device)} (${esc(r.python.deviceName)}): torch.load(weights_only=True), load_state_dict(strict=True); ${r.python.applied.map((a) => `${esc(a.label)} ${a.keys} keys${a.stripped.length ? `, ${esc(a.stripped.join(' '))} removed` : ''}`).join('; ')}.</p>`
+    : `<h2>Binding of the graph's weights</h2>
 <p>${r.binding.counts.bound} bound, ${r.binding.counts.recomputed} recomputed, ${r.binding.counts.unconfirmed} unconfirmed, ${r.binding.counts.constants} graph constants; ${pct(r.binding.coverage)} of the graph's weights came from the checkpoint.</p>
-${binding}${unused}`}
+${binding}${unused}`
+}
 <h2>Report data</h2><p>The full report as JSON, as <code>ckpt verify --json</code> prints it:</p>
 <script type="application/json" id="report">${json}</script>
 </body></html>

@@ -27,9 +27,21 @@ function loadRequest(label: string, file: string, opts: VerifyOptions): LoadRequ
   const w = openWeights(file);
   try {
     if (w.source.kind === 'module') {
-      fail('unsupported', `${file}: a whole pickled module, which torch.load(weights_only=True) refuses; write its state dict first: ckpt convert ${file} --export-state-dict`, file);
+      fail(
+        'unsupported',
+        `${file}: a whole pickled module, which torch.load(weights_only=True) refuses; write its state dict first: ckpt convert ${file} --export-state-dict`,
+        file,
+      );
     }
-    return { label, file, path: w.source.path, strip: w.prefixes, device: opts.device && opts.device !== 'auto' ? opts.device : null, modelClass: opts.modelClass!, modelArgs: opts.modelArgs ?? {} };
+    return {
+      label,
+      file,
+      path: w.source.path,
+      strip: w.prefixes,
+      device: opts.device && opts.device !== 'auto' ? opts.device : null,
+      modelClass: opts.modelClass!,
+      modelArgs: opts.modelArgs ?? {},
+    };
   } finally {
     w.close();
   }
@@ -42,7 +54,12 @@ export async function runVerifyPython(opts: VerifyOptions, ctx: VerifyContext = 
   const batchOpt = opts.batchSize ?? DEFAULT_BATCH;
   if (!Number.isInteger(batchOpt) || batchOpt < 1 || batchOpt > 1 << 16) fail('usage', '--batch-size takes a whole number from 1 to 65536');
   if (opts.device && opts.device !== 'auto' && !/^(cpu|cuda(:\d+)?)$/.test(opts.device)) fail('usage', `--device takes cpu or cuda:N, not '${opts.device}'`);
-  for (const [f, what] of [[opts.data, 'the test set'], [opts.checkpoint, 'the checkpoint'], ...(opts.against ? [[opts.against, 'the --against checkpoint']] : [])] as const) exists(f, `${what}:`);
+  for (const [f, what] of [
+    [opts.data, 'the test set'],
+    [opts.checkpoint, 'the checkpoint'],
+    ...(opts.against ? [[opts.against, 'the --against checkpoint']] : []),
+  ] as const)
+    exists(f, `${what}:`);
   const progress = (done: number, total: number, label: string): void => ctx.onProgress?.({ done, total, unit: 'samples', label });
 
   const requests = [loadRequest('checkpoint', opts.checkpoint, opts), ...(opts.against ? [loadRequest('against', opts.against, opts)] : [])];
@@ -102,11 +119,14 @@ export async function runVerifyPython(opts: VerifyOptions, ctx: VerifyContext = 
         const o = out.get(label)!;
         if (!classes) {
           classes = o.shape[1]!;
-          for (let i = 0; i < count; i++) if (set.labels[i]! < 0 || set.labels[i]! >= classes) fail('usage', `${opts.data}: sample ${i} has label ${set.labels[i]} but the model outputs ${classes} classes`, opts.data);
+          for (let i = 0; i < count; i++)
+            if (set.labels[i]! < 0 || set.labels[i]! >= classes)
+              fail('usage', `${opts.data}: sample ${i} has label ${set.labels[i]} but the model outputs ${classes} classes`, opts.data);
           for (const l of labels) scores.set(l, new RunScore(count, classes));
           comparison = new LogitComparison(classes, atol, rtol);
         }
-        if (o.shape[1] !== classes || o.shape[0] !== n) fail('python', `${opts.modelClass} gave [${o.shape.join(', ')}] logits for ${label} on a batch of ${n}; ${classes} per sample for the first`);
+        if (o.shape[1] !== classes || o.shape[0] !== n)
+          fail('python', `${opts.modelClass} gave [${o.shape.join(', ')}] logits for ${label} on a batch of ${n}; ${classes} per sample for the first`);
         scores.get(label)!.add(o.logits, start, n, set.labels);
         seconds.set(label, seconds.get(label)! + o.seconds);
       }
@@ -116,7 +136,14 @@ export async function runVerifyPython(opts: VerifyOptions, ctx: VerifyContext = 
     const loopSeconds = (performance.now() - tLoop) / 1000;
     const results: RunResult[] = labels.map((label, i) => {
       const s = seconds.get(label)!;
-      return { label, file: requests[i]!.file, metrics: scores.get(label)!.finish(), recorded: [], inferenceSeconds: s, imagesPerSecond: s > 0 ? count / s : 0 };
+      return {
+        label,
+        file: requests[i]!.file,
+        metrics: scores.get(label)!.finish(),
+        recorded: [],
+        inferenceSeconds: s,
+        imagesPerSecond: s > 0 ? count / s : 0,
+      };
     });
     const reference = results[results.length - 1]!;
     const cmp = comparison!.finish(results[0]!.label, reference.label, results[0]!.metrics, reference.metrics);
@@ -134,7 +161,9 @@ export async function runVerifyPython(opts: VerifyOptions, ctx: VerifyContext = 
     let { verdict, reasons } = judge(binding, cmp, results, opts, true);
     if (!opts.against) {
       verdict = 'WARN';
-      reasons = [`nothing to compare with: pass --against <the source checkpoint> for a verdict; top-1 ${(results[0]!.metrics.top1 * 100).toFixed(2)}% is the checkpoint's own`];
+      reasons = [
+        `nothing to compare with: pass --against <the source checkpoint> for a verdict; top-1 ${(results[0]!.metrics.top1 * 100).toFixed(2)}% is the checkpoint's own`,
+      ];
     }
     const hello = runner.hello!;
     const python: PythonRunReport = {
@@ -157,9 +186,40 @@ export async function runVerifyPython(opts: VerifyOptions, ctx: VerifyContext = 
       version: 1,
       createdAt: new Date().toISOString(),
       options: opts,
-      model: { file: opts.modelClass!, producer: `torch ${hello.torch} (python ${hello.python})`, opset: null, input: { name: 'x', shape: ['N', ...shape] }, output: { name: 'logits', shape: ['N', classes] }, initializers: 0, externalData: [] },
-      data: { path: set.path, format: set.format, samples: count, classes, classNames: set.classNames, preprocess: { layout: pre.layout, channels: pre.channels, height: pre.height, width: pre.width, resize: pre.resize, scale: pre.scale, mean: pre.mean, std: pre.std }, notes: set.notes },
-      provider: { requested: opts.device ?? 'auto', used: cuda ? 'cuda' : 'cpu', deviceId: cuda ? Number(cuda[1] ?? 0) : null, fallback: null, onnxruntime: '' },
+      model: {
+        file: opts.modelClass!,
+        producer: `torch ${hello.torch} (python ${hello.python})`,
+        opset: null,
+        input: { name: 'x', shape: ['N', ...shape] },
+        output: { name: 'logits', shape: ['N', classes] },
+        initializers: 0,
+        externalData: [],
+      },
+      data: {
+        path: set.path,
+        format: set.format,
+        samples: count,
+        classes,
+        classNames: set.classNames,
+        preprocess: {
+          layout: pre.layout,
+          channels: pre.channels,
+          height: pre.height,
+          width: pre.width,
+          resize: pre.resize,
+          scale: pre.scale,
+          mean: pre.mean,
+          std: pre.std,
+        },
+        notes: set.notes,
+      },
+      provider: {
+        requested: opts.device ?? 'auto',
+        used: cuda ? 'cuda' : 'cpu',
+        deviceId: cuda ? Number(cuda[1] ?? 0) : null,
+        fallback: null,
+        onnxruntime: '',
+      },
       batchSize: batch,
       binding,
       runs: results,

@@ -57,7 +57,13 @@ export async function runVerify(opts: VerifyOptions, ctx: VerifyContext = {}): P
   if (!(atol >= 0) || !(rtol >= 0)) fail('usage', '--atol and --rtol must be zero or positive numbers');
   const batchOpt = opts.batchSize ?? DEFAULT_BATCH;
   if (!Number.isInteger(batchOpt) || batchOpt < 1 || batchOpt > 1 << 16) fail('usage', '--batch-size takes a whole number from 1 to 65536');
-  for (const [f, what] of [[opts.model, 'the graph'], [opts.data, 'the test set'], [opts.checkpoint, 'the checkpoint'], ...(opts.against ? [[opts.against, 'the --against checkpoint']] : [])] as const) exists(f, `${what}:`);
+  for (const [f, what] of [
+    [opts.model, 'the graph'],
+    [opts.data, 'the test set'],
+    [opts.checkpoint, 'the checkpoint'],
+    ...(opts.against ? [[opts.against, 'the --against checkpoint']] : []),
+  ] as const)
+    exists(f, `${what}:`);
   const progress = (done: number, total: number, label: string): void => ctx.onProgress?.({ done, total, unit: 'samples', label });
   progress(0, 0, 'reading the graph and the checkpoints');
 
@@ -66,7 +72,8 @@ export async function runVerify(opts: VerifyOptions, ctx: VerifyContext = {}): P
   const input = model.inputs.find((i) => !initNames.has(i.name));
   const output = model.outputs[0];
   if (!input || !output) fail('usage', `${opts.model}: the graph has no input or no output`, opts.model);
-  if (input.elemType !== null && input.elemType !== 1) fail('unsupported', `${opts.model}: the graph's input ${input.name} is not float32; verify feeds float32 images`, opts.model);
+  if (input.elemType !== null && input.elemType !== 1)
+    fail('unsupported', `${opts.model}: the graph's input ${input.name} is not float32; verify feeds float32 images`, opts.model);
   const extraInputs = model.inputs.filter((i) => !initNames.has(i.name)).length - 1;
   if (extraInputs > 0) fail('unsupported', `${opts.model}: the graph takes ${extraInputs + 1} inputs; verify feeds one image tensor`, opts.model);
 
@@ -109,7 +116,14 @@ export async function runVerify(opts: VerifyOptions, ctx: VerifyContext = {}): P
 
     // classes from the first batch's output width
     const per = sampleSize(pre);
-    const shape = pre.rank === 4 ? (pre.layout === 'NCHW' ? [pre.channels, pre.height, pre.width] : [pre.height, pre.width, pre.channels]) : pre.rank === 3 ? [pre.height, pre.width] : [per];
+    const shape =
+      pre.rank === 4
+        ? pre.layout === 'NCHW'
+          ? [pre.channels, pre.height, pre.width]
+          : [pre.height, pre.width, pre.channels]
+        : pre.rank === 3
+          ? [pre.height, pre.width]
+          : [per];
     const ort = await loadOrt();
     const inputBuf = new Float32Array(batch * per);
     let classes = 0;
@@ -135,11 +149,13 @@ export async function runVerify(opts: VerifyOptions, ctx: VerifyContext = {}): P
         v.seconds += (performance.now() - t) / 1000;
         const o = out[output.name]!;
         if (o.type !== 'float32') fail('unsupported', `${opts.model}: output ${output.name} is ${o.type}; verify scores float32 logits`, opts.model);
-        if (o.dims.length !== 2 || o.dims[0] !== rows) fail('unsupported', `${opts.model}: output ${output.name} is [${o.dims.join(', ')}]; verify scores N×classes logits`, opts.model);
+        if (o.dims.length !== 2 || o.dims[0] !== rows)
+          fail('unsupported', `${opts.model}: output ${output.name} is [${o.dims.join(', ')}]; verify scores N×classes logits`, opts.model);
         if (!classes) {
           classes = o.dims[1]!;
           for (let i = 0; i < count; i++) {
-            if (labels[i]! < 0 || labels[i]! >= classes) fail('usage', `${opts.data}: sample ${i} has label ${labels[i]} but the model outputs ${classes} classes`, opts.data);
+            if (labels[i]! < 0 || labels[i]! >= classes)
+              fail('usage', `${opts.data}: sample ${i} has label ${labels[i]} but the model outputs ${classes} classes`, opts.data);
           }
           for (const x of built) x.score = new RunScore(count, classes);
           comparison = new LogitComparison(classes, atol, rtol);
@@ -153,7 +169,14 @@ export async function runVerify(opts: VerifyOptions, ctx: VerifyContext = {}): P
 
     const results: RunResult[] = built.map((v) => {
       const metrics = v.score!.finish();
-      return { label: v.label, file: v.file, metrics, recorded: v.weights?.recorded ?? [], inferenceSeconds: v.seconds, imagesPerSecond: v.seconds > 0 ? count / v.seconds : 0 };
+      return {
+        label: v.label,
+        file: v.file,
+        metrics,
+        recorded: v.weights?.recorded ?? [],
+        inferenceSeconds: v.seconds,
+        imagesPerSecond: v.seconds > 0 ? count / v.seconds : 0,
+      };
     });
     const cmp = comparison!.finish(built[0]!.label, built[1]!.label, results[0]!.metrics, results[1]!.metrics);
     const { verdict, reasons, provesNothing } = judge(plan.report, cmp, results, opts);
@@ -170,7 +193,24 @@ export async function runVerify(opts: VerifyOptions, ctx: VerifyContext = {}): P
         initializers: model.initializers.length,
         externalData: [...new Set(model.initializers.flatMap((t) => (t.external ? [t.external.location] : [])))],
       },
-      data: { path: set.path, format: set.format, samples: count, classes, classNames: set.classNames, preprocess: { layout: pre.layout, channels: pre.channels, height: pre.height, width: pre.width, resize: pre.resize, scale: pre.scale, mean: pre.mean, std: pre.std }, notes: set.notes },
+      data: {
+        path: set.path,
+        format: set.format,
+        samples: count,
+        classes,
+        classNames: set.classNames,
+        preprocess: {
+          layout: pre.layout,
+          channels: pre.channels,
+          height: pre.height,
+          width: pre.width,
+          resize: pre.resize,
+          scale: pre.scale,
+          mean: pre.mean,
+          std: pre.std,
+        },
+        notes: set.notes,
+      },
       provider: sessions.provider,
       batchSize: batch,
       binding: plan.report,
@@ -194,7 +234,13 @@ export async function runVerify(opts: VerifyOptions, ctx: VerifyContext = {}): P
  * whenever no checkpoint tensor reached the graph or a checkpoint lacks tensors the graph uses.
  * Problems come first in `reasons`, then the facts behind the verdict.
  */
-export function judge(binding: VerifyReport['binding'], cmp: VerifyReport['comparison'], runs: RunResult[], opts: VerifyOptions, strictlyLoaded = false): { verdict: Verdict; reasons: string[]; provesNothing: boolean } {
+export function judge(
+  binding: VerifyReport['binding'],
+  cmp: VerifyReport['comparison'],
+  runs: RunResult[],
+  opts: VerifyOptions,
+  strictlyLoaded = false,
+): { verdict: Verdict; reasons: string[]; provesNothing: boolean } {
   const problems: string[] = [];
   const facts: string[] = [];
   const n = runs[0]!.metrics.samples;
@@ -212,7 +258,11 @@ export function judge(binding: VerifyReport['binding'], cmp: VerifyReport['compa
   } else {
     verdict = 'FAIL';
     const diff = Math.round((1 - cmp.identicalPredictions) * n);
-    problems.push(diff ? `${diff} of ${n} predictions differ from ${vs}; max |Δlogit| ${maxDiff}` : `${cmp.outsideTolerance} logits are outside atol ${cmp.atol} + rtol ${cmp.rtol} of ${vs}; max |Δlogit| ${maxDiff}`);
+    problems.push(
+      diff
+        ? `${diff} of ${n} predictions differ from ${vs}; max |Δlogit| ${maxDiff}`
+        : `${cmp.outsideTolerance} logits are outside atol ${cmp.atol} + rtol ${cmp.rtol} of ${vs}; max |Δlogit| ${maxDiff}`,
+    );
   }
   if (provesNothing) {
     verdict = 'FAIL';
@@ -221,28 +271,43 @@ export function judge(binding: VerifyReport['binding'], cmp: VerifyReport['compa
   for (const [label, missing] of Object.entries(binding.missingTensors)) {
     if (!missing.length) continue;
     verdict = 'FAIL';
-    problems.push(`${label === 'against' ? opts.against : opts.checkpoint} lacks ${missing.length} tensor${missing.length > 1 ? 's' : ''} the graph uses (${missing[0]}); the graph's values stood in`);
+    problems.push(
+      `${label === 'against' ? opts.against : opts.checkpoint} lacks ${missing.length} tensor${missing.length > 1 ? 's' : ''} the graph uses (${missing[0]}); the graph's values stood in`,
+    );
   }
   const unconfirmed = binding.initializers.filter((i) => i.kind === 'unconfirmed');
   if (unconfirmed.length) {
     const idle = unconfirmed.filter((i) => !i.used);
-    const names = `${unconfirmed.slice(0, 3).map((i) => `${i.name}${i.maxAbsDiff?.['checkpoint'] !== undefined ? ` (max |Δ| ${i.maxAbsDiff['checkpoint'].toPrecision(3)})` : ''}`).join(', ')}${unconfirmed.length > 3 ? ', ...' : ''}`;
+    const names = `${unconfirmed
+      .slice(0, 3)
+      .map((i) => `${i.name}${i.maxAbsDiff?.['checkpoint'] !== undefined ? ` (max |Δ| ${i.maxAbsDiff['checkpoint'].toPrecision(3)})` : ''}`)
+      .join(', ')}${unconfirmed.length > 3 ? ', ...' : ''}`;
     const one = unconfirmed.length === 1;
     const some = `${unconfirmed.length} initializer${one ? '' : 's'}`;
     if (cmp.reference === 'graph' && idle.length) {
       // Without --against the graph is the reference: a checkpoint tensor that differs from it fails.
       verdict = 'FAIL';
-      problems.push(`${some} of the graph ${one ? 'differs' : 'differ'} from the checkpoint tensor${one ? '' : 's'} of the same name and shape: ${names}; this is not the checkpoint the graph was exported from (compare two checkpoints with --against, or use them anyway with --trust-names)`);
+      problems.push(
+        `${some} of the graph ${one ? 'differs' : 'differ'} from the checkpoint tensor${one ? '' : 's'} of the same name and shape: ${names}; this is not the checkpoint the graph was exported from (compare two checkpoints with --against, or use them anyway with --trust-names)`,
+      );
     } else {
       if (idle.length && verdict === 'PASS') verdict = 'WARN';
-      problems.push(`${some} ${one ? 'matches' : 'match'} checkpoint tensors by name, but no checkpoint's values confirm the binding: ${names}; ${idle.length ? 'kept as graph constants (use them anyway with --trust-names)' : 'used anyway (--trust-names)'}`);
+      problems.push(
+        `${some} ${one ? 'matches' : 'match'} checkpoint tensors by name, but no checkpoint's values confirm the binding: ${names}; ${idle.length ? 'kept as graph constants (use them anyway with --trust-names)' : 'used anyway (--trust-names)'}`,
+      );
     }
   }
   for (const [label, share] of Object.entries(binding.parameterCoverage ?? {})) {
     if (provesNothing || share >= 1) continue;
     const missed = (binding.unreached?.[label] ?? []).filter((u) => !u.key.endsWith('num_batches_tracked'));
-    facts.push(`${(share * 100).toFixed(1)}% of ${label === 'against' ? opts.against : opts.checkpoint}'s parameters reached the graph; not ${missed.slice(0, 4).map((u) => `${u.key} (${u.reason})`).join(', ')}${missed.length > 4 ? `, and ${missed.length - 4} more` : ''}`);
+    facts.push(
+      `${(share * 100).toFixed(1)}% of ${label === 'against' ? opts.against : opts.checkpoint}'s parameters reached the graph; not ${missed
+        .slice(0, 4)
+        .map((u) => `${u.key} (${u.reason})`)
+        .join(', ')}${missed.length > 4 ? `, and ${missed.length - 4} more` : ''}`,
+    );
   }
-  if (!provesNothing && binding.coverage < 1) facts.push(`${(binding.coverage * 100).toFixed(1)}% of the graph's weights came from the checkpoint; the rest are graph constants`);
+  if (!provesNothing && binding.coverage < 1)
+    facts.push(`${(binding.coverage * 100).toFixed(1)}% of the graph's weights came from the checkpoint; the rest are graph constants`);
   return { verdict, reasons: [...problems, ...facts], provesNothing };
 }

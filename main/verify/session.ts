@@ -13,14 +13,16 @@ type Ort = typeof import('onnxruntime-node');
 let ortPromise: Promise<Ort> | null = null;
 
 export function loadOrt(): Promise<Ort> {
-  ortPromise ??= import('onnxruntime-node').then((ort) => {
-    // The failed CUDA attempt logs at error level on stderr; the exception carries the same text.
-    ort.env.logLevel = 'fatal';
-    return ort;
-  }).catch((e: Error) => {
-    ortPromise = null;
-    return fail('unsupported', `onnxruntime-node does not load on this machine (${e.message.split('\n')[0]}); reinstall the app's dependencies`);
-  });
+  ortPromise ??= import('onnxruntime-node')
+    .then((ort) => {
+      // The failed CUDA attempt logs at error level on stderr; the exception carries the same text.
+      ort.env.logLevel = 'fatal';
+      return ort;
+    })
+    .catch((e: Error) => {
+      ortPromise = null;
+      return fail('unsupported', `onnxruntime-node does not load on this machine (${e.message.split('\n')[0]}); reinstall the app's dependencies`);
+    });
   return ortPromise;
 }
 
@@ -50,7 +52,11 @@ export interface Sessions {
 export async function sessionsFor(device: DeviceRequest, first: Uint8Array): Promise<{ sessions: Sessions; firstSession: InferenceSession }> {
   const ort = await loadOrt();
   // Two sessions take turns batch by batch; idle intra-op threads that keep spinning would slow the other one.
-  const base: InferenceSession.SessionOptions = { graphOptimizationLevel: 'all', logSeverityLevel: 3, extra: { session: { intra_op: { allow_spinning: '0' } } } };
+  const base: InferenceSession.SessionOptions = {
+    graphOptimizationLevel: 'all',
+    logSeverityLevel: 3,
+    extra: { session: { intra_op: { allow_spinning: '0' } } },
+  };
   let fallback: string | null = null;
   let providers: InferenceSession.SessionOptions['executionProviders'] = ['cpu'];
   let onCuda = false;
@@ -76,7 +82,13 @@ export async function sessionsFor(device: DeviceRequest, first: Uint8Array): Pro
   return {
     firstSession,
     sessions: {
-      provider: { requested: device.text, used: onCuda ? 'cuda' : 'cpu', deviceId: onCuda ? device.cuda : null, fallback, onnxruntime: ort.env.versions.node ?? ort.env.versions.common },
+      provider: {
+        requested: device.text,
+        used: onCuda ? 'cuda' : 'cpu',
+        deviceId: onCuda ? device.cuda : null,
+        fallback,
+        onnxruntime: ort.env.versions.node ?? ort.env.versions.common,
+      },
       create,
     },
   };

@@ -67,25 +67,62 @@ export function toFloat64(bytes: Uint8Array, dtype: string): Float64Array {
   for (let i = 0; i < n; i++) {
     const o = i * size;
     switch (dtype) {
-      case 'float32': out[i] = dv.getFloat32(o, true); break;
-      case 'float64': out[i] = dv.getFloat64(o, true); break;
-      case 'float16': out[i] = halfToFloat(dv.getUint16(o, true)); break;
-      case 'bfloat16': out[i] = bfloatToFloat(dv.getUint16(o, true)); break;
-      case 'int64': out[i] = Number(dv.getBigInt64(o, true)); break;
-      case 'uint64': out[i] = Number(dv.getBigUint64(o, true)); break;
-      case 'int32': out[i] = dv.getInt32(o, true); break;
-      case 'uint32': out[i] = dv.getUint32(o, true); break;
-      case 'int16': out[i] = dv.getInt16(o, true); break;
-      case 'uint16': out[i] = dv.getUint16(o, true); break;
-      case 'int8': out[i] = dv.getInt8(o); break;
-      case 'uint8': case 'bool': out[i] = bytes[o]!; break;
+      case 'float32':
+        out[i] = dv.getFloat32(o, true);
+        break;
+      case 'float64':
+        out[i] = dv.getFloat64(o, true);
+        break;
+      case 'float16':
+        out[i] = halfToFloat(dv.getUint16(o, true));
+        break;
+      case 'bfloat16':
+        out[i] = bfloatToFloat(dv.getUint16(o, true));
+        break;
+      case 'int64':
+        out[i] = Number(dv.getBigInt64(o, true));
+        break;
+      case 'uint64':
+        out[i] = Number(dv.getBigUint64(o, true));
+        break;
+      case 'int32':
+        out[i] = dv.getInt32(o, true);
+        break;
+      case 'uint32':
+        out[i] = dv.getUint32(o, true);
+        break;
+      case 'int16':
+        out[i] = dv.getInt16(o, true);
+        break;
+      case 'uint16':
+        out[i] = dv.getUint16(o, true);
+        break;
+      case 'int8':
+        out[i] = dv.getInt8(o);
+        break;
+      case 'uint8':
+      case 'bool':
+        out[i] = bytes[o]!;
+        break;
     }
   }
   return out;
 }
 
 const DTYPE_SIZE: Record<string, number> = {
-  float32: 4, float64: 8, float16: 2, bfloat16: 2, int64: 8, uint64: 8, int32: 4, uint32: 4, int16: 2, uint16: 2, int8: 1, uint8: 1, bool: 1,
+  float32: 4,
+  float64: 8,
+  float16: 2,
+  bfloat16: 2,
+  int64: 8,
+  uint64: 8,
+  int32: 4,
+  uint32: 4,
+  int16: 2,
+  uint16: 2,
+  int8: 1,
+  uint8: 1,
+  bool: 1,
 };
 
 export function dtypeSize(dtype: string): number {
@@ -102,19 +139,45 @@ export function fromFloat64(values: Float64Array, dtype: string): Uint8Array {
     const v = values[i]!;
     const o = i * size;
     switch (dtype) {
-      case 'float32': dv.setFloat32(o, v, true); break;
-      case 'float64': dv.setFloat64(o, v, true); break;
-      case 'float16': dv.setUint16(o, floatToHalf(v), true); break;
-      case 'bfloat16': dv.setUint16(o, floatToBfloat(v), true); break;
-      case 'int64': dv.setBigInt64(o, BigInt(Math.trunc(v)), true); break;
-      case 'uint64': dv.setBigUint64(o, BigInt(Math.trunc(v)), true); break;
-      case 'int32': dv.setInt32(o, v, true); break;
-      case 'uint32': dv.setUint32(o, v, true); break;
-      case 'int16': dv.setInt16(o, v, true); break;
-      case 'uint16': dv.setUint16(o, v, true); break;
-      case 'int8': dv.setInt8(o, v); break;
-      case 'uint8': out[o] = v; break;
-      case 'bool': out[o] = v ? 1 : 0; break;
+      case 'float32':
+        dv.setFloat32(o, v, true);
+        break;
+      case 'float64':
+        dv.setFloat64(o, v, true);
+        break;
+      case 'float16':
+        dv.setUint16(o, floatToHalf(v), true);
+        break;
+      case 'bfloat16':
+        dv.setUint16(o, floatToBfloat(v), true);
+        break;
+      case 'int64':
+        dv.setBigInt64(o, BigInt(Math.trunc(v)), true);
+        break;
+      case 'uint64':
+        dv.setBigUint64(o, BigInt(Math.trunc(v)), true);
+        break;
+      case 'int32':
+        dv.setInt32(o, v, true);
+        break;
+      case 'uint32':
+        dv.setUint32(o, v, true);
+        break;
+      case 'int16':
+        dv.setInt16(o, v, true);
+        break;
+      case 'uint16':
+        dv.setUint16(o, v, true);
+        break;
+      case 'int8':
+        dv.setInt8(o, v);
+        break;
+      case 'uint8':
+        out[o] = v;
+        break;
+      case 'bool':
+        out[o] = v ? 1 : 0;
+        break;
     }
   }
   return out;

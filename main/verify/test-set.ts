@@ -49,10 +49,14 @@ export function openTestSet(p: string, format: TestSetFormat | null | undefined,
   }
   const kind = format ?? detect(p, st);
   switch (kind) {
-    case 'npz': return openNpzSet(p, hint);
-    case 'idx': return openIdxSet(p);
-    case 'cifar': return openCifarSet(p);
-    case 'imagefolder': return openImageFolder(p);
+    case 'npz':
+      return openNpzSet(p, hint);
+    case 'idx':
+      return openIdxSet(p);
+    case 'cifar':
+      return openCifarSet(p);
+    case 'imagefolder':
+      return openImageFolder(p);
   }
 }
 
@@ -61,7 +65,12 @@ function detect(p: string, st: fs.Stats): TestSetFormat {
     const names = fs.readdirSync(p);
     if (names.includes('test_batch') || names.includes('data_batch_1') || (names.includes('test') && names.includes('meta'))) return 'cifar';
     if (findIdxImages(p, names)) return 'idx';
-    if (fs.readdirSync(p, { withFileTypes: true }).some((e) => e.isDirectory() || (e.isSymbolicLink() && fs.statSync(path.join(p, e.name), { throwIfNoEntry: false })?.isDirectory()))) return 'imagefolder';
+    if (
+      fs
+        .readdirSync(p, { withFileTypes: true })
+        .some((e) => e.isDirectory() || (e.isSymbolicLink() && fs.statSync(path.join(p, e.name), { throwIfNoEntry: false })?.isDirectory()))
+    )
+      return 'imagefolder';
     fail('usage', `${p}: no test set found here (expected class folders of images, idx files, or CIFAR batches); pass a .npz, a folder, or --data-format`, p);
   }
   if (/\.npz$/i.test(p)) return 'npz';

@@ -36,12 +36,23 @@ export function convertBenchmarks(dir: string): BenchResult[] {
     cpSync.push(timed(['sh', '-c', `cp "$0" "$1" && sync "$1"`, src, out]));
     if (i < Math.min(RUNS, 3)) {
       clean();
-      torch.push(timed(['/usr/bin/python3', '-c', `import torch,sys; sd=torch.load(sys.argv[1], map_location='cpu'); sd={(k[7:] if k.startswith('module.') else k): v for k, v in sd.items()}; torch.save(sd, sys.argv[2])`, src, out]));
+      torch.push(
+        timed([
+          '/usr/bin/python3',
+          '-c',
+          `import torch,sys; sd=torch.load(sys.argv[1], map_location='cpu'); sd={(k[7:] if k.startswith('module.') else k): v for k, v in sd.items()}; torch.save(sd, sys.argv[2])`,
+          src,
+          out,
+        ]),
+      );
     }
   }
   clean();
   const m = (xs: Sample[]): number => median(xs.map((x) => x.wallS));
-  const ckW = m(ck), cpW = m(cp), cpsW = m(cpSync), tW = m(torch);
+  const ckW = m(ck),
+    cpW = m(cp),
+    cpsW = m(cpSync),
+    tW = m(torch);
   const rss = Math.max(...ck.map((x) => x.maxRssMB));
   const s = (x: number): string => `${x.toFixed(2)} s`;
 
@@ -57,7 +68,10 @@ export function convertBenchmarks(dir: string): BenchResult[] {
     const two: number[] = [];
     const convertTo = (input: string, out: string): string => `node dist/ckpt.js convert "${input}" --preset cpu -o "${out}" --jobs 1 --json > /dev/null`;
     for (let i = 0; i < RUNS; i++) {
-      for (const [jobs, into] of [[1, j1], [2, j2]] as const) {
+      for (const [jobs, into] of [
+        [1, j1],
+        [2, j2],
+      ] as const) {
         rmSync(batchOut, { recursive: true, force: true });
         settle();
         into.push(timed(['node', 'dist/ckpt.js', 'convert', batchIn, '--preset', 'cpu', '-o', batchOut, '--jobs', String(jobs), '--json']).wallS);
@@ -72,10 +86,28 @@ export function convertBenchmarks(dir: string): BenchResult[] {
   const { b1, b2, two } = batchScaling('batch-2m');
   const small = batchScaling('batch-small');
   return [
-    { name: 'convert 2 GiB DP → cpu, wall / cp wall (medians)', value: `${(ckW / cpW).toFixed(2)}×  (ckpt ${s(ckW)}, cp ${s(cpW)})`, target: '≤ 1.15× cp', pass: ckW <= 1.15 * cpW, detail: `ckpt fsyncs and verifies every byte; against cp + sync of the copy (${s(cpsW)}): ${(ckW / cpsW).toFixed(2)}×. runs: ckpt ${ck.map((x) => s(x.wallS)).join(', ')}; cp ${cp.map((x) => s(x.wallS)).join(', ')}` },
-    { name: 'convert 2 GiB DP → cpu vs torch load + strip + save', value: `${(tW / ckW).toFixed(1)}× faster  (torch ${s(tW)})`, target: '≥ 4×', pass: tW / ckW >= 4, detail: `torch peak RSS ${Math.max(...torch.map((x) => x.maxRssMB)).toFixed(0)} MB` },
+    {
+      name: 'convert 2 GiB DP → cpu, wall / cp wall (medians)',
+      value: `${(ckW / cpW).toFixed(2)}×  (ckpt ${s(ckW)}, cp ${s(cpW)})`,
+      target: '≤ 1.15× cp',
+      pass: ckW <= 1.15 * cpW,
+      detail: `ckpt fsyncs and verifies every byte; against cp + sync of the copy (${s(cpsW)}): ${(ckW / cpsW).toFixed(2)}×. runs: ckpt ${ck.map((x) => s(x.wallS)).join(', ')}; cp ${cp.map((x) => s(x.wallS)).join(', ')}`,
+    },
+    {
+      name: 'convert 2 GiB DP → cpu vs torch load + strip + save',
+      value: `${(tW / ckW).toFixed(1)}× faster  (torch ${s(tW)})`,
+      target: '≥ 4×',
+      pass: tW / ckW >= 4,
+      detail: `torch peak RSS ${Math.max(...torch.map((x) => x.maxRssMB)).toFixed(0)} MB`,
+    },
     { name: 'convert 2 GiB DP → cpu, peak RSS', value: `${rss.toFixed(0)} MB`, target: '≤ 150 MB', pass: rss <= 150 },
-    { name: 'batch of 200 × 2 MiB checkpoints, --jobs 2 vs --jobs 1', value: `${(b1 / b2).toFixed(2)}×  (${s(b2)} vs ${s(b1)})`, target: '≥ 1.7×', pass: b1 / b2 >= 1.7, detail: `ceiling on this machine, two independent processes with half the files each: ${(b1 / two).toFixed(2)}× (${s(two)}). 200 × 130 KB files: --jobs 2 ${(small.b1 / small.b2).toFixed(2)}× (${s(small.b2)} vs ${s(small.b1)}), two processes ${(small.b1 / small.two).toFixed(2)}× (${s(small.two)})` },
+    {
+      name: 'batch of 200 × 2 MiB checkpoints, --jobs 2 vs --jobs 1',
+      value: `${(b1 / b2).toFixed(2)}×  (${s(b2)} vs ${s(b1)})`,
+      target: '≥ 1.7×',
+      pass: b1 / b2 >= 1.7,
+      detail: `ceiling on this machine, two independent processes with half the files each: ${(b1 / two).toFixed(2)}× (${s(two)}). 200 × 130 KB files: --jobs 2 ${(small.b1 / small.b2).toFixed(2)}× (${s(small.b2)} vs ${s(small.b1)}), two processes ${(small.b1 / small.two).toFixed(2)}× (${s(small.two)})`,
+    },
   ];
 }
 
@@ -85,9 +117,15 @@ function splitInHalves(folder: string): [string, string] {
   rmSync(root, { recursive: true, force: true });
   const halves: [string, string] = [join(root, 'a'), join(root, 'b')];
   halves.forEach((h) => mkdirSync(h, { recursive: true }));
-  readdirSync(folder).sort().forEach((f, i) => {
-    const to = join(halves[i % 2]!, f);
-    try { linkSync(join(folder, f), to); } catch { copyFileSync(join(folder, f), to); }
-  });
+  readdirSync(folder)
+    .sort()
+    .forEach((f, i) => {
+      const to = join(halves[i % 2]!, f);
+      try {
+        linkSync(join(folder, f), to);
+      } catch {
+        copyFileSync(join(folder, f), to);
+      }
+    });
   return halves;
 }

@@ -40,9 +40,18 @@ export function deepspeedBenchmarks(dir: string): BenchResult[] {
   const wall = median(ours.map((x) => x.wallS));
   const peer = median(cat.map((x) => x.wallS));
   return [
-    { name: 'consolidate 2 GiB ZeRO-3 (2 ranks) → one torch file, peak RSS', value: `${rss.toFixed(0)} MB`, target: '≤ 300 MB', pass: rss <= 300, detail: `runs ${ours.map((x) => s(x.wallS)).join(', ')}` },
     {
-      name: 'consolidate 2 GiB ZeRO-3 → one file vs cat rank files > out && sync', value: `${(wall / peer).toFixed(2)}× (${s(wall)} vs ${s(peer)})`, target: '≤ 1.3×', pass: wall / peer <= 1.3,
+      name: 'consolidate 2 GiB ZeRO-3 (2 ranks) → one torch file, peak RSS',
+      value: `${rss.toFixed(0)} MB`,
+      target: '≤ 300 MB',
+      pass: rss <= 300,
+      detail: `runs ${ours.map((x) => s(x.wallS)).join(', ')}`,
+    },
+    {
+      name: 'consolidate 2 GiB ZeRO-3 → one file vs cat rank files > out && sync',
+      value: `${(wall / peer).toFixed(2)}× (${s(wall)} vs ${s(peer)})`,
+      target: '≤ 1.3×',
+      pass: wall / peer <= 1.3,
       detail: `ours includes fsync and verification (the file read back and CRC-checked in a helper thread, each param's slices checked by their combined CRC); cat runs ${cat.map((x) => s(x.wallS)).join(', ')}`,
     },
   ];

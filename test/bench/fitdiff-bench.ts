@@ -44,14 +44,33 @@ export function fitDiffBenchmarks(dir: string): BenchResult[] {
     fitPlain.push(timed(['sh', '-c', 'node dist/ckpt.js fit "$0" "$1" --json > /dev/null', src, plain]));
     fitRenamed.push(timed(['sh', '-c', 'node dist/ckpt.js fit "$0" "$1" --json > /dev/null; test $? -le 1', src, renamed]));
   }
-  const step = (target: string): number => Number(spawnSync('node', ['--import', 'tsx', 'test/bench/fit-step.ts', src, target], { encoding: 'utf8' }).stdout.trim()) / 1000;
+  const step = (target: string): number =>
+    Number(spawnSync('node', ['--import', 'tsx', 'test/bench/fit-step.ts', src, target], { encoding: 'utf8' }).stdout.trim()) / 1000;
   const stepPlain = step(plain);
   const stepRenamed = step(renamed);
   const s = (x: number): string => `${x.toFixed(2)} s`;
   return [
-    { name: 'diff 2 × 2 GiB vs cat a b', value: `${ratio.toFixed(2)} × (${s(m(diff))} vs ${s(m(cat))})`, target: '≤ 1.3 ×', pass: ratio <= 1.3, detail: `diff runs ${diff.map((x) => x.wallS.toFixed(2)).join(', ')}; cat ${cat.map((x) => x.wallS.toFixed(2)).join(', ')}` },
+    {
+      name: 'diff 2 × 2 GiB vs cat a b',
+      value: `${ratio.toFixed(2)} × (${s(m(diff))} vs ${s(m(cat))})`,
+      target: '≤ 1.3 ×',
+      pass: ratio <= 1.3,
+      detail: `diff runs ${diff.map((x) => x.wallS.toFixed(2)).join(', ')}; cat ${cat.map((x) => x.wallS.toFixed(2)).join(', ')}`,
+    },
     { name: 'diff peak RSS', value: `${rss.toFixed(0)} MB`, target: '≤ 200 MB', pass: rss <= 200 },
-    { name: 'fit 10,000 keys vs 10,000 (module. prefix)', value: s(stepPlain), target: '≤ 1 s', pass: stepPlain <= 1, detail: `the fit with the keys read; the whole \`ckpt fit\` command (start, open, fit, print): ${s(m(fitPlain))}` },
-    { name: 'fit 10,000 keys vs 10,000 (every module renamed)', value: s(stepRenamed), target: '≤ 1 s', pass: stepRenamed <= 1, detail: `the whole command: ${s(m(fitRenamed))}` },
+    {
+      name: 'fit 10,000 keys vs 10,000 (module. prefix)',
+      value: s(stepPlain),
+      target: '≤ 1 s',
+      pass: stepPlain <= 1,
+      detail: `the fit with the keys read; the whole \`ckpt fit\` command (start, open, fit, print): ${s(m(fitPlain))}`,
+    },
+    {
+      name: 'fit 10,000 keys vs 10,000 (every module renamed)',
+      value: s(stepRenamed),
+      target: '≤ 1 s',
+      pass: stepRenamed <= 1,
+      detail: `the whole command: ${s(m(fitRenamed))}`,
+    },
   ];
 }

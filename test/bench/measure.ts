@@ -1,10 +1,18 @@
 import { spawnSync } from 'node:child_process';
 
-export interface Sample { wallS: number; maxRssMB: number }
+export interface Sample {
+  wallS: number;
+  maxRssMB: number;
+}
 
 /** Runs a command under GNU time; returns wall seconds and peak RSS. Fails loudly on a non-zero exit. */
 export function measure(cmd: string[], opts: { env?: Record<string, string>; cwd?: string } = {}): Sample {
-  const r = spawnSync('/usr/bin/time', ['-f', '__TIME__ %e %M', ...cmd], { encoding: 'utf8', env: { ...process.env, ...opts.env }, cwd: opts.cwd, maxBuffer: 1 << 30 });
+  const r = spawnSync('/usr/bin/time', ['-f', '__TIME__ %e %M', ...cmd], {
+    encoding: 'utf8',
+    env: { ...process.env, ...opts.env },
+    cwd: opts.cwd,
+    maxBuffer: 1 << 30,
+  });
   const m = /__TIME__ ([\d.]+) (\d+)/.exec(r.stderr);
   if (r.status !== 0 || !m) throw new Error(`${cmd.join(' ')} failed (${r.status}): ${r.stderr.slice(-500)}`);
   // GNU time's %e has 10 ms resolution; use our own clock too and take the finer one

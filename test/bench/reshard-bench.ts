@@ -74,7 +74,10 @@ export function reshardBenchmarks(dir: string): BenchResult[] {
   // RUNS each, interleaved: single runs on this disk swing by 2× (first write after a delete)
   const split = new Map<string, Sample[]>();
   for (let i = 0; i < RUNS; i++) {
-    for (const [what, args] of [['dcp:2', ['--to', 'dcp:2']], ['safetensors shards of 500MB', ['--to', 'shards:500MB']]] as const) {
+    for (const [what, args] of [
+      ['dcp:2', ['--to', 'dcp:2']],
+      ['safetensors shards of 500MB', ['--to', 'shards:500MB']],
+    ] as const) {
       const o = join(dir, 'reshard-split');
       rmSync(o, { recursive: true, force: true });
       settle();
@@ -85,7 +88,13 @@ export function reshardBenchmarks(dir: string): BenchResult[] {
   let torch: Sample | null = null;
   if (existsSync(TORCH2)) {
     clean();
-    torch = timed([TORCH2, '-c', 'import sys; from torch.distributed.checkpoint.format_utils import dcp_to_torch_save as f; f(sys.argv[1], sys.argv[2])', folder, out]);
+    torch = timed([
+      TORCH2,
+      '-c',
+      'import sys; from torch.distributed.checkpoint.format_utils import dcp_to_torch_save as f; f(sys.argv[1], sys.argv[2])',
+      folder,
+      out,
+    ]);
   }
   clean();
   const rss = Math.max(...merge.map((s) => s.maxRssMB));
@@ -93,13 +102,38 @@ export function reshardBenchmarks(dir: string): BenchResult[] {
   const wall = median(merge.map((s) => s.wallS));
   const s = (x: number): string => `${x.toFixed(2)} s`;
   const results: BenchResult[] = [
-    { name: 'reshard 2 GiB DCP folder → single, peak RSS', value: `${rss.toFixed(0)} MB`, target: '≤ 300 MB', pass: rss <= 300, detail: `folder written by ${madeBy}; ${s(wall)} median wall incl. verification (output read back; every piece cut back out of it and matched with its source bytes); runs ${merge.map((x) => s(x.wallS)).join(', ')}` },
-    { name: 'convert 2 GiB DCP folder → cpu, peak RSS', value: `${crss.toFixed(0)} MB`, target: '≤ 300 MB', pass: crss <= 300, detail: `${s(median(convert.map((x) => x.wallS)))} median wall` },
+    {
+      name: 'reshard 2 GiB DCP folder → single, peak RSS',
+      value: `${rss.toFixed(0)} MB`,
+      target: '≤ 300 MB',
+      pass: rss <= 300,
+      detail: `folder written by ${madeBy}; ${s(wall)} median wall incl. verification (output read back; every piece cut back out of it and matched with its source bytes); runs ${merge.map((x) => s(x.wallS)).join(', ')}`,
+    },
+    {
+      name: 'convert 2 GiB DCP folder → cpu, peak RSS',
+      value: `${crss.toFixed(0)} MB`,
+      target: '≤ 300 MB',
+      pass: crss <= 300,
+      detail: `${s(median(convert.map((x) => x.wallS)))} median wall`,
+    },
   ];
   for (const [what, xs] of split) {
     const peak = Math.max(...xs.map((x) => x.maxRssMB));
-    results.push({ name: `reshard 2 GiB DP file → ${what}, peak RSS`, value: `${peak.toFixed(0)} MB`, target: '≤ 300 MB', pass: peak <= 300, detail: `${s(median(xs.map((x) => x.wallS)))} median wall incl. verification; runs ${xs.map((x) => s(x.wallS)).join(', ')}` });
+    results.push({
+      name: `reshard 2 GiB DP file → ${what}, peak RSS`,
+      value: `${peak.toFixed(0)} MB`,
+      target: '≤ 300 MB',
+      pass: peak <= 300,
+      detail: `${s(median(xs.map((x) => x.wallS)))} median wall incl. verification; runs ${xs.map((x) => s(x.wallS)).join(', ')}`,
+    });
   }
-  if (torch) results.push({ name: 'reshard DCP → single vs torch dcp_to_torch_save', value: `${(torch.wallS / wall).toFixed(1)}× the speed, ${(torch.maxRssMB / rss).toFixed(0)}× less memory`, target: 'informative', pass: true, detail: `torch ${s(torch.wallS)}, peak RSS ${torch.maxRssMB.toFixed(0)} MB` });
+  if (torch)
+    results.push({
+      name: 'reshard DCP → single vs torch dcp_to_torch_save',
+      value: `${(torch.wallS / wall).toFixed(1)}× the speed, ${(torch.maxRssMB / rss).toFixed(0)}× less memory`,
+      target: 'informative',
+      pass: true,
+      detail: `torch ${s(torch.wallS)}, peak RSS ${torch.maxRssMB.toFixed(0)} MB`,
+    });
   return results;
 }

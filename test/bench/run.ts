@@ -20,7 +20,13 @@ groups['verify-python'] = (await import('./verify-python-bench.ts')).verifyPytho
 groups['fitdiff'] = (await import('./fitdiff-bench.ts')).fitDiffBenchmarks;
 groups['scale'] = (await import('./scale-bench.ts')).scaleBenchmarks;
 groups['deepspeed'] = (await import('./deepspeed-bench.ts')).deepspeedBenchmarks;
-export interface BenchResult { name: string; value: string; target: string; pass: boolean; detail?: string }
+export interface BenchResult {
+  name: string;
+  value: string;
+  target: string;
+  pass: boolean;
+  detail?: string;
+}
 
 const results: BenchResult[] = [];
 for (const [name, run] of Object.entries(groups)) {

@@ -41,7 +41,20 @@ export function verifyBenchmarks(): BenchResult[] {
   const oursWall: number[] = [];
   const theirs: number[] = [];
   const theirsWall: number[] = [];
-  const args = ['dist/ckpt.js', 'verify', '--model', `${SAMPLE}/model.onnx`, '--data', `${SAMPLE}/digits-test.npz`, `${SAMPLE}/dp.pt`, '--against', `${SAMPLE}/cpu.pt`, '--device', 'cpu', '--json'];
+  const args = [
+    'dist/ckpt.js',
+    'verify',
+    '--model',
+    `${SAMPLE}/model.onnx`,
+    '--data',
+    `${SAMPLE}/digits-test.npz`,
+    `${SAMPLE}/dp.pt`,
+    '--against',
+    `${SAMPLE}/cpu.pt`,
+    '--device',
+    'cpu',
+    '--json',
+  ];
   for (let i = 0; i < RUNS; i++) {
     const t = performance.now();
     const r = spawnSync('node', args, { encoding: 'utf8', maxBuffer: 1 << 26 });
@@ -60,7 +73,19 @@ export function verifyBenchmarks(): BenchResult[] {
   const tw = median(theirsWall);
   const ips = (x: number): string => `${Math.round(x).toLocaleString('en-US')} images/s`;
   return [
-    { name: 'verify inference throughput, onnxruntime CPU vs torch CPU eval (DigitsCNN, batches of 64)', value: `${ips(o)} vs ${ips(t)} (${(o / t).toFixed(2)}×)`, target: '≥ 1× torch', pass: o >= t, detail: `runs: ckpt ${ours.map((x) => Math.round(x)).join(', ')}; torch ${theirs.map((x) => Math.round(x)).join(', ')}` },
-    { name: 'ckpt verify, 2 checkpoints × 360 samples, process wall vs the same in a torch script', value: `${ow.toFixed(2)} s vs ${tw.toFixed(2)} s`, target: '≤ torch script', pass: ow <= tw, detail: `ckpt: node start, worker thread, onnxruntime load, 2 checkpoints read and bound, 2 sessions, 12 batches and the report; torch: python start, import torch, 2 checkpoints, 12 batches. runs: ckpt ${oursWall.map((x) => x.toFixed(2)).join(', ')}; torch ${theirsWall.map((x) => x.toFixed(2)).join(', ')}` },
+    {
+      name: 'verify inference throughput, onnxruntime CPU vs torch CPU eval (DigitsCNN, batches of 64)',
+      value: `${ips(o)} vs ${ips(t)} (${(o / t).toFixed(2)}×)`,
+      target: '≥ 1× torch',
+      pass: o >= t,
+      detail: `runs: ckpt ${ours.map((x) => Math.round(x)).join(', ')}; torch ${theirs.map((x) => Math.round(x)).join(', ')}`,
+    },
+    {
+      name: 'ckpt verify, 2 checkpoints × 360 samples, process wall vs the same in a torch script',
+      value: `${ow.toFixed(2)} s vs ${tw.toFixed(2)} s`,
+      target: '≤ torch script',
+      pass: ow <= tw,
+      detail: `ckpt: node start, worker thread, onnxruntime load, 2 checkpoints read and bound, 2 sessions, 12 batches and the report; torch: python start, import torch, 2 checkpoints, 12 batches. runs: ckpt ${oursWall.map((x) => x.toFixed(2)).join(', ')}; torch ${theirsWall.map((x) => x.toFixed(2)).join(', ')}`,
+    },
   ];
 }

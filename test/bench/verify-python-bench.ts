@@ -44,7 +44,22 @@ export function verifyPythonBenchmarks(): BenchResult[] {
   const theirs: number[] = [];
   const startup: number[] = [];
   const importTorch: number[] = [];
-  const args = ['dist/ckpt.js', 'verify', '--python', PYTHON, '--model-class', `${SAMPLE}/digits_model.py:DigitsCNN`, '--data', `${SAMPLE}/digits-test.npz`, `${SAMPLE}/dp.pt`, '--against', `${SAMPLE}/cpu.pt`, '--device', 'cpu', '--json'];
+  const args = [
+    'dist/ckpt.js',
+    'verify',
+    '--python',
+    PYTHON,
+    '--model-class',
+    `${SAMPLE}/digits_model.py:DigitsCNN`,
+    '--data',
+    `${SAMPLE}/digits-test.npz`,
+    `${SAMPLE}/dp.pt`,
+    '--against',
+    `${SAMPLE}/cpu.pt`,
+    '--device',
+    'cpu',
+    '--json',
+  ];
   for (let i = 0; i < RUNS; i++) {
     const r = spawnSync('node', args, { encoding: 'utf8', maxBuffer: 1 << 26 });
     if (r.status !== 0) throw new Error(`ckpt verify --model-class failed (${r.status}): ${r.stderr}`);

@@ -44,7 +44,11 @@ describe('web mode token', { skip: skip ?? false }, () => {
   });
 
   it('refuses a wrong token, the page and the event socket without it', async () => {
-    const wrong = await fetch(`${server.origin}/api/getWorkspace`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: 'Bearer not-the-token' }, body: '[]' });
+    const wrong = await fetch(`${server.origin}/api/getWorkspace`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: 'Bearer not-the-token' },
+      body: '[]',
+    });
     assert.equal(wrong.status, 401);
     await wrong.body?.cancel();
     const page = await fetch(`${server.origin}/`);
@@ -54,7 +58,11 @@ describe('web mode token', { skip: skip ?? false }, () => {
   });
 
   it('answers the same requests with the token', async () => {
-    const res = await fetch(`${server.origin}/api/getWorkspace`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${server.token}` }, body: '[]' });
+    const res = await fetch(`${server.origin}/api/getWorkspace`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${server.token}` },
+      body: '[]',
+    });
     assert.equal(res.status, 200);
     const ws = (await res.json()) as { shell: string; sampleFile: string };
     assert.equal(ws.shell, 'web');

@@ -73,17 +73,23 @@ describe('batch view', { skip: skip ?? false }, () => {
     const cancelled = await names('cancelled');
     assert.ok(doneBefore.length >= 1, `done before cancel: ${doneBefore.join(', ')}`);
     assert.ok(cancelled.length >= 1, 'some files were cancelled');
-    assert.ok(cancelled.every((n) => n.startsWith('z-large')), `cancelled: ${cancelled.join(', ')}`);
+    assert.ok(
+      cancelled.every((n) => n.startsWith('z-large')),
+      `cancelled: ${cancelled.join(', ')}`,
+    );
     assert.equal(doneBefore.length + cancelled.length, 20);
     await screenshot(page, 'batch-cancelled');
 
     // Resume: what was finished is skipped, the rest is converted.
     await page.getByRole('button', { name: 'Resume' }).click();
     await page.locator('[data-testid="batch-overall"][data-phase="finished"]').waitFor({ timeout: 120_000 });
-    await page.getByTestId('batch-status').filter({ hasText: /^Finished\.$/ }).waitFor();
+    await page
+      .getByTestId('batch-status')
+      .filter({ hasText: /^Finished\.$/ })
+      .waitFor();
     assert.deepEqual(await names('skipped'), doneBefore);
     assert.deepEqual(await names('done'), cancelled);
-    assert.equal(await status('failed').count() + await status('cancelled').count() + await status('pending').count(), 0);
+    assert.equal((await status('failed').count()) + (await status('cancelled').count()) + (await status('pending').count()), 0);
     for (const s of sources) assert.ok(existsSync(join(output, s)), `${s} converted`);
     await screenshot(page, 'batch-resumed');
 

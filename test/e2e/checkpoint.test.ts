@@ -24,11 +24,15 @@ describe('checkpoint view', { skip: skip ?? false }, () => {
     // The key tree shows the wrapper prefix as a chip, with the model's keys under it.
     const tree = page.getByRole('tree', { name: 'Key tree' });
     await tree.getByText('module.', { exact: true }).waitFor();
-    assert.ok(await tree.getByRole('treeitem', { name: /running_mean/ }).count() >= 2);
+    assert.ok((await tree.getByRole('treeitem', { name: /running_mean/ }).count()) >= 2);
     assert.equal(await page.getByTestId('security').getAttribute('data-verdict'), 'safe');
 
     // Selecting a tensor reads its values on the Node side.
-    await tree.getByRole('treeitem').filter({ hasText: /^\s*weight/ }).first().click();
+    await tree
+      .getByRole('treeitem')
+      .filter({ hasText: /^\s*weight/ })
+      .first()
+      .click();
     const stats = page.getByTestId('tensor-stats');
     await stats.waitFor();
     assert.match(await stats.innerText(), /elements\s+72\b/);
@@ -80,7 +84,14 @@ describe('checkpoint view', { skip: skip ?? false }, () => {
     await page.keyboard.press('Home');
     await page.keyboard.press('ArrowLeft');
     assert.equal(await items.count(), all - 2, 'conv1 collapsed over its weight and bias');
-    assert.equal(await tree.getByRole('treeitem', { expanded: false }).first().innerText().then((t) => t.trim().split(/\s/)[0]), 'conv1');
+    assert.equal(
+      await tree
+        .getByRole('treeitem', { expanded: false })
+        .first()
+        .innerText()
+        .then((t) => t.trim().split(/\s/)[0]),
+      'conv1',
+    );
     await page.keyboard.press('ArrowRight');
     assert.equal(await items.count(), all, 'and opened again');
     await page.keyboard.press('End');
@@ -126,7 +137,7 @@ describe('key tree with 10,000 tensors', { skip: skip ?? torchSkipReason() ?? fa
     assert.ok(rendered > 10 && rendered < 120, `${rendered} rows in the DOM for 10,000 keys`);
 
     // Scroll to the end in steps, as a wheel would, timing each frame.
-    const frames = await page.evaluate(`(async () => {
+    const frames = (await page.evaluate(`(async () => {
       const v = document.querySelector('[data-testid="key-tree"]');
       const times = [];
       let last = performance.now();
@@ -138,10 +149,10 @@ describe('key tree with 10,000 tensors', { skip: skip ?? torchSkipReason() ?? fa
         last = now;
       }
       return times;
-    })()`) as number[];
+    })()`)) as number[];
     const last = list.getByTestId('key-row').filter({ hasText: 'module.layers.1999.norm.weight' });
     await last.waitFor();
-    assert.ok(await rows.count() < 120, 'still only the visible rows after scrolling');
+    assert.ok((await rows.count()) < 120, 'still only the visible rows after scrolling');
     const sorted = [...frames].sort((a, b) => a - b);
     const median = sorted[Math.floor(sorted.length / 2)]!;
     assert.ok(frames.length > 50, `${frames.length} scroll steps`);

@@ -11,7 +11,6 @@ import { browserSkipReason, openByAddress, SAMPLE_DIR, screenshot, serveAndBrows
 const skip = browserSkipReason();
 const TRAIN = join(SAMPLE_DIR, 'checkpoint.pth.tar');
 
-
 describe('convert form safety', { skip: skip ?? false }, () => {
   let dir: string;
   let empty: string;
@@ -45,7 +44,10 @@ describe('convert form safety', { skip: skip ?? false }, () => {
 
     // Another source: the output goes back to the default beside it, and Overwrite is gone.
     await openByAddress(page, 'convert', TRAIN);
-    await page.getByTestId('output-note').filter({ hasText: `Output reset to the default for checkpoint.pth.tar: ${out} was chosen for dp.pt.` }).waitFor();
+    await page
+      .getByTestId('output-note')
+      .filter({ hasText: `Output reset to the default for checkpoint.pth.tar: ${out} was chosen for dp.pt.` })
+      .waitFor();
     assert.equal(await page.getByTestId('output-path').inputValue(), '');
     await preview.getByText(join(SAMPLE_DIR, 'checkpoint.cpu.pth.tar'), { exact: true }).waitFor();
     assert.equal(await page.getByTestId('replaces').count(), 0);
@@ -86,7 +88,7 @@ describe('convert form safety', { skip: skip ?? false }, () => {
     const { page } = app.browser;
     await showView(page, 'Convert');
     const rules = page.locator('details.rules');
-    if (!(await rules.getAttribute('open') !== null)) await page.getByText('Custom rules', { exact: true }).click();
+    if (!((await rules.getAttribute('open')) !== null)) await page.getByText('Custom rules', { exact: true }).click();
     const include = page.getByRole('textbox', { name: 'Include' });
     await include.fill('conv(');
     assert.equal(await include.getAttribute('aria-invalid'), 'true');

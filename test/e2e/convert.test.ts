@@ -35,12 +35,21 @@ describe('convert view', { skip: skip ?? false }, () => {
 
     await page.getByText('Custom rules', { exact: true }).click();
     await page.getByRole('textbox', { name: 'Exclude' }).fill('^fc\\.');
-    await preview.getByTestId('dropped-count').filter({ hasText: /^2\s+dropped/ }).waitFor();
+    await preview
+      .getByTestId('dropped-count')
+      .filter({ hasText: /^2\s+dropped/ })
+      .waitFor();
     await page.getByRole('textbox', { name: 'Exclude' }).fill('(');
-    await page.getByRole('alert').filter({ hasText: /Exclude: '\(' is not a valid regular expression/ }).waitFor();
+    await page
+      .getByRole('alert')
+      .filter({ hasText: /Exclude: '\(' is not a valid regular expression/ })
+      .waitFor();
     assert.equal(await page.getByRole('button', { name: 'Run conversion' }).isDisabled(), true);
     await page.getByRole('textbox', { name: 'Exclude' }).fill('');
-    await preview.getByTestId('dropped-count').filter({ hasText: /^0\s+dropped/ }).waitFor();
+    await preview
+      .getByTestId('dropped-count')
+      .filter({ hasText: /^0\s+dropped/ })
+      .waitFor();
 
     const out = join(dir, 'digits-cpu.pt');
     await page.getByTestId('output-path').fill(out);
@@ -74,7 +83,10 @@ describe('convert view', { skip: skip ?? false }, () => {
       const keys = ck.report.tensors.map((t) => String(t.path[t.path.length - 1]));
       assert.equal(keys.length, 16);
       assert.ok(keys.includes('conv1.weight') && keys.includes('fc.bias'));
-      assert.deepEqual(keys.filter((k) => k.startsWith('module.')), []);
+      assert.deepEqual(
+        keys.filter((k) => k.startsWith('module.')),
+        [],
+      );
       assert.deepEqual(Object.keys(ck.report.totals.byDevice), ['cpu']);
       assert.equal(ck.report.layout.kind, 'cpu');
     } finally {

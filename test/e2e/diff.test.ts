@@ -31,7 +31,9 @@ describe('diff view', { skip: skip ?? false }, () => {
     await page.locator('[data-verdict="different"]').waitFor();
     const rows = page.getByTestId('diff-row');
     assert.equal(await rows.count(), 1);
-    const want = (JSON.parse(readFileSync(join(FIT, 'cases.json'), 'utf8')) as { diff: { name: string; maxAbsDiff?: number }[] }).diff.find((d) => d.name === 'perturbed')!.maxAbsDiff!;
+    const want = (JSON.parse(readFileSync(join(FIT, 'cases.json'), 'utf8')) as { diff: { name: string; maxAbsDiff?: number }[] }).diff.find(
+      (d) => d.name === 'perturbed',
+    )!.maxAbsDiff!;
     const cells = await rows.first().locator('td').allInnerTexts();
     assert.equal(cells[0], 'conv2.weight');
     assert.equal(Number(cells[2]), Number(want.toPrecision(4)));

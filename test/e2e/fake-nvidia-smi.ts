@@ -13,7 +13,9 @@ export function fakeA100(): string {
   mkdirSync(dir, { recursive: true });
   const na = Array(8).fill('[N/A]').join(', ');
   const rows = Array.from({ length: 8 }, (_, i) => `${i}, [N/A], NVIDIA A100-SXM4-40GB, ${na}, 525.125.06`).join('\n');
-  writeFileSync(join(dir, 'nvidia-smi'), `#!/bin/bash
+  writeFileSync(
+    join(dir, 'nvidia-smi'),
+    `#!/bin/bash
 case "$1" in
   --query-gpu=*) printf '%s\\n' '${rows.split('\n').join("' '")}' ;;
   --query-compute-apps=*) ;;
@@ -21,7 +23,8 @@ case "$1" in
   "") ;;
   *) echo "fake nvidia-smi: unexpected arguments: $*" >&2; exit 99 ;;
 esac
-`);
+`,
+  );
   chmodSync(join(dir, 'nvidia-smi'), 0o755);
   return dir;
 }

@@ -11,7 +11,7 @@ const skip = browserSkipReason();
 describe('fit to model', { skip: skip ?? false }, () => {
   const app = serveAndBrowse({ height: 1100 });
 
-  it('shows torch\'s complaint, the rule and the key table; a bad paste is one line', { timeout: 90_000 }, async () => {
+  it("shows torch's complaint, the rule and the key table; a bad paste is one line", { timeout: 90_000 }, async () => {
     const { page } = app.browser;
     await page.getByRole('region', { name: 'Layout' }).getByTestId('layout-verdict').waitFor();
     await showView(page, 'Convert');

@@ -129,7 +129,10 @@ export interface BrowserOptions {
  * hooks registered earlier, which write its files), both stopped after its tests. `url` picks
  * the page to open on the running server; the server's start URL by default.
  */
-export function serveAndBrowse(opts: { env?: () => Record<string, string | undefined>; url?: (server: Server) => string } & BrowserOptions = {}): { readonly server: Server; readonly browser: Browser } {
+export function serveAndBrowse(opts: { env?: () => Record<string, string | undefined>; url?: (server: Server) => string } & BrowserOptions = {}): {
+  readonly server: Server;
+  readonly browser: Browser;
+} {
   const app = {} as { server: Server; browser: Browser };
   before(async () => {
     app.server = await startServer(opts.env?.());
@@ -147,7 +150,16 @@ export async function openBrowser(url: string, opts: BrowserOptions = {}): Promi
   const profile = tempDir('profile');
   const context = await chromium.launchPersistentContext(profile, {
     executablePath: CHROMIUM,
-    args: ['--headless=new', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    args: [
+      '--headless=new',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
     viewport: { width: opts.width ?? 1360, height: opts.height ?? 860 },
     colorScheme: opts.colorScheme ?? 'dark',
     acceptDownloads: true,
@@ -160,7 +172,9 @@ export async function openBrowser(url: string, opts: BrowserOptions = {}): Promi
   page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
   await page.goto(url);
   return {
-    page, context, problems,
+    page,
+    context,
+    problems,
     close: async () => {
       await context.close();
       rmSync(profile, { recursive: true, force: true });
@@ -193,5 +207,8 @@ export async function showView(page: Page, name: 'Checkpoint' | 'Convert' | 'Bat
 /** Opens a file through the address (`#/VIEW?file=…`), as a bookmark or another tab would, and waits for the top bar to name it. */
 export async function openByAddress(page: Page, view: string, file: string): Promise<void> {
   await page.evaluate(`location.hash = ${JSON.stringify(`#/${view}?file=${encodeURIComponent(file)}`)}`);
-  await page.getByTestId('open-file').filter({ hasText: file.split('/').pop()! }).waitFor();
+  await page
+    .getByTestId('open-file')
+    .filter({ hasText: file.split('/').pop()! })
+    .waitFor();
 }

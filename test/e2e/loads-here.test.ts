@@ -12,7 +12,6 @@ import { browserSkipReason, openByAddress, REPO, SAMPLE_DIR, screenshot, serveAn
 const skip = browserSkipReason();
 const TORCH = join(REPO, 'test', 'fixtures', 'torch');
 
-
 describe('loads on this machine', { skip: skip ?? false }, () => {
   describe('a machine without NVIDIA GPUs', () => {
     let empty: string;
@@ -20,19 +19,31 @@ describe('loads on this machine', { skip: skip ?? false }, () => {
       empty = tempDir('no-smi');
     });
     after(() => rmSync(empty, { recursive: true, force: true }));
-    const app = serveAndBrowse({ env: () => ({ PATH: empty }), url: (s) => `${s.url}#/checkpoint?file=${encodeURIComponent(join(SAMPLE_DIR, 'cuda1.pt'))}`, width: 1024, height: 700 });
+    const app = serveAndBrowse({
+      env: () => ({ PATH: empty }),
+      url: (s) => `${s.url}#/checkpoint?file=${encodeURIComponent(join(SAMPLE_DIR, 'cuda1.pt'))}`,
+      width: 1024,
+      height: 700,
+    });
 
     it('a cuda:1 file: no, because CUDA is not available; Convert to CPU sets it up', { timeout: 60_000 }, async () => {
       const { page } = app.browser;
       const here = page.getByTestId('loads-here');
       await here.and(page.locator('[data-loads="no"]')).waitFor();
-      assert.match(await here.innerText(), /Loads on this machine:\s*no, because cuda:1: Attempting to deserialize object on a CUDA device but torch\.cuda\.is_available\(\) is False/);
+      assert.match(
+        await here.innerText(),
+        /Loads on this machine:\s*no, because cuda:1: Attempting to deserialize object on a CUDA device but torch\.cuda\.is_available\(\) is False/,
+      );
       assert.deepEqual(await here.getByRole('button').allInnerTexts(), ['Convert to CPU']);
       await screenshot(page, 'loads-here-no-gpu-1024');
       await here.getByRole('button', { name: 'Convert to CPU' }).click();
       await page.getByRole('status').filter({ hasText: 'Applied from Devices' }).waitFor();
       assert.equal(await page.getByRole('radio', { name: 'CPU' }).isChecked(), true);
-      await page.getByTestId('preview').getByTestId('device-change').filter({ hasText: /cuda:1\s*→\s*cpu/ }).waitFor();
+      await page
+        .getByTestId('preview')
+        .getByTestId('device-change')
+        .filter({ hasText: /cuda:1\s*→\s*cpu/ })
+        .waitFor();
       assert.deepEqual(app.browser.problems, []);
     });
 
@@ -48,7 +59,10 @@ describe('loads on this machine', { skip: skip ?? false }, () => {
       const here = page.getByTestId('loads-here');
       await here.and(page.locator('[data-loads="yes"]')).waitFor();
       assert.equal(await here.getByRole('button').count(), 0);
-      assert.match(await page.getByRole('list', { name: 'Evidence' }).innerText(), /TorchScript module __torch__\.fixture_models\.SmallCNN at the top level with 16 keys/);
+      assert.match(
+        await page.getByRole('list', { name: 'Evidence' }).innerText(),
+        /TorchScript module __torch__\.fixture_models\.SmallCNN at the top level with 16 keys/,
+      );
     });
 
     it('a numpy .npz: named arrays that numpy.load reads, not torch.load', { timeout: 60_000 }, async () => {
@@ -61,14 +75,17 @@ describe('loads on this machine', { skip: skip ?? false }, () => {
       assert.match(await page.getByTestId('loads-here').innerText(), /Load it with numpy\.load\(f\)/);
       assert.deepEqual(app.browser.problems, []);
     });
-    it('a training checkpoint shows its values: epoch, best_acc (a numpy scalar) and the optimizer\'s lr', { timeout: 60_000 }, async () => {
+    it("a training checkpoint shows its values: epoch, best_acc (a numpy scalar) and the optimizer's lr", { timeout: 60_000 }, async () => {
       const { page } = app.browser;
       await openByAddress(page, 'checkpoint', join(SAMPLE_DIR, 'checkpoint.pth.tar'));
       const values = page.getByTestId('values');
       await values.waitFor();
       const rows = await values.getByTestId('value').allInnerTexts();
       assert.ok(rows.includes('epoch 15 int'), rows.join(' | '));
-      assert.ok(rows.some((r) => /^best_acc 0\.98888885\d* numpy\.float64$/.test(r)), rows.join(' | '));
+      assert.ok(
+        rows.some((r) => /^best_acc 0\.98888885\d* numpy\.float64$/.test(r)),
+        rows.join(' | '),
+      );
       assert.ok(rows.includes('optimizer/param_groups/[0]/lr 0.003 float'), rows.join(' | '));
       await values.getByRole('button', { name: /Show all \d+/ }).click();
       assert.ok((await values.getByTestId('value').count()) > 6);
@@ -83,7 +100,12 @@ describe('loads on this machine', { skip: skip ?? false }, () => {
       fake = fakeA100();
     });
     after(() => rmSync(fake, { recursive: true, force: true }));
-    const app = serveAndBrowse({ env: () => serverEnv(fake, '4,5'), url: (s) => `${s.url}#/checkpoint?file=${encodeURIComponent(join(TORCH, 'cuda3_single.pt'))}`, width: 1024, height: 700 });
+    const app = serveAndBrowse({
+      env: () => serverEnv(fake, '4,5'),
+      url: (s) => `${s.url}#/checkpoint?file=${encodeURIComponent(join(TORCH, 'cuda3_single.pt'))}`,
+      width: 1024,
+      height: 700,
+    });
 
     it('no, because device 3 does not exist here; Map cuda:3 → cuda:0 sets up the remap', { timeout: 60_000 }, async () => {
       const { page } = app.browser;
@@ -96,7 +118,11 @@ describe('loads on this machine', { skip: skip ?? false }, () => {
       await page.getByRole('status').filter({ hasText: 'Applied from Devices' }).waitFor();
       assert.equal(await page.getByRole('textbox', { name: 'Remap from 1' }).inputValue(), 'cuda:3');
       assert.equal(await page.getByRole('textbox', { name: 'Remap to 1' }).inputValue(), 'cuda:0');
-      await page.getByTestId('preview').getByTestId('device-change').filter({ hasText: /cuda:3\s*→\s*cuda:0/ }).waitFor();
+      await page
+        .getByTestId('preview')
+        .getByTestId('device-change')
+        .filter({ hasText: /cuda:3\s*→\s*cuda:0/ })
+        .waitFor();
       assert.deepEqual(app.browser.problems, []);
     });
   });

@@ -56,7 +56,10 @@ describe('re-shard view', { skip: skip ?? false }, () => {
     try {
       const keys = ck.report.tensors.map((t) => String(t.path[t.path.length - 1]));
       assert.equal(keys.length, 16);
-      assert.ok(keys.every((k) => k.startsWith('module.')), 'keys kept as they were (no preset)');
+      assert.ok(
+        keys.every((k) => k.startsWith('module.')),
+        'keys kept as they were (no preset)',
+      );
     } finally {
       ck.close();
     }
@@ -81,7 +84,9 @@ describe('re-shard view', { skip: skip ?? false }, () => {
     assert.equal(await outLayout.locator('rect.piece').count(), 14 * 2 + 2);
     assert.equal(await outLayout.getByTestId('layout-row').filter({ hasText: 'num_batches_tracked' }).locator('rect.piece').count(), 2);
     const first = outLayout.getByTestId('layout-row').first();
-    const halves = await first.locator('rect.piece').evaluateAll((rs) => rs.map((r) => ({ x: Number(r.getAttribute('x')), w: Number(r.getAttribute('width')) })));
+    const halves = await first
+      .locator('rect.piece')
+      .evaluateAll((rs) => rs.map((r) => ({ x: Number(r.getAttribute('x')), w: Number(r.getAttribute('width')) })));
     assert.equal(halves.length, 2);
     assert.ok(Math.abs(halves[0]!.w - halves[1]!.w) < 1e-6, 'two equal halves');
     assert.ok(halves[1]!.x > halves[0]!.x + halves[0]!.w, 'the second half lies in the second file, to the right');

@@ -77,13 +77,16 @@ describe('web mode through a tunnel', { skip: skip ?? false }, () => {
     assert.equal(await verdict.getAttribute('data-kind'), 'dp');
   }
 
-  it('loads the page and answers the API on the tunnel\'s port, with the token taken out of the address', { timeout: 60_000 }, async () => {
+  it("loads the page and answers the API on the tunnel's port, with the token taken out of the address", { timeout: 60_000 }, async () => {
     const { page } = browser;
     await sampleOpen(page);
     assert.equal(new URL(page.url()).port, String(tunnel.port));
     assert.equal(new URL(page.url()).searchParams.get('token'), null);
     const cookies = await browser.context.cookies(`http://127.0.0.1:${tunnel.port}/`);
-    assert.deepEqual(cookies.map((c) => c.name), [`ckpt_token_${tunnel.port}`]);
+    assert.deepEqual(
+      cookies.map((c) => c.name),
+      [`ckpt_token_${tunnel.port}`],
+    );
     // The event socket is up too: no "reconnecting" in the top bar.
     assert.equal(await page.getByText('Connection lost; reconnecting…').count(), 0);
     await screenshot(page, 'tunnel-1024');
@@ -118,7 +121,10 @@ describe('web mode through a tunnel', { skip: skip ?? false }, () => {
     tunnel.dropConnections();
     const banner = page.getByTestId('session-expired');
     await banner.waitFor({ timeout: 30_000 });
-    assert.match(await banner.innerText(), /Session expired\.\s+The server was restarted with a new token.*Open the address `ckpt serve` printed.*--token T or CKPT_TOKEN/s);
+    assert.match(
+      await banner.innerText(),
+      /Session expired\.\s+The server was restarted with a new token.*Open the address `ckpt serve` printed.*--token T or CKPT_TOKEN/s,
+    );
     await screenshot(page, 'session-expired-1024');
     // Opening the new address in this tab gets back in.
     await page.goto(`http://127.0.0.1:${tunnel.port}/?token=${a.token}`);

@@ -17,7 +17,10 @@ describe('verify view, Python model', { skip: skip ?? false }, () => {
   before(() => {
     dir = tempDir('verify-python');
     converted = join(dir, 'dp-cpu.pt');
-    const r = spawnSync(process.execPath, [CLI, 'convert', join(SAMPLE_DIR, 'dp.pt'), '--preset', 'cpu', '-o', converted], { encoding: 'utf8', timeout: 60_000 });
+    const r = spawnSync(process.execPath, [CLI, 'convert', join(SAMPLE_DIR, 'dp.pt'), '--preset', 'cpu', '-o', converted], {
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
     assert.equal(r.status, 0, `ckpt convert failed: ${r.stderr}`);
   });
   after(() => rmSync(dir, { recursive: true, force: true }));
@@ -49,7 +52,11 @@ describe('verify view, Python model', { skip: skip ?? false }, () => {
     // a reload of the same workspace brings the Python source back
     await page.reload();
     await showView(page, 'Verify');
-    await waitFor(async () => (await page.getByTestId('verify-model-class').count()) === 1 && (await page.getByTestId('verify-model-class').inputValue()) === `${join(SAMPLE_DIR, 'digits_model.py')}:DigitsCNN`);
+    await waitFor(
+      async () =>
+        (await page.getByTestId('verify-model-class').count()) === 1 &&
+        (await page.getByTestId('verify-model-class').inputValue()) === `${join(SAMPLE_DIR, 'digits_model.py')}:DigitsCNN`,
+    );
     assert.equal(await page.getByRole('radio', { name: 'Python model' }).isChecked(), true);
     assert.deepEqual(app.browser.problems, []);
   });

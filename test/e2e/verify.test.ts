@@ -17,7 +17,10 @@ describe('verify view', { skip: skip ?? false }, () => {
   before(() => {
     dir = tempDir('verify');
     converted = join(dir, 'dp-cpu.pt');
-    const r = spawnSync(process.execPath, [CLI, 'convert', join(SAMPLE_DIR, 'dp.pt'), '--preset', 'cpu', '-o', converted], { encoding: 'utf8', timeout: 60_000 });
+    const r = spawnSync(process.execPath, [CLI, 'convert', join(SAMPLE_DIR, 'dp.pt'), '--preset', 'cpu', '-o', converted], {
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
     assert.equal(r.status, 0, `ckpt convert failed: ${r.stderr}`);
   });
   after(() => rmSync(dir, { recursive: true, force: true }));
@@ -66,7 +69,14 @@ describe('verify view', { skip: skip ?? false }, () => {
     await page.getByTestId('no-mismatch').waitFor();
     const wrong = page.locator('[data-testid="example"][data-why="wrong"]');
     assert.equal(await wrong.count(), 4);
-    assert.equal(await wrong.first().locator('img').evaluate((img) => (img as unknown as { naturalWidth: number }).naturalWidth), 8, 'the 8×8 test image');
+    assert.equal(
+      await wrong
+        .first()
+        .locator('img')
+        .evaluate((img) => (img as unknown as { naturalWidth: number }).naturalWidth),
+      8,
+      'the 8×8 test image',
+    );
     await screenshot(page, 'verify');
 
     // Exports: the report as JSON, and the HTML page the CLI writes, from the Node side.

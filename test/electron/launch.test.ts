@@ -22,7 +22,8 @@ function electronOrReason(): { bin: string } | { reason: string } {
     return { reason: 'Electron binary not installed (offline install: node_modules/electron has no dist/)' };
   }
   if (typeof bin !== 'string' || !existsSync(bin)) return { reason: `Electron binary missing at ${String(bin)}` };
-  if (process.platform === 'linux' && !process.env['DISPLAY'] && !process.env['WAYLAND_DISPLAY']) return { reason: 'no display (DISPLAY and WAYLAND_DISPLAY are unset); try xvfb-run' };
+  if (process.platform === 'linux' && !process.env['DISPLAY'] && !process.env['WAYLAND_DISPLAY'])
+    return { reason: 'no display (DISPLAY and WAYLAND_DISPLAY are unset); try xvfb-run' };
   return { bin };
 }
 
@@ -43,17 +44,32 @@ test('the window opens on the sample DP checkpoint and shows the DataParallel ve
     assert.match(window.url(), /^app:\/\/ckpt\//);
     // The Node side answers through the preload bridge, and nothing else of Node is in the page.
     const bridge = await window.evaluate(async (file) => {
-      const ckpt = (globalThis as unknown as { ckpt: Record<string, (...a: unknown[]) => Promise<{ ok: boolean; value: { layout: { kind: string }; sampleFile: string } }>> }).ckpt;
+      const ckpt = (
+        globalThis as unknown as {
+          ckpt: Record<string, (...a: unknown[]) => Promise<{ ok: boolean; value: { layout: { kind: string }; sampleFile: string } }>>;
+        }
+      ).ckpt;
       const ws = await ckpt['getWorkspace']!();
       const r = await ckpt['inspect']!(file);
-      return { sampleFile: ws.value.sampleFile, kind: r.value.layout.kind, node: typeof (globalThis as { process?: unknown }).process, require: typeof (globalThis as { require?: unknown }).require };
+      return {
+        sampleFile: ws.value.sampleFile,
+        kind: r.value.layout.kind,
+        node: typeof (globalThis as { process?: unknown }).process,
+        require: typeof (globalThis as { require?: unknown }).require,
+      };
     }, DP);
     assert.equal(bridge.kind, 'dp');
     assert.ok(bridge.sampleFile.endsWith('digits-cnn/dp.pt'));
     assert.deepEqual([bridge.node, bridge.require], ['undefined', 'undefined']);
     // The UI opens the sample first and shows its verdict.
-    await window.getByText(/DataParallel/).first().waitFor({ timeout: 60_000 });
-    await window.getByText(/dp\.pt/).first().waitFor({ timeout: 10_000 });
+    await window
+      .getByText(/DataParallel/)
+      .first()
+      .waitFor({ timeout: 60_000 });
+    await window
+      .getByText(/dp\.pt/)
+      .first()
+      .waitFor({ timeout: 10_000 });
   } finally {
     await app.close();
   }

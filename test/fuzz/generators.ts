@@ -17,9 +17,11 @@ const fixture = (p: string): Buffer => readFileSync(join(FIXTURES, p));
 export function rng(seed: number): () => number {
   let x = seed >>> 0 || 1;
   return () => {
-    x ^= x << 13; x >>>= 0;
+    x ^= x << 13;
+    x >>>= 0;
     x ^= x >>> 17;
-    x ^= x << 5; x >>>= 0;
+    x ^= x << 5;
+    x >>>= 0;
     return x / 2 ** 32;
   };
 }
@@ -35,12 +37,25 @@ export function mutateBytes(src: Uint8Array, r: Rng, hot = src.length): Buffer {
   let b = Buffer.from(src);
   const at = int(r, Math.max(1, Math.min(hot, b.length)));
   switch (int(r, 6)) {
-    case 0: for (let i = 0, n = 1 + int(r, 8); i < n; i++) b[int(r, Math.min(hot, b.length))] = int(r, 256); break;
-    case 1: b = b.subarray(0, at); break;
-    case 2: if (at + 4 <= b.length) b.writeUInt32LE(pick(r, EXTREMES), at); break;
-    case 3: b = Buffer.concat([b.subarray(0, at), b.subarray(at + 1 + int(r, 32))]); break;
-    case 4: { const len = 1 + int(r, 64); b = Buffer.concat([b.subarray(0, at + len), b.subarray(at, at + len), b.subarray(at + len)]); break; }
-    default: b[at] = (b[at] ?? 0) ^ (1 << int(r, 8));
+    case 0:
+      for (let i = 0, n = 1 + int(r, 8); i < n; i++) b[int(r, Math.min(hot, b.length))] = int(r, 256);
+      break;
+    case 1:
+      b = b.subarray(0, at);
+      break;
+    case 2:
+      if (at + 4 <= b.length) b.writeUInt32LE(pick(r, EXTREMES), at);
+      break;
+    case 3:
+      b = Buffer.concat([b.subarray(0, at), b.subarray(at + 1 + int(r, 32))]);
+      break;
+    case 4: {
+      const len = 1 + int(r, 64);
+      b = Buffer.concat([b.subarray(0, at + len), b.subarray(at, at + len), b.subarray(at + len)]);
+      break;
+    }
+    default:
+      b[at] = (b[at] ?? 0) ^ (1 << int(r, 8));
   }
   return b;
 }
@@ -66,14 +81,28 @@ function mutatePickle(src: Uint8Array, r: Rng): Buffer {
 /** A torch zip rebuilt with one entry damaged: its pickle, its declared sizes, or its compression. */
 function mutateTorchZip(src: Buffer, r: Rng): Buffer {
   const zip = ZipArchive.open(new BufferReader(src, 'seed'));
-  const entries: { name: string; raw: Buffer; deflate: boolean }[] = zip.entries.map((e) => ({ name: e.name, raw: Buffer.from(zip.readEntry(e)), deflate: false }));
+  const entries: { name: string; raw: Buffer; deflate: boolean }[] = zip.entries.map((e) => ({
+    name: e.name,
+    raw: Buffer.from(zip.readEntry(e)),
+    deflate: false,
+  }));
   const pkl = entries.find((e) => e.name.endsWith('data.pkl'))!;
   switch (int(r, 5)) {
-    case 0: pkl.raw = mutatePickle(pkl.raw, r); break;
-    case 1: pkl.deflate = true; pkl.raw = Buffer.concat([pkl.raw, Buffer.alloc((1 + int(r, 64)) << 20)]); break; // a bomb-ish pickle
-    case 2: entries.splice(int(r, entries.length), 1); break; // a record missing
-    case 3: entries.push({ ...pick(r, entries) }); break; // a duplicate name
-    default: pkl.raw = pick(r, [memoDagLists(30 + int(r, 20)), tupleDagDictKey(40 + int(r, 30)), deepLists(2000 + int(r, 50_000)), bigLong4(1 + int(r, 300_000))]);
+    case 0:
+      pkl.raw = mutatePickle(pkl.raw, r);
+      break;
+    case 1:
+      pkl.deflate = true;
+      pkl.raw = Buffer.concat([pkl.raw, Buffer.alloc((1 + int(r, 64)) << 20)]);
+      break; // a bomb-ish pickle
+    case 2:
+      entries.splice(int(r, entries.length), 1);
+      break; // a record missing
+    case 3:
+      entries.push({ ...pick(r, entries) });
+      break; // a duplicate name
+    default:
+      pkl.raw = pick(r, [memoDagLists(30 + int(r, 20)), tupleDagDictKey(40 + int(r, 30)), deepLists(2000 + int(r, 50_000)), bigLong4(1 + int(r, 300_000))]);
   }
   const out = makeZip(entries);
   return r() < 0.3 ? mutateBytes(out, r, out.length) : out;
@@ -91,12 +120,26 @@ function safetensorsFile(r: Rng): Buffer {
   }
   const victim = tensors[`layer.${int(r, n)}.weight`] as Record<string, unknown>;
   switch (int(r, 6)) {
-    case 0: victim['data_offsets'] = [pick(r, EXTREMES), pick(r, EXTREMES) * 4096]; break;
-    case 1: victim['shape'] = [2 ** 40, 2 ** 40]; break;
-    case 2: victim['dtype'] = pick(r, ['F128', 'F6_E2M3', '', 'U8 ']); break;
-    case 3: tensors['__metadata__'] = { format: { nested: [[[[1]]]] } }; break;
-    case 4: { let deep: unknown = {}; for (let i = 0; i < 200 + int(r, 5000); i++) deep = { a: deep }; tensors['__metadata__'] = deep; break; }
-    default: break;
+    case 0:
+      victim['data_offsets'] = [pick(r, EXTREMES), pick(r, EXTREMES) * 4096];
+      break;
+    case 1:
+      victim['shape'] = [2 ** 40, 2 ** 40];
+      break;
+    case 2:
+      victim['dtype'] = pick(r, ['F128', 'F6_E2M3', '', 'U8 ']);
+      break;
+    case 3:
+      tensors['__metadata__'] = { format: { nested: [[[[1]]]] } };
+      break;
+    case 4: {
+      let deep: unknown = {};
+      for (let i = 0; i < 200 + int(r, 5000); i++) deep = { a: deep };
+      tensors['__metadata__'] = deep;
+      break;
+    }
+    default:
+      break;
   }
   const header = Buffer.from(JSON.stringify(tensors));
   const len = Buffer.alloc(8);
@@ -138,17 +181,30 @@ export function writeCase(family: Family, seed: number, dir: string): string {
     return join(dir, name);
   };
   switch (family) {
-    case 'zip': return file('case.pt', mutateTorchZip(fixture(pick(r, ['torch/cpu_state_dict.pt', 'torch/nested_containers.pt', 'torch/views.pt', 'torch/malicious.pt'])), r));
+    case 'zip':
+      return file(
+        'case.pt',
+        mutateTorchZip(fixture(pick(r, ['torch/cpu_state_dict.pt', 'torch/nested_containers.pt', 'torch/views.pt', 'torch/malicious.pt'])), r),
+      );
     case 'pickle': {
       const seedPickle = pick(r, ['pickles/rich.p2.pkl', 'pickles/rich.p4.pkl', 'pickles/evil_reduce.p2.pkl', 'pickles/big_bytes.p4.pkl']);
       const body = mutatePickle(fixture(seedPickle), r);
       return file('case.pkl', body[0] === 0x80 ? body : Buffer.concat([Buffer.from([0x80, 2]), body]));
     }
-    case 'safetensors': return file('case.safetensors', safetensorsFile(r));
-    case 'npy': return file('case.npy', npyFile(r));
-    case 'npz': return file('case.npz', npzFile(r));
-    case 'legacy': { const src = fixture(pick(r, ['torch/legacy_state_dict.pt', 'torch/legacy_training_checkpoint.pt'])); return file('case.pt', mutateBytes(src, r, 4096)); }
-    case 'tar': { const src = fixture('tar/legacy_tar.pt'); return file('case.tar.pt', mutateBytes(src, r, Math.min(src.length, 8192))); }
+    case 'safetensors':
+      return file('case.safetensors', safetensorsFile(r));
+    case 'npy':
+      return file('case.npy', npyFile(r));
+    case 'npz':
+      return file('case.npz', npzFile(r));
+    case 'legacy': {
+      const src = fixture(pick(r, ['torch/legacy_state_dict.pt', 'torch/legacy_training_checkpoint.pt']));
+      return file('case.pt', mutateBytes(src, r, 4096));
+    }
+    case 'tar': {
+      const src = fixture('tar/legacy_tar.pt');
+      return file('case.tar.pt', mutateBytes(src, r, Math.min(src.length, 8192)));
+    }
     case 'index': {
       file('a.safetensors', safetensorsFile(rng(seed + 1)));
       const names = ['a.safetensors', 'model.safetensors.index.json', 'missing.safetensors', '../outside.safetensors', 'other.index.json', ''];

@@ -28,13 +28,23 @@ export function runMeasured(args: string[], opts: { timeoutMs?: number; env?: Re
   const dir = mkdtempSync(join(tmpdir(), 'ckpt-rss-'));
   const rssFile = join(dir, 'rss');
   const started = performance.now();
-  const child = spawn(process.execPath, [PEAK_RSS, CLI, ...args], { cwd: REPO, env: { ...process.env, NO_COLOR: '1', CKPT_PEAK_RSS_FILE: rssFile, ...opts.env } });
+  const child = spawn(process.execPath, [PEAK_RSS, CLI, ...args], {
+    cwd: REPO,
+    env: { ...process.env, NO_COLOR: '1', CKPT_PEAK_RSS_FILE: rssFile, ...opts.env },
+  });
   let stdout = '';
   let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (s: string) => { if (stdout.length < 1 << 20) stdout += s; });
-  child.stderr.setEncoding('utf8').on('data', (s: string) => { if (stderr.length < 1 << 20) stderr += s; });
+  child.stdout.setEncoding('utf8').on('data', (s: string) => {
+    if (stdout.length < 1 << 20) stdout += s;
+  });
+  child.stderr.setEncoding('utf8').on('data', (s: string) => {
+    if (stderr.length < 1 << 20) stderr += s;
+  });
   let timedOut = false;
-  const timer = setTimeout(() => { timedOut = true; child.kill('SIGKILL'); }, opts.timeoutMs ?? 30_000);
+  const timer = setTimeout(() => {
+    timedOut = true;
+    child.kill('SIGKILL');
+  }, opts.timeoutMs ?? 30_000);
   return new Promise((resolveRun, reject) => {
     child.on('error', reject);
     child.on('close', (code, signal) => {
@@ -45,7 +55,9 @@ export function runMeasured(args: string[], opts: { timeoutMs?: number; env?: Re
       try {
         const u = JSON.parse(readFileSync(rssFile, 'utf8')) as { maxRssKiB: number; cpuMs: number };
         [peakMiB, cpuMs] = [u.maxRssKiB / 1024, u.cpuMs];
-      } catch { /* killed */ }
+      } catch {
+        /* killed */
+      }
       rmSync(dir, { recursive: true, force: true });
       resolveRun({ code, signal, stdout, stderr, ms, peakMiB, cpuMs, timedOut });
     });

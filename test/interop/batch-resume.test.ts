@@ -5,7 +5,21 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, rmSync, statSync, unlinkSync, writeFileSync, writeSync, closeSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  readSync,
+  rmSync,
+  statSync,
+  unlinkSync,
+  writeFileSync,
+  writeSync,
+  closeSync,
+} from 'node:fs';
 import { join, relative } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CLI, IN_CI, TORCH_FIXTURES, checkWithTorch, jsonLines, removeTemps, runCliAsync, runPython, tempDir, torchSkipReason } from './helpers.ts';
@@ -33,13 +47,18 @@ before(() => {
 function journalLines(out: string): any[] {
   const dir = join(out, '.ckpt-batch');
   if (!existsSync(dir)) return [];
-  return readdirSync(dir).flatMap((n) => readFileSync(join(dir, n), 'utf8').split('\n').filter(Boolean).flatMap((l) => {
-    try {
-      return [JSON.parse(l)];
-    } catch {
-      return []; // a line cut off by the kill
-    }
-  }));
+  return readdirSync(dir).flatMap((n) =>
+    readFileSync(join(dir, n), 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .flatMap((l) => {
+        try {
+          return [JSON.parse(l)];
+        } catch {
+          return []; // a line cut off by the kill
+        }
+      }),
+  );
 }
 
 /** Every file under dir that is not a journal, relative, with its modification time. */
@@ -68,7 +87,9 @@ test('kill -9 mid-batch, then re-run: exit 0, every file converted exactly once,
   while (journalLines(out).filter((l) => l.type === 'done').length < 3 && Date.now() - t0 < 120_000) await sleep(5);
   child.kill('SIGKILL');
   assert.equal(await exited, 'SIGKILL');
-  const recordedBefore = journalLines(out).filter((l) => l.type === 'done').map((l) => l.source);
+  const recordedBefore = journalLines(out)
+    .filter((l) => l.type === 'done')
+    .map((l) => l.source);
   assert.ok(recordedBefore.length >= 3 && recordedBefore.length < sources.length, `killed mid-batch (${recordedBefore.length} of ${sources.length} recorded)`);
   assert.ok(!journalLines(out).some((l) => l.type === 'finished'), 'the killed run recorded no end');
   const before = outputs(out);
@@ -88,8 +109,15 @@ test('kill -9 mid-batch, then re-run: exit 0, every file converted exactly once,
   const kept = events.filter((e) => e.event === 'item' && e.item.status === 'skipped').map((e) => e.item.sources[0]);
   assert.deepEqual([...recordedBefore, ...converted, ...kept].sort(), sources, 'every file once: recorded, converted now, or verified and kept');
   for (const [f, mtime] of before) if (!f.includes('.ckpt-tmp-')) assert.equal(outputs(out).get(f), mtime, `${f} was not rewritten`);
-  const done = journalLines(out).filter((l) => l.type === 'done' && !l.adopted).map((l) => l.source).sort();
-  assert.deepEqual(done, sources.filter((s) => !kept.includes(s)), 'the journals record each conversion exactly once');
+  const done = journalLines(out)
+    .filter((l) => l.type === 'done' && !l.adopted)
+    .map((l) => l.source)
+    .sort();
+  assert.deepEqual(
+    done,
+    sources.filter((s) => !kept.includes(s)),
+    'the journals record each conversion exactly once',
+  );
 
   // the killed run's temp files are young: kept by every run, removed by an explicit clean (its one
   // worker had at most two files in flight: one written, one waiting on its fsync and read-back)
@@ -103,11 +131,24 @@ test('kill -9 mid-batch, then re-run: exit 0, every file converted exactly once,
   const complete = await runCliAsync(['batch-status', out]);
   assert.equal(complete.code, 0, complete.stdout);
   assert.match(complete.stdout, new RegExp(`: ${sources.length} of ${sources.length} converted and verified, complete`));
-  const res = checkWithTorch(['part0.pt', 'sub/part7.pt', 'sub/dp.pt'].map((f) => ({ id: f, kind: 'tags', file: join(out, f), expect: 'cpu', model: null, same_as: join(input, f), preset: 'cpu' })));
+  const res = checkWithTorch(
+    ['part0.pt', 'sub/part7.pt', 'sub/dp.pt'].map((f) => ({
+      id: f,
+      kind: 'tags',
+      file: join(out, f),
+      expect: 'cpu',
+      model: null,
+      same_as: join(input, f),
+      preset: 'cpu',
+    })),
+  );
   for (const [id, r] of res) assert.deepEqual(r.errors, [], `${id}: ${r.errors.join('\n')}`);
 });
 
-test('outputs no journal records: verified against the source and kept; a corrupted one is refused, and replaced with --force', { skip: skip ?? false, timeout: 240_000 }, async () => {
+test('outputs no journal records: verified against the source and kept; a corrupted one is refused, and replaced with --force', {
+  skip: skip ?? false,
+  timeout: 240_000,
+}, async () => {
   const out = join(tempDir('adopt'), 'out');
   const first = await runCliAsync(['convert', input, '--preset', 'cpu', '-o', out, '--json']);
   assert.equal(first.code, 0, first.stderr);
@@ -115,7 +156,9 @@ test('outputs no journal records: verified against the source and kept; a corrup
   rmSync(join(out, '.ckpt-batch'), { recursive: true }); // as after a crash, or written by an older version
   const again = await runCliAsync(['convert', input, '--preset', 'cpu', '-o', out, '--json']);
   assert.equal(again.code, 0, again.stderr);
-  const items = jsonLines(again.stdout).filter((e) => e.event === 'item').map((e) => e.item);
+  const items = jsonLines(again.stdout)
+    .filter((e) => e.event === 'item')
+    .map((e) => e.item);
   assert.equal(items.length, sources.length);
   for (const i of items) {
     assert.equal(i.status, 'skipped', `${i.sources}: ${i.reason}`);
@@ -136,12 +179,19 @@ test('outputs no journal records: verified against the source and kept; a corrup
   rmSync(join(out, '.ckpt-batch'), { recursive: true });
   const refused = await runCliAsync(['convert', input, '--preset', 'cpu', '-o', out, '--json']);
   assert.equal(refused.code, 1, refused.stderr);
-  const bad = jsonLines(refused.stdout).filter((e) => e.event === 'item' && e.item.status === 'failed').map((e) => e.item);
-  assert.deepEqual(bad.map((i) => i.sources[0]), ['part3.pt']);
+  const bad = jsonLines(refused.stdout)
+    .filter((e) => e.event === 'item' && e.item.status === 'failed')
+    .map((e) => e.item);
+  assert.deepEqual(
+    bad.map((i) => i.sources[0]),
+    ['part3.pt'],
+  );
   assert.match(bad[0].reason, /part3\.pt already exists and is not what this conversion writes; pass --force to overwrite it/);
   const forced = await runCliAsync(['convert', input, '--preset', 'cpu', '-o', out, '--force', '--json']);
   assert.equal(forced.code, 0, forced.stderr);
-  const redone = jsonLines(forced.stdout).filter((e) => e.event === 'item' && e.item.status === 'done').map((e) => e.item.sources[0]);
+  const redone = jsonLines(forced.stdout)
+    .filter((e) => e.event === 'item' && e.item.status === 'done')
+    .map((e) => e.item.sources[0]);
   assert.deepEqual(redone, ['part3.pt'], 'only the corrupted output is written again');
   const res = checkWithTorch([{ id: 'p3', kind: 'tags', file: victim, expect: 'cpu', model: null, same_as: join(input, 'part3.pt'), preset: 'cpu' }]);
   assert.deepEqual(res.get('p3')!.errors, []);
@@ -154,7 +204,10 @@ test('a file that vanishes during discovery fails on its own; the batch goes on 
   for (const f of ['cpu_state_dict.pt', 'dp_state_dict.pt', 'training_checkpoint.pt']) copyFileSync(join(TORCH_FIXTURES, f), join(inDir, f));
   const flag = join(base, 'discovered');
   const out = join(base, 'out');
-  const child = spawn(process.execPath, [CLI, 'convert', inDir, '--preset', 'cpu', '-o', out, '--json'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, CKPT_TEST_PAUSE_AFTER_DISCOVERY: flag } });
+  const child = spawn(process.execPath, [CLI, 'convert', inDir, '--preset', 'cpu', '-o', out, '--json'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, CKPT_TEST_PAUSE_AFTER_DISCOVERY: flag },
+  });
   let stdout = '';
   let stderr = '';
   child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
@@ -166,7 +219,11 @@ test('a file that vanishes during discovery fails on its own; the batch goes on 
   unlinkSync(join(inDir, 'dp_state_dict.pt')); // found, and now gone
   unlinkSync(flag);
   assert.equal(await exited, 1, stderr);
-  const items = new Map(jsonLines(stdout).filter((e) => e.event === 'item').map((e) => [e.item.sources[0], e.item]));
+  const items = new Map(
+    jsonLines(stdout)
+      .filter((e) => e.event === 'item')
+      .map((e) => [e.item.sources[0], e.item]),
+  );
   assert.equal(items.get('dp_state_dict.pt').status, 'failed');
   assert.match(items.get('dp_state_dict.pt').reason, new RegExp(`^${join(inDir, 'dp_state_dict.pt')}: no such file$`));
   for (const f of ['cpu_state_dict.pt', 'training_checkpoint.pt']) assert.equal(items.get(f).status, 'done', f);
@@ -182,11 +239,19 @@ test('the journal cannot be written: one warning line naming it; every file stil
   assert.equal(run.code, 0, run.stderr);
   const lines = run.stderr.trim().split('\n');
   assert.equal(lines.length, 1, run.stderr);
-  assert.match(lines[0]!, new RegExp(`^ckpt: warning: could not record progress in ${join(out, '.ckpt-batch')}/all\\.[^ ]+\\.jsonl \\(${join(out, '.ckpt-batch')} is a file, not a folder\\); a re-run verifies this run's outputs again`));
+  assert.match(
+    lines[0]!,
+    new RegExp(
+      `^ckpt: warning: could not record progress in ${join(out, '.ckpt-batch')}/all\\.[^ ]+\\.jsonl \\(${join(out, '.ckpt-batch')} is a file, not a folder\\); a re-run verifies this run's outputs again`,
+    ),
+  );
   assert.ok(existsSync(join(out, 'rank0.pt')) && existsSync(join(out, 'rank1.pt')));
 });
 
-test('a full disk during a batch: files fail with the path and the reason, nothing partial or temporary is left', { skip: skip ?? false, timeout: 120_000 }, async (t) => {
+test('a full disk during a batch: files fail with the path and the reason, nothing partial or temporary is left', {
+  skip: skip ?? false,
+  timeout: 120_000,
+}, async (t) => {
   if (!IS_ROOT) {
     if (IN_CI) assert.fail('CI runs as root and mounts a small tmpfs for this test');
     return t.skip('not root: cannot mount a small tmpfs');
@@ -202,17 +267,24 @@ test('a full disk during a batch: files fail with the path and the reason, nothi
     const out = join(dir, 'out');
     const run = await runCliAsync(['convert', input, '--preset', 'cpu', '-o', out, '--jobs', '1', '--json']);
     assert.equal(run.code, 1, run.stderr);
-    const items = jsonLines(run.stdout).filter((e) => e.event === 'item').map((e) => e.item);
+    const items = jsonLines(run.stdout)
+      .filter((e) => e.event === 'item')
+      .map((e) => e.item);
     const failed = items.filter((i) => i.status === 'failed');
     const done = items.filter((i) => i.status === 'done');
     assert.ok(failed.length > 0 && done.length > 0, `some fit, some do not (${done.length} done, ${failed.length} failed)`);
     for (const i of failed) assert.match(i.reason, new RegExp(`^${out}/\\S+: no space left on the device$`), i.reason);
     assert.deepEqual(temps(out), [], 'no temporary file left');
-    assert.deepEqual([...outputs(dir).keys()].filter((f) => f.endsWith('.tmp')), [], 'no .tmp file left');
+    assert.deepEqual(
+      [...outputs(dir).keys()].filter((f) => f.endsWith('.tmp')),
+      [],
+      'no .tmp file left',
+    );
     const onDisk = [...outputs(out).keys()].sort();
     assert.deepEqual(onDisk, done.flatMap((i) => i.outputs).sort(), 'exactly the verified outputs exist');
     // stderr holds at most the journal warning, one line naming the journal
-    for (const l of run.stderr.split('\n').filter(Boolean)) assert.match(l, /^ckpt: warning: could not record progress in \S+\.jsonl \(no space left on the device\)/);
+    for (const l of run.stderr.split('\n').filter(Boolean))
+      assert.match(l, /^ckpt: warning: could not record progress in \S+\.jsonl \(no space left on the device\)/);
   } finally {
     spawnSync('umount', [dir]);
   }

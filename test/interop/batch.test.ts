@@ -69,12 +69,20 @@ function files(dir: string): string[] {
   return out.sort();
 }
 
-const itemsOf = (run: CliRun): Map<string, any> => new Map(jsonLines(run.stdout).filter((e) => e.event === 'item').map((e) => [e.item.sources.join('+'), e.item]));
+const itemsOf = (run: CliRun): Map<string, any> =>
+  new Map(
+    jsonLines(run.stdout)
+      .filter((e) => e.event === 'item')
+      .map((e) => [e.item.sources.join('+'), e.item]),
+  );
 
 let first: CliRun | undefined;
 const outDir = (): string => join(base, 'out');
 
-test('--jobs 2: converts every checkpoint, mirrors folders, ignores other files, fails the truncated one (exit 1)', { skip: skip ?? false, timeout: 120_000 }, async () => {
+test('--jobs 2: converts every checkpoint, mirrors folders, ignores other files, fails the truncated one (exit 1)', {
+  skip: skip ?? false,
+  timeout: 120_000,
+}, async () => {
   // the folder holds whole pickled models: carrying their classes needs the explicit trust flag (issue 11)
   first = await runCliAsync(['convert', input, '--preset', 'cpu', '--keep-objects', '-o', outDir(), '--jobs', '2', '--json']);
   assert.equal(first.code, 1, first.stderr);
@@ -104,8 +112,14 @@ test('--jobs 2: converts every checkpoint, mirrors folders, ignores other files,
   const checks = Object.entries(LAYOUT).map(([rel, { model }]) => {
     const outRel = rel;
     return {
-      id: outRel, kind: 'fixture', source: join(input, rel), preset: 'cpu', outputs: [{ file: join(outDir(), outRel), rank: null }],
-      state_dicts: Array.isArray(model) ? [model] : [], model: model === 'whole' ? 'whole' : model ? 'state_dict' : null, model_path: Array.isArray(model) ? model : [],
+      id: outRel,
+      kind: 'fixture',
+      source: join(input, rel),
+      preset: 'cpu',
+      outputs: [{ file: join(outDir(), outRel), rank: null }],
+      state_dicts: Array.isArray(model) ? [model] : [],
+      model: model === 'whole' ? 'whole' : model ? 'state_dict' : null,
+      model_path: Array.isArray(model) ? model : [],
     };
   });
   const res = checkWithTorch(checks);
@@ -155,8 +169,17 @@ test('--dry-run writes nothing', { skip: skip ?? false }, async () => {
 });
 
 test('--shard 1/2 + --shard 2/2 cover every file exactly once', { skip: skip ?? false, timeout: 120_000 }, async () => {
-  const runs = await Promise.all([1, 2].map((i) => runCliAsync(['convert', input, '--preset', 'cpu', '--keep-objects', '-o', join(base, `shard${i}`), '--shard', `${i}/2`, '--jobs', '1', '--json'])));
-  const planned = runs.map((r) => jsonLines(r.stdout).find((e) => e.event === 'plan').items.flatMap((i: any) => i.sources) as string[]);
+  const runs = await Promise.all(
+    [1, 2].map((i) =>
+      runCliAsync(['convert', input, '--preset', 'cpu', '--keep-objects', '-o', join(base, `shard${i}`), '--shard', `${i}/2`, '--jobs', '1', '--json']),
+    ),
+  );
+  const planned = runs.map(
+    (r) =>
+      jsonLines(r.stdout)
+        .find((e) => e.event === 'plan')
+        .items.flatMap((i: any) => i.sources) as string[],
+  );
   const all = [...planned[0]!, ...planned[1]!].sort();
   assert.deepEqual(all, CHECKPOINTS, 'union is everything, no file twice');
   assert.ok(planned[0]!.length > 0 && planned[1]!.length > 0, `both shards have work (${planned[0]!.length}/${planned[1]!.length})`);

@@ -7,7 +7,19 @@ import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CORPUS_DIR, sharedSkipReason } from '../helpers/shared-dir.ts';
-import { CORES, checkWithTorch, mapLimit, oneErrorLine, removeTemps, reportOf, runCliAsync, tempDir, torchSkipReason, type CliRun, type PyResult } from './helpers.ts';
+import {
+  CORES,
+  checkWithTorch,
+  mapLimit,
+  oneErrorLine,
+  removeTemps,
+  reportOf,
+  runCliAsync,
+  tempDir,
+  torchSkipReason,
+  type CliRun,
+  type PyResult,
+} from './helpers.ts';
 
 const skip = torchSkipReason() ?? sharedSkipReason();
 
@@ -16,18 +28,49 @@ const skip = torchSkipReason() ?? sharedSkipReason();
  * convert is not expected to take it); `convert`: inspect reads it, convert does not.
  */
 const EXPECTED_FAILURES: Record<string, { stage: 'inspect' | 'convert'; code: number; reason: RegExp; why: string }> = {
-  '1rin__openllama-chinese-english-3b__pytorch_model.bin.index.json': { stage: 'inspect', code: 2, reason: /shard files are missing/, why: 'shard index whose shards are not in the corpus' },
-  'jeremieconte__granite-3.1-1b-a400m-instruct__model.safetensors.index.json': { stage: 'inspect', code: 2, reason: /shard files are missing/, why: 'shard index whose shards are not in the corpus' },
-  'Katherine121__Pytorch-implementation-of-Mobile-Former__checkpoint.pth.tar': { stage: 'inspect', code: 2, reason: /truncated/, why: 'a torch zip cut off before its central directory' },
+  '1rin__openllama-chinese-english-3b__pytorch_model.bin.index.json': {
+    stage: 'inspect',
+    code: 2,
+    reason: /shard files are missing/,
+    why: 'shard index whose shards are not in the corpus',
+  },
+  'jeremieconte__granite-3.1-1b-a400m-instruct__model.safetensors.index.json': {
+    stage: 'inspect',
+    code: 2,
+    reason: /shard files are missing/,
+    why: 'shard index whose shards are not in the corpus',
+  },
+  'Katherine121__Pytorch-implementation-of-Mobile-Former__checkpoint.pth.tar': {
+    stage: 'inspect',
+    code: 2,
+    reason: /truncated/,
+    why: 'a torch zip cut off before its central directory',
+  },
 };
 
-interface Row { file: string; format: string }
-const rows: Row[] = skip ? [] : readFileSync(join(CORPUS_DIR, 'MANIFEST.tsv'), 'utf8').trim().split('\n').slice(1).map((l) => {
-  const c = l.split('\t');
-  return { file: c[0]!, format: c[5]! };
-});
+interface Row {
+  file: string;
+  format: string;
+}
+const rows: Row[] = skip
+  ? []
+  : readFileSync(join(CORPUS_DIR, 'MANIFEST.tsv'), 'utf8')
+      .trim()
+      .split('\n')
+      .slice(1)
+      .map((l) => {
+        const c = l.split('\t');
+        return { file: c[0]!, format: c[5]! };
+      });
 
-interface Outcome { row: Row; inspect?: CliRun; verdict?: string; convert?: CliRun; output: string; py?: PyResult }
+interface Outcome {
+  row: Row;
+  inspect?: CliRun;
+  verdict?: string;
+  convert?: CliRun;
+  output: string;
+  py?: PyResult;
+}
 const outcomes = new Map<string, Outcome>();
 let pyResults = new Map<string, PyResult>();
 after(removeTemps);
@@ -49,12 +92,24 @@ before(async () => {
   for (const o of outcomes.values()) {
     if (o.convert?.code !== 0) continue;
     if (o.row.format === 'torchscript') checks.push({ id: o.row.file, kind: 'torchscript', file: o.output });
-    else checks.push({ id: o.row.file, kind: 'corpus', source: join(CORPUS_DIR, o.row.file), output: o.output, format: o.row.format, dangerous: o.verdict === 'dangerous' });
+    else
+      checks.push({
+        id: o.row.file,
+        kind: 'corpus',
+        source: join(CORPUS_DIR, o.row.file),
+        output: o.output,
+        format: o.row.format,
+        dangerous: o.verdict === 'dangerous',
+      });
   }
   pyResults = checkWithTorch(checks);
   const summary = [...outcomes.values()].map((o) => {
     const p = pyResults.get(o.row.file);
-    const how = p ? (p.info['output_load'] ?? (p.errors.length ? 'not loadable' : p.info['jit_load'])) : EXPECTED_FAILURES[o.row.file] ? `expected failure (${EXPECTED_FAILURES[o.row.file]!.stage})` : '-';
+    const how = p
+      ? (p.info['output_load'] ?? (p.errors.length ? 'not loadable' : p.info['jit_load']))
+      : EXPECTED_FAILURES[o.row.file]
+        ? `expected failure (${EXPECTED_FAILURES[o.row.file]!.stage})`
+        : '-';
     const n = p?.info['tensors'] !== undefined ? `${p.info['tensors']} tensors` : '';
     return `#   ${o.row.format.padEnd(11)} ${String(how).padEnd(16)} ${n.padEnd(12)} ${o.row.file}`;
   });
@@ -62,7 +117,9 @@ before(async () => {
 });
 
 test('the corpus is there and every file is covered', { skip: skip ?? false }, () => {
-  const onDisk = readdirSync(CORPUS_DIR).filter((f) => f !== 'MANIFEST.tsv').sort();
+  const onDisk = readdirSync(CORPUS_DIR)
+    .filter((f) => f !== 'MANIFEST.tsv')
+    .sort();
   assert.deepEqual(rows.map((r) => r.file).sort(), onDisk);
   for (const f of Object.keys(EXPECTED_FAILURES)) assert.ok(onDisk.includes(f), `expected-failure entry ${f} is in the corpus`);
 });

@@ -17,11 +17,24 @@ import { FIXTURES, IN_CI, PY, removeTemps, runCliAsync, tempDir, torchSkipReason
 
 const DS = join(SHARED_DIR, 'corpus', 'deepspeed');
 const skip = torchSkipReason() ?? sharedSkipReason(DS);
-const VARIANTS = skip ? [] : fs.readdirSync(DS).filter((n) => /^stage\d-ws\d+-/.test(n)).sort();
+const VARIANTS = skip
+  ? []
+  : fs
+      .readdirSync(DS)
+      .filter((n) => /^stage\d-ws\d+-/.test(n))
+      .sort();
 const CHECK = join(FIXTURES, 'deepspeed', 'check_consolidated.py');
 const TORCH2 = join(FIXTURES, '..', '..', '.venv-torch2', 'bin', 'python');
 
-interface Check { id: string; file: string; reference: string; safetensors?: boolean; aliases?: Record<string, string>; lightning?: boolean; lightning_keys?: string[] }
+interface Check {
+  id: string;
+  file: string;
+  reference: string;
+  safetensors?: boolean;
+  aliases?: Record<string, string>;
+  lightning?: boolean;
+  lightning_keys?: string[];
+}
 function runChecks(py: string, checks: Check[]): Map<string, string[]> {
   const r = spawnSync(py, ['-I', '-B', CHECK], { input: JSON.stringify({ checks }), encoding: 'utf8', timeout: 240_000, cwd: tmpdir(), maxBuffer: 64 << 20 });
   if (r.status !== 0) throw new Error(`check_consolidated.py exited ${r.status}: ${r.stderr.slice(-800)}`);
@@ -49,7 +62,7 @@ before(async () => {
   }
 });
 
-test('every corpus variant consolidates through the CLI to zero_to_fp32\'s reference, as torch 1.13 loads it', { skip: skip ?? false }, () => {
+test("every corpus variant consolidates through the CLI to zero_to_fp32's reference, as torch 1.13 loads it", { skip: skip ?? false }, () => {
   assert.equal(VARIANTS.length, 6);
   const results = runChecks(PY, checks);
   for (const c of checks) assert.deepEqual(results.get(c.id), [], c.id);
@@ -63,11 +76,18 @@ test('the tag folder itself, and --tag, name the same checkpoint', { skip: skip 
   const r = await runCliAsync(['reshard', v, '--tag', 'global_step2', '--to', 'single', '-o', b]);
   assert.equal(r.code, 0, r.stderr);
   const reference = join(DS, 'stage3-ws2-fp32', 'reference.pth');
-  const results = runChecks(PY, [{ id: 'tag folder', file: a, reference }, { id: '--tag', file: b, reference }]);
+  const results = runChecks(PY, [
+    { id: 'tag folder', file: a, reference },
+    { id: '--tag', file: b, reference },
+  ]);
   assert.deepEqual([...results.values()], [[], []]);
 });
 
-const skip2 = skip ?? (fs.existsSync(TORCH2) && spawnSync(TORCH2, ['-c', 'import safetensors'], { timeout: 60_000 }).status === 0 ? false : 'the safetensors check needs .venv-torch2 with safetensors (test/fixtures/setup-torch2.sh)');
+const skip2 =
+  skip ??
+  (fs.existsSync(TORCH2) && spawnSync(TORCH2, ['-c', 'import safetensors'], { timeout: 60_000 }).status === 0
+    ? false
+    : 'the safetensors check needs .venv-torch2 with safetensors (test/fixtures/setup-torch2.sh)');
 if (skip2 && IN_CI && !skip) throw new Error(String(skip2));
 
 test('safetensors output keeps one copy of a tied weight, reports the alias, and equals the reference (torch 2.x + safetensors)', { skip: skip2 }, async () => {
@@ -97,7 +117,15 @@ test('a Lightning *.ckpt/ DeepSpeed folder keeps its Lightning state, the weight
   const file = join(out, 'lightning.pt');
   const r = await runCliAsync(['convert', ckpt, '--preset', 'cpu', '-o', file]);
   assert.equal(r.code, 0, r.stderr);
-  const results = runChecks(PY, [{ id: 'lightning', file, reference: join(DS, 'stage2-ws2-fp32', 'reference.pth'), lightning: true, lightning_keys: ['buffer_names', 'param_shapes', 'ds_config', 'ds_version', 'global_samples'] }]);
+  const results = runChecks(PY, [
+    {
+      id: 'lightning',
+      file,
+      reference: join(DS, 'stage2-ws2-fp32', 'reference.pth'),
+      lightning: true,
+      lightning_keys: ['buffer_names', 'param_shapes', 'ds_config', 'ds_version', 'global_samples'],
+    },
+  ]);
   assert.deepEqual(results.get('lightning'), []);
 });
 
@@ -109,7 +137,16 @@ test('the service API re-shards every variant to the reference too', { skip: ski
   try {
     for (const v of VARIANTS) {
       const output = join(out, `${v}.service.pt`);
-      const job = await service.startReshard({ inputs: [join(DS, v, 'checkpoint')], target: { kind: 'single' }, format: 'torch', output, force: false, preset: null, takeRank: null, dryRun: false });
+      const job = await service.startReshard({
+        inputs: [join(DS, v, 'checkpoint')],
+        target: { kind: 'single' },
+        format: 'torch',
+        output,
+        force: false,
+        preset: null,
+        takeRank: null,
+        dryRun: false,
+      });
       const end = await log.end(job, 60_000);
       assert.equal(end.type, 'job-done', JSON.stringify(end));
       const done = end as Extract<ApiEvent, { type: 'job-done'; kind: 'reshard' }>;
@@ -119,7 +156,18 @@ test('the service API re-shards every variant to the reference too', { skip: ski
       got.push({ id: v, file: output, reference: join(DS, v, 'reference.pth') });
     }
     // --dtype through the service: castTo in the request, the counts in the result
-    const job = await service.startReshard({ inputs: [join(DS, 'stage3-ws2-fp32', 'checkpoint')], target: { kind: 'single' }, format: 'torch', output: join(out, 'service-bf16.pt'), force: false, preset: null, takeRank: null, dryRun: false, castTo: 'bfloat16', keepDtype: '^norm\\.' });
+    const job = await service.startReshard({
+      inputs: [join(DS, 'stage3-ws2-fp32', 'checkpoint')],
+      target: { kind: 'single' },
+      format: 'torch',
+      output: join(out, 'service-bf16.pt'),
+      force: false,
+      preset: null,
+      takeRank: null,
+      dryRun: false,
+      castTo: 'bfloat16',
+      keepDtype: '^norm\\.',
+    });
     const end = await log.end(job, 60_000);
     assert.equal(end.type, 'job-done', JSON.stringify(end));
     const cast = (end as Extract<ApiEvent, { type: 'job-done'; kind: 'reshard' }>).result.cast;

@@ -15,11 +15,18 @@ const skip = torchSkipReason() ?? false;
 const SOURCE = join(FIXTURES, 'cast', 'extremes.pt');
 after(removeTemps);
 
-test('convert and reshard --dtype give torch\'s own .to() bit for bit, and its overflow/underflow counts', { skip }, async () => {
+test("convert and reshard --dtype give torch's own .to() bit for bit, and its overflow/underflow counts", { skip }, async () => {
   const out = tempDir('dtype');
   const checks: { id: string; source: string; file: string; dtype: string; keep: string | null; overflow: number; underflow: number }[] = [];
-  for (const [dtype, name] of [['fp16', 'float16'], ['bf16', 'bfloat16'], ['fp32', 'float32']] as const) {
-    for (const [cmd, keep] of [['convert', '^norm\\.'], ['reshard', null]] as const) {
+  for (const [dtype, name] of [
+    ['fp16', 'float16'],
+    ['bf16', 'bfloat16'],
+    ['fp32', 'float32'],
+  ] as const) {
+    for (const [cmd, keep] of [
+      ['convert', '^norm\\.'],
+      ['reshard', null],
+    ] as const) {
       const file = join(out, `${cmd}-${dtype}.pt`);
       const args = cmd === 'convert' ? ['convert', SOURCE, '--preset', 'cpu'] : ['reshard', SOURCE, '--to', 'single'];
       const r = await runCliAsync([...args, '--dtype', dtype, ...(keep ? ['--keep-dtype', keep] : []), '-o', file, '--json']);
@@ -31,7 +38,12 @@ test('convert and reshard --dtype give torch\'s own .to() bit for bit, and its o
       checks.push({ id: `${cmd} ${dtype}`, source: SOURCE, file, dtype: name, keep, overflow: report.cast.overflow, underflow: report.cast.underflow });
     }
   }
-  const r = spawnSync(PY, ['-I', '-B', join(FIXTURES, 'cast', 'check_cast.py')], { input: JSON.stringify({ checks }), encoding: 'utf8', timeout: 240_000, cwd: tmpdir() });
+  const r = spawnSync(PY, ['-I', '-B', join(FIXTURES, 'cast', 'check_cast.py')], {
+    input: JSON.stringify({ checks }),
+    encoding: 'utf8',
+    timeout: 240_000,
+    cwd: tmpdir(),
+  });
   assert.equal(r.status, 0, r.stderr);
   const results = (JSON.parse(r.stdout.trim().split('\n').pop()!) as { results: { id: string; errors: string[] }[] }).results;
   for (const x of results) assert.deepEqual(x.errors, [], x.id);

@@ -8,7 +8,19 @@ import { appendFileSync, chmodSync, copyFileSync, existsSync, mkdirSync, readdir
 import { join, relative } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
-  CLI, IN_CI, TORCH_FIXTURES, checkWithTorch, jsonLines, oneErrorLine, removeTemps, reportOf, runCliAsync, runPython, sha256File, tempDir, torchSkipReason,
+  CLI,
+  IN_CI,
+  TORCH_FIXTURES,
+  checkWithTorch,
+  jsonLines,
+  oneErrorLine,
+  removeTemps,
+  reportOf,
+  runCliAsync,
+  runPython,
+  sha256File,
+  tempDir,
+  torchSkipReason,
   type CliRun,
 } from './helpers.ts';
 
@@ -24,7 +36,12 @@ before(() => {
   big = join(work, 'big.pt');
   five = join(work, 'five.pt');
   // ~320 MiB in 20 storages: long enough to be caught mid-copy, even on a fast disk
-  const made = runPython<{ files: { file: string; bytes: number }[] }>('make_checkpoint.py', { files: [{ file: big, mb: 320, parts: 20 }, { file: five, mb: 5, parts: 5 }] });
+  const made = runPython<{ files: { file: string; bytes: number }[] }>('make_checkpoint.py', {
+    files: [
+      { file: big, mb: 320, parts: 20 },
+      { file: five, mb: 5, parts: 5 },
+    ],
+  });
   console.log(`# made ${made.files.map((f) => `${relative(work, f.file)} ${(f.bytes / 2 ** 20).toFixed(1)} MiB`).join(', ')}`);
 });
 after(removeTemps);
@@ -34,7 +51,11 @@ function tempFiles(dir: string): string[] {
   const out: string[] = [];
   const walk = (d: string): void => {
     let names: string[];
-    try { names = readdirSync(d); } catch { return; }
+    try {
+      names = readdirSync(d);
+    } catch {
+      return;
+    }
     for (const n of names) {
       const p = join(d, n);
       if (n.includes('.ckpt-tmp-')) out.push(p);
@@ -61,7 +82,11 @@ async function interruptWhileCopying(args: string[], outDir: string, signal: Nod
     const t = tempFiles(outDir)[0];
     if (t) {
       let size = 0;
-      try { size = statSync(t).size; } catch { /* renamed meanwhile */ }
+      try {
+        size = statSync(t).size;
+      } catch {
+        /* renamed meanwhile */
+      }
       seenAt ||= Date.now();
       if (size >= minBytes || Date.now() - seenAt >= maxWaitMs) {
         tempAtKill = { file: t, size };
@@ -94,8 +119,12 @@ test('SIGKILL mid-write: no output, source unchanged; a rerun succeeds', { skip:
   assert.ok(existsSync(out));
   // The killed run's temp file stays: nothing tells a dead writer from one on another node or in
   // another PID namespace but its age. `ckpt clean` keeps it while fresh and removes it once stale.
-  assert.deepEqual(tempFiles(dir), [r.tempAtKill.file], 'only the killed run\'s temp file is left');
-  assert.match(relative(dir, r.tempAtKill.file), /^\.out\.pt\.ckpt-tmp-[A-Za-z0-9_.]+-\d+-[0-9a-z]+-[0-9a-f]{8}$/, 'named with host, pid, start time and a random part');
+  assert.deepEqual(tempFiles(dir), [r.tempAtKill.file], "only the killed run's temp file is left");
+  assert.match(
+    relative(dir, r.tempAtKill.file),
+    /^\.out\.pt\.ckpt-tmp-[A-Za-z0-9_.]+-\d+-[0-9a-z]+-[0-9a-f]{8}$/,
+    'named with host, pid, start time and a random part',
+  );
   const keep = await runCliAsync(['clean', dir]);
   assert.equal(keep.code, 0, keep.stderr);
   assert.match(keep.stdout, /kept \.out\.pt\.ckpt-tmp-.*not stale yet/);
@@ -150,11 +179,11 @@ async function withTmpfs(opts: string, fn: (dir: string) => Promise<void>): Prom
 test('full disk: exit 2, one line saying there is no space, nothing left behind', { skip: skip ?? false }, async (t) => {
   const why = IS_ROOT
     ? await withTmpfs('size=2m', async (dir) => {
-      const out = join(dir, 'out.pt');
-      const run = await runCliAsync(['convert', five, '--preset', 'cpu', '-o', out]);
-      assertCleanFailure(run, dir, out, /^ckpt: error: .*no space left/i);
-      console.log(`# 2 MiB tmpfs: ${run.stderr.trim()}`);
-    })
+        const out = join(dir, 'out.pt');
+        const run = await runCliAsync(['convert', five, '--preset', 'cpu', '-o', out]);
+        assertCleanFailure(run, dir, out, /^ckpt: error: .*no space left/i);
+        console.log(`# 2 MiB tmpfs: ${run.stderr.trim()}`);
+      })
     : 'not root: cannot mount a small tmpfs';
   if (why === null) return;
   if (!IN_CI) return t.skip(`${why}; the ulimit -f test below covers a write that the OS cuts off`);
@@ -168,7 +197,10 @@ test('full disk: exit 2, one line saying there is no space, nothing left behind'
 test('a file-size limit (ulimit -f 1 MiB, EFBIG): exit 2, one clear line, nothing left behind', { skip: skip ?? false }, () => {
   const dir = tempDir('efbig');
   const out = join(dir, 'out.pt');
-  const run = spawnSync('bash', ['-c', `ulimit -f 1024; exec "${process.execPath}" "${CLI}" convert "${five}" --preset cpu -o "${out}"`], { encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' } });
+  const run = spawnSync('bash', ['-c', `ulimit -f 1024; exec "${process.execPath}" "${CLI}" convert "${five}" --preset cpu -o "${out}"`], {
+    encoding: 'utf8',
+    env: { ...process.env, NO_COLOR: '1' },
+  });
   assert.equal(run.signal, null, 'not killed by SIGXFSZ');
   assertCleanFailure({ code: run.status ?? -1, stderr: run.stderr }, dir, out, /^ckpt: error: .*(no space|too large|EFBIG)/i);
   console.log(`# ulimit -f: ${run.stderr.trim()}`);
@@ -293,7 +325,9 @@ test('a source that changes during a batch: that item fails with a reason, the o
   mkdirSync(join(inDir, 'sub'), { recursive: true });
   copyFileSync(big, join(inDir, 'big.pt'));
   for (const f of ['cpu_state_dict.pt', 'dp_state_dict.pt', 'training_checkpoint.pt']) copyFileSync(join(TORCH_FIXTURES, f), join(inDir, 'sub', f));
-  const child = spawn(process.execPath, [CLI, 'convert', inDir, '--preset', 'cpu', '-o', outDir, '--jobs', '2', '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [CLI, 'convert', inDir, '--preset', 'cpu', '-o', outDir, '--jobs', '2', '--json'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let stdout = '';
   let stderr = '';
   child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
@@ -326,8 +360,17 @@ test('a source that changes during a batch: that item fails with a reason, the o
   assert.ok(!existsSync(join(outDir, 'big.pt')), 'no output for the changed source');
   assert.deepEqual(tempFiles(outDir), [], 'nothing partial left');
   const journal = readdirSync(join(outDir, '.ckpt-batch')).flatMap((n) => jsonLines(readFileSync(join(outDir, '.ckpt-batch', n), 'utf8')));
-  assert.deepEqual(journal.filter((l) => l.type === 'done').map((l) => l.source).sort(), ['sub/cpu_state_dict.pt', 'sub/dp_state_dict.pt', 'sub/training_checkpoint.pt']);
-  assert.deepEqual(journal.filter((l) => l.type === 'failed').map((l) => l.source), ['big.pt']);
+  assert.deepEqual(
+    journal
+      .filter((l) => l.type === 'done')
+      .map((l) => l.source)
+      .sort(),
+    ['sub/cpu_state_dict.pt', 'sub/dp_state_dict.pt', 'sub/training_checkpoint.pt'],
+  );
+  assert.deepEqual(
+    journal.filter((l) => l.type === 'failed').map((l) => l.source),
+    ['big.pt'],
+  );
   const fin = events.find((e) => e.event === 'finished');
   assert.deepEqual([fin.summary.done, fin.summary.failed], [3, 1]);
 });

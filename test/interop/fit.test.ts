@@ -10,7 +10,14 @@ import { FIXTURES, jsonLines, oneErrorLine, removeTemps, runCliAsync, runPython,
 
 const skip = torchSkipReason();
 const DIR = join(FIXTURES, 'fit');
-interface FitCase { name: string; source: string; target: string; model: string; kwargs: Record<string, number>; error: string }
+interface FitCase {
+  name: string;
+  source: string;
+  target: string;
+  model: string;
+  kwargs: Record<string, number>;
+  error: string;
+}
 const cases = (JSON.parse(readFileSync(join(DIR, 'cases.json'), 'utf8')) as { fit: FitCase[] }).fit;
 const byName = (n: string): FitCase => cases.find((c) => c.name === n)!;
 const out = skip ? '' : tempDir('fit');
@@ -27,7 +34,7 @@ before(async () => {
 });
 after(removeTemps);
 
-test('before the rules: the message is torch 1.13\'s own, word for word (captured from load_state_dict)', { skip: skip ?? false }, () => {
+test("before the rules: the message is torch 1.13's own, word for word (captured from load_state_dict)", { skip: skip ?? false }, () => {
   for (const c of cases.filter((x) => x.error)) {
     const msg = fits.get(c.name)!.message!;
     const torchSaid = c.error.replace(/^RuntimeError: /, '').replace(/\n$/, '');
@@ -43,10 +50,29 @@ test('the rules: wrapper prefixes, the Lightning container, renames with confide
   assert.equal(fits.get('lightning')!.rules[1]!.from, 'model.');
   assert.equal(fits.get('compiled_dp_error')!.target.kind, 'load-error');
   assert.equal(fits.get('compiled_dp_error')!.rules[0]!.from, '_orig_mod.module.');
-  const renames = fits.get('renamed')!.rules.filter((r) => r.kind === 'rename').map((r) => `${r.from}→${r.to}`).sort();
-  assert.deepEqual(renames, ['blocks.0.bn→layers.0.norm', 'blocks.0.conv→layers.0.conv', 'blocks.1.bn→layers.1.norm', 'blocks.1.conv→layers.1.conv', 'bn1→stem.norm', 'conv1→stem.conv', 'fc→classifier']);
+  const renames = fits
+    .get('renamed')!
+    .rules.filter((r) => r.kind === 'rename')
+    .map((r) => `${r.from}→${r.to}`)
+    .sort();
+  assert.deepEqual(renames, [
+    'blocks.0.bn→layers.0.norm',
+    'blocks.0.conv→layers.0.conv',
+    'blocks.1.bn→layers.1.norm',
+    'blocks.1.conv→layers.1.conv',
+    'bn1→stem.norm',
+    'conv1→stem.conv',
+    'fc→classifier',
+  ]);
   for (const r of fits.get('renamed')!.rules) assert.ok(r.confidence! > 0.5 && r.confidence! <= 1);
-  for (const n of ['head', 'head_shapes']) assert.deepEqual(fits.get(n)!.rules.filter((r) => r.kind === 'exclude-head').map((r) => r.from), ['fc.weight', 'fc.bias']);
+  for (const n of ['head', 'head_shapes'])
+    assert.deepEqual(
+      fits
+        .get(n)!
+        .rules.filter((r) => r.kind === 'exclude-head')
+        .map((r) => r.from),
+      ['fc.weight', 'fc.bias'],
+    );
   assert.deepEqual(kinds('lightning_forward'), ['unwrap', 'strip-prefix']);
   assert.equal(fits.get('lightning_forward')!.rules[1]!.from, '_forward_module.');
   for (const n of ['dp', 'lightning', 'lightning_forward', 'compiled_dp_error', 'renamed', 'head']) {
@@ -61,7 +87,10 @@ test('the rules: wrapper prefixes, the Lightning container, renames with confide
 test('the ambiguous case asks and writes nothing', { skip: skip ?? false }, () => {
   const f = fits.get('ambiguous')!;
   assert.equal(f.fits, false);
-  assert.deepEqual(f.ambiguous.map((a) => [a.checkpoint, a.model]), [[['proj'], ['query', 'key']]]);
+  assert.deepEqual(
+    f.ambiguous.map((a) => [a.checkpoint, a.model]),
+    [[['proj'], ['query', 'key']]],
+  );
   assert.equal(f.rules.filter((r) => r.kind === 'rename').length, 0, 'no guess');
   const run = converts.get('ambiguous')!;
   assert.equal(run.code, 2);
@@ -70,21 +99,31 @@ test('the ambiguous case asks and writes nothing', { skip: skip ?? false }, () =
 });
 
 test('every fitted output loads into the real target model in torch 1.13, bit-identical', { skip: skip ?? false }, () => {
-  const checks = cases.filter((c) => c.name !== 'ambiguous').map((c) => {
-    const run = converts.get(c.name)!;
-    assert.equal(run.code, 0, `${c.name}: ${run.stderr}`);
-    const lines = jsonLines(run.stdout);
-    assert.equal(lines[1].report.verified, true);
-    const fit = lines[0].fit as FitReport;
-    const mapping: Record<string, string> = {};
-    for (const m of fit.mapping) if (m.to) mapping[m.to] = m.from;
-    const filled: Record<string, string> = {};
-    for (const r of fit.rules) if (r.kind === 'exclude-head' && c.target.endsWith('.pt')) filled[r.to!] = join(DIR, c.target);
-    return {
-      id: c.name, output: join(out, `${c.name}.pt`), model: c.model, kwargs: c.kwargs, strict: fit.fits, source: join(DIR, c.source),
-      under: c.name.startsWith('lightning') ? ['state_dict'] : [], mapping, filled, expect_missing: fit.fits ? [] : fit.after.missing,
-    };
-  });
+  const checks = cases
+    .filter((c) => c.name !== 'ambiguous')
+    .map((c) => {
+      const run = converts.get(c.name)!;
+      assert.equal(run.code, 0, `${c.name}: ${run.stderr}`);
+      const lines = jsonLines(run.stdout);
+      assert.equal(lines[1].report.verified, true);
+      const fit = lines[0].fit as FitReport;
+      const mapping: Record<string, string> = {};
+      for (const m of fit.mapping) if (m.to) mapping[m.to] = m.from;
+      const filled: Record<string, string> = {};
+      for (const r of fit.rules) if (r.kind === 'exclude-head' && c.target.endsWith('.pt')) filled[r.to!] = join(DIR, c.target);
+      return {
+        id: c.name,
+        output: join(out, `${c.name}.pt`),
+        model: c.model,
+        kwargs: c.kwargs,
+        strict: fit.fits,
+        source: join(DIR, c.source),
+        under: c.name.startsWith('lightning') ? ['state_dict'] : [],
+        mapping,
+        filled,
+        expect_missing: fit.fits ? [] : fit.after.missing,
+      };
+    });
   const res = runPython<{ torch: string; results: { id: string; errors: string[] }[] }>('check_fit.py', { fixtures_dir: FIXTURES, checks });
   assert.equal(res.results.length, checks.length);
   for (const r of res.results) assert.deepEqual(r.errors, [], r.id);
@@ -93,13 +132,21 @@ test('every fitted output loads into the real target model in torch 1.13, bit-id
 test('the pasted error alone is enough: no checkpoint target needed for _orig_mod.module.', { skip: skip ?? false }, () => {
   const f = fits.get('compiled_dp_error')!;
   assert.equal(f.target.className, 'SmallCNN');
-  assert.equal(f.mapping.every((m) => m.to === m.from.replace(/^_orig_mod\.module\./, '')), true);
+  assert.equal(
+    f.mapping.every((m) => m.to === m.from.replace(/^_orig_mod\.module\./, '')),
+    true,
+  );
   assert.ok(byName('compiled_dp_error').error.includes('Unexpected key(s) in state_dict: "_orig_mod.module.conv1.weight"'));
 });
 
-test("Lightning's 'model.' and '_forward_module.': layout detection names them, the cpu preset strips them, torch loads the result strictly", { skip: skip ?? false }, async () => {
+test("Lightning's 'model.' and '_forward_module.': layout detection names them, the cpu preset strips them, torch loads the result strictly", {
+  skip: skip ?? false,
+}, async () => {
   const checks = [];
-  for (const [name, prefix] of [['lightning', 'model.'], ['lightning_forward', '_forward_module.']] as const) {
+  for (const [name, prefix] of [
+    ['lightning', 'model.'],
+    ['lightning_forward', '_forward_module.'],
+  ] as const) {
     const src = join(DIR, `${name}.pt`);
     const ins = await runCliAsync(['inspect', src, '--json']);
     assert.deepEqual(JSON.parse(ins.stdout).layout.prefixes, [prefix], name);
@@ -109,7 +156,18 @@ test("Lightning's 'model.' and '_forward_module.': layout detection names them, 
     const keys = fits.get(name)!.mapping;
     const mapping: Record<string, string> = {};
     for (const m of keys) mapping[m.from.slice(prefix.length)] = m.from;
-    checks.push({ id: `${name} cpu`, output, model: 'SmallCNN', kwargs: {}, strict: true, source: src, under: ['state_dict'], mapping, filled: {}, expect_missing: [] });
+    checks.push({
+      id: `${name} cpu`,
+      output,
+      model: 'SmallCNN',
+      kwargs: {},
+      strict: true,
+      source: src,
+      under: ['state_dict'],
+      mapping,
+      filled: {},
+      expect_missing: [],
+    });
   }
   const res = runPython<{ results: { id: string; errors: string[] }[] }>('check_fit.py', { fixtures_dir: FIXTURES, checks });
   for (const r of res.results) assert.deepEqual(r.errors, [], r.id);

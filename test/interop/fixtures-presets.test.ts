@@ -8,13 +8,28 @@ import { existsSync, readdirSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import type { ConversionReport } from '../../shared/convert.ts';
 import {
-  CORES, TORCH_FIXTURES, checkWithTorch, mapLimit, oneErrorLine, removeTemps, reportOf, runCliAsync, tempDir, torchSkipReason, torchVersion,
-  type CliRun, type PyResult,
+  CORES,
+  TORCH_FIXTURES,
+  checkWithTorch,
+  mapLimit,
+  oneErrorLine,
+  removeTemps,
+  reportOf,
+  runCliAsync,
+  tempDir,
+  torchSkipReason,
+  torchVersion,
+  type CliRun,
+  type PyResult,
 } from './helpers.ts';
 
 const skip = torchSkipReason();
 
-interface Preset { name: string; args: string[]; gpu?: number }
+interface Preset {
+  name: string;
+  args: string[];
+  gpu?: number;
+}
 const PRESETS: Preset[] = [
   { name: 'cpu', args: ['--preset', 'cpu'] },
   { name: 'gpu', args: ['--preset', 'gpu'], gpu: 0 },
@@ -27,30 +42,69 @@ const expectedTag = (p: Preset, rank: number): string =>
   p.name === 'cpu' ? 'cpu' : p.name.startsWith('gpu') ? `cuda:${p.gpu}` : p.name === 'dp' ? 'cuda:0' : `cuda:${rank}`;
 
 /** Fixtures relative to test/fixtures/torch, including the per-rank folders. */
-const FIXTURE_FILES: string[] = skip ? [] : readdirSync(TORCH_FIXTURES).flatMap((n) => {
-  const full = join(TORCH_FIXTURES, n);
-  if (statSync(full).isDirectory()) return readdirSync(full).filter((f) => f.endsWith('.pt')).map((f) => `${n}/${f}`);
-  return n.endsWith('.pt') ? [n] : [];
-}).sort();
+const FIXTURE_FILES: string[] = skip
+  ? []
+  : readdirSync(TORCH_FIXTURES)
+      .flatMap((n) => {
+        const full = join(TORCH_FIXTURES, n);
+        if (statSync(full).isDirectory())
+          return readdirSync(full)
+            .filter((f) => f.endsWith('.pt'))
+            .map((f) => `${n}/${f}`);
+        return n.endsWith('.pt') ? [n] : [];
+      })
+      .sort();
 
 const MALICIOUS = new Set(['malicious.pt', 'malicious_legacy.pt']);
 const TORCHSCRIPT = 'torchscript.pt';
 const WHOLE = new Set(['whole_model.pt', 'whole_model_dp.pt']);
 /** Where the SmallCNN state dict sits ([] = the root); whole models are pickled modules. */
 const MODEL_AT: Record<string, (string | number)[]> = {
-  'cpu_state_dict.pt': [], 'dp_state_dict.pt': [], 'cuda_mixed.pt': [], 'cuda3_single.pt': [], 'compiled_prefix.pt': [],
-  'compiled_dp_prefix.pt': [], 'legacy_state_dict.pt': [], 'ddp_gloo/rank0.pt': [], 'ddp_gloo/rank1.pt': [],
-  'ddp_cuda_tagged/rank0.pt': [], 'ddp_cuda_tagged/rank1.pt': [], 'training_checkpoint.pt': ['model'], 'legacy_training_checkpoint.pt': ['model'],
+  'cpu_state_dict.pt': [],
+  'dp_state_dict.pt': [],
+  'cuda_mixed.pt': [],
+  'cuda3_single.pt': [],
+  'compiled_prefix.pt': [],
+  'compiled_dp_prefix.pt': [],
+  'legacy_state_dict.pt': [],
+  'ddp_gloo/rank0.pt': [],
+  'ddp_gloo/rank1.pt': [],
+  'ddp_cuda_tagged/rank0.pt': [],
+  'ddp_cuda_tagged/rank1.pt': [],
+  'training_checkpoint.pt': ['model'],
+  'legacy_training_checkpoint.pt': ['model'],
 };
 /** Whether torch 1.13's weights_only unpickler takes the SOURCE (numpy scalars, modules, sets, complex: no). */
 const WEIGHTS_ONLY_SOURCE: Record<string, boolean> = {
-  'cpu_state_dict.pt': true, 'dp_state_dict.pt': true, 'cuda_mixed.pt': true, 'cuda3_single.pt': true, 'compiled_prefix.pt': true,
-  'compiled_dp_prefix.pt': true, 'legacy_state_dict.pt': true, 'ddp_gloo/rank0.pt': true, 'ddp_gloo/rank1.pt': true,
-  'ddp_cuda_tagged/rank0.pt': true, 'ddp_cuda_tagged/rank1.pt': true, 'dtypes.pt': true, 'views.pt': true,
-  'training_checkpoint.pt': false, 'legacy_training_checkpoint.pt': false, 'nested_containers.pt': false, 'whole_model.pt': false, 'whole_model_dp.pt': false,
+  'cpu_state_dict.pt': true,
+  'dp_state_dict.pt': true,
+  'cuda_mixed.pt': true,
+  'cuda3_single.pt': true,
+  'compiled_prefix.pt': true,
+  'compiled_dp_prefix.pt': true,
+  'legacy_state_dict.pt': true,
+  'ddp_gloo/rank0.pt': true,
+  'ddp_gloo/rank1.pt': true,
+  'ddp_cuda_tagged/rank0.pt': true,
+  'ddp_cuda_tagged/rank1.pt': true,
+  'dtypes.pt': true,
+  'views.pt': true,
+  'training_checkpoint.pt': false,
+  'legacy_training_checkpoint.pt': false,
+  'nested_containers.pt': false,
+  'whole_model.pt': false,
+  'whole_model_dp.pt': false,
 };
 
-interface Job { id: string; fixture: string; preset: Preset; extra: string[]; output: string; run?: CliRun; report?: ConversionReport }
+interface Job {
+  id: string;
+  fixture: string;
+  preset: Preset;
+  extra: string[];
+  output: string;
+  run?: CliRun;
+  report?: ConversionReport;
+}
 const out = skip ? '' : tempDir('presets');
 const jobs: Job[] = [];
 const addJob = (fixture: string, preset: Preset, extra: string[] = []): Job => {
@@ -62,7 +116,8 @@ const addJob = (fixture: string, preset: Preset, extra: string[] = []): Job => {
 /** Sources whose non-tensor content torch.load(weights_only=True) refuses (numpy scalars, modules, sets): converted with --keep-objects so that it is carried unchanged. */
 const KEEP_OBJECTS = new Set(['training_checkpoint.pt', 'legacy_training_checkpoint.pt', 'nested_containers.pt', 'whole_model.pt', 'whole_model_dp.pt']);
 const defaultExtra = (fixture: string): string[] => (KEEP_OBJECTS.has(fixture) ? ['--keep-objects'] : []);
-const job = (fixture: string, preset: Preset, extra: string[] = defaultExtra(fixture)): Job => jobs.find((j) => j.fixture === fixture && j.preset === preset && j.extra.join() === extra.join())!;
+const job = (fixture: string, preset: Preset, extra: string[] = defaultExtra(fixture)): Job =>
+  jobs.find((j) => j.fixture === fixture && j.preset === preset && j.extra.join() === extra.join())!;
 for (const f of FIXTURE_FILES) for (const p of PRESETS) addJob(f, p, defaultExtra(f));
 for (const f of WHOLE) for (const p of PRESETS) addJob(f, p, ['--export-state-dict']);
 addJob(TORCHSCRIPT, PRESETS[0]!, ['--export-state-dict']);
@@ -84,7 +139,15 @@ before(async () => {
     if (MALICIOUS.has(j.fixture)) {
       // never unpickled: only an --unwrap output (a plain state dict) is loaded, weights_only,
       // and compared with the hashes torch recorded in malicious.expected.json
-      if (j.extra.includes('--unwrap')) checks.push({ id: j.id, kind: 'expected', file: outputs[0]!.file, expected: join(TORCH_FIXTURES, 'malicious.expected.json'), under: ['model'], preset: presetKind(j.preset) });
+      if (j.extra.includes('--unwrap'))
+        checks.push({
+          id: j.id,
+          kind: 'expected',
+          file: outputs[0]!.file,
+          expected: join(TORCH_FIXTURES, 'malicious.expected.json'),
+          under: ['model'],
+          preset: presetKind(j.preset),
+        });
       continue;
     }
     if (j.fixture === TORCHSCRIPT && !j.extra.length) {
@@ -98,7 +161,12 @@ before(async () => {
     // dp/ddp export a whole pickled plain model's state dict themselves (the plan's rules say so)
     const exported = j.extra.includes('--export-state-dict') || j.report.plan.rules.exportStateDict;
     checks.push({
-      id: j.id, kind: 'fixture', source: join(TORCH_FIXTURES, j.fixture), preset: presetKind(j.preset), gpu: j.preset.gpu ?? 0, outputs,
+      id: j.id,
+      kind: 'fixture',
+      source: join(TORCH_FIXTURES, j.fixture),
+      preset: presetKind(j.preset),
+      gpu: j.preset.gpu ?? 0,
+      outputs,
       state_dicts: j.report.plan.stateDicts.map((s) => s.path),
       model: exported || MODEL_AT[j.fixture] ? 'state_dict' : WHOLE.has(j.fixture) ? 'whole' : null,
       model_path: MODEL_AT[j.fixture] ?? [],
@@ -122,12 +190,20 @@ const converted = (j: Job): ConversionReport => {
   const r = j.report!;
   assert.equal(r.verified, true, 'report says verified');
   const want = presetKind(j.preset) === 'ddp' ? [0, 1].map((k) => j.output.replace(/\.pth$/, `.rank${k}.pth`)) : [j.output];
-  assert.deepEqual(r.outputs.map((o) => o.file), want, 'output files (ddp: <stem>.rank<r><ext>)');
+  assert.deepEqual(
+    r.outputs.map((o) => o.file),
+    want,
+    'output files (ddp: <stem>.rank<r><ext>)',
+  );
   for (const o of r.outputs) {
     assert.equal(o.verified, true, `${o.file} verified`);
     assert.ok(existsSync(o.file), `${o.file} written`);
   }
-  assert.deepEqual(readdirSync(out).filter((n) => n.includes('.ckpt-tmp-')), [], 'no temp files left');
+  assert.deepEqual(
+    readdirSync(out).filter((n) => n.includes('.ckpt-tmp-')),
+    [],
+    'no temp files left',
+  );
   return r;
 };
 
@@ -170,7 +246,9 @@ for (const fixture of FIXTURE_FILES) {
       // Issue 14 changed these from a refusal: a pickled DataParallel is already wrapped and is only
       // retagged (ddp: one file per rank); a pickled plain model is written as its state dict with
       // 'module.' keys, and the plan says so.
-      test(`${j.id}: ${fixture === 'whole_model_dp.pt' ? 'kept as the pickled DataParallel, only retagged' : "written as its state dict with 'module.' keys, and said so"}; loads in torch 1.13`, { skip: skip ?? false }, () => {
+      test(`${j.id}: ${fixture === 'whole_model_dp.pt' ? 'kept as the pickled DataParallel, only retagged' : "written as its state dict with 'module.' keys, and said so"}; loads in torch 1.13`, {
+        skip: skip ?? false,
+      }, () => {
         const report = converted(j);
         const r = pyOk(j);
         const outs = r.info['outputs'] as any[];
@@ -181,7 +259,11 @@ for (const fixture of FIXTURE_FILES) {
           if (fixture === 'whole_model_dp.pt') assert.match(o.loaded_into, /^DataParallel\(SmallCNN\) \(whole module\)/);
           else assert.equal(o.loaded_into, 'DataParallel(SmallCNN)');
         }
-        if (fixture === 'whole_model.pt') assert.ok(report.plan.warnings.some((w) => /state dict is written, with 'module\.' keys/.test(w)), report.plan.warnings.join('; '));
+        if (fixture === 'whole_model.pt')
+          assert.ok(
+            report.plan.warnings.some((w) => /state dict is written, with 'module\.' keys/.test(w)),
+            report.plan.warnings.join('; '),
+          );
         else assert.match(report.plan.rootChange ?? '', /kept as it is \(already wrapped\); only device tags change/);
       });
       continue;

@@ -128,7 +128,10 @@ export async function mapLimit<T, R>(items: T[], limit: number, fn: (x: T, i: nu
 
 /** Every stdout line parsed as JSON (a `--json` run prints nothing else). */
 export function jsonLines(stdout: string): any[] {
-  return stdout.split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l));
+  return stdout
+    .split('\n')
+    .filter((l) => l.trim())
+    .map((l) => JSON.parse(l));
 }
 
 /** The `{"event":"report"}` line a single-file `--json` conversion ends with. */
@@ -167,7 +170,10 @@ export function sha256File(file: string): string {
 
 /** The one line an error run prints: `ckpt: error: …` / `ckpt: usage: …`. */
 export function oneErrorLine(stderr: string): string {
-  const lines = stderr.trim().split('\n').filter((l) => l.trim());
+  const lines = stderr
+    .trim()
+    .split('\n')
+    .filter((l) => l.trim());
   if (lines.length !== 1) throw new Error(`expected one stderr line, got ${lines.length}: ${stderr}`);
   return lines[0]!;
 }

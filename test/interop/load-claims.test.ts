@@ -16,19 +16,30 @@ import { CORPUS_DIR, sharedSkipReason } from '../helpers/shared-dir.ts';
 import { FIXTURES, IN_CI, PY, REPO, torchSkipReason } from './helpers.ts';
 
 const PY2 = join(REPO, '.venv-torch2', 'bin', 'python');
-const skip = torchSkipReason() ?? sharedSkipReason() ?? (existsSync(PY2) ? null : `torch 2.x venv not found at ${PY2} (bash test/fixtures/setup-torch2.sh makes it)`);
+const skip =
+  torchSkipReason() ?? sharedSkipReason() ?? (existsSync(PY2) ? null : `torch 2.x venv not found at ${PY2} (bash test/fixtures/setup-torch2.sh makes it)`);
 if (skip && IN_CI) throw new Error(`load claims must be checked in CI: ${skip}`);
 if (skip) console.log(`# skip: ${skip}`);
 
 const SAMPLE = join(REPO, 'build', 'sample-workspace', 'digits-cnn');
 const inDir = (dir: string, pick: (f: string) => boolean = (f) => /\.(pt|pth|tar|pkl|npz|npy|bin|ckpt|ptl|safetensors)$/.test(f)): string[] =>
-  existsSync(dir) ? readdirSync(dir).filter(pick).map((f) => join(dir, f)) : [];
+  existsSync(dir)
+    ? readdirSync(dir)
+        .filter(pick)
+        .map((f) => join(dir, f))
+    : [];
 
 function files(): string[] {
   return [
-    ...inDir(join(FIXTURES, 'torch')), ...inDir(join(FIXTURES, 'torch', 'ddp_gloo')), ...inDir(join(FIXTURES, 'torch2')), ...inDir(join(FIXTURES, 'tar')),
-    join(FIXTURES, 'numpy', 'savez.npz'), join(FIXTURES, 'numpy', 'dtype_f4.npy'), join(FIXTURES, 'pickles', 'hand_dup.p1.pkl'),
-    ...inDir(SAMPLE), ...inDir(join(SAMPLE, 'ddp')),
+    ...inDir(join(FIXTURES, 'torch')),
+    ...inDir(join(FIXTURES, 'torch', 'ddp_gloo')),
+    ...inDir(join(FIXTURES, 'torch2')),
+    ...inDir(join(FIXTURES, 'tar')),
+    join(FIXTURES, 'numpy', 'savez.npz'),
+    join(FIXTURES, 'numpy', 'dtype_f4.npy'),
+    join(FIXTURES, 'pickles', 'hand_dup.p1.pkl'),
+    ...inDir(SAMPLE),
+    ...inDir(join(SAMPLE, 'ddp')),
     ...inDir(CORPUS_DIR),
   ];
 }
@@ -65,7 +76,11 @@ for c in json.load(sys.stdin):
 print(json.dumps(out))
 `;
 
-interface Probe { weights_only: string; full?: string; how?: string }
+interface Probe {
+  weights_only: string;
+  full?: string;
+  how?: string;
+}
 
 function probe(python: string, specs: { file: string; dangerous: boolean; loader: string }[]): Map<string, Probe> {
   const r = spawnSync(python, ['-I', '-B', '-c', PROBE], { input: JSON.stringify(specs), encoding: 'utf8', timeout: 600_000, maxBuffer: 64 << 20 });
@@ -73,7 +88,8 @@ function probe(python: string, specs: { file: string; dangerous: boolean; loader
   return new Map(Object.entries(JSON.parse(r.stdout) as Record<string, Probe>));
 }
 
-const loaderOf = (how: string): string => (how.startsWith('torch.jit.load(') ? 'jit' : how.startsWith('numpy.load(') ? 'numpy' : how.startsWith('pickle.load(') ? 'pickle' : 'torch');
+const loaderOf = (how: string): string =>
+  how.startsWith('torch.jit.load(') ? 'jit' : how.startsWith('numpy.load(') ? 'numpy' : how.startsWith('pickle.load(') ? 'pickle' : 'torch';
 
 test('every loads claim is what torch 1.13 and 2.x do, on the fixtures, the sample and the real corpus', { skip: skip ?? false, timeout: 900_000 }, () => {
   const claims = new Map<string, { loading: LoadClaims; format: string; verdict: string }>();
@@ -102,17 +118,23 @@ test('every loads claim is what torch 1.13 and 2.x do, on the fixtures, the samp
     const t1 = torch1.get(file)!;
     const t2 = torch2.get(file)!;
     const l = c.loading;
-    if (l.weightsOnly !== (t2.weights_only === 'ok')) wrong.push(`${name}: claims weights_only=True ${l.weightsOnly ? 'loads' : 'refuses'}; torch 2.x: ${t2.weights_only}`);
+    if (l.weightsOnly !== (t2.weights_only === 'ok'))
+      wrong.push(`${name}: claims weights_only=True ${l.weightsOnly ? 'loads' : 'refuses'}; torch 2.x: ${t2.weights_only}`);
     // torch 1.13 hands TorchScript to torch.jit.load without looking at weights_only, and still
     // loaded the .tar format with it; its allow-list is otherwise narrower than 2.x's, so what
     // 2.x refuses 1.13 refuses too.
     if (c.format === 'torchscript' && t1.how === 'ok' && t1.weights_only !== 'ok') wrong.push(`${name}: torch 1.13 weights_only=True: ${t1.weights_only}`);
     if (c.format === 'torch-tar' && t1.weights_only !== 'ok') wrong.push(`${name}: claims torch 1.13 loaded it; ${t1.weights_only}`);
-    if (['torch-zip', 'torch-legacy'].includes(c.format) && !l.weightsOnly && t1.weights_only === 'ok') wrong.push(`${name}: claims weights_only=True refuses it; torch 1.13 loads it`);
+    if (['torch-zip', 'torch-legacy'].includes(c.format) && !l.weightsOnly && t1.weights_only === 'ok')
+      wrong.push(`${name}: claims weights_only=True refuses it; torch 1.13 loads it`);
     const torchFormat = ['torch-zip', 'torch-legacy', 'torch-tar', 'torchscript'].includes(c.format);
-    for (const [v, t] of [['1.13', t1], ['2.x', t2]] as const) {
+    for (const [v, t] of [
+      ['1.13', t1],
+      ['2.x', t2],
+    ] as const) {
       if (v === '2.x' || torchFormat) {
-        if (t.full !== undefined && l.torchLoad !== (t.full === 'ok' || t.full.startsWith('missing-class'))) wrong.push(`${name}: claims torch.load ${l.torchLoad ? 'reads' : 'cannot read'} it; torch ${v}: ${t.full}`);
+        if (t.full !== undefined && l.torchLoad !== (t.full === 'ok' || t.full.startsWith('missing-class')))
+          wrong.push(`${name}: claims torch.load ${l.torchLoad ? 'reads' : 'cannot read'} it; torch ${v}: ${t.full}`);
       }
       if (t.how !== undefined && t.how !== 'ok' && l.torchLoad) wrong.push(`${name}: claims ${l.how} loads it; torch ${v}: ${t.how}`);
     }
@@ -120,5 +142,15 @@ test('every loads claim is what torch 1.13 and 2.x do, on the fixtures, the samp
   }
   assert.deepEqual(wrong, []);
   // The check covered refusals and loads across formats, not one kind of file.
-  for (const k of ['torch-zip:true', 'torch-zip:false', 'torch-legacy:true', 'torch-legacy:false', 'torchscript:false', 'npz:false', 'torch-tar:false', 'safetensors:true']) assert.ok(seen.has(k), `no ${k} file was checked`);
+  for (const k of [
+    'torch-zip:true',
+    'torch-zip:false',
+    'torch-legacy:true',
+    'torch-legacy:false',
+    'torchscript:false',
+    'npz:false',
+    'torch-tar:false',
+    'safetensors:true',
+  ])
+    assert.ok(seen.has(k), `no ${k} file was checked`);
 });

@@ -39,10 +39,17 @@ test('cpu_state_dict → ddp --world-size 2: each rank file loads in a real 2-ra
   assert.equal(run.code, 0, run.stderr);
   const rep = reportOf(run.stdout);
   const files = [0, 1].map((r) => join(dir, `model.rank${r}.pth`));
-  assert.deepEqual(rep.outputs.map((o) => [o.file, o.rank, o.verified]), files.map((f, r) => [f, r, true]));
+  assert.deepEqual(
+    rep.outputs.map((o) => [o.file, o.rank, o.verified]),
+    files.map((f, r) => [f, r, true]),
+  );
   assert.ok(!existsSync(target), 'no un-ranked file beside the rank files');
   const t0 = Date.now();
-  const res = runPython<{ ranks: any[] }>('ddp_load.py', { fixtures_dir: FIXTURES, files, reference: join(TORCH_FIXTURES, 'cpu_state_dict.pt'), timeout_s: 60 }, 120_000);
+  const res = runPython<{ ranks: any[] }>(
+    'ddp_load.py',
+    { fixtures_dir: FIXTURES, files, reference: join(TORCH_FIXTURES, 'cpu_state_dict.pt'), timeout_s: 60 },
+    120_000,
+  );
   console.log(`# real gloo DDP run: ${((Date.now() - t0) / 1000).toFixed(1)} s`);
   assert.equal(res.ranks.length, 2);
   for (const r of res.ranks) {

@@ -30,7 +30,10 @@ if (skip1 && IN_CI) throw new Error(`the re-shard interop tests need Debian's to
 const skip2 = probe(TORCH2, 'torch');
 const skipSf = skip2 ?? probe(TORCH2, 'safetensors');
 
-interface Result { id: string; errors: string[] }
+interface Result {
+  id: string;
+  errors: string[];
+}
 function check(py: string, checks: ({ id: string; kind: string } & Record<string, unknown>)[]): Map<string, Result> {
   const r = spawnSync(py, ['-I', '-B', CHECK], { input: JSON.stringify({ checks }), encoding: 'utf8', timeout: 300_000, cwd: tmpdir(), maxBuffer: 64 << 20 });
   if (r.status !== 0) throw new Error(`check_reshard.py exited ${r.status}: ${r.stderr.slice(-800)}`);
@@ -52,38 +55,107 @@ async function write(id: string, inputs: string[], over: Partial<ReshardRequest>
   return output;
 }
 
-test('torch 1.13 loads what re-sharding writes: DCP → single equals dcp_to_torch_save, consolidated FSDP, rank files, .bin shards', { skip: skip1 ?? false }, async () => {
-  const fullOf = (p: string): Record<string, string> => Object.fromEntries((JSON.parse(spawnSync('cat', [p], { encoding: 'utf8' }).stdout) as { tensors: { key: string; sha256: string }[] }).tensors.map((t) => [t.key, t.sha256]));
+test('torch 1.13 loads what re-sharding writes: DCP → single equals dcp_to_torch_save, consolidated FSDP, rank files, .bin shards', {
+  skip: skip1 ?? false,
+}, async () => {
+  const fullOf = (p: string): Record<string, string> =>
+    Object.fromEntries(
+      (JSON.parse(spawnSync('cat', [p], { encoding: 'utf8' }).stdout) as { tensors: { key: string; sha256: string }[] }).tensors.map((t) => [t.key, t.sha256]),
+    );
   const checks = [
-    { id: 'dcp-single', kind: 'same', file: await write('dcp.pt', [join(FIX, 'torch2/dcp')], { target: { kind: 'single' } }), reference: join(FIX, 'torch2/dcp/expected_single.pt') }, // its floats (lr, betas) are BINFLOAT, which 1.13's weights_only loader lacks; torch's own file has them too
-    { id: 'mesh2d-single', kind: 'same', file: await write('mesh.pt', [join(FIX, 'reshard/mesh2d/dcp')], { target: { kind: 'single' } }), reference: join(FIX, 'reshard/mesh2d/expected_single.pt'), weights_only: true },
-    { id: 'fsdp2', kind: 'tensors', file: await write('fsdp2.pt', [join(FIX, 'torch2/fsdp_sharded')], { target: { kind: 'single' }, preset: { name: 'cpu' } }), expect: fullOf(join(FIX, 'torch2/fsdp_sharded/full.expected.json')), weights_only: true },
-    { id: 'fsdp1', kind: 'tensors', file: await write('fsdp1.pt', [join(FIX, 'torch2/fsdp_sharded/fsdp1_sharded_tensor')], { target: { kind: 'single' } }), expect: fullOf(join(FIX, 'torch2/fsdp_sharded/fsdp1_sharded_tensor/full.expected.json')), weights_only: true },
-    { id: 'mesh2d-ranks', kind: 'tensors', file: await write('mesh-ranks.pt', [0, 1, 2, 3].map((r) => join(FIX, `reshard/mesh2d/rank${r}.pt`)), { target: { kind: 'single' } }), expect: fullOf(join(FIX, 'reshard/mesh2d/full.expected.json')), weights_only: true },
-    { id: 'bin-shards', kind: 'shards', index: join(await write('bin', [join(FIX, 'torch/views.pt')], { target: { kind: 'shards', maxShardBytes: 200 } }), 'pytorch_model.bin.index.json'), reference: join(FIX, 'torch/views.pt') },
+    {
+      id: 'dcp-single',
+      kind: 'same',
+      file: await write('dcp.pt', [join(FIX, 'torch2/dcp')], { target: { kind: 'single' } }),
+      reference: join(FIX, 'torch2/dcp/expected_single.pt'),
+    }, // its floats (lr, betas) are BINFLOAT, which 1.13's weights_only loader lacks; torch's own file has them too
+    {
+      id: 'mesh2d-single',
+      kind: 'same',
+      file: await write('mesh.pt', [join(FIX, 'reshard/mesh2d/dcp')], { target: { kind: 'single' } }),
+      reference: join(FIX, 'reshard/mesh2d/expected_single.pt'),
+      weights_only: true,
+    },
+    {
+      id: 'fsdp2',
+      kind: 'tensors',
+      file: await write('fsdp2.pt', [join(FIX, 'torch2/fsdp_sharded')], { target: { kind: 'single' }, preset: { name: 'cpu' } }),
+      expect: fullOf(join(FIX, 'torch2/fsdp_sharded/full.expected.json')),
+      weights_only: true,
+    },
+    {
+      id: 'fsdp1',
+      kind: 'tensors',
+      file: await write('fsdp1.pt', [join(FIX, 'torch2/fsdp_sharded/fsdp1_sharded_tensor')], { target: { kind: 'single' } }),
+      expect: fullOf(join(FIX, 'torch2/fsdp_sharded/fsdp1_sharded_tensor/full.expected.json')),
+      weights_only: true,
+    },
+    {
+      id: 'mesh2d-ranks',
+      kind: 'tensors',
+      file: await write(
+        'mesh-ranks.pt',
+        [0, 1, 2, 3].map((r) => join(FIX, `reshard/mesh2d/rank${r}.pt`)),
+        { target: { kind: 'single' } },
+      ),
+      expect: fullOf(join(FIX, 'reshard/mesh2d/full.expected.json')),
+      weights_only: true,
+    },
+    {
+      id: 'bin-shards',
+      kind: 'shards',
+      index: join(await write('bin', [join(FIX, 'torch/views.pt')], { target: { kind: 'shards', maxShardBytes: 200 } }), 'pytorch_model.bin.index.json'),
+      reference: join(FIX, 'torch/views.pt'),
+    },
   ];
   await write('split.pt', [join(FIX, 'torch/dp_state_dict.pt')], { target: { kind: 'ranks', count: 2 } });
-  for (const r of [0, 1]) checks.push({ id: `rank${r}`, kind: 'same', file: join(dir, `split.rank${r}.pt`), reference: join(FIX, 'torch/dp_state_dict.pt'), weights_only: true } as (typeof checks)[number]);
+  for (const r of [0, 1])
+    checks.push({
+      id: `rank${r}`,
+      kind: 'same',
+      file: join(dir, `split.rank${r}.pt`),
+      reference: join(FIX, 'torch/dp_state_dict.pt'),
+      weights_only: true,
+    } as (typeof checks)[number]);
   assertAll(check(TORCH1, checks));
 });
 
 test('torch 2.x reads the DCP folders ckpt writes: dcp_to_torch_save and dcp.load give the source back', { skip: skip2 ?? false }, async () => {
   const single = join(FIX, 'torch2/dcp/expected_single.pt');
   const training = await write('dt', [join(FIX, 'torch/training_checkpoint.pt')], { target: { kind: 'dcp', ranks: 2 } });
-  assertAll(check(TORCH2, [
-    { id: 'dcp1', kind: 'dcp', folder: await write('d1', [single], { target: { kind: 'dcp', ranks: 1 } }), reference: single },
-    { id: 'dcp3', kind: 'dcp', folder: await write('d3', [single], { target: { kind: 'dcp', ranks: 3 } }), reference: single },
-    // a 1.13 training checkpoint: a DCP keeps keys as str (optimizer state 0 → '0', as torch's
-    // flatten_state_dict does), so torch's reading of the folder is compared with ckpt's reading of it
-    { id: 'dcp-training', kind: 'dcp', folder: training, reference: await write('dt-back.pt', [training], { target: { kind: 'single' } }) },
-  ]));
+  assertAll(
+    check(TORCH2, [
+      { id: 'dcp1', kind: 'dcp', folder: await write('d1', [single], { target: { kind: 'dcp', ranks: 1 } }), reference: single },
+      { id: 'dcp3', kind: 'dcp', folder: await write('d3', [single], { target: { kind: 'dcp', ranks: 3 } }), reference: single },
+      // a 1.13 training checkpoint: a DCP keeps keys as str (optimizer state 0 → '0', as torch's
+      // flatten_state_dict does), so torch's reading of the folder is compared with ckpt's reading of it
+      { id: 'dcp-training', kind: 'dcp', folder: training, reference: await write('dt-back.pt', [training], { target: { kind: 'single' } }) },
+    ]),
+  );
 });
 
 test('the safetensors package reads what ckpt writes: single files and shard sets', { skip: skipSf ?? false }, async () => {
   const single = join(FIX, 'torch2/dcp/expected_single.pt');
-  assertAll(check(TORCH2, [
-    { id: 'sf-single', kind: 'safetensors', file: await write('m.safetensors', [single], { target: { kind: 'single' }, format: 'safetensors' }), reference: single },
-    { id: 'sf-tied', kind: 'safetensors', file: await write('t.safetensors', [join(FIX, 'torch2/newest_zip.pt')], { target: { kind: 'single' }, format: 'safetensors' }), reference: join(FIX, 'torch2/newest_zip.pt') },
-    { id: 'sf-shards', kind: 'shards', index: join(await write('sfs', [single], { target: { kind: 'shards', maxShardBytes: 3000 }, format: 'safetensors' }), 'model.safetensors.index.json'), reference: single },
-  ]));
+  assertAll(
+    check(TORCH2, [
+      {
+        id: 'sf-single',
+        kind: 'safetensors',
+        file: await write('m.safetensors', [single], { target: { kind: 'single' }, format: 'safetensors' }),
+        reference: single,
+      },
+      {
+        id: 'sf-tied',
+        kind: 'safetensors',
+        file: await write('t.safetensors', [join(FIX, 'torch2/newest_zip.pt')], { target: { kind: 'single' }, format: 'safetensors' }),
+        reference: join(FIX, 'torch2/newest_zip.pt'),
+      },
+      {
+        id: 'sf-shards',
+        kind: 'shards',
+        index: join(await write('sfs', [single], { target: { kind: 'shards', maxShardBytes: 3000 }, format: 'safetensors' }), 'model.safetensors.index.json'),
+        reference: single,
+      },
+    ]),
+  );
 });

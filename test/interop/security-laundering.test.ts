@@ -36,13 +36,25 @@ test('every security fixture converted with --preset cpu is refused or loads wit
         refused.push(name);
       }
     }
-    for (const name of Object.keys(EXPECTED.files).filter((n) => EXPECTED.files[n]!.verdict === 'dangerous')) assert.ok(refused.includes(name), `${name} was refused`);
+    for (const name of Object.keys(EXPECTED.files).filter((n) => EXPECTED.files[n]!.verdict === 'dangerous'))
+      assert.ok(refused.includes(name), `${name} was refused`);
     assert.ok(written.length >= 5, `some fixtures convert: ${written.map((w) => basename(w)).join(', ')}`);
     const r = spawnSync(PY2, [join(DIR, 'torch_verdicts.py'), ...written], { cwd: sandbox, encoding: 'utf8', timeout: 600_000 });
     assert.equal(r.status, 0, r.stderr.slice(-2000));
-    const said = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { file: string; loads: boolean; error?: string });
-    assert.deepEqual(said.filter((x) => !x.loads).map((x) => `${basename(x.file)}: ${x.error}`), [], 'every output loads with weights_only=True');
-    assert.deepEqual(readdirSync(sandbox).filter((f) => f.includes(EXPECTED.marker)), [], 'no payload ran');
+    const said = r.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { file: string; loads: boolean; error?: string });
+    assert.deepEqual(
+      said.filter((x) => !x.loads).map((x) => `${basename(x.file)}: ${x.error}`),
+      [],
+      'every output loads with weights_only=True',
+    );
+    assert.deepEqual(
+      readdirSync(sandbox).filter((f) => f.includes(EXPECTED.marker)),
+      [],
+      'no payload ran',
+    );
   } finally {
     rmSync(sandbox, { recursive: true, force: true });
   }
@@ -56,21 +68,35 @@ test('--unwrap takes only the tensors out of a dangerous file and says what was 
     const refused = await runCliAsync(['convert', src, '--preset', 'cpu', '-o', out], { cwd: sandbox });
     assert.equal(refused.code, 2);
     assert.match(refused.stderr, /the source is dangerous \(posix\.system\("touch CKPT_SCAN_MARKER"\)\).*--unwrap/);
-    const unwrapped = await runCliAsync(['convert', join(DIR, 'evil/state_dict_beside_payload.pt'), '--preset', 'cpu', '--unwrap', '-o', out], { cwd: sandbox });
+    const unwrapped = await runCliAsync(['convert', join(DIR, 'evil/state_dict_beside_payload.pt'), '--preset', 'cpu', '--unwrap', '-o', out], {
+      cwd: sandbox,
+    });
     assert.equal(unwrapped.code, 0, unwrapped.stderr);
     assert.match(unwrapped.stdout, /left +posix\.system/);
     assert.doesNotMatch(unwrapped.stdout, /carried/);
-    const loaded = spawnSync(PY2, ['-c', 'import torch,sys; print(sorted(torch.load(sys.argv[1], weights_only=True)))', out], { cwd: sandbox, encoding: 'utf8' });
+    const loaded = spawnSync(PY2, ['-c', 'import torch,sys; print(sorted(torch.load(sys.argv[1], weights_only=True)))', out], {
+      cwd: sandbox,
+      encoding: 'utf8',
+    });
     assert.equal(loaded.stdout.trim(), "['fc.bias', 'fc.weight']", loaded.stderr);
-    const kept = await runCliAsync(['convert', join(DIR, 'benign/whole_model.pt'), '--preset', 'cpu', '--keep-objects', '-o', join(sandbox, 'model.pt')], { cwd: sandbox });
+    const kept = await runCliAsync(['convert', join(DIR, 'benign/whole_model.pt'), '--preset', 'cpu', '--keep-objects', '-o', join(sandbox, 'model.pt')], {
+      cwd: sandbox,
+    });
     assert.equal(kept.code, 0, kept.stderr);
     assert.match(kept.stdout, /kept .*__main__\.Model.*torch\.nn\.modules\.linear\.Linear/);
     const plain = await runCliAsync(['convert', join(DIR, 'benign/argparse_namespace.pt'), '--preset', 'cpu', '-o', join(sandbox, 'ns.pt')], { cwd: sandbox });
     assert.equal(plain.code, 0, plain.stderr);
     assert.match(plain.stdout, /plain +argparse\.Namespace → dict/);
-    const r = spawnSync(PY2, ['-c', 'import torch,sys; d=torch.load(sys.argv[1], weights_only=True); print(type(d["args"]).__name__, d["args"])', join(sandbox, 'ns.pt')], { cwd: sandbox, encoding: 'utf8' });
+    const r = spawnSync(
+      PY2,
+      ['-c', 'import torch,sys; d=torch.load(sys.argv[1], weights_only=True); print(type(d["args"]).__name__, d["args"])', join(sandbox, 'ns.pt')],
+      { cwd: sandbox, encoding: 'utf8' },
+    );
     assert.equal(r.stdout.trim(), "dict {'lr': 0.1, 'epochs': 3}", r.stderr);
-    assert.deepEqual(readdirSync(sandbox).filter((f) => f.includes(EXPECTED.marker)), []);
+    assert.deepEqual(
+      readdirSync(sandbox).filter((f) => f.includes(EXPECTED.marker)),
+      [],
+    );
   } finally {
     rmSync(sandbox, { recursive: true, force: true });
   }

@@ -18,15 +18,28 @@ const DIR = join(REPO, 'test', 'fixtures', 'security');
 const EXPECTED = JSON.parse(readFileSync(join(DIR, 'expected.json'), 'utf8')) as { marker: string; files: Record<string, unknown> };
 const PY2 = join(REPO, '.venv-torch2', 'bin', 'python');
 
-interface TorchSays { file: string; torch: string; loads: boolean; error?: string; unsafe?: string[] | null }
+interface TorchSays {
+  file: string;
+  torch: string;
+  loads: boolean;
+  error?: string;
+  unsafe?: string[] | null;
+}
 
 function askTorch(python: string, files: string[]): TorchSays[] {
   const sandbox = mkdtempSync(join(tmpdir(), 'ckpt-scan-torch-'));
   try {
     const r = spawnSync(python, [join(DIR, 'torch_verdicts.py'), ...files], { cwd: sandbox, encoding: 'utf8', timeout: 600_000, maxBuffer: 64 << 20 });
     assert.equal(r.status, 0, r.stderr.slice(-2000));
-    assert.deepEqual(readdirSync(sandbox).filter((f) => f.includes(EXPECTED.marker)), [], 'torch.load(weights_only=True) ran no payload');
-    return r.stdout.trim().split('\n').map((l) => JSON.parse(l) as TorchSays);
+    assert.deepEqual(
+      readdirSync(sandbox).filter((f) => f.includes(EXPECTED.marker)),
+      [],
+      'torch.load(weights_only=True) ran no payload',
+    );
+    return r.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as TorchSays);
   } finally {
     rmSync(sandbox, { recursive: true, force: true });
   }
@@ -34,7 +47,11 @@ function askTorch(python: string, files: string[]): TorchSays[] {
 
 function files(): string[] {
   const own = Object.keys(EXPECTED.files).map((f) => join(DIR, f));
-  const real = sharedSkipReason() ? [] : readdirSync(CORPUS_DIR).filter((f) => !f.endsWith('.tsv') && !f.endsWith('.md')).map((f) => join(CORPUS_DIR, f));
+  const real = sharedSkipReason()
+    ? []
+    : readdirSync(CORPUS_DIR)
+        .filter((f) => !f.endsWith('.tsv') && !f.endsWith('.md'))
+        .map((f) => join(CORPUS_DIR, f));
   return [...own, ...real];
 }
 
@@ -43,7 +60,8 @@ function compare(t: TorchSays[], version: string): string[] {
   for (const said of t) {
     const r = scanFile(said.file);
     const ours = r.weightsOnly!.byTorch[version]!;
-    if (ours.loads !== said.loads) wrong.push(`${said.file}: ours loads=${ours.loads} (${ours.refusal ?? ''}), torch ${said.torch} loads=${said.loads} (${said.error ?? ''})`);
+    if (ours.loads !== said.loads)
+      wrong.push(`${said.file}: ours loads=${ours.loads} (${ours.refusal ?? ''}), torch ${said.torch} loads=${said.loads} (${said.error ?? ''})`);
     if (version === '2.13' && Array.isArray(said.unsafe) && JSON.stringify(said.unsafe) !== JSON.stringify(r.weightsOnly!.unsupported)) {
       wrong.push(`${said.file}: unsupported ${JSON.stringify(r.weightsOnly!.unsupported)}, torch ${JSON.stringify(said.unsafe)}`);
     }
@@ -58,7 +76,10 @@ if (skip2) console.log(`# skip: ${skip2}`);
 test('weightsOnly equals torch 2.13: torch.load(weights_only=True) and get_unsafe_globals_in_checkpoint, every file', { skip: skip2 ?? false }, () => {
   const said = askTorch(PY2, files());
   assert.ok(said.length >= Object.keys(EXPECTED.files).length);
-  assert.ok(said.some((s) => Array.isArray(s.unsafe) && s.unsafe.length > 0), 'get_unsafe_globals_in_checkpoint answered with names somewhere');
+  assert.ok(
+    said.some((s) => Array.isArray(s.unsafe) && s.unsafe.length > 0),
+    'get_unsafe_globals_in_checkpoint answered with names somewhere',
+  );
   assert.deepEqual(compare(said, '2.13'), []);
 });
 

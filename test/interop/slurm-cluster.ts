@@ -86,7 +86,19 @@ export async function startSlurm(dir: string): Promise<SlurmCluster | string> {
     writeFileSync(key, randomBytes(1024), { mode: 0o400 });
     chownSync(key, munge.uid, munge.gid);
     const socket = join(mungeDir, 'munge.socket');
-    const m = spawnDaemon(which('munged') ?? '/usr/sbin/munged', ['-F', `--socket=${socket}`, `--key-file=${key}`, `--pid-file=${join(mungeDir, 'munged.pid')}`, `--seed-file=${join(mungeDir, 'seed')}`, `--log-file=${join(mungeDir, 'munged.log')}`], process.env, munge);
+    const m = spawnDaemon(
+      which('munged') ?? '/usr/sbin/munged',
+      [
+        '-F',
+        `--socket=${socket}`,
+        `--key-file=${key}`,
+        `--pid-file=${join(mungeDir, 'munged.pid')}`,
+        `--seed-file=${join(mungeDir, 'seed')}`,
+        `--log-file=${join(mungeDir, 'munged.log')}`,
+      ],
+      process.env,
+      munge,
+    );
     for (let i = 0; i < 100 && !existsSync(socket) && m.exitCode === null; i++) await sleep(50);
     if (!existsSync(socket)) {
       await stop();
@@ -102,39 +114,42 @@ export async function startSlurm(dir: string): Promise<SlurmCluster | string> {
     }
     const [ctldPort, slurmdPort] = [await freePort(), await freePort()];
     const conf = join(dir, 'slurm.conf');
-    writeFileSync(conf, [
-      'ClusterName=ckpttest',
-      'SlurmctldHost=localhost(127.0.0.1)',
-      `SlurmctldPort=${ctldPort}`,
-      `SlurmdPort=${slurmdPort}`,
-      'AuthType=auth/munge',
-      'CredType=cred/munge',
-      `AuthInfo=socket=${socket}`,
-      // bind to 127.0.0.1 only, never to every interface
-      'CommunicationParameters=NoCtldInAddrAny,NoInAddrAny',
-      'SlurmUser=root',
-      'SlurmdUser=root',
-      `StateSaveLocation=${join(dir, 'state')}`,
-      `SlurmdSpoolDir=${join(dir, 'spool')}`,
-      `SlurmctldPidFile=${join(dir, 'slurmctld.pid')}`,
-      `SlurmdPidFile=${join(dir, 'slurmd.pid')}`,
-      `SlurmctldLogFile=${join(dir, 'log', 'slurmctld.log')}`,
-      `SlurmdLogFile=${join(dir, 'log', 'slurmd.log')}`,
-      'ProctrackType=proctrack/linuxproc',
-      'TaskPlugin=task/none',
-      'JobAcctGatherType=jobacct_gather/none',
-      'AccountingStorageType=accounting_storage/none',
-      'JobCompType=jobcomp/none',
-      'MpiDefault=none',
-      'SwitchType=switch/none',
-      'SelectType=select/cons_tres',
-      'SelectTypeParameters=CR_Core',
-      'ReturnToService=2',
-      'PlugStackConfig=/dev/null',
-      `${nodeLine.replace(/^NodeName=\S+/, 'NodeName=localhost NodeAddr=127.0.0.1').replace(/\s*UpTime=.*$/, '')} State=UNKNOWN`,
-      'PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP',
-      '',
-    ].join('\n'));
+    writeFileSync(
+      conf,
+      [
+        'ClusterName=ckpttest',
+        'SlurmctldHost=localhost(127.0.0.1)',
+        `SlurmctldPort=${ctldPort}`,
+        `SlurmdPort=${slurmdPort}`,
+        'AuthType=auth/munge',
+        'CredType=cred/munge',
+        `AuthInfo=socket=${socket}`,
+        // bind to 127.0.0.1 only, never to every interface
+        'CommunicationParameters=NoCtldInAddrAny,NoInAddrAny',
+        'SlurmUser=root',
+        'SlurmdUser=root',
+        `StateSaveLocation=${join(dir, 'state')}`,
+        `SlurmdSpoolDir=${join(dir, 'spool')}`,
+        `SlurmctldPidFile=${join(dir, 'slurmctld.pid')}`,
+        `SlurmdPidFile=${join(dir, 'slurmd.pid')}`,
+        `SlurmctldLogFile=${join(dir, 'log', 'slurmctld.log')}`,
+        `SlurmdLogFile=${join(dir, 'log', 'slurmd.log')}`,
+        'ProctrackType=proctrack/linuxproc',
+        'TaskPlugin=task/none',
+        'JobAcctGatherType=jobacct_gather/none',
+        'AccountingStorageType=accounting_storage/none',
+        'JobCompType=jobcomp/none',
+        'MpiDefault=none',
+        'SwitchType=switch/none',
+        'SelectType=select/cons_tres',
+        'SelectTypeParameters=CR_Core',
+        'ReturnToService=2',
+        'PlugStackConfig=/dev/null',
+        `${nodeLine.replace(/^NodeName=\S+/, 'NodeName=localhost NodeAddr=127.0.0.1').replace(/\s*UpTime=.*$/, '')} State=UNKNOWN`,
+        'PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP',
+        '',
+      ].join('\n'),
+    );
     const env = { ...process.env, SLURM_CONF: conf };
     const ctld = spawnDaemon('slurmctld', ['-D', '-i'], env);
     const slurmd = spawnDaemon('slurmd', ['-D', '-N', 'localhost'], env);
@@ -149,7 +164,8 @@ export async function startSlurm(dir: string): Promise<SlurmCluster | string> {
       return `slurmctld/slurmd did not come up (node state '${state}'): ${tail(join(dir, 'slurmctld.out'))} ${tail(join(dir, 'slurmd.out'))}`;
     }
     return {
-      env, dir,
+      env,
+      dir,
       stop: async () => {
         spawnSync('scancel', ['--full', '--signal=KILL', '-u', 'root'], { env });
         for (let i = 0; i < 100 && spawnSync('squeue', ['-h'], { env, encoding: 'utf8' }).stdout.trim(); i++) await sleep(100);

@@ -70,9 +70,16 @@ function journal(out: string): { file: string; lines: any[] }[] {
   if (!existsSync(dir)) return [];
   return readdirSync(dir).map((n) => ({
     file: n,
-    lines: readFileSync(join(dir, n), 'utf8').split('\n').filter(Boolean).flatMap((l) => {
-      try { return [JSON.parse(l)]; } catch { return []; }
-    }),
+    lines: readFileSync(join(dir, n), 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .flatMap((l) => {
+        try {
+          return [JSON.parse(l)];
+        } catch {
+          return [];
+        }
+      }),
   }));
 }
 
@@ -95,10 +102,17 @@ function submitArray(out: string): string {
   mkdirSync(join(work, 'logs'), { recursive: true });
   writeFileSync(join(work, 'convert.sbatch'), readmeScript(out));
   // the recipe asks for 8 CPUs per task; this node has fewer, so the command line lowers it
-  return sbatch(cluster!, [`--array=1-${TASKS}`, '--cpus-per-task=1', `--chdir=${work}`, `--output=${join(work, 'slurm-%A_%a.out')}`, join(work, 'convert.sbatch')], { PATH: `${binFolder()}:${process.env['PATH']}` });
+  return sbatch(
+    cluster!,
+    [`--array=1-${TASKS}`, '--cpus-per-task=1', `--chdir=${work}`, `--output=${join(work, 'slurm-%A_%a.out')}`, join(work, 'convert.sbatch')],
+    { PATH: `${binFolder()}:${process.env['PATH']}` },
+  );
 }
 
-test('the README job array under real Slurm: a task killed mid-way, the array re-submitted, every file converted exactly once', { timeout: 300_000, skip: false }, async (t) => {
+test('the README job array under real Slurm: a task killed mid-way, the array re-submitted, every file converted exactly once', {
+  timeout: 300_000,
+  skip: false,
+}, async (t) => {
   if (skip) return t.skip(skip);
   const out = join(base, 'runs-cpu');
   const job = submitArray(out);
@@ -137,12 +151,15 @@ test('the README job array under real Slurm: a task killed mid-way, the array re
   const again = submitArray(out);
   await waitForJob(cluster!, again, 180_000);
   const second = taskResults(cluster!, again);
-  for (const [task, r] of second) assert.deepEqual([r.state, r.exit], ['COMPLETED', '0:0'], `re-run task ${task}: ${readFileSync(join(base, 'job', `slurm-${again}_${task}.out`), 'utf8')}`);
+  for (const [task, r] of second)
+    assert.deepEqual([r.state, r.exit], ['COMPLETED', '0:0'], `re-run task ${task}: ${readFileSync(join(base, 'job', `slurm-${again}_${task}.out`), 'utf8')}`);
   assert.equal(second.size, TASKS);
 
   // every file converted exactly once: one conversion record per source over both arrays (or, for
   // an output published in the instant before its record, none and one "verified and kept")
-  const records = journal(out).flatMap((j) => j.lines).filter((l) => l.type === 'done');
+  const records = journal(out)
+    .flatMap((j) => j.lines)
+    .filter((l) => l.type === 'done');
   for (const s of sources) {
     const converted = records.filter((l) => l.source === s && !l.adopted).length;
     const kept = records.filter((l) => l.source === s && l.adopted).length;
@@ -155,13 +172,21 @@ test('the README job array under real Slurm: a task killed mid-way, the array re
   const complete = await runCliAsync(['batch-status', out]);
   assert.equal(complete.code, 0, complete.stdout);
   assert.match(complete.stdout, new RegExp(`: ${sources.length} of ${sources.length} converted and verified, complete`));
-  const res = checkWithTorch(sources.slice(0, 3).map((f) => ({ id: f, kind: 'tags', file: join(out, f), expect: 'cpu', model: null, same_as: join(input, f), preset: 'cpu' })));
+  const res = checkWithTorch(
+    sources.slice(0, 3).map((f) => ({ id: f, kind: 'tags', file: join(out, f), expect: 'cpu', model: null, same_as: join(input, f), preset: 'cpu' })),
+  );
   for (const [id, r] of res) assert.deepEqual(r.errors, [], `${id}: ${r.errors.join('\n')}`);
 });
 
-test('two shards at once into one folder, one in its own PID namespace: neither removes the other\'s temporary files', { timeout: 300_000, skip: false }, async (t) => {
+test("two shards at once into one folder, one in its own PID namespace: neither removes the other's temporary files", {
+  timeout: 300_000,
+  skip: false,
+}, async (t) => {
   if (skip) return t.skip(skip);
-  for (const order of [['host', 'namespace'], ['namespace', 'host']] as const) {
+  for (const order of [
+    ['host', 'namespace'],
+    ['namespace', 'host'],
+  ] as const) {
     const out = join(base, `together-${order[0]}-first`);
     mkdirSync(join(out, 'run0'), { recursive: true });
     // a live temp file of a task on another node: a PID that means nothing here, written just now
@@ -190,8 +215,12 @@ test('two shards at once into one folder, one in its own PID namespace: neither 
       const failed = jsonLines(r.stdout).filter((e) => e.event === 'item' && e.item.status !== 'done');
       assert.deepEqual(failed, [], 'every file of both shards converted');
     }
-    assert.ok(existsSync(foreign), 'the other node\'s fresh temp file is left alone');
-    assert.deepEqual([...outputsIn(out).keys()].filter((f) => !f.includes('othernode')).sort(), sources, `${order[0]} first: every output once, no temp file left`);
+    assert.ok(existsSync(foreign), "the other node's fresh temp file is left alone");
+    assert.deepEqual(
+      [...outputsIn(out).keys()].filter((f) => !f.includes('othernode')).sort(),
+      sources,
+      `${order[0]} first: every output once, no temp file left`,
+    );
     const st = await runCliAsync(['batch-status', out]);
     assert.equal(st.code, 0, st.stdout);
     // once it is an hour old, any run (in any namespace) may remove it

@@ -9,10 +9,22 @@ import { join } from 'node:path';
 import { mapLimit, REPO, runCliAsync, tempDir, TORCH_FIXTURES } from './helpers.ts';
 
 const PY2 = join(REPO, '.venv-torch2', 'bin', 'python');
-const skip = existsSync(PY2) ? null : `torch 2.x venv not found at ${PY2} (bash test/fixtures/setup-torch2.sh makes it from local wheels); the torch 1.13 interop tests still run`;
+const skip = existsSync(PY2)
+  ? null
+  : `torch 2.x venv not found at ${PY2} (bash test/fixtures/setup-torch2.sh makes it from local wheels); the torch 1.13 interop tests still run`;
 if (skip) console.log(`# skip: ${skip}`);
 
-const SOURCES = ['cpu_state_dict.pt', 'dp_state_dict.pt', 'cuda_mixed.pt', 'cuda3_single.pt', 'compiled_dp_prefix.pt', 'legacy_state_dict.pt', 'dtypes.pt', 'views.pt', 'ddp_gloo/rank1.pt'];
+const SOURCES = [
+  'cpu_state_dict.pt',
+  'dp_state_dict.pt',
+  'cuda_mixed.pt',
+  'cuda3_single.pt',
+  'compiled_dp_prefix.pt',
+  'legacy_state_dict.pt',
+  'dtypes.pt',
+  'views.pt',
+  'ddp_gloo/rank1.pt',
+];
 const PRESETS = [['cpu'], ['gpu:1'], ['dp'], ['ddp', '--world-size', '2']];
 
 const CHECK = String.raw`

@@ -17,7 +17,9 @@ import { NPZ, sample, tempDir } from '../unit/verify/helpers.ts';
 
 const T2 = fileURLToPath(new URL('../fixtures/verify/torch2/', import.meta.url));
 const MODELS = join(T2, 'models.py');
-const EXPECTED = JSON.parse(readFileSync(join(T2, 'expected.json'), 'utf8')) as { models: Record<string, { class: string; predictions: number[]; accuracy: number }> };
+const EXPECTED = JSON.parse(readFileSync(join(T2, 'expected.json'), 'utf8')) as {
+  models: Record<string, { class: string; predictions: number[]; accuracy: number }>;
+};
 const TORCH2 = fileURLToPath(new URL('../../.venv-torch2/bin/python', import.meta.url));
 const PYTHONS: [string, string][] = [['torch 1.13', '/usr/bin/python3'], ...(existsSync(TORCH2) ? [['torch 2.x', TORCH2] as [string, string]] : [])];
 if (!existsSync(TORCH2)) {
@@ -30,7 +32,10 @@ const FAILURE_BOUND_MS = 60_000;
 const verify = (python: string, o: Partial<VerifyOptions> & { checkpoint: string; modelClass: string }): Promise<VerifyReport> =>
   runVerify({ model: '', data: NPZ, device: 'cpu', python, ...o });
 
-async function failure(o: Partial<VerifyOptions> & { checkpoint: string; modelClass: string }, python = '/usr/bin/python3'): Promise<{ err: CheckpointError; ms: number }> {
+async function failure(
+  o: Partial<VerifyOptions> & { checkpoint: string; modelClass: string },
+  python = '/usr/bin/python3',
+): Promise<{ err: CheckpointError; ms: number }> {
   const t = performance.now();
   try {
     await verify(python, o);
@@ -51,10 +56,18 @@ for (const [name, python] of PYTHONS) {
       const r = await verify(python, { modelClass: `${MODELS}:${want.class}`, checkpoint: cpu, against: join(T2, model, 'dp.pt') });
       assert.deepEqual(r.runs[0]!.metrics.predictions, want.predictions, model);
       assert.equal(r.verdict, 'PASS', `${model}: ${r.reasons.join('; ')}`);
-      assert.deepEqual(r.python!.applied.map((a) => a.stripped), [[], ['module.']], 'the DP source had its module. prefix removed');
+      assert.deepEqual(
+        r.python!.applied.map((a) => a.stripped),
+        [[], ['module.']],
+        'the DP source had its module. prefix removed',
+      );
       assert.equal(r.python!.interpreter, python);
       assert.match(r.python!.torch, name === 'torch 1.13' ? /^1\.13/ : /^2\./);
-      const bad = await verify(python, { modelClass: `${MODELS}:${want.class}`, checkpoint: join(T2, model, 'perturbed.pt'), against: join(T2, model, 'dp.pt') });
+      const bad = await verify(python, {
+        modelClass: `${MODELS}:${want.class}`,
+        checkpoint: join(T2, model, 'perturbed.pt'),
+        against: join(T2, model, 'dp.pt'),
+      });
       assert.notEqual(bad.verdict, 'PASS', model);
       assert.ok(!bad.comparison.bitIdentical, model);
     }
@@ -65,10 +78,19 @@ test("training checkpoints: the state dict under 'model' is found as convert fin
   for (const [, python] of PYTHONS) {
     const r = await verify(python, { modelClass: `${MODELS}:ResCNN`, checkpoint: join(T2, 'rescnn', 'train.pt'), against: join(T2, 'rescnn', 'dp.pt') });
     assert.equal(r.verdict, 'PASS', r.reasons.join('; '));
-    assert.deepEqual(r.python!.applied.map((a) => [a.path, a.stripped]), [[['model'], ['module.']], [[], ['module.']]]);
+    assert.deepEqual(
+      r.python!.applied.map((a) => [a.path, a.stripped]),
+      [
+        [['model'], ['module.']],
+        [[], ['module.']],
+      ],
+    );
     // the sample's checkpoint.pth.tar holds a numpy scalar (best_acc), which weights_only refuses in 1.13 and 2.x
     const { err } = await failure({ modelClass: `${sample('digits_model.py')}:DigitsCNN`, checkpoint: sample('checkpoint.pth.tar') }, python);
-    assert.match(err.message, /^torch \S+ refuses checkpoint\.pth\.tar with weights_only=True \(.+\); write its model state dict first: ckpt convert .*checkpoint\.pth\.tar --unwrap$/);
+    assert.match(
+      err.message,
+      /^torch \S+ refuses checkpoint\.pth\.tar with weights_only=True \(.+\); write its model state dict first: ckpt convert .*checkpoint\.pth\.tar --unwrap$/,
+    );
   }
   const unwrapped = join(tempDir(), 'model.pt');
   await convertFile(sample('checkpoint.pth.tar'), { rules: { ...NO_RULES, unwrap: true }, output: unwrapped, force: true, syncFolder: false });
@@ -78,19 +100,49 @@ test("training checkpoints: the state dict under 'model' is found as convert fin
 });
 
 test("the user's print() does not break the protocol; --model-args reach the constructor", async () => {
-  const r = await verify('/usr/bin/python3', { modelClass: `${join(T2, 'faulty.py')}:PrintsToStdout`, checkpoint: join(T2, 'rescnn', 'dp.pt'), against: join(T2, 'rescnn', 'dp.pt'), limit: 70 });
+  const r = await verify('/usr/bin/python3', {
+    modelClass: `${join(T2, 'faulty.py')}:PrintsToStdout`,
+    checkpoint: join(T2, 'rescnn', 'dp.pt'),
+    against: join(T2, 'rescnn', 'dp.pt'),
+    limit: 70,
+  });
   assert.equal(r.verdict, 'PASS');
-  const args = await verify('/usr/bin/python3', { modelClass: `${MODELS}:NeedsArgs`, modelArgs: { hidden: 32 }, checkpoint: join(T2, 'bnmlp', 'dp.pt'), limit: 10 }).catch((e: CheckpointError) => e);
+  const args = await verify('/usr/bin/python3', {
+    modelClass: `${MODELS}:NeedsArgs`,
+    modelArgs: { hidden: 32 },
+    checkpoint: join(T2, 'bnmlp', 'dp.pt'),
+    limit: 10,
+  }).catch((e: CheckpointError) => e);
   // NeedsArgs wraps the MLP as `net.`: the keys do not fit, which strict loading says
   assert.ok(args instanceof CheckpointError && /missing keys and unexpected keys/.test(args.message), String(args));
 });
 
 test('an import error, a constructor error, a strict-load failure and a killed runner each give one line, in bounded time', async () => {
   const cases: [string, Partial<VerifyOptions> & { checkpoint: string; modelClass: string }, RegExp, RegExp | null][] = [
-    ['import', { modelClass: `${join(T2, 'broken_import.py')}:Model`, checkpoint: join(T2, 'rescnn', 'dp.pt') }, /^importing .*broken_import\.py failed: ModuleNotFoundError: No module named 'a_package_that_is_not_installed'$/, /Traceback/],
-    ['constructor', { modelClass: `${join(T2, 'faulty.py')}:RaisesInInit`, modelArgs: { width: 3 }, checkpoint: join(T2, 'rescnn', 'dp.pt') }, /^RaisesInInit\(\*\*\{"width": 3\}\) failed: ValueError: width 3 is not supported by this build$/, /raise ValueError/],
-    ['strict load', { modelClass: `${MODELS}:ResCNN`, checkpoint: join(T2, 'bnmlp', 'dp.pt') }, /^load_state_dict\(strict=True\) failed for ResCNN: missing keys and unexpected keys: Missing key\(s\) in state_dict: "conv1\.weight"/, /Traceback/],
-    ['killed', { modelClass: `${join(T2, 'faulty.py')}:KillsItself`, checkpoint: join(T2, 'rescnn', 'dp.pt') }, /^the Python runner \(\/usr\/bin\/python3\) was killed by SIGKILL while a batch of 64$/, null],
+    [
+      'import',
+      { modelClass: `${join(T2, 'broken_import.py')}:Model`, checkpoint: join(T2, 'rescnn', 'dp.pt') },
+      /^importing .*broken_import\.py failed: ModuleNotFoundError: No module named 'a_package_that_is_not_installed'$/,
+      /Traceback/,
+    ],
+    [
+      'constructor',
+      { modelClass: `${join(T2, 'faulty.py')}:RaisesInInit`, modelArgs: { width: 3 }, checkpoint: join(T2, 'rescnn', 'dp.pt') },
+      /^RaisesInInit\(\*\*\{"width": 3\}\) failed: ValueError: width 3 is not supported by this build$/,
+      /raise ValueError/,
+    ],
+    [
+      'strict load',
+      { modelClass: `${MODELS}:ResCNN`, checkpoint: join(T2, 'bnmlp', 'dp.pt') },
+      /^load_state_dict\(strict=True\) failed for ResCNN: missing keys and unexpected keys: Missing key\(s\) in state_dict: "conv1\.weight"/,
+      /Traceback/,
+    ],
+    [
+      'killed',
+      { modelClass: `${join(T2, 'faulty.py')}:KillsItself`, checkpoint: join(T2, 'rescnn', 'dp.pt') },
+      /^the Python runner \(\/usr\/bin\/python3\) was killed by SIGKILL while a batch of 64$/,
+      null,
+    ],
     ['no class', { modelClass: `${MODELS}:NoSuchClass`, checkpoint: join(T2, 'rescnn', 'dp.pt') }, /models\.py has no NoSuchClass$/, null],
   ];
   for (const [what, o, message, details] of cases) {
@@ -107,12 +159,19 @@ test('a missing interpreter and a whole pickled module are refused with one line
   const { err } = await failure({ modelClass: `${MODELS}:ResCNN`, checkpoint: join(T2, 'rescnn', 'dp.pt') }, '/nonexistent/python');
   assert.match(err.message, /^\/nonexistent\/python: no such interpreter/);
   const mod = await failure({ modelClass: `${sample('digits_model.py')}:DigitsCNN`, checkpoint: sample('whole_model_dp.pt') });
-  assert.match(mod.err.message, /a whole pickled module, which torch\.load\(weights_only=True\) refuses; write its state dict first: ckpt convert .* --export-state-dict$/);
+  assert.match(
+    mod.err.message,
+    /a whole pickled module, which torch\.load\(weights_only=True\) refuses; write its state dict first: ckpt convert .* --export-state-dict$/,
+  );
 });
 
 test('the CLI prints the one line, then the traceback under details, and exits 2', () => {
   const ckpt = fileURLToPath(new URL('../../dist/ckpt.js', import.meta.url));
-  const r = spawnSync(process.execPath, [ckpt, 'verify', '--python', '/usr/bin/python3', '--model-class', `${join(T2, 'broken_import.py')}:Model`, '--data', NPZ, join(T2, 'rescnn', 'dp.pt')], { encoding: 'utf8', timeout: FAILURE_BOUND_MS });
+  const r = spawnSync(
+    process.execPath,
+    [ckpt, 'verify', '--python', '/usr/bin/python3', '--model-class', `${join(T2, 'broken_import.py')}:Model`, '--data', NPZ, join(T2, 'rescnn', 'dp.pt')],
+    { encoding: 'utf8', timeout: FAILURE_BOUND_MS },
+  );
   assert.equal(r.status, 2, r.stderr);
   const lines = r.stderr.split('\n');
   assert.match(lines[0]!, /^ckpt: error: importing .*broken_import\.py failed: ModuleNotFoundError/);

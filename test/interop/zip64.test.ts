@@ -37,7 +37,10 @@ function diskSkipReason(dir: string): string | null {
 
 /** A safetensors file holding `big` (F32 [BIG_NUMEL], sparse but for MARKS) then `after` (F32 [4]). */
 function writeSparseSafetensors(file: string): void {
-  const header = { big: { dtype: 'F32', shape: [BIG_NUMEL], data_offsets: [0, BIG_BYTES] }, after: { dtype: 'F32', shape: [AFTER.length], data_offsets: [BIG_BYTES, BIG_BYTES + 4 * AFTER.length] } };
+  const header = {
+    big: { dtype: 'F32', shape: [BIG_NUMEL], data_offsets: [0, BIG_BYTES] },
+    after: { dtype: 'F32', shape: [AFTER.length], data_offsets: [BIG_BYTES, BIG_BYTES + 4 * AFTER.length] },
+  };
   let json = JSON.stringify(header);
   json += ' '.repeat((8 - (json.length % 8)) % 8);
   const prefix = Buffer.alloc(8);
@@ -87,7 +90,9 @@ function python(exe: string, script: string, args: string[]): Record<string, unk
 
 const skip = torchSkipReason() ?? diskSkipReason(tmpdir());
 if (skip) console.log(`# skip: ${skip}`);
-const torch2Skip = existsSync(PY2) ? null : `torch 2.x venv not found at ${PY2} (bash test/fixtures/setup-torch2.sh makes it); the torch 1.13 record checks still run`;
+const torch2Skip = existsSync(PY2)
+  ? null
+  : `torch 2.x venv not found at ${PY2} (bash test/fixtures/setup-torch2.sh makes it); the torch 1.13 record checks still run`;
 
 test('a conversion past 4 GiB writes zip64 that our reader and real torch read', { skip: skip ?? false, timeout: 900_000 }, async (t) => {
   const dir = tempDir('zip64');
@@ -122,7 +127,10 @@ test('a conversion past 4 GiB writes zip64 that our reader and real torch read',
     const bigData = zip.dataRange(big);
     for (const [index, value] of MARKS) assert.equal(Buffer.from(reader.read(bigData.offset + 4 * index, 4)).readFloatLE(0), value);
     const smallBytes = Buffer.from(zip.readEntry(small));
-    assert.deepEqual(AFTER.map((_, i) => smallBytes.readFloatLE(4 * i)), AFTER);
+    assert.deepEqual(
+      AFTER.map((_, i) => smallBytes.readFloatLE(4 * i)),
+      AFTER,
+    );
     // The end records: a zip64 end record and its locator before the classic one, as the central
     // directory starts past 4 GiB (APPNOTE 4.3.14, 4.3.15).
     const tail = Buffer.from(reader.read(reader.size - 22 - 20 - 56, 56 + 20 + 22));
@@ -147,7 +155,10 @@ test('a conversion past 4 GiB writes zip64 that our reader and real torch read',
     assert.deepEqual(got['big_shape'], [BIG_NUMEL]);
     assert.equal(got['big_dtype'], 'torch.float32');
     assert.equal(got['device'], 'cpu');
-    assert.deepEqual(got['marks'], MARKS.map(([, v]) => v));
+    assert.deepEqual(
+      got['marks'],
+      MARKS.map(([, v]) => v),
+    );
     assert.deepEqual(got['zeros_at'], [0, 0]);
     assert.deepEqual(got['after'], AFTER);
     assert.equal(got['after_dtype'], 'torch.float32');

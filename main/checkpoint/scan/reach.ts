@@ -27,18 +27,30 @@ export function findPickleSites(reader: RandomAccessReader, depth = 0): FileSite
     return { sites: [], notes: ['a Git LFS pointer, not the file itself'], containerRefusal: 'a Git LFS pointer', noPickle: true };
   }
   if (LOCAL_HEADER.every((b, i) => head[i] === b)) return zipSites(reader, true, depth);
-  if (Buffer.from(head.subarray(0, 6)).toString('latin1') === '7z\xbc\xaf\x27\x1c') fail('unsupported', `${reader.name}: a 7z archive: its members cannot be scanned here; extract it and scan the files`, reader.name);
+  if (Buffer.from(head.subarray(0, 6)).toString('latin1') === '7z\xbc\xaf\x27\x1c')
+    fail('unsupported', `${reader.name}: a 7z archive: its members cannot be scanned here; extract it and scan the files`, reader.name);
   if (looksLikeTar(reader)) return tarSites(reader, depth);
   if (looksLikeSafetensors(reader)) {
     const named = reader.name.endsWith('.safetensors');
-    return { sites: [], notes: [], containerRefusal: named ? 'torch 1.13 reads a .safetensors path as a pickle and fails' : 'a safetensors file not named .safetensors: torch.load unpickles it and fails', noPickle: true, ...(named ? { loadsWithoutPickle: ['2.13'] } : {}) };
+    return {
+      sites: [],
+      notes: [],
+      containerRefusal: named
+        ? 'torch 1.13 reads a .safetensors path as a pickle and fails'
+        : 'a safetensors file not named .safetensors: torch.load unpickles it and fails',
+      noPickle: true,
+      ...(named ? { loadsWithoutPickle: ['2.13'] } : {}),
+    };
   }
   if (Buffer.from(head.subarray(0, 6)).toString('latin1') === '\x93NUMPY') return npySites(reader, 'numpy.load(allow_pickle=True)', 'loader', 'array');
   const found = streamSites(reader);
   if (ZipArchive.looksLikeZip(reader) && depth < NESTING_LIMIT) {
     const zipped = zipSites(reader, false, depth);
     found.sites.push(...zipped.sites);
-    found.notes.push('a zip archive is appended after the front bytes (a polyglot): torch.load unpickles the front, zip readers see the archive', ...zipped.notes);
+    found.notes.push(
+      'a zip archive is appended after the front bytes (a polyglot): torch.load unpickles the front, zip readers see the archive',
+      ...zipped.notes,
+    );
     if (!zipped.noPickle) delete found.noPickle;
   }
   return found;
@@ -110,11 +122,23 @@ function npySites(reader: RandomAccessReader, by: string, reach: Reach, where: s
   const refusal = 'a numpy file, not torch.save output';
   if (!/'descr'\s*:\s*'\|?O'/.test(header)) return { sites: [], notes: [], containerRefusal: refusal, noPickle: true };
   const s = scanPickle(new PickleInput(reader, Math.min(dataAt, reader.size)));
-  return { sites: [{ where: `${where}: object array pickle`, reach, by, scan: s }], notes: [`an object array: only ${by} unpickles it`], containerRefusal: refusal };
+  return {
+    sites: [{ where: `${where}: object array pickle`, reach, by, scan: s }],
+    notes: [`an object array: only ${by} unpickles it`],
+    containerRefusal: refusal,
+  };
 }
 
 /** Bytes inside a container (zip entry, tar member): a pickle, npy, zip or tar of their own. */
-function nestedSites(reader: RandomAccessReader, offset: number, size: number, where: string, depth: number, notes: string[], bytes?: Uint8Array): PickleSite[] {
+function nestedSites(
+  reader: RandomAccessReader,
+  offset: number,
+  size: number,
+  where: string,
+  depth: number,
+  notes: string[],
+  bytes?: Uint8Array,
+): PickleSite[] {
   if (depth >= NESTING_LIMIT || size === 0) return [];
   const inner = bytes ? new BufferReader(bytes, `${reader.name}:${where}`) : sliceOf(reader, offset, size, where);
   const found = findPickleSites(inner, depth + 1);
@@ -143,7 +167,13 @@ function zipSites(reader: RandomAccessReader, torchReads: boolean, depth: number
   try {
     const zip = ZipArchive.open(reader);
     entries = zip.entries;
-    read = (e) => { try { return zip.readEntry(e, 1 << 28); } catch { return undefined; } };
+    read = (e) => {
+      try {
+        return zip.readEntry(e, 1 << 28);
+      } catch {
+        return undefined;
+      }
+    };
   } catch {
     entries = localHeaders(reader);
     read = (e) => readLocal(reader, e);
@@ -153,7 +183,8 @@ function zipSites(reader: RandomAccessReader, torchReads: boolean, depth: number
   const first = entries[0];
   const slash = first ? first.name.indexOf('/') : -1;
   const prefix = slash >= 0 ? first!.name.slice(0, slash + 1) : '';
-  if (first && slash < 0 && torchReads) containerRefusal ??= 'a zip whose first record is not in a folder: torch refuses it ("file in archive is not in a subdirectory")';
+  if (first && slash < 0 && torchReads)
+    containerRefusal ??= 'a zip whose first record is not in a folder: torch refuses it ("file in archive is not in a subdirectory")';
   const lastOf = new Map<string, ZipEntry>();
   for (const e of entries) lastOf.set(e.name, e);
   const names = new Set(entries.map((e) => e.name));
@@ -165,7 +196,8 @@ function zipSites(reader: RandomAccessReader, torchReads: boolean, depth: number
     if (e.encrypted) {
       // The flag alone hides nothing from a reader that ignores it (miniz does): scan what is stored in the clear.
       const clear = e.method === 0 ? read(e) : undefined;
-      if (!clear || !(looksLikePickleStart(clear) || /\.(debug_)?pkl$/.test(e.name))) fail('unsupported', `${reader.name}: zip record ${e.name} is encrypted: it cannot be scanned; decrypt the archive and scan its files`, reader.name);
+      if (!clear || !(looksLikePickleStart(clear) || /\.(debug_)?pkl$/.test(e.name)))
+        fail('unsupported', `${reader.name}: zip record ${e.name} is encrypted: it cannot be scanned; decrypt the archive and scan its files`, reader.name);
       notes.push(`record ${e.name} is flagged encrypted but stored in the clear`);
     }
     const duplicate = lastOf.get(e.name) !== e;
@@ -178,9 +210,18 @@ function zipSites(reader: RandomAccessReader, torchReads: boolean, depth: number
     const jit = torchReads && torchScript && !duplicate && e.name.startsWith(prefix) && pickleName;
     if (pickleName || inTorch) {
       const bytes = read(e);
-      if (!bytes) { notes.push(`record ${e.name} could not be read (damaged or compressed oddly)`); continue; }
+      if (!bytes) {
+        notes.push(`record ${e.name} could not be read (damaged or compressed oddly)`);
+        continue;
+      }
       const s = scanPickle(PickleInput.fromBytes(bytes, `${reader.name}:${e.name}`));
-      sites.push(inTorch ? { where: e.name, reach: 'torch.load', scan: s } : jit ? { where: e.name, reach: 'loader', by: 'torch.jit.load', scan: s } : { where: e.name, reach: 'unreached', by: 'a loader that opens this record', scan: s });
+      sites.push(
+        inTorch
+          ? { where: e.name, reach: 'torch.load', scan: s }
+          : jit
+            ? { where: e.name, reach: 'loader', by: 'torch.jit.load', scan: s }
+            : { where: e.name, reach: 'unreached', by: 'a loader that opens this record', scan: s },
+      );
       continue;
     }
     if (e.uncompressedSize > 1 << 28) continue;
@@ -192,12 +233,22 @@ function zipSites(reader: RandomAccessReader, torchReads: boolean, depth: number
       notes.push(...npy.notes.map((n) => `${e.name}: ${n}`));
       continue;
     }
-    if (looksLikePickleStart(bytes) || LOCAL_HEADER.every((b, i) => bytes[i] === b) || (bytes.length > 262 && Buffer.from(bytes.subarray(257, 262)).toString('latin1') === 'ustar')) {
+    if (
+      looksLikePickleStart(bytes) ||
+      LOCAL_HEADER.every((b, i) => bytes[i] === b) ||
+      (bytes.length > 262 && Buffer.from(bytes.subarray(257, 262)).toString('latin1') === 'ustar')
+    ) {
       sites.push(...nestedSites(reader, 0, bytes.length, `zip record ${e.name}`, depth, notes, bytes));
     }
   }
   // torch 1.13's `load` dispatches TorchScript to torch.jit.load before looking at weights_only (torch/serialization.py).
-  return { sites, notes, ...(containerRefusal ? { containerRefusal } : {}), ...(sites.length === 0 ? { noPickle: true } : {}), ...(torchScript && torchReads ? { jitLoadsIn: ['1.13'] } : {}) };
+  return {
+    sites,
+    notes,
+    ...(containerRefusal ? { containerRefusal } : {}),
+    ...(sites.length === 0 ? { noPickle: true } : {}),
+    ...(torchScript && torchReads ? { jitLoadsIn: ['1.13'] } : {}),
+  };
 }
 
 function looksLikePickleStart(b: Uint8Array): boolean {
@@ -217,7 +268,15 @@ function localHeaders(reader: RandomAccessReader): ZipEntry[] {
     const nameLen = dv.getUint16(26, true);
     const extraLen = dv.getUint16(28, true);
     const name = Buffer.from(reader.read(at + 30, Math.min(nameLen, reader.size - at - 30))).toString('utf8');
-    out.push({ name, method: dv.getUint16(8, true), crc32: dv.getUint32(14, true), compressedSize: size, uncompressedSize: dv.getUint32(22, true), localHeaderOffset: at, ...(flags & 1 ? { encrypted: true } : {}) });
+    out.push({
+      name,
+      method: dv.getUint16(8, true),
+      crc32: dv.getUint32(14, true),
+      compressedSize: size,
+      uncompressedSize: dv.getUint32(22, true),
+      localHeaderOffset: at,
+      ...(flags & 1 ? { encrypted: true } : {}),
+    });
     if (flags & 8) break; // sizes follow the data: the next header cannot be found without inflating
     at += 30 + nameLen + extraLen + size;
   }

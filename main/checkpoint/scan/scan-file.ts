@@ -22,14 +22,21 @@ export function scanSites(found: FileSites): SecurityReport {
     if (site.scan.error) notes.push(`${site.where}: ${site.scan.error}; the verdict covers everything before it`);
     for (const f of site.scan.findings) {
       const unreached = site.reach !== 'torch.load' && f.class === 'dangerous';
-      const reason = unreached ? `${f.reason} (in ${site.where}: torch.load would not reach it, but ${site.by ?? 'pickle.load'}, joblib or a hub's loader would)` : f.reason;
+      const reason = unreached
+        ? `${f.reason} (in ${site.where}: torch.load would not reach it, but ${site.by ?? 'pickle.load'}, joblib or a hub's loader would)`
+        : f.reason;
       const prev = globals.get(f.name);
       if (prev && CLASS_ORDER.indexOf(prev.class) >= CLASS_ORDER.indexOf(f.class)) {
         prev.calls += f.calls;
         continue;
       }
       globals.set(f.name, {
-        name: f.name, class: f.class, reason, calls: f.calls + (prev?.calls ?? 0), offset: f.offset, record: site.where,
+        name: f.name,
+        class: f.class,
+        reason,
+        calls: f.calls + (prev?.calls ?? 0),
+        offset: f.offset,
+        record: site.where,
         ...(f.call !== undefined ? { example: f.call } : {}),
       });
     }
@@ -44,7 +51,9 @@ export function scanSites(found: FileSites): SecurityReport {
     verdict = 'benign';
     notes.push(`nothing in it runs code, but torch.load(f, weights_only=True) refuses it: ${newest.refusal}`);
   }
-  for (const s of found.sites) if (s.reach === 'unreached' && s.scan.findings.some((f) => f.class === 'dangerous')) notes.push(`${s.where}: torch.load would not reach it, but ${s.by ?? 'pickle.load'}, joblib or a hub's loader would run it`);
+  for (const s of found.sites)
+    if (s.reach === 'unreached' && s.scan.findings.some((f) => f.class === 'dangerous'))
+      notes.push(`${s.where}: torch.load would not reach it, but ${s.by ?? 'pickle.load'}, joblib or a hub's loader would run it`);
   const unsupported = [...new Set(reached.flatMap((s) => s.scan.unsupported))].sort();
   return {
     verdict,
@@ -73,8 +82,12 @@ function weightsOnlyOf(found: FileSites, reached: PickleSite[], torch: string): 
 
 function holdsFor(verdict: SecurityClass, byTorch: Record<string, WeightsOnlyVerdict>): string {
   if (verdict !== 'safe') return 'every torch version: torch.load(weights_only=False), pickle.load and torch < 2.6 defaults unpickle it as described';
-  const ok = Object.entries(byTorch).filter(([, v]) => v.loads).map(([t]) => t);
-  return ok.length ? `torch.load(weights_only=True) as in torch ${ok.join(' and ')} (allowlists checked name by name; torch ≥ 2.6 uses weights_only=True by default)` : 'no pickle in the file';
+  const ok = Object.entries(byTorch)
+    .filter(([, v]) => v.loads)
+    .map(([t]) => t);
+  return ok.length
+    ? `torch.load(weights_only=True) as in torch ${ok.join(' and ')} (allowlists checked name by name; torch ≥ 2.6 uses weights_only=True by default)`
+    : 'no pickle in the file';
 }
 
 /** Scans a file by path; an unreadable file throws a typed error (the CLI's exit code 2). */

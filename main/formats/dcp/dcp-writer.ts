@@ -27,7 +27,14 @@ import type { TorchStorage } from '../values/torch-values.ts';
 import { plainTensor, sourceStorage } from '../values/virtual-tensor.ts';
 
 export type DcpWriteItem =
-  | { kind: 'tensor'; fqn: string; path: (string | number)[]; source: TensorSource; requiresGrad: boolean; chunks: { offsets: number[]; sizes: number[]; rank: number }[] }
+  | {
+      kind: 'tensor';
+      fqn: string;
+      path: (string | number)[];
+      source: TensorSource;
+      requiresGrad: boolean;
+      chunks: { offsets: number[]; sizes: number[]; rank: number }[];
+    }
   | { kind: 'bytes'; fqn: string; path: (string | number)[]; value: PyValue; rank: number };
 
 export interface WrittenStorageRecord {
@@ -78,10 +85,7 @@ export function dataFileName(rank: number): string {
  * fsyncs each; data files are flushed behind the writer (write-all.ts). `ranks` data files are
  * written, even one with nothing in it.
  */
-export async function writeDcpFolder(
-  dir: string, items: DcpWriteItem[], ranks: number,
-  opts: DcpWriteOptions = {},
-): Promise<DcpWriteResult> {
+export async function writeDcpFolder(dir: string, items: DcpWriteItem[], ranks: number, opts: DcpWriteOptions = {}): Promise<DcpWriteResult> {
   const written: WrittenItem[] = [];
   const files: { name: string; bytes: number }[] = [];
   const buf = Buffer.allocUnsafe(STREAM_CHUNK);
@@ -132,7 +136,14 @@ export async function writeDcpFolder(
  * One `torch.save(value)` archive at `start`: `data.pkl` (protocol 2, the opcodes torch's
  * weights-only loader takes), the records torch writes and one `data/<key>` per storage, streamed.
  */
-function writeArchiveAt(fd: number, file: string, start: number, value: PyValue, buf: Buffer, opts: DcpWriteOptions): { end: number; storages: WrittenStorageRecord[] } {
+function writeArchiveAt(
+  fd: number,
+  file: string,
+  start: number,
+  value: PyValue,
+  buf: Buffer,
+  opts: DcpWriteOptions,
+): { end: number; storages: WrittenStorageRecord[] } {
   const keys = new Map<TorchStorage, string>();
   const root = (s: TorchStorage): TorchStorage => s.viewOf ?? s;
   const pkl = pickleValue(value, {
@@ -142,11 +153,18 @@ function writeArchiveAt(fd: number, file: string, start: number, value: PyValue,
       if (key === undefined) keys.set(src, (key = String(keys.size)));
       // typed storages pickle as `torch.FloatStorage`, the untyped one as `torch.storage.UntypedStorage` (as write-checkpoint.ts)
       const untyped = src.storageType === 'UntypedStorage' || src.storageType === '_UntypedStorage';
-      return new PyTuple(['storage', untyped ? new PyGlobal('torch.storage', 'UntypedStorage') : new PyGlobal('torch', src.storageType), key, 'cpu', src.numel]);
+      return new PyTuple([
+        'storage',
+        untyped ? new PyGlobal('torch.storage', 'UntypedStorage') : new PyGlobal('torch', src.storageType),
+        key,
+        'cpu',
+        src.numel,
+      ]);
     },
     tensorRecipe: (t) => {
       const s = t.storage;
-      if (s && s.viewOf && t.args[0] === s && typeof t.args[1] === 'number') return { rebuild: t.rebuild, args: [s.viewOf, t.args[1] + s.viewOffset / s.dtype.size, ...t.args.slice(2)] };
+      if (s && s.viewOf && t.args[0] === s && typeof t.args[1] === 'number')
+        return { rebuild: t.rebuild, args: [s.viewOf, t.args[1] + s.viewOffset / s.dtype.size, ...t.args.slice(2)] };
       return { rebuild: t.rebuild, args: t.args };
     },
   });
@@ -161,18 +179,23 @@ function writeArchiveAt(fd: number, file: string, start: number, value: PyValue,
     const nbytes = s.nbytes;
     if (range.length < nbytes) fail('truncated', `${range.reader.name}: storage ${s.key} has ${range.length} of its ${nbytes} bytes`, range.reader.name);
     let crc = 0;
-    const rec = zip.addStreamed(`data/${key}`, nbytes, (write) => {
-      for (let done = 0; done < nbytes;) {
-        opts.checkCancelled?.();
-        const n = Math.min(buf.length, nbytes - done);
-        readRange(range.reader, range.offset + done, buf, 0, n);
-        const chunk = buf.subarray(0, n);
-        crc = zlib.crc32(chunk, crc);
-        write(chunk);
-        done += n;
-        opts.onBytes?.(n);
-      }
-    }, undefined);
+    const rec = zip.addStreamed(
+      `data/${key}`,
+      nbytes,
+      (write) => {
+        for (let done = 0; done < nbytes; ) {
+          opts.checkCancelled?.();
+          const n = Math.min(buf.length, nbytes - done);
+          readRange(range.reader, range.offset + done, buf, 0, n);
+          const chunk = buf.subarray(0, n);
+          crc = zlib.crc32(chunk, crc);
+          write(chunk);
+          done += n;
+          opts.onBytes?.(n);
+        }
+      },
+      undefined,
+    );
     storages.push({ key, nbytes, crc32: crc >>> 0, dataOffset: rec.dataOffset - start });
     opts.onStorageWritten?.(file, rec.dataOffset, nbytes);
   }
@@ -222,7 +245,7 @@ function rebaseArchive(fd: number, start: number, end: number): void {
     write(eocd, eocdAt);
   }
   const cd = read(cdOffset, cdSize);
-  for (let p = 0; p < cd.length;) {
+  for (let p = 0; p < cd.length; ) {
     if (cd.readUInt32LE(p) !== 0x02014b50) fail('internal', 'item archive central directory is not where it was written');
     const nameLen = cd.readUInt16LE(p + 28);
     const extraLen = cd.readUInt16LE(p + 30);
@@ -231,7 +254,7 @@ function rebaseArchive(fd: number, start: number, end: number): void {
     if (off !== 0xffffffff) cd.writeUInt32LE(off - start, p + 42);
     else {
       // zip64 extra field: only the overflowed values, in the order uncompressed, compressed, offset
-      for (let e = p + 46 + nameLen; e + 4 <= p + 46 + nameLen + extraLen;) {
+      for (let e = p + 46 + nameLen; e + 4 <= p + 46 + nameLen + extraLen; ) {
         const id = cd.readUInt16LE(e);
         const size = cd.readUInt16LE(e + 2);
         if (id === 1) {
@@ -268,13 +291,16 @@ function size(xs: number[]): PyObject {
 
 /** `TensorProperties.__getstate__`: (dtype, layout, requires_grad, memory format encoding, pin_memory). */
 function properties(dtype: DTypeInfo, requiresGrad: boolean): PyObject {
-  return dataclass('TensorProperties', new PyTuple([
-    new PyGlobal('torch', dtype.name),
-    new PyObject(new PyGlobal('torch.serialization', '_get_layout'), ['torch.strided'], 'reduce'),
-    requiresGrad,
-    new PyObject(new PyGlobal(META, '_MEM_FORMAT_ENCODING'), [0], 'reduce'),
-    false,
-  ]));
+  return dataclass(
+    'TensorProperties',
+    new PyTuple([
+      new PyGlobal('torch', dtype.name),
+      new PyObject(new PyGlobal('torch.serialization', '_get_layout'), ['torch.strided'], 'reduce'),
+      requiresGrad,
+      new PyObject(new PyGlobal(META, '_MEM_FORMAT_ENCODING'), [0], 'reduce'),
+      false,
+    ]),
+  );
 }
 
 /** `Metadata(state_dict_metadata, planner_data, storage_data, storage_meta, version)` as `finish` writes it. */
@@ -283,22 +309,85 @@ function metadataValue(items: DcpWriteItem[], written: WrittenItem[]): PyObject 
   const planner = new PyDict();
   const storage = new PyDict();
   const where = new Map(written.map((w) => [`${w.fqn}\0${w.offsets ? w.offsets.join(',') : '-'}`, w]));
-  const info = (w: WrittenItem): PyObject => dataclass('_StorageInfo', dict([['relative_path', w.file], ['offset', w.offset], ['length', w.length]]), 'torch.distributed.checkpoint.filesystem');
+  const info = (w: WrittenItem): PyObject =>
+    dataclass(
+      '_StorageInfo',
+      dict([
+        ['relative_path', w.file],
+        ['offset', w.offset],
+        ['length', w.length],
+      ]),
+      'torch.distributed.checkpoint.filesystem',
+    );
   for (const it of items) {
     planner.set(it.fqn, new PyTuple(it.path));
     if (it.kind === 'bytes') {
       sdm.set(it.fqn, dataclass('BytesStorageMetadata', undefined));
       const w = where.get(`${it.fqn}\0-`)!;
-      storage.set(dataclass('MetadataIndex', dict([['fqn', it.fqn], ['index', null]])), info(w));
+      storage.set(
+        dataclass(
+          'MetadataIndex',
+          dict([
+            ['fqn', it.fqn],
+            ['index', null],
+          ]),
+        ),
+        info(w),
+      );
       continue;
     }
-    const chunks = it.chunks.map((c) => dataclass('ChunkStorageMetadata', dict([['offsets', size(c.offsets)], ['sizes', size(c.sizes)]])));
-    sdm.set(it.fqn, dataclass('TensorStorageMetadata', dict([['properties', properties(it.source.dtype, it.requiresGrad)], ['size', size([...it.source.shape])], ['chunks', new PyList(chunks)]])));
+    const chunks = it.chunks.map((c) =>
+      dataclass(
+        'ChunkStorageMetadata',
+        dict([
+          ['offsets', size(c.offsets)],
+          ['sizes', size(c.sizes)],
+        ]),
+      ),
+    );
+    sdm.set(
+      it.fqn,
+      dataclass(
+        'TensorStorageMetadata',
+        dict([
+          ['properties', properties(it.source.dtype, it.requiresGrad)],
+          ['size', size([...it.source.shape])],
+          ['chunks', new PyList(chunks)],
+        ]),
+      ),
+    );
     it.chunks.forEach((c, i) => {
       const w = where.get(`${it.fqn}\0${c.offsets.join(',')}`)!;
-      storage.set(dataclass('MetadataIndex', dict([['fqn', it.fqn], ['index', i], ['offset', size(c.offsets)]])), info(w));
+      storage.set(
+        dataclass(
+          'MetadataIndex',
+          dict([
+            ['fqn', it.fqn],
+            ['index', i],
+            ['offset', size(c.offsets)],
+          ]),
+        ),
+        info(w),
+      );
     });
   }
-  const meta = dataclass('StorageMeta', dict([['checkpoint_id', null], ['save_id', randomUUID()], ['load_id', null], ['modules', new PyList()]]));
-  return dataclass('Metadata', dict([['state_dict_metadata', sdm], ['planner_data', planner], ['storage_data', storage], ['storage_meta', meta], ['version', '1.0.0']]));
+  const meta = dataclass(
+    'StorageMeta',
+    dict([
+      ['checkpoint_id', null],
+      ['save_id', randomUUID()],
+      ['load_id', null],
+      ['modules', new PyList()],
+    ]),
+  );
+  return dataclass(
+    'Metadata',
+    dict([
+      ['state_dict_metadata', sdm],
+      ['planner_data', planner],
+      ['storage_data', storage],
+      ['storage_meta', meta],
+      ['version', '1.0.0'],
+    ]),
+  );
 }

@@ -94,8 +94,14 @@ function className(v: PyValue | undefined): string {
 
 /** `torch.Size((a, b))`, a tuple or a list of ints. */
 function ints(v: PyValue | undefined, what: string, file: string): number[] {
-  const items = v instanceof PyObject && v.className === 'torch.Size' && v.args[0] instanceof PyTuple ? v.args[0].items : v instanceof PyTuple || v instanceof PyList ? v.items : null;
-  if (!items || !items.every((x) => typeof x === 'number' && Number.isSafeInteger(x) && x >= 0)) fail('not-a-checkpoint', `${file}: ${what} is not a list of sizes`, file);
+  const items =
+    v instanceof PyObject && v.className === 'torch.Size' && v.args[0] instanceof PyTuple
+      ? v.args[0].items
+      : v instanceof PyTuple || v instanceof PyList
+        ? v.items
+        : null;
+  if (!items || !items.every((x) => typeof x === 'number' && Number.isSafeInteger(x) && x >= 0))
+    fail('not-a-checkpoint', `${file}: ${what} is not a list of sizes`, file);
   return items as number[];
 }
 
@@ -112,7 +118,11 @@ export function readDcpMetadata(folder: string): DcpMetadata {
     const result = unpickle(new PickleInput(reader), {}, METADATA_FILE);
     const root = result.value;
     if (!(root instanceof PyObject) || className(root) !== 'Metadata') {
-      fail('not-a-checkpoint', `${file}: not a torch.distributed.checkpoint Metadata pickle (it holds ${root instanceof PyObject ? root.className : typeof root})`, file);
+      fail(
+        'not-a-checkpoint',
+        `${file}: not a torch.distributed.checkpoint Metadata pickle (it holds ${root instanceof PyObject ? root.className : typeof root})`,
+        file,
+      );
     }
     const md = attrs(root, 'Metadata', file);
     const sdm = md.get('state_dict_metadata');
@@ -120,7 +130,8 @@ export function readDcpMetadata(folder: string): DcpMetadata {
     const planner = md.get('planner_data');
     const version = md.get('version');
     if (!(sdm instanceof PyDict)) fail('not-a-checkpoint', `${file}: Metadata has no state_dict_metadata dict`, file);
-    if (!(storageData instanceof PyDict)) fail('not-a-checkpoint', `${file}: Metadata has no storage_data dict (written by a storage writer other than torch's FileSystemWriter?)`, file);
+    if (!(storageData instanceof PyDict))
+      fail('not-a-checkpoint', `${file}: Metadata has no storage_data dict (written by a storage writer other than torch's FileSystemWriter?)`, file);
 
     // storage_data: MetadataIndex(fqn, offset, index) → _StorageInfo(relative_path, offset, length)
     const where = new Map<string, DcpStorageInfo>();
@@ -138,9 +149,14 @@ export function readDcpMetadata(folder: string): DcpMetadata {
       if (typeof rel !== 'string' || typeof offset !== 'number' || typeof length !== 'number' || offset < 0 || length < 0) {
         fail('not-a-checkpoint', `${file}: storage info of ${fqn} lacks relative_path, offset or length`, file);
       }
-      if (path.isAbsolute(rel) || rel.split(/[\\/]/).includes('..')) fail('not-a-checkpoint', `${file}: data file name ${JSON.stringify(rel)} points outside the folder`, file);
+      if (path.isAbsolute(rel) || rel.split(/[\\/]/).includes('..'))
+        fail('not-a-checkpoint', `${file}: data file name ${JSON.stringify(rel)} points outside the folder`, file);
       if ((transforms instanceof PyList || transforms instanceof PyTuple) && transforms.items.length) {
-        fail('unsupported', `${file}: ${fqn} was saved through stream transforms (${transforms.items.map(String).join(', ')}), e.g. compression; only plain FileSystemWriter checkpoints are read`, file);
+        fail(
+          'unsupported',
+          `${file}: ${fqn} was saved through stream transforms (${transforms.items.map(String).join(', ')}), e.g. compression; only plain FileSystemWriter checkpoints are read`,
+          file,
+        );
       }
       if (!files.includes(rel)) files.push(rel);
       where.set(indexKey(fqn, off === null || off === undefined ? null : ints(off, `offset of ${fqn}`, file)), { file: rel, offset, length });
@@ -156,7 +172,8 @@ export function readDcpMetadata(folder: string): DcpMetadata {
         items.push({ kind: 'bytes', fqn: k, storage });
         continue;
       }
-      if (cls !== 'TensorStorageMetadata') fail('unsupported', `${file}: ${k} is described by ${v instanceof PyObject ? v.className : typeof v}, which this reader does not know`, file);
+      if (cls !== 'TensorStorageMetadata')
+        fail('unsupported', `${file}: ${k} is described by ${v instanceof PyObject ? v.className : typeof v}, which this reader does not know`, file);
       const a = attrs(v, `metadata of ${k}`, file);
       const { dtype, requiresGrad } = tensorProperties(a.get('properties'), k, file);
       const size = ints(a.get('size'), `size of ${k}`, file);
@@ -177,15 +194,25 @@ export function readDcpMetadata(folder: string): DcpMetadata {
     if (planner instanceof PyDict) {
       plannerData = new Map();
       for (const [k, v] of planner.entries) {
-        if (typeof k !== 'string' || !(v instanceof PyTuple || v instanceof PyList) || v.items.length === 0 || !v.items.every((x) => typeof x === 'string' || typeof x === 'number')) {
+        if (
+          typeof k !== 'string' ||
+          !(v instanceof PyTuple || v instanceof PyList) ||
+          v.items.length === 0 ||
+          !v.items.every((x) => typeof x === 'string' || typeof x === 'number')
+        ) {
           fail('not-a-checkpoint', `${file}: planner_data entry ${String(k)} is not a path of keys`, file);
         }
         plannerData.set(k, v.items as (string | number)[]);
       }
     }
     return {
-      folder, items, plannerData, version: typeof version === 'string' ? version : null, protocol: result.protocol,
-      globals: globalRefs(result, METADATA_FILE), files,
+      folder,
+      items,
+      plannerData,
+      version: typeof version === 'string' ? version : null,
+      protocol: result.protocol,
+      globals: globalRefs(result, METADATA_FILE),
+      files,
     };
   } catch (e) {
     throw asCheckpointError(e, file);
@@ -205,12 +232,14 @@ function tensorProperties(v: PyValue | undefined, fqn: string, file: string): { 
     rg = a.get('requires_grad');
   }
   const dtype = dt instanceof PyGlobal && dt.module === 'torch' ? dtypeByName(dt.name) : undefined;
-  if (!dtype) fail('unsupported', `${file}: ${fqn} has dtype ${dt instanceof PyGlobal ? dt.fullName : String(dt)}, which is not a torch dtype this reader knows`, file);
+  if (!dtype)
+    fail('unsupported', `${file}: ${fqn} has dtype ${dt instanceof PyGlobal ? dt.fullName : String(dt)}, which is not a torch dtype this reader knows`, file);
   return { dtype, requiresGrad: rg === true };
 }
 
 /** The python globals torch's own writer puts in `.metadata` (not shown as a security finding). */
-const DCP_GLOBALS = /^(torch\.distributed\.checkpoint\.|torch\.Size$|torch\.serialization\._get_layout$|pathlib\.(Posix|Windows)?Path$|torch\.[a-z0-9_]+$|collections\.OrderedDict$)/;
+const DCP_GLOBALS =
+  /^(torch\.distributed\.checkpoint\.|torch\.Size$|torch\.serialization\._get_layout$|pathlib\.(Posix|Windows)?Path$|torch\.[a-z0-9_]+$|collections\.OrderedDict$)/;
 
 /**
  * `_traverse.set_element`: puts `value` at `path`, creating dicts for str keys and lists (padded
@@ -252,7 +281,12 @@ export function setElement(root: PyDict, keys: (string | number)[], value: PyVal
 class ChunkSource implements TensorSource {
   readonly numel: number;
   private inner: TensorSource | null = null;
-  constructor(readonly dtype: DTypeInfo, readonly shape: number[], private readonly window: FileWindow, private readonly what: string) {
+  constructor(
+    readonly dtype: DTypeInfo,
+    readonly shape: number[],
+    private readonly window: FileWindow,
+    private readonly what: string,
+  ) {
     this.numel = numelOf(shape);
   }
   describe(): string {
@@ -270,11 +304,17 @@ class ChunkSource implements TensorSource {
     if (!(value instanceof TorchTensor) || !value.storage || value.kind !== 'dense') {
       fail('not-a-checkpoint', `${name}: the item for ${this.what} is not a plain tensor (${value instanceof TorchTensor ? value.kind : typeof value})`, name);
     }
-    if (value.dtype.name !== this.dtype.name) fail('not-a-checkpoint', `${name}: ${this.what} is ${value.dtype.name} in its data file but ${this.dtype.name} in .metadata`, name);
+    if (value.dtype.name !== this.dtype.name)
+      fail('not-a-checkpoint', `${name}: ${this.what} is ${value.dtype.name} in its data file but ${this.dtype.name} in .metadata`, name);
     const view = new ViewSource(value);
     // dcp narrows what it loads to the chunk (`narrow_tensor_by_index` from offset 0)
     if (String(value.shape) === String(this.shape)) return (this.inner = view);
-    if (value.shape.length === this.shape.length && value.shape.every((d, i) => d >= this.shape[i]!)) return (this.inner = new BoxSource(view, this.shape.map(() => 0), this.shape));
+    if (value.shape.length === this.shape.length && value.shape.every((d, i) => d >= this.shape[i]!))
+      return (this.inner = new BoxSource(
+        view,
+        this.shape.map(() => 0),
+        this.shape,
+      ));
     return fail('not-a-checkpoint', `${name}: ${this.what} holds shape [${value.shape}] but .metadata says [${this.shape}]`, name);
   }
   readElements(first: number, count: number, out: Uint8Array, outAt: number): void {
@@ -314,11 +354,17 @@ export function readDcpFolder(folder: string): DcpReading {
       const p = path.join(folder, f);
       readers.set(f, new FileReader(p));
       // FileSystemWriter(serialization_format=SAFETENSORS) writes each data file as one safetensors file
-      if (looksLikeSafetensors(readers.get(f)!)) fail('unsupported', `${p}: this distributed checkpoint was saved with serialization_format=SAFETENSORS; only torch.save data files (the default) are read`, p);
+      if (looksLikeSafetensors(readers.get(f)!))
+        fail(
+          'unsupported',
+          `${p}: this distributed checkpoint was saved with serialization_format=SAFETENSORS; only torch.save data files (the default) are read`,
+          p,
+        );
     }
     const window = (s: DcpStorageInfo, what: string): FileWindow => {
       const r = readers.get(s.file)!;
-      if (s.offset + s.length > r.size) fail('truncated', `${r.name}: ${what} lies at ${s.offset}+${s.length} but the file has ${r.size} bytes; it is truncated`, r.name);
+      if (s.offset + s.length > r.size)
+        fail('truncated', `${r.name}: ${what} lies at ${s.offset}+${s.length} but the file has ${r.size} bytes; it is truncated`, r.name);
       return new FileWindow(r.name, r.descriptor, s.offset, s.length);
     };
     const root = new PyDict(false);
@@ -334,8 +380,15 @@ export function readDcpFolder(folder: string): DcpReading {
         globals.push(...globalRefs(result, `${item.storage.file}@${item.storage.offset}`));
       } else {
         const pieces: Piece[] = item.chunks.map((c) => ({
-          offsets: c.offsets, sizes: c.sizes, label: c.storage.file,
-          source: new ChunkSource(item.dtype, c.sizes, window(c.storage, `${item.fqn} chunk [${c.offsets}]`), `${item.fqn} chunk [${c.offsets}] in ${c.storage.file}`),
+          offsets: c.offsets,
+          sizes: c.sizes,
+          label: c.storage.file,
+          source: new ChunkSource(
+            item.dtype,
+            c.sizes,
+            window(c.storage, `${item.fqn} chunk [${c.offsets}]`),
+            `${item.fqn} chunk [${c.offsets}] in ${c.storage.file}`,
+          ),
         }));
         const src = new AssembledSource(item.dtype, item.size, pieces, item.fqn);
         const t = sourceTensor(item.fqn, src, 'cpu');
@@ -351,11 +404,21 @@ export function readDcpFolder(folder: string): DcpReading {
     return {
       format: 'dcp',
       records: {
-        container: 'torch.distributed.checkpoint folder', ...(meta.version ? { dcp_version: meta.version } : {}),
-        metadata_pickle_protocol: String(meta.protocol), items: String(meta.items.length), tensors: String(tensors), data_files: meta.files.join(', '),
+        container: 'torch.distributed.checkpoint folder',
+        ...(meta.version ? { dcp_version: meta.version } : {}),
+        metadata_pickle_protocol: String(meta.protocol),
+        items: String(meta.items.length),
+        tensors: String(tensors),
+        data_files: meta.files.join(', '),
       },
-      root, globals, notes: [`a distributed checkpoint: ${meta.items.length} items (${tensors} tensors) in ${meta.files.length} data files, read as dcp_to_torch_save would load it`],
-      close: closeAll, dcp: meta, assembled,
+      root,
+      globals,
+      notes: [
+        `a distributed checkpoint: ${meta.items.length} items (${tensors} tensors) in ${meta.files.length} data files, read as dcp_to_torch_save would load it`,
+      ],
+      close: closeAll,
+      dcp: meta,
+      assembled,
     };
   } catch (e) {
     closeAll();

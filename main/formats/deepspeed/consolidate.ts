@@ -76,7 +76,8 @@ function slicePieces(segments: Segment[], start: number, count: number, placeAt:
     }
     segStart = segEnd;
   }
-  if (need > 0) fail('truncated', `${what}: needs elements up to ${start + count} of the flat partitions, which hold ${segStart}; a rank's optimizer states are short`);
+  if (need > 0)
+    fail('truncated', `${what}: needs elements up to ${start + count} of the flat partitions, which hold ${segStart}; a rank's optimizer states are short`);
   return pieces;
 }
 
@@ -87,7 +88,12 @@ function segment(t: TorchTensor, rank: number, file: string): Segment {
 /** A contiguous cpu tensor of `shape` whose bytes are assembled from `pieces` of a flat tensor. */
 function assembled(name: string, shape: number[], pieces: Piece[], dtypeName: string): TorchTensor {
   const dtype = dtypeByName(dtypeName)!;
-  const src = new AssembledSource(dtype, [numelOf(shape)], pieces.filter((p) => p.sizes[0]! > 0), name);
+  const src = new AssembledSource(
+    dtype,
+    [numelOf(shape)],
+    pieces.filter((p) => p.sizes[0]! > 0),
+    name,
+  );
   return plainTensor(dtype, shape, sourceStorage(name, src, 'cpu'));
 }
 
@@ -131,7 +137,8 @@ export function consolidate(models: ModelStates[], optims: OptimStates[], exclud
       if (stage <= 2) {
         const t = m0.frozenFragments?.get(name);
         if (!t) fail('not-a-checkpoint', `${path.basename(m0.file)}: frozen param ${name} has no entry in frozen_param_fragments`, m0.file);
-        if (t.numel !== numel) fail('not-a-checkpoint', `${path.basename(m0.file)}: frozen param ${name} holds ${t.numel} elements, its shape [${shape}] needs ${numel}`, m0.file);
+        if (t.numel !== numel)
+          fail('not-a-checkpoint', `${path.basename(m0.file)}: frozen param ${name} holds ${t.numel} elements, its shape [${shape}] needs ${numel}`, m0.file);
         add({ name, kind: 'frozen', tensor: plainTensor(t.dtype, shape, sourceStorage(name, new ViewSource(t), 'cpu')), pieces: [], group: null });
         continue;
       }
@@ -143,8 +150,10 @@ export function consolidate(models: ModelStates[], optims: OptimStates[], exclud
         if (!frag) fail('not-a-checkpoint', `${path.basename(m.file)}: frozen param ${name} has no fragment for rank ${r}`, m.file);
         dtype ||= frag.dtype.name;
         const n = Math.max(0, Math.min(per, numel - r * per));
-        if (frag.numel < n) fail('truncated', `${path.basename(m.file)}: the fragment of frozen param ${name} holds ${frag.numel} elements, rank ${r} needs ${n}`, m.file);
-        if (n > 0) pieces.push({ offsets: [r * per], sizes: [n], source: new BoxSource(new ViewSource(frag), [0], [n]), label: path.basename(m.file), rank: r, at: 0 });
+        if (frag.numel < n)
+          fail('truncated', `${path.basename(m.file)}: the fragment of frozen param ${name} holds ${frag.numel} elements, rank ${r} needs ${n}`, m.file);
+        if (n > 0)
+          pieces.push({ offsets: [r * per], sizes: [n], source: new BoxSource(new ViewSource(frag), [0], [n]), label: path.basename(m.file), rank: r, at: 0 });
       });
       add({ name, kind: 'frozen', tensor: assembled(name, shape, pieces, dtype), pieces, group: null });
     }
@@ -153,11 +162,13 @@ export function consolidate(models: ModelStates[], optims: OptimStates[], exclud
   // 3. trainable params (fp32)
   const nGroups = optims[0]!.flatGroups.length;
   for (const o of optims) {
-    if (o.flatGroups.length !== nGroups) fail('not-a-checkpoint', `${path.basename(o.file)}: ${o.flatGroups.length} flat fp32 groups, rank 0 has ${nGroups}`, o.file);
+    if (o.flatGroups.length !== nGroups)
+      fail('not-a-checkpoint', `${path.basename(o.file)}: ${o.flatGroups.length} flat fp32 groups, rank 0 has ${nGroups}`, o.file);
     for (const t of o.flatGroups) if (t.dtype.name !== 'float32') fail('unsupported', `${path.basename(o.file)}: a flat fp32 group is ${t.dtype.name}`, o.file);
   }
   if (stage <= 2) {
-    if (m0.paramShapes.length !== nGroups) fail('not-a-checkpoint', `${path.basename(m0.file)}: param_shapes has ${m0.paramShapes.length} groups, the optimizer states ${nGroups}`, m0.file);
+    if (m0.paramShapes.length !== nGroups)
+      fail('not-a-checkpoint', `${path.basename(m0.file)}: param_shapes has ${m0.paramShapes.length} groups, the optimizer states ${nGroups}`, m0.file);
     const align = (x: number): number => 2 * ws * Math.ceil(x / (2 * ws));
     m0.paramShapes.forEach((shapes, g) => {
       const segments = optims.map((o, r) => segment(o.flatGroups[g]!, r, o.file));
@@ -170,14 +181,23 @@ export function consolidate(models: ModelStates[], optims: OptimStates[], exclud
         offset += numel;
       }
       // zero_to_fp32's sanity check, padding allowed up to the 2·world_size alignment
-      if (align(offset) !== align(avail)) fail('not-a-checkpoint', `param group ${g}: its params need ${offset} elements but the ranks' partitions hold ${avail}; the model and optimizer states do not belong together`);
+      if (align(offset) !== align(avail))
+        fail(
+          'not-a-checkpoint',
+          `param group ${g}: its params need ${offset} elements but the ranks' partitions hold ${avail}; the model and optimizer states do not belong together`,
+        );
     });
   } else {
     const segmentsOf = optims.map((o, r) => o.flatGroups.map((t) => segment(t, r, o.file)));
     const avail = segmentsOf[0]!.reduce((a, s) => a + s.length, 0);
     for (const [r, segs] of segmentsOf.entries()) {
       const n = segs.reduce((a, s) => a + s.length, 0);
-      if (n !== avail) fail('not-a-checkpoint', `${path.basename(optims[r]!.file)}: holds ${n} fp32 elements, rank 0 holds ${avail}; every ZeRO-3 rank holds the same padded count`, optims[r]!.file);
+      if (n !== avail)
+        fail(
+          'not-a-checkpoint',
+          `${path.basename(optims[r]!.file)}: holds ${n} fp32 elements, rank 0 holds ${avail}; every ZeRO-3 rank holds the same padded count`,
+          optims[r]!.file,
+        );
     }
     let offset = 0;
     m0.paramShapes.forEach((shapes, g) => {
@@ -194,7 +214,11 @@ export function consolidate(models: ModelStates[], optims: OptimStates[], exclud
         offset += per;
       }
     });
-    if (offset !== avail) fail('not-a-checkpoint', `ZeRO-3 params consume ${offset * ws} elements but the ranks hold ${avail * ws}; the model and optimizer states do not belong together`);
+    if (offset !== avail)
+      fail(
+        'not-a-checkpoint',
+        `ZeRO-3 params consume ${offset * ws} elements but the ranks hold ${avail * ws}; the model and optimizer states do not belong together`,
+      );
   }
 
   // 4. aliases

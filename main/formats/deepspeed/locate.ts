@@ -72,7 +72,9 @@ function holdsStates(dir: string): boolean {
 
 /** Tag folders beside `latest`: sub-folders holding `*_states.pt` files. */
 function tagsIn(dir: string): string[] {
-  return names(dir).filter((n) => isDir(path.join(dir, n)) && holdsStates(path.join(dir, n))).sort(naturalCompare);
+  return names(dir)
+    .filter((n) => isDir(path.join(dir, n)) && holdsStates(path.join(dir, n)))
+    .sort(naturalCompare);
 }
 
 /** A DeepSpeed checkpoint folder: `latest` with tag folders, or a tag folder itself. */
@@ -95,7 +97,9 @@ function readLatest(dir: string): string {
 export function locateDeepSpeed(input: string, tag?: string): DeepSpeedFiles {
   if (!isDir(input)) fail('io', `${input}: no such folder`, input);
   // Lightning's `epoch=N-step=M.ckpt/` folder, or its `checkpoint/` tag folder
-  const lightning = /\.ckpt$/.test(path.basename(path.resolve(input))) || (!isFile(path.join(input, LATEST)) && /\.ckpt$/.test(path.basename(path.dirname(path.resolve(input)))));
+  const lightning =
+    /\.ckpt$/.test(path.basename(path.resolve(input))) ||
+    (!isFile(path.join(input, LATEST)) && /\.ckpt$/.test(path.basename(path.dirname(path.resolve(input)))));
   let tagDir: string;
   let tagFrom: DeepSpeedFiles['tagFrom'];
   const hasLatest = isFile(path.join(input, LATEST));
@@ -113,7 +117,11 @@ export function locateDeepSpeed(input: string, tag?: string): DeepSpeedFiles {
     tagFrom = 'latest';
     if (!isDir(tagDir)) {
       const tags = tagsIn(input);
-      fail('not-a-checkpoint', `${input}: 'latest' names tag ${tag}, but there is no folder ${tag}${tags.length ? `; its tags are ${tags.slice(0, 8).join(', ')} (choose one with --tag)` : ''}`, input);
+      fail(
+        'not-a-checkpoint',
+        `${input}: 'latest' names tag ${tag}, but there is no folder ${tag}${tags.length ? `; its tags are ${tags.slice(0, 8).join(', ')} (choose one with --tag)` : ''}`,
+        input,
+      );
     }
   } else if (holdsStates(input)) {
     tagDir = input;
@@ -121,13 +129,33 @@ export function locateDeepSpeed(input: string, tag?: string): DeepSpeedFiles {
     tagFrom = 'tag-folder';
   } else {
     const tags = tagsIn(input);
-    fail('usage', `${input}: no 'latest' file to name the tag${tags.length ? `; choose one of ${tags.slice(0, 8).join(', ')} with --tag` : ' and no tag folders'}`, input);
+    fail(
+      'usage',
+      `${input}: no 'latest' file to name the tag${tags.length ? `; choose one of ${tags.slice(0, 8).join(', ')} with --tag` : ' and no tag folders'}`,
+      input,
+    );
   }
   const here = names(tagDir);
-  const modelFiles = here.filter((n) => MODEL_STATES.test(n)).sort(naturalCompare).map((n) => path.join(tagDir, n));
-  const optimFiles = here.filter((n) => OPTIM_STATES.test(n)).sort(naturalCompare).map((n) => path.join(tagDir, n));
-  if (!modelFiles.length) fail('not-a-checkpoint', `${tagDir}: no *_model_states.pt file; a DeepSpeed checkpoint has mp_rank_00_model_states.pt (ZeRO 1/2) or zero_pp_rank_R_mp_rank_00_model_states.pt (ZeRO 3)`, tagDir);
-  if (!optimFiles.length) fail('not-a-checkpoint', `${tagDir}: no *_optim_states.pt files; the ZeRO fp32 weights live in them (was the checkpoint saved without its optimizer states?)`, tagDir);
+  const modelFiles = here
+    .filter((n) => MODEL_STATES.test(n))
+    .sort(naturalCompare)
+    .map((n) => path.join(tagDir, n));
+  const optimFiles = here
+    .filter((n) => OPTIM_STATES.test(n))
+    .sort(naturalCompare)
+    .map((n) => path.join(tagDir, n));
+  if (!modelFiles.length)
+    fail(
+      'not-a-checkpoint',
+      `${tagDir}: no *_model_states.pt file; a DeepSpeed checkpoint has mp_rank_00_model_states.pt (ZeRO 1/2) or zero_pp_rank_R_mp_rank_00_model_states.pt (ZeRO 3)`,
+      tagDir,
+    );
+  if (!optimFiles.length)
+    fail(
+      'not-a-checkpoint',
+      `${tagDir}: no *_optim_states.pt files; the ZeRO fp32 weights live in them (was the checkpoint saved without its optimizer states?)`,
+      tagDir,
+    );
   return { input, tagDir, tag, tagFrom, modelFiles, optimFiles, lightning };
 }
 
@@ -156,6 +184,7 @@ export function missingRankFiles(files: string[], worldSize: number): string[] {
 /** `ckpt … DIR --tag T`: the tag folder T of the DeepSpeed checkpoint DIR (checked), or DIR itself without a tag. */
 export function withTag(input: string, tag: string | undefined): string {
   if (tag === undefined) return input;
-  if (!isDeepSpeedFolder(input)) fail('usage', `--tag goes with a DeepSpeed checkpoint folder (one holding 'latest' and tag folders); ${input} is not one`, input);
+  if (!isDeepSpeedFolder(input))
+    fail('usage', `--tag goes with a DeepSpeed checkpoint folder (one holding 'latest' and tag folders); ${input} is not one`, input);
   return locateDeepSpeed(input, tag).tagDir;
 }

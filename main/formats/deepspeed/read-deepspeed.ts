@@ -68,17 +68,42 @@ function checkRanks(files: DeepSpeedFiles, optims: OptimStates[]): void {
   const o0 = optims[0]!;
   const ws = o0.worldSize;
   for (const o of optims) {
-    if (o.stage !== o0.stage) fail('not-a-checkpoint', `${path.basename(o.file)}: ZeRO stage ${o.stage}, but ${path.basename(o0.file)} says ${o0.stage}; files of two runs are mixed`, o.file);
-    if (o.worldSize !== ws) fail('not-a-checkpoint', `${path.basename(o.file)}: partition_count ${o.worldSize}, but ${path.basename(o0.file)} says ${ws}; files of two runs are mixed`, o.file);
+    if (o.stage !== o0.stage)
+      fail(
+        'not-a-checkpoint',
+        `${path.basename(o.file)}: ZeRO stage ${o.stage}, but ${path.basename(o0.file)} says ${o0.stage}; files of two runs are mixed`,
+        o.file,
+      );
+    if (o.worldSize !== ws)
+      fail(
+        'not-a-checkpoint',
+        `${path.basename(o.file)}: partition_count ${o.worldSize}, but ${path.basename(o0.file)} says ${ws}; files of two runs are mixed`,
+        o.file,
+      );
   }
   const n = files.optimFiles.length;
   if (n < ws) {
     const missing = missingRankFiles(files.optimFiles, ws);
-    fail('truncated', `${files.tagDir}: ZeRO-${o0.stage} world size ${ws} needs ${ws} *_optim_states.pt files, found ${n}: missing ${missing.slice(0, 4).join(', ')}`, files.tagDir);
+    fail(
+      'truncated',
+      `${files.tagDir}: ZeRO-${o0.stage} world size ${ws} needs ${ws} *_optim_states.pt files, found ${n}: missing ${missing.slice(0, 4).join(', ')}`,
+      files.tagDir,
+    );
   }
-  if (n > ws) fail('not-a-checkpoint', `${files.tagDir}: ${n} *_optim_states.pt files but partition_count says world size ${ws}; remove the files of an older run (ranks ${files.optimFiles.map(rankOf).filter((r) => r !== null && r >= ws).join(', ') || '?'})`, files.tagDir);
+  if (n > ws)
+    fail(
+      'not-a-checkpoint',
+      `${files.tagDir}: ${n} *_optim_states.pt files but partition_count says world size ${ws}; remove the files of an older run (ranks ${
+        files.optimFiles
+          .map(rankOf)
+          .filter((r) => r !== null && r >= ws)
+          .join(', ') || '?'
+      })`,
+      files.tagDir,
+    );
   const ranks = files.optimFiles.map(rankOf);
-  if (ranks.some((r, i) => r !== null && r !== i)) fail('not-a-checkpoint', `${files.tagDir}: the optimizer files are ranks ${ranks.join(', ')}, not 0 to ${ws - 1}`, files.tagDir);
+  if (ranks.some((r, i) => r !== null && r !== i))
+    fail('not-a-checkpoint', `${files.tagDir}: the optimizer files are ranks ${ranks.join(', ')}, not 0 to ${ws - 1}`, files.tagDir);
 }
 
 function modelFilesFor(files: DeepSpeedFiles, stage: number, ws: number): string[] {
@@ -89,14 +114,32 @@ function modelFilesFor(files: DeepSpeedFiles, stage: number, ws: number): string
   const perRank = files.modelFiles.filter((f) => rankOf(f) !== null);
   if (perRank.length < ws) {
     const missing = missingRankFiles(perRank.length ? perRank : [path.join(files.tagDir, 'zero_pp_rank_0_mp_rank_00_model_states.pt')], ws);
-    fail('truncated', `${files.tagDir}: ZeRO-3 world size ${ws} needs ${ws} zero_pp_rank_R_mp_rank_00_model_states.pt files, found ${perRank.length}: missing ${missing.slice(0, 4).join(', ')}`, files.tagDir);
+    fail(
+      'truncated',
+      `${files.tagDir}: ZeRO-3 world size ${ws} needs ${ws} zero_pp_rank_R_mp_rank_00_model_states.pt files, found ${perRank.length}: missing ${missing.slice(0, 4).join(', ')}`,
+      files.tagDir,
+    );
   }
-  if (perRank.length > ws) fail('not-a-checkpoint', `${files.tagDir}: ${perRank.length} ZeRO-3 model-states files but world size ${ws}; remove the files of an older run`, files.tagDir);
+  if (perRank.length > ws)
+    fail(
+      'not-a-checkpoint',
+      `${files.tagDir}: ${perRank.length} ZeRO-3 model-states files but world size ${ws}; remove the files of an older run`,
+      files.tagDir,
+    );
   return perRank;
 }
 
 /** Lightning's saved dict: the client state of the model-states file, then `state_dict`. */
-const DEEPSPEED_STATES = new Set(['module', 'optimizer', 'lr_scheduler', 'csr_tensor_module_names', 'skipped_steps', 'global_steps', 'dp_world_size', 'mp_world_size']);
+const DEEPSPEED_STATES = new Set([
+  'module',
+  'optimizer',
+  'lr_scheduler',
+  'csr_tensor_module_names',
+  'skipped_steps',
+  'global_steps',
+  'dp_world_size',
+  'mp_world_size',
+]);
 
 function lightningRoot(model: ModelStates, stateDict: PyDict): PyDict {
   const root = new PyDict(false);
@@ -129,15 +172,29 @@ export function readDeepSpeedFolder(input: string, opts: DeepSpeedOptions = {}):
     });
     const m0 = models[0]!;
     if (m0.dpWorldSize !== null && m0.dpWorldSize !== worldSize) {
-      fail('not-a-checkpoint', `${path.basename(m0.file)}: dp_world_size ${m0.dpWorldSize}, but the optimizer states are partitioned over ${worldSize} ranks; files of two runs are mixed`, m0.file);
+      fail(
+        'not-a-checkpoint',
+        `${path.basename(m0.file)}: dp_world_size ${m0.dpWorldSize}, but the optimizer states are partitioned over ${worldSize} ranks; files of two runs are mixed`,
+        m0.file,
+      );
     }
     const { root, entries } = consolidate(models, optims, opts.excludeFrozen ?? false);
     const precision = precisionOf(files.optimFiles, m0);
     const trainable = entries.filter((e) => e.kind === 'trainable');
-    const floatBytes = (size: number): number => entries.filter((e) => e.kind !== 'alias').reduce((a, e) => a + e.tensor.numel * (e.tensor.dtype.name.startsWith('float') || e.tensor.dtype.name === 'bfloat16' ? size : e.tensor.dtype.size), 0);
+    const floatBytes = (size: number): number =>
+      entries
+        .filter((e) => e.kind !== 'alias')
+        .reduce((a, e) => a + e.tensor.numel * (e.tensor.dtype.name.startsWith('float') || e.tensor.dtype.name === 'bfloat16' ? size : e.tensor.dtype.size), 0);
     const zero: ZeroSummary = {
-      stage, worldSize, precision, tag: files.tag, tagFrom: files.tagFrom, dsVersion: m0.dsVersion, lightning: files.lightning,
-      modelFiles: models.map((m) => m.file), optimFiles: files.optimFiles,
+      stage,
+      worldSize,
+      precision,
+      tag: files.tag,
+      tagFrom: files.tagFrom,
+      dsVersion: m0.dsVersion,
+      lightning: files.lightning,
+      modelFiles: models.map((m) => m.file),
+      optimFiles: files.optimFiles,
       paramGroups: m0.paramShapes.map((_, g) => {
         const inGroup = trainable.filter((e) => e.group === g);
         return { params: inGroup.length, numel: inGroup.reduce((a, e) => a + e.tensor.numel, 0) };
@@ -145,7 +202,8 @@ export function readDeepSpeedFolder(input: string, opts: DeepSpeedOptions = {}):
       frozen: entries.filter((e) => e.kind === 'frozen').map((e) => e.name),
       shared: entries.filter((e) => e.kind === 'alias').map((e) => [e.name, e.aliasOf!]),
       buffers: entries.filter((e) => e.kind === 'buffer').map((e) => e.name),
-      optimizerState: optims.every((o) => o.optimizerState), lossScaler: optims[0]!.lossScaler,
+      optimizerState: optims.every((o) => o.optimizerState),
+      lossScaler: optims[0]!.lossScaler,
       sizeAs: { fp32: floatBytes(4), bf16: floatBytes(2), fp16: floatBytes(2) },
     };
     const globals: GlobalRef[] = [];
@@ -153,22 +211,35 @@ export function readDeepSpeedFolder(input: string, opts: DeepSpeedOptions = {}):
     const notes = [
       `DeepSpeed ZeRO-${stage} checkpoint, ${worldSize} ranks, ${precision}, tag ${files.tag}: read as zero_to_fp32 consolidates it (fp32 master weights from the optimizer states)`,
     ];
-    if (stage === 1 && m0.frozenShapes === null) notes.push('ZeRO 1 saves no frozen_param_shapes: frozen params are not in the consolidated state dict (as zero_to_fp32)');
+    if (stage === 1 && m0.frozenShapes === null)
+      notes.push('ZeRO 1 saves no frozen_param_shapes: frozen params are not in the consolidated state dict (as zero_to_fp32)');
     if (files.lightning) notes.push('a PyTorch Lightning DeepSpeed checkpoint: its Lightning state is kept, the weights under state_dict');
     const records: Record<string, string> = {
       container: files.lightning ? 'PyTorch Lightning DeepSpeed checkpoint folder' : 'DeepSpeed ZeRO checkpoint folder',
-      zero_stage: String(stage), world_size: String(worldSize), precision, tag: files.tag,
+      zero_stage: String(stage),
+      world_size: String(worldSize),
+      precision,
+      tag: files.tag,
       ...(m0.dsVersion ? { ds_version: m0.dsVersion } : {}),
       param_groups: zero.paramGroups.map((g) => `${g.params} params / ${g.numel} elements`).join('; '),
       frozen_params: zero.frozen.length ? zero.frozen.join(', ') : 'none',
       shared_params: zero.shared.length ? zero.shared.map(([a, o]) => `${a} → ${o}`).join(', ') : 'none',
       optimizer_state: zero.optimizerState ? 'present (not consolidated)' : 'absent',
       ...(zero.lossScaler ? { loss_scaler: `${zero.lossScaler.className.split('.').pop()} cur_scale=${zero.lossScaler.curScale ?? '?'}` } : {}),
-      size_as_fp32: String(zero.sizeAs.fp32), size_as_bf16: String(zero.sizeAs.bf16),
-      model_files: models.map((m) => path.basename(m.file)).join(', '), optim_files: files.optimFiles.map((f) => path.basename(f)).join(', '),
+      size_as_fp32: String(zero.sizeAs.fp32),
+      size_as_bf16: String(zero.sizeAs.bf16),
+      model_files: models.map((m) => path.basename(m.file)).join(', '),
+      optim_files: files.optimFiles.map((f) => path.basename(f)).join(', '),
     };
     return {
-      format: 'deepspeed', records, root: files.lightning ? lightningRoot(m0, root) : root, globals, notes, close: closeAll, zero, entries,
+      format: 'deepspeed',
+      records,
+      root: files.lightning ? lightningRoot(m0, root) : root,
+      globals,
+      notes,
+      close: closeAll,
+      zero,
+      entries,
     };
   } catch (e) {
     closeAll();

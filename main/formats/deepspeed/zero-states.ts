@@ -59,7 +59,12 @@ export interface OptimStates {
 const base = (f: string): string => path.basename(f);
 
 function sizeOf(v: PyValue | undefined): number[] | null {
-  const items = v instanceof PyObject && v.className === 'torch.Size' && v.args[0] instanceof PyTuple ? v.args[0].items : v instanceof PyTuple || v instanceof PyList ? v.items : null;
+  const items =
+    v instanceof PyObject && v.className === 'torch.Size' && v.args[0] instanceof PyTuple
+      ? v.args[0].items
+      : v instanceof PyTuple || v instanceof PyList
+        ? v.items
+        : null;
   return items && items.every((x) => typeof x === 'number' && Number.isSafeInteger(x) && x >= 0) ? (items as number[]) : null;
 }
 
@@ -75,7 +80,12 @@ function shapesMap(v: PyValue | undefined, what: string, file: string): Map<stri
 }
 
 function strings(v: PyValue | undefined): string[] | null {
-  const items = v instanceof PyList || v instanceof PyTuple ? v.items : v instanceof PyObject && v.className.endsWith('.set') && v.args[0] instanceof PyList ? v.args[0].items : null;
+  const items =
+    v instanceof PyList || v instanceof PyTuple
+      ? v.items
+      : v instanceof PyObject && v.className.endsWith('.set') && v.args[0] instanceof PyList
+        ? v.args[0].items
+        : null;
   return items && items.every((x) => typeof x === 'string') ? (items as string[]) : null;
 }
 
@@ -106,7 +116,8 @@ export function readModelStates(file: string): ModelStates {
     const module = dict.get('module');
     const bufferNames = strings(dict.get('buffer_names'));
     if (!(module instanceof PyDict)) fail('not-a-checkpoint', `${base(file)}: no 'module' state dict; not a DeepSpeed model-states file`, file);
-    if (!bufferNames) fail('not-a-checkpoint', `${base(file)}: no 'buffer_names' list; not a DeepSpeed model-states file (or one older than zero_to_fp32 reads)`, file);
+    if (!bufferNames)
+      fail('not-a-checkpoint', `${base(file)}: no 'buffer_names' list; not a DeepSpeed model-states file (or one older than zero_to_fp32 reads)`, file);
     const ps = dict.get('param_shapes');
     const groups = ps instanceof PyList ? ps.items : ps instanceof PyDict ? [ps] : null;
     if (!groups) fail('not-a-checkpoint', `${base(file)}: no 'param_shapes' list; the checkpoint was not saved by a ZeRO engine`, file);
@@ -118,7 +129,8 @@ export function readModelStates(file: string): ModelStates {
     if (ff instanceof PyDict) {
       frozenFragments = new Map();
       for (const [k, t] of ff.entries) {
-        if (typeof k !== 'string' || !(t instanceof TorchTensor) || !t.storage) fail('not-a-checkpoint', `${base(file)}: frozen_param_fragments holds ${String(k)} without a tensor`, file);
+        if (typeof k !== 'string' || !(t instanceof TorchTensor) || !t.storage)
+          fail('not-a-checkpoint', `${base(file)}: frozen_param_fragments holds ${String(k)} without a tensor`, file);
         frozenFragments.set(k, t);
       }
     }
@@ -130,8 +142,17 @@ export function readModelStates(file: string): ModelStates {
     const dsVersion = dict.get('ds_version');
     const dp = dict.get('dp_world_size');
     return {
-      file, reading, dict, module, bufferNames, paramShapes, frozenShapes, frozenFragments, sharedParams,
-      dsVersion: typeof dsVersion === 'string' ? dsVersion : null, dpWorldSize: typeof dp === 'number' ? dp : null,
+      file,
+      reading,
+      dict,
+      module,
+      bufferNames,
+      paramShapes,
+      frozenShapes,
+      frozenFragments,
+      sharedParams,
+      dsVersion: typeof dsVersion === 'string' ? dsVersion : null,
+      dpWorldSize: typeof dp === 'number' ? dp : null,
     };
   } catch (e) {
     reading.close();
@@ -150,7 +171,8 @@ function stageOf(v: PyValue | undefined): number | null {
   if (!(v instanceof PyObject)) return null;
   if (/ZeroStageEnum$/.test(v.className) && typeof v.args[0] === 'number') return v.args[0];
   const [cls, name] = v.args;
-  if (/^(__builtin__|builtins)\.getattr$/.test(v.className) && cls instanceof PyGlobal && cls.name === 'ZeroStageEnum' && typeof name === 'string') return ZERO_STAGE_NAMES[name] ?? null;
+  if (/^(__builtin__|builtins)\.getattr$/.test(v.className) && cls instanceof PyGlobal && cls.name === 'ZeroStageEnum' && typeof name === 'string')
+    return ZERO_STAGE_NAMES[name] ?? null;
   return null;
 }
 
@@ -173,18 +195,29 @@ export function readOptimStates(file: string): OptimStates {
     if (stage < 1 || stage > 3) fail('unsupported', `${base(file)}: ZeRO stage ${stage}; only stages 1, 2 and 3 are consolidated`, file);
     const pc = osd.get('partition_count');
     const counts = pc instanceof PyList ? pc.items : [pc];
-    if (!counts.every((c) => typeof c === 'number' && Number.isSafeInteger(c) && c > 0)) fail('not-a-checkpoint', `${base(file)}: partition_count is missing or not a count`, file);
+    if (!counts.every((c) => typeof c === 'number' && Number.isSafeInteger(c) && c > 0))
+      fail('not-a-checkpoint', `${base(file)}: partition_count is missing or not a count`, file);
     const worldSize = Math.max(...(counts as number[]));
     const key = stage <= 2 ? 'single_partition_of_fp32_groups' : 'fp32_flat_groups';
     const fg = osd.get(key);
     if (!(fg instanceof PyList) || !fg.items.every((t) => t instanceof TorchTensor && t.storage && t.shape.length === 1)) {
-      fail('not-a-checkpoint', `${base(file)}: ZeRO-${stage} optimizer states without ${key} (a list of flat fp32 tensors); the fp32 weights are missing`, file);
+      fail(
+        'not-a-checkpoint',
+        `${base(file)}: ZeRO-${stage} optimizer states without ${key} (a list of flat fp32 tensors); the fp32 weights are missing`,
+        file,
+      );
     }
     const optimizerState = osd.has(stage <= 2 ? 'base_optimizer_state' : 'optimizer_state_dict');
     const dls = osd.get('dynamic_loss_scale');
     return {
-      file, reading, stage, worldSize, flatGroups: fg.items as TorchTensor[], lossScaler: lossScaler(osd.get('loss_scaler')),
-      dynamicLossScale: typeof dls === 'boolean' ? dls : null, optimizerState,
+      file,
+      reading,
+      stage,
+      worldSize,
+      flatGroups: fg.items as TorchTensor[],
+      lossScaler: lossScaler(osd.get('loss_scaler')),
+      dynamicLossScale: typeof dls === 'boolean' ? dls : null,
+      optimizerState,
     };
   } catch (e) {
     reading.close();

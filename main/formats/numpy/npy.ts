@@ -22,10 +22,20 @@ export const MAX_NPY_HEADER = 1 << 20;
 
 /** numpy type code (without byte order) -> torch dtype name. */
 const NPY_TYPES: Record<string, string> = {
-  f2: 'float16', f4: 'float32', f8: 'float64',
-  i1: 'int8', i2: 'int16', i4: 'int32', i8: 'int64',
-  u1: 'uint8', u2: 'uint16', u4: 'uint32', u8: 'uint64',
-  b1: 'bool', c8: 'complex64', c16: 'complex128',
+  f2: 'float16',
+  f4: 'float32',
+  f8: 'float64',
+  i1: 'int8',
+  i2: 'int16',
+  i4: 'int32',
+  i8: 'int64',
+  u1: 'uint8',
+  u2: 'uint16',
+  u4: 'uint32',
+  u8: 'uint64',
+  b1: 'bool',
+  c8: 'complex64',
+  c16: 'complex128',
 };
 
 export interface NpyHeader {
@@ -59,7 +69,8 @@ export function readNpyHeader(reader: RandomAccessReader, offset = 0, limit = re
   const fixed = reader.read(offset + 6, 2);
   const major = fixed[0]!;
   const minor = fixed[1]!;
-  if (!(major >= 1 && major <= 3 && minor === 0)) fail('unsupported', `${file}: npy format version ${major}.${minor} is not supported (only 1.0, 2.0 and 3.0 exist)`, file);
+  if (!(major >= 1 && major <= 3 && minor === 0))
+    fail('unsupported', `${file}: npy format version ${major}.${minor} is not supported (only 1.0, 2.0 and 3.0 exist)`, file);
   const lenBytes = major === 1 ? 2 : 4;
   const lv = reader.read(offset + 8, lenBytes);
   const headerLen = major === 1 ? lv[0]! | (lv[1]! << 8) : new DataView(lv.buffer, lv.byteOffset, 4).getUint32(0, true);
@@ -85,12 +96,14 @@ export function readNpyHeader(reader: RandomAccessReader, offset = 0, limit = re
   if (!(parsed instanceof PyDict)) return invalid('the header is not a dict');
   const d = parsed;
   const keys = d.entries.map(([k]) => k);
-  if (keys.length !== 3 || !['descr', 'fortran_order', 'shape'].every((k) => d.has(k))) return invalid(`the header keys are ${keys.map(String).join(', ')}, not descr, fortran_order, shape`);
+  if (keys.length !== 3 || !['descr', 'fortran_order', 'shape'].every((k) => d.has(k)))
+    return invalid(`the header keys are ${keys.map(String).join(', ')}, not descr, fortran_order, shape`);
   const descrV = d.get('descr')!;
   const fortran = d.get('fortran_order');
   const shapeV = d.get('shape');
   if (typeof fortran !== 'boolean') return invalid('fortran_order is not True or False');
-  if (!(shapeV instanceof PyTuple) || !shapeV.items.every((x) => typeof x === 'number' && Number.isSafeInteger(x) && x >= 0)) return invalid('shape is not a tuple of non-negative integers');
+  if (!(shapeV instanceof PyTuple) || !shapeV.items.every((x) => typeof x === 'number' && Number.isSafeInteger(x) && x >= 0))
+    return invalid('shape is not a tuple of non-negative integers');
   if (typeof descrV !== 'string') fail('unsupported', `${file}: structured arrays (a list of fields as descr) are not supported`, file);
   const descr = descrV as string;
   const dtype = npyDtype(file, descr);
@@ -100,7 +113,8 @@ export function readNpyHeader(reader: RandomAccessReader, offset = 0, limit = re
   const nbytes = numel * dtype.size;
   if (!Number.isSafeInteger(nbytes)) fail('too-large', `${file}: npy shape (${shape.join(', ')}) is impossibly large`, file);
   const dataOffset = headerStart + headerLen;
-  if (dataOffset + nbytes > limit) fail('truncated', `${file}: the array needs ${nbytes} bytes after its header but only ${Math.max(0, limit - dataOffset)} are there; it is truncated`, file);
+  if (dataOffset + nbytes > limit)
+    fail('truncated', `${file}: the array needs ${nbytes} bytes after its header but only ${Math.max(0, limit - dataOffset)} are there; it is truncated`, file);
   return { version: `${major}.${minor}`, descr, dtype, shape, fortranOrder: fortran, dataOffset, nbytes };
 }
 
@@ -112,11 +126,14 @@ export function npyDtype(file: string, descr: string): DTypeInfo {
   if (name) {
     const dtype = dtypeByName(name)!;
     const order = m![1];
-    if (dtype.size > 1 && order === '>') fail('unsupported', `${file}: big-endian arrays (descr '${descr}') are not supported; re-save with arr.astype('<${code}')`, file);
-    if (dtype.size > 1 && order === '=') fail('unsupported', `${file}: descr '${descr}' has native byte order, which a file cannot pin down; re-save with an explicit '<'`, file);
+    if (dtype.size > 1 && order === '>')
+      fail('unsupported', `${file}: big-endian arrays (descr '${descr}') are not supported; re-save with arr.astype('<${code}')`, file);
+    if (dtype.size > 1 && order === '=')
+      fail('unsupported', `${file}: descr '${descr}' has native byte order, which a file cannot pin down; re-save with an explicit '<'`, file);
     return dtype;
   }
-  if (code !== undefined && /^O\d*$/.test(code)) fail('unsupported', `${file}: object arrays (descr '${descr}') hold pickled Python objects and are not read; save plain numeric arrays instead`, file);
+  if (code !== undefined && /^O\d*$/.test(code))
+    fail('unsupported', `${file}: object arrays (descr '${descr}') hold pickled Python objects and are not read; save plain numeric arrays instead`, file);
   fail('unsupported', `${file}: numpy dtype '${descr}' has no torch equivalent`, file);
 }
 
@@ -204,15 +221,34 @@ export function parsePyLiteral(text: string, longSuffix = false): PyValue {
         p += n;
       };
       switch (e) {
-        case '\\': case "'": case '"': out += e; break;
-        case 'n': out += '\n'; break;
-        case 't': out += '\t'; break;
-        case 'r': out += '\r'; break;
-        case '0': out += '\0'; break;
-        case 'x': hex(2); break;
-        case 'u': hex(4); break;
-        case 'U': hex(8); break;
-        default: out += '\\' + (e ?? ''); // Python keeps unknown escapes as written
+        case '\\':
+        case "'":
+        case '"':
+          out += e;
+          break;
+        case 'n':
+          out += '\n';
+          break;
+        case 't':
+          out += '\t';
+          break;
+        case 'r':
+          out += '\r';
+          break;
+        case '0':
+          out += '\0';
+          break;
+        case 'x':
+          hex(2);
+          break;
+        case 'u':
+          hex(4);
+          break;
+        case 'U':
+          hex(8);
+          break;
+        default:
+          out += '\\' + (e ?? ''); // Python keeps unknown escapes as written
       }
     }
   };

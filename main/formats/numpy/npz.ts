@@ -62,11 +62,16 @@ export function readNpz(source: RandomAccessReader | ZipArchive): FormatReading 
     const storage = makeStorage(key, header.dtype, header.nbytes, locate);
     root.set(key, denseTensor(header.dtype, header.shape, npyStrides(header.shape, header.fortranOrder), storage));
   }
-  if (skipped.length && root.size === 0) fail('unsupported', `${reader.name}: none of its ${skipped.length} arrays has a torch dtype: ${skipped.join('; ')}`, reader.name);
+  if (skipped.length && root.size === 0)
+    fail('unsupported', `${reader.name}: none of its ${skipped.length} arrays has a torch dtype: ${skipped.join('; ')}`, reader.name);
   for (const s of skipped) notes.push(`skipped member ${s}`);
   return {
     format: 'npz',
-    records: { arrays: String(root.size), ...(skipped.length ? { skipped: String(skipped.length) } : {}), compression: [...methods].sort().join(', ') || 'none' },
+    records: {
+      arrays: String(root.size),
+      ...(skipped.length ? { skipped: String(skipped.length) } : {}),
+      compression: [...methods].sort().join(', ') || 'none',
+    },
     root,
     globals: [],
     notes,
@@ -77,7 +82,8 @@ export function readNpz(source: RandomAccessReader | ZipArchive): FormatReading 
 function openMember(archive: ZipArchive, entry: ZipEntry, label: string): { header: NpyHeader; locate: () => ByteRange } {
   const reader = archive.reader;
   if (entry.method === 0) {
-    if (entry.compressedSize !== entry.uncompressedSize) fail('corrupt-zip', `${label}: stored member sizes disagree (${entry.compressedSize} vs ${entry.uncompressedSize})`, reader.name);
+    if (entry.compressedSize !== entry.uncompressedSize)
+      fail('corrupt-zip', `${label}: stored member sizes disagree (${entry.compressedSize} vs ${entry.uncompressedSize})`, reader.name);
     const range = archive.dataRange(entry);
     const header = readNpyHeader(new SliceReader(reader, range.offset, range.length, label));
     const offset = range.offset + header.dataOffset;
@@ -91,7 +97,12 @@ function openMember(archive: ZipArchive, entry: ZipEntry, label: string): { head
     const locate = (): ByteRange => {
       let bytes = cache?.deref();
       if (!bytes) {
-        if (entry.uncompressedSize > MAX_NPZ_MEMBER) fail('too-large', `${label}: compressed member inflates to ${entry.uncompressedSize} bytes, more than the ${MAX_NPZ_MEMBER} this reader holds in memory; re-save with np.savez (uncompressed)`, reader.name);
+        if (entry.uncompressedSize > MAX_NPZ_MEMBER)
+          fail(
+            'too-large',
+            `${label}: compressed member inflates to ${entry.uncompressedSize} bytes, more than the ${MAX_NPZ_MEMBER} this reader holds in memory; re-save with np.savez (uncompressed)`,
+            reader.name,
+          );
         bytes = archive.readEntry(entry, MAX_NPZ_MEMBER);
         cache = new WeakRef(bytes);
       }

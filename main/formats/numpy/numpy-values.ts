@@ -32,17 +32,28 @@ export function numpyScalarValue(v: PyValue): number | bigint | boolean | null {
   const n = bytes.length;
   try {
     switch (dt.descr.replace(/^[<>|=]/, '')) {
-      case 'f8': return dv.getFloat64(0, le);
-      case 'f4': return dv.getFloat32(0, le);
-      case 'i8': return dv.getBigInt64(0, le);
-      case 'u8': return dv.getBigUint64(0, le);
-      case 'i4': return dv.getInt32(0, le);
-      case 'u4': return dv.getUint32(0, le);
-      case 'i2': return dv.getInt16(0, le);
-      case 'u2': return dv.getUint16(0, le);
-      case 'i1': return dv.getInt8(0);
-      case 'u1': return dv.getUint8(0);
-      case 'b1': return n > 0 && bytes[0] !== 0;
+      case 'f8':
+        return dv.getFloat64(0, le);
+      case 'f4':
+        return dv.getFloat32(0, le);
+      case 'i8':
+        return dv.getBigInt64(0, le);
+      case 'u8':
+        return dv.getBigUint64(0, le);
+      case 'i4':
+        return dv.getInt32(0, le);
+      case 'u4':
+        return dv.getUint32(0, le);
+      case 'i2':
+        return dv.getInt16(0, le);
+      case 'u2':
+        return dv.getUint16(0, le);
+      case 'i1':
+        return dv.getInt8(0);
+      case 'u1':
+        return dv.getUint8(0);
+      case 'b1':
+        return n > 0 && bytes[0] !== 0;
     }
   } catch {
     return null;

@@ -14,7 +14,11 @@ export class PickleInput {
   private bufStart = 0;
   pos: number;
   readonly end: number;
-  constructor(private readonly reader: RandomAccessReader, start = 0, end = reader.size) {
+  constructor(
+    private readonly reader: RandomAccessReader,
+    start = 0,
+    end = reader.size,
+  ) {
     this.pos = start;
     this.end = end;
   }
@@ -26,7 +30,11 @@ export class PickleInput {
   }
   private need(n: number): void {
     if (n < 0 || this.pos + n > this.end) {
-      fail('truncated', `${this.reader.name}: pickle data ends early (needs ${n} bytes at ${this.pos}, ${Math.max(0, this.end - this.pos)} left); the file is truncated or corrupt`, this.reader.name);
+      fail(
+        'truncated',
+        `${this.reader.name}: pickle data ends early (needs ${n} bytes at ${this.pos}, ${Math.max(0, this.end - this.pos)} left); the file is truncated or corrupt`,
+        this.reader.name,
+      );
     }
   }
   bytes(n: number): Uint8Array {

@@ -1,8 +1,6 @@
 import { fail } from '../../errors.ts';
 import { TorchStorage, TorchTensor } from '../values/torch-values.ts';
-import {
-  PyBytes, PyComplex, PyDict, PyFloat, PyGlobal, PyList, PyObject, PyPersistent, PySet, PyTuple, type PyValue,
-} from '../values/python-values.ts';
+import { PyBytes, PyComplex, PyDict, PyFloat, PyGlobal, PyList, PyObject, PyPersistent, PySet, PyTuple, type PyValue } from '../values/python-values.ts';
 
 /**
  * A protocol-2 pickle writer that uses only opcodes torch's weights-only unpickler accepts
@@ -29,7 +27,8 @@ export function pickleValue(value: PyValue, opts: PickleWriterOptions): Uint8Arr
   const put = (obj: object): void => {
     const i = memo.size;
     memo.set(obj, i);
-    if (i < 256) out.byte(0x71, i); // BINPUT
+    if (i < 256)
+      out.byte(0x71, i); // BINPUT
     else {
       out.byte(0x72); // LONG_BINPUT
       out.u32(i);
@@ -38,7 +37,8 @@ export function pickleValue(value: PyValue, opts: PickleWriterOptions): Uint8Arr
   const get = (obj: object): boolean => {
     const i = memo.get(obj);
     if (i === undefined) return false;
-    if (i < 256) out.byte(0x68, i); // BINGET
+    if (i < 256)
+      out.byte(0x68, i); // BINGET
     else {
       out.byte(0x6a); // LONG_BINGET
       out.u32(i);
@@ -58,7 +58,8 @@ export function pickleValue(value: PyValue, opts: PickleWriterOptions): Uint8Arr
     put(token);
   };
   const tuple = (items: PyValue[]): void => {
-    if (items.length === 0) out.byte(0x29); // EMPTY_TUPLE
+    if (items.length === 0)
+      out.byte(0x29); // EMPTY_TUPLE
     else if (items.length <= 3) {
       items.forEach(save);
       out.byte(0x84 + items.length); // TUPLE1..3
@@ -249,8 +250,10 @@ export function encodeLong(v: bigint): Uint8Array {
   const magnitude = v >= 0n ? v : -v - 1n;
   const hexDigits = magnitude === 0n ? 0 : magnitude.toString(16).length;
   let n = Math.ceil(hexDigits / 2);
-  if (n === 0 || (magnitude >> BigInt(8 * n - 1)) !== 0n) n++; // the top bit is taken: one more byte for the sign
-  const hex = BigInt.asUintN(8 * n, v).toString(16).padStart(2 * n, '0');
+  if (n === 0 || magnitude >> BigInt(8 * n - 1) !== 0n) n++; // the top bit is taken: one more byte for the sign
+  const hex = BigInt.asUintN(8 * n, v)
+    .toString(16)
+    .padStart(2 * n, '0');
   return Buffer.from(hex, 'hex').reverse();
 }
 

@@ -1,9 +1,7 @@
 import { CheckpointError, fail } from '../../errors.ts';
 import { MAX_NESTING, nestingDepth } from './nesting.ts';
 import type { PickleInput } from './pickle-input.ts';
-import {
-  PyBytes, PyComplex, PyDict, PyFloat, PyGlobal, PyList, PyObject, PyPersistent, PySet, PyTuple, type PyValue,
-} from '../values/python-values.ts';
+import { PyBytes, PyComplex, PyDict, PyFloat, PyGlobal, PyList, PyObject, PyPersistent, PySet, PyTuple, type PyValue } from '../values/python-values.ts';
 
 /**
  * A pickle reader for protocols 0–5 that never executes anything (CPython's Lib/pickle.py,
@@ -37,14 +35,30 @@ const MARK = Symbol('mark');
 type StackItem = PyValue | typeof MARK;
 
 /** Python 2 module names as Python 3's `_compat_pickle` maps them (IMPORT_MAPPING). */
-const MODULE_RENAMES: Record<string, string> = { __builtin__: 'builtins', copy_reg: 'copyreg', cPickle: 'pickle', exceptions: 'builtins', UserDict: 'collections', urllib2: 'urllib.request' };
+const MODULE_RENAMES: Record<string, string> = {
+  __builtin__: 'builtins',
+  copy_reg: 'copyreg',
+  cPickle: 'pickle',
+  exceptions: 'builtins',
+  UserDict: 'collections',
+  urllib2: 'urllib.request',
+};
 /** Python 2 names that moved (`_compat_pickle.NAME_MAPPING`). */
 const NAME_RENAMES: Record<string, [string, string]> = {
-  '__builtin__.xrange': ['builtins', 'range'], '__builtin__.unicode': ['builtins', 'str'], '__builtin__.basestring': ['builtins', 'str'],
-  '__builtin__.long': ['builtins', 'int'], '__builtin__.unichr': ['builtins', 'chr'], '__builtin__.raw_input': ['builtins', 'input'],
-  '__builtin__.reduce': ['functools', 'reduce'], '__builtin__.intern': ['sys', 'intern'], '__builtin__.execfile': ['builtins', 'exec'],
-  'itertools.izip': ['builtins', 'zip'], 'itertools.imap': ['builtins', 'map'], 'itertools.ifilter': ['builtins', 'filter'],
-  'UserDict.UserDict': ['collections', 'UserDict'], 'string.maketrans': ['bytes', 'maketrans'],
+  '__builtin__.xrange': ['builtins', 'range'],
+  '__builtin__.unicode': ['builtins', 'str'],
+  '__builtin__.basestring': ['builtins', 'str'],
+  '__builtin__.long': ['builtins', 'int'],
+  '__builtin__.unichr': ['builtins', 'chr'],
+  '__builtin__.raw_input': ['builtins', 'input'],
+  '__builtin__.reduce': ['functools', 'reduce'],
+  '__builtin__.intern': ['sys', 'intern'],
+  '__builtin__.execfile': ['builtins', 'exec'],
+  'itertools.izip': ['builtins', 'zip'],
+  'itertools.imap': ['builtins', 'map'],
+  'itertools.ifilter': ['builtins', 'filter'],
+  'UserDict.UserDict': ['collections', 'UserDict'],
+  'string.maketrans': ['bytes', 'maketrans'],
 };
 
 /** Nesting limits: CPython recurses and would hit its recursion limit long before these. */
@@ -136,7 +150,8 @@ function runUnpickler(input: PickleInput, hooks: PickleHooks, label: string): Un
     }
   };
   const appendItems = (target: PyValue, items: PyValue[]): void => {
-    if (target instanceof PyList) for (const x of items) target.items.push(x); // no push(...items): 100k+ arguments overflow the JS stack
+    if (target instanceof PyList)
+      for (const x of items) target.items.push(x); // no push(...items): 100k+ arguments overflow the JS stack
     else if (target instanceof PyObject) for (const x of items) target.listItems.push(x);
     else bad('APPEND on a value that is not a list');
   };
@@ -146,7 +161,8 @@ function runUnpickler(input: PickleInput, hooks: PickleHooks, label: string): Un
     const op = input.byte();
     opcodes[op] = 1;
     switch (op) {
-      case 0x80: { // PROTO
+      case 0x80: {
+        // PROTO
         protocol = input.byte();
         if (protocol > 5) bad(`unsupported pickle protocol ${protocol}`);
         break;
@@ -154,9 +170,11 @@ function runUnpickler(input: PickleInput, hooks: PickleHooks, label: string): Un
       case 0x95: // FRAME: a length prefix for the frame; the bytes follow inline
         input.bytes(8);
         break;
-      case 0x2e: { // STOP
+      case 0x2e: {
+        // STOP
         const v = pop();
-        if (nestingDepth(v) > MAX_NESTING) bad(`the value is nested more than ${MAX_NESTING} levels deep; torch.save cannot write that (Python's pickler stops at its recursion limit, 1000)`);
+        if (nestingDepth(v) > MAX_NESTING)
+          bad(`the value is nested more than ${MAX_NESTING} levels deep; torch.save cannot write that (Python's pickler stops at its recursion limit, 1000)`);
         return { value: v, globals, protocol, opcodes };
       }
       case 0x28: // MARK
@@ -165,7 +183,10 @@ function runUnpickler(input: PickleInput, hooks: PickleHooks, label: string): Un
         cur = [];
         break;
       case 0x30: // POP
-        if (cur.length === 0) { popMark(); break; } // as CPython's load_pop: with nothing above the MARK, POP drops the MARK
+        if (cur.length === 0) {
+          popMark();
+          break;
+        } // as CPython's load_pop: with nothing above the MARK, POP drops the MARK
         if (cur[cur.length - 1] === MARK) popMark();
         else cur.pop();
         break;
@@ -176,29 +197,50 @@ function runUnpickler(input: PickleInput, hooks: PickleHooks, label: string): Un
         push(top());
         break;
       // ---- numbers
-      case 0x4e: push(null); break; // NONE
-      case 0x88: push(true); break; // NEWTRUE
-      case 0x89: push(false); break; // NEWFALSE
-      case 0x4a: push(input.int32()); break; // BININT
-      case 0x4b: push(input.byte()); break; // BININT1
-      case 0x4d: push(input.uint16()); break; // BININT2
-      case 0x8a: push(decodeLong(input.bytes(input.byte()))); break; // LONG1
-      case 0x8b: { // LONG4
+      case 0x4e:
+        push(null);
+        break; // NONE
+      case 0x88:
+        push(true);
+        break; // NEWTRUE
+      case 0x89:
+        push(false);
+        break; // NEWFALSE
+      case 0x4a:
+        push(input.int32());
+        break; // BININT
+      case 0x4b:
+        push(input.byte());
+        break; // BININT1
+      case 0x4d:
+        push(input.uint16());
+        break; // BININT2
+      case 0x8a:
+        push(decodeLong(input.bytes(input.byte())));
+        break; // LONG1
+      case 0x8b: {
+        // LONG4
         const n = input.int32();
         if (n < 0) bad('negative LONG4 length');
         push(decodeLong(input.bytes(n)));
         break;
       }
-      case 0x47: push(new PyFloat(input.float64be())); break; // BINFLOAT
-      case 0x49: { // INT (text): also protocol 0's True/False
+      case 0x47:
+        push(new PyFloat(input.float64be()));
+        break; // BINFLOAT
+      case 0x49: {
+        // INT (text): also protocol 0's True/False
         const s = input.line();
         if (s === '01') push(true);
         else if (s === '00') push(false);
         else push(parseIntText(s, bad));
         break;
       }
-      case 0x4c: push(parseIntText(input.line().replace(/L$/, ''), bad)); break; // LONG (text)
-      case 0x46: { // FLOAT (text)
+      case 0x4c:
+        push(parseIntText(input.line().replace(/L$/, ''), bad));
+        break; // LONG (text)
+      case 0x46: {
+        // FLOAT (text)
         const s = input.line();
         const f = /^\s*[-+]?inf(inity)?\s*$/i.test(s) ? (s.includes('-') ? -Infinity : Infinity) : Number(s); // Python writes inf as 'inf'
         if (Number.isNaN(f) && !/nan/i.test(s)) bad('bad FLOAT text');
@@ -206,94 +248,186 @@ function runUnpickler(input: PickleInput, hooks: PickleHooks, label: string): Un
         break;
       }
       // ---- strings and bytes
-      case 0x58: push(utf8(input.bytes(input.uint32()))); break; // BINUNICODE
-      case 0x8c: push(utf8(input.bytes(input.byte()))); break; // SHORT_BINUNICODE
-      case 0x8d: push(utf8(input.bytes(input.uint64()))); break; // BINUNICODE8
-      case 0x56: push(rawUnicodeEscape(input.line(), bad)); break; // UNICODE (text)
-      case 0x53: push(py2str(latin1(parseQuotedString(input.line(), bad)))); break; // STRING (text, Python 2 str; escapes give bytes, decoded like BINSTRING)
-      case 0x54: { // BINSTRING: Python 2 str, decoded the way torch's loader does (utf-8, latin-1 fallback)
+      case 0x58:
+        push(utf8(input.bytes(input.uint32())));
+        break; // BINUNICODE
+      case 0x8c:
+        push(utf8(input.bytes(input.byte())));
+        break; // SHORT_BINUNICODE
+      case 0x8d:
+        push(utf8(input.bytes(input.uint64())));
+        break; // BINUNICODE8
+      case 0x56:
+        push(rawUnicodeEscape(input.line(), bad));
+        break; // UNICODE (text)
+      case 0x53:
+        push(py2str(latin1(parseQuotedString(input.line(), bad))));
+        break; // STRING (text, Python 2 str; escapes give bytes, decoded like BINSTRING)
+      case 0x54: {
+        // BINSTRING: Python 2 str, decoded the way torch's loader does (utf-8, latin-1 fallback)
         const n = input.int32();
         if (n < 0) bad('negative BINSTRING length');
         push(py2str(input.bytes(n)));
         break;
       }
-      case 0x55: push(py2str(input.bytes(input.byte()))); break; // SHORT_BINSTRING
-      case 0x42: push(new PyBytes(copy(input.bytes(input.uint32())))); break; // BINBYTES
-      case 0x43: push(new PyBytes(copy(input.bytes(input.byte())))); break; // SHORT_BINBYTES
-      case 0x8e: push(new PyBytes(copy(input.bytes(input.uint64())))); break; // BINBYTES8
-      case 0x96: push(new PyBytes(copy(input.bytes(input.uint64())), true)); break; // BYTEARRAY8
-      case 0x97: bad('NEXT_BUFFER needs out-of-band buffers, which checkpoints never carry'); break;
-      case 0x98: break; // READONLY_BUFFER: no-op on our immutable values
+      case 0x55:
+        push(py2str(input.bytes(input.byte())));
+        break; // SHORT_BINSTRING
+      case 0x42:
+        push(new PyBytes(copy(input.bytes(input.uint32()))));
+        break; // BINBYTES
+      case 0x43:
+        push(new PyBytes(copy(input.bytes(input.byte()))));
+        break; // SHORT_BINBYTES
+      case 0x8e:
+        push(new PyBytes(copy(input.bytes(input.uint64()))));
+        break; // BINBYTES8
+      case 0x96:
+        push(new PyBytes(copy(input.bytes(input.uint64())), true));
+        break; // BYTEARRAY8
+      case 0x97:
+        bad('NEXT_BUFFER needs out-of-band buffers, which checkpoints never carry');
+        break;
+      case 0x98:
+        break; // READONLY_BUFFER: no-op on our immutable values
       // ---- containers
-      case 0x29: push(new PyTuple([])); break; // EMPTY_TUPLE
-      case 0x74: push(new PyTuple(popMark())); break; // TUPLE
-      case 0x85: push(new PyTuple([pop()])); break; // TUPLE1
-      case 0x86: { const b = pop(); const a = pop(); push(new PyTuple([a, b])); break; } // TUPLE2
-      case 0x87: { const c = pop(); const b = pop(); const a = pop(); push(new PyTuple([a, b, c])); break; } // TUPLE3
-      case 0x5d: push(new PyList()); break; // EMPTY_LIST
-      case 0x6c: push(new PyList(popMark())); break; // LIST
-      case 0x7d: push(new PyDict()); break; // EMPTY_DICT
-      case 0x64: { // DICT
+      case 0x29:
+        push(new PyTuple([]));
+        break; // EMPTY_TUPLE
+      case 0x74:
+        push(new PyTuple(popMark()));
+        break; // TUPLE
+      case 0x85:
+        push(new PyTuple([pop()]));
+        break; // TUPLE1
+      case 0x86: {
+        const b = pop();
+        const a = pop();
+        push(new PyTuple([a, b]));
+        break;
+      } // TUPLE2
+      case 0x87: {
+        const c = pop();
+        const b = pop();
+        const a = pop();
+        push(new PyTuple([a, b, c]));
+        break;
+      } // TUPLE3
+      case 0x5d:
+        push(new PyList());
+        break; // EMPTY_LIST
+      case 0x6c:
+        push(new PyList(popMark()));
+        break; // LIST
+      case 0x7d:
+        push(new PyDict());
+        break; // EMPTY_DICT
+      case 0x64: {
+        // DICT
         const d = new PyDict();
         setItems(d, popMark());
         push(d);
         break;
       }
-      case 0x8f: push(new PySet([])); break; // EMPTY_SET
-      case 0x90: { // ADDITEMS
+      case 0x8f:
+        push(new PySet([]));
+        break; // EMPTY_SET
+      case 0x90: {
+        // ADDITEMS
         const items = popMark();
         const s = top();
         if (!(s instanceof PySet) || s.frozen) bad('ADDITEMS on a value that is not a set');
         for (const x of items) (s as PySet).items.push(x);
         break;
       }
-      case 0x91: push(new PySet(popMark(), true)); break; // FROZENSET
-      case 0x61: { const v = pop(); appendItems(top(), [v]); break; } // APPEND
-      case 0x65: { const items = popMark(); appendItems(top(), items); break; } // APPENDS
-      case 0x73: { const v = pop(); const k = pop(); setItems(top(), [k, v]); break; } // SETITEM
-      case 0x75: { const kv = popMark(); setItems(top(), kv); break; } // SETITEMS
+      case 0x91:
+        push(new PySet(popMark(), true));
+        break; // FROZENSET
+      case 0x61: {
+        const v = pop();
+        appendItems(top(), [v]);
+        break;
+      } // APPEND
+      case 0x65: {
+        const items = popMark();
+        appendItems(top(), items);
+        break;
+      } // APPENDS
+      case 0x73: {
+        const v = pop();
+        const k = pop();
+        setItems(top(), [k, v]);
+        break;
+      } // SETITEM
+      case 0x75: {
+        const kv = popMark();
+        setItems(top(), kv);
+        break;
+      } // SETITEMS
       // ---- memo
-      case 0x67: push(getMemo(parseIntNumber(input.line(), bad))); break; // GET
-      case 0x68: push(getMemo(input.byte())); break; // BINGET
-      case 0x6a: push(getMemo(input.uint32())); break; // LONG_BINGET
-      case 0x70: memo.set(parseIntNumber(input.line(), bad), top()); break; // PUT
-      case 0x71: memo.set(input.byte(), top()); break; // BINPUT
-      case 0x72: memo.set(input.uint32(), top()); break; // LONG_BINPUT
-      case 0x94: memo.set(memo.size, top()); break; // MEMOIZE
+      case 0x67:
+        push(getMemo(parseIntNumber(input.line(), bad)));
+        break; // GET
+      case 0x68:
+        push(getMemo(input.byte()));
+        break; // BINGET
+      case 0x6a:
+        push(getMemo(input.uint32()));
+        break; // LONG_BINGET
+      case 0x70:
+        memo.set(parseIntNumber(input.line(), bad), top());
+        break; // PUT
+      case 0x71:
+        memo.set(input.byte(), top());
+        break; // BINPUT
+      case 0x72:
+        memo.set(input.uint32(), top());
+        break; // LONG_BINPUT
+      case 0x94:
+        memo.set(memo.size, top());
+        break; // MEMOIZE
       // ---- globals and objects
-      case 0x63: { // GLOBAL
+      case 0x63: {
+        // GLOBAL
         const module = input.line();
         const nm = input.line();
         push(makeGlobal(module, nm));
         break;
       }
-      case 0x93: { // STACK_GLOBAL
+      case 0x93: {
+        // STACK_GLOBAL
         const nm = pop();
         const module = pop();
         if (typeof module !== 'string' || typeof nm !== 'string') bad('STACK_GLOBAL needs two strings');
         push(makeGlobal(module as string, nm as string));
         break;
       }
-      case 0x82: case 0x83: case 0x84: { // EXT1/2/4: the copyreg extension registry, empty in practice
+      case 0x82:
+      case 0x83:
+      case 0x84: {
+        // EXT1/2/4: the copyreg extension registry, empty in practice
         const code = op === 0x82 ? input.byte() : op === 0x83 ? input.uint16() : input.int32();
         push(new PyObject(new PyGlobal('copyreg', `_extension_registry[${code}]`), [], 'reduce'));
         break;
       }
-      case 0x52: { // REDUCE
+      case 0x52: {
+        // REDUCE
         const args = pop();
         const fn = pop();
         if (!(args instanceof PyTuple)) bad('REDUCE arguments are not a tuple');
         push(call(fn, (args as PyTuple).items, 'reduce'));
         break;
       }
-      case 0x81: { // NEWOBJ
+      case 0x81: {
+        // NEWOBJ
         const args = pop();
         const cls = pop();
         if (!(args instanceof PyTuple)) bad('NEWOBJ arguments are not a tuple');
         push(call(cls, (args as PyTuple).items, 'newobj'));
         break;
       }
-      case 0x92: { // NEWOBJ_EX
+      case 0x92: {
+        // NEWOBJ_EX
         const kwargs = pop();
         const args = pop();
         const cls = pop();
@@ -302,20 +436,23 @@ function runUnpickler(input: PickleInput, hooks: PickleHooks, label: string): Un
         push(new PyObject(cls, (args as PyTuple).items, 'newobj', kwargs as PyDict));
         break;
       }
-      case 0x69: { // INST: module\nname\n, args from the mark
+      case 0x69: {
+        // INST: module\nname\n, args from the mark
         const module = input.line();
         const nm = input.line();
         const args = popMark();
         push(call(makeGlobal(module, nm), args, 'reduce'));
         break;
       }
-      case 0x6f: { // OBJ: class and args from the mark
+      case 0x6f: {
+        // OBJ: class and args from the mark
         const items = popMark();
         if (items.length === 0) bad('OBJ without a class');
         push(call(items[0]!, items.slice(1), 'reduce'));
         break;
       }
-      case 0x62: { // BUILD
+      case 0x62: {
+        // BUILD
         const state = pop();
         const target = top();
         const built = hooks.build?.(target, state);
@@ -327,16 +464,19 @@ function runUnpickler(input: PickleInput, hooks: PickleHooks, label: string): Un
         }
         if (target instanceof PyObject) target.state = state;
         else if (target instanceof PyDict && state instanceof PyDict) target.attrs = state;
-        else if (target instanceof PyDict && state === null) { /* nothing to set */ }
-        else bad(`BUILD on a ${describeKind(target)}`);
+        else if (target instanceof PyDict && state === null) {
+          /* nothing to set */
+        } else bad(`BUILD on a ${describeKind(target)}`);
         break;
       }
-      case 0x50: { // PERSID (text)
+      case 0x50: {
+        // PERSID (text)
         const pid = input.line();
         push(hooks.persistentLoad ? hooks.persistentLoad(pid) : new PyPersistent(pid));
         break;
       }
-      case 0x51: { // BINPERSID
+      case 0x51: {
+        // BINPERSID
         const pid = pop();
         push(hooks.persistentLoad ? hooks.persistentLoad(pid) : new PyPersistent(pid));
         break;
@@ -357,7 +497,9 @@ function interpretBuiltinCall(fn: PyValue, args: PyValue[]): PyValue | undefined
       if (args.length === 0) return d;
       if (init instanceof PyList || init instanceof PyTuple) {
         // pairs are tuples, or lists in Python 2's OrderedDict.__reduce__
-        for (const kv of init.items) if ((kv instanceof PyTuple || kv instanceof PyList) && kv.items.length === 2) d.set(kv.items[0]!, kv.items[1]!); else return undefined;
+        for (const kv of init.items)
+          if ((kv instanceof PyTuple || kv instanceof PyList) && kv.items.length === 2) d.set(kv.items[0]!, kv.items[1]!);
+          else return undefined;
         return d;
       }
       return undefined;
@@ -380,7 +522,8 @@ function interpretBuiltinCall(fn: PyValue, args: PyValue[]): PyValue | undefined
       const im = num(args[1] ?? 0);
       return re === undefined || im === undefined ? undefined : new PyComplex(re, im);
     }
-    case 'builtins.bytes': return args.length === 0 ? new PyBytes(new Uint8Array(0)) : undefined; // protocols 0-2 write b'' as bytes()
+    case 'builtins.bytes':
+      return args.length === 0 ? new PyBytes(new Uint8Array(0)) : undefined; // protocols 0-2 write b'' as bytes()
     case '_codecs.encode': {
       // Protocol 2 writes Python 3 bytes as `_codecs.encode(str, 'latin1')`.
       const [s, enc] = args;
@@ -479,13 +622,28 @@ function parseQuotedString(line: string, bad: (w: string) => never): string {
     }
     const n = body[++i];
     switch (n) {
-      case 'n': out += '\n'; break;
-      case 'r': out += '\r'; break;
-      case 't': out += '\t'; break;
-      case '\\': out += '\\'; break;
-      case "'": out += "'"; break;
-      case '"': out += '"'; break;
-      case 'x': out += String.fromCharCode(parseInt(body.slice(i + 1, i + 3), 16)); i += 2; break;
+      case 'n':
+        out += '\n';
+        break;
+      case 'r':
+        out += '\r';
+        break;
+      case 't':
+        out += '\t';
+        break;
+      case '\\':
+        out += '\\';
+        break;
+      case "'":
+        out += "'";
+        break;
+      case '"':
+        out += '"';
+        break;
+      case 'x':
+        out += String.fromCharCode(parseInt(body.slice(i + 1, i + 3), 16));
+        i += 2;
+        break;
       default:
         if (n !== undefined && /[0-7]/.test(n)) {
           const m = /^[0-7]{1,3}/.exec(body.slice(i))![0];

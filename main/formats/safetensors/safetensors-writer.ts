@@ -13,7 +13,30 @@ import { fail } from '../../errors.ts';
 import { streamSource, type TensorSource } from '../values/tensor-source.ts';
 
 /** `Dtype` in declaration order, which is increasing alignment (safetensors ≥ 0.6). */
-const DTYPE_ORDER = ['BOOL', 'F4', 'F6_E2M3', 'F6_E3M2', 'U8', 'I8', 'F8_E5M2', 'F8_E4M3', 'F8_E8M0', 'F8_E4M3FNUZ', 'F8_E5M2FNUZ', 'I16', 'U16', 'F16', 'BF16', 'I32', 'U32', 'F32', 'C64', 'F64', 'I64', 'U64'];
+const DTYPE_ORDER = [
+  'BOOL',
+  'F4',
+  'F6_E2M3',
+  'F6_E3M2',
+  'U8',
+  'I8',
+  'F8_E5M2',
+  'F8_E4M3',
+  'F8_E8M0',
+  'F8_E4M3FNUZ',
+  'F8_E5M2FNUZ',
+  'I16',
+  'U16',
+  'F16',
+  'BF16',
+  'I32',
+  'U32',
+  'F32',
+  'C64',
+  'F64',
+  'I64',
+  'U64',
+];
 /** Tags the reader accepts beyond `shared/dtypes.ts` (see safetensors.ts `EXTRA_TAGS`). */
 const EXTRA: Record<string, string> = { float8_e4m3fnuz: 'F8_E4M3FNUZ', float8_e5m2fnuz: 'F8_E5M2FNUZ' };
 
@@ -54,7 +77,8 @@ export function safetensorsOrder<T extends { name: string; tag: string }>(entrie
 export function safetensorsHeader(tensors: Omit<WrittenTensor, 'crc32'>[], metadata: [string, string][] | null): Buffer {
   const parts: string[] = [];
   if (metadata && metadata.length) parts.push(`"__metadata__":{${metadata.map(([k, v]) => `${JSON.stringify(k)}:${JSON.stringify(v)}`).join(',')}}`);
-  for (const t of tensors) parts.push(`${JSON.stringify(t.name)}:{"dtype":${JSON.stringify(t.tag)},"shape":[${t.shape.join(',')}],"data_offsets":[${t.begin},${t.end}]}`);
+  for (const t of tensors)
+    parts.push(`${JSON.stringify(t.name)}:{"dtype":${JSON.stringify(t.tag)},"shape":[${t.shape.join(',')}],"data_offsets":[${t.begin},${t.end}]}`);
   const json = Buffer.from(`{${parts.join(',')}}`, 'utf8');
   const pad = (8 - (json.length % 8)) % 8;
   return Buffer.concat([json, Buffer.alloc(pad, 0x20)]);
@@ -65,7 +89,9 @@ export function safetensorsHeader(tensors: Omit<WrittenTensor, 'crc32'>[], metad
  * and the CRC-32 of its bytes as they were written, for verification.
  */
 export function writeSafetensors(
-  fd: number, entries: SafetensorsEntry[], metadata: [string, string][] | null,
+  fd: number,
+  entries: SafetensorsEntry[],
+  metadata: [string, string][] | null,
   opts: { onBytes?(n: number): void; checkCancelled?(): void } = {},
 ): SafetensorsWriteResult {
   const tagged = entries.map((e) => {
@@ -99,12 +125,16 @@ export function writeSafetensors(
     const p = placed[i]!;
     let at = dataStart + p.begin;
     let crc = 0;
-    streamSource(e.source, (chunk) => {
-      crc = zlib.crc32(chunk, crc);
-      writeAll(fd, chunk, at);
-      at += chunk.length;
-      opts.onBytes?.(chunk.length);
-    }, opts.checkCancelled);
+    streamSource(
+      e.source,
+      (chunk) => {
+        crc = zlib.crc32(chunk, crc);
+        writeAll(fd, chunk, at);
+        at += chunk.length;
+        opts.onBytes?.(chunk.length);
+      },
+      opts.checkCancelled,
+    );
     if (at !== dataStart + p.end) fail('internal', `${e.name}: wrote ${at - dataStart - p.begin} of its ${p.end - p.begin} bytes`);
     out.push({ ...p, crc32: crc >>> 0 });
   });

@@ -61,7 +61,8 @@ export function readSafetensors(reader: RandomAccessReader): FormatReading {
   const records: Record<string, string> = { header_bytes: String(header.headerBytes) };
   for (const [k, v] of header.metadata) records[`metadata.${k}`] = v;
   const notes: string[] = [];
-  if (header.tensors.some((t) => t.tag === 'F4')) notes.push('F4 tensors are shown as torch float4_e2m1fn_x2: two 4-bit values per element, so the last dimension is half the one in the file');
+  if (header.tensors.some((t) => t.tag === 'F4'))
+    notes.push('F4 tensors are shown as torch float4_e2m1fn_x2: two 4-bit values per element, so the last dimension is half the one in the file');
   return { format: 'safetensors', records, root, globals: [], notes, close: () => reader.close() };
 }
 
@@ -95,9 +96,15 @@ export function readSafetensorsHeader(reader: RandomAccessReader): SafetensorsHe
   const invalid = (why: string): never => fail('not-a-checkpoint', `${file}: safetensors header is invalid: ${why}`, file);
   if (reader.size < 8) fail('not-a-checkpoint', `${file}: not a safetensors file (only ${reader.size} bytes, less than the 8-byte header length)`, file);
   const n64 = view(reader.read(0, 8)).getBigUint64(0, true);
-  if (n64 > BigInt(MAX_HEADER_SIZE)) fail('too-large', `${file}: safetensors header length ${n64} is over the 100 MB limit (HeaderTooLarge); the file is damaged or not safetensors`, file);
+  if (n64 > BigInt(MAX_HEADER_SIZE))
+    fail('too-large', `${file}: safetensors header length ${n64} is over the 100 MB limit (HeaderTooLarge); the file is damaged or not safetensors`, file);
   const n = Number(n64);
-  if (8 + n > reader.size) fail('truncated', `${file}: safetensors header claims ${n} bytes but the file has only ${reader.size - 8} after the length; it is truncated or not safetensors`, file);
+  if (8 + n > reader.size)
+    fail(
+      'truncated',
+      `${file}: safetensors header claims ${n} bytes but the file has only ${reader.size - 8} after the length; it is truncated or not safetensors`,
+      file,
+    );
   let text: string;
   try {
     text = new TextDecoder('utf-8', { fatal: true }).decode(reader.read(8, n));
@@ -133,7 +140,8 @@ export function readSafetensorsHeader(reader: RandomAccessReader): SafetensorsHe
     const offsV = value.get('data_offsets');
     if (typeof tag !== 'string') return invalid(`${label} has no string dtype`);
     if (!Array.isArray(shapeV) || !shapeV.every(isUint)) return invalid(`${label} shape is not a list of non-negative integers`);
-    if (!Array.isArray(offsV) || offsV.length !== 2 || !offsV.every(isUint)) return invalid(`${label} data_offsets is not [begin, end] with non-negative integers`);
+    if (!Array.isArray(offsV) || offsV.length !== 2 || !offsV.every(isUint))
+      return invalid(`${label} data_offsets is not [begin, end] with non-negative integers`);
     const shape = shapeV as number[];
     const [begin, end] = offsV as [number, number];
     const dtype = safetensorsDtype(tag);
@@ -152,8 +160,12 @@ export function readSafetensorsHeader(reader: RandomAccessReader): SafetensorsHe
     const nbits = numel * bits;
     if (!Number.isSafeInteger(nbits)) return invalid(`${label} shape [${shape.join(', ')}] overflows (ValidationOverflow)`);
     if (nbits % 8 !== 0) return invalid(`${label} has ${numel} ${tag} elements, not a whole number of bytes (MisalignedSlice)`);
-    if (end - begin !== nbits / 8) return invalid(`${label} is ${tag} [${shape.join(', ')}] = ${nbits / 8} bytes but data_offsets [${begin}, ${end}] span ${end - begin} (TensorInvalidInfo)`);
-    if (end > dataLen) fail('truncated', `${file}: ${label} needs data up to byte ${end} of the data section but the file has only ${dataLen}; it is truncated`, file);
+    if (end - begin !== nbits / 8)
+      return invalid(
+        `${label} is ${tag} [${shape.join(', ')}] = ${nbits / 8} bytes but data_offsets [${begin}, ${end}] span ${end - begin} (TensorInvalidInfo)`,
+      );
+    if (end > dataLen)
+      fail('truncated', `${file}: ${label} needs data up to byte ${end} of the data section but the file has only ${dataLen}; it is truncated`, file);
     tensors.push({ name, tag, dtype, shape, torchShape: torchShape(file, label, tag, shape), begin, end });
   }
 
@@ -161,8 +173,10 @@ export function readSafetensorsHeader(reader: RandomAccessReader): SafetensorsHe
   const sorted = tensors.slice().sort((a, b) => a.begin - b.begin || a.end - b.end);
   let cursor = 0;
   for (const t of sorted) {
-    if (t.begin > cursor) return invalid(`tensor ${JSON.stringify(t.name)} begins at ${t.begin} but the previous tensor ends at ${cursor}, leaving a hole (InvalidOffset)`);
-    if (t.begin < cursor) return invalid(`tensor ${JSON.stringify(t.name)} at [${t.begin}, ${t.end}] overlaps the previous tensor, which ends at ${cursor} (InvalidOffset)`);
+    if (t.begin > cursor)
+      return invalid(`tensor ${JSON.stringify(t.name)} begins at ${t.begin} but the previous tensor ends at ${cursor}, leaving a hole (InvalidOffset)`);
+    if (t.begin < cursor)
+      return invalid(`tensor ${JSON.stringify(t.name)} at [${t.begin}, ${t.end}] overlaps the previous tensor, which ends at ${cursor} (InvalidOffset)`);
     cursor = t.end;
   }
   if (cursor !== dataLen) return invalid(`the tensors cover ${cursor} bytes of data but the file has ${dataLen} after the header (MetadataIncompleteBuffer)`);
@@ -173,7 +187,8 @@ export function readSafetensorsHeader(reader: RandomAccessReader): SafetensorsHe
 function torchShape(file: string, label: string, tag: string, shape: number[]): number[] {
   if (tag !== 'F4') return shape;
   const last = shape[shape.length - 1];
-  if (last === undefined || last % 2 !== 0) fail('unsupported', `${file}: ${label} is F4 with shape [${shape.join(', ')}]; torch float4_e2m1fn_x2 needs an even last dimension`, file);
+  if (last === undefined || last % 2 !== 0)
+    fail('unsupported', `${file}: ${label} is F4 with shape [${shape.join(', ')}]; torch float4_e2m1fn_x2 needs an even last dimension`, file);
   return [...shape.slice(0, -1), last / 2];
 }
 
@@ -283,14 +298,30 @@ export function parseOrderedJson(text: string): JsonValue {
       const e = text[p + 1];
       p += 2;
       switch (e) {
-        case '"': out += '"'; break;
-        case '\\': out += '\\'; break;
-        case '/': out += '/'; break;
-        case 'b': out += '\b'; break;
-        case 'f': out += '\f'; break;
-        case 'n': out += '\n'; break;
-        case 'r': out += '\r'; break;
-        case 't': out += '\t'; break;
+        case '"':
+          out += '"';
+          break;
+        case '\\':
+          out += '\\';
+          break;
+        case '/':
+          out += '/';
+          break;
+        case 'b':
+          out += '\b';
+          break;
+        case 'f':
+          out += '\f';
+          break;
+        case 'n':
+          out += '\n';
+          break;
+        case 'r':
+          out += '\r';
+          break;
+        case 't':
+          out += '\t';
+          break;
         case 'u': {
           const hex = text.slice(p, p + 4);
           if (!/^[0-9a-fA-F]{4}$/.test(hex)) bad('bad \\u escape');

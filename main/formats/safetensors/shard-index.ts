@@ -66,9 +66,13 @@ export function readShardIndex(indexPath: string): ShardIndex {
   const seen = new Set<string>();
   for (const [name, shard] of wm.entries) {
     if (typeof shard !== 'string' || shard === '') return invalid(`weight_map entry ${JSON.stringify(name)} is not a file name`);
-    if (path.isAbsolute(shard) || /^[a-zA-Z]:/.test(shard) || shard.split(/[\\/]/).includes('..')) return invalid(`shard name ${JSON.stringify(shard)} points outside the index's folder`);
+    if (path.isAbsolute(shard) || /^[a-zA-Z]:/.test(shard) || shard.split(/[\\/]/).includes('..'))
+      return invalid(`shard name ${JSON.stringify(shard)} points outside the index's folder`);
     // an index that names an index (itself, or one that names it back) would be opened for ever
-    if (isShardIndexName(shard)) return invalid(`weight_map entry ${JSON.stringify(name)} names ${JSON.stringify(shard)}, ${path.basename(shard) === path.basename(indexPath) ? 'the index itself' : 'another index'}; shards are tensor files`);
+    if (isShardIndexName(shard))
+      return invalid(
+        `weight_map entry ${JSON.stringify(name)} names ${JSON.stringify(shard)}, ${path.basename(shard) === path.basename(indexPath) ? 'the index itself' : 'another index'}; shards are tensor files`,
+      );
     weightMap.set(name, shard);
     if (!seen.has(shard)) {
       seen.add(shard);
@@ -107,7 +111,12 @@ export function readSafetensorsShards(indexPath: string): FormatReading {
       const file = path.join(index.dir, shard);
       const reader = new FileReader(file);
       try {
-        if (!looksLikeSafetensors(reader)) fail('unsupported', `${file}: shard listed in ${path.basename(indexPath)} is not a safetensors file; torch .bin shard sets are read through the torch reader`, file);
+        if (!looksLikeSafetensors(reader))
+          fail(
+            'unsupported',
+            `${file}: shard listed in ${path.basename(indexPath)} is not a safetensors file; torch .bin shard sets are read through the torch reader`,
+            file,
+          );
         readings.set(shard, readSafetensors(reader));
       } catch (e) {
         reader.close();
@@ -127,7 +136,8 @@ function combine(index: ShardIndex, readings: Map<string, FormatReading>): Forma
   const used = new Set<string>();
   for (const [name, shard] of index.weightMap) {
     const t = (readings.get(shard)!.root as PyDict).get(name);
-    if (t === undefined) fail('not-a-checkpoint', `${index.path}: the index puts tensor ${JSON.stringify(name)} in ${shard}, but that shard has no such tensor`, index.path);
+    if (t === undefined)
+      fail('not-a-checkpoint', `${index.path}: the index puts tensor ${JSON.stringify(name)} in ${shard}, but that shard has no such tensor`, index.path);
     root.set(name, t);
     used.add(name);
   }

@@ -52,11 +52,19 @@ export function readTorchLegacy(reader: RandomAccessReader): FormatReading {
     let root = roots.get(id.key);
     if (!root) {
       const key = id.key;
-      root = new TorchStorage(key, id.storageType, id.dtype, id.location, id.numel, () => {
-        const at = rootOffsets.get(key);
-        if (at === undefined) fail('truncated', `${file}: storage ${key} is not in the storage list; the file is corrupt`, file);
-        return { reader, offset: at, length: id.numel * id.dtype.size };
-      }, id.storageModule);
+      root = new TorchStorage(
+        key,
+        id.storageType,
+        id.dtype,
+        id.location,
+        id.numel,
+        () => {
+          const at = rootOffsets.get(key);
+          if (at === undefined) fail('truncated', `${file}: storage ${key} is not in the storage list; the file is corrupt`, file);
+          return { reader, offset: at, length: id.numel * id.dtype.size };
+        },
+        id.storageModule,
+      );
       roots.set(id.key, root);
     }
     if (!id.view) return root;
@@ -65,12 +73,20 @@ export function readTorchLegacy(reader: RandomAccessReader): FormatReading {
     const existing = views.get(viewKey);
     if (existing) return existing;
     const r = root;
-    const v = new TorchStorage(viewKey, id.storageType, id.dtype, id.location, id.view.numel, () => {
-      const base = r.locate();
-      const off = id.view!.offset * id.dtype.size;
-      if (off + id.view!.numel * id.dtype.size > base.length) fail('bad-pickle', `${file}: storage view ${viewKey} lies outside its root storage`, file);
-      return { reader: base.reader, offset: base.offset + off, length: id.view!.numel * id.dtype.size };
-    }, id.storageModule);
+    const v = new TorchStorage(
+      viewKey,
+      id.storageType,
+      id.dtype,
+      id.location,
+      id.view.numel,
+      () => {
+        const base = r.locate();
+        const off = id.view!.offset * id.dtype.size;
+        if (off + id.view!.numel * id.dtype.size > base.length) fail('bad-pickle', `${file}: storage view ${viewKey} lies outside its root storage`, file);
+        return { reader: base.reader, offset: base.offset + off, length: id.view!.numel * id.dtype.size };
+      },
+      id.storageModule,
+    );
     v.viewOf = root;
     v.viewOffset = id.view.offset * id.dtype.size;
     views.set(viewKey, v);
@@ -101,7 +117,15 @@ export function readTorchLegacy(reader: RandomAccessReader): FormatReading {
   }
   const notes = littleEndian ? [] : ['storages are big-endian (sys_info.little_endian is False)'];
   if (at < reader.size) notes.push(`${reader.size - at} bytes follow the last storage`);
-  return { format: 'torch-legacy', records, root: result.value, globals: refs(result, 'object pickle'), pickleOpcodes: result.opcodes, notes, close: () => reader.close() };
+  return {
+    format: 'torch-legacy',
+    records,
+    root: result.value,
+    globals: refs(result, 'object pickle'),
+    pickleOpcodes: result.opcodes,
+    notes,
+    close: () => reader.close(),
+  };
 }
 
 function refs(result: UnpickleResult, record: string): GlobalRef[] {
@@ -112,7 +136,11 @@ function refs(result: UnpickleResult, record: string): GlobalRef[] {
 // The tar format of torch ≤ 0.1.x (`legacy_load` inside `_legacy_load`): members `sys_info`,
 // `pickle`, `tensors` and `storages`; the pickle refers to tensors and storages by decimal ids.
 
-export interface TarMember { name: string; offset: number; size: number }
+export interface TarMember {
+  name: string;
+  offset: number;
+  size: number;
+}
 
 export function looksLikeTar(reader: RandomAccessReader): boolean {
   if (reader.size < 512) return false;
@@ -127,7 +155,10 @@ export function readTarMembers(reader: RandomAccessReader): Map<string, TarMembe
   while (at + 512 <= reader.size) {
     const h = reader.read(at, 512);
     if (h.every((b) => b === 0)) break;
-    const text = (o: number, n: number): string => Buffer.from(h.subarray(o, o + n)).toString('latin1').replace(/\0.*$/s, '');
+    const text = (o: number, n: number): string =>
+      Buffer.from(h.subarray(o, o + n))
+        .toString('latin1')
+        .replace(/\0.*$/s, '');
     const size = parseInt(text(124, 12).trim() || '0', 8);
     if (!Number.isFinite(size) || size < 0) fail('not-a-checkpoint', `${reader.name}: tar header at ${at} is damaged`, reader.name);
     const type = String.fromCharCode(h[156]!);
@@ -151,7 +182,8 @@ export function readTarMembers(reader: RandomAccessReader): Map<string, TarMembe
 export function readTorchTar(reader: RandomAccessReader): FormatReading {
   const file = reader.name;
   const members = readTarMembers(reader);
-  const member = (n: string): TarMember => members.get(n) ?? fail('not-a-checkpoint', `${file}: tar archive has no '${n}' member; it is not a torch tar checkpoint`, file);
+  const member = (n: string): TarMember =>
+    members.get(n) ?? fail('not-a-checkpoint', `${file}: tar archive has no '${n}' member; it is not a torch tar checkpoint`, file);
   const storagesM = member('storages');
   const tensorsM = member('tensors');
   const pickleM = member('pickle');
@@ -170,8 +202,20 @@ export function readTorchTar(reader: RandomAccessReader): FormatReading {
     const head = reader.read(sIn.pos, 8);
     const numel = Number(new DataView(head.buffer, head.byteOffset, 8).getBigInt64(0, true));
     const dataAt = sIn.pos + 8;
-    if (numel < 0 || dataAt + numel * id.dtype.size > storagesM.offset + storagesM.size) fail('truncated', `${file}: storage ${String(key)} runs past its tar member`, file);
-    objects.set(String(key), new TorchStorage(String(key), id.storageType, id.dtype, id.location, numel, () => ({ reader, offset: dataAt, length: numel * id.dtype.size }), id.storageModule));
+    if (numel < 0 || dataAt + numel * id.dtype.size > storagesM.offset + storagesM.size)
+      fail('truncated', `${file}: storage ${String(key)} runs past its tar member`, file);
+    objects.set(
+      String(key),
+      new TorchStorage(
+        String(key),
+        id.storageType,
+        id.dtype,
+        id.location,
+        numel,
+        () => ({ reader, offset: dataAt, length: numel * id.dtype.size }),
+        id.storageModule,
+      ),
+    );
     sIn.pos = dataAt + numel * id.dtype.size;
   }
   const storageViews = unpickle(sIn, {}, 'storage views').value;
@@ -180,12 +224,21 @@ export function readTorchTar(reader: RandomAccessReader): FormatReading {
       if (!(v instanceof PyTuple)) continue;
       const [target, rootKey, offset, numel] = v.items;
       const root = objects.get(String(rootKey));
-      if (!(root instanceof TorchStorage) || typeof offset !== 'number' || typeof numel !== 'number') fail('bad-pickle', `${file}: storage view is malformed`, file);
+      if (!(root instanceof TorchStorage) || typeof offset !== 'number' || typeof numel !== 'number')
+        fail('bad-pickle', `${file}: storage view is malformed`, file);
       const off = offset * root.dtype.size;
-      const sv = new TorchStorage(String(target), root.storageType, root.dtype, root.location, numel, () => {
-        const b = root.locate();
-        return { reader: b.reader, offset: b.offset + off, length: numel * root.dtype.size };
-      }, root.storageModule);
+      const sv = new TorchStorage(
+        String(target),
+        root.storageType,
+        root.dtype,
+        root.location,
+        numel,
+        () => {
+          const b = root.locate();
+          return { reader: b.reader, offset: b.offset + off, length: numel * root.dtype.size };
+        },
+        root.storageModule,
+      );
       sv.viewOf = root;
       sv.viewOffset = off;
       objects.set(String(target), sv);
@@ -210,19 +263,27 @@ export function readTorchTar(reader: RandomAccessReader): FormatReading {
     const offset = Number(dv.getBigInt64(16 * nd, true));
     tIn.pos += 8 + 16 * nd + 8;
     // Expressed as the equivalent `_rebuild_tensor_v2` recipe so that every later stage sees one form.
-    const rebuilt = torchPickleHooks(file, () => storage).call!(new PyGlobal('torch._utils', '_rebuild_tensor_v2'), [storage, offset, new PyTuple(shape), new PyTuple(stride), false, new PyDict(true)], 'reduce');
+    const rebuilt = torchPickleHooks(file, () => storage).call!(
+      new PyGlobal('torch._utils', '_rebuild_tensor_v2'),
+      [storage, offset, new PyTuple(shape), new PyTuple(stride), false, new PyDict(true)],
+      'reduce',
+    );
     objects.set(String(key), rebuilt ?? null);
   }
   const pIn = new PickleInput(reader, pickleM.offset, pickleM.offset + pickleM.size);
-  const result = unpickle(pIn, {
-    ...torchPickleHooks(file, () => fail('bad-pickle', `${file}: unexpected storage id`, file)),
-    persistentLoad: (pid) => {
-      if (pid instanceof PyTuple) return pid.items[0] ?? null;
-      const o = objects.get(String(pid));
-      if (o === undefined) fail('bad-pickle', `${file}: pickle refers to unknown object ${String(pid)}`, file);
-      return o;
+  const result = unpickle(
+    pIn,
+    {
+      ...torchPickleHooks(file, () => fail('bad-pickle', `${file}: unexpected storage id`, file)),
+      persistentLoad: (pid) => {
+        if (pid instanceof PyTuple) return pid.items[0] ?? null;
+        const o = objects.get(String(pid));
+        if (o === undefined) fail('bad-pickle', `${file}: pickle refers to unknown object ${String(pid)}`, file);
+        return o;
+      },
     },
-  }, 'pickle');
+    'pickle',
+  );
   globals.push(...refs(result, 'pickle'));
   return { format: 'torch-tar', records: { members: [...members.keys()].join(',') }, root: result.value, globals, notes: [], close: () => reader.close() };
 }

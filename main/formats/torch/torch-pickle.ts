@@ -79,9 +79,19 @@ function legacyTensorBuild(target: PyValue, state: PyValue, file: string): true 
     else target.pyState = state;
     return true;
   }
-  if (target instanceof PyObject && LEGACY_TENSOR_CLASS.test(target.className) && target.args.length === 0 && state instanceof PyTuple && state.items[0] instanceof TorchStorage) {
+  if (
+    target instanceof PyObject &&
+    LEGACY_TENSOR_CLASS.test(target.className) &&
+    target.args.length === 0 &&
+    state instanceof PyTuple &&
+    state.items[0] instanceof TorchStorage
+  ) {
     const [storage, offset, size, stride] = state.items;
-    return rebuildTensor(new PyGlobal('torch._utils', '_rebuild_tensor_v2'), [storage, offset ?? 0, size ?? new PyTuple([]), stride ?? new PyTuple([]), false, new PyDict(true)], file);
+    return rebuildTensor(
+      new PyGlobal('torch._utils', '_rebuild_tensor_v2'),
+      [storage, offset ?? 0, size ?? new PyTuple([]), stride ?? new PyTuple([]), false, new PyDict(true)],
+      file,
+    );
   }
   return undefined;
 }
@@ -92,7 +102,8 @@ export function rebuildTensor(fn: PyGlobal, args: PyValue[], file: string): Torc
   const bad = (why: string): never => fail('bad-pickle', `${file}: ${fn.name}${why}`, file);
   const storageArg = (v: PyValue): TorchStorage => (v instanceof TorchStorage ? v : bad(' expects a storage as its first argument'));
   const ints = (v: PyValue, what: string): number[] => {
-    const items = v instanceof PyTuple ? v.items : v instanceof PyObject && v.className === 'torch.Size' && v.args[0] instanceof PyTuple ? v.args[0].items : null;
+    const items =
+      v instanceof PyTuple ? v.items : v instanceof PyObject && v.className === 'torch.Size' && v.args[0] instanceof PyTuple ? v.args[0].items : null;
     if (!items || !items.every((x) => typeof x === 'number')) bad(` ${what} is not a tuple of ints`);
     return items as number[];
   };
@@ -112,12 +123,14 @@ export function rebuildTensor(fn: PyGlobal, args: PyValue[], file: string): Torc
   switch (fn.name) {
     case '_rebuild_tensor': // (storage, storage_offset, size, stride)
       return dense('dense');
-    case '_rebuild_tensor_v2': { // (storage, storage_offset, size, stride, requires_grad, backward_hooks[, metadata])
+    case '_rebuild_tensor_v2': {
+      // (storage, storage_offset, size, stride, requires_grad, backward_hooks[, metadata])
       const t = dense('dense');
       t.requiresGrad = args[4] === true;
       return t;
     }
-    case '_rebuild_tensor_v3': { // (..., requires_grad, backward_hooks, dtype[, metadata]): dtypes with no typed storage
+    case '_rebuild_tensor_v3': {
+      // (..., requires_grad, backward_hooks, dtype[, metadata]): dtypes with no typed storage
       const d = args[6];
       const dtype = d instanceof PyGlobal && d.module === 'torch' ? dtypeByName(d.name) : undefined;
       if (!dtype) bad(' names an unknown dtype');
@@ -125,13 +138,15 @@ export function rebuildTensor(fn: PyGlobal, args: PyValue[], file: string): Torc
       t.requiresGrad = args[4] === true;
       return t;
     }
-    case '_rebuild_qtensor': { // (storage, storage_offset, size, stride, quantizer_params, requires_grad, backward_hooks)
+    case '_rebuild_qtensor': {
+      // (storage, storage_offset, size, stride, quantizer_params, requires_grad, backward_hooks)
       const t = dense('quantized');
       t.requiresGrad = args[5] === true;
       return t;
     }
     case '_rebuild_parameter': // (data, requires_grad, backward_hooks)
-    case '_rebuild_parameter_with_state': { // (data, requires_grad, backward_hooks, state)
+    case '_rebuild_parameter_with_state': {
+      // (data, requires_grad, backward_hooks, state)
       const inner = args[0];
       if (!(inner instanceof TorchTensor)) bad(' expects a tensor');
       const t = wrap(fn, args, inner as TorchTensor, (inner as TorchTensor).kind);
@@ -141,7 +156,8 @@ export function rebuildTensor(fn: PyGlobal, args: PyValue[], file: string): Torc
       return t;
     }
     case '_rebuild_from_type': // (func, type, args, dict)
-    case '_rebuild_from_type_v2': { // (func, new_type, args, state): func(*args), then as_subclass(new_type)
+    case '_rebuild_from_type_v2': {
+      // (func, new_type, args, state): func(*args), then as_subclass(new_type)
       const [func, newType, innerArgs, state] = args;
       if (!(func instanceof PyGlobal) || !(innerArgs instanceof PyTuple)) return undefined;
       const inner = rebuildTensor(func, innerArgs.items, file);
@@ -156,7 +172,8 @@ export function rebuildTensor(fn: PyGlobal, args: PyValue[], file: string): Torc
       t.subclass = plain ? null : cls;
       return t;
     }
-    case '_rebuild_meta_tensor_no_storage': { // (dtype, size, stride, requires_grad)
+    case '_rebuild_meta_tensor_no_storage': {
+      // (dtype, size, stride, requires_grad)
       const d = args[0];
       const dtype = d instanceof PyGlobal ? dtypeByName(d.name) : undefined;
       if (!dtype) bad(' names an unknown dtype');
@@ -164,11 +181,21 @@ export function rebuildTensor(fn: PyGlobal, args: PyValue[], file: string): Torc
       t.requiresGrad = args[3] === true;
       return t;
     }
-    case '_rebuild_wrapper_subclass': { // (cls, dtype, size, stride, storage_offset, layout, device, requires_grad)
+    case '_rebuild_wrapper_subclass': {
+      // (cls, dtype, size, stride, storage_offset, layout, device, requires_grad)
       const d = args[1];
       const dtype = d instanceof PyGlobal ? dtypeByName(d.name) : undefined;
       if (!dtype) bad(' names an unknown dtype');
-      const t = new TorchTensor(fn, args, 'subclass', dtype!, ints(args[2]!, 'size'), ints(args[3]!, 'stride'), typeof args[4] === 'number' ? args[4] : 0, null);
+      const t = new TorchTensor(
+        fn,
+        args,
+        'subclass',
+        dtype!,
+        ints(args[2]!, 'size'),
+        ints(args[3]!, 'stride'),
+        typeof args[4] === 'number' ? args[4] : 0,
+        null,
+      );
       t.subclass = args[0] instanceof PyGlobal ? args[0].fullName : null;
       t.requiresGrad = args[7] === true;
       t.deviceArg = deviceText(args[6]);
@@ -183,20 +210,40 @@ export function rebuildTensor(fn: PyGlobal, args: PyValue[], file: string): Torc
       const dtype = d instanceof PyGlobal ? dtypeByName(d.name) : undefined;
       if (!dtype) bad(' names an unknown dtype');
       const shape = inner instanceof TorchTensor ? inner.shape : [];
-      const t = new TorchTensor(fn, args, inner instanceof TorchTensor ? 'other' : 'numpy', dtype!, shape, contiguousStrides(shape), 0, inner instanceof TorchTensor ? inner.storage : null);
+      const t = new TorchTensor(
+        fn,
+        args,
+        inner instanceof TorchTensor ? 'other' : 'numpy',
+        dtype!,
+        shape,
+        contiguousStrides(shape),
+        0,
+        inner instanceof TorchTensor ? inner.storage : null,
+      );
       t.requiresGrad = args[3] === true;
       t.deviceArg = deviceText(args[2]);
       return t;
     }
     case '_rebuild_sparse_tensor': // (layout, data): data = (indices, values, size[, check_invariants])
     case '_rebuild_sparse_csr_tensor':
-    case '_rebuild_nested_tensor': { // (buffer, sizes, strides, storage_offsets)
+    case '_rebuild_nested_tensor': {
+      // (buffer, sizes, strides, storage_offsets)
       const parts = fn.name === '_rebuild_nested_tensor' ? args : args[1] instanceof PyTuple ? args[1].items : [];
       const first = parts.find((p): p is TorchTensor => p instanceof TorchTensor);
       if (!first) return undefined;
-      const sizeArg = fn.name === '_rebuild_nested_tensor' ? null : parts.find((p) => p instanceof PyTuple || (p instanceof PyObject && p.className === 'torch.Size'));
+      const sizeArg =
+        fn.name === '_rebuild_nested_tensor' ? null : parts.find((p) => p instanceof PyTuple || (p instanceof PyObject && p.className === 'torch.Size'));
       const shape = sizeArg ? ints(sizeArg, 'size') : first.shape;
-      const t = new TorchTensor(fn, args, fn.name === '_rebuild_nested_tensor' ? 'nested' : 'sparse', first.dtype, shape, contiguousStrides(shape), 0, first.storage);
+      const t = new TorchTensor(
+        fn,
+        args,
+        fn.name === '_rebuild_nested_tensor' ? 'nested' : 'sparse',
+        first.dtype,
+        shape,
+        contiguousStrides(shape),
+        0,
+        first.storage,
+      );
       t.components = parts.filter((p): p is TorchTensor => p instanceof TorchTensor);
       return t;
     }
@@ -220,7 +267,11 @@ function checkBounds(t: TorchTensor, file: string): void {
   }
   const span = t.storageSpan;
   if (span.offset + span.length > t.storage.nbytes) {
-    fail('bad-pickle', `${file}: tensor view [${t.shape}] at offset ${t.storageOffset} reaches past its storage ${t.storage.key} (${t.storage.numel} elements)`, file);
+    fail(
+      'bad-pickle',
+      `${file}: tensor view [${t.shape}] at offset ${t.storageOffset} reaches past its storage ${t.storage.key} (${t.storage.numel} elements)`,
+      file,
+    );
   }
 }
 

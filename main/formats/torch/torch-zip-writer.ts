@@ -41,7 +41,12 @@ export class TorchZipWriter {
    * record). Bytes are then in the file only once `inFile` says so (the caller defers reading
    * them back until then); `finish` writes everything.
    */
-  constructor(private readonly fd: number, archiveName: string, startOffset = 0, gather = false) {
+  constructor(
+    private readonly fd: number,
+    archiveName: string,
+    startOffset = 0,
+    gather = false,
+  ) {
     this.prefix = archiveName + '/';
     this.pos = startOffset;
     if (gather) this.gathered = Buffer.allocUnsafe(GATHER_BYTES);

@@ -68,17 +68,29 @@ export function unpickleRecord(a: TorchArchive, record: string, storages: Map<st
     if (!e) fail('truncated', `${file}: storage record ${dataDir}${id.key} is missing from the archive; the file is incomplete`, file);
     const nbytes = id.numel * id.dtype.size;
     if (e.uncompressedSize < nbytes) {
-      fail('truncated', `${file}: storage ${dataDir}${id.key} holds ${e.uncompressedSize} bytes but its ${id.numel} ${id.dtype.name} elements need ${nbytes}`, file);
+      fail(
+        'truncated',
+        `${file}: storage ${dataDir}${id.key} holds ${e.uncompressedSize} bytes but its ${id.numel} ${id.dtype.name} elements need ${nbytes}`,
+        file,
+      );
     }
-    const s = new TorchStorage(id.key, id.storageType, id.dtype, id.location, id.numel, () => {
-      if (e.method === 0) {
-        const r = a.zip.dataRange(e);
-        return { reader: r.reader, offset: r.offset, length: nbytes };
-      }
-      // Compressed storages are not written by torch, but some tools do: inflate on demand.
-      const inflated = a.zip.readEntry(e);
-      return { reader: new BufferReader(inflated, `${file}:${recordName}`), offset: 0, length: nbytes };
-    }, id.storageModule);
+    const s = new TorchStorage(
+      id.key,
+      id.storageType,
+      id.dtype,
+      id.location,
+      id.numel,
+      () => {
+        if (e.method === 0) {
+          const r = a.zip.dataRange(e);
+          return { reader: r.reader, offset: r.offset, length: nbytes };
+        }
+        // Compressed storages are not written by torch, but some tools do: inflate on demand.
+        const inflated = a.zip.readEntry(e);
+        return { reader: new BufferReader(inflated, `${file}:${recordName}`), offset: 0, length: nbytes };
+      },
+      id.storageModule,
+    );
     if (e.method === 0 && e.uncompressedSize === nbytes) s.recordCrc = e.crc32 >>> 0;
     storages.set(id.key, s);
     return s;
@@ -98,5 +110,13 @@ export function readTorchZip(a: TorchArchive): FormatReading {
   const notes: string[] = [];
   if (records['byteorder'] === 'big') notes.push('storages are big-endian (byteorder record); values are shown as stored');
   records['pickle_protocol'] = String(result.protocol);
-  return { format: 'torch-zip', records, root: result.value, globals: globalRefs(result, 'data.pkl'), pickleOpcodes: result.opcodes, notes, close: () => a.zip.reader.close() };
+  return {
+    format: 'torch-zip',
+    records,
+    root: result.value,
+    globals: globalRefs(result, 'data.pkl'),
+    pickleOpcodes: result.opcodes,
+    notes,
+    close: () => a.zip.reader.close(),
+  };
 }

@@ -15,12 +15,20 @@ import { dtypeByName } from '../../../shared/dtypes.ts';
  * Mobile lite-interpreter files add `bytecode.pkl`. The 1.0/1.1 format keeps a `model.json`.
  */
 export function isTorchScript(a: TorchArchive): boolean {
-  return a.zip.entries.some((e) => e.name === a.prefix + 'constants.pkl' || e.name.startsWith(a.prefix + 'code/') || e.name === a.prefix + 'model.json' || e.name === a.prefix + 'bytecode.pkl');
+  return a.zip.entries.some(
+    (e) =>
+      e.name === a.prefix + 'constants.pkl' ||
+      e.name.startsWith(a.prefix + 'code/') ||
+      e.name === a.prefix + 'model.json' ||
+      e.name === a.prefix + 'bytecode.pkl',
+  );
 }
 
 export function readTorchScript(a: TorchArchive): FormatReading {
   const records = readRecords(a);
-  const codeFiles = a.zip.entries.filter((e) => e.name.startsWith(a.prefix + 'code/') && !e.name.endsWith('.debug_pkl')).map((e) => e.name.slice(a.prefix.length));
+  const codeFiles = a.zip.entries
+    .filter((e) => e.name.startsWith(a.prefix + 'code/') && !e.name.endsWith('.debug_pkl'))
+    .map((e) => e.name.slice(a.prefix.length));
   if (a.zip.get(a.prefix + 'model.json')) return readModelJson(a, records, codeFiles);
   const storages = new Map<string, TorchStorage>();
   const constStorages = new Map<string, TorchStorage>();
@@ -55,7 +63,14 @@ function readModelJson(a: TorchArchive, records: Record<string, string>, codeFil
   }
   const storages = new Map<string, TorchStorage>();
   const tensors = (model.tensors ?? []).map((t, i) => {
-    const dtype = dtypeByName(String(t.dataType ?? 'FLOAT').toLowerCase().replace('float', 'float32').replace('double', 'float64').replace('int64', 'int64')) ?? dtypeByName('float32')!;
+    const dtype =
+      dtypeByName(
+        String(t.dataType ?? 'FLOAT')
+          .toLowerCase()
+          .replace('float', 'float32')
+          .replace('double', 'float64')
+          .replace('int64', 'int64'),
+      ) ?? dtypeByName('float32')!;
     const key = t.data?.key ?? `tensors/${i}`;
     const entry = a.zip.get(a.prefix + key);
     if (!entry) fail('truncated', `${file}: tensor record ${key} is missing`, file);
@@ -63,10 +78,16 @@ function readModelJson(a: TorchArchive, records: Record<string, string>, codeFil
     const stride = t.strides ? t.strides.map(Number) : contiguousStrides(shape);
     let s = storages.get(key);
     if (!s) {
-      s = new TorchStorage(key, dtype.storage ?? 'UntypedStorage', dtype, t.device ?? 'cpu', Math.floor(entry.uncompressedSize / dtype.size), () => a.zip.dataRange(entry));
+      s = new TorchStorage(key, dtype.storage ?? 'UntypedStorage', dtype, t.device ?? 'cpu', Math.floor(entry.uncompressedSize / dtype.size), () =>
+        a.zip.dataRange(entry),
+      );
       storages.set(key, s);
     }
-    return rebuildTensor(new PyGlobal('torch._utils', '_rebuild_tensor_v2'), [s, Number(t.offset ?? 0), new PyTuple(shape), new PyTuple(stride), t.requiresGrad === true, new PyDict(true)], file)!;
+    return rebuildTensor(
+      new PyGlobal('torch._utils', '_rebuild_tensor_v2'),
+      [s, Number(t.offset ?? 0), new PyTuple(shape), new PyTuple(stride), t.requiresGrad === true, new PyDict(true)],
+      file,
+    )!;
   });
   // The module tree as TorchScript objects (what torch.jit.load builds): parameters are attributes
   // of `__torch__.*` objects, so the state dict keys are their dotted paths. Tensors no
@@ -96,5 +117,17 @@ function readModelJson(a: TorchArchive, records: Record<string, string>, codeFil
   };
 }
 
-interface ModuleDef { name: string; parameters?: { name: string; tensorId: string | number }[]; submodules?: ModuleDef[] }
-interface TensorDef { dims?: (string | number)[]; strides?: (string | number)[]; offset?: string | number; dataType?: string; requiresGrad?: boolean; device?: string; data?: { key: string } }
+interface ModuleDef {
+  name: string;
+  parameters?: { name: string; tensorId: string | number }[];
+  submodules?: ModuleDef[];
+}
+interface TensorDef {
+  dims?: (string | number)[];
+  strides?: (string | number)[];
+  offset?: string | number;
+  dataType?: string;
+  requiresGrad?: boolean;
+  device?: string;
+  data?: { key: string };
+}

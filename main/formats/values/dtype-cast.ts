@@ -62,13 +62,13 @@ export function f16FromF32Bits(bits: number): number {
     const q = mant >>> shift;
     const rem = mant & ((1 << shift) - 1);
     const half = 1 << (shift - 1);
-    const r = rem > half || (rem === half && (q & 1)) ? q + 1 : q;
+    const r = rem > half || (rem === half && q & 1) ? q + 1 : q;
     return sign | r;
   }
   // normal: rebias the exponent, round 13 mantissa bits away
   const q = (abs - 0x38000000) >>> 13;
   const rem = abs & 0x1fff;
-  const r = rem > 0x1000 || (rem === 0x1000 && (q & 1)) ? q + 1 : q;
+  const r = rem > 0x1000 || (rem === 0x1000 && q & 1) ? q + 1 : q;
   return sign | r;
 }
 
@@ -126,26 +126,37 @@ export function castElements(from: DTypeInfo, to: DTypeInfo, src: Uint8Array, ds
   // each element goes through float32 bits (or a double for float64 targets and int sources)
   const readF32Bits = (i: number): number => {
     switch (from.name) {
-      case 'float32': return sv.getUint32(i * 4, true);
-      case 'bfloat16': return (sv.getUint16(i * 2, true) << 16) >>> 0;
-      case 'float16': return f32BitsFromF16(sv.getUint16(i * 2, true));
+      case 'float32':
+        return sv.getUint32(i * 4, true);
+      case 'bfloat16':
+        return (sv.getUint16(i * 2, true) << 16) >>> 0;
+      case 'float16':
+        return f32BitsFromF16(sv.getUint16(i * 2, true));
       case 'float64': {
         const lo = sv.getUint32(i * 8, true);
         const hi = sv.getUint32(i * 8 + 4, true);
         return f32BitsFromF64(hi, lo, sv.getFloat64(i * 8, true));
       }
-      default: return bitsOfF32(intValue(i, 24));
+      default:
+        return bitsOfF32(intValue(i, 24));
     }
   };
   const intValue = (i: number, mant: number): number => {
     switch (from.name) {
-      case 'int64': return floatFromInt64(sv.getBigInt64(i * 8, true), mant);
-      case 'int32': return mant === 24 ? Math.fround(sv.getInt32(i * 4, true)) : sv.getInt32(i * 4, true);
-      case 'int16': return sv.getInt16(i * 2, true);
-      case 'int8': return sv.getInt8(i);
-      case 'uint8': return sv.getUint8(i);
-      case 'bool': return sv.getUint8(i) ? 1 : 0;
-      default: return fail('internal', `no cast from ${from.name}`);
+      case 'int64':
+        return floatFromInt64(sv.getBigInt64(i * 8, true), mant);
+      case 'int32':
+        return mant === 24 ? Math.fround(sv.getInt32(i * 4, true)) : sv.getInt32(i * 4, true);
+      case 'int16':
+        return sv.getInt16(i * 2, true);
+      case 'int8':
+        return sv.getInt8(i);
+      case 'uint8':
+        return sv.getUint8(i);
+      case 'bool':
+        return sv.getUint8(i) ? 1 : 0;
+      default:
+        return fail('internal', `no cast from ${from.name}`);
     }
   };
   if (to.name === 'float64') {
@@ -207,7 +218,10 @@ export class CastSource implements TensorSource {
   readonly counts: CastCounts = { overflow: 0, underflow: 0 };
   private countedTo = 0;
   private readonly scratch: CastCounts = { overflow: 0, underflow: 0 };
-  constructor(readonly base: TensorSource, readonly dtype: DTypeInfo) {
+  constructor(
+    readonly base: TensorSource,
+    readonly dtype: DTypeInfo,
+  ) {
     if (!castsTo(base.dtype, dtype)) fail('internal', `no cast from ${base.dtype.name} to ${dtype.name}`);
     this.shape = base.shape;
     this.numel = base.numel;
@@ -220,7 +234,14 @@ export class CastSource implements TensorSource {
     if (this.buf.length < need) this.buf = new Uint8Array(need);
     this.base.readElements(first, count, this.buf, 0);
     const counting = first === this.countedTo;
-    castElements(this.base.dtype, this.dtype, this.buf.subarray(0, need), out.subarray(outAt, outAt + count * this.dtype.size), count, counting ? this.counts : this.scratch);
+    castElements(
+      this.base.dtype,
+      this.dtype,
+      this.buf.subarray(0, need),
+      out.subarray(outAt, outAt + count * this.dtype.size),
+      count,
+      counting ? this.counts : this.scratch,
+    );
     if (counting) this.countedTo += count;
   }
 }

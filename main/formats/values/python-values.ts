@@ -33,12 +33,18 @@ export class PyFloat {
 }
 
 export class PyComplex {
-  constructor(readonly real: number, readonly imag: number) {}
+  constructor(
+    readonly real: number,
+    readonly imag: number,
+  ) {}
 }
 
 /** `bytes` (or `bytearray` when `mutable`). */
 export class PyBytes {
-  constructor(readonly data: Uint8Array, readonly mutable = false) {}
+  constructor(
+    readonly data: Uint8Array,
+    readonly mutable = false,
+  ) {}
 }
 
 export class PyList {
@@ -93,12 +99,18 @@ export class PyDict {
 }
 
 export class PySet {
-  constructor(readonly items: PyValue[], readonly frozen = false) {}
+  constructor(
+    readonly items: PyValue[],
+    readonly frozen = false,
+  ) {}
 }
 
 /** A reference to a module-level name, e.g. `torch.float32` or `os.system`. */
 export class PyGlobal {
-  constructor(readonly module: string, readonly name: string) {}
+  constructor(
+    readonly module: string,
+    readonly name: string,
+  ) {}
   get fullName(): string {
     return `${this.module}.${this.name}`;
   }
@@ -171,7 +183,11 @@ function tupleHash(key: PyTuple): string | null {
       return null;
     }
     length += p.length + 1;
-    if (length > MAX_KEY_TEXT) fail('too-large', `a dict key is a tuple that expands to more than ${MAX_KEY_TEXT} characters (nested tuples that share one another); no checkpoint has such a key`);
+    if (length > MAX_KEY_TEXT)
+      fail(
+        'too-large',
+        `a dict key is a tuple that expands to more than ${MAX_KEY_TEXT} characters (nested tuples that share one another); no checkpoint has such a key`,
+      );
     parts.push(p);
   }
   hash = 't(' + parts.join(',') + ')';
@@ -191,14 +207,27 @@ export function pyRepr(v: PyValue | unknown, depth = 0): string {
   if (v instanceof PyComplex) return `(${v.real}+${v.imag}j)`;
   if (v instanceof PyBytes) return `${v.mutable ? 'bytearray' : 'bytes'}(${v.data.length})`;
   if (depth > 2) return '...';
-  if (v instanceof PyList) return `[${v.items.slice(0, 4).map((x) => pyRepr(x, depth + 1)).join(', ')}${v.items.length > 4 ? ', ...' : ''}]`;
-  if (v instanceof PyTuple) return `(${v.items.slice(0, 4).map((x) => pyRepr(x, depth + 1)).join(', ')}${v.items.length > 4 ? ', ...' : v.items.length === 1 ? ',' : ''})`;
-  if (v instanceof PyDict) return `{${v.entries.slice(0, 3).map(([k, x]) => `${pyRepr(k, depth + 1)}: ${pyRepr(x, depth + 1)}`).join(', ')}${v.size > 3 ? ', ...' : ''}}`;
+  if (v instanceof PyList)
+    return `[${v.items
+      .slice(0, 4)
+      .map((x) => pyRepr(x, depth + 1))
+      .join(', ')}${v.items.length > 4 ? ', ...' : ''}]`;
+  if (v instanceof PyTuple)
+    return `(${v.items
+      .slice(0, 4)
+      .map((x) => pyRepr(x, depth + 1))
+      .join(', ')}${v.items.length > 4 ? ', ...' : v.items.length === 1 ? ',' : ''})`;
+  if (v instanceof PyDict)
+    return `{${v.entries
+      .slice(0, 3)
+      .map(([k, x]) => `${pyRepr(k, depth + 1)}: ${pyRepr(x, depth + 1)}`)
+      .join(', ')}${v.size > 3 ? ', ...' : ''}}`;
   if (v instanceof PySet) return `${v.frozen ? 'frozenset' : 'set'}(${v.items.length})`;
   if (v instanceof PyGlobal) return v.fullName;
   if (v instanceof PyObject) return `${v.className}(...)`;
   if (v instanceof PyPersistent) return `persistent(${pyRepr(v.pid, depth + 1)})`;
-  if (v && typeof v === 'object' && 'describe' in v && typeof (v as { describe: unknown }).describe === 'function') return (v as { describe(): string }).describe();
+  if (v && typeof v === 'object' && 'describe' in v && typeof (v as { describe: unknown }).describe === 'function')
+    return (v as { describe(): string }).describe();
   return String(v);
 }
 

@@ -10,7 +10,10 @@ import { sourceOf } from './virtual-tensor.ts';
  */
 export class ReshapedSource implements TensorSource {
   readonly numel: number;
-  constructor(readonly base: TensorSource, readonly shape: readonly number[]) {
+  constructor(
+    readonly base: TensorSource,
+    readonly shape: readonly number[],
+  ) {
     this.numel = numelOf(shape);
     if (this.numel !== base.numel) fail('internal', `cannot view ${base.numel} elements as [${shape}]`);
   }

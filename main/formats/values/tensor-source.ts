@@ -29,7 +29,12 @@ export function numelOf(shape: readonly number[]): number {
 
 /** A window [start, start + size) of an open file, read with positioned reads on its descriptor. */
 export class FileWindow implements RandomAccessReader {
-  constructor(readonly name: string, readonly fd: number, readonly start: number, readonly size: number) {}
+  constructor(
+    readonly name: string,
+    readonly fd: number,
+    readonly start: number,
+    readonly size: number,
+  ) {}
   read(offset: number, length: number): Uint8Array {
     const buf = Buffer.allocUnsafe(length);
     readRange(this, offset, buf, 0, length);
@@ -44,7 +49,8 @@ export class FileWindow implements RandomAccessReader {
  */
 export function readRange(reader: RandomAccessReader, offset: number, out: Uint8Array, outAt: number, length: number): void {
   if (length === 0) return;
-  if (offset < 0 || offset + length > reader.size) fail('truncated', `${reader.name}: needs bytes up to ${offset + length} but has ${reader.size}; the file is truncated`, reader.name);
+  if (offset < 0 || offset + length > reader.size)
+    fail('truncated', `${reader.name}: needs bytes up to ${offset + length} but has ${reader.size}; the file is truncated`, reader.name);
   if (reader instanceof SourceReader) {
     const es = reader.source.dtype.size;
     if (offset % es === 0 && length % es === 0) {
@@ -122,7 +128,8 @@ export class ViewSource implements TensorSource {
     if (!this.range) {
       this.range = this.tensor.storage!.locate();
       const span = this.tensor.storageSpan;
-      if (span.offset + span.length > this.range.length) fail('truncated', `${this.range.reader.name}: tensor view reaches past its storage (${this.range.length} bytes)`, this.range.reader.name);
+      if (span.offset + span.length > this.range.length)
+        fail('truncated', `${this.range.reader.name}: tensor view reaches past its storage (${this.range.length} bytes)`, this.range.reader.name);
     }
     return this.range;
   }
@@ -239,20 +246,34 @@ export class AssembledSource implements TensorSource {
    */
   private readonly crcs: number[];
   private readonly crcDone: number[];
-  constructor(readonly dtype: DTypeInfo, readonly shape: readonly number[], readonly pieces: Piece[], private readonly name: string) {
+  constructor(
+    readonly dtype: DTypeInfo,
+    readonly shape: readonly number[],
+    readonly pieces: Piece[],
+    private readonly name: string,
+  ) {
     this.numel = numelOf(shape);
     let covered = 0;
     for (const p of pieces) {
       const bad = p.offsets.length !== shape.length || p.sizes.length !== shape.length || p.offsets.some((o, d) => o < 0 || o + p.sizes[d]! > shape[d]!);
       if (bad) fail('not-a-checkpoint', `${name}: piece at [${p.offsets}] of size [${p.sizes}] (${p.label}) lies outside the tensor's shape [${shape}]`);
-      if (String(p.source.shape) !== String(p.sizes)) fail('not-a-checkpoint', `${name}: piece at [${p.offsets}] in ${p.label} holds shape [${p.source.shape}] but the metadata says [${p.sizes}]`);
-      if (p.source.dtype.name !== dtype.name) fail('not-a-checkpoint', `${name}: piece in ${p.label} is ${p.source.dtype.name} but the tensor is ${dtype.name}`);
+      if (String(p.source.shape) !== String(p.sizes))
+        fail('not-a-checkpoint', `${name}: piece at [${p.offsets}] in ${p.label} holds shape [${p.source.shape}] but the metadata says [${p.sizes}]`);
+      if (p.source.dtype.name !== dtype.name)
+        fail('not-a-checkpoint', `${name}: piece in ${p.label} is ${p.source.dtype.name} but the tensor is ${dtype.name}`);
       covered += numelOf(p.sizes);
     }
     if (covered !== this.numel) {
-      fail(covered < this.numel ? 'truncated' : 'not-a-checkpoint', `${name}: its ${pieces.length} pieces hold ${covered} of the tensor's ${this.numel} elements${covered < this.numel ? '; a rank or data file is missing' : ' (pieces overlap)'}`);
+      fail(
+        covered < this.numel ? 'truncated' : 'not-a-checkpoint',
+        `${name}: its ${pieces.length} pieces hold ${covered} of the tensor's ${this.numel} elements${covered < this.numel ? '; a rank or data file is missing' : ' (pieces overlap)'}`,
+      );
     }
-    this.info = pieces.map((p) => ({ ...contiguity(p.offsets, p.sizes, shape), lstride: contiguousStrides(p.sizes), end: p.offsets.map((o, d) => o + p.sizes[d]!) }));
+    this.info = pieces.map((p) => ({
+      ...contiguity(p.offsets, p.sizes, shape),
+      lstride: contiguousStrides(p.sizes),
+      end: p.offsets.map((o, d) => o + p.sizes[d]!),
+    }));
     this.crcs = pieces.map(() => 0);
     this.crcDone = pieces.map(() => 0);
   }
@@ -313,7 +334,11 @@ export class BoxSource implements TensorSource {
   private readonly bstride: number[];
   private readonly j: number;
   private readonly p: number;
-  constructor(private readonly base: TensorSource, private readonly offsets: readonly number[], sizes: readonly number[]) {
+  constructor(
+    private readonly base: TensorSource,
+    private readonly offsets: readonly number[],
+    sizes: readonly number[],
+  ) {
     this.shape = [...sizes];
     this.numel = numelOf(sizes);
     if (offsets.length !== base.shape.length || sizes.length !== base.shape.length || offsets.some((o, d) => o < 0 || o + sizes[d]! > base.shape[d]!)) {
@@ -370,7 +395,10 @@ export function streamSource(src: TensorSource, sink: (chunk: Uint8Array) => voi
  */
 export class SourceReader implements RandomAccessReader {
   readonly size: number;
-  constructor(readonly source: TensorSource, readonly name: string) {
+  constructor(
+    readonly source: TensorSource,
+    readonly name: string,
+  ) {
     this.size = source.numel * source.dtype.size;
   }
   read(offset: number, length: number): Uint8Array {

@@ -33,7 +33,11 @@ const HEADER_WINDOW = 64 << 10;
 export class ZipArchive {
   readonly entries: ZipEntry[];
   private readonly byName: Map<string, ZipEntry>;
-  private constructor(readonly reader: RandomAccessReader, entries: ZipEntry[], private readonly shift: number) {
+  private constructor(
+    readonly reader: RandomAccessReader,
+    entries: ZipEntry[],
+    private readonly shift: number,
+  ) {
     this.entries = entries;
     this.byName = new Map(entries.map((e) => [e.name, e]));
   }
@@ -75,7 +79,8 @@ export class ZipArchive {
     }
     // Bytes before the archive (or after a rewrite) move every offset by the same amount.
     const shift = cdEnd - (cdOffset + cdSize);
-    if (cdOffset + shift < 0 || cdSize > reader.size) fail('corrupt-zip', `${name}: central directory lies outside the file; the file is truncated or not a zip`, name);
+    if (cdOffset + shift < 0 || cdSize > reader.size)
+      fail('corrupt-zip', `${name}: central directory lies outside the file; the file is truncated or not a zip`, name);
     if (count > cdSize / 46 + 1) fail('corrupt-zip', `${name}: central directory claims ${count} entries in ${cdSize} bytes`, name);
     const cd = reader.read(cdOffset + shift, cdSize);
     const dv = view(cd);
@@ -113,7 +118,15 @@ export class ZipArchive {
         }
         e += 4 + size;
       }
-      entries.push({ name: entryName, method, crc32, compressedSize, uncompressedSize, localHeaderOffset: localHeaderOffset + shift, ...((dv.getUint16(p + 8, true) & 1) ? { encrypted: true } : {}) });
+      entries.push({
+        name: entryName,
+        method,
+        crc32,
+        compressedSize,
+        uncompressedSize,
+        localHeaderOffset: localHeaderOffset + shift,
+        ...(dv.getUint16(p + 8, true) & 1 ? { encrypted: true } : {}),
+      });
       p += 46 + nameLen + extraLen + commentLen;
     }
     for (const en of entries) {
@@ -137,7 +150,8 @@ export class ZipArchive {
     const h = this.localHeader(entry.localHeaderOffset);
     if (h.getUint32(0, true) !== LOCAL_SIG) fail('corrupt-zip', `${this.reader.name}: local header of ${entry.name} is damaged`, this.reader.name);
     const offset = entry.localHeaderOffset + 30 + h.getUint16(26, true) + h.getUint16(28, true);
-    if (offset + entry.compressedSize > this.reader.size) fail('truncated', `${this.reader.name}: record ${entry.name} is cut short; the file is truncated`, this.reader.name);
+    if (offset + entry.compressedSize > this.reader.size)
+      fail('truncated', `${this.reader.name}: record ${entry.name} is cut short; the file is truncated`, this.reader.name);
     return { reader: this.reader, offset, length: entry.compressedSize };
   }
 
@@ -159,7 +173,12 @@ export class ZipArchive {
 
   /** Reads a whole record into memory (small records only: pickles, version files). */
   readEntry(entry: ZipEntry, maxBytes = MAX_RECORD_BYTES): Uint8Array {
-    if (entry.uncompressedSize > maxBytes) fail('too-large', `${this.reader.name}: record ${entry.name} declares ${entry.uncompressedSize} bytes, more than the ${maxBytes} allowed for it`, this.reader.name);
+    if (entry.uncompressedSize > maxBytes)
+      fail(
+        'too-large',
+        `${this.reader.name}: record ${entry.name} declares ${entry.uncompressedSize} bytes, more than the ${maxBytes} allowed for it`,
+        this.reader.name,
+      );
     const range = this.dataRange(entry);
     const raw = this.reader.read(range.offset, range.length);
     if (entry.method === 0) return raw;
@@ -172,7 +191,11 @@ export class ZipArchive {
         fail('corrupt-zip', `${this.reader.name}: record ${entry.name} does not inflate to its declared size`, this.reader.name);
       }
     }
-    fail('unsupported', `${this.reader.name}: record ${entry.name} uses zip compression method ${entry.method}; only stored and deflate are supported`, this.reader.name);
+    fail(
+      'unsupported',
+      `${this.reader.name}: record ${entry.name} uses zip compression method ${entry.method}; only stored and deflate are supported`,
+      this.reader.name,
+    );
   }
 
   /**
@@ -183,7 +206,11 @@ export class ZipArchive {
   readPickleRecord(entry: ZipEntry): Uint8Array {
     if (entry.method !== 0 && entry.uncompressedSize > Math.max(MIN_PICKLE_BOUND, entry.compressedSize * MAX_PICKLE_INFLATION)) {
       const ratio = Math.round(entry.uncompressedSize / Math.max(1, entry.compressedSize));
-      fail('too-large', `${this.reader.name}: record ${entry.name} would inflate from ${entry.compressedSize} to ${entry.uncompressedSize} bytes (${ratio}:1); a pickle never compresses past ${MAX_PICKLE_INFLATION}:1, so this archive is a zip bomb or damaged`, this.reader.name);
+      fail(
+        'too-large',
+        `${this.reader.name}: record ${entry.name} would inflate from ${entry.compressedSize} to ${entry.uncompressedSize} bytes (${ratio}:1); a pickle never compresses past ${MAX_PICKLE_INFLATION}:1, so this archive is a zip bomb or damaged`,
+        this.reader.name,
+      );
     }
     return this.readEntry(entry);
   }

@@ -5,8 +5,20 @@ import { ApiError } from '../../../shared/api.ts';
 import type { ErrorInfo, ErrorKind } from '../../../shared/errors.ts';
 
 const KINDS: readonly ErrorKind[] = [
-  'not-a-checkpoint', 'lfs-pointer', 'truncated', 'corrupt-zip', 'bad-pickle', 'unsupported', 'too-large', 'io', 'usage', 'exists',
-  'verify-failed', 'cancelled', 'python', 'internal',
+  'not-a-checkpoint',
+  'lfs-pointer',
+  'truncated',
+  'corrupt-zip',
+  'bad-pickle',
+  'unsupported',
+  'too-large',
+  'io',
+  'usage',
+  'exists',
+  'verify-failed',
+  'cancelled',
+  'python',
+  'internal',
 ];
 
 export function isErrorInfo(v: unknown): v is ErrorInfo {

@@ -20,7 +20,8 @@ import { isErrorInfo, toApiError } from './errors.ts';
 export type ConnectionState = 'connecting' | 'open' | 'reconnecting' | 'expired';
 
 /** What the user reads when the server answers 401: what happened and how to get back in. */
-export const SESSION_EXPIRED_HELP = 'The server was restarted with a new token, or its cookie is gone. ' +
+export const SESSION_EXPIRED_HELP =
+  'The server was restarted with a new token, or its cookie is gone. ' +
   'Open the address `ckpt serve` printed (…/?token=…) again in this tab; start the server with --token T or CKPT_TOKEN to keep one address across restarts.';
 export const SESSION_EXPIRED = `The session with this server has expired. ${SESSION_EXPIRED_HELP}`;
 
@@ -44,7 +45,10 @@ export class WebClient implements CheckpointApi {
     try {
       res = await fetch(apiPath(method), { method: 'POST', headers, body: JSON.stringify(args), credentials: 'same-origin' });
     } catch (e) {
-      throw new ApiError({ kind: 'io', message: `The Checkpoint Workstation server did not answer (${(e as Error).message}). Is \`ckpt serve\` still running?` });
+      throw new ApiError({
+        kind: 'io',
+        message: `The Checkpoint Workstation server did not answer (${(e as Error).message}). Is \`ckpt serve\` still running?`,
+      });
     }
     const text = await res.text();
     let body: unknown;
@@ -65,7 +69,10 @@ export class WebClient implements CheckpointApi {
       throw new ApiError({ kind: 'usage', message: 'The server refused this page: open the address `ckpt serve` printed, with its token.' });
     }
     if (!res.ok || body === undefined) {
-      throw new ApiError({ kind: 'internal', message: `${method}: the server answered ${res.status} ${res.statusText}${text ? `: ${text.slice(0, 200)}` : ''}` });
+      throw new ApiError({
+        kind: 'internal',
+        message: `${method}: the server answered ${res.status} ${res.statusText}${text ? `: ${text.slice(0, 200)}` : ''}`,
+      });
     }
     return body as T;
   }
@@ -136,7 +143,11 @@ export class WebClient implements CheckpointApi {
         this.dispatch({ type: 'job-error', job, error: s.error ?? { kind: 'internal', message: 'the job failed' } });
       } else {
         // unknown, or an id a restarted server has since given to another job
-        this.dispatch({ type: 'job-error', job, error: { kind: 'internal', message: 'The server no longer knows this job (was `ckpt serve` restarted?); its outcome is lost. Run it again.' } });
+        this.dispatch({
+          type: 'job-error',
+          job,
+          error: { kind: 'internal', message: 'The server no longer knows this job (was `ckpt serve` restarted?); its outcome is lost. Run it again.' },
+        });
       }
     }
   }

@@ -34,7 +34,10 @@ export function formatNumber(v: number | null | undefined): string {
   const a = Math.abs(v);
   if (a >= 1e5 || a < 1e-3) return v.toExponential(3);
   if (Number.isInteger(v)) return String(v);
-  return v.toPrecision(4).replace(/(\.\d*?)0+$/, '$1').replace(/\.$/, '');
+  return v
+    .toPrecision(4)
+    .replace(/(\.\d*?)0+$/, '$1')
+    .replace(/\.$/, '');
 }
 
 export function formatSeconds(s: number): string {

@@ -73,7 +73,9 @@ class AppState {
       this.report = report;
       if (opts.remember !== false) {
         this.recent = [file, ...this.recent.filter((f) => f !== file)].slice(0, RECENT_LIMIT);
-        getApi().addRecent(file).catch(() => undefined);
+        getApi()
+          .addRecent(file)
+          .catch(() => undefined);
       }
     } catch (e) {
       if (seq !== this.openSeq) return;
@@ -116,7 +118,10 @@ class AppState {
     }
     return new Promise((resolve) => {
       this.browser = {
-        mode, title: opts.title, start, ...(name !== undefined ? { name } : {}),
+        mode,
+        title: opts.title,
+        start,
+        ...(name !== undefined ? { name } : {}),
         done: (path) => {
           this.browser = null;
           resolve(path);

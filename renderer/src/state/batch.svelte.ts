@@ -141,7 +141,10 @@ class BatchState {
   /** The report to export: the summary when the batch finished, else the queue as it stands. */
   report(): unknown {
     return {
-      input: this.input, outDir: this.outDir, rules: this.rules.rules, exportedAt: new Date().toISOString(),
+      input: this.input,
+      outDir: this.outDir,
+      rules: this.rules.rules,
+      exportedAt: new Date().toISOString(),
       ...(this.summary ? { summary: this.summary } : { items: this.items, overall: this.overall }),
     };
   }

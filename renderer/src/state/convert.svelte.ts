@@ -25,18 +25,32 @@ export interface RuleSettings {
 
 export function defaultSettings(): RuleSettings {
   return {
-    preset: 'cpu', gpuIndex: 0, worldSize: 2, stripPrefixes: '', addPrefix: '', renames: [], include: '', exclude: '', mapLocation: [],
-    unwrap: false, exportStateDict: false,
+    preset: 'cpu',
+    gpuIndex: 0,
+    worldSize: 2,
+    stripPrefixes: '',
+    addPrefix: '',
+    renames: [],
+    include: '',
+    exclude: '',
+    mapLocation: [],
+    unwrap: false,
+    exportStateDict: false,
   };
 }
 
 export function presetOf(s: RuleSettings): Preset | null {
   switch (s.preset) {
-    case 'cpu': return { name: 'cpu' };
-    case 'dp': return { name: 'dp' };
-    case 'gpu': return { name: 'gpu', index: Math.max(0, Math.floor(s.gpuIndex || 0)) };
-    case 'ddp': return { name: 'ddp', worldSize: Math.max(1, Math.floor(s.worldSize || 1)) };
-    default: return null;
+    case 'cpu':
+      return { name: 'cpu' };
+    case 'dp':
+      return { name: 'dp' };
+    case 'gpu':
+      return { name: 'gpu', index: Math.max(0, Math.floor(s.gpuIndex || 0)) };
+    case 'ddp':
+      return { name: 'ddp', worldSize: Math.max(1, Math.floor(s.worldSize || 1)) };
+    default:
+      return null;
   }
 }
 
@@ -71,7 +85,8 @@ export function hasCustomRules(s: RuleSettings): boolean {
 export function rulesOf(s: RuleSettings): { rules: ConversionRules; problems: string[] } {
   const problems: string[] = [];
   if (s.preset === 'gpu' && !(Number.isInteger(s.gpuIndex) && s.gpuIndex >= 0)) problems.push('The GPU index must be a whole number, 0 or more.');
-  if (s.preset === 'ddp' && !(Number.isInteger(s.worldSize) && s.worldSize >= 1 && s.worldSize <= 4096)) problems.push('The world size must be a whole number from 1 to 4096.');
+  if (s.preset === 'ddp' && !(Number.isInteger(s.worldSize) && s.worldSize >= 1 && s.worldSize <= 4096))
+    problems.push('The world size must be a whole number from 1 to 4096.');
   const renames = s.renames.filter((r) => r.pattern !== '');
   const fields = fieldErrors(s);
   for (const err of fields.renames) if (err) problems.push(`Rename: ${err}`);

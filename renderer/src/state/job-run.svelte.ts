@@ -44,7 +44,10 @@ export class JobRun<K extends StartedJobKind> {
 
   async cancel(): Promise<void> {
     const r = this.run;
-    if (r.phase === 'running' && r.job) await getApi().cancelJob(r.job).catch(() => undefined);
+    if (r.phase === 'running' && r.job)
+      await getApi()
+        .cancelJob(r.job)
+        .catch(() => undefined);
   }
 
   reset(): void {

@@ -13,7 +13,16 @@ export type ReshardPresetChoice = 'none' | 'cpu' | 'gpu' | 'dp';
 export type ReshardPhase = 'idle' | 'planning' | 'planned' | 'running' | 'done' | 'failed';
 
 const SIZE_UNITS: Record<string, number> = {
-  '': 1, b: 1, kb: 1e3, mb: 1e6, gb: 1e9, tb: 1e12, kib: 2 ** 10, mib: 2 ** 20, gib: 2 ** 30, tib: 2 ** 40,
+  '': 1,
+  b: 1,
+  kb: 1e3,
+  mb: 1e6,
+  gb: 1e9,
+  tb: 1e12,
+  kib: 2 ** 10,
+  mib: 2 ** 20,
+  gib: 2 ** 30,
+  tib: 2 ** 40,
 };
 
 /** `5GB` (as Hugging Face counts: 5·10⁹), `2GiB`, `500MB`, `1000000` → bytes; null when it is none of these. */
@@ -70,10 +79,14 @@ class ReshardState {
     const stem = name.replace(/\.(pt|pth|bin|ckpt|safetensors|tar|json)$/i, '').replace(/\.(pth|index)$/i, '') || name;
     const ext = this.format === 'safetensors' ? '.safetensors' : '.pt';
     switch (this.target) {
-      case 'single': return joinPath(dirName(first), `${stem}-merged${ext}`);
-      case 'ranks': return joinPath(dirName(first), `${stem}-ranks.pt`);
-      case 'dcp': return joinPath(dirName(first), `${stem}-dcp${this.count}`);
-      case 'shards': return joinPath(dirName(first), `${stem}-shards`);
+      case 'single':
+        return joinPath(dirName(first), `${stem}-merged${ext}`);
+      case 'ranks':
+        return joinPath(dirName(first), `${stem}-ranks.pt`);
+      case 'dcp':
+        return joinPath(dirName(first), `${stem}-dcp${this.count}`);
+      case 'shards':
+        return joinPath(dirName(first), `${stem}-shards`);
     }
   }
 
@@ -87,9 +100,15 @@ class ReshardState {
     const count = Number(this.count);
     const countOk = Number.isInteger(count) && count >= 1 && count <= 4096;
     switch (this.target) {
-      case 'single': target = { kind: 'single' }; break;
-      case 'ranks': target = { kind: 'ranks', count }; break;
-      case 'dcp': target = { kind: 'dcp', ranks: count }; break;
+      case 'single':
+        target = { kind: 'single' };
+        break;
+      case 'ranks':
+        target = { kind: 'ranks', count };
+        break;
+      case 'dcp':
+        target = { kind: 'dcp', ranks: count };
+        break;
       case 'shards': {
         const size = parseSize(this.shardSize);
         if (size === null) problems.push(`The shard size '${this.shardSize}' is not a size: try 5GB, 500MB or 2GiB.`);
@@ -171,7 +190,10 @@ class ReshardState {
   }
 
   async cancel(): Promise<void> {
-    if (this.phase === 'running' && this.job) await getApi().cancelJob(this.job).catch(() => undefined);
+    if (this.phase === 'running' && this.job)
+      await getApi()
+        .cancelJob(this.job)
+        .catch(() => undefined);
   }
 
   private stop(): void {

@@ -37,7 +37,8 @@ export function pythonOptions(c: PythonChoice, problems: string[]): Pick<VerifyO
   const modelClass = c.modelClass.trim();
   const python = c.python.trim();
   if (!modelClass) problems.push('Name the model class: path/to/model.py:ClassName or package.module:ClassName.');
-  else if (!/^.+:[A-Za-z_]\w*$/.test(modelClass) && !/\.py$/i.test(modelClass)) problems.push('The model class is path/to/model.py:ClassName, package.module:ClassName, or a model.py that defines one nn.Module.');
+  else if (!/^.+:[A-Za-z_]\w*$/.test(modelClass) && !/\.py$/i.test(modelClass))
+    problems.push('The model class is path/to/model.py:ClassName, package.module:ClassName, or a model.py that defines one nn.Module.');
   let modelArgs: Record<string, unknown> = {};
   if (c.modelArgs.trim()) {
     try {

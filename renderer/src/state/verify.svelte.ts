@@ -49,7 +49,12 @@ class VerifyState extends JobRun<'verify'> {
     const py = this.architecture === 'python' ? pythonOptions({ python: this.python, modelClass: this.modelClass, modelArgs: this.modelArgs }, problems) : null;
     if (!model && this.architecture === 'onnx') problems.push('Choose the ONNX graph of the model (torch.onnx.export).');
     if (!data) problems.push('Choose a test set: a .npz (x, y), MNIST idx files, CIFAR batches or an image folder.');
-    for (const [what, p] of [['The source checkpoint', source], ['The converted checkpoint', converted], ['The graph', model], ['The test set', data]] as const) {
+    for (const [what, p] of [
+      ['The source checkpoint', source],
+      ['The converted checkpoint', converted],
+      ['The graph', model],
+      ['The test set', data],
+    ] as const) {
       if (p && !isAbsolute(p)) problems.push(`${what} needs an absolute path.`);
     }
     const limitText = this.limit.trim();
@@ -59,7 +64,12 @@ class VerifyState extends JobRun<'verify'> {
     const checkpoint = converted || source;
     return {
       options: {
-        model: this.architecture === 'onnx' ? model : '', ...(py ?? {}), data, checkpoint, against: converted && source ? source : null, device: this.device,
+        model: this.architecture === 'onnx' ? model : '',
+        ...(py ?? {}),
+        data,
+        checkpoint,
+        against: converted && source ? source : null,
+        device: this.device,
         ...(limit !== null ? { limit } : {}),
       },
       problems,
@@ -143,7 +153,8 @@ class VerifyState extends JobRun<'verify'> {
     const { options } = this.checked;
     if (!options) return;
     const api = getApi();
-    if (options.modelClass && this.workspace) remember(this.workspace, { python: this.python.trim(), modelClass: this.modelClass.trim(), modelArgs: this.modelArgs.trim() });
+    if (options.modelClass && this.workspace)
+      remember(this.workspace, { python: this.python.trim(), modelClass: this.modelClass.trim(), modelArgs: this.modelArgs.trim() });
     await this.follow(() => api.startVerify(options));
   }
 }

@@ -20,13 +20,38 @@ const EXPECTED_ERRORS: Record<string, string> = {
 };
 
 const ABBREV: Record<string, string> = {
-  f32: 'float32', f64: 'float64', f16: 'float16', bf16: 'bfloat16', i64: 'int64', i32: 'int32', i16: 'int16', i8: 'int8',
-  u8: 'uint8', bool: 'bool', qint8: 'qint8', quint8: 'quint8', c64: 'complex64',
-  F32: 'float32', F64: 'float64', F16: 'float16', BF16: 'bfloat16', I64: 'int64', I32: 'int32', I16: 'int16', I8: 'int8',
-  U8: 'uint8', U16: 'uint16', U32: 'uint32', BOOL: 'bool',
+  f32: 'float32',
+  f64: 'float64',
+  f16: 'float16',
+  bf16: 'bfloat16',
+  i64: 'int64',
+  i32: 'int32',
+  i16: 'int16',
+  i8: 'int8',
+  u8: 'uint8',
+  bool: 'bool',
+  qint8: 'qint8',
+  quint8: 'quint8',
+  c64: 'complex64',
+  F32: 'float32',
+  F64: 'float64',
+  F16: 'float16',
+  BF16: 'bfloat16',
+  I64: 'int64',
+  I32: 'int32',
+  I16: 'int16',
+  I8: 'int8',
+  U8: 'uint8',
+  U16: 'uint16',
+  U32: 'uint32',
+  BOOL: 'bool',
 };
 
-interface Row { file: string; format: string; notes: string }
+interface Row {
+  file: string;
+  format: string;
+  notes: string;
+}
 function manifest(): Row[] {
   const lines = readFileSync(join(CORPUS_DIR, 'MANIFEST.tsv'), 'utf8').trim().split('\n').slice(1);
   return lines.map((l) => {
@@ -59,7 +84,12 @@ for (const row of rows) {
     try {
       assert.equal(expected, undefined, `expected a ${expected} error`);
       const r = c.report;
-      const formatOf: Record<string, string[]> = { zip: ['torch-zip'], legacy: ['torch-legacy', 'torch-tar'], torchscript: ['torchscript'], safetensors: ['safetensors'] };
+      const formatOf: Record<string, string[]> = {
+        zip: ['torch-zip'],
+        legacy: ['torch-legacy', 'torch-tar'],
+        torchscript: ['torchscript'],
+        safetensors: ['safetensors'],
+      };
       if (formatOf[row.format]) assert.ok(formatOf[row.format]!.includes(r.format), `format ${r.format} for a ${row.format} file`);
       const auto = row.notes.split('[auto]')[1] ?? '';
       const count = /(\d+) tensors/.exec(auto);
@@ -67,7 +97,12 @@ for (const row of rows) {
       if (count) assert.ok(r.totals.tensors >= Number(count[1]), `tensors: ${r.totals.tensors} < manifest ${count[1]}`);
       const dtypes = /dtypes=([^;]+)/.exec(auto)?.[1];
       if (dtypes) {
-        const want = new Set(dtypes.split(/[/,]/).map((d) => d.split(':')[0]!).map((d) => ABBREV[d] ?? d));
+        const want = new Set(
+          dtypes
+            .split(/[/,]/)
+            .map((d) => d.split(':')[0]!)
+            .map((d) => ABBREV[d] ?? d),
+        );
         assert.deepEqual(new Set(Object.keys(r.totals.byDtype)), want, 'dtype set');
         for (const part of dtypes.split(',')) {
           const [d, n] = part.split(':');

@@ -13,7 +13,7 @@ test('commonPrefixes: stacked wrapper prefixes shared by every key, outermost fi
     { name: 'DDP of a compiled model', keys: ['module._orig_mod.w'], want: ['module.', '_orig_mod.'] },
     { name: 'one key without the prefix: none', keys: ['module.a', 'b'], want: [] },
     { name: 'a key that is only the prefix does not count as wrapped', keys: ['module.', 'module.a'], want: [] },
-    { name: 'model. outside Lightning is the model\'s own name (HF, YOLO)', keys: ['model.layers.0.w', 'model.norm.w'], want: [] },
+    { name: "model. outside Lightning is the model's own name (HF, YOLO)", keys: ['model.layers.0.w', 'model.norm.w'], want: [] },
     { name: 'model. in a Lightning checkpoint is the LightningModule wrapper', keys: ['model.layers.0.w', 'model.norm.w'], lightning: true, want: ['model.'] },
     { name: 'Lightning around a compiled model', keys: ['model._orig_mod.w'], lightning: true, want: ['model.', '_orig_mod.'] },
   ];

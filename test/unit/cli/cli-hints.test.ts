@@ -25,11 +25,17 @@ test('closest: a typo is matched, an unrelated word is not', () => {
 test('unknown command, option, preset and --to say what was meant, in one line, exit 2', () => {
   const cases: [string[], RegExp][] = [
     [['inpsect', 'x.pt'], /^ckpt: usage: unknown command 'inpsect' \(did you mean 'inspect'\?\); run `ckpt help` for the list\n$/],
-    [['convert', fx('dp_state_dict.pt'), '--presett', 'cpu'], /^ckpt: usage: Unknown option '--presett' \(did you mean '--preset'\?\); run `ckpt help convert`\n$/],
+    [
+      ['convert', fx('dp_state_dict.pt'), '--presett', 'cpu'],
+      /^ckpt: usage: Unknown option '--presett' \(did you mean '--preset'\?\); run `ckpt help convert`\n$/,
+    ],
     [['reshard', fx('dp_state_dict.pt'), '--too', 'single', '-o', join(tmp, 'x.pt')], /Unknown option '--too' \(did you mean '--to'\?\)/],
     [['serve', '--tokn', 'abc'], /Unknown option '--tokn' \(did you mean '--token'\?\)/],
     [['convert', fx('dp_state_dict.pt'), '--preset', 'cpuu'], /^ckpt: usage: unknown preset 'cpuu' \(did you mean 'cpu'\?\); use cpu, gpu\[:K\], dp or ddp\n$/],
-    [['reshard', fx('dp_state_dict.pt'), '--to', 'ranks', '-o', join(tmp, 'r.pt')], /^ckpt: usage: --to ranks needs the number of ranks: --to ranks:N, e\.g\. --to ranks:2\n$/],
+    [
+      ['reshard', fx('dp_state_dict.pt'), '--to', 'ranks', '-o', join(tmp, 'r.pt')],
+      /^ckpt: usage: --to ranks needs the number of ranks: --to ranks:N, e\.g\. --to ranks:2\n$/,
+    ],
     [['reshard', fx('dp_state_dict.pt'), '--to', 'singel', '-o', join(tmp, 'r.pt')], /--to singel \(did you mean 'single'\?\): use single/],
   ];
   for (const [args, want] of cases) {
@@ -57,13 +63,28 @@ test('--preset ddp without --world-size says it writes one rank', () => {
 });
 
 const leaf = (key: string, summary = 'float32[4] cpu'): TreeNode => ({ key, type: 'tensor', summary });
-const block = (key: string, inner = 'float32[4] cpu'): TreeNode => ({ key, type: 'prefix', summary: '2 tensors', children: [leaf('weight', inner), leaf('bias', inner)] });
+const block = (key: string, inner = 'float32[4] cpu'): TreeNode => ({
+  key,
+  type: 'prefix',
+  summary: '2 tensors',
+  children: [leaf('weight', inner), leaf('bias', inner)],
+});
 
 test('numbered runs fold when what they show is the same, and only then', () => {
   const folded = foldNumberedRuns([block('0.'), block('1.'), block('2.'), block('3.'), block('4.', 'float32[8] cpu'), leaf('head')]);
-  assert.deepEqual(folded.map((n) => [n.key, n.summary]), [['{0..3}.', '4 × 2 tensors'], ['4.', '2 tensors'], ['head', 'float32[4] cpu']]);
+  assert.deepEqual(
+    folded.map((n) => [n.key, n.summary]),
+    [
+      ['{0..3}.', '4 × 2 tensors'],
+      ['4.', '2 tensors'],
+      ['head', 'float32[4] cpu'],
+    ],
+  );
   const flat = foldNumberedRuns(Array.from({ length: 10_000 }, (_, i) => leaf(`layer${i}.weight`)));
-  assert.deepEqual(flat.map((n) => [n.key, n.summary]), [['layer{0..9999}.weight', '10000 × float32[4] cpu']]);
+  assert.deepEqual(
+    flat.map((n) => [n.key, n.summary]),
+    [['layer{0..9999}.weight', '10000 × float32[4] cpu']],
+  );
   // two in a row, a gap in the numbers, or zero-padded names stay as they are
   assert.equal(foldNumberedRuns([block('0.'), block('1.')]).length, 2);
   assert.equal(foldNumberedRuns([block('0.'), block('1.'), block('3.')]).length, 3);
@@ -72,7 +93,15 @@ test('numbered runs fold when what they show is the same, and only then', () => 
 
 test('inspect prints a 10,000-key flat state dict in a few lines', (t) => {
   const file = join(tmp, 'flat.pt');
-  const py = spawnSync('/usr/bin/python3', ['-I', '-c', `import torch, collections\ntorch.save(collections.OrderedDict((f'layer{i}.weight', torch.zeros(2)) for i in range(10000)), ${JSON.stringify(file)})`], { encoding: 'utf8', timeout: 120_000 });
+  const py = spawnSync(
+    '/usr/bin/python3',
+    [
+      '-I',
+      '-c',
+      `import torch, collections\ntorch.save(collections.OrderedDict((f'layer{i}.weight', torch.zeros(2)) for i in range(10000)), ${JSON.stringify(file)})`,
+    ],
+    { encoding: 'utf8', timeout: 120_000 },
+  );
   if (py.status !== 0) {
     if (process.env['CI'] === 'true') assert.fail(`torch 1.13 could not write the file: ${py.stderr}`);
     t.skip(`/usr/bin/python3 cannot write a torch file here (${py.stderr.trim().split('\n').pop()})`);

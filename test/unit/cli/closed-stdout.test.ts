@@ -14,7 +14,9 @@ test('ckpt inspect --json | head -c 100: exit 0 and an empty stderr', () => {
   try {
     const file = join(dir, 'wide.pkl');
     writeFileSync(file, memoDagLists(40)); // about 1 MB of JSON: far more than a pipe buffer holds
-    const r = spawnSync('bash', ['-c', `"${process.execPath}" "${CLI}" inspect "${file}" --json | head -c 100 >/dev/null; echo "exit=\${PIPESTATUS[0]}"`], { encoding: 'utf8' });
+    const r = spawnSync('bash', ['-c', `"${process.execPath}" "${CLI}" inspect "${file}" --json | head -c 100 >/dev/null; echo "exit=\${PIPESTATUS[0]}"`], {
+      encoding: 'utf8',
+    });
     assert.equal(r.stdout.trim(), 'exit=0', r.stderr);
     assert.equal(r.stderr, '');
   } finally {

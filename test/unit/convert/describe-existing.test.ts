@@ -20,7 +20,10 @@ test('a checkpoint is named by its layout, roles, tensors and devices', () => {
 });
 
 test('anything else says what it is not, without the path twice; a missing file is null', () => {
-  assert.match(describeExisting(path.join(digits, 'README.md'))!.what, /^not a checkpoint ckpt reads \(not a PyTorch checkpoint, safetensors or numpy file \(starts with 23 20/);
+  assert.match(
+    describeExisting(path.join(digits, 'README.md'))!.what,
+    /^not a checkpoint ckpt reads \(not a PyTorch checkpoint, safetensors or numpy file \(starts with 23 20/,
+  );
   assert.equal(describeExisting(path.join(digits, 'ddp'))!.what, 'a folder');
   const dir = tempDir('existing');
   fs.writeFileSync(path.join(dir, 'empty.pt'), '');
@@ -29,7 +32,17 @@ test('anything else says what it is not, without the path twice; a missing file 
 });
 
 test('the default output keeps a double extension whole: checkpoint.pth.tar → checkpoint.cpu.pth.tar', () => {
-  const cpu = { preset: { name: 'cpu' as const }, stripPrefixes: [], addPrefix: null, renames: [], include: null, exclude: null, mapLocation: [], unwrap: false, exportStateDict: false };
+  const cpu = {
+    preset: { name: 'cpu' as const },
+    stripPrefixes: [],
+    addPrefix: null,
+    renames: [],
+    include: null,
+    exclude: null,
+    mapLocation: [],
+    unwrap: false,
+    exportStateDict: false,
+  };
   assert.equal(outputFiles('/d/checkpoint.pth.tar', null, cpu)[0]!.file, '/d/checkpoint.cpu.pth.tar');
   assert.equal(outputFiles('/d/dp.pt', null, cpu)[0]!.file, '/d/dp.cpu.pt');
   assert.equal(outputFiles('/d/model.tar', null, cpu)[0]!.file, '/d/model.cpu.tar');

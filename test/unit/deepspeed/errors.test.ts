@@ -81,7 +81,10 @@ test('a wrong tag lists the tags there are; latest naming a missing folder says 
   assert.match(e.message, /no tag folder global_step9; its tags are global_step2/);
   const dir = folder('bad-latest', 'stage1-ws2-fp32', ['mp_rank_00_model_states.pt', OPT(0), OPT(1)]);
   fs.writeFileSync(path.join(dir, 'latest'), 'global_step7\n');
-  assert.match(error(() => openCheckpoint(dir)).message, /'latest' names tag global_step7, but there is no folder global_step7; its tags are global_step2 \(choose one with --tag\)/);
+  assert.match(
+    error(() => openCheckpoint(dir)).message,
+    /'latest' names tag global_step7, but there is no folder global_step7; its tags are global_step2 \(choose one with --tag\)/,
+  );
 });
 
 test('optimizer states without the flat fp32 partitions are an unknown layout, named', () => {

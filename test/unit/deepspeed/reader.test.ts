@@ -17,9 +17,18 @@ import { SHARED_DIR, sharedSkipReason } from '../../helpers/shared-dir.ts';
 
 const DS = path.join(SHARED_DIR, 'corpus', 'deepspeed');
 const skip = sharedSkipReason(DS) ?? false;
-const VARIANTS = skip ? [] : fs.readdirSync(DS).filter((n) => /^stage\d-ws\d+-/.test(n)).sort();
+const VARIANTS = skip
+  ? []
+  : fs
+      .readdirSync(DS)
+      .filter((n) => /^stage\d-ws\d+-/.test(n))
+      .sort();
 
-interface Reference { keys_in_order: string[]; tensors: Record<string, { dtype: string; shape: number[]; sha256: string; same_tensor_as?: string }>; variant: { stage: number; ws: number; dtype: string } }
+interface Reference {
+  keys_in_order: string[];
+  tensors: Record<string, { dtype: string; shape: number[]; sha256: string; same_tensor_as?: string }>;
+  variant: { stage: number; ws: number; dtype: string };
+}
 
 for (const v of VARIANTS) {
   test(`${v}: the consolidated tensors are reference.json's, byte for byte`, () => {
@@ -31,7 +40,10 @@ for (const v of VARIANTS) {
       assert.equal(r.zero.precision, ref.variant.dtype);
       assert.equal(r.zero.tag, 'global_step2');
       const root = r.root as PyDict;
-      assert.deepEqual(root.entries.map(([k]) => k), ref.keys_in_order);
+      assert.deepEqual(
+        root.entries.map(([k]) => k),
+        ref.keys_in_order,
+      );
       for (const k of ref.keys_in_order) {
         const t = root.get(k);
         assert.ok(t instanceof TorchTensor, k);
@@ -44,7 +56,10 @@ for (const v of VARIANTS) {
         if (want.same_tensor_as) assert.equal(t, root.get(want.same_tensor_as), `${k} is the same tensor as ${want.same_tensor_as}`);
       }
       assert.deepEqual(r.zero.shared, [['head.weight', 'embed.weight']]);
-      assert.deepEqual(r.zero.paramGroups, [{ params: 3, numel: 174 }, { params: 5, numel: 44 }]);
+      assert.deepEqual(r.zero.paramGroups, [
+        { params: 3, numel: 174 },
+        { params: 5, numel: 44 },
+      ]);
       assert.deepEqual(r.zero.frozen, ref.variant.stage === 1 ? [] : ['frozen.weight', 'frozen.bias']);
       assert.equal(r.zero.optimizerState, true);
       assert.equal(r.zero.lossScaler?.curScale, 1);
@@ -54,7 +69,7 @@ for (const v of VARIANTS) {
   });
 }
 
-test('inspect names the ZeRO facts and DeepSpeed\'s classes as known unknown-class globals', { skip }, () => {
+test("inspect names the ZeRO facts and DeepSpeed's classes as known unknown-class globals", { skip }, () => {
   const c = openCheckpoint(path.join(DS, 'stage2-ws2-bf16', 'checkpoint'));
   try {
     const rep = c.report;
@@ -63,9 +78,19 @@ test('inspect names the ZeRO facts and DeepSpeed\'s classes as known unknown-cla
     assert.equal(rep.records['precision'], 'bf16');
     assert.equal(rep.records['shared_params'], 'head.weight → embed.weight');
     const names = [...new Set(rep.security.globals.filter((g) => g.class === 'unknown-class').map((g) => g.name))].sort(); // listed once per rank file
-    assert.deepEqual(names, ['deepspeed.runtime.fp16.loss_scaler.LossScaler', 'deepspeed.runtime.zero.config.ZeroStageEnum', 'deepspeed.utils.tensor_fragment.fragment_address']);
+    assert.deepEqual(names, [
+      'deepspeed.runtime.fp16.loss_scaler.LossScaler',
+      'deepspeed.runtime.zero.config.ZeroStageEnum',
+      'deepspeed.utils.tensor_fragment.fragment_address',
+    ]);
     for (const g of rep.security.globals.filter((x) => x.class === 'unknown-class')) assert.match(g.reason, /^DeepSpeed .*ckpt reads it as data$/);
-    assert.equal(rep.fileBytes, ['mp_rank_00_model_states.pt', 'bf16_zero_pp_rank_0_mp_rank_00_optim_states.pt', 'bf16_zero_pp_rank_1_mp_rank_00_optim_states.pt'].reduce((a, f) => a + fs.statSync(path.join(DS, 'stage2-ws2-bf16', 'checkpoint', 'global_step2', f)).size, 0));
+    assert.equal(
+      rep.fileBytes,
+      ['mp_rank_00_model_states.pt', 'bf16_zero_pp_rank_0_mp_rank_00_optim_states.pt', 'bf16_zero_pp_rank_1_mp_rank_00_optim_states.pt'].reduce(
+        (a, f) => a + fs.statSync(path.join(DS, 'stage2-ws2-bf16', 'checkpoint', 'global_step2', f)).size,
+        0,
+      ),
+    );
   } finally {
     c.close();
   }

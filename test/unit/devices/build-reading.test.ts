@@ -6,19 +6,35 @@ import { asOurQuery, fixture } from './helpers.ts';
 
 describe('a reading from captured outputs', () => {
   it('H100 with MIG: GPU, MIG instances, processes, topology, driver and CUDA version', () => {
-    const r = buildReading({
-      queryGpu: fixture('query-gpu-h100-80gb-hbm3-mig-1.csv'),
-      topo: fixture('topo-h100-80gb-hbm3-1.txt'),
-      table: fixture('table-h100-80gb-hbm3-mig-1.txt'),
-    }, { env: {} });
+    const r = buildReading(
+      {
+        queryGpu: fixture('query-gpu-h100-80gb-hbm3-mig-1.csv'),
+        topo: fixture('topo-h100-80gb-hbm3-1.txt'),
+        table: fixture('table-h100-80gb-hbm3-mig-1.txt'),
+      },
+      { env: {} },
+    );
     assert.equal(r.status, 'ok');
     assert.equal(r.message, '1 NVIDIA GPU: NVIDIA H100 80GB HBM3 (driver 590.48.01, CUDA 13.1).');
-    assert.deepEqual(r.gpus[0]!.migDevices.map((m) => m.gpuInstanceId), [2, 3, 9, 10]);
+    assert.deepEqual(
+      r.gpus[0]!.migDevices.map((m) => m.gpuInstanceId),
+      [2, 3, 9, 10],
+    );
     // Without a compute-apps output the table's compute processes are used.
-    assert.deepEqual(r.computeApps.map((a) => [a.gpuIndex, a.pid, a.usedMemoryMiB]), [[0, 21180, 2296], [0, 21181, 1272], [0, 21198, 7484]]);
+    assert.deepEqual(
+      r.computeApps.map((a) => [a.gpuIndex, a.pid, a.usedMemoryMiB]),
+      [
+        [0, 21180, 2296],
+        [0, 21181, 1272],
+        [0, 21198, 7484],
+      ],
+    );
     assert.deepEqual(r.links, []);
     assert.equal(r.topology!.affinity[0]!.cpuAffinity, '0-19');
-    assert.deepEqual(r.visible.devices.map((d) => d.physicalIndex), [0]);
+    assert.deepEqual(
+      r.visible.devices.map((d) => d.physicalIndex),
+      [0],
+    );
     assert.match(r.visible.warnings[0]!, /MIG is enabled on GPU 0/);
   });
 
@@ -73,11 +89,17 @@ describe('the error outputs of nvidia-smi (real texts)', () => {
 
   it('an unknown failure text is reported with its exit code', () => {
     assert.equal(recogniseSmiFailure('Segmentation fault'), null);
-    assert.equal(runState({ kind: 'exit', code: 139, signal: null, stdout: '', stderr: 'Segmentation fault\n' }, 5000).message, 'nvidia-smi exited with code 139: Segmentation fault.');
+    assert.equal(
+      runState({ kind: 'exit', code: 139, signal: null, stdout: '', stderr: 'Segmentation fault\n' }, 5000).message,
+      'nvidia-smi exited with code 139: Segmentation fault.',
+    );
   });
 
   it('states for a missing binary and a timeout', () => {
     assert.deepEqual(runState({ kind: 'missing', binary: 'nvidia-smi' }, 5000).status, 'no-nvidia-smi');
-    assert.equal(runState({ kind: 'timeout', timeoutMs: 5000, pid: 1 }, 5000).message, 'nvidia-smi did not answer within 5 s and was stopped; the driver may be busy or a GPU may be hung.');
+    assert.equal(
+      runState({ kind: 'timeout', timeoutMs: 5000, pid: 1 }, 5000).message,
+      'nvidia-smi did not answer within 5 s and was stopped; the driver may be busy or a GPU may be hung.',
+    );
   });
 });

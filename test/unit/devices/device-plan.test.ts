@@ -5,8 +5,10 @@ import { planDdp, planDevices } from '../../../main/devices/device-plan.ts';
 import { buildReading, runState, stateReading } from '../../../main/devices/read-devices.ts';
 import { fixture } from './helpers.ts';
 
-const a100 = (env: Record<string, string> = {}): DeviceReading => buildReading({ topo: fixture('topo-a100-sxm4-40gb-8-nic.txt') }, { env, platform: 'linux', arch: 'x64' });
-const a5000 = (env: Record<string, string> = {}): DeviceReading => buildReading({ topo: fixture('topo-rtxa5000-8-mlx5.txt') }, { env, platform: 'linux', arch: 'x64' });
+const a100 = (env: Record<string, string> = {}): DeviceReading =>
+  buildReading({ topo: fixture('topo-a100-sxm4-40gb-8-nic.txt') }, { env, platform: 'linux', arch: 'x64' });
+const a5000 = (env: Record<string, string> = {}): DeviceReading =>
+  buildReading({ topo: fixture('topo-rtxa5000-8-mlx5.txt') }, { env, platform: 'linux', arch: 'x64' });
 // No 2-GPU topology capture exists in ../shared: the 2-GPU machine is the real 8x A100 box
 // restricted with CUDA_VISIBLE_DEVICES=4,5.
 const twoGpus = (): DeviceReading => a100({ CUDA_VISIBLE_DEVICES: '4,5' });
@@ -22,7 +24,10 @@ describe('device plan: cuda tags', () => {
     assert.match(t.reason!, /invalid device ordinal/);
     assert.deepEqual(t.fix!.remap, { 'cuda:3': 'cuda:0' });
     assert.equal(t.fix!.line, 'cuda:3 → cuda:0 = GPU 4');
-    assert.deepEqual(plan.tags.find((x) => x.tag === 'cpu'), { tag: 'cpu', tensors: 2, backend: 'cpu', index: null, loads: true, reason: null, lands: 'CPU', fix: null });
+    assert.deepEqual(
+      plan.tags.find((x) => x.tag === 'cpu'),
+      { tag: 'cpu', tensors: 2, backend: 'cpu', index: null, loads: true, reason: null, lands: 'CPU', fix: null },
+    );
     assert.equal(plan.loadsAsIs, false);
     assert.deepEqual(plan.fix, { remap: { 'cuda:3': 'cuda:0' }, line: 'Remap cuda:3 → cuda:0 (CUDA sees 2 GPUs here: cuda:0, cuda:1).' });
     assert.equal(plan.machine, '2 CUDA devices visible: cuda:0 = GPU 4, cuda:1 = GPU 5.');
@@ -43,7 +48,13 @@ describe('device plan: cuda tags', () => {
     const plan = planDevices({ 'cuda:0': 100, 'cuda:1': 100 }, a100());
     assert.equal(plan.loadsAsIs, true);
     assert.equal(plan.fix, null);
-    assert.deepEqual(plan.tags.map((t) => [t.tag, t.loads, t.lands]), [['cuda:0', true, 'cuda:0 = GPU 0'], ['cuda:1', true, 'cuda:1 = GPU 1']]);
+    assert.deepEqual(
+      plan.tags.map((t) => [t.tag, t.loads, t.lands]),
+      [
+        ['cuda:0', true, 'cuda:0 = GPU 0'],
+        ['cuda:1', true, 'cuda:1 = GPU 1'],
+      ],
+    );
     assert.equal(plan.summary, 'All 200 tensors load as saved: cuda:0 → cuda:0 = GPU 0; cuda:1 → cuda:1 = GPU 1.');
   });
 
@@ -108,7 +119,15 @@ describe('DDP placement from the topology', () => {
   it('world size 4 on the A100 NVLink box: four GPUs all joined by NV12', () => {
     const d = planDevices({ 'cuda:0': 1 }, a100(), { ddpWorldSize: 4 }).ddp!;
     assert.equal(d.feasible, true);
-    assert.deepEqual(d.ranks.map((r) => [r.rank, r.device, r.physicalIndex]), [[0, 'cuda:0', 0], [1, 'cuda:1', 1], [2, 'cuda:2', 2], [3, 'cuda:3', 3]]);
+    assert.deepEqual(
+      d.ranks.map((r) => [r.rank, r.device, r.physicalIndex]),
+      [
+        [0, 'cuda:0', 0],
+        [1, 'cuda:1', 1],
+        [2, 'cuda:2', 2],
+        [3, 'cuda:3', 3],
+      ],
+    );
     assert.deepEqual(d.worstLink, { a: 0, b: 1, label: 'NV12', type: 'NV' });
     assert.equal(d.line, 'Ranks 0-3 on GPUs 0, 1, 2, 3: every pair is NV12, traversing a bonded set of 12 NVLinks.');
     assert.equal(d.cudaVisibleDevices, '0,1,2,3');
@@ -122,24 +141,41 @@ describe('DDP placement from the topology', () => {
     const numa = new Set(chosen.map((g) => r.topology!.affinity.find((a) => a.gpu === g)!.numaAffinity));
     assert.deepEqual([...numa], ['0']);
     assert.equal(d.worstLink!.type, 'PXB');
-    assert.equal(d.line, 'Ranks 0-3 on GPUs 0, 1, 2, 3: the weakest pair is PXB, traversing multiple PCIe bridges (without traversing the PCIe Host Bridge); all on NUMA node 0; this avoids SYS, traversing PCIe as well as the SMP interconnect between NUMA nodes (e.g., QPI/UPI).');
+    assert.equal(
+      d.line,
+      'Ranks 0-3 on GPUs 0, 1, 2, 3: the weakest pair is PXB, traversing multiple PCIe bridges (without traversing the PCIe Host Bridge); all on NUMA node 0; this avoids SYS, traversing PCIe as well as the SMP interconnect between NUMA nodes (e.g., QPI/UPI).',
+    );
   });
 
   it('world size 2 on the A5000 box picks a PIX pair', () => {
     const d = planDdp(a5000(), 2);
-    assert.deepEqual(d.ranks.map((x) => x.physicalIndex), [2, 3]);
+    assert.deepEqual(
+      d.ranks.map((x) => x.physicalIndex),
+      [2, 3],
+    );
     assert.equal(d.worstLink!.label, 'PIX');
   });
 
   it('places ranks within CUDA_VISIBLE_DEVICES, in its numbering', () => {
     const d = planDdp(a5000({ CUDA_VISIBLE_DEVICES: '0,4,5,6,7' }), 4);
-    assert.deepEqual(d.ranks.map((x) => [x.device, x.physicalIndex]), [['cuda:1', 4], ['cuda:2', 5], ['cuda:3', 6], ['cuda:4', 7]]);
+    assert.deepEqual(
+      d.ranks.map((x) => [x.device, x.physicalIndex]),
+      [
+        ['cuda:1', 4],
+        ['cuda:2', 5],
+        ['cuda:3', 6],
+        ['cuda:4', 7],
+      ],
+    );
     assert.equal(d.cudaVisibleDevices, '4,5,6,7');
   });
 
   it('world size 2 on the TITAN X box stays under one host bridge (PHB), not SYS', () => {
     const r = buildReading({ topo: fixture('topo-gtx-titan-x-4-mlx4.txt') }, { env: {} });
-    assert.deepEqual(planDdp(r, 2).ranks.map((x) => x.physicalIndex), [0, 1]);
+    assert.deepEqual(
+      planDdp(r, 2).ranks.map((x) => x.physicalIndex),
+      [0, 1],
+    );
     assert.equal(planDdp(r, 3).worstLink!.type, 'SYS');
   });
 

@@ -9,7 +9,17 @@ import { fakeSmi, fixture, H100_MACHINE } from './helpers.ts';
 
 function capture() {
   const o = { out: '', err: '' };
-  return { o, io: { stdout: (s: string) => { o.out += s; }, stderr: (s: string) => { o.err += s; } } };
+  return {
+    o,
+    io: {
+      stdout: (s: string) => {
+        o.out += s;
+      },
+      stderr: (s: string) => {
+        o.err += s;
+      },
+    },
+  };
 }
 
 const f = fakeSmi(H100_MACHINE);
@@ -24,9 +34,14 @@ describe('ckpt devices', () => {
     assert.equal(j.status, 'ok');
     assert.equal(j.message, '1 NVIDIA GPU: NVIDIA H100 80GB HBM3 (driver 590.48.01, CUDA 13.1). 1 visible to CUDA.');
     const g = j.gpus[0];
-    assert.deepEqual([g.index, g.uuid, g.name, g.pciBusId, g.memoryTotalMiB, g.memoryUsedMiB, g.utilizationPct], [0, 'GPU-00000000-0000-0000-0000-000000000000', 'NVIDIA H100 80GB HBM3', '00000000:00:09.0', 81559, 11125, null]);
+    assert.deepEqual(
+      [g.index, g.uuid, g.name, g.pciBusId, g.memoryTotalMiB, g.memoryUsedMiB, g.utilizationPct],
+      [0, 'GPU-00000000-0000-0000-0000-000000000000', 'NVIDIA H100 80GB HBM3', '00000000:00:09.0', 81559, 11125, null],
+    );
     assert.deepEqual(j.links, []);
-    assert.deepEqual(j.visible.devices, [{ ordinal: 0, physicalIndex: 0, uuid: 'GPU-00000000-0000-0000-0000-000000000000', name: 'NVIDIA H100 80GB HBM3', mig: false }]);
+    assert.deepEqual(j.visible.devices, [
+      { ordinal: 0, physicalIndex: 0, uuid: 'GPU-00000000-0000-0000-0000-000000000000', name: 'NVIDIA H100 80GB HBM3', mig: false },
+    ]);
     assert.equal(j.visible.cudaVisibleDevices, '0');
     assert.equal(j.legend.find((e: { code: string }) => e.code === 'NV#').meaning, 'Connection traversing a bonded set of # NVLinks');
   });

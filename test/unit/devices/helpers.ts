@@ -25,14 +25,18 @@ export function crlf(text: string): string {
 export function asOurQuery(captureWithHeader: string): string {
   const [head, ...rows] = captureWithHeader.split(/\r?\n/).filter((l) => l.trim());
   const names = head!.split(',').map((c) => c.trim().replace(/\s*\[[^\]]*\]$/, ''));
-  return rows.map((row) => {
-    const cells = row.split(',').map((c) => c.trim());
-    return QUERY_GPU_FIELDS.map((f) => {
-      const v = cells[names.indexOf(f)];
-      if (v === undefined) throw new Error(`capture lacks ${f}`);
-      return v.replace(/\s+(MiB|W|%)$/, '');
-    }).join(', ');
-  }).join('\n') + '\n';
+  return (
+    rows
+      .map((row) => {
+        const cells = row.split(',').map((c) => c.trim());
+        return QUERY_GPU_FIELDS.map((f) => {
+          const v = cells[names.indexOf(f)];
+          if (v === undefined) throw new Error(`capture lacks ${f}`);
+          return v.replace(/\s+(MiB|W|%)$/, '');
+        }).join(', ');
+      })
+      .join('\n') + '\n'
+  );
 }
 
 export interface FakeSmi {
@@ -57,7 +61,11 @@ export function fakeSmi(body: string): FakeSmi {
     dir,
     env: { ...process.env, PATH: `${dir}:${process.env.PATH ?? '/usr/bin:/bin'}`, CUDA_VISIBLE_DEVICES: undefined, CUDA_DEVICE_ORDER: undefined },
     calls: () => {
-      try { return readFileSync(join(dir, 'calls.log'), 'utf8').split('\n').slice(0, -1); } catch { return []; }
+      try {
+        return readFileSync(join(dir, 'calls.log'), 'utf8').split('\n').slice(0, -1);
+      } catch {
+        return [];
+      }
     },
     cleanup: () => rmSync(dir, { recursive: true, force: true }),
   };
@@ -75,4 +83,3 @@ export const H100_MACHINE = `case "$1" in
   "") cat "$F/table-h100-80gb-hbm3-mig-1.txt" ;;
   *) echo "fake nvidia-smi: unexpected arguments: $*" >&2; exit 99 ;;
 esac`;
-

@@ -19,7 +19,12 @@ function fake(body: string): FakeSmi {
 after(() => fakes.forEach((f) => f.cleanup()));
 
 function alive(pid: number): boolean {
-  try { process.kill(pid, 0); return true; } catch { return false; }
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -31,8 +36,18 @@ describe('readDevices against a fake nvidia-smi', () => {
     assert.equal(r.status, 'ok');
     assert.deepEqual(r.warnings, []);
     assert.equal(r.gpus[0]!.name, 'NVIDIA H100 80GB HBM3');
-    assert.deepEqual(r.gpus[0]!.migDevices.map((m) => m.memoryTotalMiB), [40448, 20096, 9984, 9984]);
-    assert.deepEqual(r.computeApps.map((a) => [a.gpuIndex, a.pid, a.processName]), [[0, 21180, '/root/tools/memhog'], [0, 21181, '/root/tools/memhog'], [0, 21198, './gpu_burn']]);
+    assert.deepEqual(
+      r.gpus[0]!.migDevices.map((m) => m.memoryTotalMiB),
+      [40448, 20096, 9984, 9984],
+    );
+    assert.deepEqual(
+      r.computeApps.map((a) => [a.gpuIndex, a.pid, a.processName]),
+      [
+        [0, 21180, '/root/tools/memhog'],
+        [0, 21181, '/root/tools/memhog'],
+        [0, 21198, './gpu_burn'],
+      ],
+    );
     assert.deepEqual(r.topology!.affinity[0], { gpu: 0, cpuAffinity: '0-19', numaAffinity: '0', gpuNumaId: null });
     assert.deepEqual(f.calls().sort(), [
       '',
@@ -157,7 +172,9 @@ describe('the poller', () => {
 
   it('with a hanging nvidia-smi: one process at a time, each killed before the next starts', async () => {
     // Each start records whether any earlier fake is still alive.
-    const f = fake('for p in $(cat "$DIR/pids" 2>/dev/null); do kill -0 "$p" 2>/dev/null && echo OVERLAP >> "$DIR/overlaps"; done; echo $$ >> "$DIR/pids"; exec sleep 30');
+    const f = fake(
+      'for p in $(cat "$DIR/pids" 2>/dev/null); do kill -0 "$p" 2>/dev/null && echo OVERLAP >> "$DIR/overlaps"; done; echo $$ >> "$DIR/pids"; exec sleep 30',
+    );
     const readings: DeviceReading[] = [];
     const poller = startDevicePoller({ intervalMs: 20, readOptions: { env: f.env, timeoutMs: 150 }, onReading: (r) => readings.push(r) });
     await sleep(800);

@@ -28,7 +28,10 @@ describe('nvidia-smi --query-gpu', () => {
 
   it('reads the same values from our own noheader,nounits query (derived from the capture)', () => {
     const ours = asOurQuery(fixture('query-gpu-h100-80gb-hbm3-mig-1.csv'));
-    assert.match(ours, /^0, GPU-0{8}-0{4}-0{4}-0{4}-0{12}, NVIDIA H100 80GB HBM3, 00000000:00:09\.0, 81559, 11125, 69956, \[N\/A\], 53, 433\.78, 700\.00, 590\.48\.01\n$/);
+    assert.match(
+      ours,
+      /^0, GPU-0{8}-0{4}-0{4}-0{4}-0{12}, NVIDIA H100 80GB HBM3, 00000000:00:09\.0, 81559, 11125, 69956, \[N\/A\], 53, 433\.78, 700\.00, 590\.48\.01\n$/,
+    );
     const a = parseQueryGpu(ours).gpus[0]!;
     const b = parseQueryGpu(fixture('query-gpu-h100-80gb-hbm3-mig-1.csv')).gpus[0]!;
     assert.deepEqual({ ...a, migMode: null }, { ...b, migMode: null });
@@ -36,17 +39,35 @@ describe('nvidia-smi --query-gpu', () => {
 
   it('reads the L40S and the Windows RTX 2080 SUPER captures, the latter with CRLF', () => {
     const l40s = parseQueryGpu(fixture('query-gpu-l40s-1.csv')).gpus[0]!;
-    assert.deepEqual([l40s.name, l40s.pciBusId, l40s.memoryTotalMiB, l40s.utilizationPct, l40s.powerLimitW, l40s.migMode], ['NVIDIA L40S', '00000000:01:00.0', 46068, 9, 350, null]);
+    assert.deepEqual(
+      [l40s.name, l40s.pciBusId, l40s.memoryTotalMiB, l40s.utilizationPct, l40s.powerLimitW, l40s.migMode],
+      ['NVIDIA L40S', '00000000:01:00.0', 46068, 9, 350, null],
+    );
     const win = parseQueryGpu(crlf(fixture('query-gpu-rtx2080super-windows-1.csv')));
     assert.deepEqual(win.problems, []);
-    assert.deepEqual([win.gpus[0]!.name, win.gpus[0]!.memoryUsedMiB, win.gpus[0]!.utilizationPct, win.gpus[0]!.powerDrawW, win.gpus[0]!.driverVersion], ['NVIDIA GeForce RTX 2080 SUPER', 1366, 7, 97.99, '610.62']);
+    assert.deepEqual(
+      [win.gpus[0]!.name, win.gpus[0]!.memoryUsedMiB, win.gpus[0]!.utilizationPct, win.gpus[0]!.powerDrawW, win.gpus[0]!.driverVersion],
+      ['NVIDIA GeForce RTX 2080 SUPER', 1366, 7, 97.99, '610.62'],
+    );
   });
 
   it('reads the Tesla P100 nounits capture, which has no index or bus id column', () => {
     const { gpus } = parseQueryGpu(fixture('query-gpu-tesla-p100-1-nounits.csv'));
     assert.equal(gpus.length, 1);
-    assert.deepEqual([gpus[0]!.index, gpus[0]!.uuid, gpus[0]!.name, gpus[0]!.pciBusId, gpus[0]!.memoryUsedMiB, gpus[0]!.memoryFreeMiB, gpus[0]!.memoryTotalMiB, gpus[0]!.temperatureC, gpus[0]!.powerDrawW],
-      [0, 'GPU-ef1b2c9b-38d8-2090-2bd1-f567a3eb42a6', 'Tesla P100-PCIE-16GB', null, 0, 16280, null, 37, 28.16]);
+    assert.deepEqual(
+      [
+        gpus[0]!.index,
+        gpus[0]!.uuid,
+        gpus[0]!.name,
+        gpus[0]!.pciBusId,
+        gpus[0]!.memoryUsedMiB,
+        gpus[0]!.memoryFreeMiB,
+        gpus[0]!.memoryTotalMiB,
+        gpus[0]!.temperatureC,
+        gpus[0]!.powerDrawW,
+      ],
+      [0, 'GPU-ef1b2c9b-38d8-2090-2bd1-f567a3eb42a6', 'Tesla P100-PCIE-16GB', null, 0, 16280, null, 37, 28.16],
+    );
   });
 
   it('keeps the rows it can read and reports an error line between them', () => {
@@ -66,7 +87,10 @@ describe('nvidia-smi --query-gpu', () => {
   });
 
   it('asks nvidia-smi for exactly the documented fields', () => {
-    assert.deepEqual(QUERY_GPU_ARGS, ['--query-gpu=index,uuid,name,pci.bus_id,memory.total,memory.used,memory.free,utilization.gpu,temperature.gpu,power.draw,power.limit,driver_version', '--format=csv,noheader,nounits']);
+    assert.deepEqual(QUERY_GPU_ARGS, [
+      '--query-gpu=index,uuid,name,pci.bus_id,memory.total,memory.used,memory.free,utilization.gpu,temperature.gpu,power.draw,power.limit,driver_version',
+      '--format=csv,noheader,nounits',
+    ]);
   });
 });
 
@@ -78,7 +102,14 @@ describe('nvidia-smi --query-compute-apps', () => {
   it('reads pid, name and memory, and keeps commas inside a process name', () => {
     const { apps, problems } = parseComputeApps(rows + 'GPU-1, 7, python train.py --tags a,b, [N/A]\r\n');
     assert.deepEqual(problems, []);
-    assert.deepEqual(apps.map((a) => [a.pid, a.processName, a.usedMemoryMiB]), [[21180, '/root/tools/memhog', 2296], [21198, './gpu_burn', 7484], [7, 'python train.py --tags a,b', null]]);
+    assert.deepEqual(
+      apps.map((a) => [a.pid, a.processName, a.usedMemoryMiB]),
+      [
+        [21180, '/root/tools/memhog', 2296],
+        [21198, './gpu_burn', 7484],
+        [7, 'python train.py --tags a,b', null],
+      ],
+    );
   });
 
   it('skips a header and empty output, and reports garbage', () => {

@@ -25,9 +25,23 @@ describe('nvidia-smi topo -m: 8x A100-SXM4 with NVLink and NICs (FastDeploy coll
   });
 
   it('reads NIC rows through the NIC Legend', () => {
-    assert.deepEqual(t.nicLegend, [{ nic: 'NIC0', device: 'mlx5_0' }, { nic: 'NIC1', device: 'mlx5_1' }, { nic: 'NIC2', device: 'mlx5_2' }]);
-    assert.deepEqual(t.nics.map((n) => [n.label, n.device]), [['NIC0', 'mlx5_0'], ['NIC1', 'mlx5_1'], ['NIC2', 'mlx5_2']]);
-    assert.deepEqual(t.nics[0]!.gpus.map((g) => g.label), ['PXB', 'PXB', 'SYS', 'SYS', 'SYS', 'SYS', 'SYS', 'SYS']);
+    assert.deepEqual(t.nicLegend, [
+      { nic: 'NIC0', device: 'mlx5_0' },
+      { nic: 'NIC1', device: 'mlx5_1' },
+      { nic: 'NIC2', device: 'mlx5_2' },
+    ]);
+    assert.deepEqual(
+      t.nics.map((n) => [n.label, n.device]),
+      [
+        ['NIC0', 'mlx5_0'],
+        ['NIC1', 'mlx5_1'],
+        ['NIC2', 'mlx5_2'],
+      ],
+    );
+    assert.deepEqual(
+      t.nics[0]!.gpus.map((g) => g.label),
+      ['PXB', 'PXB', 'SYS', 'SYS', 'SYS', 'SYS', 'SYS', 'SYS'],
+    );
     assert.equal(t.nics[1]!.gpus[2]!.type, 'NODE');
     assert.equal(t.nics[2]!.gpus[3]!.type, 'PXB');
   });
@@ -40,7 +54,10 @@ describe('nvidia-smi topo -m: 8x A100-SXM4 with NVLink and NICs (FastDeploy coll
 
   it('keeps the printed legend and the matrix for display', () => {
     assert.equal(t.legend.length, 7);
-    assert.deepEqual(t.legend.find((e) => e.code === 'PIX'), { code: 'PIX', meaning: 'Connection traversing at most a single PCIe bridge' });
+    assert.deepEqual(
+      t.legend.find((e) => e.code === 'PIX'),
+      { code: 'PIX', meaning: 'Connection traversing at most a single PCIe bridge' },
+    );
     assert.deepEqual(t.matrix.columns.slice(-3), ['NIC2', 'CPU Affinity', 'NUMA Affinity']);
     assert.deepEqual(t.matrix.rows[8], { label: 'NIC0', cells: ['PXB', 'PXB', 'SYS', 'SYS', 'SYS', 'SYS', 'SYS', 'SYS', 'X', 'SYS', 'SYS', '', ''] });
   });
@@ -63,9 +80,23 @@ describe('nvidia-smi topo -m: 4x GTX TITAN X over PCIe, old mlx4 NIC naming', ()
 
   it('treats mlx4_0 / mlx4_1 rows as NICs named by themselves (no NIC Legend)', () => {
     assert.deepEqual(t.nicLegend, []);
-    assert.deepEqual(t.nics.map((n) => n.device), ['mlx4_0', 'mlx4_1']);
-    assert.deepEqual(t.nics[0]!.gpus.map((g) => g.label), ['PHB', 'PHB', 'SYS', 'SYS']);
-    assert.deepEqual(t.affinity.map((a) => [a.cpuAffinity, a.numaAffinity]), [['0-5', '0'], ['0-5', '0'], ['6-11', '1'], ['6-11', '1']]);
+    assert.deepEqual(
+      t.nics.map((n) => n.device),
+      ['mlx4_0', 'mlx4_1'],
+    );
+    assert.deepEqual(
+      t.nics[0]!.gpus.map((g) => g.label),
+      ['PHB', 'PHB', 'SYS', 'SYS'],
+    );
+    assert.deepEqual(
+      t.affinity.map((a) => [a.cpuAffinity, a.numaAffinity]),
+      [
+        ['0-5', '0'],
+        ['0-5', '0'],
+        ['6-11', '1'],
+        ['6-11', '1'],
+      ],
+    );
   });
 
   it('reads SOC, the pre-2017 name of SYS (derived: the same capture with SYS written SOC)', () => {
@@ -89,8 +120,14 @@ describe('nvidia-smi topo -m: 8 GPUs (RTX A5000) over PCIe switches, no legend p
 
   it('falls back to the standard legend and reads mlx5 NICs and affinity', () => {
     assert.equal(link(t, 0, 1)!.meaning, 'Connection traversing multiple PCIe bridges (without traversing the PCIe Host Bridge)');
-    assert.deepEqual(t.nics.map((n) => n.label), ['mlx5_0', 'mlx5_1']);
-    assert.deepEqual(t.nics[1]!.gpus.map((g) => g.type), ['NODE', 'NODE', 'NODE', 'NODE', 'SYS', 'SYS', 'SYS', 'SYS']);
+    assert.deepEqual(
+      t.nics.map((n) => n.label),
+      ['mlx5_0', 'mlx5_1'],
+    );
+    assert.deepEqual(
+      t.nics[1]!.gpus.map((g) => g.type),
+      ['NODE', 'NODE', 'NODE', 'NODE', 'SYS', 'SYS', 'SYS', 'SYS'],
+    );
     assert.deepEqual(t.affinity[5], { gpu: 5, cpuAffinity: '16-31', numaAffinity: '1', gpuNumaId: null });
   });
 });
@@ -123,7 +160,10 @@ describe('link cells and ranks', () => {
     assert.deepEqual(parseLinkCell('SOC'), { type: 'SYS', nvlinks: 0 });
     assert.deepEqual(parseLinkCell('???'), { type: 'unknown', nvlinks: 0 });
     const order = [linkRank('NV', 12), linkRank('NV', 2), linkRank('PIX'), linkRank('PXB'), linkRank('PHB'), linkRank('NODE'), linkRank('SYS')];
-    assert.deepEqual([...order].sort((a, b) => b - a), order);
+    assert.deepEqual(
+      [...order].sort((a, b) => b - a),
+      order,
+    );
     assert.ok(new Set(order).size === order.length);
   });
 

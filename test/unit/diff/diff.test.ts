@@ -11,7 +11,9 @@ import { diffCheckpoints } from '../../../main/diff/diff.ts';
 import { REPO, runCli } from '../../helpers/run-cli.ts';
 
 const DIR = join(REPO, 'test/fixtures/fit');
-const cases = JSON.parse(readFileSync(join(DIR, 'cases.json'), 'utf8')) as { diff: { name: string; maxAbsDiff?: number; meanAbsDiff?: number; cosine?: number; maxRelDiff?: number }[] };
+const cases = JSON.parse(readFileSync(join(DIR, 'cases.json'), 'utf8')) as {
+  diff: { name: string; maxAbsDiff?: number; meanAbsDiff?: number; cosine?: number; maxRelDiff?: number }[];
+};
 const tmp = mkdtempSync(join(tmpdir(), 'ckpt-diff-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
 
@@ -35,7 +37,10 @@ test('one perturbed tensor: exactly that key, with the max |Δ| torch computes',
   const want = cases.diff.find((c) => c.name === 'perturbed')!;
   const r = diffCheckpoints(join(DIR, 'diff_base.pt'), join(DIR, 'diff_perturbed.pt'));
   assert.equal(r.verdict, 'different');
-  assert.deepEqual(r.changed.map((c) => c.key), ['conv2.weight']);
+  assert.deepEqual(
+    r.changed.map((c) => c.key),
+    ['conv2.weight'],
+  );
   const c = r.changed[0]!;
   assert.equal(c.reason, 'values');
   assert.equal(c.maxAbsDiff, want.maxAbsDiff);
@@ -50,9 +55,15 @@ test('a dropped key, a dtype change, changed hyper-parameters', () => {
   const dropped = diffCheckpoints(join(DIR, 'diff_base.pt'), join(DIR, 'diff_dropped.pt'));
   assert.deepEqual([dropped.onlyInA, dropped.onlyInB, dropped.changed.length], [['bn2.num_batches_tracked'], [], 0]);
   const dtype = diffCheckpoints(join(DIR, 'diff_base.pt'), join(DIR, 'diff_dtype.pt'));
-  assert.deepEqual(dtype.changed.map((c) => [c.key, c.reason, c.dtypeA, c.dtypeB, c.maxAbsDiff]), [['fc.bias', 'dtype', 'float32', 'float64', 0]]);
+  assert.deepEqual(
+    dtype.changed.map((c) => [c.key, c.reason, c.dtypeA, c.dtypeB, c.maxAbsDiff]),
+    [['fc.bias', 'dtype', 'float32', 'float64', 0]],
+  );
   const hyper = diffCheckpoints(join(DIR, 'diff_train7.pt'), join(DIR, 'diff_train8.pt'));
-  assert.deepEqual(hyper.values, [{ path: 'epoch', a: '7', b: '8' }, { path: 'lr', a: '0.001', b: '0.0005' }]);
+  assert.deepEqual(hyper.values, [
+    { path: 'epoch', a: '7', b: '8' },
+    { path: 'lr', a: '0.001', b: '0.0005' },
+  ]);
   assert.equal(hyper.changed.length + hyper.onlyInA.length, 0);
 });
 

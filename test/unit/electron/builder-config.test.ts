@@ -32,7 +32,11 @@ test('electron-builder loads and validates the configuration', () => {
   assert.deepEqual(c['win'].target, ['nsis']);
   assert.deepEqual(c['files'], [{ filter: ['dist/**', '!dist/**/*.map', 'package.json'] }]);
   assert.deepEqual(c['extraResources'], [{ from: 'build/sample-workspace', to: 'sample-workspace' }]);
-  assert.deepEqual(c['asarUnpack'], ['node_modules/onnxruntime-node/**', 'dist/**/verify-runner.py'], 'the python runner stays outside the asar so the user\'s python can read it');
+  assert.deepEqual(
+    c['asarUnpack'],
+    ['node_modules/onnxruntime-node/**', 'dist/**/verify-runner.py'],
+    "the python runner stays outside the asar so the user's python can read it",
+  );
   assert.equal(c['extraMetadata'].main, bundles.main);
   assert.equal(c['electronDist'], undefined);
 });

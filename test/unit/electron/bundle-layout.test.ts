@@ -17,5 +17,9 @@ test('main.js and preload.cjs are where electron.config.ts and the window expect
 
 test('the worker scripts are beside dist/electron/main.js, where its worker pool starts them', () => {
   const missing = ['worker', 'crc-worker'].filter((name) => !existsSync(`${REPO}dist/electron/${name}.js`));
-  assert.deepEqual(missing, [], `dist/electron/ lacks ${missing.map((m) => m + '.js').join(', ')}: build/bundle.mjs must add main/jobs/worker.ts and main/io/crc-worker.ts to the Electron main build's entryPoints, or every job in the desktop app fails`);
+  assert.deepEqual(
+    missing,
+    [],
+    `dist/electron/ lacks ${missing.map((m) => m + '.js').join(', ')}: build/bundle.mjs must add main/jobs/worker.ts and main/io/crc-worker.ts to the Electron main build's entryPoints, or every job in the desktop app fails`,
+  );
 });

@@ -30,7 +30,16 @@ class FakeIpcMain implements IpcMainLike {
   }
 }
 
-const RESHARD: ReshardRequest = { inputs: [path.join(path.dirname(DP), 'ddp')], target: { kind: 'single' }, format: 'torch', output: '/tmp/x.pt', force: false, preset: null, takeRank: null, dryRun: false };
+const RESHARD: ReshardRequest = {
+  inputs: [path.join(path.dirname(DP), 'ddp')],
+  target: { kind: 'single' },
+  format: 'torch',
+  output: '/tmp/x.pt',
+  force: false,
+  preset: null,
+  takeRank: null,
+  dryRun: false,
+};
 
 const WINDOW_ID = 7;
 const windowEvent: IpcEventLike = { sender: { id: WINDOW_ID }, senderFrame: { url: 'app://ckpt/index.html' } };
@@ -77,7 +86,9 @@ test('an untrusted sender is refused before the service is reached', async () =>
     assert.match((r as { error: { message: string } }).error.message, /did not come from the app window/);
   }
   const throwing = new FakeIpcMain();
-  const unbindThrowing = bindIpc(throwing, service, () => { throw new Error('cannot tell'); });
+  const unbindThrowing = bindIpc(throwing, service, () => {
+    throw new Error('cannot tell');
+  });
   assert.equal((await throwing.invoke(windowEvent, ipcChannel('getWorkspace'))).ok, false);
   unbindThrowing();
 });
@@ -118,7 +129,10 @@ test('engine errors keep their kind across IPC', async () => {
   const r = await ipc.invoke(windowEvent, ipcChannel('inspect'), path.join(path.dirname(DP), 'README.md'));
   assert.equal(r.ok, false);
   assert.equal((r as { error: { kind: string } }).error.kind, 'not-a-checkpoint');
-  assert.throws(() => unwrapResult(r), (e: Error) => e.name === 'ApiError');
+  assert.throws(
+    () => unwrapResult(r),
+    (e: Error) => e.name === 'ApiError',
+  );
 });
 
 test('job events are forwarded to the window', async () => {
@@ -133,7 +147,10 @@ test('job events are forwarded to the window', async () => {
 test('a re-shard over IPC: planned, run, its events forwarded, its status asked', async () => {
   const out = path.join(tempDir('ipc-reshard'), 'merged.pt');
   const planned = unwrapResult(await ipc.invoke(windowEvent, ipcChannel('planReshard'), { ...RESHARD, output: out })) as ReshardReport;
-  assert.deepEqual(planned.plan.input.columns.map((c) => c.rank), [0, 1]);
+  assert.deepEqual(
+    planned.plan.input.columns.map((c) => c.rank),
+    [0, 1],
+  );
   const job = unwrapResult(await ipc.invoke(windowEvent, ipcChannel('startReshard'), { ...RESHARD, output: out })) as string;
   const end = await sent.end(job);
   assert.equal(end.type, 'job-done');

@@ -29,12 +29,18 @@ const click = (item: MenuItemConstructorOptions): void => (item.click as () => v
 test('File opens a checkpoint, a folder, a recent file or the sample; Help has About', () => {
   const { actions, calls } = record();
   const menu = menuTemplate(['/data/a.pt', '/data/run/b.pt'], actions, 'linux');
-  assert.deepEqual(menu.map((m) => m.label?.replace('&', '') ?? m.role), ['File', 'editMenu', 'View', 'Help']);
+  assert.deepEqual(
+    menu.map((m) => m.label?.replace('&', '') ?? m.role),
+    ['File', 'editMenu', 'View', 'Help'],
+  );
   const file = sub(byLabel(menu, 'File'));
   click(byLabel(file, 'Open Checkpoint…'));
   click(byLabel(file, 'Open Folder…'));
   const recent = sub(byLabel(file, 'Open Recent'));
-  assert.deepEqual(recent.map((r) => r.label), ['a.pt  —  /data', 'b.pt  —  /data/run']);
+  assert.deepEqual(
+    recent.map((r) => r.label),
+    ['a.pt  —  /data', 'b.pt  —  /data/run'],
+  );
   click(recent[1]!);
   click(byLabel(file, 'Open Sample Workspace'));
   assert.equal(file.at(-1)!.role, 'quit');
@@ -46,7 +52,10 @@ test('File opens a checkpoint, a folder, a recent file or the sample; Help has A
 test('no recent files: one disabled line; developer tools only in development', () => {
   const { actions } = record();
   const recent = sub(byLabel(sub(menuTemplate([], actions, 'linux')[0]), 'Open Recent'));
-  assert.deepEqual(recent.map((r) => [r.label, r.enabled]), [['No recent files', false]]);
+  assert.deepEqual(
+    recent.map((r) => [r.label, r.enabled]),
+    [['No recent files', false]],
+  );
   const view = (dev: boolean) => sub(byLabel(menuTemplate([], actions, 'linux', dev), 'View')).map((i) => i.role);
   assert.ok(!view(false).includes('toggleDevTools'));
   assert.ok(view(true).includes('toggleDevTools'));

@@ -50,7 +50,10 @@ test('window.ckpt has one function per contract method, each invoking its channe
   const api = exposed.get('ckpt')!;
   assert.deepEqual(Object.keys(api).sort(), [...API_METHODS, 'onEvent', 'onMenu', 'pathForFile'].sort());
   for (const m of API_METHODS) assert.deepEqual(await api[m]!('a', 1), { ok: true, value: 'answer' });
-  assert.deepEqual(invoked, API_METHODS.map((m) => [ipcChannel(m), 'a', 1]));
+  assert.deepEqual(
+    invoked,
+    API_METHODS.map((m) => [ipcChannel(m), 'a', 1]),
+  );
   assert.ok(!('ipcRenderer' in api) && !('invoke' in api) && !('send' in api), 'ipcRenderer is not exposed');
 });
 

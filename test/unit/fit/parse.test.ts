@@ -19,19 +19,28 @@ test('every shape form people paste', () => {
   assert.deepEqual(parseShape('8x3x3x3'), [8, 3, 3, 3]);
   assert.deepEqual(parseShape('()'), []);
   assert.equal(parseShape('eight'), null);
-  const r = parseShapeLines('# model\nconv1.weight torch.Size([8, 3, 3, 3])\nbn.num_batches_tracked torch.Size([])\n\nfc.weight: [10, 128]\nfc.bias\t(10,)\n"head.w" 4x4\n');
+  const r = parseShapeLines(
+    '# model\nconv1.weight torch.Size([8, 3, 3, 3])\nbn.num_batches_tracked torch.Size([])\n\nfc.weight: [10, 128]\nfc.bias\t(10,)\n"head.w" 4x4\n',
+  );
   assert.ok('entries' in r);
   assert.deepEqual(r.entries, [
-    { key: 'conv1.weight', shape: [8, 3, 3, 3] }, { key: 'bn.num_batches_tracked', shape: [] }, { key: 'fc.weight', shape: [10, 128] }, { key: 'fc.bias', shape: [10] }, { key: 'head.w', shape: [4, 4] },
+    { key: 'conv1.weight', shape: [8, 3, 3, 3] },
+    { key: 'bn.num_batches_tracked', shape: [] },
+    { key: 'fc.weight', shape: [10, 128] },
+    { key: 'fc.bias', shape: [10] },
+    { key: 'head.w', shape: [4, 4] },
   ]);
   assert.deepEqual(parseShapeLines('conv1.weight torch.Size([8, 3])\nthis is not a shape line\n'), { badLine: 2, line: 'this is not a shape line' });
 });
 
-test('torch\'s error, captured from a real load_state_dict call, parses back to its keys and shapes', () => {
+test("torch's error, captured from a real load_state_dict call, parses back to its keys and shapes", () => {
   const head = cases.fit.find((c) => c.name === 'head')!.error;
   const e = parseLoadError(head);
   assert.equal(e.className, 'SmallCNN');
-  assert.deepEqual(e.mismatched, [{ key: 'fc.weight', checkpointShape: [10, 128], modelShape: [5, 128] }, { key: 'fc.bias', checkpointShape: [10], modelShape: [5] }]);
+  assert.deepEqual(e.mismatched, [
+    { key: 'fc.weight', checkpointShape: [10, 128], modelShape: [5, 128] },
+    { key: 'fc.bias', checkpointShape: [10], modelShape: [5] },
+  ]);
   const amb = parseLoadError(cases.fit.find((c) => c.name === 'ambiguous')!.error);
   assert.deepEqual(amb.missing, ['query.weight', 'query.bias', 'key.weight', 'key.bias']);
   assert.deepEqual(amb.unexpected, ['proj.weight', 'proj.bias']);
@@ -43,8 +52,28 @@ test('torch\'s error, captured from a real load_state_dict call, parses back to 
 });
 
 test('strict loading: unexpected keys in module order, BatchNorm counters filled without _metadata, 1-element → 0-d loads', () => {
-  const target = [{ key: 'a.weight', shape: [2] }, { key: 'bn.running_mean', shape: [2] }, { key: 'bn.num_batches_tracked', shape: [] }, { key: 'b.c.weight', shape: [3] }, { key: 'scale', shape: [] }];
-  const r = strictLoad({ entries: [{ key: 'b.c.extra', shape: [1] }, { key: 'zzz', shape: [1] }, { key: 'a.weight', shape: [2] }, { key: 'bn.running_mean', shape: [2] }, { key: 'b.c.weight', shape: [3] }, { key: 'scale', shape: [1] }], versions: null }, target, 'M');
+  const target = [
+    { key: 'a.weight', shape: [2] },
+    { key: 'bn.running_mean', shape: [2] },
+    { key: 'bn.num_batches_tracked', shape: [] },
+    { key: 'b.c.weight', shape: [3] },
+    { key: 'scale', shape: [] },
+  ];
+  const r = strictLoad(
+    {
+      entries: [
+        { key: 'b.c.extra', shape: [1] },
+        { key: 'zzz', shape: [1] },
+        { key: 'a.weight', shape: [2] },
+        { key: 'bn.running_mean', shape: [2] },
+        { key: 'b.c.weight', shape: [3] },
+        { key: 'scale', shape: [1] },
+      ],
+      versions: null,
+    },
+    target,
+    'M',
+  );
   assert.deepEqual(r.missing, []);
   assert.deepEqual(r.unexpected, ['zzz', 'b.c.extra']);
   assert.deepEqual(r.mismatched, []);

@@ -12,7 +12,16 @@ import { CastSource, castElements, floatFromInt64, type CastCounts } from '../..
 import type { TensorSource } from '../../../main/formats/values/tensor-source.ts';
 
 const FIX = fileURLToPath(new URL('../../fixtures/cast/', import.meta.url));
-interface Case { from: string; to: string; count: number; sha256: string; nans: number; overflow: number; underflow: number; nan_equal: boolean }
+interface Case {
+  from: string;
+  to: string;
+  count: number;
+  sha256: string;
+  nans: number;
+  overflow: number;
+  underflow: number;
+  nan_equal: boolean;
+}
 const expected = JSON.parse(fs.readFileSync(path.join(FIX, 'expected.json'), 'utf8')) as { torch: string; cases: Case[] };
 const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
 
@@ -50,7 +59,10 @@ test('CastSource casts any range of its source, and counts over what it read', (
   const f32 = dtypeByName('float32')!;
   const values = new Float32Array([1, 70000, 1e-9, -0, 3.5, Number.NaN]);
   const base: TensorSource = {
-    dtype: f32, shape: [2, 3], numel: 6, describe: () => 'six floats',
+    dtype: f32,
+    shape: [2, 3],
+    numel: 6,
+    describe: () => 'six floats',
     readElements: (first, count, out, at) => out.set(new Uint8Array(values.buffer, first * 4, count * 4), at),
   };
   const cast = new CastSource(base, dtypeByName('float16')!);

@@ -12,8 +12,15 @@ import { rng } from '../../fuzz/generators.ts';
 
 const fixture = (p: string): string => new URL(`../../fixtures/${p}`, import.meta.url).pathname;
 const SEEDS = [
-  'torch/cpu_state_dict.pt', 'torch/legacy_training_checkpoint.pt', 'torch/torchscript.pt', 'torch/views.pt',
-  'torch/whole_model_dp.pt', 'torch/nested_containers.pt', 'torch/malicious.pt', 'torch/dtypes.pt', 'tar/legacy_tar.pt',
+  'torch/cpu_state_dict.pt',
+  'torch/legacy_training_checkpoint.pt',
+  'torch/torchscript.pt',
+  'torch/views.pt',
+  'torch/whole_model_dp.pt',
+  'torch/nested_containers.pt',
+  'torch/malicious.pt',
+  'torch/dtypes.pt',
+  'tar/legacy_tar.pt',
 ];
 const CASES_PER_SEED = Number(process.env['FUZZ_CASES'] ?? 600);
 /** Per-case bound: generous for a loaded 2-core CI machine; typical cases take well under 5 ms. */
@@ -24,26 +31,32 @@ function mutate(src: Uint8Array, r: () => number): Uint8Array {
   const kind = Math.floor(r() * 6);
   const at = Math.floor(r() * b.length);
   switch (kind) {
-    case 0: { // flip a few random bytes
+    case 0: {
+      // flip a few random bytes
       const n = 1 + Math.floor(r() * 8);
       for (let i = 0; i < n; i++) b[Math.floor(r() * b.length)] = Math.floor(r() * 256);
       return b;
     }
-    case 1: return b.subarray(0, at); // truncate
-    case 2: { // set a run to an extreme value (lengths, sizes)
+    case 1:
+      return b.subarray(0, at); // truncate
+    case 2: {
+      // set a run to an extreme value (lengths, sizes)
       const len = 1 + Math.floor(r() * 8);
       b.fill(r() < 0.5 ? 0xff : 0x00, at, at + len);
       return b;
     }
-    case 3: { // delete a run
+    case 3: {
+      // delete a run
       const len = 1 + Math.floor(r() * 32);
       return Uint8Array.from([...b.subarray(0, at), ...b.subarray(at + len)]);
     }
-    case 4: { // duplicate a run
+    case 4: {
+      // duplicate a run
       const len = 1 + Math.floor(r() * 32);
       return Uint8Array.from([...b.subarray(0, at + len), ...b.subarray(at, at + len), ...b.subarray(at + len)]);
     }
-    default: { // mutate inside the pickle/header area, where structure lives
+    default: {
+      // mutate inside the pickle/header area, where structure lives
       const n = 1 + Math.floor(r() * 4);
       for (let i = 0; i < n; i++) {
         const at = Math.floor(r() * Math.min(b.length, 2048));
@@ -57,7 +70,7 @@ function mutate(src: Uint8Array, r: () => number): Uint8Array {
 for (const seedFile of SEEDS) {
   test(`fuzz: ${CASES_PER_SEED} mutations of ${seedFile} give a result or a typed error`, () => {
     const src = readFileSync(fixture(seedFile));
-    const r = rng(0x9e3779b9 ^ seedFile.length * 7919);
+    const r = rng(0x9e3779b9 ^ (seedFile.length * 7919));
     let ok = 0;
     let typed = 0;
     let slowest = 0;

@@ -9,9 +9,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import {
-  badUnicodeEscape, bigLong4, deepDicts, deepLists, memoDagLists, selfListingIndex, tupleDagDictKey, zipBomb,
-} from '../../fuzz/hostile-inputs.ts';
+import { badUnicodeEscape, bigLong4, deepDicts, deepLists, memoDagLists, selfListingIndex, tupleDagDictKey, zipBomb } from '../../fuzz/hostile-inputs.ts';
 import { runMeasured, type MeasuredRun } from '../../fuzz/measured-cli.ts';
 
 const BUDGET_MS = 10_000;

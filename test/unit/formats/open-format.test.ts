@@ -24,7 +24,10 @@ function zipReads(file: string): { endRecord: number; centralDirectory: number; 
   };
 }
 
-for (const [file, format] of [['torch/cpu_state_dict.pt', 'torch-zip'], ['numpy/savez.npz', 'npz']] as const) {
+for (const [file, format] of [
+  ['torch/cpu_state_dict.pt', 'torch-zip'],
+  ['numpy/savez.npz', 'npz'],
+] as const) {
   test(`${format}: the zip end record and central directory are read once per open (${file})`, () => {
     const r = zipReads(fixture(file));
     assert.equal(r.format, format);

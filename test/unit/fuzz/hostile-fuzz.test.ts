@@ -47,12 +47,14 @@ test(`fuzz: ${CASES} structure-aware cases per family (${FAMILIES.join(', ')}) t
   for (let s = FIRST_SEED; s < FIRST_SEED + CASES; s++) for (const f of FAMILIES) queue.push([f, s]);
   const failures: string[] = [];
   try {
-    await Promise.all(Array.from({ length: PARALLEL }, async () => {
-      for (let next = queue.shift(); next; next = queue.shift()) {
-        const problem = await runCase(next[0], next[1], root);
-        if (problem) failures.push(problem);
-      }
-    }));
+    await Promise.all(
+      Array.from({ length: PARALLEL }, async () => {
+        for (let next = queue.shift(); next; next = queue.shift()) {
+          const problem = await runCase(next[0], next[1], root);
+          if (problem) failures.push(problem);
+        }
+      }),
+    );
   } finally {
     rmSync(root, { recursive: true, force: true });
   }

@@ -15,12 +15,18 @@ import { Family } from '../../../main/inputs/family.ts';
 import { localShards } from '../../../main/inputs/placements.ts';
 import { fx, run, tensorsOf, tmp, why } from '../reshard/helpers.ts';
 
-interface Full { tensors: { key: string; dtype: string; shape: number[]; sha256: string; ranks?: { local_shape: number[]; global_offset: number[] }[] | null }[] }
+interface Full {
+  tensors: { key: string; dtype: string; shape: number[]; sha256: string; ranks?: { local_shape: number[]; global_offset: number[] }[] | null }[];
+}
 const full = (p: string): Full => JSON.parse(readFileSync(fx(p), 'utf8')) as Full;
 
 function assertFull(out: string, exp: Full): void {
   const got = tensorsOf(out);
-  assert.deepEqual([...got.keys()], exp.tensors.map((t) => t.key), 'same keys, same order');
+  assert.deepEqual(
+    [...got.keys()],
+    exp.tensors.map((t) => t.key),
+    'same keys, same order',
+  );
   for (const e of exp.tensors) assert.deepEqual(got.get(e.key), { dtype: e.dtype, shape: e.shape, sha256: e.sha256 }, e.key);
 }
 
@@ -46,7 +52,7 @@ test('FSDP1 ShardedTensor rank files consolidate to the full tensors', async () 
   assertFull(out, full('torch2/fsdp_sharded/fsdp1_sharded_tensor/full.expected.json'));
 });
 
-test('2x2 mesh DTensors: every rank\'s piece is where torch computes it, and the consolidation is torch\'s full_tensor()', async () => {
+test("2x2 mesh DTensors: every rank's piece is where torch computes it, and the consolidation is torch's full_tensor()", async () => {
   const exp = full('reshard/mesh2d/full.expected.json');
   for (let r = 0; r < 4; r++) {
     const reading = openFormat(fx(`reshard/mesh2d/rank${r}.pt`));
@@ -62,7 +68,10 @@ test('2x2 mesh DTensors: every rank\'s piece is where torch computes it, and the
     }
   }
   const out = join(tmp(), 'full.pt');
-  const rep = await run([0, 1, 2, 3].map((r) => fx(`reshard/mesh2d/rank${r}.pt`)), { target: { kind: 'single' }, output: out });
+  const rep = await run(
+    [0, 1, 2, 3].map((r) => fx(`reshard/mesh2d/rank${r}.pt`)),
+    { target: { kind: 'single' }, output: out },
+  );
   assert.ok(rep.verified, why(rep));
   assertFull(out, exp);
   const rows = new Map(rep.plan.input.rows.map((x) => [x.name, x]));
@@ -77,7 +86,12 @@ test('DDP ranks that differ are not merged: the report names the BatchNorm stati
   assert.equal(r.plan.input.kind, 'rank-family');
   assert.equal(r.written, false);
   assert.equal(existsSync(out), false);
-  assert.deepEqual(r.differing.map((d) => d.name).sort(), ['module.bn1.running_mean', 'module.bn1.running_var', 'module.bn2.running_mean', 'module.bn2.running_var']);
+  assert.deepEqual(r.differing.map((d) => d.name).sort(), [
+    'module.bn1.running_mean',
+    'module.bn1.running_var',
+    'module.bn2.running_mean',
+    'module.bn2.running_var',
+  ]);
   for (const d of r.differing) {
     assert.deepEqual(d.ranks, [1]);
     assert.equal(d.reason, 'values differ');
@@ -102,14 +116,24 @@ test('split one file into DDP rank files, then merge them back into the same che
     const reading = openFormat(join(dir, `model.rank${k}.pt`));
     try {
       const ts = walkTensors(reading.root);
-      assert.ok(ts.every((t) => String(t.path[0]).startsWith('module.') && t.tensor.device === `cuda:${k}`), `rank ${k}: 'module.' keys on cuda:${k}`);
-      assert.deepEqual(ts.map((t) => (t.tensor.storage ? tensorsOf(reading).get(t.path.join('/'))!.sha256 : '')), [...source.values()].map((t) => t.sha256));
+      assert.ok(
+        ts.every((t) => String(t.path[0]).startsWith('module.') && t.tensor.device === `cuda:${k}`),
+        `rank ${k}: 'module.' keys on cuda:${k}`,
+      );
+      assert.deepEqual(
+        ts.map((t) => (t.tensor.storage ? tensorsOf(reading).get(t.path.join('/'))!.sha256 : '')),
+        [...source.values()].map((t) => t.sha256),
+      );
     } finally {
       reading.close();
     }
   }
   const merged = join(dir, 'merged.pt');
-  const m = await run([join(dir, 'model.rank0.pt'), join(dir, 'model.rank1.pt'), join(dir, 'model.rank2.pt')], { target: { kind: 'single' }, output: merged, preset: { name: 'cpu' } });
+  const m = await run([join(dir, 'model.rank0.pt'), join(dir, 'model.rank1.pt'), join(dir, 'model.rank2.pt')], {
+    target: { kind: 'single' },
+    output: merged,
+    preset: { name: 'cpu' },
+  });
   assert.ok(m.verified, why(m));
   assert.deepEqual(m.differing, [], 'the copies are identical (device tags aside)');
   assert.deepEqual([...tensorsOf(merged)], [...source]);

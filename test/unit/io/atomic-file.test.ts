@@ -38,10 +38,13 @@ test('a 40 MiB file is flushed behind the writer, then published whole', async (
   let early = 0;
   const dest = path.join(dir, 'big.bin');
   const real = fs.fdatasync;
-  const r = await withFdatasync(((fd: number, cb: (e: NodeJS.ErrnoException | null) => void) => {
-    early++;
-    real(fd, cb);
-  }) as typeof fs.fdatasync, () => writeCheckedAtomically(dest, false, write40, async (_tmp, n) => ({ value: n, publish: true })));
+  const r = await withFdatasync(
+    ((fd: number, cb: (e: NodeJS.ErrnoException | null) => void) => {
+      early++;
+      real(fd, cb);
+    }) as typeof fs.fdatasync,
+    () => writeCheckedAtomically(dest, false, write40, async (_tmp, n) => ({ value: n, publish: true })),
+  );
   assert.deepEqual(r, { value: 40 * MiB, published: true });
   assert.equal(early, 1, 'one early flush after the first 32 MiB');
   assert.equal(fs.statSync(dest).size, 40 * MiB);
@@ -51,9 +54,13 @@ test('a failed early flush fails the file: typed error, no destination, no tempo
   const dest = path.join(dir, 'eio.bin');
   const eio = Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO', errno: -5, syscall: 'fdatasync' });
   await assert.rejects(
-    withFdatasync(((_fd: number, cb: (e: NodeJS.ErrnoException | null) => void) => void setImmediate(() => cb(eio))) as unknown as typeof fs.fdatasync,
-      () => writeCheckedAtomically(dest, false, write40, async (_tmp, n) => ({ value: n, publish: true }))),
+    withFdatasync(((_fd: number, cb: (e: NodeJS.ErrnoException | null) => void) => void setImmediate(() => cb(eio))) as unknown as typeof fs.fdatasync, () =>
+      writeCheckedAtomically(dest, false, write40, async (_tmp, n) => ({ value: n, publish: true })),
+    ),
     (e: Error & { kind?: string }) => e.kind === 'io' && /eio\.bin: the device reported an input\/output error/.test(e.message) && !/\n/.test(e.message),
   );
-  assert.deepEqual(fs.readdirSync(dir).filter((f) => f.includes('eio')), []);
+  assert.deepEqual(
+    fs.readdirSync(dir).filter((f) => f.includes('eio')),
+    [],
+  );
 });

@@ -32,7 +32,9 @@ test('read-back CRCs equal zlib over the file, small ranges inline and large one
 
 test('an abandoned read-back of a removed file rejects to whoever awaits it, and is never unhandled', async () => {
   const unhandled: unknown[] = [];
-  const onUnhandled = (e: unknown): void => { unhandled.push(e); };
+  const onUnhandled = (e: unknown): void => {
+    unhandled.push(e);
+  };
   process.on('unhandledRejection', onUnhandled);
   try {
     const file = path.join(dir, 'abandoned.bin');

@@ -20,7 +20,10 @@ test('a destination that is a dangling symbolic link: refused naming the link an
   symlinkSync('/nonexistent/x.pt', link);
   const r = runCli(['convert', SOURCE, '--preset', 'cpu', '-o', link]);
   assert.equal(r.code, 2, r.stdout);
-  assert.equal(r.stderr.trim(), `ckpt: error: ${link} is a symbolic link to /nonexistent/x.pt, which does not exist; remove the link, or pass --force to replace the link with the output`);
+  assert.equal(
+    r.stderr.trim(),
+    `ckpt: error: ${link} is a symbolic link to /nonexistent/x.pt, which does not exist; remove the link, or pass --force to replace the link with the output`,
+  );
   assert.deepEqual(readdirSync(dir), ['link.pt']);
   assert.equal(runCli(['convert', SOURCE, '--preset', 'cpu', '-o', link, '--force']).code, 0);
 });
@@ -35,14 +38,19 @@ test('a DCP write cut off by the file-size limit (EFBIG, no path in the error) n
   assert.deepEqual(readdirSync(dir), [], 'nothing left behind');
 });
 
-test('an error about the temporary file is told as the destination\'s', async () => {
+test("an error about the temporary file is told as the destination's", async () => {
   const dir = temp();
   const dest = join(dir, 'out.bin');
   let tmpName = '';
   await assert.rejects(
-    writeCheckedAtomically(dest, false, (_fd, tmp) => void (tmpName = tmp), async (tmp) => {
-      throw new CheckpointError('verify-failed', `${tmp}: read back 3 bytes, 4 were written`, tmp);
-    }),
+    writeCheckedAtomically(
+      dest,
+      false,
+      (_fd, tmp) => void (tmpName = tmp),
+      async (tmp) => {
+        throw new CheckpointError('verify-failed', `${tmp}: read back 3 bytes, 4 were written`, tmp);
+      },
+    ),
     (e: unknown) => {
       assert.ok(e instanceof CheckpointError);
       assert.equal(e.message, `${dest}: read back 3 bytes, 4 were written`);

@@ -25,7 +25,13 @@ test('a temp path is hidden, beside its destination, and names host, pid, start 
   const p = parseTempName(path.basename(a))!;
   assert.equal(p.output, 'model.pt');
   assert.equal(p.pid, process.pid);
-  assert.equal(p.host, os.hostname().replace(/[^A-Za-z0-9_.]/g, '_').slice(0, 40));
+  assert.equal(
+    p.host,
+    os
+      .hostname()
+      .replace(/[^A-Za-z0-9_.]/g, '_')
+      .slice(0, 40),
+  );
   assert.ok(Math.abs(p.startedMs! - Date.now()) < 5000);
   // the names earlier versions wrote are still recognised (age decides for them too)
   assert.deepEqual(parseTempName('.x.pt.ckpt-tmp-123-0badf00d'), { output: 'x.pt', host: null, pid: 123, startedMs: null });
@@ -48,8 +54,16 @@ test('staleness is age only: a fresh file of a dead pid stays, an old file of a 
   fs.writeFileSync(path.join(sub, 'model.pt'), 'an output, never touched');
   const found = findTempFiles(dir).filter((e) => e.path.startsWith(sub));
   assert.deepEqual(found.map((e) => path.basename(e.path)).sort(), [fresh, old, oldName, staging].map((f) => path.basename(f)).sort());
-  assert.deepEqual(found.filter((e) => isStale(e)).map((e) => e.path).sort(), [old, oldName].sort());
-  const removed = removeStaleTempFiles(sub).map((e) => e.path).sort();
+  assert.deepEqual(
+    found
+      .filter((e) => isStale(e))
+      .map((e) => e.path)
+      .sort(),
+    [old, oldName].sort(),
+  );
+  const removed = removeStaleTempFiles(sub)
+    .map((e) => e.path)
+    .sort();
   assert.deepEqual(removed, [old, oldName].sort());
   assert.ok(fs.existsSync(fresh) && fs.existsSync(staging) && fs.existsSync(path.join(sub, 'model.pt')));
 });

@@ -19,19 +19,29 @@ test('one worker overlaps a job waiting on the disk with the next one, at most t
   try {
     const JOBS = 16;
     const events: { job: number; what: 'start' | 'end' }[] = [];
-    const reports = await Promise.all(Array.from({ length: JOBS }, (_, job) => {
-      let started = false;
-      return pool.run({ kind: 'convert', source: DP, output: path.join(dir, `${job}.pt`), rules: CPU_RULES, force: false, syncFolder: false }, {
-        onProgress: () => {
-          if (!started) events.push({ job, what: 'start' });
-          started = true;
-        },
-      }).then((r) => {
-        events.push({ job, what: 'end' });
-        return r;
-      });
-    }));
-    assert.ok(reports.every((r) => r.verified), 'every output verified');
+    const reports = await Promise.all(
+      Array.from({ length: JOBS }, (_, job) => {
+        let started = false;
+        return pool
+          .run(
+            { kind: 'convert', source: DP, output: path.join(dir, `${job}.pt`), rules: CPU_RULES, force: false, syncFolder: false },
+            {
+              onProgress: () => {
+                if (!started) events.push({ job, what: 'start' });
+                started = true;
+              },
+            },
+          )
+          .then((r) => {
+            events.push({ job, what: 'end' });
+            return r;
+          });
+      }),
+    );
+    assert.ok(
+      reports.every((r) => r.verified),
+      'every output verified',
+    );
     assert.equal(fs.readdirSync(dir).length, JOBS, 'one output per job, no temporary file left');
     let running = 0;
     let most = 0;
@@ -53,19 +63,22 @@ test('a temporary file a worker is writing is known to the main thread, which ca
     const out = path.join(sub, 'big.pt');
     const controller = new AbortController();
     let seen: string[] | null = null;
-    const job = pool.run({ kind: 'convert', source: src, output: out, rules: CPU_RULES, force: false }, {
-      signal: controller.signal,
-      onProgress: (p) => {
-        if (seen || p.done === 0 || p.done >= p.total) return;
-        seen = liveTempFiles();
-        assert.equal(seen.length, 1, `one temporary file while writing: ${seen.join(', ')}`);
-        assert.match(path.basename(seen[0]!), /^\.big\.pt\.ckpt-tmp-[A-Za-z0-9_.]+-\d+-[0-9a-z]+-[0-9a-f]{8}$/);
-        assert.ok(fs.existsSync(seen[0]!), 'it exists');
-        removeLiveTempFiles(); // what a second Ctrl-C does before exiting
-        assert.ok(!fs.existsSync(seen[0]!), 'removed by the main thread');
-        controller.abort();
+    const job = pool.run(
+      { kind: 'convert', source: src, output: out, rules: CPU_RULES, force: false },
+      {
+        signal: controller.signal,
+        onProgress: (p) => {
+          if (seen || p.done === 0 || p.done >= p.total) return;
+          seen = liveTempFiles();
+          assert.equal(seen.length, 1, `one temporary file while writing: ${seen.join(', ')}`);
+          assert.match(path.basename(seen[0]!), /^\.big\.pt\.ckpt-tmp-[A-Za-z0-9_.]+-\d+-[0-9a-z]+-[0-9a-f]{8}$/);
+          assert.ok(fs.existsSync(seen[0]!), 'it exists');
+          removeLiveTempFiles(); // what a second Ctrl-C does before exiting
+          assert.ok(!fs.existsSync(seen[0]!), 'removed by the main thread');
+          controller.abort();
+        },
       },
-    });
+    );
     await assert.rejects(job, /cancelled/);
     assert.ok(seen, 'progress was seen mid-write');
     assert.deepEqual(liveTempFiles(), [], 'the worker reported the file gone before the job ended');

@@ -6,7 +6,11 @@ import { CheckpointError } from '../../../main/errors.ts';
 import { WorkerPool } from '../../../main/jobs/pool.ts';
 import type { ToyRequest, ToyResults } from './toy-worker.ts';
 
-const pool = new WorkerPool<ToyRequest, ToyResults>(1, { name: 'toy-worker', source: new URL('./toy-worker.ts', import.meta.url), runningFrom: import.meta.url });
+const pool = new WorkerPool<ToyRequest, ToyResults>(1, {
+  name: 'toy-worker',
+  source: new URL('./toy-worker.ts', import.meta.url),
+  runningFrom: import.meta.url,
+});
 after(() => pool.close());
 
 test('results come back typed by kind, with the progress the worker reported', async () => {
@@ -19,7 +23,10 @@ test('results come back typed by kind, with the progress the worker reported', a
 });
 
 test('a job error arrives as a CheckpointError with its kind and one-line message', async () => {
-  await assert.rejects(pool.run({ kind: 'fail', message: 'bad input: say what to do' }), (e: unknown) => e instanceof CheckpointError && e.kind === 'usage' && e.message === 'bad input: say what to do');
+  await assert.rejects(
+    pool.run({ kind: 'fail', message: 'bad input: say what to do' }),
+    (e: unknown) => e instanceof CheckpointError && e.kind === 'usage' && e.message === 'bad input: say what to do',
+  );
 });
 
 test('cancelling: a running job sees the shared flag; a queued one never starts', async () => {
@@ -34,12 +41,19 @@ test('cancelling: a running job sees the shared flag; a queued one never starts'
 });
 
 test('a worker that dies fails its job with a typed error, and the pool goes on with a new one', async () => {
-  await assert.rejects(pool.run({ kind: 'crash' }), (e: unknown) => e instanceof CheckpointError && e.kind === 'internal' && /stopped \(exit code 3\)/.test(e.message));
+  await assert.rejects(
+    pool.run({ kind: 'crash' }),
+    (e: unknown) => e instanceof CheckpointError && e.kind === 'internal' && /stopped \(exit code 3\)/.test(e.message),
+  );
   assert.equal(await pool.run({ kind: 'echo', value: 'again' }), 'again from a worker');
 });
 
 test('a closed pool refuses new jobs', async () => {
-  const closing = new WorkerPool<ToyRequest, ToyResults>(1, { name: 'toy-worker', source: new URL('./toy-worker.ts', import.meta.url), runningFrom: import.meta.url });
+  const closing = new WorkerPool<ToyRequest, ToyResults>(1, {
+    name: 'toy-worker',
+    source: new URL('./toy-worker.ts', import.meta.url),
+    runningFrom: import.meta.url,
+  });
   await closing.close();
   await assert.rejects(closing.run({ kind: 'echo', value: 'x' }), (e: unknown) => e instanceof CheckpointError && e.kind === 'cancelled');
 });

@@ -11,7 +11,11 @@ import { runCli } from '../../helpers/run-cli.ts';
 import { fx, request, tensorsOf, tmp } from './helpers.ts';
 
 const report = (stdout: string): ReshardReport => {
-  const line = stdout.trim().split('\n').map((l) => JSON.parse(l) as { event: string; report?: ReshardReport }).find((e) => e.event === 'report');
+  const line = stdout
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as { event: string; report?: ReshardReport })
+    .find((e) => e.event === 'report');
   return line!.report!;
 };
 
@@ -91,7 +95,10 @@ test('a cancelled re-shard leaves nothing: no output, no staging folder, no temp
     const dir = tmp();
     let events = 0;
     await assert.rejects(
-      reshard(request([fx('torch2/dcp/expected_single.pt')], { target, output: join(dir, 'out.pt') }), { onProgress: () => void events++, cancelled: () => events > 0 }),
+      reshard(request([fx('torch2/dcp/expected_single.pt')], { target, output: join(dir, 'out.pt') }), {
+        onProgress: () => void events++,
+        cancelled: () => events > 0,
+      }),
       (e: unknown) => e instanceof CheckpointError && e.kind === 'cancelled',
     );
     assert.deepEqual(readdirSync(dir), [], `${target.kind}: nothing left`);

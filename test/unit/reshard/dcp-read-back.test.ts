@@ -27,13 +27,24 @@ const COLS = 1024; // 8 MiB: each 4 MiB chunk is read back in the helper thread,
 function items(): DcpWriteItem[] {
   const values = new Float32Array(ROWS * COLS).map((_, i) => Math.sin(i) * 1000);
   const bytes = new Uint8Array(values.buffer);
-  const storage = new TorchStorage('w', 'FloatStorage', f32, 'cpu', values.length, () => ({ reader: new BufferReader(bytes), offset: 0, length: bytes.length }));
+  const storage = new TorchStorage('w', 'FloatStorage', f32, 'cpu', values.length, () => ({
+    reader: new BufferReader(bytes),
+    offset: 0,
+    length: bytes.length,
+  }));
   const tensor = new TorchTensor(REBUILD_TENSOR_V2, [], 'dense', f32, [ROWS, COLS], [COLS, 1], 0, storage);
   return [
     { kind: 'bytes', fqn: 'step', path: ['step'], value: 1000, rank: 0 },
     {
-      kind: 'tensor', fqn: 'model.weight', path: ['model', 'weight'], source: new ViewSource(tensor), requiresGrad: false,
-      chunks: [{ offsets: [0, 0], sizes: [ROWS / 2, COLS], rank: 0 }, { offsets: [ROWS / 2, 0], sizes: [ROWS / 2, COLS], rank: 1 }],
+      kind: 'tensor',
+      fqn: 'model.weight',
+      path: ['model', 'weight'],
+      source: new ViewSource(tensor),
+      requiresGrad: false,
+      chunks: [
+        { offsets: [0, 0], sizes: [ROWS / 2, COLS], rank: 0 },
+        { offsets: [ROWS / 2, 0], sizes: [ROWS / 2, COLS], rank: 1 },
+      ],
     },
   ];
 }
@@ -56,7 +67,7 @@ test('read back while writing, or afterwards: the same verified folder and chunk
     const afterwards = await verifyDcp(dir, 'out', planned, result, {});
     assert.ok(during.verified, during.mismatch);
     assert.deepEqual(during, afterwards);
-    assert.match(during.checks.find((c) => c.name === 'model.weight')!.crc32, /^[0-9a-f]{8} [0-9a-f]{8}$/, 'both chunks\' CRCs');
+    assert.match(during.checks.find((c) => c.name === 'model.weight')!.crc32, /^[0-9a-f]{8} [0-9a-f]{8}$/, "both chunks' CRCs");
 
     // one byte of rank 1's chunk changed after the write-time read-back
     const w = result.items.find((i) => i.fqn === 'model.weight' && i.offsets![0] === ROWS / 2)!;
@@ -88,13 +99,17 @@ function flip(file: string, at: number): void {
   closeSync(fd);
 }
 
-test('source tensors of a checkpoint file are CRC\'d from the file itself: a source changed after writing fails the check', async () => {
+test("source tensors of a checkpoint file are CRC'd from the file itself: a source changed after writing fails the check", async () => {
   const src = join(work, 'cpu_state_dict.pt');
   copyFileSync(fx('torch/cpu_state_dict.pt'), src);
   const reading = openFormat(src);
   try {
     const planned: DcpWriteItem[] = walkTensors(reading.root).map(({ path, tensor }) => ({
-      kind: 'tensor', fqn: path.join('.'), path, source: new ViewSource(tensor), requiresGrad: false,
+      kind: 'tensor',
+      fqn: path.join('.'),
+      path,
+      source: new ViewSource(tensor),
+      requiresGrad: false,
       chunks: [{ offsets: tensor.shape.map(() => 0), sizes: [...tensor.shape], rank: 0 }],
     }));
     const ranges = planned.map((it) => (it.kind === 'tensor' ? (it.source as ViewSource).fileRange() : null));

@@ -58,5 +58,7 @@ export function run(inputs: string[], over: Partial<ReshardRequest> & Pick<Resha
 
 /** A one-line reason when a report did not write a verified output. */
 export function why(r: ReshardReport): string {
-  return [...r.plan.errors, ...r.outputs.filter((o) => !o.verified).map((o) => o.mismatch ?? ''), ...r.differing.map((d) => `${d.name}: ${d.reason}`)].join('; ');
+  return [...r.plan.errors, ...r.outputs.filter((o) => !o.verified).map((o) => o.mismatch ?? ''), ...r.differing.map((d) => `${d.name}: ${d.reason}`)].join(
+    '; ',
+  );
 }

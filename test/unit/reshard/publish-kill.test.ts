@@ -44,7 +44,10 @@ function killAt(step: string, args: string[]): Promise<void> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, CKPT_TEST_PAUSE_AT: step } });
     let err = '';
-    const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`never paused at ${step}: ${err}`)); }, 30_000);
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`never paused at ${step}: ${err}`));
+    }, 30_000);
     child.stderr.setEncoding('utf8').on('data', (s: string) => {
       err += s;
       if (err.includes(`ckpt-test: paused at ${step}`)) child.kill('SIGKILL');
@@ -75,15 +78,25 @@ test('--to dcp:2 --force over an existing DCP folder, killed in each window: old
   const target = ['--to', 'dcp:2'];
   const { old, fresh, base } = prepare(target, 'dcp');
   const windows: [string, 'old' | 'new'][] = [
-    ['folder:journal-written', 'old'], ['folder:old-parked', 'old'], ['folder:new-in-place', 'new'], ['folder:old-removed', 'new'],
+    ['folder:journal-written', 'old'],
+    ['folder:old-parked', 'old'],
+    ['folder:new-in-place', 'new'],
+    ['folder:old-removed', 'new'],
   ];
   for (const [step, expect] of windows) {
     const dir = tmp();
     cpSync(join(base, 'dcp'), join(dir, 'dcp'), { recursive: true });
     await killAt(step, ['reshard', NEW_INPUT, ...target, '-o', join(dir, 'dcp'), '--force']);
-    assert.ok(hidden(dir).some((n) => n.includes('.ckpt-publish-')), `${step}: the journal marks the interrupted publish`);
+    assert.ok(
+      hidden(dir).some((n) => n.includes('.ckpt-publish-')),
+      `${step}: the journal marks the interrupted publish`,
+    );
     const done = recoverInterruptedPublishes(dir);
-    assert.deepEqual(done.map((d) => d.action), [expect === 'old' ? 'rolled-back' : 'finished'], step);
+    assert.deepEqual(
+      done.map((d) => d.action),
+      [expect === 'old' ? 'rolled-back' : 'finished'],
+      step,
+    );
     assert.deepEqual(snapshot(dir, 'dcp'), expect === 'old' ? old : fresh, `${step}: the destination is wholly ${expect}`);
     assert.deepEqual(hidden(dir), [], `${step}: nothing hidden is left`);
   }
@@ -101,7 +114,11 @@ test('--to dcp:2 --force over an existing DCP folder, killed in each window: old
 test('--to ranks:4 without --force, killed after 2 of 4 moves: the next run rolls back the 2 rank files', async () => {
   const target = ['--to', 'ranks:4'];
   const { fresh } = prepare(target, 'out.pt');
-  for (const [step, expect] of [['files:journal-written', 'none'], ['files:moved-1', 'none'], ['files:committed', 'new']] as const) {
+  for (const [step, expect] of [
+    ['files:journal-written', 'none'],
+    ['files:moved-1', 'none'],
+    ['files:committed', 'new'],
+  ] as const) {
     const dir = tmp();
     await killAt(step, ['reshard', NEW_INPUT, ...target, '-o', join(dir, 'out.pt')]);
     if (step === 'files:moved-1') assert.equal(readdirSync(dir).filter((n) => /^out\.rank\d\.pt$/.test(n)).length, 2, 'killed with 2 of 4 published');
@@ -114,7 +131,12 @@ test('--to ranks:4 without --force, killed after 2 of 4 moves: the next run roll
 test('--to ranks:4 --force over old ranks, killed in each window: never a mix, and parked originals are never deleted', async () => {
   const target = ['--to', 'ranks:4'];
   const { old, fresh, base } = prepare(target, 'out.pt');
-  for (const [step, expect] of [['files:journal-written', 'old'], ['files:moved-0', 'old'], ['files:moved-2', 'old'], ['files:committed', 'new']] as const) {
+  for (const [step, expect] of [
+    ['files:journal-written', 'old'],
+    ['files:moved-0', 'old'],
+    ['files:moved-2', 'old'],
+    ['files:committed', 'new'],
+  ] as const) {
     const dir = tmp();
     for (const n of Object.keys(old)) cpSync(join(base, n), join(dir, n));
     await killAt(step, ['reshard', NEW_INPUT, ...target, '-o', join(dir, 'out.pt'), '--force']);

@@ -18,16 +18,19 @@ function parts(file: string): { header: Record<string, unknown>; data: Buffer; h
   return { header: JSON.parse(b.subarray(8, 8 + n).toString('utf8')) as Record<string, unknown>, data: b.subarray(8 + n), headerBytes: n };
 }
 
-test('torch → safetensors is byte for byte what safetensors\' save_file writes (torch 2.13 state dict)', async () => {
+test("torch → safetensors is byte for byte what safetensors' save_file writes (torch 2.13 state dict)", async () => {
   const out = join(tmp(), 'model.safetensors');
   const r = await run([fx('torch2/newest_zip.pt')], { target: { kind: 'single' }, format: 'safetensors', output: out });
   assert.ok(r.verified, why(r));
   assert.deepEqual(readFileSync(out), readFileSync(fx('reshard/newest_zip.safetensors')));
   // the state dict's _metadata (module versions) has no place in safetensors: said so
-  assert.deepEqual(r.plan.dropped.map((d) => d.type), ['attributes']);
+  assert.deepEqual(
+    r.plan.dropped.map((d) => d.type),
+    ['attributes'],
+  );
 });
 
-test('tied tensors: kept once, the alias recorded in __metadata__ exactly as safetensors\' convert does, data identical', async () => {
+test("tied tensors: kept once, the alias recorded in __metadata__ exactly as safetensors' convert does, data identical", async () => {
   const out = join(tmp(), 'tied.safetensors');
   const r = await run([fx('reshard/tied.pt')], { target: { kind: 'single' }, format: 'safetensors', output: out });
   assert.ok(r.verified, why(r));
@@ -52,7 +55,11 @@ test('torch → safetensors → torch: every tensor back, and the alias restored
   const r = openFormat(pt);
   try {
     const root = r.root as PyDict;
-    assert.equal((root.get('head.weight') as TorchTensor).storage, (root.get('embed.weight') as TorchTensor).storage, 'one storage, as torch.save of the tied original');
+    assert.equal(
+      (root.get('head.weight') as TorchTensor).storage,
+      (root.get('embed.weight') as TorchTensor).storage,
+      'one storage, as torch.save of the tied original',
+    );
   } finally {
     r.close();
   }

@@ -10,9 +10,19 @@ import { indexJson, parseShardSize, splitIntoShards } from '../../../main/reshar
 import { fx, run, tensorsOf, tmp, why } from './helpers.ts';
 
 // huggingface_hub tests/test_serialization.py: DUMMY_STATE_DICT, sizes as the tensor "size"
-const DUMMY: [string, number][] = [['layer_1', 6], ['layer_2', 10], ['layer_3', 30], ['layer_4', 2], ['layer_5', 2]];
+const DUMMY: [string, number][] = [
+  ['layer_1', 6],
+  ['layer_2', 10],
+  ['layer_3', 30],
+  ['layer_4', 2],
+  ['layer_5', 2],
+];
 const split = (max: number): Record<string, string[]> => {
-  const s = splitIntoShards(DUMMY.map(([name, bytes]) => ({ name, item: name, bytes, storage: null })), max, 'safetensors');
+  const s = splitIntoShards(
+    DUMMY.map(([name, bytes]) => ({ name, item: name, bytes, storage: null })),
+    max,
+    'safetensors',
+  );
   return Object.fromEntries(s.files.map((f) => [f.name, f.entries.map((e) => e.name)]));
 };
 
@@ -24,7 +34,11 @@ test('the split follows huggingface_hub: a big tensor gets its own shard, a tens
     'model-00004-of-00004.safetensors': ['layer_4', 'layer_5'],
   });
   assert.deepEqual(split(100), { 'model.safetensors': ['layer_1', 'layer_2', 'layer_3', 'layer_4', 'layer_5'] });
-  const s = splitIntoShards(DUMMY.map(([name, bytes]) => ({ name, item: name, bytes, storage: null })), 10, 'torch');
+  const s = splitIntoShards(
+    DUMMY.map(([name, bytes]) => ({ name, item: name, bytes, storage: null })),
+    10,
+    'torch',
+  );
   assert.equal(s.totalSize, 50);
   assert.equal(s.indexName, 'pytorch_model.bin.index.json');
   assert.equal(s.files[0]!.name, 'pytorch_model-00001-of-00004.bin');
@@ -32,29 +46,46 @@ test('the split follows huggingface_hub: a big tensor gets its own shard, a tens
 
 test('tensors sharing a storage go to the shard of the first of them and count once', () => {
   const a = {};
-  const s = splitIntoShards([
-    { name: 'embed', item: 1, bytes: 8, storage: a },
-    { name: 'x', item: 2, bytes: 8, storage: null },
-    { name: 'head', item: 3, bytes: 0, storage: a },
-  ], 10, 'torch');
-  assert.deepEqual(s.files.map((f) => f.entries.map((e) => e.name)), [['embed', 'head'], ['x']]);
+  const s = splitIntoShards(
+    [
+      { name: 'embed', item: 1, bytes: 8, storage: a },
+      { name: 'x', item: 2, bytes: 8, storage: null },
+      { name: 'head', item: 3, bytes: 0, storage: a },
+    ],
+    10,
+    'torch',
+  );
+  assert.deepEqual(
+    s.files.map((f) => f.entries.map((e) => e.name)),
+    [['embed', 'head'], ['x']],
+  );
   assert.equal(s.totalSize, 16);
 });
 
 test('the index is json.dumps(index, indent=2, sort_keys=True) + "\\n", non-ASCII escaped', () => {
-  const s = splitIntoShards([{ name: 'b.weight', item: 0, bytes: 6, storage: null }, { name: 'a.wéight', item: 0, bytes: 6, storage: null }], 10, 'safetensors');
-  assert.equal(indexJson(s), [
-    '{',
-    '  "metadata": {',
-    '    "total_size": 12',
-    '  },',
-    '  "weight_map": {',
-    '    "a.w\\u00e9ight": "model-00002-of-00002.safetensors",',
-    '    "b.weight": "model-00001-of-00002.safetensors"',
-    '  }',
-    '}',
-    '',
-  ].join('\n'));
+  const s = splitIntoShards(
+    [
+      { name: 'b.weight', item: 0, bytes: 6, storage: null },
+      { name: 'a.wéight', item: 0, bytes: 6, storage: null },
+    ],
+    10,
+    'safetensors',
+  );
+  assert.equal(
+    indexJson(s),
+    [
+      '{',
+      '  "metadata": {',
+      '    "total_size": 12',
+      '  },',
+      '  "weight_map": {',
+      '    "a.w\\u00e9ight": "model-00002-of-00002.safetensors",',
+      '    "b.weight": "model-00001-of-00002.safetensors"',
+      '  }',
+      '}',
+      '',
+    ].join('\n'),
+  );
 });
 
 test('shard sizes: decimal units as Hugging Face counts them, binary ones, plain bytes', () => {
@@ -67,7 +98,8 @@ test('shard sizes: decimal units as Hugging Face counts them, binary ones, plain
 });
 
 /** tensors by dotted name (a shard set is flat; a nested source is compared by its flattened names) */
-const flat = (m: Map<string, unknown>): [string, unknown][] => [...m].map(([k, v]): [string, unknown] => [k.replaceAll('/', '.'), v]).sort(([a], [b]) => (a < b ? -1 : 1));
+const flat = (m: Map<string, unknown>): [string, unknown][] =>
+  [...m].map(([k, v]): [string, unknown] => [k.replaceAll('/', '.'), v]).sort(([a], [b]) => (a < b ? -1 : 1));
 
 test('single → safetensors shards → single is the identity for tensors, and the set follows the format', async () => {
   const dir = tmp();
@@ -77,13 +109,19 @@ test('single → safetensors shards → single is the identity for tensors, and 
   assert.ok(r.verified, why(r));
   const names = readdirSync(shards).sort();
   assert.ok(names.length > 3);
-  assert.ok(names.slice(0, -1).every((n, i, a) => n === `model-${String(i + 1).padStart(5, '0')}-of-${String(a.length).padStart(5, '0')}.safetensors`), names.join(' '));
+  assert.ok(
+    names.slice(0, -1).every((n, i, a) => n === `model-${String(i + 1).padStart(5, '0')}-of-${String(a.length).padStart(5, '0')}.safetensors`),
+    names.join(' '),
+  );
   assert.equal(names.at(-1), 'model.safetensors.index.json');
   const index = readShardIndex(join(shards, 'model.safetensors.index.json'));
   const bytes = [...tensorsOf(src).values()].reduce((a, t) => a + t.shape.reduce((x, y) => x * y, 1) * dtypeByName(t.dtype)!.size, 0);
   assert.equal(index.metadata['total_size'], bytes, 'total_size: the bytes of every tensor');
   assert.equal(r.plan.totalBytes, bytes);
-  assert.ok(r.plan.dropped.some((d) => d.name === 'epoch'), 'non-tensor content is reported, not silently lost');
+  assert.ok(
+    r.plan.dropped.some((d) => d.name === 'epoch'),
+    'non-tensor content is reported, not silently lost',
+  );
   const back = join(dir, 'back.pt');
   const m = await run([shards], { target: { kind: 'single' }, output: back });
   assert.equal(m.plan.input.kind, 'shard-set');
@@ -134,7 +172,8 @@ test('the same shards as huggingface_hub.save_torch_state_dict: file names, weig
   const sf = join(dir, 'sf');
   const r = await run([hubBin], { target: { kind: 'shards', maxShardBytes: 700 }, format: 'safetensors', output: sf });
   assert.ok(r.verified, why(r));
-  for (const f of ['model-00001-of-00002.safetensors', 'model-00002-of-00002.safetensors']) assert.deepEqual(readFileSync(join(sf, f)), readFileSync(join(hub, f)), f);
+  for (const f of ['model-00001-of-00002.safetensors', 'model-00002-of-00002.safetensors'])
+    assert.deepEqual(readFileSync(join(sf, f)), readFileSync(join(hub, f)), f);
   const mapOf = (p: string): [string, string][] => [...readShardIndex(p).weightMap].sort(([a], [b]) => (a < b ? -1 : 1));
   assert.deepEqual(mapOf(join(sf, 'model.safetensors.index.json')), mapOf(join(hub, 'model.safetensors.index.json')));
   const bin = join(dir, 'bin');

@@ -18,7 +18,9 @@ const EXPECTED = JSON.parse(readFileSync(join(DIR, 'expected.json'), 'utf8')) as
 };
 
 function markers(dir: string, recursive = true): string[] {
-  return readdirSync(dir, { recursive }).map(String).filter((f) => f.includes(EXPECTED.marker));
+  return readdirSync(dir, { recursive })
+    .map(String)
+    .filter((f) => f.includes(EXPECTED.marker));
 }
 
 for (const [name, want] of Object.entries(EXPECTED.files)) {
@@ -30,7 +32,11 @@ for (const [name, want] of Object.entries(EXPECTED.files)) {
       const d = r.globals.filter((g) => g.class === 'dangerous');
       assert.ok(d.length > 0);
       for (const g of d) assert.ok(typeof g.offset === 'number' && g.record, `${g.name} has an offset and a record`);
-      if (want.live) assert.ok(d.some((g) => g.example), 'a live payload shows the call it would make');
+      if (want.live)
+        assert.ok(
+          d.some((g) => g.example),
+          'a live payload shows the call it would make',
+        );
     }
     if (want.verdict === 'safe' && want.loader === 'torch.load') assert.equal(r.weightsOnlyLoadable, true);
   });
@@ -40,16 +46,29 @@ test('a payload that runs before the stream breaks is still dangerous, with a no
   for (const name of ['evil/truncated_after_payload.p2.pkl', 'evil/malformed_after_payload.p2.pkl']) {
     const r = scanFile(join(DIR, name));
     assert.equal(r.verdict, 'dangerous');
-    assert.ok(r.notes?.some((n) => /cut short|malformed|unreadable/.test(n)), (r.notes ?? []).join(' | '));
+    assert.ok(
+      r.notes?.some((n) => /cut short|malformed|unreadable/.test(n)),
+      (r.notes ?? []).join(' | '),
+    );
     assert.deepEqual(r.globals.find((g) => g.name === 'os.system')?.example, 'os.system("touch CKPT_SCAN_MARKER")');
   }
 });
 
 test('pickles torch.load would not reach still count, with a note that says who would', () => {
-  for (const name of ['evil/trailing_second_pickle.pkl', 'evil/zip_no_prefix.pt', 'evil/zip_wrapped.zip', 'evil/tar_wrapped.tar', 'evil/polyglot_zip_appended.pt', 'evil/duplicate_data_pkl_first.pt']) {
+  for (const name of [
+    'evil/trailing_second_pickle.pkl',
+    'evil/zip_no_prefix.pt',
+    'evil/zip_wrapped.zip',
+    'evil/tar_wrapped.tar',
+    'evil/polyglot_zip_appended.pt',
+    'evil/duplicate_data_pkl_first.pt',
+  ]) {
     const r = scanFile(join(DIR, name));
     assert.equal(r.verdict, 'dangerous', name);
-    assert.ok(r.notes?.some((n) => n.includes('torch.load would not reach it')), `${name}: ${(r.notes ?? []).join(' | ')}`);
+    assert.ok(
+      r.notes?.some((n) => n.includes('torch.load would not reach it')),
+      `${name}: ${(r.notes ?? []).join(' | ')}`,
+    );
   }
 });
 
@@ -83,7 +102,18 @@ test('the verdict says which torch versions it holds for', () => {
 });
 
 function captureIO(): CliIO & { out: string; err: string } {
-  const io = { out: '', err: '', color: false, isTTY: false, stdout: (s: string) => { io.out += s; }, stderr: (s: string) => { io.err += s; } };
+  const io = {
+    out: '',
+    err: '',
+    color: false,
+    isTTY: false,
+    stdout: (s: string) => {
+      io.out += s;
+    },
+    stderr: (s: string) => {
+      io.err += s;
+    },
+  };
   return io;
 }
 
@@ -93,15 +123,41 @@ test('ckpt scan: exit 0 when all are safe or benign, 1 when any is unknown-class
   try {
     process.chdir(sandbox); // a payload that ran would leave its marker here
     let io = captureIO();
-    assert.equal(await main(['scan', '--json', join(DIR, 'benign/state_dict.pt'), join(DIR, 'benign/numpy_in_checkpoint.pt'), join(DIR, 'benign/weights.safetensors')], io), 0);
-    const lines = io.out.trim().split('\n').map((l) => JSON.parse(l) as { file: string; verdict: string; globals: unknown[]; weightsOnly: { loads: boolean; unsupported: string[] }; notes: string[] });
-    assert.deepEqual(lines.map((l) => l.verdict), ['safe', 'benign', 'safe']);
-    assert.ok(lines[1]!.weightsOnly.unsupported.includes('numpy.dtype') && lines[1]!.weightsOnly.unsupported.every((n) => n.startsWith('numpy.')), lines[1]!.weightsOnly.unsupported.join(', '));
+    assert.equal(
+      await main(
+        ['scan', '--json', join(DIR, 'benign/state_dict.pt'), join(DIR, 'benign/numpy_in_checkpoint.pt'), join(DIR, 'benign/weights.safetensors')],
+        io,
+      ),
+      0,
+    );
+    const lines = io.out
+      .trim()
+      .split('\n')
+      .map(
+        (l) => JSON.parse(l) as { file: string; verdict: string; globals: unknown[]; weightsOnly: { loads: boolean; unsupported: string[] }; notes: string[] },
+      );
+    assert.deepEqual(
+      lines.map((l) => l.verdict),
+      ['safe', 'benign', 'safe'],
+    );
+    assert.ok(
+      lines[1]!.weightsOnly.unsupported.includes('numpy.dtype') && lines[1]!.weightsOnly.unsupported.every((n) => n.startsWith('numpy.')),
+      lines[1]!.weightsOnly.unsupported.join(', '),
+    );
     io = captureIO();
     assert.equal(await main(['scan', '--json', join(DIR, 'evil')], io), 1, 'a folder is scanned recursively');
-    const evil = io.out.trim().split('\n').map((l) => JSON.parse(l) as { file: string; verdict: string });
+    const evil = io.out
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { file: string; verdict: string });
     assert.equal(evil.length, Object.keys(EXPECTED.files).filter((f) => f.startsWith('evil/')).length);
-    assert.ok(evil.every((l) => l.verdict === 'dangerous'), evil.filter((l) => l.verdict !== 'dangerous').map((l) => l.file).join(', '));
+    assert.ok(
+      evil.every((l) => l.verdict === 'dangerous'),
+      evil
+        .filter((l) => l.verdict !== 'dangerous')
+        .map((l) => l.file)
+        .join(', '),
+    );
     assert.match(io.err, /scanning 1\//, 'progress on stderr');
     io = captureIO();
     assert.equal(await main(['scan', join(DIR, 'benign/whole_model.pt')], io), 1);

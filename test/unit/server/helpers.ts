@@ -28,13 +28,25 @@ export function request(port: number, method: string, path: string, opts: { head
 }
 
 /** POST /api/<method> with a bearer token. */
-export async function call(port: number, token: string, method: string, args: unknown[], headers: Record<string, string> = {}): Promise<{ status: number; json: any }> {
-  const r = await request(port, 'POST', `/api/${method}`, { headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json', ...headers }, body: JSON.stringify(args) });
+export async function call(
+  port: number,
+  token: string,
+  method: string,
+  args: unknown[],
+  headers: Record<string, string> = {},
+): Promise<{ status: number; json: any }> {
+  const r = await request(port, 'POST', `/api/${method}`, {
+    headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json', ...headers },
+    body: JSON.stringify(args),
+  });
   return { status: r.status, json: r.body ? JSON.parse(r.body) : undefined };
 }
 
 /** Opens the event socket; resolves with it open, or rejects with the refusal's HTTP status. */
-export function openEvents(port: number, opts: { token?: string; headers?: Record<string, string>; query?: string } = {}): Promise<{ ws: WebSocket; events: ApiEvent[] }> {
+export function openEvents(
+  port: number,
+  opts: { token?: string; headers?: Record<string, string>; query?: string } = {},
+): Promise<{ ws: WebSocket; events: ApiEvent[] }> {
   return new Promise((resolve, reject) => {
     const headers: Record<string, string> = { ...opts.headers };
     if (opts.token) headers['Authorization'] = `Bearer ${opts.token}`;
@@ -73,21 +85,32 @@ export interface ServeProcess {
 
 /** `node dist/ckpt.js serve --port 0 --no-open` as a user runs it, with its own config folder. */
 export async function startServe(args: string[] = ['--port', '0', '--no-open']): Promise<ServeProcess> {
-  const child = spawn(process.execPath, [CLI, 'serve', ...args], { env: { ...process.env, XDG_CONFIG_HOME: tempDir('serve-config'), NO_COLOR: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [CLI, 'serve', ...args], {
+    env: { ...process.env, XDG_CONFIG_HOME: tempDir('serve-config'), NO_COLOR: '1' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let out = '';
   let err = '';
   child.stdout!.on('data', (c: Buffer) => (out += c));
   child.stderr!.on('data', (c: Buffer) => (err += c));
   const exited = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));
-  const line = await until(`the startup line (stderr: ${err})`, () => (out.includes('\n') ? out.slice(0, out.indexOf('\n')) : child.exitCode !== null ? 'exited' : undefined), 30_000);
+  const line = await until(
+    `the startup line (stderr: ${err})`,
+    () => (out.includes('\n') ? out.slice(0, out.indexOf('\n')) : child.exitCode !== null ? 'exited' : undefined),
+    30_000,
+  );
   const parsed = parseStartupLine(line);
   if (!parsed) {
     child.kill('SIGKILL');
     throw new Error(`not a startup line: '${line}' (stderr: ${err})`);
   }
   return {
-    child, url: parsed.url, token: parsed.token, port: Number(new URL(parsed.origin).port),
-    stdout: () => out, stderr: () => err,
+    child,
+    url: parsed.url,
+    token: parsed.token,
+    port: Number(new URL(parsed.origin).port),
+    stdout: () => out,
+    stderr: () => err,
     stop: async () => {
       if (child.exitCode === null) child.kill('SIGTERM');
       return exited;

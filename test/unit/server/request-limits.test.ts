@@ -42,7 +42,10 @@ function raw(head: string, opts: { trickle?: boolean; keepSending?: boolean } = 
 }
 
 test('a request refused with 401 is answered and its connection closed: the body is not read to its end', async () => {
-  const r = await raw(`POST /api/getWorkspace HTTP/1.1\r\nHost: 127.0.0.1:${server.port}\r\nContent-Type: application/json\r\nContent-Length: 1073741824\r\n\r\n`, { keepSending: true });
+  const r = await raw(
+    `POST /api/getWorkspace HTTP/1.1\r\nHost: 127.0.0.1:${server.port}\r\nContent-Type: application/json\r\nContent-Length: 1073741824\r\n\r\n`,
+    { keepSending: true },
+  );
   assert.match(r.reply, /^HTTP\/1\.1 401 /);
   assert.ok(r.closed, 'the server closed the connection instead of draining 1 GiB');
 });
@@ -51,7 +54,10 @@ test('an authenticated call whose body trickles in is answered 408 and closed', 
   const saved = REQUEST_LIMITS.bodyTimeMs;
   REQUEST_LIMITS.bodyTimeMs = 300;
   try {
-    const r = await raw(`POST /api/getWorkspace HTTP/1.1\r\nHost: 127.0.0.1:${server.port}\r\nAuthorization: Bearer ${server.token}\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n[`, { trickle: true });
+    const r = await raw(
+      `POST /api/getWorkspace HTTP/1.1\r\nHost: 127.0.0.1:${server.port}\r\nAuthorization: Bearer ${server.token}\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n[`,
+      { trickle: true },
+    );
     assert.match(r.reply, /^HTTP\/1\.1 408 /);
     assert.match(r.reply, /did not arrive within 0\.3 s/);
     assert.ok(r.closed);

@@ -38,9 +38,21 @@ describe('without the token', () => {
     assert.equal(api.status, 401);
     assert.equal(JSON.parse(api.body).error.kind, 'usage');
     assert.equal((await call(s.port, 'not-the-token', 'inspect', [DP])).status, 401);
-    assert.equal((await request(s.port, 'POST', '/api/inspect', { headers: { Cookie: `${TOKEN_COOKIE}_${s.port}=nope`, 'Content-Type': 'application/json' }, body: '[]' })).status, 401);
+    assert.equal(
+      (await request(s.port, 'POST', '/api/inspect', { headers: { Cookie: `${TOKEN_COOKIE}_${s.port}=nope`, 'Content-Type': 'application/json' }, body: '[]' }))
+        .status,
+      401,
+    );
     // the right token under another port's cookie name is another server's cookie
-    assert.equal((await request(s.port, 'POST', '/api/getWorkspace', { headers: { Cookie: `${TOKEN_COOKIE}_${s.port + 1}=${s.token}; ${TOKEN_COOKIE}=${s.token}`, 'Content-Type': 'application/json' }, body: '[]' })).status, 401);
+    assert.equal(
+      (
+        await request(s.port, 'POST', '/api/getWorkspace', {
+          headers: { Cookie: `${TOKEN_COOKIE}_${s.port + 1}=${s.token}; ${TOKEN_COOKIE}=${s.token}`, 'Content-Type': 'application/json' },
+          body: '[]',
+        })
+      ).status,
+      401,
+    );
     await assert.rejects(openEvents(s.port), { status: 401 });
     await assert.rejects(openEvents(s.port, { token: 'nope' }), { status: 401 });
   });
@@ -66,11 +78,15 @@ describe('Host and Origin', () => {
     assert.equal((await call(s.port, s.token, 'getWorkspace', [], { Host: 'localhost:8888', Origin: `http://localhost:${s.port}` })).status, 403);
   });
 
-  test('a request from a foreign origin is refused; the page\'s own origin is fine', async () => {
+  test("a request from a foreign origin is refused; the page's own origin is fine", async () => {
     const foreign = await call(s.port, s.token, 'getWorkspace', [], { Origin: 'https://evil.example' });
     assert.equal(foreign.status, 403);
     assert.match(foreign.json.error.message, /requests from https:\/\/evil\.example are not allowed/);
-    assert.equal((await call(s.port, s.token, 'getWorkspace', [], { Origin: `http://localhost:${s.port}` })).status, 403, 'origin must match the Host it came through');
+    assert.equal(
+      (await call(s.port, s.token, 'getWorkspace', [], { Origin: `http://localhost:${s.port}` })).status,
+      403,
+      'origin must match the Host it came through',
+    );
     await assert.rejects(openEvents(s.port, { token: s.token, headers: { Origin: 'http://evil.example' } }), { status: 403 });
     assert.equal((await call(s.port, s.token, 'getWorkspace', [], { Origin: `http://127.0.0.1:${s.port}` })).status, 200);
   });
@@ -96,7 +112,10 @@ describe('with the token', () => {
     assert.match(csp, new RegExp(`connect-src 'self' ws://127\\.0\\.0\\.1:${s.port}`));
     assert.match(csp, /frame-ancestors 'none'/);
     assert.equal(page.headers['x-content-type-options'], 'nosniff');
-    const api = await request(s.port, 'POST', '/api/getWorkspace', { headers: { Cookie: cookie.split(';')[0]!, 'Content-Type': 'application/json' }, body: '[]' });
+    const api = await request(s.port, 'POST', '/api/getWorkspace', {
+      headers: { Cookie: cookie.split(';')[0]!, 'Content-Type': 'application/json' },
+      body: '[]',
+    });
     assert.equal(api.status, 200);
     assert.equal(JSON.parse(api.body).shell, 'web');
   });
@@ -128,8 +147,11 @@ describe('with the token', () => {
     }
   });
 
-  test('the browser\'s socket authenticates by cookie or by ?token=', async () => {
-    for (const opts of [{ headers: { Cookie: `${TOKEN_COOKIE}_${s.port}=${s.token}`, Origin: `http://127.0.0.1:${s.port}` } }, { query: `?token=${s.token}` }]) {
+  test("the browser's socket authenticates by cookie or by ?token=", async () => {
+    for (const opts of [
+      { headers: { Cookie: `${TOKEN_COOKIE}_${s.port}=${s.token}`, Origin: `http://127.0.0.1:${s.port}` } },
+      { query: `?token=${s.token}` },
+    ]) {
       const { ws } = await openEvents(s.port, opts);
       ws.close();
     }
@@ -157,7 +179,16 @@ describe('with the token', () => {
 describe('bad requests', () => {
   test('path traversal, raw or encoded, never leaves the UI folder', async () => {
     const auth = { Authorization: `Bearer ${s.token}` };
-    for (const p of ['/../../etc/passwd', '/%2e%2e/%2e%2e/etc/passwd', '/..%2f..%2f..%2fetc%2fpasswd', '/assets/..%2f..%2f..%2fpackage.json', '/%2e%2e%5c%2e%2e%5cetc%5cpasswd', '/..%00/etc/passwd', '/%c0%ae%c0%ae/etc/passwd', '//etc/passwd']) {
+    for (const p of [
+      '/../../etc/passwd',
+      '/%2e%2e/%2e%2e/etc/passwd',
+      '/..%2f..%2f..%2fetc%2fpasswd',
+      '/assets/..%2f..%2f..%2fpackage.json',
+      '/%2e%2e%5c%2e%2e%5cetc%5cpasswd',
+      '/..%00/etc/passwd',
+      '/%c0%ae%c0%ae/etc/passwd',
+      '//etc/passwd',
+    ]) {
       const r = await request(s.port, 'GET', p, { headers: auth });
       assert.ok(r.status === 404 || r.status === 403 || r.status === 400, `${p}: ${r.status}`);
       assert.doesNotMatch(r.body, /root:|"name": "checkpoint-workstation"/, p);
@@ -178,7 +209,10 @@ describe('bad requests', () => {
       assert.equal(r.json.error.kind, 'usage');
       assert.match(r.json.error.message, message);
     }
-    const notJson = await request(s.port, 'POST', '/api/inspect', { headers: { Authorization: `Bearer ${s.token}`, 'Content-Type': 'application/json' }, body: '{oops' });
+    const notJson = await request(s.port, 'POST', '/api/inspect', {
+      headers: { Authorization: `Bearer ${s.token}`, 'Content-Type': 'application/json' },
+      body: '{oops',
+    });
     assert.equal(notJson.status, 400);
     const notArray = await call(s.port, s.token, 'inspect', { file: DP } as unknown as unknown[]);
     assert.equal(notArray.status, 400);
@@ -192,9 +226,15 @@ describe('bad requests', () => {
     assert.equal((await call(s.port, s.token, 'runShell', ['ls'])).status, 404);
     assert.equal((await call(s.port, s.token, 'constructor', [])).status, 404);
     assert.equal((await request(s.port, 'GET', '/api/inspect', { headers: { Authorization: `Bearer ${s.token}` } })).status, 405);
-    const form = await request(s.port, 'POST', '/api/getWorkspace', { headers: { Authorization: `Bearer ${s.token}`, 'Content-Type': 'text/plain' }, body: '[]' });
+    const form = await request(s.port, 'POST', '/api/getWorkspace', {
+      headers: { Authorization: `Bearer ${s.token}`, 'Content-Type': 'text/plain' },
+      body: '[]',
+    });
     assert.equal(form.status, 415);
-    const big = await request(s.port, 'POST', '/api/inspect', { headers: { Authorization: `Bearer ${s.token}`, 'Content-Type': 'application/json' }, body: JSON.stringify(['/' + 'a'.repeat(2 << 20)]) });
+    const big = await request(s.port, 'POST', '/api/inspect', {
+      headers: { Authorization: `Bearer ${s.token}`, 'Content-Type': 'application/json' },
+      body: JSON.stringify(['/' + 'a'.repeat(2 << 20)]),
+    });
     assert.equal(big.status, 413);
   });
 });

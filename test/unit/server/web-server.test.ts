@@ -44,7 +44,10 @@ describe('static files', () => {
     assert.equal(page.status, 200);
     assert.match(page.body, /<body>ui<\/body>/);
     assert.equal(page.headers['content-type'], 'text/html; charset=utf-8');
-    assert.equal(page.headers['content-security-policy'], `default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; connect-src 'self' ws://127.0.0.1:${server.port} wss://127.0.0.1:${server.port}; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'`);
+    assert.equal(
+      page.headers['content-security-policy'],
+      `default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; connect-src 'self' ws://127.0.0.1:${server.port} wss://127.0.0.1:${server.port}; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'`,
+    );
     assert.equal(page.headers['x-content-type-options'], 'nosniff');
     assert.equal(page.headers['x-frame-options'], 'DENY');
     assert.equal((await request(server.port, 'GET', '/index.html', { headers: auth })).body, page.body);
@@ -57,7 +60,13 @@ describe('static files', () => {
   });
 
   test('missing files, folders and anything outside the folder are 404', async () => {
-    for (const p of ['/nope.js', '/assets', '/assets/escape/secret.txt', '/assets/%2e%2e/%2e%2e/' + path.basename(path.dirname(secret)) + '/secret.txt', `/..${encodeURIComponent(path.dirname(secret))}/secret.txt`]) {
+    for (const p of [
+      '/nope.js',
+      '/assets',
+      '/assets/escape/secret.txt',
+      '/assets/%2e%2e/%2e%2e/' + path.basename(path.dirname(secret)) + '/secret.txt',
+      `/..${encodeURIComponent(path.dirname(secret))}/secret.txt`,
+    ]) {
       const r = await request(server.port, 'GET', p, { headers: auth });
       assert.equal(r.status, 404, p);
       assert.doesNotMatch(r.body, /top secret/);
@@ -84,7 +93,12 @@ describe('static files', () => {
 describe('API bodies', () => {
   test('a verify report larger than the 1 MiB argument limit renders as HTML; any other call that large is a 413', async () => {
     const digits = path.join(SAMPLE, 'digits-cnn');
-    const report = await runVerify({ model: path.join(digits, 'model.onnx'), data: path.join(digits, 'digits-test.npz'), checkpoint: path.join(digits, 'cpu.pt'), device: 'cpu' });
+    const report = await runVerify({
+      model: path.join(digits, 'model.onnx'),
+      data: path.join(digits, 'digits-test.npz'),
+      checkpoint: path.join(digits, 'cpu.pt'),
+      device: 'cpu',
+    });
     const big = { ...report, reasons: [...report.reasons, 'x'.repeat(MAX_BODY + 1000)] };
     const r = await call(server.port, server.token, 'verifyReportHtml', [big]);
     assert.equal(r.status, 200);
@@ -96,15 +110,17 @@ describe('API bodies', () => {
     assert.match(bad.json.error.message, /report\.verdict must be one of PASS, WARN, FAIL/);
   });
 
-  test('jobStatus over HTTP: an unknown job; a failed job is a 200 with the job\'s error in it', async () => {
+  test("jobStatus over HTTP: an unknown job; a failed job is a 200 with the job's error in it", async () => {
     const r = await call(server.port, server.token, 'jobStatus', ['job-42']);
     assert.deepEqual([r.status, r.json], [200, { state: 'unknown' }]);
     const digits = path.join(SAMPLE, 'digits-cnn');
-    const started = await call(server.port, server.token, 'startVerify', [{ model: path.join(digits, 'gone.onnx'), data: path.join(digits, 'digits-test.npz'), checkpoint: path.join(digits, 'cpu.pt') }]);
+    const started = await call(server.port, server.token, 'startVerify', [
+      { model: path.join(digits, 'gone.onnx'), data: path.join(digits, 'digits-test.npz'), checkpoint: path.join(digits, 'cpu.pt') },
+    ]);
     assert.equal(started.status, 200);
     const job = started.json as string;
     let status = await call(server.port, server.token, 'jobStatus', [job]);
-    for (const t0 = Date.now(); status.json.state === 'running' && Date.now() - t0 < 30_000;) {
+    for (const t0 = Date.now(); status.json.state === 'running' && Date.now() - t0 < 30_000; ) {
       await new Promise((r) => setTimeout(r, 20));
       status = await call(server.port, server.token, 'jobStatus', [job]);
     }
@@ -152,7 +168,11 @@ describe('ckpt serve', () => {
   });
 
   /** Runs `ckpt serve ARGS` in-process until the test is done with its startup line. */
-  async function serving(args: string[], env: Record<string, string | undefined>, use: (parsed: { token: string; port: number; url: string }) => Promise<void>): Promise<void> {
+  async function serving(
+    args: string[],
+    env: Record<string, string | undefined>,
+    use: (parsed: { token: string; port: number; url: string }) => Promise<void>,
+  ): Promise<void> {
     const saved = process.env['CKPT_TOKEN'];
     if ('CKPT_TOKEN' in env) process.env['CKPT_TOKEN'] = env['CKPT_TOKEN'];
     const stop = new AbortController();
@@ -182,7 +202,10 @@ describe('ckpt serve', () => {
       assert.equal(token, 'the-env-token-is-second');
       assert.equal((await call(port, 'a-fixed-token_0123456789', 'getWorkspace', [])).status, 401);
     });
-    await assert.rejects(runServe(['--token', 'short', '--no-open'], io()), /^CheckpointError: --token must be at least 16 characters of A-Z a-z 0-9 _ - \(got 5 characters\)$/);
+    await assert.rejects(
+      runServe(['--token', 'short', '--no-open'], io()),
+      /^CheckpointError: --token must be at least 16 characters of A-Z a-z 0-9 _ - \(got 5 characters\)$/,
+    );
     await assert.rejects(runServe(['--token', 'has spaces in it, sixteen+', '--no-open'], io()), /some of them not allowed/);
     const saved = process.env['CKPT_TOKEN'];
     process.env['CKPT_TOKEN'] = 'tiny';
@@ -194,7 +217,7 @@ describe('ckpt serve', () => {
     }
   });
 
-  test('--allow-host accepts a reverse proxy\'s name; other names stay refused', async () => {
+  test("--allow-host accepts a reverse proxy's name; other names stay refused", async () => {
     await serving(['--allow-host', 'ckpt.lab.example', '--allow-host', 'gpu-box:443'], {}, async ({ token, port }) => {
       assert.equal((await call(port, token, 'getWorkspace', [], { Host: 'ckpt.lab.example', Origin: 'https://ckpt.lab.example' })).status, 200);
       assert.equal((await call(port, token, 'getWorkspace', [], { Host: 'gpu-box:443' })).status, 200);
@@ -216,7 +239,8 @@ describe('ckpt serve', () => {
     // Bound to loopback: the loopback names on any port (a tunnel's local port), nothing else.
     const local = allowedHosts('127.0.0.1', 8000);
     for (const h of ['127.0.0.1:8000', 'localhost:8888', '[::1]:9', 'LOCALHOST:1', '127.0.0.1']) assert.ok(hostAllowed(local, h), h);
-    for (const h of ['10.1.2.3:8000', 'evil.example:8000', 'localhost.evil.example:8000', '127.0.0.1:x', '127.0.0.1:8000:1', '', '[::2]:8000']) assert.ok(!hostAllowed(local, h), h);
+    for (const h of ['10.1.2.3:8000', 'evil.example:8000', 'localhost.evil.example:8000', '127.0.0.1:x', '127.0.0.1:8000:1', '', '[::2]:8000'])
+      assert.ok(!hostAllowed(local, h), h);
     // Bound elsewhere: its own names on its own port only.
     assert.ok(hostAllowed(allowedHosts('10.1.2.3', 8000), '10.1.2.3:8000'));
     assert.ok(!hostAllowed(allowedHosts('10.1.2.3', 8000), '10.1.2.3:8001'));
@@ -226,6 +250,15 @@ describe('ckpt serve', () => {
     const proxied = allowedHosts('127.0.0.1', 8000, ['ckpt.lab.example', 'gpu-box:443']);
     for (const h of ['ckpt.lab.example', 'ckpt.lab.example:8443', 'gpu-box:443']) assert.ok(hostAllowed(proxied, h), h);
     for (const h of ['gpu-box:80', 'gpu-box', 'lab.example']) assert.ok(!hostAllowed(proxied, h), h);
-    assert.deepEqual(['127.0.0.1', '127.8.9.1', 'localhost', '::1', '[::1]', '0.0.0.0', '10.0.0.1', 'example.com'].map(isLoopback), [true, true, true, true, true, false, false, false]);
+    assert.deepEqual(['127.0.0.1', '127.8.9.1', 'localhost', '::1', '[::1]', '0.0.0.0', '10.0.0.1', 'example.com'].map(isLoopback), [
+      true,
+      true,
+      true,
+      true,
+      true,
+      false,
+      false,
+      false,
+    ]);
   });
 });

@@ -19,7 +19,9 @@ test('fitCheckpoint: the error text pasted into the app is the target', async ()
   assert.equal(r.target.kind, 'load-error');
   assert.equal(r.fits, true);
   assert.equal(r.unexpected.length, 16);
-  const file = await service.fitCheckpoint(path.join(FIT, 'projv1.pt'), { file: path.join(FIT, 'projv2_init.pt') }, [{ pattern: '^proj\\.', replacement: 'query.' }]);
+  const file = await service.fitCheckpoint(path.join(FIT, 'projv1.pt'), { file: path.join(FIT, 'projv2_init.pt') }, [
+    { pattern: '^proj\\.', replacement: 'query.' },
+  ]);
   assert.deepEqual(file.ambiguous, []);
   assert.deepEqual(file.after.missing, ['key.weight', 'key.bias']);
 });
@@ -27,11 +29,23 @@ test('fitCheckpoint: the error text pasted into the app is the target', async ()
 test('diffCheckpoints: one perturbed tensor, computed in a worker', async () => {
   const r = await service.diffCheckpoints(path.join(FIT, 'diff_base.pt'), path.join(FIT, 'diff_perturbed.pt'), false);
   assert.equal(r.verdict, 'different');
-  assert.deepEqual(r.changed.map((c) => c.key), ['conv2.weight']);
+  assert.deepEqual(
+    r.changed.map((c) => c.key),
+    ['conv2.weight'],
+  );
 });
 
 test('bad arguments are one-line usage errors', async () => {
-  await assert.rejects(service.diffCheckpoints('relative.pt', '/b.pt', false), (e: ApiError) => e.info.kind === 'usage' && /a must be an absolute path/.test(e.info.message));
-  await assert.rejects(service.fitCheckpoint('/a.pt', { file: '/x', text: 'y' } as never, []), (e: ApiError) => e.info.kind === 'usage' && /target must be \{file\} or \{text\}/.test(e.info.message));
-  await assert.rejects(service.fitCheckpoint(path.join(FIT, 'projv1.pt'), { text: 'this is not torch output' }, []), (e: ApiError) => e.info.kind === 'usage' && /line 1 is neither/.test(e.info.message));
+  await assert.rejects(
+    service.diffCheckpoints('relative.pt', '/b.pt', false),
+    (e: ApiError) => e.info.kind === 'usage' && /a must be an absolute path/.test(e.info.message),
+  );
+  await assert.rejects(
+    service.fitCheckpoint('/a.pt', { file: '/x', text: 'y' } as never, []),
+    (e: ApiError) => e.info.kind === 'usage' && /target must be \{file\} or \{text\}/.test(e.info.message),
+  );
+  await assert.rejects(
+    service.fitCheckpoint(path.join(FIT, 'projv1.pt'), { text: 'this is not torch output' }, []),
+    (e: ApiError) => e.info.kind === 'usage' && /line 1 is neither/.test(e.info.message),
+  );
 });

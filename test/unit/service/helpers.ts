@@ -17,7 +17,10 @@ export const tempDir = (name: string): string => fs.mkdtempSync(path.join(os.tmp
  */
 export function bigSafetensors(file: string, bytes = 256 << 20): string {
   const half = Math.floor(bytes / 8) * 4;
-  const header = { 'a.weight': { dtype: 'F32', shape: [half / 4], data_offsets: [0, half] }, 'b.weight': { dtype: 'F32', shape: [half / 4], data_offsets: [half, 2 * half] } };
+  const header = {
+    'a.weight': { dtype: 'F32', shape: [half / 4], data_offsets: [0, half] },
+    'b.weight': { dtype: 'F32', shape: [half / 4], data_offsets: [half, 2 * half] },
+  };
   let json = JSON.stringify(header);
   json += ' '.repeat((8 - (json.length % 8)) % 8);
   const len = Buffer.alloc(8);
@@ -48,8 +51,17 @@ export class EventLog {
     const seen = this.events.find(pred);
     if (seen) return Promise.resolve(seen);
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`no such event within ${timeoutMs} ms; got ${this.events.map((e) => e.type).join(', ') || 'none'}`)), timeoutMs);
-      this.waiters.push({ pred, resolve: (e) => { clearTimeout(timer); resolve(e); } });
+      const timer = setTimeout(
+        () => reject(new Error(`no such event within ${timeoutMs} ms; got ${this.events.map((e) => e.type).join(', ') || 'none'}`)),
+        timeoutMs,
+      );
+      this.waiters.push({
+        pred,
+        resolve: (e) => {
+          clearTimeout(timer);
+          resolve(e);
+        },
+      });
     });
   }
 

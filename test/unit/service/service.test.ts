@@ -85,8 +85,23 @@ describe('listDirectory', () => {
   test('folders first, then files by name, checkpoints recognised by content', async () => {
     const l = await service.listDirectory(path.join(SAMPLE, 'digits-cnn'));
     assert.equal(l.parent, SAMPLE);
-    const files = ['accuracy.json', 'checkpoint.pth.tar', 'cpu.pt', 'cuda1.pt', 'digits_model.py', 'digits-test.npz', 'dp.pt', 'legacy_cpu.pt', 'model.onnx', 'README.md', 'whole_model_dp.pt'];
-    assert.deepEqual(l.entries.map((e) => e.name), ['ddp', ...files.sort((a, b) => a.localeCompare(b))]);
+    const files = [
+      'accuracy.json',
+      'checkpoint.pth.tar',
+      'cpu.pt',
+      'cuda1.pt',
+      'digits_model.py',
+      'digits-test.npz',
+      'dp.pt',
+      'legacy_cpu.pt',
+      'model.onnx',
+      'README.md',
+      'whole_model_dp.pt',
+    ];
+    assert.deepEqual(
+      l.entries.map((e) => e.name),
+      ['ddp', ...files.sort((a, b) => a.localeCompare(b))],
+    );
     const by = new Map(l.entries.map((e) => [e.name, e]));
     assert.equal(by.get('ddp')!.kind, 'dir');
     for (const f of ['dp.pt', 'cpu.pt', 'cuda1.pt', 'checkpoint.pth.tar', 'legacy_cpu.pt', 'whole_model_dp.pt']) assert.equal(by.get(f)!.checkpoint, true, f);
@@ -123,7 +138,10 @@ describe('inspect and tensor stats (worker threads)', () => {
     assert.equal(s.dtype, 'float32');
     assert.equal(s.numel, 8 * 1 * 3 * 3);
     assert.equal(s.histogram!.counts.length, 16);
-    assert.equal(s.histogram!.counts.reduce((a, b) => a + b, 0), s.numel - s.nan - s.inf);
+    assert.equal(
+      s.histogram!.counts.reduce((a, b) => a + b, 0),
+      s.numel - s.nan - s.inf,
+    );
     assert.ok(s.min! <= s.mean! && s.mean! <= s.max!);
   });
 
@@ -214,7 +232,10 @@ describe('conversion jobs', () => {
     const plan = await service.planBatch(SAMPLE, out, CPU_RULES_KEEP);
     assert.equal(plan.items.length, 7);
     assert.ok(plan.items.every((i) => i.status === 'pending'));
-    assert.equal(plan.totalBytes, plan.items.reduce((a, i) => a + i.bytes, 0));
+    assert.equal(
+      plan.totalBytes,
+      plan.items.reduce((a, i) => a + i.bytes, 0),
+    );
     const job = await service.startBatch(SAMPLE, out, CPU_RULES_KEEP, false, 2);
     const end = await log.end(job);
     assert.equal(end.type, 'job-done', JSON.stringify(end));
@@ -240,8 +261,23 @@ describe('conversion jobs', () => {
 });
 
 const DIGITS = path.join(SAMPLE, 'digits-cnn');
-const VERIFY: VerifyOptions = { model: path.join(DIGITS, 'model.onnx'), data: path.join(DIGITS, 'digits-test.npz'), checkpoint: path.join(DIGITS, 'cpu.pt'), against: DP, device: 'cpu' };
-const RESHARD: ReshardRequest = { inputs: [path.join(DIGITS, 'ddp')], target: { kind: 'single' }, format: 'torch', output: '/tmp/never-written.pt', force: false, preset: null, takeRank: null, dryRun: false };
+const VERIFY: VerifyOptions = {
+  model: path.join(DIGITS, 'model.onnx'),
+  data: path.join(DIGITS, 'digits-test.npz'),
+  checkpoint: path.join(DIGITS, 'cpu.pt'),
+  against: DP,
+  device: 'cpu',
+};
+const RESHARD: ReshardRequest = {
+  inputs: [path.join(DIGITS, 'ddp')],
+  target: { kind: 'single' },
+  format: 'torch',
+  output: '/tmp/never-written.pt',
+  force: false,
+  preset: null,
+  takeRank: null,
+  dryRun: false,
+};
 let verified: VerifyReport | null = null;
 
 describe('jobStatus', () => {
@@ -266,7 +302,7 @@ describe('jobStatus', () => {
 });
 
 describe('verification jobs', () => {
-  test('startVerify: progress in samples, then a PASS report with torch\'s accuracy and the wrong samples drawn', async () => {
+  test("startVerify: progress in samples, then a PASS report with torch's accuracy and the wrong samples drawn", async () => {
     const job = await service.startVerify(VERIFY);
     const end = await log.end(job, 60_000);
     assert.equal(end.type, 'job-done', JSON.stringify(end));
@@ -280,7 +316,10 @@ describe('verification jobs', () => {
     assert.equal(r.runs[1]!.label, 'against');
     assert.equal(r.provider.used, 'cpu');
     // no prediction changed; the four samples both runs get wrong come with their 8×8 pixels
-    assert.deepEqual(r.examples!.map((e) => e.why), ['wrong', 'wrong', 'wrong', 'wrong']);
+    assert.deepEqual(
+      r.examples!.map((e) => e.why),
+      ['wrong', 'wrong', 'wrong', 'wrong'],
+    );
     for (const e of r.examples!) {
       assert.equal(e.predicted['checkpoint'], e.predicted['against']);
       assert.notEqual(e.predicted['checkpoint'], e.label);
@@ -317,7 +356,10 @@ describe('verification jobs', () => {
     assert.doesNotMatch(page, /<img src=x|<script>\.pt/);
     const bad: [unknown, RegExp][] = [
       [{ ...verified, version: 2 }, /report\.version must be 1/],
-      [{ ...verified, runs: [{ ...verified.runs[0]!, metrics: { ...verified.runs[0]!.metrics, logitsSha256: '<b>' } }] }, /report\.runs\[0\]\.metrics\.logitsSha256 must be a sha256/],
+      [
+        { ...verified, runs: [{ ...verified.runs[0]!, metrics: { ...verified.runs[0]!.metrics, logitsSha256: '<b>' } }] },
+        /report\.runs\[0\]\.metrics\.logitsSha256 must be a sha256/,
+      ],
       [{ ...verified, data: { ...verified.data, samples: '<i>360</i>' } }, /report\.data\.samples must be a whole number/],
       [{ ...verified, provider: { ...verified.provider, deviceId: '0<' } }, /report\.provider\.deviceId must be a whole number/],
       ['PASS', /report must be an object/],
@@ -337,7 +379,10 @@ describe('re-shard jobs', () => {
     assert.equal(r.written, false);
     assert.equal(r.plan.request.dryRun, true);
     assert.equal(r.plan.input.kind, 'rank-family');
-    assert.deepEqual(r.plan.input.columns.map((c) => c.rank), [0, 1]);
+    assert.deepEqual(
+      r.plan.input.columns.map((c) => c.rank),
+      [0, 1],
+    );
     assert.equal(r.plan.input.rows.length, 16);
     assert.ok(r.plan.input.rows.every((row) => row.spread === 'replicated' && row.pieces.filter((p) => p.replica).length === 1));
     assert.equal(r.plan.output.columns.length, 1);
@@ -354,7 +399,10 @@ describe('re-shard jobs', () => {
     assert.equal(done.kind, 'reshard');
     assert.equal(done.result.verified, true);
     assert.equal(done.result.written, true);
-    assert.deepEqual(done.result.outputs.map((o) => [o.file, o.tensors, o.verified]), [[out, 16, true]]);
+    assert.deepEqual(
+      done.result.outputs.map((o) => [o.file, o.tensors, o.verified]),
+      [[out, 16, true]],
+    );
     const phases = log.of(job).flatMap((e) => (e.type === 'job-progress' && 'phase' in e.progress ? [e.progress.phase] : []));
     assert.ok(phases.includes('compare') && phases.includes('write'), phases.join(', '));
     assert.equal((await service.jobStatus(job)).state, 'done');
@@ -366,7 +414,10 @@ describe('re-shard jobs', () => {
     const out = path.join(dir, 'merged.pt');
     fs.writeFileSync(out, 'keep me');
     const plan = await service.planReshard({ ...RESHARD, output: out });
-    assert.ok(plan.plan.errors.some((e) => /exists/.test(e)), plan.plan.errors.join('; '));
+    assert.ok(
+      plan.plan.errors.some((e) => /exists/.test(e)),
+      plan.plan.errors.join('; '),
+    );
     const job = await service.startReshard({ ...RESHARD, output: out });
     const end = await log.end(job);
     assert.equal(end.type, 'job-done');
@@ -382,9 +433,17 @@ describe('argument checks', () => {
     ['bins out of range', () => service.tensorStats(DP, ['x'], 0), /bins must be a whole number from 1 to 1024/],
     ['rules missing a field', () => service.previewConversion(DP, { preset: null } as never, null), /rules\.stripPrefixes is missing/],
     ['unknown rule field', () => service.previewConversion(DP, { ...CPU_RULES, evil: 1 } as never, null), /rules has an unknown field 'evil'/],
-    ['bad preset', () => service.previewConversion(DP, { ...CPU_RULES, preset: { name: 'tpu' } } as never, null), /rules\.preset\.name must be cpu, gpu, dp or ddp/],
+    [
+      'bad preset',
+      () => service.previewConversion(DP, { ...CPU_RULES, preset: { name: 'tpu' } } as never, null),
+      /rules\.preset\.name must be cpu, gpu, dp or ddp/,
+    ],
     ['bad regex', () => service.previewConversion(DP, { ...CPU_RULES, exclude: '(' }, null), /rules\.exclude: '\(' is not a valid regular expression/],
-    ['bad map location', () => service.previewConversion(DP, { ...CPU_RULES, mapLocation: [{ from: 'cuda:0', to: 'gpu0' }] }, null), /'gpu0' is not a device tag/],
+    [
+      'bad map location',
+      () => service.previewConversion(DP, { ...CPU_RULES, mapLocation: [{ from: 'cuda:0', to: 'gpu0' }] }, null),
+      /'gpu0' is not a device tag/,
+    ],
     ['force not boolean', () => service.startConversion(DP, CPU_RULES, null, 'yes' as never), /force must be true or false/],
     ['jobs out of range', () => service.startBatch(SAMPLE, '/tmp/x', CPU_RULES, false, 0), /jobs must be a whole number from 1 to 64/],
     ['too many arguments', () => (service.inspect as (...a: unknown[]) => Promise<unknown>)(DP, 'extra'), /inspect takes 1 argument \(file\), not 2/],
@@ -394,26 +453,58 @@ describe('argument checks', () => {
     ['bad chooser kind', () => service.chooseFile('anything' as never), /kind must be one of file, folder, save/],
     ['bad job id for status', () => service.jobStatus('job-x'), /job must be a job id/],
     ['verify: relative model', () => service.startVerify({ ...VERIFY, model: 'model.onnx' }), /options\.model must be an absolute path/],
-    ['verify: missing test set', () => service.startVerify({ model: VERIFY.model, checkpoint: VERIFY.checkpoint } as VerifyOptions), /options\.data must be a string, not nothing/],
+    [
+      'verify: missing test set',
+      () => service.startVerify({ model: VERIFY.model, checkpoint: VERIFY.checkpoint } as VerifyOptions),
+      /options\.data must be a string, not nothing/,
+    ],
     ['verify: bad device', () => service.startVerify({ ...VERIFY, device: 'tpu:0' }), /options\.device must be auto, cpu, cuda or cuda:N/],
     ['verify: batch size 0', () => service.startVerify({ ...VERIFY, batchSize: 0 }), /options\.batchSize must be a whole number from 1 to 65536/],
     ['verify: fractional limit', () => service.startVerify({ ...VERIFY, limit: 1.5 }), /options\.limit must be a whole number/],
     ['verify: negative atol', () => service.startVerify({ ...VERIFY, atol: -1 }), /options\.atol must be a number of 0 or more/],
     ['verify: zero bnEps', () => service.startVerify({ ...VERIFY, bnEps: 0 }), /options\.bnEps must be a number above 0/],
     ['verify: unknown field', () => service.startVerify({ ...VERIFY, shell: 'rm -rf /' } as VerifyOptions), /options has an unknown field 'shell'/],
-    ['verify: bad layout', () => service.startVerify({ ...VERIFY, preprocess: { layout: 'CHWN' as never } }), /options\.preprocess\.layout must be one of NCHW, NHWC/],
+    [
+      'verify: bad layout',
+      () => service.startVerify({ ...VERIFY, preprocess: { layout: 'CHWN' as never } }),
+      /options\.preprocess\.layout must be one of NCHW, NHWC/,
+    ],
     ['verify: zero std', () => service.startVerify({ ...VERIFY, preprocess: { std: [0.5, 0] } }), /options\.preprocess\.std\[1\] must not be 0/],
-    ['verify: bad data format', () => service.startVerify({ ...VERIFY, dataFormat: 'csv' as never }), /options\.dataFormat must be one of npz, idx, cifar, imagefolder/],
+    [
+      'verify: bad data format',
+      () => service.startVerify({ ...VERIFY, dataFormat: 'csv' as never }),
+      /options\.dataFormat must be one of npz, idx, cifar, imagefolder/,
+    ],
     ['reshard: no inputs', () => service.planReshard({ ...RESHARD, inputs: [] }), /request\.inputs must name at least one file or folder/],
     ['reshard: relative input', () => service.planReshard({ ...RESHARD, inputs: ['ddp'] }), /request\.inputs\[0\] must be an absolute path/],
-    ['reshard: bad target', () => service.planReshard({ ...RESHARD, target: { kind: 'tp' } as never }), /request\.target\.kind must be single, ranks, dcp or shards/],
-    ['reshard: zero ranks', () => service.startReshard({ ...RESHARD, target: { kind: 'dcp', ranks: 0 } }), /request\.target\.ranks must be a whole number from 1 to 4096/],
-    ['reshard: stray target field', () => service.planReshard({ ...RESHARD, target: { kind: 'single', count: 2 } as never }), /request\.target has an unknown field 'count'/],
-    ['reshard: bad shard size', () => service.planReshard({ ...RESHARD, target: { kind: 'shards', maxShardBytes: -5 } }), /request\.target\.maxShardBytes must be a whole number/],
+    [
+      'reshard: bad target',
+      () => service.planReshard({ ...RESHARD, target: { kind: 'tp' } as never }),
+      /request\.target\.kind must be single, ranks, dcp or shards/,
+    ],
+    [
+      'reshard: zero ranks',
+      () => service.startReshard({ ...RESHARD, target: { kind: 'dcp', ranks: 0 } }),
+      /request\.target\.ranks must be a whole number from 1 to 4096/,
+    ],
+    [
+      'reshard: stray target field',
+      () => service.planReshard({ ...RESHARD, target: { kind: 'single', count: 2 } as never }),
+      /request\.target has an unknown field 'count'/,
+    ],
+    [
+      'reshard: bad shard size',
+      () => service.planReshard({ ...RESHARD, target: { kind: 'shards', maxShardBytes: -5 } }),
+      /request\.target\.maxShardBytes must be a whole number/,
+    ],
     ['reshard: bad format', () => service.planReshard({ ...RESHARD, format: 'gguf' as never }), /request\.format must be one of torch, safetensors/],
     ['reshard: missing field', () => service.planReshard((({ takeRank: _, ...rest }) => rest)(RESHARD) as never), /request\.takeRank is missing/],
     ['reshard: negative rank', () => service.startReshard({ ...RESHARD, takeRank: -1 }), /request\.takeRank must be a whole number from 0/],
-    ['reshard: bad preset', () => service.startReshard({ ...RESHARD, preset: { name: 'ddp', worldSize: 0 } }), /request\.preset\.worldSize must be a whole number/],
+    [
+      'reshard: bad preset',
+      () => service.startReshard({ ...RESHARD, preset: { name: 'ddp', worldSize: 0 } }),
+      /request\.preset\.worldSize must be a whole number/,
+    ],
   ];
   for (const [name, call, message] of bad) {
     test(`${name} → usage error`, async () => {
@@ -430,7 +521,10 @@ describe('devices', () => {
     assert.ok(['ok', 'no-nvidia-smi', 'error'].includes(reading.status));
     assert.equal(reading.platform, process.platform);
     const plan = await service.devicePlan({ 'cuda:0': 16 }, 2);
-    assert.deepEqual(plan.tags.map((t) => t.tag), ['cuda:0']);
+    assert.deepEqual(
+      plan.tags.map((t) => t.tag),
+      ['cuda:0'],
+    );
     assert.equal(plan.tags[0]!.tensors, 16);
     if (reading.gpus.length === 0) {
       assert.equal(plan.loadsAsIs, false);
@@ -461,7 +555,9 @@ describe('devices', () => {
   test('when the last listener leaves, the watch stops even if nobody unwatched', async () => {
     let reads = 0;
     const watched = createApiService({
-      shell: 'web', configDir, devicePollMs: 20,
+      shell: 'web',
+      configDir,
+      devicePollMs: 20,
       readDevices: async () => {
         reads++;
         return service.readDevices();

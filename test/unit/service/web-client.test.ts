@@ -28,7 +28,11 @@ class FakeSocket {
 let answers: Record<string, (args: unknown[]) => unknown> = {};
 let calls: { method: string; args: unknown[] }[] = [];
 
-const saved = { fetch: globalThis.fetch, WebSocket: (globalThis as Record<string, unknown>)['WebSocket'], location: (globalThis as Record<string, unknown>)['location'] };
+const saved = {
+  fetch: globalThis.fetch,
+  WebSocket: (globalThis as Record<string, unknown>)['WebSocket'],
+  location: (globalThis as Record<string, unknown>)['location'],
+};
 beforeEach(() => {
   FakeSocket.all = [];
   calls = [];
@@ -85,8 +89,14 @@ test('a job that finished while the socket was down is delivered as its job-done
   FakeSocket.all[0]!.send({ type: 'job-progress', job, progress: { done: 64, total: 360, unit: 'samples' } });
   answers['jobStatus'] = (): JobStatus => ({ state: 'done', kind: 'verify', progress: { done: 360, total: 360, unit: 'samples' }, result: REPORT });
   await reconnect();
-  assert.deepEqual(calls.filter((c) => c.method === 'jobStatus').map((c) => c.args), [['job-4']]);
-  assert.deepEqual(got.map((e) => e.type), ['job-progress', 'job-done']);
+  assert.deepEqual(
+    calls.filter((c) => c.method === 'jobStatus').map((c) => c.args),
+    [['job-4']],
+  );
+  assert.deepEqual(
+    got.map((e) => e.type),
+    ['job-progress', 'job-done'],
+  );
   assert.deepEqual(got[1], { type: 'job-done', job: 'job-4', kind: 'verify', result: REPORT });
   // it ended: the next reconnect does not ask again
   await reconnect();
@@ -97,7 +107,16 @@ test('a job that finished while the socket was down is delivered as its job-done
 test('a job still running gets its latest progress, and its end when it comes', async () => {
   const { client, got } = connected();
   answers['startReshard'] = () => 'job-7';
-  const job = await client.startReshard({ inputs: ['/r'], target: { kind: 'single' }, format: 'torch', output: '/o.pt', force: false, preset: null, takeRank: null, dryRun: false });
+  const job = await client.startReshard({
+    inputs: ['/r'],
+    target: { kind: 'single' },
+    format: 'torch',
+    output: '/o.pt',
+    force: false,
+    preset: null,
+    takeRank: null,
+    dryRun: false,
+  });
   const progress = { done: 10, total: 20, unit: 'bytes' as const, phase: 'write' as const };
   answers['jobStatus'] = () => ({ state: 'running', kind: 'reshard', progress });
   await reconnect();
@@ -116,7 +135,13 @@ test('a job the server no longer knows (restarted) ends in a job-error that says
   await client.startBatch('/in', '/out', {} as never, false, 1);
   answers['jobStatus'] = ([id]) => (id === 'job-1' ? { state: 'unknown' } : { state: 'running', kind: 'verify' });
   await reconnect();
-  assert.deepEqual(got.map((e) => [e.type, 'job' in e ? e.job : '']), [['job-error', 'job-1'], ['job-error', 'job-2']]);
+  assert.deepEqual(
+    got.map((e) => [e.type, 'job' in e ? e.job : '']),
+    [
+      ['job-error', 'job-1'],
+      ['job-error', 'job-2'],
+    ],
+  );
   for (const e of got) assert.match((e as Extract<ApiEvent, { type: 'job-error' }>).error.message, /no longer knows this job/);
 });
 
@@ -132,6 +157,9 @@ test('a failed job is delivered as its job-error; a job whose end came before it
   await client.startVerify({ model: '/m.onnx', data: '/d.npz', checkpoint: '/c.pt' });
   answers['jobStatus'] = () => ({ state: 'error', kind: 'verify', error: { kind: 'io', message: '/m.onnx: no such file' } });
   await reconnect();
-  assert.deepEqual(calls.filter((c) => c.method === 'jobStatus').map((c) => c.args[0]), ['job-5']);
+  assert.deepEqual(
+    calls.filter((c) => c.method === 'jobStatus').map((c) => c.args[0]),
+    ['job-5'],
+  );
   assert.deepEqual(got.at(-1), { type: 'job-error', job: 'job-5', error: { kind: 'io', message: '/m.onnx: no such file' } });
 });

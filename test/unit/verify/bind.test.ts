@@ -26,8 +26,20 @@ test("the folded Conv+BatchNorm weights recomputed from cpu.pt equal torch's onn
   const w = openWeights(sample('cpu.pt'));
   const f32 = (k: string): Float64Array => toFloat64(w.bytes(k), 'float32');
   const graph = (name: string): Float64Array => toFloat64(initializerBytes(m, m.initializers.find((t) => t.name === name)!), 'float32');
-  for (const [conv, bn, wName, bName] of [['conv1', 'bn1', 'onnx::Conv_27', 'onnx::Conv_28'], ['conv2', 'bn2', 'onnx::Conv_30', 'onnx::Conv_31']] as const) {
-    const inputs = { weight: f32(`${conv}.weight`), convBias: f32(`${conv}.bias`), gamma: f32(`${bn}.weight`), beta: f32(`${bn}.bias`), mean: f32(`${bn}.running_mean`), variance: f32(`${bn}.running_var`), eps: 1e-5, dtype: 'float32' };
+  for (const [conv, bn, wName, bName] of [
+    ['conv1', 'bn1', 'onnx::Conv_27', 'onnx::Conv_28'],
+    ['conv2', 'bn2', 'onnx::Conv_30', 'onnx::Conv_31'],
+  ] as const) {
+    const inputs = {
+      weight: f32(`${conv}.weight`),
+      convBias: f32(`${conv}.bias`),
+      gamma: f32(`${bn}.weight`),
+      beta: f32(`${bn}.bias`),
+      mean: f32(`${bn}.running_mean`),
+      variance: f32(`${bn}.running_var`),
+      eps: 1e-5,
+      dtype: 'float32',
+    };
     assert.deepEqual(Array.from(foldedWeight(inputs).values), Array.from(graph(wName)), wName);
     assert.deepEqual(Array.from(foldedBias(inputs).values), Array.from(graph(bName)), bName);
     // in float64 arithmetic the results differ from torch's float32 ones, but only by float32 rounding
@@ -45,7 +57,10 @@ test('the sample graph binds fully: 2 tensors by name, 4 recomputed, confirmed w
   assert.equal(p.report.coverage, 1);
   const conv = p.report.initializers.find((i) => i.name === 'onnx::Conv_30')!;
   assert.deepEqual(conv.from, ['conv2.weight', 'conv2.bias', 'bn2.weight', 'bn2.bias', 'bn2.running_mean', 'bn2.running_var']);
-  assert.deepEqual([conv.kind, conv.via, conv.confirmedBy, conv.maxAbsDiff, conv.used], ['recomputed', 'conv+bn fold', ['checkpoint'], { checkpoint: 0 }, true]);
+  assert.deepEqual(
+    [conv.kind, conv.via, conv.confirmedBy, conv.maxAbsDiff, conv.used],
+    ['recomputed', 'conv+bn fold', ['checkpoint'], { checkpoint: 0 }, true],
+  );
   assert.deepEqual(p.report.unusedTensors, { checkpoint: ['bn1.num_batches_tracked', 'bn2.num_batches_tracked'] });
   assert.deepEqual(p.report.bnEps, { bn1: 1e-5, bn2: 1e-5 });
   assert.equal(p.replacements.get('checkpoint')!.size, 6);
@@ -56,10 +71,18 @@ test('wrapper prefixes do not matter: DataParallel, DDP rank, training checkpoin
   for (const f of ['dp.pt', 'cuda1.pt', 'ddp/rank1.pt', 'checkpoint.pth.tar', 'whole_model_dp.pt', 'legacy_cpu.pt']) {
     const p = plan(MODEL, [['checkpoint', sample(f)]]);
     assert.deepEqual(p.report.counts, base.report.counts, f);
-    for (const [name, bytes] of base.replacements.get('checkpoint')!) assert.deepEqual(Buffer.from(p.replacements.get('checkpoint')!.get(name)!), Buffer.from(bytes), `${f} ${name}`);
+    for (const [name, bytes] of base.replacements.get('checkpoint')!)
+      assert.deepEqual(Buffer.from(p.replacements.get('checkpoint')!.get(name)!), Buffer.from(bytes), `${f} ${name}`);
   }
   const w = openWeights(sample('whole_model_dp.pt'));
-  assert.deepEqual([...w.bnEps], [['bn1', 1e-5], ['bn2', 1e-5]], 'a whole pickled module carries its BatchNorm eps');
+  assert.deepEqual(
+    [...w.bnEps],
+    [
+      ['bn1', 1e-5],
+      ['bn2', 1e-5],
+    ],
+    'a whole pickled module carries its BatchNorm eps',
+  );
   assert.deepEqual(w.prefixes, ['module.']);
   w.close();
 });
@@ -87,12 +110,21 @@ test("never on a name alone: a checkpoint whose fc.weight differs from the graph
   assert.ok(p.report.unusedTensors['checkpoint']!.includes('fc.weight'));
   // with trustNames it is used, and still reported as unconfirmed
   const t = plan(MODEL, [['checkpoint', fx('corrupt_fc.pt')]], { trustNames: true });
-  assert.deepEqual([t.report.initializers.find((i) => i.name === 'fc.weight')!.kind, t.replacements.get('checkpoint')!.has('fc.weight')], ['unconfirmed', true]);
+  assert.deepEqual(
+    [t.report.initializers.find((i) => i.name === 'fc.weight')!.kind, t.replacements.get('checkpoint')!.has('fc.weight')],
+    ['unconfirmed', true],
+  );
 });
 
 test('against the source, the source confirms each binding and the corrupted values flow into the run', () => {
-  for (const [file, init] of [['corrupt_fc.pt', 'fc.weight'], ['corrupt_bn.pt', 'onnx::Conv_30']] as const) {
-    const p = plan(MODEL, [['checkpoint', fx(file)], ['against', sample('cpu.pt')]]);
+  for (const [file, init] of [
+    ['corrupt_fc.pt', 'fc.weight'],
+    ['corrupt_bn.pt', 'onnx::Conv_30'],
+  ] as const) {
+    const p = plan(MODEL, [
+      ['checkpoint', fx(file)],
+      ['against', sample('cpu.pt')],
+    ]);
     const b = p.report.initializers.find((i) => i.name === init)!;
     assert.deepEqual(b.confirmedBy, ['against'], file);
     assert.ok(b.maxAbsDiff!['checkpoint']! > 0.01, file);
@@ -106,12 +138,15 @@ test('against the source, the source confirms each binding and the corrupted val
 test('a checkpoint that lacks a tensor the graph uses is reported per run', async () => {
   const out = join(tempDir(), 'no-fc-bias.pt');
   await convertFile(sample('cpu.pt'), { rules: { ...NO_RULES, exclude: '^fc\\.bias$' }, output: out, force: true, syncFolder: false });
-  const p = plan(MODEL, [['checkpoint', out], ['against', sample('cpu.pt')]]);
+  const p = plan(MODEL, [
+    ['checkpoint', out],
+    ['against', sample('cpu.pt')],
+  ]);
   assert.deepEqual(p.report.missingTensors, { checkpoint: ['fc.bias: the checkpoint has no fc.bias'], against: [] });
   assert.ok(!p.replacements.get('checkpoint')!.has('fc.bias'));
 });
 
-test("a checkpoint of another model reaches nothing: same names with other shapes are reported, never used", () => {
+test('a checkpoint of another model reaches nothing: same names with other shapes are reported, never used', () => {
   const other = new URL('../../fixtures/torch/cpu_state_dict.pt', import.meta.url).pathname; // SmallCNN: fc.weight is [3, 32]
   const p = plan(MODEL, [['checkpoint', other]]);
   assert.deepEqual(p.report.counts, { bound: 0, recomputed: 0, unconfirmed: 2, constants: 4 });
@@ -135,8 +170,14 @@ test('nested modules, convolutions without bias and a BatchNorm eps of 1e-3 are 
   // eps is not in a state dict: 1e-5 (torch's default) is tried first, then 1e-3
   assert.deepEqual(p.report.bnEps, { 'layer1.0.bn1': 1e-3, 'layer1.2': 1e-5 });
   const folded = p.report.initializers.filter((i) => i.kind === 'recomputed');
-  assert.deepEqual(folded.map((i) => i.from![0]), ['layer1.0.conv1.weight', 'layer1.0.conv1.weight', 'layer1.1.weight', 'layer1.1.weight']);
-  assert.ok(folded.every((i) => i.maxAbsDiff!['checkpoint'] === 0), 'b = beta - mean * scale, in float32, as torch computes it');
+  assert.deepEqual(
+    folded.map((i) => i.from![0]),
+    ['layer1.0.conv1.weight', 'layer1.0.conv1.weight', 'layer1.1.weight', 'layer1.1.weight'],
+  );
+  assert.ok(
+    folded.every((i) => i.maxAbsDiff!['checkpoint'] === 0),
+    'b = beta - mean * scale, in float32, as torch computes it',
+  );
   // told the wrong epsilon, the search still finds the one that reproduces the graph
   assert.deepEqual(plan(fx('nested.onnx'), [['checkpoint', fx('nested.pt')]], { bnEps: 0.1 }).report.counts.recomputed, 4);
 });

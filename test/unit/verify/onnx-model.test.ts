@@ -17,12 +17,22 @@ test("reads torch's eval export: producer, opset, nodes, initializers and the in
   assert.equal(m.opset, 13);
   assert.deepEqual(m.inputs, [{ name: 'input', elemType: 1, dims: ['batch', 1, 8, 8] }]);
   assert.deepEqual(m.outputs, [{ name: 'logits', elemType: 1, dims: ['batch', 10] }]);
-  assert.deepEqual(m.nodes.map((n) => `${n.name}:${n.opType}`), ['/conv1/Conv:Conv', '/Relu:Relu', '/conv2/Conv:Conv', '/Relu_1:Relu', '/pool/MaxPool:MaxPool', '/Flatten:Flatten', '/fc/Gemm:Gemm']);
+  assert.deepEqual(
+    m.nodes.map((n) => `${n.name}:${n.opType}`),
+    ['/conv1/Conv:Conv', '/Relu:Relu', '/conv2/Conv:Conv', '/Relu_1:Relu', '/pool/MaxPool:MaxPool', '/Flatten:Flatten', '/fc/Gemm:Gemm'],
+  );
   assert.deepEqual(m.nodes[0]!.inputs, ['input', 'onnx::Conv_27', 'onnx::Conv_28']);
-  assert.deepEqual(m.initializers.map((t) => [t.name, t.dims.join('x'), t.dtype]), [
-    ['fc.weight', '10x256', 'float32'], ['fc.bias', '10', 'float32'], ['onnx::Conv_27', '8x1x3x3', 'float32'],
-    ['onnx::Conv_28', '8', 'float32'], ['onnx::Conv_30', '16x8x3x3', 'float32'], ['onnx::Conv_31', '16', 'float32'],
-  ]);
+  assert.deepEqual(
+    m.initializers.map((t) => [t.name, t.dims.join('x'), t.dtype]),
+    [
+      ['fc.weight', '10x256', 'float32'],
+      ['fc.bias', '10', 'float32'],
+      ['onnx::Conv_27', '8x1x3x3', 'float32'],
+      ['onnx::Conv_28', '8', 'float32'],
+      ['onnx::Conv_30', '16x8x3x3', 'float32'],
+      ['onnx::Conv_31', '16', 'float32'],
+    ],
+  );
   assert.equal(m.nodes.find((n) => n.opType === 'Gemm')!.attrs['transB'], 1);
 });
 
@@ -41,7 +51,10 @@ test('a graph without its .data file, or naming a file outside its folder, is a 
   const dir = tempDir();
   copyFileSync(fx('external/model.onnx'), join(dir, 'model.onnx'));
   const m = loadOnnxModel(join(dir, 'model.onnx'));
-  assert.throws(() => initializerBytes(m, m.initializers[0]!), (e: CheckpointError) => e.kind === 'io' && /external data model\.onnx\.data cannot be read .*keep it beside the \.onnx file/.test(e.message));
+  assert.throws(
+    () => initializerBytes(m, m.initializers[0]!),
+    (e: CheckpointError) => e.kind === 'io' && /external data model\.onnx\.data cannot be read .*keep it beside the \.onnx file/.test(e.message),
+  );
   // the same graph with every location rewritten to the same length: '../model.onnx.d'
   const bytes = readFileSync(fx('external/model.onnx'));
   const m2 = parseOnnxModel(Buffer.from(bytes.toString('latin1').replace(/model\.onnx\.data/g, '../model.onnx.d'), 'latin1'), join(dir, 'model.onnx'));
@@ -50,8 +63,14 @@ test('a graph without its .data file, or naming a file outside its folder, is a 
 
 test('damaged and foreign files fail with typed errors', () => {
   const good = readFileSync(MODEL);
-  assert.throws(() => parseOnnxModel(good.subarray(0, good.length - 100), 'cut.onnx'), (e: CheckpointError) => e.kind === 'truncated' && e.file === 'cut.onnx' && !e.message.includes('\n'));
-  assert.throws(() => parseOnnxModel(new Uint8Array(0), 'empty.onnx'), (e: CheckpointError) => e.kind === 'not-a-checkpoint');
+  assert.throws(
+    () => parseOnnxModel(good.subarray(0, good.length - 100), 'cut.onnx'),
+    (e: CheckpointError) => e.kind === 'truncated' && e.file === 'cut.onnx' && !e.message.includes('\n'),
+  );
+  assert.throws(
+    () => parseOnnxModel(new Uint8Array(0), 'empty.onnx'),
+    (e: CheckpointError) => e.kind === 'not-a-checkpoint',
+  );
   assert.throws(() => parseOnnxModel(readFileSync(fx('corrupt_fc.pt')), 'x.pt'), CheckpointError);
   assert.throws(() => parseOnnxModel(new PbWriter().varintField(1, 7).finish(), 'nograph.onnx'), /not an ONNX model/);
 });
@@ -61,7 +80,10 @@ test('rewriting replaces exactly the named initializers; onnxruntime runs the re
   const zeros = new Uint8Array(10 * 4);
   const out = rewriteModel(m, new Map([['fc.bias', zeros]]));
   const back = parseOnnxModel(out, 'rewritten.onnx');
-  assert.deepEqual(back.initializers.map((t) => t.name), m.initializers.map((t) => t.name));
+  assert.deepEqual(
+    back.initializers.map((t) => t.name),
+    m.initializers.map((t) => t.name),
+  );
   assert.deepEqual(Buffer.from(initializerBytes(back, back.initializers[1]!)), Buffer.from(zeros));
   assert.deepEqual(Buffer.from(initializerBytes(back, back.initializers[0]!)), Buffer.from(initializerBytes(m, m.initializers[0]!)));
   // nothing else moved: everything outside the graph field is byte-identical
@@ -83,7 +105,11 @@ test('an external-data graph is inlined on rewrite and runs like the embedded on
   const ext = loadOnnxModel(fx('external/model.onnx'));
   const out = rewriteModel(ext, new Map());
   assert.ok(parseOnnxModel(out, 'x').initializers.every((t) => t.external === null));
-  const x = new ort.Tensor('float32', Float32Array.from({ length: 128 }, (_, i) => (i % 17) / 16), [2, 1, 8, 8]);
+  const x = new ort.Tensor(
+    'float32',
+    Float32Array.from({ length: 128 }, (_, i) => (i % 17) / 16),
+    [2, 1, 8, 8],
+  );
   const a = (await (await ort.InferenceSession.create(out)).run({ input: x }))['logits']!.data as Float32Array;
   // onnxruntime itself reading model.onnx.data beside the graph file
   const b = (await (await ort.InferenceSession.create(fx('external/model.onnx'))).run({ input: x }))['logits']!.data as Float32Array;

@@ -24,9 +24,18 @@ test("onnxruntime's accuracy on the source checkpoint equals torch's, sample for
   assert.equal(r.runs[1]!.label, 'graph');
   assert.deepEqual(r.reasons, ["logits are bit-identical to the graph's own weights on all 360 samples"]);
   // per-class numbers and the confusion matrix add up
-  assert.equal(run.metrics.perClass.reduce((a, c) => a + c.correct, 0), 356);
-  assert.equal(run.metrics.confusion.flat().reduce((a, b) => a + b, 0), 360);
-  assert.equal(run.metrics.confusion.reduce((a, row, i) => a + row[i]!, 0), 356);
+  assert.equal(
+    run.metrics.perClass.reduce((a, c) => a + c.correct, 0),
+    356,
+  );
+  assert.equal(
+    run.metrics.confusion.flat().reduce((a, b) => a + b, 0),
+    360,
+  );
+  assert.equal(
+    run.metrics.confusion.reduce((a, row, i) => a + row[i]!, 0),
+    356,
+  );
   assert.equal(run.metrics.top5, 1);
   assert.match(run.metrics.logitsSha256, /^[0-9a-f]{64}$/);
 });
@@ -74,12 +83,15 @@ test('a float16 copy: same predictions, logits within a loose tolerance → WARN
   assert.equal(loose.comparison.accuracyDelta, 0);
   assert.ok(loose.comparison.maxAbsLogitDiff > 1e-4 && loose.comparison.maxAbsLogitDiff < 0.05);
   assert.ok(loose.comparison.maxRelDiff > 0); // large only where a logit is near zero
-  assert.equal(loose.comparison.diffHistogram.decades.reduce((a, d) => a + d.count, 0), 360);
+  assert.equal(
+    loose.comparison.diffHistogram.decades.reduce((a, d) => a + d.count, 0),
+    360,
+  );
   // the float16 values were cast to the graph's float32; the source confirmed every binding
   assert.ok(loose.binding.initializers.every((i) => i.confirmedBy!.includes('against') && !i.confirmedBy!.includes('checkpoint')));
 });
 
-test("the accuracy a training checkpoint recorded (numpy best_acc) is shown beside the measured one", async () => {
+test('the accuracy a training checkpoint recorded (numpy best_acc) is shown beside the measured one', async () => {
   const r = await verify({ checkpoint: sample('checkpoint.pth.tar') });
   assert.deepEqual(r.runs[0]!.recorded, [{ path: 'best_acc', value: TORCH.accuracy, fraction: TORCH.accuracy }]);
   assert.equal(Math.fround(r.runs[0]!.metrics.top1), TORCH.accuracy);
@@ -114,7 +126,10 @@ test('a checkpoint missing a tensor the graph uses FAILs even against an identic
   await convertFile(sample('dp.pt'), { rules: { ...NO_RULES, preset: { name: 'cpu' }, exclude: '^fc\\.bias$' }, output: out, force: true, syncFolder: false });
   const r = await verify({ checkpoint: out, against: sample('dp.pt') });
   assert.equal(r.verdict, 'FAIL');
-  assert.ok(r.reasons.some((x) => x.includes('lacks 1 tensor the graph uses (fc.bias: the checkpoint has no fc.bias)')), r.reasons.join('\n'));
+  assert.ok(
+    r.reasons.some((x) => x.includes('lacks 1 tensor the graph uses (fc.bias: the checkpoint has no fc.bias)')),
+    r.reasons.join('\n'),
+  );
 });
 
 test('CUDA falls back to the CPU with the reason when its provider does not load', async () => {
@@ -130,7 +145,10 @@ test('CUDA falls back to the CPU with the reason when its provider does not load
   assert.equal(r.verdict, 'PASS');
   const cpu = await verify({ checkpoint: sample('cpu.pt'), device: 'cpu', limit: 10 });
   assert.deepEqual([cpu.provider.used, cpu.provider.fallback], ['cpu', null]);
-  await assert.rejects(verify({ checkpoint: sample('cpu.pt'), device: 'tpu' }), (e: CheckpointError) => e.kind === 'usage' && /--device takes cpu, cuda, cuda:N or auto/.test(e.message));
+  await assert.rejects(
+    verify({ checkpoint: sample('cpu.pt'), device: 'tpu' }),
+    (e: CheckpointError) => e.kind === 'usage' && /--device takes cpu, cuda, cuda:N or auto/.test(e.message),
+  );
 });
 
 test('batching does not change the logits; a graph with a fixed batch of 1 runs one sample at a time', async () => {
@@ -148,11 +166,22 @@ test('batching does not change the logits; a graph with a fixed batch of 1 runs 
 
 test('progress is reported per batch and cancellation stops between batches', async () => {
   const seen: number[] = [];
-  await runVerify({ model: MODEL, data: NPZ, device: 'cpu', checkpoint: sample('cpu.pt'), batchSize: 100 }, { onProgress: (p) => p.total && seen.push(p.done) });
+  await runVerify(
+    { model: MODEL, data: NPZ, device: 'cpu', checkpoint: sample('cpu.pt'), batchSize: 100 },
+    { onProgress: (p) => p.total && seen.push(p.done) },
+  );
   assert.deepEqual(seen, [0, 100, 200, 300, 360]);
   let batches = 0;
   await assert.rejects(
-    runVerify({ model: MODEL, data: NPZ, device: 'cpu', checkpoint: sample('cpu.pt'), batchSize: 50 }, { onProgress: (p) => { if (p.done > 0) batches++; }, cancelled: () => batches >= 2 }),
+    runVerify(
+      { model: MODEL, data: NPZ, device: 'cpu', checkpoint: sample('cpu.pt'), batchSize: 50 },
+      {
+        onProgress: (p) => {
+          if (p.done > 0) batches++;
+        },
+        cancelled: () => batches >= 2,
+      },
+    ),
     (e: CheckpointError) => e.kind === 'cancelled' && e.message === 'verification cancelled after 100 of 360 samples',
   );
 });

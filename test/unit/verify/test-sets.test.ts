@@ -26,7 +26,8 @@ function hwc(set: TestSet): Uint8Array {
     const s = set.sample(i);
     const out = new Uint8Array(s.data.length);
     const hw = s.height * s.width;
-    for (let p = 0; p < hw; p++) for (let c = 0; c < s.channels; c++) out[p * s.channels + c] = s.layout === 'CHW' ? s.data[c * hw + p]! : s.data[p * s.channels + c]!;
+    for (let p = 0; p < hw; p++)
+      for (let c = 0; c < s.channels; c++) out[p * s.channels + c] = s.layout === 'CHW' ? s.data[c * hw + p]! : s.data[p * s.channels + c]!;
     parts.push(out);
   }
   return Buffer.concat(parts);
@@ -47,7 +48,10 @@ test('idx (gzipped, as MNIST is distributed): the bytes and labels torchvision r
   assert.equal(sha(hwc(plain)), e['images_sha256']);
   // a truncated file and a missing labels file
   writeFileSync(join(dir, 't10k-images-idx3-ubyte'), readFileSync(join(dir, 't10k-images-idx3-ubyte')).subarray(0, 1000));
-  assert.throws(() => openIdxSet(dir), (err: CheckpointError) => err.kind === 'truncated' && /header says 23040/.test(err.message));
+  assert.throws(
+    () => openIdxSet(dir),
+    (err: CheckpointError) => err.kind === 'truncated' && /header says 23040/.test(err.message),
+  );
   const lone = tempDir();
   copyFileSync(fx('mnist/t10k-images-idx3-ubyte.gz'), join(lone, 'train-images-idx3-ubyte.gz'));
   assert.throws(() => openIdxSet(lone), /no labels file beside it \(expected train-labels-idx1-ubyte\.gz\)/);
@@ -148,12 +152,18 @@ test('ImageFolder refuses formats it cannot decode and empty classes, like torch
   copyFileSync(fx('imagefolder/0/0004.png'), join(root, 'a', 'x.png'));
   assert.throws(() => openImageFolder(root), /no PNG or JPEG images in class folder b/);
   writeFileSync(join(root, 'b', 'y.bmp'), 'BM');
-  assert.throws(() => openImageFolder(root), (e: CheckpointError) => e.kind === 'unsupported' && /\.bmp images are not decoded by verify/.test(e.message));
+  assert.throws(
+    () => openImageFolder(root),
+    (e: CheckpointError) => e.kind === 'unsupported' && /\.bmp images are not decoded by verify/.test(e.message),
+  );
   const bad = tempDir();
   mkdirSync(join(bad, 'c'));
   writeFileSync(join(bad, 'c', 'z.png'), 'not a png');
   const set = openImageFolder(bad);
-  assert.throws(() => set.sample(0), (e: CheckpointError) => e.kind === 'unsupported' && /not a PNG or JPEG image/.test(e.message));
+  assert.throws(
+    () => set.sample(0),
+    (e: CheckpointError) => e.kind === 'unsupported' && /not a PNG or JPEG image/.test(e.message),
+  );
 });
 
 test('preprocessing: resize modes, channel conversion, layout and normalisation', () => {
@@ -163,7 +173,10 @@ test('preprocessing: resize modes, channel conversion, layout and normalisation'
   const out = new Float32Array(4);
   preprocessInto(img, gray, out, 0);
   // PIL's L = (R*19595 + G*38470 + B*7471 + 0x8000) >> 16: red 76, green 150, blue 29, white 255
-  assert.deepEqual(Array.from(out), [76, 150, 29, 255].map((v) => Math.fround(v / 255)));
+  assert.deepEqual(
+    Array.from(out),
+    [76, 150, 29, 255].map((v) => Math.fround(v / 255)),
+  );
   const nhwc = resolvePreprocess({ name: 'x', elemType: 1, dims: ['n', 2, 2, 3] }, img, { mean: [0.5], std: [0.5] });
   assert.equal(nhwc.layout, 'NHWC');
   const o2 = new Float32Array(12);

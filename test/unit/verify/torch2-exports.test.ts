@@ -40,9 +40,18 @@ test('every export of every model binds 100% of the graph and of the checkpoint:
       assert.equal(r.coverage, 1, what);
       assert.equal(r.parameterCoverage!['checkpoint'], 1, what);
       assert.equal(r.counts.unconfirmed, 0, what);
-      assert.ok(r.initializers.every((i) => i.kind !== 'constant' || !['float32', 'float64'].includes(i.dtype)), `${what}: a float constant is left`);
-      assert.ok(r.unreached!['checkpoint']!.every((u) => u.key.endsWith('num_batches_tracked')), what);
-      assert.ok(r.initializers.filter((i) => i.used).every((i) => i.maxAbsDiff!['checkpoint'] === 0), `${what}: recomputed bit for bit`);
+      assert.ok(
+        r.initializers.every((i) => i.kind !== 'constant' || !['float32', 'float64'].includes(i.dtype)),
+        `${what}: a float constant is left`,
+      );
+      assert.ok(
+        r.unreached!['checkpoint']!.every((u) => u.key.endsWith('num_batches_tracked')),
+        what,
+      );
+      assert.ok(
+        r.initializers.filter((i) => i.used).every((i) => i.maxAbsDiff!['checkpoint'] === 0),
+        `${what}: recomputed bit for bit`,
+      );
     }
   }
 });
@@ -61,21 +70,31 @@ test("dynamo's folded values under the parameters' own names are recomputed, nev
 });
 
 test('constant-folded reshapes, scalings, transposes and casts are recomputed from the checkpoint', () => {
-  for (const [exp, names] of [['dynamo-cf', ['view', 't', 't_1', '_to_copy_2']], ['legacy-cf', ['onnx::Add_23', 'onnx::MatMul_25', 'onnx::MatMul_27', 'onnx::Add_28']]] as const) {
+  for (const [exp, names] of [
+    ['dynamo-cf', ['view', 't', 't_1', '_to_copy_2']],
+    ['legacy-cf', ['onnx::Add_23', 'onnx::MatMul_25', 'onnx::MatMul_27', 'onnx::Add_28']],
+  ] as const) {
     const by = new Map(bind('constfold', exp).initializers.map((i) => [i.name, i]));
-    assert.deepEqual(names.map((n) => [by.get(n)!.from, by.get(n)!.via]), [
-      [['offset'], 'reshaped to [1, 1, 8, 8]'],
-      [['fc1.weight'], 'transposed, scaled ×0.5'],
-      [['fc2.weight'], 'transposed, cast to float64'],
-      [['fc2.bias'], 'cast to float64'],
-    ], exp);
+    assert.deepEqual(
+      names.map((n) => [by.get(n)!.from, by.get(n)!.via]),
+      [
+        [['offset'], 'reshaped to [1, 1, 8, 8]'],
+        [['fc1.weight'], 'transposed, scaled ×0.5'],
+        [['fc2.weight'], 'transposed, cast to float64'],
+        [['fc2.bias'], 'cast to float64'],
+      ],
+      exp,
+    );
   }
 });
 
 test("a checkpoint with one perturbed tensor leaves the graph's value unconfirmed, and says which tensor and why", () => {
   const r = bind('rescnn', 'dynamo-cf', 'perturbed.pt');
   assert.ok(r.counts.unconfirmed > 0 || r.coverage < 1);
-  assert.ok(r.unreached!['checkpoint']!.some((u) => u.key === 'bn3.running_var' && /differ|other values/.test(u.reason)), JSON.stringify(r.unreached));
+  assert.ok(
+    r.unreached!['checkpoint']!.some((u) => u.key === 'bn3.running_var' && /differ|other values/.test(u.reason)),
+    JSON.stringify(r.unreached),
+  );
 });
 
 test("onnxruntime's predictions equal torch's sample for sample; cpu conversions PASS against the DP source; a perturbed tensor does not", async () => {
@@ -92,7 +111,13 @@ test("onnxruntime's predictions equal torch's sample for sample; cpu conversions
       assert.equal(r.verdict, 'PASS', `${what}: ${r.reasons.join('; ')}`);
       assert.equal(r.binding.coverage, 1, what);
       assert.deepEqual(r.binding.parameterCoverage, { checkpoint: 1, against: 1 }, what);
-      const bad = await runVerify({ model: T2(`${model}/${exp}.onnx`), data: NPZ, checkpoint: T2(`${model}/perturbed.pt`), against: T2(`${model}/dp.pt`), device: 'cpu' });
+      const bad = await runVerify({
+        model: T2(`${model}/${exp}.onnx`),
+        data: NPZ,
+        checkpoint: T2(`${model}/perturbed.pt`),
+        against: T2(`${model}/dp.pt`),
+        device: 'cpu',
+      });
       assert.notEqual(bad.verdict, 'PASS', `${what}: the perturbed ${want.perturbed.key} went unnoticed`);
       assert.ok(!bad.comparison.bitIdentical, what);
     }

@@ -18,10 +18,16 @@ test('PASS exits 0 and prints the verdict, binding, runs and comparison', () => 
   const r = runCli([...base, sample('dp.pt'), '--against', sample('checkpoint.pth.tar')]);
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /^verify\s+PASS\n\s+- logits are bit-identical to the --against checkpoint on all 360 samples/);
-  assert.match(r.stdout, /binding\s+2 bound, 4 recomputed \(BatchNorm folds\), 0 unconfirmed, 0 graph constants; 100\.00% of the graph's weights from the checkpoint, 100\.00% of the checkpoint's parameters reached the graph/);
+  assert.match(
+    r.stdout,
+    /binding\s+2 bound, 4 recomputed \(BatchNorm folds\), 0 unconfirmed, 0 graph constants; 100\.00% of the graph's weights from the checkpoint, 100\.00% of the checkpoint's parameters reached the graph/,
+  );
   assert.match(r.stdout, /checkpoint dp\.pt\s+top-1 98\.89% \(356\/360\)/);
   assert.match(r.stdout, /against\s+checkpoint\.pth\.tar\s+top-1 98\.89% .*recorded best_acc 98\.89%/);
-  assert.match(r.stdout, /compare\s+checkpoint vs against: accuracy Δ \+0\.00 pp; identical predictions 100\.00%; max \|Δlogit\| 0; max relative 0; bit-identical yes/);
+  assert.match(
+    r.stdout,
+    /compare\s+checkpoint vs against: accuracy Δ \+0\.00 pp; identical predictions 100\.00%; max \|Δlogit\| 0; max relative 0; bit-identical yes/,
+  );
 });
 
 test('FAIL exits 1; --json prints the report; --report writes JSON and a self-contained HTML page', () => {
@@ -57,7 +63,10 @@ test('input errors exit 2 with one line', () => {
     [['verify', '--model', sample('cpu.pt'), '--data', NPZ, sample('cpu.pt')], /^ckpt: error: .*cpu\.pt/],
     [[...base, sample('cpu.pt'), '--bogus'], /usage: Unknown option '--bogus'/],
     [[...base, sample('cpu.pt'), '--model-class', 'm.py:M'], /usage: --model and --model-class are two ways to give the architecture; pass one/],
-    [['verify', '--data', NPZ, '--model-class', 'm.py:M', '--model-args', '[1]', sample('cpu.pt')], /usage: --model-args takes a JSON object of keyword arguments/],
+    [
+      ['verify', '--data', NPZ, '--model-class', 'm.py:M', '--model-args', '[1]', sample('cpu.pt')],
+      /usage: --model-args takes a JSON object of keyword arguments/,
+    ],
     [[...base, sample('cpu.pt'), '--python', '/usr/bin/python3'], /usage: --python and --model-args go with --model-class/],
   ];
   for (const [args, re] of cases) {
@@ -71,10 +80,43 @@ test('input errors exit 2 with one line', () => {
 });
 
 test('options parse into VerifyOptions', () => {
-  const p = parseVerifyArgs(['--model', 'g.onnx', '--data', 'd', 'c.pt', '--layout', 'nhwc', '--size', '224x224', '--mean', '0.485,0.456,0.406', '--std', '0.229,0.224,0.225', '--resize', 'area', '--atol', '0', '--trust-names', '--bn-eps', '0.001', '--limit', '10', '--device', 'cuda:1']);
+  const p = parseVerifyArgs([
+    '--model',
+    'g.onnx',
+    '--data',
+    'd',
+    'c.pt',
+    '--layout',
+    'nhwc',
+    '--size',
+    '224x224',
+    '--mean',
+    '0.485,0.456,0.406',
+    '--std',
+    '0.229,0.224,0.225',
+    '--resize',
+    'area',
+    '--atol',
+    '0',
+    '--trust-names',
+    '--bn-eps',
+    '0.001',
+    '--limit',
+    '10',
+    '--device',
+    'cuda:1',
+  ]);
   assert.ok(p !== 'help');
   assert.deepEqual(p.options, {
-    model: 'g.onnx', data: 'd', checkpoint: 'c.pt', against: null, device: 'cuda:1', limit: 10, atol: 0, trustNames: true, bnEps: 0.001,
+    model: 'g.onnx',
+    data: 'd',
+    checkpoint: 'c.pt',
+    against: null,
+    device: 'cuda:1',
+    limit: 10,
+    atol: 0,
+    trustNames: true,
+    bnEps: 0.001,
     preprocess: { layout: 'NHWC', height: 224, width: 224, resize: 'area', mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] },
   });
 });
@@ -83,13 +125,22 @@ test("the 'verify' job runs in the worker pool with progress, and a cancelled on
   const pool = new WorkerPool(1);
   try {
     const seen: Progress[] = [];
-    const r = await pool.run({ kind: 'verify', options: { model: MODEL, data: NPZ, checkpoint: sample('cuda1.pt'), against: sample('cpu.pt'), device: 'cpu' } }, { onProgress: (p) => seen.push(p) });
+    const r = await pool.run(
+      { kind: 'verify', options: { model: MODEL, data: NPZ, checkpoint: sample('cuda1.pt'), against: sample('cpu.pt'), device: 'cpu' } },
+      { onProgress: (p) => seen.push(p) },
+    );
     assert.equal(r.verdict, 'PASS');
     assert.ok(seen.some((p) => p.unit === 'samples' && p.done === 360 && p.total === 360));
     const controller = new AbortController();
     controller.abort();
-    await assert.rejects(pool.run({ kind: 'verify', options: { model: MODEL, data: NPZ, checkpoint: sample('cpu.pt') } }, { signal: controller.signal }), (e: CheckpointError) => e.kind === 'cancelled');
-    await assert.rejects(pool.run({ kind: 'verify', options: { model: MODEL, data: NPZ, checkpoint: sample('nope.pt') } }), (e: CheckpointError) => e.kind === 'io');
+    await assert.rejects(
+      pool.run({ kind: 'verify', options: { model: MODEL, data: NPZ, checkpoint: sample('cpu.pt') } }, { signal: controller.signal }),
+      (e: CheckpointError) => e.kind === 'cancelled',
+    );
+    await assert.rejects(
+      pool.run({ kind: 'verify', options: { model: MODEL, data: NPZ, checkpoint: sample('nope.pt') } }),
+      (e: CheckpointError) => e.kind === 'io',
+    );
   } finally {
     await pool.close();
   }

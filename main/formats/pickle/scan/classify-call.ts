@@ -7,7 +7,19 @@ import { REBUILD_FUNCTIONS_2_13, TORCH_2_13 } from './torch-allowlists.ts';
 export type CallVia = 'reduce' | 'newobj' | 'inst';
 
 /** Data types whose `__init__` copyreg._reconstructor may run on a new object (`copyreg._reconstructor(cls, base, state)`). */
-const RECONSTRUCTOR_BASES = new Set(['builtins.object', 'builtins.dict', 'builtins.list', 'builtins.tuple', 'builtins.set', 'builtins.frozenset', 'builtins.int', 'builtins.float', 'builtins.str', 'builtins.bytes', 'collections.OrderedDict']);
+const RECONSTRUCTOR_BASES = new Set([
+  'builtins.object',
+  'builtins.dict',
+  'builtins.list',
+  'builtins.tuple',
+  'builtins.set',
+  'builtins.frozenset',
+  'builtins.int',
+  'builtins.float',
+  'builtins.str',
+  'builtins.bytes',
+  'collections.OrderedDict',
+]);
 
 /**
  * Records one call (REDUCE, NEWOBJ, INST, OBJ) and returns the value it would leave on the
@@ -68,9 +80,22 @@ const SPECIAL_CALLS: Record<string, SpecialCall> = {
       findings.called(func.full);
     } else {
       classifyCall(findings, func, innerArgs, 'reduce', offset);
-      findings.use(callee.full, TORCH_2_13.allowed.has(func.full) ? 'benign' : 'dangerous', `calls ${func.full}, which is not a tensor rebuild function`, offset, text);
+      findings.use(
+        callee.full,
+        TORCH_2_13.allowed.has(func.full) ? 'benign' : 'dangerous',
+        `calls ${func.full}, which is not a tensor rebuild function`,
+        offset,
+        text,
+      );
     }
-    const type = newType?.t === 'global' ? (newType.full === 'torch.nn.parameter.Parameter' ? 'Parameter' : newType.full === 'torch.Tensor' ? 'Tensor' : newType.full) : 'Tensor';
+    const type =
+      newType?.t === 'global'
+        ? newType.full === 'torch.nn.parameter.Parameter'
+          ? 'Parameter'
+          : newType.full === 'torch.Tensor'
+            ? 'Tensor'
+            : newType.full
+        : 'Tensor';
     return { t: 'obj', type, origin: newType?.t === 'global' ? newType.full : callee.full, offset };
   },
   'copyreg._reconstructor': (findings, callee, args, offset, text) => {
@@ -102,7 +127,8 @@ function resultOf(callee: Sym & { t: 'global' }, offset: number): Sym {
   if (full === 'collections.Counter') return { t: 'dict', type: 'Counter' };
   if (full === 'builtins.set') return { t: 'set', frozen: false };
   if (full === '_codecs.encode' || full === 'builtins.bytearray') return { t: 'bytes', n: 0 };
-  if (full === 'torch.nn.parameter.Parameter' || full.startsWith('torch._utils._rebuild_parameter')) return { t: 'obj', type: 'Parameter', origin: full, offset };
+  if (full === 'torch.nn.parameter.Parameter' || full.startsWith('torch._utils._rebuild_parameter'))
+    return { t: 'obj', type: 'Parameter', origin: full, offset };
   if (full === 'torch.Tensor' || full.startsWith('torch._utils._rebuild_')) return { t: 'obj', type: 'Tensor', origin: full, offset };
   return { t: 'obj', type: TORCH_2_13.allowed.has(full) ? full : 'known', origin: full, offset };
 }

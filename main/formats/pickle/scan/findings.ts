@@ -21,7 +21,12 @@ export interface Finding {
   offset: number;
 }
 
-interface Use { cls: SecurityClass; reason: string; offset: number; call?: string }
+interface Use {
+  cls: SecurityClass;
+  reason: string;
+  offset: number;
+  call?: string;
+}
 
 /**
  * Collects what a pickle does with each global. A name's class is the worst of its uses; a name
@@ -64,7 +69,11 @@ export function referenceOnly(module: string, name: string, offset: number): Use
   const full = `${module}.${name}`;
   const base = nameClass(module, name);
   if (base) return { ...base, offset };
-  return { cls: 'unknown-class', reason: module === '__main__' ? 'a class from the training script (__main__); loading needs that script' : `${full} must be importable to load the file`, offset };
+  return {
+    cls: 'unknown-class',
+    reason: module === '__main__' ? 'a class from the training script (__main__); loading needs that script' : `${full} must be importable to load the file`,
+    offset,
+  };
 }
 
 /** What the name alone decides, or undefined when only its use can. */

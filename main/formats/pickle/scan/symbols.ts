@@ -9,9 +9,14 @@ export type Sym =
   | { t: 'obj'; type: string; origin: string; offset: number }
   | { t: 'str'; v: string }
   | { t: 'int'; v: number | bigint }
-  | { t: 'float' } | { t: 'bool'; v: boolean } | { t: 'none' } | { t: 'bytes'; n: number }
+  | { t: 'float' }
+  | { t: 'bool'; v: boolean }
+  | { t: 'none' }
+  | { t: 'bytes'; n: number }
   | { t: 'tuple'; items: Sym[] }
-  | { t: 'list' } | { t: 'dict'; type: 'dict' | 'OrderedDict' | 'Counter' } | { t: 'set'; frozen: boolean }
+  | { t: 'list' }
+  | { t: 'dict'; type: 'dict' | 'OrderedDict' | 'Counter' }
+  | { t: 'set'; frozen: boolean }
   | { t: 'persistent' };
 
 export const NONE: Sym = { t: 'none' };
@@ -19,23 +24,38 @@ export const NONE: Sym = { t: 'none' };
 /** Python-like text of a value, bounded in depth and length (for showing what a call would do). */
 export function symText(s: Sym, depth = 0): string {
   switch (s.t) {
-    case 'global': return s.full;
-    case 'obj': return `${s.origin}(…)`;
-    case 'str': return JSON.stringify(s.v.length > 80 ? `${s.v.slice(0, 80)}…` : s.v);
-    case 'int': return String(s.v);
-    case 'float': return '<float>';
-    case 'bool': return s.v ? 'True' : 'False';
-    case 'none': return 'None';
-    case 'bytes': return `<${s.n} bytes>`;
+    case 'global':
+      return s.full;
+    case 'obj':
+      return `${s.origin}(…)`;
+    case 'str':
+      return JSON.stringify(s.v.length > 80 ? `${s.v.slice(0, 80)}…` : s.v);
+    case 'int':
+      return String(s.v);
+    case 'float':
+      return '<float>';
+    case 'bool':
+      return s.v ? 'True' : 'False';
+    case 'none':
+      return 'None';
+    case 'bytes':
+      return `<${s.n} bytes>`;
     case 'tuple': {
       if (depth > 2) return '(…)';
-      const inner = s.items.slice(0, 6).map((x) => symText(x, depth + 1)).join(', ');
+      const inner = s.items
+        .slice(0, 6)
+        .map((x) => symText(x, depth + 1))
+        .join(', ');
       return `(${inner}${s.items.length > 6 ? ', …' : s.items.length === 1 ? ',' : ''})`;
     }
-    case 'list': return '[…]';
-    case 'dict': return s.type === 'dict' ? '{…}' : `${s.type}(…)`;
-    case 'set': return s.frozen ? 'frozenset(…)' : '{…}';
-    case 'persistent': return '<persistent id>';
+    case 'list':
+      return '[…]';
+    case 'dict':
+      return s.type === 'dict' ? '{…}' : `${s.type}(…)`;
+    case 'set':
+      return s.frozen ? 'frozenset(…)' : '{…}';
+    case 'persistent':
+      return '<persistent id>';
   }
 }
 

@@ -41,7 +41,8 @@ export class WeightsOnlyCheck {
   }
 
   reduce(fn: Sym, offset: number): void {
-    if (!(fn.t === 'global' && this.profile.allowed.has(fn.full))) this.refuse(offset, `REDUCE of ${fn.t === 'global' ? fn.full : 'a value that is not an allowed global'}`);
+    if (!(fn.t === 'global' && this.profile.allowed.has(fn.full)))
+      this.refuse(offset, `REDUCE of ${fn.t === 'global' ? fn.full : 'a value that is not an allowed global'}`);
   }
 
   build(target: Sym, offset: number): void {
@@ -66,7 +67,8 @@ export class WeightsOnlyCheck {
     if (pid.t === 'int') return;
     if (pid.t !== 'tuple') return this.refuse(offset, `persistent id that is not a tuple or int`);
     const first = pid.items[0];
-    if (pid.items.length > 0 && !(first?.t === 'str' && first.v === 'storage') && !(first?.t === 'bytes')) this.refuse(offset, 'persistent id that is not a storage');
+    if (pid.items.length > 0 && !(first?.t === 'str' && first.v === 'storage') && !(first?.t === 'bytes'))
+      this.refuse(offset, 'persistent id that is not a storage');
   }
 
   /** A pickle that ends early or breaks: torch raises too. */
@@ -77,9 +79,13 @@ export class WeightsOnlyCheck {
 
 function describe(s: Sym): string {
   switch (s.t) {
-    case 'global': return s.full;
-    case 'obj': return `a ${s.type} instance`;
-    case 'dict': return s.type;
-    default: return `a ${s.t}`;
+    case 'global':
+      return s.full;
+    case 'obj':
+      return `a ${s.type} instance`;
+    case 'dict':
+      return s.type;
+    default:
+      return `a ${s.t}`;
   }
 }

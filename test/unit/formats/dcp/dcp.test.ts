@@ -23,7 +23,9 @@ test('.metadata of a real 2-rank DCP save reads as torch describes it (items, ch
   assert.equal(md.version, exp.version);
   assert.deepEqual(md.files.sort(), ['__0_0.distcp', '__1_0.distcp']);
   assert.deepEqual(md.items.map((i) => i.fqn).sort(), Object.keys(exp.items).sort());
-  const storage = new Map<string, { relative_path: string; file_offset: number; length: number }>(exp.storage.map((s: { fqn: string; offset: number[] | null }) => [`${s.fqn}@${s.offset ?? '-'}`, s]));
+  const storage = new Map<string, { relative_path: string; file_offset: number; length: number }>(
+    exp.storage.map((s: { fqn: string; offset: number[] | null }) => [`${s.fqn}@${s.offset ?? '-'}`, s]),
+  );
   for (const item of md.items) {
     const e = exp.items[item.fqn];
     assert.equal(item.kind, e.type, item.fqn);
@@ -35,7 +37,10 @@ test('.metadata of a real 2-rank DCP save reads as torch describes it (items, ch
     else {
       assert.equal(item.dtype.name, e.dtype);
       assert.deepEqual(item.size, e.size);
-      assert.deepEqual(item.chunks.map((c) => ({ offsets: c.offsets, sizes: c.sizes })), e.chunks);
+      assert.deepEqual(
+        item.chunks.map((c) => ({ offsets: c.offsets, sizes: c.sizes })),
+        e.chunks,
+      );
       for (const c of item.chunks) check(c.storage, `${item.fqn}@${c.offsets}`);
     }
   }
@@ -65,7 +70,10 @@ test('a DCP folder reads as dcp_to_torch_save loads it: same tensors in the same
   const r = readDcpFolder(DCP);
   try {
     const got = [...tensorsIn(r.root)];
-    assert.deepEqual(got.map(([k]) => k), exp.tensors.map((t: { path: string[] }) => t.path.join('/')));
+    assert.deepEqual(
+      got.map(([k]) => k),
+      exp.tensors.map((t: { path: string[] }) => t.path.join('/')),
+    );
     got.forEach(([k, t], i) => assert.deepEqual([t.dtype, t.shape, t.sha256], [exp.tensors[i].dtype, exp.tensors[i].shape, exp.tensors[i].sha256], k));
     const s = skeleton(r.root);
     assert.deepEqual(s.containers, exp.containers);
@@ -75,9 +83,12 @@ test('a DCP folder reads as dcp_to_torch_save loads it: same tensors in the same
   }
 });
 
-test('DCP → single equals torch\'s dcp_to_torch_save output tensor for tensor (2-rank FSDP2 save, 2x2 mesh save)', async () => {
+test("DCP → single equals torch's dcp_to_torch_save output tensor for tensor (2-rank FSDP2 save, 2x2 mesh save)", async () => {
   const out = tmp();
-  for (const [folder, single] of [[DCP, fx('torch2/dcp/expected_single.pt')], [join(MESH, 'dcp'), join(MESH, 'expected_single.pt')]] as const) {
+  for (const [folder, single] of [
+    [DCP, fx('torch2/dcp/expected_single.pt')],
+    [join(MESH, 'dcp'), join(MESH, 'expected_single.pt')],
+  ] as const) {
     const o = join(out, `${folder.split('/').at(-2)}.pt`);
     const r = await run([folder], { target: { kind: 'single' }, output: o });
     assert.ok(r.verified, why(r));
@@ -87,12 +98,19 @@ test('DCP → single equals torch\'s dcp_to_torch_save output tensor for tensor 
 });
 
 function sameItems(a: DcpItem[], b: DcpItem[]): void {
-  assert.deepEqual(a.map((i) => [i.fqn, i.kind]), b.map((i) => [i.fqn, i.kind]));
+  assert.deepEqual(
+    a.map((i) => [i.fqn, i.kind]),
+    b.map((i) => [i.fqn, i.kind]),
+  );
   a.forEach((x, n) => {
     const y = b[n]!;
     if (x.kind === 'tensor' && y.kind === 'tensor') {
       assert.deepEqual([x.dtype.name, x.size, x.requiresGrad], [y.dtype.name, y.size, y.requiresGrad], x.fqn);
-      assert.deepEqual(x.chunks.map((c) => [c.offsets, c.sizes]), y.chunks.map((c) => [c.offsets, c.sizes]), x.fqn);
+      assert.deepEqual(
+        x.chunks.map((c) => [c.offsets, c.sizes]),
+        y.chunks.map((c) => [c.offsets, c.sizes]),
+        x.fqn,
+      );
     }
   });
 }
@@ -120,7 +138,10 @@ test('single → DCP → single is the identity (1 and 3 data files; torch 2.13 
       assert.deepEqual(readdirSync(folder).filter((n) => n.endsWith('.distcp')).length, ranks);
       if (ranks === 3) {
         const md = readDcpMetadata(folder);
-        assert.ok(md.items.some((i) => i.kind === 'tensor' && i.chunks.length === 3), 'big enough tensors are split over the 3 ranks');
+        assert.ok(
+          md.items.some((i) => i.kind === 'tensor' && i.chunks.length === 3),
+          'big enough tensors are split over the 3 ranks',
+        );
       }
       const back = join(dir, 'back.pt');
       const r = await run([folder], { target: { kind: 'single' }, output: back });

@@ -39,20 +39,34 @@ function decode(dtype: string, b: Uint8Array): unknown[] {
   const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
   const n = (size: number) => Array.from({ length: b.length / size }, (_, i) => i * size);
   switch (dtype) {
-    case 'float64': return n(8).map((o) => dv.getFloat64(o, true));
-    case 'float32': return n(4).map((o) => dv.getFloat32(o, true));
-    case 'float16': return n(2).map((o) => half(dv.getUint16(o, true)));
-    case 'int64': return n(8).map((o) => dv.getBigInt64(o, true).toString());
-    case 'uint64': return n(8).map((o) => dv.getBigUint64(o, true).toString());
-    case 'int32': return n(4).map((o) => dv.getInt32(o, true));
-    case 'uint32': return n(4).map((o) => dv.getUint32(o, true));
-    case 'int16': return n(2).map((o) => dv.getInt16(o, true));
-    case 'uint16': return n(2).map((o) => dv.getUint16(o, true));
-    case 'int8': return n(1).map((o) => dv.getInt8(o));
-    case 'uint8': return [...b];
-    case 'bool': return [...b].map((x) => x !== 0);
-    case 'complex64': return n(8).map((o) => [dv.getFloat32(o, true), dv.getFloat32(o + 4, true)]);
-    case 'complex128': return n(16).map((o) => [dv.getFloat64(o, true), dv.getFloat64(o + 8, true)]);
+    case 'float64':
+      return n(8).map((o) => dv.getFloat64(o, true));
+    case 'float32':
+      return n(4).map((o) => dv.getFloat32(o, true));
+    case 'float16':
+      return n(2).map((o) => half(dv.getUint16(o, true)));
+    case 'int64':
+      return n(8).map((o) => dv.getBigInt64(o, true).toString());
+    case 'uint64':
+      return n(8).map((o) => dv.getBigUint64(o, true).toString());
+    case 'int32':
+      return n(4).map((o) => dv.getInt32(o, true));
+    case 'uint32':
+      return n(4).map((o) => dv.getUint32(o, true));
+    case 'int16':
+      return n(2).map((o) => dv.getInt16(o, true));
+    case 'uint16':
+      return n(2).map((o) => dv.getUint16(o, true));
+    case 'int8':
+      return n(1).map((o) => dv.getInt8(o));
+    case 'uint8':
+      return [...b];
+    case 'bool':
+      return [...b].map((x) => x !== 0);
+    case 'complex64':
+      return n(8).map((o) => [dv.getFloat32(o, true), dv.getFloat32(o + 4, true)]);
+    case 'complex128':
+      return n(16).map((o) => [dv.getFloat64(o, true), dv.getFloat64(o + 8, true)]);
   }
   throw new Error(`no decoder for ${dtype}`);
 }
@@ -221,7 +235,7 @@ test('npy: headers built by hand (Python 2 longs, v2, bad dicts, bad versions)',
   const huge = Buffer.from([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, 2, 0, 0, 0, 0, 0x40]);
   assertFails(() => read(huge), 'too-large');
   assertFails(() => read(Buffer.from('PK\x03\x04 not npy at all')), 'not-a-checkpoint', /not a \.npy/);
-  assert.equal(looksLikeNpy(new BufferReader(npy("{}", f4))), true);
+  assert.equal(looksLikeNpy(new BufferReader(npy('{}', f4))), true);
   assert.equal(looksLikeNpy(new BufferReader(Buffer.from('\x93NUMP'))), false);
 });
 
@@ -235,7 +249,7 @@ test('parsePyLiteral reads the literals npy headers hold and nothing else', () =
   assert.equal(d.get('e'), 7);
   assert.equal(d.get('f'), "x'yAé");
   assert.equal(parsePyLiteral('123456789012345678901234567890'), 123456789012345678901234567890n);
-  for (const bad of ['{', "{'a' 1}", 'foo()', '1 2', "'abc", '1.5', 'lambda: 0', '(' .repeat(100) + ')'.repeat(100)]) {
+  for (const bad of ['{', "{'a' 1}", 'foo()', '1 2', "'abc", '1.5', 'lambda: 0', '('.repeat(100) + ')'.repeat(100)]) {
     assert.throws(() => parsePyLiteral(bad), Error, bad);
   }
   assert.throws(() => parsePyLiteral('3L'), /trailing/, 'L only for Python 2 headers');
@@ -253,7 +267,10 @@ for (const file of ['savez.npz', 'savez_compressed.npz']) {
       assert.equal(reading.records['compression'], e.compressed ? 'deflate' : 'stored');
       assert.equal(reading.records['arrays'], String(e.order.length));
       const root = reading.root as PyDict;
-      assert.deepEqual(root.entries.map(([k]) => k), e.order);
+      assert.deepEqual(
+        root.entries.map(([k]) => k),
+        e.order,
+      );
       const opened = reader.reads.length;
       if (!e.compressed) {
         // no read at open touched any array's bytes (apart from the zip reader's search of the
@@ -263,7 +280,11 @@ for (const file of ['savez.npz', 'savez_compressed.npz']) {
         assert.equal(reads.length, reader.reads.length - 1);
         for (const [, v] of root.entries) {
           const r = (v as TorchTensor).storage!.locate();
-          if (r.length) assert.ok(reads.every(([o, l]) => o + l <= r.offset || o >= r.offset + r.length), `${String(v)} bytes unread at open`);
+          if (r.length)
+            assert.ok(
+              reads.every(([o, l]) => o + l <= r.offset || o >= r.offset + r.length),
+              `${String(v)} bytes unread at open`,
+            );
         }
       }
       for (const [k, v] of root.entries) {
@@ -305,8 +326,13 @@ test('readNpzArrays loads small sets eagerly, Fortran arrays reordered to C orde
 test('npz with an object array: the numeric member is read, the object array skipped with its reason', () => {
   const reader = new FileReader(path.join(FIX, 'object.npz'));
   const reading = readNpz(reader);
-  assert.deepEqual((reading.root as PyDict).entries.map(([k]) => k), ['ok']);
-  assert.deepEqual(reading.notes, ["skipped member obj.npy (object arrays (descr '|O') hold pickled Python objects and are not read; save plain numeric arrays instead)"]);
+  assert.deepEqual(
+    (reading.root as PyDict).entries.map(([k]) => k),
+    ['ok'],
+  );
+  assert.deepEqual(reading.notes, [
+    "skipped member obj.npy (object arrays (descr '|O') hold pickled Python objects and are not read; save plain numeric arrays instead)",
+  ]);
   reader.close();
 });
 
@@ -314,7 +340,10 @@ test('npz: a deflated member is inflated only as far as its header at open', () 
   // 1 MiB of random bytes does not compress, so the member is ~1 MiB on disk too
   const data = randomBytes(1 << 20);
   const member = npy("{'descr': '|u1', 'fortran_order': False, 'shape': (1048576,), }", data);
-  const file = zip([{ name: 'w.npy', data: member, deflate: true }, { name: 'note.txt', data: Buffer.from('hi') }]);
+  const file = zip([
+    { name: 'w.npy', data: member, deflate: true },
+    { name: 'note.txt', data: Buffer.from('hi') },
+  ]);
   const reader = new CountingReader(new BufferReader(file, 'big.npz'));
   const reading = readNpz(reader);
   // besides the zip reader's 4 KiB tail search, open reads the directory, the local header

@@ -14,7 +14,10 @@ import { BufferReader, FileReader } from '../../../../main/io/random-access.ts';
 import { makeZip } from '../../../fuzz/hostile-inputs.ts';
 
 const FIX = fileURLToPath(new URL('../../../fixtures/numpy/', import.meta.url));
-interface Described { numeric: { name: string; dtype: string; shape: number[]; values: number[] }[]; skipped: { name: string; descr: string }[] }
+interface Described {
+  numeric: { name: string; dtype: string; shape: number[]; values: number[] }[];
+  skipped: { name: string; descr: string }[];
+}
 const expected = JSON.parse(readFileSync(join(FIX, 'mixed_expected.json'), 'utf8')) as Record<string, Described>;
 
 function decode(dtype: string, data: Uint8Array): number[] {
@@ -30,7 +33,10 @@ for (const file of ['mixed.npz', 'sparse_csr.npz']) {
   test(`${file}: numeric members read as numpy reads them, the rest skipped with a reason`, () => {
     const want = expected[file]!;
     const arrays = readNpzArrays(join(FIX, file));
-    assert.deepEqual([...arrays.keys()], want.numeric.map((n) => n.name));
+    assert.deepEqual(
+      [...arrays.keys()],
+      want.numeric.map((n) => n.name),
+    );
     for (const n of want.numeric) {
       const a = arrays.get(n.name)!;
       assert.equal(a.dtype, n.dtype, n.name);
@@ -41,7 +47,10 @@ for (const file of ['mixed.npz', 'sparse_csr.npz']) {
     const reading = readNpz(reader);
     reader.close();
     assert.equal(reading.records['skipped'], String(want.skipped.length));
-    assert.deepEqual(reading.notes.map((t) => /^skipped member (\w+)\.npy \(/.exec(t)?.[1]), want.skipped.map((s) => s.name));
+    assert.deepEqual(
+      reading.notes.map((t) => /^skipped member (\w+)\.npy \(/.exec(t)?.[1]),
+      want.skipped.map((s) => s.name),
+    );
     for (const s of want.skipped) {
       const note = reading.notes.find((t) => t.startsWith(`skipped member ${s.name}.npy`))!;
       if (s.descr === 'structured') assert.match(note, /structured arrays/);
@@ -69,8 +78,14 @@ test('an npz with no numeric member at all is refused, naming each member and wh
   // the object member of object.npz alone
   const members = [{ name: 'obj.npy', raw: extractMember(readFileSync(join(FIX, 'object.npz')), 'obj.npy') }];
   const reader = new BufferReader(makeZip(members), 'only-objects.npz');
-  assert.throws(() => readNpz(reader), (e: unknown) => e instanceof CheckpointError && e.kind === 'unsupported'
-    && e.message === "only-objects.npz: none of its 1 arrays has a torch dtype: obj.npy (object arrays (descr '|O') hold pickled Python objects and are not read; save plain numeric arrays instead)");
+  assert.throws(
+    () => readNpz(reader),
+    (e: unknown) =>
+      e instanceof CheckpointError &&
+      e.kind === 'unsupported' &&
+      e.message ===
+        "only-objects.npz: none of its 1 arrays has a torch dtype: obj.npy (object arrays (descr '|O') hold pickled Python objects and are not read; save plain numeric arrays instead)",
+  );
 });
 
 function extractMember(zip: Buffer, name: string): Buffer {

@@ -7,19 +7,37 @@ import { CheckpointError } from '../../../../main/errors.ts';
 import { PickleInput } from '../../../../main/formats/pickle/pickle-input.ts';
 import { unpickle, type PickleHooks, type UnpickleResult } from '../../../../main/formats/pickle/unpickler.ts';
 import {
-  PyBytes, PyComplex, PyDict, PyFloat, PyGlobal, PyList, PyObject, PyPersistent, PySet, PyTuple,
+  PyBytes,
+  PyComplex,
+  PyDict,
+  PyFloat,
+  PyGlobal,
+  PyList,
+  PyObject,
+  PyPersistent,
+  PySet,
+  PyTuple,
 } from '../../../../main/formats/values/python-values.ts';
 
 export const fixtureDir = new URL('../../../fixtures/pickles/', import.meta.url).pathname;
 
-export interface ManifestVector { file: string; name: string; proto: number; size: number; opcodes: string[] }
+export interface ManifestVector {
+  file: string;
+  name: string;
+  proto: number;
+  size: number;
+  opcodes: string[];
+}
 export interface Manifest {
   python: string;
   allOpcodes: { name: string; code: number; proto: number }[];
   vectors: ManifestVector[];
 }
 export type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
-export interface Expected { value?: Json; error?: { kind: string; match: string } }
+export interface Expected {
+  value?: Json;
+  error?: { kind: string; match: string };
+}
 
 export const manifest: Manifest = JSON.parse(readFileSync(fixtureDir + 'manifest.json', 'utf8')) as Manifest;
 

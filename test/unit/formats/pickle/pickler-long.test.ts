@@ -26,10 +26,19 @@ const CASES: [string, bigint][] = [
 ];
 
 function pythonDigest(expr: string): string {
-  return execFileSync(PYTHON, ['-c', `import pickle, hashlib, sys; sys.set_int_max_str_digits(0) if hasattr(sys, 'set_int_max_str_digits') else None; print(hashlib.sha256(pickle.dumps(${expr}, protocol=2)).hexdigest())`], { encoding: 'utf8' }).trim();
+  return execFileSync(
+    PYTHON,
+    [
+      '-c',
+      `import pickle, hashlib, sys; sys.set_int_max_str_digits(0) if hasattr(sys, 'set_int_max_str_digits') else None; print(hashlib.sha256(pickle.dumps(${expr}, protocol=2)).hexdigest())`,
+    ],
+    { encoding: 'utf8' },
+  ).trim();
 }
 
-test('ints wider than 255 bytes are written with LONG4, byte for byte as CPython writes them', { skip: existsSync(PYTHON) ? false : `${PYTHON} is missing` }, () => {
+test('ints wider than 255 bytes are written with LONG4, byte for byte as CPython writes them', {
+  skip: existsSync(PYTHON) ? false : `${PYTHON} is missing`,
+}, () => {
   for (const [expr, v] of CASES) {
     const bytes = pickleValue(v, noStorages);
     assert.equal(createHash('sha256').update(bytes).digest('hex'), pythonDigest(expr), expr);
@@ -37,7 +46,9 @@ test('ints wider than 255 bytes are written with LONG4, byte for byte as CPython
   }
 });
 
-test('a 1,000,000-digit int is encoded and decoded in linear time, as CPython encodes it', { skip: existsSync(PYTHON) ? false : `${PYTHON} is missing` }, () => {
+test('a 1,000,000-digit int is encoded and decoded in linear time, as CPython encodes it', {
+  skip: existsSync(PYTHON) ? false : `${PYTHON} is missing`,
+}, () => {
   const v = 10n ** 1_000_000n - 1n;
   const started = performance.now();
   const bytes = pickleValue(v, noStorages);

@@ -19,7 +19,17 @@ import { openTorchArchive, unpickleRecord } from '../../../../main/formats/torch
 import { ZipArchive } from '../../../../main/formats/zip/zip.ts';
 import { FileReader } from '../../../../main/io/random-access.ts';
 import {
-  PyBytes, PyComplex, PyDict, PyFloat, PyGlobal, PyList, PyObject, PyPersistent, PySet, PyTuple, type PyValue,
+  PyBytes,
+  PyComplex,
+  PyDict,
+  PyFloat,
+  PyGlobal,
+  PyList,
+  PyObject,
+  PyPersistent,
+  PySet,
+  PyTuple,
+  type PyValue,
 } from '../../../../main/formats/values/python-values.ts';
 import { TorchStorage, TorchTensor } from '../../../../main/formats/values/torch-values.ts';
 import { expectedOf, type Json, manifest, matchValue, run, vectorBytes } from './helpers.ts';
@@ -134,7 +144,9 @@ test('an int of 256 bytes: LONG1 cannot hold it', { todo: LONG4_BUG }, () => {
 });
 
 const TORCH_DIR = new URL('../../../fixtures/torch/', import.meta.url).pathname;
-const TORCH_ZIPS = readdirSync(TORCH_DIR).filter((f) => f.endsWith('.pt') && !/torchscript|whole_model|malicious/.test(f) && ZipArchive.looksLikeZip(new FileReader(TORCH_DIR + f)));
+const TORCH_ZIPS = readdirSync(TORCH_DIR).filter(
+  (f) => f.endsWith('.pt') && !/torchscript|whole_model|malicious/.test(f) && ZipArchive.looksLikeZip(new FileReader(TORCH_DIR + f)),
+);
 test('the torch fixture table is not empty', () => assert.ok(TORCH_ZIPS.length >= 8, TORCH_ZIPS.join(', ')));
 for (const f of TORCH_ZIPS) {
   test(`torch 1.13 ${f}: data.pkl re-pickled reads back to the same tree of tensors`, () => {
@@ -146,7 +158,8 @@ for (const f of TORCH_ZIPS) {
     const fresh = new Map<string, TorchStorage>();
     const loadStorage = (pid: PyValue): TorchStorage => {
       const id = decodeStorageId(pid, f);
-      const known = fresh.get(id.key) ?? new TorchStorage(id.key, id.storageType, id.dtype, id.location, id.numel, () => assert.fail('bytes not needed'), id.storageModule);
+      const known =
+        fresh.get(id.key) ?? new TorchStorage(id.key, id.storageType, id.dtype, id.location, id.numel, () => assert.fail('bytes not needed'), id.storageModule);
       fresh.set(id.key, known);
       return known;
     };
@@ -169,12 +182,14 @@ function describe(v: PyValue, seen = new Set<object>()): string {
     if (v instanceof PyBytes) return `${v.mutable ? 'bytearray' : 'bytes'}(${Buffer.from(v.data).toString('hex')})`;
     if (v instanceof PyList) return `[${v.items.map(d).join(',')}]`;
     if (v instanceof PyTuple) return `(${v.items.map(d).join(',')})`;
-    if (v instanceof PyDict) return `${v.ordered ? 'odict' : 'dict'}{${v.entries.map(([k, x]) => `${d(k)}:${d(x)}`).join(',')}}${v.attrs ? `attrs=${d(v.attrs)}` : ''}`;
+    if (v instanceof PyDict)
+      return `${v.ordered ? 'odict' : 'dict'}{${v.entries.map(([k, x]) => `${d(k)}:${d(x)}`).join(',')}}${v.attrs ? `attrs=${d(v.attrs)}` : ''}`;
     if (v instanceof PySet) return `${v.frozen ? 'frozenset' : 'set'}{${v.items.map(d).join(',')}}`;
     if (v instanceof PyGlobal) return `global(${v.module}.${v.name})`;
     if (v instanceof PyPersistent) return `pid(${d(v.pid)})`;
     if (v instanceof TorchStorage) return `storage(${v.storageModule}.${v.storageType},${v.key},${v.location},${v.numel})`;
-    if (v instanceof TorchTensor) return `tensor(${v.rebuild.module}.${v.rebuild.name},${v.dtype.name},${v.args.map(d).join(',')},param=${v.isParameter},grad=${v.requiresGrad})`;
+    if (v instanceof TorchTensor)
+      return `tensor(${v.rebuild.module}.${v.rebuild.name},${v.dtype.name},${v.args.map(d).join(',')},param=${v.isParameter},grad=${v.requiresGrad})`;
     if (v instanceof PyObject) {
       return `obj(${d(v.callable)},${v.via},(${v.args.map(d).join(',')}),state=${v.state === undefined ? '-' : d(v.state)},list=[${v.listItems.map(d).join(',')}],dict={${v.dictItems.map(([k, x]) => `${d(k)}:${d(x)}`).join(',')}})`;
     }

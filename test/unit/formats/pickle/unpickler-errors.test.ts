@@ -15,8 +15,16 @@ const MALFORMED = ['truncated', 'bad-pickle'];
 // ---------------------------------------------------------------- truncation
 
 const TRUNCATE_EVERY_BYTE = [
-  'rich.p1.pkl', 'rich.p2.pkl', 'rich.p4.pkl', 'rich.p5.pkl', 'ext.p4.pkl', 'persistent.p0.pkl',
-  'persistent.p2.pkl', 'picklebuffer.p5.pkl', 'evil_reduce.p0.pkl', 'evil_reduce.p4.pkl',
+  'rich.p1.pkl',
+  'rich.p2.pkl',
+  'rich.p4.pkl',
+  'rich.p5.pkl',
+  'ext.p4.pkl',
+  'persistent.p0.pkl',
+  'persistent.p2.pkl',
+  'picklebuffer.p5.pkl',
+  'evil_reduce.p0.pkl',
+  'evil_reduce.p4.pkl',
   ...manifest.vectors.filter((v) => v.name.startsWith('hand_')).map((v) => v.file),
 ];
 
@@ -70,10 +78,25 @@ test('a window of a larger file stops at the window end, not the file end', () =
 test('mutated vectors: success or a CheckpointError, never another exception', () => {
   let seed = 0x2545f491;
   const rnd = (n: number): number => {
-    seed ^= seed << 13; seed ^= seed >>> 17; seed ^= seed << 5;
+    seed ^= seed << 13;
+    seed ^= seed >>> 17;
+    seed ^= seed << 5;
     return (seed >>> 0) % n;
   };
-  const bases = ['rich.p0.pkl', 'rich.p1.pkl', 'rich.p2.pkl', 'rich.p4.pkl', 'rich.p5.pkl', 'hand_inst.p0.pkl', 'hand_obj.p1.pkl', 'hand_string.p0.pkl', 'hand_sets.p4.pkl', 'hand_8byte_lengths.p5.pkl', 'persistent.p1.pkl', 'ext.p2.pkl'].map(vectorBytes);
+  const bases = [
+    'rich.p0.pkl',
+    'rich.p1.pkl',
+    'rich.p2.pkl',
+    'rich.p4.pkl',
+    'rich.p5.pkl',
+    'hand_inst.p0.pkl',
+    'hand_obj.p1.pkl',
+    'hand_string.p0.pkl',
+    'hand_sets.p4.pkl',
+    'hand_8byte_lengths.p5.pkl',
+    'persistent.p1.pkl',
+    'ext.p2.pkl',
+  ].map(vectorBytes);
   const interesting = [0x00, 0x01, 0x7f, 0x80, 0xff, 0x28, 0x2e, 0x0a, 0x30, 0x31, 0x32, 0x62, 0x52, 0x81, 0x92, 0x93];
   let failures = 0;
   const started = Date.now();
@@ -98,7 +121,30 @@ test('mutated vectors: success or a CheckpointError, never another exception', (
 // ---------------------------------------------------------------- malformed structure
 
 test('stack underflow', () => {
-  for (const s of ['.', '\x80\x02.', 'N0.', '0.', '2.', 'a.', ']a.', 's.', 'NNs.', 'R.', 'N\x85R.', 'b.', '\x85.', 'N\x86.', 'NN\x87.', '\x93.', 'Q.', 'p0\n.', 'q\x00.', '\x94.', '(.', '(N0\x85.']) {
+  for (const s of [
+    '.',
+    '\x80\x02.',
+    'N0.',
+    '0.',
+    '2.',
+    'a.',
+    ']a.',
+    's.',
+    'NNs.',
+    'R.',
+    'N\x85R.',
+    'b.',
+    '\x85.',
+    'N\x86.',
+    'NN\x87.',
+    '\x93.',
+    'Q.',
+    'p0\n.',
+    'q\x00.',
+    '\x94.',
+    '(.',
+    '(N0\x85.',
+  ]) {
     expectCheckpointError(() => run(b(s)), ['bad-pickle'], /underflow|MARK|malformed/);
   }
 });
@@ -155,7 +201,9 @@ function spyReader(bytes: Uint8Array): { reader: RandomAccessReader; maxRead: ()
   let max = 0;
   return {
     reader: {
-      name: 'spy.pkl', size: bytes.length, close() {},
+      name: 'spy.pkl',
+      size: bytes.length,
+      close() {},
       read(o, n) {
         max = Math.max(max, n);
         if (o < 0 || n < 0 || o + n > bytes.length) throw new Error(`read past the end (${o}+${n})`);
@@ -167,7 +215,11 @@ function spyReader(bytes: Uint8Array): { reader: RandomAccessReader; maxRead: ()
 }
 
 test('BINUNICODE8 / BINBYTES8 / BYTEARRAY8 declaring 2**40 bytes fail fast without allocating', () => {
-  const le64 = (v: bigint): string => { const x = Buffer.alloc(8); x.writeBigUInt64LE(v); return x.toString('latin1'); };
+  const le64 = (v: bigint): string => {
+    const x = Buffer.alloc(8);
+    x.writeBigUInt64LE(v);
+    return x.toString('latin1');
+  };
   for (const op of ['\x8d', '\x8e', '\x96']) {
     for (const len of [2n ** 40n, 2n ** 53n - 1n, 2n ** 53n, 2n ** 63n, 2n ** 64n - 1n]) {
       const bytes = b(`\x80\x05${op}${le64(len)}${'x'.repeat(64)}.`);
@@ -205,8 +257,8 @@ test('bad arguments to STACK_GLOBAL, REDUCE, NEWOBJ, NEWOBJ_EX, BUILD, SETITEMS,
     'I12x\n.', // bad INT text
     'L1.5L\n.', // bad LONG text
     'Fabc\n.', // bad FLOAT text
-    "Sabc\n.", // STRING not quoted
-    "S'abc\"\n.", // STRING with mismatched quotes
+    'Sabc\n.', // STRING not quoted
+    'S\'abc"\n.', // STRING with mismatched quotes
   ]) {
     expectCheckpointError(() => run(b(s)), ['bad-pickle'], undefined);
   }
@@ -246,7 +298,10 @@ test('100 000 nested lists via MARK/LIST: no JS stack overflow, refused as neste
   const v = run(b(`${'('.repeat(1000)}${'l'.repeat(1000)}.`)).value;
   let depth = 0;
   let x: unknown = v;
-  while (x instanceof PyList && x.items.length === 1) { x = x.items[0]; depth++; }
+  while (x instanceof PyList && x.items.length === 1) {
+    x = x.items[0];
+    depth++;
+  }
   assert.ok(x instanceof PyList && x.items.length === 0);
   assert.equal(depth + 1, 1000);
 });
@@ -259,7 +314,10 @@ test('100 000 nested tuples, dicts, and lists built with APPEND: refused as nest
   const d = run(b(`${'}K\x00'.repeat(999)}}${'s'.repeat(999)}.`)).value;
   let depth = 0;
   let x: unknown = d;
-  while (x instanceof PyDict && x.size === 1) { x = x.get(0); depth++; }
+  while (x instanceof PyDict && x.size === 1) {
+    x = x.get(0);
+    depth++;
+  }
   assert.equal(depth, 999);
   timed('nested appends', 5000, () => expectCheckpointError(() => run(b(`${']'.repeat(N)}${'a'.repeat(N - 1)}.`)), ['bad-pickle'], TOO_DEEP));
   // a recursive structure through the memo is a cycle, not depth: l = [l] a hundred thousand times over

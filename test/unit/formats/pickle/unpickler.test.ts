@@ -4,26 +4,78 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { CheckpointError } from '../../../../main/errors.ts';
-import {
-  PyBytes, PyDict, PyGlobal, PyList, PyObject, PyPersistent, PyTuple, type PyValue,
-} from '../../../../main/formats/values/python-values.ts';
-import {
-  b, entry, expectCheckpointError, expectedOf, manifest, matchValue, run, vectorBytes,
-} from './helpers.ts';
+import { PyBytes, PyDict, PyGlobal, PyList, PyObject, PyPersistent, PyTuple, type PyValue } from '../../../../main/formats/values/python-values.ts';
+import { b, entry, expectCheckpointError, expectedOf, manifest, matchValue, run, vectorBytes } from './helpers.ts';
 
 /** Every opcode of pickle protocols 0–5 (CPython 3.8+ pickletools.opcodes), name → byte. */
 const ALL_OPCODES: Record<string, number> = {
-  INT: 0x49, BININT: 0x4a, BININT1: 0x4b, BININT2: 0x4d, LONG: 0x4c, LONG1: 0x8a, LONG4: 0x8b,
-  STRING: 0x53, BINSTRING: 0x54, SHORT_BINSTRING: 0x55, BINBYTES: 0x42, SHORT_BINBYTES: 0x43,
-  BINBYTES8: 0x8e, BYTEARRAY8: 0x96, NEXT_BUFFER: 0x97, READONLY_BUFFER: 0x98, NONE: 0x4e,
-  NEWTRUE: 0x88, NEWFALSE: 0x89, UNICODE: 0x56, SHORT_BINUNICODE: 0x8c, BINUNICODE: 0x58,
-  BINUNICODE8: 0x8d, FLOAT: 0x46, BINFLOAT: 0x47, EMPTY_LIST: 0x5d, APPEND: 0x61, APPENDS: 0x65,
-  LIST: 0x6c, EMPTY_TUPLE: 0x29, TUPLE: 0x74, TUPLE1: 0x85, TUPLE2: 0x86, TUPLE3: 0x87,
-  EMPTY_DICT: 0x7d, DICT: 0x64, SETITEM: 0x73, SETITEMS: 0x75, EMPTY_SET: 0x8f, ADDITEMS: 0x90,
-  FROZENSET: 0x91, POP: 0x30, DUP: 0x32, MARK: 0x28, POP_MARK: 0x31, GET: 0x67, BINGET: 0x68,
-  LONG_BINGET: 0x6a, PUT: 0x70, BINPUT: 0x71, LONG_BINPUT: 0x72, MEMOIZE: 0x94, EXT1: 0x82,
-  EXT2: 0x83, EXT4: 0x84, GLOBAL: 0x63, STACK_GLOBAL: 0x93, REDUCE: 0x52, BUILD: 0x62, INST: 0x69,
-  OBJ: 0x6f, NEWOBJ: 0x81, NEWOBJ_EX: 0x92, PROTO: 0x80, STOP: 0x2e, FRAME: 0x95, PERSID: 0x50,
+  INT: 0x49,
+  BININT: 0x4a,
+  BININT1: 0x4b,
+  BININT2: 0x4d,
+  LONG: 0x4c,
+  LONG1: 0x8a,
+  LONG4: 0x8b,
+  STRING: 0x53,
+  BINSTRING: 0x54,
+  SHORT_BINSTRING: 0x55,
+  BINBYTES: 0x42,
+  SHORT_BINBYTES: 0x43,
+  BINBYTES8: 0x8e,
+  BYTEARRAY8: 0x96,
+  NEXT_BUFFER: 0x97,
+  READONLY_BUFFER: 0x98,
+  NONE: 0x4e,
+  NEWTRUE: 0x88,
+  NEWFALSE: 0x89,
+  UNICODE: 0x56,
+  SHORT_BINUNICODE: 0x8c,
+  BINUNICODE: 0x58,
+  BINUNICODE8: 0x8d,
+  FLOAT: 0x46,
+  BINFLOAT: 0x47,
+  EMPTY_LIST: 0x5d,
+  APPEND: 0x61,
+  APPENDS: 0x65,
+  LIST: 0x6c,
+  EMPTY_TUPLE: 0x29,
+  TUPLE: 0x74,
+  TUPLE1: 0x85,
+  TUPLE2: 0x86,
+  TUPLE3: 0x87,
+  EMPTY_DICT: 0x7d,
+  DICT: 0x64,
+  SETITEM: 0x73,
+  SETITEMS: 0x75,
+  EMPTY_SET: 0x8f,
+  ADDITEMS: 0x90,
+  FROZENSET: 0x91,
+  POP: 0x30,
+  DUP: 0x32,
+  MARK: 0x28,
+  POP_MARK: 0x31,
+  GET: 0x67,
+  BINGET: 0x68,
+  LONG_BINGET: 0x6a,
+  PUT: 0x70,
+  BINPUT: 0x71,
+  LONG_BINPUT: 0x72,
+  MEMOIZE: 0x94,
+  EXT1: 0x82,
+  EXT2: 0x83,
+  EXT4: 0x84,
+  GLOBAL: 0x63,
+  STACK_GLOBAL: 0x93,
+  REDUCE: 0x52,
+  BUILD: 0x62,
+  INST: 0x69,
+  OBJ: 0x6f,
+  NEWOBJ: 0x81,
+  NEWOBJ_EX: 0x92,
+  PROTO: 0x80,
+  STOP: 0x2e,
+  FRAME: 0x95,
+  PERSID: 0x50,
   BINPERSID: 0x51,
 };
 const OUT_OF_BAND = ['NEXT_BUFFER', 'READONLY_BUFFER'];
@@ -118,7 +170,15 @@ test('evil_eval.p2.pkl: builtins.eval is recorded as a called global and kept op
 test('globals: every referenced name is listed, with how often it was called', () => {
   const r = run(vectorBytes('rich.p2.pkl'));
   const names = [...r.globals.keys()];
-  for (const n of ['builtins.set', 'builtins.frozenset', 'builtins.complex', 'collections.OrderedDict', 'builtins.len', '__main__.Point', '__main__.make_bag']) {
+  for (const n of [
+    'builtins.set',
+    'builtins.frozenset',
+    'builtins.complex',
+    'collections.OrderedDict',
+    'builtins.len',
+    '__main__.Point',
+    '__main__.make_bag',
+  ]) {
     assert.ok(names.includes(n), `${n} missing from ${names.join(', ')}`);
   }
   assert.equal(r.globals.get('builtins.len')!.calls, 0);
@@ -130,9 +190,17 @@ test('globals: every referenced name is listed, with how often it was called', (
 // ---------------------------------------------------------------- hooks
 
 test('persistentLoad hook gets every persistent id (PERSID text and BINPERSID)', () => {
-  for (const [file, want] of [['persistent.p0.pkl', ['key-a', 'key-b', 'key-a']], ['persistent.p2.pkl', ['key-a', 'key-b', 'key-a']]] as const) {
+  for (const [file, want] of [
+    ['persistent.p0.pkl', ['key-a', 'key-b', 'key-a']],
+    ['persistent.p2.pkl', ['key-a', 'key-b', 'key-a']],
+  ] as const) {
     const seen: PyValue[] = [];
-    const r = run(vectorBytes(file), { persistentLoad: (pid) => { seen.push(pid); return `loaded:${seen.length}`; } });
+    const r = run(vectorBytes(file), {
+      persistentLoad: (pid) => {
+        seen.push(pid);
+        return `loaded:${seen.length}`;
+      },
+    });
     const keys = seen.map((pid) => (typeof pid === 'string' ? pid : pid instanceof PyTuple ? pid.items[1] : '?'));
     assert.deepEqual(keys, want, file);
     assert.equal(entry(r.value, 'weights'), 'loaded:1');
@@ -166,7 +234,11 @@ test('call hook can interpret a callable; BUILD hook replacement reaches memo re
   assert.ok(recipe instanceof PyObject && recipe.className === 'hooked.Bag', 'hooked call result is used');
   assert.deepEqual(recipe.args.slice(0, 2), [1, 'two']);
   assert.deepEqual(recipe.listItems, [10, 'eleven'], 'APPENDS go onto the hooked value');
-  assert.deepEqual(recipe.dictItems.map(([k]) => k), ['k1', 2], 'SETITEMS go onto the hooked value');
+  assert.deepEqual(
+    recipe.dictItems.map(([k]) => k),
+    ['k1', 2],
+    'SETITEMS go onto the hooked value',
+  );
   assert.ok(recipe.state instanceof PyDict && recipe.state.has('state_key'), 'BUILD goes onto the hooked value');
 });
 

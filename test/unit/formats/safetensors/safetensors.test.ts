@@ -13,7 +13,14 @@ import { BufferReader, FileReader } from '../../../../main/io/random-access.ts';
 import { CountingReader } from '../../../helpers/counting-reader.ts';
 import { PyDict, PyTuple } from '../../../../main/formats/values/python-values.ts';
 import { REBUILD_TENSOR_V2, TorchTensor } from '../../../../main/formats/values/torch-values.ts';
-import { JsonFloat, JsonObject, looksLikeSafetensors, parseOrderedJson, readSafetensors, readSafetensorsHeader } from '../../../../main/formats/safetensors/safetensors.ts';
+import {
+  JsonFloat,
+  JsonObject,
+  looksLikeSafetensors,
+  parseOrderedJson,
+  readSafetensors,
+  readSafetensorsHeader,
+} from '../../../../main/formats/safetensors/safetensors.ts';
 import { readSafetensorsShards, readShardIndex } from '../../../../main/formats/safetensors/shard-index.ts';
 import { CORPUS_DIR, sharedSkipReason } from '../../../helpers/shared-dir.ts';
 
@@ -60,25 +67,44 @@ function decode(dtype: string, b: Uint8Array): unknown[] {
   const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
   const n = (size: number) => Array.from({ length: b.length / size }, (_, i) => i * size);
   switch (dtype) {
-    case 'float64': return n(8).map((o) => dv.getFloat64(o, true));
-    case 'float32': return n(4).map((o) => dv.getFloat32(o, true));
-    case 'float16': return n(2).map((o) => half(dv.getUint16(o, true)));
-    case 'bfloat16': return n(2).map((o) => new Float32Array(new Uint32Array([dv.getUint16(o, true) << 16]).buffer)[0]);
-    case 'int64': return n(8).map((o) => dv.getBigInt64(o, true).toString());
-    case 'uint64': return n(8).map((o) => dv.getBigUint64(o, true).toString());
-    case 'int32': return n(4).map((o) => dv.getInt32(o, true));
-    case 'uint32': return n(4).map((o) => String(dv.getUint32(o, true)));
-    case 'int16': return n(2).map((o) => dv.getInt16(o, true));
-    case 'uint16': return n(2).map((o) => dv.getUint16(o, true));
-    case 'int8': return n(1).map((o) => dv.getInt8(o));
-    case 'uint8': return [...b];
-    case 'bool': return [...b].map((x) => x !== 0);
-    case 'complex64': return n(8).map((o) => [dv.getFloat32(o, true), dv.getFloat32(o + 4, true)]);
-    case 'float8_e4m3fn': return [...b].map((x) => minifloat(x, 3, 7));
-    case 'float8_e5m2': return [...b].map((x) => half(x << 8));
-    case 'float8_e4m3fnuz': return [...b].map((x) => minifloat(x, 3, 8));
-    case 'float8_e5m2fnuz': return [...b].map((x) => minifloat(x, 2, 16));
-    case 'float8_e8m0fnu': return [...b].map((x) => 2 ** (x - 127));
+    case 'float64':
+      return n(8).map((o) => dv.getFloat64(o, true));
+    case 'float32':
+      return n(4).map((o) => dv.getFloat32(o, true));
+    case 'float16':
+      return n(2).map((o) => half(dv.getUint16(o, true)));
+    case 'bfloat16':
+      return n(2).map((o) => new Float32Array(new Uint32Array([dv.getUint16(o, true) << 16]).buffer)[0]);
+    case 'int64':
+      return n(8).map((o) => dv.getBigInt64(o, true).toString());
+    case 'uint64':
+      return n(8).map((o) => dv.getBigUint64(o, true).toString());
+    case 'int32':
+      return n(4).map((o) => dv.getInt32(o, true));
+    case 'uint32':
+      return n(4).map((o) => String(dv.getUint32(o, true)));
+    case 'int16':
+      return n(2).map((o) => dv.getInt16(o, true));
+    case 'uint16':
+      return n(2).map((o) => dv.getUint16(o, true));
+    case 'int8':
+      return n(1).map((o) => dv.getInt8(o));
+    case 'uint8':
+      return [...b];
+    case 'bool':
+      return [...b].map((x) => x !== 0);
+    case 'complex64':
+      return n(8).map((o) => [dv.getFloat32(o, true), dv.getFloat32(o + 4, true)]);
+    case 'float8_e4m3fn':
+      return [...b].map((x) => minifloat(x, 3, 7));
+    case 'float8_e5m2':
+      return [...b].map((x) => half(x << 8));
+    case 'float8_e4m3fnuz':
+      return [...b].map((x) => minifloat(x, 3, 8));
+    case 'float8_e5m2fnuz':
+      return [...b].map((x) => minifloat(x, 2, 16));
+    case 'float8_e8m0fnu':
+      return [...b].map((x) => 2 ** (x - 127));
   }
   throw new Error(`no decoder for ${dtype}`);
 }
@@ -133,7 +159,28 @@ test('every safetensors dtype reads with the shape, bytes and values the real li
       assert.equal(sha(b), e.sha256, `${name} bytes`);
       if (e.values) assert.deepEqual(decode(t.dtype.name, b), e.values, `${name} values`);
     }
-    for (const tag of ['F64', 'F32', 'F16', 'BF16', 'I64', 'I32', 'I16', 'I8', 'U8', 'U16', 'U32', 'U64', 'BOOL', 'C64', 'F8_E4M3', 'F8_E5M2', 'F8_E4M3FNUZ', 'F8_E5M2FNUZ', 'F8_E8M0', 'F4']) {
+    for (const tag of [
+      'F64',
+      'F32',
+      'F16',
+      'BF16',
+      'I64',
+      'I32',
+      'I16',
+      'I8',
+      'U8',
+      'U16',
+      'U32',
+      'U64',
+      'BOOL',
+      'C64',
+      'F8_E4M3',
+      'F8_E5M2',
+      'F8_E4M3FNUZ',
+      'F8_E5M2FNUZ',
+      'F8_E8M0',
+      'F4',
+    ]) {
       assert.ok(tags.has(tag), `fixture covers ${tag}`);
     }
   } finally {
@@ -189,7 +236,10 @@ test('opening reads only the length and the header, never tensor bytes', () => {
   const reader = new CountingReader(new FileReader(file));
   const reading = readSafetensors(reader);
   const end = 8 + expected.dtypes.header_bytes;
-  assert.ok(reader.reads.every(([o, l]) => o + l <= end), JSON.stringify(reader.reads));
+  assert.ok(
+    reader.reads.every(([o, l]) => o + l <= end),
+    JSON.stringify(reader.reads),
+  );
   const before = reader.reads.length;
   const t = tensors(reading.root).get('f64')!;
   assert.equal(reader.reads.length, before, 'locate() itself reads nothing');
@@ -249,7 +299,11 @@ test('malformed headers built in memory: each is one clear CheckpointError', () 
   assertFails(() => readSafetensors(st(f32('[3]', '[0,3]', 'F4'), 2)), 'not-a-checkpoint', /MisalignedSlice/);
   assertFails(() => readSafetensors(st(f32('[2,1]', '[0,1]', 'F4'), 1)), 'unsupported', /even last dimension/);
   assertFails(() => readSafetensors(st(f32('[8]', '[0,6]', 'F6_E2M3'), 6)), 'unsupported', /F6_E2M3/);
-  assertFails(() => readSafetensors(st(f32('[2]', '[0,8]').replace('}}', '},"a":{"dtype":"F32","shape":[2],"data_offsets":[8,16]}}'), 16)), 'not-a-checkpoint', /duplicate key "a"/);
+  assertFails(
+    () => readSafetensors(st(f32('[2]', '[0,8]').replace('}}', '},"a":{"dtype":"F32","shape":[2],"data_offsets":[8,16]}}'), 16)),
+    'not-a-checkpoint',
+    /duplicate key "a"/,
+  );
   assertFails(() => readSafetensors(st(f32('[2]', '[0,18446744073709551616]'), 8)), 'not-a-checkpoint', /data_offsets/);
   assertFails(() => readSafetensors(st(f32('[4294967296,4294967296,4294967296]', '[0,8]'), 8)), 'not-a-checkpoint', /overflow/);
   assertFails(() => readSafetensors(st(f32('[2]', '[0,8,12]'), 8)), 'not-a-checkpoint', /data_offsets/);
@@ -266,7 +320,10 @@ test('malformed headers built in memory: each is one clear CheckpointError', () 
 test('parseOrderedJson: escapes, numbers, order and strictness', () => {
   const v = parseOrderedJson(' {"b":1,"a":[1.5,-2,1e3,"x\\u00e9\\n\\"",true,null],"\\ud83d\\ude00":{}} ');
   assert.ok(v instanceof JsonObject);
-  assert.deepEqual(v.entries.map(([k]) => k), ['b', 'a', '😀']);
+  assert.deepEqual(
+    v.entries.map(([k]) => k),
+    ['b', 'a', '😀'],
+  );
   const arr = v.get('a') as unknown[];
   assert.ok(arr[0] instanceof JsonFloat && arr[0].value === 1.5);
   assert.equal(arr[1], -2);
@@ -332,7 +389,11 @@ test('shard sets with missing shards or tensors fail with a clear error', () => 
     fs.writeFileSync(lonely, JSON.stringify(index));
     const idx = readShardIndex(lonely);
     assert.deepEqual(idx.missing, idx.shards);
-    assertFails(() => readSafetensorsShards(lonely), 'io', /2 of 2 shard files are missing.*model-00001-of-00002\.safetensors, model-00002-of-00002\.safetensors/);
+    assertFails(
+      () => readSafetensorsShards(lonely),
+      'io',
+      /2 of 2 shard files are missing.*model-00001-of-00002\.safetensors, model-00002-of-00002\.safetensors/,
+    );
     // shards present, but the index names a tensor the shard lacks
     for (const s of idx.shards) fs.copyFileSync(path.join(FIX, 'sharded', s), path.join(tmp, s));
     const extra = { ...index, weight_map: { ...index.weight_map, 'ghost.weight': 'model-00002-of-00002.safetensors' } };
@@ -372,11 +433,21 @@ test('corpus: huggingface safetensors sample (overall.safetensors)', { skip: ski
   const r = open(corpus('huggingface__safetensors__samples__overall.safetensors'));
   const ts = tensors(r.root);
   // manifest: dtypes=U8:1,U16:1,U32:1,I8:1,F64:1,F16:1,F32:1,I16:1,I32:1; __metadata__={"test": "a"}
-  assert.deepEqual([...ts].map(([k, t]) => `${k}:${t.dtype.name}`), ['B:uint8', 'H:uint16', 'I:uint32', 'b:int8', 'd:float64', 'e:float16', 'f:float32', 'h:int16', 'i:int32']);
+  assert.deepEqual(
+    [...ts].map(([k, t]) => `${k}:${t.dtype.name}`),
+    ['B:uint8', 'H:uint16', 'I:uint32', 'b:int8', 'd:float64', 'e:float16', 'f:float32', 'h:int16', 'i:int32'],
+  );
   assert.equal(r.records['metadata.test'], 'a');
   const want: Record<string, unknown[]> = {
-    B: [253, 254, 255, 0, 1, 2], H: [65533, 65534, 65535, 0, 1, 2], I: ['4294967293', '4294967294', '4294967295', '0', '1', '2'],
-    b: [-3, -2, -1, 0, 1, 2], d: [-3, -2, -1, 0, 1, 2], e: [-3, -2, -1, 0, 1, 2], f: [-3, -2, -1, 0, 1, 2], h: [-3, -2, -1, 0, 1, 2], i: [-3, -2, -1, 0, 1, 2],
+    B: [253, 254, 255, 0, 1, 2],
+    H: [65533, 65534, 65535, 0, 1, 2],
+    I: ['4294967293', '4294967294', '4294967295', '0', '1', '2'],
+    b: [-3, -2, -1, 0, 1, 2],
+    d: [-3, -2, -1, 0, 1, 2],
+    e: [-3, -2, -1, 0, 1, 2],
+    f: [-3, -2, -1, 0, 1, 2],
+    h: [-3, -2, -1, 0, 1, 2],
+    i: [-3, -2, -1, 0, 1, 2],
   };
   for (const [k, t] of ts) {
     assert.deepEqual(t.shape, [6]);
@@ -444,11 +515,20 @@ test('corpus: shard indexes without their shards parse, and reading them names t
   assert.deepEqual(gr.shards, ['model-00001-of-00002.safetensors', 'model-00002-of-00002.safetensors']);
   assert.deepEqual(gr.missing, gr.shards);
   assert.equal([...gr.weightMap.keys()][1], 'model.layers.0.block_sparse_moe.input_linear.weight');
-  assertFails(() => readSafetensorsShards(sti), 'io', /2 of 2 shard files are missing beside the index: model-00001-of-00002\.safetensors, model-00002-of-00002\.safetensors/);
+  assertFails(
+    () => readSafetensorsShards(sti),
+    'io',
+    /2 of 2 shard files are missing beside the index: model-00001-of-00002\.safetensors, model-00002-of-00002\.safetensors/,
+  );
 });
 
 test('corpus: every safetensors file in the manifest opens and its header validates', { skip: skip ?? false }, () => {
-  const rows = fs.readFileSync(corpus('MANIFEST.tsv'), 'utf8').trim().split('\n').slice(1).map((l) => l.split('\t'));
+  const rows = fs
+    .readFileSync(corpus('MANIFEST.tsv'), 'utf8')
+    .trim()
+    .split('\n')
+    .slice(1)
+    .map((l) => l.split('\t'));
   const files = rows.filter((c) => c[5] === 'safetensors').map((c) => c[0]!);
   assert.equal(files.length, 4);
   for (const f of files) {

@@ -15,11 +15,31 @@ import { isNumpyScalar, numpyScalarValue } from '../../../../main/formats/numpy/
 const dir = new URL('../../../fixtures/torch/', import.meta.url).pathname;
 
 interface Expected {
-  fixture: string; file: string; format: string; layout: string; prefixes: string[]; path_kind?: string;
-  tensors: { path: (string | number)[]; dtype: string; shape: number[]; stride: number[]; storage_offset: number; device: string; requires_grad: boolean; is_parameter: boolean; sha256: string; storage_id: number }[];
-  state_dict_keys?: string[]; metadata_keys?: string[]; metadata_path?: (string | number)[]; scalars?: Record<string, unknown>; dangerous?: { path: string[]; global: string }[]; globals?: string[];
+  fixture: string;
+  file: string;
+  format: string;
+  layout: string;
+  prefixes: string[];
+  path_kind?: string;
+  tensors: {
+    path: (string | number)[];
+    dtype: string;
+    shape: number[];
+    stride: number[];
+    storage_offset: number;
+    device: string;
+    requires_grad: boolean;
+    is_parameter: boolean;
+    sha256: string;
+    storage_id: number;
+  }[];
+  state_dict_keys?: string[];
+  metadata_keys?: string[];
+  metadata_path?: (string | number)[];
+  scalars?: Record<string, unknown>;
+  dangerous?: { path: string[]; global: string }[];
+  globals?: string[];
 }
-
 
 const files = expectationFiles(dir);
 test('the fixture generator has written the fixtures', () => {
@@ -69,7 +89,10 @@ for (const expFile of files) {
         assert.ok(sd instanceof PyDict && sd.attrs, 'state dict carries _metadata');
         const meta = sd.attrs.get('_metadata');
         assert.ok(meta instanceof PyDict);
-        assert.deepEqual(meta.entries.map(([k]) => k), exp.metadata_keys);
+        assert.deepEqual(
+          meta.entries.map(([k]) => k),
+          exp.metadata_keys,
+        );
       }
       for (const [dotted, want] of Object.entries(exp.scalars ?? {})) {
         checkScalar(dotted, valueAt(c.reading.root, dotted.split('.')), want);
@@ -100,13 +123,26 @@ function checkScalar(dotted: string, v: unknown, want: unknown): void {
   else {
     const w = want as { $type?: string; value?: string; hex?: string; items?: unknown[]; real?: number; imag?: number };
     switch (w.$type) {
-      case 'int': assert.equal(String(v), w.value, msg); break;
-      case 'bytes': assert.ok(v instanceof PyBytes && Buffer.from(v.data).toString('hex') === w.hex, msg); break;
-      case 'set': assert.ok(v instanceof PySet && v.items.length === w.items!.length, msg); break;
-      case 'complex': assert.ok(v instanceof PyComplex && v.real === w.real && v.imag === w.imag, msg); break;
-      case 'tuple': assert.ok(v instanceof PyTuple && v.items.length === w.items!.length, msg); break;
-      case undefined: assert.ok(v instanceof PyDict && v.size === Object.keys(want as object).length, msg); break;
-      default: assert.ok(v !== undefined, msg);
+      case 'int':
+        assert.equal(String(v), w.value, msg);
+        break;
+      case 'bytes':
+        assert.ok(v instanceof PyBytes && Buffer.from(v.data).toString('hex') === w.hex, msg);
+        break;
+      case 'set':
+        assert.ok(v instanceof PySet && v.items.length === w.items!.length, msg);
+        break;
+      case 'complex':
+        assert.ok(v instanceof PyComplex && v.real === w.real && v.imag === w.imag, msg);
+        break;
+      case 'tuple':
+        assert.ok(v instanceof PyTuple && v.items.length === w.items!.length, msg);
+        break;
+      case undefined:
+        assert.ok(v instanceof PyDict && v.size === Object.keys(want as object).length, msg);
+        break;
+      default:
+        assert.ok(v !== undefined, msg);
     }
   }
 }

@@ -10,7 +10,9 @@ import { valueAt } from '../../../../main/checkpoint/tree.ts';
 
 const file = new URL('../../../fixtures/tar/legacy_tar.pt', import.meta.url).pathname;
 const expected = JSON.parse(readFileSync(file.replace(/\.pt$/, '.expected.json'), 'utf8')) as {
-  epoch: number; note: string; tensors: Record<string, { dtype: string; shape: number[]; stride: number[]; sha256: string }>;
+  epoch: number;
+  note: string;
+  tensors: Record<string, { dtype: string; shape: number[]; stride: number[]; sha256: string }>;
 };
 
 test('the tar format reads as torch 1.13 read it: tensors, views of storages, values', () => {

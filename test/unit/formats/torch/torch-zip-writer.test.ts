@@ -51,7 +51,11 @@ function open(file: string): ZipArchive {
 const ROUND_TRIPS: Array<{ name: string; archive: string; records: Array<[string, Buffer]>; lead?: number; version?: string }> = [
   { name: 'no records: only version', archive: 'archive', records: [] },
   { name: 'the torch fixture records', archive: 'archive', records: RECORDS },
-  { name: 'every size from 0 to 130 bytes (all paddings)', archive: 'sizes', records: Array.from({ length: 131 }, (_, n) => [`data/${n}`, Buffer.alloc(n, n)] as [string, Buffer]) },
+  {
+    name: 'every size from 0 to 130 bytes (all paddings)',
+    archive: 'sizes',
+    records: Array.from({ length: 131 }, (_, n) => [`data/${n}`, Buffer.alloc(n, n)] as [string, Buffer]),
+  },
   { name: 'a UTF-8 archive name', archive: 'modèle_ü', records: [['data.pkl', Buffer.from('p')]] },
   { name: 'after 1000 bytes of something else', archive: 'shifted', records: RECORDS, lead: 1000 },
   { name: 'after 13 bytes, a 2.x version string', archive: 'odd', records: RECORDS, lead: 13, version: '4\n' },
@@ -62,7 +66,10 @@ for (const c of ROUND_TRIPS) {
     const file = writeArchive(c.archive, (w) => c.records.forEach(([n, d]) => w.addRecord(n, d)), c.lead, c.version);
     const zip = open(file);
     const want = [...c.records, ['version', Buffer.from(c.version ?? '3\n')] as [string, Buffer]];
-    assert.deepEqual(zip.entries.map((e) => e.name), want.map(([n]) => `${c.archive}/${n}`));
+    assert.deepEqual(
+      zip.entries.map((e) => e.name),
+      want.map(([n]) => `${c.archive}/${n}`),
+    );
     // With a start offset the writer's offsets are file offsets (the archive is not shifted).
     assert.equal(zip.startOffset, 0);
     for (const [name, data] of want) {
@@ -134,7 +141,10 @@ function localExtra(file: Buffer, headerAt: number): [Buffer, number] {
 test("the same records as torch 1.13's writer: names, order, contents, CRCs, alignment, FB padding", () => {
   const torchZip = open(TORCH_FIXTURE);
   const ours = open(writeArchive('torch113_records', (w) => RECORDS.forEach(([n, d]) => w.addRecord(n, d))));
-  assert.deepEqual(ours.entries.map((e) => e.name), torchZip.entries.map((e) => e.name));
+  assert.deepEqual(
+    ours.entries.map((e) => e.name),
+    torchZip.entries.map((e) => e.name),
+  );
   const torchBytes = readWholeFile(TORCH_FIXTURE);
   const ourBytes = readWholeFile(ours.reader.name);
   for (const [i, t] of torchZip.entries.entries()) {
@@ -143,7 +153,10 @@ test("the same records as torch 1.13's writer: names, order, contents, CRCs, ali
     assert.equal(o.uncompressedSize, t.uncompressedSize, `${t.name} size`);
     assert.deepEqual(Buffer.from(ours.readEntry(o)), Buffer.from(torchZip.readEntry(t)), `${t.name} bytes`);
     // Both: one `FB` extra field of 'Z' padding that puts the data on a 64-byte boundary.
-    for (const [bytes, e] of [[torchBytes, t], [ourBytes, o]] as const) {
+    for (const [bytes, e] of [
+      [torchBytes, t],
+      [ourBytes, o],
+    ] as const) {
       const [extra, dataAt] = localExtra(bytes, e.localHeaderOffset);
       assert.equal(extra.toString('latin1', 0, 2), 'FB', `${e.name} extra id`);
       assert.equal(extra.readUInt16LE(2), extra.length - 4, `${e.name} extra length`);

@@ -17,34 +17,79 @@ import { FileReader } from '../../../../main/io/random-access.ts';
 import { ZipArchive } from '../../../../main/formats/zip/zip.ts';
 import { deviceText } from '../../../../main/formats/torch/torch-pickle.ts';
 import { TorchTensor } from '../../../../main/formats/values/torch-values.ts';
-import { PyBytes, PyComplex, PyDict, PyFloat, PyGlobal, PyList, PyObject, PySet, PyTuple, type PyValue } from '../../../../main/formats/values/python-values.ts';
+import {
+  PyBytes,
+  PyComplex,
+  PyDict,
+  PyFloat,
+  PyGlobal,
+  PyList,
+  PyObject,
+  PySet,
+  PyTuple,
+  type PyValue,
+} from '../../../../main/formats/values/python-values.ts';
 import { isNumpyScalar, numpyScalarValue } from '../../../../main/formats/numpy/numpy-values.ts';
 import { dtypeByName } from '../../../../shared/dtypes.ts';
 
 const dir = new URL('../../../fixtures/torch2/', import.meta.url).pathname;
 
 interface TensorExp {
-  path: PathKey[]; dtype: string; shape: number[]; stride: number[]; storage_offset: number; device: string;
-  requires_grad: boolean; is_parameter: boolean; sha256: string | null; storage_id: number | null; storage_nbytes: number | null;
-  class?: string; state_tensors?: TensorExp[]; local_path?: PathKey[]; placements?: string[]; global_offset?: number[];
+  path: PathKey[];
+  dtype: string;
+  shape: number[];
+  stride: number[];
+  storage_offset: number;
+  device: string;
+  requires_grad: boolean;
+  is_parameter: boolean;
+  sha256: string | null;
+  storage_id: number | null;
+  storage_nbytes: number | null;
+  class?: string;
+  state_tensors?: TensorExp[];
+  local_path?: PathKey[];
+  placements?: string[];
+  global_offset?: number[];
   local_shards?: { path: PathKey[]; offsets: number[]; sizes: number[] }[];
 }
 interface WeightsOnly {
-  default: boolean; after_import_distributed_tensor: boolean; with_numpy_safe_globals?: boolean;
+  default: boolean;
+  after_import_distributed_tensor: boolean;
+  with_numpy_safe_globals?: boolean;
   per_key?: Record<string, { loads: boolean; globals: string[] }>;
 }
 interface Expected {
-  fixture: string; file: string; format: string; layout: string; prefixes: string[]; tensors: TensorExp[];
-  metadata_keys?: string[]; metadata_path?: PathKey[]; scalars?: Record<string, unknown>; globals: string[];
-  records: Record<string, string>; archive_prefix: string; zip_entries: string[]; weights_only: WeightsOnly;
+  fixture: string;
+  file: string;
+  format: string;
+  layout: string;
+  prefixes: string[];
+  tensors: TensorExp[];
+  metadata_keys?: string[];
+  metadata_path?: PathKey[];
+  scalars?: Record<string, unknown>;
+  globals: string[];
+  records: Record<string, string>;
+  archive_prefix: string;
+  zip_entries: string[];
+  weights_only: WeightsOnly;
 }
-interface FullExp { kind: 'full'; fixture: string; files: string[]; tensors: { key: string; dtype: string; shape: number[]; sharded: boolean; sha256: string }[] }
+interface FullExp {
+  kind: 'full';
+  fixture: string;
+  files: string[];
+  tensors: { key: string; dtype: string; shape: number[]; sharded: boolean; sha256: string }[];
+}
 interface DcpExp {
-  kind: 'dcp'; metadata_file: string; data_files: string[]; metadata_class: string; globals: string[]; items: Record<string, unknown>;
+  kind: 'dcp';
+  metadata_file: string;
+  data_files: string[];
+  metadata_class: string;
+  globals: string[];
+  items: Record<string, unknown>;
   storage: { fqn: string; relative_path: string; file_offset: number; length: number }[];
 }
-
-
 
 const files = expectationFiles(dir);
 test('the torch 2.x fixture generator has written the fixtures', () => {
@@ -96,7 +141,10 @@ function fixtureTest(exp: Expected): void {
         assert.equal(r.records['archive'], exp.archive_prefix);
         const reader = new FileReader(ckptFile);
         try {
-          assert.deepEqual(ZipArchive.open(reader).entries.map((e) => e.name), exp.zip_entries);
+          assert.deepEqual(
+            ZipArchive.open(reader).entries.map((e) => e.name),
+            exp.zip_entries,
+          );
         } finally {
           reader.close();
         }
@@ -148,7 +196,11 @@ function fixtureTest(exp: Expected): void {
         await aspect(t, f, 'shard roles', () => {
           const roles = findRoles(c.reading.root).filter((x) => x.kind === 'shard');
           const got = new Set(roles.map((x) => key(x.path)));
-          for (const e of subclassed) assert.ok(got.has(key(e.path)), `a 'shard' role at ${key(e.path)} (${e.class}); roles found: ${c.roles.map((x) => `${x.kind}@${key(x.path)}`).join(' ')}`);
+          for (const e of subclassed)
+            assert.ok(
+              got.has(key(e.path)),
+              `a 'shard' role at ${key(e.path)} (${e.class}); roles found: ${c.roles.map((x) => `${x.kind}@${key(x.path)}`).join(' ')}`,
+            );
           for (const x of roles) assert.equal(x.className, subclassed.find((e) => key(e.path) === key(x.path))?.class);
         });
       }
@@ -158,7 +210,10 @@ function fixtureTest(exp: Expected): void {
           assert.ok(sd instanceof PyDict && sd.attrs, 'state dict carries _metadata');
           const meta = sd.attrs.get('_metadata');
           assert.ok(meta instanceof PyDict);
-          assert.deepEqual(meta.entries.map(([k]) => k), exp.metadata_keys);
+          assert.deepEqual(
+            meta.entries.map(([k]) => k),
+            exp.metadata_keys,
+          );
         });
       }
       if (exp.scalars && Object.keys(exp.scalars).length) {
@@ -231,7 +286,10 @@ function fullTest(exp: FullExp): void {
               ? [{ path: te.local_path, offsets: te.global_offset! }]
               : (te.local_shards ?? []).map((s) => ({ path: s.path, offsets: s.offsets }));
             for (const l of locals) {
-              assert.ok(l.offsets.slice(1).every((o) => o === 0), 'fixtures shard along dim 0 only');
+              assert.ok(
+                l.offsets.slice(1).every((o) => o === 0),
+                'fixtures shard along dim 0 only',
+              );
               const inner = valueAt(tt.pyState ?? null, l.path);
               assert.ok(inner instanceof TorchTensor, `${e.key} local tensor at ${key(l.path)} in ${rexp.file}`);
               assert.deepEqual(inner.shape.slice(1), e.shape.slice(1));
@@ -281,7 +339,14 @@ function dcpTest(exp: DcpExp): void {
     try {
       const c = openCheckpoint(join(dir, exp.metadata_file));
       const sec = c.report.security;
-      t.diagnostic(`.metadata security verdict: ${sec.verdict} (${sec.globals.filter((g) => g.class === 'dangerous').map((g) => `${g.name}: ${g.reason}`).join('; ') || 'nothing dangerous'}) (not asserted)`);
+      t.diagnostic(
+        `.metadata security verdict: ${sec.verdict} (${
+          sec.globals
+            .filter((g) => g.class === 'dangerous')
+            .map((g) => `${g.name}: ${g.reason}`)
+            .join('; ') || 'nothing dangerous'
+        }) (not asserted)`,
+      );
       c.close();
     } catch {
       // reported above
@@ -329,17 +394,39 @@ function checkScalar(dotted: string, v: PyValue | undefined, want: unknown): voi
   }
   const w = want as { $type?: string; value?: unknown; hex?: string; items?: unknown; real?: number; imag?: number; dtype?: string; shape?: number[] };
   switch (w.$type) {
-    case 'int': assert.equal(String(v), w.value, msg); break;
-    case 'bytes': assert.ok(v instanceof PyBytes && !v.mutable && Buffer.from(v.data).toString('hex') === w.hex, msg); break;
-    case 'bytearray': assert.ok(v instanceof PyBytes && v.mutable && Buffer.from(v.data).toString('hex') === w.hex, msg); break;
-    case 'set': assert.ok(v instanceof PySet && !v.frozen && v.items.length === (w.items as unknown[]).length, msg); break;
-    case 'frozenset': assert.ok(v instanceof PySet && v.frozen && v.items.length === (w.items as unknown[]).length, msg); break;
-    case 'complex': assert.ok(v instanceof PyComplex && v.real === w.real && v.imag === w.imag, msg); break;
-    case 'tuple': assert.ok(v instanceof PyTuple && v.items.length === (w.items as unknown[]).length, msg); break;
-    case 'numpy_scalar': assert.equal(Number(v), (w.value as number), msg); break;
-    case 'torch.device': assert.equal(deviceText(v), w.value, msg); break;
-    case 'torch.dtype': assert.ok(v instanceof PyGlobal && v.module === 'torch' && dtypeByName(v.name)?.name === w.value, msg); break;
-    case 'torch.layout': assert.ok(v instanceof PyObject && v.args[0] === `torch.${String(w.value)}`, msg); break;
+    case 'int':
+      assert.equal(String(v), w.value, msg);
+      break;
+    case 'bytes':
+      assert.ok(v instanceof PyBytes && !v.mutable && Buffer.from(v.data).toString('hex') === w.hex, msg);
+      break;
+    case 'bytearray':
+      assert.ok(v instanceof PyBytes && v.mutable && Buffer.from(v.data).toString('hex') === w.hex, msg);
+      break;
+    case 'set':
+      assert.ok(v instanceof PySet && !v.frozen && v.items.length === (w.items as unknown[]).length, msg);
+      break;
+    case 'frozenset':
+      assert.ok(v instanceof PySet && v.frozen && v.items.length === (w.items as unknown[]).length, msg);
+      break;
+    case 'complex':
+      assert.ok(v instanceof PyComplex && v.real === w.real && v.imag === w.imag, msg);
+      break;
+    case 'tuple':
+      assert.ok(v instanceof PyTuple && v.items.length === (w.items as unknown[]).length, msg);
+      break;
+    case 'numpy_scalar':
+      assert.equal(Number(v), w.value as number, msg);
+      break;
+    case 'torch.device':
+      assert.equal(deviceText(v), w.value, msg);
+      break;
+    case 'torch.dtype':
+      assert.ok(v instanceof PyGlobal && v.module === 'torch' && dtypeByName(v.name)?.name === w.value, msg);
+      break;
+    case 'torch.layout':
+      assert.ok(v instanceof PyObject && v.args[0] === `torch.${String(w.value)}`, msg);
+      break;
     case 'torch.Size': {
       assert.ok(v instanceof PyObject && v.className === 'torch.Size', msg);
       const items = v.args[0];
@@ -347,7 +434,10 @@ function checkScalar(dotted: string, v: PyValue | undefined, want: unknown): voi
       assert.deepEqual(items.items, w.value, msg);
       break;
     }
-    case undefined: assert.ok(v instanceof PyDict && v.size === Object.keys(want as object).length, msg); break;
-    default: assert.ok(v !== undefined, msg); // ndarray, Counter, slice, range, class: present
+    case undefined:
+      assert.ok(v instanceof PyDict && v.size === Object.keys(want as object).length, msg);
+      break;
+    default:
+      assert.ok(v !== undefined, msg); // ndarray, Counter, slice, range, class: present
   }
 }

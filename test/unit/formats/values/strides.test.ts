@@ -6,8 +6,28 @@ import { contiguousStrides } from '../../../../main/formats/values/torch-values.
 
 test('contiguousStrides equals torch.empty(shape).stride(), zero-sized dimensions included', () => {
   const torchSaw: [number[], number[]][] = [
-    [[], []], [[7], [1]], [[4, 3], [3, 1]], [[2, 3, 4], [12, 4, 1]],
-    [[5, 0], [1, 1]], [[2, 0, 3], [3, 3, 1]], [[0, 4], [4, 1]],
+    [[], []],
+    [[7], [1]],
+    [
+      [4, 3],
+      [3, 1],
+    ],
+    [
+      [2, 3, 4],
+      [12, 4, 1],
+    ],
+    [
+      [5, 0],
+      [1, 1],
+    ],
+    [
+      [2, 0, 3],
+      [3, 3, 1],
+    ],
+    [
+      [0, 4],
+      [4, 1],
+    ],
   ];
   for (const [shape, stride] of torchSaw) assert.deepEqual(contiguousStrides(shape), stride, `shape [${shape}]`);
 });

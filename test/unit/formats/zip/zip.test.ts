@@ -19,7 +19,11 @@ function withComment(n: number): Buffer {
 test('an archive with a comment longer than the first 4 KiB window still opens, with the same entries', () => {
   const names = ZipArchive.open(new BufferReader(PLAIN)).entries.map((e) => e.name);
   for (const n of [0, 100, 4074, 4075, 10_000, 0xffff]) {
-    assert.deepEqual(ZipArchive.open(new BufferReader(withComment(n))).entries.map((e) => e.name), names, `comment of ${n} bytes`);
+    assert.deepEqual(
+      ZipArchive.open(new BufferReader(withComment(n))).entries.map((e) => e.name),
+      names,
+      `comment of ${n} bytes`,
+    );
   }
 });
 
