@@ -9,7 +9,7 @@ import { readShardIndex } from '../formats/safetensors/shard-index.ts';
 import { scanFile } from './scan/scan-file.ts';
 import { eachPickledValue } from './each-pickled-value.ts';
 import { DEEPSPEED_CLASSES } from '../formats/deepspeed/known-classes.ts';
-import { locateDeepSpeed } from '../formats/deepspeed/locate.ts';
+import { isDeepSpeedFolder, locateDeepSpeed } from '../formats/deepspeed/locate.ts';
 
 /** Classes whose meaning is known (read as data, never imported): their unknown-class finding says what they are. */
 const KNOWN_CLASSES: Readonly<Record<string, string>> = { ...DEEPSPEED_CLASSES };
@@ -30,13 +30,10 @@ export function securityOfPath(source: string): SecurityReport {
 
 function securityOfPathAsScanned(source: string): SecurityReport {
   const st = fs.statSync(source);
-  if (st.isDirectory() && !fs.existsSync(path.join(source, '.metadata'))) {
+  const ds = st.isDirectory() && isDeepSpeedFolder(source) ? locateDeepSpeed(source) : null;
+  if (ds) {
     // a DeepSpeed folder: torch.load unpickles each model-states and optim-states file (DeepSpeed's engine.load_checkpoint)
-    const ds = locateDeepSpeed(source);
-    return mergeReports(
-      [...ds.modelFiles, ...ds.optimFiles].map((f) => [path.relative(source, f), scanFile(f)]),
-      [`a DeepSpeed checkpoint (tag ${ds.tag}): each rank's *_states.pt is a torch.load pickle`],
-    );
+    return mergeReports([...ds.modelFiles, ...ds.optimFiles].map((f) => [path.relative(source, f), scanFile(f)]), [`a DeepSpeed checkpoint (tag ${ds.tag}): each rank's *_states.pt is a torch.load pickle`]);
   }
   if (st.isDirectory()) {
     const files = fs

@@ -29,6 +29,12 @@ export const MAX_RECORD_BYTES = 1 << 30;
 export const MAX_PICKLE_INFLATION = 100;
 const MIN_PICKLE_BOUND = 16 << 20;
 const HEADER_WINDOW = 64 << 10;
+/** Records up to this size are read through the header window (many small tensors); larger ones are not. */
+const SMALL_RECORD = 16 << 10;
+
+function dataView(b: Uint8Array): DataView {
+  return new DataView(b.buffer, b.byteOffset, b.byteLength);
+}
 
 export class ZipArchive {
   readonly entries: ZipEntry[];
@@ -147,7 +153,8 @@ export class ZipArchive {
    * extra length cannot be used (caffe2/serialize/inline_container.cc, `getPadding`).
    */
   dataRange(entry: ZipEntry): ByteRange {
-    const h = this.localHeader(entry.localHeaderOffset);
+    // small records share header windows; a large one's header is read alone, so its data is never read at open
+    const h = entry.compressedSize <= SMALL_RECORD ? this.localHeader(entry.localHeaderOffset) : dataView(this.reader.read(entry.localHeaderOffset, 30));
     if (h.getUint32(0, true) !== LOCAL_SIG) fail('corrupt-zip', `${this.reader.name}: local header of ${entry.name} is damaged`, this.reader.name);
     const offset = entry.localHeaderOffset + 30 + h.getUint16(26, true) + h.getUint16(28, true);
     if (offset + entry.compressedSize > this.reader.size)

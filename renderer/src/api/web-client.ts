@@ -187,7 +187,9 @@ export class WebClient implements CheckpointApi {
     url.protocol = location.protocol === 'https:' ? 'wss:' : 'ws:';
     const ws = new WebSocket(url);
     this.socket = ws;
+    let opened = false;
     ws.onopen = () => {
+      opened = true;
       this.retryMs = 500;
       this.setState('open');
       // A server restarted under us forgot the live device subscription; ask again.
@@ -205,8 +207,6 @@ export class WebClient implements CheckpointApi {
       }
       this.dispatch(event);
     };
-    let opened = false;
-    ws.addEventListener('open', () => (opened = true));
     ws.onclose = () => {
       this.socket = null;
       if (this.state !== 'expired') this.setState(this.everOpened ? 'reconnecting' : 'connecting');

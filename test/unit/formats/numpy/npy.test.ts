@@ -276,8 +276,11 @@ for (const file of ['savez.npz', 'savez_compressed.npz']) {
         // no read at open touched any array's bytes (apart from the zip reader's search of the
         // last 64 KiB for its end record, which in a file this small is all of it)
         const tail = Math.min(reader.size, 22 + 0xffff);
-        const reads = reader.reads.filter(([o, l]) => !(l === tail && o + l === reader.size));
-        assert.equal(reads.length, reader.reads.length - 1);
+        // and the zip reader's 64 KiB local-header windows among small records (zip.ts `localHeader`,
+        // which spares a 100,000-tensor file 100,000 reads): those start at a record's local header
+        const headers = new Set(ZipArchive.open(new FileReader(path.join(FIX, file))).entries.map((en) => en.localHeaderOffset));
+        const reads = reader.reads.filter(([o, l]) => !(l === tail && o + l === reader.size) && !(headers.has(o) && l > 30));
+        assert.ok(reads.length < reader.reads.length);
         for (const [, v] of root.entries) {
           const r = (v as TorchTensor).storage!.locate();
           if (r.length)
