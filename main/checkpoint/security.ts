@@ -33,7 +33,10 @@ function securityOfPathAsScanned(source: string): SecurityReport {
   const ds = st.isDirectory() && isDeepSpeedFolder(source) ? locateDeepSpeed(source) : null;
   if (ds) {
     // a DeepSpeed folder: torch.load unpickles each model-states and optim-states file (DeepSpeed's engine.load_checkpoint)
-    return mergeReports([...ds.modelFiles, ...ds.optimFiles].map((f) => [path.relative(source, f), scanFile(f)]), [`a DeepSpeed checkpoint (tag ${ds.tag}): each rank's *_states.pt is a torch.load pickle`]);
+    return mergeReports(
+      [...ds.modelFiles, ...ds.optimFiles].map((f) => [path.relative(source, f), scanFile(f)]),
+      [`a DeepSpeed checkpoint (tag ${ds.tag}): each rank's *_states.pt is a torch.load pickle`],
+    );
   }
   if (st.isDirectory()) {
     const files = fs

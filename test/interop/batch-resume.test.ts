@@ -237,7 +237,10 @@ test('the journal cannot be written: one warning line naming it; every file stil
   writeFileSync(join(out, '.ckpt-batch'), 'in the way'); // a file where the journal folder goes
   const run = await runCliAsync(['convert', join(TORCH_FIXTURES, 'ddp_gloo'), '--preset', 'ddp', '-o', out]);
   assert.equal(run.code, 0, run.stderr);
-  const lines = run.stderr.trim().split('\n').filter((l) => !l.startsWith('note: ')); // the --world-size default note is not about the journal
+  const lines = run.stderr
+    .trim()
+    .split('\n')
+    .filter((l) => !l.startsWith('note: ')); // the --world-size default note is not about the journal
   assert.equal(lines.length, 1, run.stderr);
   assert.match(
     lines[0]!,

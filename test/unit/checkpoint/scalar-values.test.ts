@@ -34,6 +34,9 @@ test('ckpt inspect prints best_acc as its number, not as numpy pickle internals'
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, new RegExp(`└─ best_acc  numpy\\.float64 ${String(accuracy).replace('.', '\\.')}\\n$`));
   // the security lines name the global itself (the scan's finding); the values are printed decoded
-  const values = r.stdout.split('\n').filter((l) => !l.startsWith('security') && !l.includes('weights_only')).join('\n');
+  const values = r.stdout
+    .split('\n')
+    .filter((l) => !l.startsWith('security') && !l.includes('weights_only'))
+    .join('\n');
   assert.doesNotMatch(values, /multiarray\.scalar|\(args\)/);
 });
