@@ -33,7 +33,7 @@ import {
   type PyValue,
 } from '../../../../main/formats/values/python-values.ts';
 import { TorchStorage, TorchTensor } from '../../../../main/formats/values/torch-values.ts';
-import { expectedOf, type Json, manifest, matchValue, run, vectorBytes } from './helpers.ts';
+import { expectedOf, manifest, matchValue, run, vectorBytes } from './helpers.ts';
 
 const NO_STORAGES: PickleWriterOptions = {
   storageId: () => assert.fail('this value holds no storages'),
