@@ -150,6 +150,7 @@ export function writeTorchCheckpoint(fd: number, root: PyValue, opts: WriteOptio
       w.nbytes,
       (write) => {
         if (w.nbytes <= SMALL_STORAGE && small.read(range.reader, range.offset, buf, w.nbytes)) {
+          opts.checkCancelled?.(); // once per small storage: a file of small tensors is still cancellable
           write(buf.subarray(0, w.nbytes));
           opts.onBytes?.(w.nbytes);
           return;
