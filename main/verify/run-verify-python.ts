@@ -13,7 +13,7 @@ import { LogitComparison, RunScore } from './metrics.ts';
 import type { OnnxValueInfo } from './onnx-model.ts';
 import { preprocessInto, resolvePreprocess, sampleSize, shapeHint } from './preprocess.ts';
 import { PythonRunner, RUNNER_PROTOCOL, type Loaded, type LoadRequest } from './python-runner.ts';
-import { DEFAULT_ATOL, DEFAULT_RTOL, exists, judge, type VerifyContext } from './run-verify.ts';
+import { DEFAULT_ATOL, DEFAULT_RTOL, dataReport, exists, judge, type VerifyContext } from './run-verify.ts';
 import { pickExamples } from './sample-images.ts';
 import { openTestSet } from './test-set.ts';
 
@@ -195,24 +195,7 @@ export async function runVerifyPython(opts: VerifyOptions, ctx: VerifyContext = 
         initializers: 0,
         externalData: [],
       },
-      data: {
-        path: set.path,
-        format: set.format,
-        samples: count,
-        classes,
-        classNames: set.classNames,
-        preprocess: {
-          layout: pre.layout,
-          channels: pre.channels,
-          height: pre.height,
-          width: pre.width,
-          resize: pre.resize,
-          scale: pre.scale,
-          mean: pre.mean,
-          std: pre.std,
-        },
-        notes: set.notes,
-      },
+      data: dataReport(set, count, classes, pre),
       provider: {
         requested: opts.device ?? 'auto',
         used: cuda ? 'cuda' : 'cpu',

@@ -7,7 +7,7 @@
 import * as fs from 'node:fs';
 import type { InferenceSession } from 'onnxruntime-node';
 import type { Progress } from '../../shared/convert.ts';
-import type { RunResult, Verdict, VerifyOptions, VerifyReport } from '../../shared/verify.ts';
+import type { Preprocess, RunResult, Verdict, VerifyOptions, VerifyReport } from '../../shared/verify.ts';
 import { asCheckpointError, CheckpointError, fail } from '../errors.ts';
 import { planBindings, type RunWeights } from './bind.ts';
 import { openWeights, type CheckpointWeights } from './checkpoint-weights.ts';
@@ -17,7 +17,7 @@ import { rewriteModel } from './onnx-rewrite.ts';
 import { preprocessInto, resolvePreprocess, sampleSize, shapeHint } from './preprocess.ts';
 import { pickExamples } from './sample-images.ts';
 import { parseDevice, sessionsFor, loadOrt } from './session.ts';
-import { openTestSet } from './test-set.ts';
+import { openTestSet, type TestSet } from './test-set.ts';
 
 export interface VerifyContext {
   onProgress?(p: Progress): void;
@@ -37,6 +37,20 @@ interface Variant {
   score: RunScore | null;
   seconds: number;
   logits: Float32Array;
+}
+
+/** The report's `data` section: the test set as read, and the preprocessing every run used. */
+export function dataReport(set: TestSet, count: number, classes: number, pre: Preprocess): VerifyReport['data'] {
+  const { layout, channels, height, width, resize, scale, mean, std } = pre;
+  return {
+    path: set.path,
+    format: set.format,
+    samples: count,
+    classes,
+    classNames: set.classNames,
+    preprocess: { layout, channels, height, width, resize, scale, mean, std },
+    notes: set.notes,
+  };
 }
 
 export function exists(file: string, what: string): void {
@@ -193,24 +207,7 @@ export async function runVerify(opts: VerifyOptions, ctx: VerifyContext = {}): P
         initializers: model.initializers.length,
         externalData: [...new Set(model.initializers.flatMap((t) => (t.external ? [t.external.location] : [])))],
       },
-      data: {
-        path: set.path,
-        format: set.format,
-        samples: count,
-        classes,
-        classNames: set.classNames,
-        preprocess: {
-          layout: pre.layout,
-          channels: pre.channels,
-          height: pre.height,
-          width: pre.width,
-          resize: pre.resize,
-          scale: pre.scale,
-          mean: pre.mean,
-          std: pre.std,
-        },
-        notes: set.notes,
-      },
+      data: dataReport(set, count, classes, pre),
       provider: sessions.provider,
       batchSize: batch,
       binding: plan.report,
