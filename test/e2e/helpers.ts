@@ -61,6 +61,14 @@ export function tempDir(name: string): string {
   return mkdtempSync(join(tmpdir(), `ckpt-e2e-${name}-`));
 }
 
+/** The sample's dp.pt converted to cpu by the CLI, as `dir/dp-cpu.pt`: what the Verify tests check against its source. */
+export function convertSampleToCpu(dir: string): string {
+  const out = join(dir, 'dp-cpu.pt');
+  const r = spawnSync(process.execPath, [CLI, 'convert', join(SAMPLE_DIR, 'dp.pt'), '--preset', 'cpu', '-o', out], { encoding: 'utf8', timeout: 60_000 });
+  if (r.status !== 0) throw new Error(`ckpt convert failed: ${r.stderr}`);
+  return out;
+}
+
 export interface Server {
   url: string;
   origin: string;

@@ -3,11 +3,10 @@
 // run in the user's torch (the first python on PATH with torch) against dp.pt: PASS with torch's
 // accuracy; the interpreter and model class are remembered for the workspace across a reload.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { browserSkipReason, CLI, SAMPLE_DIR, serveAndBrowse, showView, tempDir } from './helpers.ts';
+import { browserSkipReason, convertSampleToCpu, SAMPLE_DIR, serveAndBrowse, showView, tempDir } from './helpers.ts';
 
 const skip = browserSkipReason();
 
@@ -16,12 +15,7 @@ describe('verify view, Python model', { skip: skip ?? false }, () => {
   let converted: string;
   before(() => {
     dir = tempDir('verify-python');
-    converted = join(dir, 'dp-cpu.pt');
-    const r = spawnSync(process.execPath, [CLI, 'convert', join(SAMPLE_DIR, 'dp.pt'), '--preset', 'cpu', '-o', converted], {
-      encoding: 'utf8',
-      timeout: 60_000,
-    });
-    assert.equal(r.status, 0, `ckpt convert failed: ${r.stderr}`);
+    converted = convertSampleToCpu(dir);
   });
   after(() => rmSync(dir, { recursive: true, force: true }));
   const app = serveAndBrowse({ height: 1000 });

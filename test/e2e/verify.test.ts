@@ -2,11 +2,10 @@
 // to cpu by the CLI, verified against its source with the sample's ONNX graph and test set
 // (filled in by themselves), PASS with torch's own accuracy, the charts, the exports.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { browserSkipReason, CLI, SAMPLE_DIR, screenshot, serveAndBrowse, showView, tempDir } from './helpers.ts';
+import { browserSkipReason, convertSampleToCpu, SAMPLE_DIR, screenshot, serveAndBrowse, showView, tempDir } from './helpers.ts';
 
 const skip = browserSkipReason();
 const TORCH_ACCURACY = JSON.parse(readFileSync(join(SAMPLE_DIR, 'accuracy.json'), 'utf8')) as { accuracy: number };
@@ -16,12 +15,7 @@ describe('verify view', { skip: skip ?? false }, () => {
   let converted: string;
   before(() => {
     dir = tempDir('verify');
-    converted = join(dir, 'dp-cpu.pt');
-    const r = spawnSync(process.execPath, [CLI, 'convert', join(SAMPLE_DIR, 'dp.pt'), '--preset', 'cpu', '-o', converted], {
-      encoding: 'utf8',
-      timeout: 60_000,
-    });
-    assert.equal(r.status, 0, `ckpt convert failed: ${r.stderr}`);
+    converted = convertSampleToCpu(dir);
   });
   after(() => rmSync(dir, { recursive: true, force: true }));
   const app = serveAndBrowse({ height: 1000 });
