@@ -73,7 +73,7 @@ export async function startWebServer(opts: WebServerOptions): Promise<WebServer>
       closeAfterAnswer(req, res);
       return refuse(res, 400, 'refused: the request has more than one Host header', api);
     }
-    const verdict = checkRequest(req, token, hosts, withoutApiToken(url, api && url.pathname !== EVENTS_PATH));
+    const verdict = checkRequest(req, token, hosts, withoutApiToken(url, api));
     if (!verdict.ok) {
       closeAfterAnswer(req, res);
       return refuse(res, verdict.status, verdict.message, api);
@@ -127,7 +127,8 @@ export async function startWebServer(opts: WebServerOptions): Promise<WebServer>
     }
     if (url.pathname !== EVENTS_PATH) return deny(404, 'Not Found');
     if (hostHeaderCount(req) > 1) return deny(400, 'Bad Request');
-    const verdict = checkRequest(req, token, hosts, url);
+    // the socket is an API call too: it authenticates by cookie or bearer header, never by `?token=`
+    const verdict = checkRequest(req, token, hosts, withoutApiToken(url, true));
     if (!verdict.ok) return deny(verdict.status, verdict.status === 401 ? 'Unauthorized' : 'Forbidden');
     sockets.upgrade(req, socket, head);
   });

@@ -147,14 +147,12 @@ describe('with the token', () => {
     }
   });
 
-  test("the browser's socket authenticates by cookie or by ?token=", async () => {
-    for (const opts of [
-      { headers: { Cookie: `${TOKEN_COOKIE}_${s.port}=${s.token}`, Origin: `http://127.0.0.1:${s.port}` } },
-      { query: `?token=${s.token}` },
-    ]) {
-      const { ws } = await openEvents(s.port, opts);
-      ws.close();
-    }
+  test("the browser's socket authenticates by cookie; a ?token= in its URL is refused like any API call's", async () => {
+    const { ws } = await openEvents(s.port, { headers: { Cookie: `${TOKEN_COOKIE}_${s.port}=${s.token}`, Origin: `http://127.0.0.1:${s.port}` } });
+    ws.close();
+    await assert.rejects(openEvents(s.port, { query: `?token=${s.token}` }), (e: Error & { status?: number }) => e.status === 401);
+    const probe = await request(s.port, 'GET', `/api/events?token=${s.token}`);
+    assert.equal(probe.status, 401);
   });
 
   test('cancelJob stops a running conversion: job-error "cancelled", nothing written', async () => {
