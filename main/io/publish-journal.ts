@@ -15,6 +15,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { syncDir as syncFolder } from './atomic-file.ts';
+import { parseTempName, pidNamespace, STALE_AFTER_MS, TEMP_MARK, THIS_HOST } from './temp-files.ts';
 
 export const PUBLISH_MARK = '.ckpt-publish-';
 
@@ -28,6 +29,9 @@ export interface FileMove {
 export interface PublishJournal {
   version: 1;
   pid: number;
+  /** where `pid` means something: the writer's host name and PID namespace (absent in older journals) */
+  host?: string;
+  pidNamespace?: string | null;
   /** the staging folder, absolute */
   staging: string;
   state: 'swapping' | 'committed';
@@ -78,11 +82,12 @@ export function recoverInterruptedPublishes(dir: string): Recovery[] {
   }
   const out: Recovery[] = [];
   for (const n of names) {
-    const m = new RegExp(`${escapeRe(PUBLISH_MARK)}(\\d+)-[0-9a-f]+\\.json(\\.part)?$`).exec(n);
-    if (!m || processAlive(Number(m[1]))) continue;
+    const m = new RegExp(`${escapeRe(PUBLISH_MARK)}.*\\.json(\\.part)?$`).exec(n);
+    if (!m) continue;
     const file = path.join(dir, n);
-    if (m[2]) {
-      fs.rmSync(file, { force: true }); // killed while writing the journal: nothing was renamed yet
+    if (m[1]) {
+      // killed while writing the journal: nothing was renamed yet
+      if (writerGone(file, nameWriter(n))) fs.rmSync(file, { force: true });
       continue;
     }
     let journal: PublishJournal;
@@ -96,6 +101,7 @@ export function recoverInterruptedPublishes(dir: string): Recovery[] {
       out.push({ journal: file, action: 'left' });
       continue;
     }
+    if (!writerGone(file, journal)) continue; // a live publish, here or on another node
     const action = journal.folder ? recoverFolder(journal, journal.folder) : recoverFiles(journal, journal.files ?? []);
     if (action !== 'left') removeJournal(file);
     out.push({ journal: file, action });
@@ -182,6 +188,28 @@ function statOrNull(p: string): fs.Stats | null {
     return fs.statSync(p);
   } catch {
     return null;
+  }
+}
+
+/** The writer a journal's name gives (host and PID, from the staging folder's name it copies). */
+function nameWriter(name: string): Pick<PublishJournal, 'host' | 'pid'> {
+  const parsed = parseTempName(name.replace(PUBLISH_MARK, TEMP_MARK).replace(/\.json(\.part)?$/, ''));
+  return { pid: parsed?.pid ?? 0, ...(parsed?.host ? { host: parsed.host } : {}) };
+}
+
+/**
+ * Whether the process that wrote a journal is gone. Its PID is asked only where that PID means
+ * something: the same host name and PID namespace as this process. A journal from another node or
+ * container is taken as abandoned only once it has been untouched for STALE_AFTER_MS (publishing
+ * is a few renames, so a live one is far younger), never by guessing from a PID.
+ */
+function writerGone(file: string, writer: Pick<PublishJournal, 'host' | 'pid' | 'pidNamespace'>): boolean {
+  const sameSpace = writer.host === undefined || (writer.host === THIS_HOST && (writer.pidNamespace === undefined || writer.pidNamespace === pidNamespace()));
+  if (sameSpace && writer.pid > 0) return !processAlive(writer.pid);
+  try {
+    return Date.now() - fs.statSync(file).mtimeMs >= STALE_AFTER_MS;
+  } catch {
+    return false;
   }
 }
 

@@ -3,10 +3,10 @@ import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { refuseDanglingLink, syncDir, TEMP_MARK } from './atomic-file.ts';
 import { asCheckpointError, fail } from '../errors.ts';
+import { HEARTBEAT_MS, isStale, pidNamespace, removeTempEntry, tempFilesIn, tempPathFor, THIS_HOST } from './temp-files.ts';
 import {
   journaledStagingFolders,
   journalPathFor,
-  processAlive,
   recoverInterruptedPublishes,
   removeJournal,
   undoMoves,
@@ -24,15 +24,26 @@ import { pauseForTest } from './test-pause.ts';
  * the destination ends up with the whole verified output or keeps what it had.
  */
 export class Staging {
+  private readonly heartbeat: ReturnType<typeof setInterval>;
+
   private constructor(
     readonly dir: string,
     private readonly dest: string,
-  ) {}
+  ) {
+    this.heartbeat = setInterval(() => {
+      const now = new Date();
+      fs.utimes(this.dir, now, now, () => undefined); // gone once published: nothing to keep alive
+    }, HEARTBEAT_MS);
+    this.heartbeat.unref();
+  }
 
   /**
-   * Creates `.<name>.ckpt-tmp-<pid>-<hex>` beside `dest`. First the publishes of killed runs in
-   * that folder are finished or rolled back by their journals; then staging folders that killed
-   * runs left before publishing (no journal names them) are removed.
+   * Creates `.<name>.ckpt-tmp-<host>-<pid>-<start>-<hex>` beside `dest` (temp-files.ts). First the
+   * publishes of killed runs in that folder are finished or rolled back by their journals; then
+   * staging folders for the same destination that no journal names and that are stale (untouched
+   * for an hour, whichever node wrote them) are removed. A PID never decides: on a shared file
+   * system the folder may be another node's live work. While it exists the folder is touched every
+   * HEARTBEAT_MS, so a long verification never makes it look stale.
    */
   static create(dest: string): Staging {
     const parent = path.dirname(path.resolve(dest));
@@ -41,12 +52,8 @@ export class Staging {
       fs.mkdirSync(parent, { recursive: true });
       recoverInterruptedPublishes(parent);
       const kept = journaledStagingFolders(parent);
-      for (const n of fs.readdirSync(parent)) {
-        const m = new RegExp(`^\\.${escape(base)}${escape(TEMP_MARK)}(\\d+)-[0-9a-f]+$`).exec(n);
-        const full = path.join(parent, n);
-        if (m && !processAlive(Number(m[1])) && !kept.has(full)) fs.rmSync(full, { recursive: true, force: true });
-      }
-      const dir = path.join(parent, `.${base}${TEMP_MARK}${process.pid}-${randomBytes(4).toString('hex')}`);
+      for (const e of tempFilesIn(parent)) if (e.folder && e.output === base && isStale(e) && !kept.has(e.path)) removeTempEntry(e);
+      const dir = tempPathFor(dest);
       fs.mkdirSync(dir);
       return new Staging(dir, dest);
     } catch (e) {
@@ -56,6 +63,11 @@ export class Staging {
 
   path(name: string): string {
     return path.join(this.dir, name);
+  }
+
+  /** Who is publishing, so that a run elsewhere can tell whether the PID means anything to it. */
+  private get writer(): Pick<PublishJournal, 'version' | 'pid' | 'host' | 'pidNamespace'> {
+    return { version: 1, pid: process.pid, host: THIS_HOST, pidNamespace: pidNamespace() };
   }
 
   private get journalPath(): string {
@@ -77,7 +89,7 @@ export class Staging {
       }
       if (old) {
         journal = this.journalPath;
-        writeJournal(journal, { version: 1, pid: process.pid, staging: this.dir, state: 'swapping', folder: { dest, old } });
+        writeJournal(journal, { ...this.writer, staging: this.dir, state: 'swapping', folder: { dest, old } });
         pauseForTest('folder:journal-written');
         fs.renameSync(dest, old);
         syncDir(parent);
@@ -96,6 +108,7 @@ export class Staging {
         pauseForTest('folder:old-removed');
       }
       if (journal) removeJournal(journal);
+      clearInterval(this.heartbeat);
     } catch (e) {
       this.discard();
       if (journal && !fs.existsSync(this.dir)) removeJournal(journal);
@@ -112,7 +125,7 @@ export class Staging {
   publishFiles(moves: { name: string; dest: string }[], overwrite: boolean): void {
     const planned: FileMove[] = moves.map((m) => ({ staged: this.path(m.name), dest: path.resolve(m.dest), backup: this.path(`${m.name}.replaced`) }));
     const journal = this.journalPath;
-    const record = (state: PublishJournal['state']): void => writeJournal(journal, { version: 1, pid: process.pid, staging: this.dir, state, files: planned });
+    const record = (state: PublishJournal['state']): void => writeJournal(journal, { ...this.writer, staging: this.dir, state, files: planned });
     let keep = false;
     try {
       for (const m of moves) {
@@ -141,6 +154,7 @@ export class Staging {
       keep = fs.existsSync(journal) && !undoMoves(planned);
       throw asCheckpointError(e);
     } finally {
+      clearInterval(this.heartbeat);
       if (!keep) {
         this.discard();
         removeJournal(journal);
@@ -149,10 +163,7 @@ export class Staging {
   }
 
   discard(): void {
+    clearInterval(this.heartbeat);
     fs.rmSync(this.dir, { recursive: true, force: true });
   }
-}
-
-function escape(s: string): string {
-  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }

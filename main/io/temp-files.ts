@@ -18,11 +18,25 @@ export const TEMP_MARK = '.ckpt-tmp-';
 export const STALE_AFTER_MS = 60 * 60_000;
 export const HEARTBEAT_MS = 5 * 60_000;
 
-const HOST =
+/** This machine's name as temporary names carry it. */
+export const THIS_HOST =
   os
     .hostname()
     .replace(/[^A-Za-z0-9_.]/g, '_')
     .slice(0, 40) || 'host';
+
+/**
+ * The PID namespace this process runs in (`/proc/self/ns/pid`'s inode), or null where there is
+ * none to read. Two processes can ask each other "are you alive?" by PID only when host name and
+ * namespace both agree: a container or `unshare --pid` on the same host numbers PIDs afresh.
+ */
+export function pidNamespace(): string | null {
+  try {
+    return fs.readlinkSync('/proc/self/ns/pid');
+  } catch {
+    return null;
+  }
+}
 /** `.<name>.ckpt-tmp-<host>-<pid>-<start ms, base 36>-<8 hex>` */
 const NAME = /\.ckpt-tmp-([A-Za-z0-9_.]+)-(\d+)-([0-9a-z]+)-([0-9a-f]{8})$/;
 /** what versions before host and start time wrote: `.<name>.ckpt-tmp-<pid>-<hex>` */
@@ -31,7 +45,10 @@ const OLD_NAME = /\.ckpt-tmp-(\d+)-([0-9a-f]+)$/;
 /** A fresh temporary path beside `dest` (same folder, so publishing it is a rename). */
 export function tempPathFor(dest: string): string {
   const abs = path.resolve(dest);
-  return path.join(path.dirname(abs), `.${path.basename(abs)}${TEMP_MARK}${HOST}-${process.pid}-${Date.now().toString(36)}-${randomBytes(4).toString('hex')}`);
+  return path.join(
+    path.dirname(abs),
+    `.${path.basename(abs)}${TEMP_MARK}${THIS_HOST}-${process.pid}-${Date.now().toString(36)}-${randomBytes(4).toString('hex')}`,
+  );
 }
 
 export interface TempEntry {
