@@ -20,6 +20,7 @@ groups['verify-python'] = (await import('./verify-python-bench.ts')).verifyPytho
 groups['fitdiff'] = (await import('./fitdiff-bench.ts')).fitDiffBenchmarks;
 groups['scale'] = (await import('./scale-bench.ts')).scaleBenchmarks;
 groups['deepspeed'] = (await import('./deepspeed-bench.ts')).deepspeedBenchmarks;
+groups['pickle-vm'] = (await import('./pickle-vm-bench.ts')).pickleVmBenchmarks;
 export interface BenchResult {
   name: string;
   value: string;

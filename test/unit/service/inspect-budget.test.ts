@@ -34,10 +34,8 @@ test('an inspect over its time budget is stopped with a one-line reason naming t
     assert.equal(a.kind, 'cancelled');
     assert.equal(b.kind, 'too-large');
     assert.equal(b.message, `${slow}: inspecting it took longer than 1.5 s and was stopped; \`ckpt inspect\` in a terminal has no time limit`);
-    const started = performance.now();
     const report = await jobs.run({ kind: 'inspect', file: SMALL });
     assert.equal(report.totals.tensors, 16);
-    assert.ok(performance.now() - started < 20_000);
   } finally {
     await jobs.close();
   }

@@ -46,16 +46,13 @@ test('ints wider than 255 bytes are written with LONG4, byte for byte as CPython
   }
 });
 
-test('a 1,000,000-digit int is encoded and decoded in linear time, as CPython encodes it', {
+test('a 1,000,000-digit int is encoded as CPython encodes it and reads back (its time: npm run bench pickle-vm)', {
   skip: existsSync(PYTHON) ? false : `${PYTHON} is missing`,
 }, () => {
   const v = 10n ** 1_000_000n - 1n;
-  const started = performance.now();
   const bytes = pickleValue(v, noStorages);
   const back = unpickle(PickleInput.fromBytes(bytes, 'big')).value;
-  const ms = performance.now() - started;
   assert.equal(back, v);
   assert.equal(bytes[2], 0x8b, 'LONG4');
   assert.equal(createHash('sha256').update(bytes).digest('hex'), pythonDigest('10**1000000 - 1'));
-  assert.ok(ms < 5000, `took ${Math.round(ms)} ms (quadratic byte-at-a-time encoding took minutes)`);
 });

@@ -1,4 +1,5 @@
-// The pickle VM on malformed input: every failure is a CheckpointError ('truncated', 'bad-pickle'
+// The pickle VM on malformed input (how long each hostile case takes is `npm run bench pickle-vm`'s
+// job, test/bench/pickle-vm-cases.ts): every failure is a CheckpointError ('truncated', 'bad-pickle'
 // or 'too-large') with a one-line message, nothing hangs, nothing allocates what a length field
 // claims before checking it, and deep or wide structures do not overflow the JS stack.
 import { test } from 'node:test';
@@ -31,7 +32,6 @@ const TRUNCATE_EVERY_BYTE = [
 for (const file of TRUNCATE_EVERY_BYTE) {
   test(`${file}: cut at every byte position → truncated or bad-pickle`, () => {
     const bytes = vectorBytes(file);
-    const started = Date.now();
     for (let n = 0; n < bytes.length; n++) {
       try {
         expectCheckpointError(() => run(bytes.subarray(0, n), {}, file), MALFORMED);
@@ -39,7 +39,6 @@ for (const file of TRUNCATE_EVERY_BYTE) {
         assert.fail(`cut at ${n} of ${bytes.length}: ${(e as Error).message}`);
       }
     }
-    assert.ok(Date.now() - started < 20_000, 'too slow');
   });
 }
 
@@ -99,7 +98,6 @@ test('mutated vectors: success or a CheckpointError, never another exception', (
   ].map(vectorBytes);
   const interesting = [0x00, 0x01, 0x7f, 0x80, 0xff, 0x28, 0x2e, 0x0a, 0x30, 0x31, 0x32, 0x62, 0x52, 0x81, 0x92, 0x93];
   let failures = 0;
-  const started = Date.now();
   for (let i = 0; i < 4000; i++) {
     const base = bases[rnd(bases.length)]!;
     const m = Uint8Array.from(base);
@@ -115,7 +113,6 @@ test('mutated vectors: success or a CheckpointError, never another exception', (
     }
   }
   assert.equal(failures, 0);
-  assert.ok(Date.now() - started < 30_000, 'fuzzing took too long');
 });
 
 // ---------------------------------------------------------------- malformed structure
@@ -225,9 +222,7 @@ test('BINUNICODE8 / BINBYTES8 / BYTEARRAY8 declaring 2**40 bytes fail fast witho
       const bytes = b(`\x80\x05${op}${le64(len)}${'x'.repeat(64)}.`);
       const spy = spyReader(bytes);
       const before = process.memoryUsage().arrayBuffers;
-      const started = performance.now();
       expectCheckpointError(() => unpickle(new PickleInput(spy.reader)), ['truncated', 'too-large']);
-      assert.ok(performance.now() - started < 100, `slow failure for length ${len}`);
       assert.ok(spy.maxRead() <= bytes.length, `asked the reader for ${spy.maxRead()} bytes`);
       assert.ok(process.memoryUsage().arrayBuffers - before < 1 << 20, 'allocated on a declared length');
     }
@@ -272,19 +267,10 @@ test('text arguments longer than 1 MiB are refused', () => {
 test('more than a million stack items is refused, not an out-of-memory', () => {
   expectCheckpointError(() => run(b(`${'N'.repeat(1_000_001)}.`)), ['bad-pickle'], /too deep/);
   // open MARKs count too: a file of 20 MB of '(' must not allocate 20 M arrays (over 1 GB)
-  const started = Date.now();
   expectCheckpointError(() => run(b(`${'('.repeat(20_000_000)}.`)), ['bad-pickle'], /MARK/);
-  assert.ok(Date.now() - started < 3000, `took ${Date.now() - started} ms`);
 });
 
 // ---------------------------------------------------------------- deep and wide structures
-
-function timed<T>(what: string, limitMs: number, fn: () => T): T {
-  const started = Date.now();
-  const out = fn();
-  assert.ok(Date.now() - started < limitMs, `${what} took ${Date.now() - started} ms`);
-  return out;
-}
 
 // torch.save cannot nest deeper than Python's recursion limit (1000), and everything that walks a
 // checkpoint recurses, so the VM reads deeper structures without a JS stack overflow and then
@@ -293,7 +279,7 @@ const TOO_DEEP = /nested more than 1000 levels deep; torch\.save cannot write th
 
 test('100 000 nested lists via MARK/LIST: no JS stack overflow, refused as nested too deep', () => {
   const N = 100_000;
-  timed('nested lists', 5000, () => expectCheckpointError(() => run(b(`${'('.repeat(N)}${'l'.repeat(N)}.`)), ['bad-pickle'], TOO_DEEP));
+  expectCheckpointError(() => run(b(`${'('.repeat(N)}${'l'.repeat(N)}.`)), ['bad-pickle'], TOO_DEEP);
   // at the limit it is read whole
   const v = run(b(`${'('.repeat(1000)}${'l'.repeat(1000)}.`)).value;
   let depth = 0;
@@ -308,9 +294,9 @@ test('100 000 nested lists via MARK/LIST: no JS stack overflow, refused as neste
 
 test('100 000 nested tuples, dicts, and lists built with APPEND: refused as nested too deep, quickly', () => {
   const N = 100_000;
-  timed('nested tuples', 5000, () => expectCheckpointError(() => run(b(`${'('.repeat(N)}${'t'.repeat(N)}.`)), ['bad-pickle'], TOO_DEEP));
+  expectCheckpointError(() => run(b(`${'('.repeat(N)}${'t'.repeat(N)}.`)), ['bad-pickle'], TOO_DEEP);
   // {0: {0: {...}}}: EMPTY_DICT for every level, then SETITEM from the inside out
-  timed('nested dicts', 5000, () => expectCheckpointError(() => run(b(`${'}K\x00'.repeat(N)}}${'s'.repeat(N)}.`)), ['bad-pickle'], TOO_DEEP));
+  expectCheckpointError(() => run(b(`${'}K\x00'.repeat(N)}}${'s'.repeat(N)}.`)), ['bad-pickle'], TOO_DEEP);
   const d = run(b(`${'}K\x00'.repeat(999)}}${'s'.repeat(999)}.`)).value;
   let depth = 0;
   let x: unknown = d;
@@ -319,25 +305,25 @@ test('100 000 nested tuples, dicts, and lists built with APPEND: refused as nest
     depth++;
   }
   assert.equal(depth, 999);
-  timed('nested appends', 5000, () => expectCheckpointError(() => run(b(`${']'.repeat(N)}${'a'.repeat(N - 1)}.`)), ['bad-pickle'], TOO_DEEP));
+  expectCheckpointError(() => run(b(`${']'.repeat(N)}${'a'.repeat(N - 1)}.`)), ['bad-pickle'], TOO_DEEP);
   // a recursive structure through the memo is a cycle, not depth: l = [l] a hundred thousand times over
-  const m = timed('memo self-references', 5000, () => run(b(`]\x94${'h\x00a'.repeat(N)}.`)).value);
+  const m = run(b(`]\x94${'h\x00a'.repeat(N)}.`)).value;
   assert.ok(m instanceof PyList && m.items.length === N && m.items.every((y) => y === m));
 });
 
 test('300 000 items in one APPENDS / ADDITEMS / SETITEMS / TUPLE / FROZENSET batch', () => {
   const N = 300_000;
-  const list = timed('APPENDS', 5000, () => run(b(`](${'N'.repeat(N)}e.`)).value);
+  const list = run(b(`](${'N'.repeat(N)}e.`)).value;
   assert.ok(list instanceof PyList && list.items.length === N);
-  const set = timed('ADDITEMS', 5000, () => run(b(`\x8f(${'N'.repeat(N)}\x90.`)).value);
+  const set = run(b(`\x8f(${'N'.repeat(N)}\x90.`)).value;
   assert.ok(set instanceof PySet && set.items.length === N);
-  const dict = timed('SETITEMS', 5000, () => run(b(`}(${'J\x00\x00\x00\x00N'.repeat(1)}${'K\x01N'.repeat(N / 2)}u.`)).value);
+  const dict = run(b(`}(${'J\x00\x00\x00\x00N'.repeat(1)}${'K\x01N'.repeat(N / 2)}u.`)).value;
   assert.ok(dict instanceof PyDict && dict.size === 2);
-  const tuple = timed('TUPLE', 5000, () => run(b(`(${'N'.repeat(N)}t.`)).value);
+  const tuple = run(b(`(${'N'.repeat(N)}t.`)).value;
   assert.ok(tuple instanceof PyTuple && tuple.items.length === N);
-  const fz = timed('FROZENSET', 5000, () => run(b(`(${'N'.repeat(N)}\x91.`)).value);
+  const fz = run(b(`(${'N'.repeat(N)}\x91.`)).value;
   assert.ok(fz instanceof PySet && fz.frozen && fz.items.length === N);
   // a recipe object with a huge listitems batch (APPENDS onto a REDUCE result)
-  const obj = timed('APPENDS on an object', 5000, () => run(b(`cm\nf\n)R(${'N'.repeat(N)}e.`)).value);
+  const obj = run(b(`cm\nf\n)R(${'N'.repeat(N)}e.`)).value;
   assert.ok(obj && typeof obj === 'object' && 'listItems' in obj && obj.listItems.length === N);
 });
