@@ -220,3 +220,14 @@ export async function openByAddress(page: Page, view: string, file: string): Pro
     .filter({ hasText: file.split('/').pop()! })
     .waitFor();
 }
+
+/** Polls `read` until it gives `want` (a field filled in by the app after a folder listing), then asserts it. */
+export async function waitForValue(read: () => Promise<string>, want: string, timeoutMs = 10_000): Promise<void> {
+  const t0 = Date.now();
+  let got = await read();
+  while (got !== want && Date.now() - t0 < timeoutMs) {
+    await new Promise((r) => setTimeout(r, 50));
+    got = await read();
+  }
+  if (got !== want) throw new Error(`expected ${JSON.stringify(want)}, still ${JSON.stringify(got)} after ${timeoutMs} ms`);
+}

@@ -22,3 +22,22 @@ export function runColor(index: number): string {
 export function className(report: VerifyReport, c: number): string {
   return report.data.classNames?.[c] ?? String(c);
 }
+
+/** Throughputs closer than this (as a fraction of the faster) are one timed pass's noise. */
+export const SPEED_NOISE = 0.25;
+
+/**
+ * What the runs' throughputs say, so that two runs of the same weights never read as "Converted
+ * is slower": each run is timed once, so a gap under SPEED_NOISE is called noise.
+ */
+export function speedNote(report: VerifyReport): string {
+  const timed = report.runs.filter((x) => x.imagesPerSecond > 0);
+  if (timed.length < 2) return 'one timed pass';
+  const speeds = timed.map((x) => x.imagesPerSecond);
+  const fast = Math.max(...speeds);
+  const slow = Math.min(...speeds);
+  const apart = Math.round(((fast - slow) / fast) * 100);
+  if ((fast - slow) / fast < SPEED_NOISE) return `within timing noise: ${apart}% apart, one timed pass each`;
+  const fastest = timed[speeds.indexOf(fast)]!;
+  return `${runName(report, fastest)} ran ${(fast / slow).toFixed(1)}× as fast (one timed pass each; run again to confirm)`;
+}
