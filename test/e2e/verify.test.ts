@@ -102,12 +102,8 @@ describe('verify view', { skip: skip ?? false }, () => {
   it("labels each run's throughput, and says when the gap is timing noise", async () => {
     const { page } = app.browser;
     assert.match(await page.getByTestId('throughput').innerText(), /^Converted run [\d,]+ images\/s · Source run [\d,]+ images\/s/);
-    // the same weights in both runs: a gap is called noise below 25%, and never "slower"
-    const note = await page.getByTestId('speed-note').innerText();
-    assert.match(
-      note,
-      /^within timing noise: \d+% apart, one timed pass each$|^(Converted|Source) ran \d+\.\d× as fast \(one timed pass each; run again to confirm\)$/,
-    );
+    // 360 samples take milliseconds: too short for the two speeds to say anything (verify-speed.test.ts has the other cases)
+    assert.match(await page.getByTestId('speed-note').innerText(), /^too short to compare: \d+ ms of inference in the shorter run, one timed pass each$/);
     assert.doesNotMatch(await page.getByTestId('run-details').innerText(), /slower/);
   });
 
