@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Page } from 'playwright-core';
 import { fakeA100, serverEnv } from './fake-nvidia-smi.ts';
-import { browserSkipReason, REPO, SAMPLE_DIR, screenshot, seriousA11yViolations, serveAndBrowse, showView } from './helpers.ts';
+import { browserSkipReason, openByAddress, REPO, SAMPLE_DIR, screenshot, seriousA11yViolations, serveAndBrowse, showView } from './helpers.ts';
 
 const skip = browserSkipReason();
 /** The views of renderer/src/App.svelte's routing, as the navigation rail names them. */
@@ -48,7 +48,8 @@ describe('accessibility and layout at 1024×700', { skip: skip ?? false }, () =>
     fake = fakeA100();
   });
   after(() => rmSync(fake, { recursive: true, force: true }));
-  const app = serveAndBrowse({ env: () => serverEnv(fake), width: 1024, height: 700 });
+  // one GPU visible of the eight: a cuda:1 file needs a fix, which the Devices view proposes
+  const app = serveAndBrowse({ env: () => serverEnv(fake, '0'), width: 1024, height: 700 });
 
   it('the rail lists exactly the views checked here', async () => {
     const { page } = app.browser;
@@ -137,6 +138,19 @@ describe('accessibility and layout at 1024×700', { skip: skip ?? false }, () =>
       await checkPage(page, `Verify report (${scheme})`);
     }
     await page.emulateMedia({ colorScheme: 'dark' });
+  });
+
+  it('Devices: the proposed fix for a cuda:1 file keeps its button label on one line', { timeout: 30_000 }, async () => {
+    const { page } = app.browser;
+    await openByAddress(page, 'devices', join(SAMPLE_DIR, 'cuda1.pt'));
+    const apply = page.getByTestId('device-fix').getByRole('button', { name: 'Apply in Convert' });
+    await apply.waitFor();
+    const [scrollW, clientW] = (await apply.evaluate((b) => [b.scrollWidth, b.clientWidth])) as [number, number];
+    assert.ok(scrollW <= clientW, `"Apply in Convert" overflows its button (${scrollW} > ${clientW})`);
+    assert.ok((await apply.boundingBox())!.height < 40, 'the label is on one line');
+    await checkPage(page, 'Devices, fix proposed');
+    await screenshot(page, 'layout-1024-devices-fix');
+    await openByAddress(page, 'checkpoint', join(SAMPLE_DIR, 'dp.pt'));
   });
 
   it('Batch and Diff with results on screen pass axe, and Batch is usable', { timeout: 90_000 }, async () => {
