@@ -153,7 +153,7 @@ describe('accessibility and layout at 1024×700', { skip: skip ?? false }, () =>
     await openByAddress(page, 'checkpoint', join(SAMPLE_DIR, 'dp.pt'));
   });
 
-  it('Batch and Diff with results on screen pass axe, and Batch is usable', { timeout: 90_000 }, async () => {
+  it('Batch, Re-shard, the file browser and Diff with results on screen pass axe, and Batch is usable', { timeout: 90_000 }, async () => {
     const { page } = app.browser;
     await shown(page, 'Batch');
     await page.getByTestId('batch-input').fill(SAMPLE_DIR);
@@ -167,6 +167,20 @@ describe('accessibility and layout at 1024×700', { skip: skip ?? false }, () =>
     assert.ok(list.y + 3 * 30 <= 700, 'at least 3 rows of the plan are in the window');
     await checkPage(page, 'Batch, dry run');
     await screenshot(page, 'layout-1024-batch');
+
+    await shown(page, 'Re-shard');
+    await page.getByTestId('reshard-input').first().fill(join(SAMPLE_DIR, 'ddp'));
+    await page.getByRole('button', { name: 'Plan', exact: true }).click();
+    await page.getByTestId('input-layout').waitFor();
+    await checkPage(page, 'Re-shard, planned');
+    await screenshot(page, 'layout-1024-reshard-plan');
+
+    await page.getByRole('button', { name: 'Open…' }).click();
+    const dialog = page.getByRole('dialog', { name: 'Open a checkpoint' });
+    await dialog.getByTestId('file-entry').first().waitFor();
+    await checkPage(page, 'the file browser');
+    await page.keyboard.press('Escape');
+    await dialog.waitFor({ state: 'detached' });
 
     await shown(page, 'Diff');
     await page.getByTestId('diff-b').fill(join(SAMPLE_DIR, 'cpu.pt'));
