@@ -53,6 +53,10 @@ export interface BatchPlanItem {
   bytes: number;
   status: 'pending' | 'running' | 'done' | 'skipped' | 'failed' | 'cancelled';
   reason?: string;
+  /** the dry run's one line on what converting it changes (keys renamed, devices retagged) */
+  change?: string;
+  /** the dry run could not read it (status 'failed', `reason` says why) */
+  unreadable?: boolean;
   verified?: boolean;
   seconds?: number;
 }

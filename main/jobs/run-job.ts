@@ -6,6 +6,7 @@ import { tensorStats } from './tensor-stats.ts';
 import { compareRanks } from '../inputs/family.ts';
 import { listDirectory } from '../inputs/list-directory.ts';
 import { planBatch } from './batch.ts';
+import { checkPlannedItems } from './batch-dry-run.ts';
 import { PreviewCache } from './preview-cache.ts';
 
 /** This thread's preview cache: the Convert view previews one file many times as its rules change. */
@@ -59,7 +60,8 @@ export async function runJob<K extends JobRequest['kind']>(request: JobRequest &
     case 'preview-conversion':
       return previews.preview(req.file, req.rules, req.output) as JobResults[K];
     case 'plan-batch': {
-      const { items, ignored } = planBatch({ input: req.folder, outDir: req.outDir, rules: req.rules, force: false });
+      const { items, ignored, units } = planBatch({ input: req.folder, outDir: req.outDir, rules: req.rules, force: false });
+      checkPlannedItems(items, units, req.folder);
       const plan = {
         input: req.folder,
         outDir: req.outDir,

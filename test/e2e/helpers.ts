@@ -1,7 +1,7 @@
 // Shared by the browser tests: the real backend (`node dist/ckpt.js serve --port 0`), Debian's
 // Chromium driven by playwright-core, checkpoints written by real torch, screenshots. Not a test.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -219,4 +219,30 @@ export async function openByAddress(page: Page, view: string, file: string): Pro
     .getByTestId('open-file')
     .filter({ hasText: file.split('/').pop()! })
     .waitFor();
+}
+
+/** Polls `read` until it gives `want` (a field filled in by the app after a folder listing), then asserts it. */
+export async function waitForValue(read: () => Promise<string>, want: string, timeoutMs = 10_000): Promise<void> {
+  const t0 = Date.now();
+  let got = await read();
+  while (got !== want && Date.now() - t0 < timeoutMs) {
+    await new Promise((r) => setTimeout(r, 50));
+    got = await read();
+  }
+  if (got !== want) throw new Error(`expected ${JSON.stringify(want)}, still ${JSON.stringify(got)} after ${timeoutMs} ms`);
+}
+
+let axeSource: string | undefined;
+
+/**
+ * axe-core's serious and critical accessibility violations on the page as it is now, one line
+ * each (`rule: element: message`). axe's source is evaluated through the DevTools protocol,
+ * which the page's Content-Security-Policy (script-src 'self') does not apply to.
+ */
+export async function seriousA11yViolations(page: Page): Promise<string[]> {
+  axeSource ??= readFileSync(join(REPO, 'node_modules', 'axe-core', 'axe.min.js'), 'utf8');
+  if (!(await page.evaluate('typeof window.axe !== "undefined"'))) await page.evaluate(axeSource);
+  return (await page.evaluate(`axe.run(document, { resultTypes: ['violations'] }).then((r) => r.violations
+    .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+    .flatMap((v) => v.nodes.map((n) => v.id + ': ' + n.target.join(' ') + ': ' + ((n.any[0] || n.all[0] || n.none[0] || {}).message || v.help))))`)) as string[];
 }

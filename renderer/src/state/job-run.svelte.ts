@@ -28,6 +28,7 @@ export class JobRun<K extends StartedJobKind> {
       else if (e.type === 'job-done' && e.kind === this.kind) {
         this.run = { phase: 'done', report: e.result as StartedJobResults[K] };
         this.followed?.stop();
+        this.finished(e.result as StartedJobResults[K]);
       } else if (e.type === 'job-error') {
         this.run = { phase: 'failed', error: e.error };
         this.followed?.stop();
@@ -41,6 +42,9 @@ export class JobRun<K extends StartedJobKind> {
       this.run = { phase: 'failed', error: toApiError(e).info };
     }
   }
+
+  /** Called once when the job's result arrives, after `run` holds it. */
+  protected finished(_result: StartedJobResults[K]): void {}
 
   async cancel(): Promise<void> {
     const r = this.run;

@@ -1,6 +1,7 @@
 // The Verify view's "Python model" source: what it remembers per workspace (the folder of the open
 // checkpoint) and how its fields become VerifyOptions.
 import type { VerifyOptions } from '../../../shared/verify.ts';
+import { loadStored, store } from '../lib/stored.ts';
 
 export interface PythonChoice {
   python: string;
@@ -16,20 +17,12 @@ export function workspaceOf(dir: string, parent: string): string {
 }
 
 export function recall(workspace: string): PythonChoice | null {
-  try {
-    const v = JSON.parse(globalThis.localStorage?.getItem(KEY + workspace) ?? 'null') as PythonChoice | null;
-    return v && typeof v.modelClass === 'string' && typeof v.python === 'string' && typeof v.modelArgs === 'string' ? v : null;
-  } catch {
-    return null;
-  }
+  const v = loadStored(KEY + workspace) as Partial<PythonChoice> | null;
+  return v && typeof v.modelClass === 'string' && typeof v.python === 'string' && typeof v.modelArgs === 'string' ? (v as PythonChoice) : null;
 }
 
 export function remember(workspace: string, choice: PythonChoice): void {
-  try {
-    globalThis.localStorage?.setItem(KEY + workspace, JSON.stringify(choice));
-  } catch {
-    /* private mode or full storage: nothing is remembered */
-  }
+  store(KEY + workspace, choice);
 }
 
 /** The Python-model part of the options, or the problems that stop them. */

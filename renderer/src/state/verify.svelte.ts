@@ -4,8 +4,10 @@ import type { DeviceReading } from '../../../shared/devices.ts';
 import type { VerifyOptions, VerifyReport } from '../../../shared/verify.ts';
 import { getApi } from '../api/index.ts';
 import { dirName, joinPath } from '../lib/format.ts';
+import { type FolderEntry, graphIn, modelSourceIn, testSetIn } from '../lib/verify-files.ts';
 import { JobRun, type RunState as JobRunState } from './job-run.svelte.ts';
 import { pythonOptions, recall, remember, workspaceOf } from './verify-python.ts';
+import { forgetReport, saveReport, savedReport } from './verify-saved.ts';
 
 export type VerifyRun = JobRunState<VerifyReport>;
 
@@ -31,6 +33,12 @@ class VerifyState extends JobRun<'verify'> {
   /** the folder of the open checkpoint, under which the Python choice is remembered */
   private workspace = '';
   private autoModelClass = '';
+  /** when the report shown was made, when it was restored from an earlier visit (verify-saved.ts) */
+  restoredAt = $state<number | null>(null);
+  /** whether the user has typed in a field: until then what is missing is a hint, not an error */
+  edited = $state(false);
+  /** the workspace of the run in progress, where its report is kept */
+  private runWorkspace = '';
   /** the Devices reading, read once, for the device choice */
   reading = $state.raw<DeviceReading | null>(null);
 
@@ -82,8 +90,8 @@ class VerifyState extends JobRun<'verify'> {
 
   /**
    * Fills the fields from the open checkpoint, leaving alone what the user chose: it is the
-   * source, and a single `.onnx` and a single `.npz` in its folder (or the folder above, for rank
-   * files in `ddp/`) are the graph and the test set, as in the sample workspace.
+   * source, and the graph and the test set found in its folder (or the folder above, for rank
+   * files in `ddp/`) by lib/verify-files.ts: a single `.onnx`; a `.npz`, idx, CIFAR or image folder.
    */
   async defaultsFrom(file: string | null): Promise<void> {
     if (!file) return;
@@ -97,19 +105,18 @@ class VerifyState extends JobRun<'verify'> {
     let model: string | null = null;
     let data: string | null = null;
     let py: string | null = null;
-    for (const folder of [dir, dirName(dir)]) {
+    const workspace = workspaceOf(dir, dirName(dir));
+    for (const folder of workspace === dir ? [dir] : [dir, workspace]) {
       if (!folder || (model && data)) continue;
-      const names = await this.filesIn(folder);
-      const only = (re: RegExp): string | null => {
-        const hits = names.filter((n) => re.test(n));
-        return hits.length === 1 ? joinPath(folder, hits[0]!) : null;
-      };
-      model ??= only(/\.onnx$/i);
-      py ??= only(/\.py$/i);
-      data ??= only(/\.npz$/i);
+      const entries = await this.entriesIn(folder);
+      const at = (name: string | null): string | null => (name === null ? null : name ? joinPath(folder, name) : folder);
+      model ??= at(graphIn(entries));
+      py ??= at(modelSourceIn(entries));
+      data ??= at(testSetIn(entries));
     }
     if (seq !== this.defaultsSeq) return;
-    this.pythonDefaults(workspaceOf(dir, dirName(dir)), py);
+    this.pythonDefaults(workspace, py);
+    this.restoreReport(workspace);
     if (follows('model')) this.model = this.auto.model = model ?? '';
     if (follows('data')) this.data = this.auto.data = data ?? '';
   }
@@ -127,14 +134,34 @@ class VerifyState extends JobRun<'verify'> {
     this.architecture = 'python';
   }
 
+  /** Shows the last report of this workspace when nothing was run since the window opened. */
+  private restoreReport(workspace: string): void {
+    if (this.run.phase !== 'idle') return;
+    const saved = savedReport(workspace);
+    if (!saved) return;
+    this.run = { phase: 'done', report: saved.report };
+    this.restoredAt = saved.savedAt;
+    this.runWorkspace = workspace;
+  }
+
+  protected override finished(report: VerifyReport): void {
+    if (this.runWorkspace) saveReport(this.runWorkspace, report);
+  }
+
+  override reset(): void {
+    super.reset();
+    if (this.runWorkspace) forgetReport(this.runWorkspace);
+    this.restoredAt = null;
+  }
+
   /** Fills the converted checkpoint with the last conversion of the source, unless one was chosen. */
   offerConversion(source: string, output: string): void {
     if (this.source.trim() === source && (!this.converted.trim() || this.converted === this.auto.converted)) this.converted = this.auto.converted = output;
   }
 
-  private async filesIn(folder: string): Promise<string[]> {
+  private async entriesIn(folder: string): Promise<FolderEntry[]> {
     try {
-      return (await getApi().listDirectory(folder)).entries.filter((e) => e.kind === 'file').map((e) => e.name);
+      return (await getApi().listDirectory(folder)).entries;
     } catch {
       return [];
     }
@@ -155,6 +182,8 @@ class VerifyState extends JobRun<'verify'> {
     const api = getApi();
     if (options.modelClass && this.workspace)
       remember(this.workspace, { python: this.python.trim(), modelClass: this.modelClass.trim(), modelArgs: this.modelArgs.trim() });
+    this.restoredAt = null;
+    this.runWorkspace = this.workspace;
     await this.follow(() => api.startVerify(options));
   }
 }
