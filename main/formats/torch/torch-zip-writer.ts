@@ -69,11 +69,17 @@ export class TorchZipWriter {
   /**
    * A record whose bytes come in chunks: `fill` must call `write` with exactly `size` bytes in
    * total. The CRC is computed as the bytes pass and patched into the local header afterwards.
-   * With `knownCrc` (the CRC another archive recorded for the same bytes) no CRC is computed;
-   * verification re-reads the bytes and checks them against it. Returns the record's CRC-32 and
-   * where its data starts.
+   * With `knownCrc` no CRC is computed here: a number is the CRC another archive recorded for the
+   * same bytes, a function gives it once `fill` is done (an assembled tensor's CRC combined from
+   * its pieces' CRCs, taken as they were read); verification re-reads the bytes and checks them
+   * against it. Returns the record's CRC-32 and where its data starts.
    */
-  addStreamed(name: string, size: number, fill: (write: (chunk: Uint8Array) => void) => void, knownCrc?: number): { crc: number; dataOffset: number } {
+  addStreamed(
+    name: string,
+    size: number,
+    fill: (write: (chunk: Uint8Array) => void) => void,
+    knownCrc?: number | (() => number),
+  ): { crc: number; dataOffset: number } {
     const nameBuf = Buffer.from(this.prefix + name, 'utf8');
     const headerAt = this.pos;
     const zip64 = size >= U32_MAX || headerAt >= U32_MAX;
@@ -118,7 +124,7 @@ export class TorchZipWriter {
       written += chunk.length;
     });
     if (written !== size) throw new Error(`record ${name} got ${written} of its ${size} bytes`);
-    if (knownCrc !== undefined) crc = knownCrc;
+    if (knownCrc !== undefined) crc = typeof knownCrc === 'number' ? knownCrc : knownCrc();
     const crcBuf = Buffer.alloc(4);
     crcBuf.writeUInt32LE(crc >>> 0);
     this.writeAt(crcBuf, headerAt + 14);
