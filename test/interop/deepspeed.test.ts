@@ -13,18 +13,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ApiEvent } from '../../shared/api.ts';
 import { createApiService } from '../../main/service/service.ts';
-import { SHARED_DIR, sharedSkipReason } from '../helpers/shared-dir.ts';
+import { DEEPSPEED_DIR as DS, deepSpeedVariants, sharedSkipReason } from '../helpers/shared-dir.ts';
 import { EventLog } from '../unit/service/helpers.ts';
 import { FIXTURES, IN_CI, PY, removeTemps, runCliAsync, tempDir, torchSkipReason } from './helpers.ts';
 
-const DS = join(SHARED_DIR, 'corpus', 'deepspeed');
 const skip = torchSkipReason() ?? sharedSkipReason(DS);
-const VARIANTS = skip
-  ? []
-  : fs
-      .readdirSync(DS)
-      .filter((n) => /^stage\d-ws\d+-/.test(n))
-      .sort();
+const VARIANTS = skip ? [] : deepSpeedVariants();
 const CHECK = join(FIXTURES, 'deepspeed', 'check_consolidated.py');
 const TORCH2 = join(FIXTURES, '..', '..', '.venv-torch2', 'bin', 'python');
 

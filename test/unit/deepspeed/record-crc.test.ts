@@ -15,16 +15,10 @@ import { readDeepSpeedFolder } from '../../../main/formats/deepspeed/read-deepsp
 import { openFormat } from '../../../main/formats/open-format.ts';
 import { FileReader } from '../../../main/io/random-access.ts';
 import { assemblyOf } from '../../../main/formats/values/virtual-tensor.ts';
-import { SHARED_DIR, sharedSkipReason } from '../../helpers/shared-dir.ts';
+import { DEEPSPEED_DIR as DS, deepSpeedVariants, sharedSkipReason } from '../../helpers/shared-dir.ts';
 
-const DS = path.join(SHARED_DIR, 'corpus', 'deepspeed');
 const skip = sharedSkipReason(DS) ?? false;
-const VARIANTS = skip
-  ? []
-  : fs
-      .readdirSync(DS)
-      .filter((n) => /^stage\d-ws\d+-/.test(n))
-      .sort();
+const VARIANTS = skip ? [] : deepSpeedVariants();
 
 for (const v of VARIANTS) {
   test(`${v}: every storage record written from slices carries the CRC-32 of its bytes`, () => {
