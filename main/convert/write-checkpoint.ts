@@ -4,7 +4,10 @@ import { PyGlobal, PyTuple, type PyValue } from '../formats/values/python-values
 import { TorchZipWriter } from '../formats/torch/torch-zip-writer.ts';
 import * as fs from 'node:fs';
 import { FileReader, STREAM_CHUNK, type RandomAccessReader } from '../io/random-access.ts';
-import { FileWindow, readRange } from '../formats/values/tensor-source.ts';
+import * as zlib from 'node:zlib';
+import { FileWindow, readRange, streamSource, type AssembledSource } from '../formats/values/tensor-source.ts';
+import { assemblyOf } from '../formats/values/virtual-tensor.ts';
+import { combinedPieceCrc } from '../formats/values/flat-pieces.ts';
 import { TorchStorage, TorchTensor } from '../formats/values/torch-values.ts';
 import { rootStorage } from '../checkpoint/inspect.ts';
 
@@ -45,6 +48,20 @@ class SmallReads {
     this.window!.copy(out, 0, at - this.start, at - this.start + n);
     return true;
   }
+}
+
+/**
+ * The CRC-32 of an assembled storage the writer just streamed in order: its pieces' CRCs combined.
+ * Read again from the sources when a piece was not read in one in-order pass.
+ */
+function combinedCrc(a: AssembledSource): number {
+  const combined = combinedPieceCrc(a);
+  if (combined !== null) return combined;
+  let crc = 0;
+  streamSource(a, (c) => {
+    crc = zlib.crc32(c, crc);
+  });
+  return crc >>> 0;
 }
 
 /** One copy buffer per thread, grown to the largest storage seen up to STREAM_CHUNK, then reused. */
@@ -144,7 +161,10 @@ export function writeTorchCheckpoint(fd: number, root: PyValue, opts: WriteOptio
     if (range.length < w.nbytes)
       fail('truncated', `${range.reader.name}: storage ${w.source.key} has ${range.length} of its ${w.nbytes} bytes`, range.reader.name);
     // A whole stored record keeps its bytes, so the CRC the source recorded for them still holds.
-    const known = w.source.recordCrc ?? undefined;
+    // A 1-D assembly (DeepSpeed's flat slices) has the CRC of each piece taken as it was read; the
+    // record's CRC is theirs combined, so its bytes are not CRC'd a second time here.
+    const assembly = assemblyOf(w.source);
+    const known = w.source.recordCrc ?? (assembly?.shape.length === 1 ? () => combinedCrc(assembly) : undefined);
     const rec = zip.addStreamed(
       `data/${w.key}`,
       w.nbytes,

@@ -8,34 +8,12 @@ only what consolidation reads and `cat rank files > out` is a fair peer.
   /usr/bin/python3 test/bench/make_zero3.py OUT_DIR
 Correctness is proven on the real files (test/interop/deepspeed.test.ts); this is a size test.
 """
-import enum, math, os, sys, types
+import math, os, sys
 from collections import OrderedDict
 import torch
 
-def stand_in(module, cls):
-    parts = module.split('.')
-    for i in range(1, len(parts) + 1):
-        name = '.'.join(parts[:i])
-        sys.modules.setdefault(name, types.ModuleType(name))
-    cls.__module__ = module
-    setattr(sys.modules[module], cls.__name__, cls)
-    return cls
-
-class LossScaler:
-    def __init__(self, scale):
-        self.cur_scale = scale
-        self.dynamic = False
-stand_in('deepspeed.runtime.fp16.loss_scaler', LossScaler)
-
-class ZeroStageEnum(int, enum.Enum):
-    disabled = 0
-    optimizer_states = 1
-    gradients = 2
-    weights = 3
-
-    def __reduce_ex__(self, protocol):  # as Python 3.11 pickles an IntEnum member (the corpus files)
-        return (type(self), (int(self),))
-stand_in('deepspeed.runtime.zero.config', ZeroStageEnum)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'fixtures', 'deepspeed'))
+from ds_stand_ins import LossScaler, ZeroStageEnum  # noqa: E402
 
 out = sys.argv[1]
 tag = os.path.join(out, 'global_step1000')

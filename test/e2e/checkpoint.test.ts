@@ -1,10 +1,12 @@
 // The Checkpoint view in a real browser against the real backend: the sample DP checkpoint on
-// first launch, and a 10,000-key checkpoint in the virtualised key tree.
+// first launch, a 10,000-key checkpoint in the virtualised key tree, and a DeepSpeed ZeRO folder
+// of the real corpus (../shared/corpus/deepspeed).
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { browserSkipReason, makeCheckpoint, SAMPLE_DIR, screenshot, serveAndBrowse, showView, tempDir, torchSkipReason } from './helpers.ts';
+import { SHARED_DIR, sharedSkipReason } from '../helpers/shared-dir.ts';
+import { browserSkipReason, makeCheckpoint, openByAddress, SAMPLE_DIR, screenshot, serveAndBrowse, showView, tempDir, torchSkipReason } from './helpers.ts';
 
 const skip = browserSkipReason();
 
@@ -174,6 +176,38 @@ describe('key tree with 10,000 tensors', { skip: skip ?? torchSkipReason() ?? fa
     await page.getByTestId('tensor-stats').waitFor();
     assert.match(await page.getByTestId('tensor-stats').innerText(), /min\s+19000\b/);
     await screenshot(page, 'checkpoint-10k-search');
+    assert.deepEqual(app.browser.problems, []);
+  });
+});
+
+const DS = join(SHARED_DIR, 'corpus', 'deepspeed');
+
+describe('a DeepSpeed ZeRO folder', { skip: skip ?? sharedSkipReason(DS) ?? false }, () => {
+  const app = serveAndBrowse();
+
+  it('shows stage, ranks, precision, tag, groups, frozen and shared params, optimizer state and the consolidated size per dtype', {
+    timeout: 60_000,
+  }, async () => {
+    const { page } = app.browser;
+    await page.getByTestId('tensor-count').waitFor(); // the sample opened first
+    const folder = join(DS, 'stage3-ws2-bf16', 'checkpoint');
+    await openByAddress(page, 'checkpoint', folder);
+    const facts = page.getByRole('region', { name: 'Contents' }).getByTestId('zero-facts');
+    await facts.waitFor();
+    const fact = async (k: string): Promise<string> => (await facts.locator(`dd[data-fact="${k}"]`).innerText()).trim();
+    assert.equal(await fact('Stage'), 'ZeRO-3');
+    assert.equal(await fact('World size'), '2 ranks');
+    assert.equal(await fact('Rank files'), 'bf16_zero_pp_rank_0_mp_rank_00_optim_states.pt, bf16_zero_pp_rank_1_mp_rank_00_optim_states.pt');
+    assert.equal(await fact('Precision'), 'bf16');
+    assert.equal(await fact('Tag'), 'global_step2');
+    assert.equal(await fact('Param groups'), '3 params / 174 elements; 5 params / 44 elements');
+    assert.equal(await fact('Frozen'), 'frozen.weight, frozen.bias');
+    assert.equal(await fact('Shared'), 'head.weight → embed.weight');
+    assert.equal(await fact('Optimizer state'), 'present (not consolidated)');
+    // reference.pth's bytes cast with torch's .to() (test/interop/deepspeed.test.ts checks the numbers): 1332, 666 and 666 B
+    assert.equal(await fact('Consolidated size'), 'fp32 1.30 KiB · bf16 666 B · fp16 666 B');
+    assert.match(await page.getByRole('region', { name: 'Contents' }).innerText(), /DeepSpeed ZeRO/);
+    await screenshot(page, 'checkpoint-deepspeed');
     assert.deepEqual(app.browser.problems, []);
   });
 });

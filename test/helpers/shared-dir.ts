@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 
@@ -16,4 +16,15 @@ export function sharedSkipReason(dir = CORPUS_DIR): string | null {
   const reason = `${dir} is not present in this checkout; skipping (CI always runs this)`;
   console.log(`# skip: ${reason}`);
   return reason;
+}
+
+/** The real DeepSpeed ZeRO checkpoints (stages 1-3, fp32 and bf16) with their zero_to_fp32 references. */
+export const DEEPSPEED_DIR = join(SHARED_DIR, 'corpus', 'deepspeed');
+
+/** The corpus's variant folders (`stage2-ws2-bf16`, …), sorted; none when the corpus is absent. */
+export function deepSpeedVariants(): string[] {
+  if (!existsSync(DEEPSPEED_DIR)) return [];
+  return readdirSync(DEEPSPEED_DIR)
+    .filter((n) => /^stage\d-ws\d+-/.test(n))
+    .sort();
 }

@@ -2,7 +2,9 @@
 // save_checkpoint, stages 1-3, fp32 and bf16, 2 ranks) consolidate to exactly the state dict
 // DeepSpeed's zero_to_fp32 gives (`reference.pth`): torch 1.13 loads each output, the keys come in
 // the same order and every tensor is `torch.equal` with the same dtype and shape; tied aliases
-// share storage. Through the CLI (`convert`, `reshard`) and through the app's service API.
+// share storage. Through the CLI (`convert`, `reshard`) and through the app's service API. fp16 runs,
+// which the corpus lacks, come from test/fixtures/deepspeed/make_fp16.py (torch 1.13, DeepSpeed's
+// layout and global names).
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -11,18 +13,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ApiEvent } from '../../shared/api.ts';
 import { createApiService } from '../../main/service/service.ts';
-import { SHARED_DIR, sharedSkipReason } from '../helpers/shared-dir.ts';
+import { DEEPSPEED_DIR as DS, deepSpeedVariants, sharedSkipReason } from '../helpers/shared-dir.ts';
 import { EventLog } from '../unit/service/helpers.ts';
 import { FIXTURES, IN_CI, PY, removeTemps, runCliAsync, tempDir, torchSkipReason } from './helpers.ts';
 
-const DS = join(SHARED_DIR, 'corpus', 'deepspeed');
 const skip = torchSkipReason() ?? sharedSkipReason(DS);
-const VARIANTS = skip
-  ? []
-  : fs
-      .readdirSync(DS)
-      .filter((n) => /^stage\d-ws\d+-/.test(n))
-      .sort();
+const VARIANTS = skip ? [] : deepSpeedVariants();
 const CHECK = join(FIXTURES, 'deepspeed', 'check_consolidated.py');
 const TORCH2 = join(FIXTURES, '..', '..', '.venv-torch2', 'bin', 'python');
 
@@ -35,11 +31,20 @@ interface Check {
   lightning?: boolean;
   lightning_keys?: string[];
 }
-function runChecks(py: string, checks: Check[]): Map<string, string[]> {
+interface CheckResult {
+  id: string;
+  errors: string[];
+  /** groups of keys that are one tensor in the reference, checked to share storage in the output */
+  shared: string[][];
+}
+function checkAll(py: string, checks: Check[]): Map<string, CheckResult> {
   const r = spawnSync(py, ['-I', '-B', CHECK], { input: JSON.stringify({ checks }), encoding: 'utf8', timeout: 240_000, cwd: tmpdir(), maxBuffer: 64 << 20 });
   if (r.status !== 0) throw new Error(`check_consolidated.py exited ${r.status}: ${r.stderr.slice(-800)}`);
-  const out = JSON.parse(r.stdout.trim().split('\n').pop()!) as { results: { id: string; errors: string[] }[] };
-  return new Map(out.results.map((x) => [x.id, x.errors]));
+  const out = JSON.parse(r.stdout.trim().split('\n').pop()!) as { results: CheckResult[] };
+  return new Map(out.results.map((x) => [x.id, x]));
+}
+function runChecks(py: string, checks: Check[]): Map<string, string[]> {
+  return new Map([...checkAll(py, checks)].map(([id, x]) => [id, x.errors]));
 }
 
 const checks: Check[] = [];
@@ -64,8 +69,49 @@ before(async () => {
 
 test("every corpus variant consolidates through the CLI to zero_to_fp32's reference, as torch 1.13 loads it", { skip: skip ?? false }, () => {
   assert.equal(VARIANTS.length, 6);
-  const results = runChecks(PY, checks);
-  for (const c of checks) assert.deepEqual(results.get(c.id), [], c.id);
+  const results = checkAll(PY, checks);
+  for (const c of checks) {
+    assert.deepEqual(results.get(c.id)?.errors, [], c.id);
+    // the tied weight is one tensor in zero_to_fp32's dict (stages 1 and 2 as well as 3): one storage in torch 1.13
+    assert.deepEqual(results.get(c.id)?.shared, [['embed.weight', 'head.weight']], `${c.id}: the tie was checked`);
+  }
+});
+
+test('fp16 runs (ZeRO 2 and 3, DynamicLossScaler) consolidate to the fp32 master weights make_fp16.py wrote, as torch 1.13 loads them', {
+  skip: skip ?? false,
+}, async () => {
+  // test/fixtures/deepspeed/fp16: the module holds fp16 copies (some masters overflow fp16); reference.pth is what zero_to_fp32 returns
+  const FP16 = join(FIXTURES, 'deepspeed', 'fp16');
+  const got: Check[] = [];
+  for (const v of ['stage2-ws2-fp16', 'stage3-ws2-fp16']) {
+    const reference = join(FP16, v, 'reference.pth');
+    const single = join(out, `${v}.reshard.pt`);
+    const converted = join(out, `${v}.convert.pt`);
+    const r1 = await runCliAsync(['reshard', join(FP16, v, 'checkpoint'), '--to', 'single', '-o', single]);
+    assert.equal(r1.code, 0, `${v} reshard: ${r1.stderr}`);
+    const r2 = await runCliAsync(['convert', join(FP16, v, 'checkpoint'), '--preset', 'cpu', '-o', converted]);
+    assert.equal(r2.code, 0, `${v} convert: ${r2.stderr}`);
+    got.push({ id: `${v} reshard`, file: single, reference }, { id: `${v} convert`, file: converted, reference });
+  }
+  const results = checkAll(PY, got);
+  for (const c of got) {
+    assert.deepEqual(results.get(c.id)?.errors, [], c.id);
+    assert.deepEqual(results.get(c.id)?.shared, [['embed.weight', 'head.weight']], `${c.id}: the tie was checked`);
+  }
+});
+
+test("inspect's consolidated size in each dtype is reference.pth's bytes cast with torch 1.13's .to()", { skip: skip ?? false }, async () => {
+  const refs = VARIANTS.map((v) => join(DS, v, 'reference.pth'));
+  const r = spawnSync(PY, ['-I', '-B', join(FIXTURES, 'deepspeed', 'dtype_sizes.py'), ...refs], { encoding: 'utf8', timeout: 240_000, cwd: tmpdir() });
+  assert.equal(r.status, 0, r.stderr);
+  const sizes = JSON.parse(r.stdout.trim().split('\n').pop()!) as Record<string, { fp32: number; bf16: number; fp16: number }>;
+  for (const v of VARIANTS) {
+    const i = await runCliAsync(['inspect', join(DS, v, 'checkpoint'), '--json', '--no-devices']);
+    assert.equal(i.code, 0, i.stderr);
+    const { records } = JSON.parse(i.stdout) as { records: Record<string, string> };
+    const want = sizes[join(DS, v, 'reference.pth')]!;
+    assert.deepEqual({ fp32: Number(records['size_as_fp32']), bf16: Number(records['size_as_bf16']), fp16: Number(records['size_as_fp16']) }, want, v);
+  }
 });
 
 test('the tag folder itself, and --tag, name the same checkpoint', { skip: skip ?? false }, async () => {

@@ -228,6 +228,7 @@ export function readDeepSpeedFolder(input: string, opts: DeepSpeedOptions = {}):
       ...(zero.lossScaler ? { loss_scaler: `${zero.lossScaler.className.split('.').pop()} cur_scale=${zero.lossScaler.curScale ?? '?'}` } : {}),
       size_as_fp32: String(zero.sizeAs.fp32),
       size_as_bf16: String(zero.sizeAs.bf16),
+      size_as_fp16: String(zero.sizeAs.fp16),
       model_files: models.map((m) => path.basename(m.file)).join(', '),
       optim_files: files.optimFiles.map((f) => path.basename(f)).join(', '),
     };

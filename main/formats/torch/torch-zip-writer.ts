@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import * as zlib from 'node:zlib';
+import { STREAM_CHUNK } from '../../io/random-access.ts';
 import { writeAll } from '../../io/write-all.ts';
 
 /**
@@ -13,6 +14,12 @@ export const ALIGNMENT = 64;
 const U32_MAX = 0xffffffff;
 /** Size of the buffer that gathers small writes (see `gather`). */
 const GATHER_BYTES = 4 << 20;
+/**
+ * Writes this large go straight to the file: a storage streams in chunks of this size
+ * (STREAM_CHUNK), and copying each into the gather buffer first was one more pass over every
+ * byte of a large checkpoint, through a buffer bigger than the core's L2 cache.
+ */
+const DIRECT_WRITE_BYTES = STREAM_CHUNK;
 
 interface WrittenEntry {
   name: Buffer;
@@ -36,7 +43,7 @@ export class TorchZipWriter {
   private gatheredAt = 0;
   private gatheredLen = 0;
   /**
-   * With `gather`, writes smaller than half of GATHER_BYTES are collected and written together:
+   * With `gather`, writes smaller than DIRECT_WRITE_BYTES are collected and written together:
    * a 100,000-tensor checkpoint is otherwise 300,000 write calls (header, data, CRC patch per
    * record). Bytes are then in the file only once `inFile` says so (the caller defers reading
    * them back until then); `finish` writes everything.
@@ -69,11 +76,17 @@ export class TorchZipWriter {
   /**
    * A record whose bytes come in chunks: `fill` must call `write` with exactly `size` bytes in
    * total. The CRC is computed as the bytes pass and patched into the local header afterwards.
-   * With `knownCrc` (the CRC another archive recorded for the same bytes) no CRC is computed;
-   * verification re-reads the bytes and checks them against it. Returns the record's CRC-32 and
-   * where its data starts.
+   * With `knownCrc` no CRC is computed here: a number is the CRC another archive recorded for the
+   * same bytes, a function gives it once `fill` is done (an assembled tensor's CRC combined from
+   * its pieces' CRCs, taken as they were read); verification re-reads the bytes and checks them
+   * against it. Returns the record's CRC-32 and where its data starts.
    */
-  addStreamed(name: string, size: number, fill: (write: (chunk: Uint8Array) => void) => void, knownCrc?: number): { crc: number; dataOffset: number } {
+  addStreamed(
+    name: string,
+    size: number,
+    fill: (write: (chunk: Uint8Array) => void) => void,
+    knownCrc?: number | (() => number),
+  ): { crc: number; dataOffset: number } {
     const nameBuf = Buffer.from(this.prefix + name, 'utf8');
     const headerAt = this.pos;
     const zip64 = size >= U32_MAX || headerAt >= U32_MAX;
@@ -118,7 +131,7 @@ export class TorchZipWriter {
       written += chunk.length;
     });
     if (written !== size) throw new Error(`record ${name} got ${written} of its ${size} bytes`);
-    if (knownCrc !== undefined) crc = knownCrc;
+    if (knownCrc !== undefined) crc = typeof knownCrc === 'number' ? knownCrc : knownCrc();
     const crcBuf = Buffer.alloc(4);
     crcBuf.writeUInt32LE(crc >>> 0);
     this.writeAt(crcBuf, headerAt + 14);
@@ -211,13 +224,16 @@ export class TorchZipWriter {
       g.set(buf, position - from); // a CRC patch of a header still gathered
       return;
     }
+    if (buf.length >= DIRECT_WRITE_BYTES) {
+      this.flush();
+      return writeAll(this.fd, buf, position);
+    }
     if (this.gatheredLen && position === to && this.gatheredLen + buf.length <= g.length) {
       g.set(buf, this.gatheredLen);
       this.gatheredLen += buf.length;
       return;
     }
     this.flush();
-    if (buf.length >= g.length / 2) return writeAll(this.fd, buf, position);
     g.set(buf, 0);
     this.gatheredAt = position;
     this.gatheredLen = buf.length;

@@ -13,16 +13,10 @@ import { streamSource } from '../../../main/formats/values/tensor-source.ts';
 import { PyDict } from '../../../main/formats/values/python-values.ts';
 import { TorchTensor } from '../../../main/formats/values/torch-values.ts';
 import { tensorSource } from '../../../main/reshard/plan.ts';
-import { SHARED_DIR, sharedSkipReason } from '../../helpers/shared-dir.ts';
+import { DEEPSPEED_DIR as DS, deepSpeedVariants, sharedSkipReason } from '../../helpers/shared-dir.ts';
 
-const DS = path.join(SHARED_DIR, 'corpus', 'deepspeed');
 const skip = sharedSkipReason(DS) ?? false;
-const VARIANTS = skip
-  ? []
-  : fs
-      .readdirSync(DS)
-      .filter((n) => /^stage\d-ws\d+-/.test(n))
-      .sort();
+const VARIANTS = skip ? [] : deepSpeedVariants();
 
 interface Reference {
   keys_in_order: string[];

@@ -98,6 +98,38 @@ test('streamed records: chunks land in order, the CRC is computed, dataOffset is
   assert.deepEqual(Buffer.from(zip.readEntry(e)), whole);
 });
 
+test('gathering small writes: records of small and of 1 MiB chunks, mixed, keep their bytes, CRCs and alignment', () => {
+  // a gathering writer copies writes under 1 MiB into its buffer and writes 1 MiB chunks straight
+  // to the file, so a large record's header and CRC patch are gathered while its data is not
+  const file = join(dir, `${fileNo++}.pt`);
+  const fd = openSync(file, 'w');
+  const records: Array<[string, Buffer[]]> = [
+    ['data/0', [Buffer.alloc(100, 1)]],
+    ['data/1', [Buffer.alloc(1 << 20, 2), Buffer.alloc(1 << 20, 3), Buffer.alloc(5, 4)]],
+    ['data/2', [Buffer.alloc(3, 5)]],
+    ['data/3', [Buffer.alloc(1 << 20, 6)]],
+    ['data/4', [Buffer.alloc(7, 7)]],
+  ];
+  try {
+    const w = new TorchZipWriter(fd, 'g', 0, true);
+    for (const [name, chunks] of records) {
+      const size = chunks.reduce((a, c) => a + c.length, 0);
+      w.addStreamed(name, size, (write) => chunks.forEach(write));
+    }
+    w.finish();
+  } finally {
+    closeSync(fd);
+  }
+  const zip = open(file);
+  for (const [name, chunks] of records) {
+    const e = zip.get(`g/${name}`)!;
+    const whole = Buffer.concat(chunks);
+    assert.deepEqual(Buffer.from(zip.readEntry(e)), whole, name);
+    assert.equal(e.crc32 >>> 0, zlib.crc32(whole) >>> 0, `${name} CRC`);
+    assert.equal(zip.dataRange(e).offset % ALIGNMENT, 0, `${name} aligned`);
+  }
+});
+
 test('a known CRC is recorded as given, without computing it', () => {
   const file = writeArchive('k', (w) => {
     const r = w.addStreamed('data/0', 4, (write) => write(Buffer.from('abcd')), 0x12345678);
