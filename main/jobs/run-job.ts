@@ -74,7 +74,9 @@ export async function runJob<K extends JobRequest['kind']>(request: JobRequest &
     case 'fit':
       return (await import('../fit/convert-fit.ts')).fitCheckpoint(req.file, req.target, req.renames) as JobResults[K];
     case 'diff':
-      return (await import('../diff/diff.ts')).diffCheckpoints(req.a, req.b, { exactKeys: req.exactKeys }) as JobResults[K];
+      return (await (
+        await import('../diff/diff.ts')
+      ).diffCheckpoints(req.a, req.b, { exactKeys: req.exactKeys, cancelled: () => ctx.cancelled() })) as JobResults[K];
   }
   throw new Error(`unknown job kind ${(req as JobRequest).kind}`);
 }
