@@ -8,7 +8,7 @@ import type { ConversionPlan, ConversionReport, Progress } from './convert.ts';
 import type { DevicePlan, DeviceReading } from './devices.ts';
 import type { ErrorInfo } from './errors.ts';
 import type { InspectReport, TensorStats } from './inspect.ts';
-import type { DiffReport } from './diff.ts';
+import type { DiffHistograms, DiffReport } from './diff.ts';
 import type { FitReport, FitTargetInput } from './fit.ts';
 import type { ConversionRules } from './presets.ts';
 import type { ReshardProgress, ReshardReport, ReshardRequest } from './reshard.ts';
@@ -158,6 +158,8 @@ export interface CheckpointApi {
   fitCheckpoint(file: string, target: FitTargetInput, renames: { pattern: string; replacement: string }[]): Promise<FitReport>;
   /** what changed between two checkpoints, tensor by tensor (in a worker) */
   diffCheckpoints(a: string, b: string, exactKeys: boolean): Promise<DiffReport>;
+  /** one key of a diff (as the report names it): both tensors' histograms over one range */
+  diffHistograms(a: string, b: string, key: string, exactKeys: boolean, bins: number): Promise<DiffHistograms>;
 
   readDevices(): Promise<DeviceReading>;
   devicePlan(deviceCounts: Record<string, number>, ddpWorldSize?: number): Promise<DevicePlan>;
@@ -191,6 +193,7 @@ export const API_METHODS = [
   'watchDevices',
   'fitCheckpoint',
   'diffCheckpoints',
+  'diffHistograms',
 ] as const satisfies readonly Exclude<keyof CheckpointApi, 'onEvent'>[];
 
 export type ApiMethod = (typeof API_METHODS)[number];

@@ -126,6 +126,11 @@ async function diffOpened(fileA: string, fileB: string, opts: DiffOptions, pool:
   }
 }
 
+/** The tensor a diff report names `key` (wrapper prefixes removed unless `exactKeys`), or null. */
+export function tensorOfDiffKey(ck: Checkpoint, key: string, exactKeys: boolean): TorchTensor | null {
+  return sideOf(ck, exactKeys).tensors.get(key)?.tensor ?? null;
+}
+
 /** Shape and dtype changes first, then by max |Δ|. */
 function rank(c: ChangedTensor): number {
   return c.maxAbsDiff === null ? Infinity : Number.isNaN(c.maxAbsDiff) ? Infinity : c.maxAbsDiff + (c.nanAppeared + c.infAppeared ? 1e300 : 0);

@@ -5,7 +5,7 @@ import type { InspectReport, TensorStats } from '../../shared/inspect.ts';
 import type { ConversionRules } from '../../shared/presets.ts';
 import type { VerifyOptions } from '../../shared/verify.ts';
 import type { ReshardRequest } from '../../shared/reshard.ts';
-import type { DiffReport } from '../../shared/diff.ts';
+import type { DiffHistograms, DiffReport } from '../../shared/diff.ts';
 import type { FitReport, FitTargetInput } from '../../shared/fit.ts';
 
 /**
@@ -33,6 +33,8 @@ export interface WorkerJobs {
   fit: { request: { file: string; target: FitTargetInput; renames: { pattern: string; replacement: string }[] }; result: FitReport };
   /** two checkpoints compared tensor by tensor, streamed */
   diff: { request: { a: string; b: string; exactKeys: boolean }; result: DiffReport };
+  /** the Diff view's histograms of one key on both sides */
+  'diff-histograms': { request: { a: string; b: string; key: string; exactKeys: boolean; bins: number }; result: DiffHistograms };
 }
 
 export type JobKind = keyof WorkerJobs;

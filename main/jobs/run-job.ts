@@ -73,6 +73,8 @@ export async function runJob<K extends JobRequest['kind']>(request: JobRequest &
       return listDirectory(req.dir) as JobResults[K];
     case 'fit':
       return (await import('../fit/convert-fit.ts')).fitCheckpoint(req.file, req.target, req.renames) as JobResults[K];
+    case 'diff-histograms':
+      return (await import('./diff-histograms.ts')).diffHistograms(req.a, req.b, req.key, req.exactKeys, req.bins) as JobResults[K];
     case 'diff':
       return (await (
         await import('../diff/diff.ts')

@@ -460,6 +460,13 @@ const SPECS: Record<ApiMethod, Arg[]> = {
     { name: 'b', check: absolutePath },
     { name: 'exactKeys', check: bool },
   ],
+  diffHistograms: [
+    { name: 'a', check: absolutePath },
+    { name: 'b', check: absolutePath },
+    { name: 'key', check: anyText },
+    { name: 'exactKeys', check: bool },
+    { name: 'bins', check: int(1, 1024) },
+  ],
 };
 
 /** The arguments of a call as a list (what a transport passes on to the service, which checks them). */

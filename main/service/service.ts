@@ -115,6 +115,9 @@ export function createApiService(opts: ServiceOptions): ApiService {
       jobs.run({ kind: 'fit', file, target, renames }),
     ),
     diffCheckpoints: method('diffCheckpoints', (a: string, b: string, exactKeys: boolean) => jobs.run({ kind: 'diff', a, b, exactKeys })),
+    diffHistograms: method('diffHistograms', (a: string, b: string, key: string, exactKeys: boolean, bins: number) =>
+      jobs.run({ kind: 'diff-histograms', a, b, key, exactKeys, bins }),
+    ),
 
     readDevices: method('readDevices', () => devices.readNow()),
     devicePlan: method('devicePlan', async (counts: Record<string, number>, ddpWorldSize?: number) =>

@@ -95,6 +95,7 @@ export class WebClient implements CheckpointApi {
   startReshard: CheckpointApi['startReshard'] = (request) => this.start('reshard', 'startReshard', [request]);
   fitCheckpoint: CheckpointApi['fitCheckpoint'] = (file, target, renames) => this.call('fitCheckpoint', [file, target, renames]);
   diffCheckpoints: CheckpointApi['diffCheckpoints'] = (a, b, exactKeys) => this.call('diffCheckpoints', [a, b, exactKeys]);
+  diffHistograms: CheckpointApi['diffHistograms'] = (a, b, key, exactKeys, bins) => this.call('diffHistograms', [a, b, key, exactKeys, bins]);
   readDevices: CheckpointApi['readDevices'] = () => this.call('readDevices', []);
   devicePlan: CheckpointApi['devicePlan'] = (counts, ddpWorldSize) => this.call('devicePlan', ddpWorldSize === undefined ? [counts] : [counts, ddpWorldSize]);
   watchDevices: CheckpointApi['watchDevices'] = async (on) => {
