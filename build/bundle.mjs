@@ -1,5 +1,5 @@
 // `npm run build`: bundles every part of the app into dist/.
-//   dist/ckpt.js, dist/worker.js, dist/crc-worker.js   the CLI and its worker threads (Node, ESM)
+//   dist/ckpt.js, dist/worker.js, dist/crc-worker.js, dist/diff-worker.js   the CLI and its worker threads (Node, ESM)
 //   dist/electron/main.js, dist/electron/preload.cjs   the Electron shell (when main/electron exists)
 //   dist/renderer/                                       the Svelte UI (vite, when renderer/vite.config.ts exists)
 // The same renderer is served by `ckpt serve` (web mode) and loaded by the Electron window.
@@ -18,7 +18,12 @@ const node = {
   external: ['electron', 'onnxruntime-node'],
 };
 
-const entries = { ckpt: 'main/cli/index.ts', worker: 'main/jobs/worker.ts', 'crc-worker': 'main/io/crc-worker.ts' };
+const entries = {
+  ckpt: 'main/cli/index.ts',
+  worker: 'main/jobs/worker.ts',
+  'crc-worker': 'main/io/crc-worker.ts',
+  'diff-worker': 'main/diff/compare-worker.ts',
+};
 for (const [name, file] of [['verify-worker', 'main/verify/verify-worker.ts']]) if (existsSync(file)) entries[name] = file;
 await build({ ...node, entryPoints: entries, outdir: 'dist' });
 chmodSync('dist/ckpt.js', 0o755);

@@ -8,8 +8,8 @@ import type { ConversionPlan, ConversionReport, Progress } from './convert.ts';
 import type { DevicePlan, DeviceReading } from './devices.ts';
 import type { ErrorInfo } from './errors.ts';
 import type { InspectReport, TensorStats } from './inspect.ts';
-import type { DiffReport } from './diff.ts';
-import type { FitReport, FitTargetInput } from './fit.ts';
+import type { DiffHistograms, DiffReport } from './diff.ts';
+import type { FitReport, FitTargetInput, FitEdit } from './fit.ts';
 import type { ConversionRules } from './presets.ts';
 import type { ReshardProgress, ReshardReport, ReshardRequest } from './reshard.ts';
 import type { VerifyOptions, VerifyReport } from './verify.ts';
@@ -159,9 +159,13 @@ export interface CheckpointApi {
   startReshard(request: ReshardRequest): Promise<JobId>;
 
   /** will this checkpoint load into that model? the target is a file (checkpoint, ONNX, error text, shape lines) or pasted text */
-  fitCheckpoint(file: string, target: FitTargetInput, renames: { pattern: string; replacement: string }[]): Promise<FitReport>;
+  fitCheckpoint(file: string, target: FitTargetInput, renames: { pattern: string; replacement: string }[], edits?: FitEdit[]): Promise<FitReport>;
+  /** the fit with the user's row edits, written as a conversion (convert --fit): verified, and refused unless it loads with strict=True */
+  startFitConversion(file: string, target: FitTargetInput, edits: FitEdit[], output: string, force: boolean): Promise<JobId>;
   /** what changed between two checkpoints, tensor by tensor (in a worker) */
   diffCheckpoints(a: string, b: string, exactKeys: boolean): Promise<DiffReport>;
+  /** one key of a diff (as the report names it): both tensors' histograms over one range */
+  diffHistograms(a: string, b: string, key: string, exactKeys: boolean, bins: number): Promise<DiffHistograms>;
 
   readDevices(): Promise<DeviceReading>;
   devicePlan(deviceCounts: Record<string, number>, ddpWorldSize?: number): Promise<DevicePlan>;
@@ -194,7 +198,9 @@ export const API_METHODS = [
   'devicePlan',
   'watchDevices',
   'fitCheckpoint',
+  'startFitConversion',
   'diffCheckpoints',
+  'diffHistograms',
 ] as const satisfies readonly Exclude<keyof CheckpointApi, 'onEvent'>[];
 
 export type ApiMethod = (typeof API_METHODS)[number];

@@ -1,5 +1,7 @@
 /** `ckpt diff`: what changed between two checkpoints. Plain data for the CLI (`--json`) and the UI. */
 
+import type { TensorStats } from './inspect.ts';
+
 export type DiffReason = 'values' | 'dtype' | 'shape' | 'dtype+values';
 
 export interface ChangedTensor {
@@ -21,6 +23,13 @@ export interface ChangedTensor {
   infAppeared: number;
   /** elements that differ */
   differing: number;
+}
+
+/** One key's tensor on both sides, binned over one range so the two histograms overlay. */
+export interface DiffHistograms {
+  key: string;
+  a: TensorStats;
+  b: TensorStats;
 }
 
 export interface ValueChange {

@@ -57,6 +57,12 @@ export interface FitAmbiguity {
   text: string;
 }
 
+/** A row of the mapping as the user edited it in the app: the model key it goes to, or null (left out). */
+export interface FitEdit {
+  from: string;
+  to: string | null;
+}
+
 /** A fit target as the UI gives it: a file, or text pasted into the app (torch's error, or key/shape lines). */
 export type FitTargetInput = { file: string } | { text: string };
 

@@ -27,7 +27,7 @@ export async function runDiff(args: string[], io: CliIO): Promise<number> {
     return 0;
   }
   if (positionals.length !== 2) fail('usage', 'diff takes two checkpoints: ckpt diff <a> <b>');
-  const report = diffCheckpoints(positionals[0]!, positionals[1]!, { exactKeys: !!values['exact-keys'] });
+  const report = await diffCheckpoints(positionals[0]!, positionals[1]!, { exactKeys: !!values['exact-keys'] });
   io.stdout(values.json ? JSON.stringify(report) + '\n' : renderDiff(report, makeStyle(io.color)));
   return report.verdict === 'different' ? 1 : 0;
 }

@@ -1,5 +1,7 @@
 import type { ConversionReport, Progress } from '../../shared/convert.ts';
-import type { FitReport, FitTargetInput } from '../../shared/fit.ts';
+import type { FitEdit, FitReport, FitTargetInput, KeyShape } from '../../shared/fit.ts';
+import type { Role } from '../checkpoint/roles.ts';
+import { applyFitEdits } from './edit-mapping.ts';
 import { NO_RULES, type ConversionRules } from '../../shared/presets.ts';
 import { detached } from '../convert/build-output.ts';
 import { convertFile } from '../convert/convert-file.ts';
@@ -19,7 +21,7 @@ export type Rename = { pattern: string; replacement: string };
  * Fits a checkpoint to a target without writing anything (`ckpt fit`). The user's renames, if
  * any, apply to the checkpoint's keys first; the mapping still starts from the original keys.
  */
-export function fitCheckpoint(source: string, targetFile: string | FitTargetInput, renames: Rename[] = []): FitReport {
+export function fitCheckpoint(source: string, targetFile: string | FitTargetInput, renames: Rename[] = [], edits: FitEdit[] = []): FitReport {
   const ck = openCheckpoint(source, { shardedRanks: 'consolidate' });
   try {
     const original = modelState(ck);
@@ -66,7 +68,7 @@ export function fitCheckpoint(source: string, targetFile: string | FitTargetInpu
         report.notes.push(
           `the checkpoint also holds a state dict of the same size at ${pathText(r.path) || 'the top level'}; the one at ${pathText(state.role.path) || 'the top level'} was used`,
         );
-      return report;
+      return edits.length ? applyFitEdits(report, original, target, edits).fit : report;
     } finally {
       target.close();
     }
@@ -81,6 +83,8 @@ export interface FitConvertOptions {
   onProgress?(p: Progress): void;
   signal?: AbortSignal;
   renames?: Rename[];
+  /** the app's row edits of the mapping (applyFitEdits) */
+  edits?: FitEdit[];
 }
 
 /**
@@ -89,8 +93,50 @@ export interface FitConvertOptions {
  * take the target's own tensors when the target is a checkpoint, so the result loads with
  * strict=True; refused when the fit is ambiguous or something else would still not load.
  */
-export async function convertToFit(source: string, targetFile: string, opts: FitConvertOptions): Promise<{ fit: FitReport; report: ConversionReport }> {
-  const fit = fitCheckpoint(source, targetFile, opts.renames ?? []);
+export async function convertToFit(
+  source: string,
+  targetFile: string | FitTargetInput,
+  opts: FitConvertOptions,
+): Promise<{ fit: FitReport; report: ConversionReport }> {
+  const proposed = fitCheckpoint(source, targetFile, opts.renames ?? []);
+  const edits = opts.edits ?? [];
+  const ck = openCheckpoint(source, { shardedRanks: 'consolidate' });
+  let state;
+  try {
+    state = modelState(ck);
+  } finally {
+    ck.close();
+  }
+  const role = state.role;
+  // the CLI's second reading of the target, as it has always been; edits need the fit's own (key shapes)
+  const target = openFitTarget(targetFile, edits.length ? state.entries : proposed.mapping.map((m) => ({ key: m.from, shape: null })));
+  try {
+    const { fit, filled } = edits.length ? applyFitEdits(proposed, state, target, edits) : { fit: proposed, filled: headsFilled(proposed, target) };
+    return { fit, report: await writeFitted(source, targetFile, fit, filled, role, target, opts) };
+  } finally {
+    target.close();
+  }
+}
+
+function openFitTarget(t: string | FitTargetInput, keys: KeyShape[]): FitTarget {
+  return typeof t === 'string' ? readFitTarget(t, keys) : 'file' in t ? readFitTarget(t.file, keys) : fitTargetFromText('(pasted text)', t.text, keys);
+}
+
+/** The excluded heads whose own tensors the target has: written from the target so the file loads with strict=True. */
+function headsFilled(fit: FitReport, target: FitTarget): Set<string> {
+  return new Set(fit.rules.filter((r) => r.kind === 'exclude-head' && r.to && target.tensors?.has(r.to)).map((r) => r.to!));
+}
+
+async function writeFitted(
+  source: string,
+  targetFile: string | FitTargetInput,
+  fit: FitReport,
+  filled: Set<string>,
+  role: Role,
+  target: FitTarget,
+  opts: FitConvertOptions,
+): Promise<ConversionReport> {
+  const targetName = typeof targetFile === 'string' ? targetFile : 'file' in targetFile ? targetFile.file : 'the pasted model';
   if (fit.ambiguous.length)
     fail(
       'usage',
@@ -107,14 +153,13 @@ export async function convertToFit(source: string, targetFile: string, opts: Fit
             3,
           )}`
         : `unexpected ${listText(after.unexpected, 3)}`;
-    fail('usage', `${source}: no rules make it load into ${targetFile} (${what}); \`ckpt fit\` shows why; nothing was written`, source);
-  }
-  const ck = openCheckpoint(source, { shardedRanks: 'consolidate' });
-  let role;
-  try {
-    role = modelState(ck).role;
-  } finally {
-    ck.close();
+    fail(
+      'usage',
+      opts.edits?.length
+        ? `${source}: with your edits it does not load into ${targetName} (${what}); nothing was written`
+        : `${source}: no rules make it load into ${targetName} (${what}); \`ckpt fit\` shows why; nothing was written`,
+      source,
+    );
   }
   const rules: ConversionRules = {
     ...NO_RULES,
@@ -123,29 +168,19 @@ export async function convertToFit(source: string, targetFile: string, opts: Fit
     mapLocation: [{ from: '*', to: 'cpu' }],
     keyMap: fit.mapping,
   };
-  const target = readFitTarget(
-    targetFile,
-    fit.mapping.map((m) => ({ key: m.from, shape: null })),
-  );
-  try {
-    const report = await convertFile(source, {
-      rules,
-      output: opts.output,
-      force: opts.force,
-      ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
-      ...(opts.signal ? { signal: opts.signal } : {}),
-      adjustTree: (tree) => inModelOrder(tree, target, fit),
-    });
-    return { fit, report };
-  } finally {
-    target.close();
-  }
+  return await convertFile(source, {
+    rules,
+    output: opts.output,
+    force: opts.force,
+    ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
+    ...(opts.signal ? { signal: opts.signal } : {}),
+    adjustTree: (tree) => inModelOrder(tree, target, filled),
+  });
 }
 
-/** The state dict with its keys in the model's order and the excluded heads' own tensors added. */
-function inModelOrder(tree: PyValue, target: FitTarget, fit: FitReport): PyValue {
+/** The state dict with its keys in the model's order and the `filled` keys' own tensors (excluded heads) added from the target. */
+function inModelOrder(tree: PyValue, target: FitTarget, filled: Set<string>): PyValue {
   if (!(tree instanceof PyDict)) return tree;
-  const filled = new Set(fit.rules.filter((r) => r.kind === 'exclude-head' && r.to && target.tensors?.has(r.to)).map((r) => r.to!));
   const out = new PyDict(true);
   out.attrs = tree.attrs;
   for (const { key } of target.entries) {

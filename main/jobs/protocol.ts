@@ -5,8 +5,8 @@ import type { InspectReport, TensorStats } from '../../shared/inspect.ts';
 import type { ConversionRules } from '../../shared/presets.ts';
 import type { VerifyOptions } from '../../shared/verify.ts';
 import type { ReshardRequest } from '../../shared/reshard.ts';
-import type { DiffReport } from '../../shared/diff.ts';
-import type { FitReport, FitTargetInput } from '../../shared/fit.ts';
+import type { DiffHistograms, DiffReport } from '../../shared/diff.ts';
+import type { FitEdit, FitReport, FitTargetInput } from '../../shared/fit.ts';
 
 /**
  * Work that runs in a worker thread, by kind: the request's fields and the result. The request
@@ -16,7 +16,16 @@ import type { FitReport, FitTargetInput } from '../../shared/fit.ts';
 export interface WorkerJobs {
   inspect: { request: { file: string }; result: InspectReport };
   convert: {
-    request: { source: string; output: string | null; rules: ConversionRules; force: boolean; syncFolder?: boolean; keepVerifiedExisting?: boolean };
+    request: {
+      source: string;
+      output: string | null;
+      rules: ConversionRules;
+      force: boolean;
+      syncFolder?: boolean;
+      keepVerifiedExisting?: boolean;
+      /** convert --fit with the app's row edits (the rules are then the fit's own) */
+      fit?: { target: FitTargetInput; edits: FitEdit[] };
+    };
     result: StartedJobResults['convert'];
   };
   'tensor-stats': { request: { file: string; path: (string | number)[]; bins: number }; result: TensorStats };
@@ -30,9 +39,11 @@ export interface WorkerJobs {
   /** sniffs up to SNIFF_LIMIT files of a folder */
   'list-directory': { request: { dir: string }; result: DirListing };
   /** will a checkpoint load into a model: opens both (issue 14) */
-  fit: { request: { file: string; target: FitTargetInput; renames: { pattern: string; replacement: string }[] }; result: FitReport };
+  fit: { request: { file: string; target: FitTargetInput; renames: { pattern: string; replacement: string }[]; edits?: FitEdit[] }; result: FitReport };
   /** two checkpoints compared tensor by tensor, streamed */
   diff: { request: { a: string; b: string; exactKeys: boolean }; result: DiffReport };
+  /** the Diff view's histograms of one key on both sides */
+  'diff-histograms': { request: { a: string; b: string; key: string; exactKeys: boolean; bins: number }; result: DiffHistograms };
 }
 
 export type JobKind = keyof WorkerJobs;

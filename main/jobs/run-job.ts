@@ -38,6 +38,18 @@ export async function runJob<K extends JobRequest['kind']>(request: JobRequest &
           return ctx.cancelled();
         },
       } as AbortSignal;
+      if (req.fit) {
+        if (!req.output) throw new Error('a fit conversion needs an output path');
+        const { convertToFit } = await import('../fit/convert-fit.ts');
+        const fitted = await convertToFit(req.source, req.fit.target, {
+          output: req.output,
+          force: req.force,
+          onProgress: ctx.onProgress,
+          signal,
+          edits: req.fit.edits,
+        });
+        return fitted.report as JobResults[K];
+      }
       return (await convertFile(req.source, {
         rules: req.rules,
         output: req.output,
@@ -74,9 +86,13 @@ export async function runJob<K extends JobRequest['kind']>(request: JobRequest &
     case 'list-directory':
       return listDirectory(req.dir) as JobResults[K];
     case 'fit':
-      return (await import('../fit/convert-fit.ts')).fitCheckpoint(req.file, req.target, req.renames) as JobResults[K];
+      return (await import('../fit/convert-fit.ts')).fitCheckpoint(req.file, req.target, req.renames, req.edits ?? []) as JobResults[K];
+    case 'diff-histograms':
+      return (await import('./diff-histograms.ts')).diffHistograms(req.a, req.b, req.key, req.exactKeys, req.bins) as JobResults[K];
     case 'diff':
-      return (await import('../diff/diff.ts')).diffCheckpoints(req.a, req.b, { exactKeys: req.exactKeys }) as JobResults[K];
+      return (await (
+        await import('../diff/diff.ts')
+      ).diffCheckpoints(req.a, req.b, { exactKeys: req.exactKeys, cancelled: () => ctx.cancelled() })) as JobResults[K];
   }
   throw new Error(`unknown job kind ${(req as JobRequest).kind}`);
 }

@@ -49,7 +49,8 @@ function decoder(dtype: string, dv: DataView): ((i: number) => number) | null {
   return null;
 }
 
-export function statsOf(t: TorchTensor, bins = 64): TensorStats {
+/** The statistics of a tensor; its histogram spans `range` when given (two tensors overlaid), else [min, max]. */
+export function statsOf(t: TorchTensor, bins = 64, range?: { lo: number; hi: number }): TensorStats {
   const base = { dtype: t.dtype.name, numel: t.numel, nan: 0, inf: 0 };
   const bytes = readTensorBytes(t);
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -78,14 +79,15 @@ export function statsOf(t: TorchTensor, bins = 64): TensorStats {
   if (!finite) return { ...base, nan, inf, min: null, max: null, mean: null, std: null, histogram: null };
   const mean = sum / finite;
   const std = Math.sqrt(Math.max(0, sumSq / finite - mean * mean));
+  const { lo, hi } = range ?? { lo: min, hi: max };
   const counts = new Array<number>(bins).fill(0);
-  const width = (max - min) / bins || 1;
+  const width = (hi - lo) / bins || 1;
   for (let i = 0; i < t.numel; i++) {
     const v = get(i);
     if (!Number.isFinite(v)) continue;
-    counts[Math.min(bins - 1, Math.floor((v - min) / width))]!++;
+    counts[Math.max(0, Math.min(bins - 1, Math.floor((v - lo) / width)))]!++;
   }
-  return { ...base, nan, inf, min, max, mean, std, histogram: { lo: min, hi: max, counts } };
+  return { ...base, nan, inf, min, max, mean, std, histogram: { lo, hi, counts } };
 }
 
 export function halfToFloat(h: number): number {

@@ -389,6 +389,14 @@ const jobId: Check = (v, name) =>
   typeof v === 'string' && /^job-\d{1,9}$/.test(v) ? v : fail('usage', `${name} must be a job id like 'job-3', not ${show(v)}`);
 const anyText: Check = (v, name) => text(v, name);
 
+/** The app's edits of a fit's mapping: `{from, to}`, `to` a key or null (left out). */
+const fitEdits: Check = (v, name) =>
+  list(v, name).map((x, i) => {
+    const n = `${name}[${i}]`;
+    const o = fields(x, n, ['from', 'to']);
+    return { from: text(o['from'], `${n}.from`), to: nullable(text)(o['to'], `${n}.to`) as string | null };
+  });
+
 /** `{file}` (an absolute path) or `{text}` (pasted, up to 4 MiB: torch's error for 10,000 keys is long). */
 const fitTarget: Check = (v, name) => {
   const t = fields(v, name, ['file', 'text']);
@@ -454,11 +462,26 @@ const SPECS: Record<ApiMethod, Arg[]> = {
     { name: 'file', check: absolutePath },
     { name: 'target', check: fitTarget },
     { name: 'renames', check: renameList },
+    { name: 'edits', check: fitEdits, optional: true },
+  ],
+  startFitConversion: [
+    { name: 'file', check: absolutePath },
+    { name: 'target', check: fitTarget },
+    { name: 'edits', check: fitEdits },
+    { name: 'output', check: absolutePath },
+    { name: 'force', check: bool },
   ],
   diffCheckpoints: [
     { name: 'a', check: absolutePath },
     { name: 'b', check: absolutePath },
     { name: 'exactKeys', check: bool },
+  ],
+  diffHistograms: [
+    { name: 'a', check: absolutePath },
+    { name: 'b', check: absolutePath },
+    { name: 'key', check: anyText },
+    { name: 'exactKeys', check: bool },
+    { name: 'bins', check: int(1, 1024) },
   ],
 };
 

@@ -10,7 +10,8 @@ import * as os from 'node:os';
 import type { ApiEvent, BatchPlanItem, JobDoneEvent, JobId, JobStatus, StartedJobKind, StartedJobResults } from '../../shared/api.ts';
 import type { Progress } from '../../shared/convert.ts';
 import type { JobRequest, JobResults } from '../jobs/protocol.ts';
-import type { ConversionRules } from '../../shared/presets.ts';
+import type { FitEdit, FitTargetInput } from '../../shared/fit.ts';
+import { NO_RULES, type ConversionRules } from '../../shared/presets.ts';
 import type { ReshardProgress, ReshardRequest } from '../../shared/reshard.ts';
 import type { VerifyOptions } from '../../shared/verify.ts';
 import { runBatch, type BatchItem } from '../jobs/batch.ts';
@@ -109,7 +110,7 @@ export class JobRunner {
    * a time budget, and a newer inspect replaces the one still running (the user opened another
    * file): either way its worker is stopped, so a hostile file cannot hold the quick pool.
    */
-  run<K extends 'inspect' | 'tensor-stats' | 'reshard' | 'preview-conversion' | 'plan-batch' | 'list-directory' | 'fit' | 'diff'>(
+  run<K extends 'inspect' | 'tensor-stats' | 'reshard' | 'preview-conversion' | 'plan-batch' | 'list-directory' | 'fit' | 'diff' | 'diff-histograms'>(
     request: JobRequest & { kind: K },
   ): Promise<JobResults[K]> {
     this.assertOpen();
@@ -138,6 +139,15 @@ export class JobRunner {
 
   startConversion(source: string, rules: ConversionRules, output: string | null, force: boolean): JobId {
     return this.start({ kind: 'convert', source, output, rules, force }, () => (this.conversions ??= new WorkerPool(this.poolSize)), source);
+  }
+
+  /** convert --fit with the app's row edits: a conversion job like any other */
+  startFitConversion(source: string, target: FitTargetInput, edits: FitEdit[], output: string, force: boolean): JobId {
+    return this.start(
+      { kind: 'convert', source, output, rules: NO_RULES, force, fit: { target, edits } },
+      () => (this.conversions ??= new WorkerPool(this.poolSize)),
+      source,
+    );
   }
 
   startVerify(options: VerifyOptions): JobId {

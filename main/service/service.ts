@@ -7,7 +7,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { ApiError, type ApiEvent, type ApiMethod, type BatchPlan, type CheckpointApi, type Workspace } from '../../shared/api.ts';
 import type { DeviceReading } from '../../shared/devices.ts';
-import type { FitTargetInput } from '../../shared/fit.ts';
+import type { FitEdit, FitTargetInput } from '../../shared/fit.ts';
 import type { ConversionRules } from '../../shared/presets.ts';
 import type { ReshardRequest } from '../../shared/reshard.ts';
 import type { VerifyOptions, VerifyReport } from '../../shared/verify.ts';
@@ -111,10 +111,16 @@ export function createApiService(opts: ServiceOptions): ApiService {
     planReshard: method('planReshard', (request: ReshardRequest) => jobs.run({ kind: 'reshard', request: { ...request, dryRun: true } })),
     startReshard: method('startReshard', (request: ReshardRequest) => jobs.startReshard(request)),
 
-    fitCheckpoint: method('fitCheckpoint', (file: string, target: FitTargetInput, renames: { pattern: string; replacement: string }[]) =>
-      jobs.run({ kind: 'fit', file, target, renames }),
+    fitCheckpoint: method('fitCheckpoint', (file: string, target: FitTargetInput, renames: { pattern: string; replacement: string }[], edits?: FitEdit[]) =>
+      jobs.run({ kind: 'fit', file, target, renames, edits: edits ?? [] }),
+    ),
+    startFitConversion: method('startFitConversion', (file: string, target: FitTargetInput, edits: FitEdit[], output: string, force: boolean) =>
+      jobs.startFitConversion(file, target, edits, output, force),
     ),
     diffCheckpoints: method('diffCheckpoints', (a: string, b: string, exactKeys: boolean) => jobs.run({ kind: 'diff', a, b, exactKeys })),
+    diffHistograms: method('diffHistograms', (a: string, b: string, key: string, exactKeys: boolean, bins: number) =>
+      jobs.run({ kind: 'diff-histograms', a, b, key, exactKeys, bins }),
+    ),
 
     readDevices: method('readDevices', () => devices.readNow()),
     devicePlan: method('devicePlan', async (counts: Record<string, number>, ddpWorldSize?: number) =>

@@ -93,8 +93,12 @@ export class WebClient implements CheckpointApi {
   verifyReportHtml: CheckpointApi['verifyReportHtml'] = (report) => this.call('verifyReportHtml', [report]);
   planReshard: CheckpointApi['planReshard'] = (request) => this.call('planReshard', [request]);
   startReshard: CheckpointApi['startReshard'] = (request) => this.start('reshard', 'startReshard', [request]);
-  fitCheckpoint: CheckpointApi['fitCheckpoint'] = (file, target, renames) => this.call('fitCheckpoint', [file, target, renames]);
+  fitCheckpoint: CheckpointApi['fitCheckpoint'] = (file, target, renames, edits) =>
+    this.call('fitCheckpoint', edits ? [file, target, renames, edits] : [file, target, renames]);
+  startFitConversion: CheckpointApi['startFitConversion'] = (file, target, edits, output, force) =>
+    this.call('startFitConversion', [file, target, edits, output, force]);
   diffCheckpoints: CheckpointApi['diffCheckpoints'] = (a, b, exactKeys) => this.call('diffCheckpoints', [a, b, exactKeys]);
+  diffHistograms: CheckpointApi['diffHistograms'] = (a, b, key, exactKeys, bins) => this.call('diffHistograms', [a, b, key, exactKeys, bins]);
   readDevices: CheckpointApi['readDevices'] = () => this.call('readDevices', []);
   devicePlan: CheckpointApi['devicePlan'] = (counts, ddpWorldSize) => this.call('devicePlan', ddpWorldSize === undefined ? [counts] : [counts, ddpWorldSize]);
   watchDevices: CheckpointApi['watchDevices'] = async (on) => {

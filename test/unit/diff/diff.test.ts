@@ -22,20 +22,20 @@ test('a file against its cpu conversion: the same tensors, layout only', async (
   const out = join(tmp, 'rank1.cpu.pt');
   const conv = await convertFile(src, { rules: { ...NO_RULES, preset: { name: 'cpu' } }, output: out, force: false });
   assert.equal(conv.verified, true);
-  const r = diffCheckpoints(src, out);
+  const r = await diffCheckpoints(src, out);
   assert.equal(r.verdict, 'layout-only');
   assert.deepEqual([r.onlyInA, r.onlyInB, r.changed], [[], [], []]);
   assert.equal(r.identical, 16);
   assert.equal(r.devicesChanged.length, 16);
   assert.deepEqual(r.prefixesA, ['module.']);
-  const exact = diffCheckpoints(src, out, { exactKeys: true });
+  const exact = await diffCheckpoints(src, out, { exactKeys: true });
   assert.equal(exact.verdict, 'different');
   assert.equal(exact.onlyInA.length, 16);
 });
 
-test('one perturbed tensor: exactly that key, with the max |Δ| torch computes', () => {
+test('one perturbed tensor: exactly that key, with the max |Δ| torch computes', async () => {
   const want = cases.diff.find((c) => c.name === 'perturbed')!;
-  const r = diffCheckpoints(join(DIR, 'diff_base.pt'), join(DIR, 'diff_perturbed.pt'));
+  const r = await diffCheckpoints(join(DIR, 'diff_base.pt'), join(DIR, 'diff_perturbed.pt'));
   assert.equal(r.verdict, 'different');
   assert.deepEqual(
     r.changed.map((c) => c.key),
@@ -51,15 +51,15 @@ test('one perturbed tensor: exactly that key, with the max |Δ| torch computes',
   assert.equal(r.identical, 15);
 });
 
-test('a dropped key, a dtype change, changed hyper-parameters', () => {
-  const dropped = diffCheckpoints(join(DIR, 'diff_base.pt'), join(DIR, 'diff_dropped.pt'));
+test('a dropped key, a dtype change, changed hyper-parameters', async () => {
+  const dropped = await diffCheckpoints(join(DIR, 'diff_base.pt'), join(DIR, 'diff_dropped.pt'));
   assert.deepEqual([dropped.onlyInA, dropped.onlyInB, dropped.changed.length], [['bn2.num_batches_tracked'], [], 0]);
-  const dtype = diffCheckpoints(join(DIR, 'diff_base.pt'), join(DIR, 'diff_dtype.pt'));
+  const dtype = await diffCheckpoints(join(DIR, 'diff_base.pt'), join(DIR, 'diff_dtype.pt'));
   assert.deepEqual(
     dtype.changed.map((c) => [c.key, c.reason, c.dtypeA, c.dtypeB, c.maxAbsDiff]),
     [['fc.bias', 'dtype', 'float32', 'float64', 0]],
   );
-  const hyper = diffCheckpoints(join(DIR, 'diff_train7.pt'), join(DIR, 'diff_train8.pt'));
+  const hyper = await diffCheckpoints(join(DIR, 'diff_train7.pt'), join(DIR, 'diff_train8.pt'));
   assert.deepEqual(hyper.values, [
     { path: 'epoch', a: '7', b: '8' },
     { path: 'lr', a: '0.001', b: '0.0005' },
@@ -67,9 +67,9 @@ test('a dropped key, a dtype change, changed hyper-parameters', () => {
   assert.equal(hyper.changed.length + hyper.onlyInA.length, 0);
 });
 
-test('a DCP folder against the file torch consolidated from it: identical', () => {
+test('a DCP folder against the file torch consolidated from it: identical', async () => {
   const dcp = join(REPO, 'test/fixtures/torch2/dcp');
-  const r = diffCheckpoints(dcp, join(dcp, 'expected_single.pt'));
+  const r = await diffCheckpoints(dcp, join(dcp, 'expected_single.pt'));
   assert.equal(r.verdict, 'identical');
   assert.ok(r.identical > 0);
   assert.deepEqual([r.onlyInA, r.onlyInB, r.changed], [[], [], []]);

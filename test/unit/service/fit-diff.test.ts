@@ -35,6 +35,24 @@ test('diffCheckpoints: one perturbed tensor, computed in a worker', async () => 
   );
 });
 
+test('diffHistograms: the key of a diff on both sides, binned over one range', async () => {
+  // dp.pt holds the same tensors under 'module.' keys: the report's key finds them on both sides
+  const same = await service.diffHistograms(path.join(FIT, 'diff_base.pt'), path.join(FIT, 'dp.pt'), 'conv2.weight', false, 16);
+  assert.deepEqual(same.a, same.b);
+  const r = await service.diffHistograms(path.join(FIT, 'diff_base.pt'), path.join(FIT, 'diff_perturbed.pt'), 'conv2.weight', false, 16);
+  const [ha, hb] = [r.a.histogram!, r.b.histogram!];
+  assert.deepEqual([ha.lo, ha.hi], [hb.lo, hb.hi]);
+  assert.equal(ha.lo, Math.min(r.a.min!, r.b.min!));
+  assert.equal(ha.hi, Math.max(r.a.max!, r.b.max!));
+  const sum = (xs: number[]): number => xs.reduce((x, y) => x + y, 0);
+  assert.deepEqual([sum(ha.counts), sum(hb.counts)], [r.a.numel, r.b.numel]);
+  assert.notDeepEqual(ha.counts, hb.counts, 'the 2 perturbed elements moved to other bins');
+  await assert.rejects(
+    service.diffHistograms(path.join(FIT, 'diff_base.pt'), path.join(FIT, 'diff_dropped.pt'), 'bn2.num_batches_tracked', false, 16),
+    (e: ApiError) => e.info.kind === 'usage' && /diff_dropped\.pt: has no tensor 'bn2\.num_batches_tracked'/.test(e.info.message),
+  );
+});
+
 test('bad arguments are one-line usage errors', async () => {
   await assert.rejects(
     service.diffCheckpoints('relative.pt', '/b.pt', false),
