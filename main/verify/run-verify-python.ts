@@ -18,6 +18,12 @@ import { pickExamples } from './sample-images.ts';
 import { openTestSet } from './test-set.ts';
 
 const DEFAULT_BATCH = 64;
+/**
+ * Samples go to the runner in chunks of about this many bytes (whole batches, at least one), two
+ * chunks ahead of the logits read back: few wake-ups of either process, and a test set larger
+ * than memory still streams.
+ */
+const CHUNK_BYTES = 8 << 20;
 
 /** What verify knows of the model's input before the first sample: nothing but N×C×H×W. */
 const PYTHON_INPUT: OnnxValueInfo = { name: 'x', elemType: 1, dims: ['N', '?', '?', '?'] };
@@ -97,24 +103,28 @@ export async function runVerifyPython(opts: VerifyOptions, ctx: VerifyContext = 
     let classes = 0;
     let comparison: LogitComparison | null = null;
     const batches = Math.ceil(count / batch);
-    /** reads, preprocesses and sends batch b (a fresh buffer each: the pipe may still hold the last) */
-    const submit = (b: number): void => {
-      const start = b * batch;
-      const n = Math.min(batch, count - start);
+    const chunkSamples = batch * Math.max(1, Math.floor((ctx.chunkBytes ?? CHUNK_BYTES) / (batch * per * 4)));
+    const chunks = Math.ceil(count / chunkSamples);
+    /** reads, preprocesses and sends chunk c (a fresh buffer each: the pipe may still hold the last) */
+    const submit = (c: number): void => {
+      const start = c * chunkSamples;
+      const n = Math.min(chunkSamples, count - start);
       const input = new Float32Array(n * per);
       for (let s = 0; s < n; s++) preprocessInto(set.sample(start + s), pre, input, s * per);
-      runner.submit(labels, [n, ...shape], input);
+      runner.submit(labels, [n, ...shape], batch, input);
     };
     const tLoop = performance.now();
-    // Two batches stay queued ahead of the one being read back, so the runner never waits on this side.
-    const AHEAD = 2;
-    for (let b = 0; b < Math.min(AHEAD, batches); b++) submit(b);
+    // Two chunks stay queued ahead of the batch being read back, so the runner never waits on this side.
+    submit(0);
+    if (chunks > 1) submit(1);
+    const batchesPerChunk = chunkSamples / batch;
     for (let b = 0; b < batches; b++) {
       const start = b * batch;
       const n = Math.min(batch, count - start);
       if (ctx.cancelled?.()) throw new CheckpointError('cancelled', `verification cancelled after ${start} of ${count} samples`);
-      if (b + AHEAD < batches) submit(b + AHEAD);
-      const out = await runner.results(labels, [n, ...shape]);
+      const out = await runner.results(labels, n);
+      // the last batch of chunk c is back: the runner is on chunk c + 1, so chunk c + 2 goes next
+      if ((b + 1) % batchesPerChunk === 0 && (b + 1) / batchesPerChunk + 1 < chunks) submit((b + 1) / batchesPerChunk + 1);
       for (const label of labels) {
         const o = out.get(label)!;
         if (!classes) {
