@@ -87,36 +87,45 @@ export async function runVerifyPython(opts: VerifyOptions, ctx: VerifyContext = 
     }
   }, 100);
   try {
-    const tLoad = performance.now();
-    const loaded: Loaded[] = [];
-    for (const r of requests) {
-      if (ctx.cancelled?.()) throw new CheckpointError('cancelled', 'verification cancelled while loading the model');
-      loaded.push(await runner.load(r));
-    }
-    const loadSeconds = (performance.now() - tLoad) / 1000;
     const labels = requests.map((r) => r.label);
     const batch = Math.min(batchOpt, count);
     const per = sampleSize(pre);
     const shape = pre.layout === 'NCHW' ? [pre.channels, pre.height, pre.width] : [pre.height, pre.width, pre.channels];
-    const scores = new Map<string, RunScore>();
-    const seconds = new Map(labels.map((l) => [l, 0]));
-    let classes = 0;
-    let comparison: LogitComparison | null = null;
     const batches = Math.ceil(count / batch);
     const chunkSamples = batch * Math.max(1, Math.floor((ctx.chunkBytes ?? CHUNK_BYTES) / (batch * per * 4)));
     const chunks = Math.ceil(count / chunkSamples);
-    /** reads, preprocesses and sends chunk c (a fresh buffer each: the pipe may still hold the last) */
-    const submit = (c: number): void => {
+    /** reads and preprocesses chunk c (a fresh buffer each: the pipe may still hold the last) */
+    const prepare = (c: number): Float32Array => {
       const start = c * chunkSamples;
       const n = Math.min(chunkSamples, count - start);
       const input = new Float32Array(n * per);
       for (let s = 0; s < n; s++) preprocessInto(set.sample(start + s), pre, input, s * per);
-      runner.submit(labels, [n, ...shape], batch, input);
+      return input;
     };
+    const submit = (input: Float32Array): void => runner.submit(labels, [input.length / per, ...shape], batch, input);
+
+    const tLoad = performance.now();
+    const loaded: Loaded[] = [];
+    let firstChunk: Float32Array | null = null;
+    for (const r of requests) {
+      if (ctx.cancelled?.()) throw new CheckpointError('cancelled', 'verification cancelled while loading the model');
+      const loading = runner.load(r);
+      loading.catch(() => undefined); // awaited below; a failure meanwhile is not unhandled
+      // the first chunk is read and preprocessed while the runner loads the checkpoint
+      firstChunk ??= prepare(0);
+      loaded.push(await loading);
+    }
+    const loadSeconds = (performance.now() - tLoad) / 1000;
+    const scores = new Map<string, RunScore>();
+    const seconds = new Map(labels.map((l) => [l, 0]));
+    let classes = 0;
+    let comparison: LogitComparison | null = null;
+    // From here to the last logits: the transfers, the runner's batches, the scoring, and the
+    // chunks after the first read and preprocessed meanwhile.
     const tLoop = performance.now();
     // Two chunks stay queued ahead of the batch being read back, so the runner never waits on this side.
-    submit(0);
-    if (chunks > 1) submit(1);
+    submit(firstChunk!);
+    if (chunks > 1) submit(prepare(1));
     const batchesPerChunk = chunkSamples / batch;
     for (let b = 0; b < batches; b++) {
       const start = b * batch;
@@ -124,7 +133,7 @@ export async function runVerifyPython(opts: VerifyOptions, ctx: VerifyContext = 
       if (ctx.cancelled?.()) throw new CheckpointError('cancelled', `verification cancelled after ${start} of ${count} samples`);
       const out = await runner.results(labels, n);
       // the last batch of chunk c is back: the runner is on chunk c + 1, so chunk c + 2 goes next
-      if ((b + 1) % batchesPerChunk === 0 && (b + 1) / batchesPerChunk + 1 < chunks) submit((b + 1) / batchesPerChunk + 1);
+      if ((b + 1) % batchesPerChunk === 0 && (b + 1) / batchesPerChunk + 1 < chunks) submit(prepare((b + 1) / batchesPerChunk + 1));
       for (const label of labels) {
         const o = out.get(label)!;
         if (!classes) {
