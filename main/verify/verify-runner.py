@@ -271,8 +271,9 @@ def do_run(req):
     try:
         for start in range(0, shape[0], batch):
             x = x_cpu[start : start + batch]
-            for label, model, dev in runs:
-                held.append(logits_frame(label, model, dev, x))
+            for i, (label, model, dev) in enumerate(runs):
+                # a forward that changes its input in place must not change the next model's
+                held.append(logits_frame(label, model, dev, x if i == len(runs) - 1 else x.clone()))
             if time.perf_counter() - written >= OUT_HOLD_S:
                 write_held()
                 written = time.perf_counter()

@@ -85,6 +85,22 @@ test('chunks of samples that end inside a batch give the same logits as one chun
   assert.deepEqual(chunked.runs[1]!.metrics, whole.runs[1]!.metrics);
 });
 
+test('a forward that changes its input in place does not change what the other checkpoint sees', async () => {
+  const dp = join(T2, 'rescnn', 'dp.pt');
+  const r = await runVerify({
+    model: '',
+    data: NPZ,
+    device: 'cpu',
+    python: PY,
+    modelClass: `${join(T2, 'faulty.py')}:ChangesItsInput`,
+    checkpoint: dp,
+    against: dp,
+  });
+  assert.equal(r.verdict, 'PASS', r.reasons.join('; '));
+  assert.ok(r.comparison.bitIdentical);
+  assert.deepEqual(r.runs[0]!.metrics.predictions, EXPECTED.models['rescnn']!.predictions);
+});
+
 test('--device cuda with a CPU-only torch is one line that says what to do, from the library and the CLI', async () => {
   for (const device of ['cuda', 'cuda:0', 'cuda:1']) {
     const t = performance.now();
