@@ -78,9 +78,12 @@ export interface PythonRunReport {
   applied: { label: string; file: string; path: (string | number)[]; stripped: string[]; keys: number }[];
   /** spawning the interpreter and importing torch */
   startupSeconds: number;
-  /** importing the class, constructing it and loading the checkpoints */
+  /** importing the class, constructing it and loading the checkpoints (the first chunk of samples is read and preprocessed meanwhile) */
   loadSeconds: number;
-  /** the batch loop's wall time: reading and preprocessing, the transfers and every model's forward */
+  /**
+   * the batch loop's wall time, from both models loaded to the last logits scored: the transfers,
+   * every model's forward, the scoring, and reading and preprocessing the chunks after the first
+   */
   loopSeconds: number;
 }
 

@@ -9,18 +9,29 @@
  * - `fold-weight` / `fold-bias`: an eval-mode BatchNorm folded into the Conv or Linear before it, by
  *   torch's legacy exporter (torch/csrc/jit/passes/onnx/eval_peephole.cpp `fuseConvBatchNorm`, Conv only)
  *   or by onnxscript's optimizer that `torch.onnx.export(dynamo=True)` runs
- *   (onnxscript/rewriter/rules/common/_fuse_batchnorm.py: Conv and Gemm; a Gemm with transB=0 holds
- *   the weight transposed, scaled along axis 1). Both compute W·γ/√(var+ε) and (b−μ)·γ/√(var+ε)+β
+ *   (onnxscript/rewriter/rules/common/_fuse_batchnorm.py: Conv, ConvTranspose and Gemm; a Gemm with
+ *   transB=0 holds the weight transposed, scaled along axis 1; a ConvTranspose weight is
+ *   in × out/groups × k…, scaled along axis 1 within each group, `FuseBatchNormIntoConvTranspose._scale_weights`;
+ *   the legacy exporter leaves ConvTranspose's BatchNormalization in the graph). Both compute W·γ/√(var+ε) and (b−μ)·γ/√(var+ε)+β
  *   in the parameters' dtype; a missing bias is zeros (onnxscript) or left out (torch), the same value.
  */
 import type { CheckpointWeights } from './checkpoint-weights.ts';
-import { foldedBias, foldedWeight, type Folded, type FoldInputs } from './fold-conv-bn.ts';
+import { convTransposeChannel, foldedBias, foldedWeight, type Folded, type FoldInputs } from './fold-conv-bn.ts';
 import type { OnnxInitializer } from './onnx-model.ts';
 import { FLOAT_DTYPES, rounder, toFloat64 } from './tensor-values.ts';
 
 export type Recipe =
   | { kind: 'copy'; key: string; transpose: boolean; factor: number }
-  | { kind: 'fold-weight' | 'fold-bias'; conv: string; convBias: string | null; bn: string; eps: number; transpose: boolean };
+  | {
+      kind: 'fold-weight' | 'fold-bias';
+      conv: string;
+      convBias: string | null;
+      bn: string;
+      eps: number;
+      transpose: boolean;
+      /** the folded node is a ConvTranspose with this many groups (null: Conv, Gemm or MatMul) */
+      convTransposeGroups: number | null;
+    };
 
 export const join = (prefix: string, leaf: string): string => (prefix ? `${prefix}.${leaf}` : leaf);
 export const sameShape = (a: readonly number[], b: readonly number[]): boolean => a.length === b.length && a.every((x, i) => x === b[i]);
@@ -39,7 +50,7 @@ export function recipeKeys(r: Recipe, has: (key: string) => boolean): string[] {
 /** How the binding describes a recipe (`via` in the report): what was done to the checkpoint's tensor. */
 export function recipeVia(r: Recipe, opType: string | null, keyShape: number[] | null, keyDtype: string | null, init: OnnxInitializer): string {
   const parts: string[] = [];
-  if (r.kind !== 'copy') parts.push(`${opType === 'Conv' ? 'conv' : 'linear'}+bn fold`);
+  if (r.kind !== 'copy') parts.push(`${opType === 'Conv' ? 'conv' : opType === 'ConvTranspose' ? 'conv-transpose' : 'linear'}+bn fold`);
   if (r.transpose) parts.push('transposed');
   else if (r.kind === 'copy' && keyShape && !sameShape(keyShape, init.dims)) parts.push(`reshaped to [${init.dims.join(', ')}]`);
   if (r.kind === 'copy' && r.factor !== 1) parts.push(`scaled ×${r.factor}`);
@@ -79,7 +90,9 @@ export function computeRecipe(w: CheckpointWeights, recipe: Recipe, init: OnnxIn
   }
   const weight = get(join(recipe.conv, 'weight'));
   if (typeof weight === 'string') return weight;
-  const channels = weight.shape[0]!;
+  const groups = recipe.convTransposeGroups;
+  const channels = groups ? weight.shape[1]! * groups : weight.shape[0]!;
+  if (groups && weight.shape[0]! % groups) return `${recipe.conv}.weight has ${weight.shape[0]} input channels, not a multiple of ${groups} groups`;
   if (recipe.kind === 'fold-weight') {
     const bad = want(weight.shape, recipe.transpose);
     if (bad) return `${recipe.conv}.weight is ${bad}`;
@@ -106,7 +119,7 @@ export function computeRecipe(w: CheckpointWeights, recipe: Recipe, init: OnnxIn
     eps: recipe.eps,
     dtype: weight.dtype,
   };
-  const folded = recipe.kind === 'fold-weight' ? foldedWeight(f) : foldedBias(f);
+  const folded = recipe.kind === 'fold-weight' ? foldedWeight(f, groups ? convTransposeChannel(weight.shape, groups) : undefined) : foldedBias(f);
   if (recipe.kind === 'fold-weight' && recipe.transpose) {
     const [rows, cols] = [weight.shape[0]!, weight.shape[1]!];
     return { values: transpose2d(folded.values, rows, cols).map(toGraph), scale: transpose2d(folded.scale, rows, cols) };

@@ -8,7 +8,8 @@
  *
  * 1. copies: each float initializer against the checkpoint tensors with as many elements, as they
  *    are (or reshaped, or cast), transposed (2-D), or times one constant;
- * 2. folds, found from the node that consumes the initializer: Conv(x, W, B), Gemm(x, W, C) with
+ * 2. folds, found from the node that consumes the initializer: Conv(x, W, B), ConvTranspose(x, W, B)
+ *    (output channels on W's axis 1, per group), Gemm(x, W, C) with
  *    its transB, and MatMul(x, W) followed by Add(·, B), with W·γ/√(var+ε) and (b−μ)·γ/√(var+ε)+β
  *    recomputed for each candidate (Conv or Linear weight with that many output channels, BatchNorm
  *    with that many channels, ε), the bias first because it is small.
@@ -100,6 +101,8 @@ interface WeightedNode {
   channels: number;
   /** the graph holds the weight as in×out (Gemm transB=0, MatMul) */
   transpose: boolean;
+  /** a ConvTranspose's groups: its weight is in × out/groups × k…, output channels on axis 1 */
+  convTransposeGroups: number | null;
 }
 
 function weightedNodes(model: OnnxModel, inits: Map<string, OnnxInitializer>): WeightedNode[] {
@@ -110,15 +113,19 @@ function weightedNodes(model: OnnxModel, inits: Map<string, OnnxInitializer>): W
     const w = inits.get(node.inputs[1] ?? '');
     if (!w || node.domain) continue;
     const bias = inits.has(node.inputs[2] ?? '') ? node.inputs[2]! : null;
-    if (node.opType === 'Conv' && w.dims.length >= 3) out.push({ node, weight: w.name, bias, channels: w.dims[0]!, transpose: false });
-    else if (node.opType === 'Gemm' && w.dims.length === 2 && !node.attrs['transA']) {
+    if (node.opType === 'Conv' && w.dims.length >= 3)
+      out.push({ node, weight: w.name, bias, channels: w.dims[0]!, transpose: false, convTransposeGroups: null });
+    else if (node.opType === 'ConvTranspose' && w.dims.length >= 3) {
+      const groups = node.attrs['group'] ?? 1;
+      out.push({ node, weight: w.name, bias, channels: w.dims[1]! * groups, transpose: false, convTransposeGroups: groups });
+    } else if (node.opType === 'Gemm' && w.dims.length === 2 && !node.attrs['transA']) {
       const transB = !!node.attrs['transB'];
-      out.push({ node, weight: w.name, bias, channels: transB ? w.dims[0]! : w.dims[1]!, transpose: !transB });
+      out.push({ node, weight: w.name, bias, channels: transB ? w.dims[0]! : w.dims[1]!, transpose: !transB, convTransposeGroups: null });
     } else if (node.opType === 'MatMul' && w.dims.length === 2) {
       // MatMul(x, Wᵀ) then Add(·, b): torch's Linear over a rank-3 input, or without the fused Gemm
       const add = (consumers.get(node.outputs[0] ?? '') ?? []).find((n) => n.opType === 'Add');
       const b = add?.inputs.find((i) => i !== node.outputs[0] && inits.get(i)?.numel === w.dims[1]);
-      out.push({ node, weight: w.name, bias: b ?? null, channels: w.dims[1]!, transpose: true });
+      out.push({ node, weight: w.name, bias: b ?? null, channels: w.dims[1]!, transpose: true, convTransposeGroups: null });
     }
   }
   return out;
@@ -329,8 +336,9 @@ export function planBindings(model: OnnxModel, runs: RunWeights[], opts: BindOpt
         const convBias = has(join(conv, 'bias')) ? join(conv, 'bias') : null;
         for (const bn of orderBns(conv, bns)) {
           for (const eps of epsFor(bn)) {
-            const bias: Recipe = { kind: 'fold-bias', conv, convBias, bn, eps, transpose: false };
-            const weight: Recipe = { kind: 'fold-weight', conv, convBias, bn, eps, transpose: wn.transpose };
+            const groups = wn.convTransposeGroups;
+            const bias: Recipe = { kind: 'fold-bias', conv, convBias, bn, eps, transpose: false, convTransposeGroups: groups };
+            const weight: Recipe = { kind: 'fold-weight', conv, convBias, bn, eps, transpose: wn.transpose, convTransposeGroups: groups };
             if ((b && !matches(run, bias, b, gb!)) || !matches(run, weight, w, gw)) continue;
             settle(w, weight, 'recomputed');
             if (b) settle(b, bias, 'recomputed');

@@ -15,7 +15,7 @@
 import { rounder } from './tensor-values.ts';
 
 export interface FoldInputs {
-  /** conv weight, out-channels first */
+  /** conv weight, out-channels first (a ConvTranspose's: see convTransposeChannel) */
   weight: Float64Array;
   convBias: Float64Array | null;
   /** BatchNorm weight and bias (null for affine=False: ones and zeros, as torch's export uses) */
@@ -42,14 +42,28 @@ function bnScale(f: FoldInputs): Float64Array {
   return out;
 }
 
-export function foldedWeight(f: FoldInputs): Folded {
+/**
+ * The output channel of each element of a ConvTranspose weight, in × out/groups × k…: element
+ * ((g·in/groups + i)·out/groups + o)·k + j belongs to channel g·out/groups + o.
+ */
+export function convTransposeChannel(shape: readonly number[], groups: number): (index: number) => number {
+  const outPerGroup = shape[1]!;
+  const inPerGroup = shape[0]! / groups;
+  const kernel = shape.slice(2).reduce((a, b) => a * b, 1);
+  return (index) => {
+    const row = Math.floor(index / kernel / outPerGroup); // g·in/groups + i
+    return Math.floor(row / inPerGroup) * outPerGroup + (Math.floor(index / kernel) % outPerGroup);
+  };
+}
+
+/** W'[c] = W[c]·scale[c] for each element's output channel: the first axis, or what `channelOf` says. */
+export function foldedWeight(f: FoldInputs, channelOf?: (index: number) => number): Folded {
   const r = rounder(f.dtype);
   const s = bnScale(f);
   const per = f.weight.length / s.length;
+  const channel = channelOf ?? ((i: number) => Math.floor(i / per));
   const values = new Float64Array(f.weight.length);
-  for (let o = 0; o < s.length; o++) {
-    for (let i = o * per; i < (o + 1) * per; i++) values[i] = r(f.weight[i]! * s[o]!);
-  }
+  for (let i = 0; i < values.length; i++) values[i] = r(f.weight[i]! * s[channel(i)]!);
   return { values, scale: values.map(Math.abs) };
 }
 

@@ -1,7 +1,7 @@
 /**
  * The Node side of verify-runner.py: starts the user's Python with the runner, speaks its JSON-lines
- * protocol (version 1; a line with `bytes` is followed by that many raw bytes), one request at a
- * time. Every failure becomes a CheckpointError of one line: the runner's own errors keep the
+ * protocol (version 2; a line with `bytes` is followed by that many raw bytes): samples go a chunk
+ * at a time, and the runner answers each batch of a chunk with its logits. Every failure becomes a CheckpointError of one line: the runner's own errors keep the
  * user's traceback under `details`; a runner that dies or stops answering is killed and reported
  * with the end of its stderr. Nothing waits forever: each request has a time limit.
  */
@@ -10,7 +10,7 @@ import * as fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { CheckpointError, fail } from '../errors.ts';
 
-export const RUNNER_PROTOCOL = 1;
+export const RUNNER_PROTOCOL = 2;
 
 export interface RunnerHello {
   protocol: number;
@@ -50,7 +50,7 @@ export interface RunnerLimits {
   startMs: number;
   /** importing the model, constructing it, loading a checkpoint */
   loadMs: number;
-  /** one batch through every model */
+  /** one batch through every model (from the previous batch's logits) */
   batchMs: number;
 }
 
@@ -122,28 +122,23 @@ export class PythonRunner {
     return (await this.request({ op: 'load', ...req }, 'loaded', this.limits.loadMs, `loading ${req.file} into ${req.modelClass}`)) as unknown as Loaded;
   }
 
-  /** One batch through the models `labels` names, in that order. */
-  async run(labels: string[], shape: number[], input: Float32Array): Promise<Map<string, BatchLogits>> {
-    this.submit(labels, shape, input);
-    return this.results(labels, shape);
-  }
-
   /**
-   * Sends a batch without waiting for its logits, so the next batch can be read and sent while the
-   * runner computes (the runner answers in order; take each batch's logits with `results`).
-   * `input` must not be changed afterwards: the pipe may still hold it.
+   * Sends a chunk of samples (`shape[0]` of them) to go through the models `labels` names, in
+   * batches of `batch`, without waiting for the logits: the next chunk can be read and sent while
+   * the runner computes. The runner answers batch by batch, in order; take each batch's logits
+   * with `results`. `input` must not be changed afterwards: the pipe may still hold it.
    */
-  submit(labels: string[], shape: number[], input: Float32Array): void {
+  submit(labels: string[], shape: number[], batch: number, input: Float32Array): void {
     const bytes = Buffer.from(input.buffer, input.byteOffset, input.byteLength);
-    this.send({ op: 'run', labels, shape, bytes: bytes.length }, bytes);
+    this.send({ op: 'run', labels, shape, batch, bytes: bytes.length }, bytes);
   }
 
-  /** The logits of the oldest batch submitted and not yet taken. */
-  async results(labels: string[], shape: number[]): Promise<Map<string, BatchLogits>> {
+  /** The logits of the oldest batch of `size` samples submitted and not yet taken. */
+  async results(labels: string[], size: number): Promise<Map<string, BatchLogits>> {
     const out = new Map<string, BatchLogits>();
     const deadline = Date.now() + this.limits.batchMs;
     for (const label of labels) {
-      const m = await this.next('logits', deadline, `a batch of ${shape[0]}`);
+      const m = await this.next('logits', deadline, `a batch of ${size}`);
       const p = m.payload!;
       const copy = new Uint8Array(p.length);
       copy.set(p);

@@ -18,6 +18,12 @@ import { pickExamples } from './sample-images.ts';
 import { openTestSet } from './test-set.ts';
 
 const DEFAULT_BATCH = 64;
+/**
+ * Samples go to the runner in chunks of about this many bytes (whole batches, at least one), two
+ * chunks ahead of the logits read back: few wake-ups of either process, and a test set larger
+ * than memory still streams.
+ */
+const CHUNK_BYTES = 8 << 20;
 
 /** What verify knows of the model's input before the first sample: nothing but N×C×H×W. */
 const PYTHON_INPUT: OnnxValueInfo = { name: 'x', elemType: 1, dims: ['N', '?', '?', '?'] };
@@ -81,40 +87,53 @@ export async function runVerifyPython(opts: VerifyOptions, ctx: VerifyContext = 
     }
   }, 100);
   try {
-    const tLoad = performance.now();
-    const loaded: Loaded[] = [];
-    for (const r of requests) {
-      if (ctx.cancelled?.()) throw new CheckpointError('cancelled', 'verification cancelled while loading the model');
-      loaded.push(await runner.load(r));
-    }
-    const loadSeconds = (performance.now() - tLoad) / 1000;
     const labels = requests.map((r) => r.label);
     const batch = Math.min(batchOpt, count);
     const per = sampleSize(pre);
     const shape = pre.layout === 'NCHW' ? [pre.channels, pre.height, pre.width] : [pre.height, pre.width, pre.channels];
+    const batches = Math.ceil(count / batch);
+    const chunkSamples = batch * Math.max(1, Math.floor((ctx.chunkBytes ?? CHUNK_BYTES) / (batch * per * 4)));
+    const chunks = Math.ceil(count / chunkSamples);
+    /** reads and preprocesses chunk c (a fresh buffer each: the pipe may still hold the last) */
+    const prepare = (c: number): Float32Array => {
+      const start = c * chunkSamples;
+      const n = Math.min(chunkSamples, count - start);
+      const input = new Float32Array(n * per);
+      for (let s = 0; s < n; s++) preprocessInto(set.sample(start + s), pre, input, s * per);
+      return input;
+    };
+    const submit = (input: Float32Array): void => runner.submit(labels, [input.length / per, ...shape], batch, input);
+
+    const tLoad = performance.now();
+    const loaded: Loaded[] = [];
+    let firstChunk: Float32Array | null = null;
+    for (const r of requests) {
+      if (ctx.cancelled?.()) throw new CheckpointError('cancelled', 'verification cancelled while loading the model');
+      const loading = runner.load(r);
+      loading.catch(() => undefined); // awaited below; a failure meanwhile is not unhandled
+      // the first chunk is read and preprocessed while the runner loads the checkpoint
+      firstChunk ??= prepare(0);
+      loaded.push(await loading);
+    }
+    const loadSeconds = (performance.now() - tLoad) / 1000;
     const scores = new Map<string, RunScore>();
     const seconds = new Map(labels.map((l) => [l, 0]));
     let classes = 0;
     let comparison: LogitComparison | null = null;
-    const batches = Math.ceil(count / batch);
-    /** reads, preprocesses and sends batch b (a fresh buffer each: the pipe may still hold the last) */
-    const submit = (b: number): void => {
-      const start = b * batch;
-      const n = Math.min(batch, count - start);
-      const input = new Float32Array(n * per);
-      for (let s = 0; s < n; s++) preprocessInto(set.sample(start + s), pre, input, s * per);
-      runner.submit(labels, [n, ...shape], input);
-    };
+    // From here to the last logits: the transfers, the runner's batches, the scoring, and the
+    // chunks after the first read and preprocessed meanwhile.
     const tLoop = performance.now();
-    // Two batches stay queued ahead of the one being read back, so the runner never waits on this side.
-    const AHEAD = 2;
-    for (let b = 0; b < Math.min(AHEAD, batches); b++) submit(b);
+    // Two chunks stay queued ahead of the batch being read back, so the runner never waits on this side.
+    submit(firstChunk!);
+    if (chunks > 1) submit(prepare(1));
+    const batchesPerChunk = chunkSamples / batch;
     for (let b = 0; b < batches; b++) {
       const start = b * batch;
       const n = Math.min(batch, count - start);
       if (ctx.cancelled?.()) throw new CheckpointError('cancelled', `verification cancelled after ${start} of ${count} samples`);
-      if (b + AHEAD < batches) submit(b + AHEAD);
-      const out = await runner.results(labels, [n, ...shape]);
+      const out = await runner.results(labels, n);
+      // the last batch of chunk c is back: the runner is on chunk c + 1, so chunk c + 2 goes next
+      if ((b + 1) % batchesPerChunk === 0 && (b + 1) / batchesPerChunk + 1 < chunks) submit(prepare((b + 1) / batchesPerChunk + 1));
       for (const label of labels) {
         const o = out.get(label)!;
         if (!classes) {

@@ -22,6 +22,8 @@ import { openTestSet, type TestSet } from './test-set.ts';
 export interface VerifyContext {
   onProgress?(p: Progress): void;
   cancelled?(): boolean;
+  /** the Python runner's chunk of samples, in bytes (tests use small chunks to cross chunk boundaries) */
+  chunkBytes?: number;
 }
 
 export const DEFAULT_ATOL = 1e-4;

@@ -21,7 +21,7 @@ const EXPECTED = JSON.parse(readFileSync(T2('expected.json'), 'utf8')) as {
 };
 const EXPORTS = ['dynamo-cf', 'dynamo-nocf', 'legacy-cf', 'legacy-nocf'];
 /** conv3d takes a volume the test-set readers do not make: binding only */
-const RUNNABLE = ['rescnn', 'bnmlp', 'conv1d', 'constfold'];
+const RUNNABLE = ['rescnn', 'bnmlp', 'conv1d', 'constfold', 'convt'];
 
 function bind(model: string, exp: string, file = 'dp.pt') {
   const w = openWeights(T2(`${model}/${file}`));
@@ -67,6 +67,27 @@ test("dynamo's folded values under the parameters' own names are recomputed, nev
   const c1 = new Map(bind('conv1d', 'dynamo-cf').initializers.map((i) => [i.name, i]));
   assert.deepEqual([c1.get('val_6')!.via, c1.get('val_6')!.from], ['transposed', ['mix.weight']]);
   assert.deepEqual(bind('conv3d', 'dynamo-cf').counts, { bound: 2, recomputed: 2, unconfirmed: 0, constants: 1 });
+});
+
+test("ConvTranspose+BN: dynamo's fold (output channels on the weight's axis 1, per group) is recomputed; the legacy exporter keeps the BatchNormalization, bound as it is", () => {
+  const dyn = new Map(bind('convt', 'dynamo-cf').initializers.map((i) => [i.name, i]));
+  // up1 has groups=2 and no bias (onnxscript names the bias it makes up1.weight_bias); up2 a bias and eps=1e-3
+  assert.deepEqual(
+    ['up1.weight', 'up1.weight_bias', 'up2.weight', 'up2.bias'].map((n) => [n, dyn.get(n)!.kind, dyn.get(n)!.via, dyn.get(n)!.from]),
+    [
+      ['up1.weight', 'recomputed', 'conv-transpose+bn fold', ['up1.weight', 'bn1.weight', 'bn1.bias', 'bn1.running_mean', 'bn1.running_var']],
+      ['up1.weight_bias', 'recomputed', 'conv-transpose+bn fold', ['up1.weight', 'bn1.weight', 'bn1.bias', 'bn1.running_mean', 'bn1.running_var']],
+      ['up2.weight', 'recomputed', 'conv-transpose+bn fold', ['up2.weight', 'up2.bias', 'bn2.weight', 'bn2.bias', 'bn2.running_mean', 'bn2.running_var']],
+      ['up2.bias', 'recomputed', 'conv-transpose+bn fold', ['up2.weight', 'up2.bias', 'bn2.weight', 'bn2.bias', 'bn2.running_mean', 'bn2.running_var']],
+    ],
+  );
+  assert.equal(bind('convt', 'dynamo-cf').bnEps['bn2'], 1e-3);
+  for (const exp of ['legacy-cf', 'legacy-nocf']) {
+    const legacy = bind('convt', exp);
+    assert.equal(legacy.counts.recomputed, 0, `${exp}: nothing folded`);
+    const bn = legacy.initializers.find((i) => i.name === 'bn1.running_var')!;
+    assert.deepEqual([bn.kind, bn.via, bn.from], ['bound', 'value', ['bn1.running_var']], exp);
+  }
 });
 
 test('constant-folded reshapes, scalings, transposes and casts are recomputed from the checkpoint', () => {
