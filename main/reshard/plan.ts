@@ -331,12 +331,12 @@ export function planReshard(src: ReshardSource, req: ReshardRequest): Planned {
   if (problem) errors.push(problem);
   // bytes items are loaded with torch.load(weights_only=False) (torch/distributed/checkpoint/
   // default_planner.py `DefaultLoadPlanner.load_bytes`): they follow the code-free rule all the same
-  const free = codeFreeOutput(root, src.files, !!req.keepObjects);
-  if ('refusal' in free) {
+  const free = errors.length ? null : codeFreeOutput(root, src.files, !!req.keepObjects);
+  if (free && 'refusal' in free) {
     errors.push(free.refusal);
     return finish(emptyOut, 0, null);
   }
-  ({ tree: root, report: codeFree } = free);
+  if (free) ({ tree: root, report: codeFree } = free);
   let entries: ReturnType<typeof dcpEntries>;
   try {
     entries = dcpEntries(root);
