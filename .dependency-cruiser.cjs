@@ -25,7 +25,7 @@ const LAYERS = {
   'main/checkpoint': ['main/checkpoint/scan', ...FORMATS],
   'main/inputs': ['main/checkpoint', ...FORMATS],
   'main/convert': ['main/inputs', 'main/checkpoint', 'main/checkpoint/scan', ...FORMATS],
-  'main/reshard': ['main/convert', 'main/inputs', 'main/checkpoint', ...FORMATS],
+  'main/reshard': ['main/convert', 'main/inputs', 'main/checkpoint', 'main/checkpoint/scan', ...FORMATS],
   'main/verify': ['main/inputs', 'main/checkpoint', ...FORMATS],
   'main/fit': ['main/convert', 'main/verify', 'main/inputs', 'main/checkpoint', ...FORMATS],
   'main/diff': ['main/verify', 'main/inputs', 'main/checkpoint', ...FORMATS],

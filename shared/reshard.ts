@@ -50,6 +50,8 @@ export interface ReshardRequest {
   castTo?: CastDtype | null;
   /** `--keep-dtype RE`: tensors whose dotted names match keep their dtype */
   keepDtype?: string | null;
+  /** `--keep-objects`: torch outputs keep classes torch.load(weights_only=True) refuses (listed in the plan) */
+  keepObjects?: boolean;
 }
 
 /** A column of a layout: one file. */
@@ -140,6 +142,8 @@ export interface ReshardPlan {
   warnings: string[];
   /** problems that stop the re-shard */
   errors: string[];
+  /** torch outputs: values made plain data and globals kept so that the output carries no code (main/reshard/code-free.ts) */
+  codeFree?: { converted: string[]; kept: string[] };
 }
 
 export interface ReshardProgress extends Progress {

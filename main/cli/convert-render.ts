@@ -56,12 +56,20 @@ export function renderReport(r: ConversionReport, s: Style): string {
   const info = preset ? PRESETS.find((p) => p.name === preset.name) : undefined;
   if (info) lines.push(`${s.bold('load it'.padEnd(9))} ${info.loadsWith}`);
   const cf = r.codeFree;
-  if (cf?.converted.length) lines.push(`${s.bold('plain'.padEnd(9))} ${cf.converted.join('; ')}`);
-  if (cf?.kept.length)
-    lines.push(`${s.bold('kept'.padEnd(9))} ${s.yellow(`${cf.kept.join(', ')} (--keep-objects: torch.load(weights_only=True) refuses these)`)}`);
+  if (cf) lines.push(...codeFreeLines(cf, s));
   if (cf?.leftBehind.length) lines.push(`${s.bold('left'.padEnd(9))} ${cf.leftBehind.join(', ')} ${s.dim('(in the source, not in the output)')}`);
   lines.push(s.dim(`          ${r.seconds.toFixed(2)} s, ${formatBytes(r.bytesCopied)} copied`));
   return lines.join('\n') + '\n';
+}
+
+/** What was made plain data and what was kept so that an output carries no code (convert and reshard reports). */
+export function codeFreeLines(cf: { converted: string[]; kept: string[] }, s: Style): string[] {
+  const lines: string[] = [];
+  if (cf.converted.length)
+    lines.push(`${s.bold('plain'.padEnd(9))} ${cf.converted.join('; ')} ${s.dim("(torch.load(weights_only=True) refuses the source's types)")}`);
+  if (cf.kept.length)
+    lines.push(`${s.bold('kept'.padEnd(9))} ${s.yellow(`${cf.kept.join(', ')} (--keep-objects: torch.load(weights_only=True) refuses these)`)}`);
+  return lines;
 }
 
 export function renderBatchLine(item: BatchItem, s: Style): string {

@@ -10,7 +10,7 @@ import { cancelOnSignal } from './cancel-on-signal.ts';
 import type { CliIO } from './io.ts';
 import { withTag } from '../formats/deepspeed/locate.ts';
 import { castOptions } from './cast-options.ts';
-import { castText } from './convert-render.ts';
+import { castText, codeFreeLines } from './convert-render.ts';
 import { ProgressLine } from './progress-line.ts';
 
 export const RESHARD_HELP = `ckpt reshard <input...> --to single|ranks:N|dcp[:N]|shards[:SIZE] -o OUT [options]
@@ -44,6 +44,9 @@ options
   --dtype D              fp32 | bf16 | fp16: cast floating tensors exactly as torch's .to(dtype);
                          ints and bools untouched; reports values that overflow or underflow
   --keep-dtype RE        tensors whose dotted names match RE keep their dtype
+  --keep-objects         torch outputs keep classes torch.load(weights_only=True) refuses (a whole
+                         pickled model, Lightning objects); listed. Without it numpy scalars become
+                         Python numbers, Namespace a dict, and other classes are refused
   --tag T                a DeepSpeed folder's tag folder to read (default: the one 'latest' names)
   --force                overwrite existing outputs
   --dry-run              show the input and output layouts; write nothing
@@ -69,6 +72,7 @@ export function parseReshardArgs(args: string[]): (ReshardRequest & { json: bool
       tag: { type: 'string' },
       dtype: { type: 'string' },
       'keep-dtype': { type: 'string' },
+      'keep-objects': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -120,6 +124,7 @@ export function parseReshardArgs(args: string[]): (ReshardRequest & { json: bool
     takeRank,
     dryRun: !!values['dry-run'],
     json: !!values.json,
+    ...(values['keep-objects'] ? { keepObjects: true } : {}),
     ...castOptions(values.dtype, values['keep-dtype']),
   };
 }
@@ -238,6 +243,7 @@ export function renderReshard(r: ReshardReport, s: Style, opts: { withErrors?: b
     row('written', `${o.file}  ${formatBytes(o.bytes)}  ${verdict}`);
   }
   if (r.cast) row('dtype', castText(r.cast, s));
+  if (p.codeFree) out.push(...codeFreeLines(p.codeFree, s));
   if (r.pieceChecks) row('pieces', `${r.pieceChecks} pieces cut back out of the written tensors match their source files`);
   if (p.request.dryRun) row('dry run', 'nothing was written');
   else if (r.outputs.length)

@@ -24,9 +24,10 @@ export interface CodeFreeResult {
  * torch 2.13's allowlist (torch/_weights_only_unpickler.py `_get_allowed_globals`). Content that
  * would need an import becomes plain data where that is exact (numpy scalars → Python numbers,
  * `argparse.Namespace` → its dict); with `keepObjects` every class and callable stays as the
- * source has it (and is listed); dangerous ones never stay.
+ * source has it (and is listed); dangerous ones never stay. `tensorsOnly` says how the caller's
+ * user takes only the tensors instead.
  */
-export function makeCodeFree(root: PyValue, keepObjects: boolean): CodeFreeResult {
+export function makeCodeFree(root: PyValue, keepObjects: boolean, tensorsOnly = 'add --unwrap or --export-state-dict'): CodeFreeResult {
   const converted = new Map<string, number>();
   const kept = new Set<string>();
   let blocked: string | undefined;
@@ -35,11 +36,10 @@ export function makeCodeFree(root: PyValue, keepObjects: boolean): CodeFreeResul
   };
   const refuse = (name: string): void => {
     const cls = nameClass(...split(name))?.cls;
-    if (cls === 'dangerous')
-      blocked ??= `the output would carry ${name}, which can run code when the file is loaded; add --unwrap or --export-state-dict to keep only the tensors`;
+    if (cls === 'dangerous') blocked ??= `the output would carry ${name}, which can run code when the file is loaded; ${tensorsOnly} to keep only the tensors`;
     else if (keepObjects) kept.add(name);
     else
-      blocked ??= `the output would carry ${name}, which torch.load(weights_only=True) refuses; add --keep-objects to keep it anyway (the report lists it), or --unwrap/--export-state-dict to keep only the tensors`;
+      blocked ??= `the output would carry ${name}, which torch.load(weights_only=True) refuses; add --keep-objects to keep it anyway (the report lists it), or ${tensorsOnly.replace(/^add /, '')} to keep only the tensors`;
   };
   const tree = copyTree(root, {
     object: (o, copy) => {
@@ -57,7 +57,7 @@ export function makeCodeFree(root: PyValue, keepObjects: boolean): CodeFreeResul
         return d;
       }
       if (!(o.callable instanceof PyGlobal)) {
-        blocked ??= 'the output would carry a value computed while unpickling; add --unwrap or --export-state-dict to keep only the tensors';
+        blocked ??= `the output would carry a value computed while unpickling; ${tensorsOnly} to keep only the tensors`;
         return undefined;
       }
       return undefined;

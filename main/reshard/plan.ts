@@ -9,7 +9,7 @@ import { NO_RULES, type CastSummary, type ConversionRules } from '../../shared/p
 import { castTree } from '../convert/cast-tree.ts';
 import type { DroppedItem, LayoutColumn, LayoutRow, ReshardPlan, ReshardRequest, ShardLayout, TensorAlias } from '../../shared/reshard.ts';
 import { analyse, rootStorage, type Checkpoint } from '../checkpoint/inspect.ts';
-import { dangerousCalls } from '../checkpoint/security.ts';
+import { codeFreeOutput } from './code-free.ts';
 import { walkTensors } from '../checkpoint/tree.ts';
 import { buildOutputTree, planCoverageProblem } from '../convert/build-output.ts';
 import { mapRoles, planConversion } from '../convert/plan.ts';
@@ -178,8 +178,9 @@ export function planReshard(src: ReshardSource, req: ReshardRequest): Planned {
   const target = req.target;
   const out = req.output;
   let cast: Planned['cast'] = () => null;
+  let codeFree: ReshardPlan['codeFree'];
   const finish = (output: ShardLayout, totalBytes: number, job: WriteJob | null): Planned => ({
-    plan: { request: req, input, output, aliases, dropped, totalBytes, warnings, errors },
+    plan: { request: req, input, output, aliases, dropped, totalBytes, warnings, errors, ...(codeFree ? { codeFree } : {}) },
     job: errors.length ? null : job,
     cast,
   });
@@ -224,11 +225,13 @@ export function planReshard(src: ReshardSource, req: ReshardRequest): Planned {
     for (const o of cplan.outputs) if (o.exists && !req.force) errors.push(`${o.file} already exists; pass --force to overwrite it`);
     if (cplan.outputs.some((o) => resolvedInputs.has(path.resolve(o.file)))) errors.push('an output would replace an input; choose another -o');
     const roles = mapRoles(ck, rules);
-    const tree = buildOutputTree(ck, rules, roles);
+    let tree = buildOutputTree(ck, rules, roles);
     const uncovered = planCoverageProblem(tree, roles, rules);
     if (uncovered) errors.push(uncovered);
-    const danger = dangerousCalls(tree);
-    if (danger.length) errors.push(`the output would carry ${danger[0]}, which runs when the file is loaded`);
+    // after the plan's own errors, so that a refused input gets one reason
+    const free = errors.length ? null : codeFreeOutput(tree, src.files, !!req.keepObjects);
+    if (free && 'refusal' in free) errors.push(free.refusal);
+    else if (free) ({ tree, report: codeFree } = free);
     const tensors = walkTensors(tree);
     const columns: LayoutColumn[] = cplan.outputs.map((o) => ({ file: o.file, rank: o.rank ?? null, bytes: 0, role: 'data' }));
     const rows: LayoutRow[] = tensors.map(({ path: p, tensor: t }) => ({
@@ -326,6 +329,14 @@ export function planReshard(src: ReshardSource, req: ReshardRequest): Planned {
   // dcp
   const problem = folderProblem(out, req.force);
   if (problem) errors.push(problem);
+  // bytes items are loaded with torch.load(weights_only=False) (torch/distributed/checkpoint/
+  // default_planner.py `DefaultLoadPlanner.load_bytes`): they follow the code-free rule all the same
+  const free = errors.length ? null : codeFreeOutput(root, src.files, !!req.keepObjects);
+  if (free && 'refusal' in free) {
+    errors.push(free.refusal);
+    return finish(emptyOut, 0, null);
+  }
+  if (free) ({ tree: root, report: codeFree } = free);
   let entries: ReturnType<typeof dcpEntries>;
   try {
     entries = dcpEntries(root);
@@ -334,9 +345,6 @@ export function planReshard(src: ReshardSource, req: ReshardRequest): Planned {
     return finish(emptyOut, 0, null);
   }
   dropped.push(...entries.dropped);
-  // bytes items are loaded with torch.load(weights_only=False): nothing that runs code may ride along
-  const danger = dangerousCalls(root);
-  if (danger.length) errors.push(`the output would carry ${danger[0]}, which runs when the folder is loaded`);
   const ranks = target.ranks;
   const load = new Array<number>(ranks).fill(0);
   const items: DcpWriteItem[] = [];

@@ -367,7 +367,7 @@ const RESHARD_FIELDS = ['inputs', 'target', 'format', 'output', 'force', 'preset
 
 /** `ReshardRequest`: every field present; inputs and output absolute paths. */
 export function reshardRequest(v: unknown, name = 'request'): ReshardRequest {
-  const r = fields(v, name, [...RESHARD_FIELDS, ...CAST_FIELDS]);
+  const r = fields(v, name, [...RESHARD_FIELDS, 'keepObjects', ...CAST_FIELDS]);
   const missing = RESHARD_FIELDS.find((k) => !(k in r));
   if (missing) fail('usage', `${name}.${missing} is missing`);
   const inputs = list(r['inputs'], `${name}.inputs`).map((x, i) => absolutePath(x, `${name}.inputs[${i}]`));
@@ -381,6 +381,7 @@ export function reshardRequest(v: unknown, name = 'request'): ReshardRequest {
     preset: r['preset'] === null ? null : preset(r['preset'], `${name}.preset`),
     takeRank: nullable(int(0, 65535))(r['takeRank'], `${name}.takeRank`) as number | null,
     dryRun: bool(r['dryRun'], `${name}.dryRun`) as boolean,
+    ...('keepObjects' in r && bool(r['keepObjects'], `${name}.keepObjects`) ? { keepObjects: true } : {}),
     ...castFields(r, name),
   };
 }

@@ -6,7 +6,7 @@ import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { SHARED_DIR, sharedSkipReason } from '../helpers/shared-dir.ts';
-import { browserSkipReason, makeCheckpoint, openByAddress, SAMPLE_DIR, screenshot, serveAndBrowse, showView, tempDir, torchSkipReason } from './helpers.ts';
+import { browserSkipReason, makeCheckpoint, openByAddress, REPO, SAMPLE_DIR, screenshot, serveAndBrowse, showView, tempDir, torchSkipReason } from './helpers.ts';
 
 const skip = browserSkipReason();
 
@@ -113,6 +113,21 @@ describe('checkpoint view', { skip: skip ?? false }, () => {
     assert.equal(await page.getByTestId('reshard-input').first().inputValue(), join(SAMPLE_DIR, 'legacy_cpu.pt'));
     await page.getByRole('heading', { name: 'Plan first' }).waitFor();
     await showView(page, 'Checkpoint');
+    assert.deepEqual(app.browser.problems, []);
+  });
+
+  it('the Security card names each finding: its class, the call it would make, the opcode offset in its pickle', { timeout: 30_000 }, async () => {
+    const { page } = app.browser;
+    // `ckpt scan --json` of this fixture: posix.system, dangerous, at byte 217 of archive/data.pkl
+    await openByAddress(page, 'checkpoint', join(REPO, 'test/fixtures/security/evil/torch_zip_system.pt'));
+    const card = page.getByTestId('security');
+    await card.and(page.locator('[data-verdict="dangerous"]')).waitFor();
+    const finding = card.getByTestId('security-global').filter({ hasText: 'posix.system' });
+    assert.equal(await finding.getAttribute('data-class'), 'dangerous');
+    assert.equal(await finding.getByTestId('security-call').innerText(), 'posix.system("touch CKPT_SCAN_MARKER")');
+    assert.equal(await finding.getByTestId('security-where').innerText(), 'dangerous · opcode at byte 217 of archive/data.pkl');
+    const safe = card.getByTestId('security-global').filter({ hasText: 'torch._utils._rebuild_tensor_v2' });
+    assert.match(await safe.getByTestId('security-where').innerText(), /^safe · opcode at byte \d+ of archive\/data\.pkl$/);
     assert.deepEqual(app.browser.problems, []);
   });
 });

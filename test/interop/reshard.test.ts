@@ -122,7 +122,39 @@ test('torch 1.13 loads what re-sharding writes: DCP → single equals dcp_to_tor
 
 test('torch 2.x reads the DCP folders ckpt writes: dcp_to_torch_save and dcp.load give the source back', { skip: skip2 ?? false }, async () => {
   const single = join(FIX, 'torch2/dcp/expected_single.pt');
-  const training = await write('dt', [join(FIX, 'torch/training_checkpoint.pt')], { target: { kind: 'dcp', ranks: 2 } });
+  const source = join(FIX, 'torch/training_checkpoint.pt');
+  const training = await write('dt', [source], { target: { kind: 'dcp', ranks: 2 } });
+  // The one planned difference from the source: its best_acc is a numpy.float64, which
+  // torch.load(weights_only=True) refuses; the DCP folder holds the same value as a Python float,
+  // and the report says so (main/reshard/code-free.ts)
+  const planned = await reshard({
+    inputs: [source],
+    format: 'torch',
+    force: false,
+    preset: null,
+    takeRank: null,
+    dryRun: true,
+    output: join(dir, 'dt-dry'),
+    target: { kind: 'dcp', ranks: 2 },
+  });
+  assert.deepEqual(planned.plan.codeFree, { converted: ['numpy scalar → Python float'], kept: [] });
+  const read = spawnSync(
+    TORCH2,
+    [
+      '-c',
+      `import sys, torch, tempfile, os
+from torch.distributed.checkpoint.format_utils import dcp_to_torch_save
+src = torch.load(sys.argv[1], weights_only=False)
+out = os.path.join(tempfile.mkdtemp(), 'back.pt')
+dcp_to_torch_save(sys.argv[2], out)
+back = torch.load(out, weights_only=True)
+print(type(src['best_acc']).__name__, type(back['best_acc']).__name__, float(src['best_acc']) == back['best_acc'])`,
+      source,
+      training,
+    ],
+    { encoding: 'utf8', cwd: tmpdir() },
+  );
+  assert.equal(read.stdout.trim(), 'float64 float True', read.stderr.slice(-800));
   assertAll(
     check(TORCH2, [
       { id: 'dcp1', kind: 'dcp', folder: await write('d1', [single], { target: { kind: 'dcp', ranks: 1 } }), reference: single },

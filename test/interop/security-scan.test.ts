@@ -87,3 +87,15 @@ test('weightsOnly equals torch 1.13: torch.load(weights_only=True), every file',
   const said = askTorch(PY, files());
   assert.deepEqual(compare(said, '1.13'), []);
 });
+
+test('an omegaconf DictConfig hyper-parameter (Lightning-style checkpoint): the verdict is what torch 2.13 weights_only says', { skip: skip2 ?? false }, () => {
+  // test/fixtures/security/generate_omegaconf.py: real omegaconf 2.2 objects saved by torch 1.13
+  const file = join(DIR, 'benign/omegaconf_hparams.ckpt');
+  const [said] = askTorch(PY2, [file]);
+  const r = scanFile(file);
+  assert.equal(said?.loads, false, 'torch 2.13 refuses the DictConfig');
+  assert.equal(r.verdict, 'unknown-class', 'classes to construct, nothing called');
+  assert.equal(r.weightsOnlyLoadable, said?.loads);
+  assert.deepEqual(r.weightsOnly?.unsupported, said?.unsafe);
+  assert.ok(r.weightsOnly?.unsupported.includes('omegaconf.dictconfig.DictConfig'));
+});

@@ -22,6 +22,8 @@ export interface FileSites {
   notes: string[];
   /** why torch.load(weights_only=True) refuses the file as a container, whatever its pickles hold */
   containerRefusal?: string;
+  /** the torch versions `containerRefusal` holds for, when not all (1.13 reads the old tar format through its weights-only unpickler) */
+  containerRefusalIn?: string[];
   /** true when no byte of the file is a pickle (safetensors, a plain npy array) */
   noPickle?: boolean;
   /**

@@ -7,6 +7,7 @@ import { LEGACY_MAGIC, looksLikeTar, readTarMembers } from '../../formats/torch/
 import { ZipArchive, type ZipEntry } from '../../formats/zip/zip.ts';
 import { fail } from '../../errors.ts';
 import type { FileSites, PickleSite, Reach } from './pickle-sites.ts';
+import { tarMemberSites } from './tar-members.ts';
 
 const LOCAL_HEADER = [0x50, 0x4b, 0x03, 0x04];
 const NESTING_LIMIT = 3;
@@ -100,15 +101,15 @@ function tarSites(reader: RandomAccessReader, depth: number): FileSites {
   for (const [name, m] of members) {
     const torchMember = name === 'storages' || name === 'tensors' || name === 'pickle';
     if (torchMember) {
-      // `storages` and `tensors` start with a count pickle followed by per-item pickles and raw bytes: the first is scanned.
-      const s = scanPickle(new PickleInput(reader, m.offset, m.offset + m.size));
-      sites.push({ where: `tar member ${name}`, reach: 'torch.load', scan: s });
+      sites.push(...tarMemberSites(reader, m, notes));
     } else {
       sites.push(...nestedSites(reader, m.offset, m.size, `tar member ${name}`, depth, notes));
     }
   }
   notes.push('old tar format: torch.load(weights_only=False) reads its members storages, tensors and pickle');
-  return { sites, notes, containerRefusal: 'the legacy .tar format: torch.load(weights_only=True) refuses it' };
+  // torch ≥ 2.x `legacy_load` raises "Cannot use weights_only=True with files saved in the legacy
+  // .tar format"; 1.13's runs every member's pickles through its weights-only unpickler instead
+  return { sites, notes, containerRefusal: 'the legacy .tar format: torch.load(weights_only=True) refuses it', containerRefusalIn: ['2.13'] };
 }
 
 /** A `.npy` whose dtype is object holds a pickle after its header (numpy/lib/format.py `read_array`). */

@@ -71,7 +71,8 @@ function weightsOnlyOf(found: FileSites, reached: PickleSite[], torch: string): 
     const bad = found.sites.find((s) => s.reach === 'loader' && s.scan.findings.some((f) => f.class === 'dangerous'));
     return bad ? { loads: false, refusal: `${bad.where}: torch.jit.load cannot resolve its globals` } : { loads: true };
   }
-  if (found.containerRefusal) return { loads: false, refusal: found.containerRefusal };
+  if (found.containerRefusal && (!found.containerRefusalIn || found.containerRefusalIn.includes(torch)))
+    return { loads: false, refusal: found.containerRefusal };
   if (reached.length === 0) return { loads: false, refusal: 'no pickle torch.load reads' };
   for (const s of reached) {
     const r = s.scan.weightsOnly.get(torch);

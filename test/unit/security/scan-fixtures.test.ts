@@ -175,3 +175,22 @@ test('ckpt scan: exit 0 when all are safe or benign, 1 when any is unknown-class
   assert.deepEqual([...markers(REPO, false), ...markers(DIR)], [], 'no marker in the repository root or the fixtures');
   assert.ok(!existsSync(join(DIR, EXPECTED.marker)));
 });
+
+test('old tar format: every pickle of the storages and tensors members is walked, past the raw bytes between them', () => {
+  // torch/serialization.py `legacy_load` unpickles a header per storage and per tensor; the payloads
+  // sit in the second ones, after the first storage's data and the first tensor's sizes
+  for (const [name, record] of [
+    ['evil/torch_tar_storage_header.tar', 'tar member storages, storage header 2 at byte 65'],
+    ['evil/torch_tar_tensor_header.tar', 'tar member tensors, tensor header 2 at byte 68'],
+  ] as const) {
+    const r = scanFile(join(DIR, name));
+    const g = r.globals.find((x) => x.class === 'dangerous');
+    assert.equal(r.verdict, 'dangerous', name);
+    assert.deepEqual([g?.name, g?.record, g?.example], ['os.system', record, 'os.system("touch CKPT_SCAN_MARKER")'], name);
+  }
+  // the clean one: torch 1.13's weights-only unpickler reads a tar (its persistent-id check lets the
+  // string keys through); 2.x refuses the format outright
+  const clean = scanFile(join(DIR, 'benign/torch_tar.tar'));
+  assert.deepEqual(clean.weightsOnly?.byTorch['1.13'], { loads: true });
+  assert.equal(clean.weightsOnly?.byTorch['2.13']?.loads, false);
+});

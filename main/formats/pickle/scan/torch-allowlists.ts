@@ -107,6 +107,12 @@ export interface WeightsOnlyProfile {
   checksSetItemTarget: boolean;
   /** modules refused even when a user allowlists them (`_blocklisted_modules`) */
   blocked: ReadonlySet<string>;
+  /**
+   * BINPERSID ids that are not tuples: 2.x refuses all but ints; 1.13's check reads
+   * `type(pid) is not tuple and not type(pid) is not int`, so it refuses ints and lets strings
+   * (the old tar format's tensor keys) through
+   */
+  refusesNonTuplePersistentId: (pid: 'int' | 'other') => boolean;
 }
 
 // The opcode bytes both versions' `Unpickler.load` dispatch on.
@@ -122,6 +128,7 @@ export const TORCH_2_13: WeightsOnlyProfile = {
   newobjAllowedClasses: true,
   checksSetItemTarget: true,
   blocked: new Set(['sys', 'os', 'posix', 'nt']),
+  refusesNonTuplePersistentId: (pid) => pid !== 'int',
 };
 
 export const TORCH_1_13: WeightsOnlyProfile = {
@@ -131,6 +138,7 @@ export const TORCH_1_13: WeightsOnlyProfile = {
   newobjAllowedClasses: false,
   checksSetItemTarget: false,
   blocked: new Set(),
+  refusesNonTuplePersistentId: (pid) => pid === 'int',
 };
 
 /** Newest first: the verdict `safe` is the newest profile's. */

@@ -64,8 +64,11 @@ export class WeightsOnlyCheck {
   }
 
   persistent(pid: Sym, offset: number): void {
-    if (pid.t === 'int') return;
-    if (pid.t !== 'tuple') return this.refuse(offset, `persistent id that is not a tuple or int`);
+    if (pid.t !== 'tuple') {
+      if (this.profile.refusesNonTuplePersistentId(pid.t === 'int' ? 'int' : 'other'))
+        this.refuse(offset, `persistent id that is ${pid.t === 'int' ? 'an int' : 'not a tuple or int'}`);
+      return;
+    }
     const first = pid.items[0];
     if (pid.items.length > 0 && !(first?.t === 'str' && first.v === 'storage') && !(first?.t === 'bytes'))
       this.refuse(offset, 'persistent id that is not a storage');

@@ -168,10 +168,23 @@ test('a DCP folder with a data file cut short fails with a typed error and leave
   assert.equal(existsSync(out), false);
 });
 
-test('a checkpoint whose pickle would run code is refused for a DCP folder (its bytes items load with weights_only=False)', async () => {
+test('a checkpoint whose pickle would run code is refused for a DCP folder (its bytes items load with weights_only=False) and a torch file', async () => {
   const dir = tmp();
-  const r = await run([fx('torch/malicious.pt')], { target: { kind: 'dcp', ranks: 1 }, output: join(dir, 'dcp') });
-  assert.equal(r.written, false);
-  assert.match(r.plan.errors.join(), /posix\.system\(.*\), which runs when the folder is loaded/);
+  for (const target of [{ kind: 'dcp', ranks: 1 } as const, { kind: 'single' } as const]) {
+    const r = await run([fx('torch/malicious.pt')], { target, output: join(dir, 'out') });
+    assert.equal(r.written, false);
+    assert.match(r.plan.errors.join(), /^the source is dangerous \(posix\.system\(.*\)\); nothing was written; re-shard to safetensors/);
+  }
   assert.deepEqual(readdirSync(dir), []);
+});
+
+test('a whole pickled model re-shards to a torch file only with keepObjects, which lists every class kept', async () => {
+  const dir = tmp();
+  const model = fx('security/benign/whole_model.pt');
+  const refused = await run([model], { target: { kind: 'single' }, output: join(dir, 'm.pt') });
+  assert.match(refused.plan.errors.join(), /^the output would carry torch\.nn\.modules\.linear\.Linear, .*add --keep-objects/);
+  assert.equal(existsSync(join(dir, 'm.pt')), false);
+  const kept = await run([model], { target: { kind: 'single' }, output: join(dir, 'm.pt'), keepObjects: true });
+  assert.ok(kept.verified, why(kept));
+  assert.deepEqual(kept.plan.codeFree, { converted: [], kept: ['__main__.Model', 'torch.nn.modules.linear.Linear'] });
 });
