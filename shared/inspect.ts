@@ -4,7 +4,7 @@
  */
 import type { DevicePlan } from './devices.ts';
 
-export type CheckpointFormatName = 'torch-zip' | 'torch-legacy' | 'torch-tar' | 'torchscript' | 'safetensors' | 'npz' | 'npy' | 'pickle' | 'dcp' | 'deepspeed';
+export type CheckpointFormatName = 'torch-zip' | 'torch-legacy' | 'torch-tar' | 'torchscript' | 'safetensors' | 'npz' | 'npy' | 'pickle' | 'dcp' | 'deepspeed' | 'onnx';
 export type LayoutKind = 'cpu' | 'single-gpu' | 'dp' | 'ddp' | 'mixed';
 export type SecurityClass = 'safe' | 'benign' | 'unknown-class' | 'dangerous';
 

@@ -83,6 +83,7 @@ export function analyse(file: string, reading: FormatReading, opts: AnalyseOptio
   });
   // numpy files hold named arrays: torch.load never reads them, so "state dict" would mislead
   if (reading.format === 'npz' || reading.format === 'npy') layout.evidence = layout.evidence.map((e) => e.replace(/^state dict /, 'named numpy arrays '));
+  if (reading.format === 'onnx') layout.evidence = layout.evidence.map((e) => e.replace(/^state dict /, 'ONNX initializers '));
   const roleInfos: RoleInfo[] = roles.map((r) => ({
     kind: r.kind,
     path: r.path,

@@ -112,6 +112,9 @@ export function planConversion(ck: Checkpoint, rules: ConversionRules, output: s
       'a TorchScript archive holds compiled code as well as weights; load it with torch.jit.load(f, map_location=...) (ckpt does not rewrite TorchScript)',
     );
   }
+  if (ck.report.format === 'onnx') {
+    errors.push('an ONNX graph, not a torch checkpoint: ckpt convert does not rewrite it; use it as the graph: `ckpt verify --model <this file>`');
+  }
   let rootChange: string | null = null;
   if (rules.unwrap) {
     const primary = primaryStateDict(roles);

@@ -10,7 +10,7 @@ import { CheckpointError, fail } from '../errors.ts';
 import { openWeights } from './checkpoint-weights.ts';
 import { choosePython } from './find-python.ts';
 import { LogitComparison, RunScore } from './metrics.ts';
-import type { OnnxValueInfo } from './onnx-model.ts';
+import type { OnnxValueInfo } from '../formats/onnx/onnx-model.ts';
 import { preprocessInto, resolvePreprocess, sampleSize, shapeHint } from './preprocess.ts';
 import { PythonRunner, RUNNER_PROTOCOL, type Loaded, type LoadRequest } from './python-runner.ts';
 import { DEFAULT_ATOL, DEFAULT_RTOL, dataReport, exists, judge, type VerifyContext } from './run-verify.ts';

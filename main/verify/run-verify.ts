@@ -12,7 +12,7 @@ import { asCheckpointError, CheckpointError, fail } from '../errors.ts';
 import { planBindings, type RunWeights } from './bind.ts';
 import { openWeights, type CheckpointWeights } from './checkpoint-weights.ts';
 import { LogitComparison, RunScore } from './metrics.ts';
-import { loadOnnxModel } from './onnx-model.ts';
+import { loadOnnxModel } from '../formats/onnx/onnx-model.ts';
 import { rewriteModel } from './onnx-rewrite.ts';
 import { preprocessInto, resolvePreprocess, sampleSize, shapeHint } from './preprocess.ts';
 import { pickExamples } from './sample-images.ts';
