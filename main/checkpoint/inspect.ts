@@ -50,6 +50,7 @@ export function analyse(file: string, reading: FormatReading, opts: AnalyseOptio
   const users = new Map<TorchStorage, number>();
   for (const { tensor } of tensors) if (tensor.storage) users.set(rootStorage(tensor.storage), (users.get(rootStorage(tensor.storage)) ?? 0) + 1);
   const storages = new Set(users.keys());
+  const statePaths = moduleStatePaths(roles);
   const byDtype: Record<string, { tensors: number; bytes: number }> = {};
   const byDevice: Record<string, { tensors: number; bytes: number }> = {};
   const infos: TensorInfo[] = tensors.map(({ path: p, tensor: t }) => {
@@ -73,6 +74,7 @@ export function analyse(file: string, reading: FormatReading, opts: AnalyseOptio
       storage: t.storage ? rootStorage(t.storage).key : null,
       shared: t.storage ? (users.get(rootStorage(t.storage)) ?? 0) > 1 : false,
       kind: t.subclass ?? t.kind,
+      ...statePathOf(statePaths, t),
     };
   });
   const layout = detectLayout({
@@ -115,6 +117,28 @@ export function analyse(file: string, reading: FormatReading, opts: AnalyseOptio
   if (values.length) report.values = values;
   report.security.weightsOnlyLoadable = report.loading.weightsOnly;
   return { file, reading, tensors, roles, report, close: () => reading.close() };
+}
+
+/**
+ * Each tensor of a whole pickled module by where `state_dict()` puts it: the module's path, then
+ * its key. A tensor the module holds twice (tied weights) has one key per place, in order.
+ */
+function moduleStatePaths(roles: readonly Role[]): Map<TorchTensor, (string | number)[][]> {
+  const out = new Map<TorchTensor, (string | number)[][]>();
+  for (const r of roles) {
+    if (r.kind !== 'module') continue;
+    for (const e of r.entries ?? []) {
+      const list = out.get(e.tensor) ?? [];
+      list.push([...r.path, e.key]);
+      out.set(e.tensor, list);
+    }
+  }
+  return out;
+}
+
+function statePathOf(paths: Map<TorchTensor, (string | number)[][]>, t: TorchTensor): { statePath?: (string | number)[] } {
+  const p = paths.get(t)?.shift();
+  return p ? { statePath: p } : {};
 }
 
 export function typeName(v: PyValue): string {
