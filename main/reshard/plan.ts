@@ -230,7 +230,10 @@ export function planReshard(src: ReshardSource, req: ReshardRequest): Planned {
     const danger = dangerousCalls(tree);
     if (danger.length) errors.push(`the output would carry ${danger[0]}, which runs when the file is loaded`);
     const tensors = walkTensors(tree);
-    const columns: LayoutColumn[] = cplan.outputs.map((o) => ({ file: o.file, rank: o.rank ?? null, bytes: 0, role: 'data' }));
+    const storages = new Set(tensors.filter((t) => t.tensor.storage).map((t) => rootStorage(t.tensor.storage!)));
+    // every output file holds every storage (one per rank, or the one file): its tensor data, planned
+    const perFile = [...storages].reduce((a, s) => a + s.nbytes, 0);
+    const columns: LayoutColumn[] = cplan.outputs.map((o) => ({ file: o.file, rank: o.rank ?? null, bytes: perFile, role: 'data' }));
     const rows: LayoutRow[] = tensors.map(({ path: p, tensor: t }) => ({
       name: p.map(String).join('.'),
       path: p,
@@ -240,8 +243,7 @@ export function planReshard(src: ReshardSource, req: ReshardRequest): Planned {
       spread: columns.length > 1 ? 'replicated' : 'whole',
       pieces: columns.map((_, i) => ({ column: i, offsets: t.shape.map(() => 0), sizes: t.shape, bytes: t.nbytes, replica: i > 0 })),
     }));
-    const storages = new Set(tensors.filter((t) => t.tensor.storage).map((t) => rootStorage(t.tensor.storage!)));
-    const bytes = [...storages].reduce((a, s) => a + s.nbytes, 0) * columns.length;
+    const bytes = perFile * columns.length;
     const title = target.kind === 'ranks' ? `${target.count} rank files (ddp)` : `one torch file${req.preset ? ` (${req.preset.name})` : ''}`;
     return finish(layoutOf('output', title, columns, rows), bytes, {
       kind: 'torch',
@@ -283,7 +285,7 @@ export function planReshard(src: ReshardSource, req: ReshardRequest): Planned {
         layoutOf(
           'output',
           'one safetensors file',
-          [{ file: out, rank: null, bytes: 0, role: 'data' }],
+          [{ file: out, rank: null, bytes, role: 'data' }],
           wholeRows(tensors, () => 0, paths),
         ),
         bytes,
