@@ -1,5 +1,5 @@
 import type { CastSummary } from '../../shared/presets.ts';
-import type { ConversionPlan, ConversionReport } from '../../shared/convert.ts';
+import { loadsWithFor, type ConversionPlan, type ConversionReport } from '../../shared/convert.ts';
 import { LAYOUT_TITLES } from '../../shared/layout-names.ts';
 import { PRESETS } from '../../shared/presets.ts';
 import type { BatchItem, BatchSummary } from '../jobs/batch.ts';
@@ -52,9 +52,8 @@ export function renderReport(r: ConversionReport, s: Style): string {
     lines.push(`${s.bold('written'.padEnd(9))} ${o.file}  ${formatBytes(o.bytes)}  ${verdict}`);
   }
   if (r.cast) lines.push(`${s.bold('dtype'.padEnd(9))} ${castText(r.cast, s)}`);
-  const preset = r.plan.rules.preset;
-  const info = preset ? PRESETS.find((p) => p.name === preset.name) : undefined;
-  if (info) lines.push(`${s.bold('load it'.padEnd(9))} ${info.loadsWith}`);
+  const loadsWith = loadsWithFor(r.plan);
+  if (loadsWith) lines.push(`${s.bold('load it'.padEnd(9))} ${loadsWith}`);
   const cf = r.codeFree;
   if (cf?.converted.length) lines.push(`${s.bold('plain'.padEnd(9))} ${cf.converted.join('; ')}`);
   if (cf?.kept.length)
