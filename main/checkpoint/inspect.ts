@@ -12,6 +12,7 @@ import type { SecurityReport } from '../../shared/inspect.ts';
 import { loadClaims } from './load-claims.ts';
 import { scanSecurity, securityOfPath } from './security.ts';
 import { childrenOf, walkTensors, type TensorAt } from './tree.ts';
+import { plural } from '../../shared/plural.ts';
 
 /** An opened checkpoint with everything the engine found in it. Tensor bytes are still unread. */
 export interface Checkpoint {
@@ -193,7 +194,7 @@ export function summariseTree(
         width,
       );
       const more = Math.max(0, trie.length - width) + (v.size - sd.length);
-      return { key, type, summary: `state dict, ${sd.length} tensors`, children: trie.slice(0, width), ...(more ? { more } : {}) };
+      return { key, type, summary: `state dict, ${plural(sd.length, 'tensor')}`, children: trie.slice(0, width), ...(more ? { more } : {}) };
     }
   }
   onPath.add(v as object);
@@ -243,7 +244,7 @@ export function keyTrie(entries: readonly (readonly [string, TorchTensor])[], wi
         });
       else {
         const kids = foldNumberedRuns(toNodes(n));
-        const node: TreeNode = { key: `${name}.`, type: 'prefix', summary: `${n.count} tensors`, children: kids.slice(0, width) };
+        const node: TreeNode = { key: `${name}.`, type: 'prefix', summary: plural(n.count, 'tensor'), children: kids.slice(0, width) };
         if (kids.length > width) node.more = kids.length - width;
         nodes.push(node);
       }

@@ -31,7 +31,11 @@ export function renderPlan(plan: ConversionPlan, s: Style, detailed: boolean): s
   }
   for (const o of plan.outputs) {
     const dev = o.devices
-      .map((d) => (d.from === d.to ? `${d.from} (unchanged, ${d.tensors})` : `${d.from} → ${d.to} (${d.tensors} tensors, ${formatBytes(d.bytes)})`))
+      .map((d) =>
+        d.from === d.to
+          ? `${d.from} (unchanged, ${plural(d.tensors, 'tensor')})`
+          : `${d.from} → ${d.to} (${plural(d.tensors, 'tensor')}, ${formatBytes(d.bytes)})`,
+      )
       .join('; ');
     row(o.rank !== undefined ? `rank ${o.rank}` : 'output', `${o.file}${o.exists ? s.yellow('  (exists: --force to overwrite)') : ''}`);
     lines.push(`          devices: ${dev || 'no tensors'}`);
@@ -95,7 +99,7 @@ function prefixChange(stripped: string[], added: string[]): string {
 
 /** `--dtype`'s line: what was cast, and the values that became ±Inf or ±0 (the fp16 trap). */
 export function castText(c: CastSummary, s: Style): string {
-  const parts = [`${c.cast} tensors cast to ${c.dtype} as torch's .to() does`];
+  const parts = [`${plural(c.cast, 'tensor')} cast to ${c.dtype} as torch's .to() does`];
   if (c.unchanged) parts.push(`${c.unchanged} already ${c.dtype}`);
   if (c.kept) parts.push(`${c.kept} kept by --keep-dtype`);
   const lost = `${c.overflow} values overflowed to ±Inf, ${c.underflow} underflowed to 0`;

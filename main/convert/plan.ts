@@ -9,6 +9,7 @@ import { valueAt } from '../checkpoint/tree.ts';
 import { PyDict, pyRepr } from '../formats/values/python-values.ts';
 import { TorchStorage } from '../formats/values/torch-values.ts';
 import { deviceMapper, keyMapper, type KeyMapper } from './key-rules.ts';
+import { plural } from '../../shared/plural.ts';
 
 /** Module classes that only wrap another module under `_modules['module']` or `['_orig_mod']`. */
 export const WRAPPER_CLASSES: Record<string, string> = {
@@ -146,7 +147,7 @@ export function planConversion(ck: Checkpoint, rules: ConversionRules, output: s
   }
   if (rules.exportStateDict) {
     if (!modules.length) warnings.push('--export-state-dict: no whole pickled module in this file; nothing to export');
-    else rootChange = `the pickled module ${modules[0]!.className} is replaced by its state dict (${modules[0]!.entries?.length ?? 0} keys)`;
+    else rootChange = `the pickled module ${modules[0]!.className} is replaced by its state dict (${plural(modules[0]!.entries?.length ?? 0, 'key')})`;
   }
   if (!roles.length && !modules.length) warnings.push('no model state dict was recognised: only device tags change');
   const newDtypes = [

@@ -23,6 +23,7 @@ import { tensorSource } from '../formats/values/reshaped-source.ts';
 import { dcpEntries, tensorEntries } from '../checkpoint/flatten.ts';
 import { indexJson, splitIntoShards, type ShardSplit } from './hf-shards.ts';
 import type { ReshardSource } from '../inputs/sources.ts';
+import { plural } from '../../shared/plural.ts';
 
 export interface NamedTensor {
   name: string;
@@ -377,7 +378,7 @@ export function planReshard(src: ReshardSource, req: ReshardRequest): Planned {
         })),
       };
     });
-  const output = layoutOf('output', `DCP folder, ${ranks} data file${ranks === 1 ? '' : 's'}, ${items.length} items`, columns, rows);
+  const output = layoutOf('output', `DCP folder, ${plural(ranks, 'data file')}, ${plural(items.length, 'item')}`, columns, rows);
   output.items = items.filter((i) => i.kind === 'bytes').map((i) => ({ name: i.fqn, path: i.path, type: 'bytes', summary: '', column: 1 }));
   if (!items.length) fail('usage', 'the checkpoint holds nothing a distributed checkpoint can save');
   return finish(

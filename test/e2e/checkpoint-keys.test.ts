@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { browserSkipReason, openByAddress, SAMPLE_DIR, screenshot, serveAndBrowse } from './helpers.ts';
+import { browserSkipReason, openByAddress, REPO, SAMPLE_DIR, screenshot, serveAndBrowse } from './helpers.ts';
 
 const skip = browserSkipReason();
 
@@ -60,6 +60,21 @@ describe('the key tree', { skip: skip ?? false }, () => {
     await filter.fill('conv1.weight');
     await tree.locator('[data-key="model/module.conv1.weight"]').waitFor();
     assert.doesNotMatch((await page.getByTestId('key-count').textContent()) ?? '', /value/);
+    assert.deepEqual(app.browser.problems, []);
+  });
+
+  it("a file with one tensor says '1 tensor', not '1 tensors'", { timeout: 60_000 }, async () => {
+    const { page } = app.browser;
+    await openByAddress(page, 'checkpoint', join(REPO, 'test', 'fixtures', 'numpy', 'dtype_f4.npy'));
+    await page.getByRole('searchbox', { name: 'Filter keys' }).fill('');
+    await page
+      .getByTestId('key-count')
+      .filter({ hasText: /^\s*1 tensor\s*$/ })
+      .waitFor();
+    const totals = await page.getByRole('region', { name: 'Contents' }).innerText();
+    assert.match(totals, /^1\s+tensor$/m);
+    assert.match(totals, /^1\s+storage$/m);
+    assert.doesNotMatch(await page.locator('main').innerText(), /\b1 (tensors|keys|storages)\b/);
     assert.deepEqual(app.browser.problems, []);
   });
 });

@@ -103,3 +103,16 @@ test("inspect on an ONNX graph lists its initializers and says what reads it (no
   assert.equal(c.code, 2);
   assert.match(c.stderr, /an ONNX graph, not a torch checkpoint: ckpt convert does not rewrite it/);
 });
+
+test("one tensor is '1 tensor', never '1 tensors', in inspect and convert", () => {
+  const npy = new URL('../../fixtures/numpy/dtype_f4.npy', import.meta.url).pathname;
+  const i = runCli(['inspect', npy]);
+  assert.equal(i.code, 0, i.stderr);
+  assert.match(i.stdout, /^tensors {5}1 tensor in 1 storage, 24 B$/m);
+  assert.match(i.stdout, /^here {8}The 1 tensor loads as saved: cpu → CPU\.$/m);
+  const c = runCli(['convert', npy, '--preset', 'gpu', '-o', join(tmp, 'one.pt')]);
+  assert.equal(c.code, 0, c.stderr);
+  assert.match(c.stdout, /devices: cpu → cuda:0 \(1 tensor, 24 B\)/);
+  assert.match(c.stdout, /verified: 1 tensor, CRC-32 of 1 storage equal to the source/);
+  for (const out of [i.stdout, c.stdout]) assert.doesNotMatch(out, /\b1 (tensors|keys|storages)\b/);
+});
