@@ -251,6 +251,12 @@ const recordOf =
   };
 const anyNumber: Check = (v, name) => (typeof v === 'number' ? v : fail('usage', `${name} must be a number, not ${show(v)}`));
 const count = int(0, Number.MAX_SAFE_INTEGER);
+/** one path component: what a browser gives as a dropped file's name */
+const fileName: Check = (v, name) => {
+  const s = text(v, name);
+  if (!s || s.length > 255 || /[\\/]/.test(s) || s === '.' || s === '..') fail('usage', `${name} must be a file name without folders, not ${show(s)}`);
+  return s;
+};
 const anyString: Check = (v, name) => (typeof v === 'string' ? v : fail('usage', `${name} must be a string, not ${show(v)}`));
 const dims = listOf((v, name) => (typeof v === 'number' || typeof v === 'string' ? v : fail('usage', `${name} must be a size or a name`)));
 const sha: Check = (v, name) => (typeof v === 'string' && /^[0-9a-f]{0,64}$/.test(v) ? v : fail('usage', `${name} must be a sha256 in hex`));
@@ -404,6 +410,12 @@ const fitTarget: Check = (v, name) => {
 const SPECS: Record<ApiMethod, Arg[]> = {
   getWorkspace: [],
   listDirectory: [{ name: 'dir', check: absolutePath }],
+  findDroppedFile: [
+    { name: 'name', check: fileName },
+    { name: 'bytes', check: count },
+    { name: 'modifiedMs', check: count },
+    { name: 'folders', check: (v, name) => list(v, name).map((f, i) => absolutePath(f, `${name}[${i}]`)) },
+  ],
   chooseFile: [
     { name: 'kind', check: oneOf(['file', 'folder', 'save']) },
     { name: 'suggested', check: anyText, optional: true },

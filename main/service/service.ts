@@ -73,6 +73,9 @@ export function createApiService(opts: ServiceOptions): ApiService {
       }),
     ),
     listDirectory: method('listDirectory', (dir: string) => jobs.run({ kind: 'list-directory', dir })),
+    findDroppedFile: method('findDroppedFile', (name: string, bytes: number, modifiedMs: number, folders: string[]) =>
+      jobs.run({ kind: 'find-dropped-file', file: { name, bytes, modifiedMs }, folders }),
+    ),
     chooseFile: method('chooseFile', (kind: 'file' | 'folder' | 'save', suggested?: string) => (opts.chooseFile ? opts.chooseFile(kind, suggested) : null)),
     addRecent: method('addRecent', (file: string) => {
       const list = recent.add(file);

@@ -1,6 +1,7 @@
 // Opening by path in web mode: a file path pasted into Open's path field opens the file (it used
 // to say "is a file, not a folder"); a folder path still browses.
 import assert from 'node:assert/strict';
+import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { browserSkipReason, SAMPLE_DIR, screenshot, serveAndBrowse } from './helpers.ts';
@@ -58,6 +59,37 @@ describe('open by path', { skip: skip ?? false }, () => {
     await page.getByRole('status').filter({ hasText: 'is not an absolute path' }).waitFor();
     await field.press('Escape');
     await bar.filter({ hasText: 'cuda1.pt' }).waitFor();
+    assert.deepEqual(app.browser.problems, []);
+  });
+
+  it('a file dropped on the page is found under the recent folders by name, size and modified time', { timeout: 60_000 }, async () => {
+    const { page } = app.browser;
+    /** drops a File with this name, size and time on the window, as a file manager would */
+    const drop = async (name: string, bytes: number, modifiedMs: number): Promise<void> => {
+      const transfer = await page.evaluateHandle(
+        `(() => { const dt = new DataTransfer(); dt.items.add(new File([new Uint8Array(${bytes})], ${JSON.stringify(name)}, { lastModified: ${modifiedMs} })); return dt; })()`,
+      );
+      const shell = page.getByRole('application', { name: 'Checkpoint Workstation' });
+      await shell.dispatchEvent('dragenter', { dataTransfer: transfer });
+      await shell.dispatchEvent('drop', { dataTransfer: transfer });
+    };
+    const legacy = join(SAMPLE_DIR, 'legacy_cpu.pt');
+    const st = statSync(legacy);
+    await drop('legacy_cpu.pt', st.size, Math.floor(st.mtimeMs));
+    await page
+      .getByRole('status')
+      .filter({ hasText: `Found “legacy_cpu.pt” in ${SAMPLE_DIR}` })
+      .waitFor();
+    await page.getByTestId('open-file').filter({ hasText: 'legacy_cpu.pt' }).waitFor();
+    await page.getByRole('region', { name: 'Contents' }).getByText('PyTorch legacy').waitFor();
+
+    // a file that is nowhere under them: the file browser opens, saying why
+    await drop('elsewhere.pt', 1234, Date.now());
+    await page.getByRole('status').filter({ hasText: 'it is not under the recent folders' }).waitFor();
+    const dialog = page.getByRole('dialog', { name: 'Find “elsewhere.pt”' });
+    await dialog.waitFor();
+    await page.keyboard.press('Escape');
+    await dialog.waitFor({ state: 'hidden' });
     assert.deepEqual(app.browser.problems, []);
   });
 });
