@@ -4,6 +4,10 @@
 // dynamo export, onnx's re-save).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { CheckpointError } from '../../../../main/errors.ts';
 import { openFormat } from '../../../../main/formats/open-format.ts';
 import { initializerBytes, loadOnnxModel } from '../../../../main/formats/onnx/onnx-model.ts';
 import { looksLikeOnnx } from '../../../../main/formats/onnx/onnx-reading.ts';
@@ -94,4 +98,14 @@ test('the match is the ModelProto opening: ir_version then another field, not an
   assert.equal(looksLikeOnnx(new Uint8Array([0x08, 0x07, 0x08, 0x07])), false);
   assert.equal(looksLikeOnnx(new Uint8Array([0x08, 0x00, 0x12])), false);
   assert.equal(looksLikeOnnx(new Uint8Array([0x08, 0x07])), false);
+});
+
+test('a truncated ONNX file is a one-line error naming it, not a crash', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'ckpt-onnx-'));
+  const cut = join(dir, 'cut.onnx');
+  writeFileSync(cut, readFileSync(MODEL).subarray(0, 2000));
+  assert.throws(
+    () => openFormat(cut),
+    (e: CheckpointError) => e.kind === 'truncated' && e.message.startsWith(`${cut}: `) && !e.message.includes('\n'),
+  );
 });
