@@ -25,6 +25,9 @@ export interface DirEntry {
   checkpoint?: boolean;
 }
 
+/** The largest dropped file web mode copies into its session folder when it cannot find it. */
+export const MAX_UPLOAD_BYTES = 32 << 20;
+
 /** Where a dropped file may be (CheckpointApi.findDroppedFile). */
 export interface FoundFiles {
   /** every file with the name, size and modified time, at most 10 */
@@ -143,6 +146,11 @@ export interface CheckpointApi {
    * (a few levels deep, a bounded number of entries) with its name, size and modified time.
    */
   findDroppedFile(name: string, bytes: number, modifiedMs: number, folders: string[]): Promise<FoundFiles>;
+  /**
+   * A dropped file found nowhere, at most MAX_UPLOAD_BYTES, copied into this session's folder
+   * (removed when the server stops); its path there.
+   */
+  uploadDroppedFile(name: string, base64: string): Promise<string>;
   /** a native open dialog (Electron only); null when cancelled or unavailable */
   chooseFile(kind: 'file' | 'folder' | 'save', suggested?: string): Promise<string | null>;
   addRecent(file: string): Promise<void>;
@@ -187,6 +195,7 @@ export const API_METHODS = [
   'getWorkspace',
   'listDirectory',
   'findDroppedFile',
+  'uploadDroppedFile',
   'chooseFile',
   'addRecent',
   'inspect',

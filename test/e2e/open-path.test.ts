@@ -1,10 +1,10 @@
 // Opening by path in web mode: a file path pasted into Open's path field opens the file (it used
 // to say "is a file, not a folder"); a folder path still browses.
 import assert from 'node:assert/strict';
-import { statSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { browserSkipReason, SAMPLE_DIR, screenshot, serveAndBrowse } from './helpers.ts';
+import { browserSkipReason, REPO, SAMPLE_DIR, screenshot, serveAndBrowse } from './helpers.ts';
 
 const skip = browserSkipReason();
 
@@ -62,12 +62,13 @@ describe('open by path', { skip: skip ?? false }, () => {
     assert.deepEqual(app.browser.problems, []);
   });
 
-  it('a file dropped on the page is found under the recent folders by name, size and modified time', { timeout: 60_000 }, async () => {
+  it('a dropped file is found under the recent folders by name, size and modified time, else uploaded when small', { timeout: 60_000 }, async () => {
     const { page } = app.browser;
-    /** drops a File with this name, size and time on the window, as a file manager would */
-    const drop = async (name: string, bytes: number, modifiedMs: number): Promise<void> => {
+    /** drops a File with this name, size (zeros, or `base64` content) and time on the window, as a file manager would */
+    const drop = async (name: string, bytes: number, modifiedMs: number, base64 = ''): Promise<void> => {
+      const content = base64 ? `Uint8Array.from(atob(${JSON.stringify(base64)}), (c) => c.charCodeAt(0))` : `new Uint8Array(${bytes})`;
       const transfer = await page.evaluateHandle(
-        `(() => { const dt = new DataTransfer(); dt.items.add(new File([new Uint8Array(${bytes})], ${JSON.stringify(name)}, { lastModified: ${modifiedMs} })); return dt; })()`,
+        `(() => { const dt = new DataTransfer(); dt.items.add(new File([${content}], ${JSON.stringify(name)}, { lastModified: ${modifiedMs} })); return dt; })()`,
       );
       const shell = page.getByRole('application', { name: 'Checkpoint Workstation' });
       await shell.dispatchEvent('dragenter', { dataTransfer: transfer });
@@ -83,10 +84,20 @@ describe('open by path', { skip: skip ?? false }, () => {
     await page.getByTestId('open-file').filter({ hasText: 'legacy_cpu.pt' }).waitFor();
     await page.getByRole('region', { name: 'Contents' }).getByText('PyTorch legacy').waitFor();
 
-    // a file that is nowhere under them: the file browser opens, saying why
-    await drop('elsewhere.pt', 1234, Date.now());
-    await page.getByRole('status').filter({ hasText: 'it is not under the recent folders' }).waitFor();
-    const dialog = page.getByRole('dialog', { name: 'Find “elsewhere.pt”' });
+    // nowhere under them and small: a copy is uploaded into the session folder and opened
+    const npy = readFileSync(join(REPO, 'test', 'fixtures', 'numpy', 'dtype_f4.npy'));
+    await drop('dropped-array.npy', npy.length, Date.now(), npy.toString('base64'));
+    const note = page.getByRole('status').filter({ hasText: '“dropped-array.npy” is not under the recent folders; a copy was uploaded to' });
+    await note.waitFor();
+    assert.match(await note.innerText(), /\(files up to 32 MiB\), removed when the server stops/);
+    await page.getByTestId('open-file').filter({ hasText: 'dropped-array.npy' }).waitFor();
+    await page.getByRole('region', { name: 'Contents' }).getByText('NumPy .npy').waitFor();
+    assert.equal(await page.getByTestId('tensor-count').textContent(), '1');
+
+    // nowhere under them and over the bound: the file browser opens, saying why
+    await drop('huge.pt', (32 << 20) + 1, Date.now());
+    await page.getByRole('status').filter({ hasText: 'over 32 MiB to upload' }).waitFor();
+    const dialog = page.getByRole('dialog', { name: 'Find “huge.pt”' });
     await dialog.waitFor();
     await page.keyboard.press('Escape');
     await dialog.waitFor({ state: 'hidden' });
