@@ -3,7 +3,7 @@
 // is forbidden. The config refuses to load if the list itself has a cycle, so the folder graph of
 // main/ stays acyclic as long as this passes.
 const BELOW_FORMATS = ['main/formats/values', 'main/io', 'main/errors.ts'];
-const FORMATS = ['main/formats', 'main/formats/torch', 'main/formats/safetensors', 'main/formats/numpy', 'main/formats/dcp', 'main/formats/deepspeed', 'main/formats/pickle', 'main/formats/pickle/scan', 'main/formats/zip', ...BELOW_FORMATS];
+const FORMATS = ['main/formats', 'main/formats/torch', 'main/formats/safetensors', 'main/formats/numpy', 'main/formats/dcp', 'main/formats/deepspeed', 'main/formats/onnx', 'main/formats/pickle', 'main/formats/pickle/scan', 'main/formats/zip', ...BELOW_FORMATS];
 const ENGINE = ['main/checkpoint', 'main/checkpoint/scan', 'main/inputs', 'main/convert', 'main/reshard', 'main/verify', 'main/fit', 'main/diff', ...FORMATS];
 
 /** @type {Record<string, string[]>} folder (or file) of main/ → what it may import (shared/ is always allowed) */
@@ -18,6 +18,7 @@ const LAYERS = {
   'main/formats/safetensors': BELOW_FORMATS,
   'main/formats/torch': ['main/formats/pickle', 'main/formats/zip', ...BELOW_FORMATS],
   'main/formats/numpy': ['main/formats/safetensors', 'main/formats/zip', 'main/formats/pickle', ...BELOW_FORMATS],
+  'main/formats/onnx': ['main/formats/safetensors', ...BELOW_FORMATS],
   'main/formats/dcp': ['main/formats/torch', 'main/formats/safetensors', 'main/formats/pickle', 'main/formats/zip', ...BELOW_FORMATS],
   'main/formats/deepspeed': ['main/formats/torch', 'main/formats/pickle', 'main/formats/zip', ...BELOW_FORMATS],
   'main/formats': FORMATS.filter((f) => f !== 'main/formats'),

@@ -25,6 +25,18 @@ export interface DirEntry {
   checkpoint?: boolean;
 }
 
+/** The largest dropped file web mode copies into its session folder when it cannot find it. */
+export const MAX_UPLOAD_BYTES = 32 << 20;
+
+/** Where a dropped file may be (CheckpointApi.findDroppedFile). */
+export interface FoundFiles {
+  /** every file with the name, size and modified time, at most 10 */
+  matches: string[];
+  /** entries looked at, and whether the bound stopped the search before it was done */
+  searched: number;
+  stoppedEarly: boolean;
+}
+
 export interface DirListing {
   dir: string;
   parent: string | null;
@@ -133,6 +145,16 @@ export type ApiEvent =
 export interface CheckpointApi {
   getWorkspace(): Promise<Workspace>;
   listDirectory(dir: string): Promise<DirListing>;
+  /**
+   * A file dropped on a web page, whose path the browser does not give: the files under `folders`
+   * (a few levels deep, a bounded number of entries) with its name, size and modified time.
+   */
+  findDroppedFile(name: string, bytes: number, modifiedMs: number, folders: string[]): Promise<FoundFiles>;
+  /**
+   * A dropped file found nowhere, at most MAX_UPLOAD_BYTES, copied into this session's folder
+   * (removed when the server stops); its path there.
+   */
+  uploadDroppedFile(name: string, base64: string): Promise<string>;
   /** a native open dialog (Electron only); null when cancelled or unavailable */
   chooseFile(kind: 'file' | 'folder' | 'save', suggested?: string): Promise<string | null>;
   addRecent(file: string): Promise<void>;
@@ -180,6 +202,8 @@ export interface CheckpointApi {
 export const API_METHODS = [
   'getWorkspace',
   'listDirectory',
+  'findDroppedFile',
+  'uploadDroppedFile',
   'chooseFile',
   'addRecent',
   'inspect',

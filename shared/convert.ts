@@ -1,5 +1,5 @@
 import type { LayoutVerdict } from './inspect.ts';
-import type { CastSummary, ConversionRules } from './presets.ts';
+import { PRESETS, type CastSummary, type ConversionRules } from './presets.ts';
 
 /**
  * What a conversion will do, computed before anything is written: the preview the CLI prints for
@@ -132,4 +132,24 @@ export interface Progress {
   unit: 'bytes' | 'files' | 'tensors' | 'samples';
   /** what is being worked on */
   label?: string;
+}
+
+/**
+ * How to load what a conversion wrote: the preset's line, reaching into the container when the
+ * state dict is not the whole file (a training checkpoint's `sd['model']`, not `sd`), with gpu:K's
+ * index filled in. Null without a preset.
+ */
+export function loadsWithFor(plan: Pick<ConversionPlan, 'rules' | 'stateDicts'>): string | null {
+  const preset = plan.rules.preset;
+  const info = preset ? PRESETS.find((p) => p.name === preset.name) : undefined;
+  if (!preset || !info) return null;
+  let line = preset.name === 'gpu' ? info.loadsWith.replaceAll('cuda:K', `cuda:${preset.index}`) : info.loadsWith;
+  const inner = plan.rules.unwrap ? null : plan.stateDicts.find((s) => s.kind === 'state-dict' && s.path.length > 0);
+  if (inner) {
+    const at = inner.path.map((k) => (typeof k === 'number' ? `[${k}]` : `['${k.replaceAll('\\', '\\\\').replaceAll("'", "\\'")}']`)).join('');
+    line = line
+      .replace(/load_state_dict\(sd\b/, `load_state_dict(sd${at}`)
+      .replace(/load_state_dict\(torch\.load\(([^()]*)\)/, `load_state_dict(torch.load($1)${at}`);
+  }
+  return line;
 }

@@ -4,7 +4,18 @@
  */
 import type { DevicePlan } from './devices.ts';
 
-export type CheckpointFormatName = 'torch-zip' | 'torch-legacy' | 'torch-tar' | 'torchscript' | 'safetensors' | 'npz' | 'npy' | 'pickle' | 'dcp' | 'deepspeed';
+export type CheckpointFormatName =
+  | 'torch-zip'
+  | 'torch-legacy'
+  | 'torch-tar'
+  | 'torchscript'
+  | 'safetensors'
+  | 'npz'
+  | 'npy'
+  | 'pickle'
+  | 'dcp'
+  | 'deepspeed'
+  | 'onnx';
 export type LayoutKind = 'cpu' | 'single-gpu' | 'dp' | 'ddp' | 'mixed';
 export type SecurityClass = 'safe' | 'benign' | 'unknown-class' | 'dangerous';
 
@@ -21,6 +32,11 @@ export interface LayoutVerdict {
 export interface TensorInfo {
   /** container keys from the root: dict keys, list indexes, attribute names */
   path: (string | number)[];
+  /**
+   * In a whole pickled module: where `state_dict()` puts it (the module's path, then its key:
+   * `conv1.weight` for `_modules/conv1/_parameters/weight`). Absent elsewhere.
+   */
+  statePath?: (string | number)[];
   dtype: string;
   shape: number[];
   stride: number[];

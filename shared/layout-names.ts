@@ -1,4 +1,4 @@
-import type { LayoutKind, SecurityClass } from './inspect.ts';
+import type { LayoutKind, LoadClaims, SecurityClass, SecurityReport } from './inspect.ts';
 
 export const LAYOUT_TITLES: Record<LayoutKind, string> = {
   cpu: 'CPU',
@@ -14,3 +14,12 @@ export const SECURITY_TITLES: Record<SecurityClass, string> = {
   'unknown-class': 'needs classes: loading imports the classes named below',
   dangerous: 'DANGEROUS: unpickling this file with torch.load would run the code named below',
 };
+
+/**
+ * The verdict's title; a file with no pickle that torch.load does not read (an ONNX graph, a
+ * numpy array) is safe because nothing in it runs, not because torch.load(weights_only=True) loads it.
+ */
+export function securityTitle(security: Pick<SecurityReport, 'verdict' | 'globals'>, loading: Pick<LoadClaims, 'torchLoad'> | undefined): string {
+  if (security.verdict === 'safe' && !security.globals.length && loading?.torchLoad === false) return 'safe: it holds no pickle, so reading it runs no code';
+  return SECURITY_TITLES[security.verdict];
+}

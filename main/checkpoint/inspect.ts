@@ -12,6 +12,7 @@ import type { SecurityReport } from '../../shared/inspect.ts';
 import { loadClaims } from './load-claims.ts';
 import { scanSecurity, securityOfPath } from './security.ts';
 import { childrenOf, walkTensors, type TensorAt } from './tree.ts';
+import { plural } from '../../shared/plural.ts';
 
 /** An opened checkpoint with everything the engine found in it. Tensor bytes are still unread. */
 export interface Checkpoint {
@@ -50,6 +51,7 @@ export function analyse(file: string, reading: FormatReading, opts: AnalyseOptio
   const users = new Map<TorchStorage, number>();
   for (const { tensor } of tensors) if (tensor.storage) users.set(rootStorage(tensor.storage), (users.get(rootStorage(tensor.storage)) ?? 0) + 1);
   const storages = new Set(users.keys());
+  const statePaths = moduleStatePaths(roles);
   const byDtype: Record<string, { tensors: number; bytes: number }> = {};
   const byDevice: Record<string, { tensors: number; bytes: number }> = {};
   const infos: TensorInfo[] = tensors.map(({ path: p, tensor: t }) => {
@@ -73,6 +75,7 @@ export function analyse(file: string, reading: FormatReading, opts: AnalyseOptio
       storage: t.storage ? rootStorage(t.storage).key : null,
       shared: t.storage ? (users.get(rootStorage(t.storage)) ?? 0) > 1 : false,
       kind: t.subclass ?? t.kind,
+      ...statePathOf(statePaths, t),
     };
   });
   const layout = detectLayout({
@@ -83,6 +86,7 @@ export function analyse(file: string, reading: FormatReading, opts: AnalyseOptio
   });
   // numpy files hold named arrays: torch.load never reads them, so "state dict" would mislead
   if (reading.format === 'npz' || reading.format === 'npy') layout.evidence = layout.evidence.map((e) => e.replace(/^state dict /, 'named numpy arrays '));
+  if (reading.format === 'onnx') layout.evidence = layout.evidence.map((e) => e.replace(/^state dict /, 'ONNX initializers '));
   const roleInfos: RoleInfo[] = roles.map((r) => ({
     kind: r.kind,
     path: r.path,
@@ -114,6 +118,28 @@ export function analyse(file: string, reading: FormatReading, opts: AnalyseOptio
   if (values.length) report.values = values;
   report.security.weightsOnlyLoadable = report.loading.weightsOnly;
   return { file, reading, tensors, roles, report, close: () => reading.close() };
+}
+
+/**
+ * Each tensor of a whole pickled module by where `state_dict()` puts it: the module's path, then
+ * its key. A tensor the module holds twice (tied weights) has one key per place, in order.
+ */
+function moduleStatePaths(roles: readonly Role[]): Map<TorchTensor, (string | number)[][]> {
+  const out = new Map<TorchTensor, (string | number)[][]>();
+  for (const r of roles) {
+    if (r.kind !== 'module') continue;
+    for (const e of r.entries ?? []) {
+      const list = out.get(e.tensor) ?? [];
+      list.push([...r.path, e.key]);
+      out.set(e.tensor, list);
+    }
+  }
+  return out;
+}
+
+function statePathOf(paths: Map<TorchTensor, (string | number)[][]>, t: TorchTensor): { statePath?: (string | number)[] } {
+  const p = paths.get(t)?.shift();
+  return p ? { statePath: p } : {};
 }
 
 export function typeName(v: PyValue): string {
@@ -168,7 +194,7 @@ export function summariseTree(
         width,
       );
       const more = Math.max(0, trie.length - width) + (v.size - sd.length);
-      return { key, type, summary: `state dict, ${sd.length} tensors`, children: trie.slice(0, width), ...(more ? { more } : {}) };
+      return { key, type, summary: `state dict, ${plural(sd.length, 'tensor')}`, children: trie.slice(0, width), ...(more ? { more } : {}) };
     }
   }
   onPath.add(v as object);
@@ -218,7 +244,7 @@ export function keyTrie(entries: readonly (readonly [string, TorchTensor])[], wi
         });
       else {
         const kids = foldNumberedRuns(toNodes(n));
-        const node: TreeNode = { key: `${name}.`, type: 'prefix', summary: `${n.count} tensors`, children: kids.slice(0, width) };
+        const node: TreeNode = { key: `${name}.`, type: 'prefix', summary: plural(n.count, 'tensor'), children: kids.slice(0, width) };
         if (kids.length > width) node.more = kids.length - width;
         nodes.push(node);
       }

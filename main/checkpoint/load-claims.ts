@@ -99,6 +99,14 @@ export function loadClaims(report: Pick<InspectReport, 'file' | 'format' | 'secu
         why: `a numpy ${format === 'npz' ? '.npz archive' : '.npy array'}, not a torch.save file: torch.load cannot read it`,
         convertible: true,
       };
+    case 'onnx':
+      return {
+        weightsOnly: false,
+        torchLoad: false,
+        how: 'onnxruntime.InferenceSession(f)',
+        why: 'an ONNX graph (torch.onnx.export), not a torch.save file: torch.load cannot read it',
+        convertible: false,
+      };
     case 'pickle':
       // torch/serialization.py `_legacy_load`: the first pickle must be torch's magic number.
       return {

@@ -1,5 +1,5 @@
 import type { CastSummary } from '../../shared/presets.ts';
-import type { ConversionPlan, ConversionReport } from '../../shared/convert.ts';
+import { loadsWithFor, type ConversionPlan, type ConversionReport } from '../../shared/convert.ts';
 import { LAYOUT_TITLES } from '../../shared/layout-names.ts';
 import { PRESETS } from '../../shared/presets.ts';
 import type { BatchItem, BatchSummary } from '../jobs/batch.ts';
@@ -31,7 +31,11 @@ export function renderPlan(plan: ConversionPlan, s: Style, detailed: boolean): s
   }
   for (const o of plan.outputs) {
     const dev = o.devices
-      .map((d) => (d.from === d.to ? `${d.from} (unchanged, ${d.tensors})` : `${d.from} → ${d.to} (${d.tensors} tensors, ${formatBytes(d.bytes)})`))
+      .map((d) =>
+        d.from === d.to
+          ? `${d.from} (unchanged, ${plural(d.tensors, 'tensor')})`
+          : `${d.from} → ${d.to} (${plural(d.tensors, 'tensor')}, ${formatBytes(d.bytes)})`,
+      )
       .join('; ');
     row(o.rank !== undefined ? `rank ${o.rank}` : 'output', `${o.file}${o.exists ? s.yellow('  (exists: --force to overwrite)') : ''}`);
     lines.push(`          devices: ${dev || 'no tensors'}`);
@@ -52,9 +56,8 @@ export function renderReport(r: ConversionReport, s: Style): string {
     lines.push(`${s.bold('written'.padEnd(9))} ${o.file}  ${formatBytes(o.bytes)}  ${verdict}`);
   }
   if (r.cast) lines.push(`${s.bold('dtype'.padEnd(9))} ${castText(r.cast, s)}`);
-  const preset = r.plan.rules.preset;
-  const info = preset ? PRESETS.find((p) => p.name === preset.name) : undefined;
-  if (info) lines.push(`${s.bold('load it'.padEnd(9))} ${info.loadsWith}`);
+  const loadsWith = loadsWithFor(r.plan);
+  if (loadsWith) lines.push(`${s.bold('load it'.padEnd(9))} ${loadsWith}`);
   const cf = r.codeFree;
   if (cf) lines.push(...codeFreeLines(cf, s));
   if (cf?.leftBehind.length) lines.push(`${s.bold('left'.padEnd(9))} ${cf.leftBehind.join(', ')} ${s.dim('(in the source, not in the output)')}`);
@@ -104,7 +107,7 @@ function prefixChange(stripped: string[], added: string[]): string {
 
 /** `--dtype`'s line: what was cast, and the values that became ±Inf or ±0 (the fp16 trap). */
 export function castText(c: CastSummary, s: Style): string {
-  const parts = [`${c.cast} tensors cast to ${c.dtype} as torch's .to() does`];
+  const parts = [`${plural(c.cast, 'tensor')} cast to ${c.dtype} as torch's .to() does`];
   if (c.unchanged) parts.push(`${c.unchanged} already ${c.dtype}`);
   if (c.kept) parts.push(`${c.kept} kept by --keep-dtype`);
   const lost = `${c.overflow} values overflowed to ±Inf, ${c.underflow} underflowed to 0`;

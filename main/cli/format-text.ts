@@ -1,9 +1,6 @@
 /** Small text helpers for the terminal output. */
 
-/** `1 tensor`, `16 tensors`. */
-export function plural(n: number, one: string, many = `${one}s`): string {
-  return `${n} ${n === 1 ? one : many}`;
-}
+export { plural } from '../../shared/plural.ts';
 
 export function formatBytes(n: number): string {
   if (n < 1024) return `${n} B`;

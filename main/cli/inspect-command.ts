@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
 import type { InspectReport, TreeNode } from '../../shared/inspect.ts';
-import { LAYOUT_TITLES, SECURITY_TITLES } from '../../shared/layout-names.ts';
+import { LAYOUT_TITLES, securityTitle } from '../../shared/layout-names.ts';
 import { openCheckpoint } from '../inputs/open-checkpoint.ts';
 import { readDevices } from '../devices/read-devices.ts';
 import { devicePlanFor } from './devices-command.ts';
@@ -90,7 +90,7 @@ export function renderInspect(r: InspectReport, s: Style): string {
   if (shared) sub(`${shared} tensor paths share a storage with another (tied weights or views)`);
   const sec = r.security;
   const color = sec.verdict === 'dangerous' ? s.red : sec.verdict === 'unknown-class' ? s.yellow : s.green;
-  row('security', color(SECURITY_TITLES[sec.verdict]));
+  row('security', color(securityTitle(sec, r.loading)));
   if (sec.verdict !== 'safe' && sec.weightsOnly?.refusal) sub(s.dim(`weights_only: ${sec.weightsOnly.refusal}`));
   for (const g of sec.globals.filter((x) => x.class === 'dangerous' || x.class === 'unknown-class').slice(0, 12)) {
     sub(

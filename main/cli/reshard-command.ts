@@ -5,7 +5,7 @@ import type { ReshardFormat, ReshardReport, ReshardRequest, ReshardTarget, Shard
 import { CheckpointError, fail } from '../errors.ts';
 import { WorkerPool } from '../jobs/pool.ts';
 import { DEFAULT_MAX_SHARD_BYTES, parseShardSize } from '../reshard/hf-shards.ts';
-import { formatBytes, makeStyle, type Style } from './format-text.ts';
+import { formatBytes, makeStyle, plural, type Style } from './format-text.ts';
 import { cancelOnSignal } from './cancel-on-signal.ts';
 import type { CliIO } from './io.ts';
 import { withTag } from '../formats/deepspeed/locate.ts';
@@ -201,7 +201,13 @@ export function renderLayout(l: ShardLayout, s: Style, maxRows = 24): string {
     );
   }
   if (l.rows.length > maxRows)
-    lines.push(s.dim(maxRows ? `  … ${l.rows.length - maxRows} more tensors` : `  ${l.rows.length} tensors (--dry-run shows where each one lies)`));
+    lines.push(
+      s.dim(
+        maxRows
+          ? `  … ${plural(l.rows.length - maxRows, 'more tensor', 'more tensors')}`
+          : `  ${plural(l.rows.length, 'tensor')} (--dry-run shows where each one lies)`,
+      ),
+    );
   if (l.items.length)
     lines.push(
       s.dim(
@@ -239,12 +245,16 @@ export function renderReshard(r: ReshardReport, s: Style, opts: { withErrors?: b
       );
   }
   for (const o of r.outputs) {
-    const verdict = o.verified ? s.green(`verified: ${o.tensors} tensors read back equal to the source`) : s.red(`NOT verified: ${o.mismatch}`);
+    const verdict = o.verified ? s.green(`verified: ${plural(o.tensors, 'tensor')} read back equal to the source`) : s.red(`NOT verified: ${o.mismatch}`);
     row('written', `${o.file}  ${formatBytes(o.bytes)}  ${verdict}`);
   }
   if (r.cast) row('dtype', castText(r.cast, s));
   if (p.codeFree) out.push(...codeFreeLines(p.codeFree, s));
-  if (r.pieceChecks) row('pieces', `${r.pieceChecks} pieces cut back out of the written tensors match their source files`);
+  if (r.pieceChecks)
+    row(
+      'pieces',
+      `${plural(r.pieceChecks, 'piece')} cut back out of the written tensors ${r.pieceChecks === 1 ? 'matches its source file' : 'match their source files'}`,
+    );
   if (p.request.dryRun) row('dry run', 'nothing was written');
   else if (r.outputs.length)
     out.push(s.dim(`          ${r.seconds.toFixed(2)} s, ${formatBytes(r.bytesCopied)} copied${r.written ? '' : '; nothing was published'}`));

@@ -1,7 +1,7 @@
 /** The verify report as terminal text. */
 import * as path from 'node:path';
 import type { RunResult, VerifyReport } from '../../shared/verify.ts';
-import type { Style } from './format-text.ts';
+import { plural, type Style } from './format-text.ts';
 import { num, pct } from '../verify/report-numbers.ts';
 
 function runLine(r: RunResult, width: number): string {
@@ -39,7 +39,7 @@ export function renderReportText(r: VerifyReport, s: Style): string {
     out.push(`${s.bold('model')}    ${py.modelClass}(**${JSON.stringify(py.modelArgs)}); torch.load(weights_only=True), load_state_dict(strict=True)`);
     for (const a of py.applied)
       out.push(
-        `         ${a.label}: ${a.keys} keys${a.path.length ? ` from ${a.path.map((k) => `[${JSON.stringify(k)}]`).join('')}` : ''}${a.stripped.length ? `, prefixes removed: ${a.stripped.map((p) => `'${p}'`).join(', ')}` : ', no prefixes removed'}`,
+        `         ${a.label}: ${plural(a.keys, 'key')}${a.path.length ? ` from ${a.path.map((k) => `[${JSON.stringify(k)}]`).join('')}` : ''}${a.stripped.length ? `, prefixes removed: ${a.stripped.map((p) => `'${p}'`).join(', ')}` : ', no prefixes removed'}`,
       );
   }
   const c = r.binding.counts;
@@ -57,9 +57,7 @@ export function renderReportText(r: VerifyReport, s: Style): string {
   if (!r.binding.unreached)
     for (const [label, keys] of Object.entries(r.binding.unusedTensors))
       if (keys.length)
-        out.push(
-          `         ${label}: ${keys.length} tensor${keys.length > 1 ? 's' : ''} the graph never used: ${keys.slice(0, 6).join(', ')}${keys.length > 6 ? ', ...' : ''}`,
-        );
+        out.push(`         ${label}: ${plural(keys.length, 'tensor')} the graph never used: ${keys.slice(0, 6).join(', ')}${keys.length > 6 ? ', ...' : ''}`);
   for (const [label, miss] of Object.entries(r.binding.missingTensors))
     for (const m of miss.slice(0, 5)) out.push(`         ${s.red('missing')} in ${label}: ${m}`);
   const width = Math.max(...r.runs.map((x) => (x.file ? path.basename(x.file) : "(the graph's own weights)").length));

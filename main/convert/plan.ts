@@ -9,6 +9,7 @@ import { valueAt } from '../checkpoint/tree.ts';
 import { PyDict, pyRepr } from '../formats/values/python-values.ts';
 import { TorchStorage } from '../formats/values/torch-values.ts';
 import { deviceMapper, keyMapper, type KeyMapper } from './key-rules.ts';
+import { plural } from '../../shared/plural.ts';
 
 /** Module classes that only wrap another module under `_modules['module']` or `['_orig_mod']`. */
 export const WRAPPER_CLASSES: Record<string, string> = {
@@ -112,6 +113,9 @@ export function planConversion(ck: Checkpoint, rules: ConversionRules, output: s
       'a TorchScript archive holds compiled code as well as weights; load it with torch.jit.load(f, map_location=...) (ckpt does not rewrite TorchScript)',
     );
   }
+  if (ck.report.format === 'onnx') {
+    errors.push('an ONNX graph, not a torch checkpoint: ckpt convert does not rewrite it; use it as the graph: `ckpt verify --model <this file>`');
+  }
   let rootChange: string | null = null;
   if (rules.unwrap) {
     const primary = primaryStateDict(roles);
@@ -143,7 +147,7 @@ export function planConversion(ck: Checkpoint, rules: ConversionRules, output: s
   }
   if (rules.exportStateDict) {
     if (!modules.length) warnings.push('--export-state-dict: no whole pickled module in this file; nothing to export');
-    else rootChange = `the pickled module ${modules[0]!.className} is replaced by its state dict (${modules[0]!.entries?.length ?? 0} keys)`;
+    else rootChange = `the pickled module ${modules[0]!.className} is replaced by its state dict (${plural(modules[0]!.entries?.length ?? 0, 'key')})`;
   }
   if (!roles.length && !modules.length) warnings.push('no model state dict was recognised: only device tags change');
   const newDtypes = [

@@ -98,8 +98,10 @@ export function planDevices(deviceCounts: Record<string, number>, reading: Devic
     if (p.backend === 'cuda') {
       const i = p.index ?? 0;
       if (state === 'none') {
-        const why = reading.status === 'ok' ? reading.visible.note : reading.message;
-        return { ...base, loads: false, reason: `${cpuOnlyReason()} (${why})`, lands: null, fix: { preset: 'cpu', line: CPU_FIX_LINE } };
+        // CUDA_VISIBLE_DEVICES hiding the GPUs is worth saying per tag; a machine without nvidia-smi
+        // is said once, in `machine`, not again on every tag (the Devices view showed it three times)
+        const reason = reading.status === 'ok' ? `${cpuOnlyReason()} (${reading.visible.note})` : cpuOnlyReason();
+        return { ...base, loads: false, reason, lands: null, fix: { preset: 'cpu', line: CPU_FIX_LINE } };
       }
       if (state === 'unknown') {
         return {

@@ -58,7 +58,7 @@ async function chooseFile(kind: 'file' | 'folder' | 'save', suggested?: string):
     ...(kind === 'file'
       ? {
           filters: [
-            { name: 'Checkpoints', extensions: ['pt', 'pth', 'bin', 'ckpt', 'tar', 'safetensors', 'npz', 'npy', 'pkl'] },
+            { name: 'Checkpoints', extensions: ['pt', 'pth', 'bin', 'ckpt', 'tar', 'safetensors', 'npz', 'npy', 'pkl', 'onnx'] },
             { name: 'All files', extensions: ['*'] },
           ],
         }

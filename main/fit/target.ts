@@ -4,7 +4,7 @@ import type { Checkpoint } from '../checkpoint/inspect.ts';
 import { fail } from '../errors.ts';
 import type { TorchTensor } from '../formats/values/torch-values.ts';
 import { openCheckpoint } from '../inputs/open-checkpoint.ts';
-import { loadOnnxModel } from '../verify/onnx-model.ts';
+import { loadOnnxModel } from '../formats/onnx/onnx-model.ts';
 import { modelState } from './model-state.ts';
 import { looksLikeLoadError, parseLoadError } from './parse-load-error.ts';
 import { parseShapeLines } from './parse-shape-lines.ts';

@@ -16,11 +16,12 @@ import { torchPickleHooks } from './torch/torch-pickle.ts';
 import { isTorchArchive, readTorchZip, torchArchiveOf, type TorchArchive } from './torch/torch-zip.ts';
 import { isTorchScript, readTorchScript } from './torch/torchscript.ts';
 import { ZipArchive } from './zip/zip.ts';
+import { looksLikeOnnx, readOnnx } from './onnx/onnx-reading.ts';
 
 /**
  * Opens any supported file by its content, not its name (Netron's `match`/`open` split):
- * torch zip, TorchScript, legacy, tar, safetensors (single or `*.index.json`), npy, npz, and a
- * bare pickle. Reads only the bytes needed to decide and to parse the container.
+ * torch zip, TorchScript, legacy, tar, safetensors (single or `*.index.json`), ONNX, npy, npz, and
+ * a bare pickle. Reads only the bytes needed to decide and to parse the container.
  */
 export function openFormat(path: string): FormatReading {
   let st: fs.Stats;
@@ -135,6 +136,7 @@ export const FORMATS: readonly FormatEntry[] = [
   { name: 'torch-legacy', match: (c) => looksLikeLegacy(c.reader), open: (c) => readTorchLegacy(c.reader) },
   { name: 'torch-tar', match: (c) => looksLikeTar(c.reader), open: (c) => readTorchTar(c.reader) },
   { name: 'safetensors', match: (c) => looksLikeSafetensors(c.reader), open: (c) => readSafetensors(c.reader) },
+  { name: 'onnx', match: (c) => looksLikeOnnx(c.head), open: (c) => readOnnx(c.reader) },
   { name: 'npy', match: (c) => c.text.startsWith('\x93NUMPY'), open: (c) => readNpy(c.reader) },
   { name: 'pickle', match: (c) => c.head[0] === 0x80 && c.head[1]! >= 2 && c.head[1]! <= 5, open: (c) => readBarePickle(c.reader) },
 ];
@@ -145,7 +147,7 @@ export function openReader(reader: RandomAccessReader): FormatReading {
   const container = new Container(reader);
   for (const format of FORMATS) if (format.match(container)) return format.open(container);
   const shown = [...container.head.subarray(0, 8)].map((b) => b.toString(16).padStart(2, '0')).join(' ');
-  fail('not-a-checkpoint', `${name}: not a PyTorch checkpoint, safetensors or numpy file (starts with ${shown})`, name);
+  fail('not-a-checkpoint', `${name}: not a PyTorch checkpoint, safetensors, ONNX or numpy file (starts with ${shown})`, name);
 }
 
 /** A pickle written by `pickle.dump` rather than torch.save (CIFAR batches, HF `training_args.bin`). */

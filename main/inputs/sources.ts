@@ -22,6 +22,7 @@ import { Family } from './family.ts';
 import { dcpEntries } from '../checkpoint/flatten.ts';
 import { isShardTensor } from './placements.ts';
 import { dottedName } from '../checkpoint/replace-tensors.ts';
+import { plural } from '../../shared/plural.ts';
 
 export interface ReshardSource {
   kind: ReshardInputKind;
@@ -185,7 +186,7 @@ function shardSetSource(indexPath: string): ReshardSource {
       const col = new Map(index.shards.map((s, i) => [s, i + 1]));
       return {
         kind: 'shard-set',
-        title: `${index.shards.length} shards with ${path.basename(indexPath)}`,
+        title: `${plural(index.shards.length, 'shard')} with ${path.basename(indexPath)}`,
         columns,
         rows: tensorRows(reading.root, (t, p) => [wholePiece(t, col.get(index.weightMap.get(String(p[0])) ?? '') ?? 1)]),
         items: [],
@@ -247,7 +248,7 @@ function dcpSource(folder: string): ReshardSource {
       const items = layoutItems(reading.root, null).map((it) => ({ ...it, column: bytesCol.get(it.name) ?? null }));
       return {
         kind: 'dcp',
-        title: `DCP folder, ${reading.dcp.files.length} data files, ${reading.dcp.items.length} items`,
+        title: `DCP folder, ${plural(reading.dcp.files.length, 'data file')}, ${plural(reading.dcp.items.length, 'item')}`,
         columns,
         rows,
         items,

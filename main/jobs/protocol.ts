@@ -1,4 +1,5 @@
-import type { BatchPlan, DirListing, StartedJobResults } from '../../shared/api.ts';
+import type { BatchPlan, DirListing, FoundFiles, StartedJobResults } from '../../shared/api.ts';
+import type { DroppedFile } from '../inputs/find-file.ts';
 import type { ConversionPlan, Progress } from '../../shared/convert.ts';
 import type { ErrorInfo } from '../../shared/errors.ts';
 import type { InspectReport, TensorStats } from '../../shared/inspect.ts';
@@ -38,6 +39,7 @@ export interface WorkerJobs {
   'plan-batch': { request: { folder: string; outDir: string; rules: ConversionRules }; result: BatchPlan };
   /** sniffs up to SNIFF_LIMIT files of a folder */
   'list-directory': { request: { dir: string }; result: DirListing };
+  'find-dropped-file': { request: { file: DroppedFile; folders: string[] }; result: FoundFiles };
   /** will a checkpoint load into a model: opens both (issue 14) */
   fit: { request: { file: string; target: FitTargetInput; renames: { pattern: string; replacement: string }[]; edits?: FitEdit[] }; result: FitReport };
   /** two checkpoints compared tensor by tensor, streamed */

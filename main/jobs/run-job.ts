@@ -4,6 +4,7 @@ import { openCheckpoint } from '../inputs/open-checkpoint.ts';
 import { convertFile } from '../convert/convert-file.ts';
 import { tensorStats } from './tensor-stats.ts';
 import { compareRanks } from '../inputs/family.ts';
+import { findDroppedFile } from '../inputs/find-file.ts';
 import { listDirectory } from '../inputs/list-directory.ts';
 import { planBatch } from './batch.ts';
 import { checkPlannedItems } from './batch-dry-run.ts';
@@ -85,6 +86,8 @@ export async function runJob<K extends JobRequest['kind']>(request: JobRequest &
     }
     case 'list-directory':
       return listDirectory(req.dir) as JobResults[K];
+    case 'find-dropped-file':
+      return findDroppedFile(req.file, req.folders) as JobResults[K];
     case 'fit':
       return (await import('../fit/convert-fit.ts')).fitCheckpoint(req.file, req.target, req.renames, req.edits ?? []) as JobResults[K];
     case 'diff-histograms':

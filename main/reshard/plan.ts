@@ -23,6 +23,7 @@ import { tensorSource } from '../formats/values/reshaped-source.ts';
 import { dcpEntries, tensorEntries } from '../checkpoint/flatten.ts';
 import { indexJson, splitIntoShards, type ShardSplit } from './hf-shards.ts';
 import type { ReshardSource } from '../inputs/sources.ts';
+import { plural } from '../../shared/plural.ts';
 
 export interface NamedTensor {
   name: string;
@@ -233,7 +234,10 @@ export function planReshard(src: ReshardSource, req: ReshardRequest): Planned {
     if (free && 'refusal' in free) errors.push(free.refusal);
     else if (free) ({ tree, report: codeFree } = free);
     const tensors = walkTensors(tree);
-    const columns: LayoutColumn[] = cplan.outputs.map((o) => ({ file: o.file, rank: o.rank ?? null, bytes: 0, role: 'data' }));
+    const storages = new Set(tensors.filter((t) => t.tensor.storage).map((t) => rootStorage(t.tensor.storage!)));
+    // every output file holds every storage (one per rank, or the one file): its tensor data, planned
+    const perFile = [...storages].reduce((a, s) => a + s.nbytes, 0);
+    const columns: LayoutColumn[] = cplan.outputs.map((o) => ({ file: o.file, rank: o.rank ?? null, bytes: perFile, role: 'data' }));
     const rows: LayoutRow[] = tensors.map(({ path: p, tensor: t }) => ({
       name: p.map(String).join('.'),
       path: p,
@@ -243,8 +247,7 @@ export function planReshard(src: ReshardSource, req: ReshardRequest): Planned {
       spread: columns.length > 1 ? 'replicated' : 'whole',
       pieces: columns.map((_, i) => ({ column: i, offsets: t.shape.map(() => 0), sizes: t.shape, bytes: t.nbytes, replica: i > 0 })),
     }));
-    const storages = new Set(tensors.filter((t) => t.tensor.storage).map((t) => rootStorage(t.tensor.storage!)));
-    const bytes = [...storages].reduce((a, s) => a + s.nbytes, 0) * columns.length;
+    const bytes = perFile * columns.length;
     const title = target.kind === 'ranks' ? `${target.count} rank files (ddp)` : `one torch file${req.preset ? ` (${req.preset.name})` : ''}`;
     return finish(layoutOf('output', title, columns, rows), bytes, {
       kind: 'torch',
@@ -286,7 +289,7 @@ export function planReshard(src: ReshardSource, req: ReshardRequest): Planned {
         layoutOf(
           'output',
           'one safetensors file',
-          [{ file: out, rank: null, bytes: 0, role: 'data' }],
+          [{ file: out, rank: null, bytes, role: 'data' }],
           wholeRows(tensors, () => 0, paths),
         ),
         bytes,
@@ -383,7 +386,7 @@ export function planReshard(src: ReshardSource, req: ReshardRequest): Planned {
         })),
       };
     });
-  const output = layoutOf('output', `DCP folder, ${ranks} data file${ranks === 1 ? '' : 's'}, ${items.length} items`, columns, rows);
+  const output = layoutOf('output', `DCP folder, ${plural(ranks, 'data file')}, ${plural(items.length, 'item')}`, columns, rows);
   output.items = items.filter((i) => i.kind === 'bytes').map((i) => ({ name: i.fqn, path: i.path, type: 'bytes', summary: '', column: 1 }));
   if (!items.length) fail('usage', 'the checkpoint holds nothing a distributed checkpoint can save');
   return finish(

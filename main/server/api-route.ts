@@ -14,7 +14,7 @@ import { isApiMethod } from '../service/check-args.ts';
 export const MAX_BODY = 1 << 20;
 /** ...except a verify report sent back to be rendered as HTML (its predictions list grows with the test set). */
 export const MAX_REPORT_BODY = 64 << 20;
-const bodyLimit = (method: string): number => (method === 'verifyReportHtml' ? MAX_REPORT_BODY : MAX_BODY);
+const bodyLimit = (method: string): number => (method === 'verifyReportHtml' || method === 'uploadDroppedFile' ? MAX_REPORT_BODY : MAX_BODY);
 
 export function statusFor(kind: ErrorKind): number {
   switch (kind) {

@@ -4,7 +4,7 @@
  * service itself run it; a wrong argument is a `usage` error with one line saying which.
  */
 import * as path from 'node:path';
-import { API_METHODS, type ApiMethod } from '../../shared/api.ts';
+import { API_METHODS, MAX_UPLOAD_BYTES, type ApiMethod } from '../../shared/api.ts';
 import { parseMapLocation, regexError, type CastDtype, type ConversionRules, type Preset } from '../../shared/presets.ts';
 import type { ReshardRequest, ReshardTarget } from '../../shared/reshard.ts';
 import type { Preprocess, VerifyOptions, VerifyReport } from '../../shared/verify.ts';
@@ -251,6 +251,17 @@ const recordOf =
   };
 const anyNumber: Check = (v, name) => (typeof v === 'number' ? v : fail('usage', `${name} must be a number, not ${show(v)}`));
 const count = int(0, Number.MAX_SAFE_INTEGER);
+const base64Upload: Check = (v, name) => {
+  if (typeof v !== 'string' || v.length > Math.ceil(MAX_UPLOAD_BYTES / 3) * 4 || !/^[A-Za-z0-9+/]*={0,2}$/.test(v))
+    fail('usage', `${name} must be base64 of at most ${MAX_UPLOAD_BYTES >> 20} MiB`);
+  return v;
+};
+/** one path component: what a browser gives as a dropped file's name */
+const fileName: Check = (v, name) => {
+  const s = text(v, name);
+  if (!s || s.length > 255 || /[\\/]/.test(s) || s === '.' || s === '..') fail('usage', `${name} must be a file name without folders, not ${show(s)}`);
+  return s;
+};
 const anyString: Check = (v, name) => (typeof v === 'string' ? v : fail('usage', `${name} must be a string, not ${show(v)}`));
 const dims = listOf((v, name) => (typeof v === 'number' || typeof v === 'string' ? v : fail('usage', `${name} must be a size or a name`)));
 const sha: Check = (v, name) => (typeof v === 'string' && /^[0-9a-f]{0,64}$/.test(v) ? v : fail('usage', `${name} must be a sha256 in hex`));
@@ -413,6 +424,16 @@ const fitTarget: Check = (v, name) => {
 const SPECS: Record<ApiMethod, Arg[]> = {
   getWorkspace: [],
   listDirectory: [{ name: 'dir', check: absolutePath }],
+  findDroppedFile: [
+    { name: 'name', check: fileName },
+    { name: 'bytes', check: count },
+    { name: 'modifiedMs', check: count },
+    { name: 'folders', check: (v, name) => list(v, name).map((f, i) => absolutePath(f, `${name}[${i}]`)) },
+  ],
+  uploadDroppedFile: [
+    { name: 'name', check: fileName },
+    { name: 'base64', check: base64Upload },
+  ],
   chooseFile: [
     { name: 'kind', check: oneOf(['file', 'folder', 'save']) },
     { name: 'suggested', check: anyText, optional: true },

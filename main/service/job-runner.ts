@@ -110,7 +110,7 @@ export class JobRunner {
    * a time budget, and a newer inspect replaces the one still running (the user opened another
    * file): either way its worker is stopped, so a hostile file cannot hold the quick pool.
    */
-  run<K extends 'inspect' | 'tensor-stats' | 'reshard' | 'preview-conversion' | 'plan-batch' | 'list-directory' | 'fit' | 'diff' | 'diff-histograms'>(
+  run<K extends 'inspect' | 'tensor-stats' | 'reshard' | 'preview-conversion' | 'plan-batch' | 'list-directory' | 'find-dropped-file' | 'fit' | 'diff' | 'diff-histograms'>(
     request: JobRequest & { kind: K },
   ): Promise<JobResults[K]> {
     this.assertOpen();

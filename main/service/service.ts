@@ -3,6 +3,7 @@
  * IPC adapter (main/electron/ipc.ts) and web mode (main/server/). Every method checks its
  * arguments first and fails with an `ApiError` carrying a typed, one-line `ErrorInfo`.
  */
+import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { ApiError, type ApiEvent, type ApiMethod, type BatchPlan, type CheckpointApi, type Workspace } from '../../shared/api.ts';
@@ -47,6 +48,8 @@ export function createApiService(opts: ServiceOptions): ApiService {
   // When the last listener leaves (a window closed, every browser tab gone), nobody is watching.
   const hub = new EventHub(() => devices.reset());
   const jobs = new JobRunner((e: ApiEvent) => hub.emit(e), opts.poolSize);
+  /** this session's folder for dropped files copied in (uploadDroppedFile), made on first use */
+  let uploads: string | null = null;
 
   /** Checks the arguments, runs the method, turns any failure into an ApiError. */
   const method =
@@ -73,6 +76,9 @@ export function createApiService(opts: ServiceOptions): ApiService {
       }),
     ),
     listDirectory: method('listDirectory', (dir: string) => jobs.run({ kind: 'list-directory', dir })),
+    findDroppedFile: method('findDroppedFile', (name: string, bytes: number, modifiedMs: number, folders: string[]) =>
+      jobs.run({ kind: 'find-dropped-file', file: { name, bytes, modifiedMs }, folders }),
+    ),
     chooseFile: method('chooseFile', (kind: 'file' | 'folder' | 'save', suggested?: string) => (opts.chooseFile ? opts.chooseFile(kind, suggested) : null)),
     addRecent: method('addRecent', (file: string) => {
       const list = recent.add(file);
@@ -122,6 +128,14 @@ export function createApiService(opts: ServiceOptions): ApiService {
       jobs.run({ kind: 'diff-histograms', a, b, key, exactKeys, bins }),
     ),
 
+    uploadDroppedFile: method('uploadDroppedFile', async (name: string, base64: string) => {
+      // a web page cannot say where a dropped file lives: a small one is copied into this session's folder
+      uploads ??= await fs.promises.mkdtemp(path.join(os.tmpdir(), 'ckpt-dropped-'));
+      const file = path.join(uploads, name);
+      await fs.promises.writeFile(file, Buffer.from(base64, 'base64'));
+      return file;
+    }),
+
     readDevices: method('readDevices', () => devices.readNow()),
     devicePlan: method('devicePlan', async (counts: Record<string, number>, ddpWorldSize?: number) =>
       planDevices(counts, await devices.recent(), ddpWorldSize === undefined ? {} : { ddpWorldSize }),
@@ -132,6 +146,7 @@ export function createApiService(opts: ServiceOptions): ApiService {
 
     async close() {
       await Promise.all([jobs.close(), devices.close()]);
+      if (uploads) await fs.promises.rm(uploads, { recursive: true, force: true });
     },
   };
 }

@@ -17,7 +17,7 @@
  */
 import type { CheckpointWeights } from './checkpoint-weights.ts';
 import { convTransposeChannel, foldedBias, foldedWeight, type Folded, type FoldInputs } from './fold-conv-bn.ts';
-import type { OnnxInitializer } from './onnx-model.ts';
+import type { OnnxInitializer } from '../formats/onnx/onnx-model.ts';
 import { FLOAT_DTYPES, rounder, toFloat64 } from './tensor-values.ts';
 
 export type Recipe =

@@ -22,7 +22,7 @@ import type { BindingKind, BindingReport, InitializerBinding, UnreachedTensor } 
 import { computeRecipe, join, numelOf, recipeKeys, recipeVia, sameShape, type Recipe } from './bind-recipes.ts';
 import type { CheckpointWeights } from './checkpoint-weights.ts';
 import type { Folded } from './fold-conv-bn.ts';
-import { initializerBytes, type OnnxInitializer, type OnnxModel, type OnnxNode } from './onnx-model.ts';
+import { initializerBytes, type OnnxInitializer, type OnnxModel, type OnnxNode } from '../formats/onnx/onnx-model.ts';
 import { FLOAT_DTYPES, fromFloat64, rounder, toFloat64 } from './tensor-values.ts';
 
 export type { Recipe } from './bind-recipes.ts';

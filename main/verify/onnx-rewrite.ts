@@ -6,8 +6,8 @@
  * path, which a buffer does not have). Protobuf's 2 GiB message limit bounds what this can write.
  */
 import { fail } from '../errors.ts';
-import { initializerBytes, ONNX_TYPES, type OnnxInitializer, type OnnxModel } from './onnx-model.ts';
-import { PbWriter } from './protobuf.ts';
+import { initializerBytes, ONNX_TYPES, type OnnxInitializer, type OnnxModel } from '../formats/onnx/onnx-model.ts';
+import { PbWriter } from '../formats/onnx/protobuf.ts';
 
 const MAX_MODEL = 2 ** 31 - 1;
 

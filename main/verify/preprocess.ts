@@ -7,7 +7,7 @@
  */
 import type { Preprocess, ResizeMode, TensorLayout } from '../../shared/verify.ts';
 import { fail } from '../errors.ts';
-import type { OnnxValueInfo } from './onnx-model.ts';
+import type { OnnxValueInfo } from '../formats/onnx/onnx-model.ts';
 import type { RawImage, ShapeHint } from './test-set.ts';
 
 /** The input geometry: its rank decides whether there is a channel dim (4), only H×W (3), or a flat vector (2). */

@@ -10,7 +10,7 @@ import { CheckpointError, fail } from '../errors.ts';
 import { openWeights } from './checkpoint-weights.ts';
 import { choosePython } from './find-python.ts';
 import { LogitComparison, RunScore } from './metrics.ts';
-import type { OnnxValueInfo } from './onnx-model.ts';
+import type { OnnxValueInfo } from '../formats/onnx/onnx-model.ts';
 import { preprocessInto, resolvePreprocess, sampleSize, shapeHint } from './preprocess.ts';
 import { PythonRunner, RUNNER_PROTOCOL, type Loaded, type LoadRequest } from './python-runner.ts';
 import { DEFAULT_ATOL, DEFAULT_RTOL, dataReport, exists, judge, type VerifyContext } from './run-verify.ts';
@@ -63,7 +63,7 @@ export async function runVerifyPython(opts: VerifyOptions, ctx: VerifyContext = 
   for (const [f, what] of [
     [opts.data, 'the test set'],
     [opts.checkpoint, 'the checkpoint'],
-    ...(opts.against ? [[opts.against, 'the --against checkpoint']] : []),
+    ...(opts.against ? [[opts.against, 'the source checkpoint']] : []),
   ] as const)
     exists(f, `${what}:`);
   const progress = (done: number, total: number, label: string): void => ctx.onProgress?.({ done, total, unit: 'samples', label });
@@ -181,7 +181,7 @@ export async function runVerifyPython(opts: VerifyOptions, ctx: VerifyContext = 
     if (!opts.against) {
       verdict = 'WARN';
       reasons = [
-        `nothing to compare with: pass --against <the source checkpoint> for a verdict; top-1 ${(results[0]!.metrics.top1 * 100).toFixed(2)}% is the checkpoint's own`,
+        `nothing to compare with: give the source checkpoint too for a verdict; top-1 ${(results[0]!.metrics.top1 * 100).toFixed(2)}% is the checkpoint's own`,
       ];
     }
     const hello = runner.hello!;

@@ -12,7 +12,7 @@ import { asCheckpointError, CheckpointError, fail } from '../errors.ts';
 import { planBindings, type RunWeights } from './bind.ts';
 import { openWeights, type CheckpointWeights } from './checkpoint-weights.ts';
 import { LogitComparison, RunScore } from './metrics.ts';
-import { loadOnnxModel } from './onnx-model.ts';
+import { loadOnnxModel } from '../formats/onnx/onnx-model.ts';
 import { rewriteModel } from './onnx-rewrite.ts';
 import { preprocessInto, resolvePreprocess, sampleSize, shapeHint } from './preprocess.ts';
 import { pickExamples } from './sample-images.ts';
@@ -77,7 +77,7 @@ export async function runVerify(opts: VerifyOptions, ctx: VerifyContext = {}): P
     [opts.model, 'the graph'],
     [opts.data, 'the test set'],
     [opts.checkpoint, 'the checkpoint'],
-    ...(opts.against ? [[opts.against, 'the --against checkpoint']] : []),
+    ...(opts.against ? [[opts.against, 'the source checkpoint']] : []),
   ] as const)
     exists(f, `${what}:`);
   const progress = (done: number, total: number, label: string): void => ctx.onProgress?.({ done, total, unit: 'samples', label });
@@ -246,7 +246,7 @@ export function judge(
   // strictlyLoaded: the user's model took every checkpoint tensor (load_state_dict(strict=True))
   const provesNothing = !strictlyLoaded && !binding.initializers.some((i) => i.used);
   let verdict: Verdict;
-  const vs = cmp.reference === 'graph' ? "the graph's own weights" : 'the --against checkpoint';
+  const vs = cmp.reference === 'graph' ? "the graph's own weights" : 'the source checkpoint';
   const maxDiff = cmp.maxAbsLogitDiff.toPrecision(3);
   if (cmp.bitIdentical) {
     verdict = 'PASS';
@@ -287,7 +287,7 @@ export function judge(
       // Without --against the graph is the reference: a checkpoint tensor that differs from it fails.
       verdict = 'FAIL';
       problems.push(
-        `${some} of the graph ${one ? 'differs' : 'differ'} from the checkpoint tensor${one ? '' : 's'} of the same name and shape: ${names}; this is not the checkpoint the graph was exported from (compare two checkpoints with --against, or use them anyway with --trust-names)`,
+        `${some} of the graph ${one ? 'differs' : 'differ'} from the checkpoint tensor${one ? '' : 's'} of the same name and shape: ${names}; this is not the checkpoint the graph was exported from (give its source checkpoint too, and the two are compared through the graph instead)`,
       );
     } else {
       if (idle.length && verdict === 'PASS') verdict = 'WARN';

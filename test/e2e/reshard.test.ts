@@ -40,6 +40,10 @@ describe('re-shard view', { skip: skip ?? false }, () => {
     assert.equal(await inLayout.locator('rect.piece').count(), 32);
     assert.equal(await inLayout.locator('rect.piece.replica').count(), 16);
     assert.equal(await page.getByTestId('output-layout').locator('rect.piece').count(), 16);
+    // the planned output names its size (it said 0 B): the tensor data it will hold
+    const outHead = await page.getByTestId('output-layout').locator('.line.head').innerText();
+    assert.doesNotMatch(outHead, /\b0 B\b/);
+    assert.match(outHead, /15\.3 KiB/);
     assert.match(await page.getByTestId('plan-warnings').innerText(), /2 rank files of a data-parallel run: merged when every rank holds the same tensors/);
     assert.ok(!existsSync(out), 'a plan writes nothing');
 

@@ -36,7 +36,7 @@ describe('verify view, Python model', { skip: skip ?? false }, () => {
     const verdict = page.getByTestId('verify-verdict');
     await verdict.waitFor({ timeout: 150_000 });
     assert.equal(await verdict.getAttribute('data-verdict'), 'PASS', await page.getByTestId('verdict-reasons').innerText());
-    assert.match(await page.getByTestId('verdict-reasons').innerText(), /bit-identical to the --against checkpoint on all 360 samples/);
+    assert.match(await page.getByTestId('verdict-reasons').innerText(), /bit-identical to the source checkpoint on all 360 samples/);
     assert.deepEqual(await page.getByTestId('accuracy-chart').getByTestId('accuracy-top1').allInnerTexts(), ['98.89%', '98.89%']);
     const run = await page.getByTestId('python-run').innerText();
     assert.match(run, /\(PATH; python \S+, torch \S+; start-up/);

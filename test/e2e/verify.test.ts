@@ -39,7 +39,7 @@ describe('verify view', { skip: skip ?? false }, () => {
     await verdict.waitFor({ timeout: 90_000 });
     assert.equal(await verdict.getAttribute('data-verdict'), 'PASS');
     assert.match(await page.getByTestId('verdict').innerText(), /PASS/);
-    assert.match(await page.getByTestId('verdict-reasons').innerText(), /bit-identical to the --against checkpoint on all 360 samples/);
+    assert.match(await page.getByTestId('verdict-reasons').innerText(), /bit-identical to the source checkpoint on all 360 samples/);
 
     // Accuracy: onnxruntime's top-1 on both runs is what torch measured (356 of 360).
     const chart = page.getByTestId('accuracy-chart');

@@ -35,6 +35,7 @@ import { AssembledSource, BoxSource, FileWindow, ViewSource, numelOf, type Piece
 import { globalRefs, openTorchArchive, unpickleRecord } from '../torch/torch-zip.ts';
 import { TorchTensor, type TorchStorage } from '../values/torch-values.ts';
 import { sourceTensor } from '../values/virtual-tensor.ts';
+import { plural } from '../../../shared/plural.ts';
 
 export const METADATA_FILE = '.metadata';
 /** `.metadata` of a huge model is tens of MB; anything near this is not a DCP metadata file. */
@@ -414,7 +415,7 @@ export function readDcpFolder(folder: string): DcpReading {
       root,
       globals,
       notes: [
-        `a distributed checkpoint: ${meta.items.length} items (${tensors} tensors) in ${meta.files.length} data files, read as dcp_to_torch_save would load it`,
+        `a distributed checkpoint: ${plural(meta.items.length, 'item')} (${plural(tensors, 'tensor')}) in ${plural(meta.files.length, 'data file')}, read as dcp_to_torch_save would load it`,
       ],
       close: closeAll,
       dcp: meta,

@@ -79,6 +79,8 @@ export class WebClient implements CheckpointApi {
 
   getWorkspace: CheckpointApi['getWorkspace'] = () => this.call('getWorkspace', []);
   listDirectory: CheckpointApi['listDirectory'] = (dir) => this.call('listDirectory', [dir]);
+  uploadDroppedFile: CheckpointApi['uploadDroppedFile'] = (name, base64) => this.call('uploadDroppedFile', [name, base64]);
+  findDroppedFile: CheckpointApi['findDroppedFile'] = (name, bytes, modifiedMs, folders) => this.call('findDroppedFile', [name, bytes, modifiedMs, folders]);
   chooseFile: CheckpointApi['chooseFile'] = (kind, suggested) => this.call('chooseFile', suggested === undefined ? [kind] : [kind, suggested]);
   addRecent: CheckpointApi['addRecent'] = (file) => this.call('addRecent', [file]);
   inspect: CheckpointApi['inspect'] = (file) => this.call('inspect', [file]);

@@ -2,7 +2,7 @@
 // level, and dotted state-dict keys fold on their dots (`module.conv1.weight` → conv1 › weight).
 // Wrapper prefixes (`module.`, `_orig_mod.`) become chip nodes of their own. The tree is flattened
 // into rows for the virtual list each time a node is expanded or collapsed: O(visible nodes).
-import type { TensorInfo } from '../../../shared/inspect.ts';
+import type { ScalarValue, TensorInfo } from '../../../shared/inspect.ts';
 import { WRAPPER_PREFIXES } from '../../../shared/presets.ts';
 import { pathText } from './format.ts';
 
@@ -29,7 +29,15 @@ export interface KeyIndex {
   chips: [number, number][][];
 }
 
-export function buildKeyIndex(tensors: readonly TensorInfo[], layoutPrefixes: readonly string[] = []): KeyIndex {
+/**
+ * `pathOf` picks what names a tensor: its container path (the default), or for whole pickled
+ * modules the state-dict key (`conv1.weight` rather than `_modules/conv1/_parameters/weight`).
+ */
+export function buildKeyIndex(
+  tensors: readonly TensorInfo[],
+  layoutPrefixes: readonly string[] = [],
+  pathOf: (t: TensorInfo) => readonly (string | number)[] = (t) => t.path,
+): KeyIndex {
   const wrappers = [...new Set([...WRAPPER_PREFIXES, ...layoutPrefixes])].filter((p) => p.endsWith('.'));
   const nodes: KeyNode[] = [];
   const make = (label: string, chip: boolean, depth: number, tensor: number | null): KeyNode => {
@@ -46,7 +54,8 @@ export function buildKeyIndex(tensors: readonly TensorInfo[], layoutPrefixes: re
     const segs: { label: string; chip: boolean }[] = [];
     const ranges: [number, number][] = [];
     let offset = 0;
-    t.path.forEach((el, k) => {
+    const path = pathOf(t);
+    path.forEach((el, k) => {
       if (k > 0) offset += 1; // the '/' separator of pathText
       if (typeof el === 'number') {
         segs.push({ label: `[${el}]`, chip: false });
@@ -69,7 +78,7 @@ export function buildKeyIndex(tensors: readonly TensorInfo[], layoutPrefixes: re
       offset += el.length;
     });
     if (!segs.length) segs.push({ label: '(root)', chip: false });
-    texts.push(pathText(t.path));
+    texts.push(pathText(path));
     chips.push(ranges);
 
     let cur = root;
@@ -124,6 +133,16 @@ export interface KeyFilter {
 
 /** Case-insensitive substring, or a regular expression when `regex` is set. */
 export function filterKeys(index: KeyIndex, query: string, regex: boolean): KeyFilter {
+  return filterTexts(index.texts, query, regex);
+}
+
+/** The non-tensor values (epoch, best_acc, lr) as the filter sees them: `path = value`. */
+export function valueTexts(values: readonly ScalarValue[]): string[] {
+  return values.map((v) => `${pathText(v.path)} = ${v.text}`);
+}
+
+/** The texts that match, by index, with the matched range of each. */
+export function filterTexts(texts: readonly string[], query: string, regex: boolean): KeyFilter {
   const matches: number[] = [];
   const ranges = new Map<number, [number, number]>();
   if (!query) return { matches, ranges, error: null };
@@ -146,7 +165,7 @@ export function filterKeys(index: KeyIndex, query: string, regex: boolean): KeyF
       return i < 0 ? null : [i, i + q.length];
     };
   }
-  index.texts.forEach((s, i) => {
+  texts.forEach((s, i) => {
     const r = test(s);
     if (r) {
       matches.push(i);

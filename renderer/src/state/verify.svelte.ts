@@ -97,7 +97,11 @@ class VerifyState extends JobRun<'verify'> {
     if (!file) return;
     const seq = ++this.defaultsSeq;
     const follows = (k: keyof VerifyState['auto']): boolean => !this[k].trim() || this[k] === this.auto[k];
-    if (follows('source') && this.source !== file) {
+    // an open ONNX file is the graph (Checkpoint view → "Verify a checkpoint with this graph"), not the checkpoint
+    const isGraph = /\.onnx$/i.test(file);
+    if (isGraph && follows('model')) this.model = this.auto.model = file;
+    if (isGraph && this.source === this.auto.source && this.source.endsWith('.onnx')) this.source = this.auto.source = '';
+    if (!isGraph && follows('source') && this.source !== file) {
       this.source = this.auto.source = file;
       if (this.converted && this.converted === this.auto.converted) this.converted = this.auto.converted = '';
     }
@@ -117,7 +121,7 @@ class VerifyState extends JobRun<'verify'> {
     if (seq !== this.defaultsSeq) return;
     this.pythonDefaults(workspace, py);
     this.restoreReport(workspace);
-    if (follows('model')) this.model = this.auto.model = model ?? '';
+    if (!isGraph && follows('model')) this.model = this.auto.model = model ?? '';
     if (follows('data')) this.data = this.auto.data = data ?? '';
   }
 

@@ -89,3 +89,30 @@ test('bad inputs give exit code 2 and one line that says what to do', () => {
   expectError(['inspct', 'x'], /unknown command 'inspct'/);
   expectError(['inspect', fx('dp_state_dict.pt'), '--frobnicate'], /usage/);
 });
+
+test("inspect on an ONNX graph lists its initializers and says what reads it (not 'not a PyTorch checkpoint')", () => {
+  const onnx = new URL('../../../build/sample-workspace/digits-cnn/model.onnx', import.meta.url).pathname;
+  const r = runCli(['inspect', onnx]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /^format {6}onnx {2}ir_version=7, opset=13, producer=pytorch 1\.13\.0, nodes=7$/m);
+  assert.match(r.stdout, /^tensors {5}6 tensors in 6 storages, 14\.9 KiB$/m);
+  assert.match(r.stdout, /^security {4}safe: it holds no pickle, so reading it runs no code$/m);
+  assert.match(r.stdout, /^loads {7}onnxruntime\.InferenceSession\(f\)$/m);
+  assert.match(r.stdout, /onnx::Conv_27 {2}float32\[8, 1, 3, 3\] cpu/);
+  const c = runCli(['convert', onnx, '--preset', 'cpu', '-o', join(tmp, 'from-onnx.pt')]);
+  assert.equal(c.code, 2);
+  assert.match(c.stderr, /an ONNX graph, not a torch checkpoint: ckpt convert does not rewrite it/);
+});
+
+test("one tensor is '1 tensor', never '1 tensors', in inspect and convert", () => {
+  const npy = new URL('../../fixtures/numpy/dtype_f4.npy', import.meta.url).pathname;
+  const i = runCli(['inspect', npy]);
+  assert.equal(i.code, 0, i.stderr);
+  assert.match(i.stdout, /^tensors {5}1 tensor in 1 storage, 24 B$/m);
+  assert.match(i.stdout, /^here {8}The 1 tensor loads as saved: cpu → CPU\.$/m);
+  const c = runCli(['convert', npy, '--preset', 'gpu', '-o', join(tmp, 'one.pt')]);
+  assert.equal(c.code, 0, c.stderr);
+  assert.match(c.stdout, /devices: cpu → cuda:0 \(1 tensor, 24 B\)/);
+  assert.match(c.stdout, /verified: 1 tensor, CRC-32 of 1 storage equal to the source/);
+  for (const out of [i.stdout, c.stdout]) assert.doesNotMatch(out, /\b1 (tensors|keys|storages)\b/);
+});

@@ -22,7 +22,7 @@ test('a checkpoint is named by its layout, roles, tensors and devices', () => {
 test('anything else says what it is not, without the path twice; a missing file is null', () => {
   assert.match(
     describeExisting(path.join(digits, 'README.md'))!.what,
-    /^not a checkpoint ckpt reads \(not a PyTorch checkpoint, safetensors or numpy file \(starts with 23 20/,
+    /^not a checkpoint ckpt reads \(not a PyTorch checkpoint, safetensors, ONNX or numpy file \(starts with 23 20/,
   );
   assert.equal(describeExisting(path.join(digits, 'ddp'))!.what, 'a folder');
   const dir = tempDir('existing');

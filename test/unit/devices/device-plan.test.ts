@@ -80,6 +80,10 @@ describe('device plan: cuda tags', () => {
     const hidden = planDevices({ 'cuda:0': 1 }, a100({ CUDA_VISIBLE_DEVICES: '' }));
     assert.equal(hidden.tags[0]!.loads, false);
     assert.match(hidden.tags[0]!.reason!, /CUDA_VISIBLE_DEVICES is empty/);
+    // no nvidia-smi: the machine line says so, each tag gives torch's own error alone
+    const none = planDevices({ 'cuda:0': 1 }, cpuOnly());
+    assert.match(none.machine, /No nvidia-smi on PATH/);
+    assert.doesNotMatch(none.tags[0]!.reason!, /nvidia-smi/);
     assert.equal(hidden.fix!.preset, 'cpu');
   });
 

@@ -104,3 +104,37 @@ test('a cancelled re-shard leaves nothing: no output, no staging folder, no temp
     assert.deepEqual(readdirSync(dir), [], `${target.kind}: nothing left`);
   }
 });
+
+test('ckpt reshard --dry-run: every planned output names its size, never 0 B', () => {
+  for (const [to, ext] of [
+    ['single', '.pt'],
+    ['ranks:2', ''],
+    ['single', '.safetensors'],
+  ] as const) {
+    const out = join(tmp(), `planned${ext}`);
+    const r = runCli([
+      'reshard',
+      fx('torch2/dcp'),
+      '--to',
+      to,
+      '-o',
+      out,
+      '--dry-run',
+      '--json',
+      ...(ext === '.safetensors' ? ['--format', 'safetensors'] : []),
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    const line = r.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { event: string; plan?: ReshardReport['plan']; report?: ReshardReport })
+      .find((e) => e.plan || e.report);
+    const plan = line!.plan ?? line!.report!.plan;
+    const data = plan.output.columns.filter((c) => c.role === 'data');
+    assert.ok(data.length >= 1, to);
+    // each output holds all of the tensor data: one file, or one copy per rank
+    for (const c of data) assert.equal(c.bytes, plan.totalBytes / data.length, `${to}${ext} ${c.file}`);
+    assert.ok(plan.totalBytes > 0);
+    assert.equal(existsSync(out), false, 'a dry run writes nothing');
+  }
+});

@@ -452,6 +452,9 @@ describe('argument checks', () => {
     ['bad job id', () => service.cancelJob('../../etc'), /job must be a job id/],
     ['bad chooser kind', () => service.chooseFile('anything' as never), /kind must be one of file, folder, save/],
     ['bad job id for status', () => service.jobStatus('job-x'), /job must be a job id/],
+    ['dropped name with a folder', () => service.uploadDroppedFile('../x.pt', ''), /name must be a file name without folders/],
+    ['dropped bytes not base64', () => service.uploadDroppedFile('x.pt', 'not base64!'), /base64 must be base64 of at most 32 MiB/],
+    ['drop search relative folder', () => service.findDroppedFile('x.pt', 1, 0, ['rel']), /folders\[0\] must be an absolute path/],
     ['verify: relative model', () => service.startVerify({ ...VERIFY, model: 'model.onnx' }), /options\.model must be an absolute path/],
     [
       'verify: missing test set',
@@ -578,4 +581,13 @@ describe('devices', () => {
       await watched.close();
     }
   });
+});
+
+test('a dropped file copied in lives in the session folder until the service closes', async () => {
+  const own = createApiService({ shell: 'web', configDir });
+  const copy = await own.uploadDroppedFile('small.pt', Buffer.from('hello').toString('base64'));
+  assert.equal(fs.readFileSync(copy, 'utf8'), 'hello');
+  assert.equal(path.basename(copy), 'small.pt');
+  await own.close();
+  assert.equal(fs.existsSync(path.dirname(copy)), false);
 });

@@ -8,7 +8,7 @@ import { convertFile } from '../../../main/convert/convert-file.ts';
 import { mangle, planBindings, scopePath } from '../../../main/verify/bind.ts';
 import { openWeights } from '../../../main/verify/checkpoint-weights.ts';
 import { foldedBias, foldedWeight } from '../../../main/verify/fold-conv-bn.ts';
-import { initializerBytes, loadOnnxModel } from '../../../main/verify/onnx-model.ts';
+import { initializerBytes, loadOnnxModel } from '../../../main/formats/onnx/onnx-model.ts';
 import { toFloat64 } from '../../../main/verify/tensor-values.ts';
 import { fx, MODEL, sample, tempDir } from './helpers.ts';
 

@@ -6,9 +6,9 @@ import { copyFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { CheckpointError } from '../../../main/errors.ts';
-import { initializerBytes, loadOnnxModel, parseOnnxModel } from '../../../main/verify/onnx-model.ts';
+import { initializerBytes, loadOnnxModel, parseOnnxModel } from '../../../main/formats/onnx/onnx-model.ts';
 import { rewriteModel } from '../../../main/verify/onnx-rewrite.ts';
-import { PbWriter } from '../../../main/verify/protobuf.ts';
+import { PbWriter } from '../../../main/formats/onnx/protobuf.ts';
 import { fx, MODEL, tempDir } from './helpers.ts';
 
 test("reads torch's eval export: producer, opset, nodes, initializers and the input's symbolic batch", () => {

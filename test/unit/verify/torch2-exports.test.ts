@@ -10,7 +10,7 @@ import { NO_RULES } from '../../../shared/presets.ts';
 import { convertFile } from '../../../main/convert/convert-file.ts';
 import { planBindings } from '../../../main/verify/bind.ts';
 import { openWeights } from '../../../main/verify/checkpoint-weights.ts';
-import { loadOnnxModel } from '../../../main/verify/onnx-model.ts';
+import { loadOnnxModel } from '../../../main/formats/onnx/onnx-model.ts';
 import { runVerify } from '../../../main/verify/run-verify.ts';
 import { fx, NPZ, tempDir } from './helpers.ts';
 

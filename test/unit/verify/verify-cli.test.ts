@@ -17,7 +17,7 @@ const base = ['verify', '--model', MODEL, '--data', NPZ, '--device', 'cpu'];
 test('PASS exits 0 and prints the verdict, binding, runs and comparison', () => {
   const r = runCli([...base, sample('dp.pt'), '--against', sample('checkpoint.pth.tar')]);
   assert.equal(r.code, 0, r.stderr);
-  assert.match(r.stdout, /^verify\s+PASS\n\s+- logits are bit-identical to the --against checkpoint on all 360 samples/);
+  assert.match(r.stdout, /^verify\s+PASS\n\s+- logits are bit-identical to the source checkpoint on all 360 samples/);
   assert.match(
     r.stdout,
     /binding\s+2 bound, 4 recomputed \(BatchNorm folds\), 0 unconfirmed, 0 graph constants; 100\.00% of the graph's weights from the checkpoint, 100\.00% of the checkpoint's parameters reached the graph/,

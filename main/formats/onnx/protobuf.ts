@@ -4,7 +4,7 @@
  * 0 varint, 1 fixed 64-bit, 2 length-delimited (strings, bytes, sub-messages, packed repeats),
  * 5 fixed 32-bit. Groups (3, 4) are long deprecated and ONNX never uses them.
  */
-import { fail } from '../errors.ts';
+import { fail } from '../../errors.ts';
 
 export interface PbField {
   no: number;

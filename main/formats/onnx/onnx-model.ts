@@ -11,8 +11,8 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { asCheckpointError, CheckpointError, fail } from '../errors.ts';
-import { readWholeFile } from '../io/random-access.ts';
+import { asCheckpointError, CheckpointError, fail } from '../../errors.ts';
+import { readWholeFile } from '../../io/random-access.ts';
 import { fieldString, readFields, repeatedInts, type PbField } from './protobuf.ts';
 
 /** TensorProto.DataType → [name, element size]. */
