@@ -110,9 +110,19 @@ export class JobRunner {
    * a time budget, and a newer inspect replaces the one still running (the user opened another
    * file): either way its worker is stopped, so a hostile file cannot hold the quick pool.
    */
-  run<K extends 'inspect' | 'tensor-stats' | 'reshard' | 'preview-conversion' | 'plan-batch' | 'list-directory' | 'find-dropped-file' | 'fit' | 'diff' | 'diff-histograms'>(
-    request: JobRequest & { kind: K },
-  ): Promise<JobResults[K]> {
+  run<
+    K extends
+      | 'inspect'
+      | 'tensor-stats'
+      | 'reshard'
+      | 'preview-conversion'
+      | 'plan-batch'
+      | 'list-directory'
+      | 'find-dropped-file'
+      | 'fit'
+      | 'diff'
+      | 'diff-histograms',
+  >(request: JobRequest & { kind: K }): Promise<JobResults[K]> {
     this.assertOpen();
     this.quick ??= new WorkerPool(2);
     const req = request as JobRequest;

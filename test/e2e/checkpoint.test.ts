@@ -6,7 +6,18 @@ import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { SHARED_DIR, sharedSkipReason } from '../helpers/shared-dir.ts';
-import { browserSkipReason, makeCheckpoint, openByAddress, REPO, SAMPLE_DIR, screenshot, serveAndBrowse, showView, tempDir, torchSkipReason } from './helpers.ts';
+import {
+  browserSkipReason,
+  makeCheckpoint,
+  openByAddress,
+  REPO,
+  SAMPLE_DIR,
+  screenshot,
+  serveAndBrowse,
+  showView,
+  tempDir,
+  torchSkipReason,
+} from './helpers.ts';
 
 const skip = browserSkipReason();
 
