@@ -1,11 +1,12 @@
 /**
  * The Node side of the UI's API (shared/api.ts), written once for both transports: the Electron
- * IPC adapter (main/electron/ipc.ts) and web mode (main/server/). Every method checks its
- * arguments first and fails with an `ApiError` carrying a typed, one-line `ErrorInfo`.
+ * IPC adapter (main/electron/ipc.ts) and web mode (main/server/). The transports check the
+ * arguments (call-method.ts); every method fails with an `ApiError` carrying a typed, one-line
+ * `ErrorInfo`.
  */
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { ApiError, type ApiEvent, type ApiMethod, type BatchPlan, type CheckpointApi, type Workspace } from '../../shared/api.ts';
+import { ApiError, type ApiEvent, type BatchPlan, type CheckpointApi, type Workspace } from '../../shared/api.ts';
 import type { DeviceReading } from '../../shared/devices.ts';
 import type { FitTargetInput } from '../../shared/fit.ts';
 import type { ConversionRules } from '../../shared/presets.ts';
@@ -16,7 +17,6 @@ import { planDevices } from '../devices/device-plan.ts';
 import { asCheckpointError, fail } from '../errors.ts';
 import { renderReportHtml } from '../verify/report-html.ts';
 import { defaultConfigDir, SAMPLE_FILE, sampleWorkspaceDir } from './app-paths.ts';
-import { checkArgs } from './check-args.ts';
 import { DeviceWatch, type ReadFn } from './device-watch.ts';
 import { EventHub } from './event-hub.ts';
 import { JobRunner } from './job-runner.ts';
@@ -48,12 +48,12 @@ export function createApiService(opts: ServiceOptions): ApiService {
   const hub = new EventHub(() => devices.reset());
   const jobs = new JobRunner((e: ApiEvent) => hub.emit(e), opts.poolSize);
 
-  /** Checks the arguments, runs the method, turns any failure into an ApiError. */
+  /** Runs the method (its arguments checked by the transport), turns any failure into an ApiError. */
   const method =
-    <A extends unknown[], R>(name: ApiMethod, impl: (...args: A) => R | Promise<R>) =>
+    <A extends unknown[], R>(impl: (...args: A) => R | Promise<R>) =>
     async (...args: A): Promise<Awaited<R>> => {
       try {
-        return await impl(...(checkArgs(name, args) as A));
+        return await impl(...args);
       } catch (e) {
         throw e instanceof ApiError ? e : new ApiError(asCheckpointError(e).toInfo());
       }
@@ -61,7 +61,6 @@ export function createApiService(opts: ServiceOptions): ApiService {
 
   return {
     getWorkspace: method(
-      'getWorkspace',
       (): Workspace => ({
         sampleDir,
         sampleFile: path.join(sampleDir, SAMPLE_FILE),
@@ -72,55 +71,46 @@ export function createApiService(opts: ServiceOptions): ApiService {
         version: VERSION,
       }),
     ),
-    listDirectory: method('listDirectory', (dir: string) => jobs.run({ kind: 'list-directory', dir })),
-    chooseFile: method('chooseFile', (kind: 'file' | 'folder' | 'save', suggested?: string) => (opts.chooseFile ? opts.chooseFile(kind, suggested) : null)),
-    addRecent: method('addRecent', (file: string) => {
+    listDirectory: method((dir: string) => jobs.run({ kind: 'list-directory', dir })),
+    chooseFile: method((kind: 'file' | 'folder' | 'save', suggested?: string) => (opts.chooseFile ? opts.chooseFile(kind, suggested) : null)),
+    addRecent: method((file: string) => {
       const list = recent.add(file);
       opts.onRecentChanged?.(list);
     }),
 
-    inspect: method('inspect', (file: string) => jobs.run({ kind: 'inspect', file })),
-    tensorStats: method('tensorStats', (file: string, at: (string | number)[], bins: number) => jobs.run({ kind: 'tensor-stats', file, path: at, bins })),
+    inspect: method((file: string) => jobs.run({ kind: 'inspect', file })),
+    tensorStats: method((file: string, at: (string | number)[], bins: number) => jobs.run({ kind: 'tensor-stats', file, path: at, bins })),
 
-    previewConversion: method('previewConversion', (file: string, rules: ConversionRules, output: string | null) =>
-      jobs.run({ kind: 'preview-conversion', file, rules, output }),
-    ),
-    startConversion: method('startConversion', (file: string, rules: ConversionRules, output: string | null, force: boolean) =>
-      jobs.startConversion(file, rules, output, force),
-    ),
-    planBatch: method(
-      'planBatch',
-      (folder: string, outDir: string, rules: ConversionRules): Promise<BatchPlan> => jobs.run({ kind: 'plan-batch', folder, outDir, rules }),
-    ),
-    startBatch: method('startBatch', (folder: string, outDir: string, rules: ConversionRules, force: boolean, n: number) =>
-      jobs.startBatch(folder, outDir, rules, force, n),
-    ),
-    cancelJob: method('cancelJob', (job: string) => jobs.cancel(job)),
-    jobStatus: method('jobStatus', (job: string) => jobs.status(job)),
+    previewConversion: method((file: string, rules: ConversionRules, output: string | null) => jobs.run({ kind: 'preview-conversion', file, rules, output })),
+    startConversion: method((file: string, rules: ConversionRules, output: string | null, force: boolean) => jobs.startConversion(file, rules, output, force)),
+    planBatch: method((folder: string, outDir: string, rules: ConversionRules): Promise<BatchPlan> => jobs.run({ kind: 'plan-batch', folder, outDir, rules })),
+    startBatch: method((folder: string, outDir: string, rules: ConversionRules, force: boolean, n: number) => jobs.startBatch(folder, outDir, rules, force, n)),
+    cancelJob: method((job: string) => jobs.cancel(job)),
+    jobStatus: method((job: string) => jobs.status(job)),
 
-    startVerify: method('startVerify', (options: VerifyOptions) => jobs.startVerify(options)),
-    verifyReportHtml: method('verifyReportHtml', (report: VerifyReport) => {
+    startVerify: method((options: VerifyOptions) => jobs.startVerify(options)),
+    verifyReportHtml: method((report: VerifyReport) => {
       try {
         return renderReportHtml(report);
       } catch (e) {
-        // checkArgs saw every field the page shows; anything still wrong is the report's doing
+        // the transport checked every field the page shows; anything still wrong is the report's doing
         return fail('usage', `the report cannot be rendered: ${(e as Error).message.split('\n')[0]}`);
       }
     }),
 
-    planReshard: method('planReshard', (request: ReshardRequest) => jobs.run({ kind: 'reshard', request: { ...request, dryRun: true } })),
-    startReshard: method('startReshard', (request: ReshardRequest) => jobs.startReshard(request)),
+    planReshard: method((request: ReshardRequest) => jobs.run({ kind: 'reshard', request: { ...request, dryRun: true } })),
+    startReshard: method((request: ReshardRequest) => jobs.startReshard(request)),
 
-    fitCheckpoint: method('fitCheckpoint', (file: string, target: FitTargetInput, renames: { pattern: string; replacement: string }[]) =>
+    fitCheckpoint: method((file: string, target: FitTargetInput, renames: { pattern: string; replacement: string }[]) =>
       jobs.run({ kind: 'fit', file, target, renames }),
     ),
-    diffCheckpoints: method('diffCheckpoints', (a: string, b: string, exactKeys: boolean) => jobs.run({ kind: 'diff', a, b, exactKeys })),
+    diffCheckpoints: method((a: string, b: string, exactKeys: boolean) => jobs.run({ kind: 'diff', a, b, exactKeys })),
 
-    readDevices: method('readDevices', () => devices.readNow()),
-    devicePlan: method('devicePlan', async (counts: Record<string, number>, ddpWorldSize?: number) =>
+    readDevices: method(() => devices.readNow()),
+    devicePlan: method(async (counts: Record<string, number>, ddpWorldSize?: number) =>
       planDevices(counts, await devices.recent(), ddpWorldSize === undefined ? {} : { ddpWorldSize }),
     ),
-    watchDevices: method('watchDevices', (on: boolean) => devices.watch(on)),
+    watchDevices: method((on: boolean) => devices.watch(on)),
 
     onEvent: (listener) => hub.subscribe(listener),
 
