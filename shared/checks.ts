@@ -19,9 +19,10 @@ export const show = (x: unknown): string =>
 
 /** A message built from the value that failed. */
 const saying =
-  (what: string) =>
-  (issue: v.BaseIssue<unknown>): string =>
-    `${what}, not ${show(issue.input)}`;
+  /* @__NO_SIDE_EFFECTS__ */
+    (what: string) =>
+    (issue: v.BaseIssue<unknown>): string =>
+      `${what}, not ${show(issue.input)}`;
 
 export const text = v.pipe(
   v.string(saying('must be a string')),
@@ -48,15 +49,16 @@ export const absolutePath = v.pipe(
   v.transform(normalizePath),
 );
 
-export const wholeNumber = (lo: number, hi: number) =>
+export const wholeNumber = /* @__NO_SIDE_EFFECTS__ */ (lo: number, hi: number) =>
   v.custom<number>((x) => typeof x === 'number' && Number.isInteger(x) && x >= lo && x <= hi, saying(`must be a whole number from ${lo} to ${hi}`));
 
 export const bool = v.boolean(saying('must be true or false'));
 
-export const oneOf = <const T extends readonly [string, ...string[]]>(values: T) => v.picklist(values, saying(`must be one of ${values.join(', ')}`));
+export const oneOf = /* @__NO_SIDE_EFFECTS__ */ <const T extends readonly [string, ...string[]]>(values: T) =>
+  v.picklist(values, saying(`must be one of ${values.join(', ')}`));
 
 /** A finite number in `[lo, hi]` (`(lo, hi]` with `openLo`). */
-export const finite = (lo: number, hi = Infinity, openLo = false) => {
+export const finite = /* @__NO_SIDE_EFFECTS__ */ (lo: number, hi = Infinity, openLo = false) => {
   const range = lo === -Infinity ? '' : openLo ? ` above ${lo}` : hi < Infinity ? ` from ${lo} to ${hi}` : ` of ${lo} or more`;
   return v.custom<number>(
     (x) => typeof x === 'number' && Number.isFinite(x) && x >= lo && !(openLo && x === lo) && x <= hi,
@@ -65,7 +67,7 @@ export const finite = (lo: number, hi = Infinity, openLo = false) => {
 };
 
 /** A list of at most MAX_LIST entries, each checked. */
-export const list = <T extends v.GenericSchema>(item: T) =>
+export const list = /* @__NO_SIDE_EFFECTS__ */ <T extends v.GenericSchema>(item: T) =>
   v.pipe(v.array(item, saying('must be a list')), v.maxLength(MAX_LIST, `has more than ${MAX_LIST} entries`));
 
 /** A finite number other than 0 (a divisor). */
@@ -75,7 +77,8 @@ export const nonZero = v.pipe(
 );
 
 /** At least one number, each checked. */
-export const numbers = <T extends v.GenericSchema<unknown, number>>(item: T) => v.pipe(list(item), v.minLength(1, 'must have at least one number'));
+export const numbers = /* @__NO_SIDE_EFFECTS__ */ <T extends v.GenericSchema<unknown, number>>(item: T) =>
+  v.pipe(list(item), v.minLength(1, 'must have at least one number'));
 
 /** The object without its fields set to undefined (IPC carries them; an optional field so given counts as not set). */
 export function withoutUndefined<T extends object>(o: T): { [K in keyof T]: Exclude<T[K], undefined> } {
@@ -105,15 +108,16 @@ export function regexError(pattern: string): string | null {
  * which says `is missing`, or (`missing` null) what the field's own check says of nothing.
  */
 const objectMessage =
-  (entries: v.ObjectEntries, missing: string | null) =>
-  (issue: v.BaseIssue<unknown>): string => {
-    if (issue.expected === 'never') return `has an unknown field '${String(issue.input).slice(0, 60)}'`;
-    const step = issue.path?.at(-1);
-    if (step?.origin !== 'key') return `must be an object, not ${show(issue.input)}`;
-    const entry = entries[String(step.key)];
-    const own = entry && missing === null ? checkValue(entry, undefined, '') : null;
-    return own && !own.ok ? own.message.trimStart() : (missing ?? 'is missing');
-  };
+  /* @__NO_SIDE_EFFECTS__ */
+    (entries: v.ObjectEntries, missing: string | null) =>
+    (issue: v.BaseIssue<unknown>): string => {
+      if (issue.expected === 'never') return `has an unknown field '${String(issue.input).slice(0, 60)}'`;
+      const step = issue.path?.at(-1);
+      if (step?.origin !== 'key') return `must be an object, not ${show(issue.input)}`;
+      const entry = entries[String(step.key)];
+      const own = entry && missing === null ? checkValue(entry, undefined, '') : null;
+      return own && !own.ok ? own.message.trimStart() : (missing ?? 'is missing');
+    };
 
 /** Anything but a list (valibot's object and record schemas take a list as an object). */
 export const notAList = v.custom<unknown>((x) => !Array.isArray(x), 'must be an object, not a list');
@@ -125,7 +129,7 @@ const OPTIONAL = new Set(['optional', 'exact_optional', 'nullish']);
  * field missing (`missing`; null: what the field's own check says of nothing), then each field
  * in order.
  */
-export const fields = <E extends v.ObjectEntries>(entries: E, missing: string | null = 'is missing') =>
+export const fields = /* @__NO_SIDE_EFFECTS__ */ <E extends v.ObjectEntries>(entries: E, missing: string | null = 'is missing') =>
   v.pipe(
     v.unknown(),
     v.rawCheck(({ dataset, addIssue }) => {
@@ -140,13 +144,13 @@ export const fields = <E extends v.ObjectEntries>(entries: E, missing: string | 
   );
 
 /** `fields` as a variant's option (valibot picks the option by its discriminator field first). */
-export const variantFields = <E extends v.ObjectEntries>(entries: E) => v.strictObject(entries, objectMessage(entries, null));
+export const variantFields = /* @__NO_SIDE_EFFECTS__ */ <E extends v.ObjectEntries>(entries: E) => v.strictObject(entries, objectMessage(entries, null));
 
 /**
  * An object with at least these fields, each checked; other fields are let through (kept as
  * they are). Its type names the checked fields only, as any object type does.
  */
-export const shaped = <E extends v.ObjectEntries>(entries: E) =>
+export const shaped = /* @__NO_SIDE_EFFECTS__ */ <E extends v.ObjectEntries>(entries: E) =>
   v.looseObject(entries, objectMessage(entries, null)) as unknown as v.ObjectSchema<E, (issue: v.ObjectIssue) => string>;
 
 /** The key of a path step as a message writes it: `.name`, `[3]`, `['cuda:0']`. */
