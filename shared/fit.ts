@@ -3,6 +3,8 @@
  * a target model, the rules that make it load, and what it would say after them. Plain data
  * shared by the engine, the CLI (`ckpt fit --json`) and the UI.
  */
+import * as v from 'valibot';
+import { absolutePath, fields, text } from './checks.ts';
 
 /** One key of a state dict; `shape` is null where the target does not say (a missing key in a pasted error). */
 export interface KeyShape {
@@ -58,13 +60,25 @@ export interface FitAmbiguity {
 }
 
 /** A row of the mapping as the user edited it in the app: the model key it goes to, or null (left out). */
-export interface FitEdit {
-  from: string;
-  to: string | null;
-}
+export const FitEditSchema = fields({ from: text, to: v.nullable(text) });
+export type FitEdit = v.InferOutput<typeof FitEditSchema>;
 
 /** A fit target as the UI gives it: a file, or text pasted into the app (torch's error, or key/shape lines). */
-export type FitTargetInput = { file: string } | { text: string };
+export const FitTargetInputSchema = v.pipe(
+  fields({
+    file: v.exactOptional(absolutePath),
+    /** pasted, up to 4 MiB: torch's error for 10,000 keys is long */
+    text: v.exactOptional(v.custom<string>((s) => typeof s === 'string' && s.length <= 4 << 20 && !s.includes('\0'), 'must be text of at most 4 MiB')),
+  }),
+  v.rawTransform(({ dataset, addIssue, NEVER }): { file: string } | { text: string } => {
+    const { file, text } = dataset.value;
+    if (file !== undefined && text === undefined) return { file };
+    if (text !== undefined && file === undefined) return { text };
+    addIssue({ message: 'must be {file} or {text}' });
+    return NEVER;
+  }),
+);
+export type FitTargetInput = v.InferOutput<typeof FitTargetInputSchema>;
 
 export interface FitTargetInfo {
   /** what the target was read from */

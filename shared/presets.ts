@@ -2,49 +2,86 @@
  * Conversion presets and custom rules: plain data shared by the CLI, the engine and the UI, so a
  * preview shows exactly what a conversion will do.
  */
+import * as v from 'valibot';
+import { bool, fields, list, oneOf, regex, regexError, show, text, variantFields, wholeNumber } from './checks.ts';
 import { didYouMean } from './did-you-mean.ts';
+
+export { regexError };
 export type PresetName = 'cpu' | 'gpu' | 'dp' | 'ddp';
 
-export type Preset = { name: 'cpu' } | { name: 'gpu'; index: number } | { name: 'dp' } | { name: 'ddp'; worldSize: number };
+export const PresetSchema = v.variant(
+  'name',
+  [
+    variantFields({ name: v.literal('cpu') }),
+    variantFields({ name: v.literal('gpu'), index: wholeNumber(0, 1023) }),
+    variantFields({ name: v.literal('dp') }),
+    variantFields({ name: v.literal('ddp'), worldSize: wholeNumber(1, 4096) }),
+  ],
+  (issue) => (issue.path ? `must be cpu, gpu, dp or ddp, not ${show(issue.input)}` : `must be an object, not ${show(issue.input)}`),
+);
+export type Preset = v.InferOutput<typeof PresetSchema>;
 
-export interface ConversionRules {
-  preset: Preset | null;
+export const CAST_DTYPES = ['float32', 'bfloat16', 'float16'] as const;
+export type CastDtype = (typeof CAST_DTYPES)[number];
+
+/** `--dtype` fields, optional in rules and re-shard requests. */
+export const CAST_FIELDS = {
+  /** `--dtype`: floating tensors cast as torch's `.to(dtype)` does; null keeps every dtype */
+  castTo: v.exactOptional(v.nullable(oneOf(CAST_DTYPES))),
+  /** `--keep-dtype RE`: tensors whose dotted name matches keep their dtype */
+  keepDtype: v.exactOptional(v.nullable(regex)),
+};
+
+/** `[{pattern, replacement}]`: regex renames, as the rules and fit take them. */
+export const RenameListSchema = list(fields({ pattern: regex, replacement: text }));
+
+const MapLocationSchema = v.pipe(
+  fields({ from: text, to: text }),
+  v.rawTransform(({ dataset, addIssue, NEVER }) => {
+    const m = parseMapLocation(`${dataset.value.from}=${dataset.value.to}`);
+    if (typeof m !== 'string') return m;
+    addIssue({ message: `: ${m.replace(/^--map-location: /, '')}` });
+    return NEVER;
+  }),
+);
+
+/** Conversion rules as the API takes them: every field but the optional ones present. */
+export const ConversionRulesSchema = fields({
+  preset: v.nullable(PresetSchema),
   /** prefixes stripped from the start of keys, in order (never replaced inside keys) */
-  stripPrefixes: string[];
+  stripPrefixes: list(text),
   /** a prefix added to the start of every key, after stripping */
-  addPrefix: string | null;
+  addPrefix: v.nullable(text),
   /** regex renames applied in order to each key: `pattern` → `replacement` ($1 etc. allowed) */
-  renames: { pattern: string; replacement: string }[];
+  renames: RenameListSchema,
   /** keep only keys matching this regex */
-  include: string | null;
+  include: v.nullable(regex),
   /** drop keys matching this regex (e.g. `^fc\.` for fine-tuning) */
-  exclude: string | null;
+  exclude: v.nullable(regex),
   /**
    * device remaps with `torch.load`'s `map_location` dict meaning: a saved tag → a new tag.
    * `*` matches every tag. Explicit remaps win over the preset's device rule.
    */
-  mapLocation: { from: string; to: string }[];
+  mapLocation: list(MapLocationSchema),
   /** `{'state_dict': sd, ...}` → `sd`: write only the model state dict */
-  unwrap: boolean;
+  unwrap: bool,
   /** write a whole pickled module (incl. `DataParallel(model)`) as a plain state dict */
-  exportStateDict: boolean;
+  exportStateDict: bool,
   /**
    * carry classes and callables torch.load(weights_only=True) refuses (never dangerous ones);
    * without it an output holds only allowlisted globals (`--keep-objects`)
    */
-  keepObjects?: boolean;
+  keepObjects: v.exactOptional(bool),
+  ...CAST_FIELDS,
+});
+
+export type ConversionRules = v.InferOutput<typeof ConversionRulesSchema> & {
   /**
    * exact key → new key (null: dropped), as `ckpt convert --fit` computes it; keys it lists skip
-   * every other key rule
+   * every other key rule (set by the CLI, never taken from the API)
    */
   keyMap?: { from: string; to: string | null }[];
-  /** `--dtype`: floating tensors cast as torch's `.to(dtype)` does; null keeps every dtype */
-  castTo?: CastDtype | null;
-  /** `--keep-dtype RE`: tensors whose dotted name matches keep their dtype */
-  keepDtype?: string | null;
-}
-
-export type CastDtype = 'float32' | 'bfloat16' | 'float16';
+};
 
 /** What `--dtype` did: tensors cast, kept by --keep-dtype, already in the dtype; values that became ±Inf or ±0. */
 export interface CastSummary {
@@ -147,13 +184,4 @@ export function parseRename(text: string): { pattern: string; replacement: strin
   const pattern = text.slice(0, at);
   const err = regexError(pattern);
   return err ? `--rename: ${err}` : { pattern, replacement: text.slice(at + 2) };
-}
-
-export function regexError(pattern: string): string | null {
-  try {
-    new RegExp(pattern);
-    return null;
-  } catch (e) {
-    return `'${pattern}' is not a valid regular expression (${(e as Error).message})`;
-  }
 }

@@ -7,7 +7,9 @@
  * each cell the pieces of that tensor the file holds, with their offsets in the global tensor.
  */
 import type { Progress } from './convert.ts';
-import type { CastDtype, CastSummary, Preset } from './presets.ts';
+import * as v from 'valibot';
+import { absolutePath, bool, fields, list, oneOf, show, variantFields, wholeNumber } from './checks.ts';
+import { CAST_FIELDS, PresetSchema, type CastSummary } from './presets.ts';
 
 /**
  * What the input is:
@@ -20,39 +22,44 @@ import type { CastDtype, CastSummary, Preset } from './presets.ts';
  */
 export type ReshardInputKind = 'single' | 'shard-set' | 'rank-family' | 'sharded-ranks' | 'dcp' | 'deepspeed';
 
-export type ReshardTarget =
-  | { kind: 'single' }
-  /** one file per data-parallel rank, ddp preset ('module.' keys, rank r on cuda:r) */
-  | { kind: 'ranks'; count: number }
-  /** a DCP folder; every tensor is split along dim 0 over `ranks` data files */
-  | { kind: 'dcp'; ranks: number }
-  /** Hugging Face shards no bigger than `maxShardBytes` each, plus their index */
-  | { kind: 'shards'; maxShardBytes: number };
+export const ReshardTargetSchema = v.variant(
+  'kind',
+  [
+    variantFields({ kind: v.literal('single') }),
+    /** one file per data-parallel rank, ddp preset ('module.' keys, rank r on cuda:r) */
+    variantFields({ kind: v.literal('ranks'), count: wholeNumber(1, 4096) }),
+    /** a DCP folder; every tensor is split along dim 0 over `ranks` data files */
+    variantFields({ kind: v.literal('dcp'), ranks: wholeNumber(1, 4096) }),
+    /** Hugging Face shards no bigger than `maxShardBytes` each, plus their index */
+    variantFields({ kind: v.literal('shards'), maxShardBytes: wholeNumber(1, Number.MAX_SAFE_INTEGER) }),
+  ],
+  (issue) => (issue.path ? `must be single, ranks, dcp or shards, not ${show(issue.input)}` : `must be an object, not ${show(issue.input)}`),
+);
+export type ReshardTarget = v.InferOutput<typeof ReshardTargetSchema>;
 
 export type ReshardFormat = 'torch' | 'safetensors';
 
-export interface ReshardRequest {
+/** A re-shard as the API takes it: every field present; inputs and output absolute paths. */
+export const ReshardRequestSchema = fields({
   /** files, or one folder (a DCP folder, a folder with one shard index or one rank family) */
-  inputs: string[];
-  target: ReshardTarget;
+  inputs: v.pipe(list(absolutePath), v.minLength(1, 'must name at least one file or folder')),
+  target: ReshardTargetSchema,
   /** for single and shards: the file format written (DCP and rank files are always torch) */
-  format: ReshardFormat;
+  format: oneOf(['torch', 'safetensors']),
   /** the output file (single), the base name of rank files (ranks), or a folder (dcp, shards) */
-  output: string;
-  force: boolean;
+  output: absolutePath,
+  force: bool,
   /** torch single outputs: keys and devices as this conversion preset sets them; null keeps them */
-  preset: Preset | null;
+  preset: v.nullable(PresetSchema),
   /** ranks that differ are merged only when this says which rank's values to write */
-  takeRank: number | null;
+  takeRank: v.nullable(wholeNumber(0, 65535)),
   /** plan only: read the layout, write nothing */
-  dryRun: boolean;
-  /** `--dtype`: floating tensors cast as torch's `.to(dtype)` does */
-  castTo?: CastDtype | null;
-  /** `--keep-dtype RE`: tensors whose dotted names match keep their dtype */
-  keepDtype?: string | null;
+  dryRun: bool,
+  ...CAST_FIELDS,
   /** `--keep-objects`: torch outputs keep classes torch.load(weights_only=True) refuses (listed in the plan) */
-  keepObjects?: boolean;
-}
+  keepObjects: v.exactOptional(bool),
+});
+export type ReshardRequest = v.InferOutput<typeof ReshardRequestSchema>;
 
 /** A column of a layout: one file. */
 export interface LayoutColumn {

@@ -4,62 +4,107 @@
  * test set, and the predictions are scored and compared. Plain serialisable data: no classes, no
  * Node types, so it crosses the worker and IPC boundaries as is.
  */
+import * as v from 'valibot';
+import {
+  absolutePath,
+  bool,
+  checkValue,
+  fields,
+  finite,
+  isRecord,
+  MAX_TEXT,
+  nonZero,
+  numbers,
+  oneOf,
+  show,
+  text,
+  wholeNumber,
+  withoutUndefined,
+} from './checks.ts';
 
-export type TestSetFormat = 'npz' | 'idx' | 'cifar' | 'imagefolder';
-export type ResizeMode = 'bilinear' | 'nearest' | 'area';
-export type TensorLayout = 'NCHW' | 'NHWC';
+const TEST_SET_FORMATS = ['npz', 'idx', 'cifar', 'imagefolder'] as const;
+export type TestSetFormat = (typeof TEST_SET_FORMATS)[number];
+const RESIZE_MODES = ['bilinear', 'nearest', 'area'] as const;
+export type ResizeMode = (typeof RESIZE_MODES)[number];
+const TENSOR_LAYOUTS = ['NCHW', 'NHWC'] as const;
+export type TensorLayout = (typeof TENSOR_LAYOUTS)[number];
 export type Verdict = 'PASS' | 'WARN' | 'FAIL';
 
 /** How raw test images become the graph's input; every field is optional in VerifyOptions. */
-export interface Preprocess {
-  layout: TensorLayout;
-  channels: number;
-  height: number;
-  width: number;
-  resize: ResizeMode;
+const PREPROCESS_FIELDS = {
+  layout: oneOf(TENSOR_LAYOUTS),
+  channels: wholeNumber(1, 4096),
+  height: wholeNumber(1, 1 << 16),
+  width: wholeNumber(1, 1 << 16),
+  resize: oneOf(RESIZE_MODES),
   /** raw values are multiplied by this before mean/std; null: 1/255 for 8-bit images, 1 for float data */
-  scale: number | null;
+  scale: v.nullable(nonZero),
   /** per channel; one value applies to every channel */
-  mean: number[];
-  std: number[];
-}
+  mean: numbers(finite(-Infinity)),
+  std: numbers(nonZero),
+};
+export const PreprocessSchema = fields(PREPROCESS_FIELDS);
+export type Preprocess = v.InferOutput<typeof PreprocessSchema>;
 
-export interface VerifyOptions {
-  /** the ONNX graph (`.onnx`; external data beside it is found through the graph) */
-  model: string;
-  /** the test set: a `.npz` with x and y, an MNIST-style idx folder or file, a CIFAR python batch or folder, an ImageFolder tree */
-  data: string;
-  /** the checkpoint to verify */
-  checkpoint: string;
-  /** the checkpoint it should agree with (usually the source of a conversion); without it, the graph's own weights are the reference */
-  against?: string | null;
-  /** `auto` (CUDA device 0 when onnxruntime's CUDA provider loads, else CPU), `cpu`, or `cuda:N`. Default `auto`. */
-  device?: string;
-  /** samples per inference call (default 64; a graph with a fixed batch size uses that) */
-  batchSize?: number;
-  /** only the first N samples of the test set */
-  limit?: number | null;
-  /** force the test-set reader instead of detecting it */
-  dataFormat?: TestSetFormat | null;
-  /** overrides of the preprocessing read from the graph's input */
-  preprocess?: Partial<Preprocess>;
-  /** logits count as close when |a - b| <= atol + rtol * |b| (defaults 1e-4, 1e-4) */
-  atol?: number;
-  rtol?: number;
-  /** also use name bindings whose values the graph could not confirm (reported as such) */
-  trustNames?: boolean;
-  /** BatchNorm epsilon for recomputing folded Conv+BN weights when the checkpoint does not say (default 1e-5, torch's) */
-  bnEps?: number;
-  /**
-   * The architecture from the user's own Python instead of a graph (`model` is then unused):
-   * `path/to/file.py:ClassName` or `package.module:ClassName`, importable by `python`.
-   */
-  modelClass?: string | null;
-  /** keyword arguments for the class's constructor */
-  modelArgs?: Record<string, unknown> | null;
-  /** the interpreter; absent: the first python on PATH that imports torch */
-  python?: string | null;
-}
+/** A verification as the API takes it: the three files as absolute paths, every other field optional. */
+export const VerifyOptionsSchema = v.pipe(
+  fields(
+    {
+      /** the ONNX graph (`.onnx`; external data beside it is found through the graph); empty with `modelClass` */
+      model: text,
+      /** the test set: a `.npz` with x and y, an MNIST-style idx folder or file, a CIFAR python batch or folder, an ImageFolder tree */
+      data: absolutePath,
+      /** the checkpoint to verify */
+      checkpoint: absolutePath,
+      /** the checkpoint it should agree with (usually the source of a conversion); without it, the graph's own weights are the reference */
+      against: v.optional(v.nullable(absolutePath)),
+      /** `auto` (CUDA device 0 when onnxruntime's CUDA provider loads, else CPU), `cpu`, or `cuda:N`. Default `auto`. */
+      device: v.optional(
+        v.pipe(
+          text,
+          v.regex(/^(auto|cpu|(cuda|gpu)(:\d{1,4})?)$/i, (i) => `must be auto, cpu, cuda or cuda:N, not ${show(i.input)}`),
+        ),
+      ),
+      /** samples per inference call (default 64; a graph with a fixed batch size uses that) */
+      batchSize: v.optional(wholeNumber(1, 1 << 16)),
+      /** only the first N samples of the test set */
+      limit: v.optional(v.nullable(wholeNumber(1, 2 ** 31 - 1))),
+      /** force the test-set reader instead of detecting it */
+      dataFormat: v.optional(v.nullable(oneOf(TEST_SET_FORMATS))),
+      /** overrides of the preprocessing read from the graph's input */
+      preprocess: v.optional(v.pipe(fields(v.partial(v.strictObject(PREPROCESS_FIELDS)).entries), v.transform(withoutUndefined))),
+      /** logits count as close when |a - b| <= atol + rtol * |b| (defaults 1e-4, 1e-4) */
+      atol: v.optional(finite(0)),
+      rtol: v.optional(finite(0)),
+      /** also use name bindings whose values the graph could not confirm (reported as such) */
+      trustNames: v.optional(bool),
+      /** BatchNorm epsilon for recomputing folded Conv+BN weights when the checkpoint does not say (default 1e-5, torch's) */
+      bnEps: v.optional(finite(0, Infinity, true)),
+      /**
+       * The architecture from the user's own Python instead of a graph (`model` is then unused):
+       * `path/to/file.py:ClassName` or `package.module:ClassName`, importable by `python`.
+       */
+      modelClass: v.optional(v.nullable(v.pipe(text, v.regex(/^[^\n]+$/, 'must be file.py:ClassName or package.module:ClassName')))),
+      /** keyword arguments for the class's constructor */
+      modelArgs: v.optional(
+        v.nullable(v.custom<Record<string, unknown>>((x) => isRecord(x) && JSON.stringify(x).length <= MAX_TEXT, 'must be an object of keyword arguments')),
+      ),
+      /** the interpreter; absent: the first python on PATH that imports torch */
+      python: v.optional(v.nullable(absolutePath)),
+    },
+    null,
+  ),
+  // with a Python model class there is no graph: `model` stays empty; otherwise it is an absolute path
+  v.rawTransform(({ dataset, addIssue, NEVER }) => {
+    const o = withoutUndefined(dataset.value);
+    if (o.modelClass && o.model === '') return o;
+    const model = checkValue(absolutePath, o.model, '');
+    if (model.ok) return { ...o, model: model.value };
+    addIssue({ message: model.message.trimStart(), path: [{ type: 'object', origin: 'value', input: o, key: 'model', value: o.model }] });
+    return NEVER;
+  }),
+);
+export type VerifyOptions = v.InferOutput<typeof VerifyOptionsSchema>;
 
 /** How a Python-model verification ran (`ckpt verify --model-class`). */
 export interface PythonRunReport {

@@ -2,12 +2,12 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { analyse, type AnalyseOptions, type Checkpoint } from '../checkpoint/inspect.ts';
 import { fail } from '../errors.ts';
-import { isDcpFolder, readDcpFolder } from '../formats/dcp/dcp.ts';
-import { isDeepSpeedFolder } from '../formats/deepspeed/locate.ts';
+import { readDcpFolder } from '../formats/dcp/dcp.ts';
 import { deepSpeedBytes, readDeepSpeedFolder } from '../formats/deepspeed/read-deepspeed.ts';
 import { openFormat } from '../formats/open-format.ts';
 import type { FormatReading } from '../formats/values/format-reading.ts';
 import { Family } from './family.ts';
+import { resolveInput } from './resolve.ts';
 import { familyOf, holdsShards } from './sources.ts';
 
 export interface OpenOptions extends AnalyseOptions {
@@ -29,21 +29,24 @@ export interface OpenOptions extends AnalyseOptions {
  *   DeepSpeed's zero_to_fp32 does;
  * - with `shardedRanks: 'consolidate'`, one rank file of an FSDP run: its whole family, presented
  *   as one virtual checkpoint whose tensors are assembled lazily while a writer streams them.
- * Each file is opened once.
+ * What the path is, `resolveInput` says (the rules re-shard's `openSource` uses too). Each file
+ * is opened once.
  */
 export function openCheckpoint(input: string, opts: OpenOptions = {}): Checkpoint {
   const { shardedRanks = 'as-is', ...analyseOptions } = opts;
   let reading: FormatReading;
   let fileBytes: number;
-  if (isDeepSpeedFolder(input)) {
+  const kind = resolveInput(input);
+  if (kind === 'deepspeed') {
     const ds = readDeepSpeedFolder(input);
     reading = ds;
     fileBytes = deepSpeedBytes(ds);
-  } else if (isDcpFolder(input)) {
+  } else if (kind === 'dcp') {
     const dcp = readDcpFolder(input);
     reading = dcp;
     fileBytes = dcp.dcp.files.reduce((a, f) => a + fs.statSync(path.join(input, f)).size, 0);
   } else {
+    // a file or a shard index (the registry joins its shards); a plain folder gets the registry's error
     reading = openFormat(input);
     if (shardedRanks === 'consolidate' && holdsShards(reading)) {
       reading.close();

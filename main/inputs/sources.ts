@@ -9,16 +9,16 @@ import type { LayoutColumn, LayoutItem, LayoutPiece, LayoutRow, ReshardInputKind
 import { walkTensors } from '../checkpoint/tree.ts';
 import { typeName } from '../checkpoint/inspect.ts';
 import { groupFamilies, sniffCheckpoint } from './discover.ts';
-import { isDcpFolder, readDcpFolder, METADATA_FILE, type DcpReading } from '../formats/dcp/dcp.ts';
+import { readDcpFolder, METADATA_FILE, type DcpReading } from '../formats/dcp/dcp.ts';
 import { asCheckpointError, fail } from '../errors.ts';
 import type { FormatReading } from '../formats/values/format-reading.ts';
 import { openFormat } from '../formats/open-format.ts';
 import { pyRepr, type PyValue } from '../formats/values/python-values.ts';
 import { isShardIndexName, readShardIndex } from '../formats/safetensors/shard-index.ts';
 import { TorchTensor } from '../formats/values/torch-values.ts';
-import { isDeepSpeedFolder } from '../formats/deepspeed/locate.ts';
 import { deepSpeedSource } from './deepspeed-source.ts';
 import { Family } from './family.ts';
+import { resolveInput } from './resolve.ts';
 import { dcpEntries } from '../checkpoint/flatten.ts';
 import { isShardTensor } from './placements.ts';
 import { dottedName } from '../checkpoint/replace-tensors.ts';
@@ -84,22 +84,18 @@ export function openSource(inputs: string[]): ReshardSource {
     return familySource(inputs, inputs[0]!, []);
   }
   const input = inputs[0]!;
-  if (fs.statSync(input).isDirectory()) {
-    if (isDeepSpeedFolder(input)) return deepSpeedSource(input);
-    if (isDcpFolder(input)) return dcpSource(input);
-    const indexes = fs.readdirSync(input).filter(isShardIndexName);
-    if (indexes.length === 1) return shardSetSource(path.join(input, indexes[0]!));
-    const files = checkpointsIn(input);
-    const groups = groupFamilies(files);
-    if (groups.length === 1 && groups[0]!.family) return familySource(groups[0]!.files, input, []);
-    if (indexes.length > 1) fail('usage', `${input} holds ${indexes.length} shard indexes (${indexes.join(', ')}); name the one to read`);
-    fail(
-      'usage',
-      `${input} is neither a DCP folder (no ${METADATA_FILE}) nor a folder of one shard set or one rank family (${files.length} checkpoint files); name the files to read`,
-      input,
-    );
+  switch (resolveInput(input)) {
+    case 'deepspeed':
+      return deepSpeedSource(input);
+    case 'dcp':
+      return dcpSource(input);
+    case 'folder':
+      return folderSource(input);
+    case 'shard-index':
+      return shardSetSource(input);
+    case 'file':
+      break;
   }
-  if (isShardIndexName(input)) return shardSetSource(input);
   const reading = openFormat(input);
   if (holdsShards(reading)) {
     reading.close();
@@ -110,6 +106,21 @@ export function openSource(inputs: string[]): ReshardSource {
     ]);
   }
   return singleSource(input, reading);
+}
+
+/** A folder that is neither DCP nor DeepSpeed: one shard set (its index) or one rank family in it. */
+function folderSource(input: string): ReshardSource {
+  const indexes = fs.readdirSync(input).filter(isShardIndexName);
+  if (indexes.length === 1) return shardSetSource(path.join(input, indexes[0]!));
+  const files = checkpointsIn(input);
+  const groups = groupFamilies(files);
+  if (groups.length === 1 && groups[0]!.family) return familySource(groups[0]!.files, input, []);
+  if (indexes.length > 1) fail('usage', `${input} holds ${indexes.length} shard indexes (${indexes.join(', ')}); name the one to read`);
+  return fail(
+    'usage',
+    `${input} is neither a DCP folder (no ${METADATA_FILE}) nor a folder of one shard set or one rank family (${files.length} checkpoint files); name the files to read`,
+    input,
+  );
 }
 
 function tensorRows(root: PyValue, column: (t: TorchTensor, p: (string | number)[]) => LayoutPiece[]): LayoutRow[] {

@@ -13,7 +13,7 @@ import { findCheckpoints, groupFamilies, type FileGroup } from '../inputs/discov
 import { BatchJournal, doneRecords, matchesRecord, readJournals, type RecordedOutput } from './batch-journal.ts';
 import { findTempFiles, isStale, removeStaleTempFiles, removeTempEntry } from '../io/temp-files.ts';
 import { outputFiles } from '../convert/plan.ts';
-import { pauseForTest } from './test-pause.ts';
+import { pauseUntilFileRemoved } from '../io/test-pause.ts';
 import { isDcpFolder } from '../formats/dcp/dcp.ts';
 import { isDeepSpeedFolder } from '../formats/deepspeed/locate.ts';
 
@@ -62,7 +62,7 @@ export function planBatch(opts: BatchOptions): { items: BatchItem[]; ignored: nu
   const out = path.resolve(opts.outDir);
   if (out === input) fail('usage', `the output folder must differ from the input folder (${opts.input}); nothing is ever converted in place`);
   const { files, ignored, unreadable } = findCheckpoints(input, out);
-  pauseForTest('CKPT_TEST_PAUSE_AFTER_DISCOVERY');
+  pauseUntilFileRemoved('CKPT_TEST_PAUSE_AFTER_DISCOVERY');
   const groups = groupFamilies(files).filter((g) => inShard(g.files[0]!, opts.shard));
   const recorded = doneRecords(readJournals(out), JSON.stringify(opts.rules));
   const items: BatchItem[] = [];

@@ -8,7 +8,7 @@ import type { CheckpointApi } from '../../shared/api.ts';
 import type { ErrorInfo, ErrorKind } from '../../shared/errors.ts';
 import { API_PREFIX } from '../../shared/web-transport.ts';
 import { callMethod } from '../service/call-method.ts';
-import { isApiMethod } from '../service/check-args.ts';
+import { isApiMethod } from '../../shared/api-schema.ts';
 
 /** Requests larger than this are refused (arguments are paths and rules, never data)... */
 export const MAX_BODY = 1 << 20;

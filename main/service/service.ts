@@ -1,12 +1,13 @@
 /**
  * The Node side of the UI's API (shared/api.ts), written once for both transports: the Electron
- * IPC adapter (main/electron/ipc.ts) and web mode (main/server/). Every method checks its
- * arguments first and fails with an `ApiError` carrying a typed, one-line `ErrorInfo`.
+ * IPC adapter (main/electron/ipc.ts) and web mode (main/server/). The transports check the
+ * arguments (call-method.ts); every method fails with an `ApiError` carrying a typed, one-line
+ * `ErrorInfo`.
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { ApiError, type ApiEvent, type ApiMethod, type BatchPlan, type CheckpointApi, type Workspace } from '../../shared/api.ts';
+import { ApiError, type ApiEvent, type BatchPlan, type CheckpointApi, type Workspace } from '../../shared/api.ts';
 import type { DeviceReading } from '../../shared/devices.ts';
 import type { FitEdit, FitTargetInput } from '../../shared/fit.ts';
 import type { ConversionRules } from '../../shared/presets.ts';
@@ -17,7 +18,6 @@ import { planDevices } from '../devices/device-plan.ts';
 import { asCheckpointError, fail } from '../errors.ts';
 import { renderReportHtml } from '../verify/report-html.ts';
 import { defaultConfigDir, SAMPLE_FILE, sampleWorkspaceDir } from './app-paths.ts';
-import { checkArgs } from './check-args.ts';
 import { DeviceWatch, type ReadFn } from './device-watch.ts';
 import { EventHub } from './event-hub.ts';
 import { JobRunner } from './job-runner.ts';
@@ -51,12 +51,12 @@ export function createApiService(opts: ServiceOptions): ApiService {
   /** this session's folder for dropped files copied in (uploadDroppedFile), made on first use */
   let uploads: string | null = null;
 
-  /** Checks the arguments, runs the method, turns any failure into an ApiError. */
+  /** Runs the method (its arguments checked by the transport), turns any failure into an ApiError. */
   const method =
-    <A extends unknown[], R>(name: ApiMethod, impl: (...args: A) => R | Promise<R>) =>
+    <A extends unknown[], R>(impl: (...args: A) => R | Promise<R>) =>
     async (...args: A): Promise<Awaited<R>> => {
       try {
-        return await impl(...(checkArgs(name, args) as A));
+        return await impl(...args);
       } catch (e) {
         throw e instanceof ApiError ? e : new ApiError(asCheckpointError(e).toInfo());
       }
@@ -64,7 +64,6 @@ export function createApiService(opts: ServiceOptions): ApiService {
 
   return {
     getWorkspace: method(
-      'getWorkspace',
       (): Workspace => ({
         sampleDir,
         sampleFile: path.join(sampleDir, SAMPLE_FILE),
@@ -75,60 +74,51 @@ export function createApiService(opts: ServiceOptions): ApiService {
         version: VERSION,
       }),
     ),
-    listDirectory: method('listDirectory', (dir: string) => jobs.run({ kind: 'list-directory', dir })),
-    findDroppedFile: method('findDroppedFile', (name: string, bytes: number, modifiedMs: number, folders: string[]) =>
+    listDirectory: method((dir: string) => jobs.run({ kind: 'list-directory', dir })),
+    findDroppedFile: method((name: string, bytes: number, modifiedMs: number, folders: string[]) =>
       jobs.run({ kind: 'find-dropped-file', file: { name, bytes, modifiedMs }, folders }),
     ),
-    chooseFile: method('chooseFile', (kind: 'file' | 'folder' | 'save', suggested?: string) => (opts.chooseFile ? opts.chooseFile(kind, suggested) : null)),
-    addRecent: method('addRecent', (file: string) => {
+    chooseFile: method((kind: 'file' | 'folder' | 'save', suggested?: string) => (opts.chooseFile ? opts.chooseFile(kind, suggested) : null)),
+    addRecent: method((file: string) => {
       const list = recent.add(file);
       opts.onRecentChanged?.(list);
     }),
 
-    inspect: method('inspect', (file: string) => jobs.run({ kind: 'inspect', file })),
-    tensorStats: method('tensorStats', (file: string, at: (string | number)[], bins: number) => jobs.run({ kind: 'tensor-stats', file, path: at, bins })),
+    inspect: method((file: string) => jobs.run({ kind: 'inspect', file })),
+    tensorStats: method((file: string, at: (string | number)[], bins: number) => jobs.run({ kind: 'tensor-stats', file, path: at, bins })),
 
-    previewConversion: method('previewConversion', (file: string, rules: ConversionRules, output: string | null) =>
-      jobs.run({ kind: 'preview-conversion', file, rules, output }),
-    ),
-    startConversion: method('startConversion', (file: string, rules: ConversionRules, output: string | null, force: boolean) =>
-      jobs.startConversion(file, rules, output, force),
-    ),
-    planBatch: method(
-      'planBatch',
-      (folder: string, outDir: string, rules: ConversionRules): Promise<BatchPlan> => jobs.run({ kind: 'plan-batch', folder, outDir, rules }),
-    ),
-    startBatch: method('startBatch', (folder: string, outDir: string, rules: ConversionRules, force: boolean, n: number) =>
-      jobs.startBatch(folder, outDir, rules, force, n),
-    ),
-    cancelJob: method('cancelJob', (job: string) => jobs.cancel(job)),
-    jobStatus: method('jobStatus', (job: string) => jobs.status(job)),
+    previewConversion: method((file: string, rules: ConversionRules, output: string | null) => jobs.run({ kind: 'preview-conversion', file, rules, output })),
+    startConversion: method((file: string, rules: ConversionRules, output: string | null, force: boolean) => jobs.startConversion(file, rules, output, force)),
+    planBatch: method((folder: string, outDir: string, rules: ConversionRules): Promise<BatchPlan> => jobs.run({ kind: 'plan-batch', folder, outDir, rules })),
+    startBatch: method((folder: string, outDir: string, rules: ConversionRules, force: boolean, n: number) => jobs.startBatch(folder, outDir, rules, force, n)),
+    cancelJob: method((job: string) => jobs.cancel(job)),
+    jobStatus: method((job: string) => jobs.status(job)),
 
-    startVerify: method('startVerify', (options: VerifyOptions) => jobs.startVerify(options)),
-    verifyReportHtml: method('verifyReportHtml', (report: VerifyReport) => {
+    startVerify: method((options: VerifyOptions) => jobs.startVerify(options)),
+    verifyReportHtml: method((report: VerifyReport) => {
       try {
         return renderReportHtml(report);
       } catch (e) {
-        // checkArgs saw every field the page shows; anything still wrong is the report's doing
+        // the transport checked every field the page shows; anything still wrong is the report's doing
         return fail('usage', `the report cannot be rendered: ${(e as Error).message.split('\n')[0]}`);
       }
     }),
 
-    planReshard: method('planReshard', (request: ReshardRequest) => jobs.run({ kind: 'reshard', request: { ...request, dryRun: true } })),
-    startReshard: method('startReshard', (request: ReshardRequest) => jobs.startReshard(request)),
+    planReshard: method((request: ReshardRequest) => jobs.run({ kind: 'reshard', request: { ...request, dryRun: true } })),
+    startReshard: method((request: ReshardRequest) => jobs.startReshard(request)),
 
-    fitCheckpoint: method('fitCheckpoint', (file: string, target: FitTargetInput, renames: { pattern: string; replacement: string }[], edits?: FitEdit[]) =>
+    fitCheckpoint: method((file: string, target: FitTargetInput, renames: { pattern: string; replacement: string }[], edits?: FitEdit[]) =>
       jobs.run({ kind: 'fit', file, target, renames, edits: edits ?? [] }),
     ),
-    startFitConversion: method('startFitConversion', (file: string, target: FitTargetInput, edits: FitEdit[], output: string, force: boolean) =>
+    startFitConversion: method((file: string, target: FitTargetInput, edits: FitEdit[], output: string, force: boolean) =>
       jobs.startFitConversion(file, target, edits, output, force),
     ),
-    diffCheckpoints: method('diffCheckpoints', (a: string, b: string, exactKeys: boolean) => jobs.run({ kind: 'diff', a, b, exactKeys })),
-    diffHistograms: method('diffHistograms', (a: string, b: string, key: string, exactKeys: boolean, bins: number) =>
+    diffCheckpoints: method((a: string, b: string, exactKeys: boolean) => jobs.run({ kind: 'diff', a, b, exactKeys })),
+    diffHistograms: method((a: string, b: string, key: string, exactKeys: boolean, bins: number) =>
       jobs.run({ kind: 'diff-histograms', a, b, key, exactKeys, bins }),
     ),
 
-    uploadDroppedFile: method('uploadDroppedFile', async (name: string, base64: string) => {
+    uploadDroppedFile: method(async (name: string, base64: string) => {
       // a web page cannot say where a dropped file lives: a small one is copied into this session's folder
       uploads ??= await fs.promises.mkdtemp(path.join(os.tmpdir(), 'ckpt-dropped-'));
       const file = path.join(uploads, name);
@@ -136,11 +126,11 @@ export function createApiService(opts: ServiceOptions): ApiService {
       return file;
     }),
 
-    readDevices: method('readDevices', () => devices.readNow()),
-    devicePlan: method('devicePlan', async (counts: Record<string, number>, ddpWorldSize?: number) =>
+    readDevices: method(() => devices.readNow()),
+    devicePlan: method(async (counts: Record<string, number>, ddpWorldSize?: number) =>
       planDevices(counts, await devices.recent(), ddpWorldSize === undefined ? {} : { ddpWorldSize }),
     ),
-    watchDevices: method('watchDevices', (on: boolean) => devices.watch(on)),
+    watchDevices: method((on: boolean) => devices.watch(on)),
 
     onEvent: (listener) => hub.subscribe(listener),
 

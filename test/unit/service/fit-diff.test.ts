@@ -7,10 +7,10 @@ import * as path from 'node:path';
 import { ApiError } from '../../../shared/api.ts';
 import { createApiService } from '../../../main/service/service.ts';
 import { REPO } from '../../helpers/run-cli.ts';
-import { tempDir } from './helpers.ts';
+import { tempDir, throughTransport } from './helpers.ts';
 
 const FIT = path.join(REPO, 'test/fixtures/fit');
-const service = createApiService({ shell: 'web', configDir: tempDir('config') });
+const service = throughTransport(createApiService({ shell: 'web', configDir: tempDir('config') }));
 after(() => service.close());
 
 test('fitCheckpoint: the error text pasted into the app is the target', async () => {

@@ -2,12 +2,26 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { ApiEvent } from '../../../shared/api.ts';
+import { API_METHODS, type ApiEvent } from '../../../shared/api.ts';
+import { unwrapResult } from '../../../shared/web-transport.ts';
+import { callMethod } from '../../../main/service/call-method.ts';
+import type { ApiService } from '../../../main/service/service.ts';
 import { NO_RULES, type ConversionRules } from '../../../shared/presets.ts';
 
 export const SAMPLE = fileURLToPath(new URL('../../../build/sample-workspace/', import.meta.url)).replace(/\/$/, '');
 export const DP = path.join(SAMPLE, 'digits-cnn', 'dp.pt');
 export const CPU_RULES: ConversionRules = { ...NO_RULES, preset: { name: 'cpu' } };
+
+/**
+ * The service as the UI reaches it: every call goes through the transports' entrance
+ * (`callMethod`, as IPC and HTTP do), which checks its arguments, and a failure comes back as
+ * the `ApiError` the clients throw.
+ */
+export function throughTransport(service: ApiService): ApiService {
+  const api: Record<string, unknown> = { onEvent: service.onEvent, close: () => service.close() };
+  for (const m of API_METHODS) api[m] = async (...args: unknown[]) => unwrapResult(await callMethod(service, m, args));
+  return api as unknown as ApiService;
+}
 
 export const tempDir = (name: string): string => fs.mkdtempSync(path.join(os.tmpdir(), `ckpt-${name}-`));
 

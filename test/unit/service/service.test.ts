@@ -10,10 +10,10 @@ import { ApiError, type ApiEvent } from '../../../shared/api.ts';
 import type { ReshardRequest } from '../../../shared/reshard.ts';
 import type { VerifyOptions, VerifyReport } from '../../../shared/verify.ts';
 import { createApiService } from '../../../main/service/service.ts';
-import { bigSafetensors, CPU_RULES, DP, EventLog, SAMPLE, tempDir } from './helpers.ts';
+import { bigSafetensors, CPU_RULES, DP, EventLog, SAMPLE, tempDir, throughTransport } from './helpers.ts';
 
 const configDir = tempDir('config');
-const service = createApiService({ shell: 'web', configDir });
+const service = throughTransport(createApiService({ shell: 'web', configDir }));
 const log = new EventLog();
 const unsubscribe = service.onEvent(log.push);
 after(async () => {
