@@ -2,7 +2,7 @@ import { parseArgs } from 'node:util';
 import type { DiffReport } from '../../shared/diff.ts';
 import { diffCheckpoints } from '../diff/diff.ts';
 import { fail } from '../errors.ts';
-import { makeStyle, type Style } from './format-text.ts';
+import { makeStyle, plural, type Style } from './format-text.ts';
 import type { CliIO } from './io.ts';
 
 export const DIFF_HELP = `ckpt diff <a> <b> [--json] [--exact-keys]
@@ -60,7 +60,7 @@ export function renderDiff(r: DiffReport, s: Style): string {
   if (r.devicesChanged.length)
     row(
       'devices',
-      `${r.devicesChanged.length} tensors on other devices (e.g. ${r.devicesChanged[0]!.key}: ${r.devicesChanged[0]!.a} → ${r.devicesChanged[0]!.b})`,
+      `${plural(r.devicesChanged.length, 'tensor')} on other devices (e.g. ${r.devicesChanged[0]!.key}: ${r.devicesChanged[0]!.a} → ${r.devicesChanged[0]!.b})`,
     );
   return lines.join('\n') + '\n';
 }

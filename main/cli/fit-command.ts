@@ -5,7 +5,7 @@ import { fail } from '../errors.ts';
 import type { Rename } from '../fit/convert-fit.ts';
 import { fitCheckpoint } from '../fit/convert-fit.ts';
 import { listText } from '../fit/fit.ts';
-import { makeStyle, type Style } from './format-text.ts';
+import { makeStyle, plural, type Style } from './format-text.ts';
 import type { CliIO } from './io.ts';
 
 export const FIT_HELP = `ckpt fit <checkpoint> <target> [--json] [--rename 'RE=>SUB' ...]
@@ -56,7 +56,7 @@ export function renderFit(r: FitReport, s: Style): string {
   const lines: string[] = [];
   const row = (k: string, v: string): void => void lines.push(`${s.bold(k.padEnd(9))} ${v}`);
   row('source', r.source);
-  row('target', `${r.target.file}  (${r.target.kind}, ${r.target.keys} keys${r.target.className ? `, ${r.target.className}` : ''})`);
+  row('target', `${r.target.file}  (${r.target.kind}, ${plural(r.target.keys, 'key')}${r.target.className ? `, ${r.target.className}` : ''})`);
   row(
     'now',
     r.message === null
