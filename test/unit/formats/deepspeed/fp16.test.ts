@@ -7,14 +7,14 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
 import * as path from 'node:path';
-import { openCheckpoint } from '../../../main/inputs/open-checkpoint.ts';
-import { readDeepSpeedFolder } from '../../../main/formats/deepspeed/read-deepspeed.ts';
-import { streamSource } from '../../../main/formats/values/tensor-source.ts';
-import { PyDict } from '../../../main/formats/values/python-values.ts';
-import { TorchTensor } from '../../../main/formats/values/torch-values.ts';
-import { tensorSource } from '../../../main/reshard/plan.ts';
+import { openCheckpoint } from '../../../../main/inputs/open-checkpoint.ts';
+import { readDeepSpeedFolder } from '../../../../main/formats/deepspeed/read-deepspeed.ts';
+import { streamSource } from '../../../../main/formats/values/tensor-source.ts';
+import { PyDict } from '../../../../main/formats/values/python-values.ts';
+import { TorchTensor } from '../../../../main/formats/values/torch-values.ts';
+import { tensorSource } from '../../../../main/reshard/plan.ts';
 
-const FP16 = fileURLToPath(new URL('../../fixtures/deepspeed/fp16', import.meta.url));
+const FP16 = fileURLToPath(new URL('../../../fixtures/deepspeed/fp16', import.meta.url));
 
 function floats(t: TorchTensor): number[] {
   const parts: Buffer[] = [];

@@ -7,14 +7,14 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { openCheckpoint } from '../../../main/inputs/open-checkpoint.ts';
-import { CheckpointError } from '../../../main/errors.ts';
-import { withTag } from '../../../main/formats/deepspeed/locate.ts';
-import { SHARED_DIR, sharedSkipReason } from '../../helpers/shared-dir.ts';
+import { openCheckpoint } from '../../../../main/inputs/open-checkpoint.ts';
+import { CheckpointError } from '../../../../main/errors.ts';
+import { withTag } from '../../../../main/formats/deepspeed/locate.ts';
+import { SHARED_DIR, sharedSkipReason } from '../../../helpers/shared-dir.ts';
 
 const DS = path.join(SHARED_DIR, 'corpus', 'deepspeed');
 const skip = sharedSkipReason(DS) ?? false;
-const UNKNOWN = fileURLToPath(new URL('../../fixtures/deepspeed/unknown-layout', import.meta.url));
+const UNKNOWN = fileURLToPath(new URL('../../../fixtures/deepspeed/unknown-layout', import.meta.url));
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ckpt-ds-errors-'));
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
