@@ -44,11 +44,21 @@ export function scalarText(v: PyValue): { type: string; text: string } | null {
   return numpyScalarText(v);
 }
 
-/** Values outside the tensors, shallowest first, at most `limit`, from containers at most `maxDepth` deep. */
+/** How many values the walk looks at, whatever the pickle's shape: a bound on its work. */
+const MAX_VISITS = 100_000;
+
+/**
+ * Values outside the tensors, shallowest first, at most `limit`, from containers at most
+ * `maxDepth` deep. Each container is entered once: a pickle can share one list many times over
+ * through its memo (a list appended to itself 10 times is 10^8 paths at depth 8), and the first
+ * path to it is the one shown.
+ */
 export function scalarValues(root: PyValue, limit = 200, maxDepth = 8): ScalarValue[] {
   const out: ScalarValue[] = [];
+  const entered = new Set<object>();
+  let visits = 0;
   const visit = (v: PyValue, path: (string | number)[], depth: number): void => {
-    if (out.length >= limit || depth > maxDepth) return;
+    if (out.length >= limit || depth > maxDepth || ++visits > MAX_VISITS) return;
     const s = scalarText(v);
     if (s) {
       if (path.length) out.push({ path, ...s });
@@ -70,6 +80,8 @@ export function scalarValues(root: PyValue, limit = 200, maxDepth = 8): ScalarVa
     // a state dict (every value a tensor) holds no values worth listing
     if (v instanceof PyDict && v.size > 0 && v.entries.every(([, x]) => x instanceof TorchTensor)) return;
     if (v instanceof PyDict || v instanceof PyList || v instanceof PyTuple || (v instanceof PyObject && !isNumpyScalar(v))) {
+      if (entered.has(v)) return;
+      entered.add(v);
       for (const [k, x] of childrenOf(v)) visit(x, [...path, k], depth + 1);
     }
   };

@@ -23,6 +23,17 @@ export function memoDagLists(depth = 40): Buffer {
   return Buffer.from(out);
 }
 
+/**
+ * One list appended to itself `n` times (`l.append(l)`, fickling's memo-expansion sample): few
+ * bytes, one list, but n^d paths to depth d for anything that walks paths instead of objects.
+ */
+export function selfAppendedList(n = 40): Buffer {
+  const out: number[] = [...PROTO2, 0x5d, 0x71, 0, 0x28]; // EMPTY_LIST, BINPUT 0, MARK
+  for (let k = 0; k < n; k++) out.push(0x68, 0); // BINGET 0
+  out.push(0x4b, 3, 0x65, STOP); // BININT1 3, APPENDS
+  return Buffer.from(out);
+}
+
 /** The same DAG made of tuples and used as a dict key: hashing or printing the key expands it. */
 export function tupleDagDictKey(depth = 60): Buffer {
   const out: number[] = [...PROTO2, 0x7d, 0x29, 0x71, 0, 0x30]; // EMPTY_DICT, EMPTY_TUPLE, BINPUT 0, POP

@@ -5,6 +5,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { scalarValues } from '../../../main/checkpoint/scalar-values.ts';
+import { PickleInput } from '../../../main/formats/pickle/pickle-input.ts';
+import { unpickle } from '../../../main/formats/pickle/unpickler.ts';
 import { openCheckpoint } from '../../../main/inputs/open-checkpoint.ts';
 import { runCli } from '../../helpers/run-cli.ts';
 import { SAMPLE } from '../service/helpers.ts';
@@ -39,4 +42,15 @@ test('ckpt inspect prints best_acc as its number, not as numpy pickle internals'
     .filter((l) => !l.startsWith('security') && !l.includes('weights_only'))
     .join('\n');
   assert.doesNotMatch(values, /multiarray\.scalar|\(args\)/);
+});
+
+test('a list shared many times over through the memo is walked once: 40 self-references list its value once, at once', () => {
+  // what `l = []; [l.append(l) for _ in range(40)]; l.append(3)` pickles to (protocol 2): each self-reference
+  // is a memo GET, so the tree has 40^8 paths to depth 8 but one list (fickling's memo-expansion sample)
+  const bytes = Buffer.from(`\x80\x02]q\x00(${'h\x00'.repeat(40)}K\x03e.`, 'latin1');
+  const values = scalarValues(unpickle(PickleInput.fromBytes(new Uint8Array(bytes), 'self.pkl')).value);
+  assert.deepEqual(
+    values.map((v) => [v.path.join('/'), v.text]),
+    [['40', '3']],
+  );
 });

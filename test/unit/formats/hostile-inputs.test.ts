@@ -9,7 +9,17 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { badUnicodeEscape, bigLong4, deepDicts, deepLists, memoDagLists, selfListingIndex, tupleDagDictKey, zipBomb } from '../../fuzz/hostile-inputs.ts';
+import {
+  badUnicodeEscape,
+  bigLong4,
+  deepDicts,
+  deepLists,
+  memoDagLists,
+  selfAppendedList,
+  selfListingIndex,
+  tupleDagDictKey,
+  zipBomb,
+} from '../../fuzz/hostile-inputs.ts';
 import { runMeasured, type MeasuredRun } from '../../fuzz/measured-cli.ts';
 
 const BUDGET_MS = 10_000;
@@ -40,6 +50,12 @@ function oneLineError(r: MeasuredRun & { file: string }, cause: RegExp): void {
 
 test('memo DAG of nested lists (2^40 paths in 366 bytes) is read: shared lists are walked once', async () => {
   const r = await inspect('memo-lists.pkl', memoDagLists(40));
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /pickle/);
+});
+
+test('a list appended to itself 40 times (40^8 paths to depth 8, 96 bytes) is inspected at once: each list walked once', async () => {
+  const r = await inspect('self-appended.pkl', selfAppendedList(40));
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /pickle/);
 });
