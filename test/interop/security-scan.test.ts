@@ -99,3 +99,59 @@ test('an omegaconf DictConfig hyper-parameter (Lightning-style checkpoint): the 
   assert.deepEqual(r.weightsOnly?.unsupported, said?.unsafe);
   assert.ok(r.weightsOnly?.unsupported.includes('omegaconf.dictconfig.DictConfig'));
 });
+
+test('malformed structure is dangerous with a malformed-pickle note, and weightsOnly stays what torch 2.13 does with it', { skip: skip2 ?? false }, () => {
+  // torch 2.13's weights-only unpickler (torch/_weights_only_unpickler.py `Unpickler.load`) has no
+  // FRAME, MEMOIZE or DUP ("Unsupported operand"), but reads a second PROTO like the first
+  const torchLoads: Record<string, boolean> = {
+    'evil/second_proto.pt': true,
+    'evil/frame_splits_opcode.p5.pkl': false,
+    'evil/frame_in_frame.p5.pkl': false,
+    'evil/dup_expansion.p4.pkl': false,
+    'evil/memo_expansion.p4.pkl': false,
+  };
+  const said = askTorch(
+    PY2,
+    Object.keys(torchLoads).map((f) => join(DIR, f)),
+  );
+  for (const [i, name] of Object.keys(torchLoads).entries()) {
+    const t = said[i]!;
+    assert.equal(t.loads, torchLoads[name], `${name}: torch 2.13 ${t.error ?? 'loads it'}`);
+    if (!t.loads) assert.match(t.error ?? '', /Unsupported operand/, name);
+    const r = scanFile(join(DIR, name));
+    assert.equal(r.verdict, 'dangerous', name);
+    assert.equal(r.weightsOnlyLoadable, t.loads, name);
+    const note = (r.notes ?? []).find((n) => n.includes('malformed pickle: '));
+    assert.ok(note?.includes('a known scanner-bypass technique'), `${name}: ${(r.notes ?? []).join(' | ')}`);
+    assert.equal(note?.includes('torch.load(weights_only=True) would load it'), t.loads, note);
+  }
+});
+
+test('bytes of no format are not safe: torch 2.13 refuses them, and the verdict says "not a pickle"', { skip: skip2 ?? false }, () => {
+  const file = join(DIR, 'benign/not_a_pickle.bin');
+  const [t] = askTorch(PY2, [file]);
+  assert.equal(t?.loads, false);
+  const r = scanFile(file);
+  assert.equal(r.verdict, 'benign');
+  assert.equal(r.weightsOnlyLoadable, false);
+  assert.ok(
+    (r.notes ?? []).some((n) => n.startsWith('not a pickle:')),
+    (r.notes ?? []).join(' | '),
+  );
+});
+
+test('a gadget-family global only referenced is dangerous, and torch 2.13 refuses it', { skip: skip2 ?? false }, () => {
+  const names = ['evil/reference_ast_parse.p2.pkl', 'evil/reference_config_module.p2.pkl'];
+  const said = askTorch(
+    PY2,
+    names.map((f) => join(DIR, f)),
+  );
+  for (const [i, name] of names.entries()) {
+    assert.equal(said[i]?.loads, false, name);
+    const r = scanFile(join(DIR, name));
+    assert.equal(r.verdict, 'dangerous', name);
+    const g = r.globals.find((x) => x.class === 'dangerous');
+    assert.equal(g?.calls, 0, `${name}: referenced, never called`);
+    assert.match(g?.reason ?? '', /referenced, not called: importing it alone runs its module's import-time code/);
+  }
+});

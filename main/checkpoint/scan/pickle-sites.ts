@@ -26,6 +26,8 @@ export interface FileSites {
   containerRefusalIn?: string[];
   /** true when no byte of the file is a pickle (safetensors, a plain npy array) */
   noPickle?: boolean;
+  /** true when the bytes are no format a loader opens (not a pickle, zip, tar, safetensors or npy): not `safe`, which means torch loads it */
+  unrecognised?: boolean;
   /**
    * torch versions whose torch.load reads the file without unpickling: torch 2.13 hands a path
    * ending in `.safetensors` to `safetensors.torch.load_file` (torch/serialization.py `load`).

@@ -64,7 +64,13 @@ function streamSites(reader: RandomAccessReader): FileSites {
   const notes: string[] = [];
   const first = scanPickle(input);
   if (first.error && first.end - first.start <= 1 && first.findings.length === 0) {
-    return { sites: [], notes: ['not a pickle, zip, tar, safetensors or npy file'], containerRefusal: 'not a torch.save file', noPickle: true };
+    return {
+      sites: [],
+      notes: ['not a pickle, zip, tar, safetensors or npy file'],
+      containerRefusal: 'not a torch.save file',
+      noPickle: true,
+      unrecognised: true,
+    };
   }
   sites.push({ where: 'pickle at byte 0', reach: 'torch.load', scan: first });
   const magic = first.value?.t === 'int' ? BigInt(first.value.v) : undefined;

@@ -47,6 +47,17 @@ export function scanSites(found: FileSites): SecurityReport {
   const newest = byTorch[PROFILES[0]!.torch]!;
   const list = [...globals.values()].sort((a, b) => CLASS_ORDER.indexOf(b.class) - CLASS_ORDER.indexOf(a.class) || a.name.localeCompare(b.name));
   let verdict = list.reduce<SecurityClass>((w, g) => worse(w, g.class), 'safe');
+  for (const s of found.sites.filter((x) => x.scan.anomaly)) {
+    verdict = 'dangerous';
+    const torchLoads = s.reach === 'torch.load' && newest.loads;
+    notes.push(
+      `${s.where}: malformed pickle: ${s.scan.anomaly}; parsers disagree on such files, a known scanner-bypass technique; ${torchLoads ? 'torch.load(weights_only=True) would load it' : "torch.load(weights_only=True) refuses it, but pickle.load (CPython's C unpickler) reads it"}`,
+    );
+  }
+  if (verdict === 'safe' && found.unrecognised) {
+    verdict = 'benign';
+    notes.push('not a pickle: no loader opens these bytes, so nothing in them runs; torch.load refuses the file');
+  }
   if (verdict === 'safe' && !found.noPickle && !newest.loads) {
     verdict = 'benign';
     notes.push(`nothing in it runs code, but torch.load(f, weights_only=True) refuses it: ${newest.refusal}`);

@@ -28,11 +28,13 @@ for (const [name, want] of Object.entries(EXPECTED.files)) {
     const r = scanFile(join(DIR, name));
     const flagged = r.globals.filter((g) => g.class !== 'safe').map((g) => `${g.name}: ${g.class}`);
     assert.equal(r.verdict, want.verdict, `findings: ${flagged.join('; ')} notes: ${(r.notes ?? []).join(' | ')}`);
+    // structure pickle.dumps never writes is dangerous by itself: the payload hides where parsers disagree
+    const malformed = (r.notes ?? []).some((n) => n.includes('malformed pickle: '));
     if (want.verdict === 'dangerous') {
       const d = r.globals.filter((g) => g.class === 'dangerous');
-      assert.ok(d.length > 0);
+      assert.ok(d.length > 0 || malformed, 'a dangerous global or a malformed-pickle note');
       for (const g of d) assert.ok(typeof g.offset === 'number' && g.record, `${g.name} has an offset and a record`);
-      if (want.live)
+      if (want.live && !malformed)
         assert.ok(
           d.some((g) => g.example),
           'a live payload shows the call it would make',

@@ -68,6 +68,12 @@ export class Findings {
 export function referenceOnly(module: string, name: string, offset: number): Use {
   const full = `${module}.${name}`;
   const base = nameClass(module, name);
+  if (base?.cls === 'dangerous')
+    return {
+      cls: 'dangerous',
+      reason: `${base.reason}; referenced, not called: importing it alone runs its module's import-time code, and a reference is the classic way to smuggle a callable into a later call`,
+      offset,
+    };
   if (base) return { ...base, offset };
   return {
     cls: 'unknown-class',

@@ -35,6 +35,7 @@ const GADGET_MODULES: Record<string, string> = {
   code: 'code',
   codeop: 'code',
   marshal: 'code',
+  ast: 'code',
   types: 'code',
   inspect: 'code',
   ctypes: 'code',
@@ -134,6 +135,8 @@ const GADGET_MODULES: Record<string, string> = {
   'torch.library': 'torch compiler',
   'torch._library': 'torch compiler',
   'torch._higher_order_ops': 'torch compiler',
+  // the config modules of torch._dynamo/_inductor (torch/utils/_config_module.py install_config_module)
+  'torch.utils._config_module': 'torch compiler',
 };
 
 /** Single names in otherwise harmless modules. */

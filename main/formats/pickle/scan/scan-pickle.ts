@@ -3,6 +3,7 @@ import type { PickleInput } from '../pickle-input.ts';
 import { Findings, type Finding } from './findings.ts';
 import { classifyCall, type CallVia } from './classify-call.ts';
 import { NONE, type Sym } from './symbols.ts';
+import { StructureCheck } from './structure-check.ts';
 import { PROFILES } from './torch-allowlists.ts';
 import { WeightsOnlyCheck } from './weights-only-check.ts';
 
@@ -19,6 +20,8 @@ export interface PickleScan {
   end: number;
   /** set when the pickle is cut short or malformed; the findings are what came before */
   error?: string;
+  /** structure pickle.dumps never writes (`StructureCheck`), which parsers read differently */
+  anomaly?: string;
   /** the value STOP returned, when it is a literal (legacy magic number, protocol version) */
   value?: Sym;
 }
@@ -147,6 +150,7 @@ export function scanPickle(input: PickleInput): PickleScan {
   const start = input.pos;
   const findings = new Findings();
   const checks = PROFILES.map((p) => new WeightsOnlyCheck(p));
+  const structure = new StructureCheck();
   const stack: Sym[] = [];
   const marks: number[] = [];
   const memo = new Map<number, Sym>();
@@ -209,6 +213,7 @@ export function scanPickle(input: PickleInput): PickleScan {
   const memoGet = (i: number): Sym => {
     const v = memo.get(i);
     if (v === undefined) bad(`memo key ${i} was never stored`);
+    structure.memoGet(i, v!);
     return v!;
   };
 
@@ -221,13 +226,14 @@ export function scanPickle(input: PickleInput): PickleScan {
       const opName = OPCODE_NAMES[op];
       if (opName === undefined) bad(`unknown opcode 0x${op.toString(16).padStart(2, '0')}`);
       for (const c of checks) c.opcode(op, rel(), opName!);
+      structure.opcode(op, rel());
       switch (op) {
         case 0x80:
           protocol = input.byte();
           if (protocol > 5) bad(`unsupported pickle protocol ${protocol}`);
           break;
         case 0x95:
-          input.bytes(8);
+          structure.frame(rel(), Number(Buffer.from(input.bytes(8)).readBigUInt64LE()));
           break;
         case 0x2e:
           value = pop();
@@ -528,6 +534,7 @@ export function scanPickle(input: PickleInput): PickleScan {
       start,
       end: input.pos,
       ...(error !== undefined ? { error } : {}),
+      ...(structure.problem !== undefined ? { anomaly: structure.problem } : {}),
       ...(value !== undefined ? { value } : {}),
     };
   }
