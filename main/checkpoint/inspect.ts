@@ -11,6 +11,7 @@ import * as fs from 'node:fs';
 import type { SecurityReport } from '../../shared/inspect.ts';
 import { loadClaims } from './load-claims.ts';
 import { scanSecurity, securityOfPath } from './security.ts';
+import type { PrescannedPickles } from '../formats/pickle/scan/scan-pickle.ts';
 import { childrenOf, walkTensors, type TensorAt } from './tree.ts';
 
 /** An opened checkpoint with everything the engine found in it. Tensor bytes are still unread. */
@@ -30,6 +31,8 @@ export interface AnalyseOptions {
   fileBytes?: number;
   /** children shown per tree node (default 64) */
   treeWidth?: number;
+  /** the scans of pickles the reader walked (`OpenFormatOptions.scans`): the security scan reuses them */
+  pickleScans?: PrescannedPickles;
 }
 
 /** The storage a tensor's bytes really live in (legacy views point into a root storage). */
@@ -38,8 +41,8 @@ export function rootStorage(s: TorchStorage): TorchStorage {
 }
 
 /** The scan engine over the file's bytes; a reading with no file behind it (tests, memory) is classified from its globals. */
-function securityOf(file: string, reading: FormatReading): SecurityReport {
-  return fs.existsSync(file) ? securityOfPath(file) : scanSecurity(reading.globals, reading.root);
+function securityOf(file: string, reading: FormatReading, scans: PrescannedPickles | undefined): SecurityReport {
+  return fs.existsSync(file) ? securityOfPath(file, scans) : scanSecurity(reading.globals, reading.root);
 }
 
 export function analyse(file: string, reading: FormatReading, opts: AnalyseOptions = {}): Checkpoint {
@@ -104,7 +107,7 @@ export function analyse(file: string, reading: FormatReading, opts: AnalyseOptio
     tensors: infos,
     totals: { tensors: infos.length, storages: storages.size, storageBytes: [...storages].reduce((a, s) => a + s.nbytes, 0), byDtype, byDevice },
     ...(modules.length ? { moduleStateDicts: modules } : {}),
-    security: securityOf(file, reading),
+    security: securityOf(file, reading, opts.pickleScans),
     tree: summariseTree('', reading.root, 0, opts.treeWidth ?? 64, new Set()),
     notes,
   };

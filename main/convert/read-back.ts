@@ -1,6 +1,7 @@
 import type { OutputReport, TensorCheck } from '../../shared/convert.ts';
 import * as fs from 'node:fs';
 import { openFormat } from '../formats/open-format.ts';
+import type { PrescannedPickles } from '../formats/pickle/scan/scan-pickle.ts';
 import { rootStorage } from '../checkpoint/inspect.ts';
 import { walkTensors, type TensorAt } from '../checkpoint/tree.ts';
 import type { PyValue } from '../formats/values/python-values.ts';
@@ -23,6 +24,12 @@ export async function verifyOutput(
   storages: WrittenStorage[],
   plannedDevice: (s: TorchStorage) => string,
   readBack: Map<string, Promise<number>>,
+  /**
+   * Called once the file is read, before anything is compared, with the security scans of the
+   * pickles the reader walked (`OpenFormatOptions.scans`): a check of the written pickle reuses
+   * them instead of walking it again. Throwing there stops the verification.
+   */
+  checkPickles?: (scans: PrescannedPickles) => void,
 ): Promise<OutputReport> {
   const expected = walkTensors(planned);
   const byKey = new Map(storages.map((w) => [w.key, w]));
@@ -30,8 +37,10 @@ export async function verifyOutput(
   for (const [k, p] of readBack) crcs.set(k, await p);
   // only the reader: the layout, roles and tree of a full inspection are not needed here and cost
   // as much again for a checkpoint of many small tensors
-  const out = openFormat(file);
+  const scans: PrescannedPickles = new Map();
+  const out = openFormat(file, { scans });
   try {
+    checkPickles?.(scans);
     const got = new Map(walkTensors(out.root).map((t) => [JSON.stringify(t.path), t]));
     const checks: TensorCheck[] = [];
     let mismatch: string | undefined;

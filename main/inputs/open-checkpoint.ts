@@ -6,6 +6,7 @@ import { isDcpFolder, readDcpFolder } from '../formats/dcp/dcp.ts';
 import { isDeepSpeedFolder } from '../formats/deepspeed/locate.ts';
 import { deepSpeedBytes, readDeepSpeedFolder } from '../formats/deepspeed/read-deepspeed.ts';
 import { openFormat } from '../formats/open-format.ts';
+import type { PrescannedPickles } from '../formats/pickle/scan/scan-pickle.ts';
 import type { FormatReading } from '../formats/values/format-reading.ts';
 import { Family } from './family.ts';
 import { familyOf, holdsShards } from './sources.ts';
@@ -35,6 +36,7 @@ export function openCheckpoint(input: string, opts: OpenOptions = {}): Checkpoin
   const { shardedRanks = 'as-is', ...analyseOptions } = opts;
   let reading: FormatReading;
   let fileBytes: number;
+  const scans: PrescannedPickles = new Map();
   if (isDeepSpeedFolder(input)) {
     const ds = readDeepSpeedFolder(input);
     reading = ds;
@@ -44,7 +46,7 @@ export function openCheckpoint(input: string, opts: OpenOptions = {}): Checkpoin
     reading = dcp;
     fileBytes = dcp.dcp.files.reduce((a, f) => a + fs.statSync(path.join(input, f)).size, 0);
   } else {
-    reading = openFormat(input);
+    reading = openFormat(input, { scans });
     if (shardedRanks === 'consolidate' && holdsShards(reading)) {
       reading.close();
       return openShardedFamily(input);
@@ -52,7 +54,7 @@ export function openCheckpoint(input: string, opts: OpenOptions = {}): Checkpoin
     fileBytes = fs.statSync(input).size;
   }
   try {
-    return analyse(input, reading, { fileBytes, ...analyseOptions });
+    return analyse(input, reading, { fileBytes, pickleScans: scans, ...analyseOptions });
   } catch (e) {
     reading.close();
     throw e;

@@ -21,6 +21,9 @@ export interface Finding {
   offset: number;
 }
 
+/** A call's text, or how to make it: most calls repeat a use already recorded, and their text is never shown. */
+export type CallText = string | (() => string);
+
 interface Use {
   cls: SecurityClass;
   reason: string;
@@ -46,9 +49,10 @@ export class Findings {
     if (r) r.calls++;
   }
 
-  use(full: string, cls: SecurityClass, reason: string, offset: number, call?: string): void {
+  use(full: string, cls: SecurityClass, reason: string, offset: number, callText?: CallText): void {
     const prev = this.uses.get(full);
     if (prev && CLASS_ORDER.indexOf(prev.cls) >= CLASS_ORDER.indexOf(cls)) return;
+    const call = typeof callText === 'function' ? callText() : callText;
     this.uses.set(full, { cls, reason, offset, ...(call !== undefined ? { call } : {}) });
     if (!this.refs.has(full)) {
       const i = full.lastIndexOf('.');
