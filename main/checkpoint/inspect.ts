@@ -11,7 +11,7 @@ import * as fs from 'node:fs';
 import type { SecurityReport } from '../../shared/inspect.ts';
 import { loadClaims } from './load-claims.ts';
 import { scanSecurity, securityOfPath } from './security.ts';
-import type { PrescannedPickles } from '../formats/pickle/scan/scan-pickle.ts';
+import type { PrescannedPickles } from '../formats/torch/torch-zip.ts';
 import { childrenOf, walkTensors, type TensorAt } from './tree.ts';
 
 /** An opened checkpoint with everything the engine found in it. Tensor bytes are still unread. */

@@ -7,7 +7,7 @@ import { looksLikeClass } from '../formats/pickle/scan/name-classes.ts';
 import { PyGlobal, PyObject, pyRepr, type PyValue } from '../formats/values/python-values.ts';
 import { readShardIndex } from '../formats/safetensors/shard-index.ts';
 import { scanFile } from './scan/scan-file.ts';
-import type { PrescannedPickles } from '../formats/pickle/scan/scan-pickle.ts';
+import type { PrescannedPickles } from '../formats/torch/torch-zip.ts';
 import { eachPickledValue } from './each-pickled-value.ts';
 import { DEEPSPEED_CLASSES } from '../formats/deepspeed/known-classes.ts';
 import { isDeepSpeedFolder, locateDeepSpeed } from '../formats/deepspeed/locate.ts';

@@ -14,7 +14,7 @@ import type { PyValue } from '../formats/values/python-values.ts';
 import { deviceMapper } from './key-rules.ts';
 import { mapRoles, planConversion, rulesFor } from './plan.ts';
 import { scanFile } from '../checkpoint/scan/scan-file.ts';
-import type { PrescannedPickles } from '../formats/pickle/scan/scan-pickle.ts';
+import type { PrescannedPickles } from '../formats/torch/torch-zip.ts';
 import { makeCodeFree } from './code-free-output.ts';
 import { verifyOutput } from './read-back.ts';
 import { verifyExistingOutput } from './existing-output.ts';

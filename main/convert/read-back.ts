@@ -1,7 +1,7 @@
 import type { OutputReport, TensorCheck } from '../../shared/convert.ts';
 import * as fs from 'node:fs';
 import { openFormat } from '../formats/open-format.ts';
-import type { PrescannedPickles } from '../formats/pickle/scan/scan-pickle.ts';
+import { PrescannedPickles } from '../formats/torch/torch-zip.ts';
 import { rootStorage } from '../checkpoint/inspect.ts';
 import { walkTensors, type TensorAt } from '../checkpoint/tree.ts';
 import type { PyValue } from '../formats/values/python-values.ts';
@@ -37,7 +37,7 @@ export async function verifyOutput(
   for (const [k, p] of readBack) crcs.set(k, await p);
   // only the reader: the layout, roles and tree of a full inspection are not needed here and cost
   // as much again for a checkpoint of many small tensors
-  const scans: PrescannedPickles = new Map();
+  const scans = new PrescannedPickles();
   const out = openFormat(file, { scans });
   try {
     checkPickles?.(scans);

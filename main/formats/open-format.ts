@@ -16,7 +16,7 @@ import { torchPickleHooks } from './torch/torch-pickle.ts';
 import { isTorchArchive, readTorchZip, torchArchiveOf, type TorchArchive } from './torch/torch-zip.ts';
 import { isTorchScript, readTorchScript } from './torch/torchscript.ts';
 import { ZipArchive } from './zip/zip.ts';
-import type { PrescannedPickles } from './pickle/scan/scan-pickle.ts';
+import type { PrescannedPickles } from './torch/torch-zip.ts';
 
 /**
  * Opens any supported file by its content, not its name (Netron's `match`/`open` split):

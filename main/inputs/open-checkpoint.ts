@@ -6,7 +6,7 @@ import { isDcpFolder, readDcpFolder } from '../formats/dcp/dcp.ts';
 import { isDeepSpeedFolder } from '../formats/deepspeed/locate.ts';
 import { deepSpeedBytes, readDeepSpeedFolder } from '../formats/deepspeed/read-deepspeed.ts';
 import { openFormat } from '../formats/open-format.ts';
-import type { PrescannedPickles } from '../formats/pickle/scan/scan-pickle.ts';
+import { PrescannedPickles } from '../formats/torch/torch-zip.ts';
 import type { FormatReading } from '../formats/values/format-reading.ts';
 import { Family } from './family.ts';
 import { familyOf, holdsShards } from './sources.ts';
@@ -36,7 +36,7 @@ export function openCheckpoint(input: string, opts: OpenOptions = {}): Checkpoin
   const { shardedRanks = 'as-is', ...analyseOptions } = opts;
   let reading: FormatReading;
   let fileBytes: number;
-  const scans: PrescannedPickles = new Map();
+  const scans = new PrescannedPickles();
   if (isDeepSpeedFolder(input)) {
     const ds = readDeepSpeedFolder(input);
     reading = ds;

@@ -1,6 +1,7 @@
 import * as zlib from 'node:zlib';
 import { PickleInput } from '../../formats/pickle/pickle-input.ts';
-import { scanPickle, zipRecordScanKey, type PrescannedPickles } from '../../formats/pickle/scan/scan-pickle.ts';
+import { scanPickle } from '../../formats/pickle/scan/scan-pickle.ts';
+import type { PrescannedPickles } from '../../formats/torch/torch-zip.ts';
 import { BufferReader, type RandomAccessReader } from '../../io/random-access.ts';
 import { looksLikeSafetensors } from '../../formats/safetensors/safetensors.ts';
 import { LEGACY_MAGIC, looksLikeTar, readTarMembers } from '../../formats/torch/torch-legacy.ts';
@@ -211,7 +212,7 @@ function zipSites(reader: RandomAccessReader, torchReads: boolean, depth: number
     const jit = torchReads && torchScript && !duplicate && e.name.startsWith(prefix) && pickleName;
     if (pickleName || inTorch) {
       // the reader walked this very record (same name, same local header) while unpickling it
-      const done = inTorch ? prescanned?.get(zipRecordScanKey(e)) : undefined;
+      const done = inTorch ? prescanned?.get(e) : undefined;
       if (done) {
         sites.push({ where: e.name, reach: 'torch.load', scan: done });
         continue;

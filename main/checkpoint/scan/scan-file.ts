@@ -5,7 +5,7 @@ import { PROFILES } from '../../formats/pickle/scan/torch-allowlists.ts';
 import { FileReader, type RandomAccessReader } from '../../io/random-access.ts';
 import type { FileSites, PickleSite } from './pickle-sites.ts';
 import { findPickleSites } from './reach.ts';
-import type { PrescannedPickles } from '../../formats/pickle/scan/scan-pickle.ts';
+import type { PrescannedPickles } from '../../formats/torch/torch-zip.ts';
 
 /**
  * The security verdict of one file, from every pickle in it (`findPickleSites`):

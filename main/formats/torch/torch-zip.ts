@@ -7,7 +7,8 @@ import { BufferReader, type RandomAccessReader } from '../../io/random-access.ts
 import { decodeStorageId, torchPickleHooks } from './torch-pickle.ts';
 import { TorchStorage } from '../values/torch-values.ts';
 import { ZipArchive } from '../zip/zip.ts';
-import { PickleScanner, zipRecordScanKey, type PrescannedPickles } from '../pickle/scan/scan-pickle.ts';
+import { PickleScanner, type PickleScan } from '../pickle/scan/scan-pickle.ts';
+import type { ZipEntry } from '../zip/zip.ts';
 
 /**
  * The torch zip format (torch.save since 1.6, and torch.jit.save archives):
@@ -49,6 +50,25 @@ export function readRecords(a: TorchArchive): Record<string, string> {
   }
   records['archive'] = a.prefix.slice(0, -1);
   return records;
+}
+
+/**
+ * What the torch zip reader leaves for the file's security scan (`scanFile`): the scan of each
+ * pickle record it unpickled, made in the same walk.
+ */
+export class PrescannedPickles {
+  private readonly byRecord = new Map<string, PickleScan>();
+
+  /** The scan of this very record (same name, same local header), if the reader walked it. */
+  get(e: ZipEntry): PickleScan | undefined {
+    return this.byRecord.get(`${e.localHeaderOffset}:${e.name}`);
+  }
+  set(e: ZipEntry, scan: PickleScan): void {
+    this.byRecord.set(`${e.localHeaderOffset}:${e.name}`, scan);
+  }
+  get size(): number {
+    return this.byRecord.size;
+  }
 }
 
 /**
@@ -107,7 +127,7 @@ export function unpickleRecord(
   // the security scan rides along: the file's verdict needs no second walk of this pickle
   const scanner = new PickleScanner(0);
   const result = unpickle(input, torchPickleHooks(file, loadStorage), record, scanner);
-  if (!scanner.running && !scanner.failed) scans.set(zipRecordScanKey(entry!), scanner.finish(input.pos));
+  if (!scanner.running && !scanner.failed) scans.set(entry!, scanner.finish(input.pos));
   return result;
 }
 

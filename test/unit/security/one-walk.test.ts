@@ -8,7 +8,9 @@ import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { scanFile } from '../../../main/checkpoint/scan/scan-file.ts';
 import { openFormat } from '../../../main/formats/open-format.ts';
-import type { PrescannedPickles } from '../../../main/formats/pickle/scan/scan-pickle.ts';
+import { PrescannedPickles } from '../../../main/formats/torch/torch-zip.ts';
+import { ZipArchive } from '../../../main/formats/zip/zip.ts';
+import { FileReader } from '../../../main/io/random-access.ts';
 import { REPO } from '../../helpers/run-cli.ts';
 import { CORPUS_DIR, sharedSkipReason } from '../../helpers/shared-dir.ts';
 
@@ -21,7 +23,7 @@ function filesUnder(dir: string): string[] {
 
 /** The reader's scans of a file, or null when the reader refuses it (then nothing is reused). */
 function readerScans(file: string): PrescannedPickles | null {
-  const scans: PrescannedPickles = new Map();
+  const scans = new PrescannedPickles();
   try {
     openFormat(file, { scans }).close();
   } catch {
@@ -59,7 +61,10 @@ test('the file scan uses the reader scan instead of walking data.pkl again', () 
   assert.equal(scans.size, 1);
   assert.equal(scanFile(file, scans).verdict, 'dangerous');
   // a stand-in with no findings: had the pickle been walked again, os.system would still show
-  const [key, real] = [...scans][0]!;
-  scans.set(key, { ...real, findings: [], weightsOnly: new Map([...real.weightsOnly.keys()].map((t) => [t, null])), unsupported: [] });
+  const zip = ZipArchive.open(new FileReader(file));
+  const record = zip.entries.find((e) => e.name.endsWith('/data.pkl'))!;
+  zip.reader.close();
+  const real = scans.get(record)!;
+  scans.set(record, { ...real, findings: [], weightsOnly: new Map([...real.weightsOnly.keys()].map((t) => [t, null])), unsupported: [] });
   assert.equal(scanFile(file, scans).verdict, 'safe');
 });

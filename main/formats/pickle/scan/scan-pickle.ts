@@ -663,11 +663,3 @@ function unquote(line: string): string {
   const q = line[0];
   return (q === "'" || q === '"') && line.endsWith(q) && line.length >= 2 ? line.slice(1, -1) : line;
 }
-
-/** The scans of pickles a reader already walked, by `zipRecordScanKey` (reused by the file's security scan). */
-export type PrescannedPickles = Map<string, PickleScan>;
-
-/** Which zip record a prescanned pickle is: its name and where its local header starts. */
-export function zipRecordScanKey(e: { name: string; localHeaderOffset: number }): string {
-  return `${e.localHeaderOffset}:${e.name}`;
-}
