@@ -97,6 +97,7 @@ export function analyse(file: string, reading: FormatReading, opts: AnalyseOptio
     .filter((r) => r.kind === 'module')
     .map((r) => ({ path: r.path, className: r.className ?? '', keys: (r.entries ?? []).map((e) => e.key) }));
   const notes = [...reading.notes];
+  const treeWidth = opts.treeWidth ?? 64;
   const report: InspectReport = {
     file,
     fileBytes: opts.fileBytes ?? 0,
@@ -108,7 +109,16 @@ export function analyse(file: string, reading: FormatReading, opts: AnalyseOptio
     totals: { tensors: infos.length, storages: storages.size, storageBytes: [...storages].reduce((a, s) => a + s.nbytes, 0), byDtype, byDevice },
     ...(modules.length ? { moduleStateDicts: modules } : {}),
     security: securityOf(file, reading, opts.pickleScans),
-    tree: summariseTree('', reading.root, 0, opts.treeWidth ?? 64, new Set()),
+    // Built on first read (inspect's JSON, the UI's clone, the text view): convert never reads
+    // it, and on 100,000 keys the summary and its key trie cost seconds and megabytes.
+    get tree(): TreeNode {
+      const tree = summariseTree('', reading.root, 0, treeWidth, new Set());
+      Object.defineProperty(this, 'tree', { value: tree, writable: true, enumerable: true, configurable: true });
+      return tree;
+    },
+    set tree(tree: TreeNode) {
+      Object.defineProperty(this, 'tree', { value: tree, writable: true, enumerable: true, configurable: true });
+    },
     notes,
   };
   // The pickle's globals alone do not say what torch.load does: the format decides first.
