@@ -12,7 +12,7 @@
 import { fail } from '../../errors.ts';
 import type { RandomAccessReader } from '../../io/random-access.ts';
 import { contiguousStrides, TorchStorage, TorchTensor, REBUILD_TENSOR_V2, type ByteRange } from '../values/torch-values.ts';
-import { PyDict, PyTuple } from '../values/python-values.ts';
+import { PyDict } from '../values/python-values.ts';
 import type { FormatReading } from '../values/format-reading.ts';
 import { dtypeByName, dtypeBySafetensors, storageClassFor, type DTypeInfo } from '../../../shared/dtypes.ts';
 
@@ -219,8 +219,8 @@ export function makeStorage(key: string, dtype: DTypeInfo, nbytes: number, locat
 
 /** A tensor as `torch._utils._rebuild_tensor_v2(storage, 0, size, stride, False, OrderedDict())` would make it. */
 export function denseTensor(dtype: DTypeInfo, shape: number[], stride: number[], storage: TorchStorage): TorchTensor {
-  const args = [storage, 0, new PyTuple(shape), new PyTuple(stride), false, new PyDict(true)];
-  return new TorchTensor(REBUILD_TENSOR_V2, args, 'dense', dtype, shape, stride, 0, storage);
+  // null: the tensor builds exactly these arguments when a writer first asks for them
+  return new TorchTensor(REBUILD_TENSOR_V2, null, 'dense', dtype, shape, stride, 0, storage);
 }
 
 // ---- an order-keeping JSON parser --------------------------------------------------------
