@@ -16,7 +16,8 @@ const LAYERS = {
   'main/formats/pickle/scan': ['main/formats/pickle', ...BELOW_FORMATS],
   'main/formats/zip': BELOW_FORMATS,
   'main/formats/safetensors': BELOW_FORMATS,
-  'main/formats/torch': ['main/formats/pickle', 'main/formats/zip', ...BELOW_FORMATS],
+  // torch-zip feeds the security scan while it unpickles data.pkl (one walk of the pickle)
+  'main/formats/torch': ['main/formats/pickle', 'main/formats/pickle/scan', 'main/formats/zip', ...BELOW_FORMATS],
   'main/formats/numpy': ['main/formats/safetensors', 'main/formats/zip', 'main/formats/pickle', ...BELOW_FORMATS],
   'main/formats/onnx': ['main/formats/safetensors', ...BELOW_FORMATS],
   'main/formats/dcp': ['main/formats/torch', 'main/formats/safetensors', 'main/formats/pickle', 'main/formats/zip', ...BELOW_FORMATS],

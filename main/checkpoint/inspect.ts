@@ -11,6 +11,7 @@ import * as fs from 'node:fs';
 import type { SecurityReport } from '../../shared/inspect.ts';
 import { loadClaims } from './load-claims.ts';
 import { scanSecurity, securityOfPath } from './security.ts';
+import type { PrescannedPickles } from '../formats/torch/torch-zip.ts';
 import { childrenOf, walkTensors, type TensorAt } from './tree.ts';
 import { plural } from '../../shared/plural.ts';
 
@@ -31,6 +32,8 @@ export interface AnalyseOptions {
   fileBytes?: number;
   /** children shown per tree node (default 64) */
   treeWidth?: number;
+  /** the scans of pickles the reader walked (`OpenFormatOptions.scans`): the security scan reuses them */
+  pickleScans?: PrescannedPickles;
 }
 
 /** The storage a tensor's bytes really live in (legacy views point into a root storage). */
@@ -39,8 +42,8 @@ export function rootStorage(s: TorchStorage): TorchStorage {
 }
 
 /** The scan engine over the file's bytes; a reading with no file behind it (tests, memory) is classified from its globals. */
-function securityOf(file: string, reading: FormatReading): SecurityReport {
-  return fs.existsSync(file) ? securityOfPath(file) : scanSecurity(reading.globals, reading.root);
+function securityOf(file: string, reading: FormatReading, scans: PrescannedPickles | undefined): SecurityReport {
+  return fs.existsSync(file) ? securityOfPath(file, scans) : scanSecurity(reading.globals, reading.root);
 }
 
 export function analyse(file: string, reading: FormatReading, opts: AnalyseOptions = {}): Checkpoint {
@@ -98,6 +101,7 @@ export function analyse(file: string, reading: FormatReading, opts: AnalyseOptio
     .filter((r) => r.kind === 'module')
     .map((r) => ({ path: r.path, className: r.className ?? '', keys: (r.entries ?? []).map((e) => e.key) }));
   const notes = [...reading.notes];
+  const treeWidth = opts.treeWidth ?? 64;
   const report: InspectReport = {
     file,
     fileBytes: opts.fileBytes ?? 0,
@@ -108,8 +112,17 @@ export function analyse(file: string, reading: FormatReading, opts: AnalyseOptio
     tensors: infos,
     totals: { tensors: infos.length, storages: storages.size, storageBytes: [...storages].reduce((a, s) => a + s.nbytes, 0), byDtype, byDevice },
     ...(modules.length ? { moduleStateDicts: modules } : {}),
-    security: securityOf(file, reading),
-    tree: summariseTree('', reading.root, 0, opts.treeWidth ?? 64, new Set()),
+    security: securityOf(file, reading, opts.pickleScans),
+    // Built on first read (inspect's JSON, the UI's clone, the text view): convert never reads
+    // it, and on 100,000 keys the summary and its key trie cost seconds and megabytes.
+    get tree(): TreeNode {
+      const tree = summariseTree('', reading.root, 0, treeWidth, new Set());
+      Object.defineProperty(this, 'tree', { value: tree, writable: true, enumerable: true, configurable: true });
+      return tree;
+    },
+    set tree(tree: TreeNode) {
+      Object.defineProperty(this, 'tree', { value: tree, writable: true, enumerable: true, configurable: true });
+    },
     notes,
   };
   // The pickle's globals alone do not say what torch.load does: the format decides first.

@@ -7,6 +7,7 @@ import { looksLikeClass } from '../formats/pickle/scan/name-classes.ts';
 import { PyGlobal, PyObject, pyRepr, type PyValue } from '../formats/values/python-values.ts';
 import { readShardIndex } from '../formats/safetensors/shard-index.ts';
 import { scanFile } from './scan/scan-file.ts';
+import type { PrescannedPickles } from '../formats/torch/torch-zip.ts';
 import { eachPickledValue } from './each-pickled-value.ts';
 import { DEEPSPEED_CLASSES } from '../formats/deepspeed/known-classes.ts';
 import { isDeepSpeedFolder, locateDeepSpeed } from '../formats/deepspeed/locate.ts';
@@ -24,11 +25,12 @@ function withKnownClasses(r: SecurityReport): SecurityReport {
  * (main/checkpoint/scan/) run over the file's own bytes, so both say the same thing. A folder
  * (distributed checkpoint) or a shard index is the union of its files.
  */
-export function securityOfPath(source: string): SecurityReport {
-  return withKnownClasses(securityOfPathAsScanned(source));
+export function securityOfPath(source: string, prescanned?: PrescannedPickles): SecurityReport {
+  return withKnownClasses(securityOfPathAsScanned(source, prescanned));
 }
 
-function securityOfPathAsScanned(source: string): SecurityReport {
+/** `prescanned`: pickles of a single file that a reader walked already (see `OpenFormatOptions.scans`). */
+function securityOfPathAsScanned(source: string, prescanned: PrescannedPickles | undefined): SecurityReport {
   const st = fs.statSync(source);
   const ds = st.isDirectory() && isDeepSpeedFolder(source) ? locateDeepSpeed(source) : null;
   if (ds) {
@@ -55,7 +57,7 @@ function securityOfPathAsScanned(source: string): SecurityReport {
       [`${index.shards.length} shards joined by their index`],
     );
   }
-  return scanFile(source);
+  return scanFile(source, prescanned);
 }
 
 function mergeReports(parts: [string, SecurityReport][], notes: string[]): SecurityReport {

@@ -46,12 +46,37 @@ export async function runInspect(args: string[], io: CliIO): Promise<number> {
       // Will these device tags load here? Only the machine's GPUs can say (a CPU-only machine answers at once).
       c.report.devicePlan = devicePlanFor(c.report.layout.devices, await readDevices({ timeoutMs: 3000 }));
     }
-    if (values.json) io.stdout(JSON.stringify(c.report) + '\n');
+    if (values.json) writeReportJson(c.report, io.stdout);
     else io.stdout(renderInspect(c.report, makeStyle(io.color)));
   } finally {
     c.close();
   }
   return 0;
+}
+
+/** Tensor entries stringified and written at a time. */
+const JSON_CHUNK = 4096;
+
+/**
+ * `JSON.stringify(report) + '\n'`, byte for byte, written in pieces: the tensor list of 500,000
+ * tensors is 120 MB of text, which whole would be held twice (the string and its bytes).
+ */
+export function writeReportJson(report: InspectReport, write: (s: string) => void): void {
+  const before: Record<string, unknown> = {};
+  const after: Record<string, unknown> = {};
+  let side = before;
+  for (const [k, v] of Object.entries(report)) {
+    if (k === 'tensors') side = after;
+    else side[k] = v;
+  }
+  const head = JSON.stringify(before);
+  write(`${head.slice(0, -1)}${head === '{}' ? '' : ','}"tensors":[`);
+  for (let i = 0; i < report.tensors.length; i += JSON_CHUNK) {
+    const part = JSON.stringify(report.tensors.slice(i, i + JSON_CHUNK));
+    write((i ? ',' : '') + part.slice(1, -1));
+  }
+  const tail = JSON.stringify(after);
+  write(`]${tail === '{}' ? '}' : `,${tail.slice(1)}`}\n`);
 }
 
 export function renderInspect(r: InspectReport, s: Style): string {

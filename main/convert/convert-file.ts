@@ -14,6 +14,7 @@ import type { PyValue } from '../formats/values/python-values.ts';
 import { deviceMapper } from './key-rules.ts';
 import { mapRoles, planConversion, rulesFor } from './plan.ts';
 import { scanFile } from '../checkpoint/scan/scan-file.ts';
+import type { PrescannedPickles } from '../formats/torch/torch-zip.ts';
 import { makeCodeFree } from './code-free-output.ts';
 import { verifyOutput } from './read-back.ts';
 import { verifyExistingOutput } from './existing-output.ts';
@@ -131,15 +132,18 @@ export async function convertFile(source: string, opts: ConvertOptions): Promise
             if (changed.size !== before.size || changed.mtimeMs !== before.mtimeMs) {
               fail('io', `${source} changed while it was being converted; nothing was written, run the conversion again`, source);
             }
-            // The written pickle itself, read as torch.load would: nothing outside the allowlist unless --keep-objects
-            const wo = scanFile(tmp).weightsOnly?.byTorch['2.13'];
-            if (!rules.keepObjects && !wo?.loads)
-              fail(
-                'internal',
-                `${out.file}: the written file would not load with torch.load(weights_only=True) (${wo?.refusal}); nothing was written`,
-                out.file,
-              );
-            const r = await verifyOutput(tmp, out.file, tree, written.storages, (s) => location(s.location), readBack);
+            // The written pickle itself, read as torch.load would: nothing outside the allowlist unless
+            // --keep-objects. The read-back's own unpickling of data.pkl carries the scan (one walk).
+            const loadsWeightsOnly = (scans: PrescannedPickles): void => {
+              const wo = scanFile(tmp, scans).weightsOnly?.byTorch['2.13'];
+              if (!rules.keepObjects && !wo?.loads)
+                fail(
+                  'internal',
+                  `${out.file}: the written file would not load with torch.load(weights_only=True) (${wo?.refusal}); nothing was written`,
+                  out.file,
+                );
+            };
+            const r = await verifyOutput(tmp, out.file, tree, written.storages, (s) => location(s.location), readBack, loadsWeightsOnly);
             if (r.verified) checkFlatSlices(tree, r);
             return { value: { ...r, tail: written.tail }, publish: r.verified };
           },

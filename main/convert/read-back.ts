@@ -1,6 +1,7 @@
 import type { OutputReport, TensorCheck } from '../../shared/convert.ts';
 import * as fs from 'node:fs';
 import { openFormat } from '../formats/open-format.ts';
+import { PrescannedPickles } from '../formats/torch/torch-zip.ts';
 import { rootStorage } from '../checkpoint/inspect.ts';
 import { walkTensors, type TensorAt } from '../checkpoint/tree.ts';
 import type { PyValue } from '../formats/values/python-values.ts';
@@ -23,6 +24,12 @@ export async function verifyOutput(
   storages: WrittenStorage[],
   plannedDevice: (s: TorchStorage) => string,
   readBack: Map<string, Promise<number>>,
+  /**
+   * Called once the file is read, before anything is compared, with the security scans of the
+   * pickles the reader walked (`OpenFormatOptions.scans`): a check of the written pickle reuses
+   * them instead of walking it again. Throwing there stops the verification.
+   */
+  checkPickles?: (scans: PrescannedPickles) => void,
 ): Promise<OutputReport> {
   const expected = walkTensors(planned);
   const byKey = new Map(storages.map((w) => [w.key, w]));
@@ -30,9 +37,27 @@ export async function verifyOutput(
   for (const [k, p] of readBack) crcs.set(k, await p);
   // only the reader: the layout, roles and tree of a full inspection are not needed here and cost
   // as much again for a checkpoint of many small tensors
-  const out = openFormat(file);
+  const scans = new PrescannedPickles();
+  const out = openFormat(file, { scans });
   try {
-    const got = new Map(walkTensors(out.root).map((t) => [JSON.stringify(t.path), t]));
+    checkPickles?.(scans);
+    // The written tree walks in the planned order, so each planned tensor is matched with the one
+    // at the same place when their paths are equal; from the first that differs, by path key.
+    const written = walkTensors(out.root);
+    let next = 0;
+    let got: Map<string, TensorAt> | null = null;
+    const find = (e: TensorAt): TensorAt | undefined => {
+      const here = written[next];
+      if (!got && here && sameItems(here.path, e.path)) {
+        next++;
+        return here;
+      }
+      got ??= new Map(written.slice(next).map((t) => [JSON.stringify(t.path), t]));
+      const key = JSON.stringify(e.path);
+      const t = got.get(key);
+      got.delete(key);
+      return t;
+    };
     const checks: TensorCheck[] = [];
     let mismatch: string | undefined;
     const note = (check: TensorCheck, problem: string): void => {
@@ -41,8 +66,7 @@ export async function verifyOutput(
       mismatch ??= `${JSON.stringify(check.path)}: ${problem}`;
     };
     for (const e of expected) {
-      const key = JSON.stringify(e.path);
-      const t = got.get(key);
+      const t = find(e);
       const src = e.tensor;
       const check: TensorCheck = {
         path: e.path,
@@ -58,10 +82,11 @@ export async function verifyOutput(
         note(check, 'missing from the written file');
         continue;
       }
-      got.delete(key);
       compareTensor(check, e, t, byKey, crcs, note);
     }
-    for (const [key] of got) mismatch ??= `${key}: in the written file but not planned`;
+    const left = got as Map<string, TensorAt> | null; // assigned inside find()
+    const unplanned = left ? [...left.keys()] : written.slice(next).map((t) => JSON.stringify(t.path));
+    for (const key of unplanned) mismatch ??= `${key}: in the written file but not planned`;
     return {
       file: shownAs,
       bytes: fs.statSync(file).size,
@@ -78,6 +103,13 @@ export async function verifyOutput(
 
 const hex = (n: number): string => n.toString(16).padStart(8, '0');
 
+/** Equal lists item by item (shapes, strides, tensor paths: a number key never equals its text). */
+function sameItems(a: readonly unknown[], b: readonly unknown[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
 function compareTensor(
   check: TensorCheck,
   e: TensorAt,
@@ -89,8 +121,8 @@ function compareTensor(
   const a = e.tensor;
   const b = t.tensor;
   if (a.dtype.name !== b.dtype.name) return note(check, `dtype ${b.dtype.name}, planned ${a.dtype.name}`);
-  if (String(a.shape) !== String(b.shape)) return note(check, `shape [${b.shape}], planned [${a.shape}]`);
-  if (String(a.stride) !== String(b.stride)) return note(check, `stride [${b.stride}], planned [${a.stride}]`);
+  if (!sameItems(a.shape, b.shape)) return note(check, `shape [${b.shape}], planned [${a.shape}]`);
+  if (!sameItems(a.stride, b.stride)) return note(check, `stride [${b.stride}], planned [${a.stride}]`);
   if (a.requiresGrad !== b.requiresGrad || a.isParameter !== b.isParameter) return note(check, 'requires_grad or Parameter flag changed');
   if (!a.storage || !b.storage) {
     if (a.storage || b.storage) note(check, 'storage missing');

@@ -17,13 +17,22 @@ import { isTorchArchive, readTorchZip, torchArchiveOf, type TorchArchive } from 
 import { isTorchScript, readTorchScript } from './torch/torchscript.ts';
 import { ZipArchive } from './zip/zip.ts';
 import { looksLikeOnnx, readOnnx } from './onnx/onnx-reading.ts';
+import type { PrescannedPickles } from './torch/torch-zip.ts';
 
 /**
  * Opens any supported file by its content, not its name (Netron's `match`/`open` split):
  * torch zip, TorchScript, legacy, tar, safetensors (single or `*.index.json`), ONNX, npy, npz, and
  * a bare pickle. Reads only the bytes needed to decide and to parse the container.
  */
-export function openFormat(path: string): FormatReading {
+export interface OpenFormatOptions {
+  /**
+   * Where the readers leave the security scans of the pickles they walk (torch zip's data.pkl),
+   * for the file's scan to reuse (`securityOfPath`): one walk of the pickle instead of two.
+   */
+  scans?: PrescannedPickles;
+}
+
+export function openFormat(path: string, opts: OpenFormatOptions = {}): FormatReading {
   let st: fs.Stats;
   try {
     st = fs.statSync(path);
@@ -36,7 +45,7 @@ export function openFormat(path: string): FormatReading {
   if (path.endsWith('.index.json')) return readIndex(path);
   const reader: RandomAccessReader = new FileReader(path);
   try {
-    return openReader(reader);
+    return openReader(reader, opts.scans);
   } catch (e) {
     reader.close();
     throw asCheckpointError(e, path);
@@ -54,7 +63,11 @@ export class Container {
   private zipEnd: number | null | undefined;
   private archive: ZipArchive | null | undefined;
   private torch: TorchArchive | null | undefined;
-  constructor(readonly reader: RandomAccessReader) {
+  constructor(
+    readonly reader: RandomAccessReader,
+    /** see `OpenFormatOptions.scans` */
+    readonly scans?: PrescannedPickles,
+  ) {
     this.head = reader.read(0, Math.min(reader.size, 64));
     this.text = Buffer.from(this.head).toString('latin1');
   }
@@ -126,7 +139,7 @@ export const FORMATS: readonly FormatEntry[] = [
     open: (c) => readNpz(c.zip()!),
   },
   { name: 'torchscript', match: (c) => c.torchArchive() !== null && isTorchScript(c.torchArchive()!), open: (c) => readTorchScript(c.torchArchive()!) },
-  { name: 'torch-zip', match: (c) => c.torchArchive() !== null, open: (c) => readTorchZip(c.torchArchive()!) },
+  { name: 'torch-zip', match: (c) => c.torchArchive() !== null, open: (c) => readTorchZip(c.torchArchive()!, c.scans) },
   {
     name: 'zip (not torch)',
     match: (c) => c.zip() !== null,
@@ -141,10 +154,10 @@ export const FORMATS: readonly FormatEntry[] = [
   { name: 'pickle', match: (c) => c.head[0] === 0x80 && c.head[1]! >= 2 && c.head[1]! <= 5, open: (c) => readBarePickle(c.reader) },
 ];
 
-export function openReader(reader: RandomAccessReader): FormatReading {
+export function openReader(reader: RandomAccessReader, scans?: PrescannedPickles): FormatReading {
   const name = reader.name;
   if (reader.size === 0) fail('not-a-checkpoint', `${name}: the file is empty`, name);
-  const container = new Container(reader);
+  const container = new Container(reader, scans);
   for (const format of FORMATS) if (format.match(container)) return format.open(container);
   const shown = [...container.head.subarray(0, 8)].map((b) => b.toString(16).padStart(2, '0')).join(' ');
   fail('not-a-checkpoint', `${name}: not a PyTorch checkpoint, safetensors, ONNX or numpy file (starts with ${shown})`, name);

@@ -5,6 +5,7 @@ import { fail } from '../errors.ts';
 import { readDcpFolder } from '../formats/dcp/dcp.ts';
 import { deepSpeedBytes, readDeepSpeedFolder } from '../formats/deepspeed/read-deepspeed.ts';
 import { openFormat } from '../formats/open-format.ts';
+import { PrescannedPickles } from '../formats/torch/torch-zip.ts';
 import type { FormatReading } from '../formats/values/format-reading.ts';
 import { Family } from './family.ts';
 import { resolveInput } from './resolve.ts';
@@ -37,6 +38,7 @@ export function openCheckpoint(input: string, opts: OpenOptions = {}): Checkpoin
   let reading: FormatReading;
   let fileBytes: number;
   const kind = resolveInput(input);
+  const scans = new PrescannedPickles();
   if (kind === 'deepspeed') {
     const ds = readDeepSpeedFolder(input);
     reading = ds;
@@ -47,7 +49,7 @@ export function openCheckpoint(input: string, opts: OpenOptions = {}): Checkpoin
     fileBytes = dcp.dcp.files.reduce((a, f) => a + fs.statSync(path.join(input, f)).size, 0);
   } else {
     // a file or a shard index (the registry joins its shards); a plain folder gets the registry's error
-    reading = openFormat(input);
+    reading = openFormat(input, { scans });
     if (shardedRanks === 'consolidate' && holdsShards(reading)) {
       reading.close();
       return openShardedFamily(input);
@@ -55,7 +57,7 @@ export function openCheckpoint(input: string, opts: OpenOptions = {}): Checkpoin
     fileBytes = fs.statSync(input).size;
   }
   try {
-    return analyse(input, reading, { fileBytes, ...analyseOptions });
+    return analyse(input, reading, { fileBytes, pickleScans: scans, ...analyseOptions });
   } catch (e) {
     reading.close();
     throw e;

@@ -4,6 +4,7 @@
   keys_10k.pt      10,000 small tensors (a state dict with deep dotted keys)
   keys_100k.pt     100,000 small tensors (mixture-of-experts keys)
   batch/NNN.pt     200 small DataParallel checkpoints for the batch benchmark
+  keys_500k.safetensors  500,000 one-element float32 tensors (49 MB, nearly all header)
 """
 import os, sys, collections
 import torch
@@ -37,6 +38,19 @@ if not os.path.exists(p):
         expert, w = divmod(rest, 4)
         sd[f'module.model.layers.{layer}.mlp.experts.{expert}.w{w}.weight'] = torch.randn(16)
     torch.save(sd, p + '.tmp')
+    os.replace(p + '.tmp', p)
+
+# 500,000 one-element tensors in safetensors (issue 16): written by hand, as the format is a
+# little-endian u64 header length, a JSON header and the data (huggingface/safetensors README)
+p = os.path.join(out, 'keys_500k.safetensors')
+if not os.path.exists(p):
+    import json, struct
+    n = 500000
+    header = {f'model.layers.{i // 1000}.experts.{i % 1000 // 4}.w{i % 4}': {'dtype': 'F32', 'shape': [1], 'data_offsets': [4 * i, 4 * i + 4]} for i in range(n)}
+    h = json.dumps(header, separators=(',', ':')).encode()
+    h += b' ' * ((8 - len(h) % 8) % 8)
+    with open(p + '.tmp', 'wb') as f:
+        f.write(struct.pack('<Q', len(h)) + h + torch.randn(n).numpy().tobytes())
     os.replace(p + '.tmp', p)
 
 # two batches of 200: 2 MiB DataParallel checkpoints (8 x 256x256), and 130 KB ones (16 x 32x64)

@@ -76,6 +76,28 @@ export function scaleBenchmarks(dir: string): BenchResult[] {
     },
   );
 
+  // 500,000 one-element tensors in safetensors (issue 16: every input within 10 s and 500 MB)
+  const wide = join(dir, 'keys_500k.safetensors');
+  const wideInspect: Sample[] = [];
+  const wideConvert: Sample[] = [];
+  for (let i = 0; i < RUNS; i++) {
+    wideInspect.push(timed(ckpt('inspect', wide, '--json', '--no-devices')));
+    clean();
+    wideConvert.push(timed(ckpt('convert', wide, '--preset', 'cpu', '-o', out, '--json')));
+  }
+  for (const [what, xs] of [
+    ['inspect --json', wideInspect],
+    ['convert → cpu', wideConvert],
+  ] as const) {
+    results.push({
+      name: `500,000-tensor safetensors (49 MB): ${what}`,
+      value: `${s(wall(xs))}, ${mb(xs).toFixed(0)} MB`,
+      target: '≤ 10 s, ≤ 500 MB',
+      pass: wall(xs) <= 10 && mb(xs) <= 500,
+      detail: `runs ${xs.map((x) => s(x.wallS)).join(', ')}`,
+    });
+  }
+
   // 2 GiB DP → cpu: fresh, over an existing output with --force, cp && sync, torch
   const big = join(dir, 'dp_2gib.pt');
   const fresh: Sample[] = [];

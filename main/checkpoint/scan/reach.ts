@@ -1,6 +1,7 @@
 import * as zlib from 'node:zlib';
 import { PickleInput } from '../../formats/pickle/pickle-input.ts';
 import { scanPickle } from '../../formats/pickle/scan/scan-pickle.ts';
+import type { PrescannedPickles } from '../../formats/torch/torch-zip.ts';
 import { BufferReader, type RandomAccessReader } from '../../io/random-access.ts';
 import { looksLikeSafetensors } from '../../formats/safetensors/safetensors.ts';
 import { LEGACY_MAGIC, looksLikeTar, readTarMembers } from '../../formats/torch/torch-legacy.ts';
@@ -21,13 +22,13 @@ const LEGACY_PICKLES = ['magic number', 'protocol version', 'sys_info', 'object'
  * magic (`_is_zipfile`); otherwise `_legacy_load` tries the tar format, then unpickles from the
  * front: the magic number pickle first, whatever it holds.
  */
-export function findPickleSites(reader: RandomAccessReader, depth = 0): FileSites {
+export function findPickleSites(reader: RandomAccessReader, depth = 0, prescanned?: PrescannedPickles): FileSites {
   if (reader.size === 0) return { sites: [], notes: ['the file is empty'], containerRefusal: 'the file is empty', noPickle: true };
   const head = reader.read(0, Math.min(reader.size, 64));
   if (Buffer.from(head).toString('latin1').startsWith('version https://git-lfs.github.com/spec/')) {
     return { sites: [], notes: ['a Git LFS pointer, not the file itself'], containerRefusal: 'a Git LFS pointer', noPickle: true };
   }
-  if (LOCAL_HEADER.every((b, i) => head[i] === b)) return zipSites(reader, true, depth);
+  if (LOCAL_HEADER.every((b, i) => head[i] === b)) return zipSites(reader, true, depth, prescanned);
   if (Buffer.from(head.subarray(0, 6)).toString('latin1') === '7z\xbc\xaf\x27\x1c')
     fail('unsupported', `${reader.name}: a 7z archive: its members cannot be scanned here; extract it and scan the files`, reader.name);
   if (looksLikeTar(reader)) return tarSites(reader, depth);
@@ -166,7 +167,7 @@ function sliceOf(reader: RandomAccessReader, offset: number, size: number, where
  * (measured on test/fixtures/security/evil/duplicate_data_pkl_*.pt), so that one is what
  * torch.load reaches; the others are scanned as unreached (zip tools may read them).
  */
-function zipSites(reader: RandomAccessReader, torchReads: boolean, depth: number): FileSites {
+function zipSites(reader: RandomAccessReader, torchReads: boolean, depth: number, prescanned?: PrescannedPickles): FileSites {
   const notes: string[] = [];
   let entries: ZipEntry[];
   let read: (e: ZipEntry) => Uint8Array | undefined;
@@ -199,6 +200,7 @@ function zipSites(reader: RandomAccessReader, torchReads: boolean, depth: number
   if (torchScript) containerRefusal ??= 'a TorchScript archive: torch.load(weights_only=True) refuses it; torch.jit.load reads it';
   if (torchReads && !names.has(`${prefix}data.pkl`)) containerRefusal ??= 'a zip without data.pkl: torch.load refuses it';
   const sites: PickleSite[] = [];
+  const [dataDir, hiddenDataDir, dataPkl] = [`${prefix}data/`, `${prefix}.data/`, `${prefix}data.pkl`];
   for (const e of entries) {
     if (e.encrypted) {
       // The flag alone hides nothing from a reader that ignores it (miniz does): scan what is stored in the clear.
@@ -209,13 +211,19 @@ function zipSites(reader: RandomAccessReader, torchReads: boolean, depth: number
     }
     const duplicate = lastOf.get(e.name) !== e;
     if (duplicate) notes.push(`two records are named ${e.name}: torch reads the last; the earlier one is scanned as unreached`);
-    if (e.name.startsWith(`${prefix}data/`) || e.name.startsWith(`${prefix}.data/`) || e.name.endsWith('/')) {
+    if (e.name.startsWith(dataDir) || e.name.startsWith(hiddenDataDir) || e.name.endsWith('/')) {
       if (!e.name.endsWith('.pkl')) continue; // storage bytes, not pickles
     }
-    const inTorch = torchReads && !containerRefusal && !duplicate && e.name === `${prefix}data.pkl`;
+    const inTorch = torchReads && !containerRefusal && !duplicate && e.name === dataPkl;
     const pickleName = /\.(debug_)?pkl$/.test(e.name);
     const jit = torchReads && torchScript && !duplicate && e.name.startsWith(prefix) && pickleName;
     if (pickleName || inTorch) {
+      // the reader walked this very record (same name, same local header) while unpickling it
+      const done = inTorch ? prescanned?.get(e) : undefined;
+      if (done) {
+        sites.push({ where: e.name, reach: 'torch.load', scan: done });
+        continue;
+      }
       const bytes = read(e);
       if (!bytes) {
         notes.push(`record ${e.name} could not be read (damaged or compressed oddly)`);

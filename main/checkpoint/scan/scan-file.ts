@@ -5,6 +5,7 @@ import { PROFILES } from '../../formats/pickle/scan/torch-allowlists.ts';
 import { FileReader, type RandomAccessReader } from '../../io/random-access.ts';
 import type { FileSites, PickleSite } from './pickle-sites.ts';
 import { findPickleSites } from './reach.ts';
+import type { PrescannedPickles } from '../../formats/torch/torch-zip.ts';
 
 /**
  * The security verdict of one file, from every pickle in it (`findPickleSites`):
@@ -102,8 +103,11 @@ function holdsFor(verdict: SecurityClass, byTorch: Record<string, WeightsOnlyVer
     : 'no pickle in the file';
 }
 
-/** Scans a file by path; an unreadable file throws a typed error (the CLI's exit code 2). */
-export function scanFile(path: string): SecurityReport {
+/**
+ * Scans a file by path; an unreadable file throws a typed error (the CLI's exit code 2).
+ * `prescanned` holds pickles of this file a reader has walked already (the same verdicts, one walk).
+ */
+export function scanFile(path: string, prescanned?: PrescannedPickles): SecurityReport {
   let reader: RandomAccessReader;
   try {
     reader = new FileReader(path);
@@ -111,7 +115,7 @@ export function scanFile(path: string): SecurityReport {
     throw asCheckpointError(e, path);
   }
   try {
-    return scanSites(findPickleSites(reader));
+    return scanSites(findPickleSites(reader, 0, prescanned));
   } catch (e) {
     throw asCheckpointError(e, path);
   } finally {

@@ -1,6 +1,8 @@
 import { CheckpointError, fail } from '../../errors.ts';
 import { MAX_NESTING, nestingDepth } from './nesting.ts';
 import type { PickleInput } from './pickle-input.ts';
+import { PickleMemo } from './memo.ts';
+import { MAX_KEPT_STRING, scanText, type OpcodeArg, type OpcodeObserver } from './opcode-observer.ts';
 import { PyBytes, PyComplex, PyDict, PyFloat, PyGlobal, PyList, PyObject, PyPersistent, PySet, PyTuple, type PyValue } from '../values/python-values.ts';
 
 /**
@@ -64,9 +66,13 @@ const NAME_RENAMES: Record<string, [string, string]> = {
 /** Nesting limits: CPython recurses and would hit its recursion limit long before these. */
 const MAX_STACK = 1_000_000;
 
-export function unpickle(input: PickleInput, hooks: PickleHooks = {}, label = 'pickle'): UnpickleResult {
+/**
+ * `scan`, when given, is fed every opcode with its argument as the unpickler reads it: the value
+ * and the security scan of the same bytes come from one walk (inspect, and convert's read-back).
+ */
+export function unpickle(input: PickleInput, hooks: PickleHooks = {}, label = 'pickle', scan?: OpcodeObserver): UnpickleResult {
   try {
-    return runUnpickler(input, hooks, label);
+    return runUnpickler(input, hooks, label, scan);
   } catch (e) {
     throw namingTheFile(e, input, label);
   }
@@ -83,13 +89,13 @@ function namingTheFile(e: unknown, input: PickleInput, label: string): unknown {
   return e;
 }
 
-function runUnpickler(input: PickleInput, hooks: PickleHooks, label: string): UnpickleResult {
+function runUnpickler(input: PickleInput, hooks: PickleHooks, label: string, scan: OpcodeObserver | undefined): UnpickleResult {
   const name = input.name;
   const bad = (what: string): never => fail('bad-pickle', `${name}: ${label} is malformed at byte ${input.pos}: ${what}`, name);
   const stack: StackItem[] = [];
   const metastack: StackItem[][] = [];
   let cur: StackItem[] = stack;
-  const memo = new Map<number, PyValue>();
+  const memo = new PickleMemo<PyValue>();
   const globals = new Map<string, { module: string; name: string; calls: number }>();
   let protocol = 0;
 
@@ -158,23 +164,28 @@ function runUnpickler(input: PickleInput, hooks: PickleHooks, label: string): Un
 
   const opcodes = new Uint8Array(256);
   for (;;) {
+    const at = input.pos;
     const op = input.byte();
     opcodes[op] = 1;
+    /** the argument as the scan keeps it (`ScanOperand`) */
+    let arg: OpcodeArg;
     switch (op) {
       case 0x80: {
         // PROTO
         protocol = input.byte();
+        arg = protocol;
         if (protocol > 5) bad(`unsupported pickle protocol ${protocol}`);
         break;
       }
-      case 0x95: // FRAME: a length prefix for the frame; the bytes follow inline
-        input.bytes(8);
+      case 0x95: // FRAME: a length prefix for the frame; the bytes follow inline (the scan checks it)
+        arg = Number(Buffer.from(input.bytes(8)).readBigUInt64LE());
         break;
       case 0x2e: {
         // STOP
         const v = pop();
         if (nestingDepth(v) > MAX_NESTING)
           bad(`the value is nested more than ${MAX_NESTING} levels deep; torch.save cannot write that (Python's pickler stops at its recursion limit, 1000)`);
+        scan?.feed(op, at, undefined);
         return { value: v, globals, protocol, opcodes };
       }
       case 0x28: // MARK
@@ -207,22 +218,26 @@ function runUnpickler(input: PickleInput, hooks: PickleHooks, label: string): Un
         push(false);
         break; // NEWFALSE
       case 0x4a:
-        push(input.int32());
+        push((arg = input.int32()));
         break; // BININT
       case 0x4b:
-        push(input.byte());
+        push((arg = input.byte()));
         break; // BININT1
       case 0x4d:
-        push(input.uint16());
+        push((arg = input.uint16()));
         break; // BININT2
-      case 0x8a:
-        push(decodeLong(input.bytes(input.byte())));
+      case 0x8a: {
+        const v = decodeLong(input.bytes(input.byte()));
+        push((arg = v));
         break; // LONG1
+      }
       case 0x8b: {
         // LONG4
         const n = input.int32();
         if (n < 0) bad('negative LONG4 length');
-        push(decodeLong(input.bytes(n)));
+        const v = decodeLong(input.bytes(n));
+        arg = n > 64 ? 0 : v; // the scan keeps the value of a short one only
+        push(v);
         break;
       }
       case 0x47:
@@ -231,13 +246,14 @@ function runUnpickler(input: PickleInput, hooks: PickleHooks, label: string): Un
       case 0x49: {
         // INT (text): also protocol 0's True/False
         const s = input.line();
+        arg = s;
         if (s === '01') push(true);
         else if (s === '00') push(false);
         else push(parseIntText(s, bad));
         break;
       }
       case 0x4c:
-        push(parseIntText(input.line().replace(/L$/, ''), bad));
+        push(parseIntText((arg = input.line()).replace(/L$/, ''), bad));
         break; // LONG (text)
       case 0x46: {
         // FLOAT (text)
@@ -249,42 +265,46 @@ function runUnpickler(input: PickleInput, hooks: PickleHooks, label: string): Un
       }
       // ---- strings and bytes
       case 0x58:
-        push(utf8(input.bytes(input.uint32())));
-        break; // BINUNICODE
       case 0x8c:
-        push(utf8(input.bytes(input.byte())));
-        break; // SHORT_BINUNICODE
-      case 0x8d:
-        push(utf8(input.bytes(input.uint64())));
-        break; // BINUNICODE8
+      case 0x8d: {
+        // BINUNICODE, SHORT_BINUNICODE, BINUNICODE8
+        const b = input.bytes(op === 0x8c ? input.byte() : op === 0x58 ? input.uint32() : input.uint64());
+        const s = utf8(b);
+        arg = scanTextOf(b, s);
+        push(s);
+        break;
+      }
       case 0x56:
-        push(rawUnicodeEscape(input.line(), bad));
+        push(rawUnicodeEscape((arg = input.line()), bad));
         break; // UNICODE (text)
       case 0x53:
-        push(py2str(latin1(parseQuotedString(input.line(), bad))));
+        push(py2str(latin1(parseQuotedString((arg = input.line()), bad))));
         break; // STRING (text, Python 2 str; escapes give bytes, decoded like BINSTRING)
       case 0x54: {
         // BINSTRING: Python 2 str, decoded the way torch's loader does (utf-8, latin-1 fallback)
         const n = input.int32();
         if (n < 0) bad('negative BINSTRING length');
-        push(py2str(input.bytes(n)));
+        const b = input.bytes(n);
+        arg = scanText(b);
+        push(py2str(b));
         break;
       }
-      case 0x55:
-        push(py2str(input.bytes(input.byte())));
+      case 0x55: {
+        const b = input.bytes(input.byte());
+        arg = scanText(b);
+        push(py2str(b));
         break; // SHORT_BINSTRING
+      }
       case 0x42:
-        push(new PyBytes(copy(input.bytes(input.uint32()))));
-        break; // BINBYTES
       case 0x43:
-        push(new PyBytes(copy(input.bytes(input.byte()))));
-        break; // SHORT_BINBYTES
       case 0x8e:
-        push(new PyBytes(copy(input.bytes(input.uint64()))));
-        break; // BINBYTES8
-      case 0x96:
-        push(new PyBytes(copy(input.bytes(input.uint64())), true));
-        break; // BYTEARRAY8
+      case 0x96: {
+        // BINBYTES, SHORT_BINBYTES, BINBYTES8, BYTEARRAY8
+        const b = copy(input.bytes(op === 0x43 ? input.byte() : op === 0x42 ? input.uint32() : input.uint64()));
+        arg = b.length;
+        push(new PyBytes(b, op === 0x96));
+        break;
+      }
       case 0x97:
         bad('NEXT_BUFFER needs out-of-band buffers, which checkpoints never carry');
         break;
@@ -366,22 +386,22 @@ function runUnpickler(input: PickleInput, hooks: PickleHooks, label: string): Un
       } // SETITEMS
       // ---- memo
       case 0x67:
-        push(getMemo(parseIntNumber(input.line(), bad)));
+        push(getMemo(parseIntNumber((arg = input.line()), bad)));
         break; // GET
       case 0x68:
-        push(getMemo(input.byte()));
+        push(getMemo((arg = input.byte())));
         break; // BINGET
       case 0x6a:
-        push(getMemo(input.uint32()));
+        push(getMemo((arg = input.uint32())));
         break; // LONG_BINGET
       case 0x70:
-        memo.set(parseIntNumber(input.line(), bad), top());
+        memo.set(parseIntNumber((arg = input.line()), bad), top());
         break; // PUT
       case 0x71:
-        memo.set(input.byte(), top());
+        memo.set((arg = input.byte()), top());
         break; // BINPUT
       case 0x72:
-        memo.set(input.uint32(), top());
+        memo.set((arg = input.uint32()), top());
         break; // LONG_BINPUT
       case 0x94:
         memo.set(memo.size, top());
@@ -391,6 +411,7 @@ function runUnpickler(input: PickleInput, hooks: PickleHooks, label: string): Un
         // GLOBAL
         const module = input.line();
         const nm = input.line();
+        arg = [module, nm];
         push(makeGlobal(module, nm));
         break;
       }
@@ -407,6 +428,7 @@ function runUnpickler(input: PickleInput, hooks: PickleHooks, label: string): Un
       case 0x84: {
         // EXT1/2/4: the copyreg extension registry, empty in practice
         const code = op === 0x82 ? input.byte() : op === 0x83 ? input.uint16() : input.int32();
+        arg = code;
         push(new PyObject(new PyGlobal('copyreg', `_extension_registry[${code}]`), [], 'reduce'));
         break;
       }
@@ -440,6 +462,7 @@ function runUnpickler(input: PickleInput, hooks: PickleHooks, label: string): Un
         // INST: module\nname\n, args from the mark
         const module = input.line();
         const nm = input.line();
+        arg = [module, nm];
         const args = popMark();
         push(call(makeGlobal(module, nm), args, 'reduce'));
         break;
@@ -459,7 +482,7 @@ function runUnpickler(input: PickleInput, hooks: PickleHooks, label: string): Un
         if (built === true) break;
         if (built !== undefined) {
           cur[cur.length - 1] = built;
-          for (const [k, v] of memo) if (v === target) memo.set(k, built);
+          memo.replace(target, built);
           break;
         }
         if (target instanceof PyObject) target.state = state;
@@ -472,6 +495,7 @@ function runUnpickler(input: PickleInput, hooks: PickleHooks, label: string): Un
       case 0x50: {
         // PERSID (text)
         const pid = input.line();
+        arg = pid;
         push(hooks.persistentLoad ? hooks.persistentLoad(pid) : new PyPersistent(pid));
         break;
       }
@@ -484,7 +508,17 @@ function runUnpickler(input: PickleInput, hooks: PickleHooks, label: string): Un
       default:
         bad(`unknown opcode 0x${op.toString(16).padStart(2, '0')}`);
     }
+    if (scan?.running) scan.feed(op, at, arg);
   }
+}
+
+/**
+ * The scan's text of a string argument (`scanText`) without decoding it twice: a strict utf-8
+ * decode has no U+FFFD that the bytes did not spell, and then both decodes agree.
+ */
+function scanTextOf(b: Uint8Array, decoded: string): string {
+  if (b.length > MAX_KEPT_STRING) return '';
+  return decoded.includes('\uFFFD') ? scanText(b) : decoded;
 }
 
 /** Calls of harmless built-ins that the VM evaluates itself (CPython semantics). */

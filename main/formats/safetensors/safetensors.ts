@@ -12,7 +12,7 @@
 import { fail } from '../../errors.ts';
 import type { RandomAccessReader } from '../../io/random-access.ts';
 import { contiguousStrides, TorchStorage, TorchTensor, REBUILD_TENSOR_V2, type ByteRange } from '../values/torch-values.ts';
-import { PyDict, PyTuple } from '../values/python-values.ts';
+import { PyDict } from '../values/python-values.ts';
 import type { FormatReading } from '../values/format-reading.ts';
 import { dtypeByName, dtypeBySafetensors, storageClassFor, type DTypeInfo } from '../../../shared/dtypes.ts';
 
@@ -111,27 +111,39 @@ export function readSafetensorsHeader(reader: RandomAccessReader): SafetensorsHe
   } catch {
     return invalid('header is not valid UTF-8');
   }
-  let json: JsonValue;
-  try {
-    json = parseOrderedJson(text);
-  } catch (e) {
-    return invalid((e as Error).message);
-  }
-  if (!(json instanceof JsonObject)) return invalid('the header is not a JSON object');
-
   const dataStart = 8 + n;
   const dataLen = reader.size - dataStart;
   const tensors: SafetensorsEntry[] = [];
   const metadata: [string, string][] = [];
-  for (const [name, value] of json.entries) {
+  // Each entry is checked as it is parsed. The file's verdict is what checking the whole parsed
+  // header in order would give: a JSON error anywhere comes first, then the first bad entry.
+  let firstBad: unknown = null;
+  const eachEntry = (name: string, value: JsonValue): void => {
+    if (firstBad !== null) return;
+    try {
+      checkEntry(name, value);
+    } catch (e) {
+      firstBad = e;
+    }
+  };
+  let json: JsonValue;
+  try {
+    json = parseOrderedJson(text, eachEntry);
+  } catch (e) {
+    return invalid((e as Error).message);
+  }
+  if (!(json instanceof JsonObject)) return invalid('the header is not a JSON object');
+  if (firstBad !== null) throw firstBad;
+
+  function checkEntry(name: string, value: JsonValue): void {
     if (name === '__metadata__') {
-      if (value === null) continue;
+      if (value === null) return;
       if (!(value instanceof JsonObject)) return invalid('__metadata__ is not an object of strings');
       for (const [k, v] of value.entries) {
         if (typeof v !== 'string') return invalid(`__metadata__ value for ${JSON.stringify(k)} is not a string`);
         metadata.push([k, v]);
       }
-      continue;
+      return;
     }
     const label = `tensor ${JSON.stringify(name)}`;
     if (!(value instanceof JsonObject)) return invalid(`${label} is not an object with dtype, shape and data_offsets`);
@@ -207,8 +219,8 @@ export function makeStorage(key: string, dtype: DTypeInfo, nbytes: number, locat
 
 /** A tensor as `torch._utils._rebuild_tensor_v2(storage, 0, size, stride, False, OrderedDict())` would make it. */
 export function denseTensor(dtype: DTypeInfo, shape: number[], stride: number[], storage: TorchStorage): TorchTensor {
-  const args = [storage, 0, new PyTuple(shape), new PyTuple(stride), false, new PyDict(true)];
-  return new TorchTensor(REBUILD_TENSOR_V2, args, 'dense', dtype, shape, stride, 0, storage);
+  // null: the tensor builds exactly these arguments when a writer first asks for them
+  return new TorchTensor(REBUILD_TENSOR_V2, null, 'dense', dtype, shape, stride, 0, storage);
 }
 
 // ---- an order-keeping JSON parser --------------------------------------------------------
@@ -264,8 +276,12 @@ export function jsonToPlain(v: JsonValue): unknown {
 
 const MAX_JSON_DEPTH = 64;
 
-/** Strict RFC 8259 JSON; throws an Error with a short message naming the character offset. */
-export function parseOrderedJson(text: string): JsonValue {
+/**
+ * Strict RFC 8259 JSON; throws an Error with a short message naming the character offset.
+ * `eachTopEntry`, when the value is an object, receives its entries in order as they are parsed and
+ * the returned object is then empty: a 500,000-tensor header need not hold an object per tensor.
+ */
+export function parseOrderedJson(text: string, eachTopEntry?: (key: string, value: JsonValue) => void): JsonValue {
   let p = 0;
   const bad = (what: string): never => {
     throw new Error(`bad JSON at character ${p}: ${what}`);
@@ -344,6 +360,8 @@ export function parseOrderedJson(text: string): JsonValue {
     if (c === '{') {
       p++;
       const obj = new JsonObject();
+      // with `eachTopEntry`, the top object's entries go to it as they are parsed and are not kept
+      const streamed = depth === 0 && eachTopEntry ? new Set<string>() : null;
       ws();
       if (text[p] === '}') {
         p++;
@@ -357,7 +375,11 @@ export function parseOrderedJson(text: string): JsonValue {
         if (text[p] !== ':') bad("expected ':'");
         p++;
         const v = value(depth + 1);
-        if (!obj.add(key, v)) bad(`duplicate key ${JSON.stringify(key.length > 60 ? key.slice(0, 57) + '...' : key)}`);
+        if (streamed) {
+          if (streamed.has(key)) bad(`duplicate key ${JSON.stringify(key.length > 60 ? key.slice(0, 57) + '...' : key)}`);
+          streamed.add(key);
+          eachTopEntry!(key, v);
+        } else if (!obj.add(key, v)) bad(`duplicate key ${JSON.stringify(key.length > 60 ? key.slice(0, 57) + '...' : key)}`);
         ws();
         if (text[p] === ',') {
           p++;

@@ -7,6 +7,8 @@ import { BufferReader, type RandomAccessReader } from '../../io/random-access.ts
 import { decodeStorageId, torchPickleHooks } from './torch-pickle.ts';
 import { TorchStorage } from '../values/torch-values.ts';
 import { ZipArchive } from '../zip/zip.ts';
+import { PickleScanner, type PickleScan } from '../pickle/scan/scan-pickle.ts';
+import type { ZipEntry } from '../zip/zip.ts';
 
 /**
  * The torch zip format (torch.save since 1.6, and torch.jit.save archives):
@@ -51,10 +53,35 @@ export function readRecords(a: TorchArchive): Record<string, string> {
 }
 
 /**
+ * What the torch zip reader leaves for the file's security scan (`scanFile`): the scan of each
+ * pickle record it unpickled, made in the same walk.
+ */
+export class PrescannedPickles {
+  private readonly byRecord = new Map<string, PickleScan>();
+
+  /** The scan of this very record (same name, same local header), if the reader walked it. */
+  get(e: ZipEntry): PickleScan | undefined {
+    return this.byRecord.get(`${e.localHeaderOffset}:${e.name}`);
+  }
+  set(e: ZipEntry, scan: PickleScan): void {
+    this.byRecord.set(`${e.localHeaderOffset}:${e.name}`, scan);
+  }
+  get size(): number {
+    return this.byRecord.size;
+  }
+}
+
+/**
  * Unpickles one pickle record of a torch archive with lazy storages from `data/<key>`.
  * Storages with the same key are one object, as in torch's `persistent_load` (`loaded_storages`).
  */
-export function unpickleRecord(a: TorchArchive, record: string, storages: Map<string, TorchStorage>, dataDir = 'data/'): UnpickleResult {
+export function unpickleRecord(
+  a: TorchArchive,
+  record: string,
+  storages: Map<string, TorchStorage>,
+  dataDir = 'data/',
+  scans?: PrescannedPickles,
+): UnpickleResult {
   const file = a.zip.reader.name;
   const entry = a.zip.get(a.prefix + record);
   if (!entry) fail('not-a-checkpoint', `${file}: archive has no ${record}`, file);
@@ -95,7 +122,13 @@ export function unpickleRecord(a: TorchArchive, record: string, storages: Map<st
     storages.set(id.key, s);
     return s;
   };
-  return unpickle(PickleInput.fromBytes(bytes, file), torchPickleHooks(file, loadStorage), record);
+  const input = PickleInput.fromBytes(bytes, file);
+  if (!scans) return unpickle(input, torchPickleHooks(file, loadStorage), record);
+  // the security scan rides along: the file's verdict needs no second walk of this pickle
+  const scanner = new PickleScanner(0);
+  const result = unpickle(input, torchPickleHooks(file, loadStorage), record, scanner);
+  if (!scanner.running && !scanner.failed) scans.set(entry!, scanner.finish(input.pos));
+  return result;
 }
 
 export function globalRefs(result: UnpickleResult, record: string): GlobalRef[] {
@@ -103,10 +136,10 @@ export function globalRefs(result: UnpickleResult, record: string): GlobalRef[] 
 }
 
 /** `torch.save` zip files: `data.pkl` is the whole object. */
-export function readTorchZip(a: TorchArchive): FormatReading {
+export function readTorchZip(a: TorchArchive, scans?: PrescannedPickles): FormatReading {
   const records = readRecords(a);
   const storages = new Map<string, TorchStorage>();
-  const result = unpickleRecord(a, 'data.pkl', storages);
+  const result = unpickleRecord(a, 'data.pkl', storages, 'data/', scans);
   const notes: string[] = [];
   if (records['byteorder'] === 'big') notes.push('storages are big-endian (byteorder record); values are shown as stored');
   records['pickle_protocol'] = String(result.protocol);

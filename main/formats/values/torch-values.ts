@@ -1,6 +1,6 @@
 import type { RandomAccessReader } from '../../io/random-access.ts';
 import type { DTypeInfo } from '../../../shared/dtypes.ts';
-import { PyGlobal, type PyValue } from './python-values.ts';
+import { PyDict, PyGlobal, PyTuple, type PyValue } from './python-values.ts';
 
 /** Where a storage's bytes lie: a byte range of some file, found only when asked for. */
 export interface ByteRange {
@@ -60,18 +60,30 @@ export class TorchTensor {
   subclass: string | null = null;
   /** The device named in the recipe for storage-less tensors (`_rebuild_wrapper_subclass`, numpy rebuilds). */
   deviceArg: string | null = null;
-  /** Sparse and nested tensors: the dense tensors they are made of. */
-  components: TorchTensor[] = [];
+  /** Sparse and nested tensors: the dense tensors they are made of (one shared empty list for the rest). */
+  components: readonly TorchTensor[] = NO_COMPONENTS;
+  private recipeArgs: PyValue[] | null;
   constructor(
     readonly rebuild: PyGlobal,
-    readonly args: PyValue[],
+    /**
+     * The rebuild's arguments; null for a dense tensor made from a header (safetensors, npy), whose
+     * `_rebuild_tensor_v2(storage, offset, size, stride, False, OrderedDict())` arguments are built
+     * when first read: inspecting 500,000 tensors never needs them.
+     */
+    args: PyValue[] | null,
     readonly kind: TensorKind,
     readonly dtype: DTypeInfo,
     readonly shape: number[],
     readonly stride: number[],
     readonly storageOffset: number,
     readonly storage: TorchStorage | null,
-  ) {}
+  ) {
+    this.recipeArgs = args;
+  }
+  get args(): PyValue[] {
+    this.recipeArgs ??= [this.storage, this.storageOffset, new PyTuple(this.shape), new PyTuple(this.stride), false, new PyDict(true)];
+    return this.recipeArgs;
+  }
   get numel(): number {
     return this.shape.reduce((a, b) => a * b, 1);
   }
@@ -101,6 +113,8 @@ export class TorchTensor {
     return `tensor(${this.dtype.name}, [${this.shape.join(', ')}], ${this.device})`;
   }
 }
+
+const NO_COMPONENTS: readonly TorchTensor[] = Object.freeze([]);
 
 export const REBUILD_TENSOR_V2 = new PyGlobal('torch._utils', '_rebuild_tensor_v2');
 

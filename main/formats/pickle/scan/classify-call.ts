@@ -1,4 +1,4 @@
-import { nameClass, type Findings } from './findings.ts';
+import { nameClass, type CallText, type Findings } from './findings.ts';
 import { looksLikeClass } from './name-classes.ts';
 import { callText, type Sym } from './symbols.ts';
 import { REBUILD_FUNCTIONS_2_13, TORCH_2_13 } from './torch-allowlists.ts';
@@ -35,7 +35,7 @@ export function classifyCall(findings: Findings, callee: Sym, args: Sym[], via: 
   }
   const { full, module, name } = callee;
   findings.called(full);
-  const text = callText(full, args);
+  const text = (): string => callText(full, args);
   const special = SPECIAL_CALLS[full];
   if (special) return special(findings, callee, args, offset, text);
   const byName = nameClass(module, name);
@@ -51,7 +51,7 @@ export function classifyCall(findings: Findings, callee: Sym, args: Sym[], via: 
   return unknownObject(full, offset);
 }
 
-type SpecialCall = (findings: Findings, callee: Sym & { t: 'global' }, args: Sym[], offset: number, text: string) => Sym;
+type SpecialCall = (findings: Findings, callee: Sym & { t: 'global' }, args: Sym[], offset: number, text: CallText) => Sym;
 
 const SPECIAL_CALLS: Record<string, SpecialCall> = {
   /** Protocols before 4 pickle a nested class `A.B` as `getattr(A, 'B')` (pickle.py `save_global`): only that use is harmless. */

@@ -21,6 +21,9 @@ export interface Finding {
   offset: number;
 }
 
+/** A call's text, or how to make it: most calls repeat a use already recorded, and their text is never shown. */
+export type CallText = string | (() => string);
+
 interface Use {
   cls: SecurityClass;
   reason: string;
@@ -46,9 +49,10 @@ export class Findings {
     if (r) r.calls++;
   }
 
-  use(full: string, cls: SecurityClass, reason: string, offset: number, call?: string): void {
+  use(full: string, cls: SecurityClass, reason: string, offset: number, callText?: CallText): void {
     const prev = this.uses.get(full);
     if (prev && CLASS_ORDER.indexOf(prev.cls) >= CLASS_ORDER.indexOf(cls)) return;
+    const call = typeof callText === 'function' ? callText() : callText;
     this.uses.set(full, { cls, reason, offset, ...(call !== undefined ? { call } : {}) });
     if (!this.refs.has(full)) {
       const i = full.lastIndexOf('.');
@@ -82,15 +86,36 @@ export function referenceOnly(module: string, name: string, offset: number): Use
   };
 }
 
+type NameClass = Readonly<{ cls: SecurityClass; reason: string }> | undefined;
+
+/** module → name → class: a 100,000-tensor pickle calls the same two names 200,000 times */
+const nameClasses = new Map<string, Map<string, NameClass>>();
+let namesCached = 0;
+/** A hostile pickle may name millions of globals: past this many, names are classified without the cache. */
+const MAX_CACHED_NAMES = 10_000;
+
 /** What the name alone decides, or undefined when only its use can. */
-export function nameClass(module: string, name: string): { cls: SecurityClass; reason: string } | undefined {
+export function nameClass(module: string, name: string): NameClass {
+  const byName = nameClasses.get(module);
+  if (byName?.has(name)) return byName.get(name);
+  const c = classOfName(module, name);
+  if (namesCached < MAX_CACHED_NAMES) {
+    namesCached++;
+    if (byName) byName.set(name, c);
+    else nameClasses.set(module, new Map([[name, c]]));
+  }
+  return c;
+}
+
+function classOfName(module: string, name: string): NameClass {
   const full = `${module}.${name}`;
-  if (TORCH_2_13.allowed.has(full)) return { cls: 'safe', reason: 'allowed by torch.load(weights_only=True) (torch 2.13 _get_allowed_globals)' };
+  if (TORCH_2_13.allowed.has(full)) return Object.freeze({ cls: 'safe', reason: 'allowed by torch.load(weights_only=True) (torch 2.13 _get_allowed_globals)' });
   const dotted = dottedPathProblem(name);
-  if (dotted) return { cls: 'dangerous', reason: dotted };
+  if (dotted) return Object.freeze({ cls: 'dangerous', reason: dotted });
   const c = classifyName(module, name);
-  if (c.kind === 'gadget') return { cls: 'dangerous', reason: c.reason };
-  if (c.kind === 'benign' || c.kind === 'harmless-call') return { cls: 'benign', reason: `${c.reason}; torch.load(weights_only=True) refuses it` };
+  if (c.kind === 'gadget') return Object.freeze({ cls: 'dangerous', reason: c.reason });
+  if (c.kind === 'benign' || c.kind === 'harmless-call')
+    return Object.freeze({ cls: 'benign', reason: `${c.reason}; torch.load(weights_only=True) refuses it` });
   return undefined;
 }
 

@@ -1,5 +1,7 @@
 import { CheckpointError } from '../../../errors.ts';
 import type { PickleInput } from '../pickle-input.ts';
+import { PickleMemo } from '../memo.ts';
+import { MAX_KEPT_STRING, scanText, type OpcodeArg, type OpcodeObserver } from '../opcode-observer.ts';
 import { Findings, type Finding } from './findings.ts';
 import { classifyCall, type CallVia } from './classify-call.ts';
 import { NONE, type Sym } from './symbols.ts';
@@ -133,12 +135,19 @@ const OPCODE_NAMES: Record<number, string> = {
   0x47: 'BINFLOAT',
 };
 
+/** An opcode's argument as the scan keeps it (`OpcodeArg`). */
+export type ScanOperand = OpcodeArg;
+
 const MAX_DEPTH = 100_000;
 const MAX_MEMO = 10_000_000;
-/** Strings longer than this are skipped, not kept: no global name or literal worth showing is this long. */
-const MAX_KEPT_STRING = 1 << 16;
 
 class Malformed extends Error {}
+
+// Syms are never changed once made, so the common literals are shared (400,000 BININT1 in a
+// 100,000-tensor pickle).
+const TRUE: Sym = Object.freeze({ t: 'bool', v: true });
+const FALSE: Sym = Object.freeze({ t: 'bool', v: false });
+const SMALL_INTS: readonly Sym[] = Array.from({ length: 256 }, (_, v) => Object.freeze({ t: 'int' as const, v }));
 
 /**
  * Walks one pickle from `input.pos` to its STOP (CPython's Lib/pickle.py `_Unpickler` is the
@@ -147,394 +156,492 @@ class Malformed extends Error {}
  * returns everything seen before it: a payload can run before a stream breaks.
  */
 export function scanPickle(input: PickleInput): PickleScan {
-  const start = input.pos;
-  const findings = new Findings();
-  const checks = PROFILES.map((p) => new WeightsOnlyCheck(p));
-  const structure = new StructureCheck();
-  const stack: Sym[] = [];
-  const marks: number[] = [];
-  const memo = new Map<number, Sym>();
-  let protocol = 0;
-  let opOffset = start;
-  const rel = (): number => opOffset - start;
+  const scanner = new PickleScanner(input.pos);
+  let at = input.pos;
+  try {
+    for (;;) {
+      at = input.pos;
+      const op = input.byte();
+      scanner.opcode(op, at);
+      if (scanner.apply(op, readOperand(op, input))) break;
+    }
+  } catch (e) {
+    if (!(e instanceof Malformed) && !(e instanceof CheckpointError)) throw e;
+    scanner.broken(e, at);
+  }
+  return scanner.finish(input.pos);
+}
 
-  const bad = (why: string): never => {
+/** Reads the argument of `op` the way the scan keeps it (see `ScanOperand`). */
+function readOperand(op: number, input: PickleInput): ScanOperand {
+  switch (op) {
+    case 0x80:
+    case 0x4b:
+    case 0x68:
+    case 0x71:
+    case 0x82:
+      return input.byte();
+    case 0x4d:
+    case 0x83:
+      return input.uint16();
+    case 0x4a:
+    case 0x84:
+      return input.int32();
+    case 0x6a:
+    case 0x72:
+      return input.uint32();
+    case 0x43:
+      return skipBytes(input, input.byte());
+    case 0x42:
+      return skipBytes(input, input.uint32());
+    case 0x8e:
+    case 0x96:
+      return skipBytes(input, input.uint64());
+    case 0x95: // FRAME: its length, for the structure check (a frame that splits an opcode)
+      return Number(Buffer.from(input.bytes(8)).readBigUInt64LE());
+    case 0x47:
+      input.bytes(8);
+      return undefined;
+    case 0x8a:
+      return decodeLong(input.bytes(input.byte()));
+    case 0x8b: {
+      const n = input.int32();
+      if (n < 0) throw new Malformed('negative LONG4 length');
+      return n > 64 ? (skip(input, n), 0) : decodeLong(input.bytes(n));
+    }
+    case 0x49:
+    case 0x4c:
+    case 0x46:
+    case 0x56:
+    case 0x53:
+    case 0x67:
+    case 0x70:
+    case 0x50:
+      return input.line();
+    case 0x58:
+      return text(input, input.uint32());
+    case 0x8c:
+    case 0x55:
+      return text(input, input.byte());
+    case 0x8d:
+      return text(input, input.uint64());
+    case 0x54: {
+      const n = input.int32();
+      if (n < 0) throw new Malformed('negative BINSTRING length');
+      return text(input, n);
+    }
+    case 0x63:
+    case 0x69: {
+      const m = input.line();
+      return [m, input.line()];
+    }
+    default:
+      return undefined;
+  }
+}
+
+function text(input: PickleInput, n: number): string {
+  if (n > MAX_KEPT_STRING) {
+    skip(input, n);
+    return '';
+  }
+  return scanText(input.bytes(n));
+}
+
+function skipBytes(input: PickleInput, n: number): number {
+  skip(input, n);
+  return n;
+}
+
+/**
+ * The scanning VM: a stack of `Sym`s, fed one opcode at a time (`opcode`, then `apply` with its
+ * argument). `scanPickle` drives it over bytes of its own; the unpickler drives it while it reads
+ * a pickle for its values, so inspect and read-back get the value and the verdict from one walk.
+ */
+export class PickleScanner implements OpcodeObserver {
+  private readonly findings = new Findings();
+  private readonly checks = PROFILES.map((p) => new WeightsOnlyCheck(p));
+  private readonly stack: Sym[] = [];
+  private readonly marks: number[] = [];
+  private readonly memo = new PickleMemo<Sym>();
+  private readonly structure = new StructureCheck();
+  private protocol = 0;
+  private opOffset: number;
+  private error: string | undefined;
+  private value: Sym | undefined;
+  /** false once STOP or a malformed opcode ended the walk: later opcodes are not this pickle's */
+  private open = true;
+
+  constructor(private readonly start: number) {
+    this.opOffset = start;
+  }
+
+  /** True while the scan takes opcodes (before STOP, and before anything malformed). */
+  get running(): boolean {
+    return this.open;
+  }
+
+  /** True when the scan stopped at a malformed or cut-short opcode (its findings are what came before). */
+  get failed(): boolean {
+    return this.error !== undefined;
+  }
+
+  private rel(): number {
+    return this.opOffset - this.start;
+  }
+
+  /** The opcode `op` at file offset `at` starts; its argument comes to `apply`. */
+  opcode(op: number, at: number): void {
+    this.opOffset = at;
+    const opName = OPCODE_NAMES[op];
+    if (opName === undefined) throw new Malformed(`unknown opcode 0x${op.toString(16).padStart(2, '0')}`);
+    for (const c of this.checks) c.opcode(op, this.rel(), opName);
+    this.structure.opcode(op, this.rel());
+  }
+
+  /** `opcode` then `apply`, for a driver that reports malformed input itself: the scan records it and stops. */
+  feed(op: number, at: number, arg: ScanOperand): void {
+    if (!this.open) return;
+    try {
+      this.opcode(op, at);
+      if (this.apply(op, arg)) this.open = false;
+    } catch (e) {
+      if (!(e instanceof Malformed)) throw e;
+      this.broken(e, at);
+    }
+  }
+
+  /** The pickle is malformed or cut short here: torch raises too; the findings are what came before. */
+  broken(e: Error, at: number): void {
+    this.opOffset = at;
+    this.open = false;
+    this.error = `${e instanceof Malformed ? 'malformed' : 'unreadable'} at byte ${this.opOffset}: ${e.message.replace(/^[^:]*: /, '')}`;
+    for (const c of this.checks) c.broken(`the pickle is cut short or malformed (${this.error})`);
+  }
+
+  private readonly bad = (why: string): never => {
     throw new Malformed(why);
   };
-  const pop = (): Sym => {
-    if (stack.length <= (marks[marks.length - 1] ?? 0)) bad('stack underflow');
+  private pop(): Sym {
+    const { stack, marks } = this;
+    if (stack.length <= (marks[marks.length - 1] ?? 0)) this.bad('stack underflow');
     return stack.pop()!;
-  };
-  const top = (): Sym => {
-    if (stack.length <= (marks[marks.length - 1] ?? 0)) bad('stack underflow');
+  }
+  private top(): Sym {
+    const { stack, marks } = this;
+    if (stack.length <= (marks[marks.length - 1] ?? 0)) this.bad('stack underflow');
     return stack[stack.length - 1]!;
-  };
-  const push = (s: Sym): void => {
-    if (stack.length >= MAX_DEPTH) bad('stack deeper than any real pickle');
-    stack.push(s);
-  };
-  const popMark = (): Sym[] => {
-    const m = marks.pop();
-    if (m === undefined) bad('no MARK to pop to');
-    return stack.splice(m!);
-  };
-  const text = (n: number): Sym => {
-    if (n > MAX_KEPT_STRING) {
-      skip(input, n);
-      return { t: 'str', v: '' };
-    }
-    return { t: 'str', v: Buffer.from(input.bytes(n)).toString('utf8') };
-  };
-  const bytes = (n: number): Sym => {
-    skip(input, n);
-    return { t: 'bytes', n };
-  };
-  const global = (module0: string, name0: string): Sym => {
+  }
+  private push(s: Sym): void {
+    if (this.stack.length >= MAX_DEPTH) this.bad('stack deeper than any real pickle');
+    this.stack.push(s);
+  }
+  private popMark(): Sym[] {
+    const m = this.marks.pop();
+    if (m === undefined) this.bad('no MARK to pop to');
+    return this.stack.splice(m!);
+  }
+  private global(module0: string, name0: string): Sym {
     const mapped = NAME_MAPPING[`${module0}.${name0}`];
     const module = mapped ? mapped.slice(0, mapped.lastIndexOf('.')) : (IMPORT_MAPPING[module0] ?? module0);
     const name = mapped ? mapped.slice(mapped.lastIndexOf('.') + 1) : name0;
     const full = `${module}.${name}`;
-    findings.reference(module, name, rel());
-    for (const c of checks) c.global(module, full, rel());
+    this.findings.reference(module, name, this.rel());
+    for (const c of this.checks) c.global(module, full, this.rel());
     return { t: 'global', module, name, full };
-  };
-  const call = (callee: Sym, args: Sym[], via: CallVia): Sym => {
-    if (via === 'newobj') for (const c of checks) c.newobj(callee, rel());
-    else for (const c of checks) c.reduce(callee, rel());
-    return classifyCall(findings, callee, args, via, rel());
-  };
-  const mutate = (target: Sym, how: string): void => {
-    if (target.t === 'global') findings.use(target.full, 'dangerous', `${how} changes ${target.full} itself, a module-level object`, rel());
-  };
-  const memoPut = (i: number): void => {
-    if (memo.size >= MAX_MEMO && !memo.has(i)) bad('memo larger than any real pickle');
-    memo.set(i, top());
-  };
-  const memoGet = (i: number): Sym => {
-    const v = memo.get(i);
-    if (v === undefined) bad(`memo key ${i} was never stored`);
-    structure.memoGet(i, v!);
+  }
+  private call(callee: Sym, args: Sym[], via: CallVia): Sym {
+    if (via === 'newobj') for (const c of this.checks) c.newobj(callee, this.rel());
+    else for (const c of this.checks) c.reduce(callee, this.rel());
+    return classifyCall(this.findings, callee, args, via, this.rel());
+  }
+  private mutate(target: Sym, how: string): void {
+    if (target.t === 'global') this.findings.use(target.full, 'dangerous', `${how} changes ${target.full} itself, a module-level object`, this.rel());
+  }
+  private memoPut(i: number): void {
+    const { memo } = this;
+    if (memo.size >= MAX_MEMO && memo.get(i) === undefined) this.bad('memo larger than any real pickle');
+    memo.set(i, this.top());
+  }
+  private memoGet(i: number): Sym {
+    const v = this.memo.get(i);
+    if (v === undefined) this.bad(`memo key ${i} was never stored`);
+    this.structure.memoGet(i, v!);
     return v!;
-  };
-
-  let error: string | undefined;
-  let value: Sym | undefined;
-  try {
-    for (;;) {
-      opOffset = input.pos;
-      const op = input.byte();
-      const opName = OPCODE_NAMES[op];
-      if (opName === undefined) bad(`unknown opcode 0x${op.toString(16).padStart(2, '0')}`);
-      for (const c of checks) c.opcode(op, rel(), opName!);
-      structure.opcode(op, rel());
-      switch (op) {
-        case 0x80:
-          protocol = input.byte();
-          if (protocol > 5) bad(`unsupported pickle protocol ${protocol}`);
-          break;
-        case 0x95:
-          structure.frame(rel(), Number(Buffer.from(input.bytes(8)).readBigUInt64LE()));
-          break;
-        case 0x2e:
-          value = pop();
-          return finish();
-        case 0x28:
-          marks.push(stack.length);
-          break;
-        case 0x30:
-          if (stack.length === (marks[marks.length - 1] ?? -1)) popMark();
-          else pop();
-          break;
-        case 0x31:
-          popMark();
-          break;
-        case 0x32:
-          push(top());
-          break;
-        case 0x4e:
-          push(NONE);
-          break;
-        case 0x88:
-          push({ t: 'bool', v: true });
-          break;
-        case 0x89:
-          push({ t: 'bool', v: false });
-          break;
-        case 0x4a:
-          push({ t: 'int', v: input.int32() });
-          break;
-        case 0x4b:
-          push({ t: 'int', v: input.byte() });
-          break;
-        case 0x4d:
-          push({ t: 'int', v: input.uint16() });
-          break;
-        case 0x8a:
-          push({ t: 'int', v: decodeLong(input.bytes(input.byte())) });
-          break;
-        case 0x8b: {
-          const n = input.int32();
-          if (n < 0) bad('negative LONG4 length');
-          push(n > 64 ? (skip(input, n), { t: 'int', v: 0 }) : { t: 'int', v: decodeLong(input.bytes(n)) });
-          break;
-        }
-        case 0x47:
-          input.bytes(8);
-          push({ t: 'float' });
-          break;
-        case 0x49: {
-          const s = input.line().trim();
-          push(s === '01' || s === '00' ? { t: 'bool', v: s === '01' } : { t: 'int', v: intText(s, bad) });
-          break;
-        }
-        case 0x4c:
-          push({ t: 'int', v: intText(input.line().trim().replace(/L$/, ''), bad) });
-          break;
-        case 0x46:
-          input.line();
-          push({ t: 'float' });
-          break;
-        case 0x58:
-          push(text(input.uint32()));
-          break;
-        case 0x8c:
-          push(text(input.byte()));
-          break;
-        case 0x8d:
-          push(text(input.uint64()));
-          break;
-        case 0x56:
-          push({ t: 'str', v: input.line() });
-          break;
-        case 0x53:
-          push({ t: 'str', v: unquote(input.line()) });
-          break;
-        case 0x54: {
-          const n = input.int32();
-          if (n < 0) bad('negative BINSTRING length');
-          push(text(n));
-          break;
-        }
-        case 0x55:
-          push(text(input.byte()));
-          break;
-        case 0x42:
-          push(bytes(input.uint32()));
-          break;
-        case 0x43:
-          push(bytes(input.byte()));
-          break;
-        case 0x8e:
-        case 0x96:
-          push(bytes(input.uint64()));
-          break;
-        case 0x97:
-          bad('NEXT_BUFFER needs out-of-band buffers');
-          break;
-        case 0x98:
-          break;
-        case 0x29:
-          push({ t: 'tuple', items: [] });
-          break;
-        case 0x74:
-          push({ t: 'tuple', items: popMark() });
-          break;
-        case 0x85:
-          push({ t: 'tuple', items: [pop()] });
-          break;
-        case 0x86: {
-          const b = pop();
-          const a = pop();
-          push({ t: 'tuple', items: [a, b] });
-          break;
-        }
-        case 0x87: {
-          const c = pop();
-          const b = pop();
-          const a = pop();
-          push({ t: 'tuple', items: [a, b, c] });
-          break;
-        }
-        case 0x5d:
-          push({ t: 'list' });
-          break;
-        case 0x6c:
-          popMark();
-          push({ t: 'list' });
-          break;
-        case 0x7d:
-          push({ t: 'dict', type: 'dict' });
-          break;
-        case 0x64:
-          if (popMark().length % 2) bad('DICT with an odd number of items');
-          push({ t: 'dict', type: 'dict' });
-          break;
-        case 0x8f:
-          push({ t: 'set', frozen: false });
-          break;
-        case 0x90: {
-          popMark();
-          const s = top();
-          mutate(s, 'ADDITEMS');
-          break;
-        }
-        case 0x91:
-          popMark();
-          push({ t: 'set', frozen: true });
-          break;
-        case 0x61: {
-          pop();
-          const l = top();
-          mutate(l, 'APPEND');
-          for (const c of checks) c.append(l, rel());
-          break;
-        }
-        case 0x65: {
-          popMark();
-          const l = top();
-          mutate(l, 'APPENDS');
-          for (const c of checks) c.append(l, rel());
-          break;
-        }
-        case 0x73: {
-          pop();
-          pop();
-          const d = top();
-          mutate(d, 'SETITEM');
-          for (const c of checks) c.setitem(d, rel());
-          break;
-        }
-        case 0x75: {
-          if (popMark().length % 2) bad('SETITEMS with an odd number of items');
-          const d = top();
-          mutate(d, 'SETITEMS');
-          for (const c of checks) c.setitem(d, rel());
-          break;
-        }
-        case 0x67:
-          push(memoGet(intNumber(input.line(), bad)));
-          break;
-        case 0x68:
-          push(memoGet(input.byte()));
-          break;
-        case 0x6a:
-          push(memoGet(input.uint32()));
-          break;
-        case 0x70:
-          memoPut(intNumber(input.line(), bad));
-          break;
-        case 0x71:
-          memoPut(input.byte());
-          break;
-        case 0x72:
-          memoPut(input.uint32());
-          break;
-        case 0x94:
-          memoPut(memo.size);
-          break;
-        case 0x63: {
-          const m = input.line();
-          push(global(m, input.line()));
-          break;
-        }
-        case 0x93: {
-          const n = pop();
-          const m = pop();
-          if (m.t !== 'str' || n.t !== 'str') bad('STACK_GLOBAL needs two strings');
-          push(global((m as { v: string }).v, (n as { v: string }).v));
-          break;
-        }
-        case 0x82:
-        case 0x83:
-        case 0x84: {
-          const code = op === 0x82 ? input.byte() : op === 0x83 ? input.uint16() : input.int32();
-          findings.use(
-            `copyreg._extension_registry.${code}`,
-            'dangerous',
-            'copyreg extension code: imports whatever the loading process registered under it',
-            rel(),
-          );
-          push({ t: 'obj', type: 'unknown', origin: 'copyreg._extension_registry', offset: rel() });
-          break;
-        }
-        case 0x52: {
-          const args = pop();
-          const fn = pop();
-          if (args.t !== 'tuple') bad('REDUCE arguments are not a tuple');
-          push(call(fn, (args as { items: Sym[] }).items, 'reduce'));
-          break;
-        }
-        case 0x81: {
-          const args = pop();
-          const cls = pop();
-          if (args.t !== 'tuple') bad('NEWOBJ arguments are not a tuple');
-          push(call(cls, (args as { items: Sym[] }).items, 'newobj'));
-          break;
-        }
-        case 0x92: {
-          const kwargs = pop();
-          const args = pop();
-          const cls = pop();
-          if (args.t !== 'tuple' || kwargs.t !== 'dict') bad('NEWOBJ_EX needs a tuple and a dict');
-          push(call(cls, (args as { items: Sym[] }).items, 'newobj'));
-          break;
-        }
-        case 0x69: {
-          const m = input.line();
-          const g = global(m, input.line());
-          push(call(g, popMark(), 'inst'));
-          break;
-        }
-        case 0x6f: {
-          const items = popMark();
-          if (items.length === 0) bad('OBJ without a class');
-          push(call(items[0]!, items.slice(1), 'inst'));
-          break;
-        }
-        case 0x62: {
-          const state = pop();
-          const target = top();
-          for (const c of checks) c.build(target, rel());
-          if (target.t === 'global') findings.use(target.full, 'dangerous', `BUILD sets attributes on ${target.full} itself, a module-level object`, rel());
-          else if (target.t === 'obj' && target.type === 'unknown')
-            findings.use(target.origin, 'unknown-class', `${target.origin}'s __setstate__ or __dict__ receives the pickled state`, rel());
-          void state;
-          break;
-        }
-        case 0x50: {
-          const pid = input.line();
-          for (const c of checks) c.persistent({ t: 'str', v: pid }, rel());
-          push({ t: 'persistent' });
-          break;
-        }
-        case 0x51: {
-          const pid = pop();
-          for (const c of checks) c.persistent(pid, rel());
-          // torch/serialization.py `_legacy_load.persistent_load`: ('module', cls, file, source) returns cls itself.
-          const first = pid.t === 'tuple' ? pid.items[0] : undefined;
-          if (pid.t === 'tuple' && first?.t === 'str' && first.v === 'module' && pid.items[1]) push(pid.items[1]);
-          else push({ t: 'obj', type: 'torch.storage.TypedStorage', origin: 'persistent_load', offset: rel() });
-          break;
-        }
-      }
-    }
-  } catch (e) {
-    if (!(e instanceof Malformed) && !(e instanceof CheckpointError)) throw e;
-    error = `${e instanceof Malformed ? 'malformed' : 'unreadable'} at byte ${opOffset}: ${e.message.replace(/^[^:]*: /, '')}`;
-    for (const c of checks) c.broken(`the pickle is cut short or malformed (${error})`);
-    return finish();
   }
 
-  function finish(): PickleScan {
+  /** Applies `op` with its argument; true at STOP. */
+  apply(op: number, arg: ScanOperand): boolean {
+    const { stack, marks, checks, findings } = this;
+    const num = arg as number;
+    const str = arg as string;
+    const rel = this.rel();
+    switch (op) {
+      case 0x80:
+        this.protocol = num;
+        if (num > 5) this.bad(`unsupported pickle protocol ${num}`);
+        break;
+      case 0x95:
+        this.structure.frame(rel, num);
+        break;
+      case 0x2e:
+        this.value = this.pop();
+        this.open = false;
+        return true;
+      case 0x28:
+        marks.push(stack.length);
+        break;
+      case 0x30:
+        if (stack.length === (marks[marks.length - 1] ?? -1)) this.popMark();
+        else this.pop();
+        break;
+      case 0x31:
+        this.popMark();
+        break;
+      case 0x32:
+        this.push(this.top());
+        break;
+      case 0x4e:
+        this.push(NONE);
+        break;
+      case 0x88:
+        this.push(TRUE);
+        break;
+      case 0x89:
+        this.push(FALSE);
+        break;
+      case 0x4a:
+      case 0x4b:
+      case 0x4d:
+      case 0x8a:
+      case 0x8b:
+        this.push(typeof arg === 'number' && arg >= 0 && arg < SMALL_INTS.length ? SMALL_INTS[arg]! : { t: 'int', v: arg as number | bigint });
+        break;
+      case 0x47:
+        this.push({ t: 'float' });
+        break;
+      case 0x49: {
+        const s = str.trim();
+        this.push(s === '01' || s === '00' ? { t: 'bool', v: s === '01' } : { t: 'int', v: intText(s, this.bad) });
+        break;
+      }
+      case 0x4c:
+        this.push({ t: 'int', v: intText(str.trim().replace(/L$/, ''), this.bad) });
+        break;
+      case 0x46:
+        this.push({ t: 'float' });
+        break;
+      case 0x58:
+      case 0x8c:
+      case 0x8d:
+      case 0x56:
+      case 0x54:
+      case 0x55:
+        this.push({ t: 'str', v: str });
+        break;
+      case 0x53:
+        this.push({ t: 'str', v: unquote(str) });
+        break;
+      case 0x42:
+      case 0x43:
+      case 0x8e:
+      case 0x96:
+        this.push({ t: 'bytes', n: num });
+        break;
+      case 0x97:
+        this.bad('NEXT_BUFFER needs out-of-band buffers');
+        break;
+      case 0x98:
+        break;
+      case 0x29:
+        this.push({ t: 'tuple', items: [] });
+        break;
+      case 0x74:
+        this.push({ t: 'tuple', items: this.popMark() });
+        break;
+      case 0x85:
+        this.push({ t: 'tuple', items: [this.pop()] });
+        break;
+      case 0x86: {
+        const b = this.pop();
+        const a = this.pop();
+        this.push({ t: 'tuple', items: [a, b] });
+        break;
+      }
+      case 0x87: {
+        const c = this.pop();
+        const b = this.pop();
+        const a = this.pop();
+        this.push({ t: 'tuple', items: [a, b, c] });
+        break;
+      }
+      case 0x5d:
+        this.push({ t: 'list' });
+        break;
+      case 0x6c:
+        this.popMark();
+        this.push({ t: 'list' });
+        break;
+      case 0x7d:
+        this.push({ t: 'dict', type: 'dict' });
+        break;
+      case 0x64:
+        if (this.popMark().length % 2) this.bad('DICT with an odd number of items');
+        this.push({ t: 'dict', type: 'dict' });
+        break;
+      case 0x8f:
+        this.push({ t: 'set', frozen: false });
+        break;
+      case 0x90: {
+        this.popMark();
+        this.mutate(this.top(), 'ADDITEMS');
+        break;
+      }
+      case 0x91:
+        this.popMark();
+        this.push({ t: 'set', frozen: true });
+        break;
+      case 0x61: {
+        this.pop();
+        const l = this.top();
+        this.mutate(l, 'APPEND');
+        for (const c of checks) c.append(l, rel);
+        break;
+      }
+      case 0x65: {
+        this.popMark();
+        const l = this.top();
+        this.mutate(l, 'APPENDS');
+        for (const c of checks) c.append(l, rel);
+        break;
+      }
+      case 0x73: {
+        this.pop();
+        this.pop();
+        const d = this.top();
+        this.mutate(d, 'SETITEM');
+        for (const c of checks) c.setitem(d, rel);
+        break;
+      }
+      case 0x75: {
+        if (this.popMark().length % 2) this.bad('SETITEMS with an odd number of items');
+        const d = this.top();
+        this.mutate(d, 'SETITEMS');
+        for (const c of checks) c.setitem(d, rel);
+        break;
+      }
+      case 0x67:
+        this.push(this.memoGet(intNumber(str, this.bad)));
+        break;
+      case 0x68:
+      case 0x6a:
+        this.push(this.memoGet(num));
+        break;
+      case 0x70:
+        this.memoPut(intNumber(str, this.bad));
+        break;
+      case 0x71:
+      case 0x72:
+        this.memoPut(num);
+        break;
+      case 0x94:
+        this.memoPut(this.memo.size);
+        break;
+      case 0x63: {
+        const [m, n] = arg as readonly [string, string];
+        this.push(this.global(m, n));
+        break;
+      }
+      case 0x93: {
+        const n = this.pop();
+        const m = this.pop();
+        if (m.t !== 'str' || n.t !== 'str') this.bad('STACK_GLOBAL needs two strings');
+        this.push(this.global((m as { v: string }).v, (n as { v: string }).v));
+        break;
+      }
+      case 0x82:
+      case 0x83:
+      case 0x84:
+        findings.use(
+          `copyreg._extension_registry.${num}`,
+          'dangerous',
+          'copyreg extension code: imports whatever the loading process registered under it',
+          rel,
+        );
+        this.push({ t: 'obj', type: 'unknown', origin: 'copyreg._extension_registry', offset: rel });
+        break;
+      case 0x52: {
+        const args = this.pop();
+        const fn = this.pop();
+        if (args.t !== 'tuple') this.bad('REDUCE arguments are not a tuple');
+        this.push(this.call(fn, (args as { items: Sym[] }).items, 'reduce'));
+        break;
+      }
+      case 0x81: {
+        const args = this.pop();
+        const cls = this.pop();
+        if (args.t !== 'tuple') this.bad('NEWOBJ arguments are not a tuple');
+        this.push(this.call(cls, (args as { items: Sym[] }).items, 'newobj'));
+        break;
+      }
+      case 0x92: {
+        const kwargs = this.pop();
+        const args = this.pop();
+        const cls = this.pop();
+        if (args.t !== 'tuple' || kwargs.t !== 'dict') this.bad('NEWOBJ_EX needs a tuple and a dict');
+        this.push(this.call(cls, (args as { items: Sym[] }).items, 'newobj'));
+        break;
+      }
+      case 0x69: {
+        const [m, n] = arg as readonly [string, string];
+        const g = this.global(m, n);
+        this.push(this.call(g, this.popMark(), 'inst'));
+        break;
+      }
+      case 0x6f: {
+        const items = this.popMark();
+        if (items.length === 0) this.bad('OBJ without a class');
+        this.push(this.call(items[0]!, items.slice(1), 'inst'));
+        break;
+      }
+      case 0x62: {
+        this.pop();
+        const target = this.top();
+        for (const c of checks) c.build(target, rel);
+        if (target.t === 'global') findings.use(target.full, 'dangerous', `BUILD sets attributes on ${target.full} itself, a module-level object`, rel);
+        else if (target.t === 'obj' && target.type === 'unknown')
+          findings.use(target.origin, 'unknown-class', `${target.origin}'s __setstate__ or __dict__ receives the pickled state`, rel);
+        break;
+      }
+      case 0x50:
+        for (const c of checks) c.persistent({ t: 'str', v: str }, rel);
+        this.push({ t: 'persistent' });
+        break;
+      case 0x51: {
+        const pid = this.pop();
+        for (const c of checks) c.persistent(pid, rel);
+        // torch/serialization.py `_legacy_load.persistent_load`: ('module', cls, file, source) returns cls itself.
+        const first = pid.t === 'tuple' ? pid.items[0] : undefined;
+        if (pid.t === 'tuple' && first?.t === 'str' && first.v === 'module' && pid.items[1]) this.push(pid.items[1]);
+        else this.push({ t: 'obj', type: 'torch.storage.TypedStorage', origin: 'persistent_load', offset: rel });
+        break;
+      }
+    }
+    return false;
+  }
+
+  /** What the pickle does; `end` is the file offset after STOP, or where reading stopped. */
+  finish(end: number): PickleScan {
+    const { checks, error, value } = this;
     return {
-      findings: findings.list(),
+      findings: this.findings.list(),
       weightsOnly: new Map(checks.map((c) => [c.profile.torch, c.refusal ?? null])),
       unsupported: [...checks[0]!.unsupported].sort(),
-      protocol,
-      start,
-      end: input.pos,
+      protocol: this.protocol,
+      start: this.start,
+      end,
       ...(error !== undefined ? { error } : {}),
-      ...(structure.problem !== undefined ? { anomaly: structure.problem } : {}),
+      ...(this.structure.problem !== undefined ? { anomaly: this.structure.problem } : {}),
       ...(value !== undefined ? { value } : {}),
     };
   }

@@ -294,6 +294,22 @@ for (const [name, c] of Object.entries<any>(expected.malformed)) {
   });
 }
 
+test('entries checked as they are parsed: a JSON error or duplicate anywhere still wins over an earlier bad entry', () => {
+  // the verdict is the one of checking the whole parsed header: parse errors first, then the first bad entry in order
+  const bad = '"a":{"dtype":"F32","shape":[2],"data_offsets":[0,4]}';
+  const good = '"b":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}';
+  assertFails(() => readSafetensors(st(`{${bad},${good},"c":}`, 4)), 'not-a-checkpoint', /bad JSON/);
+  assertFails(() => readSafetensors(st(`{${bad},${good},${good}}`, 4)), 'not-a-checkpoint', /duplicate key "b"/);
+  assertFails(
+    () => readSafetensors(st(`{${good},${bad},"c":{"dtype":"Q9","shape":[],"data_offsets":[0,0]}}`, 4)),
+    'not-a-checkpoint',
+    /tensor "a" is F32 \[2\]/,
+  );
+  assertFails(() => readSafetensors(st(`{"c":{"dtype":"Q9","shape":[],"data_offsets":[0,0]},${bad}}`, 4)), 'unsupported', /unknown safetensors dtype "Q9"/);
+  const meta = readSafetensors(st(`{"__metadata__":{"format":"pt"},${good}}`, 4));
+  assert.equal(meta.records['metadata.format'], 'pt');
+});
+
 test('malformed headers built in memory: each is one clear CheckpointError', () => {
   const f32 = (shape: string, offs: string, dtype = 'F32') => `{"a":{"dtype":"${dtype}","shape":${shape},"data_offsets":${offs}}}`;
   assertFails(() => readSafetensors(st(f32('[3]', '[0,3]', 'F4'), 2)), 'not-a-checkpoint', /MisalignedSlice/);

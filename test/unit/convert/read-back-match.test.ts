@@ -1,0 +1,49 @@
+// verifyOutput matches each planned tensor with the written one at the same place while the paths
+// agree, and by path from the first that differs. Checked on a real torch file against plans that
+// agree with it, reorder it, or name a tensor it lacks.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { openFormat } from '../../../main/formats/open-format.ts';
+import { verifyOutput } from '../../../main/convert/read-back.ts';
+import { PyDict, type PyValue } from '../../../main/formats/values/python-values.ts';
+
+const FILE = 'test/fixtures/torch/cpu_state_dict.pt';
+
+async function problems(plan: (entries: [PyValue, PyValue][]) => [PyValue, PyValue][]): Promise<{ paths: string[]; problems: string[]; mismatch: string }> {
+  const reading = openFormat(FILE);
+  try {
+    const root = reading.root as PyDict;
+    const planned = new PyDict(true);
+    for (const [k, v] of plan([...root.entries])) planned.set(k, v);
+    // no storages written: every matched tensor is "in the wrong storage", an unmatched one "missing"
+    const r = await verifyOutput(FILE, FILE, planned, [], () => 'cpu', new Map());
+    return { paths: r.checks.map((c) => JSON.stringify(c.path)), problems: r.checks.map((c) => c.problem ?? ''), mismatch: r.mismatch ?? '' };
+  } finally {
+    reading.close();
+  }
+}
+
+test('verifyOutput: in order, reordered, and with a planned tensor the file lacks', async () => {
+  const same = await problems((e) => e);
+  assert.ok(same.problems.length >= 2, 'the fixture has several tensors');
+  assert.ok(
+    same.problems.every((p) => p.startsWith('stored in the wrong storage')),
+    same.problems.join('; '),
+  );
+  const reversed = await problems((e) => e.slice().reverse());
+  assert.ok(
+    reversed.problems.every((p) => p.startsWith('stored in the wrong storage')),
+    reversed.problems.join('; '),
+  );
+  const renamed = await problems((e) => e.map(([k, v], i) => [i === 1 ? `${String(k)}.renamed` : k, v]));
+  assert.deepEqual(
+    renamed.problems.map((p) => (p.startsWith('stored in the wrong storage') ? 'matched' : p)),
+    renamed.problems.map((_, i) => (i === 1 ? 'missing from the written file' : 'matched')),
+  );
+  assert.match(renamed.mismatch, /stored in the wrong storage/);
+  const dropped = await problems((e) => e.slice(1));
+  assert.ok(
+    dropped.problems.every((p) => p.startsWith('stored in the wrong storage')),
+    'the rest still match by path',
+  );
+});
