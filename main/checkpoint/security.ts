@@ -4,11 +4,10 @@ import type { SecurityGlobal, SecurityReport, WeightsOnlyVerdict } from '../../s
 import type { GlobalRef } from '../formats/values/format-reading.ts';
 import { CLASS_ORDER, nameClass, worse } from '../formats/pickle/scan/findings.ts';
 import { looksLikeClass } from '../formats/pickle/scan/name-classes.ts';
-import { PyGlobal, PyObject, pyRepr, type PyValue } from '../formats/values/python-values.ts';
+import { type PyValue } from '../formats/values/python-values.ts';
 import { readShardIndex } from '../formats/safetensors/shard-index.ts';
 import { scanFile } from './scan/scan-file.ts';
 import type { PrescannedPickles } from '../formats/torch/torch-zip.ts';
-import { eachPickledValue } from './each-pickled-value.ts';
 import { DEEPSPEED_CLASSES } from '../formats/deepspeed/known-classes.ts';
 import { isDeepSpeedFolder, locateDeepSpeed } from '../formats/deepspeed/locate.ts';
 
@@ -111,18 +110,4 @@ export function scanSecurity(globals: GlobalRef[], root: PyValue): SecurityRepor
 export function classifyGlobal(module: string, name: string): { cls: SecurityReport['verdict']; reason: string } {
   const c = nameClass(module, name);
   return c ? { cls: c.cls, reason: c.reason } : { cls: 'unknown-class', reason: `${module}.${name} must be importable to load the file` };
-}
-
-/**
- * Calls of dangerous globals anywhere in a tree, as Python-like text. A conversion refuses to
- * write them: the converted file would run them when loaded, as the source would.
- */
-export function dangerousCalls(root: PyValue): string[] {
-  const found: string[] = [];
-  eachPickledValue(root, (v) => {
-    if (v instanceof PyObject && v.callable instanceof PyGlobal && nameClass(v.callable.module, v.callable.name)?.cls === 'dangerous') {
-      found.push(`${v.callable.fullName}(${v.args.map((a) => pyRepr(a)).join(', ')})`.slice(0, 160));
-    } else if (v instanceof PyGlobal && nameClass(v.module, v.name)?.cls === 'dangerous') found.push(v.fullName);
-  });
-  return found;
 }

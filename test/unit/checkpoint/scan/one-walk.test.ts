@@ -6,13 +6,13 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { scanFile } from '../../../main/checkpoint/scan/scan-file.ts';
-import { openFormat } from '../../../main/formats/open-format.ts';
-import { PrescannedPickles } from '../../../main/formats/torch/torch-zip.ts';
-import { ZipArchive } from '../../../main/formats/zip/zip.ts';
-import { FileReader } from '../../../main/io/random-access.ts';
-import { REPO } from '../../helpers/run-cli.ts';
-import { CORPUS_DIR, sharedSkipReason } from '../../helpers/shared-dir.ts';
+import { scanFile } from '../../../../main/checkpoint/scan/scan-file.ts';
+import { openFormat } from '../../../../main/formats/open-format.ts';
+import { PrescannedPickles } from '../../../../main/formats/torch/torch-zip.ts';
+import { ZipArchive } from '../../../../main/formats/zip/zip.ts';
+import { FileReader } from '../../../../main/io/random-access.ts';
+import { REPO } from '../../../helpers/run-cli.ts';
+import { CORPUS_DIR, sharedSkipReason } from '../../../helpers/shared-dir.ts';
 
 function filesUnder(dir: string): string[] {
   if (!existsSync(dir)) return [];

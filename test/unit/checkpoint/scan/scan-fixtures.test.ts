@@ -6,10 +6,10 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { scanFile } from '../../../main/checkpoint/scan/scan-file.ts';
-import { main } from '../../../main/cli/index.ts';
-import type { CliIO } from '../../../main/cli/io.ts';
-import { REPO } from '../../helpers/run-cli.ts';
+import { scanFile } from '../../../../main/checkpoint/scan/scan-file.ts';
+import { main } from '../../../../main/cli/index.ts';
+import type { CliIO } from '../../../../main/cli/io.ts';
+import { REPO } from '../../../helpers/run-cli.ts';
 
 const DIR = join(REPO, 'test', 'fixtures', 'security');
 const EXPECTED = JSON.parse(readFileSync(join(DIR, 'expected.json'), 'utf8')) as {
