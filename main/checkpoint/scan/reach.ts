@@ -3,6 +3,7 @@ import { PickleInput } from '../../formats/pickle/pickle-input.ts';
 import { scanPickle } from '../../formats/pickle/scan/scan-pickle.ts';
 import type { PrescannedPickles } from '../../formats/torch/torch-zip.ts';
 import { BufferReader, type RandomAccessReader } from '../../io/random-access.ts';
+import { looksLikeOnnx } from '../../formats/onnx/onnx-reading.ts';
 import { looksLikeSafetensors } from '../../formats/safetensors/safetensors.ts';
 import { LEGACY_MAGIC, looksLikeTar, readTarMembers } from '../../formats/torch/torch-legacy.ts';
 import { ZipArchive, type ZipEntry } from '../../formats/zip/zip.ts';
@@ -44,6 +45,8 @@ export function findPickleSites(reader: RandomAccessReader, depth = 0, prescanne
       ...(named ? { loadsWithoutPickle: ['2.13'] } : {}),
     };
   }
+  // an ONNX graph is protobuf (0x08 is no pickle opcode): nothing in it is unpickled by anyone
+  if (looksLikeOnnx(head)) return { sites: [], notes: [], containerRefusal: 'an ONNX graph (torch.onnx.export), not a torch.save file', noPickle: true };
   if (Buffer.from(head.subarray(0, 6)).toString('latin1') === '\x93NUMPY') return npySites(reader, 'numpy.load(allow_pickle=True)', 'loader', 'array');
   const found = streamSites(reader);
   if (ZipArchive.looksLikeZip(reader) && depth < NESTING_LIMIT) {
