@@ -23,7 +23,7 @@ export function describeExisting(file: string): ExistingOutput | null {
   } catch {
     return null;
   }
-  const base = { bytes: st.size, modified: new Date(st.mtimeMs).toISOString() };
+  const base = { bytes: st.size, modified: st.mtime.toISOString() };
   if (st.isDirectory()) return { ...base, what: 'a folder' };
   try {
     const ck = openCheckpoint(file);
