@@ -6,38 +6,23 @@ import { pickleValue } from '../../main/formats/pickle/pickler.ts';
 import { PickleInput } from '../../main/formats/pickle/pickle-input.ts';
 import { unpickle } from '../../main/formats/pickle/unpickler.ts';
 import { PyTuple } from '../../main/formats/values/python-values.ts';
-import { b, expectCheckpointError, manifest, run, vectorBytes } from '../unit/formats/pickle/helpers.ts';
+import { b, expectCheckpointError, run, TRUNCATE_EVERY_BYTE, vectorBytes } from '../unit/formats/pickle/helpers.ts';
 
 const MALFORMED = ['truncated', 'bad-pickle'];
 const TOO_DEEP = /nested more than 1000 levels deep/;
 const N = 100_000;
 const WIDE = 300_000;
 
-/** Every vector of the truncation test, cut at every byte position. */
-export const TRUNCATED_FILES = [
-  'rich.p1.pkl',
-  'rich.p2.pkl',
-  'rich.p4.pkl',
-  'rich.p5.pkl',
-  'ext.p4.pkl',
-  'persistent.p0.pkl',
-  'persistent.p2.pkl',
-  'picklebuffer.p5.pkl',
-  'evil_reduce.p0.pkl',
-  'evil_reduce.p4.pkl',
-  ...manifest.vectors.filter((v) => v.name.startsWith('hand_')).map((v) => v.file),
-];
-
 /** How many truncated inputs the cut-every-byte case reads: one per byte of each vector. */
-export const CUTS = TRUNCATED_FILES.reduce((n, f) => n + vectorBytes(f).length, 0);
+export const CUTS = TRUNCATE_EVERY_BYTE.reduce((n, f) => n + vectorBytes(f).length, 0);
 
 /** name → [what it is, the case; each throws unless the VM ends the way the unit test asserts] */
 export const PICKLE_VM_CASES: Record<string, [string, () => void]> = {
   startup: ['node + tsx start-up and loading the VM (subtracted from nothing; shown for scale)', () => undefined],
   'cut-every-byte': [
-    `${TRUNCATED_FILES.length} vectors cut at every byte (${CUTS} truncated inputs)`,
+    `${TRUNCATE_EVERY_BYTE.length} vectors cut at every byte (${CUTS} truncated inputs)`,
     () => {
-      for (const file of TRUNCATED_FILES) {
+      for (const file of TRUNCATE_EVERY_BYTE) {
         const bytes = vectorBytes(file);
         for (let n = 0; n < bytes.length; n++) expectCheckpointError(() => run(bytes.subarray(0, n), {}, file), MALFORMED);
       }

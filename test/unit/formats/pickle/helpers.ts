@@ -41,6 +41,21 @@ export interface Expected {
 
 export const manifest: Manifest = JSON.parse(readFileSync(fixtureDir + 'manifest.json', 'utf8')) as Manifest;
 
+/** The vectors the truncation test cuts at every byte (and `npm run bench pickle-vm` times). */
+export const TRUNCATE_EVERY_BYTE: readonly string[] = [
+  'rich.p1.pkl',
+  'rich.p2.pkl',
+  'rich.p4.pkl',
+  'rich.p5.pkl',
+  'ext.p4.pkl',
+  'persistent.p0.pkl',
+  'persistent.p2.pkl',
+  'picklebuffer.p5.pkl',
+  'evil_reduce.p0.pkl',
+  'evil_reduce.p4.pkl',
+  ...manifest.vectors.filter((v) => v.name.startsWith('hand_')).map((v) => v.file),
+];
+
 export function vectorBytes(file: string): Uint8Array {
   return new Uint8Array(readFileSync(fixtureDir + file));
 }

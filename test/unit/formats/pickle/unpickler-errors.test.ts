@@ -9,25 +9,11 @@ import { PickleInput } from '../../../../main/formats/pickle/pickle-input.ts';
 import { unpickle } from '../../../../main/formats/pickle/unpickler.ts';
 import { PyDict, PyList, PySet, PyTuple } from '../../../../main/formats/values/python-values.ts';
 import type { RandomAccessReader } from '../../../../main/io/random-access.ts';
-import { b, expectCheckpointError, manifest, run, vectorBytes } from './helpers.ts';
+import { b, expectCheckpointError, manifest, run, TRUNCATE_EVERY_BYTE, vectorBytes } from './helpers.ts';
 
 const MALFORMED = ['truncated', 'bad-pickle'];
 
 // ---------------------------------------------------------------- truncation
-
-const TRUNCATE_EVERY_BYTE = [
-  'rich.p1.pkl',
-  'rich.p2.pkl',
-  'rich.p4.pkl',
-  'rich.p5.pkl',
-  'ext.p4.pkl',
-  'persistent.p0.pkl',
-  'persistent.p2.pkl',
-  'picklebuffer.p5.pkl',
-  'evil_reduce.p0.pkl',
-  'evil_reduce.p4.pkl',
-  ...manifest.vectors.filter((v) => v.name.startsWith('hand_')).map((v) => v.file),
-];
 
 for (const file of TRUNCATE_EVERY_BYTE) {
   test(`${file}: cut at every byte position → truncated or bad-pickle`, () => {
