@@ -3,7 +3,7 @@
 //   - weightsOnly: torch 2.x's torch.load(f, weights_only=True) loads it, exactly when claimed
 //     (torch 1.13 refuses whatever 2.x refuses; it hands TorchScript to torch.jit.load unchecked);
 //   - torchLoad: plain torch.load reads the file, failing at most on a class it cannot import;
-//   - how: the loader named (torch.jit.load, numpy.load, pickle.load) loads it.
+//   - how: the loader named (torch.jit.load, numpy.load, pickle.load, onnxruntime's InferenceSession) loads it.
 // Dangerous pickles are never loaded with weights_only=False.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -22,7 +22,7 @@ if (skip && IN_CI) throw new Error(`load claims must be checked in CI: ${skip}`)
 if (skip) console.log(`# skip: ${skip}`);
 
 const SAMPLE = join(REPO, 'build', 'sample-workspace', 'digits-cnn');
-const inDir = (dir: string, pick: (f: string) => boolean = (f) => /\.(pt|pth|tar|pkl|npz|npy|bin|ckpt|ptl|safetensors)$/.test(f)): string[] =>
+const inDir = (dir: string, pick: (f: string) => boolean = (f) => /\.(pt|pth|tar|pkl|npz|npy|bin|ckpt|ptl|safetensors|onnx)$/.test(f)): string[] =>
   existsSync(dir)
     ? readdirSync(dir)
         .filter(pick)
@@ -38,6 +38,7 @@ function files(): string[] {
     join(FIXTURES, 'numpy', 'savez.npz'),
     join(FIXTURES, 'numpy', 'dtype_f4.npy'),
     join(FIXTURES, 'pickles', 'hand_dup.p1.pkl'),
+    ...inDir(join(FIXTURES, 'verify', 'torch2', 'convt')),
     ...inDir(SAMPLE),
     ...inDir(join(SAMPLE, 'ddp')),
     ...inDir(CORPUS_DIR),
@@ -88,10 +89,29 @@ function probe(python: string, specs: { file: string; dangerous: boolean; loader
   return new Map(Object.entries(JSON.parse(r.stdout) as Record<string, Probe>));
 }
 
-const loaderOf = (how: string): string =>
-  how.startsWith('torch.jit.load(') ? 'jit' : how.startsWith('numpy.load(') ? 'numpy' : how.startsWith('pickle.load(') ? 'pickle' : 'torch';
+const LOADERS: [prefix: string, loader: string][] = [
+  ['torch.jit.load(', 'jit'],
+  ['numpy.load(', 'numpy'],
+  ['pickle.load(', 'pickle'],
+  ['onnxruntime.InferenceSession(', 'onnx'],
+];
+const loaderOf = (how: string): string => LOADERS.find(([prefix]) => how.startsWith(prefix))?.[1] ?? 'torch';
 
-test('every loads claim is what torch 1.13 and 2.x do, on the fixtures, the sample and the real corpus', { skip: skip ?? false, timeout: 900_000 }, () => {
+/** An ONNX graph's claimed loader, onnxruntime's InferenceSession (run here through onnxruntime-node, the same runtime). */
+async function onnxruntimeLoads(file: string): Promise<string> {
+  const ort = await import('onnxruntime-node');
+  try {
+    await (await ort.InferenceSession.create(file)).release();
+    return 'ok';
+  } catch (e) {
+    return String(e).split('\n')[0]!;
+  }
+}
+
+test('every loads claim is what torch 1.13 and 2.x do, on the fixtures, the sample and the real corpus', {
+  skip: skip ?? false,
+  timeout: 900_000,
+}, async () => {
   const claims = new Map<string, { loading: LoadClaims; format: string; verdict: string }>();
   for (const file of files()) {
     let ck;
@@ -138,6 +158,10 @@ test('every loads claim is what torch 1.13 and 2.x do, on the fixtures, the samp
       }
       if (t.how !== undefined && t.how !== 'ok' && l.torchLoad) wrong.push(`${name}: claims ${l.how} loads it; torch ${v}: ${t.how}`);
     }
+    if (loaderOf(l.how) === 'onnx') {
+      const ort = await onnxruntimeLoads(file);
+      if (ort !== 'ok') wrong.push(`${name}: claims ${l.how} loads it; onnxruntime: ${ort}`);
+    }
     seen.add(`${c.format}:${l.weightsOnly}`);
   }
   assert.deepEqual(wrong, []);
@@ -151,6 +175,7 @@ test('every loads claim is what torch 1.13 and 2.x do, on the fixtures, the samp
     'npz:false',
     'torch-tar:false',
     'safetensors:true',
+    'onnx:false',
   ])
     assert.ok(seen.has(k), `no ${k} file was checked`);
 });
