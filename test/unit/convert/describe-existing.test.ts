@@ -6,6 +6,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describeExisting } from '../../../main/convert/describe-existing.ts';
 import { outputFiles } from '../../../main/convert/plan.ts';
+import { NO_RULES } from '../../../shared/presets.ts';
 import { SAMPLE, tempDir } from '../service/helpers.ts';
 
 const digits = path.join(SAMPLE, 'digits-cnn');
@@ -32,17 +33,7 @@ test('anything else says what it is not, without the path twice; a missing file 
 });
 
 test('the default output keeps a double extension whole: checkpoint.pth.tar → checkpoint.cpu.pth.tar', () => {
-  const cpu = {
-    preset: { name: 'cpu' as const },
-    stripPrefixes: [],
-    addPrefix: null,
-    renames: [],
-    include: null,
-    exclude: null,
-    mapLocation: [],
-    unwrap: false,
-    exportStateDict: false,
-  };
+  const cpu = { ...NO_RULES, preset: { name: 'cpu' as const } };
   assert.equal(outputFiles('/d/checkpoint.pth.tar', null, cpu)[0]!.file, '/d/checkpoint.cpu.pth.tar');
   assert.equal(outputFiles('/d/dp.pt', null, cpu)[0]!.file, '/d/dp.cpu.pt');
   assert.equal(outputFiles('/d/model.tar', null, cpu)[0]!.file, '/d/model.cpu.tar');
