@@ -3,7 +3,13 @@ import type { BenchResult } from './run.ts';
 import { median, timed } from './measure.ts';
 
 const RUNS = Number(process.env['BENCH_RUNS'] ?? 5);
-const SAMPLE = 'build/sample-workspace/digits-cnn';
+export const SAMPLE = 'build/sample-workspace/digits-cnn';
+
+/** `ckpt verify` of the sample's dp.pt against its cpu.pt on its test set, the model from `architecture`. */
+export function sampleVerifyArgs(...architecture: string[]): string[] {
+  const run = [`${SAMPLE}/dp.pt`, '--against', `${SAMPLE}/cpu.pt`, '--device', 'cpu', '--json'];
+  return ['dist/ckpt.js', 'verify', ...architecture, '--data', `${SAMPLE}/digits-test.npz`, ...run];
+}
 
 /**
  * The same work in torch 1.13 on the CPU: both checkpoints into DigitsCNN, eval mode, the test split
@@ -41,20 +47,7 @@ export function verifyBenchmarks(): BenchResult[] {
   const oursWall: number[] = [];
   const theirs: number[] = [];
   const theirsWall: number[] = [];
-  const args = [
-    'dist/ckpt.js',
-    'verify',
-    '--model',
-    `${SAMPLE}/model.onnx`,
-    '--data',
-    `${SAMPLE}/digits-test.npz`,
-    `${SAMPLE}/dp.pt`,
-    '--against',
-    `${SAMPLE}/cpu.pt`,
-    '--device',
-    'cpu',
-    '--json',
-  ];
+  const args = sampleVerifyArgs('--model', `${SAMPLE}/model.onnx`);
   for (let i = 0; i < RUNS; i++) {
     const t = performance.now();
     const r = spawnSync('node', args, { encoding: 'utf8', maxBuffer: 1 << 26 });

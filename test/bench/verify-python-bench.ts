@@ -2,9 +2,9 @@ import { spawnSync } from 'node:child_process';
 import type { VerifyReport } from '../../shared/verify.ts';
 import type { BenchResult } from './run.ts';
 import { median, timed } from './measure.ts';
+import { SAMPLE, sampleVerifyArgs } from './verify-bench.ts';
 
 const RUNS = Number(process.env['BENCH_RUNS'] ?? 5);
-const SAMPLE = 'build/sample-workspace/digits-cnn';
 const PYTHON = process.env['BENCH_PYTHON'] ?? '/usr/bin/python3';
 
 /**
@@ -44,22 +44,7 @@ export function verifyPythonBenchmarks(): BenchResult[] {
   const theirs: number[] = [];
   const startup: number[] = [];
   const importTorch: number[] = [];
-  const args = [
-    'dist/ckpt.js',
-    'verify',
-    '--python',
-    PYTHON,
-    '--model-class',
-    `${SAMPLE}/digits_model.py:DigitsCNN`,
-    '--data',
-    `${SAMPLE}/digits-test.npz`,
-    `${SAMPLE}/dp.pt`,
-    '--against',
-    `${SAMPLE}/cpu.pt`,
-    '--device',
-    'cpu',
-    '--json',
-  ];
+  const args = sampleVerifyArgs('--python', PYTHON, '--model-class', `${SAMPLE}/digits_model.py:DigitsCNN`);
   for (let i = 0; i < RUNS; i++) {
     const r = spawnSync('node', args, { encoding: 'utf8', maxBuffer: 1 << 26 });
     if (r.status !== 0) throw new Error(`ckpt verify --model-class failed (${r.status}): ${r.stderr}`);

@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { after, before } from 'node:test';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { parseStartupLine } from '../../shared/web-transport.ts';
+import { runCli } from '../helpers/run-cli.ts';
 
 export const REPO = fileURLToPath(new URL('../../', import.meta.url));
 export const CLI = join(REPO, 'dist', 'ckpt.js');
@@ -64,8 +65,8 @@ export function tempDir(name: string): string {
 /** The sample's dp.pt converted to cpu by the CLI, as `dir/dp-cpu.pt`: what the Verify tests check against its source. */
 export function convertSampleToCpu(dir: string): string {
   const out = join(dir, 'dp-cpu.pt');
-  const r = spawnSync(process.execPath, [CLI, 'convert', join(SAMPLE_DIR, 'dp.pt'), '--preset', 'cpu', '-o', out], { encoding: 'utf8', timeout: 60_000 });
-  if (r.status !== 0) throw new Error(`ckpt convert failed: ${r.stderr}`);
+  const r = runCli(['convert', join(SAMPLE_DIR, 'dp.pt'), '--preset', 'cpu', '-o', out]);
+  if (r.code !== 0) throw new Error(`ckpt convert failed: ${r.stderr}`);
   return out;
 }
 

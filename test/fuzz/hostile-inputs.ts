@@ -91,22 +91,26 @@ export function zipBomb(inflated = 256 << 20): Buffer {
   return makeZip(entries.map((e) => ({ name: e.name, raw: e.data, deflate: e.name.endsWith('.pkl') })));
 }
 
-/** A minimal zip writer (stored or deflated entries, no zip64): enough for the cases above. */
-export function makeZip(entries: { name: string; raw: Buffer; deflate?: boolean }[]): Buffer {
-  const locals: Buffer[] = [];
+/**
+ * A minimal zip writer (stored or deflated entries, no zip64): enough for the cases above and the
+ * .npz tests. `declaredSize` writes another uncompressed size than the entry's (a lying header).
+ */
+export function makeZip(entries: { name: string; raw: Uint8Array; deflate?: boolean; declaredSize?: number }[]): Buffer {
+  const locals: Uint8Array[] = [];
   const central: Buffer[] = [];
   let offset = 0;
   for (const e of entries) {
     const data = e.deflate ? zlib.deflateRawSync(e.raw, { level: 9 }) : e.raw;
     const name = Buffer.from(e.name);
     const crc = zlib.crc32(e.raw);
+    const size = e.declaredSize ?? e.raw.length;
     const h = Buffer.alloc(30);
     h.writeUInt32LE(0x04034b50, 0);
     h.writeUInt16LE(20, 4);
     h.writeUInt16LE(e.deflate ? 8 : 0, 8);
     h.writeUInt32LE(crc, 14);
     h.writeUInt32LE(data.length, 18);
-    h.writeUInt32LE(e.raw.length, 22);
+    h.writeUInt32LE(size, 22);
     h.writeUInt16LE(name.length, 26);
     locals.push(h, name, data);
     const c = Buffer.alloc(46);
@@ -116,7 +120,7 @@ export function makeZip(entries: { name: string; raw: Buffer; deflate?: boolean 
     c.writeUInt16LE(e.deflate ? 8 : 0, 10);
     c.writeUInt32LE(crc, 16);
     c.writeUInt32LE(data.length, 20);
-    c.writeUInt32LE(e.raw.length, 24);
+    c.writeUInt32LE(size, 24);
     c.writeUInt16LE(name.length, 28);
     c.writeUInt32LE(offset, 42);
     central.push(c, name);

@@ -69,6 +69,11 @@ export function dirName(file: string): string {
   return i > 0 ? file.slice(0, i) : i === 0 ? file.slice(0, 1) : '';
 }
 
+/** `/x`, `C:\x` or `C:/x`, `\\server\share`: a path the backend takes as it is, relative to nothing. */
+export function isAbsolutePath(p: string): boolean {
+  return p.startsWith('/') || /^[A-Za-z]:[\\/]/.test(p) || p.startsWith('\\\\');
+}
+
 export function joinPath(dir: string, name: string): string {
   if (!dir) return name;
   const sep = dir.includes('\\') && !dir.includes('/') ? '\\' : '/';

@@ -5,7 +5,7 @@ import type { ErrorInfo } from '../../../shared/errors.ts';
 import type { Preset } from '../../../shared/presets.ts';
 import type { ReshardFormat, ReshardProgress, ReshardReport, ReshardRequest, ReshardTarget } from '../../../shared/reshard.ts';
 import { getApi, toApiError } from '../api/index.ts';
-import { baseName, dirName, joinPath } from '../lib/format.ts';
+import { baseName, dirName, isAbsolutePath, joinPath } from '../lib/format.ts';
 import { followJob, type FollowedJob } from '../lib/jobs.ts';
 
 export type TargetKind = ReshardTarget['kind'];
@@ -32,8 +32,6 @@ export function parseSize(text: string): number | null {
   const n = Math.floor(Number(m[1]) * SIZE_UNITS[(m[2] ?? '').toLowerCase()]!);
   return Number.isSafeInteger(n) && n >= 1 ? n : null;
 }
-
-const isAbsolute = (p: string): boolean => p.startsWith('/') || /^[A-Za-z]:[\\/]/.test(p) || p.startsWith('\\\\');
 
 class ReshardState {
   /** files, or one folder (rank files, a DCP folder, a shard set) */
@@ -95,7 +93,7 @@ class ReshardState {
     const problems: string[] = [];
     const inputs = this.inputs.map((i) => i.trim()).filter(Boolean);
     if (!inputs.length) problems.push('Choose what to re-shard: a file, a folder of rank files, a DCP folder or a shard index.');
-    for (const i of inputs) if (!isAbsolute(i)) problems.push(`The input ${i} needs an absolute path.`);
+    for (const i of inputs) if (!isAbsolutePath(i)) problems.push(`The input ${i} needs an absolute path.`);
     let target: ReshardTarget;
     const count = Number(this.count);
     const countOk = Number.isInteger(count) && count >= 1 && count <= 4096;
@@ -118,7 +116,7 @@ class ReshardState {
     }
     if ((this.target === 'ranks' || this.target === 'dcp') && !countOk) problems.push('The number of ranks must be a whole number from 1 to 4096.');
     const output = this.output.trim() || this.suggestedOutput;
-    if (output && !isAbsolute(output)) problems.push('The output needs an absolute path.');
+    if (output && !isAbsolutePath(output)) problems.push('The output needs an absolute path.');
     let preset: Preset | null = null;
     if (this.target === 'single' && this.format === 'torch') {
       if (this.preset === 'cpu' || this.preset === 'dp') preset = { name: this.preset };

@@ -3,15 +3,13 @@
 import type { DeviceReading } from '../../../shared/devices.ts';
 import type { VerifyOptions, VerifyReport } from '../../../shared/verify.ts';
 import { getApi } from '../api/index.ts';
-import { dirName, joinPath } from '../lib/format.ts';
+import { dirName, isAbsolutePath, joinPath } from '../lib/format.ts';
 import { type FolderEntry, graphIn, modelSourceIn, testSetIn } from '../lib/verify-files.ts';
 import { JobRun, type RunState as JobRunState } from './job-run.svelte.ts';
 import { pythonOptions, recall, remember, workspaceOf } from './verify-python.ts';
 import { forgetReport, saveReport, savedReport } from './verify-saved.ts';
 
 export type VerifyRun = JobRunState<VerifyReport>;
-
-const isAbsolute = (p: string): boolean => p.startsWith('/') || /^[A-Za-z]:[\\/]/.test(p) || p.startsWith('\\\\');
 
 class VerifyState extends JobRun<'verify'> {
   /** the reference: usually the source of a conversion (VerifyOptions.against) */
@@ -63,7 +61,7 @@ class VerifyState extends JobRun<'verify'> {
       ['The graph', model],
       ['The test set', data],
     ] as const) {
-      if (p && !isAbsolute(p)) problems.push(`${what} needs an absolute path.`);
+      if (p && !isAbsolutePath(p)) problems.push(`${what} needs an absolute path.`);
     }
     const limitText = this.limit.trim();
     const limit = limitText ? Number(limitText) : null;

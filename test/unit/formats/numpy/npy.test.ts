@@ -4,12 +4,12 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import * as zlib from 'node:zlib';
 import { createHash, randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { CheckpointError } from '../../../../main/errors.ts';
 import { BufferReader, FileReader } from '../../../../main/io/random-access.ts';
 import { CountingReader } from '../../../helpers/counting-reader.ts';
+import { makeZip } from '../../../fuzz/hostile-inputs.ts';
 import { PyDict, PyList, PyTuple } from '../../../../main/formats/values/python-values.ts';
 import { REBUILD_TENSOR_V2, TorchTensor } from '../../../../main/formats/values/torch-values.ts';
 import { looksLikeNpy, parsePyLiteral, readNpy, readNpyHeader } from '../../../../main/formats/numpy/npy.ts';
@@ -98,45 +98,6 @@ function npy(header: string, data: Uint8Array, version = 1): Buffer {
   out.write(h, pre, 'latin1');
   out.set(data, pre + h.length);
   return out;
-}
-
-/** A minimal zip (no CRCs: the reader does not check them) with stored or deflated members. */
-function zip(members: { name: string; data: Uint8Array; deflate?: boolean; declaredSize?: number }[]): Buffer {
-  const locals: Buffer[] = [];
-  const centrals: Buffer[] = [];
-  let offset = 0;
-  for (const m of members) {
-    const body = m.deflate ? zlib.deflateRawSync(m.data) : Buffer.from(m.data);
-    const name = Buffer.from(m.name);
-    const usize = m.declaredSize ?? m.data.length;
-    const lh = Buffer.alloc(30);
-    lh.writeUInt32LE(0x04034b50, 0);
-    lh.writeUInt16LE(20, 4);
-    lh.writeUInt16LE(m.deflate ? 8 : 0, 8);
-    lh.writeUInt32LE(body.length, 18);
-    lh.writeUInt32LE(usize, 22);
-    lh.writeUInt16LE(name.length, 26);
-    const ch = Buffer.alloc(46);
-    ch.writeUInt32LE(0x02014b50, 0);
-    ch.writeUInt16LE(20, 4);
-    ch.writeUInt16LE(20, 6);
-    ch.writeUInt16LE(m.deflate ? 8 : 0, 10);
-    ch.writeUInt32LE(body.length, 20);
-    ch.writeUInt32LE(usize, 24);
-    ch.writeUInt16LE(name.length, 28);
-    ch.writeUInt32LE(offset, 42);
-    locals.push(lh, name, body);
-    centrals.push(ch, name);
-    offset += 30 + name.length + body.length;
-  }
-  const cd = Buffer.concat(centrals);
-  const eocd = Buffer.alloc(22);
-  eocd.writeUInt32LE(0x06054b50, 0);
-  eocd.writeUInt16LE(members.length, 8);
-  eocd.writeUInt16LE(members.length, 10);
-  eocd.writeUInt32LE(cd.length, 12);
-  eocd.writeUInt32LE(offset, 16);
-  return Buffer.concat([...locals, cd, eocd]);
 }
 
 // ---- .npy ------------------------------------------------------------------------------
@@ -343,9 +304,9 @@ test('npz: a deflated member is inflated only as far as its header at open', () 
   // 1 MiB of random bytes does not compress, so the member is ~1 MiB on disk too
   const data = randomBytes(1 << 20);
   const member = npy("{'descr': '|u1', 'fortran_order': False, 'shape': (1048576,), }", data);
-  const file = zip([
-    { name: 'w.npy', data: member, deflate: true },
-    { name: 'note.txt', data: Buffer.from('hi') },
+  const file = makeZip([
+    { name: 'w.npy', raw: member, deflate: true },
+    { name: 'note.txt', raw: Buffer.from('hi') },
   ]);
   const reader = new CountingReader(new BufferReader(file, 'big.npz'));
   const reading = readNpz(reader);
@@ -365,24 +326,24 @@ test('npz: damaged or oversized members fail with clear errors', () => {
   const f4 = new Uint8Array(new Float32Array([1, 2]).buffer);
   const member = npy("{'descr': '<f4', 'fortran_order': False, 'shape': (2,), }", f4);
   // declares more than 1 GiB inflated: the header still reads, the bytes are refused
-  const liar = zip([{ name: 'a.npy', data: member, deflate: true, declaredSize: 2 ** 31 }]);
+  const liar = makeZip([{ name: 'a.npy', raw: member, deflate: true, declaredSize: 2 ** 31 }]);
   const reading = readNpz(new BufferReader(liar, 'liar.npz'));
   const t = (reading.root as PyDict).get('a') as TorchTensor;
   assertFails(() => t.storage!.locate(), 'too-large', /a\.npy/);
   // a damaged deflate stream
-  const good = zip([{ name: 'a.npy', data: member, deflate: true }]);
+  const good = makeZip([{ name: 'a.npy', raw: member, deflate: true }]);
   const bad = Buffer.from(good);
   bad.fill(0xff, 30 + 5, 30 + 5 + 8);
   assertFails(() => readNpz(new BufferReader(bad, 'bad.npz')), 'corrupt-zip', /bad\.npz:a\.npy/);
   // a stored member whose header says more data than the member holds
-  const short = zip([{ name: 'a.npy', data: member.subarray(0, member.length - 4) }]);
+  const short = makeZip([{ name: 'a.npy', raw: member.subarray(0, member.length - 4) }]);
   assertFails(() => readNpz(new BufferReader(short, 'short.npz')), 'truncated');
   // a member that is not npy
-  const notNpy = zip([{ name: 'a.npy', data: Buffer.from('hello world, not an array') }]);
+  const notNpy = makeZip([{ name: 'a.npy', raw: Buffer.from('hello world, not an array') }]);
   assertFails(() => readNpz(new BufferReader(notNpy, 'n.npz')), 'not-a-checkpoint', /not a \.npy/);
   // isNpzArchive tells npz from other zips
   assert.equal(isNpzArchive(ZipArchive.open(new BufferReader(good))), true);
-  assert.equal(isNpzArchive(ZipArchive.open(new BufferReader(zip([{ name: 'archive/data.pkl', data: Buffer.from('x') }])))), false);
+  assert.equal(isNpzArchive(ZipArchive.open(new BufferReader(makeZip([{ name: 'archive/data.pkl', raw: Buffer.from('x') }])))), false);
 });
 
 test('mutated and truncated npy and npz files fail only with CheckpointErrors', () => {
