@@ -161,7 +161,8 @@ export async function runVerify(opts: VerifyOptions, ctx: VerifyContext = {}): P
       if (ctx.cancelled?.()) throw new CheckpointError('cancelled', `verification cancelled after ${start} of ${count} samples`);
       const n = Math.min(batch, count - start);
       const rows = fixedBatch ?? n;
-      inputBuf.fill(0);
+      // every sample overwrites its own rows; only a fixed batch's unused rows (the last batch) are zeroed
+      if (rows > n) inputBuf.fill(0, n * per);
       for (let s = 0; s < n; s++) preprocessInto(set.sample(start + s), pre, inputBuf, s * per);
       const feed = { [input.name]: new ort.Tensor('float32', inputBuf.subarray(0, rows * per), [rows, ...shape]) };
       for (const v of built) {
