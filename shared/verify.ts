@@ -22,9 +22,9 @@ import {
   withoutUndefined,
 } from './checks.ts';
 
-const TEST_SET_FORMATS = ['npz', 'idx', 'cifar', 'imagefolder'] as const;
+export const TEST_SET_FORMATS = ['npz', 'idx', 'cifar', 'imagefolder'] as const;
 export type TestSetFormat = (typeof TEST_SET_FORMATS)[number];
-const RESIZE_MODES = ['bilinear', 'nearest', 'area'] as const;
+export const RESIZE_MODES = ['bilinear', 'area', 'nearest'] as const;
 export type ResizeMode = (typeof RESIZE_MODES)[number];
 const TENSOR_LAYOUTS = ['NCHW', 'NHWC'] as const;
 export type TensorLayout = (typeof TENSOR_LAYOUTS)[number];

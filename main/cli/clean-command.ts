@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { fail } from '../errors.ts';
 import { findTempFiles, isStale, parseDuration, removeTempEntry, STALE_AFTER_MS, type TempEntry } from '../io/temp-files.ts';
-import { formatBytes } from './format-text.ts';
+import { formatBytes, plural } from './format-text.ts';
 import type { CliIO } from './io.ts';
 
 export const CLEAN_HELP = `ckpt clean <folder> [--older-than DURATION] [--dry-run] [--json]
@@ -67,7 +67,7 @@ export async function runClean(args: string[], io: CliIO): Promise<number> {
   for (const e of removed) io.stdout(`${verb} ${describe(e, root)}\n`);
   for (const e of failed) io.stderr(`ckpt: could not remove ${e.path}\n`);
   for (const e of kept) io.stdout(`kept ${describe(e, root)}: not stale yet, a conversion may still be writing it (--older-than 0 removes it anyway)\n`);
-  const summary = `${removed.length} temporary file${removed.length === 1 ? '' : 's'} ${values['dry-run'] ? 'would be removed' : 'removed'}`;
+  const summary = `${plural(removed.length, 'temporary file')} ${values['dry-run'] ? 'would be removed' : 'removed'}`;
   io.stdout(`${summary} (${formatBytes(removed.reduce((a, e) => a + e.bytes, 0))}), ${kept.length} kept\n`);
   return failed.length ? 1 : 0;
 }

@@ -13,7 +13,7 @@ import { isDeepSpeedFolder } from '../formats/deepspeed/locate.ts';
 import { WorkerPool } from '../jobs/pool.ts';
 import { cancelOnSignal } from './cancel-on-signal.ts';
 import { renderBatchLine, renderBatchSummary, renderPlan, renderReport } from './convert-render.ts';
-import { makeStyle } from './format-text.ts';
+import { makeStyle, plural } from './format-text.ts';
 import type { CliIO } from './io.ts';
 import { withTag } from '../formats/deepspeed/locate.ts';
 import { castOptions } from './cast-options.ts';
@@ -283,7 +283,7 @@ async function convertFolder(p: Parsed, io: CliIO): Promise<number> {
     if (p.json) io.stdout(JSON.stringify({ event: 'plan', items, ignored, plans }) + '\n');
     else {
       io.stdout(
-        `${items.length} checkpoint${items.length === 1 ? '' : 's'} found (${ignored} other files ignored); ${items.filter((i) => i.status === 'skipped').length} already done\n\n`,
+        `${plural(items.length, 'checkpoint')} found (${ignored} other files ignored); ${items.filter((i) => i.status === 'skipped').length} already done\n\n`,
       );
       for (const x of plans) io.stdout('error' in x ? `${style.red('error')} ${x.item.sources[0]}: ${x.error}\n` : renderPlan(x.plan!, style, false) + '\n');
     }
@@ -311,9 +311,7 @@ async function convertFolder(p: Parsed, io: CliIO): Promise<number> {
           if (e.type === 'plan') {
             total = e.items.filter((i) => i.status === 'pending').length;
             const skipped = e.items.length - total;
-            io.stdout(
-              `${e.items.length} checkpoints found, ${total} to convert${skipped ? `, ${skipped} already done` : ''}, ${p.jobs} worker${p.jobs === 1 ? '' : 's'}\n`,
-            );
+            io.stdout(`${e.items.length} checkpoints found, ${total} to convert${skipped ? `, ${skipped} already done` : ''}, ${plural(p.jobs, 'worker')}\n`);
           } else if (e.type === 'progress' && bar) {
             bar.update(e.overallDone, e.overallTotal, `${finished}/${total} files`, (performance.now() - t0) / 1000);
           } else if (e.type === 'item') {

@@ -3,12 +3,12 @@ import { loadsWithFor, type ConversionPlan, type ConversionReport } from '../../
 import { LAYOUT_TITLES } from '../../shared/layout-names.ts';
 import { PRESETS } from '../../shared/presets.ts';
 import type { BatchItem, BatchSummary } from '../jobs/batch.ts';
-import { formatBytes, plural, type Style } from './format-text.ts';
+import { formatBytes, plural, reportRow, type Style } from './format-text.ts';
 
 /** The plan as the dry run prints it: what each rule will do, before anything is written. */
 export function renderPlan(plan: ConversionPlan, s: Style, detailed: boolean): string {
   const lines: string[] = [];
-  const row = (k: string, v: string): void => void lines.push(`${s.bold(k.padEnd(9))} ${v}`);
+  const row = (k: string, v: string): void => void lines.push(reportRow(s, k, v));
   const lay = plan.layoutBefore;
   row('source', `${plan.source}  (${LAYOUT_TITLES[lay.kind]}${lay.prefixes.length ? `, prefixes ${lay.prefixes.map((p) => `'${p}'`).join(' + ')}` : ''})`);
   const preset = plan.rules.preset;
@@ -53,14 +53,14 @@ export function renderReport(r: ConversionReport, s: Style): string {
     const verdict = o.verified
       ? s.green(`verified: ${plural(o.tensors, 'tensor')}, CRC-32 of ${plural(o.storages, 'storage')} equal to the source`)
       : s.red(`NOT verified: ${o.mismatch}`);
-    lines.push(`${s.bold('written'.padEnd(9))} ${o.file}  ${formatBytes(o.bytes)}  ${verdict}`);
+    lines.push(reportRow(s, 'written', `${o.file}  ${formatBytes(o.bytes)}  ${verdict}`));
   }
-  if (r.cast) lines.push(`${s.bold('dtype'.padEnd(9))} ${castText(r.cast, s)}`);
+  if (r.cast) lines.push(reportRow(s, 'dtype', castText(r.cast, s)));
   const loadsWith = loadsWithFor(r.plan);
-  if (loadsWith) lines.push(`${s.bold('load it'.padEnd(9))} ${loadsWith}`);
+  if (loadsWith) lines.push(reportRow(s, 'load it', loadsWith));
   const cf = r.codeFree;
   if (cf) lines.push(...codeFreeLines(cf, s));
-  if (cf?.leftBehind.length) lines.push(`${s.bold('left'.padEnd(9))} ${cf.leftBehind.join(', ')} ${s.dim('(in the source, not in the output)')}`);
+  if (cf?.leftBehind.length) lines.push(reportRow(s, 'left', `${cf.leftBehind.join(', ')} ${s.dim('(in the source, not in the output)')}`));
   lines.push(s.dim(`          ${r.seconds.toFixed(2)} s, ${formatBytes(r.bytesCopied)} copied`));
   return lines.join('\n') + '\n';
 }
@@ -69,9 +69,8 @@ export function renderReport(r: ConversionReport, s: Style): string {
 export function codeFreeLines(cf: { converted: string[]; kept: string[] }, s: Style): string[] {
   const lines: string[] = [];
   if (cf.converted.length)
-    lines.push(`${s.bold('plain'.padEnd(9))} ${cf.converted.join('; ')} ${s.dim("(torch.load(weights_only=True) refuses the source's types)")}`);
-  if (cf.kept.length)
-    lines.push(`${s.bold('kept'.padEnd(9))} ${s.yellow(`${cf.kept.join(', ')} (--keep-objects: torch.load(weights_only=True) refuses these)`)}`);
+    lines.push(reportRow(s, 'plain', `${cf.converted.join('; ')} ${s.dim("(torch.load(weights_only=True) refuses the source's types)")}`));
+  if (cf.kept.length) lines.push(reportRow(s, 'kept', s.yellow(`${cf.kept.join(', ')} (--keep-objects: torch.load(weights_only=True) refuses these)`)));
   return lines;
 }
 
@@ -93,7 +92,7 @@ export function renderBatchSummary(sum: BatchSummary, outDir: string, s: Style):
   const rate = sum.seconds > 0 ? sum.bytes / sum.seconds : 0;
   const parts = [`${sum.done} converted`, `${sum.skipped} already done`, `${sum.failed} failed`];
   if (sum.cancelled) parts.push(`${sum.cancelled} cancelled (run again to resume)`);
-  if (sum.staleRemoved) parts.push(`${sum.staleRemoved} stale temporary file${sum.staleRemoved === 1 ? '' : 's'} of killed runs removed`);
+  if (sum.staleRemoved) parts.push(`${plural(sum.staleRemoved, 'stale temporary file')} of killed runs removed`);
   return `\n${(sum.failed ? s.red : s.green)(parts.join(', '))} in ${sum.seconds.toFixed(1)} s (${formatBytes(rate)}/s) → ${outDir}\n`;
 }
 

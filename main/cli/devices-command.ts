@@ -6,6 +6,7 @@
 import type { DevicePlan, DeviceReading } from '../../shared/devices.ts';
 import { planDevices, type PlanOptions } from '../devices/device-plan.ts';
 import { readDevices, type ReadOptions } from '../devices/read-devices.ts';
+import { plural } from './format-text.ts';
 
 export interface CommandOutput {
   stdout: (s: string) => void;
@@ -88,7 +89,7 @@ export function formatReading(r: DeviceReading): string {
         num(g.temperatureC, 'C'),
         g.powerDrawW === null && g.powerLimitW === null ? '-' : `${num(g.powerDrawW)} / ${num(g.powerLimitW)} W`,
         g.pciBusId ?? '-',
-        g.migMode === null ? '-' : `${g.migMode}${g.migDevices.length ? ` (${g.migDevices.length} instance${g.migDevices.length === 1 ? '' : 's'})` : ''}`,
+        g.migMode === null ? '-' : `${g.migMode}${g.migDevices.length ? ` (${plural(g.migDevices.length, 'instance')})` : ''}`,
       ]);
     }
     s += table(rows);

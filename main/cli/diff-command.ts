@@ -2,7 +2,7 @@ import { parseArgs } from 'node:util';
 import type { DiffReport } from '../../shared/diff.ts';
 import { diffCheckpoints } from '../diff/diff.ts';
 import { fail } from '../errors.ts';
-import { makeStyle, plural, type Style } from './format-text.ts';
+import { makeStyle, plural, reportRow, type Style } from './format-text.ts';
 import type { CliIO } from './io.ts';
 
 export const DIFF_HELP = `ckpt diff <a> <b> [--json] [--exact-keys]
@@ -36,7 +36,7 @@ const num = (x: number | null): string => (x === null ? '-' : x === 0 ? '0' : Ma
 
 export function renderDiff(r: DiffReport, s: Style): string {
   const lines: string[] = [];
-  const row = (k: string, v: string): void => void lines.push(`${s.bold(k.padEnd(9))} ${v}`);
+  const row = (k: string, v: string): void => void lines.push(reportRow(s, k, v));
   row('a', `${r.a}${r.prefixesA.length ? s.dim(`  (prefixes ${r.prefixesA.join(' + ')} removed)`) : ''}`);
   row('b', `${r.b}${r.prefixesB.length ? s.dim(`  (prefixes ${r.prefixesB.join(' + ')} removed)`) : ''}`);
   const verdict =

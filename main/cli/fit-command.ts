@@ -5,7 +5,7 @@ import { fail } from '../errors.ts';
 import type { Rename } from '../fit/convert-fit.ts';
 import { fitCheckpoint } from '../fit/convert-fit.ts';
 import { listText } from '../fit/fit.ts';
-import { makeStyle, plural, type Style } from './format-text.ts';
+import { makeStyle, plural, reportRow, type Style } from './format-text.ts';
 import type { CliIO } from './io.ts';
 
 export const FIT_HELP = `ckpt fit <checkpoint> <target> [--json] [--rename 'RE=>SUB' ...]
@@ -54,7 +54,7 @@ export async function runFit(args: string[], io: CliIO): Promise<number> {
 
 export function renderFit(r: FitReport, s: Style): string {
   const lines: string[] = [];
-  const row = (k: string, v: string): void => void lines.push(`${s.bold(k.padEnd(9))} ${v}`);
+  const row = (k: string, v: string): void => void lines.push(reportRow(s, k, v));
   row('source', r.source);
   row('target', `${r.target.file}  (${r.target.kind}, ${plural(r.target.keys, 'key')}${r.target.className ? `, ${r.target.className}` : ''})`);
   row(
@@ -115,7 +115,7 @@ export async function runConvertFit(
       io.stdout(renderFit(fit, style));
       io.stdout(renderFitChanges(fit, style));
       io.stdout(renderReport(report, style));
-      io.stdout(`${style.bold('load it'.padEnd(9))} model.load_state_dict(torch.load(f), strict=${fit.fits ? 'True' : 'False'})\n`);
+      io.stdout(`${reportRow(style, 'load it', `model.load_state_dict(torch.load(f), strict=${fit.fits ? 'True' : 'False'})`)}\n`);
     }
     return report.verified ? 0 : 1;
   } finally {
@@ -128,5 +128,5 @@ function renderFitChanges(r: FitReport, s: Style): string {
   const lines: string[] = [];
   for (const m of r.mapping) if (m.to !== m.from) lines.push(`          ${m.from} ${s.dim('→')} ${m.to ?? s.red('(left out)')}`);
   for (const k of r.after.missing) lines.push(`          ${s.yellow('(missing)')} ${k}`);
-  return lines.length ? `${s.bold('keys'.padEnd(9))} ${lines.length} changed or missing\n${lines.join('\n')}\n` : '';
+  return lines.length ? `${reportRow(s, 'keys', `${lines.length} changed or missing`)}\n${lines.join('\n')}\n` : '';
 }

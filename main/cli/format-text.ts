@@ -14,6 +14,11 @@ export function formatBytes(n: number): string {
   return `${v.toFixed(v >= 100 ? 0 : 1)} ${units[i]}`;
 }
 
+/** One line of a report: its label in bold in a column of 9, then the text (`written   out.pt  12 KiB`). */
+export function reportRow(s: Style, label: string, text: string): string {
+  return `${s.bold(label.padEnd(9))} ${text}`;
+}
+
 export interface Style {
   bold(s: string): string;
   dim(s: string): string;

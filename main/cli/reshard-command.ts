@@ -5,7 +5,7 @@ import type { ReshardFormat, ReshardReport, ReshardRequest, ReshardTarget, Shard
 import { CheckpointError, fail } from '../errors.ts';
 import { WorkerPool } from '../jobs/pool.ts';
 import { DEFAULT_MAX_SHARD_BYTES, parseShardSize } from '../reshard/hf-shards.ts';
-import { formatBytes, makeStyle, plural, type Style } from './format-text.ts';
+import { formatBytes, makeStyle, plural, reportRow, type Style } from './format-text.ts';
 import { cancelOnSignal } from './cancel-on-signal.ts';
 import type { CliIO } from './io.ts';
 import { withTag } from '../formats/deepspeed/locate.ts';
@@ -211,7 +211,7 @@ export function renderLayout(l: ShardLayout, s: Style, maxRows = 24): string {
   if (l.items.length)
     lines.push(
       s.dim(
-        `  + ${l.items.length} non-tensor item${l.items.length === 1 ? '' : 's'} (${l.items
+        `  + ${plural(l.items.length, 'non-tensor item')} (${l.items
           .slice(0, 4)
           .map((i) => i.name)
           .join(', ')}${l.items.length > 4 ? ', …' : ''})`,
@@ -223,7 +223,7 @@ export function renderLayout(l: ShardLayout, s: Style, maxRows = 24): string {
 export function renderReshard(r: ReshardReport, s: Style, opts: { withErrors?: boolean } = {}): string {
   const p = r.plan;
   const out: string[] = [];
-  const row = (k: string, v: string): void => void out.push(`${s.bold(k.padEnd(9))} ${v}`);
+  const row = (k: string, v: string): void => void out.push(reportRow(s, k, v));
   // the grids on a dry run; the titles and files otherwise
   const rows = p.request.dryRun ? 24 : 0;
   out.push(renderLayout(p.input, s, rows), '', renderLayout(p.output, s, rows), '');
@@ -234,7 +234,7 @@ export function renderReshard(r: ReshardReport, s: Style, opts: { withErrors?: b
   for (const w of p.warnings) row('note', w);
   if (opts.withErrors ?? true) for (const e of p.errors) row('error', s.red(e));
   if (r.differing.length) {
-    row('differ', s.yellow(`${r.differing.length} tensor${r.differing.length === 1 ? '' : 's'} or values are not the same on every rank:`));
+    row('differ', s.yellow(`${plural(r.differing.length, 'tensor')} or values are not the same on every rank:`));
     for (const d of r.differing.slice(0, 20)) out.push(`          ${d.name}: ${d.reason}${d.ranks.length ? ` (rank ${d.ranks.join(', ')})` : ''}`);
     if (r.differing.length > 20) out.push(`          … ${r.differing.length - 20} more`);
     if (!r.written && !r.outputs.length)

@@ -1,6 +1,14 @@
 import * as fs from 'node:fs';
 import { parseArgs } from 'node:util';
-import type { Preprocess, ResizeMode, TestSetFormat, VerifyOptions, VerifyReport } from '../../shared/verify.ts';
+import {
+  type Preprocess,
+  RESIZE_MODES,
+  type ResizeMode,
+  TEST_SET_FORMATS,
+  type TestSetFormat,
+  type VerifyOptions,
+  type VerifyReport,
+} from '../../shared/verify.ts';
 import { asCheckpointError, CheckpointError, fail } from '../errors.ts';
 import { WorkerPool } from '../jobs/pool.ts';
 import { renderReportHtml } from '../verify/report-html.ts';
@@ -52,8 +60,8 @@ options
 
 exit codes: 0 PASS (logits bit-identical), 1 WARN or FAIL, 2 usage or input error, 130 cancelled`;
 
-const FORMATS: TestSetFormat[] = ['npz', 'idx', 'cifar', 'imagefolder'];
-const RESIZES: ResizeMode[] = ['bilinear', 'area', 'nearest'];
+const FORMATS: readonly string[] = TEST_SET_FORMATS;
+const RESIZES: readonly string[] = RESIZE_MODES;
 
 export function parseVerifyArgs(args: string[]): { options: VerifyOptions; json: boolean; reports: string[] } | 'help' {
   const { values, positionals } = parseArgs({
@@ -133,7 +141,7 @@ export function parseVerifyArgs(args: string[]): { options: VerifyOptions; json:
   const channels = number('channels', values.channels, whole, 'a whole number');
   if (channels !== undefined) pre.channels = channels;
   if (values.resize !== undefined) {
-    if (!RESIZES.includes(values.resize as ResizeMode)) fail('usage', `--resize takes ${RESIZES.join(', ')}, not '${values.resize}'`);
+    if (!RESIZES.includes(values.resize)) fail('usage', `--resize takes ${RESIZES.join(', ')}, not '${values.resize}'`);
     pre.resize = values.resize as ResizeMode;
   }
   const scale = number('scale', values.scale, (n) => n !== 0, 'a non-zero number');
@@ -142,7 +150,7 @@ export function parseVerifyArgs(args: string[]): { options: VerifyOptions; json:
   const std = list('std', values.std);
   if (mean) pre.mean = mean;
   if (std) pre.std = std;
-  if (values['data-format'] !== undefined && !FORMATS.includes(values['data-format'] as TestSetFormat))
+  if (values['data-format'] !== undefined && !FORMATS.includes(values['data-format']))
     fail('usage', `--data-format takes ${FORMATS.join(', ')}, not '${values['data-format']}'`);
   const reports = values.report ?? [];
   for (const r of reports) if (!/\.(html?|json)$/i.test(r)) fail('usage', `--report writes .html or .json files, not '${r}'`);

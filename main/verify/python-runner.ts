@@ -172,8 +172,12 @@ export class PythonRunner {
 
   private send(obj: Record<string, unknown>, payload?: Buffer): void {
     if (this.exited) throw this.deadError('');
-    const line = Buffer.from(JSON.stringify(obj) + '\n');
-    this.child.stdin!.write(payload ? Buffer.concat([line, payload]) : line);
+    const stdin = this.child.stdin!;
+    // the line and its payload leave in one writev, without copying a chunk of samples (megabytes) into one buffer
+    stdin.cork();
+    stdin.write(`${JSON.stringify(obj)}\n`);
+    if (payload) stdin.write(payload);
+    stdin.uncork();
   }
 
   private async request(obj: Record<string, unknown>, want: string, ms: number, what: string): Promise<Message> {

@@ -13,11 +13,10 @@ import { LogitComparison, RunScore } from './metrics.ts';
 import type { OnnxValueInfo } from '../formats/onnx/onnx-model.ts';
 import { preprocessInto, resolvePreprocess, sampleSize, shapeHint } from './preprocess.ts';
 import { PythonRunner, RUNNER_PROTOCOL, type Loaded, type LoadRequest } from './python-runner.ts';
-import { DEFAULT_ATOL, DEFAULT_RTOL, dataReport, exists, judge, type VerifyContext } from './run-verify.ts';
+import { batchSizeOption, checkLabels, DEFAULT_ATOL, DEFAULT_RTOL, dataReport, exists, judge, type VerifyContext } from './run-verify.ts';
 import { pickExamples } from './sample-images.ts';
 import { openTestSet } from './test-set.ts';
 
-const DEFAULT_BATCH = 64;
 /**
  * Samples go to the runner in chunks of about this many bytes (whole batches, at least one), two
  * chunks ahead of the logits read back: few wake-ups of either process, and a test set larger
@@ -57,8 +56,7 @@ export async function runVerifyPython(opts: VerifyOptions, ctx: VerifyContext = 
   const t0 = performance.now();
   const atol = opts.atol ?? DEFAULT_ATOL;
   const rtol = opts.rtol ?? DEFAULT_RTOL;
-  const batchOpt = opts.batchSize ?? DEFAULT_BATCH;
-  if (!Number.isInteger(batchOpt) || batchOpt < 1 || batchOpt > 1 << 16) fail('usage', '--batch-size takes a whole number from 1 to 65536');
+  const batchOpt = batchSizeOption(opts);
   if (opts.device && opts.device !== 'auto' && !/^(cpu|cuda(:\d+)?)$/.test(opts.device)) fail('usage', `--device takes cpu or cuda:N, not '${opts.device}'`);
   for (const [f, what] of [
     [opts.data, 'the test set'],
@@ -138,9 +136,7 @@ export async function runVerifyPython(opts: VerifyOptions, ctx: VerifyContext = 
         const o = out.get(label)!;
         if (!classes) {
           classes = o.shape[1]!;
-          for (let i = 0; i < count; i++)
-            if (set.labels[i]! < 0 || set.labels[i]! >= classes)
-              fail('usage', `${opts.data}: sample ${i} has label ${set.labels[i]} but the model outputs ${classes} classes`, opts.data);
+          checkLabels(set.labels, count, classes, opts.data);
           for (const l of labels) scores.set(l, new RunScore(count, classes));
           comparison = new LogitComparison(classes, atol, rtol);
         }

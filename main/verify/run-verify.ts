@@ -55,6 +55,19 @@ export function dataReport(set: TestSet, count: number, classes: number, pre: Pr
   };
 }
 
+/** `--batch-size`, or the default. */
+export function batchSizeOption(opts: VerifyOptions): number {
+  const batch = opts.batchSize ?? DEFAULT_BATCH;
+  if (!Number.isInteger(batch) || batch < 1 || batch > 1 << 16) fail('usage', '--batch-size takes a whole number from 1 to 65536');
+  return batch;
+}
+
+/** Every label of the first `count` samples names one of the model's `classes` outputs. */
+export function checkLabels(labels: Int32Array, count: number, classes: number, data: string): void {
+  for (let i = 0; i < count; i++)
+    if (labels[i]! < 0 || labels[i]! >= classes) fail('usage', `${data}: sample ${i} has label ${labels[i]} but the model outputs ${classes} classes`, data);
+}
+
 export function exists(file: string, what: string): void {
   try {
     fs.statSync(file);
@@ -71,8 +84,7 @@ export async function runVerify(opts: VerifyOptions, ctx: VerifyContext = {}): P
   const atol = opts.atol ?? DEFAULT_ATOL;
   const rtol = opts.rtol ?? DEFAULT_RTOL;
   if (!(atol >= 0) || !(rtol >= 0)) fail('usage', '--atol and --rtol must be zero or positive numbers');
-  const batchOpt = opts.batchSize ?? DEFAULT_BATCH;
-  if (!Number.isInteger(batchOpt) || batchOpt < 1 || batchOpt > 1 << 16) fail('usage', '--batch-size takes a whole number from 1 to 65536');
+  const batchOpt = batchSizeOption(opts);
   for (const [f, what] of [
     [opts.model, 'the graph'],
     [opts.data, 'the test set'],
@@ -149,7 +161,8 @@ export async function runVerify(opts: VerifyOptions, ctx: VerifyContext = {}): P
       if (ctx.cancelled?.()) throw new CheckpointError('cancelled', `verification cancelled after ${start} of ${count} samples`);
       const n = Math.min(batch, count - start);
       const rows = fixedBatch ?? n;
-      inputBuf.fill(0);
+      // every sample overwrites its own rows; only a fixed batch's unused rows (the last batch) are zeroed
+      if (rows > n) inputBuf.fill(0, n * per);
       for (let s = 0; s < n; s++) preprocessInto(set.sample(start + s), pre, inputBuf, s * per);
       const feed = { [input.name]: new ort.Tensor('float32', inputBuf.subarray(0, rows * per), [rows, ...shape]) };
       for (const v of built) {
@@ -169,10 +182,7 @@ export async function runVerify(opts: VerifyOptions, ctx: VerifyContext = {}): P
           fail('unsupported', `${opts.model}: output ${output.name} is [${o.dims.join(', ')}]; verify scores N×classes logits`, opts.model);
         if (!classes) {
           classes = o.dims[1]!;
-          for (let i = 0; i < count; i++) {
-            if (labels[i]! < 0 || labels[i]! >= classes)
-              fail('usage', `${opts.data}: sample ${i} has label ${labels[i]} but the model outputs ${classes} classes`, opts.data);
-          }
+          checkLabels(labels, count, classes, opts.data);
           for (const x of built) x.score = new RunScore(count, classes);
           comparison = new LogitComparison(classes, atol, rtol);
         }

@@ -125,10 +125,6 @@ const DTYPE_SIZE: Record<string, number> = {
   bool: 1,
 };
 
-export function dtypeSize(dtype: string): number {
-  return DTYPE_SIZE[dtype] ?? 0;
-}
-
 /** Doubles written as `dtype` (rounded to nearest even); integers are truncated toward zero. */
 export function fromFloat64(values: Float64Array, dtype: string): Uint8Array {
   const size = DTYPE_SIZE[dtype];
@@ -181,12 +177,6 @@ export function fromFloat64(values: Float64Array, dtype: string): Uint8Array {
     }
   }
   return out;
-}
-
-/** The bytes re-typed to `to`; the same bytes when the dtypes agree. */
-export function castBytes(bytes: Uint8Array, from: string, to: string): Uint8Array {
-  if (from === to) return bytes;
-  return fromFloat64(toFloat64(bytes, from), to);
 }
 
 /** Rounding after each arithmetic step in `dtype` (float32 emulated exactly: IEEE +,-,*,/,sqrt in double then rounded are correctly rounded). */

@@ -230,9 +230,12 @@ def read_samples(shape, n):
     return x
 
 
-def logits_frame(label, model, dev, x):
+def logits_frame(label, model, dev, x, own_copy):
+    """The model's logits for batch x, as a frame; `own_copy`: the forward gets a copy of x (one
+    copy: the move to a CUDA device is one), so a forward that changes its input in place leaves
+    x as it was for the next model."""
     try:
-        x = x.to(dev)
+        x = x.to(dev, copy=own_copy)
         t0 = time.perf_counter()
         with torch.no_grad():
             y = model(x)
@@ -272,8 +275,7 @@ def do_run(req):
         for start in range(0, shape[0], batch):
             x = x_cpu[start : start + batch]
             for i, (label, model, dev) in enumerate(runs):
-                # a forward that changes its input in place must not change the next model's
-                held.append(logits_frame(label, model, dev, x if i == len(runs) - 1 else x.clone()))
+                held.append(logits_frame(label, model, dev, x, own_copy=i < len(runs) - 1))
             if time.perf_counter() - written >= OUT_HOLD_S:
                 write_held()
                 written = time.perf_counter()

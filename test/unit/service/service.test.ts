@@ -453,6 +453,13 @@ describe('argument checks', () => {
     ['bad chooser kind', () => service.chooseFile('anything' as never), /kind must be one of file, folder, save/],
     ['bad job id for status', () => service.jobStatus('job-x'), /job must be a job id/],
     ['dropped name with a folder', () => service.uploadDroppedFile('../x.pt', ''), /name must be a file name without folders/],
+    // the name is joined to the session folder: none may lead out of it, or name the folder itself
+    ...['..', '.', '', 'a\\..\\x.pt', '/etc/passwd', 'x'.repeat(256)].map((name): [string, () => Promise<unknown>, RegExp] => [
+      `dropped name ${JSON.stringify(name.slice(0, 20))}`,
+      () => service.uploadDroppedFile(name, ''),
+      /name must be a file name without folders/,
+    ]),
+    ['dropped name with a NUL', () => service.uploadDroppedFile('x.pt\0', ''), /name contains a NUL character/],
     ['dropped bytes not base64', () => service.uploadDroppedFile('x.pt', 'not base64!'), /base64 must be base64 of at most 32 MiB/],
     ['drop search relative folder', () => service.findDroppedFile('x.pt', 1, 0, ['rel']), /folders\[0\] must be an absolute path/],
     ['verify: relative model', () => service.startVerify({ ...VERIFY, model: 'model.onnx' }), /options\.model must be an absolute path/],
