@@ -198,7 +198,7 @@ function readOperand(op: number, input: PickleInput): ScanOperand {
     case 0x96:
       return skipBytes(input, input.uint64());
     case 0x95: // FRAME: its length, for the structure check (a frame that splits an opcode)
-      return Number(Buffer.from(input.bytes(8)).readBigUInt64LE());
+      return input.frameLength();
     case 0x47:
       input.bytes(8);
       return undefined;
