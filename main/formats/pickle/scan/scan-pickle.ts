@@ -64,7 +64,8 @@ const NAME_MAPPING: Record<string, string> = {
   'UserDict.UserDict': 'collections.UserDict',
 };
 
-const OPCODE_NAMES: Record<number, string> = {
+/** Every pickle opcode's name (CPython Lib/pickletools.py); a byte not in it is no opcode. */
+export const OPCODE_NAMES: Readonly<Record<number, string>> = {
   0x28: 'MARK',
   0x2e: 'STOP',
   0x30: 'POP',
