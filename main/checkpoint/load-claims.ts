@@ -4,38 +4,17 @@
  * real corpus (test/interop/load-claims.test.ts), not a guess from the pickle's globals alone.
  */
 import type { CheckpointFormatName, InspectReport, LoadClaims } from '../../shared/inspect.ts';
+import { OPCODE_NAMES } from '../formats/pickle/scan/scan-pickle.ts';
+import { TORCH_2_13 } from '../formats/pickle/scan/torch-allowlists.ts';
 
 const MAP = "map_location='cpu'";
 
 /**
- * The opcodes torch's weights-only unpickler implements (torch 2.13
+ * The opcodes torch's weights-only unpickler implements are the scan's (`TORCH_2_13.opcodes`,
  * torch/_weights_only_unpickler.py `Unpickler.load`); any other raises "Unsupported operand N".
  * FRAME (0x95, every protocol 4+ pickle) and protocol 0/1's text LONG are the usual ones missing.
  */
-const WEIGHTS_ONLY_OPCODES = new Set([
-  0x63 /* GLOBAL */, 0x58 /* BINUNICODE */, 0x80 /* PROTO */, 0x2e /* STOP */, 0x81 /* NEWOBJ */, 0x52 /* REDUCE */, 0x62 /* BUILD */, 0x61 /* APPEND */,
-  0x65 /* APPENDS */, 0x73 /* SETITEM */, 0x75 /* SETITEMS */, 0x28 /* MARK */, 0x74 /* TUPLE */, 0x85 /* TUPLE1 */, 0x86 /* TUPLE2 */, 0x87 /* TUPLE3 */,
-  0x4e /* NONE */, 0x89 /* NEWFALSE */, 0x88 /* NEWTRUE */, 0x29 /* EMPTY_TUPLE */, 0x5d /* EMPTY_LIST */, 0x7d /* EMPTY_DICT */, 0x8f /* EMPTY_SET */,
-  0x4a /* BININT */, 0x4b /* BININT1 */, 0x4d /* BININT2 */, 0x47 /* BINFLOAT */, 0x55 /* SHORT_BINSTRING */, 0x51 /* BINPERSID */, 0x68 /* BINGET */,
-  0x6a /* LONG_BINGET */, 0x71 /* BINPUT */, 0x72 /* LONG_BINPUT */, 0x8a /* LONG1 */,
-]);
-const OPCODE_NAMES: Record<number, string> = {
-  0x95: 'FRAME',
-  0x4c: 'LONG',
-  0x49: 'INT',
-  0x8c: 'SHORT_BINUNICODE',
-  0x94: 'MEMOIZE',
-  0x93: 'STACK_GLOBAL',
-  0x70: 'PUT',
-  0x67: 'GET',
-  0x56: 'UNICODE',
-  0x53: 'STRING',
-  0x46: 'FLOAT',
-  0x50: 'PERSID',
-  0x8b: 'LONG4',
-  0x43: 'SHORT_BINBYTES',
-  0x42: 'BINBYTES',
-};
+const WEIGHTS_ONLY_OPCODES = TORCH_2_13.opcodes;
 
 /** The first opcode the pickle used that torch's weights-only unpickler does not implement, or null. */
 export function unsupportedOpcode(opcodes: Uint8Array | undefined): string | null {

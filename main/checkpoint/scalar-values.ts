@@ -49,22 +49,24 @@ const MAX_VISITS = 100_000;
 
 /**
  * Values outside the tensors, shallowest first, at most `limit`, from containers at most
- * `maxDepth` deep. Each container is entered once: a pickle can share one list many times over
- * through its memo (a list appended to itself 10 times is 10^8 paths at depth 8), and the first
- * path to it is the one shown.
+ * `maxDepth` deep: a breadth-first walk, so a checkpoint's top-level values (epoch, best_acc) are
+ * listed even when an optimizer before them holds more than `limit` values, each level in file
+ * order. Each container is entered once: a pickle can share one list many times over through its
+ * memo (a list appended to itself 10 times is 10^8 paths at depth 8), and the shallowest path to it
+ * is the one shown.
  */
 export function scalarValues(root: PyValue, limit = 200, maxDepth = 8): ScalarValue[] {
   const out: ScalarValue[] = [];
   const entered = new Set<object>();
-  let visits = 0;
-  const visit = (v: PyValue, path: (string | number)[], depth: number): void => {
-    if (out.length >= limit || depth > maxDepth || ++visits > MAX_VISITS) return;
+  const queue: { v: PyValue; path: (string | number)[]; depth: number }[] = [{ v: root, path: [], depth: 0 }];
+  for (let i = 0; i < queue.length && out.length < limit; i++) {
+    const { v, path, depth } = queue[i]!;
     const s = scalarText(v);
     if (s) {
       if (path.length) out.push({ path, ...s });
-      return;
+      continue;
     }
-    if (v instanceof TorchTensor) return;
+    if (v instanceof TorchTensor) continue;
     // a list of plain values (an optimizer group's params) is one value, not one line per item
     if ((v instanceof PyList || v instanceof PyTuple) && v.items.length > 4 && v.items.every((x) => scalarText(x) !== null)) {
       out.push({
@@ -75,17 +77,18 @@ export function scalarValues(root: PyValue, limit = 200, maxDepth = 8): ScalarVa
           .map((x) => scalarText(x)!.text)
           .join(', ')}, …`,
       });
-      return;
+      continue;
     }
     // a state dict (every value a tensor) holds no values worth listing
-    if (v instanceof PyDict && v.size > 0 && v.entries.every(([, x]) => x instanceof TorchTensor)) return;
-    if (v instanceof PyDict || v instanceof PyList || v instanceof PyTuple || (v instanceof PyObject && !isNumpyScalar(v))) {
-      if (entered.has(v)) return;
+    if (v instanceof PyDict && v.size > 0 && v.entries.every(([, x]) => x instanceof TorchTensor)) continue;
+    const container = v instanceof PyDict || v instanceof PyList || v instanceof PyTuple || (v instanceof PyObject && !isNumpyScalar(v));
+    if (container && depth < maxDepth && !entered.has(v)) {
       entered.add(v);
-      for (const [k, x] of childrenOf(v)) visit(x, [...path, k], depth + 1);
+      for (const [k, x] of childrenOf(v)) {
+        if (queue.length >= MAX_VISITS) break;
+        queue.push({ v: x, path: [...path, k], depth: depth + 1 });
+      }
     }
-  };
-  visit(root, [], 0);
-  // the top-level values (epoch, best_acc) before the optimizer's, each level in file order
-  return out.sort((a, b) => a.path.length - b.path.length);
+  }
+  return out;
 }

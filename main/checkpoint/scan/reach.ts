@@ -176,7 +176,7 @@ function zipSites(reader: RandomAccessReader, torchReads: boolean, depth: number
   let read: (e: ZipEntry) => Uint8Array | undefined;
   let containerRefusal: string | undefined;
   try {
-    const zip = ZipArchive.open(reader);
+    const zip = prescanned?.zip ? prescanned.zip.over(reader) : ZipArchive.open(reader);
     entries = zip.entries;
     read = (e) => {
       try {

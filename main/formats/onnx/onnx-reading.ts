@@ -48,7 +48,9 @@ export function readOnnx(reader: RandomAccessReader): FormatReading {
     ...(model.producer ? { producer: model.producer } : {}),
     nodes: String(model.nodes.length),
   };
-  const inputs = model.inputs.filter((i) => !model.initializers.some((t) => t.name === i.name));
+  // exports with keep_initializers_as_inputs list every initializer as an input too: one set, not a search per input
+  const weights = new Set(model.initializers.map((t) => t.name));
+  const inputs = model.inputs.filter((i) => !weights.has(i.name));
   const notes = [
     `an ONNX graph: ${model.nodes.length} node${model.nodes.length === 1 ? '' : 's'}, ${inputs.length === 1 ? 'input' : 'inputs'} ${inputs.map((i) => `${i.name} [${(i.dims ?? []).join('×')}]`).join(', ') || '(none)'}; its initializers are listed as tensors`,
     ...(external ? [`${external} initializer${external === 1 ? '' : 's'} kept in external data beside the model`] : []),

@@ -89,6 +89,14 @@ export class PickleInput {
     if (hi >= 2 ** 21) fail('too-large', `${this.reader.name}: pickle declares a length of ${v} bytes`, this.reader.name);
     return v;
   }
+  /**
+   * A FRAME's 8-byte length, unchecked: nothing is allocated from it (the frame's bytes follow
+   * inline), so even an impossible length is only recorded, for the scan's structure check.
+   */
+  frameLength(): number {
+    const lo = this.uint32();
+    return this.uint32() * 2 ** 32 + lo;
+  }
   float64be(): number {
     const b = this.bytes(8);
     return new DataView(b.buffer, b.byteOffset, 8).getFloat64(0, false);

@@ -178,7 +178,7 @@ function runUnpickler(input: PickleInput, hooks: PickleHooks, label: string, sca
         break;
       }
       case 0x95: // FRAME: a length prefix for the frame; the bytes follow inline (the scan checks it)
-        arg = Number(Buffer.from(input.bytes(8)).readBigUInt64LE());
+        arg = input.frameLength();
         break;
       case 0x2e: {
         // STOP

@@ -58,6 +58,8 @@ export function readRecords(a: TorchArchive): Record<string, string> {
  */
 export class PrescannedPickles {
   private readonly byRecord = new Map<string, PickleScan>();
+  /** the archive the records belong to, its directory parsed once for the reader and the scan */
+  zip?: ZipArchive;
 
   /** The scan of this very record (same name, same local header), if the reader walked it. */
   get(e: ZipEntry): PickleScan | undefined {
@@ -127,6 +129,7 @@ export function unpickleRecord(
   // the security scan rides along: the file's verdict needs no second walk of this pickle
   const scanner = new PickleScanner(0);
   const result = unpickle(input, torchPickleHooks(file, loadStorage), record, scanner);
+  scans.zip = a.zip;
   if (!scanner.running && !scanner.failed) scans.set(entry!, scanner.finish(input.pos));
   return result;
 }

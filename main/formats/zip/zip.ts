@@ -139,6 +139,12 @@ export class ZipArchive {
     return new ZipArchive(reader, entries, shift);
   }
 
+  /** The same archive read through another reader of the same file: its directory is not parsed again. */
+  over(reader: RandomAccessReader): ZipArchive {
+    if (reader.size !== this.reader.size) return ZipArchive.open(reader);
+    return new ZipArchive(reader, this.entries, this.shift);
+  }
+
   get(name: string): ZipEntry | undefined {
     return this.byName.get(name);
   }

@@ -3,6 +3,7 @@
 // generator measured with torch, in accuracy.json) and Adam's hyper-parameters.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { scalarValues } from '../../../main/checkpoint/scalar-values.ts';
@@ -53,4 +54,21 @@ test('a list shared many times over through the memo is walked once: 40 self-ref
     values.map((v) => [v.path.join('/'), v.text]),
     [['40', '3']],
   );
+});
+
+test('top-level values after an optimizer of more than 200 values are still listed, before the optimizer values', () => {
+  // layer-wise learning rates: one param group per layer, 40 groups of 7 hyper-parameters, saved before the epoch
+  const script = [
+    'import pickle, sys',
+    "groups = [{'lr': 0.001 * 0.9 ** i, 'betas': (0.9, 0.999), 'eps': 1e-08, 'weight_decay': 0.05, 'amsgrad': False, 'maximize': False, 'params': [i]} for i in range(40)]",
+    "sys.stdout.buffer.write(pickle.dumps({'optimizer': {'state': {}, 'param_groups': groups}, 'epoch': 15, 'best_acc': 0.5}, protocol=2))",
+  ].join('\n');
+  const bytes = execFileSync('/usr/bin/python3', ['-c', script]);
+  const values = scalarValues(unpickle(PickleInput.fromBytes(new Uint8Array(bytes), 'groups.pkl')).value);
+  assert.equal(values.length, 200);
+  assert.deepEqual(
+    values.slice(0, 2).map((v) => `${v.path.join('/')} ${v.text}`),
+    ['epoch 15', 'best_acc 0.5'],
+  );
+  assert.deepEqual(values[2]!.path, ['optimizer', 'param_groups', 0, 'lr']);
 });

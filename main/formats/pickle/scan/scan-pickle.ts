@@ -64,7 +64,8 @@ const NAME_MAPPING: Record<string, string> = {
   'UserDict.UserDict': 'collections.UserDict',
 };
 
-const OPCODE_NAMES: Record<number, string> = {
+/** Every pickle opcode's name (CPython Lib/pickletools.py); a byte not in it is no opcode. */
+export const OPCODE_NAMES: Readonly<Record<number, string>> = {
   0x28: 'MARK',
   0x2e: 'STOP',
   0x30: 'POP',
@@ -198,7 +199,7 @@ function readOperand(op: number, input: PickleInput): ScanOperand {
     case 0x96:
       return skipBytes(input, input.uint64());
     case 0x95: // FRAME: its length, for the structure check (a frame that splits an opcode)
-      return Number(Buffer.from(input.bytes(8)).readBigUInt64LE());
+      return input.frameLength();
     case 0x47:
       input.bytes(8);
       return undefined;

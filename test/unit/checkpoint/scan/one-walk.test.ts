@@ -68,3 +68,23 @@ test('the file scan uses the reader scan instead of walking data.pkl again', () 
   scans.set(record, { ...real, findings: [], weightsOnly: new Map([...real.weightsOnly.keys()].map((t) => [t, null])), unsupported: [] });
   assert.equal(scanFile(file, scans).verdict, 'safe');
 });
+
+test("the file scan reads the zip directory the reader parsed, through its own reader, even after the reader's is closed", () => {
+  const file = join(REPO, 'test', 'fixtures', 'security', 'evil', 'duplicate_data_pkl_first.pt');
+  const scans = readerScans(file)!;
+  const open = ZipArchive.open;
+  let parsed = 0;
+  ZipArchive.open = (...args: Parameters<typeof open>) => {
+    parsed++;
+    return open(...args);
+  };
+  try {
+    const report = scanFile(file, scans);
+    assert.equal(parsed, 0);
+    // the first (unreached) data.pkl holds the payload; torch reads the last, clean one
+    assert.equal(report.verdict, 'dangerous');
+    assert.ok(report.notes?.some((n) => n.includes('two records are named archive/data.pkl')));
+  } finally {
+    ZipArchive.open = open;
+  }
+});
