@@ -12,6 +12,7 @@ import { groupFamilies } from './discover.ts';
 import { asCheckpointError, fail } from '../errors.ts';
 import type { FormatReading } from '../formats/values/format-reading.ts';
 import { openFormat } from '../formats/open-format.ts';
+import { PrescannedPickles } from '../formats/torch/torch-zip.ts';
 import { PyBytes, PyFloat, PyGlobal, PyObject, type PyValue } from '../formats/values/python-values.ts';
 import { AssembledSource, ViewSource, streamSource, type Piece } from '../formats/values/tensor-source.ts';
 import { TorchTensor } from '../formats/values/torch-values.ts';
@@ -23,6 +24,8 @@ export interface RankFile {
   file: string;
   rank: number;
   reading: FormatReading;
+  /** the security scans of the pickles its reader walked, for the file's scan to reuse (`scanFile`) */
+  scans: PrescannedPickles;
 }
 
 /** One consolidated tensor: its pieces (one per distinct box) and the boxes other ranks repeat. */
@@ -60,7 +63,10 @@ export class Family {
     if (files.length < 2) fail('usage', 'a rank family needs at least two files');
     const ranks: RankFile[] = [];
     try {
-      for (const { file, rank } of rankOrder(files)) ranks.push({ file, rank, reading: openFormat(file) });
+      for (const { file, rank } of rankOrder(files)) {
+        const scans = new PrescannedPickles();
+        ranks.push({ file, rank, reading: openFormat(file, { scans }), scans });
+      }
       return new Family(ranks);
     } catch (e) {
       for (const r of ranks) r.reading.close();

@@ -13,6 +13,7 @@ import { readDcpFolder, METADATA_FILE, type DcpReading } from '../formats/dcp/dc
 import { asCheckpointError, fail } from '../errors.ts';
 import type { FormatReading } from '../formats/values/format-reading.ts';
 import { openFormat } from '../formats/open-format.ts';
+import { PrescannedPickles } from '../formats/torch/torch-zip.ts';
 import { pyRepr, type PyValue } from '../formats/values/python-values.ts';
 import { isShardIndexName, readShardIndex } from '../formats/safetensors/shard-index.ts';
 import { TorchTensor } from '../formats/values/torch-values.ts';
@@ -40,6 +41,11 @@ export interface ReshardSource {
   /** bytes of all input files */
   bytes: number;
   notes: string[];
+  /**
+   * The security scans of the pickles the readers walked, by file (single files and rank files),
+   * so that scanning an input (`scanFile`) does not walk its pickle again.
+   */
+  pickleScans: ReadonlyMap<string, PrescannedPickles>;
   close(): void;
 }
 
@@ -96,7 +102,8 @@ export function openSource(inputs: string[]): ReshardSource {
     case 'file':
       break;
   }
-  const reading = openFormat(input);
+  const scans = new PrescannedPickles();
+  const reading = openFormat(input, { scans });
   if (holdsShards(reading)) {
     reading.close();
     const family = familyOf(input);
@@ -105,7 +112,7 @@ export function openSource(inputs: string[]): ReshardSource {
       `${path.basename(input)} holds shards of an FSDP run: read with its ${family.length - 1} sibling rank file${family.length > 2 ? 's' : ''}`,
     ]);
   }
-  return singleSource(input, reading);
+  return singleSource(input, reading, scans);
 }
 
 /** A folder that is neither DCP nor DeepSpeed: one shard set (its index) or one rank family in it. */
@@ -154,7 +161,7 @@ export function layoutItems(root: PyValue, column: number | null): LayoutItem[] 
   }
 }
 
-function singleSource(file: string, reading: FormatReading): ReshardSource {
+function singleSource(file: string, reading: FormatReading, scans: PrescannedPickles): ReshardSource {
   return {
     kind: 'single',
     name: file,
@@ -164,6 +171,7 @@ function singleSource(file: string, reading: FormatReading): ReshardSource {
     root: () => reading.root,
     bytes: size(file),
     notes: [],
+    pickleScans: new Map([[file, scans]]),
     layout: () => ({
       kind: 'single',
       title: `one ${reading.format} file`,
@@ -189,6 +197,7 @@ function shardSetSource(indexPath: string): ReshardSource {
     root: () => reading.root,
     bytes: files.reduce((a, f) => a + size(f), size(indexPath)),
     notes: [],
+    pickleScans: new Map(), // the registry opens the shards itself
     layout: () => {
       const columns: LayoutColumn[] = [
         { file: indexPath, rank: null, bytes: size(indexPath), role: 'index' },
@@ -228,6 +237,7 @@ function dcpSource(folder: string): ReshardSource {
     root: () => reading.root,
     bytes: dataFiles.reduce((a, f) => a + size(f), size(metaFile)),
     notes: [],
+    pickleScans: new Map(), // the DCP reader walks its own pickles
     layout: () => {
       const columns: LayoutColumn[] = [
         { file: metaFile, rank: null, bytes: size(metaFile), role: 'metadata' },
@@ -281,6 +291,7 @@ function familySource(files: string[], name: string, notes: string[]): ReshardSo
     reading: base,
     root: (take) => family.merged(take ?? 0),
     bytes: family.ranks.reduce((a, r) => a + size(r.file), 0),
+    pickleScans: new Map(family.ranks.map((r) => [r.file, r.scans])),
     notes: [
       ...notes,
       family.sharded
