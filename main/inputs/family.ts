@@ -59,11 +59,22 @@ export class Family {
     if (this.sharded) this.consolidate();
   }
 
-  static open(files: string[]): Family {
-    if (files.length < 2) fail('usage', 'a rank family needs at least two files');
+  /**
+   * Opens every rank file. `opened`: one of them read already (the file the user named, found to
+   * hold shards), taken over instead of read again; the family closes it, whatever happens.
+   */
+  static open(files: string[], opened?: Omit<RankFile, 'rank'>): Family {
     const ranks: RankFile[] = [];
+    /** `opened` until it is a rank here or closed */
+    let unclaimed = opened;
     try {
+      if (files.length < 2) fail('usage', 'a rank family needs at least two files');
       for (const { file, rank } of rankOrder(files)) {
+        if (unclaimed && path.resolve(file) === path.resolve(unclaimed.file)) {
+          ranks.push({ ...unclaimed, file, rank });
+          unclaimed = undefined;
+          continue;
+        }
         const scans = new PrescannedPickles();
         ranks.push({ file, rank, reading: openFormat(file, { scans }), scans });
       }
@@ -71,6 +82,8 @@ export class Family {
     } catch (e) {
       for (const r of ranks) r.reading.close();
       throw asCheckpointError(e);
+    } finally {
+      unclaimed?.reading.close();
     }
   }
 

@@ -18,7 +18,7 @@ import { pyRepr, type PyValue } from '../formats/values/python-values.ts';
 import { isShardIndexName, readShardIndex } from '../formats/safetensors/shard-index.ts';
 import { TorchTensor } from '../formats/values/torch-values.ts';
 import { deepSpeedSource } from './deepspeed-source.ts';
-import { Family } from './family.ts';
+import { Family, type RankFile } from './family.ts';
 import { resolveInput } from './resolve.ts';
 import { dcpEntries } from '../checkpoint/flatten.ts';
 import { isShardTensor } from './placements.ts';
@@ -87,7 +87,7 @@ export function openSource(inputs: string[]): ReshardSource {
   for (const i of inputs) if (!fs.existsSync(i)) fail('io', `${i}: no such file or folder`, i);
   if (inputs.length > 1) {
     if (inputs.some((i) => fs.statSync(i).isDirectory())) fail('usage', 'several inputs are the rank files of one run; give files, not folders');
-    return familySource(inputs, inputs[0]!, []);
+    return familySource(inputs, inputs[0]!, undefined, []);
   }
   const input = inputs[0]!;
   switch (resolveInput(input)) {
@@ -105,10 +105,14 @@ export function openSource(inputs: string[]): ReshardSource {
   const scans = new PrescannedPickles();
   const reading = openFormat(input, { scans });
   if (holdsShards(reading)) {
-    reading.close();
-    const family = familyOf(input);
+    let family: string[] | null = null;
+    try {
+      family = familyOf(input);
+    } finally {
+      if (!family) reading.close();
+    }
     if (!family) fail('usage', `${input} holds DTensor/ShardedTensor shards but no other rank files sit beside it; give every rank's file`, input);
-    return familySource(family, input, [
+    return familySource(family, input, { file: input, reading, scans }, [
       `${path.basename(input)} holds shards of an FSDP run: read with its ${family.length - 1} sibling rank file${family.length > 2 ? 's' : ''}`,
     ]);
   }
@@ -121,7 +125,7 @@ function folderSource(input: string): ReshardSource {
   if (indexes.length === 1) return shardSetSource(path.join(input, indexes[0]!));
   const files = checkpointsIn(input);
   const groups = groupFamilies(files);
-  if (groups.length === 1 && groups[0]!.family) return familySource(groups[0]!.files, input, []);
+  if (groups.length === 1 && groups[0]!.family) return familySource(groups[0]!.files, input, undefined, []);
   if (indexes.length > 1) fail('usage', `${input} holds ${indexes.length} shard indexes (${indexes.join(', ')}); name the one to read`);
   return fail(
     'usage',
@@ -280,8 +284,9 @@ function dcpSource(folder: string): ReshardSource {
   };
 }
 
-function familySource(files: string[], name: string, notes: string[]): ReshardSource {
-  const family = Family.open(files);
+/** `opened`: one of the files, read already (Family.open takes it over). */
+function familySource(files: string[], name: string, opened: Omit<RankFile, 'rank'> | undefined, notes: string[]): ReshardSource {
+  const family = Family.open(files, opened);
   const base = family.ranks[0]!.reading;
   return {
     kind: family.sharded ? 'sharded-ranks' : 'rank-family',
