@@ -1,5 +1,5 @@
 import type { ConversionReport, Progress } from '../../shared/convert.ts';
-import type { FitEdit, FitReport, FitTargetInput, KeyShape } from '../../shared/fit.ts';
+import type { FitEdit, FitReport, FitTargetInput } from '../../shared/fit.ts';
 import type { Role } from '../checkpoint/roles.ts';
 import { applyFitEdits } from './edit-mapping.ts';
 import { NO_RULES, type ConversionRules } from '../../shared/presets.ts';
@@ -10,7 +10,7 @@ import { PyDict, type PyValue } from '../formats/values/python-values.ts';
 import { TorchTensor } from '../formats/values/torch-values.ts';
 import { openCheckpoint } from '../inputs/open-checkpoint.ts';
 import { fitState, listText, mappedVersions } from './fit.ts';
-import { modelState, otherModelRoles } from './model-state.ts';
+import { modelState, otherModelRoles, type ModelState } from './model-state.ts';
 import { fitTargetFromText, readFitTarget, type FitTarget } from './target.ts';
 import { pathText } from '../checkpoint/tree.ts';
 import { strictLoad } from './strict-load.ts';
@@ -22,6 +22,19 @@ export type Rename = { pattern: string; replacement: string };
  * any, apply to the checkpoint's keys first; the mapping still starts from the original keys.
  */
 export function fitCheckpoint(source: string, targetFile: string | FitTargetInput, renames: Rename[] = [], edits: FitEdit[] = []): FitReport {
+  const { report, original, target } = fitOpened(source, targetFile, renames);
+  try {
+    return edits.length ? applyFitEdits(report, original, target, edits).fit : report;
+  } finally {
+    target.close();
+  }
+}
+
+/**
+ * The fit (before any row edits), the checkpoint's own model state, and the target, left open
+ * for the caller to close: `convertToFit` writes from the same reading of the target.
+ */
+function fitOpened(source: string, targetFile: string | FitTargetInput, renames: Rename[]): { report: FitReport; original: ModelState; target: FitTarget } {
   const ck = openCheckpoint(source, { shardedRanks: 'consolidate' });
   try {
     const original = modelState(ck);
@@ -68,9 +81,10 @@ export function fitCheckpoint(source: string, targetFile: string | FitTargetInpu
         report.notes.push(
           `the checkpoint also holds a state dict of the same size at ${pathText(r.path) || 'the top level'}; the one at ${pathText(state.role.path) || 'the top level'} was used`,
         );
-      return edits.length ? applyFitEdits(report, original, target, edits).fit : report;
-    } finally {
+      return { report, original, target };
+    } catch (e) {
       target.close();
+      throw e;
     }
   } finally {
     ck.close();
@@ -98,28 +112,15 @@ export async function convertToFit(
   targetFile: string | FitTargetInput,
   opts: FitConvertOptions,
 ): Promise<{ fit: FitReport; report: ConversionReport }> {
-  const proposed = fitCheckpoint(source, targetFile, opts.renames ?? []);
   const edits = opts.edits ?? [];
-  const ck = openCheckpoint(source, { shardedRanks: 'consolidate' });
-  let state;
-  try {
-    state = modelState(ck);
-  } finally {
-    ck.close();
-  }
-  const role = state.role;
-  // the CLI's second reading of the target, as it has always been; edits need the fit's own (key shapes)
-  const target = openFitTarget(targetFile, edits.length ? state.entries : proposed.mapping.map((m) => ({ key: m.from, shape: null })));
+  // the source and the target are read once for the fit; convertFile reads the source again to write it
+  const { report: proposed, original: state, target } = fitOpened(source, targetFile, opts.renames ?? []);
   try {
     const { fit, filled } = edits.length ? applyFitEdits(proposed, state, target, edits) : { fit: proposed, filled: headsFilled(proposed, target) };
-    return { fit, report: await writeFitted(source, targetFile, fit, filled, role, target, opts) };
+    return { fit, report: await writeFitted(source, targetFile, fit, filled, state.role, target, opts) };
   } finally {
     target.close();
   }
-}
-
-function openFitTarget(t: string | FitTargetInput, keys: KeyShape[]): FitTarget {
-  return typeof t === 'string' ? readFitTarget(t, keys) : 'file' in t ? readFitTarget(t.file, keys) : fitTargetFromText('(pasted text)', t.text, keys);
 }
 
 /** The excluded heads whose own tensors the target has: written from the target so the file loads with strict=True. */

@@ -12,6 +12,7 @@ import { groupFamilies } from './discover.ts';
 import { asCheckpointError, fail } from '../errors.ts';
 import type { FormatReading } from '../formats/values/format-reading.ts';
 import { openFormat } from '../formats/open-format.ts';
+import { PrescannedPickles } from '../formats/torch/torch-zip.ts';
 import { PyBytes, PyFloat, PyGlobal, PyObject, type PyValue } from '../formats/values/python-values.ts';
 import { AssembledSource, ViewSource, streamSource, type Piece } from '../formats/values/tensor-source.ts';
 import { TorchTensor } from '../formats/values/torch-values.ts';
@@ -23,6 +24,8 @@ export interface RankFile {
   file: string;
   rank: number;
   reading: FormatReading;
+  /** the security scans of the pickles its reader walked, for the file's scan to reuse (`scanFile`) */
+  scans: PrescannedPickles;
 }
 
 /** One consolidated tensor: its pieces (one per distinct box) and the boxes other ranks repeat. */
@@ -56,15 +59,31 @@ export class Family {
     if (this.sharded) this.consolidate();
   }
 
-  static open(files: string[]): Family {
-    if (files.length < 2) fail('usage', 'a rank family needs at least two files');
+  /**
+   * Opens every rank file. `opened`: one of them read already (the file the user named, found to
+   * hold shards), taken over instead of read again; the family closes it, whatever happens.
+   */
+  static open(files: string[], opened?: Omit<RankFile, 'rank'>): Family {
     const ranks: RankFile[] = [];
+    /** `opened` until it is a rank here or closed */
+    let unclaimed = opened;
     try {
-      for (const { file, rank } of rankOrder(files)) ranks.push({ file, rank, reading: openFormat(file) });
+      if (files.length < 2) fail('usage', 'a rank family needs at least two files');
+      for (const { file, rank } of rankOrder(files)) {
+        if (unclaimed && path.resolve(file) === path.resolve(unclaimed.file)) {
+          ranks.push({ ...unclaimed, file, rank });
+          unclaimed = undefined;
+          continue;
+        }
+        const scans = new PrescannedPickles();
+        ranks.push({ file, rank, reading: openFormat(file, { scans }), scans });
+      }
       return new Family(ranks);
     } catch (e) {
       for (const r of ranks) r.reading.close();
       throw asCheckpointError(e);
+    } finally {
+      unclaimed?.reading.close();
     }
   }
 

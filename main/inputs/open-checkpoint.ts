@@ -7,7 +7,7 @@ import { deepSpeedBytes, readDeepSpeedFolder } from '../formats/deepspeed/read-d
 import { openFormat } from '../formats/open-format.ts';
 import { PrescannedPickles } from '../formats/torch/torch-zip.ts';
 import type { FormatReading } from '../formats/values/format-reading.ts';
-import { Family } from './family.ts';
+import { Family, type RankFile } from './family.ts';
 import { resolveInput } from './resolve.ts';
 import { familyOf, holdsShards } from './sources.ts';
 
@@ -50,10 +50,7 @@ export function openCheckpoint(input: string, opts: OpenOptions = {}): Checkpoin
   } else {
     // a file or a shard index (the registry joins its shards); a plain folder gets the registry's error
     reading = openFormat(input, { scans });
-    if (shardedRanks === 'consolidate' && holdsShards(reading)) {
-      reading.close();
-      return openShardedFamily(input);
-    }
+    if (shardedRanks === 'consolidate' && holdsShards(reading)) return openShardedFamily(input, { file: input, reading, scans });
     fileBytes = fs.statSync(input).size;
   }
   try {
@@ -64,15 +61,21 @@ export function openCheckpoint(input: string, opts: OpenOptions = {}): Checkpoin
   }
 }
 
-function openShardedFamily(source: string): Checkpoint {
-  const files = familyOf(source);
+/** `opened`: the rank file the user named, read already; the family takes it over (or it is closed). */
+function openShardedFamily(source: string, opened: Omit<RankFile, 'rank'>): Checkpoint {
+  let files: string[] | null = null;
+  try {
+    files = familyOf(source);
+  } finally {
+    if (!files) opened.reading.close();
+  }
   if (!files)
     fail(
       'usage',
       `${source} holds DTensor/ShardedTensor shards of an FSDP run, but its other rank files are not beside it; put every rank's file in one folder`,
       source,
     );
-  const family = Family.open(files);
+  const family = Family.open(files, opened);
   try {
     const differing = family.compare();
     if (differing.length) {

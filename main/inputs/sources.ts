@@ -13,11 +13,12 @@ import { readDcpFolder, METADATA_FILE, type DcpReading } from '../formats/dcp/dc
 import { asCheckpointError, fail } from '../errors.ts';
 import type { FormatReading } from '../formats/values/format-reading.ts';
 import { openFormat } from '../formats/open-format.ts';
+import { PrescannedPickles } from '../formats/torch/torch-zip.ts';
 import { pyRepr, type PyValue } from '../formats/values/python-values.ts';
 import { isShardIndexName, readShardIndex } from '../formats/safetensors/shard-index.ts';
 import { TorchTensor } from '../formats/values/torch-values.ts';
 import { deepSpeedSource } from './deepspeed-source.ts';
-import { Family } from './family.ts';
+import { Family, type RankFile } from './family.ts';
 import { resolveInput } from './resolve.ts';
 import { dcpEntries } from '../checkpoint/flatten.ts';
 import { isShardTensor } from './placements.ts';
@@ -40,6 +41,11 @@ export interface ReshardSource {
   /** bytes of all input files */
   bytes: number;
   notes: string[];
+  /**
+   * The security scans of the pickles the readers walked, by file (single files and rank files),
+   * so that scanning an input (`scanFile`) does not walk its pickle again.
+   */
+  pickleScans: ReadonlyMap<string, PrescannedPickles>;
   close(): void;
 }
 
@@ -81,7 +87,7 @@ export function openSource(inputs: string[]): ReshardSource {
   for (const i of inputs) if (!fs.existsSync(i)) fail('io', `${i}: no such file or folder`, i);
   if (inputs.length > 1) {
     if (inputs.some((i) => fs.statSync(i).isDirectory())) fail('usage', 'several inputs are the rank files of one run; give files, not folders');
-    return familySource(inputs, inputs[0]!, []);
+    return familySource(inputs, inputs[0]!, undefined, []);
   }
   const input = inputs[0]!;
   switch (resolveInput(input)) {
@@ -96,16 +102,21 @@ export function openSource(inputs: string[]): ReshardSource {
     case 'file':
       break;
   }
-  const reading = openFormat(input);
+  const scans = new PrescannedPickles();
+  const reading = openFormat(input, { scans });
   if (holdsShards(reading)) {
-    reading.close();
-    const family = familyOf(input);
+    let family: string[] | null = null;
+    try {
+      family = familyOf(input);
+    } finally {
+      if (!family) reading.close();
+    }
     if (!family) fail('usage', `${input} holds DTensor/ShardedTensor shards but no other rank files sit beside it; give every rank's file`, input);
-    return familySource(family, input, [
+    return familySource(family, input, { file: input, reading, scans }, [
       `${path.basename(input)} holds shards of an FSDP run: read with its ${family.length - 1} sibling rank file${family.length > 2 ? 's' : ''}`,
     ]);
   }
-  return singleSource(input, reading);
+  return singleSource(input, reading, scans);
 }
 
 /** A folder that is neither DCP nor DeepSpeed: one shard set (its index) or one rank family in it. */
@@ -114,7 +125,7 @@ function folderSource(input: string): ReshardSource {
   if (indexes.length === 1) return shardSetSource(path.join(input, indexes[0]!));
   const files = checkpointsIn(input);
   const groups = groupFamilies(files);
-  if (groups.length === 1 && groups[0]!.family) return familySource(groups[0]!.files, input, []);
+  if (groups.length === 1 && groups[0]!.family) return familySource(groups[0]!.files, input, undefined, []);
   if (indexes.length > 1) fail('usage', `${input} holds ${indexes.length} shard indexes (${indexes.join(', ')}); name the one to read`);
   return fail(
     'usage',
@@ -154,7 +165,7 @@ export function layoutItems(root: PyValue, column: number | null): LayoutItem[] 
   }
 }
 
-function singleSource(file: string, reading: FormatReading): ReshardSource {
+function singleSource(file: string, reading: FormatReading, scans: PrescannedPickles): ReshardSource {
   return {
     kind: 'single',
     name: file,
@@ -164,6 +175,7 @@ function singleSource(file: string, reading: FormatReading): ReshardSource {
     root: () => reading.root,
     bytes: size(file),
     notes: [],
+    pickleScans: new Map([[file, scans]]),
     layout: () => ({
       kind: 'single',
       title: `one ${reading.format} file`,
@@ -189,6 +201,7 @@ function shardSetSource(indexPath: string): ReshardSource {
     root: () => reading.root,
     bytes: files.reduce((a, f) => a + size(f), size(indexPath)),
     notes: [],
+    pickleScans: new Map(), // the registry opens the shards itself
     layout: () => {
       const columns: LayoutColumn[] = [
         { file: indexPath, rank: null, bytes: size(indexPath), role: 'index' },
@@ -228,6 +241,7 @@ function dcpSource(folder: string): ReshardSource {
     root: () => reading.root,
     bytes: dataFiles.reduce((a, f) => a + size(f), size(metaFile)),
     notes: [],
+    pickleScans: new Map(), // the DCP reader walks its own pickles
     layout: () => {
       const columns: LayoutColumn[] = [
         { file: metaFile, rank: null, bytes: size(metaFile), role: 'metadata' },
@@ -270,8 +284,9 @@ function dcpSource(folder: string): ReshardSource {
   };
 }
 
-function familySource(files: string[], name: string, notes: string[]): ReshardSource {
-  const family = Family.open(files);
+/** `opened`: one of the files, read already (Family.open takes it over). */
+function familySource(files: string[], name: string, opened: Omit<RankFile, 'rank'> | undefined, notes: string[]): ReshardSource {
+  const family = Family.open(files, opened);
   const base = family.ranks[0]!.reading;
   return {
     kind: family.sharded ? 'sharded-ranks' : 'rank-family',
@@ -281,6 +296,7 @@ function familySource(files: string[], name: string, notes: string[]): ReshardSo
     reading: base,
     root: (take) => family.merged(take ?? 0),
     bytes: family.ranks.reduce((a, r) => a + size(r.file), 0),
+    pickleScans: new Map(family.ranks.map((r) => [r.file, r.scans])),
     notes: [
       ...notes,
       family.sharded

@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { refuseDanglingLink, syncDir, TEMP_MARK } from './atomic-file.ts';
 import { asCheckpointError, fail } from '../errors.ts';
-import { HEARTBEAT_MS, isStale, pidNamespace, removeTempEntry, tempFilesIn, tempPathFor, THIS_HOST } from './temp-files.ts';
+import { isStale, keepAlive, pidNamespace, removeTempEntry, tempFilesIn, tempPathFor, THIS_HOST } from './temp-files.ts';
 import {
   journaledStagingFolders,
   journalPathFor,
@@ -24,17 +24,13 @@ import { pauseForTest } from './test-pause.ts';
  * the destination ends up with the whole verified output or keeps what it had.
  */
 export class Staging {
-  private readonly heartbeat: ReturnType<typeof setInterval>;
+  private readonly stopHeartbeat: () => void;
 
   private constructor(
     readonly dir: string,
     private readonly dest: string,
   ) {
-    this.heartbeat = setInterval(() => {
-      const now = new Date();
-      fs.utimes(this.dir, now, now, () => undefined); // gone once published: nothing to keep alive
-    }, HEARTBEAT_MS);
-    this.heartbeat.unref();
+    this.stopHeartbeat = keepAlive(dir);
   }
 
   /**
@@ -108,7 +104,7 @@ export class Staging {
         pauseForTest('folder:old-removed');
       }
       if (journal) removeJournal(journal);
-      clearInterval(this.heartbeat);
+      this.stopHeartbeat();
     } catch (e) {
       this.discard();
       if (journal && !fs.existsSync(this.dir)) removeJournal(journal);
@@ -154,7 +150,7 @@ export class Staging {
       keep = fs.existsSync(journal) && !undoMoves(planned);
       throw asCheckpointError(e);
     } finally {
-      clearInterval(this.heartbeat);
+      this.stopHeartbeat();
       if (!keep) {
         this.discard();
         removeJournal(journal);
@@ -163,7 +159,7 @@ export class Staging {
   }
 
   discard(): void {
-    clearInterval(this.heartbeat);
+    this.stopHeartbeat();
     fs.rmSync(this.dir, { recursive: true, force: true });
   }
 }

@@ -161,13 +161,16 @@ export function removeStaleTempFiles(dir: string, staleAfterMs = STALE_AFTER_MS)
 }
 
 /**
- * Touches `fd`'s file every HEARTBEAT_MS while its writer only reads it (fsync, read-back), so
- * no other run takes it for stale. Returns the function that stops it.
+ * Touches a temporary file (by descriptor) or staging folder (by path) every HEARTBEAT_MS while
+ * its writer only reads it (fsync, read-back, verification), so no other run takes it for stale.
+ * Returns the function that stops it.
  */
-export function keepAlive(fd: number): () => void {
+export function keepAlive(target: number | string): () => void {
   const timer = setInterval(() => {
     const now = new Date();
-    fs.futimes(fd, now, now, () => undefined);
+    // a folder already published or discarded has nothing left to keep alive
+    if (typeof target === 'number') fs.futimes(target, now, now, () => undefined);
+    else fs.utimes(target, now, now, () => undefined);
   }, HEARTBEAT_MS);
   timer.unref();
   return () => clearInterval(timer);

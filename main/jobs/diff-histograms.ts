@@ -2,7 +2,7 @@ import type { DiffHistograms } from '../../shared/diff.ts';
 import { tensorOfDiffKey } from '../diff/diff.ts';
 import { fail } from '../errors.ts';
 import { openCheckpoint } from '../inputs/open-checkpoint.ts';
-import { statsOf } from './tensor-stats.ts';
+import { overlaidStats } from './tensor-stats.ts';
 
 /**
  * The Diff view's click on a row: the key's tensor in a and in b, each binned over the range of
@@ -16,11 +16,7 @@ export function diffHistograms(fileA: string, fileB: string, key: string, exactK
       const ta = tensorOfDiffKey(ckA, key, exactKeys);
       const tb = tensorOfDiffKey(ckB, key, exactKeys);
       if (!ta || !tb) fail('usage', `${ta ? fileB : fileA}: has no tensor '${key}' to compare`, ta ? fileB : fileA);
-      const a = statsOf(ta, bins);
-      const b = statsOf(tb, bins);
-      if (!a.histogram || !b.histogram) return { key, a, b };
-      const range = { lo: Math.min(a.histogram.lo, b.histogram.lo), hi: Math.max(a.histogram.hi, b.histogram.hi) };
-      return { key, a: statsOf(ta, bins, range), b: statsOf(tb, bins, range) };
+      return { key, ...overlaidStats(ta, tb, bins) };
     } finally {
       ckB.close();
     }

@@ -1,5 +1,5 @@
 import * as fs from 'node:fs';
-import type { ConversionPlan } from '../../shared/convert.ts';
+import type { ConversionPlan, ExistingOutput } from '../../shared/convert.ts';
 import type { ConversionRules } from '../../shared/presets.ts';
 import type { Checkpoint } from '../checkpoint/inspect.ts';
 import { previewConversion } from '../convert/convert-file.ts';
@@ -23,14 +23,26 @@ interface Entry {
  */
 export class PreviewCache {
   private entry: Entry | null = null;
+  /**
+   * What each existing output of the last preview holds, by path, with the stat it was read at:
+   * describing one opens it as a checkpoint, which a change of the rules does not change.
+   */
+  private existing = new Map<string, { stat: string; holds: ExistingOutput | null }>();
 
   /** The plan, with what each output that exists holds now. */
   preview(file: string, rules: ConversionRules, output: string | null): ConversionPlan {
     const plan = this.plan(file, rules, output);
+    const described = new Map<string, { stat: string; holds: ExistingOutput | null }>();
     for (const o of plan.outputs) {
-      const holds = o.exists ? describeExisting(o.file) : null;
+      const st = o.exists ? statOrNull(o.file) : null;
+      if (!st) continue;
+      const stat = `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}`;
+      const known = this.existing.get(o.file);
+      const holds = known?.stat === stat ? known.holds : describeExisting(o.file);
+      described.set(o.file, { stat, holds });
       if (holds) o.holds = holds;
     }
+    this.existing = described;
     return plan;
   }
 
@@ -52,6 +64,7 @@ export class PreviewCache {
   clear(): void {
     this.entry?.checkpoint.close();
     this.entry = null;
+    this.existing.clear();
   }
 }
 

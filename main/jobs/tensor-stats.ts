@@ -49,13 +49,49 @@ function decoder(dtype: string, dv: DataView): ((i: number) => number) | null {
   return null;
 }
 
-/** The statistics of a tensor; its histogram spans `range` when given (two tensors overlaid), else [min, max]. */
-export function statsOf(t: TorchTensor, bins = 64, range?: { lo: number; hi: number }): TensorStats {
+/** The statistics of a tensor, its histogram spanning its own [min, max]. */
+export function statsOf(t: TorchTensor, bins = 64): TensorStats {
+  const d = decodedStats(t);
+  return d.withHistogram(bins, d.range);
+}
+
+/**
+ * The statistics of two tensors whose histograms span the same range ([min of the two mins, max
+ * of the two maxes]) so they overlay bin for bin. Each tensor is read and decoded once.
+ */
+export function overlaidStats(a: TorchTensor, b: TorchTensor, bins = 64): { a: TensorStats; b: TensorStats } {
+  const da = decodedStats(a);
+  const db = decodedStats(b);
+  if (!da.range || !db.range) return { a: da.withHistogram(bins, da.range), b: db.withHistogram(bins, db.range) };
+  const range = { lo: Math.min(da.range.lo, db.range.lo), hi: Math.max(da.range.hi, db.range.hi) };
+  return { a: da.withHistogram(bins, range), b: db.withHistogram(bins, range) };
+}
+
+interface DecodedStats {
+  /** [min, max] of the finite values; null when there are none (or the dtype is not decoded) */
+  range: { lo: number; hi: number } | null;
+  /** the statistics with a histogram of `bins` over `range` (none when range is null) */
+  withHistogram(bins: number, range: { lo: number; hi: number } | null): TensorStats;
+}
+
+/** A tensor's bytes read once, its moments computed; the histogram is binned on request. */
+function decodedStats(t: TorchTensor): DecodedStats {
   const base = { dtype: t.dtype.name, numel: t.numel, nan: 0, inf: 0 };
   const bytes = readTensorBytes(t);
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const get = decoder(t.dtype.name, dv);
-  if (!get) return { ...base, min: null, max: null, mean: null, std: null, histogram: null, note: `${t.dtype.name} values are not decoded for statistics` };
+  if (!get) {
+    const stats: TensorStats = {
+      ...base,
+      min: null,
+      max: null,
+      mean: null,
+      std: null,
+      histogram: null,
+      note: `${t.dtype.name} values are not decoded for statistics`,
+    };
+    return { range: null, withHistogram: () => stats };
+  }
   let min = Infinity;
   let max = -Infinity;
   let sum = 0;
@@ -76,18 +112,26 @@ export function statsOf(t: TorchTensor, bins = 64, range?: { lo: number; hi: num
       sumSq += v * v;
     }
   }
-  if (!finite) return { ...base, nan, inf, min: null, max: null, mean: null, std: null, histogram: null };
+  if (!finite) {
+    const stats: TensorStats = { ...base, nan, inf, min: null, max: null, mean: null, std: null, histogram: null };
+    return { range: null, withHistogram: () => stats };
+  }
   const mean = sum / finite;
   const std = Math.sqrt(Math.max(0, sumSq / finite - mean * mean));
-  const { lo, hi } = range ?? { lo: min, hi: max };
-  const counts = new Array<number>(bins).fill(0);
-  const width = (hi - lo) / bins || 1;
-  for (let i = 0; i < t.numel; i++) {
-    const v = get(i);
-    if (!Number.isFinite(v)) continue;
-    counts[Math.max(0, Math.min(bins - 1, Math.floor((v - lo) / width)))]!++;
-  }
-  return { ...base, nan, inf, min, max, mean, std, histogram: { lo, hi, counts } };
+  return {
+    range: { lo: min, hi: max },
+    withHistogram: (bins, range) => {
+      const { lo, hi } = range ?? { lo: min, hi: max };
+      const counts = new Array<number>(bins).fill(0);
+      const width = (hi - lo) / bins || 1;
+      for (let i = 0; i < t.numel; i++) {
+        const v = get(i);
+        if (!Number.isFinite(v)) continue;
+        counts[Math.max(0, Math.min(bins - 1, Math.floor((v - lo) / width)))]!++;
+      }
+      return { ...base, nan, inf, min, max, mean, std, histogram: { lo, hi, counts } };
+    },
+  };
 }
 
 export function halfToFloat(h: number): number {

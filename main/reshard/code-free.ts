@@ -9,14 +9,18 @@ import type { CodeFreeReport } from '../../shared/convert.ts';
 import type { PyValue } from '../formats/values/python-values.ts';
 import { makeCodeFree } from '../convert/code-free-output.ts';
 import { scanFile } from '../checkpoint/scan/scan-file.ts';
+import type { PrescannedPickles } from '../formats/torch/torch-zip.ts';
 
 const TENSORS_ONLY = 're-shard to safetensors (--format safetensors) or to --to shards';
 
-/** The first dangerous global of any of the input files (as `ckpt scan` finds it), or null. */
-export function dangerousInput(files: string[]): string | null {
+/**
+ * The first dangerous global of any of the input files (as `ckpt scan` finds it), or null.
+ * `scans`: the pickles the source's readers walked already, by file (`ReshardSource.pickleScans`).
+ */
+function dangerousInput(files: string[], scans: ReadonlyMap<string, PrescannedPickles>): string | null {
   for (const file of files) {
     if (file.endsWith('.json')) continue; // a shard index: no pickle
-    const r = scanFile(file);
+    const r = scanFile(file, scans.get(file));
     if (r.verdict !== 'dangerous') continue;
     const g = r.globals.find((x) => x.class === 'dangerous');
     return g?.example ?? g?.name ?? 'see ckpt scan';
@@ -28,9 +32,10 @@ export function dangerousInput(files: string[]): string | null {
 export function codeFreeOutput(
   tree: PyValue,
   inputFiles: string[],
+  scans: ReadonlyMap<string, PrescannedPickles>,
   keepObjects: boolean,
 ): { tree: PyValue; report: Omit<CodeFreeReport, 'leftBehind'> } | { refusal: string } {
-  const danger = dangerousInput(inputFiles);
+  const danger = dangerousInput(inputFiles, scans);
   if (danger) return { refusal: `the source is dangerous (${danger}); nothing was written; ${TENSORS_ONLY} to take only its tensors` };
   const r = makeCodeFree(tree, keepObjects, TENSORS_ONLY);
   if (r.blocked) return { refusal: r.blocked };

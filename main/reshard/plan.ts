@@ -230,7 +230,7 @@ export function planReshard(src: ReshardSource, req: ReshardRequest): Planned {
     const uncovered = planCoverageProblem(tree, roles, rules);
     if (uncovered) errors.push(uncovered);
     // after the plan's own errors, so that a refused input gets one reason
-    const free = errors.length ? null : codeFreeOutput(tree, src.files, !!req.keepObjects);
+    const free = errors.length ? null : codeFreeOutput(tree, src.files, src.pickleScans, !!req.keepObjects);
     if (free && 'refusal' in free) errors.push(free.refusal);
     else if (free) ({ tree, report: codeFree } = free);
     const tensors = walkTensors(tree);
@@ -334,7 +334,7 @@ export function planReshard(src: ReshardSource, req: ReshardRequest): Planned {
   if (problem) errors.push(problem);
   // bytes items are loaded with torch.load(weights_only=False) (torch/distributed/checkpoint/
   // default_planner.py `DefaultLoadPlanner.load_bytes`): they follow the code-free rule all the same
-  const free = errors.length ? null : codeFreeOutput(root, src.files, !!req.keepObjects);
+  const free = errors.length ? null : codeFreeOutput(root, src.files, src.pickleScans, !!req.keepObjects);
   if (free && 'refusal' in free) {
     errors.push(free.refusal);
     return finish(emptyOut, 0, null);

@@ -6,7 +6,18 @@ import fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { findTempFiles, isStale, parseDuration, parseTempName, removeStaleTempFiles, STALE_AFTER_MS, tempPathFor } from '../../../main/io/temp-files.ts';
+import {
+  findTempFiles,
+  HEARTBEAT_MS,
+  isStale,
+  keepAlive,
+  parseDuration,
+  parseTempName,
+  removeStaleTempFiles,
+  STALE_AFTER_MS,
+  TEMP_MARK,
+  tempPathFor,
+} from '../../../main/io/temp-files.ts';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ckpt-temps-'));
 after(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -75,4 +86,28 @@ test('--older-than durations', () => {
   assert.equal(parseDuration('1.5h'), 5_400_000);
   assert.equal(parseDuration('2d'), 172_800_000);
   assert.equal(parseDuration('soon'), null);
+});
+
+test('keepAlive touches a temporary file (by descriptor) or a staging folder (by path) every HEARTBEAT_MS, until stopped', async (t) => {
+  const file = path.join(dir, `.held.pt${TEMP_MARK}x`);
+  fs.writeFileSync(file, 'x');
+  const folder = path.join(dir, `.held-folder${TEMP_MARK}x`);
+  fs.mkdirSync(folder);
+  const fd = fs.openSync(file, 'r+');
+  t.after(() => fs.closeSync(fd));
+  t.mock.timers.enable({ apis: ['setInterval'] });
+  const stops = [keepAlive(fd), keepAlive(folder)];
+  const touched = async (): Promise<boolean[]> => {
+    await new Promise((r) => setTimeout(r, 50)); // the touches are asynchronous
+    return [file, folder].map((p) => fs.statSync(p).mtimeMs > Date.now() - 60_000);
+  };
+  for (const p of [file, folder]) age(p, STALE_AFTER_MS - 1000);
+  t.mock.timers.tick(HEARTBEAT_MS - 1);
+  assert.deepEqual(await touched(), [false, false], 'not before HEARTBEAT_MS');
+  t.mock.timers.tick(1);
+  assert.deepEqual(await touched(), [true, true]);
+  for (const stop of stops) stop();
+  for (const p of [file, folder]) age(p, STALE_AFTER_MS - 1000);
+  t.mock.timers.tick(HEARTBEAT_MS * 2);
+  assert.deepEqual(await touched(), [false, false], 'stopped: no more touches');
 });
