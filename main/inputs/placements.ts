@@ -15,7 +15,7 @@
  * `Shard(tensor, ShardMetadata(shard_offsets, shard_sizes, placement))`.
  */
 import { fail } from '../errors.ts';
-import { PyDict, PyList, PyObject, PyTuple, type PyValue } from '../formats/values/python-values.ts';
+import { PyDict, PyList, PyObject, PyTuple, shapeItems, type PyValue } from '../formats/values/python-values.ts';
 import { TorchTensor } from '../formats/values/torch-values.ts';
 
 export interface LocalShard {
@@ -44,12 +44,7 @@ function stateDict(v: PyValue | undefined): PyDict | null {
 }
 
 function intList(v: PyValue | undefined): number[] | null {
-  const items =
-    v instanceof PyObject && v.className === 'torch.Size' && v.args[0] instanceof PyTuple
-      ? v.args[0].items
-      : v instanceof PyTuple || v instanceof PyList
-        ? v.items
-        : null;
+  const items = shapeItems(v);
   return items && items.every((x) => typeof x === 'number') ? (items as number[]) : null;
 }
 

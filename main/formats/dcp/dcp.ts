@@ -28,7 +28,7 @@ import { asCheckpointError, fail } from '../../errors.ts';
 import type { FormatReading, GlobalRef } from '../values/format-reading.ts';
 import { PickleInput } from '../pickle/pickle-input.ts';
 import { unpickle } from '../pickle/unpickler.ts';
-import { PyDict, PyGlobal, PyList, PyObject, PyTuple, type PyValue } from '../values/python-values.ts';
+import { PyDict, PyGlobal, PyList, PyObject, PyTuple, shapeItems, type PyValue } from '../values/python-values.ts';
 import { FileReader } from '../../io/random-access.ts';
 import { looksLikeSafetensors } from '../safetensors/safetensors.ts';
 import { AssembledSource, BoxSource, FileWindow, ViewSource, numelOf, type Piece, type TensorSource } from '../values/tensor-source.ts';
@@ -95,12 +95,7 @@ function className(v: PyValue | undefined): string {
 
 /** `torch.Size((a, b))`, a tuple or a list of ints. */
 function ints(v: PyValue | undefined, what: string, file: string): number[] {
-  const items =
-    v instanceof PyObject && v.className === 'torch.Size' && v.args[0] instanceof PyTuple
-      ? v.args[0].items
-      : v instanceof PyTuple || v instanceof PyList
-        ? v.items
-        : null;
+  const items = shapeItems(v);
   if (!items || !items.every((x) => typeof x === 'number' && Number.isSafeInteger(x) && x >= 0))
     fail('not-a-checkpoint', `${file}: ${what} is not a list of sizes`, file);
   return items as number[];

@@ -14,7 +14,7 @@ import type { FormatReading } from '../values/format-reading.ts';
 import { asCheckpointError } from '../../errors.ts';
 import { FileReader } from '../../io/random-access.ts';
 import { openTorchArchive, readTorchZip } from '../torch/torch-zip.ts';
-import { PyDict, PyFloat, PyGlobal, PyList, PyObject, PyTuple, type PyValue } from '../values/python-values.ts';
+import { PyDict, PyFloat, PyGlobal, PyList, PyObject, PyTuple, shapeItems, type PyValue } from '../values/python-values.ts';
 import { TorchTensor } from '../values/torch-values.ts';
 
 export interface ModelStates {
@@ -59,12 +59,7 @@ export interface OptimStates {
 const base = (f: string): string => path.basename(f);
 
 function sizeOf(v: PyValue | undefined): number[] | null {
-  const items =
-    v instanceof PyObject && v.className === 'torch.Size' && v.args[0] instanceof PyTuple
-      ? v.args[0].items
-      : v instanceof PyTuple || v instanceof PyList
-        ? v.items
-        : null;
+  const items = shapeItems(v);
   return items && items.every((x) => typeof x === 'number' && Number.isSafeInteger(x) && x >= 0) ? (items as number[]) : null;
 }
 

@@ -142,6 +142,15 @@ export class PyPersistent {
 }
 
 /** A stable string for hashable keys (str, int, float, bool, None, bytes, tuples of those). */
+/**
+ * The items of a shape as pickles carry it: a `torch.Size` (reduced to `torch.Size((…))`), a
+ * tuple or a list; null for anything else. Callers check the items are the sizes they expect.
+ */
+export function shapeItems(v: PyValue | undefined): PyValue[] | null {
+  if (v instanceof PyObject && v.className === 'torch.Size' && v.args[0] instanceof PyTuple) return v.args[0].items;
+  return v instanceof PyTuple || v instanceof PyList ? v.items : null;
+}
+
 export function hashKey(key: PyValue): string | null {
   if (key === null) return 'N';
   switch (typeof key) {
