@@ -364,10 +364,15 @@ export class PickleScanner implements OpcodeObserver {
     if (memo.size >= MAX_MEMO && memo.get(i) === undefined) this.bad('memo larger than any real pickle');
     memo.set(i, this.top());
   }
+  /** Pushes a container or tuple built from `items` (a tuple's own items by default), sized for the expansion check. */
+  private pushBuilt(value: Sym, items: readonly Sym[] = value.t === 'tuple' ? value.items : []): void {
+    this.structure.holds(value, items, this.rel());
+    this.push(value);
+  }
+
   private memoGet(i: number): Sym {
     const v = this.memo.get(i);
     if (v === undefined) this.bad(`memo key ${i} was never stored`);
-    this.structure.memoGet(i, v!);
     return v!;
   }
 
@@ -458,75 +463,81 @@ export class PickleScanner implements OpcodeObserver {
         this.push({ t: 'tuple', items: [] });
         break;
       case 0x74:
-        this.push({ t: 'tuple', items: this.popMark() });
+        this.pushBuilt({ t: 'tuple', items: this.popMark() });
         break;
       case 0x85:
-        this.push({ t: 'tuple', items: [this.pop()] });
+        this.pushBuilt({ t: 'tuple', items: [this.pop()] });
         break;
       case 0x86: {
         const b = this.pop();
         const a = this.pop();
-        this.push({ t: 'tuple', items: [a, b] });
+        this.pushBuilt({ t: 'tuple', items: [a, b] });
         break;
       }
       case 0x87: {
         const c = this.pop();
         const b = this.pop();
         const a = this.pop();
-        this.push({ t: 'tuple', items: [a, b, c] });
+        this.pushBuilt({ t: 'tuple', items: [a, b, c] });
         break;
       }
       case 0x5d:
         this.push({ t: 'list' });
         break;
       case 0x6c:
-        this.popMark();
-        this.push({ t: 'list' });
+        this.pushBuilt({ t: 'list' }, this.popMark());
         break;
       case 0x7d:
         this.push({ t: 'dict', type: 'dict' });
         break;
-      case 0x64:
-        if (this.popMark().length % 2) this.bad('DICT with an odd number of items');
-        this.push({ t: 'dict', type: 'dict' });
+      case 0x64: {
+        const kv = this.popMark();
+        if (kv.length % 2) this.bad('DICT with an odd number of items');
+        this.pushBuilt({ t: 'dict', type: 'dict' }, kv);
         break;
+      }
       case 0x8f:
         this.push({ t: 'set', frozen: false });
         break;
       case 0x90: {
-        this.popMark();
+        const items = this.popMark();
         this.mutate(this.top(), 'ADDITEMS');
+        this.structure.holds(this.top(), items, rel);
         break;
       }
       case 0x91:
-        this.popMark();
-        this.push({ t: 'set', frozen: true });
+        this.pushBuilt({ t: 'set', frozen: true }, this.popMark());
         break;
       case 0x61: {
-        this.pop();
+        const x = this.pop();
         const l = this.top();
+        this.structure.holds(l, [x], rel);
         this.mutate(l, 'APPEND');
         for (const c of checks) c.append(l, rel);
         break;
       }
       case 0x65: {
-        this.popMark();
+        const items = this.popMark();
         const l = this.top();
+        this.structure.holds(l, items, rel);
         this.mutate(l, 'APPENDS');
         for (const c of checks) c.append(l, rel);
         break;
       }
       case 0x73: {
-        this.pop();
-        this.pop();
+        const v = this.pop();
+        const k = this.pop();
         const d = this.top();
+        this.structure.holds(d, [k, v], rel);
         this.mutate(d, 'SETITEM');
         for (const c of checks) c.setitem(d, rel);
         break;
       }
       case 0x75: {
-        if (this.popMark().length % 2) this.bad('SETITEMS with an odd number of items');
+        const kv = this.popMark();
+        if (kv.length % 2) this.bad('SETITEMS with an odd number of items');
         const d = this.top();
+        this.structure.holds(d, kv, rel);
         this.mutate(d, 'SETITEMS');
         for (const c of checks) c.setitem(d, rel);
         break;

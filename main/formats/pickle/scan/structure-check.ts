@@ -2,8 +2,15 @@ import type { Sym } from './symbols.ts';
 
 /** More DUPs than this in one pickle is amplification: CPython's Pickler never writes DUP. */
 const MAX_DUPS = 32;
-/** More fetches than this of one memoized list, dict or set is amplification (fickling's memo expansion). */
-const MAX_CONTAINER_GETS = 32;
+/**
+ * Expansion: a value whose expanded size (every element counted once per path to it) passes
+ * this and is more than EXPANSION_RATIO times the bytes read so far. Without sharing every
+ * element costs at least one byte, so only memo references repeated inside one another (a DAG of
+ * lists, a list appended to itself: fickling's memo expansion, "billion laughs") get there;
+ * `torch.save` of a dict that holds one object 40 times does not.
+ */
+const MAX_EXPANDED = 1_000_000;
+const EXPANSION_RATIO = 16;
 
 /**
  * Notices a pickle whose structure `pickle.dumps` never writes, the files scanners and loaders
@@ -12,8 +19,8 @@ const MAX_CONTAINER_GETS = 32;
  *   raises on both; CPython's C `_pickle.c` `load_frame` only checks the bytes exist and reads on
  *   across the boundary; `_Framer` always ends a frame between opcodes);
  * - a PROTO anywhere but the first byte (`Pickler.dump` writes one PROTO, first);
- * - DUP or memo fetches of one container repeated past a bound (expansion: a small file that
- *   builds a huge or deeply shared structure).
+ * - DUPs past a bound, or memo references nested so that the value expands to far more elements
+ *   than the file has bytes (a small file that builds a huge, deeply shared structure).
  * Offsets are relative to the pickle's first byte. The first problem found is kept.
  */
 export class StructureCheck {
@@ -21,7 +28,8 @@ export class StructureCheck {
   private frameEnd = -1;
   private lastOffset = -1;
   private dups = 0;
-  private readonly containerGets = new Map<number, number>();
+  /** expanded size of each container and tuple built so far (a value not in it counts 1) */
+  private readonly expanded = new WeakMap<Sym, number>();
 
   private flag(why: string): void {
     this.problem ??= why;
@@ -45,10 +53,13 @@ export class StructureCheck {
     this.frameEnd = offset + 9 + length;
   }
 
-  memoGet(key: number, value: Sym): void {
-    if (value.t !== 'list' && value.t !== 'dict' && value.t !== 'set') return;
-    const n = (this.containerGets.get(key) ?? 0) + 1;
-    this.containerGets.set(key, n);
-    if (n === MAX_CONTAINER_GETS + 1) this.flag(`memo entry ${key}, a container, is fetched more than ${MAX_CONTAINER_GETS} times (expansion)`);
+  /** `value` (a new list, dict, set or tuple, or one that grew) now also holds `items`; `offset` is where. */
+  holds(value: Sym, items: readonly Sym[], offset: number): void {
+    if (value.t !== 'list' && value.t !== 'dict' && value.t !== 'set' && value.t !== 'tuple' && value.t !== 'obj') return;
+    let n = this.expanded.get(value) ?? 1;
+    for (const x of items) n += this.expanded.get(x) ?? 1;
+    this.expanded.set(value, n);
+    if (n > MAX_EXPANDED && n > EXPANSION_RATIO * (offset + 1))
+      this.flag(`a value at byte ${offset} expands to more than ${MAX_EXPANDED.toLocaleString('en')} elements through repeated memo references (expansion)`);
   }
 }
