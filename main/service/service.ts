@@ -120,9 +120,11 @@ export function createApiService(opts: ServiceOptions): ApiService {
 
     uploadDroppedFile: method(async (name: string, base64: string) => {
       // a web page cannot say where a dropped file lives: a small one is copied into this session's folder
+      // Each drop gets its own folder, so a second file of the same name (from another folder) never
+      // replaces a copy that a view may still have open, and the copy keeps the user's own name.
       uploads ??= await fs.promises.mkdtemp(path.join(os.tmpdir(), 'ckpt-dropped-'));
-      const file = path.join(uploads, name);
-      await fs.promises.writeFile(file, Buffer.from(base64, 'base64'));
+      const file = path.join(await fs.promises.mkdtemp(path.join(uploads, 'drop-')), name);
+      await fs.promises.writeFile(file, Buffer.from(base64, 'base64'), { flag: 'wx' });
       return file;
     }),
 

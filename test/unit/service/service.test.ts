@@ -595,6 +595,13 @@ test('a dropped file copied in lives in the session folder until the service clo
   const copy = await own.uploadDroppedFile('small.pt', Buffer.from('hello').toString('base64'));
   assert.equal(fs.readFileSync(copy, 'utf8'), 'hello');
   assert.equal(path.basename(copy), 'small.pt');
+  // a second drop of the same name (another folder's small.pt) is a second copy, not an overwrite
+  const second = await own.uploadDroppedFile('small.pt', Buffer.from('other').toString('base64'));
+  assert.notEqual(second, copy);
+  assert.equal(path.basename(second), 'small.pt');
+  assert.equal(fs.readFileSync(copy, 'utf8'), 'hello');
+  assert.equal(fs.readFileSync(second, 'utf8'), 'other');
   await own.close();
   assert.equal(fs.existsSync(path.dirname(copy)), false);
+  assert.equal(fs.existsSync(path.dirname(second)), false);
 });
