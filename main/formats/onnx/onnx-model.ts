@@ -231,6 +231,17 @@ export function externalPath(model: OnnxModel, location: string): string {
   return full;
 }
 
+/** An external initializer's declared `length` (when given) must be its dims × element size, as onnx's checker requires. */
+export function checkExternalLength(model: OnnxModel, t: OnnxInitializer, nbytes: number): void {
+  const length = t.external?.length ?? nbytes;
+  if (length !== nbytes)
+    fail(
+      'not-a-checkpoint',
+      `${model.file}: initializer ${JSON.stringify(t.name)}: external data length ${length} does not match ${t.dims.join('x')} × ${ONNX_TYPES[t.dataType]![1]} bytes`,
+      model.file,
+    );
+}
+
 /** An initializer's elements as little-endian bytes (what `numpy_helper.to_array(t).tobytes()` gives). */
 export function initializerBytes(model: OnnxModel, t: OnnxInitializer): Uint8Array {
   const size = ONNX_TYPES[t.dataType]![1];
@@ -239,8 +250,7 @@ export function initializerBytes(model: OnnxModel, t: OnnxInitializer): Uint8Arr
   const buf = model.bytes;
   if (t.external) {
     const file = externalPath(model, t.external.location);
-    const length = t.external.length ?? nbytes;
-    if (length !== nbytes) fail('not-a-checkpoint', `${label}: external data length ${length} does not match ${t.dims.join('x')} × ${size} bytes`, model.file);
+    checkExternalLength(model, t, nbytes);
     const out = new Uint8Array(nbytes);
     let fd: number;
     try {

@@ -11,7 +11,7 @@ import { denseTensor, makeStorage } from '../safetensors/safetensors.ts';
 import type { FormatReading } from '../values/format-reading.ts';
 import { PyDict } from '../values/python-values.ts';
 import { contiguousStrides, type ByteRange } from '../values/torch-values.ts';
-import { externalPath, initializerBytes, parseOnnxModel, type OnnxInitializer, type OnnxModel } from './onnx-model.ts';
+import { checkExternalLength, externalPath, initializerBytes, parseOnnxModel, type OnnxInitializer, type OnnxModel } from './onnx-model.ts';
 
 /** ModelProto field tags that follow `ir_version` (onnx/onnx.proto): strings 2-4, 6, 14, 20 and the graph 7, opset_import 8, model_version 5. */
 const SECOND_TAGS = new Set([0x12, 0x1a, 0x22, 0x28, 0x32, 0x3a, 0x42, 0x72, 0xa2]);
@@ -72,6 +72,7 @@ export function readOnnx(reader: RandomAccessReader): FormatReading {
 function locateInitializer(model: OnnxModel, init: OnnxInitializer, reader: RandomAccessReader, externals: Map<string, FileReader>, nbytes: number): ByteRange {
   if (init.external) {
     const full = externalPath(model, init.external.location);
+    checkExternalLength(model, init, nbytes);
     let ext = externals.get(full);
     if (!ext) externals.set(full, (ext = new FileReader(full)));
     if (init.external.offset + nbytes > ext.size)

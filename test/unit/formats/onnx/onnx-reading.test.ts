@@ -4,7 +4,7 @@
 // dynamo export, onnx's re-save).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CheckpointError } from '../../../../main/errors.ts';
@@ -108,4 +108,27 @@ test('a truncated ONNX file is a one-line error naming it, not a crash', () => {
     () => openFormat(cut),
     (e: CheckpointError) => e.kind === 'truncated' && e.message.startsWith(`${cut}: `) && !e.message.includes('\n'),
   );
+});
+
+test('an external initializer whose declared length is not its dims × element size is refused when its bytes are read', () => {
+  // fc.weight 10×256 float32 declares length "10240" in external/model.onnx: same-width "10244" keeps the protobuf valid
+  const dir = mkdtempSync(join(tmpdir(), 'ckpt-onnx-'));
+  const bytes = readFileSync(fx('external/model.onnx'));
+  const at = bytes.indexOf(Buffer.from('length\x12\x0510240', 'latin1'));
+  assert.ok(at > 0, 'the fixture declares length 10240');
+  bytes.write('10244', at + 8, 'latin1');
+  const file = join(dir, 'model.onnx');
+  writeFileSync(file, bytes);
+  copyFileSync(fx('external/model.onnx.data'), join(dir, 'model.onnx.data'));
+  const r = openFormat(file);
+  try {
+    const bad = (r.root as PyDict).entries.find(([, v]) => (v as TorchTensor).shape.join('x') === '10x256');
+    assert.ok(bad, 'a 10x256 initializer');
+    assert.throws(
+      () => readTensorBytes(bad[1] as TorchTensor),
+      (e: CheckpointError) => /external data length 10244 does not match 10x256 × 4 bytes/.test(e.message) && !e.message.includes('\n'),
+    );
+  } finally {
+    r.close();
+  }
 });
