@@ -55,8 +55,6 @@ export type JobRequest = { [K in JobKind]: { kind: K } & WorkerJobs[K]['request'
 
 export type JobResults = { [K in JobKind]: WorkerJobs[K]['result'] };
 
-export type JobResult<K extends JobKind> = JobResults[K];
-
 /** Messages from a worker to the pool. */
 export type WorkerMessage =
   /** the worker has begun the job (its code is loaded): a job's time limit counts from here */
