@@ -30,8 +30,9 @@ const config: Configuration = {
   files: ['dist/**', '!dist/**/*.map', 'package.json'],
   extraMetadata: { main: bundles.main },
   extraResources: [{ from: 'build/sample-workspace', to: 'sample-workspace' }],
-  // verify-runner.py is run by the user's python, which cannot read inside the asar archive.
-  asarUnpack: ['node_modules/onnxruntime-node/**', 'dist/**/verify-runner.py'],
+  // Native bindings (onnxruntime, @node-rs/crc32's) are loaded from real files; verify-runner.py is
+  // run by the user's python, which cannot read inside the asar archive.
+  asarUnpack: ['node_modules/onnxruntime-node/**', 'node_modules/@node-rs/**', 'dist/**/verify-runner.py'],
   icon: 'build/icons/icon.png',
   linux: {
     target: ['AppImage', 'deb'],

@@ -15,7 +15,7 @@ const node = {
   logLevel: 'warning',
   // CommonJS dependencies bundled into ESM need a require().
   banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
-  external: ['electron', 'onnxruntime-node'],
+  external: ['electron', 'onnxruntime-node', '@node-rs/crc32'],
 };
 
 const entries = {

@@ -10,8 +10,7 @@ import { asStateDict, findRoles, type Role } from './roles.ts';
 import * as fs from 'node:fs';
 import type { SecurityReport } from '../../shared/inspect.ts';
 import { loadClaims } from './load-claims.ts';
-import { scanSecurity, securityOfPath } from './security.ts';
-import type { PrescannedPickles } from '../formats/torch/torch-zip.ts';
+import { scanSecurity, securityOfPath, type Prescanned } from './security.ts';
 import { childrenOf, walkTensors, type TensorAt } from './tree.ts';
 import { plural } from '../../shared/plural.ts';
 
@@ -32,8 +31,8 @@ export interface AnalyseOptions {
   fileBytes?: number;
   /** children shown per tree node (default 64) */
   treeWidth?: number;
-  /** the scans of pickles the reader walked (`OpenFormatOptions.scans`): the security scan reuses them */
-  pickleScans?: PrescannedPickles;
+  /** the scans of pickles the reader walked (`OpenFormatOptions.scans`, or a DeepSpeed folder's by file): the security scan reuses them */
+  pickleScans?: Prescanned;
 }
 
 /** The storage a tensor's bytes really live in (legacy views point into a root storage). */
@@ -42,7 +41,7 @@ export function rootStorage(s: TorchStorage): TorchStorage {
 }
 
 /** The scan engine over the file's bytes; a reading with no file behind it (tests, memory) is classified from its globals. */
-function securityOf(file: string, reading: FormatReading, scans: PrescannedPickles | undefined): SecurityReport {
+function securityOf(file: string, reading: FormatReading, scans: Prescanned | undefined): SecurityReport {
   return fs.existsSync(file) ? securityOfPath(file, scans) : scanSecurity(reading.globals, reading.root);
 }
 

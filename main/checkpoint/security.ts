@@ -24,18 +24,24 @@ function withKnownClasses(r: SecurityReport): SecurityReport {
  * (main/checkpoint/scan/) run over the file's own bytes, so both say the same thing. A folder
  * (distributed checkpoint) or a shard index is the union of its files.
  */
-export function securityOfPath(source: string, prescanned?: PrescannedPickles): SecurityReport {
+export function securityOfPath(source: string, prescanned?: Prescanned): SecurityReport {
   return withKnownClasses(securityOfPathAsScanned(source, prescanned));
 }
 
-/** `prescanned`: pickles of a single file that a reader walked already (see `OpenFormatOptions.scans`). */
-function securityOfPathAsScanned(source: string, prescanned: PrescannedPickles | undefined): SecurityReport {
+/**
+ * Pickles a reader walked already: of a single file (see `OpenFormatOptions.scans`), or of a
+ * DeepSpeed folder's rank files, by file (`DeepSpeedReading.pickleScans`).
+ */
+export type Prescanned = PrescannedPickles | ReadonlyMap<string, PrescannedPickles>;
+
+function securityOfPathAsScanned(source: string, prescanned: Prescanned | undefined): SecurityReport {
+  const byFile = prescanned instanceof Map ? (prescanned as ReadonlyMap<string, PrescannedPickles>) : null;
   const st = fs.statSync(source);
   const ds = st.isDirectory() && isDeepSpeedFolder(source) ? locateDeepSpeed(source) : null;
   if (ds) {
     // a DeepSpeed folder: torch.load unpickles each model-states and optim-states file (DeepSpeed's engine.load_checkpoint)
     return mergeReports(
-      [...ds.modelFiles, ...ds.optimFiles].map((f) => [path.relative(source, f), scanFile(f)]),
+      [...ds.modelFiles, ...ds.optimFiles].map((f) => [path.relative(source, f), scanFile(f, byFile?.get(f))]),
       [`a DeepSpeed checkpoint (tag ${ds.tag}): each rank's *_states.pt is a torch.load pickle`],
     );
   }
@@ -56,7 +62,7 @@ function securityOfPathAsScanned(source: string, prescanned: PrescannedPickles |
       [`${index.shards.length} shards joined by their index`],
     );
   }
-  return scanFile(source, prescanned);
+  return scanFile(source, byFile ? undefined : (prescanned as PrescannedPickles | undefined));
 }
 
 function mergeReports(parts: [string, SecurityReport][], notes: string[]): SecurityReport {

@@ -4,7 +4,7 @@ import { PyGlobal, PyTuple, type PyValue } from '../formats/values/python-values
 import { TorchZipWriter } from '../formats/torch/torch-zip-writer.ts';
 import * as fs from 'node:fs';
 import { FileReader, STREAM_CHUNK, type RandomAccessReader } from '../io/random-access.ts';
-import * as zlib from 'node:zlib';
+import { crc32 } from '../io/crc32.ts';
 import { FileWindow, readRange, streamSource, type AssembledSource } from '../formats/values/tensor-source.ts';
 import { assemblyOf } from '../formats/values/virtual-tensor.ts';
 import { combinedPieceCrc } from '../formats/values/flat-pieces.ts';
@@ -59,7 +59,7 @@ function combinedCrc(a: AssembledSource): number {
   if (combined !== null) return combined;
   let crc = 0;
   streamSource(a, (c) => {
-    crc = zlib.crc32(c, crc);
+    crc = crc32(c, crc);
   });
   return crc >>> 0;
 }

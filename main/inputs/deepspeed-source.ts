@@ -36,7 +36,7 @@ export function deepSpeedSource(folder: string): ReshardSource {
     root: () => reading.root,
     bytes: files.reduce((a, f) => a + size(f), 0),
     notes: [...reading.notes],
-    pickleScans: new Map(), // the DeepSpeed reader walks its own pickles
+    pickleScans: reading.pickleScans,
     layout: () => {
       const columns: LayoutColumn[] = [
         ...z.optimFiles.map((f, r): LayoutColumn => ({ file: f, rank: r, bytes: size(f), role: 'data' })),

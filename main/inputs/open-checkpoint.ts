@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { analyse, type AnalyseOptions, type Checkpoint } from '../checkpoint/inspect.ts';
+import type { Prescanned } from '../checkpoint/security.ts';
 import { fail } from '../errors.ts';
 import { readDcpFolder } from '../formats/dcp/dcp.ts';
 import { deepSpeedBytes, readDeepSpeedFolder } from '../formats/deepspeed/read-deepspeed.ts';
@@ -39,10 +40,12 @@ export function openCheckpoint(input: string, opts: OpenOptions = {}): Checkpoin
   let fileBytes: number;
   const kind = resolveInput(input);
   const scans = new PrescannedPickles();
+  let pickleScans: Prescanned = scans;
   if (kind === 'deepspeed') {
     const ds = readDeepSpeedFolder(input);
     reading = ds;
     fileBytes = deepSpeedBytes(ds);
+    pickleScans = ds.pickleScans; // each rank file's, by file
   } else if (kind === 'dcp') {
     const dcp = readDcpFolder(input);
     reading = dcp;
@@ -54,7 +57,7 @@ export function openCheckpoint(input: string, opts: OpenOptions = {}): Checkpoin
     fileBytes = fs.statSync(input).size;
   }
   try {
-    return analyse(input, reading, { fileBytes, pickleScans: scans, ...analyseOptions });
+    return analyse(input, reading, { fileBytes, pickleScans, ...analyseOptions });
   } catch (e) {
     reading.close();
     throw e;

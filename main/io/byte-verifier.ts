@@ -1,5 +1,5 @@
 import * as fs from 'node:fs';
-import * as zlib from 'node:zlib';
+import { crc32 } from './crc32.ts';
 import type { Worker } from 'node:worker_threads';
 import { STREAM_CHUNK } from './random-access.ts';
 import { startWorker } from './start-worker.ts';
@@ -38,7 +38,7 @@ function windowCrc(file: string, fd: number, offset: number, length: number): nu
     if (got < length) throw new Error(`${file} ended at ${offset + got}`);
   }
   const at = offset - window.start;
-  return zlib.crc32(window.buf.subarray(at, at + length)) >>> 0;
+  return crc32(window.buf.subarray(at, at + length)) >>> 0;
 }
 
 /**
@@ -66,7 +66,7 @@ export function readBackCrc(file: string, offset: number, length: number): Promi
     for (let done = 0; done < length; ) {
       const n = fs.readSync(fd, inlineBuffer, 0, Math.min(STREAM_CHUNK, length - done), offset + done);
       if (n === 0) return abandonable(Promise.reject(new Error(`${file} ended at ${offset + done}`)));
-      crc = zlib.crc32(inlineBuffer.subarray(0, n), crc);
+      crc = crc32(inlineBuffer.subarray(0, n), crc);
       done += n;
     }
     return Promise.resolve(crc >>> 0);

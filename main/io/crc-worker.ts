@@ -1,7 +1,7 @@
 // A helper thread that computes CRC-32 of byte ranges of files, so a conversion can verify
 // storage k while it copies storage k+1.
 import * as fs from 'node:fs';
-import * as zlib from 'node:zlib';
+import { crc32 } from './crc32.ts';
 import { parentPort } from 'node:worker_threads';
 
 const CHUNK = 1 << 20; // STREAM_CHUNK (random-access.ts), not imported to keep this thread small
@@ -26,7 +26,7 @@ parentPort!.on('message', (m: { id: number; file: string; offset: number; length
     while (done < m.length) {
       const n = fs.readSync(fd, buf, 0, Math.min(CHUNK, m.length - done), m.offset + done);
       if (n === 0) throw new Error(`file ended at ${m.offset + done}`);
-      crc = zlib.crc32(buf.subarray(0, n), crc);
+      crc = crc32(buf.subarray(0, n), crc);
       done += n;
     }
     parentPort!.postMessage({ id: m.id, crc: crc >>> 0 });

@@ -8,7 +8,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import * as zlib from 'node:zlib';
+import { crc32 } from '../io/crc32.ts';
 import type { OutputCheck, TensorVerdict } from '../../shared/reshard.ts';
 import { rootStorage } from '../checkpoint/inspect.ts';
 import { walkTensors } from '../checkpoint/tree.ts';
@@ -41,7 +41,7 @@ export function crcOf(src: TensorSource, ctx: VerifyContext = {}): number {
   streamSource(
     src,
     (c) => {
-      crc = zlib.crc32(c, crc);
+      crc = crc32(c, crc);
       ctx.onBytes?.(c.length);
     },
     ctx.checkCancelled,

@@ -13,7 +13,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { randomUUID } from 'node:crypto';
-import * as zlib from 'node:zlib';
+import { crc32 } from '../../io/crc32.ts';
 import { endWriteBehind, startWriteBehind, writeAll } from '../../io/write-all.ts';
 import type { DTypeInfo } from '../../../shared/dtypes.ts';
 import { fail } from '../../errors.ts';
@@ -188,7 +188,7 @@ function writeArchiveAt(
           const n = Math.min(buf.length, nbytes - done);
           readRange(range.reader, range.offset + done, buf, 0, n);
           const chunk = buf.subarray(0, n);
-          crc = zlib.crc32(chunk, crc);
+          crc = crc32(chunk, crc);
           write(chunk);
           done += n;
           opts.onBytes?.(n);

@@ -13,6 +13,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { asCheckpointError, fail } from '../../errors.ts';
 import type { FormatReading, GlobalRef } from '../values/format-reading.ts';
+import type { PrescannedPickles } from '../torch/torch-zip.ts';
 import { PyDict } from '../values/python-values.ts';
 import { consolidate, type ConsolidatedEntry } from './consolidate.ts';
 import { locateDeepSpeed, missingRankFiles, rankOf, type DeepSpeedFiles } from './locate.ts';
@@ -46,6 +47,8 @@ export interface ZeroSummary {
 export interface DeepSpeedReading extends FormatReading {
   zero: ZeroSummary;
   entries: ConsolidatedEntry[];
+  /** each rank file's pickle scan, made while it was read, by file: its security scan needs no second walk */
+  pickleScans: Map<string, PrescannedPickles>;
 }
 
 export interface DeepSpeedOptions {
@@ -241,6 +244,7 @@ export function readDeepSpeedFolder(input: string, opts: DeepSpeedOptions = {}):
       close: closeAll,
       zero,
       entries,
+      pickleScans: new Map([...optims, ...models].map((o) => [o.file, o.scans])),
     };
   } catch (e) {
     closeAll();

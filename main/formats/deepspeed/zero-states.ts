@@ -13,13 +13,15 @@ import { fail } from '../../errors.ts';
 import type { FormatReading } from '../values/format-reading.ts';
 import { asCheckpointError } from '../../errors.ts';
 import { FileReader } from '../../io/random-access.ts';
-import { openTorchArchive, readTorchZip } from '../torch/torch-zip.ts';
+import { openTorchArchive, PrescannedPickles, readTorchZip } from '../torch/torch-zip.ts';
 import { PyDict, PyFloat, PyGlobal, PyList, PyObject, PyTuple, shapeItems, type PyValue } from '../values/python-values.ts';
 import { TorchTensor } from '../values/torch-values.ts';
 
 export interface ModelStates {
   file: string;
   reading: FormatReading;
+  /** the security scan of the file's pickle, made while it was read (for `scanFile`) */
+  scans: PrescannedPickles;
   dict: PyDict;
   /** `module`: the model's state dict (ZeRO 3 params are 0-element placeholders) */
   module: PyDict;
@@ -45,6 +47,8 @@ export interface LossScalerInfo {
 export interface OptimStates {
   file: string;
   reading: FormatReading;
+  /** the security scan of the file's pickle, made while it was read (for `scanFile`) */
+  scans: PrescannedPickles;
   stage: number;
   /** `partition_count`: the max over groups for ZeRO 1/2 (an int for ZeRO 3) */
   worldSize: number;
@@ -85,28 +89,29 @@ function strings(v: PyValue | undefined): string[] | null {
 }
 
 /** A DeepSpeed `.pt` file: always torch.save's zip format (deepspeed/runtime/checkpoint_engine uses torch.save). */
-function openTorchFile(file: string): FormatReading {
+function openTorchFile(file: string, scans: PrescannedPickles): FormatReading {
   let reader: FileReader | null = null;
   try {
     reader = new FileReader(file);
-    return readTorchZip(openTorchArchive(reader));
+    return readTorchZip(openTorchArchive(reader), scans);
   } catch (e) {
     reader?.close();
     throw asCheckpointError(e, file);
   }
 }
 
-function openDict(file: string): { reading: FormatReading; dict: PyDict } {
-  const reading = openTorchFile(file);
+function openDict(file: string): { reading: FormatReading; dict: PyDict; scans: PrescannedPickles } {
+  const scans = new PrescannedPickles();
+  const reading = openTorchFile(file, scans);
   if (!(reading.root instanceof PyDict)) {
     reading.close();
     fail('not-a-checkpoint', `${base(file)}: holds a ${typeof reading.root}, not the dict DeepSpeed saves`, file);
   }
-  return { reading, dict: reading.root };
+  return { reading, dict: reading.root, scans };
 }
 
 export function readModelStates(file: string): ModelStates {
-  const { reading, dict } = openDict(file);
+  const { reading, dict, scans } = openDict(file);
   try {
     const module = dict.get('module');
     const bufferNames = strings(dict.get('buffer_names'));
@@ -139,6 +144,7 @@ export function readModelStates(file: string): ModelStates {
     return {
       file,
       reading,
+      scans,
       dict,
       module,
       bufferNames,
@@ -181,7 +187,7 @@ function lossScaler(v: PyValue | undefined): LossScalerInfo | null {
 }
 
 export function readOptimStates(file: string): OptimStates {
-  const { reading, dict } = openDict(file);
+  const { reading, dict, scans } = openDict(file);
   try {
     const osd = dict.get('optimizer_state_dict');
     if (!(osd instanceof PyDict)) fail('not-a-checkpoint', `${base(file)}: no 'optimizer_state_dict'; not a DeepSpeed ZeRO optimizer-states file`, file);
@@ -207,6 +213,7 @@ export function readOptimStates(file: string): OptimStates {
     return {
       file,
       reading,
+      scans,
       stage,
       worldSize,
       flatGroups: fg.items as TorchTensor[],

@@ -6,7 +6,7 @@
  * with spaces to a multiple of 8 bytes; offsets start at 0 and are contiguous; the data section
  * ends the file. Tensor bytes are streamed from their sources, never held whole.
  */
-import * as zlib from 'node:zlib';
+import { crc32 } from '../../io/crc32.ts';
 import { writeAll } from '../../io/write-all.ts';
 import type { DTypeInfo } from '../../../shared/dtypes.ts';
 import { fail } from '../../errors.ts';
@@ -128,7 +128,7 @@ export function writeSafetensors(
     streamSource(
       e.source,
       (chunk) => {
-        crc = zlib.crc32(chunk, crc);
+        crc = crc32(chunk, crc);
         writeAll(fd, chunk, at);
         at += chunk.length;
         opts.onBytes?.(chunk.length);

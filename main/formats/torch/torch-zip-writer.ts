@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import * as zlib from 'node:zlib';
+import { crc32 } from '../../io/crc32.ts';
 import { STREAM_CHUNK } from '../../io/random-access.ts';
 import { writeAll } from '../../io/write-all.ts';
 
@@ -125,7 +125,7 @@ export class TorchZipWriter {
     let written = 0;
     fill((chunk) => {
       if (written + chunk.length > size) throw new Error(`record ${name} got more than its ${size} bytes`);
-      if (knownCrc === undefined) crc = zlib.crc32(chunk, crc);
+      if (knownCrc === undefined) crc = crc32(chunk, crc);
       this.writeAt(chunk, at);
       at += chunk.length;
       written += chunk.length;

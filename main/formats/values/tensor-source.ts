@@ -1,5 +1,5 @@
 import * as fs from 'node:fs';
-import * as zlib from 'node:zlib';
+import { crc32 } from '../../io/crc32.ts';
 import type { DTypeInfo } from '../../../shared/dtypes.ts';
 import { fail } from '../../errors.ts';
 import { FileReader, STREAM_CHUNK, type RandomAccessReader } from '../../io/random-access.ts';
@@ -318,7 +318,7 @@ export class AssembledSource implements TensorSource {
         this.crcDone[k] = 0;
       }
       if (this.crcDone[k] === local) {
-        this.crcs[k] = zlib.crc32(out.subarray(at, at + run * es), this.crcs[k]);
+        this.crcs[k] = crc32(out.subarray(at, at + run * es), this.crcs[k]);
         this.crcDone[k]! += run;
       } else this.crcDone[k] = -1;
       at += run * es;

@@ -34,8 +34,8 @@ test('electron-builder loads and validates the configuration', () => {
   assert.deepEqual(c['extraResources'], [{ from: 'build/sample-workspace', to: 'sample-workspace' }]);
   assert.deepEqual(
     c['asarUnpack'],
-    ['node_modules/onnxruntime-node/**', 'dist/**/verify-runner.py'],
-    "the python runner stays outside the asar so the user's python can read it",
+    ['node_modules/onnxruntime-node/**', 'node_modules/@node-rs/**', 'dist/**/verify-runner.py'],
+    "native bindings load from outside the asar, and the python runner stays outside it so the user's python can read it",
   );
   assert.equal(c['extraMetadata'].main, bundles.main);
   assert.equal(c['electronDist'], undefined);

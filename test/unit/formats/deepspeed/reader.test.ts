@@ -13,6 +13,8 @@ import { streamSource } from '../../../../main/formats/values/tensor-source.ts';
 import { PyDict } from '../../../../main/formats/values/python-values.ts';
 import { TorchTensor } from '../../../../main/formats/values/torch-values.ts';
 import { tensorSource } from '../../../../main/reshard/plan.ts';
+import { scanFile } from '../../../../main/checkpoint/scan/scan-file.ts';
+import { securityOfPath } from '../../../../main/checkpoint/security.ts';
 import { DEEPSPEED_DIR as DS, deepSpeedVariants, sharedSkipReason } from '../../../helpers/shared-dir.ts';
 
 const skip = sharedSkipReason(DS) ?? false;
@@ -87,5 +89,24 @@ test("inspect names the ZeRO facts and DeepSpeed's classes as known unknown-clas
     );
   } finally {
     c.close();
+  }
+});
+
+test('the pickle scans made while reading the rank files are the scans `ckpt scan` makes of them, so the security scan walks no pickle twice', { skip }, () => {
+  for (const v of VARIANTS) {
+    const folder = path.join(DS, v, 'checkpoint');
+    const r = readDeepSpeedFolder(folder);
+    try {
+      const files = [...r.zero.optimFiles, ...r.zero.modelFiles];
+      assert.deepEqual([...r.pickleScans.keys()].sort(), [...files].sort(), v);
+      for (const f of files) {
+        const scans = r.pickleScans.get(f)!;
+        assert.equal(scans.size, 1, `${v}: ${path.basename(f)}'s data.pkl was scanned as it was read`);
+        assert.deepEqual(scanFile(f, scans), scanFile(f), `${v}: ${path.basename(f)}`);
+      }
+      assert.deepEqual(securityOfPath(folder, r.pickleScans), securityOfPath(folder), v);
+    } finally {
+      r.close();
+    }
   }
 });
