@@ -20,6 +20,12 @@ const GATHER_BYTES = 4 << 20;
  * byte of a large checkpoint, through a buffer bigger than the core's L2 cache.
  */
 const DIRECT_WRITE_BYTES = STREAM_CHUNK;
+/**
+ * The gather buffer of the thread's last finished writer, for the next one: a batch of small
+ * files otherwise allocates 4 MiB per file, whose external memory sets off a garbage collection
+ * every few files and whose fresh pages fault in as they are filled.
+ */
+let spareGather: Buffer | null = null;
 
 interface WrittenEntry {
   name: Buffer;
@@ -56,7 +62,10 @@ export class TorchZipWriter {
   ) {
     this.prefix = archiveName + '/';
     this.pos = startOffset;
-    if (gather) this.gathered = Buffer.allocUnsafe(GATHER_BYTES);
+    if (gather) {
+      this.gathered = spareGather ?? Buffer.allocUnsafe(GATHER_BYTES);
+      spareGather = null;
+    }
   }
 
   /** Whether every byte before `end` has been written to the file (not just gathered). */
@@ -208,6 +217,8 @@ export class TorchZipWriter {
     eocd.writeUInt32LE(Math.min(cdStart, U32_MAX), 16);
     this.writeAt(eocd, at);
     this.flush();
+    if (this.gathered) spareGather = this.gathered; // an unfinished writer (an error) keeps its buffer to itself
+    this.gathered = null;
     this.pos = at + eocd.length;
     const hash = createHash('sha256').update(cd);
     if (needZip64) hash.update(zip64End!);

@@ -101,8 +101,6 @@ test('streamed records: chunks land in order, the CRC is computed, dataOffset is
 test('gathering small writes: records of small and of 1 MiB chunks, mixed, keep their bytes, CRCs and alignment', () => {
   // a gathering writer copies writes under 1 MiB into its buffer and writes 1 MiB chunks straight
   // to the file, so a large record's header and CRC patch are gathered while its data is not
-  const file = join(dir, `${fileNo++}.pt`);
-  const fd = openSync(file, 'w');
   const records: Array<[string, Buffer[]]> = [
     ['data/0', [Buffer.alloc(100, 1)]],
     ['data/1', [Buffer.alloc(1 << 20, 2), Buffer.alloc(1 << 20, 3), Buffer.alloc(5, 4)]],
@@ -110,23 +108,35 @@ test('gathering small writes: records of small and of 1 MiB chunks, mixed, keep 
     ['data/3', [Buffer.alloc(1 << 20, 6)]],
     ['data/4', [Buffer.alloc(7, 7)]],
   ];
-  try {
-    const w = new TorchZipWriter(fd, 'g', 0, true);
-    for (const [name, chunks] of records) {
-      const size = chunks.reduce((a, c) => a + c.length, 0);
-      w.addStreamed(name, size, (write) => chunks.forEach(write));
+  const write = (order: Array<[string, Buffer[]]>): string => {
+    const file = join(dir, `${fileNo++}.pt`);
+    const fd = openSync(file, 'w');
+    try {
+      const w = new TorchZipWriter(fd, 'g', 0, true);
+      for (const [name, chunks] of order) {
+        const size = chunks.reduce((a, c) => a + c.length, 0);
+        w.addStreamed(name, size, (write) => chunks.forEach(write));
+      }
+      w.finish();
+    } finally {
+      closeSync(fd);
     }
-    w.finish();
-  } finally {
-    closeSync(fd);
-  }
-  const zip = open(file);
-  for (const [name, chunks] of records) {
-    const e = zip.get(`g/${name}`)!;
-    const whole = Buffer.concat(chunks);
-    assert.deepEqual(Buffer.from(zip.readEntry(e)), whole, name);
-    assert.equal(e.crc32 >>> 0, zlib.crc32(whole) >>> 0, `${name} CRC`);
-    assert.equal(zip.dataRange(e).offset % ALIGNMENT, 0, `${name} aligned`);
+    return file;
+  };
+  // the second and third writers gather in the buffer the one before them finished with
+  const file = write(records);
+  const after = write([...records].reverse());
+  const again = write(records);
+  assert.deepEqual(readWholeFile(again), readWholeFile(file), 'a reused gather buffer leaves nothing of the last archive');
+  for (const f of [file, after]) {
+    const zip = open(f);
+    for (const [name, chunks] of records) {
+      const e = zip.get(`g/${name}`)!;
+      const whole = Buffer.concat(chunks);
+      assert.deepEqual(Buffer.from(zip.readEntry(e)), whole, name);
+      assert.equal(e.crc32 >>> 0, zlib.crc32(whole) >>> 0, `${name} CRC`);
+      assert.equal(zip.dataRange(e).offset % ALIGNMENT, 0, `${name} aligned`);
+    }
   }
 });
 
