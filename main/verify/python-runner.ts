@@ -103,9 +103,19 @@ export class PythonRunner {
     );
   }
 
-  /** Starts the runner and checks the protocol; `onStage` hears its progress lines. */
-  static async start(python: string, onStage: (stage: string) => void = () => undefined, limits: RunnerLimits = DEFAULT_LIMITS): Promise<PythonRunner> {
+  /**
+   * Starts the runner and checks the protocol; `onStage` hears its progress lines. Aborting
+   * `signal` kills the runner, even while it is still importing torch.
+   */
+  static async start(
+    python: string,
+    onStage: (stage: string) => void = () => undefined,
+    limits: RunnerLimits = DEFAULT_LIMITS,
+    signal?: AbortSignal,
+  ): Promise<PythonRunner> {
     const r = new PythonRunner(python, limits, onStage);
+    if (signal?.aborted) r.kill();
+    else signal?.addEventListener('abort', () => r.kill(), { once: true });
     const t0 = performance.now();
     try {
       const m = await r.request({ op: 'hello', protocol: RUNNER_PROTOCOL }, 'hello', limits.startMs, 'starting Python and importing torch');

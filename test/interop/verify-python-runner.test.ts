@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ApiEvent } from '../../shared/api.ts';
@@ -100,6 +100,24 @@ test('the runner exits on the exit request while its stdin stays open (its reade
   child.stdin.destroy();
   assert.equal(code, 0, 'exit 0, not killed');
   assert.ok(performance.now() - t0 < 5_000, `exited ${Math.round(performance.now() - t0)} ms after the exit request`);
+});
+
+test('a test set this side cannot read, found while the runner starts: its one line is the error, and the runner is stopped', async () => {
+  const junk = join(tempDir(), 'junk.npz');
+  writeFileSync(junk, 'not a zip');
+  const err = await runVerify({
+    model: '',
+    data: junk,
+    device: 'cpu',
+    python: PY,
+    modelClass: `${MODELS}:ResCNN`,
+    checkpoint: join(T2, 'rescnn', 'dp.pt'),
+  }).catch((e: unknown) => e);
+  assert.ok(err instanceof CheckpointError, String(err));
+  assert.match(err.message, /junk\.npz: not a zip archive/);
+  const t = performance.now();
+  while (runnerPids().length && performance.now() - t < 5_000) await new Promise((r) => setTimeout(r, 50));
+  assert.deepEqual(runnerPids(), [], 'no runner left behind');
 });
 
 test('chunks of samples that end inside a batch give the same logits as one chunk: PASS, bit for bit, torch predictions', async () => {
