@@ -5,7 +5,8 @@ talks JSON lines over stdin/stdout (protocol 2). A line may announce a binary pa
 bytes that follows it directly (the samples and the logits, little-endian float32). Requests:
 
   {"op": "hello", "protocol": 2}
-      -> {"type": "hello", "protocol": 2, "python": "3.11.2", "torch": "1.13.0", "cuda": [names]}
+      -> {"type": "hello", "protocol": 2, "python": "3.11.2", "torch": "1.13.0", "cuda": [names],
+          "sentAt": seconds since the epoch (time.time()) as the answer leaves}
   {"op": "load", "label": L, "file": F, "path": [keys], "strip": [prefixes], "device": D,
    "modelClass": "file.py:Class" | "package.module:Class", "modelArgs": {...}}
       -> progress lines, then {"type": "loaded", "label": L, "keys": n, "device": D, "deviceName": ...}
@@ -340,7 +341,7 @@ def main():
                     raise Failure("protocol", f"the app speaks protocol {req.get('protocol')}, this runner {PROTOCOL}")
                 t = import_torch()
                 cuda = [t.cuda.get_device_name(i) for i in range(t.cuda.device_count())] if t.cuda.is_available() else []
-                send({"type": "hello", "protocol": PROTOCOL, "python": platform.python_version(), "executable": sys.executable, "torch": t.__version__, "cuda": cuda})
+                send({"type": "hello", "protocol": PROTOCOL, "python": platform.python_version(), "executable": sys.executable, "torch": t.__version__, "cuda": cuda, "sentAt": time.time()})
             elif op == "load":
                 do_load(req)
             elif op == "run":
