@@ -124,7 +124,7 @@ export function verifyPythonBenchmarks(dir: string): BenchResult[] {
       detail: `${note} runs (ms): ckpt ${list(s.ours, 1)}; torch ${list(s.theirs, 1)}`,
     };
   };
-  const fixed = median(small.ours.map((o, i) => o - small.theirs[i]!));
+  const fixed = median(small.ours) - median(small.theirs);
   return [
     line(
       cifar,
@@ -134,7 +134,7 @@ export function verifyPythonBenchmarks(dir: string): BenchResult[] {
     line(
       digits,
       small,
-      `one 92 KB chunk and one answer: the loop is a few milliseconds, so the runner's fixed cost per verification (a round trip across the pipe, scoring in Node; median ${fixed.toFixed(1)} ms over the torch loop per run) weighs as much as the forward passes.`,
+      `one 92 KB chunk and one answer: the loop is a few milliseconds, so the runner's fixed cost per verification (a round trip across the pipe, scoring in Node; ${fixed.toFixed(1)} ms over the torch loop, medians) weighs as much as the forward passes.`,
     ),
     {
       name: 'verify --model-class start-up (spawn the interpreter, import torch, protocol hello) vs python -c "import torch" (exiting at once)',
