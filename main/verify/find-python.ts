@@ -46,8 +46,14 @@ export function candidatePythons(env: NodeJS.ProcessEnv = process.env): ChosenPy
   });
 }
 
+/** The interpreter --python names, if it names one: chosen without looking further. */
+export function namedPython(given: string | null | undefined): ChosenPython | null {
+  return given ? { python: given, how: '--python' } : null;
+}
+
 export async function choosePython(given: string | null | undefined, env: NodeJS.ProcessEnv = process.env): Promise<ChosenPython> {
-  if (given) return { python: given, how: '--python' };
+  const named = namedPython(given);
+  if (named) return named;
   const tried: string[] = [];
   for (const c of candidatePythons(env)) {
     if (await hasTorch(c.python)) return c;

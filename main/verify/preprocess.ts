@@ -90,6 +90,10 @@ export function sampleSize(p: InputPlan): number {
 
 /** Writes one sample's preprocessed values into `out` at `offset`. */
 export function preprocessInto(img: RawImage, p: InputPlan, out: Float32Array, offset: number): void {
+  if (isPlainCopy(img, p)) {
+    out.set(img.data, offset);
+    return;
+  }
   const eightBit = img.data instanceof Uint8Array;
   let planes = toPlanes(img);
   planes = adaptChannels(planes, img.channels, p.channels, eightBit, img.height * img.width);
@@ -106,6 +110,28 @@ export function preprocessInto(img: RawImage, p: InputPlan, out: Float32Array, o
       out[offset + (p.layout === 'NCHW' || p.rank < 4 ? c * hw + i : i * p.channels + c)] = v;
     }
   }
+}
+
+/**
+ * Float32 C×H×W samples already the input's size, into an N×C×H×W input with no scale, mean 0 and
+ * std 1: every step below leaves each value as it is (x - (+0) and x / 1 are exact in float32, -0
+ * included; -0 as the mean would turn -0 into +0), so
+ * the sample is copied as it stands, as `torch.from_numpy(x)` feeds it. On 5,000 CIFAR-size
+ * samples that is 0.1-0.2 s instead of 0.6-1 s of this process's CPU, taken from the models'
+ * forward passes on a machine of two cores.
+ */
+function isPlainCopy(img: RawImage, p: InputPlan): img is RawImage & { data: Float32Array } {
+  return (
+    img.data instanceof Float32Array &&
+    img.layout === 'CHW' &&
+    (p.layout === 'NCHW' || p.rank < 4) &&
+    img.channels === p.channels &&
+    img.height === p.height &&
+    img.width === p.width &&
+    p.scale === null &&
+    p.mean.every((m) => Object.is(m, 0)) &&
+    p.std.every((s) => s === 1)
+  );
 }
 
 function toPlanes(img: RawImage): Float64Array {

@@ -78,7 +78,7 @@ export class PythonRunner {
   private exited: string | null = null;
   private stderrTail = '';
   hello: RunnerHello | null = null;
-  /** seconds from spawn to the runner's hello (Python started, torch imported) */
+  /** seconds from spawn to the runner's hello (Python started, torch imported), as the runner sent it */
   startSeconds = 0;
 
   private constructor(
@@ -103,14 +103,27 @@ export class PythonRunner {
     );
   }
 
-  /** Starts the runner and checks the protocol; `onStage` hears its progress lines. */
-  static async start(python: string, onStage: (stage: string) => void = () => undefined, limits: RunnerLimits = DEFAULT_LIMITS): Promise<PythonRunner> {
-    const r = new PythonRunner(python, limits, onStage);
+  /**
+   * Starts the runner and checks the protocol; `onStage` hears its progress lines. Aborting
+   * `signal` kills the runner, even while it is still importing torch.
+   */
+  static async start(
+    python: string,
+    onStage: (stage: string) => void = () => undefined,
+    limits: RunnerLimits = DEFAULT_LIMITS,
+    signal?: AbortSignal,
+  ): Promise<PythonRunner> {
+    const spawnedAt = Date.now();
     const t0 = performance.now();
+    const r = new PythonRunner(python, limits, onStage);
+    if (signal?.aborted) r.kill();
+    else signal?.addEventListener('abort', () => r.kill(), { once: true });
     try {
       const m = await r.request({ op: 'hello', protocol: RUNNER_PROTOCOL }, 'hello', limits.startMs, 'starting Python and importing torch');
       r.hello = m as unknown as RunnerHello;
-      r.startSeconds = (performance.now() - t0) / 1000;
+      // by the runner's clock when it answered: this side may have been busy (reading the test set) when the answer came
+      const sentAt = m['sentAt'];
+      r.startSeconds = typeof sentAt === 'number' && sentAt * 1000 >= spawnedAt ? sentAt - spawnedAt / 1000 : (performance.now() - t0) / 1000;
       return r;
     } catch (e) {
       r.kill();

@@ -8,14 +8,14 @@
 import type { PythonRunReport, RunResult, VerifyOptions, VerifyReport } from '../../shared/verify.ts';
 import { CheckpointError, fail } from '../errors.ts';
 import { openWeights } from './checkpoint-weights.ts';
-import { choosePython } from './find-python.ts';
+import { type ChosenPython, choosePython, namedPython } from './find-python.ts';
 import { LogitComparison, RunScore } from './metrics.ts';
 import type { OnnxValueInfo } from '../formats/onnx/onnx-model.ts';
-import { preprocessInto, resolvePreprocess, sampleSize, shapeHint } from './preprocess.ts';
+import { type InputPlan, preprocessInto, resolvePreprocess, sampleSize, shapeHint } from './preprocess.ts';
 import { PythonRunner, RUNNER_PROTOCOL, type Loaded, type LoadRequest } from './python-runner.ts';
 import { batchSizeOption, checkLabels, DEFAULT_ATOL, DEFAULT_RTOL, dataReport, exists, judge, type VerifyContext } from './run-verify.ts';
 import { pickExamples } from './sample-images.ts';
-import { openTestSet } from './test-set.ts';
+import { openTestSet, type TestSet } from './test-set.ts';
 
 /**
  * Samples go to the runner in chunks of about this many bytes (whole batches, at least one), two
@@ -66,16 +66,35 @@ export async function runVerifyPython(opts: VerifyOptions, ctx: VerifyContext = 
     exists(f, `${what}:`);
   const progress = (done: number, total: number, label: string): void => ctx.onProgress?.({ done, total, unit: 'samples', label });
 
-  const requests = [loadRequest('checkpoint', opts.checkpoint, opts), ...(opts.against ? [loadRequest('against', opts.against, opts)] : [])];
-  const set = openTestSet(opts.data, opts.dataFormat, shapeHint(PYTHON_INPUT, opts.preprocess));
-  const count = Math.min(set.count, opts.limit ?? Infinity);
-  if (count < 1) fail('usage', `${opts.data}: the test set is empty`, opts.data);
-  const pre = resolvePreprocess(PYTHON_INPUT, set.sample(0), opts.preprocess);
-
-  progress(0, 0, 'finding a python with torch');
-  const chosen = await choosePython(opts.python);
-  progress(0, 0, `starting ${chosen.python}`);
-  const runner = await PythonRunner.start(chosen.python, (stage) => progress(0, 0, stage));
+  // Python starts and imports torch (seconds) while this side reads the checkpoints' layout and the
+  // test set; an error on this side is still the one reported, and stops the runner.
+  // (PythonRunner.start spawns before its first await: with --python the process is under way
+  // before the synchronous reading below.)
+  const abandon = new AbortController();
+  const launch = async (chosen: ChosenPython): Promise<{ chosen: ChosenPython; runner: PythonRunner }> => {
+    progress(0, 0, `starting ${chosen.python}`);
+    return { chosen, runner: await PythonRunner.start(chosen.python, (stage) => progress(0, 0, stage), undefined, abandon.signal) };
+  };
+  const named = namedPython(opts.python);
+  if (!named) progress(0, 0, 'finding a python with torch');
+  const starting = named ? launch(named) : choosePython(null).then((c) => (abandon.signal.aborted ? null : launch(c)));
+  let requests: LoadRequest[];
+  let set: TestSet;
+  let count: number;
+  let pre: InputPlan;
+  try {
+    requests = [loadRequest('checkpoint', opts.checkpoint, opts), ...(opts.against ? [loadRequest('against', opts.against, opts)] : [])];
+    set = openTestSet(opts.data, opts.dataFormat, shapeHint(PYTHON_INPUT, opts.preprocess));
+    count = Math.min(set.count, opts.limit ?? Infinity);
+    if (count < 1) fail('usage', `${opts.data}: the test set is empty`, opts.data);
+    pre = resolvePreprocess(PYTHON_INPUT, set.sample(0), opts.preprocess);
+  } catch (e) {
+    abandon.abort();
+    starting.catch(() => undefined);
+    throw e;
+  }
+  const started = await starting;
+  const { chosen, runner } = started!;
   // Cancelling kills the runner at once, even inside a long load or batch.
   let cancelled = false;
   const watch = setInterval(() => {

@@ -5,7 +5,8 @@ talks JSON lines over stdin/stdout (protocol 2). A line may announce a binary pa
 bytes that follows it directly (the samples and the logits, little-endian float32). Requests:
 
   {"op": "hello", "protocol": 2}
-      -> {"type": "hello", "protocol": 2, "python": "3.11.2", "torch": "1.13.0", "cuda": [names]}
+      -> {"type": "hello", "protocol": 2, "python": "3.11.2", "torch": "1.13.0", "cuda": [names],
+          "sentAt": seconds since the epoch (time.time()) as the answer leaves}
   {"op": "load", "label": L, "file": F, "path": [keys], "strip": [prefixes], "device": D,
    "modelClass": "file.py:Class" | "package.module:Class", "modelArgs": {...}}
       -> progress lines, then {"type": "loaded", "label": L, "keys": n, "device": D, "deviceName": ...}
@@ -18,7 +19,9 @@ Protocol 2 (protocol 1 sent one request per batch): the app sends the samples a 
 the runner slices the batches itself, as a plain `for i in range(0, N, B): model(x[i:i + B])` loop
 does, and writes the logits of several batches at once (every OUT_HOLD_S and at the end of the
 chunk). Every read or write across the pipe wakes the other process, which then competes with
-torch's threads for the CPU; per-batch requests and answers cost a quarter of the loop's time.
+torch's threads for the CPU; per-batch requests and answers cost a quarter of the loop's time. A
+thread of the runner reads the requests and their samples as they come, so the next chunk crosses
+the pipe while the models compute this one.
 
 Every failure is {"type": "error", "kind": K, "message": one line, "details": traceback}, with K one
 of protocol, import, constructor, load, state-dict, forward, oom, device. The checkpoint is read
@@ -31,7 +34,9 @@ import importlib.util
 import json
 import os
 import platform
+import queue
 import sys
+import threading
 import time
 import traceback
 
@@ -215,19 +220,54 @@ def do_load(req):
     send({"type": "loaded", "label": req["label"], "keys": len(sd), "device": str(dev), "deviceName": device_name(dev)})
 
 
-def read_samples(shape, n):
-    """The chunk's n bytes straight into a float32 tensor of `shape`, without an intermediate copy."""
-    x = torch.empty(shape, dtype=torch.float32)
-    view = memoryview(x.numpy()).cast("B")
-    if len(view) != n:
-        raise Failure("protocol", f"a chunk of shape {shape} is {len(view)} bytes, the request says {n}")
+def read_payload(n):
+    """The n bytes that follow a request line, read straight into a buffer of their own."""
+    buf = bytearray(n)
+    view = memoryview(buf)
     have = 0
     while have < n:
         got = inp.readinto(view[have:])
         if not got:
             raise Failure("protocol", f"stdin ended {n - have} bytes before the end of a chunk of samples")
         have += got
-    return x
+    return buf
+
+
+def read_requests(inbox):
+    """On a thread of its own: every request, a run's samples read in full, goes to `inbox` as it
+    arrives, then None at the end of stdin (a Failure for a line that is not the protocol's). So
+    the next chunk of samples crosses the pipe while the models compute this one (reading releases
+    the GIL); read in turn, each chunk's transfer stalled the models, a fifth of the loop at CIFAR
+    size. The app keeps at most two chunks in flight, which bounds what waits here."""
+    try:
+        for line in inp:
+            try:
+                req = json.loads(line)
+            except ValueError:
+                inbox.put(Failure("protocol", f"not a JSON line: {line[:80]!r}"))
+                return
+            if isinstance(req, dict) and "bytes" in req:
+                req["payload"] = read_payload(int(req["bytes"]))
+            inbox.put(req)
+    except Failure as f:
+        inbox.put(f)
+        return
+    except BaseException as e:
+        inbox.put(Failure("protocol", f"reading stdin failed: {one_line(e)}", traceback.format_exc()))
+        return
+    inbox.put(None)
+
+
+def samples_tensor(shape, payload):
+    """A run's samples as a float32 tensor of `shape`, over the payload's own memory (no copy)."""
+    want = 4
+    for d in shape:
+        want *= d
+    if want != len(payload):
+        raise Failure("protocol", f"a chunk of shape {shape} is {want} bytes, the request says {len(payload)}")
+    if want == 0:
+        return torch.empty(shape, dtype=torch.float32)
+    return torch.frombuffer(payload, dtype=torch.float32).reshape(shape)
 
 
 def logits_frame(label, model, dev, x, own_copy):
@@ -268,7 +308,7 @@ def do_run(req):
     batch = int(req.get("batch") or shape[0])
     if batch < 1:
         raise Failure("protocol", f"batch {batch}: a batch holds at least one sample")
-    x_cpu = read_samples(shape, int(req["bytes"]))
+    x_cpu = samples_tensor(shape, req.get("payload") or bytearray())
     runs = [(label, *models[label]) for label in req["labels"]]
     written = time.perf_counter()
     try:
@@ -286,23 +326,22 @@ def do_run(req):
 def main():
     widen_pipe(inp.fileno())
     widen_pipe(out.fileno())
+    requests = queue.SimpleQueue()
+    threading.Thread(target=read_requests, args=(requests,), name="read-requests", daemon=True).start()
     while True:
-        line = inp.readline()
-        if not line:
+        req = requests.get()
+        if req is None:
             return 0
         try:
-            req = json.loads(line)
-        except ValueError:
-            send({"type": "error", "kind": "protocol", "message": f"not a JSON line: {line[:80]!r}", "details": ""})
-            return 2
-        op = req.get("op")
-        try:
+            if isinstance(req, Failure):
+                raise req
+            op = req.get("op") if isinstance(req, dict) else None
             if op == "hello":
                 if req.get("protocol") != PROTOCOL:
                     raise Failure("protocol", f"the app speaks protocol {req.get('protocol')}, this runner {PROTOCOL}")
                 t = import_torch()
                 cuda = [t.cuda.get_device_name(i) for i in range(t.cuda.device_count())] if t.cuda.is_available() else []
-                send({"type": "hello", "protocol": PROTOCOL, "python": platform.python_version(), "executable": sys.executable, "torch": t.__version__, "cuda": cuda})
+                send({"type": "hello", "protocol": PROTOCOL, "python": platform.python_version(), "executable": sys.executable, "torch": t.__version__, "cuda": cuda, "sentAt": time.time()})
             elif op == "load":
                 do_load(req)
             elif op == "run":
@@ -320,4 +359,9 @@ def main():
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    out.flush()
+    sys.stderr.flush()
+    # Straight out, without the interpreter's finalization: nothing is left to write, torch's
+    # teardown costs a third of a second, and the reader thread may still be blocked on stdin.
+    os._exit(code)

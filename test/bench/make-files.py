@@ -5,6 +5,8 @@
   keys_100k.pt     100,000 small tensors (mixture-of-experts keys)
   batch/NNN.pt     200 small DataParallel checkpoints for the batch benchmark
   keys_500k.safetensors  500,000 one-element float32 tensors (49 MB, nearly all header)
+  verify-cifar/    CifarBenchCNN (cifar_bench_model.py) as cpu.pt and DataParallel dp.pt, and
+                   test_5000.npz: 5,000 CIFAR-size float32 images (3x32x32) with labels
 """
 import os, sys, collections
 import torch
@@ -62,4 +64,26 @@ for name, shapes in (('batch-2m', [(256, 256)] * 8), ('batch-small', [(32, 64)] 
         if not os.path.exists(p):
             sd = collections.OrderedDict((f'module.l{j}.weight', torch.randn(*s)) for j, s in enumerate(shapes))
             torch.save(sd, p)
+# verify --model-class at CIFAR size (issue 12): enough samples that the runner's fixed hand-off
+# costs are small next to its throughput. Random images and weights with trained-looking BatchNorm
+# statistics; both checkpoints hold the same values, as a conversion's source and output do.
+d = os.path.join(out, 'verify-cifar')
+os.makedirs(d, exist_ok=True)
+p = os.path.join(d, 'test_5000.npz')
+if not os.path.exists(p):
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import numpy as np
+    from cifar_bench_model import CifarBenchCNN
+    model = CifarBenchCNN()
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.normal_(0, 0.1)
+            m.running_var.uniform_(0.5, 2.0)
+    sd = model.state_dict()
+    torch.save(sd, os.path.join(d, 'cpu.pt'))
+    torch.save(collections.OrderedDict(('module.' + k, v) for k, v in sd.items()), os.path.join(d, 'dp.pt'))
+    x = torch.randn(5000, 3, 32, 32).numpy()
+    y = torch.randint(0, 10, (5000,)).numpy()
+    np.savez(p + '.tmp.npz', x=x, y=y)
+    os.replace(p + '.tmp.npz', p)
 print('bench files ready in', out)

@@ -3,8 +3,8 @@
 // verification cancelled through the app's job API, which must end the runner process.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ApiEvent } from '../../shared/api.ts';
@@ -59,6 +59,65 @@ test('the runner checks the protocol version: the matching hello is answered, an
   const old = ask(1);
   assert.equal(old.status, 2);
   assert.deepEqual(old.answers, [{ type: 'error', kind: 'protocol', message: `the app speaks protocol 1, this runner ${RUNNER_PROTOCOL}`, details: '' }]);
+});
+
+test('a chunk of samples cut short, one whose size does not fit its shape, and a line that is not JSON: one protocol error each, exit 2', () => {
+  /** the runner's answers after a hello to `rest`, written and then stdin closed */
+  const feed = (rest: Buffer): { status: number | null; last: Record<string, unknown> } => {
+    const hello = Buffer.from(`${JSON.stringify({ op: 'hello', protocol: RUNNER_PROTOCOL })}\n`);
+    const r = spawnSync(PY, ['-u', runnerScript()], { input: Buffer.concat([hello, rest]), timeout: BOUND_MS });
+    const lines = r.stdout.toString('utf8').trim().split('\n');
+    return { status: r.status, last: JSON.parse(lines[lines.length - 1]!) as Record<string, unknown> };
+  };
+  const run = (shape: number[], bytes: number, sent: number): Buffer =>
+    Buffer.concat([Buffer.from(`${JSON.stringify({ op: 'run', labels: [], shape, batch: 1, bytes })}\n`), Buffer.alloc(sent)]);
+  const cut = feed(run([2, 1, 2, 2], 32, 20));
+  assert.equal(cut.status, 2);
+  assert.deepEqual(cut.last, { type: 'error', kind: 'protocol', message: 'stdin ended 12 bytes before the end of a chunk of samples', details: '' });
+  const misfit = feed(run([2, 1, 2, 2], 12, 12));
+  assert.equal(misfit.status, 2);
+  assert.deepEqual(misfit.last, { type: 'error', kind: 'protocol', message: 'a chunk of shape [2, 1, 2, 2] is 32 bytes, the request says 12', details: '' });
+  const junk = feed(Buffer.from('hello\n'));
+  assert.equal(junk.status, 2);
+  assert.deepEqual(junk.last, { type: 'error', kind: 'protocol', message: "not a JSON line: b'hello\\n'", details: '' });
+});
+
+test('the runner exits on the exit request while its stdin stays open (its reader thread blocked on it)', async () => {
+  const child = spawn(PY, ['-u', runnerScript()], { stdio: ['pipe', 'pipe', 'inherit'] });
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => {
+    out += d.toString('utf8');
+  });
+  const exited = new Promise<number | null>((res) => child.once('exit', (code) => res(code)));
+  child.stdin.write(`${JSON.stringify({ op: 'hello', protocol: RUNNER_PROTOCOL })}\n`);
+  const t = performance.now();
+  while (!out.includes('"type": "hello"') && performance.now() - t < BOUND_MS) await new Promise((r) => setTimeout(r, 20));
+  const t0 = performance.now();
+  child.stdin.write(`${JSON.stringify({ op: 'exit' })}\n`);
+  const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+  const code = await exited;
+  clearTimeout(timer);
+  child.stdin.destroy();
+  assert.equal(code, 0, 'exit 0, not killed');
+  assert.ok(performance.now() - t0 < 5_000, `exited ${Math.round(performance.now() - t0)} ms after the exit request`);
+});
+
+test('a test set this side cannot read, found while the runner starts: its one line is the error, and the runner is stopped', async () => {
+  const junk = join(tempDir(), 'junk.npz');
+  writeFileSync(junk, 'not a zip');
+  const err = await runVerify({
+    model: '',
+    data: junk,
+    device: 'cpu',
+    python: PY,
+    modelClass: `${MODELS}:ResCNN`,
+    checkpoint: join(T2, 'rescnn', 'dp.pt'),
+  }).catch((e: unknown) => e);
+  assert.ok(err instanceof CheckpointError, String(err));
+  assert.match(err.message, /junk\.npz: not a zip archive/);
+  const t = performance.now();
+  while (runnerPids().length && performance.now() - t < 5_000) await new Promise((r) => setTimeout(r, 50));
+  assert.deepEqual(runnerPids(), [], 'no runner left behind');
 });
 
 test('chunks of samples that end inside a batch give the same logits as one chunk: PASS, bit for bit, torch predictions', async () => {

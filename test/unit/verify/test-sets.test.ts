@@ -192,3 +192,22 @@ test('preprocessing: resize modes, channel conversion, layout and normalisation'
   assert.deepEqual(Array.from(o3), [5, 7, 13, 15]);
   assert.throws(() => resolvePreprocess({ name: 'x', elemType: 1, dims: [1, 3, 2, 2] }, img, { std: [1, 0, 1] }), /--std values must be finite and non-zero/);
 });
+
+test('float32 samples of the input size with no scale, mean 0 and std 1 reach the input as they are, bit for bit', () => {
+  // the general path's (x - mean) / std in float32 on these values, for mean +0 and std 1, is x itself
+  const special = [-0, 0, 1.401298464324817e-45, -3.4028234663852886e38, 1 / 3, Number.NaN, Number.POSITIVE_INFINITY, -1.5];
+  const data = Float32Array.from({ length: 3 * 2 * 2 }, (_, i) => special[i % special.length]!);
+  const img: RawImage = { data, channels: 3, height: 2, width: 2, layout: 'CHW' };
+  const plan = resolvePreprocess({ name: 'x', elemType: 1, dims: ['N', '?', '?', '?'] }, img);
+  assert.deepEqual([plan.layout, plan.channels, plan.height, plan.width, plan.scale, plan.mean, plan.std], ['NCHW', 3, 2, 2, null, [0], [1]]);
+  const out = new Float32Array(2 * 12).fill(7);
+  preprocessInto(img, plan, out, 12);
+  assert.deepEqual(new Uint32Array(out.buffer, 48), new Uint32Array(data.buffer), 'the same bits, -0 and NaN included');
+  assert.deepEqual(Array.from(out.subarray(0, 12)), Array(12).fill(7), 'nothing written before the offset');
+  const general = Array.from(data, (x) => Math.fround(Math.fround(Math.fround(x) - 0) / 1));
+  assert.deepEqual(Array.from(out.subarray(12)), general);
+  // a mean of -0 turns -0 into +0 in float32 ((-0) - (-0) = +0), so it takes the general path
+  const negZero = resolvePreprocess({ name: 'x', elemType: 1, dims: ['N', '?', '?', '?'] }, img, { mean: [-0] });
+  preprocessInto(img, negZero, out, 0);
+  assert.ok(Object.is(out[0], 0) && Object.is(data[0], -0));
+});
