@@ -202,10 +202,7 @@ export function summariseTree(
   if (v instanceof PyDict) {
     const sd = asStateDict(v);
     if (sd && sd.some((e) => e.key.includes('.'))) {
-      const trie = keyTrie(
-        sd.map((e) => [e.key, e.tensor] as const),
-        width,
-      );
+      const trie = keyTrie(sd, width);
       const more = Math.max(0, trie.length - width) + (v.size - sd.length);
       return { key, type, summary: `state dict, ${plural(sd.length, 'tensor')}`, children: trie.slice(0, width), ...(more ? { more } : {}) };
     }
@@ -222,34 +219,42 @@ export function summariseTree(
  * Dotted state-dict keys folded into a tree on their dots (`module.` → `conv1.` → `weight`),
  * with single-child chains joined and numbered runs folded (`layers.{0..1999}.`), so 10,000 keys
  * read as a few dozen lines. The top level is not cut to `width`: the caller does that.
+ * 100,000 keys make about as many trie nodes, so a node holds no Map until it has a child and a
+ * key is cut at its dots without an array of parts.
  */
-export function keyTrie(entries: readonly (readonly [string, TorchTensor])[], width: number): TreeNode[] {
+export function keyTrie(entries: readonly { key: string; tensor: TorchTensor }[], width: number): TreeNode[] {
   interface Trie {
-    kids: Map<string, Trie>;
-    tensor?: TorchTensor;
+    kids: Map<string, Trie> | null;
+    tensor: TorchTensor | undefined;
     count: number;
   }
-  const root: Trie = { kids: new Map(), count: 0 };
-  for (const [k, t] of entries) {
+  const root: Trie = { kids: null, tensor: undefined, count: 0 };
+  for (const { key: k, tensor: t } of entries) {
     let cur = root;
     cur.count++;
-    for (const part of k.split('.')) {
-      let next = cur.kids.get(part);
-      if (!next) cur.kids.set(part, (next = { kids: new Map(), count: 0 }));
+    for (let from = 0; ; ) {
+      const dot = k.indexOf('.', from);
+      const part = dot < 0 ? k.slice(from) : k.slice(from, dot);
+      const kids = (cur.kids ??= new Map());
+      let next = kids.get(part);
+      if (!next) kids.set(part, (next = { kids: null, tensor: undefined, count: 0 }));
       next.count++;
       cur = next;
+      if (dot < 0) break;
+      from = dot + 1;
     }
     cur.tensor = t;
   }
   const toNodes = (t: Trie): TreeNode[] => {
     const nodes: TreeNode[] = [];
+    if (!t.kids) return nodes;
     for (let [name, n] of t.kids) {
-      while (!n.tensor && n.kids.size === 1) {
-        const [childName, child] = [...n.kids][0]!;
+      while (!n.tensor && n.kids?.size === 1) {
+        const [childName, child] = n.kids.entries().next().value!;
         name = `${name}.${childName}`;
         n = child;
       }
-      if (n.tensor && n.kids.size === 0)
+      if (n.tensor && !n.kids?.size)
         nodes.push({
           key: name,
           type: n.tensor.isParameter ? 'Parameter' : 'tensor',
