@@ -2,6 +2,7 @@ import { CheckpointError, fail } from '../../errors.ts';
 import { MAX_NESTING, nestingDepth } from './nesting.ts';
 import type { PickleInput } from './pickle-input.ts';
 import { PickleMemo } from './memo.ts';
+import { memoReads } from './memo-reads.ts';
 import { MAX_KEPT_STRING, scanText, type OpcodeArg, type OpcodeObserver } from './opcode-observer.ts';
 import { PyBytes, PyComplex, PyDict, PyFloat, PyGlobal, PyList, PyObject, PyPersistent, PySet, PyTuple, type PyValue } from '../values/python-values.ts';
 
@@ -95,7 +96,10 @@ function runUnpickler(input: PickleInput, hooks: PickleHooks, label: string, sca
   const stack: StackItem[] = [];
   const metastack: StackItem[][] = [];
   let cur: StackItem[] = stack;
-  const memo = new PickleMemo<PyValue>();
+  // values never read back from the memo are not held in it (see `memoReads`)
+  const reads = memoReads(input.fork());
+  if (reads) scan?.memoReadsAre?.(reads);
+  const memo = new PickleMemo<PyValue>(reads);
   const globals = new Map<string, { module: string; name: string; calls: number }>();
   let protocol = 0;
 
