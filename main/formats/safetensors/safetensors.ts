@@ -45,16 +45,15 @@ export function readSafetensors(reader: RandomAccessReader): FormatReading {
   const header = readSafetensorsHeader(reader);
   const root = new PyDict(true);
   // Aliases: tensors with the same byte range and dtype share one storage. After validation only
-  // empty tensors at the same offset can coincide; the reference forbids any other overlap.
-  const byRange = new Map<string, TorchStorage>();
+  // empty tensors at the same offset can coincide; the reference forbids any other overlap, so
+  // only empty tensors are looked up (500,000 range keys cost a string and a Map entry each).
+  const emptyAt = new Map<string, TorchStorage>();
   for (const t of header.tensors) {
-    const rangeKey = `${t.begin}:${t.end}:${t.dtype.name}`;
-    let storage = byRange.get(rangeKey);
+    const rangeKey = t.begin === t.end ? `${t.begin}:${t.dtype.name}` : null;
+    let storage = rangeKey === null ? undefined : emptyAt.get(rangeKey);
     if (!storage) {
-      const offset = header.dataStart + t.begin;
-      const length = t.end - t.begin;
-      storage = makeStorage(t.name, t.dtype, length, () => ({ reader, offset, length }));
-      byRange.set(rangeKey, storage);
+      storage = makeStorage(t.name, t.dtype, t.end - t.begin, { reader, offset: header.dataStart + t.begin, length: t.end - t.begin });
+      if (rangeKey !== null) emptyAt.set(rangeKey, storage);
     }
     root.set(t.name, denseTensor(t.dtype, t.torchShape, contiguousStrides(t.torchShape), storage));
   }
@@ -211,7 +210,7 @@ function torchShape(file: string, label: string, tag: string, shape: number[]): 
  * get it (`FloatStorage`, ...); the rest become `UntypedStorage`, whose element is a byte, as
  * torch's `persistent_id` records untyped storages (torch/serialization.py `_save`).
  */
-export function makeStorage(key: string, dtype: DTypeInfo, nbytes: number, locate: () => ByteRange): TorchStorage {
+export function makeStorage(key: string, dtype: DTypeInfo, nbytes: number, locate: (() => ByteRange) | ByteRange): TorchStorage {
   const cls = storageClassFor(dtype.name);
   if (cls) return new TorchStorage(key, cls, dtype, 'cpu', nbytes / dtype.size, locate);
   return new TorchStorage(key, 'UntypedStorage', dtypeByName('uint8')!, 'cpu', nbytes, locate);

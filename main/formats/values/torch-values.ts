@@ -30,11 +30,19 @@ export class TorchStorage {
     readonly location: string,
     /** element count as saved */
     readonly numel: number,
-    /** finds the bytes; called lazily */
-    readonly locate: () => ByteRange,
+    /**
+     * where the bytes are: a function that finds them when first asked, or the range itself when
+     * the header already says (safetensors, npy: a closure per storage cost 500,000 of them)
+     */
+    private readonly where: (() => ByteRange) | ByteRange,
     /** the module the storage class was named under (`torch` or `torch.cuda`) */
     readonly storageModule = 'torch',
   ) {}
+  /** Where the bytes lie (found lazily: a zip record's local header is read only now). */
+  locate(): ByteRange {
+    const w = this.where;
+    return typeof w === 'function' ? w() : w;
+  }
   get nbytes(): number {
     return this.numel * this.dtype.size;
   }
