@@ -51,9 +51,9 @@ export function analyse(file: string, reading: FormatReading, opts: AnalyseOptio
   const constants = reading.torchscript?.constants;
   const tensors = [...walkTensors(reading.root), ...(constants ? walkTensors(constants).map((t) => ({ ...t, path: ['(constants)', ...t.path] })) : [])];
   const roles = findRoles(reading.root);
+  // each distinct storage (the keys) with the number of tensor paths that use it
   const users = new Map<TorchStorage, number>();
   for (const { tensor } of tensors) if (tensor.storage) users.set(rootStorage(tensor.storage), (users.get(rootStorage(tensor.storage)) ?? 0) + 1);
-  const storages = new Set(users.keys());
   const statePaths = moduleStatePaths(roles);
   const byDtype: Record<string, { tensors: number; bytes: number }> = {};
   const byDevice: Record<string, { tensors: number; bytes: number }> = {};
@@ -110,7 +110,7 @@ export function analyse(file: string, reading: FormatReading, opts: AnalyseOptio
     layout,
     roles: roleInfos,
     tensors: infos,
-    totals: { tensors: infos.length, storages: storages.size, storageBytes: [...storages].reduce((a, s) => a + s.nbytes, 0), byDtype, byDevice },
+    totals: { tensors: infos.length, storages: users.size, storageBytes: sumBytes(users.keys()), byDtype, byDevice },
     ...(modules.length ? { moduleStateDicts: modules } : {}),
     security: securityOf(file, reading, opts.pickleScans),
     // Built on first read (inspect's JSON, the UI's clone, the text view): convert never reads
@@ -131,6 +131,12 @@ export function analyse(file: string, reading: FormatReading, opts: AnalyseOptio
   if (values.length) report.values = values;
   report.security.weightsOnlyLoadable = report.loading.weightsOnly;
   return { file, reading, tensors, roles, report, close: () => reading.close() };
+}
+
+function sumBytes(storages: Iterable<TorchStorage>): number {
+  let total = 0;
+  for (const s of storages) total += s.nbytes;
+  return total;
 }
 
 /**

@@ -9,6 +9,11 @@ export interface ByteRange {
   length: number;
 }
 
+/** Finds a storage's bytes when first asked; one small object per storage where a closure would hold its maker's whole scope. */
+export interface ByteLocator {
+  locate(): ByteRange;
+}
+
 /**
  * A storage as a checkpoint names it: torch's persistent id
  * `('storage', storage_type, key, location, numel)` (torch/serialization.py, `_save`/`persistent_id`).
@@ -34,14 +39,15 @@ export class TorchStorage {
      * where the bytes are: a function that finds them when first asked, or the range itself when
      * the header already says (safetensors, npy: a closure per storage cost 500,000 of them)
      */
-    private readonly where: (() => ByteRange) | ByteRange,
+    private readonly where: (() => ByteRange) | ByteRange | ByteLocator,
     /** the module the storage class was named under (`torch` or `torch.cuda`) */
     readonly storageModule = 'torch',
   ) {}
   /** Where the bytes lie (found lazily: a zip record's local header is read only now). */
   locate(): ByteRange {
     const w = this.where;
-    return typeof w === 'function' ? w() : w;
+    if (typeof w === 'function') return w();
+    return 'locate' in w ? w.locate() : w;
   }
   get nbytes(): number {
     return this.numel * this.dtype.size;
