@@ -125,11 +125,10 @@ function runUnpickler(input: PickleInput, hooks: PickleHooks, label: string, sca
     cur = prev!;
     return items;
   };
-  const noteGlobal = (module: string, nm: string, called: boolean): void => {
-    const key = `${module}.${nm}`;
-    const g = globals.get(key) ?? { module, name: nm, calls: 0 };
+  const noteGlobal = (module: string, nm: string, called: boolean, key = `${module}.${nm}`): void => {
+    let g = globals.get(key);
+    if (!g) globals.set(key, (g = { module, name: nm, calls: 0 }));
     if (called) g.calls++;
-    globals.set(key, g);
   };
   const makeGlobal = (module: string, nm: string): PyGlobal => {
     const renamed = NAME_RENAMES[`${module}.${nm}`];
@@ -139,7 +138,7 @@ function runUnpickler(input: PickleInput, hooks: PickleHooks, label: string, sca
     return new PyGlobal(module, nm);
   };
   const call = (callable: PyValue, args: PyValue[], via: 'reduce' | 'newobj', kwargs: PyDict | null = null): PyValue => {
-    if (callable instanceof PyGlobal) noteGlobal(callable.module, callable.name, true);
+    if (callable instanceof PyGlobal) noteGlobal(callable.module, callable.name, true, callable.fullName);
     const known = interpretBuiltinCall(callable, args);
     if (known !== undefined) return known;
     const hooked = hooks.call?.(callable, args, via);
