@@ -57,15 +57,15 @@ export function analyse(file: string, reading: FormatReading, opts: AnalyseOptio
   const statePaths = moduleStatePaths(roles);
   const byDtype: Record<string, { tensors: number; bytes: number }> = {};
   const byDevice: Record<string, { tensors: number; bytes: number }> = {};
+  const add = (m: Record<string, { tensors: number; bytes: number }>, k: string, t: TorchTensor): void => {
+    const e = (m[k] ??= { tensors: 0, bytes: 0 });
+    e.tensors++;
+    e.bytes += t.nbytes;
+  };
   const infos: TensorInfo[] = tensors.map(({ path: p, tensor: t }) => {
-    const add = (m: Record<string, { tensors: number; bytes: number }>, k: string): void => {
-      const e = (m[k] ??= { tensors: 0, bytes: 0 });
-      e.tensors++;
-      e.bytes += t.nbytes;
-    };
-    add(byDtype, t.dtype.name);
-    add(byDevice, t.device);
-    return {
+    add(byDtype, t.dtype.name, t);
+    add(byDevice, t.device, t);
+    const info: TensorInfo = {
       path: p,
       dtype: t.dtype.name,
       shape: t.shape,
@@ -78,8 +78,10 @@ export function analyse(file: string, reading: FormatReading, opts: AnalyseOptio
       storage: t.storage ? rootStorage(t.storage).key : null,
       shared: t.storage ? (users.get(rootStorage(t.storage)) ?? 0) > 1 : false,
       kind: t.subclass ?? t.kind,
-      ...statePathOf(statePaths, t),
     };
+    const statePath = statePaths.size ? statePaths.get(t)?.shift() : undefined;
+    if (statePath) info.statePath = statePath;
+    return info;
   });
   const layout = detectLayout({
     tensors: tensors.map((x) => x.tensor),
@@ -154,11 +156,6 @@ function moduleStatePaths(roles: readonly Role[]): Map<TorchTensor, (string | nu
     }
   }
   return out;
-}
-
-function statePathOf(paths: Map<TorchTensor, (string | number)[][]>, t: TorchTensor): { statePath?: (string | number)[] } {
-  const p = paths.get(t)?.shift();
-  return p ? { statePath: p } : {};
 }
 
 export function typeName(v: PyValue): string {
