@@ -409,7 +409,9 @@ export function parseOrderedJson(text: string, eachTopEntry?: (key: string, valu
         }
         if (text[p] === ']') {
           p++;
-          return arr;
+          // an exact copy: a pushed-to array keeps room for 16 more items, and a header holds two
+          // short arrays per tensor (shape, data_offsets), the shape kept by the tensor
+          return arr.length < 16 ? arr.slice() : arr;
         }
         bad("expected ',' or ']'");
       }
