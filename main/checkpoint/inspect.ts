@@ -50,21 +50,21 @@ export function analyse(file: string, reading: FormatReading, opts: AnalyseOptio
   const constants = reading.torchscript?.constants;
   const tensors = [...walkTensors(reading.root), ...(constants ? walkTensors(constants).map((t) => ({ ...t, path: ['(constants)', ...t.path] })) : [])];
   const roles = findRoles(reading.root);
+  // each distinct storage (the keys) with the number of tensor paths that use it
   const users = new Map<TorchStorage, number>();
   for (const { tensor } of tensors) if (tensor.storage) users.set(rootStorage(tensor.storage), (users.get(rootStorage(tensor.storage)) ?? 0) + 1);
-  const storages = new Set(users.keys());
   const statePaths = moduleStatePaths(roles);
   const byDtype: Record<string, { tensors: number; bytes: number }> = {};
   const byDevice: Record<string, { tensors: number; bytes: number }> = {};
+  const add = (m: Record<string, { tensors: number; bytes: number }>, k: string, t: TorchTensor): void => {
+    const e = (m[k] ??= { tensors: 0, bytes: 0 });
+    e.tensors++;
+    e.bytes += t.nbytes;
+  };
   const infos: TensorInfo[] = tensors.map(({ path: p, tensor: t }) => {
-    const add = (m: Record<string, { tensors: number; bytes: number }>, k: string): void => {
-      const e = (m[k] ??= { tensors: 0, bytes: 0 });
-      e.tensors++;
-      e.bytes += t.nbytes;
-    };
-    add(byDtype, t.dtype.name);
-    add(byDevice, t.device);
-    return {
+    add(byDtype, t.dtype.name, t);
+    add(byDevice, t.device, t);
+    const info: TensorInfo = {
       path: p,
       dtype: t.dtype.name,
       shape: t.shape,
@@ -77,8 +77,10 @@ export function analyse(file: string, reading: FormatReading, opts: AnalyseOptio
       storage: t.storage ? rootStorage(t.storage).key : null,
       shared: t.storage ? (users.get(rootStorage(t.storage)) ?? 0) > 1 : false,
       kind: t.subclass ?? t.kind,
-      ...statePathOf(statePaths, t),
     };
+    const statePath = statePaths.size ? statePaths.get(t)?.shift() : undefined;
+    if (statePath) info.statePath = statePath;
+    return info;
   });
   const layout = detectLayout({
     tensors: tensors.map((x) => x.tensor),
@@ -109,7 +111,7 @@ export function analyse(file: string, reading: FormatReading, opts: AnalyseOptio
     layout,
     roles: roleInfos,
     tensors: infos,
-    totals: { tensors: infos.length, storages: storages.size, storageBytes: [...storages].reduce((a, s) => a + s.nbytes, 0), byDtype, byDevice },
+    totals: { tensors: infos.length, storages: users.size, storageBytes: sumBytes(users.keys()), byDtype, byDevice },
     ...(modules.length ? { moduleStateDicts: modules } : {}),
     security: securityOf(file, reading, opts.pickleScans),
     // Built on first read (inspect's JSON, the UI's clone, the text view): convert never reads
@@ -132,6 +134,12 @@ export function analyse(file: string, reading: FormatReading, opts: AnalyseOptio
   return { file, reading, tensors, roles, report, close: () => reading.close() };
 }
 
+function sumBytes(storages: Iterable<TorchStorage>): number {
+  let total = 0;
+  for (const s of storages) total += s.nbytes;
+  return total;
+}
+
 /**
  * Each tensor of a whole pickled module by where `state_dict()` puts it: the module's path, then
  * its key. A tensor the module holds twice (tied weights) has one key per place, in order.
@@ -147,11 +155,6 @@ function moduleStatePaths(roles: readonly Role[]): Map<TorchTensor, (string | nu
     }
   }
   return out;
-}
-
-function statePathOf(paths: Map<TorchTensor, (string | number)[][]>, t: TorchTensor): { statePath?: (string | number)[] } {
-  const p = paths.get(t)?.shift();
-  return p ? { statePath: p } : {};
 }
 
 export function typeName(v: PyValue): string {
@@ -201,10 +204,7 @@ export function summariseTree(
   if (v instanceof PyDict) {
     const sd = asStateDict(v);
     if (sd && sd.some((e) => e.key.includes('.'))) {
-      const trie = keyTrie(
-        sd.map((e) => [e.key, e.tensor] as const),
-        width,
-      );
+      const trie = keyTrie(sd, width);
       const more = Math.max(0, trie.length - width) + (v.size - sd.length);
       return { key, type, summary: `state dict, ${plural(sd.length, 'tensor')}`, children: trie.slice(0, width), ...(more ? { more } : {}) };
     }
@@ -221,34 +221,42 @@ export function summariseTree(
  * Dotted state-dict keys folded into a tree on their dots (`module.` → `conv1.` → `weight`),
  * with single-child chains joined and numbered runs folded (`layers.{0..1999}.`), so 10,000 keys
  * read as a few dozen lines. The top level is not cut to `width`: the caller does that.
+ * 100,000 keys make about as many trie nodes, so a node holds no Map until it has a child and a
+ * key is cut at its dots without an array of parts.
  */
-export function keyTrie(entries: readonly (readonly [string, TorchTensor])[], width: number): TreeNode[] {
+export function keyTrie(entries: readonly { key: string; tensor: TorchTensor }[], width: number): TreeNode[] {
   interface Trie {
-    kids: Map<string, Trie>;
-    tensor?: TorchTensor;
+    kids: Map<string, Trie> | null;
+    tensor: TorchTensor | undefined;
     count: number;
   }
-  const root: Trie = { kids: new Map(), count: 0 };
-  for (const [k, t] of entries) {
+  const root: Trie = { kids: null, tensor: undefined, count: 0 };
+  for (const { key: k, tensor: t } of entries) {
     let cur = root;
     cur.count++;
-    for (const part of k.split('.')) {
-      let next = cur.kids.get(part);
-      if (!next) cur.kids.set(part, (next = { kids: new Map(), count: 0 }));
+    for (let from = 0; ; ) {
+      const dot = k.indexOf('.', from);
+      const part = dot < 0 ? k.slice(from) : k.slice(from, dot);
+      const kids = (cur.kids ??= new Map());
+      let next = kids.get(part);
+      if (!next) kids.set(part, (next = { kids: null, tensor: undefined, count: 0 }));
       next.count++;
       cur = next;
+      if (dot < 0) break;
+      from = dot + 1;
     }
     cur.tensor = t;
   }
   const toNodes = (t: Trie): TreeNode[] => {
     const nodes: TreeNode[] = [];
+    if (!t.kids) return nodes;
     for (let [name, n] of t.kids) {
-      while (!n.tensor && n.kids.size === 1) {
-        const [childName, child] = [...n.kids][0]!;
+      while (!n.tensor && n.kids?.size === 1) {
+        const [childName, child] = n.kids.entries().next().value!;
         name = `${name}.${childName}`;
         n = child;
       }
-      if (n.tensor && n.kids.size === 0)
+      if (n.tensor && !n.kids?.size)
         nodes.push({
           key: name,
           type: n.tensor.isParameter ? 'Parameter' : 'tensor',

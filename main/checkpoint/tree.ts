@@ -80,14 +80,35 @@ export function walkTensors(root: PyValue): TensorAt[] {
       cuts++;
       return;
     }
-    const kids = childrenOf(v);
-    if (kids.length === 0) return;
-    const [found, cutsBefore] = [out.length, cuts];
-    onPath.add(v);
-    for (const [k, x] of kids) {
-      path.push(k);
-      visit(x);
-      path.pop();
+    const found = out.length;
+    const cutsBefore = cuts;
+    // dicts and sequences are walked in place: `childrenOf` would make a (key, value) pair per
+    // child, 500,000 of them for a flat state dict
+    if (v instanceof PyDict) {
+      if (v.entries.length === 0) return;
+      onPath.add(v);
+      for (const [k, x] of v.entries) {
+        path.push(keyText(k));
+        visit(x);
+        path.pop();
+      }
+    } else if (v instanceof PyList || v instanceof PyTuple || v instanceof PySet) {
+      if (v.items.length === 0) return;
+      onPath.add(v);
+      for (let i = 0; i < v.items.length; i++) {
+        path.push(i);
+        visit(v.items[i]!);
+        path.pop();
+      }
+    } else {
+      const kids = childrenOf(v);
+      if (kids.length === 0) return;
+      onPath.add(v);
+      for (const [k, x] of kids) {
+        path.push(k);
+        visit(x);
+        path.pop();
+      }
     }
     onPath.delete(v);
     if (out.length === found && cuts === cutsBefore) tensorFree.add(v);

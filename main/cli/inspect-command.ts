@@ -46,7 +46,7 @@ export async function runInspect(args: string[], io: CliIO): Promise<number> {
       // Will these device tags load here? Only the machine's GPUs can say (a CPU-only machine answers at once).
       c.report.devicePlan = devicePlanFor(c.report.layout.devices, await readDevices({ timeoutMs: 3000 }));
     }
-    if (values.json) writeReportJson(c.report, io.stdout);
+    if (values.json) await writeReportJson(c.report, io.stdout, io.stdoutRoom);
     else io.stdout(renderInspect(c.report, makeStyle(io.color)));
   } finally {
     c.close();
@@ -59,9 +59,11 @@ const JSON_CHUNK = 4096;
 
 /**
  * `JSON.stringify(report) + '\n'`, byte for byte, written in pieces: the tensor list of 500,000
- * tensors is 120 MB of text, which whole would be held twice (the string and its bytes).
+ * tensors is 120 MB of text, which whole would be held twice (the string and its bytes). `room`
+ * (the CLI's `stdoutRoom`) is awaited after each piece: into a pipe, Node queues what the reader
+ * has not taken yet, and without waiting the whole output was held in memory at once.
  */
-export function writeReportJson(report: InspectReport, write: (s: string) => void): void {
+export async function writeReportJson(report: InspectReport, write: (s: string) => void, room?: () => Promise<void>): Promise<void> {
   const before: Record<string, unknown> = {};
   const after: Record<string, unknown> = {};
   let side = before;
@@ -74,6 +76,7 @@ export function writeReportJson(report: InspectReport, write: (s: string) => voi
   for (let i = 0; i < report.tensors.length; i += JSON_CHUNK) {
     const part = JSON.stringify(report.tensors.slice(i, i + JSON_CHUNK));
     write((i ? ',' : '') + part.slice(1, -1));
+    await room?.();
   }
   const tail = JSON.stringify(after);
   write(`]${tail === '{}' ? '}' : `,${tail.slice(1)}`}\n`);

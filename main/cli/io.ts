@@ -2,6 +2,11 @@
 export interface CliIO {
   stdout(s: string): void;
   stderr(s: string): void;
+  /**
+   * Resolves once stdout takes more: a pipe's writes are queued in memory while its reader is
+   * behind, so a long output waits here between pieces (absent: writes never wait).
+   */
+  stdoutRoom?(): Promise<void>;
   /** true when stdout is a terminal that takes colour and redrawn progress lines */
   color: boolean;
   isTTY: boolean;
@@ -18,6 +23,17 @@ export function processIO(): CliIO {
   });
   return {
     stdout: (s) => void (readerGone || process.stdout.write(s)),
+    stdoutRoom: () => {
+      const out = process.stdout;
+      if (readerGone || !out.writableNeedDrain) return Promise.resolve();
+      return new Promise<void>((resolve) => {
+        const done = (): void => {
+          out.off('drain', done).off('close', done).off('error', done);
+          resolve();
+        };
+        out.once('drain', done).once('close', done).once('error', done);
+      });
+    },
     stderr: (s) => process.stderr.write(s),
     color: tty && !process.env['NO_COLOR'],
     isTTY: tty,

@@ -173,11 +173,14 @@ function sliceOf(reader: RandomAccessReader, offset: number, size: number, where
 function zipSites(reader: RandomAccessReader, torchReads: boolean, depth: number, prescanned?: PrescannedPickles): FileSites {
   const notes: string[] = [];
   let entries: ZipEntry[];
+  /** the record a name opens: the last of that name, as torch reads it */
+  let lastOf: (name: string) => ZipEntry | undefined;
   let read: (e: ZipEntry) => Uint8Array | undefined;
   let containerRefusal: string | undefined;
   try {
     const zip = prescanned?.zip ? prescanned.zip.over(reader) : ZipArchive.open(reader);
     entries = zip.entries;
+    lastOf = (name) => zip.get(name); // the archive's own index (100,000 records are not indexed twice)
     read = (e) => {
       try {
         return zip.readEntry(e, 1 << 28);
@@ -187,6 +190,9 @@ function zipSites(reader: RandomAccessReader, torchReads: boolean, depth: number
     };
   } catch {
     entries = localHeaders(reader);
+    const byName = new Map<string, ZipEntry>();
+    for (const e of entries) byName.set(e.name, e);
+    lastOf = (name) => byName.get(name);
     read = (e) => readLocal(reader, e);
     containerRefusal = 'a zip without a readable central directory: torch refuses it';
     notes.push('the zip has no readable central directory; its records were found by their local headers');
@@ -196,12 +202,9 @@ function zipSites(reader: RandomAccessReader, torchReads: boolean, depth: number
   const prefix = slash >= 0 ? first!.name.slice(0, slash + 1) : '';
   if (first && slash < 0 && torchReads)
     containerRefusal ??= 'a zip whose first record is not in a folder: torch refuses it ("file in archive is not in a subdirectory")';
-  const lastOf = new Map<string, ZipEntry>();
-  for (const e of entries) lastOf.set(e.name, e);
-  const names = new Set(entries.map((e) => e.name));
-  const torchScript = names.has(`${prefix}constants.pkl`);
+  const torchScript = lastOf(`${prefix}constants.pkl`) !== undefined;
   if (torchScript) containerRefusal ??= 'a TorchScript archive: torch.load(weights_only=True) refuses it; torch.jit.load reads it';
-  if (torchReads && !names.has(`${prefix}data.pkl`)) containerRefusal ??= 'a zip without data.pkl: torch.load refuses it';
+  if (torchReads && lastOf(`${prefix}data.pkl`) === undefined) containerRefusal ??= 'a zip without data.pkl: torch.load refuses it';
   const sites: PickleSite[] = [];
   const [dataDir, hiddenDataDir, dataPkl] = [`${prefix}data/`, `${prefix}.data/`, `${prefix}data.pkl`];
   for (const e of entries) {
@@ -212,7 +215,7 @@ function zipSites(reader: RandomAccessReader, torchReads: boolean, depth: number
         fail('unsupported', `${reader.name}: zip record ${e.name} is encrypted: it cannot be scanned; decrypt the archive and scan its files`, reader.name);
       notes.push(`record ${e.name} is flagged encrypted but stored in the clear`);
     }
-    const duplicate = lastOf.get(e.name) !== e;
+    const duplicate = lastOf(e.name) !== e;
     if (duplicate) notes.push(`two records are named ${e.name}: torch reads the last; the earlier one is scanned as unreached`);
     if (e.name.startsWith(dataDir) || e.name.startsWith(hiddenDataDir) || e.name.endsWith('/')) {
       if (!e.name.endsWith('.pkl')) continue; // storage bytes, not pickles

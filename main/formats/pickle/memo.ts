@@ -12,6 +12,11 @@ export class PickleMemo<T> {
   private sparse: Map<number, T> | null = null;
   /** the number of distinct indices stored (MEMOIZE's next index) */
   size = 0;
+  /** indices stored without their value (never read back), so that `size` counts them once */
+  private readonly dropped = new IndexSet();
+
+  /** `kept`: the only indices ever read back (`memoReads`); the values of the others are not held. null keeps all. */
+  constructor(private readonly kept: ReadonlySet<number> | null = null) {}
 
   get(i: number): T | undefined {
     if (i >= 0 && i < DENSE_LIMIT && Number.isInteger(i)) {
@@ -21,7 +26,16 @@ export class PickleMemo<T> {
     return this.sparse?.get(i);
   }
 
+  /** Whether index `i` was stored (its value kept or not). */
+  has(i: number): boolean {
+    return this.get(i) !== undefined || this.dropped.has(i);
+  }
+
   set(i: number, v: T): void {
+    if (this.kept && !this.kept.has(i)) {
+      if (this.dropped.add(i)) this.size++;
+      return;
+    }
     if (this.get(i) === undefined) this.size++;
     if (i >= 0 && i < DENSE_LIMIT && Number.isInteger(i)) {
       // a write far past the end would make the array sparse (slow): such indices go to the Map
@@ -42,5 +56,39 @@ export class PickleMemo<T> {
     const { dense } = this;
     for (let i = 0; i < dense.length; i++) if (dense[i] === from) dense[i] = to;
     if (this.sparse) for (const [k, v] of this.sparse) if (v === from) this.sparse.set(k, to);
+  }
+}
+
+/** A set of memo indices: a bitmap for the dense run from 0 that pickles use, a Set for the rest. */
+class IndexSet {
+  private bits = new Uint8Array(1024);
+  private others: Set<number> | null = null;
+
+  has(i: number): boolean {
+    if (i >= 0 && Number.isInteger(i) && i < this.bits.length * 8 && (this.bits[i >>> 3]! & (1 << (i & 7))) !== 0) return true;
+    return this.others?.has(i) ?? false;
+  }
+
+  /** Adds `i`; true when it was not there. */
+  add(i: number): boolean {
+    if (this.others?.has(i)) return false; // stored before the bitmap grew to reach it
+    if (i >= 0 && Number.isInteger(i) && i < DENSE_LIMIT) {
+      if (i >= this.bits.length * 8 && i < this.bits.length * 16) {
+        const grown = new Uint8Array(this.bits.length * 2);
+        grown.set(this.bits);
+        this.bits = grown;
+      }
+      if (i < this.bits.length * 8) {
+        const mask = 1 << (i & 7);
+        const at = i >>> 3;
+        if (this.bits[at]! & mask) return false;
+        this.bits[at]! |= mask;
+        return true;
+      }
+    }
+    const others = (this.others ??= new Set());
+    if (others.has(i)) return false;
+    others.add(i);
+    return true;
   }
 }

@@ -7,6 +7,8 @@ export interface OpcodeObserver {
   readonly running: boolean;
   /** opcode `op`, which starts at file offset `at`, with its argument (see `OpcodeArg`) */
   feed(op: number, at: number, arg: OpcodeArg): void;
+  /** before the first opcode: the only memo indices the pickle reads back (`memoReads`), when known */
+  memoReadsAre?(indices: ReadonlySet<number>): void;
 }
 
 /**

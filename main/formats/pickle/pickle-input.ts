@@ -28,6 +28,10 @@ export class PickleInput {
   get name(): string {
     return this.reader.name;
   }
+  /** A second cursor at the same place over the same bytes (a look-ahead pass); this one does not move. */
+  fork(): PickleInput {
+    return new PickleInput(this.reader, this.pos, this.end);
+  }
   private need(n: number): void {
     if (n < 0 || this.pos + n > this.end) {
       fail(

@@ -2,6 +2,7 @@ import { CheckpointError, fail } from '../../errors.ts';
 import { MAX_NESTING, nestingDepth } from './nesting.ts';
 import type { PickleInput } from './pickle-input.ts';
 import { PickleMemo } from './memo.ts';
+import { memoReads } from './memo-reads.ts';
 import { MAX_KEPT_STRING, scanText, type OpcodeArg, type OpcodeObserver } from './opcode-observer.ts';
 import { PyBytes, PyComplex, PyDict, PyFloat, PyGlobal, PyList, PyObject, PyPersistent, PySet, PyTuple, type PyValue } from '../values/python-values.ts';
 
@@ -95,7 +96,10 @@ function runUnpickler(input: PickleInput, hooks: PickleHooks, label: string, sca
   const stack: StackItem[] = [];
   const metastack: StackItem[][] = [];
   let cur: StackItem[] = stack;
-  const memo = new PickleMemo<PyValue>();
+  // values never read back from the memo are not held in it (see `memoReads`)
+  const reads = memoReads(input.fork());
+  if (reads) scan?.memoReadsAre?.(reads);
+  const memo = new PickleMemo<PyValue>(reads);
   const globals = new Map<string, { module: string; name: string; calls: number }>();
   let protocol = 0;
 
@@ -121,11 +125,10 @@ function runUnpickler(input: PickleInput, hooks: PickleHooks, label: string, sca
     cur = prev!;
     return items;
   };
-  const noteGlobal = (module: string, nm: string, called: boolean): void => {
-    const key = `${module}.${nm}`;
-    const g = globals.get(key) ?? { module, name: nm, calls: 0 };
+  const noteGlobal = (module: string, nm: string, called: boolean, key = `${module}.${nm}`): void => {
+    let g = globals.get(key);
+    if (!g) globals.set(key, (g = { module, name: nm, calls: 0 }));
     if (called) g.calls++;
-    globals.set(key, g);
   };
   const makeGlobal = (module: string, nm: string): PyGlobal => {
     const renamed = NAME_RENAMES[`${module}.${nm}`];
@@ -135,7 +138,7 @@ function runUnpickler(input: PickleInput, hooks: PickleHooks, label: string, sca
     return new PyGlobal(module, nm);
   };
   const call = (callable: PyValue, args: PyValue[], via: 'reduce' | 'newobj', kwargs: PyDict | null = null): PyValue => {
-    if (callable instanceof PyGlobal) noteGlobal(callable.module, callable.name, true);
+    if (callable instanceof PyGlobal) noteGlobal(callable.module, callable.name, true, callable.fullName);
     const known = interpretBuiltinCall(callable, args);
     if (known !== undefined) return known;
     const hooked = hooks.call?.(callable, args, via);

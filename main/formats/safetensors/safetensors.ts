@@ -45,16 +45,15 @@ export function readSafetensors(reader: RandomAccessReader): FormatReading {
   const header = readSafetensorsHeader(reader);
   const root = new PyDict(true);
   // Aliases: tensors with the same byte range and dtype share one storage. After validation only
-  // empty tensors at the same offset can coincide; the reference forbids any other overlap.
-  const byRange = new Map<string, TorchStorage>();
+  // empty tensors at the same offset can coincide; the reference forbids any other overlap, so
+  // only empty tensors are looked up (500,000 range keys cost a string and a Map entry each).
+  const emptyAt = new Map<string, TorchStorage>();
   for (const t of header.tensors) {
-    const rangeKey = `${t.begin}:${t.end}:${t.dtype.name}`;
-    let storage = byRange.get(rangeKey);
+    const rangeKey = t.begin === t.end ? `${t.begin}:${t.dtype.name}` : null;
+    let storage = rangeKey === null ? undefined : emptyAt.get(rangeKey);
     if (!storage) {
-      const offset = header.dataStart + t.begin;
-      const length = t.end - t.begin;
-      storage = makeStorage(t.name, t.dtype, length, () => ({ reader, offset, length }));
-      byRange.set(rangeKey, storage);
+      storage = makeStorage(t.name, t.dtype, t.end - t.begin, { reader, offset: header.dataStart + t.begin, length: t.end - t.begin });
+      if (rangeKey !== null) emptyAt.set(rangeKey, storage);
     }
     root.set(t.name, denseTensor(t.dtype, t.torchShape, contiguousStrides(t.torchShape), storage));
   }
@@ -145,39 +144,40 @@ export function readSafetensorsHeader(reader: RandomAccessReader): SafetensorsHe
       }
       return;
     }
-    const label = `tensor ${JSON.stringify(name)}`;
-    if (!(value instanceof JsonObject)) return invalid(`${label} is not an object with dtype, shape and data_offsets`);
+    // only an error names it: 500,000 good tensors need no label text
+    const label = (): string => `tensor ${JSON.stringify(name)}`;
+    if (!(value instanceof JsonObject)) return invalid(`${label()} is not an object with dtype, shape and data_offsets`);
     const tag = value.get('dtype');
     const shapeV = value.get('shape');
     const offsV = value.get('data_offsets');
-    if (typeof tag !== 'string') return invalid(`${label} has no string dtype`);
-    if (!Array.isArray(shapeV) || !shapeV.every(isUint)) return invalid(`${label} shape is not a list of non-negative integers`);
+    if (typeof tag !== 'string') return invalid(`${label()} has no string dtype`);
+    if (!Array.isArray(shapeV) || !shapeV.every(isUint)) return invalid(`${label()} shape is not a list of non-negative integers`);
     if (!Array.isArray(offsV) || offsV.length !== 2 || !offsV.every(isUint))
-      return invalid(`${label} data_offsets is not [begin, end] with non-negative integers`);
+      return invalid(`${label()} data_offsets is not [begin, end] with non-negative integers`);
     const shape = shapeV as number[];
     const [begin, end] = offsV as [number, number];
     const dtype = safetensorsDtype(tag);
     if (!dtype) {
-      if (KNOWN_UNREADABLE_TAGS.has(tag)) fail('unsupported', `${file}: ${label} has safetensors dtype ${tag}, which torch has no dtype for`, file);
-      fail('unsupported', `${file}: ${label} has unknown safetensors dtype ${JSON.stringify(tag)}`, file);
+      if (KNOWN_UNREADABLE_TAGS.has(tag)) fail('unsupported', `${file}: ${label()} has safetensors dtype ${tag}, which torch has no dtype for`, file);
+      fail('unsupported', `${file}: ${label()} has unknown safetensors dtype ${JSON.stringify(tag)}`, file);
     }
-    if (begin > end) return invalid(`${label} data_offsets [${begin}, ${end}] end before they begin (InvalidOffset)`);
+    if (begin > end) return invalid(`${label()} data_offsets [${begin}, ${end}] end before they begin (InvalidOffset)`);
     // Element count and byte length, with the overflow checks of `Metadata::validate`.
     let numel = 1;
     for (const d of shape) {
       numel *= d;
-      if (!Number.isSafeInteger(numel)) return invalid(`${label} shape [${shape.join(', ')}] overflows (ValidationOverflow)`);
+      if (!Number.isSafeInteger(numel)) return invalid(`${label()} shape [${shape.join(', ')}] overflows (ValidationOverflow)`);
     }
     const bits = tag === 'F4' ? 4 : dtype.size * 8;
     const nbits = numel * bits;
-    if (!Number.isSafeInteger(nbits)) return invalid(`${label} shape [${shape.join(', ')}] overflows (ValidationOverflow)`);
-    if (nbits % 8 !== 0) return invalid(`${label} has ${numel} ${tag} elements, not a whole number of bytes (MisalignedSlice)`);
+    if (!Number.isSafeInteger(nbits)) return invalid(`${label()} shape [${shape.join(', ')}] overflows (ValidationOverflow)`);
+    if (nbits % 8 !== 0) return invalid(`${label()} has ${numel} ${tag} elements, not a whole number of bytes (MisalignedSlice)`);
     if (end - begin !== nbits / 8)
       return invalid(
-        `${label} is ${tag} [${shape.join(', ')}] = ${nbits / 8} bytes but data_offsets [${begin}, ${end}] span ${end - begin} (TensorInvalidInfo)`,
+        `${label()} is ${tag} [${shape.join(', ')}] = ${nbits / 8} bytes but data_offsets [${begin}, ${end}] span ${end - begin} (TensorInvalidInfo)`,
       );
     if (end > dataLen)
-      fail('truncated', `${file}: ${label} needs data up to byte ${end} of the data section but the file has only ${dataLen}; it is truncated`, file);
+      fail('truncated', `${file}: ${label()} needs data up to byte ${end} of the data section but the file has only ${dataLen}; it is truncated`, file);
     tensors.push({ name, tag, dtype, shape, torchShape: torchShape(file, label, tag, shape), begin, end });
   }
 
@@ -196,11 +196,11 @@ export function readSafetensorsHeader(reader: RandomAccessReader): SafetensorsHe
 }
 
 /** F4: torch's `float4_e2m1fn_x2` packs two values per element, so the last dimension halves. */
-function torchShape(file: string, label: string, tag: string, shape: number[]): number[] {
+function torchShape(file: string, label: () => string, tag: string, shape: number[]): number[] {
   if (tag !== 'F4') return shape;
   const last = shape[shape.length - 1];
   if (last === undefined || last % 2 !== 0)
-    fail('unsupported', `${file}: ${label} is F4 with shape [${shape.join(', ')}]; torch float4_e2m1fn_x2 needs an even last dimension`, file);
+    fail('unsupported', `${file}: ${label()} is F4 with shape [${shape.join(', ')}]; torch float4_e2m1fn_x2 needs an even last dimension`, file);
   return [...shape.slice(0, -1), last / 2];
 }
 
@@ -211,7 +211,7 @@ function torchShape(file: string, label: string, tag: string, shape: number[]): 
  * get it (`FloatStorage`, ...); the rest become `UntypedStorage`, whose element is a byte, as
  * torch's `persistent_id` records untyped storages (torch/serialization.py `_save`).
  */
-export function makeStorage(key: string, dtype: DTypeInfo, nbytes: number, locate: () => ByteRange): TorchStorage {
+export function makeStorage(key: string, dtype: DTypeInfo, nbytes: number, locate: (() => ByteRange) | ByteRange): TorchStorage {
   const cls = storageClassFor(dtype.name);
   if (cls) return new TorchStorage(key, cls, dtype, 'cpu', nbytes / dtype.size, locate);
   return new TorchStorage(key, 'UntypedStorage', dtypeByName('uint8')!, 'cpu', nbytes, locate);
@@ -409,7 +409,9 @@ export function parseOrderedJson(text: string, eachTopEntry?: (key: string, valu
         }
         if (text[p] === ']') {
           p++;
-          return arr;
+          // an exact copy: a pushed-to array keeps room for 16 more items, and a header holds two
+          // short arrays per tensor (shape, data_offsets), the shape kept by the tensor
+          return arr.length < 16 ? arr.slice() : arr;
         }
         bad("expected ',' or ']'");
       }
@@ -426,6 +428,23 @@ export function parseOrderedJson(text: string, eachTopEntry?: (key: string, valu
     if (c === 'n' && text.startsWith('null', p)) {
       p += 4;
       return null;
+    }
+    // a plain integer (every shape and offset) is read without the regular expression
+    let q = c === '-' ? p + 1 : p;
+    const digits = q;
+    let n = 0;
+    for (let d = text.charCodeAt(q); d >= 0x30 && d <= 0x39 && q - digits < 15; d = text.charCodeAt(++q)) n = n * 10 + (d - 0x30);
+    const after = text.charCodeAt(q);
+    const plain =
+      q > digits &&
+      !(q - digits > 1 && text.charCodeAt(digits) === 0x30) &&
+      !(after >= 0x30 && after <= 0x39) &&
+      after !== 0x2e &&
+      after !== 0x65 &&
+      after !== 0x45;
+    if (plain) {
+      p = q;
+      return c === '-' ? -n : n;
     }
     NUM.lastIndex = p;
     const m = NUM.exec(text);

@@ -107,7 +107,7 @@ export function rebuildTensor(fn: PyGlobal, args: PyValue[], file: string): Torc
     if (!items || !items.every((x) => typeof x === 'number')) bad(` ${what} is not a tuple of ints`);
     return items as number[];
   };
-  const dense = (kind: TensorKind, dtypeOverride?: DTypeInfo): TorchTensor => {
+  const dense = (kind: TensorKind, dtypeOverride?: DTypeInfo, plainRecipe = false): TorchTensor => {
     const storage = storageArg(args[0]!);
     const offset = args[1];
     if (typeof offset !== 'number') bad(' storage offset is not an int');
@@ -115,7 +115,8 @@ export function rebuildTensor(fn: PyGlobal, args: PyValue[], file: string): Torc
     const stride = ints(args[3]!, 'stride');
     if (shape.length !== stride.length) bad(' size and stride differ in length');
     const dtype = dtypeOverride ?? storage.dtype;
-    const t = new TorchTensor(fn, args, kind, dtype, shape, stride, offset as number, storage);
+    // null: the tensor rebuilds these very arguments when a writer first asks (see TorchTensor.args)
+    const t = new TorchTensor(fn, plainRecipe ? null : args, kind, dtype, shape, stride, offset as number, storage);
     checkBounds(t, file);
     return t;
   };
@@ -125,7 +126,7 @@ export function rebuildTensor(fn: PyGlobal, args: PyValue[], file: string): Torc
       return dense('dense');
     case '_rebuild_tensor_v2': {
       // (storage, storage_offset, size, stride, requires_grad, backward_hooks[, metadata])
-      const t = dense('dense');
+      const t = dense('dense', undefined, isPlainV2Recipe(args));
       t.requiresGrad = args[4] === true;
       return t;
     }
@@ -249,6 +250,29 @@ export function rebuildTensor(fn: PyGlobal, args: PyValue[], file: string): Torc
     }
   }
   return undefined;
+}
+
+/**
+ * `_rebuild_tensor_v2(storage, offset, (size), (stride), False, OrderedDict())` exactly as
+ * `torch.save` writes a plain tensor (torch/_tensor.py `_reduce_ex_internal`: a fresh, empty
+ * `backward_hooks` per tensor). Such a tensor need not keep its argument list, two tuples and a
+ * dict (about 260 bytes per tensor of a 100,000-tensor file): `TorchTensor.args` builds the same
+ * list when a writer asks. Anything else (requires_grad, hooks, metadata, a `torch.Size`) keeps
+ * the arguments as read.
+ */
+function isPlainV2Recipe(args: PyValue[]): boolean {
+  const hooks = args[5];
+  return (
+    args.length === 6 &&
+    args[0] instanceof TorchStorage &&
+    args[2] instanceof PyTuple &&
+    args[3] instanceof PyTuple &&
+    args[4] === false &&
+    hooks instanceof PyDict &&
+    hooks.ordered &&
+    hooks.size === 0 &&
+    hooks.attrs === null
+  );
 }
 
 function wrap(fn: PyGlobal, args: PyValue[], inner: TorchTensor, kind: TensorKind): TorchTensor {

@@ -5,7 +5,7 @@ import { unpickle, type UnpickleResult } from '../pickle/unpickler.ts';
 import type { PyValue } from '../values/python-values.ts';
 import { BufferReader, type RandomAccessReader } from '../../io/random-access.ts';
 import { decodeStorageId, torchPickleHooks } from './torch-pickle.ts';
-import { TorchStorage } from '../values/torch-values.ts';
+import { TorchStorage, type ByteLocator, type ByteRange } from '../values/torch-values.ts';
 import { ZipArchive } from '../zip/zip.ts';
 import { PickleScanner, type PickleScan } from '../pickle/scan/scan-pickle.ts';
 import type { ZipEntry } from '../zip/zip.ts';
@@ -103,23 +103,7 @@ export function unpickleRecord(
         file,
       );
     }
-    const s = new TorchStorage(
-      id.key,
-      id.storageType,
-      id.dtype,
-      id.location,
-      id.numel,
-      () => {
-        if (e.method === 0) {
-          const r = a.zip.dataRange(e);
-          return { reader: r.reader, offset: r.offset, length: nbytes };
-        }
-        // Compressed storages are not written by torch, but some tools do: inflate on demand.
-        const inflated = a.zip.readEntry(e);
-        return { reader: new BufferReader(inflated, `${file}:${recordName}`), offset: 0, length: nbytes };
-      },
-      id.storageModule,
-    );
+    const s = new TorchStorage(id.key, id.storageType, id.dtype, id.location, id.numel, new ZipRecordBytes(a.zip, e, nbytes), id.storageModule);
     if (e.method === 0 && e.uncompressedSize === nbytes) s.recordCrc = e.crc32 >>> 0;
     storages.set(id.key, s);
     return s;
@@ -136,6 +120,27 @@ export function unpickleRecord(
 
 export function globalRefs(result: UnpickleResult, record: string): GlobalRef[] {
   return [...result.globals.values()].map((g) => ({ module: g.module, name: g.name, record, calls: g.calls }));
+}
+
+/**
+ * A storage's bytes in its zip record, found when first asked: the local header is read only then.
+ * Compressed storages are not written by torch, but some tools do: those are inflated on demand.
+ */
+class ZipRecordBytes implements ByteLocator {
+  constructor(
+    private readonly zip: ZipArchive,
+    private readonly entry: ZipEntry,
+    private readonly nbytes: number,
+  ) {}
+  locate(): ByteRange {
+    const e = this.entry;
+    if (e.method === 0) {
+      const r = this.zip.dataRange(e);
+      return { reader: r.reader, offset: r.offset, length: this.nbytes };
+    }
+    const inflated = this.zip.readEntry(e);
+    return { reader: new BufferReader(inflated, `${this.zip.reader.name}:${e.name}`), offset: 0, length: this.nbytes };
+  }
 }
 
 /** `torch.save` zip files: `data.pkl` is the whole object. */

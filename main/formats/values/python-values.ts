@@ -62,28 +62,36 @@ export class PyTuple {
  */
 export class PyDict {
   readonly entries: [PyValue, PyValue][] = [];
-  /** made on the first hashable key: most tensors carry an empty OrderedDict of hooks */
+  /**
+   * Made on the first hashable key (most tensors carry an empty OrderedDict of hooks). A str key
+   * is its own index key: it equals only the same str, so it needs no `hashKey` text (a second
+   * string per key of a 500,000-key state dict); other keys go by their `hashKey`.
+   */
+  private strIndex: Map<string, number> | null = null;
   private index: Map<string, number> | null = null;
   attrs: PyDict | null = null;
   constructor(public ordered = false) {}
 
+  private indexOf(key: PyValue): Map<string, number> {
+    return typeof key === 'string' ? (this.strIndex ??= new Map()) : (this.index ??= new Map());
+  }
   set(key: PyValue, value: PyValue): void {
-    const h = hashKey(key);
+    const h = typeof key === 'string' ? key : hashKey(key);
     if (h !== null) {
-      this.index ??= new Map();
-      const at = this.index.get(h);
+      const index = this.indexOf(key);
+      const at = index.get(h);
       if (at !== undefined) {
         this.entries[at]![1] = value;
         return;
       }
-      this.index.set(h, this.entries.length);
+      index.set(h, this.entries.length);
     }
     this.entries.push([key, value]);
   }
   get(key: PyValue): PyValue | undefined {
-    const h = hashKey(key);
-    if (h === null || !this.index) return undefined;
-    const at = this.index.get(h);
+    const h = typeof key === 'string' ? key : hashKey(key);
+    if (h === null) return undefined;
+    const at = (typeof key === 'string' ? this.strIndex : this.index)?.get(h);
     return at === undefined ? undefined : this.entries[at]![1];
   }
   has(key: PyValue): boolean {
@@ -107,12 +115,14 @@ export class PySet {
 
 /** A reference to a module-level name, e.g. `torch.float32` or `os.system`. */
 export class PyGlobal {
+  /** `module.name`, made once: a 100,000-tensor pickle calls the same two globals 200,000 times */
+  declare readonly fullName: string;
   constructor(
     readonly module: string,
     readonly name: string,
-  ) {}
-  get fullName(): string {
-    return `${this.module}.${this.name}`;
+  ) {
+    // not enumerable: a global is still compared, cloned and printed by its module and name alone
+    Object.defineProperty(this, 'fullName', { value: `${module}.${name}`, enumerable: false });
   }
 }
 

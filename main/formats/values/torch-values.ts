@@ -9,6 +9,11 @@ export interface ByteRange {
   length: number;
 }
 
+/** Finds a storage's bytes when first asked; one small object per storage where a closure would hold its maker's whole scope. */
+export interface ByteLocator {
+  locate(): ByteRange;
+}
+
 /**
  * A storage as a checkpoint names it: torch's persistent id
  * `('storage', storage_type, key, location, numel)` (torch/serialization.py, `_save`/`persistent_id`).
@@ -30,11 +35,20 @@ export class TorchStorage {
     readonly location: string,
     /** element count as saved */
     readonly numel: number,
-    /** finds the bytes; called lazily */
-    readonly locate: () => ByteRange,
+    /**
+     * where the bytes are: a function that finds them when first asked, or the range itself when
+     * the header already says (safetensors, npy: a closure per storage cost 500,000 of them)
+     */
+    private readonly where: (() => ByteRange) | ByteRange | ByteLocator,
     /** the module the storage class was named under (`torch` or `torch.cuda`) */
     readonly storageModule = 'torch',
   ) {}
+  /** Where the bytes lie (found lazily: a zip record's local header is read only now). */
+  locate(): ByteRange {
+    const w = this.where;
+    if (typeof w === 'function') return w();
+    return 'locate' in w ? w.locate() : w;
+  }
   get nbytes(): number {
     return this.numel * this.dtype.size;
   }

@@ -38,14 +38,20 @@ function dataView(b: Uint8Array): DataView {
 
 export class ZipArchive {
   readonly entries: ZipEntry[];
+  /** each name's last record (the one torch reads) */
   private readonly byName: Map<string, ZipEntry>;
   private constructor(
     readonly reader: RandomAccessReader,
     entries: ZipEntry[],
     private readonly shift: number,
+    byName?: Map<string, ZipEntry>,
   ) {
     this.entries = entries;
-    this.byName = new Map(entries.map((e) => [e.name, e]));
+    if (!byName) {
+      byName = new Map();
+      for (const e of entries) byName.set(e.name, e);
+    }
+    this.byName = byName;
   }
 
   /** True when the file ends with a zip end-of-central-directory record. Reads only the tail. */
@@ -142,7 +148,7 @@ export class ZipArchive {
   /** The same archive read through another reader of the same file: its directory is not parsed again. */
   over(reader: RandomAccessReader): ZipArchive {
     if (reader.size !== this.reader.size) return ZipArchive.open(reader);
-    return new ZipArchive(reader, this.entries, this.shift);
+    return new ZipArchive(reader, this.entries, this.shift, this.byName);
   }
 
   get(name: string): ZipEntry | undefined {

@@ -1,6 +1,7 @@
 import { CheckpointError } from '../../../errors.ts';
 import type { PickleInput } from '../pickle-input.ts';
 import { PickleMemo } from '../memo.ts';
+import { memoReads } from '../memo-reads.ts';
 import { MAX_KEPT_STRING, scanText, type OpcodeArg, type OpcodeObserver } from '../opcode-observer.ts';
 import { Findings, type Finding } from './findings.ts';
 import { classifyCall, type CallVia } from './classify-call.ts';
@@ -158,6 +159,8 @@ const SMALL_INTS: readonly Sym[] = Array.from({ length: 256 }, (_, v) => Object.
  */
 export function scanPickle(input: PickleInput): PickleScan {
   const scanner = new PickleScanner(input.pos);
+  const reads = memoReads(input.fork());
+  if (reads) scanner.memoReadsAre(reads);
   let at = input.pos;
   try {
     for (;;) {
@@ -264,7 +267,7 @@ export class PickleScanner implements OpcodeObserver {
   private readonly checks = PROFILES.map((p) => new WeightsOnlyCheck(p));
   private readonly stack: Sym[] = [];
   private readonly marks: number[] = [];
-  private readonly memo = new PickleMemo<Sym>();
+  private memo = new PickleMemo<Sym>();
   private readonly structure = new StructureCheck();
   private protocol = 0;
   private opOffset: number;
@@ -275,6 +278,11 @@ export class PickleScanner implements OpcodeObserver {
 
   constructor(private readonly start: number) {
     this.opOffset = start;
+  }
+
+  /** See `OpcodeObserver.memoReadsAre`: the other indices' values are not kept. */
+  memoReadsAre(indices: ReadonlySet<number>): void {
+    if (this.memo.size === 0) this.memo = new PickleMemo<Sym>(indices);
   }
 
   /** True while the scan takes opcodes (before STOP, and before anything malformed). */
@@ -361,7 +369,7 @@ export class PickleScanner implements OpcodeObserver {
   }
   private memoPut(i: number): void {
     const { memo } = this;
-    if (memo.size >= MAX_MEMO && memo.get(i) === undefined) this.bad('memo larger than any real pickle');
+    if (memo.size >= MAX_MEMO && !memo.has(i)) this.bad('memo larger than any real pickle');
     memo.set(i, this.top());
   }
   /** Pushes a container or tuple built from `items` (a tuple's own items by default), sized for the expansion check. */

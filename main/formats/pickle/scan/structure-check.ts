@@ -1,4 +1,4 @@
-import type { Sym } from './symbols.ts';
+import type { Expandable, Sym } from './symbols.ts';
 
 /** More DUPs than this in one pickle is amplification: CPython's Pickler never writes DUP. */
 const MAX_DUPS = 32;
@@ -28,8 +28,6 @@ export class StructureCheck {
   private frameEnd = -1;
   private lastOffset = -1;
   private dups = 0;
-  /** expanded size of each container and tuple built so far (a value not in it counts 1) */
-  private readonly expanded = new WeakMap<Sym, number>();
 
   private flag(why: string): void {
     this.problem ??= why;
@@ -56,9 +54,9 @@ export class StructureCheck {
   /** `value` (a new list, dict, set or tuple, or one that grew) now also holds `items`; `offset` is where. */
   holds(value: Sym, items: readonly Sym[], offset: number): void {
     if (value.t !== 'list' && value.t !== 'dict' && value.t !== 'set' && value.t !== 'tuple' && value.t !== 'obj') return;
-    let n = this.expanded.get(value) ?? 1;
-    for (const x of items) n += this.expanded.get(x) ?? 1;
-    this.expanded.set(value, n);
+    let n = value.expanded ?? 1;
+    for (const x of items) n += (x as Expandable).expanded ?? 1;
+    value.expanded = n;
     if (n > MAX_EXPANDED && n > EXPANSION_RATIO * (offset + 1))
       this.flag(`a value at byte ${offset} expands to more than ${MAX_EXPANDED.toLocaleString('en')} elements through repeated memo references (expansion)`);
   }

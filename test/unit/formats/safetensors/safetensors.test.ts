@@ -351,6 +351,16 @@ test('parseOrderedJson: escapes, numbers, order and strictness', () => {
   }
 });
 
+test('parseOrderedJson: integers read without the pattern give what JSON.parse gives, and the pattern still decides the rest', () => {
+  const ints = ['0', '-0', '7', '-12', '123456789012345', '1234567890123456', '99999999999999999999', '9007199254740993'];
+  const got = parseOrderedJson(`[${ints.join(',')}]`) as unknown[];
+  assert.deepEqual(got, JSON.parse(`[${ints.join(',')}]`));
+  assert.ok(Object.is(got[1], -0), '-0 stays -0');
+  const floats = parseOrderedJson('[1.0,2e3,-3E-1,10.25]') as unknown[];
+  assert.ok(floats.every((x) => x instanceof JsonFloat));
+  for (const bad of ['[00]', '[-]', '[-01]', '[1.]', '[1e]', '[.5]', '[+1]']) assert.throws(() => parseOrderedJson(bad), /bad JSON/, bad);
+});
+
 // ---- shard sets ------------------------------------------------------------------------
 
 test('readShardIndex parses an HF safetensors index and finds its shards', () => {
