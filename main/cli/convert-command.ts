@@ -1,13 +1,14 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { parseArgs } from 'node:util';
-import type { ConversionReport } from '../../shared/convert.ts';
+import type { BatchPlanItem } from '../../shared/api.ts';
+import type { ConversionPlan, ConversionReport } from '../../shared/convert.ts';
 import { NO_RULES, parseMapLocation, parsePreset, parseRename, regexError, type ConversionRules } from '../../shared/presets.ts';
 import { removeStaleTempFiles } from '../io/temp-files.ts';
 import * as path from 'node:path';
 import { runBatch, type BatchEvent } from '../jobs/batch.ts';
 import { previewConversion } from '../convert/convert-file.ts';
-import { CheckpointError, fail } from '../errors.ts';
+import { asCheckpointError, CheckpointError, fail } from '../errors.ts';
 import { isDcpFolder } from '../formats/dcp/dcp.ts';
 import { isDeepSpeedFolder } from '../formats/deepspeed/locate.ts';
 import { WorkerPool } from '../jobs/pool.ts';
@@ -270,16 +271,22 @@ async function convertFolder(p: Parsed, io: CliIO): Promise<number> {
   if (!p.output) fail('usage', `converting a folder needs an output folder: -o <folder>`);
   if (p.dryRun) {
     const { planBatch } = await import('../jobs/batch.ts');
-    const { items, ignored } = planBatch({ input: p.input, outDir: p.output, rules: p.rules, force: p.force, ...(p.shard ? { shard: p.shard } : {}) });
-    const plans = items
-      .filter((i) => i.status === 'pending')
-      .map((i) => {
-        try {
-          return { item: i, plan: previewConversion(`${p.input}/${i.sources[0]}`, p.rules, `${p.output}/${i.outputs[0]}`) };
-        } catch (e) {
-          return { item: i, error: (e as Error).message };
-        }
-      });
+    const { items, ignored, units } = planBatch({ input: p.input, outDir: p.output, rules: p.rules, force: p.force, ...(p.shard ? { shard: p.shard } : {}) });
+    // Each file is previewed with its own unit's rules (under ddp, rank r of a family goes to cuda:r),
+    // and a file already failing at discovery (unreadable, vanished) is listed with its reason.
+    const output = p.output;
+    type DryRunRow = { item: BatchPlanItem; plan: ConversionPlan } | { item: BatchPlanItem; error: string };
+    const plans = items.flatMap((item, i): DryRunRow[] => {
+      const unit = units[i];
+      if (item.status === 'failed') return [{ item, error: item.reason ?? 'cannot be read' }];
+      if (item.status !== 'pending' || !unit) return [];
+      const source = path.join(p.input, unit.source);
+      try {
+        return [{ item, plan: previewConversion(source, unit.rules, path.join(output, item.outputs[0] ?? unit.output)) }];
+      } catch (e) {
+        return [{ item, error: asCheckpointError(e, source).message }];
+      }
+    });
     if (p.json) io.stdout(JSON.stringify({ event: 'plan', items, ignored, plans }) + '\n');
     else {
       io.stdout(

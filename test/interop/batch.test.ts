@@ -168,6 +168,20 @@ test('--dry-run writes nothing', { skip: skip ?? false }, async () => {
   assert.ok(!existsSync(out) || files(out).length === 0, `nothing written: ${files(out)}`);
 });
 
+test('--dry-run --preset ddp previews each rank of a family with its own device, as the run converts it', { skip: skip ?? false }, async () => {
+  const out = join(base, 'dry-ddp');
+  const run = await runCliAsync(['convert', input, '--preset', 'ddp', '-o', out, '--dry-run', '--json']);
+  const [plan] = jsonLines(run.stdout);
+  const targetsOf = (source: string): string[] => {
+    const row = plan.plans.find((p: any) => p.item.sources[0] === source);
+    assert.ok(row?.plan, `${source} is previewed`);
+    return [...new Set(row.plan.outputs.flatMap((o: any) => o.devices.map((d: any) => d.to)))] as string[];
+  };
+  assert.deepEqual(targetsOf('family/rank0.pt'), ['cuda:0']);
+  assert.deepEqual(targetsOf('family/rank1.pt'), ['cuda:1']);
+  assert.ok(!existsSync(out) || files(out).length === 0, `nothing written: ${files(out)}`);
+});
+
 test('--shard 1/2 + --shard 2/2 cover every file exactly once', { skip: skip ?? false, timeout: 120_000 }, async () => {
   const runs = await Promise.all(
     [1, 2].map((i) =>
