@@ -7,6 +7,7 @@ import { walkTensors, type TensorAt } from '../checkpoint/tree.ts';
 import type { PyValue } from '../formats/values/python-values.ts';
 import type { TorchStorage } from '../formats/values/torch-values.ts';
 import type { WrittenStorage } from './write-checkpoint.ts';
+import { verifyLight } from './read-back-light.ts';
 
 /**
  * Re-opens a written file with the reader and checks it against the plan: the same tensor paths,
@@ -35,6 +36,10 @@ export async function verifyOutput(
   const byKey = new Map(storages.map((w) => [w.key, w]));
   const crcs = new Map<string, number>();
   for (const [k, p] of readBack) crcs.set(k, await p);
+  // plain containers of dense tensors (nearly every checkpoint) are decoded by the light VM, which
+  // also answers for weights-only loading; anything else is read with the full reader below
+  const light = verifyLight(file, shownAs, expected, storages, plannedDevice, crcs);
+  if (light) return light;
   // only the reader: the layout, roles and tree of a full inspection are not needed here and cost
   // as much again for a checkpoint of many small tensors
   const scans = new PrescannedPickles();
