@@ -115,16 +115,11 @@ export function decodeWrittenPickle(b: Uint8Array): WrittenPickle {
     stack.length = at; // the mark itself
     return items;
   };
-  // short ASCII keys without a native call each; the rest through the strict UTF-8 decoder
+  // short ASCII keys as one flat string each (not a rope of characters); the rest through the strict UTF-8 decoder
   const text = (from: number, to: number): string => {
     if (to - from > 64) return decoder.decode(b.subarray(from, to));
-    let s = '';
-    for (let i = from; i < to; i++) {
-      const c = b[i]!;
-      if (c >= 0x80) return decoder.decode(b.subarray(from, to));
-      s += String.fromCharCode(c);
-    }
-    return s;
+    for (let i = from; i < to; i++) if (b[i]! >= 0x80) return decoder.decode(b.subarray(from, to));
+    return String.fromCharCode.apply(null, b.subarray(from, to) as unknown as number[]);
   };
   const line = (): string => {
     const end = b.indexOf(0x0a, pos);
