@@ -115,11 +115,11 @@ export function decodeWrittenPickle(b: Uint8Array): WrittenPickle {
     stack.length = at; // the mark itself
     return items;
   };
-  // short ASCII keys as one flat string each (not a rope of characters); the rest through the strict UTF-8 decoder
+  // ASCII keys by one native latin1 read each (flat strings, no view object); the rest through the strict UTF-8 decoder
+  const buf = Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.length);
   const text = (from: number, to: number): string => {
-    if (to - from > 64) return decoder.decode(b.subarray(from, to));
-    for (let i = from; i < to; i++) if (b[i]! >= 0x80) return decoder.decode(b.subarray(from, to));
-    return String.fromCharCode.apply(null, b.subarray(from, to) as unknown as number[]);
+    for (let i = from; i < to; i++) if (buf[i]! >= 0x80) return decoder.decode(buf.subarray(from, to));
+    return buf.toString('latin1', from, to);
   };
   const line = (): string => {
     const end = b.indexOf(0x0a, pos);
