@@ -47,11 +47,8 @@ export function verifyLight(
     if ('unsupported' in decoded) return null;
     if ('malformed' in decoded) mismatch = `data.pkl as read back ${decoded.malformed}`;
     else if ([...decoded.globals].some((g) => !TORCH_2_13.allowed.has(g))) return null;
-    const names = new Set<string>();
-    for (const e of archive.zip.entries) {
-      if (names.has(e.name)) mismatch ??= `two records are named ${e.name}`;
-      names.add(e.name);
-    }
+    // two records of one name: the directory's name lookup gives the last, so an earlier one differs
+    for (const e of archive.zip.entries) if (archive.zip.get(e.name) !== e) mismatch ??= `two records are named ${e.name}`;
     // each storage record once: in the directory read back, stored, at the offset and with the size written
     const records = new Map<string, string | null>();
     const recordProblem = (w: WrittenStorage): string | null => {
