@@ -1,5 +1,4 @@
 import type { OutputReport, TensorCheck } from '../../shared/convert.ts';
-import * as fs from 'node:fs';
 import { rootStorage } from '../checkpoint/inspect.ts';
 import { keyText, type PathKey, type TensorAt } from '../checkpoint/tree.ts';
 import { TORCH_2_13 } from '../formats/pickle/scan/torch-allowlists.ts';
@@ -7,6 +6,7 @@ import { openTorchArchive } from '../formats/torch/torch-zip.ts';
 import type { TorchStorage } from '../formats/values/torch-values.ts';
 import { FileReader } from '../io/random-access.ts';
 import type { WrittenStorage } from './write-checkpoint.ts';
+import { crcProblem, matchWritten, sameItems } from './read-back-match.ts';
 import { decodeWrittenPickle, WrittenDict, WrittenList, WrittenTensor, WrittenTuple, type WrittenValue } from './written-pickle.ts';
 
 /** Visiting more nodes than this means the tree is pathological (as `walkTensors` says). */
@@ -37,18 +37,15 @@ export function verifyLight(
   crcs: Map<string, number>,
 ): OutputReport | null {
   const reader = new FileReader(file);
-  let mismatch: string | undefined;
-  const checks: TensorCheck[] = [];
   try {
     const archive = openTorchArchive(reader);
     const pkl = archive.zip.get(`${archive.prefix}data.pkl`);
     if (!pkl) return null;
     const decoded = decodeWrittenPickle(archive.zip.readPickleRecord(pkl));
     if ('unsupported' in decoded) return null;
-    if ('malformed' in decoded) mismatch = `data.pkl as read back ${decoded.malformed}`;
-    else if ([...decoded.globals].some((g) => !TORCH_2_13.allowed.has(g))) return null;
-    // two records of one name: the directory's name lookup gives the last, so an earlier one differs
-    for (const e of archive.zip.entries) if (archive.zip.get(e.name) !== e) mismatch ??= `two records are named ${e.name}`;
+    if ('value' in decoded && [...decoded.globals].some((g) => !TORCH_2_13.allowed.has(g))) return null;
+    const written = 'value' in decoded ? tensorsOf(decoded.value) : [];
+    if (!written) return null;
     // each storage record once: in the directory read back, stored, at the offset and with the size written
     const records = new Map<string, string | null>();
     const recordProblem = (w: WrittenStorage): string | null => {
@@ -60,56 +57,20 @@ export function verifyLight(
       records.set(w.key, p);
       return p;
     };
-    const written = 'value' in decoded ? tensorsOf(decoded.value) : [];
-    if (!written) return null;
     const byKey = new Map(storages.map((w) => [w.key, w]));
-    const find = matcher(written);
-    const note = (check: TensorCheck, problem: string): void => {
-      check.ok = false;
-      check.problem = problem;
-      mismatch ??= `${JSON.stringify(check.path)}: ${problem}`;
-    };
-    for (const e of expected) {
-      const src = e.tensor;
-      const check: TensorCheck = {
-        path: e.path,
-        sourcePath: e.path,
-        dtype: src.dtype.name,
-        shape: src.shape,
-        device: src.storage ? plannedDevice(rootStorage(src.storage)) : src.device,
-        crc32: '',
-        ok: true,
-      };
-      checks.push(check);
-      const t = find(e);
-      if (!t) {
-        note(check, 'missing from the written file');
-        continue;
-      }
-      const problem = compare(check, e, t, byKey, crcs, recordProblem);
-      if (problem) note(check, problem);
+    const report = matchWritten(file, shownAs, expected, written, storages, plannedDevice, (check, e, t) => compare(check, e, t, byKey, crcs, recordProblem));
+    // the archive as a whole: a pickle no VM reads, or two records of one name (the directory's
+    // name lookup gives the last, so an earlier one differs), fail it whatever the tensors say
+    const twice = archive.zip.entries.find((e) => archive.zip.get(e.name) !== e);
+    const whole = 'malformed' in decoded ? `data.pkl as read back ${decoded.malformed}` : twice ? `two records are named ${twice.name}` : null;
+    if (whole) {
+      report.verified = false;
+      report.mismatch = whole;
     }
-    for (const key of find.unmatched()) mismatch ??= `${key}: in the written file but not planned`;
+    return report;
   } finally {
     reader.close();
   }
-  return {
-    file: shownAs,
-    bytes: fs.statSync(file).size,
-    storages: storages.length,
-    tensors: expected.length,
-    verified: mismatch === undefined,
-    ...(mismatch ? { mismatch } : {}),
-    checks,
-  };
-}
-
-const hex = (n: number): string => n.toString(16).padStart(8, '0');
-
-function sameItems(a: readonly unknown[], b: readonly unknown[]): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
 }
 
 /** `compareTensor` of read-back.ts for a decoded record: the first problem, or null. */
@@ -141,33 +102,7 @@ function compare(
     for (let i = 0; i < b.shape.length; i++) last += (b.shape[i]! - 1) * b.stride[i]!;
     if (b.storageOffset < 0 || b.stride.some((s) => s < 0) || (last + 1) * b.itemSize > w.nbytes) return `reaches past its storage ${w.key}`;
   }
-  const crc = crcs.get(w.key);
-  check.crc32 = crc === undefined ? '' : hex(crc);
-  if (crc === undefined) return `storage ${w.key} was not read back`;
-  if (crc !== w.crc32)
-    return `storage bytes read back have crc32 ${hex(crc)}, the source's are ${hex(w.crc32)}${w.source.recordCrc !== null ? ' (as recorded in the source archive; the source may be corrupt)' : ''}`;
-  return null;
-}
-
-/** Each planned tensor's written one: at the same place while the paths agree, then by path. */
-function matcher(written: WrittenAt[]): ((e: TensorAt) => WrittenTensor | undefined) & { unmatched(): string[] } {
-  let next = 0;
-  let byPath: Map<string, WrittenAt> | null = null;
-  const find = (e: TensorAt): WrittenTensor | undefined => {
-    const here = written[next];
-    if (!byPath && here && sameItems(here.path, e.path)) {
-      next++;
-      return here.tensor;
-    }
-    byPath ??= new Map(written.slice(next).map((t) => [JSON.stringify(t.path), t]));
-    const key = JSON.stringify(e.path);
-    const t = byPath.get(key);
-    byPath.delete(key);
-    return t?.tensor;
-  };
-  return Object.assign(find, {
-    unmatched: (): string[] => (byPath ? [...(byPath as Map<string, WrittenAt>).keys()] : written.slice(next).map((t) => JSON.stringify(t.path))),
-  });
+  return crcProblem(check, w, crcs);
 }
 
 class OddKey extends Error {}
