@@ -60,7 +60,7 @@ export function makeCodeFree(root: PyValue, keepObjects: boolean, tensorsOnly = 
     ? root
     : copyTree(root, {
         object: (o, copy) => {
-              const scalar = numpyScalarValue(o);
+          const scalar = numpyScalarValue(o);
           if (scalar !== null) {
             note(`numpy scalar → Python ${typeof scalar === 'boolean' ? 'bool' : Number.isInteger(scalar) && !isFloatDescr(o) ? 'int' : 'float'}`);
             if (typeof scalar === 'bigint') return normalizeInt(scalar);

@@ -31,8 +31,9 @@ export async function verifyOutput(
    * them instead of walking it again. Throwing there stops the verification.
    */
   checkPickles?: (scans: PrescannedPickles) => void,
+  /** `walkTensors(planned)`, when the caller has it already */
+  expected: TensorAt[] = walkTensors(planned),
 ): Promise<OutputReport> {
-  const expected = walkTensors(planned);
   const crcs = new Map<string, number>();
   for (const [k, p] of readBack) crcs.set(k, await p);
   // plain containers of dense tensors (nearly every checkpoint) are decoded by the light VM, which
