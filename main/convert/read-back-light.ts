@@ -40,7 +40,9 @@ export function verifyLight(
   try {
     const archive = openTorchArchive(reader);
     const pkl = archive.zip.get(`${archive.prefix}data.pkl`);
-    if (!pkl) return null;
+    // what the full scan refuses at the archive level (no data.pkl, TorchScript, encrypted records)
+    // is left to it: the writer makes none of these, so such a file is not this writer's output
+    if (!pkl || archive.zip.get(`${archive.prefix}constants.pkl`) || archive.zip.entries.some((e) => e.encrypted)) return null;
     const decoded = decodeWrittenPickle(archive.zip.readPickleRecord(pkl));
     if ('unsupported' in decoded) return null;
     if ('value' in decoded && [...decoded.globals].some((g) => !TORCH_2_13.allowed.has(g))) return null;
