@@ -41,36 +41,46 @@ export function makeCodeFree(root: PyValue, keepObjects: boolean, tensorsOnly = 
     else
       blocked ??= `the output would carry ${name}, which torch.load(weights_only=True) refuses; add --keep-objects to keep it anyway (the report lists it), or ${tensorsOnly.replace(/^add /, '')} to keep only the tensors`;
   };
-  const tree = copyTree(root, {
-    object: (o, copy) => {
-      if (keepObjects) return undefined; // --keep-objects: carried exactly as the source has them
-      const scalar = numpyScalarValue(o);
-      if (scalar !== null) {
-        note(`numpy scalar → Python ${typeof scalar === 'boolean' ? 'bool' : Number.isInteger(scalar) && !isFloatDescr(o) ? 'int' : 'float'}`);
-        if (typeof scalar === 'bigint') return normalizeInt(scalar);
-        return typeof scalar === 'number' && isFloatDescr(o) ? new PyFloat(scalar) : scalar;
-      }
-      if (o.className === 'argparse.Namespace' && o.args.length === 0 && (o.state instanceof PyDict || o.state === undefined)) {
-        note('argparse.Namespace → dict');
-        const d = new PyDict();
-        if (o.state instanceof PyDict) for (const [k, v] of o.state.entries) d.set(copy(k), copy(v));
-        return d;
-      }
-      if (!(o.callable instanceof PyGlobal)) {
-        blocked ??= `the output would carry a value computed while unpickling; ${tensorsOnly} to keep only the tensors`;
-        return undefined;
-      }
-      return undefined;
-    },
-  });
   // Every global the writer will name: objects' callables, tensors' rebuild functions and their
   // arguments (a subclass type, hooks), classes stored as values
-  const named = new Set<string>();
-  eachPickledValue(tree, (g) => {
-    if (!(g instanceof PyGlobal)) return;
-    named.add(g.fullName);
-    if (!TORCH_2_13.allowed.has(g.fullName)) refuse(g.fullName);
-  });
+  const namedIn = (t: PyValue): { named: Set<string>; objects: boolean } => {
+    const named = new Set<string>();
+    let objects = false;
+    eachPickledValue(t, (g) => {
+      if (g instanceof PyObject) objects = true;
+      else if (g instanceof PyGlobal) named.add(g.fullName);
+    });
+    return { named, objects };
+  };
+  const before = namedIn(root);
+  // only objects change: a tree without any (or one whose objects all stay) is written as it is,
+  // without a copy (a 100,000-tensor state dict is not copied a second time)
+  const changes = before.objects && !keepObjects;
+  const tree = !changes
+    ? root
+    : copyTree(root, {
+        object: (o, copy) => {
+          const scalar = numpyScalarValue(o);
+          if (scalar !== null) {
+            note(`numpy scalar → Python ${typeof scalar === 'boolean' ? 'bool' : Number.isInteger(scalar) && !isFloatDescr(o) ? 'int' : 'float'}`);
+            if (typeof scalar === 'bigint') return normalizeInt(scalar);
+            return typeof scalar === 'number' && isFloatDescr(o) ? new PyFloat(scalar) : scalar;
+          }
+          if (o.className === 'argparse.Namespace' && o.args.length === 0 && (o.state instanceof PyDict || o.state === undefined)) {
+            note('argparse.Namespace → dict');
+            const d = new PyDict();
+            if (o.state instanceof PyDict) for (const [k, v] of o.state.entries) d.set(copy(k), copy(v));
+            return d;
+          }
+          if (!(o.callable instanceof PyGlobal)) {
+            blocked ??= `the output would carry a value computed while unpickling; ${tensorsOnly} to keep only the tensors`;
+            return undefined;
+          }
+          return undefined;
+        },
+      });
+  const { named } = changes ? namedIn(tree) : before;
+  for (const g of named) if (!TORCH_2_13.allowed.has(g)) refuse(g);
   return { tree, named, converted: [...converted].map(([k, n]) => `${k}${n > 1 ? ` (${n}×)` : ''}`), kept: [...kept].sort(), ...(blocked ? { blocked } : {}) };
 }
 

@@ -87,7 +87,9 @@ export async function convertFile(source: string, opts: ConvertOptions): Promise
     const leftBehind = sec.globals.filter((g) => g.class !== 'safe' && !codeFree.named.has(g.name)).map((g) => g.name);
     const uncovered = planCoverageProblem(tree, roles, rules);
     if (uncovered) fail('internal', `${source}: ${uncovered}; nothing was written`, source);
-    if (ck.tensors.length && !walkTensors(tree).length) fail('usage', `${source}: the rules leave no tensor to write; nothing was written`, source);
+    // every tensor of the output at every path: for the checks below and the read-back of each output
+    const plannedTensors = walkTensors(tree);
+    if (ck.tensors.length && !plannedTensors.length) fail('usage', `${source}: the rules leave no tensor to write; nothing was written`, source);
     const checkCancelled = (): void => {
       if (opts.signal?.aborted) throw new CheckpointError('cancelled', `${source}: conversion cancelled; nothing was written`, source);
     };
@@ -143,8 +145,8 @@ export async function convertFile(source: string, opts: ConvertOptions): Promise
                   out.file,
                 );
             };
-            const r = await verifyOutput(tmp, out.file, tree, written.storages, (s) => location(s.location), readBack, loadsWeightsOnly);
-            if (r.verified) checkFlatSlices(tree, r);
+            const r = await verifyOutput(tmp, out.file, tree, written.storages, (s) => location(s.location), readBack, loadsWeightsOnly, plannedTensors);
+            if (r.verified) checkFlatSlices(tree, r, plannedTensors);
             return { value: { ...r, tail: written.tail }, publish: r.verified };
           },
           { syncFolder: opts.syncFolder ?? true, ...(opts.onWaiting ? { onWritten: opts.onWaiting } : {}) },

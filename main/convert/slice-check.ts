@@ -1,6 +1,6 @@
 import type { OutputReport } from '../../shared/convert.ts';
 import { rootStorage } from '../checkpoint/inspect.ts';
-import { walkTensors } from '../checkpoint/tree.ts';
+import { walkTensors, type TensorAt } from '../checkpoint/tree.ts';
 import { combinedPieceCrc } from '../formats/values/flat-pieces.ts';
 import type { PyValue } from '../formats/values/python-values.ts';
 import { assemblyOf } from '../formats/values/virtual-tensor.ts';
@@ -12,11 +12,11 @@ const hex = (n: number): string => n.toString(16).padStart(8, '0');
  * slices: the slices' CRCs, combined in offset order, must equal the tensor's CRC read back from
  * the written file. Marks the first tensor that fails; returns the number of slices checked.
  */
-export function checkFlatSlices(tree: PyValue, report: OutputReport): number {
+export function checkFlatSlices(tree: PyValue, report: OutputReport, tensors: TensorAt[] = walkTensors(tree)): number {
   // built at the first assembled tensor: most conversions have none, and 500,000 path keys cost seconds
   let byPath: Map<string, OutputReport['checks'][number]> | null = null;
   let slices = 0;
-  for (const { path, tensor } of walkTensors(tree)) {
+  for (const { path, tensor } of tensors) {
     const a = tensor.storage ? assemblyOf(rootStorage(tensor.storage)) : undefined;
     if (!a || tensor.storageOffset !== 0) continue;
     byPath ??= new Map(report.checks.map((c) => [JSON.stringify(c.path), c]));

@@ -18,56 +18,59 @@ export interface PickleWriterOptions {
 
 /** Python 3 names that protocol 2 writes under their Python 2 names (CPython `_compat_pickle`). */
 const REVERSE_MODULES: Record<string, string> = { builtins: '__builtin__', copyreg: 'copy_reg' };
+/** every tensor's empty hooks dict is one: made once, not per tensor */
+const ORDERED_DICT = new PyGlobal('collections', 'OrderedDict');
 
 export function pickleValue(value: PyValue, opts: PickleWriterOptions): Uint8Array {
   const out = new ByteWriter();
   const memo = new Map<object, number>();
   out.byte(0x80, 2); // PROTO 2
 
-  const put = (obj: object): void => {
-    const i = memo.size;
-    memo.set(obj, i);
+  // memo indexes in order; `memo` holds only the objects that can be met again
+  let memoCount = 0;
+  const put = (obj: object | null): number => {
+    const i = memoCount++;
+    if (obj) memo.set(obj, i);
     if (i < 256)
       out.byte(0x71, i); // BINPUT
     else {
       out.byte(0x72); // LONG_BINPUT
       out.u32(i);
     }
+    return i;
   };
-  const get = (obj: object): boolean => {
-    const i = memo.get(obj);
-    if (i === undefined) return false;
+  const getAt = (i: number): void => {
     if (i < 256)
       out.byte(0x68, i); // BINGET
     else {
       out.byte(0x6a); // LONG_BINGET
       out.u32(i);
     }
+  };
+  const get = (obj: object): boolean => {
+    const i = memo.get(obj);
+    if (i === undefined) return false;
+    getAt(i);
     return true;
   };
-  // Globals are memoized by name, as CPython memoizes the class object.
-  const globalMemo = new Map<string, object>();
+  // Globals are memoized by name, as CPython memoizes the class object: module → name → memo
+  // index (two lookups, no joined string per call: every tensor names its rebuild function).
+  const globalMemo = new Map<string, Map<string, number>>();
   const global = (module: string, name: string): void => {
-    const key = `${module}.${name}`;
-    const known = globalMemo.get(key);
-    if (known && get(known)) return;
+    let names = globalMemo.get(module);
+    const known = names?.get(name);
+    if (known !== undefined) return getAt(known);
     out.byte(0x63); // GLOBAL
     out.text(`${REVERSE_MODULES[module] ?? module}\n${name}\n`);
-    const token = {};
-    globalMemo.set(key, token);
-    put(token);
+    if (!names) globalMemo.set(module, (names = new Map()));
+    names.set(name, put(null));
   };
   const tuple = (items: PyValue[]): void => {
-    if (items.length === 0)
-      out.byte(0x29); // EMPTY_TUPLE
-    else if (items.length <= 3) {
-      items.forEach(save);
-      out.byte(0x84 + items.length); // TUPLE1..3
-    } else {
-      out.byte(0x28); // MARK
-      items.forEach(save);
-      out.byte(0x74); // TUPLE
-    }
+    const n = items.length;
+    if (n === 0) return void out.byte(0x29); // EMPTY_TUPLE
+    if (n > 3) out.byte(0x28); // MARK
+    for (let i = 0; i < n; i++) save(items[i]!);
+    out.byte(n <= 3 ? 0x84 + n : 0x74); // TUPLE1..3, TUPLE
   };
   const setItems = (pairs: [PyValue, PyValue][]): void => {
     for (let i = 0; i < pairs.length; i += 1000) {
@@ -124,12 +127,16 @@ export function pickleValue(value: PyValue, opts: PickleWriterOptions): Uint8Arr
       out.bytes(b);
       return;
     }
-    if (get(v)) return;
+    // persistent ids before the memo, as CPython's `save` does; globals are memoized by name
     if (v instanceof TorchStorage) {
-      save(opts.storageId(v));
+      // a fresh tuple per call, as torch's `persistent_id` returns: memoized (CPython does), never met again
+      tuple(opts.storageId(v).items);
+      put(null);
       out.byte(0x51); // BINPERSID
       return;
     }
+    if (v instanceof PyGlobal) return global(v.module, v.name);
+    if (get(v)) return;
     if (v instanceof TorchTensor) {
       const r = opts.tensorRecipe?.(v) ?? { rebuild: v.rebuild, args: v.args };
       reduce(r.rebuild, r.args);
@@ -150,7 +157,7 @@ export function pickleValue(value: PyValue, opts: PickleWriterOptions): Uint8Arr
     }
     if (v instanceof PyDict) {
       if (v.ordered) {
-        reduce(new PyGlobal('collections', 'OrderedDict'), []);
+        reduce(ORDERED_DICT, []);
         put(v);
       } else {
         out.byte(0x7d); // EMPTY_DICT
@@ -162,10 +169,6 @@ export function pickleValue(value: PyValue, opts: PickleWriterOptions): Uint8Arr
         save(v.attrs);
         out.byte(0x62); // BUILD
       }
-      return;
-    }
-    if (v instanceof PyGlobal) {
-      global(v.module, v.name);
       return;
     }
     if (v instanceof PyBytes) {
@@ -281,10 +284,20 @@ class ByteWriter {
   /** BINUNICODE: opcode, UTF-8 length, UTF-8 bytes, encoded in place (no buffer per string). */
   unicode(s: string): void {
     this.ensure(5 + 3 * s.length);
-    const n = this.cur.write(s, this.at + 5, 'utf8');
+    const n = s.length <= 64 ? this.ascii(s, this.at + 5) : this.cur.write(s, this.at + 5, 'utf8');
     this.cur[this.at] = 0x58;
     this.cur.writeUInt32LE(n, this.at + 1);
     this.at += 5 + n;
+  }
+  /** A short key as bytes, one by one (cheaper than a native call for each of 100,000 keys); non-ASCII goes to UTF-8. */
+  private ascii(s: string, at: number): number {
+    const cur = this.cur;
+    for (let i = 0; i < s.length; i++) {
+      const c = s.charCodeAt(i);
+      if (c >= 0x80) return cur.write(s, at, 'utf8');
+      cur[at + i] = c;
+    }
+    return s.length;
   }
   u32(v: number): void {
     this.ensure(4);

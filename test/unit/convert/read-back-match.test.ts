@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { openFormat } from '../../../main/formats/open-format.ts';
 import { verifyOutput } from '../../../main/convert/read-back.ts';
 import { PyDict, type PyValue } from '../../../main/formats/values/python-values.ts';
+import { TorchTensor } from '../../../main/formats/values/torch-values.ts';
 
 const FILE = 'test/fixtures/torch/cpu_state_dict.pt';
 
@@ -46,4 +47,32 @@ test('verifyOutput: in order, reordered, and with a planned tensor the file lack
     dropped.problems.every((p) => p.startsWith('stored in the wrong storage')),
     'the rest still match by path',
   );
+});
+
+test('verifyOutput: a planned shape, stride or device the file does not have is a mismatch, not a pass', async () => {
+  const reading = openFormat(FILE);
+  try {
+    const root = reading.root as PyDict;
+    const [key, first] = root.entries[0]!;
+    assert.ok(first instanceof TorchTensor);
+    const t = first as TorchTensor;
+    const variants: [string, TorchTensor, RegExp][] = [
+      ['shape', new TorchTensor(t.rebuild, t.args, t.kind, t.dtype, [...t.shape, 1], [...t.stride, 1], t.storageOffset, t.storage), /shape \[/],
+      ['offset', new TorchTensor(t.rebuild, t.args, t.kind, t.dtype, t.shape, t.stride, t.storageOffset + 1, t.storage), /storage offset/],
+    ];
+    for (const [what, planned, problem] of variants) {
+      const plan = new PyDict(true);
+      plan.set(key, planned);
+      const r = await verifyOutput(FILE, FILE, plan, [], () => 'cpu', new Map());
+      assert.equal(r.verified, false, what);
+      assert.match(r.checks[0]!.problem ?? '', problem, what);
+    }
+    // a plan on another device: the written location differs
+    const plan = new PyDict(true);
+    plan.set(key, t);
+    const r = await verifyOutput(FILE, FILE, plan, [], () => 'cuda:7', new Map());
+    assert.match(r.checks[0]!.problem ?? '', /device cpu, planned cuda:7/);
+  } finally {
+    reading.close();
+  }
 });

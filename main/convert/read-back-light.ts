@@ -1,0 +1,163 @@
+import type { OutputReport, TensorCheck } from '../../shared/convert.ts';
+import { rootStorage } from '../checkpoint/inspect.ts';
+import { keyText, type PathKey, type TensorAt } from '../checkpoint/tree.ts';
+import { TORCH_2_13 } from '../formats/pickle/scan/torch-allowlists.ts';
+import { openTorchArchive } from '../formats/torch/torch-zip.ts';
+import type { TorchStorage } from '../formats/values/torch-values.ts';
+import { FileReader } from '../io/random-access.ts';
+import type { WrittenStorage } from './write-checkpoint.ts';
+import { crcProblem, matchWritten, sameItems } from './read-back-match.ts';
+import { decodeWrittenPickle, WrittenDict, WrittenList, WrittenTensor, WrittenTuple, type WrittenValue } from './written-pickle.ts';
+
+/** Visiting more nodes than this means the tree is pathological (as `walkTensors` says). */
+const MAX_NODES = 5_000_000;
+
+interface WrittenAt {
+  path: PathKey[];
+  tensor: WrittenTensor;
+}
+
+/**
+ * The read-back check of a written torch zip without the full reader: the central directory is
+ * read back from the file, `data.pkl` is read back and decoded by `decodeWrittenPickle` (a VM of
+ * its own, not the pickler), and every planned tensor is compared with the one at its path, field
+ * by field as `compareTensor` does, and its storage record with where and what was written.
+ * A pickle that also loads with `torch.load(weights_only=True)`: only the opcodes that VM knows
+ * (all in torch's weights-only unpickler) and only allowlisted globals.
+ *
+ * Returns null when the pickle holds something that VM does not decode (objects, parameters,
+ * subclasses, non-allowlisted globals): the caller then reads the file with the full reader.
+ */
+export function verifyLight(
+  file: string,
+  shownAs: string,
+  expected: TensorAt[],
+  storages: WrittenStorage[],
+  plannedDevice: (s: TorchStorage) => string,
+  crcs: Map<string, number>,
+): OutputReport | null {
+  const reader = new FileReader(file);
+  try {
+    const archive = openTorchArchive(reader);
+    const pkl = archive.zip.get(`${archive.prefix}data.pkl`);
+    // what the full scan refuses at the archive level (no data.pkl, TorchScript, encrypted records)
+    // is left to it: the writer makes none of these, so such a file is not this writer's output
+    if (!pkl || archive.zip.get(`${archive.prefix}constants.pkl`) || archive.zip.entries.some((e) => e.encrypted)) return null;
+    const decoded = decodeWrittenPickle(archive.zip.readPickleRecord(pkl));
+    if ('unsupported' in decoded) return null;
+    if ('value' in decoded && [...decoded.globals].some((g) => !TORCH_2_13.allowed.has(g))) return null;
+    const written = 'value' in decoded ? tensorsOf(decoded.value) : [];
+    if (!written) return null;
+    // each storage record once: in the directory read back, stored, at the offset and with the size written
+    const records = new Map<string, string | null>();
+    const recordProblem = (w: WrittenStorage): string | null => {
+      let p = records.get(w.key);
+      if (p !== undefined) return p;
+      const e = archive.zip.get(`${archive.prefix}data/${w.key}`);
+      const range = e && e.method === 0 && e.uncompressedSize === w.nbytes ? archive.zip.dataRange(e) : null;
+      p = range && range.offset === w.dataOffset ? null : `storage ${w.key} is not where it was written`;
+      records.set(w.key, p);
+      return p;
+    };
+    const byKey = new Map(storages.map((w) => [w.key, w]));
+    const report = matchWritten(file, shownAs, expected, written, storages, plannedDevice, (check, e, t) => compare(check, e, t, byKey, crcs, recordProblem));
+    // the archive as a whole: a pickle no VM reads, or two records of one name (the directory's
+    // name lookup gives the last, so an earlier one differs), fail it whatever the tensors say
+    const twice = archive.zip.entries.find((e) => archive.zip.get(e.name) !== e);
+    const whole = 'malformed' in decoded ? `data.pkl as read back ${decoded.malformed}` : twice ? `two records are named ${twice.name}` : null;
+    if (whole) {
+      report.verified = false;
+      report.mismatch = whole;
+    }
+    return report;
+  } finally {
+    reader.close();
+  }
+}
+
+/** `compareTensor` of read-back.ts for a decoded record: the first problem, or null. */
+function compare(
+  check: TensorCheck,
+  e: TensorAt,
+  b: WrittenTensor,
+  byKey: Map<string, WrittenStorage>,
+  crcs: Map<string, number>,
+  recordProblem: (w: WrittenStorage) => string | null,
+): string | null {
+  const a = e.tensor;
+  if (a.dtype.name !== b.dtype) return `dtype ${b.dtype}, planned ${a.dtype.name}`;
+  if (!sameItems(a.shape, b.shape)) return `shape [${b.shape}], planned [${a.shape}]`;
+  if (!sameItems(a.stride, b.stride)) return `stride [${b.stride}], planned [${a.stride}]`;
+  if (a.requiresGrad !== b.requiresGrad || a.isParameter) return 'requires_grad or Parameter flag changed';
+  if (!a.storage) return 'storage missing';
+  const viewShift = a.storage.viewOf ? a.storage.viewOffset / a.dtype.size : 0;
+  if (b.storageOffset !== a.storageOffset + viewShift) return `storage offset ${b.storageOffset}, planned ${a.storageOffset + viewShift}`;
+  if (b.storage.location !== check.device) return `device ${b.storage.location}, planned ${check.device}`;
+  const w = byKey.get(b.storage.key);
+  if (!w || w.source !== rootStorage(a.storage)) return `stored in the wrong storage (${b.storage.key})`;
+  // the reader's view of the record: numel elements of the storage class's dtype (decodeStorageId)
+  if (b.storage.numel * b.storage.itemSize !== w.nbytes) return `storage ${w.key} is not where it was written`;
+  const where = recordProblem(w);
+  if (where) return where;
+  if (b.shape.every((d) => d > 0)) {
+    let last = b.storageOffset;
+    for (let i = 0; i < b.shape.length; i++) last += (b.shape[i]! - 1) * b.stride[i]!;
+    if (b.storageOffset < 0 || b.stride.some((s) => s < 0) || (last + 1) * b.itemSize > w.nbytes) return `reaches past its storage ${w.key}`;
+  }
+  return crcProblem(check, w, crcs);
+}
+
+class OddKey extends Error {}
+
+/** The key text `walkTensors` gives a dict key (`keyText`); keys of other kinds go to the full reader. */
+function writtenKeyText(k: WrittenValue): PathKey {
+  if (k instanceof WrittenTuple) return `(${k.items.map((x) => String(writtenKeyText(x))).join(', ')})`;
+  if (k === null || typeof k !== 'object') return keyText(k);
+  throw new OddKey();
+}
+
+/** `walkTensors` over the decoded values: every tensor at every path, cycles cut. */
+function tensorsOf(root: WrittenValue): WrittenAt[] | null {
+  const out: WrittenAt[] = [];
+  const onPath = new Set<object>();
+  const tensorFree = new WeakSet<object>();
+  const path: PathKey[] = [];
+  let visited = 0;
+  let cuts = 0;
+  const visit = (v: WrittenValue): void => {
+    if (++visited > MAX_NODES) throw new Error(`the written file reaches its tensors by over ${MAX_NODES} paths`);
+    if (v instanceof WrittenTensor) {
+      out.push({ path: [...path], tensor: v });
+      return;
+    }
+    if (v === null || typeof v !== 'object' || tensorFree.has(v)) return;
+    if (onPath.has(v)) {
+      cuts++;
+      return;
+    }
+    const [found, cutsBefore] = [out.length, cuts];
+    onPath.add(v);
+    if (v instanceof WrittenDict) {
+      for (const [k, x] of v.entries) {
+        path.push(writtenKeyText(k));
+        visit(x);
+        path.pop();
+      }
+    } else if (v instanceof WrittenList || v instanceof WrittenTuple) {
+      for (let i = 0; i < v.items.length; i++) {
+        path.push(i);
+        visit(v.items[i]!);
+        path.pop();
+      }
+    }
+    onPath.delete(v);
+    if (out.length === found && cuts === cutsBefore) tensorFree.add(v);
+  };
+  try {
+    visit(root);
+  } catch (e) {
+    if (e instanceof OddKey) return null;
+    throw e;
+  }
+  return out;
+}
