@@ -18,6 +18,7 @@ import { makeStyle, plural } from './format-text.ts';
 import type { CliIO } from './io.ts';
 import { withTag } from '../formats/deepspeed/locate.ts';
 import { castOptions } from './cast-options.ts';
+import { writeJsonInPieces } from './json-pieces.ts';
 import { ProgressLine } from './progress-line.ts';
 
 export const CONVERT_HELP = `ckpt convert <file|folder> --preset cpu|gpu[:K]|dp|ddp [options]
@@ -251,7 +252,13 @@ async function convertOne(p: Parsed, io: CliIO): Promise<number> {
       },
     );
     bar?.clear();
-    if (p.json) writeReportJson(io, report);
+    if (p.json)
+      await writeJsonInPieces(
+        { event: 'report', report },
+        report.outputs.map((o) => o.checks),
+        io.stdout,
+        io.stdoutRoom,
+      );
     else io.stdout(renderReport(report, style));
     return report.verified ? 0 : 1;
   } catch (e) {
@@ -340,40 +347,4 @@ async function convertFolder(p: Parsed, io: CliIO): Promise<number> {
     release();
     await pool.close();
   }
-}
-
-/** Checks written per piece of the report's JSON. */
-const CHECKS_PER_PIECE = 10_000;
-
-/**
- * `JSON.stringify({ event: 'report', report }) + '\n'`, the same bytes, written in pieces: the
- * per-tensor checks of a 500,000-tensor file are otherwise one 124 MB string, and as much again
- * as the buffer written from it.
- */
-export function writeReportJson(io: Pick<CliIO, 'stdout'>, report: ConversionReport): void {
-  if (report.outputs.every((o) => o.checks.length <= CHECKS_PER_PIECE)) return io.stdout(JSON.stringify({ event: 'report', report }) + '\n');
-  // each output's checks stand in as a marker no report text can hold (a NUL and a random tag)
-  const tag = `\u0000checks-${Math.random().toString(36).slice(2)}-`;
-  const outputs = report.outputs.map((o, i) => ({ ...o, checks: `${tag}${i}` }));
-  const text = JSON.stringify({ event: 'report', report: { ...report, outputs } });
-  let from = 0;
-  report.outputs.forEach(({ checks }, i) => {
-    const marker = JSON.stringify(`${tag}${i}`);
-    const at = text.indexOf(marker, from);
-    io.stdout(text.slice(from, at));
-    io.stdout('[');
-    for (let c = 0; c < checks.length; c += CHECKS_PER_PIECE) {
-      io.stdout(
-        (c ? ',' : '') +
-          checks
-            .slice(c, c + CHECKS_PER_PIECE)
-            .map((x) => JSON.stringify(x))
-            .join(','),
-      );
-    }
-    io.stdout(']');
-    from = at + marker.length;
-  });
-  io.stdout(text.slice(from));
-  io.stdout('\n');
 }

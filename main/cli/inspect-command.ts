@@ -7,6 +7,7 @@ import { devicePlanFor } from './devices-command.ts';
 import { fail } from '../errors.ts';
 import { formatBytes, makeStyle, plural, type Style } from './format-text.ts';
 import type { CliIO } from './io.ts';
+import { writeJsonInPieces } from './json-pieces.ts';
 import { withTag } from '../formats/deepspeed/locate.ts';
 
 export const INSPECT_HELP = `ckpt inspect <file|DCP folder|DeepSpeed folder> [--json]
@@ -46,40 +47,12 @@ export async function runInspect(args: string[], io: CliIO): Promise<number> {
       // Will these device tags load here? Only the machine's GPUs can say (a CPU-only machine answers at once).
       c.report.devicePlan = devicePlanFor(c.report.layout.devices, await readDevices({ timeoutMs: 3000 }));
     }
-    if (values.json) await writeReportJson(c.report, io.stdout, io.stdoutRoom);
+    if (values.json) await writeJsonInPieces(c.report, [c.report.tensors], io.stdout, io.stdoutRoom);
     else io.stdout(renderInspect(c.report, makeStyle(io.color)));
   } finally {
     c.close();
   }
   return 0;
-}
-
-/** Tensor entries stringified and written at a time. */
-const JSON_CHUNK = 4096;
-
-/**
- * `JSON.stringify(report) + '\n'`, byte for byte, written in pieces: the tensor list of 500,000
- * tensors is 120 MB of text, which whole would be held twice (the string and its bytes). `room`
- * (the CLI's `stdoutRoom`) is awaited after each piece: into a pipe, Node queues what the reader
- * has not taken yet, and without waiting the whole output was held in memory at once.
- */
-export async function writeReportJson(report: InspectReport, write: (s: string) => void, room?: () => Promise<void>): Promise<void> {
-  const before: Record<string, unknown> = {};
-  const after: Record<string, unknown> = {};
-  let side = before;
-  for (const [k, v] of Object.entries(report)) {
-    if (k === 'tensors') side = after;
-    else side[k] = v;
-  }
-  const head = JSON.stringify(before);
-  write(`${head.slice(0, -1)}${head === '{}' ? '' : ','}"tensors":[`);
-  for (let i = 0; i < report.tensors.length; i += JSON_CHUNK) {
-    const part = JSON.stringify(report.tensors.slice(i, i + JSON_CHUNK));
-    write((i ? ',' : '') + part.slice(1, -1));
-    await room?.();
-  }
-  const tail = JSON.stringify(after);
-  write(`]${tail === '{}' ? '}' : `,${tail.slice(1)}`}\n`);
 }
 
 export function renderInspect(r: InspectReport, s: Style): string {

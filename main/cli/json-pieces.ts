@@ -1,0 +1,37 @@
+// Long --json output (inspect's tensor list, convert's per-tensor checks) written in pieces.
+
+/** Elements of a long array per piece of text. */
+const PIECE = 4096;
+
+/**
+ * `JSON.stringify(value) + '\n'`, byte for byte, written in pieces: each array of `long` that
+ * `value` holds (the tensor list or the checks of a 500,000-tensor file, 120 MB of text) is
+ * written PIECE elements at a time instead of as one string held twice (the string and its
+ * bytes). `room` (the CLI's `stdoutRoom`) is awaited after each piece: into a pipe, Node queues
+ * what the reader has not taken yet, and without waiting the whole output was held at once.
+ */
+export async function writeJsonInPieces(
+  value: unknown,
+  long: readonly (readonly unknown[])[],
+  write: (s: string) => void,
+  room?: () => Promise<void>,
+): Promise<void> {
+  // each long array stands in as a marker that no other text can hold (a NUL and a random tag)
+  const tag = `long-${Math.random().toString(36).slice(2)}-`;
+  const index = new Map<unknown, number>(long.map((a, i) => [a, i]));
+  const text = JSON.stringify(value, (_key, v: unknown) => (Array.isArray(v) && index.has(v) ? `\u0000${tag}${index.get(v)}` : v));
+  const marker = new RegExp(`"\\\\u0000${tag}(\\d+)"`, 'g');
+  let from = 0;
+  let close = '';
+  for (const m of text.matchAll(marker)) {
+    write(`${close}${text.slice(from, m.index)}[`);
+    const array = long[Number(m[1])]!;
+    for (let i = 0; i < array.length; i += PIECE) {
+      write((i ? ',' : '') + JSON.stringify(array.slice(i, i + PIECE)).slice(1, -1));
+      await room?.();
+    }
+    close = ']';
+    from = m.index + m[0].length;
+  }
+  write(`${close}${text.slice(from)}\n`);
+}
