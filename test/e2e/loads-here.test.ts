@@ -69,7 +69,11 @@ describe('loads on this machine', { skip: skip ?? false }, () => {
       const { page } = app.browser;
       await openByAddress(page, 'checkpoint', join(SAMPLE_DIR, 'digits-test.npz'));
       const wo = page.getByTestId('weights-only');
-      await wo.and(page.locator('[data-loads="false"]')).waitFor();
+      // wait for this file's claim: the TorchScript file opened before it also shows data-loads="false"
+      await wo
+        .and(page.locator('[data-loads="false"]'))
+        .filter({ hasText: /numpy \.npz archive/ })
+        .waitFor();
       assert.match(await wo.innerText(), /refuses it: a numpy \.npz archive, not a torch\.save file/);
       assert.match(await page.getByRole('list', { name: 'Evidence' }).innerText(), /named numpy arrays at the top level with 2 keys/);
       assert.match(await page.getByTestId('loads-here').innerText(), /Load it with numpy\.load\(f\)/);
