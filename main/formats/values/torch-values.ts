@@ -94,9 +94,13 @@ export class TorchTensor {
   ) {
     this.recipeArgs = args;
   }
+  /**
+   * The recipe's arguments. Built afresh on each read when the tensor has none of its own (not
+   * kept: a writer reads them twice, for the code-free walk and the pickler, and 500,000 kept
+   * lists held four objects per tensor until the conversion ended). Compare storages, not lists.
+   */
   get args(): PyValue[] {
-    this.recipeArgs ??= [this.storage, this.storageOffset, new PyTuple(this.shape), new PyTuple(this.stride), false, new PyDict(true)];
-    return this.recipeArgs;
+    return this.recipeArgs ?? [this.storage, this.storageOffset, new PyTuple(this.shape), new PyTuple(this.stride), false, new PyDict(true)];
   }
   get numel(): number {
     return this.shape.reduce((a, b) => a * b, 1);
