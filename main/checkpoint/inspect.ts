@@ -236,6 +236,7 @@ export function keyTrie(entries: readonly { key: string; tensor: TorchTensor }[]
   // the walk of the next key starts below the deepest part both keys spell out in full.
   const path: Trie[] = [];
   const partEnds: number[] = [];
+  let parts = 0; // how many of `path` and `partEnds` are the previous key's
   let prev = '';
   for (const { key: k, tensor: t } of entries) {
     const limit = Math.min(k.length, prev.length);
@@ -243,12 +244,11 @@ export function keyTrie(entries: readonly { key: string; tensor: TorchTensor }[]
     while (same < limit && k.charCodeAt(same) === prev.charCodeAt(same)) same++;
     // a part of the previous key is shared when it and its dot lie inside the common prefix
     let depth = 0;
-    while (depth < partEnds.length && partEnds[depth]! < same) depth++;
+    while (depth < parts && partEnds[depth]! < same) depth++;
     root.count++;
     for (let i = 0; i < depth; i++) path[i]!.count++;
     let cur = depth ? path[depth - 1]! : root;
-    path.length = depth;
-    partEnds.length = depth;
+    parts = depth;
     for (let from = depth ? partEnds[depth - 1]! + 1 : 0; ; ) {
       const dot = k.indexOf('.', from);
       const part = dot < 0 ? k.slice(from) : k.slice(from, dot);
@@ -258,8 +258,8 @@ export function keyTrie(entries: readonly { key: string; tensor: TorchTensor }[]
       next.count++;
       cur = next;
       if (dot < 0) break;
-      path.push(next);
-      partEnds.push(dot);
+      path[parts] = next;
+      partEnds[parts++] = dot;
       from = dot + 1;
     }
     cur.tensor = t;
