@@ -231,10 +231,25 @@ export function keyTrie(entries: readonly { key: string; tensor: TorchTensor }[]
     count: number;
   }
   const root: Trie = { kids: null, tensor: undefined, count: 0 };
+  // Consecutive keys share most of their dotted prefix (`layers.7.mlp.` before `layers.7.attn.`):
+  // the nodes the previous key passed through, and where each of its parts ended, are kept, and
+  // the walk of the next key starts below the deepest part both keys spell out in full.
+  const path: Trie[] = [];
+  const partEnds: number[] = [];
+  let parts = 0; // how many of `path` and `partEnds` are the previous key's
+  let prev = '';
   for (const { key: k, tensor: t } of entries) {
-    let cur = root;
-    cur.count++;
-    for (let from = 0; ; ) {
+    const limit = Math.min(k.length, prev.length);
+    let same = 0;
+    while (same < limit && k.charCodeAt(same) === prev.charCodeAt(same)) same++;
+    // a part of the previous key is shared when it and its dot lie inside the common prefix
+    let depth = 0;
+    while (depth < parts && partEnds[depth]! < same) depth++;
+    root.count++;
+    for (let i = 0; i < depth; i++) path[i]!.count++;
+    let cur = depth ? path[depth - 1]! : root;
+    parts = depth;
+    for (let from = depth ? partEnds[depth - 1]! + 1 : 0; ; ) {
       const dot = k.indexOf('.', from);
       const part = dot < 0 ? k.slice(from) : k.slice(from, dot);
       const kids = (cur.kids ??= new Map());
@@ -243,10 +258,23 @@ export function keyTrie(entries: readonly { key: string; tensor: TorchTensor }[]
       next.count++;
       cur = next;
       if (dot < 0) break;
+      path[parts] = next;
+      partEnds[parts++] = dot;
       from = dot + 1;
     }
     cur.tensor = t;
+    prev = k;
   }
+  // tensors in a row often show the same (`float32[16] cpu`): the text is made once per run
+  let shown: TorchTensor | undefined;
+  let shownText = '';
+  const leafText = (t: TorchTensor): string => {
+    if (!shown || shown.dtype.name !== t.dtype.name || shown.device !== t.device || !sameNumbers(shown.shape, t.shape)) {
+      shown = t;
+      shownText = `${t.dtype.name}[${t.shape.join(', ')}] ${t.device}`;
+    }
+    return shownText;
+  };
   const toNodes = (t: Trie): TreeNode[] => {
     const nodes: TreeNode[] = [];
     if (!t.kids) return nodes;
@@ -260,7 +288,7 @@ export function keyTrie(entries: readonly { key: string; tensor: TorchTensor }[]
         nodes.push({
           key: name,
           type: n.tensor.isParameter ? 'Parameter' : 'tensor',
-          summary: `${n.tensor.dtype.name}[${n.tensor.shape.join(', ')}] ${n.tensor.device}`,
+          summary: leafText(n.tensor),
         });
       else {
         const kids = foldNumberedRuns(toNodes(n));
@@ -272,4 +300,10 @@ export function keyTrie(entries: readonly { key: string; tensor: TorchTensor }[]
     return nodes;
   };
   return foldNumberedRuns(toNodes(root));
+}
+
+function sameNumbers(a: readonly number[], b: readonly number[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }

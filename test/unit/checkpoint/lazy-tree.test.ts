@@ -4,7 +4,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { openCheckpoint } from '../../../main/inputs/open-checkpoint.ts';
-import { summariseTree } from '../../../main/checkpoint/inspect.ts';
+import { keyTrie, summariseTree } from '../../../main/checkpoint/inspect.ts';
+import { asStateDict } from '../../../main/checkpoint/roles.ts';
+import type { PyDict } from '../../../main/formats/values/python-values.ts';
+import type { TorchTensor } from '../../../main/formats/values/torch-values.ts';
 
 const FILE = 'test/fixtures/torch/compiled_dp_prefix.pt';
 
@@ -29,6 +32,39 @@ test('report.tree: an assigned tree replaces the summary', () => {
   try {
     ck.report.tree = { key: '', type: 'dict', summary: 'replaced' };
     assert.equal(JSON.parse(JSON.stringify(ck.report)).tree.summary, 'replaced');
+  } finally {
+    ck.close();
+  }
+});
+
+test('keyTrie: a key walked from the parts it shares with the key before it folds as one walked from the root', () => {
+  const ck = openCheckpoint(FILE);
+  try {
+    const sd = asStateDict(ck.reading.root as PyDict);
+    assert.ok(sd && sd.length >= 2);
+    const [g, f] = [sd[0]!.tensor, sd[1]!.tensor];
+    // shared prefixes that end inside a part (`a.b` / `a.bc`, `a.` / `ab.`), a key that is another's prefix, an empty part
+    const keys = ['a.b.x', 'a.c.y', 'a.b.z', 'a.b', 'a.b.c.d', 'a..e', 'a..f', 'ab.q', 'a.bc'];
+    const text = (t: TorchTensor): string => `${t.dtype.name}[${t.shape.join(', ')}] ${t.device}`;
+    const leaf = (key: string, t: TorchTensor) => ({ key, type: t.isParameter ? 'Parameter' : 'tensor', summary: text(t) });
+    const trie = keyTrie(
+      keys.map((key, i) => ({ key, tensor: i % 2 ? f : g })),
+      64,
+    );
+    assert.deepEqual(trie, [
+      {
+        key: 'a.',
+        type: 'prefix',
+        summary: '8 tensors',
+        children: [
+          { key: 'b.', type: 'prefix', summary: '4 tensors', children: [leaf('x', g), leaf('z', g), leaf('c.d', g)] },
+          leaf('c.y', f),
+          { key: '.', type: 'prefix', summary: '2 tensors', children: [leaf('e', f), leaf('f', g)] },
+          leaf('bc', g),
+        ],
+      },
+      leaf('ab.q', f),
+    ]);
   } finally {
     ck.close();
   }

@@ -269,6 +269,8 @@ export class PickleScanner implements OpcodeObserver {
   private readonly marks: number[] = [];
   private memo = new PickleMemo<Sym>();
   private readonly structure = new StructureCheck();
+  /** `seenOps[op]` is 1 once opcode `op` has been checked (`opcode`) */
+  private readonly seenOps = new Uint8Array(256);
   private protocol = 0;
   private opOffset: number;
   private error: string | undefined;
@@ -302,9 +304,14 @@ export class PickleScanner implements OpcodeObserver {
   /** The opcode `op` at file offset `at` starts; its argument comes to `apply`. */
   opcode(op: number, at: number): void {
     this.opOffset = at;
-    const opName = OPCODE_NAMES[op];
-    if (opName === undefined) throw new Malformed(`unknown opcode 0x${op.toString(16).padStart(2, '0')}`);
-    for (const c of this.checks) c.opcode(op, this.rel(), opName);
+    if (this.seenOps[op] === 0) {
+      // an opcode is known, and allowed by each weights-only profile, or not, at its first use:
+      // a refusal keeps the first offset, so its later uses (3 million in a 100k-tensor pickle) change nothing
+      const opName = OPCODE_NAMES[op];
+      if (opName === undefined) throw new Malformed(`unknown opcode 0x${op.toString(16).padStart(2, '0')}`);
+      for (const c of this.checks) c.opcode(op, this.rel(), opName);
+      this.seenOps[op] = 1;
+    }
     this.structure.opcode(op, this.rel());
   }
 
