@@ -12,9 +12,11 @@ function settle(): void {
 }
 
 /**
- * Issue 3 targets, side by side in one run (runs interleaved, medians):
- * convert a 2 GiB DP state dict to cpu in ≤ 1.15 × cp and ≥ 4 × faster than torch, ≤ 150 MB RSS;
- * a 200-file batch with --jobs 2 ≥ 1.7 × faster than --jobs 1.
+ * Issue 3's lines, side by side in one run (runs interleaved, medians): convert a 2 GiB DP state
+ * dict to cpu against cp and torch 1.13, ≤ 150 MB RSS; a 200-file batch with --jobs 2 against
+ * --jobs 1. Issue 15 replaced the targets against cp, torch and --jobs 1 with the scale group's
+ * (against cp && sync and torch 2.x, which every machine kind here can be held to): those
+ * figures are shown for context (INFO).
  */
 export function convertBenchmarks(dir: string): BenchResult[] {
   const src = join(dir, 'dp_2gib.pt');
@@ -89,23 +91,26 @@ export function convertBenchmarks(dir: string): BenchResult[] {
     {
       name: 'convert 2 GiB DP → cpu, wall / cp wall (medians)',
       value: `${(ckW / cpW).toFixed(2)}×  (ckpt ${s(ckW)}, cp ${s(cpW)})`,
-      target: '≤ 1.15× cp',
-      pass: ckW <= 1.15 * cpW,
+      target: "replaced by issue 15's line in the scale group",
+      pass: false,
+      info: true,
       detail: `ckpt fsyncs and verifies every byte; against cp + sync of the copy (${s(cpsW)}): ${(ckW / cpsW).toFixed(2)}×. runs: ckpt ${ck.map((x) => s(x.wallS)).join(', ')}; cp ${cp.map((x) => s(x.wallS)).join(', ')}`,
     },
     {
       name: 'convert 2 GiB DP → cpu vs torch load + strip + save',
       value: `${(tW / ckW).toFixed(1)}× faster  (torch ${s(tW)})`,
-      target: '≥ 4×',
-      pass: tW / ckW >= 4,
+      target: "replaced by issue 15's line in the scale group",
+      pass: false,
+      info: true,
       detail: `torch peak RSS ${Math.max(...torch.map((x) => x.maxRssMB)).toFixed(0)} MB`,
     },
     { name: 'convert 2 GiB DP → cpu, peak RSS', value: `${rss.toFixed(0)} MB`, target: '≤ 150 MB', pass: rss <= 150 },
     {
       name: 'batch of 200 × 2 MiB checkpoints, --jobs 2 vs --jobs 1',
       value: `${(b1 / b2).toFixed(2)}×  (${s(b2)} vs ${s(b1)})`,
-      target: '≥ 1.7×',
-      pass: b1 / b2 >= 1.7,
+      target: "replaced by issue 15's line in the scale group (2 cores)",
+      pass: false,
+      info: true,
       detail: `ceiling on this machine, two independent processes with half the files each: ${(b1 / two).toFixed(2)}× (${s(two)}). 200 × 130 KB files: --jobs 2 ${(small.b1 / small.b2).toFixed(2)}× (${s(small.b2)} vs ${s(small.b1)}), two processes ${(small.b1 / small.two).toFixed(2)}× (${s(small.two)})`,
     },
   ];
