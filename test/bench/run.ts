@@ -1,7 +1,7 @@
 // `npm run bench`: speed and memory targets, each measured side by side with its peer in one run.
 // Inputs are written by real torch into .bench/ (not committed). Medians of N runs are reported.
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { convertBenchmarks } from './convert-bench.ts';
 import { inspectBenchmarks } from './inspect-bench.ts';
@@ -31,15 +31,19 @@ export interface BenchResult {
   info?: boolean;
 }
 
-const results: BenchResult[] = [];
+const results: (BenchResult & { group: string })[] = [];
 for (const [name, run] of Object.entries(groups)) {
   if (only.length && !only.includes(name)) continue;
   console.log(`\n== ${name}`);
   for (const r of run(dir)) {
-    results.push(r);
+    results.push({ group: name, ...r });
     console.log(`${r.info ? 'INFO' : r.pass ? 'PASS' : 'MISS'}  ${r.name}: ${r.value}  (target ${r.target})${r.detail ? `\n      ${r.detail}` : ''}`);
   }
 }
-writeFileSync(join(dir, 'results.json'), JSON.stringify(results, null, 2));
+// results.json keeps the last figures of every group: a run of some groups replaces only theirs
+const saved = join(dir, 'results.json');
+const before = existsSync(saved) ? (JSON.parse(readFileSync(saved, 'utf8')) as (BenchResult & { group?: string })[]) : [];
+const ran = new Set(results.map((r) => r.group));
+writeFileSync(saved, JSON.stringify([...before.filter((r) => r.group !== undefined && !ran.has(r.group)), ...results], null, 2));
 const targets = results.filter((r) => !r.info);
 console.log(`\n${targets.filter((r) => r.pass).length} of ${targets.length} targets met; details in ${join(dir, 'results.json')}`);
