@@ -126,8 +126,10 @@ export interface PythonRunReport {
   /** importing the class, constructing it and loading the checkpoints (the first chunk of samples is read and preprocessed meanwhile) */
   loadSeconds: number;
   /**
-   * the batch loop's wall time, from both models loaded to the last logits scored: the transfers,
-   * every model's forward, the scoring, and reading and preprocessing the chunks after the first
+   * the batch loop's wall time, from both models loaded (by the runner's clock) to the last logits
+   * scored: every model's forward, the scoring, and reading, preprocessing and sending the chunks
+   * after the first (the first is sent behind the last load request, and waits in the runner as the
+   * test set of a plain torch loop is in memory before its clock starts), the logits' transfers
    */
   loopSeconds: number;
 }

@@ -37,6 +37,8 @@ export interface Loaded {
   keys: number;
   device: string;
   deviceName: string;
+  /** seconds since the epoch when the runner had the model in (absent from older runners) */
+  sentAt?: number;
 }
 
 export interface BatchLogits {

@@ -124,24 +124,31 @@ export async function runVerifyPython(opts: VerifyOptions, ctx: VerifyContext = 
     const tLoad = performance.now();
     const loaded: Loaded[] = [];
     let firstChunk: Float32Array | null = null;
-    for (const r of requests) {
+    for (const [i, r] of requests.entries()) {
       if (ctx.cancelled?.()) throw new CheckpointError('cancelled', 'verification cancelled while loading the model');
       const loading = runner.load(r);
       loading.catch(() => undefined); // awaited below; a failure meanwhile is not unhandled
-      // the first chunk is read and preprocessed while the runner loads the checkpoint
+      // the first chunk is read and preprocessed while the runner loads the checkpoint, and goes
+      // behind the last load request: the runner starts on it as soon as the last model is in,
+      // without a round trip across the pipe (a failed load is reported first, and the runner
+      // stopped, before its answer to this chunk is read)
       firstChunk ??= prepare(0);
+      if (i === requests.length - 1) submit(firstChunk);
       loaded.push(await loading);
     }
-    const loadSeconds = (performance.now() - tLoad) / 1000;
+    // The loop's clock starts when the runner had the last model in (its clock, as for the start-up):
+    // the runner may be computing the first batch before this side reads its answer.
+    const sentAt = loaded[loaded.length - 1]!.sentAt;
+    const now = performance.now();
+    const tLoop = typeof sentAt === 'number' ? Math.min(now, Math.max(tLoad, sentAt * 1000 - performance.timeOrigin)) : now;
+    const loadSeconds = (tLoop - tLoad) / 1000;
     const scores = new Map<string, RunScore>();
     const seconds = new Map(labels.map((l) => [l, 0]));
     let classes = 0;
     let comparison: LogitComparison | null = null;
-    // From here to the last logits: the transfers, the runner's batches, the scoring, and the
-    // chunks after the first read and preprocessed meanwhile.
-    const tLoop = performance.now();
+    // From tLoop to the last logits: the runner's batches, the logits' transfers, the scoring, and
+    // the chunks after the first read, preprocessed and sent meanwhile.
     // Two chunks stay queued ahead of the batch being read back, so the runner never waits on this side.
-    submit(firstChunk!);
     if (chunks > 1) submit(prepare(1));
     const batchesPerChunk = chunkSamples / batch;
     for (let b = 0; b < batches; b++) {

@@ -129,12 +129,12 @@ export function verifyPythonBenchmarks(dir: string): BenchResult[] {
     line(
       cifar,
       big,
-      "the runner's loop: from both models loaded to the last logits scored in Node, the samples' reading, transfers over stdin/stdout and scoring included (the first chunk is read while the checkpoints load, as the torch loop's test set is before its clock starts).",
+      "the runner's loop: from both models loaded to the last logits scored in Node, the samples' reading, transfers over stdin/stdout and scoring included (the first chunk is read and sent to the runner while the checkpoints load, as the torch loop's test set is in memory before its clock starts).",
     ),
     line(
       digits,
       small,
-      `one 92 KB chunk and one answer: the loop is a few milliseconds, so the runner's fixed cost per verification (a round trip across the pipe, scoring in Node; ${fixed.toFixed(1)} ms over the torch loop, medians) weighs as much as the forward passes.`,
+      `one 92 KB chunk, sent while the last checkpoint loads: the loop is a few milliseconds, so the runner's fixed cost per verification (the logits across the pipe, the batches left to score in Node after the last forward; ${fixed.toFixed(1)} ms over the torch loop, medians) weighs as much as the forward passes.`,
     ),
     {
       name: 'verify --model-class start-up (spawn the interpreter, import torch, protocol hello) vs python -c "import torch" (exiting at once)',

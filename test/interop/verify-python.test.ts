@@ -63,6 +63,11 @@ for (const [name, python] of PYTHONS) {
       );
       assert.equal(r.python!.interpreter, python);
       assert.match(r.python!.torch, name === 'torch 1.13' ? /^1\.13/ : /^2\./);
+      // start-up, loading and the loop are consecutive spans of the whole run (the loop's clock
+      // starts by the runner's clock, when it had the last model in)
+      const { startupSeconds, loadSeconds, loopSeconds } = r.python!;
+      assert.ok(loadSeconds > 0 && loopSeconds > 0, `${loadSeconds} ${loopSeconds}`);
+      assert.ok(startupSeconds + loadSeconds + loopSeconds <= r.seconds, `${startupSeconds} + ${loadSeconds} + ${loopSeconds} > ${r.seconds}`);
       const bad = await verify(python, {
         modelClass: `${MODELS}:${want.class}`,
         checkpoint: join(T2, model, 'perturbed.pt'),
