@@ -255,7 +255,8 @@ async function convertOne(p: Parsed, io: CliIO): Promise<number> {
     if (p.json)
       await writeJsonInPieces(
         { event: 'report', report },
-        report.outputs.map((o) => o.checks),
+        // the per-tensor parts: each output's checks and each state dict's key changes
+        [...report.outputs.map((o) => o.checks), ...report.plan.stateDicts.map((sd) => sd.keys)],
         io.stdout,
         io.stdoutRoom,
       );
