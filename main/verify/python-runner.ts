@@ -123,9 +123,12 @@ export class PythonRunner {
     try {
       const m = await r.request({ op: 'hello', protocol: RUNNER_PROTOCOL }, 'hello', limits.startMs, 'starting Python and importing torch');
       r.hello = m as unknown as RunnerHello;
-      // by the runner's clock when it answered: this side may have been busy (reading the test set) when the answer came
+      // by the runner's clock when it answered: this side may have been busy (reading the test set)
+      // when the answer came. Two clocks (Python's time.time, Node's Date.now in whole ms) can
+      // disagree by a fraction of a millisecond: never longer than this side saw it take.
       const sentAt = m['sentAt'];
-      r.startSeconds = typeof sentAt === 'number' && sentAt * 1000 >= spawnedAt ? sentAt - spawnedAt / 1000 : (performance.now() - t0) / 1000;
+      const seen = (performance.now() - t0) / 1000;
+      r.startSeconds = typeof sentAt === 'number' && sentAt * 1000 >= spawnedAt ? Math.min(sentAt - spawnedAt / 1000, seen) : seen;
       return r;
     } catch (e) {
       r.kill();
