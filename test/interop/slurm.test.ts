@@ -33,8 +33,10 @@ before(async () => {
   }
   cluster = started;
   input = join(base, 'runs');
-  // 24 checkpoints of 16 MiB in two folders: each task has a few seconds of work
-  const files = Array.from({ length: 24 }, (_, i) => ({ file: join(input, `run${i % 2}`, `step${i}.pt`), mb: 16, parts: 4 }));
+  // 24 checkpoints of 40 MiB in two folders: each file takes a task about 0.1 s, so the three or
+  // more left when the test picks its victim outlast the scancel (with 16 MiB files a task once
+  // finished before the kill landed)
+  const files = Array.from({ length: 24 }, (_, i) => ({ file: join(input, `run${i % 2}`, `step${i}.pt`), mb: 40, parts: 4 }));
   for (const d of ['run0', 'run1']) mkdirSync(join(input, d), { recursive: true });
   runPython('make_checkpoint.py', { files });
   sources = files.map((f) => relative(input, f.file)).sort();
