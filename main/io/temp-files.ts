@@ -187,9 +187,18 @@ export function removeTempEntry(e: TempEntry): boolean {
  */
 export function removeStaleTempFiles(dir: string, staleAfterMs = STALE_AFTER_MS): TempEntry[] {
   const stale = tempFilesIn(dir).filter((e) => isStale(e, staleAfterMs));
-  const replaced = stale.filter((e) => e.replaced && !e.folder);
+  return [...freeReplaced(stale), ...stale.filter((e) => !e.replaced && removeTempEntry(e))];
+}
+
+/** Frees the replaced outputs left directly in `dir` in the background, and only those. */
+export function freeReplacedOutputsIn(dir: string): TempEntry[] {
+  return freeReplaced(tempFilesIn(dir));
+}
+
+function freeReplaced(entries: TempEntry[]): TempEntry[] {
+  const replaced = entries.filter((e) => e.replaced && !e.folder);
   if (replaced.length) freeInBackground(replaced.map((e) => e.path));
-  return [...replaced, ...stale.filter((e) => !replaced.includes(e) && removeTempEntry(e))];
+  return replaced;
 }
 
 /**

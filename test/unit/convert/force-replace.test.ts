@@ -1,4 +1,4 @@
-// `convert --force` over an existing output (issue 15): the old output gets a hidden second link
+// `convert --force` (and `reshard --to single --force`) over an existing output (issue 15): the old output gets a hidden second link
 // (`.<name>.ckpt-replaced-…`) so that the rename over it does not wait while its blocks are
 // freed; the link is then removed in the background. Killed at each step, the destination is the
 // whole old output or the whole new, verified one, and a link left behind is removed by
@@ -133,6 +133,22 @@ test('a batch with --force replaces an output that is not what it writes the sam
   assert.equal(r.code, 0, r.stderr);
   assert.equal(sha(out), fresh);
   assert.deepEqual(await noSecondLinks(outDir), []);
+});
+
+test('re-shard to one file with --force takes the same path; its next run into the folder removes a link left behind', async () => {
+  const dir = tmp();
+  const out = join(dir, 'out.pt');
+  const reshard = (input: string, to: string, ...more: string[]) => runCli(['reshard', input, '--to', 'single', '-o', to, ...more], { env: BACKGROUND });
+  assert.equal(reshard(OLD_INPUT, out).code, 0);
+  const old = sha(out);
+  await killAt('replace:new-in-place', ['reshard', NEW_INPUT, '--to', 'single', '-o', out, '--force'], BACKGROUND);
+  const [link] = secondLinks(dir);
+  assert.ok(link, 'a second link to the replaced output');
+  assert.equal(sha(join(dir, link)), old);
+  assert.notEqual(sha(out), old, 'the new output is in place');
+  const next = reshard(NEW_INPUT, join(dir, 'other.pt'));
+  assert.equal(next.code, 0, next.stderr);
+  assert.deepEqual(await noSecondLinks(dir), []);
 });
 
 test('without the test bound, a small output is replaced by a plain rename: no second link at any time', async () => {
