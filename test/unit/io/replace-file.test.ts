@@ -99,3 +99,17 @@ test('a rename that fails leaves the old output in place and no second link', ()
   assert.equal(fs.readFileSync(dest, 'utf8'), 'old output');
   assert.deepEqual(secondLinks(dir), []);
 });
+
+test('where `rm` cannot start, the old output is unlinked in the I/O thread pool instead', async () => {
+  const { dir, dest, tmp } = setUp();
+  const second = replaceFile(tmp, dest, { backgroundFreeFrom: 0 })!;
+  const path0 = process.env['PATH'];
+  process.env['PATH'] = path.join(dir, 'no-such-bin');
+  try {
+    freeInBackground([second]);
+  } finally {
+    process.env['PATH'] = path0;
+  }
+  assert.ok(await gone(second));
+  assert.equal(fs.readFileSync(dest, 'utf8'), 'new output');
+});
