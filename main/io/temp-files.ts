@@ -164,7 +164,7 @@ export function findTempFiles(root: string): TempEntry[] {
  * for people.) A replaced output's second link is stale from the start (REPLACED_MARK).
  */
 export function isStale(e: TempEntry, staleAfterMs = STALE_AFTER_MS, now = Date.now()): boolean {
-  return e.replaced || now - e.modifiedMs >= staleAfterMs;
+  return (e.replaced && !e.folder) || now - e.modifiedMs >= staleAfterMs; // we never make a replaced folder: age decides
 }
 
 /**

@@ -93,6 +93,8 @@ test("a replaced output's second link is named like a temp file, is stale from t
   fs.writeFileSync(second, 'the old output, just replaced'); // fresh: written this instant
   const fresh = path.join(sub, `.model.pt${TEMP_MARK}vm-1-${Date.now().toString(36)}-00000001`);
   fs.writeFileSync(fresh, 'being written');
+  const folder = replacedPathFor(path.join(sub, 'dcp')); // never made by ckpt: age decides, as for any folder
+  fs.mkdirSync(folder);
   const found = findTempFiles(sub);
   assert.deepEqual(
     found.filter((e) => isStale(e)).map((e) => e.path),
@@ -107,6 +109,7 @@ test("a replaced output's second link is named like a temp file, is stale from t
   while (fs.existsSync(second) && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
   assert.ok(!fs.existsSync(second), 'removed by the background rm');
   assert.ok(fs.existsSync(fresh), 'the live temp file stays');
+  assert.ok(fs.existsSync(folder), 'a young folder stays, whatever its name');
 });
 
 test('--older-than durations', () => {
