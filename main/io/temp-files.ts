@@ -24,6 +24,8 @@ export const TEMP_MARK = '.ckpt-tmp-';
  * is stale from the start, and the next run into its folder or `ckpt clean` removes it.
  */
 export const REPLACED_MARK = '.ckpt-replaced-';
+/** `.<name>.ckpt-publish-<host>-<pid>-<start>-<random>.json`: the journal of a staging folder's publish (publish-journal.ts) */
+export const PUBLISH_MARK = '.ckpt-publish-';
 export const STALE_AFTER_MS = 60 * 60_000;
 export const HEARTBEAT_MS = 5 * 60_000;
 
@@ -107,6 +109,9 @@ function entryFor(dir: string, name: string): TempEntry | null {
     return null; // published or removed meanwhile
   }
   if (st.isSymbolicLink()) return null;
+  // A staging folder that a publish journal names may hold originals parked by a killed publish:
+  // only the journal's recovery (the next re-shard into this folder) may remove it, never age.
+  if (st.isDirectory() && fs.existsSync(path.join(dir, `${name.replace(TEMP_MARK, PUBLISH_MARK)}.json`))) return null;
   let modifiedMs = st.mtimeMs;
   let bytes = st.size;
   if (st.isDirectory()) {

@@ -13,6 +13,7 @@ import {
   keepAlive,
   parseDuration,
   parseTempName,
+  PUBLISH_MARK,
   removeStaleTempFiles,
   replacedPathFor,
   STALE_AFTER_MS,
@@ -110,6 +111,29 @@ test("a replaced output's second link is named like a temp file, is stale from t
   assert.ok(!fs.existsSync(second), 'removed by the background rm');
   assert.ok(fs.existsSync(fresh), 'the live temp file stays');
   assert.ok(fs.existsSync(folder), 'a young folder stays, whatever its name');
+});
+
+test("a staging folder that a publish journal names is no leftover, however old: only the journal's recovery removes it", () => {
+  const sub = fs.mkdtempSync(path.join(dir, 'journaled-'));
+  const old = (Date.now() - 2 * STALE_AFTER_MS).toString(36);
+  const staging = path.join(sub, `.out.rank0.pt${TEMP_MARK}vm-1-${old}-0000000a`);
+  const orphan = path.join(sub, `.other.pt${TEMP_MARK}vm-1-${old}-0000000b`);
+  for (const f of [staging, orphan]) {
+    fs.mkdirSync(f);
+    fs.writeFileSync(path.join(f, 'out.rank0.pt.replaced'), 'an original, parked by a killed publish');
+    age(path.join(f, 'out.rank0.pt.replaced'), 2 * STALE_AFTER_MS);
+    age(f, 2 * STALE_AFTER_MS);
+  }
+  fs.writeFileSync(path.join(sub, `.out.rank0.pt${PUBLISH_MARK}vm-1-${old}-0000000a.json`), '{}');
+  assert.deepEqual(
+    findTempFiles(sub).map((e) => e.path),
+    [orphan],
+  );
+  assert.deepEqual(
+    removeStaleTempFiles(sub).map((e) => e.path),
+    [orphan],
+  );
+  assert.ok(fs.existsSync(path.join(staging, 'out.rank0.pt.replaced')), 'the parked original stays');
 });
 
 test('--older-than durations', () => {
