@@ -12,6 +12,8 @@ Removes the hidden temporary files (.<name>.ckpt-tmp-<host>-<pid>-…) that kill
 left under <folder>. A temporary file counts as left over once it is stale: untouched for
 --older-than (default 1h). A running conversion touches its files at least every 5 minutes,
 so it never looks stale, on whatever node it runs. Files and checkpoints are never touched.
+Also removes, whatever their age, the old outputs that --force replaced
+(.<name>.ckpt-replaced-<host>-<pid>-…) where their removal in the background was cut short.
 
 options
   --older-than D   stale after D (e.g. 30m, 2h, 0); 0 removes every temporary file: only
@@ -21,6 +23,7 @@ options
 
 const describe = (e: TempEntry, root: string): string => {
   const who = e.host ? `${e.host}, pid ${e.pid}` : `pid ${e.pid}`;
+  if (e.replaced) return `${path.relative(root, e.path)} (${formatBytes(e.bytes)}, the old ${e.output} that a run by ${who} replaced)`;
   const age = Math.round((Date.now() - e.modifiedMs) / 60_000);
   return `${path.relative(root, e.path)} (${formatBytes(e.bytes)}, for ${e.output}, by ${who}, last written ${age} min ago)`;
 };

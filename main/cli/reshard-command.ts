@@ -1,9 +1,11 @@
+import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { didYouMean } from '../../shared/did-you-mean.ts';
 import { parsePreset, type Preset } from '../../shared/presets.ts';
 import type { ReshardFormat, ReshardReport, ReshardRequest, ReshardTarget, ShardLayout } from '../../shared/reshard.ts';
 import { CheckpointError, fail } from '../errors.ts';
 import { WorkerPool } from '../jobs/pool.ts';
+import { freeReplacedOutputsIn } from '../io/temp-files.ts';
 import { DEFAULT_MAX_SHARD_BYTES, parseShardSize } from '../reshard/hf-shards.ts';
 import { formatBytes, makeStyle, plural, reportRow, type Style } from './format-text.ts';
 import { cancelOnSignal } from './cancel-on-signal.ts';
@@ -136,6 +138,8 @@ export async function runReshard(args: string[], io: CliIO): Promise<number> {
     return 0;
   }
   const { json, ...request } = p;
+  // old outputs an earlier --force left to be freed in the background, where that was cut short
+  freeReplacedOutputsIn(path.dirname(request.output));
   const style = makeStyle(io.color);
   const controller = new AbortController();
   const release = cancelOnSignal(controller);

@@ -2,7 +2,9 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { asCheckpointError, CheckpointError, fail } from '../errors.ts';
 import { endWriteBehind, startWriteBehind } from './write-all.ts';
-import { keepAlive, tempPathFor } from './temp-files.ts';
+import { freeInBackground, keepAlive, tempPathFor } from './temp-files.ts';
+import { replaceFile } from './replace-file.ts';
+import { pauseForTest } from './test-pause.ts';
 
 /**
  * Temporary files being written now, removed on SIGINT/SIGTERM by `removeLiveTempFiles`. Each
@@ -39,8 +41,9 @@ export function liveTempFiles(): string[] {
  * the destination folder, whose pages are flushed behind it (`startWriteBehind`); the final fsync
  * runs in the I/O thread pool while `check` re-reads it; then a
  * rename (or, without `overwrite`, a hard link that fails if the destination appeared meanwhile)
- * publishes it. A failure, a cancellation or a kill never leaves a partial destination, and an
- * unpublished temporary file is removed.
+ * publishes it. A big output it replaces is freed in the background once the new one is in place
+ * (replace-file.ts). A failure, a cancellation or a kill never leaves a partial destination, and
+ * an unpublished temporary file is removed.
  */
 export async function writeCheckedAtomically<W, T>(
   dest: string,
@@ -90,9 +93,13 @@ export async function writeCheckedAtomically<W, T>(
       setLive(tmp, false);
       return { value: checked.value, published: false };
     }
-    publish(tmp, dest, overwrite);
+    const replaced = publish(tmp, dest, overwrite);
     setLive(tmp, false);
     if (opts.syncFolder ?? true) syncDir(dir);
+    if (replaced) {
+      pauseForTest('replace:new-in-place');
+      freeInBackground([replaced]); // the old output's blocks, freed without this run waiting
+    }
     return { value: checked.value, published: true };
   } catch (e) {
     stopKeepAlive();
@@ -133,8 +140,9 @@ export function refuseDanglingLink(dest: string): void {
   fail('exists', `${dest} is a symbolic link to ${target}, which does not exist; remove the link, or pass --force to replace the link with the output`, dest);
 }
 
-function publish(tmp: string, dest: string, overwrite: boolean): void {
-  if (overwrite) return fs.renameSync(tmp, dest);
+/** Returns the second link to the output it replaced, for the caller to free, if it made one. */
+function publish(tmp: string, dest: string, overwrite: boolean): string | null {
+  if (overwrite) return replaceFile(tmp, dest);
   try {
     fs.linkSync(tmp, dest); // atomic, and never replaces a file that appeared meanwhile
   } catch (e) {
@@ -142,6 +150,7 @@ function publish(tmp: string, dest: string, overwrite: boolean): void {
     throw e;
   }
   fs.unlinkSync(tmp);
+  return null;
 }
 
 /**

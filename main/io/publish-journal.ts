@@ -15,9 +15,9 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { syncDir as syncFolder } from './atomic-file.ts';
-import { parseTempName, pidNamespace, STALE_AFTER_MS, TEMP_MARK, THIS_HOST } from './temp-files.ts';
+import { parseTempName, pidNamespace, PUBLISH_MARK, STALE_AFTER_MS, TEMP_MARK, THIS_HOST } from './temp-files.ts';
 
-export const PUBLISH_MARK = '.ckpt-publish-';
+export { PUBLISH_MARK };
 
 export interface FileMove {
   staged: string;

@@ -26,6 +26,7 @@ else:
 `;
 
 const sync = (): void => void timed(['sync']);
+const sleepMs = (ms: number): void => void Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 const s = (x: number): string => `${x.toFixed(2)} s`;
 const mb = (xs: Sample[]): number => Math.max(...xs.map((x) => x.maxRssMB));
 const wall = (xs: Sample[]): number => median(xs.map((x) => x.wallS));
@@ -116,8 +117,10 @@ export function scaleBenchmarks(dir: string): BenchResult[] {
     fresh.push(timed(ckpt('convert', big, '--preset', 'cpu', '-o', out, '--json')));
     sync();
     forced.push(timed(ckpt('convert', big, '--preset', 'cpu', '-o', out, '--force', '--json')));
-    // what publishing over the old output waits for: freeing its 2 GiB (with the `discard` mount
-    // option, ext4 trims the freed blocks in the unlink itself)
+    // the old output is freed by a detached rm (main/io/replace-file.ts): not in the next timing
+    for (const until = Date.now() + 30_000; Date.now() < until && readdirSync(dir).some((n) => n.startsWith('.scale-out.pt.ckpt-replaced-')); ) sleepMs(50);
+    // what a rename over the old output would wait for: freeing its 2 GiB (with the `discard`
+    // mount option, ext4 trims the freed blocks in the unlink itself)
     sync();
     removeOld.push(timed(['rm', out]));
     clean();
@@ -150,7 +153,7 @@ export function scaleBenchmarks(dir: string): BenchResult[] {
       value: `${(wall(forced) / wall(fresh)).toFixed(2)}×  (${s(wall(forced))} vs ${s(wall(fresh))})`,
       target: '≤ 1.10×',
       pass: wall(forced) <= 1.1 * wall(fresh),
-      detail: `runs: ${forced.map((x) => s(x.wallS)).join(', ')}; rm of the 2 GiB output (what replacing it waits for): ${s(wall(removeOld))}`,
+      detail: `runs: ${forced.map((x) => s(x.wallS)).join(', ')}; rm of the 2 GiB output (what a rename over it would wait for; --force frees it in the background): ${s(wall(removeOld))}`,
     },
   );
 

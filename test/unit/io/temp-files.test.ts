@@ -13,7 +13,9 @@ import {
   keepAlive,
   parseDuration,
   parseTempName,
+  PUBLISH_MARK,
   removeStaleTempFiles,
+  replacedPathFor,
   STALE_AFTER_MS,
   TEMP_MARK,
   tempPathFor,
@@ -45,7 +47,7 @@ test('a temp path is hidden, beside its destination, and names host, pid, start 
   );
   assert.ok(Math.abs(p.startedMs! - Date.now()) < 5000);
   // the names earlier versions wrote are still recognised (age decides for them too)
-  assert.deepEqual(parseTempName('.x.pt.ckpt-tmp-123-0badf00d'), { output: 'x.pt', host: null, pid: 123, startedMs: null });
+  assert.deepEqual(parseTempName('.x.pt.ckpt-tmp-123-0badf00d'), { output: 'x.pt', host: null, pid: 123, startedMs: null, replaced: false });
   for (const n of ['x.pt', '.x.pt', 'x.pt.ckpt-tmp-vm-1-a-0badf00d', '.x.ckpt-tmp-zzz']) assert.equal(parseTempName(n), null, n);
 });
 
@@ -77,6 +79,61 @@ test('staleness is age only: a fresh file of a dead pid stays, an old file of a 
     .sort();
   assert.deepEqual(removed, [old, oldName].sort());
   assert.ok(fs.existsSync(fresh) && fs.existsSync(staging) && fs.existsSync(path.join(sub, 'model.pt')));
+});
+
+test("a replaced output's second link is named like a temp file, is stale from the start, and a run frees it in the background", async () => {
+  const sub = fs.mkdtempSync(path.join(dir, 'replaced-'));
+  const second = replacedPathFor(path.join(sub, 'model.pt'));
+  assert.match(path.basename(second), /^\.model\.pt\.ckpt-replaced-[A-Za-z0-9_.]+-\d+-[0-9a-z]+-[0-9a-f]{8}$/);
+  const p = parseTempName(path.basename(second))!;
+  assert.deepEqual([p.output, p.pid, p.replaced], ['model.pt', process.pid, true]);
+  // an output whose own name contains the mark is still a temp file's output, not a replaced one
+  assert.equal(parseTempName('.a.ckpt-replaced-b.ckpt-tmp-vm-1-a-0badf00d')?.replaced, false);
+  assert.equal(parseTempName('.a.ckpt-replaced-b.ckpt-tmp-vm-1-a-0badf00d')?.output, 'a.ckpt-replaced-b');
+  assert.equal(parseTempName('.x.pt.ckpt-replaced-123-0badf00d'), null, 'no old-style replaced names');
+  fs.writeFileSync(second, 'the old output, just replaced'); // fresh: written this instant
+  const fresh = path.join(sub, `.model.pt${TEMP_MARK}vm-1-${Date.now().toString(36)}-00000001`);
+  fs.writeFileSync(fresh, 'being written');
+  const folder = replacedPathFor(path.join(sub, 'dcp')); // never made by ckpt: age decides, as for any folder
+  fs.mkdirSync(folder);
+  const found = findTempFiles(sub);
+  assert.deepEqual(
+    found.filter((e) => isStale(e)).map((e) => e.path),
+    [second],
+    'stale however young: nobody is writing it',
+  );
+  assert.deepEqual(
+    removeStaleTempFiles(sub).map((e) => e.path),
+    [second],
+  );
+  const until = Date.now() + 10_000;
+  while (fs.existsSync(second) && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+  assert.ok(!fs.existsSync(second), 'removed by the background rm');
+  assert.ok(fs.existsSync(fresh), 'the live temp file stays');
+  assert.ok(fs.existsSync(folder), 'a young folder stays, whatever its name');
+});
+
+test("a staging folder that a publish journal names is no leftover, however old: only the journal's recovery removes it", () => {
+  const sub = fs.mkdtempSync(path.join(dir, 'journaled-'));
+  const old = (Date.now() - 2 * STALE_AFTER_MS).toString(36);
+  const staging = path.join(sub, `.out.rank0.pt${TEMP_MARK}vm-1-${old}-0000000a`);
+  const orphan = path.join(sub, `.other.pt${TEMP_MARK}vm-1-${old}-0000000b`);
+  for (const f of [staging, orphan]) {
+    fs.mkdirSync(f);
+    fs.writeFileSync(path.join(f, 'out.rank0.pt.replaced'), 'an original, parked by a killed publish');
+    age(path.join(f, 'out.rank0.pt.replaced'), 2 * STALE_AFTER_MS);
+    age(f, 2 * STALE_AFTER_MS);
+  }
+  fs.writeFileSync(path.join(sub, `.out.rank0.pt${PUBLISH_MARK}vm-1-${old}-0000000a.json`), '{}');
+  assert.deepEqual(
+    findTempFiles(sub).map((e) => e.path),
+    [orphan],
+  );
+  assert.deepEqual(
+    removeStaleTempFiles(sub).map((e) => e.path),
+    [orphan],
+  );
+  assert.ok(fs.existsSync(path.join(staging, 'out.rank0.pt.replaced')), 'the parked original stays');
 });
 
 test('--older-than durations', () => {

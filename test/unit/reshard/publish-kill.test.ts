@@ -5,12 +5,12 @@
 // delete an original parked in a dead run's staging folder. Needs `npm run build`.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { cpSync, existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { recoverInterruptedPublishes } from '../../../main/io/publish-journal.ts';
-import { CLI, runCli } from '../../helpers/run-cli.ts';
+import { killAt } from '../../helpers/kill-at.ts';
+import { runCli } from '../../helpers/run-cli.ts';
 import { fx, tmp } from './helpers.ts';
 
 const OLD_INPUT = fx('torch/cpu_state_dict.pt');
@@ -37,27 +37,6 @@ function snapshot(dir: string, prefix: string): Record<string, string> {
     else out[n] = createHash('sha256').update(readFileSync(p)).digest('hex');
   }
   return out;
-}
-
-/** Runs the CLI until it says it paused at `step`, then SIGKILLs it. */
-function killAt(step: string, args: string[]): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, CKPT_TEST_PAUSE_AT: step } });
-    let err = '';
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`never paused at ${step}: ${err}`));
-    }, 30_000);
-    child.stderr.setEncoding('utf8').on('data', (s: string) => {
-      err += s;
-      if (err.includes(`ckpt-test: paused at ${step}`)) child.kill('SIGKILL');
-    });
-    child.on('close', (_code, signal) => {
-      clearTimeout(timer);
-      if (signal === 'SIGKILL' && err.includes('paused at')) resolve();
-      else reject(new Error(`${step}: the run ended by itself (${signal ?? _code}): ${err}`));
-    });
-  });
 }
 
 const hidden = (dir: string): string[] => readdirSync(dir).filter((n) => n.startsWith('.'));
