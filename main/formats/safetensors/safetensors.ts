@@ -105,8 +105,9 @@ export function readSafetensorsHeader(reader: RandomAccessReader): SafetensorsHe
       file,
     );
   let text: string;
+  const headerBytes = reader.read(8, n);
   try {
-    text = new TextDecoder('utf-8', { fatal: true }).decode(reader.read(8, n));
+    text = new TextDecoder('utf-8', { fatal: true }).decode(headerBytes);
   } catch {
     return invalid('header is not valid UTF-8');
   }
@@ -127,7 +128,9 @@ export function readSafetensorsHeader(reader: RandomAccessReader): SafetensorsHe
   };
   let json: JsonValue;
   try {
-    json = parseOrderedJson(text, eachEntry);
+    // an ASCII header (as long in characters as in bytes): names are copied out of its bytes, so
+    // 500,000 names do not each hold a slice of the whole 48 MB header text alive
+    json = parseOrderedJson(text, eachEntry, text.length === n ? Buffer.from(headerBytes.buffer, headerBytes.byteOffset, n) : undefined);
   } catch (e) {
     return invalid((e as Error).message);
   }
@@ -280,8 +283,9 @@ const MAX_JSON_DEPTH = 64;
  * Strict RFC 8259 JSON; throws an Error with a short message naming the character offset.
  * `eachTopEntry`, when the value is an object, receives its entries in order as they are parsed and
  * the returned object is then empty: a 500,000-tensor header need not hold an object per tensor.
+ * `asciiBytes`: `text`'s bytes when it is all ASCII (its strings are then copied out of them).
  */
-export function parseOrderedJson(text: string, eachTopEntry?: (key: string, value: JsonValue) => void): JsonValue {
+export function parseOrderedJson(text: string, eachTopEntry?: (key: string, value: JsonValue) => void, asciiBytes?: Buffer): JsonValue {
   let p = 0;
   const bad = (what: string): never => {
     throw new Error(`bad JSON at character ${p}: ${what}`);
@@ -301,7 +305,8 @@ export function parseOrderedJson(text: string, eachTopEntry?: (key: string, valu
       if (p >= text.length) bad('unterminated string');
       const c = text.charCodeAt(p);
       if (c === 0x22) {
-        out += text.slice(start, p);
+        // a string with no escape from the bytes: a copy, where `text.slice` keeps all of `text`
+        out = out === '' && asciiBytes ? asciiBytes.toString('latin1', start, p) : out + text.slice(start, p);
         p++;
         return out;
       }

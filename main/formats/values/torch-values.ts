@@ -87,13 +87,18 @@ export class TorchTensor {
     args: PyValue[] | null,
     readonly kind: TensorKind,
     readonly dtype: DTypeInfo,
-    readonly shape: number[],
-    readonly stride: number[],
+    shape: number[],
+    stride: number[],
     readonly storageOffset: number,
     readonly storage: TorchStorage | null,
   ) {
     this.recipeArgs = args;
+    this.shape = internDims(shape);
+    this.stride = internDims(stride);
   }
+  /** frozen and shared with every tensor of the same shape (`internDims`) */
+  readonly shape: number[];
+  readonly stride: number[];
   /**
    * The recipe's arguments. Built afresh on each read when the tensor has none of its own (not
    * kept: a writer reads them twice, for the code-free walk and the pickler, and 500,000 kept
@@ -133,6 +138,38 @@ export class TorchTensor {
 }
 
 const NO_COMPONENTS: readonly TorchTensor[] = Object.freeze([]);
+
+/** A node of `internDims`' trie: the frozen list ending here, and the longer lists by their next number. */
+interface DimsNode {
+  dims: number[] | null;
+  next: Map<number, DimsNode> | null;
+}
+const DIMS_ROOT: DimsNode = { dims: null, next: null };
+/** Nodes the trie may grow to; past it lists are kept as given (a file of a million distinct shapes). */
+const MAX_DIMS_NODES = 65_536;
+let dimsNodes = 0;
+
+/**
+ * One frozen array per distinct list of dimensions. A mixture-of-experts checkpoint holds
+ * 100,000s of tensors with a handful of shapes, and each tensor kept two arrays (shape and stride,
+ * ~110 bytes); now they share. A trie keyed by number, so no key text is made per tensor. Frozen:
+ * a holder that changed its list would change every other tensor's.
+ */
+export function internDims(dims: number[]): number[] {
+  let node = DIMS_ROOT;
+  for (let i = 0; i < dims.length; i++) {
+    const d = dims[i]!;
+    let child = node.next?.get(d);
+    if (!child) {
+      if (dimsNodes >= MAX_DIMS_NODES) return dims;
+      dimsNodes++;
+      child = { dims: null, next: null };
+      (node.next ??= new Map()).set(d, child);
+    }
+    node = child;
+  }
+  return (node.dims ??= Object.freeze(dims.slice()) as number[]);
+}
 
 export const REBUILD_TENSOR_V2 = new PyGlobal('torch._utils', '_rebuild_tensor_v2');
 
