@@ -53,7 +53,13 @@ export function analyse(file: string, reading: FormatReading, opts: AnalyseOptio
   // each distinct storage (the keys) with the number of tensor paths that use it
   const users = new Map<TorchStorage, number>();
   for (const { tensor } of tensors) if (tensor.storage) users.set(rootStorage(tensor.storage), (users.get(rootStorage(tensor.storage)) ?? 0) + 1);
-  const statePaths = moduleStatePaths(roles);
+  // only the storages more than one path uses are kept (the report's `shared`): the count map
+  // of every storage is dropped here
+  const sharedStorages = new Set<TorchStorage>();
+  for (const [s, n] of users) if (n > 1) sharedStorages.add(s);
+  const storageCount = users.size;
+  const storageBytes = sumBytes(users.keys());
+  users.clear();
   const byDtype: Record<string, { tensors: number; bytes: number }> = {};
   const byDevice: Record<string, { tensors: number; bytes: number }> = {};
   const add = (m: Record<string, { tensors: number; bytes: number }>, k: string, t: TorchTensor): void => {
@@ -61,27 +67,14 @@ export function analyse(file: string, reading: FormatReading, opts: AnalyseOptio
     e.tensors++;
     e.bytes += t.nbytes;
   };
-  const infos: TensorInfo[] = tensors.map(({ path: p, tensor: t }) => {
+  for (const { tensor: t } of tensors) {
     add(byDtype, t.dtype.name, t);
     add(byDevice, t.device, t);
-    const info: TensorInfo = {
-      path: p,
-      dtype: t.dtype.name,
-      shape: t.shape,
-      stride: t.stride,
-      storageOffset: t.storageOffset,
-      device: t.device,
-      nbytes: t.nbytes,
-      requiresGrad: t.requiresGrad,
-      isParameter: t.isParameter,
-      storage: t.storage ? rootStorage(t.storage).key : null,
-      shared: t.storage ? (users.get(rootStorage(t.storage)) ?? 0) > 1 : false,
-      kind: t.subclass ?? t.kind,
-    };
-    const statePath = statePaths.size ? statePaths.get(t)?.shift() : undefined;
-    if (statePath) info.statePath = statePath;
-    return info;
-  });
+  }
+  const tensorInfos = (): TensorInfo[] => {
+    const statePaths = moduleStatePaths(roles);
+    return tensors.map(({ path: p, tensor: t }) => tensorInfo(p, t, sharedStorages, statePaths));
+  };
   const layout = detectLayout({
     tensors: tensors.map((x) => x.tensor),
     roles,
@@ -110,8 +103,17 @@ export function analyse(file: string, reading: FormatReading, opts: AnalyseOptio
     records: reading.records,
     layout,
     roles: roleInfos,
-    tensors: infos,
-    totals: { tensors: infos.length, storages: users.size, storageBytes: sumBytes(users.keys()), byDtype, byDevice },
+    // Built on first read, as `tree` below: convert and diff read the tensors themselves, and a
+    // 500,000-tensor file's list is ~60 MB
+    get tensors(): TensorInfo[] {
+      const infos = tensorInfos();
+      Object.defineProperty(this, 'tensors', { value: infos, writable: true, enumerable: true, configurable: true });
+      return infos;
+    },
+    set tensors(infos: TensorInfo[]) {
+      Object.defineProperty(this, 'tensors', { value: infos, writable: true, enumerable: true, configurable: true });
+    },
+    totals: { tensors: tensors.length, storages: storageCount, storageBytes, byDtype, byDevice },
     ...(modules.length ? { moduleStateDicts: modules } : {}),
     security: securityOf(file, reading, opts.pickleScans),
     // Built on first read (inspect's JSON, the UI's clone, the text view): convert never reads
@@ -137,6 +139,32 @@ export function analyse(file: string, reading: FormatReading, opts: AnalyseOptio
   if (values.length) report.values = values;
   report.security.weightsOnlyLoadable = report.loading.weightsOnly;
   return { file, reading, tensors, roles, report, close: () => reading.close() };
+}
+
+/** A tensor as the report lists it. `statePaths` is used up: each call takes the tensor's next state-dict path. */
+function tensorInfo(
+  p: (string | number)[],
+  t: TorchTensor,
+  shared: ReadonlySet<TorchStorage>,
+  statePaths: Map<TorchTensor, (string | number)[][]>,
+): TensorInfo {
+  const info: TensorInfo = {
+    path: p,
+    dtype: t.dtype.name,
+    shape: t.shape,
+    stride: t.stride,
+    storageOffset: t.storageOffset,
+    device: t.device,
+    nbytes: t.nbytes,
+    requiresGrad: t.requiresGrad,
+    isParameter: t.isParameter,
+    storage: t.storage ? rootStorage(t.storage).key : null,
+    shared: t.storage ? shared.has(rootStorage(t.storage)) : false,
+    kind: t.subclass ?? t.kind,
+  };
+  const statePath = statePaths.size ? statePaths.get(t)?.shift() : undefined;
+  if (statePath) info.statePath = statePath;
+  return info;
 }
 
 function sumBytes(storages: Iterable<TorchStorage>): number {
