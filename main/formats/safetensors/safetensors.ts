@@ -11,7 +11,7 @@
  */
 import { fail } from '../../errors.ts';
 import type { RandomAccessReader } from '../../io/random-access.ts';
-import { contiguousStrides, TorchStorage, TorchTensor, REBUILD_TENSOR_V2, type ByteRange } from '../values/torch-values.ts';
+import { contiguousStrides, FileRangeStorage, TorchStorage, TorchTensor, REBUILD_TENSOR_V2, type ByteRange } from '../values/torch-values.ts';
 import { PyDict } from '../values/python-values.ts';
 import type { FormatReading } from '../values/format-reading.ts';
 import { dtypeByName, dtypeBySafetensors, storageClassFor, type DTypeInfo } from '../../../shared/dtypes.ts';
@@ -56,7 +56,7 @@ export function readSafetensors(reader: RandomAccessReader): FormatReading {
     const rangeKey = t.begin === t.end ? `${t.begin}:${t.dtype.name}` : null;
     let storage = rangeKey === null ? undefined : emptyAt.get(rangeKey);
     if (!storage) {
-      storage = makeStorage(t.name, t.dtype, t.end - t.begin, { reader, offset: dataStart + t.begin, length: t.end - t.begin });
+      storage = fileRangeStorage(t.name, t.dtype, t.end - t.begin, reader, dataStart + t.begin);
       if (rangeKey !== null) emptyAt.set(rangeKey, storage);
     }
     if (t.tag === 'F4') hasF4 = true;
@@ -266,6 +266,13 @@ export function makeStorage(key: string, dtype: DTypeInfo, nbytes: number, locat
   const cls = storageClassFor(dtype.name);
   if (cls) return new TorchStorage(key, cls, dtype, 'cpu', nbytes / dtype.size, locate);
   return new TorchStorage(key, 'UntypedStorage', dtypeByName('uint8')!, 'cpu', nbytes, locate);
+}
+
+/** `makeStorage` for `nbytes` at `offset` of `reader`, the range held by the storage itself. */
+function fileRangeStorage(key: string, dtype: DTypeInfo, nbytes: number, reader: RandomAccessReader, offset: number): TorchStorage {
+  const cls = storageClassFor(dtype.name);
+  if (cls) return new FileRangeStorage(key, cls, dtype, nbytes / dtype.size, reader, offset);
+  return new FileRangeStorage(key, 'UntypedStorage', dtypeByName('uint8')!, nbytes, reader, offset);
 }
 
 /** A tensor as `torch._utils._rebuild_tensor_v2(storage, 0, size, stride, False, OrderedDict())` would make it. */

@@ -57,6 +57,34 @@ export class TorchStorage {
   }
 }
 
+/** `where` of a storage that overrides `locate` (never called). */
+const LOCATED_BY_SUBCLASS: ByteLocator = {
+  locate: () => {
+    throw new Error('a FileRangeStorage locates its own bytes');
+  },
+};
+
+/**
+ * A storage whose bytes are its `nbytes` bytes at `offset` of one file, as a header says
+ * (safetensors): the range is kept in its own fields, not in a second object per storage
+ * (500,000 × 48 bytes).
+ */
+export class FileRangeStorage extends TorchStorage {
+  constructor(
+    key: string,
+    storageType: string,
+    dtype: DTypeInfo,
+    numel: number,
+    private readonly reader: RandomAccessReader,
+    private readonly offset: number,
+  ) {
+    super(key, storageType, dtype, 'cpu', numel, LOCATED_BY_SUBCLASS);
+  }
+  override locate(): ByteRange {
+    return { reader: this.reader, offset: this.offset, length: this.nbytes };
+  }
+}
+
 export type TensorKind = 'dense' | 'parameter' | 'quantized' | 'sparse' | 'nested' | 'meta' | 'numpy' | 'subclass' | 'other';
 
 /**
@@ -68,14 +96,8 @@ export class TorchTensor {
   requiresGrad = false;
   /** Set when the tensor is a `torch.nn.Parameter` (via `_rebuild_parameter` or `_rebuild_from_type_v2`). */
   isParameter = false;
-  /** Python attributes set on the tensor (`_rebuild_from_type_v2` state), rarely present. */
-  pyState: PyValue | undefined = undefined;
-  /** The Python class when this is a tensor subclass (e.g. DTensor), else null. */
-  subclass: string | null = null;
-  /** The device named in the recipe for storage-less tensors (`_rebuild_wrapper_subclass`, numpy rebuilds). */
-  deviceArg: string | null = null;
-  /** Sparse and nested tensors: the dense tensors they are made of (one shared empty list for the rest). */
-  components: readonly TorchTensor[] = NO_COMPONENTS;
+  /** the fields few tensors set, in one object made by the first of them (a field each cost 500,000 × 8 bytes) */
+  private rare: RareTensorFields | null = null;
   private recipeArgs: PyValue[] | null;
   constructor(
     readonly rebuild: PyGlobal,
@@ -95,6 +117,34 @@ export class TorchTensor {
     this.recipeArgs = args;
     this.shape = internDims(shape);
     this.stride = internDims(stride);
+  }
+  /** Python attributes set on the tensor (`_rebuild_from_type_v2` state), rarely present. */
+  get pyState(): PyValue | undefined {
+    return this.rare?.pyState;
+  }
+  set pyState(v: PyValue | undefined) {
+    if (v !== undefined || this.rare) (this.rare ??= new RareTensorFields()).pyState = v;
+  }
+  /** The Python class when this is a tensor subclass (e.g. DTensor), else null. */
+  get subclass(): string | null {
+    return this.rare?.subclass ?? null;
+  }
+  set subclass(v: string | null) {
+    if (v !== null || this.rare) (this.rare ??= new RareTensorFields()).subclass = v;
+  }
+  /** The device named in the recipe for storage-less tensors (`_rebuild_wrapper_subclass`, numpy rebuilds). */
+  get deviceArg(): string | null {
+    return this.rare?.deviceArg ?? null;
+  }
+  set deviceArg(v: string | null) {
+    if (v !== null || this.rare) (this.rare ??= new RareTensorFields()).deviceArg = v;
+  }
+  /** Sparse and nested tensors: the dense tensors they are made of (one shared empty list for the rest). */
+  get components(): readonly TorchTensor[] {
+    return this.rare?.components ?? NO_COMPONENTS;
+  }
+  set components(v: readonly TorchTensor[]) {
+    if (v.length || this.rare) (this.rare ??= new RareTensorFields()).components = v;
   }
   /** frozen and shared with every tensor of the same shape (`internDims`) */
   readonly shape: number[];
@@ -138,6 +188,13 @@ export class TorchTensor {
 }
 
 const NO_COMPONENTS: readonly TorchTensor[] = Object.freeze([]);
+
+class RareTensorFields {
+  pyState: PyValue | undefined = undefined;
+  subclass: string | null = null;
+  deviceArg: string | null = null;
+  components: readonly TorchTensor[] = NO_COMPONENTS;
+}
 
 /** A node of `internDims`' trie: the frozen list ending here, and the longer lists by their next number. */
 interface DimsNode {
