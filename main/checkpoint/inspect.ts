@@ -6,12 +6,12 @@ import { TorchStorage, TorchTensor } from '../formats/values/torch-values.ts';
 import { detectLayout } from './layout.ts';
 import { foldNumberedRuns } from './fold-runs.ts';
 import { numpyScalarText, scalarValues } from './scalar-values.ts';
-import { asStateDict, findRoles, type Role } from './roles.ts';
+import { asStateDict, findRoles, type Role, type StateDictEntry } from './roles.ts';
 import * as fs from 'node:fs';
 import type { SecurityReport } from '../../shared/inspect.ts';
 import { loadClaims } from './load-claims.ts';
 import { scanSecurity, securityOfPath, type Prescanned } from './security.ts';
-import { childrenOf, walkTensors, type TensorAt } from './tree.ts';
+import { childrenOf, valueAt, walkTensors, type TensorAt } from './tree.ts';
 import { plural } from '../../shared/plural.ts';
 
 /** An opened checkpoint with everything the engine found in it. Tensor bytes are still unread. */
@@ -53,7 +53,13 @@ export function analyse(file: string, reading: FormatReading, opts: AnalyseOptio
   // each distinct storage (the keys) with the number of tensor paths that use it
   const users = new Map<TorchStorage, number>();
   for (const { tensor } of tensors) if (tensor.storage) users.set(rootStorage(tensor.storage), (users.get(rootStorage(tensor.storage)) ?? 0) + 1);
-  const statePaths = moduleStatePaths(roles);
+  // only the storages more than one path uses are kept (the report's `shared`): the count map
+  // of every storage is dropped here
+  const sharedStorages = new Set<TorchStorage>();
+  for (const [s, n] of users) if (n > 1) sharedStorages.add(s);
+  const storageCount = users.size;
+  const storageBytes = sumBytes(users.keys());
+  users.clear();
   const byDtype: Record<string, { tensors: number; bytes: number }> = {};
   const byDevice: Record<string, { tensors: number; bytes: number }> = {};
   const add = (m: Record<string, { tensors: number; bytes: number }>, k: string, t: TorchTensor): void => {
@@ -61,27 +67,14 @@ export function analyse(file: string, reading: FormatReading, opts: AnalyseOptio
     e.tensors++;
     e.bytes += t.nbytes;
   };
-  const infos: TensorInfo[] = tensors.map(({ path: p, tensor: t }) => {
+  for (const { tensor: t } of tensors) {
     add(byDtype, t.dtype.name, t);
     add(byDevice, t.device, t);
-    const info: TensorInfo = {
-      path: p,
-      dtype: t.dtype.name,
-      shape: t.shape,
-      stride: t.stride,
-      storageOffset: t.storageOffset,
-      device: t.device,
-      nbytes: t.nbytes,
-      requiresGrad: t.requiresGrad,
-      isParameter: t.isParameter,
-      storage: t.storage ? rootStorage(t.storage).key : null,
-      shared: t.storage ? (users.get(rootStorage(t.storage)) ?? 0) > 1 : false,
-      kind: t.subclass ?? t.kind,
-    };
-    const statePath = statePaths.size ? statePaths.get(t)?.shift() : undefined;
-    if (statePath) info.statePath = statePath;
-    return info;
-  });
+  }
+  const tensorInfos = (): TensorInfo[] => {
+    const statePaths = moduleStatePaths(roles);
+    return tensors.map(({ path: p, tensor: t }) => tensorInfo(p, t, sharedStorages, statePaths));
+  };
   const layout = detectLayout({
     tensors: tensors.map((x) => x.tensor),
     roles,
@@ -110,14 +103,28 @@ export function analyse(file: string, reading: FormatReading, opts: AnalyseOptio
     records: reading.records,
     layout,
     roles: roleInfos,
-    tensors: infos,
-    totals: { tensors: infos.length, storages: users.size, storageBytes: sumBytes(users.keys()), byDtype, byDevice },
+    // Built on first read, as `tree` below: convert and diff read the tensors themselves, and a
+    // 500,000-tensor file's list is ~60 MB
+    get tensors(): TensorInfo[] {
+      const infos = tensorInfos();
+      Object.defineProperty(this, 'tensors', { value: infos, writable: true, enumerable: true, configurable: true });
+      return infos;
+    },
+    set tensors(infos: TensorInfo[]) {
+      Object.defineProperty(this, 'tensors', { value: infos, writable: true, enumerable: true, configurable: true });
+    },
+    totals: { tensors: tensors.length, storages: storageCount, storageBytes, byDtype, byDevice },
     ...(modules.length ? { moduleStateDicts: modules } : {}),
     security: securityOf(file, reading, opts.pickleScans),
     // Built on first read (inspect's JSON, the UI's clone, the text view): convert never reads
     // it, and on 100,000 keys the summary and its key trie cost seconds and megabytes.
     get tree(): TreeNode {
-      const tree = summariseTree('', reading.root, 0, treeWidth, new Set());
+      const known = new Map<PyDict, StateDictEntry[]>();
+      for (const r of roles) {
+        const d = r.kind === 'state-dict' && r.entries ? valueAt(reading.root, r.path) : undefined;
+        if (d instanceof PyDict) known.set(d, r.entries!);
+      }
+      const tree = summariseTree('', reading.root, 0, treeWidth, new Set(), undefined, known);
       Object.defineProperty(this, 'tree', { value: tree, writable: true, enumerable: true, configurable: true });
       return tree;
     },
@@ -132,6 +139,32 @@ export function analyse(file: string, reading: FormatReading, opts: AnalyseOptio
   if (values.length) report.values = values;
   report.security.weightsOnlyLoadable = report.loading.weightsOnly;
   return { file, reading, tensors, roles, report, close: () => reading.close() };
+}
+
+/** A tensor as the report lists it. `statePaths` is used up: each call takes the tensor's next state-dict path. */
+function tensorInfo(
+  p: (string | number)[],
+  t: TorchTensor,
+  shared: ReadonlySet<TorchStorage>,
+  statePaths: Map<TorchTensor, (string | number)[][]>,
+): TensorInfo {
+  const info: TensorInfo = {
+    path: p,
+    dtype: t.dtype.name,
+    shape: t.shape,
+    stride: t.stride,
+    storageOffset: t.storageOffset,
+    device: t.device,
+    nbytes: t.nbytes,
+    requiresGrad: t.requiresGrad,
+    isParameter: t.isParameter,
+    storage: t.storage ? rootStorage(t.storage).key : null,
+    shared: t.storage ? shared.has(rootStorage(t.storage)) : false,
+    kind: t.subclass ?? t.kind,
+  };
+  const statePath = statePaths.size ? statePaths.get(t)?.shift() : undefined;
+  if (statePath) info.statePath = statePath;
+  return info;
 }
 
 function sumBytes(storages: Iterable<TorchStorage>): number {
@@ -190,27 +223,30 @@ export function summariseTree(
   width: number,
   onPath: Set<object>,
   budget = { left: MAX_SUMMARY_NODES },
+  /** state dicts whose entries the caller has already (`findRoles`): not listed again */
+  known: ReadonlyMap<PyDict, StateDictEntry[]> = new Map(),
 ): TreeNode {
   budget.left--;
   const type = typeName(v);
   if (v instanceof TorchTensor) return { key, type, summary: `${v.dtype.name}[${v.shape.join(', ')}] ${v.device}` };
   const numpy = numpyScalarText(v);
   if (numpy) return { key, type: numpy.type, summary: numpy.text };
-  const kids = v !== null && typeof v === 'object' && !(v instanceof PyGlobal) ? childrenOf(v) : [];
-  if (kids.length === 0 || depth > 24 || onPath.has(v as object) || budget.left <= 0) {
-    const summary = v instanceof PyDict || v instanceof PyList || v instanceof PyTuple || v instanceof PySet ? (kids.length ? '…' : 'empty') : pyRepr(v);
-    return { key, type, summary };
-  }
-  if (v instanceof PyDict) {
-    const sd = asStateDict(v);
+  // a state dict is summarised from its entries, before `childrenOf` makes a pair per key
+  if (v instanceof PyDict && v.size > 0 && depth <= 24 && !onPath.has(v) && budget.left > 0) {
+    const sd = known.get(v) ?? asStateDict(v);
     if (sd && sd.some((e) => e.key.includes('.'))) {
       const trie = keyTrie(sd, width);
       const more = Math.max(0, trie.length - width) + (v.size - sd.length);
       return { key, type, summary: `state dict, ${plural(sd.length, 'tensor')}`, children: trie.slice(0, width), ...(more ? { more } : {}) };
     }
   }
+  const kids = v !== null && typeof v === 'object' && !(v instanceof PyGlobal) ? childrenOf(v) : [];
+  if (kids.length === 0 || depth > 24 || onPath.has(v as object) || budget.left <= 0) {
+    const summary = v instanceof PyDict || v instanceof PyList || v instanceof PyTuple || v instanceof PySet ? (kids.length ? '…' : 'empty') : pyRepr(v);
+    return { key, type, summary };
+  }
   onPath.add(v as object);
-  const shown = kids.slice(0, width).map(([k, x]) => summariseTree(k, x, depth + 1, width, onPath, budget));
+  const shown = kids.slice(0, width).map(([k, x]) => summariseTree(k, x, depth + 1, width, onPath, budget, known));
   onPath.delete(v as object);
   const node: TreeNode = { key, type, summary: `${kids.length} item${kids.length === 1 ? '' : 's'}`, children: shown };
   if (kids.length > width) node.more = kids.length - width;
@@ -224,7 +260,7 @@ export function summariseTree(
  * 100,000 keys make about as many trie nodes, so a node holds no Map until it has a child and a
  * key is cut at its dots without an array of parts.
  */
-export function keyTrie(entries: readonly { key: string; tensor: TorchTensor }[], width: number): TreeNode[] {
+export function keyTrie(entries: readonly StateDictEntry[], width: number): TreeNode[] {
   interface Trie {
     kids: Map<string, Trie> | null;
     tensor: TorchTensor | undefined;

@@ -2,6 +2,12 @@ import { PyDict, PyObject, PySet, type PyValue } from '../formats/values/python-
 import { TorchTensor } from '../formats/values/torch-values.ts';
 import { childrenOf, type PathKey } from './tree.ts';
 
+/** A state dict's key as `state_dict()` would give it, with its tensor. */
+export interface StateDictEntry {
+  key: string;
+  tensor: TorchTensor;
+}
+
 /** What a part of the container is, as far as the engine can tell. */
 export type RoleKind = 'state-dict' | 'optimizer' | 'lightning' | 'module' | 'shard';
 
@@ -10,7 +16,7 @@ export interface Role {
   /** where it is, from the root */
   path: PathKey[];
   /** for state dicts and modules: the keys as `state_dict()` would give them, with the tensors */
-  entries?: { key: string; tensor: TorchTensor }[];
+  entries?: StateDictEntry[];
   /** for modules: the class name; for shards: the tensor class */
   className?: string;
   note?: string;
@@ -72,9 +78,9 @@ export function findRoles(root: PyValue): Role[] {
 }
 
 /** A dict of string keys whose values are tensors (a few non-tensor extras such as `_extra_state` are allowed). */
-export function asStateDict(d: PyDict): { key: string; tensor: TorchTensor }[] | null {
+export function asStateDict(d: PyDict): StateDictEntry[] | null {
   if (d.size === 0 || !d.allStringKeys()) return null;
-  const entries: { key: string; tensor: TorchTensor }[] = [];
+  const entries: StateDictEntry[] = [];
   let other = 0;
   let shards = 0;
   for (const [k, v] of d.entries) {
@@ -115,7 +121,7 @@ function moduleAttrs(o: PyObject): PyDict | null {
  * parameters, then persistent buffers (those not in `_non_persistent_buffers_set`), then each
  * child module under `<name>.` (torch/nn/modules/module.py, `_save_to_state_dict` and `state_dict`).
  */
-export function moduleStateDict(o: PyObject, prefix = '', out: { key: string; tensor: TorchTensor }[] = [], depth = 0): { key: string; tensor: TorchTensor }[] {
+export function moduleStateDict(o: PyObject, prefix = '', out: StateDictEntry[] = [], depth = 0): StateDictEntry[] {
   const st = moduleAttrs(o);
   if (!st || depth > 200) return out;
   const params = st.get('_parameters');
@@ -136,12 +142,7 @@ export function moduleStateDict(o: PyObject, prefix = '', out: { key: string; te
  * A TorchScript module keeps parameters and buffers as plain attributes of `__torch__.*`
  * objects; their dotted attribute paths are the module's state dict keys.
  */
-export function scriptModuleTensors(
-  o: PyObject,
-  prefix = '',
-  out: { key: string; tensor: TorchTensor }[] = [],
-  depth = 0,
-): { key: string; tensor: TorchTensor }[] {
+export function scriptModuleTensors(o: PyObject, prefix = '', out: StateDictEntry[] = [], depth = 0): StateDictEntry[] {
   if (!(o.state instanceof PyDict) || depth > 200) return out;
   for (const [k, v] of o.state.entries) {
     if (v instanceof TorchTensor) out.push({ key: prefix + String(k), tensor: v });

@@ -11,7 +11,7 @@
  */
 import { fail } from '../../errors.ts';
 import type { RandomAccessReader } from '../../io/random-access.ts';
-import { contiguousStrides, TorchStorage, TorchTensor, REBUILD_TENSOR_V2, type ByteRange } from '../values/torch-values.ts';
+import { contiguousStrides, FileRangeStorage, TorchStorage, TorchTensor, REBUILD_TENSOR_V2, type ByteRange } from '../values/torch-values.ts';
 import { PyDict } from '../values/python-values.ts';
 import type { FormatReading } from '../values/format-reading.ts';
 import { dtypeByName, dtypeBySafetensors, storageClassFor, type DTypeInfo } from '../../../shared/dtypes.ts';
@@ -42,26 +42,31 @@ export function looksLikeSafetensors(reader: RandomAccessReader): boolean {
 }
 
 export function readSafetensors(reader: RandomAccessReader): FormatReading {
-  const header = readSafetensorsHeader(reader);
   const root = new PyDict(true);
   // Aliases: tensors with the same byte range and dtype share one storage. After validation only
   // empty tensors at the same offset can coincide; the reference forbids any other overlap, so
   // only empty tensors are looked up (500,000 range keys cost a string and a Map entry each).
   const emptyAt = new Map<string, TorchStorage>();
-  for (const t of header.tensors) {
+  let hasF4 = false;
+  // the data section starts right after the header: 8 + its length, the first 8 bytes
+  const dataStart = 8 + Number(reader.size >= 8 ? view(reader.read(0, 8)).getBigUint64(0, true) : 0n);
+  // tensors are made as the header is parsed; they are dropped with `root` if it turns out invalid
+  const header = readSafetensorsHeader(reader, (t) => {
+    if (root.has(t.name)) return false;
     const rangeKey = t.begin === t.end ? `${t.begin}:${t.dtype.name}` : null;
     let storage = rangeKey === null ? undefined : emptyAt.get(rangeKey);
     if (!storage) {
-      storage = makeStorage(t.name, t.dtype, t.end - t.begin, { reader, offset: header.dataStart + t.begin, length: t.end - t.begin });
+      storage = fileRangeStorage(t.name, t.dtype, t.end - t.begin, reader, dataStart + t.begin);
       if (rangeKey !== null) emptyAt.set(rangeKey, storage);
     }
+    if (t.tag === 'F4') hasF4 = true;
     root.set(t.name, denseTensor(t.dtype, t.torchShape, contiguousStrides(t.torchShape), storage));
-  }
+    return true;
+  });
   const records: Record<string, string> = { header_bytes: String(header.headerBytes) };
   for (const [k, v] of header.metadata) records[`metadata.${k}`] = v;
   const notes: string[] = [];
-  if (header.tensors.some((t) => t.tag === 'F4'))
-    notes.push('F4 tensors are shown as torch float4_e2m1fn_x2: two 4-bit values per element, so the last dimension is half the one in the file');
+  if (hasF4) notes.push('F4 tensors are shown as torch float4_e2m1fn_x2: two 4-bit values per element, so the last dimension is half the one in the file');
   return { format: 'safetensors', records, root, globals: [], notes, close: () => reader.close() };
 }
 
@@ -89,8 +94,14 @@ export interface SafetensorsHeader {
   metadata: [string, string][];
 }
 
-/** Reads and validates the header; never touches tensor bytes. */
-export function readSafetensorsHeader(reader: RandomAccessReader): SafetensorsHeader {
+/**
+ * Reads and validates the header; never touches tensor bytes. With `onEntry`, each good tensor
+ * entry goes to it as it is parsed (in header order; it returns false for a name it has had) and
+ * `tensors` stays empty: the caller keeps what it needs, not an entry object per tensor. The
+ * checks that need every entry (tiling) still run before this returns, so a caller must drop
+ * what it built when this throws.
+ */
+export function readSafetensorsHeader(reader: RandomAccessReader, onEntry?: (entry: SafetensorsEntry) => boolean): SafetensorsHeader {
   const file = reader.name;
   const invalid = (why: string): never => fail('not-a-checkpoint', `${file}: safetensors header is invalid: ${why}`, file);
   if (reader.size < 8) fail('not-a-checkpoint', `${file}: not a safetensors file (only ${reader.size} bytes, less than the 8-byte header length)`, file);
@@ -105,8 +116,9 @@ export function readSafetensorsHeader(reader: RandomAccessReader): SafetensorsHe
       file,
     );
   let text: string;
+  const headerBytes = reader.read(8, n);
   try {
-    text = new TextDecoder('utf-8', { fatal: true }).decode(reader.read(8, n));
+    text = new TextDecoder('utf-8', { fatal: true }).decode(headerBytes);
   } catch {
     return invalid('header is not valid UTF-8');
   }
@@ -114,35 +126,67 @@ export function readSafetensorsHeader(reader: RandomAccessReader): SafetensorsHe
   const dataLen = reader.size - dataStart;
   const tensors: SafetensorsEntry[] = [];
   const metadata: [string, string][] = [];
+  // For the tiling check: each good entry's name and byte range, in header order. Plain arrays
+  // of numbers, not the entries: with `onEntry` no entry outlives its own callback.
+  const names: string[] = [];
+  const begins: number[] = [];
+  const ends: number[] = [];
+  // Duplicate names: `onEntry` says for the good entries; names met after the first bad entry
+  // (or all of them without `onEntry`) go in a Set.
+  let others: Set<string> | null = onEntry ? null : new Set();
+  let hadMetadata = false;
   // Each entry is checked as it is parsed. The file's verdict is what checking the whole parsed
   // header in order would give: a JSON error anywhere comes first, then the first bad entry.
   let firstBad: unknown = null;
-  const eachEntry = (name: string, value: JsonValue): void => {
-    if (firstBad !== null) return;
-    try {
-      checkEntry(name, value);
-    } catch (e) {
-      firstBad = e;
+  const eachEntry = (name: string, value: JsonValue): boolean => {
+    if (name === '__metadata__') {
+      if (hadMetadata) return false;
+      hadMetadata = true;
+    } else if (others?.has(name)) return false;
+    if (firstBad === null) {
+      try {
+        const entry = checkEntry(name, value);
+        if (entry === null) return true;
+        if (onEntry) {
+          if (!onEntry(entry)) return false;
+        } else tensors.push(entry);
+        names.push(name);
+        begins.push(entry.begin);
+        ends.push(entry.end);
+        others?.add(name);
+        return true;
+      } catch (e) {
+        firstBad = e;
+        // the good names so far are the consumer's to know: from here on a Set holds them all
+        others ??= new Set(names);
+      }
     }
+    if (name === '__metadata__') return true;
+    if (others!.has(name)) return false;
+    others!.add(name);
+    return true;
   };
   let json: JsonValue;
   try {
-    json = parseOrderedJson(text, eachEntry);
+    // an ASCII header (as long in characters as in bytes): names are copied out of its bytes, so
+    // 500,000 names do not each hold a slice of the whole 48 MB header text alive
+    json = parseOrderedJson(text, eachEntry, text.length === n ? Buffer.from(headerBytes.buffer, headerBytes.byteOffset, n) : undefined);
   } catch (e) {
     return invalid((e as Error).message);
   }
   if (!(json instanceof JsonObject)) return invalid('the header is not a JSON object');
   if (firstBad !== null) throw firstBad;
 
-  function checkEntry(name: string, value: JsonValue): void {
+  /** The entry a tensor's header object describes, or null for `__metadata__`; throws for a bad one. */
+  function checkEntry(name: string, value: JsonValue): SafetensorsEntry | null {
     if (name === '__metadata__') {
-      if (value === null) return;
+      if (value === null) return null;
       if (!(value instanceof JsonObject)) return invalid('__metadata__ is not an object of strings');
       for (const [k, v] of value.entries) {
         if (typeof v !== 'string') return invalid(`__metadata__ value for ${JSON.stringify(k)} is not a string`);
         metadata.push([k, v]);
       }
-      return;
+      return null;
     }
     // only an error names it: 500,000 good tensors need no label text
     const label = (): string => `tensor ${JSON.stringify(name)}`;
@@ -178,18 +222,25 @@ export function readSafetensorsHeader(reader: RandomAccessReader): SafetensorsHe
       );
     if (end > dataLen)
       fail('truncated', `${file}: ${label()} needs data up to byte ${end} of the data section but the file has only ${dataLen}; it is truncated`, file);
-    tensors.push({ name, tag, dtype, shape, torchShape: torchShape(file, label, tag, shape), begin, end });
+    return { name, tag, dtype, shape, torchShape: torchShape(file, label, tag, shape), begin, end };
   }
 
-  // Tiling check, in offset order as the reference sorts them.
-  const sorted = tensors.slice().sort((a, b) => a.begin - b.begin || a.end - b.end);
+  // Tiling check, in offset order as the reference sorts them (files are written in that order,
+  // so the sort is skipped when they already are).
+  const count = begins.length;
+  let inOrder = true;
+  for (let i = 1; i < count && inOrder; i++) inOrder = begins[i - 1]! < begins[i]! || (begins[i - 1] === begins[i] && ends[i - 1]! <= ends[i]!);
+  const order = inOrder ? null : Array.from({ length: count }, (_, i) => i).sort((a, b) => begins[a]! - begins[b]! || ends[a]! - ends[b]!);
   let cursor = 0;
-  for (const t of sorted) {
-    if (t.begin > cursor)
-      return invalid(`tensor ${JSON.stringify(t.name)} begins at ${t.begin} but the previous tensor ends at ${cursor}, leaving a hole (InvalidOffset)`);
-    if (t.begin < cursor)
-      return invalid(`tensor ${JSON.stringify(t.name)} at [${t.begin}, ${t.end}] overlaps the previous tensor, which ends at ${cursor} (InvalidOffset)`);
-    cursor = t.end;
+  for (let k = 0; k < count; k++) {
+    const i = order ? order[k]! : k;
+    const begin = begins[i]!;
+    const end = ends[i]!;
+    if (begin > cursor)
+      return invalid(`tensor ${JSON.stringify(names[i])} begins at ${begin} but the previous tensor ends at ${cursor}, leaving a hole (InvalidOffset)`);
+    if (begin < cursor)
+      return invalid(`tensor ${JSON.stringify(names[i])} at [${begin}, ${end}] overlaps the previous tensor, which ends at ${cursor} (InvalidOffset)`);
+    cursor = end;
   }
   if (cursor !== dataLen) return invalid(`the tensors cover ${cursor} bytes of data but the file has ${dataLen} after the header (MetadataIncompleteBuffer)`);
   return { headerBytes: n, dataStart, tensors, metadata };
@@ -215,6 +266,13 @@ export function makeStorage(key: string, dtype: DTypeInfo, nbytes: number, locat
   const cls = storageClassFor(dtype.name);
   if (cls) return new TorchStorage(key, cls, dtype, 'cpu', nbytes / dtype.size, locate);
   return new TorchStorage(key, 'UntypedStorage', dtypeByName('uint8')!, 'cpu', nbytes, locate);
+}
+
+/** `makeStorage` for `nbytes` at `offset` of `reader`, the range held by the storage itself. */
+function fileRangeStorage(key: string, dtype: DTypeInfo, nbytes: number, reader: RandomAccessReader, offset: number): TorchStorage {
+  const cls = storageClassFor(dtype.name);
+  if (cls) return new FileRangeStorage(key, cls, dtype, nbytes / dtype.size, reader, offset);
+  return new FileRangeStorage(key, 'UntypedStorage', dtypeByName('uint8')!, nbytes, reader, offset);
 }
 
 /** A tensor as `torch._utils._rebuild_tensor_v2(storage, 0, size, stride, False, OrderedDict())` would make it. */
@@ -280,8 +338,10 @@ const MAX_JSON_DEPTH = 64;
  * Strict RFC 8259 JSON; throws an Error with a short message naming the character offset.
  * `eachTopEntry`, when the value is an object, receives its entries in order as they are parsed and
  * the returned object is then empty: a 500,000-tensor header need not hold an object per tensor.
+ * It returns false for a key it has had already (a duplicate key is a JSON error).
+ * `asciiBytes`: `text`'s bytes when it is all ASCII (its strings are then copied out of them).
  */
-export function parseOrderedJson(text: string, eachTopEntry?: (key: string, value: JsonValue) => void): JsonValue {
+export function parseOrderedJson(text: string, eachTopEntry?: (key: string, value: JsonValue) => boolean, asciiBytes?: Buffer): JsonValue {
   let p = 0;
   const bad = (what: string): never => {
     throw new Error(`bad JSON at character ${p}: ${what}`);
@@ -301,7 +361,8 @@ export function parseOrderedJson(text: string, eachTopEntry?: (key: string, valu
       if (p >= text.length) bad('unterminated string');
       const c = text.charCodeAt(p);
       if (c === 0x22) {
-        out += text.slice(start, p);
+        // a string with no escape from the bytes: a copy, where `text.slice` keeps all of `text`
+        out = out === '' && asciiBytes ? asciiBytes.toString('latin1', start, p) : out + text.slice(start, p);
         p++;
         return out;
       }
@@ -361,7 +422,7 @@ export function parseOrderedJson(text: string, eachTopEntry?: (key: string, valu
       p++;
       const obj = new JsonObject();
       // with `eachTopEntry`, the top object's entries go to it as they are parsed and are not kept
-      const streamed = depth === 0 && eachTopEntry ? new Set<string>() : null;
+      const streamed = depth === 0 && eachTopEntry !== undefined;
       ws();
       if (text[p] === '}') {
         p++;
@@ -375,11 +436,7 @@ export function parseOrderedJson(text: string, eachTopEntry?: (key: string, valu
         if (text[p] !== ':') bad("expected ':'");
         p++;
         const v = value(depth + 1);
-        if (streamed) {
-          if (streamed.has(key)) bad(`duplicate key ${JSON.stringify(key.length > 60 ? key.slice(0, 57) + '...' : key)}`);
-          streamed.add(key);
-          eachTopEntry!(key, v);
-        } else if (!obj.add(key, v)) bad(`duplicate key ${JSON.stringify(key.length > 60 ? key.slice(0, 57) + '...' : key)}`);
+        if (streamed ? !eachTopEntry!(key, v) : !obj.add(key, v)) bad(`duplicate key ${JSON.stringify(key.length > 60 ? key.slice(0, 57) + '...' : key)}`);
         ws();
         if (text[p] === ',') {
           p++;

@@ -57,6 +57,34 @@ export class TorchStorage {
   }
 }
 
+/** `where` of a storage that overrides `locate` (never called). */
+const LOCATED_BY_SUBCLASS: ByteLocator = {
+  locate: () => {
+    throw new Error('a FileRangeStorage locates its own bytes');
+  },
+};
+
+/**
+ * A storage whose bytes are its `nbytes` bytes at `offset` of one file, as a header says
+ * (safetensors): the range is kept in its own fields, not in a second object per storage
+ * (500,000 × 48 bytes).
+ */
+export class FileRangeStorage extends TorchStorage {
+  constructor(
+    key: string,
+    storageType: string,
+    dtype: DTypeInfo,
+    numel: number,
+    private readonly reader: RandomAccessReader,
+    private readonly offset: number,
+  ) {
+    super(key, storageType, dtype, 'cpu', numel, LOCATED_BY_SUBCLASS);
+  }
+  override locate(): ByteRange {
+    return { reader: this.reader, offset: this.offset, length: this.nbytes };
+  }
+}
+
 export type TensorKind = 'dense' | 'parameter' | 'quantized' | 'sparse' | 'nested' | 'meta' | 'numpy' | 'subclass' | 'other';
 
 /**
@@ -68,14 +96,8 @@ export class TorchTensor {
   requiresGrad = false;
   /** Set when the tensor is a `torch.nn.Parameter` (via `_rebuild_parameter` or `_rebuild_from_type_v2`). */
   isParameter = false;
-  /** Python attributes set on the tensor (`_rebuild_from_type_v2` state), rarely present. */
-  pyState: PyValue | undefined = undefined;
-  /** The Python class when this is a tensor subclass (e.g. DTensor), else null. */
-  subclass: string | null = null;
-  /** The device named in the recipe for storage-less tensors (`_rebuild_wrapper_subclass`, numpy rebuilds). */
-  deviceArg: string | null = null;
-  /** Sparse and nested tensors: the dense tensors they are made of (one shared empty list for the rest). */
-  components: readonly TorchTensor[] = NO_COMPONENTS;
+  /** the fields few tensors set, in one object made by the first of them (a field each cost 500,000 × 8 bytes) */
+  private rare: RareTensorFields | null = null;
   private recipeArgs: PyValue[] | null;
   constructor(
     readonly rebuild: PyGlobal,
@@ -87,13 +109,46 @@ export class TorchTensor {
     args: PyValue[] | null,
     readonly kind: TensorKind,
     readonly dtype: DTypeInfo,
-    readonly shape: number[],
-    readonly stride: number[],
+    shape: number[],
+    stride: number[],
     readonly storageOffset: number,
     readonly storage: TorchStorage | null,
   ) {
     this.recipeArgs = args;
+    this.shape = internDims(shape);
+    this.stride = internDims(stride);
   }
+  /** Python attributes set on the tensor (`_rebuild_from_type_v2` state), rarely present. */
+  get pyState(): PyValue | undefined {
+    return this.rare?.pyState;
+  }
+  set pyState(v: PyValue | undefined) {
+    if (v !== undefined || this.rare) (this.rare ??= new RareTensorFields()).pyState = v;
+  }
+  /** The Python class when this is a tensor subclass (e.g. DTensor), else null. */
+  get subclass(): string | null {
+    return this.rare?.subclass ?? null;
+  }
+  set subclass(v: string | null) {
+    if (v !== null || this.rare) (this.rare ??= new RareTensorFields()).subclass = v;
+  }
+  /** The device named in the recipe for storage-less tensors (`_rebuild_wrapper_subclass`, numpy rebuilds). */
+  get deviceArg(): string | null {
+    return this.rare?.deviceArg ?? null;
+  }
+  set deviceArg(v: string | null) {
+    if (v !== null || this.rare) (this.rare ??= new RareTensorFields()).deviceArg = v;
+  }
+  /** Sparse and nested tensors: the dense tensors they are made of (one shared empty list for the rest). */
+  get components(): readonly TorchTensor[] {
+    return this.rare?.components ?? NO_COMPONENTS;
+  }
+  set components(v: readonly TorchTensor[]) {
+    if (v.length || this.rare) (this.rare ??= new RareTensorFields()).components = v;
+  }
+  /** frozen and shared with every tensor of the same shape (`internDims`) */
+  readonly shape: number[];
+  readonly stride: number[];
   /**
    * The recipe's arguments. Built afresh on each read when the tensor has none of its own (not
    * kept: a writer reads them twice, for the code-free walk and the pickler, and 500,000 kept
@@ -133,6 +188,45 @@ export class TorchTensor {
 }
 
 const NO_COMPONENTS: readonly TorchTensor[] = Object.freeze([]);
+
+class RareTensorFields {
+  pyState: PyValue | undefined = undefined;
+  subclass: string | null = null;
+  deviceArg: string | null = null;
+  components: readonly TorchTensor[] = NO_COMPONENTS;
+}
+
+/** A node of `internDims`' trie: the frozen list ending here, and the longer lists by their next number. */
+interface DimsNode {
+  dims: number[] | null;
+  next: Map<number, DimsNode> | null;
+}
+const DIMS_ROOT: DimsNode = { dims: null, next: null };
+/** Nodes the trie may grow to; past it lists are kept as given (a file of a million distinct shapes). */
+const MAX_DIMS_NODES = 65_536;
+let dimsNodes = 0;
+
+/**
+ * One frozen array per distinct list of dimensions. A mixture-of-experts checkpoint holds
+ * 100,000s of tensors with a handful of shapes, and each tensor kept two arrays (shape and stride,
+ * ~110 bytes); now they share. A trie keyed by number, so no key text is made per tensor. Frozen:
+ * a holder that changed its list would change every other tensor's.
+ */
+export function internDims(dims: number[]): number[] {
+  let node = DIMS_ROOT;
+  for (let i = 0; i < dims.length; i++) {
+    const d = dims[i]!;
+    let child = node.next?.get(d);
+    if (!child) {
+      if (dimsNodes >= MAX_DIMS_NODES) return dims;
+      dimsNodes++;
+      child = { dims: null, next: null };
+      (node.next ??= new Map()).set(d, child);
+    }
+    node = child;
+  }
+  return (node.dims ??= Object.freeze(dims.slice()) as number[]);
+}
 
 export const REBUILD_TENSOR_V2 = new PyGlobal('torch._utils', '_rebuild_tensor_v2');
 

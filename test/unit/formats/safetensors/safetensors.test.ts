@@ -308,6 +308,33 @@ test('entries checked as they are parsed: a JSON error or duplicate anywhere sti
   assertFails(() => readSafetensors(st(`{"c":{"dtype":"Q9","shape":[],"data_offsets":[0,0]},${bad}}`, 4)), 'unsupported', /unknown safetensors dtype "Q9"/);
   const meta = readSafetensors(st(`{"__metadata__":{"format":"pt"},${good}}`, 4));
   assert.equal(meta.records['metadata.format'], 'pt');
+  // duplicates are found by the reading's own dict for good entries, by a set after a bad one
+  assertFails(() => readSafetensors(st(`{${good},${bad},${good}}`, 4)), 'not-a-checkpoint', /duplicate key "b"/);
+  assertFails(() => readSafetensors(st(`{${bad},${bad}}`, 4)), 'not-a-checkpoint', /duplicate key "a"/);
+  assertFails(() => readSafetensors(st(`{"__metadata__":null,${good},"__metadata__":null}`, 4)), 'not-a-checkpoint', /duplicate key "__metadata__"/);
+  // the header alone (re-shard's read-back) finds them too
+  assertFails(() => readSafetensorsHeader(st(`{${good},${good}}`, 4)), 'not-a-checkpoint', /duplicate key "b"/);
+});
+
+test('tensors listed out of offset order tile as the reference sorts them; a hole is still found', () => {
+  const at = (name: string, from: number) => `"${name}":{"dtype":"F32","shape":[1],"data_offsets":[${from},${from + 4}]}`;
+  const r = readSafetensors(st(`{${at('z', 8)},${at('y', 4)},${at('x', 0)}}`, 12));
+  assert.deepEqual(
+    (r.root as PyDict).entries.map(([k]) => k),
+    ['z', 'y', 'x'],
+  );
+  assertFails(() => readSafetensors(st(`{${at('z', 12)},${at('x', 0)},${at('y', 4)}}`, 16)), 'not-a-checkpoint', /tensor "z" begins at 12 .* hole/);
+});
+
+test('tensors of one shape share one frozen shape and stride array', () => {
+  const at = (name: string, from: number) => `"${name}":{"dtype":"F32","shape":[1],"data_offsets":[${from},${from + 4}]}`;
+  const r = readSafetensors(st(`{${at('a', 0)},${at('b', 4)}}`, 8));
+  const [a, b] = (r.root as PyDict).entries.map(([, v]) => v as TorchTensor);
+  assert.ok(a && b);
+  assert.equal(a.shape, b.shape);
+  assert.equal(a.stride, b.stride);
+  assert.ok(Object.isFrozen(a.shape) && Object.isFrozen(a.stride));
+  assert.throws(() => (a.shape as number[]).push(2), TypeError);
 });
 
 test('malformed headers built in memory: each is one clear CheckpointError', () => {
