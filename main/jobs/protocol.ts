@@ -55,9 +55,19 @@ export type JobRequest = { [K in JobKind]: { kind: K } & WorkerJobs[K]['request'
 
 export type JobResults = { [K in JobKind]: WorkerJobs[K]['result'] };
 
+/** A job as the pool sends it to a worker. */
+export interface JobMessage {
+  seq: number;
+  request: JobRequest;
+  /** set to 1 by the pool to cancel the job */
+  cancel: Int32Array;
+  /** the pool wants to know when the job begins (a time limit, or `onStart`): the worker says 'started' */
+  announce?: boolean;
+}
+
 /** Messages from a worker to the pool. */
 export type WorkerMessage =
-  /** the worker has begun the job (its code is loaded): a job's time limit counts from here */
+  /** the worker has begun a job that asked to be announced (its code is loaded): a time limit counts from here */
   | { seq: number; type: 'started' }
   | { seq: number; type: 'progress'; progress: Progress }
   | { seq: number; type: 'done'; result: unknown }

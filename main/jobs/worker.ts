@@ -1,9 +1,14 @@
-// The worker thread entry: runs jobs sent by the pool and posts progress (throttled to ~10 Hz),
-// the result or a typed error. A thrown error never kills the thread. A job that waits on the
-// disk says so ('waiting'), and the pool may then send a second job, which runs while the first
-// one's fsync and read-back are in flight.
+// The worker thread entry: runs jobs sent by the pool and posts progress, the result or a typed
+// error. A thrown error never kills the thread. A job that waits on the disk says so ('waiting'),
+// and the pool may then send a second job, which runs while the first one's fsync and read-back
+// are in flight.
+//
+// Every message wakes the main thread: in a batch of small files, messages were most of what a
+// file cost there. So progress is throttled per thread (all its jobs together, ~10 Hz), a job
+// that never showed progress sends no final 100% (its result follows at once), and 'started' is
+// sent only where the pool listens for it (a job with a time limit, or one run with `onStart`).
 import { parentPort } from 'node:worker_threads';
-import type { JobRequest, WorkerMessage } from './protocol.ts';
+import type { JobMessage, WorkerMessage } from './protocol.ts';
 import { reportTempFilesTo } from '../io/atomic-file.ts';
 import { asCheckpointError } from '../errors.ts';
 import { runJob } from './run-job.ts';
@@ -12,17 +17,22 @@ import { throttle } from '../../shared/throttle.ts';
 // the main thread removes these if the process is told to exit at once (a second Ctrl-C)
 reportTempFilesTo((file, alive) => parentPort!.postMessage({ type: 'temp', file, alive } satisfies WorkerMessage));
 
-parentPort!.on('message', async (msg: { seq: number; request: JobRequest; cancel: Int32Array }) => {
+/** this thread's progress messages, for all its jobs together */
+const due = throttle();
+
+parentPort!.on('message', async (msg: JobMessage) => {
   const { seq, request, cancel } = msg;
   const post = (m: WorkerMessage): void => parentPort!.postMessage(m);
-  post({ seq: msg.seq, type: 'started' });
-  const due = throttle();
+  if (msg.announce) post({ seq, type: 'started' });
+  let shown = false;
   try {
     const result = await runJob(request, {
       cancelled: () => Atomics.load(cancel, 0) !== 0,
       onWaiting: () => post({ seq, type: 'waiting' }),
       onProgress: (progress) => {
-        if (due(progress.done >= progress.total)) post({ seq, type: 'progress', progress });
+        if (!due(shown && progress.done >= progress.total)) return;
+        shown = true;
+        post({ seq, type: 'progress', progress });
       },
     });
     post({ seq, type: 'done', result });
