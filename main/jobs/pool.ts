@@ -170,6 +170,7 @@ export class WorkerPool<Request extends { kind: string } = JobRequest, Results =
     const worker = startWorker(this.script.name, this.script.source, this.script.runningFrom);
     const slot: Slot = { worker, jobs: new Map(), waiting: new Set() };
     worker.on('message', (m: WorkerMessage) => {
+      if (m.gone) for (const f of m.gone) trackTempFile(f, false);
       if (m.type === 'temp') return trackTempFile(m.file, m.alive);
       const job = slot.jobs.get(m.seq);
       if (!job) return;

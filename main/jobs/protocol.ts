@@ -65,8 +65,13 @@ export interface JobMessage {
   announce?: boolean;
 }
 
-/** Messages from a worker to the pool. */
-export type WorkerMessage =
+/**
+ * Messages from a worker to the pool. Any of them may carry `gone`: temporary files the worker
+ * removed or published since its previous message.
+ */
+export type WorkerMessage = WorkerEvent & { gone?: string[] };
+
+type WorkerEvent =
   /** the worker has begun a job that asked to be announced (its code is loaded): a time limit counts from here */
   | { seq: number; type: 'started' }
   | { seq: number; type: 'progress'; progress: Progress }

@@ -14,15 +14,28 @@ import { asCheckpointError } from '../errors.ts';
 import { runJob } from './run-job.ts';
 import { throttle } from '../../shared/throttle.ts';
 
-// the main thread removes these if the process is told to exit at once (a second Ctrl-C)
-reportTempFilesTo((file, alive) => parentPort!.postMessage({ type: 'temp', file, alive } satisfies WorkerMessage));
+/** temporary files removed or published since this thread's last message */
+let gone: string[] = [];
+
+/** Posts `m`, carrying the temporary files gone since the last message. */
+function post(m: WorkerMessage): void {
+  if (gone.length) {
+    m.gone = gone;
+    gone = [];
+  }
+  parentPort!.postMessage(m);
+}
+
+// The main thread removes these if the process is told to exit at once (a second Ctrl-C): a new
+// one is said at once; one gone rides on the next message (its job's result comes right after),
+// and until then an exit would only try to remove a file that is not there.
+reportTempFilesTo((file, alive) => (alive ? post({ type: 'temp', file, alive }) : gone.push(file)));
 
 /** this thread's progress messages, for all its jobs together */
 const due = throttle();
 
 parentPort!.on('message', async (msg: JobMessage) => {
   const { seq, request, cancel } = msg;
-  const post = (m: WorkerMessage): void => parentPort!.postMessage(m);
   if (msg.announce) post({ seq, type: 'started' });
   let shown = false;
   try {
