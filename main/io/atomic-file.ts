@@ -132,10 +132,11 @@ function namingTheDestination(err: CheckpointError, tmp: string, dest: string): 
 export function refuseDanglingLink(dest: string): void {
   let target: string;
   try {
-    if (!fs.lstatSync(dest).isSymbolicLink()) return;
+    // nothing there is the usual case (every new output): asked without an exception to build
+    if (!fs.lstatSync(dest, { throwIfNoEntry: false })?.isSymbolicLink()) return;
     target = fs.readlinkSync(dest);
   } catch {
-    return; // nothing there
+    return; // gone meanwhile, or not readable
   }
   fail('exists', `${dest} is a symbolic link to ${target}, which does not exist; remove the link, or pass --force to replace the link with the output`, dest);
 }

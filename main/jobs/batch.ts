@@ -186,7 +186,6 @@ export async function runBatch(opts: BatchOptions, pool: WorkerPool): Promise<Ba
         {
           ...(opts.signal ? { signal: opts.signal } : {}),
           onProgress: (p) => {
-            if (lastDone === 0) opts.onEvent?.({ type: 'start', id: item.id });
             const scaled = base + (p.total ? (p.done / p.total) * share : 0);
             overallDone += scaled - lastDone;
             lastDone = scaled;
@@ -197,6 +196,8 @@ export async function runBatch(opts: BatchOptions, pool: WorkerPool): Promise<Ba
     };
     try {
       item.status = 'running';
+      // said when the item goes to the pool: a small file's worker shows no progress before it is done
+      opts.onEvent?.({ type: 'start', id: item.id });
       const reports: ConversionReport[] = [];
       if (unit.sources.length > 1) {
         // A family merges into one file only when its ranks are copies; otherwise each rank is

@@ -18,6 +18,8 @@ import { startWorker } from '../io/start-worker.ts';
  */
 export interface RunOptions {
   onProgress?(p: Progress): void;
+  /** called when a worker begins the job (one more message per job: only when asked for) */
+  onStart?(): void;
   signal?: AbortSignal;
   /**
    * For jobs with no side effects (inspect, statistics): a cancel or `timeLimit` stops the job by
@@ -49,6 +51,11 @@ interface Pending {
   reject(e: unknown): void;
   /** starts a stoppable job's time limit, when its worker says it has begun the job */
   startClock?(): void;
+}
+
+/** Whether the worker should say when it begins the job: only then does anyone listen. */
+function announced(job: Pending): boolean {
+  return !!(job.startClock || job.opts.onStart);
 }
 
 interface Slot {
@@ -154,7 +161,7 @@ export class WorkerPool<Request extends { kind: string } = JobRequest, Results =
       while (this.queue.length && hasRoom(slot)) {
         const job = this.queue.shift()!;
         slot.jobs.set(job.seq, job);
-        slot.worker.postMessage({ seq: job.seq, request: job.request, cancel: job.cancel });
+        slot.worker.postMessage({ seq: job.seq, request: job.request, cancel: job.cancel, ...(announced(job) ? { announce: true } : {}) });
       }
     }
   }
@@ -163,10 +170,14 @@ export class WorkerPool<Request extends { kind: string } = JobRequest, Results =
     const worker = startWorker(this.script.name, this.script.source, this.script.runningFrom);
     const slot: Slot = { worker, jobs: new Map(), waiting: new Set() };
     worker.on('message', (m: WorkerMessage) => {
+      if (m.gone) for (const f of m.gone) trackTempFile(f, false);
       if (m.type === 'temp') return trackTempFile(m.file, m.alive);
       const job = slot.jobs.get(m.seq);
       if (!job) return;
-      if (m.type === 'started') return job.startClock?.(); // the thread's start and code loading do not count
+      if (m.type === 'started') {
+        job.opts.onStart?.();
+        return job.startClock?.(); // the thread's start and code loading do not count
+      }
       if (m.type === 'progress') return job.opts.onProgress?.(m.progress);
       if (m.type === 'waiting') {
         slot.waiting.add(m.seq);

@@ -55,9 +55,24 @@ export type JobRequest = { [K in JobKind]: { kind: K } & WorkerJobs[K]['request'
 
 export type JobResults = { [K in JobKind]: WorkerJobs[K]['result'] };
 
-/** Messages from a worker to the pool. */
-export type WorkerMessage =
-  /** the worker has begun the job (its code is loaded): a job's time limit counts from here */
+/** A job as the pool sends it to a worker. */
+export interface JobMessage {
+  seq: number;
+  request: JobRequest;
+  /** set to 1 by the pool to cancel the job */
+  cancel: Int32Array;
+  /** the pool wants to know when the job begins (a time limit, or `onStart`): the worker says 'started' */
+  announce?: boolean;
+}
+
+/**
+ * Messages from a worker to the pool. Any of them may carry `gone`: temporary files the worker
+ * removed or published since its previous message.
+ */
+export type WorkerMessage = WorkerEvent & { gone?: string[] };
+
+type WorkerEvent =
+  /** the worker has begun a job that asked to be announced (its code is loaded): a time limit counts from here */
   | { seq: number; type: 'started' }
   | { seq: number; type: 'progress'; progress: Progress }
   | { seq: number; type: 'done'; result: unknown }

@@ -88,6 +88,12 @@ test('--jobs 2: converts every checkpoint, mirrors folders, ignores other files,
   assert.equal(first.code, 1, first.stderr);
   const events = jsonLines(first.stdout); // every line parses
   assert.deepEqual([...new Set(events.map((e) => e.event))].sort(), ['finished', 'item', 'plan', 'progress', 'start']);
+  // each converted item was said to start before it was done, though a small file's worker sends no progress
+  const started = new Set<number>();
+  for (const e of events) {
+    if (e.event === 'start') started.add(e.id);
+    if (e.event === 'item' && e.item.status === 'done') assert.ok(started.has(e.item.id), `${e.item.sources}: 'start' came before its result`);
+  }
   const plan = events.find((e) => e.event === 'plan');
   assert.equal(plan.ignored, 2, 'notes.txt and config.json ignored');
   assert.deepEqual(plan.items.flatMap((i: any) => i.sources).sort(), CHECKPOINTS, 'every checkpoint found, by content');

@@ -1,6 +1,5 @@
 import { createHash } from 'node:crypto';
 import { crc32 } from '../../io/crc32.ts';
-import { STREAM_CHUNK } from '../../io/random-access.ts';
 import { writeAll } from '../../io/write-all.ts';
 
 /**
@@ -15,11 +14,13 @@ const U32_MAX = 0xffffffff;
 /** Size of the buffer that gathers small writes (see `gather`). */
 const GATHER_BYTES = 4 << 20;
 /**
- * Writes this large go straight to the file: a storage streams in chunks of this size
- * (STREAM_CHUNK), and copying each into the gather buffer first was one more pass over every
- * byte of a large checkpoint, through a buffer bigger than the core's L2 cache.
+ * Writes this large go straight to the file: copying them into the gather buffer first is one
+ * more pass over their bytes, which costs more than the write call it saves. A large storage
+ * streams in chunks of STREAM_CHUNK; a 256×256 float32 tensor (256 KiB, a batch of small files is
+ * made of them) is one write. Only records smaller than this (headers, pickles, small tensors)
+ * are gathered.
  */
-const DIRECT_WRITE_BYTES = STREAM_CHUNK;
+const DIRECT_WRITE_BYTES = 64 << 10;
 /**
  * The gather buffer of the thread's last finished writer, for the next one: a batch of small
  * files otherwise allocates 4 MiB per file, whose external memory sets off a garbage collection

@@ -20,23 +20,17 @@ test('one worker overlaps a job waiting on the disk with the next one, at most t
     const JOBS = 16;
     const events: { job: number; what: 'start' | 'end' }[] = [];
     const reports = await Promise.all(
-      Array.from({ length: JOBS }, (_, job) => {
-        let started = false;
-        return pool
+      Array.from({ length: JOBS }, (_, job) =>
+        pool
           .run(
             { kind: 'convert', source: DP, output: path.join(dir, `${job}.pt`), rules: CPU_RULES, force: false, syncFolder: false },
-            {
-              onProgress: () => {
-                if (!started) events.push({ job, what: 'start' });
-                started = true;
-              },
-            },
+            { onStart: () => events.push({ job, what: 'start' }) },
           )
           .then((r) => {
             events.push({ job, what: 'end' });
             return r;
-          });
-      }),
+          }),
+      ),
     );
     assert.ok(
       reports.every((r) => r.verified),
