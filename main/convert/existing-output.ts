@@ -1,11 +1,11 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
-import type { OutputReport } from '../../shared/convert.ts';
 import type { PyValue } from '../formats/values/python-values.ts';
 import type { TorchStorage } from '../formats/values/torch-values.ts';
 import { tailSha256 } from '../io/tail-hash.ts';
 import { readBackCrc, releaseReadBack } from '../io/byte-verifier.ts';
 import { verifyOutput } from './read-back.ts';
+import type { OutputResult } from './read-back-match.ts';
 import { writeTorchCheckpoint } from './write-checkpoint.ts';
 
 /**
@@ -23,7 +23,7 @@ export async function verifyExistingOutput(
   file: string,
   tree: PyValue,
   opts: { archiveName: string; location(s: TorchStorage): string; checkCancelled(): void },
-): Promise<OutputReport | null> {
+): Promise<OutputResult | null> {
   let size: number;
   try {
     const st = fs.statSync(file);

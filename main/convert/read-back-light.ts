@@ -1,4 +1,3 @@
-import type { OutputReport, TensorCheck } from '../../shared/convert.ts';
 import { rootStorage } from '../checkpoint/inspect.ts';
 import { keyText, type PathKey, type TensorAt } from '../checkpoint/tree.ts';
 import { TORCH_2_13 } from '../formats/pickle/scan/torch-allowlists.ts';
@@ -6,7 +5,8 @@ import { openTorchArchive } from '../formats/torch/torch-zip.ts';
 import type { TorchStorage } from '../formats/values/torch-values.ts';
 import { FileReader } from '../io/random-access.ts';
 import type { WrittenStorage } from './write-checkpoint.ts';
-import { crcProblem, matchWritten, sameItems } from './read-back-match.ts';
+import { crcProblem, matchWritten, sameItems, type OutputResult } from './read-back-match.ts';
+import type { TensorChecks } from './tensor-checks.ts';
 import { decodeWrittenPickle, WrittenDict, WrittenList, WrittenTensor, WrittenTuple, type WrittenValue } from './written-pickle.ts';
 
 /** Visiting more nodes than this means the tree is pathological (as `walkTensors` says). */
@@ -35,7 +35,7 @@ export function verifyLight(
   storages: WrittenStorage[],
   plannedDevice: (s: TorchStorage) => string,
   crcs: Map<string, number>,
-): OutputReport | null {
+): OutputResult | null {
   const reader = new FileReader(file);
   try {
     const archive = openTorchArchive(reader);
@@ -60,7 +60,9 @@ export function verifyLight(
       return p;
     };
     const byKey = new Map(storages.map((w) => [w.key, w]));
-    const report = matchWritten(file, shownAs, expected, written, storages, plannedDevice, (check, e, t) => compare(check, e, t, byKey, crcs, recordProblem));
+    const report = matchWritten(file, shownAs, expected, written, storages, plannedDevice, (checks, i, e, t) =>
+      compare(checks, i, e, t, byKey, crcs, recordProblem),
+    );
     // the archive as a whole: a pickle no VM reads, or two records of one name (the directory's
     // name lookup gives the last, so an earlier one differs), fail it whatever the tensors say
     const twice = archive.zip.entries.find((e) => archive.zip.get(e.name) !== e);
@@ -77,7 +79,8 @@ export function verifyLight(
 
 /** `compareTensor` of read-back.ts for a decoded record: the first problem, or null. */
 function compare(
-  check: TensorCheck,
+  checks: TensorChecks,
+  i: number,
   e: TensorAt,
   b: WrittenTensor,
   byKey: Map<string, WrittenStorage>,
@@ -92,7 +95,7 @@ function compare(
   if (!a.storage) return 'storage missing';
   const viewShift = a.storage.viewOf ? a.storage.viewOffset / a.dtype.size : 0;
   if (b.storageOffset !== a.storageOffset + viewShift) return `storage offset ${b.storageOffset}, planned ${a.storageOffset + viewShift}`;
-  if (b.storage.location !== check.device) return `device ${b.storage.location}, planned ${check.device}`;
+  if (b.storage.location !== checks.device(i)) return `device ${b.storage.location}, planned ${checks.device(i)}`;
   const w = byKey.get(b.storage.key);
   if (!w || w.source !== rootStorage(a.storage)) return `stored in the wrong storage (${b.storage.key})`;
   // the reader's view of the record: numel elements of the storage class's dtype (decodeStorageId)
@@ -101,10 +104,10 @@ function compare(
   if (where) return where;
   if (b.shape.every((d) => d > 0)) {
     let last = b.storageOffset;
-    for (let i = 0; i < b.shape.length; i++) last += (b.shape[i]! - 1) * b.stride[i]!;
+    for (let d = 0; d < b.shape.length; d++) last += (b.shape[d]! - 1) * b.stride[d]!;
     if (b.storageOffset < 0 || b.stride.some((s) => s < 0) || (last + 1) * b.itemSize > w.nbytes) return `reaches past its storage ${w.key}`;
   }
-  return crcProblem(check, w, crcs);
+  return crcProblem(checks, i, w, crcs);
 }
 
 class OddKey extends Error {}

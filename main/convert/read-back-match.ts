@@ -1,13 +1,15 @@
-import type { OutputReport, TensorCheck } from '../../shared/convert.ts';
+import type { OutputReport } from '../../shared/convert.ts';
 import * as fs from 'node:fs';
 import { rootStorage } from '../checkpoint/inspect.ts';
 import type { PathKey, TensorAt } from '../checkpoint/tree.ts';
 import type { TorchStorage } from '../formats/values/torch-values.ts';
 import type { WrittenStorage } from './write-checkpoint.ts';
+import { hex, TensorChecks } from './tensor-checks.ts';
 
 /** The part of the read-back both readers of a written file share: matching, checks, the report. */
 
-export const hex = (n: number): string => n.toString(16).padStart(8, '0');
+/** An output's report as the worker has it: the per-tensor checks in columns (`TensorChecks`). */
+export type OutputResult = Omit<OutputReport, 'checks'> & { checks: TensorChecks };
 
 /** Equal lists item by item (shapes, strides, tensor paths: a number key never equals its text). */
 export function sameItems(a: readonly unknown[], b: readonly unknown[]): boolean {
@@ -29,8 +31,8 @@ export function matchWritten<T>(
   written: { path: PathKey[]; tensor: T }[],
   storages: WrittenStorage[],
   plannedDevice: (s: TorchStorage) => string,
-  compare: (check: TensorCheck, e: TensorAt, t: T) => string | null,
-): OutputReport {
+  compare: (checks: TensorChecks, i: number, e: TensorAt, t: T) => string | null,
+): OutputResult {
   let next = 0;
   let byPath: Map<string, T> | null = null;
   const find = (e: TensorAt): T | undefined => {
@@ -45,26 +47,17 @@ export function matchWritten<T>(
     byPath.delete(key);
     return t;
   };
-  const checks: TensorCheck[] = [];
+  const checks = new TensorChecks(expected);
   let mismatch: string | undefined;
-  for (const e of expected) {
+  for (let i = 0; i < expected.length; i++) {
+    const e = expected[i]!;
     const src = e.tensor;
-    const check: TensorCheck = {
-      path: e.path,
-      sourcePath: e.path,
-      dtype: src.dtype.name,
-      shape: src.shape,
-      device: src.storage ? plannedDevice(rootStorage(src.storage)) : src.device,
-      crc32: '',
-      ok: true,
-    };
-    checks.push(check);
+    checks.setDevice(i, src.storage ? plannedDevice(rootStorage(src.storage)) : src.device);
     const t = find(e);
-    const problem = t === undefined ? 'missing from the written file' : compare(check, e, t);
+    const problem = t === undefined ? 'missing from the written file' : compare(checks, i, e, t);
     if (problem) {
-      check.ok = false;
-      check.problem = problem;
-      mismatch ??= `${JSON.stringify(check.path)}: ${problem}`;
+      checks.fail(i, problem);
+      mismatch ??= `${JSON.stringify(e.path)}: ${problem}`;
     }
   }
   const left = byPath as Map<string, T> | null; // assigned inside find()
@@ -81,11 +74,11 @@ export function matchWritten<T>(
   };
 }
 
-/** The storage's bytes as read back against the source's CRC-32 (sets the check's crc32): a problem, or null. */
-export function crcProblem(check: TensorCheck, w: WrittenStorage, crcs: Map<string, number>): string | null {
+/** The storage's bytes as read back against the source's CRC-32 (recorded as check i's crc32): a problem, or null. */
+export function crcProblem(checks: TensorChecks, i: number, w: WrittenStorage, crcs: Map<string, number>): string | null {
   const crc = crcs.get(w.key);
-  check.crc32 = crc === undefined ? '' : hex(crc);
   if (crc === undefined) return `storage ${w.key} was not read back`;
+  checks.setCrc(i, crc);
   if (crc === w.crc32) return null;
   return `storage bytes read back have crc32 ${hex(crc)}, the source's are ${hex(w.crc32)}${w.source.recordCrc !== null ? ' (as recorded in the source archive; the source may be corrupt)' : ''}`;
 }

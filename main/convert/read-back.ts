@@ -1,4 +1,3 @@
-import type { OutputReport, TensorCheck } from '../../shared/convert.ts';
 import { openFormat } from '../formats/open-format.ts';
 import { PrescannedPickles } from '../formats/torch/torch-zip.ts';
 import { rootStorage } from '../checkpoint/inspect.ts';
@@ -7,7 +6,8 @@ import type { PyValue } from '../formats/values/python-values.ts';
 import type { TorchStorage, TorchTensor } from '../formats/values/torch-values.ts';
 import type { WrittenStorage } from './write-checkpoint.ts';
 import { verifyLight } from './read-back-light.ts';
-import { crcProblem, matchWritten, sameItems } from './read-back-match.ts';
+import { crcProblem, matchWritten, sameItems, type OutputResult } from './read-back-match.ts';
+import type { TensorChecks } from './tensor-checks.ts';
 
 /**
  * Re-opens a written file with the reader and checks it against the plan: the same tensor paths,
@@ -33,7 +33,7 @@ export async function verifyOutput(
   checkPickles?: (scans: PrescannedPickles) => void,
   /** `walkTensors(planned)`, when the caller has it already */
   expected: TensorAt[] = walkTensors(planned),
-): Promise<OutputReport> {
+): Promise<OutputResult> {
   const crcs = new Map<string, number>();
   for (const [k, p] of readBack) crcs.set(k, await p);
   // plain containers of dense tensors (nearly every checkpoint) are decoded by the light VM, which
@@ -47,14 +47,23 @@ export async function verifyOutput(
   try {
     checkPickles?.(scans);
     const byKey = new Map(storages.map((w) => [w.key, w]));
-    return matchWritten(file, shownAs, expected, walkTensors(out.root), storages, plannedDevice, (check, e, t) => compareTensor(check, e, t, byKey, crcs));
+    return matchWritten(file, shownAs, expected, walkTensors(out.root), storages, plannedDevice, (checks, i, e, t) =>
+      compareTensor(checks, i, e, t, byKey, crcs),
+    );
   } finally {
     out.close();
   }
 }
 
 /** The first difference between a planned tensor and the one read back, or null. */
-function compareTensor(check: TensorCheck, e: TensorAt, t: TorchTensor, byKey: Map<string, WrittenStorage>, crcs: Map<string, number>): string | null {
+function compareTensor(
+  checks: TensorChecks,
+  i: number,
+  e: TensorAt,
+  t: TorchTensor,
+  byKey: Map<string, WrittenStorage>,
+  crcs: Map<string, number>,
+): string | null {
   const a = e.tensor;
   const b = t;
   if (a.dtype.name !== b.dtype.name) return `dtype ${b.dtype.name}, planned ${a.dtype.name}`;
@@ -64,10 +73,10 @@ function compareTensor(check: TensorCheck, e: TensorAt, t: TorchTensor, byKey: M
   if (!a.storage || !b.storage) return a.storage || b.storage ? 'storage missing' : null;
   const viewShift = a.storage.viewOf ? a.storage.viewOffset / a.dtype.size : 0;
   if (b.storageOffset !== a.storageOffset + viewShift) return `storage offset ${b.storageOffset}, planned ${a.storageOffset + viewShift}`;
-  if (b.device !== check.device) return `device ${b.device}, planned ${check.device}`;
+  if (b.device !== checks.device(i)) return `device ${b.device}, planned ${checks.device(i)}`;
   const w = byKey.get(b.storage.key);
   if (!w || w.source !== rootStorage(a.storage)) return `stored in the wrong storage (${b.storage.key})`;
   const range = b.storage.locate();
   if (range.offset !== w.dataOffset || range.length !== w.nbytes) return `storage ${b.storage.key} is not where it was written`;
-  return crcProblem(check, w, crcs);
+  return crcProblem(checks, i, w, crcs);
 }

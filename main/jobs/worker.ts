@@ -8,13 +8,14 @@ import { reportTempFilesTo } from '../io/atomic-file.ts';
 import { asCheckpointError } from '../errors.ts';
 import { runJob } from './run-job.ts';
 import { throttle } from '../../shared/throttle.ts';
+import { transferListOf } from '../convert/packed-report.ts';
 
 // the main thread removes these if the process is told to exit at once (a second Ctrl-C)
 reportTempFilesTo((file, alive) => parentPort!.postMessage({ type: 'temp', file, alive } satisfies WorkerMessage));
 
 parentPort!.on('message', async (msg: { seq: number; request: JobRequest; cancel: Int32Array }) => {
   const { seq, request, cancel } = msg;
-  const post = (m: WorkerMessage): void => parentPort!.postMessage(m);
+  const post = (m: WorkerMessage, transfer: ArrayBuffer[] = []): void => parentPort!.postMessage(m, transfer);
   post({ seq: msg.seq, type: 'started' });
   const due = throttle();
   try {
@@ -25,7 +26,8 @@ parentPort!.on('message', async (msg: { seq: number; request: JobRequest; cancel
         if (due(progress.done >= progress.total)) post({ seq, type: 'progress', progress });
       },
     });
-    post({ seq, type: 'done', result });
+    // a conversion's packed per-tensor lists are moved, not copied
+    post({ seq, type: 'done', result }, transferListOf(result));
   } catch (e) {
     post({ seq, type: 'error', error: asCheckpointError(e).toInfo() });
   }

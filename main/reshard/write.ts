@@ -79,7 +79,7 @@ export async function executeJob(job: WriteJob, totalBytes: number, force: boole
             }),
           async (tmp, written) => {
             const r = await verifyOutput(tmp, out.file, job.tree, written.storages, (s) => location(s.location), readBack);
-            const checks: TensorVerdict[] = r.checks.map((c) => ({
+            const checks: TensorVerdict[] = r.checks.toArray().map((c) => ({
               name: dottedName(c.path),
               ok: c.ok,
               crc32: c.crc32,
@@ -239,7 +239,7 @@ async function writeTorchFile(
       }),
     async (tmp, written) => {
       const r = await verifyOutput(tmp, shownAs, tree, written.storages, () => 'cpu', readBack);
-      const checks: TensorVerdict[] = r.checks.map((c) => ({
+      const checks: TensorVerdict[] = r.checks.toArray().map((c) => ({
         name: dottedName(c.path),
         ok: c.ok,
         crc32: c.crc32,

@@ -18,7 +18,11 @@ async function problems(plan: (entries: [PyValue, PyValue][]) => [PyValue, PyVal
     for (const [k, v] of plan([...root.entries])) planned.set(k, v);
     // no storages written: every matched tensor is "in the wrong storage", an unmatched one "missing"
     const r = await verifyOutput(FILE, FILE, planned, [], () => 'cpu', new Map());
-    return { paths: r.checks.map((c) => JSON.stringify(c.path)), problems: r.checks.map((c) => c.problem ?? ''), mismatch: r.mismatch ?? '' };
+    return {
+      paths: r.checks.toArray().map((c) => JSON.stringify(c.path)),
+      problems: r.checks.toArray().map((c) => c.problem ?? ''),
+      mismatch: r.mismatch ?? '',
+    };
   } finally {
     reading.close();
   }
@@ -65,13 +69,13 @@ test('verifyOutput: a planned shape, stride or device the file does not have is 
       plan.set(key, planned);
       const r = await verifyOutput(FILE, FILE, plan, [], () => 'cpu', new Map());
       assert.equal(r.verified, false, what);
-      assert.match(r.checks[0]!.problem ?? '', problem, what);
+      assert.match(r.checks.problem(0) ?? '', problem, what);
     }
     // a plan on another device: the written location differs
     const plan = new PyDict(true);
     plan.set(key, t);
     const r = await verifyOutput(FILE, FILE, plan, [], () => 'cuda:7', new Map());
-    assert.match(r.checks[0]!.problem ?? '', /device cpu, planned cuda:7/);
+    assert.match(r.checks.problem(0) ?? '', /device cpu, planned cuda:7/);
   } finally {
     reading.close();
   }
