@@ -7,7 +7,8 @@ import { openCheckpoint } from '../inputs/open-checkpoint.ts';
 import { rootStorage, type Checkpoint } from '../checkpoint/inspect.ts';
 import { CheckpointError, fail } from '../errors.ts';
 import { writeCheckedAtomically } from '../io/atomic-file.ts';
-import { readBackCrc, releaseReadBack } from '../io/byte-verifier.ts';
+import { releaseReadBack } from '../io/byte-verifier.ts';
+import { StorageReadBack } from './storage-read-back.ts';
 import { buildOutputTree, planCoverageProblem } from './build-output.ts';
 import { walkTensors } from '../checkpoint/tree.ts';
 import type { PyValue } from '../formats/values/python-values.ts';
@@ -114,7 +115,7 @@ export async function convertFile(source: string, opts: ConvertOptions): Promise
     {
       for (const out of plan.outputs) {
         const location = deviceMapper(rules, out.rank ?? 0);
-        const readBack = new Map<string, Promise<number>>();
+        const readBack = new StorageReadBack();
         let tmpFile = '';
         const { value: report } = await writeCheckedAtomically(
           out.file,
@@ -129,7 +130,7 @@ export async function convertFile(source: string, opts: ConvertOptions): Promise
                 opts.onProgress?.({ done, total, unit: 'bytes', label: path.basename(out.file) });
               },
               // each storage is read back and checked in a helper thread while the next is copied
-              onStorageWritten: (w) => readBack.set(w.key, readBackCrc(tmp, w.dataOffset, w.nbytes)),
+              onStorageWritten: (w) => readBack.add(tmp, w),
             }),
           async (tmp, written) => {
             const changed = statOf(source);

@@ -5,7 +5,9 @@ import { openTorchArchive } from '../formats/torch/torch-zip.ts';
 import type { TorchStorage } from '../formats/values/torch-values.ts';
 import { FileReader } from '../io/random-access.ts';
 import type { WrittenStorage } from './write-checkpoint.ts';
-import { crcProblem, matchWritten, sameItems, type OutputResult } from './read-back-match.ts';
+import { crcProblem, matchWritten, sameItems, storageAt, type OutputResult } from './read-back-match.ts';
+import { storageIndex } from './storage-read-back.ts';
+import type { ZipEntry } from '../formats/zip/zip.ts';
 import type { TensorChecks } from './tensor-checks.ts';
 import { decodeWrittenPickle, WrittenDict, WrittenList, WrittenTensor, WrittenTuple, type WrittenValue } from './written-pickle.ts';
 
@@ -34,7 +36,7 @@ export function verifyLight(
   expected: TensorAt[],
   storages: WrittenStorage[],
   plannedDevice: (s: TorchStorage) => string,
-  crcs: Map<string, number>,
+  crcs: (key: string) => number | undefined,
 ): OutputResult | null {
   const reader = new FileReader(file);
   try {
@@ -48,24 +50,31 @@ export function verifyLight(
     if ('value' in decoded && [...decoded.globals].some((g) => !TORCH_2_13.allowed.has(g))) return null;
     const written = 'value' in decoded ? tensorsOf(decoded.value) : [];
     if (!written) return null;
-    // each storage record once: in the directory read back, stored, at the offset and with the size written
-    const records = new Map<string, string | null>();
+    // each storage record once: in the directory read back (`data/<index>`, the last of that name,
+    // as the directory's name lookup gives it), stored, at the offset and with the size written
+    const dataFolder = `${archive.prefix}data/`;
+    const recordOf: (ZipEntry | undefined)[] = [];
+    for (const e of archive.zip.entries) {
+      const i = e.name.startsWith(dataFolder) ? storageIndex(e.name.slice(dataFolder.length)) : null;
+      if (i !== null) recordOf[i] = e;
+    }
+    /** per storage index: 0 not looked at yet, 1 in place, 2 not */
+    const placed = new Uint8Array(storages.length);
     const recordProblem = (w: WrittenStorage): string | null => {
-      let p = records.get(w.key);
-      if (p !== undefined) return p;
-      const e = archive.zip.get(`${archive.prefix}data/${w.key}`);
-      const range = e && e.method === 0 && e.uncompressedSize === w.nbytes ? archive.zip.dataRange(e) : null;
-      p = range && range.offset === w.dataOffset ? null : `storage ${w.key} is not where it was written`;
-      records.set(w.key, p);
-      return p;
+      const i = storageIndex(w.key)!; // a key storageAt found
+      if (!placed[i]) {
+        const e = recordOf[i];
+        const range = e && e.method === 0 && e.uncompressedSize === w.nbytes ? archive.zip.dataRange(e) : null;
+        placed[i] = range && range.offset === w.dataOffset ? 1 : 2;
+      }
+      return placed[i] === 1 ? null : `storage ${w.key} is not where it was written`;
     };
-    const byKey = new Map(storages.map((w) => [w.key, w]));
     const report = matchWritten(file, shownAs, expected, written, storages, plannedDevice, (checks, i, e, t) =>
-      compare(checks, i, e, t, byKey, crcs, recordProblem),
+      compare(checks, i, e, t, storages, crcs, recordProblem),
     );
     // the archive as a whole: a pickle no VM reads, or two records of one name (the directory's
     // name lookup gives the last, so an earlier one differs), fail it whatever the tensors say
-    const twice = archive.zip.entries.find((e) => archive.zip.get(e.name) !== e);
+    const twice = archive.zip.firstShadowed();
     const whole = 'malformed' in decoded ? `data.pkl as read back ${decoded.malformed}` : twice ? `two records are named ${twice.name}` : null;
     if (whole) {
       report.verified = false;
@@ -83,8 +92,8 @@ function compare(
   i: number,
   e: TensorAt,
   b: WrittenTensor,
-  byKey: Map<string, WrittenStorage>,
-  crcs: Map<string, number>,
+  storages: WrittenStorage[],
+  crcs: (key: string) => number | undefined,
   recordProblem: (w: WrittenStorage) => string | null,
 ): string | null {
   const a = e.tensor;
@@ -96,7 +105,7 @@ function compare(
   const viewShift = a.storage.viewOf ? a.storage.viewOffset / a.dtype.size : 0;
   if (b.storageOffset !== a.storageOffset + viewShift) return `storage offset ${b.storageOffset}, planned ${a.storageOffset + viewShift}`;
   if (b.storage.location !== checks.device(i)) return `device ${b.storage.location}, planned ${checks.device(i)}`;
-  const w = byKey.get(b.storage.key);
+  const w = storageAt(storages, b.storage.key);
   if (!w || w.source !== rootStorage(a.storage)) return `stored in the wrong storage (${b.storage.key})`;
   // the reader's view of the record: numel elements of the storage class's dtype (decodeStorageId)
   if (b.storage.numel * b.storage.itemSize !== w.nbytes) return `storage ${w.key} is not where it was written`;

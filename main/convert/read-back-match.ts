@@ -5,6 +5,7 @@ import type { PathKey, TensorAt } from '../checkpoint/tree.ts';
 import type { TorchStorage } from '../formats/values/torch-values.ts';
 import type { WrittenStorage } from './write-checkpoint.ts';
 import { hex, TensorChecks } from './tensor-checks.ts';
+import { storageIndex } from './storage-read-back.ts';
 
 /** The part of the read-back both readers of a written file share: matching, checks, the report. */
 
@@ -74,9 +75,16 @@ export function matchWritten<T>(
   };
 }
 
+/** The written storage a key names (the writer's keys are the storages' indexes), or undefined. */
+export function storageAt(storages: readonly WrittenStorage[], key: string): WrittenStorage | undefined {
+  const i = storageIndex(key);
+  const w = i === null ? undefined : storages[i];
+  return w?.key === key ? w : undefined;
+}
+
 /** The storage's bytes as read back against the source's CRC-32 (recorded as check i's crc32): a problem, or null. */
-export function crcProblem(checks: TensorChecks, i: number, w: WrittenStorage, crcs: Map<string, number>): string | null {
-  const crc = crcs.get(w.key);
+export function crcProblem(checks: TensorChecks, i: number, w: WrittenStorage, crcs: (key: string) => number | undefined): string | null {
+  const crc = crcs(w.key);
   if (crc === undefined) return `storage ${w.key} was not read back`;
   checks.setCrc(i, crc);
   if (crc === w.crc32) return null;

@@ -6,7 +6,8 @@ import type { PyValue } from '../formats/values/python-values.ts';
 import type { TorchStorage, TorchTensor } from '../formats/values/torch-values.ts';
 import type { WrittenStorage } from './write-checkpoint.ts';
 import { verifyLight } from './read-back-light.ts';
-import { crcProblem, matchWritten, sameItems, type OutputResult } from './read-back-match.ts';
+import { crcProblem, matchWritten, sameItems, storageAt, type OutputResult } from './read-back-match.ts';
+import type { StorageReadBack } from './storage-read-back.ts';
 import type { TensorChecks } from './tensor-checks.ts';
 
 /**
@@ -24,7 +25,7 @@ export async function verifyOutput(
   planned: PyValue,
   storages: WrittenStorage[],
   plannedDevice: (s: TorchStorage) => string,
-  readBack: Map<string, Promise<number>>,
+  readBack: StorageReadBack,
   /**
    * Called once the file is read, before anything is compared, with the security scans of the
    * pickles the reader walked (`OpenFormatOptions.scans`): a check of the written pickle reuses
@@ -34,8 +35,7 @@ export async function verifyOutput(
   /** `walkTensors(planned)`, when the caller has it already */
   expected: TensorAt[] = walkTensors(planned),
 ): Promise<OutputResult> {
-  const crcs = new Map<string, number>();
-  for (const [k, p] of readBack) crcs.set(k, await p);
+  const crcs = await readBack.settled();
   // plain containers of dense tensors (nearly every checkpoint) are decoded by the light VM, which
   // also answers for weights-only loading; anything else is read with the full reader below
   const light = verifyLight(file, shownAs, expected, storages, plannedDevice, crcs);
@@ -46,9 +46,8 @@ export async function verifyOutput(
   const out = openFormat(file, { scans });
   try {
     checkPickles?.(scans);
-    const byKey = new Map(storages.map((w) => [w.key, w]));
     return matchWritten(file, shownAs, expected, walkTensors(out.root), storages, plannedDevice, (checks, i, e, t) =>
-      compareTensor(checks, i, e, t, byKey, crcs),
+      compareTensor(checks, i, e, t, storages, crcs),
     );
   } finally {
     out.close();
@@ -61,8 +60,8 @@ function compareTensor(
   i: number,
   e: TensorAt,
   t: TorchTensor,
-  byKey: Map<string, WrittenStorage>,
-  crcs: Map<string, number>,
+  storages: WrittenStorage[],
+  crcs: (key: string) => number | undefined,
 ): string | null {
   const a = e.tensor;
   const b = t;
@@ -74,7 +73,7 @@ function compareTensor(
   const viewShift = a.storage.viewOf ? a.storage.viewOffset / a.dtype.size : 0;
   if (b.storageOffset !== a.storageOffset + viewShift) return `storage offset ${b.storageOffset}, planned ${a.storageOffset + viewShift}`;
   if (b.device !== checks.device(i)) return `device ${b.device}, planned ${checks.device(i)}`;
-  const w = byKey.get(b.storage.key);
+  const w = storageAt(storages, b.storage.key);
   if (!w || w.source !== rootStorage(a.storage)) return `stored in the wrong storage (${b.storage.key})`;
   const range = b.storage.locate();
   if (range.offset !== w.dataOffset || range.length !== w.nbytes) return `storage ${b.storage.key} is not where it was written`;

@@ -108,6 +108,14 @@ export interface WriteOptions {
  */
 export function writeTorchCheckpoint(fd: number, root: PyValue, opts: WriteOptions): WriteResult {
   const keys = new Map<TorchStorage, WrittenStorage>();
+  // one global object per name, not two per tensor (the pickler memoizes globals by name anyway)
+  const globals = new Map<string, PyGlobal>();
+  const globalNamed = (module: string, name: string): PyGlobal => {
+    const full = `${module}.${name}`;
+    let g = globals.get(full);
+    if (!g) globals.set(full, (g = new PyGlobal(module, name)));
+    return g;
+  };
   const storageId = (s: TorchStorage): PyTuple => {
     const src = rootStorage(s);
     let w = keys.get(src);
@@ -121,7 +129,7 @@ export function writeTorchCheckpoint(fd: number, root: PyValue, opts: WriteOptio
     const untyped = src.storageType === 'UntypedStorage' || src.storageType === '_UntypedStorage';
     return new PyTuple([
       'storage',
-      untyped ? new PyGlobal('torch.storage', 'UntypedStorage') : new PyGlobal('torch', src.storageType),
+      untyped ? globalNamed('torch.storage', 'UntypedStorage') : globalNamed('torch', src.storageType),
       w.key,
       w.location,
       src.numel,
@@ -135,7 +143,7 @@ export function writeTorchCheckpoint(fd: number, root: PyValue, opts: WriteOptio
     // A dtype with no typed storage class (uint16, float8, ...) rides on an untyped storage and
     // needs `_rebuild_tensor_v3`, which names the dtype (torch/_utils.py; torch ≥ 2.1 writes it).
     if (t.rebuild.name === '_rebuild_tensor_v2' && s && s.dtype.name !== t.dtype.name) {
-      return { rebuild: new PyGlobal('torch._utils', '_rebuild_tensor_v3'), args: [...args.slice(0, 6), new PyGlobal('torch', t.dtype.name)] };
+      return { rebuild: globalNamed('torch._utils', '_rebuild_tensor_v3'), args: [...args.slice(0, 6), globalNamed('torch', t.dtype.name)] };
     }
     return { rebuild: t.rebuild, args };
   };
