@@ -29,20 +29,29 @@ export function matchWritten<T>(
   file: string,
   shownAs: string,
   expected: TensorAt[],
-  written: { path: PathKey[]; tensor: T }[],
+  /** in walk order; a path given may change after the next item is asked for (`writtenTensors`) */
+  written: Iterable<{ path: PathKey[]; tensor: T }>,
   storages: WrittenStorage[],
   plannedDevice: (s: TorchStorage) => string,
   compare: (checks: TensorChecks, i: number, e: TensorAt, t: T) => string | null,
 ): OutputResult {
-  let next = 0;
+  const walk = written[Symbol.iterator]();
+  /** the written tensor not matched yet, while the walk and the plan agree */
+  let here = walk.next();
+  /** the rest of the walk by path, from the first place the two differ */
   let byPath: Map<string, T> | null = null;
+  const rest = (): Map<string, T> => {
+    const m = new Map<string, T>();
+    for (; !here.done; here = walk.next()) m.set(JSON.stringify(here.value.path), here.value.tensor);
+    return m;
+  };
   const find = (e: TensorAt): T | undefined => {
-    const here = written[next];
-    if (!byPath && here && sameItems(here.path, e.path)) {
-      next++;
-      return here.tensor;
+    if (!byPath && !here.done && sameItems(here.value.path, e.path)) {
+      const t = here.value.tensor;
+      here = walk.next();
+      return t;
     }
-    byPath ??= new Map(written.slice(next).map((t) => [JSON.stringify(t.path), t.tensor]));
+    byPath ??= rest();
     const key = JSON.stringify(e.path);
     const t = byPath.get(key);
     byPath.delete(key);
@@ -61,9 +70,8 @@ export function matchWritten<T>(
       mismatch ??= `${JSON.stringify(e.path)}: ${problem}`;
     }
   }
-  const left = byPath as Map<string, T> | null; // assigned inside find()
-  const unplanned = left ? [...left.keys()] : written.slice(next).map((t) => JSON.stringify(t.path));
-  for (const key of unplanned) mismatch ??= `${key}: in the written file but not planned`;
+  const left = (byPath as Map<string, T> | null) ?? rest(); // byPath is assigned inside find()
+  for (const key of left.keys()) mismatch ??= `${key}: in the written file but not planned`;
   return {
     file: shownAs,
     bytes: fs.statSync(file).size,

@@ -17,7 +17,9 @@ export class WrittenList {
   items: WrittenValue[] = [];
 }
 export class WrittenDict {
-  readonly entries: [WrittenValue, WrittenValue][] = [];
+  /** the entries, key i with value i (two lists: no pair per entry of a 500,000-key dict) */
+  readonly keys: WrittenValue[] = [];
+  readonly values: WrittenValue[] = [];
   /** instance attributes an OrderedDict's BUILD set (torch's `_metadata`) */
   attrs: WrittenDict | null = null;
   constructor(readonly ordered: boolean) {}
@@ -130,7 +132,10 @@ export function decodeWrittenPickle(b: Uint8Array): WrittenPickle {
   };
   const setItems = (d: WrittenValue, items: WrittenValue[]): void => {
     if (!(d instanceof WrittenDict) || items.length % 2) throw new Malformed(`sets items on a non-dict at byte ${pos}`);
-    for (let i = 0; i < items.length; i += 2) d.entries.push([items[i]!, items[i + 1]!]);
+    for (let i = 0; i < items.length; i += 2) {
+      d.keys.push(items[i]!);
+      d.values.push(items[i + 1]!);
+    }
   };
   const reduce = (fn: WrittenValue, args: WrittenValue): WrittenValue => {
     if (!(fn instanceof WrittenGlobal) || !(args instanceof WrittenTuple)) throw new Unsupported('a call of something other than a global');
@@ -154,7 +159,7 @@ export function decodeWrittenPickle(b: Uint8Array): WrittenPickle {
       !strides ||
       typeof requiresGrad !== 'boolean' ||
       !(hooks instanceof WrittenDict) ||
-      hooks.entries.length
+      hooks.keys.length
     )
       throw new Unsupported(`a ${name} call with other arguments than a plain tensor's`);
     const dtype = v3
