@@ -40,34 +40,13 @@ export function verifyLight(
 ): OutputResult | null {
   const reader = new FileReader(file);
   try {
-    const archive = openTorchArchive(reader);
-    const pkl = archive.zip.get(`${archive.prefix}data.pkl`);
-    // what the full scan refuses at the archive level (no data.pkl, TorchScript, encrypted records)
-    // is left to it: the writer makes none of these, so such a file is not this writer's output
-    if (!pkl || archive.zip.get(`${archive.prefix}constants.pkl`) || archive.zip.entries.some((e) => e.encrypted)) return null;
-    const decoded = decodeWrittenPickle(archive.zip.readPickleRecord(pkl));
+    const archive = readArchive(reader, storages);
+    if (!archive) return null;
+    const decoded = decodeWrittenPickle(archive.pickle);
     if ('unsupported' in decoded) return null;
     if ('value' in decoded && [...decoded.globals].some((g) => !TORCH_2_13.allowed.has(g))) return null;
     const written: Iterable<WrittenAt> = 'value' in decoded ? writtenTensors(decoded.value) : [];
-    // each storage record once: in the directory read back (`data/<index>`, the last of that name,
-    // as the directory's name lookup gives it), stored, at the offset and with the size written
-    const dataFolder = `${archive.prefix}data/`;
-    const recordOf: (ZipEntry | undefined)[] = [];
-    for (const e of archive.zip.entries) {
-      const i = e.name.startsWith(dataFolder) ? storageIndex(e.name.slice(dataFolder.length)) : null;
-      if (i !== null) recordOf[i] = e;
-    }
-    /** per storage index: 0 not looked at yet, 1 in place, 2 not */
-    const placed = new Uint8Array(storages.length);
-    const recordProblem = (w: WrittenStorage): string | null => {
-      const i = storageIndex(w.key)!; // a key storageAt found
-      if (!placed[i]) {
-        const e = recordOf[i];
-        const range = e && e.method === 0 && e.uncompressedSize === w.nbytes ? archive.zip.dataRange(e) : null;
-        placed[i] = range && range.offset === w.dataOffset ? 1 : 2;
-      }
-      return placed[i] === 1 ? null : `storage ${w.key} is not where it was written`;
-    };
+    const recordProblem = (w: WrittenStorage): string | null => (archive.inPlace[storageIndex(w.key)!] ? null : `storage ${w.key} is not where it was written`); // a key storageAt found
     let report: OutputResult;
     try {
       report = matchWritten(file, shownAs, expected, written, storages, plannedDevice, (checks, i, e, t) =>
@@ -79,8 +58,8 @@ export function verifyLight(
     }
     // the archive as a whole: a pickle no VM reads, or two records of one name (the directory's
     // name lookup gives the last, so an earlier one differs), fail it whatever the tensors say
-    const twice = archive.zip.firstShadowed();
-    const whole = 'malformed' in decoded ? `data.pkl as read back ${decoded.malformed}` : twice ? `two records are named ${twice.name}` : null;
+    const twice = archive.shadowed;
+    const whole = 'malformed' in decoded ? `data.pkl as read back ${decoded.malformed}` : twice ? `two records are named ${twice}` : null;
     if (whole) {
       report.verified = false;
       report.mismatch = whole;
@@ -89,6 +68,36 @@ export function verifyLight(
   } finally {
     reader.close();
   }
+}
+
+/**
+ * What the check needs of the written archive: `data.pkl` as read back, which storage records are
+ * where the writer put them (by storage index), and the first name two records share. Read
+ * before the pickle is decoded, so the directory of a 500,000-record file (90 MB) is not held
+ * while it is. Null where the full reader should check the file instead.
+ */
+function readArchive(reader: FileReader, storages: WrittenStorage[]): { pickle: Uint8Array; inPlace: Uint8Array; shadowed: string | null } | null {
+  const archive = openTorchArchive(reader);
+  const pkl = archive.zip.get(`${archive.prefix}data.pkl`);
+  // what the full scan refuses at the archive level (no data.pkl, TorchScript, encrypted records)
+  // is left to it: the writer makes none of these, so such a file is not this writer's output
+  if (!pkl || archive.zip.get(`${archive.prefix}constants.pkl`) || archive.zip.entries.some((e) => e.encrypted)) return null;
+  // each storage record: in the directory read back (`data/<index>`, the last of that name, as the
+  // directory's name lookup gives it), stored, at the offset and with the size written
+  const dataFolder = `${archive.prefix}data/`;
+  const recordOf: (ZipEntry | undefined)[] = [];
+  for (const e of archive.zip.entries) {
+    const i = e.name.startsWith(dataFolder) ? storageIndex(e.name.slice(dataFolder.length)) : null;
+    if (i !== null) recordOf[i] = e;
+  }
+  const inPlace = new Uint8Array(storages.length);
+  for (let i = 0; i < storages.length; i++) {
+    const w = storages[i]!;
+    const e = w.key === String(i) ? recordOf[i] : undefined;
+    const range = e && e.method === 0 && e.uncompressedSize === w.nbytes ? archive.zip.dataRange(e) : null;
+    if (range && range.offset === w.dataOffset) inPlace[i] = 1;
+  }
+  return { pickle: archive.zip.readPickleRecord(pkl), inPlace, shadowed: archive.zip.firstShadowed()?.name ?? null };
 }
 
 /** `compareTensor` of read-back.ts for a decoded record: the first problem, or null. */

@@ -144,8 +144,17 @@ export function decodeWrittenPickle(b: Uint8Array): WrittenPickle {
     if (fn.module === 'torch._utils' && (fn.name === '_rebuild_tensor_v2' || fn.name === '_rebuild_tensor_v3')) return tensor(fn.name, a);
     throw new Unsupported(`a call of ${fn.module}.${fn.name}`);
   };
+  // equal shapes and strides share one list: most of 500,000 tensors have one of a few shapes
+  const lists = new Map<string | number, number[]>();
+  const shared = (l: number[]): number[] => {
+    const key = l.length === 1 ? l[0]! : l.join(',');
+    const known = lists.get(key);
+    if (known) return known;
+    lists.set(key, l);
+    return l;
+  };
   const ints = (v: WrittenValue | undefined): number[] | null =>
-    v instanceof WrittenTuple && v.items.every((x) => typeof x === 'number') ? (v.items as number[]) : null;
+    v instanceof WrittenTuple && v.items.every((x) => typeof x === 'number') ? shared(v.items as number[]) : null;
   const tensor = (name: string, a: WrittenValue[]): WrittenTensor => {
     const [storage, offset, size, stride, requiresGrad, hooks, dtypeArg] = a;
     const shape = ints(size);
