@@ -144,17 +144,19 @@ export function decodeWrittenPickle(b: Uint8Array): WrittenPickle {
     if (fn.module === 'torch._utils' && (fn.name === '_rebuild_tensor_v2' || fn.name === '_rebuild_tensor_v3')) return tensor(fn.name, a);
     throw new Unsupported(`a call of ${fn.module}.${fn.name}`);
   };
-  // equal shapes and strides share one list: most of 500,000 tensors have one of a few shapes
-  const lists = new Map<string | number, number[]>();
-  const shared = (l: number[]): number[] => {
-    const key = l.length === 1 ? l[0]! : l.join(',');
-    const known = lists.get(key);
-    if (known) return known;
-    lists.set(key, l);
-    return l;
+  // Equal tuples of ints are one tuple (a tuple is immutable and holds no tensor, so which copy is
+  // met is never seen): most of 500,000 tensors have one of a few shapes and strides, and the memo
+  // holds each tuple until the end.
+  const intTuples = new Map<string | number, WrittenTuple>();
+  const tupleOf = (items: WrittenValue[]): WrittenTuple => {
+    if (items.length > 8 || !items.every((x) => typeof x === 'number')) return new WrittenTuple(items);
+    const key = items.length === 1 ? (items[0] as number) : items.join(',');
+    let t = intTuples.get(key);
+    if (!t) intTuples.set(key, (t = new WrittenTuple(items)));
+    return t;
   };
   const ints = (v: WrittenValue | undefined): number[] | null =>
-    v instanceof WrittenTuple && v.items.every((x) => typeof x === 'number') ? shared(v.items as number[]) : null;
+    v instanceof WrittenTuple && v.items.every((x) => typeof x === 'number') ? (v.items as number[]) : null;
   const tensor = (name: string, a: WrittenValue[]): WrittenTensor => {
     const [storage, offset, size, stride, requiresGrad, hooks, dtypeArg] = a;
     const shape = ints(size);
@@ -251,11 +253,11 @@ export function decodeWrittenPickle(b: Uint8Array): WrittenPickle {
           // TUPLE1..3
           const items: WrittenValue[] = new Array(op - 0x84);
           for (let i = items.length - 1; i >= 0; i--) items[i] = pop();
-          stack.push(new WrittenTuple(items));
+          stack.push(tupleOf(items));
           break;
         }
         case 0x74: // TUPLE
-          stack.push(new WrittenTuple(popMark()));
+          stack.push(tupleOf(popMark()));
           break;
         case 0x5d: // EMPTY_LIST
           stack.push(new WrittenList());
