@@ -139,7 +139,7 @@ export interface Progress {
  * state dict is not the whole file (a training checkpoint's `sd['model']`, not `sd`), with gpu:K's
  * index filled in. Null without a preset.
  */
-export function loadsWithFor(plan: Pick<ConversionPlan, 'rules' | 'stateDicts'>): string | null {
+export function loadsWithFor(plan: Pick<ConversionPlan, 'rules'> & { stateDicts: Pick<StateDictPlan, 'kind' | 'path'>[] }): string | null {
   const preset = plan.rules.preset;
   const info = preset ? PRESETS.find((p) => p.name === preset.name) : undefined;
   if (!preset || !info) return null;

@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { parseArgs } from 'node:util';
 import type { BatchPlanItem } from '../../shared/api.ts';
-import type { ConversionPlan, ConversionReport } from '../../shared/convert.ts';
+import type { ConversionPlan } from '../../shared/convert.ts';
 import { NO_RULES, parseMapLocation, parsePreset, parseRename, regexError, type ConversionRules } from '../../shared/presets.ts';
 import { removeStaleTempFiles } from '../io/temp-files.ts';
 import * as path from 'node:path';
@@ -18,7 +18,8 @@ import { makeStyle, plural } from './format-text.ts';
 import type { CliIO } from './io.ts';
 import { withTag } from '../formats/deepspeed/locate.ts';
 import { castOptions } from './cast-options.ts';
-import { writeJsonInPieces } from './json-pieces.ts';
+import { writeJsonInPieces, type LongList } from './json-pieces.ts';
+import { checksIn, keyChangePieces } from '../convert/packed-report.ts';
 import { ProgressLine } from './progress-line.ts';
 
 export const CONVERT_HELP = `ckpt convert <file|folder> --preset cpu|gpu[:K]|dp|ddp [options]
@@ -237,7 +238,7 @@ async function convertOne(p: Parsed, io: CliIO): Promise<number> {
   const bar = io.isTTY && !p.json ? new ProgressLine(io) : null;
   let lastPlain = 0;
   try {
-    const report: ConversionReport = await pool.run(
+    const report = await pool.run(
       { kind: 'convert', source: p.input, output: p.output, rules: p.rules, force: p.force },
       {
         signal: controller.signal,
@@ -255,8 +256,11 @@ async function convertOne(p: Parsed, io: CliIO): Promise<number> {
     if (p.json)
       await writeJsonInPieces(
         { event: 'report', report },
-        // the per-tensor parts: each output's checks and each state dict's key changes
-        [...report.outputs.map((o) => o.checks), ...report.plan.stateDicts.map((sd) => sd.keys)],
+        // the per-tensor parts, packed by the worker: each output's checks and each state dict's key changes
+        [
+          ...report.outputs.map((o): LongList => ({ at: o.checks, length: o.checks.count, items: (from, to) => checksIn(o.checks, from, to) })),
+          ...report.plan.stateDicts.map((sd): LongList => ({ at: sd.keys, length: sd.keys.count, items: keyChangePieces(sd.keys) })),
+        ],
         io.stdout,
         io.stdoutRoom,
       );

@@ -1,12 +1,13 @@
 import type { CastSummary } from '../../shared/presets.ts';
-import { loadsWithFor, type ConversionPlan, type ConversionReport } from '../../shared/convert.ts';
+import { loadsWithFor, type ConversionPlan, type ConversionReport, type OutputReport } from '../../shared/convert.ts';
+import { keyChangeCounts, type PackedConversionPlan } from '../convert/packed-report.ts';
 import { LAYOUT_TITLES } from '../../shared/layout-names.ts';
 import { PRESETS } from '../../shared/presets.ts';
 import type { BatchItem, BatchSummary } from '../jobs/batch.ts';
 import { formatBytes, plural, reportRow, type Style } from './format-text.ts';
 
 /** The plan as the dry run prints it: what each rule will do, before anything is written. */
-export function renderPlan(plan: ConversionPlan, s: Style, detailed: boolean): string {
+export function renderPlan(plan: ConversionPlan | PackedConversionPlan, s: Style, detailed: boolean): string {
   const lines: string[] = [];
   const row = (k: string, v: string): void => void lines.push(reportRow(s, k, v));
   const lay = plan.layoutBefore;
@@ -16,17 +17,16 @@ export function renderPlan(plan: ConversionPlan, s: Style, detailed: boolean): s
   row('target', `${plan.layoutAfter}${info ? s.dim(`  keys: ${info.keys}; devices: ${info.devices}`) : ''}`);
   if (plan.rootChange) row('container', plan.rootChange);
   for (const sd of plan.stateDicts) {
-    const changed = sd.keys.filter((k) => k.to !== null && k.to !== k.from);
-    const dropped = sd.keys.filter((k) => k.to === null);
+    const show = detailed ? 8 : 2;
+    const { total, changed, changedCount, dropped, droppedCount } = keyChangeCounts(sd.keys, show);
     const where = sd.path.length ? ` at ${sd.path.join('/')}` : '';
     row(
       'keys',
-      `${plural(sd.keys.length, 'key')}${where}: ${changed.length} renamed, ${dropped.length} dropped, ${sd.keys.length - changed.length - dropped.length} unchanged${prefixChange(sd.stripped, sd.added)}`,
+      `${plural(total, 'key')}${where}: ${changedCount} renamed, ${droppedCount} dropped, ${total - changedCount - droppedCount} unchanged${prefixChange(sd.stripped, sd.added)}`,
     );
-    const show = detailed ? 8 : 2;
-    for (const k of [...changed.slice(0, show), ...dropped.slice(0, show)]) lines.push(`          ${k.from} ${s.dim('→')} ${k.to ?? s.red('(dropped)')}`);
-    if (changed.length + dropped.length > 2 * show)
-      lines.push(s.dim(`          … ${changed.length + dropped.length - Math.min(changed.length, show) - Math.min(dropped.length, show)} more`));
+    for (const k of [...changed, ...dropped]) lines.push(`          ${k.from} ${s.dim('→')} ${k.to ?? s.red('(dropped)')}`);
+    if (changedCount + droppedCount > 2 * show)
+      lines.push(s.dim(`          … ${changedCount + droppedCount - Math.min(changedCount, show) - Math.min(droppedCount, show)} more`));
     if (detailed && sd.metadata.length) lines.push(s.dim(`          _metadata: ${sd.metadata.length} module entries follow the keys`));
   }
   for (const o of plan.outputs) {
@@ -47,7 +47,11 @@ export function renderPlan(plan: ConversionPlan, s: Style, detailed: boolean): s
   return lines.join('\n') + '\n';
 }
 
-export function renderReport(r: ConversionReport, s: Style): string {
+/** A conversion's report as text: counts only, so the per-tensor lists may be in any form (packed, in columns, expanded). */
+export function renderReport(
+  r: Omit<ConversionReport, 'plan' | 'outputs'> & { plan: ConversionPlan | PackedConversionPlan; outputs: Omit<OutputReport, 'checks'>[] },
+  s: Style,
+): string {
   const lines = [renderPlan(r.plan, s, false).trimEnd()];
   for (const o of r.outputs) {
     const verdict = o.verified

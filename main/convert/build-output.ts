@@ -25,6 +25,9 @@ export function buildOutputTree(ck: Checkpoint, rules: ConversionRules, roles: R
     dict: (v, copy) => {
       const role = byDict.get(v);
       if (!role) return undefined;
+      // a state dict of tensors whose every key stays (and no _metadata) is written as it is: no
+      // copy of its 500,000 entries and their index; nothing after this changes a dict in place
+      if (!v.attrs && v.entries.every(([k, x]) => typeof k === 'string' && x instanceof TorchTensor && role.mapper.map(k) === k)) return v;
       const d = new PyDict(v.ordered);
       for (const [k, x] of v.entries) {
         if (typeof k === 'string' && x instanceof TorchTensor) {

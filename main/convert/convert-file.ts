@@ -1,13 +1,14 @@
 import * as fs from 'node:fs';
 import { refusePlainPickle } from './plain-pickle.ts';
 import * as path from 'node:path';
-import type { ConversionPlan, ConversionReport, OutputReport, Progress } from '../../shared/convert.ts';
+import type { ConversionPlan, Progress } from '../../shared/convert.ts';
 import type { ConversionRules } from '../../shared/presets.ts';
 import { openCheckpoint } from '../inputs/open-checkpoint.ts';
 import { rootStorage, type Checkpoint } from '../checkpoint/inspect.ts';
 import { CheckpointError, fail } from '../errors.ts';
 import { writeCheckedAtomically } from '../io/atomic-file.ts';
-import { readBackCrc, releaseReadBack } from '../io/byte-verifier.ts';
+import { releaseReadBack } from '../io/byte-verifier.ts';
+import { StorageReadBack } from './storage-read-back.ts';
 import { buildOutputTree, planCoverageProblem } from './build-output.ts';
 import { walkTensors } from '../checkpoint/tree.ts';
 import type { PyValue } from '../formats/values/python-values.ts';
@@ -21,6 +22,8 @@ import { verifyExistingOutput } from './existing-output.ts';
 import { castTree } from './cast-tree.ts';
 import { checkFlatSlices } from './slice-check.ts';
 import { writeTorchCheckpoint } from './write-checkpoint.ts';
+import type { OutputResult } from './read-back-match.ts';
+import type { ConversionResult } from './packed-report.ts';
 
 export interface ConvertOptions {
   rules: ConversionRules;
@@ -58,7 +61,7 @@ export function previewConversion(source: string, rules: ConversionRules, output
  * re-open it and verify every tensor against the source. The source is only read; if it changes
  * while being read, the conversion fails and nothing is left behind.
  */
-export async function convertFile(source: string, opts: ConvertOptions): Promise<ConversionReport> {
+export async function convertFile(source: string, opts: ConvertOptions): Promise<ConversionResult> {
   const t0 = performance.now();
   const before = statOf(source);
   const ck = openCheckpoint(source, { shardedRanks: 'consolidate' });
@@ -94,7 +97,7 @@ export async function convertFile(source: string, opts: ConvertOptions): Promise
       if (opts.signal?.aborted) throw new CheckpointError('cancelled', `${source}: conversion cancelled; nothing was written`, source);
     };
     if (existing && opts.keepVerifiedExisting) {
-      const kept: OutputReport[] = [];
+      const kept: OutputResult[] = [];
       for (const out of plan.outputs) {
         const location = deviceMapper(rules, out.rank ?? 0);
         const r = out.exists
@@ -108,11 +111,11 @@ export async function convertFile(source: string, opts: ConvertOptions): Promise
     }
     const total = totalBytes(ck) * plan.outputs.length;
     let done = 0;
-    const outputs: OutputReport[] = [];
+    const outputs: OutputResult[] = [];
     {
       for (const out of plan.outputs) {
         const location = deviceMapper(rules, out.rank ?? 0);
-        const readBack = new Map<string, Promise<number>>();
+        const readBack = new StorageReadBack();
         let tmpFile = '';
         const { value: report } = await writeCheckedAtomically(
           out.file,
@@ -127,7 +130,7 @@ export async function convertFile(source: string, opts: ConvertOptions): Promise
                 opts.onProgress?.({ done, total, unit: 'bytes', label: path.basename(out.file) });
               },
               // each storage is read back and checked in a helper thread while the next is copied
-              onStorageWritten: (w) => readBack.set(w.key, readBackCrc(tmp, w.dataOffset, w.nbytes)),
+              onStorageWritten: (w) => readBack.add(tmp, w),
             }),
           async (tmp, written) => {
             const changed = statOf(source);

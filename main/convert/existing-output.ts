@@ -1,11 +1,12 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
-import type { OutputReport } from '../../shared/convert.ts';
 import type { PyValue } from '../formats/values/python-values.ts';
 import type { TorchStorage } from '../formats/values/torch-values.ts';
 import { tailSha256 } from '../io/tail-hash.ts';
-import { readBackCrc, releaseReadBack } from '../io/byte-verifier.ts';
+import { releaseReadBack } from '../io/byte-verifier.ts';
+import { StorageReadBack } from './storage-read-back.ts';
 import { verifyOutput } from './read-back.ts';
+import type { OutputResult } from './read-back-match.ts';
 import { writeTorchCheckpoint } from './write-checkpoint.ts';
 
 /**
@@ -23,7 +24,7 @@ export async function verifyExistingOutput(
   file: string,
   tree: PyValue,
   opts: { archiveName: string; location(s: TorchStorage): string; checkCancelled(): void },
-): Promise<OutputReport | null> {
+): Promise<OutputResult | null> {
   let size: number;
   try {
     const st = fs.statSync(file);
@@ -40,7 +41,8 @@ export async function verifyExistingOutput(
     fs.closeSync(sink);
   }
   if (expected.bytes !== size || tailSha256(file, expected.tail.bytes) !== expected.tail.sha256) return null;
-  const readBack = new Map(expected.storages.map((w) => [w.key, readBackCrc(file, w.dataOffset, w.nbytes)]));
+  const readBack = new StorageReadBack();
+  for (const w of expected.storages) readBack.add(file, w);
   try {
     const report = await verifyOutput(file, file, tree, expected.storages, opts.location, readBack);
     return report.verified ? { ...report, tail: expected.tail, adopted: true } : null;

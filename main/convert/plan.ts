@@ -161,18 +161,17 @@ export function planConversion(ck: Checkpoint, rules: ConversionRules, output: s
   if (newDtypes.length)
     warnings.push(`${newDtypes.join(', ')} tensors are written with _rebuild_tensor_v3 and load in torch 2.1 or newer (uint16/32/64 in 2.3), not in torch 1.x`);
 
-  const storages = new Map<TorchStorage, { tensors: number }>();
+  // tensors per storage (a count, not an object per storage of a 500,000-tensor file)
+  const storages = new Map<TorchStorage, number>();
   for (const t of ck.tensors) {
     if (!t.tensor.storage) continue;
     const s = rootStorage(t.tensor.storage);
-    const e = storages.get(s) ?? { tensors: 0 };
-    e.tensors++;
-    storages.set(s, e);
+    storages.set(s, (storages.get(s) ?? 0) + 1);
   }
   const outputs: OutputPlan[] = outputFiles(ck.file, output, rules).map(({ file, rank }) => {
     const map = deviceMapper(rules, rank ?? 0);
     const changes = new Map<string, DeviceChange>();
-    for (const [s, { tensors }] of storages) {
+    for (const [s, tensors] of storages) {
       const to = map(s.location);
       const key = `${s.location}→${to}`;
       const c = changes.get(key) ?? { from: s.location, to, tensors: 0, bytes: 0 };

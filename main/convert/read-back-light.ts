@@ -1,4 +1,3 @@
-import type { OutputReport, TensorCheck } from '../../shared/convert.ts';
 import { rootStorage } from '../checkpoint/inspect.ts';
 import { keyText, type PathKey, type TensorAt } from '../checkpoint/tree.ts';
 import { TORCH_2_13 } from '../formats/pickle/scan/torch-allowlists.ts';
@@ -6,7 +5,10 @@ import { openTorchArchive } from '../formats/torch/torch-zip.ts';
 import type { TorchStorage } from '../formats/values/torch-values.ts';
 import { FileReader } from '../io/random-access.ts';
 import type { WrittenStorage } from './write-checkpoint.ts';
-import { crcProblem, matchWritten, sameItems } from './read-back-match.ts';
+import { crcProblem, matchWritten, sameItems, storageAt, type OutputResult } from './read-back-match.ts';
+import { storageIndex } from './storage-read-back.ts';
+import type { ZipEntry } from '../formats/zip/zip.ts';
+import type { TensorChecks } from './tensor-checks.ts';
 import { decodeWrittenPickle, WrittenDict, WrittenList, WrittenTensor, WrittenTuple, type WrittenValue } from './written-pickle.ts';
 
 /** Visiting more nodes than this means the tree is pathological (as `walkTensors` says). */
@@ -34,37 +36,30 @@ export function verifyLight(
   expected: TensorAt[],
   storages: WrittenStorage[],
   plannedDevice: (s: TorchStorage) => string,
-  crcs: Map<string, number>,
-): OutputReport | null {
+  crcs: (key: string) => number | undefined,
+): OutputResult | null {
   const reader = new FileReader(file);
   try {
-    const archive = openTorchArchive(reader);
-    const pkl = archive.zip.get(`${archive.prefix}data.pkl`);
-    // what the full scan refuses at the archive level (no data.pkl, TorchScript, encrypted records)
-    // is left to it: the writer makes none of these, so such a file is not this writer's output
-    if (!pkl || archive.zip.get(`${archive.prefix}constants.pkl`) || archive.zip.entries.some((e) => e.encrypted)) return null;
-    const decoded = decodeWrittenPickle(archive.zip.readPickleRecord(pkl));
+    const archive = readArchive(reader, storages);
+    if (!archive) return null;
+    const decoded = decodeWrittenPickle(archive.pickle);
     if ('unsupported' in decoded) return null;
     if ('value' in decoded && [...decoded.globals].some((g) => !TORCH_2_13.allowed.has(g))) return null;
-    const written = 'value' in decoded ? tensorsOf(decoded.value) : [];
-    if (!written) return null;
-    // each storage record once: in the directory read back, stored, at the offset and with the size written
-    const records = new Map<string, string | null>();
-    const recordProblem = (w: WrittenStorage): string | null => {
-      let p = records.get(w.key);
-      if (p !== undefined) return p;
-      const e = archive.zip.get(`${archive.prefix}data/${w.key}`);
-      const range = e && e.method === 0 && e.uncompressedSize === w.nbytes ? archive.zip.dataRange(e) : null;
-      p = range && range.offset === w.dataOffset ? null : `storage ${w.key} is not where it was written`;
-      records.set(w.key, p);
-      return p;
-    };
-    const byKey = new Map(storages.map((w) => [w.key, w]));
-    const report = matchWritten(file, shownAs, expected, written, storages, plannedDevice, (check, e, t) => compare(check, e, t, byKey, crcs, recordProblem));
+    const written: Iterable<WrittenAt> = 'value' in decoded ? writtenTensors(decoded.value) : [];
+    const recordProblem = (w: WrittenStorage): string | null => (archive.inPlace[storageIndex(w.key)!] ? null : `storage ${w.key} is not where it was written`); // a key storageAt found
+    let report: OutputResult;
+    try {
+      report = matchWritten(file, shownAs, expected, written, storages, plannedDevice, (checks, i, e, t) =>
+        compare(checks, i, e, t, storages, crcs, recordProblem),
+      );
+    } catch (e) {
+      if (e instanceof OddKey) return null;
+      throw e;
+    }
     // the archive as a whole: a pickle no VM reads, or two records of one name (the directory's
     // name lookup gives the last, so an earlier one differs), fail it whatever the tensors say
-    const twice = archive.zip.entries.find((e) => archive.zip.get(e.name) !== e);
-    const whole = 'malformed' in decoded ? `data.pkl as read back ${decoded.malformed}` : twice ? `two records are named ${twice.name}` : null;
+    const twice = archive.shadowed;
+    const whole = 'malformed' in decoded ? `data.pkl as read back ${decoded.malformed}` : twice ? `two records are named ${twice}` : null;
     if (whole) {
       report.verified = false;
       report.mismatch = whole;
@@ -75,13 +70,44 @@ export function verifyLight(
   }
 }
 
+/**
+ * What the check needs of the written archive: `data.pkl` as read back, which storage records are
+ * where the writer put them (by storage index), and the first name two records share. Read
+ * before the pickle is decoded, so the directory of a 500,000-record file (90 MB) is not held
+ * while it is. Null where the full reader should check the file instead.
+ */
+function readArchive(reader: FileReader, storages: WrittenStorage[]): { pickle: Uint8Array; inPlace: Uint8Array; shadowed: string | null } | null {
+  const archive = openTorchArchive(reader);
+  const pkl = archive.zip.get(`${archive.prefix}data.pkl`);
+  // what the full scan refuses at the archive level (no data.pkl, TorchScript, encrypted records)
+  // is left to it: the writer makes none of these, so such a file is not this writer's output
+  if (!pkl || archive.zip.get(`${archive.prefix}constants.pkl`) || archive.zip.entries.some((e) => e.encrypted)) return null;
+  // each storage record: in the directory read back (`data/<index>`, the last of that name, as the
+  // directory's name lookup gives it), stored, at the offset and with the size written
+  const dataFolder = `${archive.prefix}data/`;
+  const recordOf: (ZipEntry | undefined)[] = [];
+  for (const e of archive.zip.entries) {
+    const i = e.name.startsWith(dataFolder) ? storageIndex(e.name.slice(dataFolder.length)) : null;
+    if (i !== null) recordOf[i] = e;
+  }
+  const inPlace = new Uint8Array(storages.length);
+  for (let i = 0; i < storages.length; i++) {
+    const w = storages[i]!;
+    const e = w.key === String(i) ? recordOf[i] : undefined;
+    const range = e && e.method === 0 && e.uncompressedSize === w.nbytes ? archive.zip.dataRange(e) : null;
+    if (range && range.offset === w.dataOffset) inPlace[i] = 1;
+  }
+  return { pickle: archive.zip.readPickleRecord(pkl), inPlace, shadowed: archive.zip.firstShadowed()?.name ?? null };
+}
+
 /** `compareTensor` of read-back.ts for a decoded record: the first problem, or null. */
 function compare(
-  check: TensorCheck,
+  checks: TensorChecks,
+  i: number,
   e: TensorAt,
   b: WrittenTensor,
-  byKey: Map<string, WrittenStorage>,
-  crcs: Map<string, number>,
+  storages: WrittenStorage[],
+  crcs: (key: string) => number | undefined,
   recordProblem: (w: WrittenStorage) => string | null,
 ): string | null {
   const a = e.tensor;
@@ -92,8 +118,8 @@ function compare(
   if (!a.storage) return 'storage missing';
   const viewShift = a.storage.viewOf ? a.storage.viewOffset / a.dtype.size : 0;
   if (b.storageOffset !== a.storageOffset + viewShift) return `storage offset ${b.storageOffset}, planned ${a.storageOffset + viewShift}`;
-  if (b.storage.location !== check.device) return `device ${b.storage.location}, planned ${check.device}`;
-  const w = byKey.get(b.storage.key);
+  if (b.storage.location !== checks.device(i)) return `device ${b.storage.location}, planned ${checks.device(i)}`;
+  const w = storageAt(storages, b.storage.key);
   if (!w || w.source !== rootStorage(a.storage)) return `stored in the wrong storage (${b.storage.key})`;
   // the reader's view of the record: numel elements of the storage class's dtype (decodeStorageId)
   if (b.storage.numel * b.storage.itemSize !== w.nbytes) return `storage ${w.key} is not where it was written`;
@@ -101,10 +127,10 @@ function compare(
   if (where) return where;
   if (b.shape.every((d) => d > 0)) {
     let last = b.storageOffset;
-    for (let i = 0; i < b.shape.length; i++) last += (b.shape[i]! - 1) * b.stride[i]!;
+    for (let d = 0; d < b.shape.length; d++) last += (b.shape[d]! - 1) * b.stride[d]!;
     if (b.storageOffset < 0 || b.stride.some((s) => s < 0) || (last + 1) * b.itemSize > w.nbytes) return `reaches past its storage ${w.key}`;
   }
-  return crcProblem(check, w, crcs);
+  return crcProblem(checks, i, w, crcs);
 }
 
 class OddKey extends Error {}
@@ -116,18 +142,24 @@ function writtenKeyText(k: WrittenValue): PathKey {
   throw new OddKey();
 }
 
-/** `walkTensors` over the decoded values: every tensor at every path, cycles cut. */
-function tensorsOf(root: WrittenValue): WrittenAt[] | null {
-  const out: WrittenAt[] = [];
+/**
+ * `walkTensors` over the decoded values: every tensor at every path, cycles cut, one at a time.
+ * The path given is the walk's own, changed by the next step: whoever keeps one copies it (the
+ * matching keeps none while the order is the planned one, so 500,000 paths are never held).
+ * Throws OddKey at a dict key of a kind `walkTensors` does not name.
+ */
+function* writtenTensors(root: WrittenValue): Generator<WrittenAt, void, undefined> {
   const onPath = new Set<object>();
   const tensorFree = new WeakSet<object>();
   const path: PathKey[] = [];
   let visited = 0;
+  let found = 0;
   let cuts = 0;
-  const visit = (v: WrittenValue): void => {
+  function* visit(v: WrittenValue): Generator<WrittenAt, void, undefined> {
     if (++visited > MAX_NODES) throw new Error(`the written file reaches its tensors by over ${MAX_NODES} paths`);
     if (v instanceof WrittenTensor) {
-      out.push({ path: [...path], tensor: v });
+      found++;
+      yield { path, tensor: v };
       return;
     }
     if (v === null || typeof v !== 'object' || tensorFree.has(v)) return;
@@ -135,29 +167,24 @@ function tensorsOf(root: WrittenValue): WrittenAt[] | null {
       cuts++;
       return;
     }
-    const [found, cutsBefore] = [out.length, cuts];
+    const foundBefore = found;
+    const cutsBefore = cuts;
     onPath.add(v);
     if (v instanceof WrittenDict) {
-      for (const [k, x] of v.entries) {
-        path.push(writtenKeyText(k));
-        visit(x);
+      for (let j = 0; j < v.keys.length; j++) {
+        path.push(writtenKeyText(v.keys[j]!));
+        yield* visit(v.values[j]!);
         path.pop();
       }
     } else if (v instanceof WrittenList || v instanceof WrittenTuple) {
       for (let i = 0; i < v.items.length; i++) {
         path.push(i);
-        visit(v.items[i]!);
+        yield* visit(v.items[i]!);
         path.pop();
       }
     }
     onPath.delete(v);
-    if (out.length === found && cuts === cutsBefore) tensorFree.add(v);
-  };
-  try {
-    visit(root);
-  } catch (e) {
-    if (e instanceof OddKey) return null;
-    throw e;
+    if (found === foundBefore && cuts === cutsBefore) tensorFree.add(v);
   }
-  return out;
+  yield* visit(root);
 }

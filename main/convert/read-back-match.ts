@@ -1,13 +1,16 @@
-import type { OutputReport, TensorCheck } from '../../shared/convert.ts';
+import type { OutputReport } from '../../shared/convert.ts';
 import * as fs from 'node:fs';
 import { rootStorage } from '../checkpoint/inspect.ts';
 import type { PathKey, TensorAt } from '../checkpoint/tree.ts';
 import type { TorchStorage } from '../formats/values/torch-values.ts';
 import type { WrittenStorage } from './write-checkpoint.ts';
+import { hex, TensorChecks } from './tensor-checks.ts';
+import { storageIndex } from './storage-read-back.ts';
 
 /** The part of the read-back both readers of a written file share: matching, checks, the report. */
 
-export const hex = (n: number): string => n.toString(16).padStart(8, '0');
+/** An output's report as the worker has it: the per-tensor checks in columns (`TensorChecks`). */
+export type OutputResult = Omit<OutputReport, 'checks'> & { checks: TensorChecks };
 
 /** Equal lists item by item (shapes, strides, tensor paths: a number key never equals its text). */
 export function sameItems(a: readonly unknown[], b: readonly unknown[]): boolean {
@@ -26,50 +29,49 @@ export function matchWritten<T>(
   file: string,
   shownAs: string,
   expected: TensorAt[],
-  written: { path: PathKey[]; tensor: T }[],
+  /** in walk order; a path given may change after the next item is asked for (`writtenTensors`) */
+  written: Iterable<{ path: PathKey[]; tensor: T }>,
   storages: WrittenStorage[],
   plannedDevice: (s: TorchStorage) => string,
-  compare: (check: TensorCheck, e: TensorAt, t: T) => string | null,
-): OutputReport {
-  let next = 0;
+  compare: (checks: TensorChecks, i: number, e: TensorAt, t: T) => string | null,
+): OutputResult {
+  const walk = written[Symbol.iterator]();
+  /** the written tensor not matched yet, while the walk and the plan agree */
+  let here = walk.next();
+  /** the rest of the walk by path, from the first place the two differ */
   let byPath: Map<string, T> | null = null;
+  const rest = (): Map<string, T> => {
+    const m = new Map<string, T>();
+    for (; !here.done; here = walk.next()) m.set(JSON.stringify(here.value.path), here.value.tensor);
+    return m;
+  };
   const find = (e: TensorAt): T | undefined => {
-    const here = written[next];
-    if (!byPath && here && sameItems(here.path, e.path)) {
-      next++;
-      return here.tensor;
+    if (!byPath && !here.done && sameItems(here.value.path, e.path)) {
+      const t = here.value.tensor;
+      here = walk.next();
+      return t;
     }
-    byPath ??= new Map(written.slice(next).map((t) => [JSON.stringify(t.path), t.tensor]));
+    byPath ??= rest();
     const key = JSON.stringify(e.path);
     const t = byPath.get(key);
     byPath.delete(key);
     return t;
   };
-  const checks: TensorCheck[] = [];
+  const checks = new TensorChecks(expected);
   let mismatch: string | undefined;
-  for (const e of expected) {
+  for (let i = 0; i < expected.length; i++) {
+    const e = expected[i]!;
     const src = e.tensor;
-    const check: TensorCheck = {
-      path: e.path,
-      sourcePath: e.path,
-      dtype: src.dtype.name,
-      shape: src.shape,
-      device: src.storage ? plannedDevice(rootStorage(src.storage)) : src.device,
-      crc32: '',
-      ok: true,
-    };
-    checks.push(check);
+    checks.setDevice(i, src.storage ? plannedDevice(rootStorage(src.storage)) : src.device);
     const t = find(e);
-    const problem = t === undefined ? 'missing from the written file' : compare(check, e, t);
+    const problem = t === undefined ? 'missing from the written file' : compare(checks, i, e, t);
     if (problem) {
-      check.ok = false;
-      check.problem = problem;
-      mismatch ??= `${JSON.stringify(check.path)}: ${problem}`;
+      checks.fail(i, problem);
+      mismatch ??= `${JSON.stringify(e.path)}: ${problem}`;
     }
   }
-  const left = byPath as Map<string, T> | null; // assigned inside find()
-  const unplanned = left ? [...left.keys()] : written.slice(next).map((t) => JSON.stringify(t.path));
-  for (const key of unplanned) mismatch ??= `${key}: in the written file but not planned`;
+  const left = (byPath as Map<string, T> | null) ?? rest(); // byPath is assigned inside find()
+  for (const key of left.keys()) mismatch ??= `${key}: in the written file but not planned`;
   return {
     file: shownAs,
     bytes: fs.statSync(file).size,
@@ -81,11 +83,18 @@ export function matchWritten<T>(
   };
 }
 
-/** The storage's bytes as read back against the source's CRC-32 (sets the check's crc32): a problem, or null. */
-export function crcProblem(check: TensorCheck, w: WrittenStorage, crcs: Map<string, number>): string | null {
-  const crc = crcs.get(w.key);
-  check.crc32 = crc === undefined ? '' : hex(crc);
+/** The written storage a key names (the writer's keys are the storages' indexes), or undefined. */
+export function storageAt(storages: readonly WrittenStorage[], key: string): WrittenStorage | undefined {
+  const i = storageIndex(key);
+  const w = i === null ? undefined : storages[i];
+  return w?.key === key ? w : undefined;
+}
+
+/** The storage's bytes as read back against the source's CRC-32 (recorded as check i's crc32): a problem, or null. */
+export function crcProblem(checks: TensorChecks, i: number, w: WrittenStorage, crcs: (key: string) => number | undefined): string | null {
+  const crc = crcs(w.key);
   if (crc === undefined) return `storage ${w.key} was not read back`;
+  checks.setCrc(i, crc);
   if (crc === w.crc32) return null;
   return `storage bytes read back have crc32 ${hex(crc)}, the source's are ${hex(w.crc32)}${w.source.recordCrc !== null ? ' (as recorded in the source archive; the source may be corrupt)' : ''}`;
 }

@@ -1,4 +1,3 @@
-import type { OutputReport, TensorCheck } from '../../shared/convert.ts';
 import { openFormat } from '../formats/open-format.ts';
 import { PrescannedPickles } from '../formats/torch/torch-zip.ts';
 import { rootStorage } from '../checkpoint/inspect.ts';
@@ -7,7 +6,9 @@ import type { PyValue } from '../formats/values/python-values.ts';
 import type { TorchStorage, TorchTensor } from '../formats/values/torch-values.ts';
 import type { WrittenStorage } from './write-checkpoint.ts';
 import { verifyLight } from './read-back-light.ts';
-import { crcProblem, matchWritten, sameItems } from './read-back-match.ts';
+import { crcProblem, matchWritten, sameItems, storageAt, type OutputResult } from './read-back-match.ts';
+import type { StorageReadBack } from './storage-read-back.ts';
+import type { TensorChecks } from './tensor-checks.ts';
 
 /**
  * Re-opens a written file with the reader and checks it against the plan: the same tensor paths,
@@ -24,7 +25,7 @@ export async function verifyOutput(
   planned: PyValue,
   storages: WrittenStorage[],
   plannedDevice: (s: TorchStorage) => string,
-  readBack: Map<string, Promise<number>>,
+  readBack: StorageReadBack,
   /**
    * Called once the file is read, before anything is compared, with the security scans of the
    * pickles the reader walked (`OpenFormatOptions.scans`): a check of the written pickle reuses
@@ -33,9 +34,8 @@ export async function verifyOutput(
   checkPickles?: (scans: PrescannedPickles) => void,
   /** `walkTensors(planned)`, when the caller has it already */
   expected: TensorAt[] = walkTensors(planned),
-): Promise<OutputReport> {
-  const crcs = new Map<string, number>();
-  for (const [k, p] of readBack) crcs.set(k, await p);
+): Promise<OutputResult> {
+  const crcs = await readBack.settled();
   // plain containers of dense tensors (nearly every checkpoint) are decoded by the light VM, which
   // also answers for weights-only loading; anything else is read with the full reader below
   const light = verifyLight(file, shownAs, expected, storages, plannedDevice, crcs);
@@ -46,15 +46,23 @@ export async function verifyOutput(
   const out = openFormat(file, { scans });
   try {
     checkPickles?.(scans);
-    const byKey = new Map(storages.map((w) => [w.key, w]));
-    return matchWritten(file, shownAs, expected, walkTensors(out.root), storages, plannedDevice, (check, e, t) => compareTensor(check, e, t, byKey, crcs));
+    return matchWritten(file, shownAs, expected, walkTensors(out.root), storages, plannedDevice, (checks, i, e, t) =>
+      compareTensor(checks, i, e, t, storages, crcs),
+    );
   } finally {
     out.close();
   }
 }
 
 /** The first difference between a planned tensor and the one read back, or null. */
-function compareTensor(check: TensorCheck, e: TensorAt, t: TorchTensor, byKey: Map<string, WrittenStorage>, crcs: Map<string, number>): string | null {
+function compareTensor(
+  checks: TensorChecks,
+  i: number,
+  e: TensorAt,
+  t: TorchTensor,
+  storages: WrittenStorage[],
+  crcs: (key: string) => number | undefined,
+): string | null {
   const a = e.tensor;
   const b = t;
   if (a.dtype.name !== b.dtype.name) return `dtype ${b.dtype.name}, planned ${a.dtype.name}`;
@@ -64,10 +72,10 @@ function compareTensor(check: TensorCheck, e: TensorAt, t: TorchTensor, byKey: M
   if (!a.storage || !b.storage) return a.storage || b.storage ? 'storage missing' : null;
   const viewShift = a.storage.viewOf ? a.storage.viewOffset / a.dtype.size : 0;
   if (b.storageOffset !== a.storageOffset + viewShift) return `storage offset ${b.storageOffset}, planned ${a.storageOffset + viewShift}`;
-  if (b.device !== check.device) return `device ${b.device}, planned ${check.device}`;
-  const w = byKey.get(b.storage.key);
+  if (b.device !== checks.device(i)) return `device ${b.device}, planned ${checks.device(i)}`;
+  const w = storageAt(storages, b.storage.key);
   if (!w || w.source !== rootStorage(a.storage)) return `stored in the wrong storage (${b.storage.key})`;
   const range = b.storage.locate();
   if (range.offset !== w.dataOffset || range.length !== w.nbytes) return `storage ${b.storage.key} is not where it was written`;
-  return crcProblem(check, w, crcs);
+  return crcProblem(checks, i, w, crcs);
 }

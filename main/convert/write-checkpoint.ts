@@ -108,6 +108,15 @@ export interface WriteOptions {
  */
 export function writeTorchCheckpoint(fd: number, root: PyValue, opts: WriteOptions): WriteResult {
   const keys = new Map<TorchStorage, WrittenStorage>();
+  // one global object per name, not two per tensor (the pickler memoizes globals by name anyway)
+  const untypedStorage = new PyGlobal('torch.storage', 'UntypedStorage');
+  const rebuildV3 = new PyGlobal('torch._utils', '_rebuild_tensor_v3');
+  const torchNames = new Map<string, PyGlobal>();
+  const torchGlobal = (name: string): PyGlobal => {
+    let g = torchNames.get(name);
+    if (!g) torchNames.set(name, (g = new PyGlobal('torch', name)));
+    return g;
+  };
   const storageId = (s: TorchStorage): PyTuple => {
     const src = rootStorage(s);
     let w = keys.get(src);
@@ -119,13 +128,7 @@ export function writeTorchCheckpoint(fd: number, root: PyValue, opts: WriteOptio
     // classes pickle as `torch.FloatStorage`; the untyped one by its defining module,
     // `torch.storage.UntypedStorage`, which is the name weights-only loading allows.
     const untyped = src.storageType === 'UntypedStorage' || src.storageType === '_UntypedStorage';
-    return new PyTuple([
-      'storage',
-      untyped ? new PyGlobal('torch.storage', 'UntypedStorage') : new PyGlobal('torch', src.storageType),
-      w.key,
-      w.location,
-      src.numel,
-    ]);
+    return new PyTuple(['storage', untyped ? untypedStorage : torchGlobal(src.storageType), w.key, w.location, src.numel]);
   };
   const tensorRecipe = (t: TorchTensor): { rebuild: PyGlobal; args: PyValue[] } => {
     // Legacy storage views become their root storage with the offset moved (zip files have no views).
@@ -135,7 +138,7 @@ export function writeTorchCheckpoint(fd: number, root: PyValue, opts: WriteOptio
     // A dtype with no typed storage class (uint16, float8, ...) rides on an untyped storage and
     // needs `_rebuild_tensor_v3`, which names the dtype (torch/_utils.py; torch ≥ 2.1 writes it).
     if (t.rebuild.name === '_rebuild_tensor_v2' && s && s.dtype.name !== t.dtype.name) {
-      return { rebuild: new PyGlobal('torch._utils', '_rebuild_tensor_v3'), args: [...args.slice(0, 6), new PyGlobal('torch', t.dtype.name)] };
+      return { rebuild: rebuildV3, args: [...args.slice(0, 6), torchGlobal(t.dtype.name)] };
     }
     return { rebuild: t.rebuild, args };
   };

@@ -17,7 +17,9 @@ export class WrittenList {
   items: WrittenValue[] = [];
 }
 export class WrittenDict {
-  readonly entries: [WrittenValue, WrittenValue][] = [];
+  /** the entries, key i with value i (two lists: no pair per entry of a 500,000-key dict) */
+  readonly keys: WrittenValue[] = [];
+  readonly values: WrittenValue[] = [];
   /** instance attributes an OrderedDict's BUILD set (torch's `_metadata`) */
   attrs: WrittenDict | null = null;
   constructor(readonly ordered: boolean) {}
@@ -130,7 +132,10 @@ export function decodeWrittenPickle(b: Uint8Array): WrittenPickle {
   };
   const setItems = (d: WrittenValue, items: WrittenValue[]): void => {
     if (!(d instanceof WrittenDict) || items.length % 2) throw new Malformed(`sets items on a non-dict at byte ${pos}`);
-    for (let i = 0; i < items.length; i += 2) d.entries.push([items[i]!, items[i + 1]!]);
+    for (let i = 0; i < items.length; i += 2) {
+      d.keys.push(items[i]!);
+      d.values.push(items[i + 1]!);
+    }
   };
   const reduce = (fn: WrittenValue, args: WrittenValue): WrittenValue => {
     if (!(fn instanceof WrittenGlobal) || !(args instanceof WrittenTuple)) throw new Unsupported('a call of something other than a global');
@@ -138,6 +143,17 @@ export function decodeWrittenPickle(b: Uint8Array): WrittenPickle {
     if (fn.module === 'collections' && fn.name === 'OrderedDict' && a.length === 0) return new WrittenDict(true);
     if (fn.module === 'torch._utils' && (fn.name === '_rebuild_tensor_v2' || fn.name === '_rebuild_tensor_v3')) return tensor(fn.name, a);
     throw new Unsupported(`a call of ${fn.module}.${fn.name}`);
+  };
+  // Equal tuples of ints are one tuple (a tuple is immutable and holds no tensor, so which copy is
+  // met is never seen): most of 500,000 tensors have one of a few shapes and strides, and the memo
+  // holds each tuple until the end.
+  const intTuples = new Map<string | number, WrittenTuple>();
+  const tupleOf = (items: WrittenValue[]): WrittenTuple => {
+    if (items.length > 8 || !items.every((x) => typeof x === 'number')) return new WrittenTuple(items);
+    const key = items.length === 1 ? (items[0] as number) : items.join(',');
+    let t = intTuples.get(key);
+    if (!t) intTuples.set(key, (t = new WrittenTuple(items)));
+    return t;
   };
   const ints = (v: WrittenValue | undefined): number[] | null =>
     v instanceof WrittenTuple && v.items.every((x) => typeof x === 'number') ? (v.items as number[]) : null;
@@ -154,7 +170,7 @@ export function decodeWrittenPickle(b: Uint8Array): WrittenPickle {
       !strides ||
       typeof requiresGrad !== 'boolean' ||
       !(hooks instanceof WrittenDict) ||
-      hooks.entries.length
+      hooks.keys.length
     )
       throw new Unsupported(`a ${name} call with other arguments than a plain tensor's`);
     const dtype = v3
@@ -237,11 +253,11 @@ export function decodeWrittenPickle(b: Uint8Array): WrittenPickle {
           // TUPLE1..3
           const items: WrittenValue[] = new Array(op - 0x84);
           for (let i = items.length - 1; i >= 0; i--) items[i] = pop();
-          stack.push(new WrittenTuple(items));
+          stack.push(tupleOf(items));
           break;
         }
         case 0x74: // TUPLE
-          stack.push(new WrittenTuple(popMark()));
+          stack.push(tupleOf(popMark()));
           break;
         case 0x5d: // EMPTY_LIST
           stack.push(new WrittenList());

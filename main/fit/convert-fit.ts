@@ -1,4 +1,5 @@
-import type { ConversionReport, Progress } from '../../shared/convert.ts';
+import type { Progress } from '../../shared/convert.ts';
+import type { ConversionResult } from '../convert/packed-report.ts';
 import type { FitEdit, FitReport, FitTargetInput } from '../../shared/fit.ts';
 import type { Role } from '../checkpoint/roles.ts';
 import { applyFitEdits } from './edit-mapping.ts';
@@ -111,7 +112,7 @@ export async function convertToFit(
   source: string,
   targetFile: string | FitTargetInput,
   opts: FitConvertOptions,
-): Promise<{ fit: FitReport; report: ConversionReport }> {
+): Promise<{ fit: FitReport; report: ConversionResult }> {
   const edits = opts.edits ?? [];
   // the source and the target are read once for the fit; convertFile reads the source again to write it
   const { report: proposed, original: state, target } = fitOpened(source, targetFile, opts.renames ?? []);
@@ -136,7 +137,7 @@ async function writeFitted(
   role: Role,
   target: FitTarget,
   opts: FitConvertOptions,
-): Promise<ConversionReport> {
+): Promise<ConversionResult> {
   const targetName = typeof targetFile === 'string' ? targetFile : 'file' in targetFile ? targetFile.file : 'the pasted model';
   if (fit.ambiguous.length)
     fail(

@@ -47,6 +47,15 @@ function windowCrc(file: string, fd: number, offset: number, length: number): nu
  * storage k+1; small ones are read at once.
  */
 export function readBackCrc(file: string, offset: number, length: number): Promise<number> {
+  const crc = readBackCrcNow(file, offset, length);
+  return typeof crc === 'number' ? Promise.resolve(crc) : crc;
+}
+
+/**
+ * `readBackCrc`, with the CRC itself for a range read at once (no promise each for the 500,000
+ * one-element storages of a checkpoint of many small tensors).
+ */
+export function readBackCrcNow(file: string, offset: number, length: number): number | Promise<number> {
   if (length < INLINE_BYTES) {
     let fd = inlineFds.get(file);
     if (fd === undefined) {
@@ -55,7 +64,7 @@ export function readBackCrc(file: string, offset: number, length: number): Promi
     }
     if (length <= WINDOW_READ_BYTES) {
       try {
-        return Promise.resolve(windowCrc(file, fd, offset, length));
+        return windowCrc(file, fd, offset, length);
       } catch (e) {
         return abandonable(Promise.reject(e));
       }
@@ -69,7 +78,7 @@ export function readBackCrc(file: string, offset: number, length: number): Promi
       crc = crc32(inlineBuffer.subarray(0, n), crc);
       done += n;
     }
-    return Promise.resolve(crc >>> 0);
+    return crc >>> 0;
   }
   shared ??= new ByteVerifier();
   return abandonable(shared.crc(file, offset, length));

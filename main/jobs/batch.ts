@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { BatchPlanItem, BatchSummary } from '../../shared/api.ts';
-import type { ConversionReport } from '../../shared/convert.ts';
+import type { PackedConversionReport } from '../convert/packed-report.ts';
 import type { ErrorInfo } from '../../shared/errors.ts';
 import type { ConversionRules } from '../../shared/presets.ts';
 import { asCheckpointError, fail } from '../errors.ts';
@@ -171,7 +171,7 @@ export async function runBatch(opts: BatchOptions, pool: WorkerPool): Promise<Ba
     const unit = units[item.id]!;
     const src = path.join(input, unit.source);
     let lastDone = 0;
-    const convert = async (source: string, output: string, share: number): Promise<ConversionReport> => {
+    const convert = async (source: string, output: string, share: number): Promise<PackedConversionReport> => {
       const base = lastDone;
       return pool.run(
         {
@@ -198,7 +198,7 @@ export async function runBatch(opts: BatchOptions, pool: WorkerPool): Promise<Ba
       item.status = 'running';
       // said when the item goes to the pool: a small file's worker shows no progress before it is done
       opts.onEvent?.({ type: 'start', id: item.id });
-      const reports: ConversionReport[] = [];
+      const reports: PackedConversionReport[] = [];
       if (unit.sources.length > 1) {
         // A family merges into one file only when its ranks are copies; otherwise each rank is
         // converted on its own and the report says which tensors differ.

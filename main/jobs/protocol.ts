@@ -8,11 +8,14 @@ import type { VerifyOptions } from '../../shared/verify.ts';
 import type { ReshardRequest } from '../../shared/reshard.ts';
 import type { DiffHistograms, DiffReport } from '../../shared/diff.ts';
 import type { FitEdit, FitReport, FitTargetInput } from '../../shared/fit.ts';
+import type { PackedConversionReport } from '../convert/packed-report.ts';
 
 /**
  * Work that runs in a worker thread, by kind: the request's fields and the result. The request
  * union (`JobRequest`) and the results (`JobResults`) are derived from this one table; the kinds
- * the API starts take their results from the API's table (`StartedJobResults`), so the two agree.
+ * the API starts take their results from the API's table (`StartedJobResults`), so the two agree;
+ * except convert's, whose per-tensor lists cross the thread boundary packed (`PackedConversionReport`)
+ * and which the service expands into the API's `ConversionReport` (`unpackConversionReport`).
  */
 export interface WorkerJobs {
   inspect: { request: { file: string }; result: InspectReport };
@@ -27,7 +30,7 @@ export interface WorkerJobs {
       /** convert --fit with the app's row edits (the rules are then the fit's own) */
       fit?: { target: FitTargetInput; edits: FitEdit[] };
     };
-    result: StartedJobResults['convert'];
+    result: PackedConversionReport;
   };
   'tensor-stats': { request: { file: string; path: (string | number)[]; bins: number }; result: TensorStats };
   'compare-ranks': { request: { files: string[] }; result: { identical: boolean; differing: string[]; tensors: number } };

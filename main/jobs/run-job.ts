@@ -2,6 +2,7 @@ import type { JobRequest, JobResults } from './protocol.ts';
 import type { Progress } from '../../shared/convert.ts';
 import { openCheckpoint } from '../inputs/open-checkpoint.ts';
 import { convertFile } from '../convert/convert-file.ts';
+import { packConversionReport } from '../convert/packed-report.ts';
 import { tensorStats } from './tensor-stats.ts';
 import { compareRanks } from '../inputs/family.ts';
 import { findDroppedFile } from '../inputs/find-file.ts';
@@ -49,9 +50,9 @@ export async function runJob<K extends JobRequest['kind']>(request: JobRequest &
           signal,
           edits: req.fit.edits,
         });
-        return fitted.report as JobResults[K];
+        return packConversionReport(fitted.report) as JobResults[K];
       }
-      return (await convertFile(req.source, {
+      const report = await convertFile(req.source, {
         rules: req.rules,
         output: req.output,
         force: req.force,
@@ -60,7 +61,8 @@ export async function runJob<K extends JobRequest['kind']>(request: JobRequest &
         syncFolder: req.syncFolder ?? true,
         keepVerifiedExisting: req.keepVerifiedExisting ?? false,
         ...(ctx.onWaiting ? { onWaiting: ctx.onWaiting } : {}),
-      })) as JobResults[K];
+      });
+      return packConversionReport(report) as JobResults[K];
     }
     case 'tensor-stats':
       return tensorStats(req.file, req.path, req.bins) as JobResults[K];

@@ -15,17 +15,18 @@ import { reportTempFilesTo } from '../io/atomic-file.ts';
 import { asCheckpointError } from '../errors.ts';
 import { runJob } from './run-job.ts';
 import { throttle } from '../../shared/throttle.ts';
+import { transferListOf } from '../convert/packed-report.ts';
 
 /** temporary files removed or published since this thread's last message */
 let gone: string[] = [];
 
-/** Posts `m`, carrying the temporary files gone since the last message. */
-function post(m: WorkerMessage): void {
+/** Posts `m`, carrying the temporary files gone since the last message; `transfer` is moved, not copied. */
+function post(m: WorkerMessage, transfer: ArrayBuffer[] = []): void {
   if (gone.length) {
     m.gone = gone;
     gone = [];
   }
-  parentPort!.postMessage(m);
+  parentPort!.postMessage(m, transfer);
 }
 
 // The main thread removes these if the process is told to exit at once (a second Ctrl-C): a new
@@ -50,7 +51,8 @@ parentPort!.on('message', async (msg: JobMessage) => {
         post({ seq, type: 'progress', progress });
       },
     });
-    post({ seq, type: 'done', result });
+    // a conversion's packed per-tensor lists are moved, not copied
+    post({ seq, type: 'done', result }, transferListOf(result));
   } catch (e) {
     post({ seq, type: 'error', error: asCheckpointError(e).toInfo() });
   }

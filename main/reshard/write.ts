@@ -8,6 +8,7 @@ import * as path from 'node:path';
 import type { OutputCheck, ReshardProgress, TensorVerdict } from '../../shared/reshard.ts';
 import { writeCheckedAtomically } from '../io/atomic-file.ts';
 import { readBackCrc, releaseReadBack } from '../io/byte-verifier.ts';
+import { StorageReadBack } from '../convert/storage-read-back.ts';
 import { archiveNameFor } from '../convert/convert-file.ts';
 import { deviceMapper } from '../convert/key-rules.ts';
 import { verifyOutput } from '../convert/read-back.ts';
@@ -64,7 +65,7 @@ export async function executeJob(job: WriteJob, totalBytes: number, force: boole
         const location = deviceMapper(job.rules, out.rank ?? 0);
         const dest = staging ? staging.path(path.basename(out.file)) : out.file;
         const label = path.basename(out.file);
-        const readBack = new Map<string, Promise<number>>();
+        const readBack = new StorageReadBack();
         let tmpFile = '';
         const { value } = await writeCheckedAtomically(
           dest,
@@ -75,11 +76,11 @@ export async function executeJob(job: WriteJob, totalBytes: number, force: boole
               location: (s: TorchStorage) => location(s.location),
               checkCancelled,
               onBytes: onBytes(label),
-              onStorageWritten: (w) => readBack.set(w.key, readBackCrc(tmp, w.dataOffset, w.nbytes)),
+              onStorageWritten: (w) => readBack.add(tmp, w),
             }),
           async (tmp, written) => {
             const r = await verifyOutput(tmp, out.file, job.tree, written.storages, (s) => location(s.location), readBack);
-            const checks: TensorVerdict[] = r.checks.map((c) => ({
+            const checks: TensorVerdict[] = r.checks.toArray().map((c) => ({
               name: dottedName(c.path),
               ok: c.ok,
               crc32: c.crc32,
@@ -224,7 +225,7 @@ async function writeTorchFile(
   vctx: VerifyContext,
   addPieces: (n: number) => void,
 ): Promise<OutputCheck> {
-  const readBack = new Map<string, Promise<number>>();
+  const readBack = new StorageReadBack();
   let tmpFile = '';
   const { value } = await writeCheckedAtomically(
     dest,
@@ -235,11 +236,11 @@ async function writeTorchFile(
         location: () => 'cpu',
         checkCancelled,
         onBytes,
-        onStorageWritten: (w) => readBack.set(w.key, readBackCrc(tmp, w.dataOffset, w.nbytes)),
+        onStorageWritten: (w) => readBack.add(tmp, w),
       }),
     async (tmp, written) => {
       const r = await verifyOutput(tmp, shownAs, tree, written.storages, () => 'cpu', readBack);
-      const checks: TensorVerdict[] = r.checks.map((c) => ({
+      const checks: TensorVerdict[] = r.checks.toArray().map((c) => ({
         name: dottedName(c.path),
         ok: c.ok,
         crc32: c.crc32,

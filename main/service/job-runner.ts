@@ -17,6 +17,7 @@ import type { VerifyOptions } from '../../shared/verify.ts';
 import { runBatch, type BatchItem } from '../jobs/batch.ts';
 import { asCheckpointError, CheckpointError } from '../errors.ts';
 import { WorkerPool } from '../jobs/pool.ts';
+import { unpackConversionReport } from '../convert/packed-report.ts';
 import { throttle } from '../../shared/throttle.ts';
 
 const snapshot = (item: BatchItem): BatchPlanItem => ({ ...item, sources: [...item.sources], outputs: [...item.outputs] });
@@ -181,7 +182,9 @@ export class JobRunner {
       pool()
         .run<K>(request, { signal, onProgress })
         .then((result) => {
-          this.emit(jobDone(id, request.kind, result as StartedJobResults[K]));
+          // a conversion's per-tensor lists come packed from the worker: the API states them in full
+          const stated = request.kind === 'convert' ? unpackConversionReport(result as JobResults['convert']) : result;
+          this.emit(jobDone(id, request.kind, stated as StartedJobResults[K]));
         }),
       file,
     );

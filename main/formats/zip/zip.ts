@@ -155,6 +155,11 @@ export class ZipArchive {
     return this.byName.get(name);
   }
 
+  /** The first record a later one of the same name hides from `get`, if any (none when every name is distinct). */
+  firstShadowed(): ZipEntry | undefined {
+    return this.byName.size === this.entries.length ? undefined : this.entries.find((e) => this.byName.get(e.name) !== e);
+  }
+
   /**
    * Where an entry's stored bytes begin. torch pads the local header with an `FB` extra field so
    * the data is 64-byte aligned, and only the local header carries it, so the central directory's

@@ -5,6 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { openFormat } from '../../../main/formats/open-format.ts';
 import { verifyOutput } from '../../../main/convert/read-back.ts';
+import { StorageReadBack } from '../../../main/convert/storage-read-back.ts';
 import { PyDict, type PyValue } from '../../../main/formats/values/python-values.ts';
 import { TorchTensor } from '../../../main/formats/values/torch-values.ts';
 
@@ -17,8 +18,12 @@ async function problems(plan: (entries: [PyValue, PyValue][]) => [PyValue, PyVal
     const planned = new PyDict(true);
     for (const [k, v] of plan([...root.entries])) planned.set(k, v);
     // no storages written: every matched tensor is "in the wrong storage", an unmatched one "missing"
-    const r = await verifyOutput(FILE, FILE, planned, [], () => 'cpu', new Map());
-    return { paths: r.checks.map((c) => JSON.stringify(c.path)), problems: r.checks.map((c) => c.problem ?? ''), mismatch: r.mismatch ?? '' };
+    const r = await verifyOutput(FILE, FILE, planned, [], () => 'cpu', new StorageReadBack());
+    return {
+      paths: r.checks.toArray().map((c) => JSON.stringify(c.path)),
+      problems: r.checks.toArray().map((c) => c.problem ?? ''),
+      mismatch: r.mismatch ?? '',
+    };
   } finally {
     reading.close();
   }
@@ -63,15 +68,15 @@ test('verifyOutput: a planned shape, stride or device the file does not have is 
     for (const [what, planned, problem] of variants) {
       const plan = new PyDict(true);
       plan.set(key, planned);
-      const r = await verifyOutput(FILE, FILE, plan, [], () => 'cpu', new Map());
+      const r = await verifyOutput(FILE, FILE, plan, [], () => 'cpu', new StorageReadBack());
       assert.equal(r.verified, false, what);
-      assert.match(r.checks[0]!.problem ?? '', problem, what);
+      assert.match(r.checks.problem(0) ?? '', problem, what);
     }
     // a plan on another device: the written location differs
     const plan = new PyDict(true);
     plan.set(key, t);
-    const r = await verifyOutput(FILE, FILE, plan, [], () => 'cuda:7', new Map());
-    assert.match(r.checks[0]!.problem ?? '', /device cpu, planned cuda:7/);
+    const r = await verifyOutput(FILE, FILE, plan, [], () => 'cuda:7', new StorageReadBack());
+    assert.match(r.checks.problem(0) ?? '', /device cpu, planned cuda:7/);
   } finally {
     reading.close();
   }

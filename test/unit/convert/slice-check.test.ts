@@ -5,9 +5,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as path from 'node:path';
 import * as zlib from 'node:zlib';
-import type { OutputReport } from '../../../shared/convert.ts';
 import { walkTensors } from '../../../main/checkpoint/tree.ts';
+import type { OutputResult } from '../../../main/convert/read-back-match.ts';
 import { checkFlatSlices } from '../../../main/convert/slice-check.ts';
+import { TensorChecks } from '../../../main/convert/tensor-checks.ts';
 import { readDeepSpeedFolder } from '../../../main/formats/deepspeed/read-deepspeed.ts';
 import { streamSource } from '../../../main/formats/values/tensor-source.ts';
 import { tensorSource } from '../../../main/formats/values/reshaped-source.ts';
@@ -20,27 +21,34 @@ test("combined slice CRCs pass when they equal the tensors' CRCs and fail the on
   const r = readDeepSpeedFolder(path.join(DS, 'stage2-ws2-bf16', 'checkpoint'));
   try {
     // the "read back" CRC of each tensor: its bytes streamed once (as the writer does)
-    const checks = walkTensors(r.root).map(({ path: p, tensor }) => {
+    const tensors = walkTensors(r.root);
+    const crcs = tensors.map(({ tensor }) => {
       let crc = 0;
       streamSource(tensorSource(tensor), (c) => (crc = zlib.crc32(c, crc)));
-      return {
-        path: p,
-        sourcePath: p,
-        dtype: tensor.dtype.name,
-        shape: tensor.shape,
-        device: 'cpu',
-        crc32: (crc >>> 0).toString(16).padStart(8, '0'),
-        ok: true,
-      };
+      return crc >>> 0;
     });
-    const report: OutputReport = { file: 'x.pt', bytes: 0, storages: 0, tensors: checks.length, verified: true, checks };
+    const reportWith = (crcOf: (i: number) => number): OutputResult => {
+      const checks = new TensorChecks(tensors);
+      for (let i = 0; i < tensors.length; i++) {
+        checks.setDevice(i, 'cpu');
+        checks.setCrc(i, crcOf(i));
+      }
+      return { file: 'x.pt', bytes: 0, storages: 0, tensors: tensors.length, verified: true, checks };
+    };
+    const report = reportWith((i) => crcs[i]!);
     const slices = checkFlatSlices(r.root, report);
     assert.equal(report.verified, true, report.mismatch);
     assert.equal(slices, 11, "the 8 trainable params are 11 slices of the two ranks' partitions");
-    const wrong: OutputReport = { ...report, checks: checks.map((c) => (c.path[0] === 'proj_in.weight' ? { ...c, crc32: '00000000' } : { ...c })) };
+    const wrong = reportWith((i) => (tensors[i]!.path[0] === 'proj_in.weight' ? 0 : crcs[i]!));
     checkFlatSlices(r.root, wrong);
     assert.equal(wrong.verified, false);
     assert.match(wrong.mismatch!, /^\["proj_in\.weight"\]: its \d source slices have combined crc32 [0-9a-f]{8}, the tensor reads back with 00000000$/);
+    const failed = wrong.checks.toArray().filter((c) => !c.ok);
+    assert.deepEqual(
+      failed.map((c) => [c.path, c.crc32]),
+      [[['proj_in.weight'], '00000000']],
+      'only that tensor fails, with the CRC it read back with',
+    );
   } finally {
     r.close();
   }

@@ -32,7 +32,7 @@ function dataPkl(file: string): Uint8Array {
 /** The decoded tensors with paths, as walkTensors walks dicts, lists and tuples. */
 function tensors(v: WrittenValue, path: (string | number)[] = [], out: [string, WrittenTensor][] = []): [string, WrittenTensor][] {
   if (v instanceof WrittenTensor) out.push([JSON.stringify(path), v]);
-  else if (v instanceof WrittenDict) for (const [k, x] of v.entries) tensors(x, [...path, k as string | number], out);
+  else if (v instanceof WrittenDict) v.keys.forEach((k, i) => tensors(v.values[i]!, [...path, k as string | number], out));
   else if (v instanceof WrittenList || v instanceof WrittenTuple) v.items.forEach((x, i) => tensors(x, [...path, i], out));
   return out;
 }

@@ -35,6 +35,10 @@ test('crc32 continues from any value, including ones with the top bit set, as zl
     assert.equal(crc32(bytes, value), zlib.crc32(bytes, value), `from ${value.toString(16)}`);
     assert.equal(crc32(bytes.subarray(0, 0), value), value >>> 0, `empty from ${value.toString(16)}`);
   }
+  // short runs (the JavaScript loop) continue from any value too
+  for (const value of [1, 0x80000000, 0xdeadbeef, 0xffffffff])
+    for (const n of [1, 2, 4, 8, 31, 32, 33])
+      assert.equal(crc32(bytes.subarray(0, n), value), zlib.crc32(bytes.subarray(0, n), value), `${n} bytes from ${value.toString(16)}`);
   // a run split anywhere and continued gives the CRC of the whole run
   for (const cut of [0, 1, 17, 4096, 9_999, 10_000])
     assert.equal(crc32(bytes.subarray(cut), crc32(bytes.subarray(0, cut))), zlib.crc32(bytes), `cut at ${cut}`);

@@ -1,0 +1,79 @@
+// A conversion's report crosses from the worker to the main thread packed (its checks and key
+// changes as typed arrays and one string each, moved, not copied). What the main thread expands,
+// all at once (the service) or a piece at a time (`convert --json`), is byte for byte the JSON of
+// the report as the worker made it: real conversions of real torch files, with keys kept,
+// renamed and dropped, list indices in tensor paths, and a failed check with its problem.
+import { after, test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { convertFile } from '../../../main/convert/convert-file.ts';
+import {
+  checksIn,
+  keyChangePieces,
+  packConversionReport,
+  transferListOf,
+  unpackConversionReport,
+  type PackedConversionReport,
+} from '../../../main/convert/packed-report.ts';
+import { writeJsonInPieces, type LongList } from '../../../main/cli/json-pieces.ts';
+import { NO_RULES, type ConversionRules } from '../../../shared/presets.ts';
+
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ckpt-packed-'));
+after(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+const CASES: [string, ConversionRules][] = [
+  ['nested_containers.pt', { ...NO_RULES, preset: { name: 'cpu' } }],
+  ['dp_state_dict.pt', { ...NO_RULES, preset: { name: 'cpu' }, exclude: '^fc\\.', renames: [{ pattern: '^conv', replacement: 'c' }] }],
+  ['training_checkpoint.pt', { ...NO_RULES, preset: { name: 'dp' } }],
+];
+
+for (const [file, rules] of CASES) {
+  test(`packed report of ${file}: expanded whole and in pieces, the same JSON as the worker's report`, async () => {
+    const out = path.join(dir, file);
+    const r = await convertFile(path.join('test/fixtures/torch', file), { rules, output: out, force: true, syncFolder: false });
+    assert.equal(r.verified, true, r.outputs[0]?.mismatch);
+    const checks = r.outputs[0]!.checks;
+    assert.ok(checks.length >= 2, 'the fixture has several tensors');
+    // a failed check carries its problem into the expanded form
+    checks.fail(1, 'a problem, as a corrupted output would have');
+    const expected = JSON.stringify(r);
+    const packed = packConversionReport(r);
+    const transfer = transferListOf(packed);
+    assert.ok(transfer.length > 0);
+    // as postMessage moves it: the buffers are transferred, nothing of them is left here
+    const received = structuredClone(packed, { transfer }) as PackedConversionReport;
+    assert.ok(
+      transfer.every((b) => b.byteLength === 0),
+      'the buffers moved',
+    );
+    assert.equal(JSON.stringify(unpackConversionReport(received)), expected);
+    const pieces: string[] = [];
+    await writeJsonInPieces(
+      received,
+      [
+        ...received.outputs.map((o): LongList => ({ at: o.checks, length: o.checks.count, items: (from, to) => checksIn(o.checks, from, to) })),
+        ...received.plan.stateDicts.map((sd): LongList => ({ at: sd.keys, length: sd.keys.count, items: keyChangePieces(sd.keys) })),
+      ],
+      (s) => pieces.push(s),
+    );
+    assert.equal(pieces.join(''), `${expected}\n`);
+    const keys = r.plan.stateDicts.flatMap((sd) => sd.keys);
+    if (file === 'dp_state_dict.pt') {
+      assert.ok(keys.some((k) => k.to === null) && keys.some((k) => k.to !== null && k.to !== k.from), 'keys dropped and renamed');
+    }
+  });
+}
+
+test('key changes a piece at a time, pieces out of order too', () => {
+  const keys = Array.from({ length: 10 }, (_, i) => ({ from: `k${i}`, to: i % 3 === 0 ? null : i % 3 === 1 ? `k${i}` : `renamed.k${i}` }));
+  const r = packConversionReport({
+    plan: { stateDicts: [{ keys }] },
+    outputs: [],
+  } as unknown as Parameters<typeof packConversionReport>[0]);
+  const pieces = keyChangePieces(r.plan.stateDicts[0]!.keys);
+  assert.deepEqual([...pieces(0, 4), ...pieces(4, 8), ...pieces(8, 12)], keys);
+  assert.deepEqual(pieces(5, 7), keys.slice(5, 7));
+  assert.deepEqual(pieces(2, 6), keys.slice(2, 6));
+});
