@@ -1,5 +1,4 @@
 #!/usr/bin/env node
-import './short-run-tiering.ts';
 import { didYouMean } from '../../shared/did-you-mean.ts';
 import { asCheckpointError, CheckpointError, fail } from '../errors.ts';
 import { runDevicesCommand } from './devices-command.ts';
