@@ -1,7 +1,7 @@
 import type { ConversionPlan, ConversionReport, KeyChange, OutputReport, StateDictPlan, TensorCheck } from '../../shared/convert.ts';
 import type { PathKey } from '../checkpoint/tree.ts';
 import type { OutputResult } from './read-back-match.ts';
-import { hex, type TensorChecks } from './tensor-checks.ts';
+import { CRC_READ, FAILED, hex, type TensorChecks } from './tensor-checks.ts';
 
 // A conversion's report as it leaves the worker thread: its two per-tensor lists (each output's
 // checks, each state dict's key changes) as a few typed arrays and one string each, moved to the
@@ -33,7 +33,7 @@ export interface PackedChecks {
   devices: string[];
   deviceIds: Uint16Array;
   crcs: Uint32Array;
-  /** bit 0: a CRC was read back; bit 1: the check failed */
+  /** `CRC_READ`: a CRC was read back; `FAILED`: the check failed (tensor-checks.ts) */
   flags: Uint8Array;
   problems: Map<number, string>;
 }
@@ -163,10 +163,10 @@ export function checkAt(p: PackedChecks, i: number): TensorCheck {
     dtype: p.dtypes[p.dtypeIds[i]!]!,
     shape,
     device: p.devices[p.deviceIds[i]!]!,
-    crc32: flags & 1 ? hex(p.crcs[i]!) : '',
-    ok: !(flags & 2),
+    crc32: flags & CRC_READ ? hex(p.crcs[i]!) : '',
+    ok: !(flags & FAILED),
   };
-  if (flags & 2) {
+  if (flags & FAILED) {
     const problem = p.problems.get(i);
     if (problem !== undefined) check.problem = problem;
   }

@@ -4,9 +4,9 @@ import type { PathKey, TensorAt } from '../checkpoint/tree.ts';
 /** A CRC-32 as the report writes it. */
 export const hex = (n: number): string => n.toString(16).padStart(8, '0');
 
-/** Flags of one check. */
-const CRC_READ = 1;
-const FAILED = 2;
+/** Flags of one check (also the packed form's, packed-report.ts). */
+export const CRC_READ = 1;
+export const FAILED = 2;
 
 /**
  * The read-back's per-tensor results (`TensorCheck` of the report) kept in columns: the planned
