@@ -48,10 +48,8 @@ export function readSafetensors(reader: RandomAccessReader): FormatReading {
   // only empty tensors are looked up (500,000 range keys cost a string and a Map entry each).
   const emptyAt = new Map<string, TorchStorage>();
   let hasF4 = false;
-  // the data section starts right after the header: 8 + its length, the first 8 bytes
-  const dataStart = 8 + Number(reader.size >= 8 ? view(reader.read(0, 8)).getBigUint64(0, true) : 0n);
   // tensors are made as the header is parsed; they are dropped with `root` if it turns out invalid
-  const header = readSafetensorsHeader(reader, (t) => {
+  const header = readSafetensorsHeader(reader, (t, dataStart) => {
     if (root.has(t.name)) return false;
     const rangeKey = t.begin === t.end ? `${t.begin}:${t.dtype.name}` : null;
     let storage = rangeKey === null ? undefined : emptyAt.get(rangeKey);
@@ -96,12 +94,12 @@ export interface SafetensorsHeader {
 
 /**
  * Reads and validates the header; never touches tensor bytes. With `onEntry`, each good tensor
- * entry goes to it as it is parsed (in header order; it returns false for a name it has had) and
- * `tensors` stays empty: the caller keeps what it needs, not an entry object per tensor. The
+ * entry goes to it as it is parsed (in header order, with the data section's absolute offset; it
+ * returns false for a name it has had) and `tensors` stays empty: the caller keeps what it needs, not an entry object per tensor. The
  * checks that need every entry (tiling) still run before this returns, so a caller must drop
  * what it built when this throws.
  */
-export function readSafetensorsHeader(reader: RandomAccessReader, onEntry?: (entry: SafetensorsEntry) => boolean): SafetensorsHeader {
+export function readSafetensorsHeader(reader: RandomAccessReader, onEntry?: (entry: SafetensorsEntry, dataStart: number) => boolean): SafetensorsHeader {
   const file = reader.name;
   const invalid = (why: string): never => fail('not-a-checkpoint', `${file}: safetensors header is invalid: ${why}`, file);
   if (reader.size < 8) fail('not-a-checkpoint', `${file}: not a safetensors file (only ${reader.size} bytes, less than the 8-byte header length)`, file);
@@ -148,7 +146,7 @@ export function readSafetensorsHeader(reader: RandomAccessReader, onEntry?: (ent
         const entry = checkEntry(name, value);
         if (entry === null) return true;
         if (onEntry) {
-          if (!onEntry(entry)) return false;
+          if (!onEntry(entry, dataStart)) return false;
         } else tensors.push(entry);
         names.push(name);
         begins.push(entry.begin);
