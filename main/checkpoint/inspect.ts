@@ -53,13 +53,9 @@ export function analyse(file: string, reading: FormatReading, opts: AnalyseOptio
   // each distinct storage (the keys) with the number of tensor paths that use it
   const users = new Map<TorchStorage, number>();
   for (const { tensor } of tensors) if (tensor.storage) users.set(rootStorage(tensor.storage), (users.get(rootStorage(tensor.storage)) ?? 0) + 1);
-  // only the storages more than one path uses are kept (the report's `shared`): the count map
-  // of every storage is dropped here
+  // only the storages more than one path uses outlive this function (the report's `shared`)
   const sharedStorages = new Set<TorchStorage>();
   for (const [s, n] of users) if (n > 1) sharedStorages.add(s);
-  const storageCount = users.size;
-  const storageBytes = sumBytes(users.keys());
-  users.clear();
   const byDtype: Record<string, { tensors: number; bytes: number }> = {};
   const byDevice: Record<string, { tensors: number; bytes: number }> = {};
   const add = (m: Record<string, { tensors: number; bytes: number }>, k: string, t: TorchTensor): void => {
@@ -113,7 +109,7 @@ export function analyse(file: string, reading: FormatReading, opts: AnalyseOptio
     set tensors(infos: TensorInfo[]) {
       Object.defineProperty(this, 'tensors', { value: infos, writable: true, enumerable: true, configurable: true });
     },
-    totals: { tensors: tensors.length, storages: storageCount, storageBytes, byDtype, byDevice },
+    totals: { tensors: tensors.length, storages: users.size, storageBytes: sumBytes(users.keys()), byDtype, byDevice },
     ...(modules.length ? { moduleStateDicts: modules } : {}),
     security: securityOf(file, reading, opts.pickleScans),
     // Built on first read (inspect's JSON, the UI's clone, the text view): convert never reads

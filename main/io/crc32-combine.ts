@@ -1,10 +1,11 @@
+import { CRC32_POLY as POLY } from './crc32.ts';
+
 /**
  * CRC-32 (zlib's polynomial, reflected) of two byte runs joined, from the CRC of each and the
  * second's length, as zlib's `crc32_combine` computes it: multiply the first CRC by x^(8·len2)
  * modulo the polynomial, then add the second. Lets a tensor assembled from slices be checked
  * against its slices' CRCs without reading the written tensor again.
  */
-const POLY = 0xedb88320;
 
 /** a(x)·b(x) mod p(x), both reflected. */
 function multModP(a: number, b: number): number {

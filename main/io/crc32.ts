@@ -38,11 +38,14 @@ function nativeCrc32(): Crc32 | null {
 const native = nativeCrc32();
 const large: Crc32 = native ?? zlibCrc32;
 
-/** zlib's table for the reflected IEEE polynomial, for the byte-at-a-time loop of `smallCrc32`. */
+/** zlib's polynomial, reflected (also crc32-combine.ts's). */
+export const CRC32_POLY = 0xedb88320;
+
+/** zlib's table for the reflected polynomial, for the byte-at-a-time loop of `smallCrc32`. */
 const TABLE = new Int32Array(256);
 for (let n = 0; n < 256; n++) {
   let c = n;
-  for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+  for (let k = 0; k < 8; k++) c = c & 1 ? CRC32_POLY ^ (c >>> 1) : c >>> 1;
   TABLE[n] = c;
 }
 
