@@ -14,11 +14,11 @@ import { startWorker } from '../io/start-worker.ts';
  *
  * A worker runs one job at a time, except that a job waiting on the disk (its output written, now
  * fsynced and read back) frees its worker for one more: in a batch of small files the thread would
- * otherwise sit idle for every file's fsync. While the worker's heap is small (every waiting job
- * said `light`), up to LIGHT_JOBS_PER_WORKER may wait at once: one fsync of a 2 MiB file took
- * 9–22 ms on a busy disk (means over 100 files per run, load 5–8 on 2 cores), longer than writing the
- * next file, and with one waiting job each of two workers sat idle 36–190 ms of a 1.5–2.8 s batch
- * of 200 files; with three, never.
+ * otherwise sit idle for every file's fsync. While every waiting job said `light` (the worker's
+ * heap and its unpublished outputs small: worker.ts), up to LIGHT_JOBS_PER_WORKER may wait at
+ * once: one fsync of a 2 MiB file took 9–22 ms on a busy disk (means over 100 files per run, load
+ * 5–8 on 2 cores), longer than writing the next file, and with one waiting job each of two
+ * workers sat idle 36–190 ms of a 1.5–2.8 s batch of 200 files; with three, never.
  */
 export interface RunOptions {
   onProgress?(p: Progress): void;
