@@ -12,6 +12,7 @@ import { asCheckpointError, CheckpointError, fail } from '../errors.ts';
 import { isDcpFolder } from '../formats/dcp/dcp.ts';
 import { isDeepSpeedFolder } from '../formats/deepspeed/locate.ts';
 import { WorkerPool } from '../jobs/pool.ts';
+import { delayTurbofanForBatch } from './batch-tiering.ts';
 import { cancelOnSignal } from './cancel-on-signal.ts';
 import { renderBatchLine, renderBatchSummary, renderPlan, renderReport } from './convert-render.ts';
 import { makeStyle, plural } from './format-text.ts';
@@ -309,6 +310,7 @@ async function convertFolder(p: Parsed, io: CliIO): Promise<number> {
     }
     return plans.some((x) => 'error' in x || x.plan!.errors.length) ? 2 : 0;
   }
+  delayTurbofanForBatch(); // before the workers start: V8's flags are per process
   const controller = new AbortController();
   const release = cancelOnSignal(controller);
   const pool = new WorkerPool(p.jobs);

@@ -31,6 +31,18 @@ export function trackTempFile(file: string, alive: boolean): void {
   else live.delete(file);
 }
 
+/** Bytes of this thread's temporary files that are written and wait on their fsync and check. */
+let bytesWaiting = 0;
+
+/**
+ * How many bytes of written, not yet published files this thread holds: a worker takes more jobs
+ * while these wait on the disk only up to a bound (jobs/worker.ts), so a batch of big files does
+ * not park several of them unpublished on the disk at once.
+ */
+export function bytesWaitingOnDisk(): number {
+  return bytesWaiting;
+}
+
 /** This thread's temporary files being written now (those its workers reported included). */
 export function liveTempFiles(): string[] {
   return [...live];
@@ -72,6 +84,7 @@ export async function writeCheckedAtomically<W, T>(
   setLive(tmp, true);
   startWriteBehind(fd);
   let stopKeepAlive = (): void => undefined;
+  let waiting = 0;
   try {
     let written: W;
     try {
@@ -81,6 +94,8 @@ export async function writeCheckedAtomically<W, T>(
       throw e;
     }
     await endWriteBehind(fd); // no early flush may outlive the descriptor; a failed one fails the file
+    waiting = fs.fstatSync(fd).size;
+    bytesWaiting += waiting;
     opts.onWritten?.();
     stopKeepAlive = keepAlive(fd); // a long read-back must not look stale to another run
     const synced = new Promise<void>((resolve, reject) => fs.fsync(fd, (e) => (e ? reject(e) : resolve())));
@@ -116,6 +131,8 @@ export async function writeCheckedAtomically<W, T>(
     }
     setLive(tmp, false);
     throw namingTheDestination(asCheckpointError(e, dest), tmp, dest);
+  } finally {
+    bytesWaiting -= waiting;
   }
 }
 

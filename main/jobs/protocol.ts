@@ -80,7 +80,10 @@ type WorkerEvent =
   | { seq: number; type: 'progress'; progress: Progress }
   | { seq: number; type: 'done'; result: unknown }
   | { seq: number; type: 'error'; error: ErrorInfo }
-  /** the job's bytes are written and it now waits on the disk (fsync, read-back): the worker can start another */
-  | { seq: number; type: 'waiting' }
+  /**
+   * the job's bytes are written and it now waits on the disk (fsync, read-back): the worker can
+   * start another. `light`: the worker's heap is small, so it may take more than one more (pool.ts)
+   */
+  | { seq: number; type: 'waiting'; light?: boolean }
   /** a temporary file the worker created (alive) or removed or published (not), for Ctrl-C cleanup in the main thread */
   | { seq?: undefined; type: 'temp'; file: string; alive: boolean };

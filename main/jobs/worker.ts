@@ -9,9 +9,10 @@
 // final 100% (its result follows at once), 'started' is sent only where the pool listens for it
 // (a job with a time limit, or one run with `onStart`), and a temporary file gone rides on the
 // next message.
+import { getHeapStatistics } from 'node:v8';
 import { parentPort } from 'node:worker_threads';
 import type { JobMessage, WorkerMessage } from './protocol.ts';
-import { reportTempFilesTo } from '../io/atomic-file.ts';
+import { bytesWaitingOnDisk, reportTempFilesTo } from '../io/atomic-file.ts';
 import { asCheckpointError } from '../errors.ts';
 import { runJob } from './run-job.ts';
 import { throttle } from '../../shared/throttle.ts';
@@ -34,6 +35,20 @@ function post(m: WorkerMessage, transfer: ArrayBuffer[] = []): void {
 // and until then an exit would only try to remove a file that is not there.
 reportTempFilesTo((file, alive) => (alive ? post({ type: 'temp', file, alive }) : gone.push(file)));
 
+/**
+ * Below this much live heap, and this many bytes of its outputs written but not yet published, a
+ * job waiting on the disk says it is light, and the pool may give this thread more than one more
+ * job meanwhile (pool.ts `hasRoom`): the jobs it holds are small files, whose fsyncs then overlap
+ * instead of stalling the thread. A thread holding a big checkpoint's model, or big outputs not
+ * yet published, keeps to one job running and one waiting.
+ */
+const LIGHT_HEAP_BYTES = 128 << 20;
+const LIGHT_WAITING_BYTES = 64 << 20;
+
+function light(): boolean {
+  return getHeapStatistics().used_heap_size < LIGHT_HEAP_BYTES && bytesWaitingOnDisk() < LIGHT_WAITING_BYTES;
+}
+
 /** this thread's progress messages, for all its jobs together */
 const due = throttle();
 
@@ -44,7 +59,7 @@ parentPort!.on('message', async (msg: JobMessage) => {
   try {
     const result = await runJob(request, {
       cancelled: () => Atomics.load(cancel, 0) !== 0,
-      onWaiting: () => post({ seq, type: 'waiting' }),
+      onWaiting: () => post({ seq, type: 'waiting', light: light() }),
       onProgress: (progress) => {
         if (!due(shown && progress.done >= progress.total)) return;
         shown = true;

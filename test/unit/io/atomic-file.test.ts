@@ -1,13 +1,14 @@
 // Atomic writes with flushing behind the writer: a 40 MiB file starts early fdatasyncs and is
 // published whole; an early flush that fails (a write-back error such as EIO) fails the file,
-// even though the final fsync would succeed, and nothing is left behind.
+// even though the final fsync would succeed, and nothing is left behind. The bytes a thread holds
+// written but unpublished are counted while they wait on the disk, and only then.
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { syncBuiltinESMExports } from 'node:module';
-import { writeCheckedAtomically } from '../../../main/io/atomic-file.ts';
+import { bytesWaitingOnDisk, writeCheckedAtomically } from '../../../main/io/atomic-file.ts';
 import { writeAll } from '../../../main/io/write-all.ts';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ckpt-atomic-'));
@@ -63,4 +64,31 @@ test('a failed early flush fails the file: typed error, no destination, no tempo
     fs.readdirSync(dir).filter((f) => f.includes('eio')),
     [],
   );
+});
+
+test('the bytes of a written file count as waiting on the disk from its fsync and check to its publishing, or its failure', async () => {
+  assert.equal(bytesWaitingOnDisk(), 0);
+  const seen: number[] = [];
+  let atWritten = -1;
+  await writeCheckedAtomically(
+    path.join(dir, 'counted.bin'),
+    false,
+    write40,
+    async () => {
+      seen.push(bytesWaitingOnDisk());
+      return { value: null, publish: true };
+    },
+    { onWritten: () => void (atWritten = bytesWaitingOnDisk()) },
+  );
+  assert.equal(atWritten, 40 * MiB, 'counted when the pool is told the job waits');
+  assert.deepEqual(seen, [40 * MiB], 'and while it is checked');
+  assert.equal(bytesWaitingOnDisk(), 0, 'not once published');
+  await assert.rejects(
+    writeCheckedAtomically(path.join(dir, 'refused.bin'), false, write40, async () => {
+      throw new Error('check failed');
+    }),
+    /check failed/,
+  );
+  assert.equal(bytesWaitingOnDisk(), 0, 'not after a failed check');
+  assert.ok(!fs.existsSync(path.join(dir, 'refused.bin')));
 });

@@ -1,5 +1,6 @@
 // The worker pool with real convert jobs: a job that waits on the disk (fsync, read-back) frees
-// its worker for one more, never more than two per worker, and every output still verifies. The
+// its worker for more (at most four per worker while its heap is small, as with these small
+// files), and every output still verifies. The
 // main thread knows each temporary file a worker is writing, so an exit on a second Ctrl-C
 // (which does not wait for the workers) still removes it.
 import { after, test } from 'node:test';
@@ -14,7 +15,7 @@ import { bigSafetensors, CPU_RULES, DP } from '../service/helpers.ts';
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ckpt-pool-'));
 after(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-test('one worker overlaps a job waiting on the disk with the next one, at most two at a time', async () => {
+test('one worker overlaps jobs waiting on the disk with the next one, at most four at a time', async () => {
   const pool = new WorkerPool(1);
   try {
     const JOBS = 16;
@@ -43,7 +44,7 @@ test('one worker overlaps a job waiting on the disk with the next one, at most t
       running += e.what === 'start' ? 1 : -1;
       most = Math.max(most, running);
     }
-    assert.equal(most, 2, `jobs in flight at once on one worker: ${most} (events ${events.map((e) => `${e.what[0]}${e.job}`).join(' ')})`);
+    assert.ok(most >= 2 && most <= 4, `jobs in flight at once on one worker: ${most} (events ${events.map((e) => `${e.what[0]}${e.job}`).join(' ')})`);
   } finally {
     await pool.close();
   }

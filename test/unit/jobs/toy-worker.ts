@@ -1,5 +1,5 @@
 // A worker script for WorkerPool's own tests: tiny jobs that exercise the protocol without any
-// checkpoint work (results, progress, typed errors, cancellation, a crash, a job waiting on disk).
+// checkpoint work (results, progress, typed errors, cancellation, a crash, jobs waiting on disk).
 import { parentPort } from 'node:worker_threads';
 import type { WorkerMessage } from '../../../main/jobs/protocol.ts';
 
@@ -8,7 +8,9 @@ export type ToyRequest =
   | { kind: 'count'; to: number }
   | { kind: 'fail'; message: string }
   | { kind: 'spin' }
-  | { kind: 'crash' };
+  | { kind: 'crash' }
+  /** says it waits on the disk (light or not), then finishes after `ms`; its result: how many jobs this thread held at once */
+  | { kind: 'park'; light: boolean; ms: number };
 
 export interface ToyResults {
   echo: string;
@@ -16,7 +18,11 @@ export interface ToyResults {
   fail: never;
   spin: never;
   crash: never;
+  park: number;
 }
+
+/** jobs of kind 'park' this thread holds now */
+let parked = 0;
 
 const port = parentPort!;
 port.on('message', (msg: { seq: number; request: ToyRequest; cancel: Int32Array }) => {
@@ -34,6 +40,16 @@ port.on('message', (msg: { seq: number; request: ToyRequest; cancel: Int32Array 
       const started = Date.now();
       while (Atomics.load(cancel, 0) === 0 && Date.now() - started < 10_000);
       return post({ seq, type: 'error', error: { kind: 'cancelled', message: 'stopped when told to' } });
+    }
+    case 'park': {
+      parked++;
+      const held = parked;
+      post({ seq, type: 'waiting', light: request.light });
+      setTimeout(() => {
+        parked--;
+        post({ seq, type: 'done', result: held });
+      }, request.ms);
+      return;
     }
     case 'crash':
       process.exit(3);

@@ -1,5 +1,6 @@
 // WorkerPool on its own, with a toy worker script: typed results by kind, progress, typed errors,
-// cancellation of queued and running jobs, and a crashed worker replaced without losing the pool.
+// cancellation of queued and running jobs, a crashed worker replaced without losing the pool, and
+// how many jobs waiting on the disk one worker may hold.
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { CheckpointError } from '../../../main/errors.ts';
@@ -56,4 +57,13 @@ test('a closed pool refuses new jobs', async () => {
   });
   await closing.close();
   await assert.rejects(closing.run({ kind: 'echo', value: 'x' }), (e: unknown) => e instanceof CheckpointError && e.kind === 'cancelled');
+});
+
+test('a worker holds at most 2 jobs while one waits on the disk heavy, up to 4 while every waiting one is light', async () => {
+  const most = async (light: boolean): Promise<number> => {
+    const held = await Promise.all(Array.from({ length: 12 }, () => pool.run({ kind: 'park', light, ms: 150 })));
+    return Math.max(...held);
+  };
+  assert.equal(await most(false), 2, 'one running and one waiting, as before');
+  assert.equal(await most(true), 4, 'light jobs: one running and three waiting');
 });
