@@ -21,7 +21,15 @@ export interface Checkpoint {
   tensors: TensorAt[];
   roles: Role[];
   report: InspectReport;
+  /** `report.tensors` made a piece at a time (`--json` of 500,000 tensors need not hold 500,000 objects) */
+  tensorInfoPieces(): TensorInfoPieces;
   close(): void;
+}
+
+/** A list made in order, `items(from, to)` for consecutive ranges from 0. */
+export interface TensorInfoPieces {
+  length: number;
+  items(from: number, to: number): TensorInfo[];
 }
 
 export interface AnalyseOptions {
@@ -67,10 +75,24 @@ export function analyse(file: string, reading: FormatReading, opts: AnalyseOptio
     add(byDtype, t.dtype.name, t);
     add(byDevice, t.device, t);
   }
-  const tensorInfos = (): TensorInfo[] => {
-    const statePaths = moduleStatePaths(roles);
-    return tensors.map(({ path: p, tensor: t }) => tensorInfo(p, t, sharedStorages, statePaths));
+  const tensorInfoPieces = (): TensorInfoPieces => {
+    // each tensor of a pickled module takes its next state-dict path in turn, so pieces go in order
+    let statePaths: Map<TorchTensor, (string | number)[][]> | null = null;
+    let next = 0;
+    return {
+      length: tensors.length,
+      items(from, to) {
+        if (from !== next) throw new Error(`tensor infos are made in order: asked for ${from} after ${next}`);
+        statePaths ??= moduleStatePaths(roles);
+        const end = Math.min(to, tensors.length);
+        const out: TensorInfo[] = [];
+        for (let i = from; i < end; i++) out.push(tensorInfo(tensors[i]!.path, tensors[i]!.tensor, sharedStorages, statePaths));
+        next = end;
+        return out;
+      },
+    };
   };
+  const tensorInfos = (): TensorInfo[] => tensorInfoPieces().items(0, tensors.length);
   const layout = detectLayout({
     tensors: tensors.map((x) => x.tensor),
     roles,
@@ -134,7 +156,7 @@ export function analyse(file: string, reading: FormatReading, opts: AnalyseOptio
   const values = scalarValues(reading.root);
   if (values.length) report.values = values;
   report.security.weightsOnlyLoadable = report.loading.weightsOnly;
-  return { file, reading, tensors, roles, report, close: () => reading.close() };
+  return { file, reading, tensors, roles, report, tensorInfoPieces, close: () => reading.close() };
 }
 
 /** A tensor as the report lists it. `statePaths` is used up: each call takes the tensor's next state-dict path. */

@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import type { InspectReport, TreeNode } from '../../shared/inspect.ts';
+import type { InspectReport, TensorInfo, TreeNode } from '../../shared/inspect.ts';
 import { LAYOUT_TITLES, securityTitle } from '../../shared/layout-names.ts';
 import { openCheckpoint } from '../inputs/open-checkpoint.ts';
 import { readDevices } from '../devices/read-devices.ts';
@@ -47,8 +47,13 @@ export async function runInspect(args: string[], io: CliIO): Promise<number> {
       // Will these device tags load here? Only the machine's GPUs can say (a CPU-only machine answers at once).
       c.report.devicePlan = devicePlanFor(c.report.layout.devices, await readDevices({ timeoutMs: 3000 }));
     }
-    if (values.json) await writeJsonInPieces(c.report, [c.report.tensors], io.stdout, io.stdoutRoom);
-    else io.stdout(renderInspect(c.report, makeStyle(io.color)));
+    if (values.json) {
+      // the tensor list is made as it is written: its place in the report holds a stand-in
+      const pieces = c.tensorInfoPieces();
+      const standIn: TensorInfo[] = [];
+      c.report.tensors = standIn;
+      await writeJsonInPieces(c.report, [{ at: standIn, length: pieces.length, items: pieces.items }], io.stdout, io.stdoutRoom);
+    } else io.stdout(renderInspect(c.report, makeStyle(io.color)));
   } finally {
     c.close();
   }
