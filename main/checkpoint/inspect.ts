@@ -56,7 +56,10 @@ function securityOf(file: string, reading: FormatReading, scans: Prescanned | un
 export function analyse(file: string, reading: FormatReading, opts: AnalyseOptions = {}): Checkpoint {
   // TorchScript constants (`constants.pkl`) hold tensors the code uses directly.
   const constants = reading.torchscript?.constants;
-  const tensors = [...walkTensors(reading.root), ...(constants ? walkTensors(constants).map((t) => ({ ...t, path: ['(constants)', ...t.path] })) : [])];
+  const tensors = [
+    ...walkTensors(reading.root),
+    ...(constants ? walkTensors(constants).map((t) => ({ path: ['(constants)', ...t.path], tensor: t.tensor })) : []),
+  ];
   const roles = findRoles(reading.root);
   // each distinct storage (the keys) with the number of tensor paths that use it
   const users = new Map<TorchStorage, number>();
