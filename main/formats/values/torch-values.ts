@@ -14,12 +14,16 @@ export interface ByteLocator {
   locate(): ByteRange;
 }
 
+let nextStorageSerial = 0;
+
 /**
  * A storage as a checkpoint names it: torch's persistent id
  * `('storage', storage_type, key, location, numel)` (torch/serialization.py, `_save`/`persistent_id`).
  * `location` is the device tag exactly as saved (`cpu`, `cuda:3`, `mps`).
  */
 export class TorchStorage {
+  /** this storage's number among all made by this process: counting distinct storages sorts numbers, not objects */
+  readonly serial = nextStorageSerial++;
   /** Legacy formats: the root storage this one is a byte window of, and where it starts. */
   viewOf: TorchStorage | null = null;
   viewOffset = 0;
