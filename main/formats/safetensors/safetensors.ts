@@ -13,7 +13,8 @@ import { isUtf8 } from 'node:buffer';
 import { fail } from '../../errors.ts';
 import { JsonObject, parseOrderedJson, type JsonValue } from './ordered-json.ts';
 import type { RandomAccessReader } from '../../io/random-access.ts';
-import { contiguousStrides, FileRangeStorage, TorchStorage, TorchTensor, REBUILD_TENSOR_V2, type ByteRange } from '../values/torch-values.ts';
+import { contiguousStrides, TorchStorage, type TorchTensor, type ByteRange } from '../values/torch-values.ts';
+import { fileRangeStorage, headerTensor } from '../values/header-values.ts';
 import { PyDict } from '../values/python-values.ts';
 import type { FormatReading } from '../values/format-reading.ts';
 import { dtypeByName, dtypeBySafetensors, storageClassFor, type DTypeInfo } from '../../../shared/dtypes.ts';
@@ -56,7 +57,7 @@ export function readSafetensors(reader: RandomAccessReader): FormatReading {
     const rangeKey = t.begin === t.end ? `${t.begin}:${t.dtype.name}` : null;
     let storage = rangeKey === null ? undefined : emptyAt.get(rangeKey);
     if (!storage) {
-      storage = fileRangeStorage(t.name, t.dtype, t.end - t.begin, reader, dataStart + t.begin);
+      storage = rangeStorage(t.name, t.dtype, t.end - t.begin, reader, dataStart + t.begin);
       if (rangeKey !== null) emptyAt.set(rangeKey, storage);
     }
     if (t.tag === 'F4') hasF4 = true;
@@ -263,16 +264,15 @@ export function makeStorage(key: string, dtype: DTypeInfo, nbytes: number, locat
 }
 
 /** `makeStorage` for `nbytes` at `offset` of `reader`, the range held by the storage itself. */
-function fileRangeStorage(key: string, dtype: DTypeInfo, nbytes: number, reader: RandomAccessReader, offset: number): TorchStorage {
+function rangeStorage(key: string, dtype: DTypeInfo, nbytes: number, reader: RandomAccessReader, offset: number): TorchStorage {
   const cls = storageClassFor(dtype.name);
-  if (cls) return new FileRangeStorage(key, cls, dtype, nbytes / dtype.size, reader, offset);
-  return new FileRangeStorage(key, 'UntypedStorage', dtypeByName('uint8')!, nbytes, reader, offset);
+  if (cls) return fileRangeStorage(key, cls, dtype, nbytes / dtype.size, reader, offset);
+  return fileRangeStorage(key, 'UntypedStorage', dtypeByName('uint8')!, nbytes, reader, offset);
 }
 
 /** A tensor as `torch._utils._rebuild_tensor_v2(storage, 0, size, stride, False, OrderedDict())` would make it. */
 export function denseTensor(dtype: DTypeInfo, shape: number[], stride: number[], storage: TorchStorage): TorchTensor {
-  // null: the tensor builds exactly these arguments when a writer first asks for them
-  return new TorchTensor(REBUILD_TENSOR_V2, null, 'dense', dtype, shape, stride, 0, storage);
+  return headerTensor(dtype, shape, stride, storage);
 }
 
 function isUint(v: JsonValue): boolean {
