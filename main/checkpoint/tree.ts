@@ -10,8 +10,29 @@ export const ARGS_KEY = '(args)';
 export const ITEMS_KEY = '(items)';
 
 export interface TensorAt {
-  path: PathKey[];
-  tensor: TorchTensor;
+  readonly path: PathKey[];
+  readonly tensor: TorchTensor;
+}
+
+/**
+ * A tensor `walkTensors` found: its path is made when read, from its container's path (one array
+ * shared by the container's tensors) and its own key. A 500,000-tensor state dict held a path
+ * array per tensor (~56 bytes each) for as long as the checkpoint was open.
+ */
+class TensorInContainer implements TensorAt {
+  constructor(
+    private readonly container: readonly PathKey[],
+    private readonly key: PathKey | undefined,
+    readonly tensor: TorchTensor,
+  ) {}
+  get path(): PathKey[] {
+    return this.key === undefined ? [...this.container] : [...this.container, this.key];
+  }
+}
+
+/** One visit of a container: its path, copied when its first tensor is found. */
+interface ContainerVisit {
+  path: readonly PathKey[] | null;
 }
 
 /** Visiting more nodes than this means the tree is pathological (shared sub-trees nested deeply). */
@@ -65,14 +86,15 @@ export function walkTensors(root: PyValue): TensorAt[] {
   let visited = 0;
   let cuts = 0;
   const path: PathKey[] = [];
-  const visit = (v: PyValue): void => {
+  const visit = (v: PyValue, parent: ContainerVisit): void => {
     if (++visited > MAX_NODES)
       fail(
         'too-large',
         `the checkpoint container reaches its tensors by over ${MAX_NODES} paths (containers that share one another); no torch.save output is shaped like that`,
       );
     if (v instanceof TorchTensor) {
-      out.push({ path: [...path], tensor: v });
+      const key = path.length ? path[path.length - 1] : undefined;
+      out.push(new TensorInContainer((parent.path ??= path.slice(0, -1)), key, v));
       return;
     }
     if (v === null || typeof v !== 'object' || tensorFree.has(v)) return;
@@ -82,6 +104,7 @@ export function walkTensors(root: PyValue): TensorAt[] {
     }
     const found = out.length;
     const cutsBefore = cuts;
+    const here: ContainerVisit = { path: null };
     // dicts and sequences are walked in place: `childrenOf` would make a (key, value) pair per
     // child, 500,000 of them for a flat state dict
     if (v instanceof PyDict) {
@@ -89,7 +112,7 @@ export function walkTensors(root: PyValue): TensorAt[] {
       onPath.add(v);
       for (const [k, x] of v.entries) {
         path.push(keyText(k));
-        visit(x);
+        visit(x, here);
         path.pop();
       }
     } else if (v instanceof PyList || v instanceof PyTuple || v instanceof PySet) {
@@ -97,7 +120,7 @@ export function walkTensors(root: PyValue): TensorAt[] {
       onPath.add(v);
       for (let i = 0; i < v.items.length; i++) {
         path.push(i);
-        visit(v.items[i]!);
+        visit(v.items[i]!, here);
         path.pop();
       }
     } else {
@@ -106,14 +129,14 @@ export function walkTensors(root: PyValue): TensorAt[] {
       onPath.add(v);
       for (const [k, x] of kids) {
         path.push(k);
-        visit(x);
+        visit(x, here);
         path.pop();
       }
     }
     onPath.delete(v);
     if (out.length === found && cuts === cutsBefore) tensorFree.add(v);
   };
-  visit(root);
+  visit(root, { path: null });
   return out;
 }
 

@@ -1,7 +1,8 @@
 import { parseArgs } from 'node:util';
-import type { InspectReport, TreeNode } from '../../shared/inspect.ts';
+import type { InspectReport, TensorInfo, TreeNode } from '../../shared/inspect.ts';
 import { LAYOUT_TITLES, securityTitle } from '../../shared/layout-names.ts';
 import { openCheckpoint } from '../inputs/open-checkpoint.ts';
+import type { Checkpoint } from '../checkpoint/inspect.ts';
 import { readDevices } from '../devices/read-devices.ts';
 import { devicePlanFor } from './devices-command.ts';
 import { fail } from '../errors.ts';
@@ -47,15 +48,29 @@ export async function runInspect(args: string[], io: CliIO): Promise<number> {
       // Will these device tags load here? Only the machine's GPUs can say (a CPU-only machine answers at once).
       c.report.devicePlan = devicePlanFor(c.report.layout.devices, await readDevices({ timeoutMs: 3000 }));
     }
-    if (values.json) await writeJsonInPieces(c.report, [c.report.tensors], io.stdout, io.stdoutRoom);
-    else io.stdout(renderInspect(c.report, makeStyle(io.color)));
+    if (values.json) {
+      // the tensor list is made as it is written: its place in the report holds a stand-in
+      const pieces = c.tensorInfoPieces();
+      const standIn: TensorInfo[] = [];
+      c.report.tensors = standIn;
+      await writeJsonInPieces(c.report, [{ at: standIn, length: pieces.length, items: pieces.items }], io.stdout, io.stdoutRoom);
+    } else io.stdout(renderInspect(c.report, makeStyle(io.color), sharedPathCount(c)));
   } finally {
     c.close();
   }
   return 0;
 }
 
-export function renderInspect(r: InspectReport, s: Style): string {
+/** Tensor paths whose storage another path uses too, counted a piece at a time (not from a list of every tensor). */
+function sharedPathCount(c: Checkpoint): number {
+  const pieces = c.tensorInfoPieces();
+  let shared = 0;
+  for (let i = 0; i < pieces.length; i += 4096) for (const t of pieces.items(i, i + 4096)) if (t.shared) shared++;
+  return shared;
+}
+
+/** `shared`: how many tensor paths share a storage, when the caller has counted them (else from `r.tensors`). */
+export function renderInspect(r: InspectReport, s: Style, shared = r.tensors.filter((x) => x.shared).length): string {
   const lines: string[] = [];
   const row = (label: string, text: string): void => {
     lines.push(`${s.bold(label.padEnd(10))}  ${text}`);
@@ -87,7 +102,6 @@ export function renderInspect(r: InspectReport, s: Style): string {
       .map(([k, v]) => `${k} ${v.tensors} (${formatBytes(v.bytes)})`)
       .join(' · ')}`,
   );
-  const shared = r.tensors.filter((x) => x.shared).length;
   if (shared) sub(`${shared} tensor paths share a storage with another (tied weights or views)`);
   const sec = r.security;
   const color = sec.verdict === 'dangerous' ? s.red : sec.verdict === 'unknown-class' ? s.yellow : s.green;

@@ -140,3 +140,41 @@ export function makeZip(entries: { name: string; raw: Uint8Array; deflate?: bool
 export function selfListingIndex(name = 'model.bin.index.json'): string {
   return JSON.stringify({ metadata: { total_size: 4 }, weight_map: { 'a.weight': name } });
 }
+
+/**
+ * An ONNX model (ModelProto, onnx/onnx.proto) whose one initializer `w` holds `floats` float32
+ * values of `raw_data`, as torch.onnx.export lays it out: a Relu node, then the initializer, then
+ * the graph's input and output, then opset_import. Returned as the bytes before the payload and
+ * after it, so a test can write the payload as a hole (a sparse file) of `floats * 4` bytes.
+ */
+export function onnxAroundRawData(floats: number): { before: Buffer; payloadBytes: number; after: Buffer } {
+  const varint = (v: number): number[] => {
+    const out: number[] = [];
+    for (; v >= 0x80; v = Math.floor(v / 128)) out.push((v % 128) | 0x80);
+    out.push(v);
+    return out;
+  };
+  const field = (no: number, payload: Buffer): Buffer => Buffer.concat([Buffer.from([...varint(no * 8 + 2), ...varint(payload.length)]), payload]);
+  const str = (no: number, s: string): Buffer => field(no, Buffer.from(s, 'utf8'));
+  const num = (no: number, v: number): Buffer => Buffer.from([...varint(no * 8), ...varint(v)]);
+  const payloadBytes = floats * 4;
+  const valueInfo = (name: string): Buffer => Buffer.concat([str(1, name), field(2, field(1, Buffer.concat([num(1, 1), field(2, field(1, num(1, floats)))])))]);
+  const node = Buffer.concat([str(1, 'x'), str(1, 'w'), str(2, 'y'), str(3, 'relu0'), str(4, 'Add')]);
+  const tensorHead = Buffer.concat([num(1, floats), num(2, 1), str(8, 'w')]);
+  const rawHead = Buffer.from([...varint(9 * 8 + 2), ...varint(payloadBytes)]);
+  const tensorLen = tensorHead.length + rawHead.length + payloadBytes;
+  const tail = Buffer.concat([field(11, valueInfo('x')), field(12, valueInfo('y'))]);
+  const graphHead = Buffer.concat([field(1, node), str(2, 'g'), Buffer.from([...varint(5 * 8 + 2), ...varint(tensorLen)])]);
+  const graphLen = graphHead.length + tensorLen + tail.length;
+  const before = Buffer.concat([
+    num(1, 8),
+    str(2, 'pytorch'),
+    str(3, '2.5.0'),
+    Buffer.from([...varint(7 * 8 + 2), ...varint(graphLen)]),
+    graphHead,
+    tensorHead,
+    rawHead,
+  ]);
+  const after = Buffer.concat([tail, field(8, num(2, 17))]);
+  return { before, payloadBytes, after };
+}

@@ -11,6 +11,7 @@ import { denseTensor, makeStorage } from '../safetensors/safetensors.ts';
 import type { FormatReading } from '../values/format-reading.ts';
 import { PyDict } from '../values/python-values.ts';
 import { contiguousStrides, type ByteRange } from '../values/torch-values.ts';
+import { readOnnxStructure } from './onnx-structure.ts';
 import { checkExternalLength, externalPath, initializerBytes, parseOnnxModel, type OnnxInitializer, type OnnxModel } from './onnx-model.ts';
 
 /** ModelProto field tags that follow `ir_version` (onnx/onnx.proto): strings 2-4, 6, 14, 20 and the graph 7, opset_import 8, model_version 5. */
@@ -31,7 +32,8 @@ export function readOnnx(reader: RandomAccessReader): FormatReading {
   const file = reader.name;
   if (reader.size > MAX_MODEL_BYTES)
     fail('too-large', `${file}: ${reader.size} bytes is over protobuf's 2 GiB limit for an ONNX model; export with external data`, file);
-  const model = parseOnnxModel(reader.read(0, reader.size), file);
+  // the weights stay in the file: a 2 GiB model is not read whole to list its initializers
+  const model = parseOnnxModel(readOnnxStructure(reader), file);
   const root = new PyDict(true);
   const externals = new Map<string, FileReader>();
   for (const init of model.initializers) {

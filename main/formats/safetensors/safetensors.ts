@@ -9,9 +9,12 @@
  * `MetadataIncompleteBuffer`); each tensor's byte length equals numel × element size
  * (`TensorInvalidInfo`). Only the first 8 + N bytes are read when a file is opened.
  */
+import { isUtf8 } from 'node:buffer';
 import { fail } from '../../errors.ts';
+import { JsonObject, parseOrderedJson, type JsonValue } from './ordered-json.ts';
 import type { RandomAccessReader } from '../../io/random-access.ts';
-import { contiguousStrides, FileRangeStorage, TorchStorage, TorchTensor, REBUILD_TENSOR_V2, type ByteRange } from '../values/torch-values.ts';
+import { contiguousStrides, TorchStorage, type TorchTensor, type ByteRange } from '../values/torch-values.ts';
+import { fileRangeStorage, headerTensor } from '../values/header-values.ts';
 import { PyDict } from '../values/python-values.ts';
 import type { FormatReading } from '../values/format-reading.ts';
 import { dtypeByName, dtypeBySafetensors, storageClassFor, type DTypeInfo } from '../../../shared/dtypes.ts';
@@ -54,7 +57,7 @@ export function readSafetensors(reader: RandomAccessReader): FormatReading {
     const rangeKey = t.begin === t.end ? `${t.begin}:${t.dtype.name}` : null;
     let storage = rangeKey === null ? undefined : emptyAt.get(rangeKey);
     if (!storage) {
-      storage = fileRangeStorage(t.name, t.dtype, t.end - t.begin, reader, dataStart + t.begin);
+      storage = rangeStorage(t.name, t.dtype, t.end - t.begin, reader, dataStart + t.begin);
       if (rangeKey !== null) emptyAt.set(rangeKey, storage);
     }
     if (t.tag === 'F4') hasF4 = true;
@@ -113,13 +116,9 @@ export function readSafetensorsHeader(reader: RandomAccessReader, onEntry?: (ent
       `${file}: safetensors header claims ${n} bytes but the file has only ${reader.size - 8} after the length; it is truncated or not safetensors`,
       file,
     );
-  let text: string;
   const headerBytes = reader.read(8, n);
-  try {
-    text = new TextDecoder('utf-8', { fatal: true }).decode(headerBytes);
-  } catch {
-    return invalid('header is not valid UTF-8');
-  }
+  // checked in place: the parser reads the bytes, so a 48 MB header is never also a 48 MB string
+  if (!isUtf8(headerBytes)) return invalid('header is not valid UTF-8');
   const dataStart = 8 + n;
   const dataLen = reader.size - dataStart;
   const tensors: SafetensorsEntry[] = [];
@@ -166,9 +165,7 @@ export function readSafetensorsHeader(reader: RandomAccessReader, onEntry?: (ent
   };
   let json: JsonValue;
   try {
-    // an ASCII header (as long in characters as in bytes): names are copied out of its bytes, so
-    // 500,000 names do not each hold a slice of the whole 48 MB header text alive
-    json = parseOrderedJson(text, eachEntry, text.length === n ? Buffer.from(headerBytes.buffer, headerBytes.byteOffset, n) : undefined);
+    json = parseOrderedJson(headerBytes, eachEntry);
   } catch (e) {
     return invalid((e as Error).message);
   }
@@ -267,253 +264,15 @@ export function makeStorage(key: string, dtype: DTypeInfo, nbytes: number, locat
 }
 
 /** `makeStorage` for `nbytes` at `offset` of `reader`, the range held by the storage itself. */
-function fileRangeStorage(key: string, dtype: DTypeInfo, nbytes: number, reader: RandomAccessReader, offset: number): TorchStorage {
+function rangeStorage(key: string, dtype: DTypeInfo, nbytes: number, reader: RandomAccessReader, offset: number): TorchStorage {
   const cls = storageClassFor(dtype.name);
-  if (cls) return new FileRangeStorage(key, cls, dtype, nbytes / dtype.size, reader, offset);
-  return new FileRangeStorage(key, 'UntypedStorage', dtypeByName('uint8')!, nbytes, reader, offset);
+  if (cls) return fileRangeStorage(key, cls, dtype, nbytes / dtype.size, reader, offset);
+  return fileRangeStorage(key, 'UntypedStorage', dtypeByName('uint8')!, nbytes, reader, offset);
 }
 
 /** A tensor as `torch._utils._rebuild_tensor_v2(storage, 0, size, stride, False, OrderedDict())` would make it. */
 export function denseTensor(dtype: DTypeInfo, shape: number[], stride: number[], storage: TorchStorage): TorchTensor {
-  // null: the tensor builds exactly these arguments when a writer first asks for them
-  return new TorchTensor(REBUILD_TENSOR_V2, null, 'dense', dtype, shape, stride, 0, storage);
-}
-
-// ---- an order-keeping JSON parser --------------------------------------------------------
-
-/**
- * A JSON object with its keys in file order. `JSON.parse` moves integer-like keys ("0", "12")
- * to the front, which would reorder tensors named that way; it also hides duplicate keys.
- */
-export class JsonObject {
-  /** built once an object has more than a few keys: a safetensors header holds one small object per tensor */
-  private index: Map<string, number> | null = null;
-  constructor(readonly entries: [string, JsonValue][] = []) {
-    if (entries.length > SMALL_OBJECT) this.index = new Map(entries.map(([k], i) => [k, i]));
-  }
-  private find(key: string): number | undefined {
-    if (this.index) return this.index.get(key);
-    for (let i = 0; i < this.entries.length; i++) if (this.entries[i]![0] === key) return i;
-    return undefined;
-  }
-  get(key: string): JsonValue | undefined {
-    const i = this.find(key);
-    return i === undefined ? undefined : this.entries[i]![1];
-  }
-  has(key: string): boolean {
-    return this.find(key) !== undefined;
-  }
-  add(key: string, value: JsonValue): boolean {
-    if (this.find(key) !== undefined) return false;
-    if (!this.index && this.entries.length >= SMALL_OBJECT) this.index = new Map(this.entries.map(([k], i) => [k, i]));
-    this.index?.set(key, this.entries.length);
-    this.entries.push([key, value]);
-    return true;
-  }
-}
-
-/** Objects with at most this many keys are searched in order, without a Map. */
-const SMALL_OBJECT = 8;
-
-/** A number written with a fraction or exponent (JSON integers stay plain numbers). */
-export class JsonFloat {
-  constructor(readonly value: number) {}
-}
-
-export type JsonValue = null | boolean | number | string | JsonFloat | JsonValue[] | JsonObject;
-
-/** Plain JS data for a parsed value (objects lose nothing but key order). */
-export function jsonToPlain(v: JsonValue): unknown {
-  if (v instanceof JsonFloat) return v.value;
-  if (Array.isArray(v)) return v.map(jsonToPlain);
-  if (v instanceof JsonObject) return Object.fromEntries(v.entries.map(([k, x]) => [k, jsonToPlain(x)]));
-  return v;
-}
-
-const MAX_JSON_DEPTH = 64;
-
-/**
- * Strict RFC 8259 JSON; throws an Error with a short message naming the character offset.
- * `eachTopEntry`, when the value is an object, receives its entries in order as they are parsed and
- * the returned object is then empty: a 500,000-tensor header need not hold an object per tensor.
- * It returns false for a key it has had already (a duplicate key is a JSON error).
- * `asciiBytes`: `text`'s bytes when it is all ASCII (its strings are then copied out of them).
- */
-export function parseOrderedJson(text: string, eachTopEntry?: (key: string, value: JsonValue) => boolean, asciiBytes?: Buffer): JsonValue {
-  let p = 0;
-  const bad = (what: string): never => {
-    throw new Error(`bad JSON at character ${p}: ${what}`);
-  };
-  const ws = (): void => {
-    for (;;) {
-      const c = text.charCodeAt(p);
-      if (c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09) p++;
-      else return;
-    }
-  };
-  const str = (): string => {
-    p++; // opening quote
-    let out = '';
-    let start = p;
-    for (;;) {
-      if (p >= text.length) bad('unterminated string');
-      const c = text.charCodeAt(p);
-      if (c === 0x22) {
-        // a string with no escape from the bytes: a copy, where `text.slice` keeps all of `text`
-        out = out === '' && asciiBytes ? asciiBytes.toString('latin1', start, p) : out + text.slice(start, p);
-        p++;
-        return out;
-      }
-      if (c < 0x20) bad('control character in string');
-      if (c !== 0x5c) {
-        p++;
-        continue;
-      }
-      out += text.slice(start, p);
-      const e = text[p + 1];
-      p += 2;
-      switch (e) {
-        case '"':
-          out += '"';
-          break;
-        case '\\':
-          out += '\\';
-          break;
-        case '/':
-          out += '/';
-          break;
-        case 'b':
-          out += '\b';
-          break;
-        case 'f':
-          out += '\f';
-          break;
-        case 'n':
-          out += '\n';
-          break;
-        case 'r':
-          out += '\r';
-          break;
-        case 't':
-          out += '\t';
-          break;
-        case 'u': {
-          const hex = text.slice(p, p + 4);
-          if (!/^[0-9a-fA-F]{4}$/.test(hex)) bad('bad \\u escape');
-          out += String.fromCharCode(parseInt(hex, 16));
-          p += 4;
-          break;
-        }
-        default:
-          p -= 2;
-          bad('bad escape in string');
-      }
-      start = p;
-    }
-  };
-  const NUM = /-?(?:0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?/y;
-  const value = (depth: number): JsonValue => {
-    if (depth > MAX_JSON_DEPTH) bad(`nested deeper than ${MAX_JSON_DEPTH}`);
-    ws();
-    const c = text[p];
-    if (c === '{') {
-      p++;
-      const obj = new JsonObject();
-      // with `eachTopEntry`, the top object's entries go to it as they are parsed and are not kept
-      const streamed = depth === 0 && eachTopEntry !== undefined;
-      ws();
-      if (text[p] === '}') {
-        p++;
-        return obj;
-      }
-      for (;;) {
-        ws();
-        if (text[p] !== '"') bad('expected a string key');
-        const key = str();
-        ws();
-        if (text[p] !== ':') bad("expected ':'");
-        p++;
-        const v = value(depth + 1);
-        if (streamed ? !eachTopEntry!(key, v) : !obj.add(key, v)) bad(`duplicate key ${JSON.stringify(key.length > 60 ? key.slice(0, 57) + '...' : key)}`);
-        ws();
-        if (text[p] === ',') {
-          p++;
-          continue;
-        }
-        if (text[p] === '}') {
-          p++;
-          return obj;
-        }
-        bad("expected ',' or '}'");
-      }
-    }
-    if (c === '[') {
-      p++;
-      const arr: JsonValue[] = [];
-      ws();
-      if (text[p] === ']') {
-        p++;
-        return arr;
-      }
-      for (;;) {
-        arr.push(value(depth + 1));
-        ws();
-        if (text[p] === ',') {
-          p++;
-          continue;
-        }
-        if (text[p] === ']') {
-          p++;
-          // an exact copy: a pushed-to array keeps room for 16 more items, and a header holds two
-          // short arrays per tensor (shape, data_offsets), the shape kept by the tensor
-          return arr.length < 16 ? arr.slice() : arr;
-        }
-        bad("expected ',' or ']'");
-      }
-    }
-    if (c === '"') return str();
-    if (c === 't' && text.startsWith('true', p)) {
-      p += 4;
-      return true;
-    }
-    if (c === 'f' && text.startsWith('false', p)) {
-      p += 5;
-      return false;
-    }
-    if (c === 'n' && text.startsWith('null', p)) {
-      p += 4;
-      return null;
-    }
-    // a plain integer (every shape and offset) is read without the regular expression
-    let q = c === '-' ? p + 1 : p;
-    const digits = q;
-    let n = 0;
-    for (let d = text.charCodeAt(q); d >= 0x30 && d <= 0x39 && q - digits < 15; d = text.charCodeAt(++q)) n = n * 10 + (d - 0x30);
-    const after = text.charCodeAt(q);
-    const plain =
-      q > digits &&
-      !(q - digits > 1 && text.charCodeAt(digits) === 0x30) &&
-      !(after >= 0x30 && after <= 0x39) &&
-      after !== 0x2e &&
-      after !== 0x65 &&
-      after !== 0x45;
-    if (plain) {
-      p = q;
-      return c === '-' ? -n : n;
-    }
-    NUM.lastIndex = p;
-    const m = NUM.exec(text);
-    if (m) {
-      p += m[0].length;
-      const v = Number(m[0]);
-      return m[1] || m[2] ? new JsonFloat(v) : v;
-    }
-    return p >= text.length ? bad('unexpected end') : bad(`unexpected character ${JSON.stringify(text[p])}`);
-  };
-  const v = value(0);
-  ws();
-  if (p !== text.length) bad('trailing characters after the JSON value');
-  return v;
+  return headerTensor(dtype, shape, stride, storage);
 }
 
 function isUint(v: JsonValue): boolean {

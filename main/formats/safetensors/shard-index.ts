@@ -13,7 +13,8 @@ import type { FormatReading } from '../values/format-reading.ts';
 import { PyDict } from '../values/python-values.ts';
 import type { TorchStorage, TorchTensor } from '../values/torch-values.ts';
 import { notRegularFileMessage, specialFileKind } from '../../io/file-kind.ts';
-import { JsonObject, jsonToPlain, looksLikeSafetensors, parseOrderedJson, readSafetensors } from './safetensors.ts';
+import { looksLikeSafetensors, readSafetensors } from './safetensors.ts';
+import { JsonObject, jsonToPlain, parseOrderedJson } from './ordered-json.ts';
 
 /** Indexes are a few MB at most even for thousands of tensors. */
 export const MAX_INDEX_BYTES = 64 << 20;

@@ -8,6 +8,7 @@
  */
 import type { TorchStorage, TorchTensor } from './torch-values.ts';
 import { fail } from '../../errors.ts';
+import { StringIndex } from './string-index.ts';
 
 export type PyValue =
   | TorchTensor
@@ -55,6 +56,9 @@ export class PyTuple {
   constructor(readonly items: PyValue[]) {}
 }
 
+/** Dicts with fewer entries find a str key by looking at each. */
+const SMALL_DICT = 8;
+
 /**
  * `dict`, or `collections.OrderedDict` when `ordered`. Keys keep insertion order; a later set of
  * an equal key replaces the value in place, as in Python. `attrs` holds instance attributes set by
@@ -63,36 +67,55 @@ export class PyTuple {
 export class PyDict {
   readonly entries: [PyValue, PyValue][] = [];
   /**
-   * Made on the first hashable key (most tensors carry an empty OrderedDict of hooks). A str key
-   * is its own index key: it equals only the same str, so it needs no `hashKey` text (a second
-   * string per key of a 500,000-key state dict); other keys go by their `hashKey`.
+   * Made when a dict reaches SMALL_DICT entries (most dicts are a tensor's empty OrderedDict of
+   * hooks or a module's `{'version': 1}`). A str key is its own index key: it equals only the same
+   * str, so it needs no `hashKey` text; other hashable keys go by their `hashKey` in a Map.
    */
-  private strIndex: Map<string, number> | null = null;
+  private strIndex: StringIndex | null = null;
   private index: Map<string, number> | null = null;
   attrs: PyDict | null = null;
   constructor(public ordered = false) {}
 
-  private indexOf(key: PyValue): Map<string, number> {
-    return typeof key === 'string' ? (this.strIndex ??= new Map()) : (this.index ??= new Map());
-  }
   set(key: PyValue, value: PyValue): void {
-    const h = typeof key === 'string' ? key : hashKey(key);
-    if (h !== null) {
-      const index = this.indexOf(key);
-      const at = index.get(h);
+    if (typeof key === 'string') {
+      const at = this.strAt(key);
       if (at !== undefined) {
         this.entries[at]![1] = value;
         return;
       }
-      index.set(h, this.entries.length);
+      if (this.strIndex) this.strIndex.add(key, this.entries.length);
+      else if (this.entries.length >= SMALL_DICT) {
+        const index = (this.strIndex = new StringIndex((i) => this.entries[i]![0]));
+        this.entries.forEach(([k], i) => typeof k === 'string' && index.add(k, i));
+        index.add(key, this.entries.length);
+      }
+    } else {
+      const h = hashKey(key);
+      if (h !== null) {
+        const index = (this.index ??= new Map());
+        const at = index.get(h);
+        if (at !== undefined) {
+          this.entries[at]![1] = value;
+          return;
+        }
+        index.set(h, this.entries.length);
+      }
     }
     this.entries.push([key, value]);
   }
   get(key: PyValue): PyValue | undefined {
-    const h = typeof key === 'string' ? key : hashKey(key);
-    if (h === null) return undefined;
-    const at = (typeof key === 'string' ? this.strIndex : this.index)?.get(h);
+    const at = typeof key === 'string' ? this.strAt(key) : this.indexOf(key);
     return at === undefined ? undefined : this.entries[at]![1];
+  }
+  /** A small dict is searched in order: most dicts are a module's `{'version': 1}` metadata */
+  private strAt(key: string): number | undefined {
+    if (this.strIndex) return this.strIndex.get(key);
+    for (let i = 0; i < this.entries.length; i++) if (this.entries[i]![0] === key) return i;
+    return undefined;
+  }
+  private indexOf(key: PyValue): number | undefined {
+    const h = hashKey(key);
+    return h === null ? undefined : this.index?.get(h);
   }
   has(key: PyValue): boolean {
     return this.get(key) !== undefined;

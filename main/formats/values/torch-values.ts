@@ -14,12 +14,21 @@ export interface ByteLocator {
   locate(): ByteRange;
 }
 
+let nextStorageSerial = 0;
+
+/** The next storage serial number (`TorchStorage.serial`), for storages made without the constructor (`header-values.ts`). */
+export function takeStorageSerial(): number {
+  return nextStorageSerial++;
+}
+
 /**
  * A storage as a checkpoint names it: torch's persistent id
  * `('storage', storage_type, key, location, numel)` (torch/serialization.py, `_save`/`persistent_id`).
  * `location` is the device tag exactly as saved (`cpu`, `cuda:3`, `mps`).
  */
 export class TorchStorage {
+  /** this storage's number among all made by this process: counting distinct storages sorts numbers, not objects */
+  readonly serial = takeStorageSerial();
   /** Legacy formats: the root storage this one is a byte window of, and where it starts. */
   viewOf: TorchStorage | null = null;
   viewOffset = 0;
@@ -54,34 +63,6 @@ export class TorchStorage {
   }
   describe(): string {
     return `${this.storageType}(key=${this.key}, ${this.location}, ${this.numel})`;
-  }
-}
-
-/** `where` of a storage that overrides `locate` (never called). */
-const LOCATED_BY_SUBCLASS: ByteLocator = {
-  locate: () => {
-    throw new Error('a FileRangeStorage locates its own bytes');
-  },
-};
-
-/**
- * A storage whose bytes are its `nbytes` bytes at `offset` of one file, as a header says
- * (safetensors): the range is kept in its own fields, not in a second object per storage
- * (500,000 × 48 bytes).
- */
-export class FileRangeStorage extends TorchStorage {
-  constructor(
-    key: string,
-    storageType: string,
-    dtype: DTypeInfo,
-    numel: number,
-    private readonly reader: RandomAccessReader,
-    private readonly offset: number,
-  ) {
-    super(key, storageType, dtype, 'cpu', numel, LOCATED_BY_SUBCLASS);
-  }
-  override locate(): ByteRange {
-    return { reader: this.reader, offset: this.offset, length: this.nbytes };
   }
 }
 

@@ -69,3 +69,23 @@ test('keyTrie: a key walked from the parts it shares with the key before it fold
     ck.close();
   }
 });
+
+test('tensorInfoPieces: the report.tensors list made a piece at a time, state-dict paths of whole modules included', () => {
+  for (const file of ['test/fixtures/torch/whole_model_dp.pt', 'test/fixtures/torch/views.pt', FILE]) {
+    const ck = openCheckpoint(file);
+    try {
+      const pieces = ck.tensorInfoPieces();
+      const made = [];
+      for (let i = 0; i < pieces.length; i += 2) made.push(...pieces.items(i, i + 2));
+      assert.deepEqual(made, ck.report.tensors, file);
+      if (file.includes('whole_model'))
+        assert.ok(
+          made.some((t) => t.statePath),
+          'a pickled module gives state-dict paths',
+        );
+      assert.throws(() => ck.tensorInfoPieces().items(1, 2), /made in order/);
+    } finally {
+      ck.close();
+    }
+  }
+});

@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, ftruncateSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -15,6 +15,7 @@ import {
   deepDicts,
   deepLists,
   memoDagLists,
+  onnxAroundRawData,
   selfAppendedList,
   selfListingIndex,
   tupleDagDictKey,
@@ -100,4 +101,28 @@ test('a FIFO is refused at once instead of blocking for ever', { skip: process.p
   const r = await runMeasured(['inspect', fifo], { timeoutMs: BUDGET_MS });
   assert.ok(!r.timedOut, 'inspect of a FIFO blocked');
   oneLineError({ ...r, file: fifo }, /is a FIFO \(named pipe\), not a regular file/);
+});
+
+test('a 1.5 GiB ONNX model is inspected within the budget: its weights stay in the file', async () => {
+  // the payload is a hole in a sparse file: 1.5 GiB of zeros that take no disk space
+  const { before, payloadBytes, after } = onnxAroundRawData(384 << 20);
+  const file = join(dir, 'big.onnx');
+  const fd = openSync(file, 'w');
+  try {
+    writeSync(fd, before, 0, before.length, 0);
+    ftruncateSync(fd, before.length + payloadBytes);
+    writeSync(fd, after, 0, after.length, before.length + payloadBytes);
+  } finally {
+    closeSync(fd);
+  }
+  const r = await runMeasured(['inspect', file, '--json', '--no-devices'], { timeoutMs: BUDGET_MS * 3 });
+  assert.equal(r.code, 0, r.stderr);
+  assert.ok(r.cpuMs !== null && r.cpuMs < BUDGET_MS, `used ${Math.round(r.cpuMs ?? r.ms)} ms of CPU`);
+  assert.ok(r.peakMiB !== null && r.peakMiB < 200, `peak RSS ${r.peakMiB?.toFixed(0)} MiB for a ${(payloadBytes / 2 ** 30).toFixed(1)} GiB model`);
+  const report = JSON.parse(r.stdout) as { format: string; tensors: { path: string[]; shape: number[]; dtype: string }[] };
+  assert.equal(report.format, 'onnx');
+  assert.deepEqual(
+    report.tensors.map((t) => [t.path, t.shape, t.dtype]),
+    [[['w'], [384 << 20], 'float32']],
+  );
 });

@@ -13,14 +13,8 @@ import { BufferReader, FileReader } from '../../../../main/io/random-access.ts';
 import { CountingReader } from '../../../helpers/counting-reader.ts';
 import { PyDict, PyTuple } from '../../../../main/formats/values/python-values.ts';
 import { REBUILD_TENSOR_V2, TorchTensor } from '../../../../main/formats/values/torch-values.ts';
-import {
-  JsonFloat,
-  JsonObject,
-  looksLikeSafetensors,
-  parseOrderedJson,
-  readSafetensors,
-  readSafetensorsHeader,
-} from '../../../../main/formats/safetensors/safetensors.ts';
+import { looksLikeSafetensors, readSafetensors, readSafetensorsHeader } from '../../../../main/formats/safetensors/safetensors.ts';
+import { JsonFloat, JsonObject, parseOrderedJson } from '../../../../main/formats/safetensors/ordered-json.ts';
 import { readSafetensorsShards, readShardIndex } from '../../../../main/formats/safetensors/shard-index.ts';
 import { CORPUS_DIR, sharedSkipReason } from '../../../helpers/shared-dir.ts';
 
@@ -637,4 +631,23 @@ test('mutated and truncated safetensors files fail only with CheckpointErrors', 
     }
     tryRead(b);
   }
+});
+
+test('safetensors header bytes: non-ASCII names and escapes decode as UTF-8, and bytes that are not UTF-8 are refused', () => {
+  // the names the reference writes raw (serde_json emits UTF-8, not \u escapes), beside escaped ones
+  const r = readSafetensors(
+    st(
+      '{"层.weight":{"dtype":"I8","shape":[1],"data_offsets":[0,1]},"a\\u00e9😀b":{"dtype":"I8","shape":[1],"data_offsets":[1,2]},"é\\n":{"dtype":"I8","shape":[],"data_offsets":[2,3]}}',
+      Uint8Array.of(1, 2, 3),
+    ),
+  );
+  assert.deepEqual([...tensors(r.root).keys()], ['层.weight', 'aé😀b', 'é\n']);
+  const header = Buffer.from('{"a":{"dtype":"I8","shape":[1],"data_offsets":[0,1]}}', 'utf8');
+  header[3] = 0xff; // inside the name: not UTF-8
+  const file = Buffer.alloc(8 + header.length + 1);
+  file.writeBigUInt64LE(BigInt(header.length), 0);
+  header.copy(file, 8);
+  assertFails(() => readSafetensors(new BufferReader(file, 'bad.safetensors')), 'not-a-checkpoint', /not valid UTF-8/);
+  // a bad JSON message names the byte where it stopped
+  assert.throws(() => parseOrderedJson('{"é":1,}'), /bad JSON at byte 8: expected a string key/);
 });
