@@ -88,12 +88,12 @@ export function unpickleRecord(
   const entry = a.zip.get(a.prefix + record);
   if (!entry) fail('not-a-checkpoint', `${file}: archive has no ${record}`, file);
   const bytes = a.zip.readPickleRecord(entry);
+  const folder = a.prefix + dataDir;
   const loadStorage = (pid: PyValue): TorchStorage => {
     const id = decodeStorageId(pid, file);
     const existing = storages.get(id.key);
     if (existing) return existing;
-    const recordName = a.prefix + dataDir + id.key;
-    const e = a.zip.get(recordName);
+    const e = a.zip.getNumbered(folder, id.key);
     if (!e) fail('truncated', `${file}: storage record ${dataDir}${id.key} is missing from the archive; the file is incomplete`, file);
     const nbytes = id.numel * id.dtype.size;
     if (e.uncompressedSize < nbytes) {

@@ -2,8 +2,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import { BufferReader } from '../../../../main/io/random-access.ts';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { BufferReader, FileReader } from '../../../../main/io/random-access.ts';
 import { ZipArchive } from '../../../../main/formats/zip/zip.ts';
+import { TorchZipWriter } from '../../../../main/formats/torch/torch-zip-writer.ts';
 
 const PLAIN = fs.readFileSync('test/fixtures/torch/compiled_dp_prefix.pt');
 
@@ -31,4 +34,30 @@ test('a file with no end record within 64 KiB of its end is not a zip', () => {
   const tooFar = Buffer.concat([PLAIN, Buffer.alloc(0x10000 + 22, 0x41)]);
   assert.equal(ZipArchive.looksLikeZip(new BufferReader(tooFar)), false);
   assert.throws(() => ZipArchive.open(new BufferReader(tooFar)), { kind: 'corrupt-zip' });
+});
+
+test('getNumbered finds the record get(folder + key) finds, for numbered and other keys, shadowed names included', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ckpt-zip-numbered-'));
+  try {
+    const file = path.join(dir, 'n.pt');
+    const fd = fs.openSync(file, 'w');
+    const names = ['data.pkl', 'data/0', 'data/1', 'data/10', 'data/007', 'data/x1', 'data/1234567890', 'data/2', 'other/3', 'data/1', 'data/'];
+    try {
+      const w = new TorchZipWriter(fd, 'arch');
+      names.forEach((n, i) => w.addRecord(n, Buffer.alloc(i + 1, i)));
+      w.finish();
+    } finally {
+      fs.closeSync(fd);
+    }
+    const zip = ZipArchive.open(new FileReader(file));
+    assert.ok(zip.firstShadowed(), 'the archive holds data/1 twice');
+    for (const folder of ['arch/data/', 'arch/other/', 'arch/']) {
+      for (const key of ['0', '1', '2', '3', '7', '10', '007', 'x1', '1234567890', '', '99', '-1', '1.0', 'data/1', 'data.pkl']) {
+        assert.equal(zip.getNumbered(folder, key), zip.get(folder + key), `${folder} + ${key}`);
+      }
+    }
+    assert.equal(zip.getNumbered('arch/data/', '1')?.uncompressedSize, 10, 'the last data/1, as torch reads it');
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 });
