@@ -260,8 +260,7 @@ function rebuildFailed(fn: PyGlobal, file: string, why: string): never {
 
 /** A size or stride argument: a tuple of ints, or a `torch.Size` of one. */
 function intsArg(v: PyValue, what: string, fn: PyGlobal, file: string): number[] {
-  const items =
-    v instanceof PyTuple ? v.items : v instanceof PyObject && v.className === 'torch.Size' && v.args[0] instanceof PyTuple ? v.args[0].items : null;
+  const items = v instanceof PyTuple ? v.items : v instanceof PyObject && v.className === 'torch.Size' && v.args[0] instanceof PyTuple ? v.args[0].items : null;
   if (items) {
     let allInts = true;
     for (const x of items) if (typeof x !== 'number') allInts = false;

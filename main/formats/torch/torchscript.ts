@@ -25,9 +25,7 @@ export function isTorchScript(a: TorchArchive): boolean {
 export function readTorchScript(a: TorchArchive): FormatReading {
   const records = readRecords(a);
   const code = a.prefix + 'code/';
-  const codeFiles = a.zip.entries
-    .filter((e) => e.name.startsWith(code) && !e.name.endsWith('.debug_pkl'))
-    .map((e) => e.name.slice(a.prefix.length));
+  const codeFiles = a.zip.entries.filter((e) => e.name.startsWith(code) && !e.name.endsWith('.debug_pkl')).map((e) => e.name.slice(a.prefix.length));
   if (a.zip.get(a.prefix + 'model.json')) return readModelJson(a, records, codeFiles);
   const storages = new Map<string, TorchStorage>();
   const constStorages = new Map<string, TorchStorage>();

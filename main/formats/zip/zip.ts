@@ -2,6 +2,7 @@ import * as zlib from 'node:zlib';
 import { fail } from '../../errors.ts';
 import type { RandomAccessReader } from '../../io/random-access.ts';
 import type { ByteRange } from '../values/torch-values.ts';
+import { NameIndex } from './name-index.ts';
 
 /**
  * A zip archive read by random access: only the end records and the central directory are read
@@ -39,19 +40,15 @@ function dataView(b: Uint8Array): DataView {
 export class ZipArchive {
   readonly entries: ZipEntry[];
   /** each name's last record (the one torch reads) */
-  private readonly byName: Map<string, ZipEntry>;
+  private readonly byName: NameIndex;
   private constructor(
     readonly reader: RandomAccessReader,
     entries: ZipEntry[],
     private readonly shift: number,
-    byName?: Map<string, ZipEntry>,
+    byName?: NameIndex,
   ) {
     this.entries = entries;
-    if (!byName) {
-      byName = new Map();
-      for (const e of entries) byName.set(e.name, e);
-    }
-    this.byName = byName;
+    this.byName = byName ?? new NameIndex(entries);
   }
 
   /** True when the file ends with a zip end-of-central-directory record. Reads only the tail. */
@@ -152,44 +149,24 @@ export class ZipArchive {
   }
 
   get(name: string): ZipEntry | undefined {
-    return this.byName.get(name);
-  }
-
-  /** `numberedIn`'s last answer: the folder, and each number's entry index (-1: no such record) */
-  private numbered: { folder: string; index: Int32Array } | null = null;
-
-  /**
-   * `get(folder + key)`, without making that name: torch names its storage records
-   * `data/0` … `data/99999`, and 100,000 concatenated names, each hashed to look it up, cost
-   * about a microsecond apiece. A key that is a plain decimal number is found by that number.
-   */
-  getNumbered(folder: string, key: string): ZipEntry | undefined {
-    const n = decimalKey(key, 0);
-    if (n < 0) return this.get(folder + key);
-    const index = this.numberedIn(folder);
-    if (n >= index.length) return this.get(folder + key);
-    const i = index[n]!;
+    const i = this.byName.find(name);
     return i < 0 ? undefined : this.entries[i];
   }
 
-  /** For each number n below the entry count, the index of the last entry named `folder + n` (as `get` finds it), or -1. */
-  private numberedIn(folder: string): Int32Array {
-    if (this.numbered?.folder === folder) return this.numbered.index;
-    const { entries } = this;
-    const index = new Int32Array(entries.length).fill(-1);
-    for (let i = 0; i < entries.length; i++) {
-      const name = entries[i]!.name;
-      if (name.length <= folder.length || !name.startsWith(folder)) continue;
-      const n = decimalKey(name, folder.length);
-      if (n >= 0 && n < index.length) index[n] = i;
-    }
-    this.numbered = { folder, index };
-    return index;
+  /**
+   * `get(folder + key)`, without making that name: torch names its storage records
+   * `data/0` … `data/99999`, and 100,000 concatenated names, each flattened and hashed to look
+   * it up, cost about a microsecond apiece.
+   */
+  getNumbered(folder: string, key: string): ZipEntry | undefined {
+    const i = this.byName.findIn(folder, key);
+    return i < 0 ? undefined : this.entries[i];
   }
 
   /** The first record a later one of the same name hides from `get`, if any (none when every name is distinct). */
   firstShadowed(): ZipEntry | undefined {
-    return this.byName.size === this.entries.length ? undefined : this.entries.find((e) => this.byName.get(e.name) !== e);
+    const i = this.byName.firstShadowed;
+    return i < 0 ? undefined : this.entries[i];
   }
 
   /**
@@ -296,19 +273,6 @@ function findEocd(reader: RandomAccessReader): number | null {
     if (tailLen === reader.size) break;
   }
   return null;
-}
-
-/** The number that `s` spells from `from` on in plain decimal (no sign, no leading zero, at most 9 digits), or -1. */
-function decimalKey(s: string, from: number): number {
-  const digits = s.length - from;
-  if (digits < 1 || digits > 9 || (digits > 1 && s.charCodeAt(from) === 0x30)) return -1;
-  let v = 0;
-  for (let i = from; i < s.length; i++) {
-    const d = s.charCodeAt(i) - 0x30;
-    if (d < 0 || d > 9) return -1;
-    v = v * 10 + d;
-  }
-  return v;
 }
 
 function view(b: Uint8Array): DataView {

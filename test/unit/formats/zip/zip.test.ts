@@ -36,7 +36,7 @@ test('a file with no end record within 64 KiB of its end is not a zip', () => {
   assert.throws(() => ZipArchive.open(new BufferReader(tooFar)), { kind: 'corrupt-zip' });
 });
 
-test('getNumbered finds the record get(folder + key) finds, for numbered and other keys, shadowed names included', () => {
+test('get, getNumbered and firstShadowed find the records a Map of names (the last of each) finds, numbered names included', () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ckpt-zip-numbered-'));
   try {
     const file = path.join(dir, 'n.pt');
@@ -50,13 +50,48 @@ test('getNumbered finds the record get(folder + key) finds, for numbered and oth
       fs.closeSync(fd);
     }
     const zip = ZipArchive.open(new FileReader(file));
-    assert.ok(zip.firstShadowed(), 'the archive holds data/1 twice');
+    // the reference: a Map of every name, the last record winning, as miniz reads it
+    const last = new Map(zip.entries.map((e) => [e.name, e]));
+    for (const e of zip.entries) assert.equal(zip.get(e.name), last.get(e.name), e.name);
+    for (const name of ['arch/data/3', 'arch/data/01', 'arch/data', 'data/0', 'arch/other/4', '', 'arch/data/99999'])
+      assert.equal(zip.get(name), undefined, name);
+    assert.equal(
+      zip.firstShadowed(),
+      zip.entries.find((e) => last.get(e.name) !== e),
+    );
+    assert.equal(zip.firstShadowed()?.name, 'arch/data/1', 'the archive holds data/1 twice');
     for (const folder of ['arch/data/', 'arch/other/', 'arch/']) {
       for (const key of ['0', '1', '2', '3', '7', '10', '007', 'x1', '1234567890', '', '99', '-1', '1.0', 'data/1', 'data.pkl']) {
         assert.equal(zip.getNumbered(folder, key), zip.get(folder + key), `${folder} + ${key}`);
       }
     }
     assert.equal(zip.getNumbered('arch/data/', '1')?.uncompressedSize, 10, 'the last data/1, as torch reads it');
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('an archive of more numbered folders than get indexes by number still finds every record', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ckpt-zip-folders-'));
+  try {
+    const file = path.join(dir, 'f.pt');
+    const fd = fs.openSync(file, 'w');
+    const names = Array.from({ length: 40 }, (_, i) => `f${i % 20}/${i}`).concat(['f3/3', 'f19/0']);
+    try {
+      const w = new TorchZipWriter(fd, 'arch');
+      names.forEach((n, i) => w.addRecord(n, Buffer.alloc(i + 1, i)));
+      w.finish();
+    } finally {
+      fs.closeSync(fd);
+    }
+    const zip = ZipArchive.open(new FileReader(file));
+    const last = new Map(zip.entries.map((e) => [e.name, e]));
+    for (const e of zip.entries) {
+      assert.equal(zip.get(e.name), last.get(e.name), e.name);
+      const slash = e.name.lastIndexOf('/');
+      assert.equal(zip.getNumbered(e.name.slice(0, slash + 1), e.name.slice(slash + 1)), last.get(e.name), e.name);
+    }
+    assert.equal(zip.firstShadowed()?.name, 'arch/f3/3');
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
