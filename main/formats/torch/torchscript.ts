@@ -4,7 +4,7 @@ import { PyDict, PyList, PyObject, PyTuple, type PyValue } from '../values/pytho
 import { rebuildTensor } from './torch-pickle.ts';
 import { contiguousStrides } from '../values/torch-values.ts';
 import { PyGlobal } from '../values/python-values.ts';
-import { globalRefs, readRecords, unpickleRecord, type TorchArchive } from './torch-zip.ts';
+import { globalRefs, readRecords, StorageTable, unpickleRecord, type TorchArchive } from './torch-zip.ts';
 import { TorchStorage } from '../values/torch-values.ts';
 import { dtypeByName } from '../../../shared/dtypes.ts';
 
@@ -27,8 +27,8 @@ export function readTorchScript(a: TorchArchive): FormatReading {
   const code = a.prefix + 'code/';
   const codeFiles = a.zip.entries.filter((e) => e.name.startsWith(code) && !e.name.endsWith('.debug_pkl')).map((e) => e.name.slice(a.prefix.length));
   if (a.zip.get(a.prefix + 'model.json')) return readModelJson(a, records, codeFiles);
-  const storages = new Map<string, TorchStorage>();
-  const constStorages = new Map<string, TorchStorage>();
+  const storages = new StorageTable();
+  const constStorages = new StorageTable();
   let constants: PyValue | null = null;
   const globals = [];
   if (a.zip.get(a.prefix + 'constants.pkl')) {

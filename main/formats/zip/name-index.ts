@@ -88,7 +88,7 @@ export class NameIndex {
 }
 
 /** The number that `s` spells from `from` on in plain decimal (no sign, no leading zero, at most 9 digits), or -1. */
-function decimalKey(s: string, from: number): number {
+export function decimalKey(s: string, from: number): number {
   const digits = s.length - from;
   if (digits < 1 || digits > 9 || (digits > 1 && s.charCodeAt(from) === 0x30)) return -1;
   let v = 0;
