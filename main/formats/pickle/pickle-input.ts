@@ -26,15 +26,25 @@ export class PickleInput {
     this.pos = start;
     this.end = end;
   }
+  /** the whole input when it is in memory (`fromBytes`), for a pass that reads it directly (`memoReads`) */
+  private whole: Uint8Array | null = null;
   static fromBytes(bytes: Uint8Array, name: string): PickleInput {
-    return new PickleInput({ name, size: bytes.length, read: (o, n) => bytes.subarray(o, o + n), close() {} });
+    const input = new PickleInput({ name, size: bytes.length, read: (o, n) => bytes.subarray(o, o + n), close() {} });
+    input.whole = bytes;
+    return input;
+  }
+  /** The bytes `pos` and `end` index, when they are all in memory; null for a file read in chunks. */
+  get inMemory(): Uint8Array | null {
+    return this.whole;
   }
   get name(): string {
     return this.reader.name;
   }
   /** A second cursor at the same place over the same bytes (a look-ahead pass); this one does not move. */
   fork(): PickleInput {
-    return new PickleInput(this.reader, this.pos, this.end);
+    const f = new PickleInput(this.reader, this.pos, this.end);
+    f.whole = this.whole;
+    return f;
   }
   private need(n: number): void {
     if (n < 0 || this.pos + n > this.end) {
