@@ -314,7 +314,8 @@ export function keyTrie(entries: readonly StateDictEntry[], width: number): Tree
         });
       else {
         const kids = foldNumberedRuns(toNodes(n));
-        const node: TreeNode = { key: `${name}.`, type: 'prefix', summary: plural(n.count, 'tensor'), children: kids.slice(0, width) };
+        // `kids` is this node's own new list: it is cut only when it is too long (25,000 copies of one-node lists otherwise)
+        const node: TreeNode = { key: `${name}.`, type: 'prefix', summary: plural(n.count, 'tensor'), children: kids.length > width ? kids.slice(0, width) : kids };
         if (kids.length > width) node.more = kids.length - width;
         nodes.push(node);
       }
