@@ -70,13 +70,19 @@ function sameShape(a: TreeNode, b: TreeNode): boolean {
 
 export function foldNumberedRuns(nodes: readonly TreeNode[]): TreeNode[] {
   const out: TreeNode[] = [];
+  /** `numbered` of the node that ended the last run, which starts the next */
+  let carried: Numbered | null | undefined;
   for (let i = 0; i < nodes.length; ) {
-    const first = numbered(nodes[i]!.key);
+    const first = carried !== undefined ? carried : numbered(nodes[i]!.key);
+    carried = undefined;
     let j = i + 1;
     if (first) {
       for (; j < nodes.length; j++) {
         const k = numbered(nodes[j]!.key);
-        if (!k || !sameStemAndTail(k, first) || k.n !== first.n + (j - i) || !sameShape(nodes[j]!, nodes[i]!)) break;
+        if (!k || !sameStemAndTail(k, first) || k.n !== first.n + (j - i) || !sameShape(nodes[j]!, nodes[i]!)) {
+          carried = k;
+          break;
+        }
       }
     }
     const run = j - i;

@@ -293,7 +293,13 @@ export function keyTrie(entries: readonly StateDictEntry[], width: number): Tree
   let shown: TorchTensor | undefined;
   let shownText = '';
   const leafText = (t: TorchTensor): string => {
-    if (!shown || shown.dtype.name !== t.dtype.name || shown.device !== t.device || !sameNumbers(shown.shape, t.shape)) {
+    // shapes are interned (`internDims`) and dtypes shared: the same objects are the same text at once
+    if (
+      !shown ||
+      (shown.dtype !== t.dtype && shown.dtype.name !== t.dtype.name) ||
+      shown.device !== t.device ||
+      (shown.shape !== t.shape && !sameNumbers(shown.shape, t.shape))
+    ) {
       shown = t;
       shownText = `${t.dtype.name}[${t.shape.join(', ')}] ${t.device}`;
     }
@@ -315,7 +321,12 @@ export function keyTrie(entries: readonly StateDictEntry[], width: number): Tree
       else {
         const kids = foldNumberedRuns(toNodes(n));
         // `kids` is this node's own new list: it is cut only when it is too long (25,000 copies of one-node lists otherwise)
-        const node: TreeNode = { key: `${name}.`, type: 'prefix', summary: plural(n.count, 'tensor'), children: kids.length > width ? kids.slice(0, width) : kids };
+        const node: TreeNode = {
+          key: `${name}.`,
+          type: 'prefix',
+          summary: plural(n.count, 'tensor'),
+          children: kids.length > width ? kids.slice(0, width) : kids,
+        };
         if (kids.length > width) node.more = kids.length - width;
         nodes.push(node);
       }
