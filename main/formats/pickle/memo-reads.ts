@@ -20,37 +20,37 @@ export function memoReads(input: PickleInput): Set<number> | null {
   return bytes ? readsInBytes(bytes, input.pos, input.end) : readsThroughInput(input);
 }
 
-// What follows each opcode (CPython Lib/pickletools.py): how the pass steps over it.
-const NONE = 1; // no argument
-const STOP = 2;
-const FIXED_1 = 3;
-const FIXED_2 = 4;
-const FIXED_4 = 5;
-const FIXED_8 = 6;
-const LENGTH_U8 = 7; // a 1-byte length, then that many bytes
-const LENGTH_I32 = 8; // a signed 4-byte length (negative: malformed)
-const LENGTH_U32 = 9;
-const LENGTH_U64 = 10;
-const LINE = 11; // a text line
-const TWO_LINES = 12;
-const BINGET = 13;
-const LONG_BINGET = 14;
-const GET = 15; // text
-/** `ARGUMENT[op]`: one of the kinds above; 0 for a byte that is no opcode (or NEXT_BUFFER, which checkpoints never hold) */
-const ARGUMENT = new Uint8Array(256);
-const KINDS: [number, number[]][] = [
+// What follows each opcode (CPython Lib/pickletools.py), in two tables. `FIXED_ARGUMENT[op]`: the
+// size of a fixed-size argument (0: none), -1 for the rest, whose kind is `ARGUMENT[op]`.
+const STOP = 1;
+const LENGTH_U8 = 2; // a 1-byte length, then that many bytes
+const LENGTH_I32 = 3; // a signed 4-byte length (negative: malformed)
+const LENGTH_U32 = 4;
+const LENGTH_U64 = 5;
+const LINE = 6; // a text line
+const TWO_LINES = 7;
+const BINGET = 8;
+const LONG_BINGET = 9;
+const GET = 10; // text
+const FIXED_ARGUMENT = new Int8Array(256).fill(-1);
+const FIXED_OPS: [number, number[]][] = [
   [
-    NONE,
+    0,
     [
       0x28, 0x30, 0x31, 0x32, 0x4e, 0x88, 0x89, 0x98, 0x29, 0x74, 0x85, 0x86, 0x87, 0x5d, 0x6c, 0x7d, 0x64, 0x8f, 0x90, 0x91, 0x61, 0x65, 0x73, 0x75, 0x94,
       0x93, 0x52, 0x81, 0x92, 0x62, 0x51, 0x6f,
     ],
   ],
+  [1, [0x80, 0x4b, 0x71, 0x82]],
+  [2, [0x4d, 0x83]],
+  [4, [0x4a, 0x72, 0x84]],
+  [8, [0x47, 0x95]],
+];
+for (const [size, ops] of FIXED_OPS) for (const op of ops) FIXED_ARGUMENT[op] = size;
+/** `ARGUMENT[op]`: the kind of the other opcodes' arguments; 0 for a byte that is no opcode (or NEXT_BUFFER, which checkpoints never hold) */
+const ARGUMENT = new Uint8Array(256);
+const KINDS: [number, number[]][] = [
   [STOP, [0x2e]],
-  [FIXED_1, [0x80, 0x4b, 0x71, 0x82]],
-  [FIXED_2, [0x4d, 0x83]],
-  [FIXED_4, [0x4a, 0x72, 0x84]],
-  [FIXED_8, [0x47, 0x95]],
   [LENGTH_U8, [0x8a, 0x8c, 0x55, 0x43]],
   [LENGTH_I32, [0x8b, 0x54]],
   [LENGTH_U32, [0x58, 0x42]],
@@ -62,7 +62,6 @@ const KINDS: [number, number[]][] = [
   [GET, [0x67]],
 ];
 for (const [kind, ops] of KINDS) for (const op of ops) ARGUMENT[op] = kind;
-const FIXED_SIZE: Record<number, number> = { [FIXED_1]: 1, [FIXED_2]: 2, [FIXED_4]: 4, [FIXED_8]: 8 };
 
 /** A GET's index as the unpickler and the scan read it, or null. */
 function getIndex(line: string): number | null {
@@ -85,19 +84,18 @@ function readsInBytes(b: Uint8Array, start: number, end: number): Set<number> | 
   };
   let p = start;
   while (p < end) {
-    const kind = ARGUMENT[b[p++]!]!;
+    const op = b[p++]!;
+    const fixed = FIXED_ARGUMENT[op]!;
+    if (fixed >= 0) {
+      if (p + fixed > end) return null;
+      p += fixed;
+      continue;
+    }
+    const kind = ARGUMENT[op]!;
     let n: number;
     switch (kind) {
-      case NONE:
-        continue;
       case STOP:
         return reads;
-      case FIXED_1:
-      case FIXED_2:
-      case FIXED_4:
-      case FIXED_8:
-        n = FIXED_SIZE[kind]!;
-        break;
       case BINGET:
         if (p >= end) return null;
         reads.add(b[p]!);
@@ -153,19 +151,17 @@ function readsThroughInput(input: PickleInput): Set<number> | null {
   const reads = new Set<number>();
   try {
     while (input.pos < input.end) {
-      const kind = ARGUMENT[input.byte()]!;
+      const op = input.byte();
+      const skip = FIXED_ARGUMENT[op]!;
+      if (skip >= 0) {
+        if (input.pos + skip > input.end) return null;
+        input.pos += skip;
+        continue;
+      }
       let n: number;
-      switch (kind) {
-        case NONE:
-          continue;
+      switch (ARGUMENT[op]) {
         case STOP:
           return reads;
-        case FIXED_1:
-        case FIXED_2:
-        case FIXED_4:
-        case FIXED_8:
-          n = FIXED_SIZE[kind]!;
-          break;
         case BINGET:
           reads.add(input.byte());
           continue;
@@ -187,6 +183,7 @@ function readsThroughInput(input: PickleInput): Set<number> | null {
         case LINE:
         case TWO_LINES:
         case GET: {
+          const kind = ARGUMENT[op];
           const line = input.line();
           if (kind === TWO_LINES) input.line();
           if (kind === GET) {
