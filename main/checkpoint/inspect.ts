@@ -308,16 +308,11 @@ export function summariseTree(
  * key is cut at its dots without an array of parts.
  */
 export function keyTrie(entries: readonly StateDictEntry[], width: number): TreeNode[] {
-  interface Trie {
-    kids: Map<string, Trie> | null;
-    tensor: TorchTensor | undefined;
-    count: number;
-  }
-  const root: Trie = { kids: null, tensor: undefined, count: 0 };
+  const root = new KeyTrieNode();
   // Consecutive keys share most of their dotted prefix (`layers.7.mlp.` before `layers.7.attn.`):
   // the nodes the previous key passed through, and where each of its parts ended, are kept, and
   // the walk of the next key starts below the deepest part both keys spell out in full.
-  const path: Trie[] = [];
+  const path: KeyTrieNode[] = [];
   const partEnds: number[] = [];
   let parts = 0; // how many of `path` and `partEnds` are the previous key's
   let prev = '';
@@ -334,10 +329,7 @@ export function keyTrie(entries: readonly StateDictEntry[], width: number): Tree
     parts = depth;
     for (let from = depth ? partEnds[depth - 1]! + 1 : 0; ; ) {
       const dot = k.indexOf('.', from);
-      const part = dot < 0 ? k.slice(from) : k.slice(from, dot);
-      const kids = (cur.kids ??= new Map());
-      let next = kids.get(part);
-      if (!next) kids.set(part, (next = { kids: null, tensor: undefined, count: 0 }));
+      const next = cur.child(dot < 0 ? k.slice(from) : k.slice(from, dot));
       next.count++;
       cur = next;
       if (dot < 0) break;
@@ -352,22 +344,26 @@ export function keyTrie(entries: readonly StateDictEntry[], width: number): Tree
   let shown: TorchTensor | undefined;
   let shownText = '';
   const leafText = (t: TorchTensor): string => {
-    if (!shown || shown.dtype.name !== t.dtype.name || shown.device !== t.device || !sameNumbers(shown.shape, t.shape)) {
+    // shapes are interned (`internDims`) and dtypes shared: the same objects are the same text at once
+    if (
+      !shown ||
+      (shown.dtype !== t.dtype && shown.dtype.name !== t.dtype.name) ||
+      shown.device !== t.device ||
+      (shown.shape !== t.shape && !sameNumbers(shown.shape, t.shape))
+    ) {
       shown = t;
       shownText = `${t.dtype.name}[${t.shape.join(', ')}] ${t.device}`;
     }
     return shownText;
   };
-  const toNodes = (t: Trie): TreeNode[] => {
+  const toNodes = (t: KeyTrieNode): TreeNode[] => {
     const nodes: TreeNode[] = [];
-    if (!t.kids) return nodes;
-    for (let [name, n] of t.kids) {
-      while (!n.tensor && n.kids?.size === 1) {
-        const [childName, child] = n.kids.entries().next().value!;
-        name = `${name}.${childName}`;
-        n = child;
+    for (let [name, n] of t.children()) {
+      while (!n.tensor && n.onlyChild) {
+        name = `${name}.${n.onlyChildName}`;
+        n = n.onlyChild;
       }
-      if (n.tensor && !n.kids?.size)
+      if (n.tensor && n.isLeaf)
         nodes.push({
           key: name,
           type: n.tensor.isParameter ? 'Parameter' : 'tensor',
@@ -375,7 +371,13 @@ export function keyTrie(entries: readonly StateDictEntry[], width: number): Tree
         });
       else {
         const kids = foldNumberedRuns(toNodes(n));
-        const node: TreeNode = { key: `${name}.`, type: 'prefix', summary: plural(n.count, 'tensor'), children: kids.slice(0, width) };
+        // `kids` is this node's own new list: it is cut only when it is too long (25,000 copies of one-node lists otherwise)
+        const node: TreeNode = {
+          key: `${name}.`,
+          type: 'prefix',
+          summary: plural(n.count, 'tensor'),
+          children: kids.length > width ? kids.slice(0, width) : kids,
+        };
         if (kids.length > width) node.more = kids.length - width;
         nodes.push(node);
       }
@@ -383,6 +385,55 @@ export function keyTrie(entries: readonly StateDictEntry[], width: number): Tree
     return nodes;
   };
   return foldNumberedRuns(toNodes(root));
+}
+
+/**
+ * A node of `keyTrie`: a dotted part of some keys. Its first child is held in two fields and a
+ * Map is made only for a second: most nodes of a state dict have one child (`w0` → `weight`),
+ * and 100,000 one-entry Maps were most of the trie's cost.
+ */
+class KeyTrieNode {
+  tensor: TorchTensor | undefined = undefined;
+  /** keys at or under this node */
+  count = 0;
+  /** the child while it is the only one */
+  onlyChildName: string | null = null;
+  onlyChild: KeyTrieNode | null = null;
+  /** every child in the order first seen, once there are two */
+  private kids: Map<string, KeyTrieNode> | null = null;
+
+  /** The child named `part`, made when missing. */
+  child(part: string): KeyTrieNode {
+    const kids = this.kids;
+    if (kids) {
+      let n = kids.get(part);
+      if (!n) kids.set(part, (n = new KeyTrieNode()));
+      return n;
+    }
+    if (this.onlyChild === null) {
+      this.onlyChildName = part;
+      return (this.onlyChild = new KeyTrieNode());
+    }
+    if (this.onlyChildName === part) return this.onlyChild;
+    const n = new KeyTrieNode();
+    this.kids = new Map([
+      [this.onlyChildName!, this.onlyChild],
+      [part, n],
+    ]);
+    this.onlyChildName = null;
+    this.onlyChild = null;
+    return n;
+  }
+
+  get isLeaf(): boolean {
+    return this.kids === null && this.onlyChild === null;
+  }
+
+  /** The children by name, in the order first seen. */
+  children(): Iterable<[string, KeyTrieNode]> {
+    if (this.kids) return this.kids;
+    return this.onlyChild ? [[this.onlyChildName!, this.onlyChild]] : [];
+  }
 }
 
 function sameNumbers(a: readonly number[], b: readonly number[]): boolean {

@@ -15,8 +15,23 @@ export class PickleMemo<T> {
   /** indices stored without their value (never read back), so that `size` counts them once */
   private readonly dropped = new IndexSet();
 
+  /** `kept` as a bitmap when its indices are small (they are: a pickle reads back a handful of early entries) */
+  private readonly keptBits: Uint8Array | null;
+
   /** `kept`: the only indices ever read back (`memoReads`); the values of the others are not held. null keeps all. */
-  constructor(private readonly kept: ReadonlySet<number> | null = null) {}
+  constructor(private readonly kept: ReadonlySet<number> | null = null) {
+    // 800,000 PUTs of a 100,000-tensor pickle each ask whether their index is kept: a bit test, not a Set lookup
+    let max = -1;
+    if (kept) for (const i of kept) max = Number.isInteger(i) && i >= 0 && i < DENSE_LIMIT ? Math.max(max, i) : DENSE_LIMIT;
+    this.keptBits = kept && max < DENSE_LIMIT ? new Uint8Array(max < 0 ? 0 : (max >>> 3) + 1) : null;
+    if (this.keptBits) for (const i of kept!) this.keptBits[i >>> 3]! |= 1 << (i & 7);
+  }
+
+  private isKept(i: number): boolean {
+    const bits = this.keptBits;
+    if (bits === null) return this.kept === null || this.kept.has(i);
+    return i >= 0 && i < bits.length * 8 && i === Math.floor(i) && (bits[i >>> 3]! & (1 << (i & 7))) !== 0;
+  }
 
   get(i: number): T | undefined {
     if (i >= 0 && i < DENSE_LIMIT && Number.isInteger(i)) {
@@ -32,7 +47,7 @@ export class PickleMemo<T> {
   }
 
   set(i: number, v: T): void {
-    if (this.kept && !this.kept.has(i)) {
+    if (!this.isKept(i)) {
       if (this.dropped.add(i)) this.size++;
       return;
     }

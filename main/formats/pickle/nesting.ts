@@ -29,6 +29,11 @@ function refsOf(v: object): PyValue[] {
   return [];
 }
 
+/** Whether `v` can hold other values (`refsOf` may list some). */
+function isContainer(v: object): boolean {
+  return v instanceof PyDict || v instanceof PyList || v instanceof PyTuple || v instanceof PySet || v instanceof PyObject || v instanceof PyPersistent;
+}
+
 /**
  * The nesting depth of a value: the longest chain of containers from it to a leaf. Each
  * container is measured once (a memo DAG whose paths multiply costs its size, not its paths), a
@@ -46,7 +51,8 @@ export function nestingDepth(root: PyValue, limit = MAX_NESTING): number {
     const f = frames[frames.length - 1]!;
     if (f.next < f.refs.length) {
       const kid = f.refs[f.next++];
-      if (kid === null || kid === undefined || typeof kid !== 'object' || onPath.has(kid)) continue;
+      // a leaf (a str, a tensor: 100,000 of them in a state dict) has depth 0 and is not looked up or recorded
+      if (kid === null || kid === undefined || typeof kid !== 'object' || !isContainer(kid) || onPath.has(kid)) continue;
       const known = height.get(kid);
       if (known !== undefined) {
         f.best = Math.max(f.best, known);

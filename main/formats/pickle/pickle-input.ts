@@ -2,6 +2,8 @@ import { fail } from '../../errors.ts';
 import type { RandomAccessReader } from '../../io/random-access.ts';
 
 const CHUNK = 1 << 16;
+/** Strings up to this many bytes take `asciiText`'s path: keys, names, device tags. */
+const MAX_ASCII_FAST = 256;
 
 /**
  * A forward-only byte cursor for the unpickler, over a window of a random-access file.
@@ -11,6 +13,8 @@ const CHUNK = 1 << 16;
  */
 export class PickleInput {
   private buf: Uint8Array = new Uint8Array(0);
+  /** `buf` as a Buffer, for `asciiText` (made once per chunk) */
+  private bufText: Buffer | null = null;
   private bufStart = 0;
   pos: number;
   readonly end: number;
@@ -22,15 +26,25 @@ export class PickleInput {
     this.pos = start;
     this.end = end;
   }
+  /** the whole input when it is in memory (`fromBytes`), for a pass that reads it directly (`memoReads`) */
+  private whole: Uint8Array | null = null;
   static fromBytes(bytes: Uint8Array, name: string): PickleInput {
-    return new PickleInput({ name, size: bytes.length, read: (o, n) => bytes.subarray(o, o + n), close() {} });
+    const input = new PickleInput({ name, size: bytes.length, read: (o, n) => bytes.subarray(o, o + n), close() {} });
+    input.whole = bytes;
+    return input;
+  }
+  /** The bytes `pos` and `end` index, when they are all in memory; null for a file read in chunks. */
+  get inMemory(): Uint8Array | null {
+    return this.whole;
   }
   get name(): string {
     return this.reader.name;
   }
   /** A second cursor at the same place over the same bytes (a look-ahead pass); this one does not move. */
   fork(): PickleInput {
-    return new PickleInput(this.reader, this.pos, this.end);
+    const f = new PickleInput(this.reader, this.pos, this.end);
+    f.whole = this.whole;
+    return f;
   }
   private need(n: number): void {
     if (n < 0 || this.pos + n > this.end) {
@@ -55,6 +69,7 @@ export class PickleInput {
     }
     this.bufStart = this.pos;
     this.buf = this.reader.read(this.pos, Math.min(CHUNK, this.end - this.pos));
+    this.bufText = null;
     this.pos += n;
     return this.buf.subarray(0, n);
   }
@@ -62,6 +77,20 @@ export class PickleInput {
   private inChunk(n: number): number {
     const rel = this.pos - this.bufStart;
     return rel >= 0 && rel + n <= this.buf.length && this.pos + n <= this.end ? rel : -1;
+  }
+  /**
+   * The next `n` bytes as text, when they are all ASCII (then utf-8, latin-1 and ASCII read
+   * them alike) and lie in the current chunk: no view and no decoder call per string (a
+   * 100,000-tensor pickle has 200,000 short strings). Otherwise null, and nothing is read.
+   */
+  asciiText(n: number): string | null {
+    const rel = this.inChunk(n);
+    if (rel < 0 || n > MAX_ASCII_FAST) return null;
+    const b = this.buf;
+    for (let i = rel; i < rel + n; i++) if (b[i]! >= 0x80) return null;
+    this.pos += n;
+    const text = (this.bufText ??= Buffer.from(b.buffer, b.byteOffset, b.byteLength));
+    return text.toString('latin1', rel, rel + n);
   }
   byte(): number {
     const rel = this.inChunk(1);

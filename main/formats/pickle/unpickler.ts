@@ -271,7 +271,13 @@ function runUnpickler(input: PickleInput, hooks: PickleHooks, label: string, sca
       case 0x8c:
       case 0x8d: {
         // BINUNICODE, SHORT_BINUNICODE, BINUNICODE8
-        const b = input.bytes(op === 0x8c ? input.byte() : op === 0x58 ? input.uint32() : input.uint64());
+        const n = op === 0x8c ? input.byte() : op === 0x58 ? input.uint32() : input.uint64();
+        const ascii = input.asciiText(n); // an ASCII string is its own scan text
+        if (ascii !== null) {
+          push((arg = ascii));
+          break;
+        }
+        const b = input.bytes(n);
         const s = utf8(b);
         arg = scanTextOf(b, s);
         push(s);

@@ -99,34 +99,13 @@ function legacyTensorBuild(target: PyValue, state: PyValue, file: string): true 
 const PARAMETER = 'torch.nn.parameter.Parameter';
 
 export function rebuildTensor(fn: PyGlobal, args: PyValue[], file: string): TorchTensor | undefined {
-  const bad = (why: string): never => fail('bad-pickle', `${file}: ${fn.name}${why}`, file);
-  const storageArg = (v: PyValue): TorchStorage => (v instanceof TorchStorage ? v : bad(' expects a storage as its first argument'));
-  const ints = (v: PyValue, what: string): number[] => {
-    const items =
-      v instanceof PyTuple ? v.items : v instanceof PyObject && v.className === 'torch.Size' && v.args[0] instanceof PyTuple ? v.args[0].items : null;
-    if (!items || !items.every((x) => typeof x === 'number')) bad(` ${what} is not a tuple of ints`);
-    return items as number[];
-  };
-  const dense = (kind: TensorKind, dtypeOverride?: DTypeInfo, plainRecipe = false): TorchTensor => {
-    const storage = storageArg(args[0]!);
-    const offset = args[1];
-    if (typeof offset !== 'number') bad(' storage offset is not an int');
-    const shape = ints(args[2]!, 'size');
-    const stride = ints(args[3]!, 'stride');
-    if (shape.length !== stride.length) bad(' size and stride differ in length');
-    const dtype = dtypeOverride ?? storage.dtype;
-    // null: the tensor rebuilds these very arguments when a writer first asks (see TorchTensor.args)
-    const t = new TorchTensor(fn, plainRecipe ? null : args, kind, dtype, shape, stride, offset as number, storage);
-    checkBounds(t, file);
-    return t;
-  };
   if (fn.module !== 'torch._utils' && fn.module !== 'torch._tensor') return undefined;
   switch (fn.name) {
     case '_rebuild_tensor': // (storage, storage_offset, size, stride)
-      return dense('dense');
+      return denseTensor(fn, args, file, 'dense');
     case '_rebuild_tensor_v2': {
       // (storage, storage_offset, size, stride, requires_grad, backward_hooks[, metadata])
-      const t = dense('dense', undefined, isPlainV2Recipe(args));
+      const t = denseTensor(fn, args, file, 'dense', undefined, isPlainV2Recipe(args));
       t.requiresGrad = args[4] === true;
       return t;
     }
@@ -134,14 +113,14 @@ export function rebuildTensor(fn: PyGlobal, args: PyValue[], file: string): Torc
       // (..., requires_grad, backward_hooks, dtype[, metadata]): dtypes with no typed storage
       const d = args[6];
       const dtype = d instanceof PyGlobal && d.module === 'torch' ? dtypeByName(d.name) : undefined;
-      if (!dtype) bad(' names an unknown dtype');
-      const t = dense('dense', dtype);
+      if (!dtype) rebuildFailed(fn, file, ' names an unknown dtype');
+      const t = denseTensor(fn, args, file, 'dense', dtype);
       t.requiresGrad = args[4] === true;
       return t;
     }
     case '_rebuild_qtensor': {
       // (storage, storage_offset, size, stride, quantizer_params, requires_grad, backward_hooks)
-      const t = dense('quantized');
+      const t = denseTensor(fn, args, file, 'quantized');
       t.requiresGrad = args[5] === true;
       return t;
     }
@@ -149,7 +128,7 @@ export function rebuildTensor(fn: PyGlobal, args: PyValue[], file: string): Torc
     case '_rebuild_parameter_with_state': {
       // (data, requires_grad, backward_hooks, state)
       const inner = args[0];
-      if (!(inner instanceof TorchTensor)) bad(' expects a tensor');
+      if (!(inner instanceof TorchTensor)) rebuildFailed(fn, file, ' expects a tensor');
       const t = wrap(fn, args, inner as TorchTensor, (inner as TorchTensor).kind);
       t.isParameter = true;
       t.requiresGrad = args[1] === true;
@@ -177,8 +156,8 @@ export function rebuildTensor(fn: PyGlobal, args: PyValue[], file: string): Torc
       // (dtype, size, stride, requires_grad)
       const d = args[0];
       const dtype = d instanceof PyGlobal ? dtypeByName(d.name) : undefined;
-      if (!dtype) bad(' names an unknown dtype');
-      const t = new TorchTensor(fn, args, 'meta', dtype!, ints(args[1]!, 'size'), ints(args[2]!, 'stride'), 0, null);
+      if (!dtype) rebuildFailed(fn, file, ' names an unknown dtype');
+      const t = new TorchTensor(fn, args, 'meta', dtype!, intsArg(args[1]!, 'size', fn, file), intsArg(args[2]!, 'stride', fn, file), 0, null);
       t.requiresGrad = args[3] === true;
       return t;
     }
@@ -186,14 +165,14 @@ export function rebuildTensor(fn: PyGlobal, args: PyValue[], file: string): Torc
       // (cls, dtype, size, stride, storage_offset, layout, device, requires_grad)
       const d = args[1];
       const dtype = d instanceof PyGlobal ? dtypeByName(d.name) : undefined;
-      if (!dtype) bad(' names an unknown dtype');
+      if (!dtype) rebuildFailed(fn, file, ' names an unknown dtype');
       const t = new TorchTensor(
         fn,
         args,
         'subclass',
         dtype!,
-        ints(args[2]!, 'size'),
-        ints(args[3]!, 'stride'),
+        intsArg(args[2]!, 'size', fn, file),
+        intsArg(args[3]!, 'stride', fn, file),
         typeof args[4] === 'number' ? args[4] : 0,
         null,
       );
@@ -209,7 +188,7 @@ export function rebuildTensor(fn: PyGlobal, args: PyValue[], file: string): Torc
       const inner = args[0];
       const d = args[1];
       const dtype = d instanceof PyGlobal ? dtypeByName(d.name) : undefined;
-      if (!dtype) bad(' names an unknown dtype');
+      if (!dtype) rebuildFailed(fn, file, ' names an unknown dtype');
       const shape = inner instanceof TorchTensor ? inner.shape : [];
       const t = new TorchTensor(
         fn,
@@ -234,7 +213,7 @@ export function rebuildTensor(fn: PyGlobal, args: PyValue[], file: string): Torc
       if (!first) return undefined;
       const sizeArg =
         fn.name === '_rebuild_nested_tensor' ? null : parts.find((p) => p instanceof PyTuple || (p instanceof PyObject && p.className === 'torch.Size'));
-      const shape = sizeArg ? ints(sizeArg, 'size') : first.shape;
+      const shape = sizeArg ? intsArg(sizeArg, 'size', fn, file) : first.shape;
       const t = new TorchTensor(
         fn,
         args,
@@ -275,6 +254,37 @@ function isPlainV2Recipe(args: PyValue[]): boolean {
   );
 }
 
+function rebuildFailed(fn: PyGlobal, file: string, why: string): never {
+  return fail('bad-pickle', `${file}: ${fn.name}${why}`, file);
+}
+
+/** A size or stride argument: a tuple of ints, or a `torch.Size` of one. */
+function intsArg(v: PyValue, what: string, fn: PyGlobal, file: string): number[] {
+  const items = v instanceof PyTuple ? v.items : v instanceof PyObject && v.className === 'torch.Size' && v.args[0] instanceof PyTuple ? v.args[0].items : null;
+  if (items) {
+    let allInts = true;
+    for (const x of items) if (typeof x !== 'number') allInts = false;
+    if (allInts) return items as number[];
+  }
+  return rebuildFailed(fn, file, ` ${what} is not a tuple of ints`);
+}
+
+/** A tensor over a storage: `(storage, storage_offset, size, stride, ...)`, module-level so that 100,000 calls make no closures. */
+function denseTensor(fn: PyGlobal, args: PyValue[], file: string, kind: TensorKind, dtypeOverride?: DTypeInfo, plainRecipe = false): TorchTensor {
+  const storage = args[0];
+  if (!(storage instanceof TorchStorage)) return rebuildFailed(fn, file, ' expects a storage as its first argument');
+  const offset = args[1];
+  if (typeof offset !== 'number') rebuildFailed(fn, file, ' storage offset is not an int');
+  const shape = intsArg(args[2]!, 'size', fn, file);
+  const stride = intsArg(args[3]!, 'stride', fn, file);
+  if (shape.length !== stride.length) rebuildFailed(fn, file, ' size and stride differ in length');
+  const dtype = dtypeOverride ?? storage.dtype;
+  // null: the tensor rebuilds these very arguments when a writer first asks (see TorchTensor.args)
+  const t = new TorchTensor(fn, plainRecipe ? null : args, kind, dtype, shape, stride, offset as number, storage);
+  checkBounds(t, file);
+  return t;
+}
+
 function wrap(fn: PyGlobal, args: PyValue[], inner: TorchTensor, kind: TensorKind): TorchTensor {
   const t = new TorchTensor(fn, args, kind, inner.dtype, inner.shape, inner.stride, inner.storageOffset, inner.storage);
   t.subclass = inner.subclass;
@@ -285,15 +295,27 @@ function wrap(fn: PyGlobal, args: PyValue[], inner: TorchTensor, kind: TensorKin
 
 /** A view must stay inside its storage; torch itself would fail later with an opaque error. */
 function checkBounds(t: TorchTensor, file: string): void {
-  if (!t.storage || t.numel === 0) return;
-  if (t.shape.some((d) => d < 0) || t.stride.some((s) => s < 0) || t.storageOffset < 0) {
-    fail('bad-pickle', `${file}: tensor has a negative size, stride or offset`, file);
+  const storage = t.storage;
+  if (!storage) return;
+  // `numel`, the signs and `storageSpan` in one loop without an object: this runs once per tensor
+  const { shape, stride, storageOffset } = t;
+  let numel = 1;
+  let negative = storageOffset < 0;
+  let last = storageOffset;
+  for (let i = 0; i < shape.length; i++) {
+    const d = shape[i]!;
+    numel *= d;
+    if (d < 0) negative = true;
+    last += (d - 1) * stride[i]!;
   }
-  const span = t.storageSpan;
-  if (span.offset + span.length > t.storage.nbytes) {
+  if (numel === 0) return;
+  for (const s of stride) if (s < 0) negative = true;
+  if (negative) fail('bad-pickle', `${file}: tensor has a negative size, stride or offset`, file);
+  const size = t.dtype.size;
+  if (storageOffset * size + (last - storageOffset + 1) * size > storage.nbytes) {
     fail(
       'bad-pickle',
-      `${file}: tensor view [${t.shape}] at offset ${t.storageOffset} reaches past its storage ${t.storage.key} (${t.storage.numel} elements)`,
+      `${file}: tensor view [${t.shape}] at offset ${t.storageOffset} reaches past its storage ${storage.key} (${storage.numel} elements)`,
       file,
     );
   }

@@ -4,7 +4,7 @@ import { PyDict, PyList, PyObject, PyTuple, type PyValue } from '../values/pytho
 import { rebuildTensor } from './torch-pickle.ts';
 import { contiguousStrides } from '../values/torch-values.ts';
 import { PyGlobal } from '../values/python-values.ts';
-import { globalRefs, readRecords, unpickleRecord, type TorchArchive } from './torch-zip.ts';
+import { globalRefs, readRecords, StorageTable, unpickleRecord, type TorchArchive } from './torch-zip.ts';
 import { TorchStorage } from '../values/torch-values.ts';
 import { dtypeByName } from '../../../shared/dtypes.ts';
 
@@ -15,27 +15,25 @@ import { dtypeByName } from '../../../shared/dtypes.ts';
  * Mobile lite-interpreter files add `bytecode.pkl`. The 1.0/1.1 format keeps a `model.json`.
  */
 export function isTorchScript(a: TorchArchive): boolean {
-  return a.zip.entries.some(
-    (e) =>
-      e.name === a.prefix + 'constants.pkl' ||
-      e.name.startsWith(a.prefix + 'code/') ||
-      e.name === a.prefix + 'model.json' ||
-      e.name === a.prefix + 'bytecode.pkl',
-  );
+  const { zip, prefix } = a;
+  if (zip.get(prefix + 'constants.pkl') || zip.get(prefix + 'model.json') || zip.get(prefix + 'bytecode.pkl')) return true;
+  // one folder name, not one concatenation per record (100,000 records in a state dict of small tensors)
+  const code = prefix + 'code/';
+  return zip.entries.some((e) => e.name.startsWith(code));
 }
 
 export function readTorchScript(a: TorchArchive): FormatReading {
   const records = readRecords(a);
-  const codeFiles = a.zip.entries
-    .filter((e) => e.name.startsWith(a.prefix + 'code/') && !e.name.endsWith('.debug_pkl'))
-    .map((e) => e.name.slice(a.prefix.length));
+  const code = a.prefix + 'code/';
+  const codeFiles = a.zip.entries.filter((e) => e.name.startsWith(code) && !e.name.endsWith('.debug_pkl')).map((e) => e.name.slice(a.prefix.length));
   if (a.zip.get(a.prefix + 'model.json')) return readModelJson(a, records, codeFiles);
-  const storages = new Map<string, TorchStorage>();
-  const constStorages = new Map<string, TorchStorage>();
+  const storages = new StorageTable();
+  const constStorages = new StorageTable();
   let constants: PyValue | null = null;
   const globals = [];
   if (a.zip.get(a.prefix + 'constants.pkl')) {
-    const c = unpickleRecord(a, 'constants.pkl', constStorages, a.zip.entries.some((e) => e.name.startsWith(a.prefix + 'constants/')) ? 'constants/' : 'data/');
+    const constantsDir = a.prefix + 'constants/';
+    const c = unpickleRecord(a, 'constants.pkl', constStorages, a.zip.entries.some((e) => e.name.startsWith(constantsDir)) ? 'constants/' : 'data/');
     constants = c.value;
     globals.push(...globalRefs(c, 'constants.pkl'));
   }

@@ -2,6 +2,7 @@ import * as zlib from 'node:zlib';
 import { fail } from '../../errors.ts';
 import type { RandomAccessReader } from '../../io/random-access.ts';
 import type { ByteRange } from '../values/torch-values.ts';
+import { NameIndex } from './name-index.ts';
 
 /**
  * A zip archive read by random access: only the end records and the central directory are read
@@ -39,19 +40,15 @@ function dataView(b: Uint8Array): DataView {
 export class ZipArchive {
   readonly entries: ZipEntry[];
   /** each name's last record (the one torch reads) */
-  private readonly byName: Map<string, ZipEntry>;
+  private readonly byName: NameIndex;
   private constructor(
     readonly reader: RandomAccessReader,
     entries: ZipEntry[],
     private readonly shift: number,
-    byName?: Map<string, ZipEntry>,
+    byName?: NameIndex,
   ) {
     this.entries = entries;
-    if (!byName) {
-      byName = new Map();
-      for (const e of entries) byName.set(e.name, e);
-    }
-    this.byName = byName;
+    this.byName = byName ?? new NameIndex(entries);
   }
 
   /** True when the file ends with a zip end-of-central-directory record. Reads only the tail. */
@@ -152,12 +149,24 @@ export class ZipArchive {
   }
 
   get(name: string): ZipEntry | undefined {
-    return this.byName.get(name);
+    const i = this.byName.find(name);
+    return i < 0 ? undefined : this.entries[i];
+  }
+
+  /**
+   * `get(folder + key)`, without making that name: torch names its storage records
+   * `data/0` … `data/99999`, and 100,000 concatenated names, each flattened and hashed to look
+   * it up, cost about a microsecond apiece.
+   */
+  getNumbered(folder: string, key: string): ZipEntry | undefined {
+    const i = this.byName.findIn(folder, key);
+    return i < 0 ? undefined : this.entries[i];
   }
 
   /** The first record a later one of the same name hides from `get`, if any (none when every name is distinct). */
   firstShadowed(): ZipEntry | undefined {
-    return this.byName.size === this.entries.length ? undefined : this.entries.find((e) => this.byName.get(e.name) !== e);
+    const i = this.byName.firstShadowed;
+    return i < 0 ? undefined : this.entries[i];
   }
 
   /**

@@ -51,6 +51,26 @@ export function classifyCall(findings: Findings, callee: Sym, args: Sym[], via: 
   return unknownObject(full, offset);
 }
 
+/** What a call of a global leaves on the stack when that depends on the global and `via` alone: `resultOf` or `unknownObject`. */
+export type CallOutcome = 'result' | 'unknown';
+
+/**
+ * The outcome of calling `callee` when it depends on the callee's name alone (a global that is
+ * not one of `SPECIAL_CALLS`, whose outcome depends on the arguments); null otherwise. For such a
+ * callee, a second call the same way records nothing new: its finding and its class are the first
+ * call's, and only its count grows (`repeatCall`).
+ */
+export function repeatableOutcome(callee: Sym): CallOutcome | null {
+  if (callee.t !== 'global' || SPECIAL_CALLS[callee.full]) return null;
+  return nameClass(callee.module, callee.name) ? 'result' : 'unknown';
+}
+
+/** A call `classifyCall` has already classified (same global, same way): counted; the value it leaves, at `offset`. */
+export function repeatCall(findings: Findings, callee: Sym & { t: 'global' }, outcome: CallOutcome, offset: number): Sym {
+  findings.called(callee.full);
+  return outcome === 'result' ? resultOf(callee, offset) : unknownObject(callee.full, offset);
+}
+
 type SpecialCall = (findings: Findings, callee: Sym & { t: 'global' }, args: Sym[], offset: number, text: CallText) => Sym;
 
 const SPECIAL_CALLS: Record<string, SpecialCall> = {

@@ -10,7 +10,7 @@ import { PickleInput } from '../../../../main/formats/pickle/pickle-input.ts';
 import { unpickle } from '../../../../main/formats/pickle/unpickler.ts';
 import { PyDict, PyList } from '../../../../main/formats/values/python-values.ts';
 import { openTorchArchive } from '../../../../main/formats/torch/torch-zip.ts';
-import { FileReader } from '../../../../main/io/random-access.ts';
+import { BufferReader, FileReader } from '../../../../main/io/random-access.ts';
 import { fixtureDir } from './helpers.ts';
 
 const input = (bytes: number[]): PickleInput => PickleInput.fromBytes(Uint8Array.from(bytes), 'test.pkl');
@@ -54,4 +54,27 @@ test('memoReads: a stream it cannot follow keeps every value (null); the unpickl
   assert.equal(memoReads(input([0x80, 2, 0xff, 0x2e])), null, 'no such opcode');
   assert.equal(memoReads(input([0x80, 2, 0x8b, 0xff, 0xff, 0xff, 0xff, 0x2e])), null, 'negative LONG4 length');
   assert.deepEqual([...memoReads(input([...Buffer.from('(lp0\ng0\n.')]))!], [0], 'protocol 0 GET text');
+});
+
+test('memoReads: a pickle in memory and the same bytes read through a file cursor give the same answer', () => {
+  const cases: [string, Uint8Array][] = readdirSync(fixtureDir)
+    .filter((x) => x.endsWith('.pkl'))
+    .map((f) => [f, readFileSync(join(fixtureDir, f))]);
+  const a = openTorchArchive(new FileReader('test/fixtures/torch/dp_state_dict.pt'));
+  try {
+    cases.push(['dp_state_dict.pt data.pkl', a.zip.readEntry(a.zip.get(`${a.prefix}data.pkl`)!)]);
+  } finally {
+    a.zip.reader.close();
+  }
+  // cut short at every byte of a small torch pickle, and odd streams
+  const small = cases[cases.length - 1]![1].subarray(0, 400);
+  for (let n = 0; n < small.length; n++) cases.push([`torch pickle cut at ${n}`, small.subarray(0, n)]);
+  cases.push(['long text line', Uint8Array.from([...Buffer.from('(lp0\ng'), ...Buffer.alloc(3 << 19, 0x31), 0x0a, 0x2e])]);
+  cases.push(['BINUNICODE8 of an impossible length', Uint8Array.from([0x80, 4, 0x8d, 0, 0, 0, 0, 0, 0, 0x40, 0, 0x2e])]);
+  for (const [name, bytes] of cases) {
+    const inMemory = memoReads(PickleInput.fromBytes(bytes, name));
+    const throughCursor = memoReads(new PickleInput(new BufferReader(Buffer.from(bytes), name)));
+    assert.deepEqual(inMemory && [...inMemory], throughCursor && [...throughCursor], name);
+  }
+  assert.ok(cases.length > 400);
 });

@@ -2,8 +2,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import { BufferReader } from '../../../../main/io/random-access.ts';
-import { ZipArchive } from '../../../../main/formats/zip/zip.ts';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { BufferReader, FileReader } from '../../../../main/io/random-access.ts';
+import { ZipArchive, type ZipEntry } from '../../../../main/formats/zip/zip.ts';
+import { TorchZipWriter } from '../../../../main/formats/torch/torch-zip-writer.ts';
 
 const PLAIN = fs.readFileSync('test/fixtures/torch/compiled_dp_prefix.pt');
 
@@ -31,4 +34,67 @@ test('a file with no end record within 64 KiB of its end is not a zip', () => {
   const tooFar = Buffer.concat([PLAIN, Buffer.alloc(0x10000 + 22, 0x41)]);
   assert.equal(ZipArchive.looksLikeZip(new BufferReader(tooFar)), false);
   assert.throws(() => ZipArchive.open(new BufferReader(tooFar)), { kind: 'corrupt-zip' });
+});
+
+/** A torch-style archive `arch/` holding one small record per name, in order, read back; `use` runs on it. */
+function withArchive(names: readonly string[], use: (zip: ZipArchive) => void): void {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ckpt-zip-names-'));
+  try {
+    const file = path.join(dir, 'a.pt');
+    const fd = fs.openSync(file, 'w');
+    try {
+      const w = new TorchZipWriter(fd, 'arch');
+      names.forEach((n, i) => w.addRecord(n, Buffer.alloc(i + 1, i)));
+      w.finish();
+    } finally {
+      fs.closeSync(fd);
+    }
+    const zip = ZipArchive.open(new FileReader(file));
+    try {
+      use(zip);
+    } finally {
+      zip.reader.close();
+    }
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** The reference: a Map of every name, the last record of a name winning, as miniz reads it. */
+function lastOfEachName(zip: ZipArchive): Map<string, ZipEntry> {
+  return new Map(zip.entries.map((e) => [e.name, e]));
+}
+
+test('get, getNumbered and firstShadowed find the records a Map of names (the last of each) finds, numbered names included', () => {
+  const names = ['data.pkl', 'data/0', 'data/1', 'data/10', 'data/007', 'data/x1', 'data/1234567890', 'data/2', 'other/3', 'data/1', 'data/'];
+  withArchive(names, (zip) => {
+    const last = lastOfEachName(zip);
+    for (const e of zip.entries) assert.equal(zip.get(e.name), last.get(e.name), e.name);
+    for (const name of ['arch/data/3', 'arch/data/01', 'arch/data', 'data/0', 'arch/other/4', '', 'arch/data/99999'])
+      assert.equal(zip.get(name), undefined, name);
+    assert.equal(
+      zip.firstShadowed(),
+      zip.entries.find((e) => last.get(e.name) !== e),
+    );
+    assert.equal(zip.firstShadowed()?.name, 'arch/data/1', 'the archive holds data/1 twice');
+    for (const folder of ['arch/data/', 'arch/other/', 'arch/']) {
+      for (const key of ['0', '1', '2', '3', '7', '10', '007', 'x1', '1234567890', '', '99', '-1', '1.0', 'data/1', 'data.pkl']) {
+        assert.equal(zip.getNumbered(folder, key), zip.get(folder + key), `${folder} + ${key}`);
+      }
+    }
+    assert.equal(zip.getNumbered('arch/data/', '1')?.uncompressedSize, 10, 'the last data/1, as torch reads it');
+  });
+});
+
+test('an archive of more numbered folders than get indexes by number still finds every record', () => {
+  const names = Array.from({ length: 40 }, (_, i) => `f${i % 20}/${i}`).concat(['f3/3', 'f19/0']);
+  withArchive(names, (zip) => {
+    const last = lastOfEachName(zip);
+    for (const e of zip.entries) {
+      assert.equal(zip.get(e.name), last.get(e.name), e.name);
+      const slash = e.name.lastIndexOf('/');
+      assert.equal(zip.getNumbered(e.name.slice(0, slash + 1), e.name.slice(slash + 1)), last.get(e.name), e.name);
+    }
+    assert.equal(zip.firstShadowed()?.name, 'arch/f3/3');
+  });
 });
