@@ -155,7 +155,8 @@ export function checkAt(p: PackedChecks, i: number): TensorCheck {
     const text = stringAt(p.keys, k);
     path.push(p.numberKeys[k] ? Number(text) : text);
   }
-  const shape = Array.from(p.dims.subarray(i ? p.shapeEnds[i - 1] : 0, p.shapeEnds[i]));
+  const shape: number[] = [];
+  for (let d = i ? p.shapeEnds[i - 1]! : 0; d < p.shapeEnds[i]!; d++) shape.push(p.dims[d]!);
   const flags = p.flags[i]!;
   const check: TensorCheck = {
     path,

@@ -98,6 +98,9 @@ export function planConversion(ck: Checkpoint, rules: ConversionRules, output: s
   const warnings: string[] = [];
   const errors: string[] = [];
   for (const r of roles) {
+    // a state dict's keys are a dict's, so distinct (PyDict): where the rules rename none, no two
+    // meet (a 500,000-key map saved); a module's keys are joined paths and are always checked
+    if (r.role.kind === 'state-dict' && r.plan.keys.every((c) => c.to === null || c.to === c.from)) continue;
     const seen = new Map<string, string>();
     for (const c of r.plan.keys) {
       if (c.to === null) continue;
@@ -150,36 +153,31 @@ export function planConversion(ck: Checkpoint, rules: ConversionRules, output: s
     else rootChange = `the pickled module ${modules[0]!.className} is replaced by its state dict (${plural(modules[0]!.entries?.length ?? 0, 'key')})`;
   }
   if (!roles.length && !modules.length) warnings.push('no model state dict was recognised: only device tags change');
-  const newDtypes = [
-    ...new Set(
-      ck.tensors
-        .map((t) => t.tensor.dtype)
-        .filter((d) => !d.storage)
-        .map((d) => d.name),
-    ),
-  ];
-  if (newDtypes.length)
-    warnings.push(`${newDtypes.join(', ')} tensors are written with _rebuild_tensor_v3 and load in torch 2.1 or newer (uint16/32/64 in 2.3), not in torch 1.x`);
+  const newDtypes = new Set<string>();
+  for (const t of ck.tensors) if (!t.tensor.dtype.storage) newDtypes.add(t.tensor.dtype.name);
+  if (newDtypes.size)
+    warnings.push(
+      `${[...newDtypes].join(', ')} tensors are written with _rebuild_tensor_v3 and load in torch 2.1 or newer (uint16/32/64 in 2.3), not in torch 1.x`,
+    );
 
-  // tensors per storage (a count, not an object per storage of a 500,000-tensor file)
-  const storages = new Map<TorchStorage, number>();
+  // tensors and bytes per source device tag, each storage's bytes counted once (one set of
+  // storages, not a count per storage of a 500,000-tensor file)
+  const byLocation = new Map<string, { tensors: number; bytes: number }>();
+  const counted = new Set<TorchStorage>();
   for (const t of ck.tensors) {
     if (!t.tensor.storage) continue;
     const s = rootStorage(t.tensor.storage);
-    storages.set(s, (storages.get(s) ?? 0) + 1);
+    let at = byLocation.get(s.location);
+    if (!at) byLocation.set(s.location, (at = { tensors: 0, bytes: 0 }));
+    at.tensors++;
+    const before = counted.size;
+    if (counted.add(s).size > before) at.bytes += s.nbytes;
   }
   const outputs: OutputPlan[] = outputFiles(ck.file, output, rules).map(({ file, rank }) => {
     const map = deviceMapper(rules, rank ?? 0);
-    const changes = new Map<string, DeviceChange>();
-    for (const [s, tensors] of storages) {
-      const to = map(s.location);
-      const key = `${s.location}→${to}`;
-      const c = changes.get(key) ?? { from: s.location, to, tensors: 0, bytes: 0 };
-      c.tensors += tensors;
-      c.bytes += s.nbytes;
-      changes.set(key, c);
-    }
-    return { file, ...(rank !== undefined ? { rank } : {}), devices: [...changes.values()], exists: fs.existsSync(file) };
+    const changes: DeviceChange[] = [];
+    for (const [from, { tensors, bytes }] of byLocation) changes.push({ from, to: map(from), tensors, bytes });
+    return { file, ...(rank !== undefined ? { rank } : {}), devices: changes, exists: fs.existsSync(file) };
   });
   if (path.resolve(outputs[0]!.file) === path.resolve(ck.file)) errors.push('the output would replace the source; choose another -o');
   const dropped = roles.reduce((a, r) => a + r.plan.keys.filter((k) => k.to === null).length, 0);

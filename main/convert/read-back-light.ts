@@ -9,7 +9,16 @@ import { crcProblem, matchWritten, sameItems, storageAt, type OutputResult } fro
 import { storageIndex } from './storage-read-back.ts';
 import type { ZipEntry } from '../formats/zip/zip.ts';
 import type { TensorChecks } from './tensor-checks.ts';
-import { decodeWrittenPickle, WrittenDict, WrittenList, WrittenTensor, WrittenTuple, type WrittenValue } from './written-pickle.ts';
+import {
+  decodeWritten,
+  WrittenDict,
+  WrittenList,
+  WrittenTensor,
+  WrittenTuple,
+  type RootItem,
+  type WrittenPickle,
+  type WrittenValue,
+} from './written-pickle.ts';
 
 /** Visiting more nodes than this means the tree is pathological (as `walkTensors` says). */
 const MAX_NODES = 5_000_000;
@@ -42,20 +51,27 @@ export function verifyLight(
   try {
     const archive = readArchive(reader, storages);
     if (!archive) return null;
-    const decoded = decodeWrittenPickle(archive.pickle);
-    if ('unsupported' in decoded) return null;
-    if ('value' in decoded && [...decoded.globals].some((g) => !TORCH_2_13.allowed.has(g))) return null;
-    const written: Iterable<WrittenAt> = 'value' in decoded ? writtenTensors(decoded.value) : [];
+    const walked = new WeakSet<object>();
+    const decoding = decodeWritten(archive.pickle, walked);
+    const end: { decoded?: WrittenPickle } = {};
     const recordProblem = (w: WrittenStorage): string | null => (archive.inPlace[storageIndex(w.key)!] ? null : `storage ${w.key} is not where it was written`); // a key storageAt found
-    let report: OutputResult;
+    const match = (written: Iterable<WrittenAt>): OutputResult =>
+      matchWritten(file, shownAs, expected, written, storages, plannedDevice, (checks, i, e, t) => compare(checks, i, e, t, storages, crcs, recordProblem));
+    // the tensors are matched as the decoding hands them out: a flat state dict's are never all held
+    let report: OutputResult | null = null;
+    let walkError: unknown = null;
     try {
-      report = matchWritten(file, shownAs, expected, written, storages, plannedDevice, (checks, i, e, t) =>
-        compare(checks, i, e, t, storages, crcs, recordProblem),
-      );
+      report = match(writtenTensors(decoding, walked, end));
     } catch (e) {
-      if (e instanceof OddKey) return null;
-      throw e;
+      walkError = e;
     }
+    const decoded = end.decoded ?? rest(decoding);
+    if ('unsupported' in decoded) return null;
+    // a pickle no VM reads has no tensors to compare: every planned one is missing
+    if ('malformed' in decoded) report = match([]);
+    else if (walkError instanceof OddKey || [...decoded.globals].some((g) => !TORCH_2_13.allowed.has(g))) return null;
+    else if (walkError !== null) throw walkError;
+    if (!report) throw new Error('the read-back matched nothing'); // each branch above assigns or leaves
     // the archive as a whole: a pickle no VM reads, or two records of one name (the directory's
     // name lookup gives the last, so an earlier one differs), fail it whatever the tensors say
     const twice = archive.shadowed;
@@ -142,13 +158,27 @@ function writtenKeyText(k: WrittenValue): PathKey {
   throw new OddKey();
 }
 
+/** The decoding run to its end, its items unread (after the walk stopped with an error). */
+function rest(decoding: Generator<RootItem, WrittenPickle, undefined>): WrittenPickle {
+  for (;;) {
+    const step = decoding.next();
+    if (step.done) return step.value;
+  }
+}
+
 /**
  * `walkTensors` over the decoded values: every tensor at every path, cycles cut, one at a time.
- * The path given is the walk's own, changed by the next step: whoever keeps one copies it (the
- * matching keeps none while the order is the planned one, so 500,000 paths are never held).
- * Throws OddKey at a dict key of a kind `walkTensors` does not name.
+ * The top-level container's items are walked as the decoding hands them out, each container met
+ * added to `walked` (the decoding refuses to change one later); `end.decoded` is the decoding's
+ * result once it is done. The path given is the walk's own, changed by the next step: whoever
+ * keeps one copies it (the matching keeps none while the order is the planned one, so 500,000
+ * paths are never held). Throws OddKey at a dict key of a kind `walkTensors` does not name.
  */
-function* writtenTensors(root: WrittenValue): Generator<WrittenAt, void, undefined> {
+function* writtenTensors(
+  decoding: Generator<RootItem, WrittenPickle, undefined>,
+  walked: WeakSet<object>,
+  end: { decoded?: WrittenPickle },
+): Generator<WrittenAt, void, undefined> {
   const onPath = new Set<object>();
   const tensorFree = new WeakSet<object>();
   const path: PathKey[] = [];
@@ -167,6 +197,7 @@ function* writtenTensors(root: WrittenValue): Generator<WrittenAt, void, undefin
       cuts++;
       return;
     }
+    walked.add(v);
     const foundBefore = found;
     const cutsBefore = cuts;
     onPath.add(v);
@@ -186,5 +217,18 @@ function* writtenTensors(root: WrittenValue): Generator<WrittenAt, void, undefin
     onPath.delete(v);
     if (found === foundBefore && cuts === cutsBefore) tensorFree.add(v);
   }
-  yield* visit(root);
+  let step = decoding.next();
+  // streamed: the top-level container is on the path while its items are walked, as in `visit`
+  if (!step.done) {
+    visited++;
+    onPath.add(step.value.root);
+  }
+  for (; !step.done; step = decoding.next()) {
+    const { key, inList, value } = step.value;
+    path.push(inList ? (key as number) : writtenKeyText(key));
+    yield* visit(value);
+    path.pop();
+  }
+  end.decoded = step.value;
+  if ('value' in step.value && !step.value.streamed) yield* visit(step.value.value);
 }

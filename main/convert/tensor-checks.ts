@@ -1,8 +1,12 @@
 import type { TensorCheck } from '../../shared/convert.ts';
 import type { PathKey, TensorAt } from '../checkpoint/tree.ts';
 
-/** A CRC-32 as the report writes it. */
-export const hex = (n: number): string => n.toString(16).padStart(8, '0');
+/** Two hex digits of each byte value. */
+const BYTE_HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
+
+/** A CRC-32 as the report writes it (8 hex digits; a 500,000-check report writes one per check). */
+export const hex = (n: number): string =>
+  n >>> 0 === n ? BYTE_HEX[n >>> 24]! + BYTE_HEX[(n >>> 16) & 255]! + BYTE_HEX[(n >>> 8) & 255]! + BYTE_HEX[n & 255]! : n.toString(16).padStart(8, '0');
 
 /** Flags of one check (also the packed form's, packed-report.ts). */
 export const CRC_READ = 1;

@@ -69,7 +69,8 @@ export type WrittenValue =
   | WrittenTensor;
 
 export type WrittenPickle =
-  | { value: WrittenValue; globals: Set<string> }
+  /** `streamed`: the top-level container's items were handed out by `decodeWritten`, not kept in it */
+  | { value: WrittenValue; globals: Set<string>; streamed: boolean }
   | { unsupported: string }
   /** bytes no pickle VM accepts: a mismatch, with where */
   | { malformed: string };
@@ -81,7 +82,115 @@ const MARK = Symbol('mark');
 type Slot = WrittenValue | typeof MARK;
 const decoder = new TextDecoder('utf-8', { fatal: true });
 
+/**
+ * The memo indexes some BINGET or LONG_BINGET reads, found by one pass over the opcodes (their
+ * arguments skipped as `decodeWritten` reads them). Null where the pass meets an opcode it does
+ * not know or the end of the bytes: then every entry is kept, and the decoding stops there too.
+ */
+function fetchedMemo(b: Uint8Array): Set<number> | null {
+  const fetched = new Set<number>();
+  let pos = 0;
+  const u32At = (at: number): number => (b[at]! | (b[at + 1]! << 8) | (b[at + 2]! << 16) | (b[at + 3]! << 24)) >>> 0;
+  while (pos < b.length) {
+    const op = b[pos++]!;
+    switch (op) {
+      case 0x2e: // STOP
+        return fetched;
+      case 0x4e:
+      case 0x88:
+      case 0x89:
+      case 0x28:
+      case 0x29:
+      case 0x85:
+      case 0x86:
+      case 0x87:
+      case 0x74:
+      case 0x5d:
+      case 0x7d:
+      case 0x61:
+      case 0x65:
+      case 0x73:
+      case 0x75:
+      case 0x52:
+      case 0x51:
+      case 0x62:
+        break;
+      case 0x80:
+      case 0x4b:
+      case 0x71: // PROTO, BININT1, BINPUT
+        pos += 1;
+        break;
+      case 0x4d: // BININT2
+        pos += 2;
+        break;
+      case 0x4a:
+      case 0x72: // BININT, LONG_BINPUT
+        pos += 4;
+        break;
+      case 0x47: // BINFLOAT
+        pos += 8;
+        break;
+      case 0x58: // BINUNICODE
+        if (pos + 4 > b.length) return null;
+        pos += 4 + u32At(pos);
+        break;
+      case 0x68: // BINGET
+        if (pos + 1 > b.length) return null;
+        fetched.add(b[pos++]!);
+        break;
+      case 0x6a: // LONG_BINGET
+        if (pos + 4 > b.length) return null;
+        fetched.add(u32At(pos));
+        pos += 4;
+        break;
+      case 0x63: {
+        // GLOBAL: two lines
+        const end = b.indexOf(0x0a, pos);
+        const end2 = end < 0 ? -1 : b.indexOf(0x0a, end + 1);
+        if (end2 < 0) return null;
+        pos = end2 + 1;
+        break;
+      }
+      default:
+        return null;
+    }
+  }
+  return null;
+}
+
 export function decodeWrittenPickle(b: Uint8Array): WrittenPickle {
+  const decoding = decodeWritten(b, null);
+  for (;;) {
+    const step = decoding.next();
+    if (step.done) return step.value;
+  }
+}
+
+/** An item set into the top-level container: a dict's key and value, or a list's item and its index. */
+export interface RootItem {
+  /** the top-level container (without its streamed items) */
+  root: WrittenDict | WrittenList;
+  key: WrittenValue;
+  inList: boolean;
+  value: WrittenValue;
+}
+
+/**
+ * `decodeWrittenPickle`, and with `walked` given, a stream: each item set into the top-level
+ * container is handed out as it is set (then dropped), not kept in it, so the tensors of a flat
+ * state dict are checked one at a time and never all held (`WrittenPickle.value` is then the
+ * container without them). Before asking for the next item the caller walks the item it has and
+ * adds each container it visits to `walked`: a walked container that is changed later, or the
+ * top-level container moved into another, makes the decoding `unsupported` (a full reading then
+ * checks the file), so what was walked is what the finished tree holds.
+ */
+export function* decodeWritten(b: Uint8Array, walked: WeakSet<object> | null): Generator<RootItem, WrittenPickle, undefined> {
+  // the memo entries some GET reads: only those are kept (a written file memoizes every tensor,
+  // its arguments and storage id, and reads back none of them)
+  const fetched = fetchedMemo(b);
+  /** the top-level container once its items are streamed */
+  let streamRoot: WrittenDict | WrittenList | null = null;
+  let rootIndex = 0;
   let pos = 0;
   const stack: Slot[] = [];
   const marks: number[] = [];
@@ -103,7 +212,20 @@ export function decodeWrittenPickle(b: Uint8Array): WrittenPickle {
   const pop = (): WrittenValue => {
     const v = stack.pop();
     if (v === undefined || v === MARK) throw new Malformed(`pops past a mark or an empty stack at byte ${pos}`);
+    if (v === streamRoot && v !== null) throw new Unsupported('the top-level container moved into another after its items were checked');
     return v;
+  };
+  /** `top()` as the target of SETITEM(S) or APPEND(S): a container walked already is not changed */
+  const changing = (): WrittenValue => {
+    const t = top();
+    if (walked !== null && t !== null && typeof t === 'object' && walked.has(t)) throw new Unsupported('a container changed after it was checked');
+    return t;
+  };
+  /** Whether items set into `t` are streamed: the top-level container, alone on the stack. */
+  const streams = (t: WrittenDict | WrittenList): boolean => {
+    if (walked === null || stack.length !== 1 || !(t instanceof WrittenDict || t instanceof WrittenList)) return false;
+    streamRoot ??= t;
+    return t === streamRoot;
   };
   const top = (): WrittenValue => {
     const v = stack[stack.length - 1];
@@ -129,13 +251,6 @@ export function decodeWrittenPickle(b: Uint8Array): WrittenPickle {
     const s = decoder.decode(b.subarray(pos, end));
     pos = end + 1;
     return s;
-  };
-  const setItems = (d: WrittenValue, items: WrittenValue[]): void => {
-    if (!(d instanceof WrittenDict) || items.length % 2) throw new Malformed(`sets items on a non-dict at byte ${pos}`);
-    for (let i = 0; i < items.length; i += 2) {
-      d.keys.push(items[i]!);
-      d.values.push(items[i + 1]!);
-    }
   };
   const reduce = (fn: WrittenValue, args: WrittenValue): WrittenValue => {
     if (!(fn instanceof WrittenGlobal) || !(args instanceof WrittenTuple)) throw new Unsupported('a call of something other than a global');
@@ -202,8 +317,8 @@ export function decodeWrittenPickle(b: Uint8Array): WrittenPickle {
           if (u8() > 2) throw new Unsupported('a protocol above 2');
           break;
         case 0x2e: // STOP
-          if (stack.length !== 1 || marks.length) throw new Malformed(`stops with ${stack.length} values on the stack`);
-          return { value: pop(), globals };
+          if (stack.length !== 1 || marks.length || stack[0] === MARK) throw new Malformed(`stops with ${stack.length} values on the stack`);
+          return { value: stack[0]!, globals, streamed: streamRoot !== null };
         case 0x4e: // NONE
           stack.push(null);
           break;
@@ -265,41 +380,48 @@ export function decodeWrittenPickle(b: Uint8Array): WrittenPickle {
         case 0x7d: // EMPTY_DICT
           stack.push(new WrittenDict(false));
           break;
-        case 0x61: {
-          // APPEND
-          const v = pop();
-          const l = top();
-          if (!(l instanceof WrittenList)) throw new Malformed(`appends to a non-list at byte ${pos}`);
-          l.items.push(v);
-          break;
-        }
+        case 0x61:
         case 0x65: {
-          // APPENDS
-          const items = popMark();
-          const l = top();
+          // APPEND, APPENDS
+          const items = op === 0x61 ? [pop()] : popMark();
+          const l = changing();
           if (!(l instanceof WrittenList)) throw new Malformed(`appends to a non-list at byte ${pos}`);
-          for (const v of items) l.items.push(v);
+          if (streams(l)) for (const value of items) yield { root: l, key: rootIndex++, inList: true, value };
+          else for (const v of items) l.items.push(v);
           break;
         }
-        case 0x73: {
-          // SETITEM
-          const v = pop();
-          const k = pop();
-          setItems(top(), [k, v]);
-          break;
-        }
+        case 0x73:
         case 0x75: {
-          // SETITEMS
-          const items = popMark();
-          setItems(top(), items);
+          // SETITEM, SETITEMS
+          let items: WrittenValue[];
+          if (op === 0x73) {
+            const v = pop();
+            items = [pop(), v];
+          } else items = popMark();
+          const d = changing();
+          if (!(d instanceof WrittenDict) || items.length % 2) throw new Malformed(`sets items on a non-dict at byte ${pos}`);
+          if (streams(d)) for (let i = 0; i < items.length; i += 2) yield { root: d, key: items[i]!, inList: false, value: items[i + 1]! };
+          else
+            for (let i = 0; i < items.length; i += 2) {
+              d.keys.push(items[i]!);
+              d.values.push(items[i + 1]!);
+            }
           break;
         }
-        case 0x71: // BINPUT
-          memo[u8()] = top();
+        case 0x71: {
+          // BINPUT
+          const i = u8();
+          if (fetched === null || fetched.has(i)) memo[i] = top();
+          else top();
           break;
-        case 0x72: // LONG_BINPUT
-          memo[u32()] = top();
+        }
+        case 0x72: {
+          // LONG_BINPUT
+          const i = u32();
+          if (fetched === null || fetched.has(i)) memo[i] = top();
+          else top();
           break;
+        }
         case 0x68:
         case 0x6a: {
           // BINGET, LONG_BINGET

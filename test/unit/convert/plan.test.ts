@@ -71,6 +71,15 @@ test('planConversion of a DataParallel state dict: keys, layout after, outputs a
       keys: 16,
       errors: /would replace the source/,
     },
+    {
+      name: 'two keys renamed to one is refused',
+      rules: rules({ name: 'cpu' }, { renames: [{ pattern: '\\.(weight|bias)$', replacement: '.p' }] }),
+      output: '/tmp/x.pt',
+      layoutAfter: 'cpu',
+      firstKey: 'conv1.p',
+      keys: 16,
+      errors: /keys 'module\.conv1\.weight' and 'module\.conv1\.bias' would both become 'conv1\.p'/,
+    },
   ];
   for (const c of cases) {
     const plan = planConversion(ck, c.rules, c.output);

@@ -10,7 +10,15 @@ import { openTorchArchive } from '../../../main/formats/torch/torch-zip.ts';
 import { FileReader } from '../../../main/io/random-access.ts';
 import { walkTensors } from '../../../main/checkpoint/tree.ts';
 import { rootStorage } from '../../../main/checkpoint/inspect.ts';
-import { decodeWrittenPickle, WrittenDict, WrittenList, WrittenTensor, WrittenTuple, type WrittenValue } from '../../../main/convert/written-pickle.ts';
+import {
+  decodeWritten,
+  decodeWrittenPickle,
+  WrittenDict,
+  WrittenList,
+  WrittenTensor,
+  WrittenTuple,
+  type WrittenValue,
+} from '../../../main/convert/written-pickle.ts';
 
 const DIR = 'test/fixtures/torch';
 const zipFiles = fs
@@ -86,4 +94,89 @@ test('decodeWrittenPickle: objects go to the full reader; damaged bytes are malf
   bad[get + 1] = 0xff;
   const r = decodeWrittenPickle(bad);
   assert.ok('malformed' in r, JSON.stringify(Object.keys(r)));
+});
+
+/** The items `decodeWritten` streams, each walked (marked in `walked`) before the next is asked for. */
+function streamed(b: Uint8Array): { items: [WrittenValue, WrittenValue][]; result: ReturnType<typeof decodeWrittenPickle> } {
+  const walked = new WeakSet<object>();
+  const mark = (v: WrittenValue): void => {
+    if (v === null || typeof v !== 'object' || walked.has(v)) return;
+    walked.add(v);
+    if (v instanceof WrittenDict) v.values.forEach(mark);
+    else if (v instanceof WrittenList || v instanceof WrittenTuple) v.items.forEach(mark);
+  };
+  const items: [WrittenValue, WrittenValue][] = [];
+  const decoding = decodeWritten(b, walked);
+  for (;;) {
+    const step = decoding.next();
+    if (step.done) return { items, result: step.value };
+    items.push([step.value.key, step.value.value]);
+    mark(step.value.value);
+  }
+}
+
+test('decodeWritten: streams the top-level items of every plain fixture, the same as the whole decoding', () => {
+  let streams = 0;
+  for (const file of zipFiles) {
+    const whole = decodeWrittenPickle(dataPkl(file));
+    const s = streamed(dataPkl(file));
+    if (!('value' in whole)) continue;
+    assert.ok('value' in s.result, file);
+    const root = whole.value;
+    const want =
+      root instanceof WrittenDict ? root.keys.map((k, i) => [k, root.values[i]]) : root instanceof WrittenList ? root.items.map((v, i) => [i, v]) : [];
+    assert.equal(s.result.streamed, want.length > 0, file);
+    assert.deepEqual(tensors(new WrittenTuple(s.items.map(([, v]) => v))), tensors(new WrittenTuple(want.map(([, v]) => v as WrittenValue))), file);
+    assert.deepEqual(
+      s.items.map(([k]) => k),
+      want.map(([k]) => k),
+      file,
+    );
+    if (want.length) streams++;
+  }
+  assert.ok(streams >= 7, `streamed ${streams} fixtures`);
+});
+
+// hand-made pickles: protocol 2, opcodes as pickle.py names them
+const P = {
+  proto: [0x80, 2],
+  emptyDict: [0x7d],
+  emptyList: [0x5d],
+  none: [0x4e],
+  put: (i: number) => [0x71, i],
+  get: (i: number) => [0x68, i],
+  str: (s: string) => [0x58, s.length, 0, 0, 0, ...Buffer.from(s)],
+  setitem: [0x73],
+  append: [0x61],
+  tuple1: [0x85],
+  stop: [0x2e],
+};
+const pickle = (...ops: number[][]): Uint8Array => Uint8Array.from(ops.flat());
+
+test('decodeWritten: a container changed after it was streamed, or the top level moved, is left to the full reader', () => {
+  // {'a': l, 'b': l} with None appended to l between: streamed, 'a' would be checked before l changed
+  const changedLater = pickle(
+    P.proto,
+    P.emptyDict,
+    P.put(0),
+    P.str('a'),
+    P.emptyList,
+    P.put(1),
+    P.setitem,
+    P.str('b'),
+    P.get(1),
+    P.none,
+    P.append,
+    P.setitem,
+    P.stop,
+  );
+  const whole = decodeWrittenPickle(changedLater);
+  assert.ok('value' in whole && whole.value instanceof WrittenDict && (whole.value.values[0] as WrittenList).items.length === 1);
+  assert.ok('unsupported' in streamed(changedLater).result);
+  // ({'a': None},): the dict's items were streamed as the top level's, then it went into a tuple
+  const plain = streamed(pickle(P.proto, P.emptyDict, P.str('a'), P.none, P.setitem, P.stop));
+  assert.ok('value' in plain.result && plain.result.streamed && plain.items.length === 1, 'a None popped is not the top level moving');
+  const moved = pickle(P.proto, P.emptyDict, P.str('a'), P.none, P.setitem, P.tuple1, P.stop);
+  assert.ok('value' in decodeWrittenPickle(moved));
+  assert.ok('unsupported' in streamed(moved).result);
 });
