@@ -1,5 +1,5 @@
 import { fail } from '../errors.ts';
-import { pickleValue } from '../formats/pickle/pickler.ts';
+import { pickleValue, type TensorRecipe } from '../formats/pickle/pickler.ts';
 import { PyGlobal, PyTuple, type PyValue } from '../formats/values/python-values.ts';
 import { TorchZipWriter } from '../formats/torch/torch-zip-writer.ts';
 import * as fs from 'node:fs';
@@ -130,7 +130,9 @@ export function writeTorchCheckpoint(fd: number, root: PyValue, opts: WriteOptio
     const untyped = src.storageType === 'UntypedStorage' || src.storageType === '_UntypedStorage';
     return new PyTuple(['storage', untyped ? untypedStorage : torchGlobal(src.storageType), w.key, w.location, src.numel]);
   };
-  const tensorRecipe = (t: TorchTensor): { rebuild: PyGlobal; args: PyValue[] } => {
+  const tensorRecipe = (t: TorchTensor): TensorRecipe => {
+    // the tuples and dict of `args` made for this read are this recipe's alone (see TensorRecipe)
+    const freshArgs = t.argsAreMadePerRead;
     // Legacy storage views become their root storage with the offset moved (zip files have no views).
     const s = t.storage;
     let args = t.args;
@@ -138,9 +140,9 @@ export function writeTorchCheckpoint(fd: number, root: PyValue, opts: WriteOptio
     // A dtype with no typed storage class (uint16, float8, ...) rides on an untyped storage and
     // needs `_rebuild_tensor_v3`, which names the dtype (torch/_utils.py; torch ≥ 2.1 writes it).
     if (t.rebuild.name === '_rebuild_tensor_v2' && s && s.dtype.name !== t.dtype.name) {
-      return { rebuild: rebuildV3, args: [...args.slice(0, 6), torchGlobal(t.dtype.name)] };
+      return { rebuild: rebuildV3, args: [...args.slice(0, 6), torchGlobal(t.dtype.name)], freshArgs };
     }
-    return { rebuild: t.rebuild, args };
+    return { rebuild: t.rebuild, args, freshArgs };
   };
   const pkl = pickleValue(root, { storageId, tensorRecipe });
   const zip = new TorchZipWriter(fd, opts.archiveName, 0, true);
