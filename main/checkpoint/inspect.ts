@@ -21,6 +21,8 @@ export interface Checkpoint {
   tensors: TensorAt[];
   roles: Role[];
   report: InspectReport;
+  /** the storages more than one tensor path uses (the others are used by exactly one) */
+  sharedStorages: ReadonlySet<TorchStorage>;
   /** `report.tensors` made a piece at a time (`--json` of 500,000 tensors need not hold 500,000 objects) */
   tensorInfoPieces(): TensorInfoPieces;
   close(): void;
@@ -156,7 +158,7 @@ export function analyse(file: string, reading: FormatReading, opts: AnalyseOptio
   const values = scalarValues(reading.root);
   if (values.length) report.values = values;
   report.security.weightsOnlyLoadable = report.loading.weightsOnly;
-  return { file, reading, tensors, roles, report, tensorInfoPieces, close: () => reading.close() };
+  return { file, reading, tensors, roles, report, sharedStorages, tensorInfoPieces, close: () => reading.close() };
 }
 
 /** A tensor as the report lists it. `statePaths` is used up: each call takes the tensor's next state-dict path. */
