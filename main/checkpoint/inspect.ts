@@ -64,7 +64,7 @@ export function analyse(file: string, reading: FormatReading, opts: AnalyseOptio
   ];
   const roles = findRoles(reading.root);
   // each distinct storage (the keys) with the number of tensor paths that use it
-  const storages = countStorages(tensors);
+  const storages = distinctStorages(tensors);
   const sharedStorages = storages.shared;
   const byDtype: Record<string, { tensors: number; bytes: number }> = {};
   const byDevice: Record<string, { tensors: number; bytes: number }> = {};
@@ -192,7 +192,7 @@ function tensorInfo(
  * their bytes, and those more than one tensor path uses. Counted by sorting serial numbers: a Map
  * from storage to count was ~28 MB for a 500,000-tensor file.
  */
-function countStorages(tensors: readonly TensorAt[]): { count: number; bytes: number; shared: Set<TorchStorage> } {
+export function distinctStorages(tensors: readonly TensorAt[]): { count: number; bytes: number; shared: Set<TorchStorage> } {
   const serials = new Float64Array(tensors.length);
   let n = 0;
   let bytes = 0;

@@ -14,6 +14,11 @@ export interface PickleWriterOptions {
   storageId(s: TorchStorage): PyTuple;
   /** The recipe to write for a tensor (defaults to the tensor's own). */
   tensorRecipe?(t: TorchTensor): TensorRecipe;
+  /**
+   * False for a tensor the value holds at one place only: it takes its memo index but no memo
+   * entry (nothing can ask for it again). Absent: every tensor gets an entry.
+   */
+  tensorMayRecur?(t: TorchTensor): boolean;
 }
 
 export interface TensorRecipe {
@@ -165,7 +170,7 @@ export function pickleValue(value: PyValue, opts: PickleWriterOptions): Uint8Arr
         tuple(r.args, saveUnshared);
         out.byte(0x52); // REDUCE
       } else reduce(r.rebuild, r.args);
-      put(v);
+      put(opts.tensorMayRecur?.(v) === false ? null : v);
       return;
     }
     if (v instanceof PyTuple) {
