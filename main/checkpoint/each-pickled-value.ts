@@ -20,7 +20,9 @@ export function eachPickledValue(root: PyValue, visit: (v: object) => void): voi
   while (stack.length) {
     const v = stack.pop()!;
     if (v === null || typeof v !== 'object' || seen.has(v)) continue;
-    seen.add(v);
+    // a tensor is visited once per place it is held (visits only collect): 500,000 tensors are
+    // not 500,000 set entries; the containers that could form a cycle are still recorded
+    if (!(v instanceof TorchTensor)) seen.add(v);
     visit(v);
     if (v instanceof TorchTensor) {
       stack.push(v.rebuild);

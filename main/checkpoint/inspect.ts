@@ -21,6 +21,8 @@ export interface Checkpoint {
   tensors: TensorAt[];
   roles: Role[];
   report: InspectReport;
+  /** the storages more than one tensor path uses (the others are used by exactly one) */
+  sharedStorages: ReadonlySet<TorchStorage>;
   /** `report.tensors` made a piece at a time (`--json` of 500,000 tensors need not hold 500,000 objects) */
   tensorInfoPieces(): TensorInfoPieces;
   close(): void;
@@ -62,7 +64,7 @@ export function analyse(file: string, reading: FormatReading, opts: AnalyseOptio
   ];
   const roles = findRoles(reading.root);
   // each distinct storage (the keys) with the number of tensor paths that use it
-  const storages = countStorages(tensors);
+  const storages = distinctStorages(tensors);
   const sharedStorages = storages.shared;
   const byDtype: Record<string, { tensors: number; bytes: number }> = {};
   const byDevice: Record<string, { tensors: number; bytes: number }> = {};
@@ -156,7 +158,7 @@ export function analyse(file: string, reading: FormatReading, opts: AnalyseOptio
   const values = scalarValues(reading.root);
   if (values.length) report.values = values;
   report.security.weightsOnlyLoadable = report.loading.weightsOnly;
-  return { file, reading, tensors, roles, report, tensorInfoPieces, close: () => reading.close() };
+  return { file, reading, tensors, roles, report, sharedStorages, tensorInfoPieces, close: () => reading.close() };
 }
 
 /** A tensor as the report lists it. `statePaths` is used up: each call takes the tensor's next state-dict path. */
@@ -190,7 +192,7 @@ function tensorInfo(
  * their bytes, and those more than one tensor path uses. Counted by sorting serial numbers: a Map
  * from storage to count was ~28 MB for a 500,000-tensor file.
  */
-function countStorages(tensors: readonly TensorAt[]): { count: number; bytes: number; shared: Set<TorchStorage> } {
+export function distinctStorages(tensors: readonly TensorAt[]): { count: number; bytes: number; shared: Set<TorchStorage> } {
   const serials = new Float64Array(tensors.length);
   let n = 0;
   let bytes = 0;

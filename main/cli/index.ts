@@ -7,6 +7,7 @@ import { INSPECT_HELP, runInspect } from './inspect-command.ts';
 import { runScan, SCAN_HELP } from './scan-command.ts';
 import { processIO, type CliIO } from './io.ts';
 import { VERSION } from '../version.ts';
+import { tuneV8ForCli } from './v8-tuning.ts';
 
 const HELP = `ckpt ${VERSION}: inspect, convert, re-shard and verify PyTorch checkpoints, without Python.
 
@@ -118,6 +119,7 @@ export async function main(argv: string[], io: CliIO): Promise<number> {
 // Run when executed directly (the bundled dist/ckpt.js or `tsx main/cli/index.ts`).
 const entry = process.argv[1] ?? '';
 if (/(ckpt(\.js)?|cli[/\\]index\.ts)$/.test(entry)) {
+  tuneV8ForCli();
   main(process.argv.slice(2), processIO()).then((code) => {
     process.exitCode = code;
   });

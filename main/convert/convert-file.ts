@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import type { ConversionPlan, Progress } from '../../shared/convert.ts';
 import type { ConversionRules } from '../../shared/presets.ts';
 import { openCheckpoint } from '../inputs/open-checkpoint.ts';
-import { rootStorage, type Checkpoint } from '../checkpoint/inspect.ts';
+import { distinctStorages, type Checkpoint } from '../checkpoint/inspect.ts';
 import { CheckpointError, fail } from '../errors.ts';
 import { writeCheckedAtomically } from '../io/atomic-file.ts';
 import { releaseReadBack } from '../io/byte-verifier.ts';
@@ -91,7 +91,13 @@ export async function convertFile(source: string, opts: ConvertOptions): Promise
     const uncovered = planCoverageProblem(tree, roles, rules);
     if (uncovered) fail('internal', `${source}: ${uncovered}; nothing was written`, source);
     // every tensor of the output at every path: for the checks below and the read-back of each output
-    const plannedTensors = walkTensors(tree);
+    // (the source's own walk when the output is the source's tree, as a state dict kept whole is)
+    const plannedTensors = tree === ck.reading.root && !ck.reading.torchscript?.constants ? ck.tensors : walkTensors(tree);
+    // The output's storages that more than one of its tensor paths uses: the writer needs no
+    // lookup for the rest. Only where every tensor's recipe is the plain one (made per read): a
+    // recipe of its own can hold another tensor (sparse, nested), which the walk does not count.
+    const plainRecipes = plannedTensors.every((t) => t.tensor.argsAreMadePerRead);
+    const sharedStorages = !plainRecipes ? undefined : plannedTensors === ck.tensors ? ck.sharedStorages : distinctStorages(plannedTensors).shared;
     if (ck.tensors.length && !plannedTensors.length) fail('usage', `${source}: the rules leave no tensor to write; nothing was written`, source);
     const checkCancelled = (): void => {
       if (opts.signal?.aborted) throw new CheckpointError('cancelled', `${source}: conversion cancelled; nothing was written`, source);
@@ -131,6 +137,7 @@ export async function convertFile(source: string, opts: ConvertOptions): Promise
               },
               // each storage is read back and checked in a helper thread while the next is copied
               onStorageWritten: (w) => readBack.add(tmp, w),
+              ...(sharedStorages ? { sharedStorages } : {}),
             }),
           async (tmp, written) => {
             const changed = statOf(source);
@@ -182,17 +189,9 @@ export function archiveNameFor(file: string): string {
   return stem.replace(/[^\w.-]/g, '_') || 'archive';
 }
 
+/** Bytes to copy: each storage once (the report's distinct storages). */
 function totalBytes(ck: Checkpoint): number {
-  const seen = new Set<object>();
-  let n = 0;
-  for (const t of ck.tensors) {
-    if (!t.tensor.storage) continue;
-    const s = rootStorage(t.tensor.storage);
-    if (seen.has(s)) continue;
-    seen.add(s);
-    n += s.nbytes;
-  }
-  return n;
+  return ck.report.totals.storageBytes;
 }
 
 function statOf(file: string): fs.Stats {

@@ -160,8 +160,8 @@ export function planConversion(ck: Checkpoint, rules: ConversionRules, output: s
       `${[...newDtypes].join(', ')} tensors are written with _rebuild_tensor_v3 and load in torch 2.1 or newer (uint16/32/64 in 2.3), not in torch 1.x`,
     );
 
-  // tensors and bytes per source device tag, each storage's bytes counted once (one set of
-  // storages, not a count per storage of a 500,000-tensor file)
+  // tensors and bytes per source device tag, each storage's bytes counted once (a set of the
+  // shared storages only, not of every storage of a 500,000-tensor file)
   const byLocation = new Map<string, { tensors: number; bytes: number }>();
   const counted = new Set<TorchStorage>();
   for (const t of ck.tensors) {
@@ -170,8 +170,12 @@ export function planConversion(ck: Checkpoint, rules: ConversionRules, output: s
     let at = byLocation.get(s.location);
     if (!at) byLocation.set(s.location, (at = { tensors: 0, bytes: 0 }));
     at.tensors++;
-    const before = counted.size;
-    if (counted.add(s).size > before) at.bytes += s.nbytes;
+    // a storage only one path uses is counted where it is met; a shared one the first time
+    if (!ck.sharedStorages.has(s)) at.bytes += s.nbytes;
+    else {
+      const before = counted.size;
+      if (counted.add(s).size > before) at.bytes += s.nbytes;
+    }
   }
   const outputs: OutputPlan[] = outputFiles(ck.file, output, rules).map(({ file, rank }) => {
     const map = deviceMapper(rules, rank ?? 0);

@@ -1,5 +1,5 @@
 import { fail } from '../errors.ts';
-import { pickleValue } from '../formats/pickle/pickler.ts';
+import { pickleValue, type TensorRecipe } from '../formats/pickle/pickler.ts';
 import { PyGlobal, PyTuple, type PyValue } from '../formats/values/python-values.ts';
 import { TorchZipWriter } from '../formats/torch/torch-zip-writer.ts';
 import * as fs from 'node:fs';
@@ -98,6 +98,12 @@ export interface WriteOptions {
   checkCancelled?(): void;
   /** called as each storage record is complete, e.g. to verify it while the next is copied */
   onStorageWritten?(w: WrittenStorage): void;
+  /**
+   * The (root) storages more than one tensor path of `root` uses, when the caller knows them
+   * (`distinctStorages`): a storage outside it is met once, and so is the one tensor that uses it,
+   * so neither needs a lookup entry (500,000 of each for a 500,000-tensor file). Unknown: all get one.
+   */
+  sharedStorages?: ReadonlySet<TorchStorage>;
 }
 
 /**
@@ -107,7 +113,10 @@ export interface WriteOptions {
  * tensor uses are not written. Keys are assigned in pickling order, as torch's `persistent_id` does.
  */
 export function writeTorchCheckpoint(fd: number, root: PyValue, opts: WriteOptions): WriteResult {
+  // every storage written, in order of first use; the shared ones (or all, unknown) also by storage
+  const written: WrittenStorage[] = [];
   const keys = new Map<TorchStorage, WrittenStorage>();
+  const shared = opts.sharedStorages;
   // one global object per name, not two per tensor (the pickler memoizes globals by name anyway)
   const untypedStorage = new PyGlobal('torch.storage', 'UntypedStorage');
   const rebuildV3 = new PyGlobal('torch._utils', '_rebuild_tensor_v3');
@@ -119,10 +128,12 @@ export function writeTorchCheckpoint(fd: number, root: PyValue, opts: WriteOptio
   };
   const storageId = (s: TorchStorage): PyTuple => {
     const src = rootStorage(s);
-    let w = keys.get(src);
+    const lookup = !shared || shared.has(src);
+    let w = lookup ? keys.get(src) : undefined;
     if (!w) {
-      w = { key: String(keys.size), source: src, location: opts.location(src), nbytes: src.nbytes, crc32: 0, dataOffset: 0 };
-      keys.set(src, w);
+      w = { key: String(written.length), source: src, location: opts.location(src), nbytes: src.nbytes, crc32: 0, dataOffset: 0 };
+      written.push(w);
+      if (lookup) keys.set(src, w);
     }
     // torch/serialization.py `_save`: ('storage', storage_type, key, location, numel). Typed storage
     // classes pickle as `torch.FloatStorage`; the untyped one by its defining module,
@@ -130,7 +141,9 @@ export function writeTorchCheckpoint(fd: number, root: PyValue, opts: WriteOptio
     const untyped = src.storageType === 'UntypedStorage' || src.storageType === '_UntypedStorage';
     return new PyTuple(['storage', untyped ? untypedStorage : torchGlobal(src.storageType), w.key, w.location, src.numel]);
   };
-  const tensorRecipe = (t: TorchTensor): { rebuild: PyGlobal; args: PyValue[] } => {
+  const tensorRecipe = (t: TorchTensor): TensorRecipe => {
+    // the tuples and dict of `args` made for this read are this recipe's alone (see TensorRecipe)
+    const freshArgs = t.argsAreMadePerRead;
     // Legacy storage views become their root storage with the offset moved (zip files have no views).
     const s = t.storage;
     let args = t.args;
@@ -138,22 +151,23 @@ export function writeTorchCheckpoint(fd: number, root: PyValue, opts: WriteOptio
     // A dtype with no typed storage class (uint16, float8, ...) rides on an untyped storage and
     // needs `_rebuild_tensor_v3`, which names the dtype (torch/_utils.py; torch ≥ 2.1 writes it).
     if (t.rebuild.name === '_rebuild_tensor_v2' && s && s.dtype.name !== t.dtype.name) {
-      return { rebuild: rebuildV3, args: [...args.slice(0, 6), torchGlobal(t.dtype.name)] };
+      return { rebuild: rebuildV3, args: [...args.slice(0, 6), torchGlobal(t.dtype.name)], freshArgs };
     }
-    return { rebuild: t.rebuild, args };
+    return { rebuild: t.rebuild, args, freshArgs };
   };
-  const pkl = pickleValue(root, { storageId, tensorRecipe });
+  // a tensor whose storage is used by one path is itself met once: no memo entry (see sharedStorages)
+  const tensorMayRecur = shared ? (t: TorchTensor): boolean => !t.storage || shared.has(rootStorage(t.storage)) : undefined;
+  const pkl = pickleValue(root, { storageId, tensorRecipe, ...(tensorMayRecur ? { tensorMayRecur } : {}) });
   const zip = new TorchZipWriter(fd, opts.archiveName, 0, true);
   zip.addRecord('data.pkl', pkl);
   zip.addRecord('.format_version', Buffer.from('1'));
   zip.addRecord('.storage_alignment', Buffer.from('64'));
   zip.addRecord('byteorder', Buffer.from('little'));
   let largest = 0;
-  for (const w of keys.values()) largest = Math.max(largest, w.nbytes); // no spread: 100,000 arguments overflow the stack
+  for (const w of written) largest = Math.max(largest, w.nbytes); // no spread: 100,000 arguments overflow the stack
   const buf = bufferFor(largest);
   const small = new SmallReads();
   // storages whose bytes the zip writer still gathers: reported once they are in the file
-  const written = [...keys.values()];
   let reported = 0;
   const report = (): void => {
     for (let w = written[reported]; w && w.dataOffset && zip.inFile(w.dataOffset + w.nbytes); w = written[++reported]) opts.onStorageWritten?.(w);
@@ -198,5 +212,5 @@ export function writeTorchCheckpoint(fd: number, root: PyValue, opts: WriteOptio
   }
   const bytes = zip.finish();
   report();
-  return { bytes, storages: [...keys.values()], tail: zip.tail! };
+  return { bytes, storages: written, tail: zip.tail! };
 }

@@ -13,7 +13,23 @@ export interface PickleWriterOptions {
   /** The persistent id for a storage: torch's `('storage', type, key, location, numel)`. */
   storageId(s: TorchStorage): PyTuple;
   /** The recipe to write for a tensor (defaults to the tensor's own). */
-  tensorRecipe?(t: TorchTensor): { rebuild: PyGlobal; args: PyValue[] };
+  tensorRecipe?(t: TorchTensor): TensorRecipe;
+  /**
+   * False for a tensor the value holds at one place only: it takes its memo index but no memo
+   * entry (nothing can ask for it again). Absent: every tensor gets an entry.
+   */
+  tensorMayRecur?(t: TorchTensor): boolean;
+}
+
+export interface TensorRecipe {
+  rebuild: PyGlobal;
+  args: PyValue[];
+  /**
+   * True when the tuples and dicts among `args` were made for this recipe (`TorchTensor.args` of a
+   * tensor without its own): nothing else can hold them, so they take memo indexes but no memo
+   * entries. Kept, 500,000 tensors' size, stride and hooks objects stayed alive to the end.
+   */
+  freshArgs?: boolean;
 }
 
 /** Python 3 names that protocol 2 writes under their Python 2 names (CPython `_compat_pickle`). */
@@ -65,12 +81,22 @@ export function pickleValue(value: PyValue, opts: PickleWriterOptions): Uint8Arr
     if (!names) globalMemo.set(module, (names = new Map()));
     names.set(name, put(null));
   };
-  const tuple = (items: PyValue[]): void => {
+  const tuple = (items: PyValue[], saveItem: (v: PyValue) => void = save): void => {
     const n = items.length;
     if (n === 0) return void out.byte(0x29); // EMPTY_TUPLE
     if (n > 3) out.byte(0x28); // MARK
-    for (let i = 0; i < n; i++) save(items[i]!);
+    for (let i = 0; i < n; i++) saveItem(items[i]!);
     out.byte(n <= 3 ? 0x84 + n : 0x74); // TUPLE1..3, TUPLE
+  };
+  /** `save` of a value nothing else holds: the same bytes, the memo index taken but not recorded */
+  const saveUnshared = (v: PyValue): void => {
+    if (v instanceof PyTuple && v.items.length) {
+      tuple(v.items);
+      put(null);
+    } else if (v instanceof PyDict && v.ordered && v.size === 0 && !v.attrs) {
+      reduce(ORDERED_DICT, []);
+      put(null);
+    } else save(v);
   };
   const setItems = (pairs: [PyValue, PyValue][]): void => {
     for (let i = 0; i < pairs.length; i += 1000) {
@@ -138,9 +164,13 @@ export function pickleValue(value: PyValue, opts: PickleWriterOptions): Uint8Arr
     if (v instanceof PyGlobal) return global(v.module, v.name);
     if (get(v)) return;
     if (v instanceof TorchTensor) {
-      const r = opts.tensorRecipe?.(v) ?? { rebuild: v.rebuild, args: v.args };
-      reduce(r.rebuild, r.args);
-      put(v);
+      const r = opts.tensorRecipe?.(v) ?? { rebuild: v.rebuild, args: v.args, freshArgs: v.argsAreMadePerRead };
+      if (r.freshArgs) {
+        save(r.rebuild);
+        tuple(r.args, saveUnshared);
+        out.byte(0x52); // REDUCE
+      } else reduce(r.rebuild, r.args);
+      put(opts.tensorMayRecur?.(v) === false ? null : v);
       return;
     }
     if (v instanceof PyTuple) {

@@ -55,6 +55,31 @@ export function jsonToPlain(v: JsonValue): unknown {
 
 const MAX_JSON_DEPTH = 64;
 
+/** ASCII strings up to this long are looked up among those already made (`shortString`). */
+const SHORT_STRING = 16;
+const MAX_SHORT_STRINGS = 4096;
+const shortStrings = new Map<number, string>();
+
+/**
+ * The string of ASCII bytes [start, end), the same string each time it recurs: a 500,000-tensor
+ * header spells "dtype", "shape", "data_offsets" and its dtype tags 2,000,000 times, each a new
+ * string before. At most MAX_SHORT_STRINGS are kept; one whose hash is taken by another is made anew.
+ */
+function shortString(b: Buffer, start: number, end: number): string {
+  let h = 0x811c9dc5 | 0;
+  for (let i = start; i < end; i++) h = Math.imul(h ^ b[i]!, 0x01000193);
+  h = Math.imul(h ^ (end - start), 0x01000193);
+  const known = shortStrings.get(h);
+  if (known !== undefined && known.length === end - start) {
+    let same = true;
+    for (let i = 0; i < known.length && same; i++) same = known.charCodeAt(i) === b[start + i];
+    if (same) return known;
+  }
+  const made = b.toString('latin1', start, end);
+  if (known === undefined && shortStrings.size < MAX_SHORT_STRINGS) shortStrings.set(h, made);
+  return made;
+}
+
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
 const ESCAPED: Record<number, string> = { 0x22: '"', 0x5c: '\\', 0x2f: '/', 0x62: '\b', 0x66: '\f', 0x6e: '\n', 0x72: '\r', 0x74: '\t' };
@@ -95,8 +120,9 @@ export function parseOrderedJson(json: string | Uint8Array, eachTopEntry?: (key:
       if (p >= end) bad('unterminated string');
       const c = b[p]!;
       if (c === QUOTE) {
-        // a copy of the bytes: each name is its own small string, not a slice of a big one
-        out += b.toString(ascii ? 'latin1' : 'utf8', start, p);
+        // a copy of the bytes: each name is its own small string, not a slice of a big one; the
+        // short ones a header repeats per tensor ("dtype", "shape", "F32") are made once
+        out = out === '' && ascii && p - start <= SHORT_STRING ? shortString(b, start, p) : out + b.toString(ascii ? 'latin1' : 'utf8', start, p);
         p++;
         return out;
       }

@@ -135,6 +135,10 @@ export class TorchTensor {
    * kept: a writer reads them twice, for the code-free walk and the pickler, and 500,000 kept
    * lists held four objects per tensor until the conversion ended). Compare storages, not lists.
    */
+  /** True when `args` makes its tuples and hooks dict afresh on each read (the tensor keeps no recipe of its own). */
+  get argsAreMadePerRead(): boolean {
+    return this.recipeArgs === null;
+  }
   get args(): PyValue[] {
     return this.recipeArgs ?? [this.storage, this.storageOffset, new PyTuple(this.shape), new PyTuple(this.stride), false, new PyDict(true)];
   }

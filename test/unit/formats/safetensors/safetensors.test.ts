@@ -651,3 +651,9 @@ test('safetensors header bytes: non-ASCII names and escapes decode as UTF-8, and
   // a bad JSON message names the byte where it stopped
   assert.throws(() => parseOrderedJson('{"é":1,}'), /bad JSON at byte 8: expected a string key/);
 });
+
+test('parseOrderedJson: short strings made once and reused give back exactly their text, past the cache size', () => {
+  const words = Array.from({ length: 6000 }, (_, i) => `k${i.toString(36)}${'x'.repeat(i % 12)}`);
+  const text = `[${words.map((w) => JSON.stringify(w)).join(',')},${words.map((w) => JSON.stringify(w)).join(',')},"a\\u0062c","abc","ab"]`;
+  assert.deepEqual(parseOrderedJson(text), [...words, ...words, 'abc', 'abc', 'ab']);
+});
