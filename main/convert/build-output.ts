@@ -25,9 +25,14 @@ export function buildOutputTree(ck: Checkpoint, rules: ConversionRules, roles: R
     dict: (v, copy) => {
       const role = byDict.get(v);
       if (!role) return undefined;
-      // a state dict of tensors whose every key stays (and no _metadata) is written as it is: no
-      // copy of its 500,000 entries and their index; nothing after this changes a dict in place
-      if (!v.attrs && v.entries.every(([k, x]) => typeof k === 'string' && x instanceof TorchTensor && role.mapper.map(k) === k)) return v;
+      // a state dict of tensors whose every key stays (and whose _metadata, if any, stays too:
+      // `state_dict()` always has one) is written as it is: no copy of its 500,000 entries and
+      // their index; nothing after this changes a dict in place
+      if (
+        v.entries.every(([k, x]) => typeof k === 'string' && x instanceof TorchTensor && role.mapper.map(k) === k) &&
+        (!v.attrs || metadataStays(v.attrs, role, rules))
+      )
+        return v;
       const d = new PyDict(v.ordered);
       for (const [k, x] of v.entries) {
         if (typeof k === 'string' && x instanceof TorchTensor) {
@@ -86,6 +91,27 @@ function unwrapModule(o: PyObject): PyObject | null {
  * the wrapper's own root entry goes when its prefix goes, and a root entry is added when a
  * wrapper prefix is added (as `nn.DataParallel(model).state_dict()` has).
  */
+/**
+ * True when `remapMetadata` would give back what `attrs` holds: only `_metadata`, every module
+ * path kept as it is, none added, and each entry plain `{'version': n}`-style data.
+ */
+function metadataStays(attrs: PyDict, role: RoleMapping, rules: ConversionRules): boolean {
+  if (addedModulePaths(rules).length) return false;
+  return attrs.entries.every(
+    ([k, meta]) =>
+      k === '_metadata' &&
+      meta instanceof PyDict &&
+      meta.entries.every(
+        ([path, entry]) =>
+          typeof path === 'string' &&
+          role.mapper.mapModulePath(path) === path &&
+          entry instanceof PyDict &&
+          !entry.attrs &&
+          entry.entries.every(([a, b]) => typeof a === 'string' && (typeof b === 'number' || typeof b === 'string' || typeof b === 'boolean' || b === null)),
+      ),
+  );
+}
+
 function remapMetadata(attrs: PyDict, role: RoleMapping, rules: ConversionRules, copy: (v: PyValue) => PyValue): PyDict {
   const out = new PyDict(attrs.ordered);
   for (const [k, v] of attrs.entries) {
