@@ -12,7 +12,7 @@ import { asCheckpointError, CheckpointError, fail } from '../errors.ts';
 import { isDcpFolder } from '../formats/dcp/dcp.ts';
 import { isDeepSpeedFolder } from '../formats/deepspeed/locate.ts';
 import { WorkerPool } from '../jobs/pool.ts';
-import { delayTurbofanForBatch } from './batch-tiering.ts';
+import { delayTurbofanForBatch } from './v8-tuning.ts';
 import { cancelOnSignal } from './cancel-on-signal.ts';
 import { renderBatchLine, renderBatchSummary, renderPlan, renderReport } from './convert-render.ts';
 import { makeStyle, plural } from './format-text.ts';

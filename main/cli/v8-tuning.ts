@@ -1,5 +1,18 @@
 import { setFlagsFromString } from 'node:v8';
 
+// V8 flags the CLI sets at run time, each measured on this project's work. V8 flags are per
+// process (workers included) and must be set before the work they tune starts.
+
+/**
+ * Only on the V8 these were measured with (11.x, Node 20). Newer V8s tier up differently (Node 22
+ * adds Maglev between Sparkplug and TurboFan) and may not know these flags, and V8 prints an
+ * error line on stderr for a flag it does not know; there they are left at their defaults.
+ */
+function setMeasuredFlags(...flags: string[]): void {
+  if (!process.versions.v8.startsWith('11.')) return;
+  for (const f of flags) setFlagsFromString(f);
+}
+
 /**
  * V8 decides per allocation site whether to place new objects straight in the old generation
  * ("pretenuring") once most of a site's objects survive. Reading a state dict, the (key, value)
@@ -7,10 +20,37 @@ import { setFlagsFromString } from 'node:v8';
  * 100,000-tensor `inspect --json` bimodal: 227–325 MB over 4 runs with the default (2 above the
  * 300 MB target), 221–224 MB in 4 of 4 without pretenuring, at the same time (2.28–2.91 vs
  * 2.37–3.02 s of CPU; 500,000-tensor inspect and 100,000-tensor convert unchanged), 14:49 on the
- * 2-core machine. V8 flags are per process, so this is set before any reading and any worker
- * starts. Only on the V8 this was measured with (11.x, Node 20).
+ * 2-core machine. Set before any reading and any worker starts.
  */
 export function tuneV8ForCli(): void {
-  if (!process.versions.v8.startsWith('11.')) return;
-  setFlagsFromString('--no-allocation-site-pretenuring');
+  setMeasuredFlags('--no-allocation-site-pretenuring');
+}
+
+/** V8 11.3's defaults, and the factor a batch delays TurboFan by (see `delayTurbofanForBatch`). */
+const TICKS_FACTOR = 8;
+const DEFAULT_TICKS_BEFORE_OPTIMIZATION = 3;
+const DEFAULT_BYTECODE_SIZE_ALLOWANCE_PER_TICK = 150;
+
+/**
+ * V8 hands a function to TurboFan after it has run for a number of "ticks" (each a budget of
+ * bytecode executed): 3 plus one per 150 bytes of the function's bytecode (V8 11.3's
+ * `--ticks-before-optimization` and `--bytecode-size-allowance-per-tick`, tuned for long-lived
+ * pages). A batch warms the same code up in three isolates (the main thread and two workers), and
+ * for a folder of small checkpoints most of what TurboFan compiles runs for a few hundred
+ * milliseconds afterwards: perf counted 23–27% of all CPU samples of a 200 × 2 MiB batch in
+ * TurboFan's background compiles, `--trace-opt` 335 ms of them for the unpickler's loop alone
+ * (compiled four times, twice per worker).
+ *
+ * Eight times the ticks compiles only what stays hot; the tick itself is unchanged, so code moves
+ * to the baseline compiler (Sparkplug) as early as before. Measured on that batch, 9 interleaved
+ * runs at load 6–8 on 2 cores: 1.95 → 1.69 s of CPU (medians). Only for folder conversions:
+ * the same flags made a 10,000-tensor `inspect` 14% slower (commit e05714d), a run too short to
+ * earn back its compiles later. Set before the pool's workers start; not set where the
+ * service runs a batch (the app and `ckpt serve` are long-lived and keep V8's defaults).
+ */
+export function delayTurbofanForBatch(): void {
+  setMeasuredFlags(
+    `--ticks-before-optimization=${TICKS_FACTOR * DEFAULT_TICKS_BEFORE_OPTIMIZATION}`,
+    `--bytecode-size-allowance-per-tick=${Math.round(DEFAULT_BYTECODE_SIZE_ALLOWANCE_PER_TICK / TICKS_FACTOR)}`,
+  );
 }
