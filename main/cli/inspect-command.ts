@@ -2,7 +2,7 @@ import { parseArgs } from 'node:util';
 import type { InspectReport, TensorInfo, TreeNode } from '../../shared/inspect.ts';
 import { LAYOUT_TITLES, securityTitle } from '../../shared/layout-names.ts';
 import { openCheckpoint } from '../inputs/open-checkpoint.ts';
-import type { Checkpoint } from '../checkpoint/inspect.ts';
+import { rootStorage, type Checkpoint } from '../checkpoint/inspect.ts';
 import { readDevices } from '../devices/read-devices.ts';
 import { devicePlanFor } from './devices-command.ts';
 import { fail } from '../errors.ts';
@@ -61,11 +61,10 @@ export async function runInspect(args: string[], io: CliIO): Promise<number> {
   return 0;
 }
 
-/** Tensor paths whose storage another path uses too, counted a piece at a time (not from a list of every tensor). */
+/** Tensor paths whose storage another path uses too (analyse's shared storages; no tensor list is built). */
 function sharedPathCount(c: Checkpoint): number {
-  const pieces = c.tensorInfoPieces();
   let shared = 0;
-  for (let i = 0; i < pieces.length; i += 4096) for (const t of pieces.items(i, i + 4096)) if (t.shared) shared++;
+  for (const { tensor } of c.tensors) if (tensor.storage && c.sharedStorages.has(rootStorage(tensor.storage))) shared++;
   return shared;
 }
 

@@ -116,3 +116,16 @@ test("one tensor is '1 tensor', never '1 tensors', in inspect and convert", () =
   assert.match(c.stdout, /verified: 1 tensor, CRC-32 of 1 storage equal to the source/);
   for (const out of [i.stdout, c.stdout]) assert.doesNotMatch(out, /\b1 (tensors|keys|storages)\b/);
 });
+
+test('inspect (text) counts the tensor paths that share a storage as the JSON list marks them', () => {
+  for (const [file, expected] of [
+    ['views.pt', 8],
+    ['dp_state_dict.pt', 0],
+  ] as const) {
+    const j = JSON.parse(runCli(['inspect', fx(file), '--json', '--no-devices']).stdout) as InspectReport;
+    assert.equal(j.tensors.filter((t) => t.shared).length, expected, file);
+    const text = runCli(['inspect', fx(file), '--no-devices']).stdout;
+    if (expected) assert.match(text, new RegExp(`${expected} tensor paths share a storage with another`), file);
+    else assert.doesNotMatch(text, /share a storage/, file);
+  }
+});
