@@ -87,31 +87,26 @@ function unwrapModule(o: PyObject): PyObject | null {
 }
 
 /**
- * `_metadata` maps module paths to `{'version': N}`. Its keys move with the state dict's keys;
- * the wrapper's own root entry goes when its prefix goes, and a root entry is added when a
- * wrapper prefix is added (as `nn.DataParallel(model).state_dict()` has).
- */
-/**
  * True when `remapMetadata` would give back what `attrs` holds: only `_metadata`, every module
  * path kept as it is, none added, and each entry plain `{'version': n}`-style data.
  */
 function metadataStays(attrs: PyDict, role: RoleMapping, rules: ConversionRules): boolean {
   if (addedModulePaths(rules).length) return false;
-  return attrs.entries.every(
-    ([k, meta]) =>
-      k === '_metadata' &&
-      meta instanceof PyDict &&
-      meta.entries.every(
-        ([path, entry]) =>
-          typeof path === 'string' &&
-          role.mapper.mapModulePath(path) === path &&
-          entry instanceof PyDict &&
-          !entry.attrs &&
-          entry.entries.every(([a, b]) => typeof a === 'string' && (typeof b === 'number' || typeof b === 'string' || typeof b === 'boolean' || b === null)),
-      ),
-  );
+  const pathStays = ([path, entry]: [PyValue, PyValue]): boolean => typeof path === 'string' && role.mapper.mapModulePath(path) === path && isPlainData(entry);
+  return attrs.entries.every(([k, meta]) => k === '_metadata' && meta instanceof PyDict && meta.entries.every(pathStays));
 }
 
+/** A dict of str keys and scalar values (a `_metadata` entry such as `{'version': 1}`), which a copy would only repeat. */
+function isPlainData(v: PyValue): boolean {
+  const scalar = (x: PyValue): boolean => x === null || typeof x === 'number' || typeof x === 'string' || typeof x === 'boolean';
+  return v instanceof PyDict && !v.attrs && v.entries.every(([a, b]) => typeof a === 'string' && scalar(b));
+}
+
+/**
+ * `_metadata` maps module paths to `{'version': N}`. Its keys move with the state dict's keys;
+ * the wrapper's own root entry goes when its prefix goes, and a root entry is added when a
+ * wrapper prefix is added (as `nn.DataParallel(model).state_dict()` has).
+ */
 function remapMetadata(attrs: PyDict, role: RoleMapping, rules: ConversionRules, copy: (v: PyValue) => PyValue): PyDict {
   const out = new PyDict(attrs.ordered);
   for (const [k, v] of attrs.entries) {

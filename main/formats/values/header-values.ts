@@ -12,6 +12,12 @@ import type { DTypeInfo } from '../../../shared/dtypes.ts';
 import type { RandomAccessReader } from '../../io/random-access.ts';
 import { internDims, REBUILD_TENSOR_V2, takeStorageSerial, TorchStorage, TorchTensor, type ByteRange } from './torch-values.ts';
 
+/** Makes `cls`'s instances `base`'s to `instanceof` and its methods, with `constants` as read-only fields. */
+function inheritWithConstants(cls: { prototype: object }, base: { prototype: object }, constants: Record<string, unknown>): void {
+  Object.setPrototypeOf(cls.prototype, base.prototype);
+  for (const [name, value] of Object.entries(constants)) Object.defineProperty(cls.prototype, name, { value, writable: false });
+}
+
 /** Own fields of a header tensor; the rest are `HEADER_TENSOR_CONSTANTS`. */
 class HeaderTensorFields {
   readonly shape: number[];
@@ -41,8 +47,7 @@ const HEADER_TENSOR_CONSTANTS = {
   recipeArgs: null,
 } as const;
 
-Object.setPrototypeOf(HeaderTensorFields.prototype, TorchTensor.prototype);
-for (const [name, value] of Object.entries(HEADER_TENSOR_CONSTANTS)) Object.defineProperty(HeaderTensorFields.prototype, name, { value, writable: false });
+inheritWithConstants(HeaderTensorFields, TorchTensor, HEADER_TENSOR_CONSTANTS);
 
 /** A dense CPU tensor at offset 0 of its own storage, as a header describes it. */
 export function headerTensor(dtype: DTypeInfo, shape: number[], stride: number[], storage: TorchStorage): TorchTensor {
@@ -81,9 +86,7 @@ const FILE_RANGE_STORAGE_CONSTANTS = {
   where: LOCATED_BY_ITSELF,
 } as const;
 
-Object.setPrototypeOf(FileRangeStorageFields.prototype, TorchStorage.prototype);
-for (const [name, value] of Object.entries(FILE_RANGE_STORAGE_CONSTANTS))
-  Object.defineProperty(FileRangeStorageFields.prototype, name, { value, writable: false });
+inheritWithConstants(FileRangeStorageFields, TorchStorage, FILE_RANGE_STORAGE_CONSTANTS);
 
 /**
  * A CPU storage of `numel` elements of `dtype` whose bytes lie at `offset` of `reader`, as a header
