@@ -13,7 +13,8 @@ import type { RandomAccessReader } from '../../io/random-access.ts';
 import type { FormatReading } from '../values/format-reading.ts';
 import { PyDict, PyList, PyTuple, type PyValue } from '../values/python-values.ts';
 import { dtypeByName, type DTypeInfo } from '../../../shared/dtypes.ts';
-import { denseTensor, makeStorage } from '../safetensors/safetensors.ts';
+import { makeStorage } from '../safetensors/safetensors.ts';
+import { headerTensor } from '../values/header-values.ts';
 import { contiguousStrides } from '../values/torch-values.ts';
 
 export const NPY_MAGIC = Uint8Array.of(0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59); // \x93NUMPY
@@ -154,7 +155,7 @@ export function readNpy(reader: RandomAccessReader): FormatReading {
   const offset = h.dataOffset;
   const length = h.nbytes;
   const storage = makeStorage('0', h.dtype, length, () => ({ reader, offset, length }));
-  const root = denseTensor(h.dtype, h.shape, npyStrides(h.shape, h.fortranOrder), storage);
+  const root = headerTensor(h.dtype, h.shape, npyStrides(h.shape, h.fortranOrder), storage);
   const notes: string[] = [];
   const extra = reader.size - (offset + length);
   if (extra > 0) notes.push(`${extra} bytes follow the array's data and are ignored`);

@@ -16,7 +16,8 @@ import type { FormatReading } from '../values/format-reading.ts';
 import { PyDict } from '../values/python-values.ts';
 import type { ByteRange, TorchTensor } from '../values/torch-values.ts';
 import { MAX_NPY_HEADER, NPY_MAGIC, npyStrides, readNpyHeader, type NpyHeader } from './npy.ts';
-import { denseTensor, makeStorage } from '../safetensors/safetensors.ts';
+import { makeStorage } from '../safetensors/safetensors.ts';
+import { headerTensor } from '../values/header-values.ts';
 
 /** The most a deflated member may inflate to. */
 export const MAX_NPZ_MEMBER = 1 << 30;
@@ -60,7 +61,7 @@ export function readNpz(source: RandomAccessReader | ZipArchive): FormatReading 
     const { header, locate } = member;
     methods.add(entry.method === 0 ? 'stored' : 'deflate');
     const storage = makeStorage(key, header.dtype, header.nbytes, locate);
-    root.set(key, denseTensor(header.dtype, header.shape, npyStrides(header.shape, header.fortranOrder), storage));
+    root.set(key, headerTensor(header.dtype, header.shape, npyStrides(header.shape, header.fortranOrder), storage));
   }
   if (skipped.length && root.size === 0)
     fail('unsupported', `${reader.name}: none of its ${skipped.length} arrays has a torch dtype: ${skipped.join('; ')}`, reader.name);

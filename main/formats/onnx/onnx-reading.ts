@@ -7,7 +7,8 @@
 import { dtypeByName } from '../../../shared/dtypes.ts';
 import { fail } from '../../errors.ts';
 import { BufferReader, FileReader, type RandomAccessReader } from '../../io/random-access.ts';
-import { denseTensor, makeStorage } from '../safetensors/safetensors.ts';
+import { makeStorage } from '../safetensors/safetensors.ts';
+import { headerTensor } from '../values/header-values.ts';
 import type { FormatReading } from '../values/format-reading.ts';
 import { PyDict } from '../values/python-values.ts';
 import { contiguousStrides, type ByteRange } from '../values/torch-values.ts';
@@ -41,7 +42,7 @@ export function readOnnx(reader: RandomAccessReader): FormatReading {
     if (!dtype) fail('unsupported', `${file}: initializer ${JSON.stringify(init.name)} has dtype ${init.dtype}, which ckpt does not show`, file);
     const nbytes = init.numel * dtype.size;
     const storage = makeStorage(init.name, dtype, nbytes, () => locateInitializer(model, init, reader, externals, nbytes));
-    root.set(init.name, denseTensor(dtype, init.dims, contiguousStrides(init.dims), storage));
+    root.set(init.name, headerTensor(dtype, init.dims, contiguousStrides(init.dims), storage));
   }
   const external = model.initializers.filter((i) => i.external).length;
   const records: Record<string, string> = {

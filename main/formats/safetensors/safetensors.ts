@@ -13,7 +13,7 @@ import { isUtf8 } from 'node:buffer';
 import { fail } from '../../errors.ts';
 import { JsonObject, parseOrderedJson, type JsonValue } from './ordered-json.ts';
 import type { RandomAccessReader } from '../../io/random-access.ts';
-import { contiguousStrides, TorchStorage, type TorchTensor, type ByteRange } from '../values/torch-values.ts';
+import { contiguousStrides, TorchStorage, type ByteRange } from '../values/torch-values.ts';
 import { fileRangeStorage, headerTensor } from '../values/header-values.ts';
 import { PyDict } from '../values/python-values.ts';
 import type { FormatReading } from '../values/format-reading.ts';
@@ -61,7 +61,7 @@ export function readSafetensors(reader: RandomAccessReader): FormatReading {
       if (rangeKey !== null) emptyAt.set(rangeKey, storage);
     }
     if (t.tag === 'F4') hasF4 = true;
-    root.set(t.name, denseTensor(t.dtype, t.torchShape, contiguousStrides(t.torchShape), storage));
+    root.set(t.name, headerTensor(t.dtype, t.torchShape, contiguousStrides(t.torchShape), storage));
     return true;
   });
   const records: Record<string, string> = { header_bytes: String(header.headerBytes) };
@@ -258,21 +258,20 @@ function torchShape(file: string, label: () => string, tag: string, shape: numbe
  * torch's `persistent_id` records untyped storages (torch/serialization.py `_save`).
  */
 export function makeStorage(key: string, dtype: DTypeInfo, nbytes: number, locate: (() => ByteRange) | ByteRange): TorchStorage {
+  const [cls, element, numel] = storageClassOf(dtype, nbytes);
+  return new TorchStorage(key, cls, element, 'cpu', numel, locate);
+}
+
+/** The storage class, element type and element count `nbytes` of `dtype` are stored as (see `makeStorage`). */
+function storageClassOf(dtype: DTypeInfo, nbytes: number): [string, DTypeInfo, number] {
   const cls = storageClassFor(dtype.name);
-  if (cls) return new TorchStorage(key, cls, dtype, 'cpu', nbytes / dtype.size, locate);
-  return new TorchStorage(key, 'UntypedStorage', dtypeByName('uint8')!, 'cpu', nbytes, locate);
+  return cls ? [cls, dtype, nbytes / dtype.size] : ['UntypedStorage', dtypeByName('uint8')!, nbytes];
 }
 
 /** `makeStorage` for `nbytes` at `offset` of `reader`, the range held by the storage itself. */
 function rangeStorage(key: string, dtype: DTypeInfo, nbytes: number, reader: RandomAccessReader, offset: number): TorchStorage {
-  const cls = storageClassFor(dtype.name);
-  if (cls) return fileRangeStorage(key, cls, dtype, nbytes / dtype.size, reader, offset);
-  return fileRangeStorage(key, 'UntypedStorage', dtypeByName('uint8')!, nbytes, reader, offset);
-}
-
-/** A tensor as `torch._utils._rebuild_tensor_v2(storage, 0, size, stride, False, OrderedDict())` would make it. */
-export function denseTensor(dtype: DTypeInfo, shape: number[], stride: number[], storage: TorchStorage): TorchTensor {
-  return headerTensor(dtype, shape, stride, storage);
+  const [cls, element, numel] = storageClassOf(dtype, nbytes);
+  return fileRangeStorage(key, cls, element, numel, reader, offset);
 }
 
 function isUint(v: JsonValue): boolean {
