@@ -1,4 +1,6 @@
 import { dtypeByName, dtypeByStorage } from '../../shared/dtypes.ts';
+import { memoReads } from '../formats/pickle/memo-reads.ts';
+import { PickleInput } from '../formats/pickle/pickle-input.ts';
 
 /**
  * The read-back's own decoding of a written `data.pkl`, independent of the pickler that wrote it
@@ -82,82 +84,6 @@ const MARK = Symbol('mark');
 type Slot = WrittenValue | typeof MARK;
 const decoder = new TextDecoder('utf-8', { fatal: true });
 
-/**
- * The memo indexes some BINGET or LONG_BINGET reads, found by one pass over the opcodes (their
- * arguments skipped as `decodeWritten` reads them). Null where the pass meets an opcode it does
- * not know or the end of the bytes: then every entry is kept, and the decoding stops there too.
- */
-function fetchedMemo(b: Uint8Array): Set<number> | null {
-  const fetched = new Set<number>();
-  let pos = 0;
-  const u32At = (at: number): number => (b[at]! | (b[at + 1]! << 8) | (b[at + 2]! << 16) | (b[at + 3]! << 24)) >>> 0;
-  while (pos < b.length) {
-    const op = b[pos++]!;
-    switch (op) {
-      case 0x2e: // STOP
-        return fetched;
-      case 0x4e:
-      case 0x88:
-      case 0x89:
-      case 0x28:
-      case 0x29:
-      case 0x85:
-      case 0x86:
-      case 0x87:
-      case 0x74:
-      case 0x5d:
-      case 0x7d:
-      case 0x61:
-      case 0x65:
-      case 0x73:
-      case 0x75:
-      case 0x52:
-      case 0x51:
-      case 0x62:
-        break;
-      case 0x80:
-      case 0x4b:
-      case 0x71: // PROTO, BININT1, BINPUT
-        pos += 1;
-        break;
-      case 0x4d: // BININT2
-        pos += 2;
-        break;
-      case 0x4a:
-      case 0x72: // BININT, LONG_BINPUT
-        pos += 4;
-        break;
-      case 0x47: // BINFLOAT
-        pos += 8;
-        break;
-      case 0x58: // BINUNICODE
-        if (pos + 4 > b.length) return null;
-        pos += 4 + u32At(pos);
-        break;
-      case 0x68: // BINGET
-        if (pos + 1 > b.length) return null;
-        fetched.add(b[pos++]!);
-        break;
-      case 0x6a: // LONG_BINGET
-        if (pos + 4 > b.length) return null;
-        fetched.add(u32At(pos));
-        pos += 4;
-        break;
-      case 0x63: {
-        // GLOBAL: two lines
-        const end = b.indexOf(0x0a, pos);
-        const end2 = end < 0 ? -1 : b.indexOf(0x0a, end + 1);
-        if (end2 < 0) return null;
-        pos = end2 + 1;
-        break;
-      }
-      default:
-        return null;
-    }
-  }
-  return null;
-}
-
 export function decodeWrittenPickle(b: Uint8Array): WrittenPickle {
   const decoding = decodeWritten(b, null);
   for (;;) {
@@ -187,7 +113,7 @@ export interface RootItem {
 export function* decodeWritten(b: Uint8Array, walked: WeakSet<object> | null): Generator<RootItem, WrittenPickle, undefined> {
   // the memo entries some GET reads: only those are kept (a written file memoizes every tensor,
   // its arguments and storage id, and reads back none of them)
-  const fetched = fetchedMemo(b);
+  const fetched = memoReads(PickleInput.fromBytes(b, 'data.pkl'));
   /** the top-level container once its items are streamed */
   let streamRoot: WrittenDict | WrittenList | null = null;
   let rootIndex = 0;
