@@ -65,45 +65,15 @@ export async function executeJob(job: WriteJob, totalBytes: number, force: boole
         const location = deviceMapper(job.rules, out.rank ?? 0);
         const dest = staging ? staging.path(path.basename(out.file)) : out.file;
         const label = path.basename(out.file);
-        const readBack = new StorageReadBack();
-        let tmpFile = '';
-        const { value } = await writeCheckedAtomically(
-          dest,
-          force || !!staging,
-          (fd, tmp) =>
-            writeTorchCheckpoint(fd, ((tmpFile = tmp), job.tree), {
-              archiveName: archiveNameFor(out.file),
-              location: (s: TorchStorage) => location(s.location),
-              checkCancelled,
-              onBytes: onBytes(label),
-              onStorageWritten: (w) => readBack.add(tmp, w),
-            }),
-          async (tmp, written) => {
-            const r = await verifyOutput(tmp, out.file, job.tree, written.storages, (s) => location(s.location), readBack);
-            const checks: TensorVerdict[] = r.checks.toArray().map((c) => ({
-              name: dottedName(c.path),
-              ok: c.ok,
-              crc32: c.crc32,
-              ...(c.problem ? { problem: c.problem } : {}),
-            }));
-            let mismatch = r.mismatch;
-            if (r.verified) {
-              const p = checkTorchPieces(tmp, job.tree, new Map(checks.map((c) => [c.name, c])), vctx(label));
-              pieceChecks += p.pieces;
-              mismatch ??= p.mismatch;
-            }
-            const check: OutputCheck = {
-              file: out.file,
-              bytes: r.bytes,
-              tensors: r.tensors,
-              verified: mismatch === undefined,
-              ...(mismatch ? { mismatch } : {}),
-              checks,
-            };
-            return { value: check, publish: check.verified };
-          },
-          { syncFolder: !staging },
-        ).finally(() => releaseReadBack(tmpFile));
+        const value = await writeTorchFile(dest, out.file, job.tree, {
+          location: (s) => location(s.location),
+          overwrite: force || !!staging,
+          syncFolder: !staging,
+          checkCancelled,
+          onBytes: onBytes(label),
+          vctx: vctx(label),
+          addPieces: (n) => (pieceChecks += n),
+        });
         outputs.push(value);
         if (!value.verified) break;
       }
@@ -167,7 +137,17 @@ export async function executeJob(job: WriteJob, totalBytes: number, force: boole
           // a .bin shard is `torch.save({name: tensor, ...})` of its part of the state dict
           const tree = new PyDict();
           for (const t of tensors) tree.set(t.name, t.tensor);
-          outputs.push(await writeTorchFile(dest, shownAs, tree, checkCancelled, onBytes(f.name), vctx(f.name), (n) => (pieceChecks += n)));
+          outputs.push(
+            await writeTorchFile(dest, shownAs, tree, {
+              location: () => 'cpu',
+              overwrite: true,
+              syncFolder: false,
+              checkCancelled,
+              onBytes: onBytes(f.name),
+              vctx: vctx(f.name),
+              addPieces: (n) => (pieceChecks += n),
+            }),
+          );
         }
         if (!outputs[outputs.length - 1]!.verified) break;
       }
@@ -215,31 +195,36 @@ export async function executeJob(job: WriteJob, totalBytes: number, force: boole
   }
 }
 
-/** A torch file (a .bin shard) written and verified like a conversion output. */
-async function writeTorchFile(
-  dest: string,
-  shownAs: string,
-  tree: PyValue,
-  checkCancelled: () => void,
-  onBytes: (n: number) => void,
-  vctx: VerifyContext,
-  addPieces: (n: number) => void,
-): Promise<OutputCheck> {
+/** How one torch file of a re-shard is written: the rank's device mapping, and where it is published. */
+interface TorchFileWrite {
+  location: (s: TorchStorage) => string;
+  /** replace an existing file (--force, or a file in the hidden staging folder) */
+  overwrite: boolean;
+  /** fsync the destination's folder after the rename; a staged file's folder is synced when it is published */
+  syncFolder: boolean;
+  checkCancelled: () => void;
+  onBytes: (n: number) => void;
+  vctx: VerifyContext;
+  addPieces: (n: number) => void;
+}
+
+/** A torch file (a rank file, or a .bin shard) written and verified like a conversion output. */
+async function writeTorchFile(dest: string, shownAs: string, tree: PyValue, w: TorchFileWrite): Promise<OutputCheck> {
   const readBack = new StorageReadBack();
   let tmpFile = '';
   const { value } = await writeCheckedAtomically(
     dest,
-    true,
+    w.overwrite,
     (fd, tmp) =>
       writeTorchCheckpoint(fd, ((tmpFile = tmp), tree), {
         archiveName: archiveNameFor(shownAs),
-        location: () => 'cpu',
-        checkCancelled,
-        onBytes,
-        onStorageWritten: (w) => readBack.add(tmp, w),
+        location: w.location,
+        checkCancelled: w.checkCancelled,
+        onBytes: w.onBytes,
+        onStorageWritten: (s) => readBack.add(tmp, s),
       }),
     async (tmp, written) => {
-      const r = await verifyOutput(tmp, shownAs, tree, written.storages, () => 'cpu', readBack);
+      const r = await verifyOutput(tmp, shownAs, tree, written.storages, w.location, readBack);
       const checks: TensorVerdict[] = r.checks.toArray().map((c) => ({
         name: dottedName(c.path),
         ok: c.ok,
@@ -248,8 +233,8 @@ async function writeTorchFile(
       }));
       let mismatch = r.mismatch;
       if (r.verified) {
-        const p = checkTorchPieces(tmp, tree, new Map(checks.map((c) => [c.name, c])), vctx);
-        addPieces(p.pieces);
+        const p = checkTorchPieces(tmp, tree, new Map(checks.map((c) => [c.name, c])), w.vctx);
+        w.addPieces(p.pieces);
         mismatch ??= p.mismatch;
       }
       const check: OutputCheck = {
@@ -262,7 +247,7 @@ async function writeTorchFile(
       };
       return { value: check, publish: check.verified };
     },
-    { syncFolder: false },
+    { syncFolder: w.syncFolder },
   ).finally(() => releaseReadBack(tmpFile));
   return value;
 }
