@@ -96,12 +96,15 @@ export class WorkerPool<Request extends { kind: string } = JobRequest, Results =
   private loading: number;
   private onLoaded: (() => void)[] = [];
   readonly size: number;
+  /** the most jobs the pool's threads may hold at once (all light: see `hasRoom`) */
+  readonly capacity: number;
 
   constructor(
     size = os.availableParallelism?.() ?? os.cpus().length,
     private readonly script: WorkerScript = JOB_WORKER,
   ) {
     this.size = Math.max(1, Math.floor(size));
+    this.capacity = this.size * LIGHT_JOBS_PER_WORKER;
     this.loading = this.size;
     for (let i = 0; i < this.size; i++) this.slots.push(this.spawn());
   }
