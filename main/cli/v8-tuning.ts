@@ -19,9 +19,10 @@ const V8_DEFAULTS = ['--allocation-site-pretenuring', '--ticks-before-optimizati
 /**
  * Node compiles its own modules (`fs`, `crypto`, `worker_threads`, …) from a code cache built into
  * the binary, and V8 accepts a code cache only where the flags it was made under (V8's defaults)
- * are the flags in force: with any flag above set, each worker thread compiles them from source.
- * On the 2-core machine a pool worker took 150–210 ms instead of 90–130 ms from `new Worker` to
- * its first answer (3 + 3 runs, load 3), about a third of a 200 × 2 MiB batch's start-up. So the
+ * are the flags in force: with any flag above set, each worker thread compiles them from source
+ * (111 modules for a pool worker; `getCacheUsage()` of `internalBinding('builtins')` counts them).
+ * On the 2-core machine a pool worker took 180–210 ms instead of 90–130 ms from `new Worker` to
+ * its first answer (3 + 3 runs, load 3), and a batch starts two of them at once. So the
  * flags go back to V8's defaults while `startWorkers` runs and the threads load their code (V8
  * flags are per process), and come back once `loaded` settles; a flag's value is read when V8
  * decides, so the jobs the threads run meanwhile only tier up as by default.
