@@ -12,7 +12,7 @@ import { asCheckpointError, CheckpointError, fail } from '../errors.ts';
 import { isDcpFolder } from '../formats/dcp/dcp.ts';
 import { isDeepSpeedFolder } from '../formats/deepspeed/locate.ts';
 import { WorkerPool } from '../jobs/pool.ts';
-import { delayTurbofanForBatch } from './v8-tuning.ts';
+import { delayTurbofanForBatch, tuneV8ForCli, withV8DefaultsWhileLoading } from './v8-tuning.ts';
 import { cancelOnSignal } from './cancel-on-signal.ts';
 import { renderBatchLine, renderBatchSummary, renderPlan, renderReport } from './convert-render.ts';
 import { makeStyle, plural } from './format-text.ts';
@@ -310,10 +310,17 @@ async function convertFolder(p: Parsed, io: CliIO): Promise<number> {
     }
     return plans.some((x) => 'error' in x || x.plan!.errors.length) ? 2 : 0;
   }
-  delayTurbofanForBatch(); // before the workers start: V8's flags are per process
   const controller = new AbortController();
   const release = cancelOnSignal(controller);
-  const pool = new WorkerPool(p.jobs);
+  // the threads load Node's own modules from its code cache under V8's default flags; the batch's flags follow
+  const pool = withV8DefaultsWhileLoading(
+    () => new WorkerPool(p.jobs),
+    (started) => started.loaded(),
+    () => {
+      tuneV8ForCli();
+      delayTurbofanForBatch();
+    },
+  );
   const bar = io.isTTY && !p.json ? new ProgressLine(io) : null;
   const t0 = performance.now();
   let finished = 0;

@@ -13,6 +13,27 @@ function setMeasuredFlags(...flags: string[]): void {
   for (const f of flags) setFlagsFromString(f);
 }
 
+/** Each flag this file sets, spelled with V8 11.3's default value. */
+const V8_DEFAULTS = ['--allocation-site-pretenuring', '--ticks-before-optimization=3', '--bytecode-size-allowance-per-tick=150'];
+
+/**
+ * Node compiles its own modules (`fs`, `crypto`, `worker_threads`, …) from a code cache built into
+ * the binary, and V8 accepts a code cache only where the flags it was made under (V8's defaults)
+ * are the flags in force: with any flag above set, each worker thread compiles them from source
+ * (111 modules for a pool worker; `getCacheUsage()` of `internalBinding('builtins')` counts them).
+ * On the 2-core machine a pool worker took 180–210 ms instead of 90–130 ms from `new Worker` to
+ * its first answer (3 + 3 runs, load 3), and a batch starts two of them at once. So the
+ * flags go back to V8's defaults while `startWorkers` runs and the threads load their code (V8
+ * flags are per process), and come back once `loaded` settles; a flag's value is read when V8
+ * decides, so the jobs the threads run meanwhile only tier up as by default.
+ */
+export function withV8DefaultsWhileLoading<T>(startWorkers: () => T, loaded: (started: T) => Promise<unknown>, tune: () => void): T {
+  setMeasuredFlags(...V8_DEFAULTS);
+  const started = startWorkers();
+  void loaded(started).then(tune, () => undefined);
+  return started;
+}
+
 /**
  * V8 decides per allocation site whether to place new objects straight in the old generation
  * ("pretenuring") once most of a site's objects survive. Reading a state dict, the (key, value)
@@ -26,7 +47,7 @@ export function tuneV8ForCli(): void {
   setMeasuredFlags('--no-allocation-site-pretenuring');
 }
 
-/** V8 11.3's defaults, and the factor a batch delays TurboFan by (see `delayTurbofanForBatch`). */
+/** The factor a batch delays TurboFan by (see `delayTurbofanForBatch`), and V8 11.3's defaults it multiplies. */
 const TICKS_FACTOR = 8;
 const DEFAULT_TICKS_BEFORE_OPTIMIZATION = 3;
 const DEFAULT_BYTECODE_SIZE_ALLOWANCE_PER_TICK = 150;
@@ -45,8 +66,8 @@ const DEFAULT_BYTECODE_SIZE_ALLOWANCE_PER_TICK = 150;
  * to the baseline compiler (Sparkplug) as early as before. Measured on that batch, 9 interleaved
  * runs at load 6–8 on 2 cores: 1.95 → 1.69 s of CPU (medians). Only for folder conversions:
  * the same flags made a 10,000-tensor `inspect` 14% slower (commit e05714d), a run too short to
- * earn back its compiles later. Set before the pool's workers start; not set where the
- * service runs a batch (the app and `ckpt serve` are long-lived and keep V8's defaults).
+ * earn back its compiles later. Set once the pool's workers have loaded their code
+ * (`withV8DefaultsWhileLoading`); not set where the service runs a batch (the app and `ckpt serve` are long-lived and keep V8's defaults).
  */
 export function delayTurbofanForBatch(): void {
   setMeasuredFlags(

@@ -34,9 +34,10 @@ function sniffReadable(file: string): boolean {
     if (r.size < 8) return false;
     const head = r.read(0, 4);
     if (head[0] === 0x50 && head[1] === 0x4b) {
-      if (!ZipArchive.looksLikeZip(r)) return true; // a truncated torch zip is still a checkpoint that failed
+      const end = ZipArchive.findEnd(r);
+      if (end === null) return true; // a truncated torch zip is still a checkpoint that failed
       try {
-        return isTorchArchive(ZipArchive.open(r));
+        return isTorchArchive(ZipArchive.open(r, end));
       } catch {
         return true;
       }

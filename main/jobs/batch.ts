@@ -243,14 +243,17 @@ export async function runBatch(opts: BatchOptions, pool: WorkerPool): Promise<Ba
     if (item.status === 'failed') journal.append({ type: 'failed', source: unit.source, group: unit.group, reason: item.reason ?? '', at: Date.now() });
     opts.onEvent?.({ type: 'item', item });
   };
-  // Items go to the pool a few at a time: enough to keep every worker busy, few enough that a
+  // Items go to the pool a few at a time: as many as its threads may hold (a running job each and,
+  // for small files, up to three waiting on their fsync and read-back), few enough that a
   // 10,000-file batch does not queue 10,000 jobs (each with a listener on the cancel signal).
+  // Twice the threads, as before, left each thread one job waiting at most: a 2 MiB file's fsync
+  // outlasts the next file's copy on a busy disk, and the thread sat idle.
   const pending = items.filter((i) => i.status === 'pending');
   let next = 0;
   const feed = async (): Promise<void> => {
     while (next < pending.length) await convertItem(pending[next++]!);
   };
-  await Promise.all(Array.from({ length: Math.min(pending.length, pool.size * 2) }, feed));
+  await Promise.all(Array.from({ length: Math.min(pending.length, pool.capacity) }, feed));
   // Each output was fsynced before its rename; one fsync per folder makes the renames durable.
   for (const dir of new Set(items.filter((i) => i.status === 'done').flatMap((i) => i.outputs.map((o) => path.dirname(path.join(out, o)))))) syncDir(dir);
   const count = (s: ItemStatus): number => items.filter((i) => i.status === s).length;

@@ -92,14 +92,35 @@ export class WorkerPool<Request extends { kind: string } = JobRequest, Results =
   private readonly queue: Pending[] = [];
   private seq = 0;
   private closed = false;
+  /** how many of the first workers have not yet said their code is loaded, and who waits for that */
+  private loading: number;
+  private onLoaded: (() => void)[] = [];
   readonly size: number;
+  /** the most jobs the pool's threads may hold at once (all light: see `hasRoom`) */
+  readonly capacity: number;
 
   constructor(
     size = os.availableParallelism?.() ?? os.cpus().length,
     private readonly script: WorkerScript = JOB_WORKER,
   ) {
     this.size = Math.max(1, Math.floor(size));
+    this.capacity = this.size * LIGHT_JOBS_PER_WORKER;
+    this.loading = this.size;
     for (let i = 0; i < this.size; i++) this.slots.push(this.spawn());
+  }
+
+  /**
+   * Settles once each of the pool's first threads has loaded its code (the job worker says so;
+   * a script that never says it leaves this pending). A thread that dies first counts as loaded.
+   */
+  loaded(): Promise<void> {
+    return this.loading ? new Promise((resolve) => this.onLoaded.push(resolve)) : Promise.resolve();
+  }
+
+  private countLoaded(slot: { counted: boolean }): void {
+    if (slot.counted) return;
+    slot.counted = true;
+    if (--this.loading === 0) for (const f of this.onLoaded.splice(0)) f();
   }
 
   run<K extends Request['kind'] & keyof Results>(request: Request & { kind: K }, opts: RunOptions = {}): Promise<Results[K]> {
@@ -178,9 +199,12 @@ export class WorkerPool<Request extends { kind: string } = JobRequest, Results =
   private spawn(): Slot {
     const worker = startWorker(this.script.name, this.script.source, this.script.runningFrom);
     const slot: Slot = { worker, jobs: new Map(), waiting: new Set(), heavy: new Set() };
+    // only the first threads count for `loaded`: a replacement's start is not waited for
+    const first = { counted: this.slots.length >= this.size };
     worker.on('message', (m: WorkerMessage) => {
       if (m.gone) for (const f of m.gone) trackTempFile(f, false);
       if (m.type === 'temp') return trackTempFile(m.file, m.alive);
+      if (m.type === 'loaded') return this.countLoaded(first);
       const job = slot.jobs.get(m.seq);
       if (!job) return;
       if (m.type === 'started') {
@@ -203,6 +227,7 @@ export class WorkerPool<Request extends { kind: string } = JobRequest, Results =
     let started = false;
     worker.once('online', () => (started = true));
     const crashed = (why: string): void => {
+      this.countLoaded(first);
       const lost = [...slot.jobs.values()];
       slot.jobs.clear();
       slot.waiting.clear();

@@ -86,4 +86,6 @@ type WorkerEvent =
    */
   | { seq: number; type: 'waiting'; light?: boolean }
   /** a temporary file the worker created (alive) or removed or published (not), for Ctrl-C cleanup in the main thread */
-  | { seq?: undefined; type: 'temp'; file: string; alive: boolean };
+  | { seq?: undefined; type: 'temp'; file: string; alive: boolean }
+  /** the worker's code is loaded (its modules evaluated): sent once, before any answer */
+  | { seq?: undefined; type: 'loaded' };

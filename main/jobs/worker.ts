@@ -72,3 +72,6 @@ parentPort!.on('message', async (msg: JobMessage) => {
     post({ seq, type: 'error', error: asCheckpointError(e).toInfo() });
   }
 });
+
+// every module above is evaluated: the pool may now change V8's flags (cli/v8-tuning.ts)
+post({ type: 'loaded' });

@@ -65,20 +65,21 @@ export class ZipArchive {
   static open(reader: RandomAccessReader, eocdAt: number | null = findEocd(reader)): ZipArchive {
     const name = reader.name;
     if (eocdAt === null) fail('corrupt-zip', `${name}: not a zip archive (no end-of-central-directory record); the file may be truncated`, name);
-    const eocd = view(reader.read(eocdAt, 22));
+    const tail = new TailReads(reader, eocdAt);
+    const eocd = view(tail.read(eocdAt, 22));
     let count = eocd.getUint16(10, true);
     let cdSize = eocd.getUint32(12, true);
     let cdOffset = eocd.getUint32(16, true);
     let cdEnd = eocdAt;
     // zip64: the locator sits right before the classic record (APPNOTE 4.3.15).
     if (eocdAt >= 20) {
-      const loc = view(reader.read(eocdAt - 20, 20));
+      const loc = view(tail.read(eocdAt - 20, 20));
       if (loc.getUint32(0, true) === EOCD64_LOCATOR_SIG) {
         const rec64At = Number(loc.getBigUint64(8, true));
         // The zip64 record normally sits right before the locator; trust that position when the stated one disagrees (shifted archives).
         const expected = eocdAt - 20 - 56;
-        const at = expected >= 0 && view(reader.read(expected, 4)).getUint32(0, true) === EOCD64_SIG ? expected : rec64At;
-        const r = view(reader.read(at, 56));
+        const at = expected >= 0 && view(tail.read(expected, 4)).getUint32(0, true) === EOCD64_SIG ? expected : rec64At;
+        const r = view(tail.read(at, 56));
         if (r.getUint32(0, true) !== EOCD64_SIG) fail('corrupt-zip', `${name}: zip64 end record is missing or damaged`, name);
         count = safeNumber(r.getBigUint64(32, true), name);
         cdSize = safeNumber(r.getBigUint64(40, true), name);
@@ -91,7 +92,7 @@ export class ZipArchive {
     if (cdOffset + shift < 0 || cdSize > reader.size)
       fail('corrupt-zip', `${name}: central directory lies outside the file; the file is truncated or not a zip`, name);
     if (count > cdSize / 46 + 1) fail('corrupt-zip', `${name}: central directory claims ${count} entries in ${cdSize} bytes`, name);
-    const cd = reader.read(cdOffset + shift, cdSize);
+    const cd = tail.read(cdOffset + shift, cdSize);
     const dv = view(cd);
     // names are decoded from this view of the directory, without a copy per entry (100,000 entries)
     const cdText = Buffer.from(cd.buffer, cd.byteOffset, cd.byteLength);
@@ -252,6 +253,31 @@ export class ZipArchive {
   /** Offset of the archive's first byte inside the file (non-zero when bytes were prepended). */
   get startOffset(): number {
     return this.shift;
+  }
+}
+
+/** How much of an archive's end `ZipArchive.open` reads at once: torch's end records and a central directory of ~30 records. */
+const TAIL_READ = 4096;
+
+/**
+ * The reads of an archive's end records and central directory, served from one read of the
+ * bytes before the end record where they lie there (a torch file of a few tensors: one pread
+ * instead of five); anything else is read on its own. Every byte is still read from the file.
+ */
+class TailReads {
+  private readonly start: number;
+  private bytes: Uint8Array | null = null;
+  constructor(
+    private readonly reader: RandomAccessReader,
+    eocdAt: number,
+  ) {
+    this.start = Math.max(0, eocdAt + 22 - TAIL_READ);
+  }
+  read(offset: number, length: number): Uint8Array {
+    const end = Math.min(this.reader.size, this.start + TAIL_READ);
+    if (offset < this.start || offset + length > end) return this.reader.read(offset, length);
+    this.bytes ??= this.reader.read(this.start, end - this.start);
+    return this.bytes.subarray(offset - this.start, offset - this.start + length);
   }
 }
 

@@ -86,3 +86,17 @@ test('a temporary file a worker is writing is known to the main thread, which ca
     await pool.close();
   }
 });
+
+test('loaded() settles once every first thread has loaded its code (the CLI sets V8 flags only then)', async () => {
+  const pool = new WorkerPool(2);
+  try {
+    let settled = false;
+    const loaded = pool.loaded().then(() => (settled = true));
+    assert.equal(settled, false, 'not before the threads have said so');
+    await loaded;
+    await pool.loaded(); // asked again afterwards: settled at once
+    assert.equal((await pool.run({ kind: 'list-directory', dir })).dir, dir, 'the loaded threads answer jobs');
+  } finally {
+    await pool.close();
+  }
+});
