@@ -353,7 +353,12 @@ export class PickleScanner implements OpcodeObserver {
     const { memo, stack } = this;
     if (stack.length + 32 >= MAX_DEPTH || memo.size + item.putCount >= MAX_MEMO) return false;
     for (let i = 0; i < item.opCount; i++) if (this.seenOps[item.ops[i]!] === 0) return false;
-    for (let i = 0; i < item.putCount; i++) if (item.putWhat[i] === ItemPut.Tuple && memo.keeps(item.puts[i]!)) return false;
+    let hooksKept = false;
+    for (let i = 0; i < item.putCount; i++) {
+      if (!memo.keeps(item.puts[i]!)) continue;
+      if (item.putWhat[i] === ItemPut.Tuple) return false;
+      if (item.putWhat[i] === ItemPut.Hooks) hooksKept = true;
+    }
     let value: Sym | undefined;
     let rebuild: RecentCall | undefined;
     let hooks: RecentCall | undefined;
@@ -371,7 +376,10 @@ export class PickleScanner implements OpcodeObserver {
     const key: Sym = { t: 'str', v: item.key };
     let hooksDict: Sym = NONE;
     if (rebuild && hooks) {
-      hooksDict = repeatCall(this.findings, hooks.callee as Sym & { t: 'global' }, hooks.outcome, item.hooksAt - this.start);
+      // the hooks' OrderedDict is made only when a PUT of it is read back later (else only counted)
+      const hooksCallee = hooks.callee as Sym & { t: 'global' };
+      if (hooksKept) hooksDict = repeatCall(this.findings, hooksCallee, hooks.outcome, item.hooksAt - this.start);
+      else this.findings.called(hooksCallee.full);
       value = repeatCall(this.findings, rebuild.callee as Sym & { t: 'global' }, rebuild.outcome, item.rebuildAt - this.start);
     }
     for (let i = 0; i < item.putCount; i++) {
