@@ -21,6 +21,7 @@ groups['fitdiff'] = (await import('./fitdiff-bench.ts')).fitDiffBenchmarks;
 groups['scale'] = (await import('./scale-bench.ts')).scaleBenchmarks;
 groups['deepspeed'] = (await import('./deepspeed-bench.ts')).deepspeedBenchmarks;
 groups['pickle-vm'] = (await import('./pickle-vm-bench.ts')).pickleVmBenchmarks;
+groups['unpickle'] = (await import('./unpickle-bench.ts')).unpickleBenchmarks;
 export interface BenchResult {
   name: string;
   value: string;

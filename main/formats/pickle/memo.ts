@@ -27,7 +27,8 @@ export class PickleMemo<T> {
     if (this.keptBits) for (const i of kept!) this.keptBits[i >>> 3]! |= 1 << (i & 7);
   }
 
-  private isKept(i: number): boolean {
+  /** Whether a value stored at index `i` is held (read back later), not only counted. */
+  keeps(i: number): boolean {
     const bits = this.keptBits;
     if (bits === null) return this.kept === null || this.kept.has(i);
     return i >= 0 && i < bits.length * 8 && i === Math.floor(i) && (bits[i >>> 3]! & (1 << (i & 7))) !== 0;
@@ -47,7 +48,7 @@ export class PickleMemo<T> {
   }
 
   set(i: number, v: T): void {
-    if (!this.isKept(i)) {
+    if (!this.keeps(i)) {
       if (this.dropped.add(i)) this.size++;
       return;
     }

@@ -22,6 +22,34 @@ export interface PickleHooks {
    * target everywhere it is referenced (stack and memo), or undefined to let the VM handle it.
    */
   build?(target: PyValue, state: PyValue): true | PyValue | undefined;
+  /**
+   * Reads, in one step each, the items a format writes by the thousand (torch.save's str → tensor
+   * items: formats/torch/fast-items.ts). Tried where a string opcode at `at` starts inside a MARK;
+   * returns the offset after the last item it read, or `at` for none. From there the VM reads on
+   * opcode by opcode, so anything outside the reader's grammar meets every check of the VM.
+   */
+  items?(site: ItemSite, at: number): number;
+}
+
+/**
+ * What `PickleHooks.items` may touch of the VM. An item it reads must leave exactly what the VM
+ * would have left reading the same opcodes: the same memo entries, the same values pushed on the
+ * current MARK's items, the same call counts and opcodes seen, and the scan told (`skipTensorItem`).
+ */
+export interface ItemSite {
+  /** the whole pickle; offsets are indices into it */
+  readonly bytes: Uint8Array;
+  readonly end: number;
+  readonly memo: PickleMemo<PyValue>;
+  readonly scan: OpcodeObserver | undefined;
+  /** `opcodes[op]` is set to 1 for every opcode the pickle uses (`UnpickleResult.opcodes`) */
+  readonly opcodes: Uint8Array;
+  /** whether the VM has room for an item: two more MARKs and two more values */
+  room(): boolean;
+  /** pushes onto the current MARK's items */
+  push(v: PyValue): void;
+  /** counts a call of `g`, as REDUCE does (`UnpickleResult.globals`) */
+  called(g: PyGlobal): void;
 }
 
 export interface UnpickleResult {
@@ -166,6 +194,20 @@ function runUnpickler(input: PickleInput, hooks: PickleHooks, label: string, sca
   };
 
   const opcodes = new Uint8Array(256);
+  const bytes = input.inMemory;
+  const site: ItemSite | null =
+    hooks.items && bytes
+      ? {
+          bytes,
+          end: input.end,
+          memo,
+          scan,
+          opcodes,
+          room: () => cur.length + 2 <= MAX_STACK && metastack.length + 2 <= MAX_STACK,
+          push: (v) => cur.push(v),
+          called: (g) => noteGlobal(g.module, g.name, true, g.fullName),
+        }
+      : null;
   for (;;) {
     const at = input.pos;
     const op = input.byte();
@@ -271,6 +313,13 @@ function runUnpickler(input: PickleInput, hooks: PickleHooks, label: string, sca
       case 0x8c:
       case 0x8d: {
         // BINUNICODE, SHORT_BINUNICODE, BINUNICODE8
+        if (site && cur !== stack) {
+          const after = hooks.items!(site, at);
+          if (after !== at) {
+            input.pos = after;
+            continue; // the items told the scan themselves
+          }
+        }
         const n = op === 0x8c ? input.byte() : op === 0x58 ? input.uint32() : input.uint64();
         const ascii = input.asciiText(n); // an ASCII string is its own scan text
         if (ascii !== null) {

@@ -27,6 +27,18 @@ export function decodeStorageId(pid: PyValue, file: string): StorageId {
     fail('bad-pickle', `${file}: persistent id ${describe(pid)} is not a torch storage`, file);
   }
   const [, type, key, location, numel, viewMeta] = pid.items;
+  return storageIdOf(type, key, location, numel, viewMeta, file);
+}
+
+/** `decodeStorageId` of a persistent id's items after `'storage'`, as a reader that never built the tuple has them (`fast-items.ts`). */
+export function storageIdOf(
+  type: PyValue | undefined,
+  key: PyValue | undefined,
+  location: PyValue | undefined,
+  numel: PyValue | undefined,
+  viewMeta: PyValue | undefined,
+  file: string,
+): StorageId {
   if (!(type instanceof PyGlobal)) fail('bad-pickle', `${file}: storage type in persistent id is not a class`, file);
   const dtype = dtypeByStorage(type.name);
   if (!dtype) fail('unsupported', `${file}: storage class ${type.fullName} is unknown`, file);
@@ -277,10 +289,32 @@ function denseTensor(fn: PyGlobal, args: PyValue[], file: string, kind: TensorKi
   if (typeof offset !== 'number') rebuildFailed(fn, file, ' storage offset is not an int');
   const shape = intsArg(args[2]!, 'size', fn, file);
   const stride = intsArg(args[3]!, 'stride', fn, file);
+  return tensorOverStorage(fn, plainRecipe ? null : args, kind, dtypeOverride ?? storage.dtype, shape, stride, offset as number, storage, file);
+}
+
+/**
+ * `_rebuild_tensor_v2(storage, offset, (size), (stride), False, OrderedDict())`, the plain recipe
+ * (`isPlainV2Recipe`), from its parts: for a reader that never built the argument tuples
+ * (`fast-items.ts`). The tensor is the one `rebuildTensor` makes of those arguments.
+ */
+export function plainTensorV2(fn: PyGlobal, storage: TorchStorage, offset: number, shape: number[], stride: number[], file: string): TorchTensor {
+  return tensorOverStorage(fn, null, 'dense', storage.dtype, shape, stride, offset, storage, file);
+}
+
+function tensorOverStorage(
+  fn: PyGlobal,
+  args: PyValue[] | null,
+  kind: TensorKind,
+  dtype: DTypeInfo,
+  shape: number[],
+  stride: number[],
+  offset: number,
+  storage: TorchStorage,
+  file: string,
+): TorchTensor {
   if (shape.length !== stride.length) rebuildFailed(fn, file, ' size and stride differ in length');
-  const dtype = dtypeOverride ?? storage.dtype;
-  // null: the tensor rebuilds these very arguments when a writer first asks (see TorchTensor.args)
-  const t = new TorchTensor(fn, plainRecipe ? null : args, kind, dtype, shape, stride, offset as number, storage);
+  // null args: the tensor rebuilds the plain recipe's arguments when a writer first asks (see TorchTensor.args)
+  const t = new TorchTensor(fn, args, kind, dtype, shape, stride, offset, storage);
   checkBounds(t, file);
   return t;
 }

@@ -4,7 +4,8 @@ import { PickleInput } from '../pickle/pickle-input.ts';
 import { unpickle, type UnpickleResult } from '../pickle/unpickler.ts';
 import type { PyValue } from '../values/python-values.ts';
 import { BufferReader, type RandomAccessReader } from '../../io/random-access.ts';
-import { decodeStorageId, torchPickleHooks } from './torch-pickle.ts';
+import { decodeStorageId, torchPickleHooks, type StorageId } from './torch-pickle.ts';
+import { TensorItemReader } from './fast-items.ts';
 import { TorchStorage, type ByteLocator, type ByteRange } from '../values/torch-values.ts';
 import { ZipArchive } from '../zip/zip.ts';
 import { decimalKey } from '../zip/name-index.ts';
@@ -109,14 +110,21 @@ export class StorageTable implements StoragesByKey {
  * Unpickles one pickle record of a torch archive with lazy storages from `data/<key>`.
  * Storages with the same key are one object, as in torch's `persistent_load` (`loaded_storages`).
  */
-export function unpickleRecord(a: TorchArchive, record: string, storages: StoragesByKey, dataDir = 'data/', scans?: PrescannedPickles): UnpickleResult {
+export function unpickleRecord(
+  a: TorchArchive,
+  record: string,
+  storages: StoragesByKey,
+  dataDir = 'data/',
+  scans?: PrescannedPickles,
+  /** false: every opcode through the VM (tests compare the two) */
+  fastItems = true,
+): UnpickleResult {
   const file = a.zip.reader.name;
   const entry = a.zip.get(a.prefix + record);
   if (!entry) fail('not-a-checkpoint', `${file}: archive has no ${record}`, file);
   const bytes = a.zip.readPickleRecord(entry);
   const folder = a.prefix + dataDir;
-  const loadStorage = (pid: PyValue): TorchStorage => {
-    const id = decodeStorageId(pid, file);
+  const loadStorageById = (id: StorageId): TorchStorage => {
     const existing = storages.get(id.key);
     if (existing) return existing;
     const e = a.zip.getNumbered(folder, id.key);
@@ -135,13 +143,34 @@ export function unpickleRecord(a: TorchArchive, record: string, storages: Storag
     return s;
   };
   const input = PickleInput.fromBytes(bytes, file);
-  if (!scans) return unpickle(input, torchPickleHooks(file, loadStorage), record);
+  if (!scans) return unpickleTorchPickle(input, record, loadStorageById, undefined, fastItems);
   // the security scan rides along: the file's verdict needs no second walk of this pickle
   const scanner = new PickleScanner(0);
-  const result = unpickle(input, torchPickleHooks(file, loadStorage), record, scanner);
+  const result = unpickleTorchPickle(input, record, loadStorageById, scanner, fastItems);
   scans.zip = a.zip;
   if (!scanner.running && !scanner.failed) scans.set(entry!, scanner.finish(input.pos));
   return result;
+}
+
+/**
+ * Unpickles a torch.save pickle whose storages `loadStorageById` makes (once per key), with torch.save's
+ * str → tensor items read a whole item at a time (`TensorItemReader`) unless `fastItems` is false.
+ */
+export function unpickleTorchPickle(
+  input: PickleInput,
+  record: string,
+  loadStorageById: (id: StorageId) => TorchStorage,
+  scanner?: PickleScanner,
+  fastItems = true,
+): UnpickleResult {
+  const file = input.name;
+  const loadStorage = (pid: PyValue): TorchStorage => loadStorageById(decodeStorageId(pid, file));
+  const hooks = torchPickleHooks(file, loadStorage);
+  if (fastItems) {
+    const reader = new TensorItemReader(file, loadStorageById);
+    hooks.items = (site, at) => reader.read(site, at);
+  }
+  return unpickle(input, hooks, record, scanner);
 }
 
 export function globalRefs(result: UnpickleResult, record: string): GlobalRef[] {

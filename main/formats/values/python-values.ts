@@ -78,13 +78,12 @@ export class PyDict {
 
   set(key: PyValue, value: PyValue): void {
     if (typeof key === 'string') {
-      const at = this.strAt(key);
+      const at = this.strIndex ? this.strIndex.addUnlessPresent(key, this.entries.length) : this.strAt(key);
       if (at !== undefined) {
         this.entries[at]![1] = value;
         return;
       }
-      if (this.strIndex) this.strIndex.add(key, this.entries.length);
-      else if (this.entries.length >= SMALL_DICT) {
+      if (!this.strIndex && this.entries.length >= SMALL_DICT) {
         const index = (this.strIndex = new StringIndex((i) => this.entries[i]![0]));
         this.entries.forEach(([k], i) => typeof k === 'string' && index.add(k, i));
         index.add(key, this.entries.length);

@@ -2,7 +2,7 @@ import { CheckpointError } from '../../../errors.ts';
 import type { PickleInput } from '../pickle-input.ts';
 import { PickleMemo } from '../memo.ts';
 import { memoReads } from '../memo-reads.ts';
-import { MAX_KEPT_STRING, scanText, type OpcodeArg, type OpcodeObserver } from '../opcode-observer.ts';
+import { ItemPut, MAX_KEPT_STRING, scanText, type OpcodeArg, type OpcodeObserver, type TensorItem } from '../opcode-observer.ts';
 import { Findings, type Finding } from './findings.ts';
 import { classifyCall, repeatableOutcome, repeatCall, type CallOutcome, type CallVia } from './classify-call.ts';
 import { NONE, type Sym } from './symbols.ts';
@@ -147,6 +147,13 @@ const MAX_MEMO = 10_000_000;
 
 class Malformed extends Error {}
 
+/** A call `PickleScanner.call` classified, whose repeats it only counts. */
+interface RecentCall {
+  callee: Sym;
+  via: CallVia;
+  outcome: CallOutcome;
+}
+
 // Syms are never changed once made, so the common literals are shared (400,000 BININT1 in a
 // 100,000-tensor pickle).
 const TRUE: Sym = Object.freeze({ t: 'bool', v: true });
@@ -280,7 +287,7 @@ export class PickleScanner implements OpcodeObserver {
   /** false once STOP or a malformed opcode ended the walk: later opcodes are not this pickle's */
   private open = true;
   /** the last calls classified whose repeats need only be counted (`repeatableOutcome`) */
-  private readonly recentCalls: { callee: Sym; via: CallVia; outcome: CallOutcome }[] = [];
+  private readonly recentCalls: RecentCall[] = [];
   private recentNext = 0;
 
   constructor(private readonly start: number) {
@@ -330,6 +337,84 @@ export class PickleScanner implements OpcodeObserver {
       if (!(e instanceof Malformed)) throw e;
       this.broken(e, at);
     }
+  }
+
+  /**
+   * See `OpcodeObserver.skipTensorItem`. Feeding the item's opcodes would: check each opcode (done
+   * at its first use, so required already seen); push and pop values whose only lasting effects are
+   * the two calls, each a repeat that `call` only counts (required: the rebuild function and
+   * `OrderedDict` come from the memo and were called the same way before); a persistent id whose
+   * first item is `'storage'`, which no weights-only profile refuses; tuples of at most a few dozen
+   * items, which the expansion check cannot flag; memo entries; and the key and the tensor left on
+   * the stack. A tuple stored at a memo index read back later is not made here: that item is fed.
+   */
+  skipTensorItem(item: TensorItem): boolean {
+    if (!this.open) return true; // feeding would change nothing either
+    const { memo, stack } = this;
+    if (stack.length + 32 >= MAX_DEPTH || memo.size + item.putCount >= MAX_MEMO) return false;
+    for (let i = 0; i < item.opCount; i++) if (this.seenOps[item.ops[i]!] === 0) return false;
+    let hooksKept = false;
+    for (let i = 0; i < item.putCount; i++) {
+      if (!memo.keeps(item.puts[i]!)) continue;
+      if (item.putWhat[i] === ItemPut.Tuple) return false;
+      if (item.putWhat[i] === ItemPut.Hooks) hooksKept = true;
+    }
+    let value: Sym | undefined;
+    let rebuild: RecentCall | undefined;
+    let hooks: RecentCall | undefined;
+    if (item.valueGet >= 0) {
+      value = memo.get(item.valueGet);
+      if (value === undefined) return false;
+    } else {
+      rebuild = this.repeatOf(item.rebuildGet);
+      hooks = this.repeatOf(item.hooksGet);
+      const tag = item.storageTagGet >= 0 ? memo.get(item.storageTagGet) : undefined;
+      if (!rebuild || !hooks || (item.storageTagGet >= 0 && !(tag?.t === 'str' && tag.v === 'storage'))) return false;
+    }
+    if (!this.structure.skipped(item.last)) return false;
+    this.opOffset = item.last;
+    const key: Sym = { t: 'str', v: item.key };
+    let hooksDict: Sym = NONE;
+    if (rebuild && hooks) {
+      // the hooks' OrderedDict is made only when a PUT of it is read back later (else only counted)
+      const hooksCallee = hooks.callee as Sym & { t: 'global' };
+      if (hooksKept) hooksDict = repeatCall(this.findings, hooksCallee, hooks.outcome, item.hooksAt - this.start);
+      else this.findings.called(hooksCallee.full);
+      value = repeatCall(this.findings, rebuild.callee as Sym & { t: 'global' }, rebuild.outcome, item.rebuildAt - this.start);
+    }
+    for (let i = 0; i < item.putCount; i++) {
+      const at = item.puts[i]!;
+      memo.set(at, memo.keeps(at) ? this.itemValue(item, item.putWhat[i]!, key, hooksDict, value!) : NONE); // NONE: only counted
+    }
+    this.push(key);
+    this.push(value!);
+    return true;
+  }
+
+  /** A value of a skipped item, for a memo index read back later. */
+  private itemValue(item: TensorItem, what: ItemPut, key: Sym, hooksDict: Sym, tensor: Sym): Sym {
+    switch (what) {
+      case ItemPut.Key:
+        return key;
+      case ItemPut.StorageTag:
+        return { t: 'str', v: 'storage' };
+      case ItemPut.StorageKey:
+        return { t: 'str', v: item.storageKey };
+      case ItemPut.Location:
+        return { t: 'str', v: item.location };
+      case ItemPut.Hooks:
+        return hooksDict;
+      default:
+        return tensor;
+    }
+  }
+
+  /** The call a BINGET of memo index `i` then REDUCE would repeat, when `call` would only count it. */
+  private repeatOf(i: number): RecentCall | undefined {
+    const callee = this.memo.get(i);
+    if (callee === undefined) return undefined;
+    for (const r of this.recentCalls) if (r.callee === callee && r.via === 'reduce') return r;
+    return undefined;
   }
 
   /** The pickle is malformed or cut short here: torch raises too; the findings are what came before. */

@@ -46,6 +46,17 @@ export class StructureCheck {
     this.lastOffset = offset;
   }
 
+  /**
+   * Opcodes up to the one at `lastOffset` went by unchecked (`PickleScanner.skipTensorItem`): allowed
+   * outside a frame only, for opcodes that are none of FRAME, PROTO and DUP, where this is all
+   * `opcode` would have done.
+   */
+  skipped(lastOffset: number): boolean {
+    if (this.frameEnd >= 0) return false;
+    this.lastOffset = lastOffset;
+    return true;
+  }
+
   /** A FRAME opcode at `offset` announcing `length` bytes after its 9-byte header. */
   frame(offset: number, length: number): void {
     this.frameEnd = offset + 9 + length;
