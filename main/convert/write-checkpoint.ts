@@ -1,5 +1,5 @@
 import { fail } from '../errors.ts';
-import { pickleValue, type TensorRecipe } from '../formats/pickle/pickler.ts';
+import { pickleInto, type TensorRecipe } from '../formats/pickle/pickler.ts';
 import { PyGlobal, PyTuple, type PyValue } from '../formats/values/python-values.ts';
 import { TorchZipWriter } from '../formats/torch/torch-zip-writer.ts';
 import * as fs from 'node:fs';
@@ -157,9 +157,9 @@ export function writeTorchCheckpoint(fd: number, root: PyValue, opts: WriteOptio
   };
   // a tensor whose storage is used by one path is itself met once: no memo entry (see sharedStorages)
   const tensorMayRecur = shared ? (t: TorchTensor): boolean => !t.storage || shared.has(rootStorage(t.storage)) : undefined;
-  const pkl = pickleValue(root, { storageId, tensorRecipe, ...(tensorMayRecur ? { tensorMayRecur } : {}) });
   const zip = new TorchZipWriter(fd, opts.archiveName, 0, true);
-  zip.addRecord('data.pkl', pkl);
+  // the pickle goes into the archive as it is made: a 500,000-tensor state dict's is 58 MB
+  zip.addUnsized('data.pkl', (write) => pickleInto(root, { storageId, tensorRecipe, ...(tensorMayRecur ? { tensorMayRecur } : {}) }, write));
   zip.addRecord('.format_version', Buffer.from('1'));
   zip.addRecord('.storage_alignment', Buffer.from('64'));
   zip.addRecord('byteorder', Buffer.from('little'));

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { crc32 } from '../../io/crc32.ts';
 import { writeAll } from '../../io/write-all.ts';
+import { fail } from '../../errors.ts';
 
 /**
  * Writes a torch zip archive the way `torch.save` does (caffe2/serialize/inline_container.cc,
@@ -128,6 +129,60 @@ export class TorchZipWriter {
     const fullName = this.prefix + name;
     const nameBytes = Buffer.byteLength(fullName, 'utf8');
     const headerAt = this.pos;
+    const dataOffset = this.writeLocalHeader(fullName, nameBytes, size, headerAt);
+    let at = dataOffset;
+    let crc = 0;
+    let written = 0;
+    fill((chunk) => {
+      if (written + chunk.length > size) throw new Error(`record ${name} got more than its ${size} bytes`);
+      if (knownCrc === undefined) crc = crc32(chunk, crc);
+      this.writeAt(chunk, at);
+      at += chunk.length;
+      written += chunk.length;
+    });
+    if (written !== size) throw new Error(`record ${name} got ${written} of its ${size} bytes`);
+    if (knownCrc !== undefined) crc = typeof knownCrc === 'number' ? knownCrc : knownCrc();
+    const crcBuf = this.scratch(4);
+    crcBuf.writeUInt32LE(crc >>> 0);
+    this.writeAt(crcBuf, headerAt + 14);
+    this.pos = at;
+    this.entries.push(fullName, nameBytes, crc >>> 0, size, headerAt);
+    return { crc: crc >>> 0, dataOffset };
+  }
+
+  /**
+   * A record whose size is known only once `fill` is done (a pickle written as it is made): the
+   * same bytes as `addStreamed` with that size, its sizes patched into the local header with the
+   * CRC. Such a record must stay under 4 GiB and start before 4 GiB (no zip64 header fields,
+   * whose presence would have to be known before its first byte).
+   */
+  addUnsized(name: string, fill: (write: (chunk: Uint8Array) => void) => void): { crc: number; size: number; dataOffset: number } {
+    const fullName = this.prefix + name;
+    const nameBytes = Buffer.byteLength(fullName, 'utf8');
+    const headerAt = this.pos;
+    if (headerAt >= U32_MAX) throw new Error(`record ${name} would start past 4 GiB`);
+    const dataOffset = this.writeLocalHeader(fullName, nameBytes, 0, headerAt);
+    let at = dataOffset;
+    let crc = 0;
+    fill((chunk) => {
+      if (at - dataOffset + chunk.length >= U32_MAX) fail('too-large', `${name} would be 4 GiB or more, which this writer does not write`);
+      crc = crc32(chunk, crc);
+      this.writeAt(chunk, at);
+      at += chunk.length;
+    });
+    const size = at - dataOffset;
+    const patch = this.scratch(12);
+    patch.writeUInt32LE(crc >>> 0, 0);
+    patch.writeUInt32LE(size, 4);
+    patch.writeUInt32LE(size, 8);
+    this.writeAt(patch, headerAt + 14);
+    this.pos = at;
+    this.entries.push(fullName, nameBytes, crc >>> 0, size, headerAt);
+    return { crc: crc >>> 0, size, dataOffset };
+  }
+
+  /** Writes a record's local header at `headerAt`; returns where its data starts. */
+  private writeLocalHeader(fullName: string, nameBytes: number, size: number, headerAt: number): number {
     const zip64 = size >= U32_MAX || headerAt >= U32_MAX;
     const z64Extra = zip64 ? 4 + 16 : 0;
     // Padding so the data starts on a 64-byte boundary (getPadding counts the 4-byte FB header).
@@ -160,25 +215,7 @@ export class TorchZipWriter {
     header.writeUInt16LE(padding, e + 2);
     header.fill('Z', e + 4, e + 4 + padding);
     this.writeAt(header, headerAt);
-    const dataOffset = headerAt + header.length;
-    let at = dataOffset;
-    let crc = 0;
-    let written = 0;
-    fill((chunk) => {
-      if (written + chunk.length > size) throw new Error(`record ${name} got more than its ${size} bytes`);
-      if (knownCrc === undefined) crc = crc32(chunk, crc);
-      this.writeAt(chunk, at);
-      at += chunk.length;
-      written += chunk.length;
-    });
-    if (written !== size) throw new Error(`record ${name} got ${written} of its ${size} bytes`);
-    if (knownCrc !== undefined) crc = typeof knownCrc === 'number' ? knownCrc : knownCrc();
-    const crcBuf = this.scratch(4);
-    crcBuf.writeUInt32LE(crc >>> 0);
-    this.writeAt(crcBuf, headerAt + 14);
-    this.pos = at;
-    this.entries.push(fullName, nameBytes, crc >>> 0, size, headerAt);
-    return { crc: crc >>> 0, dataOffset };
+    return headerAt + header.length;
   }
 
   /** Writes `version`, the central directory and the end records. Returns the archive's size. */

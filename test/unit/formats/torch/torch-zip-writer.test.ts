@@ -140,6 +140,37 @@ test('gathering small writes: records of small and of 1 MiB chunks, mixed, keep 
   }
 });
 
+test('a record of a size known only at its end (addUnsized) is byte for byte the record addStreamed writes with that size', () => {
+  // a pickle written as it is made: chunks under and over the direct-write size, with and
+  // without gathering, the header patched while still gathered and after it reached the file
+  const chunkSets: Buffer[][] = [[], [Buffer.from('abc')], [Buffer.alloc(70_000, 1), Buffer.from('x'), Buffer.alloc(65_530, 2)], [Buffer.alloc(3 << 20, 3)]];
+  for (const gather of [false, true])
+    for (const chunks of chunkSets) {
+      const whole = Buffer.concat(chunks);
+      const write = (add: (w: TorchZipWriter) => void): Buffer => {
+        const file = join(dir, `${fileNo++}.pt`);
+        const fd = openSync(file, 'w');
+        try {
+          const w = new TorchZipWriter(fd, 'u', 0, gather);
+          add(w);
+          w.addRecord('data/0', Buffer.from('after'));
+          w.finish();
+        } finally {
+          closeSync(fd);
+        }
+        return readWholeFile(file);
+      };
+      let got: { crc: number; size: number; dataOffset: number } | undefined;
+      const unsized = write((w) => {
+        got = w.addUnsized('data.pkl', (add) => chunks.forEach(add));
+      });
+      const sized = write((w) => w.addStreamed('data.pkl', whole.length, (add) => chunks.forEach(add)));
+      assert.deepEqual(unsized, sized, `${whole.length} bytes, gather ${gather}`);
+      assert.equal(got!.size, whole.length);
+      assert.equal(got!.crc, zlib.crc32(whole));
+    }
+});
+
 test('a known CRC is recorded as given, without computing it', () => {
   const file = writeArchive('k', (w) => {
     const r = w.addStreamed('data/0', 4, (write) => write(Buffer.from('abcd')), 0x12345678);
