@@ -22,6 +22,8 @@ const GATHER_BYTES = 4 << 20;
  * are gathered.
  */
 const DIRECT_WRITE_BYTES = 64 << 10;
+/** The central directory is made and written in pieces of this size (see `finish`). */
+const CD_PIECE_BYTES = 1 << 20;
 /**
  * The gather buffer of the thread's last finished writer, for the next one: a batch of small
  * files otherwise allocates 4 MiB per file, whose external memory sets off a garbage collection
@@ -30,7 +32,8 @@ const DIRECT_WRITE_BYTES = 64 << 10;
 let spareGather: Buffer | null = null;
 
 /**
- * The records written so far, in columns: name, its UTF-8 length, CRC-32, size and offset. An
+ * The records written so far, in columns: name (inside the archive folder), the UTF-8 length of
+ * its full name, CRC-32, size and offset. An
  * object per record (and boxed offsets and CRCs) was ~110 bytes each of a 500,000-record archive,
  * all alive until `finish`.
  */
@@ -146,7 +149,7 @@ export class TorchZipWriter {
     crcBuf.writeUInt32LE(crc >>> 0);
     this.writeAt(crcBuf, headerAt + 14);
     this.pos = at;
-    this.entries.push(fullName, nameBytes, crc >>> 0, size, headerAt);
+    this.entries.push(name, nameBytes, crc >>> 0, size, headerAt);
     return { crc: crc >>> 0, dataOffset };
   }
 
@@ -177,7 +180,7 @@ export class TorchZipWriter {
     patch.writeUInt32LE(size, 8);
     this.writeAt(patch, headerAt + 14);
     this.pos = at;
-    this.entries.push(fullName, nameBytes, crc >>> 0, size, headerAt);
+    this.entries.push(name, nameBytes, crc >>> 0, size, headerAt);
     return { crc: crc >>> 0, size, dataOffset };
   }
 
@@ -228,11 +231,22 @@ export class TorchZipWriter {
       const needOff = en.offsets[i]! >= U32_MAX;
       return needSize || needOff ? 4 + (needSize ? 16 : 0) + (needOff ? 8 : 0) : 0;
     };
-    // the whole directory in one buffer, each entry written in place
+    // The directory is written a piece at a time, each entry made in place in the piece (a
+    // 500,000-record directory is 29 MB) and hashed as it goes.
     let cdLength = 0;
     for (let i = 0; i < en.length; i++) cdLength += 46 + en.nameBytes[i]! + extraOf(i);
-    const cd = Buffer.alloc(cdLength);
+    const prefixBytes = Buffer.byteLength(this.prefix, 'utf8');
+    const hash = createHash('sha256');
+    const piece = Buffer.allocUnsafe(Math.min(cdLength, CD_PIECE_BYTES));
+    let pieceAt = cdStart;
     let hAt = 0;
+    const writePiece = (): void => {
+      const done = piece.subarray(0, hAt);
+      hash.update(done);
+      this.writeAt(done, pieceAt);
+      pieceAt += hAt;
+      hAt = 0;
+    };
     for (let i = 0; i < en.length; i++) {
       const size = en.sizes[i]!;
       const offset = en.offsets[i]!;
@@ -240,7 +254,9 @@ export class TorchZipWriter {
       const needSize = size >= U32_MAX;
       const needOff = offset >= U32_MAX;
       const extraLen = extraOf(i);
-      const h = cd.subarray(hAt, hAt + 46 + nameBytes + extraLen);
+      // an entry is at most 46 + 65,535 + 28 bytes: a piece holds one whole
+      if (hAt + 46 + nameBytes + extraLen > piece.length) writePiece();
+      const h = piece.subarray(hAt, hAt + 46 + nameBytes + extraLen);
       hAt += h.length;
       h.writeUInt32LE(0x02014b50, 0);
       h.writeUInt16LE(extraLen ? 45 : 20, 4); // version made by
@@ -253,8 +269,10 @@ export class TorchZipWriter {
       h.writeUInt32LE(needSize ? U32_MAX : size, 24);
       h.writeUInt16LE(nameBytes, 28);
       h.writeUInt16LE(extraLen, 30);
+      h.fill(0, 32, 42); // comment length, disk number, internal and external attributes (the piece is reused)
       h.writeUInt32LE(needOff ? U32_MAX : offset, 42);
-      h.write(en.names[i]!, 46, nameBytes, 'utf8');
+      h.write(this.prefix, 46, prefixBytes, 'utf8');
+      h.write(en.names[i]!, 46 + prefixBytes, nameBytes - prefixBytes, 'utf8');
       if (extraLen) {
         let e = 46 + nameBytes;
         h.writeUInt16LE(1, e);
@@ -268,10 +286,10 @@ export class TorchZipWriter {
         if (needOff) h.writeBigUInt64LE(BigInt(offset), e);
       }
     }
-    this.writeAt(cd, cdStart);
-    const cdEnd = cdStart + cd.length;
+    writePiece();
+    const cdEnd = cdStart + cdLength;
     const count = this.entries.length;
-    const needZip64 = count >= 0xffff || cdStart >= U32_MAX || cd.length >= U32_MAX;
+    const needZip64 = count >= 0xffff || cdStart >= U32_MAX || cdLength >= U32_MAX;
     let at = cdEnd;
     let zip64End: Buffer | undefined;
     if (needZip64) {
@@ -282,7 +300,7 @@ export class TorchZipWriter {
       r.writeUInt16LE(45, 14);
       r.writeBigUInt64LE(BigInt(count), 24);
       r.writeBigUInt64LE(BigInt(count), 32);
-      r.writeBigUInt64LE(BigInt(cd.length), 40);
+      r.writeBigUInt64LE(BigInt(cdLength), 40);
       r.writeBigUInt64LE(BigInt(cdStart), 48);
       r.writeUInt32LE(0x07064b50, 56); // locator
       r.writeBigUInt64LE(BigInt(cdEnd), 64);
@@ -294,14 +312,13 @@ export class TorchZipWriter {
     eocd.writeUInt32LE(0x06054b50, 0);
     eocd.writeUInt16LE(Math.min(count, 0xffff), 8);
     eocd.writeUInt16LE(Math.min(count, 0xffff), 10);
-    eocd.writeUInt32LE(Math.min(cd.length, U32_MAX), 12);
+    eocd.writeUInt32LE(Math.min(cdLength, U32_MAX), 12);
     eocd.writeUInt32LE(Math.min(cdStart, U32_MAX), 16);
     this.writeAt(eocd, at);
     this.flush();
     if (this.gathered) spareGather = this.gathered; // an unfinished writer (an error) keeps its buffer to itself
     this.gathered = null;
     this.pos = at + eocd.length;
-    const hash = createHash('sha256').update(cd);
     if (needZip64) hash.update(zip64End!);
     this.tail = { bytes: this.pos - cdStart, sha256: hash.update(eocd).digest('hex') };
     return this.pos;
