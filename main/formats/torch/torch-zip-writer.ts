@@ -32,35 +32,46 @@ const CD_PIECE_BYTES = 1 << 20;
 let spareGather: Buffer | null = null;
 
 /**
- * The records written so far, in columns: name (inside the archive folder), the UTF-8 length of
- * its full name, CRC-32, size and offset. An
- * object per record (and boxed offsets and CRCs) was ~110 bytes each of a 500,000-record archive,
- * all alive until `finish`.
+ * The records written so far, in columns: name (inside the archive folder, as UTF-8 bytes one
+ * after another), CRC-32, size and offset. An object per record (and boxed offsets and CRCs) was
+ * ~110 bytes each of a 500,000-record archive, and a string per name another 32, all alive until
+ * `finish`.
  */
 class WrittenEntries {
-  readonly names: string[] = [];
-  nameBytes = new Uint32Array(1024);
+  private count = 0;
+  /** name i is `names[nameEnds[i - 1] ?? 0 .. nameEnds[i]]` */
+  names = Buffer.allocUnsafe(16 << 10);
+  nameEnds = new Float64Array(1024);
   crcs = new Uint32Array(1024);
   sizes = new Float64Array(1024);
   offsets = new Float64Array(1024);
   get length(): number {
-    return this.names.length;
+    return this.count;
   }
-  push(name: string, nameBytes: number, crc: number, size: number, offset: number): void {
-    const i = this.names.length;
+  /** Name i's UTF-8 bytes. */
+  name(i: number): Uint8Array {
+    return this.names.subarray(i ? this.nameEnds[i - 1]! : 0, this.nameEnds[i]!);
+  }
+  push(name: string, crc: number, size: number, offset: number): void {
+    const i = this.count++;
     if (i === this.crcs.length) {
       const grow = <T extends Uint32Array | Float64Array>(a: T): T => {
         const b = new (a.constructor as new (n: number) => T)(a.length * 2);
         b.set(a);
         return b;
       };
-      this.nameBytes = grow(this.nameBytes);
+      this.nameEnds = grow(this.nameEnds);
       this.crcs = grow(this.crcs);
       this.sizes = grow(this.sizes);
       this.offsets = grow(this.offsets);
     }
-    this.names.push(name);
-    this.nameBytes[i] = nameBytes;
+    const at = i ? this.nameEnds[i - 1]! : 0;
+    if (at + 3 * name.length > this.names.length) {
+      const more = Buffer.allocUnsafe(Math.max(2 * this.names.length, at + 3 * name.length));
+      this.names.copy(more, 0, 0, at);
+      this.names = more;
+    }
+    this.nameEnds[i] = at + this.names.write(name, at, 'utf8');
     this.crcs[i] = crc;
     this.sizes[i] = size;
     this.offsets[i] = offset;
@@ -149,7 +160,7 @@ export class TorchZipWriter {
     crcBuf.writeUInt32LE(crc >>> 0);
     this.writeAt(crcBuf, headerAt + 14);
     this.pos = at;
-    this.entries.push(name, nameBytes, crc >>> 0, size, headerAt);
+    this.entries.push(name, crc >>> 0, size, headerAt);
     return { crc: crc >>> 0, dataOffset };
   }
 
@@ -180,7 +191,7 @@ export class TorchZipWriter {
     patch.writeUInt32LE(size, 8);
     this.writeAt(patch, headerAt + 14);
     this.pos = at;
-    this.entries.push(name, nameBytes, crc >>> 0, size, headerAt);
+    this.entries.push(name, crc >>> 0, size, headerAt);
     return { crc: crc >>> 0, size, dataOffset };
   }
 
@@ -234,8 +245,8 @@ export class TorchZipWriter {
     // The directory is written a piece at a time, each entry made in place in the piece (a
     // 500,000-record directory is 29 MB) and hashed as it goes.
     let cdLength = 0;
-    for (let i = 0; i < en.length; i++) cdLength += 46 + en.nameBytes[i]! + extraOf(i);
     const prefixBytes = Buffer.byteLength(this.prefix, 'utf8');
+    for (let i = 0; i < en.length; i++) cdLength += 46 + prefixBytes + en.name(i).length + extraOf(i);
     const hash = createHash('sha256');
     const piece = Buffer.allocUnsafe(Math.min(cdLength, CD_PIECE_BYTES));
     let pieceAt = cdStart;
@@ -250,7 +261,8 @@ export class TorchZipWriter {
     for (let i = 0; i < en.length; i++) {
       const size = en.sizes[i]!;
       const offset = en.offsets[i]!;
-      const nameBytes = en.nameBytes[i]!;
+      const name = en.name(i);
+      const nameBytes = prefixBytes + name.length;
       const needSize = size >= U32_MAX;
       const needOff = offset >= U32_MAX;
       const extraLen = extraOf(i);
@@ -272,7 +284,7 @@ export class TorchZipWriter {
       h.fill(0, 32, 42); // comment length, disk number, internal and external attributes (the piece is reused)
       h.writeUInt32LE(needOff ? U32_MAX : offset, 42);
       h.write(this.prefix, 46, prefixBytes, 'utf8');
-      h.write(en.names[i]!, 46 + prefixBytes, nameBytes - prefixBytes, 'utf8');
+      h.set(name, 46 + prefixBytes);
       if (extraLen) {
         let e = 46 + nameBytes;
         h.writeUInt16LE(1, e);
