@@ -1,4 +1,5 @@
 import { fail } from '../errors.ts';
+import { doubled } from '../io/doubled.ts';
 import { pickleInto, type TensorRecipe } from '../formats/pickle/pickler.ts';
 import { PyGlobal, PyTuple, type PyValue } from '../formats/values/python-values.ts';
 import { TorchZipWriter } from '../formats/torch/torch-zip-writer.ts';
@@ -108,14 +109,9 @@ export class WrittenStorages implements Iterable<WrittenStorage> {
   add(source: TorchStorage, location: string, nbytes: number): number {
     const i = this.sources.length;
     if (i === this.sizes.length) {
-      const grow = <T extends Float64Array | Uint32Array>(a: T): T => {
-        const b = new (a.constructor as new (n: number) => T)(a.length * 2);
-        b.set(a);
-        return b;
-      };
-      this.sizes = grow(this.sizes);
-      this.crcs = grow(this.crcs);
-      this.offsets = grow(this.offsets);
+      this.sizes = doubled(this.sizes);
+      this.crcs = doubled(this.crcs);
+      this.offsets = doubled(this.offsets);
     }
     this.sources.push(source);
     this.locations.push(location);

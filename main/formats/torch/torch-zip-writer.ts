@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { doubled } from '../../io/doubled.ts';
 import { crc32 } from '../../io/crc32.ts';
 import { writeAll } from '../../io/write-all.ts';
 import { fail } from '../../errors.ts';
@@ -55,15 +56,10 @@ class WrittenEntries {
   push(name: string, crc: number, size: number, offset: number): void {
     const i = this.count++;
     if (i === this.crcs.length) {
-      const grow = <T extends Uint32Array | Float64Array>(a: T): T => {
-        const b = new (a.constructor as new (n: number) => T)(a.length * 2);
-        b.set(a);
-        return b;
-      };
-      this.nameEnds = grow(this.nameEnds);
-      this.crcs = grow(this.crcs);
-      this.sizes = grow(this.sizes);
-      this.offsets = grow(this.offsets);
+      this.nameEnds = doubled(this.nameEnds);
+      this.crcs = doubled(this.crcs);
+      this.sizes = doubled(this.sizes);
+      this.offsets = doubled(this.offsets);
     }
     const at = i ? this.nameEnds[i - 1]! : 0;
     if (at + 3 * name.length > this.names.length) {
