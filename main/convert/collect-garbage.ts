@@ -1,11 +1,14 @@
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 
-/**
- * From this many tensors a conversion collects the garbage of its reading before converting, and
- * of its conversion before its report is packed (`collectGarbageOfPhase`).
- */
+/** From this many tensors a conversion collects its garbage before its report is packed. */
 export const MANY_TENSORS = 50_000;
+/**
+ * From this many, also the garbage of its reading before converting: at 500,000 tensors
+ * (safetensors) it lowered the peak from 620 to 498 MB; at 100,000 (a torch zip, whose reading
+ * leaves ~15 MB of garbage) it lowered nothing and cost ~100 ms.
+ */
+export const MANY_TENSORS_READ = 200_000;
 
 let gc: (() => void) | null | undefined;
 
@@ -17,7 +20,7 @@ let gc: (() => void) | null | undefined;
  * finished conversion leaves its read-back (the written data.pkl read back, the matching) for
  * the report's packing and sending to pile on. Measured on keys_500k.safetensors → cpu (2 cores):
  * peak RSS 620 → 498 MB with a collection after reading, at ~160 ms; on keys_100k.pt → cpu
- * 320–329 → 290 MB with one before packing, at ~100–220 ms under load 8.
+ * 320–329 → 290 MB with one before packing, at ~100–220 ms under load 8 (`MANY_TENSORS`).
  *
  * `gc` is V8's, exposed by `--expose-gc` in contexts made after the flag is set (a new `vm`
  * context here); where that is refused, nothing is collected.
@@ -35,7 +38,7 @@ export function collectGarbage(): void {
   gc?.();
 }
 
-/** `collectGarbage` at the end of a phase of a conversion of `tensors` tensors, when they are many. */
-export function collectGarbageOfPhase(tensors: number): void {
-  if (tensors >= MANY_TENSORS) collectGarbage();
+/** `collectGarbage` at the end of a phase of a conversion of `tensors` tensors, from `many` of them. */
+export function collectGarbageOfPhase(tensors: number, many: number): void {
+  if (tensors >= many) collectGarbage();
 }
