@@ -21,13 +21,25 @@ export interface TensorAt {
  */
 class TensorInContainer implements TensorAt {
   constructor(
-    private readonly container: readonly PathKey[],
-    private readonly key: PathKey | undefined,
+    readonly container: readonly PathKey[],
+    readonly key: PathKey | undefined,
     readonly tensor: TorchTensor,
   ) {}
   get path(): PathKey[] {
     return this.key === undefined ? [...this.container] : [...this.container, this.key];
   }
+}
+
+/** The number of keys in a tensor's path, without making the path (a walk's `path` is made per read). */
+export function pathLength(t: TensorAt): number {
+  return t instanceof TensorInContainer ? t.container.length + (t.key === undefined ? 0 : 1) : t.path.length;
+}
+
+/** Calls `f` with each key of a tensor's path in order, without making the path. */
+export function forEachPathKey(t: TensorAt, f: (key: PathKey) => void): void {
+  if (!(t instanceof TensorInContainer)) return t.path.forEach((k) => f(k));
+  for (const k of t.container) f(k);
+  if (t.key !== undefined) f(t.key);
 }
 
 /** One visit of a container: its path, copied when its first tensor is found. */

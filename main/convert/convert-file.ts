@@ -20,6 +20,7 @@ import { makeCodeFree } from './code-free-output.ts';
 import { verifyOutput } from './read-back.ts';
 import { verifyExistingOutput } from './existing-output.ts';
 import { castTree } from './cast-tree.ts';
+import { collectGarbageOfPhase, MANY_TENSORS, MANY_TENSORS_READ } from './collect-garbage.ts';
 import { checkFlatSlices } from './slice-check.ts';
 import { writeTorchCheckpoint } from './write-checkpoint.ts';
 import type { OutputResult } from './read-back-match.ts';
@@ -67,6 +68,7 @@ export async function convertFile(source: string, opts: ConvertOptions): Promise
   const ck = openCheckpoint(source, { shardedRanks: 'consolidate' });
   try {
     refusePlainPickle(ck, source);
+    collectGarbageOfPhase(ck.tensors.length, MANY_TENSORS_READ); // the reading's garbage, before the conversion adds its own
     const rules = rulesFor(ck, opts.rules);
     const roles = mapRoles(ck, rules);
     const plan = planConversion(ck, rules, opts.output, roles);
@@ -166,6 +168,7 @@ export async function convertFile(source: string, opts: ConvertOptions): Promise
       }
     }
     const casts = cast.summary();
+    collectGarbageOfPhase(ck.tensors.length, MANY_TENSORS); // the write's and read-back's, before the report is packed and sent
     return {
       source,
       plan,

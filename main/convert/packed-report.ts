@@ -1,5 +1,5 @@
 import type { ConversionPlan, ConversionReport, KeyChange, OutputReport, StateDictPlan, TensorCheck } from '../../shared/convert.ts';
-import type { PathKey } from '../checkpoint/tree.ts';
+import { forEachPathKey, pathLength, type PathKey } from '../checkpoint/tree.ts';
 import type { OutputResult } from './read-back-match.ts';
 import { CRC_READ, FAILED, hex, type TensorChecks } from './tensor-checks.ts';
 
@@ -10,9 +10,16 @@ import { CRC_READ, FAILED, hex, type TensorChecks } from './tensor-checks.ts';
 // peak). The main thread expands what it reads: `--json` a piece at a time, the service all of it
 // for the app; the default CLI output reads only counts.
 
-/** Strings one after another: string i is `text.slice(ends[i - 1] ?? 0, ends[i])`. */
+/**
+ * Strings one after another: string i is `text.slice(ends[i - 1] ?? 0, ends[i])` of the text
+ * `bytes` holds, one byte per character where every character is below U+0100, else UTF-16 (both
+ * give back every string exactly, lone surrogates included). Bytes are moved with the other
+ * columns; a string was copied into the message and again out of it, 20 MB each way for 500,000
+ * tensor paths.
+ */
 export interface PackedStrings {
-  text: string;
+  bytes: Uint8Array;
+  encoding: 'latin1' | 'utf16le';
   ends: Uint32Array;
 }
 
@@ -63,44 +70,67 @@ function packStrings(strings: readonly string[]): PackedStrings {
   const ends = new Uint32Array(strings.length);
   let end = 0;
   for (let i = 0; i < strings.length; i++) ends[i] = end += strings[i]!.length;
-  return { text: strings.join(''), ends };
+  const text = strings.join('');
+  const encoding = /^[\0-\xff]*$/.test(text) ? 'latin1' : 'utf16le';
+  // a buffer of its own (not a slice of Node's pool), so that it can be moved
+  const bytes = new Uint8Array(Buffer.byteLength(text, encoding));
+  Buffer.from(bytes.buffer).write(text, encoding);
+  return { bytes, encoding, ends };
 }
 
-const stringAt = (p: PackedStrings, i: number): string => p.text.slice(i ? p.ends[i - 1] : 0, p.ends[i]);
+/** Each packed list's text, decoded once where it is read. */
+const texts = new WeakMap<PackedStrings, string>();
+
+function stringAt(p: PackedStrings, i: number): string {
+  let text = texts.get(p);
+  if (text === undefined) texts.set(p, (text = Buffer.from(p.bytes.buffer, p.bytes.byteOffset, p.bytes.length).toString(p.encoding)));
+  return text.slice(i ? p.ends[i - 1] : 0, p.ends[i]);
+}
 
 function packChecks(checks: TensorChecks, transfer: ArrayBuffer[]): PackedChecks {
   const { planned } = checks;
   const n = planned.length;
-  const keyTexts: string[] = [];
-  const numberKeys: number[] = [];
+  // sized first, so that no per-tensor path array or growing list is made (500,000 of each)
+  let keyCount = 0;
+  let dimCount = 0;
+  for (let i = 0; i < n; i++) {
+    keyCount += pathLength(planned[i]!);
+    dimCount += planned[i]!.tensor.shape.length;
+  }
+  const keyTexts: string[] = new Array(keyCount);
+  const numberKeys = new Uint8Array(keyCount);
   const pathEnds = new Uint32Array(n);
   const dtypes: string[] = [];
   const dtypeIndex = new Map<string, number>();
   const dtypeIds = new Uint8Array(n);
-  const dims: number[] = [];
+  const dims = new Float64Array(dimCount);
   const shapeEnds = new Uint32Array(n);
+  let k = 0;
+  let d = 0;
+  const addKey = (key: PathKey): void => {
+    keyTexts[k] = String(key);
+    numberKeys[k++] = typeof key === 'number' ? 1 : 0;
+  };
   for (let i = 0; i < n; i++) {
-    const { path, tensor } = planned[i]!;
-    for (const k of path) {
-      keyTexts.push(String(k));
-      numberKeys.push(typeof k === 'number' ? 1 : 0);
-    }
-    pathEnds[i] = keyTexts.length;
-    let d = dtypeIndex.get(tensor.dtype.name);
-    if (d === undefined) dtypeIndex.set(tensor.dtype.name, (d = dtypes.push(tensor.dtype.name) - 1));
-    dtypeIds[i] = d;
-    for (const x of tensor.shape) dims.push(x);
-    shapeEnds[i] = dims.length;
+    const t = planned[i]!;
+    forEachPathKey(t, addKey);
+    pathEnds[i] = k;
+    const { dtype, shape } = t.tensor;
+    let id = dtypeIndex.get(dtype.name);
+    if (id === undefined) dtypeIndex.set(dtype.name, (id = dtypes.push(dtype.name) - 1));
+    dtypeIds[i] = id;
+    for (const x of shape) dims[d++] = x;
+    shapeEnds[i] = d;
   }
   const { crcs, flags, deviceIds, devices, problems } = checks.columns();
   const packed: PackedChecks = {
     count: n,
     keys: packStrings(keyTexts),
-    numberKeys: Uint8Array.from(numberKeys),
+    numberKeys,
     pathEnds,
     dtypes,
     dtypeIds,
-    dims: Float64Array.from(dims),
+    dims,
     shapeEnds,
     devices,
     deviceIds: deviceIds.slice(),
@@ -108,7 +138,20 @@ function packChecks(checks: TensorChecks, transfer: ArrayBuffer[]): PackedChecks
     flags: flags.slice(),
     problems,
   };
-  transfer.push(...buffersOf(packed.keys.ends, packed.numberKeys, pathEnds, dtypeIds, packed.dims, shapeEnds, packed.deviceIds, packed.crcs, packed.flags));
+  transfer.push(
+    ...buffersOf(
+      packed.keys.bytes,
+      packed.keys.ends,
+      packed.numberKeys,
+      pathEnds,
+      dtypeIds,
+      packed.dims,
+      shapeEnds,
+      packed.deviceIds,
+      packed.crcs,
+      packed.flags,
+    ),
+  );
   return packed;
 }
 
@@ -124,7 +167,7 @@ function packKeys(keys: readonly KeyChange[], transfer: ArrayBuffer[]): PackedKe
     }
   }
   const packed: PackedKeys = { count: keys.length, from: packStrings(keys.map((k) => k.from)), kinds, renamed: packStrings(renamed) };
-  transfer.push(...buffersOf(packed.from.ends, kinds, packed.renamed.ends));
+  transfer.push(...buffersOf(packed.from.bytes, packed.from.ends, kinds, packed.renamed.bytes, packed.renamed.ends));
   return packed;
 }
 

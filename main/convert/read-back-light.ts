@@ -4,9 +4,10 @@ import { TORCH_2_13 } from '../formats/pickle/scan/torch-allowlists.ts';
 import { openTorchArchive } from '../formats/torch/torch-zip.ts';
 import type { TorchStorage } from '../formats/values/torch-values.ts';
 import { FileReader } from '../io/random-access.ts';
-import type { WrittenStorage } from './write-checkpoint.ts';
+import type { WrittenStorage, WrittenStorages } from './write-checkpoint.ts';
 import { crcProblem, matchWritten, sameItems, storageAt, type OutputResult } from './read-back-match.ts';
 import { storageIndex } from './storage-read-back.ts';
+import { readOwnRecords } from './read-back-records.ts';
 import type { ZipEntry } from '../formats/zip/zip.ts';
 import type { TensorChecks } from './tensor-checks.ts';
 import {
@@ -43,13 +44,13 @@ export function verifyLight(
   file: string,
   shownAs: string,
   expected: TensorAt[],
-  storages: WrittenStorage[],
+  storages: WrittenStorages,
   plannedDevice: (s: TorchStorage) => string,
   crcs: (key: string) => number | undefined,
 ): OutputResult | null {
   const reader = new FileReader(file);
   try {
-    const archive = readArchive(reader, storages);
+    const archive = readOwnRecords(reader, storages) ?? readArchive(reader, storages);
     if (!archive) return null;
     const walked = new WeakSet<object>();
     const decoding = decodeWritten(archive.pickle, walked);
@@ -92,7 +93,7 @@ export function verifyLight(
  * before the pickle is decoded, so the directory of a 500,000-record file (90 MB) is not held
  * while it is. Null where the full reader should check the file instead.
  */
-function readArchive(reader: FileReader, storages: WrittenStorage[]): { pickle: Uint8Array; inPlace: Uint8Array; shadowed: string | null } | null {
+function readArchive(reader: FileReader, storages: WrittenStorages): { pickle: Uint8Array; inPlace: Uint8Array; shadowed: string | null } | null {
   const archive = openTorchArchive(reader);
   const pkl = archive.zip.get(`${archive.prefix}data.pkl`);
   // what the full scan refuses at the archive level (no data.pkl, TorchScript, encrypted records)
@@ -108,10 +109,9 @@ function readArchive(reader: FileReader, storages: WrittenStorage[]): { pickle: 
   }
   const inPlace = new Uint8Array(storages.length);
   for (let i = 0; i < storages.length; i++) {
-    const w = storages[i]!;
-    const e = w.key === String(i) ? recordOf[i] : undefined;
-    const range = e && e.method === 0 && e.uncompressedSize === w.nbytes ? archive.zip.dataRange(e) : null;
-    if (range && range.offset === w.dataOffset) inPlace[i] = 1;
+    const e = recordOf[i];
+    const range = e && e.method === 0 && e.uncompressedSize === storages.nbytes(i) ? archive.zip.dataRange(e) : null;
+    if (range && range.offset === storages.dataOffset(i)) inPlace[i] = 1;
   }
   return { pickle: archive.zip.readPickleRecord(pkl), inPlace, shadowed: archive.zip.firstShadowed()?.name ?? null };
 }
@@ -122,7 +122,7 @@ function compare(
   i: number,
   e: TensorAt,
   b: WrittenTensor,
-  storages: WrittenStorage[],
+  storages: WrittenStorages,
   crcs: (key: string) => number | undefined,
   recordProblem: (w: WrittenStorage) => string | null,
 ): string | null {

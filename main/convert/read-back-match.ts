@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import { rootStorage } from '../checkpoint/inspect.ts';
 import type { PathKey, TensorAt } from '../checkpoint/tree.ts';
 import type { TorchStorage } from '../formats/values/torch-values.ts';
-import type { WrittenStorage } from './write-checkpoint.ts';
+import type { WrittenStorage, WrittenStorages } from './write-checkpoint.ts';
 import { hex, TensorChecks } from './tensor-checks.ts';
 import { storageIndex } from './storage-read-back.ts';
 
@@ -31,7 +31,7 @@ export function matchWritten<T>(
   expected: TensorAt[],
   /** in walk order; a path given may change after the next item is asked for (`writtenTensors`) */
   written: Iterable<{ path: PathKey[]; tensor: T }>,
-  storages: WrittenStorage[],
+  storages: WrittenStorages,
   plannedDevice: (s: TorchStorage) => string,
   compare: (checks: TensorChecks, i: number, e: TensorAt, t: T) => string | null,
 ): OutputResult {
@@ -84,10 +84,9 @@ export function matchWritten<T>(
 }
 
 /** The written storage a key names (the writer's keys are the storages' indexes), or undefined. */
-export function storageAt(storages: readonly WrittenStorage[], key: string): WrittenStorage | undefined {
+export function storageAt(storages: WrittenStorages, key: string): WrittenStorage | undefined {
   const i = storageIndex(key);
-  const w = i === null ? undefined : storages[i];
-  return w?.key === key ? w : undefined;
+  return i === null ? undefined : storages.at(i);
 }
 
 /** The storage's bytes as read back against the source's CRC-32 (recorded as check i's crc32): a problem, or null. */

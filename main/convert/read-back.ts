@@ -4,7 +4,7 @@ import { rootStorage } from '../checkpoint/inspect.ts';
 import { walkTensors, type TensorAt } from '../checkpoint/tree.ts';
 import type { PyValue } from '../formats/values/python-values.ts';
 import type { TorchStorage, TorchTensor } from '../formats/values/torch-values.ts';
-import type { WrittenStorage } from './write-checkpoint.ts';
+import type { WrittenStorages } from './write-checkpoint.ts';
 import { verifyLight } from './read-back-light.ts';
 import { crcProblem, matchWritten, sameItems, storageAt, type OutputResult } from './read-back-match.ts';
 import type { StorageReadBack } from './storage-read-back.ts';
@@ -23,7 +23,7 @@ export async function verifyOutput(
   file: string,
   shownAs: string,
   planned: PyValue,
-  storages: WrittenStorage[],
+  storages: WrittenStorages,
   plannedDevice: (s: TorchStorage) => string,
   readBack: StorageReadBack,
   /**
@@ -60,7 +60,7 @@ function compareTensor(
   i: number,
   e: TensorAt,
   t: TorchTensor,
-  storages: WrittenStorage[],
+  storages: WrittenStorages,
   crcs: (key: string) => number | undefined,
 ): string | null {
   const a = e.tensor;

@@ -1,5 +1,6 @@
 import { fail } from '../errors.ts';
-import { pickleValue, type TensorRecipe } from '../formats/pickle/pickler.ts';
+import { doubled } from '../io/doubled.ts';
+import { pickleInto, type TensorRecipe } from '../formats/pickle/pickler.ts';
 import { PyGlobal, PyTuple, type PyValue } from '../formats/values/python-values.ts';
 import { TorchZipWriter } from '../formats/torch/torch-zip-writer.ts';
 import * as fs from 'node:fs';
@@ -71,6 +72,7 @@ function bufferFor(bytes: number): Buffer {
   return copyBuffer;
 }
 
+/** One storage as written (a view of `WrittenStorages`: made when asked for, not kept). */
 export interface WrittenStorage {
   key: string;
   source: TorchStorage;
@@ -82,9 +84,85 @@ export interface WrittenStorage {
   dataOffset: number;
 }
 
+/**
+ * Every storage written, in order of first use, in columns: storage i has key `String(i)` (the
+ * writer's keys are indexes). An object per storage (its key string, boxed CRC) was ~130 bytes
+ * of each of a 500,000-storage file's storages, all alive until its read-back was done.
+ */
+export class WrittenStorages implements Iterable<WrittenStorage> {
+  private readonly sources: TorchStorage[] = [];
+  private readonly locations: string[] = [];
+  private sizes = new Float64Array(256);
+  private crcs = new Uint32Array(256);
+  private offsets = new Float64Array(256);
+  /**
+   * The archive these storages were written into, once it is finished: its size and its tail
+   * (`TorchZipWriter.tail`), against which the read-back checks the directory on disk.
+   */
+  archive: { bytes: number; tail: { bytes: number; sha256: string } } | null = null;
+
+  get length(): number {
+    return this.sources.length;
+  }
+
+  /** Adds a storage to write; returns its index. */
+  add(source: TorchStorage, location: string, nbytes: number): number {
+    const i = this.sources.length;
+    if (i === this.sizes.length) {
+      this.sizes = doubled(this.sizes);
+      this.crcs = doubled(this.crcs);
+      this.offsets = doubled(this.offsets);
+    }
+    this.sources.push(source);
+    this.locations.push(location);
+    this.sizes[i] = nbytes;
+    return i;
+  }
+
+  /** Records storage i's CRC-32 and where its data starts in the file. */
+  setWritten(i: number, crc32: number, dataOffset: number): void {
+    this.crcs[i] = crc32;
+    this.offsets[i] = dataOffset;
+  }
+
+  source(i: number): TorchStorage {
+    return this.sources[i]!;
+  }
+  location(i: number): string {
+    return this.locations[i]!;
+  }
+  nbytes(i: number): number {
+    return this.sizes[i]!;
+  }
+  crc32(i: number): number {
+    return this.crcs[i]!;
+  }
+  /** 0 until the record is written */
+  dataOffset(i: number): number {
+    return this.offsets[i]!;
+  }
+
+  /** Storage i as one object, or undefined past the end. */
+  at(i: number): WrittenStorage | undefined {
+    if (!(i >= 0 && i < this.sources.length)) return undefined;
+    return {
+      key: String(i),
+      source: this.sources[i]!,
+      location: this.locations[i]!,
+      nbytes: this.sizes[i]!,
+      crc32: this.crcs[i]!,
+      dataOffset: this.offsets[i]!,
+    };
+  }
+
+  *[Symbol.iterator](): Iterator<WrittenStorage> {
+    for (let i = 0; i < this.sources.length; i++) yield this.at(i)!;
+  }
+}
+
 export interface WriteResult {
   bytes: number;
-  storages: WrittenStorage[];
+  storages: WrittenStorages;
   /** length and SHA-256 of the archive's tail (central directory and end records) */
   tail: { bytes: number; sha256: string };
 }
@@ -114,8 +192,8 @@ export interface WriteOptions {
  */
 export function writeTorchCheckpoint(fd: number, root: PyValue, opts: WriteOptions): WriteResult {
   // every storage written, in order of first use; the shared ones (or all, unknown) also by storage
-  const written: WrittenStorage[] = [];
-  const keys = new Map<TorchStorage, WrittenStorage>();
+  const written = new WrittenStorages();
+  const keys = new Map<TorchStorage, number>();
   const shared = opts.sharedStorages;
   // one global object per name, not two per tensor (the pickler memoizes globals by name anyway)
   const untypedStorage = new PyGlobal('torch.storage', 'UntypedStorage');
@@ -130,16 +208,15 @@ export function writeTorchCheckpoint(fd: number, root: PyValue, opts: WriteOptio
     const src = rootStorage(s);
     const lookup = !shared || shared.has(src);
     let w = lookup ? keys.get(src) : undefined;
-    if (!w) {
-      w = { key: String(written.length), source: src, location: opts.location(src), nbytes: src.nbytes, crc32: 0, dataOffset: 0 };
-      written.push(w);
+    if (w === undefined) {
+      w = written.add(src, opts.location(src), src.nbytes);
       if (lookup) keys.set(src, w);
     }
     // torch/serialization.py `_save`: ('storage', storage_type, key, location, numel). Typed storage
     // classes pickle as `torch.FloatStorage`; the untyped one by its defining module,
     // `torch.storage.UntypedStorage`, which is the name weights-only loading allows.
     const untyped = src.storageType === 'UntypedStorage' || src.storageType === '_UntypedStorage';
-    return new PyTuple(['storage', untyped ? untypedStorage : torchGlobal(src.storageType), w.key, w.location, src.numel]);
+    return new PyTuple(['storage', untyped ? untypedStorage : torchGlobal(src.storageType), String(w), written.location(w), src.numel]);
   };
   const tensorRecipe = (t: TorchTensor): TensorRecipe => {
     // the tuples and dict of `args` made for this read are this recipe's alone (see TensorRecipe)
@@ -157,45 +234,47 @@ export function writeTorchCheckpoint(fd: number, root: PyValue, opts: WriteOptio
   };
   // a tensor whose storage is used by one path is itself met once: no memo entry (see sharedStorages)
   const tensorMayRecur = shared ? (t: TorchTensor): boolean => !t.storage || shared.has(rootStorage(t.storage)) : undefined;
-  const pkl = pickleValue(root, { storageId, tensorRecipe, ...(tensorMayRecur ? { tensorMayRecur } : {}) });
   const zip = new TorchZipWriter(fd, opts.archiveName, 0, true);
-  zip.addRecord('data.pkl', pkl);
+  // the pickle goes into the archive as it is made: a 500,000-tensor state dict's is 58 MB
+  zip.addUnsized('data.pkl', (write) => pickleInto(root, { storageId, tensorRecipe, ...(tensorMayRecur ? { tensorMayRecur } : {}) }, write));
   zip.addRecord('.format_version', Buffer.from('1'));
   zip.addRecord('.storage_alignment', Buffer.from('64'));
   zip.addRecord('byteorder', Buffer.from('little'));
   let largest = 0;
-  for (const w of written) largest = Math.max(largest, w.nbytes); // no spread: 100,000 arguments overflow the stack
+  for (let i = 0; i < written.length; i++) largest = Math.max(largest, written.nbytes(i)); // no spread: 100,000 arguments overflow the stack
   const buf = bufferFor(largest);
   const small = new SmallReads();
   // storages whose bytes the zip writer still gathers: reported once they are in the file
   let reported = 0;
   const report = (): void => {
-    for (let w = written[reported]; w && w.dataOffset && zip.inFile(w.dataOffset + w.nbytes); w = written[++reported]) opts.onStorageWritten?.(w);
+    for (; reported < written.length && written.dataOffset(reported) && zip.inFile(written.dataOffset(reported) + written.nbytes(reported)); reported++)
+      if (opts.onStorageWritten) opts.onStorageWritten(written.at(reported)!);
   };
 
-  for (const w of written) {
-    const range = w.source.locate();
-    if (range.length < w.nbytes)
-      fail('truncated', `${range.reader.name}: storage ${w.source.key} has ${range.length} of its ${w.nbytes} bytes`, range.reader.name);
+  for (let i = 0; i < written.length; i++) {
+    const source = written.source(i);
+    const nbytes = written.nbytes(i);
+    const range = source.locate();
+    if (range.length < nbytes) fail('truncated', `${range.reader.name}: storage ${source.key} has ${range.length} of its ${nbytes} bytes`, range.reader.name);
     // A whole stored record keeps its bytes, so the CRC the source recorded for them still holds.
     // A 1-D assembly (DeepSpeed's flat slices) has the CRC of each piece taken as it was read; the
     // record's CRC is theirs combined, so its bytes are not CRC'd a second time here.
-    const assembly = assemblyOf(w.source);
-    const known = w.source.recordCrc ?? (assembly?.shape.length === 1 ? () => combinedCrc(assembly) : undefined);
+    const assembly = assemblyOf(source);
+    const known = source.recordCrc ?? (assembly?.shape.length === 1 ? () => combinedCrc(assembly) : undefined);
     const rec = zip.addStreamed(
-      `data/${w.key}`,
-      w.nbytes,
+      `data/${i}`,
+      nbytes,
       (write) => {
-        if (w.nbytes <= SMALL_STORAGE && small.read(range.reader, range.offset, buf, w.nbytes)) {
+        if (nbytes <= SMALL_STORAGE && small.read(range.reader, range.offset, buf, nbytes)) {
           opts.checkCancelled?.(); // once per small storage: a file of small tensors is still cancellable
-          write(buf.subarray(0, w.nbytes));
-          opts.onBytes?.(w.nbytes);
+          write(buf.subarray(0, nbytes));
+          opts.onBytes?.(nbytes);
           return;
         }
         let done = 0;
-        while (done < w.nbytes) {
+        while (done < nbytes) {
           opts.checkCancelled?.();
-          const n = Math.min(buf.length, w.nbytes - done);
+          const n = Math.min(buf.length, nbytes - done);
           // positioned reads straight into `buf` (pread on a file; an assembled tensor's elements)
           readRange(range.reader, range.offset + done, buf, 0, n);
           const chunk = buf.subarray(0, n);
@@ -206,11 +285,11 @@ export function writeTorchCheckpoint(fd: number, root: PyValue, opts: WriteOptio
       },
       known,
     );
-    w.crc32 = rec.crc;
-    w.dataOffset = rec.dataOffset;
+    written.setWritten(i, rec.crc, rec.dataOffset);
     report();
   }
   const bytes = zip.finish();
+  written.archive = { bytes, tail: zip.tail! };
   report();
   return { bytes, storages: written, tail: zip.tail! };
 }

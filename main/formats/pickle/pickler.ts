@@ -38,7 +38,18 @@ const REVERSE_MODULES: Record<string, string> = { builtins: '__builtin__', copyr
 const ORDERED_DICT = new PyGlobal('collections', 'OrderedDict');
 
 export function pickleValue(value: PyValue, opts: PickleWriterOptions): Uint8Array {
-  const out = new ByteWriter();
+  const chunks: Uint8Array[] = [];
+  pickleInto(value, opts, (chunk) => chunks.push(Buffer.from(chunk))); // a copy: the chunk is reused
+  return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+}
+
+/**
+ * `pickleValue`, its bytes handed to `sink` a chunk at a time (each chunk is reused once `sink`
+ * returns). Returns the pickle's length. A 500,000-tensor state dict's pickle is 58 MB: written
+ * into the archive as it is made, neither it nor the chunks it was gathered from are held.
+ */
+export function pickleInto(value: PyValue, opts: PickleWriterOptions, sink: (chunk: Uint8Array) => void): number {
+  const out = new ByteWriter(sink);
   const memo = new Map<object, number>();
   out.byte(0x80, 2); // PROTO 2
 
@@ -290,14 +301,21 @@ export function encodeLong(v: bigint): Uint8Array {
   return Buffer.from(hex, 'hex').reverse();
 }
 
+/** Pickle bytes in one buffer, handed to `sink` whenever the next write does not fit, then reused. */
 class ByteWriter {
-  private chunks: Uint8Array[] = [];
   private cur = Buffer.allocUnsafe(1 << 16);
   private at = 0;
+  private total = 0;
+  constructor(private readonly sink: (chunk: Uint8Array) => void) {}
   private ensure(n: number): void {
     if (this.at + n <= this.cur.length) return;
-    this.chunks.push(this.cur.subarray(0, this.at));
-    this.cur = Buffer.allocUnsafe(Math.max(1 << 16, n));
+    this.pass();
+    if (n > this.cur.length) this.cur = Buffer.allocUnsafe(n);
+  }
+  private pass(): void {
+    if (this.at === 0) return;
+    this.sink(this.cur.subarray(0, this.at));
+    this.total += this.at;
     this.at = 0;
   }
   byte(a: number, b?: number): void {
@@ -342,8 +360,9 @@ class ByteWriter {
   text(s: string): void {
     this.bytes(Buffer.from(s, 'utf8'));
   }
-  done(): Uint8Array {
-    this.chunks.push(this.cur.subarray(0, this.at));
-    return Buffer.concat(this.chunks);
+  /** Hands over what is left; returns the length of all bytes written. */
+  done(): number {
+    this.pass();
+    return this.total;
   }
 }

@@ -1,6 +1,8 @@
 import { createHash } from 'node:crypto';
+import { doubled } from '../../io/doubled.ts';
 import { crc32 } from '../../io/crc32.ts';
 import { writeAll } from '../../io/write-all.ts';
+import { fail } from '../../errors.ts';
 
 /**
  * Writes a torch zip archive the way `torch.save` does (caffe2/serialize/inline_container.cc,
@@ -21,6 +23,8 @@ const GATHER_BYTES = 4 << 20;
  * are gathered.
  */
 const DIRECT_WRITE_BYTES = 64 << 10;
+/** The central directory is made and written in pieces of this size (see `finish`). */
+const CD_PIECE_BYTES = 1 << 20;
 /**
  * The gather buffer of the thread's last finished writer, for the next one: a batch of small
  * files otherwise allocates 4 MiB per file, whose external memory sets off a garbage collection
@@ -29,34 +33,41 @@ const DIRECT_WRITE_BYTES = 64 << 10;
 let spareGather: Buffer | null = null;
 
 /**
- * The records written so far, in columns: name, its UTF-8 length, CRC-32, size and offset. An
- * object per record (and boxed offsets and CRCs) was ~110 bytes each of a 500,000-record archive,
- * all alive until `finish`.
+ * The records written so far, in columns: name (inside the archive folder, as UTF-8 bytes one
+ * after another), CRC-32, size and offset. An object per record (and boxed offsets and CRCs) was
+ * ~110 bytes each of a 500,000-record archive, and a string per name another 32, all alive until
+ * `finish`.
  */
 class WrittenEntries {
-  readonly names: string[] = [];
-  nameBytes = new Uint32Array(1024);
+  private count = 0;
+  /** name i is `names[nameEnds[i - 1] ?? 0 .. nameEnds[i]]` */
+  names = Buffer.allocUnsafe(16 << 10);
+  nameEnds = new Float64Array(1024);
   crcs = new Uint32Array(1024);
   sizes = new Float64Array(1024);
   offsets = new Float64Array(1024);
   get length(): number {
-    return this.names.length;
+    return this.count;
   }
-  push(name: string, nameBytes: number, crc: number, size: number, offset: number): void {
-    const i = this.names.length;
+  /** Name i's UTF-8 bytes. */
+  name(i: number): Uint8Array {
+    return this.names.subarray(i ? this.nameEnds[i - 1]! : 0, this.nameEnds[i]!);
+  }
+  push(name: string, crc: number, size: number, offset: number): void {
+    const i = this.count++;
     if (i === this.crcs.length) {
-      const grow = <T extends Uint32Array | Float64Array>(a: T): T => {
-        const b = new (a.constructor as new (n: number) => T)(a.length * 2);
-        b.set(a);
-        return b;
-      };
-      this.nameBytes = grow(this.nameBytes);
-      this.crcs = grow(this.crcs);
-      this.sizes = grow(this.sizes);
-      this.offsets = grow(this.offsets);
+      this.nameEnds = doubled(this.nameEnds);
+      this.crcs = doubled(this.crcs);
+      this.sizes = doubled(this.sizes);
+      this.offsets = doubled(this.offsets);
     }
-    this.names.push(name);
-    this.nameBytes[i] = nameBytes;
+    const at = i ? this.nameEnds[i - 1]! : 0;
+    if (at + 3 * name.length > this.names.length) {
+      const more = Buffer.allocUnsafe(Math.max(2 * this.names.length, at + 3 * name.length));
+      this.names.copy(more, 0, 0, at);
+      this.names = more;
+    }
+    this.nameEnds[i] = at + this.names.write(name, at, 'utf8');
     this.crcs[i] = crc;
     this.sizes[i] = size;
     this.offsets[i] = offset;
@@ -128,6 +139,60 @@ export class TorchZipWriter {
     const fullName = this.prefix + name;
     const nameBytes = Buffer.byteLength(fullName, 'utf8');
     const headerAt = this.pos;
+    const dataOffset = this.writeLocalHeader(fullName, nameBytes, size, headerAt);
+    let at = dataOffset;
+    let crc = 0;
+    let written = 0;
+    fill((chunk) => {
+      if (written + chunk.length > size) throw new Error(`record ${name} got more than its ${size} bytes`);
+      if (knownCrc === undefined) crc = crc32(chunk, crc);
+      this.writeAt(chunk, at);
+      at += chunk.length;
+      written += chunk.length;
+    });
+    if (written !== size) throw new Error(`record ${name} got ${written} of its ${size} bytes`);
+    if (knownCrc !== undefined) crc = typeof knownCrc === 'number' ? knownCrc : knownCrc();
+    const crcBuf = this.scratch(4);
+    crcBuf.writeUInt32LE(crc >>> 0);
+    this.writeAt(crcBuf, headerAt + 14);
+    this.pos = at;
+    this.entries.push(name, crc >>> 0, size, headerAt);
+    return { crc: crc >>> 0, dataOffset };
+  }
+
+  /**
+   * A record whose size is known only once `fill` is done (a pickle written as it is made): the
+   * same bytes as `addStreamed` with that size, its sizes patched into the local header with the
+   * CRC. Such a record must stay under 4 GiB and start before 4 GiB (no zip64 header fields,
+   * whose presence would have to be known before its first byte).
+   */
+  addUnsized(name: string, fill: (write: (chunk: Uint8Array) => void) => void): { crc: number; size: number; dataOffset: number } {
+    const fullName = this.prefix + name;
+    const nameBytes = Buffer.byteLength(fullName, 'utf8');
+    const headerAt = this.pos;
+    if (headerAt >= U32_MAX) throw new Error(`record ${name} would start past 4 GiB`);
+    const dataOffset = this.writeLocalHeader(fullName, nameBytes, 0, headerAt);
+    let at = dataOffset;
+    let crc = 0;
+    fill((chunk) => {
+      if (at - dataOffset + chunk.length >= U32_MAX) fail('too-large', `${name} would be 4 GiB or more, which this writer does not write`);
+      crc = crc32(chunk, crc);
+      this.writeAt(chunk, at);
+      at += chunk.length;
+    });
+    const size = at - dataOffset;
+    const patch = this.scratch(12);
+    patch.writeUInt32LE(crc >>> 0, 0);
+    patch.writeUInt32LE(size, 4);
+    patch.writeUInt32LE(size, 8);
+    this.writeAt(patch, headerAt + 14);
+    this.pos = at;
+    this.entries.push(name, crc >>> 0, size, headerAt);
+    return { crc: crc >>> 0, size, dataOffset };
+  }
+
+  /** Writes a record's local header at `headerAt`; returns where its data starts. */
+  private writeLocalHeader(fullName: string, nameBytes: number, size: number, headerAt: number): number {
     const zip64 = size >= U32_MAX || headerAt >= U32_MAX;
     const z64Extra = zip64 ? 4 + 16 : 0;
     // Padding so the data starts on a 64-byte boundary (getPadding counts the 4-byte FB header).
@@ -160,25 +225,7 @@ export class TorchZipWriter {
     header.writeUInt16LE(padding, e + 2);
     header.fill('Z', e + 4, e + 4 + padding);
     this.writeAt(header, headerAt);
-    const dataOffset = headerAt + header.length;
-    let at = dataOffset;
-    let crc = 0;
-    let written = 0;
-    fill((chunk) => {
-      if (written + chunk.length > size) throw new Error(`record ${name} got more than its ${size} bytes`);
-      if (knownCrc === undefined) crc = crc32(chunk, crc);
-      this.writeAt(chunk, at);
-      at += chunk.length;
-      written += chunk.length;
-    });
-    if (written !== size) throw new Error(`record ${name} got ${written} of its ${size} bytes`);
-    if (knownCrc !== undefined) crc = typeof knownCrc === 'number' ? knownCrc : knownCrc();
-    const crcBuf = this.scratch(4);
-    crcBuf.writeUInt32LE(crc >>> 0);
-    this.writeAt(crcBuf, headerAt + 14);
-    this.pos = at;
-    this.entries.push(fullName, nameBytes, crc >>> 0, size, headerAt);
-    return { crc: crc >>> 0, dataOffset };
+    return headerAt + header.length;
   }
 
   /** Writes `version`, the central directory and the end records. Returns the archive's size. */
@@ -191,19 +238,33 @@ export class TorchZipWriter {
       const needOff = en.offsets[i]! >= U32_MAX;
       return needSize || needOff ? 4 + (needSize ? 16 : 0) + (needOff ? 8 : 0) : 0;
     };
-    // the whole directory in one buffer, each entry written in place
+    // The directory is written a piece at a time, each entry made in place in the piece (a
+    // 500,000-record directory is 29 MB) and hashed as it goes.
     let cdLength = 0;
-    for (let i = 0; i < en.length; i++) cdLength += 46 + en.nameBytes[i]! + extraOf(i);
-    const cd = Buffer.alloc(cdLength);
+    const prefixBytes = Buffer.byteLength(this.prefix, 'utf8');
+    for (let i = 0; i < en.length; i++) cdLength += 46 + prefixBytes + en.name(i).length + extraOf(i);
+    const hash = createHash('sha256');
+    const piece = Buffer.allocUnsafe(Math.min(cdLength, CD_PIECE_BYTES));
+    let pieceAt = cdStart;
     let hAt = 0;
+    const writePiece = (): void => {
+      const done = piece.subarray(0, hAt);
+      hash.update(done);
+      this.writeAt(done, pieceAt);
+      pieceAt += hAt;
+      hAt = 0;
+    };
     for (let i = 0; i < en.length; i++) {
       const size = en.sizes[i]!;
       const offset = en.offsets[i]!;
-      const nameBytes = en.nameBytes[i]!;
+      const name = en.name(i);
+      const nameBytes = prefixBytes + name.length;
       const needSize = size >= U32_MAX;
       const needOff = offset >= U32_MAX;
       const extraLen = extraOf(i);
-      const h = cd.subarray(hAt, hAt + 46 + nameBytes + extraLen);
+      // an entry is at most 46 + 65,535 + 28 bytes: a piece holds one whole
+      if (hAt + 46 + nameBytes + extraLen > piece.length) writePiece();
+      const h = piece.subarray(hAt, hAt + 46 + nameBytes + extraLen);
       hAt += h.length;
       h.writeUInt32LE(0x02014b50, 0);
       h.writeUInt16LE(extraLen ? 45 : 20, 4); // version made by
@@ -216,8 +277,10 @@ export class TorchZipWriter {
       h.writeUInt32LE(needSize ? U32_MAX : size, 24);
       h.writeUInt16LE(nameBytes, 28);
       h.writeUInt16LE(extraLen, 30);
+      h.fill(0, 32, 42); // comment length, disk number, internal and external attributes (the piece is reused)
       h.writeUInt32LE(needOff ? U32_MAX : offset, 42);
-      h.write(en.names[i]!, 46, nameBytes, 'utf8');
+      h.write(this.prefix, 46, prefixBytes, 'utf8');
+      h.set(name, 46 + prefixBytes);
       if (extraLen) {
         let e = 46 + nameBytes;
         h.writeUInt16LE(1, e);
@@ -231,10 +294,10 @@ export class TorchZipWriter {
         if (needOff) h.writeBigUInt64LE(BigInt(offset), e);
       }
     }
-    this.writeAt(cd, cdStart);
-    const cdEnd = cdStart + cd.length;
+    writePiece();
+    const cdEnd = cdStart + cdLength;
     const count = this.entries.length;
-    const needZip64 = count >= 0xffff || cdStart >= U32_MAX || cd.length >= U32_MAX;
+    const needZip64 = count >= 0xffff || cdStart >= U32_MAX || cdLength >= U32_MAX;
     let at = cdEnd;
     let zip64End: Buffer | undefined;
     if (needZip64) {
@@ -245,7 +308,7 @@ export class TorchZipWriter {
       r.writeUInt16LE(45, 14);
       r.writeBigUInt64LE(BigInt(count), 24);
       r.writeBigUInt64LE(BigInt(count), 32);
-      r.writeBigUInt64LE(BigInt(cd.length), 40);
+      r.writeBigUInt64LE(BigInt(cdLength), 40);
       r.writeBigUInt64LE(BigInt(cdStart), 48);
       r.writeUInt32LE(0x07064b50, 56); // locator
       r.writeBigUInt64LE(BigInt(cdEnd), 64);
@@ -257,14 +320,13 @@ export class TorchZipWriter {
     eocd.writeUInt32LE(0x06054b50, 0);
     eocd.writeUInt16LE(Math.min(count, 0xffff), 8);
     eocd.writeUInt16LE(Math.min(count, 0xffff), 10);
-    eocd.writeUInt32LE(Math.min(cd.length, U32_MAX), 12);
+    eocd.writeUInt32LE(Math.min(cdLength, U32_MAX), 12);
     eocd.writeUInt32LE(Math.min(cdStart, U32_MAX), 16);
     this.writeAt(eocd, at);
     this.flush();
     if (this.gathered) spareGather = this.gathered; // an unfinished writer (an error) keeps its buffer to itself
     this.gathered = null;
     this.pos = at + eocd.length;
-    const hash = createHash('sha256').update(cd);
     if (needZip64) hash.update(zip64End!);
     this.tail = { bytes: this.pos - cdStart, sha256: hash.update(eocd).digest('hex') };
     return this.pos;

@@ -66,6 +66,24 @@ for (const [file, rules] of CASES) {
   });
 }
 
+test('key texts of every kind come back exactly: ASCII, Latin-1, other scripts, astral characters, lone surrogates', () => {
+  const texts = [
+    ['plain.weight', 'café.poids'],
+    ['ключ.вес', 'emoji.😀', 'lone.\ud800.surrogate', ''],
+  ];
+  for (const list of texts) {
+    const keys = list.map((from, i) => ({ from, to: i % 2 ? `${from}.renamed` : from }));
+    const packed = packConversionReport({ plan: { stateDicts: [{ keys }] }, outputs: [] } as unknown as Parameters<typeof packConversionReport>[0]);
+    const transfer = transferListOf(packed);
+    const received = structuredClone(packed, { transfer }) as PackedConversionReport;
+    assert.ok(
+      transfer.every((b) => b.byteLength === 0),
+      'the texts moved with the other columns',
+    );
+    assert.deepEqual(keyChangePieces(received.plan.stateDicts[0]!.keys)(0, keys.length), keys);
+  }
+});
+
 test('key changes a piece at a time, pieces out of order too', () => {
   const keys = Array.from({ length: 10 }, (_, i) => ({ from: `k${i}`, to: i % 3 === 0 ? null : i % 3 === 1 ? `k${i}` : `renamed.k${i}` }));
   const r = packConversionReport({

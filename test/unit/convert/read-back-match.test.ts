@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { openFormat } from '../../../main/formats/open-format.ts';
 import { verifyOutput } from '../../../main/convert/read-back.ts';
 import { StorageReadBack } from '../../../main/convert/storage-read-back.ts';
+import { WrittenStorages } from '../../../main/convert/write-checkpoint.ts';
 import { PyDict, type PyValue } from '../../../main/formats/values/python-values.ts';
 import { TorchTensor } from '../../../main/formats/values/torch-values.ts';
 
@@ -18,7 +19,7 @@ async function problems(plan: (entries: [PyValue, PyValue][]) => [PyValue, PyVal
     const planned = new PyDict(true);
     for (const [k, v] of plan([...root.entries])) planned.set(k, v);
     // no storages written: every matched tensor is "in the wrong storage", an unmatched one "missing"
-    const r = await verifyOutput(FILE, FILE, planned, [], () => 'cpu', new StorageReadBack());
+    const r = await verifyOutput(FILE, FILE, planned, new WrittenStorages(), () => 'cpu', new StorageReadBack());
     return {
       paths: r.checks.toArray().map((c) => JSON.stringify(c.path)),
       problems: r.checks.toArray().map((c) => c.problem ?? ''),
@@ -68,14 +69,14 @@ test('verifyOutput: a planned shape, stride or device the file does not have is 
     for (const [what, planned, problem] of variants) {
       const plan = new PyDict(true);
       plan.set(key, planned);
-      const r = await verifyOutput(FILE, FILE, plan, [], () => 'cpu', new StorageReadBack());
+      const r = await verifyOutput(FILE, FILE, plan, new WrittenStorages(), () => 'cpu', new StorageReadBack());
       assert.equal(r.verified, false, what);
       assert.match(r.checks.problem(0) ?? '', problem, what);
     }
     // a plan on another device: the written location differs
     const plan = new PyDict(true);
     plan.set(key, t);
-    const r = await verifyOutput(FILE, FILE, plan, [], () => 'cuda:7', new StorageReadBack());
+    const r = await verifyOutput(FILE, FILE, plan, new WrittenStorages(), () => 'cuda:7', new StorageReadBack());
     assert.match(r.checks.problem(0) ?? '', /device cpu, planned cuda:7/);
   } finally {
     reading.close();

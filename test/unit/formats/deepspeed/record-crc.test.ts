@@ -40,7 +40,7 @@ for (const v of VARIANTS) {
           const { offset, length } = s.locate();
           const bytes = reader.read(offset, length);
           assert.equal(s.recordCrc, zlib.crc32(bytes) >>> 0, `data/${s.key}: the record's CRC is the CRC of its bytes`);
-          const w = written.storages.find((x) => x.key === s.key)!;
+          const w = [...written.storages].find((x) => x.key === s.key)!;
           assert.equal(w.crc32, s.recordCrc, `data/${s.key}: the writer reports the CRC it recorded`);
         }
       } finally {

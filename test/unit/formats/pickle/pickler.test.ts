@@ -12,7 +12,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync } from 'node:fs';
-import { pickleValue, type PickleWriterOptions } from '../../../../main/formats/pickle/pickler.ts';
+import { pickleInto, pickleValue, type PickleWriterOptions } from '../../../../main/formats/pickle/pickler.ts';
 import { PickleInput } from '../../../../main/formats/pickle/pickle-input.ts';
 import { unpickle } from '../../../../main/formats/pickle/unpickler.ts';
 import { decodeStorageId, torchPickleHooks } from '../../../../main/formats/torch/torch-pickle.ts';
@@ -108,6 +108,27 @@ test('values built in TypeScript round trip through the VM, shared objects stay 
   const get = (k: string): PyValue => back.entries.find(([key]) => key === k)![1];
   assert.equal(get('list'), get('again'), 'one list object, memoized');
   assert.equal(describe(back), describe(value));
+});
+
+test('pickleInto hands over the bytes pickleValue gives, in chunks it reuses, and returns their length', () => {
+  // many strings (chunks end where the next opcode does not fit) and bytes larger than a chunk
+  const value = new PyDict();
+  for (let i = 0; i < 20_000; i++) value.set(`layer.${i}.weight`, i);
+  value.set('big bytes', new PyBytes(Buffer.alloc(200_000, 7)));
+  value.set('after', 'the end');
+  const chunks: Buffer[] = [];
+  let lastChunk: Uint8Array | null = null;
+  let reused = false;
+  const length = pickleInto(value, NO_STORAGES, (chunk) => {
+    reused ||= lastChunk !== null && chunk.buffer === lastChunk.buffer;
+    lastChunk = chunk;
+    chunks.push(Buffer.from(chunk));
+  });
+  assert.ok(chunks.length > 5, `${chunks.length} chunks`);
+  assert.ok(reused, 'one buffer, reused between chunks');
+  assert.equal(length, Buffer.concat(chunks).length);
+  assert.deepEqual(Buffer.concat(chunks), Buffer.from(pickleValue(value, NO_STORAGES)));
+  assert.equal(describe(run(Buffer.concat(chunks)).value), describe(value));
 });
 
 // Vectors the VM reads whose values protocol 2 can express (EXT codes, NEWOBJ_EX kwargs and

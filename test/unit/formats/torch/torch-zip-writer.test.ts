@@ -4,6 +4,7 @@
 // contents, CRCs, alignment and `FB` padding field. torch's file is not byte-identical: its
 // miniz writer streams each record with a data descriptor (flag bit 3), ours patches the header.
 import { test } from 'node:test';
+import { createHash } from 'node:crypto';
 import assert from 'node:assert/strict';
 import { closeSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -138,6 +139,67 @@ test('gathering small writes: records of small and of 1 MiB chunks, mixed, keep 
       assert.equal(zip.dataRange(e).offset % ALIGNMENT, 0, `${name} aligned`);
     }
   }
+});
+
+test('a record of a size known only at its end (addUnsized) is byte for byte the record addStreamed writes with that size', () => {
+  // a pickle written as it is made: chunks under and over the direct-write size, with and
+  // without gathering, the header patched while still gathered and after it reached the file
+  const chunkSets: Buffer[][] = [[], [Buffer.from('abc')], [Buffer.alloc(70_000, 1), Buffer.from('x'), Buffer.alloc(65_530, 2)], [Buffer.alloc(3 << 20, 3)]];
+  for (const gather of [false, true])
+    for (const chunks of chunkSets) {
+      const whole = Buffer.concat(chunks);
+      const write = (add: (w: TorchZipWriter) => void): Buffer => {
+        const file = join(dir, `${fileNo++}.pt`);
+        const fd = openSync(file, 'w');
+        try {
+          const w = new TorchZipWriter(fd, 'u', 0, gather);
+          add(w);
+          w.addRecord('data/0', Buffer.from('after'));
+          w.finish();
+        } finally {
+          closeSync(fd);
+        }
+        return readWholeFile(file);
+      };
+      let got: { crc: number; size: number; dataOffset: number } | undefined;
+      const unsized = write((w) => {
+        got = w.addUnsized('data.pkl', (add) => chunks.forEach(add));
+      });
+      const sized = write((w) => w.addStreamed('data.pkl', whole.length, (add) => chunks.forEach(add)));
+      assert.deepEqual(unsized, sized, `${whole.length} bytes, gather ${gather}`);
+      assert.equal(got!.size, whole.length);
+      assert.equal(got!.crc, zlib.crc32(whole));
+    }
+});
+
+test('a central directory of several pieces: every entry reads back, and the tail fingerprint is the file tail', () => {
+  // 20,000 records make a directory of ~1.3 MB, written in 1 MiB pieces
+  const file = join(dir, `${fileNo++}.pt`);
+  const fd = openSync(file, 'w');
+  let tail: { bytes: number; sha256: string } | null = null;
+  try {
+    const w = new TorchZipWriter(fd, 'many_records', 0, true);
+    for (let i = 0; i < 20_000; i++) w.addRecord(`data/${i}`, Buffer.from([i & 255]));
+    w.finish();
+    tail = w.tail;
+  } finally {
+    closeSync(fd);
+  }
+  const bytes = readWholeFile(file);
+  assert.ok(tail && tail.bytes > 1 << 20, `a tail of ${tail?.bytes} bytes`);
+  assert.equal(
+    createHash('sha256')
+      .update(bytes.subarray(bytes.length - tail.bytes))
+      .digest('hex'),
+    tail.sha256,
+  );
+  const zip = open(file);
+  assert.equal(zip.entries.length, 20_001);
+  for (const e of zip.entries.slice(0, -1)) {
+    const i = Number(e.name.slice('many_records/data/'.length));
+    assert.equal(e.crc32, zlib.crc32(Buffer.from([i & 255])), e.name);
+  }
+  assert.deepEqual(Buffer.from(zip.readEntry(zip.get('many_records/data/19999')!)), Buffer.from([19_999 & 255]));
 });
 
 test('a known CRC is recorded as given, without computing it', () => {
