@@ -12,6 +12,7 @@ import type { SecurityReport } from '../../shared/inspect.ts';
 import { loadClaims } from './load-claims.ts';
 import { scanSecurity, securityOfPath, type Prescanned } from './security.ts';
 import { childrenOf, valueAt, walkTensors, type TensorAt } from './tree.ts';
+import { rootStorage, tensorInfo, TensorInfoWriter, type StatePaths } from './tensor-info.ts';
 import { plural } from '../../shared/plural.ts';
 
 /** An opened checkpoint with everything the engine found in it. Tensor bytes are still unread. */
@@ -28,10 +29,12 @@ export interface Checkpoint {
   close(): void;
 }
 
-/** A list made in order, `items(from, to)` for consecutive ranges from 0. */
+/** A list made in order, `items(from, to)` or `json(from, to)` for consecutive ranges from 0. */
 export interface TensorInfoPieces {
   length: number;
   items(from: number, to: number): TensorInfo[];
+  /** `JSON.stringify(items(from, to)).slice(1, -1)`, made without the objects */
+  json(from: number, to: number): string;
 }
 
 export interface AnalyseOptions {
@@ -45,10 +48,7 @@ export interface AnalyseOptions {
   pickleScans?: Prescanned;
 }
 
-/** The storage a tensor's bytes really live in (legacy views point into a root storage). */
-export function rootStorage(s: TorchStorage): TorchStorage {
-  return s.viewOf ?? s;
-}
+export { rootStorage } from './tensor-info.ts';
 
 /** The scan engine over the file's bytes; a reading with no file behind it (tests, memory) is classified from its globals. */
 function securityOf(file: string, reading: FormatReading, scans: Prescanned | undefined): SecurityReport {
@@ -79,18 +79,28 @@ export function analyse(file: string, reading: FormatReading, opts: AnalyseOptio
   }
   const tensorInfoPieces = (): TensorInfoPieces => {
     // each tensor of a pickled module takes its next state-dict path in turn, so pieces go in order
-    let statePaths: Map<TorchTensor, (string | number)[][]> | null = null;
+    let statePaths: StatePaths | null = null;
+    let writer: TensorInfoWriter | null = null;
     let next = 0;
+    const range = (from: number, to: number): number => {
+      if (from !== next) throw new Error(`tensor infos are made in order: asked for ${from} after ${next}`);
+      statePaths ??= moduleStatePaths(roles);
+      return (next = Math.min(to, tensors.length));
+    };
     return {
       length: tensors.length,
       items(from, to) {
-        if (from !== next) throw new Error(`tensor infos are made in order: asked for ${from} after ${next}`);
-        statePaths ??= moduleStatePaths(roles);
-        const end = Math.min(to, tensors.length);
+        const end = range(from, to);
         const out: TensorInfo[] = [];
-        for (let i = from; i < end; i++) out.push(tensorInfo(tensors[i]!.path, tensors[i]!.tensor, sharedStorages, statePaths));
-        next = end;
+        for (let i = from; i < end; i++) out.push(tensorInfo(tensors[i]!, sharedStorages, statePaths!));
         return out;
+      },
+      json(from, to) {
+        const end = range(from, to);
+        writer ??= new TensorInfoWriter(sharedStorages, statePaths!);
+        let text = '';
+        for (let i = from; i < end; i++) text += i > from ? `,${writer.json(tensors[i]!)}` : writer.json(tensors[i]!);
+        return text;
       },
     };
   };
@@ -161,32 +171,6 @@ export function analyse(file: string, reading: FormatReading, opts: AnalyseOptio
   return { file, reading, tensors, roles, report, sharedStorages, tensorInfoPieces, close: () => reading.close() };
 }
 
-/** A tensor as the report lists it. `statePaths` is used up: each call takes the tensor's next state-dict path. */
-function tensorInfo(
-  p: (string | number)[],
-  t: TorchTensor,
-  shared: ReadonlySet<TorchStorage>,
-  statePaths: Map<TorchTensor, (string | number)[][]>,
-): TensorInfo {
-  const info: TensorInfo = {
-    path: p,
-    dtype: t.dtype.name,
-    shape: t.shape,
-    stride: t.stride,
-    storageOffset: t.storageOffset,
-    device: t.device,
-    nbytes: t.nbytes,
-    requiresGrad: t.requiresGrad,
-    isParameter: t.isParameter,
-    storage: t.storage ? rootStorage(t.storage).key : null,
-    shared: t.storage ? shared.has(rootStorage(t.storage)) : false,
-    kind: t.subclass ?? t.kind,
-  };
-  const statePath = statePaths.size ? statePaths.get(t)?.shift() : undefined;
-  if (statePath) info.statePath = statePath;
-  return info;
-}
-
 /**
  * The distinct storages the tensors use (legacy views counted as their root storage): how many,
  * their bytes, and those more than one tensor path uses. Counted by sorting serial numbers: a Map
@@ -226,8 +210,8 @@ export function distinctStorages(tensors: readonly TensorAt[]): { count: number;
  * Each tensor of a whole pickled module by where `state_dict()` puts it: the module's path, then
  * its key. A tensor the module holds twice (tied weights) has one key per place, in order.
  */
-function moduleStatePaths(roles: readonly Role[]): Map<TorchTensor, (string | number)[][]> {
-  const out = new Map<TorchTensor, (string | number)[][]>();
+function moduleStatePaths(roles: readonly Role[]): StatePaths {
+  const out: StatePaths = new Map();
   for (const r of roles) {
     if (r.kind !== 'module') continue;
     for (const e of r.entries ?? []) {
