@@ -4,7 +4,7 @@ import type { FormatReading } from '../formats/values/format-reading.ts';
 import { PyBytes, PyComplex, PyDict, PyFloat, PyGlobal, PyList, PyObject, PySet, PyTuple, pyRepr, type PyValue } from '../formats/values/python-values.ts';
 import { TorchStorage, TorchTensor } from '../formats/values/torch-values.ts';
 import { detectLayout } from './layout.ts';
-import { foldNumberedRuns } from './fold-runs.ts';
+import { keyTrie } from './key-trie.ts';
 import { numpyScalarText, scalarValues } from './scalar-values.ts';
 import { asStateDict, findRoles, type Role, type StateDictEntry } from './roles.ts';
 import * as fs from 'node:fs';
@@ -269,8 +269,8 @@ export function summariseTree(
     const sd = known.get(v) ?? asStateDict(v);
     if (sd && sd.some((e) => e.key.includes('.'))) {
       const trie = keyTrie(sd, width);
-      const more = Math.max(0, trie.length - width) + (v.size - sd.length);
-      return { key, type, summary: `state dict, ${plural(sd.length, 'tensor')}`, children: trie.slice(0, width), ...(more ? { more } : {}) };
+      const more = Math.max(0, trie.total - width) + (v.size - sd.length);
+      return { key, type, summary: `state dict, ${plural(sd.length, 'tensor')}`, children: trie.shown, ...(more ? { more } : {}) };
     }
   }
   const kids = v !== null && typeof v === 'object' && !(v instanceof PyGlobal) ? childrenOf(v) : [];
@@ -284,146 +284,4 @@ export function summariseTree(
   const node: TreeNode = { key, type, summary: `${kids.length} item${kids.length === 1 ? '' : 's'}`, children: shown };
   if (kids.length > width) node.more = kids.length - width;
   return node;
-}
-
-/**
- * Dotted state-dict keys folded into a tree on their dots (`module.` → `conv1.` → `weight`),
- * with single-child chains joined and numbered runs folded (`layers.{0..1999}.`), so 10,000 keys
- * read as a few dozen lines. The top level is not cut to `width`: the caller does that.
- * 100,000 keys make about as many trie nodes, so a node holds no Map until it has a child and a
- * key is cut at its dots without an array of parts.
- */
-export function keyTrie(entries: readonly StateDictEntry[], width: number): TreeNode[] {
-  const root = new KeyTrieNode();
-  // Consecutive keys share most of their dotted prefix (`layers.7.mlp.` before `layers.7.attn.`):
-  // the nodes the previous key passed through, and where each of its parts ended, are kept, and
-  // the walk of the next key starts below the deepest part both keys spell out in full.
-  const path: KeyTrieNode[] = [];
-  const partEnds: number[] = [];
-  let parts = 0; // how many of `path` and `partEnds` are the previous key's
-  let prev = '';
-  for (const { key: k, tensor: t } of entries) {
-    const limit = Math.min(k.length, prev.length);
-    let same = 0;
-    while (same < limit && k.charCodeAt(same) === prev.charCodeAt(same)) same++;
-    // a part of the previous key is shared when it and its dot lie inside the common prefix
-    let depth = 0;
-    while (depth < parts && partEnds[depth]! < same) depth++;
-    root.count++;
-    for (let i = 0; i < depth; i++) path[i]!.count++;
-    let cur = depth ? path[depth - 1]! : root;
-    parts = depth;
-    for (let from = depth ? partEnds[depth - 1]! + 1 : 0; ; ) {
-      const dot = k.indexOf('.', from);
-      const next = cur.child(dot < 0 ? k.slice(from) : k.slice(from, dot));
-      next.count++;
-      cur = next;
-      if (dot < 0) break;
-      path[parts] = next;
-      partEnds[parts++] = dot;
-      from = dot + 1;
-    }
-    cur.tensor = t;
-    prev = k;
-  }
-  // tensors in a row often show the same (`float32[16] cpu`): the text is made once per run
-  let shown: TorchTensor | undefined;
-  let shownText = '';
-  const leafText = (t: TorchTensor): string => {
-    // shapes are interned (`internDims`) and dtypes shared: the same objects are the same text at once
-    if (
-      !shown ||
-      (shown.dtype !== t.dtype && shown.dtype.name !== t.dtype.name) ||
-      shown.device !== t.device ||
-      (shown.shape !== t.shape && !sameNumbers(shown.shape, t.shape))
-    ) {
-      shown = t;
-      shownText = `${t.dtype.name}[${t.shape.join(', ')}] ${t.device}`;
-    }
-    return shownText;
-  };
-  const toNodes = (t: KeyTrieNode): TreeNode[] => {
-    const nodes: TreeNode[] = [];
-    for (let [name, n] of t.children()) {
-      while (!n.tensor && n.onlyChild) {
-        name = `${name}.${n.onlyChildName}`;
-        n = n.onlyChild;
-      }
-      if (n.tensor && n.isLeaf)
-        nodes.push({
-          key: name,
-          type: n.tensor.isParameter ? 'Parameter' : 'tensor',
-          summary: leafText(n.tensor),
-        });
-      else {
-        const kids = foldNumberedRuns(toNodes(n));
-        // `kids` is this node's own new list: it is cut only when it is too long (25,000 copies of one-node lists otherwise)
-        const node: TreeNode = {
-          key: `${name}.`,
-          type: 'prefix',
-          summary: plural(n.count, 'tensor'),
-          children: kids.length > width ? kids.slice(0, width) : kids,
-        };
-        if (kids.length > width) node.more = kids.length - width;
-        nodes.push(node);
-      }
-    }
-    return nodes;
-  };
-  return foldNumberedRuns(toNodes(root));
-}
-
-/**
- * A node of `keyTrie`: a dotted part of some keys. Its first child is held in two fields and a
- * Map is made only for a second: most nodes of a state dict have one child (`w0` → `weight`),
- * and 100,000 one-entry Maps were most of the trie's cost.
- */
-class KeyTrieNode {
-  tensor: TorchTensor | undefined = undefined;
-  /** keys at or under this node */
-  count = 0;
-  /** the child while it is the only one */
-  onlyChildName: string | null = null;
-  onlyChild: KeyTrieNode | null = null;
-  /** every child in the order first seen, once there are two */
-  private kids: Map<string, KeyTrieNode> | null = null;
-
-  /** The child named `part`, made when missing. */
-  child(part: string): KeyTrieNode {
-    const kids = this.kids;
-    if (kids) {
-      let n = kids.get(part);
-      if (!n) kids.set(part, (n = new KeyTrieNode()));
-      return n;
-    }
-    if (this.onlyChild === null) {
-      this.onlyChildName = part;
-      return (this.onlyChild = new KeyTrieNode());
-    }
-    if (this.onlyChildName === part) return this.onlyChild;
-    const n = new KeyTrieNode();
-    this.kids = new Map([
-      [this.onlyChildName!, this.onlyChild],
-      [part, n],
-    ]);
-    this.onlyChildName = null;
-    this.onlyChild = null;
-    return n;
-  }
-
-  get isLeaf(): boolean {
-    return this.kids === null && this.onlyChild === null;
-  }
-
-  /** The children by name, in the order first seen. */
-  children(): Iterable<[string, KeyTrieNode]> {
-    if (this.kids) return this.kids;
-    return this.onlyChild ? [[this.onlyChildName!, this.onlyChild]] : [];
-  }
-}
-
-function sameNumbers(a: readonly number[], b: readonly number[]): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
 }
