@@ -29,6 +29,11 @@ export interface Checkpoint {
   close(): void;
 }
 
+interface TensorCount {
+  tensors: number;
+  bytes: number;
+}
+
 /** A list made in order, `items(from, to)` or `json(from, to)` for consecutive ranges from 0. */
 export interface TensorInfoPieces {
   length: number;
@@ -66,16 +71,21 @@ export function analyse(file: string, reading: FormatReading, opts: AnalyseOptio
   // each distinct storage (the keys) with the number of tensor paths that use it
   const storages = distinctStorages(tensors);
   const sharedStorages = storages.shared;
-  const byDtype: Record<string, { tensors: number; bytes: number }> = {};
-  const byDevice: Record<string, { tensors: number; bytes: number }> = {};
-  const add = (m: Record<string, { tensors: number; bytes: number }>, k: string, t: TorchTensor): void => {
-    const e = (m[k] ??= { tensors: 0, bytes: 0 });
-    e.tensors++;
-    e.bytes += t.nbytes;
-  };
+  const byDtype: Record<string, TensorCount> = {};
+  const byDevice: Record<string, TensorCount> = {};
+  // tensors in a row mostly share their dtype and device: each entry is looked up when they change
+  let dtype = '';
+  let device = '';
+  let ofDtype: TensorCount | undefined;
+  let ofDevice: TensorCount | undefined;
   for (const { tensor: t } of tensors) {
-    add(byDtype, t.dtype.name, t);
-    add(byDevice, t.device, t);
+    const bytes = t.nbytes;
+    if (!ofDtype || t.dtype.name !== dtype) ofDtype = byDtype[(dtype = t.dtype.name)] ??= { tensors: 0, bytes: 0 };
+    if (!ofDevice || t.device !== device) ofDevice = byDevice[(device = t.device)] ??= { tensors: 0, bytes: 0 };
+    ofDtype.tensors++;
+    ofDtype.bytes += bytes;
+    ofDevice.tensors++;
+    ofDevice.bytes += bytes;
   }
   const tensorInfoPieces = (): TensorInfoPieces => {
     // each tensor of a pickled module takes its next state-dict path in turn, so pieces go in order
