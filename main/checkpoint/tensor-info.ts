@@ -80,22 +80,22 @@ export class TensorInfoWriter {
   }
 
   private dimsJson(dims: readonly number[]): string {
-    let text = this.dims.get(dims);
-    if (text === undefined) {
-      if (this.dims.size >= MAX_CACHED) this.dims.clear();
-      this.dims.set(dims, (text = JSON.stringify(dims)));
-    }
-    return text;
+    return cachedJson(this.dims, dims);
   }
 
   private name(s: string): string {
-    let text = this.names.get(s);
-    if (text === undefined) {
-      if (this.names.size >= MAX_CACHED) this.names.clear();
-      this.names.set(s, (text = JSON.stringify(s)));
-    }
-    return text;
+    return cachedJson(this.names, s);
   }
+}
+
+/** `JSON.stringify(value)`, kept in `texts` (which starts again past `MAX_CACHED`). */
+function cachedJson<T>(texts: Map<T, string>, value: T): string {
+  let text = texts.get(value);
+  if (text === undefined) {
+    if (texts.size >= MAX_CACHED) texts.clear();
+    texts.set(value, (text = JSON.stringify(value)));
+  }
+  return text;
 }
 
 /** `JSON.stringify(n)`: the number's own text when finite (ECMA-262 SerializeJSONProperty), else what JSON.stringify says. */

@@ -9,6 +9,7 @@ import type { TreeNode } from '../../../shared/inspect.ts';
 import { keyTrie } from '../../../main/checkpoint/key-trie.ts';
 import type { StateDictEntry } from '../../../main/checkpoint/roles.ts';
 import { REBUILD_TENSOR_V2, TorchTensor } from '../../../main/formats/values/torch-values.ts';
+import { prng } from '../../helpers/prng.ts';
 
 interface PlainNode {
   kids: Map<string, PlainNode>;
@@ -71,16 +72,6 @@ function fold(nodes: TreeNode[]): TreeNode[] {
   return out;
 }
 
-/** mulberry32: the same keys on every run */
-function random(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 const f32 = dtypeByName('float32')!;
 const tensors = [[4], [4], [8], [2, 2]].map((shape, i) => {
   const t = new TorchTensor(REBUILD_TENSOR_V2, null, 'dense', f32, shape, [1], 0, null);
@@ -109,7 +100,7 @@ function randomEntries(next: () => number): StateDictEntry[] {
 }
 
 test('keyTrie shows what the plain definition shows, on 3,000 random key sets and widths', () => {
-  const next = random(20261206);
+  const next = prng(20261206);
   let folded = 0;
   for (let round = 0; round < 3000; round++) {
     const entries = randomEntries(next);

@@ -3,15 +3,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { compareNames } from '../../../../main/checkpoint/scan/global-order.ts';
+import { prng } from '../../../helpers/prng.ts';
 
 const sign = (n: number): number => Math.sign(n);
 
 test('compareNames: the sign of localeCompare, on every pair of 4,000 random global-like names', () => {
-  let seed = 7;
-  const next = (): number => {
-    seed = (seed * 1103515245 + 12345) & 0x7fffffff;
-    return seed / 0x80000000;
-  };
+  const next = prng(7);
   // few characters, so that names often share prefixes, differ only in case, or are prefixes of one another
   const chars = '_.09aAbBzZ';
   const names = Array.from({ length: 4000 }, () => Array.from({ length: Math.floor(next() * 6) }, () => chars[Math.floor(next() * chars.length)]).join(''));
