@@ -4,7 +4,7 @@ import type { FormatReading } from '../formats/values/format-reading.ts';
 import { PyBytes, PyComplex, PyDict, PyFloat, PyGlobal, PyList, PyObject, PySet, PyTuple, pyRepr, type PyValue } from '../formats/values/python-values.ts';
 import { TorchStorage, TorchTensor } from '../formats/values/torch-values.ts';
 import { detectLayout } from './layout.ts';
-import { foldNumberedRuns } from './fold-runs.ts';
+import { keyTrie } from './key-trie.ts';
 import { numpyScalarText, scalarValues } from './scalar-values.ts';
 import { asStateDict, findRoles, type Role, type StateDictEntry } from './roles.ts';
 import * as fs from 'node:fs';
@@ -12,6 +12,7 @@ import type { SecurityReport } from '../../shared/inspect.ts';
 import { loadClaims } from './load-claims.ts';
 import { scanSecurity, securityOfPath, type Prescanned } from './security.ts';
 import { childrenOf, valueAt, walkTensors, type TensorAt } from './tree.ts';
+import { rootStorage, tensorInfo, TensorInfoWriter, type StatePaths } from './tensor-info.ts';
 import { plural } from '../../shared/plural.ts';
 
 /** An opened checkpoint with everything the engine found in it. Tensor bytes are still unread. */
@@ -28,10 +29,17 @@ export interface Checkpoint {
   close(): void;
 }
 
-/** A list made in order, `items(from, to)` for consecutive ranges from 0. */
+interface TensorCount {
+  tensors: number;
+  bytes: number;
+}
+
+/** A list made in order, `items(from, to)` or `json(from, to)` for consecutive ranges from 0. */
 export interface TensorInfoPieces {
   length: number;
   items(from: number, to: number): TensorInfo[];
+  /** `JSON.stringify(items(from, to)).slice(1, -1)`, made without the objects */
+  json(from: number, to: number): string;
 }
 
 export interface AnalyseOptions {
@@ -45,10 +53,7 @@ export interface AnalyseOptions {
   pickleScans?: Prescanned;
 }
 
-/** The storage a tensor's bytes really live in (legacy views point into a root storage). */
-export function rootStorage(s: TorchStorage): TorchStorage {
-  return s.viewOf ?? s;
-}
+export { rootStorage } from './tensor-info.ts';
 
 /** The scan engine over the file's bytes; a reading with no file behind it (tests, memory) is classified from its globals. */
 function securityOf(file: string, reading: FormatReading, scans: Prescanned | undefined): SecurityReport {
@@ -66,31 +71,46 @@ export function analyse(file: string, reading: FormatReading, opts: AnalyseOptio
   // each distinct storage (the keys) with the number of tensor paths that use it
   const storages = distinctStorages(tensors);
   const sharedStorages = storages.shared;
-  const byDtype: Record<string, { tensors: number; bytes: number }> = {};
-  const byDevice: Record<string, { tensors: number; bytes: number }> = {};
-  const add = (m: Record<string, { tensors: number; bytes: number }>, k: string, t: TorchTensor): void => {
-    const e = (m[k] ??= { tensors: 0, bytes: 0 });
-    e.tensors++;
-    e.bytes += t.nbytes;
-  };
+  const byDtype: Record<string, TensorCount> = {};
+  const byDevice: Record<string, TensorCount> = {};
+  // tensors in a row mostly share their dtype and device: each entry is looked up when they change
+  let dtype = '';
+  let device = '';
+  let ofDtype: TensorCount | undefined;
+  let ofDevice: TensorCount | undefined;
   for (const { tensor: t } of tensors) {
-    add(byDtype, t.dtype.name, t);
-    add(byDevice, t.device, t);
+    const bytes = t.nbytes;
+    if (!ofDtype || t.dtype.name !== dtype) ofDtype = byDtype[(dtype = t.dtype.name)] ??= { tensors: 0, bytes: 0 };
+    if (!ofDevice || t.device !== device) ofDevice = byDevice[(device = t.device)] ??= { tensors: 0, bytes: 0 };
+    ofDtype.tensors++;
+    ofDtype.bytes += bytes;
+    ofDevice.tensors++;
+    ofDevice.bytes += bytes;
   }
   const tensorInfoPieces = (): TensorInfoPieces => {
     // each tensor of a pickled module takes its next state-dict path in turn, so pieces go in order
-    let statePaths: Map<TorchTensor, (string | number)[][]> | null = null;
+    let statePaths: StatePaths | null = null;
+    let writer: TensorInfoWriter | null = null;
     let next = 0;
+    const range = (from: number, to: number): number => {
+      if (from !== next) throw new Error(`tensor infos are made in order: asked for ${from} after ${next}`);
+      statePaths ??= moduleStatePaths(roles);
+      return (next = Math.min(to, tensors.length));
+    };
     return {
       length: tensors.length,
       items(from, to) {
-        if (from !== next) throw new Error(`tensor infos are made in order: asked for ${from} after ${next}`);
-        statePaths ??= moduleStatePaths(roles);
-        const end = Math.min(to, tensors.length);
+        const end = range(from, to);
         const out: TensorInfo[] = [];
-        for (let i = from; i < end; i++) out.push(tensorInfo(tensors[i]!.path, tensors[i]!.tensor, sharedStorages, statePaths));
-        next = end;
+        for (let i = from; i < end; i++) out.push(tensorInfo(tensors[i]!, sharedStorages, statePaths!));
         return out;
+      },
+      json(from, to) {
+        const end = range(from, to);
+        writer ??= new TensorInfoWriter(sharedStorages, statePaths!);
+        let text = '';
+        for (let i = from; i < end; i++) text += i > from ? `,${writer.json(tensors[i]!)}` : writer.json(tensors[i]!);
+        return text;
       },
     };
   };
@@ -161,32 +181,6 @@ export function analyse(file: string, reading: FormatReading, opts: AnalyseOptio
   return { file, reading, tensors, roles, report, sharedStorages, tensorInfoPieces, close: () => reading.close() };
 }
 
-/** A tensor as the report lists it. `statePaths` is used up: each call takes the tensor's next state-dict path. */
-function tensorInfo(
-  p: (string | number)[],
-  t: TorchTensor,
-  shared: ReadonlySet<TorchStorage>,
-  statePaths: Map<TorchTensor, (string | number)[][]>,
-): TensorInfo {
-  const info: TensorInfo = {
-    path: p,
-    dtype: t.dtype.name,
-    shape: t.shape,
-    stride: t.stride,
-    storageOffset: t.storageOffset,
-    device: t.device,
-    nbytes: t.nbytes,
-    requiresGrad: t.requiresGrad,
-    isParameter: t.isParameter,
-    storage: t.storage ? rootStorage(t.storage).key : null,
-    shared: t.storage ? shared.has(rootStorage(t.storage)) : false,
-    kind: t.subclass ?? t.kind,
-  };
-  const statePath = statePaths.size ? statePaths.get(t)?.shift() : undefined;
-  if (statePath) info.statePath = statePath;
-  return info;
-}
-
 /**
  * The distinct storages the tensors use (legacy views counted as their root storage): how many,
  * their bytes, and those more than one tensor path uses. Counted by sorting serial numbers: a Map
@@ -226,8 +220,8 @@ export function distinctStorages(tensors: readonly TensorAt[]): { count: number;
  * Each tensor of a whole pickled module by where `state_dict()` puts it: the module's path, then
  * its key. A tensor the module holds twice (tied weights) has one key per place, in order.
  */
-function moduleStatePaths(roles: readonly Role[]): Map<TorchTensor, (string | number)[][]> {
-  const out = new Map<TorchTensor, (string | number)[][]>();
+function moduleStatePaths(roles: readonly Role[]): StatePaths {
+  const out: StatePaths = new Map();
   for (const r of roles) {
     if (r.kind !== 'module') continue;
     for (const e of r.entries ?? []) {
@@ -285,8 +279,8 @@ export function summariseTree(
     const sd = known.get(v) ?? asStateDict(v);
     if (sd && sd.some((e) => e.key.includes('.'))) {
       const trie = keyTrie(sd, width);
-      const more = Math.max(0, trie.length - width) + (v.size - sd.length);
-      return { key, type, summary: `state dict, ${plural(sd.length, 'tensor')}`, children: trie.slice(0, width), ...(more ? { more } : {}) };
+      const more = Math.max(0, trie.total - width) + (v.size - sd.length);
+      return { key, type, summary: `state dict, ${plural(sd.length, 'tensor')}`, children: trie.shown, ...(more ? { more } : {}) };
     }
   }
   const kids = v !== null && typeof v === 'object' && !(v instanceof PyGlobal) ? childrenOf(v) : [];
@@ -300,146 +294,4 @@ export function summariseTree(
   const node: TreeNode = { key, type, summary: `${kids.length} item${kids.length === 1 ? '' : 's'}`, children: shown };
   if (kids.length > width) node.more = kids.length - width;
   return node;
-}
-
-/**
- * Dotted state-dict keys folded into a tree on their dots (`module.` → `conv1.` → `weight`),
- * with single-child chains joined and numbered runs folded (`layers.{0..1999}.`), so 10,000 keys
- * read as a few dozen lines. The top level is not cut to `width`: the caller does that.
- * 100,000 keys make about as many trie nodes, so a node holds no Map until it has a child and a
- * key is cut at its dots without an array of parts.
- */
-export function keyTrie(entries: readonly StateDictEntry[], width: number): TreeNode[] {
-  const root = new KeyTrieNode();
-  // Consecutive keys share most of their dotted prefix (`layers.7.mlp.` before `layers.7.attn.`):
-  // the nodes the previous key passed through, and where each of its parts ended, are kept, and
-  // the walk of the next key starts below the deepest part both keys spell out in full.
-  const path: KeyTrieNode[] = [];
-  const partEnds: number[] = [];
-  let parts = 0; // how many of `path` and `partEnds` are the previous key's
-  let prev = '';
-  for (const { key: k, tensor: t } of entries) {
-    const limit = Math.min(k.length, prev.length);
-    let same = 0;
-    while (same < limit && k.charCodeAt(same) === prev.charCodeAt(same)) same++;
-    // a part of the previous key is shared when it and its dot lie inside the common prefix
-    let depth = 0;
-    while (depth < parts && partEnds[depth]! < same) depth++;
-    root.count++;
-    for (let i = 0; i < depth; i++) path[i]!.count++;
-    let cur = depth ? path[depth - 1]! : root;
-    parts = depth;
-    for (let from = depth ? partEnds[depth - 1]! + 1 : 0; ; ) {
-      const dot = k.indexOf('.', from);
-      const next = cur.child(dot < 0 ? k.slice(from) : k.slice(from, dot));
-      next.count++;
-      cur = next;
-      if (dot < 0) break;
-      path[parts] = next;
-      partEnds[parts++] = dot;
-      from = dot + 1;
-    }
-    cur.tensor = t;
-    prev = k;
-  }
-  // tensors in a row often show the same (`float32[16] cpu`): the text is made once per run
-  let shown: TorchTensor | undefined;
-  let shownText = '';
-  const leafText = (t: TorchTensor): string => {
-    // shapes are interned (`internDims`) and dtypes shared: the same objects are the same text at once
-    if (
-      !shown ||
-      (shown.dtype !== t.dtype && shown.dtype.name !== t.dtype.name) ||
-      shown.device !== t.device ||
-      (shown.shape !== t.shape && !sameNumbers(shown.shape, t.shape))
-    ) {
-      shown = t;
-      shownText = `${t.dtype.name}[${t.shape.join(', ')}] ${t.device}`;
-    }
-    return shownText;
-  };
-  const toNodes = (t: KeyTrieNode): TreeNode[] => {
-    const nodes: TreeNode[] = [];
-    for (let [name, n] of t.children()) {
-      while (!n.tensor && n.onlyChild) {
-        name = `${name}.${n.onlyChildName}`;
-        n = n.onlyChild;
-      }
-      if (n.tensor && n.isLeaf)
-        nodes.push({
-          key: name,
-          type: n.tensor.isParameter ? 'Parameter' : 'tensor',
-          summary: leafText(n.tensor),
-        });
-      else {
-        const kids = foldNumberedRuns(toNodes(n));
-        // `kids` is this node's own new list: it is cut only when it is too long (25,000 copies of one-node lists otherwise)
-        const node: TreeNode = {
-          key: `${name}.`,
-          type: 'prefix',
-          summary: plural(n.count, 'tensor'),
-          children: kids.length > width ? kids.slice(0, width) : kids,
-        };
-        if (kids.length > width) node.more = kids.length - width;
-        nodes.push(node);
-      }
-    }
-    return nodes;
-  };
-  return foldNumberedRuns(toNodes(root));
-}
-
-/**
- * A node of `keyTrie`: a dotted part of some keys. Its first child is held in two fields and a
- * Map is made only for a second: most nodes of a state dict have one child (`w0` → `weight`),
- * and 100,000 one-entry Maps were most of the trie's cost.
- */
-class KeyTrieNode {
-  tensor: TorchTensor | undefined = undefined;
-  /** keys at or under this node */
-  count = 0;
-  /** the child while it is the only one */
-  onlyChildName: string | null = null;
-  onlyChild: KeyTrieNode | null = null;
-  /** every child in the order first seen, once there are two */
-  private kids: Map<string, KeyTrieNode> | null = null;
-
-  /** The child named `part`, made when missing. */
-  child(part: string): KeyTrieNode {
-    const kids = this.kids;
-    if (kids) {
-      let n = kids.get(part);
-      if (!n) kids.set(part, (n = new KeyTrieNode()));
-      return n;
-    }
-    if (this.onlyChild === null) {
-      this.onlyChildName = part;
-      return (this.onlyChild = new KeyTrieNode());
-    }
-    if (this.onlyChildName === part) return this.onlyChild;
-    const n = new KeyTrieNode();
-    this.kids = new Map([
-      [this.onlyChildName!, this.onlyChild],
-      [part, n],
-    ]);
-    this.onlyChildName = null;
-    this.onlyChild = null;
-    return n;
-  }
-
-  get isLeaf(): boolean {
-    return this.kids === null && this.onlyChild === null;
-  }
-
-  /** The children by name, in the order first seen. */
-  children(): Iterable<[string, KeyTrieNode]> {
-    if (this.kids) return this.kids;
-    return this.onlyChild ? [[this.onlyChildName!, this.onlyChild]] : [];
-  }
-}
-
-function sameNumbers(a: readonly number[], b: readonly number[]): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
 }

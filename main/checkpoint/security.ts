@@ -2,11 +2,12 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { SecurityGlobal, SecurityReport, WeightsOnlyVerdict } from '../../shared/inspect.ts';
 import type { GlobalRef } from '../formats/values/format-reading.ts';
-import { CLASS_ORDER, nameClass, worse } from '../formats/pickle/scan/findings.ts';
+import { nameClass, worse } from '../formats/pickle/scan/findings.ts';
 import { looksLikeClass } from '../formats/pickle/scan/name-classes.ts';
 import { type PyValue } from '../formats/values/python-values.ts';
 import { readShardIndex } from '../formats/safetensors/shard-index.ts';
 import { scanFile } from './scan/scan-file.ts';
+import { bySeverityThenName } from './scan/global-order.ts';
 import type { PrescannedPickles } from '../formats/torch/torch-zip.ts';
 import { DEEPSPEED_CLASSES } from '../formats/deepspeed/known-classes.ts';
 import { isDeepSpeedFolder, locateDeepSpeed } from '../formats/deepspeed/locate.ts';
@@ -77,7 +78,7 @@ function mergeReports(parts: [string, SecurityReport][], notes: string[]): Secur
   const firstRefusal = parts.find(([, r]) => !r.weightsOnlyLoadable);
   return {
     verdict: parts.reduce((w, [, r]) => worse(w, r.verdict), 'safe' as SecurityReport['verdict']),
-    globals: globals.sort((a, b) => CLASS_ORDER.indexOf(b.class) - CLASS_ORDER.indexOf(a.class) || a.name.localeCompare(b.name)),
+    globals: globals.sort(bySeverityThenName),
     weightsOnlyLoadable: loads,
     weightsOnly: {
       loads,

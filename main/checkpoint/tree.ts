@@ -19,9 +19,11 @@ export interface TensorAt {
  * shared by the container's tensors) and its own key. A 500,000-tensor state dict held a path
  * array per tensor (~56 bytes each) for as long as the checkpoint was open.
  */
-class TensorInContainer implements TensorAt {
+export class TensorInContainer implements TensorAt {
   constructor(
+    /** the container's path: the same array for every tensor the container holds */
     readonly container: readonly PathKey[],
+    /** the tensor's key in its container; undefined for a tensor at the root */
     readonly key: PathKey | undefined,
     readonly tensor: TorchTensor,
   ) {}

@@ -35,8 +35,14 @@ function nativeCrc32(): Crc32 | null {
   return agrees ? f : null;
 }
 
-const native = nativeCrc32();
-const large: Crc32 = native ?? zlibCrc32;
+/**
+ * The CRC for more than `SMALL` bytes, chosen on first use: loading the native binding took
+ * ~8 ms of every `ckpt` start (inspect, scan, help) that never computes a CRC.
+ */
+let large: Crc32 | null = null;
+function largeCrc32(): Crc32 {
+  return (large ??= nativeCrc32() ?? zlibCrc32);
+}
 
 /** zlib's polynomial, reflected (also crc32-combine.ts's). */
 export const CRC32_POLY = 0xedb88320;
@@ -64,7 +70,9 @@ function smallCrc32(data: Uint8Array, value = 0): number {
  * checkpoint of one-element tensors are CRC'd twice each (as copied, as read back): by the
  * JavaScript loop, 2.5× faster than 1,000,000 calls into the native binding.
  */
-export const crc32: Crc32 = (data, value = 0) => (data.length <= SMALL ? smallCrc32(data, value) : large(data, value));
+export const crc32: Crc32 = (data, value = 0) => (data.length <= SMALL ? smallCrc32(data, value) : (large ?? largeCrc32())(data, value));
 
 /** Which implementation `crc32` is: `native` (@node-rs/crc32) or `zlib` (its fallback). */
-export const crc32Implementation: 'native' | 'zlib' = native ? 'native' : 'zlib';
+export function crc32Implementation(): 'native' | 'zlib' {
+  return largeCrc32() === zlibCrc32 ? 'zlib' : 'native';
+}

@@ -67,7 +67,7 @@ export function deepspeedBenchmarks(dir: string): BenchResult[] {
       target: '≤ 1.3×',
       pass: wall / peer <= 1.3,
       detail:
-        `ours includes fsync and verification: one CRC pass while copying (each slice's CRC as read, combined into the record's CRC) and one over the file read back in a helper thread (CRC-32: ${crc32Implementation}); ` +
+        `ours includes fsync and verification: one CRC pass while copying (each slice's CRC as read, combined into the record's CRC) and one over the file read back in a helper thread (CRC-32: ${crc32Implementation()}); ` +
         `runs ${ours.map((x) => s(x.wallS)).join(', ')}; cat && sync ${cat.map((x) => s(x.wallS)).join(', ')}; ` +
         `against cat && sync out (that file only): ${(wall / peerFile).toFixed(2)}× (${catFile.map((x) => s(x.wallS)).join(', ')}); ${load}`,
     },

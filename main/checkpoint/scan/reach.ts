@@ -176,11 +176,15 @@ function zipSites(reader: RandomAccessReader, torchReads: boolean, depth: number
   /** the record a name opens: the last of that name, as torch reads it */
   let lastOf: (name: string) => ZipEntry | undefined;
   let read: (e: ZipEntry) => Uint8Array | undefined;
+  /** the records before this one are each the last of their name: none is looked up */
+  let firstHidden = 0;
   let containerRefusal: string | undefined;
   try {
     const zip = prescanned?.zip ? prescanned.zip.over(reader) : ZipArchive.open(reader);
     entries = zip.entries;
     lastOf = (name) => zip.get(name); // the archive's own index (100,000 records are not indexed twice)
+    const hidden = zip.firstShadowed();
+    firstHidden = hidden ? entries.indexOf(hidden) : entries.length;
     read = (e) => {
       try {
         return zip.readEntry(e, 1 << 28);
@@ -207,7 +211,8 @@ function zipSites(reader: RandomAccessReader, torchReads: boolean, depth: number
   if (torchReads && lastOf(`${prefix}data.pkl`) === undefined) containerRefusal ??= 'a zip without data.pkl: torch.load refuses it';
   const sites: PickleSite[] = [];
   const [dataDir, hiddenDataDir, dataPkl] = [`${prefix}data/`, `${prefix}.data/`, `${prefix}data.pkl`];
-  for (const e of entries) {
+  for (let i = 0; i < entries.length; i++) {
+    const e = entries[i]!;
     if (e.encrypted) {
       // The flag alone hides nothing from a reader that ignores it (miniz does): scan what is stored in the clear.
       const clear = e.method === 0 ? read(e) : undefined;
@@ -215,7 +220,7 @@ function zipSites(reader: RandomAccessReader, torchReads: boolean, depth: number
         fail('unsupported', `${reader.name}: zip record ${e.name} is encrypted: it cannot be scanned; decrypt the archive and scan its files`, reader.name);
       notes.push(`record ${e.name} is flagged encrypted but stored in the clear`);
     }
-    const duplicate = lastOf(e.name) !== e;
+    const duplicate = i >= firstHidden && lastOf(e.name) !== e;
     if (duplicate) notes.push(`two records are named ${e.name}: torch reads the last; the earlier one is scanned as unreached`);
     if (e.name.startsWith(dataDir) || e.name.startsWith(hiddenDataDir) || e.name.endsWith('/')) {
       if (!e.name.endsWith('.pkl')) continue; // storage bytes, not pickles

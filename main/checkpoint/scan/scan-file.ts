@@ -5,6 +5,7 @@ import { PROFILES } from '../../formats/pickle/scan/torch-allowlists.ts';
 import { FileReader, type RandomAccessReader } from '../../io/random-access.ts';
 import type { FileSites, PickleSite } from './pickle-sites.ts';
 import { findPickleSites } from './reach.ts';
+import { bySeverityThenName } from './global-order.ts';
 import type { PrescannedPickles } from '../../formats/torch/torch-zip.ts';
 
 /**
@@ -46,7 +47,7 @@ export function scanSites(found: FileSites): SecurityReport {
   const byTorch: Record<string, WeightsOnlyVerdict> = {};
   for (const p of PROFILES) byTorch[p.torch] = weightsOnlyOf(found, reached, p.torch);
   const newest = byTorch[PROFILES[0]!.torch]!;
-  const list = [...globals.values()].sort((a, b) => CLASS_ORDER.indexOf(b.class) - CLASS_ORDER.indexOf(a.class) || a.name.localeCompare(b.name));
+  const list = [...globals.values()].sort(bySeverityThenName);
   let verdict = list.reduce<SecurityClass>((w, g) => worse(w, g.class), 'safe');
   for (const s of found.sites.filter((x) => x.scan.anomaly)) {
     verdict = 'dangerous';

@@ -7,9 +7,11 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { TreeNode } from '../../../shared/inspect.ts';
+import { dtypeByName } from '../../../shared/dtypes.ts';
 import { closest } from '../../../shared/did-you-mean.ts';
-import { foldNumberedRuns } from '../../../main/checkpoint/fold-runs.ts';
+import { keyTrie } from '../../../main/checkpoint/key-trie.ts';
+import type { StateDictEntry } from '../../../main/checkpoint/roles.ts';
+import { REBUILD_TENSOR_V2, TorchTensor } from '../../../main/formats/values/torch-values.ts';
 import { runCli } from '../../helpers/run-cli.ts';
 
 const fx = (p: string): string => new URL(`../../fixtures/torch/${p}`, import.meta.url).pathname;
@@ -62,33 +64,35 @@ test('--preset ddp without --world-size says it writes one rank', () => {
   assert.doesNotMatch(two.stderr, /note:/);
 });
 
-const leaf = (key: string, summary = 'float32[4] cpu'): TreeNode => ({ key, type: 'tensor', summary });
-const block = (key: string, inner = 'float32[4] cpu'): TreeNode => ({
-  key,
-  type: 'prefix',
-  summary: '2 tensors',
-  children: [leaf('weight', inner), leaf('bias', inner)],
-});
+const f32 = dtypeByName('float32')!;
+const tensor = (n: number): TorchTensor => new TorchTensor(REBUILD_TENSOR_V2, null, 'dense', f32, [n], [1], 0, null);
+const [four, eight] = [tensor(4), tensor(8)];
+/** `key.weight` and `key.bias`, as a block of a state dict */
+const block = (key: string, inner = four): StateDictEntry[] => [
+  { key: `${key}weight`, tensor: inner },
+  { key: `${key}bias`, tensor: inner },
+];
+const shown = (entries: StateDictEntry[]): [string | number, string][] => keyTrie(entries, 64).shown.map((n) => [n.key, n.summary]);
 
 test('numbered runs fold when what they show is the same, and only then', () => {
-  const folded = foldNumberedRuns([block('0.'), block('1.'), block('2.'), block('3.'), block('4.', 'float32[8] cpu'), leaf('head')]);
-  assert.deepEqual(
-    folded.map((n) => [n.key, n.summary]),
-    [
-      ['{0..3}.', '4 × 2 tensors'],
-      ['4.', '2 tensors'],
-      ['head', 'float32[4] cpu'],
-    ],
+  assert.deepEqual(shown([...block('0.'), ...block('1.'), ...block('2.'), ...block('3.'), ...block('4.', eight), { key: 'head', tensor: four }]), [
+    ['{0..3}.', '4 × 2 tensors'],
+    ['4.', '2 tensors'],
+    ['head', 'float32[4] cpu'],
+  ]);
+  const flat = keyTrie(
+    Array.from({ length: 10_000 }, (_, i) => ({ key: `layer${i}.weight`, tensor: four })),
+    64,
   );
-  const flat = foldNumberedRuns(Array.from({ length: 10_000 }, (_, i) => leaf(`layer${i}.weight`)));
   assert.deepEqual(
-    flat.map((n) => [n.key, n.summary]),
+    flat.shown.map((n) => [n.key, n.summary]),
     [['layer{0..9999}.weight', '10000 × float32[4] cpu']],
   );
+  assert.equal(flat.total, 1);
   // two in a row, a gap in the numbers, or zero-padded names stay as they are
-  assert.equal(foldNumberedRuns([block('0.'), block('1.')]).length, 2);
-  assert.equal(foldNumberedRuns([block('0.'), block('1.'), block('3.')]).length, 3);
-  assert.equal(foldNumberedRuns([leaf('l00'), leaf('l01'), leaf('l02')]).length, 3);
+  assert.equal(shown([...block('0.'), ...block('1.')]).length, 2);
+  assert.equal(shown([...block('0.'), ...block('1.'), ...block('3.')]).length, 3);
+  assert.equal(shown(['l00', 'l01', 'l02'].map((key) => ({ key, tensor: four }))).length, 3);
 });
 
 test('inspect prints a 10,000-key flat state dict in a few lines', (t) => {

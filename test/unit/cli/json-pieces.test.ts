@@ -30,6 +30,23 @@ test('inspect report: byte for byte JSON.stringify(report) + newline, across chu
   }
 });
 
+test('inspect report: a tensor list written as text (`json`) gives the bytes its objects (`items`) give', async () => {
+  for (const file of ['test/fixtures/torch/whole_model_dp.pt', 'test/fixtures/torch/compiled_dp_prefix.pt']) {
+    const ck = openCheckpoint(file);
+    try {
+      const whole = JSON.stringify(ck.report) + '\n';
+      const [pieces, standIn] = [ck.tensorInfoPieces(), [] as unknown[]];
+      const r = { ...ck.report, tensors: standIn } as unknown as InspectReport;
+      const out: string[] = [];
+      // `items` would throw if it were asked after `json` made the same range: the list is made once, in order
+      await writeJsonInPieces(r, [{ at: standIn, length: pieces.length, items: pieces.items, json: pieces.json }], (s) => void out.push(s));
+      assert.equal(out.join(''), whole, file);
+    } finally {
+      ck.close();
+    }
+  }
+});
+
 test('writeJsonInPieces: waits for room after each piece of the tensor list, so a slow reader is never sent the whole report at once', async () => {
   const ck = openCheckpoint('test/fixtures/torch/compiled_dp_prefix.pt');
   try {

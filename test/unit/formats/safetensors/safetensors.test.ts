@@ -17,6 +17,7 @@ import { looksLikeSafetensors, readSafetensors, readSafetensorsHeader } from '..
 import { JsonFloat, JsonObject, parseOrderedJson } from '../../../../main/formats/safetensors/ordered-json.ts';
 import { readSafetensorsShards, readShardIndex } from '../../../../main/formats/safetensors/shard-index.ts';
 import { CORPUS_DIR, sharedSkipReason } from '../../../helpers/shared-dir.ts';
+import { prng } from '../../../helpers/prng.ts';
 
 const FIX = fileURLToPath(new URL('../../../fixtures/safetensors/', import.meta.url));
 const expected = JSON.parse(fs.readFileSync(path.join(FIX, 'expected.json'), 'utf8'));
@@ -597,16 +598,6 @@ test('corpus: every safetensors file in the manifest opens and its header valida
 });
 
 // ---- mutation: damaged bytes give CheckpointErrors, never crashes ------------------------
-
-/** A small deterministic PRNG (mulberry32), so failures reproduce. */
-function prng(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 test('mutated and truncated safetensors files fail only with CheckpointErrors', () => {
   const original = fs.readFileSync(path.join(FIX, 'dtypes.safetensors'));

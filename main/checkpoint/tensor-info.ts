@@ -1,0 +1,112 @@
+// A tensor as inspect's report lists it (`TensorInfo`), as an object or straight as its JSON text.
+import type { TensorInfo } from '../../shared/inspect.ts';
+import type { TorchStorage, TorchTensor } from '../formats/values/torch-values.ts';
+import { TensorInContainer, type PathKey, type TensorAt } from './tree.ts';
+
+/** The storage a tensor's bytes really live in (legacy views point into a root storage). */
+export function rootStorage(s: TorchStorage): TorchStorage {
+  return s.viewOf ?? s;
+}
+
+/** Each tensor of a whole pickled module: its state-dict paths, in order; used up as tensors are listed. */
+export type StatePaths = Map<TorchTensor, PathKey[][]>;
+
+/** A tensor as the report lists it. `statePaths` is used up: each call takes the tensor's next state-dict path. */
+export function tensorInfo(at: TensorAt, shared: ReadonlySet<TorchStorage>, statePaths: StatePaths): TensorInfo {
+  const t = at.tensor;
+  const info: TensorInfo = {
+    path: at.path,
+    dtype: t.dtype.name,
+    shape: t.shape,
+    stride: t.stride,
+    storageOffset: t.storageOffset,
+    device: t.device,
+    nbytes: t.nbytes,
+    requiresGrad: t.requiresGrad,
+    isParameter: t.isParameter,
+    storage: t.storage ? rootStorage(t.storage).key : null,
+    shared: t.storage ? shared.has(rootStorage(t.storage)) : false,
+    kind: t.subclass ?? t.kind,
+  };
+  const statePath = statePaths.size ? statePaths.get(t)?.shift() : undefined;
+  if (statePath) info.statePath = statePath;
+  return info;
+}
+
+/** Texts a writer keeps at most: past it a cache starts again (a file of a million distinct devices or shapes). */
+const MAX_CACHED = 4096;
+
+/**
+ * `JSON.stringify(tensorInfo(...))`, byte for byte, without the object: a 100,000-tensor
+ * `inspect --json` made 100,000 objects (and their path arrays) only to turn them into text, and
+ * that garbage was most of the collector's work after unpickling. What repeats is made once:
+ * the path's container part per container (a state dict's tensors share it), the shape and
+ * stride per array (`internDims` shares them), dtype, device and kind names per name. The keys
+ * are in `tensorInfo`'s order (`statePath` last, as it is set last).
+ */
+export class TensorInfoWriter {
+  private container: readonly PathKey[] | null = null;
+  /** the container's path as JSON without its closing `]` */
+  private containerHead = '';
+  private readonly dims = new Map<readonly number[], string>();
+  private readonly names = new Map<string, string>();
+
+  constructor(
+    private readonly shared: ReadonlySet<TorchStorage>,
+    private readonly statePaths: StatePaths,
+  ) {}
+
+  json(at: TensorAt): string {
+    const t = at.tensor;
+    const storage = t.storage ? rootStorage(t.storage) : null;
+    const statePath = this.statePaths.size ? this.statePaths.get(t)?.shift() : undefined;
+    return (
+      `{"path":${this.pathJson(at)},"dtype":${this.name(t.dtype.name)},"shape":${this.dimsJson(t.shape)},"stride":${this.dimsJson(t.stride)}` +
+      `,"storageOffset":${numberJson(t.storageOffset)},"device":${this.name(t.device)},"nbytes":${numberJson(t.nbytes)}` +
+      `,"requiresGrad":${t.requiresGrad},"isParameter":${t.isParameter},"storage":${storage ? stringJson(storage.key) : 'null'}` +
+      `,"shared":${storage ? this.shared.has(storage) : false},"kind":${this.name(t.subclass ?? t.kind)}` +
+      `${statePath ? `,"statePath":${JSON.stringify(statePath)}` : ''}}`
+    );
+  }
+
+  private pathJson(at: TensorAt): string {
+    if (!(at instanceof TensorInContainer)) return JSON.stringify(at.path);
+    if (at.container !== this.container) {
+      this.container = at.container;
+      this.containerHead = JSON.stringify(at.container).slice(0, -1);
+    }
+    if (at.key === undefined) return `${this.containerHead}]`;
+    return `${this.containerHead}${at.container.length ? ',' : ''}${typeof at.key === 'string' ? stringJson(at.key) : JSON.stringify(at.key)}]`;
+  }
+
+  private dimsJson(dims: readonly number[]): string {
+    return cachedJson(this.dims, dims);
+  }
+
+  private name(s: string): string {
+    return cachedJson(this.names, s);
+  }
+}
+
+/** `JSON.stringify(value)`, kept in `texts` (which starts again past `MAX_CACHED`). */
+function cachedJson<T>(texts: Map<T, string>, value: T): string {
+  let text = texts.get(value);
+  if (text === undefined) {
+    if (texts.size >= MAX_CACHED) texts.clear();
+    texts.set(value, (text = JSON.stringify(value)));
+  }
+  return text;
+}
+
+/** `JSON.stringify(n)`: the number's own text when finite (ECMA-262 SerializeJSONProperty), else what JSON.stringify says. */
+function numberJson(n: number): string {
+  return Number.isFinite(n) ? `${n}` : JSON.stringify(n);
+}
+
+/** What JSON.stringify escapes in a string: `"`, `\\`, control characters and (lone) surrogates. */
+const ESCAPED = /["\\\u0000-\u001f\ud800-\udfff]/;
+
+/** `JSON.stringify(s)`: a string with nothing to escape is only quoted (a test is about twice as fast as the call). */
+function stringJson(s: string): string {
+  return ESCAPED.test(s) ? JSON.stringify(s) : `"${s}"`;
+}
