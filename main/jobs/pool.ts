@@ -77,7 +77,7 @@ interface Slot {
 /** At most this many jobs per worker: one running, the others waiting on the disk. */
 const JOBS_PER_WORKER = 2;
 /** The same while every waiting job is light (its worker's heap small: worker.ts). */
-const LIGHT_JOBS_PER_WORKER = 4;
+export const LIGHT_JOBS_PER_WORKER = 4;
 
 function hasRoom(s: Slot): boolean {
   return s.jobs.size < Math.min(s.heavy.size ? JOBS_PER_WORKER : LIGHT_JOBS_PER_WORKER, 1 + s.waiting.size);

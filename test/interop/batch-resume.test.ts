@@ -22,6 +22,7 @@ import {
 } from 'node:fs';
 import { join, relative } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { LIGHT_JOBS_PER_WORKER } from '../../main/jobs/pool.ts';
 import { CLI, IN_CI, TORCH_FIXTURES, checkWithTorch, jsonLines, removeTemps, runCliAsync, runPython, tempDir, torchSkipReason } from './helpers.ts';
 
 const skip = torchSkipReason();
@@ -120,9 +121,10 @@ test('kill -9 mid-batch, then re-run: exit 0, every file converted exactly once,
   );
 
   // the killed run's temp files are young: kept by every run, removed by an explicit clean (its one
-  // worker had at most two files in flight: one written, one waiting on its fsync and read-back)
+  // worker had at most LIGHT_JOBS_PER_WORKER files in flight: one being written, the others waiting
+  // on their fsync and read-back)
   const left = temps(out);
-  assert.ok(left.length <= 2, `at most the killed run's two files in flight are left: ${left}`);
+  assert.ok(left.length <= LIGHT_JOBS_PER_WORKER, `at most the killed run's ${LIGHT_JOBS_PER_WORKER} files in flight are left: ${left}`);
   if (left.length) {
     const clean = await runCliAsync(['clean', out, '--older-than', '0']);
     assert.equal(clean.code, 0, clean.stderr);
