@@ -19,10 +19,15 @@ const WEIGHTS_ONLY_OPCODES = TORCH_2_13.opcodes;
 /** The first opcode the pickle used that torch's weights-only unpickler does not implement, or null. */
 export function unsupportedOpcode(opcodes: Uint8Array | undefined): string | null {
   if (!opcodes) return null;
-  const refused = (op: number): boolean => !!opcodes[op] && !WEIGHTS_ONLY_OPCODES.has(op);
   // FRAME first: it follows PROTO, so it is the one torch stops at (checked on every file: no array built)
-  const op = refused(0x95) ? 0x95 : opcodes.findIndex((_, i) => refused(i));
+  let op = refused(opcodes, 0x95) ? 0x95 : -1;
+  for (let i = 0; op < 0 && i < opcodes.length; i++) if (refused(opcodes, i)) op = i;
   return op < 0 ? null : `${OPCODE_NAMES[op] ?? 'opcode'} (0x${op.toString(16)})`;
+}
+
+/** Module-level, not a closure per call: a batch asks this of every file, and V8 compiled each new closure again. */
+function refused(opcodes: Uint8Array, op: number): boolean {
+  return !!opcodes[op] && !WEIGHTS_ONLY_OPCODES.has(op);
 }
 
 export function loadClaims(report: Pick<InspectReport, 'file' | 'format' | 'security' | 'records'>, pickleOpcodes?: Uint8Array): LoadClaims {

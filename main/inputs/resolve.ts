@@ -16,9 +16,12 @@ import { isShardIndexName } from '../formats/safetensors/shard-index.ts';
 export type InputKind = 'deepspeed' | 'dcp' | 'folder' | 'shard-index' | 'file';
 
 export function resolveInput(input: string): InputKind {
-  if (isDeepSpeedFolder(input)) return 'deepspeed';
-  if (isDcpFolder(input)) return 'dcp';
-  if (isDirectory(input)) return 'folder';
+  // the first two kinds are folders: a file (the usual case; a batch opens hundreds) is known by one stat, not three
+  if (isDirectory(input)) {
+    if (isDeepSpeedFolder(input)) return 'deepspeed';
+    if (isDcpFolder(input)) return 'dcp';
+    return 'folder';
+  }
   return isShardIndexName(input) ? 'shard-index' : 'file';
 }
 

@@ -118,96 +118,128 @@ function namingTheFile(e: unknown, input: PickleInput, label: string): unknown {
   return e;
 }
 
+/**
+ * The VM's stack, memo and globals, with the operations every opcode uses. A class (not closures
+ * made per call): a batch unpickles hundreds of files per thread, and closures re-created on every
+ * call were compiled by V8 again and again (138 compiles in a third pass over 200 files); methods
+ * are compiled once per thread.
+ */
+class UnpicklerVm {
+  readonly stack: StackItem[] = [];
+  readonly metastack: StackItem[][] = [];
+  cur: StackItem[] = this.stack;
+  readonly globals = new Map<string, { module: string; name: string; calls: number }>();
+
+  constructor(
+    readonly input: PickleInput,
+    readonly hooks: PickleHooks,
+    readonly label: string,
+    readonly memo: PickleMemo<PyValue>,
+  ) {}
+
+  bad(what: string): never {
+    const name = this.input.name;
+    return fail('bad-pickle', `${name}: ${this.label} is malformed at byte ${this.input.pos}: ${what}`, name);
+  }
+  push(v: StackItem): void {
+    if (this.cur.length >= MAX_STACK) this.bad('stack too deep');
+    this.cur.push(v);
+  }
+  pop(): PyValue {
+    if (this.cur.length === 0) this.bad('stack underflow');
+    const v = this.cur.pop()!;
+    if (v === MARK) this.bad('unexpected MARK');
+    return v as PyValue;
+  }
+  top(): PyValue {
+    const cur = this.cur;
+    const v = cur[cur.length - 1];
+    if (v === undefined || v === MARK) this.bad('stack underflow');
+    return v as PyValue;
+  }
+  popMark(): PyValue[] {
+    const items = this.cur as PyValue[];
+    const prev = this.metastack.pop();
+    if (prev === undefined) this.bad('no MARK to pop to');
+    this.cur = prev!;
+    return items;
+  }
+  noteGlobal(module: string, nm: string, called: boolean, key = `${module}.${nm}`): void {
+    let g = this.globals.get(key);
+    if (!g) this.globals.set(key, (g = { module, name: nm, calls: 0 }));
+    if (called) g.calls++;
+  }
+  makeGlobal(module: string, nm: string): PyGlobal {
+    const renamed = NAME_RENAMES[`${module}.${nm}`];
+    if (renamed) [module, nm] = renamed;
+    else module = MODULE_RENAMES[module] ?? module;
+    this.noteGlobal(module, nm, false);
+    return new PyGlobal(module, nm);
+  }
+  call(callable: PyValue, args: PyValue[], via: 'reduce' | 'newobj', kwargs: PyDict | null = null): PyValue {
+    if (callable instanceof PyGlobal) this.noteGlobal(callable.module, callable.name, true, callable.fullName);
+    const known = interpretBuiltinCall(callable, args);
+    if (known !== undefined) return known;
+    const hooked = this.hooks.call?.(callable, args, via);
+    if (hooked !== undefined) return hooked;
+    return new PyObject(callable, args, via, kwargs);
+  }
+  getMemo(i: number): PyValue {
+    const v = this.memo.get(i);
+    if (v === undefined) this.bad(`memo key ${i} was never stored`);
+    return v!;
+  }
+  setItems(target: PyValue, kv: PyValue[]): void {
+    if (kv.length % 2) this.bad('SETITEMS with an odd number of items');
+    for (let i = 0; i < kv.length; i += 2) {
+      if (target instanceof PyDict) target.set(kv[i]!, kv[i + 1]!);
+      else if (target instanceof PyObject) target.dictItems.push([kv[i]!, kv[i + 1]!]);
+      else this.bad('SETITEM on a value that is not a dict');
+    }
+  }
+  appendItems(target: PyValue, items: PyValue[]): void {
+    if (target instanceof PyList)
+      for (const x of items) target.items.push(x); // no push(...items): 100k+ arguments overflow the JS stack
+    else if (target instanceof PyObject) for (const x of items) target.listItems.push(x);
+    else this.bad('APPEND on a value that is not a list');
+  }
+}
+
+/** What `PickleHooks.items` sees of a VM (a class for the reason `UnpicklerVm` is one). */
+class VmItemSite implements ItemSite {
+  constructor(
+    private readonly vm: UnpicklerVm,
+    readonly bytes: Uint8Array,
+    readonly end: number,
+    readonly scan: OpcodeObserver | undefined,
+    readonly opcodes: Uint8Array,
+  ) {}
+  get memo(): PickleMemo<PyValue> {
+    return this.vm.memo;
+  }
+  room(): boolean {
+    return this.vm.cur.length + 2 <= MAX_STACK && this.vm.metastack.length + 2 <= MAX_STACK;
+  }
+  push(v: PyValue): void {
+    this.vm.cur.push(v);
+  }
+  called(g: PyGlobal): void {
+    this.vm.noteGlobal(g.module, g.name, true, g.fullName);
+  }
+}
+
 function runUnpickler(input: PickleInput, hooks: PickleHooks, label: string, scan: OpcodeObserver | undefined): UnpickleResult {
-  const name = input.name;
-  const bad = (what: string): never => fail('bad-pickle', `${name}: ${label} is malformed at byte ${input.pos}: ${what}`, name);
-  const stack: StackItem[] = [];
-  const metastack: StackItem[][] = [];
-  let cur: StackItem[] = stack;
   // values never read back from the memo are not held in it (see `memoReads`)
   const reads = memoReads(input.fork());
   if (reads) scan?.memoReadsAre?.(reads);
   const memo = new PickleMemo<PyValue>(reads);
-  const globals = new Map<string, { module: string; name: string; calls: number }>();
+  const vm = new UnpicklerVm(input, hooks, label, memo);
+  const bad = (what: string): never => vm.bad(what); // handed to the text parsers; called only on bad input
   let protocol = 0;
-
-  const push = (v: StackItem): void => {
-    if (cur.length >= MAX_STACK) bad('stack too deep');
-    cur.push(v);
-  };
-  const pop = (): PyValue => {
-    if (cur.length === 0) bad('stack underflow');
-    const v = cur.pop()!;
-    if (v === MARK) bad('unexpected MARK');
-    return v as PyValue;
-  };
-  const top = (): PyValue => {
-    const v = cur[cur.length - 1];
-    if (v === undefined || v === MARK) bad('stack underflow');
-    return v as PyValue;
-  };
-  const popMark = (): PyValue[] => {
-    const items = cur as PyValue[];
-    const prev = metastack.pop();
-    if (prev === undefined) bad('no MARK to pop to');
-    cur = prev!;
-    return items;
-  };
-  const noteGlobal = (module: string, nm: string, called: boolean, key = `${module}.${nm}`): void => {
-    let g = globals.get(key);
-    if (!g) globals.set(key, (g = { module, name: nm, calls: 0 }));
-    if (called) g.calls++;
-  };
-  const makeGlobal = (module: string, nm: string): PyGlobal => {
-    const renamed = NAME_RENAMES[`${module}.${nm}`];
-    if (renamed) [module, nm] = renamed;
-    else module = MODULE_RENAMES[module] ?? module;
-    noteGlobal(module, nm, false);
-    return new PyGlobal(module, nm);
-  };
-  const call = (callable: PyValue, args: PyValue[], via: 'reduce' | 'newobj', kwargs: PyDict | null = null): PyValue => {
-    if (callable instanceof PyGlobal) noteGlobal(callable.module, callable.name, true, callable.fullName);
-    const known = interpretBuiltinCall(callable, args);
-    if (known !== undefined) return known;
-    const hooked = hooks.call?.(callable, args, via);
-    if (hooked !== undefined) return hooked;
-    return new PyObject(callable, args, via, kwargs);
-  };
-  const getMemo = (i: number): PyValue => {
-    const v = memo.get(i);
-    if (v === undefined) bad(`memo key ${i} was never stored`);
-    return v!;
-  };
-  const setItems = (target: PyValue, kv: PyValue[]): void => {
-    if (kv.length % 2) bad('SETITEMS with an odd number of items');
-    for (let i = 0; i < kv.length; i += 2) {
-      if (target instanceof PyDict) target.set(kv[i]!, kv[i + 1]!);
-      else if (target instanceof PyObject) target.dictItems.push([kv[i]!, kv[i + 1]!]);
-      else bad('SETITEM on a value that is not a dict');
-    }
-  };
-  const appendItems = (target: PyValue, items: PyValue[]): void => {
-    if (target instanceof PyList)
-      for (const x of items) target.items.push(x); // no push(...items): 100k+ arguments overflow the JS stack
-    else if (target instanceof PyObject) for (const x of items) target.listItems.push(x);
-    else bad('APPEND on a value that is not a list');
-  };
 
   const opcodes = new Uint8Array(256);
   const bytes = input.inMemory;
-  const site: ItemSite | null =
-    hooks.items && bytes
-      ? {
-          bytes,
-          end: input.end,
-          memo,
-          scan,
-          opcodes,
-          room: () => cur.length + 2 <= MAX_STACK && metastack.length + 2 <= MAX_STACK,
-          push: (v) => cur.push(v),
-          called: (g) => noteGlobal(g.module, g.name, true, g.fullName),
-        }
-      : null;
+  const site: ItemSite | null = hooks.items && bytes ? new VmItemSite(vm, bytes, input.end, scan, opcodes) : null;
   for (;;) {
     const at = input.pos;
     const op = input.byte();
@@ -219,7 +251,7 @@ function runUnpickler(input: PickleInput, hooks: PickleHooks, label: string, sca
         // PROTO
         protocol = input.byte();
         arg = protocol;
-        if (protocol > 5) bad(`unsupported pickle protocol ${protocol}`);
+        if (protocol > 5) vm.bad(`unsupported pickle protocol ${protocol}`);
         break;
       }
       case 0x95: // FRAME: a length prefix for the frame; the bytes follow inline (the scan checks it)
@@ -227,85 +259,87 @@ function runUnpickler(input: PickleInput, hooks: PickleHooks, label: string, sca
         break;
       case 0x2e: {
         // STOP
-        const v = pop();
+        const v = vm.pop();
         if (nestingDepth(v) > MAX_NESTING)
-          bad(`the value is nested more than ${MAX_NESTING} levels deep; torch.save cannot write that (Python's pickler stops at its recursion limit, 1000)`);
+          vm.bad(
+            `the value is nested more than ${MAX_NESTING} levels deep; torch.save cannot write that (Python's pickler stops at its recursion limit, 1000)`,
+          );
         scan?.feed(op, at, undefined);
-        return { value: v, globals, protocol, opcodes };
+        return { value: v, globals: vm.globals, protocol, opcodes };
       }
       case 0x28: // MARK
-        if (metastack.length >= MAX_STACK) bad('too many nested MARKs'); // each open MARK holds an array
-        metastack.push(cur);
-        cur = [];
+        if (vm.metastack.length >= MAX_STACK) vm.bad('too many nested MARKs'); // each open MARK holds an array
+        vm.metastack.push(vm.cur);
+        vm.cur = [];
         break;
       case 0x30: // POP
-        if (cur.length === 0) {
-          popMark();
+        if (vm.cur.length === 0) {
+          vm.popMark();
           break;
         } // as CPython's load_pop: with nothing above the MARK, POP drops the MARK
-        if (cur[cur.length - 1] === MARK) popMark();
-        else cur.pop();
+        if (vm.cur[vm.cur.length - 1] === MARK) vm.popMark();
+        else vm.cur.pop();
         break;
       case 0x31: // POP_MARK
-        popMark();
+        vm.popMark();
         break;
       case 0x32: // DUP
-        push(top());
+        vm.push(vm.top());
         break;
       // ---- numbers
       case 0x4e:
-        push(null);
+        vm.push(null);
         break; // NONE
       case 0x88:
-        push(true);
+        vm.push(true);
         break; // NEWTRUE
       case 0x89:
-        push(false);
+        vm.push(false);
         break; // NEWFALSE
       case 0x4a:
-        push((arg = input.int32()));
+        vm.push((arg = input.int32()));
         break; // BININT
       case 0x4b:
-        push((arg = input.byte()));
+        vm.push((arg = input.byte()));
         break; // BININT1
       case 0x4d:
-        push((arg = input.uint16()));
+        vm.push((arg = input.uint16()));
         break; // BININT2
       case 0x8a: {
         const v = decodeLong(input.bytes(input.byte()));
-        push((arg = v));
+        vm.push((arg = v));
         break; // LONG1
       }
       case 0x8b: {
         // LONG4
         const n = input.int32();
-        if (n < 0) bad('negative LONG4 length');
+        if (n < 0) vm.bad('negative LONG4 length');
         const v = decodeLong(input.bytes(n));
         arg = n > 64 ? 0 : v; // the scan keeps the value of a short one only
-        push(v);
+        vm.push(v);
         break;
       }
       case 0x47:
-        push(new PyFloat(input.float64be()));
+        vm.push(new PyFloat(input.float64be()));
         break; // BINFLOAT
       case 0x49: {
         // INT (text): also protocol 0's True/False
         const s = input.line();
         arg = s;
-        if (s === '01') push(true);
-        else if (s === '00') push(false);
-        else push(parseIntText(s, bad));
+        if (s === '01') vm.push(true);
+        else if (s === '00') vm.push(false);
+        else vm.push(parseIntText(s, bad));
         break;
       }
       case 0x4c:
-        push(parseIntText((arg = input.line()).replace(/L$/, ''), bad));
+        vm.push(parseIntText((arg = input.line()).replace(/L$/, ''), bad));
         break; // LONG (text)
       case 0x46: {
         // FLOAT (text)
         const s = input.line();
         const f = /^\s*[-+]?inf(inity)?\s*$/i.test(s) ? (s.includes('-') ? -Infinity : Infinity) : Number(s); // Python writes inf as 'inf'
-        if (Number.isNaN(f) && !/nan/i.test(s)) bad('bad FLOAT text');
-        push(new PyFloat(f));
+        if (Number.isNaN(f) && !/nan/i.test(s)) vm.bad('bad FLOAT text');
+        vm.push(new PyFloat(f));
         break;
       }
       // ---- strings and bytes
@@ -313,7 +347,7 @@ function runUnpickler(input: PickleInput, hooks: PickleHooks, label: string, sca
       case 0x8c:
       case 0x8d: {
         // BINUNICODE, SHORT_BINUNICODE, BINUNICODE8
-        if (site && cur !== stack) {
+        if (site && vm.cur !== vm.stack) {
           const after = hooks.items!(site, at);
           if (after !== at) {
             input.pos = after;
@@ -323,34 +357,34 @@ function runUnpickler(input: PickleInput, hooks: PickleHooks, label: string, sca
         const n = op === 0x8c ? input.byte() : op === 0x58 ? input.uint32() : input.uint64();
         const ascii = input.asciiText(n); // an ASCII string is its own scan text
         if (ascii !== null) {
-          push((arg = ascii));
+          vm.push((arg = ascii));
           break;
         }
         const b = input.bytes(n);
         const s = utf8(b);
         arg = scanTextOf(b, s);
-        push(s);
+        vm.push(s);
         break;
       }
       case 0x56:
-        push(rawUnicodeEscape((arg = input.line()), bad));
+        vm.push(rawUnicodeEscape((arg = input.line()), bad));
         break; // UNICODE (text)
       case 0x53:
-        push(py2str(latin1(parseQuotedString((arg = input.line()), bad))));
+        vm.push(py2str(latin1(parseQuotedString((arg = input.line()), bad))));
         break; // STRING (text, Python 2 str; escapes give bytes, decoded like BINSTRING)
       case 0x54: {
         // BINSTRING: Python 2 str, decoded the way torch's loader does (utf-8, latin-1 fallback)
         const n = input.int32();
-        if (n < 0) bad('negative BINSTRING length');
+        if (n < 0) vm.bad('negative BINSTRING length');
         const b = input.bytes(n);
         arg = scanText(b);
-        push(py2str(b));
+        vm.push(py2str(b));
         break;
       }
       case 0x55: {
         const b = input.bytes(input.byte());
         arg = scanText(b);
-        push(py2str(b));
+        vm.push(py2str(b));
         break; // SHORT_BINSTRING
       }
       case 0x42:
@@ -360,109 +394,109 @@ function runUnpickler(input: PickleInput, hooks: PickleHooks, label: string, sca
         // BINBYTES, SHORT_BINBYTES, BINBYTES8, BYTEARRAY8
         const b = copy(input.bytes(op === 0x43 ? input.byte() : op === 0x42 ? input.uint32() : input.uint64()));
         arg = b.length;
-        push(new PyBytes(b, op === 0x96));
+        vm.push(new PyBytes(b, op === 0x96));
         break;
       }
       case 0x97:
-        bad('NEXT_BUFFER needs out-of-band buffers, which checkpoints never carry');
+        vm.bad('NEXT_BUFFER needs out-of-band buffers, which checkpoints never carry');
         break;
       case 0x98:
         break; // READONLY_BUFFER: no-op on our immutable values
       // ---- containers
       case 0x29:
-        push(new PyTuple([]));
+        vm.push(new PyTuple([]));
         break; // EMPTY_TUPLE
       case 0x74:
-        push(new PyTuple(popMark()));
+        vm.push(new PyTuple(vm.popMark()));
         break; // TUPLE
       case 0x85:
-        push(new PyTuple([pop()]));
+        vm.push(new PyTuple([vm.pop()]));
         break; // TUPLE1
       case 0x86: {
-        const b = pop();
-        const a = pop();
-        push(new PyTuple([a, b]));
+        const b = vm.pop();
+        const a = vm.pop();
+        vm.push(new PyTuple([a, b]));
         break;
       } // TUPLE2
       case 0x87: {
-        const c = pop();
-        const b = pop();
-        const a = pop();
-        push(new PyTuple([a, b, c]));
+        const c = vm.pop();
+        const b = vm.pop();
+        const a = vm.pop();
+        vm.push(new PyTuple([a, b, c]));
         break;
       } // TUPLE3
       case 0x5d:
-        push(new PyList());
+        vm.push(new PyList());
         break; // EMPTY_LIST
       case 0x6c:
-        push(new PyList(popMark()));
+        vm.push(new PyList(vm.popMark()));
         break; // LIST
       case 0x7d:
-        push(new PyDict());
+        vm.push(new PyDict());
         break; // EMPTY_DICT
       case 0x64: {
         // DICT
         const d = new PyDict();
-        setItems(d, popMark());
-        push(d);
+        vm.setItems(d, vm.popMark());
+        vm.push(d);
         break;
       }
       case 0x8f:
-        push(new PySet([]));
+        vm.push(new PySet([]));
         break; // EMPTY_SET
       case 0x90: {
         // ADDITEMS
-        const items = popMark();
-        const s = top();
-        if (!(s instanceof PySet) || s.frozen) bad('ADDITEMS on a value that is not a set');
+        const items = vm.popMark();
+        const s = vm.top();
+        if (!(s instanceof PySet) || s.frozen) vm.bad('ADDITEMS on a value that is not a set');
         for (const x of items) (s as PySet).items.push(x);
         break;
       }
       case 0x91:
-        push(new PySet(popMark(), true));
+        vm.push(new PySet(vm.popMark(), true));
         break; // FROZENSET
       case 0x61: {
-        const v = pop();
-        appendItems(top(), [v]);
+        const v = vm.pop();
+        vm.appendItems(vm.top(), [v]);
         break;
       } // APPEND
       case 0x65: {
-        const items = popMark();
-        appendItems(top(), items);
+        const items = vm.popMark();
+        vm.appendItems(vm.top(), items);
         break;
       } // APPENDS
       case 0x73: {
-        const v = pop();
-        const k = pop();
-        setItems(top(), [k, v]);
+        const v = vm.pop();
+        const k = vm.pop();
+        vm.setItems(vm.top(), [k, v]);
         break;
       } // SETITEM
       case 0x75: {
-        const kv = popMark();
-        setItems(top(), kv);
+        const kv = vm.popMark();
+        vm.setItems(vm.top(), kv);
         break;
       } // SETITEMS
       // ---- memo
       case 0x67:
-        push(getMemo(parseIntNumber((arg = input.line()), bad)));
+        vm.push(vm.getMemo(parseIntNumber((arg = input.line()), bad)));
         break; // GET
       case 0x68:
-        push(getMemo((arg = input.byte())));
+        vm.push(vm.getMemo((arg = input.byte())));
         break; // BINGET
       case 0x6a:
-        push(getMemo((arg = input.uint32())));
+        vm.push(vm.getMemo((arg = input.uint32())));
         break; // LONG_BINGET
       case 0x70:
-        memo.set(parseIntNumber((arg = input.line()), bad), top());
+        memo.set(parseIntNumber((arg = input.line()), bad), vm.top());
         break; // PUT
       case 0x71:
-        memo.set((arg = input.byte()), top());
+        memo.set((arg = input.byte()), vm.top());
         break; // BINPUT
       case 0x72:
-        memo.set((arg = input.uint32()), top());
+        memo.set((arg = input.uint32()), vm.top());
         break; // LONG_BINPUT
       case 0x94:
-        memo.set(memo.size, top());
+        memo.set(memo.size, vm.top());
         break; // MEMOIZE
       // ---- globals and objects
       case 0x63: {
@@ -470,15 +504,15 @@ function runUnpickler(input: PickleInput, hooks: PickleHooks, label: string, sca
         const module = input.line();
         const nm = input.line();
         arg = [module, nm];
-        push(makeGlobal(module, nm));
+        vm.push(vm.makeGlobal(module, nm));
         break;
       }
       case 0x93: {
         // STACK_GLOBAL
-        const nm = pop();
-        const module = pop();
-        if (typeof module !== 'string' || typeof nm !== 'string') bad('STACK_GLOBAL needs two strings');
-        push(makeGlobal(module as string, nm as string));
+        const nm = vm.pop();
+        const module = vm.pop();
+        if (typeof module !== 'string' || typeof nm !== 'string') vm.bad('STACK_GLOBAL needs two strings');
+        vm.push(vm.makeGlobal(module as string, nm as string));
         break;
       }
       case 0x82:
@@ -487,33 +521,33 @@ function runUnpickler(input: PickleInput, hooks: PickleHooks, label: string, sca
         // EXT1/2/4: the copyreg extension registry, empty in practice
         const code = op === 0x82 ? input.byte() : op === 0x83 ? input.uint16() : input.int32();
         arg = code;
-        push(new PyObject(new PyGlobal('copyreg', `_extension_registry[${code}]`), [], 'reduce'));
+        vm.push(new PyObject(new PyGlobal('copyreg', `_extension_registry[${code}]`), [], 'reduce'));
         break;
       }
       case 0x52: {
         // REDUCE
-        const args = pop();
-        const fn = pop();
-        if (!(args instanceof PyTuple)) bad('REDUCE arguments are not a tuple');
-        push(call(fn, (args as PyTuple).items, 'reduce'));
+        const args = vm.pop();
+        const fn = vm.pop();
+        if (!(args instanceof PyTuple)) vm.bad('REDUCE arguments are not a tuple');
+        vm.push(vm.call(fn, (args as PyTuple).items, 'reduce'));
         break;
       }
       case 0x81: {
         // NEWOBJ
-        const args = pop();
-        const cls = pop();
-        if (!(args instanceof PyTuple)) bad('NEWOBJ arguments are not a tuple');
-        push(call(cls, (args as PyTuple).items, 'newobj'));
+        const args = vm.pop();
+        const cls = vm.pop();
+        if (!(args instanceof PyTuple)) vm.bad('NEWOBJ arguments are not a tuple');
+        vm.push(vm.call(cls, (args as PyTuple).items, 'newobj'));
         break;
       }
       case 0x92: {
         // NEWOBJ_EX
-        const kwargs = pop();
-        const args = pop();
-        const cls = pop();
-        if (!(args instanceof PyTuple) || !(kwargs instanceof PyDict)) bad('NEWOBJ_EX needs a tuple and a dict');
-        if (cls instanceof PyGlobal) noteGlobal(cls.module, cls.name, true);
-        push(new PyObject(cls, (args as PyTuple).items, 'newobj', kwargs as PyDict));
+        const kwargs = vm.pop();
+        const args = vm.pop();
+        const cls = vm.pop();
+        if (!(args instanceof PyTuple) || !(kwargs instanceof PyDict)) vm.bad('NEWOBJ_EX needs a tuple and a dict');
+        if (cls instanceof PyGlobal) vm.noteGlobal(cls.module, cls.name, true);
+        vm.push(new PyObject(cls, (args as PyTuple).items, 'newobj', kwargs as PyDict));
         break;
       }
       case 0x69: {
@@ -521,25 +555,25 @@ function runUnpickler(input: PickleInput, hooks: PickleHooks, label: string, sca
         const module = input.line();
         const nm = input.line();
         arg = [module, nm];
-        const args = popMark();
-        push(call(makeGlobal(module, nm), args, 'reduce'));
+        const args = vm.popMark();
+        vm.push(vm.call(vm.makeGlobal(module, nm), args, 'reduce'));
         break;
       }
       case 0x6f: {
         // OBJ: class and args from the mark
-        const items = popMark();
-        if (items.length === 0) bad('OBJ without a class');
-        push(call(items[0]!, items.slice(1), 'reduce'));
+        const items = vm.popMark();
+        if (items.length === 0) vm.bad('OBJ without a class');
+        vm.push(vm.call(items[0]!, items.slice(1), 'reduce'));
         break;
       }
       case 0x62: {
         // BUILD
-        const state = pop();
-        const target = top();
+        const state = vm.pop();
+        const target = vm.top();
         const built = hooks.build?.(target, state);
         if (built === true) break;
         if (built !== undefined) {
-          cur[cur.length - 1] = built;
+          vm.cur[vm.cur.length - 1] = built;
           memo.replace(target, built);
           break;
         }
@@ -547,24 +581,24 @@ function runUnpickler(input: PickleInput, hooks: PickleHooks, label: string, sca
         else if (target instanceof PyDict && state instanceof PyDict) target.attrs = state;
         else if (target instanceof PyDict && state === null) {
           /* nothing to set */
-        } else bad(`BUILD on a ${describeKind(target)}`);
+        } else vm.bad(`BUILD on a ${describeKind(target)}`);
         break;
       }
       case 0x50: {
         // PERSID (text)
         const pid = input.line();
         arg = pid;
-        push(hooks.persistentLoad ? hooks.persistentLoad(pid) : new PyPersistent(pid));
+        vm.push(hooks.persistentLoad ? hooks.persistentLoad(pid) : new PyPersistent(pid));
         break;
       }
       case 0x51: {
         // BINPERSID
-        const pid = pop();
-        push(hooks.persistentLoad ? hooks.persistentLoad(pid) : new PyPersistent(pid));
+        const pid = vm.pop();
+        vm.push(hooks.persistentLoad ? hooks.persistentLoad(pid) : new PyPersistent(pid));
         break;
       }
       default:
-        bad(`unknown opcode 0x${op.toString(16).padStart(2, '0')}`);
+        vm.bad(`unknown opcode 0x${op.toString(16).padStart(2, '0')}`);
     }
     if (scan?.running) scan.feed(op, at, arg);
   }
