@@ -13,7 +13,7 @@ import type { RandomAccessReader } from '../../io/random-access.ts';
 import { internDims, REBUILD_TENSOR_V2, takeStorageSerial, TorchStorage, TorchTensor, type ByteRange } from './torch-values.ts';
 
 /** Makes `cls`'s instances `base`'s to `instanceof` and its methods, with `constants` as read-only fields. */
-function inheritWithConstants(cls: { prototype: object }, base: { prototype: object }, constants: Record<string, unknown>): void {
+export function inheritWithConstants(cls: { prototype: object }, base: { prototype: object }, constants: Record<string, unknown>): void {
   Object.setPrototypeOf(cls.prototype, base.prototype);
   for (const [name, value] of Object.entries(constants)) Object.defineProperty(cls.prototype, name, { value, writable: false });
 }
@@ -71,7 +71,7 @@ class FileRangeStorageFields {
 }
 
 /** `where` of a storage that locates its own bytes (never called). */
-const LOCATED_BY_ITSELF = {
+export const LOCATED_BY_ITSELF = {
   locate: (): never => {
     throw new Error('a file-range storage locates its own bytes');
   },
