@@ -126,6 +126,7 @@ export function unpickleRecord(
   if (!entry) fail('not-a-checkpoint', `${file}: archive has no ${record}`, file);
   const bytes = a.zip.readPickleRecord(entry);
   const folder = a.prefix + dataDir;
+  const made = new ZipRecordStorages(a.zip);
   const loadStorageById = (id: StorageId): TorchStorage => {
     const existing = storages.get(id.key);
     if (existing) return existing;
@@ -139,7 +140,7 @@ export function unpickleRecord(
         file,
       );
     }
-    const s = zipRecordStorage(id, a.zip, e);
+    const s = made.make(id, e);
     storages.set(id.key, s);
     return s;
   };
@@ -178,24 +179,44 @@ export function globalRefs(result: UnpickleResult, record: string): GlobalRef[] 
   return [...result.globals.values()].map((g) => ({ module: g.module, name: g.name, record, calls: g.calls }));
 }
 
-/** Own fields of a storage whose bytes are a zip record; the rest are `ZIP_RECORD_STORAGE_CONSTANTS` and getters. */
+/**
+ * What the storages of one archive have alike, as one object they share: the class, element
+ * type and device of a state dict's storages are nearly always one or a few.
+ */
+class ZipStorageKind {
+  constructor(
+    readonly storageType: string,
+    readonly dtype: DTypeInfo,
+    readonly location: string,
+    readonly zip: ZipArchive,
+  ) {}
+}
+
+/** Own fields of a storage whose bytes are a zip record; the rest come from its `ZipStorageKind`, or are constants. */
 class ZipRecordStorageFields {
   readonly serial = takeStorageSerial();
   constructor(
     readonly key: string,
-    readonly storageType: string,
-    readonly dtype: DTypeInfo,
-    readonly location: string,
     readonly numel: number,
-    private readonly zip: ZipArchive,
     private readonly entry: ZipEntry,
+    private readonly alike: ZipStorageKind,
   ) {}
+  get storageType(): string {
+    return this.alike.storageType;
+  }
+  get dtype(): DTypeInfo {
+    return this.alike.dtype;
+  }
+  get location(): string {
+    return this.alike.location;
+  }
   /**
    * The storage's bytes in its record, found when first asked: the local header is read only now.
    * Compressed storages are not written by torch, but some tools do: those are inflated on demand.
    */
   locate(): ByteRange {
-    const { zip, entry } = this;
+    const { entry } = this;
+    const { zip } = this.alike;
     const nbytes = (this as unknown as TorchStorage).nbytes;
     if (entry.method === 0) {
       const r = zip.dataRange(entry);
@@ -214,16 +235,25 @@ class ZipRecordStorageFields {
 inheritWithConstants(ZipRecordStorageFields, TorchStorage, { storageModule: 'torch', viewOf: null, viewOffset: 0, where: LOCATED_BY_ITSELF });
 
 /**
- * The storage `id` names, whose bytes are the zip record `entry` (checked to hold them). A
- * 100,000-tensor checkpoint makes 100,000 of these and keeps them to the end, so each is one
- * object of the fields that differ (88 bytes): a `TorchStorage` with a locator object and a
- * recorded CRC (a heap number when ≥ 2³¹) was 112 + 48 + 16 bytes, copied by every scavenge.
+ * Makes the storages of one archive's records. A 100,000-tensor checkpoint makes 100,000 and keeps
+ * them to the end, so each is one object of the fields that differ (64 bytes): a `TorchStorage`
+ * with a locator object and a recorded CRC (a heap number when ≥ 2³¹) was 112 + 48 + 16 bytes,
+ * copied by every scavenge.
  */
-function zipRecordStorage(id: StorageId, zip: ZipArchive, entry: ZipEntry): TorchStorage {
-  const s = new ZipRecordStorageFields(id.key, id.storageType, id.dtype, id.location, id.numel, zip, entry);
-  // `torch.cuda.FloatStorage` and the like (old files): the one field that differs, as its own
-  if (id.storageModule !== 'torch') Object.defineProperty(s, 'storageModule', { value: id.storageModule, enumerable: true });
-  return s as unknown as TorchStorage;
+class ZipRecordStorages {
+  private last: ZipStorageKind | null = null;
+  constructor(private readonly zip: ZipArchive) {}
+
+  /** The storage `id` names, whose bytes are the zip record `entry` (checked to hold them). */
+  make(id: StorageId, entry: ZipEntry): TorchStorage {
+    let alike = this.last;
+    if (!alike || alike.storageType !== id.storageType || alike.dtype !== id.dtype || alike.location !== id.location)
+      alike = this.last = new ZipStorageKind(id.storageType, id.dtype, id.location, this.zip);
+    const s = new ZipRecordStorageFields(id.key, id.numel, entry, alike);
+    // `torch.cuda.FloatStorage` and the like (old files): the one field that differs, as its own
+    if (id.storageModule !== 'torch') Object.defineProperty(s, 'storageModule', { value: id.storageModule, enumerable: true });
+    return s as unknown as TorchStorage;
+  }
 }
 
 /** `torch.save` zip files: `data.pkl` is the whole object. */
