@@ -2,7 +2,8 @@ import { dtypeByName, dtypeByStorage, type DTypeInfo } from '../../../shared/dty
 import { fail } from '../../errors.ts';
 import type { PickleHooks } from '../pickle/unpickler.ts';
 import { PyDict, PyGlobal, PyObject, PyTuple, type PyValue } from '../values/python-values.ts';
-import { contiguousStrides, TorchStorage, TorchTensor, type TensorKind } from '../values/torch-values.ts';
+import { contiguousStrides, internDims, TorchStorage, TorchTensor, type TensorKind } from '../values/torch-values.ts';
+import { inheritWithConstants } from '../values/header-values.ts';
 
 /** A storage persistent id, decoded: `('storage', storage_type, key, location, numel[, view_metadata])`. */
 export interface StorageId {
@@ -118,7 +119,7 @@ export function rebuildTensor(fn: PyGlobal, args: PyValue[], file: string): Torc
     case '_rebuild_tensor_v2': {
       // (storage, storage_offset, size, stride, requires_grad, backward_hooks[, metadata])
       const t = denseTensor(fn, args, file, 'dense', undefined, isPlainV2Recipe(args));
-      t.requiresGrad = args[4] === true;
+      if (args[4] === true) t.requiresGrad = true; // false is every tensor's default: a plain one keeps no field for it
       return t;
     }
     case '_rebuild_tensor_v3': {
@@ -314,9 +315,46 @@ function tensorOverStorage(
 ): TorchTensor {
   if (shape.length !== stride.length) rebuildFailed(fn, file, ' size and stride differ in length');
   // null args: the tensor rebuilds the plain recipe's arguments when a writer first asks (see TorchTensor.args)
-  const t = new TorchTensor(fn, args, kind, dtype, shape, stride, offset, storage);
+  const t =
+    args === null && kind === 'dense'
+      ? plainPickledTensor(fn, dtype, shape, stride, offset, storage)
+      : new TorchTensor(fn, args, kind, dtype, shape, stride, offset, storage);
   checkBounds(t, file);
   return t;
+}
+
+/** Own fields of a tensor of the plain recipe (`isPlainV2Recipe`); the rest are `PLAIN_TENSOR_CONSTANTS`. */
+class PlainTensorFields {
+  readonly shape: number[];
+  readonly stride: number[];
+  constructor(
+    readonly rebuild: PyGlobal,
+    readonly dtype: DTypeInfo,
+    shape: number[],
+    stride: number[],
+    readonly storageOffset: number,
+    readonly storage: TorchStorage,
+  ) {
+    this.shape = internDims(shape);
+    this.stride = internDims(stride);
+  }
+}
+
+/**
+ * The fields of a `_rebuild_tensor_v2(storage, offset, size, stride, False, OrderedDict())` tensor
+ * (torch/_utils.py) that every such tensor has alike. Writable: a BUILD or a Parameter that sets
+ * one gives that tensor a field of its own.
+ */
+const PLAIN_TENSOR_CONSTANTS = { kind: 'dense', requiresGrad: false, isParameter: false, rare: null, recipeArgs: null } as const;
+
+inheritWithConstants(PlainTensorFields, TorchTensor, PLAIN_TENSOR_CONSTANTS, true);
+
+/**
+ * A tensor of the plain recipe as one object of the 6 fields that differ (72 bytes, a TorchTensor
+ * is 112): a 100,000-tensor state dict keeps all of them to the end, copied by every scavenge.
+ */
+function plainPickledTensor(fn: PyGlobal, dtype: DTypeInfo, shape: number[], stride: number[], offset: number, storage: TorchStorage): TorchTensor {
+  return new PlainTensorFields(fn, dtype, shape, stride, offset, storage) as unknown as TorchTensor;
 }
 
 function wrap(fn: PyGlobal, args: PyValue[], inner: TorchTensor, kind: TensorKind): TorchTensor {

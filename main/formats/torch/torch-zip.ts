@@ -6,7 +6,9 @@ import type { PyValue } from '../values/python-values.ts';
 import { BufferReader, type RandomAccessReader } from '../../io/random-access.ts';
 import { decodeStorageId, torchPickleHooks, type StorageId } from './torch-pickle.ts';
 import { TensorItemReader } from './fast-items.ts';
-import { TorchStorage, type ByteLocator, type ByteRange } from '../values/torch-values.ts';
+import { takeStorageSerial, TorchStorage, type ByteRange } from '../values/torch-values.ts';
+import { inheritWithConstants, LOCATED_BY_ITSELF } from '../values/header-values.ts';
+import type { DTypeInfo } from '../../../shared/dtypes.ts';
 import { ZipArchive } from '../zip/zip.ts';
 import { decimalKey } from '../zip/name-index.ts';
 import { PickleScanner, type PickleScan } from '../pickle/scan/scan-pickle.ts';
@@ -124,6 +126,7 @@ export function unpickleRecord(
   if (!entry) fail('not-a-checkpoint', `${file}: archive has no ${record}`, file);
   const bytes = a.zip.readPickleRecord(entry);
   const folder = a.prefix + dataDir;
+  const made = new ZipRecordStorages(a.zip);
   const loadStorageById = (id: StorageId): TorchStorage => {
     const existing = storages.get(id.key);
     if (existing) return existing;
@@ -137,8 +140,7 @@ export function unpickleRecord(
         file,
       );
     }
-    const s = new TorchStorage(id.key, id.storageType, id.dtype, id.location, id.numel, new ZipRecordBytes(a.zip, e, nbytes), id.storageModule);
-    if (e.method === 0 && e.uncompressedSize === nbytes) s.recordCrc = e.crc32 >>> 0;
+    const s = made.make(id, e);
     storages.set(id.key, s);
     return s;
   };
@@ -178,23 +180,79 @@ export function globalRefs(result: UnpickleResult, record: string): GlobalRef[] 
 }
 
 /**
- * A storage's bytes in its zip record, found when first asked: the local header is read only then.
- * Compressed storages are not written by torch, but some tools do: those are inflated on demand.
+ * What the storages of one archive have alike, as one object they share: the class, element
+ * type and device of a state dict's storages are nearly always one or a few.
  */
-class ZipRecordBytes implements ByteLocator {
+class ZipStorageKind {
   constructor(
-    private readonly zip: ZipArchive,
-    private readonly entry: ZipEntry,
-    private readonly nbytes: number,
+    readonly storageType: string,
+    readonly dtype: DTypeInfo,
+    readonly location: string,
+    readonly zip: ZipArchive,
   ) {}
+}
+
+/** Own fields of a storage whose bytes are a zip record; the rest come from its `ZipStorageKind`, or are constants. */
+class ZipRecordStorageFields {
+  readonly serial = takeStorageSerial();
+  constructor(
+    readonly key: string,
+    readonly numel: number,
+    private readonly entry: ZipEntry,
+    private readonly alike: ZipStorageKind,
+  ) {}
+  get storageType(): string {
+    return this.alike.storageType;
+  }
+  get dtype(): DTypeInfo {
+    return this.alike.dtype;
+  }
+  get location(): string {
+    return this.alike.location;
+  }
+  /**
+   * The storage's bytes in its record, found when first asked: the local header is read only now.
+   * Compressed storages are not written by torch, but some tools do: those are inflated on demand.
+   */
   locate(): ByteRange {
-    const e = this.entry;
-    if (e.method === 0) {
-      const r = this.zip.dataRange(e);
-      return { reader: r.reader, offset: r.offset, length: this.nbytes };
+    const { entry } = this;
+    const { zip } = this.alike;
+    const nbytes = (this as unknown as TorchStorage).nbytes;
+    if (entry.method === 0) {
+      const r = zip.dataRange(entry);
+      return { reader: r.reader, offset: r.offset, length: nbytes };
     }
-    const inflated = this.zip.readEntry(e);
-    return { reader: new BufferReader(inflated, `${this.zip.reader.name}:${e.name}`), offset: 0, length: this.nbytes };
+    const inflated = zip.readEntry(entry);
+    return { reader: new BufferReader(inflated, `${zip.reader.name}:${entry.name}`), offset: 0, length: nbytes };
+  }
+  /** The CRC-32 the archive recorded, when the record is exactly these bytes, stored: read from the entry, not kept per storage. */
+  get recordCrc(): number | null {
+    const e = this.entry;
+    return e.method === 0 && e.uncompressedSize === (this as unknown as TorchStorage).nbytes ? e.crc32 >>> 0 : null;
+  }
+}
+
+inheritWithConstants(ZipRecordStorageFields, TorchStorage, { storageModule: 'torch', viewOf: null, viewOffset: 0, where: LOCATED_BY_ITSELF });
+
+/**
+ * Makes the storages of one archive's records. A 100,000-tensor checkpoint makes 100,000 and keeps
+ * them to the end, so each is one object of the fields that differ (64 bytes): a `TorchStorage`
+ * with a locator object and a recorded CRC (a heap number when ≥ 2³¹) was 112 + 48 + 16 bytes,
+ * copied by every scavenge.
+ */
+class ZipRecordStorages {
+  private last: ZipStorageKind | null = null;
+  constructor(private readonly zip: ZipArchive) {}
+
+  /** The storage `id` names, whose bytes are the zip record `entry` (checked to hold them). */
+  make(id: StorageId, entry: ZipEntry): TorchStorage {
+    let alike = this.last;
+    if (!alike || alike.storageType !== id.storageType || alike.dtype !== id.dtype || alike.location !== id.location)
+      alike = this.last = new ZipStorageKind(id.storageType, id.dtype, id.location, this.zip);
+    const s = new ZipRecordStorageFields(id.key, id.numel, entry, alike);
+    // `torch.cuda.FloatStorage` and the like (old files): the one field that differs, as its own
+    if (id.storageModule !== 'torch') Object.defineProperty(s, 'storageModule', { value: id.storageModule, enumerable: true });
+    return s as unknown as TorchStorage;
   }
 }
 

@@ -12,10 +12,15 @@ import type { DTypeInfo } from '../../../shared/dtypes.ts';
 import type { RandomAccessReader } from '../../io/random-access.ts';
 import { internDims, REBUILD_TENSOR_V2, takeStorageSerial, TorchStorage, TorchTensor, type ByteRange } from './torch-values.ts';
 
-/** Makes `cls`'s instances `base`'s to `instanceof` and its methods, with `constants` as read-only fields. */
-function inheritWithConstants(cls: { prototype: object }, base: { prototype: object }, constants: Record<string, unknown>): void {
+/**
+ * Makes `cls`'s instances `base`'s to `instanceof`, its methods and `constructor` (error messages
+ * name the class), with `constants` as fields: read-only, or with `writable` ones that an
+ * assignment to an instance shadows with a field of its own.
+ */
+export function inheritWithConstants(cls: { prototype: object }, base: { prototype: object }, constants: Record<string, unknown>, writable = false): void {
   Object.setPrototypeOf(cls.prototype, base.prototype);
-  for (const [name, value] of Object.entries(constants)) Object.defineProperty(cls.prototype, name, { value, writable: false });
+  Object.defineProperty(cls.prototype, 'constructor', { value: (base.prototype as { constructor: unknown }).constructor, writable: true });
+  for (const [name, value] of Object.entries(constants)) Object.defineProperty(cls.prototype, name, { value, writable });
 }
 
 /** Own fields of a header tensor; the rest are `HEADER_TENSOR_CONSTANTS`. */
@@ -71,7 +76,7 @@ class FileRangeStorageFields {
 }
 
 /** `where` of a storage that locates its own bytes (never called). */
-const LOCATED_BY_ITSELF = {
+export const LOCATED_BY_ITSELF = {
   locate: (): never => {
     throw new Error('a file-range storage locates its own bytes');
   },

@@ -20,6 +20,42 @@ export interface ZipEntry {
   encrypted?: boolean;
 }
 
+/** Largest int V8 keeps in a field without a heap number of its own: a small integer is an int32 on 64-bit builds without pointer compression, as Node's are. */
+const SMALL_INT = 0x7fffffff;
+
+/** A number as a small integer when it is one: a sum with a double operand (`shift`) is a heap number even when integral. */
+function smallIntOrNumber(n: number): number {
+  return n >= 0 && n <= SMALL_INT ? n | 0 : n;
+}
+
+/**
+ * An entry of the central directory. A 100,000-tensor checkpoint keeps 100,000 of them to the
+ * end, copied by every scavenge: the CRC is kept as its 32 bits signed (an unsigned one ≥ 2³¹,
+ * half of them, was a 16-byte heap number apiece) and read back unsigned.
+ */
+class CentralEntry implements ZipEntry {
+  private readonly crcBits: number;
+  readonly localHeaderOffset: number;
+  declare encrypted?: boolean;
+  constructor(
+    readonly name: string,
+    readonly method: number,
+    crc32: number,
+    readonly compressedSize: number,
+    readonly uncompressedSize: number,
+    localHeaderOffset: number,
+  ) {
+    // zip64 sizes and offsets come from BigInts, as doubles
+    this.compressedSize = smallIntOrNumber(compressedSize);
+    this.uncompressedSize = smallIntOrNumber(uncompressedSize);
+    this.crcBits = crc32 | 0;
+    this.localHeaderOffset = smallIntOrNumber(localHeaderOffset);
+  }
+  get crc32(): number {
+    return this.crcBits >>> 0;
+  }
+}
+
 const EOCD64_LOCATOR_SIG = 0x07064b50;
 const EOCD64_SIG = 0x06064b50;
 const CENTRAL_SIG = 0x02014b50;
@@ -130,7 +166,7 @@ export class ZipArchive {
         }
         e += 4 + size;
       }
-      const entry: ZipEntry = { name: entryName, method, crc32, compressedSize, uncompressedSize, localHeaderOffset: localHeaderOffset + shift };
+      const entry = new CentralEntry(entryName, method, crc32, compressedSize, uncompressedSize, localHeaderOffset + shift);
       if (dv.getUint16(p + 8, true) & 1) entry.encrypted = true;
       entries.push(entry);
       p += 46 + nameLen + extraLen + commentLen;

@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import * as zlib from 'node:zlib';
 import { BufferReader, FileReader } from '../../../../main/io/random-access.ts';
 import { ZipArchive, type ZipEntry } from '../../../../main/formats/zip/zip.ts';
 import { TorchZipWriter } from '../../../../main/formats/torch/torch-zip-writer.ts';
@@ -97,4 +98,19 @@ test('an archive of more numbered folders than get indexes by number still finds
     }
     assert.equal(zip.firstShadowed()?.name, 'arch/f3/3');
   });
+});
+
+test('each entry keeps the CRC-32 its record has, unsigned, and its offsets as read (torch.save output)', () => {
+  const zip = ZipArchive.open(new BufferReader(PLAIN));
+  const crcs = zip.entries.map((e) => e.crc32);
+  // the entry keeps its CRC's 32 bits signed and reads them back unsigned: a file with one ≥ 2³¹ checks that
+  assert.ok(
+    crcs.some((c) => c >= 2 ** 31),
+    'a record whose CRC is ≥ 2³¹',
+  );
+  for (const e of zip.entries) {
+    assert.equal(e.crc32, zlib.crc32(zip.readEntry(e)), `${e.name}: CRC of its bytes`);
+    assert.ok(e.crc32 >= 0 && e.crc32 < 2 ** 32, `${e.name}: unsigned`);
+    assert.equal(PLAIN.readUInt32LE(e.localHeaderOffset), 0x04034b50, `${e.name}: a local header at its offset`);
+  }
 });
