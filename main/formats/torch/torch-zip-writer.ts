@@ -49,10 +49,6 @@ class WrittenEntries {
   get length(): number {
     return this.count;
   }
-  /** Name i's UTF-8 bytes. */
-  name(i: number): Uint8Array {
-    return this.names.subarray(i ? this.nameEnds[i - 1]! : 0, this.nameEnds[i]!);
-  }
   push(name: string, crc: number, size: number, offset: number): void {
     const i = this.count++;
     if (i === this.crcs.length) {
@@ -292,8 +288,8 @@ export class TorchZipWriter {
     // The directory is written a piece at a time, each entry made in place in the piece (a
     // 500,000-record directory is 29 MB) and hashed as it goes.
     let cdLength = 0;
-    const prefixBytes = Buffer.byteLength(this.prefix, 'utf8');
-    for (let i = 0; i < en.length; i++) cdLength += 46 + prefixBytes + en.name(i).length + extraOf(i);
+    const prefixBytes = this.prefixBytes.length;
+    for (let i = 0; i < en.length; i++) cdLength += 46 + prefixBytes + en.nameEnds[i]! - (i ? en.nameEnds[i - 1]! : 0) + extraOf(i);
     const hash = createHash('sha256');
     const piece = Buffer.allocUnsafe(Math.min(cdLength, CD_PIECE_BYTES));
     let pieceAt = cdStart;
@@ -308,41 +304,43 @@ export class TorchZipWriter {
     for (let i = 0; i < en.length; i++) {
       const size = en.sizes[i]!;
       const offset = en.offsets[i]!;
-      const name = en.name(i);
-      const nameBytes = prefixBytes + name.length;
+      const nameFrom = i ? en.nameEnds[i - 1]! : 0;
+      const nameTo = en.nameEnds[i]!;
+      const nameBytes = prefixBytes + nameTo - nameFrom;
       const needSize = size >= U32_MAX;
       const needOff = offset >= U32_MAX;
       const extraLen = extraOf(i);
       // an entry is at most 46 + 65,535 + 28 bytes: a piece holds one whole
       if (hAt + 46 + nameBytes + extraLen > piece.length) writePiece();
-      const h = piece.subarray(hAt, hAt + 46 + nameBytes + extraLen);
-      hAt += h.length;
-      h.writeUInt32LE(0x02014b50, 0);
-      h.writeUInt16LE(extraLen ? 45 : 20, 4); // version made by
-      h.writeUInt16LE(extraLen ? 45 : 20, 6); // version needed
-      h.writeUInt16LE(0x0800, 8);
-      h.writeUInt16LE(0, 10);
-      h.writeUInt32LE(0, 12);
-      h.writeUInt32LE(en.crcs[i]!, 16);
-      h.writeUInt32LE(needSize ? U32_MAX : size, 20);
-      h.writeUInt32LE(needSize ? U32_MAX : size, 24);
-      h.writeUInt16LE(nameBytes, 28);
-      h.writeUInt16LE(extraLen, 30);
-      h.fill(0, 32, 42); // comment length, disk number, internal and external attributes (the piece is reused)
-      h.writeUInt32LE(needOff ? U32_MAX : offset, 42);
-      h.write(this.prefix, 46, prefixBytes, 'utf8');
-      h.set(name, 46 + prefixBytes);
+      // made in place in the piece at `h` (no view of the piece or of the name per entry)
+      const h = hAt;
+      hAt += 46 + nameBytes + extraLen;
+      piece.writeUInt32LE(0x02014b50, h);
+      piece.writeUInt16LE(extraLen ? 45 : 20, h + 4); // version made by
+      piece.writeUInt16LE(extraLen ? 45 : 20, h + 6); // version needed
+      piece.writeUInt16LE(0x0800, h + 8);
+      piece.writeUInt16LE(0, h + 10);
+      piece.writeUInt32LE(0, h + 12);
+      piece.writeUInt32LE(en.crcs[i]!, h + 16);
+      piece.writeUInt32LE(needSize ? U32_MAX : size, h + 20);
+      piece.writeUInt32LE(needSize ? U32_MAX : size, h + 24);
+      piece.writeUInt16LE(nameBytes, h + 28);
+      piece.writeUInt16LE(extraLen, h + 30);
+      piece.fill(0, h + 32, h + 42); // comment length, disk number, internal and external attributes (the piece is reused)
+      piece.writeUInt32LE(needOff ? U32_MAX : offset, h + 42);
+      piece.set(this.prefixBytes, h + 46);
+      en.names.copy(piece, h + 46 + prefixBytes, nameFrom, nameTo);
       if (extraLen) {
-        let e = 46 + nameBytes;
-        h.writeUInt16LE(1, e);
-        h.writeUInt16LE(extraLen - 4, e + 2);
+        let e = h + 46 + nameBytes;
+        piece.writeUInt16LE(1, e);
+        piece.writeUInt16LE(extraLen - 4, e + 2);
         e += 4;
         if (needSize) {
-          h.writeBigUInt64LE(BigInt(size), e);
-          h.writeBigUInt64LE(BigInt(size), e + 8);
+          piece.writeBigUInt64LE(BigInt(size), e);
+          piece.writeBigUInt64LE(BigInt(size), e + 8);
           e += 16;
         }
-        if (needOff) h.writeBigUInt64LE(BigInt(offset), e);
+        if (needOff) piece.writeBigUInt64LE(BigInt(offset), e);
       }
     }
     writePiece();
