@@ -81,14 +81,10 @@ function packStrings(strings: readonly string[]): PackedStrings {
 /** Each packed list's text, decoded once where it is read. */
 const texts = new WeakMap<PackedStrings, string>();
 
-function textOf(p: PackedStrings): string {
+function stringAt(p: PackedStrings, i: number): string {
   let text = texts.get(p);
   if (text === undefined) texts.set(p, (text = Buffer.from(p.bytes.buffer, p.bytes.byteOffset, p.bytes.length).toString(p.encoding)));
-  return text;
-}
-
-function stringAt(p: PackedStrings, i: number): string {
-  return textOf(p).slice(i ? p.ends[i - 1] : 0, p.ends[i]);
+  return text.slice(i ? p.ends[i - 1] : 0, p.ends[i]);
 }
 
 function packChecks(checks: TensorChecks, transfer: ArrayBuffer[]): PackedChecks {
@@ -293,57 +289,4 @@ export function checksIn(p: PackedChecks, from: number, to: number): TensorCheck
   const out: TensorCheck[] = [];
   for (let i = from; i < Math.min(to, p.count); i++) out.push(checkAt(p, i));
   return out;
-}
-
-/** A number as `JSON.stringify` writes it. */
-const jsonNumber = (x: number): string => (Number.isFinite(x) ? String(x) : 'null');
-
-/**
- * `JSON.stringify(checksIn(p, from, to)).slice(1, -1)`, byte for byte, made as text (the `--json`
- * writer): no `TensorCheck` object, path array or shape array per check (500,000 of each for
- * keys_500k), and each path's text made once for `path` and `sourcePath`, which are the same.
- */
-export function checksJson(p: PackedChecks, from: number, to: number): string {
-  const keys = textOf(p.keys);
-  const dtypes = p.dtypes.map((d) => JSON.stringify(d));
-  const devices = p.devices.map((d) => JSON.stringify(d));
-  let out = '';
-  for (let i = from; i < Math.min(to, p.count); i++) {
-    let path = '[';
-    const k0 = i ? p.pathEnds[i - 1]! : 0;
-    for (let k = k0; k < p.pathEnds[i]!; k++) {
-      const text = keys.slice(k ? p.keys.ends[k - 1] : 0, p.keys.ends[k]);
-      path += (k > k0 ? ',' : '') + (p.numberKeys[k] ? jsonNumber(Number(text)) : JSON.stringify(text));
-    }
-    path += ']';
-    let shape = '[';
-    const d0 = i ? p.shapeEnds[i - 1]! : 0;
-    for (let d = d0; d < p.shapeEnds[i]!; d++) shape += (d > d0 ? ',' : '') + jsonNumber(p.dims[d]!);
-    shape += ']';
-    const flags = p.flags[i]!;
-    const problem = flags & FAILED ? p.problems.get(i) : undefined;
-    out +=
-      `${i > from ? ',' : ''}{"path":${path},"sourcePath":${path},"dtype":${dtypes[p.dtypeIds[i]!]},"shape":${shape},` +
-      `"device":${devices[p.deviceIds[i]!]},"crc32":"${flags & CRC_READ ? hex(p.crcs[i]!) : ''}","ok":${flags & FAILED ? 'false' : 'true'}` +
-      `${problem !== undefined ? `,"problem":${JSON.stringify(problem)}` : ''}}`;
-  }
-  return out;
-}
-
-/**
- * `JSON.stringify(pieces(from, to)).slice(1, -1)` of `keyChangePieces(p)`, made as text: the
- * key changes a piece at a time, in order, without an object per key.
- */
-export function keyChangeJsonPieces(p: PackedKeys): (from: number, to: number) => string {
-  const pieces = keyChangePieces(p);
-  return (from, to) => {
-    let out = '';
-    const changes = pieces(from, to);
-    for (let j = 0; j < changes.length; j++) {
-      const c = changes[j]!;
-      const f = JSON.stringify(c.from);
-      out += `${j ? ',' : ''}{"from":${f},"to":${c.to === null ? 'null' : c.to === c.from ? f : JSON.stringify(c.to)}}`;
-    }
-    return out;
-  };
 }
