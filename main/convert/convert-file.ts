@@ -124,6 +124,7 @@ export async function convertFile(source: string, opts: ConvertOptions): Promise
       for (const out of plan.outputs) {
         const location = deviceMapper(rules, out.rank ?? 0);
         const readBack = new StorageReadBack();
+        const label = path.basename(out.file); // once, not per storage (500,000 progress calls)
         let tmpFile = '';
         const { value: report } = await writeCheckedAtomically(
           out.file,
@@ -135,7 +136,7 @@ export async function convertFile(source: string, opts: ConvertOptions): Promise
               checkCancelled,
               onBytes: (n) => {
                 done += n;
-                opts.onProgress?.({ done, total, unit: 'bytes', label: path.basename(out.file) });
+                opts.onProgress?.({ done, total, unit: 'bytes', label });
               },
               // each storage is read back and checked in a helper thread while the next is copied
               onStorageWritten: (w) => readBack.add(tmp, w),

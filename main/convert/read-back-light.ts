@@ -4,8 +4,8 @@ import { TORCH_2_13 } from '../formats/pickle/scan/torch-allowlists.ts';
 import { openTorchArchive } from '../formats/torch/torch-zip.ts';
 import type { TorchStorage } from '../formats/values/torch-values.ts';
 import { FileReader } from '../io/random-access.ts';
-import type { WrittenStorage, WrittenStorages } from './write-checkpoint.ts';
-import { crcProblem, matchWritten, sameItems, storageAt, type OutputResult } from './read-back-match.ts';
+import type { WrittenStorages } from './write-checkpoint.ts';
+import { crcProblemOf, matchWritten, sameItems, type OutputResult } from './read-back-match.ts';
 import { storageIndex } from './storage-read-back.ts';
 import { readOwnRecords } from './read-back-records.ts';
 import type { ZipEntry } from '../formats/zip/zip.ts';
@@ -46,7 +46,8 @@ export function verifyLight(
   expected: TensorAt[],
   storages: WrittenStorages,
   plannedDevice: (s: TorchStorage) => string,
-  crcs: (key: string) => number | undefined,
+  /** the CRC-32 of storage i as read back */
+  crcAt: (i: number) => number | undefined,
 ): OutputResult | null {
   const reader = new FileReader(file);
   try {
@@ -55,9 +56,8 @@ export function verifyLight(
     const walked = new WeakSet<object>();
     const decoding = decodeWritten(archive.pickle, walked);
     const end: { decoded?: WrittenPickle } = {};
-    const recordProblem = (w: WrittenStorage): string | null => (archive.inPlace[storageIndex(w.key)!] ? null : `storage ${w.key} is not where it was written`); // a key storageAt found
     const match = (written: Iterable<WrittenAt>): OutputResult =>
-      matchWritten(file, shownAs, expected, written, storages, plannedDevice, (checks, i, e, t) => compare(checks, i, e, t, storages, crcs, recordProblem));
+      matchWritten(file, shownAs, expected, written, storages, plannedDevice, (checks, i, e, t) => compare(checks, i, e, t, storages, crcAt, archive.inPlace));
     // the tensors are matched as the decoding hands them out: a flat state dict's are never all held
     let report: OutputResult | null = null;
     let walkError: unknown = null;
@@ -123,8 +123,9 @@ function compare(
   e: TensorAt,
   b: WrittenTensor,
   storages: WrittenStorages,
-  crcs: (key: string) => number | undefined,
-  recordProblem: (w: WrittenStorage) => string | null,
+  crcAt: (i: number) => number | undefined,
+  /** by storage index: 1 where its record is where it was written (`RecordsReadBack.inPlace`) */
+  inPlace: Uint8Array,
 ): string | null {
   const a = e.tensor;
   if (a.dtype.name !== b.dtype) return `dtype ${b.dtype}, planned ${a.dtype.name}`;
@@ -135,18 +136,23 @@ function compare(
   const viewShift = a.storage.viewOf ? a.storage.viewOffset / a.dtype.size : 0;
   if (b.storageOffset !== a.storageOffset + viewShift) return `storage offset ${b.storageOffset}, planned ${a.storageOffset + viewShift}`;
   if (b.storage.location !== checks.device(i)) return `device ${b.storage.location}, planned ${checks.device(i)}`;
-  const w = storageAt(storages, b.storage.key);
-  if (!w || w.source !== rootStorage(a.storage)) return `stored in the wrong storage (${b.storage.key})`;
+  // storage `w` by its index, the writer's key (`storageAt`), without an object per tensor
+  const key = b.storage.key;
+  const w = storageIndex(key);
+  if (w === null || w >= storages.length || storages.source(w) !== rootStorage(a.storage)) return `stored in the wrong storage (${key})`;
+  const nbytes = storages.nbytes(w);
   // the reader's view of the record: numel elements of the storage class's dtype (decodeStorageId)
-  if (b.storage.numel * b.storage.itemSize !== w.nbytes) return `storage ${w.key} is not where it was written`;
-  const where = recordProblem(w);
-  if (where) return where;
-  if (b.shape.every((d) => d > 0)) {
-    let last = b.storageOffset;
-    for (let d = 0; d < b.shape.length; d++) last += (b.shape[d]! - 1) * b.stride[d]!;
-    if (b.storageOffset < 0 || b.stride.some((s) => s < 0) || (last + 1) * b.itemSize > w.nbytes) return `reaches past its storage ${w.key}`;
+  if (b.storage.numel * b.storage.itemSize !== nbytes || !inPlace[w]) return `storage ${key} is not where it was written`;
+  let empty = false;
+  let last = b.storageOffset;
+  let negative = b.storageOffset < 0;
+  for (let d = 0; d < b.shape.length; d++) {
+    if (!(b.shape[d]! > 0)) empty = true;
+    last += (b.shape[d]! - 1) * b.stride[d]!;
   }
-  return crcProblem(checks, i, w, crcs);
+  for (let d = 0; d < b.stride.length; d++) if (b.stride[d]! < 0) negative = true;
+  if (!empty && (negative || (last + 1) * b.itemSize > nbytes)) return `reaches past its storage ${key}`;
+  return crcProblemOf(checks, i, key, storages.crc32(w), storages.source(w), crcAt(w));
 }
 
 class OddKey extends Error {}
@@ -223,10 +229,17 @@ function* writtenTensors(
     visited++;
     onPath.add(step.value.root);
   }
+  // the item handed out, reused (its path and tensor are read before the next is asked for)
+  const item: WrittenAt = { path, tensor: null as unknown as WrittenTensor };
   for (; !step.done; step = decoding.next()) {
     const { key, inList, value } = step.value;
     path.push(inList ? (key as number) : writtenKeyText(key));
-    yield* visit(value);
+    // a flat state dict's tensors: `visit` of each without a generator made per tensor
+    if (value instanceof WrittenTensor && ++visited <= MAX_NODES) {
+      found++;
+      item.tensor = value;
+      yield item;
+    } else yield* visit(value);
     path.pop();
   }
   end.decoded = step.value;

@@ -91,9 +91,13 @@ export function storageAt(storages: WrittenStorages, key: string): WrittenStorag
 
 /** The storage's bytes as read back against the source's CRC-32 (recorded as check i's crc32): a problem, or null. */
 export function crcProblem(checks: TensorChecks, i: number, w: WrittenStorage, crcs: (key: string) => number | undefined): string | null {
-  const crc = crcs(w.key);
-  if (crc === undefined) return `storage ${w.key} was not read back`;
+  return crcProblemOf(checks, i, w.key, w.crc32, w.source, crcs(w.key));
+}
+
+/** `crcProblem` of storage `key`, written with CRC-32 `written` from `source`, read back with CRC-32 `crc`. */
+export function crcProblemOf(checks: TensorChecks, i: number, key: string, written: number, source: TorchStorage, crc: number | undefined): string | null {
+  if (crc === undefined) return `storage ${key} was not read back`;
   checks.setCrc(i, crc);
-  if (crc === w.crc32) return null;
-  return `storage bytes read back have crc32 ${hex(crc)}, the source's are ${hex(w.crc32)}${w.source.recordCrc !== null ? ' (as recorded in the source archive; the source may be corrupt)' : ''}`;
+  if (crc === written) return null;
+  return `storage bytes read back have crc32 ${hex(crc)}, the source's are ${hex(written)}${source.recordCrc !== null ? ' (as recorded in the source archive; the source may be corrupt)' : ''}`;
 }

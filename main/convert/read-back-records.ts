@@ -1,7 +1,6 @@
 import { MAX_RECORD_BYTES } from '../formats/zip/zip.ts';
 import type { FileReader } from '../io/random-access.ts';
 import { tailSha256 } from '../io/tail-hash.ts';
-import { storageIndex } from './storage-read-back.ts';
 import type { WrittenStorages } from './write-checkpoint.ts';
 
 const LOCAL_HEADER = 0x04034b50;
@@ -36,35 +35,35 @@ export function readOwnRecords(reader: FileReader, storages: WrittenStorages): R
   const archive = storages.archive;
   if (!archive || reader.size !== archive.bytes || tailSha256(reader.name, archive.tail.bytes) !== archive.tail.sha256) return null;
   const directoryAt = archive.bytes - archive.tail.bytes;
-  let window: Uint8Array = new Uint8Array(0);
+  let window: Buffer = Buffer.alloc(0);
   let windowAt = 0;
-  /** `n` bytes at `at`, before the directory, or null */
-  const bytesAt = (at: number, n: number): DataView | null => {
-    if (at + n > directoryAt) return null;
+  /** Where in `window` the `n` bytes at `at` are (read into it if they are not), before the directory; -1 past it. */
+  const bytesAt = (at: number, n: number): number => {
+    if (at + n > directoryAt) return -1;
     if (at < windowAt || at + n > windowAt + window.length) {
-      window = reader.read(at, Math.min(Math.max(n, HEADER_WINDOW), directoryAt - at));
+      const read = reader.read(at, Math.min(Math.max(n, HEADER_WINDOW), directoryAt - at));
+      window = Buffer.from(read.buffer, read.byteOffset, read.length);
       windowAt = at;
     }
-    return new DataView(window.buffer, window.byteOffset + (at - windowAt), n);
+    return at - windowAt;
   };
   const inPlace = new Uint8Array(storages.length);
-  let dataFolder: string | null = null;
+  let dataFolder: Buffer | null = null;
   let pickle: { at: number; size: number } | null = null;
   let at = 0;
   while (at < directoryAt) {
-    const h = bytesAt(at, 30);
-    if (!h || h.getUint32(0, true) !== LOCAL_HEADER || h.getUint16(8, true) !== 0) return null;
-    const crc = h.getUint32(14, true);
-    let size = h.getUint32(22, true);
-    const compressed = h.getUint32(18, true);
-    const nameBytes = h.getUint16(26, true);
-    const extraBytes = h.getUint16(28, true);
-    const rest = bytesAt(at + 30, nameBytes + extraBytes);
-    if (!rest || compressed !== size) return null;
-    const name = Buffer.from(rest.buffer, rest.byteOffset, nameBytes).toString('utf8');
+    let h = bytesAt(at, 30);
+    if (h < 0 || window.readUInt32LE(h) !== LOCAL_HEADER || window.readUInt16LE(h + 8) !== 0) return null;
+    const crc = window.readUInt32LE(h + 14);
+    let size = window.readUInt32LE(h + 22);
+    const compressed = window.readUInt32LE(h + 18);
+    const nameBytes = window.readUInt16LE(h + 26);
+    const extraBytes = window.readUInt16LE(h + 28);
+    h = bytesAt(at + 30, nameBytes + extraBytes); // the name and the extra field (the window may move)
+    if (h < 0 || compressed !== size) return null;
     // zip64: both sizes in the extra field with id 1 (the writer writes them when a size or an offset passes 4 GiB)
     if (size === U32_MAX) {
-      const extra = new DataView(rest.buffer, rest.byteOffset + nameBytes, extraBytes);
+      const extra = new DataView(window.buffer, window.byteOffset + h + nameBytes, extraBytes);
       let z64: number | null = null;
       for (let e = 0; e + 4 <= extraBytes; e += 4 + extra.getUint16(e + 2, true))
         if (extra.getUint16(e, true) === 1 && e + 20 <= extraBytes) {
@@ -78,15 +77,37 @@ export function readOwnRecords(reader: FileReader, storages: WrittenStorages): R
     const dataAt = at + 30 + nameBytes + extraBytes;
     if (dataFolder === null) {
       // the writer's first record
+      const name = window.toString('utf8', h, h + nameBytes);
       if (!name.endsWith('/data.pkl') || name.indexOf('/') !== name.length - '/data.pkl'.length || size > MAX_RECORD_BYTES) return null;
-      dataFolder = name.slice(0, -'data.pkl'.length) + 'data/';
+      dataFolder = Buffer.from(`${name.slice(0, -'data.pkl'.length)}data/`, 'utf8');
       pickle = { at: dataAt, size };
-    } else if (name.startsWith(dataFolder)) {
-      const i = storageIndex(name.slice(dataFolder.length));
+    } else if (nameBytes > dataFolder.length && startsWith(window, h, dataFolder)) {
+      const i = indexIn(window, h + dataFolder.length, h + nameBytes);
       if (i !== null && i < storages.length && size === storages.nbytes(i) && dataAt === storages.dataOffset(i) && crc === storages.crc32(i)) inPlace[i] = 1;
     }
     at = dataAt + size;
   }
   if (at !== directoryAt || !pickle) return null;
   return { pickle: reader.read(pickle.at, pickle.size), inPlace, shadowed: null };
+}
+
+/**
+ * `storageIndex` of the UTF-8 text `bytes[from, to)`, read from the bytes (no string per record of
+ * a 500,000-record archive): a number written in decimal as `String` writes it, or null.
+ */
+function indexIn(bytes: Uint8Array, from: number, to: number): number | null {
+  if (to - from > 16 || (bytes[from] === 0x30 && to - from > 1)) return null; // past 2^53, or a leading zero
+  let n = 0;
+  for (let j = from; j < to; j++) {
+    const digit = bytes[j]! - 0x30;
+    if (digit < 0 || digit > 9) return null;
+    n = n * 10 + digit;
+  }
+  return Number.isSafeInteger(n) ? n : null;
+}
+
+/** Whether `bytes` holds `prefix` at `at` (compared here: Buffer.compare's call costs more for a few bytes). */
+function startsWith(bytes: Uint8Array, at: number, prefix: Uint8Array): boolean {
+  for (let j = 0; j < prefix.length; j++) if (bytes[at + j] !== prefix[j]) return false;
+  return true;
 }

@@ -7,7 +7,7 @@ import type { TorchStorage, TorchTensor } from '../formats/values/torch-values.t
 import type { WrittenStorages } from './write-checkpoint.ts';
 import { verifyLight } from './read-back-light.ts';
 import { crcProblem, matchWritten, sameItems, storageAt, type OutputResult } from './read-back-match.ts';
-import type { StorageReadBack } from './storage-read-back.ts';
+import { storageIndex, type StorageReadBack } from './storage-read-back.ts';
 import type { TensorChecks } from './tensor-checks.ts';
 
 /**
@@ -35,10 +35,14 @@ export async function verifyOutput(
   /** `walkTensors(planned)`, when the caller has it already */
   expected: TensorAt[] = walkTensors(planned),
 ): Promise<OutputResult> {
-  const crcs = await readBack.settled();
+  const crcAt = await readBack.settledByIndex();
+  const crcs = (key: string): number | undefined => {
+    const i = storageIndex(key);
+    return i === null ? undefined : crcAt(i);
+  };
   // plain containers of dense tensors (nearly every checkpoint) are decoded by the light VM, which
   // also answers for weights-only loading; anything else is read with the full reader below
-  const light = verifyLight(file, shownAs, expected, storages, plannedDevice, crcs);
+  const light = verifyLight(file, shownAs, expected, storages, plannedDevice, crcAt);
   if (light) return light;
   // only the reader: the layout, roles and tree of a full inspection are not needed here and cost
   // as much again for a checkpoint of many small tensors

@@ -29,12 +29,18 @@ export class StorageReadBack {
 
   /** Every CRC asked for, once the helper thread has answered: by storage key, undefined where none was read. */
   async settled(): Promise<(key: string) => number | undefined> {
-    await Promise.all(this.pending);
-    if (this.failed !== null) throw this.failed;
+    const crcAt = await this.settledByIndex();
     return (key) => {
       const i = storageIndex(key);
-      return i === null ? undefined : this.crcs[i];
+      return i === null ? undefined : crcAt(i);
     };
+  }
+
+  /** `settled`, by storage index. */
+  async settledByIndex(): Promise<(i: number) => number | undefined> {
+    await Promise.all(this.pending);
+    if (this.failed !== null) throw this.failed;
+    return (i) => this.crcs[i];
   }
 }
 

@@ -28,13 +28,21 @@ class SmallReads {
   private fd = -1;
   private start = 0;
   private length = 0;
-  /** Copies `n` bytes at `offset` of `reader` into `out`; false when the reader is not a file. */
-  read(reader: RandomAccessReader, offset: number, out: Buffer, n: number): boolean {
+  /** The window read last (`at` gives where in it). */
+  get bytes(): Buffer {
+    return this.window!;
+  }
+
+  /**
+   * Where in `bytes` the `n` bytes at `offset` of `reader` are, read into it if they are not yet;
+   * -1 when the reader is not a file (or ends before them).
+   */
+  at(reader: RandomAccessReader, offset: number, n: number): number {
     const fd = reader instanceof FileReader ? reader.descriptor : reader instanceof FileWindow ? reader.fd : -1;
-    if (fd < 0) return false;
+    if (fd < 0) return -1;
     const at = offset + (reader instanceof FileWindow ? reader.start : 0);
     if (fd !== this.fd || at < this.start || at + n > this.start + this.length) {
-      if (offset + n > reader.size) return false; // readRange reports it
+      if (offset + n > reader.size) return -1; // readRange reports it
       this.window ??= Buffer.allocUnsafe(WINDOW);
       const want = Math.min(WINDOW, reader.size - offset);
       let got = 0;
@@ -44,10 +52,9 @@ class SmallReads {
         got += k;
       }
       [this.fd, this.start, this.length] = [fd, at, got];
-      if (got < n) return false;
+      if (got < n) return -1;
     }
-    this.window!.copy(out, 0, at - this.start, at - this.start + n);
-    return true;
+    return at - this.start;
   }
 }
 
@@ -261,30 +268,30 @@ export function writeTorchCheckpoint(fd: number, root: PyValue, opts: WriteOptio
     // record's CRC is theirs combined, so its bytes are not CRC'd a second time here.
     const assembly = assemblyOf(source);
     const known = source.recordCrc ?? (assembly?.shape.length === 1 ? () => combinedCrc(assembly) : undefined);
-    const rec = zip.addStreamed(
-      `data/${i}`,
-      nbytes,
-      (write) => {
-        if (nbytes <= SMALL_STORAGE && small.read(range.reader, range.offset, buf, nbytes)) {
-          opts.checkCancelled?.(); // once per small storage: a file of small tensors is still cancellable
-          write(buf.subarray(0, nbytes));
-          opts.onBytes?.(nbytes);
-          return;
-        }
-        let done = 0;
-        while (done < nbytes) {
-          opts.checkCancelled?.();
-          const n = Math.min(buf.length, nbytes - done);
-          // positioned reads straight into `buf` (pread on a file; an assembled tensor's elements)
-          readRange(range.reader, range.offset + done, buf, 0, n);
-          const chunk = buf.subarray(0, n);
-          write(chunk);
-          done += n;
-          opts.onBytes?.(n);
-        }
-      },
-      known,
-    );
+    const inWindow = nbytes <= SMALL_STORAGE ? small.at(range.reader, range.offset, nbytes) : -1;
+    if (inWindow >= 0) opts.checkCancelled?.(); // once per small storage: a file of small tensors is still cancellable
+    const rec =
+      inWindow >= 0
+        ? zip.addBytes(`data/${i}`, small.bytes, inWindow, inWindow + nbytes, known)
+        : zip.addStreamed(
+            `data/${i}`,
+            nbytes,
+            (write) => {
+              let done = 0;
+              while (done < nbytes) {
+                opts.checkCancelled?.();
+                const n = Math.min(buf.length, nbytes - done);
+                // positioned reads straight into `buf` (pread on a file; an assembled tensor's elements)
+                readRange(range.reader, range.offset + done, buf, 0, n);
+                const chunk = buf.subarray(0, n);
+                write(chunk);
+                done += n;
+                opts.onBytes?.(n);
+              }
+            },
+            known,
+          );
+    if (inWindow >= 0) opts.onBytes?.(nbytes);
     written.setWritten(i, rec.crc, rec.dataOffset);
     report();
   }

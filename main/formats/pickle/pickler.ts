@@ -109,18 +109,20 @@ export function pickleInto(value: PyValue, opts: PickleWriterOptions, sink: (chu
       put(null);
     } else save(v);
   };
+  // batches of 1000 as CPython's `_batch_setitems`, walked in place (no copy of each batch)
   const setItems = (pairs: [PyValue, PyValue][]): void => {
     for (let i = 0; i < pairs.length; i += 1000) {
-      const batch = pairs.slice(i, i + 1000);
-      if (batch.length === 1) {
-        save(batch[0]![0]);
-        save(batch[0]![1]);
+      const end = Math.min(i + 1000, pairs.length);
+      if (end - i === 1) {
+        save(pairs[i]![0]);
+        save(pairs[i]![1]);
         out.byte(0x73); // SETITEM
       } else {
         out.byte(0x28); // MARK
-        for (const [k, v] of batch) {
-          save(k);
-          save(v);
+        for (let j = i; j < end; j++) {
+          const pair = pairs[j]!;
+          save(pair[0]);
+          save(pair[1]);
         }
         out.byte(0x75); // SETITEMS
       }

@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import { createHash } from 'node:crypto';
 import assert from 'node:assert/strict';
-import { closeSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, ftruncateSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as zlib from 'node:zlib';
@@ -270,3 +270,42 @@ test("the same records as torch 1.13's writer: names, order, contents, CRCs, ali
   }
   assert.equal(ours.readText('torch113_records/version'), torchZip.readText('torch113_records/version'));
 });
+
+for (const gather of [false, true])
+  test(`records past 4 GiB (zip64 local headers and directory entries)${gather ? ', gathered: headers made in place in the gather buffer' : ''}`, () => {
+    // the archive starts past 4 GiB of a sparse file (no disk is used for the hole)
+    const lead = 2 ** 32 + 100;
+    const file = join(dir, `${fileNo++}.pt`);
+    const fd = openSync(file, 'w');
+    const data = Buffer.from('0123456789abcdef');
+    const records: Array<[string, Buffer]> = [
+      ['data.pkl', Buffer.from('pickle')],
+      ['data/0', data.subarray(3, 9)],
+      ['data/1', Buffer.alloc(200, 9)],
+      ['data/2', Buffer.alloc(0)],
+    ];
+    try {
+      ftruncateSync(fd, lead);
+      const w = new TorchZipWriter(fd, 'far', lead, gather);
+      w.addRecord('data.pkl', records[0]![1]);
+      const added = w.addBytes('data/0', data, 3, 9);
+      assert.equal(added.crc, zlib.crc32(records[1]![1]));
+      w.addStreamed('data/1', 200, (write) => write(records[2]![1]));
+      w.addBytes('data/2', data, 5, 5);
+      w.finish();
+    } finally {
+      closeSync(fd);
+    }
+    const zip = open(file);
+    assert.deepEqual(
+      zip.entries.map((e) => e.name),
+      [...records.map(([n]) => `far/${n}`), 'far/version'],
+    );
+    for (const [name, bytes] of records) {
+      const e = zip.get(`far/${name}`)!;
+      assert.equal(e.crc32, zlib.crc32(bytes), `${name} CRC`);
+      const range = zip.dataRange(e);
+      assert.ok(range.offset > 2 ** 32 && range.offset % ALIGNMENT === 0, `${name} aligned, past 4 GiB`);
+      assert.deepEqual(Buffer.from(zip.readEntry(e)), bytes, `${name} bytes`);
+    }
+  });
