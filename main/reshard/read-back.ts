@@ -26,10 +26,9 @@ import { openTorchArchive, unpickleRecord } from '../formats/torch/torch-zip.ts'
 import { TorchTensor } from '../formats/values/torch-values.ts';
 import { assemblyOf, sourceOf } from '../formats/values/virtual-tensor.ts';
 import { dottedName } from '../checkpoint/replace-tensors.ts';
+import { hex } from '../convert/tensor-checks.ts';
 import { ReshapedSource } from '../formats/values/reshaped-source.ts';
 import { combinedPieceCrc } from '../formats/values/flat-pieces.ts';
-
-const hex = (n: number): string => n.toString(16).padStart(8, '0');
 
 export interface VerifyContext {
   onBytes?(n: number): void;
