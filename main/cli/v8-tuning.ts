@@ -13,9 +13,6 @@ function setMeasuredFlags(...flags: string[]): void {
   for (const f of flags) setFlagsFromString(f);
 }
 
-/** Each flag this file sets, spelled with V8 11.3's default value. */
-const V8_DEFAULTS = ['--allocation-site-pretenuring', '--ticks-before-optimization=3', '--bytecode-size-allowance-per-tick=150'];
-
 /**
  * Node compiles its own modules (`fs`, `crypto`, `worker_threads`, …) from a code cache built into
  * the binary, and V8 accepts a code cache only where the flags it was made under (V8's defaults)
@@ -51,6 +48,13 @@ export function tuneV8ForCli(): void {
 const TICKS_FACTOR = 8;
 const DEFAULT_TICKS_BEFORE_OPTIMIZATION = 3;
 const DEFAULT_BYTECODE_SIZE_ALLOWANCE_PER_TICK = 150;
+
+/** Each flag this file sets, spelled with V8 11.3's default value. */
+const V8_DEFAULTS = [
+  '--allocation-site-pretenuring',
+  `--ticks-before-optimization=${DEFAULT_TICKS_BEFORE_OPTIMIZATION}`,
+  `--bytecode-size-allowance-per-tick=${DEFAULT_BYTECODE_SIZE_ALLOWANCE_PER_TICK}`,
+];
 
 /**
  * V8 hands a function to TurboFan after it has run for a number of "ticks" (each a budget of
