@@ -11,7 +11,8 @@ import { previewConversion } from '../convert/convert-file.ts';
 import { asCheckpointError, CheckpointError, fail } from '../errors.ts';
 import { isDcpFolder } from '../formats/dcp/dcp.ts';
 import { isDeepSpeedFolder } from '../formats/deepspeed/locate.ts';
-import { WorkerPool } from '../jobs/pool.ts';
+import { CONVERT_WORKER, WorkerPool } from '../jobs/pool.ts';
+import type { ConvertJobRequest, ConvertJobResults } from '../jobs/convert-job.ts';
 import { delayTurbofanForBatch, tuneV8ForCli, withV8DefaultsWhileLoading } from './v8-tuning.ts';
 import { cancelOnSignal } from './cancel-on-signal.ts';
 import { renderBatchLine, renderBatchSummary, renderPlan, renderReport } from './convert-render.ts';
@@ -317,7 +318,7 @@ async function convertFolder(p: Parsed, io: CliIO): Promise<number> {
   const release = cancelOnSignal(controller);
   // the threads load Node's own modules from its code cache under V8's default flags; the batch's flags follow
   const pool = withV8DefaultsWhileLoading(
-    () => new WorkerPool(p.jobs),
+    () => new WorkerPool<ConvertJobRequest, ConvertJobResults>(p.jobs, CONVERT_WORKER),
     (started) => started.loaded(),
     () => {
       tuneV8ForCli();
