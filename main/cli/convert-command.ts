@@ -236,7 +236,8 @@ async function convertOne(p: Parsed, io: CliIO): Promise<number> {
   removeStaleTempFiles(path.dirname(path.resolve(p.output ?? p.input)));
   const controller = new AbortController();
   const release = cancelOnSignal(controller);
-  const pool = new WorkerPool(1);
+  // the thread of convert-worker.js: the conversion jobs only, half the app worker's code to load
+  const pool = new WorkerPool<ConvertJobRequest, ConvertJobResults>(1, CONVERT_WORKER);
   const bar = io.isTTY && !p.json ? new ProgressLine(io) : null;
   let lastPlain = 0;
   try {
