@@ -35,8 +35,9 @@ const RUNNER = 'main/verify/verify-runner.py';
 if (existsSync(RUNNER)) copyFileSync(RUNNER, 'dist/verify-runner.py');
 
 if (existsSync('main/electron/main.ts')) {
-  // Workers are started from beside the running bundle, so the Electron main gets its own copies.
-  const { ckpt, ...workers } = entries;
+  // Workers are started from beside the running bundle, so the Electron main gets its own copies
+  // (not convert-worker: only the CLI's `convert` starts it; the app's batches run the full worker).
+  const { ckpt, 'convert-worker': _cliOnly, ...workers } = entries;
   await build({ ...node, entryPoints: { main: 'main/electron/main.ts', ...workers }, outdir: 'dist/electron' });
   if (existsSync(RUNNER)) copyFileSync(RUNNER, 'dist/electron/verify-runner.py');
   // A sandboxed preload must be one CommonJS script that requires nothing but 'electron'.
