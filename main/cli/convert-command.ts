@@ -11,7 +11,8 @@ import { previewConversion } from '../convert/convert-file.ts';
 import { asCheckpointError, CheckpointError, fail } from '../errors.ts';
 import { isDcpFolder } from '../formats/dcp/dcp.ts';
 import { isDeepSpeedFolder } from '../formats/deepspeed/locate.ts';
-import { WorkerPool } from '../jobs/pool.ts';
+import { CONVERT_WORKER, WorkerPool } from '../jobs/pool.ts';
+import type { ConvertJobRequest, ConvertJobResults } from '../jobs/convert-job.ts';
 import { delayTurbofanForBatch, tuneV8ForCli, withV8DefaultsWhileLoading } from './v8-tuning.ts';
 import { cancelOnSignal } from './cancel-on-signal.ts';
 import { renderBatchLine, renderBatchSummary, renderPlan, renderReport } from './convert-render.ts';
@@ -235,7 +236,8 @@ async function convertOne(p: Parsed, io: CliIO): Promise<number> {
   removeStaleTempFiles(path.dirname(path.resolve(p.output ?? p.input)));
   const controller = new AbortController();
   const release = cancelOnSignal(controller);
-  const pool = new WorkerPool(1);
+  // the thread of convert-worker.js: the conversion jobs only, half the app worker's code to load
+  const pool = new WorkerPool<ConvertJobRequest, ConvertJobResults>(1, CONVERT_WORKER);
   const bar = io.isTTY && !p.json ? new ProgressLine(io) : null;
   let lastPlain = 0;
   try {
@@ -317,7 +319,7 @@ async function convertFolder(p: Parsed, io: CliIO): Promise<number> {
   const release = cancelOnSignal(controller);
   // the threads load Node's own modules from its code cache under V8's default flags; the batch's flags follow
   const pool = withV8DefaultsWhileLoading(
-    () => new WorkerPool(p.jobs),
+    () => new WorkerPool<ConvertJobRequest, ConvertJobResults>(p.jobs, CONVERT_WORKER),
     (started) => started.loaded(),
     () => {
       tuneV8ForCli();

@@ -6,19 +6,27 @@ export function tailSha256(file: string, bytes: number): string | null {
   let fd = -1;
   try {
     fd = fs.openSync(file, 'r');
-    const size = fs.fstatSync(fd).size;
-    if (bytes > size) return null;
-    const buf = Buffer.allocUnsafe(bytes);
-    let done = 0;
-    while (done < bytes) {
-      const n = fs.readSync(fd, buf, done, bytes - done, size - bytes + done);
-      if (n === 0) return null;
-      done += n;
-    }
-    return createHash('sha256').update(buf).digest('hex');
+    return tailSha256Of(fd, fs.fstatSync(fd).size, bytes);
   } catch {
     return null;
   } finally {
     if (fd >= 0) fs.closeSync(fd);
   }
+}
+
+/** The same through a descriptor already open on a file of `size` bytes (a read-back's own reader). */
+export function tailSha256Of(fd: number, size: number, bytes: number): string | null {
+  if (bytes > size) return null;
+  const buf = Buffer.allocUnsafe(bytes);
+  let done = 0;
+  try {
+    while (done < bytes) {
+      const n = fs.readSync(fd, buf, done, bytes - done, size - bytes + done);
+      if (n === 0) return null;
+      done += n;
+    }
+  } catch {
+    return null;
+  }
+  return createHash('sha256').update(buf).digest('hex');
 }

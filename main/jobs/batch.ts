@@ -8,6 +8,7 @@ import type { ErrorInfo } from '../../shared/errors.ts';
 import type { ConversionRules } from '../../shared/presets.ts';
 import { asCheckpointError, fail } from '../errors.ts';
 import type { WorkerPool } from './pool.ts';
+import type { ConvertJobRequest, ConvertJobResults } from './convert-job.ts';
 import { syncDir } from '../io/atomic-file.ts';
 import { findCheckpoints, groupFamilies, type FileGroup } from '../inputs/discover.ts';
 import { BatchJournal, doneRecords, matchesRecord, readJournals, type RecordedOutput } from './batch-journal.ts';
@@ -135,7 +136,7 @@ function unitsOf(g: FileGroup, rules: ConversionRules, input: string): Unit[] {
   return [{ source: group, sources: g.files, output: g.mergedName!, rules, group }];
 }
 
-export async function runBatch(opts: BatchOptions, pool: WorkerPool): Promise<BatchSummary> {
+export async function runBatch(opts: BatchOptions, pool: WorkerPool<ConvertJobRequest, ConvertJobResults>): Promise<BatchSummary> {
   const t0 = performance.now();
   const input = path.resolve(opts.input);
   const out = path.resolve(opts.outDir);

@@ -58,6 +58,15 @@ export type JobRequest = { [K in JobKind]: { kind: K } & WorkerJobs[K]['request'
 
 export type JobResults = { [K in JobKind]: WorkerJobs[K]['result'] };
 
+/** What a job running in a worker may call (run-job.ts, convert-job.ts). */
+export interface JobContext {
+  onProgress(p: Progress): void;
+  /** true once the job was cancelled; long jobs check it between chunks */
+  cancelled(): boolean;
+  /** the job waits on the disk now; its thread is free for another job meanwhile */
+  onWaiting?(): void;
+}
+
 /** A job as the pool sends it to a worker. */
 export interface JobMessage {
   seq: number;

@@ -1,7 +1,6 @@
-import type { JobRequest, JobResults } from './protocol.ts';
-import type { Progress } from '../../shared/convert.ts';
+import type { JobContext, JobRequest, JobResults } from './protocol.ts';
 import { openCheckpoint } from '../inputs/open-checkpoint.ts';
-import { convertFile } from '../convert/convert-file.ts';
+import { cancelSignal, convertJob } from './convert-job.ts';
 import { packConversionReport } from '../convert/packed-report.ts';
 import { tensorStats } from './tensor-stats.ts';
 import { compareRanks } from '../inputs/family.ts';
@@ -14,13 +13,7 @@ import { PreviewCache } from './preview-cache.ts';
 /** This thread's preview cache: the Convert view previews one file many times as its rules change. */
 const previews = new PreviewCache();
 
-export interface JobContext {
-  onProgress(p: Progress): void;
-  /** true once the job was cancelled; long jobs check it between chunks */
-  cancelled(): boolean;
-  /** the job waits on the disk now; its thread is free for another job meanwhile */
-  onWaiting?(): void;
-}
+export type { JobContext };
 
 /** Runs one job in the current thread: the worker calls this, and so can tests and the CLI. */
 export async function runJob<K extends JobRequest['kind']>(request: JobRequest & { kind: K }, ctx: JobContext): Promise<JobResults[K]> {
@@ -35,34 +28,17 @@ export async function runJob<K extends JobRequest['kind']>(request: JobRequest &
       }
     }
     case 'convert': {
-      const signal = {
-        get aborted() {
-          return ctx.cancelled();
-        },
-      } as AbortSignal;
-      if (req.fit) {
-        if (!req.output) throw new Error('a fit conversion needs an output path');
-        const { convertToFit } = await import('../fit/convert-fit.ts');
-        const fitted = await convertToFit(req.source, req.fit.target, {
-          output: req.output,
-          force: req.force,
-          onProgress: ctx.onProgress,
-          signal,
-          edits: req.fit.edits,
-        });
-        return packConversionReport(fitted.report) as JobResults[K];
-      }
-      const report = await convertFile(req.source, {
-        rules: req.rules,
+      if (!req.fit) return (await convertJob(req, ctx)) as JobResults[K];
+      if (!req.output) throw new Error('a fit conversion needs an output path');
+      const { convertToFit } = await import('../fit/convert-fit.ts');
+      const fitted = await convertToFit(req.source, req.fit.target, {
         output: req.output,
         force: req.force,
         onProgress: ctx.onProgress,
-        signal,
-        syncFolder: req.syncFolder ?? true,
-        keepVerifiedExisting: req.keepVerifiedExisting ?? false,
-        ...(ctx.onWaiting ? { onWaiting: ctx.onWaiting } : {}),
+        signal: cancelSignal(ctx),
+        edits: req.fit.edits,
       });
-      return packConversionReport(report) as JobResults[K];
+      return packConversionReport(fitted.report) as JobResults[K];
     }
     case 'tensor-stats':
       return tensorStats(req.file, req.path, req.bins) as JobResults[K];
