@@ -13,6 +13,12 @@ export interface KeyMapper {
   added: string[];
   /** the new key, or null when the key is dropped by include/exclude */
   map(key: string): string | null;
+  /**
+   * True when distinct keys of the keys it was made for always get distinct new keys: it only
+   * removes the prefixes all of them share (`stripped`) and adds prefixes (no rename, key map or
+   * --strip-prefix, which can make two keys one).
+   */
+  distinctStayDistinct: boolean;
   /** a `_metadata` module path ('' = root) → its new path, or null when it is dropped */
   mapModulePath(path: string): string | null;
 }
@@ -44,6 +50,7 @@ export function keyMapper(keys: string[], rules: ConversionRules, lightning: boo
   return {
     stripped,
     added: adds,
+    distinctStayDistinct: !exact && !renames.length && !rules.stripPrefixes.some((p) => p),
     map(key) {
       if (exact?.has(key)) return exact.get(key)!;
       const k = canonical(key);
