@@ -235,7 +235,12 @@ async function convertOne(p: Parsed, io: CliIO): Promise<number> {
   removeStaleTempFiles(path.dirname(path.resolve(p.output ?? p.input)));
   const controller = new AbortController();
   const release = cancelOnSignal(controller);
-  const pool = new WorkerPool(1);
+  // the thread loads Node's own modules from its code cache under V8's default flags (see v8-tuning.ts)
+  const pool = withV8DefaultsWhileLoading(
+    () => new WorkerPool(1),
+    (started) => started.loaded(),
+    tuneV8ForCli,
+  );
   const bar = io.isTTY && !p.json ? new ProgressLine(io) : null;
   let lastPlain = 0;
   try {
