@@ -20,7 +20,7 @@ import type { CliIO } from './io.ts';
 import { withTag } from '../formats/deepspeed/locate.ts';
 import { castOptions } from './cast-options.ts';
 import { writeJsonInPieces, type LongList } from './json-pieces.ts';
-import { checksIn, keyChangePieces } from '../convert/packed-report.ts';
+import { checksIn, checksJson, keyChangeJsonPieces, keyChangePieces } from '../convert/packed-report.ts';
 import { ProgressLine } from './progress-line.ts';
 
 export const CONVERT_HELP = `ckpt convert <file|folder> --preset cpu|gpu[:K]|dp|ddp [options]
@@ -267,8 +267,17 @@ async function convertOne(p: Parsed, io: CliIO): Promise<number> {
         { event: 'report', report },
         // the per-tensor parts, packed by the worker: each output's checks and each state dict's key changes
         [
-          ...report.outputs.map((o): LongList => ({ at: o.checks, length: o.checks.count, items: (from, to) => checksIn(o.checks, from, to) })),
-          ...report.plan.stateDicts.map((sd): LongList => ({ at: sd.keys, length: sd.keys.count, items: keyChangePieces(sd.keys) })),
+          ...report.outputs.map(
+            (o): LongList => ({
+              at: o.checks,
+              length: o.checks.count,
+              items: (from, to) => checksIn(o.checks, from, to),
+              json: (from, to) => checksJson(o.checks, from, to),
+            }),
+          ),
+          ...report.plan.stateDicts.map(
+            (sd): LongList => ({ at: sd.keys, length: sd.keys.count, items: keyChangePieces(sd.keys), json: keyChangeJsonPieces(sd.keys) }),
+          ),
         ],
         io.stdout,
         io.stdoutRoom,

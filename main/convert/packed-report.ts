@@ -217,6 +217,30 @@ export function checkAt(p: PackedChecks, i: number): TensorCheck {
   return check;
 }
 
+/**
+ * `JSON.stringify(checksIn(p, from, to)).slice(1, -1)`, made directly (the `--json` writer): no
+ * check object, path or shape array per tensor, and a path written once for `path` and `sourcePath`.
+ */
+export function checksJson(p: PackedChecks, from: number, to: number): string {
+  const dtypes = p.dtypes.map((d) => JSON.stringify(d));
+  const devices = p.devices.map((d) => JSON.stringify(d));
+  let out = '';
+  for (let i = from; i < Math.min(to, p.count); i++) {
+    let path = '[';
+    for (let k = i ? p.pathEnds[i - 1]! : 0, first = k; k < p.pathEnds[i]!; k++) {
+      const text = stringAt(p.keys, k);
+      path += (k > first ? ',' : '') + JSON.stringify(p.numberKeys[k] ? Number(text) : text);
+    }
+    let shape = '[';
+    for (let d = i ? p.shapeEnds[i - 1]! : 0, first = d; d < p.shapeEnds[i]!; d++) shape += (d > first ? ',' : '') + JSON.stringify(p.dims[d]!);
+    const flags = p.flags[i]!;
+    out += `${i > from ? ',' : ''}{"path":${path}],"sourcePath":${path}],"dtype":${dtypes[p.dtypeIds[i]!]},"shape":${shape}],"device":${devices[p.deviceIds[i]!]},"crc32":"${flags & CRC_READ ? hex(p.crcs[i]!) : ''}","ok":${!(flags & FAILED)}`;
+    const problem = flags & FAILED ? p.problems.get(i) : undefined;
+    out += problem !== undefined ? `,"problem":${JSON.stringify(problem)}}` : '}';
+  }
+  return out;
+}
+
 /** Keys `from` up to `to` of packed key changes; `renamedBefore` is the number of RENAMED keys before `from`. */
 export function keyChangesIn(p: PackedKeys, from: number, to: number, renamedBefore: number): KeyChange[] {
   const out: KeyChange[] = [];
@@ -226,6 +250,19 @@ export function keyChangesIn(p: PackedKeys, from: number, to: number, renamedBef
     const f = stringAt(p.from, i);
     const kind = p.kinds[i];
     out.push({ from: f, to: kind === KEPT ? f : kind === DROPPED ? null : stringAt(p.renamed, r++) });
+  }
+  return out;
+}
+
+/** `JSON.stringify(keyChangesIn(p, from, to, renamedBefore)).slice(1, -1)`, made directly (no object per key). */
+function keyChangesJson(p: PackedKeys, from: number, to: number, renamedBefore: number): string {
+  let out = '';
+  to = Math.min(to, p.count);
+  let r = renamedBefore;
+  for (let i = from; i < to; i++) {
+    const f = JSON.stringify(stringAt(p.from, i));
+    const kind = p.kinds[i];
+    out += `${i > from ? ',' : ''}{"from":${f},"to":${kind === KEPT ? f : kind === DROPPED ? 'null' : JSON.stringify(stringAt(p.renamed, r++))}}`;
   }
   return out;
 }
@@ -244,6 +281,15 @@ export function unpackConversionReport(p: PackedConversionReport): ConversionRep
  * number of renamed keys before `from`, counted as the pieces go.
  */
 export function keyChangePieces(p: PackedKeys): (from: number, to: number) => KeyChange[] {
+  return inPieces(p, keyChangesIn);
+}
+
+/** `keyChangePieces` as `JSON.stringify(piece).slice(1, -1)`, made directly (see `keyChangesJson`). */
+export function keyChangeJsonPieces(p: PackedKeys): (from: number, to: number) => string {
+  return inPieces(p, keyChangesJson);
+}
+
+function inPieces<T>(p: PackedKeys, piece: (p: PackedKeys, from: number, to: number, renamedBefore: number) => T): (from: number, to: number) => T {
   let at = 0;
   let renamed = 0;
   const renamedIn = (from: number, to: number): number => {
@@ -254,10 +300,10 @@ export function keyChangePieces(p: PackedKeys): (from: number, to: number) => Ke
   return (from, to) => {
     to = Math.min(to, p.count);
     if (from !== at) renamed = renamedIn(0, from);
-    const piece = keyChangesIn(p, from, to, renamed);
+    const made = piece(p, from, to, renamed);
     renamed += renamedIn(from, to);
     at = to;
-    return piece;
+    return made;
   };
 }
 
