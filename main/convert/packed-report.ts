@@ -224,13 +224,12 @@ export function checkAt(p: PackedChecks, i: number): TensorCheck {
 export function checksJson(p: PackedChecks, from: number, to: number): string {
   const dtypes = p.dtypes.map((d) => JSON.stringify(d));
   const devices = p.devices.map((d) => JSON.stringify(d));
+  const keyJson = jsonOf(p.keys);
   let out = '';
   for (let i = from; i < Math.min(to, p.count); i++) {
     let path = '[';
-    for (let k = i ? p.pathEnds[i - 1]! : 0, first = k; k < p.pathEnds[i]!; k++) {
-      const text = stringAt(p.keys, k);
-      path += (k > first ? ',' : '') + JSON.stringify(p.numberKeys[k] ? Number(text) : text);
-    }
+    for (let k = i ? p.pathEnds[i - 1]! : 0, first = k; k < p.pathEnds[i]!; k++)
+      path += (k > first ? ',' : '') + (p.numberKeys[k] ? JSON.stringify(Number(stringAt(p.keys, k))) : keyJson(k));
     let shape = '[';
     for (let d = i ? p.shapeEnds[i - 1]! : 0, first = d; d < p.shapeEnds[i]!; d++) shape += (d > first ? ',' : '') + JSON.stringify(p.dims[d]!);
     const flags = p.flags[i]!;
@@ -256,15 +255,31 @@ export function keyChangesIn(p: PackedKeys, from: number, to: number, renamedBef
 
 /** `JSON.stringify(keyChangesIn(p, from, to, renamedBefore)).slice(1, -1)`, made directly (no object per key). */
 function keyChangesJson(p: PackedKeys, from: number, to: number, renamedBefore: number): string {
-  let out = '';
+  const parts: string[] = [];
   to = Math.min(to, p.count);
   let r = renamedBefore;
+  const fromJson = jsonOf(p.from);
+  const renamedJson = jsonOf(p.renamed);
   for (let i = from; i < to; i++) {
-    const f = JSON.stringify(stringAt(p.from, i));
+    const f = fromJson(i);
     const kind = p.kinds[i];
-    out += `${i > from ? ',' : ''}{"from":${f},"to":${kind === KEPT ? f : kind === DROPPED ? 'null' : JSON.stringify(stringAt(p.renamed, r++))}}`;
+    parts.push(`{"from":${f},"to":${kind === KEPT ? f : kind === DROPPED ? 'null' : renamedJson(r++)}}`);
   }
-  return out;
+  return parts.join(',');
+}
+
+/** Text that JSON.stringify writes as it is between quotes: no quote, backslash, control character or surrogate. */
+const PLAIN_JSON_TEXT = /^[^"\\\0-\x1f\ud800-\udfff]*$/;
+const plainTexts = new WeakMap<PackedStrings, boolean>();
+
+/** `JSON.stringify(stringAt(p, i))`, quoted directly where no text of `p` needs an escape. */
+function jsonOf(p: PackedStrings): (i: number) => string {
+  let plain = plainTexts.get(p);
+  if (plain === undefined) {
+    stringAt(p, 0);
+    plainTexts.set(p, (plain = PLAIN_JSON_TEXT.test(texts.get(p) ?? '')));
+  }
+  return plain ? (i) => `"${stringAt(p, i)}"` : (i) => JSON.stringify(stringAt(p, i));
 }
 
 /** The report as the API states it: every check and key change expanded. */

@@ -99,6 +99,7 @@ test('key texts of every kind come back exactly: ASCII, Latin-1, other scripts, 
   const texts = [
     ['plain.weight', 'café.poids'],
     ['ключ.вес', 'emoji.😀', 'lone.\ud800.surrogate', ''],
+    ['quote".weight', 'back\\slash', 'tab\t.nul\u0000', 'del\u007f.line\u2028'],
   ];
   for (const list of texts) {
     const keys = list.map((from, i) => ({ from, to: i % 2 ? `${from}.renamed` : from }));
