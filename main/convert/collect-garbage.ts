@@ -15,6 +15,7 @@ export const MANY_TENSORS = 200_000;
  */
 export const MANY_TENSORS_READ = 200_000;
 
+/** V8's `gc`, once found (null where none can be had) */
 let gc: (() => void) | null | undefined;
 
 /**
@@ -28,19 +29,32 @@ let gc: (() => void) | null | undefined;
  * 320–329 → 290 MB with one before packing, at ~100–220 ms under load 8 (`MANY_TENSORS`).
  *
  * `gc` is V8's, exposed by `--expose-gc` in contexts made after the flag is set (a new `vm`
- * context here); where that is refused, nothing is collected.
+ * context here); where that is refused, nothing is collected. The flag is set only while that
+ * context is made, then back to V8's default: V8 flags are per process, and V8 accepts Node's
+ * built-in code cache only under the flags it was made with, so with the flag left set every
+ * worker started later (the app's and `ckpt serve`'s pools after a conversion of many tensors)
+ * compiled Node's own modules from source (see main/cli/v8-tuning.ts). The function made stays
+ * usable. Where the process was started with the flag (`node --expose-gc`), its own `gc` is used.
  */
 export function collectGarbage(): void {
-  if (gc === undefined) {
-    try {
-      setFlagsFromString('--expose-gc');
-      const f: unknown = runInNewContext('gc');
-      gc = typeof f === 'function' ? (f as () => void) : null;
-    } catch {
-      gc = null;
-    }
-  }
+  if (gc === undefined) gc = exposedGc();
   gc?.();
+}
+
+function exposedGc(): (() => void) | null {
+  const own: unknown = (globalThis as { gc?: unknown }).gc;
+  if (typeof own === 'function') return own as () => void;
+  try {
+    setFlagsFromString('--expose-gc');
+    try {
+      const f: unknown = runInNewContext('gc');
+      return typeof f === 'function' ? (f as () => void) : null;
+    } finally {
+      setFlagsFromString('--no-expose-gc');
+    }
+  } catch {
+    return null;
+  }
 }
 
 /** `collectGarbage` at the end of a phase of a conversion of `tensors` tensors, from `many` of them. */
