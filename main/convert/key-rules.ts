@@ -40,11 +40,9 @@ export function keyMapper(keys: string[], rules: ConversionRules, lightning: boo
     for (const r of renames) k = k.replace(r.re, r.to);
     return k;
   };
-  const withAdds = (k: string): string => {
-    let out = k;
-    for (const p of [...adds].reverse()) out = p + out;
-    return out;
-  };
+  // the prefixes added, outermost first: one string, not a reversed copy of them per key
+  const added = adds.join('');
+  const withAdds = (k: string): string => (added ? added + k : k);
   const exact = rules.keyMap ? new Map(rules.keyMap.map((m) => [m.from, m.to])) : null;
   const exactModules = rules.keyMap ? keyMapModulePaths(rules.keyMap) : null;
   return {
