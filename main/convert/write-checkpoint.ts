@@ -260,8 +260,10 @@ export function writeTorchCheckpoint(fd: number, root: PyValue, opts: WriteOptio
   let untold = 0;
   let smallCopied = 0;
   const tell = (): void => {
-    if (untold) opts.onBytes?.(untold);
+    if (!untold) return;
+    opts.onBytes?.(untold);
     untold = 0;
+    opts.checkCancelled?.(); // as after each streamed chunk: progress told, then a cancel honoured
   };
   const report = (): void => {
     for (; reported < written.length && written.dataOffset(reported) && zip.inFile(written.dataOffset(reported) + written.nbytes(reported)); reported++)
