@@ -27,8 +27,9 @@ export function eachPickledValue(root: PyValue, visit: (v: object) => void): voi
     if (v instanceof TorchTensor) {
       stack.push(v.rebuild);
       // a plain tensor's arguments: its storage, ints, tuples of ints and an empty hooks dict; only
-      // those with something in them are walked (100,000 tensors are otherwise 500,000 set entries)
-      for (const a of v.args) if (!isEmptyLeaf(a)) stack.push(a);
+      // those with something in them are walked (100,000 tensors are otherwise 500,000 set entries).
+      // Arguments made per read are always those (`TorchTensor.args`): not made only to be skipped.
+      if (!v.argsAreMadePerRead) for (const a of v.args) if (!isEmptyLeaf(a)) stack.push(a);
     } else if (v instanceof PyDict) {
       for (const [k, x] of v.entries) stack.push(k, x);
       if (v.attrs) stack.push(v.attrs);

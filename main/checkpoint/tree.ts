@@ -154,6 +154,28 @@ export function walkTensors(root: PyValue): TensorAt[] {
   return out;
 }
 
+/**
+ * Whether some tensor `walkTensors` would give satisfies `test`, each container looked into once
+ * (the tensors `walkTensors` reaches by every path, without a path or an entry made for each).
+ */
+export function someTensor(root: PyValue, test: (t: TorchTensor) => boolean): boolean {
+  const seen = new Set<object>();
+  const stack: PyValue[] = [root];
+  while (stack.length) {
+    const v = stack.pop()!;
+    if (v instanceof TorchTensor) {
+      if (test(v)) return true;
+      continue;
+    }
+    if (v === null || typeof v !== 'object' || seen.has(v)) continue;
+    seen.add(v);
+    if (v instanceof PyDict) for (const [, x] of v.entries) stack.push(x);
+    else if (v instanceof PyList || v instanceof PyTuple || v instanceof PySet) for (const x of v.items) stack.push(x);
+    else for (const [, x] of childrenOf(v)) stack.push(x);
+  }
+  return false;
+}
+
 /** The value at a path (as `walkTensors` and `findRoles` give paths), or undefined. */
 export function valueAt(root: PyValue, path: PathKey[]): PyValue | undefined {
   let cur: PyValue | undefined = root;

@@ -21,7 +21,7 @@ import type { CliIO } from './io.ts';
 import { withTag } from '../formats/deepspeed/locate.ts';
 import { castOptions } from './cast-options.ts';
 import { writeJsonInPieces, type LongList } from './json-pieces.ts';
-import { checksIn, keyChangePieces } from '../convert/packed-report.ts';
+import { checksIn, checksJson, keyChangeJsonPieces, keyChangePieces } from '../convert/packed-report.ts';
 import { ProgressLine } from './progress-line.ts';
 
 export const CONVERT_HELP = `ckpt convert <file|folder> --preset cpu|gpu[:K]|dp|ddp [options]
@@ -236,8 +236,13 @@ async function convertOne(p: Parsed, io: CliIO): Promise<number> {
   removeStaleTempFiles(path.dirname(path.resolve(p.output ?? p.input)));
   const controller = new AbortController();
   const release = cancelOnSignal(controller);
-  // the thread of convert-worker.js: the conversion jobs only, half the app worker's code to load
-  const pool = new WorkerPool<ConvertJobRequest, ConvertJobResults>(1, CONVERT_WORKER);
+  // the thread of convert-worker.js (the conversion jobs only, half the app worker's code to load),
+  // loading Node's own modules from its code cache under V8's default flags (see v8-tuning.ts)
+  const pool = withV8DefaultsWhileLoading(
+    () => new WorkerPool<ConvertJobRequest, ConvertJobResults>(1, CONVERT_WORKER),
+    (started) => started.loaded(),
+    tuneV8ForCli,
+  );
   const bar = io.isTTY && !p.json ? new ProgressLine(io) : null;
   let lastPlain = 0;
   try {
@@ -264,8 +269,17 @@ async function convertOne(p: Parsed, io: CliIO): Promise<number> {
         { event: 'report', report },
         // the per-tensor parts, packed by the worker: each output's checks and each state dict's key changes
         [
-          ...report.outputs.map((o): LongList => ({ at: o.checks, length: o.checks.count, items: (from, to) => checksIn(o.checks, from, to) })),
-          ...report.plan.stateDicts.map((sd): LongList => ({ at: sd.keys, length: sd.keys.count, items: keyChangePieces(sd.keys) })),
+          ...report.outputs.map(
+            (o): LongList => ({
+              at: o.checks,
+              length: o.checks.count,
+              items: (from, to) => checksIn(o.checks, from, to),
+              json: (from, to) => checksJson(o.checks, from, to),
+            }),
+          ),
+          ...report.plan.stateDicts.map(
+            (sd): LongList => ({ at: sd.keys, length: sd.keys.count, items: keyChangePieces(sd.keys), json: keyChangeJsonPieces(sd.keys) }),
+          ),
         ],
         io.stdout,
         io.stdoutRoom,

@@ -1,8 +1,13 @@
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 
-/** From this many tensors a conversion collects its garbage before its report is packed. */
-export const MANY_TENSORS = 50_000;
+/**
+ * From this many tensors a conversion collects its garbage before its report is packed. At
+ * 100,000 tensors (keys_100k.pt → cpu) it no longer pays: since the pickler makes no objects per
+ * plain tensor, the peak without it is 263–268 MB (258–261 MB with it), and the collection cost
+ * ~200 ms of CPU of 2.5 s (4 interleaved runs each, load 6 on 2 cores). At 500,000 it is kept.
+ */
+export const MANY_TENSORS = 200_000;
 /**
  * From this many, also the garbage of its reading before converting: at 500,000 tensors
  * (safetensors) it lowered the peak from 620 to 498 MB; at 100,000 (a torch zip, whose reading
@@ -10,6 +15,7 @@ export const MANY_TENSORS = 50_000;
  */
 export const MANY_TENSORS_READ = 200_000;
 
+/** V8's `gc`, once found (null where none can be had) */
 let gc: (() => void) | null | undefined;
 
 /**
@@ -23,19 +29,32 @@ let gc: (() => void) | null | undefined;
  * 320–329 → 290 MB with one before packing, at ~100–220 ms under load 8 (`MANY_TENSORS`).
  *
  * `gc` is V8's, exposed by `--expose-gc` in contexts made after the flag is set (a new `vm`
- * context here); where that is refused, nothing is collected.
+ * context here); where that is refused, nothing is collected. The flag is set only while that
+ * context is made, then back to V8's default: V8 flags are per process, and V8 accepts Node's
+ * built-in code cache only under the flags it was made with, so with the flag left set every
+ * worker started later (the app's and `ckpt serve`'s pools after a conversion of many tensors)
+ * compiled Node's own modules from source (see main/cli/v8-tuning.ts). The function made stays
+ * usable. Where the process was started with the flag (`node --expose-gc`), its own `gc` is used.
  */
 export function collectGarbage(): void {
-  if (gc === undefined) {
-    try {
-      setFlagsFromString('--expose-gc');
-      const f: unknown = runInNewContext('gc');
-      gc = typeof f === 'function' ? (f as () => void) : null;
-    } catch {
-      gc = null;
-    }
-  }
+  if (gc === undefined) gc = exposedGc();
   gc?.();
+}
+
+function exposedGc(): (() => void) | null {
+  const own: unknown = (globalThis as { gc?: unknown }).gc;
+  if (typeof own === 'function') return own as () => void;
+  try {
+    setFlagsFromString('--expose-gc');
+    try {
+      const f: unknown = runInNewContext('gc');
+      return typeof f === 'function' ? (f as () => void) : null;
+    } finally {
+      setFlagsFromString('--no-expose-gc');
+    }
+  } catch {
+    return null;
+  }
 }
 
 /** `collectGarbage` at the end of a phase of a conversion of `tensors` tensors, from `many` of them. */

@@ -13,6 +13,12 @@ export interface KeyMapper {
   added: string[];
   /** the new key, or null when the key is dropped by include/exclude */
   map(key: string): string | null;
+  /**
+   * True when distinct keys of the keys it was made for always get distinct new keys: it only
+   * removes the prefixes all of them share (`stripped`) and adds prefixes (no rename, key map or
+   * --strip-prefix, which can make two keys one).
+   */
+  distinctStayDistinct: boolean;
   /** a `_metadata` module path ('' = root) → its new path, or null when it is dropped */
   mapModulePath(path: string): string | null;
 }
@@ -34,16 +40,15 @@ export function keyMapper(keys: string[], rules: ConversionRules, lightning: boo
     for (const r of renames) k = k.replace(r.re, r.to);
     return k;
   };
-  const withAdds = (k: string): string => {
-    let out = k;
-    for (const p of [...adds].reverse()) out = p + out;
-    return out;
-  };
+  // the prefixes added, outermost first: one string, not a reversed copy of them per key
+  const added = adds.join('');
+  const withAdds = (k: string): string => (added ? added + k : k);
   const exact = rules.keyMap ? new Map(rules.keyMap.map((m) => [m.from, m.to])) : null;
   const exactModules = rules.keyMap ? keyMapModulePaths(rules.keyMap) : null;
   return {
     stripped,
     added: adds,
+    distinctStayDistinct: !exact && !renames.length && !rules.stripPrefixes.some((p) => p),
     map(key) {
       if (exact?.has(key)) return exact.get(key)!;
       const k = canonical(key);

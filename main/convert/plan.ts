@@ -98,9 +98,10 @@ export function planConversion(ck: Checkpoint, rules: ConversionRules, output: s
   const warnings: string[] = [];
   const errors: string[] = [];
   for (const r of roles) {
-    // a state dict's keys are a dict's, so distinct (PyDict): where the rules rename none, no two
-    // meet (a 500,000-key map saved); a module's keys are joined paths and are always checked
-    if (r.role.kind === 'state-dict' && r.plan.keys.every((c) => c.to === null || c.to === c.from)) continue;
+    // a state dict's keys are a dict's, so distinct (PyDict): where the rules rename none, or only
+    // strip the prefixes every key shares and add some, no two meet (a 100,000- or 500,000-key map
+    // saved); a module's keys are joined paths and are always checked
+    if (r.role.kind === 'state-dict' && (r.mapper.distinctStayDistinct || r.plan.keys.every((c) => c.to === null || c.to === c.from))) continue;
     const seen = new Map<string, string>();
     for (const c of r.plan.keys) {
       if (c.to === null) continue;

@@ -230,13 +230,14 @@ export function writeTorchCheckpoint(fd: number, root: PyValue, opts: WriteOptio
     const freshArgs = t.argsAreMadePerRead;
     // Legacy storage views become their root storage with the offset moved (zip files have no views).
     const s = t.storage;
-    let args = t.args;
-    if (s && s.viewOf && args[0] === s && typeof args[1] === 'number') args = [s.viewOf, args[1] + s.viewOffset / s.dtype.size, ...args.slice(2)];
     // A dtype with no typed storage class (uint16, float8, ...) rides on an untyped storage and
     // needs `_rebuild_tensor_v3`, which names the dtype (torch/_utils.py; torch ≥ 2.1 writes it).
-    if (t.rebuild.name === '_rebuild_tensor_v2' && s && s.dtype.name !== t.dtype.name) {
-      return { rebuild: rebuildV3, args: [...args.slice(0, 6), torchGlobal(t.dtype.name)], freshArgs };
-    }
+    const v3 = t.rebuild.name === '_rebuild_tensor_v2' && s && s.dtype.name !== t.dtype.name;
+    // the plain arguments as they are: written from the tensor's fields, not made (see TensorRecipe)
+    if (freshArgs && !v3 && !s?.viewOf) return { rebuild: t.rebuild, args: null, freshArgs };
+    let args = t.args;
+    if (s && s.viewOf && args[0] === s && typeof args[1] === 'number') args = [s.viewOf, args[1] + s.viewOffset / s.dtype.size, ...args.slice(2)];
+    if (v3) return { rebuild: rebuildV3, args: [...args.slice(0, 6), torchGlobal(t.dtype.name)], freshArgs };
     return { rebuild: t.rebuild, args, freshArgs };
   };
   // a tensor whose storage is used by one path is itself met once: no memo entry (see sharedStorages)
@@ -253,6 +254,17 @@ export function writeTorchCheckpoint(fd: number, root: PyValue, opts: WriteOptio
   const small = new SmallReads();
   // storages whose bytes the zip writer still gathers: reported once they are in the file
   let reported = 0;
+  // the bytes of small storages copied since progress was last told, told once per MiB, and
+  // cancellation checked once per 256 of them (a 100,000-tensor file is otherwise 100,000
+  // progress calls and 100,000 reads of an AbortSignal)
+  let untold = 0;
+  let smallCopied = 0;
+  const tell = (): void => {
+    if (!untold) return;
+    opts.onBytes?.(untold);
+    untold = 0;
+    opts.checkCancelled?.(); // as after each streamed chunk: progress told, then a cancel honoured
+  };
   const report = (): void => {
     for (; reported < written.length && written.dataOffset(reported) && zip.inFile(written.dataOffset(reported) + written.nbytes(reported)); reported++)
       if (opts.onStorageWritten) opts.onStorageWritten(written.at(reported)!);
@@ -269,7 +281,8 @@ export function writeTorchCheckpoint(fd: number, root: PyValue, opts: WriteOptio
     const assembly = assemblyOf(source);
     const known = source.recordCrc ?? (assembly?.shape.length === 1 ? () => combinedCrc(assembly) : undefined);
     const inWindow = nbytes <= SMALL_STORAGE ? small.at(range.reader, range.offset, nbytes) : -1;
-    if (inWindow >= 0) opts.checkCancelled?.(); // once per small storage: a file of small tensors is still cancellable
+    if (inWindow < 0) tell();
+    else if (smallCopied++ % 256 === 0) opts.checkCancelled?.(); // a file of small tensors is still cancellable
     const rec =
       inWindow >= 0
         ? zip.addBytes(`data/${i}`, small.bytes, inWindow, inWindow + nbytes, known)
@@ -291,10 +304,11 @@ export function writeTorchCheckpoint(fd: number, root: PyValue, opts: WriteOptio
             },
             known,
           );
-    if (inWindow >= 0) opts.onBytes?.(nbytes);
+    if (inWindow >= 0 && (untold += nbytes) >= WINDOW) tell();
     written.setWritten(i, rec.crc, rec.dataOffset);
     report();
   }
+  tell();
   const bytes = zip.finish();
   written.archive = { bytes, tail: zip.tail! };
   report();

@@ -6,7 +6,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { LayoutColumn, LayoutItem, LayoutPiece, LayoutRow, ReshardInputKind, ShardLayout } from '../../shared/reshard.ts';
-import { walkTensors } from '../checkpoint/tree.ts';
+import { someTensor, walkTensors } from '../checkpoint/tree.ts';
 import { typeName } from '../checkpoint/inspect.ts';
 import { groupFamilies, sniffCheckpoint } from './discover.ts';
 import { readDcpFolder, METADATA_FILE, type DcpReading } from '../formats/dcp/dcp.ts';
@@ -79,7 +79,7 @@ export function familyOf(file: string): string[] | null {
 
 /** A file holding DTensor / ShardedTensor values (an FSDP SHARDED_STATE_DICT rank file). */
 export function holdsShards(reading: FormatReading): boolean {
-  return walkTensors(reading.root).some((t) => isShardTensor(t.tensor));
+  return someTensor(reading.root, isShardTensor);
 }
 
 export function openSource(inputs: string[]): ReshardSource {

@@ -23,7 +23,12 @@ export interface PickleWriterOptions {
 
 export interface TensorRecipe {
   rebuild: PyGlobal;
-  args: PyValue[];
+  /**
+   * null: the tensor's own plain arguments (`TorchTensor.args` of a tensor without a recipe of
+   * its own), written from its fields without making them (100,000 tensors are otherwise
+   * 400,000 objects, each garbage at once); with `freshArgs`, as that makes them.
+   */
+  args: PyValue[] | null;
   /**
    * True when the tuples and dicts among `args` were made for this recipe (`TorchTensor.args` of a
    * tensor without its own): nothing else can hold them, so they take memo indexes but no memo
@@ -109,6 +114,23 @@ export function pickleInto(value: PyValue, opts: PickleWriterOptions, sink: (chu
       put(null);
     } else save(v);
   };
+  /**
+   * `tuple(t.args, saveUnshared)` for a tensor whose `args` are made per read: (storage, offset,
+   * size, stride, False, OrderedDict()), the same bytes from its fields (`TorchTensor.args`).
+   */
+  const plainArgs = (t: TorchTensor): void => {
+    out.byte(0x28); // MARK
+    save(t.storage);
+    save(t.storageOffset);
+    tuple(t.shape);
+    put(null);
+    tuple(t.stride);
+    put(null);
+    out.byte(0x89); // False: requires_grad
+    reduce(ORDERED_DICT, []);
+    put(null);
+    out.byte(0x74); // TUPLE
+  };
   // batches of 1000 as CPython's `_batch_setitems`, walked in place (no copy of each batch)
   const setItems = (pairs: [PyValue, PyValue][]): void => {
     for (let i = 0; i < pairs.length; i += 1000) {
@@ -177,8 +199,12 @@ export function pickleInto(value: PyValue, opts: PickleWriterOptions, sink: (chu
     if (v instanceof PyGlobal) return global(v.module, v.name);
     if (get(v)) return;
     if (v instanceof TorchTensor) {
-      const r = opts.tensorRecipe?.(v) ?? { rebuild: v.rebuild, args: v.args, freshArgs: v.argsAreMadePerRead };
-      if (r.freshArgs) {
+      const r = opts.tensorRecipe?.(v) ?? { rebuild: v.rebuild, args: v.argsAreMadePerRead ? null : v.args, freshArgs: v.argsAreMadePerRead };
+      if (r.args === null) {
+        save(r.rebuild);
+        plainArgs(v);
+        out.byte(0x52); // REDUCE
+      } else if (r.freshArgs) {
         save(r.rebuild);
         tuple(r.args, saveUnshared);
         out.byte(0x52); // REDUCE

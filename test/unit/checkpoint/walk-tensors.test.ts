@@ -2,7 +2,10 @@
 // key: the paths must be what a walk with a path array per tensor gave.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { walkTensors } from '../../../main/checkpoint/tree.ts';
+import { someTensor, walkTensors } from '../../../main/checkpoint/tree.ts';
+import { isShardTensor } from '../../../main/inputs/placements.ts';
+import { openFormat } from '../../../main/formats/open-format.ts';
+import type { TorchTensor } from '../../../main/formats/values/torch-values.ts';
 import { openCheckpoint } from '../../../main/inputs/open-checkpoint.ts';
 import { PyDict, PyList, PyTuple } from '../../../main/formats/values/python-values.ts';
 
@@ -44,4 +47,35 @@ test('walkTensors: nested, tied and root tensors get the paths torch.load would 
   } finally {
     ck.close();
   }
+});
+
+test('someTensor finds what walkTensors finds: shard tensors of FSDP rank files, none in plain files', () => {
+  const files = [
+    'test/fixtures/reshard/mesh2d/rank0.pt',
+    'test/fixtures/torch2/fsdp_sharded/rank0.pt',
+    'test/fixtures/torch/training_checkpoint.pt',
+    'test/fixtures/torch/nested_containers.pt',
+    'test/fixtures/torch/whole_model.pt',
+    'test/fixtures/torch/views.pt',
+  ];
+  const tests: [string, (t: TorchTensor) => boolean][] = [
+    ['a shard', isShardTensor],
+    ['any', () => true],
+    ['on cuda', (t) => t.device.startsWith('cuda')],
+    ['of 2 dims', (t) => t.shape.length === 2],
+  ];
+  let shards = 0;
+  for (const file of files) {
+    const reading = openFormat(file);
+    try {
+      for (const [name, pred] of tests) {
+        const want = walkTensors(reading.root).some((t) => pred(t.tensor));
+        assert.equal(someTensor(reading.root, pred), want, `${file}: ${name}`);
+        if (name === 'a shard' && want) shards++;
+      }
+    } finally {
+      reading.close();
+    }
+  }
+  assert.equal(shards, 2, 'each rank file holds shard tensors');
 });

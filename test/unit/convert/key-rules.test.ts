@@ -213,3 +213,27 @@ test('deviceMapper: map_location entries win, then the preset, else the tag as s
   ];
   for (const c of cases) assert.equal(deviceMapper(c.rules, c.rank ?? 0)(c.tag), c.want, c.name);
 });
+
+test('keyMapper.distinctStayDistinct: only where no two distinct keys can become one', () => {
+  // every key wrapped (the preset strips the shared 'module.'; an inner 'module.' stays)
+  const wrapped = ['module.a', 'module.module.a', 'module.b.w', 'module.b.b'];
+  // keys a rule can make one: 'module.a' and 'a' under --strip-prefix module.
+  const mixed = ['module.a', 'a', 'module.b.w', 'module.b.b'];
+  const cases: { name: string; keys: string[]; rules: ConversionRules; want: boolean }[] = [
+    { name: 'no rules', keys: wrapped, rules: NO_RULES, want: true },
+    { name: 'cpu (shared wrapper prefix stripped)', keys: wrapped, rules: rules({ preset: { name: 'cpu' } }), want: true },
+    { name: 'dp (stripped, one added)', keys: wrapped, rules: rules({ preset: { name: 'dp' } }), want: true },
+    { name: 'cpu on keys not all wrapped', keys: mixed, rules: rules({ preset: { name: 'cpu' } }), want: true },
+    { name: '--add-prefix and --include', keys: mixed, rules: rules({ addPrefix: 'x.', include: 'b' }), want: true },
+    { name: '--strip-prefix', keys: mixed, rules: rules({ stripPrefixes: ['module.'] }), want: false },
+    { name: '--rename', keys: mixed, rules: rules({ renames: [{ pattern: '\\.[wb]$', replacement: '.p' }] }), want: false },
+    { name: 'a key map', keys: mixed, rules: rules({ keyMap: [{ from: 'module.a', to: 'module.b.w' }] }), want: false },
+  ];
+  for (const c of cases) {
+    const m = keyMapper(c.keys, c.rules, false);
+    assert.equal(m.distinctStayDistinct, c.want, c.name);
+    const mapped = c.keys.map((k) => m.map(k)).filter((k) => k !== null);
+    if (c.want) assert.equal(new Set(mapped).size, mapped.length, `${c.name}: ${mapped.join(', ')}`);
+    else assert.ok(new Set(mapped).size < mapped.length, `${c.name}: the case makes two keys one (${mapped.join(', ')})`);
+  }
+});

@@ -11,6 +11,8 @@ import * as path from 'node:path';
 import { convertFile } from '../../../main/convert/convert-file.ts';
 import {
   checksIn,
+  checksJson,
+  keyChangeJsonPieces,
   keyChangePieces,
   packConversionReport,
   transferListOf,
@@ -59,6 +61,33 @@ for (const [file, rules] of CASES) {
       (s) => pieces.push(s),
     );
     assert.equal(pieces.join(''), `${expected}\n`);
+    // …and with each piece's JSON made directly, as `convert --json` writes it
+    const direct: string[] = [];
+    await writeJsonInPieces(
+      received,
+      [
+        ...received.outputs.map(
+          (o): LongList => ({
+            at: o.checks,
+            length: o.checks.count,
+            items: () => assert.fail('json is used'),
+            json: (from, to) => checksJson(o.checks, from, to),
+          }),
+        ),
+        ...received.plan.stateDicts.map(
+          (sd): LongList => ({ at: sd.keys, length: sd.keys.count, items: () => assert.fail('json is used'), json: keyChangeJsonPieces(sd.keys) }),
+        ),
+      ],
+      (s) => direct.push(s),
+    );
+    assert.equal(direct.join(''), `${expected}\n`);
+    for (const o of received.outputs)
+      for (const [from, to] of [
+        [0, 1],
+        [1, o.checks.count],
+        [0, o.checks.count + 5],
+      ] as const)
+        assert.equal(checksJson(o.checks, from, to), JSON.stringify(checksIn(o.checks, from, to)).slice(1, -1));
     const keys = r.plan.stateDicts.flatMap((sd) => sd.keys);
     if (file === 'dp_state_dict.pt') {
       assert.ok(keys.some((k) => k.to === null) && keys.some((k) => k.to !== null && k.to !== k.from), 'keys dropped and renamed');
@@ -70,6 +99,7 @@ test('key texts of every kind come back exactly: ASCII, Latin-1, other scripts, 
   const texts = [
     ['plain.weight', 'café.poids'],
     ['ключ.вес', 'emoji.😀', 'lone.\ud800.surrogate', ''],
+    ['quote".weight', 'back\\slash', 'tab\t.nul\u0000', 'del\u007f.line\u2028'],
   ];
   for (const list of texts) {
     const keys = list.map((from, i) => ({ from, to: i % 2 ? `${from}.renamed` : from }));
@@ -81,6 +111,7 @@ test('key texts of every kind come back exactly: ASCII, Latin-1, other scripts, 
       'the texts moved with the other columns',
     );
     assert.deepEqual(keyChangePieces(received.plan.stateDicts[0]!.keys)(0, keys.length), keys);
+    assert.equal(keyChangeJsonPieces(received.plan.stateDicts[0]!.keys)(0, keys.length), JSON.stringify(keys).slice(1, -1));
   }
 });
 
@@ -94,4 +125,9 @@ test('key changes a piece at a time, pieces out of order too', () => {
   assert.deepEqual([...pieces(0, 4), ...pieces(4, 8), ...pieces(8, 12)], keys);
   assert.deepEqual(pieces(5, 7), keys.slice(5, 7));
   assert.deepEqual(pieces(2, 6), keys.slice(2, 6));
+  const json = keyChangeJsonPieces(r.plan.stateDicts[0]!.keys);
+  const text = (ks: unknown[]): string => JSON.stringify(ks).slice(1, -1);
+  assert.deepEqual([json(0, 4), json(4, 8), json(8, 12)], [text(keys.slice(0, 4)), text(keys.slice(4, 8)), text(keys.slice(8))]);
+  assert.equal(json(5, 7), text(keys.slice(5, 7)));
+  assert.equal(json(2, 6), text(keys.slice(2, 6)));
 });

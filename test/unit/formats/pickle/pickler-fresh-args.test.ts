@@ -21,8 +21,12 @@ test('fresh recipe arguments give the bytes the memoized ones give', () => {
       tensors.forEach((t, i) => root.set(`t${i}`, t));
       root.set('tied', new PyList([tensors[0]!, tensors[1]!, new PyTuple([1, 2])]));
       const plain: PickleWriterOptions = { storageId, tensorRecipe: (t: TorchTensor) => ({ rebuild: t.rebuild, args: t.args }) };
+      // the default writes the plain arguments from the tensor's fields (made by no one)
       const fresh = pickleValue(root, { storageId });
       assert.deepEqual(Buffer.from(fresh), Buffer.from(pickleValue(root, plain)), file);
+      // …the same bytes as the arguments made per read, given as fresh
+      const made: PickleWriterOptions = { storageId, tensorRecipe: (t: TorchTensor) => ({ rebuild: t.rebuild, args: t.args, freshArgs: true }) };
+      assert.deepEqual(Buffer.from(fresh), Buffer.from(pickleValue(root, made)), file);
       assert.ok(
         Buffer.from(fresh).includes(Buffer.from([0x68])) || Buffer.from(fresh).includes(Buffer.from([0x6a])),
         'the tied tensors are written as memo gets',
