@@ -101,7 +101,7 @@ class KeyNodes {
   child(n: number, made: number, from: number, to: number): number {
     const key = this.entries[made]!.key;
     const length = to - from;
-    const map = this.byName.get(n);
+    const map = this.childCount[n]! > SCANNED_CHILDREN ? this.byName.get(n) : undefined;
     if (map) {
       const found = map.get(key.slice(from, to));
       if (found !== undefined) return found;
@@ -143,7 +143,7 @@ const SCANNED_CHILDREN = 8;
 
 /** The root is node 0. */
 function buildTrie(entries: readonly StateDictEntry[]): KeyNodes {
-  const nodes = new KeyNodes(entries, 2 * entries.length + 16);
+  const nodes = new KeyNodes(entries, 3 * entries.length + 16);
   const root = nodes.add(0, 0, 0);
   // Consecutive keys share most of their dotted prefix (`layers.7.mlp.` before `layers.7.attn.`):
   // the nodes the previous key passed through, and where each of its parts ended, are kept, and
