@@ -154,9 +154,7 @@ function buildTrie(entries: readonly StateDictEntry[]): KeyNodes {
   let prev = '';
   for (let e = 0; e < entries.length; e++) {
     const k = entries[e]!.key;
-    const limit = Math.min(k.length, prev.length);
-    let same = 0;
-    while (same < limit && k.charCodeAt(same) === prev.charCodeAt(same)) same++;
+    const same = commonPrefixLength(k, prev);
     // a part of the previous key is shared when it and its dot lie inside the common prefix
     let depth = 0;
     while (depth < parts && partEnds[depth]! < same) depth++;
@@ -178,6 +176,17 @@ function buildTrie(entries: readonly StateDictEntry[]): KeyNodes {
     prev = k;
   }
   return nodes;
+}
+
+/**
+ * How many leading UTF-16 units `a` and `b` share. A function of its own: `buildTrie` runs once,
+ * its loop mostly unoptimized, while this small function is optimized after a few calls.
+ */
+function commonPrefixLength(a: string, b: string): number {
+  const limit = Math.min(a.length, b.length);
+  let same = 0;
+  while (same < limit && a.charCodeAt(same) === b.charCodeAt(same)) same++;
+  return same;
 }
 
 /** A node's children as shown: the first `width` after folding, how many in all, and what they show (`Bodies`). */

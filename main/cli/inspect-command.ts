@@ -64,7 +64,10 @@ export async function runInspect(args: string[], io: CliIO): Promise<number> {
 /** Tensor paths whose storage another path uses too (analyse's shared storages; no tensor list is built). */
 function sharedPathCount(c: Checkpoint): number {
   let shared = 0;
-  for (const { tensor } of c.tensors) if (tensor.storage && c.sharedStorages.has(rootStorage(tensor.storage))) shared++;
+  for (let i = 0; i < c.tensors.length; i++) {
+    const { tensor } = c.tensors[i]!; // indexed: see `analyse`
+    if (tensor.storage && c.sharedStorages.has(rootStorage(tensor.storage))) shared++;
+  }
   return shared;
 }
 
