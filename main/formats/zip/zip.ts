@@ -171,7 +171,8 @@ export class ZipArchive {
       entries.push(entry);
       p += 46 + nameLen + extraLen + commentLen;
     }
-    for (const en of entries) {
+    for (let i = 0; i < entries.length; i++) {
+      const en = entries[i]!; // indexed, not `for…of`: 100,000 records, read once, mostly unoptimized
       if (en.localHeaderOffset < 0 || en.localHeaderOffset + 30 + en.compressedSize > reader.size) {
         fail('truncated', `${name}: record ${en.name} lies past the end of the file (${reader.size} bytes); the file is truncated`, name);
       }
