@@ -40,6 +40,8 @@ export interface TensorInfoPieces {
   items(from: number, to: number): TensorInfo[];
   /** `JSON.stringify(items(from, to)).slice(1, -1)`, made without the objects */
   json(from: number, to: number): string;
+  /** `json(from, to)` as UTF-8 bytes, made without one long string */
+  utf8(from: number, to: number): Uint8Array;
 }
 
 export interface AnalyseOptions {
@@ -114,6 +116,11 @@ export function analyse(file: string, reading: FormatReading, opts: AnalyseOptio
         let text = '';
         for (let i = from; i < end; i++) text += i > from ? `,${writer.json(tensors[i]!)}` : writer.json(tensors[i]!);
         return text;
+      },
+      utf8(from, to) {
+        const end = range(from, to);
+        writer ??= new TensorInfoWriter(sharedStorages, statePaths!);
+        return writer.utf8(tensors, from, end);
       },
     };
   };

@@ -33,6 +33,9 @@ export function tensorInfo(at: TensorAt, shared: ReadonlySet<TorchStorage>, stat
   return info;
 }
 
+/** A first guess of a tensor's JSON size (a state dict's tensors take ~240 bytes) */
+const BYTES_PER_TENSOR = 256;
+
 /** Texts a writer keeps at most: past it a cache starts again (a file of a million distinct devices or shapes). */
 const MAX_CACHED = 4096;
 
@@ -67,6 +70,29 @@ export class TensorInfoWriter {
       `,"shared":${storage ? this.shared.has(storage) : false},"kind":${this.name(t.subclass ?? t.kind)}` +
       `${statePath ? `,"statePath":${JSON.stringify(statePath)}` : ''}}`
     );
+  }
+
+  /**
+   * `json` of `tensors[from, to)` joined by commas, as UTF-8 bytes: each tensor's text is encoded
+   * into one buffer as it is made. The same text joined first is a rope of ~100,000 small strings
+   * per 4,096 tensors, and flattening it to write it cost more than making it (100,000 tensors:
+   * 173-207 ms as text, 86-160 ms as bytes, made and encoded, in a fresh process).
+   */
+  utf8(tensors: readonly TensorAt[], from: number, to: number): Uint8Array {
+    let bytes = Buffer.allocUnsafe(Math.max(1024, (to - from) * BYTES_PER_TENSOR));
+    let at = 0;
+    for (let i = from; i < to; i++) {
+      const text = this.json(tensors[i]!);
+      const most = text.length * 3 + 1; // UTF-8 takes at most 3 bytes per UTF-16 unit
+      if (at + most > bytes.length) {
+        const bigger = Buffer.allocUnsafe(Math.max(bytes.length * 2, at + most));
+        bytes.copy(bigger, 0, 0, at);
+        bytes = bigger;
+      }
+      if (i > from) bytes[at++] = 0x2c; // ','
+      at += bytes.write(text, at, 'utf8');
+    }
+    return bytes.subarray(0, at);
   }
 
   private pathJson(at: TensorAt): string {

@@ -53,7 +53,13 @@ export async function runInspect(args: string[], io: CliIO): Promise<number> {
       const pieces = c.tensorInfoPieces();
       const standIn: TensorInfo[] = [];
       c.report.tensors = standIn;
-      await writeJsonInPieces(c.report, [{ at: standIn, length: pieces.length, items: pieces.items, json: pieces.json }], io.stdout, io.stdoutRoom);
+      await writeJsonInPieces(
+        c.report,
+        [{ at: standIn, length: pieces.length, items: pieces.items, json: pieces.json, utf8: pieces.utf8 }],
+        io.stdout,
+        io.stdoutRoom,
+        io.stdoutBytes,
+      );
     } else io.stdout(renderInspect(c.report, makeStyle(io.color), sharedPathCount(c)));
   } finally {
     c.close();
