@@ -53,6 +53,10 @@ export class TensorInfoWriter {
   private containerHead = '';
   private readonly dims = new Map<readonly number[], string>();
   private readonly names = new Map<string, string>();
+  /** the tensor `middle` was made for, its nbytes, and the text */
+  private middleOf: TorchTensor | null = null;
+  private middleNbytes = 0;
+  private middle = '';
 
   constructor(
     private readonly shared: ReadonlySet<TorchStorage>,
@@ -64,12 +68,40 @@ export class TensorInfoWriter {
     const storage = t.storage ? rootStorage(t.storage) : null;
     const statePath = this.statePaths.size ? this.statePaths.get(t)?.shift() : undefined;
     return (
-      `{"path":${this.pathJson(at)},"dtype":${this.name(t.dtype.name)},"shape":${this.dimsJson(t.shape)},"stride":${this.dimsJson(t.stride)}` +
-      `,"storageOffset":${numberJson(t.storageOffset)},"device":${this.name(t.device)},"nbytes":${numberJson(t.nbytes)}` +
-      `,"requiresGrad":${t.requiresGrad},"isParameter":${t.isParameter},"storage":${storage ? stringJson(storage.key) : 'null'}` +
+      `{"path":${this.pathJson(at)},${this.middleJson(t)},"storage":${storage ? stringJson(storage.key) : 'null'}` +
       `,"shared":${storage ? this.shared.has(storage) : false},"kind":${this.name(t.subclass ?? t.kind)}` +
       `${statePath ? `,"statePath":${JSON.stringify(statePath)}` : ''}}`
     );
+  }
+
+  /**
+   * `"dtype":…` to `"isParameter":…`, made again only when a field differs from the last
+   * tensor's: a state dict's tensors in a row mostly share all of them. Each tensor's text is
+   * then a few strings, not ~25 (the rope that is flattened when the text is written).
+   */
+  private middleJson(t: TorchTensor): string {
+    const last = this.middleOf;
+    const nbytes = t.nbytes;
+    if (
+      last === null ||
+      last.dtype !== t.dtype ||
+      last.shape !== t.shape ||
+      last.stride !== t.stride ||
+      last.storageOffset !== t.storageOffset ||
+      last.device !== t.device ||
+      this.middleNbytes !== nbytes ||
+      last.requiresGrad !== t.requiresGrad ||
+      last.isParameter !== t.isParameter
+    ) {
+      this.middleOf = t;
+      this.middleNbytes = nbytes;
+      this.middle = flat(
+        `"dtype":${this.name(t.dtype.name)},"shape":${this.dimsJson(t.shape)},"stride":${this.dimsJson(t.stride)}` +
+          `,"storageOffset":${numberJson(t.storageOffset)},"device":${this.name(t.device)},"nbytes":${numberJson(nbytes)}` +
+          `,"requiresGrad":${t.requiresGrad},"isParameter":${t.isParameter}`,
+      );
+    }
+    return this.middle;
   }
 
   /**
@@ -112,6 +144,13 @@ export class TensorInfoWriter {
   private name(s: string): string {
     return cachedJson(this.names, s);
   }
+}
+
+/** `s` as one flat string: a text kept and joined into many others is copied out of its rope once, not at every write. */
+function flat(s: string): string {
+  // V8 flattens a rope in place when a character is read from it
+  s.charCodeAt(0);
+  return s;
 }
 
 /** `JSON.stringify(value)`, kept in `texts` (which starts again past `MAX_CACHED`). */
