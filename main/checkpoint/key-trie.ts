@@ -21,95 +21,172 @@ export interface KeyTrieSummary {
  * 250 experts is folded without a summary node for each.
  */
 export function keyTrie(entries: readonly StateDictEntry[], width: number): KeyTrieSummary {
-  const folded = new TrieSummary(width).fold(buildTrie(entries), 0);
+  const nodes = buildTrie(entries);
+  const folded = new TrieSummary(nodes, width).fold(0, 0);
   return { shown: folded.shown, total: folded.total };
 }
 
 /**
- * A node of the trie: a dotted part of some keys. Its children are a list in the order first
- * seen, found by name through a Map only once there are more than a few (a node per key holds
- * no Map: most have one child, `w0` → `weight`, and 100,000 small Maps were most of the trie's
- * cost). The part is `key[from, from + name.length)` of the key that made the node (every key
- * through the node holds its part at the same place), so a shown name is cut from that key.
+ * The trie: nodes are numbers into typed-array columns, not objects (100,000 keys make about
+ * 200,000 nodes, and as objects they and their names were most of the trie's time, in allocation
+ * and in the scavenges that copied them). A node is a dotted part of some keys: the part is
+ * `key[from, from + length)` of the key that made it (every key through the node holds its part at
+ * the same place), compared where it lies and cut out only when shown. Its children are a list in
+ * the order first seen, found by looking along the list, and through a Map only once there are
+ * more than a few (most nodes have one child, `w0` → `weight`).
  */
-class KeyNode {
-  tensor: TorchTensor | undefined = undefined;
-  /** keys at or under this node */
-  count = 0;
-  childCount = 0;
-  first: KeyNode | null = null;
-  last: KeyNode | null = null;
-  next: KeyNode | null = null;
-  private byName: Map<string, KeyNode> | null = null;
+class KeyNodes {
+  /** keys at or under the node */
+  count: Int32Array;
+  childCount: Int32Array;
+  /** first and last child, next sibling (-1: none) */
+  first: Int32Array;
+  last: Int32Array;
+  next: Int32Array;
+  /** the node's part: `keys[made][from, from + length)` */
+  from: Int32Array;
+  length: Int32Array;
+  made: Int32Array;
+  /** the entry whose key ends at the node (-1: none) */
+  tensorOf: Int32Array;
+  size = 0;
+  /** children by name, for the nodes with more than `SCANNED_CHILDREN` */
+  private readonly byName = new Map<number, Map<string, number>>();
 
   constructor(
-    readonly name: string,
-    readonly key: string,
-    readonly from: number,
-  ) {}
-
-  /** where the part ends in `key` */
-  get to(): number {
-    return this.from + this.name.length;
+    readonly entries: readonly StateDictEntry[],
+    capacity: number,
+  ) {
+    this.count = new Int32Array(capacity);
+    this.childCount = new Int32Array(capacity);
+    this.first = new Int32Array(capacity);
+    this.last = new Int32Array(capacity);
+    this.next = new Int32Array(capacity);
+    this.from = new Int32Array(capacity);
+    this.length = new Int32Array(capacity);
+    this.made = new Int32Array(capacity);
+    this.tensorOf = new Int32Array(capacity);
   }
 
-  /** The child named `part` (`key[from, ...)`), made when missing. */
-  child(part: string, key: string, from: number): KeyNode {
-    if (this.byName) {
-      const found = this.byName.get(part);
-      if (found) return found;
-    } else for (let c = this.first; c; c = c.next) if (c.name === part) return c;
-    const n = new KeyNode(part, key, from);
-    if (this.last) this.last.next = n;
-    else this.first = n;
-    this.last = n;
-    this.childCount++;
-    if (this.byName) this.byName.set(part, n);
-    else if (this.childCount > SCANNED_CHILDREN) {
-      this.byName = new Map();
-      for (let c = this.first; c; c = c.next) this.byName.set(c.name, c);
-    }
+  bump(n: number): void {
+    this.count[n] = this.count[n]! + 1;
+  }
+
+  key(n: number): string {
+    return this.entries[this.made[n]!]!.key;
+  }
+
+  /** where the node's part ends in its key */
+  to(n: number): number {
+    return this.from[n]! + this.length[n]!;
+  }
+
+  tensor(n: number): TorchTensor | undefined {
+    const e = this.tensorOf[n]!;
+    return e < 0 ? undefined : this.entries[e]!.tensor;
+  }
+
+  add(made: number, from: number, length: number): number {
+    if (this.size === this.count.length) this.grow();
+    const n = this.size++;
+    this.count[n] = this.childCount[n] = 0;
+    this.first[n] = this.last[n] = this.next[n] = this.tensorOf[n] = -1;
+    this.from[n] = from;
+    this.length[n] = length;
+    this.made[n] = made;
     return n;
+  }
+
+  /** The child of `n` whose part is `key[from, to)` of entry `made`'s key, made when missing. */
+  child(n: number, made: number, from: number, to: number): number {
+    const key = this.entries[made]!.key;
+    const length = to - from;
+    const map = this.childCount[n]! > SCANNED_CHILDREN ? this.byName.get(n) : undefined;
+    if (map) {
+      const found = map.get(key.slice(from, to));
+      if (found !== undefined) return found;
+    } else
+      for (let c = this.first[n]!; c >= 0; c = this.next[c]!) {
+        if (this.length[c] !== length) continue;
+        const other = this.key(c);
+        const at = this.from[c]!;
+        let i = 0;
+        while (i < length && other.charCodeAt(at + i) === key.charCodeAt(from + i)) i++;
+        if (i === length) return c;
+      }
+    const c = this.add(made, from, length);
+    if (this.last[n]! >= 0) this.next[this.last[n]!] = c;
+    else this.first[n] = c;
+    this.last[n] = c;
+    const kids = (this.childCount[n] = this.childCount[n]! + 1);
+    if (map) map.set(key.slice(from, to), c);
+    else if (kids > SCANNED_CHILDREN) {
+      const byName = new Map<string, number>();
+      for (let k = this.first[n]!; k >= 0; k = this.next[k]!) byName.set(this.key(k).slice(this.from[k], this.to(k)), k);
+      this.byName.set(n, byName);
+    }
+    return c;
+  }
+
+  private grow(): void {
+    const columns = ['count', 'childCount', 'first', 'last', 'next', 'from', 'length', 'made', 'tensorOf'] as const;
+    for (const name of columns) {
+      const bigger = new Int32Array(this.count.length * 2 + 16);
+      bigger.set(this[name]);
+      this[name] = bigger;
+    }
   }
 }
 
 /** Children found by walking the list; past this many, by a Map. */
 const SCANNED_CHILDREN = 8;
 
-function buildTrie(entries: readonly StateDictEntry[]): KeyNode {
-  const root = new KeyNode('', '', 0);
+/** The root is node 0. */
+function buildTrie(entries: readonly StateDictEntry[]): KeyNodes {
+  const nodes = new KeyNodes(entries, 3 * entries.length + 16);
+  const root = nodes.add(0, 0, 0);
   // Consecutive keys share most of their dotted prefix (`layers.7.mlp.` before `layers.7.attn.`):
   // the nodes the previous key passed through, and where each of its parts ended, are kept, and
   // the walk of the next key starts below the deepest part both keys spell out in full.
-  const path: KeyNode[] = [];
+  const path: number[] = [];
   const partEnds: number[] = [];
   let parts = 0; // how many of `path` and `partEnds` are the previous key's
   let prev = '';
-  for (const { key: k, tensor: t } of entries) {
-    const limit = Math.min(k.length, prev.length);
-    let same = 0;
-    while (same < limit && k.charCodeAt(same) === prev.charCodeAt(same)) same++;
+  for (let e = 0; e < entries.length; e++) {
+    const k = entries[e]!.key;
+    const same = commonPrefixLength(k, prev);
     // a part of the previous key is shared when it and its dot lie inside the common prefix
     let depth = 0;
     while (depth < parts && partEnds[depth]! < same) depth++;
-    root.count++;
-    for (let i = 0; i < depth; i++) path[i]!.count++;
+    nodes.bump(root);
+    for (let i = 0; i < depth; i++) nodes.bump(path[i]!);
     let cur = depth ? path[depth - 1]! : root;
     parts = depth;
     for (let from = depth ? partEnds[depth - 1]! + 1 : 0; ; ) {
       const dot = k.indexOf('.', from);
-      const next = cur.child(dot < 0 ? k.slice(from) : k.slice(from, dot), k, from);
-      next.count++;
+      const next = nodes.child(cur, e, from, dot < 0 ? k.length : dot);
+      nodes.bump(next);
       cur = next;
       if (dot < 0) break;
       path[parts] = next;
       partEnds[parts++] = dot;
       from = dot + 1;
     }
-    cur.tensor = t;
+    nodes.tensorOf[cur] = e;
     prev = k;
   }
-  return root;
+  return nodes;
+}
+
+/**
+ * How many leading UTF-16 units `a` and `b` share. A function of its own: `buildTrie` runs once,
+ * its loop mostly unoptimized, while this small function is optimized after a few calls.
+ */
+function commonPrefixLength(a: string, b: string): number {
+  const limit = Math.min(a.length, b.length);
+  let same = 0;
+  while (same < limit && a.charCodeAt(same) === b.charCodeAt(same)) same++;
+  return same;
 }
 
 /** A node's children as shown: the first `width` after folding, how many in all, and what they show (`Bodies`). */
@@ -174,15 +251,19 @@ class TrieSummary {
   private shownTensor: TorchTensor | undefined = undefined;
   private shownText = '';
 
-  constructor(private readonly width: number) {}
+  constructor(
+    private readonly nodes: KeyNodes,
+    private readonly width: number,
+  ) {}
 
   /**
    * The children of `parent`, folded: siblings whose names differ only in a consecutive number
    * and whose shapes are equal make one node (`MIN_RUN` or more of them). Read in one pass; a
    * run's first and second members are kept (a run of two is shown as it is).
    */
-  fold(parent: KeyNode, depth: number): Folded {
+  fold(parent: number, depth: number): Folded {
     const out = new Folded();
+    const nodes = this.nodes;
     let body = this.bodies.start;
     const first = (this.runFirsts[depth] ??= new NumberedName());
     const cand = this.candidate;
@@ -196,14 +277,17 @@ class TrieSummary {
     let secondEnd = parent;
     let secondSub: Folded | null = null;
     let secondShape = 0;
-    for (let start = parent.first; start; start = start.next) {
+    for (let start = nodes.first[parent]!; start >= 0; start = nodes.next[start]!) {
       // a chain of single children is one node (`w0.weight`); a part that is a key and a prefix shows as the prefix
       let end = start;
-      while (!end.tensor && end.childCount === 1) end = end.first!;
-      const sub = end.tensor && end.childCount === 0 ? null : this.fold(end, depth + 1);
-      const shape = sub ? this.shapeOf('prefix', this.tensorCount(end.count), sub.body) : this.leafShape(end.tensor!);
+      while (nodes.tensorOf[end]! < 0 && nodes.childCount[end] === 1) end = nodes.first[end]!;
+      const tensor = nodes.tensor(end);
+      const sub = tensor && nodes.childCount[end] === 0 ? null : this.fold(end, depth + 1);
+      const shape = sub ? this.shapeOf('prefix', this.tensorCount(nodes.count[end]!), sub.body) : this.leafShape(tensor!);
       // the name as shown: a prefix ends with its dot, found in a key that goes on below it
-      const isNumbered = sub ? cand.read(end.first!.key, start.from, end.to + 1) : cand.read(end.key, start.from, end.to);
+      const isNumbered = sub
+        ? cand.read(nodes.key(nodes.first[end]!), nodes.from[start]!, nodes.to(end) + 1)
+        : cand.read(nodes.key(end), nodes.from[start]!, nodes.to(end));
       if (run > 0 && numbered && isNumbered && shape === runShape && cand.n === first.n + run && cand.sameStemAndTail(first)) {
         if (run === 1) {
           secondStart = start;
@@ -237,27 +321,35 @@ class TrieSummary {
   }
 
   /** One child as it is (the chain `start` … `end`), among the shown while there is room; `body` with it. */
-  private show(out: Folded, body: BodyStep, start: KeyNode, end: KeyNode, sub: Folded | null, shape: number): BodyStep {
+  private show(out: Folded, body: BodyStep, start: number, end: number, sub: Folded | null, shape: number): BodyStep {
     if (++out.total > this.width) return body;
+    const nodes = this.nodes;
     let node: TreeNode;
     let key: string;
     if (sub) {
-      node = { key: (key = end.first!.key.slice(start.from, end.to + 1)), type: 'prefix', summary: this.tensorCount(end.count), children: sub.shown };
+      key = nodes.key(nodes.first[end]!).slice(nodes.from[start], nodes.to(end) + 1);
+      node = { key, type: 'prefix', summary: this.tensorCount(nodes.count[end]!), children: sub.shown };
       if (sub.total > this.width) node.more = sub.total - this.width;
-    } else node = { key: (key = end.key.slice(start.from, end.to)), type: leafType(end.tensor!), summary: this.leafText(end.tensor!) };
+    } else {
+      const tensor = nodes.tensor(end)!;
+      node = { key: (key = nodes.key(end).slice(nodes.from[start], nodes.to(end))), type: leafType(tensor), summary: this.leafText(tensor) };
+    }
     out.shown.push(node);
     return this.bodies.step(body, shape, key);
   }
 
   /** A run of `run` children from `first` (whose chain ends at `end`) as one node; `body` with it. */
-  private showRun(out: Folded, body: BodyStep, first: NumberedName, run: number, end: KeyNode, sub: Folded | null): BodyStep {
+  private showRun(out: Folded, body: BodyStep, first: NumberedName, run: number, end: number, sub: Folded | null): BodyStep {
     if (++out.total > this.width) return body;
     const key = first.runName(run);
     let node: TreeNode;
     if (sub) {
-      node = { key, type: 'prefix', summary: this.runText(run, this.tensorCount(end.count)), children: sub.shown };
+      node = { key, type: 'prefix', summary: this.runText(run, this.tensorCount(this.nodes.count[end]!)), children: sub.shown };
       if (sub.total > this.width) node.more = sub.total - this.width;
-    } else node = { key, type: leafType(end.tensor!), summary: this.runText(run, this.leafText(end.tensor!)) };
+    } else {
+      const tensor = this.nodes.tensor(end)!;
+      node = { key, type: leafType(tensor), summary: this.runText(run, this.leafText(tensor)) };
+    }
     out.shown.push(node);
     return this.bodies.step(body, this.shapeOf(node.type, node.summary, sub ? sub.body : this.bodies.leaf), key);
   }

@@ -52,7 +52,11 @@ export function rankFromName(name: string): number | null {
  */
 export function detectLayout(input: LayoutInput): LayoutVerdict {
   const devices: Record<string, number> = {};
-  for (const t of input.tensors) devices[t.device] = (devices[t.device] ?? 0) + 1;
+  // indexed, not `for…of`: see `analyse` (inspect.ts)
+  for (let i = 0; i < input.tensors.length; i++) {
+    const device = input.tensors[i]!.device;
+    devices[device] = (devices[device] ?? 0) + 1;
+  }
   const evidence: string[] = [];
   const models = input.roles.filter((r) => r.kind === 'state-dict' || r.kind === 'module');
   const primary = models.reduce<Role | undefined>((best, r) => ((r.entries?.length ?? 0) > (best?.entries?.length ?? 0) ? r : best), undefined);
@@ -62,7 +66,11 @@ export function detectLayout(input: LayoutInput): LayoutVerdict {
     input.roles.some((r) => r.kind === 'lightning'),
   );
   const weightDevices: Record<string, number> = {};
-  for (const e of primary?.entries ?? []) weightDevices[e.tensor.device] = (weightDevices[e.tensor.device] ?? 0) + 1;
+  const primaryEntries = primary?.entries ?? [];
+  for (let i = 0; i < primaryEntries.length; i++) {
+    const device = primaryEntries[i]!.tensor.device;
+    weightDevices[device] = (weightDevices[device] ?? 0) + 1;
+  }
   const deciding = Object.keys(weightDevices).length ? weightDevices : devices;
   const tags = Object.keys(deciding).sort();
 

@@ -64,9 +64,11 @@ export function findRoles(root: PyValue): Role[] {
       if (sd) {
         roles.push({ kind: 'state-dict', path, entries: sd });
         // DTensor / ShardedTensor values make it a sharded state dict (FSDP SHARDED_STATE_DICT)
-        for (const [k, x] of v.entries) {
+        for (let i = 0; i < v.entries.length; i++) {
+          const entry = v.entries[i]!; // indexed: see `asStateDict`
+          const x = entry[1];
           const cls = x instanceof TorchTensor ? x.subclass : x instanceof PyObject ? x.className : null;
-          if (cls && SHARD_CLASSES.test(cls)) roles.push({ kind: 'shard', path: [...path, String(k)], className: cls });
+          if (cls && SHARD_CLASSES.test(cls)) roles.push({ kind: 'shard', path: [...path, String(entry[0])], className: cls });
         }
         return;
       }
@@ -83,8 +85,12 @@ export function asStateDict(d: PyDict): StateDictEntry[] | null {
   const entries: StateDictEntry[] = [];
   let other = 0;
   let shards = 0;
-  for (const [k, v] of d.entries) {
-    if (v instanceof TorchTensor) entries.push({ key: k as string, tensor: v });
+  // indexed, not `for (const [k, v] of ...)`: run once per file, the loop is mostly not yet
+  // optimized, and unoptimized destructuring of 100,000 pairs cost about 4 times the indexed reads
+  for (let i = 0; i < d.entries.length; i++) {
+    const entry = d.entries[i]!;
+    const v = entry[1];
+    if (v instanceof TorchTensor) entries.push({ key: entry[0] as string, tensor: v });
     else if (v instanceof PyObject && SHARD_CLASSES.test(v.className)) shards++;
     else if (v instanceof PyDict || v instanceof PyObject) return null;
     else other++;

@@ -124,9 +124,10 @@ export function walkTensors(root: PyValue): TensorAt[] {
     if (v instanceof PyDict) {
       if (v.entries.length === 0) return;
       onPath.add(v);
-      for (const [k, x] of v.entries) {
-        path.push(keyText(k));
-        visit(x, here);
+      for (let i = 0; i < v.entries.length; i++) {
+        const entry = v.entries[i]!; // indexed: see `asStateDict`
+        path.push(keyText(entry[0]));
+        visit(entry[1], here);
         path.pop();
       }
     } else if (v instanceof PyList || v instanceof PyTuple || v instanceof PySet) {

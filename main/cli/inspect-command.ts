@@ -53,7 +53,13 @@ export async function runInspect(args: string[], io: CliIO): Promise<number> {
       const pieces = c.tensorInfoPieces();
       const standIn: TensorInfo[] = [];
       c.report.tensors = standIn;
-      await writeJsonInPieces(c.report, [{ at: standIn, length: pieces.length, items: pieces.items, json: pieces.json }], io.stdout, io.stdoutRoom);
+      await writeJsonInPieces(
+        c.report,
+        [{ at: standIn, length: pieces.length, items: pieces.items, json: pieces.json, utf8: pieces.utf8 }],
+        io.stdout,
+        io.stdoutRoom,
+        io.stdoutBytes,
+      );
     } else io.stdout(renderInspect(c.report, makeStyle(io.color), sharedPathCount(c)));
   } finally {
     c.close();
@@ -64,7 +70,10 @@ export async function runInspect(args: string[], io: CliIO): Promise<number> {
 /** Tensor paths whose storage another path uses too (analyse's shared storages; no tensor list is built). */
 function sharedPathCount(c: Checkpoint): number {
   let shared = 0;
-  for (const { tensor } of c.tensors) if (tensor.storage && c.sharedStorages.has(rootStorage(tensor.storage))) shared++;
+  for (let i = 0; i < c.tensors.length; i++) {
+    const { tensor } = c.tensors[i]!; // indexed: see `analyse`
+    if (tensor.storage && c.sharedStorages.has(rootStorage(tensor.storage))) shared++;
+  }
   return shared;
 }
 

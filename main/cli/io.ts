@@ -1,6 +1,8 @@
 /** Where a command writes; the real process or a test's buffers. */
 export interface CliIO {
   stdout(s: string): void;
+  /** Bytes for stdout, in order with `stdout`'s text (absent: a long list is written as text) */
+  stdoutBytes?(b: Uint8Array): void;
   stderr(s: string): void;
   /**
    * Resolves once stdout takes more: a pipe's writes are queued in memory while its reader is
@@ -23,6 +25,7 @@ export function processIO(): CliIO {
   });
   return {
     stdout: (s) => void (readerGone || process.stdout.write(s)),
+    stdoutBytes: (b) => void (readerGone || process.stdout.write(b)),
     stdoutRoom: () => {
       const out = process.stdout;
       if (readerGone || !out.writableNeedDrain) return Promise.resolve();

@@ -13,6 +13,8 @@ export interface LongList {
   items(from: number, to: number): readonly unknown[];
   /** `JSON.stringify(items(from, to)).slice(1, -1)` made directly, when the list can (inspect's tensor list): used instead of `items` */
   json?(from: number, to: number): string;
+  /** `json(from, to)` as UTF-8 bytes, made without the one long string: used instead of `json` where bytes can be written */
+  utf8?(from: number, to: number): Uint8Array;
 }
 
 /**
@@ -21,13 +23,15 @@ export interface LongList {
  * written PIECE elements at a time instead of as one string held twice (the string and its
  * bytes). A `LongList` is written as the array of its items. `room` (the CLI's `stdoutRoom`) is
  * awaited after each piece: into a pipe, Node queues what the reader has not taken yet, and
- * without waiting the whole output was held at once.
+ * without waiting the whole output was held at once. `writeBytes` (the CLI's `stdoutBytes`)
+ * takes a list's `utf8` pieces where it has them.
  */
 export async function writeJsonInPieces(
   value: unknown,
   long: readonly (readonly unknown[] | LongList)[],
   write: (s: string) => void,
   room?: () => Promise<void>,
+  writeBytes?: (b: Uint8Array) => void,
 ): Promise<void> {
   const lists: LongList[] = long.map((l) => (Array.isArray(l) ? { at: l, length: l.length, items: (from, to) => l.slice(from, to) } : (l as LongList)));
   // each long list stands in as a marker that no other text can hold (a NUL and a random tag)
@@ -41,7 +45,10 @@ export async function writeJsonInPieces(
     write(`${close}${text.slice(from, m.index)}[`);
     const list = lists[Number(m[1])]!;
     for (let i = 0; i < list.length; i += PIECE) {
-      write((i ? ',' : '') + (list.json ? list.json(i, i + PIECE) : JSON.stringify(list.items(i, i + PIECE)).slice(1, -1)));
+      if (list.utf8 && writeBytes) {
+        if (i) write(',');
+        writeBytes(list.utf8(i, i + PIECE));
+      } else write((i ? ',' : '') + (list.json ? list.json(i, i + PIECE) : JSON.stringify(list.items(i, i + PIECE)).slice(1, -1)));
       await room?.();
     }
     close = ']';

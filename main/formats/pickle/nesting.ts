@@ -12,8 +12,12 @@ export const MAX_NESTING = 1000;
 /** The values a container refers to (keys, items, an object's recipe and state). */
 function refsOf(v: object): PyValue[] {
   if (v instanceof PyDict) {
+    // indexed, not destructured: this runs once per pickle, mostly unoptimized, over every entry
     const out: PyValue[] = [];
-    for (const [k, x] of v.entries) out.push(k, x);
+    for (let i = 0; i < v.entries.length; i++) {
+      const entry = v.entries[i]!;
+      out.push(entry[0], entry[1]);
+    }
     if (v.attrs) out.push(v.attrs);
     return out;
   }

@@ -67,7 +67,8 @@ export class StringIndex {
     const old = this.slots;
     this.slots = new Int32Array(old.length * 2);
     const mask = this.slots.length - 1;
-    for (const e of old) {
+    for (let j = 0; j < old.length; j++) {
+      const e = old[j]!; // indexed, not `for…of`: run a few times per dict, mostly unoptimized
       if (e === 0) continue;
       let i = this.hashes[e - 1]! & mask;
       while (this.slots[i] !== 0) i = (i + 1) & mask;

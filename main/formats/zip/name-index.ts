@@ -17,6 +17,8 @@ export class NameIndex {
   /** the folder the last lookup used, and its numbers */
   private lastFolder: string | null = null;
   private lastSlots: Int32Array | null = null;
+  /** the string `findIn` was last given as a folder, while `lastFolder` and `lastSlots` are its */
+  private lastWholeFolder: string | null = null;
 
   constructor(private readonly names: readonly { readonly name: string }[]) {
     let firstShadowed = -1;
@@ -69,8 +71,14 @@ export class NameIndex {
   /** `find(folder + key)` without making that name, for a key that has no `/`. */
   findIn(folder: string, key: string): number {
     const n = decimalKey(key, 0);
-    if (n >= 0 && (folder === '' || folder.endsWith('/'))) {
-      const slots = this.slotsOf(folder, folder.length);
+    if (n >= 0) {
+      // a reader asks with the same folder string for each of its storages: compared by identity first, no `endsWith` or `startsWith`
+      if (folder !== this.lastWholeFolder) {
+        if (folder !== '' && !folder.endsWith('/')) return this.find(folder + key);
+        this.slotsOf(folder, folder.length);
+        this.lastWholeFolder = folder;
+      }
+      const slots = this.lastSlots;
       if (slots && n < slots.length) return slots[n]!;
     }
     return this.find(folder + key);
@@ -79,6 +87,7 @@ export class NameIndex {
   /** The numbers of the folder that is `name`'s first `length` characters. */
   private slotsOf(name: string, length: number): Int32Array | null {
     const last = this.lastFolder;
+    this.lastWholeFolder = null;
     if (last === null || length !== last.length || !name.startsWith(last)) {
       this.lastFolder = name.slice(0, length);
       this.lastSlots = this.folders.get(this.lastFolder) ?? null;

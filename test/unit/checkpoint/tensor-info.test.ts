@@ -96,4 +96,14 @@ test('tensor list as text: keys that need escaping, numbers, nested containers, 
   const writer = new TensorInfoWriter(shared, forText);
   for (const at of [...ats, ...ats]) assert.equal(writer.json(at), JSON.stringify(tensorInfo(at, shared, forObjects)));
   assert.equal(forText.get(param)!.length, 0, 'each listing takes the next state-dict path');
+
+  // as UTF-8 bytes (what `inspect --json` writes to stdout): the same text encoded, from any start, past the first guess of its size
+  const [forBytes, forExpected] = [paths(), paths()];
+  const bytesWriter = new TensorInfoWriter(shared, forBytes);
+  const long = Array.from({ length: 40 }, () => ats).flat();
+  const expected = long.map((at) => JSON.stringify(tensorInfo(at, shared, forExpected)));
+  assert.equal(Buffer.from(bytesWriter.utf8(long, 0, 1)).toString('utf8'), expected[0]);
+  assert.equal(Buffer.from(bytesWriter.utf8(long, 1, long.length)).toString('utf8'), expected.slice(1).join(','));
+  assert.deepEqual(Buffer.from(new TensorInfoWriter(shared, paths()).utf8(long, 0, long.length)), Buffer.from(expected.join(','), 'utf8'));
+  assert.equal(new TensorInfoWriter(shared, paths()).utf8(long, 3, 3).length, 0, 'an empty range is no bytes');
 });

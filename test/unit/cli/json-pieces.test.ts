@@ -47,6 +47,33 @@ test('inspect report: a tensor list written as text (`json`) gives the bytes its
   }
 });
 
+test('inspect report: the tensor list written as UTF-8 bytes (`utf8`, as the CLI writes it) gives the same bytes, in order with the text', async () => {
+  for (const file of ['test/fixtures/torch/whole_model_dp.pt', 'test/fixtures/torch/compiled_dp_prefix.pt']) {
+    const ck = openCheckpoint(file);
+    try {
+      const whole = Buffer.from(JSON.stringify(ck.report) + '\n', 'utf8');
+      const [pieces, standIn] = [ck.tensorInfoPieces(), [] as unknown[]];
+      const r = { ...ck.report, tensors: standIn } as unknown as InspectReport;
+      const out: Buffer[] = [];
+      let asBytes = 0;
+      await writeJsonInPieces(
+        r,
+        [{ at: standIn, length: pieces.length, items: pieces.items, json: pieces.json, utf8: pieces.utf8 }],
+        (s) => void out.push(Buffer.from(s, 'utf8')),
+        undefined,
+        (b) => {
+          asBytes++;
+          out.push(Buffer.from(b));
+        },
+      );
+      assert.deepEqual(Buffer.concat(out), whole, file);
+      assert.equal(asBytes, Math.ceil(pieces.length / 4096), `${file}: the list went as bytes`);
+    } finally {
+      ck.close();
+    }
+  }
+});
+
 test('writeJsonInPieces: waits for room after each piece of the tensor list, so a slow reader is never sent the whole report at once', async () => {
   const ck = openCheckpoint('test/fixtures/torch/compiled_dp_prefix.pt');
   try {

@@ -66,7 +66,7 @@ export class StructureCheck {
   holds(value: Sym, items: readonly Sym[], offset: number): void {
     if (value.t !== 'list' && value.t !== 'dict' && value.t !== 'set' && value.t !== 'tuple' && value.t !== 'obj') return;
     let n = value.expanded ?? 1;
-    for (const x of items) n += (x as Expandable).expanded ?? 1;
+    for (let i = 0; i < items.length; i++) n += (items[i] as Expandable).expanded ?? 1; // indexed: a state dict's SETITEMS hold 1000s
     value.expanded = n;
     if (n > MAX_EXPANDED && n > EXPANSION_RATIO * (offset + 1))
       this.flag(`a value at byte ${offset} expands to more than ${MAX_EXPANDED.toLocaleString('en')} elements through repeated memo references (expansion)`);
