@@ -24,9 +24,33 @@ const behind = new Map<number, WriteBehind>();
 export function writeAll(fd: number, buf: Uint8Array, position: number): void {
   let done = 0;
   while (done < buf.length) done += fs.writeSync(fd, buf, done, buf.length - done, position + done);
+  wroteBytes(fd, buf.length);
+}
+
+/**
+ * `writeAll` of `bufs` one after another from `position`, in one pwritev where the kernel takes
+ * them whole (a zip record's header and its data: one system call, not two). A short write goes
+ * on with what is left.
+ */
+export function writeAllv(fd: number, bufs: Uint8Array[], position: number): void {
+  let total = 0;
+  for (const b of bufs) total += b.length;
+  const done = fs.writevSync(fd, bufs, position);
+  // a short write (rare on a regular file): the rest buffer by buffer, from where it stopped
+  let start = 0;
+  for (const b of bufs) {
+    const end = start + b.length;
+    for (let at = Math.max(done, start); at < end; ) at += fs.writeSync(fd, b, at - start, end - at, position + at);
+    start = end;
+  }
+  wroteBytes(fd, total);
+}
+
+/** Counts bytes written to `fd` for its write-behind, and starts an early flush when enough are. */
+function wroteBytes(fd: number, n: number): void {
   const b = behind.get(fd);
   if (!b) return;
-  b.sinceFlush += buf.length;
+  b.sinceFlush += n;
   if (b.sinceFlush < WRITE_BEHIND_BYTES) return;
   b.sinceFlush = 0;
   // An early flush's error must not be dropped: Linux reports a write-back error once per open
@@ -34,7 +58,7 @@ export function writeAll(fd: number, buf: Uint8Array, position: number): void {
   b.flushes.push(new Promise((resolve, reject) => fs.fdatasync(fd, (e) => (e ? reject(e) : resolve()))));
 }
 
-/** From now on, writes to `fd` through `writeAll` are flushed behind the writer. */
+/** From now on, writes to `fd` through `writeAll` and `writeAllv` are flushed behind the writer. */
 export function startWriteBehind(fd: number): void {
   behind.set(fd, { sinceFlush: 0, flushes: [] });
 }

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { doubled } from '../../io/doubled.ts';
 import { crc32 } from '../../io/crc32.ts';
-import { writeAll } from '../../io/write-all.ts';
+import { writeAll, writeAllv } from '../../io/write-all.ts';
 import { fail } from '../../errors.ts';
 
 /**
@@ -154,16 +154,23 @@ export class TorchZipWriter {
     let at = dataOffset;
     let crc = 0;
     let written = 0;
+    // The CRC set in the header while it is still gathered, before the data is written: header
+    // and data then go to the file in one call (see `writeAt`), not three (header, data, patch).
+    let patched = false;
+    if (typeof knownCrc === 'number') patched = this.patchGathered(headerAt, knownCrc);
     fill((chunk) => {
       if (written + chunk.length > size) throw new Error(`record ${name} got more than its ${size} bytes`);
-      if (knownCrc === undefined) crc = crc32(chunk, crc);
+      if (knownCrc === undefined) {
+        crc = crc32(chunk, crc);
+        if (written === 0 && chunk.length === size) patched = this.patchGathered(headerAt, crc); // the record in one chunk
+      }
       this.writeAt(chunk, at);
       at += chunk.length;
       written += chunk.length;
     });
     if (written !== size) throw new Error(`record ${name} got ${written} of its ${size} bytes`);
     if (knownCrc !== undefined) crc = typeof knownCrc === 'number' ? knownCrc : knownCrc();
-    this.patchCrc(headerAt, crc);
+    if (!patched) this.patchCrc(headerAt, crc);
     this.pos = at;
     this.entries.push(name, crc >>> 0, size, headerAt);
     return { crc: crc >>> 0, dataOffset };
@@ -179,8 +186,9 @@ export class TorchZipWriter {
     const dataOffset = this.writeLocalHeader(name, size, headerAt);
     const chunk = data.subarray(from, to);
     const crc = (knownCrc === undefined ? crc32(chunk) : typeof knownCrc === 'number' ? knownCrc : knownCrc()) >>> 0;
+    const patched = this.patchGathered(headerAt, crc); // before the data: one write of both (see addStreamed)
     this.writeAt(chunk, dataOffset);
-    this.patchCrc(headerAt, crc);
+    if (!patched) this.patchCrc(headerAt, crc);
     this.pos = dataOffset + size;
     this.entries.push(name, crc, size, headerAt);
     return { crc, dataOffset };
@@ -263,13 +271,17 @@ export class TorchZipWriter {
     return headerAt + length;
   }
 
+  /** Sets the CRC-32 of the record whose local header is at `headerAt` where that header is still gathered; says whether it was. */
+  private patchGathered(headerAt: number, crc: number): boolean {
+    const g = this.gathered;
+    if (g === null || !this.gatheredLen || headerAt < this.gatheredAt || headerAt + 18 > this.gatheredAt + this.gatheredLen) return false;
+    g.writeUInt32LE(crc >>> 0, headerAt - this.gatheredAt + 14);
+    return true;
+  }
+
   /** Sets the CRC-32 of the record whose local header is at `headerAt`. */
   private patchCrc(headerAt: number, crc: number): void {
-    const g = this.gathered;
-    if (g !== null && this.gatheredLen && headerAt >= this.gatheredAt && headerAt + 18 <= this.gatheredAt + this.gatheredLen) {
-      g.writeUInt32LE(crc >>> 0, headerAt - this.gatheredAt + 14);
-      return;
-    }
+    if (this.patchGathered(headerAt, crc)) return;
     const crcBuf = this.scratch(4);
     crcBuf.writeUInt32LE(crc >>> 0);
     this.writeAt(crcBuf, headerAt + 14);
@@ -398,6 +410,12 @@ export class TorchZipWriter {
       return;
     }
     if (buf.length >= DIRECT_WRITE_BYTES) {
+      if (this.gatheredLen && position === to) {
+        // the gathered bytes (a record's header) and this record's data, which follows them: one call
+        writeAllv(this.fd, [g.subarray(0, this.gatheredLen), buf], from);
+        this.gatheredLen = 0;
+        return;
+      }
       this.flush();
       return writeAll(this.fd, buf, position);
     }

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import * as zlib from 'node:zlib';
 import { ZipArchive } from '../../../../main/formats/zip/zip.ts';
 import { ALIGNMENT, TorchZipWriter } from '../../../../main/formats/torch/torch-zip-writer.ts';
-import { FileReader, readWholeFile } from '../../../../main/io/random-access.ts';
+import { BufferReader, FileReader, readWholeFile } from '../../../../main/io/random-access.ts';
 
 const TORCH_FIXTURE = new URL('../../../fixtures/zip-writer/torch113_records.pt', import.meta.url).pathname;
 /** The records generate.py gave torch 1.13's writer, in the same order. */
@@ -139,6 +139,44 @@ test('gathering small writes: records of small and of 1 MiB chunks, mixed, keep 
       assert.equal(zip.dataRange(e).offset % ALIGNMENT, 0, `${name} aligned`);
     }
   }
+});
+
+test('a gathering writer sends a large record with its header in one call: the file is byte for byte the one an ungathered writer makes', () => {
+  // The CRC goes into the still-gathered header before the data (a known CRC, or a record in one
+  // chunk); a record in several chunks or with a CRC known only at its end is patched afterwards.
+  const big = (seed: number, n: number): Buffer => Buffer.from(Array.from({ length: n }, (_, i) => (i * 31 + seed) & 255));
+  const write = (gather: boolean): Buffer => {
+    const file = join(dir, `${fileNo++}.pt`);
+    const fd = openSync(file, 'w');
+    try {
+      const w = new TorchZipWriter(fd, 'v', 0, gather);
+      w.addRecord('data.pkl', Buffer.from([0x80, 0x02, 0x4b, 0x01, 0x2e]));
+      const one = big(1, 256 << 10);
+      w.addStreamed('data/0', one.length, (write) => write(one)); // one chunk, CRC computed
+      const two = big(2, 300 << 10);
+      w.addStreamed('data/1', two.length, (write) => write(two), zlib.crc32(two)); // known CRC
+      const three = big(3, 200 << 10);
+      w.addStreamed('data/2', three.length, (write) => [three.subarray(0, 100 << 10), three.subarray(100 << 10)].forEach(write)); // two chunks
+      const four = big(4, 128 << 10);
+      w.addStreamed(
+        'data/3',
+        four.length,
+        (write) => write(four),
+        () => zlib.crc32(four),
+      ); // CRC known at the end
+      const five = big(5, 70 << 10);
+      w.addBytes('data/4', five, 0, five.length); // from memory
+      w.addBytes('data/5', five, 10, 20);
+      w.finish();
+    } finally {
+      closeSync(fd);
+    }
+    return readWholeFile(file);
+  };
+  const gathered = write(true);
+  assert.deepEqual(gathered, write(false));
+  const zip = ZipArchive.open(new BufferReader(gathered, 'gathered'));
+  for (const e of zip.entries) assert.equal(e.crc32 >>> 0, zlib.crc32(Buffer.from(zip.readEntry(e))) >>> 0, `${e.name} CRC`);
 });
 
 test('a record of a size known only at its end (addUnsized) is byte for byte the record addStreamed writes with that size', () => {
