@@ -77,7 +77,10 @@ export class PickleMemo<T> {
 
 /** A set of memo indices: a bitmap for the dense run from 0 that pickles use, a Set for the rest. */
 class IndexSet {
-  private bits = new Uint8Array(1024);
+  // small at first: it grows while a pickle's first items are read, so the growing code has run
+  // (and left V8 its type feedback) before the per-item reader that calls it is optimized; a first
+  // growth after that (at index 8,192 from 1,024 bytes) deoptimized `skipTensorItem`, which inlines it
+  private bits = new Uint8Array(16);
   private others: Set<number> | null = null;
 
   has(i: number): boolean {
@@ -89,8 +92,12 @@ class IndexSet {
   add(i: number): boolean {
     if (this.others?.has(i)) return false; // stored before the bitmap grew to reach it
     if (i >= 0 && Number.isInteger(i) && i < DENSE_LIMIT) {
-      if (i >= this.bits.length * 8 && i < this.bits.length * 16) {
-        const grown = new Uint8Array(this.bits.length * 2);
+      // grows to reach any index below 16,384 (what 1,024 bytes reached by one doubling), past that by doubling
+      const length = this.bits.length;
+      if (i >= length * 8 && i < Math.max(length, 1024) * 16) {
+        let grownLength = length * 2;
+        while (grownLength * 8 <= i) grownLength *= 2;
+        const grown = new Uint8Array(grownLength);
         grown.set(this.bits);
         this.bits = grown;
       }

@@ -1,5 +1,6 @@
 import { fail } from '../../errors.ts';
 import type { RandomAccessReader } from '../../io/random-access.ts';
+import { latin1Text } from '../../io/buffer-text.ts';
 
 const CHUNK = 1 << 16;
 /** Strings up to this many bytes take `asciiText`'s path: keys, names, device tags. */
@@ -90,7 +91,7 @@ export class PickleInput {
     for (let i = rel; i < rel + n; i++) if (b[i]! >= 0x80) return null;
     this.pos += n;
     const text = (this.bufText ??= Buffer.from(b.buffer, b.byteOffset, b.byteLength));
-    return text.toString('latin1', rel, rel + n);
+    return latin1Text(text, rel, rel + n);
   }
   byte(): number {
     const rel = this.inChunk(1);

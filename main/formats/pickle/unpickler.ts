@@ -65,6 +65,19 @@ export interface UnpickleResult {
 const MARK = Symbol('mark');
 type StackItem = PyValue | typeof MARK;
 
+/**
+ * The empty stack a MARK opens, made with elements of any kind: a `[]` starts as small integers
+ * only, and the first string pushed changes its map. `torch.save` opens a MARK per 1,000 dict
+ * items, so every batch of a state dict began with an array of another map than the one the
+ * optimized item reader (`fast-items.ts`) had seen: readItem and take were deoptimized ("wrong
+ * map", "not a Smi") and compiled again on the 100,000-tensor checkpoint.
+ */
+function emptyFrame(): StackItem[] {
+  const frame: StackItem[] = [MARK];
+  frame.pop();
+  return frame;
+}
+
 /** Python 2 module names as Python 3's `_compat_pickle` maps them (IMPORT_MAPPING). */
 const MODULE_RENAMES: Record<string, string> = {
   __builtin__: 'builtins',
@@ -270,7 +283,7 @@ function runUnpickler(input: PickleInput, hooks: PickleHooks, label: string, sca
       case 0x28: // MARK
         if (vm.metastack.length >= MAX_STACK) vm.bad('too many nested MARKs'); // each open MARK holds an array
         vm.metastack.push(vm.cur);
-        vm.cur = [];
+        vm.cur = emptyFrame();
         break;
       case 0x30: // POP
         if (vm.cur.length === 0) {

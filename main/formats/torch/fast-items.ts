@@ -3,6 +3,7 @@ import type { ItemSite } from '../pickle/unpickler.ts';
 import { PyDict, PyGlobal, PyTuple, type PyValue } from '../values/python-values.ts';
 import { TorchTensor, type TorchStorage } from '../values/torch-values.ts';
 import { plainTensorV2, rebuildTensor, storageIdOf, type StorageId } from './torch-pickle.ts';
+import { latin1Text } from '../../io/buffer-text.ts';
 
 // The opcodes of the grammar (CPython Lib/pickle.py).
 const MARK = 0x28;
@@ -248,7 +249,7 @@ export class TensorItemReader {
     const at = this.arg(n);
     if (at < 0) return null;
     for (let i = at; i < at + n; i++) if (b[i]! >= 0x80) return null;
-    return this.text.toString('latin1', at, at + n);
+    return latin1Text(this.text, at, at + n);
   }
 
   /** The memo index of a BINGET or LONG_BINGET `op`, or -1. */

@@ -3,6 +3,7 @@ import { fail } from '../../errors.ts';
 import type { RandomAccessReader } from '../../io/random-access.ts';
 import type { ByteRange } from '../values/torch-values.ts';
 import { NameIndex } from './name-index.ts';
+import { utf8Text } from '../../io/buffer-text.ts';
 
 /**
  * A zip archive read by random access: only the end records and the central directory are read
@@ -64,6 +65,9 @@ interface DirectoryCursor {
   readonly shift: number;
   /** the file's name, for errors */
   readonly name: string;
+  /** the file's size, and the first record found to lie past it (-1: none yet) */
+  readonly fileSize: number;
+  firstPastEnd: number;
 }
 
 /** The central directory record `i` at `c.p`; moves `c.p` past it. */
@@ -80,7 +84,7 @@ function readCentralEntry(c: DirectoryCursor, i: number): ZipEntry {
   const commentLen = dv.getUint16(p + 32, true);
   let localHeaderOffset = dv.getUint32(p + 42, true);
   if (p + 46 + nameLen + extraLen + commentLen > length) fail('corrupt-zip', `${name}: central directory entry ${i} runs past the directory`, name);
-  const entryName = c.text.toString('utf8', p + 46, p + 46 + nameLen);
+  const entryName = utf8Text(c.text, p + 46, p + 46 + nameLen);
   // zip64 extended information extra field (id 1): only the fields that overflowed are present, in this order.
   let e = p + 46 + nameLen;
   const extraEnd = e + extraLen;
@@ -103,6 +107,7 @@ function readCentralEntry(c: DirectoryCursor, i: number): ZipEntry {
   }
   const entry = new CentralEntry(entryName, method, crc32, compressedSize, uncompressedSize, localHeaderOffset + c.shift);
   if (dv.getUint16(p + 8, true) & 1) entry.encrypted = true;
+  if (c.firstPastEnd < 0 && (entry.localHeaderOffset < 0 || entry.localHeaderOffset + 30 + entry.compressedSize > c.fileSize)) c.firstPastEnd = i;
   c.p = p + 46 + nameLen + extraLen + commentLen;
   return entry;
 }
@@ -184,15 +189,16 @@ export class ZipArchive {
     // names are decoded from this view of the directory, without a copy per entry (100,000 entries)
     const cdText = Buffer.from(cd.buffer, cd.byteOffset, cd.byteLength);
     const entries: ZipEntry[] = [];
-    // each record is read by a function of its own: this loop runs once per archive, mostly
-    // unoptimized, while `readCentralEntry` is optimized after a few hundred of 100,000 calls
-    const cursor: DirectoryCursor = { dv, text: cdText, p: 0, shift, name };
+    // each record is read, and checked against the file's size, by a function of its own: this
+    // loop runs once per archive, mostly unoptimized, while `readCentralEntry` is optimized after a
+    // few hundred of 100,000 calls (a second loop over the entries for the size check ran in the
+    // interpreter after V8 dropped this function's code, which had never seen it run)
+    const cursor: DirectoryCursor = { dv, text: cdText, p: 0, shift, name, fileSize: reader.size, firstPastEnd: -1 };
     for (let i = 0; i < count; i++) entries.push(readCentralEntry(cursor, i));
-    for (let i = 0; i < entries.length; i++) {
-      const en = entries[i]!; // indexed, not `for…of`: 100,000 records, read once, mostly unoptimized
-      if (en.localHeaderOffset < 0 || en.localHeaderOffset + 30 + en.compressedSize > reader.size) {
-        fail('truncated', `${name}: record ${en.name} lies past the end of the file (${reader.size} bytes); the file is truncated`, name);
-      }
+    // a damaged record anywhere is reported first, then the first record past the end, as before
+    if (cursor.firstPastEnd >= 0) {
+      const en = entries[cursor.firstPastEnd]!;
+      fail('truncated', `${name}: record ${en.name} lies past the end of the file (${reader.size} bytes); the file is truncated`, name);
     }
     return new ZipArchive(reader, entries, shift);
   }
