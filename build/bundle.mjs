@@ -1,5 +1,5 @@
 // `npm run build`: bundles every part of the app into dist/.
-//   dist/ckpt.js (+ dist/ckpt-cli.js), dist/worker.js, dist/crc-worker.js, dist/diff-worker.js   the CLI and its worker threads (Node, ESM)
+//   dist/ckpt.js, dist/worker.js, dist/crc-worker.js, dist/diff-worker.js   the CLI and its worker threads (Node, ESM)
 //   dist/convert-worker.js                               a folder conversion's threads: convert jobs only
 //   dist/electron/main.js, dist/electron/preload.cjs   the Electron shell (when main/electron exists)
 //   dist/renderer/                                       the Svelte UI (vite, when renderer/vite.config.ts exists)
@@ -20,9 +20,7 @@ const node = {
 };
 
 const entries = {
-  // dist/ckpt.js starts a single-file conversion's thread, then loads dist/ckpt-cli.js (main/cli/launch.ts)
-  ckpt: 'main/cli/launch.ts',
-  'ckpt-cli': 'main/cli/index.ts',
+  ckpt: 'main/cli/index.ts',
   worker: 'main/jobs/worker.ts',
   'convert-worker': 'main/jobs/convert-worker.ts',
   'crc-worker': 'main/io/crc-worker.ts',
@@ -39,7 +37,7 @@ if (existsSync(RUNNER)) copyFileSync(RUNNER, 'dist/verify-runner.py');
 if (existsSync('main/electron/main.ts')) {
   // Workers are started from beside the running bundle, so the Electron main gets its own copies
   // (not convert-worker: only the CLI's `convert` starts it; the app's batches run the full worker).
-  const { ckpt, 'ckpt-cli': _cli, 'convert-worker': _cliOnly, ...workers } = entries;
+  const { ckpt, 'convert-worker': _cliOnly, ...workers } = entries;
   await build({ ...node, entryPoints: { main: 'main/electron/main.ts', ...workers }, outdir: 'dist/electron' });
   if (existsSync(RUNNER)) copyFileSync(RUNNER, 'dist/electron/verify-runner.py');
   // A sandboxed preload must be one CommonJS script that requires nothing but 'electron'.

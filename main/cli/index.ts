@@ -8,7 +8,6 @@ import { runScan, SCAN_HELP } from './scan-command.ts';
 import { processIO, type CliIO } from './io.ts';
 import { VERSION } from '../version.ts';
 import { tuneV8ForCli } from './v8-tuning.ts';
-import { dropEarlyWorker, earlyWorkerWaiting } from '../io/early-worker.ts';
 
 const HELP = `ckpt ${VERSION}: inspect, convert, re-shard and verify PyTorch checkpoints, without Python.
 
@@ -117,14 +116,11 @@ export async function main(argv: string[], io: CliIO): Promise<number> {
   }
 }
 
-// Run when executed directly (dist/ckpt-cli.js, which dist/ckpt.js loads: cli/launch.ts; or `tsx main/cli/index.ts`).
+// Run when executed directly (the bundled dist/ckpt.js or `tsx main/cli/index.ts`).
 const entry = process.argv[1] ?? '';
-if (/(ckpt(\.js)?|ckpt-cli\.js|cli[/\\]index\.ts)$/.test(entry)) {
-  // a conversion thread started by launch.ts is loading under V8's default flags: the pool that
-  // takes it sets the CLI's flags once it has loaded (convert-command.ts)
-  if (!earlyWorkerWaiting()) tuneV8ForCli();
+if (/(ckpt(\.js)?|cli[/\\]index\.ts)$/.test(entry)) {
+  tuneV8ForCli();
   main(process.argv.slice(2), processIO()).then((code) => {
-    dropEarlyWorker();
     process.exitCode = code;
   });
 }
