@@ -19,6 +19,7 @@ import {
   unpackConversionReport,
   type PackedConversionReport,
 } from '../../../main/convert/packed-report.ts';
+import { checksHaveUtf8, checksUtf8, keyChangesHaveUtf8, keyChangeUtf8Pieces } from '../../../main/convert/packed-report-utf8.ts';
 import { writeJsonInPieces, type LongList } from '../../../main/cli/json-pieces.ts';
 import { NO_RULES, type ConversionRules } from '../../../shared/presets.ts';
 
@@ -81,13 +82,34 @@ for (const [file, rules] of CASES) {
       (s) => direct.push(s),
     );
     assert.equal(direct.join(''), `${expected}\n`);
+    // …and as UTF-8 bytes made from the columns, as `convert --json` writes plain-ASCII keys
+    const bytes: Buffer[] = [];
+    await writeJsonInPieces(
+      received,
+      [
+        ...received.outputs.map((o): LongList => {
+          assert.ok(checksHaveUtf8(o.checks), 'ASCII keys');
+          return { at: o.checks, length: o.checks.count, items: () => assert.fail('utf8 is used'), utf8: (from, to) => checksUtf8(o.checks, from, to) };
+        }),
+        ...received.plan.stateDicts.map((sd): LongList => {
+          assert.ok(keyChangesHaveUtf8(sd.keys), 'ASCII keys');
+          return { at: sd.keys, length: sd.keys.count, items: () => assert.fail('utf8 is used'), utf8: keyChangeUtf8Pieces(sd.keys) };
+        }),
+      ],
+      (s) => bytes.push(Buffer.from(s)),
+      undefined,
+      (b) => bytes.push(Buffer.from(b)),
+    );
+    assert.equal(Buffer.concat(bytes).toString(), `${expected}\n`);
     for (const o of received.outputs)
       for (const [from, to] of [
         [0, 1],
         [1, o.checks.count],
         [0, o.checks.count + 5],
-      ] as const)
+      ] as const) {
         assert.equal(checksJson(o.checks, from, to), JSON.stringify(checksIn(o.checks, from, to)).slice(1, -1));
+        assert.equal(Buffer.from(checksUtf8(o.checks, from, to)).toString(), checksJson(o.checks, from, to));
+      }
     const keys = r.plan.stateDicts.flatMap((sd) => sd.keys);
     if (file === 'dp_state_dict.pt') {
       assert.ok(keys.some((k) => k.to === null) && keys.some((k) => k.to !== null && k.to !== k.from), 'keys dropped and renamed');
@@ -112,7 +134,63 @@ test('key texts of every kind come back exactly: ASCII, Latin-1, other scripts, 
     );
     assert.deepEqual(keyChangePieces(received.plan.stateDicts[0]!.keys)(0, keys.length), keys);
     assert.equal(keyChangeJsonPieces(received.plan.stateDicts[0]!.keys)(0, keys.length), JSON.stringify(keys).slice(1, -1));
+    // only plain ASCII (nothing JSON escapes) is written as bytes straight from the columns
+    assert.equal(keyChangesHaveUtf8(received.plan.stateDicts[0]!.keys), false);
   }
+  const ascii = [
+    { from: 'plain.weight', to: 'plain.weight' },
+    { from: 'del\u007f ~', to: null },
+    { from: 'a', to: 'b' },
+  ];
+  const packed = packConversionReport({ plan: { stateDicts: [{ keys: ascii }] }, outputs: [] } as unknown as Parameters<typeof packConversionReport>[0]);
+  const keys = packed.plan.stateDicts[0]!.keys;
+  assert.ok(keyChangesHaveUtf8(keys));
+  assert.equal(Buffer.from(keyChangeUtf8Pieces(keys)(0, 3)).toString(), JSON.stringify(ascii).slice(1, -1));
+});
+
+test('keys are written as bytes straight from the columns only when each byte is its own JSON text, wherever an other one is', () => {
+  const hasUtf8 = (from: string): boolean => {
+    const packed = packConversionReport({ plan: { stateDicts: [{ keys: [{ from, to: from }] }] }, outputs: [] } as unknown as Parameters<
+      typeof packConversionReport
+    >[0]);
+    return keyChangesHaveUtf8(packed.plan.stateDicts[0]!.keys);
+  };
+  for (let at = 0; at < 11; at++) {
+    const key = (c: string): string => `${'a'.repeat(at)}${c}${'a'.repeat(10 - at)}`;
+    for (const c of ['\u0000', '\u001f', '"', '\\', '\u0080', 'é', '\u00ff', 'ж']) assert.equal(hasUtf8(key(c)), false, `${JSON.stringify(c)} at ${at}`);
+    for (const c of [' ', '!', '#', '[', ']', '~', '\u007f']) assert.equal(hasUtf8(key(c)), true, `${JSON.stringify(c)} at ${at}`);
+  }
+});
+
+test('checks as UTF-8 bytes: list indices, shapes of every size, a CRC not read, failed checks with and without a problem', () => {
+  const dims = [[], [0], [1, 2, 3], [4294967296, 1e21, 2 ** 53], [10, 1000000]];
+  const n = dims.length;
+  const keyTexts = ['state_dict', 'layer.0.weight', '3', 'opt', 'x', '7', 'y', 'z', 'w'];
+  const pathEnds = Uint32Array.from([2, 3, 5, 8, 9]);
+  const ends = new Uint32Array(keyTexts.length);
+  keyTexts.reduce((end, t, i) => (ends[i] = end + t.length), 0);
+  const checks = {
+    count: n,
+    keys: { bytes: Buffer.from(keyTexts.join(''), 'latin1'), encoding: 'latin1' as const, ends },
+    numberKeys: Uint8Array.from([0, 0, 1, 0, 0, 1, 0, 0, 0]),
+    pathEnds,
+    dtypes: ['torch.float32', 'torch.int64'],
+    dtypeIds: Uint8Array.from([0, 1, 0, 1, 0]),
+    dims: Float64Array.from(dims.flat()),
+    shapeEnds: Uint32Array.from(dims.map((_, i) => dims.slice(0, i + 1).flat().length)),
+    devices: ['cpu', 'cuda:0'],
+    deviceIds: Uint16Array.from([0, 1, 1, 0, 0]),
+    crcs: Uint32Array.from([0, 0xdeadbeef, 0x0000000f, 0xffffffff, 12345]),
+    flags: Uint8Array.from([1, 1, 0, 3, 2]),
+    problems: new Map([[3, 'CRC-32 "differs" ↯']]),
+  };
+  assert.ok(checksHaveUtf8(checks));
+  for (const [from, to] of [
+    [0, n],
+    [1, 3],
+    [2, n + 4],
+  ] as const)
+    assert.equal(Buffer.from(checksUtf8(checks, from, to)).toString(), JSON.stringify(checksIn(checks, from, to)).slice(1, -1));
 });
 
 test('key changes a piece at a time, pieces out of order too', () => {
