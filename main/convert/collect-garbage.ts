@@ -27,6 +27,9 @@ let gc: (() => void) | null | undefined;
  * the report's packing and sending to pile on. Measured on keys_500k.safetensors → cpu (2 cores):
  * peak RSS 620 → 498 MB with a collection after reading, at ~160 ms; on keys_100k.pt → cpu
  * 320–329 → 290 MB with one before packing, at ~100–220 ms under load 8 (`MANY_TENSORS`).
+ * From `MANY_TENSORS_READ` also one between writing and reading back: keys_500k → cpu, 4 + 4
+ * interleaved runs on the idle 2-core machine: peak 451–466 MiB against 460–487 MiB without
+ * (the bench's 485 MB, 15 MiB under issue 16's budget), at ~0.3 s of 6–7 s.
  *
  * `gc` is V8's, exposed by `--expose-gc` in contexts made after the flag is set (a new `vm`
  * context here); where that is refused, nothing is collected. The flag is set only while that

@@ -143,6 +143,7 @@ export async function convertFile(source: string, opts: ConvertOptions): Promise
               ...(sharedStorages ? { sharedStorages } : {}),
             }),
           async (tmp, written) => {
+            collectGarbageOfPhase(ck.tensors.length, MANY_TENSORS_READ); // the write's garbage, before the read-back adds its own
             const changed = statOf(source);
             if (changed.size !== before.size || changed.mtimeMs !== before.mtimeMs) {
               fail('io', `${source} changed while it was being converted; nothing was written, run the conversion again`, source);
