@@ -94,9 +94,8 @@ export class WorkerPool<Request extends { kind: string } = JobRequest, Results =
   private readonly queue: Pending[] = [];
   private seq = 0;
   private closed = false;
-  /** how many of the first workers have not yet said their code is loaded, and who waits for that */
-  private loading: number;
-  private onLoaded: (() => void)[] = [];
+  /** settles once each first thread has said its code is loaded, or died */
+  private readonly allLoaded: Promise<void>;
   readonly size: number;
   /** the most jobs the pool's threads may hold at once (all light: see `hasRoom`) */
   readonly capacity: number;
@@ -107,8 +106,9 @@ export class WorkerPool<Request extends { kind: string } = JobRequest, Results =
   ) {
     this.size = Math.max(1, Math.floor(size));
     this.capacity = this.size * LIGHT_JOBS_PER_WORKER;
-    this.loading = this.size;
-    for (let i = 0; i < this.size; i++) this.slots.push(this.spawn());
+    const loads: Promise<void>[] = [];
+    for (let i = 0; i < this.size; i++) loads.push(new Promise((loaded) => this.slots.push(this.spawn(loaded))));
+    this.allLoaded = Promise.all(loads).then(() => undefined);
   }
 
   /**
@@ -116,13 +116,7 @@ export class WorkerPool<Request extends { kind: string } = JobRequest, Results =
    * a script that never says it leaves this pending). A thread that dies first counts as loaded.
    */
   loaded(): Promise<void> {
-    return this.loading ? new Promise((resolve) => this.onLoaded.push(resolve)) : Promise.resolve();
-  }
-
-  private countLoaded(slot: { counted: boolean }): void {
-    if (slot.counted) return;
-    slot.counted = true;
-    if (--this.loading === 0) for (const f of this.onLoaded.splice(0)) f();
+    return this.allLoaded;
   }
 
   run<K extends Request['kind'] & keyof Results>(request: Request & { kind: K }, opts: RunOptions = {}): Promise<Results[K]> {
@@ -198,15 +192,14 @@ export class WorkerPool<Request extends { kind: string } = JobRequest, Results =
     }
   }
 
-  private spawn(): Slot {
+  /** A thread for a slot; `loaded` (a first thread's: a replacement's start is not waited for) is called when its code is loaded or it dies. */
+  private spawn(loaded: () => void = () => {}): Slot {
     const worker = startWorker(this.script.name, this.script.source, this.script.runningFrom);
     const slot: Slot = { worker, jobs: new Map(), waiting: new Set(), heavy: new Set() };
-    // only the first threads count for `loaded`: a replacement's start is not waited for
-    const first = { counted: this.slots.length >= this.size };
     worker.on('message', (m: WorkerMessage) => {
       if (m.gone) for (const f of m.gone) trackTempFile(f, false);
       if (m.type === 'temp') return trackTempFile(m.file, m.alive);
-      if (m.type === 'loaded') return this.countLoaded(first);
+      if (m.type === 'loaded') return loaded();
       const job = slot.jobs.get(m.seq);
       if (!job) return;
       if (m.type === 'started') {
@@ -229,7 +222,7 @@ export class WorkerPool<Request extends { kind: string } = JobRequest, Results =
     let started = false;
     worker.once('online', () => (started = true));
     const crashed = (why: string): void => {
-      this.countLoaded(first);
+      loaded();
       const lost = [...slot.jobs.values()];
       slot.jobs.clear();
       slot.waiting.clear();

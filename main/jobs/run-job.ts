@@ -13,8 +13,6 @@ import { PreviewCache } from './preview-cache.ts';
 /** This thread's preview cache: the Convert view previews one file many times as its rules change. */
 const previews = new PreviewCache();
 
-export type { JobContext };
-
 /** Runs one job in the current thread: the worker calls this, and so can tests and the CLI. */
 export async function runJob<K extends JobRequest['kind']>(request: JobRequest & { kind: K }, ctx: JobContext): Promise<JobResults[K]> {
   const req = request as JobRequest;

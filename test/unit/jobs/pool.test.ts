@@ -9,7 +9,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { liveTempFiles, removeLiveTempFiles } from '../../../main/io/atomic-file.ts';
-import { WorkerPool } from '../../../main/jobs/pool.ts';
+import { CONVERT_WORKER, WorkerPool } from '../../../main/jobs/pool.ts';
+import type { ConvertJobRequest, ConvertJobResults } from '../../../main/jobs/convert-job.ts';
 import { bigSafetensors, CPU_RULES, DP } from '../service/helpers.ts';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ckpt-pool-'));
@@ -96,6 +97,33 @@ test('loaded() settles once every first thread has loaded its code (the CLI sets
     await loaded;
     await pool.loaded(); // asked again afterwards: settled at once
     assert.equal((await pool.run({ kind: 'list-directory', dir })).dir, dir, 'the loaded threads answer jobs');
+  } finally {
+    await pool.close();
+  }
+});
+
+test('the folder conversion worker (convert-worker.ts) converts and compares ranks, and refuses any other job with one line', async () => {
+  const pool = new WorkerPool<ConvertJobRequest, ConvertJobResults>(1, CONVERT_WORKER);
+  const sub = fs.mkdtempSync(path.join(dir, 'convert-worker-'));
+  try {
+    await pool.loaded();
+    const outs = [path.join(sub, 'a.pt'), path.join(sub, 'b.pt')];
+    for (const output of outs) {
+      const report = await pool.run({ kind: 'convert', source: DP, output, rules: CPU_RULES, force: false, syncFolder: false });
+      assert.ok(report.verified, 'its output verified');
+      assert.ok(fs.existsSync(output), 'and published');
+    }
+    const same = await pool.run({ kind: 'compare-ranks', files: outs });
+    assert.equal(same.identical, true, `two conversions of one file hold the same tensors: ${same.differing.join(', ')}`);
+    assert.ok(same.tensors > 0);
+    // a kind only the app's worker runs: the pool's types forbid it, so it is sent as the wire would carry it
+    const other = { kind: 'list-directory', dir: sub } as unknown as ConvertJobRequest & { kind: 'convert' };
+    await assert.rejects(pool.run(other), (e: Error) => {
+      assert.match(e.message, /^internal error: the conversion worker runs convert and compare-ranks jobs \(without fit\), not list-directory$/);
+      return true;
+    });
+    // the thread survives the refusal
+    assert.equal((await pool.run({ kind: 'compare-ranks', files: outs })).identical, true);
   } finally {
     await pool.close();
   }
