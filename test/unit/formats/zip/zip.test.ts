@@ -145,3 +145,22 @@ test('a central directory record whose name, extra or comment runs past the dire
     }
   });
 });
+
+test('a zip64 extra field that claims more bytes than the extra field holds is a corrupt-zip error, never a RangeError', () => {
+  const eocdAt = PLAIN.length - 22;
+  const cdSize = PLAIN.readUInt32LE(eocdAt + 12);
+  const cdOffset = PLAIN.readUInt32LE(eocdAt + 16);
+  let last = cdOffset;
+  for (let p = cdOffset; p < cdOffset + cdSize; p += 46 + PLAIN.readUInt16LE(p + 28) + PLAIN.readUInt16LE(p + 30) + PLAIN.readUInt16LE(p + 32)) last = p;
+  assert.equal(PLAIN.readUInt16LE(last + 30) + PLAIN.readUInt16LE(last + 32), 0, 'the last record has no extra field and no comment');
+  // the last 4 bytes of the last record's name become an extra field: a zip64 field (id 1) of 65,535
+  // bytes, for a size that says it is in it; the directory ends right after that field's header
+  const hostile = Buffer.from(PLAIN);
+  const nameLen = PLAIN.readUInt16LE(last + 28);
+  hostile.writeUInt16LE(nameLen - 4, last + 28);
+  hostile.writeUInt16LE(4, last + 30);
+  hostile.writeUInt16LE(1, last + 46 + nameLen - 4);
+  hostile.writeUInt16LE(0xffff, last + 46 + nameLen - 2);
+  hostile.writeUInt32LE(0xffffffff, last + 24);
+  assert.throws(() => ZipArchive.open(new BufferReader(hostile)), { kind: 'corrupt-zip', message: /zip64 field of .* is too short/ });
+});
