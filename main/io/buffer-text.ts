@@ -27,3 +27,12 @@ export function latin1Text(b: Buffer, start: number, end: number): string {
 export function utf8Text(b: Buffer, start: number, end: number): string {
   return native ? (b as unknown as NativeSlicers).utf8Slice(start, end) : b.toString('utf8', start, end);
 }
+
+/**
+ * Bytes `start`…`end` of `b` as text when they are all ASCII (then UTF-8, latin-1 and ASCII read
+ * them alike), else null: a pickle's keys and names, without a decoder call.
+ */
+export function asciiText(b: Buffer, start: number, end: number): string | null {
+  for (let i = start; i < end; i++) if (b[i]! >= 0x80) return null;
+  return latin1Text(b, start, end);
+}

@@ -1,6 +1,6 @@
 import { fail } from '../../errors.ts';
 import type { RandomAccessReader } from '../../io/random-access.ts';
-import { latin1Text } from '../../io/buffer-text.ts';
+import { asciiText } from '../../io/buffer-text.ts';
 
 const CHUNK = 1 << 16;
 /** Strings up to this many bytes take `asciiText`'s path: keys, names, device tags. */
@@ -88,10 +88,9 @@ export class PickleInput {
     const rel = this.inChunk(n);
     if (rel < 0 || n > MAX_ASCII_FAST) return null;
     const b = this.buf;
-    for (let i = rel; i < rel + n; i++) if (b[i]! >= 0x80) return null;
-    this.pos += n;
-    const text = (this.bufText ??= Buffer.from(b.buffer, b.byteOffset, b.byteLength));
-    return latin1Text(text, rel, rel + n);
+    const text = asciiText((this.bufText ??= Buffer.from(b.buffer, b.byteOffset, b.byteLength)), rel, rel + n);
+    if (text !== null) this.pos += n;
+    return text;
   }
   byte(): number {
     const rel = this.inChunk(1);

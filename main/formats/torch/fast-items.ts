@@ -3,7 +3,7 @@ import type { ItemSite } from '../pickle/unpickler.ts';
 import { PyDict, PyGlobal, PyTuple, type PyValue } from '../values/python-values.ts';
 import { TorchTensor, type TorchStorage } from '../values/torch-values.ts';
 import { plainTensorV2, rebuildTensor, storageIdOf, type StorageId } from './torch-pickle.ts';
-import { latin1Text } from '../../io/buffer-text.ts';
+import { asciiText } from '../../io/buffer-text.ts';
 
 // The opcodes of the grammar (CPython Lib/pickle.py).
 const MARK = 0x28;
@@ -243,13 +243,10 @@ export class TensorItemReader {
   private string(op: number): string | null {
     const lengthAt = op === SHORT_BINUNICODE ? this.arg(1) : op === BINUNICODE ? this.arg(4) : -1;
     if (lengthAt < 0) return null;
-    const b = this.bytes;
-    const n = op === SHORT_BINUNICODE ? b[lengthAt]! : (b[lengthAt]! | (b[lengthAt + 1]! << 8) | (b[lengthAt + 2]! << 16) | (b[lengthAt + 3]! << 24)) >>> 0;
+    const n = op === SHORT_BINUNICODE ? this.bytes[lengthAt]! : this.uint32(lengthAt);
     if (n > MAX_TEXT) return null;
     const at = this.arg(n);
-    if (at < 0) return null;
-    for (let i = at; i < at + n; i++) if (b[i]! >= 0x80) return null;
-    return latin1Text(this.text, at, at + n);
+    return at < 0 ? null : asciiText(this.text, at, at + n);
   }
 
   /** The memo index of a BINGET or LONG_BINGET `op`, or -1. */

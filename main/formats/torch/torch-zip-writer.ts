@@ -279,9 +279,8 @@ export class TorchZipWriter {
     return true;
   }
 
-  /** Sets the CRC-32 of the record whose local header is at `headerAt`. */
+  /** Sets the CRC-32 of the record whose local header is at `headerAt` (`writeAt` sets it in place where that header is still gathered). */
   private patchCrc(headerAt: number, crc: number): void {
-    if (this.patchGathered(headerAt, crc)) return;
     const crcBuf = this.scratch(4);
     crcBuf.writeUInt32LE(crc >>> 0);
     this.writeAt(crcBuf, headerAt + 14);

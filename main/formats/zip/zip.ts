@@ -93,8 +93,9 @@ function readCentralEntry(c: DirectoryCursor, i: number): ZipEntry {
     const size = dv.getUint16(e + 2, true);
     if (id === 1) {
       let q = e + 4;
+      const fieldEnd = Math.min(e + 4 + size, extraEnd); // a field may not claim more bytes than the extra field holds
       const take = (): number => {
-        if (q + 8 > e + 4 + size) fail('corrupt-zip', `${name}: zip64 field of ${entryName} is too short`, name);
+        if (q + 8 > fieldEnd) fail('corrupt-zip', `${name}: zip64 field of ${entryName} is too short`, name);
         const v = safeNumber(dv.getBigUint64(q, true), name);
         q += 8;
         return v;

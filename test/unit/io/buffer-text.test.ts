@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { latin1Text, utf8Text } from '../../../main/io/buffer-text.ts';
+import { asciiText, latin1Text, utf8Text } from '../../../main/io/buffer-text.ts';
 
 test('latin1Text and utf8Text equal toString over every range of mixed bytes', () => {
   const samples = [
@@ -27,4 +27,14 @@ test('a Buffer over part of a larger ArrayBuffer is read from its own offset', (
   const view = Buffer.from(whole.buffer, whole.byteOffset + 4, 11);
   assert.equal(latin1Text(view, 0, 5), 'hello');
   assert.equal(utf8Text(view, 6, 11), 'world');
+});
+
+test('asciiText is latin1Text of a range of bytes below 0x80, and null for a range with any byte above', () => {
+  const b = Buffer.from([0x61, 0x62, 0x00, 0x7f, 0x80, 0x63, 0xff, 0x64]);
+  for (let start = 0; start <= b.length; start++) {
+    for (let end = start; end <= b.length; end++) {
+      const ascii = b.subarray(start, end).every((x) => x < 0x80);
+      assert.equal(asciiText(b, start, end), ascii ? b.toString('latin1', start, end) : null, `${start}..${end}`);
+    }
+  }
 });

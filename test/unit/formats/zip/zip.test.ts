@@ -114,3 +114,53 @@ test('each entry keeps the CRC-32 its record has, unsigned, and its offsets as r
     assert.equal(PLAIN.readUInt32LE(e.localHeaderOffset), 0x04034b50, `${e.name}: a local header at its offset`);
   }
 });
+
+test('a central directory record whose name, extra or comment runs past the directory, or that is cut short, is a corrupt-zip error, never a RangeError', () => {
+  const eocdAt = PLAIN.length - 22;
+  const cdSize = PLAIN.readUInt32LE(eocdAt + 12);
+  const cdOffset = PLAIN.readUInt32LE(eocdAt + 16);
+  const records: number[] = [];
+  for (let p = cdOffset; p < cdOffset + cdSize; p += 46 + PLAIN.readUInt16LE(p + 28) + PLAIN.readUInt16LE(p + 30) + PLAIN.readUInt16LE(p + 32)) {
+    assert.equal(PLAIN.readUInt32LE(p), 0x02014b50, `a central record at ${p}`);
+    records.push(p);
+  }
+  assert.ok(records.length > 2, `${records.length} records`);
+  for (const p of records) {
+    for (const field of [28, 30, 32]) {
+      const hostile = Buffer.from(PLAIN);
+      hostile.writeUInt16LE(0xffff, p + field); // name, extra or comment length
+      assert.throws(() => ZipArchive.open(new BufferReader(hostile)), { kind: 'corrupt-zip' }, `length at ${p + field}`);
+    }
+  }
+  // the directory cut inside each record, with an end record right after it (a copy cut short and closed again)
+  const eocd = PLAIN.subarray(eocdAt);
+  records.forEach((p, i) => {
+    for (const cut of [1, 30, 46, 47]) {
+      const end = Buffer.from(eocd);
+      end.writeUInt16LE(i + 1, 8);
+      end.writeUInt16LE(i + 1, 10);
+      end.writeUInt32LE(p + cut - cdOffset, 12);
+      const hostile = Buffer.concat([PLAIN.subarray(0, p + cut), end]);
+      assert.throws(() => ZipArchive.open(new BufferReader(hostile)), { kind: 'corrupt-zip' }, `directory cut ${cut} bytes into ${p}`);
+    }
+  });
+});
+
+test('a zip64 extra field that claims more bytes than the extra field holds is a corrupt-zip error, never a RangeError', () => {
+  const eocdAt = PLAIN.length - 22;
+  const cdSize = PLAIN.readUInt32LE(eocdAt + 12);
+  const cdOffset = PLAIN.readUInt32LE(eocdAt + 16);
+  let last = cdOffset;
+  for (let p = cdOffset; p < cdOffset + cdSize; p += 46 + PLAIN.readUInt16LE(p + 28) + PLAIN.readUInt16LE(p + 30) + PLAIN.readUInt16LE(p + 32)) last = p;
+  assert.equal(PLAIN.readUInt16LE(last + 30) + PLAIN.readUInt16LE(last + 32), 0, 'the last record has no extra field and no comment');
+  // the last 4 bytes of the last record's name become an extra field: a zip64 field (id 1) of 65,535
+  // bytes, for a size that says it is in it; the directory ends right after that field's header
+  const hostile = Buffer.from(PLAIN);
+  const nameLen = PLAIN.readUInt16LE(last + 28);
+  hostile.writeUInt16LE(nameLen - 4, last + 28);
+  hostile.writeUInt16LE(4, last + 30);
+  hostile.writeUInt16LE(1, last + 46 + nameLen - 4);
+  hostile.writeUInt16LE(0xffff, last + 46 + nameLen - 2);
+  hostile.writeUInt32LE(0xffffffff, last + 24);
+  assert.throws(() => ZipArchive.open(new BufferReader(hostile)), { kind: 'corrupt-zip', message: /zip64 field of .* is too short/ });
+});
