@@ -1,5 +1,5 @@
 import { CRC_READ, FAILED } from './tensor-checks.ts';
-import { DROPPED, KEPT, type PackedChecks, type PackedKeys, type PackedStrings } from './packed-report.ts';
+import { DROPPED, inPieces, KEPT, type PackedChecks, type PackedKeys, type PackedStrings } from './packed-report.ts';
 
 // The `--json` text of a conversion's per-tensor lists made straight into UTF-8 bytes from the
 // packed columns, where every key is plain ASCII (what torch's state dicts hold). Made as strings
@@ -64,6 +64,7 @@ const PROBLEM = ascii(',"problem":');
 const FROM = ascii('{"from":"');
 const TO = ascii('","to":');
 const NULL_END = ascii('null}');
+const QUOTE_END = ascii('"}');
 
 /** A growing buffer of bytes. */
 class Bytes {
@@ -138,7 +139,8 @@ export function checksUtf8(p: PackedChecks, from: number, to: number): Uint8Arra
     const pathStart = out.at;
     for (let k = i ? p.pathEnds[i - 1]! : 0, first = k; k < p.pathEnds[i]!; k++) {
       if (k > first) out.byte(0x2c);
-      if (p.numberKeys[k]) out.text(JSON.stringify(Number(stringAt(p.keys, k))));
+      // a list index's key text is `String(index)`, which is also its JSON text: written unquoted
+      if (p.numberKeys[k]) out.stringOf(p.keys, k);
       else {
         out.byte(0x22);
         out.stringOf(p.keys, k);
@@ -174,47 +176,30 @@ export function checksUtf8(p: PackedChecks, from: number, to: number): Uint8Arra
   return out.done();
 }
 
-function stringAt(p: PackedStrings, i: number): string {
-  return Buffer.from(p.bytes.buffer, p.bytes.byteOffset + (i ? p.ends[i - 1]! : 0), p.ends[i]! - (i ? p.ends[i - 1]! : 0)).toString('latin1');
+/** `keyChangeJsonPieces(p)` as UTF-8 bytes (only where `keyChangesHaveUtf8(p)`). */
+export function keyChangeUtf8Pieces(p: PackedKeys): (from: number, to: number) => Uint8Array {
+  return inPieces(p, keyChangesUtf8);
 }
 
-/**
- * `keyChangeJsonPieces(p)` as UTF-8 bytes (only where `keyChangesHaveUtf8(p)`): piece `from`..`to`
- * needs the number of renamed keys before `from`, counted as the pieces go.
- */
-export function keyChangeUtf8Pieces(p: PackedKeys): (from: number, to: number) => Uint8Array {
-  let at = 0;
-  let renamed = 0;
-  return (from, to) => {
-    to = Math.min(to, p.count);
-    if (from !== at) {
-      renamed = 0;
-      for (let i = 0; i < from; i++) if (p.kinds[i] !== KEPT && p.kinds[i] !== DROPPED) renamed++;
+function keyChangesUtf8(p: PackedKeys, from: number, to: number, renamedBefore: number): Uint8Array {
+  let renamed = renamedBefore;
+  const fromBytes = (i: number): number => (i > 0 ? p.from.ends[i - 1]! : 0);
+  const out = new Bytes(2 * (fromBytes(to) - fromBytes(from)) + (to - from) * 32);
+  for (let i = from; i < to; i++) {
+    if (i > from) out.byte(0x2c);
+    out.bytes(FROM);
+    const start = out.at;
+    out.stringOf(p.from, i);
+    const end = out.at;
+    out.bytes(TO);
+    const kind = p.kinds[i];
+    if (kind === DROPPED) out.bytes(NULL_END);
+    else {
+      out.byte(0x22);
+      if (kind === KEPT) out.bytes(out.buf, start, end);
+      else out.stringOf(p.renamed, renamed++);
+      out.bytes(QUOTE_END);
     }
-    const fromBytes = (i: number): number => (i > 0 ? p.from.ends[i - 1]! : 0);
-    const out = new Bytes(2 * (fromBytes(to) - fromBytes(from)) + (to - from) * 32);
-    for (let i = from; i < to; i++) {
-      if (i > from) out.byte(0x2c);
-      out.bytes(FROM);
-      const start = out.at;
-      out.stringOf(p.from, i);
-      const end = out.at;
-      out.bytes(TO);
-      const kind = p.kinds[i];
-      if (kind === KEPT) {
-        out.byte(0x22);
-        out.bytes(out.buf, start, end);
-        out.byte(0x22);
-        out.byte(0x7d);
-      } else if (kind === DROPPED) out.bytes(NULL_END);
-      else {
-        out.byte(0x22);
-        out.stringOf(p.renamed, renamed++);
-        out.byte(0x22);
-        out.byte(0x7d);
-      }
-    }
-    at = to;
-    return out.done();
-  };
+  }
+  return out.done();
 }

@@ -307,7 +307,8 @@ export function keyChangeJsonPieces(p: PackedKeys): (from: number, to: number) =
   return inPieces(p, keyChangesJson);
 }
 
-function inPieces<T>(p: PackedKeys, piece: (p: PackedKeys, from: number, to: number, renamedBefore: number) => T): (from: number, to: number) => T {
+/** A list's pieces in order, each made by `piece` with the number of RENAMED keys before it (counted as the pieces go). */
+export function inPieces<T>(p: PackedKeys, piece: (p: PackedKeys, from: number, to: number, renamedBefore: number) => T): (from: number, to: number) => T {
   let at = 0;
   let renamed = 0;
   const renamedIn = (from: number, to: number): number => {

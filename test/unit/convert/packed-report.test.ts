@@ -208,4 +208,9 @@ test('key changes a piece at a time, pieces out of order too', () => {
   assert.deepEqual([json(0, 4), json(4, 8), json(8, 12)], [text(keys.slice(0, 4)), text(keys.slice(4, 8)), text(keys.slice(8))]);
   assert.equal(json(5, 7), text(keys.slice(5, 7)));
   assert.equal(json(2, 6), text(keys.slice(2, 6)));
+  const utf8 = keyChangeUtf8Pieces(r.plan.stateDicts[0]!.keys);
+  const utf8Text = (from: number, to: number): string => Buffer.from(utf8(from, to)).toString();
+  assert.deepEqual([utf8Text(0, 4), utf8Text(4, 8), utf8Text(8, 12)], [text(keys.slice(0, 4)), text(keys.slice(4, 8)), text(keys.slice(8))]);
+  assert.equal(utf8Text(5, 7), text(keys.slice(5, 7)));
+  assert.equal(utf8Text(2, 6), text(keys.slice(2, 6)));
 });
