@@ -21,7 +21,7 @@ import type { CliIO } from './io.ts';
 import { withTag } from '../formats/deepspeed/locate.ts';
 import { castOptions } from './cast-options.ts';
 import { writeJsonInPieces, type LongList } from './json-pieces.ts';
-import { checksIn, checksJson, keyChangeJsonPieces, keyChangePieces } from '../convert/packed-report.ts';
+import { checksIn, keyChangePieces } from '../convert/packed-report.ts';
 import { checksHaveUtf8, checksUtf8, keyChangesHaveUtf8, keyChangeUtf8Pieces } from '../convert/packed-report-utf8.ts';
 import { ProgressLine } from './progress-line.ts';
 
@@ -276,7 +276,6 @@ async function convertOne(p: Parsed, io: CliIO): Promise<number> {
               at: o.checks,
               length: o.checks.count,
               items: (from, to) => checksIn(o.checks, from, to),
-              json: (from, to) => checksJson(o.checks, from, to),
               ...(checksHaveUtf8(o.checks) ? { utf8: (from: number, to: number) => checksUtf8(o.checks, from, to) } : {}),
             }),
           ),
@@ -285,7 +284,6 @@ async function convertOne(p: Parsed, io: CliIO): Promise<number> {
               at: sd.keys,
               length: sd.keys.count,
               items: keyChangePieces(sd.keys),
-              json: keyChangeJsonPieces(sd.keys),
               ...(keyChangesHaveUtf8(sd.keys) ? { utf8: keyChangeUtf8Pieces(sd.keys) } : {}),
             }),
           ),

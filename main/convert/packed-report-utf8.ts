@@ -2,9 +2,10 @@ import { CRC_READ, FAILED } from './tensor-checks.ts';
 import { DROPPED, inPieces, KEPT, type PackedChecks, type PackedKeys, type PackedStrings } from './packed-report.ts';
 
 // The `--json` text of a conversion's per-tensor lists made straight into UTF-8 bytes from the
-// packed columns, where every key is plain ASCII (what torch's state dicts hold). Made as strings
-// (`checksJson`, `keyChangesJson`) each tensor's text is ~20 small strings joined into a rope,
-// checked by a regular expression, flattened and encoded again by the write. Here a key is copied
+// packed columns, where every key is plain ASCII (what torch's state dicts hold; other keys are
+// written from `checksIn`'s and `keyChangePieces`' objects). Made as strings (its first form) each
+// tensor's text is ~20 small strings joined into a rope, checked by a regular expression,
+// flattened and encoded again by the write. Here a key is copied
 // from the packed bytes and a CRC written from a table; no string is made per tensor. Writing the
 // report of keys_100k.pt to a file in a fresh process (8 interleaved runs each, load 3.6, medians):
 // 170 ms as text, 153 ms as bytes, of wall and of CPU. Most of what is left is the copy loops
@@ -43,7 +44,7 @@ function plainAsciiBytes(b: Uint8Array): boolean {
   return true;
 }
 
-/** Whether `checksUtf8` can write these checks (else `checksJson` writes them as text). */
+/** Whether `checksUtf8` can write these checks (else `--json` writes them from `checksIn`'s objects). */
 export const checksHaveUtf8 = (p: PackedChecks): boolean => isPlainAscii(p.keys);
 
 /** Whether `keyChangeUtf8Pieces` can write these key changes. */
@@ -126,7 +127,7 @@ class Bytes {
 /** A check's text takes about this much besides its path (for the first guess of a piece's size) */
 const BYTES_PER_CHECK = 128;
 
-/** `checksJson(p, from, to)` as UTF-8 bytes (only where `checksHaveUtf8(p)`). */
+/** `JSON.stringify(checksIn(p, from, to)).slice(1, -1)` as UTF-8 bytes (only where `checksHaveUtf8(p)`). */
 export function checksUtf8(p: PackedChecks, from: number, to: number): Uint8Array {
   to = Math.min(to, p.count);
   const keyBytes = (i: number): number => (i > 0 ? (p.keys.ends[p.pathEnds[i - 1]! - 1] ?? 0) : 0);
@@ -176,7 +177,7 @@ export function checksUtf8(p: PackedChecks, from: number, to: number): Uint8Arra
   return out.done();
 }
 
-/** `keyChangeJsonPieces(p)` as UTF-8 bytes (only where `keyChangesHaveUtf8(p)`). */
+/** `keyChangePieces(p)` as `JSON.stringify(piece).slice(1, -1)` in UTF-8 bytes (only where `keyChangesHaveUtf8(p)`). */
 export function keyChangeUtf8Pieces(p: PackedKeys): (from: number, to: number) => Uint8Array {
   return inPieces(p, keyChangesUtf8);
 }
