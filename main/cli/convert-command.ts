@@ -239,11 +239,7 @@ async function convertOne(p: Parsed, io: CliIO): Promise<number> {
   const release = cancelOnSignal(controller);
   // the thread of convert-worker.js (the conversion jobs only, half the app worker's code to load),
   // loading Node's own modules from its code cache under V8's default flags (see v8-tuning.ts)
-  const pool = withV8DefaultsWhileLoading(
-    () => new WorkerPool<ConvertJobRequest, ConvertJobResults>(1, CONVERT_WORKER),
-    (started) => started.loaded(),
-    tuneV8ForCli,
-  );
+  const pool = withV8DefaultsWhileLoading(() => new WorkerPool<ConvertJobRequest, ConvertJobResults>(1, CONVERT_WORKER), tuneV8ForCli);
   const bar = io.isTTY && !p.json ? new ProgressLine(io) : null;
   let lastPlain = 0;
   try {
@@ -343,7 +339,6 @@ async function convertFolder(p: Parsed, io: CliIO): Promise<number> {
   // the threads load Node's own modules from its code cache under V8's default flags; the batch's flags follow
   const pool = withV8DefaultsWhileLoading(
     () => new WorkerPool<ConvertJobRequest, ConvertJobResults>(p.jobs, CONVERT_WORKER),
-    (started) => started.loaded(),
     () => {
       tuneV8ForCli();
       delayTurbofanForBatch();
