@@ -9,7 +9,7 @@ import { runInNewContext } from 'node:vm';
  * of 2.5 s (4 interleaved runs each, load 6 on 2 cores); a torch zip's reading leaves only ~15 MB
  * of garbage. At 500,000 (safetensors) they are kept: measures below.
  */
-export const MANY_TENSORS = 200_000;
+const MANY_TENSORS = 200_000;
 
 /** V8's `gc`, once found (null where none can be had) */
 let gc: (() => void) | null | undefined;
