@@ -21,7 +21,7 @@ import type { CliIO } from './io.ts';
 import { withTag } from '../formats/deepspeed/locate.ts';
 import { castOptions } from './cast-options.ts';
 import { writeJsonInPieces, type LongList } from './json-pieces.ts';
-import { checksIn, checksJson, keyChangeJsonPieces, keyChangePieces } from '../convert/packed-report.ts';
+import { checksIn, keyChangePieces } from '../convert/packed-report.ts';
 import { checksHaveUtf8, checksUtf8, keyChangesHaveUtf8, keyChangeUtf8Pieces } from '../convert/packed-report-utf8.ts';
 import { ProgressLine } from './progress-line.ts';
 
@@ -239,11 +239,7 @@ async function convertOne(p: Parsed, io: CliIO): Promise<number> {
   const release = cancelOnSignal(controller);
   // the thread of convert-worker.js (the conversion jobs only, half the app worker's code to load),
   // loading Node's own modules from its code cache under V8's default flags (see v8-tuning.ts)
-  const pool = withV8DefaultsWhileLoading(
-    () => new WorkerPool<ConvertJobRequest, ConvertJobResults>(1, CONVERT_WORKER),
-    (started) => started.loaded(),
-    tuneV8ForCli,
-  );
+  const pool = withV8DefaultsWhileLoading(() => new WorkerPool<ConvertJobRequest, ConvertJobResults>(1, CONVERT_WORKER), tuneV8ForCli);
   const bar = io.isTTY && !p.json ? new ProgressLine(io) : null;
   let lastPlain = 0;
   try {
@@ -276,7 +272,6 @@ async function convertOne(p: Parsed, io: CliIO): Promise<number> {
               at: o.checks,
               length: o.checks.count,
               items: (from, to) => checksIn(o.checks, from, to),
-              json: (from, to) => checksJson(o.checks, from, to),
               ...(checksHaveUtf8(o.checks) ? { utf8: (from: number, to: number) => checksUtf8(o.checks, from, to) } : {}),
             }),
           ),
@@ -285,7 +280,6 @@ async function convertOne(p: Parsed, io: CliIO): Promise<number> {
               at: sd.keys,
               length: sd.keys.count,
               items: keyChangePieces(sd.keys),
-              json: keyChangeJsonPieces(sd.keys),
               ...(keyChangesHaveUtf8(sd.keys) ? { utf8: keyChangeUtf8Pieces(sd.keys) } : {}),
             }),
           ),
@@ -345,7 +339,6 @@ async function convertFolder(p: Parsed, io: CliIO): Promise<number> {
   // the threads load Node's own modules from its code cache under V8's default flags; the batch's flags follow
   const pool = withV8DefaultsWhileLoading(
     () => new WorkerPool<ConvertJobRequest, ConvertJobResults>(p.jobs, CONVERT_WORKER),
-    (started) => started.loaded(),
     () => {
       tuneV8ForCli();
       delayTurbofanForBatch();

@@ -24,10 +24,10 @@ function setMeasuredFlags(...flags: string[]): void {
  * flags are per process), and come back once `loaded` settles; a flag's value is read when V8
  * decides, so the jobs the threads run meanwhile only tier up as by default.
  */
-export function withV8DefaultsWhileLoading<T>(startWorkers: () => T, loaded: (started: T) => Promise<unknown>, tune: () => void): T {
+export function withV8DefaultsWhileLoading<T extends { loaded(): Promise<unknown> }>(startWorkers: () => T, tune: () => void): T {
   setMeasuredFlags(...V8_DEFAULTS);
   const started = startWorkers();
-  void loaded(started).then(tune, () => undefined);
+  void started.loaded().then(tune, () => undefined);
   return started;
 }
 

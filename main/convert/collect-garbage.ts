@@ -2,18 +2,14 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 
 /**
- * From this many tensors a conversion collects its garbage before its report is packed. At
- * 100,000 tensors (keys_100k.pt → cpu) it no longer pays: since the pickler makes no objects per
- * plain tensor, the peak without it is 263–268 MB (258–261 MB with it), and the collection cost
- * ~200 ms of CPU of 2.5 s (4 interleaved runs each, load 6 on 2 cores). At 500,000 it is kept.
+ * From this many tensors a conversion collects its garbage at the end of each phase: after
+ * reading, between writing and reading back, and before its report is packed. At 100,000 tensors
+ * (keys_100k.pt → cpu) it no longer pays: since the pickler makes no objects per plain tensor,
+ * the peak without it is 263–268 MB (258–261 MB with it), and the collections cost ~200 ms of CPU
+ * of 2.5 s (4 interleaved runs each, load 6 on 2 cores); a torch zip's reading leaves only ~15 MB
+ * of garbage. At 500,000 (safetensors) they are kept: measures below.
  */
-export const MANY_TENSORS = 200_000;
-/**
- * From this many, also the garbage of its reading before converting: at 500,000 tensors
- * (safetensors) it lowered the peak from 620 to 498 MB; at 100,000 (a torch zip, whose reading
- * leaves ~15 MB of garbage) it lowered nothing and cost ~100 ms.
- */
-export const MANY_TENSORS_READ = 200_000;
+const MANY_TENSORS = 200_000;
 
 /** V8's `gc`, once found (null where none can be had) */
 let gc: (() => void) | null | undefined;
@@ -25,11 +21,11 @@ let gc: (() => void) | null | undefined;
  * header buffer) that the conversion's own work then piles on before V8 collects it, and a
  * finished conversion leaves its read-back (the written data.pkl read back, the matching) for
  * the report's packing and sending to pile on. Measured on keys_500k.safetensors → cpu (2 cores):
- * peak RSS 620 → 498 MB with a collection after reading, at ~160 ms; on keys_100k.pt → cpu
- * 320–329 → 290 MB with one before packing, at ~100–220 ms under load 8 (`MANY_TENSORS`).
- * From `MANY_TENSORS_READ` also one between writing and reading back: keys_500k → cpu, 4 + 4
- * interleaved runs on the idle 2-core machine: peak 451–466 MiB against 460–487 MiB without
- * (the bench's 485 MB, 15 MiB under issue 16's budget), at ~0.3 s of 6–7 s.
+ * peak RSS 620 → 498 MB with a collection after reading, at ~160 ms; with one between writing
+ * and reading back too (4 + 4 interleaved runs on the idle 2-core machine) 451–466 MiB against
+ * 460–487 MiB without (the bench's 485 MB, 15 MiB under issue 16's budget), at ~0.3 s of 6–7 s.
+ * (Before the pickler stopped making objects per plain tensor, one before packing also lowered
+ * keys_100k.pt → cpu from 320–329 to 290 MB; `MANY_TENSORS` says why it no longer runs there.)
  *
  * `gc` is V8's, exposed by `--expose-gc` in contexts made after the flag is set (a new `vm`
  * context here); where that is refused, nothing is collected. The flag is set only while that
@@ -60,7 +56,7 @@ function exposedGc(): (() => void) | null {
   }
 }
 
-/** `collectGarbage` at the end of a phase of a conversion of `tensors` tensors, from `many` of them. */
-export function collectGarbageOfPhase(tensors: number, many: number): void {
-  if (tensors >= many) collectGarbage();
+/** `collectGarbage` at the end of a phase of a conversion of `tensors` tensors, from `MANY_TENSORS` of them. */
+export function collectGarbageOfPhase(tensors: number): void {
+  if (tensors >= MANY_TENSORS) collectGarbage();
 }

@@ -20,7 +20,7 @@ import { makeCodeFree } from './code-free-output.ts';
 import { verifyOutput } from './read-back.ts';
 import { verifyExistingOutput } from './existing-output.ts';
 import { castTree } from './cast-tree.ts';
-import { collectGarbageOfPhase, MANY_TENSORS, MANY_TENSORS_READ } from './collect-garbage.ts';
+import { collectGarbageOfPhase } from './collect-garbage.ts';
 import { checkFlatSlices } from './slice-check.ts';
 import { writeTorchCheckpoint } from './write-checkpoint.ts';
 import type { OutputResult } from './read-back-match.ts';
@@ -68,7 +68,7 @@ export async function convertFile(source: string, opts: ConvertOptions): Promise
   const ck = openCheckpoint(source, { shardedRanks: 'consolidate' });
   try {
     refusePlainPickle(ck, source);
-    collectGarbageOfPhase(ck.tensors.length, MANY_TENSORS_READ); // the reading's garbage, before the conversion adds its own
+    collectGarbageOfPhase(ck.tensors.length); // the reading's garbage, before the conversion adds its own
     const rules = rulesFor(ck, opts.rules);
     const roles = mapRoles(ck, rules);
     const plan = planConversion(ck, rules, opts.output, roles);
@@ -143,7 +143,7 @@ export async function convertFile(source: string, opts: ConvertOptions): Promise
               ...(sharedStorages ? { sharedStorages } : {}),
             }),
           async (tmp, written) => {
-            collectGarbageOfPhase(ck.tensors.length, MANY_TENSORS_READ); // the write's garbage, before the read-back adds its own
+            collectGarbageOfPhase(ck.tensors.length); // the write's garbage, before the read-back adds its own
             const changed = statOf(source);
             if (changed.size !== before.size || changed.mtimeMs !== before.mtimeMs) {
               fail('io', `${source} changed while it was being converted; nothing was written, run the conversion again`, source);
@@ -170,7 +170,7 @@ export async function convertFile(source: string, opts: ConvertOptions): Promise
       }
     }
     const casts = cast.summary();
-    collectGarbageOfPhase(ck.tensors.length, MANY_TENSORS); // the write's and read-back's, before the report is packed and sent
+    collectGarbageOfPhase(ck.tensors.length); // the write's and read-back's, before the report is packed and sent
     return {
       source,
       plan,

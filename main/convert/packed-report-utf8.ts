@@ -1,10 +1,11 @@
 import { CRC_READ, FAILED } from './tensor-checks.ts';
-import { DROPPED, KEPT, type PackedChecks, type PackedKeys, type PackedStrings } from './packed-report.ts';
+import { DROPPED, inPieces, KEPT, type PackedChecks, type PackedKeys, type PackedStrings } from './packed-report.ts';
 
 // The `--json` text of a conversion's per-tensor lists made straight into UTF-8 bytes from the
-// packed columns, where every key is plain ASCII (what torch's state dicts hold). Made as strings
-// (`checksJson`, `keyChangesJson`) each tensor's text is ~20 small strings joined into a rope,
-// checked by a regular expression, flattened and encoded again by the write. Here a key is copied
+// packed columns, where every key is plain ASCII (what torch's state dicts hold; other keys are
+// written from `checksIn`'s and `keyChangePieces`' objects). Made as strings (its first form) each
+// tensor's text is ~20 small strings joined into a rope, checked by a regular expression,
+// flattened and encoded again by the write. Here a key is copied
 // from the packed bytes and a CRC written from a table; no string is made per tensor. Writing the
 // report of keys_100k.pt to a file in a fresh process (8 interleaved runs each, load 3.6, medians):
 // 170 ms as text, 153 ms as bytes, of wall and of CPU. Most of what is left is the copy loops
@@ -43,7 +44,7 @@ function plainAsciiBytes(b: Uint8Array): boolean {
   return true;
 }
 
-/** Whether `checksUtf8` can write these checks (else `checksJson` writes them as text). */
+/** Whether `checksUtf8` can write these checks (else `--json` writes them from `checksIn`'s objects). */
 export const checksHaveUtf8 = (p: PackedChecks): boolean => isPlainAscii(p.keys);
 
 /** Whether `keyChangeUtf8Pieces` can write these key changes. */
@@ -64,6 +65,7 @@ const PROBLEM = ascii(',"problem":');
 const FROM = ascii('{"from":"');
 const TO = ascii('","to":');
 const NULL_END = ascii('null}');
+const QUOTE_END = ascii('"}');
 
 /** A growing buffer of bytes. */
 class Bytes {
@@ -125,7 +127,7 @@ class Bytes {
 /** A check's text takes about this much besides its path (for the first guess of a piece's size) */
 const BYTES_PER_CHECK = 128;
 
-/** `checksJson(p, from, to)` as UTF-8 bytes (only where `checksHaveUtf8(p)`). */
+/** `JSON.stringify(checksIn(p, from, to)).slice(1, -1)` as UTF-8 bytes (only where `checksHaveUtf8(p)`). */
 export function checksUtf8(p: PackedChecks, from: number, to: number): Uint8Array {
   to = Math.min(to, p.count);
   const keyBytes = (i: number): number => (i > 0 ? (p.keys.ends[p.pathEnds[i - 1]! - 1] ?? 0) : 0);
@@ -138,7 +140,8 @@ export function checksUtf8(p: PackedChecks, from: number, to: number): Uint8Arra
     const pathStart = out.at;
     for (let k = i ? p.pathEnds[i - 1]! : 0, first = k; k < p.pathEnds[i]!; k++) {
       if (k > first) out.byte(0x2c);
-      if (p.numberKeys[k]) out.text(JSON.stringify(Number(stringAt(p.keys, k))));
+      // a list index's key text is `String(index)`, which is also its JSON text: written unquoted
+      if (p.numberKeys[k]) out.stringOf(p.keys, k);
       else {
         out.byte(0x22);
         out.stringOf(p.keys, k);
@@ -174,47 +177,30 @@ export function checksUtf8(p: PackedChecks, from: number, to: number): Uint8Arra
   return out.done();
 }
 
-function stringAt(p: PackedStrings, i: number): string {
-  return Buffer.from(p.bytes.buffer, p.bytes.byteOffset + (i ? p.ends[i - 1]! : 0), p.ends[i]! - (i ? p.ends[i - 1]! : 0)).toString('latin1');
+/** `keyChangePieces(p)` as `JSON.stringify(piece).slice(1, -1)` in UTF-8 bytes (only where `keyChangesHaveUtf8(p)`). */
+export function keyChangeUtf8Pieces(p: PackedKeys): (from: number, to: number) => Uint8Array {
+  return inPieces(p, keyChangesUtf8);
 }
 
-/**
- * `keyChangeJsonPieces(p)` as UTF-8 bytes (only where `keyChangesHaveUtf8(p)`): piece `from`..`to`
- * needs the number of renamed keys before `from`, counted as the pieces go.
- */
-export function keyChangeUtf8Pieces(p: PackedKeys): (from: number, to: number) => Uint8Array {
-  let at = 0;
-  let renamed = 0;
-  return (from, to) => {
-    to = Math.min(to, p.count);
-    if (from !== at) {
-      renamed = 0;
-      for (let i = 0; i < from; i++) if (p.kinds[i] !== KEPT && p.kinds[i] !== DROPPED) renamed++;
+function keyChangesUtf8(p: PackedKeys, from: number, to: number, renamedBefore: number): Uint8Array {
+  let renamed = renamedBefore;
+  const fromBytes = (i: number): number => (i > 0 ? p.from.ends[i - 1]! : 0);
+  const out = new Bytes(2 * (fromBytes(to) - fromBytes(from)) + (to - from) * 32);
+  for (let i = from; i < to; i++) {
+    if (i > from) out.byte(0x2c);
+    out.bytes(FROM);
+    const start = out.at;
+    out.stringOf(p.from, i);
+    const end = out.at;
+    out.bytes(TO);
+    const kind = p.kinds[i];
+    if (kind === DROPPED) out.bytes(NULL_END);
+    else {
+      out.byte(0x22);
+      if (kind === KEPT) out.bytes(out.buf, start, end);
+      else out.stringOf(p.renamed, renamed++);
+      out.bytes(QUOTE_END);
     }
-    const fromBytes = (i: number): number => (i > 0 ? p.from.ends[i - 1]! : 0);
-    const out = new Bytes(2 * (fromBytes(to) - fromBytes(from)) + (to - from) * 32);
-    for (let i = from; i < to; i++) {
-      if (i > from) out.byte(0x2c);
-      out.bytes(FROM);
-      const start = out.at;
-      out.stringOf(p.from, i);
-      const end = out.at;
-      out.bytes(TO);
-      const kind = p.kinds[i];
-      if (kind === KEPT) {
-        out.byte(0x22);
-        out.bytes(out.buf, start, end);
-        out.byte(0x22);
-        out.byte(0x7d);
-      } else if (kind === DROPPED) out.bytes(NULL_END);
-      else {
-        out.byte(0x22);
-        out.stringOf(p.renamed, renamed++);
-        out.byte(0x22);
-        out.byte(0x7d);
-      }
-    }
-    at = to;
-    return out.done();
-  };
+  }
+  return out.done();
 }

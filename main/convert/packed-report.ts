@@ -220,29 +220,6 @@ export function checkAt(p: PackedChecks, i: number): TensorCheck {
   return check;
 }
 
-/**
- * `JSON.stringify(checksIn(p, from, to)).slice(1, -1)`, made directly (the `--json` writer): no
- * check object, path or shape array per tensor, and a path written once for `path` and `sourcePath`.
- */
-export function checksJson(p: PackedChecks, from: number, to: number): string {
-  const dtypes = p.dtypes.map((d) => JSON.stringify(d));
-  const devices = p.devices.map((d) => JSON.stringify(d));
-  const keyJson = jsonOf(p.keys);
-  let out = '';
-  for (let i = from; i < Math.min(to, p.count); i++) {
-    let path = '[';
-    for (let k = i ? p.pathEnds[i - 1]! : 0, first = k; k < p.pathEnds[i]!; k++)
-      path += (k > first ? ',' : '') + (p.numberKeys[k] ? JSON.stringify(Number(stringAt(p.keys, k))) : keyJson(k));
-    let shape = '[';
-    for (let d = i ? p.shapeEnds[i - 1]! : 0, first = d; d < p.shapeEnds[i]!; d++) shape += (d > first ? ',' : '') + JSON.stringify(p.dims[d]!);
-    const flags = p.flags[i]!;
-    out += `${i > from ? ',' : ''}{"path":${path}],"sourcePath":${path}],"dtype":${dtypes[p.dtypeIds[i]!]},"shape":${shape}],"device":${devices[p.deviceIds[i]!]},"crc32":"${flags & CRC_READ ? hex(p.crcs[i]!) : ''}","ok":${!(flags & FAILED)}`;
-    const problem = flags & FAILED ? p.problems.get(i) : undefined;
-    out += problem !== undefined ? `,"problem":${JSON.stringify(problem)}}` : '}';
-  }
-  return out;
-}
-
 /** Keys `from` up to `to` of packed key changes; `renamedBefore` is the number of RENAMED keys before `from`. */
 export function keyChangesIn(p: PackedKeys, from: number, to: number, renamedBefore: number): KeyChange[] {
   const out: KeyChange[] = [];
@@ -254,35 +231,6 @@ export function keyChangesIn(p: PackedKeys, from: number, to: number, renamedBef
     out.push({ from: f, to: kind === KEPT ? f : kind === DROPPED ? null : stringAt(p.renamed, r++) });
   }
   return out;
-}
-
-/** `JSON.stringify(keyChangesIn(p, from, to, renamedBefore)).slice(1, -1)`, made directly (no object per key). */
-function keyChangesJson(p: PackedKeys, from: number, to: number, renamedBefore: number): string {
-  const parts: string[] = [];
-  to = Math.min(to, p.count);
-  let r = renamedBefore;
-  const fromJson = jsonOf(p.from);
-  const renamedJson = jsonOf(p.renamed);
-  for (let i = from; i < to; i++) {
-    const f = fromJson(i);
-    const kind = p.kinds[i];
-    parts.push(`{"from":${f},"to":${kind === KEPT ? f : kind === DROPPED ? 'null' : renamedJson(r++)}}`);
-  }
-  return parts.join(',');
-}
-
-/** Text that JSON.stringify writes as it is between quotes: no quote, backslash, control character or surrogate. */
-const PLAIN_JSON_TEXT = /^[^"\\\0-\x1f\ud800-\udfff]*$/;
-const plainTexts = new WeakMap<PackedStrings, boolean>();
-
-/** `JSON.stringify(stringAt(p, i))`, quoted directly where no text of `p` needs an escape. */
-function jsonOf(p: PackedStrings): (i: number) => string {
-  let plain = plainTexts.get(p);
-  if (plain === undefined) {
-    stringAt(p, 0);
-    plainTexts.set(p, (plain = PLAIN_JSON_TEXT.test(texts.get(p) ?? '')));
-  }
-  return plain ? (i) => `"${stringAt(p, i)}"` : (i) => JSON.stringify(stringAt(p, i));
 }
 
 /** The report as the API states it: every check and key change expanded. */
@@ -302,12 +250,8 @@ export function keyChangePieces(p: PackedKeys): (from: number, to: number) => Ke
   return inPieces(p, keyChangesIn);
 }
 
-/** `keyChangePieces` as `JSON.stringify(piece).slice(1, -1)`, made directly (see `keyChangesJson`). */
-export function keyChangeJsonPieces(p: PackedKeys): (from: number, to: number) => string {
-  return inPieces(p, keyChangesJson);
-}
-
-function inPieces<T>(p: PackedKeys, piece: (p: PackedKeys, from: number, to: number, renamedBefore: number) => T): (from: number, to: number) => T {
+/** A list's pieces in order, each made by `piece` with the number of RENAMED keys before it (counted as the pieces go). */
+export function inPieces<T>(p: PackedKeys, piece: (p: PackedKeys, from: number, to: number, renamedBefore: number) => T): (from: number, to: number) => T {
   let at = 0;
   let renamed = 0;
   const renamedIn = (from: number, to: number): number => {

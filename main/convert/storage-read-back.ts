@@ -27,16 +27,7 @@ export class StorageReadBack {
       );
   }
 
-  /** Every CRC asked for, once the helper thread has answered: by storage key, undefined where none was read. */
-  async settled(): Promise<(key: string) => number | undefined> {
-    const crcAt = await this.settledByIndex();
-    return (key) => {
-      const i = storageIndex(key);
-      return i === null ? undefined : crcAt(i);
-    };
-  }
-
-  /** `settled`, by storage index. */
+  /** Every CRC asked for, once the helper thread has answered: by storage index, undefined where none was read. */
   async settledByIndex(): Promise<(i: number) => number | undefined> {
     await Promise.all(this.pending);
     if (this.failed !== null) throw this.failed;
