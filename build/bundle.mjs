@@ -1,6 +1,6 @@
 // `npm run build`: bundles every part of the app into dist/.
 //   dist/ckpt.js, dist/worker.js, dist/crc-worker.js, dist/diff-worker.js   the CLI and its worker threads (Node, ESM)
-//   dist/convert-worker.js                               a folder conversion's threads: convert jobs only
+//   dist/convert-worker.js                               the CLI convert's threads (one file or a folder): convert jobs only
 //   dist/electron/main.js, dist/electron/preload.cjs   the Electron shell (when main/electron exists)
 //   dist/renderer/                                       the Svelte UI (vite, when renderer/vite.config.ts exists)
 // The same renderer is served by `ckpt serve` (web mode) and loaded by the Electron window.

@@ -45,7 +45,7 @@ export interface WorkerScript {
 
 /** The app's job worker (worker.ts): every kind of `JobRequest`. */
 const JOB_WORKER: WorkerScript = { name: 'worker', source: new URL('./worker.ts', import.meta.url), runningFrom: import.meta.url };
-/** A folder conversion's worker (convert-worker.ts): `ConvertJobRequest`s only, half the code to load. */
+/** The CLI convert's worker, for one file or a folder (convert-worker.ts): `ConvertJobRequest`s only, half the code to load. */
 export const CONVERT_WORKER: WorkerScript = { name: 'convert-worker', source: new URL('./convert-worker.ts', import.meta.url), runningFrom: import.meta.url };
 
 interface Pending {
