@@ -41,11 +41,20 @@ export function copyTree(root: PyValue, hooks: CopyHooks = {}): PyValue {
       return l;
     }
     if (v instanceof PyTuple) {
-      const t = new PyTuple(v.items.map(copy));
+      // made empty and filled after: a tuple that holds itself through a list or dict
+      // (`t = ([],); t[0].append(t)`) then finds its own copy in `memo`, not a second one
+      const t = new PyTuple([]);
       memo.set(v, t);
+      for (const x of v.items) t.items.push(copy(x));
       return t;
     }
-    if (v instanceof PySet) return new PySet(v.items.map(copy), v.frozen);
+    if (v instanceof PySet) {
+      // a set held at two places stays one set
+      const s = new PySet([], v.frozen);
+      memo.set(v, s);
+      for (const x of v.items) s.items.push(copy(x));
+      return s;
+    }
     if (v instanceof PyObject) {
       const replaced = hooks.object?.(v, copy);
       if (replaced !== undefined) {
