@@ -137,9 +137,10 @@ export interface Progress {
 /**
  * How to load what a conversion wrote: the preset's line, reaching into the container when the
  * state dict is not the whole file (a training checkpoint's `sd['model']`, not `sd`), with gpu:K's
- * index filled in. Null without a preset.
+ * index filled in, and `weights_only=False` where --keep-objects kept what torch.load's
+ * weights-only default refuses. Null without a preset.
  */
-export function loadsWithFor(plan: Pick<ConversionPlan, 'rules'> & { stateDicts: Pick<StateDictPlan, 'kind' | 'path'>[] }): string | null {
+export function loadsWithFor(plan: Pick<ConversionPlan, 'rules'> & { stateDicts: Pick<StateDictPlan, 'kind' | 'path'>[] }, keptObjects = false): string | null {
   const preset = plan.rules.preset;
   const info = preset ? PRESETS.find((p) => p.name === preset.name) : undefined;
   if (!preset || !info) return null;
@@ -151,5 +152,10 @@ export function loadsWithFor(plan: Pick<ConversionPlan, 'rules'> & { stateDicts:
       .replace(/load_state_dict\(sd\b/, `load_state_dict(sd${at}`)
       .replace(/load_state_dict\(torch\.load\(([^()]*)\)/, `load_state_dict(torch.load($1)${at}`);
   }
+  // What --keep-objects kept, torch.load's weights-only default (torch >= 2.6) refuses
+  if (keptObjects)
+    line = /torch\.load\(/.test(line)
+      ? line.replace(/torch\.load\(([^()]*)\)/, 'torch.load($1, weights_only=False)')
+      : `${line}, with sd = torch.load(f, weights_only=False)`;
   return line;
 }

@@ -60,7 +60,7 @@ export function renderReport(
     lines.push(reportRow(s, 'written', `${o.file}  ${formatBytes(o.bytes)}  ${verdict}`));
   }
   if (r.cast) lines.push(reportRow(s, 'dtype', castText(r.cast, s)));
-  const loadsWith = loadsWithFor(r.plan);
+  const loadsWith = loadsWithFor(r.plan, !!r.codeFree?.kept.length);
   if (loadsWith) lines.push(reportRow(s, 'load it', loadsWith));
   const cf = r.codeFree;
   if (cf) lines.push(...codeFreeLines(cf, s));
