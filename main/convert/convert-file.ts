@@ -22,7 +22,7 @@ import { verifyExistingOutput } from './existing-output.ts';
 import { castTree } from './cast-tree.ts';
 import { collectGarbageOfPhase } from './collect-garbage.ts';
 import { checkFlatSlices } from './slice-check.ts';
-import { writeTorchCheckpoint } from './write-checkpoint.ts';
+import { selfHoldingTuples, writeTorchCheckpoint } from './write-checkpoint.ts';
 import type { OutputResult } from './read-back-match.ts';
 import type { ConversionResult } from './packed-report.ts';
 
@@ -104,12 +104,19 @@ export async function convertFile(source: string, opts: ConvertOptions): Promise
     const checkCancelled = (): void => {
       if (opts.signal?.aborted) throw new CheckpointError('cancelled', `${source}: conversion cancelled; nothing was written`, source);
     };
+    const keptByWriter = new Set<string>();
+    const onSelfHoldingTuple = selfHoldingTuples(source, !!rules.keepObjects, keptByWriter);
     if (existing && opts.keepVerifiedExisting) {
       const kept: OutputResult[] = [];
       for (const out of plan.outputs) {
         const location = deviceMapper(rules, out.rank ?? 0);
         const r = out.exists
-          ? await verifyExistingOutput(out.file, tree, { archiveName: archiveNameFor(out.file), location: (s) => location(s.location), checkCancelled })
+          ? await verifyExistingOutput(out.file, tree, {
+              archiveName: archiveNameFor(out.file),
+              location: (s) => location(s.location),
+              checkCancelled,
+              onSelfHoldingTuple,
+            })
           : null;
         if (!r) break;
         kept.push({ ...r, ...(out.rank !== undefined ? { rank: out.rank } : {}) });
@@ -134,6 +141,7 @@ export async function convertFile(source: string, opts: ConvertOptions): Promise
               archiveName: archiveNameFor(out.file),
               location: (s) => location(s.location),
               checkCancelled,
+              onSelfHoldingTuple,
               onBytes: (n) => {
                 done += n;
                 opts.onProgress?.({ done, total, unit: 'bytes', label });
@@ -178,7 +186,7 @@ export async function convertFile(source: string, opts: ConvertOptions): Promise
       verified: outputs.length === plan.outputs.length && outputs.every((o) => o.verified),
       seconds: (performance.now() - t0) / 1000,
       bytesCopied: done,
-      codeFree: { converted: codeFree.converted, kept: codeFree.kept, leftBehind },
+      codeFree: { converted: codeFree.converted, kept: [...codeFree.kept, ...keptByWriter], leftBehind },
       ...(casts ? { cast: casts } : {}),
     };
   } finally {

@@ -1,13 +1,12 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import type { PyValue } from '../formats/values/python-values.ts';
-import type { TorchStorage } from '../formats/values/torch-values.ts';
 import { tailSha256 } from '../io/tail-hash.ts';
 import { releaseReadBack } from '../io/byte-verifier.ts';
 import { StorageReadBack } from './storage-read-back.ts';
 import { verifyOutput } from './read-back.ts';
 import type { OutputResult } from './read-back-match.ts';
-import { writeTorchCheckpoint } from './write-checkpoint.ts';
+import { writeTorchCheckpoint, type WriteOptions } from './write-checkpoint.ts';
 
 /**
  * Is the file already at `file` exactly what this conversion would write? The writer is
@@ -23,7 +22,7 @@ import { writeTorchCheckpoint } from './write-checkpoint.ts';
 export async function verifyExistingOutput(
   file: string,
   tree: PyValue,
-  opts: { archiveName: string; location(s: TorchStorage): string; checkCancelled(): void },
+  opts: Pick<WriteOptions, 'archiveName' | 'location' | 'checkCancelled' | 'onSelfHoldingTuple'>,
 ): Promise<OutputResult | null> {
   let size: number;
   try {
@@ -36,7 +35,7 @@ export async function verifyExistingOutput(
   const sink = fs.openSync(os.devNull, 'w');
   let expected: ReturnType<typeof writeTorchCheckpoint>;
   try {
-    expected = writeTorchCheckpoint(sink, tree, { archiveName: opts.archiveName, location: opts.location, checkCancelled: opts.checkCancelled });
+    expected = writeTorchCheckpoint(sink, tree, opts);
   } finally {
     fs.closeSync(sink);
   }

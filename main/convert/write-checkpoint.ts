@@ -1,6 +1,6 @@
 import { fail } from '../errors.ts';
 import { doubled } from '../io/doubled.ts';
-import { pickleInto, type TensorRecipe } from '../formats/pickle/pickler.ts';
+import { pickleInto, type PickleWriterOptions, type TensorRecipe } from '../formats/pickle/pickler.ts';
 import { PyGlobal, PyTuple, type PyValue } from '../formats/values/python-values.ts';
 import { TorchZipWriter } from '../formats/torch/torch-zip-writer.ts';
 import * as fs from 'node:fs';
@@ -189,6 +189,11 @@ export interface WriteOptions {
    * so neither needs a lookup entry (500,000 of each for a 500,000-tensor file). Unknown: all get one.
    */
   sharedStorages?: ReadonlySet<TorchStorage>;
+  /**
+   * Called before a tuple that holds itself is written (pickler.ts `onSelfHoldingTuple`): throw to
+   * refuse (torch.load(weights_only=True) cannot read it), or note it for --keep-objects' report.
+   */
+  onSelfHoldingTuple?(): void;
 }
 
 /**
@@ -197,6 +202,23 @@ export interface WriteOptions {
  * streamed from the source file. Storages shared by several tensors stay one storage; storages no
  * tensor uses are not written. Keys are assigned in pickling order, as torch's `persistent_id` does.
  */
+/** What --keep-objects kept, in the report's `kept` list, where the output holds a tuple that holds itself. */
+export const SELF_HOLDING_TUPLE = 'a tuple that holds itself (POP)';
+
+/**
+ * `onSelfHoldingTuple` for a writer: without --keep-objects a typed refusal naming `source`; with
+ * it, `kept` learns that the output holds one (torch.load then needs weights_only=False).
+ */
+export function selfHoldingTuples(source: string, keepObjects: boolean, kept: { add(what: string): void }): () => void {
+  if (keepObjects) return () => kept.add(SELF_HOLDING_TUPLE);
+  return () =>
+    fail(
+      'unsupported',
+      `${source}: the output would hold a tuple that contains itself, which only the POP opcode writes and torch.load(weights_only=True) refuses (it refuses the source too); nothing was written; add --keep-objects to write it as torch.save does`,
+      source,
+    );
+}
+
 export function writeTorchCheckpoint(fd: number, root: PyValue, opts: WriteOptions): WriteResult {
   // every storage written, in order of first use; the shared ones (or all, unknown) also by storage
   const written = new WrittenStorages();
@@ -244,7 +266,9 @@ export function writeTorchCheckpoint(fd: number, root: PyValue, opts: WriteOptio
   const tensorMayRecur = shared ? (t: TorchTensor): boolean => !t.storage || shared.has(rootStorage(t.storage)) : undefined;
   const zip = new TorchZipWriter(fd, opts.archiveName, 0, true);
   // the pickle goes into the archive as it is made: a 500,000-tensor state dict's is 58 MB
-  zip.addUnsized('data.pkl', (write) => pickleInto(root, { storageId, tensorRecipe, ...(tensorMayRecur ? { tensorMayRecur } : {}) }, write));
+  const pickleOpts: PickleWriterOptions = { storageId, tensorRecipe, ...(tensorMayRecur ? { tensorMayRecur } : {}) };
+  if (opts.onSelfHoldingTuple) pickleOpts.onSelfHoldingTuple = opts.onSelfHoldingTuple;
+  zip.addUnsized('data.pkl', (write) => pickleInto(root, pickleOpts, write));
   zip.addRecord('.format_version', Buffer.from('1'));
   zip.addRecord('.storage_alignment', Buffer.from('64'));
   zip.addRecord('byteorder', Buffer.from('little'));

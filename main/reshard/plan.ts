@@ -24,6 +24,7 @@ import { dcpEntries, tensorEntries } from '../checkpoint/flatten.ts';
 import { indexJson, splitIntoShards, type ShardSplit } from './hf-shards.ts';
 import type { ReshardSource } from '../inputs/sources.ts';
 import { plural } from '../../shared/plural.ts';
+import { selfHoldingTuples } from '../convert/write-checkpoint.ts';
 
 export interface NamedTensor {
   name: string;
@@ -31,7 +32,7 @@ export interface NamedTensor {
 }
 
 export type WriteJob =
-  | { kind: 'torch'; ck: Checkpoint; rules: ConversionRules; tree: PyValue; outputs: { file: string; rank?: number }[] }
+  | { kind: 'torch'; ck: Checkpoint; rules: ConversionRules; tree: PyValue; outputs: { file: string; rank?: number }[]; onSelfHoldingTuple(): void }
   | { kind: 'safetensors'; file: string; tensors: NamedTensor[]; metadata: [string, string][] }
   | { kind: 'shards'; dir: string; format: 'torch' | 'safetensors'; split: ShardSplit<TorchTensor>; index: string | null; metadata: [string, string][] }
   | { kind: 'dcp'; dir: string; ranks: number; items: DcpWriteItem[] };
@@ -255,6 +256,10 @@ export function planReshard(src: ReshardSource, req: ReshardRequest): Planned {
       rules,
       tree,
       outputs: cplan.outputs.map((o) => ({ file: o.file, ...(o.rank !== undefined ? { rank: o.rank } : {}) })),
+      // a refusal without --keep-objects; with it, the report's `kept` says so (write-checkpoint.ts)
+      onSelfHoldingTuple: selfHoldingTuples(src.name, !!req.keepObjects, {
+        add: (what) => void (codeFree && !codeFree.kept.includes(what) && codeFree.kept.push(what)),
+      }),
     });
   }
 

@@ -67,6 +67,7 @@ export async function executeJob(job: WriteJob, totalBytes: number, force: boole
         const label = path.basename(out.file);
         const value = await writeTorchFile(dest, out.file, job.tree, {
           location: (s) => location(s.location),
+          onSelfHoldingTuple: job.onSelfHoldingTuple,
           overwrite: force || !!staging,
           syncFolder: !staging,
           checkCancelled,
@@ -198,6 +199,8 @@ export async function executeJob(job: WriteJob, totalBytes: number, force: boole
 /** How one torch file of a re-shard is written: the rank's device mapping, and where it is published. */
 interface TorchFileWrite {
   location: (s: TorchStorage) => string;
+  /** write-checkpoint.ts `WriteOptions.onSelfHoldingTuple` */
+  onSelfHoldingTuple?(): void;
   /** replace an existing file (--force, or a file in the hidden staging folder) */
   overwrite: boolean;
   /** fsync the destination's folder after the rename; a staged file's folder is synced when it is published */
@@ -222,6 +225,7 @@ async function writeTorchFile(dest: string, shownAs: string, tree: PyValue, w: T
         checkCancelled: w.checkCancelled,
         onBytes: w.onBytes,
         onStorageWritten: (s) => readBack.add(tmp, s),
+        ...(w.onSelfHoldingTuple ? { onSelfHoldingTuple: w.onSelfHoldingTuple } : {}),
       }),
     async (tmp, written) => {
       const r = await verifyOutput(tmp, shownAs, tree, written.storages, w.location, readBack);

@@ -7,7 +7,8 @@ import { PyBytes, PyComplex, PyDict, PyFloat, PyGlobal, PyList, PyObject, PyPers
  * (torch/_weights_only_unpickler.py in 1.13 and 2.x): GLOBAL (not STACK_GLOBAL), REDUCE, BUILD,
  * NEWOBJ, BINPERSID, the BIN* number and string forms, MARK/TUPLE*, EMPTY_* containers with
  * APPENDS/SETITEMS, BINPUT/BINGET. It writes what CPython's `pickle.Pickler(protocol=2)` would for
- * the same values, including Python 2 module names for builtins (`__builtin__.set`).
+ * the same values, including Python 2 module names for builtins (`__builtin__.set`). One value needs
+ * more: a tuple that holds itself (`onSelfHoldingTuple`), written with POP as CPython does.
  */
 export interface PickleWriterOptions {
   /** The persistent id for a storage: torch's `('storage', type, key, location, numel)`. */
@@ -19,6 +20,12 @@ export interface PickleWriterOptions {
    * entry (nothing can ask for it again). Absent: every tensor gets an entry.
    */
   tensorMayRecur?(t: TorchTensor): boolean;
+  /**
+   * Called before writing a tuple that holds itself through a list, dict or object (`t = ([],);
+   * t[0].append(t)`). CPython writes it with POP or POP_MARK, which torch's weights-only unpickler
+   * refuses (torch/_weights_only_unpickler.py has neither); throw to refuse. Absent: written so.
+   */
+  onSelfHoldingTuple?(): void;
 }
 
 export interface TensorRecipe {
@@ -213,8 +220,27 @@ export function pickleInto(value: PyValue, opts: PickleWriterOptions, sink: (chu
       return;
     }
     if (v instanceof PyTuple) {
-      // CPython memoizes tuples after building them; a tuple that contains itself cannot occur.
-      tuple(v.items);
+      // CPython memoizes a tuple after building it (pickle.py `save_tuple`). A tuple that holds
+      // itself through a list or dict (`t = ([],); t[0].append(t)`) is therefore built and
+      // memoized while its own items are saved; CPython then throws the items away (POP per item,
+      // or POP_MARK) and GETs the tuple just built, so the value read back holds itself too.
+      const n = v.items.length;
+      if (n === 0) {
+        out.byte(0x29); // EMPTY_TUPLE
+        put(v);
+        return;
+      }
+      if (n > 3) out.byte(0x28); // MARK
+      for (let i = 0; i < n; i++) save(v.items[i]!);
+      const built = memo.get(v);
+      if (built !== undefined) {
+        opts.onSelfHoldingTuple?.();
+        if (n > 3)
+          out.byte(0x31); // POP_MARK
+        else for (let i = 0; i < n; i++) out.byte(0x30); // POP
+        return getAt(built);
+      }
+      out.byte(n <= 3 ? 0x84 + n : 0x74); // TUPLE1..3, TUPLE
       put(v);
       return;
     }

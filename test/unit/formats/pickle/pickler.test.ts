@@ -135,13 +135,10 @@ test('pickleInto hands over the bytes pickleValue gives, in chunks it reuses, an
 // persistent ids without a loader are not round-trippable values).
 const VECTORS = manifest.vectors.filter((v) => expectedOf(v.file).value !== undefined && !v.opcodes.some((op) => /^EXT|NEWOBJ_EX|PERSID/.test(op)));
 
-const RECURSIVE_TUPLE = "pickler.ts does not keep a self-containing tuple's identity (CPython's save_tuple memo dance for recursive tuples)";
-
 test('the CPython vector table is not empty', () => assert.ok(VECTORS.length >= 25, `${VECTORS.length} vectors`));
 for (const v of VECTORS) {
   const expected = expectedOf(v.file).value!;
-  const todo = /^rich\./.test(v.file) ? RECURSIVE_TUPLE : false;
-  test(`vector ${v.file}: re-pickled by us, it reads back to its expected value`, { todo }, () => {
+  test(`vector ${v.file}: re-pickled by us, it reads back to its expected value`, () => {
     const first = run(vectorBytes(v.file)).value;
     const again = run(pickleValue(first, NO_STORAGES)).value;
     matchValue(again, expected);
