@@ -355,6 +355,9 @@ export function encodeLong(v: bigint): Uint8Array {
   return Buffer.from(hex, 'hex').reverse();
 }
 
+/** In unicode mode a surrogate pair is one code point: this matches only the lone ones. */
+const LONE_SURROGATE = /\p{Cs}/u;
+
 /** Pickle bytes in one buffer, handed to `sink` whenever the next write does not fit, then reused. */
 class ByteWriter {
   private cur = Buffer.allocUnsafe(1 << 16);
@@ -386,7 +389,7 @@ class ByteWriter {
   /** BINUNICODE: opcode, UTF-8 length, UTF-8 bytes, encoded in place (no buffer per string). */
   unicode(s: string): void {
     this.ensure(5 + 3 * s.length);
-    const n = s.length <= 64 ? this.ascii(s, this.at + 5) : this.cur.write(s, this.at + 5, 'utf8');
+    const n = s.length <= 64 ? this.ascii(s, this.at + 5) : this.utf8(s, this.at + 5);
     this.cur[this.at] = 0x58;
     this.cur.writeUInt32LE(n, this.at + 1);
     this.at += 5 + n;
@@ -396,10 +399,32 @@ class ByteWriter {
     const cur = this.cur;
     for (let i = 0; i < s.length; i++) {
       const c = s.charCodeAt(i);
-      if (c >= 0x80) return cur.write(s, at, 'utf8');
+      if (c >= 0x80) return this.utf8(s, at);
       cur[at + i] = c;
     }
     return s.length;
+  }
+  /**
+   * `s.encode('utf-8', 'surrogatepass')`, as CPython's `save_str` writes BINUNICODE (Lib/pickle.py):
+   * a lone surrogate (`'\ud800'`, legal in a Python str) becomes its 3-byte form ED A0..BF xx,
+   * which the unpickler decodes back with 'surrogatepass'. Buffer's UTF-8 writes U+FFFD for it.
+   */
+  private utf8(s: string, at: number): number {
+    if (!LONE_SURROGATE.test(s)) return this.cur.write(s, at, 'utf8');
+    let n = 0;
+    for (let i = 0; i < s.length; i++) {
+      const c = s.charCodeAt(i);
+      const next = s.charCodeAt(i + 1); // NaN past the end
+      if (c >= 0xd800 && c < 0xdc00 && next >= 0xdc00 && next < 0xe000) {
+        n += this.cur.write(s.slice(i, i + 2), at + n, 'utf8'); // a pair: one 4-byte character
+        i++;
+      } else if (c >= 0xd800 && c < 0xe000) {
+        this.cur[at + n++] = 0xe0 | (c >> 12);
+        this.cur[at + n++] = 0x80 | ((c >> 6) & 0x3f);
+        this.cur[at + n++] = 0x80 | (c & 0x3f);
+      } else n += this.cur.write(s[i]!, at + n, 'utf8');
+    }
+    return n;
   }
   u32(v: number): void {
     this.ensure(4);
