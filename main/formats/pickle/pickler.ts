@@ -8,8 +8,12 @@ import { PyBytes, PyComplex, PyDict, PyFloat, PyGlobal, PyList, PyObject, PyPers
  * NEWOBJ, BINPERSID, the BIN* number and string forms, MARK/TUPLE*, EMPTY_* containers with
  * APPENDS/SETITEMS, BINPUT/BINGET. It writes what CPython's `pickle.Pickler(protocol=2)` would for
  * the same values, including Python 2 module names for builtins (`__builtin__.set`). One value needs
- * more: a tuple that holds itself (`onSelfHoldingTuple`), written with POP as CPython does.
+ * more: a tuple that holds itself, written with POP as CPython does, and an int of over 2040 bits,
+ * written with LONG4 (`onWeightsOnlyRefusal`).
  */
+/** What CPython writes with an opcode torch's weights-only unpickler lacks. */
+export type WeightsOnlyRefusal = 'POP' | 'LONG4';
+
 export interface PickleWriterOptions {
   /** The persistent id for a storage: torch's `('storage', type, key, location, numel)`. */
   storageId(s: TorchStorage): PyTuple;
@@ -21,11 +25,13 @@ export interface PickleWriterOptions {
    */
   tensorMayRecur?(t: TorchTensor): boolean;
   /**
-   * Called before writing a tuple that holds itself through a list, dict or object (`t = ([],);
-   * t[0].append(t)`). CPython writes it with POP or POP_MARK, which torch's weights-only unpickler
-   * refuses (torch/_weights_only_unpickler.py has neither); throw to refuse. Absent: written so.
+   * Called before writing what torch's weights-only unpickler refuses (torch/_weights_only_unpickler.py
+   * has no POP, POP_MARK nor LONG4): 'POP' for a tuple that holds itself through a list, dict or
+   * object (`t = ([],); t[0].append(t)`), which CPython writes with POP or POP_MARK; 'LONG4' for an
+   * int of 256 bytes or more (over 2040 bits), which CPython's `save_long` writes with LONG4. Throw
+   * to refuse. Absent: written so.
    */
-  onSelfHoldingTuple?(): void;
+  onWeightsOnlyRefusal?(what: WeightsOnlyRefusal): void;
 }
 
 export interface TensorRecipe {
@@ -184,9 +190,9 @@ export function pickleInto(value: PyValue, opts: PickleWriterOptions, sink: (chu
       if (!Number.isInteger(v)) fail('internal', `cannot pickle ${v} as an int`);
       // shapes, strides, offsets: the common small ints without a BigInt each
       if (v >= 0 && v < 65536) return void (v < 256 ? out.byte(0x4b, v) : out.byte3(0x4d, v & 0xff, v >> 8)); // BININT1, BININT2
-      return saveInt(out, BigInt(v));
+      return saveInt(out, BigInt(v), opts);
     }
-    if (typeof v === 'bigint') return saveInt(out, v);
+    if (typeof v === 'bigint') return saveInt(out, v, opts);
     if (typeof v === 'string') return out.unicode(v); // BINUNICODE
     if (v instanceof PyFloat) {
       out.byte(0x47); // BINFLOAT, big-endian
@@ -234,7 +240,7 @@ export function pickleInto(value: PyValue, opts: PickleWriterOptions, sink: (chu
       for (let i = 0; i < n; i++) save(v.items[i]!);
       const built = memo.get(v);
       if (built !== undefined) {
-        opts.onSelfHoldingTuple?.();
+        opts.onWeightsOnlyRefusal?.('POP');
         if (n > 3)
           out.byte(0x31); // POP_MARK
         else for (let i = 0; i < n; i++) out.byte(0x30); // POP
@@ -270,19 +276,18 @@ export function pickleInto(value: PyValue, opts: PickleWriterOptions, sink: (chu
       // Protocol 2 has no bytes opcode: CPython writes `_codecs.encode(latin1 text, 'latin1')`,
       // and `bytearray(latin1 text, 'latin-1')`.
       const text = Buffer.from(v.data).toString('latin1');
-      if (v.mutable) reduce(new PyGlobal('builtins', 'bytearray'), [text, 'latin-1']);
-      else if (v.data.length === 0) reduce(new PyGlobal('builtins', 'bytes'), []);
-      else reduce(new PyGlobal('_codecs', 'encode'), [text, 'latin1']);
+      const fn = builtinGlobalOf(v);
+      reduce(fn, v.mutable ? [text, 'latin-1'] : v.data.length === 0 ? [] : [text, 'latin1']);
       put(v);
       return;
     }
     if (v instanceof PyComplex) {
-      reduce(new PyGlobal('builtins', 'complex'), [new PyFloat(v.real), new PyFloat(v.imag)]);
+      reduce(builtinGlobalOf(v), [new PyFloat(v.real), new PyFloat(v.imag)]);
       put(v);
       return;
     }
     if (v instanceof PySet) {
-      reduce(new PyGlobal('builtins', v.frozen ? 'frozenset' : 'set'), [new PyList(v.items)]);
+      reduce(builtinGlobalOf(v), [new PyList(v.items)]);
       put(v);
       return;
     }
@@ -315,7 +320,28 @@ export function pickleInto(value: PyValue, opts: PickleWriterOptions, sink: (chu
   return out.done();
 }
 
-function saveInt(out: ByteWriter, v: bigint): void {
+const BYTEARRAY = new PyGlobal('builtins', 'bytearray');
+const EMPTY_BYTES = new PyGlobal('builtins', 'bytes');
+const CODECS_ENCODE = new PyGlobal('_codecs', 'encode');
+const COMPLEX = new PyGlobal('builtins', 'complex');
+const SET = new PyGlobal('builtins', 'set');
+const FROZENSET = new PyGlobal('builtins', 'frozenset');
+
+/**
+ * The global the writer names for a value that holds none itself: bytes, bytearray, complex, set,
+ * frozenset are written as calls (protocol 2 has no opcode for them), so an output holding one
+ * names that global, and torch's weights-only unpickler judges it like any other
+ * (torch 2.13 allows `_codecs.encode`, `builtins.bytearray`, `set`, `complex`, but not
+ * `builtins.frozenset` nor the `builtins.bytes` CPython writes for b''). Null for other values.
+ */
+export function builtinGlobalOf(v: PyValue): PyGlobal | null {
+  if (v instanceof PyBytes) return v.mutable ? BYTEARRAY : v.data.length === 0 ? EMPTY_BYTES : CODECS_ENCODE;
+  if (v instanceof PyComplex) return COMPLEX;
+  if (v instanceof PySet) return v.frozen ? FROZENSET : SET;
+  return null;
+}
+
+function saveInt(out: ByteWriter, v: bigint, opts: PickleWriterOptions): void {
   if (v >= 0n && v < 256n) return void out.byte(0x4b, Number(v)); // BININT1
   if (v >= 0n && v < 65536n) {
     out.byte(0x4d); // BININT2
@@ -332,6 +358,7 @@ function saveInt(out: ByteWriter, v: bigint): void {
   const bytes = encodeLong(v);
   if (bytes.length < 256) out.byte(0x8a, bytes.length);
   else {
+    opts.onWeightsOnlyRefusal?.('LONG4');
     out.byte(0x8b); // LONG4
     out.u32(bytes.length);
   }
