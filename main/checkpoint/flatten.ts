@@ -37,13 +37,20 @@ export function pyStr(k: PyValue): string {
   return pyRepr(k);
 }
 
-function isTerminal(v: PyValue): boolean {
+/** The most path keys `dcpEntries` makes before it calls the tree pathological. */
+const MAX_PATH_KEYS = 20_000_000;
+
+/** `_traverse.py`'s `_is_terminal`: a list is a leaf unless it holds a tensor or a non-leaf container (a list met again on the way is a cycle, not a leaf). */
+function isTerminal(v: PyValue, onPath: Set<object> = new Set()): boolean {
   if (v instanceof PyDict) return false;
   if (!(v instanceof PyList)) return true;
+  if (onPath.has(v)) return false;
+  onPath.add(v);
   for (const e of v.items) {
-    if ((e instanceof PyDict || e instanceof PyList) && !isTerminal(e)) return false;
+    if ((e instanceof PyDict || e instanceof PyList) && !isTerminal(e, onPath)) return false;
     if (e instanceof TorchTensor) return false;
   }
+  onPath.delete(v);
   return true;
 }
 
@@ -56,7 +63,36 @@ export function dcpEntries(root: PyValue): { entries: FlatEntry[]; dropped: Drop
   const entries: FlatEntry[] = [];
   const dropped: DroppedItem[] = [];
   const names = new Set<string>();
+  // torch's traversal (_traverse.py `traverse_state_dict`) recurses without a memo: a dict or list
+  // that holds itself never ends (RecursionError), and one held at many places is walked once per
+  // path, which containers that share one another make 2^depth. Both are refused here (a 4 KB
+  // pickle took 4 GB and never finished); the budget counts path keys made, far above any real
+  // state dict's (500,000 tensors at depth 6 make 3.5 million).
+  const onPath = new Set<object>();
+  let pathKeys = 0;
   const visit = (p: (string | number)[], v: PyValue): void => {
+    if ((pathKeys += p.length) > MAX_PATH_KEYS)
+      fail(
+        'too-large',
+        `flattening for a distributed checkpoint makes over ${MAX_PATH_KEYS} path keys (containers that share one another); torch's flatten_state_dict would walk each path too`,
+      );
+    if (v instanceof PyDict || v instanceof PyList) {
+      if (onPath.has(v))
+        fail(
+          'unsupported',
+          `the ${v instanceof PyDict ? 'dict' : 'list'} at ${dottedName(p) || 'the top'} holds itself; torch's flatten_state_dict never ends on it (a distributed checkpoint cannot hold a cycle)`,
+        );
+      onPath.add(v);
+      try {
+        visitContainer(p, v);
+      } finally {
+        onPath.delete(v);
+      }
+      return;
+    }
+    visitContainer(p, v);
+  };
+  const visitContainer = (p: (string | number)[], v: PyValue): void => {
     if (v instanceof PyDict) {
       if (v.attrs?.size)
         dropped.push({

@@ -22,7 +22,7 @@ import { verifyExistingOutput } from './existing-output.ts';
 import { castTree } from './cast-tree.ts';
 import { collectGarbageOfPhase } from './collect-garbage.ts';
 import { checkFlatSlices } from './slice-check.ts';
-import { selfHoldingTuples, writeTorchCheckpoint } from './write-checkpoint.ts';
+import { weightsOnlyRefusals, writeTorchCheckpoint } from './write-checkpoint.ts';
 import type { OutputResult } from './read-back-match.ts';
 import type { ConversionResult } from './packed-report.ts';
 
@@ -105,7 +105,7 @@ export async function convertFile(source: string, opts: ConvertOptions): Promise
       if (opts.signal?.aborted) throw new CheckpointError('cancelled', `${source}: conversion cancelled; nothing was written`, source);
     };
     const keptByWriter = new Set<string>();
-    const onSelfHoldingTuple = selfHoldingTuples(source, !!rules.keepObjects, keptByWriter);
+    const onWeightsOnlyRefusal = weightsOnlyRefusals(source, !!rules.keepObjects, keptByWriter);
     if (existing && opts.keepVerifiedExisting) {
       const kept: OutputResult[] = [];
       for (const out of plan.outputs) {
@@ -115,7 +115,7 @@ export async function convertFile(source: string, opts: ConvertOptions): Promise
               archiveName: archiveNameFor(out.file),
               location: (s) => location(s.location),
               checkCancelled,
-              onSelfHoldingTuple,
+              onWeightsOnlyRefusal,
             })
           : null;
         if (!r) break;
@@ -141,7 +141,7 @@ export async function convertFile(source: string, opts: ConvertOptions): Promise
               archiveName: archiveNameFor(out.file),
               location: (s) => location(s.location),
               checkCancelled,
-              onSelfHoldingTuple,
+              onWeightsOnlyRefusal,
               onBytes: (n) => {
                 done += n;
                 opts.onProgress?.({ done, total, unit: 'bytes', label });

@@ -22,7 +22,7 @@ import { writeTorchCheckpoint, type WriteOptions } from './write-checkpoint.ts';
 export async function verifyExistingOutput(
   file: string,
   tree: PyValue,
-  opts: Pick<WriteOptions, 'archiveName' | 'location' | 'checkCancelled' | 'onSelfHoldingTuple'>,
+  opts: Pick<WriteOptions, 'archiveName' | 'location' | 'checkCancelled' | 'onWeightsOnlyRefusal'>,
 ): Promise<OutputResult | null> {
   let size: number;
   try {

@@ -1,6 +1,6 @@
 import { fail } from '../errors.ts';
 import { doubled } from '../io/doubled.ts';
-import { pickleInto, type PickleWriterOptions, type TensorRecipe } from '../formats/pickle/pickler.ts';
+import { pickleInto, type PickleWriterOptions, type TensorRecipe, type WeightsOnlyRefusal } from '../formats/pickle/pickler.ts';
 import { PyGlobal, PyTuple, type PyValue } from '../formats/values/python-values.ts';
 import { TorchZipWriter } from '../formats/torch/torch-zip-writer.ts';
 import * as fs from 'node:fs';
@@ -190,10 +190,11 @@ export interface WriteOptions {
    */
   sharedStorages?: ReadonlySet<TorchStorage>;
   /**
-   * Called before a tuple that holds itself is written (pickler.ts `onSelfHoldingTuple`): throw to
-   * refuse (torch.load(weights_only=True) cannot read it), or note it for --keep-objects' report.
+   * Called before a tuple that holds itself or an int of over 2040 bits is written (pickler.ts
+   * `onWeightsOnlyRefusal`): throw to refuse (torch.load(weights_only=True) cannot read it), or note
+   * it for --keep-objects' report.
    */
-  onSelfHoldingTuple?(): void;
+  onWeightsOnlyRefusal?(what: WeightsOnlyRefusal): void;
 }
 
 /**
@@ -202,19 +203,24 @@ export interface WriteOptions {
  * streamed from the source file. Storages shared by several tensors stay one storage; storages no
  * tensor uses are not written. Keys are assigned in pickling order, as torch's `persistent_id` does.
  */
-/** What --keep-objects kept, in the report's `kept` list, where the output holds a tuple that holds itself. */
-export const SELF_HOLDING_TUPLE = 'a tuple that holds itself (POP)';
+/** What --keep-objects kept, in the report's `kept` list, where the output holds what torch's weights-only unpickler refuses. */
+const KEPT: Record<WeightsOnlyRefusal, string> = { POP: 'a tuple that holds itself (POP)', LONG4: 'an int of over 2040 bits (LONG4)' };
+/** What the output would hold, in a refusal. */
+const HOLDS: Record<WeightsOnlyRefusal, string> = {
+  POP: 'a tuple that contains itself, which only the POP opcode writes',
+  LONG4: 'an int of over 2040 bits, which only the LONG4 opcode writes',
+};
 
 /**
- * `onSelfHoldingTuple` for a writer: without --keep-objects a typed refusal naming `source`; with
- * it, `kept` learns that the output holds one (torch.load then needs weights_only=False).
+ * `onWeightsOnlyRefusal` for a writer: without --keep-objects a typed refusal naming `source`; with
+ * it, `kept` learns what the output holds (torch.load then needs weights_only=False).
  */
-export function selfHoldingTuples(source: string, keepObjects: boolean, kept: { add(what: string): void }): () => void {
-  if (keepObjects) return () => kept.add(SELF_HOLDING_TUPLE);
-  return () =>
+export function weightsOnlyRefusals(source: string, keepObjects: boolean, kept: { add(what: string): void }): (what: WeightsOnlyRefusal) => void {
+  if (keepObjects) return (what) => kept.add(KEPT[what]);
+  return (what) =>
     fail(
       'unsupported',
-      `${source}: the output would hold a tuple that contains itself, which only the POP opcode writes and torch.load(weights_only=True) refuses (it refuses the source too); nothing was written; add --keep-objects to write it as torch.save does`,
+      `${source}: the output would hold ${HOLDS[what]} and torch.load(weights_only=True) refuses (it refuses the source too); nothing was written; add --keep-objects to write it as torch.save does`,
       source,
     );
 }
@@ -267,7 +273,7 @@ export function writeTorchCheckpoint(fd: number, root: PyValue, opts: WriteOptio
   const zip = new TorchZipWriter(fd, opts.archiveName, 0, true);
   // the pickle goes into the archive as it is made: a 500,000-tensor state dict's is 58 MB
   const pickleOpts: PickleWriterOptions = { storageId, tensorRecipe, ...(tensorMayRecur ? { tensorMayRecur } : {}) };
-  if (opts.onSelfHoldingTuple) pickleOpts.onSelfHoldingTuple = opts.onSelfHoldingTuple;
+  if (opts.onWeightsOnlyRefusal) pickleOpts.onWeightsOnlyRefusal = opts.onWeightsOnlyRefusal;
   zip.addUnsized('data.pkl', (write) => pickleInto(root, pickleOpts, write));
   zip.addRecord('.format_version', Buffer.from('1'));
   zip.addRecord('.storage_alignment', Buffer.from('64'));

@@ -1,6 +1,7 @@
 import { dtypeByName, dtypeByStorage } from '../../shared/dtypes.ts';
 import { memoReads } from '../formats/pickle/memo-reads.ts';
 import { PickleInput } from '../formats/pickle/pickle-input.ts';
+import { utf8SurrogatePass } from '../formats/pickle/pickle-text.ts';
 
 /**
  * The read-back's own decoding of a written `data.pkl`, independent of the pickler that wrote it
@@ -82,7 +83,6 @@ class Malformed extends Error {}
 
 const MARK = Symbol('mark');
 type Slot = WrittenValue | typeof MARK;
-const decoder = new TextDecoder('utf-8', { fatal: true });
 
 export function decodeWrittenPickle(b: Uint8Array): WrittenPickle {
   const decoding = decodeWritten(b, null);
@@ -179,13 +179,13 @@ class WrittenReader {
   }
   text(from: number, to: number): string {
     const buf = this.buf;
-    for (let i = from; i < to; i++) if (buf[i]! >= 0x80) return decoder.decode(buf.subarray(from, to));
+    for (let i = from; i < to; i++) if (buf[i]! >= 0x80) return utf8SurrogatePass(buf.subarray(from, to), true);
     return buf.toString('latin1', from, to);
   }
   line(): string {
     const end = this.b.indexOf(0x0a, this.pos);
     if (end < 0) throw new Malformed(`has an unterminated GLOBAL at byte ${this.pos}`);
-    const s = decoder.decode(this.b.subarray(this.pos, end));
+    const s = utf8SurrogatePass(this.b.subarray(this.pos, end), true);
     this.pos = end + 1;
     return s;
   }

@@ -3,6 +3,7 @@
  * goes where (the output layout), aliases kept once, content the target cannot hold, and problems
  * that stop it. The same plan drives the writers, the dry run and the view.
  */
+import type { WeightsOnlyRefusal } from '../formats/pickle/pickler.ts';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { NO_RULES, type CastSummary, type ConversionRules } from '../../shared/presets.ts';
@@ -24,7 +25,7 @@ import { dcpEntries, tensorEntries } from '../checkpoint/flatten.ts';
 import { indexJson, splitIntoShards, type ShardSplit } from './hf-shards.ts';
 import type { ReshardSource } from '../inputs/sources.ts';
 import { plural } from '../../shared/plural.ts';
-import { selfHoldingTuples } from '../convert/write-checkpoint.ts';
+import { weightsOnlyRefusals } from '../convert/write-checkpoint.ts';
 
 export interface NamedTensor {
   name: string;
@@ -32,7 +33,14 @@ export interface NamedTensor {
 }
 
 export type WriteJob =
-  | { kind: 'torch'; ck: Checkpoint; rules: ConversionRules; tree: PyValue; outputs: { file: string; rank?: number }[]; onSelfHoldingTuple(): void }
+  | {
+      kind: 'torch';
+      ck: Checkpoint;
+      rules: ConversionRules;
+      tree: PyValue;
+      outputs: { file: string; rank?: number }[];
+      onWeightsOnlyRefusal(what: WeightsOnlyRefusal): void;
+    }
   | { kind: 'safetensors'; file: string; tensors: NamedTensor[]; metadata: [string, string][] }
   | { kind: 'shards'; dir: string; format: 'torch' | 'safetensors'; split: ShardSplit<TorchTensor>; index: string | null; metadata: [string, string][] }
   | { kind: 'dcp'; dir: string; ranks: number; items: DcpWriteItem[] };
@@ -257,7 +265,7 @@ export function planReshard(src: ReshardSource, req: ReshardRequest): Planned {
       tree,
       outputs: cplan.outputs.map((o) => ({ file: o.file, ...(o.rank !== undefined ? { rank: o.rank } : {}) })),
       // a refusal without --keep-objects; with it, the report's `kept` says so (write-checkpoint.ts)
-      onSelfHoldingTuple: selfHoldingTuples(src.name, !!req.keepObjects, {
+      onWeightsOnlyRefusal: weightsOnlyRefusals(src.name, !!req.keepObjects, {
         add: (what) => void (codeFree && !codeFree.kept.includes(what) && codeFree.kept.push(what)),
       }),
     });

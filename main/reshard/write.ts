@@ -3,6 +3,7 @@
  * and verified, and only then published (one file by rename, several files or a folder together
  * from a staging folder). Nothing partial is left behind on failure or cancellation.
  */
+import type { WeightsOnlyRefusal } from '../formats/pickle/pickler.ts';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { OutputCheck, ReshardProgress, TensorVerdict } from '../../shared/reshard.ts';
@@ -67,7 +68,7 @@ export async function executeJob(job: WriteJob, totalBytes: number, force: boole
         const label = path.basename(out.file);
         const value = await writeTorchFile(dest, out.file, job.tree, {
           location: (s) => location(s.location),
-          onSelfHoldingTuple: job.onSelfHoldingTuple,
+          onWeightsOnlyRefusal: job.onWeightsOnlyRefusal,
           overwrite: force || !!staging,
           syncFolder: !staging,
           checkCancelled,
@@ -199,8 +200,8 @@ export async function executeJob(job: WriteJob, totalBytes: number, force: boole
 /** How one torch file of a re-shard is written: the rank's device mapping, and where it is published. */
 interface TorchFileWrite {
   location: (s: TorchStorage) => string;
-  /** write-checkpoint.ts `WriteOptions.onSelfHoldingTuple` */
-  onSelfHoldingTuple?(): void;
+  /** write-checkpoint.ts `WriteOptions.onWeightsOnlyRefusal` */
+  onWeightsOnlyRefusal?(what: WeightsOnlyRefusal): void;
   /** replace an existing file (--force, or a file in the hidden staging folder) */
   overwrite: boolean;
   /** fsync the destination's folder after the rename; a staged file's folder is synced when it is published */
@@ -225,7 +226,7 @@ async function writeTorchFile(dest: string, shownAs: string, tree: PyValue, w: T
         checkCancelled: w.checkCancelled,
         onBytes: w.onBytes,
         onStorageWritten: (s) => readBack.add(tmp, s),
-        ...(w.onSelfHoldingTuple ? { onSelfHoldingTuple: w.onSelfHoldingTuple } : {}),
+        ...(w.onWeightsOnlyRefusal ? { onWeightsOnlyRefusal: w.onWeightsOnlyRefusal } : {}),
       }),
     async (tmp, written) => {
       const r = await verifyOutput(tmp, shownAs, tree, written.storages, w.location, readBack);

@@ -8,8 +8,12 @@ import { PyBytes, PyComplex, PyDict, PyFloat, PyGlobal, PyList, PyObject, PyPers
  * NEWOBJ, BINPERSID, the BIN* number and string forms, MARK/TUPLE*, EMPTY_* containers with
  * APPENDS/SETITEMS, BINPUT/BINGET. It writes what CPython's `pickle.Pickler(protocol=2)` would for
  * the same values, including Python 2 module names for builtins (`__builtin__.set`). One value needs
- * more: a tuple that holds itself (`onSelfHoldingTuple`), written with POP as CPython does.
+ * more: a tuple that holds itself, written with POP as CPython does, and an int of over 2040 bits,
+ * written with LONG4 (`onWeightsOnlyRefusal`).
  */
+/** What CPython writes with an opcode torch's weights-only unpickler lacks. */
+export type WeightsOnlyRefusal = 'POP' | 'LONG4';
+
 export interface PickleWriterOptions {
   /** The persistent id for a storage: torch's `('storage', type, key, location, numel)`. */
   storageId(s: TorchStorage): PyTuple;
@@ -21,11 +25,13 @@ export interface PickleWriterOptions {
    */
   tensorMayRecur?(t: TorchTensor): boolean;
   /**
-   * Called before writing a tuple that holds itself through a list, dict or object (`t = ([],);
-   * t[0].append(t)`). CPython writes it with POP or POP_MARK, which torch's weights-only unpickler
-   * refuses (torch/_weights_only_unpickler.py has neither); throw to refuse. Absent: written so.
+   * Called before writing what torch's weights-only unpickler refuses (torch/_weights_only_unpickler.py
+   * has no POP, POP_MARK nor LONG4): 'POP' for a tuple that holds itself through a list, dict or
+   * object (`t = ([],); t[0].append(t)`), which CPython writes with POP or POP_MARK; 'LONG4' for an
+   * int of 256 bytes or more (over 2040 bits), which CPython's `save_long` writes with LONG4. Throw
+   * to refuse. Absent: written so.
    */
-  onSelfHoldingTuple?(): void;
+  onWeightsOnlyRefusal?(what: WeightsOnlyRefusal): void;
 }
 
 export interface TensorRecipe {
@@ -184,9 +190,9 @@ export function pickleInto(value: PyValue, opts: PickleWriterOptions, sink: (chu
       if (!Number.isInteger(v)) fail('internal', `cannot pickle ${v} as an int`);
       // shapes, strides, offsets: the common small ints without a BigInt each
       if (v >= 0 && v < 65536) return void (v < 256 ? out.byte(0x4b, v) : out.byte3(0x4d, v & 0xff, v >> 8)); // BININT1, BININT2
-      return saveInt(out, BigInt(v));
+      return saveInt(out, BigInt(v), opts);
     }
-    if (typeof v === 'bigint') return saveInt(out, v);
+    if (typeof v === 'bigint') return saveInt(out, v, opts);
     if (typeof v === 'string') return out.unicode(v); // BINUNICODE
     if (v instanceof PyFloat) {
       out.byte(0x47); // BINFLOAT, big-endian
@@ -234,7 +240,7 @@ export function pickleInto(value: PyValue, opts: PickleWriterOptions, sink: (chu
       for (let i = 0; i < n; i++) save(v.items[i]!);
       const built = memo.get(v);
       if (built !== undefined) {
-        opts.onSelfHoldingTuple?.();
+        opts.onWeightsOnlyRefusal?.('POP');
         if (n > 3)
           out.byte(0x31); // POP_MARK
         else for (let i = 0; i < n; i++) out.byte(0x30); // POP
@@ -270,19 +276,18 @@ export function pickleInto(value: PyValue, opts: PickleWriterOptions, sink: (chu
       // Protocol 2 has no bytes opcode: CPython writes `_codecs.encode(latin1 text, 'latin1')`,
       // and `bytearray(latin1 text, 'latin-1')`.
       const text = Buffer.from(v.data).toString('latin1');
-      if (v.mutable) reduce(new PyGlobal('builtins', 'bytearray'), [text, 'latin-1']);
-      else if (v.data.length === 0) reduce(new PyGlobal('builtins', 'bytes'), []);
-      else reduce(new PyGlobal('_codecs', 'encode'), [text, 'latin1']);
+      const fn = builtinGlobalOf(v);
+      reduce(fn, v.mutable ? [text, 'latin-1'] : v.data.length === 0 ? [] : [text, 'latin1']);
       put(v);
       return;
     }
     if (v instanceof PyComplex) {
-      reduce(new PyGlobal('builtins', 'complex'), [new PyFloat(v.real), new PyFloat(v.imag)]);
+      reduce(builtinGlobalOf(v), [new PyFloat(v.real), new PyFloat(v.imag)]);
       put(v);
       return;
     }
     if (v instanceof PySet) {
-      reduce(new PyGlobal('builtins', v.frozen ? 'frozenset' : 'set'), [new PyList(v.items)]);
+      reduce(builtinGlobalOf(v), [new PyList(v.items)]);
       put(v);
       return;
     }
@@ -315,7 +320,28 @@ export function pickleInto(value: PyValue, opts: PickleWriterOptions, sink: (chu
   return out.done();
 }
 
-function saveInt(out: ByteWriter, v: bigint): void {
+const BYTEARRAY = new PyGlobal('builtins', 'bytearray');
+const EMPTY_BYTES = new PyGlobal('builtins', 'bytes');
+const CODECS_ENCODE = new PyGlobal('_codecs', 'encode');
+const COMPLEX = new PyGlobal('builtins', 'complex');
+const SET = new PyGlobal('builtins', 'set');
+const FROZENSET = new PyGlobal('builtins', 'frozenset');
+
+/**
+ * The global the writer names for a value that holds none itself: bytes, bytearray, complex, set,
+ * frozenset are written as calls (protocol 2 has no opcode for them), so an output holding one
+ * names that global, and torch's weights-only unpickler judges it like any other
+ * (torch 2.13 allows `_codecs.encode`, `builtins.bytearray`, `set`, `complex`, but not
+ * `builtins.frozenset` nor the `builtins.bytes` CPython writes for b''). Null for other values.
+ */
+export function builtinGlobalOf(v: PyValue): PyGlobal | null {
+  if (v instanceof PyBytes) return v.mutable ? BYTEARRAY : v.data.length === 0 ? EMPTY_BYTES : CODECS_ENCODE;
+  if (v instanceof PyComplex) return COMPLEX;
+  if (v instanceof PySet) return v.frozen ? FROZENSET : SET;
+  return null;
+}
+
+function saveInt(out: ByteWriter, v: bigint, opts: PickleWriterOptions): void {
   if (v >= 0n && v < 256n) return void out.byte(0x4b, Number(v)); // BININT1
   if (v >= 0n && v < 65536n) {
     out.byte(0x4d); // BININT2
@@ -332,6 +358,7 @@ function saveInt(out: ByteWriter, v: bigint): void {
   const bytes = encodeLong(v);
   if (bytes.length < 256) out.byte(0x8a, bytes.length);
   else {
+    opts.onWeightsOnlyRefusal?.('LONG4');
     out.byte(0x8b); // LONG4
     out.u32(bytes.length);
   }
@@ -354,6 +381,9 @@ export function encodeLong(v: bigint): Uint8Array {
     .padStart(2 * n, '0');
   return Buffer.from(hex, 'hex').reverse();
 }
+
+/** In unicode mode a surrogate pair is one code point: this matches only the lone ones. */
+const LONE_SURROGATE = /\p{Cs}/u;
 
 /** Pickle bytes in one buffer, handed to `sink` whenever the next write does not fit, then reused. */
 class ByteWriter {
@@ -386,7 +416,7 @@ class ByteWriter {
   /** BINUNICODE: opcode, UTF-8 length, UTF-8 bytes, encoded in place (no buffer per string). */
   unicode(s: string): void {
     this.ensure(5 + 3 * s.length);
-    const n = s.length <= 64 ? this.ascii(s, this.at + 5) : this.cur.write(s, this.at + 5, 'utf8');
+    const n = s.length <= 64 ? this.ascii(s, this.at + 5) : this.utf8(s, this.at + 5);
     this.cur[this.at] = 0x58;
     this.cur.writeUInt32LE(n, this.at + 1);
     this.at += 5 + n;
@@ -396,10 +426,32 @@ class ByteWriter {
     const cur = this.cur;
     for (let i = 0; i < s.length; i++) {
       const c = s.charCodeAt(i);
-      if (c >= 0x80) return cur.write(s, at, 'utf8');
+      if (c >= 0x80) return this.utf8(s, at);
       cur[at + i] = c;
     }
     return s.length;
+  }
+  /**
+   * `s.encode('utf-8', 'surrogatepass')`, as CPython's `save_str` writes BINUNICODE (Lib/pickle.py):
+   * a lone surrogate (`'\ud800'`, legal in a Python str) becomes its 3-byte form ED A0..BF xx,
+   * which the unpickler decodes back with 'surrogatepass'. Buffer's UTF-8 writes U+FFFD for it.
+   */
+  private utf8(s: string, at: number): number {
+    if (!LONE_SURROGATE.test(s)) return this.cur.write(s, at, 'utf8');
+    let n = 0;
+    for (let i = 0; i < s.length; i++) {
+      const c = s.charCodeAt(i);
+      const next = s.charCodeAt(i + 1); // NaN past the end
+      if (c >= 0xd800 && c < 0xdc00 && next >= 0xdc00 && next < 0xe000) {
+        n += this.cur.write(s.slice(i, i + 2), at + n, 'utf8'); // a pair: one 4-byte character
+        i++;
+      } else if (c >= 0xd800 && c < 0xe000) {
+        this.cur[at + n++] = 0xe0 | (c >> 12);
+        this.cur[at + n++] = 0x80 | ((c >> 6) & 0x3f);
+        this.cur[at + n++] = 0x80 | (c & 0x3f);
+      } else n += this.cur.write(s[i]!, at + n, 'utf8');
+    }
+    return n;
   }
   u32(v: number): void {
     this.ensure(4);

@@ -4,6 +4,7 @@ import type { PickleInput } from './pickle-input.ts';
 import { PickleMemo } from './memo.ts';
 import { memoReads } from './memo-reads.ts';
 import { MAX_KEPT_STRING, scanText, type OpcodeArg, type OpcodeObserver } from './opcode-observer.ts';
+import { utf8SurrogatePass } from './pickle-text.ts';
 import { PyBytes, PyComplex, PyDict, PyFloat, PyGlobal, PyList, PyObject, PyPersistent, PySet, PyTuple, type PyValue } from '../values/python-values.ts';
 
 /**
@@ -721,12 +722,7 @@ function parseIntNumber(s: string, bad: (w: string) => never): number {
 
 const decoder = new TextDecoder('utf-8', { fatal: true });
 function utf8(b: Uint8Array): string {
-  try {
-    return decoder.decode(b);
-  } catch {
-    // CPython uses 'surrogatepass'; lone surrogates are the only valid pickles that fail strict utf-8.
-    return new TextDecoder('utf-8').decode(b);
-  }
+  return utf8SurrogatePass(b, false);
 }
 
 function py2str(b: Uint8Array): string {

@@ -197,7 +197,9 @@ export function hashKey(key: PyValue): string | null {
     case 'boolean':
       return key ? 'i1' : 'i0';
   }
-  if (key instanceof PyFloat) return Number.isInteger(key.value) ? 'i' + key.value : 'f' + key.value;
+  // NaN equals nothing, itself included; CPython's pickler never memoizes a float (Lib/pickle.py
+  // `save_float`), so each NaN key read back is its own object and its own key: two NaN keys stay two
+  if (key instanceof PyFloat) return Number.isInteger(key.value) ? 'i' + key.value : Number.isNaN(key.value) ? null : 'f' + key.value;
   if (key instanceof PyBytes) return 'b' + Buffer.from(key.data).toString('latin1');
   if (key instanceof PyTuple) return tupleHash(key);
   if (key instanceof PyGlobal) return 'g' + key.fullName;
