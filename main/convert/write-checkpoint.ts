@@ -197,12 +197,6 @@ export interface WriteOptions {
   onWeightsOnlyRefusal?(what: WeightsOnlyRefusal): void;
 }
 
-/**
- * Writes `root` as a torch zip checkpoint: `data.pkl` (protocol 2, weights-only opcodes), the
- * small records torch 2.x writes, then one `data/<key>` record per storage that some tensor uses,
- * streamed from the source file. Storages shared by several tensors stay one storage; storages no
- * tensor uses are not written. Keys are assigned in pickling order, as torch's `persistent_id` does.
- */
 /** What --keep-objects kept, in the report's `kept` list, where the output holds what torch's weights-only unpickler refuses. */
 const KEPT: Record<WeightsOnlyRefusal, string> = { POP: 'a tuple that holds itself (POP)', LONG4: 'an int of over 2040 bits (LONG4)' };
 /** What the output would hold, in a refusal. */
@@ -225,6 +219,13 @@ export function weightsOnlyRefusals(source: string, keepObjects: boolean, kept: 
     );
 }
 
+/**
+ * Writes `root` as a torch zip checkpoint: `data.pkl` (protocol 2, weights-only opcodes unless
+ * `onWeightsOnlyRefusal` lets a value that needs POP or LONG4 through), the
+ * small records torch 2.x writes, then one `data/<key>` record per storage that some tensor uses,
+ * streamed from the source file. Storages shared by several tensors stay one storage; storages no
+ * tensor uses are not written. Keys are assigned in pickling order, as torch's `persistent_id` does.
+ */
 export function writeTorchCheckpoint(fd: number, root: PyValue, opts: WriteOptions): WriteResult {
   // every storage written, in order of first use; the shared ones (or all, unknown) also by storage
   const written = new WrittenStorages();
