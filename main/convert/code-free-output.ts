@@ -2,7 +2,7 @@ import { copyTree } from '../checkpoint/copy-tree.ts';
 import { eachPickledValue } from '../checkpoint/each-pickled-value.ts';
 import { nameClass } from '../formats/pickle/scan/findings.ts';
 import { numpyScalarValue } from '../formats/numpy/numpy-values.ts';
-import { PyBytes, PyComplex, PyDict, PyFloat, PyGlobal, PyObject, PySet, type PyValue } from '../formats/values/python-values.ts';
+import { PyDict, PyFloat, PyGlobal, PyObject, type PyValue } from '../formats/values/python-values.ts';
 import { builtinGlobalOf } from '../formats/pickle/pickler.ts';
 import { normalizeInt } from '../formats/pickle/unpickler.ts';
 import { TORCH_2_13 } from '../formats/pickle/scan/torch-allowlists.ts';
@@ -50,8 +50,11 @@ export function makeCodeFree(root: PyValue, keepObjects: boolean, tensorsOnly = 
     eachPickledValue(t, (g) => {
       if (g instanceof PyObject) objects = true;
       else if (g instanceof PyGlobal) named.add(g.fullName);
-      // a frozenset or b'' names a global only in the bytes the writer makes of it
-      else if (g instanceof PySet || g instanceof PyBytes || g instanceof PyComplex) named.add(builtinGlobalOf(g as PyValue)!.fullName);
+      else {
+        // a set, bytes or complex names a global only in the bytes the writer makes of it
+        const written = builtinGlobalOf(g as PyValue);
+        if (written) named.add(written.fullName);
+      }
     });
     return { named, objects };
   };

@@ -110,12 +110,32 @@ export function pickleInto(value: PyValue, opts: PickleWriterOptions, sink: (chu
     if (!names) globalMemo.set(module, (names = new Map()));
     names.set(name, put(null));
   };
-  const tuple = (items: PyValue[], saveItem: (v: PyValue) => void = save): void => {
+  /**
+   * A tuple of `items`. Given `self` (a tuple that others may hold), returns false where saving
+   * the items built and memoized `self` already: CPython memoizes a tuple after building it
+   * (pickle.py `save_tuple`), so a tuple that holds itself through a list or dict
+   * (`t = ([],); t[0].append(t)`) is built while its own items are saved. CPython then throws the
+   * items away (POP per item, or POP_MARK) and GETs the tuple just built, and so does this.
+   */
+  const tuple = (items: PyValue[], saveItem: (v: PyValue) => void = save, self?: PyTuple): boolean => {
     const n = items.length;
-    if (n === 0) return void out.byte(0x29); // EMPTY_TUPLE
+    if (n === 0) {
+      out.byte(0x29); // EMPTY_TUPLE
+      return true;
+    }
     if (n > 3) out.byte(0x28); // MARK
     for (let i = 0; i < n; i++) saveItem(items[i]!);
+    const built = self && memo.get(self);
+    if (built !== undefined) {
+      opts.onWeightsOnlyRefusal?.('POP');
+      if (n > 3)
+        out.byte(0x31); // POP_MARK
+      else for (let i = 0; i < n; i++) out.byte(0x30); // POP
+      getAt(built);
+      return false;
+    }
     out.byte(n <= 3 ? 0x84 + n : 0x74); // TUPLE1..3, TUPLE
+    return true;
   };
   /** `save` of a value nothing else holds: the same bytes, the memo index taken but not recorded */
   const saveUnshared = (v: PyValue): void => {
@@ -226,28 +246,7 @@ export function pickleInto(value: PyValue, opts: PickleWriterOptions, sink: (chu
       return;
     }
     if (v instanceof PyTuple) {
-      // CPython memoizes a tuple after building it (pickle.py `save_tuple`). A tuple that holds
-      // itself through a list or dict (`t = ([],); t[0].append(t)`) is therefore built and
-      // memoized while its own items are saved; CPython then throws the items away (POP per item,
-      // or POP_MARK) and GETs the tuple just built, so the value read back holds itself too.
-      const n = v.items.length;
-      if (n === 0) {
-        out.byte(0x29); // EMPTY_TUPLE
-        put(v);
-        return;
-      }
-      if (n > 3) out.byte(0x28); // MARK
-      for (let i = 0; i < n; i++) save(v.items[i]!);
-      const built = memo.get(v);
-      if (built !== undefined) {
-        opts.onWeightsOnlyRefusal?.('POP');
-        if (n > 3)
-          out.byte(0x31); // POP_MARK
-        else for (let i = 0; i < n; i++) out.byte(0x30); // POP
-        return getAt(built);
-      }
-      out.byte(n <= 3 ? 0x84 + n : 0x74); // TUPLE1..3, TUPLE
-      put(v);
+      if (tuple(v.items, save, v)) put(v);
       return;
     }
     if (v instanceof PyList) {

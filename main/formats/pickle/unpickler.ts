@@ -375,7 +375,7 @@ function runUnpickler(input: PickleInput, hooks: PickleHooks, label: string, sca
           break;
         }
         const b = input.bytes(n);
-        const s = utf8(b);
+        const s = utf8SurrogatePass(b, false);
         arg = scanTextOf(b, s);
         vm.push(s);
         break;
@@ -721,9 +721,6 @@ function parseIntNumber(s: string, bad: (w: string) => never): number {
 }
 
 const decoder = new TextDecoder('utf-8', { fatal: true });
-function utf8(b: Uint8Array): string {
-  return utf8SurrogatePass(b, false);
-}
 
 function py2str(b: Uint8Array): string {
   try {
