@@ -15,12 +15,11 @@ import type { ApiEvent } from '../../shared/api.ts';
 import { createApiService } from '../../main/service/service.ts';
 import { DEEPSPEED_DIR as DS, deepSpeedVariants, sharedSkipReason } from '../helpers/shared-dir.ts';
 import { EventLog } from '../unit/service/helpers.ts';
-import { FIXTURES, IN_CI, PY, removeTemps, runCliAsync, tempDir, torchSkipReason } from './helpers.ts';
+import { FIXTURES, IN_CI, PY, PY2 as TORCH2, removeTemps, runCliAsync, tempDir, torchSkipReason } from './helpers.ts';
 
 const skip = torchSkipReason() ?? sharedSkipReason(DS);
 const VARIANTS = skip ? [] : deepSpeedVariants();
 const CHECK = join(FIXTURES, 'deepspeed', 'check_consolidated.py');
-const TORCH2 = join(FIXTURES, '..', '..', '.venv-torch2', 'bin', 'python');
 
 interface Check {
   id: string;

@@ -11,6 +11,8 @@ import { CLI, REPO } from '../helpers/run-cli.ts';
 export { CLI, REPO };
 /** Debian's python, the only one with torch. The plain `python3` has none. */
 export const PY = '/usr/bin/python3';
+/** torch 2.x (CPU) from the local wheel folder: the venv test/fixtures/setup-torch2.sh makes (CI runs it). */
+export const PY2 = join(REPO, '.venv-torch2', 'bin', 'python');
 export const FIXTURES = join(REPO, 'test', 'fixtures');
 export const TORCH_FIXTURES = join(FIXTURES, 'torch');
 export const INTEROP_PY = join(FIXTURES, 'interop');
@@ -53,8 +55,8 @@ export interface PyResult {
 }
 
 /** Runs a helper script under test/fixtures/interop with a JSON spec on stdin; parses its JSON stdout. */
-export function runPython<T = any>(script: string, spec: unknown, timeoutMs = 240_000): T {
-  const r = spawnSync(PY, ['-I', '-B', join(INTEROP_PY, script)], {
+export function runPython<T = any>(script: string, spec: unknown, timeoutMs = 240_000, python = PY): T {
+  const r = spawnSync(python, ['-I', '-B', join(INTEROP_PY, script)], {
     input: JSON.stringify(spec),
     encoding: 'utf8',
     timeout: timeoutMs,

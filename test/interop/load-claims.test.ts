@@ -13,9 +13,8 @@ import { join } from 'node:path';
 import type { LoadClaims } from '../../shared/inspect.ts';
 import { openCheckpoint } from '../../main/inputs/open-checkpoint.ts';
 import { CORPUS_DIR, sharedSkipReason } from '../helpers/shared-dir.ts';
-import { FIXTURES, IN_CI, PY, REPO, torchSkipReason } from './helpers.ts';
+import { FIXTURES, IN_CI, PY, PY2, REPO, torchSkipReason } from './helpers.ts';
 
-const PY2 = join(REPO, '.venv-torch2', 'bin', 'python');
 const skip =
   torchSkipReason() ?? sharedSkipReason() ?? (existsSync(PY2) ? null : `torch 2.x venv not found at ${PY2} (bash test/fixtures/setup-torch2.sh makes it)`);
 if (skip && IN_CI) throw new Error(`load claims must be checked in CI: ${skip}`);

@@ -8,11 +8,10 @@ import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
-import { IN_CI, REPO, runCliAsync } from './helpers.ts';
+import { IN_CI, PY2, REPO, runCliAsync } from './helpers.ts';
 
 const DIR = join(REPO, 'test', 'fixtures', 'security');
 const EXPECTED = JSON.parse(readFileSync(join(DIR, 'expected.json'), 'utf8')) as { marker: string; files: Record<string, { verdict: string }> };
-const PY2 = join(REPO, '.venv-torch2', 'bin', 'python');
 const skip = existsSync(PY2) ? null : `torch 2.x venv not found at ${PY2} (bash test/fixtures/setup-torch2.sh makes it)`;
 if (skip && IN_CI) throw new Error(skip);
 if (skip) console.log(`# skip: ${skip}`);

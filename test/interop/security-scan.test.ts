@@ -12,11 +12,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { scanFile } from '../../main/checkpoint/scan/scan-file.ts';
 import { CORPUS_DIR, sharedSkipReason } from '../helpers/shared-dir.ts';
-import { IN_CI, PY, REPO, torchSkipReason } from './helpers.ts';
+import { IN_CI, PY, PY2, REPO, torchSkipReason } from './helpers.ts';
 
 const DIR = join(REPO, 'test', 'fixtures', 'security');
 const EXPECTED = JSON.parse(readFileSync(join(DIR, 'expected.json'), 'utf8')) as { marker: string; files: Record<string, unknown> };
-const PY2 = join(REPO, '.venv-torch2', 'bin', 'python');
 
 interface TorchSays {
   file: string;

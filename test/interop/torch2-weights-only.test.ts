@@ -6,9 +6,8 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { mapLimit, REPO, runCliAsync, tempDir, TORCH_FIXTURES } from './helpers.ts';
+import { mapLimit, PY2, runCliAsync, tempDir, TORCH_FIXTURES } from './helpers.ts';
 
-const PY2 = join(REPO, '.venv-torch2', 'bin', 'python');
 const skip = existsSync(PY2)
   ? null
   : `torch 2.x venv not found at ${PY2} (bash test/fixtures/setup-torch2.sh makes it from local wheels); the torch 1.13 interop tests still run`;

@@ -12,9 +12,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ZipArchive } from '../../main/formats/zip/zip.ts';
 import { FileReader } from '../../main/io/random-access.ts';
-import { IN_CI, PY, REPO, runCliAsync, tempDir, torchSkipReason } from './helpers.ts';
+import { IN_CI, PY, PY2, runCliAsync, tempDir, torchSkipReason } from './helpers.ts';
 
-const PY2 = join(REPO, '.venv-torch2', 'bin', 'python');
 const U32_MAX = 0xffffffff;
 /** float32 elements of the big tensor: 4 GiB + 64 bytes of storage, past every 32-bit zip field. */
 const BIG_NUMEL = 2 ** 30 + 16;
